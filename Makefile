@@ -1,0 +1,29 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv if
+# missing and install into it; torch is pinned first so nothing pulls a CUDA build.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/ecg-gateway demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/render.py
+	$(PY) bench/measure_accuracy.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

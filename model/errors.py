@@ -1,0 +1,18 @@
+"""The one exception type for input the gateway cannot turn into an ECG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EcgDecodeError(Exception):
+    """Raised for any input that cannot be decoded into an Ecg.
+
+    The message always names the file and the reason, and never carries patient
+    data, so it is safe to log and to return to a network peer.
+    """
+
+    def __init__(self, source: str | Path, reason: str) -> None:
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")

@@ -1,0 +1,97 @@
+"""The structured report: the one object every downstream part (routing, FHIR,
+HL7, file outbox) consumes. Key names are a public interface; keep them stable.
+
+The report carries no patient data: deliverers join it with the ECG's metadata
+at the last moment, so a report can be logged or shown to a model safely.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MEASUREMENT_KEYS: tuple[str, ...] = (
+    "heart_rate_bpm",
+    "rr_ms",
+    "p_duration_ms",
+    "pr_ms",
+    "qrs_ms",
+    "qt_ms",
+    "qtc_bazett_ms",
+    "qtc_fridericia_ms",
+    "p_axis_deg",
+    "qrs_axis_deg",
+    "t_axis_deg",
+)
+
+SourceKind = Literal["ecg-waveform", "secondary-capture", "pdf"]
+
+
+class Measurements(BaseModel):
+    """Global measurements; None means 'not reliably measurable', never zero."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heart_rate_bpm: float | None = None
+    rr_ms: float | None = None
+    p_duration_ms: float | None = None
+    pr_ms: float | None = None
+    qrs_ms: float | None = None
+    qt_ms: float | None = None
+    qtc_bazett_ms: float | None = None
+    qtc_fridericia_ms: float | None = None
+    p_axis_deg: float | None = None
+    qrs_axis_deg: float | None = None
+    t_axis_deg: float | None = None
+
+
+class Evidence(BaseModel):
+    """Why a statement fired: the criterion in words and the values it used."""
+
+    criterion: str
+    values: dict[str, float | int | str | None] = Field(default_factory=dict)
+
+
+class Statement(BaseModel):
+    code: str = Field(description="SCP-ECG statement code as used by PTB-XL, e.g. 'AFIB'")
+    text: str
+    snomed: str | None = None
+    evidence: Evidence | None = None
+
+
+class EngineInfo(BaseModel):
+    name: str
+    version: str
+
+
+class SourceInfo(BaseModel):
+    kind: SourceKind = "ecg-waveform"
+    format: str = "unknown"
+    leads: list[str] = Field(default_factory=list)
+    sampling_rate_hz: float | None = None
+    duration_s: float | None = None
+    quality_flags: list[str] = Field(default_factory=list)
+
+
+class Report(BaseModel):
+    """A preliminary machine report: a physician must confirm it."""
+
+    measurements: Measurements = Field(default_factory=Measurements)
+    null_reasons: dict[str, str] = Field(
+        default_factory=dict, description="measurement key -> why it is null"
+    )
+    statements: list[Statement] = Field(default_factory=list)
+    impression: str = ""
+    status: Literal["preliminary"] = "preliminary"
+    engine: EngineInfo
+    source: SourceInfo = Field(default_factory=SourceInfo)
+    warnings: list[str] = Field(default_factory=list)
+    generated_text: str | None = None
+    is_correction: bool = False
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def codes(self) -> list[str]:
+        return [s.code for s in self.statements]

@@ -1,0 +1,19 @@
+"""Shared test fixtures: where the real ECG data lives, and skipping only when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder (../shared/data, or $ECG_GATEWAY_DATA); skips if truly absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real ECG data not found at {SHARED_DATA} (set ECG_GATEWAY_DATA)")
+    return SHARED_DATA
