@@ -16,3 +16,7 @@ class EcgDecodeError(Exception):
         self.source = str(source)
         self.reason = reason
         super().__init__(f"{self.source}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        """Pickle with both arguments, so the error crosses process pools intact."""
+        return (type(self), (self.source, self.reason))

@@ -1,7 +1,106 @@
-"""PLACEHOLDER: replaced by the measurement work."""
+"""The embedded default engine: measurements and rule statements, no model weights.
+
+analyze(ecg) measures (model.measure), interprets (model.statements) and writes
+the impression a cardiologist would: the rhythm first, then each finding, then a
+verdict ("Normal ECG." / "Otherwise normal ECG." / "Abnormal ECG.").
+"""
+
+from __future__ import annotations
+
 from model.ecg import Ecg
-from model.report import Report
+from model.measure import EcgMeasurement, measure
+from model.report import EngineInfo, Report, SourceInfo, Statement
+from model.statements import NORMAL_RHYTHM_CODES, interpret
+
+ENGINE = EngineInfo(name="measure", version="1.0.0")
+
+# Findings a cardiologist still calls "otherwise normal" (borderline, minor).
+MINOR_CODES = frozenset({"PAC", "PVC", "IRBBB", "LAFB", "LAD", "1AVB"})
+
+RHYTHM_PHRASES = {
+    "SR": "Sinus rhythm",
+    "SBRAD": "Sinus bradycardia",
+    "STACH": "Sinus tachycardia",
+    "SARRH": "Sinus arrhythmia",
+    "AFIB": "Atrial fibrillation",
+    "AFLT": "Atrial flutter",
+    "PACE": "Pacemaker rhythm",
+}
+ECTOPY_PHRASES = {
+    "PVC": "premature ventricular complexes",
+    "PAC": "premature atrial complexes",
+}
 
 
 def analyze(ecg: Ecg) -> Report:
-    raise NotImplementedError
+    """Measure and interpret one ECG. Poor signals give nulls with reasons, never an exception."""
+    measured = measure(ecg)
+    statements = interpret(measured, sex=ecg.metadata.patient_sex)
+    return Report(
+        measurements=measured.values,
+        null_reasons=measured.null_reasons,
+        statements=statements,
+        impression=impression(statements, measured),
+        engine=ENGINE,
+        source=SourceInfo(
+            kind="ecg-waveform",
+            format=ecg.metadata.source_format,
+            leads=list(ecg.lead_names),
+            sampling_rate_hz=float(ecg.sampling_rate),
+            duration_s=round(ecg.duration_s, 3),
+            quality_flags=measured.quality_flags,
+        ),
+        warnings=_warnings(measured),
+    )
+
+
+def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
+    """The statements as a cardiologist writes them, one sentence each, verdict last."""
+    if measured.values.heart_rate_bpm is None:
+        reason = next(iter(measured.null_reasons.values()), "no analysable signal")
+        return f"Technically inadequate recording ({reason}). No interpretation."
+    codes = [s.code for s in statements]
+    sentences = [_rhythm_sentence(codes)]
+    sentences += [
+        _sentence(s.text)
+        for s in statements
+        if s.code not in RHYTHM_PHRASES and s.code not in ECTOPY_PHRASES and s.code != "NORM"
+    ]
+    sentences.append(_verdict(codes))
+    return " ".join(sentences)
+
+
+def _rhythm_sentence(codes: list[str]) -> str:
+    rhythms = [RHYTHM_PHRASES[c] for c in codes if c in RHYTHM_PHRASES]
+    if not rhythms:
+        text = "Rhythm undetermined"
+    else:
+        text = rhythms[0] + "".join(f" with {r[0].lower()}{r[1:]}" for r in rhythms[1:])
+    ectopy = [ECTOPY_PHRASES[c] for c in codes if c in ECTOPY_PHRASES]
+    if ectopy:
+        text += (" with " if len(rhythms) < 2 else " and ") + " and ".join(ectopy)
+    return text + "."
+
+
+def _sentence(text: str) -> str:
+    return text[0].upper() + text[1:] + "."
+
+
+def _verdict(codes: list[str]) -> str:
+    findings = set(codes) - NORMAL_RHYTHM_CODES - {"NORM"}
+    if not any(c in NORMAL_RHYTHM_CODES for c in codes):
+        return "Abnormal ECG."
+    if not findings:
+        return "Normal ECG."
+    if findings <= MINOR_CODES:
+        return "Otherwise normal ECG."
+    return "Abnormal ECG."
+
+
+def _warnings(measured: EcgMeasurement) -> list[str]:
+    skipped = [
+        f"lead {name} not used: {why}"
+        for name, why in measured.lead_problems.items()
+        if why != "missing"
+    ]
+    return skipped

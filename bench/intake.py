@@ -1,0 +1,257 @@
+"""Intake and end-to-end benchmark: the gateway against dcmtk's storescp, same run.
+
+1. Burst: dcmtk storescu sends N ECG objects over ONE association to (a) dcmtk storescp
+   writing to disk and (b) `ecg-gateway serve`. Objects per second for each, and the
+   ratio (goal >= 0.5). The gateway's rate includes what storescp does not do: parsing
+   and checking every object, fsync of file and directory, and a committed job row.
+2. Throughput: ECGs fully processed per second over that burst (decode, measure,
+   render PNG and PDF, save the package, queue the delivery), goal >= 20 on 2 cores.
+3. Latency: ECGs sent one per association at a steady rate below capacity; C-STORE
+   (job committed) -> finished report, p50 and p95 (goal p95 <= 1 s).
+
+    .venv/bin/python bench/intake.py [--objects 200] [--paced 40] [--rate 8]
+
+ECGs are PTB-XL records (500 Hz, 12 leads, 10 s) written as DICOM 12-lead ECG
+Waveform objects by model/dicom_write.py, each under its own SOP Instance UID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from pydicom.uid import generate_uid
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import model
+from gateway.store import Store
+from model.dicom_write import ecg_to_dicom
+
+DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
+PTBXL = DATA / "ptbxl" / "records500" / "00000"
+# Debian's dcmtk leaves Nagle's algorithm on unless TCP_NODELAY=1: each small DIMSE
+# message then waits ~40 ms for a delayed ACK and both peers measure only that.
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=200, help="ECGs in the burst")
+    parser.add_argument("--paced", type=int, default=40, help="ECGs in the latency run")
+    parser.add_argument("--rate", type=float, default=8.0, help="ECGs/s in the latency run")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    for tool in ("storescu", "storescp", "echoscu"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found: install dcmtk")
+    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
+        work = Path(tmp)
+        files = make_ecgs(work / "in", args.objects + args.paced)
+        burst, paced = files[: args.objects], files[args.objects :]
+        storescp_rate = run_storescp(work / "storescp", burst)
+        gateway = run_gateway(work, burst, paced, args.rate, args.workers)
+    print_table(args, storescp_rate, gateway)
+    return 0
+
+
+def make_ecgs(directory: Path, count: int) -> list[Path]:
+    """PTB-XL records as DICOM ECGs, reused round-robin, each copy with a new UID."""
+
+    directory.mkdir(parents=True)
+    records = sorted(p.with_suffix("") for p in PTBXL.glob("*_hr.hea"))[: min(count, 50)]
+    templates = [ecg_to_dicom(model.load(record)) for record in records]
+    files = []
+    for index in range(count):
+        ds = templates[index % len(templates)]
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        path = directory / f"ecg-{index:05d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        files.append(path)
+    return files
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_echo(port: int, process: subprocess.Popen) -> None:
+    for _ in range(150):
+        if process.poll() is not None:
+            sys.exit(f"peer on port {port} exited with {process.returncode}")
+        echo = subprocess.run(
+            ["echoscu", "127.0.0.1", str(port)], capture_output=True, check=False, env=DCMTK_ENV
+        )
+        if echo.returncode == 0:
+            return
+        time.sleep(0.2)
+    sys.exit(f"nothing answers on port {port}")
+
+
+def send_burst(port: int, files: list[Path]) -> float:
+    """Seconds for storescu to send all files over one association."""
+    started = time.perf_counter()
+    subprocess.run(
+        ["storescu", "-aet", "BENCH", "127.0.0.1", str(port), *map(str, files)],
+        check=True,
+        capture_output=True,
+        env=DCMTK_ENV,
+    )
+    return time.perf_counter() - started
+
+
+def send_paced(port: int, files: list[Path], rate: float) -> None:
+    """One association per ECG, started every 1/rate seconds, like carts in a ward."""
+    start = time.perf_counter()
+    for index, path in enumerate(files):
+        delay = start + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        subprocess.run(
+            ["storescu", "-aet", "BENCH", "127.0.0.1", str(port), str(path)],
+            check=True,
+            capture_output=True,
+            env=DCMTK_ENV,
+        )
+
+
+def run_storescp(directory: Path, files: list[Path]) -> float:
+    directory.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        ["storescp", "--output-directory", str(directory), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=DCMTK_ENV,
+    )
+    try:
+        wait_for_echo(port, process)
+        seconds = send_burst(port, files)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    stored = len(list(directory.iterdir()))
+    if stored != len(files):
+        sys.exit(f"storescp stored {stored} of {len(files)} objects")
+    return len(files) / seconds
+
+
+def run_gateway(
+    work: Path, burst: list[Path], paced: list[Path], rate: float, workers: int
+) -> dict[str, float]:
+    data_dir = work / "gateway"
+    config = work / "gateway.yaml"
+    config.write_text(f"workers: {workers}\nroutes: {work / 'no-routes.yaml'}\n")
+    port = free_port()
+    with open(work / "gateway.log", "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "-c",
+                str(config),
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        wait_for_echo(port, process)
+        burst_s = send_burst(port, burst)
+        wait_until_done(data_dir, len(burst))
+        burst_jobs = jobs_done(data_dir)
+        send_paced(port, paced, rate)
+        wait_until_done(data_dir, len(burst) + len(paced))
+        all_jobs = jobs_done(data_dir)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    first_created = min(j.created_at for j in burst_jobs)
+    last_done = max(j.updated_at for j in burst_jobs)
+    paced_jobs = [j for j in all_jobs if j.id > max(b.id for b in burst_jobs)]
+    latencies = np.array([j.updated_at - j.created_at for j in paced_jobs])
+    return {
+        "intake_rate": len(burst) / burst_s,
+        "processed_rate": len(burst) / (last_done - first_created),
+        "p50": float(np.percentile(latencies, 50)),
+        "p95": float(np.percentile(latencies, 95)),
+    }
+
+
+def wait_until_done(data_dir: Path, expected: int, timeout_s: float = 900.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        counts = count_jobs(data_dir)
+        if counts.get("done", 0) + counts.get("failed", 0) >= expected:
+            if counts.get("failed"):
+                sys.exit(f"{counts['failed']} jobs failed; see ecg-gateway jobs list")
+            return
+        time.sleep(0.1)
+    sys.exit(f"jobs not finished after {timeout_s} s: {count_jobs(data_dir)}")
+
+
+def count_jobs(data_dir: Path) -> dict[str, int]:
+    store = Store(data_dir / "gateway.sqlite3")
+    try:
+        return store.count_jobs()
+    finally:
+        store.close()
+
+
+def jobs_done(data_dir: Path) -> list:
+    store = Store(data_dir / "gateway.sqlite3")
+    try:
+        return store.list_jobs(state="done", limit=100_000)
+    finally:
+        store.close()
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def print_table(args: argparse.Namespace, storescp_rate: float, gw: dict[str, float]) -> None:
+    ratio = gw["intake_rate"] / storescp_rate
+    print(
+        f"\nIntake benchmark, {date.today().isoformat()}, {cpu_name()}, "
+        f"{os.cpu_count()} cores, gateway workers {args.workers}\n"
+    )
+    print("| measure | dcmtk storescp | ECG Gateway | goal |")
+    print("|---|---|---|---|")
+    print(
+        f"| intake, {args.objects} ECGs over one association (objects/s) "
+        f"| {storescp_rate:.1f} | {gw['intake_rate']:.1f} (ratio {ratio:.2f}) | ratio >= 0.5 |"
+    )
+    print(f"| fully processed (ECGs/s) | - | {gw['processed_rate']:.1f} | >= 20 |")
+    print(
+        f"| C-STORE -> report latency at {args.rate:g} ECGs/s, p50 / p95 (s) "
+        f"| - | {gw['p50']:.2f} / {gw['p95']:.2f} | p95 <= 1 |"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,551 @@
+"""Accuracy and speed of the measurement engine (model.analyze) on real ECGs, one table.
+
+0. Synthetic ECGs (model.synthetic) with exactly known intervals and axes, at 250,
+   500 and 1000 Hz: the error of each measurement (goal: within 4 ms / 5 degrees).
+1. LUDB (160 records): global PR, QRS and QT against the cardiologists' per-lead
+   annotations, next to the IEC 60601-2-25 limits for global intervals (mean
+   difference within +-10 ms for PR and QRS and +-25 ms for QT; SD <= 10, 10,
+   30 ms). Reference per beat: earliest onset and latest offset over the leads,
+   after dropping the single most extreme lead; then the median over the beats.
+   Baseline in the same run: neurokit2's DWT delineation of lead II alone.
+2. GE MUSE XML (vendor/muse): the engine on the waveform of each file against GE's
+   own measurements in the same file.
+3. PTB-XL (records 1-400, 500 Hz): precision, recall and F1 of each statement
+   against scp_codes (a code present in scp_codes counts as positive, whatever
+   its likelihood); LAD/RAD against the heart_axis column.
+4. Speed: ms per 10 s 12-lead ECG on one core (median, p95), engine and baseline.
+
+    .venv/bin/python bench/measure_accuracy.py [--ludb N] [--ptbxl N]
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core, as the speed goal says; set before numpy loads its thread pools.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
+import ast
+import csv
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import model
+from model.ecg import Ecg
+
+DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
+LUDB_LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
+IEC_LIMITS = {"pr": (10, 10), "qrs": (10, 10), "qt": (25, 30)}  # (|mean| <=, SD <=) in ms
+INTERVAL_KEYS = {"pr": "pr_ms", "qrs": "qrs_ms", "qt": "qt_ms"}
+RHYTHM_GOAL_CODES = ("SR", "AFIB", "SBRAD", "STACH")
+# PTB-XL heart_axis values beyond -30 and +90 degrees (ALAD: "abnormal left axis
+# deviation"; its LAD means -30..+30, not the AHA's left axis deviation).
+PTBXL_LEFT_AXIS = {"ALAD"}
+PTBXL_RIGHT_AXIS = {"RAD", "ARAD"}
+
+
+# ------------------------------------------------------------------ LUDB ----
+
+
+@dataclass
+class Wave:
+    kind: str  # 'p', 'N' (QRS) or 't'
+    onset: int | None
+    peak: int
+    offset: int | None
+
+
+def ludb_waves(record: Path, lead: str) -> list[Wave]:
+    """One lead's annotated waves: '(' onset, the peak symbol, ')' offset."""
+    ann = wfdb.rdann(str(record), lead)
+    symbols, at = ann.symbol, ann.sample
+    waves = []
+    for k, symbol in enumerate(symbols):
+        if symbol in ("p", "N", "t"):
+            onset = int(at[k - 1]) if k > 0 and symbols[k - 1] == "(" else None
+            offset = int(at[k + 1]) if k + 1 < len(symbols) and symbols[k + 1] == ")" else None
+            waves.append(Wave(symbol, onset, int(at[k]), offset))
+    return waves
+
+
+def _second_earliest(values: list[int]) -> int | None:
+    """Earliest over the leads after dropping the single most extreme lead."""
+    return sorted(values)[1] if len(values) >= 2 else None
+
+
+def _second_latest(values: list[int]) -> int | None:
+    return sorted(values)[-2] if len(values) >= 2 else None
+
+
+def ludb_reference(record: Path, fs: float = 500.0) -> dict[str, float | None]:
+    """Global PR, QRS, QT (ms) from the per-lead annotations of one LUDB record.
+
+    Beats are QRS annotations grouped across leads by their peak (within 150 ms);
+    a beat counts when at least half the leads annotated it.
+    """
+    per_lead = {lead: ludb_waves(record, lead) for lead in LUDB_LEADS}
+    qrs = sorted(
+        ((w.peak, w) for waves in per_lead.values() for w in waves if w.kind == "N"),
+        key=lambda item: item[0],
+    )
+    groups: list[list[Wave]] = []
+    for peak, wave in qrs:
+        if groups and peak - groups[-1][-1].peak <= 75:
+            groups[-1].append(wave)
+        else:
+            groups.append([wave])
+    beats = [g for g in groups if len(g) >= len(LUDB_LEADS) // 2]
+    centres = [int(np.median([w.peak for w in g])) for g in beats]
+    pr, qrs_d, qt = [], [], []
+    for i, group in enumerate(beats):
+        q_on = _second_earliest([w.onset for w in group if w.onset is not None])
+        q_off = _second_latest([w.offset for w in group if w.offset is not None])
+        if q_on is None or q_off is None:
+            continue
+        qrs_d.append(q_off - q_on)
+        previous = centres[i - 1] if i > 0 else -(10**9)
+        following = centres[i + 1] if i + 1 < len(centres) else 10**9
+        p_on = _second_earliest(
+            [
+                w.onset
+                for waves in per_lead.values()
+                for w in waves
+                if w.kind == "p" and previous < w.peak < centres[i] and w.onset is not None
+            ]
+        )
+        t_off = _second_latest(
+            [
+                w.offset
+                for waves in per_lead.values()
+                for w in waves
+                if w.kind == "t" and centres[i] < w.peak < following and w.offset is not None
+            ]
+        )
+        if p_on is not None:
+            pr.append(q_on - p_on)
+        if t_off is not None:
+            qt.append(t_off - q_on)
+
+    def median_ms(values: list[int]) -> float | None:
+        return float(np.median(values)) * 1000.0 / fs if values else None
+
+    return {"pr": median_ms(pr), "qrs": median_ms(qrs_d), "qt": median_ms(qt)}
+
+
+def ludb_is_paced(record: Path) -> bool:
+    header = record.with_suffix(".hea").read_text().lower()
+    return "pacing" in header or "p-synchrony" in header
+
+
+@dataclass
+class Agreement:
+    """Differences (engine - reference) per interval, and how often either was null."""
+
+    differences: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in IEC_LIMITS})
+    engine_null: dict[str, int] = field(default_factory=lambda: dict.fromkeys(IEC_LIMITS, 0))
+
+    def add(self, measured: dict[str, float | None], reference: dict[str, float | None]) -> None:
+        for key in IEC_LIMITS:
+            if reference[key] is None:
+                continue
+            if measured[key] is None:
+                self.engine_null[key] += 1
+            else:
+                self.differences[key].append(measured[key] - reference[key])
+
+
+def run_ludb(limit: int) -> dict[str, Agreement]:
+    """Engine and baseline on LUDB: all records, and records without a pacemaker."""
+    results = {name: Agreement() for name in ("engine", "engine_unpaced", "baseline")}
+    for number in range(1, limit + 1):
+        record = DATA / "ludb" / "data" / str(number)
+        ecg = model.load(record)
+        reference = ludb_reference(record)
+        report = model.analyze(ecg)
+        measured = {k: getattr(report.measurements, v) for k, v in INTERVAL_KEYS.items()}
+        results["engine"].add(measured, reference)
+        if not ludb_is_paced(record):
+            results["engine_unpaced"].add(measured, reference)
+        results["baseline"].add(neurokit_lead_ii(ecg), reference)
+    return results
+
+
+def neurokit_lead_ii(ecg: Ecg) -> dict[str, float | None]:
+    """Baseline: neurokit2 R peaks and DWT delineation on lead II alone, median over beats."""
+    import neurokit2 as nk
+
+    fs = ecg.sampling_rate
+    x = ecg.lead("II").astype(float)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, peaks = nk.ecg_peaks(x, sampling_rate=fs)
+            _, waves = nk.ecg_delineate(x, peaks, sampling_rate=fs, method="dwt")
+    except (ValueError, IndexError, ZeroDivisionError):
+        return dict.fromkeys(IEC_LIMITS)
+
+    def median_ms(start: str, stop: str) -> float | None:
+        d = np.asarray(waves[stop], float) - np.asarray(waves[start], float)
+        d = d[np.isfinite(d)]
+        return float(np.median(d)) * 1000.0 / fs if d.size else None
+
+    return {
+        "pr": median_ms("ECG_P_Onsets", "ECG_R_Onsets"),
+        "qrs": median_ms("ECG_R_Onsets", "ECG_R_Offsets"),
+        "qt": median_ms("ECG_R_Onsets", "ECG_T_Offsets"),
+    }
+
+
+# ------------------------------------------------------------- synthetic ----
+
+SYNTHETIC_KEYS = {
+    "pr": "pr_ms",
+    "qrs": "qrs_ms",
+    "qt": "qt_ms",
+    "p_axis": "p_axis_deg",
+    "qrs_axis": "qrs_axis_deg",
+    "t_axis": "t_axis_deg",
+}
+
+
+def synthetic_specs() -> list:
+    """A grid of rates, intervals and axes, at the three sampling rates the engine accepts."""
+    from model.synthetic import SyntheticSpec
+
+    specs = []
+    shapes = [(50, 200, 100, 440), (70, 160, 90, 400), (95, 140, 110, 360), (120, 140, 80, 310)]
+    axes = [(60, 45, 40), (30, -60, 10), (75, 110, 70)]
+    for hr, pr, qrs, qt in shapes:
+        for p_axis, qrs_axis, t_axis in axes:
+            specs.append(
+                SyntheticSpec(
+                    heart_rate_bpm=hr,
+                    pr_ms=pr,
+                    qrs_ms=qrs,
+                    qt_ms=qt,
+                    p_axis_deg=p_axis,
+                    qrs_axis_deg=qrs_axis,
+                    t_axis_deg=t_axis,
+                )
+            )
+    return specs
+
+
+SYNTHETIC_RATES = {"500 and 1000 Hz": (500.0, 1000.0), "250 Hz": (250.0,)}
+
+
+def run_synthetic() -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Engine and baseline errors against the exactly known truth of synthetic ECGs,
+    per group of sampling rates: {group: {"engine" | "baseline": {quantity: errors}}}."""
+    from model.synthetic import synthetic_ecg
+
+    errors: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for group, rates in SYNTHETIC_RATES.items():
+        found = errors.setdefault(group, {"engine": {}, "baseline": {}})
+        for spec in synthetic_specs():
+            truth = {
+                "pr": spec.pr_ms,
+                "qrs": spec.qrs_ms,
+                "qt": spec.qt_ms,
+                "p_axis": spec.p_axis_deg,
+                "qrs_axis": spec.qrs_axis_deg,
+                "t_axis": spec.t_axis_deg,
+            }
+            for fs in rates:
+                ecg = synthetic_ecg(spec, sampling_rate=fs)
+                measured = model.analyze(ecg).measurements
+                for key, field_name in SYNTHETIC_KEYS.items():
+                    value = getattr(measured, field_name)
+                    if value is not None:
+                        found["engine"].setdefault(key, []).append(value - truth[key])
+                for key, value in neurokit_lead_ii(ecg).items():
+                    if value is not None:
+                        found["baseline"].setdefault(key, []).append(value - truth[key])
+    return errors
+
+
+def synthetic_rows(errors: dict[str, dict[str, dict[str, list[float]]]]) -> list[list[str]]:
+    rows = []
+    for group, found in errors.items():
+        n = len(synthetic_specs()) * len(SYNTHETIC_RATES[group])
+        for key in SYNTHETIC_KEYS:
+            engine = found["engine"].get(key, [])
+            baseline = found["baseline"].get(key, [])
+            limit = 5 if key.endswith("axis") else 4
+            unit = "°" if key.endswith("axis") else "ms"
+            worst = _largest(engine)
+            rows.append(
+                [
+                    "Synthetic",
+                    f"{key.upper().replace('_', ' ')} Δ mean ± SD {unit}, largest ({group})",
+                    f"{len(engine)} of {n}",
+                    f"{_mean_sd(engine)}, largest {worst:.0f}",
+                    f"{_mean_sd(baseline)}, largest {_largest(baseline):.0f}" if baseline else "",
+                    f"each within ±{limit}",
+                    "yes" if len(engine) == n and worst <= limit else "no",
+                ]
+            )
+    return rows
+
+
+def _largest(errors: list[float]) -> float:
+    return max((abs(e) for e in errors), default=float("nan"))
+
+
+# ------------------------------------------------------------------- GE -----
+
+# GE's RestingECGMeasurements element -> (label, engine measurement). GE's QTCorrected
+# is Bazett's.
+GE_KEYS = {
+    "VentricularRate": ("Heart rate", "heart_rate_bpm"),
+    "PRInterval": ("PR", "pr_ms"),
+    "QRSDuration": ("QRS", "qrs_ms"),
+    "QTInterval": ("QT", "qt_ms"),
+    "QTCorrected": ("QTc", "qtc_bazett_ms"),
+    "PAxis": ("P axis", "p_axis_deg"),
+    "RAxis": ("QRS axis", "qrs_axis_deg"),
+    "TAxis": ("T axis", "t_axis_deg"),
+}
+
+
+def run_muse() -> list[tuple[str, str, float | None, float | None]]:
+    """(file, quantity, GE, engine) for each GE MUSE XML file and measurement."""
+    from model.decode import read_muse_measurements
+
+    rows = []
+    for path in sorted((DATA / "vendor" / "muse").glob("*.xml")):
+        ge = read_muse_measurements(path)
+        report = model.analyze(model.load(path))
+        for tag, (label, key) in GE_KEYS.items():
+            rows.append((path.name, label, ge.get(tag), getattr(report.measurements, key)))
+    return rows
+
+
+# ---------------------------------------------------------------- PTB-XL ----
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def add(self, predicted: bool, actual: bool) -> None:
+        self.tp += predicted and actual
+        self.fp += predicted and not actual
+        self.fn += actual and not predicted
+
+    @property
+    def f1(self) -> float:
+        return 2 * self.tp / (2 * self.tp + self.fp + self.fn) if self.tp else 0.0
+
+    def summary(self) -> str:
+        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+        return f"P {precision:.2f} R {recall:.2f} F1 {self.f1:.2f} (n+ {self.tp + self.fn})"
+
+
+def run_ptbxl(limit: int) -> tuple[dict[str, Counts], list[float]]:
+    """Per-statement counts against scp_codes / heart_axis, and the ms per analysis."""
+    counts: dict[str, Counts] = {}
+    seconds: list[float] = []
+    rows = list(csv.DictReader((DATA / "ptbxl" / "ptbxl_database.csv").open()))[:limit]
+    for row in rows:
+        ecg = model.load(DATA / "ptbxl" / row["filename_hr"])
+        start = time.perf_counter()
+        report = model.analyze(ecg)
+        seconds.append(time.perf_counter() - start)
+        truth = set(ast.literal_eval(row["scp_codes"]))
+        axis = row["heart_axis"]
+        if axis in PTBXL_LEFT_AXIS:
+            truth.add("LAD")
+        if axis in PTBXL_RIGHT_AXIS:
+            truth.add("RAD")
+        predicted = set(report.codes)
+        for code in predicted | truth:
+            if code in ("LAD", "RAD") and not axis:
+                continue  # heart_axis is empty for most records: no truth to score against
+            counts.setdefault(code, Counts()).add(code in predicted, code in truth)
+    return counts, seconds
+
+
+def time_baseline(limit: int) -> list[float]:
+    seconds = []
+    rows = list(csv.DictReader((DATA / "ptbxl" / "ptbxl_database.csv").open()))[:limit]
+    for row in rows:
+        ecg = model.load(DATA / "ptbxl" / row["filename_hr"])
+        start = time.perf_counter()
+        neurokit_lead_ii(ecg)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+# ----------------------------------------------------------------- table ----
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) < 2:
+        return "n/a"
+    return f"{np.mean(values):+.1f} ± {np.std(values, ddof=1):.1f}"
+
+
+def _iec_met(values: list[float], key: str) -> str:
+    mean_limit, sd_limit = IEC_LIMITS[key]
+    ok = (
+        len(values) > 1
+        and abs(np.mean(values)) <= mean_limit
+        and np.std(values, ddof=1) <= sd_limit
+    )
+    return "yes" if ok else "no"
+
+
+def ludb_rows(results: dict[str, Agreement]) -> list[list[str]]:
+    rows = []
+    for key, limit in IEC_LIMITS.items():
+        for name, label in (("engine", "all records"), ("engine_unpaced", "without pacemaker")):
+            agreement = results[name]
+            values = agreement.differences[key]
+            baseline = results["baseline"].differences[key] if name == "engine" else []
+            rows.append(
+                [
+                    "LUDB",
+                    f"{key.upper()} Δ mean ± SD ms ({label})",
+                    f"{len(values)} ({agreement.engine_null[key]} null)",
+                    _mean_sd(values),
+                    _mean_sd(baseline) if baseline else "",
+                    f"±{limit[0]}, SD ≤ {limit[1]}",
+                    _iec_met(values, key),
+                ]
+            )
+    return rows
+
+
+def muse_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[list[str]]:
+    """One row per measurement: the engine's value and GE's, per file."""
+    limits = {"PR": 10, "QRS": 10, "QT": 25}
+    files = sorted({name for name, *_ in rows})
+    out = []
+    for label in dict.fromkeys(label for _, label, _, _ in rows):
+        cells, met = [], []
+        for name in files:
+            ge, engine = next((g, e) for n, lab, g, e in rows if n == name and lab == label)
+            diff = engine - ge if ge is not None and engine is not None else None
+            cells.append(
+                f"{_fmt(engine)} vs GE {_fmt(ge)}" + ("" if diff is None else f" (Δ {diff:+.0f})")
+            )
+            if label in limits and diff is not None:
+                met.append(abs(diff) <= limits[label])
+        out.append(
+            [
+                "GE MUSE XML",
+                f"{label} ({', '.join(files)})",
+                str(len(files)),
+                "; ".join(cells),
+                "",
+                f"within ±{limits[label]}" if label in limits else "",
+                ("yes" if all(met) else "no") if met else "",
+            ]
+        )
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "null" if value is None else f"{value:.0f}"
+
+
+def ptbxl_rows(counts: dict[str, Counts], n: int) -> list[list[str]]:
+    from model.statements import EMITTED_CODES
+
+    rows = []
+    for code in EMITTED_CODES:
+        c = counts.get(code, Counts())
+        goal = "F1 ≥ 0.9" if code in RHYTHM_GOAL_CODES else ""
+        met = ("yes" if c.f1 >= 0.9 else "no") if goal else ""
+        truth = "heart_axis (where given)" if code in ("LAD", "RAD") else "scp_codes"
+        rows.append(["PTB-XL", f"{code} vs {truth}", str(n), c.summary(), "", goal, met])
+    return rows
+
+
+def speed_rows(engine: list[float], baseline: list[float]) -> list[list[str]]:
+    def stats(seconds: list[float]) -> str:
+        ms = np.asarray(seconds) * 1000.0
+        return f"median {np.median(ms):.1f}, p95 {np.percentile(ms, 95):.1f}"
+
+    met = "yes" if np.median(engine) * 1000.0 <= 50 else "no"
+    return [
+        [
+            "Speed",
+            "ms per 10 s 12-lead ECG, 500 Hz, one core",
+            str(len(engine)),
+            stats(engine),
+            stats(baseline),
+            "median ≤ 50",
+            met,
+        ]
+    ]
+
+
+def print_table(rows: list[list[str]]) -> None:
+    header = ["part", "quantity", "n", "engine", "baseline: neurokit2 lead II", "goal", "met"]
+    print(
+        f"Measurement engine accuracy, {date.today().isoformat()}, "
+        f"{platform.processor() or platform.machine()} ({_cpu_name()}), one core\n"
+    )
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def _pin_to_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ludb", type=int, default=160, help="LUDB records 1..N")
+    parser.add_argument("--ptbxl", type=int, default=400, help="PTB-XL records 1..N")
+    parser.add_argument(
+        "--baseline-speed",
+        type=int,
+        default=50,
+        help="PTB-XL records timed for the baseline (it is slow)",
+    )
+    args = parser.parse_args(argv)
+    _pin_to_one_core()
+    rows = synthetic_rows(run_synthetic())
+    rows += ludb_rows(run_ludb(args.ludb))
+    rows += muse_rows(run_muse())
+    counts, seconds = run_ptbxl(args.ptbxl)
+    rows += ptbxl_rows(counts, args.ptbxl)
+    rows += speed_rows(seconds, time_baseline(args.baseline_speed))
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

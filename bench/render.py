@@ -1,0 +1,256 @@
+"""Renderer benchmark: model.render_png against matplotlib drawing the SAME page, same run.
+
+Both draw the 3x4+1 page of model/render.py (its layout data and page constants: 11 x 8.5 in,
+1/5 mm grid, calibration pulses, separator ticks, labels, footer, traces) at the same DPI
+and write a PNG with the same zlib level. Two matplotlib baselines (Agg, no pyplot):
+  * "new figure": a figure is built for every page, as a straightforward script would;
+  * "reused figure": grid, pulses and labels are drawn once; per page only the 13 trace
+    lines and the footer are replaced (the fastest fair use of matplotlib we know).
+Everything runs pinned to one CPU with BLAS/OpenMP threads set to 1. The main figure is CPU
+time of this process per page (time.process_time): the development machines are shared, and
+wall-clock time there measures the neighbours as much as the renderer; wall-clock medians are
+printed beside it. Records: PTB-XL records500, LUDB and the vendor DICOM, decoded with
+model.load before timing.
+
+    .venv/bin/python bench/render.py [--ptbxl 20] [--ludb 20] [--rounds 2] [--dpi 200]
+
+Goals: ours <= 40 ms median per PNG at 200 DPI, and >= 10x faster than matplotlib.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
+import io
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import model
+from model import render
+from model.ecg import Ecg
+
+DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
+LAYOUT = render.LAYOUTS[render.DEFAULT_LAYOUT]
+PT_PER_MM = 72 / 25.4
+MPL_PNG_OPTIONS = {"compress_level": render._PNG_COMPRESS_LEVEL}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ptbxl", type=int, default=20, help="PTB-XL records500 records")
+    parser.add_argument("--ludb", type=int, default=20, help="LUDB records")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over all records")
+    parser.add_argument("--dpi", type=int, default=200)
+    args = parser.parse_args()
+    cpu = pin_to_one_cpu()
+    ecgs = load_records(args.ptbxl, args.ludb)
+    reused = ReusedMatplotlibPage(args.dpi)
+    contenders: dict[str, Callable[[Ecg], bytes]] = {
+        "model.render_png (numpy + Pillow)": lambda ecg: model.render_png(ecg, dpi=args.dpi),
+        "matplotlib, new figure per page": lambda ecg: matplotlib_page(ecg, args.dpi),
+        "matplotlib, figure reused": reused.render,
+    }
+    timings = time_interleaved(contenders, ecgs, args.rounds)
+    pdf_ms = [timed_ms(partial(model.render_pdf, ecg)) for ecg in ecgs]
+    print_header(cpu, len(ecgs), args)
+    print_speed_table(timings, pdf_ms)
+    print_compression_table(ecgs, args.dpi)
+    return 0
+
+
+def pin_to_one_cpu() -> int:
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def load_records(n_ptbxl: int, n_ludb: int) -> list[Ecg]:
+    ptbxl = sorted((DATA / "ptbxl" / "records500" / "00000").glob("*_hr.hea"))[:n_ptbxl]
+    ludb = sorted((DATA / "ludb" / "data").glob("*.hea"), key=lambda p: int(p.stem))[:n_ludb]
+    paths = [p.with_suffix("") for p in ptbxl + ludb]
+    paths += sorted((DATA / "vendor" / "dicom").glob("*.dcm"))
+    if not paths:
+        sys.exit(f"no records found under {DATA}")
+    return [model.load(path) for path in paths]
+
+
+def timed_ms(call: Callable[[], object]) -> tuple[float, float]:
+    """(CPU ms, wall ms) of one call."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    call()
+    return (time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
+
+
+def time_interleaved(contenders: dict[str, Callable[[Ecg], bytes]], ecgs: list[Ecg],
+                     rounds: int) -> dict[str, list[tuple[float, float]]]:
+    """Each record by each contender in turn, so drifts in machine load hit all alike.
+    One untimed warm-up page each: our cached grid and matplotlib's font cache are built there."""
+    for render_page in contenders.values():
+        render_page(ecgs[0])
+    timings: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for ecg in ecgs:
+            for name, render_page in contenders.items():
+                timings[name].append(timed_ms(partial(render_page, ecg)))
+    return timings
+
+
+# --------------------------------------------------------------- the matplotlib page
+
+def _grid_segments(step: float) -> list[list[tuple[float, float]]]:
+    xs = np.arange(render.GRID_LEFT_MM, render.GRID_RIGHT_MM + 1e-9, step)
+    ys = np.arange(render.GRID_TOP_MM, render.GRID_BOTTOM_MM + 1e-9, step)
+    return ([[(x, render.GRID_TOP_MM), (x, render.GRID_BOTTOM_MM)] for x in xs]
+            + [[(render.GRID_LEFT_MM, y), (render.GRID_RIGHT_MM, y)] for y in ys])
+
+
+def _static_page(dpi: int) -> tuple[Figure, object]:
+    """Figure in page millimetres (y down) with everything that does not depend on the ECG."""
+    figure = Figure(figsize=(render.PAGE_WIDTH_MM / 25.4, render.PAGE_HEIGHT_MM / 25.4), dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.set_xlim(0, render.PAGE_WIDTH_MM)
+    axes.set_ylim(render.PAGE_HEIGHT_MM, 0)
+    axes.axis("off")
+    for step, width_mm, rgb in ((1.0, render._MINOR_LINE_MM, render._MINOR_RGB),
+                                (5.0, render._MAJOR_LINE_MM, render._MAJOR_RGB)):
+        axes.add_collection(LineCollection(_grid_segments(step), colors=[np.array(rgb) / 255],
+                                           linewidths=width_mm * PT_PER_MM))
+    trace_pt = render._TRACE_LINE_MM * PT_PER_MM
+    for baseline in LAYOUT.baselines_mm:
+        xs, ys = zip(*render._cal_pulse_mm(baseline))
+        axes.plot(xs, ys, color="black", linewidth=trace_pt)
+    for cell in LAYOUT.separators:
+        axes.plot([cell.x_mm, cell.x_mm], [cell.y_mm - 2.5, cell.y_mm + 2.5], color="black",
+                  linewidth=trace_pt)
+    for cell in LAYOUT.cells:
+        x_mm, y_mm = cell.label_xy_mm
+        axes.text(x_mm, y_mm, cell.lead, fontsize=render._LABEL_SIZE_MM * PT_PER_MM, va="top")
+    return figure, axes
+
+
+def _trace_mm(ecg: Ecg, cell: render.Cell) -> tuple[np.ndarray, np.ndarray]:
+    """The cell's samples in page mm; NaN stays NaN, which matplotlib draws as a gap."""
+    if not ecg.has_lead(cell.lead):
+        return np.empty(0), np.empty(0)
+    first = int(np.ceil(cell.t_start * ecg.sampling_rate))
+    last = min(int(np.floor(cell.t_end * ecg.sampling_rate)), ecg.n_samples - 1)
+    index = np.arange(first, last + 1)
+    band_top, band_bottom = cell.band_mm
+    x = cell.x_mm + (index / ecg.sampling_rate - cell.t_start) * render.MM_PER_S
+    y = np.clip(cell.y_mm - ecg.lead(cell.lead)[first:last + 1] * render.MM_PER_MV,
+                band_top, band_bottom)
+    return x, y
+
+
+def _draw_ecg(axes, ecg: Ecg) -> list:
+    trace_pt = render._TRACE_LINE_MM * PT_PER_MM
+    artists = [axes.plot(*_trace_mm(ecg, cell), color="black", linewidth=trace_pt)[0]
+               for cell in LAYOUT.cells]
+    artists.append(axes.text(render.GRID_LEFT_MM, render.FOOTER_BASELINE_MM,
+                             render._footer_text(ecg, LAYOUT),
+                             fontsize=render._TEXT_SIZE_MM * PT_PER_MM))
+    return artists
+
+
+def _png(figure: Figure, dpi: int) -> bytes:
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=dpi, pil_kwargs=MPL_PNG_OPTIONS)
+    return out.getvalue()
+
+
+def matplotlib_page(ecg: Ecg, dpi: int) -> bytes:
+    figure, axes = _static_page(dpi)
+    _draw_ecg(axes, ecg)
+    return _png(figure, dpi)
+
+
+class ReusedMatplotlibPage:
+    """One figure for all pages: the static part stays, each page's artists are removed."""
+
+    def __init__(self, dpi: int) -> None:
+        self.dpi = dpi
+        self.figure, self.axes = _static_page(dpi)
+
+    def render(self, ecg: Ecg) -> bytes:
+        artists = _draw_ecg(self.axes, ecg)
+        try:
+            return _png(self.figure, self.dpi)
+        finally:
+            for artist in artists:
+                artist.remove()
+
+
+# --------------------------------------------------------------- report
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def print_header(cpu: int, n_records: int, args: argparse.Namespace) -> None:
+    print(f"# Renderer benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
+    print(f"- machine: {cpu_model()}, pinned to CPU {cpu} (1 core), "
+          f"Python {platform.python_version()}")
+    print(f"- pages: {n_records} records ({args.ptbxl} PTB-XL, {args.ludb} LUDB, vendor DICOM) "
+          f"x {args.rounds} rounds, 3x4+1 layout, {args.dpi} DPI, PNG zlib level "
+          f"{render._PNG_COMPRESS_LEVEL} for all\n")
+
+
+def print_speed_table(timings: dict[str, list[tuple[float, float]]],
+                      pdf_ms: list[tuple[float, float]]) -> None:
+    ours = float(np.median([cpu for cpu, _ in next(iter(timings.values()))]))
+    print("| renderer | median CPU ms/page | p95 CPU ms/page | median wall ms/page "
+          "| ours faster by |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values in {**timings, "model.render_pdf (vector, for reference)": pdf_ms}.items():
+        cpu, wall = np.array(values).T
+        ratio = f"{np.median(cpu) / ours:.1f}x" if name in timings else "-"
+        print(f"| {name} | {np.median(cpu):.1f} | {np.percentile(cpu, 95):.1f} | "
+              f"{np.median(wall):.1f} | {ratio} |")
+    print()
+
+
+def print_compression_table(ecgs: list[Ecg], dpi: int) -> None:
+    """Why the renderer's zlib level is what it is: time and size per level, same pages."""
+    print("| model.render_png zlib level | median CPU ms/page | median KiB/page |")
+    print("|---:|---:|---:|")
+    chosen = render._PNG_COMPRESS_LEVEL
+    try:
+        for level in (0, 1, 3, 6, 9):
+            render._PNG_COMPRESS_LEVEL = level
+            ms, sizes = [], []
+            for ecg in ecgs:
+                start = time.process_time()
+                sizes.append(len(model.render_png(ecg, dpi=dpi)) / 1024)
+                ms.append((time.process_time() - start) * 1000)
+            mark = " (used)" if level == chosen else ""
+            print(f"| {level}{mark} | {np.median(ms):.1f} | {np.median(sizes):.0f} |")
+    finally:
+        render._PNG_COMPRESS_LEVEL = chosen
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

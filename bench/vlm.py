@@ -1,0 +1,134 @@
+"""VLM engine speed on the CPU with the tiny SmolVLM-shaped model, per image size.
+
+The tiny model (model/tiny_vlm.py) has SmolVLM's image geometry (512 px tiles, 64 tokens
+each) but tiny widths, so this measures what the resolution costs in tokens and in the
+fixed work around the model (rendering, image preprocessing, prompt), not SmolVLM-500M's
+speed: bench/vlm_gpu.py does that with the real dimensions. Baseline in the same run:
+the rule engine (measure + render) on the same ECGs.
+
+For each longest_edge: image and prompt tokens of a rendered 12-lead page, preprocessing
+time, seconds per report one at a time (render + measure + preprocess + generate a fixed
+number of new tokens), decode tokens per second, and reports per second in batches.
+
+    .venv/bin/python bench/vlm.py [--records 6] [--new-tokens 48] [--batch 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import torch
+
+import model
+from model.tiny_vlm import build_tiny_model
+from model.vlm import VlmEngine, VlmSettings
+from model.vlm_prompt import report_prompt
+
+DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
+PTBXL = DATA / "ptbxl" / "records500" / "00000"
+LONGEST_EDGES = (512, 1024, 1536, 2048)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=6, help="PTB-XL ECGs per size")
+    parser.add_argument("--new-tokens", type=int, default=48, help="generated per report")
+    parser.add_argument("--batch", type=int, default=3, help="batch size of the batched run")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    ecgs = [model.load(PTBXL / f"{n:05d}_hr") for n in range(1, args.records + 1)]
+    rows = [baseline_row(ecgs)]
+    with tempfile.TemporaryDirectory(prefix="bench-vlm-") as tmp:
+        tiny = build_tiny_model(Path(tmp) / "tiny")
+        for longest_edge in LONGEST_EDGES:
+            rows.append(vlm_row(tiny, ecgs, longest_edge, args.new_tokens, args.batch))
+    print(table(rows, args))
+    return 0
+
+
+def baseline_row(ecgs: list[model.Ecg]) -> dict[str, str]:
+    seconds = [timed(lambda e=ecg: (model.analyze(e), model.render_png(e, header=False)))
+               for ecg in ecgs]
+    per_report = statistics.median(seconds)
+    return {"engine": "measure (rules + render, baseline)", "per report s": f"{per_report:.3f}"}
+
+
+def vlm_row(tiny: Path, ecgs: list[model.Ecg], longest_edge: int, new_tokens: int,
+            batch: int) -> dict[str, str]:
+    settings = VlmSettings(model=str(tiny), longest_edge=longest_edge, max_new_tokens=new_tokens,
+                           batch_size=1)
+    engine = VlmEngine(settings)
+    pages = [engine.render(ecg) for ecg in ecgs]
+    prompt = report_prompt()
+    engine.generate(pages[:1], [prompt], min_new_tokens=new_tokens)  # warm-up
+    preprocess = [timed(lambda p=page: engine.prepare([p], [prompt])) for page in pages]
+    per_report, decode = [], []
+    for ecg in ecgs:
+        started = time.perf_counter()
+        model.analyze(ecg)
+        generation = engine.generate([engine.render(ecg)], [prompt], min_new_tokens=new_tokens)[0]
+        per_report.append(time.perf_counter() - started)
+        decode.append(generation.batch_seconds)
+    batched = VlmEngine(settings.model_copy(update={"batch_size": batch}))
+    batched_seconds = timed(
+        lambda: batched.generate(pages, [prompt] * len(pages), min_new_tokens=new_tokens))
+    return {
+        "engine": f"vlm tiny, longest_edge {longest_edge}",
+        "image tokens": str(engine.image_tokens(pages[0])),
+        "prompt tokens": str(generation.prompt_tokens),
+        "preprocess s": f"{statistics.median(preprocess):.3f}",
+        "per report s": f"{statistics.median(per_report):.3f}",
+        "new tokens/s": f"{new_tokens / statistics.median(decode):.0f}",
+        "reports/s batched": f"{len(pages) / batched_seconds:.2f}",
+    }
+
+
+def timed(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def table(rows: list[dict[str, str]], args: argparse.Namespace) -> str:
+    columns = ["engine", "image tokens", "prompt tokens", "preprocess s", "per report s",
+               "new tokens/s", "reports/s batched"]
+    title = (
+        f"VLM engine on the CPU, tiny model, {date.today().isoformat()}, {cpu_name()} "
+        f"({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads); "
+        f"{args.records} PTB-XL ECGs, {args.new_tokens} new tokens per report, "
+        f"batched run: batch {args.batch}"
+    )
+    lines = [
+        title,
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c == "engine" else "---:" for c in columns) + "|",
+    ]
+    lines += ["| " + " | ".join(row.get(c, "") for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""gateway.yaml: the gateway's settings, validated once at start and passed in.
+
+Every field has a default, so `ecg-gateway serve` runs with no file at all. Unknown keys
+are errors (a typo must not silently fall back to a default). Relative paths are taken
+relative to the directory the gateway is started from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names the file, field and line."""
+
+
+def _check_ae_title(value: str) -> str:
+    stripped = value.strip()
+    if not stripped or len(stripped) > 16 or "\\" in stripped or not stripped.isascii():
+        raise ValueError(f"AE title {value!r} must be 1-16 ASCII characters without '\\'")
+    return stripped
+
+
+def _check_network(value: str) -> str:
+    ipaddress.ip_network(value, strict=False)
+    return value
+
+
+AeTitle = Annotated[str, AfterValidator(_check_ae_title)]
+IpNetwork = Annotated[str, AfterValidator(_check_network)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Strict):
+    """DICOM over TLS (PS3.15 BCP 195 profile: TLS 1.2 or newer)."""
+
+    enabled: bool = False
+    cert: Path | None = Field(None, description="server certificate chain (PEM)")
+    key: Path | None = Field(None, description="server private key (PEM)")
+    ca: Path | None = Field(None, description="CA bundle used to verify client certificates")
+    require_client_cert: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsConfig:
+        if self.enabled and (self.cert is None or self.key is None):
+            raise ValueError("tls.enabled needs both 'cert' and 'key'")
+        if self.require_client_cert and self.ca is None:
+            raise ValueError("tls.require_client_cert needs 'ca' to verify client certificates")
+        return self
+
+
+class DicomLimits(_Strict):
+    """Association timeouts and limits; a stuck peer must not hold a thread forever."""
+
+    acse_timeout_s: float = Field(30.0, gt=0)
+    dimse_timeout_s: float = Field(60.0, gt=0)
+    network_timeout_s: float = Field(60.0, gt=0)
+    max_associations: int = Field(10, ge=1, le=1000)
+
+
+class GatewayConfig(_Strict):
+    ae_title: AeTitle = "ECGGW"
+    port: int = Field(11112, ge=1, le=65535)
+    bind_address: str = "0.0.0.0"
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    allowed_calling_aes: list[AeTitle] = Field(
+        default_factory=list, description="empty: any calling AE (a warning is logged at start)"
+    )
+    allowed_addresses: list[IpNetwork] = Field(
+        default_factory=list, description="peer IP addresses or networks; empty: any address"
+    )
+    dicom: DicomLimits = Field(default_factory=DicomLimits)
+    data_dir: Path = Path("ecg-gateway-data")
+    min_free_disk_mb: int = Field(100, ge=0, description="refuse objects (0xA700) below this")
+    workers: int = Field(2, ge=1, le=64)
+    engine: Literal["measure"] = "measure"
+    job_lease_s: float = Field(300.0, gt=0, description="a crashed worker's job is retaken after")
+    job_max_attempts: int = Field(3, ge=1)
+    retention_days: int = Field(30, ge=1)
+    routes: Path = Path("config/routes.yaml")
+
+    @field_validator("bind_address")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "gateway.sqlite3"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.data_dir / "metrics.json"
+
+    def with_overrides(self, **changes: Any) -> GatewayConfig:
+        """A copy with command-line overrides applied, validated like the file."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        try:
+            return GatewayConfig.model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigError(_validation_message("command line", exc, None)) from None
+
+
+def load_config(path: Path | None) -> GatewayConfig:
+    """The validated config from `path`, or the embedded defaults when `path` is None."""
+    if path is None:
+        return GatewayConfig()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: {_yaml_error_text(exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: line 1: the file must be a mapping of settings")
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(path, exc, root)) from None
+
+
+def _yaml_error_text(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"line {mark.line + 1}: invalid YAML: {problem}" if mark else f"invalid YAML: {problem}"
+
+
+def _validation_message(path: Path | str, exc: ValidationError, root: yaml.Node | None) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        field = ".".join(loc) or "(top level)"
+        line = _line_of(root, loc)
+        where = f"line {line}: " if line else ""
+        lines.append(f"{path}: {where}{field}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
+    """1-based line of the deepest YAML node along `loc` (the field, or its parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, v in node.value if k.value == part), None)
+            if child is None:
+                break
+            line, node = key.start_mark.line + 1, child
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def log_security_posture(config: GatewayConfig) -> None:
+    """Say at start, in the log, what the gateway lets in."""
+    if not config.allowed_calling_aes:
+        log.warning(
+            "allowed_calling_aes is empty: ANY calling AE title is accepted; "
+            "list the modalities' AE titles in production"
+        )
+    if not config.tls.enabled:
+        log.warning("TLS is off: DICOM traffic (with patient data) is not encrypted")

@@ -1,0 +1,148 @@
+"""MLLP: the framing HL7 v2 travels in over TCP, and a client that sends one
+message and reads its reply. It knows nothing about HL7 content.
+
+Frame: 0x0B, the message, 0x1C 0x0D (HL7 v2 Implementation Guide, appendix C).
+The client keeps its connection open between messages, as interface engines
+expect, and redials when the peer has closed an idle one.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+
+log = logging.getLogger(__name__)
+
+START_BLOCK = b"\x0b"
+END_BLOCK = b"\x1c"
+CARRIAGE_RETURN = b"\x0d"
+FRAME_END = END_BLOCK + CARRIAGE_RETURN
+MAX_REPLY_BYTES = 1 << 20
+_READ_CHUNK = 65536
+
+
+class MllpError(Exception):
+    """A failed exchange; the message says what was being done and with whom."""
+
+
+class _PeerClosed(MllpError):
+    """The peer closed the connection before sending a byte of its reply."""
+
+
+def frame(message: bytes) -> bytes:
+    return START_BLOCK + message + FRAME_END
+
+
+def read_frame(sock: socket.socket, limit: int = MAX_REPLY_BYTES) -> bytes:
+    """One framed message from the socket, without its framing bytes."""
+    buffer = bytearray()
+    while True:
+        end = buffer.find(FRAME_END)
+        if end >= 0:
+            break
+        if len(buffer) > limit:
+            raise MllpError(f"reply larger than {limit} bytes without an end block")
+        chunk = sock.recv(_READ_CHUNK)
+        if not chunk:
+            if buffer:
+                raise MllpError(
+                    f"connection closed after {len(buffer)} bytes of an unfinished frame"
+                )
+            raise _PeerClosed("connection closed before a reply")
+        buffer.extend(chunk)
+    if not buffer.startswith(START_BLOCK):
+        raise MllpError("reply does not start with the MLLP start block 0x0B")
+    return bytes(buffer[1:end])
+
+
+class MllpClient:
+    """Sends framed messages to one peer over a reused connection."""
+
+    def __init__(
+        self, host: str, port: int, *, timeout: float, ssl_context: ssl.SSLContext | None = None
+    ):
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+        self._sock: socket.socket | None = None
+
+    @property
+    def peer(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def exchange(self, message: bytes) -> bytes:
+        """Send one message and return the peer's reply.
+
+        A connection reused from an earlier message may have been closed by the
+        peer while idle; that shows as a close before any reply byte, and only
+        then is the message sent again on a fresh connection. (Should the peer
+        have processed it after all, the repeat carries the same MSH-10.)
+        """
+        reused = self._sock is not None
+        try:
+            return self._exchange_once(message)
+        except _PeerClosed:
+            if not reused:
+                raise MllpError(
+                    f"reading reply from {self.peer}: connection closed before a reply"
+                ) from None
+            log.debug("MLLP peer %s closed an idle connection; redialing", self.peer)
+        try:
+            return self._exchange_once(message)
+        except _PeerClosed:
+            raise MllpError(
+                f"reading reply from {self.peer}: connection closed before a reply"
+            ) from None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def _exchange_once(self, message: bytes) -> bytes:
+        sock = self._connection()
+        try:
+            sock.sendall(frame(message))
+        except OSError as exc:
+            self.close()
+            if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+                raise _PeerClosed(str(exc)) from None
+            raise MllpError(f"writing message to {self.peer}: {_reason(exc)}") from None
+        try:
+            return read_frame(sock)
+        except _PeerClosed:
+            self.close()
+            raise
+        except ConnectionResetError:
+            self.close()
+            raise _PeerClosed("connection reset before a reply") from None
+        except (OSError, MllpError) as exc:
+            self.close()
+            raise MllpError(f"reading reply from {self.peer}: {_reason(exc)}") from None
+
+    def _connection(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            raise MllpError(f"dialing {self.peer}: {_reason(exc)}") from None
+        if self.ssl_context is not None:
+            try:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                raise MllpError(f"TLS handshake with {self.peer}: {_reason(exc)}") from None
+        sock.settimeout(self.timeout)
+        self._sock = sock
+        return sock
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    return str(exc) or type(exc).__name__

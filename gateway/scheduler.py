@@ -1,0 +1,132 @@
+"""The gateway's timed work, run by apscheduler (3.x) in background threads:
+one delivery sweep per destination, the routes-file reload check, and the
+retention purge.
+
+apscheduler only triggers; what is due lives in the store, so nothing is lost
+when the process stops (apscheduler's own job store would lose it).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from gateway import retention
+from gateway.delivery import DeliverySweeper
+from gateway.metrics import Metrics
+from gateway.routing import FileDestination, Router
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+_DELIVERY_JOB_PREFIX = "deliver:"
+_UNROUTED_JOB = "deliver-unrouted"
+_RELOAD_JOB = "routes-reload"
+_PURGE_JOB = "retention-purge"
+_MAX_THREADS = 16
+
+
+class GatewayScheduler:
+    """Owns the BackgroundScheduler; keeps one sweep job per configured destination."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        sweeper: DeliverySweeper,
+        *,
+        retention_days: int,
+        extra_purge_dirs: tuple[Path, ...] = (),
+        sweep_interval_s: float = 2.0,
+        reload_interval_s: float = 5.0,
+        purge_interval_s: float = 3600.0,
+    ):
+        self.store = store
+        self.router = router
+        self.sweeper = sweeper
+        self.retention_days = retention_days
+        self.extra_purge_dirs = extra_purge_dirs
+        self.sweep_interval_s = sweep_interval_s
+        self.reload_interval_s = reload_interval_s
+        self.purge_interval_s = purge_interval_s
+        # apscheduler logs every run at INFO: one line per destination every few seconds
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(_MAX_THREADS)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> None:
+        self._scheduler.add_job(
+            self.reload_routes, "interval", seconds=self.reload_interval_s, id=_RELOAD_JOB
+        )
+        self._scheduler.add_job(
+            self.purge,
+            "interval",
+            seconds=self.purge_interval_s,
+            id=_PURGE_JOB,
+            next_run_time=datetime.now().astimezone(),
+        )
+        self._scheduler.add_job(
+            self.sweeper.sweep_unrouted,
+            "interval",
+            seconds=self.sweep_interval_s * 5,
+            id=_UNROUTED_JOB,
+        )
+        self.sync_delivery_jobs()
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Waits for the deliveries in hand, so none is left half-recorded."""
+        self.sweeper.stop()
+        self._scheduler.shutdown(wait=True)
+        self.sweeper.close()
+
+    def reload_routes(self) -> None:
+        if self.router.reload_if_changed():
+            self.sync_delivery_jobs()
+
+    def purge(self) -> retention.PurgeResult:
+        return retention.purge(self.store, self.outbox_dirs(), self.retention_days)
+
+    def outbox_dirs(self) -> list[Path]:
+        dirs = {
+            Path(dest.directory)
+            for dest in self.router.config.destinations.values()
+            if isinstance(dest, FileDestination)
+        }
+        return sorted(dirs | set(self.extra_purge_dirs))
+
+    def sync_delivery_jobs(self) -> None:
+        """One interval job per destination in the routes now in force."""
+        wanted = {_DELIVERY_JOB_PREFIX + name: name for name in self.router.config.destinations}
+        existing = {
+            job.id for job in self._scheduler.get_jobs() if job.id.startswith(_DELIVERY_JOB_PREFIX)
+        }
+        for job_id in existing - wanted.keys():
+            self._scheduler.remove_job(job_id)
+        for job_id in wanted.keys() - existing:
+            self._scheduler.add_job(
+                self.sweeper.sweep_destination,
+                "interval",
+                seconds=self.sweep_interval_s,
+                args=[wanted[job_id]],
+                id=job_id,
+            )
+        log.debug("delivery sweeps for: %s", ", ".join(sorted(wanted.values())))
+
+
+def start_delivery(
+    store: Store, router: Router, metrics: Metrics, retention_days: int, outbox_dir: Path
+) -> GatewayScheduler:
+    """The server's delivery side: sweeps, routes reload and retention, running."""
+    sweeper = DeliverySweeper(store, router, metrics=metrics)
+    scheduler = GatewayScheduler(
+        store, router, sweeper, retention_days=retention_days, extra_purge_dirs=(outbox_dir,)
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,162 @@
+"""`ecg-gateway serve`: config -> store -> pipeline workers -> DICOM SCP -> wait for a signal.
+
+Shutdown order is the reverse: stop accepting associations (those in progress may
+finish), let the workers finish or release their jobs, record the counters, close the
+store. A `kill -9` skips all of that and loses nothing: accepted objects are in the
+spool and the store, and their leases are released at the next start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pydicom.config
+
+from gateway.config import GatewayConfig, log_security_posture
+from gateway.dicom_scp import start_scp
+from gateway.intake import Intake
+from gateway.metrics import Metrics
+from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.routing import Router as RoutesRouter
+from gateway.scheduler import start_delivery
+from gateway.spool import ensure_dir
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+_METRICS_EVERY_S = 60.0
+
+
+class GatewayBusy(Exception):
+    """Another gateway process already serves this data directory."""
+
+
+def serve(config: GatewayConfig) -> int:
+    """Run in the foreground until SIGTERM or SIGINT; returns the exit code (0)."""
+    _keep_patient_data_out_of_logs()
+    log_security_posture(config)
+    ensure_dir(config.data_dir)
+    with _data_dir_lock(config.data_dir):
+        return _run(config)
+
+
+def _run(config: GatewayConfig) -> int:
+    for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
+        ensure_dir(directory)
+    store = Store(config.store_path)
+    requeued = store.recover_after_restart(config.job_max_attempts)
+    if requeued:
+        log.warning("requeued %d jobs left in progress by a previous run", requeued)
+    metrics = Metrics()
+    router = make_router(config)
+    pipeline = Pipeline(
+        store,
+        router,
+        PipelineSettings(
+            reports_dir=config.reports_dir,
+            engine=config.engine,
+            workers=config.workers,
+            lease_s=config.job_lease_s,
+            max_attempts=config.job_max_attempts,
+        ),
+        metrics,
+    )
+    intake = Intake(
+        store, config.spool_dir, metrics, config.min_free_disk_mb * 1024 * 1024, pipeline.wake
+    )
+    pipeline.start()
+    delivery = start_delivery(store, router, metrics, config.retention_days, config.outbox_dir)
+    stop = _stop_on_signals()
+    try:
+        scp = start_scp(config, intake, metrics)
+    except BaseException:
+        pipeline.stop(grace_s=5.0)
+        delivery.shutdown()
+        store.close()
+        raise
+    log.info(
+        "listening on %s:%d as %s (TLS %s), %d workers, engine %s, data in %s",
+        config.bind_address,
+        scp.port,
+        config.ae_title,
+        "on" if config.tls.enabled else "off",
+        config.workers,
+        config.engine,
+        config.data_dir,
+    )
+    _wait(stop, metrics, config.metrics_path)
+    log.info("stopping: no new associations; finishing work in progress")
+    scp.stop()
+    pipeline.stop()
+    delivery.shutdown()
+    _record_metrics(metrics, config.metrics_path)
+    store.close()
+    log.info("stopped")
+    return 0
+
+
+def make_router(config: GatewayConfig) -> RoutesRouter:
+    """The routes file's router; without a routes file, everything goes to the outbox."""
+    return RoutesRouter(config.routes, config.data_dir)
+
+
+def _wait(stop: threading.Event, metrics: Metrics, metrics_path: Path) -> None:
+    next_report = time.monotonic() + _METRICS_EVERY_S
+    while not stop.wait(timeout=1.0):
+        if time.monotonic() >= next_report:
+            _record_metrics(metrics, metrics_path)
+            next_report = time.monotonic() + _METRICS_EVERY_S
+
+
+def _record_metrics(metrics: Metrics, path: Path) -> None:
+    counts = metrics.snapshot()
+    if counts:
+        log.info("counters: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    try:
+        metrics.write(path)
+    except OSError as exc:
+        log.warning("cannot write %s: %s", path, exc)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+@contextmanager
+def _data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """One gateway per data directory: what lets a restart treat every lease as stale.
+
+    flock is released by the kernel when the process dies, even by `kill -9`.
+    """
+    fd = os.open(data_dir / "gateway.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GatewayBusy(f"{data_dir}: another gateway is already running here") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _keep_patient_data_out_of_logs() -> None:
+    """pydicom's value-validation warnings quote the offending value (a name, an ID);
+    pynetdicom's INFO lines repeat per association what the gateway already logs."""
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)

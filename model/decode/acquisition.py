@@ -1,0 +1,41 @@
+"""Acquisition settings every format carries: the sampling rate and the cart's filters."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from model.errors import EcgDecodeError
+
+# Below 50 Hz no ECG wave survives; no cart samples above 20 kHz. A value outside this
+# range is a corrupt attribute, and trusting it would make every interval wrong.
+MIN_SAMPLING_RATE_HZ = 50.0
+MAX_SAMPLING_RATE_HZ = 20_000.0
+
+
+def checked_sampling_rate(path: Path, rate: float, where: str = "") -> float:
+    """`rate` if it is a plausible ECG sampling rate, else EcgDecodeError saying so."""
+    if not math.isfinite(rate) or not MIN_SAMPLING_RATE_HZ <= rate <= MAX_SAMPLING_RATE_HZ:
+        prefix = f"{where}: " if where else ""
+        raise EcgDecodeError(
+            path,
+            f"{prefix}sampling frequency {rate:g} Hz is outside the plausible "
+            f"{MIN_SAMPLING_RATE_HZ:g}-{MAX_SAMPLING_RATE_HZ:g} Hz",
+        )
+    return rate
+
+
+def describe_filters(
+    high_pass_hz: float | None, low_pass_hz: float | None, notch_hz: float | None
+) -> str | None:
+    """'0.05-150 Hz, notch 50 Hz': the pass band and mains filter as printed on a report."""
+    parts = []
+    if high_pass_hz is not None or low_pass_hz is not None:
+        parts.append(f"{_hz(high_pass_hz)}-{_hz(low_pass_hz)} Hz")
+    if notch_hz:
+        parts.append(f"notch {_hz(notch_hz)} Hz")
+    return ", ".join(parts) or None
+
+
+def _hz(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"

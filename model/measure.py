@@ -1,0 +1,868 @@
+"""Global measurements of a resting ECG, by the IEC 60601-2-25 convention.
+
+The path: the standard 12 leads (missing limb leads derived) -> which leads can
+be trusted (model.signal_quality) -> 500 Hz, 0.5-40 Hz band-pass -> beats, ectopic
+ones set aside (model.beats) -> a median beat per lead from the dominant beats ->
+global fiducial points on the median beats -> intervals, axes, amplitudes.
+
+Global fiducials. IEC 60601-2-25 measures the QRS from its earliest onset in any
+lead to its latest offset in any lead. Taking a minimum over per-lead onsets lets
+one noisy lead move the result; the spatial velocity of the eight independent
+leads (I, II, V1-V6: the square root of their summed squared slopes) rises as soon
+as the first lead moves and settles only when the last one has, so a threshold on
+it finds the same global points robustly. The QRS is located on the 0.5-40 Hz
+median beats and its edges followed on the 0.5-150 Hz ones. The T end and the P
+wave are found on the spatial magnitude (the vector length of the eight leads,
+above their isoelectric level) with the trapezium-area method (Vazquez-Seisdedos
+et al. 2011), which needs no threshold and ignores low-frequency baseline offsets.
+
+Calibration. The constants put each fiducial within 4 ms of the truth on
+synthetic ECGs with exactly known edges (model.synthetic) and were then checked
+on LUDB's cardiologist annotations and GE's measurements. LUDB's annotated QRS is
+about 20 ms wider than the edges that are really there (each lead's generous
+onset and offset, then the extreme over the leads); thresholds that match it read
+a synthetic QRS 20-25 ms too wide and GE's QRS 10-15 ms too wide, so the engine
+follows the truth and bench/measure_accuracy.py reports the LUDB difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import butter, resample_poly, sosfiltfilt, welch
+
+from model.beats import (
+    FS,
+    Beats,
+    beat_windows,
+    blank_spikes,
+    complete_windows,
+    find_beats,
+    median_beat,
+    paced_beats,
+    pacing_spikes,
+    samples,
+)
+from model.ecg import STANDARD_LEADS, Ecg
+from model.report import Measurements
+from model.signal_quality import NOISY_RESIDUAL_MV, beat_residual_noise, raw_lead_problem
+
+LEAD_INDEX = {name: i for i, name in enumerate(STANDARD_LEADS)}
+LIMB_LEADS = STANDARD_LEADS[:6]
+INDEPENDENT_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+MIN_LEADS = 8
+MIN_USABLE_INDEPENDENT = 4
+
+# Beats are found and classified, and P and T located, on a 0.5-40 Hz signal; the
+# QRS is delimited on the diagnostic bandwidth (0.5-150 Hz): a 40 Hz low-pass
+# spreads every QRS edge by about 10 ms.
+_BANDPASS = butter(2, [0.5, 40.0], btype="bandpass", fs=FS, output="sos")
+_WIDEBAND = butter(2, [0.5, 150.0], btype="bandpass", fs=FS, output="sos")
+
+# The median beat spans 500 ms before and 800 ms after each QRS fiducial.
+PRE = samples(500)
+POST = samples(800)
+
+# QRS: the "core" is where the 40 Hz spatial velocity exceeds 15 % of its peak
+# (gaps up to 30 ms bridged, for notched complexes); onset and offset are where
+# the 150 Hz velocity stays (QUIET_RUN samples) below 5 % of its peak above the
+# quiet level next to the complex, and at least 3 times that quiet level; then
+# followed down to 2 % while it still falls (at most 10 ms).
+QUIET_RUN = 3
+QRS_NOISE_FACTOR = 3.0
+QRS_CORE_FRACTION = 0.15
+QRS_EDGE_FRACTION = 0.05
+QRS_FOOT_FRACTION = 0.02
+QRS_VALLEY_FRACTION = 0.05
+QRS_TAIL_MS = 50
+# T wave: the peak lies between J+40 ms and min(60 % RR, 500 ms) after QRS onset.
+T_SEARCH_MS = 500
+T_SMOOTH_MS = 20
+T_TRAPEZIUM_MS = 200
+MIN_T_MV = 0.05
+# P wave: searched up to 350 ms before the QRS onset; must stand 4x above the
+# median beat's noise and repeat in most beats (atrial fibrillation does not).
+P_SEARCH_MS = 350
+P_SMOOTH_MS = 20
+P_TRAPEZIUM_MS = 60
+MIN_P_SNR = 4.0
+MIN_P_CONSISTENCY = 0.5
+# Atrial flutter: after the QRS-T complexes are cancelled, II, III and aVF keep a
+# wave at one shared frequency of 4-6 Hz (240-360/min) of at least 0.045 mV RMS.
+FLUTTER_HZ = (4.0, 6.0)
+FLUTTER_MIN_MV = 0.045
+INFERIOR_LEADS = ("II", "III", "aVF")
+# Below this spatial QRS-to-noise ratio nothing is measured (clean ECGs: 12 and up).
+MIN_QRS_SNR = 8.0
+# Values outside these ranges (ms) are measurement failures, not findings.
+PLAUSIBLE_MS = {
+    "pr_ms": (50, 450),
+    "p_duration_ms": (30, 250),
+    "qrs_ms": (40, 250),
+    "qt_ms": (200, 700),
+}
+# A pacemaker drives the rhythm when at least this share of beats follows a stimulus
+# (fewer are as likely to be QRS-locked artefacts, and too few to change a measurement).
+MIN_PACED_FRACTION = 0.4
+# ST level is read this long after the J point.
+ST_OFFSETS_MS = (60, 80)
+
+# Frontal lead directions (degrees) and gains on the hexaxial reference system;
+# the augmented leads see the heart vector scaled by sqrt(3)/2.
+_LEAD_VECTORS = {
+    "I": (0.0, 1.0),
+    "II": (60.0, 1.0),
+    "III": (120.0, 1.0),
+    "aVR": (-150.0, np.sqrt(3) / 2),
+    "aVL": (-30.0, np.sqrt(3) / 2),
+    "aVF": (90.0, np.sqrt(3) / 2),
+}
+
+
+def ms(n_samples: float) -> float:
+    return float(n_samples) * 1000.0 / FS
+
+
+@dataclass(frozen=True)
+class Fiducials:
+    """Sample indices in the median beat (at FS); None where the wave was not found."""
+
+    qrs_on: int
+    qrs_off: int
+    t_peak: int | None = None
+    t_off: int | None = None
+    p_on: int | None = None
+    p_off: int | None = None
+
+
+@dataclass(frozen=True)
+class LeadAmplitudes:
+    """One lead's median-beat amplitudes in mV, against the level at QRS onset.
+
+    q, s are <= 0; r, r_prime >= 0. r_prime is a second positive wave after an S
+    (rsR'); r_peak_ms is the time from QRS onset to the R peak; terminal_40ms is
+    the mean level of the last 40 ms of the QRS (its sign says where the late
+    forces point, which is what bundle branch blocks change).
+    """
+
+    q: float
+    r: float
+    s: float
+    r_prime: float
+    qrs_max: float
+    qrs_min: float
+    q_duration_ms: float
+    r_peak_ms: float
+    terminal_40ms: float
+    st_j: float
+    st_60: float
+    st_80: float
+    t: float
+
+    @property
+    def qrs_peak_to_peak(self) -> float:
+        return self.qrs_max - self.qrs_min
+
+
+@dataclass
+class EcgMeasurement:
+    """Everything measured on one ECG; the statements and the report are built from it."""
+
+    values: Measurements = field(default_factory=Measurements)
+    null_reasons: dict[str, str] = field(default_factory=dict)
+    quality_flags: list[str] = field(default_factory=list)
+    lead_problems: dict[str, str] = field(default_factory=dict)
+    usable_leads: tuple[str, ...] = ()
+    beats: Beats | None = None
+    fiducials: Fiducials | None = None
+    amplitudes: dict[str, LeadAmplitudes] = field(default_factory=dict)
+    p_consistency: float | None = None
+    flutter_hz: float | None = None
+    atrial_residual_mv: float = 0.0
+    paced_beats: int = 0
+    median: np.ndarray | None = None
+
+    @property
+    def has_flutter_waves(self) -> bool:
+        return self.flutter_hz is not None and self.atrial_residual_mv >= FLUTTER_MIN_MV
+
+    def set_null(self, keys: tuple[str, ...] | list[str], reason: str) -> None:
+        for key in keys:
+            if getattr(self.values, key) is None and key not in self.null_reasons:
+                self.null_reasons[key] = reason
+
+
+# ---------------------------------------------------------------- leads ----
+
+
+def canonical_lead_name(name: str) -> str | None:
+    """'AVF', 'avf', ' aVF' -> 'aVF'; None for a lead outside the standard twelve."""
+    key = name.strip().upper().replace(" ", "")
+    for std in STANDARD_LEADS:
+        if key == std.upper():
+            return std
+    return None
+
+
+def standard_twelve(ecg: Ecg) -> tuple[np.ndarray, np.ndarray]:
+    """(12, n) signal in standard order at the ECG's own rate, and which leads exist."""
+    out = np.zeros((12, ecg.n_samples), dtype=np.float64)
+    present = np.zeros(12, dtype=bool)
+    for i, name in enumerate(ecg.lead_names):
+        std = canonical_lead_name(name)
+        if std is not None and not present[LEAD_INDEX[std]]:
+            out[LEAD_INDEX[std]] = ecg.signal[i]
+            present[LEAD_INDEX[std]] = True
+    _derive_missing_limb_leads(out, present)
+    return out, present
+
+
+def _derive_missing_limb_leads(sig: np.ndarray, present: np.ndarray) -> None:
+    """Einthoven and Goldberger: any two of I, II, III give all six limb leads."""
+    i, ii, iii = LEAD_INDEX["I"], LEAD_INDEX["II"], LEAD_INDEX["III"]
+    if present[i] and present[ii]:
+        lead_i, lead_ii = sig[i], sig[ii]
+    elif present[i] and present[iii]:
+        lead_i, lead_ii = sig[i], sig[i] + sig[iii]
+    elif present[ii] and present[iii]:
+        lead_i, lead_ii = sig[ii] - sig[iii], sig[ii]
+    else:
+        return
+    derived = {
+        "I": lead_i,
+        "II": lead_ii,
+        "III": lead_ii - lead_i,
+        "aVR": -(lead_i + lead_ii) / 2,
+        "aVL": lead_i - lead_ii / 2,
+        "aVF": lead_ii - lead_i / 2,
+    }
+    for name, values in derived.items():
+        if not present[LEAD_INDEX[name]]:
+            sig[LEAD_INDEX[name]] = values
+            present[LEAD_INDEX[name]] = True
+
+
+def to_internal_rate(sig: np.ndarray, fs: float) -> np.ndarray:
+    """Resample to 500 Hz: every threshold and window below is in 500 Hz samples."""
+    if abs(fs - FS) < 1e-6:
+        return sig
+    ratio = Fraction(FS / fs).limit_denominator(1000)
+    return resample_poly(sig, ratio.numerator, ratio.denominator, axis=1)
+
+
+# ------------------------------------------------------------ fiducials ----
+
+
+def spatial_velocity(median: np.ndarray, leads: np.ndarray, smooth: int = 1) -> np.ndarray:
+    """Length of the multi-lead slope vector, lightly smoothed (3 samples)."""
+    slope = np.diff(median[leads], axis=1)
+    velocity = np.sqrt((slope**2).sum(axis=0))
+    if smooth == 1:
+        return velocity
+    return np.convolve(velocity, np.ones(smooth) / smooth, mode="same")
+
+
+def _quiet_level(v: np.ndarray, start: int, stop: int) -> float:
+    """Lowest 20 ms mean of the velocity in [start, stop): the isoelectric slope level."""
+    start, stop = max(start, 0), min(stop, v.size)
+    if stop - start < samples(20):
+        return float(v[start:stop].min()) if stop > start else 0.0
+    return float(np.convolve(v[start:stop], np.ones(samples(20)) / samples(20), "valid").min())
+
+
+def _qrs_core(v: np.ndarray) -> tuple[int, int, int]:
+    """Peak and extent of the QRS high-velocity region around the fiducial."""
+    lo, hi = PRE - samples(80), PRE + samples(80)
+    peak = lo + int(np.argmax(v[lo:hi]))
+    above = v > QRS_CORE_FRACTION * v[peak]
+    gap = samples(30)
+    start = peak
+    while start > PRE - samples(200) and above[max(0, start - gap) : start].any():
+        start -= 1
+    end = peak
+    while end < PRE + samples(300) and above[end + 1 : end + 1 + gap].any():
+        end += 1
+    return peak, start, end
+
+
+def locate_qrs(v_core: np.ndarray, v: np.ndarray) -> tuple[int, int]:
+    """Global QRS onset and offset on the spatial velocity of the median beats.
+
+    The QRS core is found on v_core (0.5-40 Hz, smoothed: robust against noise);
+    its edges are then followed outward on v (diagnostic bandwidth, unsmoothed:
+    accurate) until the velocity falls to QRS_EDGE_FRACTION of its peak, but
+    never below QRS_NOISE_FACTOR times the quiet level next to the complex.
+    """
+    _, start, end = _qrs_core(v_core)
+    peak = start + int(np.argmax(v[start : end + 1]))
+    base_on = _quiet_level(v, start - samples(200), start)
+    base_off = _quiet_level(v, end, end + samples(150))
+
+    def level(base: float, fraction: float) -> float:
+        return max(base + fraction * (v[peak] - base), QRS_NOISE_FACTOR * base)
+
+    edge_on, edge_off = level(base_on, QRS_EDGE_FRACTION), level(base_off, QRS_EDGE_FRACTION)
+    start = _first_above(v, start, peak, edge_on)
+    end = _first_above(v, end, peak, edge_off)
+    onset = _walk(v, start, -1, edge_on, samples(60))
+    onset = _foot(v, onset, -1, level(base_on, QRS_FOOT_FRACTION))
+    offset = _walk(
+        v, end, +1, edge_off, samples(QRS_TAIL_MS), valley_below=QRS_VALLEY_FRACTION * v[peak]
+    )
+    offset = _foot(v, offset, +1, level(base_off, QRS_FOOT_FRACTION))
+    return onset, offset
+
+
+def _first_above(v: np.ndarray, i: int, toward: int, threshold: float) -> int:
+    """Move from i toward `toward` to the first sample above threshold.
+
+    The core found on the 40 Hz velocity can reach past the true edge (the
+    low-pass spreads it); the edge walk must start inside the complex.
+    """
+    step = 1 if toward > i else -1
+    while i != toward and v[i] <= threshold:
+        i += step
+    return i
+
+
+def _walk(
+    v: np.ndarray, start: int, step: int, threshold: float, limit: int, valley_below: float = 0.0
+) -> int:
+    """From start, move in direction step until v stays at or below threshold for
+    QUIET_RUN samples in a row (at most limit): one noise dip does not end a wave.
+
+    With valley_below, also stop in a valley of v lower than that: where the QRS
+    runs straight into a steep ST segment, v never gets down to the threshold.
+    """
+    i = start
+    for _ in range(limit):
+        ahead = (
+            v[i : i + step * QUIET_RUN : step] if step > 0 else v[max(i - QUIET_RUN + 1, 0) : i + 1]
+        )
+        nxt = i + step
+        if nxt <= 0 or nxt >= v.size - 1 or (ahead <= threshold).all():
+            break
+        if v[i] < valley_below and v[nxt] >= v[i]:
+            break
+        i = nxt
+    return i
+
+
+def _foot(v: np.ndarray, i: int, step: int, floor: float, limit: int = 5) -> int:
+    """Refine an edge to the foot of the slope: keep going while v still falls (<= 10 ms)."""
+    for _ in range(limit):
+        nxt = i + step
+        if nxt <= 0 or nxt >= v.size - 1 or not (floor < v[nxt] < v[i]):
+            break
+        i = nxt
+    return i
+
+
+def _smooth_rows(x: np.ndarray, width: int) -> np.ndarray:
+    kernel = np.ones(width) / width
+    return np.stack([np.convolve(row, kernel, mode="same") for row in x])
+
+
+def _trapezium_end(y: np.ndarray, xm: int, xr: int) -> int:
+    """Point after xm that maximises the trapezium area to the reference xr (a wave's end)."""
+    t = np.arange(xm, xr + 1)
+    return xm + int(np.argmax((y[xm] - y[t]) * (2 * xr - t - xm)))
+
+
+def _trapezium_start(y: np.ndarray, xr: int, xm: int) -> int:
+    """Mirror of _trapezium_end: a wave's start, searching back from xm to xr."""
+    t = np.arange(xr, xm + 1)
+    return xr + int(np.argmax((y[xm] - y[t]) * (t + xm - 2 * xr)))
+
+
+def locate_t(
+    median: np.ndarray, leads: np.ndarray, qrs_on: int, qrs_off: int, rr: float
+) -> tuple[int, int] | None:
+    """T peak and global T end; None when the T wave is too flat to end anywhere definite."""
+    x = _smooth_rows(median[leads], samples(T_SMOOTH_MS))
+    level = x[:, qrs_on - 3 : qrs_on].mean(axis=1, keepdims=True)
+    magnitude = np.sqrt(((x - level) ** 2).sum(axis=0))
+    lo = qrs_off + samples(40)
+    hi = min(qrs_on + min(int(0.6 * rr), samples(T_SEARCH_MS)), magnitude.size - 1)
+    if hi - lo < samples(40):
+        return None
+    peak = lo + int(np.argmax(magnitude[lo:hi]))
+    if magnitude[peak] < MIN_T_MV or peak >= hi - 2:
+        return None
+    # The T wave must end before the next beat's P wave can start.
+    limit = min(qrs_on + int(rr) - samples(120), magnitude.size - 1)
+    slope = np.diff(magnitude)
+    steepest = peak + int(np.argmin(slope[peak : min(peak + samples(150), limit)]))
+    end = _trapezium_end(magnitude, steepest, min(steepest + samples(T_TRAPEZIUM_MS), limit))
+    return peak, end
+
+
+def locate_p(
+    median: np.ndarray, leads: np.ndarray, qrs_on: int, previous_t_end: int | None, noise: float
+) -> tuple[tuple[int, int] | None, str]:
+    """P onset and offset before the QRS, or None with the reason it was not found.
+
+    The P wave is the largest deflection of the spatial magnitude in the search
+    window. Its isoelectric reference is a straight line from the flattest moment
+    between the previous T wave and the P wave (TP segment) to the PR segment: the
+    end of the T wave or a U wave is not isoelectric, and a reference there reads
+    their tail as an early P onset. Onset and offset are trapezium points.
+    """
+    lo = qrs_on - samples(P_SEARCH_MS)
+    if previous_t_end is not None:
+        lo = max(lo, previous_t_end + samples(20))
+    lo = max(lo, 4)
+    # The smoothing lets the QRS leak this far back: the PR segment ends here.
+    pr_end = qrs_on - samples(P_SMOOTH_MS) // 2 - 2
+    hi = pr_end - samples(4)
+    if hi - lo < samples(60):
+        return None, "no room for a P wave between the previous T wave and the QRS"
+    x = _smooth_rows(median[leads], samples(P_SMOOTH_MS))
+    magnitude = _magnitude_above_line(x, lo, pr_end)
+    peak = lo + int(np.argmax(magnitude[lo:hi]))
+    if noise > 0 and magnitude[peak] < MIN_P_SNR * noise:
+        return None, "no P wave distinguishable from noise"
+    if peak - lo < samples(10) or hi - peak < samples(4):
+        return None, "no P wave before the QRS"
+    anchor = _flattest(x, lo, peak - samples(20))
+    magnitude = _magnitude_above_line(x, anchor, pr_end)
+    slope = np.diff(magnitude)
+    rise = anchor + int(np.argmax(slope[anchor:peak])) if peak > anchor else anchor
+    fall = peak + int(np.argmin(slope[peak:hi]))
+    onset = _trapezium_start(magnitude, max(anchor, rise - samples(P_TRAPEZIUM_MS)), rise)
+    offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
+    return (onset, offset), ""
+
+
+def _magnitude_above_line(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Spatial magnitude above the straight line from the level at start to that at stop."""
+    first = x[:, start : start + 4].mean(axis=1)
+    last = x[:, stop - 4 : stop].mean(axis=1)
+    weight = (np.arange(x.shape[1]) - start) / (stop - start)
+    baseline = first[:, None] + (last - first)[:, None] * weight[None, :]
+    return np.sqrt(((x - baseline) ** 2).sum(axis=0))
+
+
+def _flattest(x: np.ndarray, start: int, stop: int) -> int:
+    """Where the leads move least (40 ms mean spatial velocity) in [start, stop)."""
+    half = samples(20)
+    if stop - start < 3:
+        return start
+    lo, hi = max(start - half, 0), min(stop + half, x.shape[1] - 1)
+    velocity = np.sqrt((np.diff(x[:, lo : hi + 1], axis=1) ** 2).sum(axis=0))
+    mean = np.convolve(velocity, np.ones(2 * half) / (2 * half), "same")
+    return start + int(np.argmin(mean[start - lo : stop - lo]))
+
+
+def p_wave_consistency(
+    sig: np.ndarray,
+    leads: np.ndarray,
+    positions: np.ndarray,
+    median: np.ndarray,
+    p_on: int,
+    p_off: int,
+) -> float:
+    """Median correlation of each beat's P wave with the median P wave.
+
+    In sinus rhythm every beat carries the same P wave (typically 0.7-0.95); in
+    atrial fibrillation the median beat's 'P wave' is a remnant of unrelated
+    fibrillatory waves and single beats do not resemble it.
+    """
+    start, stop = p_on - PRE - samples(10), p_off - PRE + samples(10)
+    windows = beat_windows(sig[leads], positions, start, stop)
+    reference = median[leads, p_on - samples(10) : p_off + samples(10)]
+    reference = reference - reference.mean(axis=1, keepdims=True)
+    valid = ~np.isnan(windows).any(axis=(0, 2))
+    if not valid.any():
+        return 0.0
+    beats = windows[:, valid, :]
+    beats = beats - beats.mean(axis=2, keepdims=True)
+    numerator = np.einsum("lbw,lw->b", beats, reference)
+    denominator = np.sqrt(np.einsum("lbw,lbw->b", beats, beats) * (reference**2).sum()) + 1e-12
+    return float(np.median(numerator / denominator))
+
+
+def atrial_residual(
+    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
+) -> tuple[float | None, float]:
+    """Flutter-wave frequency (Hz) shared by II, III and aVF, and their mean RMS (mV).
+
+    Subtracting the median beat from every beat cancels the QRS-T complexes; what
+    is left between them is atrial activity and noise. Flutter waves are one
+    regular wave at 4-6 Hz in the inferior leads; fibrillation is not one frequency,
+    sinus rhythm leaves almost nothing. Ectopic beats, which the median does not
+    cancel, are cut out. Returns (None, rms) without a shared peak.
+    """
+    start = fid.qrs_on - samples(20)
+    stop = (fid.t_off if fid.t_off is not None else fid.qrs_off + samples(300)) + samples(40)
+    rows = [LEAD_INDEX[n] for n in INFERIOR_LEADS]
+    residual = sig[rows].copy()
+    keep = np.ones(residual.shape[1], dtype=bool)
+    for p, label in zip(beats.positions, beats.labels):
+        a, b = p + start - PRE, p + stop - PRE
+        if a < 0 or b > residual.shape[1] or label not in ("N", "S"):
+            keep[max(a, 0) : min(b, residual.shape[1])] = False
+            continue
+        residual[:, a:b] -= median[rows, start:stop]
+    residual = residual[:, keep]
+    if residual.shape[1] < samples(4000):
+        return None, 0.0
+    freq, power = welch(residual, fs=FS, nperseg=1024, axis=1)
+    band = (freq >= 3.0) & (freq <= 10.0)
+    rms = float(np.sqrt(power[:, band].sum(axis=1) * (freq[1] - freq[0])).mean())
+    in_range = (freq >= FLUTTER_HZ[0]) & (freq <= FLUTTER_HZ[1])
+    peaks = freq[np.argmax(np.where(in_range, power, 0.0), axis=1)]
+    if peaks.max() - peaks.min() > 0.5:
+        return None, rms
+    return float(np.median(peaks)), rms
+
+
+# ----------------------------------------------------------- amplitudes ----
+
+# A deflection counts as a wave (Q, R, S, R') from 0.03 mV and 5 % of the QRS span.
+MIN_WAVE_MV = 0.03
+MIN_WAVE_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class _Lobe:
+    """One deflection of the QRS to one side of the baseline."""
+
+    sign: int
+    extreme: float
+    index: int
+    start: int
+
+
+def qrs_lobes(qrs: np.ndarray) -> list[_Lobe]:
+    """The significant deflections of a QRS (baseline-corrected), in time order.
+
+    Runs of one sign are split where the signal crosses the baseline; a run too
+    small to be a wave merges into its neighbours, so that a notch does not cut
+    an R wave in two.
+    """
+    limit = max(MIN_WAVE_MV, MIN_WAVE_FRACTION * float(qrs.max() - qrs.min()))
+    sign = np.where(qrs >= 0, 1, -1)
+    edges = np.flatnonzero(np.diff(sign)) + 1
+    lobes: list[_Lobe] = []
+    for a, b in zip(np.r_[0, edges], np.r_[edges, qrs.size]):
+        run = qrs[a:b]
+        i = int(np.argmax(np.abs(run)))
+        if abs(run[i]) < limit:
+            continue
+        lobe = _Lobe(int(sign[a]), float(run[i]), a + i, int(a))
+        if lobes and lobes[-1].sign == lobe.sign:
+            bigger = lobe if abs(lobe.extreme) > abs(lobes[-1].extreme) else lobes[-1]
+            lobe = _Lobe(bigger.sign, bigger.extreme, bigger.index, lobes[-1].start)
+            lobes[-1] = lobe
+        else:
+            lobes.append(lobe)
+    return lobes
+
+
+def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
+    """Q, R, S, R' (as a cardiologist names the deflections), ST and T of one median beat.
+
+    R is the first positive wave, Q a negative wave before it, S the negative wave
+    after it and R' a positive wave after S. A complex without a positive wave (QS)
+    reports its depth as both Q and S.
+    """
+    on, off = fid.qrs_on, fid.qrs_off
+    level = float(x[on - 3 : on].mean())
+    qrs = x[on : off + 1] - level
+    lobes = qrs_lobes(qrs)
+    positive = [i for i, lobe in enumerate(lobes) if lobe.sign > 0]
+    q = r = s = r_prime = 0.0
+    r_peak = q_duration = 0
+    if positive:
+        first = positive[0]
+        r, r_peak = lobes[first].extreme, lobes[first].index
+        if first > 0:
+            q = lobes[first - 1].extreme
+            q_duration = lobes[first].start
+        if first + 1 < len(lobes):
+            s = lobes[first + 1].extreme
+            if first + 2 < len(lobes):
+                r_prime = lobes[first + 2].extreme
+    elif lobes:
+        q = s = min(lobe.extreme for lobe in lobes)
+        q_duration = qrs.size
+    st = {d: float(x[min(off + samples(d), x.size - 1)] - level) for d in ST_OFFSETS_MS}
+    t = float(x[fid.t_peak] - level) if fid.t_peak is not None else 0.0
+    return LeadAmplitudes(
+        q=q,
+        r=r,
+        s=s,
+        r_prime=r_prime,
+        qrs_max=float(qrs.max()),
+        qrs_min=float(qrs.min()),
+        q_duration_ms=ms(q_duration),
+        r_peak_ms=ms(r_peak),
+        terminal_40ms=float(qrs[-samples(40) :].mean()),
+        st_j=float(x[off] - level),
+        st_60=st[60],
+        st_80=st[80],
+        t=t,
+    )
+
+
+def net_area(x: np.ndarray, start: int, stop: int, level_at: int) -> float:
+    """Net area (mV*ms) of one lead between two fiducials, against the level at `level_at`."""
+    level = float(x[max(level_at - 3, 0) : level_at + 1].mean())
+    return float((x[start : stop + 1] - level).sum()) * 1000.0 / FS
+
+
+def frontal_axis(areas: dict[str, float]) -> float | None:
+    """Frontal axis (degrees, -180..180) fitted to the limb-lead areas by least squares.
+
+    Using every usable limb lead instead of only I and aVF keeps the axis defined
+    when one of those two is off, and averages out their noise.
+    """
+    names = [n for n in LIMB_LEADS if n in areas]
+    if len(names) < 2 or {"I", "II", "III"}.isdisjoint(names) and len(names) < 3:
+        return None
+    rows = np.array(
+        [
+            [g * np.cos(np.radians(a)), g * np.sin(np.radians(a))]
+            for a, g in (_LEAD_VECTORS[n] for n in names)
+        ]
+    )
+    if np.linalg.matrix_rank(rows) < 2:
+        return None
+    vector, *_ = np.linalg.lstsq(rows, np.array([areas[n] for n in names]), rcond=None)
+    if np.hypot(*vector) < 1e-9:
+        return None
+    return float(np.degrees(np.arctan2(vector[1], vector[0])))
+
+
+# ------------------------------------------------------------- pipeline ----
+
+
+def measure(ecg: Ecg) -> EcgMeasurement:
+    """Measure one ECG; never raises for poor signals, it nulls with reasons instead."""
+    result = EcgMeasurement()
+    raw, present = standard_twelve(ecg)
+    if int(present.sum()) < MIN_LEADS:
+        result.set_null(
+            Measurements.model_fields,
+            f"needs at least {MIN_LEADS} leads, got {int(present.sum())} standard leads",
+        )
+        return result
+    usable = present.copy()
+    for i, name in enumerate(STANDARD_LEADS):
+        problem = raw_lead_problem(raw[i]) if present[i] else "missing"
+        if problem:
+            usable[i] = False
+            result.lead_problems[name] = problem
+    # An unusable lead is zeroed: NaN would spread through every filter and median.
+    raw[~usable] = 0.0
+    raw = to_internal_rate(raw, ecg.sampling_rate)
+    independent = np.array([LEAD_INDEX[n] for n in INDEPENDENT_LEADS])
+    if usable[independent].sum() < MIN_USABLE_INDEPENDENT:
+        return _fail(result, "too few usable leads")
+    raw, sig, beats = _filtered_beats(result, raw, usable)
+    if beats is None:
+        return _fail(result, "fewer than 3 QRS complexes detected")
+    return _measure_beats(result, raw, sig, beats, usable, independent)
+
+
+def _filtered_beats(
+    result: EcgMeasurement, raw: np.ndarray, usable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Beats | None]:
+    """Band-pass and find beats; with a pacemaker, blank its stimuli first and search again.
+
+    A stimulus left in the signal would be smeared by the filter into a deflection
+    that the QRS onset search takes for the start of the QRS.
+    """
+    sig = sosfiltfilt(_BANDPASS, raw, axis=1)
+    beats = find_beats(sig, usable)
+    spikes = pacing_spikes(raw, usable)
+    if beats is None or spikes.size == 0:
+        return raw, sig, beats
+    paced = paced_beats(spikes, beats.positions)
+    if paced.sum() < max(3, MIN_PACED_FRACTION * paced.size):
+        return raw, sig, beats
+    raw = blank_spikes(raw, spikes)
+    sig = sosfiltfilt(_BANDPASS, raw, axis=1)
+    beats = find_beats(sig, usable, beats.positions)
+    if beats is not None:
+        result.paced_beats = int(paced_beats(spikes, beats.positions).sum())
+    return raw, sig, beats
+
+
+def _measure_beats(
+    result: EcgMeasurement,
+    raw: np.ndarray,
+    sig: np.ndarray,
+    beats: Beats,
+    usable: np.ndarray,
+    independent: np.ndarray,
+) -> EcgMeasurement:
+    result.beats = beats
+    dominant = beats.dominant
+    if dominant.size < 2:
+        return _fail(result, "no repeating QRS shape (fewer than 2 dominant beats)")
+    windows = complete_windows(beat_windows(sig, dominant, -PRE, POST))
+    median = median_beat(windows)
+    noise = beat_residual_noise(windows, median)
+    for i, name in enumerate(STANDARD_LEADS):
+        if usable[i] and noise[i] > NOISY_RESIDUAL_MV:
+            usable[i] = False
+            result.lead_problems[name] = f"too noisy (beat-to-beat residual {noise[i]:.2f} mV)"
+    result.quality_flags = [f"{name}: {why}" for name, why in result.lead_problems.items()]
+    leads = independent[usable[independent]]
+    if leads.size < MIN_USABLE_INDEPENDENT:
+        return _fail(result, "signal too noisy to measure")
+    snr = qrs_to_noise(median, noise, leads)
+    if snr < MIN_QRS_SNR:
+        return _fail(
+            result,
+            f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_QRS_SNR:.0f})",
+        )
+    result.usable_leads = tuple(n for i, n in enumerate(STANDARD_LEADS) if usable[i])
+    wide = median_beat(
+        complete_windows(beat_windows(sosfiltfilt(_WIDEBAND, raw, axis=1), dominant, -PRE, POST))
+    )
+    result.median = wide
+    _rate(result, beats)
+    median_noise = float(np.sqrt((noise[leads] ** 2).sum() / dominant.size))
+    _fiducials_and_intervals(result, sig, leads, median, wide, median_noise)
+    if result.fiducials is not None:
+        _axes_and_amplitudes(result, wide, usable)
+        result.flutter_hz, result.atrial_residual_mv = atrial_residual(
+            sig, beats, median, result.fiducials
+        )
+        if result.has_flutter_waves:
+            _drop_p_wave(
+                result,
+                f"atrial flutter waves ({result.flutter_hz * 60:.0f}/min) instead of P waves",
+            )
+    _reject_implausible(result)
+    return result
+
+
+def _drop_p_wave(result: EcgMeasurement, reason: str) -> None:
+    """What looked like a P wave is something else: no P measurement at all."""
+    for key in ("pr_ms", "p_duration_ms", "p_axis_deg"):
+        setattr(result.values, key, None)
+        result.null_reasons[key] = reason
+    fid = result.fiducials
+    result.fiducials = Fiducials(fid.qrs_on, fid.qrs_off, fid.t_peak, fid.t_off)
+
+
+def qrs_to_noise(median: np.ndarray, noise: np.ndarray, leads: np.ndarray) -> float:
+    """Spatial QRS amplitude of the median beat over the spatial beat-to-beat noise.
+
+    Clean resting ECGs score 12 and far more; when noise peaks were taken for
+    beats, the 'median QRS' is noise itself and scores near 1.
+    """
+    qrs = median[leads, PRE - samples(60) : PRE + samples(60)]
+    amplitude = np.sqrt(((qrs - qrs[:, :1]) ** 2).sum(axis=0)).max()
+    return float(amplitude / (np.sqrt((noise[leads] ** 2).sum()) + 1e-9))
+
+
+def _fail(result: EcgMeasurement, reason: str) -> EcgMeasurement:
+    result.quality_flags = [f"{name}: {why}" for name, why in result.lead_problems.items()]
+    result.quality_flags.append(reason)
+    result.set_null(list(Measurements.model_fields), reason)
+    return result
+
+
+def _rate(result: EcgMeasurement, beats: Beats) -> None:
+    rr_ms = float(np.mean(beats.rr)) * 1000.0 / FS
+    result.values.rr_ms = round(rr_ms)
+    result.values.heart_rate_bpm = round(60000.0 / rr_ms)
+
+
+def _fiducials_and_intervals(
+    result: EcgMeasurement,
+    sig: np.ndarray,
+    leads: np.ndarray,
+    median: np.ndarray,
+    wide: np.ndarray,
+    median_noise: float,
+) -> None:
+    v_core = spatial_velocity(median, leads, smooth=3)
+    v_wide = spatial_velocity(wide, leads)
+    if _too_noisy_for_wideband(v_core, v_wide):
+        v_wide = v_core
+    qrs_on, qrs_off = locate_qrs(v_core, v_wide)
+    rr = result.beats.dominant_rr
+    values = result.values
+    values.qrs_ms = round(ms(qrs_off - qrs_on))
+    t = locate_t(median, leads, qrs_on, qrs_off, rr)
+    t_peak, t_off = t if t else (None, None)
+    if t_off is None:
+        result.set_null(
+            ("qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg"),
+            "T wave too flat to locate its end",
+        )
+    else:
+        values.qt_ms = round(ms(t_off - qrs_on))
+        rr_s = values.rr_ms / 1000.0
+        values.qtc_bazett_ms = round(values.qt_ms / np.sqrt(rr_s))
+        values.qtc_fridericia_ms = round(values.qt_ms / np.cbrt(rr_s))
+    previous_t_end = int(t_off - rr) if t_off is not None else None
+    p, reason = locate_p(median, leads, qrs_on, previous_t_end, median_noise)
+    p_on = p_off = None
+    if p is not None:
+        consistency = p_wave_consistency(sig, leads, result.beats.dominant, median, *p)
+        result.p_consistency = consistency
+        if consistency >= MIN_P_CONSISTENCY:
+            p_on, p_off = p
+            values.pr_ms = round(ms(qrs_on - p_on))
+            values.p_duration_ms = round(ms(p_off - p_on))
+        else:
+            reason = f"no consistent P wave (beat-to-beat P correlation {consistency:.2f})"
+    if p_on is None:
+        result.set_null(("pr_ms", "p_duration_ms", "p_axis_deg"), reason)
+    result.fiducials = Fiducials(qrs_on, qrs_off, t_peak, t_off, p_on, p_off)
+
+
+def _too_noisy_for_wideband(v_core: np.ndarray, v_wide: np.ndarray) -> bool:
+    """True when the 150 Hz velocity's quiet level is over a tenth of its QRS peak.
+
+    Then muscle noise, not the QRS, sets its edges, and the 40 Hz velocity (about
+    5 ms wider per edge, but stable) delimits the QRS instead.
+    """
+    _, start, end = _qrs_core(v_core)
+    peak = float(v_wide[start : end + 1].max())
+    quiet = _quiet_level(v_wide, start - samples(200), start)
+    return quiet > 0.1 * peak
+
+
+def _reject_implausible(result: EcgMeasurement) -> None:
+    for key, (low, high) in PLAUSIBLE_MS.items():
+        value = getattr(result.values, key)
+        if value is not None and not low <= value <= high:
+            setattr(result.values, key, None)
+            result.null_reasons[key] = (
+                f"measurement failed ({value:.0f} ms is outside {low}-{high})"
+            )
+            if key == "qt_ms":
+                for derived in ("qtc_bazett_ms", "qtc_fridericia_ms"):
+                    setattr(result.values, derived, None)
+                    result.null_reasons[derived] = result.null_reasons[key]
+
+
+def _axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.ndarray) -> None:
+    fid = result.fiducials
+    limb = {n: median[LEAD_INDEX[n]] for n in LIMB_LEADS if usable[LEAD_INDEX[n]]}
+    waves = {
+        "qrs_axis_deg": (fid.qrs_on, fid.qrs_off, fid.qrs_on),
+        "t_axis_deg": (fid.qrs_off, fid.t_off, fid.qrs_on),
+        "p_axis_deg": (fid.p_on, fid.p_off, fid.p_on),
+    }
+    for key, (start, stop, level_at) in waves.items():
+        if start is None or stop is None:
+            continue
+        axis = frontal_axis({n: net_area(x, start, stop, level_at) for n, x in limb.items()})
+        if axis is None:
+            result.set_null((key,), "too few usable limb leads")
+        else:
+            setattr(result.values, key, round(axis))
+    result.amplitudes = {
+        name: lead_amplitudes(median[i], fid) for i, name in enumerate(STANDARD_LEADS) if usable[i]
+    }

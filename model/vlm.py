@@ -1,0 +1,247 @@
+"""The VLM engine: SmolVLM reads the rendered 12-lead page and writes the report.
+
+Same call as the rule engine (`name`, `interpret(ecg) -> Report`), plus
+`interpret_image` for pages without a waveform (Secondary Capture, PDF) and
+`interpret_batch` so a GPU generates many reports in one pass.
+
+Modes: `vlm` gives the model the image and the instruction only; `hybrid` also gives it
+the measured values and the rule engine's statements (model/vlm_prompt.py). In both,
+waveform inputs are measured by the rule engine and the measured values fill the
+report's structured fields; the text's statements become the report's statements and
+its numbers are only checked against the measurements (model/vlm_parse.py).
+
+Image resolution. Idefics3's processor resizes the page so its longest edge is
+`longest_edge`, then stretches it up to whole 512 px tiles (64 tokens each) plus one
+512 px global view. The tile grid, not the pixel count, sets the cost, so only
+multiples of 512 are worth configuring. For the renderer's US-letter landscape page
+(aspect 1.29; bench/vlm.py prints the table):
+
+| longest_edge | tiles + global | image tokens | px per mm of paper | 1 mm grid (0.04 s, 0.1 mV) |
+|---:|---:|---:|---:|---|
+| 512  | 0 + 1  | 64   | 1.8 | gone; QRS visible, P waves a pixel or two high |
+| 1024 | 4 + 1  | 320  | 3.7 | faint; P, QRS, T and the 5 mm grid readable |
+| 1536 | 9 + 1  | 640  | 5.5 | every grid line; P waves, notches, 1 mm ST shifts clear |
+| 2048 | 16 + 1 | 1088 | 7.3 | as at 1536, a little sharper, at 1.7x the tokens |
+
+The default, 1536, is the smallest size at which a 1 mm square spans about five pixels,
+so a 40 ms interval difference or a 0.1 mV ST shift moves a trace by several pixels;
+at 1024 it is three to four pixels and the small grid fades into the traces (judged on
+downscaled renders of PTB-XL pages). 2048 adds 70 % more image tokens (prefill time)
+without showing more of the tracing. Training must use the same value.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from transformers import BatchFeature
+
+import model as ecg_model
+from model.ecg import Ecg
+from model.image_input import PageImage, is_page_file, load_page
+from model.render import PAGE_WIDTH_MM
+from model.report import EngineInfo, Report
+from model.vlm_loading import DEFAULT_MODEL, LoadSpec, VlmUnavailable, load_vlm
+from model.vlm_prompt import report_messages, report_prompt
+from model.vlm_report import Generation, page_report, waveform_report
+
+__all__ = [
+    "DEFAULT_LONGEST_EDGE", "DEFAULT_MODEL", "Generation", "VlmEngine", "VlmSettings",
+    "VlmUnavailable",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LONGEST_EDGE = 1536
+TILE_PX = 512
+# Pages are rendered with at least `longest_edge` pixels across, so the processor only
+# ever scales down (Lanczos); never below 100 dpi, where thin traces start to alias.
+MIN_RENDER_DPI = 100
+
+
+class VlmSettings(BaseModel):
+    """The engine's configuration; gateway.yaml nests it as-is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["vlm", "hybrid"] = "vlm"
+    model: str = Field(DEFAULT_MODEL, description="hub id or local directory")
+    adapter: str | None = Field(None, description="PEFT LoRA adapter directory")
+    quantization: Literal["none", "4bit"] = "none"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_new_tokens: int = Field(256, ge=1, le=4096)
+    timeout_s: float = Field(120.0, gt=0, description="per generation batch")
+    batch_size: int = Field(8, ge=1, le=512)
+    longest_edge: int = Field(DEFAULT_LONGEST_EDGE, ge=TILE_PX, le=4096)
+
+    @field_validator("longest_edge")
+    @classmethod
+    def _whole_tiles(cls, value: int) -> int:
+        if value % TILE_PX:
+            raise ValueError(
+                f"longest_edge must be a multiple of {TILE_PX} (the processor rounds the page "
+                f"up to whole {TILE_PX} px tiles, so {value} costs as much as "
+                f"{-(-value // TILE_PX) * TILE_PX})"
+            )
+        return value
+
+    def load_spec(self) -> LoadSpec:
+        return LoadSpec(self.model, self.adapter, self.quantization, self.device, self.dtype)
+
+
+@dataclass(frozen=True)
+class _Request:
+    image: Image.Image
+    prompt: str
+    measured: Report | None  # the rule engine's report of a waveform; None for a page
+    page: PageImage | None
+
+
+class VlmEngine:
+    """Loads the model once at construction; raises VlmUnavailable if it cannot."""
+
+    def __init__(self, settings: VlmSettings | None = None) -> None:
+        self.settings = settings or VlmSettings()
+        self.name = self.settings.mode
+        self.loaded = load_vlm(self.settings.load_spec())
+        self.info = EngineInfo(name=self.name, version=self.loaded.label)
+        log.info("VLM engine %s ready: %s on %s (%s)", self.name, self.loaded.label,
+                 self.loaded.device, str(self.loaded.dtype).removeprefix("torch."))
+
+    def interpret(self, ecg: Ecg) -> Report:
+        return self.interpret_batch([ecg])[0]
+
+    def interpret_image(
+        self, image: Image.Image | PageImage, kind: str = "secondary-capture"
+    ) -> Report:
+        page = image if isinstance(image, PageImage) else PageImage(image.convert("RGB"), kind,
+                                                                    "image")
+        return self.interpret_batch([page])[0]
+
+    def interpret_file(self, path: str | Path) -> Report:
+        """A waveform file (measured, rendered) or a page file (PDF, image, DICOM SC)."""
+        if is_page_file(path):
+            return self.interpret_image(load_page(path))
+        return self.interpret(ecg_model.load(path))
+
+    def interpret_batch(self, items: Sequence[Ecg | PageImage]) -> list[Report]:
+        """Reports in input order; generation runs `batch_size` items at a time."""
+        requests = [self._request(item) for item in items]
+        generations = self.generate([r.image for r in requests], [r.prompt for r in requests])
+        return [self._report(r, g) for r, g in zip(requests, generations, strict=True)]
+
+    def generate(
+        self, images: Sequence[Image.Image], prompts: Sequence[str], min_new_tokens: int = 0
+    ) -> list[Generation]:
+        """Greedy answers to (image, prompt) pairs; min_new_tokens is for benchmarks."""
+        results: list[Generation] = []
+        size = self.settings.batch_size
+        for start in range(0, len(images), size):
+            results += self._generate_batch(
+                images[start:start + size], prompts[start:start + size], min_new_tokens
+            )
+        return results
+
+    def image_tokens(self, image: Image.Image) -> int:
+        """How many image tokens this page costs at the configured longest edge."""
+        return int(self.prepare([image], [report_prompt()])["input_ids"].eq(
+            self.loaded.processor.image_token_id).sum())
+
+    def render(self, ecg: Ecg) -> Image.Image:
+        return render_page(ecg, self.settings.longest_edge)
+
+    # --- generation --------------------------------------------------------------------
+
+    def prepare(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> BatchFeature:
+        """The model's inputs on its device: chat template, image tiles, left padding."""
+        processor = self.loaded.processor
+        texts = [processor.apply_chat_template(report_messages(p), add_generation_prompt=True)
+                 for p in prompts]
+        inputs = processor(
+            text=texts,
+            images=[[image] for image in images],
+            return_tensors="pt",
+            padding=True,
+            size={"longest_edge": self.settings.longest_edge},
+        )
+        inputs = inputs.to(self.loaded.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.loaded.dtype)
+        return inputs
+
+    def _generate_batch(
+        self, images: Sequence[Image.Image], prompts: Sequence[str], min_new_tokens: int
+    ) -> list[Generation]:
+        inputs = self.prepare(images, prompts)
+        tokenizer = self.loaded.processor.tokenizer
+        started = time.monotonic()
+        with torch.inference_mode():
+            output = self.loaded.model.generate(
+                **inputs,
+                do_sample=False,
+                num_beams=1,
+                max_new_tokens=self.settings.max_new_tokens,
+                min_new_tokens=min(min_new_tokens, self.settings.max_new_tokens),
+                max_time=self.settings.timeout_s,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        seconds = time.monotonic() - started
+        prompt_length = inputs["input_ids"].shape[1]
+        timed_out = seconds >= self.settings.timeout_s
+        return [
+            self._generation(row, seconds, timed_out, int(mask.sum()))
+            for row, mask in zip(output[:, prompt_length:], inputs["attention_mask"], strict=True)
+        ]
+
+    def _generation(
+        self, new_ids: torch.Tensor, seconds: float, timed_out: bool, prompt_tokens: int
+    ) -> Generation:
+        tokenizer = self.loaded.processor.tokenizer
+        ends = (new_ids == tokenizer.eos_token_id).nonzero()
+        finished = len(ends) > 0
+        length = int(ends[0, 0]) + 1 if finished else len(new_ids)
+        text = tokenizer.decode(new_ids[:length], skip_special_tokens=True)
+        return Generation(_clean(text), length, finished, timed_out and not finished, seconds,
+                          prompt_tokens)
+
+    # --- requests and reports ----------------------------------------------------------
+
+    def _request(self, item: Ecg | PageImage) -> _Request:
+        if isinstance(item, PageImage):
+            return _Request(item.image, report_prompt(from_image=True), None, item)
+        measured = ecg_model.analyze(item)
+        if self.settings.mode == "hybrid":
+            prompt = report_prompt(measured.measurements, measured.statements)
+        else:
+            prompt = report_prompt()
+        return _Request(self.render(item), prompt, measured, None)
+
+    def _report(self, request: _Request, generation: Generation) -> Report:
+        if request.measured is not None:
+            return waveform_report(request.measured, generation, self.info,
+                                   hybrid=self.settings.mode == "hybrid")
+        return page_report(request.page, generation, self.info)
+
+
+def render_page(ecg: Ecg, longest_edge: int) -> Image.Image:
+    """The page the model reads: the standard rendering without the patient header."""
+    dpi = max(MIN_RENDER_DPI, math.ceil(longest_edge / (PAGE_WIDTH_MM / 25.4)))
+    png = ecg_model.render_png(ecg, dpi=dpi, header=False)
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def _clean(text: str) -> str:
+    """Drop a repeated role prefix and surrounding blanks from the decoded answer."""
+    return re.sub(r"^\s*Assistant:\s*", "", text).strip()

@@ -1,0 +1,105 @@
+"""`ecg-gateway serve` as a real process on a free port with a temp data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gateway.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GatewayProcess:
+    def __init__(self, data_dir: Path, port: int | None = None, config: Path | None = None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.config = config
+        self.log = data_dir.parent / f"{data_dir.name}-server.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 60.0) -> GatewayProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+        ]
+        if self.config is not None:
+            command += ["-c", str(self.config)]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with open(self.log, "ab") as log:
+            # cwd: a directory without config/routes.yaml, so reports go to the outbox
+            self.process = subprocess.Popen(
+                command, cwd=self.data_dir.parent, env=env, stdout=log, stderr=log
+            )
+        self._wait_until_listening(timeout_s)
+        return self
+
+    def _wait_until_listening(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.logs()}")
+            echo = subprocess.run(
+                ["echoscu", "127.0.0.1", str(self.port)], capture_output=True, check=False
+            )
+            if echo.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"gateway did not start:\n{self.logs()}")
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
+    def kill_hard(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def children(self) -> list[int]:
+        """The server's child processes (its worker pool), while it runs."""
+        pid = self.process.pid
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        return [int(child) for child in text.split()]
+
+    def stop_if_running(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill_hard()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_until_processed(self, expected_jobs: int, timeout_s: float = 120.0) -> dict[str, int]:
+        """Wait until `expected_jobs` jobs exist and none is queued or leased."""
+        deadline = time.monotonic() + timeout_s
+        counts: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            counts = self.job_counts()
+            finished = counts.get("done", 0) + counts.get("failed", 0)
+            if finished >= expected_jobs and not counts.get("queued") and not counts.get("leased"):
+                return counts
+            time.sleep(0.2)
+        raise TimeoutError(f"jobs not processed: {counts}\n{self.logs()[-3000:]}")
+
+    def job_counts(self) -> dict[str, int]:
+        store = Store(self.data_dir / "gateway.sqlite3")
+        try:
+            return store.count_jobs()
+        finally:
+            store.close()

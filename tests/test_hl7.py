@@ -1,0 +1,233 @@
+"""HL7 v2.5.1 ORU^R01: the message as another implementation (the `hl7` package)
+reads it, and delivery over MLLP to that implementation's MLLP server."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import hl7
+import pytest
+from delivery_support import afib_report, package
+from peers import Hl7TestPeer
+
+from gateway.deliver import DeliveryError
+from gateway.deliver.hl7 import Hl7Sender, build_oru, control_id, encode, parse_ack
+from gateway.routing import Hl7Destination, Hl7Options
+
+OPTIONS = Hl7Options(
+    sending_application="ECGGW",
+    sending_facility="CARDIO",
+    receiving_application="RIS",
+    receiving_facility="HOSP",
+    accept_ack_type="AL",
+    application_ack_type="NE",
+)
+
+
+def _parsed(pkg, destination: str = "ris") -> hl7.Message:
+    er7 = encode(build_oru(pkg, OPTIONS, control_id(pkg, destination))).decode("utf-8")
+    return hl7.parse(er7)
+
+
+def _obx(message: hl7.Message) -> list[hl7.Segment]:
+    return list(message.segments("OBX"))
+
+
+def _destination(port: int, **extra) -> Hl7Destination:
+    return Hl7Destination.model_validate(
+        {
+            "type": "hl7",
+            "endpoint": f"mllp://127.0.0.1:{port}",
+            "timeout_s": 2,
+            "hl7": OPTIONS.model_dump(),
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def peer_factory():
+    peers: list[Hl7TestPeer] = []
+
+    def start(script: list[str] | None = None) -> Hl7TestPeer:
+        peers.append(Hl7TestPeer(script).start())
+        return peers[-1]
+
+    yield start
+    for peer in peers:
+        peer.stop()
+
+
+def test_msh_pid_and_order_segments(shared_data: Path) -> None:
+    pkg = package(
+        shared_data,
+        accession_number="ACC-2024-17",
+        patient_id_issuer="HOSP_MRN",
+        patient_name="O'Brien^Mary^Ann^Dr^Jr",
+        patient_birth_date="19580312",
+    )
+    message = _parsed(pkg)
+    msh = message.segment("MSH")
+    assert [str(msh[i]) for i in (3, 4, 5, 6)] == ["ECGGW", "CARDIO", "RIS", "HOSP"]
+    assert str(msh[9]) == "ORU^R01^ORU_R01"
+    assert str(msh[10]) == control_id(pkg, "ris")
+    assert (str(msh[11]), str(msh[12]), str(msh[15]), str(msh[16])) == ("P", "2.5.1", "AL", "NE")
+    assert str(message.segment("PID")[3]) == "000001^^^HOSP_MRN^MR"
+    assert str(message.segment("PID")[5]) == "O'Brien^Mary^Ann^Jr^Dr"
+    assert (str(message.segment("PID")[7]), str(message.segment("PID")[8])) == ("19580312", "M")
+    obr = message.segment("OBR")
+    assert str(obr[2]) == "ACC-2024-17"
+    assert str(obr[3]) == pkg.metadata.sop_instance_uid
+    assert str(obr[4]) == "11524-6^EKG study^LN"
+    assert str(obr[7]) == "20240101000000"
+    assert str(obr[25]) == "P"
+    assert str(message.segment("ORC")[1]) == "RE"
+
+
+def test_one_obx_per_measurement_with_loinc_and_ucum(shared_data: Path) -> None:
+    message = _parsed(package(shared_data, report=afib_report()))
+    numeric = {
+        str(s[3][0][0]): (str(s[5]), str(s[6][0][0])) for s in _obx(message) if str(s[2]) == "NM"
+    }
+    assert numeric == {
+        "8867-4": ("112.4", "/min"),
+        "8633-0": ("96", "ms"),
+        "8634-8": ("402", "ms"),
+        "8636-3": ("550.2", "ms"),
+        "8632-2": ("-12", "deg"),
+        "8638-9": ("48", "deg"),
+    }
+    assert all(
+        str(s[6][0][2]) == "UCUM" and str(s[11]) == "P" for s in _obx(message) if str(s[2]) == "NM"
+    )
+    assert [str(s[1]) for s in _obx(message)] == [str(i) for i in range(1, len(_obx(message)) + 1)]
+
+
+def test_impression_statements_and_pdf(shared_data: Path) -> None:
+    pkg = package(shared_data, report=afib_report())
+    segments = _obx(_parsed(pkg))
+    texts = [str(s[5]) for s in segments if str(s[2]) == "TX"]
+    assert texts == [
+        "Atrial fibrillation with rapid ventricular response. Long QT.",
+        "AFIB: Atrial fibrillation",
+        "LNGQT: Long QT interval",
+        "ISC_: Non-specific ischemic changes",
+    ]
+    [document] = [s for s in segments if str(s[2]) == "ED"]
+    assert [str(document[5][0][i]) for i in (1, 2, 3)] == ["AP", "PDF", "Base64"]
+    assert base64.b64decode(str(document[5][0][4])) == pkg.pdf
+
+
+def test_delimiters_in_text_are_escaped_and_read_back(shared_data: Path) -> None:
+    report = afib_report().model_copy(
+        update={"impression": r"AF | rate 112 ^ QTc 550 & long ~ \ check"}
+    )
+    message = _parsed(package(shared_data, report=report, patient_name="Smith|Jones^Anna"))
+    impression = next(s for s in _obx(message) if str(s[2]) == "TX")
+    assert message.unescape(str(impression[5])) == r"AF | rate 112 ^ QTc 550 & long ~ \ check"
+    assert message.unescape(str(message.segment("PID")[5][0][0])) == "Smith|Jones"
+    assert len(message.segment("PID")[5][0]) == 2
+
+
+def test_control_id_is_stable_per_report_and_destination(shared_data: Path) -> None:
+    pkg = package(shared_data)
+    assert control_id(pkg, "ris") == control_id(package(shared_data), "ris")
+    assert control_id(pkg, "ris") != control_id(pkg, "alerts")
+    corrected = package(shared_data, report=afib_report())
+    assert control_id(corrected, "ris") != control_id(pkg, "ris")
+    assert len(control_id(pkg, "ris")) <= 20
+
+
+def test_no_patient_id_means_no_pid_but_still_a_valid_message(shared_data: Path) -> None:
+    message = _parsed(package(shared_data, patient_id=None))
+    assert [str(s[0]) for s in message][:3] == ["MSH", "ORC", "OBR"]
+
+
+def test_ack_parsing() -> None:
+    ack = parse_ack(
+        b"MSH|^~\\&|RIS|HOSP|ECGGW|CARDIO|20240101||ACK^R01^ACK|9|P|2.5.1\rMSA|AE|abc|bad\r"
+    )
+    assert (ack.code, ack.control_id, ack.text) == ("AE", "abc", "bad")
+    with pytest.raises(DeliveryError, match="not a readable HL7 ACK"):
+        parse_ack(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_delivery_to_an_mllp_server_of_another_implementation(
+    shared_data: Path, peer_factory
+) -> None:
+    peer = peer_factory()
+    pkg = package(shared_data, report=afib_report())
+    sender = Hl7Sender(_destination(peer.port), "ris")
+    try:
+        assert sender.send(pkg).startswith("AA from 127.0.0.1")
+        sender.send(package(shared_data, uid_suffix="2"))
+    finally:
+        sender.close()
+    assert len(peer.received) == 2 and peer.connections == 1
+    received = peer.received[0]
+    assert str(received.segment("MSH")[10]) == control_id(pkg, "ris")
+    assert str(received.segment("OBR")[3]) == pkg.metadata.sop_instance_uid
+
+
+@pytest.mark.parametrize("answer", ["AE", "AR"])
+def test_negative_acks_are_failures_without_patient_data(
+    shared_data: Path, peer_factory, answer: str
+) -> None:
+    peer = peer_factory([answer])
+    pkg = package(shared_data, patient_id="PAT-4455")
+    sender = Hl7Sender(_destination(peer.port), "ris")
+    try:
+        with pytest.raises(DeliveryError) as error:
+            sender.send(pkg)
+        assert f"rejected {answer}" in str(error.value)
+        assert "PAT-4455" not in str(error.value) and "patient ***" in str(error.value)
+        assert not error.value.permanent
+        assert sender.send(pkg).startswith("AA")  # the peer's script now answers AA
+    finally:
+        sender.close()
+
+
+def test_ack_for_another_message_is_a_failure(shared_data: Path, peer_factory) -> None:
+    peer = peer_factory(["wrong-id"])
+    with pytest.raises(DeliveryError, match="acknowledges MSH-10 'SOMETHING-ELSE'"):
+        Hl7Sender(_destination(peer.port), "ris").send(package(shared_data))
+
+
+def test_dropped_connection_fails_then_the_next_try_reconnects(
+    shared_data: Path, peer_factory
+) -> None:
+    peer = peer_factory(["drop"])
+    sender = Hl7Sender(_destination(peer.port), "ris")
+    try:
+        with pytest.raises(DeliveryError, match="connection closed before a reply"):
+            sender.send(package(shared_data))
+        assert sender.send(package(shared_data)).startswith("AA")
+    finally:
+        sender.close()
+    assert peer.connections == 2
+
+
+def test_idle_connection_closed_by_the_peer_is_redialed(shared_data: Path, peer_factory) -> None:
+    peer = peer_factory()
+    sender = Hl7Sender(_destination(peer.port), "ris")
+    try:
+        sender.send(package(shared_data, uid_suffix="1"))
+        peer.close_connections()
+        assert sender.send(package(shared_data, uid_suffix="2")).startswith("AA")
+    finally:
+        sender.close()
+    assert len(peer.received) == 2 and peer.connections == 2
+
+
+def test_nobody_listening_is_a_clear_failure(shared_data: Path, peer_factory) -> None:
+    peer = peer_factory()
+    port = peer.port
+    peer.stop()
+    with pytest.raises(DeliveryError, match=f"dialing 127.0.0.1:{port}"):
+        Hl7Sender(_destination(port), "ris").send(package(shared_data))
+
+
+def test_no_patient_name_is_sent_as_unspecified_not_as_a_made_up_name(shared_data: Path) -> None:
+    message = _parsed(package(shared_data, patient_name=None))
+    assert str(message.segment("PID")[5]) == "^^^^^^U"

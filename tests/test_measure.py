@@ -1,0 +1,144 @@
+"""Measurements against synthetic ECGs whose intervals and axes are known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.ecg import STANDARD_LEADS, Ecg
+from model.measure import canonical_lead_name, frontal_axis, measure, standard_twelve
+from model.synthetic import SyntheticSpec, synthetic_ecg
+
+SPECS = [
+    SyntheticSpec(),
+    SyntheticSpec(
+        heart_rate_bpm=50,
+        pr_ms=200,
+        qrs_ms=100,
+        qt_ms=440,
+        p_axis_deg=30,
+        qrs_axis_deg=-60,
+        t_axis_deg=10,
+    ),
+    SyntheticSpec(
+        heart_rate_bpm=95,
+        pr_ms=140,
+        qrs_ms=110,
+        qt_ms=360,
+        p_axis_deg=75,
+        qrs_axis_deg=110,
+        t_axis_deg=70,
+    ),
+    SyntheticSpec(
+        heart_rate_bpm=120,
+        pr_ms=140,
+        qrs_ms=80,
+        qt_ms=310,
+        p_axis_deg=50,
+        qrs_axis_deg=20,
+        t_axis_deg=30,
+    ),
+]
+INTERVALS = {
+    "pr_ms": "pr_ms",
+    "p_duration_ms": "p_duration_ms",
+    "qrs_ms": "qrs_ms",
+    "qt_ms": "qt_ms",
+}
+AXES = {"p_axis_deg": "p_axis_deg", "qrs_axis_deg": "qrs_axis_deg", "t_axis_deg": "t_axis_deg"}
+
+
+def _angle_difference(a: float, b: float) -> float:
+    return abs((a - b + 180) % 360 - 180)
+
+
+@pytest.mark.parametrize("fs", [500.0, 1000.0])
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"hr{s.heart_rate_bpm:.0f}")
+def test_intervals_and_axes_match_the_truth(spec: SyntheticSpec, fs: float) -> None:
+    values = measure(synthetic_ecg(spec, sampling_rate=fs)).values
+    for key, truth_key in INTERVALS.items():
+        assert getattr(values, key) == pytest.approx(getattr(spec, truth_key), abs=4), key
+    for key, truth_key in AXES.items():
+        assert _angle_difference(getattr(values, key), getattr(spec, truth_key)) <= 5, key
+    assert values.heart_rate_bpm == pytest.approx(spec.heart_rate_bpm, abs=1)
+
+
+@pytest.mark.parametrize("spec", SPECS[:2], ids=["hr70", "hr50"])
+def test_250_hz_within_the_bandwidth_it_allows(spec: SyntheticSpec) -> None:
+    """At 250 Hz the signal holds nothing above 125 Hz, short of the 150 Hz the QRS edges
+    are measured at: edges may move by one more sample (2 ms) each."""
+    values = measure(synthetic_ecg(spec, sampling_rate=250.0)).values
+    for key, truth_key in INTERVALS.items():
+        assert getattr(values, key) == pytest.approx(getattr(spec, truth_key), abs=6), key
+    for key, truth_key in AXES.items():
+        assert _angle_difference(getattr(values, key), getattr(spec, truth_key)) <= 5, key
+
+
+def test_qtc_formulas() -> None:
+    values = measure(synthetic_ecg(SyntheticSpec(heart_rate_bpm=80, qt_ms=380))).values
+    rr_s = values.rr_ms / 1000.0
+    assert values.qtc_bazett_ms == pytest.approx(values.qt_ms / np.sqrt(rr_s), abs=1)
+    assert values.qtc_fridericia_ms == pytest.approx(values.qt_ms / np.cbrt(rr_s), abs=1)
+    assert values.rr_ms == pytest.approx(60000 / 80, abs=2)
+
+
+def test_eight_independent_leads_give_the_same_result() -> None:
+    """Carts often store I, II, V1-V6 only; the other limb leads are derived."""
+    full = synthetic_ecg(SyntheticSpec(qrs_axis_deg=-40))
+    keep = [STANDARD_LEADS.index(n) for n in ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")]
+    eight = Ecg(
+        signal=full.signal[keep],
+        sampling_rate=full.sampling_rate,
+        lead_names=tuple(STANDARD_LEADS[i] for i in keep),
+    )
+    assert measure(eight).values == measure(full).values
+
+
+def test_lead_names_are_matched_whatever_their_case() -> None:
+    assert canonical_lead_name("AVF") == "aVF"
+    assert canonical_lead_name(" v1") == "V1"
+    assert canonical_lead_name("X") is None
+    ecg = synthetic_ecg()
+    upper = Ecg(
+        signal=ecg.signal[::-1],
+        sampling_rate=500.0,
+        lead_names=tuple(n.upper() for n in STANDARD_LEADS[::-1]),
+    )
+    signal, present = standard_twelve(upper)
+    assert present.all()
+    np.testing.assert_allclose(signal, ecg.signal, atol=1e-6)
+
+
+def test_frontal_axis_from_limb_lead_areas() -> None:
+    for angle in (-120, -45, 0, 60, 95, 170):
+        a = np.radians(angle)
+        x, y = np.cos(a), np.sin(a)
+        lead_i, lead_ii = x, 0.5 * x + np.sqrt(3) / 2 * y
+        areas = {
+            "I": lead_i,
+            "II": lead_ii,
+            "III": lead_ii - lead_i,
+            "aVR": -(lead_i + lead_ii) / 2,
+            "aVL": lead_i - lead_ii / 2,
+            "aVF": lead_ii - lead_i / 2,
+        }
+        assert _angle_difference(frontal_axis(areas), angle) < 0.5
+        without_i = {k: v for k, v in areas.items() if k != "I"}
+        assert _angle_difference(frontal_axis(without_i), angle) < 0.5
+    assert frontal_axis({"I": 1.0}) is None
+
+
+def test_ectopic_beats_do_not_change_the_median_beat() -> None:
+    plain = measure(synthetic_ecg(SyntheticSpec()))
+    with_pvcs = measure(synthetic_ecg(SyntheticSpec(pvc_beats=(3, 7))))
+    assert with_pvcs.beats.count("V") == 2
+    assert with_pvcs.values.qrs_ms == pytest.approx(plain.values.qrs_ms, abs=2)
+    assert with_pvcs.values.pr_ms == pytest.approx(plain.values.pr_ms, abs=2)
+
+
+def test_atrial_fibrillation_has_no_p_wave_measurements() -> None:
+    result = measure(synthetic_ecg(SyntheticSpec(rhythm="atrial_fibrillation", seed=3)))
+    for key in ("pr_ms", "p_duration_ms", "p_axis_deg"):
+        assert getattr(result.values, key) is None
+        assert "P wave" in result.null_reasons[key]
+    assert result.values.qrs_ms == pytest.approx(90, abs=4)

@@ -1,0 +1,93 @@
+"""Poor signals: nulls with reasons, never a crash, never a guess."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import model
+from model.ecg import STANDARD_LEADS, Ecg
+from model.measure import measure
+from model.report import MEASUREMENT_KEYS
+from model.synthetic import SyntheticSpec, synthetic_ecg
+
+CLEAN = synthetic_ecg(SyntheticSpec(seed=1))
+
+
+def _with_signal(signal: np.ndarray, lead_names: tuple[str, ...] = STANDARD_LEADS) -> Ecg:
+    return Ecg(signal=signal, sampling_rate=CLEAN.sampling_rate, lead_names=lead_names)
+
+
+def _all_null_with_reason(report: model.Report) -> None:
+    for key in MEASUREMENT_KEYS:
+        assert getattr(report.measurements, key) is None, key
+        assert report.null_reasons[key], key
+    assert report.statements == []
+    assert report.impression.startswith("Technically inadequate recording")
+
+
+def test_flat_recording() -> None:
+    report = model.analyze(_with_signal(np.zeros_like(CLEAN.signal)))
+    _all_null_with_reason(report)
+    assert "I: flat (lead off?)" in report.source.quality_flags
+    assert report.null_reasons["qrs_ms"] == "too few usable leads"
+
+
+def test_clipped_recording() -> None:
+    report = model.analyze(_with_signal(np.clip(CLEAN.signal, -0.3, 0.3)))
+    _all_null_with_reason(report)
+    assert any(flag.endswith("clipped") for flag in report.source.quality_flags)
+
+
+def test_one_lead_off_is_left_out_and_the_rest_measured() -> None:
+    signal = CLEAN.signal.copy()
+    signal[STANDARD_LEADS.index("V3")] = 0.0
+    report = model.analyze(_with_signal(signal))
+    assert "V3: flat (lead off?)" in report.source.quality_flags
+    assert "lead V3 not used: flat (lead off?)" in report.warnings
+    assert report.measurements.qrs_ms == pytest.approx(90, abs=4)
+    assert report.null_reasons == {}
+
+
+def test_lead_i_off_keeps_the_axes_from_the_other_limb_leads() -> None:
+    signal = CLEAN.signal.copy()
+    signal[0] = 0.0
+    values = measure(_with_signal(signal)).values
+    assert values.qrs_axis_deg == pytest.approx(45, abs=5)
+    assert values.p_axis_deg == pytest.approx(60, abs=5)
+
+
+def test_very_noisy_recording() -> None:
+    report = model.analyze(synthetic_ecg(SyntheticSpec(noise_mv=0.6, seed=2)))
+    _all_null_with_reason(report)
+    assert any(
+        "noisy" in reason or "no repeating QRS" in reason for reason in report.null_reasons.values()
+    )
+
+
+def test_non_finite_samples_mark_the_lead_unusable() -> None:
+    signal = CLEAN.signal.copy()
+    signal[2, 100:200] = np.nan
+    report = model.analyze(_with_signal(signal))
+    assert "III: non-finite samples" in report.source.quality_flags
+    assert report.measurements.pr_ms == pytest.approx(160, abs=4)
+
+
+def test_too_few_leads() -> None:
+    report = model.analyze(_with_signal(CLEAN.signal[:6], STANDARD_LEADS[:6]))
+    _all_null_with_reason(report)
+    assert "at least 8 leads" in report.null_reasons["heart_rate_bpm"]
+
+
+def test_too_short_for_three_beats() -> None:
+    report = model.analyze(_with_signal(CLEAN.signal[:, :1000]))
+    _all_null_with_reason(report)
+    assert report.null_reasons["rr_ms"] == "fewer than 3 QRS complexes detected"
+
+
+def test_flat_t_wave_gives_no_qt() -> None:
+    values = measure(synthetic_ecg(SyntheticSpec(t_mv=0.0)))
+    assert values.values.qt_ms is None
+    assert values.null_reasons["qt_ms"] == "T wave too flat to locate its end"
+    assert values.null_reasons["qtc_bazett_ms"] == "T wave too flat to locate its end"
+    assert values.values.qrs_ms == pytest.approx(90, abs=4)

@@ -1,0 +1,227 @@
+"""The processing pipeline on real received objects: each job ends done (with a report
+package and its deliveries, in one transaction) or failed (with its reason), exactly once.
+
+Objects enter through the real Intake (as the SCP hands them over), so the spool and
+store are exactly what a running gateway has.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from PIL import Image
+from pynetdicom.dsutils import split_dataset
+
+from gateway import metrics as m
+from gateway.cli import main
+from gateway.intake import Intake, ReceivedObject
+from gateway.metrics import Metrics
+from gateway.package import ReportPackage
+from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.routing import Router
+from gateway.spool import ensure_dir
+from gateway.store import Store
+from tests import dicom_samples as samples
+
+
+class Gateway:
+    """Store + spool + intake + pipeline in a temp data dir, workers not started."""
+
+    def __init__(self, data_dir: Path, workers: int = 1) -> None:
+        self.data_dir = data_dir
+        self.spool = data_dir / "spool"
+        self.reports = data_dir / "reports"
+        ensure_dir(self.spool)
+        self.store = Store(data_dir / "gateway.sqlite3")
+        self.metrics = Metrics()
+        self.intake = Intake(self.store, self.spool, self.metrics)
+        self.pipeline = Pipeline(
+            self.store,
+            Router(data_dir / "no-routes.yaml", data_dir),  # no file: all to the outbox
+            PipelineSettings(reports_dir=self.reports, workers=workers, retry_delay_s=0.0),
+            self.metrics,
+        )
+
+    def receive(self, path: Path) -> int:
+        """Hand a file to intake as the SCP would; returns the job id."""
+        meta, offset = split_dataset(path)
+        outcome = self.intake.accept(
+            ReceivedObject(
+                sop_class_uid=str(meta.MediaStorageSOPClassUID),
+                sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
+                file_bytes=path.read_bytes(),
+                dataset_offset=offset,
+                calling_ae="CART1",
+                called_ae="ECGGW",
+                peer="127.0.0.1:4000",
+            )
+        )
+        assert outcome.status == 0, outcome
+        return self.store.list_jobs(limit=1)[0].id
+
+    def process_all(self) -> None:
+        while self.pipeline.run_once("test-worker"):
+            pass
+
+    def package(self, job_id: int) -> ReportPackage:
+        return ReportPackage.load(Path(self.store.get_job(job_id).report_dir))
+
+
+@pytest.fixture
+def gw(tmp_path):
+    gateway = Gateway(tmp_path / "data")
+    yield gateway
+    gateway.store.close()
+
+
+@pytest.fixture
+def vendor(shared_data):
+    return shared_data / samples.VENDOR_ECG
+
+
+def test_waveform_job_gets_report_renderings_and_one_delivery(gw, vendor):
+    job_id = gw.receive(vendor)
+    gw.process_all()
+    job = gw.store.get_job(job_id)
+    assert job.state == "done" and job.error is None and job.attempts == 1
+    package = gw.package(job_id)
+    original = pydicom.dcmread(vendor)
+    assert package.sop_instance_uid == original.SOPInstanceUID
+    assert package.kind == "ecg-waveform" and package.report.source.kind == "ecg-waveform"
+    assert package.report.engine.name and package.report.impression
+    assert not package.report.is_correction
+    assert Image.open(io.BytesIO(package.png)).format == "PNG"
+    assert package.pdf.startswith(b"%PDF-")
+    assert package.association.calling_ae == "CART1"
+    [delivery] = gw.store.list_deliveries()
+    assert (delivery.job_id, delivery.destination, delivery.state) == (job_id, "outbox", "pending")
+    assert original.PatientID not in delivery.patient_key  # a hash, never the ID itself
+    assert gw.metrics.get(m.JOBS_DONE) == 1
+
+
+def test_correction_is_processed_and_marked(gw, vendor, tmp_path):
+    first = gw.receive(vendor)
+    amended = samples.copy_with_new_uid(vendor, tmp_path / "amended.dcm")
+    ds = pydicom.dcmread(amended)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.dcmread(
+        vendor
+    ).SOPInstanceUID
+    ds.StudyDescription = "amended"
+    ds.save_as(amended, enforce_file_format=True)
+    second = gw.receive(amended)
+    gw.process_all()
+    assert not gw.package(first).report.is_correction
+    assert gw.package(second).report.is_correction
+    assert len(gw.store.list_deliveries()) == 2
+
+
+def test_wfdb_records_as_dicom_are_measured(gw, shared_data, tmp_path):
+    path = samples.wfdb_ecg(shared_data, "ptbxl/records500/00000/00001_hr", tmp_path / "a.dcm")
+    job_id = gw.receive(path)
+    gw.process_all()
+    package = gw.package(job_id)
+    assert package.report.measurements.heart_rate_bpm is not None
+    assert package.report.source.leads[:3] == ["I", "II", "III"]
+
+
+def test_secondary_capture_gets_image_report_with_the_image(gw, shared_data, tmp_path):
+    path = samples.secondary_capture_jpeg(shared_data, tmp_path / "sc.dcm")
+    job_id = gw.receive(path)
+    gw.process_all()
+    package = gw.package(job_id)
+    report = package.report
+    assert package.kind == "secondary-capture" and report.source.kind == "secondary-capture"
+    assert report.statements == [] and report.measurements.heart_rate_bpm is None
+    assert "received" in report.impression and "not available" in report.impression
+    image = Image.open(io.BytesIO(package.png))
+    photo = Image.open(shared_data / samples.PHOTO_JPEG)
+    assert image.size == photo.size
+    assert package.pdf.startswith(b"%PDF-")
+    assert [d.destination for d in gw.store.list_deliveries()] == ["outbox"]
+
+
+def test_encapsulated_pdf_is_routed_with_the_document(gw, shared_data, tmp_path):
+    path = samples.encapsulated_pdf(shared_data, tmp_path / "doc.dcm")
+    job_id = gw.receive(path)
+    gw.process_all()
+    package = gw.package(job_id)
+    assert package.kind == "pdf" and package.report.source.kind == "pdf"
+    assert package.pdf == (tmp_path / "doc.pdf").read_bytes()
+    assert package.source_image_type == "application/pdf"
+    assert len(gw.store.list_deliveries()) == 1
+
+
+def test_undecodable_waveform_fails_permanently_and_shows_in_the_cli(gw, vendor, tmp_path, capsys):
+    # Passes intake (structure and sizes are right) but its samples cannot be decoded.
+    broken = samples.copy_with_new_uid(vendor, tmp_path / "broken.dcm")
+    ds = pydicom.dcmread(broken)
+    for item in ds.WaveformSequence:
+        del item.ChannelDefinitionSequence
+    ds.save_as(broken, enforce_file_format=True)
+    job_id = gw.receive(broken)
+    gw.process_all()
+    job = gw.store.get_job(job_id)
+    assert job.state == "failed" and job.error.startswith("undecodable")
+    assert job.attempts == 1  # permanent: not retried
+    assert gw.store.list_deliveries() == []
+    assert gw.metrics.get(m.JOBS_FAILED) == 1
+    assert main(["jobs", "list", "--data-dir", str(gw.data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert ds.SOPInstanceUID in out and "failed" in out and "undecodable" in out
+    assert ds.PatientID not in out
+    assert main(["jobs", "show", ds.SOPInstanceUID, "--data-dir", str(gw.data_dir)]) == 0
+    assert "undecodable" in capsys.readouterr().out
+    assert main(["jobs", "retry", ds.SOPInstanceUID, "--data-dir", str(gw.data_dir)]) == 0
+    assert gw.store.get_job(job_id).state == "queued"
+
+
+def test_transient_failure_is_retried_then_succeeds(gw, shared_data, tmp_path):
+    job_id = gw.receive(samples.encapsulated_pdf(shared_data, tmp_path / "doc.dcm"))
+    gw.reports.parent.mkdir(parents=True, exist_ok=True)
+    gw.reports.write_text("a file where the reports directory should be")
+    assert gw.pipeline.run_once("w")
+    job = gw.store.get_job(job_id)
+    assert job.state == "queued" and job.attempts == 1 and "Error" in job.error
+    gw.reports.unlink()
+    time.sleep(0.01)
+    gw.process_all()
+    job = gw.store.get_job(job_id)
+    assert job.state == "done" and job.attempts == 2
+    assert gw.metrics.get(m.JOBS_RETRIED) == 1 and len(gw.store.list_deliveries()) == 1
+
+
+def test_transient_failure_gives_up_after_max_attempts(gw, shared_data, tmp_path):
+    job_id = gw.receive(samples.encapsulated_pdf(shared_data, tmp_path / "doc.dcm"))
+    gw.reports.parent.mkdir(parents=True, exist_ok=True)
+    gw.reports.write_text("blocks the reports directory")
+    gw.process_all()
+    job = gw.store.get_job(job_id)
+    assert job.state == "failed" and job.attempts == 3 and "gave up after 3" in job.error
+
+
+def test_workers_process_every_job_exactly_once(tmp_path, shared_data, vendor):
+    gateway = Gateway(tmp_path / "data", workers=2)
+    files = [samples.copy_with_new_uid(vendor, tmp_path / f"{i}.dcm") for i in range(6)]
+    files.append(samples.secondary_capture_jpeg(shared_data, tmp_path / "sc.dcm"))
+    gateway.pipeline.start()
+    try:
+        for path in files:
+            gateway.receive(path)
+            gateway.pipeline.wake()
+        deadline = time.monotonic() + 60
+        while gateway.store.count_jobs().get("done", 0) < len(files):
+            assert time.monotonic() < deadline, gateway.store.count_jobs()
+            time.sleep(0.05)
+    finally:
+        gateway.pipeline.stop(grace_s=10)
+    deliveries = gateway.store.list_deliveries()
+    assert sorted(d.job_id for d in deliveries) == sorted(j.id for j in gateway.store.list_jobs())
+    report_dirs = sorted(p.name for p in gateway.reports.iterdir())
+    assert len(report_dirs) == len(files)
+    assert all(json.loads((gateway.reports / d / "report.json").read_text()) for d in report_dirs)
+    gateway.store.close()

@@ -1,0 +1,213 @@
+"""The store: idempotent intake, leases that survive crashes, exactly-once hand-off to
+delivery, and per-patient delivery order. Real SQLite files in a temp directory."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gateway.store import NewJob, Store, StoreError
+
+T0 = 1_000_000.0
+
+
+def _job(uid: str = "1.2.3.4", sha: str = "a" * 64, **changes: str) -> NewJob:
+    values = {
+        "sop_instance_uid": uid,
+        "sop_class_uid": "1.2.840.10008.5.1.4.1.1.9.1.1",
+        "content_sha256": sha,
+        "spool_path": f"/spool/{uid}.dcm",
+        "kind": "ecg-waveform",
+        "calling_ae": "CART",
+        "called_ae": "ECGGW",
+        "peer": "127.0.0.1:1000",
+    }
+    values.update(changes)
+    return NewJob(**values)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "gateway.sqlite3")
+    yield s
+    s.close()
+
+
+def test_store_uses_wal_and_full_sync(store):
+    journal = store._query("PRAGMA journal_mode")[0][0]
+    synchronous = store._query("PRAGMA synchronous")[0][0]
+    assert (journal, synchronous) == ("wal", 2)  # 2 = FULL
+
+
+def test_same_uid_and_content_is_a_duplicate_new_content_a_correction(store):
+    first = store.add_job(_job(sha="a" * 64), now=T0)
+    again = store.add_job(_job(sha="a" * 64), now=T0 + 1)
+    changed = store.add_job(_job(sha="b" * 64), now=T0 + 2)
+    assert not first.duplicate and not first.is_correction
+    assert again.duplicate and again.job_id == first.job_id
+    assert not changed.duplicate and changed.is_correction and changed.job_id != first.job_id
+    assert [j.is_correction for j in store.jobs_for_uid("1.2.3.4")] == [False, True]
+    assert store.find_job("1.2.3.4", "b" * 64).id == changed.job_id
+
+
+def test_new_content_after_a_failed_job_is_not_a_correction(store):
+    failed = store.add_job(_job(sha="a" * 64), now=T0)
+    store.lease_job("w", 60, 3, now=T0)
+    store.fail_job(failed.job_id, "w", "undecodable", now=T0)
+    assert not store.add_job(_job(sha="b" * 64), now=T0).is_correction
+
+
+def test_lease_takes_oldest_and_each_job_once(store):
+    ids = [store.add_job(_job(uid=f"1.2.{i}", sha=f"{i}" * 64), now=T0).job_id for i in range(3)]
+    leased = [store.lease_job(f"w{i}", 60, 3, now=T0) for i in range(4)]
+    assert [j.id for j in leased[:3]] == ids
+    assert leased[3] is None
+    assert all(j.state == "leased" and j.attempts == 1 for j in leased[:3])
+
+
+def test_expired_lease_is_retaken_and_old_owner_cannot_complete(store):
+    job_id = store.add_job(_job(), now=T0).job_id
+    assert store.lease_job("crashed", 60, 3, now=T0).id == job_id
+    assert store.lease_job("other", 60, 3, now=T0 + 59) is None
+    retaken = store.lease_job("other", 60, 3, now=T0 + 61)
+    assert retaken.id == job_id and retaken.attempts == 2
+    assert not store.complete_job(job_id, "crashed", "/r/1", [("outbox", "p:1")], now=T0 + 62)
+    assert store.complete_job(job_id, "other", "/r/1", [("outbox", "p:1")], now=T0 + 62)
+    assert [(d.job_id, d.destination) for d in store.list_deliveries()] == [(job_id, "outbox")]
+
+
+def test_job_whose_lease_keeps_expiring_is_failed(store):
+    job_id = store.add_job(_job(), now=T0).job_id
+    for attempt in range(3):
+        assert store.lease_job("w", 10, 3, now=T0 + attempt * 20) is not None
+    assert store.lease_job("w", 10, 3, now=T0 + 100) is None
+    job = store.get_job(job_id)
+    assert job.state == "failed" and "3 attempts" in job.error
+
+
+def test_complete_job_adds_deliveries_in_the_same_transaction(store):
+    job_id = store.add_job(_job(), now=T0).job_id
+    store.lease_job("w", 60, 3, now=T0)
+    store.complete_job(job_id, "w", "/r/1", [("outbox", "k"), ("ehr", "k")], now=T0)
+    store.complete_job(job_id, "w", "/r/1", [("outbox", "k")], now=T0)  # lease gone: no-op
+    job = store.get_job(job_id)
+    assert job.state == "done" and job.report_dir == "/r/1" and job.lease_owner is None
+    assert sorted(d.destination for d in store.list_deliveries()) == ["ehr", "outbox"]
+
+
+def test_complete_job_rolls_back_when_deliveries_cannot_be_written(store):
+    job_id = store.add_job(_job(), now=T0).job_id
+    store.lease_job("w", 60, 3, now=T0)
+    with pytest.raises(StoreError):
+        store.complete_job(job_id, "w", "/r/1", [("outbox", None)], now=T0)  # NOT NULL
+    assert store.get_job(job_id).state == "leased"
+    assert store.list_deliveries() == []
+
+
+def test_retry_later_release_and_retry_failed(store):
+    job_id = store.add_job(_job(), now=T0).job_id
+    store.lease_job("w", 60, 3, now=T0)
+    assert store.retry_job_later(job_id, "w", "disk hiccup", available_at=T0 + 30, now=T0)
+    assert store.lease_job("w", 60, 3, now=T0 + 29) is None
+    assert store.lease_job("w", 60, 3, now=T0 + 30).attempts == 2
+    assert store.release_job(job_id, "w", now=T0 + 31)
+    assert store.get_job(job_id).attempts == 1  # a shutdown is not an attempt
+    store.lease_job("w", 60, 3, now=T0 + 31)
+    store.fail_job(job_id, "w", "undecodable: bad", now=T0 + 32)
+    assert store.count_jobs() == {"failed": 1}
+    assert store.retry_failed_jobs("1.2.3.4", now=T0 + 40) == 1
+    job = store.get_job(job_id)
+    assert (job.state, job.attempts, job.error) == ("queued", 0, None)
+
+
+def test_recover_after_restart_requeues_leases_and_fails_exhausted_jobs(store):
+    fresh = store.add_job(_job(uid="1.1"), now=T0).job_id
+    exhausted = store.add_job(_job(uid="1.2"), now=T0).job_id
+    store.lease_job("dead-process", 300, 3, now=T0)
+    store.lease_job("dead-process", 300, 3, now=T0)
+    store._query("UPDATE jobs SET attempts = 3 WHERE id = ?", (exhausted,))
+    assert store.recover_after_restart(max_attempts=3, now=T0 + 1) == 1
+    assert store.get_job(fresh).state == "queued"
+    assert store.get_job(exhausted).state == "failed"
+    assert store.lease_job("new-process", 300, 3, now=T0 + 1).id == fresh
+
+
+def _delivered_job(store: Store, uid: str, deliveries: list[tuple[str, str]]) -> int:
+    job_id = store.add_job(_job(uid=uid, sha=uid.replace(".", "") * 8), now=T0).job_id
+    store.lease_job("w", 60, 3, now=T0)
+    store.complete_job(job_id, "w", f"/r/{job_id}", deliveries, now=T0)
+    return job_id
+
+
+def test_deliveries_keep_patient_order_per_destination(store):
+    _delivered_job(store, "1.1", [("ehr", "p:A"), ("outbox", "p:A")])
+    _delivered_job(store, "1.2", [("ehr", "p:A"), ("outbox", "p:A")])
+    _delivered_job(store, "1.3", [("ehr", "p:B")])
+    due = store.lease_due_deliveries(now=T0, limit=10, lease_s=60)
+    # p:A's second report waits for its first at each destination; p:B is independent.
+    assert [(d.sop_instance_uid, d.destination) for d in due] == [
+        ("1.1", "ehr"),
+        ("1.1", "outbox"),
+        ("1.3", "ehr"),
+    ]
+    assert store.lease_due_deliveries(now=T0 + 1) == []  # all leased
+    first_ehr, first_outbox = due[0], due[1]
+    store.mark_delivery_failed(first_ehr.id, "503", next_attempt_at=T0 + 100, now=T0 + 1)
+    store.mark_delivery_sent(first_outbox.id, now=T0 + 1)
+    store.mark_delivery_sent(due[2].id, now=T0 + 1)
+    due = store.lease_due_deliveries(now=T0 + 2)
+    assert [(d.sop_instance_uid, d.destination) for d in due] == [("1.2", "outbox")]
+    store.mark_delivery_sent(due[0].id, now=T0 + 3)
+    due = store.lease_due_deliveries(now=T0 + 100)
+    assert [(d.sop_instance_uid, d.destination, d.attempts) for d in due] == [("1.1", "ehr", 1)]
+
+
+def test_dead_deliveries_unblock_the_patient_and_can_be_retried(store):
+    _delivered_job(store, "1.1", [("ehr", "p:A")])
+    _delivered_job(store, "1.2", [("ehr", "p:A")])
+    first = store.lease_due_deliveries(now=T0)[0]
+    store.mark_delivery_dead(first.id, "400 invalid", now=T0)
+    assert [d.sop_instance_uid for d in store.lease_due_deliveries(now=T0)] == ["1.2"]
+    dead = store.list_deliveries(dead_only=True)
+    assert [(d.id, d.state, d.last_error) for d in dead] == [(first.id, "dead", "400 invalid")]
+    assert store.retry_delivery(first.id, now=T0 + 5)
+    assert not store.retry_delivery(first.id, now=T0 + 5)  # already pending
+    again = store.get_delivery(first.id)
+    assert (again.state, again.attempts) == ("pending", 0)
+    store.mark_delivery_dead(first.id, "400 invalid", now=T0 + 6)
+    assert store.retry_all_dead(now=T0 + 7) == 1
+
+
+def test_expired_delivery_lease_is_retaken(store):
+    _delivered_job(store, "1.1", [("ehr", "p:A")])
+    assert len(store.lease_due_deliveries(now=T0, lease_s=30)) == 1
+    assert store.lease_due_deliveries(now=T0 + 29, lease_s=30) == []
+    assert len(store.lease_due_deliveries(now=T0 + 31, lease_s=30)) == 1
+
+
+def test_concurrent_workers_never_share_a_job(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    for i in range(60):
+        store.add_job(_job(uid=f"1.{i}", sha=f"{i:064d}"))
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while (job := store.lease_job(name, 60, 3)) is not None:
+            with lock:
+                taken.append(job.id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(1, 61))
+    store.close()
+
+
+def test_unusable_store_path_raises_store_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot open"):
+        Store(tmp_path / "file" / "gateway.sqlite3")

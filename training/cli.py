@@ -1,0 +1,106 @@
+"""The `ecg-train` command. It parses arguments and calls the stages; it holds no logic.
+
+Each subcommand is a pair: `_add_<name>(subparsers)` registers it and `_cmd_<name>(args)`
+runs it and returns the exit code: 0 ok, 1 the work failed, 2 bad input or configuration.
+Every subcommand reads its YAML under config/training/ (`--config` to use another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from model.errors import EcgDecodeError
+from training.config import TrainingConfigError, load_yaml_config
+
+CONFIG_DIR = Path("config/training")
+
+
+def _add_dataset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dataset", help="render PTB-XL into image/report pairs for training")
+    p.add_argument("--config", type=Path, default=CONFIG_DIR / "dataset.yaml")
+    p.add_argument("--ptbxl", type=Path, help="PTB-XL directory (overrides ptbxl_dir)")
+    p.add_argument("--out", type=Path, help="output folder (overrides output_dir)")
+    p.add_argument("--limit", type=int, help="only the first N records by ecg_id")
+    p.add_argument("--dpi", type=int, help="page resolution (overrides dpi)")
+    p.add_argument("--workers", type=int, help="rendering processes")
+    p.add_argument("--seed", type=int, help="augmentation and balancing seed")
+    p.set_defaults(func=_cmd_dataset)
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from training.balance import counts_table
+    from training.dataset import DatasetConfig, build_dataset, plan_dataset
+
+    config = load_yaml_config(args.config, DatasetConfig, ptbxl_dir=args.ptbxl,
+                              output_dir=args.out, limit=args.limit, dpi=args.dpi,
+                              workers=args.workers, seed=args.seed)
+    plan = plan_dataset(config)
+    print(f"class counts of the train split, before and after oversampling "
+          f"(target: ratio {config.balance.ratio} x largest class):")
+    print(counts_table(plan.balance_before, plan.balance_after, plan.balance_target))
+    manifest = build_dataset(config, plan)
+    for split, counts in manifest["splits"].items():
+        print(f"{split}: {counts['records']} records, {counts['samples']} samples")
+    print(f"wrote {config.output_dir}/{{train,val,test}}.jsonl and manifest.json")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="BLEU, ROUGE-L, BERTScore and code F1 on the test split")
+    p.add_argument("--config", type=Path, default=CONFIG_DIR / "evaluate.yaml")
+    p.add_argument("--dataset", type=Path, help="dataset folder (overrides dataset_dir)")
+    p.add_argument("--limit", type=int, help="only the first N samples of the split")
+    p.add_argument("--output", type=Path, help="write OUTPUT.md and OUTPUT.json too")
+    p.add_argument("--stage1-adapter", type=Path, help="add the row of this stage 1 adapter")
+    p.add_argument("--stage2-adapter", type=Path, help="add the row of this stage 2 adapter")
+    p.add_argument("--model", help="base model of the adapters: hub id or folder (vlm.model)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from model.vlm_loading import VlmUnavailable
+    from training.evaluate import EvaluateConfig, evaluate, write_outputs
+
+    config = load_yaml_config(args.config, EvaluateConfig, dataset_dir=args.dataset,
+                              limit=args.limit, output=args.output,
+                              stage1_adapter=args.stage1_adapter,
+                              stage2_adapter=args.stage2_adapter)
+    if args.model:
+        config.vlm = config.vlm.model_copy(update={"model": args.model})
+    try:
+        result = evaluate(config)
+    except VlmUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"BERTScore encoder: {result.encoder}")
+    print(result.table)
+    if config.output is not None:
+        write_outputs(result, config.output)
+        print(f"wrote {config.output.with_suffix('.md')} and {config.output.with_suffix('.json')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecg-train", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_dataset, _add_evaluate):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (TrainingConfigError, ValueError, EcgDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
