@@ -22,7 +22,7 @@ ECG_IMAGE = "images/ecg-image-kit/ecg00015.png"
 def real_metadata(data: Path) -> EcgMetadata:
     """The patient, study and device modules of the real DICOM ECG."""
     ds = pydicom.dcmread(data / DICOM_ECG, stop_before_pixels=True)
-    return metadata_from_dataset(ds, source_format="dicom-waveform")
+    return metadata_from_dataset(ds).with_updates(source_format="dicom")
 
 
 def real_image(data: Path) -> tuple[bytes, bytes]:
