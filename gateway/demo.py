@@ -20,7 +20,6 @@ _SAMPLE_INPUTS = (
     "ptbxl/records500/00000/00001_hr",
     "ludb/data/1",
     "cinc2021/E07500",
-    "wfdb-samples/muse-af",
 )
 
 
