@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from model.decode.dicom_metadata import metadata_from_dataset
 from model.ecg import EcgMetadata
 from model.errors import EcgDecodeError
+from model.image_input import image_from_pixels
 from model.report import MEASUREMENT_KEYS, EngineInfo, Report, SourceInfo
 
 SECONDARY_CAPTURE = "secondary-capture"
@@ -100,24 +101,11 @@ def _frames_as_images(ds: Dataset, path: Path) -> list[Image.Image]:
     except Exception as exc:  # noqa: BLE001 - codec and shape errors come in many types
         raise EcgDecodeError(path, f"cannot decode pixel data: {type(exc).__name__}") from None
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if frames == 1:
         pixels = pixels[np.newaxis]
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     bits_stored = int(ds.get("BitsStored", 8) or 8)
-    return [_to_image(frame, samples, photometric, bits_stored) for frame in pixels]
-
-
-def _to_image(frame: np.ndarray, samples: int, photometric: str, bits_stored: int) -> Image.Image:
-    """8-bit grey or RGB: what every PNG/PDF viewer shows correctly."""
-    if frame.dtype != np.uint8 or bits_stored != 8:
-        frame = frame.astype(np.float64)
-        low, high = float(frame.min()), float(frame.max())
-        scale = 255.0 / (high - low) if high > low else 0.0
-        frame = ((frame - low) * scale).astype(np.uint8)
-    if photometric == "MONOCHROME1":
-        frame = 255 - frame
-    return Image.fromarray(frame, mode="RGB" if samples == 3 else "L")
+    return [image_from_pixels(frame, photometric, bits_stored) for frame in pixels]
 
 
 def _png(image: Image.Image) -> bytes:
