@@ -15,6 +15,10 @@ model.load before timing.
     .venv/bin/python bench/render.py [--ptbxl 20] [--ludb 20] [--rounds 2] [--dpi 200]
 
 Goals: ours <= 40 ms median per PNG at 200 DPI, and >= 10x faster than matplotlib.
+
+The vector PDF (model.render_pdf) is timed against the straightforward reportlab page it
+replaced, drawn in the same run: the same grid, marks, text and traces, but every sample
+its own `lineTo` (no thinning, one formatted float per coordinate).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from reportlab.pdfgen import canvas as pdf_canvas
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -68,9 +73,14 @@ def main() -> int:
         "matplotlib, figure reused": reused.render,
     }
     timings = time_interleaved(contenders, ecgs, args.rounds)
-    pdf_ms = [timed_ms(partial(model.render_pdf, ecg)) for ecg in ecgs]
+    pdf_contenders: dict[str, Callable[[Ecg], bytes]] = {
+        "model.render_pdf (thinned to 0.1 mm columns, numpy path text)": model.render_pdf,
+        "reportlab, one lineTo per sample (the renderer before)": per_sample_pdf,
+    }
+    pdf_timings = time_interleaved(pdf_contenders, ecgs, args.rounds)
     print_header(cpu, len(ecgs), args)
-    print_speed_table(timings, pdf_ms)
+    print_speed_table(timings)
+    print_pdf_table(pdf_timings, pdf_contenders, ecgs)
     print_compression_table(ecgs, args.dpi)
     return 0
 
@@ -198,6 +208,43 @@ class ReusedMatplotlibPage:
                 artist.remove()
 
 
+# --------------------------------------------------------------- the per-sample PDF page
+
+def per_sample_pdf(ecg: Ecg) -> bytes:
+    """The PDF page drawn the straightforward reportlab way: one lineTo per sample."""
+    out = io.BytesIO()
+    size_pt = (render.PAGE_WIDTH_MM * PT_PER_MM, render.PAGE_HEIGHT_MM * PT_PER_MM)
+    page = pdf_canvas.Canvas(out, pagesize=size_pt, invariant=True, pageCompression=1)
+    for step, width_mm, rgb in ((1.0, render._MINOR_LINE_MM, render._MINOR_RGB),
+                                (5.0, render._MAJOR_LINE_MM, render._MAJOR_RGB)):
+        page.setStrokeColor(render._pdf_colour(rgb))
+        page.setLineWidth(width_mm * PT_PER_MM)
+        page.drawPath(_per_point_path(page, [seg for seg in _grid_segments(step)]), stroke=1)
+    page.setStrokeColor(render._pdf_colour(render._INK_RGB))
+    page.setLineWidth(render._TRACE_LINE_MM * PT_PER_MM)
+    page.setLineJoin(1)
+    page.setLineCap(1)
+    lines = [render._cal_pulse_mm(y) for y in LAYOUT.baselines_mm]
+    lines += [render._separator_mm(cell) for cell in LAYOUT.separators]
+    lines += [segment for cell in LAYOUT.cells for segment in render._cell_segments_mm(ecg, cell)]
+    for line in lines:
+        page.drawPath(_per_point_path(page, [line]), stroke=1, fill=0)
+    render._pdf_text(page, ecg, LAYOUT, header=True)
+    page.showPage()
+    page.save()
+    return out.getvalue()
+
+
+def _per_point_path(page: pdf_canvas.Canvas, lines: list) -> object:
+    path = page.beginPath()
+    for line in lines:
+        points = [render._pdf_xy(x, y) for x, y in np.asarray(line, dtype=np.float64).tolist()]
+        path.moveTo(*points[0])
+        for x_pt, y_pt in points[1:] or points[:1]:
+            path.lineTo(x_pt, y_pt)
+    return path
+
+
 # --------------------------------------------------------------- report
 
 def cpu_model() -> str:
@@ -219,17 +266,29 @@ def print_header(cpu: int, n_records: int, args: argparse.Namespace) -> None:
           f"{render._PNG_COMPRESS_LEVEL} for all\n")
 
 
-def print_speed_table(timings: dict[str, list[tuple[float, float]]],
-                      pdf_ms: list[tuple[float, float]]) -> None:
+def print_speed_table(timings: dict[str, list[tuple[float, float]]]) -> None:
     ours = float(np.median([cpu for cpu, _ in next(iter(timings.values()))]))
     print("| renderer | median CPU ms/page | p95 CPU ms/page | median wall ms/page "
           "| ours faster by |")
     print("|---|---:|---:|---:|---:|")
-    for name, values in {**timings, "model.render_pdf (vector, for reference)": pdf_ms}.items():
+    for name, values in timings.items():
         cpu, wall = np.array(values).T
-        ratio = f"{np.median(cpu) / ours:.1f}x" if name in timings else "-"
         print(f"| {name} | {np.median(cpu):.1f} | {np.percentile(cpu, 95):.1f} | "
-              f"{np.median(wall):.1f} | {ratio} |")
+              f"{np.median(wall):.1f} | {np.median(cpu) / ours:.1f}x |")
+    print()
+
+
+def print_pdf_table(timings: dict[str, list[tuple[float, float]]],
+                    contenders: dict[str, Callable[[Ecg], bytes]], ecgs: list[Ecg]) -> None:
+    ours = float(np.median([cpu for cpu, _ in next(iter(timings.values()))]))
+    print("| PDF renderer (vector, header on) | median CPU ms/page | p95 CPU ms/page "
+          "| median wall ms/page | median KiB/page | ours faster by |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, values in timings.items():
+        cpu, wall = np.array(values).T
+        kib = np.median([len(contenders[name](ecg)) / 1024 for ecg in ecgs])
+        print(f"| {name} | {np.median(cpu):.1f} | {np.percentile(cpu, 95):.1f} | "
+              f"{np.median(wall):.1f} | {kib:.0f} | {np.median(cpu) / ours:.1f}x |")
     print()
 
 

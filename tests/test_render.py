@@ -312,3 +312,33 @@ def test_pdf_is_one_vector_page_with_the_png_geometry() -> None:
     assert np.isclose(xs, (GRID_LEFT_MM + 5) * PT_PER_MM, atol=1e-3).any()
     text = page.extract_text()
     assert all(label in text for label in ("aVR", "V6", "25 mm/s"))
+
+
+def pdf_trace_points(pdf: bytes) -> np.ndarray:
+    """(n, 2) page mm from the top-left of every path point of the page."""
+    reader = PdfReader(io.BytesIO(pdf))
+    operations = ContentStream(reader.pages[0].get_contents(), reader).operations
+    points = np.array([[float(v) for v in args] for args, op in operations if op in (b"m", b"l")])
+    return np.column_stack((points[:, 0], PAGE_HEIGHT_MM * PT_PER_MM - points[:, 1])) / PT_PER_MM
+
+
+@pytest.mark.parametrize("fs", [1000.0, 2000.0])
+def test_pdf_decimation_keeps_one_sample_spikes_at_full_height(fs: float) -> None:
+    """A pacer spike is one sample wide: thinning a fast recording must not clip it."""
+    n = round(10 * fs)
+    lead_ii, lead_v1 = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    up, down = round(1.2345 * fs), round(6.2345 * fs)
+    lead_ii[up] = 1.8  # mV, in the II cell and the rhythm strip
+    lead_v1[down] = -1.7
+    points = pdf_trace_points(model.render_pdf(ecg_with({"II": lead_ii, "V1": lead_v1}, fs),
+                                               header=False))
+    for lead, index, mv in (("II", up, 1.8), ("V1", down, -1.7)):
+        t = index / fs
+        cell = cell_of("3x4+1", lead, t)
+        x_mm = cell.x_mm + (t - cell.t_start) * 25
+        inside = points[(points[:, 0] > cell.x_mm + 1) & (points[:, 0] < cell.x_mm + 60)
+                        & (np.abs(points[:, 1] - cell.y_mm) < 19)]
+        peak = inside[np.argmax(np.abs(inside[:, 1] - cell.y_mm))]
+        assert peak == pytest.approx((x_mm, cell.y_mm - mv * 10), abs=1e-3)
+    trace = points[np.abs(points[:, 1] - RHYTHM.y_mm) < 19]
+    assert len(trace) < 0.6 * n  # it was thinned: about 2 of every fs / 250 samples are kept
