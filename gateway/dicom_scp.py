@@ -8,7 +8,6 @@ returns a status; the work of accepting an object lives in gateway/intake.py.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import logging
 import socket
@@ -41,8 +40,6 @@ _NATIVE_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExpl
 _IMAGE_SYNTAXES = [*_NATIVE_SYNTAXES, JPEGBaseline8Bit]
 _MAX_PDU_BYTES = 1 << 20  # fewer, larger PDUs: less per-PDU Python work per object
 _INTERNAL_ERROR = 0xC211  # pynetdicom's "unhandled exception in the handler"
-_GC_EVERY_POLLS = 60  # as pynetdicom's server: every 60 polls of serve_forever (~12 s)
-_GC_GENERATION = 1
 
 # pynetdicom's standard handlers log every PDU and DIMSE message; the gateway logs its
 # own one line per object (UIDs and hashes only) instead.
@@ -185,20 +182,7 @@ class _GatewayServer(ThreadedAssociationServer):
     def __init__(self, *args, allowed_networks: list, metrics: Metrics, **kwargs) -> None:
         self.allowed_networks = allowed_networks
         self.metrics = metrics
-        self._polls = 0
         super().__init__(*args, **kwargs)
-
-    def service_actions(self) -> None:
-        """Collect finished associations' reference cycles, but not the whole heap.
-
-        pynetdicom runs a full gc.collect() here; in the gateway's process (delivery,
-        routing and pipeline objects) that was 8% of the interpreter-lock time during a
-        storescu burst (py-spy --gil), stalling every association. The young generations
-        are cheap, and Python's own collector still does full ones as the heap grows.
-        """
-        self._polls += 1
-        if self._polls % _GC_EVERY_POLLS == 0:
-            gc.collect(_GC_GENERATION)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = self.socket.accept()

@@ -377,13 +377,3 @@ def test_tls_client_certificate_from_another_ca_is_refused(tmp_path, pki):
         assert settled_rejections(running.metrics, {"tls-handshake-failed": 1})
     finally:
         running.stop()
-
-
-def test_server_housekeeping_never_collects_the_whole_heap(gateway, monkeypatch):
-    """A full collection holds the interpreter lock long enough to stall transfers."""
-    generations: list[int] = []
-    monkeypatch.setattr("gateway.dicom_scp.gc.collect", lambda generation=2: generations.append(
-        generation) or 0)
-    for _ in range(130):
-        gateway.scp.server.service_actions()
-    assert generations and max(generations) < 2
