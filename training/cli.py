@@ -47,6 +47,51 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stage(sub: argparse._SubParsersAction, stage: int) -> None:
+    what = ("alignment: page -> short factual description" if stage == 1
+            else "report generation from the stage 1 adapter")
+    p = sub.add_parser(f"stage{stage}", help=f"QLoRA stage {stage}, {what}")
+    p.add_argument("--config", type=Path, default=CONFIG_DIR / f"stage{stage}.yaml")
+    p.add_argument("--dataset", type=Path, help="dataset folder (overrides dataset_dir)")
+    p.add_argument("--model", help="base model: hub id or folder (overrides model)")
+    p.add_argument("--out", type=Path, help="adapter folder (overrides output_dir)")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    p.add_argument("--device", help="auto, cpu or cuda[:N]")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    if stage == 2:
+        p.add_argument("--stage1-adapter", type=Path, help="stage 1 adapter folder")
+    p.set_defaults(func=_cmd_stage)
+
+
+def _add_stage1(sub: argparse._SubParsersAction) -> None:
+    _add_stage(sub, 1)
+
+
+def _add_stage2(sub: argparse._SubParsersAction) -> None:
+    _add_stage(sub, 2)
+
+
+def _cmd_stage(args: argparse.Namespace) -> int:
+    from model.vlm_loading import VlmUnavailable
+    from training.qlora import StageConfig, train_stage
+
+    config = load_yaml_config(args.config, StageConfig, dataset_dir=args.dataset,
+                              model=args.model, output_dir=args.out, max_steps=args.max_steps,
+                              device=args.device,
+                              stage1_adapter=getattr(args, "stage1_adapter", None))
+    try:
+        result = train_stage(config, resume=args.resume)
+    except VlmUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
+    print(f"stage {config.stage}: {result.steps} steps on {result.samples} samples "
+          f"(from step {result.resumed_from}), train loss {result.losses[0]:.4f} -> "
+          f"{result.losses[-1]:.4f}, val loss {val}")
+    print(f"wrote the adapter and its model card to {result.output_dir}")
+    return 0
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="BLEU, ROUGE-L, BERTScore and code F1 on the test split")
     p.add_argument("--config", type=Path, default=CONFIG_DIR / "evaluate.yaml")
@@ -85,7 +130,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecg-train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_dataset, _add_evaluate):
+    for add in (_add_dataset, _add_stage1, _add_stage2, _add_evaluate):
         add(sub)
     return parser
 

@@ -1,0 +1,186 @@
+"""Two-stage QLoRA on the tiny SmolVLM-shaped model and 40 real PTB-XL records (CPU).
+
+The tiny model's widths are multiples of 64 here: bitsandbytes' CPU 4-bit kernels
+quantise in blocks of 64 input features (a 32-wide vision tower cannot be quantised).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import model
+from model.report import Report
+from model.tiny_vlm import TINY, build_tiny_model
+from model.vlm import VlmEngine, VlmSettings
+from model.vlm_prompt import REPORT_INSTRUCTION, report_messages, report_prompt
+from training.cli import main
+from training.collate import IGNORE_INDEX, Collator, prompt_for
+from training.config import TrainingConfigError, load_yaml_config
+from training.dataset import read_samples
+from training.qlora import StageConfig
+
+REPO = Path(__file__).resolve().parent.parent
+QUANTISABLE_TINY = dataclasses.replace(TINY, vision_hidden=64, vision_intermediate=128)
+STEPS = 6
+
+
+def _quiet_main(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(argv)
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def work(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Dataset of 40 records (augmented, balanced) and the 4-bit-quantisable tiny model."""
+    root = tmp_path_factory.mktemp("qlora")
+    (root / "dataset.yaml").write_text(
+        f"ptbxl_dir: {shared_data / 'ptbxl'}\noutput_dir: {root / 'dataset'}\n"
+        "limit: 40\ndpi: 50\n")
+    code, _ = _quiet_main(["dataset", "--config", str(root / "dataset.yaml")])
+    assert code == 0
+    build_tiny_model(root / "tiny", QUANTISABLE_TINY)
+    for stage in (1, 2):
+        (root / f"stage{stage}.yaml").write_text(
+            f"stage: {stage}\ndataset_dir: {root / 'dataset'}\nmodel: {root / 'tiny'}\n"
+            f"output_dir: {root / f'stage{stage}'}\nlongest_edge: 512\ndevice: cpu\n"
+            # A fixed batch of two pages, trained on repeatedly: the loss must fall.
+            "limit_samples: 2\nbatch_size: 2\ngradient_accumulation: 1\n"
+            "learning_rate: 5.0e-3\nlr_scheduler: constant\nsave_steps: 3\neval_samples: 2\n"
+            "lora: {r: 8, alpha: 16, dropout: 0.0}\n"
+            + (f"stage1_adapter: {root / 'stage1'}\nmode: hybrid\n" if stage == 2 else ""))
+    return root
+
+
+@pytest.fixture(scope="module")
+def adapters(work: Path) -> dict[int, dict]:
+    """Stage 1 then stage 2 through the CLI; their metrics.json."""
+    metrics = {}
+    for stage in (1, 2):
+        code, printed = _quiet_main([f"stage{stage}", "--config", str(work / f"stage{stage}.yaml"),
+                                     "--max-steps", str(STEPS)])
+        assert code == 0, printed
+        assert f"stage {stage}: {STEPS} steps on 2 samples" in printed
+        metrics[stage] = json.loads((work / f"stage{stage}" / "metrics.json").read_text())
+    return metrics
+
+
+def test_each_stage_lowers_the_loss_and_writes_adapter_and_model_card(
+    work: Path, adapters: dict[int, dict]
+) -> None:
+    for stage, metrics in adapters.items():
+        losses = metrics["train_losses"]
+        assert len(losses) == STEPS
+        assert losses[-1] < losses[0] - 0.05, losses
+        assert losses[-1] < min(losses[:2])
+        assert metrics["val_loss"] is not None
+        folder = work / f"stage{stage}"
+        assert (folder / "adapter_model.safetensors").is_file()
+        card = (folder / "README.md").read_text()
+        assert f"base_model: {work / 'tiny'}" in card and f"stage {stage}" in card
+        assert f"| first train loss | {losses[0]:.4f} |" in card
+        assert f"| final train loss | {losses[-1]:.4f} |" in card
+        assert '"learning_rate": 0.005' in card and str(work / "dataset") in card
+        trained = json.loads((folder / "adapter_config.json").read_text())["target_modules"]
+        assert "text_model" in trained
+    # Stage 2 continues from stage 1: it starts below where stage 1 started.
+    assert adapters[2]["train_losses"][0] < adapters[1]["train_losses"][0]
+
+
+def test_resume_continues_from_the_saved_step(work: Path, adapters: dict[int, dict]) -> None:
+    out = work / "resumed"
+    config = str(work / "stage1.yaml")
+    code, _ = _quiet_main(["stage1", "--config", config, "--out", str(out), "--max-steps", "3"])
+    assert code == 0 and (out / "checkpoints" / "step-3").is_dir()
+    code, printed = _quiet_main(["stage1", "--config", config, "--out", str(out),
+                                 "--max-steps", str(STEPS), "--resume"])
+    assert code == 0 and "(from step 3)" in printed
+    resumed = json.loads((out / "metrics.json").read_text())["train_losses"]
+    # Same seed, same batches, restored optimizer state: the run is the uninterrupted one.
+    assert resumed == pytest.approx(adapters[1]["train_losses"], abs=1e-4)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(work: Path, tmp_path: Path) -> None:
+    code = main(["stage1", "--config", str(work / "stage1.yaml"), "--out", str(tmp_path / "x"),
+                 "--resume"])
+    assert code == 2
+
+
+def test_stage_config_rejects_bad_values(work: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "stage2.yaml"
+    bad.write_text("stage: 2\noutput_dir: x\n")
+    with pytest.raises(TrainingConfigError, match="stage1_adapter"):
+        load_yaml_config(bad, StageConfig)
+    with pytest.raises(TrainingConfigError, match="longest_edge"):
+        load_yaml_config(work / "stage1.yaml", StageConfig, longest_edge=1000)
+    for stage in (1, 2):
+        load_yaml_config(REPO / f"config/training/stage{stage}.yaml", StageConfig)
+
+
+def test_labels_keep_only_the_answer_and_prompt_matches_serving(work: Path) -> None:
+    from model.vlm_loading import _load_processor
+
+    processor = _load_processor(str(work / "tiny"))
+    samples = list(read_samples(work / "dataset", "train"))[:2]
+    batch = Collator(processor, work / "dataset", 2, "hybrid", 512)(samples)
+    tokenizer = processor.tokenizer
+    labels, ids = batch["labels"], batch["input_ids"]
+    assert batch["pixel_values"].shape[0] == 2
+    assert (labels[ids == processor.image_token_id] == IGNORE_INDEX).all()
+    assert (labels[batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+    for row, sample in enumerate(samples):
+        kept = labels[row][labels[row] != IGNORE_INDEX]
+        assert tokenizer.decode(kept) == f" {sample['target_report']}{tokenizer.eos_token}"
+        # Everything before the answer is what model/vlm.py sends for this ECG.
+        measured = model.analyze(model.load(REPO.parent / "shared/data/ptbxl"
+                                            / sample["record"]))
+        served = processor.apply_chat_template(
+            report_messages(report_prompt(measured.measurements, measured.statements)),
+            add_generation_prompt=True)
+        assert prompt_for(sample, 2, "hybrid") in served
+        text = tokenizer.decode(ids[row][batch["attention_mask"][row] == 1])
+        assert text.startswith(re.sub(r"<image>", "", served.split("<image>")[0]))
+        assert text.split("Assistant:")[0].endswith(
+            f"{prompt_for(sample, 2, 'hybrid')}<end_of_utterance>\n")
+    assert prompt_for(samples[0], 1, "hybrid") == report_prompt()
+    assert REPORT_INSTRUCTION in prompt_for(samples[0], 2, "hybrid")
+
+
+def test_evaluate_prints_a_row_per_adapter(work: Path, adapters: dict[int, dict],
+                                           tmp_path: Path) -> None:
+    config = tmp_path / "evaluate.yaml"
+    config.write_text(f"dataset_dir: {work / 'dataset'}\nlimit: 2\n"
+                      f"vlm: {{model: {work / 'tiny'}, mode: hybrid, device: cpu, "
+                      "max_new_tokens: 12, longest_edge: 512}\n")
+    code, printed = _quiet_main(["evaluate", "--config", str(config), "--stage1-adapter",
+                                 str(work / "stage1"), "--stage2-adapter", str(work / "stage2")])
+    assert code == 0
+    rows = [line for line in printed.splitlines() if line.startswith("| ")]
+    names = [row.split("|")[1].strip() for row in rows[1:]]
+    assert len(names) == 3, printed
+    assert names[0] == "rule engine (baseline)"
+    assert any("stage 1 adapter" in n for n in names) and any("stage 2 adapter" in n
+                                                              for n in names)
+    for metric in ("BLEU", "ROUGE-L", "BERTScore F1", "macro F1"):
+        assert metric in rows[0]
+
+
+def test_stage2_adapter_serves_in_the_hybrid_engine_on_a_dicom_ecg(
+    work: Path, adapters: dict[int, dict], shared_data: Path
+) -> None:
+    dicom = sorted((shared_data / "vendor" / "dicom").glob("*.dcm"))[0]
+    engine = VlmEngine(VlmSettings(mode="hybrid", model=str(work / "tiny"),
+                                   adapter=str(work / "stage2"), device="cpu",
+                                   max_new_tokens=16, longest_edge=512))
+    assert "stage2" in engine.info.version
+    report = engine.interpret(model.load(dicom))
+    assert isinstance(report, Report) and report.engine.name == "hybrid"
+    assert report.measurements.heart_rate_bpm is not None
