@@ -11,6 +11,8 @@ import dataclasses
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,13 @@ def test_stage2_adapter_serves_in_the_hybrid_engine_on_a_dicom_ecg(
     report = engine.interpret(model.load(dicom))
     assert isinstance(report, Report) and report.engine.name == "hybrid"
     assert report.measurements.heart_rate_bpm is not None
+
+
+def test_gpu_training_bench_runs_in_its_tiny_cpu_mode() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench/train_gpu.py"), "--tiny",
+                           "--steps", "2"], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = re.findall(r"^\| ([12]) \| 2 \| ([\d.]+) \| - \|", done.stdout, re.MULTILINE)
+    assert [stage for stage, _ in rows] == ["1", "2"], done.stdout
+    assert all(float(rate) > 0 for _, rate in rows)
