@@ -127,7 +127,8 @@ def test_stage_config_rejects_bad_values(work: Path, tmp_path: Path) -> None:
         load_yaml_config(REPO / f"config/training/stage{stage}.yaml", StageConfig)
 
 
-def test_labels_keep_only_the_answer_and_prompt_matches_serving(work: Path) -> None:
+def test_labels_keep_only_the_answer_and_prompt_matches_serving(work: Path, shared_data: Path
+                                                               ) -> None:
     from model.vlm_loading import _load_processor
 
     processor = _load_processor(str(work / "tiny"))
@@ -142,8 +143,7 @@ def test_labels_keep_only_the_answer_and_prompt_matches_serving(work: Path) -> N
         kept = labels[row][labels[row] != IGNORE_INDEX]
         assert tokenizer.decode(kept) == f" {sample['target_report']}{tokenizer.eos_token}"
         # Everything before the answer is what model/vlm.py sends for this ECG.
-        measured = model.analyze(model.load(REPO.parent / "shared/data/ptbxl"
-                                            / sample["record"]))
+        measured = model.analyze(model.load(shared_data / "ptbxl" / sample["record"]))
         served = processor.apply_chat_template(
             report_messages(report_prompt(measured.measurements, measured.statements)),
             add_generation_prompt=True)
