@@ -84,15 +84,20 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the main job on embedded defaults")
-    p.add_argument("--out", default="out/demo", help="where to write the demo output")
+    p = sub.add_parser("demo", help="serve, send the sample ECGs, print their reports, stop")
+    p.add_argument("--out", default="out/demo", help="data directory and outbox of the demo "
+                   "(default out/demo; a previous demo's output there is replaced)")
+    p.add_argument("--data", type=Path, help="sample data (default $ECG_GATEWAY_DATA or "
+                   "../shared/data; without it a synthetic ECG)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds to wait for the reports (default 120)")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    return run_demo(Path(args.out))
+    return run_demo(Path(args.out), data_dir=args.data, timeout_s=args.timeout)
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
