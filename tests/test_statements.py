@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import model
 from model.measure import measure
 from model.scp_statements import STATEMENTS
 from model.statements import EMITTED_CODES, NORMAL_RHYTHM_CODES, interpret
@@ -93,3 +96,18 @@ def test_every_emitted_code_is_a_known_statement() -> None:
         assert code in STATEMENTS
         if code != "NORM":
             assert STATEMENTS[code].snomed, code
+
+
+@pytest.mark.parametrize("rate, expected", [(55, "SBRAD"), (64, "SR"), (96, "SR"), (106, "STACH")])
+def test_sinus_rate_limits_are_the_aha_ones(rate: int, expected: str) -> None:
+    """Below 60/min bradycardia, above 100/min tachycardia (AHA/ACCF/HRS 2009)."""
+    assert _codes(SyntheticSpec(heart_rate_bpm=rate, qt_ms=320))[0] == expected
+
+
+@pytest.mark.parametrize("record", ["6", "12", "71"])
+def test_ludb_sinus_bradycardia_at_51_to_57_per_min(shared_data: Path, record: str) -> None:
+    """LUDB's cardiologists call these sinus bradycardia; the 2018 50/min limit missed them."""
+    ecg = model.load(shared_data / "ludb" / "data" / record)
+    statements = interpret(measure(ecg))
+    assert statements[0].code == "SBRAD"
+    assert 50 <= statements[0].evidence.values["heart_rate_bpm"] < 60
