@@ -92,7 +92,8 @@ def _prepare(data_dir: Path, samples_dir: Path) -> list[DemoSample]:
         samples = prepare_samples(data_dir, samples_dir)
     except (EcgDecodeError, ValueError) as exc:
         raise DemoError(f"cannot prepare the sample ECGs from {data_dir}: {exc}") from None
-    print(f"{len(samples)} sample ECG(s) from {data_dir} written as DICOM to {samples_dir}")
+    source = data_dir if data_dir.is_dir() else f"a synthetic ECG (no sample data at {data_dir})"
+    print(f"{len(samples)} sample ECG(s) from {source} written as DICOM to {samples_dir}")
     return samples
 
 
