@@ -222,6 +222,9 @@ class Match(_Strict):
         return _as_list(value)
 
 
+EngineName = Literal["measure", "vlm", "hybrid"]
+
+
 class Rule(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -229,6 +232,18 @@ class Rule(_Strict):
     match: Match = Match()
     destinations: list[str] = Field(min_length=1)
     continue_: bool = Field(False, alias="continue")
+    engine: EngineName | None = Field(
+        None, description="interpret matching objects with this engine instead of gateway.yaml's"
+    )
+
+    @model_validator(mode="after")
+    def _engine_chosen_before_interpretation(self) -> Rule:
+        if self.engine is not None and self.match.statement_codes is not None:
+            raise ValueError(
+                "a rule with 'engine' cannot match on statement_codes: the engine is chosen "
+                "before the report (and its codes) exist; split it into two rules"
+            )
+        return self
 
 
 class RoutesConfig(_Strict):
@@ -303,6 +318,14 @@ class MatchContext:
             statement_codes=frozenset(package.report.codes),
         )
 
+    @classmethod
+    def at_intake(
+        cls, calling_ae: str, called_ae: str, kind: str, modality: str = "",
+        institution: str = "", station: str = "",
+    ) -> MatchContext:
+        """What is known of an object before it is interpreted: no statement codes yet."""
+        return cls(calling_ae, called_ae, kind, modality, institution, station, frozenset())
+
 
 def rule_matches(rule: Rule, ctx: MatchContext) -> bool:
     m = rule.match
@@ -334,6 +357,17 @@ def decide(config: RoutesConfig, ctx: MatchContext) -> RouteDecision:
             return RouteDecision(tuple(matched), False, _unique(destinations))
     destinations.extend(config.default)
     return RouteDecision(tuple(matched), True, _unique(destinations))
+
+
+def engine_for(config: RoutesConfig, ctx: MatchContext) -> EngineName | None:
+    """The engine of the first matching rule that names one; None: gateway.yaml's engine.
+
+    Engine rules never match on statement codes (the Rule validator refuses it), so this
+    is decided from the intake facts alone, before any engine has run."""
+    for rule in config.rules:
+        if rule.engine is not None and rule_matches(rule, ctx):
+            return rule.engine
+    return None
 
 
 def patient_key(package: ReportPackage) -> str:
@@ -394,6 +428,9 @@ class Router:
 
     def decide(self, package: ReportPackage) -> RouteDecision:
         return decide(self._config, MatchContext.of(package))
+
+    def engine_for(self, ctx: MatchContext) -> EngineName | None:
+        return engine_for(self._config, ctx)
 
     def destinations_for(self, package: ReportPackage) -> list[tuple[str, str]]:
         key = patient_key(package)

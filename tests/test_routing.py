@@ -14,9 +14,11 @@ from gateway.cli import main
 from gateway.routing import (
     FileDestination,
     Hl7Destination,
+    MatchContext,
     Router,
     RoutesError,
     check_routes,
+    engine_for,
     load_routes,
     patient_key,
 )
@@ -296,3 +298,58 @@ def test_cli_routes_test_shows_rules_and_destinations(
     assert "default:     not used" in out
     assert out.rstrip().endswith("ehr-fhir             fhir   https://fhir.hospital.example/r4")
     assert "TEST" not in out  # the patient ID stays out
+
+
+def test_rules_choose_the_engine_from_intake_facts_only(tmp_path: Path) -> None:
+    routes = _write(
+        tmp_path / "routes.yaml",
+        """
+        destinations:
+          drop: {type: file, directory: out}
+        rules:
+          - name: cardiology-carts
+            match: {calling_ae: "CART*", kind: ecg-waveform}
+            engine: hybrid
+            destinations: [drop]
+            continue: true
+          - name: scans
+            match: {kind: secondary-capture}
+            engine: measure
+            destinations: [drop]
+          - name: urgent
+            match: {statement_codes: AFIB}
+            destinations: [drop]
+        default: [drop]
+        """,
+    )
+    config = load_routes(routes, tmp_path)
+    assert engine_for(config, MatchContext.at_intake("CART7", "ECGGW", "ecg-waveform")) == "hybrid"
+    assert engine_for(config, MatchContext.at_intake("MUSE", "ECGGW", "secondary-capture")) == (
+        "measure"
+    )
+    assert engine_for(config, MatchContext.at_intake("MUSE", "ECGGW", "ecg-waveform")) is None
+
+
+def test_an_engine_rule_matching_on_statement_codes_is_refused_with_its_line(
+    tmp_path: Path,
+) -> None:
+    routes = _write(
+        tmp_path / "routes.yaml",
+        """
+        destinations:
+          drop: {type: file, directory: out}
+        rules:
+          - name: afib-to-vlm
+            match: {statement_codes: AFIB}
+            engine: vlm
+            destinations: [drop]
+          - name: odd
+            engine: gpt
+            destinations: [drop]
+        default: [drop]
+        """,
+    )
+    issues = {issue.where: issue for issue in check_routes(routes)}
+    assert issues["rules[0]"].line == 4
+    assert "cannot match on statement_codes" in issues["rules[0]"].message
+    assert issues["rules[1].engine"].line == 9
