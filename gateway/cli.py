@@ -60,6 +60,13 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     if args.engine == "measure":
+        from model.image_input import is_page_file
+
+        if is_page_file(args.input):
+            print(f"error: {args.input} is an ECG page (PDF, image or DICOM Secondary Capture /"
+                  " Encapsulated PDF), not a waveform: the measurement engine needs samples;"
+                  " read the page with --engine vlm or --engine hybrid", file=sys.stderr)
+            return 2
         report = model.analyze(model.load(args.input))
     else:
         from model.vlm import DEFAULT_MODEL, VlmEngine, VlmSettings, VlmUnavailable

@@ -19,6 +19,7 @@ from model.report import MEASUREMENT_KEYS
 from model.scp_statements import STATEMENTS
 from model.vlm import VlmEngine, VlmSettings, VlmUnavailable
 from model.vlm_report import NO_WAVEFORM, Generation, waveform_report
+from tests import dicom_samples as samples
 from tests.vlm_support import make_lora_adapter, tiny_model_dir
 
 FAST = {"longest_edge": 512, "max_new_tokens": 12, "batch_size": 4}
@@ -203,6 +204,22 @@ def test_cli_analyze_with_the_vlm_engine(tiny: Path, shared_data: Path, capsys):
     assert report["engine"]["name"] == "hybrid" and report["generated_text"]
     assert main(["analyze", str(record), "--engine", "vlm", "--model", str(tiny / "gone")]) == 2
     assert "ecg-gateway model tiny DIR" in capsys.readouterr().err
+
+
+def test_cli_analyze_reads_dicom_and_pdf_pages(tiny: Path, shared_data: Path, tmp_path, capsys):
+    """Waveform DICOM with either engine; a Secondary Capture or an Encapsulated PDF with a
+    VLM, and with the measurement engine a clear refusal that names the way to read it."""
+    vendor = shared_data / samples.VENDOR_ECG
+    assert main(["analyze", str(vendor), "--engine", "hybrid", "--model", str(tiny), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"]["name"] == "hybrid"
+    pages = [samples.secondary_capture_jpeg(shared_data, tmp_path / "sc.dcm"),
+             samples.encapsulated_pdf(shared_data, tmp_path / "pdf.dcm")]
+    for page in pages:
+        assert main(["analyze", str(page), "--engine", "vlm", "--model", str(tiny), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["engine"]["name"] == "vlm" and report["generated_text"]
+        assert main(["analyze", str(page)]) == 2
+        assert "--engine vlm" in capsys.readouterr().err
 
 
 def test_hub_id_loads_from_the_local_hub_cache(tiny: Path, tmp_path: Path, scan, monkeypatch):
