@@ -19,7 +19,6 @@ on the GPU the peak memory was recorded. Stage 2 starts from stage 1's adapter.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.metadata
 import json
 import math
@@ -42,7 +41,6 @@ sys.path.insert(0, str(REPO / "bench"))
 from vlm_gpu import synthetic_ecg  # noqa: E402
 
 # bitsandbytes' CPU 4-bit kernels quantise blocks of 64 input features.
-TINY_QUANTISABLE = dataclasses.replace(TINY, vision_hidden=64, vision_intermediate=128)
 PAGES = 8
 REPORT = ("Rhythm: sinus rhythm.\nConduction: left anterior fascicular block.\n"
           "Axis: left axis deviation.\nST-T: non-specific ST changes.\n"
@@ -61,7 +59,7 @@ def main() -> int:
     if device == "cuda" and not torch.cuda.is_available():
         print("error: no CUDA GPU; use --tiny for the CPU dry run", file=sys.stderr)
         return 1
-    dims = TINY_QUANTISABLE if args.tiny else SMOLVLM_500M
+    dims = TINY if args.tiny else SMOLVLM_500M
     longest_edge = 512 if args.tiny else args.longest_edge
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

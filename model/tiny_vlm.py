@@ -70,8 +70,10 @@ class VlmDims:
     scale_factor: int = 4
 
 
+# bitsandbytes' 4-bit CPU kernels need layer input widths in multiples of 64, so the
+# vision tower is 64 wide (32 fails inside bitsandbytes with a bare shape error).
 TINY = VlmDims(
-    vision_hidden=32, vision_layers=2, vision_heads=2, vision_intermediate=64,
+    vision_hidden=64, vision_layers=2, vision_heads=2, vision_intermediate=128,
     text_hidden=64, text_layers=2, text_heads=4, text_kv_heads=2, text_intermediate=128,
 )
 # HuggingFaceTB/SmolVLM-500M-Instruct: SigLIP base/16 at 512 px, SmolLM2-360M text model.

@@ -7,7 +7,6 @@ quantise in blocks of 64 input features (a 32-wide vision tower cannot be quanti
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import re
@@ -29,7 +28,6 @@ from training.dataset import read_samples
 from training.qlora import StageConfig
 
 REPO = Path(__file__).resolve().parent.parent
-QUANTISABLE_TINY = dataclasses.replace(TINY, vision_hidden=64, vision_intermediate=128)
 STEPS = 6
 
 
@@ -49,7 +47,7 @@ def work(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "limit: 40\ndpi: 50\n")
     code, _ = _quiet_main(["dataset", "--config", str(root / "dataset.yaml")])
     assert code == 0
-    build_tiny_model(root / "tiny", QUANTISABLE_TINY)
+    build_tiny_model(root / "tiny", TINY)
     for stage in (1, 2):
         (root / f"stage{stage}.yaml").write_text(
             f"stage: {stage}\ndataset_dir: {root / 'dataset'}\nmodel: {root / 'tiny'}\n"
