@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from model.vlm_settings import VlmSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -92,7 +94,14 @@ class GatewayConfig(_Strict):
     data_dir: Path = Path("ecg-gateway-data")
     min_free_disk_mb: int = Field(100, ge=0, description="refuse objects (0xA700) below this")
     workers: int = Field(2, ge=1, le=64)
-    engine: Literal["measure"] = "measure"
+    engine: Literal["measure", "vlm", "hybrid"] = "measure"
+    vlm: VlmSettings = Field(
+        default_factory=VlmSettings, description="model settings of the vlm and hybrid engines"
+    )
+    engine_unavailable: Literal["fallback", "hold"] = Field(
+        "fallback", description="when the VLM cannot be loaded: measure instead, or keep the jobs"
+    )
+    hold_retry_s: float = Field(60.0, gt=0, description="how often a held job tries again")
     job_lease_s: float = Field(300.0, gt=0, description="a crashed worker's job is retaken after")
     job_max_attempts: int = Field(3, ge=1)
     retention_days: int = Field(30, ge=1)
@@ -103,6 +112,22 @@ class GatewayConfig(_Strict):
     def _bind_address(cls, value: str) -> str:
         ipaddress.ip_address(value)
         return value
+
+    @model_validator(mode="after")
+    def _engine_sets_the_mode(self) -> GatewayConfig:
+        if "mode" in self.vlm.model_fields_set and self.vlm.mode != self.engine:
+            raise ValueError(
+                f"vlm.mode {self.vlm.mode!r} contradicts engine {self.engine!r}: "
+                "choose the engine with `engine:` and leave vlm.mode out"
+            )
+        return self
+
+    @property
+    def vlm_settings(self) -> VlmSettings | None:
+        """The VLM settings of the configured engine; None for the measurement engine."""
+        if self.engine == "measure":
+            return None
+        return self.vlm.model_copy(update={"mode": self.engine})
 
     @property
     def spool_dir(self) -> Path:
@@ -128,7 +153,9 @@ class GatewayConfig(_Strict):
         """A copy with command-line overrides applied, validated like the file."""
         changes = {k: v for k, v in changes.items() if v is not None}
         try:
-            return GatewayConfig.model_validate({**self.model_dump(), **changes})
+            return GatewayConfig.model_validate(
+                {**self.model_dump(exclude={"vlm": {"mode"}}), **changes}
+            )
         except ValidationError as exc:
             raise ConfigError(_validation_message("command line", exc, None)) from None
 

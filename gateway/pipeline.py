@@ -27,7 +27,7 @@ from typing import Protocol
 from gateway import metrics as m
 from gateway.metrics import Metrics
 from gateway.package import ReportPackage
-from gateway.processing import JobResult, init_worker_process, process_job
+from gateway.processing import EngineChoice, JobResult, init_worker_process, process_job
 from gateway.store import Job, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,12 @@ class Router(Protocol):
 @dataclass(frozen=True)
 class PipelineSettings:
     reports_dir: Path
-    engine: str = "measure"
+    engine: EngineChoice = EngineChoice()
     workers: int = 2
     lease_s: float = 300.0
     max_attempts: int = 3
     retry_delay_s: float = 5.0  # times the attempt number: 5 s, 10 s, ...
+    hold_retry_s: float = 60.0  # a job held for an unavailable engine tries again after
 
 
 class Pipeline:
@@ -161,6 +162,9 @@ class Pipeline:
 
     def _finish(self, job: Job, owner: str, result: JobResult, seconds: float) -> None:
         label = f"job {job.id} ({job.sop_instance_uid} sha256={job.content_sha256[:12]})"
+        if result.held is not None:
+            self._hold(job, owner, label, result.held)
+            return
         if result.permanent_error is not None:
             self._fail(job, owner, label, result.permanent_error)
             return
@@ -185,6 +189,14 @@ class Pipeline:
             )
         else:
             log.warning("%s: lease lost before completion; the new holder completes it", label)
+
+    def _hold(self, job: Job, owner: str, label: str, reason: str) -> None:
+        """Back to the queue without using an attempt: the job is fine, the engine is not."""
+        retry_at = time.time() + self._settings.hold_retry_s
+        if self._store.hold_job(job.id, owner, f"held: {reason}"[:1000], retry_at):
+            self._metrics.inc(m.JOBS_HELD)
+            log.warning("%s held until the %s engine can be loaded", label,
+                        self._settings.engine.name)
 
     def _fail(self, job: Job, owner: str, label: str, error: str) -> None:
         if self._store.fail_job(job.id, owner, error[:1000]):

@@ -8,31 +8,33 @@ package, and returns what the pipeline needs to finish the job.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pydicom.config
+from PIL import Image
 
 import model
-from gateway.image_inputs import read_image_object
+from gateway.image_inputs import ImageObject, read_image_object
 from gateway.intake import WAVEFORM
 from gateway.package import Association, ReportPackage
 from gateway.store import Job
 from model.ecg import Ecg
 from model.errors import EcgDecodeError
 from model.report import Report
+from model.vlm_settings import VlmSettings, VlmUnavailable
 
 log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
-    """What turns an ECG into a report; the measurement engine now, a VLM engine later."""
+    """What turns an ECG into a report: the measurement engine or a VLM engine."""
 
     name: str
 
@@ -48,8 +50,36 @@ class MeasurementEngine:
         return model.analyze(ecg)
 
 
-ENGINES: dict[str, Callable[[], Engine]] = {"measure": MeasurementEngine}
-_engines: dict[str, Engine] = {}  # one instance per process: an engine may load a model
+class FallbackEngine(MeasurementEngine):
+    """The measurement engine standing in for a VLM that could not be loaded; every
+    report says so, so nobody mistakes it for the configured engine's."""
+
+    def __init__(self, configured: str, reason: str) -> None:
+        self._notice = (
+            f"the configured {configured} engine could not be loaded ({reason}); "
+            "this report is from the measurement engine"
+        )
+
+    def interpret(self, ecg: Ecg) -> Report:
+        report = model.analyze(ecg)
+        source = report.source.model_copy(
+            update={"quality_flags": [*report.source.quality_flags, "engine-fallback"]}
+        )
+        return report.model_copy(
+            update={"source": source, "warnings": [*report.warnings, self._notice]}
+        )
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine the workers run, and what they do when its model cannot be loaded."""
+
+    name: str = "measure"
+    vlm: VlmSettings | None = None  # the vlm and hybrid engines' settings
+    on_unavailable: str = "fallback"  # "fallback" | "hold"
+
+
+_engines: dict[EngineChoice, Engine] = {}  # one per process: a VLM is loaded once
 _WORKER_NICENESS = 10
 
 
@@ -65,12 +95,17 @@ class JobResult:
     report_dir: Path | None = None
     permanent_error: str | None = None
     transient_error: str | None = None
+    held: str | None = None  # the engine is unavailable and jobs are held: why
 
 
-def process_job(job: Job, reports_dir: Path, engine_name: str) -> JobResult:
+def process_job(job: Job, reports_dir: Path, choice: EngineChoice) -> JobResult:
     """Build and save the job's report package; bad input is a permanent error."""
     try:
-        package = build_package(job, _engine(engine_name))
+        engine = _engine(choice)
+    except VlmUnavailable as exc:
+        return JobResult(held=f"{choice.name} engine unavailable: {exc}")
+    try:
+        package = build_package(job, engine)
         report_dir = reports_dir / str(job.id)
         package.save(report_dir)
     except EcgDecodeError as exc:
@@ -101,7 +136,7 @@ def build_package(job: Job, engine: Engine) -> ReportPackage:
             job_id=job.id,
             kind=job.kind,
             metadata=image.metadata,
-            report=image.report,
+            report=_image_report(image, job.kind, engine),
             association=association,
             png=image.png,
             pdf=image.pdf,
@@ -113,10 +148,31 @@ def build_package(job: Job, engine: Engine) -> ReportPackage:
     return package
 
 
-def _engine(name: str) -> Engine:
-    if name not in _engines:
-        _engines[name] = ENGINES[name]()
-    return _engines[name]
+def _image_report(image: ImageObject, kind: str, engine: Engine) -> Report:
+    """A VLM reads a received page itself; otherwise the page's intake report stands."""
+    if image.png is None or not hasattr(engine, "interpret_image"):
+        return image.report
+    with Image.open(io.BytesIO(image.png)) as page:
+        return engine.interpret_image(page.convert("RGB"), kind)
+
+
+def _engine(choice: EngineChoice) -> Engine:
+    """This process's engine; a VLM that cannot be loaded is tried again on the next job
+    (it may have been provided since), and raises VlmUnavailable when jobs are held."""
+    if choice not in _engines:
+        if choice.vlm is None:
+            return _engines.setdefault(choice, MeasurementEngine())
+        from model.vlm import VlmEngine  # torch and transformers: only where a VLM runs
+
+        try:
+            _engines[choice] = VlmEngine(choice.vlm)
+        except VlmUnavailable as exc:
+            if choice.on_unavailable == "hold":
+                log.error("%s engine unavailable, job held: %s", choice.name, exc)
+                raise
+            log.error("%s engine unavailable, measuring instead: %s", choice.name, exc)
+            return FallbackEngine(choice.name, str(exc))
+    return _engines[choice]
 
 
 def init_worker_process(log_level: int, server_pid: int) -> None:

@@ -25,10 +25,12 @@ from gateway.dicom_scp import start_scp
 from gateway.intake import Intake
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.processing import EngineChoice
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
 from gateway.spool import ensure_dir
 from gateway.store import Store
+from model.vlm_settings import VlmUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,11 @@ def _run(config: GatewayConfig) -> int:
         router,
         PipelineSettings(
             reports_dir=config.reports_dir,
-            engine=config.engine,
+            engine=engine_choice(config),
             workers=config.workers,
             lease_s=config.job_lease_s,
             max_attempts=config.job_max_attempts,
+            hold_retry_s=config.hold_retry_s,
         ),
         metrics,
     )
@@ -101,6 +104,22 @@ def _run(config: GatewayConfig) -> int:
     store.close()
     log.info("stopped")
     return 0
+
+
+def engine_choice(config: GatewayConfig) -> EngineChoice:
+    """The workers' engine, its model checked now so a missing one is reported at start."""
+    choice = EngineChoice(config.engine, config.vlm_settings, config.engine_unavailable)
+    if choice.vlm is not None:
+        from model.vlm_loading import check_vlm_files  # torch: only when a VLM is configured
+
+        try:
+            check_vlm_files(choice.vlm.load_spec())
+        except VlmUnavailable as exc:
+            then = ("jobs are held until it is provided" if choice.on_unavailable == "hold"
+                    else "the measurement engine runs instead and each report says so")
+            log.error("the %s engine cannot be loaded: %s. Until then %s (engine_unavailable:"
+                      " %s)", choice.name, exc, then, choice.on_unavailable)
+    return choice
 
 
 def make_router(config: GatewayConfig) -> RoutesRouter:

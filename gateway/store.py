@@ -321,12 +321,25 @@ class Store:
     def release_job(self, job_id: int, owner: str, now: float | None = None) -> bool:
         """Give an unfinished job back at shutdown; the interrupted try does not count."""
         now = _now(now)
+        return self._requeue_uncounted(job_id, owner, None, now, now)
+
+    def hold_job(
+        self, job_id: int, owner: str, reason: str, available_at: float, now: float | None = None
+    ) -> bool:
+        """Keep a job queued, with the reason shown in `jobs list`, until its engine can
+        run; holding does not use up its attempts."""
+        return self._requeue_uncounted(job_id, owner, reason, available_at, _now(now))
+
+    def _requeue_uncounted(
+        self, job_id: int, owner: str, error: str | None, available_at: float, now: float
+    ) -> bool:
         with self._transaction() as conn:
             cursor = conn.execute(
                 "UPDATE jobs SET state = 'queued', available_at = ?, lease_owner = NULL,"
-                " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0), updated_at = ?"
+                " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0),"
+                " error = COALESCE(?, error), updated_at = ?"
                 " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
-                (now, now, job_id, owner),
+                (available_at, error, now, job_id, owner),
             )
             return cursor.rowcount == 1
 

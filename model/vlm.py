@@ -40,11 +40,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from transformers import BatchFeature
 
 import model as ecg_model
@@ -52,53 +50,21 @@ from model.ecg import Ecg
 from model.image_input import PageImage, is_page_file, load_page
 from model.render import PAGE_WIDTH_MM
 from model.report import EngineInfo, Report
-from model.vlm_loading import DEFAULT_MODEL, LoadSpec, VlmUnavailable, load_vlm
+from model.vlm_loading import VlmUnavailable, load_vlm
+from model.vlm_settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, VlmSettings
 from model.vlm_prompt import report_messages, report_prompt
 from model.vlm_report import Generation, page_report, waveform_report
 
 __all__ = [
-    "DEFAULT_LONGEST_EDGE", "DEFAULT_MODEL", "Generation", "VlmEngine", "VlmSettings",
+    "DEFAULT_LONGEST_EDGE", "DEFAULT_MODEL", "TILE_PX", "Generation", "VlmEngine", "VlmSettings",
     "VlmUnavailable",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LONGEST_EDGE = 1536
-TILE_PX = 512
 # Pages are rendered with at least `longest_edge` pixels across, so the processor only
 # ever scales down (Lanczos); never below 100 dpi, where thin traces start to alias.
 MIN_RENDER_DPI = 100
-
-
-class VlmSettings(BaseModel):
-    """The engine's configuration; gateway.yaml nests it as-is."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mode: Literal["vlm", "hybrid"] = "vlm"
-    model: str = Field(DEFAULT_MODEL, description="hub id or local directory")
-    adapter: str | None = Field(None, description="PEFT LoRA adapter directory")
-    quantization: Literal["none", "4bit"] = "none"
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    max_new_tokens: int = Field(256, ge=1, le=4096)
-    timeout_s: float = Field(120.0, gt=0, description="per generation batch")
-    batch_size: int = Field(8, ge=1, le=512)
-    longest_edge: int = Field(DEFAULT_LONGEST_EDGE, ge=TILE_PX, le=4096)
-
-    @field_validator("longest_edge")
-    @classmethod
-    def _whole_tiles(cls, value: int) -> int:
-        if value % TILE_PX:
-            raise ValueError(
-                f"longest_edge must be a multiple of {TILE_PX} (the processor rounds the page "
-                f"up to whole {TILE_PX} px tiles, so {value} costs as much as "
-                f"{-(-value // TILE_PX) * TILE_PX})"
-            )
-        return value
-
-    def load_spec(self) -> LoadSpec:
-        return LoadSpec(self.model, self.adapter, self.quantization, self.device, self.dtype)
 
 
 @dataclass(frozen=True)

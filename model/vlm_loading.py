@@ -21,9 +21,12 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 from transformers.utils import is_torchvision_available
 
+from model.vlm_settings import DEFAULT_MODEL, LoadSpec, VlmUnavailable
+
+__all__ = ["LoadSpec", "LoadedVlm", "VlmUnavailable", "check_vlm_files", "load_vlm"]
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-500M-Instruct"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
@@ -44,21 +47,6 @@ HOW_TO_GET_A_MODEL = _how_to_get(DEFAULT_MODEL)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class VlmUnavailable(RuntimeError):
-    """The configured model, adapter or device cannot be used; the message says why."""
-
-
-@dataclass(frozen=True)
-class LoadSpec:
-    """Where the weights are and how to run them (a subset of model.vlm.VlmSettings)."""
-
-    model: str = DEFAULT_MODEL
-    adapter: str | None = None
-    quantization: str = "none"  # "none" | "4bit"
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    dtype: str = "auto"  # "auto" | "float32" | "bfloat16" | "float16"
-
-
 @dataclass(frozen=True)
 class LoadedVlm:
     processor: Any
@@ -72,15 +60,24 @@ def load_vlm(spec: LoadSpec) -> LoadedVlm:
     """Processor and model ready for generation; raises VlmUnavailable with the remedy."""
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
-    source = _model_source(spec.model)
-    if spec.adapter is not None:
-        _check_adapter_dir(Path(spec.adapter))
+    source = check_vlm_files(spec)
     processor = _load_processor(source)
     model = _load_model(source, spec, device, dtype)
     if spec.adapter is not None:
         model = _apply_adapter(model, Path(spec.adapter), merge=spec.quantization == "none")
     model.eval()
     return LoadedVlm(processor, model, device, dtype, _label(spec))
+
+
+def check_vlm_files(spec: LoadSpec) -> str:
+    """The model directory, once it and the adapter have every file they need.
+
+    Cheap (no weights are read), so the gateway runs it at start and says at once what
+    is missing, instead of on the first ECG."""
+    source = _model_source(spec.model)
+    if spec.adapter is not None:
+        _check_adapter_dir(Path(spec.adapter))
+    return source
 
 
 def resolve_device(name: str) -> torch.device:

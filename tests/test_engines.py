@@ -1,0 +1,162 @@
+"""The gateway's engines: vlm and hybrid from gateway.yaml, and what the workers do when
+the configured model cannot be loaded (fall back to measuring, saying so; or hold jobs).
+
+Objects enter through the real Intake and the pipeline runs them in-thread, as in
+tests/test_pipeline.py; the VLM is the tiny SmolVLM-shaped checkpoint built locally.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway import metrics as m
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.package import ReportPackage
+from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.processing import EngineChoice
+from gateway.routing import Router
+from gateway.server import engine_choice
+from gateway.store import Store
+from model.vlm_settings import VlmSettings
+from tests import dicom_samples as samples
+from tests.gateway_process import GatewayProcess
+from tests.test_pipeline import Gateway
+from tests.vlm_support import tiny_model_dir
+
+FAST = {"longest_edge": 512, "max_new_tokens": 8}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture
+def vendor(shared_data: Path) -> Path:
+    return shared_data / samples.VENDOR_ECG
+
+
+def gateway_with(data_dir: Path, choice: EngineChoice, hold_retry_s: float = 60.0) -> Gateway:
+    gw = Gateway(data_dir)
+    gw.pipeline = Pipeline(
+        gw.store,
+        Router(data_dir / "no-routes.yaml", data_dir),
+        PipelineSettings(reports_dir=gw.reports, engine=choice, retry_delay_s=0.0,
+                         hold_retry_s=hold_retry_s),
+        gw.metrics,
+    )
+    return gw
+
+
+def test_hybrid_engine_writes_the_report_of_a_dicom_ecg(tmp_path, tiny, vendor):
+    settings = VlmSettings(model=str(tiny), mode="hybrid", **FAST)
+    gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings))
+    job_id = gw.receive(vendor)
+    gw.process_all()
+    job = gw.store.get_job(job_id)
+    assert job.state == "done", job.error
+    report = gw.package(job_id).report
+    assert report.engine.name == "hybrid"
+    assert report.engine.version == tiny.name  # the label names the model that ran
+    assert report.measurements.heart_rate_bpm is not None  # measured values fill the fields
+    assert "engine-fallback" not in report.source.quality_flags
+    gw.store.close()
+
+
+def test_missing_model_falls_back_to_measuring_and_every_report_says_so(tmp_path, vendor, caplog):
+    missing = tmp_path / "no-such-model"
+    settings = VlmSettings(model=str(missing), mode="vlm", **FAST)
+    gw = gateway_with(tmp_path / "data", EngineChoice("vlm", settings, "fallback"))
+    job_id = gw.receive(vendor)
+    with caplog.at_level(logging.ERROR, logger="gateway.processing"):
+        gw.process_all()
+    job = gw.store.get_job(job_id)
+    assert job.state == "done", job.error
+    report = gw.package(job_id).report
+    assert report.engine.name == "measure"
+    assert "engine-fallback" in report.source.quality_flags
+    assert any(str(missing) in w and "measurement engine" in w for w in report.warnings)
+    assert str(missing) in caplog.text and "ecg-gateway model tiny" in caplog.text
+    gw.store.close()
+
+
+def test_held_jobs_wait_visibly_and_run_once_the_model_is_provided(tmp_path, tiny, vendor):
+    model_dir = tmp_path / "model"
+    settings = VlmSettings(model=str(model_dir), mode="hybrid", **FAST)
+    gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings, "hold"),
+                      hold_retry_s=0.0)
+    job_id = gw.receive(vendor)
+    assert gw.pipeline.run_once("test-worker")
+    held = gw.store.get_job(job_id)
+    assert held.state == "queued" and held.attempts == 0
+    assert held.error.startswith("held: hybrid engine unavailable") and str(model_dir) in held.error
+    assert gw.metrics.get(m.JOBS_HELD) == 1
+    assert gw.store.list_deliveries() == []  # nothing was reported with another engine
+
+    shutil.copytree(tiny, model_dir)
+    gw.process_all()
+    job = gw.store.get_job(job_id)
+    assert job.state == "done" and job.attempts == 1
+    assert gw.package(job_id).report.engine.name == "hybrid"
+    assert len(gw.store.list_deliveries()) == 1
+    gw.store.close()
+
+
+def test_engine_from_gateway_yaml_with_its_vlm_settings(tmp_path, tiny):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"engine: hybrid\nengine_unavailable: hold\nvlm:\n  model: {tiny}\n"
+                    "  longest_edge: 1024\n  batch_size: 4\n")
+    config = load_config(path)
+    choice = engine_choice(config)
+    assert choice.name == "hybrid" and choice.on_unavailable == "hold"
+    assert choice.vlm.mode == "hybrid" and choice.vlm.longest_edge == 1024
+    assert config.with_overrides(port=4242).vlm_settings == choice.vlm
+
+
+def test_missing_model_is_reported_at_start_not_on_the_first_ecg(tmp_path, caplog):
+    config = GatewayConfig(engine="vlm", vlm={"model": str(tmp_path / "absent")})
+    with caplog.at_level(logging.ERROR, logger="gateway.server"):
+        engine_choice(config)
+    assert "cannot be loaded" in caplog.text and str(tmp_path / "absent") in caplog.text
+    assert "measurement engine runs instead" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("engine: gpt\n", "line 1: engine"),
+        ("engine: vlm\nvlm:\n  longest_edge: 1000\n", "line 3: vlm.longest_edge"),
+        ("engine: vlm\nvlm:\n  mode: hybrid\n", "contradicts engine 'vlm'"),
+        ("engine_unavailable: retry\n", "line 1: engine_unavailable"),
+    ],
+)
+def test_bad_engine_settings_name_the_field_and_line(tmp_path, text, expected):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
+        load_config(path)
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
+def test_running_gateway_with_hybrid_engine_reports_an_ecg_from_storescu(tmp_path, tiny, vendor):
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"engine: hybrid\nworkers: 1\nvlm:\n  model: {tiny}\n"
+                      "  longest_edge: 512\n  max_new_tokens: 8\n")
+    server = GatewayProcess(tmp_path / "data", config=config).start()
+    try:
+        sent = subprocess.run(["storescu", "-aet", "CART1", "127.0.0.1", str(server.port),
+                               str(vendor)], capture_output=True, text=True, check=False)
+        assert sent.returncode == 0, sent.stderr
+        assert server.wait_until_processed(1) == {"done": 1}
+        assert server.terminate() == 0
+    finally:
+        server.stop_if_running()
+    store = Store(tmp_path / "data" / "gateway.sqlite3")
+    [job] = store.list_jobs()
+    store.close()
+    assert ReportPackage.load(Path(job.report_dir)).report.engine.name == "hybrid"
