@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 
 import model
-from model.report import Report
+from gateway.processing import EngineChoice
 from model.tiny_vlm import TINY, build_tiny_model
-from model.vlm import VlmEngine, VlmSettings
+from model.vlm import VlmSettings
 from model.vlm_prompt import REPORT_INSTRUCTION, report_messages, report_prompt
+from tests import dicom_samples as samples
+from tests.test_engines import gateway_with
 from training.cli import main
 from training.collate import IGNORE_INDEX, Collator, prompt_for
 from training.config import TrainingConfigError, load_yaml_config
@@ -173,17 +175,22 @@ def test_evaluate_prints_a_row_per_adapter(work: Path, adapters: dict[int, dict]
         assert metric in rows[0]
 
 
-def test_stage2_adapter_serves_in_the_hybrid_engine_on_a_dicom_ecg(
-    work: Path, adapters: dict[int, dict], shared_data: Path
+def test_stage2_adapter_serves_a_dicom_ecg_through_the_gateway_pipeline(
+    work: Path, adapters: dict[int, dict], shared_data: Path, tmp_path: Path
 ) -> None:
-    dicom = sorted((shared_data / "vendor" / "dicom").glob("*.dcm"))[0]
-    engine = VlmEngine(VlmSettings(mode="hybrid", model=str(work / "tiny"),
-                                   adapter=str(work / "stage2"), device="cpu",
-                                   max_new_tokens=16, longest_edge=512))
-    assert "stage2" in engine.info.version
-    report = engine.interpret(model.load(dicom))
-    assert isinstance(report, Report) and report.engine.name == "hybrid"
+    settings = VlmSettings(mode="hybrid", model=str(work / "tiny"), adapter=str(work / "stage2"),
+                           device="cpu", max_new_tokens=16, longest_edge=512)
+    gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings, "hold"))
+    job_id = gw.receive(shared_data / samples.VENDOR_ECG)
+    gw.process_all()
+    job = gw.store.get_job(job_id)
+    [delivery] = gw.store.list_deliveries()
+    report = gw.package(job_id).report
+    gw.store.close()
+    assert job.state == "done", job.error
+    assert report.engine.name == "hybrid" and "stage2" in report.engine.version
     assert report.measurements.heart_rate_bpm is not None
+    assert delivery.job_id == job_id
 
 
 def test_gpu_training_bench_runs_in_its_tiny_cpu_mode() -> None:
