@@ -13,6 +13,7 @@ Threads alone would share one interpreter lock with DICOM intake and with each o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -24,11 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import pydicom
+
 from gateway import metrics as m
 from gateway.metrics import Metrics
 from gateway.package import ReportPackage
 from gateway.processing import EngineChoice, JobResult, init_worker_process, process_job
+from gateway.routing import MatchContext
 from gateway.store import Job, Store, StoreError
+from model.vlm_settings import VlmSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,8 @@ class Router(Protocol):
 
     def destinations_for(self, package: ReportPackage) -> list[tuple[str, str]]: ...
 
+    def engine_for(self, ctx: MatchContext) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class PipelineSettings:
@@ -52,6 +59,7 @@ class PipelineSettings:
     max_attempts: int = 3
     retry_delay_s: float = 5.0  # times the attempt number: 5 s, 10 s, ...
     hold_retry_s: float = 60.0  # a job held for an unavailable engine tries again after
+    vlm: VlmSettings | None = None  # gateway.yaml's vlm section, for rules naming a VLM
 
 
 class Pipeline:
@@ -133,7 +141,7 @@ class Pipeline:
                 self._wakeups.acquire(timeout=_IDLE_POLL_S)
 
     def _process(self, job: Job) -> JobResult:
-        args = (job, self._settings.reports_dir, self._settings.engine)
+        args = (job, self._settings.reports_dir, self._choice_for(job))
         executor = self._executor
         if executor is None:
             return process_job(*args)
@@ -144,6 +152,19 @@ class Pipeline:
             # retried like any transient failure, and fails for good after max attempts.
             self._replace_broken_executor(executor)
             return JobResult(transient_error="worker process died while processing")
+
+    def _choice_for(self, job: Job) -> EngineChoice:
+        """gateway.yaml's engine, unless a routes.yaml rule names another for this object.
+
+        Decided from what intake knows (AEs, kind, the header's modality, institution and
+        station), so the choice never depends on an interpretation."""
+        default = self._settings.engine
+        name = self._router.engine_for(_intake_context(job))
+        if name is None or name == default.name:
+            return default
+        vlm = self._settings.vlm or default.vlm or VlmSettings()
+        settings = None if name == "measure" else vlm.model_copy(update={"mode": name})
+        return dataclasses.replace(default, name=name, vlm=settings)
 
     def _replace_broken_executor(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
@@ -211,3 +232,16 @@ class Pipeline:
         if self._store.retry_job_later(job.id, owner, error[:1000], retry_at):
             self._metrics.inc(m.JOBS_RETRIED)
             log.warning("%s attempt %d failed, retrying later: %s", label, job.attempts, error)
+
+
+def _intake_context(job: Job) -> MatchContext:
+    """The routable facts of a job before interpretation; an unreadable header leaves the
+    header's facts empty (decoding reports the error, with the job)."""
+    try:
+        header = pydicom.dcmread(job.spool_path, stop_before_pixels=True, force=True)
+    except Exception:  # noqa: BLE001 - the worker reports a bad file; here it routes on AEs
+        header = pydicom.Dataset()
+    return MatchContext.at_intake(
+        job.calling_ae, job.called_ae, job.kind, str(header.get("Modality", "") or ""),
+        str(header.get("InstitutionName", "") or ""), str(header.get("StationName", "") or ""),
+    )

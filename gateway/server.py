@@ -69,6 +69,7 @@ def _run(config: GatewayConfig) -> int:
             lease_s=config.job_lease_s,
             max_attempts=config.job_max_attempts,
             hold_retry_s=config.hold_retry_s,
+            vlm=config.vlm,
         ),
         metrics,
     )

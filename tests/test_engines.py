@@ -160,3 +160,31 @@ def test_running_gateway_with_hybrid_engine_reports_an_ecg_from_storescu(tmp_pat
     [job] = store.list_jobs()
     store.close()
     assert ReportPackage.load(Path(job.report_dir)).report.engine.name == "hybrid"
+
+
+def test_a_routes_rule_chooses_the_engine_from_the_header_before_interpretation(
+    tmp_path, tiny, vendor
+):
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "destinations:\n  drop: {type: file, directory: outbox}\n"
+        "rules:\n"
+        "  - name: other-carts\n    match: {calling_ae: MUSE*}\n    engine: vlm\n"
+        "    destinations: [drop]\n"
+        "  - name: ecg-modality\n    match: {modality: ECG, kind: ecg-waveform}\n"
+        "    engine: hybrid\n    destinations: [drop]\n"
+        "default: [drop]\n"
+    )
+    data_dir = tmp_path / "data"
+    gw = gateway_with(data_dir, EngineChoice())  # gateway.yaml: engine measure
+    gw.pipeline = Pipeline(
+        gw.store, Router(routes, data_dir),
+        PipelineSettings(reports_dir=gw.reports, engine=EngineChoice(),
+                         vlm=VlmSettings(model=str(tiny), **FAST)),
+        gw.metrics,
+    )
+    job_id = gw.receive(vendor)
+    gw.process_all()
+    assert gw.store.get_job(job_id).state == "done"
+    assert gw.package(job_id).report.engine.name == "hybrid"
+    gw.store.close()
