@@ -66,7 +66,7 @@ def _run(config: GatewayConfig) -> int:
             reports_dir=config.reports_dir,
             engine=engine_choice(config),
             workers=config.workers,
-            lease_s=config.job_lease_s,
+            lease_s=job_lease_s(config),
             max_attempts=config.job_max_attempts,
             hold_retry_s=config.hold_retry_s,
             vlm=config.vlm,
@@ -105,6 +105,12 @@ def _run(config: GatewayConfig) -> int:
     store.close()
     log.info("stopped")
     return 0
+
+
+def job_lease_s(config: GatewayConfig) -> float:
+    """A lease outlasting a slow VLM job: model load plus one generation bounded by
+    vlm.timeout_s, so a job in flight is never retaken by a second worker meanwhile."""
+    return max(config.job_lease_s, 2 * config.vlm.timeout_s + 60.0)
 
 
 def engine_choice(config: GatewayConfig) -> EngineChoice:

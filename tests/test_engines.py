@@ -20,7 +20,7 @@ from gateway.package import ReportPackage
 from gateway.pipeline import Pipeline, PipelineSettings
 from gateway.processing import EngineChoice
 from gateway.routing import Router
-from gateway.server import engine_choice
+from gateway.server import engine_choice, job_lease_s
 from gateway.store import Store
 from model.vlm_settings import VlmSettings
 from tests import dicom_samples as samples
@@ -188,3 +188,9 @@ def test_a_routes_rule_chooses_the_engine_from_the_header_before_interpretation(
     assert gw.store.get_job(job_id).state == "done"
     assert gw.package(job_id).report.engine.name == "hybrid"
     gw.store.close()
+
+
+def test_the_job_lease_outlasts_a_vlm_generation():
+    slow = GatewayConfig(engine="hybrid", vlm={"timeout_s": 600}, job_lease_s=300)
+    assert job_lease_s(slow) >= 2 * 600
+    assert job_lease_s(GatewayConfig(job_lease_s=300)) == 300
