@@ -22,6 +22,7 @@ JOBS_DONE = "jobs.done"
 JOBS_FAILED = "jobs.failed"
 JOBS_RETRIED = "jobs.retried"
 JOBS_HELD = "jobs.held"
+VLM_BATCHES = "vlm.batches"  # generation batches of more than one ECG
 DELIVERIES_SENT = "deliveries.sent"
 DELIVERIES_FAILED = "deliveries.failed"
 DELIVERIES_DEAD = "deliveries.dead"

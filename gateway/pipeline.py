@@ -30,7 +30,7 @@ import pydicom
 from gateway import metrics as m
 from gateway.metrics import Metrics
 from gateway.package import ReportPackage
-from gateway.processing import EngineChoice, JobResult, init_worker_process, process_job
+from gateway.processing import EngineChoice, JobResult, init_worker_process, process_jobs
 from gateway.routing import MatchContext
 from gateway.store import Job, Store, StoreError
 from model.vlm_settings import VlmSettings
@@ -75,7 +75,7 @@ class Pipeline:
         # about to sleep is never missed (an Event could be cleared by the wrong worker).
         self._wakeups = threading.Semaphore(0)
         self._threads: list[threading.Thread] = []
-        self._current: dict[str, int] = {}
+        self._current: dict[str, list[int]] = {}  # owner -> the jobs it holds
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
 
@@ -105,27 +105,55 @@ class Pipeline:
         with self._lock:
             unfinished = dict(self._current)
             executor, self._executor = self._executor, None
-        for owner, job_id in unfinished.items():
-            if self._store.release_job(job_id, owner):
-                log.warning("job %d was still running at shutdown: released to the queue", job_id)
+        for owner, job_ids in unfinished.items():
+            for job_id in job_ids:
+                if self._store.release_job(job_id, owner):
+                    log.warning("job %d was still running at shutdown: released to the queue",
+                                job_id)
         if executor is not None:
             executor.shutdown(wait=not unfinished, cancel_futures=True)
 
     def run_once(self, owner: str) -> bool:
-        """Lease and process one job; False when there was none to take."""
-        job = self._store.lease_job(owner, self._settings.lease_s, self._settings.max_attempts)
+        """Lease and process one job, or a batch for a VLM; False when there was none."""
+        job = self._lease(owner)
         if job is None:
             return False
+        choice = self._choice_for(job)
+        jobs, later = self._batch(owner, job, choice)
         with self._lock:
-            self._current[owner] = job.id
-        started = time.perf_counter()
+            self._current[owner] = [queued.id for queued in jobs + later]
         try:
-            result = self._process(job)
-            self._finish(job, owner, result, time.perf_counter() - started)
+            self._run_batch(owner, jobs, choice)
+            for other in later:  # leased for the batch, but another engine's
+                self._run_batch(owner, [other], self._choice_for(other))
         finally:
             with self._lock:
                 self._current.pop(owner, None)
         return True
+
+    def _lease(self, owner: str) -> Job | None:
+        return self._store.lease_job(owner, self._settings.lease_s, self._settings.max_attempts)
+
+    def _batch(self, owner: str, first: Job, choice: EngineChoice) -> tuple[list[Job], list[Job]]:
+        """Up to vlm.batch_size queued jobs for a VLM engine (the first one's), and the jobs
+        leased on the way that another engine must take."""
+        jobs, later = [first], []
+        size = choice.vlm.batch_size if choice.vlm is not None else 1
+        while len(jobs) < size:
+            job = self._lease(owner)
+            if job is None:
+                break
+            (jobs if self._choice_for(job) == choice else later).append(job)
+        return jobs, later
+
+    def _run_batch(self, owner: str, jobs: list[Job], choice: EngineChoice) -> None:
+        started = time.perf_counter()
+        results = self._process(jobs, choice)
+        if len(jobs) > 1:
+            self._metrics.inc(m.VLM_BATCHES)
+        seconds = time.perf_counter() - started
+        for job, result in zip(jobs, results, strict=True):
+            self._finish(job, owner, result, seconds)
 
     def _work(self, owner: str) -> None:
         while not self._stopping.is_set():
@@ -140,18 +168,19 @@ class Pipeline:
             if not busy:
                 self._wakeups.acquire(timeout=_IDLE_POLL_S)
 
-    def _process(self, job: Job) -> JobResult:
-        args = (job, self._settings.reports_dir, self._choice_for(job))
+    def _process(self, jobs: list[Job], choice: EngineChoice) -> list[JobResult]:
+        args = (jobs, self._settings.reports_dir, choice)
         executor = self._executor
         if executor is None:
-            return process_job(*args)
+            return process_jobs(*args)
         try:
-            return executor.submit(process_job, *args).result()
+            return executor.submit(process_jobs, *args).result()
         except BrokenProcessPool:
-            # A worker process died (out of memory, a crash in native code): the job is
-            # retried like any transient failure, and fails for good after max attempts.
+            # A worker process died (out of memory, a crash in native code): the jobs are
+            # retried like any transient failure, and fail for good after max attempts.
             self._replace_broken_executor(executor)
-            return JobResult(transient_error="worker process died while processing")
+            return [JobResult(transient_error="worker process died while processing")
+                    for _ in jobs]
 
     def _choice_for(self, job: Job) -> EngineChoice:
         """gateway.yaml's engine, unless a routes.yaml rule names another for this object.

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +28,7 @@ from gateway.package import Association, ReportPackage
 from gateway.store import Job
 from model.ecg import Ecg
 from model.errors import EcgDecodeError
+from model.image_input import PageImage
 from model.report import Report
 from model.vlm_settings import VlmSettings, VlmUnavailable
 
@@ -98,62 +100,111 @@ class JobResult:
     held: str | None = None  # the engine is unavailable and jobs are held: why
 
 
-def process_job(job: Job, reports_dir: Path, choice: EngineChoice) -> JobResult:
-    """Build and save the job's report package; bad input is a permanent error."""
+@dataclass(frozen=True)
+class _Decoded:
+    """A job's input, read from the spool: a waveform, or a received page."""
+
+    job: Job
+    ecg: Ecg | None = None
+    image: ImageObject | None = None
+
+
+def process_jobs(jobs: Sequence[Job], reports_dir: Path, choice: EngineChoice) -> list[JobResult]:
+    """Build and save the report packages of jobs that share an engine, one result per job.
+
+    A VLM interprets them all in one generation batch (that is what keeps a GPU busy);
+    bad input fails only its own job."""
     try:
         engine = _engine(choice)
     except VlmUnavailable as exc:
-        return JobResult(held=f"{choice.name} engine unavailable: {exc}")
+        return [JobResult(held=f"{choice.name} engine unavailable: {exc}") for _ in jobs]
+    results: dict[int, JobResult] = {}
+    decoded = []
+    for job in jobs:
+        try:
+            decoded.append(_decode(job))
+        except Exception as exc:  # noqa: BLE001 - EcgDecodeError or anything unexpected
+            results[job.id] = _error_result(exc)
     try:
-        package = build_package(job, engine)
-        report_dir = reports_dir / str(job.id)
-        package.save(report_dir)
-    except EcgDecodeError as exc:
+        reports = _interpret(engine, decoded)
+    except Exception as exc:  # noqa: BLE001 - the engine failed: the whole batch retries
+        reports = []
+        results.update({item.job.id: _error_result(exc) for item in decoded})
+    for item, report in zip(decoded, reports, strict=False):
+        try:
+            package = _package(item, report)
+            report_dir = reports_dir / str(item.job.id)
+            package.save(report_dir)
+            results[item.job.id] = JobResult(package=package, report_dir=report_dir)
+        except Exception as exc:  # noqa: BLE001 - rendering or disk: retried, then failed
+            results[item.job.id] = _error_result(exc)
+    return [results[job.id] for job in jobs]
+
+
+def _error_result(exc: Exception) -> JobResult:
+    """Bad input is a permanent error; anything else may pass: retried, then failed."""
+    if isinstance(exc, EcgDecodeError):
         return JobResult(permanent_error=f"undecodable: {exc.reason}")
-    except Exception as exc:  # noqa: BLE001 - anything else may pass: retried, then failed
-        return JobResult(transient_error=f"{type(exc).__name__}: {exc}")
-    return JobResult(package=package, report_dir=report_dir)
+    return JobResult(transient_error=f"{type(exc).__name__}: {exc}")
 
 
-def build_package(job: Job, engine: Engine) -> ReportPackage:
-    """The report and artefacts for one job (raises EcgDecodeError for bad input)."""
-    association = Association(job.calling_ae, job.called_ae, job.peer)
+def _decode(job: Job) -> _Decoded:
     path = Path(job.spool_path)
     if job.kind == WAVEFORM:
-        ecg = model.load(path)
-        package = ReportPackage(
-            job_id=job.id,
-            kind=job.kind,
-            metadata=ecg.metadata,
-            report=engine.interpret(ecg),
-            association=association,
-            png=model.render_png(ecg, header=False),
-            pdf=model.render_pdf(ecg, header=True),
-        )
-    else:
-        image = read_image_object(path, job.kind)
-        package = ReportPackage(
-            job_id=job.id,
-            kind=job.kind,
-            metadata=image.metadata,
-            report=_image_report(image, job.kind, engine),
-            association=association,
-            png=image.png,
-            pdf=image.pdf,
-            source_image=image.source_image,
-            source_image_type=image.source_image_type,
-        )
+        return _Decoded(job, ecg=model.load(path))
+    return _Decoded(job, image=read_image_object(path, job.kind))
+
+
+def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report]:
+    """One report per item. A VLM reads waveforms (rendered) and received pages in one
+    batch; without a VLM a received page keeps its intake report."""
+    inputs = [_engine_input(item) for item in items]
+    batch = getattr(engine, "interpret_batch", None)
+    if batch is None:
+        return [engine.interpret(item.ecg) if item.ecg is not None else item.image.report
+                for item in items]
+    wanted = [value for value in inputs if value is not None]
+    generated = iter(batch(wanted) if wanted else [])
+    return [next(generated) if value is not None else item.image.report
+            for item, value in zip(items, inputs, strict=True)]
+
+
+def _engine_input(item: _Decoded) -> Ecg | PageImage | None:
+    if item.ecg is not None:
+        return item.ecg
+    if item.image.png is None:
+        return None
+    with Image.open(io.BytesIO(item.image.png)) as page:
+        return PageImage(page.convert("RGB"), item.job.kind, "image")
+
+
+def _package(item: _Decoded, report: Report) -> ReportPackage:
+    job = item.job
+    association = Association(job.calling_ae, job.called_ae, job.peer)
     if job.is_correction:
-        package.report = package.report.model_copy(update={"is_correction": True})
-    return package
-
-
-def _image_report(image: ImageObject, kind: str, engine: Engine) -> Report:
-    """A VLM reads a received page itself; otherwise the page's intake report stands."""
-    if image.png is None or not hasattr(engine, "interpret_image"):
-        return image.report
-    with Image.open(io.BytesIO(image.png)) as page:
-        return engine.interpret_image(page.convert("RGB"), kind)
+        report = report.model_copy(update={"is_correction": True})
+    if item.ecg is not None:
+        return ReportPackage(
+            job_id=job.id,
+            kind=job.kind,
+            metadata=item.ecg.metadata,
+            report=report,
+            association=association,
+            png=model.render_png(item.ecg, header=False),
+            pdf=model.render_pdf(item.ecg, header=True),
+        )
+    image = item.image
+    return ReportPackage(
+        job_id=job.id,
+        kind=job.kind,
+        metadata=image.metadata,
+        report=report,
+        association=association,
+        png=image.png,
+        pdf=image.pdf,
+        source_image=image.source_image,
+        source_image_type=image.source_image_type,
+    )
 
 
 def _engine(choice: EngineChoice) -> Engine:

@@ -194,3 +194,21 @@ def test_the_job_lease_outlasts_a_vlm_generation():
     slow = GatewayConfig(engine="hybrid", vlm={"timeout_s": 600}, job_lease_s=300)
     assert job_lease_s(slow) >= 2 * 600
     assert job_lease_s(GatewayConfig(job_lease_s=300)) == 300
+
+
+def test_queued_ecgs_are_interpreted_in_one_vlm_batch(tmp_path, tiny, vendor, shared_data):
+    settings = VlmSettings(model=str(tiny), mode="vlm", batch_size=4, **FAST)
+    gw = gateway_with(tmp_path / "data", EngineChoice("vlm", settings))
+    job_ids = [gw.receive(vendor),
+               gw.receive(samples.copy_with_new_uid(vendor, tmp_path / "second.dcm")),
+               gw.receive(samples.secondary_capture_jpeg(shared_data, tmp_path / "photo.dcm"))]
+    assert gw.pipeline.run_once("test-worker")  # one lease round takes the whole queue
+    jobs = [gw.store.get_job(job_id) for job_id in job_ids]
+    assert [job.state for job in jobs] == ["done"] * 3, [job.error for job in jobs]
+    assert gw.metrics.get(m.VLM_BATCHES) == 1
+    reports = [gw.package(job_id).report for job_id in job_ids]
+    assert {report.engine.name for report in reports} == {"vlm"}
+    assert reports[0].measurements.heart_rate_bpm is not None
+    assert reports[2].source.kind == "secondary-capture"
+    assert reports[2].measurements.heart_rate_bpm is None  # a page: nothing measured
+    gw.store.close()
