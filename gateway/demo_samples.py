@@ -16,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 import model
-from model.dicom_write import ecg_to_dicom
+from model.dicom_write import ecg_to_dicom, page_to_secondary_capture
 
 # (label, path under the data directory) for recordings converted to DICOM waveforms.
 _RECORDINGS = (
@@ -34,7 +32,6 @@ _VENDOR_DICOM = (
     "vendor/dicom/guangxi_teaching_sinus_rhythm.dcm",
 )
 _SCANNED_PAGE = ("Scanned paper ECG (Secondary Capture)", "images/ecg-image-kit/ecg00003.png")
-SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 @dataclass(frozen=True)
@@ -96,26 +93,6 @@ def _sop_instance_uid(path: Path) -> str:
 
 def secondary_capture(name: str, image: Path, target: Path) -> DemoSample:
     """A scanned ECG page as an uncompressed RGB Secondary Capture, as a scanner sends it."""
-    pixels = np.asarray(Image.open(image).convert("RGB"))
-    uid = generate_uid()
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE_STORAGE
-    ds.file_meta.MediaStorageSOPInstanceUID = uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = SECONDARY_CAPTURE_STORAGE
-    ds.SOPInstanceUID = uid
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "ECG"
-    ds.ConversionType = "DF"
-    ds.Rows, ds.Columns = pixels.shape[:2]
-    ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = "RGB"
-    ds.PlanarConfiguration = 0
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
+    ds = page_to_secondary_capture(np.asarray(Image.open(image).convert("RGB")))
     ds.save_as(target, enforce_file_format=True)
-    return DemoSample(name, target, uid)
+    return DemoSample(name, target, str(ds.SOPInstanceUID))

@@ -250,3 +250,32 @@ def _file_meta(ds: Dataset) -> FileMetaDataset:
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return meta
+
+
+SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def page_to_secondary_capture(pixels: np.ndarray, modality: str = "ECG",
+                              conversion_type: str = "DF") -> Dataset:
+    """An RGB page (rows x columns x 3, uint8) as an uncompressed Secondary Capture, as a
+    scanner sends a paper ECG; new UIDs, no patient module."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE_STORAGE
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = SECONDARY_CAPTURE_STORAGE
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = modality
+    ds.ConversionType = conversion_type
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "RGB"
+    ds.PlanarConfiguration = 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    return ds

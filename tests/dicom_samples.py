@@ -18,11 +18,12 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from model.dicom_write import page_to_secondary_capture
+
 VENDOR_ECG = "vendor/dicom/guangxi_teaching_sinus_rhythm.dcm"
 PHOTO_JPEG = "images/ecg-image-kit/ecg00008.jpg"
 PHOTO_PNG = "images/ecg-image-kit/ecg00017.png"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 def copy_with_new_uid(src: Path, dst: Path, **changes: object) -> Path:
@@ -61,16 +62,8 @@ def secondary_capture_jpeg(shared_data: Path, dst: Path) -> Path:
 def secondary_capture_native(shared_data: Path, dst: Path) -> Path:
     """A scanned paper ECG (PNG) as uncompressed RGB Secondary Capture, built with pydicom."""
     pixels = np.asarray(Image.open(shared_data / PHOTO_PNG).convert("RGB"))
-    ds = _new_dataset(SECONDARY_CAPTURE_STORAGE, modality="OT")
-    ds.ConversionType = "DI"
-    ds.Rows, ds.Columns = pixels.shape[:2]
-    ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = "RGB"
-    ds.PlanarConfiguration = 0
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
+    ds = page_to_secondary_capture(pixels, modality="OT", conversion_type="DI")
+    ds.PatientID = f"TEST{os.getpid()}"
     ds.save_as(dst, enforce_file_format=True)
     return dst
 
