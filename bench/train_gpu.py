@@ -38,7 +38,7 @@ from model.vlm_prompt import measurement_phrases
 from training.qlora import StageConfig, TrainResult, train_stage
 
 sys.path.insert(0, str(REPO / "bench"))
-from vlm_gpu import synthetic_ecg  # noqa: E402
+from vlm_gpu import peak_gib, reset_peak, synthetic_ecg  # noqa: E402
 
 # bitsandbytes' CPU 4-bit kernels quantise blocks of 64 input features.
 PAGES = 8
@@ -124,16 +124,6 @@ def checks(results: dict[int, tuple[TrainResult, float | None]], device: str, st
     if device == "cuda" and any(peak is None for _, peak in results.values()):
         failures.append("no CUDA memory recorded")
     return failures
-
-
-def reset_peak(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-
-
-def peak_gib(device: str) -> float | None:
-    return torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
 
 
 def table(results: dict[int, tuple[TrainResult, float | None]], dims: VlmDims, device: str,
