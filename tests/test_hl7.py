@@ -8,6 +8,9 @@ from pathlib import Path
 
 import hl7
 import pytest
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.exceptions import HL7apyException
+from hl7apy.parser import parse_message
 from delivery_support import afib_report, package
 from peers import Hl7TestPeer
 
@@ -231,3 +234,33 @@ def test_nobody_listening_is_a_clear_failure(shared_data: Path, peer_factory) ->
 def test_no_patient_name_is_sent_as_unspecified_not_as_a_made_up_name(shared_data: Path) -> None:
     message = _parsed(package(shared_data, patient_name=None))
     assert str(message.segment("PID")[5]) == "^^^^^^U"
+
+
+def _validated_by_hl7apy(er7_text: str):
+    message = parse_message(er7_text, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=True)
+    message.validate()
+    return message
+
+
+def test_messages_pass_hl7apys_2_5_1_validation(shared_data: Path) -> None:
+    variants = [
+        package(shared_data),
+        package(shared_data, report=afib_report()),
+        package(shared_data, patient_id=None),
+        package(shared_data, patient_name=None, accession_number="ACC-1"),
+        package(shared_data, patient_name="Smith|Jones^Anna", patient_id_issuer="HOSP&MRN"),
+    ]
+    for pkg in variants:
+        er7_text = encode(build_oru(pkg, OPTIONS, control_id(pkg, "ris"))).decode()
+        message = _validated_by_hl7apy(er7_text)
+        order = message.oru_r01_patient_result.oru_r01_order_observation
+        assert order.obr.obr_3.value == pkg.metadata.sop_instance_uid
+        assert len(order.oru_r01_observation) == len(_obx(hl7.parse(er7_text)))
+
+
+def test_the_validation_check_rejects_a_message_without_its_obr(shared_data: Path) -> None:
+    pkg = package(shared_data)
+    segments = encode(build_oru(pkg, OPTIONS, control_id(pkg, "ris"))).decode().split("\r")
+    broken = "\r".join(s for s in segments if not s.startswith("OBR|"))
+    with pytest.raises(HL7apyException):
+        _validated_by_hl7apy(broken)

@@ -1,10 +1,8 @@
-"""HL7 v2.5.1 ORU^R01: the result message built with hl7apy and validated against
-the 2.5.1 structures before it leaves, sent over MLLP, judged by its ACK.
+"""HL7 v2.5.1 ORU^R01: the result message for one ECG, sent over MLLP, judged by its ACK.
 
-The message is built at hl7apy's tolerant level and then checked with hl7apy's
-validator (cardinality, segment and field structure, data types). Building at
-the strict level is not possible here: OBX-5 is of type `varies`, and strict
-mode types its components as 199-character ST, which no embedded PDF fits.
+The message is written as ER7 by gateway/deliver/er7.py (see there why not through
+hl7apy's model); its structure is the ORU_R01 one, checked in tests against hl7apy's
+2.5.1 validator. ACKs are read with hl7apy.
 """
 
 from __future__ import annotations
@@ -15,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hl7apy.consts import VALIDATION_LEVEL
-from hl7apy.core import Group, Message
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
-from hl7apy.v2_5_1 import TX
 
+from gateway.deliver import er7
 from gateway.deliver.base import DeliveryError, content_version, redact
 from gateway.deliver.codes import EKG_IMPRESSION, EKG_STUDY, MEASUREMENT_CODES, format_number
 from gateway.deliver.mllp import MllpClient, MllpError
@@ -44,28 +41,19 @@ def control_id(package: ReportPackage, destination_name: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:20]
 
 
-def build_oru(package: ReportPackage, options: Hl7Options, message_control_id: str) -> Message:
-    """The ORU^R01 for one ECG; raises DeliveryError(permanent) if it is not valid 2.5.1."""
-    message = Message("ORU_R01", version=VERSION, validation_level=VALIDATION_LEVEL.TOLERANT)
-    try:
-        _fill_msh(message, options, message_control_id)
-        result = message.add_group("ORU_R01_PATIENT_RESULT")
-        if package.metadata.patient_id:
-            _fill_pid(result.add_group("ORU_R01_PATIENT"), package)
-        order = result.add_group("ORU_R01_ORDER_OBSERVATION")
-        _fill_order(order, package)
-        _add_observations(order, package)
-        message.validate()
-    except HL7apyException as exc:
-        raise DeliveryError(
-            f"building HL7 ORU^R01: {redact(str(exc), package)}", permanent=True
-        ) from None
-    return message
+def build_oru(package: ReportPackage, options: Hl7Options, message_control_id: str) -> str:
+    """The ORU^R01 for one ECG as ER7: MSH, PID (when the object names a patient),
+    ORC, OBR, then one OBX per measurement, the impression and statements, the PDF."""
+    segments = [_msh(options, message_control_id)]
+    if package.metadata.patient_id:
+        segments.append(_pid(package))
+    segments += [_orc(package), _obr(package), *_observations(package)]
+    return er7.message(segments)
 
 
-def encode(message: Message) -> bytes:
-    """ER7 with segments ended by CR, in UTF-8 as MSH-18 declares."""
-    return message.to_er7().encode("utf-8")
+def encode(message: str) -> bytes:
+    """In UTF-8, as MSH-18 declares."""
+    return message.encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -130,143 +118,113 @@ class Hl7Sender:
         self._client.close()
 
 
-def _fill_msh(message: Message, options: Hl7Options, message_control_id: str) -> None:
-    msh = message.msh
-    msh.msh_3.hd_1 = _text(options.sending_application)
-    msh.msh_4.hd_1 = _text(options.sending_facility)
-    msh.msh_5.hd_1 = _text(options.receiving_application)
-    msh.msh_6.hd_1 = _text(options.receiving_facility)
-    msh.msh_7.ts_1 = _hl7_time(datetime.now().astimezone())
-    msh.msh_9.msg_1 = "ORU"
-    msh.msh_9.msg_2 = "R01"
-    msh.msh_9.msg_3 = "ORU_R01"
-    msh.msh_10 = message_control_id
-    msh.msh_11.pt_1 = options.processing_id
-    msh.msh_12.vid_1 = VERSION
-    if options.accept_ack_type:
-        msh.msh_15 = options.accept_ack_type
-    if options.application_ack_type:
-        msh.msh_16 = options.application_ack_type
-    msh.msh_18 = "UNICODE UTF-8"
+def _msh(options: Hl7Options, message_control_id: str) -> str:
+    text = er7.text
+    return er7.segment(
+        "MSH",
+        {
+            2: er7.ENCODING_CHARACTERS,
+            3: text(options.sending_application),
+            4: text(options.sending_facility),
+            5: text(options.receiving_application),
+            6: text(options.receiving_facility),
+            7: _hl7_time(datetime.now().astimezone()),
+            9: "ORU^R01^ORU_R01",
+            10: message_control_id,
+            11: text(options.processing_id),
+            12: VERSION,
+            15: text(options.accept_ack_type or ""),
+            16: text(options.application_ack_type or ""),
+            18: "UNICODE UTF-8",
+        },
+    )
 
 
-def _fill_pid(patient: Group, package: ReportPackage) -> None:
+def _pid(package: ReportPackage) -> str:
     meta = package.metadata
-    pid = patient.pid
-    pid.pid_1 = "1"
-    pid.pid_3.cx_1 = _text(meta.patient_id)
-    if meta.patient_id_issuer:
-        pid.pid_3.cx_4.hd_1 = _text(meta.patient_id_issuer)
-    pid.pid_3.cx_5 = "MR"
-    _fill_name(pid, meta.patient_name or "")
     birth_date = (meta.patient_birth_date or "").strip()
-    if len(birth_date) == 8 and birth_date.isdigit():
-        pid.pid_7.ts_1 = birth_date
-    pid.pid_8 = _SEX.get((meta.patient_sex or "").strip().upper(), "U")
+    return er7.segment(
+        "PID",
+        {
+            1: "1",
+            3: er7.components(
+                er7.text(meta.patient_id or ""), "", "", er7.text(meta.patient_id_issuer or ""),
+                "MR",
+            ),
+            5: _name(meta.patient_name or ""),
+            7: birth_date if len(birth_date) == 8 and birth_date.isdigit() else "",
+            8: _SEX.get((meta.patient_sex or "").strip().upper(), "U"),
+        },
+    )
 
 
-def _fill_name(pid, dicom_name: str) -> None:
+def _name(dicom_name: str) -> str:
     """DICOM PN family^given^middle^prefix^suffix -> XPN family^given^middle^suffix^prefix.
 
     PID-5 is required; an object without a name gets name type U ("unspecified")
     rather than an invented name or `""`, which would tell the EHR to erase it.
     """
     family, given, middle, prefix, suffix = (dicom_name.split("=")[0].split("^") + [""] * 5)[:5]
-    name = pid.pid_5
-    if not any(part.strip() for part in (family, given, middle, prefix, suffix)):
-        name.xpn_7 = "U"
-        return
-    if family.strip():
-        name.xpn_1.fn_1 = _text(family.strip())
-    for component, value in (
-        ("xpn_2", given),
-        ("xpn_3", middle),
-        ("xpn_4", suffix),
-        ("xpn_5", prefix),
-    ):
-        if value.strip():
-            setattr(name, component, _text(value.strip()))
+    parts = [er7.text(part) for part in (family, given, middle, suffix, prefix)]
+    if not any(parts):
+        return er7.components("", "", "", "", "", "", "U")
+    return er7.components(*parts)
 
 
-def _fill_order(order: Group, package: ReportPackage) -> None:
-    meta = package.metadata
-    orc, obr = order.orc, order.obr
-    orc.orc_1 = "RE"
-    obr.obr_1 = "1"
-    if meta.accession_number:
-        orc.orc_2.ei_1 = _text(meta.accession_number)
-        obr.obr_2.ei_1 = _text(meta.accession_number)
-    orc.orc_3.ei_1 = _text(package.sop_instance_uid)
-    obr.obr_3.ei_1 = _text(package.sop_instance_uid)
-    obr.obr_4 = f"{EKG_STUDY[0]}^{EKG_STUDY[1]}^LN"
-    if meta.acquisition_time is not None:
-        obr.obr_7.ts_1 = _hl7_time(meta.acquisition_time)
-    obr.obr_22.ts_1 = _hl7_time(package.report.created_at)
-    obr.obr_24 = "EC"
-    obr.obr_25 = _PRELIMINARY
+def _orc(package: ReportPackage) -> str:
+    accession = er7.text(package.metadata.accession_number or "")
+    return er7.segment(
+        "ORC", {1: "RE", 2: accession, 3: er7.text(package.sop_instance_uid)}
+    )
 
 
-def _add_observations(order: Group, package: ReportPackage) -> None:
-    observations = _ObservationWriter(order, package)
+def _obr(package: ReportPackage) -> str:
+    acquired = package.metadata.acquisition_time
+    return er7.segment(
+        "OBR",
+        {
+            1: "1",
+            2: er7.text(package.metadata.accession_number or ""),
+            3: er7.text(package.sop_instance_uid),
+            4: er7.components(*EKG_STUDY, "LN"),
+            7: _hl7_time(acquired) if acquired is not None else "",
+            22: _hl7_time(package.report.created_at),
+            24: "EC",
+            25: _PRELIMINARY,
+        },
+    )
+
+
+def _observations(package: ReportPackage) -> list[str]:
+    """The OBX segments, numbered, each with status and observation time."""
+    values = []
     measurements = package.report.measurements
     for code in MEASUREMENT_CODES:
         value = getattr(measurements, code.key)
         if value is not None:
-            observations.add(
-                "NM",
-                f"{code.loinc}^{code.display}^LN",
-                format_number(value),
-                units=f"{code.ucum}^{code.ucum}^UCUM",
-            )
-    impression = f"{EKG_IMPRESSION[0]}^{EKG_IMPRESSION[1]}^LN"
+            identifier = er7.components(code.loinc, code.display, "LN")
+            units = er7.components(code.ucum, code.ucum, "UCUM")
+            values.append(("NM", identifier, "", format_number(value), units))
+    impression = er7.components(*EKG_IMPRESSION, "LN")
     if package.report.impression:
-        observations.add("TX", impression, _text(package.report.impression), sub_id="1")
+        values.append(("TX", impression, "1", er7.text(package.report.impression), ""))
     for index, statement in enumerate(package.report.statements, start=2):
-        observations.add(
-            "TX", impression, _text(f"{statement.code}: {statement.text}"), sub_id=str(index)
+        line = er7.text(f"{statement.code}: {statement.text}")
+        values.append(("TX", impression, str(index), line, ""))
+    if package.pdf is not None:
+        data = base64.b64encode(package.pdf).decode("ascii")
+        document = er7.components("", "AP", "PDF", "Base64", data)
+        values.append(("ED", er7.components(*EKG_STUDY, "LN"), "", document, ""))
+    acquired = package.metadata.acquisition_time
+    observed = _hl7_time(acquired) if acquired is not None else ""
+    return [
+        er7.segment(
+            "OBX",
+            {1: str(number), 2: value_type, 3: identifier, 4: sub_id, 5: value, 6: units,
+             11: _PRELIMINARY, 14: observed},
         )
-    document = package.pdf
-    if document is not None:
-        data = base64.b64encode(document).decode("ascii")
-        observations.add("ED", f"{EKG_STUDY[0]}^{EKG_STUDY[1]}^LN", f"^AP^PDF^Base64^{data}")
-
-
-class _ObservationWriter:
-    """Numbers the OBX segments and stamps each with status and time."""
-
-    def __init__(self, order: Group, package: ReportPackage):
-        self.order = order
-        self.count = 0
-        acquired = package.metadata.acquisition_time
-        self.observed = _hl7_time(acquired) if acquired is not None else None
-
-    def add(
-        self,
-        value_type: str,
-        identifier: str,
-        value: str,
-        *,
-        units: str | None = None,
-        sub_id: str | None = None,
-    ) -> None:
-        self.count += 1
-        obx = self.order.add_group("ORU_R01_OBSERVATION").obx
-        obx.obx_1 = str(self.count)
-        obx.obx_2 = value_type
-        obx.obx_3 = identifier
-        if sub_id is not None:
-            obx.obx_4 = sub_id
-        obx.obx_5 = value
-        if units is not None:
-            obx.obx_6 = units
-        obx.obx_11 = _PRELIMINARY
-        if self.observed:
-            obx.obx_14.ts_1 = self.observed
-
-
-def _text(value: str) -> str:
-    """Free text as ER7, its delimiters escaped by hl7apy (an assigned string is parsed as ER7)."""
-    return TX(" ".join(value.split())).to_er7()
+        for number, (value_type, identifier, sub_id, value, units) in enumerate(values, start=1)
+    ]
 
 
 def _hl7_time(value: datetime) -> str:
