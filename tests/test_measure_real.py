@@ -113,3 +113,11 @@ def test_paced_rhythm_suppresses_conduction_statements(shared_data: Path) -> Non
     report = _ptbxl(shared_data, 385)  # PTB-XL: PACE
     assert report.codes == ["PACE"]
     assert report.measurements.qrs_ms >= 120
+
+
+def test_ludb_right_bundle_branch_block_keeps_its_terminal_r(shared_data: Path) -> None:
+    """LUDB 108 (complete RBBB, annotated QRS 152 ms): the 30 ms notch between S and
+    the terminal R' must not end the QRS (a 30 ms gap bridge measured 96 ms)."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / "108"))
+    assert 130 <= report.measurements.qrs_ms <= 160
+    assert "CRBBB" in report.codes
