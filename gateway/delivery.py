@@ -83,6 +83,8 @@ class DeliverySweeper:
         self._senders: dict[str, tuple[object, Sender]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._sweeping: set[str] = set()  # destinations with a sweep running now
+        self._woken: set[str] = set()  # ... and woken meanwhile
 
     def sweep(self) -> SweepResult:
         """Every destination in turn (the server sweeps them in parallel instead)."""
@@ -92,21 +94,49 @@ class DeliverySweeper:
         return total
 
     def sweep_destination(self, name: str) -> SweepResult:
-        """Send this destination's due deliveries until none is due or one fails."""
+        """Send this destination's due deliveries until none is due or one fails.
+
+        A wake-up that came while this sweep ran (see `wake`) gets one more pass, so a
+        delivery queued just after the last lease is not left for the next interval.
+        """
+        with self._lock:
+            self._sweeping.add(name)
+        result = SweepResult()
+        while True:
+            outcome, drained = self._sweep_pass(name)
+            result += outcome
+            with self._lock:
+                if not (drained and name in self._woken):
+                    self._sweeping.discard(name)
+                    self._woken.discard(name)
+                    return result
+                self._woken.discard(name)
+
+    def wake(self, name: str) -> bool:
+        """New deliveries for `name` are due: True when the caller should start a sweep,
+        False when one is running and will make another pass."""
+        with self._lock:
+            if name in self._sweeping:
+                self._woken.add(name)
+                return False
+            return True
+
+    def _sweep_pass(self, name: str) -> tuple[SweepResult, bool]:
+        """One pass; True when it ended because nothing more was due."""
         result = SweepResult()
         for _ in range(MAX_PER_SWEEP):
             if self._stopping.is_set():
-                break
+                return result, False
             leased = self.store.lease_due_deliveries(
                 now=self.clock(), limit=1, lease_s=self.lease_s, destination=name
             )
             if not leased:
-                break
+                return result, True
             outcome, destination_works = self._deliver(leased[0])
             result += outcome
             if not destination_works:
-                break
-        return result
+                return result, False
+        return result, False
 
     def sweep_unrouted(self) -> SweepResult:
         """Deliveries to destinations no longer in routes.yaml: fail them visibly."""

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -64,8 +65,15 @@ class PipelineSettings:
 
 class Pipeline:
     def __init__(
-        self, store: Store, router: Router, settings: PipelineSettings, metrics: Metrics
+        self,
+        store: Store,
+        router: Router,
+        settings: PipelineSettings,
+        metrics: Metrics,
+        on_done: Callable[[list[str]], None] = lambda destinations: None,
     ) -> None:
+        """`on_done` hears the destinations of each finished job (delivery sweeps them)."""
+        self._on_done = on_done
         self._store = store
         self._router = router
         self._settings = settings
@@ -229,6 +237,7 @@ class Pipeline:
             return
         if self._store.complete_job(job.id, owner, str(result.report_dir), destinations):
             self._metrics.inc(m.JOBS_DONE)
+            self._on_done(sorted({name for name, _ in destinations}))
             log.info(
                 "%s done in %.0f ms: %s, codes %s, to %s",
                 label,

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway import retention
@@ -100,6 +101,18 @@ class GatewayScheduler:
             if isinstance(dest, FileDestination)
         }
         return sorted(dirs | set(self.extra_purge_dirs))
+
+    def deliver_soon(self, destinations: list[str]) -> None:
+        """Sweep these destinations now rather than at their next interval: a finished
+        report should reach the EHR in a moment, not in up to `sweep_interval_s`."""
+        now = datetime.now().astimezone()
+        for name in destinations:
+            if not self.sweeper.wake(name):
+                continue
+            try:
+                self._scheduler.modify_job(_DELIVERY_JOB_PREFIX + name, next_run_time=now)
+            except JobLookupError:
+                pass  # not routed any more: the unrouted sweep fails it visibly
 
     def sync_delivery_jobs(self) -> None:
         """One interval job per destination in the routes now in force."""

@@ -59,6 +59,7 @@ def _run(config: GatewayConfig) -> int:
         log.warning("requeued %d jobs left in progress by a previous run", requeued)
     metrics = Metrics()
     router = make_router(config)
+    delivery = start_delivery(store, router, metrics, config.retention_days, config.outbox_dir)
     pipeline = Pipeline(
         store,
         router,
@@ -72,12 +73,12 @@ def _run(config: GatewayConfig) -> int:
             vlm=config.vlm,
         ),
         metrics,
+        on_done=delivery.deliver_soon,
     )
     intake = Intake(
         store, config.spool_dir, metrics, config.min_free_disk_mb * 1024 * 1024, pipeline.wake
     )
     pipeline.start()
-    delivery = start_delivery(store, router, metrics, config.retention_days, config.outbox_dir)
     stop = _stop_on_signals()
     try:
         scp = start_scp(config, intake, metrics)

@@ -415,3 +415,47 @@ def test_retention_removes_old_finished_work_only(
     spools = {job.id: job.spool_path for job in store.list_jobs()}
     assert spools[finished] == "" and Path(spools[waiting]).exists()
     assert scheduler.purge().jobs == 0
+
+
+def test_a_finished_report_is_delivered_at_once_not_at_the_next_interval(
+    shared_data: Path, data_dir: Path, store: Store
+) -> None:
+    router = Router(_routes(data_dir, ""), data_dir)
+    scheduler = GatewayScheduler(
+        store, router, DeliverySweeper(store, router), retention_days=30, sweep_interval_s=600
+    )
+    scheduler.start()
+    try:
+        time.sleep(0.2)  # the first interval sweep is 600 s away
+        _enqueue(store, router, data_dir, package(shared_data), now=time.time())
+        assert _states(store) == ["pending"]
+        scheduler.deliver_soon(["outbox"])
+        assert _wait_for(lambda: _states(store) == ["sent"], 3) < 2
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_wake_up_after_a_sweeps_last_lease_gets_one_more_pass(
+    shared_data: Path, data_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a wake-up must not lose: the sweep has found nothing more due, and a
+    report is finished before the sweep has ended."""
+    router = Router(_routes(data_dir, ""), data_dir)
+    sweeper = DeliverySweeper(store, router)
+    real_lease = store.lease_due_deliveries
+    late = package(shared_data, uid_suffix="late", patient_id="P2")
+    woken = []
+
+    def lease_then_finish_another(**kwargs):
+        leased = real_lease(**kwargs)
+        if not leased and not woken:
+            _enqueue(store, router, data_dir, late, now=time.time())
+            woken.append(sweeper.wake("outbox"))
+        return leased
+
+    monkeypatch.setattr(store, "lease_due_deliveries", lease_then_finish_another)
+    _enqueue(store, router, data_dir, package(shared_data), now=time.time())
+    assert sweeper.wake("outbox") is True  # no sweep running: the caller starts one
+    assert sweeper.sweep_destination("outbox").sent == 2
+    assert woken == [False]  # the running sweep took it, no second sweep was needed
+    assert _states(store) == ["sent", "sent"]

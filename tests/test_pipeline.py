@@ -40,11 +40,13 @@ class Gateway:
         self.store = Store(data_dir / "gateway.sqlite3")
         self.metrics = Metrics()
         self.intake = Intake(self.store, self.spool, self.metrics)
+        self.finished: list[list[str]] = []  # what delivery is told, per finished job
         self.pipeline = Pipeline(
             self.store,
             Router(data_dir / "no-routes.yaml", data_dir),  # no file: all to the outbox
             PipelineSettings(reports_dir=self.reports, workers=workers, retry_delay_s=0.0),
             self.metrics,
+            on_done=self.finished.append,
         )
 
     def receive(self, path: Path) -> int:
@@ -102,6 +104,7 @@ def test_waveform_job_gets_report_renderings_and_one_delivery(gw, vendor):
     assert (delivery.job_id, delivery.destination, delivery.state) == (job_id, "outbox", "pending")
     assert original.PatientID not in delivery.patient_key  # a hash, never the ID itself
     assert gw.metrics.get(m.JOBS_DONE) == 1
+    assert gw.finished == [["outbox"]]  # delivery is woken for it at once
 
 
 def test_correction_is_processed_and_marked(gw, vendor, tmp_path):
@@ -170,6 +173,7 @@ def test_undecodable_waveform_fails_permanently_and_shows_in_the_cli(gw, vendor,
     assert job.attempts == 1  # permanent: not retried
     assert gw.store.list_deliveries() == []
     assert gw.metrics.get(m.JOBS_FAILED) == 1
+    assert gw.finished == []  # a failed job is not handed to delivery
     assert main(["jobs", "list", "--data-dir", str(gw.data_dir)]) == 0
     out = capsys.readouterr().out
     assert ds.SOPInstanceUID in out and "failed" in out and "undecodable" in out
