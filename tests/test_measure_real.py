@@ -121,3 +121,11 @@ def test_ludb_right_bundle_branch_block_keeps_its_terminal_r(shared_data: Path) 
     report = model.analyze(model.load(shared_data / "ludb" / "data" / "108"))
     assert 130 <= report.measurements.qrs_ms <= 160
     assert "CRBBB" in report.codes
+
+
+def test_ludb_biphasic_biventricular_stimuli_are_found(shared_data: Path) -> None:
+    """LUDB 93 (biventricular pacing): each stimulus is a small negative phase and then
+    a large positive jump; the first phase must not hide the stimulus."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / "93"))
+    assert report.codes == ["PACE"]
+    assert report.statements[0].evidence.values["paced_beats"] >= 8
