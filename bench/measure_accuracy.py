@@ -7,7 +7,9 @@
    difference within +-10 ms for PR and QRS and +-25 ms for QT; SD <= 10, 10,
    30 ms). Reference per beat: earliest onset and latest offset over the leads,
    after dropping the single most extreme lead; then the median over the beats.
-   Baseline in the same run: neurokit2's DWT delineation of lead II alone.
+   Baseline in the same run: neurokit2's DWT delineation of lead II alone. Then
+   each global edge (QRS onset and offset, P onset, T end) on its own, engine minus
+   reference per beat, median per record: which edge an interval's bias comes from.
 2. GE MUSE XML (vendor/muse): the engine on the waveform of each file against GE's
    own measurements in the same file.
 3. PTB-XL (records 1-400, 500 Hz): precision, recall and F1 of each statement
@@ -47,7 +49,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import model
+from model.beats import FS
 from model.ecg import Ecg
+from model.measure import PRE, EcgMeasurement, measure
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 LUDB_LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
@@ -93,11 +97,24 @@ def _second_latest(values: list[int]) -> int | None:
     return sorted(values)[-2] if len(values) >= 2 else None
 
 
-def ludb_reference(record: Path, fs: float = 500.0) -> dict[str, float | None]:
-    """Global PR, QRS, QT (ms) from the per-lead annotations of one LUDB record.
+@dataclass(frozen=True)
+class ReferenceBeat:
+    """One annotated beat's global edges (samples): second-earliest onset and
+    second-latest offset over the leads; None where too few leads annotated it."""
+
+    centre: int
+    qrs_on: int | None
+    qrs_off: int | None
+    p_on: int | None
+    t_off: int | None
+
+
+def ludb_reference_beats(record: Path) -> list[ReferenceBeat]:
+    """The global edges of each beat of one LUDB record.
 
     Beats are QRS annotations grouped across leads by their peak (within 150 ms);
-    a beat counts when at least half the leads annotated it.
+    a beat counts when at least half the leads annotated it. A P wave belongs to
+    the beat whose QRS follows it, a T wave to the beat whose QRS precedes it.
     """
     per_lead = {lead: ludb_waves(record, lead) for lead in LUDB_LEADS}
     qrs = sorted(
@@ -112,35 +129,47 @@ def ludb_reference(record: Path, fs: float = 500.0) -> dict[str, float | None]:
             groups.append([wave])
     beats = [g for g in groups if len(g) >= len(LUDB_LEADS) // 2]
     centres = [int(np.median([w.peak for w in g])) for g in beats]
-    pr, qrs_d, qt = [], [], []
+    found = []
     for i, group in enumerate(beats):
-        q_on = _second_earliest([w.onset for w in group if w.onset is not None])
-        q_off = _second_latest([w.offset for w in group if w.offset is not None])
-        if q_on is None or q_off is None:
-            continue
-        qrs_d.append(q_off - q_on)
         previous = centres[i - 1] if i > 0 else -(10**9)
         following = centres[i + 1] if i + 1 < len(centres) else 10**9
-        p_on = _second_earliest(
-            [
-                w.onset
-                for waves in per_lead.values()
-                for w in waves
-                if w.kind == "p" and previous < w.peak < centres[i] and w.onset is not None
+
+        def edges(kind: str, lo: int, hi: int) -> list[Wave]:
+            return [
+                w for waves in per_lead.values() for w in waves if w.kind == kind and lo < w.peak < hi
             ]
+
+        found.append(
+            ReferenceBeat(
+                centre=centres[i],
+                qrs_on=_second_earliest([w.onset for w in group if w.onset is not None]),
+                qrs_off=_second_latest([w.offset for w in group if w.offset is not None]),
+                p_on=_second_earliest(
+                    [w.onset for w in edges("p", previous, centres[i]) if w.onset is not None]
+                ),
+                t_off=_second_latest(
+                    [w.offset for w in edges("t", centres[i], following) if w.offset is not None]
+                ),
+            )
         )
-        t_off = _second_latest(
-            [
-                w.offset
-                for waves in per_lead.values()
-                for w in waves
-                if w.kind == "t" and centres[i] < w.peak < following and w.offset is not None
-            ]
-        )
-        if p_on is not None:
-            pr.append(q_on - p_on)
-        if t_off is not None:
-            qt.append(t_off - q_on)
+    return found
+
+
+def ludb_reference(record: Path, fs: float = 500.0) -> dict[str, float | None]:
+    """Global PR, QRS, QT (ms) of one LUDB record: the median over its annotated beats."""
+    return reference_intervals(ludb_reference_beats(record), fs)
+
+
+def reference_intervals(beats: list[ReferenceBeat], fs: float = 500.0) -> dict[str, float | None]:
+    pr, qrs_d, qt = [], [], []
+    for beat in beats:
+        if beat.qrs_on is None or beat.qrs_off is None:
+            continue
+        qrs_d.append(beat.qrs_off - beat.qrs_on)
+        if beat.p_on is not None:
+            pr.append(beat.qrs_on - beat.p_on)
+        if beat.t_off is not None:
+            qt.append(beat.t_off - beat.qrs_on)
 
     def median_ms(values: list[int]) -> float | None:
         return float(np.median(values)) * 1000.0 / fs if values else None
@@ -170,20 +199,55 @@ class Agreement:
                 self.differences[key].append(measured[key] - reference[key])
 
 
-def run_ludb(limit: int) -> dict[str, Agreement]:
-    """Engine and baseline on LUDB: all records, and records without a pacemaker."""
+# Global edges scored one by one (Fiducials and ReferenceBeat share the names), to
+# show which edge an interval's difference comes from.
+EDGES = {"qrs_on": "QRS onset", "qrs_off": "QRS offset", "p_on": "P onset", "t_off": "T end"}
+
+
+def run_ludb(limit: int) -> tuple[dict[str, Agreement], dict[str, list[float]]]:
+    """Engine and baseline on LUDB: all records, and records without a pacemaker; and
+    the engine's edge differences per record without a pacemaker."""
     results = {name: Agreement() for name in ("engine", "engine_unpaced", "baseline")}
+    edges: dict[str, list[float]] = {key: [] for key in EDGES}
     for number in range(1, limit + 1):
         record = DATA / "ludb" / "data" / str(number)
         ecg = model.load(record)
-        reference = ludb_reference(record)
-        report = model.analyze(ecg)
-        measured = {k: getattr(report.measurements, v) for k, v in INTERVAL_KEYS.items()}
+        reference_beats = ludb_reference_beats(record)
+        reference = reference_intervals(reference_beats)
+        engine = measure(ecg)
+        measured = {k: getattr(engine.values, v) for k, v in INTERVAL_KEYS.items()}
         results["engine"].add(measured, reference)
         if not ludb_is_paced(record):
             results["engine_unpaced"].add(measured, reference)
+            for key, value in edge_differences(engine, reference_beats).items():
+                edges[key].append(value)
         results["baseline"].add(neurokit_lead_ii(ecg), reference)
-    return results
+    return results, edges
+
+
+def edge_differences(engine: EcgMeasurement, beats: list[ReferenceBeat]) -> dict[str, float]:
+    """Median over the dominant beats of engine edge - annotated edge (ms), per edge.
+
+    The engine's fiducials lie on its median beat (PRE samples before each beat's
+    position, at 500 Hz as LUDB is); a reference beat matches a dominant beat whose
+    position is within 120 ms of its centre.
+    """
+    fiducials = engine.fiducials
+    if fiducials is None or engine.beats is None:
+        return {}
+    differences: dict[str, list[int]] = {key: [] for key in EDGES}
+    centres = np.array([beat.centre for beat in beats])
+    for position in engine.beats.dominant:
+        if centres.size == 0:
+            break
+        nearest = int(np.argmin(np.abs(centres - position)))
+        if abs(centres[nearest] - position) > 60:
+            continue
+        for key in EDGES:
+            ours, theirs = getattr(fiducials, key), getattr(beats[nearest], key)
+            if ours is not None and theirs is not None:
+                differences[key].append(position + ours - PRE - theirs)
+    return {k: float(np.median(v)) * 1000.0 / FS for k, v in differences.items() if v}
 
 
 def neurokit_lead_ii(ecg: Ecg) -> dict[str, float | None]:
@@ -452,6 +516,22 @@ def ludb_rows(results: dict[str, Agreement]) -> list[list[str]]:
     return rows
 
 
+def edge_rows(edges: dict[str, list[float]]) -> list[list[str]]:
+    """Which edge the interval differences come from (negative: the engine's is earlier)."""
+    return [
+        [
+            "LUDB",
+            f"{label} Δ mean ± SD ms (without pacemaker; engine − reference)",
+            str(len(edges[key])),
+            _mean_sd(edges[key]),
+            "",
+            "",
+            "",
+        ]
+        for key, label in EDGES.items()
+    ]
+
+
 def muse_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[list[str]]:
     """One row per measurement: the engine's value and GE's, per file."""
     limits = {"PR": 10, "QRS": 10, "QT": 25}
@@ -572,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _pin_to_one_core()
     rows = synthetic_rows(run_synthetic())
-    rows += ludb_rows(run_ludb(args.ludb))
+    ludb, edges = run_ludb(args.ludb)
+    rows += ludb_rows(ludb) + edge_rows(edges)
     rows += muse_rows(run_muse())
     counts, seconds = run_ptbxl(args.ptbxl)
     rows += ptbxl_rows(counts, args.ptbxl)
