@@ -11,6 +11,7 @@ import pytest
 
 import model
 from model.decode import read_muse_measurements
+from model.measure import measure
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "measure_accuracy.py"
 
@@ -129,3 +130,18 @@ def test_ludb_biphasic_biventricular_stimuli_are_found(shared_data: Path) -> Non
     report = model.analyze(model.load(shared_data / "ludb" / "data" / "93"))
     assert report.codes == ["PACE"]
     assert report.statements[0].evidence.values["paced_beats"] >= 8
+
+
+@pytest.mark.parametrize("record", ["1", "2", "3", "5", "9"])
+def test_bench_edge_differences_add_up_to_the_qrs_difference(
+    shared_data: Path, record: str
+) -> None:
+    """The bench's per-edge rows explain the QRS row: offset minus onset difference
+    (medians over beats) is the QRS difference up to the medians' rounding."""
+    bench = _bench_module()
+    path = shared_data / "ludb" / "data" / record
+    beats = bench.ludb_reference_beats(path)
+    engine = measure(model.load(path))
+    edges = bench.edge_differences(engine, beats)
+    qrs = engine.values.qrs_ms - bench.reference_intervals(beats)["qrs"]
+    assert edges["qrs_off"] - edges["qrs_on"] == pytest.approx(qrs, abs=5)
