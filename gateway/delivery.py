@@ -19,16 +19,27 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import metrics as metric_names
-from gateway.deliver import DeliveryError, Sender, open_sender
+from gateway.deliver import (
+    AnyDestination,
+    Artefacts,
+    DeliveryError,
+    Sender,
+    load_and_prepare,
+    open_sender,
+    ready,
+)
 from gateway.deliver.base import redact
 from gateway.metrics import Metrics
 from gateway.package import ReportPackage
 from gateway.routing import RetryPolicy, Router
 from gateway.store import Delivery, Store
+from gateway.worker_process import new_process_pool
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +84,10 @@ class DeliverySweeper:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         lease_s: float = 300.0,
+        formatting_process: bool = False,
     ):
+        """`formatting_process`: build FHIR and HL7 in a helper process (the server does),
+        not in the sweeping thread, which shares the interpreter lock with DICOM intake."""
         self.store = store
         self.router = router
         self.metrics = metrics or Metrics()
@@ -83,6 +97,9 @@ class DeliverySweeper:
         self._senders: dict[str, tuple[object, Sender]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._formatter = new_process_pool(1) if formatting_process else None
+        if self._formatter is not None:
+            self._formatter.submit(ready)  # started and imported now, not at the first report
         self._sweeping: set[str] = set()  # destinations with a sweep running now
         self._woken: set[str] = set()  # ... and woken meanwhile
 
@@ -154,8 +171,11 @@ class DeliverySweeper:
     def close(self) -> None:
         with self._lock:
             senders, self._senders = self._senders, {}
+            formatter, self._formatter = self._formatter, None
         for _, sender in senders.values():
             sender.close()
+        if formatter is not None:
+            formatter.shutdown(wait=True, cancel_futures=True)
 
     def _deliver(self, delivery: Delivery) -> tuple[SweepResult, bool]:
         """The outcome, and whether the destination looked reachable: a report it
@@ -165,11 +185,11 @@ class DeliverySweeper:
             error = DeliveryError(f"destination {delivery.destination!r} is not in the routes file")
             return self._record_failure(delivery, DEFAULT_POLICY, error), True
         try:
-            package = _load_package(delivery)
+            package, artefacts = self._prepare(delivery, destination)
         except DeliveryError as exc:
             return self._record_failure(delivery, destination.retry, exc), True
         try:
-            receipt = self._sender(delivery.destination, destination).send(package)
+            receipt = self._sender(delivery.destination, destination).send(package, artefacts)
         except DeliveryError as exc:
             return self._record_failure(delivery, destination.retry, exc), exc.permanent
         except Exception as exc:  # a bug in a sender must not stop the other deliveries
@@ -180,6 +200,34 @@ class DeliverySweeper:
         self.metrics.inc(metric_names.DELIVERIES_SENT)
         log.info("delivered %s: %s", _label(delivery), receipt)
         return SweepResult(sent=1), True
+
+    def _prepare(
+        self, delivery: Delivery, destination: AnyDestination
+    ) -> tuple[ReportPackage, Artefacts]:
+        """The package and what to send, built by the formatting process when there is one."""
+        if not delivery.report_dir:
+            raise DeliveryError("the report files are gone (purged by retention?)", permanent=True)
+        args = (delivery.destination, destination, Path(delivery.report_dir))
+        formatter = self._formatter
+        try:
+            if formatter is None:
+                return load_and_prepare(*args)
+            return formatter.submit(load_and_prepare, *args).result()
+        except BrokenProcessPool:
+            self._replace_formatter(formatter)
+            raise DeliveryError("the formatting process died; trying again") from None
+        except DeliveryError:
+            raise
+        except Exception as exc:  # a bug in a format must not stop the other deliveries
+            log.error("unexpected %s preparing %s", type(exc).__name__, _label(delivery))
+            raise DeliveryError(f"{type(exc).__name__} preparing the report") from None
+
+    def _replace_formatter(self, broken: ProcessPoolExecutor | None) -> None:
+        with self._lock:
+            if self._formatter is broken and not self._stopping.is_set():
+                self._formatter = new_process_pool(1)
+        if broken is not None:
+            broken.shutdown(wait=False)
 
     def _sender(self, name: str, destination: object) -> Sender:
         """The destination's open sender; a changed destination gets a new one."""
@@ -229,19 +277,6 @@ def _give_up_reason(
     if age_s >= policy.max_age.total_seconds():
         return f"gave up after {age_s / 3600:.1f} h (max_age)"
     return None
-
-
-def _load_package(delivery: Delivery) -> ReportPackage:
-    if not delivery.report_dir:
-        raise DeliveryError("the report files are gone (purged by retention?)", permanent=True)
-    try:
-        return ReportPackage.load(Path(delivery.report_dir))
-    except (OSError, ValueError, KeyError) as exc:
-        raise DeliveryError(
-            f"cannot read the report package: {type(exc).__name__}: "
-            f"{getattr(exc, 'strerror', None) or 'unreadable'}",
-            permanent=True,
-        ) from None
 
 
 def _label(delivery: Delivery) -> str:

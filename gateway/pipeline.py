@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import os
 import threading
 import time
@@ -31,9 +30,10 @@ import pydicom
 from gateway import metrics as m
 from gateway.metrics import Metrics
 from gateway.package import ReportPackage
-from gateway.processing import EngineChoice, JobResult, init_worker_process, process_jobs
+from gateway.processing import EngineChoice, JobResult, process_jobs
 from gateway.routing import MatchContext
 from gateway.store import Job, Store, StoreError
+from gateway.worker_process import new_process_pool
 from model.vlm_settings import VlmSettings
 
 log = logging.getLogger(__name__)
@@ -210,13 +210,7 @@ class Pipeline:
         broken.shutdown(wait=False)
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        # spawn, not fork: this process runs threads (pynetdicom, sqlite) at fork time.
-        return ProcessPoolExecutor(
-            max_workers=self._settings.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker_process,
-            initargs=(logging.getLogger().getEffectiveLevel(), os.getpid()),
-        )
+        return new_process_pool(self._settings.workers)
 
     def _finish(self, job: Job, owner: str, result: JobResult, seconds: float) -> None:
         label = f"job {job.id} ({job.sop_instance_uid} sha256={job.content_sha256[:12]})"

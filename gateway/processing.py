@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import pydicom.config
 from PIL import Image
 
 import model
@@ -82,7 +78,6 @@ class EngineChoice:
 
 
 _engines: dict[EngineChoice, Engine] = {}  # one per process: a VLM is loaded once
-_WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -224,28 +219,3 @@ def _engine(choice: EngineChoice) -> Engine:
             log.error("%s engine unavailable, measuring instead: %s", choice.name, exc)
             return FallbackEngine(choice.name, str(exc))
     return _engines[choice]
-
-
-def init_worker_process(log_level: int, server_pid: int) -> None:
-    """Set up a freshly spawned worker process like the server process.
-
-    `server_pid` comes from the server: by the time a slow import finishes here the
-    server may already be gone, and os.getppid() would name init instead.
-    """
-    logging.basicConfig(
-        level=log_level, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s"
-    )
-    # pydicom's value-validation warnings quote the offending value (a name, an ID).
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-    # Processing takes what CPU is left: a modality waiting for its C-STORE response
-    # (intake, in the server process) comes first.
-    os.nice(_WORKER_NICENESS)
-    threading.Thread(target=_exit_with_server, args=(server_pid,), daemon=True).start()
-
-
-def _exit_with_server(server_pid: int) -> None:
-    """A worker whose server was killed (kill -9) must not live on as an orphan, blocked
-    forever writing a result that nobody reads."""
-    while os.getppid() == server_pid:
-        time.sleep(1.0)
-    os._exit(0)

@@ -137,7 +137,7 @@ def start_delivery(
     store: Store, router: Router, metrics: Metrics, retention_days: int, outbox_dir: Path
 ) -> GatewayScheduler:
     """The server's delivery side: sweeps, routes reload and retention, running."""
-    sweeper = DeliverySweeper(store, router, metrics=metrics)
+    sweeper = DeliverySweeper(store, router, metrics=metrics, formatting_process=True)
     scheduler = GatewayScheduler(
         store, router, sweeper, retention_days=retention_days, extra_purge_dirs=(outbox_dir,)
     )

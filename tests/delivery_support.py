@@ -10,6 +10,7 @@ from pathlib import Path
 import pydicom
 from PIL import Image
 
+from gateway.deliver import Sender, prepare
 from gateway.image_inputs import metadata_from_dataset
 from gateway.package import Association, ReportPackage
 from model.ecg import EcgMetadata
@@ -112,3 +113,8 @@ def package(
         png=png,
         pdf=pdf,
     )
+
+
+def send_now(sender: Sender, pkg: ReportPackage) -> str:
+    """Prepare and send in this thread, as the sweeper does without a formatting process."""
+    return sender.send(pkg, prepare(sender.name, sender.destination, pkg))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import signal
 import textwrap
 import time
 from datetime import timedelta
@@ -459,3 +460,39 @@ def test_a_wake_up_after_a_sweeps_last_lease_gets_one_more_pass(
     assert sweeper.sweep_destination("outbox").sent == 2
     assert woken == [False]  # the running sweep took it, no second sweep was needed
     assert _states(store) == ["sent", "sent"]
+
+
+def test_a_formatting_process_builds_the_messages_and_its_death_is_a_retry(
+    shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer
+) -> None:
+    routes = _routes(
+        data_dir, f"ehr: {{type: fhir, endpoint: '{fhir_server.base_url}'}}",
+        default="[ehr, outbox]",
+    )
+    router = Router(routes, data_dir)
+    clock = Clock()
+    sweeper = DeliverySweeper(store, router, clock=clock, formatting_process=True)
+    try:
+        formatter_pid = sweeper._formatter.submit(os.getpid).result()
+        assert formatter_pid != os.getpid()
+        _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        assert sweeper.sweep().sent == 2
+        [bundle] = fhir_server.transactions
+        assert bundle["resourceType"] == "Bundle" and not fhir_server.rejections
+        uid = package(shared_data, uid_suffix="1").sop_instance_uid
+        assert (data_dir / "outbox" / f"{uid}.hl7").read_bytes().startswith(b"MSH|^~\\&|")
+
+        broken = _enqueue(store, router, data_dir, package(shared_data, uid_suffix="2"))
+        (data_dir / "reports" / str(broken) / "report.json").write_text("{not json")
+        os.kill(formatter_pid, signal.SIGKILL)
+        sweeper.sweep()
+        first = next(d for d in store.list_deliveries() if d.job_id == broken)
+        assert (first.state, first.last_error) == ("failed", "the formatting process died; "
+                                                   "trying again")
+        clock.now += 3600
+        sweeper.sweep()  # a new formatting process: the package's own fault shows now
+        dead = [d for d in store.list_deliveries() if d.job_id == broken]
+        assert [d.state for d in dead] == ["dead", "dead"]
+        assert all("cannot read the report package" in d.last_error for d in dead)
+    finally:
+        sweeper.close()

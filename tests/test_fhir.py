@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from delivery_support import afib_report, package
+from delivery_support import afib_report, package, send_now
 from fhir.resources.R4B.bundle import Bundle
 from peers import FhirTestServer, make_pki
 
@@ -255,7 +255,7 @@ def test_sender_reuses_its_connection_pool(shared_data: Path, fhir_server: FhirT
     sender = FhirSender(_destination(fhir_server.base_url), "ehr")
     try:
         for index in range(3):
-            sender.send(package(shared_data, uid_suffix=str(index)))
+            send_now(sender, package(shared_data, uid_suffix=str(index)))
     finally:
         sender.close()
     assert fhir_server.report_arrivals == [

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import hl7
-from delivery_support import afib_report, package
+from delivery_support import afib_report, package, send_now
 from fhir.resources.R4B.bundle import Bundle
 
 from gateway.deliver import open_sender, send
@@ -59,7 +59,7 @@ def test_resend_replaces_files_whole_and_leaves_no_temporary_files(
 def test_formats_choose_the_files(shared_data: Path, tmp_path: Path) -> None:
     pkg = package(shared_data)
     sender = open_sender("drop", _outbox(tmp_path, formats=["hl7", "pdf"]))
-    sender.send(pkg)
+    send_now(sender, pkg)
     sender.close()
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".hl7", ".pdf"]
 

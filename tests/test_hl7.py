@@ -11,7 +11,7 @@ import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
-from delivery_support import afib_report, package
+from delivery_support import afib_report, package, send_now
 from peers import Hl7TestPeer
 
 from gateway.deliver import DeliveryError
@@ -163,8 +163,8 @@ def test_delivery_to_an_mllp_server_of_another_implementation(
     pkg = package(shared_data, report=afib_report())
     sender = Hl7Sender(_destination(peer.port), "ris")
     try:
-        assert sender.send(pkg).startswith("AA from 127.0.0.1")
-        sender.send(package(shared_data, uid_suffix="2"))
+        assert send_now(sender, pkg).startswith("AA from 127.0.0.1")
+        send_now(sender, package(shared_data, uid_suffix="2"))
     finally:
         sender.close()
     assert len(peer.received) == 2 and peer.connections == 1
@@ -182,11 +182,11 @@ def test_negative_acks_are_failures_without_patient_data(
     sender = Hl7Sender(_destination(peer.port), "ris")
     try:
         with pytest.raises(DeliveryError) as error:
-            sender.send(pkg)
+            send_now(sender, pkg)
         assert f"rejected {answer}" in str(error.value)
         assert "PAT-4455" not in str(error.value) and "patient ***" in str(error.value)
         assert not error.value.permanent
-        assert sender.send(pkg).startswith("AA")  # the peer's script now answers AA
+        assert send_now(sender, pkg).startswith("AA")  # the peer's script now answers AA
     finally:
         sender.close()
 
@@ -194,7 +194,7 @@ def test_negative_acks_are_failures_without_patient_data(
 def test_ack_for_another_message_is_a_failure(shared_data: Path, peer_factory) -> None:
     peer = peer_factory(["wrong-id"])
     with pytest.raises(DeliveryError, match="acknowledges MSH-10 'SOMETHING-ELSE'"):
-        Hl7Sender(_destination(peer.port), "ris").send(package(shared_data))
+        send_now(Hl7Sender(_destination(peer.port), "ris"), package(shared_data))
 
 
 def test_dropped_connection_fails_then_the_next_try_reconnects(
@@ -204,8 +204,8 @@ def test_dropped_connection_fails_then_the_next_try_reconnects(
     sender = Hl7Sender(_destination(peer.port), "ris")
     try:
         with pytest.raises(DeliveryError, match="connection closed before a reply"):
-            sender.send(package(shared_data))
-        assert sender.send(package(shared_data)).startswith("AA")
+            send_now(sender, package(shared_data))
+        assert send_now(sender, package(shared_data)).startswith("AA")
     finally:
         sender.close()
     assert peer.connections == 2
@@ -215,9 +215,9 @@ def test_idle_connection_closed_by_the_peer_is_redialed(shared_data: Path, peer_
     peer = peer_factory()
     sender = Hl7Sender(_destination(peer.port), "ris")
     try:
-        sender.send(package(shared_data, uid_suffix="1"))
+        send_now(sender, package(shared_data, uid_suffix="1"))
         peer.close_connections()
-        assert sender.send(package(shared_data, uid_suffix="2")).startswith("AA")
+        assert send_now(sender, package(shared_data, uid_suffix="2")).startswith("AA")
     finally:
         sender.close()
     assert len(peer.received) == 2 and peer.connections == 2
@@ -228,7 +228,7 @@ def test_nobody_listening_is_a_clear_failure(shared_data: Path, peer_factory) ->
     port = peer.port
     peer.stop()
     with pytest.raises(DeliveryError, match=f"dialing 127.0.0.1:{port}"):
-        Hl7Sender(_destination(port), "ris").send(package(shared_data))
+        send_now(Hl7Sender(_destination(port), "ris"), package(shared_data))
 
 
 def test_no_patient_name_is_sent_as_unspecified_not_as_a_made_up_name(shared_data: Path) -> None:

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from delivery_support import package
+from delivery_support import package, send_now
 from peers import Hl7TestPeer, make_pki
 
 from gateway.deliver import DeliveryError
@@ -99,14 +99,14 @@ def test_mllp_over_tls_with_a_client_certificate(shared_data: Path, tmp_path: Pa
         )
         sender = Hl7Sender(destination, "ris")
         try:
-            assert sender.send(package(shared_data)).startswith("AA")
+            assert send_now(sender, package(shared_data)).startswith("AA")
         finally:
             sender.close()
         untrusted = destination.model_copy(
             update={"tls": destination.tls.model_copy(update={"ca_file": pki.other_ca})}
         )
         with pytest.raises(DeliveryError, match="TLS handshake with localhost"):
-            Hl7Sender(untrusted, "ris").send(package(shared_data))
+            send_now(Hl7Sender(untrusted, "ris"), package(shared_data))
     finally:
         peer.stop()
     assert len(peer.received) == 1

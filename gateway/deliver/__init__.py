@@ -1,15 +1,18 @@
 """Delivery of one report package to one destination, whatever its type.
 
-Each destination type has a sender class with the same shape (`send(package)`
-returning a receipt or raising DeliveryError, and `close()`); `open_sender`
-picks it by the destination's `type`.
+Each destination type has a `prepare` function (package -> the artefacts it sends: pure
+CPU work, so it can run in another process) and a sender class with the same shape
+(`send(package, artefacts)` returning a receipt or raising DeliveryError, and `close()`);
+`open_sender` picks the class by the destination's `type`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from gateway.deliver.base import DeliveryError, Sender
+from gateway.deliver import fhir, file, hl7
+from gateway.deliver.base import Artefacts, DeliveryError, Sender
 from gateway.deliver.fhir import FhirSender
 from gateway.deliver.file import FileSender
 from gateway.deliver.hl7 import Hl7Sender
@@ -23,19 +26,65 @@ SENDER_TYPES: dict[str, Callable[[AnyDestination, str], Sender]] = {
     "hl7": Hl7Sender,
     "file": FileSender,
 }
+PREPARERS: dict[str, Callable[[ReportPackage, AnyDestination, str], Artefacts]] = {
+    "fhir": fhir.prepare,
+    "hl7": hl7.prepare,
+    "file": file.prepare,
+}
 
 
 def open_sender(name: str, destination: AnyDestination) -> Sender:
     return SENDER_TYPES[destination.type](destination, name)
 
 
+def prepare(name: str, destination: AnyDestination, package: ReportPackage) -> Artefacts:
+    return PREPARERS[destination.type](package, destination, name)
+
+
+def load_and_prepare(
+    name: str, destination: AnyDestination, report_dir: Path
+) -> tuple[ReportPackage, Artefacts]:
+    """A saved package and its artefacts for one destination: what the delivery sweeper
+    has a formatting process do, so the server process only sends."""
+    package = load_package(report_dir)
+    return package, prepare(name, destination, package)
+
+
+def load_package(report_dir: Path) -> ReportPackage:
+    try:
+        return ReportPackage.load(report_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DeliveryError(
+            f"cannot read the report package: {type(exc).__name__}: "
+            f"{getattr(exc, 'strerror', None) or 'unreadable'}",
+            permanent=True,
+        ) from None
+
+
+def ready() -> bool:
+    """Submitted once to a new formatting process: unpickling it imports the formats."""
+    return True
+
+
 def send(package: ReportPackage, name: str, destination: AnyDestination) -> str:
     """One delivery on a connection of its own, for tools and tests."""
     sender = open_sender(name, destination)
     try:
-        return sender.send(package)
+        return sender.send(package, prepare(name, destination, package))
     finally:
         sender.close()
 
 
-__all__ = ["SENDER_TYPES", "DeliveryError", "Sender", "open_sender", "send"]
+__all__ = [
+    "PREPARERS",
+    "AnyDestination",
+    "SENDER_TYPES",
+    "Artefacts",
+    "DeliveryError",
+    "Sender",
+    "load_and_prepare",
+    "open_sender",
+    "prepare",
+    "ready",
+    "send",
+]

@@ -25,10 +25,19 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+Artefacts = dict[str, bytes]
+"""What goes on the wire for one package, by part (".hl7", "message", ...). A destination
+type's `prepare` builds it: pure CPU work, done in a formatting process away from DICOM
+intake (gateway/delivery.py), and the same for every resend of the same report."""
+
+
 class Sender(Protocol):
     """One destination's connection; reused across sends, closed when routes change."""
 
-    def send(self, package: ReportPackage) -> str:
+    name: str
+    destination: object
+
+    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         """Deliver, or raise DeliveryError; returns a short receipt for the log."""
 
     def close(self) -> None: ...

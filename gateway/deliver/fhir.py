@@ -29,7 +29,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
-from gateway.deliver.base import DeliveryError, content_version, redact
+from gateway.deliver.base import Artefacts, DeliveryError, content_version, redact
 from gateway.deliver.codes import (
     CARDIOLOGY_CATEGORY,
     DIAGNOSTIC_SECTION_SYSTEM,
@@ -74,6 +74,10 @@ def bundle_json(bundle: Bundle) -> bytes:
     return bundle.model_dump_json(exclude_none=True).encode()
 
 
+def prepare(package: ReportPackage, destination: FhirDestination, name: str) -> Artefacts:
+    return {"bundle": bundle_json(build_bundle(package, destination.fhir))}
+
+
 class FhirSender:
     """POSTs transactions to one FHIR server over a reused httpx connection pool."""
 
@@ -89,9 +93,8 @@ class FhirSender:
             headers={"Accept": FHIR_JSON},
         )
 
-    def send(self, package: ReportPackage) -> str:
-        body = bundle_json(build_bundle(package, self.destination.fhir))
-        response = self._post(body)
+    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
+        response = self._post(artefacts["bundle"])
         return _check_response(response, package)
 
     def close(self) -> None:

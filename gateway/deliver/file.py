@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.deliver.base import fsync_directory, safe_file_stem, write_atomic
+from gateway.deliver.base import Artefacts, fsync_directory, safe_file_stem, write_atomic
 from gateway.deliver.fhir import build_bundle, bundle_json
 from gateway.deliver.hl7 import build_oru, control_id, encode
 from gateway.package import ReportPackage
@@ -21,6 +21,22 @@ _IMAGE_SUFFIXES = {
 }
 
 
+def prepare(package: ReportPackage, destination: FileDestination, name: str) -> Artefacts:
+    """File suffix -> content. Images first and messages last, so a folder watcher that
+    keys on the message file finds the images already in place."""
+    formats = set(destination.formats)
+    artefacts: Artefacts = {}
+    if "png" in formats:
+        artefacts.update(_image(package))
+    if "pdf" in formats and package.pdf is not None:
+        artefacts[".pdf"] = package.pdf
+    if "fhir" in formats:
+        artefacts[".fhir.json"] = bundle_json(build_bundle(package, destination.fhir))
+    if "hl7" in formats:
+        artefacts[".hl7"] = encode(build_oru(package, destination.hl7, control_id(package, name)))
+    return artefacts
+
+
 class FileSender:
     """Writes each artefact atomically; a rewrite (resend, correction) replaces it whole."""
 
@@ -28,11 +44,10 @@ class FileSender:
         self.destination = destination
         self.name = name
 
-    def send(self, package: ReportPackage) -> str:
+    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         directory = Path(self.destination.directory)
         directory.mkdir(parents=True, exist_ok=True)
         stem = safe_file_stem(package.sop_instance_uid)
-        artefacts = self._artefacts(package)
         for suffix, data in artefacts.items():
             write_atomic(directory / f"{stem}{suffix}", data)
         fsync_directory(directory)
@@ -40,22 +55,6 @@ class FileSender:
 
     def close(self) -> None:
         """Nothing held open between sends."""
-
-    def _artefacts(self, package: ReportPackage) -> dict[str, bytes]:
-        """Images first and messages last, so a folder watcher that keys on the
-        message file finds the images already in place."""
-        formats = set(self.destination.formats)
-        artefacts: dict[str, bytes] = {}
-        if "png" in formats:
-            artefacts.update(_image(package))
-        if "pdf" in formats and package.pdf is not None:
-            artefacts[".pdf"] = package.pdf
-        if "fhir" in formats:
-            artefacts[".fhir.json"] = bundle_json(build_bundle(package, self.destination.fhir))
-        if "hl7" in formats:
-            message = build_oru(package, self.destination.hl7, control_id(package, self.name))
-            artefacts[".hl7"] = encode(message)
-        return artefacts
 
 
 def _image(package: ReportPackage) -> dict[str, bytes]:

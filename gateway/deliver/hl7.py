@@ -17,7 +17,7 @@ from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
 
 from gateway.deliver import er7
-from gateway.deliver.base import DeliveryError, content_version, redact
+from gateway.deliver.base import Artefacts, DeliveryError, content_version, redact
 from gateway.deliver.codes import EKG_IMPRESSION, EKG_STUDY, MEASUREMENT_CODES, format_number
 from gateway.deliver.mllp import MllpClient, MllpError
 from gateway.deliver.tls import client_ssl_context
@@ -56,6 +56,10 @@ def encode(message: str) -> bytes:
     return message.encode("utf-8")
 
 
+def prepare(package: ReportPackage, destination: Hl7Destination, name: str) -> Artefacts:
+    return {"message": encode(build_oru(package, destination.hl7, control_id(package, name)))}
+
+
 @dataclass(frozen=True)
 class Ack:
     code: str
@@ -89,11 +93,10 @@ class Hl7Sender:
             ssl_context=client_ssl_context(destination.tls) if use_tls else None,
         )
 
-    def send(self, package: ReportPackage) -> str:
+    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         sent_id = control_id(package, self.name)
-        message = encode(build_oru(package, self.destination.hl7, sent_id))
         try:
-            reply = self._client.exchange(message)
+            reply = self._client.exchange(artefacts["message"])
         except MllpError as exc:
             raise DeliveryError(str(exc)) from None
         try:

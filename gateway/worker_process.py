@@ -1,0 +1,53 @@
+"""The gateway's helper processes: the pipeline's workers and the delivery formatter.
+
+They do the CPU work (decoding, measuring, rendering, building FHIR and HL7) so that the
+server process, which receives DICOM, never waits behind it for the interpreter lock;
+and they run at a lower priority, so a modality waiting for its C-STORE response comes
+first when the cores are busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import pydicom.config
+
+_NICENESS = 10
+
+
+def new_process_pool(processes: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the server runs threads (pynetdicom, sqlite) at fork time.
+    return ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker_process,
+        initargs=(logging.getLogger().getEffectiveLevel(), os.getpid()),
+    )
+
+
+def init_worker_process(log_level: int, server_pid: int) -> None:
+    """Set up a freshly spawned worker process like the server process.
+
+    `server_pid` comes from the server: by the time a slow import finishes here the
+    server may already be gone, and os.getppid() would name init instead.
+    """
+    logging.basicConfig(
+        level=log_level, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s"
+    )
+    # pydicom's value-validation warnings quote the offending value (a name, an ID).
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    os.nice(_NICENESS)
+    threading.Thread(target=_exit_with_server, args=(server_pid,), daemon=True).start()
+
+
+def _exit_with_server(server_pid: int) -> None:
+    """A worker whose server was killed (kill -9) must not live on as an orphan, blocked
+    forever writing a result that nobody reads."""
+    while os.getppid() == server_pid:
+        time.sleep(1.0)
+    os._exit(0)
