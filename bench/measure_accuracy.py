@@ -138,9 +138,8 @@ def ludb_reference_beats(record: Path) -> list[ReferenceBeat]:
         following = centres[i + 1] if i + 1 < len(centres) else 10**9
 
         def edges(kind: str, lo: int, hi: int) -> list[Wave]:
-            return [
-                w for waves in per_lead.values() for w in waves if w.kind == kind and lo < w.peak < hi
-            ]
+            waves = (w for lead_waves in per_lead.values() for w in lead_waves)
+            return [w for w in waves if w.kind == kind and lo < w.peak < hi]
 
         found.append(
             ReferenceBeat(
