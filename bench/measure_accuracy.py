@@ -10,6 +10,11 @@
    Baseline in the same run: neurokit2's DWT delineation of lead II alone. Then
    each global edge (QRS onset and offset, P onset, T end) on its own, engine minus
    reference per beat, median per record: which edge an interval's bias comes from.
+   The LUDB copy in shared/data has every lead min-max normalised to a range of 1
+   (not mV; Einthoven's law no longer holds), which changes how much each lead
+   weighs in the multi-lead fiducials: the same normalisation applied to the 2 GE
+   and 30 CinC 2021 records moves the engine's QRS by -0.9 +- 4.4 ms and its PR by
+   -2.2 +- 5.2 ms, part of the LUDB SDs.
 2. GE MUSE XML (vendor/muse): the engine on the waveform of each file against GE's
    own measurements in the same file.
 3. PTB-XL (records 1-400, 500 Hz): precision, recall and F1 of each statement
