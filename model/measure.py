@@ -22,7 +22,11 @@ on LUDB's cardiologist annotations and GE's measurements. LUDB's annotated QRS i
 about 20 ms wider than the edges that are really there (each lead's generous
 onset and offset, then the extreme over the leads); thresholds that match it read
 a synthetic QRS 20-25 ms too wide and GE's QRS 10-15 ms too wide, so the engine
-follows the truth and bench/measure_accuracy.py reports the LUDB difference.
+follows the truth and bench/measure_accuracy.py reports the LUDB difference. That
+difference splits evenly between onset (+10 ms) and offset (-10 ms); against the
+median lead's annotated QRS it is -1 +- 10 ms. Lower edge thresholds, or per-lead
+edges taken as the second earliest / latest of the leads, remove the LUDB bias but
+raise its SD from 12 to 15-22 ms and widen the synthetic QRS by 3-6 ms (2026-12-02).
 """
 
 from __future__ import annotations
