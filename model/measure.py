@@ -26,7 +26,8 @@ follows the truth and bench/measure_accuracy.py reports the LUDB difference. Tha
 difference splits evenly between onset (+10 ms) and offset (-10 ms); against the
 median lead's annotated QRS it is -1 +- 10 ms. Lower edge thresholds, or per-lead
 edges taken as the second earliest / latest of the leads, remove the LUDB bias but
-raise its SD from 12 to 15-22 ms and widen the synthetic QRS by 3-6 ms (2026-12-02).
+raise its SD (all 160 records) from 14 to 17-22 ms and widen the synthetic QRS by
+3-5 ms (2026-12-02).
 """
 
 from __future__ import annotations
