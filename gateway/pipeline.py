@@ -50,6 +50,9 @@ class Router(Protocol):
 
     def engine_for(self, ctx: MatchContext) -> str | None: ...
 
+    @property
+    def names_engines(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class PipelineSettings:
@@ -196,6 +199,8 @@ class Pipeline:
         Decided from what intake knows (AEs, kind, the header's modality, institution and
         station), so the choice never depends on an interpretation."""
         default = self._settings.engine
+        if not self._router.names_engines:
+            return default
         name = self._router.engine_for(_intake_context(job))
         if name is None or name == default.name:
             return default
@@ -270,7 +275,9 @@ def _intake_context(job: Job) -> MatchContext:
     """The routable facts of a job before interpretation; an unreadable header leaves the
     header's facts empty (decoding reports the error, with the job)."""
     try:
-        header = pydicom.dcmread(job.spool_path, stop_before_pixels=True, force=True)
+        header = pydicom.dcmread(
+            job.spool_path, stop_before_pixels=True, defer_size=1024, force=True
+        )
     except Exception:  # noqa: BLE001 - the worker reports a bad file; here it routes on AEs
         header = pydicom.Dataset()
     return MatchContext.at_intake(

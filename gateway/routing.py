@@ -432,6 +432,11 @@ class Router:
     def engine_for(self, ctx: MatchContext) -> EngineName | None:
         return engine_for(self._config, ctx)
 
+    @property
+    def names_engines(self) -> bool:
+        """Whether any rule picks an engine: if none does, no job's header need be read."""
+        return any(rule.engine is not None for rule in self._config.rules)
+
     def destinations_for(self, package: ReportPackage) -> list[tuple[str, str]]:
         key = patient_key(package)
         return [(name, key) for name in self.decide(package).destinations]

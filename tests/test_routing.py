@@ -328,6 +328,8 @@ def test_rules_choose_the_engine_from_intake_facts_only(tmp_path: Path) -> None:
         "measure"
     )
     assert engine_for(config, MatchContext.at_intake("MUSE", "ECGGW", "ecg-waveform")) is None
+    assert Router(routes, tmp_path).names_engines
+    assert not Router(tmp_path / "none.yaml", tmp_path).names_engines  # no file, no rules
 
 
 def test_an_engine_rule_matching_on_statement_codes_is_refused_with_its_line(
