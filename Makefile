@@ -24,6 +24,8 @@ test: install
 bench: install
 	$(PY) bench/render.py
 	$(PY) bench/measure_accuracy.py
+	$(PY) bench/delivery_formats.py
+	$(PY) bench/intake.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
