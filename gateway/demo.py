@@ -25,6 +25,7 @@ from pynetdicom.sop_class import Verification
 
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.deliver.base import safe_file_stem
+from gateway.deliver.codes import technical_notes
 from gateway.demo_samples import DemoSample, prepare_samples, shared_data_dir
 from gateway.store import Delivery, Job, Store, StoreError
 from model.errors import EcgDecodeError
@@ -340,6 +341,8 @@ def summary_lines(outcome: Outcome, outbox: Path) -> list[str]:
         return [f"FAILED: {outcome.job.error}"]
     report = Report.model_validate_json((Path(outcome.job.report_dir) / "report.json").read_text())
     lines = [measurement_line(report), f"Impression: {report.impression}"]
+    if report.warnings:
+        lines.append(technical_notes(report.warnings))
     for delivery in outcome.deliveries:
         if delivery.state != "sent":
             lines.append(f"delivery to {delivery.destination} {delivery.state}: "

@@ -50,11 +50,13 @@ class MeasurementEngine:
 
 class FallbackEngine(MeasurementEngine):
     """The measurement engine standing in for a VLM that could not be loaded; every
-    report says so, so nobody mistakes it for the configured engine's."""
+    report says so, so nobody mistakes it for the configured engine's. The notice goes to
+    the EHR with the report; why the model could not be loaded (paths, how to fix it) is
+    for the gateway's log."""
 
-    def __init__(self, configured: str, reason: str) -> None:
+    def __init__(self, configured: str) -> None:
         self._notice = (
-            f"the configured {configured} engine could not be loaded ({reason}); "
+            f"the configured {configured} engine could not be loaded; "
             "this report is from the measurement engine"
         )
 
@@ -217,5 +219,5 @@ def _engine(choice: EngineChoice) -> Engine:
                 log.error("%s engine unavailable, job held: %s", choice.name, exc)
                 raise
             log.error("%s engine unavailable, measuring instead: %s", choice.name, exc)
-            return FallbackEngine(choice.name, str(exc))
+            return FallbackEngine(choice.name)
     return _engines[choice]

@@ -16,10 +16,11 @@ import pytest
 
 from gateway import metrics as m
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.deliver import prepare
 from gateway.package import ReportPackage
 from gateway.pipeline import Pipeline, PipelineSettings
 from gateway.processing import EngineChoice
-from gateway.routing import Router
+from gateway.routing import FileDestination, Router
 from gateway.server import engine_choice, job_lease_s
 from gateway.store import Store
 from model.vlm_settings import VlmSettings
@@ -80,8 +81,16 @@ def test_missing_model_falls_back_to_measuring_and_every_report_says_so(tmp_path
     report = gw.package(job_id).report
     assert report.engine.name == "measure"
     assert "engine-fallback" in report.source.quality_flags
-    assert any(str(missing) in w and "measurement engine" in w for w in report.warnings)
+    assert "the configured vlm engine could not be loaded; this report is from the measurement" \
+        " engine" in report.warnings
+    assert not any(str(missing) in w for w in report.warnings)  # the why is for the log
     assert str(missing) in caplog.text and "ecg-gateway model tiny" in caplog.text
+    outbox = FileDestination(type="file", directory=str(tmp_path / "outbox"))
+    delivered = prepare("outbox", outbox, gw.package(job_id))  # what the EHR receives
+    assert b"the configured vlm engine could not be loaded; this report is from" in (
+        next(s for s in delivered[".hl7"].split(b"\r") if s.startswith(b"NTE|1|L|Technical"))
+    )
+    assert b"this report is from the measurement engine" in delivered[".fhir.json"]
     gw.store.close()
 
 

@@ -306,3 +306,12 @@ def test_the_endpoint_rejects_what_a_real_server_would(shared_data: Path, fhir_s
         )
         assert response.status_code >= 400, name
     assert fhir_server.resources("DiagnosticReport") == []
+
+
+def test_the_reports_warnings_follow_the_impression_in_the_conclusion(shared_data: Path) -> None:
+    report = afib_report().model_copy(update={"warnings": ["lead V3 not used: flat line."]})
+    [diagnostic] = _resources(_bundle(package(shared_data, report=report)), "DiagnosticReport")
+    assert diagnostic["conclusion"] == (
+        "Atrial fibrillation with rapid ventricular response. Long QT. "
+        "Technical notes: lead V3 not used: flat line."
+    )

@@ -91,7 +91,9 @@ def test_msh_pid_and_order_segments(shared_data: Path) -> None:
 def test_one_obx_per_measurement_with_loinc_and_ucum(shared_data: Path) -> None:
     message = _parsed(package(shared_data, report=afib_report()))
     numeric = {
-        str(s[3][0][0]): (str(s[5]), str(s[6][0][0])) for s in _obx(message) if str(s[2]) == "NM"
+        str(s[3][0][0]): (str(s[5]), str(s[6][0][0]))
+        for s in _obx(message)
+        if str(s[2]) == "NM" and str(s[11]) == "P"
     }
     assert numeric == {
         "8867-4": ("112.4", "/min"),
@@ -101,9 +103,7 @@ def test_one_obx_per_measurement_with_loinc_and_ucum(shared_data: Path) -> None:
         "8632-2": ("-12", "deg"),
         "8638-9": ("48", "deg"),
     }
-    assert all(
-        str(s[6][0][2]) == "UCUM" and str(s[11]) == "P" for s in _obx(message) if str(s[2]) == "NM"
-    )
+    assert all(str(s[6][0][2]) == "UCUM" for s in _obx(message) if str(s[2]) == "NM")
     assert [str(s[1]) for s in _obx(message)] == [str(i) for i in range(1, len(_obx(message)) + 1)]
 
 
@@ -264,3 +264,34 @@ def test_the_validation_check_rejects_a_message_without_its_obr(shared_data: Pat
     broken = "\r".join(s for s in segments if not s.startswith("OBR|"))
     with pytest.raises(HL7apyException):
         _validated_by_hl7apy(broken)
+
+
+def test_a_measurement_that_could_not_be_made_says_why_and_warnings_reach_the_order(
+    shared_data: Path,
+) -> None:
+    report = afib_report().model_copy(
+        update={"warnings": ["lead V3 not used: flat line", "the configured vlm engine could "
+                             "not be loaded (no model); this report is from the measurement engine"]}
+    )
+    message = _parsed(package(shared_data, report=report))
+    segments = [s for s in message]
+    names = [str(s[0]) for s in segments]
+    order_note = segments[names.index("OBR") + 1]
+    assert str(order_note[0]) == "NTE" and str(order_note[2]) == "L"
+    assert message.unescape(str(order_note[3])) == (
+        "Technical notes: lead V3 not used: flat line; the configured vlm engine could not be "
+        "loaded (no model); this report is from the measurement engine."
+    )
+    absent = {str(s[3][0][0]): s for s in _obx(message) if str(s[11]) == "X"}
+    assert sorted(absent) == ["8625-6", "8626-4"]  # PR and P axis; P duration has no OBX code
+    pr = segments.index(absent["8625-6"])
+    assert str(segments[pr][5]) == "" and str(segments[pr + 1][0]) == "NTE"
+    assert str(segments[pr + 1][3]) == "no consistent P waves (atrial fibrillation)"
+    _validated_by_hl7apy(encode(build_oru(package(shared_data, report=report), OPTIONS, "x"))
+                         .decode())
+
+
+def test_an_image_report_has_no_absent_measurements(shared_data: Path) -> None:
+    pkg = package(shared_data, report=afib_report())
+    pkg.kind = "secondary-capture"
+    assert [s for s in _obx(_parsed(pkg)) if str(s[11]) == "X"] == []

@@ -41,6 +41,7 @@ from gateway.deliver.codes import (
     SNOMED,
     UCUM,
     measurement_value,
+    technical_notes,
 )
 from gateway.deliver.tls import client_ssl_context
 from gateway.package import ReportPackage
@@ -415,8 +416,12 @@ class _BundleBuilder:
             report["result"] = results
         if media_ref:
             report["media"] = [{"comment": "12-lead ECG", "link": media_ref}]
-        if self.report.impression:
-            report["conclusion"] = self.report.impression
+        conclusion = " ".join(
+            part for part in (self.report.impression, technical_notes(self.report.warnings))
+            if part
+        )
+        if conclusion:
+            report["conclusion"] = conclusion  # R4 DiagnosticReport has no note element
         codes = self._conclusion_codes()
         if codes:
             report["conclusionCode"] = codes

@@ -18,7 +18,13 @@ from hl7apy.parser import parse_message
 
 from gateway.deliver import er7
 from gateway.deliver.base import Artefacts, DeliveryError, content_version, redact
-from gateway.deliver.codes import EKG_IMPRESSION, EKG_STUDY, MEASUREMENT_CODES, format_number
+from gateway.deliver.codes import (
+    EKG_IMPRESSION,
+    EKG_STUDY,
+    MEASUREMENT_CODES,
+    format_number,
+    technical_notes,
+)
 from gateway.deliver.mllp import MllpClient, MllpError
 from gateway.deliver.tls import client_ssl_context
 from gateway.package import ReportPackage
@@ -29,6 +35,8 @@ SUCCESS_CODES = {"AA", "CA"}
 FAILURE_CODES = {"AE", "AR", "CE", "CR"}
 _SEX = {"M": "M", "F": "F", "O": "O"}
 _PRELIMINARY = "P"
+_CANNOT_BE_OBTAINED = "X"  # OBX-11 (table 0085): results cannot be obtained
+_NOTE_SOURCE = "L"  # NTE-2 (table 0105): the ancillary (filler) department, here the gateway
 
 
 def control_id(package: ReportPackage, destination_name: str) -> str:
@@ -47,7 +55,7 @@ def build_oru(package: ReportPackage, options: Hl7Options, message_control_id: s
     segments = [_msh(options, message_control_id)]
     if package.metadata.patient_id:
         segments.append(_pid(package))
-    segments += [_orc(package), _obr(package), *_observations(package)]
+    segments += [_orc(package), _obr(package), *_notes(package), *_observations(package)]
     return er7.message(segments)
 
 
@@ -198,16 +206,27 @@ def _obr(package: ReportPackage) -> str:
     )
 
 
+def _notes(package: ReportPackage) -> list[str]:
+    """The report's warnings as an NTE on the order, for the physician who over-reads it."""
+    notes = technical_notes(package.report.warnings)
+    return [er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(notes)})] if notes else []
+
+
 def _observations(package: ReportPackage) -> list[str]:
-    """The OBX segments, numbered, each with status and observation time."""
+    """The OBX segments, numbered, each with status and observation time; a measurement
+    that could not be made is an OBX with status X and its reason in an NTE after it."""
     values = []
     measurements = package.report.measurements
+    measured = package.kind == "ecg-waveform"  # an image's empty measurements are no findings
     for code in MEASUREMENT_CODES:
         value = getattr(measurements, code.key)
+        reason = package.report.null_reasons.get(code.key)
+        identifier = er7.components(code.loinc, code.display, "LN")
+        units = er7.components(code.ucum, code.ucum, "UCUM")
         if value is not None:
-            identifier = er7.components(code.loinc, code.display, "LN")
-            units = er7.components(code.ucum, code.ucum, "UCUM")
             values.append(("NM", identifier, "", format_number(value), units))
+        elif reason and measured:
+            values.append(("NM", identifier, "", "", units, _CANNOT_BE_OBTAINED, reason))
     impression = er7.components(*EKG_IMPRESSION, "LN")
     if package.report.impression:
         values.append(("TX", impression, "1", er7.text(package.report.impression), ""))
@@ -220,14 +239,19 @@ def _observations(package: ReportPackage) -> list[str]:
         values.append(("ED", er7.components(*EKG_STUDY, "LN"), "", document, ""))
     acquired = package.metadata.acquisition_time
     observed = _hl7_time(acquired) if acquired is not None else ""
-    return [
-        er7.segment(
+    segments = []
+    for number, (value_type, identifier, sub_id, value, units, *absent) in enumerate(
+        values, start=1
+    ):
+        status, reason = absent or (_PRELIMINARY, "")
+        segments.append(er7.segment(
             "OBX",
             {1: str(number), 2: value_type, 3: identifier, 4: sub_id, 5: value, 6: units,
-             11: _PRELIMINARY, 14: observed},
-        )
-        for number, (value_type, identifier, sub_id, value, units) in enumerate(values, start=1)
-    ]
+             11: status, 14: observed},
+        ))
+        if reason:
+            segments.append(er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(reason)}))
+    return segments
 
 
 def _hl7_time(value: datetime) -> str:
