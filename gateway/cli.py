@@ -122,6 +122,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the DICOM gateway in the foreground")
     _add_config_options(p)
     p.add_argument("--port", type=int, help="override the DICOM port")
+    p.add_argument("--bind", metavar="ADDRESS",
+                   help="override bind_address (e.g. 127.0.0.1: this machine only)")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -131,7 +133,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.server import GatewayBusy, serve
 
     try:
-        return serve(_load_config(args, port=args.port))
+        return serve(_load_config(args, port=args.port, bind_address=args.bind))
     except (ConfigError, RoutesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

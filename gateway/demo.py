@@ -149,8 +149,9 @@ class DemoGateway:
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
+        # Loopback only: the shipped config listens on every interface, the demo need not.
         return ["serve", "-c", str(self.config_path), "--data-dir", str(self.data_dir),
-                "--port", str(self.port)]
+                "--port", str(self.port), "--bind", "127.0.0.1"]
 
     def start(self, timeout_s: float = 60.0) -> None:
         print(f"$ ecg-gateway {' '.join(self.command())}")

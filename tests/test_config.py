@@ -90,6 +90,8 @@ def test_serve_with_a_wrong_file_exits_2_with_one_message(tmp_path, capsys):
 def test_bad_command_line_override_exits_2(capsys):
     assert main(["serve", "--port", "70000"]) == 2
     assert "command line: port" in capsys.readouterr().err
+    assert main(["serve", "--bind", "not-an-address"]) == 2
+    assert "command line: bind_address" in capsys.readouterr().err
 
 
 def test_unreadable_tls_files_are_named(tmp_path):

@@ -45,7 +45,9 @@ def test_demo_stops_the_gateway_cleanly(demo) -> None:
     done, out = demo
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gateway stopped by SIGTERM, exit code 0" in done.stdout
-    assert "INFO gateway.server: stopped" in (out / "gateway.log").read_text()
+    log = (out / "gateway.log").read_text()
+    assert "INFO gateway.server: stopped" in log
+    assert "listening on 127.0.0.1:" in log  # the demo is not reachable from the network
 
 
 def test_every_sample_is_in_the_outbox_in_every_format(demo) -> None:
