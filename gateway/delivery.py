@@ -119,15 +119,21 @@ class DeliverySweeper:
         with self._lock:
             self._sweeping.add(name)
         result = SweepResult()
-        while True:
-            outcome, drained = self._sweep_pass(name)
-            result += outcome
-            with self._lock:
-                if not (drained and name in self._woken):
-                    self._sweeping.discard(name)
+        again = True
+        try:
+            while again:
+                outcome, drained = self._sweep_pass(name)
+                result += outcome
+                with self._lock:  # deciding and leaving in one step: no wake-up slips between
+                    again = drained and name in self._woken
                     self._woken.discard(name)
-                    return result
-                self._woken.discard(name)
+                    if not again:
+                        self._sweeping.discard(name)
+        except BaseException:
+            with self._lock:
+                self._sweeping.discard(name)
+            raise
+        return result
 
     def wake(self, name: str) -> bool:
         """New deliveries for `name` are due: True when the caller should start a sweep,
