@@ -32,7 +32,6 @@ from gateway.deliver import (
     Sender,
     load_and_prepare,
     open_sender,
-    ready,
 )
 from gateway.deliver.base import redact
 from gateway.metrics import Metrics
@@ -97,9 +96,7 @@ class DeliverySweeper:
         self._senders: dict[str, tuple[object, Sender]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._formatter = new_process_pool(1) if formatting_process else None
-        if self._formatter is not None:
-            self._formatter.submit(ready)  # started and imported now, not at the first report
+        self._formatter = _new_formatter() if formatting_process else None
         self._sweeping: set[str] = set()  # destinations with a sweep running now
         self._woken: set[str] = set()  # ... and woken meanwhile
 
@@ -231,7 +228,7 @@ class DeliverySweeper:
     def _replace_formatter(self, broken: ProcessPoolExecutor | None) -> None:
         with self._lock:
             if self._formatter is broken and not self._stopping.is_set():
-                self._formatter = new_process_pool(1)
+                self._formatter = _new_formatter()
         if broken is not None:
             broken.shutdown(wait=False)
 
@@ -283,6 +280,10 @@ def _give_up_reason(
     if age_s >= policy.max_age.total_seconds():
         return f"gave up after {age_s / 3600:.1f} h (max_age)"
     return None
+
+
+def _new_formatter() -> ProcessPoolExecutor:
+    return new_process_pool(1, preload="gateway.deliver")
 
 
 def _label(delivery: Delivery) -> str:

@@ -215,7 +215,7 @@ class Pipeline:
         broken.shutdown(wait=False)
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        return new_process_pool(self._settings.workers)
+        return new_process_pool(self._settings.workers, preload="gateway.processing")
 
     def _finish(self, job: Job, owner: str, result: JobResult, seconds: float) -> None:
         label = f"job {job.id} ({job.sop_instance_uid} sha256={job.content_sha256[:12]})"

@@ -8,6 +8,7 @@ first when the cores are busy.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import os
@@ -20,14 +21,23 @@ import pydicom.config
 _NICENESS = 10
 
 
-def new_process_pool(processes: int) -> ProcessPoolExecutor:
+def new_process_pool(processes: int, preload: str) -> ProcessPoolExecutor:
+    """A pool whose processes start now and import `preload` (a module) at once, so the
+    first ECG after a restart does not wait seconds for a spawn and its imports."""
     # spawn, not fork: the server runs threads (pynetdicom, sqlite) at fork time.
-    return ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=processes,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=init_worker_process,
         initargs=(logging.getLogger().getEffectiveLevel(), os.getpid()),
     )
+    for _ in range(processes):  # each submit to a pool with no idle process starts one
+        pool.submit(_import, preload)
+    return pool
+
+
+def _import(module: str) -> None:
+    importlib.import_module(module)
 
 
 def init_worker_process(log_level: int, server_pid: int) -> None:

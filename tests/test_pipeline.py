@@ -214,6 +214,8 @@ def test_workers_process_every_job_exactly_once(tmp_path, shared_data, vendor):
     files.append(samples.secondary_capture_jpeg(shared_data, tmp_path / "sc.dcm"))
     gateway.pipeline.start()
     try:
+        # Started and loaded with the pipeline, not at the first job after a restart.
+        assert len(gateway.pipeline._executor._processes) == 2
         for path in files:
             gateway.receive(path)
             gateway.pipeline.wake()

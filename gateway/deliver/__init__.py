@@ -61,11 +61,6 @@ def load_package(report_dir: Path) -> ReportPackage:
         ) from None
 
 
-def ready() -> bool:
-    """Submitted once to a new formatting process: unpickling it imports the formats."""
-    return True
-
-
 def send(package: ReportPackage, name: str, destination: AnyDestination) -> str:
     """One delivery on a connection of its own, for tools and tests."""
     sender = open_sender(name, destination)
@@ -85,6 +80,5 @@ __all__ = [
     "load_and_prepare",
     "open_sender",
     "prepare",
-    "ready",
     "send",
 ]
