@@ -159,7 +159,6 @@ class Store:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
-            self._synchronous = "FULL"
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
@@ -177,17 +176,9 @@ class Store:
         self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     @contextmanager
-    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on any error), under the lock.
-
-        `durable=False` commits without waiting for the disk (WAL with synchronous NORMAL:
-        a process crash loses nothing, a power cut may lose the last such commits). Only
-        for leases: a lease lost in a power cut leaves the work to be leased again, which
-        is what restart recovery does anyway; and the store lock, which intake needs for
-        its own (durable) commit, is not held through an fsync.
-        """
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on any error), under the lock."""
         with self._lock:
-            self._set_synchronous("FULL" if durable else "NORMAL")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -201,14 +192,6 @@ class Store:
             except BaseException:
                 self._rollback()
                 raise
-
-    def _set_synchronous(self, level: str) -> None:
-        if level != self._synchronous:
-            try:
-                self._conn.execute(f"PRAGMA synchronous={level}")
-            except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: {exc}") from exc
-            self._synchronous = level
 
     def _rollback(self) -> None:
         try:
@@ -281,7 +264,7 @@ class Store:
         is failed instead of being retaken forever.
         """
         now = _now(now)
-        with self._transaction(durable=False) as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
                 " error = 'processing did not finish in ' || attempts || ' attempts"
@@ -467,7 +450,7 @@ class Store:
         so a slow one never holds up the others).
         """
         now = _now(now)
-        with self._transaction(durable=False) as conn:
+        with self._transaction() as conn:
             ids = [
                 row[0]
                 for row in conn.execute(

@@ -211,25 +211,3 @@ def test_unusable_store_path_raises_store_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="cannot open"):
         Store(tmp_path / "file" / "gateway.sqlite3")
-
-
-def test_leases_commit_without_fsync_and_every_other_write_with_it(store):
-    """Intake's job, completion and delivery outcomes are synchronous=FULL commits even
-    right after a lease, which alone runs at NORMAL (losing one to a power cut only means
-    leasing again). The level a write committed at stays set until the next write."""
-    levels = []
-
-    def committed_at() -> None:
-        levels.append({1: "NORMAL", 2: "FULL"}[store._query("PRAGMA synchronous")[0][0]])
-
-    store.add_job(_job())
-    committed_at()
-    job = store.lease_job("w", 60, 3)
-    committed_at()
-    store.complete_job(job.id, "w", "/reports/1", [("outbox", "k")])
-    committed_at()
-    [delivery] = store.lease_due_deliveries(destination="outbox")
-    committed_at()
-    store.mark_delivery_sent(delivery.id)
-    committed_at()
-    assert levels == ["FULL", "NORMAL", "FULL", "NORMAL", "FULL"]
