@@ -212,46 +212,62 @@ def _notes(package: ReportPackage) -> list[str]:
     return [er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(notes)})] if notes else []
 
 
+@dataclass(frozen=True)
+class _Observation:
+    """One OBX's content (ER7-encoded), and the note that follows it, if any."""
+
+    value_type: str
+    identifier: str
+    value: str
+    units: str = ""
+    sub_id: str = ""
+    status: str = _PRELIMINARY
+    note: str = ""
+
+
 def _observations(package: ReportPackage) -> list[str]:
     """The OBX segments, numbered, each with status and observation time; a measurement
     that could not be made is an OBX with status X and its reason in an NTE after it."""
-    values = []
-    measurements = package.report.measurements
-    measured = package.kind == "ecg-waveform"  # an image's empty measurements are no findings
-    for code in MEASUREMENT_CODES:
-        value = getattr(measurements, code.key)
-        reason = package.report.null_reasons.get(code.key)
-        identifier = er7.components(code.loinc, code.display, "LN")
-        units = er7.components(code.ucum, code.ucum, "UCUM")
-        if value is not None:
-            values.append(("NM", identifier, "", format_number(value), units))
-        elif reason and measured:
-            values.append(("NM", identifier, "", "", units, _CANNOT_BE_OBTAINED, reason))
-    impression = er7.components(*EKG_IMPRESSION, "LN")
-    if package.report.impression:
-        values.append(("TX", impression, "1", er7.text(package.report.impression), ""))
-    for index, statement in enumerate(package.report.statements, start=2):
-        line = er7.text(f"{statement.code}: {statement.text}")
-        values.append(("TX", impression, str(index), line, ""))
-    if package.pdf is not None:
-        data = base64.b64encode(package.pdf).decode("ascii")
-        document = er7.components("", "AP", "PDF", "Base64", data)
-        values.append(("ED", er7.components(*EKG_STUDY, "LN"), "", document, ""))
     acquired = package.metadata.acquisition_time
     observed = _hl7_time(acquired) if acquired is not None else ""
     segments = []
-    for number, (value_type, identifier, sub_id, value, units, *absent) in enumerate(
-        values, start=1
-    ):
-        status, reason = absent or (_PRELIMINARY, "")
+    for number, obx in enumerate(_observation_contents(package), start=1):
         segments.append(er7.segment(
             "OBX",
-            {1: str(number), 2: value_type, 3: identifier, 4: sub_id, 5: value, 6: units,
-             11: status, 14: observed},
+            {1: str(number), 2: obx.value_type, 3: obx.identifier, 4: obx.sub_id,
+             5: obx.value, 6: obx.units, 11: obx.status, 14: observed},
         ))
-        if reason:
-            segments.append(er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(reason)}))
+        if obx.note:
+            segments.append(er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(obx.note)}))
     return segments
+
+
+def _observation_contents(package: ReportPackage) -> list[_Observation]:
+    """Measurements, then the impression and each statement, then the PDF."""
+    contents = []
+    report = package.report
+    measured = package.kind == "ecg-waveform"  # an image's empty measurements are no findings
+    for code in MEASUREMENT_CODES:
+        value = getattr(report.measurements, code.key)
+        reason = report.null_reasons.get(code.key)
+        identifier = er7.components(code.loinc, code.display, "LN")
+        units = er7.components(code.ucum, code.ucum, "UCUM")
+        if value is not None:
+            contents.append(_Observation("NM", identifier, format_number(value), units))
+        elif reason and measured:
+            contents.append(_Observation("NM", identifier, "", units,
+                                         status=_CANNOT_BE_OBTAINED, note=reason))
+    impression = er7.components(*EKG_IMPRESSION, "LN")
+    if report.impression:
+        contents.append(_Observation("TX", impression, er7.text(report.impression), sub_id="1"))
+    for index, statement in enumerate(report.statements, start=2):
+        line = er7.text(f"{statement.code}: {statement.text}")
+        contents.append(_Observation("TX", impression, line, sub_id=str(index)))
+    if package.pdf is not None:
+        data = base64.b64encode(package.pdf).decode("ascii")
+        document = er7.components("", "AP", "PDF", "Base64", data)
+        contents.append(_Observation("ED", er7.components(*EKG_STUDY, "LN"), document))
+    return contents
 
 
 def _hl7_time(value: datetime) -> str:
