@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import model
-from model.measure import measure
+from model.beats import label_beats
+from model.measure import EcgMeasurement, measure
 from model.scp_statements import STATEMENTS
-from model.statements import EMITTED_CODES, NORMAL_RHYTHM_CODES, interpret
+from model.statements import EMITTED_CODES, NORMAL_RHYTHM_CODES, interpret, rhythm_statements
 from model.synthetic import SyntheticSpec, synthetic_ecg
 
 
@@ -98,16 +100,52 @@ def test_every_emitted_code_is_a_known_statement() -> None:
             assert STATEMENTS[code].snomed, code
 
 
-@pytest.mark.parametrize("rate, expected", [(55, "SBRAD"), (64, "SR"), (96, "SR"), (106, "STACH")])
-def test_sinus_rate_limits_are_the_aha_ones(rate: int, expected: str) -> None:
-    """Below 60/min bradycardia, above 100/min tachycardia (AHA/ACCF/HRS 2009)."""
+@pytest.mark.parametrize(
+    "rate, expected", [(46, "SBRAD"), (55, "SR"), (64, "SR"), (96, "SR"), (106, "STACH")]
+)
+def test_sinus_rate_limits(rate: int, expected: str) -> None:
+    """Below 50/min bradycardia (ACC/AHA/HRS 2018), above 100/min tachycardia."""
     assert _codes(SyntheticSpec(heart_rate_bpm=rate, qt_ms=320))[0] == expected
 
 
-@pytest.mark.parametrize("record", ["6", "12", "71"])
-def test_ludb_sinus_bradycardia_at_51_to_57_per_min(shared_data: Path, record: str) -> None:
-    """LUDB's cardiologists call these sinus bradycardia; the 2018 50/min limit missed them."""
-    ecg = model.load(shared_data / "ludb" / "data" / record)
+@pytest.mark.parametrize(
+    "record, expected", [("HR06002", "SBRAD"), ("HR06007", "SR"), ("HR06009", "SR")]
+)
+def test_ptbxl_cardiologists_rate_limit(shared_data: Path, record: str, expected: str) -> None:
+    """PTB-XL ECGs in CinC 2021: 41/min coded sinus bradycardia, 53 and 56/min sinus rhythm."""
+    ecg = model.load(shared_data / "cinc2021" / record)
     statements = interpret(measure(ecg))
-    assert statements[0].code == "SBRAD"
-    assert 50 <= statements[0].evidence.values["heart_rate_bpm"] < 60
+    assert statements[0].code == expected
+    assert statements[0].evidence.values["heart_rate_bpm"] < 60
+
+
+def _without_p_waves(positions: list[int]) -> EcgMeasurement:
+    """A measurement with these beats (all of the dominant shape) and no P wave found."""
+    beats = label_beats(np.array(positions), np.ones(len(positions), dtype=bool))
+    measured = EcgMeasurement(beats=beats)
+    measured.values.heart_rate_bpm = 70
+    measured.null_reasons["pr_ms"] = "no consistent P wave"
+    return measured
+
+
+def test_premature_beats_alone_are_not_atrial_fibrillation() -> None:
+    """Regular beats with two premature ones: the RR is irregular, the normal beats' is not."""
+    regular = [430 * i for i in range(12)]
+    regular[4] -= 150
+    regular[8] -= 150
+    assert rhythm_statements(_without_p_waves(regular)) == []
+
+
+def test_irregular_normal_beats_without_p_waves_are_atrial_fibrillation() -> None:
+    rr = np.random.default_rng(4).uniform(340, 560, 14)
+    statements = rhythm_statements(_without_p_waves([0, *np.cumsum(rr).astype(int)]))
+    assert [s.code for s in statements] == ["AFIB"]
+    assert statements[0].evidence.values["normal_to_normal_rmssd_normalised"] > 0.08
+
+
+@pytest.mark.parametrize("record", ["38", "44", "96", "112", "129"])
+def test_ludb_atrial_fibrillation(shared_data: Path, record: str) -> None:
+    statements = interpret(measure(model.load(shared_data / "ludb" / "data" / record)))
+    afib = statements[0]
+    assert afib.code == "AFIB"
+    assert afib.evidence.values["normal_to_normal_rmssd_normalised"] > 0.08
