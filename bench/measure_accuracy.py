@@ -14,7 +14,10 @@
    (not mV; Einthoven's law no longer holds), which changes how much each lead
    weighs in the multi-lead fiducials: the same normalisation applied to the 2 GE
    and 30 CinC 2021 records moves the engine's QRS by -0.9 +- 4.4 ms and its PR by
-   -2.2 +- 5.2 ms, part of the LUDB SDs.
+   -2.2 +- 5.2 ms, part of the LUDB SDs. A check of the reference itself: in the
+   records whose diagnosis (ludb.csv) names no conduction abnormality, how many
+   have a QRS of 120 ms or more, which would itself be one (bundle branch block or
+   intraventricular conduction delay), by the engine and by the reference.
 2. GE MUSE XML (vendor/muse): the engine on the waveform of each file against GE's
    own measurements in the same file.
 3. PTB-XL (records 1-400, 500 Hz): precision, recall and F1 of each statement
@@ -57,6 +60,7 @@ import model
 from model.beats import FS
 from model.ecg import Ecg
 from model.measure import PRE, EcgMeasurement, measure
+from model.statements import COMPLETE_BBB_QRS_MS
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 LUDB_LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
@@ -221,11 +225,30 @@ EDGES = {"qrs_on": "QRS onset", "qrs_off": "QRS offset", "p_on": "P onset", "t_o
 EDGE_ROWS = {**EDGES, "qrs_median_lead": "QRS against the median lead's annotated QRS,"}
 
 
-def run_ludb(limit: int) -> tuple[dict[str, Agreement], dict[str, list[float]]]:
-    """Engine and baseline on LUDB: all records, and records without a pacemaker; and
-    the engine's edge differences per record without a pacemaker."""
+def ludb_conduction_normal() -> set[int]:
+    """LUDB records whose cardiologists' diagnosis lists no conduction abnormality."""
+    with (DATA / "ludb" / "ludb.csv").open(newline="") as f:
+        return {
+            int(row["ID"]) for row in csv.DictReader(f) if not row["Conduction abnormalities"].strip()
+        }
+
+
+@dataclass
+class QrsWidths:
+    """Global QRS (ms) of the unpaced records diagnosed without a conduction abnormality."""
+
+    engine: list[float] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+
+
+def run_ludb(limit: int) -> tuple[dict[str, Agreement], dict[str, list[float]], QrsWidths]:
+    """Engine and baseline on LUDB: all records, and records without a pacemaker; the
+    engine's edge differences per record without a pacemaker; and the QRS widths of
+    the records without a conduction abnormality."""
     results = {name: Agreement() for name in ("engine", "engine_unpaced", "baseline")}
     edges: dict[str, list[float]] = {key: [] for key in EDGE_ROWS}
+    widths = QrsWidths()
+    conduction_normal = ludb_conduction_normal()
     for number in range(1, limit + 1):
         record = DATA / "ludb" / "data" / str(number)
         ecg = model.load(record)
@@ -244,8 +267,11 @@ def run_ludb(limit: int) -> tuple[dict[str, Agreement], dict[str, list[float]]]:
             if median_lead and engine.values.qrs_ms is not None:
                 reference_ms = float(np.median(median_lead)) * 1000.0 / FS
                 edges["qrs_median_lead"].append(engine.values.qrs_ms - reference_ms)
+            if number in conduction_normal and None not in (engine.values.qrs_ms, reference["qrs"]):
+                widths.engine.append(engine.values.qrs_ms)
+                widths.reference.append(reference["qrs"])
         results["baseline"].add(neurokit_lead_ii(ecg), reference)
-    return results, edges
+    return results, edges, widths
 
 
 def edge_differences(engine: EcgMeasurement, beats: list[ReferenceBeat]) -> dict[str, float]:
@@ -556,6 +582,21 @@ def edge_rows(edges: dict[str, list[float]]) -> list[list[str]]:
     ]
 
 
+def width_rows(widths: QrsWidths) -> list[list[str]]:
+    def wide(values: list[float]) -> str:
+        count = sum(v >= COMPLETE_BBB_QRS_MS for v in values)
+        return f"{count} (median QRS {np.median(values):.0f} ms)" if values else "n/a"
+
+    quantity = (
+        f"QRS ≥ {COMPLETE_BBB_QRS_MS} ms in records diagnosed without a conduction "
+        "abnormality (without pacemaker), by the {}"
+    )
+    return [
+        ["LUDB", quantity.format("engine"), str(len(widths.engine)), wide(widths.engine), "", "", ""],
+        ["LUDB", quantity.format("reference above"), str(len(widths.reference)), wide(widths.reference), "", "", ""],
+    ]
+
+
 def muse_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[list[str]]:
     """One row per measurement: the engine's value and GE's, per file."""
     limits = {"PR": 10, "QRS": 10, "QT": 25}
@@ -676,8 +717,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _pin_to_one_core()
     rows = synthetic_rows(run_synthetic())
-    ludb, edges = run_ludb(args.ludb)
-    rows += ludb_rows(ludb) + edge_rows(edges)
+    ludb, edges, widths = run_ludb(args.ludb)
+    rows += ludb_rows(ludb) + edge_rows(edges) + width_rows(widths)
     rows += muse_rows(run_muse())
     counts, seconds = run_ptbxl(args.ptbxl)
     rows += ptbxl_rows(counts, args.ptbxl)
