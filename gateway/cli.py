@@ -55,10 +55,19 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adapter", help="VLM: PEFT LoRA adapter directory")
     p.add_argument("--4bit", dest="four_bit", action="store_true", help="VLM: 4-bit NF4 weights")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="VLM device")
+    p.add_argument("-c", "--config", type=Path,
+                   help="gateway.yaml whose rule settings (rules:) apply, as in the gateway")
     p.set_defaults(func=_cmd_analyze)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from gateway.config import ConfigError, load_config
+
+    try:
+        rules = load_config(args.config).rules
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.engine == "measure":
         from model.image_input import is_page_file
 
@@ -67,7 +76,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                   " Encapsulated PDF), not a waveform: the measurement engine needs samples;"
                   " read the page with --engine vlm or --engine hybrid", file=sys.stderr)
             return 2
-        report = model.analyze(model.load(args.input))
+        report = model.analyze(model.load(args.input), rules)
     else:
         from model.vlm import DEFAULT_MODEL, VlmEngine, VlmSettings, VlmUnavailable
 
@@ -76,7 +85,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             quantization="4bit" if args.four_bit else "none", device=args.device,
         )
         try:
-            engine = VlmEngine(settings)
+            engine = VlmEngine(settings, rules)
         except VlmUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -254,7 +263,9 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     except RoutesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    package = package_for_input(args.input, Association(args.calling_ae, args.called_ae))
+    package = package_for_input(
+        args.input, Association(args.calling_ae, args.called_ae), config.rules
+    )
     print(format_route_test(package, routes))
     return 0
 

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from model.rule_settings import RuleSettings
 from model.vlm_settings import VlmSettings
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,9 @@ class GatewayConfig(_Strict):
     min_free_disk_mb: int = Field(100, ge=0, description="refuse objects (0xA700) below this")
     workers: int = Field(2, ge=1, le=64)
     engine: Literal["measure", "vlm", "hybrid"] = "measure"
+    rules: RuleSettings = Field(
+        default_factory=RuleSettings, description="limits of the rule statements, every engine"
+    )
     vlm: VlmSettings = Field(
         default_factory=VlmSettings, description="model settings of the vlm and hybrid engines"
     )

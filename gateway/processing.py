@@ -26,6 +26,7 @@ from model.ecg import Ecg
 from model.errors import EcgDecodeError
 from model.image_input import PageImage
 from model.report import Report
+from model.rule_settings import DEFAULT_RULES, RuleSettings
 from model.vlm_settings import VlmSettings, VlmUnavailable
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,11 @@ class MeasurementEngine:
 
     name = "measure"
 
+    def __init__(self, rules: RuleSettings = DEFAULT_RULES) -> None:
+        self.rules = rules
+
     def interpret(self, ecg: Ecg) -> Report:
-        return model.analyze(ecg)
+        return model.analyze(ecg, self.rules)
 
 
 class FallbackEngine(MeasurementEngine):
@@ -54,14 +58,15 @@ class FallbackEngine(MeasurementEngine):
     the EHR with the report; why the model could not be loaded (paths, how to fix it) is
     for the gateway's log."""
 
-    def __init__(self, configured: str) -> None:
+    def __init__(self, configured: str, rules: RuleSettings = DEFAULT_RULES) -> None:
+        super().__init__(rules)
         self._notice = (
             f"the configured {configured} engine could not be loaded; "
             "this report is from the measurement engine"
         )
 
     def interpret(self, ecg: Ecg) -> Report:
-        report = model.analyze(ecg)
+        report = super().interpret(ecg)
         source = report.source.model_copy(
             update={"quality_flags": [*report.source.quality_flags, "engine-fallback"]}
         )
@@ -77,6 +82,7 @@ class EngineChoice:
     name: str = "measure"
     vlm: VlmSettings | None = None  # the vlm and hybrid engines' settings
     on_unavailable: str = "fallback"  # "fallback" | "hold"
+    rules: RuleSettings = DEFAULT_RULES
 
 
 _engines: dict[EngineChoice, Engine] = {}  # one per process: a VLM is loaded once
@@ -209,15 +215,15 @@ def _engine(choice: EngineChoice) -> Engine:
     (it may have been provided since), and raises VlmUnavailable when jobs are held."""
     if choice not in _engines:
         if choice.vlm is None:
-            return _engines.setdefault(choice, MeasurementEngine())
+            return _engines.setdefault(choice, MeasurementEngine(choice.rules))
         from model.vlm import VlmEngine  # torch and transformers: only where a VLM runs
 
         try:
-            _engines[choice] = VlmEngine(choice.vlm)
+            _engines[choice] = VlmEngine(choice.vlm, choice.rules)
         except VlmUnavailable as exc:
             if choice.on_unavailable == "hold":
                 log.error("%s engine unavailable, job held: %s", choice.name, exc)
                 raise
             log.error("%s engine unavailable, measuring instead: %s", choice.name, exc)
-            return FallbackEngine(choice.name)
+            return FallbackEngine(choice.name, choice.rules)
     return _engines[choice]

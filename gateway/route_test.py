@@ -13,9 +13,12 @@ from gateway.image_inputs import read_image_object
 from gateway.intake import KIND_BY_SOP_CLASS, WAVEFORM
 from gateway.package import Association, ReportPackage
 from gateway.routing import MatchContext, RoutesConfig, decide, explain
+from model.rule_settings import DEFAULT_RULES, RuleSettings
 
 
-def package_for_input(path: Path, association: Association) -> ReportPackage:
+def package_for_input(
+    path: Path, association: Association, rules: RuleSettings = DEFAULT_RULES
+) -> ReportPackage:
     """The report package the pipeline would build (without rendering: routing needs none)."""
     kind = _dicom_kind(path) or WAVEFORM
     if kind == WAVEFORM:
@@ -24,7 +27,7 @@ def package_for_input(path: Path, association: Association) -> ReportPackage:
             job_id=0,
             kind=kind,
             metadata=ecg.metadata,
-            report=model.analyze(ecg),
+            report=model.analyze(ecg, rules),
             association=association,
         )
     image = read_image_object(path, kind)

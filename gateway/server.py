@@ -116,7 +116,9 @@ def job_lease_s(config: GatewayConfig) -> float:
 
 def engine_choice(config: GatewayConfig) -> EngineChoice:
     """The workers' engine, its model checked now so a missing one is reported at start."""
-    choice = EngineChoice(config.engine, config.vlm_settings, config.engine_unavailable)
+    choice = EngineChoice(
+        config.engine, config.vlm_settings, config.engine_unavailable, config.rules
+    )
     if choice.vlm is not None:
         from model.vlm_loading import check_vlm_files  # torch: only when a VLM is configured
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from model.ecg import Ecg
 from model.measure import EcgMeasurement, measure
 from model.report import EngineInfo, Report, SourceInfo, Statement
+from model.rule_settings import DEFAULT_RULES, RuleSettings
 from model.statements import NORMAL_RHYTHM_CODES, interpret
 
 ENGINE = EngineInfo(name="measure", version="1.0.0")
@@ -32,10 +33,10 @@ ECTOPY_PHRASES = {
 }
 
 
-def analyze(ecg: Ecg) -> Report:
+def analyze(ecg: Ecg, rules: RuleSettings = DEFAULT_RULES) -> Report:
     """Measure and interpret one ECG. Poor signals give nulls with reasons, never an exception."""
     measured = measure(ecg)
-    statements = interpret(measured, sex=ecg.metadata.patient_sex)
+    statements = interpret(measured, sex=ecg.metadata.patient_sex, rules=rules)
     return Report(
         measurements=measured.values,
         null_reasons=measured.null_reasons,

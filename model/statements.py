@@ -15,18 +15,16 @@ import numpy as np
 from model.beats import FS
 from model.measure import FLUTTER_HZ, FLUTTER_MIN_MV, EcgMeasurement, LeadAmplitudes
 from model.report import Evidence, Statement
+from model.rule_settings import DEFAULT_RULES, RuleSettings
 from model.scp_statements import STATEMENTS
 
-# Rhythm. Sinus bradycardia below 50/min, as the 2018 ACC/AHA/HRS bradycardia
-# guideline defines it, and as PTB-XL's cardiologists code it: of the 3,018 PTB-XL
-# rows in ptbxl-reports (not the 400 benchmark records) 2.7 % of the non-AF ECGs are
-# SBRAD, about the share of resting ECGs under 50/min, far below that under 60/min;
-# its CinC 2021 copies code 53 and 56/min as plain sinus rhythm. The older 60/min
-# (AHA/ACCF/HRS 2009) is what LUDB's and Georgia's cardiologists use; a rate of
-# 50-59/min is reported as sinus rhythm, with the rate in the evidence. Tachycardia
-# above 100/min, by both.
-BRADYCARDIA_BPM = 50
-TACHYCARDIA_BPM = 100
+# Rhythm: the sinus rate limits are site settings (model.rule_settings). The default
+# sinus bradycardia is below 50/min, as the 2018 ACC/AHA/HRS bradycardia guideline
+# defines it and as PTB-XL's cardiologists code it: of the 3,018 PTB-XL rows in
+# ptbxl-reports (not the 400 benchmark records) 2.7 % of the non-AF ECGs are SBRAD,
+# about the share of resting ECGs under 50/min, far below that under 60/min; its CinC
+# 2021 copies code 53 and 56/min as plain sinus rhythm. LUDB's and Georgia's
+# cardiologists use the AHA/ACCF/HRS 2009 limit, 60/min. Tachycardia above 100/min.
 # Atrial fibrillation: RR intervals irregular beyond this normalised RMSSD
 # (sinus rhythm in PTB-XL and LUDB: 95th percentile 0.05 without ectopic beats),
 # also between consecutive non-premature beats: premature atrial beats make the
@@ -140,7 +138,9 @@ def has_p_waves(m: EcgMeasurement) -> bool:
     return m.values.pr_ms is not None
 
 
-def rhythm_statements(m: EcgMeasurement) -> list[Statement]:
+def rhythm_statements(
+    m: EcgMeasurement, rules: RuleSettings = DEFAULT_RULES
+) -> list[Statement]:
     if is_paced(m):
         return [
             make_statement(
@@ -163,7 +163,7 @@ def rhythm_statements(m: EcgMeasurement) -> list[Statement]:
         ]
     if not has_p_waves(m):
         return atrial_fibrillation_statements(m)
-    return sinus_statements(m)
+    return sinus_statements(m, rules)
 
 
 def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
@@ -195,26 +195,26 @@ def is_paced(m: EcgMeasurement) -> bool:
     return m.paced_beats >= max(3, 0.4 * m.beats.positions.size)
 
 
-def sinus_statements(m: EcgMeasurement) -> list[Statement]:
+def sinus_statements(m: EcgMeasurement, rules: RuleSettings) -> list[Statement]:
     p_axis, hr = m.values.p_axis_deg, m.values.heart_rate_bpm
     if p_axis is None or not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
         return []
     found = []
     sinus = f"P wave before each QRS with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
-    if hr < BRADYCARDIA_BPM:
+    if hr < rules.bradycardia_bpm:
         found.append(
             make_statement(
                 "SBRAD",
-                f"{sinus}, rate < {BRADYCARDIA_BPM}/min",
+                f"{sinus}, rate < {rules.bradycardia_bpm}/min",
                 heart_rate_bpm=hr,
                 p_axis_deg=p_axis,
             )
         )
-    elif hr > TACHYCARDIA_BPM:
+    elif hr > rules.tachycardia_bpm:
         found.append(
             make_statement(
                 "STACH",
-                f"{sinus}, rate > {TACHYCARDIA_BPM}/min",
+                f"{sinus}, rate > {rules.tachycardia_bpm}/min",
                 heart_rate_bpm=hr,
                 p_axis_deg=p_axis,
             )
@@ -237,7 +237,7 @@ def sinus_statements(m: EcgMeasurement) -> list[Statement]:
         found.append(
             make_statement(
                 "SR",
-                f"{sinus}, rate {BRADYCARDIA_BPM}-{TACHYCARDIA_BPM}/min",
+                f"{sinus}, rate {rules.bradycardia_bpm}-{rules.tachycardia_bpm}/min",
                 heart_rate_bpm=hr,
                 p_axis_deg=p_axis,
             )
@@ -546,7 +546,9 @@ def qt_statements(m: EcgMeasurement, sex: str | None) -> list[Statement]:
 # ------------------------------------------------------------ assembly ----
 
 
-def interpret(m: EcgMeasurement, sex: str | None = None) -> list[Statement]:
+def interpret(
+    m: EcgMeasurement, sex: str | None = None, rules: RuleSettings = DEFAULT_RULES
+) -> list[Statement]:
     """All statements for one measured ECG, rhythm first; NORM when nothing is abnormal.
 
     A paced rhythm gets no QRS, axis, voltage or QT statements: the pacemaker, not
@@ -555,7 +557,7 @@ def interpret(m: EcgMeasurement, sex: str | None = None) -> list[Statement]:
     """
     if m.beats is None or m.values.heart_rate_bpm is None:
         return []
-    found = rhythm_statements(m)
+    found = rhythm_statements(m, rules)
     rhythm = {s.code for s in found}
     found += ectopy_statements(m, sinus=bool(rhythm & NORMAL_RHYTHM_CODES))
     if "PACE" not in rhythm and m.fiducials is not None:

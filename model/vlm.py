@@ -50,6 +50,7 @@ from model.ecg import Ecg
 from model.image_input import PageImage, is_page_file, load_page
 from model.render import PAGE_WIDTH_MM
 from model.report import EngineInfo, Report
+from model.rule_settings import DEFAULT_RULES, RuleSettings
 from model.vlm_loading import VlmUnavailable, load_vlm
 from model.vlm_settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, VlmSettings
 from model.vlm_prompt import report_messages, report_prompt
@@ -76,10 +77,16 @@ class _Request:
 
 
 class VlmEngine:
-    """Loads the model once at construction; raises VlmUnavailable if it cannot."""
+    """Loads the model once at construction; raises VlmUnavailable if it cannot.
 
-    def __init__(self, settings: VlmSettings | None = None) -> None:
+    `rules` are the site's rule settings for the measurement report that grounds the
+    model (hybrid) and whose measurements every waveform report keeps."""
+
+    def __init__(
+        self, settings: VlmSettings | None = None, rules: RuleSettings = DEFAULT_RULES
+    ) -> None:
         self.settings = settings or VlmSettings()
+        self.rules = rules
         self.name = self.settings.mode
         self.loaded = load_vlm(self.settings.load_spec())
         self.info = EngineInfo(name=self.name, version=self.loaded.label)
@@ -187,7 +194,7 @@ class VlmEngine:
     def _request(self, item: Ecg | PageImage) -> _Request:
         if isinstance(item, PageImage):
             return _Request(item.image, report_prompt(from_image=True), None, item)
-        measured = ecg_model.analyze(item)
+        measured = ecg_model.analyze(item, self.rules)
         if self.settings.mode == "hybrid":
             prompt = report_prompt(measured.measurements, measured.statements)
         else:

@@ -23,6 +23,7 @@ from gateway.processing import EngineChoice
 from gateway.routing import FileDestination, Router
 from gateway.server import engine_choice, job_lease_s
 from gateway.store import Store
+from model.rule_settings import RuleSettings
 from model.vlm_settings import VlmSettings
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
@@ -221,3 +222,23 @@ def test_queued_ecgs_are_interpreted_in_one_vlm_batch(tmp_path, tiny, vendor, sh
     assert reports[2].source.kind == "secondary-capture"
     assert reports[2].measurements.heart_rate_bpm is None  # a page: nothing measured
     gw.store.close()
+
+
+def test_site_rate_limits_reach_the_pipeline_report(tmp_path, vendor):
+    """The GE ECG at 97/min: sinus rhythm by default, tachycardia where a site says > 85/min."""
+    reports = {}
+    for name, rules in (("default", RuleSettings()), ("site", RuleSettings(tachycardia_bpm=85))):
+        gw = gateway_with(tmp_path / name, EngineChoice(rules=rules))
+        job_id = gw.receive(vendor)
+        gw.process_all()
+        reports[name] = gw.package(job_id).report
+        gw.store.close()
+    assert reports["default"].codes[0] == "SR"
+    assert reports["site"].codes[0] == "STACH"
+    assert reports["site"].statements[0].evidence.criterion.endswith("rate > 85/min")
+
+
+def test_gateway_yaml_rules_reach_the_engine_choice(tmp_path):
+    path = tmp_path / "gateway.yaml"
+    path.write_text("rules:\n  bradycardia_bpm: 60\n")
+    assert engine_choice(load_config(path)).rules == RuleSettings(bradycardia_bpm=60)

@@ -60,6 +60,21 @@ def test_summary_shows_values_reasons_and_evidence() -> None:
     assert "because irregularly irregular RR" in text
 
 
+def test_cli_analyze_applies_the_site_rate_limits(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LUDB 12 (53/min): sinus rhythm by the default 50/min, bradycardia by a 60/min site."""
+    record = shared_data / "ludb" / "data" / "12"
+    site = tmp_path / "gateway.yaml"
+    site.write_text("rules:\n  bradycardia_bpm: 60\n")
+    assert main(["analyze", str(record), "--json"]) == 0
+    assert Report.model_validate_json(capsys.readouterr().out).codes[0] == "SR"
+    assert main(["analyze", str(record), "--json", "--config", str(site)]) == 0
+    report = Report.model_validate_json(capsys.readouterr().out)
+    assert report.codes[0] == "SBRAD"
+    assert report.statements[0].evidence.criterion.endswith("rate < 60/min")
+
+
 def test_cli_analyze_wfdb_record(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     record = shared_data / "ptbxl" / "records500" / "00000" / "00001_hr"
     assert main(["analyze", str(record), "--json"]) == 0
