@@ -121,17 +121,19 @@ def rr_irregularity(m: EcgMeasurement) -> float:
     labels, rr = m.beats.labels, m.beats.rr
     keep = (labels[1:] != "V") & (labels[:-1] != "V")
     rr = rr[keep]
-    if rr.size < 3:
-        return 0.0
-    return float(np.sqrt(np.mean(np.diff(rr) ** 2)) / np.mean(rr))
+    return normalised_rmssd(rr) if rr.size >= 3 else 0.0
 
 
 def normal_to_normal_irregularity(m: EcgMeasurement) -> float | None:
     """Normalised RMSSD of the normal-to-normal intervals; None with fewer than 3."""
     nn = normal_to_normal_rr_ms(m)
-    if nn.size < 3:
-        return None
-    return float(np.sqrt(np.mean(np.diff(nn) ** 2)) / np.mean(nn))
+    return normalised_rmssd(nn) if nn.size >= 3 else None
+
+
+def normalised_rmssd(rr: np.ndarray) -> float:
+    """Root mean square of successive RR differences over the mean RR: beat-to-beat
+    irregularity, unlike the spread, which a slow sinus arrhythmia also has."""
+    return float(np.sqrt(np.mean(np.diff(rr) ** 2)) / np.mean(rr))
 
 
 def has_p_waves(m: EcgMeasurement) -> bool:
