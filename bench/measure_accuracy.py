@@ -659,7 +659,13 @@ def ptbxl_rows(counts: dict[str, Counts], n: int) -> list[list[str]]:
 
 
 def speed_rows(engine: list[float], baseline: list[float]) -> list[list[str]]:
+    """Timed on the PTB-XL records: none with --ptbxl 0."""
+    if not engine:
+        return []
+
     def stats(seconds: list[float]) -> str:
+        if not seconds:
+            return "n/a"
         ms = np.asarray(seconds) * 1000.0
         return f"median {np.median(ms):.1f}, p95 {np.percentile(ms, 95):.1f}"
 
