@@ -145,3 +145,12 @@ def test_bench_edge_differences_add_up_to_the_qrs_difference(
     edges = bench.edge_differences(engine, beats)
     qrs = engine.values.qrs_ms - bench.reference_intervals(beats)["qrs"]
     assert edges["qrs_off"] - edges["qrs_on"] == pytest.approx(qrs, abs=5)
+
+
+def test_tp_segment_drift_is_not_read_as_an_early_p_onset(shared_data: Path) -> None:
+    """LUDB 138: the leads drift over its long TP segment; an isoelectric line anchored at
+    the TP segment's flattest moment put the P onset 28 ms early (PR +50 ms)."""
+    record = shared_data / "ludb" / "data" / "138"
+    reference = _bench_module().ludb_reference(record)
+    measured = measure(model.load(record)).values.pr_ms
+    assert abs(measured - reference["pr"]) <= 20
