@@ -82,6 +82,13 @@ QRS_NOISE_FACTOR = 3.0
 QRS_CORE_FRACTION = 0.15
 QRS_EDGE_FRACTION = 0.05
 QRS_FOOT_FRACTION = 0.02
+# A recording sampled under 500 Hz holds nothing above its Nyquist frequency (125 Hz
+# at 250 Hz), and the interpolation to 500 Hz spreads each QRS edge's foot by about
+# a sample: there the edges are taken higher up the slope. Chosen on the synthetic
+# grid at 250 Hz (QRS +4.2 ms, largest 6, at 5 % and 2 %; +2.3, largest 4, at these)
+# and checked on 24 random synthetic ECGs outside it (+4.2, largest 7 -> +3.1, 4).
+LOW_RATE_EDGE_FRACTION = 0.07
+LOW_RATE_FOOT_FRACTION = 0.035
 QRS_VALLEY_FRACTION = 0.05
 QRS_TAIL_MS = 50
 # The notch between S and the terminal R' of a right bundle branch block can hold the
@@ -94,6 +101,13 @@ T_SEARCH_MS = 500
 T_SMOOTH_MS = 20
 T_TRAPEZIUM_MS = 200
 MIN_T_MV = 0.05
+# The T wave must have ended T_BEFORE_NEXT_QRS_MS before the next QRS (where the next
+# P wave may begin); one still falling there has its end hidden by the next beat.
+T_BEFORE_NEXT_QRS_MS = 120
+T_END_HIDDEN = (
+    f"T wave still falling {T_BEFORE_NEXT_QRS_MS} ms before the next QRS: "
+    "the next beat hides its end"
+)
 # P wave: searched up to 350 ms before the QRS onset; must stand 4x above the
 # median beat's noise and repeat in most beats (atrial fibrillation does not).
 # Its isoelectric line is re-anchored, and so its onset searched, within
@@ -102,6 +116,14 @@ MIN_T_MV = 0.05
 # 7.9, 8.3 ms (PR SD 10.3, 9.9, 9.8, 9.8, 9.6, 10.0) for 50, 60, 66, 70, 80, 100
 # ms; from 60 ms on every synthetic PR stays within 4 ms (at 50 ms, one is 6 off).
 P_SEARCH_MS = 350
+# The search starts no earlier than P_AFTER_T_MS after the previous T wave's end.
+P_AFTER_T_MS = 20
+# An onset found within P_MIN_TP_MS of that start was not found: no isoelectric
+# TP segment separates it from the T wave. On synthetic ECGs whose P wave starts
+# within 16 ms of the T wave's end, or on it, such onsets came out 10-28 ms late;
+# on PTB-XL (39, 102, 363) with P durations of 112-180 ms, early.
+P_MIN_TP_MS = 10
+P_ONSET_HIDDEN = "P onset not separable from the end of the preceding T wave"
 P_SMOOTH_MS = 20
 P_ANCHOR_MS = 70
 P_TRAPEZIUM_MS = 60
@@ -305,14 +327,20 @@ def _qrs_core(v: np.ndarray) -> tuple[int, int, int]:
     return peak, start, end
 
 
-def locate_qrs(v_core: np.ndarray, v: np.ndarray) -> tuple[int, int]:
+def locate_qrs(v_core: np.ndarray, v: np.ndarray, source_fs: float = FS) -> tuple[int, int]:
     """Global QRS onset and offset on the spatial velocity of the median beats.
 
     The QRS core is found on v_core (0.5-40 Hz, smoothed: robust against noise);
     its edges are then followed outward on v (diagnostic bandwidth, unsmoothed:
     accurate) until the velocity falls to QRS_EDGE_FRACTION of its peak, but
     never below QRS_NOISE_FACTOR times the quiet level next to the complex.
+    source_fs is the rate the ECG was recorded at, before resampling to FS.
     """
+    edge_fraction, foot_fraction = (
+        (QRS_EDGE_FRACTION, QRS_FOOT_FRACTION)
+        if source_fs >= FS
+        else (LOW_RATE_EDGE_FRACTION, LOW_RATE_FOOT_FRACTION)
+    )
     _, start, end = _qrs_core(v_core)
     peak = start + int(np.argmax(v[start : end + 1]))
     base_on = _quiet_level(v, start - samples(200), start)
@@ -321,15 +349,15 @@ def locate_qrs(v_core: np.ndarray, v: np.ndarray) -> tuple[int, int]:
     def level(base: float, fraction: float) -> float:
         return max(base + fraction * (v[peak] - base), QRS_NOISE_FACTOR * base)
 
-    edge_on, edge_off = level(base_on, QRS_EDGE_FRACTION), level(base_off, QRS_EDGE_FRACTION)
+    edge_on, edge_off = level(base_on, edge_fraction), level(base_off, edge_fraction)
     start = _first_above(v, start, peak, edge_on)
     end = _first_above(v, end, peak, edge_off)
     onset = _walk(v, start, -1, edge_on, samples(60))
-    onset = _foot(v, onset, -1, level(base_on, QRS_FOOT_FRACTION))
+    onset = _foot(v, onset, -1, level(base_on, foot_fraction))
     offset = _walk(
         v, end, +1, edge_off, samples(QRS_TAIL_MS), valley_below=QRS_VALLEY_FRACTION * v[peak]
     )
-    offset = _foot(v, offset, +1, level(base_off, QRS_FOOT_FRACTION))
+    offset = _foot(v, offset, +1, level(base_off, foot_fraction))
     return onset, offset
 
 
@@ -395,32 +423,59 @@ def _trapezium_start(y: np.ndarray, xr: int, xm: int) -> int:
     return xr + int(np.argmax((y[xm] - y[t]) * (t + xm - 2 * xr)))
 
 
+@dataclass(frozen=True)
+class TWave:
+    """A T wave's peak and end in the median beat. end_hidden is True where the T wave
+    is still falling at the latest it may end (T_BEFORE_NEXT_QRS_MS before the next
+    QRS): end is then only that bound, and no QT can be measured from it."""
+
+    peak: int
+    end: int
+    end_hidden: bool = False
+
+
 def locate_t(
     median: np.ndarray, leads: np.ndarray, qrs_on: int, qrs_off: int, rr: float
-) -> tuple[int, int] | None:
-    """T peak and global T end; None when the T wave is too flat to end anywhere definite."""
+) -> tuple[TWave | None, str]:
+    """The T wave after the QRS, or None with the reason it was not found."""
     x = _smooth_rows(median[leads], samples(T_SMOOTH_MS))
     level = x[:, qrs_on - 3 : qrs_on].mean(axis=1, keepdims=True)
     magnitude = np.sqrt(((x - level) ** 2).sum(axis=0))
     lo = qrs_off + samples(40)
     hi = min(qrs_on + min(int(0.6 * rr), samples(T_SEARCH_MS)), magnitude.size - 1)
+    flat = "T wave too flat to locate its end"
     if hi - lo < samples(40):
-        return None
+        return None, flat
     peak = lo + int(np.argmax(magnitude[lo:hi]))
     if magnitude[peak] < MIN_T_MV or peak >= hi - 2:
-        return None
-    # The T wave must end before the next beat's P wave can start.
-    limit = min(qrs_on + int(rr) - samples(120), magnitude.size - 1)
+        return None, flat
+    limit = min(qrs_on + int(rr) - samples(T_BEFORE_NEXT_QRS_MS), magnitude.size - 1)
     slope = np.diff(magnitude)
     steepest = peak + int(np.argmin(slope[peak : min(peak + samples(150), limit)]))
-    end = _trapezium_end(magnitude, steepest, min(steepest + samples(T_TRAPEZIUM_MS), limit))
-    return peak, end
+    stop = min(steepest + samples(T_TRAPEZIUM_MS), limit)
+    end = _trapezium_end(magnitude, steepest, stop)
+    # A descent that only ends at the limit runs into the next beat (at fast rates
+    # with a long PR, the next P wave starts on it): an end there would be a guess.
+    if stop == limit and end >= limit - 1:
+        return TWave(peak, end, end_hidden=True), T_END_HIDDEN
+    return TWave(peak, end), ""
+
+
+@dataclass(frozen=True)
+class PWave:
+    """A P wave's extent in the median beat. onset_clear is False where no isoelectric
+    TP segment separates it from the previous T wave: the extent found lies within the
+    P wave but its onset is not the P wave's, so no PR or P duration is measured."""
+
+    onset: int
+    offset: int
+    onset_clear: bool = True
 
 
 def locate_p(
     median: np.ndarray, leads: np.ndarray, qrs_on: int, previous_t_end: int | None, noise: float
-) -> tuple[tuple[int, int] | None, str]:
-    """P onset and offset before the QRS, or None with the reason it was not found.
+) -> tuple[PWave | None, str]:
+    """The P wave before the QRS, or None with the reason it was not found.
 
     The P wave is the largest deflection of the spatial magnitude in the search
     window. Its isoelectric reference is a straight line from a flat moment before
@@ -434,8 +489,9 @@ def locate_p(
     point for the onset; the offset is a trapezium point after the steepest fall.
     """
     lo = qrs_on - samples(P_SEARCH_MS)
-    if previous_t_end is not None:
-        lo = max(lo, previous_t_end + samples(20))
+    after_t = previous_t_end is not None and previous_t_end + samples(P_AFTER_T_MS) > lo
+    if after_t:
+        lo = previous_t_end + samples(P_AFTER_T_MS)
     lo = max(lo, 4)
     # The smoothing lets the QRS leak this far back: the PR segment ends here.
     pr_end = qrs_on - samples(P_SMOOTH_MS) // 2 - 2
@@ -458,7 +514,8 @@ def locate_p(
     fall = peak + int(np.argmin(np.diff(magnitude)[peak:hi]))
     onset = _trapezium_start(magnitude, anchor, rise)
     offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
-    return (onset, offset), ""
+    onset_clear = not (after_t and onset - lo < samples(P_MIN_TP_MS))
+    return PWave(onset, offset, onset_clear), ""
 
 
 def _steepest_rise(magnitude: np.ndarray, anchor: int, peak: int) -> int:
@@ -698,7 +755,7 @@ def measure(ecg: Ecg) -> EcgMeasurement:
     raw, sig, beats = _filtered_beats(result, raw, usable)
     if beats is None:
         return _fail(result, "fewer than 3 QRS complexes detected")
-    return _measure_beats(result, raw, sig, beats, usable, independent)
+    return _measure_beats(result, raw, sig, beats, usable, independent, ecg.sampling_rate)
 
 
 def _filtered_beats(
@@ -732,6 +789,7 @@ def _measure_beats(
     beats: Beats,
     usable: np.ndarray,
     independent: np.ndarray,
+    source_fs: float,
 ) -> EcgMeasurement:
     result.beats = beats
     dominant = beats.dominant
@@ -761,7 +819,7 @@ def _measure_beats(
     result.median = wide
     _rate(result, beats)
     median_noise = float(np.sqrt((noise[leads] ** 2).sum() / dominant.size))
-    _fiducials_and_intervals(result, sig, leads, median, wide, median_noise)
+    _fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
     if result.fiducials is not None:
         _axes_and_amplitudes(result, wide, usable)
         result.flutter_hz, result.atrial_residual_mv = atrial_residual(
@@ -816,41 +874,48 @@ def _fiducials_and_intervals(
     median: np.ndarray,
     wide: np.ndarray,
     median_noise: float,
+    source_fs: float,
 ) -> None:
     v_core = spatial_velocity(median, leads, smooth=3)
     v_wide = spatial_velocity(wide, leads)
     if _too_noisy_for_wideband(v_core, v_wide):
         v_wide = v_core
-    qrs_on, qrs_off = locate_qrs(v_core, v_wide)
+    qrs_on, qrs_off = locate_qrs(v_core, v_wide, source_fs)
     rr = result.beats.dominant_rr
     values = result.values
     values.qrs_ms = round(ms(qrs_off - qrs_on))
-    t = locate_t(median, leads, qrs_on, qrs_off, rr)
-    t_peak, t_off = t if t else (None, None)
+    t, reason = locate_t(median, leads, qrs_on, qrs_off, rr)
+    t_peak = t.peak if t is not None else None
+    t_off = t.end if t is not None and not t.end_hidden else None
     if t_off is None:
-        result.set_null(
-            ("qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg"),
-            "T wave too flat to locate its end",
-        )
+        result.set_null(("qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg"), reason)
     else:
         values.qt_ms = round(ms(t_off - qrs_on))
         rr_s = values.rr_ms / 1000.0
         values.qtc_bazett_ms = round(values.qt_ms / np.sqrt(rr_s))
         values.qtc_fridericia_ms = round(values.qt_ms / np.cbrt(rr_s))
-    previous_t_end = int(t_off - rr) if t_off is not None else None
+    previous_t_end = int(t.end - rr) if t is not None else None
     p, reason = locate_p(median, leads, qrs_on, previous_t_end, median_noise)
     p_on = p_off = None
     if p is not None:
-        consistency = p_wave_consistency(sig, leads, result.beats.dominant, median, *p)
+        consistency = p_wave_consistency(
+            sig, leads, result.beats.dominant, median, p.onset, p.offset
+        )
         result.p_consistency = consistency
         if consistency >= MIN_P_CONSISTENCY:
-            p_on, p_off = p
-            values.pr_ms = round(ms(qrs_on - p_on))
-            values.p_duration_ms = round(ms(p_off - p_on))
+            p_on, p_off = p.onset, p.offset
         else:
             reason = f"no consistent P wave (beat-to-beat P correlation {consistency:.2f})"
     if p_on is None:
         result.set_null(("pr_ms", "p_duration_ms", "p_axis_deg"), reason)
+    elif p.onset_clear:
+        values.pr_ms = round(ms(qrs_on - p_on))
+        values.p_duration_ms = round(ms(p_off - p_on))
+    else:
+        result.set_null(
+            ("pr_ms", "p_duration_ms"),
+            P_ONSET_HIDDEN,
+        )
     result.fiducials = Fiducials(qrs_on, qrs_off, t_peak, t_off, p_on, p_off)
 
 

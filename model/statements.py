@@ -137,12 +137,12 @@ def normalised_rmssd(rr: np.ndarray) -> float:
 
 
 def has_p_waves(m: EcgMeasurement) -> bool:
-    return m.values.pr_ms is not None
+    """A repeating P wave was found, whether or not its onset (and so the PR) could be
+    measured: at fast rates the P wave may start on the preceding T wave."""
+    return m.fiducials is not None and m.fiducials.p_on is not None
 
 
-def rhythm_statements(
-    m: EcgMeasurement, rules: RuleSettings = DEFAULT_RULES
-) -> list[Statement]:
+def rhythm_statements(m: EcgMeasurement, rules: RuleSettings = DEFAULT_RULES) -> list[Statement]:
     if is_paced(m):
         return [
             make_statement(
