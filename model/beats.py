@@ -199,6 +199,13 @@ def median_beat(windows: np.ndarray) -> np.ndarray:
     return np.median(windows, axis=1)
 
 
+# A stimulus that the cart records as a step and then holds (LUDB 111, bipolar
+# pacing): after the jump the lead stays flat for this many samples (6 ms at 500
+# Hz), which no QRS downstroke does, while the paced QRS that starts within 60 ms
+# fails the quiet-after test.
+STIMULUS_HOLD = samples(6)
+
+
 def pacing_spikes(raw: np.ndarray, usable: np.ndarray) -> np.ndarray:
     """Candidate pacemaker stimuli: jumps one sample long, in at least three leads at once.
 
@@ -209,7 +216,8 @@ def pacing_spikes(raw: np.ndarray, usable: np.ndarray) -> np.ndarray:
     sharp R-to-S downstroke is not. A biphasic stimulus (LUDB 93, biventricular
     pacing) has its first, smaller phase in the 2 samples before the main jump,
     so those are left out of the quiet-before test (chosen on LUDB and CinC 2021,
-    where it adds that record and no false stimulus). Electrode artefacts can pass
+    where it adds that record and no false stimulus). A stimulus held as a flat step
+    (STIMULUS_HOLD) need not be quiet after. Electrode artefacts can pass
     this test too; paced_beats() keeps only the stimuli time-locked to QRS complexes.
     """
     x = raw[usable]
@@ -234,7 +242,8 @@ def _is_stimulus(step: np.ndarray, j: int) -> bool:
     one_sample = step[j - 1] * direction < 0.5 * jump and step[j + 1] * direction < 0.5 * jump
     quiet_before = np.abs(step[j - samples(30) : j - 2]).max() < 0.3 * jump
     quiet_after = np.abs(step[j + 4 : j + samples(60)]).max() < 0.5 * jump
-    return bool(one_sample and quiet_before and quiet_after)
+    held = np.abs(step[j + 1 : j + 1 + STIMULUS_HOLD]).max() < 0.05 * jump
+    return bool(one_sample and quiet_before and (quiet_after or held))
 
 
 def paced_beats(spikes: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -132,6 +132,15 @@ def test_ludb_biphasic_biventricular_stimuli_are_found(shared_data: Path) -> Non
     assert report.statements[0].evidence.values["paced_beats"] >= 8
 
 
+def test_ludb_stimuli_held_as_a_step_are_found(shared_data: Path) -> None:
+    """LUDB 111 (bipolar ventricular pacing): each stimulus is a one-sample jump that the
+    lead then holds flat while the paced QRS begins within 60 ms; it must not be
+    rejected for what follows it."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / "111"))
+    assert report.codes == ["PACE"]
+    assert report.statements[0].evidence.values["paced_beats"] >= 8
+
+
 @pytest.mark.parametrize("record", ["1", "2", "3", "5", "9"])
 def test_bench_edge_differences_add_up_to_the_qrs_difference(
     shared_data: Path, record: str
