@@ -554,7 +554,9 @@ def interpret(
     """All statements for one measured ECG, rhythm first; NORM when nothing is abnormal.
 
     A paced rhythm gets no QRS, axis, voltage or QT statements: the pacemaker, not
-    the conduction system, shapes the QRS. AV conduction is judged only in sinus
+    the conduction system, shapes the QRS. Pre-excitation (WPW) widens the QRS and
+    changes its voltages through the accessory pathway, so it gets no bundle branch,
+    fascicular or hypertrophy statement either. AV conduction is judged only in sinus
     rhythm, and the QT not in atrial fibrillation (its RR changes beat to beat).
     """
     if m.beats is None or m.values.heart_rate_bpm is None:
@@ -563,12 +565,15 @@ def interpret(
     rhythm = {s.code for s in found}
     found += ectopy_statements(m, sinus=bool(rhythm & NORMAL_RHYTHM_CODES))
     if "PACE" not in rhythm and m.fiducials is not None:
-        if rhythm & NORMAL_RHYTHM_CODES:
-            found += av_conduction_statements(m)
-        found += ventricular_conduction_statements(m)
-        found += fascicular_statements(m)
+        av = av_conduction_statements(m) if rhythm & NORMAL_RHYTHM_CODES else []
+        found += av
+        pre_excited = any(s.code == "WPW" for s in av)
+        if not pre_excited:
+            found += ventricular_conduction_statements(m)
+            found += fascicular_statements(m)
         found += axis_statements(m, {s.code for s in found})
-        found += hypertrophy_statements(m, sex)
+        if not pre_excited:
+            found += hypertrophy_statements(m, sex)
         found += low_voltage_statements(m)
         if "AFIB" not in rhythm:
             found += qt_statements(m, sex)

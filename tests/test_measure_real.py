@@ -104,6 +104,16 @@ def test_atrial_fibrillation_gives_no_pr_and_the_afib_statement(
         (18, "AFLT"),
         (363, "PVC"),
         (108, "STACH"),
+        (149, "SARRH"),
+        (187, "SARRH"),
+        (271, "PAC"),
+        (209, "1AVB"),
+        (52, "IRBBB"),
+        (291, "IRBBB"),
+        (377, "LPFB"),
+        (378, "LPFB"),
+        (137, "LVH"),
+        (260, "LNGQT"),
     ],
 )
 def test_ptbxl_labelled_findings(shared_data: Path, ecg_id: int, code: str) -> None:

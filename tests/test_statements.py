@@ -52,6 +52,16 @@ def test_each_criterion_fires_alone(spec: SyntheticSpec, expected: list[str]) ->
     assert _codes(spec) == expected
 
 
+def test_pre_excitation_explains_the_wide_qrs() -> None:
+    """Short PR with a wide QRS is WPW; the accessory pathway, not a bundle branch or
+    fascicle, widens that QRS, so no IVCD (or BBB, LVH) is stated beside it."""
+    spec = SyntheticSpec(pr_ms=100, p_duration_ms=80, qrs_ms=130)
+    statements = interpret(measure(synthetic_ecg(spec)))
+    assert [s.code for s in statements] == ["SR", "WPW"]
+    assert statements[1].evidence.values["pr_ms"] < 120
+    assert statements[1].evidence.values["qrs_ms"] >= 110
+
+
 def test_left_axis_deviation() -> None:
     codes = _codes(SyntheticSpec(qrs_axis_deg=-50, r_mv=2.0))
     assert codes == ["SR", "LAD"]
