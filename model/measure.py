@@ -143,6 +143,7 @@ PLAUSIBLE_MS = {
     "qrs_ms": (40, 250),
     "qt_ms": (200, 700),
 }
+P_WAVE_INTERVALS = {"pr_ms": "PR", "p_duration_ms": "P duration"}
 # A pacemaker drives the rhythm when at least this share of beats follows a stimulus
 # (fewer are as likely to be QRS-locked artefacts, and too few to change a measurement).
 MIN_PACED_FRACTION = 0.4
@@ -932,13 +933,19 @@ def _too_noisy_for_wideband(v_core: np.ndarray, v_wide: np.ndarray) -> bool:
 
 
 def _reject_implausible(result: EcgMeasurement) -> None:
+    """Null what is out of range; an implausible PR or P duration means the P wave's
+    extent is wrong, so nothing measured on that P wave is kept (PTB-XL 59: a 302 ms
+    'P wave' gave a PR of 342 ms and a P axis of -36 degrees)."""
     for key, (low, high) in PLAUSIBLE_MS.items():
         value = getattr(result.values, key)
         if value is not None and not low <= value <= high:
+            out_of_range = f"{value:.0f} ms is outside {low}-{high}"
+            if key in P_WAVE_INTERVALS:
+                name = P_WAVE_INTERVALS[key]
+                _drop_p_wave(result, f"P wave not delimited ({name} {out_of_range})")
+                continue
             setattr(result.values, key, None)
-            result.null_reasons[key] = (
-                f"measurement failed ({value:.0f} ms is outside {low}-{high})"
-            )
+            result.null_reasons[key] = f"measurement failed ({out_of_range})"
             if key == "qt_ms":
                 for derived in ("qtc_bazett_ms", "qtc_fridericia_ms"):
                     setattr(result.values, derived, None)

@@ -142,6 +142,20 @@ def test_ludb_biphasic_biventricular_stimuli_are_found(shared_data: Path) -> Non
     assert report.statements[0].evidence.values["paced_beats"] >= 8
 
 
+@pytest.mark.parametrize("ecg_id", [59, 385])
+def test_p_wave_of_implausible_duration_gives_no_p_measurement(
+    shared_data: Path, ecg_id: int
+) -> None:
+    """PTB-XL 59 and 385: a 'P wave' of 284-302 ms is not a P wave, so neither the PR
+    nor the P axis measured on it may be reported beside its rejected duration."""
+    report = _ptbxl(shared_data, ecg_id)
+    values = report.measurements
+    assert (values.pr_ms, values.p_duration_ms, values.p_axis_deg) == (None, None, None)
+    reason = report.null_reasons["pr_ms"]
+    assert reason.startswith("P wave not delimited (P duration") and "outside 30-250" in reason
+    assert values.qrs_ms is not None and values.qt_ms is not None
+
+
 def test_ludb_stimuli_held_as_a_step_are_found(shared_data: Path) -> None:
     """LUDB 111 (bipolar ventricular pacing): each stimulus is a one-sample jump that the
     lead then holds flat while the paced QRS begins within 60 ms; it must not be
