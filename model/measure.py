@@ -935,7 +935,8 @@ def _too_noisy_for_wideband(v_core: np.ndarray, v_wide: np.ndarray) -> bool:
 def _reject_implausible(result: EcgMeasurement) -> None:
     """Null what is out of range; an implausible PR or P duration means the P wave's
     extent is wrong, so nothing measured on that P wave is kept (PTB-XL 59: a 302 ms
-    'P wave' gave a PR of 342 ms and a P axis of -36 degrees)."""
+    'P wave' gave a PR of 342 ms and a P axis of -36 degrees); likewise a QT out of
+    range takes the QTc and the T axis, which rest on the same T wave end."""
     for key, (low, high) in PLAUSIBLE_MS.items():
         value = getattr(result.values, key)
         if value is not None and not low <= value <= high:
@@ -947,7 +948,7 @@ def _reject_implausible(result: EcgMeasurement) -> None:
             setattr(result.values, key, None)
             result.null_reasons[key] = f"measurement failed ({out_of_range})"
             if key == "qt_ms":
-                for derived in ("qtc_bazett_ms", "qtc_fridericia_ms"):
+                for derived in ("qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg"):
                     setattr(result.values, derived, None)
                     result.null_reasons[derived] = result.null_reasons[key]
 

@@ -156,6 +156,15 @@ def test_p_wave_of_implausible_duration_gives_no_p_measurement(
     assert values.qrs_ms is not None and values.qt_ms is not None
 
 
+def test_t_wave_end_out_of_range_takes_the_t_axis_too(shared_data: Path) -> None:
+    """PTB-XL 34 (atrial flutter): a 'QT' of 196 ms ends the T wave too early, so the T
+    axis measured up to that end is not reported either."""
+    report = _ptbxl(shared_data, 34)
+    assert report.measurements.qt_ms is None and report.measurements.t_axis_deg is None
+    assert report.null_reasons["t_axis_deg"] == report.null_reasons["qt_ms"]
+    assert "outside 200-700" in report.null_reasons["t_axis_deg"]
+
+
 def test_ludb_stimuli_held_as_a_step_are_found(shared_data: Path) -> None:
     """LUDB 111 (bipolar ventricular pacing): each stimulus is a one-sample jump that the
     lead then holds flat while the paced QRS begins within 60 ms; it must not be
