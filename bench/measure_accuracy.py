@@ -58,6 +58,7 @@ sys.path.insert(0, str(REPO))
 
 import model
 from model.beats import FS
+from model.decode import read_muse_measurements
 from model.ecg import Ecg
 from model.measure import PRE, EcgMeasurement, measure
 from model.statements import COMPLETE_BBB_QRS_MS
@@ -475,14 +476,77 @@ GE_KEYS = {
 
 def run_muse() -> list[tuple[str, str, float | None, float | None]]:
     """(file, quantity, GE, engine) for each GE MUSE XML file and measurement."""
-    from model.decode import read_muse_measurements
-
     rows = []
     for path in sorted((DATA / "vendor" / "muse").glob("*.xml")):
         ge = read_muse_measurements(path)
         report = model.analyze(model.load(path))
         for tag, (label, key) in GE_KEYS.items():
             rows.append((path.name, label, ge.get(tag), getattr(report.measurements, key)))
+    return rows
+
+
+# GE's fiducial points on its own median beat (RestingECGMeasurements, samples at
+# 500 Hz) -> the engine's global fiducial.
+GE_EDGES = {"POnset": "p_on", "QOnset": "qrs_on", "QOffset": "qrs_off", "TOffset": "t_off"}
+GE_ALIGN_SEARCH = 60  # samples either side of the QRS fiducial's expected place
+
+
+def ge_edge_differences(path: Path) -> dict[str, float | None]:
+    """Engine minus GE per global edge (ms), on the same beat: the engine's median beat
+    is laid onto GE's where their QRS complexes correlate best, and its fiducials
+    compared with GE's POnset, QOnset, QOffset, TOffset. Shows which edge an
+    interval difference comes from."""
+    ge = read_muse_measurements(path)
+    ecg = model.load(path)
+    engine = measure(ecg)
+    if ecg.median_beats is None or engine.fiducials is None or ecg.median_sampling_rate != FS:
+        return {}
+    offset = _median_offset(engine.median, ecg.median_beats, ge["QOnset"], engine.fiducials.qrs_on)
+    differences: dict[str, float | None] = {}
+    for tag, key in GE_EDGES.items():
+        at = getattr(engine.fiducials, key)
+        known = at is not None and tag in ge
+        differences[tag] = (at - offset - ge[tag]) * 1000 / FS if known else None
+    return differences
+
+
+def _median_offset(engine: np.ndarray, ge: np.ndarray, ge_qrs_on: float, qrs_on: int) -> int:
+    """Engine median sample minus GE median sample for the same moment: the lag that best
+    correlates the two QRS complexes (120 ms from each one's QRS onset) over the leads."""
+    width = round(0.12 * FS)
+    start = int(ge_qrs_on)
+    reference = ge[:, start : start + width]
+    reference = reference - reference.mean(axis=1, keepdims=True)
+    best, best_lag = -np.inf, qrs_on - start
+    for lag in range(qrs_on - start - GE_ALIGN_SEARCH, qrs_on - start + GE_ALIGN_SEARCH + 1):
+        window = engine[:, start + lag : start + lag + width]
+        if start + lag < 0 or window.shape[1] < width:
+            continue
+        window = window - window.mean(axis=1, keepdims=True)
+        norm = np.sqrt((window**2).sum() * (reference**2).sum())
+        score = float((window * reference).sum() / norm)
+        if score > best:
+            best, best_lag = score, lag
+    return best_lag
+
+
+def ge_edge_rows() -> list[list[str]]:
+    paths = sorted((DATA / "vendor" / "muse").glob("*.xml"))
+    found = {path.name: ge_edge_differences(path) for path in paths}
+    rows = []
+    for tag in GE_EDGES:
+        cells = [f"{_fmt(diffs.get(tag))}" for diffs in found.values()]
+        rows.append(
+            [
+                "GE MUSE XML",
+                f"{tag} on GE's median beat, engine − GE ms ({', '.join(found)})",
+                str(len(found)),
+                "; ".join(cells),
+                "",
+                "",
+                "",
+            ]
+        )
     return rows
 
 
@@ -838,6 +902,7 @@ def main(argv: list[str] | None = None) -> int:
     ludb, edges, widths = run_ludb(args.ludb)
     rows += ludb_rows(ludb) + edge_rows(edges) + width_rows(widths)
     rows += muse_rows(run_muse())
+    rows += ge_edge_rows()
     counts, seconds, rates = run_ptbxl(args.ptbxl)
     rows += ptbxl_rows(counts, args.ptbxl)
     rows += rate_limit_rows(rates)

@@ -72,6 +72,21 @@ def test_ge_muse_measurements_on_the_same_waveform(shared_data: Path, name: str)
         assert getattr(values, ours) == pytest.approx(ge[theirs], abs=10), ours
 
 
+@pytest.mark.parametrize("name", ["muse-sinus.xml", "guangxi_teaching_sinus_rhythm.xml"])
+def test_bench_ge_edges_agree_with_ges_intervals(shared_data: Path, name: str) -> None:
+    """The bench lays the engine's fiducials onto GE's median beat; the edge differences
+    must add up to the interval differences, else the alignment is wrong."""
+    path = shared_data / "vendor" / "muse" / name
+    edges = _bench_module().ge_edge_differences(path)
+    ge = read_muse_measurements(path)
+    values = model.analyze(model.load(path)).measurements
+    qrs = edges["QOffset"] - edges["QOnset"]
+    pr = edges["QOnset"] - edges["POnset"]
+    assert qrs == pytest.approx(values.qrs_ms - ge["QRSDuration"], abs=3)
+    assert pr == pytest.approx(values.pr_ms - ge["PRInterval"], abs=3)
+    assert abs(edges["QOnset"]) <= 4
+
+
 def test_ptbxl_normal_sinus_rhythm(shared_data: Path) -> None:
     report = _ptbxl(shared_data, 1)  # PTB-XL: NORM, SR
     assert report.codes == ["SR", "NORM"]
