@@ -17,9 +17,11 @@
    -2.2 +- 5.2 ms, part of the LUDB SDs. A check of the reference itself: in the
    records whose diagnosis (ludb.csv) names no conduction abnormality, how many
    have a QRS of 120 ms or more, which would itself be one (bundle branch block or
-   intraventricular conduction delay), by the engine and by the reference.
+   intraventricular conduction delay), by the engine and by the reference. And the
+   engine's heart rate by the cardiologists' sinus label: where their rate limits lie.
 2. GE MUSE XML (vendor/muse): the engine on the waveform of each file against GE's
-   own measurements in the same file.
+   own measurements in the same file, and the engine's fiducials laid onto GE's
+   median beat against GE's own fiducial points (which edge a difference comes from).
 3. PTB-XL (records 1-400, 500 Hz): precision, recall and F1 of each statement
    against scp_codes (a code present in scp_codes counts as positive, whatever
    its likelihood: PTB-XL's likelihood 0 means "unknown", not "absent"); LAD/RAD
@@ -234,6 +236,40 @@ def ludb_conduction_normal() -> set[int]:
             for row in csv.DictReader(f)
             if not row["Conduction abnormalities"].strip()
         }
+
+
+LUDB_SINUS_LABELS = ("Sinus bradycardia", "Sinus rhythm", "Sinus tachycardia")
+
+
+def ludb_sinus_rates(limit: int) -> dict[str, list[int]]:
+    """The engine's heart rate of each unpaced LUDB record by its cardiologists' sinus
+    label (the first line of its rhythm): where their rate limits lie."""
+    with (DATA / "ludb" / "ludb.csv").open(newline="") as f:
+        rhythms = {int(row["ID"]): row["Rhythms"].strip() for row in csv.DictReader(f)}
+    rates: dict[str, list[int]] = {label: [] for label in LUDB_SINUS_LABELS}
+    for number in range(1, limit + 1):
+        label = rhythms.get(number, "").split("\n")[0]
+        record = DATA / "ludb" / "data" / str(number)
+        if label not in rates or ludb_is_paced(record):
+            continue
+        rate = measure(model.load(record)).values.heart_rate_bpm
+        if rate is not None:
+            rates[label].append(rate)
+    return rates
+
+
+def sinus_rate_rows(rates: dict[str, list[int]]) -> list[list[str]]:
+    ranges = [f"{label.lower()} {min(v)}–{max(v)}/min" for label, v in rates.items() if v]
+    sinus = rates["Sinus rhythm"]
+    slower = sum(rate < max(rates["Sinus bradycardia"], default=0) for rate in sinus)
+    faster = sum(rate > min(rates["Sinus tachycardia"], default=1000) for rate in sinus)
+    ranges.append(
+        f"sinus rhythms slower than the fastest bradycardia {slower}, "
+        f"faster than the slowest tachycardia {faster}"
+    )
+    n = str(sum(len(found) for found in rates.values()))
+    quantity = "engine heart rate by the cardiologists' sinus label (without pacemaker)"
+    return [["LUDB", quantity, n, "; ".join(ranges), "", "", ""]]
 
 
 @dataclass
@@ -901,6 +937,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = synthetic_rows(run_synthetic())
     ludb, edges, widths = run_ludb(args.ludb)
     rows += ludb_rows(ludb) + edge_rows(edges) + width_rows(widths)
+    rows += sinus_rate_rows(ludb_sinus_rates(args.ludb))
     rows += muse_rows(run_muse())
     rows += ge_edge_rows()
     counts, seconds, rates = run_ptbxl(args.ptbxl)
