@@ -571,7 +571,7 @@ def ge_edge_rows() -> list[list[str]]:
     found = {path.name: ge_edge_differences(path) for path in paths}
     rows = []
     for tag in GE_EDGES:
-        cells = [f"{_fmt(diffs.get(tag))}" for diffs in found.values()]
+        cells = [_fmt(diffs.get(tag)) for diffs in found.values()]
         rows.append(
             [
                 "GE MUSE XML",
