@@ -2,14 +2,15 @@
 
 0. Synthetic ECGs (model.synthetic) with exactly known intervals and axes, at 250,
    500 and 1000 Hz: the error of each measurement (goal: within 4 ms / 5 degrees).
-1. LUDB (160 records): global PR, QRS and QT against the cardiologists' per-lead
-   annotations, next to the IEC 60601-2-25 limits for global intervals (mean
-   difference within +-10 ms for PR and QRS and +-25 ms for QT; SD <= 10, 10,
-   30 ms). Reference per beat: earliest onset and latest offset over the leads,
-   after dropping the single most extreme lead; then the median over the beats.
-   Baseline in the same run: neurokit2's DWT delineation of lead II alone. Then
-   each global edge (QRS onset and offset, P onset, T end) on its own, engine minus
-   reference per beat, median per record: which edge an interval's bias comes from.
+1. LUDB (160 records): global P duration, PR, QRS and QT against the cardiologists'
+   per-lead annotations, next to the IEC 60601-2-25 limits for global durations and
+   intervals (mean difference within +-10 ms for P, PR and QRS and +-25 ms for QT;
+   SD <= 15, 10, 10, 30 ms). Reference per beat: earliest onset and latest offset
+   over the leads, after dropping the single most extreme lead; then the median
+   over the beats. Baseline in the same run: neurokit2's DWT delineation of lead II
+   alone. Then each global edge (QRS onset and offset, P onset and offset, T end)
+   on its own, engine minus reference per beat, median per record: which edge an
+   interval's bias comes from.
    The LUDB copy in shared/data has every lead min-max normalised to a range of 1
    (not mV; Einthoven's law no longer holds), which changes how much each lead
    weighs in the multi-lead fiducials: the same normalisation applied to the 2 GE
@@ -20,8 +21,9 @@
    intraventricular conduction delay), by the engine and by the reference. And the
    engine's heart rate by the cardiologists' sinus label: where their rate limits lie.
 2. GE MUSE XML (vendor/muse): the engine on the waveform of each file against GE's
-   own measurements in the same file, and the engine's fiducials laid onto GE's
-   median beat against GE's own fiducial points (which edge a difference comes from).
+   own measurements in the same file (GE's P duration: its POffset - POnset), and
+   the engine's fiducials laid onto GE's median beat against GE's own fiducial
+   points (which edge a difference comes from).
 3. PTB-XL (records 1-400, 500 Hz): precision, recall and F1 of each statement
    against scp_codes (a code present in scp_codes counts as positive, whatever
    its likelihood: PTB-XL's likelihood 0 means "unknown", not "absent"); LAD/RAD
@@ -67,8 +69,10 @@ from model.statements import COMPLETE_BBB_QRS_MS
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 LUDB_LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
-IEC_LIMITS = {"pr": (10, 10), "qrs": (10, 10), "qt": (25, 30)}  # (|mean| <=, SD <=) in ms
-INTERVAL_KEYS = {"pr": "pr_ms", "qrs": "qrs_ms", "qt": "qt_ms"}
+# (|mean| <=, SD <=) in ms, IEC 60601-2-25:2011 for global durations and intervals.
+IEC_LIMITS = {"p": (10, 15), "pr": (10, 10), "qrs": (10, 10), "qt": (25, 30)}
+INTERVAL_KEYS = {"p": "p_duration_ms", "pr": "pr_ms", "qrs": "qrs_ms", "qt": "qt_ms"}
+INTERVAL_LABELS = {"p": "P duration", "pr": "PR", "qrs": "QRS", "qt": "QT"}
 RHYTHM_GOAL_CODES = ("SR", "AFIB", "SBRAD", "STACH")
 # PTB-XL heart_axis values beyond -30 and +90 degrees (ALAD: "abnormal left axis
 # deviation"; its LAD means -30..+30, not the AHA's left axis deviation).
@@ -120,6 +124,7 @@ class ReferenceBeat:
     qrs_on: int | None
     qrs_off: int | None
     p_on: int | None
+    p_off: int | None
     t_off: int | None
     qrs_median_lead: float | None
 
@@ -153,15 +158,15 @@ def ludb_reference_beats(record: Path) -> list[ReferenceBeat]:
             waves = (w for lead_waves in per_lead.values() for w in lead_waves)
             return [w for w in waves if w.kind == kind and lo < w.peak < hi]
 
+        p_waves = edges("p", previous, centres[i])
         found.append(
             ReferenceBeat(
                 centre=centres[i],
                 qrs_on=_second_earliest([w.onset for w in group if w.onset is not None]),
                 qrs_median_lead=_median_lead_duration(group),
                 qrs_off=_second_latest([w.offset for w in group if w.offset is not None]),
-                p_on=_second_earliest(
-                    [w.onset for w in edges("p", previous, centres[i]) if w.onset is not None]
-                ),
+                p_on=_second_earliest([w.onset for w in p_waves if w.onset is not None]),
+                p_off=_second_latest([w.offset for w in p_waves if w.offset is not None]),
                 t_off=_second_latest(
                     [w.offset for w in edges("t", centres[i], following) if w.offset is not None]
                 ),
@@ -184,8 +189,10 @@ def ludb_reference(record: Path, fs: float = 500.0) -> dict[str, float | None]:
 
 
 def reference_intervals(beats: list[ReferenceBeat], fs: float = 500.0) -> dict[str, float | None]:
-    pr, qrs_d, qt = [], [], []
+    p_d, pr, qrs_d, qt = [], [], [], []
     for beat in beats:
+        if beat.p_on is not None and beat.p_off is not None:
+            p_d.append(beat.p_off - beat.p_on)
         if beat.qrs_on is None or beat.qrs_off is None:
             continue
         qrs_d.append(beat.qrs_off - beat.qrs_on)
@@ -197,7 +204,7 @@ def reference_intervals(beats: list[ReferenceBeat], fs: float = 500.0) -> dict[s
     def median_ms(values: list[int]) -> float | None:
         return float(np.median(values)) * 1000.0 / fs if values else None
 
-    return {"pr": median_ms(pr), "qrs": median_ms(qrs_d), "qt": median_ms(qt)}
+    return {"p": median_ms(p_d), "pr": median_ms(pr), "qrs": median_ms(qrs_d), "qt": median_ms(qt)}
 
 
 def ludb_is_paced(record: Path) -> bool:
@@ -224,7 +231,13 @@ class Agreement:
 
 # Global edges scored one by one (Fiducials and ReferenceBeat share the names), to
 # show which edge an interval's difference comes from.
-EDGES = {"qrs_on": "QRS onset", "qrs_off": "QRS offset", "p_on": "P onset", "t_off": "T end"}
+EDGES = {
+    "qrs_on": "QRS onset",
+    "qrs_off": "QRS offset",
+    "p_on": "P onset",
+    "p_off": "P offset",
+    "t_off": "T end",
+}
 EDGE_ROWS = {**EDGES, "qrs_median_lead": "QRS against the median lead's annotated QRS,"}
 
 
@@ -358,6 +371,7 @@ def neurokit_lead_ii(ecg: Ecg) -> dict[str, float | None]:
         return float(np.median(d)) * 1000.0 / fs if d.size else None
 
     return {
+        "p": median_ms("ECG_P_Onsets", "ECG_P_Offsets"),
         "pr": median_ms("ECG_P_Onsets", "ECG_R_Onsets"),
         "qrs": median_ms("ECG_R_Onsets", "ECG_R_Offsets"),
         "qt": median_ms("ECG_R_Onsets", "ECG_T_Offsets"),
@@ -367,12 +381,19 @@ def neurokit_lead_ii(ecg: Ecg) -> dict[str, float | None]:
 # ------------------------------------------------------------- synthetic ----
 
 SYNTHETIC_KEYS = {
+    "p": "p_duration_ms",
     "pr": "pr_ms",
     "qrs": "qrs_ms",
     "qt": "qt_ms",
     "p_axis": "p_axis_deg",
     "qrs_axis": "qrs_axis_deg",
     "t_axis": "t_axis_deg",
+}
+SYNTHETIC_LABELS = {
+    **INTERVAL_LABELS,
+    "p_axis": "P axis",
+    "qrs_axis": "QRS axis",
+    "t_axis": "T axis",
 }
 
 
@@ -444,6 +465,7 @@ def run_synthetic() -> dict[str, dict[str, dict[str, list[float]]]]:
         found = errors.setdefault(group, {"engine": {}, "baseline": {}})
         for spec in specs():
             truth = {
+                "p": spec.p_duration_ms,
                 "pr": spec.pr_ms,
                 "qrs": spec.qrs_ms,
                 "qt": spec.qt_ms,
@@ -479,7 +501,7 @@ def synthetic_rows(errors: dict[str, dict[str, dict[str, list[float]]]]) -> list
             rows.append(
                 [
                     "Synthetic",
-                    f"{key.upper().replace('_', ' ')} Δ mean ± SD {unit}, largest ({group})",
+                    f"{SYNTHETIC_LABELS[key]} Δ mean ± SD {unit}, largest ({group})",
                     f"{len(engine)} of {n}",
                     f"{_mean_sd(engine)}, largest {worst:.0f}",
                     f"{_mean_sd(baseline)}, largest {_largest(baseline):.0f}" if baseline else "",
@@ -497,9 +519,10 @@ def _largest(errors: list[float]) -> float:
 # ------------------------------------------------------------------- GE -----
 
 # GE's RestingECGMeasurements element -> (label, engine measurement). GE's QTCorrected
-# is Bazett's.
+# is Bazett's; GE gives no P duration, only its POnset and POffset (run_muse derives it).
 GE_KEYS = {
     "VentricularRate": ("Heart rate", "heart_rate_bpm"),
+    "PDuration": ("P duration", "p_duration_ms"),
     "PRInterval": ("PR", "pr_ms"),
     "QRSDuration": ("QRS", "qrs_ms"),
     "QTInterval": ("QT", "qt_ms"),
@@ -514,8 +537,11 @@ def run_muse() -> list[tuple[str, str, float | None, float | None]]:
     """(file, quantity, GE, engine) for each GE MUSE XML file and measurement."""
     rows = []
     for path in sorted((DATA / "vendor" / "muse").glob("*.xml")):
+        ecg = model.load(path)
         ge = read_muse_measurements(path)
-        report = model.analyze(model.load(path))
+        if "POnset" in ge and "POffset" in ge and ecg.median_sampling_rate:
+            ge["PDuration"] = (ge["POffset"] - ge["POnset"]) * 1000 / ecg.median_sampling_rate
+        report = model.analyze(ecg)
         for tag, (label, key) in GE_KEYS.items():
             rows.append((path.name, label, ge.get(tag), getattr(report.measurements, key)))
     return rows
@@ -523,7 +549,13 @@ def run_muse() -> list[tuple[str, str, float | None, float | None]]:
 
 # GE's fiducial points on its own median beat (RestingECGMeasurements, samples at
 # 500 Hz) -> the engine's global fiducial.
-GE_EDGES = {"POnset": "p_on", "QOnset": "qrs_on", "QOffset": "qrs_off", "TOffset": "t_off"}
+GE_EDGES = {
+    "POnset": "p_on",
+    "POffset": "p_off",
+    "QOnset": "qrs_on",
+    "QOffset": "qrs_off",
+    "TOffset": "t_off",
+}
 GE_ALIGN_SEARCH = 60  # samples either side of the QRS fiducial's expected place
 
 
@@ -750,7 +782,7 @@ def ludb_rows(results: dict[str, Agreement]) -> list[list[str]]:
             rows.append(
                 [
                     "LUDB",
-                    f"{key.upper()} Δ mean ± SD ms ({label})",
+                    f"{INTERVAL_LABELS[key]} Δ mean ± SD ms ({label})",
                     f"{len(values)} ({agreement.engine_null[key]} null)",
                     _mean_sd(values),
                     _mean_sd(baseline) if baseline else "",
@@ -811,7 +843,7 @@ def width_rows(widths: QrsWidths) -> list[list[str]]:
 
 def muse_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[list[str]]:
     """One row per measurement: the engine's value and GE's, per file."""
-    limits = {"PR": 10, "QRS": 10, "QT": 25}
+    limits = {"P duration": 10, "PR": 10, "QRS": 10, "QT": 25}
     files = sorted({name for name, *_ in rows})
     out = []
     for label in dict.fromkeys(label for _, label, _, _ in rows):
