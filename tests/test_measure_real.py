@@ -162,13 +162,10 @@ def test_ludb_biphasic_biventricular_stimuli_are_found(shared_data: Path) -> Non
     assert report.statements[0].evidence.values["paced_beats"] >= 8
 
 
-@pytest.mark.parametrize("ecg_id", [59, 385])
-def test_p_wave_of_implausible_duration_gives_no_p_measurement(
-    shared_data: Path, ecg_id: int
-) -> None:
-    """PTB-XL 59 and 385: a 'P wave' of 284-302 ms is not a P wave, so neither the PR
-    nor the P axis measured on it may be reported beside its rejected duration."""
-    report = _ptbxl(shared_data, ecg_id)
+def test_p_wave_of_implausible_duration_gives_no_p_measurement(shared_data: Path) -> None:
+    """PTB-XL 59: a 'P wave' of 302 ms is not a P wave, so neither the PR nor the P
+    axis measured on it may be reported beside its rejected duration."""
+    report = _ptbxl(shared_data, 59)
     values = report.measurements
     assert (values.pr_ms, values.p_duration_ms, values.p_axis_deg) == (None, None, None)
     reason = report.null_reasons["pr_ms"]
@@ -207,6 +204,33 @@ def test_bench_edge_differences_add_up_to_the_qrs_difference(
     edges = bench.edge_differences(engine, beats)
     qrs = engine.values.qrs_ms - bench.reference_intervals(beats)["qrs"]
     assert edges["qrs_off"] - edges["qrs_on"] == pytest.approx(qrs, abs=5)
+
+
+@pytest.mark.parametrize(("ecg_id", "before_ms"), [(30, 186), (385, 302)])
+def test_p_offset_is_not_pulled_to_the_end_of_the_pr_segment(
+    shared_data: Path, ecg_id: int, before_ms: int
+) -> None:
+    """PTB-XL 30 and 385: the PR segment sits away from the isoelectric line drawn
+    under the P wave, and the magnitude above that line drops steeply where the line
+    is pinned, just before the QRS. Taken for the P wave's fall, that drop put the P
+    offset there: P durations of 186 and 302 ms (385's then rejected as no P wave)."""
+    values = _ptbxl(shared_data, ecg_id).measurements
+    assert values.p_duration_ms is not None
+    assert values.p_duration_ms <= 160 < before_ms
+
+
+@pytest.mark.parametrize(("ecg_id", "qrs_ms"), [(30, (118, 130)), (96, (78, 92))])
+def test_qrs_onset_takes_in_initial_q_waves(
+    shared_data: Path, ecg_id: int, qrs_ms: tuple[int, int]
+) -> None:
+    """PTB-XL 30 and 96: q waves in V4-V6 start the QRS 16-20 ms before a dip of the
+    spatial velocity that the edge walk stopped in. QRS were 108 and 64 ms, PR 204 and
+    210 ms, each called a first-degree AV block; 30's report reads 'unspecific
+    intraventricular block', now IVCD at 124 ms."""
+    report = _ptbxl(shared_data, ecg_id)
+    assert qrs_ms[0] <= report.measurements.qrs_ms <= qrs_ms[1]
+    assert report.measurements.pr_ms <= 195
+    assert "1AVB" not in report.codes
 
 
 def test_tp_segment_drift_is_not_read_as_an_early_p_onset(shared_data: Path) -> None:
