@@ -518,7 +518,7 @@ def locate_p(
     That fall is looked for no nearer than P_SMOOTH_MS to the end of the PR segment:
     the line is pinned to the signal there, so where the PR segment sits away from
     the line (atrial repolarisation) the magnitude drops into the pin faster than
-    the P wave itself falls (PTB-XL 30: P offset 52 ms late, P duration 186 ms).
+    the P wave itself falls (PTB-XL 30: P offset ~40 ms late, P duration 186 ms).
     """
     lo = qrs_on - samples(P_SEARCH_MS)
     after_t = previous_t_end is not None and previous_t_end + samples(P_AFTER_T_MS) > lo
