@@ -141,6 +141,8 @@ MIN_P_CONSISTENCY = 0.5
 # Atrial flutter: after the QRS-T complexes are cancelled, II, III and aVF keep a
 # wave at one shared frequency of 4-6 Hz (240-360/min) of at least 0.045 mV RMS.
 FLUTTER_HZ = (4.0, 6.0)
+# A sinus P wave points down and left in the frontal plane (degrees).
+SINUS_P_AXIS = (-30, 105)
 FLUTTER_MIN_MV = 0.045
 INFERIOR_LEADS = ("II", "III", "aVF")
 # Below this spatial QRS-to-noise ratio nothing is measured (clean ECGs: 12 and up).
@@ -481,6 +483,9 @@ def locate_t(
     if magnitude[peak] < MIN_T_MV or peak >= hi - 2:
         return None, flat
     limit = min(qrs_on + int(rr) - samples(T_BEFORE_NEXT_QRS_MS), magnitude.size - 1)
+    if limit <= peak + 1:
+        # Above about 200/min the T peak lies at or past the latest the T wave may end.
+        return TWave(peak, limit, end_hidden=True), T_END_HIDDEN
     slope = np.diff(magnitude)
     steepest = peak + int(np.argmin(slope[peak : min(peak + samples(150), limit)]))
     stop = min(steepest + samples(T_TRAPEZIUM_MS), limit)
@@ -504,9 +509,18 @@ class PWave:
 
 
 def locate_p(
-    median: np.ndarray, leads: np.ndarray, qrs_on: int, previous_t_end: int | None, noise: float
+    median: np.ndarray,
+    leads: np.ndarray,
+    qrs_on: int,
+    previous_t_end: int,
+    noise: float,
+    t_end_located: bool = True,
 ) -> tuple[PWave | None, str]:
     """The P wave before the QRS, or None with the reason it was not found.
+
+    previous_t_end is where the previous T wave ends, or, without t_end_located, the
+    earliest it can end: then a P onset found after it cannot be told from the T
+    wave's tail, and is not clear.
 
     The P wave is the largest deflection of the spatial magnitude in the search
     window. Its isoelectric reference is a straight line from a flat moment before
@@ -524,7 +538,7 @@ def locate_p(
     the P wave itself falls (PTB-XL 30: P offset ~40 ms late, P duration 186 ms).
     """
     lo = qrs_on - samples(P_SEARCH_MS)
-    after_t = previous_t_end is not None and previous_t_end + samples(P_AFTER_T_MS) > lo
+    after_t = previous_t_end + samples(P_AFTER_T_MS) > lo
     if after_t:
         lo = previous_t_end + samples(P_AFTER_T_MS)
     lo = max(lo, 4)
@@ -550,7 +564,7 @@ def locate_p(
     fall = peak + int(np.argmin(np.diff(magnitude)[peak:fall_stop]))
     onset = _trapezium_start(magnitude, anchor, rise)
     offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
-    onset_clear = not (after_t and onset - lo < samples(P_MIN_TP_MS))
+    onset_clear = not (after_t and (not t_end_located or onset - lo < samples(P_MIN_TP_MS)))
     return PWave(onset, offset, onset_clear), ""
 
 
@@ -611,27 +625,35 @@ def p_wave_consistency(
 
 
 def atrial_residual(
-    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
+    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, cancel_p: bool
 ) -> tuple[float | None, float]:
     """Flutter-wave frequency (Hz) shared by II, III and aVF, and their mean RMS (mV).
 
-    Subtracting the median beat from every beat cancels the QRS-T complexes; what
-    is left between them is atrial activity and noise. Flutter waves are one
-    regular wave at 4-6 Hz in the inferior leads; fibrillation is not one frequency,
-    sinus rhythm leaves almost nothing. Ectopic beats, which the median does not
-    cancel, are cut out. Returns (None, rms) without a shared peak.
+    Subtracting the median beat from every beat cancels the QRS-T complexes, and
+    with cancel_p the P wave too; what is left is atrial activity and noise. Flutter
+    waves are one regular wave at 4-6 Hz in the inferior leads; fibrillation is not
+    one frequency, sinus rhythm leaves almost nothing. A sinus P wave left in would
+    not: from 120/min its second harmonic lies in the flutter band (a synthetic sinus
+    tachycardia at 170/min read as flutter). The caller cancels only a P wave with a
+    sinus axis: in flutter with 2:1 block the median beat holds a flutter wave locked
+    to the QRS, with a superior axis (PTB-XL 20, 23, 34: -109 to -119 degrees), and
+    cancelling it would hide the flutter. Each beat's window ends where the next
+    one's starts, so no stretch is cancelled twice. Ectopic beats, which the median
+    does not cancel, are cut out. Returns (None, rms) without a shared peak.
     """
-    start = fid.qrs_on - samples(20)
+    first = fid.p_on if cancel_p and fid.p_on is not None else fid.qrs_on
+    start = first - samples(20)
     stop = (fid.t_off if fid.t_off is not None else fid.qrs_off + samples(300)) + samples(40)
     rows = [LEAD_INDEX[n] for n in INFERIOR_LEADS]
     residual = sig[rows].copy()
     keep = np.ones(residual.shape[1], dtype=bool)
-    for p, label in zip(beats.positions, beats.labels):
-        a, b = p + start - PRE, p + stop - PRE
+    next_starts = np.append(beats.positions[1:] + start - PRE, residual.shape[1])
+    for p, label, next_start in zip(beats.positions, beats.labels, next_starts):
+        a, b = p + start - PRE, min(p + stop - PRE, next_start)
         if a < 0 or b > residual.shape[1] or label not in ("N", "S"):
             keep[max(a, 0) : min(b, residual.shape[1])] = False
             continue
-        residual[:, a:b] -= median[rows, start:stop]
+        residual[:, a:b] -= median[rows, start : start + b - a]
     residual = residual[:, keep]
     if residual.shape[1] < samples(4000):
         return None, 0.0
@@ -858,8 +880,10 @@ def _measure_beats(
     _fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
     if result.fiducials is not None:
         _axes_and_amplitudes(result, wide, usable)
+        p_axis = result.values.p_axis_deg
+        sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
         result.flutter_hz, result.atrial_residual_mv = atrial_residual(
-            sig, beats, median, result.fiducials
+            sig, beats, median, result.fiducials, cancel_p=sinus_p
         )
         if result.has_flutter_waves:
             _drop_p_wave(
@@ -930,8 +954,13 @@ def _fiducials_and_intervals(
         rr_s = values.rr_ms / 1000.0
         values.qtc_bazett_ms = round(values.qt_ms / np.sqrt(rr_s))
         values.qtc_fridericia_ms = round(values.qt_ms / np.cbrt(rr_s))
-    previous_t_end = int(t.end - rr) if t is not None else None
-    p, reason = locate_p(median, leads, qrs_on, previous_t_end, median_noise)
+    # Without a located T wave the previous beat's still lasts the shortest plausible
+    # QT: at fast rates a P search reaching further back finds the previous QRS.
+    shortest_qt = samples(PLAUSIBLE_MS["qt_ms"][0])
+    previous_t_end = int(t.end - rr) if t is not None else qrs_on - int(rr) + shortest_qt
+    p, reason = locate_p(
+        median, leads, qrs_on, previous_t_end, median_noise, t_end_located=t is not None
+    )
     p_on = p_off = None
     if p is not None:
         consistency = p_wave_consistency(

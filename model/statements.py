@@ -13,7 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from model.beats import FS
-from model.measure import FLUTTER_HZ, FLUTTER_MIN_MV, EcgMeasurement, LeadAmplitudes
+from model.measure import (
+    FLUTTER_HZ,
+    FLUTTER_MIN_MV,
+    SINUS_P_AXIS,
+    EcgMeasurement,
+    LeadAmplitudes,
+)
 from model.report import Evidence, Statement
 from model.rule_settings import DEFAULT_RULES, RuleSettings
 from model.scp_statements import STATEMENTS
@@ -36,8 +42,6 @@ AF_IRREGULARITY = 0.08
 # sinus arrhythmias spread 25-34 %, most sinus rhythms under 22 %).
 SINUS_ARRHYTHMIA_MS = 160
 SINUS_ARRHYTHMIA_SPREAD = 0.25
-# A sinus P wave points down and left in the frontal plane.
-SINUS_P_AXIS = (-30, 105)
 # Premature atrial complex: RR this much shorter than both the dominant and the preceding RR.
 PAC_PREMATURITY = 0.8
 

@@ -100,6 +100,24 @@ def test_t_wave_hidden_by_the_next_p_wave_gives_no_qt() -> None:
     assert "LNGQT" not in {s.code for s in report.statements}
 
 
+@pytest.mark.parametrize("rate", [170, 190, 212, 240])
+def test_regular_tachycardia_over_160_gives_no_flutter_no_guessed_pr_and_no_crash(
+    rate: int,
+) -> None:
+    """A regular tachycardia with one P wave per beat, the P wave on the previous T wave.
+    Three errors it used to meet: above 200/min the T search had no room left and
+    raised; the sinus P waves' second harmonic, left in the atrial residual, read as
+    flutter waves (170-210/min); and with the T wave not located, the P search
+    reached back to the previous QRS and reported a PR of 286-340 ms with a
+    first-degree AV block."""
+    qt = round(400 * (60 / rate) ** 0.33)
+    spec = SyntheticSpec(heart_rate_bpm=rate, qrs_ms=70, qt_ms=qt, pr_ms=120, p_duration_ms=70)
+    report = model.analyze(synthetic_ecg(spec))
+    assert report.measurements.heart_rate_bpm == pytest.approx(rate, abs=2)
+    assert report.measurements.pr_ms is None and report.null_reasons["pr_ms"]
+    assert not {"AFLT", "AFIB", "1AVB"} & set(report.codes)
+
+
 def test_qtc_formulas() -> None:
     values = measure(synthetic_ecg(SyntheticSpec(heart_rate_bpm=80, qt_ms=380))).values
     rr_s = values.rr_ms / 1000.0

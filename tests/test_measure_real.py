@@ -238,6 +238,16 @@ def test_qrs_onset_takes_in_initial_q_waves(
         assert "1AVB" not in report.codes
 
 
+def test_large_sinus_p_waves_are_not_read_as_flutter_waves(shared_data: Path) -> None:
+    """wfdb-samples/muse-sinus is GE's muse-sinus.xml with every amplitude five times too
+    large (a defect of that export). Its P waves, left in the atrial residual, reached
+    0.05 mV RMS at twice the heart rate, and the report said atrial flutter; the median
+    beat's sinus P wave now cancels too."""
+    report = model.analyze(model.load(shared_data / "wfdb-samples" / "muse-sinus"))
+    assert report.codes[0] == "SR"
+    assert "AFLT" not in report.codes
+
+
 def test_tp_segment_drift_is_not_read_as_an_early_p_onset(shared_data: Path) -> None:
     """LUDB 138: the leads drift over its long TP segment; an isoelectric line anchored at
     the TP segment's flattest moment put the P onset 28 ms early (PR +50 ms)."""
