@@ -34,7 +34,7 @@ flattest point of the whole TP segment, brought the LUDB PR from +2.6 +- 11.1 to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -75,8 +75,10 @@ POST = samples(800)
 # QRS: the "core" is where the 40 Hz spatial velocity exceeds 15 % of its peak
 # (gaps up to QRS_GAP_MS bridged, for notched complexes); onset and offset are where
 # the 150 Hz velocity stays (QUIET_RUN samples) below 5 % of its peak above the
-# quiet level next to the complex, and at least 3 times that quiet level; then
-# followed down to 2 % while it still falls (at most 10 ms).
+# quiet level next to the complex, and at least 3 times that quiet level, searched
+# at most QRS_HEAD_MS before and QRS_TAIL_MS after the core; the onset is carried
+# back over slow initial forces (INITIAL_FORCES_MS); both are then followed down to
+# 2 % while the velocity still falls (at most 10 ms).
 QUIET_RUN = 3
 QRS_NOISE_FACTOR = 3.0
 QRS_CORE_FRACTION = 0.15
@@ -92,13 +94,15 @@ LOW_RATE_FOOT_FRACTION = 0.035
 QRS_VALLEY_FRACTION = 0.05
 # Initial QRS forces separated from the main deflection by a dip that is not quiet
 # (model.measure._initial_forces_start): the hump must reach 1.5 times the edge
-# level (7.5 % of the peak velocity; a P wave's is a few %), and the dip stay above
+# level (at 500 Hz on a clean recording 7.5 % of the peak velocity; a P wave's is a
+# few %), and the dip stay above
 # twice the quiet level next to the complex. Chosen on LUDB (PR SD 9.8 -> 9.6 ms,
 # QRS -18.7 -> -18.4 ms, QRS onset +9.6 -> +9.3 ms; a hump of 1.0 or 1.2 times the
 # edge level left the PR SD at 10.0-10.2); GE and the synthetic ECGs are unchanged.
 INITIAL_FORCES_MS = 20
 INITIAL_HUMP_FACTOR = 1.5
 INITIAL_DIP_QUIET_FACTOR = 2.0
+QRS_HEAD_MS = 60
 QRS_TAIL_MS = 50
 # The notch between S and the terminal R' of a right bundle branch block can hold the
 # velocity under 15 % for 30 ms (LUDB 108, where a 30 ms bridge fell one sample short,
@@ -134,6 +138,9 @@ P_AFTER_T_MS = 20
 P_MIN_TP_MS = 10
 P_ONSET_HIDDEN = "P onset not separable from the end of the preceding T wave"
 P_SMOOTH_MS = 20
+# The P wave's fall is looked for at least this far before the PR segment's end,
+# where the isoelectric line is pinned to the signal (model.measure.locate_p).
+P_PIN_MARGIN_MS = 20
 P_ANCHOR_MS = 70
 P_TRAPEZIUM_MS = 60
 MIN_P_SNR = 4.0
@@ -155,11 +162,12 @@ PLAUSIBLE_MS = {
     "qt_ms": (200, 700),
 }
 P_WAVE_INTERVALS = {"pr_ms": "PR", "p_duration_ms": "P duration"}
+# Everything measured on the P wave, and everything that rests on the T wave's end.
+P_WAVE_KEYS = (*P_WAVE_INTERVALS, "p_axis_deg")
+QT_KEYS = ("qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg")
 # A pacemaker drives the rhythm when at least this share of beats follows a stimulus
 # (fewer are as likely to be QRS-locked artefacts, and too few to change a measurement).
 MIN_PACED_FRACTION = 0.4
-# ST level is read this long after the J point.
-ST_OFFSETS_MS = (60, 80)
 
 # Frontal lead directions (degrees) and gains on the hexaxial reference system;
 # the augmented leads see the heart vector scaled by sqrt(3)/2.
@@ -205,13 +213,8 @@ class LeadAmplitudes:
     r_prime: float
     qrs_max: float
     qrs_min: float
-    q_duration_ms: float
     r_peak_ms: float
     terminal_40ms: float
-    st_j: float
-    st_60: float
-    st_80: float
-    t: float
 
     @property
     def qrs_peak_to_peak(self) -> float:
@@ -226,11 +229,9 @@ class EcgMeasurement:
     null_reasons: dict[str, str] = field(default_factory=dict)
     quality_flags: list[str] = field(default_factory=list)
     lead_problems: dict[str, str] = field(default_factory=dict)
-    usable_leads: tuple[str, ...] = ()
     beats: Beats | None = None
     fiducials: Fiducials | None = None
     amplitudes: dict[str, LeadAmplitudes] = field(default_factory=dict)
-    p_consistency: float | None = None
     flutter_hz: float | None = None
     atrial_residual_mv: float = 0.0
     paced_beats: int = 0
@@ -344,9 +345,12 @@ def locate_qrs(v_core: np.ndarray, v: np.ndarray, source_fs: float = FS) -> tupl
 
     The QRS core is found on v_core (0.5-40 Hz, smoothed: robust against noise);
     its edges are then followed outward on v (diagnostic bandwidth, unsmoothed:
-    accurate) until the velocity falls to QRS_EDGE_FRACTION of its peak, but
-    never below QRS_NOISE_FACTOR times the quiet level next to the complex.
-    source_fs is the rate the ECG was recorded at, before resampling to FS.
+    accurate) until the velocity falls to QRS_EDGE_FRACTION of its peak (the
+    LOW_RATE_ fractions for recordings under 500 Hz), but never below
+    QRS_NOISE_FACTOR times the quiet level next to the complex. The onset is then
+    carried back over slow initial forces (_initial_forces_start) before both edges
+    are followed to their foot. source_fs is the rate the ECG was recorded at,
+    before resampling to FS.
     """
     edge_fraction, foot_fraction = (
         (QRS_EDGE_FRACTION, QRS_FOOT_FRACTION)
@@ -364,7 +368,7 @@ def locate_qrs(v_core: np.ndarray, v: np.ndarray, source_fs: float = FS) -> tupl
     edge_on, edge_off = level(base_on, edge_fraction), level(base_off, edge_fraction)
     start = _first_above(v, start, peak, edge_on)
     end = _first_above(v, end, peak, edge_off)
-    onset = _walk(v, start, -1, edge_on, samples(60))
+    onset = _walk(v, start, -1, edge_on, samples(QRS_HEAD_MS))
     onset = _initial_forces_start(v, onset, edge_on, INITIAL_DIP_QUIET_FACTOR * base_on)
     onset = _foot(v, onset, -1, level(base_on, foot_fraction))
     offset = _walk(
@@ -391,7 +395,7 @@ def _initial_forces_start(v: np.ndarray, onset: int, edge: float, quiet: float) 
     hump = lo + int(np.argmax(v[lo:onset]))
     if v[hump] <= INITIAL_HUMP_FACTOR * edge or v[hump : onset + 1].min() <= quiet:
         return onset
-    return _walk(v, hump, -1, edge, samples(60))
+    return _walk(v, hump, -1, edge, samples(QRS_HEAD_MS))
 
 
 def _first_above(v: np.ndarray, i: int, toward: int, threshold: float) -> int:
@@ -532,7 +536,7 @@ def locate_p(
     drift over a long TP segment and a far anchor reads the drift as an early P
     onset (LUDB 138: 28 ms early). That anchor is also the trapezium's reference
     point for the onset; the offset is a trapezium point after the steepest fall.
-    That fall is looked for no nearer than P_SMOOTH_MS to the end of the PR segment:
+    That fall is looked for no nearer than P_PIN_MARGIN_MS to the PR segment's end:
     the line is pinned to the signal there, so where the PR segment sits away from
     the line (atrial repolarisation) the magnitude drops into the pin faster than
     the P wave itself falls (PTB-XL 30: P offset ~40 ms late, P duration 186 ms).
@@ -560,7 +564,7 @@ def locate_p(
     anchor = _flattest(x, max(lo, rise - samples(P_ANCHOR_MS)), rise - samples(10))
     magnitude = _magnitude_above_line(x, anchor, pr_end)
     rise = _steepest_rise(magnitude, anchor, peak)
-    fall_stop = max(peak + 1, pr_end - samples(P_SMOOTH_MS))
+    fall_stop = max(peak + 1, pr_end - samples(P_PIN_MARGIN_MS))
     fall = peak + int(np.argmin(np.diff(magnitude)[peak:fall_stop]))
     onset = _trapezium_start(magnitude, anchor, rise)
     offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
@@ -711,7 +715,7 @@ def qrs_lobes(qrs: np.ndarray) -> list[_Lobe]:
 
 
 def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
-    """Q, R, S, R' (as a cardiologist names the deflections), ST and T of one median beat.
+    """Q, R, S, R' (as a cardiologist names the deflections) of one median beat.
 
     R is the first positive wave, Q a negative wave before it, S the negative wave
     after it and R' a positive wave after S. A complex without a positive wave (QS)
@@ -723,22 +727,18 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
     lobes = qrs_lobes(qrs)
     positive = [i for i, lobe in enumerate(lobes) if lobe.sign > 0]
     q = r = s = r_prime = 0.0
-    r_peak = q_duration = 0
+    r_peak = 0
     if positive:
         first = positive[0]
         r, r_peak = lobes[first].extreme, lobes[first].index
         if first > 0:
             q = lobes[first - 1].extreme
-            q_duration = lobes[first].start
         if first + 1 < len(lobes):
             s = lobes[first + 1].extreme
             if first + 2 < len(lobes):
                 r_prime = lobes[first + 2].extreme
     elif lobes:
         q = s = min(lobe.extreme for lobe in lobes)
-        q_duration = qrs.size
-    st = {d: float(x[min(off + samples(d), x.size - 1)] - level) for d in ST_OFFSETS_MS}
-    t = float(x[fid.t_peak] - level) if fid.t_peak is not None else 0.0
     return LeadAmplitudes(
         q=q,
         r=r,
@@ -746,13 +746,8 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
         r_prime=r_prime,
         qrs_max=float(qrs.max()),
         qrs_min=float(qrs.min()),
-        q_duration_ms=ms(q_duration),
         r_peak_ms=ms(r_peak),
         terminal_40ms=float(qrs[-samples(40) :].mean()),
-        st_j=float(x[off] - level),
-        st_60=st[60],
-        st_80=st[80],
-        t=t,
     )
 
 
@@ -870,7 +865,6 @@ def _measure_beats(
             result,
             f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_QRS_SNR:.0f})",
         )
-    result.usable_leads = tuple(n for i, n in enumerate(STANDARD_LEADS) if usable[i])
     wide = median_beat(
         complete_windows(beat_windows(sosfiltfilt(_WIDEBAND, raw, axis=1), dominant, -PRE, POST))
     )
@@ -896,11 +890,10 @@ def _measure_beats(
 
 def _drop_p_wave(result: EcgMeasurement, reason: str) -> None:
     """What looked like a P wave is something else: no P measurement at all."""
-    for key in ("pr_ms", "p_duration_ms", "p_axis_deg"):
+    for key in P_WAVE_KEYS:
         setattr(result.values, key, None)
         result.null_reasons[key] = reason
-    fid = result.fiducials
-    result.fiducials = Fiducials(fid.qrs_on, fid.qrs_off, fid.t_peak, fid.t_off)
+    result.fiducials = replace(result.fiducials, p_on=None, p_off=None)
 
 
 def qrs_to_noise(median: np.ndarray, noise: np.ndarray, leads: np.ndarray) -> float:
@@ -941,47 +934,65 @@ def _fiducials_and_intervals(
     if _too_noisy_for_wideband(v_core, v_wide):
         v_wide = v_core
     qrs_on, qrs_off = locate_qrs(v_core, v_wide, source_fs)
-    rr = result.beats.dominant_rr
-    values = result.values
-    values.qrs_ms = round(ms(qrs_off - qrs_on))
-    t, reason = locate_t(median, leads, qrs_on, qrs_off, rr)
+    result.values.qrs_ms = round(ms(qrs_off - qrs_on))
+    t = _t_wave_and_qt(result, median, leads, qrs_on, qrs_off)
     t_peak = t.peak if t is not None else None
     t_off = t.end if t is not None and not t.end_hidden else None
-    if t_off is None:
-        result.set_null(("qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg"), reason)
-    else:
-        values.qt_ms = round(ms(t_off - qrs_on))
-        rr_s = values.rr_ms / 1000.0
-        values.qtc_bazett_ms = round(values.qt_ms / np.sqrt(rr_s))
-        values.qtc_fridericia_ms = round(values.qt_ms / np.cbrt(rr_s))
+    p_on, p_off = _p_wave_and_pr(result, sig, leads, median, qrs_on, t, median_noise)
+    result.fiducials = Fiducials(qrs_on, qrs_off, t_peak, t_off, p_on, p_off)
+
+
+def _t_wave_and_qt(
+    result: EcgMeasurement, median: np.ndarray, leads: np.ndarray, qrs_on: int, qrs_off: int
+) -> TWave | None:
+    """Locate the T wave and set QT and QTc, or null them with the reason."""
+    values = result.values
+    t, reason = locate_t(median, leads, qrs_on, qrs_off, result.beats.dominant_rr)
+    if t is None or t.end_hidden:
+        result.set_null(QT_KEYS, reason)
+        return t
+    values.qt_ms = round(ms(t.end - qrs_on))
+    rr_s = values.rr_ms / 1000.0
+    values.qtc_bazett_ms = round(values.qt_ms / np.sqrt(rr_s))
+    values.qtc_fridericia_ms = round(values.qt_ms / np.cbrt(rr_s))
+    return t
+
+
+def _p_wave_and_pr(
+    result: EcgMeasurement,
+    sig: np.ndarray,
+    leads: np.ndarray,
+    median: np.ndarray,
+    qrs_on: int,
+    t: TWave | None,
+    noise: float,
+) -> tuple[int | None, int | None]:
+    """Locate a P wave that repeats beat to beat and set PR and P duration; returns its
+    onset and offset, or (None, None) with the P measurements nulled and why."""
+    rr = result.beats.dominant_rr
     # Without a located T wave the previous beat's still lasts the shortest plausible
     # QT: at fast rates a P search reaching further back finds the previous QRS.
     shortest_qt = samples(PLAUSIBLE_MS["qt_ms"][0])
     previous_t_end = int(t.end - rr) if t is not None else qrs_on - int(rr) + shortest_qt
     p, reason = locate_p(
-        median, leads, qrs_on, previous_t_end, median_noise, t_end_located=t is not None
+        median, leads, qrs_on, previous_t_end, noise, t_end_located=t is not None
     )
-    p_on = p_off = None
     if p is not None:
         consistency = p_wave_consistency(
             sig, leads, result.beats.dominant, median, p.onset, p.offset
         )
-        result.p_consistency = consistency
-        if consistency >= MIN_P_CONSISTENCY:
-            p_on, p_off = p.onset, p.offset
-        else:
+        if consistency < MIN_P_CONSISTENCY:
+            p = None
             reason = f"no consistent P wave (beat-to-beat P correlation {consistency:.2f})"
-    if p_on is None:
-        result.set_null(("pr_ms", "p_duration_ms", "p_axis_deg"), reason)
-    elif p.onset_clear:
-        values.pr_ms = round(ms(qrs_on - p_on))
-        values.p_duration_ms = round(ms(p_off - p_on))
+    if p is None:
+        result.set_null(P_WAVE_KEYS, reason)
+        return None, None
+    if p.onset_clear:
+        result.values.pr_ms = round(ms(qrs_on - p.onset))
+        result.values.p_duration_ms = round(ms(p.offset - p.onset))
     else:
-        result.set_null(
-            ("pr_ms", "p_duration_ms"),
-            P_ONSET_HIDDEN,
-        )
-    result.fiducials = Fiducials(qrs_on, qrs_off, t_peak, t_off, p_on, p_off)
+        result.set_null(tuple(P_WAVE_INTERVALS), P_ONSET_HIDDEN)
+    return p.onset, p.offset
 
 
 def _too_noisy_for_wideband(v_core: np.ndarray, v_wide: np.ndarray) -> bool:
@@ -1009,12 +1020,9 @@ def _reject_implausible(result: EcgMeasurement) -> None:
                 name = P_WAVE_INTERVALS[key]
                 _drop_p_wave(result, f"P wave not delimited ({name} {out_of_range})")
                 continue
-            setattr(result.values, key, None)
-            result.null_reasons[key] = f"measurement failed ({out_of_range})"
-            if key == "qt_ms":
-                for derived in ("qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg"):
-                    setattr(result.values, derived, None)
-                    result.null_reasons[derived] = result.null_reasons[key]
+            for nulled in QT_KEYS if key == "qt_ms" else (key,):
+                setattr(result.values, nulled, None)
+                result.null_reasons[nulled] = f"measurement failed ({out_of_range})"
 
 
 def _axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.ndarray) -> None:
