@@ -168,6 +168,7 @@ QT_KEYS = ("qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg")
 # A pacemaker drives the rhythm when at least this share of beats follows a stimulus
 # (fewer are as likely to be QRS-locked artefacts, and too few to change a measurement).
 MIN_PACED_FRACTION = 0.4
+MIN_PACED_BEATS = 3
 
 # Frontal lead directions (degrees) and gains on the hexaxial reference system;
 # the augmented leads see the heart vector scaled by sqrt(3)/2.
@@ -764,7 +765,7 @@ def frontal_axis(areas: dict[str, float]) -> float | None:
     when one of those two is off, and averages out their noise.
     """
     names = [n for n in LIMB_LEADS if n in areas]
-    if len(names) < 2 or {"I", "II", "III"}.isdisjoint(names) and len(names) < 3:
+    if len(names) < 2 or ({"I", "II", "III"}.isdisjoint(names) and len(names) < 3):
         return None
     rows = np.array(
         [
@@ -825,7 +826,7 @@ def _filtered_beats(
     if beats is None or spikes.size == 0:
         return raw, sig, beats
     paced = paced_beats(spikes, beats.positions)
-    if paced.sum() < max(3, MIN_PACED_FRACTION * paced.size):
+    if not pacemaker_drives(int(paced.sum()), paced.size):
         return raw, sig, beats
     raw = blank_spikes(raw, spikes)
     sig = sosfiltfilt(_BANDPASS, raw, axis=1)
@@ -833,6 +834,11 @@ def _filtered_beats(
     if beats is not None:
         result.paced_beats = int(paced_beats(spikes, beats.positions).sum())
     return raw, sig, beats
+
+
+def pacemaker_drives(paced: int, beats: int) -> bool:
+    """Whether enough beats follow a stimulus for a pacemaker to drive the rhythm."""
+    return paced >= max(MIN_PACED_BEATS, MIN_PACED_FRACTION * beats)
 
 
 def _measure_beats(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.beats import FS
+from model.beats import FS, PREMATURE_FRACTION
 from model.measure import (
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
+    MIN_PACED_FRACTION,
     SINUS_P_AXIS,
     EcgMeasurement,
     LeadAmplitudes,
+    pacemaker_drives,
 )
 from model.report import Evidence, Statement
 from model.rule_settings import DEFAULT_RULES, RuleSettings
@@ -91,6 +93,11 @@ EMITTED_CODES = (
 NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
 
 
+# PTB-XL's PACE reads "normal functioning artificial pacemaker"; stimuli before the
+# QRS complexes show that a pacemaker drives the heart, not that it works properly.
+TEXT_OVERRIDES = {"PACE": "Artificial pacemaker rhythm"}
+
+
 def make_statement(code: str, criterion: str, **values: float | str | None) -> Statement:
     scp = STATEMENTS[code]
     return Statement(
@@ -99,11 +106,6 @@ def make_statement(code: str, criterion: str, **values: float | str | None) -> S
         snomed=scp.snomed,
         evidence=Evidence(criterion=criterion, values=_rounded(values)),
     )
-
-
-# PTB-XL's PACE reads "normal functioning artificial pacemaker"; stimuli before the
-# QRS complexes show that a pacemaker drives the heart, not that it works properly.
-TEXT_OVERRIDES = {"PACE": "Artificial pacemaker rhythm"}
 
 
 def _rounded(values: dict[str, float | int | str | None]) -> dict[str, float | int | str | None]:
@@ -151,7 +153,7 @@ def rhythm_statements(m: EcgMeasurement, rules: RuleSettings = DEFAULT_RULES) ->
         return [
             make_statement(
                 "PACE",
-                "pacemaker stimuli before at least 40 % of QRS complexes",
+                f"pacemaker stimuli before at least {MIN_PACED_FRACTION:.0%} of QRS complexes",
                 paced_beats=m.paced_beats,
                 beats=int(m.beats.positions.size),
             )
@@ -161,7 +163,8 @@ def rhythm_statements(m: EcgMeasurement, rules: RuleSettings = DEFAULT_RULES) ->
             make_statement(
                 "AFLT",
                 f"regular atrial waves at {FLUTTER_HZ[0] * 60:.0f}-{FLUTTER_HZ[1] * 60:.0f}/min "
-                f"in II, III and aVF once the QRS-T complexes are cancelled (>= {FLUTTER_MIN_MV} mV RMS)",
+                "in II, III and aVF once the QRS-T complexes are cancelled "
+                f"(>= {FLUTTER_MIN_MV} mV RMS)",
                 atrial_rate_per_min=round(m.flutter_hz * 60),
                 atrial_wave_rms_mv=m.atrial_residual_mv,
                 ventricular_rate_bpm=m.values.heart_rate_bpm,
@@ -198,7 +201,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
 
 
 def is_paced(m: EcgMeasurement) -> bool:
-    return m.paced_beats >= max(3, 0.4 * m.beats.positions.size)
+    return pacemaker_drives(m.paced_beats, m.beats.positions.size)
 
 
 def sinus_statements(m: EcgMeasurement, rules: RuleSettings) -> list[Statement]:
@@ -258,8 +261,8 @@ def ectopy_statements(m: EcgMeasurement, sinus: bool) -> list[Statement]:
         found.append(
             make_statement(
                 "PVC",
-                "premature beat (RR < 85 % of dominant) with a QRS unlike the dominant "
-                "beats (correlation < 0.9)",
+                f"premature beat (RR < {PREMATURE_FRACTION:.0%} of dominant) with a QRS "
+                "shape outside the dominant beats' family",
                 count=pvc,
                 beats=int(m.beats.positions.size),
             )
@@ -453,9 +456,9 @@ def axis_statements(m: EcgMeasurement, explained: set[str]) -> list[Statement]:
     if axis is None:
         return []
     if -90 <= axis < -30 and "LAFB" not in explained:
-        return [make_statement("LAD", "QRS axis -30..-90 degrees", qrs_axis_deg=axis)]
+        return [make_statement("LAD", "QRS axis beyond -30 degrees (to -90)", qrs_axis_deg=axis)]
     if 90 < axis <= 180 and "LPFB" not in explained:
-        return [make_statement("RAD", "QRS axis +90..+180 degrees", qrs_axis_deg=axis)]
+        return [make_statement("RAD", "QRS axis beyond +90 degrees (to +180)", qrs_axis_deg=axis)]
     return []
 
 
@@ -467,6 +470,10 @@ def _sex(sex: str | None) -> str | None:
         return None
     key = sex.strip().upper()[:1]
     return key if key in ("M", "F") else None
+
+
+def _sex_label(key: str | None) -> str:
+    return "sex unknown" if key is None else key
 
 
 def hypertrophy_statements(m: EcgMeasurement, sex: str | None) -> list[Statement]:
@@ -493,7 +500,7 @@ def hypertrophy_statements(m: EcgMeasurement, sex: str | None) -> list[Statement
             return [
                 make_statement(
                     "LVH",
-                    f"Cornell: R(aVL) + S(V3) > {limit} mV ({'sex unknown' if key is None else key})",
+                    f"Cornell: R(aVL) + S(V3) > {limit} mV ({_sex_label(key)})",
                     cornell_mv=cornell,
                     r_avl_mv=avl.r,
                     s_v3_mv=v3.s,
@@ -538,7 +545,7 @@ def qt_statements(m: EcgMeasurement, sex: str | None) -> list[Statement]:
         return [
             make_statement(
                 "LNGQT",
-                f"QTc (Fridericia) >= {limit} ms ({'sex unknown' if key is None else key}), "
+                f"QTc (Fridericia) >= {limit} ms ({_sex_label(key)}), "
                 f"QRS < {COMPLETE_BBB_QRS_MS} ms",
                 qtc_fridericia_ms=qtc,
                 qt_ms=m.values.qt_ms,
