@@ -65,7 +65,7 @@ from model.beats import FS
 from model.decode import read_muse_measurements
 from model.ecg import Ecg
 from model.measure import PRE, EcgMeasurement, measure
-from model.statements import COMPLETE_BBB_QRS_MS
+from model.statements import COMPLETE_BBB_QRS_MS, NORMAL_RHYTHM_CODES
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 LUDB_LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
@@ -184,7 +184,8 @@ def _median_lead_duration(group: list[Wave]) -> float | None:
 
 
 def ludb_reference(record: Path, fs: float = 500.0) -> dict[str, float | None]:
-    """Global PR, QRS, QT (ms) of one LUDB record: the median over its annotated beats."""
+    """Global P duration, PR, QRS, QT (ms) of one LUDB record: the median over its
+    annotated beats."""
     return reference_intervals(ludb_reference_beats(record), fs)
 
 
@@ -380,11 +381,9 @@ def neurokit_lead_ii(ecg: Ecg) -> dict[str, float | None]:
 
 # ------------------------------------------------------------- synthetic ----
 
+# Quantity -> the field named alike in SyntheticSpec (the truth) and Measurements.
 SYNTHETIC_KEYS = {
-    "p": "p_duration_ms",
-    "pr": "pr_ms",
-    "qrs": "qrs_ms",
-    "qt": "qt_ms",
+    **INTERVAL_KEYS,
     "p_axis": "p_axis_deg",
     "qrs_axis": "qrs_axis_deg",
     "t_axis": "t_axis_deg",
@@ -464,15 +463,7 @@ def run_synthetic() -> dict[str, dict[str, dict[str, list[float]]]]:
     for group, (specs, rates, _) in SYNTHETIC_GROUPS.items():
         found = errors.setdefault(group, {"engine": {}, "baseline": {}})
         for spec in specs():
-            truth = {
-                "p": spec.p_duration_ms,
-                "pr": spec.pr_ms,
-                "qrs": spec.qrs_ms,
-                "qt": spec.qt_ms,
-                "p_axis": spec.p_axis_deg,
-                "qrs_axis": spec.qrs_axis_deg,
-                "t_axis": spec.t_axis_deg,
-            }
+            truth = {key: getattr(spec, name) for key, name in SYNTHETIC_KEYS.items()}
             for fs in rates:
                 ecg = synthetic_ecg(spec, sampling_rate=fs)
                 measured = model.analyze(ecg).measurements
@@ -518,11 +509,10 @@ def _largest(errors: list[float]) -> float:
 
 # ------------------------------------------------------------------- GE -----
 
-# GE's RestingECGMeasurements element -> (label, engine measurement). GE's QTCorrected
-# is Bazett's; GE gives no P duration, only its POnset and POffset (run_muse derives it).
+# GE's RestingECGMeasurements element -> (label, engine measurement), in table order.
+# GE's QTCorrected is Bazett's; GE gives no P duration, only POnset and POffset.
 GE_KEYS = {
     "VentricularRate": ("Heart rate", "heart_rate_bpm"),
-    "PDuration": ("P duration", "p_duration_ms"),
     "PRInterval": ("PR", "pr_ms"),
     "QRSDuration": ("QRS", "qrs_ms"),
     "QTInterval": ("QT", "qt_ms"),
@@ -533,17 +523,25 @@ GE_KEYS = {
 }
 
 
+def ge_p_duration_ms(ge: dict[str, float], median_fs: float) -> float | None:
+    """GE's P duration: its POffset - POnset, samples of its median beat at median_fs."""
+    if "POnset" not in ge or "POffset" not in ge:
+        return None
+    return (ge["POffset"] - ge["POnset"]) * 1000 / median_fs
+
+
 def run_muse() -> list[tuple[str, str, float | None, float | None]]:
     """(file, quantity, GE, engine) for each GE MUSE XML file and measurement."""
     rows = []
     for path in sorted((DATA / "vendor" / "muse").glob("*.xml")):
         ecg = model.load(path)
         ge = read_muse_measurements(path)
-        if "POnset" in ge and "POffset" in ge and ecg.median_sampling_rate:
-            ge["PDuration"] = (ge["POffset"] - ge["POnset"]) * 1000 / ecg.median_sampling_rate
-        report = model.analyze(ecg)
+        values = model.analyze(ecg).measurements
         for tag, (label, key) in GE_KEYS.items():
-            rows.append((path.name, label, ge.get(tag), getattr(report.measurements, key)))
+            rows.append((path.name, label, ge.get(tag), getattr(values, key)))
+            if tag == "VentricularRate":
+                ge_p = ge_p_duration_ms(ge, ecg.median_sampling_rate)
+                rows.append((path.name, "P duration", ge_p, values.p_duration_ms))
     return rows
 
 
@@ -562,7 +560,7 @@ GE_ALIGN_SEARCH = 60  # samples either side of the QRS fiducial's expected place
 def ge_edge_differences(path: Path) -> dict[str, float | None]:
     """Engine minus GE per global edge (ms), on the same beat: the engine's median beat
     is laid onto GE's where their QRS complexes correlate best, and its fiducials
-    compared with GE's POnset, QOnset, QOffset, TOffset. Shows which edge an
+    compared with GE's own fiducial points (GE_EDGES). Shows which edge an
     interval difference comes from."""
     ge = read_muse_measurements(path)
     ecg = model.load(path)
@@ -645,13 +643,20 @@ class Counts:
 
 
 def ptbxl_rhythm_codes() -> set[str]:
-    rows = csv.DictReader((DATA / "ptbxl" / "scp_statements.csv").open())
-    return {row[""] for row in rows if row["rhythm"] == "1.0"}
+    with (DATA / "ptbxl" / "scp_statements.csv").open(newline="") as f:
+        return {row[""] for row in csv.DictReader(f) if row["rhythm"] == "1.0"}
+
+
+def ptbxl_database(limit: int) -> list[dict[str, str]]:
+    """The first `limit` rows of ptbxl_database.csv."""
+    with (DATA / "ptbxl" / "ptbxl_database.csv").open(newline="") as f:
+        return list(csv.DictReader(f))[:limit]
 
 
 @dataclass(frozen=True)
 class SinusRate:
-    """One record's rate, whether the engine found a sinus rhythm, and its codes."""
+    """One record's rate, whether the engine found a sinus rhythm, and whether PTB-XL
+    codes it SBRAD / STACH."""
 
     heart_rate_bpm: int | None
     sinus: bool
@@ -659,7 +664,6 @@ class SinusRate:
     stach: bool
 
 
-SINUS_CODES = {"SR", "SBRAD", "STACH", "SARRH"}
 
 
 def run_ptbxl(limit: int) -> tuple[dict[str, Counts], list[float], list[SinusRate]]:
@@ -673,8 +677,7 @@ def run_ptbxl(limit: int) -> tuple[dict[str, Counts], list[float], list[SinusRat
     counts: dict[str, Counts] = {}
     seconds: list[float] = []
     rates: list[SinusRate] = []
-    rows = list(csv.DictReader((DATA / "ptbxl" / "ptbxl_database.csv").open()))[:limit]
-    for row in rows:
+    for row in ptbxl_database(limit):
         ecg = model.load(DATA / "ptbxl" / row["filename_hr"])
         start = time.perf_counter()
         report = model.analyze(ecg)
@@ -689,7 +692,7 @@ def run_ptbxl(limit: int) -> tuple[dict[str, Counts], list[float], list[SinusRat
         rates.append(
             SinusRate(
                 report.measurements.heart_rate_bpm,
-                bool(predicted & SINUS_CODES),
+                bool(predicted & NORMAL_RHYTHM_CODES),
                 "SBRAD" in truth,
                 "STACH" in truth,
             )
@@ -744,8 +747,7 @@ def rate_limit_rows(rates: list[SinusRate]) -> list[list[str]]:
 
 def time_baseline(limit: int) -> list[float]:
     seconds = []
-    rows = list(csv.DictReader((DATA / "ptbxl" / "ptbxl_database.csv").open()))[:limit]
-    for row in rows:
+    for row in ptbxl_database(limit):
         ecg = model.load(DATA / "ptbxl" / row["filename_hr"])
         start = time.perf_counter()
         neurokit_lead_ii(ecg)
@@ -843,7 +845,7 @@ def width_rows(widths: QrsWidths) -> list[list[str]]:
 
 def muse_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[list[str]]:
     """One row per measurement: the engine's value and GE's, per file."""
-    limits = {"P duration": 10, "PR": 10, "QRS": 10, "QT": 25}
+    limits = {INTERVAL_LABELS[key]: mean for key, (mean, _) in IEC_LIMITS.items()}
     files = sorted({name for name, *_ in rows})
     out = []
     for label in dict.fromkeys(label for _, label, _, _ in rows):

@@ -79,13 +79,14 @@ def test_bench_ge_edges_agree_with_ges_intervals(shared_data: Path, name: str) -
     """The bench lays the engine's fiducials onto GE's median beat; the edge differences
     must add up to the interval differences, else the alignment is wrong."""
     path = shared_data / "vendor" / "muse" / name
-    edges = _bench_module().ge_edge_differences(path)
+    bench = _bench_module()
+    edges = bench.ge_edge_differences(path)
     ge = read_muse_measurements(path)
     values = model.analyze(model.load(path)).measurements
     qrs = edges["QOffset"] - edges["QOnset"]
     pr = edges["QOnset"] - edges["POnset"]
     p_duration = edges["POffset"] - edges["POnset"]
-    ge_p_duration = (ge["POffset"] - ge["POnset"]) * 2  # samples at GE's 500 Hz
+    ge_p_duration = bench.ge_p_duration_ms(ge, model.load(path).median_sampling_rate)
     assert qrs == pytest.approx(values.qrs_ms - ge["QRSDuration"], abs=3)
     assert pr == pytest.approx(values.pr_ms - ge["PRInterval"], abs=3)
     assert p_duration == pytest.approx(values.p_duration_ms - ge_p_duration, abs=3)
