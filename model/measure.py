@@ -861,7 +861,7 @@ def _measure_beats(
         if usable[i] and noise[i] > NOISY_RESIDUAL_MV:
             usable[i] = False
             result.lead_problems[name] = f"too noisy (beat-to-beat residual {noise[i]:.2f} mV)"
-    result.quality_flags = [f"{name}: {why}" for name, why in result.lead_problems.items()]
+    result.quality_flags = _lead_flags(result)
     leads = independent[usable[independent]]
     if leads.size < MIN_USABLE_INDEPENDENT:
         return _fail(result, "signal too noisy to measure")
@@ -913,9 +913,12 @@ def qrs_to_noise(median: np.ndarray, noise: np.ndarray, leads: np.ndarray) -> fl
     return float(amplitude / (np.sqrt((noise[leads] ** 2).sum()) + 1e-9))
 
 
+def _lead_flags(result: EcgMeasurement) -> list[str]:
+    return [f"{name}: {why}" for name, why in result.lead_problems.items()]
+
+
 def _fail(result: EcgMeasurement, reason: str) -> EcgMeasurement:
-    result.quality_flags = [f"{name}: {why}" for name, why in result.lead_problems.items()]
-    result.quality_flags.append(reason)
+    result.quality_flags = [*_lead_flags(result), reason]
     result.set_null(list(Measurements.model_fields), reason)
     return result
 
