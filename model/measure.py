@@ -95,10 +95,10 @@ QRS_VALLEY_FRACTION = 0.05
 # Initial QRS forces separated from the main deflection by a dip that is not quiet
 # (model.measure._initial_forces_start): the hump must reach 1.5 times the edge
 # level (at 500 Hz on a clean recording 7.5 % of the peak velocity; a P wave's is a
-# few %), and the dip stay above
-# twice the quiet level next to the complex. Chosen on LUDB (PR SD 9.8 -> 9.6 ms,
-# QRS -18.7 -> -18.4 ms, QRS onset +9.6 -> +9.3 ms; a hump of 1.0 or 1.2 times the
-# edge level left the PR SD at 10.0-10.2); GE and the synthetic ECGs are unchanged.
+# few %), and the dip stay above twice the quiet level next to the complex. Chosen
+# on LUDB (PR SD 9.8 -> 9.6 ms, QRS -18.7 -> -18.4 ms, QRS onset +9.6 -> +9.3 ms; a
+# hump of 1.0 or 1.2 times the edge level left the PR SD at 10.0-10.2); GE and the
+# synthetic ECGs are unchanged.
 INITIAL_FORCES_MS = 20
 INITIAL_HUMP_FACTOR = 1.5
 INITIAL_DIP_QUIET_FACTOR = 2.0
@@ -145,11 +145,11 @@ P_ANCHOR_MS = 70
 P_TRAPEZIUM_MS = 60
 MIN_P_SNR = 4.0
 MIN_P_CONSISTENCY = 0.5
+# A sinus P wave points down and left in the frontal plane (degrees).
+SINUS_P_AXIS = (-30, 105)
 # Atrial flutter: after the QRS-T complexes are cancelled, II, III and aVF keep a
 # wave at one shared frequency of 4-6 Hz (240-360/min) of at least 0.045 mV RMS.
 FLUTTER_HZ = (4.0, 6.0)
-# A sinus P wave points down and left in the frontal plane (degrees).
-SINUS_P_AXIS = (-30, 105)
 FLUTTER_MIN_MV = 0.045
 INFERIOR_LEADS = ("II", "III", "aVF")
 # Below this spatial QRS-to-noise ratio nothing is measured (clean ECGs: 12 and up).
