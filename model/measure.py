@@ -121,14 +121,16 @@ T_END_HIDDEN = (
     f"T wave still falling {T_BEFORE_NEXT_QRS_MS} ms before the next QRS: "
     "the next beat hides its end"
 )
-# P wave: searched up to 350 ms before the QRS onset; must stand 4x above the
+# P wave: searched up to 450 ms before the QRS onset, room for a marked first-degree
+# AV block (PTB-XL 191: PR 374 ms at 31/min; a 350 ms search cut its P wave in two
+# and read the cut as a P wave pointing up and right); must stand 4x above the
 # median beat's noise and repeat in most beats (atrial fibrillation does not).
 # Its isoelectric line is re-anchored, and so its onset searched, within
 # P_ANCHOR_MS before its steepest rise; its offset within P_TRAPEZIUM_MS after its
 # steepest fall. P_ANCHOR_MS was chosen on LUDB: P onset SD 8.3, 7.6, 7.4, 7.4,
 # 7.9, 8.3 ms (PR SD 10.3, 9.9, 9.8, 9.8, 9.6, 10.0) for 50, 60, 66, 70, 80, 100
 # ms; from 60 ms on every synthetic PR stays within 4 ms (at 50 ms, one is 6 off).
-P_SEARCH_MS = 350
+P_SEARCH_MS = 450
 # The search starts no earlier than P_AFTER_T_MS after the previous T wave's end.
 P_AFTER_T_MS = 20
 # An onset found within P_MIN_TP_MS of that start was not found: no isoelectric
@@ -137,6 +139,7 @@ P_AFTER_T_MS = 20
 # on PTB-XL (39, 102, 363) with P durations of 112-180 ms, early.
 P_MIN_TP_MS = 10
 P_ONSET_HIDDEN = "P onset not separable from the end of the preceding T wave"
+P_ON_HIDDEN_T = "no P wave separable from the preceding T wave, whose end the next beat hides"
 P_SMOOTH_MS = 20
 # The P wave's fall is looked for at least this far before the PR segment's end,
 # where the isoelectric line is pinned to the signal (model.measure.locate_p).
@@ -144,6 +147,17 @@ P_PIN_MARGIN_MS = 20
 P_ANCHOR_MS = 70
 P_TRAPEZIUM_MS = 60
 MIN_P_SNR = 4.0
+# A P wave's spatial magnitude: the smallest on the real records of the bench is
+# 0.041 (LUDB, rescaled leads) to 0.047 mV (PTB-XL); a window with no wave in it
+# still shows a few µV of filter ripple, enough for the noise test of a noise-free
+# recording (a patient simulator).
+MIN_P_MV = 0.02
+# Where the isoelectric anchor stands away from the PR segment's level against the
+# wave found, by more than this fraction of the wave, the anchor is on the P wave
+# itself: it began on the T wave, and what was found is its fall (synthetic ECGs at
+# 95-160/min: -0.8 to -2.3; the bench's real records: -0.5 or above).
+P_ANCHOR_DISPLACEMENT = 0.75
+P_WITHOUT_BASELINE = "no isoelectric baseline before the P wave: it starts on the preceding T wave"
 MIN_P_CONSISTENCY = 0.5
 # A sinus P wave points down and left in the frontal plane (degrees).
 SINUS_P_AXIS = (-30, 105)
@@ -541,6 +555,8 @@ def locate_p(
     the line is pinned to the signal there, so where the PR segment sits away from
     the line (atrial repolarisation) the magnitude drops into the pin faster than
     the P wave itself falls (PTB-XL 30: P offset ~40 ms late, P duration 186 ms).
+    A wave under MIN_P_MV is filter ripple, not a P wave; and where the anchor itself
+    lies on the P wave (_anchor_on_the_wave), no isoelectric baseline precedes it.
     """
     lo = qrs_on - samples(P_SEARCH_MS)
     after_t = previous_t_end + samples(P_AFTER_T_MS) > lo
@@ -569,6 +585,11 @@ def locate_p(
     fall = peak + int(np.argmin(np.diff(magnitude)[peak:fall_stop]))
     onset = _trapezium_start(magnitude, anchor, rise)
     offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
+    wave_peak = onset + int(np.argmax(magnitude[onset : offset + 1]))
+    if magnitude[wave_peak] < MIN_P_MV:
+        return None, f"no P wave of {MIN_P_MV} mV or more before the QRS"
+    if _anchor_on_the_wave(x, anchor, pr_end, wave_peak):
+        return None, P_WITHOUT_BASELINE
     onset_clear = not (after_t and (not t_end_located or onset - lo < samples(P_MIN_TP_MS)))
     return PWave(onset, offset, onset_clear), ""
 
@@ -581,13 +602,32 @@ def _steepest_rise(magnitude: np.ndarray, anchor: int, peak: int) -> int:
     return anchor + int(np.argmax(np.diff(magnitude)[anchor:peak]))
 
 
-def _magnitude_above_line(x: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Spatial magnitude above the straight line from the level at start to that at stop."""
+def _line_through(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Per lead, the straight line from its level at start to its level at stop."""
     first = x[:, start : start + 4].mean(axis=1)
     last = x[:, stop - 4 : stop].mean(axis=1)
     weight = (np.arange(x.shape[1]) - start) / (stop - start)
-    baseline = first[:, None] + (last - first)[:, None] * weight[None, :]
-    return np.sqrt(((x - baseline) ** 2).sum(axis=0))
+    return first[:, None] + (last - first)[:, None] * weight[None, :]
+
+
+def _magnitude_above_line(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Spatial magnitude above the straight line from the level at start to that at stop."""
+    return np.sqrt(((x - _line_through(x, start, stop)) ** 2).sum(axis=0))
+
+
+def _anchor_on_the_wave(x: np.ndarray, anchor: int, pr_end: int, peak: int) -> bool:
+    """True where the leads at the anchor stand away from their level at the PR
+    segment, against the wave found, by more than P_ANCHOR_DISPLACEMENT of it.
+
+    A P wave rises from the isoelectric level and falls back to it, so the anchor and
+    the PR segment share a level (or, with atrial repolarisation, the anchor sits a
+    little toward the P wave). An anchor on the P wave's peak reads the wave's fall
+    to the PR segment as a wave pointing the other way.
+    """
+    line = _line_through(x, anchor, pr_end)
+    wave = x[:, peak] - line[:, peak]
+    displacement = line[:, anchor] - line[:, pr_end]
+    return float(displacement @ wave) < -P_ANCHOR_DISPLACEMENT * float(wave @ wave)
 
 
 def _flattest(x: np.ndarray, start: int, stop: int) -> int:
@@ -980,12 +1020,15 @@ def _p_wave_and_pr(
     onset and offset, or (None, None) with the P measurements nulled and why."""
     rr = result.beats.dominant_rr
     # Without a located T wave the previous beat's still lasts the shortest plausible
-    # QT: at fast rates a P search reaching further back finds the previous QRS.
+    # QT: at fast rates a P search reaching further back finds the previous QRS. A T
+    # end hidden by the next beat is only the earliest the T wave can end: a P wave
+    # there starts on the T wave.
     shortest_qt = samples(PLAUSIBLE_MS["qt_ms"][0])
     previous_t_end = int(t.end - rr) if t is not None else qrs_on - int(rr) + shortest_qt
-    p, reason = locate_p(
-        median, leads, qrs_on, previous_t_end, noise, t_end_located=t is not None
-    )
+    t_end_located = t is not None and not t.end_hidden
+    p, reason = locate_p(median, leads, qrs_on, previous_t_end, noise, t_end_located)
+    if p is None and t is not None and t.end_hidden:
+        reason = P_ON_HIDDEN_T
     if p is not None:
         consistency = p_wave_consistency(
             sig, leads, result.beats.dominant, median, p.onset, p.offset

@@ -98,6 +98,33 @@ def test_t_wave_hidden_by_the_next_p_wave_gives_no_qt() -> None:
     assert "hides its end" in report.null_reasons["qt_ms"]
     assert values.qrs_ms == pytest.approx(77, abs=5)
     assert "LNGQT" not in {s.code for s in report.statements}
+    # The P wave lies on that T wave: not "indistinguishable from noise", as it was.
+    assert values.p_axis_deg is None
+    assert "preceding T wave, whose end the next beat hides" in report.null_reasons["pr_ms"]
+
+
+@pytest.mark.parametrize(("rate", "pr", "qt"), [(127, 200, 297), (135, 180, 304), (151, 160, 278)])
+def test_p_wave_on_the_t_wave_is_not_read_from_its_peak(rate: int, pr: int, qt: int) -> None:
+    """The P wave starts 25-41 ms before the T wave ends, and the P search, starting
+    after the T end, began on the P wave's peak. Its isoelectric line, anchored there,
+    made the P wave's fall to the PR segment look like a wave pointing the other way:
+    PR 94-128 ms, P axis -120 degrees. No isoelectric baseline precedes that P wave,
+    so none of its measurements is given."""
+    spec = SyntheticSpec(heart_rate_bpm=rate, pr_ms=pr, qt_ms=qt)
+    report = model.analyze(synthetic_ecg(spec))
+    values = report.measurements
+    assert values.pr_ms is None and values.p_duration_ms is None and values.p_axis_deg is None
+    assert "starts on the preceding T wave" in report.null_reasons["p_axis_deg"]
+
+
+def test_no_p_wave_is_read_from_filter_ripple() -> None:
+    """At 103/min with a PR of 260 ms the P wave sits on the T wave and the P search
+    window after it is empty. On this noise-free ECG the noise test passed a 3 µV
+    ripple there as a P wave: PR 76 ms, P duration 56 ms, P axis -138 degrees."""
+    spec = SyntheticSpec(heart_rate_bpm=103, pr_ms=260, qt_ms=355)
+    report = model.analyze(synthetic_ecg(spec))
+    assert report.measurements.pr_ms is None and report.measurements.p_axis_deg is None
+    assert "0.02 mV" in report.null_reasons["pr_ms"]
 
 
 @pytest.mark.parametrize("rate", [170, 190, 212, 240])

@@ -239,6 +239,17 @@ def test_qrs_onset_takes_in_initial_q_waves(
         assert "1AVB" not in report.codes
 
 
+def test_p_wave_of_a_marked_first_degree_av_block_is_found_whole(shared_data: Path) -> None:
+    """PTB-XL 191 (coded 1AVB; report: sinus bradycardia): PR about 375 ms at 31/min.
+    The P search reached 350 ms before the QRS and cut the P wave; the cut read as a
+    P wave of 230 ms pointing up and right (axis -116), so no rhythm was named."""
+    report = _ptbxl(shared_data, 191)
+    values = report.measurements
+    assert 340 <= values.pr_ms <= 400 and values.p_duration_ms <= 140
+    assert 0 <= values.p_axis_deg <= 90
+    assert {"SBRAD", "1AVB"} <= set(report.codes)
+
+
 def test_large_sinus_p_waves_are_not_read_as_flutter_waves(shared_data: Path) -> None:
     """wfdb-samples/muse-sinus is GE's muse-sinus.xml with every amplitude five times too
     large (a defect of that export). Its P waves, left in the atrial residual, reached
