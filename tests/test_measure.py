@@ -117,6 +117,20 @@ def test_p_wave_on_the_t_wave_is_not_read_from_its_peak(rate: int, pr: int, qt: 
     assert "starts on the preceding T wave" in report.null_reasons["p_axis_deg"]
 
 
+@pytest.mark.parametrize(("rate", "pr", "qt"), [(95, 220, 388), (135, 120, 304)])
+def test_p_wave_just_after_the_t_wave_gives_no_pr(rate: int, pr: int, qt: int) -> None:
+    """The P wave starts 20-24 ms after the T wave ends: too little isoelectric line
+    before it to anchor its onset, which came out 8 ms late (PR 212 and 112 ms). The
+    P wave still makes the rhythm sinus, and its axis is measured."""
+    spec = SyntheticSpec(heart_rate_bpm=rate, pr_ms=pr, qt_ms=qt)
+    report = model.analyze(synthetic_ecg(spec))
+    values = report.measurements
+    assert values.pr_ms is None and values.p_duration_ms is None
+    assert "P onset not separable" in report.null_reasons["pr_ms"]
+    assert values.p_axis_deg == pytest.approx(spec.p_axis_deg, abs=5)
+    assert {"SR", "STACH"} & set(report.codes)
+
+
 def test_no_p_wave_is_read_from_filter_ripple() -> None:
     """At 103/min with a PR of 260 ms the P wave sits on the T wave and the P search
     window after it is empty. On this noise-free ECG the noise test passed a 3 µV
