@@ -208,7 +208,9 @@ def ms(n_samples: float) -> float:
 
 @dataclass(frozen=True)
 class Fiducials:
-    """Sample indices in the median beat (at FS); None where the wave was not found."""
+    """Sample indices in the median beat (at FS); None where the wave was not found.
+    p_on_clear is False where the P wave starts on the T wave: p_on is then where the
+    two could be told apart, not the P wave's onset."""
 
     qrs_on: int
     qrs_off: int
@@ -216,6 +218,7 @@ class Fiducials:
     t_off: int | None = None
     p_on: int | None = None
     p_off: int | None = None
+    p_on_clear: bool = True
 
 
 @dataclass(frozen=True)
@@ -798,10 +801,21 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
     )
 
 
-def net_area(x: np.ndarray, start: int, stop: int, level_at: int) -> float:
-    """Net area (mV*ms) of one lead between two fiducials, against the level at `level_at`."""
-    level = float(x[max(level_at - 3, 0) : level_at + 1].mean())
-    return float((x[start : stop + 1] - level).sum()) * 1000.0 / FS
+def net_area(
+    x: np.ndarray, start: int, stop: int, level_at: int, end_level_at: int | None = None
+) -> float:
+    """Net area (mV*ms) of one lead between two fiducials, against the level at
+    `level_at`, or against the straight line from it to the level at `end_level_at`."""
+    level = _level(x, level_at)
+    if end_level_at is None:
+        baseline = np.full(stop + 1 - start, level)
+    else:
+        baseline = np.linspace(level, _level(x, end_level_at), stop + 1 - start)
+    return float((x[start : stop + 1] - baseline).sum()) * 1000.0 / FS
+
+
+def _level(x: np.ndarray, at: int) -> float:
+    return float(x[max(at - 3, 0) : at + 1].mean())
 
 
 def frontal_axis(areas: dict[str, float]) -> float | None:
@@ -993,8 +1007,10 @@ def _fiducials_and_intervals(
     t = _t_wave_and_qt(result, median, leads, qrs_on, qrs_off)
     t_peak = t.peak if t is not None else None
     t_off = t.end if t is not None and not t.end_hidden else None
-    p_on, p_off = _p_wave_and_pr(result, sig, leads, median, qrs_on, t, median_noise)
-    result.fiducials = Fiducials(qrs_on, qrs_off, t_peak, t_off, p_on, p_off)
+    p = _p_wave_and_pr(result, sig, leads, median, qrs_on, t, median_noise)
+    p_on, p_off = (p.onset, p.offset) if p is not None else (None, None)
+    p_on_clear = p is None or p.onset_clear
+    result.fiducials = Fiducials(qrs_on, qrs_off, t_peak, t_off, p_on, p_off, p_on_clear)
 
 
 def _t_wave_and_qt(
@@ -1021,9 +1037,9 @@ def _p_wave_and_pr(
     qrs_on: int,
     t: TWave | None,
     noise: float,
-) -> tuple[int | None, int | None]:
-    """Locate a P wave that repeats beat to beat and set PR and P duration; returns its
-    onset and offset, or (None, None) with the P measurements nulled and why."""
+) -> PWave | None:
+    """Locate a P wave that repeats beat to beat and set PR and P duration; returns it,
+    or None with the P measurements nulled and why."""
     rr = result.beats.dominant_rr
     # Without a located T wave the previous beat's still lasts the shortest plausible
     # QT: at fast rates a P search reaching further back finds the previous QRS. A T
@@ -1044,13 +1060,13 @@ def _p_wave_and_pr(
             reason = f"no consistent P wave (beat-to-beat P correlation {consistency:.2f})"
     if p is None:
         result.set_null(P_WAVE_KEYS, reason)
-        return None, None
+        return None
     if p.onset_clear:
         result.values.pr_ms = round(ms(qrs_on - p.onset))
         result.values.p_duration_ms = round(ms(p.offset - p.onset))
     else:
         result.set_null(tuple(P_WAVE_INTERVALS), P_ONSET_HIDDEN)
-    return p.onset, p.offset
+    return p
 
 
 def _too_noisy_for_wideband(v_core: np.ndarray, v_wide: np.ndarray) -> bool:
@@ -1086,15 +1102,23 @@ def _reject_implausible(result: EcgMeasurement) -> None:
 def _axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.ndarray) -> None:
     fid = result.fiducials
     limb = {n: median[LEAD_INDEX[n]] for n in LIMB_LEADS if usable[LEAD_INDEX[n]]}
+    # A P wave starting on the T wave starts above the isoelectric level, on the T
+    # wave's tail: its area is taken against the line from there to its offset, which
+    # leaves out the rest of that tail (CinC E07514, sinus tachycardia by its Dx: P
+    # axis 117 -> 61 degrees; PTB-XL 180, coded sinus rhythm: 119 -> 89). A P wave
+    # rising from the isoelectric line keeps that level, where GE's P axes agree
+    # (within 3 degrees; the line moved them 2-9 degrees away).
+    p_level_end = None if fid.p_on_clear else fid.p_off
     waves = {
-        "qrs_axis_deg": (fid.qrs_on, fid.qrs_off, fid.qrs_on),
-        "t_axis_deg": (fid.qrs_off, fid.t_off, fid.qrs_on),
-        "p_axis_deg": (fid.p_on, fid.p_off, fid.p_on),
+        "qrs_axis_deg": (fid.qrs_on, fid.qrs_off, fid.qrs_on, None),
+        "t_axis_deg": (fid.qrs_off, fid.t_off, fid.qrs_on, None),
+        "p_axis_deg": (fid.p_on, fid.p_off, fid.p_on, p_level_end),
     }
-    for key, (start, stop, level_at) in waves.items():
+    for key, (start, stop, level_at, end_level_at) in waves.items():
         if start is None or stop is None:
             continue
-        axis = frontal_axis({n: net_area(x, start, stop, level_at) for n, x in limb.items()})
+        areas = {n: net_area(x, start, stop, level_at, end_level_at) for n, x in limb.items()}
+        axis = frontal_axis(areas)
         if axis is None:
             result.set_null((key,), "too few usable limb leads")
         else:

@@ -250,6 +250,22 @@ def test_p_wave_of_a_marked_first_degree_av_block_is_found_whole(shared_data: Pa
     assert {"SBRAD", "1AVB"} <= set(report.codes)
 
 
+@pytest.mark.parametrize(("record", "code"), [("E07514", "STACH"), ("ptbxl-180", "SR")])
+def test_p_axis_of_a_p_wave_on_the_t_wave_leaves_out_the_t_wave(
+    shared_data: Path, record: str, code: str
+) -> None:
+    """CinC E07514 (Dx: sinus tachycardia, 115/min) and PTB-XL 180 (coded SR, 93/min):
+    the P wave starts on the end of the T wave. Its area against the level at its
+    start took in the rest of the T wave's tail, and the P axis came out 117 and 119
+    degrees: not sinus, so no rhythm was named."""
+    if record.startswith("ptbxl"):
+        report = _ptbxl(shared_data, int(record.split("-")[1]))
+    else:
+        report = model.analyze(model.load(shared_data / "cinc2021" / record))
+    assert 30 <= report.measurements.p_axis_deg <= 90
+    assert code in report.codes
+
+
 def test_large_sinus_p_waves_are_not_read_as_flutter_waves(shared_data: Path) -> None:
     """wfdb-samples/muse-sinus is GE's muse-sinus.xml with every amplitude five times too
     large (a defect of that export). Its P waves, left in the atrial residual, reached
