@@ -2,6 +2,8 @@
 
 0. Synthetic ECGs (model.synthetic) with exactly known intervals and axes, at 250,
    500 and 1000 Hz: the error of each measurement (goal: within 4 ms / 5 degrees).
+   A grid, 24 drawn at random, and 40 at 100-160/min where the P wave starts near,
+   at or on the end of the T wave (there a null is a right answer, a guess is not).
 1. LUDB (160 records): global P duration, PR, QRS and QT against the cardiologists'
    per-lead annotations, next to the IEC 60601-2-25 limits for global durations and
    intervals (mean difference within +-10 ms for P, PR and QRS and +-25 ms for QT;
