@@ -447,8 +447,8 @@ def random_synthetic_specs(n: int = 24, seed: int = 7) -> list:
 
 
 def fast_synthetic_specs() -> list:
-    """Fast rates (100-160/min) with PRs of 140-260 ms: the P wave starts shortly
-    after, at or well before the end of the T wave, where an engine that cannot tell
+    """Fast rates (100-160/min) with PRs of 140-260 ms: the P wave starts from 120 ms
+    after to 170 ms before the end of the T wave, where an engine that cannot tell
     them apart reads one for the other. Three axis sets take turns."""
     from model.synthetic import SyntheticSpec
 

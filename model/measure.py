@@ -121,7 +121,8 @@ T_END_HIDDEN = (
     f"T wave still falling {T_BEFORE_NEXT_QRS_MS} ms before the next QRS: "
     "the next beat hides its end"
 )
-# P wave: searched up to 450 ms before the QRS onset, room for a marked first-degree
+# P wave: searched up to 450 ms before the QRS onset (the median beat's 500 ms before
+# the QRS fiducial leaves about 430 ms before a normal QRS), room for a marked first-degree
 # AV block (PTB-XL 191: PR 374 ms at 31/min; a 350 ms search cut its P wave in two
 # and read the cut as a P wave pointing up and right); must stand 4x above the
 # median beat's noise and repeat in most beats (atrial fibrillation does not).
@@ -136,16 +137,18 @@ P_AFTER_T_MS = 20
 # An onset found within P_MIN_TP_MS of that start was not found: no isoelectric
 # TP segment separates it from the T wave. On synthetic ECGs whose P wave starts
 # within 16 ms of the T wave's end, or on it, such onsets came out 10-28 ms late;
-# on PTB-XL (39, 102, 363) with P durations of 112-180 ms, early. At 10 ms, P waves
-# starting 15-30 ms after the T wave's end (synthetic, 95-143/min) still gave PRs
-# 8-10 ms short, and PTB-XL 135 and 180 P onsets 40-60 ms before the visible P
-# wave (P durations 156 and 146 ms); 16 ms nulls those PRs and CinC E07514's (a P
-# wave on the T wave's end), and changes no LUDB or GE measurement. (A trapezium
+# on PTB-XL (39, 102, 363) with P durations of 112-180 ms, early. At 10 ms (an
+# onset at least 30 ms after the T end), P waves starting 15-30 ms after the T end
+# (synthetic, 95-143/min) gave PRs 8-10 ms short, and PTB-XL 135 and 180 P onsets
+# 40-60 ms before the visible P wave (P durations 156 and 146 ms). 16 ms (an onset
+# at least 36 ms after the T end) nulls those PRs and CinC E07514's (a P wave on the
+# T wave's end), and changes no LUDB or GE measurement; after TP segments of 29-35
+# ms synthetic PRs still come out 8 ms short. (A trapezium
 # reference kept 70 ms before the P wave's rise, whatever the anchor, fixed the
 # synthetic PRs too but moved LUDB's P duration SD from 14.7 to 15.5 ms.)
 P_MIN_TP_MS = 16
 P_ONSET_HIDDEN = "P onset not separable from the end of the preceding T wave"
-P_ON_HIDDEN_T = "no P wave separable from the preceding T wave, whose end the next beat hides"
+P_ON_HIDDEN_T = "a P wave on the preceding T wave, whose end the next beat hides, is not separable"
 P_SMOOTH_MS = 20
 # The P wave's fall is looked for at least this far before the PR segment's end,
 # where the isoelectric line is pinned to the signal (model.measure.locate_p).
@@ -209,8 +212,10 @@ def ms(n_samples: float) -> float:
 @dataclass(frozen=True)
 class Fiducials:
     """Sample indices in the median beat (at FS); None where the wave was not found.
-    p_on_clear is False where the P wave starts on the T wave: p_on is then where the
-    two could be told apart, not the P wave's onset."""
+    p_on_clear is False where no isoelectric TP segment was seen before the P wave
+    (it starts on, at or just after the end of a T wave, or the T end was not
+    located or is hidden): p_on is then where the P wave could be told apart from
+    what precedes it, not necessarily its onset."""
 
     qrs_on: int
     qrs_off: int
@@ -594,10 +599,10 @@ def locate_p(
     fall = peak + int(np.argmin(np.diff(magnitude)[peak:fall_stop]))
     onset = _trapezium_start(magnitude, anchor, rise)
     offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
-    wave_peak = onset + int(np.argmax(magnitude[onset : offset + 1]))
-    if magnitude[wave_peak] < MIN_P_MV:
+    top = onset + int(np.argmax(magnitude[onset : offset + 1]))
+    if magnitude[top] < MIN_P_MV:
         return None, f"no P wave of {MIN_P_MV} mV or more before the QRS"
-    if _anchor_on_the_wave(x, anchor, pr_end, wave_peak):
+    if _anchor_on_the_wave(x, anchor, pr_end, top):
         return None, P_WITHOUT_BASELINE
     onset_clear = not (after_t and (not t_end_located or onset - lo < samples(P_MIN_TP_MS)))
     return PWave(onset, offset, onset_clear), ""
@@ -611,10 +616,14 @@ def _steepest_rise(magnitude: np.ndarray, anchor: int, peak: int) -> int:
     return anchor + int(np.argmax(np.diff(magnitude)[anchor:peak]))
 
 
+def _end_levels(x: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per lead, the level just after start and just before stop."""
+    return x[:, start : start + 4].mean(axis=1), x[:, stop - 4 : stop].mean(axis=1)
+
+
 def _line_through(x: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Per lead, the straight line from its level at start to its level at stop."""
-    first = x[:, start : start + 4].mean(axis=1)
-    last = x[:, stop - 4 : stop].mean(axis=1)
+    first, last = _end_levels(x, start, stop)
     weight = (np.arange(x.shape[1]) - start) / (stop - start)
     return first[:, None] + (last - first)[:, None] * weight[None, :]
 
@@ -633,10 +642,9 @@ def _anchor_on_the_wave(x: np.ndarray, anchor: int, pr_end: int, peak: int) -> b
     little toward the P wave). An anchor on the P wave's peak reads the wave's fall
     to the PR segment as a wave pointing the other way.
     """
-    line = _line_through(x, anchor, pr_end)
-    wave = x[:, peak] - line[:, peak]
-    displacement = line[:, anchor] - line[:, pr_end]
-    return float(displacement @ wave) < -P_ANCHOR_DISPLACEMENT * float(wave @ wave)
+    first, last = _end_levels(x, anchor, pr_end)
+    wave = x[:, peak] - (first + (last - first) * (peak - anchor) / (pr_end - anchor))
+    return float((first - last) @ wave) < -P_ANCHOR_DISPLACEMENT * float(wave @ wave)
 
 
 def _flattest(x: np.ndarray, start: int, stop: int) -> int:
@@ -1050,7 +1058,7 @@ def _p_wave_and_pr(
     t_end_located = t is not None and not t.end_hidden
     p, reason = locate_p(median, leads, qrs_on, previous_t_end, noise, t_end_located)
     if p is None and t is not None and t.end_hidden:
-        reason = P_ON_HIDDEN_T
+        reason = f"{reason}; {P_ON_HIDDEN_T}"
     if p is not None:
         consistency = p_wave_consistency(
             sig, leads, result.beats.dominant, median, p.onset, p.offset
@@ -1102,9 +1110,9 @@ def _reject_implausible(result: EcgMeasurement) -> None:
 def _axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.ndarray) -> None:
     fid = result.fiducials
     limb = {n: median[LEAD_INDEX[n]] for n in LIMB_LEADS if usable[LEAD_INDEX[n]]}
-    # A P wave starting on the T wave starts above the isoelectric level, on the T
-    # wave's tail: its area is taken against the line from there to its offset, which
-    # leaves out the rest of that tail (CinC E07514, sinus tachycardia by its Dx: P
+    # A P wave with no isoelectric TP segment before it may start above the isoelectric
+    # level, on the T wave's tail: its area is taken against the line from there to its
+    # offset, which leaves out the rest of that tail (CinC E07514, sinus tachycardia by its Dx: P
     # axis 117 -> 61 degrees; PTB-XL 180, coded sinus rhythm: 119 -> 89). A P wave
     # rising from the isoelectric line keeps that level, where GE's P axes agree
     # (within 3 degrees; the line moved them 2-9 degrees away).

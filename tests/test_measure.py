@@ -7,7 +7,13 @@ import pytest
 
 import model
 from model.ecg import STANDARD_LEADS, Ecg
-from model.measure import canonical_lead_name, frontal_axis, measure, standard_twelve
+from model.measure import (
+    canonical_lead_name,
+    frontal_axis,
+    measure,
+    net_area,
+    standard_twelve,
+)
 from model.synthetic import SyntheticSpec, synthetic_ecg
 
 SPECS = [
@@ -103,6 +109,20 @@ def test_t_wave_hidden_by_the_next_p_wave_gives_no_qt() -> None:
     assert "preceding T wave, whose end the next beat hides" in report.null_reasons["pr_ms"]
 
 
+def test_p_wave_after_a_hidden_t_end_gives_no_pr() -> None:
+    """At 170/min with a QT of 248 ms the T wave still falls 120 ms before the next
+    QRS: its end there is only the earliest it can be, so a P onset found after it
+    may be the T wave's tail (PR 82 ms for 100 when taken as a located T end). The P
+    wave still names the rhythm."""
+    spec = SyntheticSpec(heart_rate_bpm=170, pr_ms=100, qt_ms=248, qrs_ms=70)
+    report = model.analyze(synthetic_ecg(spec))
+    values = report.measurements
+    assert "hides its end" in report.null_reasons["qt_ms"]
+    assert values.pr_ms is None and "P onset not separable" in report.null_reasons["pr_ms"]
+    assert values.p_axis_deg == pytest.approx(60, abs=5)
+    assert "STACH" in report.codes
+
+
 @pytest.mark.parametrize(("rate", "pr", "qt"), [(127, 200, 297), (135, 180, 304), (151, 160, 278)])
 def test_p_wave_on_the_t_wave_is_not_read_from_its_peak(rate: int, pr: int, qt: int) -> None:
     """The P wave starts 25-41 ms before the T wave ends, and the P search, starting
@@ -192,6 +212,16 @@ def test_lead_names_are_matched_whatever_their_case() -> None:
     signal, present = standard_twelve(upper)
     assert present.all()
     np.testing.assert_allclose(signal, ecg.signal, atol=1e-6)
+
+
+def test_net_area_against_a_sloping_line() -> None:
+    """A wave riding on a ramp: against the level at its start the ramp counts as
+    area; against the line from start to end it does not."""
+    ramp = np.linspace(0.3, 0.0, 101)
+    hump = 0.1 * np.sin(np.linspace(0, np.pi, 101)) ** 2
+    x = ramp + hump
+    assert net_area(x, 0, 100, 0, 100) == pytest.approx(net_area(hump, 0, 100, 0), rel=0.05)
+    assert net_area(x, 0, 100, 0) < 0
 
 
 def test_frontal_axis_from_limb_lead_areas() -> None:
