@@ -71,6 +71,9 @@ _WIDEBAND = butter(2, [0.5, 150.0], btype="bandpass", fs=FS, output="sos")
 # The median beat spans 500 ms before and 800 ms after each QRS fiducial.
 PRE = samples(500)
 POST = samples(800)
+# A recording shorter than one median beat's window holds no complete beat (and
+# under 32 ms the filters cannot even be run over it).
+MIN_DURATION_S = (PRE + POST) / FS
 
 # QRS: the "core" is where the 40 Hz spatial velocity exceeds 15 % of its peak
 # (gaps up to QRS_GAP_MS bridged, for notched complexes); onset and offset are where
@@ -862,6 +865,10 @@ def measure(ecg: Ecg) -> EcgMeasurement:
             f"needs at least {MIN_LEADS} leads, got {int(present.sum())} standard leads",
         )
         return result
+    if ecg.duration_s < MIN_DURATION_S:
+        return _fail(
+            result, f"recording of {ecg.duration_s:.2f} s: at least {MIN_DURATION_S:.1f} s needed"
+        )
     usable = present.copy()
     for i, name in enumerate(STANDARD_LEADS):
         problem = raw_lead_problem(raw[i]) if present[i] else "missing"

@@ -85,6 +85,14 @@ def test_too_short_for_three_beats() -> None:
     assert report.null_reasons["rr_ms"] == "fewer than 3 QRS complexes detected"
 
 
+@pytest.mark.parametrize("n_samples", [5, 10, 400])
+def test_recording_shorter_than_a_beat_gives_nulls_not_an_exception(n_samples: int) -> None:
+    """Under 16 samples at 500 Hz the band-pass filter raised (padlen)."""
+    report = model.analyze(_with_signal(CLEAN.signal[:, :n_samples]))
+    _all_null_with_reason(report)
+    assert "at least 1.3 s needed" in report.null_reasons["rr_ms"]
+
+
 def test_flat_t_wave_gives_no_qt() -> None:
     values = measure(synthetic_ecg(SyntheticSpec(t_mv=0.0)))
     assert values.values.qt_ms is None
