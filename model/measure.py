@@ -54,7 +54,13 @@ from model.beats import (
 )
 from model.ecg import STANDARD_LEADS, Ecg
 from model.report import Measurements
-from model.signal_quality import NOISY_RESIDUAL_MV, beat_residual_noise, raw_lead_problem
+from model.signal_quality import (
+    NOISY_RESIDUAL_MV,
+    RESCALED_FLAG,
+    beat_residual_noise,
+    leads_rescaled,
+    raw_lead_problem,
+)
 
 LEAD_INDEX = {name: i for i, name in enumerate(STANDARD_LEADS)}
 LIMB_LEADS = STANDARD_LEADS[:6]
@@ -268,6 +274,7 @@ class EcgMeasurement:
     atrial_residual_mv: float = 0.0
     paced_beats: int = 0
     median: np.ndarray | None = None
+    amplitudes_calibrated: bool = True
 
     @property
     def has_flutter_waves(self) -> bool:
@@ -875,6 +882,7 @@ def measure(ecg: Ecg) -> EcgMeasurement:
         if problem:
             usable[i] = False
             result.lead_problems[name] = problem
+    result.amplitudes_calibrated = not leads_rescaled(raw, usable)
     # An unusable lead is zeroed: NaN would spread through every filter and median.
     raw[~usable] = 0.0
     raw = to_internal_rate(raw, ecg.sampling_rate)
@@ -989,7 +997,8 @@ def qrs_to_noise(median: np.ndarray, noise: np.ndarray, leads: np.ndarray) -> fl
 
 
 def _lead_flags(result: EcgMeasurement) -> list[str]:
-    return [f"{name}: {why}" for name, why in result.lead_problems.items()]
+    rescaled = [] if result.amplitudes_calibrated else [RESCALED_FLAG]
+    return rescaled + [f"{name}: {why}" for name, why in result.lead_problems.items()]
 
 
 def _fail(result: EcgMeasurement, reason: str) -> EcgMeasurement:

@@ -21,6 +21,22 @@ PLATEAU_SAMPLES = 3
 NOISY_RESIDUAL_MV = 0.15
 
 
+# Real leads never span the same range to within 1 %: where every usable lead does,
+# the recording was rescaled lead by lead (LUDB as published: each lead spans
+# exactly 1 "mV") and its amplitudes are not calibrated millivolts.
+SAME_SPAN_TOLERANCE = 0.01
+RESCALED_FLAG = (
+    "every lead spans the same range: amplitudes rescaled lead by lead, not calibrated; "
+    "no voltage criteria applied, frontal axes approximate"
+)
+
+
+def leads_rescaled(raw: np.ndarray, usable: np.ndarray) -> bool:
+    """True where all usable leads (at least two) span the same range, within 1 %."""
+    spans = np.ptp(raw[usable], axis=1)
+    return spans.size >= 2 and float(spans.max()) <= (1 + SAME_SPAN_TOLERANCE) * float(spans.min())
+
+
 def raw_lead_problem(x: np.ndarray) -> str | None:
     """Why a lead cannot be used, judged on its raw samples; None when it looks like an ECG."""
     if not np.all(np.isfinite(x)):

@@ -569,6 +569,8 @@ def interpret(
     changes its voltages through the accessory pathway, so it gets no bundle branch,
     fascicular or hypertrophy statement either. AV conduction is judged only in sinus
     rhythm, and the QT not in atrial fibrillation (its RR changes beat to beat).
+    Amplitudes rescaled lead by lead (not millivolts) get no voltage statement, and
+    no NORM: the voltages were not judged.
     """
     if m.beats is None or m.values.heart_rate_bpm is None:
         return []
@@ -583,13 +585,14 @@ def interpret(
             found += ventricular_conduction_statements(m)
             found += fascicular_statements(m)
         found += axis_statements(m, {s.code for s in found})
-        if not pre_excited:
-            found += hypertrophy_statements(m, sex)
-        found += low_voltage_statements(m)
+        if m.amplitudes_calibrated:
+            if not pre_excited:
+                found += hypertrophy_statements(m, sex)
+            found += low_voltage_statements(m)
         if "AFIB" not in rhythm:
             found += qt_statements(m, sex)
     codes = [s.code for s in found]
-    if codes and set(codes) <= NORMAL_RHYTHM_CODES:
+    if codes and set(codes) <= NORMAL_RHYTHM_CODES and m.amplitudes_calibrated:
         found.append(
             make_statement("NORM", "no finding beyond a normal sinus rhythm", codes=",".join(codes))
         )

@@ -93,6 +93,25 @@ def test_recording_shorter_than_a_beat_gives_nulls_not_an_exception(n_samples: i
     assert "at least 1.3 s needed" in report.null_reasons["rr_ms"]
 
 
+def test_amplitudes_rescaled_lead_by_lead_get_no_voltage_statement() -> None:
+    """Low voltages, then the same ECG with every lead rescaled to span exactly 1 (as
+    LUDB publishes its leads): the rescaling is flagged and no voltage statement, nor
+    NORM, is made from amplitudes that are not millivolts."""
+    low = synthetic_ecg(SyntheticSpec(r_mv=0.4, t_mv=0.1, p_mv=0.08))
+    assert "LVOLT" in model.analyze(low).codes
+    spans = np.ptp(low.signal, axis=1, keepdims=True)
+    report = model.analyze(_with_signal(low.signal / spans))
+    assert any("rescaled lead by lead" in flag for flag in report.source.quality_flags)
+    assert not {"LVOLT", "LVH", "NORM"} & set(report.codes)
+    assert "SR" in report.codes and report.measurements.pr_ms is not None
+
+
+def test_calibrated_leads_are_not_taken_for_rescaled_ones() -> None:
+    report = model.analyze(CLEAN)
+    assert not any("rescaled" in flag for flag in report.source.quality_flags)
+    assert "NORM" in report.codes
+
+
 def test_flat_t_wave_gives_no_qt() -> None:
     values = measure(synthetic_ecg(SyntheticSpec(t_mv=0.0)))
     assert values.values.qt_ms is None

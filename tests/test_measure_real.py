@@ -266,6 +266,14 @@ def test_p_axis_of_a_p_wave_on_the_t_wave_leaves_out_the_t_wave(
     assert code in report.codes
 
 
+def test_ludb_rescaled_leads_make_no_voltage_statement(shared_data: Path) -> None:
+    """LUDB 4 (diagnosed LVH): LUDB publishes every lead rescaled to span 1 "mV", which
+    read as low QRS voltages in 149 of its 160 records."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / "4"))
+    assert any("rescaled lead by lead" in flag for flag in report.source.quality_flags)
+    assert not {"LVOLT", "LVH", "NORM"} & set(report.codes)
+
+
 def test_large_sinus_p_waves_are_not_read_as_flutter_waves(shared_data: Path) -> None:
     """wfdb-samples/muse-sinus is GE's muse-sinus.xml with every amplitude five times too
     large (a defect of that export). Its P waves, left in the atrial residual, reached
