@@ -130,11 +130,12 @@ T_END_HIDDEN = (
     f"T wave still falling {T_BEFORE_NEXT_QRS_MS} ms before the next QRS: "
     "the next beat hides its end"
 )
-# P wave: searched up to 450 ms before the QRS onset (the median beat's 500 ms before
-# the QRS fiducial leaves about 430 ms before a normal QRS), room for a marked first-degree
-# AV block (PTB-XL 191: PR 374 ms at 31/min; a 350 ms search cut its P wave in two
-# and read the cut as a P wave pointing up and right); must stand 4x above the
-# median beat's noise and repeat in most beats (atrial fibrillation does not).
+# P wave: searched up to 450 ms before the QRS onset (the median beat's 500 ms
+# before the QRS fiducial leave about 430 ms before a normal QRS), room for a marked
+# first-degree AV block (PTB-XL 191: PR 374 ms at 31/min; a 350 ms search cut its P
+# wave in two and read the cut as a P wave pointing up and right); must stand 4x
+# above the median beat's noise and repeat in most beats (atrial fibrillation does
+# not).
 # Its isoelectric line is re-anchored, and so its onset searched, within
 # P_ANCHOR_MS before its steepest rise; its offset within P_TRAPEZIUM_MS after its
 # steepest fall. P_ANCHOR_MS was chosen on LUDB: P onset SD 8.3, 7.6, 7.4, 7.4,
@@ -144,17 +145,17 @@ P_SEARCH_MS = 450
 # The search starts no earlier than P_AFTER_T_MS after the previous T wave's end.
 P_AFTER_T_MS = 20
 # An onset found within P_MIN_TP_MS of that start was not found: no isoelectric
-# TP segment separates it from the T wave. On synthetic ECGs whose P wave starts
-# within 16 ms of the T wave's end, or on it, such onsets came out 10-28 ms late;
-# on PTB-XL (39, 102, 363) with P durations of 112-180 ms, early. At 10 ms (an
-# onset at least 30 ms after the T end), P waves starting 15-30 ms after the T end
-# (synthetic, 95-143/min) gave PRs 8-10 ms short, and PTB-XL 135 and 180 P onsets
-# 40-60 ms before the visible P wave (P durations 156 and 146 ms). 16 ms (an onset
-# at least 36 ms after the T end) nulls those PRs and CinC E07514's (a P wave on the
-# T wave's end), and changes no LUDB or GE measurement; after TP segments of 29-35
-# ms synthetic PRs still come out 8 ms short. (A trapezium
-# reference kept 70 ms before the P wave's rise, whatever the anchor, fixed the
-# synthetic PRs too but moved LUDB's P duration SD from 14.7 to 15.5 ms.)
+# TP segment separates it from the T wave. Without this rule, synthetic P waves
+# starting on or within 16 ms of the T wave's end came out 10-28 ms late, and PTB-XL
+# 39, 102 and 363 (P durations 112-180 ms) early. At 10 ms (an onset at least 30 ms
+# after the T end), P waves starting 15-30 ms after the T end (synthetic, 95-143/min)
+# still gave PRs 8-10 ms short, and PTB-XL 135 and 180 P onsets 40-60 ms before the
+# visible P wave (P durations 156 and 146 ms). 16 ms (an onset at least 36 ms after
+# the T end) nulls those PRs and CinC E07514's (a P wave on the T wave's end), and
+# changes no LUDB or GE measurement; after TP segments of 29-35 ms synthetic PRs
+# still come out 8 ms short. A trapezium reference kept 70 ms before the P wave's
+# rise, whatever the anchor, fixed those too but moved LUDB's P duration SD from
+# 14.7 to 15.5 ms.
 P_MIN_TP_MS = 16
 P_ONSET_HIDDEN = "P onset not separable from the end of the preceding T wave"
 P_ON_HIDDEN_T = "a P wave on the preceding T wave, whose end the next beat hides, is not separable"
@@ -833,6 +834,7 @@ def net_area(
 
 
 def _level(x: np.ndarray, at: int) -> float:
+    """The lead's level at `at`: the mean of the four samples ending there."""
     return float(x[max(at - 3, 0) : at + 1].mean())
 
 
@@ -1127,11 +1129,11 @@ def _axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.
     fid = result.fiducials
     limb = {n: median[LEAD_INDEX[n]] for n in LIMB_LEADS if usable[LEAD_INDEX[n]]}
     # A P wave with no isoelectric TP segment before it may start above the isoelectric
-    # level, on the T wave's tail: its area is taken against the line from there to its
-    # offset, which leaves out the rest of that tail (CinC E07514, sinus tachycardia by its Dx: P
-    # axis 117 -> 61 degrees; PTB-XL 180, coded sinus rhythm: 119 -> 89). A P wave
-    # rising from the isoelectric line keeps that level, where GE's P axes agree
-    # (within 3 degrees; the line moved them 2-9 degrees away).
+    # level, on the T wave's tail: its area is taken against the line from there to
+    # its offset, which leaves out the rest of that tail (CinC E07514, sinus
+    # tachycardia by its Dx: P axis 117 -> 61 degrees; PTB-XL 180, coded sinus rhythm:
+    # 119 -> 89). A P wave rising from the isoelectric line keeps the level at its
+    # onset, where GE's P axes agree (within 3 degrees; the line moved them 2-9 away).
     p_level_end = None if fid.p_on_clear else fid.p_off
     waves = {
         "qrs_axis_deg": (fid.qrs_on, fid.qrs_off, fid.qrs_on, None),
