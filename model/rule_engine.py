@@ -11,6 +11,7 @@ from model.ecg import Ecg
 from model.measure import EcgMeasurement, measure
 from model.report import EngineInfo, Report, SourceInfo, Statement
 from model.rule_settings import DEFAULT_RULES, RuleSettings
+from model.signal_quality import RESCALED_FLAG
 from model.statements import NORMAL_RHYTHM_CODES, interpret
 
 ENGINE = EngineInfo(name="measure", version="1.0.0")
@@ -67,7 +68,7 @@ def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
         for s in statements
         if s.code not in RHYTHM_PHRASES and s.code not in ECTOPY_PHRASES and s.code != "NORM"
     ]
-    sentences.append(_verdict(codes))
+    sentences.append(_verdict(codes, measured.amplitudes_calibrated))
     return " ".join(sentences)
 
 
@@ -87,15 +88,15 @@ def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def _verdict(codes: list[str]) -> str:
+def _verdict(codes: list[str], amplitudes_calibrated: bool) -> str:
+    """Normal only when everything was judged: uncalibrated amplitudes leave the
+    voltages unjudged."""
     findings = set(codes) - NORMAL_RHYTHM_CODES - {"NORM"}
-    if not any(c in NORMAL_RHYTHM_CODES for c in codes):
+    if not any(c in NORMAL_RHYTHM_CODES for c in codes) or not findings <= MINOR_CODES:
         return "Abnormal ECG."
-    if not findings:
-        return "Normal ECG."
-    if findings <= MINOR_CODES:
-        return "Otherwise normal ECG."
-    return "Abnormal ECG."
+    if not amplitudes_calibrated:
+        return "QRS voltages not assessed: the amplitudes are not calibrated."
+    return "Otherwise normal ECG." if findings else "Normal ECG."
 
 
 def _warnings(measured: EcgMeasurement) -> list[str]:
@@ -104,4 +105,6 @@ def _warnings(measured: EcgMeasurement) -> list[str]:
         for name, why in measured.lead_problems.items()
         if why != "missing"
     ]
+    if not measured.amplitudes_calibrated:
+        skipped.append(RESCALED_FLAG)
     return skipped

@@ -104,6 +104,10 @@ def test_amplitudes_rescaled_lead_by_lead_get_no_voltage_statement() -> None:
     assert any("rescaled lead by lead" in flag for flag in report.source.quality_flags)
     assert not {"LVOLT", "LVH", "NORM"} & set(report.codes)
     assert "SR" in report.codes and report.measurements.pr_ms is not None
+    assert report.impression.endswith(
+        "QRS voltages not assessed: the amplitudes are not calibrated."
+    )
+    assert any("rescaled lead by lead" in warning for warning in report.warnings)
 
 
 def test_calibrated_leads_are_not_taken_for_rescaled_ones() -> None:

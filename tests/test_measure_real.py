@@ -272,6 +272,9 @@ def test_ludb_rescaled_leads_make_no_voltage_statement(shared_data: Path) -> Non
     report = model.analyze(model.load(shared_data / "ludb" / "data" / "4"))
     assert any("rescaled lead by lead" in flag for flag in report.source.quality_flags)
     assert not {"LVOLT", "LVH", "NORM"} & set(report.codes)
+    sinus_bradycardia = model.analyze(model.load(shared_data / "ludb" / "data" / "1"))
+    assert "SBRAD" in sinus_bradycardia.codes
+    assert "ormal ECG" not in sinus_bradycardia.impression
 
 
 def test_large_sinus_p_waves_are_not_read_as_flutter_waves(shared_data: Path) -> None:
