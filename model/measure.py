@@ -42,6 +42,7 @@ from scipy.signal import butter, resample_poly, sosfiltfilt, welch
 
 from model.beats import (
     FS,
+    IRREGULAR_RMSSD,
     Beats,
     beat_windows,
     blank_spikes,
@@ -129,6 +130,21 @@ T_BEFORE_NEXT_QRS_MS = 120
 T_END_HIDDEN = (
     f"T wave still falling {T_BEFORE_NEXT_QRS_MS} ms before the next QRS: "
     "the next beat hides its end"
+)
+# Where no P wave is found before the QRS of a regular rhythm, the P wave may sit on
+# the T wave's descent, and the T end found be that P wave's end: the next QRS then
+# follows it by a PR segment (P offset to QRS onset, 50-120 ms; up to about 220 with
+# a first-degree AV block). A T end found closer than this to the next QRS gives no
+# QT. PTB-XL 141 (sinus rhythm, first-degree AV block): its P wave on the T wave's
+# descent read as a QT of 462 ms, a long QT, 216 ms before the next QRS; PTB-XL 377
+# (regular, no P wave by its report) keeps its 358 ms, 261 ms before it; synthetic
+# sinus rhythms at 100-160/min with the P wave on the T wave's descent gave QTs up
+# to 58 ms long, 128-166 ms before it. In an irregular rhythm atrial activity is not
+# locked to the QRS and averages out of the median beat.
+T_END_ROOM_WITHOUT_P_MS = 250
+T_END_MAY_BE_P_END = (
+    f"no P wave found, and the T wave's end found lies within {T_END_ROOM_WITHOUT_P_MS} ms "
+    "of the next QRS: it may be the end of a P wave on the T wave's descent"
 )
 # P wave: searched up to 450 ms before the QRS onset (the median beat's 500 ms
 # before the QRS fiducial leave about 430 ms before a normal QRS), room for a marked
@@ -1034,6 +1050,9 @@ def _fiducials_and_intervals(
     t_peak = t.peak if t is not None else None
     t_off = t.end if t is not None and not t.end_hidden else None
     p = _p_wave_and_pr(result, sig, leads, median, qrs_on, t, median_noise)
+    if p is None and t_off is not None and _t_end_may_be_a_p_wave_end(result.beats, qrs_on, t_off):
+        _drop_qt(result, T_END_MAY_BE_P_END)
+        t_off = None
     p_on, p_off = (p.onset, p.offset) if p is not None else (None, None)
     p_on_clear = p is None or p.onset_clear
     result.fiducials = Fiducials(qrs_on, qrs_off, t_peak, t_off, p_on, p_off, p_on_clear)
@@ -1095,6 +1114,20 @@ def _p_wave_and_pr(
     return p
 
 
+def _t_end_may_be_a_p_wave_end(beats: Beats, qrs_on: int, t_end: int) -> bool:
+    """Whether, in a regular rhythm without a P wave found, the T end lies no further
+    from the next QRS than a P wave's end would (T_END_ROOM_WITHOUT_P_MS)."""
+    room = qrs_on + beats.dominant_rr - t_end
+    return room < samples(T_END_ROOM_WITHOUT_P_MS) and beats.irregularity() <= IRREGULAR_RMSSD
+
+
+def _drop_qt(result: EcgMeasurement, reason: str) -> None:
+    """No T wave end to trust: nothing that rests on it is kept."""
+    for key in QT_KEYS:
+        setattr(result.values, key, None)
+        result.null_reasons[key] = reason
+
+
 def _too_noisy_for_wideband(v_core: np.ndarray, v_wide: np.ndarray) -> bool:
     """True when the 150 Hz velocity's quiet level is over a tenth of its QRS peak.
 
@@ -1120,9 +1153,12 @@ def _reject_implausible(result: EcgMeasurement) -> None:
                 name = P_WAVE_INTERVALS[key]
                 _drop_p_wave(result, f"P wave not delimited ({name} {out_of_range})")
                 continue
-            for nulled in QT_KEYS if key == "qt_ms" else (key,):
-                setattr(result.values, nulled, None)
-                result.null_reasons[nulled] = f"measurement failed ({out_of_range})"
+            failed = f"measurement failed ({out_of_range})"
+            if key == "qt_ms":
+                _drop_qt(result, failed)
+            else:
+                setattr(result.values, key, None)
+                result.null_reasons[key] = failed
 
 
 def _axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.ndarray) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.beats import FS, PREMATURE_FRACTION
+from model.beats import FS, IRREGULAR_RMSSD, PREMATURE_FRACTION, normalised_rmssd
 from model.measure import (
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
@@ -33,12 +33,10 @@ from model.scp_statements import STATEMENTS
 # about the share of resting ECGs under 50/min, far below that under 60/min; its CinC
 # 2021 copies code 53 and 56/min as plain sinus rhythm. LUDB's and Georgia's
 # cardiologists use the AHA/ACCF/HRS 2009 limit, 60/min. Tachycardia above 100/min.
-# Atrial fibrillation: RR intervals irregular beyond this normalised RMSSD
-# (sinus rhythm in PTB-XL and LUDB: 95th percentile 0.05 without ectopic beats),
-# also between consecutive non-premature beats: premature atrial beats make the
-# RR irregular but leave those regular (LUDB, sinus with PACs: 0.004-0.039 against
+# Atrial fibrillation: RR intervals irregular (model.beats.IRREGULAR_RMSSD), also
+# between consecutive non-premature beats: premature atrial beats make the RR
+# irregular but leave those regular (LUDB, sinus with PACs: 0.004-0.039 against
 # 0.12-0.52 in its atrial fibrillation).
-AF_IRREGULARITY = 0.08
 # Regular normal-to-normal intervals spare atrial fibrillation only where at least
 # this many pairs of them follow each other: in atrial fibrillation many beats come
 # early, and the few adjacent intervals left between them can be alike by chance
@@ -122,45 +120,15 @@ def _rounded(values: dict[str, float | int | str | None]) -> dict[str, float | i
 # ------------------------------------------------------------- rhythm ----
 
 
-def _both_normal(m: EcgMeasurement) -> np.ndarray:
-    """Per RR interval: True where both of its beats are dominant."""
-    labels = m.beats.labels
-    return (labels[1:] == "N") & (labels[:-1] == "N")
-
-
 def normal_to_normal_rr_ms(m: EcgMeasurement) -> np.ndarray:
     """RR intervals between two consecutive dominant beats, in ms."""
-    return m.beats.rr[_both_normal(m)] * 1000.0 / FS
-
-
-def rr_irregularity(m: EcgMeasurement) -> float:
-    """Normalised RMSSD of the RR intervals, ventricular ectopic beats left out."""
-    labels = m.beats.labels
-    irregularity = normalised_rmssd(m.beats.rr, (labels[1:] != "V") & (labels[:-1] != "V"))
-    return 0.0 if irregularity is None else irregularity
+    return m.beats.rr[m.beats.both_normal] * 1000.0 / FS
 
 
 def normal_to_normal_irregularity(m: EcgMeasurement) -> float | None:
     """Normalised RMSSD of the normal-to-normal intervals; None with fewer than
     MIN_NN_PAIRS successive pairs, too few to call the rhythm regular."""
-    return normalised_rmssd(m.beats.rr, _both_normal(m), MIN_NN_PAIRS)
-
-
-def normalised_rmssd(rr: np.ndarray, kept: np.ndarray, min_pairs: int = 2) -> float | None:
-    """Root mean square of successive RR differences over the mean RR: beat-to-beat
-    irregularity, unlike the spread, which a slow sinus arrhythmia also has.
-
-    Only intervals that follow each other count as successive, as heart rate
-    variability is computed (Task Force of the ESC and NASPE, 1996): a difference
-    across a left-out ectopic beat compares RRs a cycle apart (PTB-XL 269, sinus
-    rhythm with a premature atrial beat: 0.100 across the gap, 0.079 without it).
-    None with fewer than min_pairs successive pairs.
-    """
-    successive = kept[1:] & kept[:-1]
-    if successive.sum() < min_pairs:
-        return None
-    differences = np.diff(rr)[successive]
-    return float(np.sqrt(np.mean(differences**2)) / np.mean(rr[kept]))
+    return normalised_rmssd(m.beats.rr, m.beats.both_normal, MIN_NN_PAIRS)
 
 
 def has_p_waves(m: EcgMeasurement) -> bool:
@@ -202,16 +170,16 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     Where too few consecutive normal beats exist to judge (most beats premature),
     the irregularity of all RR intervals decides alone.
     """
-    irregularity = rr_irregularity(m)
+    irregularity = m.beats.irregularity()
     nn_irregularity = normal_to_normal_irregularity(m)
-    if irregularity <= AF_IRREGULARITY or (
-        nn_irregularity is not None and nn_irregularity <= AF_IRREGULARITY
+    if irregularity <= IRREGULAR_RMSSD or (
+        nn_irregularity is not None and nn_irregularity <= IRREGULAR_RMSSD
     ):
         return []
     return [
         make_statement(
             "AFIB",
-            f"irregularly irregular RR (normalised RMSSD > {AF_IRREGULARITY}, also between "
+            f"irregularly irregular RR (normalised RMSSD > {IRREGULAR_RMSSD}, also between "
             "consecutive non-premature beats) without consistent P waves",
             rr_rmssd_normalised=irregularity,
             normal_to_normal_rmssd_normalised=nn_irregularity,

@@ -109,6 +109,29 @@ def test_t_wave_hidden_by_the_next_p_wave_gives_no_qt() -> None:
     assert "preceding T wave, whose end the next beat hides" in report.null_reasons["pr_ms"]
 
 
+@pytest.mark.parametrize(("rate", "pr", "qt"), [(100, 260, 380), (115, 260, 316), (130, 220, 292)])
+def test_p_wave_on_the_t_wave_descent_gives_no_qt(rate: int, pr: int, qt: int) -> None:
+    """The next P wave starts 40-54 ms before the T wave ends and merges with its
+    descent; the QT, measured to where the merged descent stops, came out 38-58 ms
+    long and called a long QT. No P wave is found before the QRS, and that end lies
+    within a PR segment of the next QRS: it may be the P wave's end."""
+    spec = SyntheticSpec(heart_rate_bpm=rate, pr_ms=pr, qt_ms=qt)
+    report = model.analyze(synthetic_ecg(spec))
+    values = report.measurements
+    assert values.qt_ms is None and values.qtc_bazett_ms is None and values.t_axis_deg is None
+    assert "may be the end of a P wave" in report.null_reasons["qt_ms"]
+    assert "LNGQT" not in report.codes
+
+
+def test_t_end_far_from_the_next_qrs_keeps_the_qt_without_a_p_wave() -> None:
+    """Atrial fibrillation at 75/min: no P wave, but the T wave ends long before the
+    next QRS, where a P wave's end could not lie."""
+    spec = SyntheticSpec(rhythm="atrial_fibrillation", heart_rate_bpm=75, qt_ms=400, seed=3)
+    values = measure(synthetic_ecg(spec)).values
+    assert values.pr_ms is None
+    assert values.qt_ms == pytest.approx(400, abs=10)
+
+
 def test_p_wave_after_a_hidden_t_end_gives_no_pr() -> None:
     """At 170/min with a QT of 248 ms the T wave still falls 120 ms before the next
     QRS: its end there is only the earliest it can be, so a P onset found after it

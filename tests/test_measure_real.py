@@ -250,6 +250,35 @@ def test_p_wave_of_a_marked_first_degree_av_block_is_found_whole(shared_data: Pa
     assert {"SBRAD", "1AVB"} <= set(report.codes)
 
 
+def test_p_wave_on_the_t_wave_descent_is_not_read_as_a_long_qt(shared_data: Path) -> None:
+    """PTB-XL 141 (report: sinus rhythm, first-degree AV block, no long QT): its P
+    wave sits on the T wave's descent; no P wave was found before the QRS, and the
+    QT ran to the P wave's end, 462 ms, 216 ms before the next QRS: a long QT."""
+    report = _ptbxl(shared_data, 141)
+    assert report.measurements.qt_ms is None
+    assert "may be the end of a P wave" in report.null_reasons["qt_ms"]
+    assert "LNGQT" not in report.codes
+
+
+def test_regular_rhythm_without_p_waves_keeps_a_qt_far_from_the_next_qrs(
+    shared_data: Path,
+) -> None:
+    """PTB-XL 377 (report: regular rhythm, no P wave found): the T wave ends 261 ms
+    before the next QRS, further than a P wave's end lies from it."""
+    report = _ptbxl(shared_data, 377)
+    assert report.measurements.pr_ms is None
+    assert report.measurements.qt_ms == pytest.approx(358, abs=10)
+
+
+def test_irregular_rhythm_keeps_a_qt_close_to_the_next_qrs(shared_data: Path) -> None:
+    """LUDB 109 (atrial fibrillation, 95/min): the T wave ends 128 ms before the next
+    QRS (median RR), but fibrillatory waves are not locked to the QRS and average out
+    of the median beat: the QT stands."""
+    measured = measure(model.load(shared_data / "ludb" / "data" / "109"))
+    assert measured.values.pr_ms is None
+    assert measured.values.qt_ms is not None
+
+
 @pytest.mark.parametrize(("record", "code"), [("E07514", "STACH"), ("ptbxl-180", "SR")])
 def test_p_axis_of_a_p_wave_on_the_t_wave_leaves_out_the_t_wave(
     shared_data: Path, record: str, code: str
