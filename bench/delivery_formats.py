@@ -35,7 +35,7 @@ from gateway.package import ReportPackage
 from gateway.routing import FhirOptions, Hl7Options
 
 sys.path.insert(0, str(REPO / "bench"))
-from intake import cpu_name  # noqa: E402
+from intake import cpu_name
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 PTBXL = DATA / "ptbxl" / "records500" / "00000"
@@ -93,8 +93,9 @@ def fhir_bundle(pkg: ReportPackage) -> bytes:
     return bundle_json(build_bundle(pkg, FhirOptions()))
 
 
-def cpu_ms(fn: Callable[[ReportPackage], object], packages: list[ReportPackage],
-           rounds: int) -> np.ndarray:
+def cpu_ms(
+    fn: Callable[[ReportPackage], object], packages: list[ReportPackage], rounds: int
+) -> np.ndarray:
     fn(packages[0])  # imports and caches outside the timing
     samples = []
     for _ in range(rounds):
@@ -107,14 +108,18 @@ def cpu_ms(fn: Callable[[ReportPackage], object], packages: list[ReportPackage],
 
 def print_table(timings: dict[str, np.ndarray], records: int, rounds: int) -> None:
     baseline = np.median(timings["HL7 ORU^R01, hl7apy parse_message + validate (baseline)"])
-    print(f"\nReport formats, {date.today().isoformat()}, {cpu_name()}, "
-          f"one pinned core, {records} PTB-XL ECGs x {rounds} rounds\n")
+    print(
+        f"\nReport formats, {date.today().isoformat()}, {cpu_name()}, "
+        f"one pinned core, {records} PTB-XL ECGs x {rounds} rounds\n"
+    )
     print("| artefact | median CPU ms | p95 CPU ms | vs hl7apy baseline |")
     print("|---|---:|---:|---:|")
     for name, samples in timings.items():
         median = float(np.median(samples))
-        print(f"| {name} | {median:.2f} | {np.percentile(samples, 95):.2f} "
-              f"| {baseline / median:.0f}x |")
+        print(
+            f"| {name} | {median:.2f} | {np.percentile(samples, 95):.2f} "
+            f"| {baseline / median:.0f}x |"
+        )
 
 
 if __name__ == "__main__":

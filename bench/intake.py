@@ -50,8 +50,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import model
-from gateway.config import GatewayConfig
 from gateway import metrics as m
+from gateway.config import GatewayConfig
 from gateway.dicom_scp import _GatewayServer, build_ae, handle_store
 from gateway.intake import Intake
 from gateway.metrics import Metrics
@@ -186,8 +186,9 @@ def run_intake_only(directory: Path, files: list[Path]) -> float:
     metrics = Metrics()
     intake = Intake(store, spool, metrics)
     try:
-        rate = run_in_process_scp(files, (evt.EVT_C_STORE, handle_store, [intake, metrics]),
-                                  metrics)
+        rate = run_in_process_scp(
+            files, (evt.EVT_C_STORE, handle_store, [intake, metrics]), metrics
+        )
     finally:
         store.close()
     if metrics.get(m.OBJECTS_ACCEPTED) != len(files):
@@ -216,7 +217,11 @@ def run_in_process_scp(files: list[Path], store_handler: tuple, metrics: Metrics
 
 
 def run_gateway(
-    work: Path, warm_up: list[Path], burst: list[Path], paced: list[Path], rate: float,
+    work: Path,
+    warm_up: list[Path],
+    burst: list[Path],
+    paced: list[Path],
+    rate: float,
     workers: int,
 ) -> dict[str, float]:
     data_dir = work / "gateway"

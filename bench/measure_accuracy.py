@@ -692,8 +692,6 @@ class SinusRate:
     stach: bool
 
 
-
-
 def run_ptbxl(limit: int) -> tuple[dict[str, Counts], list[float], list[SinusRate]]:
     """Per-statement counts against scp_codes / heart_axis, the ms per analysis, and
     each record's rate and sinus finding (to ask what any rate limit could reach).

@@ -108,8 +108,9 @@ def timed_ms(call: Callable[[], object]) -> tuple[float, float]:
     return (time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
 
 
-def time_interleaved(contenders: dict[str, Callable[[Ecg], bytes]], ecgs: list[Ecg],
-                     rounds: int) -> dict[str, list[tuple[float, float]]]:
+def time_interleaved(
+    contenders: dict[str, Callable[[Ecg], bytes]], ecgs: list[Ecg], rounds: int
+) -> dict[str, list[tuple[float, float]]]:
     """Each record by each contender in turn, so drifts in machine load hit all alike.
     One untimed warm-up page each: our cached grid and matplotlib's font cache are built there."""
     for render_page in contenders.values():
@@ -124,11 +125,13 @@ def time_interleaved(contenders: dict[str, Callable[[Ecg], bytes]], ecgs: list[E
 
 # --------------------------------------------------------------- the matplotlib page
 
+
 def _grid_segments(step: float) -> list[list[tuple[float, float]]]:
     xs = np.arange(render.GRID_LEFT_MM, render.GRID_RIGHT_MM + 1e-9, step)
     ys = np.arange(render.GRID_TOP_MM, render.GRID_BOTTOM_MM + 1e-9, step)
-    return ([[(x, render.GRID_TOP_MM), (x, render.GRID_BOTTOM_MM)] for x in xs]
-            + [[(render.GRID_LEFT_MM, y), (render.GRID_RIGHT_MM, y)] for y in ys])
+    return [[(x, render.GRID_TOP_MM), (x, render.GRID_BOTTOM_MM)] for x in xs] + [
+        [(render.GRID_LEFT_MM, y), (render.GRID_RIGHT_MM, y)] for y in ys
+    ]
 
 
 def _static_page(dpi: int) -> tuple[Figure, object]:
@@ -139,17 +142,26 @@ def _static_page(dpi: int) -> tuple[Figure, object]:
     axes.set_xlim(0, render.PAGE_WIDTH_MM)
     axes.set_ylim(render.PAGE_HEIGHT_MM, 0)
     axes.axis("off")
-    for step, width_mm, rgb in ((1.0, render._MINOR_LINE_MM, render._MINOR_RGB),
-                                (5.0, render._MAJOR_LINE_MM, render._MAJOR_RGB)):
-        axes.add_collection(LineCollection(_grid_segments(step), colors=[np.array(rgb) / 255],
-                                           linewidths=width_mm * PT_PER_MM))
+    for step, width_mm, rgb in (
+        (1.0, render._MINOR_LINE_MM, render._MINOR_RGB),
+        (5.0, render._MAJOR_LINE_MM, render._MAJOR_RGB),
+    ):
+        axes.add_collection(
+            LineCollection(
+                _grid_segments(step), colors=[np.array(rgb) / 255], linewidths=width_mm * PT_PER_MM
+            )
+        )
     trace_pt = render._TRACE_LINE_MM * PT_PER_MM
     for baseline in LAYOUT.baselines_mm:
         xs, ys = zip(*render._cal_pulse_mm(baseline))
         axes.plot(xs, ys, color="black", linewidth=trace_pt)
     for cell in LAYOUT.separators:
-        axes.plot([cell.x_mm, cell.x_mm], [cell.y_mm - 2.5, cell.y_mm + 2.5], color="black",
-                  linewidth=trace_pt)
+        axes.plot(
+            [cell.x_mm, cell.x_mm],
+            [cell.y_mm - 2.5, cell.y_mm + 2.5],
+            color="black",
+            linewidth=trace_pt,
+        )
     for cell in LAYOUT.cells:
         x_mm, y_mm = cell.label_xy_mm
         axes.text(x_mm, y_mm, cell.lead, fontsize=render._LABEL_SIZE_MM * PT_PER_MM, va="top")
@@ -165,18 +177,26 @@ def _trace_mm(ecg: Ecg, cell: render.Cell) -> tuple[np.ndarray, np.ndarray]:
     index = np.arange(first, last + 1)
     band_top, band_bottom = cell.band_mm
     x = cell.x_mm + (index / ecg.sampling_rate - cell.t_start) * render.MM_PER_S
-    y = np.clip(cell.y_mm - ecg.lead(cell.lead)[first:last + 1] * render.MM_PER_MV,
-                band_top, band_bottom)
+    y = np.clip(
+        cell.y_mm - ecg.lead(cell.lead)[first : last + 1] * render.MM_PER_MV, band_top, band_bottom
+    )
     return x, y
 
 
 def _draw_ecg(axes, ecg: Ecg) -> list:
     trace_pt = render._TRACE_LINE_MM * PT_PER_MM
-    artists = [axes.plot(*_trace_mm(ecg, cell), color="black", linewidth=trace_pt)[0]
-               for cell in LAYOUT.cells]
-    artists.append(axes.text(render.GRID_LEFT_MM, render.FOOTER_BASELINE_MM,
-                             render._footer_text(ecg, LAYOUT),
-                             fontsize=render._TEXT_SIZE_MM * PT_PER_MM))
+    artists = [
+        axes.plot(*_trace_mm(ecg, cell), color="black", linewidth=trace_pt)[0]
+        for cell in LAYOUT.cells
+    ]
+    artists.append(
+        axes.text(
+            render.GRID_LEFT_MM,
+            render.FOOTER_BASELINE_MM,
+            render._footer_text(ecg, LAYOUT),
+            fontsize=render._TEXT_SIZE_MM * PT_PER_MM,
+        )
+    )
     return artists
 
 
@@ -210,13 +230,16 @@ class ReusedMatplotlibPage:
 
 # --------------------------------------------------------------- the per-sample PDF page
 
+
 def per_sample_pdf(ecg: Ecg) -> bytes:
     """The PDF page drawn the straightforward reportlab way: one lineTo per sample."""
     out = io.BytesIO()
     size_pt = (render.PAGE_WIDTH_MM * PT_PER_MM, render.PAGE_HEIGHT_MM * PT_PER_MM)
     page = pdf_canvas.Canvas(out, pagesize=size_pt, invariant=True, pageCompression=1)
-    for step, width_mm, rgb in ((1.0, render._MINOR_LINE_MM, render._MINOR_RGB),
-                                (5.0, render._MAJOR_LINE_MM, render._MAJOR_RGB)):
+    for step, width_mm, rgb in (
+        (1.0, render._MINOR_LINE_MM, render._MINOR_RGB),
+        (5.0, render._MAJOR_LINE_MM, render._MAJOR_RGB),
+    ):
         page.setStrokeColor(render._pdf_colour(rgb))
         page.setLineWidth(width_mm * PT_PER_MM)
         page.drawPath(_per_point_path(page, [seg for seg in _grid_segments(step)]), stroke=1)
@@ -247,6 +270,7 @@ def _per_point_path(page: pdf_canvas.Canvas, lines: list) -> object:
 
 # --------------------------------------------------------------- report
 
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -259,36 +283,50 @@ def cpu_model() -> str:
 
 def print_header(cpu: int, n_records: int, args: argparse.Namespace) -> None:
     print(f"# Renderer benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
-    print(f"- machine: {cpu_model()}, pinned to CPU {cpu} (1 core), "
-          f"Python {platform.python_version()}")
-    print(f"- pages: {n_records} records ({args.ptbxl} PTB-XL, {args.ludb} LUDB, vendor DICOM) "
-          f"x {args.rounds} rounds, 3x4+1 layout, {args.dpi} DPI, PNG zlib level "
-          f"{render._PNG_COMPRESS_LEVEL} for all\n")
+    print(
+        f"- machine: {cpu_model()}, pinned to CPU {cpu} (1 core), "
+        f"Python {platform.python_version()}"
+    )
+    print(
+        f"- pages: {n_records} records ({args.ptbxl} PTB-XL, {args.ludb} LUDB, vendor DICOM) "
+        f"x {args.rounds} rounds, 3x4+1 layout, {args.dpi} DPI, PNG zlib level "
+        f"{render._PNG_COMPRESS_LEVEL} for all\n"
+    )
 
 
 def print_speed_table(timings: dict[str, list[tuple[float, float]]]) -> None:
     ours = float(np.median([cpu for cpu, _ in next(iter(timings.values()))]))
-    print("| renderer | median CPU ms/page | p95 CPU ms/page | median wall ms/page "
-          "| ours faster by |")
+    print(
+        "| renderer | median CPU ms/page | p95 CPU ms/page | median wall ms/page | ours faster by |"
+    )
     print("|---|---:|---:|---:|---:|")
     for name, values in timings.items():
         cpu, wall = np.array(values).T
-        print(f"| {name} | {np.median(cpu):.1f} | {np.percentile(cpu, 95):.1f} | "
-              f"{np.median(wall):.1f} | {np.median(cpu) / ours:.1f}x |")
+        print(
+            f"| {name} | {np.median(cpu):.1f} | {np.percentile(cpu, 95):.1f} | "
+            f"{np.median(wall):.1f} | {np.median(cpu) / ours:.1f}x |"
+        )
     print()
 
 
-def print_pdf_table(timings: dict[str, list[tuple[float, float]]],
-                    contenders: dict[str, Callable[[Ecg], bytes]], ecgs: list[Ecg]) -> None:
+def print_pdf_table(
+    timings: dict[str, list[tuple[float, float]]],
+    contenders: dict[str, Callable[[Ecg], bytes]],
+    ecgs: list[Ecg],
+) -> None:
     ours = float(np.median([cpu for cpu, _ in next(iter(timings.values()))]))
-    print("| PDF renderer (vector, header on) | median CPU ms/page | p95 CPU ms/page "
-          "| median wall ms/page | median KiB/page | ours faster by |")
+    print(
+        "| PDF renderer (vector, header on) | median CPU ms/page | p95 CPU ms/page "
+        "| median wall ms/page | median KiB/page | ours faster by |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name, values in timings.items():
         cpu, wall = np.array(values).T
         kib = np.median([len(contenders[name](ecg)) / 1024 for ecg in ecgs])
-        print(f"| {name} | {np.median(cpu):.1f} | {np.percentile(cpu, 95):.1f} | "
-              f"{np.median(wall):.1f} | {kib:.0f} | {np.median(cpu) / ours:.1f}x |")
+        print(
+            f"| {name} | {np.median(cpu):.1f} | {np.percentile(cpu, 95):.1f} | "
+            f"{np.median(wall):.1f} | {kib:.0f} | {np.median(cpu) / ours:.1f}x |"
+        )
     print()
 
 

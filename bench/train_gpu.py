@@ -38,13 +38,15 @@ from model.vlm_prompt import measurement_phrases
 from training.qlora import StageConfig, TrainResult, train_stage
 
 sys.path.insert(0, str(REPO / "bench"))
-from vlm_gpu import peak_gib, reset_peak, synthetic_ecg  # noqa: E402
+from vlm_gpu import peak_gib, reset_peak, synthetic_ecg
 
 # bitsandbytes' CPU 4-bit kernels quantise blocks of 64 input features.
 PAGES = 8
-REPORT = ("Rhythm: sinus rhythm.\nConduction: left anterior fascicular block.\n"
-          "Axis: left axis deviation.\nST-T: non-specific ST changes.\n"
-          "Interpretation: abnormal ECG.")
+REPORT = (
+    "Rhythm: sinus rhythm.\nConduction: left anterior fascicular block.\n"
+    "Axis: left axis deviation.\nST-T: non-specific ST changes.\n"
+    "Interpretation: abnormal ECG."
+)
 
 
 def main() -> int:
@@ -68,10 +70,18 @@ def main() -> int:
         results = {}
         for stage in (1, 2):
             config = StageConfig(
-                stage=stage, dataset_dir=root / "dataset", model=str(root / "base"),
-                output_dir=root / f"stage{stage}", longest_edge=longest_edge, device=device,
-                max_steps=args.steps, batch_size=args.batch, gradient_accumulation=1,
-                save_steps=args.steps, eval_samples=0, warmup_steps=min(10, args.steps // 10),
+                stage=stage,
+                dataset_dir=root / "dataset",
+                model=str(root / "base"),
+                output_dir=root / f"stage{stage}",
+                longest_edge=longest_edge,
+                device=device,
+                max_steps=args.steps,
+                batch_size=args.batch,
+                gradient_accumulation=1,
+                save_steps=args.steps,
+                eval_samples=0,
+                warmup_steps=min(10, args.steps // 10),
                 stage1_adapter=root / "stage1" if stage == 2 else None,
             )
             reset_peak(device)
@@ -104,19 +114,26 @@ def write_dataset(directory: Path, longest_edge: int) -> None:
     render_page(ecg, longest_edge).save(directory / "images" / "page.png")
     phrases = measurement_phrases(measured.measurements)
     rule_report = measured.model_dump(mode="json", exclude={"created_at"})
-    rows = [{
-        "id": f"{n:05d}-0", "copy": 0, "split": "train", "image": "images/page.png",
-        "target_alignment": f"Rhythm: sinus rhythm. {'; '.join(phrases[:5])}. "
-                            f"Axis: {phrases[6]}.",
-        "target_report": f"{REPORT}\nMeasurements: {'; '.join(phrases)}.",
-        "rule_report": rule_report,
-    } for n in range(PAGES)]
+    rows = [
+        {
+            "id": f"{n:05d}-0",
+            "copy": 0,
+            "split": "train",
+            "image": "images/page.png",
+            "target_alignment": f"Rhythm: sinus rhythm. {'; '.join(phrases[:5])}. "
+            f"Axis: {phrases[6]}.",
+            "target_report": f"{REPORT}\nMeasurements: {'; '.join(phrases)}.",
+            "rule_report": rule_report,
+        }
+        for n in range(PAGES)
+    ]
     (directory / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (directory / "val.jsonl").write_text("")
 
 
-def checks(results: dict[int, tuple[TrainResult, float | None]], device: str, steps: int
-           ) -> list[str]:
+def checks(
+    results: dict[int, tuple[TrainResult, float | None]], device: str, steps: int
+) -> list[str]:
     failures = []
     for stage, (result, _) in results.items():
         if len(result.losses) != steps or not all(math.isfinite(x) for x in result.losses):
@@ -126,18 +143,28 @@ def checks(results: dict[int, tuple[TrainResult, float | None]], device: str, st
     return failures
 
 
-def table(results: dict[int, tuple[TrainResult, float | None]], dims: VlmDims, device: str,
-          batch: int, longest_edge: int, tiny: bool) -> str:
-    versions = ", ".join(f"{name} {importlib.metadata.version(name)}"
-                         for name in ("torch", "transformers", "peft", "bitsandbytes"))
+def table(
+    results: dict[int, tuple[TrainResult, float | None]],
+    dims: VlmDims,
+    device: str,
+    batch: int,
+    longest_edge: int,
+    tiny: bool,
+) -> str:
+    versions = ", ".join(
+        f"{name} {importlib.metadata.version(name)}"
+        for name in ("torch", "transformers", "peft", "bitsandbytes")
+    )
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none (CPU dry run)"
     name = "tiny dims (DRY RUN, CPU)" if tiny else "SmolVLM-500M dims (random weights)"
     optimizer = "paged AdamW 8-bit, bf16" if device == "cuda" else "AdamW, float32"
     lines = [
         f"QLoRA training, {name}; GPU {gpu}; {versions}",
-        f"NF4 + double quant base, LoRA r16 on text q/k/v/o/gate/up/down, {optimizer}, "
-        f"gradient checkpointing; batch {batch}, longest_edge {longest_edge}, "
-        f"text width {dims.text_hidden} x {dims.text_layers} layers",
+        (
+            f"NF4 + double quant base, LoRA r16 on text q/k/v/o/gate/up/down, {optimizer}, "
+            f"gradient checkpointing; batch {batch}, longest_edge {longest_edge}, "
+            f"text width {dims.text_hidden} x {dims.text_layers} layers"
+        ),
         "",
         "| stage | steps | samples/s | peak GPU memory GiB | first loss | last loss |",
         "|---|---:|---:|---:|---:|---:|",
@@ -145,8 +172,10 @@ def table(results: dict[int, tuple[TrainResult, float | None]], dims: VlmDims, d
     for stage, (result, peak) in results.items():
         rate = result.steps * batch / result.seconds
         memory = "-" if peak is None else f"{peak:.2f}"
-        lines.append(f"| {stage} | {result.steps} | {rate:.2f} | {memory} | "
-                     f"{result.losses[0]:.3f} | {result.losses[-1]:.3f} |")
+        lines.append(
+            f"| {stage} | {result.steps} | {rate:.2f} | {memory} | "
+            f"{result.losses[0]:.3f} | {result.losses[-1]:.3f} |"
+        )
     return "\n".join(lines)
 
 

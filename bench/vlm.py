@@ -59,16 +59,19 @@ def main() -> int:
 
 
 def baseline_row(ecgs: list[model.Ecg]) -> dict[str, str]:
-    seconds = [timed(lambda e=ecg: (model.analyze(e), model.render_png(e, header=False)))
-               for ecg in ecgs]
+    seconds = [
+        timed(lambda e=ecg: (model.analyze(e), model.render_png(e, header=False))) for ecg in ecgs
+    ]
     per_report = statistics.median(seconds)
     return {"engine": "measure (rules + render, baseline)", "per report s": f"{per_report:.3f}"}
 
 
-def vlm_row(tiny: Path, ecgs: list[model.Ecg], longest_edge: int, new_tokens: int,
-            batch: int) -> dict[str, str]:
-    settings = VlmSettings(model=str(tiny), longest_edge=longest_edge, max_new_tokens=new_tokens,
-                           batch_size=1)
+def vlm_row(
+    tiny: Path, ecgs: list[model.Ecg], longest_edge: int, new_tokens: int, batch: int
+) -> dict[str, str]:
+    settings = VlmSettings(
+        model=str(tiny), longest_edge=longest_edge, max_new_tokens=new_tokens, batch_size=1
+    )
     engine = VlmEngine(settings)
     pages = [engine.render(ecg) for ecg in ecgs]
     prompt = report_prompt()
@@ -83,7 +86,8 @@ def vlm_row(tiny: Path, ecgs: list[model.Ecg], longest_edge: int, new_tokens: in
         decode.append(generation.batch_seconds)
     batched = VlmEngine(settings.model_copy(update={"batch_size": batch}))
     batched_seconds = timed(
-        lambda: batched.generate(pages, [prompt] * len(pages), min_new_tokens=new_tokens))
+        lambda: batched.generate(pages, [prompt] * len(pages), min_new_tokens=new_tokens)
+    )
     return {
         "engine": f"vlm tiny, longest_edge {longest_edge}",
         "image tokens": str(engine.image_tokens(pages[0])),
@@ -102,8 +106,15 @@ def timed(work) -> float:
 
 
 def table(rows: list[dict[str, str]], args: argparse.Namespace) -> str:
-    columns = ["engine", "image tokens", "prompt tokens", "preprocess s", "per report s",
-               "new tokens/s", "reports/s batched"]
+    columns = [
+        "engine",
+        "image tokens",
+        "prompt tokens",
+        "preprocess s",
+        "per report s",
+        "new tokens/s",
+        "reports/s batched",
+    ]
     title = (
         f"VLM engine on the CPU, tiny model, {date.today().isoformat()}, {cpu_name()} "
         f"({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads); "

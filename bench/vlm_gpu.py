@@ -111,15 +111,20 @@ def main() -> int:
         page, prompt = synthetic_page_and_prompt(args.longest_edge)
         for precision in precisions:
             settings = VlmSettings(
-                model=str(checkpoint), mode="hybrid", device=device,
+                model=str(checkpoint),
+                mode="hybrid",
+                device=device,
                 dtype="bfloat16" if precision == "bfloat16" else "float32" if dry else "auto",
                 quantization="4bit" if precision == "4bit" else "none",
-                max_new_tokens=new_tokens, timeout_s=600, batch_size=max(batches),
+                max_new_tokens=new_tokens,
+                timeout_s=600,
+                batch_size=max(batches),
                 longest_edge=args.longest_edge,
             )
             runs += time_precision(settings, precision, page, prompt, batches, repeats, checks)
-        preprocessing = preprocessing_table(checkpoint, page, prompt, max(batches), device,
-                                            args.longest_edge)
+        preprocessing = preprocessing_table(
+            checkpoint, page, prompt, max(batches), device, args.longest_edge
+        )
     check_memory(runs, checks, device)
     text = table(runs, dims, device, new_tokens, args.longest_edge, repeats, dry)
     text += "\n\n" + preprocessing
@@ -134,12 +139,16 @@ def main() -> int:
 
 
 def environment(device: str) -> str:
-    versions = {name: importlib.metadata.version(name)
-                for name in ("torch", "transformers", "bitsandbytes", "peft")}
+    versions = {
+        name: importlib.metadata.version(name)
+        for name in ("torch", "transformers", "bitsandbytes", "peft")
+    }
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none (dry run)"
-    return (f"GPU {gpu}; {os.cpu_count()} CPU cores; "
-            + ", ".join(f"{k} {v}" for k, v in versions.items())
-            + f"; torchvision {'yes (GPU preprocessing)' if is_torchvision_available() else 'no'}")
+    return (
+        f"GPU {gpu}; {os.cpu_count()} CPU cores; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f"; torchvision {'yes (GPU preprocessing)' if is_torchvision_available() else 'no'}"
+    )
 
 
 def write_random_checkpoint(directory: Path, dims: VlmDims, device: str) -> Path:
@@ -173,12 +182,20 @@ def synthetic_ecg() -> model.Ecg:
         for offset, width, height in ((0.0, 0.025, 0.15), (0.16, 0.012, 1.0), (0.45, 0.05, 0.3)):
             beat += height * np.exp(-0.5 * ((t - onset - offset) / width) ** 2)
     gains = np.array([0.8, 1.0, 0.3, -0.9, 0.3, 0.6, -0.5, 0.2, 0.6, 1.1, 1.0, 0.8])
-    return model.Ecg(signal=gains[:, None] * beat[None, :], sampling_rate=fs,
-                     lead_names=model.STANDARD_LEADS)
+    return model.Ecg(
+        signal=gains[:, None] * beat[None, :], sampling_rate=fs, lead_names=model.STANDARD_LEADS
+    )
 
 
-def time_precision(settings: VlmSettings, precision: str, page, prompt: str,
-                   batches: list[int], repeats: int, checks: Checks) -> list[Run]:
+def time_precision(
+    settings: VlmSettings,
+    precision: str,
+    page,
+    prompt: str,
+    batches: list[int],
+    repeats: int,
+    checks: Checks,
+) -> list[Run]:
     print(f"{precision}: loading", flush=True)
     engine = VlmEngine(settings)
     check_engine(engine, precision, page, settings, checks)
@@ -194,14 +211,25 @@ def time_precision(settings: VlmSettings, precision: str, page, prompt: str,
             wall.append(time.perf_counter() - started)
             generate.append(generations[0].batch_seconds)
             checks.expect(
-                all(g.new_tokens == settings.max_new_tokens and not g.timed_out
-                    for g in generations),
+                all(
+                    g.new_tokens == settings.max_new_tokens and not g.timed_out for g in generations
+                ),
                 f"{precision} batch {batch}: {batch} reports of {settings.max_new_tokens} tokens",
             )
-        run = Run(precision, batch, float(np.median(wall)), float(np.median(generate)),
-                  generations[0].prompt_tokens, settings.max_new_tokens, peak_gib(settings.device))
-        print(f"  batch {batch}: {run.seconds_per_batch:.3f} s per batch, "
-              f"{run.reports_per_s:.1f} reports/s", flush=True)
+        run = Run(
+            precision,
+            batch,
+            float(np.median(wall)),
+            float(np.median(generate)),
+            generations[0].prompt_tokens,
+            settings.max_new_tokens,
+            peak_gib(settings.device),
+        )
+        print(
+            f"  batch {batch}: {run.seconds_per_batch:.3f} s per batch, "
+            f"{run.reports_per_s:.1f} reports/s",
+            flush=True,
+        )
         runs.append(run)
     del engine
     gc.collect()
@@ -210,8 +238,9 @@ def time_precision(settings: VlmSettings, precision: str, page, prompt: str,
     return runs
 
 
-def preprocessing_table(checkpoint: Path, page, prompt: str, batch: int, device: str,
-                        longest_edge: int) -> str:
+def preprocessing_table(
+    checkpoint: Path, page, prompt: str, batch: int, device: str, longest_edge: int
+) -> str:
     """Seconds to turn `batch` pages into model inputs, per image-processor backend.
 
     The engine preprocesses on the CPU (torchvision's backend when installed, else
@@ -221,58 +250,77 @@ def preprocessing_table(checkpoint: Path, page, prompt: str, batch: int, device:
     wheres = [("pil", "cpu")]
     if is_torchvision_available():
         wheres += [("torchvision", "cpu")] + ([("torchvision", device)] if device != "cpu" else [])
-    lines = [f"Preprocessing {batch} pages (longest edge {longest_edge}), median of 3:", "",
-             "| image processor | device | s per batch | pages/s |", "|---|---|---:|---:|"]
+    lines = [
+        f"Preprocessing {batch} pages (longest edge {longest_edge}), median of 3:",
+        "",
+        "| image processor | device | s per batch | pages/s |",
+        "|---|---|---:|---:|",
+    ]
     for backend, where in wheres:
         try:
-            seconds = time_preprocessing(checkpoint, backend, where, page, prompt, batch,
-                                         longest_edge)
+            seconds = time_preprocessing(
+                checkpoint, backend, where, page, prompt, batch, longest_edge
+            )
             lines.append(f"| {backend} | {where} | {seconds:.3f} | {batch / seconds:.1f} |")
         except Exception as exc:  # noqa: BLE001 - an informative row, whatever went wrong
-            lines.append(f"| {backend} | {where} | failed: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:120]} | |")
+            lines.append(
+                f"| {backend} | {where} | failed: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120]} | |"
+            )
     return "\n".join(lines)
 
 
-def time_preprocessing(checkpoint: Path, backend: str, where: str, page, prompt: str,
-                       batch: int, longest_edge: int) -> float:
+def time_preprocessing(
+    checkpoint: Path, backend: str, where: str, page, prompt: str, batch: int, longest_edge: int
+) -> float:
     processor = AutoProcessor.from_pretrained(checkpoint, backend=backend)
     text = processor.apply_chat_template(report_messages(prompt), add_generation_prompt=True)
     kwargs = {"device": where} if backend == "torchvision" else {}
     times = []
     for _ in range(4):  # the first is a warm-up
         started = time.perf_counter()
-        inputs = processor(text=[text] * batch, images=[[page]] * batch, return_tensors="pt",
-                           padding=True, size={"longest_edge": longest_edge}, **kwargs)
+        inputs = processor(
+            text=[text] * batch,
+            images=[[page]] * batch,
+            return_tensors="pt",
+            padding=True,
+            size={"longest_edge": longest_edge},
+            **kwargs,
+        )
         inputs["pixel_values"].sum().item()  # waits for the GPU
         times.append(time.perf_counter() - started)
     return float(np.median(times[1:]))
 
 
-def check_engine(engine: VlmEngine, precision: str, page, settings: VlmSettings,
-                 checks: Checks) -> None:
+def check_engine(
+    engine: VlmEngine, precision: str, page, settings: VlmSettings, checks: Checks
+) -> None:
     expected = EXPECTED_IMAGE_TOKENS.get(settings.longest_edge)
     tokens = engine.image_tokens(page)
-    checks.expect(expected is None or tokens == expected,
-                  f"{precision}: {tokens} image tokens at longest edge {settings.longest_edge}")
+    checks.expect(
+        expected is None or tokens == expected,
+        f"{precision}: {tokens} image tokens at longest edge {settings.longest_edge}",
+    )
     parameter = next(engine.loaded.model.parameters())
-    checks.expect(parameter.device.type == settings.device,
-                  f"{precision}: weights on {parameter.device}")
+    checks.expect(
+        parameter.device.type == settings.device, f"{precision}: weights on {parameter.device}"
+    )
     if precision == "4bit":
         import bitsandbytes as bnb
 
         quantized = sum(isinstance(m, bnb.nn.Linear4bit) for m in engine.loaded.model.modules())
         least = 8 if settings.device == "cpu" else 100  # tiny model: 2+2 layers
-        checks.expect(quantized > least,
-                      f"4bit: {quantized} Linear4bit layers")
+        checks.expect(quantized > least, f"4bit: {quantized} Linear4bit layers")
 
 
 def check_memory(runs: list[Run], checks: Checks, device: str) -> None:
     if device != "cuda":
         return
     peak = {r.precision: r.peak_gib for r in runs if r.batch == 1}
-    checks.expect(peak.get("4bit", 0) < peak.get("bfloat16", 0),
-                  f"4-bit uses less GPU memory at batch 1 ({peak})")
+    checks.expect(
+        peak.get("4bit", 0) < peak.get("bfloat16", 0),
+        f"4-bit uses less GPU memory at batch 1 ({peak})",
+    )
 
 
 def reset_peak(device: str) -> None:
@@ -285,8 +333,15 @@ def peak_gib(device: str) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
 
 
-def table(runs: list[Run], dims: VlmDims, device: str, new_tokens: int, longest_edge: int,
-          repeats: int, dry: bool) -> str:
+def table(
+    runs: list[Run],
+    dims: VlmDims,
+    device: str,
+    new_tokens: int,
+    longest_edge: int,
+    repeats: int,
+    dry: bool,
+) -> str:
     name = "tiny dims (DRY RUN, CPU)" if dry else "SmolVLM-500M dims (random weights)"
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
     title = (
@@ -296,8 +351,10 @@ def table(runs: list[Run], dims: VlmDims, device: str, new_tokens: int, longest_
     lines = [
         title,
         "",
-        ("| precision | batch | prompt tokens | s per batch | of which generate | s per report "
-         "| reports/s | new tokens/s | peak GiB | goal |"),
+        (
+            "| precision | batch | prompt tokens | s per batch | of which generate | s per report "
+            "| reports/s | new tokens/s | peak GiB | goal |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:

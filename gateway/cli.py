@@ -44,19 +44,32 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="measure and interpret an ECG")
-    p.add_argument("input", help="DICOM waveform file or WFDB record; with a VLM engine also "
-                   "a PDF, PNG/JPEG or DICOM Secondary Capture / Encapsulated PDF page")
+    p.add_argument(
+        "input",
+        help="DICOM waveform file or WFDB record; with a VLM engine also "
+        "a PDF, PNG/JPEG or DICOM Secondary Capture / Encapsulated PDF page",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--engine", choices=("measure", "vlm", "hybrid"), default="measure",
-                   help="measure (rules, default), vlm (SmolVLM reads the page) or hybrid "
-                   "(SmolVLM given the measurements)")
-    p.add_argument("--model", help="VLM: hub id or local directory "
-                   "(default HuggingFaceTB/SmolVLM-500M-Instruct)")
+    p.add_argument(
+        "--engine",
+        choices=("measure", "vlm", "hybrid"),
+        default="measure",
+        help="measure (rules, default), vlm (SmolVLM reads the page) or hybrid "
+        "(SmolVLM given the measurements)",
+    )
+    p.add_argument(
+        "--model",
+        help="VLM: hub id or local directory (default HuggingFaceTB/SmolVLM-500M-Instruct)",
+    )
     p.add_argument("--adapter", help="VLM: PEFT LoRA adapter directory")
     p.add_argument("--4bit", dest="four_bit", action="store_true", help="VLM: 4-bit NF4 weights")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="VLM device")
-    p.add_argument("-c", "--config", type=Path,
-                   help="gateway.yaml whose rule settings (rules:) apply, as in the gateway")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="gateway.yaml whose rule settings (rules:) apply, as in the gateway",
+    )
     p.set_defaults(func=_cmd_analyze)
 
 
@@ -72,17 +85,23 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         from model.image_input import is_page_file
 
         if is_page_file(args.input):
-            print(f"error: {args.input} is an ECG page (PDF, image or DICOM Secondary Capture /"
-                  " Encapsulated PDF), not a waveform: the measurement engine needs samples;"
-                  " read the page with --engine vlm or --engine hybrid", file=sys.stderr)
+            print(
+                f"error: {args.input} is an ECG page (PDF, image or DICOM Secondary Capture /"
+                " Encapsulated PDF), not a waveform: the measurement engine needs samples;"
+                " read the page with --engine vlm or --engine hybrid",
+                file=sys.stderr,
+            )
             return 2
         report = model.analyze(model.load(args.input), rules)
     else:
         from model.vlm import DEFAULT_MODEL, VlmEngine, VlmSettings, VlmUnavailable
 
         settings = VlmSettings(
-            mode=args.engine, model=args.model or DEFAULT_MODEL, adapter=args.adapter,
-            quantization="4bit" if args.four_bit else "none", device=args.device,
+            mode=args.engine,
+            model=args.model or DEFAULT_MODEL,
+            adapter=args.adapter,
+            quantization="4bit" if args.four_bit else "none",
+            device=args.device,
         )
         try:
             engine = VlmEngine(settings, rules)
@@ -101,12 +120,21 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="serve, send the sample ECGs, print their reports, stop")
-    p.add_argument("--out", default="out/demo", help="data directory and outbox of the demo "
-                   "(default out/demo; a previous demo's output there is replaced)")
-    p.add_argument("--data", type=Path, help="sample data (default $ECG_GATEWAY_DATA or "
-                   "../shared/data; without it a synthetic ECG)")
-    p.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait for the reports (default 120)")
+    p.add_argument(
+        "--out",
+        default="out/demo",
+        help="data directory and outbox of the demo "
+        "(default out/demo; a previous demo's output there is replaced)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="sample data (default $ECG_GATEWAY_DATA or "
+        "../shared/data; without it a synthetic ECG)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for the reports (default 120)"
+    )
     p.set_defaults(func=_cmd_demo)
 
 
@@ -131,8 +159,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the DICOM gateway in the foreground")
     _add_config_options(p)
     p.add_argument("--port", type=int, help="override the DICOM port")
-    p.add_argument("--bind", metavar="ADDRESS",
-                   help="override bind_address (e.g. 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--bind",
+        metavar="ADDRESS",
+        help="override bind_address (e.g. 127.0.0.1: this machine only)",
+    )
     p.set_defaults(func=_cmd_serve)
 
 
@@ -172,7 +203,9 @@ def _cmd_send(args: argparse.Namespace) -> int:
     for result in results:
         status = f"0x{result.status:04X}" if result.status is not None else "------"
         verdict = "OK    " if result.ok else "FAILED"
-        print(f"{verdict} {status} {result.path}" + (f": {result.message}" if result.message else ""))
+        print(
+            f"{verdict} {status} {result.path}" + (f": {result.message}" if result.message else "")
+        )
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -199,7 +232,9 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     try:
         config = _load_config(args)
         if not config.store_path.exists():
-            print(f"error: {config.store_path}: no store here (has the gateway run?)", file=sys.stderr)
+            print(
+                f"error: {config.store_path}: no store here (has the gateway run?)", file=sys.stderr
+            )
             return 2
         store = Store(config.store_path)
     except (ConfigError, StoreError) as exc:
@@ -293,7 +328,9 @@ def _cmd_deliveries(args: argparse.Namespace) -> int:
     try:
         config = _load_config(args)
         if not config.store_path.exists():
-            print(f"error: {config.store_path}: no store here (has the gateway run?)", file=sys.stderr)
+            print(
+                f"error: {config.store_path}: no store here (has the gateway run?)", file=sys.stderr
+            )
             return 2
         store = Store(config.store_path)
     except (ConfigError, StoreError) as exc:
@@ -326,7 +363,9 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
 def _cmd_model(args: argparse.Namespace) -> int:
     from model.tiny_vlm import build_tiny_model
 
-    print(f"wrote a random-weight test model (not for clinical use) to {build_tiny_model(args.dir)}")
+    print(
+        f"wrote a random-weight test model (not for clinical use) to {build_tiny_model(args.dir)}"
+    )
     return 0
 
 
@@ -336,8 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_render, _add_analyze, _add_demo, _add_serve, _add_send, _add_jobs,
-                _add_routes, _add_deliveries, _add_model):
+    for add in (
+        _add_render,
+        _add_analyze,
+        _add_demo,
+        _add_serve,
+        _add_send,
+        _add_jobs,
+        _add_routes,
+        _add_deliveries,
+        _add_model,
+    ):
         add(sub)
     return parser
 

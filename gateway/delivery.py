@@ -195,7 +195,7 @@ class DeliverySweeper:
             receipt = self._sender(delivery.destination, destination).send(package, artefacts)
         except DeliveryError as exc:
             return self._record_failure(delivery, destination.retry, exc), exc.permanent
-        except Exception as exc:  # a bug in a sender must not stop the other deliveries
+        except Exception as exc:  # noqa: BLE001 - a bug in a sender must not stop the others
             log.error("unexpected %s delivering %s", type(exc).__name__, _label(delivery))
             error = DeliveryError(f"{type(exc).__name__}: {redact(str(exc), package)}")
             return self._record_failure(delivery, destination.retry, error), False
@@ -221,7 +221,7 @@ class DeliverySweeper:
             raise DeliveryError("the formatting process died; trying again") from None
         except DeliveryError:
             raise
-        except Exception as exc:  # a bug in a format must not stop the other deliveries
+        except Exception as exc:  # noqa: BLE001 - a bug in a format must not stop the others
             log.error("unexpected %s preparing %s", type(exc).__name__, _label(delivery))
             raise DeliveryError(f"{type(exc).__name__} preparing the report") from None
 

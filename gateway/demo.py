@@ -126,11 +126,16 @@ def run_samples(
     print(f"outbox: {config.outbox_dir} (files named <SOP Instance UID>.<type>)")
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        print(f"error: {len(failed)} of {len(outcomes)} ECG(s) did not reach the outbox: "
-              + ", ".join(o.sample.name for o in failed), file=sys.stderr)
+        print(
+            f"error: {len(failed)} of {len(outcomes)} ECG(s) did not reach the outbox: "
+            + ", ".join(o.sample.name for o in failed),
+            file=sys.stderr,
+        )
     if exit_code != 0:
-        print(f"error: the gateway exited with {exit_code} after SIGTERM; see {gateway.log_path}",
-              file=sys.stderr)
+        print(
+            f"error: the gateway exited with {exit_code} after SIGTERM; see {gateway.log_path}",
+            file=sys.stderr,
+        )
     return 0 if not failed and exit_code == 0 else 1
 
 
@@ -150,8 +155,17 @@ class DemoGateway:
 
     def command(self) -> list[str]:
         # Loopback only: the shipped config listens on every interface, the demo need not.
-        return ["serve", "-c", str(self.config_path), "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--bind", "127.0.0.1"]
+        return [
+            "serve",
+            "-c",
+            str(self.config_path),
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+        ]
 
     def start(self, timeout_s: float = 60.0) -> None:
         print(f"$ ecg-gateway {' '.join(self.command())}")
@@ -189,16 +203,20 @@ class DemoGateway:
     def stop(self) -> int:
         """SIGTERM, as an init system stops it; its exit code (killed if it hangs)."""
         if self.process.poll() is not None:
-            print(f"gateway had already exited with {self.process.returncode}; "
-                  f"its log: {self.log_path}")
+            print(
+                f"gateway had already exited with {self.process.returncode}; "
+                f"its log: {self.log_path}"
+            )
             return self.process.returncode
         self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(timeout=_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self._kill()
-            print(f"error: the gateway did not stop within {_STOP_TIMEOUT_S:g} s of SIGTERM; "
-                  "killed", file=sys.stderr)
+            print(
+                f"error: the gateway did not stop within {_STOP_TIMEOUT_S:g} s of SIGTERM; killed",
+                file=sys.stderr,
+            )
             return self.process.returncode
         print(f"gateway stopped by SIGTERM, exit code {code}; its log: {self.log_path}")
         return code
@@ -246,7 +264,7 @@ def send_samples(samples: list[DemoSample], port: int) -> dict[Path, str]:
     print(f"$ ecg-gateway send --port {port} {' '.join(s.path.name for s in samples)}")
     try:
         done = subprocess.run(
-            _cli(arguments), cwd=REPO, capture_output=True, text=True, timeout=300
+            _cli(arguments), cwd=REPO, capture_output=True, text=True, timeout=300, check=False
         )
     except subprocess.TimeoutExpired:
         raise DemoError("`ecg-gateway send` did not finish within 300 s") from None
@@ -283,13 +301,18 @@ def wait_for_reports(
         if not store_error and all(o.finished for o in outcomes):
             return outcomes
         if gateway.exited() is not None:
-            raise DemoError(f"the gateway exited with {gateway.exited()} while processing; "
-                            f"its log ends:\n{gateway.log_tail()}")
+            raise DemoError(
+                f"the gateway exited with {gateway.exited()} while processing; "
+                f"its log ends:\n{gateway.log_tail()}"
+            )
         if time.monotonic() >= deadline:
-            waiting = "\n".join(f"  {o.sample.name}: {_progress(o)}" for o in outcomes
-                                if not o.finished)
-            raise DemoError(f"reports not in the outbox after {timeout_s:g} s:\n{waiting}"
-                            f"{store_error}\nsee {gateway.log_path}")
+            waiting = "\n".join(
+                f"  {o.sample.name}: {_progress(o)}" for o in outcomes if not o.finished
+            )
+            raise DemoError(
+                f"reports not in the outbox after {timeout_s:g} s:\n{waiting}"
+                f"{store_error}\nsee {gateway.log_path}"
+            )
         time.sleep(_POLL_S)
 
 
@@ -320,8 +343,10 @@ def _progress(outcome: Outcome) -> str:
         return "not received yet"
     if outcome.job.state != "done":
         return f"job {outcome.job.state}"
-    return ", ".join(f"delivery to {d.destination} {d.state}"
-                     + (f" ({d.last_error})" if d.last_error else "") for d in outcome.deliveries)
+    return ", ".join(
+        f"delivery to {d.destination} {d.state}" + (f" ({d.last_error})" if d.last_error else "")
+        for d in outcome.deliveries
+    )
 
 
 def print_summary(outcomes: list[Outcome], outbox: Path) -> None:
@@ -346,11 +371,12 @@ def summary_lines(outcome: Outcome, outbox: Path) -> list[str]:
         lines.append(technical_notes(report.warnings))
     for delivery in outcome.deliveries:
         if delivery.state != "sent":
-            lines.append(f"delivery to {delivery.destination} {delivery.state}: "
-                         f"{delivery.last_error}")
+            lines.append(
+                f"delivery to {delivery.destination} {delivery.state}: {delivery.last_error}"
+            )
     stem = safe_file_stem(outcome.sample.sop_instance_uid)
     files = outbox_files(outbox, outcome.sample.sop_instance_uid)
-    listed = ", ".join(f"{p.name[len(stem) + 1:]} {_size(p)}" for p in files)
+    listed = ", ".join(f"{p.name[len(stem) + 1 :]} {_size(p)}" for p in files)
     lines.append(f"Outbox: {listed or 'nothing'}")
     return lines
 

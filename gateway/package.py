@@ -70,7 +70,7 @@ class ReportPackage:
         _write_atomic(directory / _CONTEXT, json.dumps(context, indent=2).encode())
 
     @classmethod
-    def load(cls, directory: Path) -> "ReportPackage":
+    def load(cls, directory: Path) -> ReportPackage:
         context = json.loads((directory / _CONTEXT).read_text())
         return cls(
             job_id=int(context["job_id"]),

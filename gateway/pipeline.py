@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -57,7 +57,7 @@ class Router(Protocol):
 @dataclass(frozen=True)
 class PipelineSettings:
     reports_dir: Path
-    engine: EngineChoice = EngineChoice()
+    engine: EngineChoice = field(default_factory=EngineChoice)
     workers: int = 2
     lease_s: float = 300.0
     max_attempts: int = 3
@@ -119,8 +119,9 @@ class Pipeline:
         for owner, job_ids in unfinished.items():
             for job_id in job_ids:
                 if self._store.release_job(job_id, owner):
-                    log.warning("job %d was still running at shutdown: released to the queue",
-                                job_id)
+                    log.warning(
+                        "job %d was still running at shutdown: released to the queue", job_id
+                    )
         if executor is not None:
             executor.shutdown(wait=not unfinished, cancel_futures=True)
 
@@ -190,8 +191,7 @@ class Pipeline:
             # A worker process died (out of memory, a crash in native code): the jobs are
             # retried like any transient failure, and fail for good after max attempts.
             self._replace_broken_executor(executor)
-            return [JobResult(transient_error="worker process died while processing")
-                    for _ in jobs]
+            return [JobResult(transient_error="worker process died while processing") for _ in jobs]
 
     def _choice_for(self, job: Job) -> EngineChoice:
         """gateway.yaml's engine, unless a routes.yaml rule names another for this object.
@@ -253,8 +253,9 @@ class Pipeline:
         retry_at = time.time() + self._settings.hold_retry_s
         if self._store.hold_job(job.id, owner, f"held: {reason}"[:1000], retry_at):
             self._metrics.inc(m.JOBS_HELD)
-            log.warning("%s held until the %s engine can be loaded", label,
-                        self._settings.engine.name)
+            log.warning(
+                "%s held until the %s engine can be loaded", label, self._settings.engine.name
+            )
 
     def _fail(self, job: Job, owner: str, label: str, error: str) -> None:
         if self._store.fail_job(job.id, owner, error[:1000]):
@@ -281,6 +282,10 @@ def _intake_context(job: Job) -> MatchContext:
     except Exception:  # noqa: BLE001 - the worker reports a bad file; here it routes on AEs
         header = pydicom.Dataset()
     return MatchContext.at_intake(
-        job.calling_ae, job.called_ae, job.kind, str(header.get("Modality", "") or ""),
-        str(header.get("InstitutionName", "") or ""), str(header.get("StationName", "") or ""),
+        job.calling_ae,
+        job.called_ae,
+        job.kind,
+        str(header.get("Modality", "") or ""),
+        str(header.get("InstitutionName", "") or ""),
+        str(header.get("StationName", "") or ""),
     )

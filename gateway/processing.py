@@ -164,12 +164,16 @@ def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report]:
     inputs = [_engine_input(item) for item in items]
     batch = getattr(engine, "interpret_batch", None)
     if batch is None:
-        return [engine.interpret(item.ecg) if item.ecg is not None else item.image.report
-                for item in items]
+        return [
+            engine.interpret(item.ecg) if item.ecg is not None else item.image.report
+            for item in items
+        ]
     wanted = [value for value in inputs if value is not None]
     generated = iter(batch(wanted) if wanted else [])
-    return [next(generated) if value is not None else item.image.report
-            for item, value in zip(items, inputs, strict=True)]
+    return [
+        next(generated) if value is not None else item.image.report
+        for item, value in zip(items, inputs, strict=True)
+    ]
 
 
 def _engine_input(item: _Decoded) -> Ecg | PageImage | None:

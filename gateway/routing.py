@@ -320,8 +320,13 @@ class MatchContext:
 
     @classmethod
     def at_intake(
-        cls, calling_ae: str, called_ae: str, kind: str, modality: str = "",
-        institution: str = "", station: str = "",
+        cls,
+        calling_ae: str,
+        called_ae: str,
+        kind: str,
+        modality: str = "",
+        institution: str = "",
+        station: str = "",
     ) -> MatchContext:
         """What is known of an object before it is interpreted: no statement codes yet."""
         return cls(calling_ae, called_ae, kind, modality, institution, station, frozenset())

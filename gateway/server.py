@@ -125,10 +125,18 @@ def engine_choice(config: GatewayConfig) -> EngineChoice:
         try:
             check_vlm_files(choice.vlm.load_spec())
         except VlmUnavailable as exc:
-            then = ("jobs are held until it is provided" if choice.on_unavailable == "hold"
-                    else "the measurement engine runs instead and each report says so")
-            log.error("the %s engine cannot be loaded: %s. Until then %s (engine_unavailable:"
-                      " %s)", choice.name, exc, then, choice.on_unavailable)
+            then = (
+                "jobs are held until it is provided"
+                if choice.on_unavailable == "hold"
+                else "the measurement engine runs instead and each report says so"
+            )
+            log.error(
+                "the %s engine cannot be loaded: %s. Until then %s (engine_unavailable: %s)",
+                choice.name,
+                exc,
+                then,
+                choice.on_unavailable,
+            )
     return choice
 
 

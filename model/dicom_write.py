@@ -78,11 +78,22 @@ def ecg_to_dicom(
     medians = ecg.median_beats is not None and include_median and iod.max_groups >= 2
     created = datetime.now()
     filters = _filter_values(ecg.metadata.filters)
-    groups = [_multiplex_group(ecg.signal, ecg.sampling_rate, ecg.lead_names, RHYTHM_LABEL,
-                               "ORIGINAL", filters)]
+    groups = [
+        _multiplex_group(
+            ecg.signal, ecg.sampling_rate, ecg.lead_names, RHYTHM_LABEL, "ORIGINAL", filters
+        )
+    ]
     if medians:
-        groups.append(_multiplex_group(ecg.median_beats, ecg.median_sampling_rate,
-                                       ecg.lead_names, MEDIAN_LABEL, "DERIVED", filters))
+        groups.append(
+            _multiplex_group(
+                ecg.median_beats,
+                ecg.median_sampling_rate,
+                ecg.lead_names,
+                MEDIAN_LABEL,
+                "DERIVED",
+                filters,
+            )
+        )
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SOPClassUID = iod.sop_class_uid
@@ -255,8 +266,9 @@ def _file_meta(ds: Dataset) -> FileMetaDataset:
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-def page_to_secondary_capture(pixels: np.ndarray, modality: str = "ECG",
-                              conversion_type: str = "DF") -> Dataset:
+def page_to_secondary_capture(
+    pixels: np.ndarray, modality: str = "ECG", conversion_type: str = "DF"
+) -> Dataset:
     """An RGB page (rows x columns x 3, uint8) as an uncompressed Secondary Capture, as a
     scanner sends a paper ECG; new UIDs, no patient module."""
     ds = Dataset()

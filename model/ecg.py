@@ -12,7 +12,18 @@ from datetime import datetime
 import numpy as np
 
 STANDARD_LEADS: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "aVR",
+    "aVL",
+    "aVF",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 
 
@@ -41,7 +52,7 @@ class EcgMetadata:
     filters: str | None = None
     source_format: str = "unknown"
 
-    def with_updates(self, **changes: object) -> "EcgMetadata":
+    def with_updates(self, **changes: object) -> EcgMetadata:
         return replace(self, **changes)
 
 

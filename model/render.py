@@ -40,8 +40,14 @@ TRACE_X0_MM = 20.0  # where t = 0 s is drawn; the calibration pulse sits in the 
 HEADER_BASELINES_MM = (10.0, 17.0)  # patient line, study line; the band above the grid
 FOOTER_BASELINE_MM = 208.0
 
-_CAL_PULSE_MM = ((-8.0, 0.0), (-6.5, 0.0), (-6.5, -MM_PER_MV), (-1.5, -MM_PER_MV), (-1.5, 0.0),
-                 (0.0, 0.0))  # (dx, dy) from (TRACE_X0_MM, baseline): 1 mV high, 200 ms wide
+_CAL_PULSE_MM = (
+    (-8.0, 0.0),
+    (-6.5, 0.0),
+    (-6.5, -MM_PER_MV),
+    (-1.5, -MM_PER_MV),
+    (-1.5, 0.0),
+    (0.0, 0.0),
+)  # (dx, dy) from (TRACE_X0_MM, baseline): 1 mV high, 200 ms wide
 _SEPARATOR_HALF_MM = 2.5
 _LABEL_INSET_MM = 1.0
 _LABEL_SIZE_MM = 3.5
@@ -115,21 +121,46 @@ def _grid_layout(name: str, rows: tuple[tuple[str, ...], ...], rhythm: str | Non
         y_mm = ROWS_TOP_MM + pitch * (row_index + 0.5)
         for col_index, lead in enumerate(leads):
             t_start = col_index * window
-            cells.append(Cell(lead, t_start, t_start + window, TRACE_X0_MM + t_start * MM_PER_S,
-                              y_mm, pitch))
+            cells.append(
+                Cell(lead, t_start, t_start + window, TRACE_X0_MM + t_start * MM_PER_S, y_mm, pitch)
+            )
     return Layout(name, tuple(cells))
 
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
-        _grid_layout("3x4+1", (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"),
-                               ("III", "aVF", "V3", "V6")), rhythm="II"),
-        _grid_layout("6x2", (("I", "V1"), ("II", "V2"), ("III", "V3"), ("aVR", "V4"),
-                             ("aVL", "V5"), ("aVF", "V6")), rhythm=None),
-        _grid_layout("12x1", tuple((lead,) for lead in ("I", "II", "III", "aVR", "aVL", "aVF",
-                                                         "V1", "V2", "V3", "V4", "V5", "V6")),
-                     rhythm=None),
+        _grid_layout(
+            "3x4+1",
+            (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6")),
+            rhythm="II",
+        ),
+        _grid_layout(
+            "6x2",
+            (("I", "V1"), ("II", "V2"), ("III", "V3"), ("aVR", "V4"), ("aVL", "V5"), ("aVF", "V6")),
+            rhythm=None,
+        ),
+        _grid_layout(
+            "12x1",
+            tuple(
+                (lead,)
+                for lead in (
+                    "I",
+                    "II",
+                    "III",
+                    "aVR",
+                    "aVL",
+                    "aVF",
+                    "V1",
+                    "V2",
+                    "V3",
+                    "V4",
+                    "V5",
+                    "V6",
+                )
+            ),
+            rhythm=None,
+        ),
     )
 }
 DEFAULT_LAYOUT = "3x4+1"
@@ -144,6 +175,7 @@ def _layout(name: str) -> Layout:
 
 # ---------------------------------------------------------------- shared geometry and text
 
+
 def _cell_segments_mm(ecg: Ecg, cell: Cell) -> list[np.ndarray]:
     """The cell's trace as (n, 2) arrays of page mm, split at NaN gaps, clipped to the band.
 
@@ -157,7 +189,7 @@ def _cell_segments_mm(ecg: Ecg, cell: Cell) -> list[np.ndarray]:
     last = min(int(np.floor(cell.t_end * fs + 1e-9)), ecg.n_samples - 1)
     if last < first:
         return []
-    values = ecg.lead(cell.lead)[first:last + 1].astype(np.float64)
+    values = ecg.lead(cell.lead)[first : last + 1].astype(np.float64)
     x = cell.x_mm + (np.arange(first, last + 1) / fs - cell.t_start) * MM_PER_S
     band_top, band_bottom = cell.band_mm
     y = np.clip(cell.y_mm - values * MM_PER_MV, band_top, band_bottom)
@@ -203,16 +235,21 @@ def _footer_text(ecg: Ecg, layout: Layout) -> str:
 
 def _header_lines(meta: EcgMetadata) -> tuple[str, str]:
     """Patient line and study line; unknown fields are shown as '-' so gaps are visible."""
+
     def show(value: object) -> str:
         return str(value) if value not in (None, "") else "-"
 
     name = (meta.patient_name or "").replace("^", ", ", 1).replace("^", " ").strip(", ")
     acquired = meta.acquisition_time and meta.acquisition_time.strftime("%Y-%m-%d %H:%M:%S")
     device = " ".join(part for part in (meta.device_manufacturer, meta.device_model) if part)
-    patient = (f"Name: {show(name)}    ID: {show(meta.patient_id)}    "
-               f"Born: {show(meta.patient_birth_date)}    Sex: {show(meta.patient_sex)}")
-    study = (f"Acquired: {show(acquired)}    Accession: {show(meta.accession_number)}    "
-             f"Device: {show(device)}    Institution: {show(meta.institution_name)}")
+    patient = (
+        f"Name: {show(name)}    ID: {show(meta.patient_id)}    "
+        f"Born: {show(meta.patient_birth_date)}    Sex: {show(meta.patient_sex)}"
+    )
+    study = (
+        f"Acquired: {show(acquired)}    Accession: {show(meta.accession_number)}    "
+        f"Device: {show(device)}    Institution: {show(meta.institution_name)}"
+    )
     return patient, study
 
 
@@ -221,6 +258,7 @@ def _grid_positions_mm(start: float, stop: float, step: float) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- PNG
+
 
 def _check_dpi(dpi: int) -> None:
     if not isinstance(dpi, (int, np.integer)) or not _MIN_DPI <= dpi <= _MAX_DPI:
@@ -243,8 +281,14 @@ def _font(size_px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size_px)
 
 
-def _paint_lines(pixels: np.ndarray, positions_px: np.ndarray, span: slice, width: int,
-                 colour: int, vertical: bool) -> None:
+def _paint_lines(
+    pixels: np.ndarray,
+    positions_px: np.ndarray,
+    span: slice,
+    width: int,
+    colour: int,
+    vertical: bool,
+) -> None:
     """Set whole grid lines at once; each line is `width` px centred on its exact position."""
     starts = np.rint(positions_px - (width - 1) / 2).astype(int)
     for offset in range(width):
@@ -258,8 +302,10 @@ def _paint_lines(pixels: np.ndarray, positions_px: np.ndarray, span: slice, widt
 def _draw_grid(pixels: np.ndarray, px_per_mm: float) -> None:
     rows = slice(round(GRID_TOP_MM * px_per_mm), round(GRID_BOTTOM_MM * px_per_mm) + 1)
     cols = slice(round(GRID_LEFT_MM * px_per_mm), round(GRID_RIGHT_MM * px_per_mm) + 1)
-    for step, width_mm, colour in ((1.0, _MINOR_LINE_MM, _MINOR_IDX),
-                                   (5.0, _MAJOR_LINE_MM, _MAJOR_IDX)):
+    for step, width_mm, colour in (
+        (1.0, _MINOR_LINE_MM, _MINOR_IDX),
+        (5.0, _MAJOR_LINE_MM, _MAJOR_IDX),
+    ):
         width = _px_width(width_mm, px_per_mm)
         xs = _grid_positions_mm(GRID_LEFT_MM, GRID_RIGHT_MM, step) * px_per_mm
         ys = _grid_positions_mm(GRID_TOP_MM, GRID_BOTTOM_MM, step) * px_per_mm
@@ -308,12 +354,18 @@ def _draw_traces(draw: ImageDraw.ImageDraw, ecg: Ecg, layout: Layout, px_per_mm:
             draw.line(_px_points(segment, px_per_mm), fill=_INK_IDX, width=width)
 
 
-def _draw_png_text(draw: ImageDraw.ImageDraw, ecg: Ecg, layout: Layout, px_per_mm: float,
-                   header: bool) -> None:
+def _draw_png_text(
+    draw: ImageDraw.ImageDraw, ecg: Ecg, layout: Layout, px_per_mm: float, header: bool
+) -> None:
     font = _font(round(_TEXT_SIZE_MM * px_per_mm))
     left = GRID_LEFT_MM * px_per_mm
-    draw.text((left, FOOTER_BASELINE_MM * px_per_mm), _footer_text(ecg, layout), fill=_INK_IDX,
-              font=font, anchor="ls")
+    draw.text(
+        (left, FOOTER_BASELINE_MM * px_per_mm),
+        _footer_text(ecg, layout),
+        fill=_INK_IDX,
+        font=font,
+        anchor="ls",
+    )
     if header:
         for line, y_mm in zip(_header_lines(ecg.metadata), HEADER_BASELINES_MM):
             draw.text((left, y_mm * px_per_mm), line, fill=_INK_IDX, font=font, anchor="ls")
@@ -378,9 +430,15 @@ def _decimated(points_mm: np.ndarray, samples_per_column: int) -> np.ndarray:
     y = points_mm[: columns * samples_per_column, 1].reshape(columns, samples_per_column)
     starts = np.arange(columns) * samples_per_column
     extremes = np.sort(np.column_stack((y.argmin(axis=1), y.argmax(axis=1))), axis=1)
-    keep = np.unique(np.concatenate(((extremes + starts[:, None]).ravel(),
-                                     np.arange(columns * samples_per_column, len(points_mm)),
-                                     [len(points_mm) - 1])))
+    keep = np.unique(
+        np.concatenate(
+            (
+                (extremes + starts[:, None]).ravel(),
+                np.arange(columns * samples_per_column, len(points_mm)),
+                [len(points_mm) - 1],
+            )
+        )
+    )
     return points_mm[keep]
 
 
@@ -413,8 +471,10 @@ def _pdf_path_ops(points_mm: np.ndarray | list[tuple[float, float]]) -> str:
 def _pdf_grid_ops() -> str:
     """The grid's operators, built once: it is the same on every page."""
     ops = []
-    for step, width_mm, rgb in ((1.0, _MINOR_LINE_MM, _MINOR_RGB),
-                                (5.0, _MAJOR_LINE_MM, _MAJOR_RGB)):
+    for step, width_mm, rgb in (
+        (1.0, _MINOR_LINE_MM, _MINOR_RGB),
+        (5.0, _MAJOR_LINE_MM, _MAJOR_RGB),
+    ):
         red, green, blue = (channel / 255.0 for channel in rgb)
         ops.append(f"{red:.4f} {green:.4f} {blue:.4f} RG {width_mm * _PT_PER_MM:.4f} w")
         for x_mm in _grid_positions_mm(GRID_LEFT_MM, GRID_RIGHT_MM, step):
@@ -433,8 +493,10 @@ def _pdf_marks_and_traces(page: pdf_canvas.Canvas, ecg: Ecg, layout: Layout) -> 
     paths += [_pdf_path_ops(_separator_mm(cell)) for cell in layout.separators]
     samples_per_column = int(_PDF_COLUMN_MM / MM_PER_S * ecg.sampling_rate + 1e-9)
     for cell in layout.cells:
-        paths += [_pdf_path_ops(_decimated(segment, samples_per_column))
-                  for segment in _cell_segments_mm(ecg, cell)]
+        paths += [
+            _pdf_path_ops(_decimated(segment, samples_per_column))
+            for segment in _cell_segments_mm(ecg, cell)
+        ]
     page.addLiteral("\n".join(paths))
 
 

@@ -7,7 +7,7 @@ at the last moment, so a report can be logged or shown to a model safely.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -90,7 +90,7 @@ class Report(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     generated_text: str | None = None
     is_correction: bool = False
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def codes(self) -> list[str]:

@@ -73,13 +73,27 @@ class VlmDims:
 # bitsandbytes' 4-bit CPU kernels need layer input widths in multiples of 64, so the
 # vision tower is 64 wide (32 fails inside bitsandbytes with a bare shape error).
 TINY = VlmDims(
-    vision_hidden=64, vision_layers=2, vision_heads=2, vision_intermediate=128,
-    text_hidden=64, text_layers=2, text_heads=4, text_kv_heads=2, text_intermediate=128,
+    vision_hidden=64,
+    vision_layers=2,
+    vision_heads=2,
+    vision_intermediate=128,
+    text_hidden=64,
+    text_layers=2,
+    text_heads=4,
+    text_kv_heads=2,
+    text_intermediate=128,
 )
 # HuggingFaceTB/SmolVLM-500M-Instruct: SigLIP base/16 at 512 px, SmolLM2-360M text model.
 SMOLVLM_500M = VlmDims(
-    vision_hidden=768, vision_layers=12, vision_heads=12, vision_intermediate=3072,
-    text_hidden=960, text_layers=32, text_heads=15, text_kv_heads=5, text_intermediate=2560,
+    vision_hidden=768,
+    vision_layers=12,
+    vision_heads=12,
+    vision_intermediate=3072,
+    text_hidden=960,
+    text_layers=32,
+    text_heads=15,
+    text_kv_heads=5,
+    text_intermediate=2560,
     vocab_size=49280,
 )
 

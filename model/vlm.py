@@ -52,12 +52,17 @@ from model.render import PAGE_WIDTH_MM
 from model.report import EngineInfo, Report
 from model.rule_settings import DEFAULT_RULES, RuleSettings
 from model.vlm_loading import VlmUnavailable, load_vlm
-from model.vlm_settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, VlmSettings
 from model.vlm_prompt import report_messages, report_prompt
 from model.vlm_report import Generation, page_report, waveform_report
+from model.vlm_settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, VlmSettings
 
 __all__ = [
-    "DEFAULT_LONGEST_EDGE", "DEFAULT_MODEL", "TILE_PX", "Generation", "VlmEngine", "VlmSettings",
+    "DEFAULT_LONGEST_EDGE",
+    "DEFAULT_MODEL",
+    "TILE_PX",
+    "Generation",
+    "VlmEngine",
+    "VlmSettings",
     "VlmUnavailable",
 ]
 
@@ -90,8 +95,13 @@ class VlmEngine:
         self.name = self.settings.mode
         self.loaded = load_vlm(self.settings.load_spec())
         self.info = EngineInfo(name=self.name, version=self.loaded.label)
-        log.info("VLM engine %s ready: %s on %s (%s)", self.name, self.loaded.label,
-                 self.loaded.device, str(self.loaded.dtype).removeprefix("torch."))
+        log.info(
+            "VLM engine %s ready: %s on %s (%s)",
+            self.name,
+            self.loaded.label,
+            self.loaded.device,
+            str(self.loaded.dtype).removeprefix("torch."),
+        )
 
     def interpret(self, ecg: Ecg) -> Report:
         return self.interpret_batch([ecg])[0]
@@ -99,8 +109,11 @@ class VlmEngine:
     def interpret_image(
         self, image: Image.Image | PageImage, kind: str = "secondary-capture"
     ) -> Report:
-        page = image if isinstance(image, PageImage) else PageImage(image.convert("RGB"), kind,
-                                                                    "image")
+        page = (
+            image
+            if isinstance(image, PageImage)
+            else PageImage(image.convert("RGB"), kind, "image")
+        )
         return self.interpret_batch([page])[0]
 
     def interpret_file(self, path: str | Path) -> Report:
@@ -123,14 +136,17 @@ class VlmEngine:
         size = self.settings.batch_size
         for start in range(0, len(images), size):
             results += self._generate_batch(
-                images[start:start + size], prompts[start:start + size], min_new_tokens
+                images[start : start + size], prompts[start : start + size], min_new_tokens
             )
         return results
 
     def image_tokens(self, image: Image.Image) -> int:
         """How many image tokens this page costs at the configured longest edge."""
-        return int(self.prepare([image], [report_prompt()])["input_ids"].eq(
-            self.loaded.processor.image_token_id).sum())
+        return int(
+            self.prepare([image], [report_prompt()])["input_ids"]
+            .eq(self.loaded.processor.image_token_id)
+            .sum()
+        )
 
     def render(self, ecg: Ecg) -> Image.Image:
         return render_page(ecg, self.settings.longest_edge)
@@ -140,8 +156,10 @@ class VlmEngine:
     def prepare(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> BatchFeature:
         """The model's inputs on its device: chat template, image tiles, left padding."""
         processor = self.loaded.processor
-        texts = [processor.apply_chat_template(report_messages(p), add_generation_prompt=True)
-                 for p in prompts]
+        texts = [
+            processor.apply_chat_template(report_messages(p), add_generation_prompt=True)
+            for p in prompts
+        ]
         inputs = processor(
             text=texts,
             images=[[image] for image in images],
@@ -186,8 +204,9 @@ class VlmEngine:
         finished = len(ends) > 0
         length = int(ends[0, 0]) + 1 if finished else len(new_ids)
         text = tokenizer.decode(new_ids[:length], skip_special_tokens=True)
-        return Generation(_clean(text), length, finished, timed_out and not finished, seconds,
-                          prompt_tokens)
+        return Generation(
+            _clean(text), length, finished, timed_out and not finished, seconds, prompt_tokens
+        )
 
     # --- requests and reports ----------------------------------------------------------
 
@@ -203,8 +222,9 @@ class VlmEngine:
 
     def _report(self, request: _Request, generation: Generation) -> Report:
         if request.measured is not None:
-            return waveform_report(request.measured, generation, self.info,
-                                   hybrid=self.settings.mode == "hybrid")
+            return waveform_report(
+                request.measured, generation, self.info, hybrid=self.settings.mode == "hybrid"
+            )
         return page_report(request.page, generation, self.info)
 
 

@@ -28,8 +28,12 @@ __all__ = ["LoadSpec", "LoadedVlm", "VlmUnavailable", "check_vlm_files", "load_v
 log = logging.getLogger(__name__)
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 # What a model directory needs; not the ONNX and GGUF exports some hub repositories carry.
 HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt"]
@@ -209,8 +213,9 @@ def _apply_adapter(model: Any, path: Path, merge: bool) -> Any:
         "base_model_name_or_path"
     )
     if base_named and Path(base_named).name != Path(model.name_or_path).name:
-        log.warning("adapter %s was trained on %s, serving it on %s", path, base_named,
-                    model.name_or_path)
+        log.warning(
+            "adapter %s was trained on %s, serving it on %s", path, base_named, model.name_or_path
+        )
     try:
         adapted = PeftModel.from_pretrained(model, str(path))
     except (OSError, ValueError, KeyError, RuntimeError) as exc:

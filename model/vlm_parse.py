@@ -30,11 +30,19 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "SR": ("normal sinus rhythm", "sinus rhythm"),
     "AFIB": ("atrial fibrillation",),
     "AFLT": ("atrial flutter",),
-    "1AVB": ("first degree AV block", "1st degree AV block", "first degree atrioventricular block",
-             "first degree heart block"),
+    "1AVB": (
+        "first degree AV block",
+        "1st degree AV block",
+        "first degree atrioventricular block",
+        "first degree heart block",
+    ),
     "2AVB": ("second degree AV block", "2nd degree AV block", "Mobitz", "Wenckebach"),
-    "3AVB": ("third degree AV block", "3rd degree AV block", "complete heart block",
-             "complete AV block"),
+    "3AVB": (
+        "third degree AV block",
+        "3rd degree AV block",
+        "complete heart block",
+        "complete AV block",
+    ),
     "CRBBB": ("right bundle branch block", "complete right bundle branch block"),
     "CLBBB": ("left bundle branch block", "complete left bundle branch block"),
     "LAFB": ("left anterior hemiblock",),
@@ -43,17 +51,35 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "LAO/LAE": ("left atrial abnormality",),
     "RAO/RAE": ("right atrial abnormality",),
     "WPW": ("Wolff-Parkinson-White", "Wolff-Parkinson-White pattern", "ventricular pre-excitation"),
-    "LNGQT": ("long QT", "prolonged QT", "prolonged QT interval", "QT prolongation",
-              "prolonged QTc"),
+    "LNGQT": (
+        "long QT",
+        "prolonged QT",
+        "prolonged QT interval",
+        "QT prolongation",
+        "prolonged QTc",
+    ),
     "LPR": ("prolonged PR", "PR prolongation"),
-    "PVC": ("premature ventricular complexes", "premature ventricular contractions",
-            "premature ventricular beats", "ventricular premature beats",
-            "ventricular extrasystoles",
-            "ventricular ectopic beats"),
-    "PAC": ("premature atrial complexes", "premature atrial contractions",
-            "premature atrial beats", "atrial premature beats", "supraventricular extrasystoles"),
-    "PACE": ("pacemaker rhythm", "paced rhythm", "artificial pacemaker rhythm",
-             "ventricular pacing"),
+    "PVC": (
+        "premature ventricular complexes",
+        "premature ventricular contractions",
+        "premature ventricular beats",
+        "ventricular premature beats",
+        "ventricular extrasystoles",
+        "ventricular ectopic beats",
+    ),
+    "PAC": (
+        "premature atrial complexes",
+        "premature atrial contractions",
+        "premature atrial beats",
+        "atrial premature beats",
+        "supraventricular extrasystoles",
+    ),
+    "PACE": (
+        "pacemaker rhythm",
+        "paced rhythm",
+        "artificial pacemaker rhythm",
+        "ventricular pacing",
+    ),
     "LVOLT": ("low QRS voltage", "low QRS voltages", "low voltage QRS", "low voltage"),
     "HVOLT": ("high QRS voltages",),
     "STD_": ("ST depression", "ST segment depression"),
@@ -70,11 +96,24 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 # Abbreviations, matched with their exact capitals ("AF", not "af" inside a word).
 ABBREVIATIONS: dict[str, tuple[str, ...]] = {
-    "SR": ("NSR",), "AFIB": ("AF", "AFib"), "AFLT": ("AFL",), "1AVB": ("1AVB", "1° AV block"),
-    "CRBBB": ("RBBB", "CRBBB"), "CLBBB": ("LBBB", "CLBBB"), "IRBBB": ("IRBBB",),
-    "ILBBB": ("ILBBB",), "LAFB": ("LAFB", "LAHB"), "LPFB": ("LPFB", "LPHB"), "LVH": ("LVH",),
-    "RVH": ("RVH",), "WPW": ("WPW",), "PVC": ("PVC", "PVCs", "VPB", "VPBs"),
-    "PAC": ("PAC", "PACs", "APB", "APBs"), "SVTAC": ("SVT",), "LAD": ("LAD",), "RAD": ("RAD",),
+    "SR": ("NSR",),
+    "AFIB": ("AF", "AFib"),
+    "AFLT": ("AFL",),
+    "1AVB": ("1AVB", "1° AV block"),
+    "CRBBB": ("RBBB", "CRBBB"),
+    "CLBBB": ("LBBB", "CLBBB"),
+    "IRBBB": ("IRBBB",),
+    "ILBBB": ("ILBBB",),
+    "LAFB": ("LAFB", "LAHB"),
+    "LPFB": ("LPFB", "LPHB"),
+    "LVH": ("LVH",),
+    "RVH": ("RVH",),
+    "WPW": ("WPW",),
+    "PVC": ("PVC", "PVCs", "VPB", "VPBs"),
+    "PAC": ("PAC", "PACs", "APB", "APBs"),
+    "SVTAC": ("SVT",),
+    "LAD": ("LAD",),
+    "RAD": ("RAD",),
     "IVCD": ("IVCD",),
 }
 NEGATIONS = re.compile(
@@ -86,8 +125,12 @@ HEDGES = re.compile(
     r"cannot (?:be )?(?:exclude|excluded|rule out|ruled out))\b",
     re.IGNORECASE,
 )
-_HEDGE_WORD = {"probably": "probable", "likely": "probable", "suspected": "possible",
-               "consider": "possible"}
+_HEDGE_WORD = {
+    "probably": "probable",
+    "likely": "probable",
+    "suspected": "possible",
+    "consider": "possible",
+}
 CLAUSE_END = re.compile(r"[.,;:\n!?]")
 BRACKETED_CODE = re.compile(r"[\[(]\s*([A-Za-z0-9_/()]{2,8}?)\s*[\])]")
 LINE_LABEL = re.compile(r"^\s*([A-Za-z][A-Za-z -]{0,20}):\s*")
@@ -148,19 +191,29 @@ def _description_variants(description: str) -> set[str]:
     plain = re.sub(r"\s*\([^)]*\)", "", description).strip()
     spelled = {description, plain}
     spelled |= {option for text in spelled for option in _slash_options(text)}
-    spelled |= {text.replace("myocardial infarction", other) for text in spelled
-                if "myocardial infarction" in text for other in ("infarction", "infarct", "MI")}
-    spelled |= {"ischemia in " + text.removeprefix("ischemic in ") for text in spelled
-                if text.startswith("ischemic in ")}
+    spelled |= {
+        text.replace("myocardial infarction", other)
+        for text in spelled
+        if "myocardial infarction" in text
+        for other in ("infarction", "infarct", "MI")
+    }
+    spelled |= {
+        "ischemia in " + text.removeprefix("ischemic in ")
+        for text in spelled
+        if text.startswith("ischemic in ")
+    }
     return {v for v in spelled if "/" not in v or v == description}
 
 
 def _slash_options(text: str) -> list[str]:
     """'left atrial overload/enlargement' -> 'left atrial overload', '... enlargement'."""
     words = text.split()
-    return [" ".join(words[:i] + [option] + words[i + 1:])
-            for i, word in enumerate(words) if "/" in word and len(word) > 3
-            for option in word.split("/")]
+    return [
+        " ".join(words[:i] + [option] + words[i + 1 :])
+        for i, word in enumerate(words)
+        if "/" in word and len(word) > 3
+        for option in word.split("/")
+    ]
 
 
 def _build_patterns() -> list[tuple[str, re.Pattern[str]]]:
@@ -184,10 +237,14 @@ _PATTERNS = _build_patterns()
 
 def find_statements(text: str) -> list[FoundStatement]:
     """Statements in order of appearance, each code once; the longest phrase wins a span."""
-    candidates = [(m.start(), m.end(), code) for code, pattern in _PATTERNS
-                  for m in pattern.finditer(text)]
-    candidates += [(m.start(), m.end(), m.group(1).upper()) for m in BRACKETED_CODE.finditer(text)
-                   if m.group(1).upper() in STATEMENTS]
+    candidates = [
+        (m.start(), m.end(), code) for code, pattern in _PATTERNS for m in pattern.finditer(text)
+    ]
+    candidates += [
+        (m.start(), m.end(), m.group(1).upper())
+        for m in BRACKETED_CODE.finditer(text)
+        if m.group(1).upper() in STATEMENTS
+    ]
     taken: list[tuple[int, int, str]] = []
     for start, end, code in sorted(candidates, key=lambda c: (c[0] - c[1], c[0])):
         if all(end <= s or start >= e for s, e, _ in taken):
@@ -204,7 +261,7 @@ def find_statements(text: str) -> list[FoundStatement]:
 def _clause_prefix(text: str, start: int) -> str:
     """The words before a match, back to the start of its clause."""
     boundaries = [m.end() for m in CLAUSE_END.finditer(text, 0, start)]
-    return text[(boundaries[-1] if boundaries else 0):start]
+    return text[(boundaries[-1] if boundaries else 0) : start]
 
 
 def _negated(prefix: str) -> bool:
@@ -254,24 +311,51 @@ def _sentence(line: str) -> str:
 _NUMBER = r"([+\-−]?\d{1,3}(?:\.\d+)?)"
 _LINK = r"\s*(?:of|is|was|at|:|=)?\s*"
 VALUE_PATTERNS: tuple[tuple[str | None, re.Pattern[str]], ...] = (
-    ("heart_rate_bpm", re.compile(
-        r"\b(?:heart rate|ventricular rate|rate|HR)" + _LINK + _NUMBER
-        + r"\s*(?:bpm|/\s*min|beats)", re.IGNORECASE)),
+    (
+        "heart_rate_bpm",
+        re.compile(
+            r"\b(?:heart rate|ventricular rate|rate|HR)"
+            + _LINK
+            + _NUMBER
+            + r"\s*(?:bpm|/\s*min|beats)",
+            re.IGNORECASE,
+        ),
+    ),
     ("pr_ms", re.compile(r"\bPR(?:\s+interval)?" + _LINK + _NUMBER + r"\s*ms\b", re.IGNORECASE)),
-    ("qrs_ms", re.compile(
-        r"\bQRS(?:\s+(?:duration|width|interval))?" + _LINK + _NUMBER + r"\s*ms\b", re.IGNORECASE)),
+    (
+        "qrs_ms",
+        re.compile(
+            r"\bQRS(?:\s+(?:duration|width|interval))?" + _LINK + _NUMBER + r"\s*ms\b",
+            re.IGNORECASE,
+        ),
+    ),
     ("qt_ms", re.compile(r"\bQT(?![cC/])(?:\s+interval)?" + _LINK + _NUMBER + r"\s*ms\b")),
-    ("qtc_bazett_ms", re.compile(
-        r"\bQTc?\s*(?:\(\s*Bazett\s*\)|B\b|Bazett)" + _LINK + _NUMBER + r"\s*ms\b", re.IGNORECASE)),
-    ("qtc_fridericia_ms", re.compile(
-        r"\bQTc?\s*(?:\(\s*Fridericia\s*\)|F\b|Fridericia)" + _LINK + _NUMBER + r"\s*ms\b",
-        re.IGNORECASE)),
-    (None, re.compile(r"\bQTc(?!\s*\(|\s*[BF]\b|\s*Bazett|\s*Fridericia)" + _LINK + _NUMBER
-                      + r"\s*ms\b")),
+    (
+        "qtc_bazett_ms",
+        re.compile(
+            r"\bQTc?\s*(?:\(\s*Bazett\s*\)|B\b|Bazett)" + _LINK + _NUMBER + r"\s*ms\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "qtc_fridericia_ms",
+        re.compile(
+            r"\bQTc?\s*(?:\(\s*Fridericia\s*\)|F\b|Fridericia)" + _LINK + _NUMBER + r"\s*ms\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        None,
+        re.compile(
+            r"\bQTc(?!\s*\(|\s*[BF]\b|\s*Bazett|\s*Fridericia)" + _LINK + _NUMBER + r"\s*ms\b"
+        ),
+    ),
     ("p_axis_deg", re.compile(r"\bP[\s\-]+axis" + _LINK + _NUMBER, re.IGNORECASE)),
     ("t_axis_deg", re.compile(r"\bT[\s\-]+axis" + _LINK + _NUMBER, re.IGNORECASE)),
-    ("qrs_axis_deg", re.compile(
-        r"(?:\bQRS[\s\-]+|(?<![PT][\s-])(?<!\w))axis" + _LINK + _NUMBER, re.IGNORECASE)),
+    (
+        "qrs_axis_deg",
+        re.compile(r"(?:\bQRS[\s\-]+|(?<![PT][\s-])(?<!\w))axis" + _LINK + _NUMBER, re.IGNORECASE),
+    ),
 )
 # "QT/QTc 400/430 ms", as carts print it.
 QT_QTC_PAIR = re.compile(r"\bQT\s*/\s*QTc\s*:?\s*(\d{3})\s*/\s*(\d{3})\s*ms\b", re.IGNORECASE)
@@ -331,13 +415,17 @@ def value_warnings(
         said = f"{quantity.label} {_fmt(stated.value)}{_space(quantity.unit)}{quantity.unit}"
         if not known:
             reason = null_reasons.get(keys[0], "not measurable")
-            warning = (f"{CONSISTENCY}: the text gives {said} but it was not measured "
-                       f"({reason}); the report leaves it empty")
+            warning = (
+                f"{CONSISTENCY}: the text gives {said} but it was not measured "
+                f"({reason}); the report leaves it empty"
+            )
         elif all(abs(stated.value - v) > QUANTITIES[k].tolerance(v) for k, v in known.items()):
             key, value = next(iter(known.items()))
-            warning = (f"{CONSISTENCY}: the text gives {said} but {QUANTITIES[key].label} was "
-                       f"measured at {_fmt(value)}{_space(quantity.unit)}{quantity.unit}; "
-                       "the report keeps the measured value")
+            warning = (
+                f"{CONSISTENCY}: the text gives {said} but {QUANTITIES[key].label} was "
+                f"measured at {_fmt(value)}{_space(quantity.unit)}{quantity.unit}; "
+                "the report keeps the measured value"
+            )
         else:
             continue
         if warning not in warnings:
@@ -390,8 +478,11 @@ def omitted_rule_warnings(
 ) -> list[str]:
     """Hybrid mode: rule statements the model was given but left out of its text."""
     codes = {s.code for s in found}
-    return [f"{CONSISTENCY}: the text leaves out the rule statement {s.text!r} ({s.code})"
-            for s in rule_statements if s.code not in codes]
+    return [
+        f"{CONSISTENCY}: the text leaves out the rule statement {s.text!r} ({s.code})"
+        for s in rule_statements
+        if s.code not in codes
+    ]
 
 
 def _fmt(value: float) -> str:

@@ -86,11 +86,15 @@ def page_report(page: PageImage, generation: Generation, engine: EngineInfo) -> 
 def generation_warnings(generation: Generation, has_statements: bool) -> list[str]:
     warnings = []
     if generation.timed_out:
-        warnings.append(f"generation stopped at the time limit after {generation.batch_seconds:.1f}"
-                        " s; the text may be incomplete")
+        warnings.append(
+            f"generation stopped at the time limit after {generation.batch_seconds:.1f}"
+            " s; the text may be incomplete"
+        )
     elif not generation.finished:
-        warnings.append(f"generation stopped at the limit of {generation.new_tokens} new tokens; "
-                        "the text may be incomplete")
+        warnings.append(
+            f"generation stopped at the limit of {generation.new_tokens} new tokens; "
+            "the text may be incomplete"
+        )
     if not has_statements:
         warnings.append("the generated text names no recognised ECG statement")
     return warnings
@@ -99,5 +103,9 @@ def generation_warnings(generation: Generation, has_statements: bool) -> list[st
 def _statement(found: FoundStatement, rule_evidence: Evidence | None) -> Statement:
     """The model's statement; the rule engine's evidence where it found the same."""
     evidence = rule_evidence or Evidence(criterion=STATED_BY_MODEL, values={"phrase": found.phrase})
-    return Statement(code=found.code, text=found.statement_text(),
-                     snomed=STATEMENTS[found.code].snomed, evidence=evidence)
+    return Statement(
+        code=found.code,
+        text=found.statement_text(),
+        snomed=STATEMENTS[found.code].snomed,
+        evidence=evidence,
+    )

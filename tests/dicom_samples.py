@@ -44,9 +44,8 @@ def copy_with_new_uid(src: Path, dst: Path, **changes: object) -> Path:
 
 def wfdb_ecg(shared_data: Path, record: str, dst: Path) -> Path:
     """A WFDB record written as a DICOM 12-lead ECG by the project's writer."""
-    from model.dicom_write import ecg_to_dicom
-
     import model
+    from model.dicom_write import ecg_to_dicom
 
     ds = ecg_to_dicom(model.load(shared_data / record))
     ds.save_as(dst, enforce_file_format=True)

@@ -33,13 +33,24 @@ from training.augment import (
 from training.dataset import render_page
 
 DPI = 100
-EVERYTHING = AugmentConfig(**{
-    name: Knob(p=1.0, max=limit) for name, limit in {
-        "signal_noise": 0.03, "baseline_wander": 0.3, "paper_colour": 0.0, "gridless": 0.0,
-        "crease": 0.3, "shadow": 0.4, "perspective": 0.04, "rotation": 3.0, "blur": 1.5,
-        "scanner_noise": 10.0, "jpeg": 60.0,
-    }.items()
-})
+EVERYTHING = AugmentConfig(
+    **{
+        name: Knob(p=1.0, max=limit)
+        for name, limit in {
+            "signal_noise": 0.03,
+            "baseline_wander": 0.3,
+            "paper_colour": 0.0,
+            "gridless": 0.0,
+            "crease": 0.3,
+            "shadow": 0.4,
+            "perspective": 0.04,
+            "rotation": 3.0,
+            "blur": 1.5,
+            "scanner_noise": 10.0,
+            "jpeg": 60.0,
+        }.items()
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +111,9 @@ def test_layouts_are_drawn_by_weight() -> None:
 
 
 def test_each_layout_renders_its_own_page(ecg) -> None:
-    pages = {layout: render_page(ecg, AugmentParams(seed=0, layout=layout), DPI)
-             for layout in LAYOUTS}
+    pages = {
+        layout: render_page(ecg, AugmentParams(seed=0, layout=layout), DPI) for layout in LAYOUTS
+    }
     assert len(set(pages.values())) == len(LAYOUTS)
     for layout, png in pages.items():
         assert png == render_page(ecg, AugmentParams(seed=0, layout=layout), DPI)

@@ -30,8 +30,11 @@ def ptbxl(shared_data: Path):
 
 def _train_labels(ptbxl, common=("SR",)):
     records, statements = ptbxl
-    return {str(r.ecg_id): record_classes(r.scp_codes, statements, common)
-            for r in records if r.split == "train"}
+    return {
+        str(r.ecg_id): record_classes(r.scp_codes, statements, common)
+        for r in records
+        if r.split == "train"
+    }
 
 
 def test_classes_are_superclasses_and_rare_rhythms(ptbxl) -> None:
@@ -86,8 +89,9 @@ def test_counts_table_lists_before_after_and_target(ptbxl) -> None:
     labels = _train_labels(ptbxl)
     config = BalanceConfig(ratio=0.3)
     copies = oversample(labels, config, seed=0)
-    table = counts_table(class_counts(labels), class_counts(labels, copies),
-                         balance_target(labels, config))
+    table = counts_table(
+        class_counts(labels), class_counts(labels, copies), balance_target(labels, config)
+    )
     lines = table.splitlines()
     assert lines[0] == "| class | before | after | target |"
     norm = next(line for line in lines if line.startswith("| NORM |"))

@@ -179,8 +179,16 @@ def test_median_beats_and_demographics_round_trip(shared_data, tmp_path):
     assert np.abs(decoded.signal - source.signal).max() <= 0.0005 + 1e-6
     assert np.abs(decoded.median_beats - source.median_beats).max() <= 0.0005 + 1e-6
     assert decoded.median_sampling_rate == source.median_sampling_rate
-    for field in ("patient_id", "patient_name", "patient_birth_date", "patient_sex",
-                  "patient_age", "acquisition_time", "device_model", "filters"):
+    for field in (
+        "patient_id",
+        "patient_name",
+        "patient_birth_date",
+        "patient_sex",
+        "patient_age",
+        "acquisition_time",
+        "device_model",
+        "filters",
+    ):
         assert getattr(decoded.metadata, field) == getattr(source.metadata, field), field
 
 
@@ -198,9 +206,7 @@ def test_missing_samples_survive_as_padding(shared_data, tmp_path):
 @needs_dcmtk
 def test_dcmtk_reads_the_written_object(shared_data, tmp_path):
     path = _written(load(shared_data / "vendor/muse/muse-sinus.xml"), tmp_path / "ecg.dcm")
-    dump = subprocess.run(
-        ["dcmdump", "-E", str(path)], check=False, capture_output=True, text=True
-    )
+    dump = subprocess.run(["dcmdump", "-E", str(path)], check=False, capture_output=True, text=True)
     assert dump.returncode == 0, dump.stderr
     assert "E:" not in dump.stderr and "W:" not in dump.stderr, dump.stderr
     assert "=TwelveLeadECGWaveformStorage" in dump.stdout

@@ -89,8 +89,12 @@ def test_truncated_waveform_data(good_dataset, tmp_path):
     def truncate(ds):
         ds.WaveformSequence[0].WaveformData = ds.WaveformSequence[0].WaveformData[:-100]
 
-    error = _fails(_damaged(good_dataset, tmp_path, truncate), "WaveformData has 119900 bytes",
-                   "12 channels x 5000 samples x 2 bytes = 120000", "truncated")
+    error = _fails(
+        _damaged(good_dataset, tmp_path, truncate),
+        "WaveformData has 119900 bytes",
+        "12 channels x 5000 samples x 2 bytes = 120000",
+        "truncated",
+    )
     _assert_no_patient_data(error)
 
 
@@ -98,16 +102,22 @@ def test_channel_definitions_removed(good_dataset, tmp_path):
     def remove(ds):
         del ds.WaveformSequence[0].ChannelDefinitionSequence
 
-    _fails(_damaged(good_dataset, tmp_path, remove), "multiplex group 1",
-           "no ChannelDefinitionSequence")
+    _fails(
+        _damaged(good_dataset, tmp_path, remove),
+        "multiplex group 1",
+        "no ChannelDefinitionSequence",
+    )
 
 
 def test_channel_count_disagrees_with_definitions(good_dataset, tmp_path):
     def miscount(ds):
         ds.WaveformSequence[0].NumberOfWaveformChannels = 13
 
-    _fails(_damaged(good_dataset, tmp_path, miscount), "defines 12 channels",
-           "NumberOfWaveformChannels is 13")
+    _fails(
+        _damaged(good_dataset, tmp_path, miscount),
+        "defines 12 channels",
+        "NumberOfWaveformChannels is 13",
+    )
 
 
 @pytest.mark.parametrize("rate, shown", [("0", "0 Hz"), ("1e9", "1e+09 Hz")])
@@ -115,8 +125,11 @@ def test_absurd_sampling_frequency(good_dataset, tmp_path, rate, shown):
     def set_rate(ds):
         ds.WaveformSequence[0].SamplingFrequency = rate
 
-    _fails(_damaged(good_dataset, tmp_path, set_rate), f"sampling frequency {shown}",
-           "outside the plausible 50-20000 Hz")
+    _fails(
+        _damaged(good_dataset, tmp_path, set_rate),
+        f"sampling frequency {shown}",
+        "outside the plausible 50-20000 Hz",
+    )
 
 
 def test_hemodynamic_object_with_only_pressure_channels(good_dataset, tmp_path):
@@ -138,8 +151,10 @@ def test_ct_image_is_not_an_ecg(good_dataset, tmp_path):
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
         ds.Modality = "CT"
 
-    _fails(_damaged(good_dataset, tmp_path, make_ct),
-           f"unsupported SOP class {CT_IMAGE_STORAGE} (CT Image Storage)")
+    _fails(
+        _damaged(good_dataset, tmp_path, make_ct),
+        f"unsupported SOP class {CT_IMAGE_STORAGE} (CT Image Storage)",
+    )
 
 
 def test_ecg_object_without_waveform(good_dataset, tmp_path):
@@ -161,14 +176,16 @@ def test_lead_without_sensitivity(good_dataset, tmp_path):
     def uncalibrated(ds):
         del ds.WaveformSequence[0].ChannelDefinitionSequence[1].ChannelSensitivity
 
-    _fails(_damaged(good_dataset, tmp_path, uncalibrated), "channel 2 (II)",
-           "no ChannelSensitivity")
+    _fails(
+        _damaged(good_dataset, tmp_path, uncalibrated), "channel 2 (II)", "no ChannelSensitivity"
+    )
 
 
 def test_lead_in_non_voltage_units(good_dataset, tmp_path):
     def wrong_units(ds):
         ds.WaveformSequence[0].ChannelDefinitionSequence[0].ChannelSensitivityUnitsSequence[
-            0].CodeValue = "mm[Hg]"
+            0
+        ].CodeValue = "mm[Hg]"
 
     _fails(_damaged(good_dataset, tmp_path, wrong_units), "(I)", "'mm[Hg]' are not a voltage")
 
@@ -214,7 +231,7 @@ def _first_waveform_data_at(xml: bytes) -> int:
 def test_muse_lead_corrupted(shared_data, tmp_path):
     def flip(xml: bytes) -> bytes:
         at = _first_waveform_data_at(xml)
-        return xml[:at] + (b"B" if xml[at:at + 1] != b"B" else b"C") + xml[at + 1:]
+        return xml[:at] + (b"B" if xml[at : at + 1] != b"B" else b"C") + xml[at + 1 :]
 
     error = _fails(_muse_copy(shared_data, tmp_path, flip), "Median waveform lead I", "CRC32")
     for secret in ("081486213", "DOE", "JOHN", "1979"):
@@ -227,7 +244,7 @@ def test_muse_lead_truncated(shared_data, tmp_path):
         match = re.search(rb"<WaveFormData>(.*?)</WaveFormData>", xml, re.DOTALL)
         samples = base64.b64decode(b"".join(match[1].split()))
         half = base64.b64encode(samples[: len(samples) // 2])
-        return xml[: match.start(1)] + half + xml[match.end(1):]
+        return xml[: match.start(1)] + half + xml[match.end(1) :]
 
     _fails(_muse_copy(shared_data, tmp_path, cut), "Median waveform lead I", "truncated")
 
@@ -282,4 +299,3 @@ def test_measurements_from_a_non_muse_file(shared_data):
 def test_missing_path_and_directory(tmp_path):
     _fails(tmp_path / "nothing-here", "no such file")
     _fails(tmp_path, "is a directory")
-

@@ -97,9 +97,17 @@ def test_wfdb_export_of_the_same_ecg_has_its_gain_five_times_off(shared_data):
 def test_ge_measurements(shared_data):
     measured = read_muse_measurements(shared_data / GUANGXI_XML)
     expected = {
-        "VentricularRate": 97, "AtrialRate": 97, "PRInterval": 122, "QRSDuration": 74,
-        "QTInterval": 328, "QTCorrected": 417, "PAxis": 31, "RAxis": 63, "TAxis": 49,
-        "QTcFrederica": 384, "QRSCount": 16,
+        "VentricularRate": 97,
+        "AtrialRate": 97,
+        "PRInterval": 122,
+        "QRSDuration": 74,
+        "QTInterval": 328,
+        "QTCorrected": 417,
+        "PAxis": 31,
+        "RAxis": 63,
+        "TAxis": 49,
+        "QTcFrederica": 384,
+        "QRSCount": 16,
     }
     assert {key: measured[key] for key in expected} == expected
     assert all(isinstance(value, float) for value in measured.values())

@@ -149,12 +149,13 @@ def test_record_path_forms(shared_data, suffix):
     "first_bytes",
     [b"\xff\xfe<\x00", b"\x08\x00\x05\x00", b"<\x00<\x00"],  # like a BOM, DICOM, XML
 )
-def test_signal_file_is_wfdb_whatever_its_first_samples_look_like(shared_data, tmp_path,
-                                                                  first_bytes):
+def test_signal_file_is_wfdb_whatever_its_first_samples_look_like(
+    shared_data, tmp_path, first_bytes
+):
     source = shared_data / "ludb/data/1"
     (tmp_path / "1.hea").write_bytes(source.with_suffix(".hea").read_bytes())
     data = source.with_suffix(".dat").read_bytes()
-    (tmp_path / "1.dat").write_bytes(first_bytes + data[len(first_bytes):])
+    (tmp_path / "1.dat").write_bytes(first_bytes + data[len(first_bytes) :])
     ecg = load(tmp_path / "1.dat")
     first_raw = int.from_bytes(first_bytes[:2], "little", signed=True)
     assert ecg.lead("I")[0] == pytest.approx((first_raw - 6) / 1716)  # header: 1716(6)/mV

@@ -466,7 +466,8 @@ def test_a_formatting_process_builds_the_messages_and_its_death_is_a_retry(
     shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer
 ) -> None:
     routes = _routes(
-        data_dir, f"ehr: {{type: fhir, endpoint: '{fhir_server.base_url}'}}",
+        data_dir,
+        f"ehr: {{type: fhir, endpoint: '{fhir_server.base_url}'}}",
         default="[ehr, outbox]",
     )
     router = Router(routes, data_dir)
@@ -487,8 +488,10 @@ def test_a_formatting_process_builds_the_messages_and_its_death_is_a_retry(
         os.kill(formatter_pid, signal.SIGKILL)
         sweeper.sweep()
         first = next(d for d in store.list_deliveries() if d.job_id == broken)
-        assert (first.state, first.last_error) == ("failed", "the formatting process died; "
-                                                   "trying again")
+        assert (first.state, first.last_error) == (
+            "failed",
+            "the formatting process died; trying again",
+        )
         clock.now += 3600
         sweeper.sweep()  # a new formatting process: the package's own fault shows now
         dead = [d for d in store.list_deliveries() if d.job_id == broken]

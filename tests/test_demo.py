@@ -30,15 +30,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     out = tmp_path_factory.mktemp("demo") / "out"
     done = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "demo", "--out", str(out), "--timeout", "60"],
-        cwd=out.parent, capture_output=True, text=True, timeout=120,
+        cwd=out.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
     )
     return done, out
 
 
 def _sent_uids(out: Path) -> list[str]:
-    return [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
-            for p in sorted((out / "samples").glob("*.dcm"))]
+    return [
+        str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+        for p in sorted((out / "samples").glob("*.dcm"))
+    ]
 
 
 def test_demo_stops_the_gateway_cleanly(demo) -> None:
@@ -51,15 +57,18 @@ def test_demo_stops_the_gateway_cleanly(demo) -> None:
 
 
 def test_every_sample_is_in_the_outbox_in_every_format(demo) -> None:
-    done, out = demo
+    _, out = demo
     outbox = out / "data" / "outbox"
     uids = _sent_uids(out)
     assert uids
     for uid in uids:
         bundle = json.loads((outbox / f"{uid}.fhir.json").read_text())
         assert bundle["resourceType"] == "Bundle"
-        reports = [e["resource"] for e in bundle["entry"]
-                   if e["resource"]["resourceType"] == "DiagnosticReport"]
+        reports = [
+            e["resource"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "DiagnosticReport"
+        ]
         assert [i["value"] for i in reports[0]["identifier"]] == [f"urn:oid:{uid}"]
         assert (outbox / f"{uid}.hl7").read_bytes().startswith(b"MSH|")
         assert uid.encode() in (outbox / f"{uid}.hl7").read_bytes()
@@ -75,8 +84,11 @@ def test_summary_shows_each_ecg_with_the_impression_it_delivered(demo) -> None:
     assert len(blocks) == len(uids)
     for uid in uids:
         bundle = json.loads((outbox / f"{uid}.fhir.json").read_text())
-        conclusion = next(e["resource"]["conclusion"] for e in bundle["entry"]
-                          if e["resource"]["resourceType"] == "DiagnosticReport")
+        conclusion = next(
+            e["resource"]["conclusion"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "DiagnosticReport"
+        )
         block = next(b for b in blocks if f"SOP Instance UID {uid}\n" in b)
         impression = re.search(r"Impression: (.*)\n", block).group(1)
         notes = re.search(r"(Technical notes: .*)\n", block)
@@ -87,8 +99,14 @@ def test_summary_shows_each_ecg_with_the_impression_it_delivered(demo) -> None:
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs the real samples in shared/data")
 def test_real_samples_cover_waveforms_vendor_dicom_and_a_scanned_page(demo) -> None:
     done, _ = demo
-    for name in ("PTB-XL", "LUDB", "CinC 2021", "GE MUSE XML", "GE MUSE as DICOM",
-                 "Scanned paper ECG (Secondary Capture)"):
+    for name in (
+        "PTB-XL",
+        "LUDB",
+        "CinC 2021",
+        "GE MUSE XML",
+        "GE MUSE as DICOM",
+        "Scanned paper ECG (Secondary Capture)",
+    ):
         assert name in done.stdout
     assert re.search(r"HR \d+/min  PR \d+ ms  QRS \d+ ms  QT \d+ ms  QTc \d+ ms", done.stdout)
     assert "Measurements: none (no waveform" in done.stdout
@@ -117,19 +135,27 @@ def _no_sensitivity_sample(directory: Path) -> DemoSample:
 def test_undecodable_samples_fail_the_demo_with_their_names(tmp_path, capsys) -> None:
     workspace = fresh_workspace(tmp_path / "out")
     samples = prepare_samples(tmp_path / "no-data", workspace / "samples")
-    samples += [_truncated_sample(workspace / "samples"),
-                _no_sensitivity_sample(workspace / "samples")]
+    samples += [
+        _truncated_sample(workspace / "samples"),
+        _no_sensitivity_sample(workspace / "samples"),
+    ]
     started = time.monotonic()
     code = run_samples(samples, workspace, SHIPPED_CONFIG, timeout_s=60)
     captured = capsys.readouterr()
     assert code == 1
     assert time.monotonic() - started < 60
-    assert ("2 of 3 ECG(s) did not reach the outbox: truncated waveform, "
-            "ECG without amplitude scale" in captured.err)
-    assert re.search(r"\[2\] truncated waveform\n.*\n    REFUSED at C-STORE: FAILED 0x",
-                     captured.out)
-    assert re.search(r"\[3\] ECG without amplitude scale\n.*\n    FAILED: undecodable: .*"
-                     r"no ChannelSensitivity", captured.out)
+    assert (
+        "2 of 3 ECG(s) did not reach the outbox: truncated waveform, "
+        "ECG without amplitude scale" in captured.err
+    )
+    assert re.search(
+        r"\[2\] truncated waveform\n.*\n    REFUSED at C-STORE: FAILED 0x", captured.out
+    )
+    assert re.search(
+        r"\[3\] ECG without amplitude scale\n.*\n    FAILED: undecodable: .*"
+        r"no ChannelSensitivity",
+        captured.out,
+    )
     assert "Impression: Sinus rhythm" in captured.out  # the good one still went through
     assert "exit code 0" in captured.out
 
@@ -140,8 +166,11 @@ def test_a_gateway_that_does_not_come_up_is_reported(tmp_path, capsys) -> None:
     (workspace / "data").mkdir()
     with open(workspace / "data" / "gateway.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # as if another gateway served this directory
-        with pytest.raises(DemoError, match="exited with 1 before accepting associations"
-                           "(.|\n)*another gateway is already running here"):
+        with pytest.raises(
+            DemoError,
+            match="exited with 1 before accepting associations"
+            "(.|\n)*another gateway is already running here",
+        ):
             run_samples(samples, workspace, SHIPPED_CONFIG, timeout_s=30)
 
 

@@ -48,8 +48,9 @@ def gateway_with(data_dir: Path, choice: EngineChoice, hold_retry_s: float = 60.
     gw.pipeline = Pipeline(
         gw.store,
         Router(data_dir / "no-routes.yaml", data_dir),
-        PipelineSettings(reports_dir=gw.reports, engine=choice, retry_delay_s=0.0,
-                         hold_retry_s=hold_retry_s),
+        PipelineSettings(
+            reports_dir=gw.reports, engine=choice, retry_delay_s=0.0, hold_retry_s=hold_retry_s
+        ),
         gw.metrics,
     )
     return gw
@@ -82,8 +83,10 @@ def test_missing_model_falls_back_to_measuring_and_every_report_says_so(tmp_path
     report = gw.package(job_id).report
     assert report.engine.name == "measure"
     assert "engine-fallback" in report.source.quality_flags
-    assert "the configured vlm engine could not be loaded; this report is from the measurement" \
+    assert (
+        "the configured vlm engine could not be loaded; this report is from the measurement"
         " engine" in report.warnings
+    )
     assert not any(str(missing) in w for w in report.warnings)  # the why is for the log
     assert str(missing) in caplog.text and "ecg-gateway model tiny" in caplog.text
     outbox = FileDestination(type="file", directory=str(tmp_path / "outbox"))
@@ -98,8 +101,7 @@ def test_missing_model_falls_back_to_measuring_and_every_report_says_so(tmp_path
 def test_held_jobs_wait_visibly_and_run_once_the_model_is_provided(tmp_path, tiny, vendor):
     model_dir = tmp_path / "model"
     settings = VlmSettings(model=str(model_dir), mode="hybrid", **FAST)
-    gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings, "hold"),
-                      hold_retry_s=0.0)
+    gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings, "hold"), hold_retry_s=0.0)
     job_id = gw.receive(vendor)
     assert gw.pipeline.run_once("test-worker")
     held = gw.store.get_job(job_id)
@@ -119,8 +121,10 @@ def test_held_jobs_wait_visibly_and_run_once_the_model_is_provided(tmp_path, tin
 
 def test_engine_from_gateway_yaml_with_its_vlm_settings(tmp_path, tiny):
     path = tmp_path / "gateway.yaml"
-    path.write_text(f"engine: hybrid\nengine_unavailable: hold\nvlm:\n  model: {tiny}\n"
-                    "  longest_edge: 1024\n  batch_size: 4\n")
+    path.write_text(
+        f"engine: hybrid\nengine_unavailable: hold\nvlm:\n  model: {tiny}\n"
+        "  longest_edge: 1024\n  batch_size: 4\n"
+    )
     config = load_config(path)
     choice = engine_choice(config)
     assert choice.name == "hybrid" and choice.on_unavailable == "hold"
@@ -155,12 +159,18 @@ def test_bad_engine_settings_name_the_field_and_line(tmp_path, text, expected):
 @pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
 def test_running_gateway_with_hybrid_engine_reports_an_ecg_from_storescu(tmp_path, tiny, vendor):
     config = tmp_path / "gateway.yaml"
-    config.write_text(f"engine: hybrid\nworkers: 1\nvlm:\n  model: {tiny}\n"
-                      "  longest_edge: 512\n  max_new_tokens: 8\n")
+    config.write_text(
+        f"engine: hybrid\nworkers: 1\nvlm:\n  model: {tiny}\n"
+        "  longest_edge: 512\n  max_new_tokens: 8\n"
+    )
     server = GatewayProcess(tmp_path / "data", config=config).start()
     try:
-        sent = subprocess.run(["storescu", "-aet", "CART1", "127.0.0.1", str(server.port),
-                               str(vendor)], capture_output=True, text=True, check=False)
+        sent = subprocess.run(
+            ["storescu", "-aet", "CART1", "127.0.0.1", str(server.port), str(vendor)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert sent.returncode == 0, sent.stderr
         assert server.wait_until_processed(1) == {"done": 1}
         assert server.terminate() == 0
@@ -188,9 +198,11 @@ def test_a_routes_rule_chooses_the_engine_from_the_header_before_interpretation(
     data_dir = tmp_path / "data"
     gw = gateway_with(data_dir, EngineChoice())  # gateway.yaml: engine measure
     gw.pipeline = Pipeline(
-        gw.store, Router(routes, data_dir),
-        PipelineSettings(reports_dir=gw.reports, engine=EngineChoice(),
-                         vlm=VlmSettings(model=str(tiny), **FAST)),
+        gw.store,
+        Router(routes, data_dir),
+        PipelineSettings(
+            reports_dir=gw.reports, engine=EngineChoice(), vlm=VlmSettings(model=str(tiny), **FAST)
+        ),
         gw.metrics,
     )
     job_id = gw.receive(vendor)
@@ -209,9 +221,11 @@ def test_the_job_lease_outlasts_a_vlm_generation():
 def test_queued_ecgs_are_interpreted_in_one_vlm_batch(tmp_path, tiny, vendor, shared_data):
     settings = VlmSettings(model=str(tiny), mode="vlm", batch_size=4, **FAST)
     gw = gateway_with(tmp_path / "data", EngineChoice("vlm", settings))
-    job_ids = [gw.receive(vendor),
-               gw.receive(samples.copy_with_new_uid(vendor, tmp_path / "second.dcm")),
-               gw.receive(samples.secondary_capture_jpeg(shared_data, tmp_path / "photo.dcm"))]
+    job_ids = [
+        gw.receive(vendor),
+        gw.receive(samples.copy_with_new_uid(vendor, tmp_path / "second.dcm")),
+        gw.receive(samples.secondary_capture_jpeg(shared_data, tmp_path / "photo.dcm")),
+    ]
     assert gw.pipeline.run_once("test-worker")  # one lease round takes the whole queue
     jobs = [gw.store.get_job(job_id) for job_id in job_ids]
     assert [job.state for job in jobs] == ["done"] * 3, [job.error for job in jobs]

@@ -43,8 +43,9 @@ def test_bertscore_uses_the_offline_minilm_and_ranks_paraphrase_above_unrelated(
     assert Path(model_type, "model.safetensors").is_file()
     assert "all-MiniLM-L6-v2" in description and "layer 6" in description
     same = bertscore_f1([REFERENCE], [REFERENCE], config)
-    close = bertscore_f1(["Rhythm: sinus rhythm. Conduction: left anterior hemiblock."],
-                         [REFERENCE], config)
+    close = bertscore_f1(
+        ["Rhythm: sinus rhythm. Conduction: left anterior hemiblock."], [REFERENCE], config
+    )
     far = bertscore_f1(["The weather in Lisbon is sunny today."], [REFERENCE], config)
     assert same == pytest.approx(100.0, abs=0.01)
     assert far < close < same
@@ -67,8 +68,16 @@ def test_the_gateway_parser_reads_back_every_code_of_every_target_report(shared_
     directory = shared_data / "ptbxl"
     statements = load_scp_statements(directory / "scp_statements.csv")
     records, _ = read_ptbxl_index(DatasetConfig(ptbxl_dir=directory))
-    measured = Measurements(heart_rate_bpm=70, pr_ms=150, qrs_ms=90, qt_ms=400,
-                            qtc_bazett_ms=420, p_axis_deg=40, qrs_axis_deg=30, t_axis_deg=40)
+    measured = Measurements(
+        heart_rate_bpm=70,
+        pr_ms=150,
+        qrs_ms=90,
+        qt_ms=400,
+        qtc_bazett_ms=420,
+        p_axis_deg=40,
+        qrs_axis_deg=30,
+        t_axis_deg=40,
+    )
     for record in records:
         text = report_target(record.scp_codes, record.heart_axis, measured, statements)
         codes = {c for c in parse_generated_text(text).codes if c in statements}
@@ -94,7 +103,7 @@ def test_split(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def _table_rows(printed: str) -> tuple[str, list[str]]:
     lines = printed.splitlines()
     header = next(line for line in lines if line.startswith("| system"))
-    rows = lines[lines.index(header) + 2:]
+    rows = lines[lines.index(header) + 2 :]
     return header, [row for row in rows if row.startswith("| ")]
 
 
@@ -102,8 +111,20 @@ def test_evaluate_prints_every_metric_for_the_rule_engine(
     test_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "evaluation"
-    assert main(["evaluate", "--config", str(REPO / "config/training/evaluate.yaml"),
-                 "--dataset", str(test_split), "--output", str(output)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--config",
+                str(REPO / "config/training/evaluate.yaml"),
+                "--dataset",
+                str(test_split),
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "BERTScore encoder: sentence-transformers/all-MiniLM-L6-v2" in printed
     header, rows = _table_rows(printed)
@@ -124,32 +145,55 @@ def test_evaluate_prints_every_metric_for_the_rule_engine(
 
 
 def test_each_adapter_adds_a_row_from_the_gateway_vlm_engine(
-    test_split: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
-    capsys: pytest.CaptureFixture[str]
+    test_split: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = tiny_model_dir(tmp_path_factory)
     stage1 = make_lora_adapter(base, tmp_path / "stage1")
     stage2 = make_lora_adapter(base, tmp_path / "stage2")
     config = tmp_path / "evaluate.yaml"
-    config.write_text(f"dataset_dir: {test_split}\nlimit: 2\n"
-                      f"vlm: {{model: {base}, mode: hybrid, device: cpu, max_new_tokens: 12, "
-                      "longest_edge: 512}\n")
-    assert main(["evaluate", "--config", str(config), "--stage1-adapter", str(stage1),
-                 "--stage2-adapter", str(stage2)]) == 0
+    config.write_text(
+        f"dataset_dir: {test_split}\nlimit: 2\n"
+        f"vlm: {{model: {base}, mode: hybrid, device: cpu, max_new_tokens: 12, "
+        "longest_edge: 512}\n"
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--config",
+                str(config),
+                "--stage1-adapter",
+                str(stage1),
+                "--stage2-adapter",
+                str(stage2),
+            ]
+        )
+        == 0
+    )
     _, rows = _table_rows(capsys.readouterr().out)
     names = [row.split("|")[1].strip() for row in rows]
-    assert names == ["rule engine (baseline)", f"{base.name} + stage 1 adapter (hybrid)",
-                     f"{base.name} + stage 2 adapter (hybrid)"]
+    assert names == [
+        "rule engine (baseline)",
+        f"{base.name} + stage 1 adapter (hybrid)",
+        f"{base.name} + stage 2 adapter (hybrid)",
+    ]
     assert all(row.split("|")[2].strip() == "2" for row in rows)
 
 
 def test_a_missing_adapter_is_a_clear_error(
-    test_split: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
-    capsys: pytest.CaptureFixture[str]
+    test_split: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = tiny_model_dir(tmp_path_factory)
     config = tmp_path / "evaluate.yaml"
     config.write_text(f"dataset_dir: {test_split}\nlimit: 1\nvlm: {{model: {base}, device: cpu}}\n")
-    assert main(["evaluate", "--config", str(config),
-                 "--stage1-adapter", str(tmp_path / "nowhere")]) == 2
+    assert (
+        main(["evaluate", "--config", str(config), "--stage1-adapter", str(tmp_path / "nowhere")])
+        == 2
+    )
     assert "nowhere" in capsys.readouterr().err

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import hl7
 import pytest
+from delivery_support import afib_report, package, send_now
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
-from delivery_support import afib_report, package, send_now
 from peers import Hl7TestPeer
 
 from gateway.deliver import DeliveryError
@@ -270,8 +270,15 @@ def test_a_measurement_that_could_not_be_made_says_why_and_warnings_reach_the_or
     shared_data: Path,
 ) -> None:
     report = afib_report().model_copy(
-        update={"warnings": ["lead V3 not used: flat line", "the configured vlm engine could "
-                             "not be loaded (no model); this report is from the measurement engine"]}
+        update={
+            "warnings": [
+                "lead V3 not used: flat line",
+                (
+                    "the configured vlm engine could not be loaded (no model); "
+                    "this report is from the measurement engine"
+                ),
+            ]
+        }
     )
     message = _parsed(package(shared_data, report=report))
     segments = [s for s in message]
@@ -287,8 +294,9 @@ def test_a_measurement_that_could_not_be_made_says_why_and_warnings_reach_the_or
     pr = segments.index(absent["8625-6"])
     assert str(segments[pr][5]) == "" and str(segments[pr + 1][0]) == "NTE"
     assert str(segments[pr + 1][3]) == "no consistent P waves (atrial fibrillation)"
-    _validated_by_hl7apy(encode(build_oru(package(shared_data, report=report), OPTIONS, "x"))
-                         .decode())
+    _validated_by_hl7apy(
+        encode(build_oru(package(shared_data, report=report), OPTIONS, "x")).decode()
+    )
 
 
 def test_an_image_report_has_no_absent_measurements(shared_data: Path) -> None:

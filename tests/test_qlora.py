@@ -45,8 +45,8 @@ def work(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Dataset of 40 records (augmented, balanced) and the 4-bit-quantisable tiny model."""
     root = tmp_path_factory.mktemp("qlora")
     (root / "dataset.yaml").write_text(
-        f"ptbxl_dir: {shared_data / 'ptbxl'}\noutput_dir: {root / 'dataset'}\n"
-        "limit: 40\ndpi: 50\n")
+        f"ptbxl_dir: {shared_data / 'ptbxl'}\noutput_dir: {root / 'dataset'}\nlimit: 40\ndpi: 50\n"
+    )
     code, _ = _quiet_main(["dataset", "--config", str(root / "dataset.yaml")])
     assert code == 0
     build_tiny_model(root / "tiny", TINY)
@@ -58,7 +58,8 @@ def work(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "limit_samples: 2\nbatch_size: 2\ngradient_accumulation: 1\n"
             "learning_rate: 5.0e-3\nlr_scheduler: constant\nsave_steps: 3\neval_samples: 2\n"
             "lora: {r: 8, alpha: 16, dropout: 0.0}\n"
-            + (f"stage1_adapter: {root / 'stage1'}\nmode: hybrid\n" if stage == 2 else ""))
+            + (f"stage1_adapter: {root / 'stage1'}\nmode: hybrid\n" if stage == 2 else "")
+        )
     return root
 
 
@@ -67,8 +68,15 @@ def adapters(work: Path) -> dict[int, dict]:
     """Stage 1 then stage 2 through the CLI; their metrics.json."""
     metrics = {}
     for stage in (1, 2):
-        code, printed = _quiet_main([f"stage{stage}", "--config", str(work / f"stage{stage}.yaml"),
-                                     "--max-steps", str(STEPS)])
+        code, printed = _quiet_main(
+            [
+                f"stage{stage}",
+                "--config",
+                str(work / f"stage{stage}.yaml"),
+                "--max-steps",
+                str(STEPS),
+            ]
+        )
         assert code == 0, printed
         assert f"stage {stage}: {STEPS} steps on 2 samples" in printed
         metrics[stage] = json.loads((work / f"stage{stage}" / "metrics.json").read_text())
@@ -102,8 +110,9 @@ def test_resume_continues_from_the_saved_step(work: Path, adapters: dict[int, di
     config = str(work / "stage1.yaml")
     code, _ = _quiet_main(["stage1", "--config", config, "--out", str(out), "--max-steps", "3"])
     assert code == 0 and (out / "checkpoints" / "step-3").is_dir()
-    code, printed = _quiet_main(["stage1", "--config", config, "--out", str(out),
-                                 "--max-steps", str(STEPS), "--resume"])
+    code, printed = _quiet_main(
+        ["stage1", "--config", config, "--out", str(out), "--max-steps", str(STEPS), "--resume"]
+    )
     assert code == 0 and "(from step 3)" in printed
     resumed = json.loads((out / "metrics.json").read_text())["train_losses"]
     # Same seed, same batches, restored optimizer state: the run is the uninterrupted one.
@@ -111,8 +120,9 @@ def test_resume_continues_from_the_saved_step(work: Path, adapters: dict[int, di
 
 
 def test_resume_without_checkpoint_is_a_clear_error(work: Path, tmp_path: Path) -> None:
-    code = main(["stage1", "--config", str(work / "stage1.yaml"), "--out", str(tmp_path / "x"),
-                 "--resume"])
+    code = main(
+        ["stage1", "--config", str(work / "stage1.yaml"), "--out", str(tmp_path / "x"), "--resume"]
+    )
     assert code == 2
 
 
@@ -127,8 +137,9 @@ def test_stage_config_rejects_bad_values(work: Path, tmp_path: Path) -> None:
         load_yaml_config(REPO / f"config/training/stage{stage}.yaml", StageConfig)
 
 
-def test_labels_keep_only_the_answer_and_prompt_matches_serving(work: Path, shared_data: Path
-                                                               ) -> None:
+def test_labels_keep_only_the_answer_and_prompt_matches_serving(
+    work: Path, shared_data: Path
+) -> None:
     from model.vlm_loading import _load_processor
 
     processor = _load_processor(str(work / "tiny"))
@@ -146,31 +157,44 @@ def test_labels_keep_only_the_answer_and_prompt_matches_serving(work: Path, shar
         measured = model.analyze(model.load(shared_data / "ptbxl" / sample["record"]))
         served = processor.apply_chat_template(
             report_messages(report_prompt(measured.measurements, measured.statements)),
-            add_generation_prompt=True)
+            add_generation_prompt=True,
+        )
         assert prompt_for(sample, 2, "hybrid") in served
         text = tokenizer.decode(ids[row][batch["attention_mask"][row] == 1])
         assert text.startswith(re.sub(r"<image>", "", served.split("<image>")[0]))
         assert text.split("Assistant:")[0].endswith(
-            f"{prompt_for(sample, 2, 'hybrid')}<end_of_utterance>\n")
+            f"{prompt_for(sample, 2, 'hybrid')}<end_of_utterance>\n"
+        )
     assert prompt_for(samples[0], 1, "hybrid") == report_prompt()
     assert REPORT_INSTRUCTION in prompt_for(samples[0], 2, "hybrid")
 
 
-def test_evaluate_prints_a_row_per_adapter(work: Path, adapters: dict[int, dict],
-                                           tmp_path: Path) -> None:
+def test_evaluate_prints_a_row_per_adapter(
+    work: Path, adapters: dict[int, dict], tmp_path: Path
+) -> None:
     config = tmp_path / "evaluate.yaml"
-    config.write_text(f"dataset_dir: {work / 'dataset'}\nlimit: 2\n"
-                      f"vlm: {{model: {work / 'tiny'}, mode: hybrid, device: cpu, "
-                      "max_new_tokens: 12, longest_edge: 512}\n")
-    code, printed = _quiet_main(["evaluate", "--config", str(config), "--stage1-adapter",
-                                 str(work / "stage1"), "--stage2-adapter", str(work / "stage2")])
+    config.write_text(
+        f"dataset_dir: {work / 'dataset'}\nlimit: 2\n"
+        f"vlm: {{model: {work / 'tiny'}, mode: hybrid, device: cpu, "
+        "max_new_tokens: 12, longest_edge: 512}\n"
+    )
+    code, printed = _quiet_main(
+        [
+            "evaluate",
+            "--config",
+            str(config),
+            "--stage1-adapter",
+            str(work / "stage1"),
+            "--stage2-adapter",
+            str(work / "stage2"),
+        ]
+    )
     assert code == 0
     rows = [line for line in printed.splitlines() if line.startswith("| ")]
     names = [row.split("|")[1].strip() for row in rows[1:]]
     assert len(names) == 3, printed
     assert names[0] == "rule engine (baseline)"
-    assert any("stage 1 adapter" in n for n in names) and any("stage 2 adapter" in n
-                                                              for n in names)
+    assert any("stage 1 adapter" in n for n in names) and any("stage 2 adapter" in n for n in names)
     for metric in ("BLEU", "ROUGE-L", "BERTScore F1", "macro F1"):
         assert metric in rows[0]
 
@@ -178,8 +202,14 @@ def test_evaluate_prints_a_row_per_adapter(work: Path, adapters: dict[int, dict]
 def test_stage2_adapter_serves_a_dicom_ecg_through_the_gateway_pipeline(
     work: Path, adapters: dict[int, dict], shared_data: Path, tmp_path: Path
 ) -> None:
-    settings = VlmSettings(mode="hybrid", model=str(work / "tiny"), adapter=str(work / "stage2"),
-                           device="cpu", max_new_tokens=16, longest_edge=512)
+    settings = VlmSettings(
+        mode="hybrid",
+        model=str(work / "tiny"),
+        adapter=str(work / "stage2"),
+        device="cpu",
+        max_new_tokens=16,
+        longest_edge=512,
+    )
     gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings, "hold"))
     job_id = gw.receive(shared_data / samples.VENDOR_ECG)
     gw.process_all()
@@ -194,9 +224,13 @@ def test_stage2_adapter_serves_a_dicom_ecg_through_the_gateway_pipeline(
 
 
 def test_gpu_training_bench_runs_in_its_tiny_cpu_mode() -> None:
-    done = subprocess.run([sys.executable, str(REPO / "bench/train_gpu.py"), "--tiny",
-                           "--steps", "2"], capture_output=True, text=True, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench/train_gpu.py"), "--tiny", "--steps", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = re.findall(r"^\| ([12]) \| 2 \| ([\d.]+) \| - \|", done.stdout, re.MULTILINE)
     assert [stage for stage, _ in rows] == ["1", "2"], done.stdout

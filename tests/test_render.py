@@ -56,8 +56,9 @@ def square_wave_ecg(fs: float, seconds: float = 10.0) -> Ecg:
     return ecg_with(leads, fs)
 
 
-def cell_ink(mask: np.ndarray, cell: Cell, dpi: int, t_from: float | None = None,
-             t_to: float | None = None) -> int:
+def cell_ink(
+    mask: np.ndarray, cell: Cell, dpi: int, t_from: float | None = None, t_to: float | None = None
+) -> int:
     """Ink pixels in the cell's +/-1 mV band between two times (default: its window,
     less 1 mm at each end for the separator tick), away from its label."""
     scale = dpi / 25.4
@@ -65,7 +66,7 @@ def cell_ink(mask: np.ndarray, cell: Cell, dpi: int, t_from: float | None = None
     t_to = cell.t_end - 0.04 if t_to is None else t_to
     x0, x1 = (cell.x_mm + (t - cell.t_start) * 25 for t in (t_from, t_to))
     rows = slice(int((cell.y_mm - 10) * scale), int((cell.y_mm + 10) * scale))
-    return int(mask[rows, int(x0 * scale):int(x1 * scale)].sum())
+    return int(mask[rows, int(x0 * scale) : int(x1 * scale)].sum())
 
 
 def cell_of(layout: str, lead: str, t: float) -> Cell:
@@ -78,20 +79,29 @@ def ptbxl_ecg(shared_data) -> Ecg:
 
 
 def patient(name: str, patient_id: str) -> EcgMetadata:
-    return EcgMetadata(patient_name=name, patient_id=patient_id, patient_birth_date="19510203",
-                       patient_sex="F", acquisition_time=datetime(2024, 5, 6, 7, 8, 9),
-                       accession_number="ACC" + patient_id, device_manufacturer="GE",
-                       device_model="MAC 5500", institution_name="St Elsewhere")
+    return EcgMetadata(
+        patient_name=name,
+        patient_id=patient_id,
+        patient_birth_date="19510203",
+        patient_sex="F",
+        acquisition_time=datetime(2024, 5, 6, 7, 8, 9),
+        accession_number="ACC" + patient_id,
+        device_manufacturer="GE",
+        device_model="MAC 5500",
+        institution_name="St Elsewhere",
+    )
 
 
 # ------------------------------------------------------------------------- scale
 
-@pytest.mark.parametrize("dpi, fs", [(200, 500.0), (200, 100.0), (200, 1000.0), (300, 250.0),
-                                     (100, 360.0)])
+
+@pytest.mark.parametrize(
+    "dpi, fs", [(200, 500.0), (200, 100.0), (200, 1000.0), (300, 250.0), (100, 360.0)]
+)
 def test_trace_scale_and_grid_are_exact_in_pixels(dpi: int, fs: float) -> None:
     scale = dpi / 25.4
     mask = ink(model.render_png(square_wave_ecg(fs), dpi=dpi))
-    band = mask[int((RHYTHM.y_mm - 15) * scale):int((RHYTHM.y_mm + 5) * scale)]
+    band = mask[int((RHYTHM.y_mm - 15) * scale) : int((RHYTHM.y_mm + 5) * scale)]
     top = int((RHYTHM.y_mm - 15) * scale)
 
     def level_row(t: float) -> float:
@@ -103,7 +113,7 @@ def test_trace_scale_and_grid_are_exact_in_pixels(dpi: int, fs: float) -> None:
     assert abs((baseline - high) - 10 * scale) <= 1  # 1 mV = 10 mm = 78.74 px at 200 DPI
 
     mid = band[round((RHYTHM.y_mm - 5) * scale) - top]
-    mid[:int((RHYTHM.x_mm + 1) * scale)] = False  # leave out the calibration pulse
+    mid[: int((RHYTHM.x_mm + 1) * scale)] = False  # leave out the calibration pulse
     edges = centres(mid)
     expected = np.array([(RHYTHM.x_mm + (k - 0.5 / fs) * 25) * scale for k in range(1, 10)])
     assert len(edges) == 9
@@ -121,12 +131,15 @@ def test_calibration_pulse_is_one_millivolt_by_200_ms() -> None:
     scale = 200 / 25.4
     mask = ink(model.render_png(square_wave_ecg(500.0)))
     row_top = int((RHYTHM.y_mm - 15) * scale)
-    band = mask[row_top:int((RHYTHM.y_mm + 5) * scale)]
+    band = mask[row_top : int((RHYTHM.y_mm + 5) * scale)]
     foot, top = (centres(band[:, int((RHYTHM.x_mm - dx) * scale)]) for dx in (7.5, 4.0))
     assert len(foot) == 1 and len(top) == 1
     assert abs((foot[0] - top[0]) - 10 * scale) <= 1
-    sides = centres(mask[int((RHYTHM.y_mm - 5) * scale), int(GRID_LEFT_MM * scale):
-                         int(RHYTHM.x_mm * scale) - 2])
+    sides = centres(
+        mask[
+            int((RHYTHM.y_mm - 5) * scale), int(GRID_LEFT_MM * scale) : int(RHYTHM.x_mm * scale) - 2
+        ]
+    )
     assert len(sides) == 2 and abs((sides[1] - sides[0]) - 5 * scale) <= 1
 
 
@@ -136,8 +149,9 @@ def test_trace_baseline_lies_on_the_grid_line_it_should() -> None:
     page = pixels(model.render_png(square_wave_ecg(500.0)))
     column = page[:, int((GRID_LEFT_MM + 0.5) * scale)]  # left of the pulse: grid only
     major_rows = centres((column[:, 1] < 170) & (column[:, 0] > 200))
-    trace_rows = centres(ink(model.render_png(square_wave_ecg(500.0)))[
-        :, int((RHYTHM.x_mm + 12.5) * scale)])
+    trace_rows = centres(
+        ink(model.render_png(square_wave_ecg(500.0)))[:, int((RHYTHM.x_mm + 12.5) * scale)]
+    )
     assert RHYTHM.y_mm % 5 == 0
     nearest_major = major_rows[np.abs(major_rows - RHYTHM.y_mm * scale).argmin()]
     assert np.abs(trace_rows - nearest_major).min() <= 1
@@ -145,11 +159,16 @@ def test_trace_baseline_lies_on_the_grid_line_it_should() -> None:
 
 # ------------------------------------------------------------------------- layout
 
+
 def test_standard_layout_is_three_by_four_plus_rhythm_strip_in_time_order() -> None:
     cells = LAYOUTS["3x4+1"].cells
     grid = [[c.lead for c in cells if c.y_mm == y] for y in sorted({c.y_mm for c in cells})]
-    assert grid == [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"],
-                    ["III", "aVF", "V3", "V6"], ["II"]]
+    assert grid == [
+        ["I", "aVR", "V1", "V4"],
+        ["II", "aVL", "V2", "V5"],
+        ["III", "aVF", "V3", "V6"],
+        ["II"],
+    ]
     for cell in cells[:-1]:
         assert cell.t_end - cell.t_start == 2.5
         assert cell.x_mm == pytest.approx(20 + cell.t_start * 25)
@@ -173,7 +192,7 @@ def test_columns_come_from_consecutive_time_windows() -> None:
     for lead, t_start in (("I", 0.0), ("aVR", 2.5), ("V1", 5.0)):
         cell = cell_of("3x4+1", lead, t_start)
         left = int((cell.x_mm + 1) * scale)
-        one_mv_row = mask[round((cell.y_mm - 10) * scale), left:int((cell.x_mm + 62) * scale)]
+        one_mv_row = mask[round((cell.y_mm - 10) * scale), left : int((cell.x_mm + 62) * scale)]
         found[lead] = centres(one_mv_row) + left
     assert len(found["I"]) == 0 and len(found["V1"]) == 0
     assert len(found["aVR"]) == 1
@@ -189,6 +208,7 @@ def test_real_record_draws_a_trace_in_every_cell(ptbxl_ecg: Ecg, layout: str) ->
 
 
 # ------------------------------------------------------------------------- privacy
+
 
 def test_header_less_png_carries_no_patient_data(ptbxl_ecg: Ecg) -> None:
     one = replace(ptbxl_ecg, metadata=patient("MUSTERMANN^ERIKA", "4711"))
@@ -220,6 +240,7 @@ def test_pdf_header_shows_patient_only_when_asked(ptbxl_ecg: Ecg) -> None:
 
 # ------------------------------------------------------------------------- awkward input
 
+
 def test_missing_leads_leave_labelled_blank_cells() -> None:
     fs, zeros = 500.0, np.zeros(5000, dtype=np.float32)
     limb_only = ecg_with({n: zeros for n in ("I", "II", "III", "aVR", "aVL", "aVF")}, fs)
@@ -228,8 +249,10 @@ def test_missing_leads_leave_labelled_blank_cells() -> None:
         cell = cell_of("3x4+1", lead, 5.0 if lead in ("V1", "V2", "V3") else 7.5)
         assert cell_ink(mask, cell, 200) == 0
         x_mm, y_mm = cell.label_xy_mm
-        label_box = mask[int(y_mm * 200 / 25.4):int((y_mm + 4) * 200 / 25.4),
-                         int(x_mm * 200 / 25.4):int((x_mm + 8) * 200 / 25.4)]
+        label_box = mask[
+            int(y_mm * 200 / 25.4) : int((y_mm + 4) * 200 / 25.4),
+            int(x_mm * 200 / 25.4) : int((x_mm + 8) * 200 / 25.4),
+        ]
         assert label_box.sum() > 20
     assert cell_ink(mask, cell_of("3x4+1", "aVF", 2.5), 200) > 100
 
@@ -247,8 +270,9 @@ def test_long_recording_shows_the_first_ten_seconds(shared_data) -> None:
     long = model.load(shared_data / "wfdb-samples" / "s0010_re")  # 38.4 s at 1 kHz, + Frank leads
     first_ten = Ecg(long.signal[:, :10_001], long.sampling_rate, long.lead_names)  # t = 0..10 s
     above_footer = slice(0, int(FOOTER_TOP_MM * 200 / 25.4))
-    assert np.array_equal(ink(model.render_png(long))[above_footer],
-                          ink(model.render_png(first_ten))[above_footer])
+    assert np.array_equal(
+        ink(model.render_png(long))[above_footer], ink(model.render_png(first_ten))[above_footer]
+    )
     footer = PdfReader(io.BytesIO(model.render_pdf(long))).pages[0].extract_text()
     assert "first 10 s of 38.4 s" in footer and "Not on this layout: X, Y, Z" in footer
 
@@ -270,8 +294,9 @@ def test_large_amplitudes_are_clipped_to_the_row_band() -> None:
     cell, scale = cell_of("3x4+1", "I", 0.0), 200 / 25.4
     band_top, band_bottom = cell.band_mm
     columns = slice(int((cell.x_mm + 1) * scale), int((cell.x_mm + 60) * scale))
-    traced_rows = np.flatnonzero(mask[:int(cell_of("3x4+1", "II", 0).label_xy_mm[1] * scale),
-                                      columns].any(axis=1))
+    traced_rows = np.flatnonzero(
+        mask[: int(cell_of("3x4+1", "II", 0).label_xy_mm[1] * scale), columns].any(axis=1)
+    )
     assert abs(traced_rows.min() - band_top * scale) <= 2
     assert abs(traced_rows.max() - band_bottom * scale) <= 2
 
@@ -295,6 +320,7 @@ def test_vendor_dicom_renders_with_its_filter_in_the_footer(shared_data) -> None
 
 
 # ------------------------------------------------------------------------- PDF
+
 
 def test_pdf_is_one_vector_page_with_the_png_geometry() -> None:
     reader = PdfReader(io.BytesIO(model.render_pdf(square_wave_ecg(500.0), header=False)))
@@ -330,14 +356,18 @@ def test_pdf_decimation_keeps_one_sample_spikes_at_full_height(fs: float) -> Non
     up, down = round(1.2345 * fs), round(6.2345 * fs)
     lead_ii[up] = 1.8  # mV, in the II cell and the rhythm strip
     lead_v1[down] = -1.7
-    points = pdf_trace_points(model.render_pdf(ecg_with({"II": lead_ii, "V1": lead_v1}, fs),
-                                               header=False))
+    points = pdf_trace_points(
+        model.render_pdf(ecg_with({"II": lead_ii, "V1": lead_v1}, fs), header=False)
+    )
     for lead, index, mv in (("II", up, 1.8), ("V1", down, -1.7)):
         t = index / fs
         cell = cell_of("3x4+1", lead, t)
         x_mm = cell.x_mm + (t - cell.t_start) * 25
-        inside = points[(points[:, 0] > cell.x_mm + 1) & (points[:, 0] < cell.x_mm + 60)
-                        & (np.abs(points[:, 1] - cell.y_mm) < 19)]
+        inside = points[
+            (points[:, 0] > cell.x_mm + 1)
+            & (points[:, 0] < cell.x_mm + 60)
+            & (np.abs(points[:, 1] - cell.y_mm) < 19)
+        ]
         peak = inside[np.argmax(np.abs(inside[:, 1] - cell.y_mm))]
         assert peak == pytest.approx((x_mm, cell.y_mm - mv * 10), abs=1e-3)
     trace = points[np.abs(points[:, 1] - RHYTHM.y_mm) < 19]

@@ -54,14 +54,21 @@ def test_tokenizer_has_smolvlm_special_tokens_and_chat_template(built: Path):
     assert tokenizer.decode(tokenizer(text).input_ids, skip_special_tokens=True) == text
 
 
-@pytest.mark.parametrize(("longest_edge", "tiles", "image_tokens"), [
-    (512, 0, 64), (1024, 4, 320), (1536, 9, 640), (2048, 16, 1088),
-])
+@pytest.mark.parametrize(
+    ("longest_edge", "tiles", "image_tokens"),
+    [
+        (512, 0, 64),
+        (1024, 4, 320),
+        (1536, 9, 640),
+        (2048, 16, 1088),
+    ],
+)
 def test_image_tokens_per_page_match_smolvlm(built: Path, longest_edge, tiles, image_tokens):
     processor = AutoProcessor.from_pretrained(built, backend="pil")
     page = Image.new("RGB", LETTER_PAGE, "white")
-    inputs = processor(text=["<image>"], images=[[page]], size={"longest_edge": longest_edge},
-                       return_tensors="pt")
+    inputs = processor(
+        text=["<image>"], images=[[page]], size={"longest_edge": longest_edge}, return_tensors="pt"
+    )
     assert int((inputs["input_ids"] == processor.image_token_id).sum()) == image_tokens
     assert inputs["pixel_values"].shape[1:] == (tiles + 1, 3, 512, 512)
 

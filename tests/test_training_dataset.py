@@ -32,9 +32,19 @@ DPI = 72  # below the shipped 140 dpi to keep the test fast; every step is the s
 def built(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """The shipped dataset.yaml on the first 40 records, built once through the CLI."""
     out = tmp_path_factory.mktemp("dataset")
-    args = ["dataset", "--config", str(REPO / "config/training/dataset.yaml"),
-            "--ptbxl", str(shared_data / "ptbxl"), "--out", str(out), "--limit", str(RECORDS),
-            "--dpi", str(DPI)]
+    args = [
+        "dataset",
+        "--config",
+        str(REPO / "config/training/dataset.yaml"),
+        "--ptbxl",
+        str(shared_data / "ptbxl"),
+        "--out",
+        str(out),
+        "--limit",
+        str(RECORDS),
+        "--dpi",
+        str(DPI),
+    ]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(args) == 0
@@ -49,8 +59,10 @@ def _database(shared_data: Path) -> pd.DataFrame:
 def test_every_record_lands_in_the_split_of_its_strat_fold(built, shared_data: Path) -> None:
     _, samples, _ = built
     folds = _database(shared_data)["strat_fold"].iloc[:RECORDS]
-    expected = {ecg_id: "train" if fold <= 8 else "val" if fold == 9 else "test"
-                for ecg_id, fold in folds.items()}
+    expected = {
+        ecg_id: "train" if fold <= 8 else "val" if fold == 9 else "test"
+        for ecg_id, fold in folds.items()
+    }
     seen = {s["ecg_id"]: s["split"] for split in SPLITS for s in samples[split] if s["copy"] == 0}
     assert seen == expected
     for split in SPLITS:
@@ -130,8 +142,15 @@ def test_report_target_follows_the_reading_order(shared_data: Path) -> None:
     codes = parse_scp_codes(
         "{'IMI': 35.0, 'LVH': 100.0, 'NDT': 100.0, 'LAFB': 100.0, 'PVC': 100.0, 'SR': 0.0}"
     )
-    measured = Measurements(heart_rate_bpm=71.6, pr_ms=182, qrs_ms=98, qt_ms=396,
-                            qtc_bazett_ms=432, qrs_axis_deg=-41, t_axis_deg=50)
+    measured = Measurements(
+        heart_rate_bpm=71.6,
+        pr_ms=182,
+        qrs_ms=98,
+        qt_ms=396,
+        qtc_bazett_ms=432,
+        qrs_axis_deg=-41,
+        t_axis_deg=50,
+    )
     assert report_target(codes, "ALAD", measured, statements).splitlines() == [
         "Rhythm: sinus rhythm; ventricular premature complex.",
         "Conduction: left anterior fascicular block.",
@@ -139,8 +158,10 @@ def test_report_target_follows_the_reading_order(shared_data: Path) -> None:
         "Hypertrophy: left ventricular hypertrophy.",
         "ST-T: non-diagnostic T abnormalities.",
         "Infarction: possible inferior myocardial infarction.",
-        ("Measurements: heart rate 72 bpm; PR 182 ms; QRS 98 ms; QT 396 ms; "
-         "QTc (Bazett) 432 ms; P axis not measurable; QRS axis -41°; T axis 50°."),
+        (
+            "Measurements: heart rate 72 bpm; PR 182 ms; QRS 98 ms; QT 396 ms; "
+            "QTc (Bazett) 432 ms; P axis not measurable; QRS axis -41°; T axis 50°."
+        ),
     ]
     assert alignment_target(codes, "ALAD", measured, statements) == (
         "Rhythm: sinus rhythm. Heart rate 72 bpm; PR 182 ms; QRS 98 ms; QT 396 ms; "

@@ -88,8 +88,12 @@ def test_batched_generation_matches_one_at_a_time(hybrid: VlmEngine, ecgs, scan)
     items = [ecgs[0], scan, ecgs[1], ecgs[2]]
     batched = hybrid.interpret_batch(items)  # batch_size 4: one padded batch
     single = [hybrid.interpret_batch([item])[0] for item in items]
-    assert [r.source.kind for r in batched] == ["ecg-waveform", "secondary-capture",
-                                                "ecg-waveform", "ecg-waveform"]
+    assert [r.source.kind for r in batched] == [
+        "ecg-waveform",
+        "secondary-capture",
+        "ecg-waveform",
+        "ecg-waveform",
+    ]
     assert [r.generated_text for r in batched] == [r.generated_text for r in single]
     assert [r.measurements for r in batched] == [r.measurements for r in single]
 
@@ -124,8 +128,9 @@ def test_four_bit_weights_generate(four_bit: VlmEngine, tiny: Path, ecgs):
 def test_adapter_is_applied(request, tiny: Path, adapter: Path, scan, quantization: str):
     base = request.getfixturevalue("engine" if quantization == "none" else "four_bit")
     limits = FAST if quantization == "none" else FOUR_BIT
-    adapted = VlmEngine(VlmSettings(model=str(tiny), adapter=str(adapter),
-                                    quantization=quantization, **limits))
+    adapted = VlmEngine(
+        VlmSettings(model=str(tiny), adapter=str(adapter), quantization=quantization, **limits)
+    )
     report = adapted.interpret_image(scan)
     assert report.engine.version.startswith(f"{tiny.name}+ecg-stage2")
     assert report.generated_text != base.interpret_image(scan).generated_text
@@ -135,7 +140,8 @@ def test_generation_limits_are_reported(tiny: Path, scan):
     short = VlmEngine(VlmSettings(model=str(tiny), **{**FAST, "max_new_tokens": 2}))
     report = short.interpret_image(scan)
     assert "generation stopped at the limit of 2 new tokens; the text may be incomplete" in (
-        report.warnings)
+        report.warnings
+    )
     hurried = VlmEngine(VlmSettings(model=str(tiny), **{**FAST, "timeout_s": 1e-6}))
     generation = hurried.generate([scan.image], ["Describe."])[0]
     assert generation.timed_out and generation.new_tokens < FAST["max_new_tokens"]
@@ -146,8 +152,10 @@ def test_generated_text_is_checked_against_measurements(engine: VlmEngine, ecgs)
     """The report built from a known text: measured values win, contradictions warned."""
     measured = model.analyze(ecgs[0])
     rate = measured.measurements.heart_rate_bpm
-    text = (f"Rhythm: sinus tachycardia.\nConduction: first degree AV block.\n"
-            f"Measurements: heart rate {rate + 40:.0f} bpm; PR 300 ms.")
+    text = (
+        f"Rhythm: sinus tachycardia.\nConduction: first degree AV block.\n"
+        f"Measurements: heart rate {rate + 40:.0f} bpm; PR 300 ms."
+    )
     report = waveform_report(measured, Generation(text, 20, True), engine.info, hybrid=False)
     assert report.measurements == measured.measurements
     assert report.codes == ["STACH", "1AVB"]
@@ -212,8 +220,10 @@ def test_cli_analyze_reads_dicom_and_pdf_pages(tiny: Path, shared_data: Path, tm
     vendor = shared_data / samples.VENDOR_ECG
     assert main(["analyze", str(vendor), "--engine", "hybrid", "--model", str(tiny), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["engine"]["name"] == "hybrid"
-    pages = [samples.secondary_capture_jpeg(shared_data, tmp_path / "sc.dcm"),
-             samples.encapsulated_pdf(shared_data, tmp_path / "pdf.dcm")]
+    pages = [
+        samples.secondary_capture_jpeg(shared_data, tmp_path / "sc.dcm"),
+        samples.encapsulated_pdf(shared_data, tmp_path / "pdf.dcm"),
+    ]
     for page in pages:
         assert main(["analyze", str(page), "--engine", "vlm", "--model", str(tiny), "--json"]) == 0
         report = json.loads(capsys.readouterr().out)

@@ -28,12 +28,15 @@ from tests import dicom_samples as samples
 SCANS = "images/ecg-image-kit"
 
 
-@pytest.mark.parametrize(("name", "media_type"), [
-    ("ecg00001.png", "image/png"),  # RGB scan
-    ("ecg00010.png", "image/png"),  # RGBA
-    ("ecg00015.png", "image/png"),  # palette image
-    ("ecg00008.jpg", "image/jpeg"),  # phone photo
-])
+@pytest.mark.parametrize(
+    ("name", "media_type"),
+    [
+        ("ecg00001.png", "image/png"),  # RGB scan
+        ("ecg00010.png", "image/png"),  # RGBA
+        ("ecg00015.png", "image/png"),  # palette image
+        ("ecg00008.jpg", "image/jpeg"),  # phone photo
+    ],
+)
 def test_real_scans_and_photos_become_rgb_pages(shared_data: Path, name: str, media_type: str):
     path = shared_data / SCANS / name
     page = load_page(path)

@@ -29,8 +29,15 @@ Interpretation: abnormal ECG.
 Measurements: heart rate 72 bpm; PR 230 ms; QRS 98 ms; QT 400 ms; QTc (Bazett) 438 ms; P axis 45°; QRS axis -52°; T axis 30°."""
 
 MEASURED = Measurements(
-    heart_rate_bpm=72, pr_ms=228, qrs_ms=96, qt_ms=398, qtc_bazett_ms=436, qtc_fridericia_ms=425,
-    p_axis_deg=47, qrs_axis_deg=-50, t_axis_deg=33,
+    heart_rate_bpm=72,
+    pr_ms=228,
+    qrs_ms=96,
+    qt_ms=398,
+    qtc_bazett_ms=436,
+    qtc_fridericia_ms=425,
+    p_axis_deg=47,
+    qrs_axis_deg=-50,
+    t_axis_deg=33,
 )
 
 
@@ -69,31 +76,37 @@ def test_every_ptbxl_target_gives_back_its_codes(shared_data: Path):
     assert mismatches == []
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Normal sinus rhythm. Normal ECG.", ["SR", "NORM"]),
-    ("Sinus tachycardia with PVCs. LVH by voltage.", ["STACH", "PVC", "LVH"]),
-    ("AF with rapid ventricular response; RBBB.", ["AFIB", "CRBBB"]),
-    ("Incomplete right bundle branch block.", ["IRBBB"]),
-    ("Complete left bundle branch block.", ["CLBBB"]),
-    ("Old inferior MI. T-wave inversion in V1-V3.", ["IMI", "INVT"]),
-    ("Nonspecific ST changes, left atrial enlargement", ["NST_", "LAO/LAE"]),
-    ("Wolff-Parkinson-White pattern.", ["WPW"]),
-    ("Rhythm [AFLT] with variable block.", ["AFLT"]),
-    ("Abnormal ECG.", []),
-    ("Sinus rhythm. Otherwise normal ECG.", ["SR"]),
-    ("No ST elevation. Without Q waves. Sinus bradycardia.", ["SBRAD"]),
-    ("Sinus rhythm, no atrial fibrillation, no LBBB.", ["SR"]),
-    ("ischaemic in anterolateral leads", ["ISCAL"]),
-    ("The lead is afferent and LADder-like.", []),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Normal sinus rhythm. Normal ECG.", ["SR", "NORM"]),
+        ("Sinus tachycardia with PVCs. LVH by voltage.", ["STACH", "PVC", "LVH"]),
+        ("AF with rapid ventricular response; RBBB.", ["AFIB", "CRBBB"]),
+        ("Incomplete right bundle branch block.", ["IRBBB"]),
+        ("Complete left bundle branch block.", ["CLBBB"]),
+        ("Old inferior MI. T-wave inversion in V1-V3.", ["IMI", "INVT"]),
+        ("Nonspecific ST changes, left atrial enlargement", ["NST_", "LAO/LAE"]),
+        ("Wolff-Parkinson-White pattern.", ["WPW"]),
+        ("Rhythm [AFLT] with variable block.", ["AFLT"]),
+        ("Abnormal ECG.", []),
+        ("Sinus rhythm. Otherwise normal ECG.", ["SR"]),
+        ("No ST elevation. Without Q waves. Sinus bradycardia.", ["SBRAD"]),
+        ("Sinus rhythm, no atrial fibrillation, no LBBB.", ["SR"]),
+        ("ischaemic in anterolateral leads", ["ISCAL"]),
+        ("The lead is afferent and LADder-like.", []),
+    ],
+)
 def test_clinical_phrasings_and_negations(text: str, expected: list[str]):
     assert codes(text) == expected
 
 
 def test_hedges_are_kept_in_the_statement_text():
     found = find_statements("Cannot rule out anterior infarct. Possible LVH. Sinus rhythm.")
-    assert [(f.code, f.hedge) for f in found] == [("AMI", "possible"), ("LVH", "possible"),
-                                                 ("SR", None)]
+    assert [(f.code, f.hedge) for f in found] == [
+        ("AMI", "possible"),
+        ("LVH", "possible"),
+        ("SR", None),
+    ]
     assert found[0].statement_text() == "Possible anterior myocardial infarction"
 
 
@@ -104,13 +117,22 @@ def test_each_code_once_in_order_of_first_mention():
 def test_stated_numbers_in_target_and_cart_styles():
     values = {(v.key, v.value) for v in stated_values(TARGET_STYLE)}
     assert values == {
-        ("heart_rate_bpm", 72), ("pr_ms", 230), ("qrs_ms", 98), ("qt_ms", 400),
-        ("qtc_bazett_ms", 438), ("p_axis_deg", 45), ("qrs_axis_deg", -52), ("t_axis_deg", 30),
+        ("heart_rate_bpm", 72),
+        ("pr_ms", 230),
+        ("qrs_ms", 98),
+        ("qt_ms", 400),
+        ("qtc_bazett_ms", 438),
+        ("p_axis_deg", 45),
+        ("qrs_axis_deg", -52),
+        ("t_axis_deg", 30),
     }
-    cart = ("Vent. rate 61 BPM, PR interval 180 ms, QRS duration 88 ms, QT/QTc 402/405 ms, "
-            "axis −12°")
+    cart = "Vent. rate 61 BPM, PR interval 180 ms, QRS duration 88 ms, QT/QTc 402/405 ms, axis −12°"
     assert {(v.key, v.value) for v in stated_values(cart)} == {
-        ("heart_rate_bpm", 61), ("pr_ms", 180), ("qrs_ms", 88), ("qt_ms", 402), (None, 405),
+        ("heart_rate_bpm", 61),
+        ("pr_ms", 180),
+        ("qrs_ms", 88),
+        ("qt_ms", 402),
+        (None, 405),
         ("qrs_axis_deg", -12),
     }
     unmeasured = "QRS axis not measurable; left axis deviation; P axis not measurable"
@@ -138,10 +160,15 @@ def test_unspecified_qtc_agrees_with_either_formula():
 
 def test_number_for_an_unmeasurable_value_is_flagged_with_the_reason():
     measured = MEASURED.model_copy(update={"pr_ms": None})
-    warnings = value_warnings(stated_values("PR 180 ms"), measured,
-                              {"pr_ms": "no P waves (atrial fibrillation)"})
-    assert warnings == [("consistency: the text gives PR 180 ms but it was not measured "
-                         "(no P waves (atrial fibrillation)); the report leaves it empty")]
+    warnings = value_warnings(
+        stated_values("PR 180 ms"), measured, {"pr_ms": "no P waves (atrial fibrillation)"}
+    )
+    assert warnings == [
+        (
+            "consistency: the text gives PR 180 ms but it was not measured "
+            "(no P waves (atrial fibrillation)); the report leaves it empty"
+        )
+    ]
 
 
 def test_statements_contradicted_by_measured_thresholds():
@@ -151,14 +178,20 @@ def test_statements_contradicted_by_measured_thresholds():
     slow = MEASURED.model_copy(update={"pr_ms": 150, "qrs_axis_deg": 40})
     warnings = statement_warnings(found, slow)
     assert [w.split("'")[1] for w in warnings] == [
-        "sinus tachycardia", "first degree av block", "left axis deviation"]
+        "sinus tachycardia",
+        "first degree av block",
+        "left axis deviation",
+    ]
 
 
 def test_hybrid_omissions_name_the_rule_statement():
-    rules = [Statement(code="SR", text="Sinus rhythm"),
-             Statement(code="1AVB", text="First degree AV block")]
+    rules = [
+        Statement(code="SR", text="Sinus rhythm"),
+        Statement(code="1AVB", text="First degree AV block"),
+    ]
     assert omitted_rule_warnings(find_statements("Sinus rhythm."), rules) == [
-        "consistency: the text leaves out the rule statement 'First degree AV block' (1AVB)"]
+        "consistency: the text leaves out the rule statement 'First degree AV block' (1AVB)"
+    ]
 
 
 def test_impression_of_free_text_and_of_measurements_only():

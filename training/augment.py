@@ -31,10 +31,21 @@ LAYOUTS: tuple[str, ...] = tuple(RENDER_LAYOUTS)
 
 # Printed ECGs: white, cream or tinted paper; red, pink, orange, green, blue or grey
 # grids; black, dark blue or grey traces. Each sample jitters its pick a little.
-PAPER_COLOURS = ((255, 255, 255), (250, 245, 228), (242, 242, 236), (255, 242, 242), (246, 250, 240))
+PAPER_COLOURS = (
+    (255, 255, 255),
+    (250, 245, 228),
+    (242, 242, 236),
+    (255, 242, 242),
+    (246, 250, 240),
+)
 GRID_COLOURS = (
-    (230, 80, 80), (240, 150, 160), (240, 160, 90), (110, 190, 120),
-    (120, 150, 220), (170, 170, 170), (120, 120, 120),
+    (230, 80, 80),
+    (240, 150, 160),
+    (240, 160, 90),
+    (110, 190, 120),
+    (120, 150, 220),
+    (170, 170, 170),
+    (120, 120, 120),
 )
 TRACE_COLOURS = ((0, 0, 0), (20, 20, 80), (45, 45, 45))
 COLOUR_JITTER = 8
@@ -138,16 +149,20 @@ def sample_params(config: AugmentConfig, seed: int) -> AugmentParams:
     noise, wander = strength(config.signal_noise), strength(config.baseline_wander)
     wander_hz = float(rng.uniform(*WANDER_HZ))
     recolour = rng.random() < config.paper_colour.p
-    paper, grid, trace = (_jittered(rng, presets) for presets in
-                          (PAPER_COLOURS, GRID_COLOURS, TRACE_COLOURS))
+    paper, grid, trace = (
+        _jittered(rng, presets) for presets in (PAPER_COLOURS, GRID_COLOURS, TRACE_COLOURS)
+    )
     gridless = bool(rng.random() < config.gridless.p)
     crease_depth, crease_at = strength(config.crease), rng.uniform(0.2, 0.8, size=2)
     crease_angle = float(rng.uniform(0.0, 180.0))
     shadow_depth, shadow_dir = strength(config.shadow), float(rng.uniform(0.0, 360.0))
     warp, corners = strength(config.perspective), rng.uniform(-1.0, 1.0, size=8)
     rotation = strength(config.rotation) * float(rng.choice((-1.0, 1.0))) or 0.0
-    blur, scanner, jpeg_loss = (strength(config.blur), strength(config.scanner_noise),
-                                strength(config.jpeg))
+    blur, scanner, jpeg_loss = (
+        strength(config.blur),
+        strength(config.scanner_noise),
+        strength(config.jpeg),
+    )
     return AugmentParams(
         seed=seed,
         layout=layout,
@@ -159,7 +174,8 @@ def sample_params(config: AugmentConfig, seed: int) -> AugmentParams:
         trace_rgb=trace if recolour else None,
         gridless=gridless,
         crease=(float(crease_at[0]), float(crease_at[1]), crease_angle, crease_depth)
-        if crease_depth else None,
+        if crease_depth
+        else None,
         shadow=(shadow_dir, shadow_depth) if shadow_depth else None,
         perspective=tuple(float(c) * warp for c in corners) if warp else None,
         rotation_deg=rotation,
@@ -169,8 +185,9 @@ def sample_params(config: AugmentConfig, seed: int) -> AugmentParams:
     )
 
 
-def _jittered(rng: np.random.Generator, presets: tuple[tuple[int, int, int], ...]
-              ) -> tuple[int, int, int]:
+def _jittered(
+    rng: np.random.Generator, presets: tuple[tuple[int, int, int], ...]
+) -> tuple[int, int, int]:
     base = np.array(presets[int(rng.integers(len(presets)))])
     jitter = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=3)
     r, g, b = (int(v) for v in np.clip(base + jitter, 0, 255))
@@ -178,6 +195,7 @@ def _jittered(rng: np.random.Generator, presets: tuple[tuple[int, int, int], ...
 
 
 # ------------------------------------------------------------------ signal ----
+
 
 def augment_signal(ecg: Ecg, params: AugmentParams) -> Ecg:
     """White noise and respiratory baseline wander, each lead with its own amplitude."""
@@ -198,6 +216,7 @@ def augment_signal(ecg: Ecg, params: AugmentParams) -> Ecg:
 
 # ------------------------------------------------------------------- image ----
 
+
 def augment_image(image: Image.Image, params: AugmentParams) -> Image.Image:
     """Paper, then page placement, then optics: the order a scan happens in.
 
@@ -205,8 +224,9 @@ def augment_image(image: Image.Image, params: AugmentParams) -> Image.Image:
     """
     image = image.convert("RGB")
     if params.paper_rgb is not None or params.gridless:
-        image = recolour(image, params.paper_rgb, params.grid_rgb, params.trace_rgb,
-                         params.gridless)
+        image = recolour(
+            image, params.paper_rgb, params.grid_rgb, params.trace_rgb, params.gridless
+        )
     paper = page_colour(image)
     if params.crease:
         image = add_crease(image, *params.crease)
@@ -215,8 +235,9 @@ def augment_image(image: Image.Image, params: AugmentParams) -> Image.Image:
     if params.perspective:
         image = warp_perspective(image, params.perspective, paper)
     if params.rotation_deg:
-        image = image.rotate(params.rotation_deg, resample=Image.Resampling.BICUBIC,
-                             fillcolor=paper)
+        image = image.rotate(
+            params.rotation_deg, resample=Image.Resampling.BICUBIC, fillcolor=paper
+        )
     if params.blur_radius:
         image = image.filter(ImageFilter.GaussianBlur(params.blur_radius))
     if params.scanner_noise:
@@ -303,11 +324,16 @@ def recolour(
     if gridless or old_grid is None:
         alpha_grid[:] = 0.0
     new_paper = np.array(paper if paper is not None else old_paper, dtype=np.float64)
-    new_grid = np.array(grid if grid is not None else
-                        (old_grid if old_grid is not None else old_paper), dtype=np.float64)
+    new_grid = np.array(
+        grid if grid is not None else (old_grid if old_grid is not None else old_paper),
+        dtype=np.float64,
+    )
     new_ink = np.array(trace if trace is not None else old_ink, dtype=np.float64)
-    mixed = (new_paper + alpha_grid[:, None] * (new_grid - new_paper)
-             + alpha_ink[:, None] * (new_ink - new_paper))
+    mixed = (
+        new_paper
+        + alpha_grid[:, None] * (new_grid - new_paper)
+        + alpha_ink[:, None] * (new_ink - new_paper)
+    )
     table = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return Image.fromarray(table[colours.index].reshape(colours.shape), "RGB")
 
@@ -325,8 +351,9 @@ def _darken(image: Image.Image, factor: np.ndarray) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "RGB")
 
 
-def add_crease(image: Image.Image, x: float, y: float, angle_deg: float, depth: float
-               ) -> Image.Image:
+def add_crease(
+    image: Image.Image, x: float, y: float, angle_deg: float, depth: float
+) -> Image.Image:
     """A fold through (x, y): a dark valley with a lit ridge beside it."""
     xx, yy = _coordinates(image)
     theta = math.radians(angle_deg)
@@ -359,16 +386,23 @@ def perspective_coefficients(
     return tuple(float(c) for c in np.linalg.solve(np.array(rows), np.array(rhs)))
 
 
-def warp_perspective(image: Image.Image, shifts: tuple[float, ...], fill: tuple[int, int, int]
-                     ) -> Image.Image:
+def warp_perspective(
+    image: Image.Image, shifts: tuple[float, ...], fill: tuple[int, int, int]
+) -> Image.Image:
     """Move the page's four corners inwards or outwards by the given shares of its size."""
     w, h = image.size
     corners = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)]
-    moved = [(cx + shifts[2 * i] * w, cy + shifts[2 * i + 1] * h)
-             for i, (cx, cy) in enumerate(corners)]
+    moved = [
+        (cx + shifts[2 * i] * w, cy + shifts[2 * i + 1] * h) for i, (cx, cy) in enumerate(corners)
+    ]
     coefficients = perspective_coefficients(corners, moved)
-    return image.transform(image.size, Image.Transform.PERSPECTIVE, coefficients,
-                           resample=Image.Resampling.BICUBIC, fillcolor=fill)
+    return image.transform(
+        image.size,
+        Image.Transform.PERSPECTIVE,
+        coefficients,
+        resample=Image.Resampling.BICUBIC,
+        fillcolor=fill,
+    )
 
 
 def add_scanner_noise(image: Image.Image, sigma: float, seed: int) -> Image.Image:

@@ -33,12 +33,21 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     from training.balance import counts_table
     from training.dataset import DatasetConfig, build_dataset, plan_dataset
 
-    config = load_yaml_config(args.config, DatasetConfig, ptbxl_dir=args.ptbxl,
-                              output_dir=args.out, limit=args.limit, dpi=args.dpi,
-                              workers=args.workers, seed=args.seed)
+    config = load_yaml_config(
+        args.config,
+        DatasetConfig,
+        ptbxl_dir=args.ptbxl,
+        output_dir=args.out,
+        limit=args.limit,
+        dpi=args.dpi,
+        workers=args.workers,
+        seed=args.seed,
+    )
     plan = plan_dataset(config)
-    print(f"class counts of the train split, before and after oversampling "
-          f"(target: ratio {config.balance.ratio} x largest class):")
+    print(
+        f"class counts of the train split, before and after oversampling "
+        f"(target: ratio {config.balance.ratio} x largest class):"
+    )
     print(counts_table(plan.balance_before, plan.balance_after, plan.balance_target))
     manifest = build_dataset(config, plan)
     for split, counts in manifest["splits"].items():
@@ -48,8 +57,11 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def _add_stage(sub: argparse._SubParsersAction, stage: int) -> None:
-    what = ("alignment: page -> short factual description" if stage == 1
-            else "report generation from the stage 1 adapter")
+    what = (
+        "alignment: page -> short factual description"
+        if stage == 1
+        else "report generation from the stage 1 adapter"
+    )
     p = sub.add_parser(f"stage{stage}", help=f"QLoRA stage {stage}, {what}")
     p.add_argument("--config", type=Path, default=CONFIG_DIR / f"stage{stage}.yaml")
     p.add_argument("--dataset", type=Path, help="dataset folder (overrides dataset_dir)")
@@ -75,19 +87,27 @@ def _cmd_stage(args: argparse.Namespace) -> int:
     from model.vlm_loading import VlmUnavailable
     from training.qlora import StageConfig, train_stage
 
-    config = load_yaml_config(args.config, StageConfig, dataset_dir=args.dataset,
-                              model=args.model, output_dir=args.out, max_steps=args.max_steps,
-                              device=args.device,
-                              stage1_adapter=getattr(args, "stage1_adapter", None))
+    config = load_yaml_config(
+        args.config,
+        StageConfig,
+        dataset_dir=args.dataset,
+        model=args.model,
+        output_dir=args.out,
+        max_steps=args.max_steps,
+        device=args.device,
+        stage1_adapter=getattr(args, "stage1_adapter", None),
+    )
     try:
         result = train_stage(config, resume=args.resume)
     except VlmUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
-    print(f"stage {config.stage}: {result.steps} steps on {result.samples} samples "
-          f"(from step {result.resumed_from}), train loss {result.losses[0]:.4f} -> "
-          f"{result.losses[-1]:.4f}, val loss {val}")
+    print(
+        f"stage {config.stage}: {result.steps} steps on {result.samples} samples "
+        f"(from step {result.resumed_from}), train loss {result.losses[0]:.4f} -> "
+        f"{result.losses[-1]:.4f}, val loss {val}"
+    )
     print(f"wrote the adapter and its model card to {result.output_dir}")
     return 0
 
@@ -108,10 +128,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from model.vlm_loading import VlmUnavailable
     from training.evaluate import EvaluateConfig, evaluate, write_outputs
 
-    config = load_yaml_config(args.config, EvaluateConfig, dataset_dir=args.dataset,
-                              limit=args.limit, output=args.output,
-                              stage1_adapter=args.stage1_adapter,
-                              stage2_adapter=args.stage2_adapter)
+    config = load_yaml_config(
+        args.config,
+        EvaluateConfig,
+        dataset_dir=args.dataset,
+        limit=args.limit,
+        output=args.output,
+        stage1_adapter=args.stage1_adapter,
+        stage2_adapter=args.stage2_adapter,
+    )
     if args.model:
         config.vlm = config.vlm.model_copy(update={"model": args.model})
     try:

@@ -45,8 +45,9 @@ def target_for(sample: dict[str, Any], stage: Stage) -> str:
 class Collator:
     """Turns dataset rows into input_ids, attention_mask, pixel tensors and labels."""
 
-    def __init__(self, processor: Any, dataset_dir: Path, stage: Stage, mode: Mode,
-                 longest_edge: int) -> None:
+    def __init__(
+        self, processor: Any, dataset_dir: Path, stage: Stage, mode: Mode, longest_edge: int
+    ) -> None:
         self.processor = processor
         self.dataset_dir = Path(dataset_dir)
         self.stage = stage
@@ -68,11 +69,18 @@ class Collator:
             report_messages(prompt_for(sample, self.stage, self.mode)), add_generation_prompt=True
         )
         image = _open_image(self.dataset_dir / sample["image"], sample["id"])
-        inputs = processor(text=[prompt], images=[[image]], return_tensors="pt",
-                           size={"longest_edge": self.longest_edge})
+        inputs = processor(
+            text=[prompt],
+            images=[[image]],
+            return_tensors="pt",
+            size={"longest_edge": self.longest_edge},
+        )
         # The generation prompt ends in "Assistant:"; the served model continues " text".
-        answer = processor.tokenizer(f" {target_for(sample, self.stage)}{self.eos}",
-                                     add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+        answer = processor.tokenizer(
+            f" {target_for(sample, self.stage)}{self.eos}",
+            add_special_tokens=False,
+            return_tensors="pt",
+        )["input_ids"][0]
         prompt_ids = inputs["input_ids"][0]
         return {
             "input_ids": torch.cat([prompt_ids, answer]),
@@ -90,8 +98,9 @@ def _open_image(path: Path, sample_id: str) -> Image.Image:
         raise ValueError(f"sample {sample_id}: cannot read its image {path}: {exc}") from None
 
 
-def _pad(rows: list[dict[str, torch.Tensor]], pad_id: int, image_token_id: int
-         ) -> dict[str, torch.Tensor]:
+def _pad(
+    rows: list[dict[str, torch.Tensor]], pad_id: int, image_token_id: int
+) -> dict[str, torch.Tensor]:
     """Right padding of the text; images padded with all-zero tiles, which Idefics3 skips."""
     length = max(len(r["input_ids"]) for r in rows)
     tiles = max(r["pixel_values"].shape[0] for r in rows)
@@ -101,7 +110,8 @@ def _pad(rows: list[dict[str, torch.Tensor]], pad_id: int, image_token_id: int
     first = rows[0]
     pixels = first["pixel_values"].new_zeros((len(rows), tiles, *first["pixel_values"].shape[1:]))
     pixel_mask = first["pixel_attention_mask"].new_zeros(
-        (len(rows), tiles, *first["pixel_attention_mask"].shape[1:]))
+        (len(rows), tiles, *first["pixel_attention_mask"].shape[1:])
+    )
     for i, row in enumerate(rows):
         n, t = len(row["input_ids"]), row["pixel_values"].shape[0]
         input_ids[i, :n] = row["input_ids"]
@@ -110,5 +120,10 @@ def _pad(rows: list[dict[str, torch.Tensor]], pad_id: int, image_token_id: int
         pixels[i, :t] = row["pixel_values"]
         pixel_mask[i, :t] = row["pixel_attention_mask"]
     labels[input_ids == image_token_id] = IGNORE_INDEX
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
-            "pixel_values": pixels, "pixel_attention_mask": pixel_mask}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "labels": labels,
+        "pixel_values": pixels,
+        "pixel_attention_mask": pixel_mask,
+    }

@@ -65,9 +65,21 @@ STATEMENTS_CSV = "scp_statements.csv"
 REQUIRED_COLUMNS = ("scp_codes", "report", "heart_axis", "strat_fold", "filename_lr", "filename_hr")
 SPLITS = ("train", "val", "test")
 SAMPLE_FIELDS = (
-    "id", "ecg_id", "copy", "split", "strat_fold", "image", "record", "target_report",
-    "target_alignment", "scp_codes", "superclasses", "heart_axis", "original_report",
-    "augmentation", "rule_report",
+    "id",
+    "ecg_id",
+    "copy",
+    "split",
+    "strat_fold",
+    "image",
+    "record",
+    "target_report",
+    "target_alignment",
+    "scp_codes",
+    "superclasses",
+    "heart_axis",
+    "original_report",
+    "augmentation",
+    "rule_report",
 )
 
 
@@ -127,6 +139,7 @@ class DatasetPlan:
 
 # ------------------------------------------------------------------ index ----
 
+
 def read_ptbxl_index(config: DatasetConfig) -> tuple[list[PtbxlRecord], int]:
     """The records to build, in ecg_id order, and how many had a fold in no split."""
     path = config.ptbxl_dir / DATABASE_CSV
@@ -152,15 +165,17 @@ def read_ptbxl_index(config: DatasetConfig) -> tuple[list[PtbxlRecord], int]:
             codes = parse_scp_codes(str(row["scp_codes"]))
         except ValueError as exc:
             raise ValueError(f"{path}: ecg_id {ecg_id}: {exc}") from None
-        records.append(PtbxlRecord(
-            ecg_id=int(ecg_id),
-            strat_fold=int(row["strat_fold"]),
-            split=split,
-            record=str(row[filename]),
-            scp_codes=codes,
-            heart_axis=None if pd.isna(row["heart_axis"]) else str(row["heart_axis"]),
-            report=str(row["report"]).strip(),
-        ))
+        records.append(
+            PtbxlRecord(
+                ecg_id=int(ecg_id),
+                strat_fold=int(row["strat_fold"]),
+                split=split,
+                record=str(row[filename]),
+                scp_codes=codes,
+                heart_axis=None if pd.isna(row["heart_axis"]) else str(row["heart_axis"]),
+                report=str(row["report"]).strip(),
+            )
+        )
     return records, unassigned
 
 
@@ -171,7 +186,8 @@ def plan_dataset(config: DatasetConfig) -> DatasetPlan:
     plan = DatasetPlan(records=records, statements=statements, copies={}, unassigned=unassigned)
     labels = {
         str(r.ecg_id): record_classes(r.scp_codes, statements, config.balance.common_rhythms)
-        for r in records if r.split == "train"
+        for r in records
+        if r.split == "train"
     }
     plan.balance_before = class_counts(labels)
     if config.balance.enabled:
@@ -184,12 +200,14 @@ def plan_dataset(config: DatasetConfig) -> DatasetPlan:
 
 # ---------------------------------------------------------------- samples ----
 
+
 def render_page(ecg: Ecg, params: AugmentParams | None, dpi: int) -> tuple[bytes, str]:
     """The gateway's own rendering, augmented when params are given: (file bytes, suffix)."""
     if params is None:
         return model.render_png(ecg, dpi=dpi, header=False, layout=DEFAULT_LAYOUT), ".png"
-    page = model.render_png(augment_signal(ecg, params), dpi=dpi, header=False,
-                            layout=params.layout)
+    page = model.render_png(
+        augment_signal(ecg, params), dpi=dpi, header=False, layout=params.layout
+    )
     return encode_page(augment_image(Image.open(io.BytesIO(page)), params), params)
 
 
@@ -198,8 +216,9 @@ def image_path(ecg_id: int, copy: int, suffix: str) -> str:
     return f"images/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}-{copy}{suffix}"
 
 
-def build_record_samples(record: PtbxlRecord, n_copies: int, config: DatasetConfig,
-                         statements: dict[str, ScpStatement]) -> list[dict[str, object]]:
+def build_record_samples(
+    record: PtbxlRecord, n_copies: int, config: DatasetConfig, statements: dict[str, ScpStatement]
+) -> list[dict[str, object]]:
     """Render every copy of one record and return their JSONL objects."""
     ecg = model.load(config.ptbxl_dir / record.record)
     rule_report = model.analyze(ecg)
@@ -222,20 +241,25 @@ def build_record_samples(record: PtbxlRecord, n_copies: int, config: DatasetConf
     augmented = record.split in config.augment.splits
     samples = []
     for copy in range(1 + n_copies):
-        params = (sample_params(config.augment, sample_seed(config.seed, record.ecg_id, copy))
-                  if augmented else None)
+        params = (
+            sample_params(config.augment, sample_seed(config.seed, record.ecg_id, copy))
+            if augmented
+            else None
+        )
         data, suffix = render_page(ecg, params, config.dpi)
         relative = image_path(record.ecg_id, copy, suffix)
         target = config.output_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        samples.append({
-            "id": f"{record.ecg_id:05d}-{copy}",
-            "copy": copy,
-            "image": relative,
-            "augmentation": params.as_dict() if params else None,
-            **shared,
-        })
+        samples.append(
+            {
+                "id": f"{record.ecg_id:05d}-{copy}",
+                "copy": copy,
+                "image": relative,
+                "augmentation": params.as_dict() if params else None,
+                **shared,
+            }
+        )
     return samples
 
 
@@ -267,8 +291,10 @@ def build_dataset(config: DatasetConfig, plan: DatasetPlan) -> dict[str, object]
     """Render all samples, write the JSONL files and manifest.json; returns the manifest."""
     config.output_dir.mkdir(parents=True, exist_ok=True)
     tally = _Tally(plan.statements, config.balance.common_rhythms)
-    files = {split: (config.output_dir / f"{split}.jsonl").open("w", encoding="utf-8")
-             for split in SPLITS}
+    files = {
+        split: (config.output_dir / f"{split}.jsonl").open("w", encoding="utf-8")
+        for split in SPLITS
+    }
     try:
         for samples in _sample_batches(config, plan):
             for sample in samples:
@@ -328,7 +354,7 @@ def _manifest(config: DatasetConfig, plan: DatasetPlan, tally: _Tally) -> dict[s
         },
         "balance": {
             "classes": "PTB-XL superclasses + rhythm codes except "
-                       + ", ".join(config.balance.common_rhythms),
+            + ", ".join(config.balance.common_rhythms),
             "target": plan.balance_target,
             "before": dict(sorted(plan.balance_before.items())),
             "after": dict(sorted(plan.balance_after.items())),
@@ -339,8 +365,9 @@ def _manifest(config: DatasetConfig, plan: DatasetPlan, tally: _Tally) -> dict[s
     }
 
 
-def read_samples(dataset_dir: Path, split: str, originals_only: bool = False
-                 ) -> Iterator[dict[str, object]]:
+def read_samples(
+    dataset_dir: Path, split: str, originals_only: bool = False
+) -> Iterator[dict[str, object]]:
     """The samples of one split; `originals_only` drops the balancing copies (stage 1)."""
     path = Path(dataset_dir) / f"{split}.jsonl"
     with path.open(encoding="utf-8") as handle:

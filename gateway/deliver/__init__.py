@@ -72,8 +72,8 @@ def send(package: ReportPackage, name: str, destination: AnyDestination) -> str:
 
 __all__ = [
     "PREPARERS",
-    "AnyDestination",
     "SENDER_TYPES",
+    "AnyDestination",
     "Artefacts",
     "DeliveryError",
     "Sender",

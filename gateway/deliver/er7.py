@@ -13,9 +13,7 @@ ENCODING_CHARACTERS = "^~\\&"
 SEGMENT_END = "\r"
 
 # HL7 v2.5.1 section 2.7.1; the escape character itself first, so nothing is escaped twice.
-_ESCAPES = str.maketrans(
-    {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"}
-)
+_ESCAPES = str.maketrans({"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"})
 
 
 def text(value: str) -> str:

@@ -417,8 +417,7 @@ class _BundleBuilder:
         if media_ref:
             report["media"] = [{"comment": "12-lead ECG", "link": media_ref}]
         conclusion = " ".join(
-            part for part in (self.report.impression, technical_notes(self.report.warnings))
-            if part
+            part for part in (self.report.impression, technical_notes(self.report.warnings)) if part
         )
         if conclusion:
             report["conclusion"] = conclusion  # R4 DiagnosticReport has no note element

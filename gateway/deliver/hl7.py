@@ -159,7 +159,10 @@ def _pid(package: ReportPackage) -> str:
         {
             1: "1",
             3: er7.components(
-                er7.text(meta.patient_id or ""), "", "", er7.text(meta.patient_id_issuer or ""),
+                er7.text(meta.patient_id or ""),
+                "",
+                "",
+                er7.text(meta.patient_id_issuer or ""),
                 "MR",
             ),
             5: _name(meta.patient_name or ""),
@@ -184,9 +187,7 @@ def _name(dicom_name: str) -> str:
 
 def _orc(package: ReportPackage) -> str:
     accession = er7.text(package.metadata.accession_number or "")
-    return er7.segment(
-        "ORC", {1: "RE", 2: accession, 3: er7.text(package.sop_instance_uid)}
-    )
+    return er7.segment("ORC", {1: "RE", 2: accession, 3: er7.text(package.sop_instance_uid)})
 
 
 def _obr(package: ReportPackage) -> str:
@@ -232,11 +233,21 @@ def _observations(package: ReportPackage) -> list[str]:
     observed = _hl7_time(acquired) if acquired is not None else ""
     segments = []
     for number, obx in enumerate(_observation_contents(package), start=1):
-        segments.append(er7.segment(
-            "OBX",
-            {1: str(number), 2: obx.value_type, 3: obx.identifier, 4: obx.sub_id,
-             5: obx.value, 6: obx.units, 11: obx.status, 14: observed},
-        ))
+        segments.append(
+            er7.segment(
+                "OBX",
+                {
+                    1: str(number),
+                    2: obx.value_type,
+                    3: obx.identifier,
+                    4: obx.sub_id,
+                    5: obx.value,
+                    6: obx.units,
+                    11: obx.status,
+                    14: observed,
+                },
+            )
+        )
         if obx.note:
             segments.append(er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(obx.note)}))
     return segments
@@ -255,8 +266,9 @@ def _observation_contents(package: ReportPackage) -> list[_Observation]:
         if value is not None:
             contents.append(_Observation("NM", identifier, format_number(value), units))
         elif reason and measured:
-            contents.append(_Observation("NM", identifier, "", units,
-                                         status=_CANNOT_BE_OBTAINED, note=reason))
+            contents.append(
+                _Observation("NM", identifier, "", units, status=_CANNOT_BE_OBTAINED, note=reason)
+            )
     impression = er7.components(*EKG_IMPRESSION, "LN")
     if report.impression:
         contents.append(_Observation("TX", impression, er7.text(report.impression), sub_id="1"))

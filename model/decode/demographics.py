@@ -7,8 +7,16 @@ vendor XML values are put into DICOM value forms: sex M/F/O, age as AS ('071Y').
 from __future__ import annotations
 
 _SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O"}
-_AGE_UNITS = {"y": "Y", "years": "Y", "m": "M", "months": "M", "w": "W", "weeks": "W",
-              "d": "D", "days": "D"}
+_AGE_UNITS = {
+    "y": "Y",
+    "years": "Y",
+    "m": "M",
+    "months": "M",
+    "w": "W",
+    "weeks": "W",
+    "d": "D",
+    "days": "D",
+}
 
 
 def sex_code(text: str | None) -> str | None:

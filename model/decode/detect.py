@@ -57,9 +57,7 @@ def detect_format(path: Path) -> Detected:
         return Detected(XML)
     if _looks_like_bare_dicom(head):
         return Detected(DICOM)
-    raise EcgDecodeError(
-        path, "unrecognised format: not DICOM, not a WFDB record, not GE MUSE XML"
-    )
+    raise EcgDecodeError(path, "unrecognised format: not DICOM, not a WFDB record, not GE MUSE XML")
 
 
 def _read_head(path: Path) -> bytes:

@@ -19,7 +19,20 @@ log = logging.getLogger(__name__)
 
 # Leads beyond the standard twelve that CID 3001 codes; they follow the twelve in this order.
 EXTRA_LEADS: tuple[str, ...] = (
-    "V7", "V8", "V9", "V2R", "V3R", "V4R", "V5R", "V6R", "V7R", "V8R", "V9R", "X", "Y", "Z",
+    "V7",
+    "V8",
+    "V9",
+    "V2R",
+    "V3R",
+    "V4R",
+    "V5R",
+    "V6R",
+    "V7R",
+    "V8R",
+    "V9R",
+    "X",
+    "Y",
+    "Z",
 )
 
 

@@ -81,8 +81,9 @@ def parse_muse(path: Path) -> Element:
         raise EcgDecodeError(path, f"cannot read file ({type(exc).__name__})") from None
     if root.tag != MUSE_ROOT:
         raise EcgDecodeError(
-            path, f"unsupported XML document (root element <{root.tag}>); only GE MUSE "
-            f"<{MUSE_ROOT}> XML is supported"
+            path,
+            f"unsupported XML document (root element <{root.tag}>); only GE MUSE "
+            f"<{MUSE_ROOT}> XML is supported",
         )
     return root
 
@@ -157,8 +158,9 @@ def _lead_bytes(path: Path, lead: Element, where: str) -> bytes:
     ]
     if not data or any(count is not None and count != len(data) for count in declared):
         raise EcgDecodeError(
-            path, f"{where}: {len(data)} bytes of samples but the file declares "
-            f"{' / '.join(f'{c:g}' for c in declared if c is not None)} (truncated or corrupt)"
+            path,
+            f"{where}: {len(data)} bytes of samples but the file declares "
+            f"{' / '.join(f'{c:g}' for c in declared if c is not None)} (truncated or corrupt)",
         )
     crc = _number(lead.findtext("LeadDataCRC32"))
     if crc is not None and zlib.crc32(data) != crc:
