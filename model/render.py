@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from reportlab.lib.colors import Color
 from reportlab.pdfgen import canvas as pdf_canvas
 
-from model.ecg import Ecg, EcgMetadata
+from model.ecg import STANDARD_LEADS, Ecg, EcgMetadata
 
 PAGE_WIDTH_MM = 279.4
 PAGE_HEIGHT_MM = 215.9
@@ -142,23 +142,7 @@ LAYOUTS: dict[str, Layout] = {
         ),
         _grid_layout(
             "12x1",
-            tuple(
-                (lead,)
-                for lead in (
-                    "I",
-                    "II",
-                    "III",
-                    "aVR",
-                    "aVL",
-                    "aVF",
-                    "V1",
-                    "V2",
-                    "V3",
-                    "V4",
-                    "V5",
-                    "V6",
-                )
-            ),
+            tuple((lead,) for lead in STANDARD_LEADS),
             rhythm=None,
         ),
     )
