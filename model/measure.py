@@ -146,6 +146,7 @@ T_END_MAY_BE_P_END = (
     f"no P wave found, and the T wave's end found lies within {T_END_ROOM_WITHOUT_P_MS} ms "
     "of the next QRS: it may be the end of a P wave on the T wave's descent"
 )
+P_ON_T_DESCENT = "a P wave on the T wave's descent cannot be separated from it"
 # P wave: searched up to 450 ms before the QRS onset (the median beat's 500 ms
 # before the QRS fiducial leave about 430 ms before a normal QRS), room for a marked
 # first-degree AV block (PTB-XL 191: PR 374 ms at 31/min; a 350 ms search cut its P
@@ -1052,6 +1053,8 @@ def _fiducials_and_intervals(
     p = _p_wave_and_pr(result, sig, leads, median, qrs_on, t, median_noise)
     if p is None and t_off is not None and _t_end_may_be_a_p_wave_end(result.beats, qrs_on, t_off):
         _drop_qt(result, T_END_MAY_BE_P_END)
+        for key in P_WAVE_KEYS:
+            result.null_reasons[key] += f"; {P_ON_T_DESCENT}"
         t_off = None
     p_on, p_off = (p.onset, p.offset) if p is not None else (None, None)
     p_on_clear = p is None or p.onset_clear

@@ -120,6 +120,7 @@ def test_p_wave_on_the_t_wave_descent_gives_no_qt(rate: int, pr: int, qt: int) -
     values = report.measurements
     assert values.qt_ms is None and values.qtc_bazett_ms is None and values.t_axis_deg is None
     assert "may be the end of a P wave" in report.null_reasons["qt_ms"]
+    assert "P wave on the T wave's descent" in report.null_reasons["pr_ms"]
     assert "LNGQT" not in report.codes
 
 
