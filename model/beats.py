@@ -64,12 +64,11 @@ class Beats:
     def count(self, label: str) -> int:
         return int(np.count_nonzero(self.labels == label))
 
-    def irregularity(self) -> float:
-        """Normalised RMSSD of the RR intervals, ventricular ectopic beats left out
-        (0.0 where too few are left to judge)."""
+    def irregularity(self) -> float | None:
+        """Normalised RMSSD of the RR intervals, ventricular ectopic beats left out;
+        None where too few are left to judge (ventricular bigeminy)."""
         kept = (self.labels[1:] != "V") & (self.labels[:-1] != "V")
-        irregularity = normalised_rmssd(self.rr, kept)
-        return 0.0 if irregularity is None else irregularity
+        return normalised_rmssd(self.rr, kept)
 
 
 def normalised_rmssd(rr: np.ndarray, kept: np.ndarray, min_pairs: int = 2) -> float | None:

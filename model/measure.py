@@ -242,7 +242,10 @@ class Fiducials:
     p_on_clear is False where no isoelectric TP segment was seen before the P wave
     (it starts on, at or just after the end of a T wave, or the T end was not
     located or is hidden): p_on is then where the P wave could be told apart from
-    what precedes it, not necessarily its onset."""
+    what precedes it, not necessarily its onset. t_off is the T end that the QT rests
+    on; t_end_found is where the T wave found ends even where no QT rests on it (it may
+    be a P wave's end, T_END_MAY_BE_P_END): the ventricular complex's extent, which
+    atrial_residual cancels, and no more, so that flutter waves after it stay."""
 
     qrs_on: int
     qrs_off: int
@@ -251,6 +254,7 @@ class Fiducials:
     p_on: int | None = None
     p_off: int | None = None
     p_on_clear: bool = True
+    t_end_found: int | None = None
 
 
 @dataclass(frozen=True)
@@ -733,7 +737,8 @@ def atrial_residual(
     """
     first = fid.p_on if cancel_p and fid.p_on is not None else fid.qrs_on
     start = first - samples(20)
-    stop = (fid.t_off if fid.t_off is not None else fid.qrs_off + samples(300)) + samples(40)
+    t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
+    stop = t_end + samples(40)
     rows = [LEAD_INDEX[n] for n in INFERIOR_LEADS]
     residual = sig[rows].copy()
     keep = np.ones(residual.shape[1], dtype=bool)
@@ -1049,7 +1054,8 @@ def _fiducials_and_intervals(
     result.values.qrs_ms = round(ms(qrs_off - qrs_on))
     t = _t_wave_and_qt(result, median, leads, qrs_on, qrs_off)
     t_peak = t.peak if t is not None else None
-    t_off = t.end if t is not None and not t.end_hidden else None
+    t_end_found = t.end if t is not None and not t.end_hidden else None
+    t_off = t_end_found
     p = _p_wave_and_pr(result, sig, leads, median, qrs_on, t, median_noise)
     if p is None and t_off is not None and _t_end_may_be_a_p_wave_end(result.beats, qrs_on, t_off):
         _drop_qt(result, T_END_MAY_BE_P_END)
@@ -1058,7 +1064,9 @@ def _fiducials_and_intervals(
         t_off = None
     p_on, p_off = (p.onset, p.offset) if p is not None else (None, None)
     p_on_clear = p is None or p.onset_clear
-    result.fiducials = Fiducials(qrs_on, qrs_off, t_peak, t_off, p_on, p_off, p_on_clear)
+    result.fiducials = Fiducials(
+        qrs_on, qrs_off, t_peak, t_off, p_on, p_off, p_on_clear, t_end_found
+    )
 
 
 def _t_wave_and_qt(
@@ -1121,7 +1129,9 @@ def _t_end_may_be_a_p_wave_end(beats: Beats, qrs_on: int, t_end: int) -> bool:
     """Whether, in a regular rhythm without a P wave found, the T end lies no further
     from the next QRS than a P wave's end would (T_END_ROOM_WITHOUT_P_MS)."""
     room = qrs_on + beats.dominant_rr - t_end
-    return room < samples(T_END_ROOM_WITHOUT_P_MS) and beats.irregularity() <= IRREGULAR_RMSSD
+    irregularity = beats.irregularity()
+    regular = irregularity is not None and irregularity <= IRREGULAR_RMSSD
+    return regular and room < samples(T_END_ROOM_WITHOUT_P_MS)
 
 
 def _drop_qt(result: EcgMeasurement, reason: str) -> None:

@@ -172,15 +172,20 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     """
     irregularity = m.beats.irregularity()
     nn_irregularity = normal_to_normal_irregularity(m)
-    if irregularity <= IRREGULAR_RMSSD or (
-        nn_irregularity is not None and nn_irregularity <= IRREGULAR_RMSSD
-    ):
+    if irregularity is None or irregularity <= IRREGULAR_RMSSD:
         return []
+    if nn_irregularity is not None and nn_irregularity <= IRREGULAR_RMSSD:
+        return []
+    between_normal_beats = (
+        "also between consecutive non-premature beats"
+        if nn_irregularity is not None
+        else "too few consecutive non-premature beats to judge those apart"
+    )
     return [
         make_statement(
             "AFIB",
-            f"irregularly irregular RR (normalised RMSSD > {IRREGULAR_RMSSD}, also between "
-            "consecutive non-premature beats) without consistent P waves",
+            f"irregularly irregular RR (normalised RMSSD > {IRREGULAR_RMSSD}, "
+            f"{between_normal_beats}) without consistent P waves",
             rr_rmssd_normalised=irregularity,
             normal_to_normal_rmssd_normalised=nn_irregularity,
             heart_rate_bpm=m.values.heart_rate_bpm,

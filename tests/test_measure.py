@@ -125,12 +125,22 @@ def test_p_wave_on_the_t_wave_descent_gives_no_qt(rate: int, pr: int, qt: int) -
 
 
 def test_t_end_far_from_the_next_qrs_keeps_the_qt_without_a_p_wave() -> None:
-    """Atrial fibrillation at 75/min: no P wave, but the T wave ends long before the
-    next QRS, where a P wave's end could not lie."""
-    spec = SyntheticSpec(rhythm="atrial_fibrillation", heart_rate_bpm=75, qt_ms=400, seed=3)
+    """A regular rhythm without P waves (junctional) at 75/min: the T wave ends 400 ms
+    before the next QRS, further than a P wave's end lies from it."""
+    spec = SyntheticSpec(heart_rate_bpm=75, qt_ms=400, p_mv=0.0)
     values = measure(synthetic_ecg(spec)).values
     assert values.pr_ms is None
-    assert values.qt_ms == pytest.approx(400, abs=10)
+    assert values.qt_ms == pytest.approx(400, abs=4)
+
+
+def test_irregular_rhythm_keeps_a_qt_close_to_the_next_qrs() -> None:
+    """Atrial fibrillation at 110/min: the T wave ends about 200 ms before the next
+    QRS (median RR), but fibrillatory waves are not locked to the QRS and average out
+    of the median beat, so no P wave can end the T wave found."""
+    spec = SyntheticSpec(rhythm="atrial_fibrillation", heart_rate_bpm=110, qt_ms=340, seed=3)
+    values = measure(synthetic_ecg(spec)).values
+    assert values.pr_ms is None
+    assert values.qt_ms == pytest.approx(340, abs=10)
 
 
 def test_p_wave_after_a_hidden_t_end_gives_no_pr() -> None:

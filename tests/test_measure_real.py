@@ -260,6 +260,17 @@ def test_p_wave_on_the_t_wave_descent_is_not_read_as_a_long_qt(shared_data: Path
     assert "LNGQT" not in report.codes
 
 
+def test_withheld_t_end_still_bounds_the_flutter_wave_search(shared_data: Path) -> None:
+    """PTB-XL 336 (152/min; report: probably atrial flutter with 2:1 block): no P wave
+    is found and its QT is withheld, but the T wave found still ends the stretch of
+    each beat that the median cancels. Cancelled to 300 ms after the QRS instead, at
+    this rate nearly the whole cycle, the atrial waves left fell from 0.024 to 0.013 mV."""
+    measured = measure(model.load(shared_data / "ptbxl" / "records500" / "00000" / "00336_hr"))
+    assert measured.values.qt_ms is None and measured.fiducials.t_off is None
+    assert measured.fiducials.t_end_found is not None
+    assert measured.atrial_residual_mv > 0.02
+
+
 def test_regular_rhythm_without_p_waves_keeps_a_qt_far_from_the_next_qrs(
     shared_data: Path,
 ) -> None:

@@ -179,6 +179,7 @@ def test_ludb_atrial_fibrillation(shared_data: Path, record: str) -> None:
     normal_to_normal = afib.evidence.values["normal_to_normal_rmssd_normalised"]
     assert (normal_to_normal is None) == (record in ("44", "112", "129"))
     assert normal_to_normal is None or normal_to_normal > 0.08
+    assert ("too few consecutive" in afib.evidence.criterion) == (normal_to_normal is None)
 
 
 def test_sinus_rhythm_with_tremor_and_a_premature_beat_is_not_atrial_fibrillation(
