@@ -1,7 +1,7 @@
 """Report formats benchmark: CPU ms to build each delivered artefact for one ECG, same run.
 
 Per ECG (PTB-XL records500, decoded, analysed and rendered before timing):
-  * the HL7 v2.5.1 ORU^R01 as gateway/deliver/hl7.py writes it (ER7 via gateway/deliver/er7.py),
+  * the HL7 v2.5.1 ORU^R01 as gateway/delivery/hl7.py writes it (ER7 via gateway/delivery/er7.py),
     against the baseline of hl7apy holding the same message in its model: parse_message
     of that ER7 and validate(), which is less than building it through hl7apy costs
     (every assigned value is parsed as ER7 there too);
@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import model
-from gateway.deliver.fhir import build_bundle, bundle_json
-from gateway.deliver.hl7 import build_oru, control_id, encode
-from gateway.package import ReportPackage
+from gateway.delivery.fhir import build_bundle, bundle_json
+from gateway.delivery.hl7 import build_oru, control_id, encode
+from gateway.processing.package import ReportPackage
 from gateway.routing import FhirOptions, Hl7Options
 
 sys.path.insert(0, str(REPO / "bench"))

@@ -52,8 +52,8 @@ sys.path.insert(0, str(REPO))
 import model
 from gateway import metrics as m
 from gateway.config import GatewayConfig
-from gateway.dicom_scp import _GatewayServer, build_ae, handle_store
-from gateway.intake import Intake
+from gateway.intake.accept import Intake
+from gateway.intake.dicom_scp import _GatewayServer, build_ae, handle_store
 from gateway.metrics import Metrics
 from gateway.store import Store
 from model.dicom_write import ecg_to_dicom
@@ -206,7 +206,7 @@ def run_in_process_scp(files: list[Path], store_handler: tuple, metrics: Metrics
         allowed_networks=[],
         metrics=metrics,
     )
-    ae._servers.append(server)  # as gateway.dicom_scp.start_scp does: ae.shutdown() stops it
+    ae._servers.append(server)  # as gateway.intake.dicom_scp.start_scp does: ae.shutdown() stops it
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -15,8 +15,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -24,6 +22,7 @@ from pydantic import (
 )
 
 from model.rule_settings import RuleSettings
+from model.settings import StrictSettings, YamlFileError, line_at, read_yaml
 from model.vlm_settings import VlmSettings
 
 log = logging.getLogger(__name__)
@@ -49,11 +48,7 @@ AeTitle = Annotated[str, AfterValidator(_check_ae_title)]
 IpNetwork = Annotated[str, AfterValidator(_check_network)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsConfig(_Strict):
+class TlsConfig(StrictSettings):
     """DICOM over TLS (PS3.15 BCP 195 profile: TLS 1.2 or newer)."""
 
     enabled: bool = False
@@ -71,7 +66,7 @@ class TlsConfig(_Strict):
         return self
 
 
-class DicomLimits(_Strict):
+class DicomLimits(StrictSettings):
     """Association timeouts and limits; a stuck peer must not hold a thread forever."""
 
     acse_timeout_s: float = Field(30.0, gt=0)
@@ -80,7 +75,7 @@ class DicomLimits(_Strict):
     max_associations: int = Field(10, ge=1, le=1000)
 
 
-class GatewayConfig(_Strict):
+class GatewayConfig(StrictSettings):
     ae_title: AeTitle = "ECGGW"
     port: int = Field(11112, ge=1, le=65535)
     bind_address: str = "0.0.0.0"
@@ -169,57 +164,26 @@ def load_config(path: Path | None) -> GatewayConfig:
     if path is None:
         return GatewayConfig()
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: {_yaml_error_text(exc)}") from None
-    if data is None:
-        data = {}
+        document = read_yaml(path)
+    except YamlFileError as exc:
+        raise ConfigError(str(exc)) from None
+    data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: line 1: the file must be a mapping of settings")
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_validation_message(path, exc, root)) from None
-
-
-def _yaml_error_text(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    return f"line {mark.line + 1}: invalid YAML: {problem}" if mark else f"invalid YAML: {problem}"
+        raise ConfigError(_validation_message(path, exc, document.root)) from None
 
 
 def _validation_message(path: Path | str, exc: ValidationError, root: yaml.Node | None) -> str:
     lines = []
     for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
-        field = ".".join(loc) or "(top level)"
-        line = _line_of(root, loc)
+        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        line, _ = line_at(root, error["loc"])
         where = f"line {line}: " if line else ""
         lines.append(f"{path}: {where}{field}: {error['msg']}")
     return "\n".join(lines)
-
-
-def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
-    """1-based line of the deepest YAML node along `loc` (the field, or its parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == part), None)
-            key = next((k for k, v in node.value if k.value == part), None)
-            if child is None:
-                break
-            line, node = key.start_mark.line + 1, child
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-            node = node.value[int(part)]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 def log_security_posture(config: GatewayConfig) -> None:

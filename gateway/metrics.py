@@ -8,10 +8,11 @@ about jobs is the store, these only explain what never became a job (rejections)
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import Counter
 from pathlib import Path
+
+from gateway.durable import write_atomic
 
 # Counter names, so that writers and readers agree on spelling.
 ASSOCIATIONS_ACCEPTED = "associations.accepted"
@@ -61,9 +62,7 @@ class Metrics:
 
     def write(self, path: Path) -> None:
         """Replace `path` with the current counters (temp file + rename: readers never see half)."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.snapshot(), indent=2))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.snapshot(), indent=2).encode())
 
 
 def read_metrics(path: Path) -> dict[str, int]:

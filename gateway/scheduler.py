@@ -17,7 +17,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway import retention
-from gateway.delivery import DeliverySweeper
+from gateway.delivery.sweeper import DeliverySweeper
 from gateway.metrics import Metrics
 from gateway.routing import FileDestination, Router
 from gateway.store import Store

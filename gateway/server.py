@@ -21,14 +21,14 @@ from pathlib import Path
 import pydicom.config
 
 from gateway.config import GatewayConfig, log_security_posture
-from gateway.dicom_scp import start_scp
-from gateway.intake import Intake
+from gateway.durable import ensure_dir
+from gateway.intake.accept import Intake
+from gateway.intake.dicom_scp import start_scp
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline, PipelineSettings
-from gateway.processing import EngineChoice
+from gateway.processing.job import EngineChoice
+from gateway.processing.workers import Pipeline, PipelineSettings
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
-from gateway.spool import ensure_dir
 from gateway.store import Store
 from model.vlm_settings import VlmUnavailable
 

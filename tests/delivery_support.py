@@ -10,9 +10,9 @@ from pathlib import Path
 import pydicom
 from PIL import Image
 
-from gateway.deliver import Sender, prepare
-from gateway.image_inputs import metadata_from_dataset
-from gateway.package import Association, ReportPackage
+from gateway.delivery import Sender, prepare
+from gateway.processing.package import Association, ReportPackage
+from gateway.processing.received_pages import metadata_from_dataset
 from model.ecg import EcgMetadata
 from model.report import EngineInfo, Evidence, Measurements, Report, Statement
 

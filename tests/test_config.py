@@ -10,7 +10,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import ConfigError, GatewayConfig, TlsConfig, load_config, log_security_posture
-from gateway.dicom_scp import tls_context
+from gateway.intake.dicom_scp import tls_context
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -17,9 +17,9 @@ from delivery_support import afib_report, package
 from peers import FhirTestServer, Hl7TestPeer
 
 from gateway.cli import main
-from gateway.deliver.hl7 import control_id
-from gateway.delivery import DeliverySweeper, retry_delay
-from gateway.package import ReportPackage
+from gateway.delivery.hl7 import control_id
+from gateway.delivery.sweeper import DeliverySweeper, retry_delay
+from gateway.processing.package import ReportPackage
 from gateway.routing import RetryPolicy, Router
 from gateway.scheduler import GatewayScheduler
 from gateway.store import NewJob, Store

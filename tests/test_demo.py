@@ -14,8 +14,14 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from gateway.demo import SHIPPED_CONFIG, DemoError, fresh_workspace, run_samples, wait_for_reports
-from gateway.demo_samples import DemoSample, prepare_samples
+from gateway.cli.demo import (
+    SHIPPED_CONFIG,
+    DemoError,
+    fresh_workspace,
+    run_samples,
+    wait_for_reports,
+)
+from gateway.cli.demo_samples import DemoSample, prepare_samples
 from gateway.store import NewJob, Store
 from model.dicom_write import ecg_to_dicom
 from model.synthetic import synthetic_ecg

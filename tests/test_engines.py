@@ -16,10 +16,10 @@ import pytest
 
 from gateway import metrics as m
 from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.deliver import prepare
-from gateway.package import ReportPackage
-from gateway.pipeline import Pipeline, PipelineSettings
-from gateway.processing import EngineChoice
+from gateway.delivery import prepare
+from gateway.processing.job import EngineChoice
+from gateway.processing.package import ReportPackage
+from gateway.processing.workers import Pipeline, PipelineSettings
 from gateway.routing import FileDestination, Router
 from gateway.server import engine_choice, job_lease_s
 from gateway.store import Store
@@ -76,7 +76,7 @@ def test_missing_model_falls_back_to_measuring_and_every_report_says_so(tmp_path
     settings = VlmSettings(model=str(missing), mode="vlm", **FAST)
     gw = gateway_with(tmp_path / "data", EngineChoice("vlm", settings, "fallback"))
     job_id = gw.receive(vendor)
-    with caplog.at_level(logging.ERROR, logger="gateway.processing"):
+    with caplog.at_level(logging.ERROR, logger="gateway.processing.job"):
         gw.process_all()
     job = gw.store.get_job(job_id)
     assert job.state == "done", job.error

@@ -12,8 +12,8 @@ from delivery_support import afib_report, package, send_now
 from fhir.resources.R4B.bundle import Bundle
 from peers import FhirTestServer, make_pki
 
-from gateway.deliver import DeliveryError, send
-from gateway.deliver.fhir import FhirSender, build_bundle, bundle_json
+from gateway.delivery import DeliveryError, deliver_once
+from gateway.delivery.fhir import FhirSender, build_bundle, bundle_json
 from gateway.routing import FhirDestination, FhirOptions
 
 LOINC = "http://loinc.org"
@@ -156,11 +156,11 @@ def test_server_accepts_the_transaction_and_a_resend_creates_nothing_new(
 ) -> None:
     pkg = package(shared_data, report=afib_report())
     destination = _destination(fhir_server.base_url)
-    receipt = send(pkg, "ehr", destination)
+    receipt = deliver_once(pkg, "ehr", destination)
     assert "HTTP 200" in receipt and "DiagnosticReport/" in receipt
     assert fhir_server.rejections == []
     counts = {kind: len(fhir_server.resources(kind)) for kind in fhir_server.created}
-    send(pkg, "ehr", destination)
+    deliver_once(pkg, "ehr", destination)
     assert {kind: len(fhir_server.resources(kind)) for kind in fhir_server.created} == counts
     assert counts["DiagnosticReport"] == 1 and counts["Patient"] == 1
     assert fhir_server.report_arrivals == [f"urn:oid:{pkg.metadata.sop_instance_uid}"]
@@ -174,11 +174,11 @@ def test_server_errors_are_transient_and_content_errors_permanent(
     pkg = package(shared_data)
     fhir_server.fail_status = 503
     with pytest.raises(DeliveryError) as unavailable:
-        send(pkg, "ehr", _destination(fhir_server.base_url))
+        deliver_once(pkg, "ehr", _destination(fhir_server.base_url))
     assert not unavailable.value.permanent and "HTTP 503" in str(unavailable.value)
     fhir_server.fail_status = 422
     with pytest.raises(DeliveryError) as invalid:
-        send(pkg, "ehr", _destination(fhir_server.base_url))
+        deliver_once(pkg, "ehr", _destination(fhir_server.base_url))
     assert invalid.value.permanent
 
 
@@ -188,7 +188,7 @@ def test_a_server_that_does_not_answer_in_time_is_a_transient_failure(
     fhir_server.delay_s = 1.5
     destination = _destination(fhir_server.base_url, timeout_s=0.3)
     with pytest.raises(DeliveryError) as timeout:
-        send(package(shared_data), "ehr", destination)
+        deliver_once(package(shared_data), "ehr", destination)
     assert "no answer within 0.3 s" in str(timeout.value)
     assert not timeout.value.permanent
 
@@ -202,10 +202,10 @@ def test_bearer_token_from_environment_and_basic_auth_from_file(
     bearer = _destination(
         fhir_server.base_url, auth={"type": "bearer", "token": {"env": "TEST_FHIR_TOKEN"}}
     )
-    send(pkg, "ehr", bearer)
+    deliver_once(pkg, "ehr", bearer)
     monkeypatch.setenv("TEST_FHIR_TOKEN", "wrong")
     with pytest.raises(DeliveryError, match="HTTP 401"):
-        send(pkg, "ehr", bearer)
+        deliver_once(pkg, "ehr", bearer)
     secret = tmp_path / "fhir-password"
     secret.write_text("pa55word\n")
     fhir_server.required_authorization = "Basic " + base64.b64encode(b"gateway:pa55word").decode()
@@ -213,7 +213,7 @@ def test_bearer_token_from_environment_and_basic_auth_from_file(
         fhir_server.base_url,
         auth={"type": "basic", "username": "gateway", "password": {"file": str(secret)}},
     )
-    send(pkg, "ehr", basic)
+    deliver_once(pkg, "ehr", basic)
     assert len(fhir_server.rejections) == 1
 
 
@@ -232,10 +232,10 @@ def test_tls_with_the_hospital_ca_and_a_client_certificate(
                 "client_key": str(pki.client_key),
             },
         )
-        assert "HTTP 200" in send(pkg, "ehr", mutual)
+        assert "HTTP 200" in deliver_once(pkg, "ehr", mutual)
         without_cert = _destination(server.base_url, tls={"ca_file": str(pki.ca)})
         with pytest.raises(DeliveryError):
-            send(pkg, "ehr", without_cert)
+            deliver_once(pkg, "ehr", without_cert)
         wrong_ca = _destination(
             server.base_url,
             tls={
@@ -245,7 +245,7 @@ def test_tls_with_the_hospital_ca_and_a_client_certificate(
             },
         )
         with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
-            send(pkg, "ehr", wrong_ca)
+            deliver_once(pkg, "ehr", wrong_ca)
         assert len(server.resources("DiagnosticReport")) == 1
     finally:
         server.stop()
@@ -270,7 +270,7 @@ def test_errors_quoting_the_patient_are_redacted(
     fhir_server.fail_status = 500
     fhir_server.fail_message = "database error storing Patient PAT-778899"
     with pytest.raises(DeliveryError) as error:
-        send(pkg, "ehr", _destination(fhir_server.base_url))
+        deliver_once(pkg, "ehr", _destination(fhir_server.base_url))
     assert "PAT-778899" not in str(error.value)
     assert "Patient ***" in str(error.value)
 

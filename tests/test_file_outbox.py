@@ -10,8 +10,8 @@ import hl7
 from delivery_support import afib_report, package, send_now
 from fhir.resources.R4B.bundle import Bundle
 
-from gateway.deliver import open_sender, send
-from gateway.deliver.hl7 import control_id
+from gateway.delivery import deliver_once, open_sender
+from gateway.delivery.hl7 import control_id
 from gateway.routing import FileDestination
 
 
@@ -24,7 +24,7 @@ def test_writes_fhir_hl7_png_and_pdf_named_by_sop_instance_uid(
 ) -> None:
     pkg = package(shared_data, report=afib_report())
     uid = pkg.metadata.sop_instance_uid
-    receipt = send(pkg, "outbox", _outbox(tmp_path / "outbox"))
+    receipt = deliver_once(pkg, "outbox", _outbox(tmp_path / "outbox"))
     assert receipt.startswith("wrote ")
     names = sorted(p.name for p in (tmp_path / "outbox").iterdir())
     assert names == sorted(f"{uid}{s}" for s in (".fhir.json", ".hl7", ".png", ".pdf"))
@@ -45,10 +45,10 @@ def test_resend_replaces_files_whole_and_leaves_no_temporary_files(
 ) -> None:
     directory = tmp_path / "outbox"
     first = package(shared_data)
-    send(first, "outbox", _outbox(directory))
+    deliver_once(first, "outbox", _outbox(directory))
     inode_before = (directory / f"{first.metadata.sop_instance_uid}.hl7").stat().st_ino
     corrected = package(shared_data, report=afib_report())
-    send(corrected, "outbox", _outbox(directory))
+    deliver_once(corrected, "outbox", _outbox(directory))
     hl7_file = directory / f"{first.metadata.sop_instance_uid}.hl7"
     assert "Atrial fibrillation" in hl7_file.read_text(encoding="utf-8")
     assert hl7_file.stat().st_ino != inode_before  # renamed into place, not rewritten in place
@@ -71,7 +71,7 @@ def test_scanned_ecg_without_rendering_writes_the_received_image(
     pkg.kind = "secondary-capture"
     pkg.source_image, pkg.source_image_type = pkg.png, "image/png"
     pkg.png = None
-    send(pkg, "outbox", _outbox(tmp_path, formats=["png", "fhir"]))
+    deliver_once(pkg, "outbox", _outbox(tmp_path, formats=["png", "fhir"]))
     uid = pkg.metadata.sop_instance_uid
     assert (tmp_path / f"{uid}.png").read_bytes() == pkg.source_image
     bundle = Bundle.model_validate_json((tmp_path / f"{uid}.fhir.json").read_bytes())

@@ -14,8 +14,8 @@ from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
 from peers import Hl7TestPeer
 
-from gateway.deliver import DeliveryError
-from gateway.deliver.hl7 import Hl7Sender, build_oru, control_id, encode, parse_ack
+from gateway.delivery import DeliveryError
+from gateway.delivery.hl7 import Hl7Sender, build_oru, control_id, encode, parse_ack
 from gateway.routing import Hl7Destination, Hl7Options
 
 OPTIONS = Hl7Options(

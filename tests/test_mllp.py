@@ -11,9 +11,9 @@ import pytest
 from delivery_support import package, send_now
 from peers import Hl7TestPeer, make_pki
 
-from gateway.deliver import DeliveryError
-from gateway.deliver.hl7 import Hl7Sender
-from gateway.deliver.mllp import MllpClient, MllpError, frame, read_frame
+from gateway.delivery import DeliveryError
+from gateway.delivery.hl7 import Hl7Sender
+from gateway.delivery.mllp import MllpClient, MllpError, frame, read_frame
 from gateway.routing import Hl7Destination
 
 

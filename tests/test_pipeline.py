@@ -19,12 +19,12 @@ from pynetdicom.dsutils import split_dataset
 
 from gateway import metrics as m
 from gateway.cli import main
-from gateway.intake import Intake, ReceivedObject
+from gateway.durable import ensure_dir
+from gateway.intake.accept import Intake, ReceivedObject
 from gateway.metrics import Metrics
-from gateway.package import ReportPackage
-from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.processing.package import ReportPackage
+from gateway.processing.workers import Pipeline, PipelineSettings
 from gateway.routing import Router
-from gateway.spool import ensure_dir
 from gateway.store import Store
 from tests import dicom_samples as samples
 

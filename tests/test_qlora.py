@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import model
-from gateway.processing import EngineChoice
+from gateway.processing.job import EngineChoice
 from model.tiny_vlm import TINY, build_tiny_model
 from model.vlm import VlmSettings
 from model.vlm_prompt import REPORT_INSTRUCTION, report_messages, report_prompt

@@ -161,7 +161,7 @@ def test_yaml_syntax_and_duplicate_keys_have_lines(tmp_path: Path) -> None:
         """,
     )
     [issue] = check_routes(broken)
-    assert issue.line == 3 and "YAML syntax" in issue.message
+    assert issue.line == 3 and "invalid YAML" in issue.message
     twice = _write(
         tmp_path / "twice.yaml",
         """

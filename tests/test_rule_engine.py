@@ -9,7 +9,7 @@ import pytest
 
 import model
 from gateway.cli import main
-from gateway.summary import format_report
+from gateway.cli.analyze import format_report
 from model.report import MEASUREMENT_KEYS, Report
 from model.synthetic import SyntheticSpec, synthetic_ecg
 

@@ -20,12 +20,12 @@ import pydicom
 import pytest
 
 from gateway import metrics as m
+from gateway.cli.send import client_tls_context, send_files
 from gateway.config import GatewayConfig
-from gateway.dicom_scp import start_scp, tls_context
-from gateway.intake import Intake
+from gateway.durable import ensure_dir
+from gateway.intake.accept import Intake
+from gateway.intake.dicom_scp import start_scp, tls_context
 from gateway.metrics import Metrics
-from gateway.send import client_tls_context, send_files
-from gateway.spool import ensure_dir
 from gateway.store import Store
 from tests import dicom_samples as samples
 from tests.peers import Pki, make_pki

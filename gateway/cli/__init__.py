@@ -1,0 +1,50 @@
+"""The `ecg-gateway` command. It parses arguments and calls the parts; it holds no logic.
+
+One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
+exit code): analyze.py (render, analyze), serve.py, send.py, jobs.py, deliveries.py,
+routes.py, demo.py, model_tools.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or
+configuration (the message names the file and the reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from gateway.cli import analyze, deliveries, demo, jobs, model_tools, routes, send, serve
+from model.errors import EcgDecodeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecg-gateway", description="ECG Gateway: DICOM ECGs in, structured reports out."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        analyze.add_render_parser,
+        analyze.add_analyze_parser,
+        demo.add_parser,
+        serve.add_parser,
+        send.add_parser,
+        jobs.add_parser,
+        routes.add_parser,
+        deliveries.add_parser,
+        model_tools.add_parser,
+    ):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except EcgDecodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

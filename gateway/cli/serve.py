@@ -1,0 +1,35 @@
+"""`ecg-gateway serve`: the gateway as a service, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gateway.cli.common import add_config_options, load_config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the DICOM gateway in the foreground")
+    add_config_options(p)
+    p.add_argument("--port", type=int, help="override the DICOM port")
+    p.add_argument(
+        "--bind",
+        metavar="ADDRESS",
+        help="override bind_address (e.g. 127.0.0.1: this machine only)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gateway.config import ConfigError
+    from gateway.routing import RoutesError
+    from gateway.server import GatewayBusy, serve
+
+    try:
+        return serve(load_config(args, port=args.port, bind_address=args.bind))
+    except (ConfigError, RoutesError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (GatewayBusy, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,82 @@
+"""Delivery of one report package to one destination, whatever its type.
+
+Each destination type has a `prepare` function (package -> the artefacts it sends: pure
+CPU work, so it can run in another process) and a sender class with the same shape
+(`send(package, artefacts)` returning a receipt or raising DeliveryError, and `close()`);
+`open_sender` picks the class by the destination's `type`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.delivery import fhir, hl7, outbox
+from gateway.delivery.base import Artefacts, DeliveryError, Sender
+from gateway.delivery.fhir import FhirSender
+from gateway.delivery.hl7 import Hl7Sender
+from gateway.delivery.outbox import FileSender
+from gateway.processing.package import ReportPackage
+from gateway.routing import AnyDestination
+
+SENDER_TYPES: dict[str, Callable[[AnyDestination, str], Sender]] = {
+    "fhir": FhirSender,
+    "hl7": Hl7Sender,
+    "file": FileSender,
+}
+PREPARERS: dict[str, Callable[[ReportPackage, AnyDestination, str], Artefacts]] = {
+    "fhir": fhir.prepare,
+    "hl7": hl7.prepare,
+    "file": outbox.prepare,
+}
+
+
+def open_sender(name: str, destination: AnyDestination) -> Sender:
+    return SENDER_TYPES[destination.type](destination, name)
+
+
+def prepare(name: str, destination: AnyDestination, package: ReportPackage) -> Artefacts:
+    return PREPARERS[destination.type](package, destination, name)
+
+
+def load_and_prepare(
+    name: str, destination: AnyDestination, report_dir: Path
+) -> tuple[ReportPackage, Artefacts]:
+    """A saved package and its artefacts for one destination: what the delivery sweeper
+    has a formatting process do, so the server process only sends."""
+    package = load_package(report_dir)
+    return package, prepare(name, destination, package)
+
+
+def load_package(report_dir: Path) -> ReportPackage:
+    try:
+        return ReportPackage.load(report_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DeliveryError(
+            f"cannot read the report package: {type(exc).__name__}: "
+            f"{getattr(exc, 'strerror', None) or 'unreadable'}",
+            permanent=True,
+        ) from None
+
+
+def deliver_once(package: ReportPackage, name: str, destination: AnyDestination) -> str:
+    """One delivery on a connection of its own, for tools and tests."""
+    sender = open_sender(name, destination)
+    try:
+        return sender.send(package, prepare(name, destination, package))
+    finally:
+        sender.close()
+
+
+__all__ = [
+    "PREPARERS",
+    "SENDER_TYPES",
+    "AnyDestination",
+    "Artefacts",
+    "DeliveryError",
+    "Sender",
+    "deliver_once",
+    "load_and_prepare",
+    "open_sender",
+    "prepare",
+]

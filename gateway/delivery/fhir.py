@@ -1,0 +1,521 @@
+"""FHIR R4: one transaction Bundle per ECG, built and validated with fhir.resources,
+POSTed to the server's base URL with httpx.
+
+Every entry is a conditional create (Patient and DiagnosticReport on their
+identifiers, the rest on identifiers derived from the SOP Instance UID and the
+report content), so a resend after a timeout never creates a second copy. A
+correction replaces the earlier report with a conditional update instead.
+
+fhir.resources defaults to R5; its R4B models are used because they match R4 for
+every resource here (Media, for one, no longer exists in R5).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.device import Device
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from fhir.resources.R4B.media import Media
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
+from pydantic import ValidationError
+
+from gateway.delivery.base import Artefacts, DeliveryError, content_version, redact
+from gateway.delivery.codes import (
+    CARDIOLOGY_CATEGORY,
+    DIAGNOSTIC_SECTION_SYSTEM,
+    EKG_IMPRESSION,
+    EKG_STUDY,
+    ELECTROCARDIAC_SECTION,
+    LOINC,
+    MEASUREMENT_CODES,
+    SNOMED,
+    UCUM,
+    measurement_value,
+    technical_notes,
+)
+from gateway.delivery.tls import client_ssl_context
+from gateway.processing.package import ReportPackage
+from gateway.routing import BasicAuth, BearerAuth, FhirDestination, FhirOptions
+
+FHIR_JSON = "application/fhir+json"
+DICOM_UID_SYSTEM = "urn:dicom:uid"
+URI_SYSTEM = "urn:ietf:rfc:3986"
+DEVICE_SYSTEM = "urn:ecg-gateway:device"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
+_IDENTITY_NAMESPACE = uuid.UUID("6f0f3b0e-2c55-4c1e-9a43-6b1d8f1e0c2a")
+_IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
+_SEX = {"M": "male", "F": "female", "O": "other"}
+# Client errors that a person can fix without changing the report: retry those.
+_RETRYABLE_4XX = {401, 403, 404, 408, 429}
+
+
+def build_bundle(package: ReportPackage, options: FhirOptions) -> Bundle:
+    """The transaction Bundle for one ECG, every resource validated.
+
+    Raises DeliveryError(permanent=True) when the report cannot be expressed as
+    valid FHIR: sending it again would fail the same way.
+    """
+    builder = _BundleBuilder(package, options)
+    return builder.build()
+
+
+def bundle_json(bundle: Bundle) -> bytes:
+    return bundle.model_dump_json(exclude_none=True).encode()
+
+
+def prepare(package: ReportPackage, destination: FhirDestination, name: str) -> Artefacts:
+    return {"bundle": bundle_json(build_bundle(package, destination.fhir))}
+
+
+class FhirSender:
+    """POSTs transactions to one FHIR server over a reused httpx connection pool."""
+
+    def __init__(self, destination: FhirDestination, name: str):
+        self.destination = destination
+        self.name = name
+        # httpx logs every request at INFO; the sweeper already logs each delivery once
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        self.endpoint = str(destination.endpoint)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(destination.timeout_s),
+            verify=client_ssl_context(destination.tls),
+            headers={"Accept": FHIR_JSON},
+        )
+
+    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
+        response = self._post(artefacts["bundle"])
+        return _check_response(response, package)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _post(self, body: bytes) -> httpx.Response:
+        headers = {"Content-Type": FHIR_JSON}
+        auth: httpx.Auth | None = None
+        try:
+            if isinstance(self.destination.auth, BearerAuth):
+                headers["Authorization"] = f"Bearer {self.destination.auth.token.read()}"
+            elif isinstance(self.destination.auth, BasicAuth):
+                auth = httpx.BasicAuth(
+                    self.destination.auth.username, self.destination.auth.password.read()
+                )
+        except LookupError as exc:
+            raise DeliveryError(f"reading credentials for {self.endpoint}: {exc}") from None
+        try:
+            return self._client.post(self.endpoint, content=body, headers=headers, auth=auth)
+        except httpx.TimeoutException:
+            raise DeliveryError(
+                f"POST transaction to {self.endpoint}: no answer within "
+                f"{self.destination.timeout_s:g} s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"POST transaction to {self.endpoint}: {exc}") from None
+
+
+def _check_response(response: httpx.Response, package: ReportPackage) -> str:
+    """Success means a transaction-response whose every entry succeeded."""
+    where = f"POST transaction to {response.request.url}"
+    if not response.is_success:
+        permanent = 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX
+        detail = redact(_outcome_summary(response), package)
+        raise DeliveryError(
+            f"{where}: HTTP {response.status_code} {detail}".rstrip(), permanent=permanent
+        )
+    try:
+        reply = response.json()
+        statuses = [entry["response"]["status"] for entry in reply.get("entry", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DeliveryError(
+            f"{where}: HTTP {response.status_code} but no transaction-response"
+        ) from None
+    failed = [status for status in statuses if not str(status).startswith("2")]
+    if reply.get("type") != "transaction-response" or failed:
+        raise DeliveryError(f"{where}: transaction-response with failed entries {failed}")
+    report_locations = [
+        entry["response"].get("location", "")
+        for entry in reply["entry"]
+        if "DiagnosticReport" in entry["response"].get("location", "")
+    ]
+    return f"HTTP {response.status_code} {' '.join(report_locations)}".rstrip()
+
+
+def _outcome_summary(response: httpx.Response) -> str:
+    """Issue codes and diagnostics of an OperationOutcome, if the server sent one."""
+    try:
+        outcome = response.json()
+        issues = outcome.get("issue", [])
+        return "; ".join(
+            f"{issue.get('severity', '?')} {issue.get('code', '?')}: {issue.get('diagnostics', '')}"
+            for issue in issues
+        )
+    except (ValueError, AttributeError):
+        return response.reason_phrase
+
+
+class _BundleBuilder:
+    """Builds the entries in dependency order, each validated as its R4B type."""
+
+    def __init__(self, package: ReportPackage, options: FhirOptions):
+        self.package = package
+        self.options = options
+        self.meta = package.metadata
+        self.report = package.report
+        self.version = content_version(package)
+        self.effective = _fhir_datetime(self.meta.acquisition_time)
+        self.issued = _fhir_datetime(self.report.created_at)
+        self.entries: list[dict[str, Any]] = []
+
+    def build(self) -> Bundle:
+        patient_ref = self._add_patient()
+        device_ref = self._add_device()
+        results = self._add_observations(patient_ref, device_ref)
+        media_ref = self._add_media(patient_ref, device_ref)
+        self._add_report(patient_ref, results, media_ref)
+        return _validated(
+            Bundle, {"resourceType": "Bundle", "type": "transaction", "entry": self.entries}
+        )
+
+    def _full_url(self, role: str) -> str:
+        seed = f"{self.package.sop_instance_uid}/{self.version}/{role}"
+        return f"urn:uuid:{uuid.uuid5(_IDENTITY_NAMESPACE, seed)}"
+
+    def _add(self, resource_type: type, resource: dict, full_url: str, request: dict) -> dict:
+        _validated(resource_type, resource)
+        self.entries.append({"fullUrl": full_url, "resource": resource, "request": request})
+        return {"reference": full_url}
+
+    def _create_if_none(self, resource_type: str, system: str, value: str) -> dict:
+        return {
+            "method": "POST",
+            "url": resource_type,
+            "ifNoneExist": _identifier_query(system, value),
+        }
+
+    def _derived_identifier(self, role: str) -> dict:
+        """Observations and Media have no natural identifier; this one is stable per content."""
+        return {"system": URI_SYSTEM, "value": self._full_url(role)}
+
+    def _add_patient(self) -> dict | None:
+        if not self.meta.patient_id:
+            return None
+        identifier = {"system": self._patient_system(), "value": self.meta.patient_id}
+        patient: dict[str, Any] = {"resourceType": "Patient", "identifier": [identifier]}
+        name = _human_name(self.meta.patient_name)
+        if name:
+            patient["name"] = [name]
+        if _SEX.get((self.meta.patient_sex or "").upper()):
+            patient["gender"] = _SEX[self.meta.patient_sex.upper()]
+        birth_date = _fhir_date(self.meta.patient_birth_date)
+        if birth_date:
+            patient["birthDate"] = birth_date
+        request = self._create_if_none("Patient", identifier["system"], identifier["value"])
+        return self._add(Patient, patient, self._full_url("patient"), request)
+
+    def _patient_system(self) -> str:
+        issuer = (self.meta.patient_id_issuer or "").strip()
+        if not issuer:
+            return self.options.default_patient_system
+        if issuer in self.options.issuer_systems:
+            return self.options.issuer_systems[issuer]
+        if all(part.isdigit() for part in issuer.split(".")):
+            return f"urn:oid:{issuer}"
+        if ":" in issuer and " " not in issuer:
+            return issuer
+        return f"urn:ecg-gateway:issuer:{quote(issuer, safe='')}"
+
+    def _add_device(self) -> dict | None:
+        """The cart: Observations and Media point at it (R4 DiagnosticReport cannot)."""
+        meta = self.meta
+        if not (meta.device_manufacturer or meta.device_model or meta.device_serial):
+            return None
+        key = (
+            meta.device_serial
+            or hashlib.sha256(
+                f"{meta.device_manufacturer}|{meta.device_model}|{meta.station_name}".encode()
+            ).hexdigest()[:20]
+        )
+        device: dict[str, Any] = {
+            "resourceType": "Device",
+            "identifier": [{"system": DEVICE_SYSTEM, "value": key}],
+        }
+        if meta.device_manufacturer:
+            device["manufacturer"] = meta.device_manufacturer
+        if meta.device_model:
+            device["deviceName"] = [{"name": meta.device_model, "type": "model-name"}]
+            device["modelNumber"] = meta.device_model
+        if meta.device_serial:
+            device["serialNumber"] = meta.device_serial
+        request = self._create_if_none("Device", DEVICE_SYSTEM, key)
+        return self._add(Device, device, self._full_url("device"), request)
+
+    def _observation_base(
+        self, role: str, code: tuple[str, str], patient_ref: dict | None, device_ref: dict | None
+    ) -> dict[str, Any]:
+        observation: dict[str, Any] = {
+            "resourceType": "Observation",
+            "identifier": [self._derived_identifier(role)],
+            "status": "preliminary",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": OBSERVATION_CATEGORY,
+                            "code": "procedure",
+                            "display": "Procedure",
+                        }
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [{"system": LOINC, "code": code[0], "display": code[1]}],
+                "text": code[1],
+            },
+            "issued": self.issued,
+        }
+        if patient_ref:
+            observation["subject"] = patient_ref
+        if self.effective:
+            observation["effectiveDateTime"] = self.effective
+        if device_ref:
+            observation["device"] = device_ref
+        return observation
+
+    @property
+    def _measured(self) -> bool:
+        """Only a waveform was measured; an image's empty measurements are no findings."""
+        return self.package.kind == "ecg-waveform"
+
+    def _add_observations(self, patient_ref: dict | None, device_ref: dict | None) -> list[dict]:
+        """A value per measurement; where measuring a waveform failed, the reason as a
+        dataAbsentReason (never a zero)."""
+        results = []
+        measurements = self.report.measurements
+        for code in MEASUREMENT_CODES:
+            value = getattr(measurements, code.key)
+            reason = self.report.null_reasons.get(code.key)
+            if value is None and not (reason and self._measured):
+                continue
+            observation = self._observation_base(
+                code.key, (code.loinc, code.display), patient_ref, device_ref
+            )
+            if value is not None:
+                observation["valueQuantity"] = {
+                    "value": measurement_value(value),
+                    "unit": code.ucum,
+                    "system": UCUM,
+                    "code": code.ucum,
+                }
+            else:
+                observation["dataAbsentReason"] = {
+                    "coding": [{"system": DATA_ABSENT, "code": "unknown"}],
+                    "text": reason,
+                }
+            results.append(self._add_entry_for(observation, code.key))
+        if self.report.impression:
+            observation = self._observation_base(
+                "impression", EKG_IMPRESSION, patient_ref, device_ref
+            )
+            observation["valueString"] = self.report.impression
+            results.append(self._add_entry_for(observation, "impression"))
+        return results
+
+    def _add_entry_for(self, observation: dict, role: str) -> dict:
+        identifier = observation["identifier"][0]
+        request = self._create_if_none("Observation", identifier["system"], identifier["value"])
+        return self._add(Observation, observation, self._full_url(role), request)
+
+    def _add_media(self, patient_ref: dict | None, device_ref: dict | None) -> dict | None:
+        image, content_type = self._image()
+        if image is None:
+            return None
+        media: dict[str, Any] = {
+            "resourceType": "Media",
+            "identifier": [self._derived_identifier("media")],
+            "status": "completed",
+            "type": {"coding": [{"system": MEDIA_TYPE, "code": "image", "display": "Image"}]},
+            "content": {
+                "contentType": content_type,
+                "data": _b64(image),
+                "title": "12-lead ECG" if self.package.png else "received ECG image",
+            },
+        }
+        if patient_ref:
+            media["subject"] = patient_ref
+        if self.effective:
+            media["createdDateTime"] = self.effective
+        if device_ref:
+            media["device"] = device_ref
+        identifier = media["identifier"][0]
+        request = self._create_if_none("Media", identifier["system"], identifier["value"])
+        return self._add(Media, media, self._full_url("media"), request)
+
+    def _image(self) -> tuple[bytes | None, str]:
+        if self.package.png is not None:
+            return self.package.png, "image/png"
+        image_type = (self.package.source_image_type or "").lower()
+        content_type = (
+            image_type if image_type.startswith("image/") else _IMAGE_TYPES.get(image_type)
+        )
+        if self.package.source_image is not None and content_type:
+            return self.package.source_image, content_type
+        return None, ""
+
+    def _add_report(
+        self, patient_ref: dict | None, results: list[dict], media_ref: dict | None
+    ) -> None:
+        identifier = self._report_identifier()
+        report: dict[str, Any] = {
+            "resourceType": "DiagnosticReport",
+            "identifier": [identifier],
+            "status": "preliminary",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": LOINC,
+                            "code": CARDIOLOGY_CATEGORY[0],
+                            "display": CARDIOLOGY_CATEGORY[1],
+                        }
+                    ]
+                },
+                {
+                    "coding": [
+                        {
+                            "system": DIAGNOSTIC_SECTION_SYSTEM,
+                            "code": ELECTROCARDIAC_SECTION[0],
+                            "display": ELECTROCARDIAC_SECTION[1],
+                        }
+                    ]
+                },
+            ],
+            "code": {
+                "coding": [{"system": LOINC, "code": EKG_STUDY[0], "display": EKG_STUDY[1]}],
+                "text": EKG_STUDY[1],
+            },
+            "issued": self.issued,
+        }
+        if patient_ref:
+            report["subject"] = patient_ref
+        if self.effective:
+            report["effectiveDateTime"] = self.effective
+        if self.meta.institution_name:
+            report["performer"] = [{"type": "Organization", "display": self.meta.institution_name}]
+        if results:
+            report["result"] = results
+        if media_ref:
+            report["media"] = [{"comment": "12-lead ECG", "link": media_ref}]
+        conclusion = " ".join(
+            part for part in (self.report.impression, technical_notes(self.report.warnings)) if part
+        )
+        if conclusion:
+            report["conclusion"] = conclusion  # R4 DiagnosticReport has no note element
+        codes = self._conclusion_codes()
+        if codes:
+            report["conclusionCode"] = codes
+        if self.package.pdf is not None:
+            report["presentedForm"] = [
+                {
+                    "contentType": "application/pdf",
+                    "data": _b64(self.package.pdf),
+                    "title": "ECG report (preliminary)",
+                    "creation": self.issued,
+                }
+            ]
+        self._add(
+            DiagnosticReport, report, self._full_url("report"), self._report_request(identifier)
+        )
+
+    def _report_identifier(self) -> dict:
+        uid = self.meta.sop_instance_uid
+        if uid:
+            return {"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{uid}"}
+        return {"system": "urn:ecg-gateway:job", "value": str(self.package.job_id)}
+
+    def _report_request(self, identifier: dict) -> dict:
+        """A correction replaces the earlier report; anything else is created once."""
+        if self.report.is_correction:
+            query = _identifier_query(identifier["system"], identifier["value"])
+            return {"method": "PUT", "url": f"DiagnosticReport?{query}"}
+        return self._create_if_none("DiagnosticReport", identifier["system"], identifier["value"])
+
+    def _conclusion_codes(self) -> list[dict]:
+        """SNOMED-coded where the statement has a code; text alone otherwise, never dropped."""
+        codes = []
+        for statement in self.report.statements:
+            concept: dict[str, Any] = {"text": statement.text}
+            if statement.snomed:
+                concept["coding"] = [
+                    {"system": SNOMED, "code": statement.snomed, "display": statement.text}
+                ]
+            codes.append(concept)
+        return codes
+
+
+def _identifier_query(system: str, value: str) -> str:
+    """`identifier=system|value`, readable as in the FHIR examples, the rest escaped."""
+    return "identifier=" + quote(f"{system}|{value}", safe=":/|")
+
+
+def _validated(model: type, data: dict) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            for error in exc.errors()[:5]
+        )
+        raise DeliveryError(f"building FHIR {model.__name__}: {problems}", permanent=True) from None
+
+
+def _fhir_datetime(value: datetime | None) -> str | None:
+    """FHIR wants a zone with every time; DICOM times without one are the site's local time."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.astimezone()
+    return value.isoformat()
+
+
+def _fhir_date(dicom_date: str | None) -> str | None:
+    digits = (dicom_date or "").strip()
+    if len(digits) == 8 and digits.isdigit():
+        return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
+    return None
+
+
+def _human_name(dicom_name: str | None) -> dict | None:
+    """DICOM PN: family^given^middle^prefix^suffix (first, alphabetic, group only)."""
+    if not dicom_name:
+        return None
+    parts = (dicom_name.split("=")[0].split("^") + [""] * 5)[:5]
+    family, given, middle, prefix, suffix = (p.strip() for p in parts)
+    name: dict[str, Any] = {
+        "text": " ".join(p for p in (prefix, given, middle, family, suffix) if p)
+    }
+    if not name["text"]:
+        return None
+    if family:
+        name["family"] = family
+    if given or middle:
+        name["given"] = [p for p in (given, middle) if p]
+    if prefix:
+        name["prefix"] = [prefix]
+    if suffix:
+        name["suffix"] = [suffix]
+    return name
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

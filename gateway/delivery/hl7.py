@@ -1,0 +1,288 @@
+"""HL7 v2.5.1 ORU^R01: the result message for one ECG, sent over MLLP, judged by its ACK.
+
+The message is written as ER7 by gateway/delivery/er7.py (see there why not through
+hl7apy's model); its structure is the ORU_R01 one, checked in tests against hl7apy's
+2.5.1 validator. ACKs are read with hl7apy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.exceptions import HL7apyException
+from hl7apy.parser import parse_message
+
+from gateway.delivery import er7
+from gateway.delivery.base import Artefacts, DeliveryError, content_version, redact
+from gateway.delivery.codes import (
+    EKG_IMPRESSION,
+    EKG_STUDY,
+    MEASUREMENT_CODES,
+    format_number,
+    technical_notes,
+)
+from gateway.delivery.mllp import MllpClient, MllpError
+from gateway.delivery.tls import client_ssl_context
+from gateway.processing.package import ReportPackage
+from gateway.routing import Hl7Destination, Hl7Options
+
+VERSION = "2.5.1"
+SUCCESS_CODES = {"AA", "CA"}
+FAILURE_CODES = {"AE", "AR", "CE", "CR"}
+_SEX = {"M": "M", "F": "F", "O": "O"}
+_PRELIMINARY = "P"
+_CANNOT_BE_OBTAINED = "X"  # OBX-11 (table 0085): results cannot be obtained
+_NOTE_SOURCE = "L"  # NTE-2 (table 0105): the ancillary (filler) department, here the gateway
+
+
+def control_id(package: ReportPackage, destination_name: str) -> str:
+    """MSH-10, the same for every resend of one report to one destination.
+
+    Receivers drop a message whose control ID they have already processed; a
+    corrected report has new content, hence a new ID (20 characters: the 2.5.1 limit).
+    """
+    seed = f"{package.sop_instance_uid}\x00{destination_name}\x00{content_version(package)}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:20]
+
+
+def build_oru(package: ReportPackage, options: Hl7Options, message_control_id: str) -> str:
+    """The ORU^R01 for one ECG as ER7: MSH, PID (when the object names a patient),
+    ORC, OBR, then one OBX per measurement, the impression and statements, the PDF."""
+    segments = [_msh(options, message_control_id)]
+    if package.metadata.patient_id:
+        segments.append(_pid(package))
+    segments += [_orc(package), _obr(package), *_notes(package), *_observations(package)]
+    return er7.message(segments)
+
+
+def encode(message: str) -> bytes:
+    """In UTF-8, as MSH-18 declares."""
+    return message.encode("utf-8")
+
+
+def prepare(package: ReportPackage, destination: Hl7Destination, name: str) -> Artefacts:
+    return {"message": encode(build_oru(package, destination.hl7, control_id(package, name)))}
+
+
+@dataclass(frozen=True)
+class Ack:
+    code: str
+    control_id: str
+    text: str
+
+
+def parse_ack(raw: bytes) -> Ack:
+    try:
+        ack = parse_message(
+            raw.decode("utf-8", errors="replace").strip(),
+            validation_level=VALIDATION_LEVEL.TOLERANT,
+        )
+        msa = ack.msa
+        return Ack(msa.msa_1.value.strip(), msa.msa_2.value.strip(), msa.msa_3.value.strip())
+    except (HL7apyException, AttributeError, IndexError) as exc:
+        raise DeliveryError(f"reply is not a readable HL7 ACK: {type(exc).__name__}") from None
+
+
+class Hl7Sender:
+    """ORU^R01 over MLLP to one receiver, on a connection kept between messages."""
+
+    def __init__(self, destination: Hl7Destination, name: str):
+        self.destination = destination
+        self.name = name
+        host, port, use_tls = destination.address
+        self._client = MllpClient(
+            host,
+            port,
+            timeout=destination.timeout_s,
+            ssl_context=client_ssl_context(destination.tls) if use_tls else None,
+        )
+
+    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
+        sent_id = control_id(package, self.name)
+        try:
+            reply = self._client.exchange(artefacts["message"])
+        except MllpError as exc:
+            raise DeliveryError(str(exc)) from None
+        try:
+            ack = parse_ack(reply)
+        except DeliveryError:
+            self._client.close()  # whatever answered, the connection is not in step
+            raise
+        peer = self._client.peer
+        if ack.control_id != sent_id:
+            self._client.close()
+            raise DeliveryError(
+                f"ACK from {peer} acknowledges MSH-10 {ack.control_id!r}, "
+                f"not the {sent_id!r} that was sent"
+            )
+        if ack.code in SUCCESS_CODES:
+            return f"{ack.code} from {peer}"
+        kind = "rejected" if ack.code in FAILURE_CODES else "answered with unknown code"
+        detail = f": {redact(ack.text, package)}" if ack.text else ""
+        raise DeliveryError(f"{peer} {kind} {ack.code or '(empty MSA-1)'}{detail}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _msh(options: Hl7Options, message_control_id: str) -> str:
+    text = er7.text
+    return er7.segment(
+        "MSH",
+        {
+            2: er7.ENCODING_CHARACTERS,
+            3: text(options.sending_application),
+            4: text(options.sending_facility),
+            5: text(options.receiving_application),
+            6: text(options.receiving_facility),
+            7: _hl7_time(datetime.now().astimezone()),
+            9: "ORU^R01^ORU_R01",
+            10: message_control_id,
+            11: text(options.processing_id),
+            12: VERSION,
+            15: text(options.accept_ack_type or ""),
+            16: text(options.application_ack_type or ""),
+            18: "UNICODE UTF-8",
+        },
+    )
+
+
+def _pid(package: ReportPackage) -> str:
+    meta = package.metadata
+    birth_date = (meta.patient_birth_date or "").strip()
+    return er7.segment(
+        "PID",
+        {
+            1: "1",
+            3: er7.components(
+                er7.text(meta.patient_id or ""),
+                "",
+                "",
+                er7.text(meta.patient_id_issuer or ""),
+                "MR",
+            ),
+            5: _name(meta.patient_name or ""),
+            7: birth_date if len(birth_date) == 8 and birth_date.isdigit() else "",
+            8: _SEX.get((meta.patient_sex or "").strip().upper(), "U"),
+        },
+    )
+
+
+def _name(dicom_name: str) -> str:
+    """DICOM PN family^given^middle^prefix^suffix -> XPN family^given^middle^suffix^prefix.
+
+    PID-5 is required; an object without a name gets name type U ("unspecified")
+    rather than an invented name or `""`, which would tell the EHR to erase it.
+    """
+    family, given, middle, prefix, suffix = (dicom_name.split("=")[0].split("^") + [""] * 5)[:5]
+    parts = [er7.text(part) for part in (family, given, middle, suffix, prefix)]
+    if not any(parts):
+        return er7.components("", "", "", "", "", "", "U")
+    return er7.components(*parts)
+
+
+def _orc(package: ReportPackage) -> str:
+    accession = er7.text(package.metadata.accession_number or "")
+    return er7.segment("ORC", {1: "RE", 2: accession, 3: er7.text(package.sop_instance_uid)})
+
+
+def _obr(package: ReportPackage) -> str:
+    acquired = package.metadata.acquisition_time
+    return er7.segment(
+        "OBR",
+        {
+            1: "1",
+            2: er7.text(package.metadata.accession_number or ""),
+            3: er7.text(package.sop_instance_uid),
+            4: er7.components(*EKG_STUDY, "LN"),
+            7: _hl7_time(acquired) if acquired is not None else "",
+            22: _hl7_time(package.report.created_at),
+            24: "EC",
+            25: _PRELIMINARY,
+        },
+    )
+
+
+def _notes(package: ReportPackage) -> list[str]:
+    """The report's warnings as an NTE on the order, for the physician who over-reads it."""
+    notes = technical_notes(package.report.warnings)
+    return [er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(notes)})] if notes else []
+
+
+@dataclass(frozen=True)
+class _Observation:
+    """One OBX's content (ER7-encoded), and the note that follows it, if any."""
+
+    value_type: str
+    identifier: str
+    value: str
+    units: str = ""
+    sub_id: str = ""
+    status: str = _PRELIMINARY
+    note: str = ""
+
+
+def _observations(package: ReportPackage) -> list[str]:
+    """The OBX segments, numbered, each with status and observation time; a measurement
+    that could not be made is an OBX with status X and its reason in an NTE after it."""
+    acquired = package.metadata.acquisition_time
+    observed = _hl7_time(acquired) if acquired is not None else ""
+    segments = []
+    for number, obx in enumerate(_observation_contents(package), start=1):
+        segments.append(
+            er7.segment(
+                "OBX",
+                {
+                    1: str(number),
+                    2: obx.value_type,
+                    3: obx.identifier,
+                    4: obx.sub_id,
+                    5: obx.value,
+                    6: obx.units,
+                    11: obx.status,
+                    14: observed,
+                },
+            )
+        )
+        if obx.note:
+            segments.append(er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(obx.note)}))
+    return segments
+
+
+def _observation_contents(package: ReportPackage) -> list[_Observation]:
+    """Measurements, then the impression and each statement, then the PDF."""
+    contents = []
+    report = package.report
+    measured = package.kind == "ecg-waveform"  # an image's empty measurements are no findings
+    for code in MEASUREMENT_CODES:
+        value = getattr(report.measurements, code.key)
+        reason = report.null_reasons.get(code.key)
+        identifier = er7.components(code.loinc, code.display, "LN")
+        units = er7.components(code.ucum, code.ucum, "UCUM")
+        if value is not None:
+            contents.append(_Observation("NM", identifier, format_number(value), units))
+        elif reason and measured:
+            contents.append(
+                _Observation("NM", identifier, "", units, status=_CANNOT_BE_OBTAINED, note=reason)
+            )
+    impression = er7.components(*EKG_IMPRESSION, "LN")
+    if report.impression:
+        contents.append(_Observation("TX", impression, er7.text(report.impression), sub_id="1"))
+    for index, statement in enumerate(report.statements, start=2):
+        line = er7.text(f"{statement.code}: {statement.text}")
+        contents.append(_Observation("TX", impression, line, sub_id=str(index)))
+    if package.pdf is not None:
+        data = base64.b64encode(package.pdf).decode("ascii")
+        document = er7.components("", "AP", "PDF", "Base64", data)
+        contents.append(_Observation("ED", er7.components(*EKG_STUDY, "LN"), document))
+    return contents
+
+
+def _hl7_time(value: datetime) -> str:
+    """DTM; with the zone offset when the time carries one."""
+    text = value.strftime("%Y%m%d%H%M%S")
+    return text + value.strftime("%z") if value.tzinfo is not None else text

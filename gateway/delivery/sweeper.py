@@ -1,0 +1,291 @@
+"""The delivery sweeper: takes due deliveries from the store, sends each report
+package to its destination, and records sent / failed (with the next try) / dead.
+
+Each destination is swept on its own (the scheduler runs one job per
+destination), so an EHR that is down or slow only delays its own deliveries.
+Within a destination the store hands out a patient's deliveries in order, and a
+sweep stops at the first failure: the destination is probably down, and every
+further try in this sweep would only wait for the same timeout.
+
+Delivery is at-least-once towards the wire (a crash between sending and
+recording means one resend after restart); every format makes a resend
+harmless: FHIR conditional creates, a stable HL7 MSH-10, files replaced whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway import metrics as metric_names
+from gateway.delivery import (
+    AnyDestination,
+    Artefacts,
+    DeliveryError,
+    Sender,
+    load_and_prepare,
+    open_sender,
+)
+from gateway.delivery.base import redact
+from gateway.metrics import Metrics
+from gateway.processes import new_process_pool
+from gateway.processing.package import ReportPackage
+from gateway.routing import RetryPolicy, Router
+from gateway.store import Delivery, Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLICY = RetryPolicy()
+MAX_PER_SWEEP = 200
+
+
+def retry_delay(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
+    """Seconds until the next try after `failures` failed tries (1 = the first).
+
+    Exponential from `backoff_base`, capped at `backoff_cap`, with "equal jitter":
+    half the step is fixed, half random, so a gateway's deliveries that failed
+    together (the EHR went down) do not all come back at the same second.
+    """
+    base = policy.backoff_base.total_seconds()
+    cap = policy.backoff_cap.total_seconds()
+    step = min(cap, base * 2 ** min(failures - 1, 60))
+    return step / 2 + rng.uniform(0, step / 2)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+    def __add__(self, other: SweepResult) -> SweepResult:
+        return SweepResult(
+            self.sent + other.sent, self.failed + other.failed, self.dead + other.dead
+        )
+
+
+class DeliverySweeper:
+    """Sends due deliveries; keeps one sender (connection) per destination."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        lease_s: float = 300.0,
+        formatting_process: bool = False,
+    ):
+        """`formatting_process`: build FHIR and HL7 in a helper process (the server does),
+        not in the sweeping thread, which shares the interpreter lock with DICOM intake."""
+        self.store = store
+        self.router = router
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.lease_s = lease_s
+        self._senders: dict[str, tuple[object, Sender]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._formatter = _new_formatter() if formatting_process else None
+        self._sweeping: set[str] = set()  # destinations with a sweep running now
+        self._woken: set[str] = set()  # ... and woken meanwhile
+
+    def sweep(self) -> SweepResult:
+        """Every destination in turn (the server sweeps them in parallel instead)."""
+        total = SweepResult()
+        for name in self.store.unsent_destinations():
+            total += self.sweep_destination(name)
+        return total
+
+    def sweep_destination(self, name: str) -> SweepResult:
+        """Send this destination's due deliveries until none is due or one fails.
+
+        A wake-up that came while this sweep ran (see `wake`) gets one more pass, so a
+        delivery queued just after the last lease is not left for the next interval.
+        """
+        with self._lock:
+            self._sweeping.add(name)
+        result = SweepResult()
+        again = True
+        try:
+            while again:
+                outcome, drained = self._sweep_pass(name)
+                result += outcome
+                with self._lock:  # deciding and leaving in one step: no wake-up slips between
+                    again = drained and name in self._woken
+                    self._woken.discard(name)
+                    if not again:
+                        self._sweeping.discard(name)
+        except BaseException:
+            with self._lock:
+                self._sweeping.discard(name)
+            raise
+        return result
+
+    def wake(self, name: str) -> bool:
+        """New deliveries for `name` are due: True when the caller should start a sweep,
+        False when one is running and will make another pass."""
+        with self._lock:
+            if name in self._sweeping:
+                self._woken.add(name)
+                return False
+            return True
+
+    def _sweep_pass(self, name: str) -> tuple[SweepResult, bool]:
+        """One pass; True when it ended because nothing more was due."""
+        result = SweepResult()
+        for _ in range(MAX_PER_SWEEP):
+            if self._stopping.is_set():
+                return result, False
+            leased = self.store.lease_due_deliveries(
+                now=self.clock(), limit=1, lease_s=self.lease_s, destination=name
+            )
+            if not leased:
+                return result, True
+            outcome, destination_works = self._deliver(leased[0])
+            result += outcome
+            if not destination_works:
+                return result, False
+        return result, False
+
+    def sweep_unrouted(self) -> SweepResult:
+        """Deliveries to destinations no longer in routes.yaml: fail them visibly."""
+        configured = set(self.router.config.destinations)
+        result = SweepResult()
+        for name in self.store.unsent_destinations():
+            if name not in configured:
+                result += self.sweep_destination(name)
+        return result
+
+    def stop(self) -> None:
+        """Finish the delivery in hand, start no new one (shutdown)."""
+        self._stopping.set()
+
+    def close(self) -> None:
+        with self._lock:
+            senders, self._senders = self._senders, {}
+            formatter, self._formatter = self._formatter, None
+        for _, sender in senders.values():
+            sender.close()
+        if formatter is not None:
+            formatter.shutdown(wait=True, cancel_futures=True)
+
+    def _deliver(self, delivery: Delivery) -> tuple[SweepResult, bool]:
+        """The outcome, and whether the destination looked reachable: a report it
+        rejected for its content says nothing about the next one."""
+        destination = self.router.destination(delivery.destination)
+        if destination is None:
+            error = DeliveryError(f"destination {delivery.destination!r} is not in the routes file")
+            return self._record_failure(delivery, DEFAULT_POLICY, error), True
+        try:
+            package, artefacts = self._prepare(delivery, destination)
+        except DeliveryError as exc:
+            return self._record_failure(delivery, destination.retry, exc), True
+        try:
+            receipt = self._sender(delivery.destination, destination).send(package, artefacts)
+        except DeliveryError as exc:
+            return self._record_failure(delivery, destination.retry, exc), exc.permanent
+        except Exception as exc:  # noqa: BLE001 - a bug in a sender must not stop the others
+            log.error("unexpected %s delivering %s", type(exc).__name__, _label(delivery))
+            error = DeliveryError(f"{type(exc).__name__}: {redact(str(exc), package)}")
+            return self._record_failure(delivery, destination.retry, error), False
+        self.store.mark_delivery_sent(delivery.id, now=self.clock())
+        self.metrics.inc(metric_names.DELIVERIES_SENT)
+        log.info("delivered %s: %s", _label(delivery), receipt)
+        return SweepResult(sent=1), True
+
+    def _prepare(
+        self, delivery: Delivery, destination: AnyDestination
+    ) -> tuple[ReportPackage, Artefacts]:
+        """The package and what to send, built by the formatting process when there is one."""
+        if not delivery.report_dir:
+            raise DeliveryError("the report files are gone (purged by retention?)", permanent=True)
+        args = (delivery.destination, destination, Path(delivery.report_dir))
+        formatter = self._formatter
+        try:
+            if formatter is None:
+                return load_and_prepare(*args)
+            return formatter.submit(load_and_prepare, *args).result()
+        except BrokenProcessPool:
+            self._replace_formatter(formatter)
+            raise DeliveryError("the formatting process died; trying again") from None
+        except DeliveryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in a format must not stop the others
+            log.error("unexpected %s preparing %s", type(exc).__name__, _label(delivery))
+            raise DeliveryError(f"{type(exc).__name__} preparing the report") from None
+
+    def _replace_formatter(self, broken: ProcessPoolExecutor | None) -> None:
+        with self._lock:
+            if self._formatter is broken and not self._stopping.is_set():
+                self._formatter = _new_formatter()
+        if broken is not None:
+            broken.shutdown(wait=False)
+
+    def _sender(self, name: str, destination: object) -> Sender:
+        """The destination's open sender; a changed destination gets a new one."""
+        with self._lock:
+            current = self._senders.get(name)
+            if current is not None and current[0] == destination:
+                return current[1]
+            sender = open_sender(name, destination)
+            self._senders[name] = (destination, sender)
+        if current is not None:
+            current[1].close()
+        return sender
+
+    def _record_failure(
+        self, delivery: Delivery, policy: RetryPolicy, error: DeliveryError
+    ) -> SweepResult:
+        now = self.clock()
+        failures = delivery.attempts + 1
+        age = now - delivery.created_at
+        reason = _give_up_reason(policy, failures, age, error)
+        if reason is not None:
+            message = f"{reason}: {error}"
+            self.store.mark_delivery_dead(delivery.id, message, now=now)
+            self.metrics.inc(metric_names.DELIVERIES_DEAD)
+            log.error("delivery %s is dead: %s", _label(delivery), message)
+            return SweepResult(dead=1)
+        delay = retry_delay(policy, failures, self.rng)
+        self.store.mark_delivery_failed(delivery.id, str(error), now + delay, now=now)
+        self.metrics.inc(metric_names.DELIVERIES_FAILED)
+        log.warning(
+            "delivery %s failed (try %d), next try in %.0f s: %s",
+            _label(delivery),
+            failures,
+            delay,
+            error,
+        )
+        return SweepResult(failed=1)
+
+
+def _give_up_reason(
+    policy: RetryPolicy, failures: int, age_s: float, error: DeliveryError
+) -> str | None:
+    if error.permanent:
+        return "rejected, resending cannot succeed"
+    if failures >= policy.max_attempts:
+        return f"gave up after {failures} tries"
+    if age_s >= policy.max_age.total_seconds():
+        return f"gave up after {age_s / 3600:.1f} h (max_age)"
+    return None
+
+
+def _new_formatter() -> ProcessPoolExecutor:
+    return new_process_pool(1, preload="gateway.delivery")
+
+
+def _label(delivery: Delivery) -> str:
+    job = f"job {delivery.job_id}, {delivery.sop_instance_uid}"
+    return f"#{delivery.id} ({job}) to {delivery.destination}"

@@ -1,0 +1,49 @@
+"""Files that survive a crash or a power cut: the one way the gateway writes what it must
+not lose (the spool, report packages, the file outbox, the counters).
+
+Durable means: data written to a temporary file and fsync'd, renamed into place (readers
+see the old file or the new one, never half of one), and the directory fsync'd so the
+rename itself survives.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` in one rename, the data on disk before the rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_durably(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` so that it survives a crash once this returns."""
+    write_atomic(path, data)
+    fsync_directory(path.parent)
+    return path
+
+
+def ensure_dir(directory: Path) -> None:
+    """Create `directory` (and parents) and make its entry durable."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fsync_directory(directory.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the renames and new entries in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,329 @@
+"""Accepting one received object: check it, make it durable, queue its job, pick a status.
+
+The SCP's C-STORE handler calls `Intake.accept`; success (0x0000) is returned only after
+the object is fsync'd in the spool AND its job is committed to the store. Every other
+outcome is a named rejection, logged with the SOP Instance UID and a short content hash
+(never patient data) and counted by reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from gateway import metrics as m
+from gateway.durable import write_durably
+from gateway.intake.spool import free_bytes, is_valid_uid, spool_name
+from gateway.metrics import Metrics
+from gateway.store import NewJob, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+# C-STORE statuses (PS3.4 B.2.3).
+SUCCESS = 0x0000
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+OUT_OF_RESOURCES = 0xA700
+DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+# What each accepted storage SOP class is to the pipeline.
+WAVEFORM = "ecg-waveform"
+SECONDARY_CAPTURE = "secondary-capture"
+PDF = "pdf"
+KIND_BY_SOP_CLASS: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.9.1.1": WAVEFORM,  # 12-lead ECG Waveform
+    "1.2.840.10008.5.1.4.1.1.9.1.2": WAVEFORM,  # General ECG Waveform
+    "1.2.840.10008.5.1.4.1.1.9.1.3": WAVEFORM,  # Ambulatory ECG Waveform
+    "1.2.840.10008.5.1.4.1.1.9.2.1": WAVEFORM,  # Hemodynamic Waveform
+    "1.2.840.10008.5.1.4.1.1.7": SECONDARY_CAPTURE,  # Secondary Capture Image
+    "1.2.840.10008.5.1.4.1.1.7.1": SECONDARY_CAPTURE,  # Multi-frame Single Bit SC
+    "1.2.840.10008.5.1.4.1.1.7.2": SECONDARY_CAPTURE,  # Multi-frame Grayscale Byte SC
+    "1.2.840.10008.5.1.4.1.1.7.3": SECONDARY_CAPTURE,  # Multi-frame Grayscale Word SC
+    "1.2.840.10008.5.1.4.1.1.7.4": SECONDARY_CAPTURE,  # Multi-frame True Color SC
+    "1.2.840.10008.5.1.4.1.1.104.1": PDF,  # Encapsulated PDF
+}
+
+
+@dataclass(frozen=True)
+class ReceivedObject:
+    """One C-STORE request as received: file-format bytes plus who sent it."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    file_bytes: bytes
+    dataset_offset: int
+    calling_ae: str = ""
+    called_ae: str = ""
+    peer: str = ""
+
+    @property
+    def content_sha256(self) -> str:
+        """Hash of the dataset as sent (file meta excluded: it is ours, not the sender's)."""
+        return hashlib.sha256(memoryview(self.file_bytes)[self.dataset_offset :]).hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The status for the peer; `reason` is the counter slug, `comment` the ErrorComment."""
+
+    status: int
+    reason: str | None = None
+    comment: str | None = None
+
+
+class Intake:
+    def __init__(
+        self,
+        store: Store,
+        spool_dir: Path,
+        metrics: Metrics,
+        min_free_bytes: int = 0,
+        on_job: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._spool_dir = spool_dir
+        self._metrics = metrics
+        self._min_free_bytes = min_free_bytes
+        self._on_job = on_job
+
+    def accept(self, obj: ReceivedObject) -> Outcome:
+        sha = obj.content_sha256
+        label = f"{obj.sop_instance_uid} sha256={sha[:12]}"
+        try:
+            if self._store.find_job(obj.sop_instance_uid, sha) is not None:
+                return self._duplicate(label)
+        except StoreError as exc:
+            return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+        checked = check_object(obj)
+        if isinstance(checked, Outcome):
+            return self._reject(label, checked)
+        stored = self._spool(obj, sha)
+        if isinstance(stored, Outcome):
+            return self._reject(label, stored)
+        return self._enqueue(obj, sha, stored, label, checked)
+
+    def _spool(self, obj: ReceivedObject, sha: str) -> Path | Outcome:
+        try:
+            if free_bytes(self._spool_dir) < self._min_free_bytes + len(obj.file_bytes):
+                return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
+            path = self._spool_dir / spool_name(obj.sop_instance_uid, sha)
+            return write_durably(path, obj.file_bytes)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
+            return Outcome(OUT_OF_RESOURCES, "spool-write-failed", f"spool write failed: {exc}")
+
+    def _enqueue(
+        self, obj: ReceivedObject, sha: str, path: Path, label: str, header: HeaderFacts
+    ) -> Outcome:
+        new = NewJob(
+            sop_instance_uid=obj.sop_instance_uid,
+            sop_class_uid=obj.sop_class_uid,
+            content_sha256=sha,
+            spool_path=str(path),
+            kind=KIND_BY_SOP_CLASS[obj.sop_class_uid],
+            calling_ae=obj.calling_ae,
+            called_ae=obj.called_ae,
+            peer=obj.peer,
+            modality=header.modality,
+            institution=header.institution,
+            station=header.station,
+        )
+        try:
+            enqueued = self._store.add_job(new)
+        except StoreError as exc:
+            return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+        if enqueued.duplicate:
+            return self._duplicate(label)
+        self._metrics.inc(m.OBJECTS_ACCEPTED)
+        if enqueued.is_correction:
+            self._metrics.inc(m.OBJECTS_CORRECTION)
+        log.info(
+            "accepted %s as job %d (%s%s) from %s@%s",
+            label,
+            enqueued.job_id,
+            new.kind,
+            ", correction" if enqueued.is_correction else "",
+            obj.calling_ae,
+            obj.peer,
+        )
+        self._on_job()
+        return Outcome(SUCCESS)
+
+    def _duplicate(self, label: str) -> Outcome:
+        self._metrics.inc(m.OBJECTS_DUPLICATE)
+        log.info("already received %s: acknowledged, not processed again", label)
+        return Outcome(SUCCESS)
+
+    def _reject(self, label: str, outcome: Outcome) -> Outcome:
+        self._metrics.reject(outcome.reason or "unknown")
+        log.warning(
+            "rejected %s with status 0x%04X (%s): %s",
+            label,
+            outcome.status,
+            outcome.reason,
+            outcome.comment,
+        )
+        return outcome
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What routing may choose an engine by, read from the header once, at intake."""
+
+    modality: str = ""
+    institution: str = ""
+    station: str = ""
+
+    @classmethod
+    def of(cls, ds: Dataset) -> HeaderFacts:
+        return cls(
+            str(ds.get("Modality", "") or ""),
+            str(ds.get("InstitutionName", "") or ""),
+            str(ds.get("StationName", "") or ""),
+        )
+
+
+def check_object(obj: ReceivedObject) -> Outcome | HeaderFacts:
+    """Why this object cannot be accepted, or its header facts when it is fit to spool."""
+    if obj.sop_class_uid not in KIND_BY_SOP_CLASS:
+        return Outcome(
+            SOP_CLASS_NOT_SUPPORTED, "sop-class-not-supported", "SOP class not supported"
+        )
+    try:
+        return _inspect(pydicom.dcmread(BytesIO(obj.file_bytes)), obj)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on garbage, all one outcome
+        return Outcome(CANNOT_UNDERSTAND, "undecodable", f"cannot decode: {type(exc).__name__}")
+
+
+def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | HeaderFacts:
+    # Identity first: garbage has none, while a cut-off object keeps it (it comes first).
+    if not ds.get("SOPClassUID") or not ds.get("SOPInstanceUID"):
+        return Outcome(CANNOT_UNDERSTAND, "undecodable", "no SOP Class UID or SOP Instance UID")
+    truncated = _truncated_element(ds)
+    if truncated is not None:
+        return Outcome(CANNOT_UNDERSTAND, "truncated", f"element {truncated} is truncated")
+    identity = _check_identity(ds, obj)
+    if identity is not None:
+        return identity
+    problem = _KIND_CHECKS[KIND_BY_SOP_CLASS[obj.sop_class_uid]](ds)
+    if problem is not None:
+        slug, comment = problem
+        return Outcome(DATASET_DOES_NOT_MATCH_SOP_CLASS, slug, comment)
+    return HeaderFacts.of(ds)
+
+
+def _truncated_element(ds: Dataset) -> str | None:
+    """The tag of an element whose value is shorter than its declared length, at any depth.
+
+    pydicom reads a cut-off stream without complaint (it just returns fewer bytes), so a
+    truncated transfer would otherwise pass for a complete object. A cut inside a
+    sequence of defined length shows as that sequence being short, so only sequences of
+    undefined length need to be opened (converting every element would cost ~40 ms).
+    """
+    for raw in ds.elements():
+        if not isinstance(raw, RawDataElement):
+            continue
+        if raw.length != _UNDEFINED_LENGTH:
+            if raw.value is not None and len(raw.value) < raw.length:
+                return str(raw.tag)
+            continue
+        elem = ds[raw.tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                found = _truncated_element(item)
+                if found is not None:
+                    return found
+    return None
+
+
+def _check_identity(ds: Dataset, obj: ReceivedObject) -> Outcome | None:
+    sop_class = str(ds.SOPClassUID)
+    sop_instance = str(ds.SOPInstanceUID)
+    if not is_valid_uid(obj.sop_instance_uid):
+        return Outcome(CANNOT_UNDERSTAND, "invalid-uid", "SOP Instance UID is not a valid UID")
+    if sop_class != obj.sop_class_uid or sop_instance != obj.sop_instance_uid:
+        return Outcome(
+            DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            "sop-mismatch",
+            "SOP Class/Instance UID in the dataset differ from the request",
+        )
+    return None
+
+
+def _check_waveform(ds: Dataset) -> tuple[str, str] | None:
+    waveforms = ds.get("WaveformSequence")
+    if not waveforms:
+        return "missing-waveform", "no WaveformSequence"
+    for index, item in enumerate(waveforms):
+        missing = _missing(
+            item,
+            (
+                "NumberOfWaveformChannels",
+                "NumberOfWaveformSamples",
+                "WaveformBitsAllocated",
+                "SamplingFrequency",
+                "WaveformData",
+            ),
+        )
+        if missing:
+            return "missing-waveform", f"waveform {index + 1} has no {missing}"
+        expected = (
+            int(item.NumberOfWaveformChannels)
+            * int(item.NumberOfWaveformSamples)
+            * int(item.WaveformBitsAllocated)
+            // 8
+        )
+        if len(item.WaveformData) < expected:
+            return (
+                "waveform-size-mismatch",
+                f"waveform {index + 1} has {len(item.WaveformData)} bytes, expected {expected}",
+            )
+    return None
+
+
+def _check_image(ds: Dataset) -> tuple[str, str] | None:
+    missing = _missing(ds, ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "PixelData"))
+    if missing:
+        return "missing-pixel-data", f"no {missing}"
+    if UID(ds.file_meta.TransferSyntaxUID).is_compressed:
+        return None
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    bits = int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * int(ds.BitsAllocated)
+    expected = (bits * frames + 7) // 8
+    if len(ds.PixelData) < expected:
+        return (
+            "pixel-size-mismatch",
+            f"PixelData has {len(ds.PixelData)} bytes, expected {expected}",
+        )
+    return None
+
+
+def _check_pdf(ds: Dataset) -> tuple[str, str] | None:
+    document = ds.get("EncapsulatedDocument")
+    if not document:
+        return "missing-document", "no EncapsulatedDocument"
+    if str(ds.get("MIMETypeOfEncapsulatedDocument", "")).strip() != "application/pdf":
+        return "missing-document", "MIMETypeOfEncapsulatedDocument is not application/pdf"
+    if bytes(document[:5]) != b"%PDF-":
+        return "missing-document", "EncapsulatedDocument is not a PDF"
+    return None
+
+
+def _missing(ds: Dataset, keywords: tuple[str, ...]) -> str | None:
+    return next((k for k in keywords if ds.get(k) in (None, b"", "")), None)
+
+
+_KIND_CHECKS = {WAVEFORM: _check_waveform, SECONDARY_CAPTURE: _check_image, PDF: _check_pdf}

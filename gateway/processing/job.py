@@ -1,0 +1,233 @@
+"""What is done with one job: decode, interpret with an engine, render, save the package.
+
+This runs in worker processes (see gateway/processing/workers.py), so decoding, measuring and
+rendering use every core and never hold the interpreter lock of the process that
+receives DICOM. It touches no store: it reads the spool file, writes the report
+package, and returns what the pipeline needs to finish the job.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+import model
+from gateway.intake.accept import WAVEFORM
+from gateway.processing.package import Association, ReportPackage
+from gateway.processing.received_pages import ImageObject, read_image_object
+from gateway.store import Job
+from model.ecg import Ecg
+from model.errors import EcgDecodeError
+from model.image_input import PageImage
+from model.report import Report
+from model.rule_settings import DEFAULT_RULES, RuleSettings
+from model.vlm_settings import VlmSettings, VlmUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """What turns an ECG into a report: the measurement engine or a VLM engine."""
+
+    name: str
+
+    def interpret(self, ecg: Ecg) -> Report: ...
+
+
+class MeasurementEngine:
+    """Signal measurement and coded rule statements (model.analyze)."""
+
+    name = "measure"
+
+    def __init__(self, rules: RuleSettings = DEFAULT_RULES) -> None:
+        self.rules = rules
+
+    def interpret(self, ecg: Ecg) -> Report:
+        return model.analyze(ecg, self.rules)
+
+
+class FallbackEngine(MeasurementEngine):
+    """The measurement engine standing in for a VLM that could not be loaded; every
+    report says so, so nobody mistakes it for the configured engine's. The notice goes to
+    the EHR with the report; why the model could not be loaded (paths, how to fix it) is
+    for the gateway's log."""
+
+    def __init__(self, configured: str, rules: RuleSettings = DEFAULT_RULES) -> None:
+        super().__init__(rules)
+        self._notice = (
+            f"the configured {configured} engine could not be loaded; "
+            "this report is from the measurement engine"
+        )
+
+    def interpret(self, ecg: Ecg) -> Report:
+        report = super().interpret(ecg)
+        source = report.source.model_copy(
+            update={"quality_flags": [*report.source.quality_flags, "engine-fallback"]}
+        )
+        return report.model_copy(
+            update={"source": source, "warnings": [*report.warnings, self._notice]}
+        )
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine the workers run, and what they do when its model cannot be loaded."""
+
+    name: str = "measure"
+    vlm: VlmSettings | None = None  # the vlm and hybrid engines' settings
+    on_unavailable: str = "fallback"  # "fallback" | "hold"
+    rules: RuleSettings = DEFAULT_RULES
+
+
+_engines: dict[EngineChoice, Engine] = {}  # one per process: a VLM is loaded once
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """Exactly one of package, permanent_error, transient_error is set.
+
+    Errors travel as text: exception objects do not all survive the trip between
+    processes (EcgDecodeError's constructor takes two arguments, pickle passes one).
+    """
+
+    package: ReportPackage | None = None
+    report_dir: Path | None = None
+    permanent_error: str | None = None
+    transient_error: str | None = None
+    held: str | None = None  # the engine is unavailable and jobs are held: why
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """A job's input, read from the spool: a waveform, or a received page."""
+
+    job: Job
+    ecg: Ecg | None = None
+    image: ImageObject | None = None
+
+
+def process_jobs(jobs: Sequence[Job], reports_dir: Path, choice: EngineChoice) -> list[JobResult]:
+    """Build and save the report packages of jobs that share an engine, one result per job.
+
+    A VLM interprets them all in one generation batch (that is what keeps a GPU busy);
+    bad input fails only its own job."""
+    try:
+        engine = _engine(choice)
+    except VlmUnavailable as exc:
+        return [JobResult(held=f"{choice.name} engine unavailable: {exc}") for _ in jobs]
+    results: dict[int, JobResult] = {}
+    decoded = []
+    for job in jobs:
+        try:
+            decoded.append(_decode(job))
+        except Exception as exc:  # noqa: BLE001 - EcgDecodeError or anything unexpected
+            results[job.id] = _error_result(exc)
+    try:
+        reports = _interpret(engine, decoded)
+    except Exception as exc:  # noqa: BLE001 - the engine failed: the whole batch retries
+        reports = []
+        results.update({item.job.id: _error_result(exc) for item in decoded})
+    for item, report in zip(decoded, reports, strict=False):
+        try:
+            package = _package(item, report)
+            report_dir = reports_dir / str(item.job.id)
+            package.save(report_dir)
+            results[item.job.id] = JobResult(package=package, report_dir=report_dir)
+        except Exception as exc:  # noqa: BLE001 - rendering or disk: retried, then failed
+            results[item.job.id] = _error_result(exc)
+    return [results[job.id] for job in jobs]
+
+
+def _error_result(exc: Exception) -> JobResult:
+    """Bad input is a permanent error; anything else may pass: retried, then failed."""
+    if isinstance(exc, EcgDecodeError):
+        return JobResult(permanent_error=f"undecodable: {exc.reason}")
+    return JobResult(transient_error=f"{type(exc).__name__}: {exc}")
+
+
+def _decode(job: Job) -> _Decoded:
+    path = Path(job.spool_path)
+    if job.kind == WAVEFORM:
+        return _Decoded(job, ecg=model.load(path))
+    return _Decoded(job, image=read_image_object(path, job.kind))
+
+
+def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report]:
+    """One report per item. A VLM reads waveforms (rendered) and received pages in one
+    batch; without a VLM a received page keeps its intake report."""
+    inputs = [_engine_input(item) for item in items]
+    batch = getattr(engine, "interpret_batch", None)
+    if batch is None:
+        return [
+            engine.interpret(item.ecg) if item.ecg is not None else item.image.report
+            for item in items
+        ]
+    wanted = [value for value in inputs if value is not None]
+    generated = iter(batch(wanted) if wanted else [])
+    return [
+        next(generated) if value is not None else item.image.report
+        for item, value in zip(items, inputs, strict=True)
+    ]
+
+
+def _engine_input(item: _Decoded) -> Ecg | PageImage | None:
+    if item.ecg is not None:
+        return item.ecg
+    if item.image.png is None:
+        return None
+    with Image.open(io.BytesIO(item.image.png)) as page:
+        return PageImage(page.convert("RGB"), item.job.kind, "image")
+
+
+def _package(item: _Decoded, report: Report) -> ReportPackage:
+    job = item.job
+    association = Association(job.calling_ae, job.called_ae, job.peer)
+    if job.is_correction:
+        report = report.model_copy(update={"is_correction": True})
+    if item.ecg is not None:
+        return ReportPackage(
+            job_id=job.id,
+            kind=job.kind,
+            metadata=item.ecg.metadata,
+            report=report,
+            association=association,
+            png=model.render_png(item.ecg, header=False),
+            pdf=model.render_pdf(item.ecg, header=True),
+        )
+    image = item.image
+    return ReportPackage(
+        job_id=job.id,
+        kind=job.kind,
+        metadata=image.metadata,
+        report=report,
+        association=association,
+        png=image.png,
+        pdf=image.pdf,
+        source_image=image.source_image,
+        source_image_type=image.source_image_type,
+    )
+
+
+def _engine(choice: EngineChoice) -> Engine:
+    """This process's engine; a VLM that cannot be loaded is tried again on the next job
+    (it may have been provided since), and raises VlmUnavailable when jobs are held."""
+    if choice not in _engines:
+        if choice.vlm is None:
+            return _engines.setdefault(choice, MeasurementEngine(choice.rules))
+        from model.vlm import VlmEngine  # torch and transformers: only where a VLM runs
+
+        try:
+            _engines[choice] = VlmEngine(choice.vlm, choice.rules)
+        except VlmUnavailable as exc:
+            if choice.on_unavailable == "hold":
+                log.error("%s engine unavailable, job held: %s", choice.name, exc)
+                raise
+            log.error("%s engine unavailable, measuring instead: %s", choice.name, exc)
+            return FallbackEngine(choice.name, choice.rules)
+    return _engines[choice]

@@ -1,0 +1,260 @@
+"""The workers: lease a job -> process it (decode, interpret, render, save the package)
+-> route -> one transaction: job done + deliveries queued.
+
+Nothing is half-processed: the report package is written to `reports/<job id>/` (each
+file atomically, rewritten identically if the job is redone) and only the final commit
+makes the job done and hands it to delivery. A worker killed at any point leaves a
+leased job whose lease expires (or is released at restart), so it is done again.
+
+Each worker is a thread that owns the job's store transitions, paired with a process
+(a shared pool of `workers` processes) that does the CPU work in gateway/processing/job.py.
+Threads alone would share one interpreter lock with DICOM intake and with each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway import metrics as m
+from gateway.metrics import Metrics
+from gateway.processes import new_process_pool
+from gateway.processing.job import EngineChoice, JobResult, process_jobs
+from gateway.routing import MatchContext, Router
+from gateway.store import Job, Store, StoreError
+from model.vlm_settings import VlmSettings
+
+log = logging.getLogger(__name__)
+
+_IDLE_POLL_S = 1.0  # also how soon a retry that became due, or a CLI retry, is picked up
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    reports_dir: Path
+    engine: EngineChoice = field(default_factory=EngineChoice)
+    workers: int = 2
+    lease_s: float = 300.0
+    max_attempts: int = 3
+    retry_delay_s: float = 5.0  # times the attempt number: 5 s, 10 s, ...
+    hold_retry_s: float = 60.0  # a job held for an unavailable engine tries again after
+    vlm: VlmSettings | None = None  # gateway.yaml's vlm section, for rules naming a VLM
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        settings: PipelineSettings,
+        metrics: Metrics,
+        on_done: Callable[[list[str]], None] = lambda destinations: None,
+    ) -> None:
+        """`on_done` hears the destinations of each finished job (delivery sweeps them)."""
+        self._on_done = on_done
+        self._store = store
+        self._router = router
+        self._settings = settings
+        self._metrics = metrics
+        self._stopping = threading.Event()
+        # One permit per wake-up, so a job committed while every worker is busy or
+        # about to sleep is never missed (an Event could be cleared by the wrong worker).
+        self._wakeups = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._current: dict[str, list[int]] = {}  # owner -> the jobs it holds
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the worker processes and threads; until then run_once works in-thread."""
+        self._executor = self._new_executor()
+        for index in range(self._settings.workers):
+            owner = f"{os.uname().nodename}:{os.getpid()}:worker-{index}"
+            thread = threading.Thread(
+                target=self._work, args=(owner,), name=f"pipeline-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def wake(self) -> None:
+        """Called after a job is committed, so an idle worker starts on it at once."""
+        self._wakeups.release()
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Finish jobs in flight for up to `grace_s`, then give the rest back to the queue."""
+        self._stopping.set()
+        for _ in self._threads:
+            self._wakeups.release()
+        deadline = time.monotonic() + grace_s
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            unfinished = dict(self._current)
+            executor, self._executor = self._executor, None
+        for owner, job_ids in unfinished.items():
+            for job_id in job_ids:
+                if self._store.release_job(job_id, owner):
+                    log.warning(
+                        "job %d was still running at shutdown: released to the queue", job_id
+                    )
+        if executor is not None:
+            executor.shutdown(wait=not unfinished, cancel_futures=True)
+
+    def run_once(self, owner: str) -> bool:
+        """Lease and process one job, or a batch for a VLM; False when there was none."""
+        job = self._lease(owner)
+        if job is None:
+            return False
+        choice = self._choice_for(job)
+        jobs, later = self._batch(owner, job, choice)
+        with self._lock:
+            self._current[owner] = [queued.id for queued in jobs + later]
+        try:
+            self._run_batch(owner, jobs, choice)
+            for other in later:  # leased for the batch, but another engine's
+                self._run_batch(owner, [other], self._choice_for(other))
+        finally:
+            with self._lock:
+                self._current.pop(owner, None)
+        return True
+
+    def _lease(self, owner: str) -> Job | None:
+        return self._store.lease_job(owner, self._settings.lease_s, self._settings.max_attempts)
+
+    def _batch(self, owner: str, first: Job, choice: EngineChoice) -> tuple[list[Job], list[Job]]:
+        """Up to vlm.batch_size queued jobs for a VLM engine (the first one's), and the jobs
+        leased on the way that another engine must take."""
+        jobs, later = [first], []
+        size = choice.vlm.batch_size if choice.vlm is not None else 1
+        while len(jobs) < size:
+            job = self._lease(owner)
+            if job is None:
+                break
+            (jobs if self._choice_for(job) == choice else later).append(job)
+        return jobs, later
+
+    def _run_batch(self, owner: str, jobs: list[Job], choice: EngineChoice) -> None:
+        started = time.perf_counter()
+        results = self._process(jobs, choice)
+        if len(jobs) > 1:
+            self._metrics.inc(m.VLM_BATCHES)
+        seconds = time.perf_counter() - started
+        for job, result in zip(jobs, results, strict=True):
+            self._finish(job, owner, result, seconds)
+
+    def _work(self, owner: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                busy = self.run_once(owner)
+            except StoreError as exc:
+                log.error("store unavailable, worker %s waits: %s", owner, exc)
+                busy = False
+            except Exception:
+                log.exception("unexpected error in worker %s", owner)
+                busy = False
+            if not busy:
+                self._wakeups.acquire(timeout=_IDLE_POLL_S)
+
+    def _process(self, jobs: list[Job], choice: EngineChoice) -> list[JobResult]:
+        args = (jobs, self._settings.reports_dir, choice)
+        executor = self._executor
+        if executor is None:
+            return process_jobs(*args)
+        try:
+            return executor.submit(process_jobs, *args).result()
+        except BrokenProcessPool:
+            # A worker process died (out of memory, a crash in native code): the jobs are
+            # retried like any transient failure, and fail for good after max attempts.
+            self._replace_broken_executor(executor)
+            return [JobResult(transient_error="worker process died while processing") for _ in jobs]
+
+    def _choice_for(self, job: Job) -> EngineChoice:
+        """gateway.yaml's engine, unless a routes.yaml rule names another for this object.
+
+        Decided from what intake knows (AEs, kind, the header's modality, institution and
+        station), so the choice never depends on an interpretation."""
+        default = self._settings.engine
+        if not self._router.names_engines:
+            return default
+        name = self._router.engine_for(_intake_context(job))
+        if name is None or name == default.name:
+            return default
+        vlm = self._settings.vlm or default.vlm or VlmSettings()
+        settings = None if name == "measure" else vlm.model_copy(update={"mode": name})
+        return dataclasses.replace(default, name=name, vlm=settings)
+
+    def _replace_broken_executor(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken and not self._stopping.is_set():
+                self._executor = self._new_executor()
+        broken.shutdown(wait=False)
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return new_process_pool(self._settings.workers, preload="gateway.processing.job")
+
+    def _finish(self, job: Job, owner: str, result: JobResult, seconds: float) -> None:
+        label = f"job {job.id} ({job.sop_instance_uid} sha256={job.content_sha256[:12]})"
+        if result.held is not None:
+            self._hold(job, owner, label, result.held)
+            return
+        if result.permanent_error is not None:
+            self._fail(job, owner, label, result.permanent_error)
+            return
+        if result.transient_error is not None:
+            self._retry_or_fail(job, owner, label, result.transient_error)
+            return
+        package = result.package
+        try:
+            destinations = self._router.destinations_for(package)
+        except Exception as exc:  # noqa: BLE001 - a routing bug must not lose the job
+            self._retry_or_fail(job, owner, label, f"routing: {type(exc).__name__}: {exc}")
+            return
+        if self._store.complete_job(job.id, owner, str(result.report_dir), destinations):
+            self._metrics.inc(m.JOBS_DONE)
+            self._on_done(sorted({name for name, _ in destinations}))
+            log.info(
+                "%s done in %.0f ms: %s, codes %s, to %s",
+                label,
+                seconds * 1000,
+                job.kind,
+                ",".join(package.report.codes) or "-",
+                ",".join(name for name, _ in destinations) or "nowhere",
+            )
+        else:
+            log.warning("%s: lease lost before completion; the new holder completes it", label)
+
+    def _hold(self, job: Job, owner: str, label: str, reason: str) -> None:
+        """Back to the queue without using an attempt: the job is fine, the engine is not."""
+        retry_at = time.time() + self._settings.hold_retry_s
+        if self._store.hold_job(job.id, owner, f"held: {reason}"[:1000], retry_at):
+            self._metrics.inc(m.JOBS_HELD)
+            log.warning("%s held until the engine can be loaded: %s", label, reason)
+
+    def _fail(self, job: Job, owner: str, label: str, error: str) -> None:
+        if self._store.fail_job(job.id, owner, error[:1000]):
+            self._metrics.inc(m.JOBS_FAILED)
+            log.error("%s failed permanently: %s", label, error)
+
+    def _retry_or_fail(self, job: Job, owner: str, label: str, error: str) -> None:
+        if job.attempts >= self._settings.max_attempts:
+            self._fail(job, owner, label, f"gave up after {job.attempts} attempts: {error}")
+            return
+        retry_at = time.time() + self._settings.retry_delay_s * job.attempts
+        if self._store.retry_job_later(job.id, owner, error[:1000], retry_at):
+            self._metrics.inc(m.JOBS_RETRIED)
+            log.warning("%s attempt %d failed, retrying later: %s", label, job.attempts, error)
+
+
+def _intake_context(job: Job) -> MatchContext:
+    """The routable facts of a job before interpretation, as intake recorded them."""
+    return MatchContext.at_intake(
+        job.calling_ae, job.called_ae, job.kind, job.modality, job.institution, job.station
+    )

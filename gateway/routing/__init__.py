@@ -1,0 +1,66 @@
+"""Routing: where each report goes, from routes.yaml.
+
+schema.py is the file's shape (destinations, retry policy, rules), match.py decides
+which rules match a report, router.py loads the file (every error with its line) and
+reloads it when it changes, dry_run.py shows a decision for `ecg-gateway routes test`.
+"""
+
+from gateway.routing.match import (
+    MatchContext,
+    RouteDecision,
+    decide,
+    engine_for,
+    explain,
+    patient_key,
+    rule_matches,
+)
+from gateway.routing.router import RouteIssue, Router, RoutesError, check_routes, load_routes
+from gateway.routing.schema import (
+    OUTBOX_ONLY,
+    AnyDestination,
+    BasicAuth,
+    BearerAuth,
+    EngineName,
+    FhirDestination,
+    FhirOptions,
+    FileDestination,
+    Hl7Destination,
+    Hl7Options,
+    Match,
+    RetryPolicy,
+    RoutesConfig,
+    Rule,
+    SecretRef,
+    TlsOptions,
+)
+
+__all__ = [
+    "OUTBOX_ONLY",
+    "AnyDestination",
+    "BasicAuth",
+    "BearerAuth",
+    "EngineName",
+    "FhirDestination",
+    "FhirOptions",
+    "FileDestination",
+    "Hl7Destination",
+    "Hl7Options",
+    "Match",
+    "MatchContext",
+    "RetryPolicy",
+    "RouteDecision",
+    "RouteIssue",
+    "Router",
+    "RoutesConfig",
+    "RoutesError",
+    "Rule",
+    "SecretRef",
+    "TlsOptions",
+    "check_routes",
+    "decide",
+    "engine_for",
+    "explain",
+    "load_routes",
+    "patient_key",
+    "rule_matches",
+]

@@ -1,0 +1,85 @@
+"""`ecg-gateway routes test INPUT`: decode and analyze one input the way the pipeline
+does, then show which rules match and where the report would go. Sends nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+import model
+from gateway.intake.accept import KIND_BY_SOP_CLASS, WAVEFORM
+from gateway.processing.package import Association, ReportPackage
+from gateway.processing.received_pages import read_image_object
+from gateway.routing import MatchContext, RoutesConfig, decide, explain
+from model.rule_settings import DEFAULT_RULES, RuleSettings
+
+
+def package_for_input(
+    path: Path, association: Association, rules: RuleSettings = DEFAULT_RULES
+) -> ReportPackage:
+    """The report package the pipeline would build (without rendering: routing needs none)."""
+    kind = _dicom_kind(path) or WAVEFORM
+    if kind == WAVEFORM:
+        ecg = model.load(path)
+        return ReportPackage(
+            job_id=0,
+            kind=kind,
+            metadata=ecg.metadata,
+            report=model.analyze(ecg, rules),
+            association=association,
+        )
+    image = read_image_object(path, kind)
+    return ReportPackage(
+        job_id=0, kind=kind, metadata=image.metadata, report=image.report, association=association
+    )
+
+
+def format_route_test(package: ReportPackage, config: RoutesConfig) -> str:
+    """Rules, matches and destinations; no patient data."""
+    ctx = MatchContext.of(package)
+    lines = [
+        f"object:      {package.kind}, SOP Instance UID {package.metadata.sop_instance_uid or '-'}",
+        f"from:        calling AE {ctx.calling_ae or '-'}, called AE {ctx.called_ae or '-'}",
+        (
+            f"modality:    {ctx.modality or '-'}, institution {ctx.institution or '-'}, "
+            f"station {ctx.station or '-'}"
+        ),
+        f"statements:  {', '.join(sorted(ctx.statement_codes)) or '-'}",
+        "rules:",
+    ]
+    decision = decide(config, ctx)
+    for rule, matched in explain(config, ctx):
+        verdict = "match" if matched else "-"
+        if matched and rule.name not in decision.matched_rules:
+            verdict = "match (not reached)"
+        suffix = ", continue" if rule.continue_ else ""
+        lines.append(f"  {verdict:<20} {rule.name} -> {', '.join(rule.destinations)}{suffix}")
+    if not config.rules:
+        lines.append("  (none)")
+    lines.append(
+        f"default:     {'applies' if decision.used_default else 'not used'} "
+        f"-> {', '.join(config.default)}"
+    )
+    lines.append("destinations:")
+    for name in decision.destinations:
+        lines.append(f"  {name:<20} {_describe(config, name)}")
+    return "\n".join(lines)
+
+
+def _describe(config: RoutesConfig, name: str) -> str:
+    destination = config.destinations[name]
+    if destination.type == "file":
+        return f"file   {destination.directory} ({', '.join(destination.formats)})"
+    return f"{destination.type:<6} {destination.endpoint}"
+
+
+def _dicom_kind(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except (InvalidDicomError, OSError, ValueError):
+        return None
+    return KIND_BY_SOP_CLASS.get(str(ds.get("SOPClassUID", "")))

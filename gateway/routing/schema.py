@@ -1,0 +1,252 @@
+"""routes.yaml as data: destinations (FHIR, HL7 over MLLP, file outbox), retry policy,
+and the ordered rules that send each report to them.
+
+Only the shape and the values are checked here; loading the file, naming the line of
+each error and hot reload are in router.py, matching in match.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+from model.settings import StrictSettings
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(value: Any) -> Any:
+    """Admins write `30s`, `15m`, `2h`, `7d` or plain seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration like 30s, 15m, 2h or 7d")
+        number, unit = match.groups()
+        return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
+    return value
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Patterns = Annotated[list[str], BeforeValidator(_as_list)]
+ObjectKind = Literal["ecg-waveform", "secondary-capture", "pdf"]
+AckType = Literal["AL", "NE", "ER", "SU"]
+
+
+class RetryPolicy(StrictSettings):
+    max_attempts: int = Field(20, ge=1)
+    max_age: Duration = timedelta(days=3)
+    backoff_base: Duration = timedelta(seconds=30)
+    backoff_cap: Duration = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> RetryPolicy:
+        if self.backoff_cap < self.backoff_base:
+            raise ValueError("backoff_cap must not be smaller than backoff_base")
+        return self
+
+
+class SecretRef(StrictSettings):
+    """Where a secret lives; the secret itself never appears in routes.yaml."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env: (variable name) or file: (path)")
+        return self
+
+    def read(self) -> str:
+        """Read at send time so a rotated secret takes effect without a reload."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise LookupError(f"environment variable {self.env} is not set")
+            return value.strip()
+        assert self.file is not None
+        try:
+            return self.file.read_text().strip()
+        except OSError as exc:
+            raise LookupError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+
+
+class BearerAuth(StrictSettings):
+    type: Literal["bearer"]
+    token: SecretRef
+
+
+class BasicAuth(StrictSettings):
+    type: Literal["basic"]
+    username: str
+    password: SecretRef
+
+
+Auth = Annotated[BearerAuth | BasicAuth, Field(discriminator="type")]
+
+
+class TlsOptions(StrictSettings):
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> TlsOptions:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together")
+        return self
+
+
+class Hl7Options(StrictSettings):
+    """MSH fields the receiving system routes and acknowledges on."""
+
+    sending_application: str = "ECGGW"
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    processing_id: Literal["P", "T", "D"] = "P"
+    accept_ack_type: AckType | None = Field(None, description="MSH-15")
+    application_ack_type: AckType | None = Field(None, description="MSH-16")
+
+
+class FhirOptions(StrictSettings):
+    """How DICOM patient identifiers become FHIR identifier systems."""
+
+    issuer_systems: dict[str, str] = Field(
+        default_factory=dict, description="IssuerOfPatientID -> identifier system URI"
+    )
+    default_patient_system: str = "urn:ecg-gateway:patient-id"
+
+
+class _Destination(StrictSettings):
+    retry: RetryPolicy = RetryPolicy()
+
+
+class FhirDestination(_Destination):
+    type: Literal["fhir"]
+    endpoint: HttpUrl = Field(description="FHIR R4 base URL; the transaction is POSTed there")
+    auth: Auth | None = None
+    tls: TlsOptions = TlsOptions()
+    timeout_s: float = Field(30.0, gt=0)
+    fhir: FhirOptions = FhirOptions()
+
+
+class Hl7Destination(_Destination):
+    type: Literal["hl7"]
+    endpoint: str = Field(description="mllp://host:port, or mllps://host:port for TLS")
+    tls: TlsOptions = TlsOptions()
+    timeout_s: float = Field(30.0, gt=0)
+    hl7: Hl7Options = Hl7Options()
+
+    @field_validator("endpoint")
+    @classmethod
+    def _mllp_url(cls, value: str) -> str:
+        _split_mllp(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int, bool]:
+        """(host, port, use TLS)."""
+        return _split_mllp(self.endpoint)
+
+
+FileFormat = Literal["fhir", "hl7", "png", "pdf"]
+
+
+class FileDestination(_Destination):
+    type: Literal["file"]
+    directory: Path = Field(description="absolute, or relative to the data directory")
+    formats: list[FileFormat] = Field(default=["fhir", "hl7", "png", "pdf"])
+    hl7: Hl7Options = Hl7Options()
+    fhir: FhirOptions = FhirOptions()
+
+
+Destination = Annotated[
+    FhirDestination | Hl7Destination | FileDestination, Field(discriminator="type")
+]
+
+
+AnyDestination = FhirDestination | Hl7Destination | FileDestination
+
+
+class Match(StrictSettings):
+    """All given conditions must hold; a list means any of its values (globs allowed)."""
+
+    calling_ae: Patterns | None = None
+    called_ae: Patterns | None = None
+    kind: list[ObjectKind] | None = None
+    modality: Patterns | None = None
+    institution: Patterns | None = None
+    station: Patterns | None = None
+    statement_codes: Patterns | None = None
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind_list(cls, value: Any) -> Any:
+        return _as_list(value)
+
+
+EngineName = Literal["measure", "vlm", "hybrid"]
+
+
+class Rule(StrictSettings):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    match: Match = Match()
+    destinations: list[str] = Field(min_length=1)
+    continue_: bool = Field(False, alias="continue")
+    engine: EngineName | None = Field(
+        None, description="interpret matching objects with this engine instead of gateway.yaml's"
+    )
+
+    @model_validator(mode="after")
+    def _engine_chosen_before_interpretation(self) -> Rule:
+        if self.engine is not None and self.match.statement_codes is not None:
+            raise ValueError(
+                "a rule with 'engine' cannot match on statement_codes: the engine is chosen "
+                "before the report (and its codes) exist; split it into two rules"
+            )
+        return self
+
+
+class RoutesConfig(StrictSettings):
+    destinations: dict[Annotated[str, Field(pattern=_NAME_PATTERN)], Destination] = Field(
+        min_length=1
+    )
+    rules: list[Rule] = Field(default_factory=list)
+    default: list[str] = Field(min_length=1)
+
+
+# What the gateway does without a routes file: the shipped config's behaviour.
+OUTBOX_ONLY = RoutesConfig.model_validate(
+    {"destinations": {"outbox": {"type": "file", "directory": "outbox"}}, "default": ["outbox"]}
+)
+
+
+def _split_mllp(endpoint: str) -> tuple[str, int, bool]:
+    match = re.fullmatch(r"(mllps?)://([^:/\s]+|\[[0-9a-fA-F:]+\]):(\d{1,5})/?", endpoint.strip())
+    if match is None or not 0 < int(match.group(3)) < 65536:
+        raise ValueError(f"{endpoint!r} is not mllp://host:port or mllps://host:port")
+    scheme, host, port = match.groups()
+    return host.strip("[]"), int(port), scheme == "mllps"

@@ -1,0 +1,85 @@
+"""What the store holds, as the rest of the gateway sees it: jobs, deliveries, errors.
+
+Backend-neutral on purpose: the SQLite store (sqlite.py) returns these, and so must any
+other backend, so callers never see a database row or driver exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+JobState = Literal["queued", "leased", "done", "failed"]
+DeliveryState = Literal["pending", "sent", "failed", "dead"]
+
+
+class StoreError(Exception):
+    """The store cannot be read or written (disk full, locked, corrupt)."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A received object, already durable in the spool, to be processed."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    content_sha256: str
+    spool_path: str
+    kind: str
+    calling_ae: str = ""
+    called_ae: str = ""
+    peer: str = ""
+    # From the header at intake, so routing can choose an engine without reading it again.
+    modality: str = ""
+    institution: str = ""
+    station: str = ""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job_id: int
+    duplicate: bool
+    is_correction: bool
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    sop_instance_uid: str
+    sop_class_uid: str
+    content_sha256: str
+    spool_path: str
+    kind: str
+    calling_ae: str
+    called_ae: str
+    peer: str
+    modality: str
+    institution: str
+    station: str
+    state: JobState
+    attempts: int
+    available_at: float
+    lease_owner: str | None
+    lease_expires_at: float | None
+    error: str | None
+    is_correction: bool
+    report_dir: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    job_id: int
+    destination: str
+    patient_key: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    sent_at: float | None
+    sop_instance_uid: str
+    report_dir: str | None

@@ -1,0 +1,572 @@
+"""The durable store: jobs (one per received object), their leases, and deliveries.
+
+SQLite in WAL mode with synchronous=FULL, so a commit survives power loss. All SQL lives
+in this module behind small typed functions; callers never see sqlite3 (errors surface as
+StoreError), so a PostgreSQL store can be added beside this one without touching them.
+
+Times are Unix epoch seconds (float); every function that depends on the clock takes
+`now` so tests can drive time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.store.records import (
+    Delivery,
+    Enqueued,
+    Job,
+    JobState,
+    NewJob,
+    StoreError,
+)
+
+_SCHEMA_VERSION = 2
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sop_instance_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    spool_path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    calling_ae TEXT NOT NULL DEFAULT '',
+    called_ae TEXT NOT NULL DEFAULT '',
+    peer TEXT NOT NULL DEFAULT '',
+    modality TEXT NOT NULL DEFAULT '',
+    institution TEXT NOT NULL DEFAULT '',
+    station TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'queued'
+        CHECK (state IN ('queued', 'leased', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    available_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    error TEXT,
+    is_correction INTEGER NOT NULL DEFAULT 0,
+    report_dir TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (sop_instance_uid, content_sha256)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, available_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    destination TEXT NOT NULL,
+    patient_key TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sent', 'failed', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_expires_at REAL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    sent_at REAL,
+    UNIQUE (job_id, destination)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (destination, patient_key, id);
+"""
+# Each step takes a store of the version before it to the next one.
+_MIGRATIONS = {
+    2: (
+        "ALTER TABLE jobs ADD COLUMN modality TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE jobs ADD COLUMN institution TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE jobs ADD COLUMN station TEXT NOT NULL DEFAULT ''",
+    ),
+}
+_UNSENT = "('pending', 'failed')"
+
+
+_DELIVERY_COLUMNS = (
+    "d.id, d.job_id, d.destination, d.patient_key, d.state, d.attempts, d.next_attempt_at,"
+    " d.last_error, d.created_at, d.updated_at, d.sent_at, j.sop_instance_uid, j.report_dir"
+)
+
+
+class Store:
+    """One connection shared by the server's threads, serialised by a lock.
+
+    SQLite allows one writer at a time anyway; a single connection keeps transactions
+    simple. Other processes (the CLI) open their own Store on the same file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _migrate(self) -> None:
+        """Create a new store, or bring an older one up to this version in one transaction."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {version} is newer than this gateway")
+        if version == _SCHEMA_VERSION:
+            return
+        existing = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+        ).fetchone()
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if existing is not None:
+                for step in range(max(version, 1) + 1, _SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[step]:
+                        self._conn.execute(statement)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on any error), under the lock."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: cannot begin a transaction: {exc}") from exc
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreError(f"{self.path}: {exc}") from exc
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+
+    # --- jobs: intake -------------------------------------------------------------------
+
+    def find_job(self, sop_instance_uid: str, content_sha256: str) -> Job | None:
+        """The job for exactly this content, if it was received before."""
+        rows = self._query(
+            "SELECT * FROM jobs WHERE sop_instance_uid = ? AND content_sha256 = ?",
+            (sop_instance_uid, content_sha256),
+        )
+        return _job(rows[0]) if rows else None
+
+    def add_job(self, new: NewJob, now: float | None = None) -> Enqueued:
+        """Queue a received object once; same UID with new content is a correction."""
+        now = _now(now)
+        with self._transaction() as conn:
+            same = conn.execute(
+                "SELECT id FROM jobs WHERE sop_instance_uid = ? AND content_sha256 = ?",
+                (new.sop_instance_uid, new.content_sha256),
+            ).fetchone()
+            if same is not None:
+                return Enqueued(job_id=same["id"], duplicate=True, is_correction=False)
+            earlier = conn.execute(
+                "SELECT 1 FROM jobs WHERE sop_instance_uid = ? AND state != 'failed' LIMIT 1",
+                (new.sop_instance_uid,),
+            ).fetchone()
+            cursor = conn.execute(
+                "INSERT INTO jobs (sop_instance_uid, sop_class_uid, content_sha256, spool_path,"
+                " kind, calling_ae, called_ae, peer, modality, institution, station,"
+                " available_at, is_correction, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.sop_instance_uid,
+                    new.sop_class_uid,
+                    new.content_sha256,
+                    new.spool_path,
+                    new.kind,
+                    new.calling_ae,
+                    new.called_ae,
+                    new.peer,
+                    new.modality,
+                    new.institution,
+                    new.station,
+                    now,
+                    int(earlier is not None),
+                    now,
+                    now,
+                ),
+            )
+            return Enqueued(
+                job_id=int(cursor.lastrowid), duplicate=False, is_correction=earlier is not None
+            )
+
+    # --- jobs: processing ---------------------------------------------------------------
+
+    def lease_job(
+        self, owner: str, lease_s: float, max_attempts: int, now: float | None = None
+    ) -> Job | None:
+        """Take the oldest runnable job (queued, or leased by a worker whose lease ran out).
+
+        A job whose lease ran out `max_attempts` times (a worker that keeps crashing on it)
+        is failed instead of being retaken forever.
+        """
+        now = _now(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
+                " error = 'processing did not finish in ' || attempts || ' attempts"
+                " (worker stopped or lease expired)', updated_at = ?"
+                " WHERE state = 'leased' AND lease_expires_at <= ? AND attempts >= ?",
+                (now, now, max_attempts),
+            )
+            row = conn.execute(
+                "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?,"
+                " attempts = attempts + 1, updated_at = ?"
+                " WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND available_at <= ?)"
+                " OR (state = 'leased' AND lease_expires_at <= ?) ORDER BY id LIMIT 1)"
+                " RETURNING *",
+                (owner, now + lease_s, now, now, now),
+            ).fetchone()
+            return _job(row) if row is not None else None
+
+    def complete_job(
+        self,
+        job_id: int,
+        owner: str,
+        report_dir: str,
+        deliveries: list[tuple[str, str]],
+        now: float | None = None,
+    ) -> bool:
+        """Mark the job done and queue its deliveries in ONE transaction (exactly-once hand-off).
+
+        Returns False (and changes nothing) when the lease is no longer `owner`'s: another
+        worker retook the job after this one's lease expired and will complete it instead.
+        """
+        now = _now(now)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'done', report_dir = ?, error = NULL, lease_owner = NULL,"
+                " lease_expires_at = NULL, updated_at = ?"
+                " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+                (report_dir, now, job_id, owner),
+            )
+            if cursor.rowcount == 0:
+                return False
+            _insert_deliveries(conn, job_id, deliveries, now)
+            return True
+
+    def fail_job(self, job_id: int, owner: str, error: str, now: float | None = None) -> bool:
+        """Permanent failure: kept with its reason for inspection and `jobs retry`."""
+        return self._end_lease(job_id, owner, "failed", error, None, _now(now))
+
+    def retry_job_later(
+        self, job_id: int, owner: str, error: str, available_at: float, now: float | None = None
+    ) -> bool:
+        """Transient failure: back to the queue, not before `available_at`."""
+        return self._end_lease(job_id, owner, "queued", error, available_at, _now(now))
+
+    def release_job(self, job_id: int, owner: str, now: float | None = None) -> bool:
+        """Give an unfinished job back at shutdown; the interrupted try does not count."""
+        now = _now(now)
+        return self._requeue_uncounted(job_id, owner, None, now, now)
+
+    def hold_job(
+        self, job_id: int, owner: str, reason: str, available_at: float, now: float | None = None
+    ) -> bool:
+        """Keep a job queued, with the reason shown in `jobs list`, until its engine can
+        run; holding does not use up its attempts."""
+        return self._requeue_uncounted(job_id, owner, reason, available_at, _now(now))
+
+    def _requeue_uncounted(
+        self, job_id: int, owner: str, error: str | None, available_at: float, now: float
+    ) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'queued', available_at = ?, lease_owner = NULL,"
+                " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0),"
+                " error = COALESCE(?, error), updated_at = ?"
+                " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+                (available_at, error, now, job_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def _end_lease(
+        self,
+        job_id: int,
+        owner: str,
+        state: JobState,
+        error: str,
+        available_at: float | None,
+        now: float,
+    ) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = ?, error = ?, available_at = COALESCE(?, available_at),"
+                " lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
+                " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+                (state, error, available_at, now, job_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def recover_after_restart(self, max_attempts: int, now: float | None = None) -> int:
+        """Requeue every leased job and delivery: call only while holding the data-dir lock.
+
+        With the lock held no other gateway process uses this store, so every lease is a
+        dead process's. Jobs that already used all their attempts are failed (a job that
+        crashes the gateway must not crash it forever). Returns the number requeued.
+        """
+        now = _now(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
+                " error = 'processing was interrupted ' || attempts || ' times (gateway stopped"
+                " or crashed)', updated_at = ? WHERE state = 'leased' AND attempts >= ?",
+                (now, max_attempts),
+            )
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'queued', available_at = ?, lease_owner = NULL,"
+                " lease_expires_at = NULL, updated_at = ? WHERE state = 'leased'",
+                (now, now),
+            )
+            conn.execute(
+                "UPDATE deliveries SET lease_expires_at = NULL WHERE lease_expires_at IS NOT NULL"
+            )
+            return cursor.rowcount
+
+    # --- jobs: inspection ---------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job | None:
+        rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def jobs_for_uid(self, sop_instance_uid: str) -> list[Job]:
+        rows = self._query(
+            "SELECT * FROM jobs WHERE sop_instance_uid = ? ORDER BY id", (sop_instance_uid,)
+        )
+        return [_job(r) for r in rows]
+
+    def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
+        """Newest first."""
+        if state is None:
+            rows = self._query("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                "SELECT * FROM jobs WHERE state = ? ORDER BY id DESC LIMIT ?", (state, limit)
+            )
+        return [_job(r) for r in rows]
+
+    def count_jobs(self) -> dict[str, int]:
+        rows = self._query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        return {r["state"]: r["n"] for r in rows}
+
+    def retry_failed_jobs(self, sop_instance_uid: str, now: float | None = None) -> int:
+        """Requeue the failed jobs of a UID with fresh attempts; returns how many."""
+        now = _now(now)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'queued', attempts = 0, available_at = ?, error = NULL,"
+                " updated_at = ? WHERE sop_instance_uid = ? AND state = 'failed'",
+                (now, now, sop_instance_uid),
+            )
+            return cursor.rowcount
+
+    # --- deliveries -----------------------------------------------------------------------
+
+    def lease_due_deliveries(
+        self,
+        now: float | None = None,
+        limit: int = 10,
+        lease_s: float = 60.0,
+        destination: str | None = None,
+    ) -> list[Delivery]:
+        """Due, unleased deliveries, oldest first, leased for `lease_s` seconds.
+
+        A delivery is held back while an earlier one for the same destination and patient
+        is still unsent, so each destination receives a patient's reports in order.
+        With `destination`, only that destination's (each destination is swept on its own,
+        so a slow one never holds up the others).
+        """
+        now = _now(now)
+        with self._transaction() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    f"UPDATE deliveries SET lease_expires_at = :until, updated_at = :now"
+                    f" WHERE id IN (SELECT d.id FROM deliveries d"
+                    f"  WHERE d.state IN {_UNSENT} AND d.next_attempt_at <= :now"
+                    f"  AND (:destination IS NULL OR d.destination = :destination)"
+                    f"  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)"
+                    f"  AND NOT EXISTS (SELECT 1 FROM deliveries e"
+                    f"   WHERE e.destination = d.destination AND e.patient_key = d.patient_key"
+                    f"   AND e.id < d.id AND e.state IN {_UNSENT})"
+                    f"  ORDER BY d.id LIMIT :limit) RETURNING id",
+                    {
+                        "until": now + lease_s,
+                        "now": now,
+                        "limit": limit,
+                        "destination": destination,
+                    },
+                ).fetchall()
+            ]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            rows = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
+                f" WHERE d.id IN ({marks}) ORDER BY d.id",
+                ids,
+            ).fetchall()
+            return [_delivery(r) for r in rows]
+
+    def unsent_destinations(self) -> list[str]:
+        """Destination names with deliveries still to send (some may be gone from routes)."""
+        rows = self._query(
+            f"SELECT DISTINCT destination FROM deliveries WHERE state IN {_UNSENT} ORDER BY 1"
+        )
+        return [r["destination"] for r in rows]
+
+    def purgeable_jobs(self, cutoff: float, limit: int = 1000) -> list[Job]:
+        """Done jobs last changed before `cutoff` with nothing left to deliver: their
+        spool file and report directory may go (retention)."""
+        rows = self._query(
+            f"SELECT * FROM jobs j WHERE j.state = 'done' AND j.updated_at < ?"
+            f" AND j.report_dir IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.job_id = j.id"
+            f"  AND d.state IN {_UNSENT}) ORDER BY j.id LIMIT ?",
+            (cutoff, limit),
+        )
+        return [_job(r) for r in rows]
+
+    def mark_job_files_purged(self, job_id: int, now: float | None = None) -> None:
+        """The job's spool file and report directory were deleted by retention."""
+        now = _now(now)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET spool_path = '', report_dir = NULL, updated_at = ? WHERE id = ?",
+                (now, job_id),
+            )
+
+    def mark_delivery_sent(self, delivery_id: int, now: float | None = None) -> None:
+        now = _now(now)
+        self._update_delivery(
+            "state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL",
+            (now,),
+            delivery_id,
+            now,
+        )
+
+    def mark_delivery_failed(
+        self, delivery_id: int, error: str, next_attempt_at: float, now: float | None = None
+    ) -> None:
+        self._update_delivery(
+            "state = 'failed', attempts = attempts + 1, last_error = ?, next_attempt_at = ?",
+            (error, next_attempt_at),
+            delivery_id,
+            _now(now),
+        )
+
+    def mark_delivery_dead(self, delivery_id: int, error: str, now: float | None = None) -> None:
+        self._update_delivery(
+            "state = 'dead', attempts = attempts + 1, last_error = ?",
+            (error,),
+            delivery_id,
+            _now(now),
+        )
+
+    def _update_delivery(
+        self, assignments: str, params: tuple, delivery_id: int, now: float
+    ) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                f"UPDATE deliveries SET {assignments}, lease_expires_at = NULL, updated_at = ?"
+                f" WHERE id = ?",
+                (*params, now, delivery_id),
+            )
+
+    def get_delivery(self, delivery_id: int) -> Delivery | None:
+        rows = self._query(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
+            f" WHERE d.id = ?",
+            (delivery_id,),
+        )
+        return _delivery(rows[0]) if rows else None
+
+    def list_deliveries(self, dead_only: bool = False, limit: int = 1000) -> list[Delivery]:
+        where = "WHERE d.state = 'dead'" if dead_only else ""
+        rows = self._query(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
+            f" {where} ORDER BY d.id LIMIT ?",
+            (limit,),
+        )
+        return [_delivery(r) for r in rows]
+
+    def retry_delivery(self, delivery_id: int, now: float | None = None) -> bool:
+        """Send a failed or dead delivery again from scratch (fresh attempts)."""
+        now = _now(now)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+                " lease_expires_at = NULL, updated_at = ?"
+                " WHERE id = ? AND state IN ('failed', 'dead')",
+                (now, now, delivery_id),
+            )
+            return cursor.rowcount == 1
+
+    def retry_all_dead(self, now: float | None = None) -> int:
+        now = _now(now)
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+                " lease_expires_at = NULL, updated_at = ? WHERE state = 'dead'",
+                (now, now),
+            )
+            return cursor.rowcount
+
+
+def _insert_deliveries(
+    conn: sqlite3.Connection, job_id: int, deliveries: list[tuple[str, str]], now: float
+) -> None:
+    conn.executemany(
+        "INSERT INTO deliveries (job_id, destination, patient_key, next_attempt_at,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (job_id, destination) DO NOTHING",
+        [(job_id, destination, key, now, now, now) for destination, key in deliveries],
+    )
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _job(row: sqlite3.Row) -> Job:
+    values = dict(row)
+    values["is_correction"] = bool(values["is_correction"])
+    return Job(**values)
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(**dict(row))
