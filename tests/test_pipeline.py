@@ -231,3 +231,18 @@ def test_workers_process_every_job_exactly_once(tmp_path, shared_data, vendor):
     assert len(report_dirs) == len(files)
     assert all(json.loads((gateway.reports / d / "report.json").read_text()) for d in report_dirs)
     gateway.store.close()
+
+
+def test_intake_records_the_headers_routing_facts_in_the_job(gw, vendor, tmp_path):
+    """Engine rules match on modality, institution and station before decoding: intake
+    keeps them in the job row, so the workers never read the DICOM header again."""
+    sent = samples.copy_with_new_uid(
+        vendor, tmp_path / "cart.dcm", InstitutionName="St Elsewhere", StationName="CART7"
+    )
+    job = gw.store.get_job(gw.receive(sent))
+    assert (job.modality, job.institution, job.station) == ("ECG", "St Elsewhere", "CART7")
+    unnamed = samples.copy_with_new_uid(
+        vendor, tmp_path / "bare.dcm", InstitutionName=None, StationName=None
+    )
+    job = gw.store.get_job(gw.receive(unnamed))
+    assert (job.institution, job.station) == ("", "")

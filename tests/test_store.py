@@ -3,6 +3,7 @@ delivery, and per-patient delivery order. Real SQLite files in a temp directory.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pytest
@@ -211,3 +212,56 @@ def test_unusable_store_path_raises_store_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="cannot open"):
         Store(tmp_path / "file" / "gateway.sqlite3")
+
+
+# The first released schema, as a gateway of that version created it.
+_SCHEMA_V1 = """
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, sop_instance_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL, content_sha256 TEXT NOT NULL, spool_path TEXT NOT NULL,
+    kind TEXT NOT NULL, calling_ae TEXT NOT NULL DEFAULT '', called_ae TEXT NOT NULL DEFAULT '',
+    peer TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0, available_at REAL NOT NULL, lease_owner TEXT,
+    lease_expires_at REAL, error TEXT, is_correction INTEGER NOT NULL DEFAULT 0,
+    report_dir TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    UNIQUE (sop_instance_uid, content_sha256)
+);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs (id),
+    destination TEXT NOT NULL, patient_key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, lease_expires_at REAL,
+    last_error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, sent_at REAL,
+    UNIQUE (job_id, destination)
+);
+INSERT INTO jobs (sop_instance_uid, sop_class_uid, content_sha256, spool_path, kind,
+    available_at, created_at, updated_at)
+    VALUES ('1.2.3.9', '1.2.840.10008.5.1.4.1.1.9.1.1', 'b', '/spool/x.dcm', 'ecg-waveform',
+    1, 1, 1);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA_V1)
+    store = Store(path)
+    try:
+        [old] = store.list_jobs()
+        assert (old.sop_instance_uid, old.state) == ("1.2.3.9", "queued")
+        assert (old.modality, old.institution, old.station) == ("", "", "")
+        new = store.add_job(_job("1.2.3.10", modality="ECG", station="CART7"), now=T0)
+        job = store.get_job(new.job_id)
+        assert (job.modality, job.station) == ("ECG", "CART7")
+        assert store._query("PRAGMA user_version")[0][0] == 2
+    finally:
+        store.close()
+    Store(path).close()  # opening a current store again changes nothing
+
+
+def test_a_store_of_a_newer_gateway_is_refused(tmp_path):
+    path = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        Store(path)
