@@ -35,7 +35,7 @@ from gateway.processing.package import ReportPackage
 from gateway.routing import FhirOptions, Hl7Options
 
 sys.path.insert(0, str(REPO / "bench"))
-from intake import cpu_name
+from machine import cpu_name
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 PTBXL = DATA / "ptbxl" / "records500" / "00000"

@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -49,11 +47,13 @@ from pynetdicom import evt
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from machine import cpu_name
+
 import model
 from gateway import metrics as m
 from gateway.config import GatewayConfig
 from gateway.intake.accept import Intake
-from gateway.intake.dicom_scp import _GatewayServer, build_ae, handle_store
+from gateway.intake.dicom_scp import handle_store, start_server
 from gateway.metrics import Metrics
 from gateway.store import Store
 from model.dicom_write import ecg_to_dicom
@@ -197,23 +197,13 @@ def run_intake_only(directory: Path, files: list[Path]) -> float:
 
 
 def run_in_process_scp(files: list[Path], store_handler: tuple, metrics: Metrics) -> float:
-    ae = build_ae(GatewayConfig())
-    port = free_port()
-    server = ae.make_server(
-        ("127.0.0.1", port),
-        evt_handlers=[store_handler],
-        server_class=_GatewayServer,
-        allowed_networks=[],
-        metrics=metrics,
+    scp = start_server(
+        GatewayConfig(bind_address="127.0.0.1", port=free_port()), [store_handler], metrics
     )
-    ae._servers.append(server)  # as gateway.intake.dicom_scp.start_scp does: ae.shutdown() stops it
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        return len(files) / send_burst(port, files)
+        return len(files) / send_burst(scp.port, files)
     finally:
-        ae.shutdown()
-        thread.join(timeout=5)
+        scp.stop()
 
 
 def run_gateway(
@@ -317,13 +307,6 @@ def jobs_done(data_dir: Path) -> list:
         return store.list_jobs(state="done", limit=100_000)
     finally:
         store.close()
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def print_table(

@@ -47,6 +47,8 @@ from reportlab.pdfgen import canvas as pdf_canvas
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from machine import cpu_name
+
 import model
 from model import render
 from model.ecg import Ecg
@@ -271,21 +273,10 @@ def _per_point_path(page: pdf_canvas.Canvas, lines: list) -> object:
 # --------------------------------------------------------------- report
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def print_header(cpu: int, n_records: int, args: argparse.Namespace) -> None:
     print(f"# Renderer benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
     print(
-        f"- machine: {cpu_model()}, pinned to CPU {cpu} (1 core), "
-        f"Python {platform.python_version()}"
+        f"- machine: {cpu_name()}, pinned to CPU {cpu} (1 core), Python {platform.python_version()}"
     )
     print(
         f"- pages: {n_records} records ({args.ptbxl} PTB-XL, {args.ludb} LUDB, vendor DICOM) "

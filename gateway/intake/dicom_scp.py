@@ -177,7 +177,7 @@ def _status(outcome: Outcome) -> Dataset:
 # --- the server -------------------------------------------------------------------------
 
 
-class _GatewayServer(ThreadedAssociationServer):
+class GatewayServer(ThreadedAssociationServer):
     """pynetdicom's server plus two checks it lacks, made before any DICOM is read.
 
     The source-address allow-list is checked first, so a disallowed host never even gets
@@ -228,7 +228,7 @@ def _close(sock: socket.socket) -> None:
 @dataclass
 class RunningScp:
     ae: AE
-    server: _GatewayServer
+    server: GatewayServer
     thread: threading.Thread
 
     @property
@@ -246,18 +246,25 @@ class RunningScp:
 
 
 def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> RunningScp:
-    ae = build_ae(config)
+    """The gateway's SCP: C-ECHO, C-STORE into intake, and association events counted."""
     handlers = [
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [intake, metrics]),
         (evt.EVT_ACCEPTED, handle_accepted, [metrics]),
         (evt.EVT_REJECTED, handle_rejected, [metrics, list(config.allowed_calling_aes)]),
     ]
+    return start_server(config, handlers, metrics)
+
+
+def start_server(config: GatewayConfig, handlers: list[tuple], metrics: Metrics) -> RunningScp:
+    """An association server with the gateway's policy (contexts, TLS, allow-lists) and the
+    given (event, handler) pairs; start_scp's, and the intake bench's baseline."""
+    ae = build_ae(config)
     server = ae.make_server(
         (config.bind_address, config.port),
         evt_handlers=handlers,
         ssl_context=tls_context(config.tls),
-        server_class=_GatewayServer,
+        server_class=GatewayServer,
         allowed_networks=[ipaddress.ip_network(a, strict=False) for a in config.allowed_addresses],
         metrics=metrics,
     )
