@@ -53,7 +53,7 @@ from model.beats import (
     pacing_spikes,
     samples,
 )
-from model.ecg import STANDARD_LEADS, Ecg
+from model.ecg import STANDARD_LEADS, Ecg, derive_limb_leads
 from model.report import Measurements
 from model.signal_quality import (
     NOISY_RESIDUAL_MV,
@@ -321,7 +321,10 @@ def canonical_lead_name(name: str) -> str | None:
 
 
 def standard_twelve(ecg: Ecg) -> tuple[np.ndarray, np.ndarray]:
-    """(12, n) signal in standard order at the ECG's own rate, and which leads exist."""
+    """(12, n) signal in standard order at the ECG's own rate, and which leads exist.
+
+    Limb leads that the recording lacks are derived from any two of I, II and III
+    (model.ecg.derive_limb_leads)."""
     out = np.zeros((12, ecg.n_samples), dtype=np.float64)
     present = np.zeros(12, dtype=bool)
     for i, name in enumerate(ecg.lead_names):
@@ -329,33 +332,12 @@ def standard_twelve(ecg: Ecg) -> tuple[np.ndarray, np.ndarray]:
         if std is not None and not present[LEAD_INDEX[std]]:
             out[LEAD_INDEX[std]] = ecg.signal[i]
             present[LEAD_INDEX[std]] = True
-    _derive_missing_limb_leads(out, present)
-    return out, present
-
-
-def _derive_missing_limb_leads(sig: np.ndarray, present: np.ndarray) -> None:
-    """Einthoven and Goldberger: any two of I, II, III give all six limb leads."""
-    i, ii, iii = LEAD_INDEX["I"], LEAD_INDEX["II"], LEAD_INDEX["III"]
-    if present[i] and present[ii]:
-        lead_i, lead_ii = sig[i], sig[ii]
-    elif present[i] and present[iii]:
-        lead_i, lead_ii = sig[i], sig[i] + sig[iii]
-    elif present[ii] and present[iii]:
-        lead_i, lead_ii = sig[ii] - sig[iii], sig[ii]
-    else:
-        return
-    derived = {
-        "I": lead_i,
-        "II": lead_ii,
-        "III": lead_ii - lead_i,
-        "aVR": -(lead_i + lead_ii) / 2,
-        "aVL": lead_i - lead_ii / 2,
-        "aVF": lead_ii - lead_i / 2,
-    }
-    for name, values in derived.items():
+    recorded = {name: out[LEAD_INDEX[name]] for name in LIMB_LEADS if present[LEAD_INDEX[name]]}
+    for name, values in derive_limb_leads(recorded).items():
         if not present[LEAD_INDEX[name]]:
-            sig[LEAD_INDEX[name]] = values
+            out[LEAD_INDEX[name]] = values
             present[LEAD_INDEX[name]] = True
+    return out, present
 
 
 def to_internal_rate(sig: np.ndarray, fs: float) -> np.ndarray:
