@@ -145,11 +145,9 @@ def axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.n
     fid = result.fiducials
     limb = {n: median[LEAD_INDEX[n]] for n in LIMB_LEADS if usable[LEAD_INDEX[n]]}
     # A P wave with no isoelectric TP segment before it may start above the isoelectric
-    # level, on the T wave's tail: its area is taken against the line from there to
-    # its offset, which leaves out the rest of that tail (CinC E07514, sinus
-    # tachycardia by its Dx: P axis 117 -> 61 degrees; PTB-XL 180, coded sinus rhythm:
-    # 119 -> 89). A P wave rising from the isoelectric line keeps the level at its
-    # onset, where GE's P axes agree (within 3 degrees; the line moved them 2-9 away).
+    # level, on the T wave's tail: its area is taken against the line from there to its
+    # offset, which leaves that tail out. A P wave rising from the isoelectric line keeps
+    # the level at its onset, where GE's P axes agree.
     p_level_end = None if fid.p_on_clear else fid.p_off
     waves = {
         "qrs_axis_deg": (fid.qrs_on, fid.qrs_off, fid.qrs_on, None),

@@ -24,11 +24,10 @@ def atrial_residual(
     with cancel_p the P wave too; what is left is atrial activity and noise. Flutter
     waves are one regular wave at 4-6 Hz in the inferior leads; fibrillation is not
     one frequency, sinus rhythm leaves almost nothing. A sinus P wave left in would
-    not: from 120/min its second harmonic lies in the flutter band (a synthetic sinus
-    tachycardia at 170/min read as flutter). The caller cancels only a P wave with a
-    sinus axis: in flutter with 2:1 block the median beat holds a flutter wave locked
-    to the QRS, with a superior axis (PTB-XL 20, 23, 34: -109 to -119 degrees), and
-    cancelling it would hide the flutter. Each beat's window ends where the next
+    not: from 120/min its second harmonic lies in the flutter band. The caller cancels
+    only a P wave with a sinus axis: in flutter with 2:1 block the median beat holds a
+    flutter wave locked to the QRS, with a superior axis, and cancelling it would hide
+    the flutter. Each beat's window ends where the next
     one's starts, so no stretch is cancelled twice. Ectopic beats, which the median
     does not cancel, are cut out. Returns (None, rms) without a shared peak.
     """

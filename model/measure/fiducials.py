@@ -163,9 +163,9 @@ def drop_p_wave(result: EcgMeasurement, reason: str) -> None:
 
 def reject_implausible(result: EcgMeasurement) -> None:
     """Null what is out of range; an implausible PR or P duration means the P wave's
-    extent is wrong, so nothing measured on that P wave is kept (PTB-XL 59: a 302 ms
-    'P wave' gave a PR of 342 ms and a P axis of -36 degrees); likewise a QT out of
-    range takes the QTc and the T axis, which rest on the same T wave end."""
+    extent is wrong, so nothing measured on that P wave is kept, the P axis included;
+    likewise a QT out of range takes the QTc and the T axis, which rest on the same T
+    wave end."""
     for key, (low, high) in PLAUSIBLE_MS.items():
         value = getattr(result.values, key)
         if value is not None and not low <= value <= high:

@@ -124,11 +124,10 @@ def _initial_forces_start(v: np.ndarray, onset: int, edge: float, quiet: float) 
 
     Where the QRS loop turns after slow initial forces (a septal q wave), the velocity
     dips below the edge level for a few samples without going quiet, then rises
-    again; the walk stops in that dip, up to 20 ms inside the QRS (PTB-XL 96: QRS 64
-    instead of 84 ms, PR 210 instead of 154). A velocity hump of INITIAL_HUMP_FACTOR
-    times the edge level within INITIAL_FORCES_MS before the onset, joined to it
-    without a sample at or below quiet (the isoelectric level), is part of the QRS:
-    the walk resumes from it.
+    again; the walk stops in that dip, up to 20 ms inside the QRS. A velocity hump of
+    INITIAL_HUMP_FACTOR times the edge level within INITIAL_FORCES_MS before the onset,
+    joined to it without a sample at or below quiet (the isoelectric level), is part of
+    the QRS: the walk resumes from it.
     """
     lo = max(onset - samples(INITIAL_FORCES_MS), 1)
     if lo >= onset:

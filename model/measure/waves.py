@@ -149,12 +149,12 @@ def locate_p(
     P wave) first finds the P wave's steepest rise; the line is then re-anchored at
     the flattest moment within P_ANCHOR_MS before that rise, since the leads
     drift over a long TP segment and a far anchor reads the drift as an early P
-    onset (LUDB 138: 28 ms early). That anchor is also the trapezium's reference
+    onset. That anchor is also the trapezium's reference
     point for the onset; the offset is a trapezium point after the steepest fall.
     That fall is looked for no nearer than P_PIN_MARGIN_MS to the PR segment's end:
     the line is pinned to the signal there, so where the PR segment sits away from
     the line (atrial repolarisation) the magnitude drops into the pin faster than
-    the P wave itself falls (PTB-XL 30: P offset ~40 ms late, P duration 186 ms).
+    the P wave itself falls.
     A wave under MIN_P_MV is filter ripple, not a P wave; and where the anchor itself
     lies on the P wave (_anchor_on_the_wave), no isoelectric baseline precedes it.
     """
