@@ -12,33 +12,25 @@ import wfdb
 from model import load
 from model.ecg import STANDARD_LEADS, Ecg, derive_limb_leads
 from model.measure import standard_twelve
+from model.measure.amplitudes import LIMB_LEAD_VECTORS
 
 LIMB = ("I", "II", "III", "aVR", "aVL", "aVF")
 PAIRS = (("I", "II"), ("I", "III"), ("II", "III"))
 PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
-# The hexaxial reference system: each limb lead's direction (degrees, 0 = the patient's
-# left, 90 = down) and gain; the augmented leads see the heart vector scaled by sqrt(3)/2.
-# An independent construction: no Einthoven or Goldberger formula is written here.
-HEXAXIAL = {
-    "I": (0.0, 1.0),
-    "II": (60.0, 1.0),
-    "III": (120.0, 1.0),
-    "aVR": (-150.0, np.sqrt(3) / 2),
-    "aVL": (-30.0, np.sqrt(3) / 2),
-    "aVF": (90.0, np.sqrt(3) / 2),
-}
 PTBXL_1 = Path("ptbxl/records500/00000/00001_hr")
 
 
 def _projected_limb_leads(n: int = 2000) -> dict[str, np.ndarray]:
-    """Six limb leads projected from a wandering frontal heart vector (mV)."""
+    """Six limb leads projected from a wandering frontal heart vector (mV) onto the
+    hexaxial reference system's directions and gains: a construction independent of
+    the Einthoven and Goldberger formulas under test."""
     rng = np.random.default_rng(0)
     t = np.arange(n) / 500.0
     x = np.sin(2 * np.pi * 1.1 * t) + 0.3 * np.cumsum(rng.normal(0, 0.02, n))
     y = 0.8 * np.cos(2 * np.pi * 0.7 * t + 0.4) + 0.3 * np.cumsum(rng.normal(0, 0.02, n))
     return {
         name: gain * (np.cos(np.radians(angle)) * x + np.sin(np.radians(angle)) * y)
-        for name, (angle, gain) in HEXAXIAL.items()
+        for name, (angle, gain) in LIMB_LEAD_VECTORS.items()
     }
 
 

@@ -17,7 +17,7 @@ MIN_WAVE_FRACTION = 0.05
 
 # Frontal lead directions (degrees) and gains on the hexaxial reference system;
 # the augmented leads see the heart vector scaled by sqrt(3)/2.
-_LEAD_VECTORS = {
+LIMB_LEAD_VECTORS = {
     "I": (0.0, 1.0),
     "II": (60.0, 1.0),
     "III": (120.0, 1.0),
@@ -130,7 +130,7 @@ def frontal_axis(areas: dict[str, float]) -> float | None:
     rows = np.array(
         [
             [g * np.cos(np.radians(a)), g * np.sin(np.radians(a))]
-            for a, g in (_LEAD_VECTORS[n] for n in names)
+            for a, g in (LIMB_LEAD_VECTORS[n] for n in names)
         ]
     )
     if np.linalg.matrix_rank(rows) < 2:
