@@ -6,6 +6,7 @@ renderer, the metadata (patient data) only where a person or the EHR needs it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -25,6 +26,38 @@ STANDARD_LEADS: tuple[str, ...] = (
     "V5",
     "V6",
 )
+
+
+def derive_limb_leads(leads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A copy of `leads` with the missing limb leads derived from any two of I, II, III.
+
+    The six limb leads hold only two independent signals: Einthoven's law (III = II - I)
+    and Goldberger's augmented leads (aVR = -(I + II) / 2, aVL = I - II / 2,
+    aVF = II - I / 2). Carts often store only I, II and V1-V6; the renderer and the
+    measurements want all twelve. Recorded leads are never replaced; with fewer than
+    two of I, II, III nothing is derived.
+    """
+    if "I" in leads and "II" in leads:
+        one, two = leads["I"], leads["II"]
+    elif "I" in leads and "III" in leads:
+        one, two = leads["I"], leads["I"] + leads["III"]
+    elif "II" in leads and "III" in leads:
+        one, two = leads["II"] - leads["III"], leads["II"]
+    else:
+        return dict(leads)
+    derived = {
+        "I": one,
+        "II": two,
+        "III": two - one,
+        "aVR": -(one + two) / 2,
+        "aVL": one - two / 2,
+        "aVF": two - one / 2,
+    }
+    filled = dict(leads)
+    for name, values in derived.items():
+        if name not in filled:
+            filled[name] = values
+    return filled
 
 
 @dataclass(frozen=True)

@@ -204,23 +204,11 @@ def sinus_statements(m: EcgMeasurement, rules: RuleSettings) -> list[Statement]:
         return []
     found = []
     sinus = f"P wave before each QRS with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
-    if hr < rules.bradycardia_bpm:
+    rate = sinus_rate_code(hr, rules)
+    if rate is not None:
+        code, limit = rate
         found.append(
-            make_statement(
-                "SBRAD",
-                f"{sinus}, rate < {rules.bradycardia_bpm}/min",
-                heart_rate_bpm=hr,
-                p_axis_deg=p_axis,
-            )
-        )
-    elif hr > rules.tachycardia_bpm:
-        found.append(
-            make_statement(
-                "STACH",
-                f"{sinus}, rate > {rules.tachycardia_bpm}/min",
-                heart_rate_bpm=hr,
-                p_axis_deg=p_axis,
-            )
+            make_statement(code, f"{sinus}, rate {limit}/min", heart_rate_bpm=hr, p_axis_deg=p_axis)
         )
     nn = normal_to_normal_rr_ms(m)
     if nn.size >= 3:
@@ -248,31 +236,38 @@ def sinus_statements(m: EcgMeasurement, rules: RuleSettings) -> list[Statement]:
     return found
 
 
+def sinus_rate_code(hr: float, rules: RuleSettings) -> tuple[str, str] | None:
+    """SBRAD or STACH with the limit the rate passed ('< 50'), or None within the limits."""
+    if hr < rules.bradycardia_bpm:
+        return "SBRAD", f"< {rules.bradycardia_bpm}"
+    if hr > rules.tachycardia_bpm:
+        return "STACH", f"> {rules.tachycardia_bpm}"
+    return None
+
+
 def ectopy_statements(m: EcgMeasurement, sinus: bool) -> list[Statement]:
-    found = []
-    pvc = m.beats.count("V")
-    if pvc:
-        found.append(
-            make_statement(
-                "PVC",
+    premature = {
+        "PVC": (
+            m.beats.count("V"),
+            (
                 f"premature beat (RR < {PREMATURE_FRACTION:.0%} of dominant) with a QRS "
-                "shape outside the dominant beats' family",
-                count=pvc,
-                beats=int(m.beats.positions.size),
-            )
-        )
-    pac = premature_atrial_beats(m)
-    if pac and sinus:
-        found.append(
-            make_statement(
-                "PAC",
+                "shape outside the dominant beats' family"
+            ),
+        ),
+        "PAC": (
+            premature_atrial_beats(m) if sinus else 0,
+            (
                 f"beat with the dominant QRS shape, RR < {PAC_PREMATURITY:.0%} of both the "
-                "dominant and the preceding RR",
-                count=pac,
-                beats=int(m.beats.positions.size),
-            )
-        )
-    return found
+                "dominant and the preceding RR"
+            ),
+        ),
+    }
+    beats = int(m.beats.positions.size)
+    return [
+        make_statement(code, criterion, count=count, beats=beats)
+        for code, (count, criterion) in premature.items()
+        if count
+    ]
 
 
 def premature_atrial_beats(m: EcgMeasurement) -> int:
@@ -401,6 +396,10 @@ def fascicular_statements(m: EcgMeasurement) -> list[Statement]:
     if axis is None or qrs is None or qrs >= COMPLETE_BBB_QRS_MS:
         return []
     avl, ii, iii, avf, lead_i = (_lead(m, n) for n in ("aVL", "II", "III", "aVF", "I"))
+
+    def block(code: str, criterion: str, **evidence: float) -> list[Statement]:
+        return [make_statement(code, criterion, qrs_axis_deg=axis, qrs_ms=qrs, **evidence)]
+
     if (
         -90 <= axis <= -45
         and avl
@@ -410,18 +409,14 @@ def fascicular_statements(m: EcgMeasurement) -> list[Statement]:
         and avl.q < 0 < avl.r
         and all(abs(x.s) > x.r for x in (ii, iii, avf))
     ):
-        return [
-            make_statement(
-                "LAFB",
-                "QRS axis -45..-90 degrees, qR in aVL, rS in II, III and aVF, QRS < 120 ms",
-                qrs_axis_deg=axis,
-                qrs_ms=qrs,
-                avl_q_mv=avl.q,
-                avl_r_mv=avl.r,
-                iii_r_mv=iii.r,
-                iii_s_mv=iii.s,
-            )
-        ]
+        return block(
+            "LAFB",
+            "QRS axis -45..-90 degrees, qR in aVL, rS in II, III and aVF, QRS < 120 ms",
+            avl_q_mv=avl.q,
+            avl_r_mv=avl.r,
+            iii_r_mv=iii.r,
+            iii_s_mv=iii.s,
+        )
     if (
         90 <= axis <= 180
         and lead_i
@@ -431,16 +426,12 @@ def fascicular_statements(m: EcgMeasurement) -> list[Statement]:
         and all(abs(x.s) > x.r for x in (lead_i, avl))
         and all(x.q < 0 < x.r for x in (iii, avf))
     ):
-        return [
-            make_statement(
-                "LPFB",
-                "QRS axis +90..+180 degrees, rS in I and aVL, qR in III and aVF, QRS < 120 ms",
-                qrs_axis_deg=axis,
-                qrs_ms=qrs,
-                i_r_mv=lead_i.r,
-                i_s_mv=lead_i.s,
-            )
-        ]
+        return block(
+            "LPFB",
+            "QRS axis +90..+180 degrees, rS in I and aVL, qR in III and aVF, QRS < 120 ms",
+            i_r_mv=lead_i.r,
+            i_s_mv=lead_i.s,
+        )
     return []
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from scipy.signal import resample_poly
 
-from model.ecg import STANDARD_LEADS, Ecg, EcgMetadata
+from model.ecg import STANDARD_LEADS, Ecg, EcgMetadata, derive_limb_leads
 
 _DRAWING_RATE = 2000.0
 
@@ -130,14 +130,7 @@ def _project(vector: np.ndarray) -> dict[str, np.ndarray]:
     x, y = vector[0], vector[1]
     lead_i = x
     lead_ii = x * np.cos(np.radians(60)) + y * np.sin(np.radians(60))
-    leads = {
-        "I": lead_i,
-        "II": lead_ii,
-        "III": lead_ii - lead_i,
-        "aVR": -(lead_i + lead_ii) / 2,
-        "aVL": lead_i - lead_ii / 2,
-        "aVF": lead_ii - lead_i / 2,
-    }
+    leads = derive_limb_leads({"I": lead_i, "II": lead_ii})
     for name, direction in _PRECORDIAL_DIRECTIONS.items():
         leads[name] = np.asarray(direction) @ vector
     return leads

@@ -21,13 +21,12 @@ from model.decode.acquisition import checked_sampling_rate
 from model.decode.dicom_metadata import filter_description, metadata_from_dataset
 from model.decode.leads import (
     add_channel,
-    derive_limb_leads,
     lead_from_code,
     lead_from_text,
     stack_leads,
 )
 from model.decode.units import millivolts_per_unit
-from model.ecg import Ecg
+from model.ecg import Ecg, derive_limb_leads
 from model.errors import EcgDecodeError
 
 log = logging.getLogger(__name__)

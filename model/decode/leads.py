@@ -1,8 +1,8 @@
 """Lead identity shared by every decoder and by the DICOM writer.
 
 Sources name the same lead many ways ('i', 'Lead I (Einthoven)', SCPECG 5.6.3-9-1,
-MDC 2:1); everything downstream wants one name per lead, in one order, with the four
-limb leads that carts often leave out (they are arithmetic on I and II) filled in.
+MDC 2:1); everything downstream wants one name per lead, in one order. (The limb leads that
+carts often leave out are derived by model.ecg.derive_limb_leads.)
 """
 
 from __future__ import annotations
@@ -127,28 +127,6 @@ def lead_from_code(designator: str | None, value: str | None) -> str | None:
     if scheme == "MDC" and code.upper().startswith("MDC_ECG_LEAD_"):
         return lead_from_text(code)
     return _NAME_BY_CODE.get((scheme, code))
-
-
-def derive_limb_leads(leads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Fill in III, aVR, aVL, aVF from I and II (Einthoven/Goldberger) where they are missing.
-
-    Carts commonly store only I, II and V1-V6 because the other four carry no extra
-    information; the renderer and the measurements still want all twelve.
-    """
-    if "I" not in leads or "II" not in leads:
-        return leads
-    one, two = leads["I"], leads["II"]
-    formulas = {
-        "III": lambda: two - one,
-        "aVR": lambda: -(one + two) / 2,
-        "aVL": lambda: one - two / 2,
-        "aVF": lambda: two - one / 2,
-    }
-    filled = dict(leads)
-    for name, formula in formulas.items():
-        if name not in filled:
-            filled[name] = formula()
-    return filled
 
 
 def standard_order(names: list[str] | tuple[str, ...]) -> list[str]:

@@ -12,9 +12,9 @@ import wfdb
 
 from model.decode.acquisition import checked_sampling_rate
 from model.decode.demographics import age_string, sex_code
-from model.decode.leads import add_channel, derive_limb_leads, lead_from_text, stack_leads
+from model.decode.leads import add_channel, lead_from_text, stack_leads
 from model.decode.units import millivolts_per_unit
-from model.ecg import Ecg, EcgMetadata
+from model.ecg import Ecg, EcgMetadata, derive_limb_leads
 from model.errors import EcgDecodeError
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,40 @@
+"""Global measurements of a resting ECG, by the IEC 60601-2-25 convention.
+
+    measure(ecg) -> EcgMeasurement    intervals, axes, amplitudes, beats, fiducials
+
+The modules, in the order the pipeline runs them (docs/measurement.md describes the
+method, its references and its calibration):
+
+    leads       the standard twelve leads (missing limb leads derived), at 500 Hz
+    qrs         global QRS onset and offset on the spatial velocity of the median beats
+    waves       T wave end and P wave extent on their spatial magnitude
+    fiducials   the global fiducials and the intervals between them, nulled with reasons
+    amplitudes  each lead's Q, R, S, R' and the frontal P, QRS and T axes
+    atrial      flutter waves left once the QRS-T complexes are cancelled
+    result      the EcgMeasurement returned, with Fiducials and LeadAmplitudes
+    pipeline    measure() itself
+"""
+
+from model.measure.amplitudes import frontal_axis, net_area
+from model.measure.atrial import FLUTTER_HZ
+from model.measure.leads import PRE, canonical_lead_name, standard_twelve
+from model.measure.pipeline import MIN_PACED_FRACTION, measure, pacemaker_drives
+from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement, Fiducials, LeadAmplitudes
+from model.measure.waves import SINUS_P_AXIS
+
+__all__ = [
+    "FLUTTER_HZ",
+    "FLUTTER_MIN_MV",
+    "MIN_PACED_FRACTION",
+    "PRE",
+    "SINUS_P_AXIS",
+    "EcgMeasurement",
+    "Fiducials",
+    "LeadAmplitudes",
+    "canonical_lead_name",
+    "frontal_axis",
+    "measure",
+    "net_area",
+    "pacemaker_drives",
+    "standard_twelve",
+]

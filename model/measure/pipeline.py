@@ -1,0 +1,190 @@
+"""measure(ecg): the whole measurement of one resting ECG, by the IEC 60601-2-25 convention.
+
+The standard 12 leads (model.measure.leads) -> which leads can be trusted
+(model.signal_quality) -> 500 Hz, 0.5-40 Hz band-pass -> beats, ectopic ones set aside,
+pacemaker stimuli blanked (model.beats) -> a median beat per lead from the dominant
+beats -> global fiducials and intervals (model.measure.fiducials) -> axes and
+amplitudes (model.measure.amplitudes) -> flutter waves (model.measure.atrial).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import sosfiltfilt
+
+from model.beats import (
+    FS,
+    Beats,
+    beat_windows,
+    blank_spikes,
+    complete_windows,
+    find_beats,
+    median_beat,
+    paced_beats,
+    pacing_spikes,
+)
+from model.ecg import STANDARD_LEADS, Ecg
+from model.measure.amplitudes import axes_and_amplitudes
+from model.measure.atrial import atrial_residual
+from model.measure.fiducials import drop_p_wave, fiducials_and_intervals, reject_implausible
+from model.measure.leads import (
+    BANDPASS,
+    INDEPENDENT_LEADS,
+    LEAD_INDEX,
+    MIN_DURATION_S,
+    MIN_LEADS,
+    MIN_USABLE_INDEPENDENT,
+    POST,
+    PRE,
+    WIDEBAND,
+    standard_twelve,
+    to_internal_rate,
+)
+from model.measure.qrs import MIN_QRS_SNR, qrs_to_noise
+from model.measure.result import EcgMeasurement
+from model.measure.waves import SINUS_P_AXIS
+from model.report import Measurements
+from model.signal_quality import (
+    NOISY_RESIDUAL_MV,
+    RESCALED_FLAG,
+    beat_residual_noise,
+    leads_rescaled,
+    raw_lead_problem,
+)
+
+# A pacemaker drives the rhythm when at least this share of beats follows a stimulus
+# (fewer are as likely to be QRS-locked artefacts, and too few to change a measurement).
+MIN_PACED_FRACTION = 0.4
+MIN_PACED_BEATS = 3
+
+
+def measure(ecg: Ecg) -> EcgMeasurement:
+    """Measure one ECG; never raises for poor signals, it nulls with reasons instead."""
+    result = EcgMeasurement()
+    raw, present = standard_twelve(ecg)
+    if int(present.sum()) < MIN_LEADS:
+        result.set_null(
+            Measurements.model_fields,
+            f"needs at least {MIN_LEADS} leads, got {int(present.sum())} standard leads",
+        )
+        return result
+    if ecg.duration_s < MIN_DURATION_S:
+        return _fail(
+            result, f"recording of {ecg.duration_s:.2f} s: at least {MIN_DURATION_S:.1f} s needed"
+        )
+    usable = present.copy()
+    for i, name in enumerate(STANDARD_LEADS):
+        problem = raw_lead_problem(raw[i]) if present[i] else "missing"
+        if problem:
+            usable[i] = False
+            result.lead_problems[name] = problem
+    result.amplitudes_calibrated = not leads_rescaled(raw, usable)
+    # An unusable lead is zeroed: NaN would spread through every filter and median.
+    raw[~usable] = 0.0
+    raw = to_internal_rate(raw, ecg.sampling_rate)
+    independent = np.array([LEAD_INDEX[n] for n in INDEPENDENT_LEADS])
+    if usable[independent].sum() < MIN_USABLE_INDEPENDENT:
+        return _fail(result, "too few usable leads")
+    raw, sig, beats = _filtered_beats(result, raw, usable)
+    if beats is None:
+        return _fail(result, "fewer than 3 QRS complexes detected")
+    return _measure_beats(result, raw, sig, beats, usable, independent, ecg.sampling_rate)
+
+
+def _filtered_beats(
+    result: EcgMeasurement, raw: np.ndarray, usable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Beats | None]:
+    """Band-pass and find beats; with a pacemaker, blank its stimuli first and search again.
+
+    A stimulus left in the signal would be smeared by the filter into a deflection
+    that the QRS onset search takes for the start of the QRS.
+    """
+    sig = sosfiltfilt(BANDPASS, raw, axis=1)
+    beats = find_beats(sig, usable)
+    spikes = pacing_spikes(raw, usable)
+    if beats is None or spikes.size == 0:
+        return raw, sig, beats
+    paced = paced_beats(spikes, beats.positions)
+    if not pacemaker_drives(int(paced.sum()), paced.size):
+        return raw, sig, beats
+    raw = blank_spikes(raw, spikes)
+    sig = sosfiltfilt(BANDPASS, raw, axis=1)
+    beats = find_beats(sig, usable, beats.positions)
+    if beats is not None:
+        result.paced_beats = int(paced_beats(spikes, beats.positions).sum())
+    return raw, sig, beats
+
+
+def pacemaker_drives(paced: int, beats: int) -> bool:
+    """Whether enough beats follow a stimulus for a pacemaker to drive the rhythm."""
+    return paced >= max(MIN_PACED_BEATS, MIN_PACED_FRACTION * beats)
+
+
+def _measure_beats(
+    result: EcgMeasurement,
+    raw: np.ndarray,
+    sig: np.ndarray,
+    beats: Beats,
+    usable: np.ndarray,
+    independent: np.ndarray,
+    source_fs: float,
+) -> EcgMeasurement:
+    result.beats = beats
+    dominant = beats.dominant
+    if dominant.size < 2:
+        return _fail(result, "no repeating QRS shape (fewer than 2 dominant beats)")
+    windows = complete_windows(beat_windows(sig, dominant, -PRE, POST))
+    median = median_beat(windows)
+    noise = beat_residual_noise(windows, median)
+    for i, name in enumerate(STANDARD_LEADS):
+        if usable[i] and noise[i] > NOISY_RESIDUAL_MV:
+            usable[i] = False
+            result.lead_problems[name] = f"too noisy (beat-to-beat residual {noise[i]:.2f} mV)"
+    result.quality_flags = _lead_flags(result)
+    leads = independent[usable[independent]]
+    if leads.size < MIN_USABLE_INDEPENDENT:
+        return _fail(result, "signal too noisy to measure")
+    snr = qrs_to_noise(median, noise, leads)
+    if snr < MIN_QRS_SNR:
+        return _fail(
+            result,
+            f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_QRS_SNR:.0f})",
+        )
+    wide = median_beat(
+        complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), dominant, -PRE, POST))
+    )
+    result.median = wide
+    _rate(result, beats)
+    median_noise = float(np.sqrt((noise[leads] ** 2).sum() / dominant.size))
+    fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
+    if result.fiducials is not None:
+        axes_and_amplitudes(result, wide, usable)
+        p_axis = result.values.p_axis_deg
+        sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
+        result.flutter_hz, result.atrial_residual_mv = atrial_residual(
+            sig, beats, median, result.fiducials, cancel_p=sinus_p
+        )
+        if result.has_flutter_waves:
+            drop_p_wave(
+                result,
+                f"atrial flutter waves ({result.flutter_hz * 60:.0f}/min) instead of P waves",
+            )
+    reject_implausible(result)
+    return result
+
+
+def _lead_flags(result: EcgMeasurement) -> list[str]:
+    rescaled = [] if result.amplitudes_calibrated else [RESCALED_FLAG]
+    return rescaled + [f"{name}: {why}" for name, why in result.lead_problems.items()]
+
+
+def _fail(result: EcgMeasurement, reason: str) -> EcgMeasurement:
+    result.quality_flags = [*_lead_flags(result), reason]
+    result.set_null(list(Measurements.model_fields), reason)
+    return result
+
+
+def _rate(result: EcgMeasurement, beats: Beats) -> None:
+    rr_ms = float(np.mean(beats.rr)) * 1000.0 / FS
+    result.values.rr_ms = round(rr_ms)
+    result.values.heart_rate_bpm = round(60000.0 / rr_ms)

@@ -1,0 +1,86 @@
+"""What a measurement returns: the global fiducials, each lead's amplitudes, and the
+EcgMeasurement that the statements (model.statements) and the report are built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model.beats import Beats
+from model.report import Measurements
+
+# Atrial flutter waves (model.measure.atrial) count from this RMS in II, III and aVF.
+FLUTTER_MIN_MV = 0.045
+
+
+@dataclass(frozen=True)
+class Fiducials:
+    """Sample indices in the median beat (at FS); None where the wave was not found.
+    p_on_clear is False where no isoelectric TP segment was seen before the P wave
+    (it starts on, at or just after the end of a T wave, or the T end was not
+    located or is hidden): p_on is then where the P wave could be told apart from
+    what precedes it, not necessarily its onset. t_off is the T end that the QT rests
+    on; t_end_found is where the T wave found ends even where no QT rests on it (it may
+    be a P wave's end, T_END_MAY_BE_P_END): the ventricular complex's extent, which
+    atrial_residual cancels, and no more, so that flutter waves after it stay."""
+
+    qrs_on: int
+    qrs_off: int
+    t_peak: int | None = None
+    t_off: int | None = None
+    p_on: int | None = None
+    p_off: int | None = None
+    p_on_clear: bool = True
+    t_end_found: int | None = None
+
+
+@dataclass(frozen=True)
+class LeadAmplitudes:
+    """One lead's median-beat amplitudes in mV, against the level at QRS onset.
+
+    q, s are <= 0; r, r_prime >= 0. r_prime is a second positive wave after an S
+    (rsR'); r_peak_ms is the time from QRS onset to the R peak; terminal_40ms is
+    the mean level of the last 40 ms of the QRS (its sign says where the late
+    forces point, which is what bundle branch blocks change).
+    """
+
+    q: float
+    r: float
+    s: float
+    r_prime: float
+    qrs_max: float
+    qrs_min: float
+    r_peak_ms: float
+    terminal_40ms: float
+
+    @property
+    def qrs_peak_to_peak(self) -> float:
+        return self.qrs_max - self.qrs_min
+
+
+@dataclass
+class EcgMeasurement:
+    """Everything measured on one ECG; the statements and the report are built from it."""
+
+    values: Measurements = field(default_factory=Measurements)
+    null_reasons: dict[str, str] = field(default_factory=dict)
+    quality_flags: list[str] = field(default_factory=list)
+    lead_problems: dict[str, str] = field(default_factory=dict)
+    beats: Beats | None = None
+    fiducials: Fiducials | None = None
+    amplitudes: dict[str, LeadAmplitudes] = field(default_factory=dict)
+    flutter_hz: float | None = None
+    atrial_residual_mv: float = 0.0
+    paced_beats: int = 0
+    median: np.ndarray | None = None
+    amplitudes_calibrated: bool = True
+
+    @property
+    def has_flutter_waves(self) -> bool:
+        return self.flutter_hz is not None and self.atrial_residual_mv >= FLUTTER_MIN_MV
+
+    def set_null(self, keys: tuple[str, ...] | list[str], reason: str) -> None:
+        for key in keys:
+            if getattr(self.values, key) is None and key not in self.null_reasons:
+                self.null_reasons[key] = reason
