@@ -82,7 +82,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.engine == "measure":
-        from model.image_input import is_page_file
+        from model.vlm.page_image import is_page_file
 
         if is_page_file(args.input):
             print(
@@ -94,7 +94,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             return 2
         report = model.analyze(model.load(args.input), rules)
     else:
-        from model.vlm import DEFAULT_MODEL, VlmEngine, VlmSettings, VlmUnavailable
+        from model.vlm.engine import VlmEngine
+        from model.vlm.settings import DEFAULT_MODEL, VlmSettings, VlmUnavailable
 
         settings = VlmSettings(
             mode=args.engine,
@@ -361,7 +362,7 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
-    from model.tiny_vlm import build_tiny_model
+    from model.vlm.tiny_checkpoint import build_tiny_model
 
     print(
         f"wrote a random-weight test model (not for clinical use) to {build_tiny_model(args.dir)}"

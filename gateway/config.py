@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from model.rule_settings import RuleSettings
-from model.vlm_settings import VlmSettings
+from model.vlm.settings import VlmSettings
 
 log = logging.getLogger(__name__)
 

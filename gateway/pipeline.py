@@ -34,7 +34,7 @@ from gateway.processing import EngineChoice, JobResult, process_jobs
 from gateway.routing import MatchContext
 from gateway.store import Job, Store, StoreError
 from gateway.worker_process import new_process_pool
-from model.vlm_settings import VlmSettings
+from model.vlm.settings import VlmSettings
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from gateway.package import Association, ReportPackage
 from gateway.store import Job
 from model.ecg import Ecg
 from model.errors import EcgDecodeError
-from model.image_input import PageImage
 from model.report import Report
 from model.rule_settings import DEFAULT_RULES, RuleSettings
-from model.vlm_settings import VlmSettings, VlmUnavailable
+from model.vlm.page_image import PageImage
+from model.vlm.settings import VlmSettings, VlmUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def _engine(choice: EngineChoice) -> Engine:
     if choice not in _engines:
         if choice.vlm is None:
             return _engines.setdefault(choice, MeasurementEngine(choice.rules))
-        from model.vlm import VlmEngine  # torch and transformers: only where a VLM runs
+        from model.vlm.engine import VlmEngine  # torch and transformers: only where a VLM runs
 
         try:
             _engines[choice] = VlmEngine(choice.vlm, choice.rules)

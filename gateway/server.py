@@ -30,7 +30,7 @@ from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
 from gateway.spool import ensure_dir
 from gateway.store import Store
-from model.vlm_settings import VlmUnavailable
+from model.vlm.settings import VlmUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def engine_choice(config: GatewayConfig) -> EngineChoice:
         config.engine, config.vlm_settings, config.engine_unavailable, config.rules
     )
     if choice.vlm is not None:
-        from model.vlm_loading import check_vlm_files  # torch: only when a VLM is configured
+        from model.vlm.loading import check_vlm_files  # torch: only when a VLM is configured
 
         try:
             check_vlm_files(choice.vlm.load_spec())

@@ -24,7 +24,7 @@ from gateway.routing import FileDestination, Router
 from gateway.server import engine_choice, job_lease_s
 from gateway.store import Store
 from model.rule_settings import RuleSettings
-from model.vlm_settings import VlmSettings
+from model.vlm.settings import VlmSettings
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
 from tests.test_pipeline import Gateway

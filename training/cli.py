@@ -84,7 +84,7 @@ def _add_stage2(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
-    from model.vlm_loading import VlmUnavailable
+    from model.vlm.settings import VlmUnavailable
     from training.qlora import StageConfig, train_stage
 
     config = load_yaml_config(
@@ -125,7 +125,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from model.vlm_loading import VlmUnavailable
+    from model.vlm.settings import VlmUnavailable
     from training.evaluate import EvaluateConfig, evaluate, write_outputs
 
     config = load_yaml_config(

@@ -33,16 +33,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tqdm import tqdm
 
-from model.vlm import DEFAULT_LONGEST_EDGE, TILE_PX
-from model.vlm_loading import (
-    DEFAULT_MODEL,
-    LoadSpec,
+from model.vlm.loading import (
     _load_model,
     _load_processor,
     _model_source,
     resolve_device,
     resolve_dtype,
 )
+from model.vlm.settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, LoadSpec
 from training.collate import Collator, Mode, Stage
 from training.dataset import read_samples
 
@@ -105,7 +103,7 @@ class StageConfig(BaseModel):
     @classmethod
     def _whole_tiles(cls, value: int) -> int:
         if value % TILE_PX:
-            raise ValueError(f"longest_edge must be a multiple of {TILE_PX}, as in model/vlm.py")
+            raise ValueError(f"longest_edge must be a multiple of {TILE_PX}, as in model/vlm/settings.py")
         return value
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 from transformers.utils import is_torchvision_available
 
-from model.vlm_settings import DEFAULT_MODEL, LoadSpec, VlmUnavailable
+from model.vlm.settings import DEFAULT_MODEL, LoadSpec, VlmUnavailable
 
 __all__ = ["LoadSpec", "LoadedVlm", "VlmUnavailable", "check_vlm_files", "load_vlm"]
 

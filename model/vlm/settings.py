@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-500M-Instruct"
-DEFAULT_LONGEST_EDGE = 1536  # model/vlm.py explains the resolution / token trade-off
+DEFAULT_LONGEST_EDGE = 1536  # model/vlm/engine.py explains the resolution / token trade-off
 TILE_PX = 512
 
 

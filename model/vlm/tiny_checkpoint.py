@@ -7,7 +7,7 @@ geometry (512 px tiles, 16 px patches, scale factor 4, so 64 tokens per tile), w
 only the widths and depths shrunk. Its processor is an Idefics3Processor with an
 Idefics3 image processor and a byte-level BPE tokenizer trained here with `tokenizers`
 that has SmolVLM's special tokens and chat template. It is saved with save_pretrained,
-so it loads through exactly the code path of the real model (model.vlm_loading).
+so it loads through exactly the code path of the real model (model.vlm.loading).
 The weights are random: it generates nonsense, quickly.
 """
 
@@ -29,7 +29,7 @@ from transformers import (
 from transformers.models.idefics3 import Idefics3ImageProcessorPil
 
 from model.scp_statements import STATEMENTS
-from model.vlm_prompt import REPORT_INSTRUCTION
+from model.vlm.prompt import REPORT_INSTRUCTION
 
 # SmolVLM-500M-Instruct's chat template (its chat_template.json), verbatim.
 SMOLVLM_CHAT_TEMPLATE = (

@@ -5,10 +5,10 @@ Same call as the rule engine (`name`, `interpret(ecg) -> Report`), plus
 `interpret_batch` so a GPU generates many reports in one pass.
 
 Modes: `vlm` gives the model the image and the instruction only; `hybrid` also gives it
-the measured values and the rule engine's statements (model/vlm_prompt.py). In both,
+the measured values and the rule engine's statements (model/vlm/prompt.py). In both,
 waveform inputs are measured by the rule engine and the measured values fill the
 report's structured fields; the text's statements become the report's statements and
-its numbers are only checked against the measurements (model/vlm_parse.py).
+its numbers are only checked against the measurements (model/vlm/parse.py).
 
 Image resolution. Idefics3's processor resizes the page so its longest edge is
 `longest_edge`, then stretches it up to whole 512 px tiles (64 tokens each) plus one
@@ -47,14 +47,14 @@ from transformers import BatchFeature
 
 import model as ecg_model
 from model.ecg import Ecg
-from model.image_input import PageImage, is_page_file, load_page
 from model.render import PAGE_WIDTH_MM
 from model.report import EngineInfo, Report
 from model.rule_settings import DEFAULT_RULES, RuleSettings
-from model.vlm_loading import VlmUnavailable, load_vlm
-from model.vlm_prompt import report_messages, report_prompt
-from model.vlm_report import Generation, page_report, waveform_report
-from model.vlm_settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, VlmSettings
+from model.vlm.loading import VlmUnavailable, load_vlm
+from model.vlm.page_image import PageImage, is_page_file, load_page
+from model.vlm.prompt import report_messages, report_prompt
+from model.vlm.report import Generation, page_report, waveform_report
+from model.vlm.settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, VlmSettings
 
 __all__ = [
     "DEFAULT_LONGEST_EDGE",
