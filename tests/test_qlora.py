@@ -140,9 +140,9 @@ def test_stage_config_rejects_bad_values(work: Path, tmp_path: Path) -> None:
 def test_labels_keep_only_the_answer_and_prompt_matches_serving(
     work: Path, shared_data: Path
 ) -> None:
-    from model.vlm.loading import _load_processor
+    from model.vlm.loading import load_processor
 
-    processor = _load_processor(str(work / "tiny"))
+    processor = load_processor(str(work / "tiny"))
     samples = list(read_samples(work / "dataset", "train"))[:2]
     batch = Collator(processor, work / "dataset", 2, "hybrid", 512)(samples)
     tokenizer = processor.tokenizer

@@ -34,9 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tqdm import tqdm
 
 from model.vlm.loading import (
-    _load_model,
-    _load_processor,
-    _model_source,
+    load_model,
+    load_processor,
+    model_directory,
     resolve_device,
     resolve_dtype,
 )
@@ -103,7 +103,9 @@ class StageConfig(BaseModel):
     @classmethod
     def _whole_tiles(cls, value: int) -> int:
         if value % TILE_PX:
-            raise ValueError(f"longest_edge must be a multiple of {TILE_PX}, as in model/vlm/settings.py")
+            raise ValueError(
+                f"longest_edge must be a multiple of {TILE_PX}, as in model/vlm/settings.py"
+            )
         return value
 
     @model_validator(mode="after")
@@ -135,9 +137,9 @@ def load_for_training(config: StageConfig) -> tuple[Any, Any, torch.device]:
 
     device = resolve_device(config.device)
     dtype = resolve_dtype("auto", device)
-    source = _model_source(config.model)
-    processor = _load_processor(source)
-    base = _load_model(source, LoadSpec(config.model, None, "4bit", str(device)), device, dtype)
+    source = model_directory(config.model)
+    processor = load_processor(source)
+    base = load_model(source, LoadSpec(config.model, None, "4bit", str(device)), device, dtype)
     base = prepare_model_for_kbit_training(
         base,
         use_gradient_checkpointing=config.gradient_checkpointing,
