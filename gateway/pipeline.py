@@ -30,10 +30,11 @@ import pydicom
 from gateway import metrics as m
 from gateway.metrics import Metrics
 from gateway.package import ReportPackage
-from gateway.processing import EngineChoice, JobResult, process_jobs
+from gateway.processing import JobResult, process_jobs
 from gateway.routing import MatchContext
 from gateway.store import Job, Store, StoreError
 from gateway.worker_process import new_process_pool
+from model.engine import EngineChoice
 from model.vlm.settings import VlmSettings
 
 log = logging.getLogger(__name__)

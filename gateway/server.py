@@ -25,11 +25,11 @@ from gateway.dicom_scp import start_scp
 from gateway.intake import Intake
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline, PipelineSettings
-from gateway.processing import EngineChoice
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
 from gateway.spool import ensure_dir
 from gateway.store import Store
+from model.engine import EngineChoice
 from model.vlm.settings import VlmUnavailable
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import model
-from gateway.processing import EngineChoice
+from model.engine import EngineChoice
 from model.vlm.prompt import REPORT_INSTRUCTION, report_messages, report_prompt
 from model.vlm.settings import VlmSettings
 from model.vlm.tiny_checkpoint import TINY, build_tiny_model

@@ -1,8 +1,8 @@
 """The VLM engine: SmolVLM reads the rendered 12-lead page and writes the report.
 
-Same call as the rule engine (`name`, `interpret(ecg) -> Report`), plus
-`interpret_image` for pages without a waveform (Secondary Capture, PDF) and
-`interpret_batch` so a GPU generates many reports in one pass.
+The gateway's engine protocol (model.engine.Engine): `name`, `interpret(ecg) -> Report`
+and `interpret_batch` over waveforms and pages without a waveform (Secondary Capture,
+PDF), so a GPU generates many reports in one pass; plus `interpret_image` for one page.
 
 Modes: `vlm` gives the model the image and the instruction only; `hybrid` also gives it
 the measured values and the rule engine's statements (model/vlm/prompt.py). In both,
