@@ -50,21 +50,13 @@ from model.ecg import Ecg
 from model.render import PAGE_WIDTH_MM
 from model.report import EngineInfo, Report
 from model.rule_settings import DEFAULT_RULES, RuleSettings
-from model.vlm.loading import VlmUnavailable, load_vlm
+from model.vlm.loading import load_vlm
 from model.vlm.page_image import PageImage, is_page_file, load_page
 from model.vlm.prompt import report_messages, report_prompt
 from model.vlm.report import Generation, page_report, waveform_report
-from model.vlm.settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, VlmSettings
+from model.vlm.settings import VlmSettings
 
-__all__ = [
-    "DEFAULT_LONGEST_EDGE",
-    "DEFAULT_MODEL",
-    "TILE_PX",
-    "Generation",
-    "VlmEngine",
-    "VlmSettings",
-    "VlmUnavailable",
-]
+__all__ = ["MIN_RENDER_DPI", "VlmEngine", "render_page"]
 
 log = logging.getLogger(__name__)
 
