@@ -40,7 +40,13 @@ from model.vlm.loading import (
     resolve_device,
     resolve_dtype,
 )
-from model.vlm.settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, LoadSpec
+from model.vlm.settings import (
+    DEFAULT_LONGEST_EDGE,
+    DEFAULT_MODEL,
+    TILE_PX,
+    LoadSpec,
+    whole_tiles,
+)
 from training.collate import Collator, Mode, Stage
 from training.dataset import read_samples
 
@@ -102,11 +108,7 @@ class StageConfig(BaseModel):
     @field_validator("longest_edge")
     @classmethod
     def _whole_tiles(cls, value: int) -> int:
-        if value % TILE_PX:
-            raise ValueError(
-                f"longest_edge must be a multiple of {TILE_PX}, as in model/vlm/settings.py"
-            )
-        return value
+        return whole_tiles(value)
 
     @model_validator(mode="after")
     def _stage_inputs(self) -> StageConfig:

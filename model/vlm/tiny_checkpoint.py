@@ -30,6 +30,7 @@ from transformers.models.idefics3 import Idefics3ImageProcessorPil
 
 from model.scp_statements import STATEMENTS
 from model.vlm.prompt import REPORT_INSTRUCTION
+from model.vlm.settings import TILE_PX
 
 # SmolVLM-500M-Instruct's chat template (its chat_template.json), verbatim.
 SMOLVLM_CHAT_TEMPLATE = (
@@ -45,7 +46,6 @@ IMAGE_TOKENS = ("<fake_token_around_image>", "<image>", "<global-img>")
 TILE_TOKENS = tuple(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))
 SPECIAL_TOKENS = (UNK, BOS, PAD, *IMAGE_TOKENS, EOS, *TILE_TOKENS)
 TOKENIZER_VOCAB = 2000
-TILE_PX = 512
 # SmolVLM-500M-Instruct's preprocessor_config.json: resize so the longest edge is 2048,
 # cut into 512 px tiles, Lanczos (PIL resample 1), mean and std 0.5.
 SMOLVLM_LONGEST_EDGE = 2048
