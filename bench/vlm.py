@@ -1,9 +1,9 @@
 """VLM engine speed on the CPU with the tiny SmolVLM-shaped model, per image size.
 
-The tiny model (model/vlm/tiny_checkpoint.py) has SmolVLM's image geometry (512 px tiles, 64 tokens
-each) but tiny widths, so this measures what the resolution costs in tokens and in the
-fixed work around the model (rendering, image preprocessing, prompt), not SmolVLM-500M's
-speed: bench/vlm_gpu.py does that with the real dimensions. Baseline in the same run:
+The tiny model (model/vlm/tiny_checkpoint.py) has SmolVLM's image geometry (512 px tiles,
+64 tokens each) but tiny widths, so this measures what the resolution costs in tokens and
+in the fixed work around the model (rendering, image preprocessing, prompt), not
+SmolVLM-500M's speed: bench/vlm_gpu.py does that with the real dimensions. Baseline in the same run:
 the rule engine (measure + render) on the same ECGs.
 
 For each longest_edge: image and prompt tokens of a rendered 12-lead page, preprocessing

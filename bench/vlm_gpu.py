@@ -1,10 +1,10 @@
 """SmolVLM-500M report generation speed on one GPU: bf16 and 4-bit NF4, batch 1, 8 and 32.
 
 The model is built with random weights and SmolVLM-500M-Instruct's exact dimensions
-(model/vlm/tiny_checkpoint.py SMOLVLM_500M: SigLIP base/16 at 512 px, 12 layers of 768; SmolLM2-360M
-text model, 32 layers of 960, 15 heads, 5 KV heads, vocabulary 49280; scale factor 4),
-saved, and loaded through the gateway's own engine (model/vlm/engine.py), so the timed path is
-the served one. Speed does not depend on the weights' values; every report is forced to
+(model/vlm/tiny_checkpoint.py SMOLVLM_500M: SigLIP base/16 at 512 px, 12 layers of 768;
+SmolLM2-360M text model, 32 layers of 960, 15 heads, 5 KV heads, vocabulary 49280; scale
+factor 4), saved, and loaded through the gateway's own engine (model/vlm/engine.py), so
+the timed path is the served one. Speed does not depend on the weights' values; every report is forced to
 the same number of new tokens (min = max), about the length of a trained report.
 
 The page is a rendered synthetic 12-lead ECG at the engine's default resolution, with

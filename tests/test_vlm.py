@@ -1,7 +1,7 @@
-"""The VLM engine on the tiny SmolVLM-shaped model (model/vlm/tiny_checkpoint.py), loaded through the
-same code as the real SmolVLM-500M: full precision and 4-bit, with and without a LoRA
-adapter, batched, on real PTB-XL waveforms and real scanned ECG pages; and the clear
-VlmUnavailable error when weights or adapters are missing."""
+"""The VLM engine on the tiny SmolVLM-shaped model (model/vlm/tiny_checkpoint.py), loaded
+through the same code as the real SmolVLM-500M: full precision and 4-bit, with and
+without a LoRA adapter, batched, on real PTB-XL waveforms and real scanned ECG pages; and
+the clear VlmUnavailable error when weights or adapters are missing."""
 
 from __future__ import annotations
 

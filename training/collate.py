@@ -63,7 +63,8 @@ class Collator:
         return _pad(rows, self.pad_id, self.image_token_id)
 
     def _encode(self, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One sample: the processed prompt (as model/vlm/engine.py prepares it) then the answer."""
+        """One sample: the processed prompt (as model/vlm/engine.py prepares it), then the
+        answer."""
         processor = self.processor
         prompt = processor.apply_chat_template(
             report_messages(prompt_for(sample, self.stage, self.mode)), add_generation_prompt=True
