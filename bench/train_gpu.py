@@ -1,7 +1,7 @@
 """QLoRA training speed and memory on one GPU: stage 1 and stage 2, a few hundred steps each.
 
 The model is built with random weights and SmolVLM-500M-Instruct's exact dimensions
-(model/tiny_vlm.py SMOLVLM_500M), saved, and trained through training/qlora.py as
+(model/vlm/tiny_checkpoint.py SMOLVLM_500M), saved, and trained through training/qlora.py as
 `ecg-train stage1/stage2` would: 4-bit NF4 base with double quantisation, LoRA on the
 text model's projections, paged 8-bit AdamW, bf16 compute, gradient checkpointing.
 Speed does not depend on the weights' values. The pages are rendered synthetic 12-lead
@@ -32,9 +32,10 @@ sys.path.insert(0, str(REPO))
 import torch
 
 import model
-from model.tiny_vlm import SMOLVLM_500M, TINY, VlmDims, build_model, build_processor
-from model.vlm import DEFAULT_LONGEST_EDGE, render_page
-from model.vlm_prompt import measurement_phrases
+from model.vlm.engine import render_page
+from model.vlm.prompt import measurement_phrases
+from model.vlm.settings import DEFAULT_LONGEST_EDGE
+from model.vlm.tiny_checkpoint import SMOLVLM_500M, TINY, VlmDims, build_model, build_processor
 from training.qlora import StageConfig, TrainResult, train_stage
 
 sys.path.insert(0, str(REPO / "bench"))

@@ -1,9 +1,9 @@
 """VLM engine speed on the CPU with the tiny SmolVLM-shaped model, per image size.
 
-The tiny model (model/tiny_vlm.py) has SmolVLM's image geometry (512 px tiles, 64 tokens
-each) but tiny widths, so this measures what the resolution costs in tokens and in the
-fixed work around the model (rendering, image preprocessing, prompt), not SmolVLM-500M's
-speed: bench/vlm_gpu.py does that with the real dimensions. Baseline in the same run:
+The tiny model (model/vlm/tiny_checkpoint.py) has SmolVLM's image geometry (512 px tiles,
+64 tokens each) but tiny widths, so this measures what the resolution costs in tokens and
+in the fixed work around the model (rendering, image preprocessing, prompt), not
+SmolVLM-500M's speed: bench/vlm_gpu.py does that with the real dimensions. Baseline in the same run:
 the rule engine (measure + render) on the same ECGs.
 
 For each longest_edge: image and prompt tokens of a rendered 12-lead page, preprocessing
@@ -32,9 +32,10 @@ sys.path.insert(0, str(REPO))
 import torch
 
 import model
-from model.tiny_vlm import build_tiny_model
-from model.vlm import VlmEngine, VlmSettings
-from model.vlm_prompt import report_prompt
+from model.vlm.engine import VlmEngine
+from model.vlm.prompt import report_prompt
+from model.vlm.settings import VlmSettings
+from model.vlm.tiny_checkpoint import build_tiny_model
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 PTBXL = DATA / "ptbxl" / "records500" / "00000"

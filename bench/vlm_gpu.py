@@ -1,10 +1,10 @@
 """SmolVLM-500M report generation speed on one GPU: bf16 and 4-bit NF4, batch 1, 8 and 32.
 
 The model is built with random weights and SmolVLM-500M-Instruct's exact dimensions
-(model/tiny_vlm.py SMOLVLM_500M: SigLIP base/16 at 512 px, 12 layers of 768; SmolLM2-360M
-text model, 32 layers of 960, 15 heads, 5 KV heads, vocabulary 49280; scale factor 4),
-saved, and loaded through the gateway's own engine (model/vlm.py), so the timed path is
-the served one. Speed does not depend on the weights' values; every report is forced to
+(model/vlm/tiny_checkpoint.py SMOLVLM_500M: SigLIP base/16 at 512 px, 12 layers of 768;
+SmolLM2-360M text model, 32 layers of 960, 15 heads, 5 KV heads, vocabulary 49280; scale
+factor 4), saved, and loaded through the gateway's own engine (model/vlm/engine.py), so
+the timed path is the served one. Speed does not depend on the weights' values; every report is forced to
 the same number of new tokens (min = max), about the length of a trained report.
 
 The page is a rendered synthetic 12-lead ECG at the engine's default resolution, with
@@ -42,9 +42,10 @@ from transformers import AutoProcessor
 from transformers.utils import is_torchvision_available
 
 import model
-from model.tiny_vlm import SMOLVLM_500M, TINY, VlmDims, build_model, build_processor
-from model.vlm import DEFAULT_LONGEST_EDGE, VlmEngine, VlmSettings, render_page
-from model.vlm_prompt import report_messages, report_prompt
+from model.vlm.engine import VlmEngine, render_page
+from model.vlm.prompt import report_messages, report_prompt
+from model.vlm.settings import DEFAULT_LONGEST_EDGE, VlmSettings
+from model.vlm.tiny_checkpoint import SMOLVLM_500M, TINY, VlmDims, build_model, build_processor
 
 GOAL_BATCH1_S = 1.0
 GOAL_BATCH32_PER_S = 30.0

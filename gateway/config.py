@@ -23,7 +23,7 @@ from pydantic import (
 
 from model.rule_settings import RuleSettings
 from model.settings import StrictSettings, YamlFileError, line_at, read_yaml
-from model.vlm_settings import VlmSettings
+from model.vlm.settings import VlmSettings
 
 log = logging.getLogger(__name__)
 

@@ -25,12 +25,12 @@ from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp
 from gateway.metrics import Metrics
-from gateway.processing.job import EngineChoice
 from gateway.processing.workers import Pipeline, PipelineSettings
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
 from gateway.store import Store
-from model.vlm_settings import VlmUnavailable
+from model.engine import EngineChoice
+from model.vlm.settings import VlmUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def engine_choice(config: GatewayConfig) -> EngineChoice:
         config.engine, config.vlm_settings, config.engine_unavailable, config.rules
     )
     if choice.vlm is not None:
-        from model.vlm_loading import check_vlm_files  # torch: only when a VLM is configured
+        from model.vlm.loading import check_vlm_files  # torch: only when a VLM is configured
 
         try:
             check_vlm_files(choice.vlm.load_spec())

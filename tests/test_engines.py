@@ -13,18 +13,23 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+import model
 from gateway import metrics as m
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.delivery import prepare
-from gateway.processing.job import EngineChoice
 from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Pipeline, PipelineSettings
 from gateway.routing import FileDestination, Router
 from gateway.server import engine_choice, job_lease_s
 from gateway.store import Store
+from model.ecg import Ecg
+from model.engine import Engine, EngineChoice, FallbackEngine, MeasurementEngine, engine_for
+from model.report import Report
 from model.rule_settings import RuleSettings
-from model.vlm_settings import VlmSettings
+from model.vlm.page_image import PageImage
+from model.vlm.settings import VlmSettings
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
 from tests.test_pipeline import Gateway
@@ -76,7 +81,7 @@ def test_missing_model_falls_back_to_measuring_and_every_report_says_so(tmp_path
     settings = VlmSettings(model=str(missing), mode="vlm", **FAST)
     gw = gateway_with(tmp_path / "data", EngineChoice("vlm", settings, "fallback"))
     job_id = gw.receive(vendor)
-    with caplog.at_level(logging.ERROR, logger="gateway.processing.job"):
+    with caplog.at_level(logging.ERROR, logger="model.engine"):
         gw.process_all()
     job = gw.store.get_job(job_id)
     assert job.state == "done", job.error
@@ -256,3 +261,56 @@ def test_gateway_yaml_rules_reach_the_engine_choice(tmp_path):
     path = tmp_path / "gateway.yaml"
     path.write_text("rules:\n  bradycardia_bpm: 60\n")
     assert engine_choice(load_config(path)).rules == RuleSettings(bradycardia_bpm=60)
+
+
+def _page() -> PageImage:
+    return PageImage(Image.new("RGB", (640, 480), "white"), "secondary-capture", "image/png")
+
+
+class _InterpretOnly:
+    """The engine shape before the protocol had interpret_batch: not an Engine."""
+
+    name = "old"
+
+    def interpret(self, ecg: Ecg) -> Report:
+        raise NotImplementedError
+
+
+def test_the_measurement_engines_honour_the_engine_protocol(vendor):
+    """interpret_batch gives interpret's report per waveform, in order, and None per page."""
+    ecg = model.load(vendor)
+    assert not isinstance(_InterpretOnly(), Engine)
+    for engine in (MeasurementEngine(), FallbackEngine("vlm")):
+        assert isinstance(engine, Engine)
+        single = engine.interpret(ecg)
+        batch = engine.interpret_batch([ecg, _page(), ecg])
+        assert len(batch) == 3 and batch[1] is None
+        for report in (batch[0], batch[2]):
+            assert report.model_dump(exclude={"created_at"}) == single.model_dump(
+                exclude={"created_at"}
+            )
+    assert "engine-fallback" in FallbackEngine("vlm").interpret_batch([ecg])[0].source.quality_flags
+
+
+def test_the_vlm_engine_honours_the_engine_protocol(tiny, vendor):
+    from model.vlm.engine import VlmEngine
+
+    engine = engine_for(EngineChoice("vlm", VlmSettings(model=str(tiny), mode="vlm", **FAST)))
+    assert isinstance(engine, VlmEngine) and isinstance(engine, Engine)
+    reports = engine.interpret_batch([model.load(vendor), _page()])
+    assert [report.source.kind for report in reports] == ["ecg-waveform", "secondary-capture"]
+    assert all(report.engine.name == "vlm" for report in reports)
+
+
+def test_without_a_vlm_a_page_keeps_its_intake_report_beside_measured_ecgs(
+    tmp_path, vendor, shared_data
+):
+    gw = gateway_with(tmp_path / "data", EngineChoice())
+    ecg_id = gw.receive(vendor)
+    page_id = gw.receive(samples.secondary_capture_native(shared_data, tmp_path / "scan.dcm"))
+    gw.process_all()
+    ecg_report, page_report = (gw.package(job_id).report for job_id in (ecg_id, page_id))
+    assert ecg_report.engine.name == "measure" and ecg_report.measurements.heart_rate_bpm
+    assert page_report.source.kind == "secondary-capture" and page_report.statements == []
+    assert "received" in page_report.impression and "not available" in page_report.impression
+    gw.store.close()

@@ -12,7 +12,7 @@ import pytest
 from vlm_support import make_lora_adapter, tiny_model_dir
 
 from model.report import Measurements
-from model.vlm_parse import parse_generated_text
+from model.vlm.parse import parse_generated_text
 from training.cli import main
 from training.dataset import DatasetConfig, read_ptbxl_index
 from training.evaluate import (
@@ -64,7 +64,7 @@ def test_code_f1_per_code_and_macro_by_hand() -> None:
 
 
 def test_the_gateway_parser_reads_back_every_code_of_every_target_report(shared_data: Path) -> None:
-    """Targets and model/vlm_parse.py agree, so a model that writes the target scores 100."""
+    """Targets and model/vlm/parse.py agree, so a model that writes the target scores 100."""
     directory = shared_data / "ptbxl"
     statements = load_scp_statements(directory / "scp_statements.csv")
     records, _ = read_ptbxl_index(DatasetConfig(ptbxl_dir=directory))

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 import model
-from gateway.processing.job import EngineChoice
-from model.tiny_vlm import TINY, build_tiny_model
-from model.vlm import VlmSettings
-from model.vlm_prompt import REPORT_INSTRUCTION, report_messages, report_prompt
+from model.engine import EngineChoice
+from model.vlm.prompt import REPORT_INSTRUCTION, report_messages, report_prompt
+from model.vlm.settings import VlmSettings
+from model.vlm.tiny_checkpoint import TINY, build_tiny_model
 from tests import dicom_samples as samples
 from tests.test_engines import gateway_with
 from training.cli import main
@@ -140,9 +140,9 @@ def test_stage_config_rejects_bad_values(work: Path, tmp_path: Path) -> None:
 def test_labels_keep_only_the_answer_and_prompt_matches_serving(
     work: Path, shared_data: Path
 ) -> None:
-    from model.vlm_loading import _load_processor
+    from model.vlm.loading import load_processor
 
-    processor = _load_processor(str(work / "tiny"))
+    processor = load_processor(str(work / "tiny"))
     samples = list(read_samples(work / "dataset", "train"))[:2]
     batch = Collator(processor, work / "dataset", 2, "hybrid", 512)(samples)
     tokenizer = processor.tokenizer
@@ -153,7 +153,7 @@ def test_labels_keep_only_the_answer_and_prompt_matches_serving(
     for row, sample in enumerate(samples):
         kept = labels[row][labels[row] != IGNORE_INDEX]
         assert tokenizer.decode(kept) == f" {sample['target_report']}{tokenizer.eos_token}"
-        # Everything before the answer is what model/vlm.py sends for this ECG.
+        # Everything before the answer is what model/vlm/engine.py sends for this ECG.
         measured = model.analyze(model.load(shared_data / "ptbxl" / sample["record"]))
         served = processor.apply_chat_template(
             report_messages(report_prompt(measured.measurements, measured.statements)),

@@ -11,7 +11,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from gateway.cli import main
-from model.tiny_vlm import SMOLVLM_500M, SPECIAL_TOKENS, build_model, build_processor
+from model.vlm.tiny_checkpoint import SMOLVLM_500M, SPECIAL_TOKENS, build_model, build_processor
 
 LETTER_PAGE = (1100, 850)  # the renderer's page at 100 dpi
 

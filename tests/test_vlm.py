@@ -1,7 +1,7 @@
-"""The VLM engine on the tiny SmolVLM-shaped model (model/tiny_vlm.py), loaded through the
-same code as the real SmolVLM-500M: full precision and 4-bit, with and without a LoRA
-adapter, batched, on real PTB-XL waveforms and real scanned ECG pages; and the clear
-VlmUnavailable error when weights or adapters are missing."""
+"""The VLM engine on the tiny SmolVLM-shaped model (model/vlm/tiny_checkpoint.py), loaded
+through the same code as the real SmolVLM-500M: full precision and 4-bit, with and
+without a LoRA adapter, batched, on real PTB-XL waveforms and real scanned ECG pages; and
+the clear VlmUnavailable error when weights or adapters are missing."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from pydantic import ValidationError
 
 import model
 from gateway.cli import main
-from model.image_input import load_page
 from model.report import MEASUREMENT_KEYS
 from model.scp_statements import STATEMENTS
-from model.vlm import VlmEngine, VlmSettings, VlmUnavailable
-from model.vlm_report import NO_WAVEFORM, Generation, waveform_report
+from model.vlm.engine import VlmEngine
+from model.vlm.page_image import load_page
+from model.vlm.report import NO_WAVEFORM, Generation, waveform_report
+from model.vlm.settings import VlmSettings, VlmUnavailable
 from tests import dicom_samples as samples
 from tests.vlm_support import make_lora_adapter, tiny_model_dir
 

@@ -10,7 +10,7 @@ import pytest
 
 import model
 from model.report import Measurements, Statement
-from model.vlm_parse import (
+from model.vlm.parse import (
     find_statements,
     impression,
     omitted_rule_warnings,
@@ -19,7 +19,7 @@ from model.vlm_parse import (
     statement_warnings,
     value_warnings,
 )
-from model.vlm_prompt import measurement_phrases, report_prompt
+from model.vlm.prompt import measurement_phrases, report_prompt
 
 TARGET_STYLE = """Rhythm: sinus rhythm.
 Conduction: first degree AV block; probable left anterior fascicular block.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model.tiny_vlm import build_tiny_model
+from model.vlm.tiny_checkpoint import build_tiny_model
 
 
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from model.errors import EcgDecodeError
+from model.vlm.settings import VlmUnavailable
 from training.config import TrainingConfigError, load_yaml_config
 
 CONFIG_DIR = Path("config/training")
@@ -84,7 +85,6 @@ def _add_stage2(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
-    from model.vlm_loading import VlmUnavailable
     from training.qlora import StageConfig, train_stage
 
     config = load_yaml_config(
@@ -97,11 +97,7 @@ def _cmd_stage(args: argparse.Namespace) -> int:
         device=args.device,
         stage1_adapter=getattr(args, "stage1_adapter", None),
     )
-    try:
-        result = train_stage(config, resume=args.resume)
-    except VlmUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = train_stage(config, resume=args.resume)
     val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
     print(
         f"stage {config.stage}: {result.steps} steps on {result.samples} samples "
@@ -125,7 +121,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from model.vlm_loading import VlmUnavailable
     from training.evaluate import EvaluateConfig, evaluate, write_outputs
 
     config = load_yaml_config(
@@ -139,11 +134,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if args.model:
         config.vlm = config.vlm.model_copy(update={"model": args.model})
-    try:
-        result = evaluate(config)
-    except VlmUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = evaluate(config)
     print(f"BERTScore encoder: {result.encoder}")
     print(result.table)
     if config.output is not None:
@@ -164,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TrainingConfigError, ValueError, EcgDecodeError) as exc:
+    except (TrainingConfigError, ValueError, EcgDecodeError, VlmUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -1,7 +1,7 @@
 """Dataset rows -> model batches, with the serving prompt and only the answer in the loss.
 
-The user turn is built exactly as model/vlm.py builds it at serving time: the same chat
-template, `report_prompt` from model/vlm_prompt.py, and the processor resizing the page
+The user turn is built exactly as model/vlm/engine.py builds it at serving time: the same chat
+template, `report_prompt` from model/vlm/prompt.py, and the processor resizing the page
 to the same `longest_edge`. Stage 1 uses the `vlm`-mode prompt (image and instruction
 only) and stage 2 the prompt of the mode the adapter will serve; in `hybrid` mode that
 is the rule engine's measurements and statements, which each dataset row carries in
@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from model.report import Measurements, Statement
-from model.vlm_prompt import report_messages, report_prompt
+from model.vlm.prompt import report_messages, report_prompt
 
 IGNORE_INDEX = -100
 Stage = Literal[1, 2]
@@ -63,7 +63,8 @@ class Collator:
         return _pad(rows, self.pad_id, self.image_token_id)
 
     def _encode(self, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One sample: the processed prompt (as model/vlm.py prepares it) then the answer."""
+        """One sample: the processed prompt (as model/vlm/engine.py prepares it), then the
+        answer."""
         processor = self.processor
         prompt = processor.apply_chat_template(
             report_messages(prompt_for(sample, self.stage, self.mode)), add_generation_prompt=True

@@ -91,7 +91,7 @@ class DatasetConfig(BaseModel):
     ptbxl_dir: Path = Path("../shared/data/ptbxl")
     output_dir: Path = Path("out/training/dataset")
     sampling_rate: Literal[100, 500] = 500
-    dpi: int = Field(140, ge=50, le=600, description="model/vlm.py renders 140 dpi pages")
+    dpi: int = Field(140, ge=50, le=600, description="model/vlm/engine.py renders 140 dpi pages")
     limit: int | None = Field(None, ge=1, description="only the first N records by ecg_id")
     workers: int = Field(1, ge=1)
     seed: int = 0

@@ -4,7 +4,7 @@ Rows: the rule engine (model.analyze) as the baseline, then the gateway's VLM en
 with the stage 1 adapter and with the stage 2 adapter when they are given. Every row
 is a real engine call on the test records, so the numbers are those of the served
 engine: for the VLM rows its generated text, and the statement codes that
-model/vlm_parse.py reads from that text (the parser the gateway itself uses; it
+model/vlm/parse.py reads from that text (the parser the gateway itself uses; it
 recovers every code of every target report, see tests/test_evaluate.py).
 
 Text: BLEU (sacrebleu, corpus level), ROUGE-L (rouge-score, mean F-measure with
@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import model
-from model.vlm import VlmSettings
+from model.vlm.settings import VlmSettings
 from training.dataset import STATEMENTS_CSV, read_samples
 from training.targets import load_scp_statements
 
@@ -190,7 +190,7 @@ def vlm_predictions(
     samples: Sequence[dict[str, object]], ptbxl_dir: Path, settings: VlmSettings
 ) -> list[Prediction]:
     """The VLM engine as the gateway runs it, one engine batch of records at a time."""
-    from model.vlm import VlmEngine
+    from model.vlm.engine import VlmEngine
 
     engine = VlmEngine(settings)
     predictions = []

@@ -33,15 +33,19 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tqdm import tqdm
 
-from model.vlm import DEFAULT_LONGEST_EDGE, TILE_PX
-from model.vlm_loading import (
-    DEFAULT_MODEL,
-    LoadSpec,
-    _load_model,
-    _load_processor,
-    _model_source,
+from model.vlm.loading import (
+    load_model,
+    load_processor,
+    model_directory,
     resolve_device,
     resolve_dtype,
+)
+from model.vlm.settings import (
+    DEFAULT_LONGEST_EDGE,
+    DEFAULT_MODEL,
+    TILE_PX,
+    LoadSpec,
+    whole_tiles,
 )
 from training.collate import Collator, Mode, Stage
 from training.dataset import read_samples
@@ -104,9 +108,7 @@ class StageConfig(BaseModel):
     @field_validator("longest_edge")
     @classmethod
     def _whole_tiles(cls, value: int) -> int:
-        if value % TILE_PX:
-            raise ValueError(f"longest_edge must be a multiple of {TILE_PX}, as in model/vlm.py")
-        return value
+        return whole_tiles(value)
 
     @model_validator(mode="after")
     def _stage_inputs(self) -> StageConfig:
@@ -137,9 +139,9 @@ def load_for_training(config: StageConfig) -> tuple[Any, Any, torch.device]:
 
     device = resolve_device(config.device)
     dtype = resolve_dtype("auto", device)
-    source = _model_source(config.model)
-    processor = _load_processor(source)
-    base = _load_model(source, LoadSpec(config.model, None, "4bit", str(device)), device, dtype)
+    source = model_directory(config.model)
+    processor = load_processor(source)
+    base = load_model(source, LoadSpec(config.model, None, "4bit", str(device)), device, dtype)
     base = prepare_model_for_kbit_training(
         base,
         use_gradient_checkpointing=config.gradient_checkpointing,

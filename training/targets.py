@@ -25,8 +25,8 @@ all of them, so it closes the statement part as "Interpretation". The axis comes
 PTB-XL's `heart_axis` column, not from a code. A code no rule places is an error that
 names it, so a changed statements file cannot silently lose statements.
 
-The measured values close the report in the words of model/vlm_prompt.py, which also
-puts them in the hybrid prompt, and model/vlm_parse.py reads this format back: one
+The measured values close the report in the words of model/vlm/prompt.py, which also
+puts them in the hybrid prompt, and model/vlm/parse.py reads this format back: one
 writer for the format on the serving side, so prompt, target and parser agree.
 """
 
@@ -40,7 +40,7 @@ from pathlib import Path
 import pandas as pd
 
 from model.report import Measurements
-from model.vlm_prompt import measurement_phrases
+from model.vlm.prompt import measurement_phrases
 
 GROUP_ORDER: tuple[str, ...] = (
     "rhythm",

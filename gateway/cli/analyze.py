@@ -92,7 +92,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.engine == "measure":
-        from model.image_input import is_page_file
+        from model.vlm.page_image import is_page_file
 
         if is_page_file(args.input):
             print(
@@ -104,7 +104,8 @@ def run_analyze(args: argparse.Namespace) -> int:
             return 2
         report = model.analyze(model.load(args.input), rules)
     else:
-        from model.vlm import DEFAULT_MODEL, VlmEngine, VlmSettings, VlmUnavailable
+        from model.vlm.engine import VlmEngine
+        from model.vlm.settings import DEFAULT_MODEL, VlmSettings, VlmUnavailable
 
         settings = VlmSettings(
             mode=args.engine,

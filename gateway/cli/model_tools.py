@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.tiny_vlm import build_tiny_model
+    from model.vlm.tiny_checkpoint import build_tiny_model
 
     print(
         f"wrote a random-weight test model (not for clinical use) to {build_tiny_model(args.dir)}"

@@ -9,11 +9,9 @@ package, and returns what the pipeline needs to finish the job.
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from PIL import Image
 
@@ -23,69 +21,11 @@ from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import ImageObject, read_image_object
 from gateway.store import Job
 from model.ecg import Ecg
+from model.engine import Engine, EngineChoice, engine_for
 from model.errors import EcgDecodeError
-from model.image_input import PageImage
 from model.report import Report
-from model.rule_settings import DEFAULT_RULES, RuleSettings
-from model.vlm_settings import VlmSettings, VlmUnavailable
-
-log = logging.getLogger(__name__)
-
-
-class Engine(Protocol):
-    """What turns an ECG into a report: the measurement engine or a VLM engine."""
-
-    name: str
-
-    def interpret(self, ecg: Ecg) -> Report: ...
-
-
-class MeasurementEngine:
-    """Signal measurement and coded rule statements (model.analyze)."""
-
-    name = "measure"
-
-    def __init__(self, rules: RuleSettings = DEFAULT_RULES) -> None:
-        self.rules = rules
-
-    def interpret(self, ecg: Ecg) -> Report:
-        return model.analyze(ecg, self.rules)
-
-
-class FallbackEngine(MeasurementEngine):
-    """The measurement engine standing in for a VLM that could not be loaded; every
-    report says so, so nobody mistakes it for the configured engine's. The notice goes to
-    the EHR with the report; why the model could not be loaded (paths, how to fix it) is
-    for the gateway's log."""
-
-    def __init__(self, configured: str, rules: RuleSettings = DEFAULT_RULES) -> None:
-        super().__init__(rules)
-        self._notice = (
-            f"the configured {configured} engine could not be loaded; "
-            "this report is from the measurement engine"
-        )
-
-    def interpret(self, ecg: Ecg) -> Report:
-        report = super().interpret(ecg)
-        source = report.source.model_copy(
-            update={"quality_flags": [*report.source.quality_flags, "engine-fallback"]}
-        )
-        return report.model_copy(
-            update={"source": source, "warnings": [*report.warnings, self._notice]}
-        )
-
-
-@dataclass(frozen=True)
-class EngineChoice:
-    """The engine the workers run, and what they do when its model cannot be loaded."""
-
-    name: str = "measure"
-    vlm: VlmSettings | None = None  # the vlm and hybrid engines' settings
-    on_unavailable: str = "fallback"  # "fallback" | "hold"
-    rules: RuleSettings = DEFAULT_RULES
-
-
-_engines: dict[EngineChoice, Engine] = {}  # one per process: a VLM is loaded once
+from model.vlm.page_image import PageImage
+from model.vlm.settings import VlmUnavailable
 
 
 @dataclass(frozen=True)
@@ -118,7 +58,7 @@ def process_jobs(jobs: Sequence[Job], reports_dir: Path, choice: EngineChoice) -
     A VLM interprets them all in one generation batch (that is what keeps a GPU busy);
     bad input fails only its own job."""
     try:
-        engine = _engine(choice)
+        engine = engine_for(choice)
     except VlmUnavailable as exc:
         return [JobResult(held=f"{choice.name} engine unavailable: {exc}") for _ in jobs]
     results: dict[int, JobResult] = {}
@@ -160,19 +100,14 @@ def _decode(job: Job) -> _Decoded:
 
 def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report]:
     """One report per item. A VLM reads waveforms (rendered) and received pages in one
-    batch; without a VLM a received page keeps its intake report."""
+    batch; a received page the engine does not read (no VLM) keeps its intake report."""
     inputs = [_engine_input(item) for item in items]
-    batch = getattr(engine, "interpret_batch", None)
-    if batch is None:
-        return [
-            engine.interpret(item.ecg) if item.ecg is not None else item.image.report
-            for item in items
-        ]
     wanted = [value for value in inputs if value is not None]
-    generated = iter(batch(wanted) if wanted else [])
+    generated = iter(engine.interpret_batch(wanted) if wanted else [])
+    reports = [next(generated) if value is not None else None for value in inputs]
     return [
-        next(generated) if value is not None else item.image.report
-        for item, value in zip(items, inputs, strict=True)
+        report if report is not None else item.image.report
+        for item, report in zip(items, reports, strict=True)
     ]
 
 
@@ -212,22 +147,3 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
         source_image=image.source_image,
         source_image_type=image.source_image_type,
     )
-
-
-def _engine(choice: EngineChoice) -> Engine:
-    """This process's engine; a VLM that cannot be loaded is tried again on the next job
-    (it may have been provided since), and raises VlmUnavailable when jobs are held."""
-    if choice not in _engines:
-        if choice.vlm is None:
-            return _engines.setdefault(choice, MeasurementEngine(choice.rules))
-        from model.vlm import VlmEngine  # torch and transformers: only where a VLM runs
-
-        try:
-            _engines[choice] = VlmEngine(choice.vlm, choice.rules)
-        except VlmUnavailable as exc:
-            if choice.on_unavailable == "hold":
-                log.error("%s engine unavailable, job held: %s", choice.name, exc)
-                raise
-            log.error("%s engine unavailable, measuring instead: %s", choice.name, exc)
-            return FallbackEngine(choice.name, choice.rules)
-    return _engines[choice]

@@ -20,8 +20,8 @@ from pydicom.dataset import Dataset
 from model.decode.dicom_metadata import metadata_from_dataset
 from model.ecg import EcgMetadata
 from model.errors import EcgDecodeError
-from model.image_input import image_from_pixels
 from model.report import MEASUREMENT_KEYS, EngineInfo, Report, SourceInfo
+from model.vlm.page_image import image_from_pixels
 
 SECONDARY_CAPTURE = "secondary-capture"
 PDF = "pdf"

@@ -27,10 +27,11 @@ from pathlib import Path
 from gateway import metrics as m
 from gateway.metrics import Metrics
 from gateway.processes import new_process_pool
-from gateway.processing.job import EngineChoice, JobResult, process_jobs
+from gateway.processing.job import JobResult, process_jobs
 from gateway.routing import MatchContext, Router
 from gateway.store import Job, Store, StoreError
-from model.vlm_settings import VlmSettings
+from model.engine import EngineChoice
+from model.vlm.settings import VlmSettings
 
 log = logging.getLogger(__name__)
 

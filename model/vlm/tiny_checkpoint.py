@@ -7,7 +7,7 @@ geometry (512 px tiles, 16 px patches, scale factor 4, so 64 tokens per tile), w
 only the widths and depths shrunk. Its processor is an Idefics3Processor with an
 Idefics3 image processor and a byte-level BPE tokenizer trained here with `tokenizers`
 that has SmolVLM's special tokens and chat template. It is saved with save_pretrained,
-so it loads through exactly the code path of the real model (model.vlm_loading).
+so it loads through exactly the code path of the real model (model.vlm.loading).
 The weights are random: it generates nonsense, quickly.
 """
 
@@ -29,7 +29,8 @@ from transformers import (
 from transformers.models.idefics3 import Idefics3ImageProcessorPil
 
 from model.scp_statements import STATEMENTS
-from model.vlm_prompt import REPORT_INSTRUCTION
+from model.vlm.prompt import REPORT_INSTRUCTION
+from model.vlm.settings import TILE_PX
 
 # SmolVLM-500M-Instruct's chat template (its chat_template.json), verbatim.
 SMOLVLM_CHAT_TEMPLATE = (
@@ -45,7 +46,6 @@ IMAGE_TOKENS = ("<fake_token_around_image>", "<image>", "<global-img>")
 TILE_TOKENS = tuple(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))
 SPECIAL_TOKENS = (UNK, BOS, PAD, *IMAGE_TOKENS, EOS, *TILE_TOKENS)
 TOKENIZER_VOCAB = 2000
-TILE_PX = 512
 # SmolVLM-500M-Instruct's preprocessor_config.json: resize so the longest edge is 2048,
 # cut into 512 px tiles, Lanczos (PIL resample 1), mean and std 0.5.
 SMOLVLM_LONGEST_EDGE = 2048

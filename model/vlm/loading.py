@@ -21,9 +21,20 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 from transformers.utils import is_torchvision_available
 
-from model.vlm_settings import DEFAULT_MODEL, LoadSpec, VlmUnavailable
+from model.vlm.settings import DEFAULT_MODEL, LoadSpec, VlmUnavailable
 
-__all__ = ["LoadSpec", "LoadedVlm", "VlmUnavailable", "check_vlm_files", "load_vlm"]
+__all__ = [
+    "LoadSpec",
+    "LoadedVlm",
+    "VlmUnavailable",
+    "check_vlm_files",
+    "load_model",
+    "load_processor",
+    "load_vlm",
+    "model_directory",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +76,8 @@ def load_vlm(spec: LoadSpec) -> LoadedVlm:
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
     source = check_vlm_files(spec)
-    processor = _load_processor(source)
-    model = _load_model(source, spec, device, dtype)
+    processor = load_processor(source)
+    model = load_model(source, spec, device, dtype)
     if spec.adapter is not None:
         model = _apply_adapter(model, Path(spec.adapter), merge=spec.quantization == "none")
     model.eval()
@@ -78,13 +89,15 @@ def check_vlm_files(spec: LoadSpec) -> str:
 
     Cheap (no weights are read), so the gateway runs it at start and says at once what
     is missing, instead of on the first ECG."""
-    source = _model_source(spec.model)
+    source = model_directory(spec.model)
     if spec.adapter is not None:
         _check_adapter_dir(Path(spec.adapter))
     return source
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device of a configured name ("auto", "cpu", "cuda", "cuda:N"): "auto" is
+    the GPU where torch sees one; a configured GPU that is not there is VlmUnavailable."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -102,8 +115,11 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return _DTYPES[name]
 
 
-def _model_source(reference: str) -> str:
-    """The checked local directory of the model: `reference` itself or its hub snapshot."""
+def model_directory(reference: str) -> str:
+    """The checked local directory of the model: `reference` itself or its hub snapshot.
+
+    `reference` is a directory or a hub id (taken from the local Hugging Face cache, else
+    downloaded); VlmUnavailable says what is missing and how to get a model."""
     path = Path(reference).expanduser()
     if not path.exists() and HUB_ID.match(reference):
         path = Path(_hub_snapshot(reference))
@@ -167,8 +183,10 @@ def _check_adapter_dir(path: Path) -> None:
         )
 
 
-def _load_processor(source: str) -> Any:
-    """The PIL image backend unless torchvision is installed (both give the same pixels)."""
+def load_processor(source: str) -> Any:
+    """The Idefics3 processor of a model directory (see model_directory), padding on the
+    left for batched generation. The PIL image backend unless torchvision is installed
+    (both give the same pixels)."""
     backend = "torchvision" if is_torchvision_available() else "pil"
     try:
         processor = AutoProcessor.from_pretrained(source, backend=backend)
@@ -178,7 +196,10 @@ def _load_processor(source: str) -> Any:
     return processor
 
 
-def _load_model(source: str, spec: LoadSpec, device: torch.device, dtype: torch.dtype) -> Any:
+def load_model(source: str, spec: LoadSpec, device: torch.device, dtype: torch.dtype) -> Any:
+    """The base model of a model directory on `device` in `dtype`, in 4-bit NF4 when
+    spec.quantization is "4bit"; no adapter (load_vlm applies spec.adapter, training
+    adds its own). A model that cannot be loaded is VlmUnavailable."""
     kwargs: dict[str, Any] = {"dtype": dtype}
     if spec.quantization == "4bit":
         kwargs["quantization_config"] = _four_bit_config(dtype)

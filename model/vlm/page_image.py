@@ -25,7 +25,7 @@ SECONDARY_CAPTURE: SourceKind = "secondary-capture"
 PDF: SourceKind = "pdf"
 ENCAPSULATED_PDF_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
 # PDF pages are rasterised with this longest edge: at least what the processor keeps
-# (model.vlm.DEFAULT_LONGEST_EDGE), so the model loses nothing to the rasteriser.
+# (model.vlm.settings.DEFAULT_LONGEST_EDGE), so the model loses nothing to the rasteriser.
 PDF_LONGEST_EDGE_PX = 2048
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 

@@ -1,14 +1,14 @@
 """The VLM engine: SmolVLM reads the rendered 12-lead page and writes the report.
 
-Same call as the rule engine (`name`, `interpret(ecg) -> Report`), plus
-`interpret_image` for pages without a waveform (Secondary Capture, PDF) and
-`interpret_batch` so a GPU generates many reports in one pass.
+The gateway's engine protocol (model.engine.Engine): `name`, `interpret(ecg) -> Report`
+and `interpret_batch` over waveforms and pages without a waveform (Secondary Capture,
+PDF), so a GPU generates many reports in one pass; plus `interpret_image` for one page.
 
 Modes: `vlm` gives the model the image and the instruction only; `hybrid` also gives it
-the measured values and the rule engine's statements (model/vlm_prompt.py). In both,
+the measured values and the rule engine's statements (model/vlm/prompt.py). In both,
 waveform inputs are measured by the rule engine and the measured values fill the
 report's structured fields; the text's statements become the report's statements and
-its numbers are only checked against the measurements (model/vlm_parse.py).
+its numbers are only checked against the measurements (model/vlm/parse.py).
 
 Image resolution. Idefics3's processor resizes the page so its longest edge is
 `longest_edge`, then stretches it up to whole 512 px tiles (64 tokens each) plus one
@@ -47,24 +47,16 @@ from transformers import BatchFeature
 
 import model as ecg_model
 from model.ecg import Ecg
-from model.image_input import PageImage, is_page_file, load_page
 from model.render import PAGE_WIDTH_MM
 from model.report import EngineInfo, Report
 from model.rule_settings import DEFAULT_RULES, RuleSettings
-from model.vlm_loading import VlmUnavailable, load_vlm
-from model.vlm_prompt import report_messages, report_prompt
-from model.vlm_report import Generation, page_report, waveform_report
-from model.vlm_settings import DEFAULT_LONGEST_EDGE, DEFAULT_MODEL, TILE_PX, VlmSettings
+from model.vlm.loading import load_vlm
+from model.vlm.page_image import PageImage, is_page_file, load_page
+from model.vlm.prompt import report_messages, report_prompt
+from model.vlm.report import Generation, page_report, waveform_report
+from model.vlm.settings import VlmSettings
 
-__all__ = [
-    "DEFAULT_LONGEST_EDGE",
-    "DEFAULT_MODEL",
-    "TILE_PX",
-    "Generation",
-    "VlmEngine",
-    "VlmSettings",
-    "VlmUnavailable",
-]
+__all__ = ["MIN_RENDER_DPI", "VlmEngine", "render_page"]
 
 log = logging.getLogger(__name__)
 

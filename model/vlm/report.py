@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model.image_input import PageImage
 from model.report import MEASUREMENT_KEYS, EngineInfo, Evidence, Report, SourceInfo, Statement
 from model.scp_statements import STATEMENTS
-from model.vlm_parse import (
+from model.vlm.page_image import PageImage
+from model.vlm.parse import (
     FoundStatement,
     omitted_rule_warnings,
     parse_generated_text,

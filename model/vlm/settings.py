@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-500M-Instruct"
-DEFAULT_LONGEST_EDGE = 1536  # model/vlm.py explains the resolution / token trade-off
+DEFAULT_LONGEST_EDGE = 1536  # model/vlm/engine.py explains the resolution / token trade-off
 TILE_PX = 512
 
 
@@ -48,13 +48,19 @@ class VlmSettings(BaseModel):
     @field_validator("longest_edge")
     @classmethod
     def _whole_tiles(cls, value: int) -> int:
-        if value % TILE_PX:
-            raise ValueError(
-                f"longest_edge must be a multiple of {TILE_PX} (the processor rounds the page "
-                f"up to whole {TILE_PX} px tiles, so {value} costs as much as "
-                f"{-(-value // TILE_PX) * TILE_PX})"
-            )
-        return value
+        return whole_tiles(value)
 
     def load_spec(self) -> LoadSpec:
         return LoadSpec(self.model, self.adapter, self.quantization, self.device, self.dtype)
+
+
+def whole_tiles(longest_edge: int) -> int:
+    """`longest_edge` if it is a multiple of TILE_PX, else ValueError saying why it must be
+    (serving and training validate their page size with this, so both use the same)."""
+    if longest_edge % TILE_PX:
+        raise ValueError(
+            f"longest_edge must be a multiple of {TILE_PX} (the processor rounds the page "
+            f"up to whole {TILE_PX} px tiles, so {longest_edge} costs as much as "
+            f"{-(-longest_edge // TILE_PX) * TILE_PX})"
+        )
+    return longest_edge

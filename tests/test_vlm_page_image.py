@@ -16,7 +16,7 @@ from reportlab.pdfgen import canvas
 
 import model
 from model.errors import EcgDecodeError
-from model.image_input import (
+from model.vlm.page_image import (
     PDF_LONGEST_EDGE_PX,
     image_from_pixels,
     is_page_file,

@@ -2,7 +2,7 @@
 
 The answer format asked for is the one training/targets.py teaches (one labelled line
 per reading step, then a Measurements line), so a trained adapter answers in the form
-model/vlm_parse.py reads. Training builds its prompts with `report_prompt` too: a
+model/vlm/parse.py reads. Training builds its prompts with `report_prompt` too: a
 model answers best to the very words it was trained on.
 
 Hybrid mode puts the measured values and the rule engine's statements in front of the
