@@ -15,14 +15,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from model.rule_settings import RuleSettings
 from model.settings import StrictSettings, YamlFileError, line_at, read_yaml
+from model.statement_limits import StatementLimits
 from model.vlm.settings import VlmSettings
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,11 @@ class GatewayConfig(StrictSettings):
     min_free_disk_mb: int = Field(100, ge=0, description="refuse objects (0xA700) below this")
     workers: int = Field(2, ge=1, le=64)
     engine: Literal["measure", "vlm", "hybrid"] = "measure"
-    rules: RuleSettings = Field(
-        default_factory=RuleSettings, description="limits of the rule statements, every engine"
+    statement_limits: StatementLimits = Field(
+        default_factory=StatementLimits,
+        # `rules:` was this key's first name; routes.yaml's rules are another thing.
+        validation_alias=AliasChoices("statement_limits", "rules"),
+        description="limits of the rule statements, every engine",
     )
     vlm: VlmSettings = Field(
         default_factory=VlmSettings, description="model settings of the vlm and hybrid engines"

@@ -117,7 +117,7 @@ def job_lease_s(config: GatewayConfig) -> float:
 def engine_choice(config: GatewayConfig) -> EngineChoice:
     """The workers' engine, its model checked now so a missing one is reported at start."""
     choice = EngineChoice(
-        config.engine, config.vlm_settings, config.engine_unavailable, config.rules
+        config.engine, config.vlm_settings, config.engine_unavailable, config.statement_limits
     )
     if choice.vlm is not None:
         from model.vlm.loading import check_vlm_files  # torch: only when a VLM is configured

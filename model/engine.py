@@ -1,9 +1,9 @@
 """The engines that turn ECGs into reports, behind one protocol, and the choice of one.
 
 `Engine` is everything the gateway's workers call. Its implementations: the
-measurement engine (model.analyze: measurements and coded rule statements), the
-measurement engine standing in for a VLM that could not be loaded (`FallbackEngine`),
-and the VLM engine (model/vlm/engine.py: vlm and hybrid). `engine_for(choice)` gives a
+measurement engine and its stand-in for a VLM that could not be loaded
+(model/measurement_engine.py), and the VLM engine (model/vlm/engine.py: vlm and
+hybrid). `engine_for(choice)` gives a
 process its engine, loaded once; torch and transformers are imported only where a VLM
 is configured.
 """
@@ -16,17 +16,15 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from model.ecg import Ecg
+from model.measurement_engine import FallbackEngine, MeasurementEngine
 from model.report import Report
-from model.rule_engine import analyze
-from model.rule_settings import DEFAULT_RULES, RuleSettings
+from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.vlm.page_image import PageImage
 from model.vlm.settings import VlmSettings, VlmUnavailable
 
 __all__ = [
     "Engine",
     "EngineChoice",
-    "FallbackEngine",
-    "MeasurementEngine",
     "engine_for",
 ]
 
@@ -50,45 +48,6 @@ class Engine(Protocol):
         ...
 
 
-class MeasurementEngine:
-    """Signal measurement and coded rule statements (model.analyze)."""
-
-    name = "measure"
-
-    def __init__(self, rules: RuleSettings = DEFAULT_RULES) -> None:
-        self.rules = rules
-
-    def interpret(self, ecg: Ecg) -> Report:
-        return analyze(ecg, self.rules)
-
-    def interpret_batch(self, inputs: Sequence[Ecg | PageImage]) -> list[Report | None]:
-        """A report per waveform; None per page: a picture has no samples to measure."""
-        return [self.interpret(item) if isinstance(item, Ecg) else None for item in inputs]
-
-
-class FallbackEngine(MeasurementEngine):
-    """The measurement engine standing in for a VLM that could not be loaded; every
-    report says so, so nobody mistakes it for the configured engine's. The notice goes to
-    the EHR with the report; why the model could not be loaded (paths, how to fix it) is
-    for the gateway's log."""
-
-    def __init__(self, configured: str, rules: RuleSettings = DEFAULT_RULES) -> None:
-        super().__init__(rules)
-        self._notice = (
-            f"the configured {configured} engine could not be loaded; "
-            "this report is from the measurement engine"
-        )
-
-    def interpret(self, ecg: Ecg) -> Report:
-        report = super().interpret(ecg)
-        source = report.source.model_copy(
-            update={"quality_flags": [*report.source.quality_flags, "engine-fallback"]}
-        )
-        return report.model_copy(
-            update={"source": source, "warnings": [*report.warnings, self._notice]}
-        )
-
-
 @dataclass(frozen=True)
 class EngineChoice:
     """The engine the workers run, and what they do when its model cannot be loaded."""
@@ -96,7 +55,7 @@ class EngineChoice:
     name: str = "measure"
     vlm: VlmSettings | None = None  # the vlm and hybrid engines' settings
     on_unavailable: str = "fallback"  # "fallback" | "hold"
-    rules: RuleSettings = DEFAULT_RULES
+    limits: StatementLimits = DEFAULT_LIMITS
 
 
 _engines: dict[EngineChoice, Engine] = {}  # one per process: a VLM is loaded once
@@ -110,15 +69,15 @@ def engine_for(choice: EngineChoice) -> Engine:
     where choice.on_unavailable is "hold", VlmUnavailable is raised and jobs are held."""
     if choice not in _engines:
         if choice.vlm is None:
-            return _engines.setdefault(choice, MeasurementEngine(choice.rules))
+            return _engines.setdefault(choice, MeasurementEngine(choice.limits))
         from model.vlm.engine import VlmEngine  # torch and transformers: only where a VLM runs
 
         try:
-            _engines[choice] = VlmEngine(choice.vlm, choice.rules)
+            _engines[choice] = VlmEngine(choice.vlm, choice.limits)
         except VlmUnavailable as exc:
             if choice.on_unavailable == "hold":
                 log.error("%s engine unavailable, job held: %s", choice.name, exc)
                 raise
             log.error("%s engine unavailable, measuring instead: %s", choice.name, exc)
-            return FallbackEngine(choice.name, choice.rules)
+            return FallbackEngine(choice.name, choice.limits)
     return _engines[choice]

@@ -23,10 +23,10 @@ from model.measure import (
     pacemaker_drives,
 )
 from model.report import Evidence, Statement
-from model.rule_settings import DEFAULT_RULES, RuleSettings
 from model.scp_statements import STATEMENTS
+from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 
-# Rhythm: the sinus rate limits are site settings (model.rule_settings). The default
+# Rhythm: the sinus rate limits are site settings (model.statement_limits). The default
 # sinus bradycardia is below 50/min, as the 2018 ACC/AHA/HRS bradycardia guideline
 # defines it and as PTB-XL's cardiologists code it: of the 3,018 PTB-XL rows in
 # ptbxl-reports (not the 400 benchmark records) 2.7 % of the non-AF ECGs are SBRAD,
@@ -137,7 +137,9 @@ def has_p_waves(m: EcgMeasurement) -> bool:
     return m.fiducials is not None and m.fiducials.p_on is not None
 
 
-def rhythm_statements(m: EcgMeasurement, rules: RuleSettings = DEFAULT_RULES) -> list[Statement]:
+def rhythm_statements(
+    m: EcgMeasurement, limits: StatementLimits = DEFAULT_LIMITS
+) -> list[Statement]:
     if is_paced(m):
         return [
             make_statement(
@@ -161,7 +163,7 @@ def rhythm_statements(m: EcgMeasurement, rules: RuleSettings = DEFAULT_RULES) ->
         ]
     if not has_p_waves(m):
         return atrial_fibrillation_statements(m)
-    return sinus_statements(m, rules)
+    return sinus_statements(m, limits)
 
 
 def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
@@ -198,13 +200,13 @@ def is_paced(m: EcgMeasurement) -> bool:
     return pacemaker_drives(m.paced_beats, m.beats.positions.size)
 
 
-def sinus_statements(m: EcgMeasurement, rules: RuleSettings) -> list[Statement]:
+def sinus_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
     p_axis, hr = m.values.p_axis_deg, m.values.heart_rate_bpm
     if p_axis is None or not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
         return []
     found = []
     sinus = f"P wave before each QRS with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
-    rate = sinus_rate_code(hr, rules)
+    rate = sinus_rate_code(hr, limits)
     if rate is not None:
         code, limit = rate
         found.append(
@@ -228,7 +230,7 @@ def sinus_statements(m: EcgMeasurement, rules: RuleSettings) -> list[Statement]:
         found.append(
             make_statement(
                 "SR",
-                f"{sinus}, rate {rules.bradycardia_bpm}-{rules.tachycardia_bpm}/min",
+                f"{sinus}, rate {limits.bradycardia_bpm}-{limits.tachycardia_bpm}/min",
                 heart_rate_bpm=hr,
                 p_axis_deg=p_axis,
             )
@@ -236,12 +238,12 @@ def sinus_statements(m: EcgMeasurement, rules: RuleSettings) -> list[Statement]:
     return found
 
 
-def sinus_rate_code(hr: float, rules: RuleSettings) -> tuple[str, str] | None:
+def sinus_rate_code(hr: float, limits: StatementLimits) -> tuple[str, str] | None:
     """SBRAD or STACH with the limit the rate passed ('< 50'), or None within the limits."""
-    if hr < rules.bradycardia_bpm:
-        return "SBRAD", f"< {rules.bradycardia_bpm}"
-    if hr > rules.tachycardia_bpm:
-        return "STACH", f"> {rules.tachycardia_bpm}"
+    if hr < limits.bradycardia_bpm:
+        return "SBRAD", f"< {limits.bradycardia_bpm}"
+    if hr > limits.tachycardia_bpm:
+        return "STACH", f"> {limits.tachycardia_bpm}"
     return None
 
 
@@ -545,7 +547,7 @@ def qt_statements(m: EcgMeasurement, sex: str | None) -> list[Statement]:
 
 
 def interpret(
-    m: EcgMeasurement, sex: str | None = None, rules: RuleSettings = DEFAULT_RULES
+    m: EcgMeasurement, sex: str | None = None, limits: StatementLimits = DEFAULT_LIMITS
 ) -> list[Statement]:
     """All statements for one measured ECG, rhythm first; NORM when nothing is abnormal.
 
@@ -559,7 +561,7 @@ def interpret(
     """
     if m.beats is None or m.values.heart_rate_bpm is None:
         return []
-    found = rhythm_statements(m, rules)
+    found = rhythm_statements(m, limits)
     rhythm = {s.code for s in found}
     found += ectopy_statements(m, sinus=bool(rhythm & NORMAL_RHYTHM_CODES))
     if "PACE" not in rhythm and m.fiducials is not None:

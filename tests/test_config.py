@@ -67,8 +67,11 @@ def test_tls_enabled_without_key_is_an_error(tmp_path):
         ("allowed_addresses: [10.0.0.0/8, not-an-address]\n", r"allowed_addresses"),
         ("engine: gpt\n", r"engine"),
         ("workers: 0\n", r"workers"),
-        ("rules:\n  bradycardia_bpm: 20\n", r"line 2: rules\.bradycardia_bpm"),
-        ("rules:\n  brady: 60\n", r"rules\.brady: Extra inputs"),
+        (
+            "statement_limits:\n  bradycardia_bpm: 20\n",
+            r"line 2: statement_limits\.bradycardia_bpm",
+        ),
+        ("statement_limits:\n  brady: 60\n", r"statement_limits\.brady: Extra inputs"),
     ],
 )
 def test_invalid_values(tmp_path, text, expected):

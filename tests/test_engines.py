@@ -25,9 +25,10 @@ from gateway.routing import FileDestination, Router
 from gateway.server import engine_choice, job_lease_s
 from gateway.store import Store
 from model.ecg import Ecg
-from model.engine import Engine, EngineChoice, FallbackEngine, MeasurementEngine, engine_for
+from model.engine import Engine, EngineChoice, engine_for
+from model.measurement_engine import FallbackEngine, MeasurementEngine
 from model.report import Report
-from model.rule_settings import RuleSettings
+from model.statement_limits import StatementLimits
 from model.vlm.page_image import PageImage
 from model.vlm.settings import VlmSettings
 from tests import dicom_samples as samples
@@ -246,8 +247,11 @@ def test_queued_ecgs_are_interpreted_in_one_vlm_batch(tmp_path, tiny, vendor, sh
 def test_site_rate_limits_reach_the_pipeline_report(tmp_path, vendor):
     """The GE ECG at 97/min: sinus rhythm by default, tachycardia where a site says > 85/min."""
     reports = {}
-    for name, rules in (("default", RuleSettings()), ("site", RuleSettings(tachycardia_bpm=85))):
-        gw = gateway_with(tmp_path / name, EngineChoice(rules=rules))
+    for name, limits in (
+        ("default", StatementLimits()),
+        ("site", StatementLimits(tachycardia_bpm=85)),
+    ):
+        gw = gateway_with(tmp_path / name, EngineChoice(limits=limits))
         job_id = gw.receive(vendor)
         gw.process_all()
         reports[name] = gw.package(job_id).report
@@ -257,10 +261,11 @@ def test_site_rate_limits_reach_the_pipeline_report(tmp_path, vendor):
     assert reports["site"].statements[0].evidence.criterion.endswith("rate > 85/min")
 
 
-def test_gateway_yaml_rules_reach_the_engine_choice(tmp_path):
+@pytest.mark.parametrize("key", ["statement_limits", "rules"])  # rules: the key's first name
+def test_gateway_yaml_statement_limits_reach_the_engine_choice(tmp_path, key):
     path = tmp_path / "gateway.yaml"
-    path.write_text("rules:\n  bradycardia_bpm: 60\n")
-    assert engine_choice(load_config(path)).rules == RuleSettings(bradycardia_bpm=60)
+    path.write_text(f"{key}:\n  bradycardia_bpm: 60\n")
+    assert engine_choice(load_config(path)).limits == StatementLimits(bradycardia_bpm=60)
 
 
 def _page() -> PageImage:

@@ -4,7 +4,7 @@ The user turn is built exactly as model/vlm/engine.py builds it at serving time:
 template, `report_prompt` from model/vlm/prompt.py, and the processor resizing the page
 to the same `longest_edge`. Stage 1 uses the `vlm`-mode prompt (image and instruction
 only) and stage 2 the prompt of the mode the adapter will serve; in `hybrid` mode that
-is the rule engine's measurements and statements, which each dataset row carries in
+is the measurement engine's measurements and statements, which each dataset row carries in
 `rule_report`. Labels are -100 for the prompt (image tokens included) and the padding,
 so the model learns only to write the assistant's answer.
 """

@@ -4,7 +4,7 @@ Input: a PTB-XL directory in its original layout (ptbxl_database.csv,
 scp_statements.csv, records100/, records500/), the 400-record excerpt here or the
 full 21,799 records unchanged. Each record is rendered by the gateway's own renderer
 (no patient header), so the model learns from exactly the pages it will be shown,
-and measured by the gateway's rule engine, whose values go into the targets.
+and measured by the gateway's measurement engine, whose values go into the targets.
 
 Output, in `output_dir`:
     images/NNNNN/<ecg_id>-<copy>.png|.jpg   .jpg where JPEG compression was drawn

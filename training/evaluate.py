@@ -1,6 +1,6 @@
 """How good are the reports? Text overlap and clinical accuracy on the test split, one table.
 
-Rows: the rule engine (model.analyze) as the baseline, then the gateway's VLM engine
+Rows: the measurement engine (model.analyze) as the baseline, then the gateway's VLM engine
 with the stage 1 adapter and with the stage 2 adapter when they are given. Every row
 is a real engine call on the test records, so the numbers are those of the served
 engine: for the VLM rows its generated text, and the statement codes that
@@ -205,7 +205,7 @@ def vlm_predictions(
 
 
 def systems(config: EvaluateConfig) -> list[tuple[str, VlmSettings | None]]:
-    """(row name, VLM settings or None for the rule engine), in table order."""
+    """(row name, VLM settings or None for the measurement engine), in table order."""
     rows: list[tuple[str, VlmSettings | None]] = [(BASELINE, None)]
     base = Path(config.vlm.model).name or config.vlm.model
     for stage, adapter in (("stage 1", config.stage1_adapter), ("stage 2", config.stage2_adapter)):

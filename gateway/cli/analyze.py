@@ -78,7 +78,7 @@ def add_analyze_parser(sub: argparse._SubParsersAction) -> None:
         "-c",
         "--config",
         type=Path,
-        help="gateway.yaml whose rule settings (rules:) apply, as in the gateway",
+        help="gateway.yaml whose statement limits (statement_limits:) apply, as in the gateway",
     )
     p.set_defaults(func=run_analyze)
 
@@ -87,7 +87,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError, load_config
 
     try:
-        rules = load_config(args.config).rules
+        limits = load_config(args.config).statement_limits
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -102,7 +102,7 @@ def run_analyze(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        report = model.analyze(model.load(args.input), rules)
+        report = model.analyze(model.load(args.input), limits)
     else:
         from model.vlm.engine import VlmEngine
         from model.vlm.settings import DEFAULT_MODEL, VlmSettings, VlmUnavailable
@@ -115,7 +115,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             device=args.device,
         )
         try:
-            engine = VlmEngine(settings, rules)
+            engine = VlmEngine(settings, limits)
         except VlmUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

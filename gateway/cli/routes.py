@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     package = package_for_input(
-        args.input, Association(args.calling_ae, args.called_ae), config.rules
+        args.input, Association(args.calling_ae, args.called_ae), config.statement_limits
     )
     print(format_route_test(package, routes))
     return 0

@@ -13,11 +13,11 @@ from gateway.intake.accept import KIND_BY_SOP_CLASS, WAVEFORM
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import read_image_object
 from gateway.routing import MatchContext, RoutesConfig, decide, explain
-from model.rule_settings import DEFAULT_RULES, RuleSettings
+from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 
 
 def package_for_input(
-    path: Path, association: Association, rules: RuleSettings = DEFAULT_RULES
+    path: Path, association: Association, limits: StatementLimits = DEFAULT_LIMITS
 ) -> ReportPackage:
     """The report package the pipeline would build (without rendering: routing needs none)."""
     kind = _dicom_kind(path) or WAVEFORM
@@ -27,7 +27,7 @@ def package_for_input(
             job_id=0,
             kind=kind,
             metadata=ecg.metadata,
-            report=model.analyze(ecg, rules),
+            report=model.analyze(ecg, limits),
             association=association,
         )
     image = read_image_object(path, kind)

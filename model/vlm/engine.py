@@ -5,8 +5,8 @@ and `interpret_batch` over waveforms and pages without a waveform (Secondary Cap
 PDF), so a GPU generates many reports in one pass; plus `interpret_image` for one page.
 
 Modes: `vlm` gives the model the image and the instruction only; `hybrid` also gives it
-the measured values and the rule engine's statements (model/vlm/prompt.py). In both,
-waveform inputs are measured by the rule engine and the measured values fill the
+the measured values and the measurement engine's statements (model/vlm/prompt.py). In both,
+waveform inputs are measured by the measurement engine and the measured values fill the
 report's structured fields; the text's statements become the report's statements and
 its numbers are only checked against the measurements (model/vlm/parse.py).
 
@@ -49,7 +49,7 @@ import model as ecg_model
 from model.ecg import Ecg
 from model.render import PAGE_WIDTH_MM
 from model.report import EngineInfo, Report
-from model.rule_settings import DEFAULT_RULES, RuleSettings
+from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.vlm.loading import load_vlm
 from model.vlm.page_image import PageImage, is_page_file, load_page
 from model.vlm.prompt import report_messages, report_prompt
@@ -69,21 +69,21 @@ MIN_RENDER_DPI = 100
 class _Request:
     image: Image.Image
     prompt: str
-    measured: Report | None  # the rule engine's report of a waveform; None for a page
+    measured: Report | None  # the measurement engine's report of a waveform; None for a page
     page: PageImage | None
 
 
 class VlmEngine:
     """Loads the model once at construction; raises VlmUnavailable if it cannot.
 
-    `rules` are the site's rule settings for the measurement report that grounds the
+    `limits` are the site's statement limits for the measurement report that grounds the
     model (hybrid) and whose measurements every waveform report keeps."""
 
     def __init__(
-        self, settings: VlmSettings | None = None, rules: RuleSettings = DEFAULT_RULES
+        self, settings: VlmSettings | None = None, limits: StatementLimits = DEFAULT_LIMITS
     ) -> None:
         self.settings = settings or VlmSettings()
-        self.rules = rules
+        self.limits = limits
         self.name = self.settings.mode
         self.loaded = load_vlm(self.settings.load_spec())
         self.info = EngineInfo(name=self.name, version=self.loaded.label)
@@ -205,7 +205,7 @@ class VlmEngine:
     def _request(self, item: Ecg | PageImage) -> _Request:
         if isinstance(item, PageImage):
             return _Request(item.image, report_prompt(from_image=True), None, item)
-        measured = ecg_model.analyze(item, self.rules)
+        measured = ecg_model.analyze(item, self.limits)
         if self.settings.mode == "hybrid":
             prompt = report_prompt(measured.measurements, measured.statements)
         else:

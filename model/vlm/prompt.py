@@ -5,7 +5,7 @@ per reading step, then a Measurements line), so a trained adapter answers in the
 model/vlm/parse.py reads. Training builds its prompts with `report_prompt` too: a
 model answers best to the very words it was trained on.
 
-Hybrid mode puts the measured values and the rule engine's statements in front of the
+Hybrid mode puts the measured values and the measurement engine's statements in front of the
 instruction, so the model writes around facts instead of inventing numbers.
 """
 

@@ -1,6 +1,6 @@
 """The report the VLM engine returns, assembled from the generated text and what was measured.
 
-For a waveform, the rule engine's measurements and null reasons fill the structured
+For a waveform, the measurement engine's measurements and null reasons fill the structured
 fields whatever the text says; the text gives the impression and the statements, and
 every disagreement with the measurements is a consistency warning. For a page (Secondary
 Capture, PDF) nothing was measured: the report says so, and numbers in the text are
@@ -41,7 +41,7 @@ class Generation:
 def waveform_report(
     measured: Report, generation: Generation, engine: EngineInfo, hybrid: bool
 ) -> Report:
-    """Measured values from `measured` (the rule engine's report), words from the model.
+    """Measured values from `measured` (the measurement engine's report), words from the model.
 
     In hybrid mode the model was given the rule statements, so leaving one out is
     flagged too; in vlm mode it never saw them.
@@ -101,7 +101,7 @@ def generation_warnings(generation: Generation, has_statements: bool) -> list[st
 
 
 def _statement(found: FoundStatement, rule_evidence: Evidence | None) -> Statement:
-    """The model's statement; the rule engine's evidence where it found the same."""
+    """The model's statement; the measurement engine's evidence where it found the same."""
     evidence = rule_evidence or Evidence(criterion=STATED_BY_MODEL, values={"phrase": found.phrase})
     return Statement(
         code=found.code,

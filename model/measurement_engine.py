@@ -1,4 +1,5 @@
-"""The embedded default engine: measurements and rule statements, no model weights.
+"""The embedded default engine: measurements and rule statements, no model weights;
+and the same engine standing in for a VLM that could not be loaded (FallbackEngine).
 
 analyze(ecg) measures (model.measure), interprets (model.statements) and writes
 the impression a cardiologist would: the rhythm first, then each finding, then a
@@ -7,12 +8,15 @@ verdict ("Normal ECG." / "Otherwise normal ECG." / "Abnormal ECG.").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from model.ecg import Ecg
 from model.measure import EcgMeasurement, measure
 from model.report import EngineInfo, Report, SourceInfo, Statement
-from model.rule_settings import DEFAULT_RULES, RuleSettings
 from model.signal_quality import RESCALED_FLAG
+from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.statements import NORMAL_RHYTHM_CODES, interpret
+from model.vlm.page_image import PageImage
 
 ENGINE = EngineInfo(name="measure", version="1.0.0")
 
@@ -34,10 +38,10 @@ ECTOPY_PHRASES = {
 }
 
 
-def analyze(ecg: Ecg, rules: RuleSettings = DEFAULT_RULES) -> Report:
+def analyze(ecg: Ecg, limits: StatementLimits = DEFAULT_LIMITS) -> Report:
     """Measure and interpret one ECG. Poor signals give nulls with reasons, never an exception."""
     measured = measure(ecg)
-    statements = interpret(measured, sex=ecg.metadata.patient_sex, rules=rules)
+    statements = interpret(measured, sex=ecg.metadata.patient_sex, limits=limits)
     return Report(
         measurements=measured.values,
         null_reasons=measured.null_reasons,
@@ -108,3 +112,42 @@ def _warnings(measured: EcgMeasurement) -> list[str]:
     if not measured.amplitudes_calibrated:
         skipped.append(RESCALED_FLAG)
     return skipped
+
+
+class MeasurementEngine:
+    """Signal measurement and coded rule statements (model.analyze)."""
+
+    name = "measure"
+
+    def __init__(self, limits: StatementLimits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+
+    def interpret(self, ecg: Ecg) -> Report:
+        return analyze(ecg, self.limits)
+
+    def interpret_batch(self, inputs: Sequence[Ecg | PageImage]) -> list[Report | None]:
+        """A report per waveform; None per page: a picture has no samples to measure."""
+        return [self.interpret(item) if isinstance(item, Ecg) else None for item in inputs]
+
+
+class FallbackEngine(MeasurementEngine):
+    """The measurement engine standing in for a VLM that could not be loaded; every
+    report says so, so nobody mistakes it for the configured engine's. The notice goes to
+    the EHR with the report; why the model could not be loaded (paths, how to fix it) is
+    for the gateway's log."""
+
+    def __init__(self, configured: str, limits: StatementLimits = DEFAULT_LIMITS) -> None:
+        super().__init__(limits)
+        self._notice = (
+            f"the configured {configured} engine could not be loaded; "
+            "this report is from the measurement engine"
+        )
+
+    def interpret(self, ecg: Ecg) -> Report:
+        report = super().interpret(ecg)
+        source = report.source.model_copy(
+            update={"quality_flags": [*report.source.quality_flags, "engine-fallback"]}
+        )
+        return report.model_copy(
+            update={"source": source, "warnings": [*report.warnings, self._notice]}
+        )

@@ -1,4 +1,4 @@
-"""The rule engine's site settings, parsed once with the gateway configuration.
+"""The measurement engine's site settings, parsed once with the gateway configuration.
 
 Sites differ in where a sinus rate becomes bradycardia: 60/min by the AHA/ACCF/HRS
 2009 recommendations (LUDB's and Georgia's cardiologists), 50/min by the 2018
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class RuleSettings(BaseModel):
+class StatementLimits(BaseModel):
     """Rate limits of the sinus rhythm statements (beats per minute); their ranges keep
     bradycardia below tachycardia."""
 
@@ -23,4 +23,4 @@ class RuleSettings(BaseModel):
     tachycardia_bpm: int = Field(100, ge=80, le=150, description="sinus tachycardia above this")
 
 
-DEFAULT_RULES = RuleSettings()
+DEFAULT_LIMITS = StatementLimits()
