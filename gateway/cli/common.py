@@ -1,10 +1,11 @@
 """What the commands that work on a gateway's data directory share: the config options,
-the config they name, and opening its store."""
+the config they name, and running against its store."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.config import ConfigError, GatewayConfig
@@ -22,17 +23,29 @@ def load_config(args: argparse.Namespace, **overrides: object) -> GatewayConfig:
     return load_config_file(args.config).with_overrides(data_dir=args.data_dir, **overrides)
 
 
-def open_existing_store(args: argparse.Namespace) -> tuple[GatewayConfig, Store] | None:
-    """The config and the store of a gateway that has run; None (with the reason printed)
-    when the config is bad or there is no store yet: the CLI never creates one."""
-    try:
-        config = load_config(args)
-        if not config.store_path.exists():
-            print(
-                f"error: {config.store_path}: no store here (has the gateway run?)", file=sys.stderr
-            )
-            return None
-        return config, Store(config.store_path)
-    except (ConfigError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
+StoreAction = Callable[[argparse.Namespace, GatewayConfig, Store], int]
+
+
+def on_existing_store(action: StoreAction) -> Callable[[argparse.Namespace], int]:
+    """A command run against the store of a gateway that has run: the store is opened for
+    `action` and closed after it; without one the command exits 2 with the reason."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            config = load_config(args)
+            if not config.store_path.exists():
+                print(
+                    f"error: {config.store_path}: no store here (has the gateway run?)",
+                    file=sys.stderr,
+                )
+                return 2
+            store = Store(config.store_path)
+        except (ConfigError, StoreError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return action(args, config, store)
+        finally:
+            store.close()
+
+    return run

@@ -6,8 +6,9 @@ import argparse
 import sys
 import time
 
-from gateway.cli.common import add_config_options, open_existing_store
-from gateway.store import Delivery
+from gateway.cli.common import add_config_options, on_existing_store
+from gateway.config import GatewayConfig
+from gateway.store import Delivery, Store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,25 +26,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    opened = open_existing_store(args)
-    if opened is None:
-        return 2
-    _, store = opened
-    try:
-        if args.deliveries_command == "list":
-            print(format_deliveries(store.list_deliveries(dead_only=args.dead, limit=args.limit)))
-            return 0
-        if args.all_dead:
-            print(f"requeued {store.retry_all_dead()} dead deliveries")
-            return 0
-        if store.retry_delivery(args.id):
-            print(f"requeued delivery {args.id}")
-            return 0
-        print(f"error: delivery {args.id} does not exist or is not failed or dead", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
+@on_existing_store
+def run(args: argparse.Namespace, _config: GatewayConfig, store: Store) -> int:
+    if args.deliveries_command == "list":
+        print(format_deliveries(store.list_deliveries(dead_only=args.dead, limit=args.limit)))
+        return 0
+    if args.all_dead:
+        print(f"requeued {store.retry_all_dead()} dead deliveries")
+        return 0
+    if store.retry_delivery(args.id):
+        print(f"requeued delivery {args.id}")
+        return 0
+    print(f"error: delivery {args.id} does not exist or is not failed or dead", file=sys.stderr)
+    return 1
 
 
 def format_deliveries(deliveries: list[Delivery], now: float | None = None) -> str:

@@ -11,7 +11,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from gateway.cli.common import add_config_options, open_existing_store
+from gateway.cli.common import add_config_options, on_existing_store
+from gateway.config import GatewayConfig
 from gateway.metrics import REJECTED_PREFIX, read_metrics
 from gateway.store import Job, Store
 
@@ -31,26 +32,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from gateway.cli.jobs import format_job_details, format_job_list, retry_jobs
-
-    opened = open_existing_store(args)
-    if opened is None:
-        return 2
-    config, store = opened
-    try:
-        if args.jobs_command == "list":
-            print(format_job_list(store, config.metrics_path, args.state, args.limit))
-            return 0
-        if args.jobs_command == "show":
-            text = format_job_details(store, args.uid)
-            print(text or f"no job for SOP Instance UID {args.uid}")
-            return 0 if text else 1
-        count = retry_jobs(store, args.uid)
-        print(f"requeued {count} failed job(s) for {args.uid}")
-        return 0 if count else 1
-    finally:
-        store.close()
+@on_existing_store
+def run(args: argparse.Namespace, config: GatewayConfig, store: Store) -> int:
+    if args.jobs_command == "list":
+        print(format_job_list(store, config.metrics_path, args.state, args.limit))
+        return 0
+    if args.jobs_command == "show":
+        text = format_job_details(store, args.uid)
+        print(text or f"no job for SOP Instance UID {args.uid}")
+        return 0 if text else 1
+    count = retry_jobs(store, args.uid)
+    print(f"requeued {count} failed job(s) for {args.uid}")
+    return 0 if count else 1
 
 
 def format_job_list(store: Store, metrics_path: Path, state: str | None, limit: int) -> str:

@@ -263,34 +263,40 @@ class _BundleBuilder:
     def _observation_base(
         self, role: str, code: tuple[str, str], patient_ref: dict | None, device_ref: dict | None
     ) -> dict[str, Any]:
-        observation: dict[str, Any] = {
-            "resourceType": "Observation",
-            "identifier": [self._derived_identifier(role)],
-            "status": "preliminary",
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": OBSERVATION_CATEGORY,
-                            "code": "procedure",
-                            "display": "Procedure",
-                        }
-                    ]
-                }
-            ],
-            "code": {
-                "coding": [{"system": LOINC, "code": code[0], "display": code[1]}],
-                "text": code[1],
-            },
-            "issued": self.issued,
-        }
-        if patient_ref:
-            observation["subject"] = patient_ref
-        if self.effective:
-            observation["effectiveDateTime"] = self.effective
+        observation = self._preliminary(
+            "Observation",
+            self._derived_identifier(role),
+            [_concept(OBSERVATION_CATEGORY, ("procedure", "Procedure"))],
+            code,
+            patient_ref,
+        )
         if device_ref:
             observation["device"] = device_ref
         return observation
+
+    def _preliminary(
+        self,
+        resource_type: str,
+        identifier: dict,
+        categories: list[dict],
+        code: tuple[str, str],
+        patient_ref: dict | None,
+    ) -> dict[str, Any]:
+        """What the report and each observation share: a preliminary result, LOINC-coded,
+        issued now, about the patient (when known) at the time of acquisition."""
+        resource: dict[str, Any] = {
+            "resourceType": resource_type,
+            "identifier": [identifier],
+            "status": "preliminary",
+            "category": categories,
+            "code": {**_concept(LOINC, code), "text": code[1]},
+            "issued": self.issued,
+        }
+        if patient_ref:
+            resource["subject"] = patient_ref
+        if self.effective:
+            resource["effectiveDateTime"] = self.effective
+        return resource
 
     @property
     def _measured(self) -> bool:
@@ -376,40 +382,16 @@ class _BundleBuilder:
         self, patient_ref: dict | None, results: list[dict], media_ref: dict | None
     ) -> None:
         identifier = self._report_identifier()
-        report: dict[str, Any] = {
-            "resourceType": "DiagnosticReport",
-            "identifier": [identifier],
-            "status": "preliminary",
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": LOINC,
-                            "code": CARDIOLOGY_CATEGORY[0],
-                            "display": CARDIOLOGY_CATEGORY[1],
-                        }
-                    ]
-                },
-                {
-                    "coding": [
-                        {
-                            "system": DIAGNOSTIC_SECTION_SYSTEM,
-                            "code": ELECTROCARDIAC_SECTION[0],
-                            "display": ELECTROCARDIAC_SECTION[1],
-                        }
-                    ]
-                },
+        report = self._preliminary(
+            "DiagnosticReport",
+            identifier,
+            [
+                _concept(LOINC, CARDIOLOGY_CATEGORY),
+                _concept(DIAGNOSTIC_SECTION_SYSTEM, ELECTROCARDIAC_SECTION),
             ],
-            "code": {
-                "coding": [{"system": LOINC, "code": EKG_STUDY[0], "display": EKG_STUDY[1]}],
-                "text": EKG_STUDY[1],
-            },
-            "issued": self.issued,
-        }
-        if patient_ref:
-            report["subject"] = patient_ref
-        if self.effective:
-            report["effectiveDateTime"] = self.effective
+            EKG_STUDY,
+            patient_ref,
+        )
         if self.meta.institution_name:
             report["performer"] = [{"type": "Organization", "display": self.meta.institution_name}]
         if results:
@@ -519,3 +501,8 @@ def _human_name(dicom_name: str | None) -> dict | None:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _concept(system: str, code: tuple[str, str]) -> dict[str, Any]:
+    """A CodeableConcept of one coding: (code, display) in `system`."""
+    return {"coding": [{"system": system, "code": code[0], "display": code[1]}]}

@@ -83,26 +83,22 @@ class Outcome:
     comment: str | None = None
 
 
+@dataclass(frozen=True)
 class Intake:
-    def __init__(
-        self,
-        store: Store,
-        spool_dir: Path,
-        metrics: Metrics,
-        min_free_bytes: int = 0,
-        on_job: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._store = store
-        self._spool_dir = spool_dir
-        self._metrics = metrics
-        self._min_free_bytes = min_free_bytes
-        self._on_job = on_job
+    """Where accepted objects go: the spool and the store; `on_job` hears each new job
+    (the workers start on it at once)."""
+
+    store: Store
+    spool_dir: Path
+    metrics: Metrics
+    min_free_bytes: int = 0
+    on_job: Callable[[], None] = lambda: None
 
     def accept(self, obj: ReceivedObject) -> Outcome:
         sha = obj.content_sha256
         label = f"{obj.sop_instance_uid} sha256={sha[:12]}"
         try:
-            if self._store.find_job(obj.sop_instance_uid, sha) is not None:
+            if self.store.find_job(obj.sop_instance_uid, sha) is not None:
                 return self._duplicate(label)
         except StoreError as exc:
             return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
@@ -116,9 +112,9 @@ class Intake:
 
     def _spool(self, obj: ReceivedObject, sha: str) -> Path | Outcome:
         try:
-            if free_bytes(self._spool_dir) < self._min_free_bytes + len(obj.file_bytes):
+            if free_bytes(self.spool_dir) < self.min_free_bytes + len(obj.file_bytes):
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
-            path = self._spool_dir / spool_name(obj.sop_instance_uid, sha)
+            path = self.spool_dir / spool_name(obj.sop_instance_uid, sha)
             return write_durably(path, obj.file_bytes)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
@@ -126,7 +122,7 @@ class Intake:
             return Outcome(OUT_OF_RESOURCES, "spool-write-failed", f"spool write failed: {exc}")
 
     def _enqueue(
-        self, obj: ReceivedObject, sha: str, path: Path, label: str, header: HeaderFacts
+        self, obj: ReceivedObject, sha: str, path: Path, label: str, ds: Dataset
     ) -> Outcome:
         new = NewJob(
             sop_instance_uid=obj.sop_instance_uid,
@@ -137,19 +133,20 @@ class Intake:
             calling_ae=obj.calling_ae,
             called_ae=obj.called_ae,
             peer=obj.peer,
-            modality=header.modality,
-            institution=header.institution,
-            station=header.station,
+            # What routing may choose an engine by, so the workers need not read the header.
+            modality=_text(ds, "Modality"),
+            institution=_text(ds, "InstitutionName"),
+            station=_text(ds, "StationName"),
         )
         try:
-            enqueued = self._store.add_job(new)
+            enqueued = self.store.add_job(new)
         except StoreError as exc:
             return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         if enqueued.duplicate:
             return self._duplicate(label)
-        self._metrics.inc(m.OBJECTS_ACCEPTED)
+        self.metrics.inc(m.OBJECTS_ACCEPTED)
         if enqueued.is_correction:
-            self._metrics.inc(m.OBJECTS_CORRECTION)
+            self.metrics.inc(m.OBJECTS_CORRECTION)
         log.info(
             "accepted %s as job %d (%s%s) from %s@%s",
             label,
@@ -159,16 +156,16 @@ class Intake:
             obj.calling_ae,
             obj.peer,
         )
-        self._on_job()
+        self.on_job()
         return Outcome(SUCCESS)
 
     def _duplicate(self, label: str) -> Outcome:
-        self._metrics.inc(m.OBJECTS_DUPLICATE)
+        self.metrics.inc(m.OBJECTS_DUPLICATE)
         log.info("already received %s: acknowledged, not processed again", label)
         return Outcome(SUCCESS)
 
     def _reject(self, label: str, outcome: Outcome) -> Outcome:
-        self._metrics.reject(outcome.reason or "unknown")
+        self.metrics.reject(outcome.reason or "unknown")
         log.warning(
             "rejected %s with status 0x%04X (%s): %s",
             label,
@@ -179,25 +176,8 @@ class Intake:
         return outcome
 
 
-@dataclass(frozen=True)
-class HeaderFacts:
-    """What routing may choose an engine by, read from the header once, at intake."""
-
-    modality: str = ""
-    institution: str = ""
-    station: str = ""
-
-    @classmethod
-    def of(cls, ds: Dataset) -> HeaderFacts:
-        return cls(
-            str(ds.get("Modality", "") or ""),
-            str(ds.get("InstitutionName", "") or ""),
-            str(ds.get("StationName", "") or ""),
-        )
-
-
-def check_object(obj: ReceivedObject) -> Outcome | HeaderFacts:
-    """Why this object cannot be accepted, or its header facts when it is fit to spool."""
+def check_object(obj: ReceivedObject) -> Outcome | Dataset:
+    """Why this object cannot be accepted, or its parsed dataset when it is fit to spool."""
     if obj.sop_class_uid not in KIND_BY_SOP_CLASS:
         return Outcome(
             SOP_CLASS_NOT_SUPPORTED, "sop-class-not-supported", "SOP class not supported"
@@ -208,7 +188,7 @@ def check_object(obj: ReceivedObject) -> Outcome | HeaderFacts:
         return Outcome(CANNOT_UNDERSTAND, "undecodable", f"cannot decode: {type(exc).__name__}")
 
 
-def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | HeaderFacts:
+def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | Dataset:
     # Identity first: garbage has none, while a cut-off object keeps it (it comes first).
     if not ds.get("SOPClassUID") or not ds.get("SOPInstanceUID"):
         return Outcome(CANNOT_UNDERSTAND, "undecodable", "no SOP Class UID or SOP Instance UID")
@@ -222,7 +202,7 @@ def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | HeaderFacts:
     if problem is not None:
         slug, comment = problem
         return Outcome(DATASET_DOES_NOT_MATCH_SOP_CLASS, slug, comment)
-    return HeaderFacts.of(ds)
+    return ds
 
 
 def _truncated_element(ds: Dataset) -> str | None:
@@ -286,11 +266,9 @@ def _check_waveform(ds: Dataset) -> tuple[str, str] | None:
             * int(item.WaveformBitsAllocated)
             // 8
         )
-        if len(item.WaveformData) < expected:
-            return (
-                "waveform-size-mismatch",
-                f"waveform {index + 1} has {len(item.WaveformData)} bytes, expected {expected}",
-            )
+        short = _too_short(item.WaveformData, expected, f"waveform {index + 1} has")
+        if short:
+            return "waveform-size-mismatch", short
     return None
 
 
@@ -303,12 +281,8 @@ def _check_image(ds: Dataset) -> tuple[str, str] | None:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     bits = int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * int(ds.BitsAllocated)
     expected = (bits * frames + 7) // 8
-    if len(ds.PixelData) < expected:
-        return (
-            "pixel-size-mismatch",
-            f"PixelData has {len(ds.PixelData)} bytes, expected {expected}",
-        )
-    return None
+    short = _too_short(ds.PixelData, expected, "PixelData has")
+    return ("pixel-size-mismatch", short) if short else None
 
 
 def _check_pdf(ds: Dataset) -> tuple[str, str] | None:
@@ -320,6 +294,15 @@ def _check_pdf(ds: Dataset) -> tuple[str, str] | None:
     if bytes(document[:5]) != b"%PDF-":
         return "missing-document", "EncapsulatedDocument is not a PDF"
     return None
+
+
+def _too_short(data: bytes, expected: int, what: str) -> str | None:
+    """A cut-off transfer: fewer bytes than the dimensions declare."""
+    return f"{what} {len(data)} bytes, expected {expected}" if len(data) < expected else None
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    return str(ds.get(keyword, "") or "")
 
 
 def _missing(ds: Dataset, keywords: tuple[str, ...]) -> str | None:

@@ -174,6 +174,11 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: {exc}") from exc
 
+    def _update(self, sql: str, params: tuple) -> int:
+        """One UPDATE in a transaction of its own; how many rows it changed."""
+        with self._transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
     # --- jobs: intake -------------------------------------------------------------------
 
     def find_job(self, sop_instance_uid: str, content_sha256: str) -> Job | None:
@@ -305,15 +310,14 @@ class Store:
     def _requeue_uncounted(
         self, job_id: int, owner: str, error: str | None, available_at: float, now: float
     ) -> bool:
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE jobs SET state = 'queued', available_at = ?, lease_owner = NULL,"
-                " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0),"
-                " error = COALESCE(?, error), updated_at = ?"
-                " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
-                (available_at, error, now, job_id, owner),
-            )
-            return cursor.rowcount == 1
+        changed = self._update(
+            "UPDATE jobs SET state = 'queued', available_at = ?, lease_owner = NULL,"
+            " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0),"
+            " error = COALESCE(?, error), updated_at = ?"
+            " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+            (available_at, error, now, job_id, owner),
+        )
+        return changed == 1
 
     def _end_lease(
         self,
@@ -324,14 +328,13 @@ class Store:
         available_at: float | None,
         now: float,
     ) -> bool:
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE jobs SET state = ?, error = ?, available_at = COALESCE(?, available_at),"
-                " lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
-                " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
-                (state, error, available_at, now, job_id, owner),
-            )
-            return cursor.rowcount == 1
+        changed = self._update(
+            "UPDATE jobs SET state = ?, error = ?, available_at = COALESCE(?, available_at),"
+            " lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
+            " WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+            (state, error, available_at, now, job_id, owner),
+        )
+        return changed == 1
 
     def recover_after_restart(self, max_attempts: int, now: float | None = None) -> int:
         """Requeue every leased job and delivery: call only while holding the data-dir lock.
@@ -387,13 +390,11 @@ class Store:
     def retry_failed_jobs(self, sop_instance_uid: str, now: float | None = None) -> int:
         """Requeue the failed jobs of a UID with fresh attempts; returns how many."""
         now = _now(now)
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE jobs SET state = 'queued', attempts = 0, available_at = ?, error = NULL,"
-                " updated_at = ? WHERE sop_instance_uid = ? AND state = 'failed'",
-                (now, now, sop_instance_uid),
-            )
-            return cursor.rowcount
+        return self._update(
+            "UPDATE jobs SET state = 'queued', attempts = 0, available_at = ?, error = NULL,"
+            " updated_at = ? WHERE sop_instance_uid = ? AND state = 'failed'",
+            (now, now, sop_instance_uid),
+        )
 
     # --- deliveries -----------------------------------------------------------------------
 
@@ -464,11 +465,10 @@ class Store:
     def mark_job_files_purged(self, job_id: int, now: float | None = None) -> None:
         """The job's spool file and report directory were deleted by retention."""
         now = _now(now)
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE jobs SET spool_path = '', report_dir = NULL, updated_at = ? WHERE id = ?",
-                (now, job_id),
-            )
+        self._update(
+            "UPDATE jobs SET spool_path = '', report_dir = NULL, updated_at = ? WHERE id = ?",
+            (now, job_id),
+        )
 
     def mark_delivery_sent(self, delivery_id: int, now: float | None = None) -> None:
         now = _now(now)
@@ -500,12 +500,11 @@ class Store:
     def _update_delivery(
         self, assignments: str, params: tuple, delivery_id: int, now: float
     ) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                f"UPDATE deliveries SET {assignments}, lease_expires_at = NULL, updated_at = ?"
-                f" WHERE id = ?",
-                (*params, now, delivery_id),
-            )
+        self._update(
+            f"UPDATE deliveries SET {assignments}, lease_expires_at = NULL, updated_at = ?"
+            f" WHERE id = ?",
+            (*params, now, delivery_id),
+        )
 
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         rows = self._query(
@@ -527,24 +526,21 @@ class Store:
     def retry_delivery(self, delivery_id: int, now: float | None = None) -> bool:
         """Send a failed or dead delivery again from scratch (fresh attempts)."""
         now = _now(now)
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
-                " lease_expires_at = NULL, updated_at = ?"
-                " WHERE id = ? AND state IN ('failed', 'dead')",
-                (now, now, delivery_id),
-            )
-            return cursor.rowcount == 1
+        changed = self._update(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+            " lease_expires_at = NULL, updated_at = ?"
+            " WHERE id = ? AND state IN ('failed', 'dead')",
+            (now, now, delivery_id),
+        )
+        return changed == 1
 
     def retry_all_dead(self, now: float | None = None) -> int:
         now = _now(now)
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
-                " lease_expires_at = NULL, updated_at = ? WHERE state = 'dead'",
-                (now, now),
-            )
-            return cursor.rowcount
+        return self._update(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+            " lease_expires_at = NULL, updated_at = ? WHERE state = 'dead'",
+            (now, now),
+        )
 
 
 def _insert_deliveries(
