@@ -3,7 +3,7 @@ so the two formats can never disagree about what a measurement is called."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -16,8 +16,7 @@ DIAGNOSTIC_SECTION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
 ELECTROCARDIAC_SECTION = ("EC", "Electrocardiac (e.g., EKG, EEC, Holter)")
 
 
-@dataclass(frozen=True)
-class MeasurementCode:
+class MeasurementCode(NamedTuple):
     """How one `Report.measurements` field is coded (LOINC) and unit-ed (UCUM)."""
 
     key: str

@@ -102,8 +102,7 @@ class Router:
                 self.data_dir,
             )
             self._config = _resolve_paths(OUTBOX_ONLY, self.data_dir, Path.cwd())
-        self._fingerprint = _fingerprint(self.path)
-        self._applied_digest = self._fingerprint.digest
+        self._applied_digest = _digest(self.path)
         self._rejected_digest: str | None = None
 
     @property
@@ -131,20 +130,17 @@ class Router:
     def reload_if_changed(self) -> bool:
         """True when a changed, valid file took effect."""
         with self._lock:
-            fingerprint = _fingerprint(self.path)
-            if fingerprint == self._fingerprint:
-                return False
-            self._fingerprint = fingerprint
-            if fingerprint.digest in (self._applied_digest, self._rejected_digest):
-                return False  # touched, or the same bad content: nothing new to say
+            digest = _digest(self.path)
+            if digest in (self._applied_digest, self._rejected_digest):
+                return False  # unchanged, touched, or the same bad content: nothing new to say
             try:
                 config = load_routes(self.path, self.data_dir)
             except RoutesError as exc:
-                self._rejected_digest = fingerprint.digest
+                self._rejected_digest = digest
                 log.error("routes file rejected, previous rules stay in force:\n%s", exc)
                 return False
             self._rejected_digest = None
-            self._applied_digest = fingerprint.digest
+            self._applied_digest = digest
             self._config = config
             log.info(
                 "routes reloaded from %s: %d rules, %d destinations",
@@ -155,20 +151,13 @@ class Router:
             return True
 
 
-@dataclass(frozen=True)
-class _Fingerprint:
-    mtime_ns: int
-    size: int
-    digest: str
-
-
-def _fingerprint(path: Path) -> _Fingerprint:
+def _digest(path: Path) -> str:
+    """The file's content hash ("" when it cannot be read): a routes file is a few KB, so
+    hashing it at each check is cheaper than reasoning about times and sizes."""
     try:
-        stat = path.stat()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
-        return _Fingerprint(-1, -1, "")
-    return _Fingerprint(stat.st_mtime_ns, stat.st_size, digest)
+        return ""
 
 
 def _parse(path: Path) -> RoutesConfig:
