@@ -56,7 +56,7 @@ from model.ecg import Ecg
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 LAYOUT = render.LAYOUTS[render.DEFAULT_LAYOUT]
 PT_PER_MM = 72 / 25.4
-MPL_PNG_OPTIONS = {"compress_level": render._PNG_COMPRESS_LEVEL}
+MPL_PNG_OPTIONS = {"compress_level": render.PNG_COMPRESS_LEVEL}
 
 
 def main() -> int:
@@ -145,17 +145,17 @@ def _static_page(dpi: int) -> tuple[Figure, object]:
     axes.set_ylim(render.PAGE_HEIGHT_MM, 0)
     axes.axis("off")
     for step, width_mm, rgb in (
-        (1.0, render._MINOR_LINE_MM, render._MINOR_RGB),
-        (5.0, render._MAJOR_LINE_MM, render._MAJOR_RGB),
+        (1.0, render.MINOR_LINE_MM, render.MINOR_RGB),
+        (5.0, render.MAJOR_LINE_MM, render.MAJOR_RGB),
     ):
         axes.add_collection(
             LineCollection(
                 _grid_segments(step), colors=[np.array(rgb) / 255], linewidths=width_mm * PT_PER_MM
             )
         )
-    trace_pt = render._TRACE_LINE_MM * PT_PER_MM
+    trace_pt = render.TRACE_LINE_MM * PT_PER_MM
     for baseline in LAYOUT.baselines_mm:
-        xs, ys = zip(*render._cal_pulse_mm(baseline))
+        xs, ys = zip(*render.cal_pulse_mm(baseline))
         axes.plot(xs, ys, color="black", linewidth=trace_pt)
     for cell in LAYOUT.separators:
         axes.plot(
@@ -166,7 +166,7 @@ def _static_page(dpi: int) -> tuple[Figure, object]:
         )
     for cell in LAYOUT.cells:
         x_mm, y_mm = cell.label_xy_mm
-        axes.text(x_mm, y_mm, cell.lead, fontsize=render._LABEL_SIZE_MM * PT_PER_MM, va="top")
+        axes.text(x_mm, y_mm, cell.lead, fontsize=render.LABEL_SIZE_MM * PT_PER_MM, va="top")
     return figure, axes
 
 
@@ -186,7 +186,7 @@ def _trace_mm(ecg: Ecg, cell: render.Cell) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _draw_ecg(axes, ecg: Ecg) -> list:
-    trace_pt = render._TRACE_LINE_MM * PT_PER_MM
+    trace_pt = render.TRACE_LINE_MM * PT_PER_MM
     artists = [
         axes.plot(*_trace_mm(ecg, cell), color="black", linewidth=trace_pt)[0]
         for cell in LAYOUT.cells
@@ -195,8 +195,8 @@ def _draw_ecg(axes, ecg: Ecg) -> list:
         axes.text(
             render.GRID_LEFT_MM,
             render.FOOTER_BASELINE_MM,
-            render._footer_text(ecg, LAYOUT),
-            fontsize=render._TEXT_SIZE_MM * PT_PER_MM,
+            render.footer_text(ecg, LAYOUT),
+            fontsize=render.TEXT_SIZE_MM * PT_PER_MM,
         )
     )
     return artists
@@ -239,22 +239,22 @@ def per_sample_pdf(ecg: Ecg) -> bytes:
     size_pt = (render.PAGE_WIDTH_MM * PT_PER_MM, render.PAGE_HEIGHT_MM * PT_PER_MM)
     page = pdf_canvas.Canvas(out, pagesize=size_pt, invariant=True, pageCompression=1)
     for step, width_mm, rgb in (
-        (1.0, render._MINOR_LINE_MM, render._MINOR_RGB),
-        (5.0, render._MAJOR_LINE_MM, render._MAJOR_RGB),
+        (1.0, render.MINOR_LINE_MM, render.MINOR_RGB),
+        (5.0, render.MAJOR_LINE_MM, render.MAJOR_RGB),
     ):
-        page.setStrokeColor(render._pdf_colour(rgb))
+        page.setStrokeColor(render.pdf_colour(rgb))
         page.setLineWidth(width_mm * PT_PER_MM)
         page.drawPath(_per_point_path(page, [seg for seg in _grid_segments(step)]), stroke=1)
-    page.setStrokeColor(render._pdf_colour(render._INK_RGB))
-    page.setLineWidth(render._TRACE_LINE_MM * PT_PER_MM)
+    page.setStrokeColor(render.pdf_colour(render.INK_RGB))
+    page.setLineWidth(render.TRACE_LINE_MM * PT_PER_MM)
     page.setLineJoin(1)
     page.setLineCap(1)
-    lines = [render._cal_pulse_mm(y) for y in LAYOUT.baselines_mm]
-    lines += [render._separator_mm(cell) for cell in LAYOUT.separators]
-    lines += [segment for cell in LAYOUT.cells for segment in render._cell_segments_mm(ecg, cell)]
+    lines = [render.cal_pulse_mm(y) for y in LAYOUT.baselines_mm]
+    lines += [render.separator_mm(cell) for cell in LAYOUT.separators]
+    lines += [segment for cell in LAYOUT.cells for segment in render.cell_segments_mm(ecg, cell)]
     for line in lines:
         page.drawPath(_per_point_path(page, [line]), stroke=1, fill=0)
-    render._pdf_text(page, ecg, LAYOUT, header=True)
+    render.pdf_text(page, ecg, LAYOUT, header=True)
     page.showPage()
     page.save()
     return out.getvalue()
@@ -263,7 +263,7 @@ def per_sample_pdf(ecg: Ecg) -> bytes:
 def _per_point_path(page: pdf_canvas.Canvas, lines: list) -> object:
     path = page.beginPath()
     for line in lines:
-        points = [render._pdf_xy(x, y) for x, y in np.asarray(line, dtype=np.float64).tolist()]
+        points = [render.pdf_xy(x, y) for x, y in np.asarray(line, dtype=np.float64).tolist()]
         path.moveTo(*points[0])
         for x_pt, y_pt in points[1:] or points[:1]:
             path.lineTo(x_pt, y_pt)
@@ -281,7 +281,7 @@ def print_header(cpu: int, n_records: int, args: argparse.Namespace) -> None:
     print(
         f"- pages: {n_records} records ({args.ptbxl} PTB-XL, {args.ludb} LUDB, vendor DICOM) "
         f"x {args.rounds} rounds, 3x4+1 layout, {args.dpi} DPI, PNG zlib level "
-        f"{render._PNG_COMPRESS_LEVEL} for all\n"
+        f"{render.PNG_COMPRESS_LEVEL} for all\n"
     )
 
 
@@ -325,10 +325,10 @@ def print_compression_table(ecgs: list[Ecg], dpi: int) -> None:
     """Why the renderer's zlib level is what it is: time and size per level, same pages."""
     print("| model.render_png zlib level | median CPU ms/page | median KiB/page |")
     print("|---:|---:|---:|")
-    chosen = render._PNG_COMPRESS_LEVEL
+    chosen = render.PNG_COMPRESS_LEVEL
     try:
         for level in (0, 1, 3, 6, 9):
-            render._PNG_COMPRESS_LEVEL = level
+            render.PNG_COMPRESS_LEVEL = level
             ms, sizes = [], []
             for ecg in ecgs:
                 start = time.process_time()
@@ -337,7 +337,7 @@ def print_compression_table(ecgs: list[Ecg], dpi: int) -> None:
             mark = " (used)" if level == chosen else ""
             print(f"| {level}{mark} | {np.median(ms):.1f} | {np.median(sizes):.0f} |")
     finally:
-        render._PNG_COMPRESS_LEVEL = chosen
+        render.PNG_COMPRESS_LEVEL = chosen
 
 
 if __name__ == "__main__":

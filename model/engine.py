@@ -36,6 +36,7 @@ class Engine(Protocol):
     """What turns an ECG into a report: the measurement engine or a VLM engine."""
 
     name: str
+    reads_pages: bool  # received pictures (Secondary Capture, PDF) are worth decoding for it
 
     def interpret(self, ecg: Ecg) -> Report:
         """The report of one waveform."""

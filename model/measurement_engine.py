@@ -118,6 +118,7 @@ class MeasurementEngine:
     """Signal measurement and coded rule statements (model.analyze)."""
 
     name = "measure"
+    reads_pages = False  # a picture has no samples to measure
 
     def __init__(self, limits: StatementLimits = DEFAULT_LIMITS) -> None:
         self.limits = limits

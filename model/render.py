@@ -50,18 +50,18 @@ _CAL_PULSE_MM = (
 )  # (dx, dy) from (TRACE_X0_MM, baseline): 1 mV high, 200 ms wide
 _SEPARATOR_HALF_MM = 2.5
 _LABEL_INSET_MM = 1.0
-_LABEL_SIZE_MM = 3.5
-_TEXT_SIZE_MM = 3.0
+LABEL_SIZE_MM = 3.5
+TEXT_SIZE_MM = 3.0
 
-_MINOR_LINE_MM, _MAJOR_LINE_MM, _TRACE_LINE_MM = 0.1, 0.2, 0.3
-_WHITE, _INK_RGB = (255, 255, 255), (0, 0, 0)
-_MINOR_RGB, _MAJOR_RGB = (250, 205, 205), (235, 125, 125)  # classic pink / red paper
-_PALETTE = (_WHITE, _MINOR_RGB, _MAJOR_RGB, _INK_RGB)
+MINOR_LINE_MM, MAJOR_LINE_MM, TRACE_LINE_MM = 0.1, 0.2, 0.3
+_WHITE, INK_RGB = (255, 255, 255), (0, 0, 0)
+MINOR_RGB, MAJOR_RGB = (250, 205, 205), (235, 125, 125)  # classic pink / red paper
+_PALETTE = (_WHITE, MINOR_RGB, MAJOR_RGB, INK_RGB)
 _WHITE_IDX, _MINOR_IDX, _MAJOR_IDX, _INK_IDX = range(len(_PALETTE))
 # Measured in bench/render.py (the page is 2-bit palette data): level 1 takes about half the
 # encode time of the default 6 for ~40 KiB instead of ~25 KiB a page; 0 saves ~3 ms but
 # writes ~900 KiB pages.
-_PNG_COMPRESS_LEVEL = 1
+PNG_COMPRESS_LEVEL = 1
 _MIN_DPI, _MAX_DPI = 50, 600
 
 
@@ -160,7 +160,7 @@ def _layout(name: str) -> Layout:
 # ---------------------------------------------------------------- shared geometry and text
 
 
-def _cell_segments_mm(ecg: Ecg, cell: Cell) -> list[np.ndarray]:
+def cell_segments_mm(ecg: Ecg, cell: Cell) -> list[np.ndarray]:
     """The cell's trace as (n, 2) arrays of page mm, split at NaN gaps, clipped to the band.
 
     Empty when the lead is absent or the recording ends before the window starts.
@@ -189,17 +189,17 @@ def _finite_runs(values: np.ndarray) -> list[slice]:
     return [slice(start, stop) for start, stop in zip(edges[::2], edges[1::2])]
 
 
-def _cal_pulse_mm(baseline_mm: float) -> list[tuple[float, float]]:
+def cal_pulse_mm(baseline_mm: float) -> list[tuple[float, float]]:
     return [(TRACE_X0_MM + dx, baseline_mm + dy) for dx, dy in _CAL_PULSE_MM]
 
 
-def _separator_mm(cell: Cell) -> list[tuple[float, float]]:
+def separator_mm(cell: Cell) -> list[tuple[float, float]]:
     """A short vertical tick where a row's next column begins, as carts print it."""
     half = _SEPARATOR_HALF_MM
     return [(cell.x_mm, cell.y_mm - half), (cell.x_mm, cell.y_mm + half)]
 
 
-def _footer_text(ecg: Ecg, layout: Layout) -> str:
+def footer_text(ecg: Ecg, layout: Layout) -> str:
     """Speed, gain, filter, and what of the recording the page does not show, so that
     nothing is left out silently (later seconds, leads the layout has no cell for)."""
     parts = [f"{MM_PER_S:g} mm/s", f"{MM_PER_MV:g} mm/mV"]
@@ -287,8 +287,8 @@ def _draw_grid(pixels: np.ndarray, px_per_mm: float) -> None:
     rows = slice(round(GRID_TOP_MM * px_per_mm), round(GRID_BOTTOM_MM * px_per_mm) + 1)
     cols = slice(round(GRID_LEFT_MM * px_per_mm), round(GRID_RIGHT_MM * px_per_mm) + 1)
     for step, width_mm, colour in (
-        (1.0, _MINOR_LINE_MM, _MINOR_IDX),
-        (5.0, _MAJOR_LINE_MM, _MAJOR_IDX),
+        (1.0, MINOR_LINE_MM, _MINOR_IDX),
+        (5.0, MAJOR_LINE_MM, _MAJOR_IDX),
     ):
         width = _px_width(width_mm, px_per_mm)
         xs = _grid_positions_mm(GRID_LEFT_MM, GRID_RIGHT_MM, step) * px_per_mm
@@ -317,12 +317,12 @@ def _background(dpi: int, layout_name: str) -> Image.Image:
     image = Image.fromarray(pixels, mode="P")
     image.putpalette([channel for rgb in _PALETTE for channel in rgb])
     draw = ImageDraw.Draw(image)
-    trace_width = _odd_px_width(_TRACE_LINE_MM, px_per_mm)
+    trace_width = _odd_px_width(TRACE_LINE_MM, px_per_mm)
     for baseline in layout.baselines_mm:
-        draw.line(_px_points(_cal_pulse_mm(baseline), px_per_mm), fill=_INK_IDX, width=trace_width)
+        draw.line(_px_points(cal_pulse_mm(baseline), px_per_mm), fill=_INK_IDX, width=trace_width)
     for cell in layout.separators:
-        draw.line(_px_points(_separator_mm(cell), px_per_mm), fill=_INK_IDX, width=trace_width)
-    label_font = _font(round(_LABEL_SIZE_MM * px_per_mm))
+        draw.line(_px_points(separator_mm(cell), px_per_mm), fill=_INK_IDX, width=trace_width)
+    label_font = _font(round(LABEL_SIZE_MM * px_per_mm))
     for cell in layout.cells:
         x_mm, y_mm = cell.label_xy_mm
         draw.text((x_mm * px_per_mm, y_mm * px_per_mm), cell.lead, fill=_INK_IDX, font=label_font)
@@ -330,9 +330,9 @@ def _background(dpi: int, layout_name: str) -> Image.Image:
 
 
 def _draw_traces(draw: ImageDraw.ImageDraw, ecg: Ecg, layout: Layout, px_per_mm: float) -> None:
-    width = _odd_px_width(_TRACE_LINE_MM, px_per_mm)
+    width = _odd_px_width(TRACE_LINE_MM, px_per_mm)
     for cell in layout.cells:
-        for segment in _cell_segments_mm(ecg, cell):
+        for segment in cell_segments_mm(ecg, cell):
             if len(segment) == 1:
                 segment = np.vstack((segment, segment))  # a lone sample between gaps is a dot
             draw.line(_px_points(segment, px_per_mm), fill=_INK_IDX, width=width)
@@ -341,11 +341,11 @@ def _draw_traces(draw: ImageDraw.ImageDraw, ecg: Ecg, layout: Layout, px_per_mm:
 def _draw_png_text(
     draw: ImageDraw.ImageDraw, ecg: Ecg, layout: Layout, px_per_mm: float, header: bool
 ) -> None:
-    font = _font(round(_TEXT_SIZE_MM * px_per_mm))
+    font = _font(round(TEXT_SIZE_MM * px_per_mm))
     left = GRID_LEFT_MM * px_per_mm
     draw.text(
         (left, FOOTER_BASELINE_MM * px_per_mm),
-        _footer_text(ecg, layout),
+        footer_text(ecg, layout),
         fill=_INK_IDX,
         font=font,
         anchor="ls",
@@ -367,7 +367,7 @@ def render_png(
     _draw_traces(draw, ecg, chosen, px_per_mm)
     _draw_png_text(draw, ecg, chosen, px_per_mm, header)
     out = io.BytesIO()
-    page.save(out, format="PNG", compress_level=_PNG_COMPRESS_LEVEL, dpi=(dpi, dpi))
+    page.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, dpi=(dpi, dpi))
     return out.getvalue()
 
 
@@ -396,11 +396,11 @@ class _FastFlate:
         return zlib.compress(data, 1)
 
 
-def _pdf_colour(rgb: tuple[int, int, int]) -> Color:
+def pdf_colour(rgb: tuple[int, int, int]) -> Color:
     return Color(*(channel / 255.0 for channel in rgb))
 
 
-def _pdf_xy(x_mm: float, y_mm: float) -> tuple[float, float]:
+def pdf_xy(x_mm: float, y_mm: float) -> tuple[float, float]:
     """Page mm from the top-left to PDF points from the bottom-left."""
     return x_mm * _PT_PER_MM, (PAGE_HEIGHT_MM - y_mm) * _PT_PER_MM
 
@@ -456,8 +456,8 @@ def _pdf_grid_ops() -> str:
     """The grid's operators, built once: it is the same on every page."""
     ops = []
     for step, width_mm, rgb in (
-        (1.0, _MINOR_LINE_MM, _MINOR_RGB),
-        (5.0, _MAJOR_LINE_MM, _MAJOR_RGB),
+        (1.0, MINOR_LINE_MM, MINOR_RGB),
+        (5.0, MAJOR_LINE_MM, MAJOR_RGB),
     ):
         red, green, blue = (channel / 255.0 for channel in rgb)
         ops.append(f"{red:.4f} {green:.4f} {blue:.4f} RG {width_mm * _PT_PER_MM:.4f} w")
@@ -469,32 +469,32 @@ def _pdf_grid_ops() -> str:
 
 
 def _pdf_marks_and_traces(page: pdf_canvas.Canvas, ecg: Ecg, layout: Layout) -> None:
-    page.setStrokeColor(_pdf_colour(_INK_RGB))
-    page.setLineWidth(_TRACE_LINE_MM * _PT_PER_MM)
+    page.setStrokeColor(pdf_colour(INK_RGB))
+    page.setLineWidth(TRACE_LINE_MM * _PT_PER_MM)
     page.setLineJoin(1)
     page.setLineCap(1)  # round: a lone sample between gaps still shows as a dot
-    paths = [_pdf_path_ops(_cal_pulse_mm(baseline)) for baseline in layout.baselines_mm]
-    paths += [_pdf_path_ops(_separator_mm(cell)) for cell in layout.separators]
+    paths = [_pdf_path_ops(cal_pulse_mm(baseline)) for baseline in layout.baselines_mm]
+    paths += [_pdf_path_ops(separator_mm(cell)) for cell in layout.separators]
     samples_per_column = int(_PDF_COLUMN_MM / MM_PER_S * ecg.sampling_rate + 1e-9)
     for cell in layout.cells:
         paths += [
             _pdf_path_ops(_decimated(segment, samples_per_column))
-            for segment in _cell_segments_mm(ecg, cell)
+            for segment in cell_segments_mm(ecg, cell)
         ]
     page.addLiteral("\n".join(paths))
 
 
-def _pdf_text(page: pdf_canvas.Canvas, ecg: Ecg, layout: Layout, header: bool) -> None:
-    page.setFillColor(_pdf_colour(_INK_RGB))
-    page.setFont("Helvetica-Bold", _LABEL_SIZE_MM * _PT_PER_MM)
+def pdf_text(page: pdf_canvas.Canvas, ecg: Ecg, layout: Layout, header: bool) -> None:
+    page.setFillColor(pdf_colour(INK_RGB))
+    page.setFont("Helvetica-Bold", LABEL_SIZE_MM * _PT_PER_MM)
     for cell in layout.cells:
         x_mm, y_mm = cell.label_xy_mm
-        page.drawString(*_pdf_xy(x_mm, y_mm + _LABEL_SIZE_MM), cell.lead)
-    page.setFont("Helvetica", _TEXT_SIZE_MM * _PT_PER_MM)
-    page.drawString(*_pdf_xy(GRID_LEFT_MM, FOOTER_BASELINE_MM), _footer_text(ecg, layout))
+        page.drawString(*pdf_xy(x_mm, y_mm + LABEL_SIZE_MM), cell.lead)
+    page.setFont("Helvetica", TEXT_SIZE_MM * _PT_PER_MM)
+    page.drawString(*pdf_xy(GRID_LEFT_MM, FOOTER_BASELINE_MM), footer_text(ecg, layout))
     if header:
         for line, y_mm in zip(_header_lines(ecg.metadata), HEADER_BASELINES_MM):
-            page.drawString(*_pdf_xy(GRID_LEFT_MM, y_mm), line)
+            page.drawString(*pdf_xy(GRID_LEFT_MM, y_mm), line)
 
 
 def render_pdf(ecg: Ecg, header: bool = True, layout: str = DEFAULT_LAYOUT) -> bytes:
@@ -513,7 +513,7 @@ def render_pdf(ecg: Ecg, header: bool = True, layout: str = DEFAULT_LAYOUT) -> b
     page.setTitle("12-lead ECG")
     page.addLiteral(_pdf_grid_ops())
     _pdf_marks_and_traces(page, ecg, chosen)
-    _pdf_text(page, ecg, chosen, header)
+    pdf_text(page, ecg, chosen, header)
     page.showPage()
     page.save()
     return out.getvalue()

@@ -276,6 +276,7 @@ class _InterpretOnly:
     """The engine shape before the protocol had interpret_batch: not an Engine."""
 
     name = "old"
+    reads_pages = False
 
     def interpret(self, ecg: Ecg) -> Report:
         raise NotImplementedError

@@ -21,7 +21,7 @@ from model.vlm.page_image import (
     image_from_pixels,
     is_page_file,
     load_page,
-    page_from_bytes,
+    page_from_pdf,
 )
 from tests import dicom_samples as samples
 
@@ -74,7 +74,7 @@ def test_multi_page_pdf_reads_page_one_and_says_so():
         pdf.line(50, 300, 800, 300)
         pdf.showPage()
     pdf.save()
-    page = page_from_bytes(buffer.getvalue(), "application/pdf", "pdf", "upload.pdf")
+    page = page_from_pdf(buffer.getvalue(), "pdf", "upload.pdf")
     assert page.notes == ("document has 3 pages; only page 1 was read",)
 
 

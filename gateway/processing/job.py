@@ -101,7 +101,7 @@ def _decode(job: Job) -> _Decoded:
 def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report]:
     """One report per item. A VLM reads waveforms (rendered) and received pages in one
     batch; a received page the engine does not read (no VLM) keeps its intake report."""
-    inputs = [_engine_input(item) for item in items]
+    inputs = [_engine_input(item, engine.reads_pages) for item in items]
     wanted = [value for value in inputs if value is not None]
     generated = iter(engine.interpret_batch(wanted) if wanted else [])
     reports = [next(generated) if value is not None else None for value in inputs]
@@ -111,10 +111,12 @@ def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report]:
     ]
 
 
-def _engine_input(item: _Decoded) -> Ecg | PageImage | None:
+def _engine_input(item: _Decoded, reads_pages: bool) -> Ecg | PageImage | None:
+    """What the engine is given: the waveform, or the received page decoded for an engine
+    that reads pages; None keeps the page's intake report."""
     if item.ecg is not None:
         return item.ecg
-    if item.image.png is None:
+    if not reads_pages or item.image.png is None:
         return None
     with Image.open(io.BytesIO(item.image.png)) as page:
         return PageImage(page.convert("RGB"), item.job.kind, "image")

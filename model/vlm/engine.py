@@ -85,6 +85,7 @@ class VlmEngine:
         self.settings = settings or VlmSettings()
         self.limits = limits
         self.name = self.settings.mode
+        self.reads_pages = True
         self.loaded = load_vlm(self.settings.load_spec())
         self.info = EngineInfo(name=self.name, version=self.loaded.label)
         log.info(

@@ -24,9 +24,7 @@ from transformers.utils import is_torchvision_available
 from model.vlm.settings import DEFAULT_MODEL, LoadSpec, VlmUnavailable
 
 __all__ = [
-    "LoadSpec",
     "LoadedVlm",
-    "VlmUnavailable",
     "check_vlm_files",
     "load_model",
     "load_processor",

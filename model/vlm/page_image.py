@@ -40,22 +40,10 @@ class PageImage:
     notes: tuple[str, ...] = ()
 
 
-def page_from_bytes(data: bytes, media_type: str, kind: SourceKind, source: str) -> PageImage:
-    """A received document or image (e.g. the gateway's source_image and its media type)."""
-    if media_type == "application/pdf":
-        return page_from_pdf(data, kind, source)
-    return PageImage(image_from_bytes(data, source), kind, media_type)
-
-
 def page_from_pdf(data: bytes, kind: SourceKind, source: str) -> PageImage:
     image, pages = pdf_first_page(data, source)
     notes = (f"document has {pages} pages; only page 1 was read",) if pages > 1 else ()
     return PageImage(image, kind, "application/pdf", notes)
-
-
-def image_from_bytes(data: bytes, source: str) -> Image.Image:
-    """PNG, JPEG, BMP, TIFF... as RGB; EcgDecodeError names the source if it is not one."""
-    return _decode_image(data, source)[0]
 
 
 def _decode_image(data: bytes, source: str) -> tuple[Image.Image, str]:
