@@ -18,7 +18,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from model.dicom_write import page_to_secondary_capture
+from model.dicom_write import new_dataset, page_to_secondary_capture
 
 VENDOR_ECG = "vendor/dicom/guangxi_teaching_sinus_rhythm.dcm"
 PHOTO_JPEG = "images/ecg-image-kit/ecg00008.jpg"
@@ -77,7 +77,8 @@ def encapsulated_pdf(shared_data: Path, dst: Path) -> Path:
 
 def ct_image(dst: Path) -> Path:
     """A tiny CT image: a SOP class the gateway must refuse in negotiation."""
-    ds = _new_dataset(CT_IMAGE_STORAGE, modality="CT")
+    ds = new_dataset(CT_IMAGE_STORAGE, modality="CT")
+    ds.PatientID = f"TEST{os.getpid()}"
     ds.Rows = ds.Columns = 8
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
@@ -107,18 +108,3 @@ def truncated(src: Path, dst: Path, keep: float = 0.6) -> Path:
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * keep)])
     return dst
-
-
-def _new_dataset(sop_class: str, modality: str) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = modality
-    ds.PatientID = f"TEST{os.getpid()}"
-    return ds
