@@ -100,6 +100,11 @@ def test_split(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return root / "dataset"
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir(tmp_path_factory)
+
+
 def _table_rows(printed: str) -> tuple[str, list[str]]:
     lines = printed.splitlines()
     header = next(line for line in lines if line.startswith("| system"))
@@ -145,18 +150,14 @@ def test_evaluate_prints_every_metric_for_the_rule_engine(
 
 
 def test_each_adapter_adds_a_row_from_the_gateway_vlm_engine(
-    test_split: Path,
-    tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    capsys: pytest.CaptureFixture[str],
+    test_split: Path, tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = tiny_model_dir(tmp_path_factory)
-    stage1 = make_lora_adapter(base, tmp_path / "stage1")
-    stage2 = make_lora_adapter(base, tmp_path / "stage2")
+    stage1 = make_lora_adapter(tiny, tmp_path / "stage1")
+    stage2 = make_lora_adapter(tiny, tmp_path / "stage2")
     config = tmp_path / "evaluate.yaml"
     config.write_text(
         f"dataset_dir: {test_split}\nlimit: 2\n"
-        f"vlm: {{model: {base}, mode: hybrid, device: cpu, max_new_tokens: 12, "
+        f"vlm: {{model: {tiny}, mode: hybrid, device: cpu, max_new_tokens: 12, "
         "longest_edge: 512}\n"
     )
     assert (
@@ -177,21 +178,17 @@ def test_each_adapter_adds_a_row_from_the_gateway_vlm_engine(
     names = [row.split("|")[1].strip() for row in rows]
     assert names == [
         "rule engine (baseline)",
-        f"{base.name} + stage 1 adapter (hybrid)",
-        f"{base.name} + stage 2 adapter (hybrid)",
+        f"{tiny.name} + stage 1 adapter (hybrid)",
+        f"{tiny.name} + stage 2 adapter (hybrid)",
     ]
     assert all(row.split("|")[2].strip() == "2" for row in rows)
 
 
 def test_a_missing_adapter_is_a_clear_error(
-    test_split: Path,
-    tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    capsys: pytest.CaptureFixture[str],
+    test_split: Path, tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = tiny_model_dir(tmp_path_factory)
     config = tmp_path / "evaluate.yaml"
-    config.write_text(f"dataset_dir: {test_split}\nlimit: 1\nvlm: {{model: {base}, device: cpu}}\n")
+    config.write_text(f"dataset_dir: {test_split}\nlimit: 1\nvlm: {{model: {tiny}, device: cpu}}\n")
     assert (
         main(["evaluate", "--config", str(config), "--stage1-adapter", str(tmp_path / "nowhere")])
         == 2
