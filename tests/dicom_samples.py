@@ -29,15 +29,19 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 def copy_with_new_uid(src: Path, dst: Path, **changes: object) -> Path:
     """The same object under a fresh SOP Instance UID, with attributes changed or removed
     (a value of None deletes the attribute)."""
+    return changed_copy(src, dst, SOPInstanceUID=generate_uid(), **changes)
+
+
+def changed_copy(src: Path, dst: Path, **changes: object) -> Path:
+    """The object with attributes changed or removed (a value of None deletes the
+    attribute); under its own SOP Instance UID, changed content is a correction."""
     ds = pydicom.dcmread(src)
-    uid = generate_uid()
-    ds.SOPInstanceUID = uid
-    ds.file_meta.MediaStorageSOPInstanceUID = uid
     for keyword, value in changes.items():
         if value is None:
             delattr(ds, keyword)
         else:
             setattr(ds, keyword, value)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(dst, enforce_file_format=True)
     return dst
 

@@ -145,13 +145,9 @@ def test_same_object_twice_is_acknowledged_once_and_new_content_is_a_correction(
 ):
     assert storescu(gateway.port, vendor).returncode == 0
     assert storescu(gateway.port, vendor).returncode == 0
-    changed = samples.copy_with_new_uid(vendor, tmp_path / "changed.dcm")
-    ds = pydicom.dcmread(changed)
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.dcmread(
-        vendor
-    ).SOPInstanceUID
-    ds.StudyDescription = "amended by the cart"
-    ds.save_as(changed, enforce_file_format=True)
+    changed = samples.changed_copy(
+        vendor, tmp_path / "changed.dcm", StudyDescription="amended by the cart"
+    )
     assert storescu(gateway.port, changed).returncode == 0
     jobs = gateway.jobs()
     assert [j.is_correction for j in jobs] == [False, True]
