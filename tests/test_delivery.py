@@ -13,7 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from delivery_support import afib_report, package
+from delivery_support import package
+from example_reports import afib_report
 from peers import FhirTestServer, Hl7TestPeer
 
 from gateway.cli import main

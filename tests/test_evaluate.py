@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
+from example_reports import sinus_report
 from vlm_support import make_lora_adapter, tiny_model_dir
 
-from model.report import Measurements
 from model.vlm.parse import parse_generated_text
 from training.cli import main
 from training.dataset import DatasetConfig, read_ptbxl_index
@@ -68,16 +68,7 @@ def test_the_gateway_parser_reads_back_every_code_of_every_target_report(shared_
     directory = shared_data / "ptbxl"
     statements = load_scp_statements(directory / "scp_statements.csv")
     records, _ = read_ptbxl_index(DatasetConfig(ptbxl_dir=directory))
-    measured = Measurements(
-        heart_rate_bpm=70,
-        pr_ms=150,
-        qrs_ms=90,
-        qt_ms=400,
-        qtc_bazett_ms=420,
-        p_axis_deg=40,
-        qrs_axis_deg=30,
-        t_axis_deg=40,
-    )
+    measured = sinus_report().measurements
     for record in records:
         text = report_target(record.scp_codes, record.heart_axis, measured, statements)
         codes = {c for c in parse_generated_text(text).codes if c in statements}

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from delivery_support import afib_report, package, send_now
+from delivery_support import package, send_now
+from example_reports import afib_report
 from fhir.resources.R4B.bundle import Bundle
 from peers import FhirTestServer, make_pki
 
