@@ -69,6 +69,10 @@ from model.ecg import Ecg
 from model.measure import PRE, EcgMeasurement, measure
 from model.statements import COMPLETE_BBB_QRS_MS, NORMAL_RHYTHM_CODES
 
+# tests/test_measure_real.py loads this file by path, so bench/ is not always sys.path[0].
+sys.path.insert(0, str(REPO / "bench"))
+from machine import cpu_name
+
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 LUDB_LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
 # (|mean| <=, SD <=) in ms, IEC 60601-2-25:2011 for global durations and intervals.
@@ -959,22 +963,12 @@ def print_table(rows: list[list[str]]) -> None:
     header = ["part", "quantity", "n", "engine", "baseline: neurokit2 lead II", "goal", "met"]
     print(
         f"Measurement engine accuracy, {date.today().isoformat()}, "
-        f"{platform.processor() or platform.machine()} ({_cpu_name()}), one core\n"
+        f"{platform.processor() or platform.machine()} ({cpu_name()}), one core\n"
     )
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def _pin_to_one_core() -> None:

@@ -266,21 +266,25 @@ def _file_meta(ds: Dataset) -> FileMetaDataset:
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
 
+def new_dataset(sop_class: str, modality: str) -> Dataset:
+    """An object of `sop_class` with its file meta and new SOP Instance, Study and Series
+    UIDs; no patient module, no content."""
+    ds = Dataset()
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = modality
+    ds.file_meta = _file_meta(ds)
+    return ds
+
+
 def page_to_secondary_capture(
     pixels: np.ndarray, modality: str = "ECG", conversion_type: str = "DF"
 ) -> Dataset:
     """An RGB page (rows x columns x 3, uint8) as an uncompressed Secondary Capture, as a
     scanner sends a paper ECG; new UIDs, no patient module."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE_STORAGE
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = SECONDARY_CAPTURE_STORAGE
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = modality
+    ds = new_dataset(SECONDARY_CAPTURE_STORAGE, modality)
     ds.ConversionType = conversion_type
     ds.Rows, ds.Columns = pixels.shape[:2]
     ds.SamplesPerPixel = 3

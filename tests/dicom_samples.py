@@ -18,7 +18,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from model.dicom_write import page_to_secondary_capture
+from model.dicom_write import new_dataset, page_to_secondary_capture
 
 VENDOR_ECG = "vendor/dicom/guangxi_teaching_sinus_rhythm.dcm"
 PHOTO_JPEG = "images/ecg-image-kit/ecg00008.jpg"
@@ -29,15 +29,19 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 def copy_with_new_uid(src: Path, dst: Path, **changes: object) -> Path:
     """The same object under a fresh SOP Instance UID, with attributes changed or removed
     (a value of None deletes the attribute)."""
+    return changed_copy(src, dst, SOPInstanceUID=generate_uid(), **changes)
+
+
+def changed_copy(src: Path, dst: Path, **changes: object) -> Path:
+    """The object with attributes changed or removed (a value of None deletes the
+    attribute); under its own SOP Instance UID, changed content is a correction."""
     ds = pydicom.dcmread(src)
-    uid = generate_uid()
-    ds.SOPInstanceUID = uid
-    ds.file_meta.MediaStorageSOPInstanceUID = uid
     for keyword, value in changes.items():
         if value is None:
             delattr(ds, keyword)
         else:
             setattr(ds, keyword, value)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(dst, enforce_file_format=True)
     return dst
 
@@ -77,7 +81,8 @@ def encapsulated_pdf(shared_data: Path, dst: Path) -> Path:
 
 def ct_image(dst: Path) -> Path:
     """A tiny CT image: a SOP class the gateway must refuse in negotiation."""
-    ds = _new_dataset(CT_IMAGE_STORAGE, modality="CT")
+    ds = new_dataset(CT_IMAGE_STORAGE, modality="CT")
+    ds.PatientID = f"TEST{os.getpid()}"
     ds.Rows = ds.Columns = 8
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
@@ -107,18 +112,3 @@ def truncated(src: Path, dst: Path, keep: float = 0.6) -> Path:
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * keep)])
     return dst
-
-
-def _new_dataset(sop_class: str, modality: str) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = modality
-    ds.PatientID = f"TEST{os.getpid()}"
-    return ds

@@ -13,7 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from delivery_support import afib_report, package
+from delivery_support import package
+from example_reports import afib_report
 from peers import FhirTestServer, Hl7TestPeer
 
 from gateway.cli import main
@@ -70,6 +71,17 @@ def _routes(
     return path
 
 
+def _ehr_routes(
+    data_dir: Path, fhir_server: FhirTestServer, settings: str = "", default: str = "[ehr]"
+) -> Path:
+    """`_routes` with the test FHIR server as destination `ehr`; `settings` adds to its
+    entry (YAML flow text such as "timeout_s: 2")."""
+    entry = f"type: fhir, endpoint: '{fhir_server.base_url}'"
+    if settings:
+        entry += f", {settings}"
+    return _routes(data_dir, f"ehr: {{{entry}}}", default=default)
+
+
 def _enqueue(
     store: Store, router: Router, data_dir: Path, pkg: ReportPackage, now: float = T0
 ) -> int:
@@ -115,15 +127,10 @@ def test_retry_delay_is_exponential_with_jitter_and_a_cap() -> None:
 def test_ehr_down_then_up_every_report_once_and_in_order_per_patient(
     shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer
 ) -> None:
-    routes = _routes(
+    routes = _ehr_routes(
         data_dir,
-        f"""
-        ehr:
-          type: fhir
-          endpoint: {fhir_server.base_url}
-          timeout_s: 2
-          retry: {{max_attempts: 50, backoff_base: 5s, backoff_cap: 40s}}
-        """,
+        fhir_server,
+        "timeout_s: 2, retry: {max_attempts: 50, backoff_base: 5s, backoff_cap: 40s}",
         default="[ehr, outbox]",
     )
     router = Router(routes, data_dir)
@@ -200,15 +207,8 @@ def test_resends_to_hl7_carry_the_same_control_id_until_acknowledged(
 def test_dead_after_max_attempts_listed_and_retried_from_the_cli(
     shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer, capsys
 ) -> None:
-    routes = _routes(
-        data_dir,
-        f"""
-        ehr:
-          type: fhir
-          endpoint: {fhir_server.base_url}
-          retry: {{max_attempts: 2, backoff_base: 1s, backoff_cap: 1s}}
-        """,
-        default="[ehr]",
+    routes = _ehr_routes(
+        data_dir, fhir_server, "retry: {max_attempts: 2, backoff_base: 1s, backoff_cap: 1s}"
     )
     router = Router(routes, data_dir)
     clock = Clock()
@@ -251,9 +251,7 @@ def test_retry_all_dead_from_the_cli(
 def test_a_rejected_report_is_dead_at_once_and_the_next_one_still_goes(
     shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer
 ) -> None:
-    routes = _routes(
-        data_dir, f"ehr: {{type: fhir, endpoint: '{fhir_server.base_url}'}}", default="[ehr]"
-    )
+    routes = _ehr_routes(data_dir, fhir_server)
     router = Router(routes, data_dir)
     sweeper = DeliverySweeper(store, router, clock=Clock())
     _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
@@ -268,16 +266,7 @@ def test_a_rejected_report_is_dead_at_once_and_the_next_one_still_goes(
 def test_too_old_is_dead_and_missing_package_is_dead(
     shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer
 ) -> None:
-    routes = _routes(
-        data_dir,
-        f"""
-        ehr:
-          type: fhir
-          endpoint: {fhir_server.base_url}
-          retry: {{max_age: 1h}}
-        """,
-        default="[ehr]",
-    )
+    routes = _ehr_routes(data_dir, fhir_server, "retry: {max_age: 1h}")
     router = Router(routes, data_dir)
     clock = Clock()
     sweeper = DeliverySweeper(store, router, clock=clock)
@@ -324,16 +313,7 @@ def test_scheduler_sweeps_destinations_independently_and_follows_reloads(
     shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer
 ) -> None:
     fhir_server.delay_s = 5  # an EHR that hangs: each try waits for the timeout
-    routes = _routes(
-        data_dir,
-        f"""
-        ehr:
-          type: fhir
-          endpoint: {fhir_server.base_url}
-          timeout_s: 4
-        """,
-        default="[ehr, outbox]",
-    )
+    routes = _ehr_routes(data_dir, fhir_server, "timeout_s: 4", default="[ehr, outbox]")
     router = Router(routes, data_dir)
     for index in range(5):
         _enqueue(
@@ -465,11 +445,7 @@ def test_a_wake_up_after_a_sweeps_last_lease_gets_one_more_pass(
 def test_a_formatting_process_builds_the_messages_and_its_death_is_a_retry(
     shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer
 ) -> None:
-    routes = _routes(
-        data_dir,
-        f"ehr: {{type: fhir, endpoint: '{fhir_server.base_url}'}}",
-        default="[ehr, outbox]",
-    )
+    routes = _ehr_routes(data_dir, fhir_server, default="[ehr, outbox]")
     router = Router(routes, data_dir)
     clock = Clock()
     sweeper = DeliverySweeper(store, router, clock=clock, formatting_process=True)

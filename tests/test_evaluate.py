@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
+from example_reports import sinus_report
 from vlm_support import make_lora_adapter, tiny_model_dir
 
-from model.report import Measurements
 from model.vlm.parse import parse_generated_text
 from training.cli import main
 from training.dataset import DatasetConfig, read_ptbxl_index
@@ -68,16 +68,7 @@ def test_the_gateway_parser_reads_back_every_code_of_every_target_report(shared_
     directory = shared_data / "ptbxl"
     statements = load_scp_statements(directory / "scp_statements.csv")
     records, _ = read_ptbxl_index(DatasetConfig(ptbxl_dir=directory))
-    measured = Measurements(
-        heart_rate_bpm=70,
-        pr_ms=150,
-        qrs_ms=90,
-        qt_ms=400,
-        qtc_bazett_ms=420,
-        p_axis_deg=40,
-        qrs_axis_deg=30,
-        t_axis_deg=40,
-    )
+    measured = sinus_report().measurements
     for record in records:
         text = report_target(record.scp_codes, record.heart_axis, measured, statements)
         codes = {c for c in parse_generated_text(text).codes if c in statements}
@@ -98,6 +89,11 @@ def test_split(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["dataset", "--config", str(dataset_yaml)]) == 0
     return root / "dataset"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir(tmp_path_factory)
 
 
 def _table_rows(printed: str) -> tuple[str, list[str]]:
@@ -145,18 +141,14 @@ def test_evaluate_prints_every_metric_for_the_rule_engine(
 
 
 def test_each_adapter_adds_a_row_from_the_gateway_vlm_engine(
-    test_split: Path,
-    tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    capsys: pytest.CaptureFixture[str],
+    test_split: Path, tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = tiny_model_dir(tmp_path_factory)
-    stage1 = make_lora_adapter(base, tmp_path / "stage1")
-    stage2 = make_lora_adapter(base, tmp_path / "stage2")
+    stage1 = make_lora_adapter(tiny, tmp_path / "stage1")
+    stage2 = make_lora_adapter(tiny, tmp_path / "stage2")
     config = tmp_path / "evaluate.yaml"
     config.write_text(
         f"dataset_dir: {test_split}\nlimit: 2\n"
-        f"vlm: {{model: {base}, mode: hybrid, device: cpu, max_new_tokens: 12, "
+        f"vlm: {{model: {tiny}, mode: hybrid, device: cpu, max_new_tokens: 12, "
         "longest_edge: 512}\n"
     )
     assert (
@@ -177,21 +169,17 @@ def test_each_adapter_adds_a_row_from_the_gateway_vlm_engine(
     names = [row.split("|")[1].strip() for row in rows]
     assert names == [
         "rule engine (baseline)",
-        f"{base.name} + stage 1 adapter (hybrid)",
-        f"{base.name} + stage 2 adapter (hybrid)",
+        f"{tiny.name} + stage 1 adapter (hybrid)",
+        f"{tiny.name} + stage 2 adapter (hybrid)",
     ]
     assert all(row.split("|")[2].strip() == "2" for row in rows)
 
 
 def test_a_missing_adapter_is_a_clear_error(
-    test_split: Path,
-    tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    capsys: pytest.CaptureFixture[str],
+    test_split: Path, tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = tiny_model_dir(tmp_path_factory)
     config = tmp_path / "evaluate.yaml"
-    config.write_text(f"dataset_dir: {test_split}\nlimit: 1\nvlm: {{model: {base}, device: cpu}}\n")
+    config.write_text(f"dataset_dir: {test_split}\nlimit: 1\nvlm: {{model: {tiny}, device: cpu}}\n")
     assert (
         main(["evaluate", "--config", str(config), "--stage1-adapter", str(tmp_path / "nowhere")])
         == 2

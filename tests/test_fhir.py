@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from delivery_support import afib_report, package, send_now
+from delivery_support import package, send_now
+from example_reports import afib_report
 from fhir.resources.R4B.bundle import Bundle
 from peers import FhirTestServer, make_pki
 
@@ -224,26 +225,13 @@ def test_tls_with_the_hospital_ca_and_a_client_certificate(
     server = FhirTestServer(tls=pki.server_context(require_client_cert=True)).start()
     try:
         pkg = package(shared_data)
-        mutual = _destination(
-            server.base_url,
-            tls={
-                "ca_file": str(pki.ca),
-                "client_cert": str(pki.client_cert),
-                "client_key": str(pki.client_key),
-            },
-        )
+        client = {"client_cert": str(pki.client_cert), "client_key": str(pki.client_key)}
+        mutual = _destination(server.base_url, tls={"ca_file": str(pki.ca), **client})
         assert "HTTP 200" in deliver_once(pkg, "ehr", mutual)
         without_cert = _destination(server.base_url, tls={"ca_file": str(pki.ca)})
         with pytest.raises(DeliveryError):
             deliver_once(pkg, "ehr", without_cert)
-        wrong_ca = _destination(
-            server.base_url,
-            tls={
-                "ca_file": str(pki.other_ca),
-                "client_cert": str(pki.client_cert),
-                "client_key": str(pki.client_key),
-            },
-        )
+        wrong_ca = _destination(server.base_url, tls={"ca_file": str(pki.other_ca), **client})
         with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
             deliver_once(pkg, "ehr", wrong_ca)
         assert len(server.resources("DiagnosticReport")) == 1

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 import hl7
-from delivery_support import afib_report, package, send_now
+from delivery_support import package, send_now
+from example_reports import afib_report
 from fhir.resources.R4B.bundle import Bundle
 
 from gateway.delivery import deliver_once, open_sender

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import hl7
 import pytest
-from delivery_support import afib_report, package, send_now
+from delivery_support import package, send_now
+from example_reports import afib_report
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message

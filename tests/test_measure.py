@@ -16,35 +16,24 @@ from model.measure import (
 )
 from model.synthetic import SyntheticSpec, synthetic_ecg
 
-SPECS = [
-    SyntheticSpec(),
-    SyntheticSpec(
-        heart_rate_bpm=50,
-        pr_ms=200,
-        qrs_ms=100,
-        qt_ms=440,
-        p_axis_deg=30,
-        qrs_axis_deg=-60,
-        t_axis_deg=10,
-    ),
-    SyntheticSpec(
-        heart_rate_bpm=95,
-        pr_ms=140,
-        qrs_ms=110,
-        qt_ms=360,
-        p_axis_deg=75,
-        qrs_axis_deg=110,
-        t_axis_deg=70,
-    ),
-    SyntheticSpec(
-        heart_rate_bpm=120,
-        pr_ms=140,
-        qrs_ms=80,
-        qt_ms=310,
-        p_axis_deg=50,
-        qrs_axis_deg=20,
-        t_axis_deg=30,
-    ),
+# The synthetic ECGs whose intervals and axes the engine must give back: the defaults, and
+# one row of these fields each.
+SPEC_FIELDS = (
+    "heart_rate_bpm",
+    "pr_ms",
+    "qrs_ms",
+    "qt_ms",
+    "p_axis_deg",
+    "qrs_axis_deg",
+    "t_axis_deg",
+)
+SPEC_ROWS = [
+    (50, 200, 100, 440, 30, -60, 10),
+    (95, 140, 110, 360, 75, 110, 70),
+    (120, 140, 80, 310, 50, 20, 30),
+]
+SPECS = [SyntheticSpec()] + [
+    SyntheticSpec(**dict(zip(SPEC_FIELDS, row, strict=True))) for row in SPEC_ROWS
 ]
 INTERVALS = {
     "pr_ms": "pr_ms",

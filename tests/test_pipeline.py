@@ -109,13 +109,7 @@ def test_waveform_job_gets_report_renderings_and_one_delivery(gw, vendor):
 
 def test_correction_is_processed_and_marked(gw, vendor, tmp_path):
     first = gw.receive(vendor)
-    amended = samples.copy_with_new_uid(vendor, tmp_path / "amended.dcm")
-    ds = pydicom.dcmread(amended)
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.dcmread(
-        vendor
-    ).SOPInstanceUID
-    ds.StudyDescription = "amended"
-    ds.save_as(amended, enforce_file_format=True)
+    amended = samples.changed_copy(vendor, tmp_path / "amended.dcm", StudyDescription="amended")
     second = gw.receive(amended)
     gw.process_all()
     assert not gw.package(first).report.is_correction

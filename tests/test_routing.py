@@ -8,7 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from delivery_support import afib_report, package
+from delivery_support import package
+from example_reports import afib_report
 
 from gateway.cli import main
 from gateway.routing import (

@@ -145,13 +145,9 @@ def test_same_object_twice_is_acknowledged_once_and_new_content_is_a_correction(
 ):
     assert storescu(gateway.port, vendor).returncode == 0
     assert storescu(gateway.port, vendor).returncode == 0
-    changed = samples.copy_with_new_uid(vendor, tmp_path / "changed.dcm")
-    ds = pydicom.dcmread(changed)
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.dcmread(
-        vendor
-    ).SOPInstanceUID
-    ds.StudyDescription = "amended by the cart"
-    ds.save_as(changed, enforce_file_format=True)
+    changed = samples.changed_copy(
+        vendor, tmp_path / "changed.dcm", StudyDescription="amended by the cart"
+    )
     assert storescu(gateway.port, changed).returncode == 0
     jobs = gateway.jobs()
     assert [j.is_correction for j in jobs] == [False, True]
@@ -315,16 +311,21 @@ def pki(tmp_path_factory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture
-def tls_gateway(tmp_path, pki):
-    tls = {
+def _client_cert_required(pki: Pki, ca: Path) -> dict[str, object]:
+    """The gateway's TLS settings: its server certificate, and client certificates required
+    and trusted when `ca` signed them."""
+    return {
         "enabled": True,
         "cert": pki.server_cert,
         "key": pki.server_key,
-        "ca": pki.ca,
+        "ca": ca,
         "require_client_cert": True,
     }
-    running = RunningGateway(tmp_path, tls=tls)
+
+
+@pytest.fixture
+def tls_gateway(tmp_path, pki):
+    running = RunningGateway(tmp_path, tls=_client_cert_required(pki, pki.ca))
     yield running
     running.stop()
 
@@ -364,14 +365,7 @@ def test_tls_client_without_certificate_is_refused_when_one_is_required(tls_gate
 
 
 def test_tls_client_certificate_from_another_ca_is_refused(tmp_path, pki):
-    tls = {
-        "enabled": True,
-        "cert": pki.server_cert,
-        "key": pki.server_key,
-        "ca": pki.other_ca,
-        "require_client_cert": True,
-    }
-    running = RunningGateway(tmp_path, tls=tls)
+    running = RunningGateway(tmp_path, tls=_client_cert_required(pki, pki.other_ca))
     try:
         assert dcmtk("echoscu", *_dcmtk_tls(pki), port=running.port).returncode != 0
         assert settled_rejections(running.metrics, {"tls-handshake-failed": 1})

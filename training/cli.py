@@ -9,41 +9,55 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from model.errors import EcgDecodeError
 from model.vlm.settings import VlmUnavailable
-from training.config import TrainingConfigError, load_yaml_config
+from training.config import ModelT, TrainingConfigError, load_yaml_config
 
 CONFIG_DIR = Path("config/training")
 
 
+def _subcommand(
+    sub: argparse._SubParsersAction, name: str, help: str, run: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """Register `name`, run by `run`, with the option every subcommand has: `--config`, its
+    YAML under config/training/."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--config", type=Path, default=CONFIG_DIR / f"{name}.yaml")
+    p.set_defaults(func=run)
+    return p
+
+
+def _load_config(
+    args: argparse.Namespace, schema: type[ModelT], options: tuple[str, ...], **renamed: str
+) -> ModelT:
+    """The `--config` YAML as `schema`, with the command's options laid over it: each of
+    `options` overrides the config field of its own name, each `renamed` entry (field=option)
+    the field it names; an option left out (None) keeps the YAML's value."""
+    overrides = {name: getattr(args, name) for name in options}
+    overrides |= {field: getattr(args, option) for field, option in renamed.items()}
+    return load_yaml_config(args.config, schema, **overrides)
+
+
 def _add_dataset(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dataset", help="render PTB-XL into image/report pairs for training")
-    p.add_argument("--config", type=Path, default=CONFIG_DIR / "dataset.yaml")
+    what = "render PTB-XL into image/report pairs for training"
+    p = _subcommand(sub, "dataset", what, _cmd_dataset)
     p.add_argument("--ptbxl", type=Path, help="PTB-XL directory (overrides ptbxl_dir)")
     p.add_argument("--out", type=Path, help="output folder (overrides output_dir)")
     p.add_argument("--limit", type=int, help="only the first N records by ecg_id")
     p.add_argument("--dpi", type=int, help="page resolution (overrides dpi)")
     p.add_argument("--workers", type=int, help="rendering processes")
     p.add_argument("--seed", type=int, help="augmentation and balancing seed")
-    p.set_defaults(func=_cmd_dataset)
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from training.balance import counts_table
     from training.dataset import DatasetConfig, build_dataset, plan_dataset
 
-    config = load_yaml_config(
-        args.config,
-        DatasetConfig,
-        ptbxl_dir=args.ptbxl,
-        output_dir=args.out,
-        limit=args.limit,
-        dpi=args.dpi,
-        workers=args.workers,
-        seed=args.seed,
-    )
+    options = ("limit", "dpi", "workers", "seed")
+    config = _load_config(args, DatasetConfig, options, ptbxl_dir="ptbxl", output_dir="out")
     plan = plan_dataset(config)
     print(
         f"class counts of the train split, before and after oversampling "
@@ -63,8 +77,7 @@ def _add_stage(sub: argparse._SubParsersAction, stage: int) -> None:
         if stage == 1
         else "report generation from the stage 1 adapter"
     )
-    p = sub.add_parser(f"stage{stage}", help=f"QLoRA stage {stage}, {what}")
-    p.add_argument("--config", type=Path, default=CONFIG_DIR / f"stage{stage}.yaml")
+    p = _subcommand(sub, f"stage{stage}", f"QLoRA stage {stage}, {what}", _cmd_stage)
     p.add_argument("--dataset", type=Path, help="dataset folder (overrides dataset_dir)")
     p.add_argument("--model", help="base model: hub id or folder (overrides model)")
     p.add_argument("--out", type=Path, help="adapter folder (overrides output_dir)")
@@ -73,7 +86,8 @@ def _add_stage(sub: argparse._SubParsersAction, stage: int) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     if stage == 2:
         p.add_argument("--stage1-adapter", type=Path, help="stage 1 adapter folder")
-    p.set_defaults(func=_cmd_stage)
+    else:
+        p.set_defaults(stage1_adapter=None)
 
 
 def _add_stage1(sub: argparse._SubParsersAction) -> None:
@@ -87,16 +101,8 @@ def _add_stage2(sub: argparse._SubParsersAction) -> None:
 def _cmd_stage(args: argparse.Namespace) -> int:
     from training.qlora import StageConfig, train_stage
 
-    config = load_yaml_config(
-        args.config,
-        StageConfig,
-        dataset_dir=args.dataset,
-        model=args.model,
-        output_dir=args.out,
-        max_steps=args.max_steps,
-        device=args.device,
-        stage1_adapter=getattr(args, "stage1_adapter", None),
-    )
+    options = ("model", "max_steps", "device", "stage1_adapter")
+    config = _load_config(args, StageConfig, options, dataset_dir="dataset", output_dir="out")
     result = train_stage(config, resume=args.resume)
     val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
     print(
@@ -109,29 +115,21 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="BLEU, ROUGE-L, BERTScore and code F1 on the test split")
-    p.add_argument("--config", type=Path, default=CONFIG_DIR / "evaluate.yaml")
+    what = "BLEU, ROUGE-L, BERTScore and code F1 on the test split"
+    p = _subcommand(sub, "evaluate", what, _cmd_evaluate)
     p.add_argument("--dataset", type=Path, help="dataset folder (overrides dataset_dir)")
     p.add_argument("--limit", type=int, help="only the first N samples of the split")
     p.add_argument("--output", type=Path, help="write OUTPUT.md and OUTPUT.json too")
     p.add_argument("--stage1-adapter", type=Path, help="add the row of this stage 1 adapter")
     p.add_argument("--stage2-adapter", type=Path, help="add the row of this stage 2 adapter")
     p.add_argument("--model", help="base model of the adapters: hub id or folder (vlm.model)")
-    p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import EvaluateConfig, evaluate, write_outputs
 
-    config = load_yaml_config(
-        args.config,
-        EvaluateConfig,
-        dataset_dir=args.dataset,
-        limit=args.limit,
-        output=args.output,
-        stage1_adapter=args.stage1_adapter,
-        stage2_adapter=args.stage2_adapter,
-    )
+    options = ("limit", "output", "stage1_adapter", "stage2_adapter")
+    config = _load_config(args, EvaluateConfig, options, dataset_dir="dataset")
     if args.model:
         config.vlm = config.vlm.model_copy(update={"model": args.model})
     result = evaluate(config)

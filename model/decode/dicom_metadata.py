@@ -10,28 +10,33 @@ from pydicom.valuerep import DA, DT, TM
 from model.decode.acquisition import describe_filters
 from model.ecg import EcgMetadata
 
+# The EcgMetadata fields read as text, each with the DICOM attribute it comes from.
+_TEXT_FIELDS = {
+    "patient_id": "PatientID",
+    "patient_id_issuer": "IssuerOfPatientID",
+    "patient_name": "PatientName",
+    "patient_birth_date": "PatientBirthDate",
+    "patient_sex": "PatientSex",
+    "patient_age": "PatientAge",
+    "study_instance_uid": "StudyInstanceUID",
+    "series_instance_uid": "SeriesInstanceUID",
+    "sop_instance_uid": "SOPInstanceUID",
+    "sop_class_uid": "SOPClassUID",
+    "accession_number": "AccessionNumber",
+    "device_manufacturer": "Manufacturer",
+    "device_model": "ManufacturerModelName",
+    "device_serial": "DeviceSerialNumber",
+    "institution_name": "InstitutionName",
+    "station_name": "StationName",
+    "modality": "Modality",
+}
+
 
 def metadata_from_dataset(ds: Dataset, filters: str | None = None) -> EcgMetadata:
     """Everything the object says about patient, acquisition and device; absent stays None."""
     return EcgMetadata(
-        patient_id=_text(ds, "PatientID"),
-        patient_id_issuer=_text(ds, "IssuerOfPatientID"),
-        patient_name=_text(ds, "PatientName"),
-        patient_birth_date=_text(ds, "PatientBirthDate"),
-        patient_sex=_text(ds, "PatientSex"),
-        patient_age=_text(ds, "PatientAge"),
-        study_instance_uid=_text(ds, "StudyInstanceUID"),
-        series_instance_uid=_text(ds, "SeriesInstanceUID"),
-        sop_instance_uid=_text(ds, "SOPInstanceUID"),
-        sop_class_uid=_text(ds, "SOPClassUID"),
-        accession_number=_text(ds, "AccessionNumber"),
+        **{field: _text(ds, keyword) for field, keyword in _TEXT_FIELDS.items()},
         acquisition_time=acquisition_time(ds),
-        device_manufacturer=_text(ds, "Manufacturer"),
-        device_model=_text(ds, "ManufacturerModelName"),
-        device_serial=_text(ds, "DeviceSerialNumber"),
-        institution_name=_text(ds, "InstitutionName"),
-        station_name=_text(ds, "StationName"),
-        modality=_text(ds, "Modality"),
         filters=filters,
         source_format="dicom",
     )
