@@ -164,7 +164,7 @@ def table(
         (
             f"NF4 + double quant base, LoRA r16 on text q/k/v/o/gate/up/down, {optimizer}, "
             f"gradient checkpointing; batch {batch}, longest_edge {longest_edge}, "
-            f"text width {dims.text_hidden} x {dims.text_layers} layers"
+            f"text width {dims.text.hidden} x {dims.text.layers} layers"
         ),
         "",
         "| stage | steps | samples/s | peak GPU memory GiB | first loss | last loss |",

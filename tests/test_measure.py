@@ -78,15 +78,7 @@ def test_t_wave_hidden_by_the_next_p_wave_gives_no_qt() -> None:
     """At 123/min with a PR of 204 ms the next P wave starts 44 ms before the T wave
     ends; the QT measured to where that merged descent stops came out 40 ms long and
     called a long QT."""
-    spec = SyntheticSpec(
-        heart_rate_bpm=123,
-        pr_ms=204,
-        qrs_ms=77,
-        qt_ms=328,
-        p_axis_deg=38,
-        qrs_axis_deg=41,
-        t_axis_deg=53,
-    )
+    spec = SyntheticSpec(**dict(zip(SPEC_FIELDS, (123, 204, 77, 328, 38, 41, 53), strict=True)))
     report = model.analyze(synthetic_ecg(spec))
     values = report.measurements
     assert values.qt_ms is None and values.qtc_bazett_ms is None

@@ -58,15 +58,16 @@ KIND_BY_SOP_CLASS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ReceivedObject:
-    """One C-STORE request as received: file-format bytes plus who sent it."""
+    """One C-STORE request as received: file-format bytes plus who sent it (always known
+    for a C-STORE, so never defaulted: a job must say where its object came from)."""
 
     sop_class_uid: str
     sop_instance_uid: str
     file_bytes: bytes
     dataset_offset: int
-    calling_ae: str = ""
-    called_ae: str = ""
-    peer: str = ""
+    calling_ae: str
+    called_ae: str
+    peer: str
 
     @property
     def content_sha256(self) -> str:

@@ -52,18 +52,23 @@ SMOLVLM_LONGEST_EDGE = 2048
 
 
 @dataclass(frozen=True)
-class VlmDims:
-    """Widths and depths of an Idefics3 model; the image geometry is SmolVLM's."""
+class TowerDims:
+    """One transformer stack: width, depth, attention heads and MLP width; key/value heads
+    for grouped-query attention (the text model), None where every head has its own."""
 
-    vision_hidden: int
-    vision_layers: int
-    vision_heads: int
-    vision_intermediate: int
-    text_hidden: int
-    text_layers: int
-    text_heads: int
-    text_kv_heads: int
-    text_intermediate: int
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+    kv_heads: int | None = None
+
+
+@dataclass(frozen=True)
+class VlmDims:
+    """Widths and depths of an Idefics3 model's two towers; the image geometry is SmolVLM's."""
+
+    vision: TowerDims
+    text: TowerDims
     vocab_size: int | None = None  # None: the tokenizer's size
     image_size: int = TILE_PX
     patch_size: int = 16
@@ -72,28 +77,11 @@ class VlmDims:
 
 # bitsandbytes' 4-bit CPU kernels need layer input widths in multiples of 64, so the
 # vision tower is 64 wide (32 fails inside bitsandbytes with a bare shape error).
-TINY = VlmDims(
-    vision_hidden=64,
-    vision_layers=2,
-    vision_heads=2,
-    vision_intermediate=128,
-    text_hidden=64,
-    text_layers=2,
-    text_heads=4,
-    text_kv_heads=2,
-    text_intermediate=128,
-)
+TINY = VlmDims(vision=TowerDims(64, 2, 2, 128), text=TowerDims(64, 2, 4, 128, kv_heads=2))
 # HuggingFaceTB/SmolVLM-500M-Instruct: SigLIP base/16 at 512 px, SmolLM2-360M text model.
 SMOLVLM_500M = VlmDims(
-    vision_hidden=768,
-    vision_layers=12,
-    vision_heads=12,
-    vision_intermediate=3072,
-    text_hidden=960,
-    text_layers=32,
-    text_heads=15,
-    text_kv_heads=5,
-    text_intermediate=2560,
+    vision=TowerDims(768, 12, 12, 3072),
+    text=TowerDims(960, 32, 15, 2560, kv_heads=5),
     vocab_size=49280,
 )
 
@@ -174,11 +162,11 @@ def build_model(
     token_id = tokenizer.convert_tokens_to_ids
     text_config = LlamaConfig(
         vocab_size=dims.vocab_size or len(tokenizer),
-        hidden_size=dims.text_hidden,
-        intermediate_size=dims.text_intermediate,
-        num_hidden_layers=dims.text_layers,
-        num_attention_heads=dims.text_heads,
-        num_key_value_heads=dims.text_kv_heads,
+        hidden_size=dims.text.hidden,
+        intermediate_size=dims.text.intermediate,
+        num_hidden_layers=dims.text.layers,
+        num_attention_heads=dims.text.heads,
+        num_key_value_heads=dims.text.kv_heads,
         max_position_embeddings=8192,
         rope_theta=100000.0,
         rms_norm_eps=1e-5,
@@ -188,10 +176,10 @@ def build_model(
     )
     config = Idefics3Config(
         vision_config={
-            "hidden_size": dims.vision_hidden,
-            "intermediate_size": dims.vision_intermediate,
-            "num_hidden_layers": dims.vision_layers,
-            "num_attention_heads": dims.vision_heads,
+            "hidden_size": dims.vision.hidden,
+            "intermediate_size": dims.vision.intermediate,
+            "num_hidden_layers": dims.vision.layers,
+            "num_attention_heads": dims.vision.heads,
             "image_size": dims.image_size,
             "patch_size": dims.patch_size,
         },
