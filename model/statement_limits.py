@@ -8,14 +8,14 @@ evidence for it are in model/statements.py; a site sets its own in gateway.yaml.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from model.settings import StrictSettings
 
 
-class StatementLimits(BaseModel):
+class StatementLimits(StrictSettings):
     """Rate limits of the sinus rhythm statements (beats per minute); their ranges keep
     bradycardia below tachycardia."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     bradycardia_bpm: int = Field(
         50, ge=30, le=70, description="sinus bradycardia below this rate (2018: 50, 2009: 60)"

@@ -11,6 +11,8 @@ import pytest
 from gateway.cli import main
 from gateway.config import ConfigError, GatewayConfig, TlsConfig, load_config, log_security_posture
 from gateway.intake.dicom_scp import tls_context
+from training.config import TrainingConfigError, load_yaml_config
+from training.dataset import DatasetConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,3 +115,14 @@ def test_any_calling_ae_is_announced_at_start(caplog):
     with caplog.at_level(logging.WARNING):
         log_security_posture(GatewayConfig(allowed_calling_aes=["CART1"]))
     assert "calling AE" not in caplog.text
+
+
+def test_training_config_errors_name_the_line_or_the_flag(tmp_path):
+    """config/training/*.yaml is read as gateway.yaml is: each error with its line; a value
+    given on the command line is named as such, not blamed on the file's line."""
+    path = tmp_path / "dataset.yaml"
+    path.write_text("output_dir: out\ndpi: 20\nworkers: 1\n")
+    with pytest.raises(TrainingConfigError, match=r"dataset\.yaml: line 2: dpi: "):
+        load_yaml_config(path, DatasetConfig)
+    with pytest.raises(TrainingConfigError, match=r"\(command line\) workers: "):
+        load_yaml_config(path, DatasetConfig, dpi=140, workers=0)

@@ -1,7 +1,8 @@
 """Reading the YAML files under config/training/ into their pydantic models.
 
-Each stage owns its schema (next to its code); this only turns a file into one,
-with errors that name the file and the field, so a typo never falls back to a default.
+Each stage owns its schema (next to its code); this only turns a file into one, read the
+way gateway.yaml is (model/settings.py), with errors that name the file, the line and the
+field, so a typo never falls back to a default.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
+
+from model.settings import YamlFileError, dotted, line_at, read_yaml
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -22,19 +24,26 @@ class TrainingConfigError(Exception):
 def load_yaml_config(path: Path, schema: type[ModelT], **overrides: object) -> ModelT:
     """Validate `path` against `schema`; non-None `overrides` (command-line flags) win."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrainingConfigError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise TrainingConfigError(f"{path}: invalid YAML: {exc}") from None
+        document = read_yaml(path)
+    except YamlFileError as exc:
+        raise TrainingConfigError(str(exc)) from None
+    data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         raise TrainingConfigError(f"{path}: the file must be a mapping of settings")
-    data.update({key: value for key, value in overrides.items() if value is not None})
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    data.update(flags)
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = "; ".join(_problem(error, document.root, set(flags)) for error in exc.errors())
         raise TrainingConfigError(f"{path}: {problems}") from None
+
+
+def _problem(error: dict, root: object, flags: set[str]) -> str:
+    """`line 4: lora.r: Input should be...`, or `(command line)` for a flag's value."""
+    loc = error["loc"]
+    field = dotted(loc) or "(top level)"
+    if loc and loc[0] in flags:
+        return f"(command line) {field}: {error['msg']}"
+    line, _ = line_at(root, loc)
+    return f"line {line}: {field}: {error['msg']}" if line else f"{field}: {error['msg']}"

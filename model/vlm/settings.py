@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from model.settings import StrictSettings
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-500M-Instruct"
 DEFAULT_LONGEST_EDGE = 1536  # model/vlm/engine.py explains the resolution / token trade-off
@@ -29,10 +31,8 @@ class LoadSpec:
     dtype: str = "auto"  # "auto" | "float32" | "bfloat16" | "float16"
 
 
-class VlmSettings(BaseModel):
+class VlmSettings(StrictSettings):
     """The engine's configuration; gateway.yaml nests it as-is."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["vlm", "hybrid"] = "vlm"
     model: str = Field(DEFAULT_MODEL, description="hub id or local directory")
