@@ -1,4 +1,4 @@
-"""`ecg-gateway serve`: config -> store -> pipeline workers -> DICOM SCP -> wait for a signal.
+"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP -> wait for a signal.
 
 Shutdown order is the reverse: stop accepting associations (those in progress may
 finish), let the workers finish or release their jobs, record the counters, close the
@@ -25,7 +25,7 @@ from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp
 from gateway.metrics import Metrics
-from gateway.processing.workers import Pipeline, PipelineSettings
+from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
 from gateway.store import Store
@@ -60,10 +60,10 @@ def _run(config: GatewayConfig) -> int:
     metrics = Metrics()
     router = make_router(config)
     delivery = start_delivery(store, router, metrics, config.retention_days, config.outbox_dir)
-    pipeline = Pipeline(
+    workers = Workers(
         store,
         router,
-        PipelineSettings(
+        WorkerSettings(
             reports_dir=config.reports_dir,
             engine=engine_choice(config),
             workers=config.workers,
@@ -76,14 +76,14 @@ def _run(config: GatewayConfig) -> int:
         on_done=delivery.deliver_soon,
     )
     intake = Intake(
-        store, config.spool_dir, metrics, config.min_free_disk_mb * 1024 * 1024, pipeline.wake
+        store, config.spool_dir, metrics, config.min_free_disk_mb * 1024 * 1024, workers.wake
     )
-    pipeline.start()
+    workers.start()
     stop = _stop_on_signals()
     try:
         scp = start_scp(config, intake, metrics)
     except BaseException:
-        pipeline.stop(grace_s=5.0)
+        workers.stop(grace_s=5.0)
         delivery.shutdown()
         store.close()
         raise
@@ -100,7 +100,7 @@ def _run(config: GatewayConfig) -> int:
     _wait(stop, metrics, config.metrics_path)
     log.info("stopping: no new associations; finishing work in progress")
     scp.stop()
-    pipeline.stop()
+    workers.stop()
     delivery.shutdown()
     _record_metrics(metrics, config.metrics_path)
     store.close()

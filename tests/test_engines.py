@@ -20,7 +20,7 @@ from gateway import metrics as m
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.delivery import prepare
 from gateway.processing.package import ReportPackage
-from gateway.processing.workers import Pipeline, PipelineSettings
+from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import FileDestination, Router
 from gateway.server import engine_choice, job_lease_s
 from gateway.store import Store
@@ -51,10 +51,10 @@ def vendor(shared_data: Path) -> Path:
 
 def gateway_with(data_dir: Path, choice: EngineChoice, hold_retry_s: float = 60.0) -> Gateway:
     gw = Gateway(data_dir)
-    gw.pipeline = Pipeline(
+    gw.pipeline = Workers(
         gw.store,
         Router(data_dir / "no-routes.yaml", data_dir),
-        PipelineSettings(
+        WorkerSettings(
             reports_dir=gw.reports, engine=choice, retry_delay_s=0.0, hold_retry_s=hold_retry_s
         ),
         gw.metrics,
@@ -203,10 +203,10 @@ def test_a_routes_rule_chooses_the_engine_from_the_header_before_interpretation(
     )
     data_dir = tmp_path / "data"
     gw = gateway_with(data_dir, EngineChoice())  # gateway.yaml: engine measure
-    gw.pipeline = Pipeline(
+    gw.pipeline = Workers(
         gw.store,
         Router(routes, data_dir),
-        PipelineSettings(
+        WorkerSettings(
             reports_dir=gw.reports, engine=EngineChoice(), vlm=VlmSettings(model=str(tiny), **FAST)
         ),
         gw.metrics,

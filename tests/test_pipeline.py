@@ -23,7 +23,7 @@ from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake, ReceivedObject
 from gateway.metrics import Metrics
 from gateway.processing.package import ReportPackage
-from gateway.processing.workers import Pipeline, PipelineSettings
+from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router
 from gateway.store import Store
 from tests import dicom_samples as samples
@@ -41,10 +41,10 @@ class Gateway:
         self.metrics = Metrics()
         self.intake = Intake(self.store, self.spool, self.metrics)
         self.finished: list[list[str]] = []  # what delivery is told, per finished job
-        self.pipeline = Pipeline(
+        self.pipeline = Workers(
             self.store,
             Router(data_dir / "no-routes.yaml", data_dir),  # no file: all to the outbox
-            PipelineSettings(reports_dir=self.reports, workers=workers, retry_delay_s=0.0),
+            WorkerSettings(reports_dir=self.reports, workers=workers, retry_delay_s=0.0),
             self.metrics,
             on_done=self.finished.append,
         )

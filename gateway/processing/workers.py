@@ -39,7 +39,7 @@ _IDLE_POLL_S = 1.0  # also how soon a retry that became due, or a CLI retry, is 
 
 
 @dataclass(frozen=True)
-class PipelineSettings:
+class WorkerSettings:
     reports_dir: Path
     engine: EngineChoice = field(default_factory=EngineChoice)
     workers: int = 2
@@ -50,12 +50,14 @@ class PipelineSettings:
     vlm: VlmSettings | None = None  # gateway.yaml's vlm section, for rules naming a VLM
 
 
-class Pipeline:
+class Workers:
+    """The worker threads and their helper processes; the server starts and stops them."""
+
     def __init__(
         self,
         store: Store,
         router: Router,
-        settings: PipelineSettings,
+        settings: WorkerSettings,
         metrics: Metrics,
         on_done: Callable[[list[str]], None] = lambda destinations: None,
     ) -> None:
