@@ -45,8 +45,16 @@ def _check_network(value: str) -> str:
     return value
 
 
+def _check_host_port(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} must be host:port with a port from 1 to 65535")
+    return value
+
+
 AeTitle = Annotated[str, AfterValidator(_check_ae_title)]
 IpNetwork = Annotated[str, AfterValidator(_check_network)]
+HostPort = Annotated[str, AfterValidator(_check_host_port)]
 
 
 class TlsConfig(StrictSettings):
@@ -76,6 +84,15 @@ class DicomLimits(StrictSettings):
     max_associations: int = Field(10, ge=1, le=1000)
 
 
+class StorageCommitmentConfig(StrictSettings):
+    """Where a storage commitment report goes when the requesting association is gone: a
+    cart deletes its copies only once told, so each cart's AE title needs an address."""
+
+    peers: dict[AeTitle, HostPort] = Field(
+        default_factory=dict, description="calling AE title -> 'host:port' of its SCP"
+    )
+
+
 class GatewayConfig(StrictSettings):
     ae_title: AeTitle = "ECGGW"
     port: int = Field(11112, ge=1, le=65535)
@@ -88,6 +105,7 @@ class GatewayConfig(StrictSettings):
         default_factory=list, description="peer IP addresses or networks; empty: any address"
     )
     dicom: DicomLimits = Field(default_factory=DicomLimits)
+    storage_commitment: StorageCommitmentConfig = Field(default_factory=StorageCommitmentConfig)
     data_dir: Path = Path("ecg-gateway-data")
     min_free_disk_mb: int = Field(100, ge=0, description="refuse objects (0xA700) below this")
     workers: int = Field(2, ge=1, le=64)
