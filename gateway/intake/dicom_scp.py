@@ -25,7 +25,7 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
 )
 from pynetdicom import AE, _config, evt
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from gateway import metrics as m
@@ -37,6 +37,7 @@ from gateway.intake.accept import (
     Outcome,
     ReceivedObject,
 )
+from gateway.intake.storage_commitment import StorageCommitment, handle_n_action
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ def build_ae(config: GatewayConfig) -> AE:
     ae.add_supported_context(Verification, _NATIVE_SYNTAXES)
     for sop_class in KIND_BY_SOP_CLASS:
         ae.add_supported_context(sop_class, transfer_syntaxes(sop_class))
+    # The cart is the SCU (N-ACTION to us), the gateway the SCP, sending N-EVENT-REPORT back
+    # on the same association: the SOP class's own roles, no role selection needed.
+    ae.add_supported_context(StorageCommitmentPushModel, _NATIVE_SYNTAXES)
     ae.require_calling_aet = list(config.allowed_calling_aes)
     # Any called AE title is accepted: sites give one gateway several titles and route on them.
     ae.require_called_aet = False
@@ -250,6 +254,7 @@ def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> Runnin
     handlers = [
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [intake, metrics]),
+        (evt.EVT_N_ACTION, handle_n_action, [StorageCommitment(config, intake.store)]),
         (evt.EVT_ACCEPTED, handle_accepted, [metrics]),
         (evt.EVT_REJECTED, handle_rejected, [metrics, list(config.allowed_calling_aes)]),
     ]
