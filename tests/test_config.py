@@ -126,3 +126,11 @@ def test_training_config_errors_name_the_line_or_the_flag(tmp_path):
         load_yaml_config(path, DatasetConfig)
     with pytest.raises(TrainingConfigError, match=r"\(command line\) workers: "):
         load_yaml_config(path, DatasetConfig, dpi=140, workers=0)
+
+
+def test_storage_commitment_peer_must_be_host_and_port(tmp_path):
+    path = _write(tmp_path, "storage_commitment:\n  peers:\n    CART1: 10.0.0.7\n")
+    with pytest.raises(ConfigError, match=r"line 3: storage_commitment\.peers\.CART1: .*host:port"):
+        load_config(path)
+    path = _write(tmp_path, "storage_commitment:\n  peers:\n    CART1: '10.0.0.7:104'\n")
+    assert load_config(path).storage_commitment.peers == {"CART1": "10.0.0.7:104"}
