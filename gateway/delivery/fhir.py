@@ -233,8 +233,8 @@ class _BundleBuilder:
             return self.options.issuer_systems[issuer]
         if all(part.isdigit() for part in issuer.split(".")):
             return f"urn:oid:{issuer}"
-        if ":" in issuer and " " not in issuer:
-            return issuer
+        if ":" in issuer and all(char.isprintable() and not char.isspace() for char in issuer):
+            return issuer  # a uri has no whitespace or control characters
         return f"urn:ecg-gateway:issuer:{quote(issuer, safe='')}"
 
     def _add_device(self) -> dict | None:
