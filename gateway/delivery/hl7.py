@@ -118,14 +118,15 @@ class Hl7Sender:
         if ack.control_id != sent_id:
             self._client.close()
             raise DeliveryError(
-                f"ACK from {peer} acknowledges MSH-10 {ack.control_id!r}, "
+                f"ACK from {peer} acknowledges MSH-10 {redact(ack.control_id, package, 40)!r}, "
                 f"not the {sent_id!r} that was sent"
             )
         if ack.code in SUCCESS_CODES:
             return f"{ack.code} from {peer}"
         kind = "rejected" if ack.code in FAILURE_CODES else "answered with unknown code"
+        code = redact(ack.code, package, 20) if ack.code else "(empty MSA-1)"
         detail = f": {redact(ack.text, package)}" if ack.text else ""
-        raise DeliveryError(f"{peer} {kind} {ack.code or '(empty MSA-1)'}{detail}")
+        raise DeliveryError(f"{peer} {kind} {code}{detail}")
 
     def close(self) -> None:
         self._client.close()
