@@ -108,7 +108,9 @@ def test_hostile_values_reach_fhir_verbatim_in_a_valid_bundle(
     Bundle.model_validate(data)
     resources = {entry["resource"]["resourceType"]: entry["resource"] for entry in data["entry"]}
     patient = resources["Patient"]
-    assert [identifier["value"] for identifier in patient["identifier"]] == [value]
+    [identifier] = patient["identifier"]
+    assert identifier["value"] == value
+    assert all(char.isprintable() and not char.isspace() for char in identifier["system"])
     family = value.replace("^", " ").replace("=", " ").strip()
     assert patient["name"][0].get("family", "") == family
     assert patient["name"][0]["given"] == ["Given"]
