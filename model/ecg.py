@@ -84,6 +84,8 @@ class EcgMetadata:
     modality: str | None = None
     filters: str | None = None
     source_format: str = "unknown"
+    # What the decoder had to normalise or leave out (never the values): report warnings.
+    warnings: tuple[str, ...] = ()
 
     def with_updates(self, **changes: object) -> EcgMetadata:
         return replace(self, **changes)

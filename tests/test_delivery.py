@@ -4,6 +4,7 @@ backoff, dead letters, order per patient, isolation between destinations."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import signal
@@ -261,6 +262,41 @@ def test_a_rejected_report_is_dead_at_once_and_the_next_one_still_goes(
     sweeper.sweep()
     assert _states(store) == ["dead", "dead"]  # a content rejection does not stop the sweep
     assert store.list_deliveries()[0].last_error.startswith("rejected, resending cannot succeed")
+
+
+# What a FHIR server's OperationOutcome may quote of the patient, in its own formats.
+QUOTED_PATIENT = (
+    "Patient mrn-4471 (QUINTON, Arabella; identifier MRN-4471) born 1920-01-01 conflicts with "
+    "existing Patient born 19200101 / 01.01.1920 / 01/01/1920 / 1 Jan 1920 / "
+    "January 1, 1920 / 1920-01-01T00:00:00Z"
+)
+
+
+def test_what_a_destination_quotes_of_the_patient_reaches_no_store_listing_or_log(
+    shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer, capsys, caplog
+) -> None:
+    router = Router(_ehr_routes(data_dir, fhir_server), data_dir)
+    sweeper = DeliverySweeper(store, router, clock=Clock())
+    pkg = package(
+        shared_data,
+        patient_id="MRN-4471",
+        patient_name="Quinton^Arabella",
+        patient_birth_date="19200101",
+    )
+    _enqueue(store, router, data_dir, pkg)
+    fhir_server.fail_status = 422
+    fhir_server.fail_message = QUOTED_PATIENT
+    with caplog.at_level(logging.DEBUG):
+        sweeper.sweep()
+    sweeper.close()
+    [delivery] = store.list_deliveries()
+    assert main(["deliveries", "list", "--data-dir", str(data_dir)]) == 0
+    listing = capsys.readouterr().out
+    assert "conflicts with existing Patient born ***" in delivery.last_error  # still useful
+    for text in (delivery.last_error, listing, caplog.text):
+        assert "HTTP 422" in text
+        for quoted in ("4471", "quinton", "arabella", "1920"):
+            assert quoted not in text.lower()
 
 
 def test_too_old_is_dead_and_missing_package_is_dead(

@@ -8,6 +8,7 @@ import re
 from typing import Protocol
 
 from gateway.processing.package import ReportPackage
+from model.decode.demographics import dicom_date
 
 
 class DeliveryError(Exception):
@@ -52,19 +53,48 @@ def content_version(package: ReportPackage) -> str:
 
 
 def redact(text: str, package: ReportPackage, limit: int = 200) -> str:
-    """A receiver's error text, with this patient's identifying values blanked.
+    """A receiver's text (error, ACK, OperationOutcome) with this patient's identifying
+    values and every date blanked.
 
-    Receivers often quote the patient ("patient 12345 unknown"); our logs and
-    the delivery table must not.
+    Receivers often quote the patient ("patient 12345 unknown", "born 01.01.1920"), in
+    formats of their own; our logs and the delivery table must not, so any date goes,
+    whoever's it is.
     """
-    meta = package.metadata
-    secrets = [meta.patient_id, meta.patient_birth_date, meta.patient_id_issuer]
-    if meta.patient_name:
-        secrets.extend(part for part in re.split(r"[\^=\s]+", meta.patient_name) if len(part) > 1)
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+    for value in sorted(_secrets(package), key=len, reverse=True):
         text = re.sub(re.escape(value), "***", text, flags=re.IGNORECASE)
-    text = " ".join(text.split())
+    text = " ".join(_DATES.sub("***", text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _secrets(package: ReportPackage) -> set[str]:
+    """The identifying values as the package holds them, the birth date also in FHIR form."""
+    meta = package.metadata
+    secrets = {meta.patient_id, meta.patient_birth_date, meta.patient_id_issuer}
+    secrets.add(meta.accession_number)
+    birth_date = dicom_date(meta.patient_birth_date)
+    if birth_date:
+        secrets.add(
+            "-".join(part for part in (birth_date[:4], birth_date[4:6], birth_date[6:]) if part)
+        )
+    if meta.patient_name:
+        secrets.update(part for part in re.split(r"[\^=\s]+", meta.patient_name) if len(part) > 1)
+    return {secret.strip() for secret in secrets if secret and secret.strip()}
+
+
+# Dates as receivers write them: 1920-01-01 (and with a time), 1920/01/01, 19200101,
+# 01.01.1920, 01/01/1920, 1-1-20, 1 Jan 1920, January 1, 1920. Not inside a dotted
+# number (a UID), nor glued to more digits.
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DATES = re.compile(
+    r"(?<![\d.])(?:"
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
+    r"|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})"
+    r"|(?:1[89]|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+    rf"|\d{{1,2}}\.?\s+{_MONTH}\s+\d{{2,4}}"
+    rf"|{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}"
+    r")(?!\d|\.\d)",
+    re.IGNORECASE,
+)
 
 
 def safe_file_stem(uid: str) -> str:

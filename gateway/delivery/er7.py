@@ -12,14 +12,27 @@ from __future__ import annotations
 ENCODING_CHARACTERS = "^~\\&"
 SEGMENT_END = "\r"
 
-# HL7 v2.5.1 section 2.7.1; the escape character itself first, so nothing is escaped twice.
-_ESCAPES = str.maketrans({"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"})
+# HL7 v2.5.1 section 2.7.1 for the delimiters, 2.7.5 (\Xhh\) for the control characters (C0,
+# DEL, C1): a CR ends a segment, an LF or a NEL ends one for some receivers, 0x1C ends an MLLP
+# frame. Written here because python-hl7's escape is wrong for them (it writes an LF as
+# "\X a\") and for non-ASCII (one "byte" per code point), and hl7apy has none; other text
+# is UTF-8, as MSH-18 declares, and needs no escape.
+_ESCAPES = str.maketrans(
+    {
+        "\\": "\\E\\",
+        "|": "\\F\\",
+        "^": "\\S\\",
+        "&": "\\T\\",
+        "~": "\\R\\",
+        **{chr(code): f"\\X{code:02X}\\" for code in (*range(0x20), *range(0x7F, 0xA0))},
+    }
+)
 
 
 def text(value: str) -> str:
-    """Free text as one ER7 value: delimiters escaped, and every run of whitespace
-    (a CR or LF would end the segment) one space."""
-    return " ".join(value.split()).translate(_ESCAPES)
+    """Any text as one ER7 value, exactly: delimiters and control characters escaped, so a
+    value can never end its field, component or segment."""
+    return value.translate(_ESCAPES)
 
 
 def components(*parts: str) -> str:

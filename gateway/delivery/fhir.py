@@ -28,6 +28,7 @@ from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
+from pydicom.valuerep import PersonName
 
 from gateway.delivery.base import Artefacts, DeliveryError, content_version, redact
 from gateway.delivery.codes import (
@@ -46,6 +47,7 @@ from gateway.delivery.codes import (
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
 from gateway.routing import BasicAuth, BearerAuth, FhirDestination, FhirOptions
+from model.decode.demographics import dicom_date
 
 FHIR_JSON = "application/fhir+json"
 DICOM_UID_SYSTEM = "urn:dicom:uid"
@@ -231,8 +233,8 @@ class _BundleBuilder:
             return self.options.issuer_systems[issuer]
         if all(part.isdigit() for part in issuer.split(".")):
             return f"urn:oid:{issuer}"
-        if ":" in issuer and " " not in issuer:
-            return issuer
+        if ":" in issuer and all(char.isprintable() and not char.isspace() for char in issuer):
+            return issuer  # a uri has no whitespace or control characters
         return f"urn:ecg-gateway:issuer:{quote(issuer, safe='')}"
 
     def _add_device(self) -> dict | None:
@@ -470,19 +472,23 @@ def _fhir_datetime(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
-def _fhir_date(dicom_date: str | None) -> str | None:
-    digits = (dicom_date or "").strip()
-    if len(digits) == 8 and digits.isdigit():
-        return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
-    return None
+def _fhir_date(value: str | None) -> str | None:
+    """A DICOM date as a FHIR date at the same precision (1958, 1958-03, 1958-03-12); an
+    invalid one is left out (the decoder already warned in the report)."""
+    digits = dicom_date(value)
+    if digits is None:
+        return None
+    return "-".join(part for part in (digits[:4], digits[4:6], digits[6:]) if part)
 
 
 def _human_name(dicom_name: str | None) -> dict | None:
     """DICOM PN: family^given^middle^prefix^suffix (first, alphabetic, group only)."""
     if not dicom_name:
         return None
-    parts = (dicom_name.split("=")[0].split("^") + [""] * 5)[:5]
-    family, given, middle, prefix, suffix = (p.strip() for p in parts)
+    person = PersonName(dicom_name)  # its parts are those of the first (alphabetic) group
+    parts = (person.family_name, person.given_name, person.middle_name)
+    family, given, middle = (part.strip() for part in parts)
+    prefix, suffix = person.name_prefix.strip(), person.name_suffix.strip()
     name: dict[str, Any] = {
         "text": " ".join(p for p in (prefix, given, middle, family, suffix) if p)
     }

@@ -15,6 +15,7 @@ from datetime import datetime
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
+from pydicom.valuerep import PersonName
 
 from gateway.delivery import er7
 from gateway.delivery.base import Artefacts, DeliveryError, content_version, redact
@@ -29,6 +30,7 @@ from gateway.delivery.mllp import MllpClient, MllpError
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
 from gateway.routing import Hl7Destination, Hl7Options
+from model.decode.demographics import dicom_date
 
 VERSION = "2.5.1"
 SUCCESS_CODES = {"AA", "CA"}
@@ -116,14 +118,15 @@ class Hl7Sender:
         if ack.control_id != sent_id:
             self._client.close()
             raise DeliveryError(
-                f"ACK from {peer} acknowledges MSH-10 {ack.control_id!r}, "
+                f"ACK from {peer} acknowledges MSH-10 {redact(ack.control_id, package, 40)!r}, "
                 f"not the {sent_id!r} that was sent"
             )
         if ack.code in SUCCESS_CODES:
             return f"{ack.code} from {peer}"
         kind = "rejected" if ack.code in FAILURE_CODES else "answered with unknown code"
+        code = redact(ack.code, package, 20) if ack.code else "(empty MSA-1)"
         detail = f": {redact(ack.text, package)}" if ack.text else ""
-        raise DeliveryError(f"{peer} {kind} {ack.code or '(empty MSA-1)'}{detail}")
+        raise DeliveryError(f"{peer} {kind} {code}{detail}")
 
     def close(self) -> None:
         self._client.close()
@@ -153,7 +156,6 @@ def _msh(options: Hl7Options, message_control_id: str) -> str:
 
 def _pid(package: ReportPackage) -> str:
     meta = package.metadata
-    birth_date = (meta.patient_birth_date or "").strip()
     return er7.segment(
         "PID",
         {
@@ -166,7 +168,7 @@ def _pid(package: ReportPackage) -> str:
                 "MR",
             ),
             5: _name(meta.patient_name or ""),
-            7: birth_date if len(birth_date) == 8 and birth_date.isdigit() else "",
+            7: dicom_date(meta.patient_birth_date) or "",  # DA and DT share YYYY[MM[DD]]
             8: _SEX.get((meta.patient_sex or "").strip().upper(), "U"),
         },
     )
@@ -178,8 +180,9 @@ def _name(dicom_name: str) -> str:
     PID-5 is required; an object without a name gets name type U ("unspecified")
     rather than an invented name or `""`, which would tell the EHR to erase it.
     """
-    family, given, middle, prefix, suffix = (dicom_name.split("=")[0].split("^") + [""] * 5)[:5]
-    parts = [er7.text(part) for part in (family, given, middle, suffix, prefix)]
+    name = PersonName(dicom_name)  # its parts are those of the first (alphabetic) group
+    order = (name.family_name, name.given_name, name.middle_name, name.name_suffix)
+    parts = [er7.text(part) for part in (*order, name.name_prefix)]
     if not any(parts):
         return er7.components("", "", "", "", "", "", "U")
     return er7.components(*parts)

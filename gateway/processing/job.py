@@ -20,7 +20,7 @@ from gateway.intake.accept import WAVEFORM
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import ImageObject, read_image_object
 from gateway.store import Job
-from model.ecg import Ecg
+from model.ecg import Ecg, EcgMetadata
 from model.engine import Engine, EngineChoice, engine_for
 from model.errors import EcgDecodeError
 from model.report import Report
@@ -127,11 +127,13 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
     association = Association(job.calling_ae, job.called_ae, job.peer)
     if job.is_correction:
         report = report.model_copy(update={"is_correction": True})
+    metadata = item.ecg.metadata if item.ecg is not None else item.image.metadata
+    report = _with_metadata_warnings(report, metadata)
     if item.ecg is not None:
         return ReportPackage(
             job_id=job.id,
             kind=job.kind,
-            metadata=item.ecg.metadata,
+            metadata=metadata,
             report=report,
             association=association,
             png=model.render_png(item.ecg, header=False),
@@ -141,7 +143,7 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
     return ReportPackage(
         job_id=job.id,
         kind=job.kind,
-        metadata=image.metadata,
+        metadata=metadata,
         report=report,
         association=association,
         png=image.png,
@@ -149,3 +151,10 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
         source_image=image.source_image,
         source_image_type=image.source_image_type,
     )
+
+
+def _with_metadata_warnings(report: Report, metadata: EcgMetadata) -> Report:
+    """What the decoder left out of the patient data (an invalid birth date, say) goes to
+    the physician with the report, the way the engine's own warnings do."""
+    added = [warning for warning in metadata.warnings if warning not in report.warnings]
+    return report.model_copy(update={"warnings": [*report.warnings, *added]}) if added else report

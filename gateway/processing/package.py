@@ -95,7 +95,7 @@ def _metadata_to_json(metadata: EcgMetadata) -> dict:
 def _metadata_from_json(data: dict) -> EcgMetadata:
     if data.get("acquisition_time"):
         data = {**data, "acquisition_time": datetime.fromisoformat(data["acquisition_time"])}
-    return EcgMetadata(**data)
+    return EcgMetadata(**{**data, "warnings": tuple(data.get("warnings", ()))})
 
 
 def _read_optional(path: Path) -> bytes | None:

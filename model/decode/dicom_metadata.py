@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.valuerep import DA, DT, TM
 
 from model.decode.acquisition import describe_filters
+from model.decode.demographics import BIRTH_DATE_LEFT_OUT, dicom_date, person_name
 from model.ecg import EcgMetadata
 
 # The EcgMetadata fields read as text, each with the DICOM attribute it comes from.
@@ -31,14 +33,35 @@ _TEXT_FIELDS = {
     "modality": "Modality",
 }
 
+# Report warnings: they reach the physician with the report, so they name what was wrong,
+# never the value itself.
+NAME_TRIMMED = "the patient's name has more parts than DICOM allows; the extra parts were left out"
+ACQUISITION_TIME_LEFT_OUT = "the acquisition date/time is not valid and was left out"
+
 
 def metadata_from_dataset(ds: Dataset, filters: str | None = None) -> EcgMetadata:
-    """Everything the object says about patient, acquisition and device; absent stays None."""
+    """Everything the object says about patient, acquisition and device; absent stays None.
+
+    Values that would reach an EHR invalid (a birth date 19991399, a name of seven parts,
+    several values in a single-valued attribute) are normalised or left out, each with a
+    report warning, so the report is still delivered."""
+    warnings: list[str] = []
+    values = {field: _text(ds, keyword, warnings) for field, keyword in _TEXT_FIELDS.items()}
+    birth_date = dicom_date(values["patient_birth_date"])
+    if values["patient_birth_date"] and birth_date is None:
+        warnings.append(BIRTH_DATE_LEFT_OUT)
+    name, trimmed = person_name(values["patient_name"])
+    if trimmed:
+        warnings.append(NAME_TRIMMED)
+    acquired = acquisition_time(ds)
+    if acquired is None and _has_acquisition_time(ds):
+        warnings.append(ACQUISITION_TIME_LEFT_OUT)
     return EcgMetadata(
-        **{field: _text(ds, keyword) for field, keyword in _TEXT_FIELDS.items()},
-        acquisition_time=acquisition_time(ds),
+        **{**values, "patient_birth_date": birth_date, "patient_name": name},
+        acquisition_time=acquired,
         filters=filters,
         source_format="dicom",
+        warnings=tuple(warnings),
     )
 
 
@@ -55,6 +78,10 @@ def acquisition_time(ds: Dataset) -> datetime | None:
     except (ValueError, TypeError):
         return None
     return None
+
+
+def _has_acquisition_time(ds: Dataset) -> bool:
+    return bool(ds.get("AcquisitionDateTime") or (ds.get("ContentDate") and ds.get("ContentTime")))
 
 
 def filter_description(channel: Dataset) -> str | None:
@@ -78,7 +105,15 @@ def _number(ds: Dataset, keyword: str) -> float | None:
         return None
 
 
-def _text(ds: Dataset, keyword: str) -> str | None:
+def _text(ds: Dataset, keyword: str, warnings: list[str]) -> str | None:
+    """The attribute as one text value. Every attribute read here has VM 1, so of several
+    values (`MRN1\\MRN2`) the first non-empty one is taken, never the list's repr, and the
+    report says that the others were left out."""
     value = ds.get(keyword)
+    if isinstance(value, MultiValue):
+        texts = [str(item).strip() for item in value if str(item).strip()]
+        if len(texts) > 1:
+            warnings.append(f"the DICOM {keyword} holds {len(texts)} values; the first was used")
+        return texts[0] if texts else None
     text = str(value).strip() if value is not None else ""
     return text or None

@@ -22,7 +22,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import parse
 
 from model.decode.acquisition import checked_sampling_rate, describe_filters
-from model.decode.demographics import age_string, sex_code
+from model.decode.demographics import BIRTH_DATE_LEFT_OUT, age_string, sex_code
 from model.decode.leads import add_channel, lead_from_text, stack_leads
 from model.decode.units import millivolts_per_unit
 from model.ecg import Ecg, EcgMetadata, derive_limb_leads
@@ -182,12 +182,13 @@ def _number(text: str | None) -> float | None:
 def _metadata(root: Element, rhythm: Element) -> EcgMetadata:
     patient_field = _field_reader(root.find("PatientDemographics"))
     test_field = _field_reader(root.find("TestDemographics"))
+    birth_date = _dicom_date(patient_field("DateofBirth"))
     return EcgMetadata(
         patient_id=patient_field("PatientID"),
         patient_name=_person_name(
             patient_field("PatientLastName"), patient_field("PatientFirstName")
         ),
-        patient_birth_date=_dicom_date(patient_field("DateofBirth")),
+        patient_birth_date=birth_date,
         patient_sex=sex_code(patient_field("Gender")),
         patient_age=age_string(patient_field("PatientAge"), patient_field("AgeUnits") or "years"),
         acquisition_time=_acquired(test_field("AcquisitionDate"), test_field("AcquisitionTime")),
@@ -198,6 +199,7 @@ def _metadata(root: Element, rhythm: Element) -> EcgMetadata:
         station_name=test_field("CartNumber"),
         modality="ECG",
         filters=_filters(rhythm),
+        warnings=(BIRTH_DATE_LEFT_OUT,) if patient_field("DateofBirth") and not birth_date else (),
         source_format="muse-xml",
     )
 
