@@ -25,63 +25,8 @@ from gateway.store.records import (
     NewJob,
     StoreError,
 )
+from gateway.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
-_SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sop_instance_uid TEXT NOT NULL,
-    sop_class_uid TEXT NOT NULL,
-    content_sha256 TEXT NOT NULL,
-    spool_path TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    calling_ae TEXT NOT NULL DEFAULT '',
-    called_ae TEXT NOT NULL DEFAULT '',
-    peer TEXT NOT NULL DEFAULT '',
-    modality TEXT NOT NULL DEFAULT '',
-    institution TEXT NOT NULL DEFAULT '',
-    station TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL DEFAULT 'queued'
-        CHECK (state IN ('queued', 'leased', 'done', 'failed')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    available_at REAL NOT NULL,
-    lease_owner TEXT,
-    lease_expires_at REAL,
-    error TEXT,
-    is_correction INTEGER NOT NULL DEFAULT 0,
-    report_dir TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    UNIQUE (sop_instance_uid, content_sha256)
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, available_at);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL REFERENCES jobs (id),
-    destination TEXT NOT NULL,
-    patient_key TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'sent', 'failed', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    lease_expires_at REAL,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    sent_at REAL,
-    UNIQUE (job_id, destination)
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (destination, patient_key, id);
-"""
-# Each step takes a store of the version before it to the next one.
-_MIGRATIONS = {
-    2: (
-        "ALTER TABLE jobs ADD COLUMN modality TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE jobs ADD COLUMN institution TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE jobs ADD COLUMN station TEXT NOT NULL DEFAULT ''",
-    ),
-}
 _UNSENT = "('pending', 'failed')"
 
 
@@ -121,9 +66,9 @@ class Store:
     def _migrate(self) -> None:
         """Create a new store, or bring an older one up to this version in one transaction."""
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {version} is newer than this gateway")
-        if version == _SCHEMA_VERSION:
+        if version == SCHEMA_VERSION:
             return
         existing = self._conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
@@ -131,13 +76,13 @@ class Store:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             if existing is not None:
-                for step in range(max(version, 1) + 1, _SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[step]:
+                for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[step]:
                         self._conn.execute(statement)
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
-            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._conn.execute("COMMIT")
         except BaseException:
             self._rollback()
