@@ -125,6 +125,9 @@ class GatewayConfig(StrictSettings):
     hold_retry_s: float = Field(60.0, gt=0, description="how often a held job tries again")
     job_lease_s: float = Field(300.0, gt=0, description="a crashed worker's job is retaken after")
     job_max_attempts: int = Field(3, ge=1)
+    job_max_worker_deaths: int = Field(
+        3, ge=1, description="a job whose worker process dies this often fails (a poison object)"
+    )
     retention_days: int = Field(30, ge=1)
     routes: Path = Path("config/routes.yaml")
 

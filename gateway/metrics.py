@@ -23,6 +23,7 @@ JOBS_DONE = "jobs.done"
 JOBS_FAILED = "jobs.failed"
 JOBS_RETRIED = "jobs.retried"
 JOBS_HELD = "jobs.held"
+WORKER_DEATHS = "jobs.worker_deaths"  # helper processes that died on a job
 VLM_BATCHES = "vlm.batches"  # generation batches of more than one ECG
 DELIVERIES_SENT = "deliveries.sent"
 DELIVERIES_FAILED = "deliveries.failed"

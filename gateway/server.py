@@ -54,7 +54,7 @@ def _run(config: GatewayConfig) -> int:
     for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
         ensure_dir(directory)
     store = Store(config.store_path)
-    requeued = store.recover_after_restart(config.job_max_attempts)
+    requeued = store.recover_after_restart()
     if requeued:
         log.warning("requeued %d jobs left in progress by a previous run", requeued)
     metrics = Metrics()
@@ -69,6 +69,7 @@ def _run(config: GatewayConfig) -> int:
             workers=config.workers,
             lease_s=job_lease_s(config),
             max_attempts=config.job_max_attempts,
+            max_worker_deaths=config.job_max_worker_deaths,
             hold_retry_s=config.hold_retry_s,
             vlm=config.vlm,
         ),

@@ -22,11 +22,13 @@ from gateway.cli import main
 from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake, ReceivedObject
 from gateway.metrics import Metrics
+from gateway.processing import workers as workers_module
 from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router
 from gateway.store import Store
 from tests import dicom_samples as samples
+from tests import poison
 
 
 class Gateway:
@@ -209,7 +211,7 @@ def test_workers_process_every_job_exactly_once(tmp_path, shared_data, vendor):
     gateway.pipeline.start()
     try:
         # Started and loaded with the pipeline, not at the first job after a restart.
-        assert len(gateway.pipeline._executor._processes) == 2
+        assert [len(e._processes) for e in gateway.pipeline._executors.values()] == [1, 1]
         for path in files:
             gateway.receive(path)
             gateway.pipeline.wake()
@@ -240,3 +242,64 @@ def test_intake_records_the_headers_routing_facts_in_the_job(gw, vendor, tmp_pat
     )
     job = gw.store.get_job(gw.receive(unnamed))
     assert (job.institution, job.station) == ("", "")
+
+
+def test_a_patients_deliveries_wait_for_an_ecg_received_earlier_and_still_processing(
+    gw, vendor, tmp_path
+):
+    """A long recording received first finishes after the ones received next: the EHR
+    must still get them in receipt order (the newest ECG last)."""
+    received = [
+        gw.receive(samples.copy_with_new_uid(vendor, tmp_path / f"{i}.dcm")) for i in range(3)
+    ]
+    first = received[0]
+    assert gw.store.lease_job("slow-worker", 300, 3).id == first  # still rendering
+    gw.process_all()
+    assert [gw.store.get_job(j).state for j in received] == ["leased", "done", "done"]
+    assert gw.store.lease_due_deliveries() == []  # the two done ones wait for the first
+    assert gw.store.release_job(first, "slow-worker")
+    gw.process_all()
+    sent = []
+    while due := gw.store.lease_due_deliveries(limit=10):
+        for delivery in due:
+            sent.append(delivery.job_id)
+            gw.store.mark_delivery_sent(delivery.id)
+    assert sent == received
+    # Intake's key (from the header) is the one routing gives the deliveries.
+    keys = {gw.store.get_job(j).patient_key for j in received}
+    assert keys == {d.patient_key for d in gw.store.list_deliveries()}
+    assert len(keys) == 1 and keys.pop().startswith("p:")
+
+
+def test_an_object_that_kills_its_worker_process_fails_after_max_deaths(
+    tmp_path, vendor, monkeypatch, caplog
+):
+    """Each worker thread has its own helper process, so the deaths are pinned on the
+    poison object alone; the jobs beside it are done, whatever order they ran in."""
+    monkeypatch.setattr(workers_module, "process_jobs", poison.process_jobs_or_die)
+    gateway = Gateway(tmp_path / "data", workers=2)
+    poisoned = samples.changed_copy(vendor, tmp_path / "p.dcm", SOPInstanceUID=poison.POISON_UID)
+    jobs = [gateway.receive(poisoned)]
+    jobs += [
+        gateway.receive(samples.copy_with_new_uid(vendor, tmp_path / f"{i}.dcm")) for i in range(3)
+    ]
+    gateway.pipeline.start()
+    try:
+        deadline = time.monotonic() + 120
+        while set(gateway.store.count_jobs()) - {"done", "failed"}:
+            assert time.monotonic() < deadline, gateway.store.count_jobs()
+            gateway.pipeline.wake()
+            time.sleep(0.1)
+    finally:
+        gateway.pipeline.stop(grace_s=10)
+    dead, *fine = (gateway.store.get_job(j) for j in jobs)
+    assert (dead.state, dead.worker_deaths, dead.attempts) == ("failed", 3, 0)
+    assert dead.error == "the worker process died each of the 3 times it processed this object"
+    assert [(j.state, j.worker_deaths) for j in fine] == [("done", 0)] * 3
+    assert gateway.metrics.get(m.WORKER_DEATHS) == 3 and gateway.metrics.get(m.JOBS_FAILED) == 1
+    [error] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert (
+        error.getMessage().startswith(f"job {jobs[0]} (")
+        and "died each of the 3" in error.getMessage()
+    )
+    gateway.store.close()

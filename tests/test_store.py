@@ -82,9 +82,11 @@ def test_job_whose_lease_keeps_expiring_is_failed(store):
     job_id = store.add_job(_job(), now=T0).job_id
     for attempt in range(3):
         assert store.lease_job("w", 10, 3, now=T0 + attempt * 20) is not None
-    assert store.lease_job("w", 10, 3, now=T0 + 100) is None
+    assert store.lease_job("w", 10, 3, now=T0 + 100) is None  # not retaken a 4th time
+    assert store.fail_overdue_jobs(3, now=T0 + 49) == []  # its lease has not run out
+    [failed] = store.fail_overdue_jobs(3, now=T0 + 100)  # returned, to be logged
     job = store.get_job(job_id)
-    assert job.state == "failed" and "3 attempts" in job.error
+    assert failed.id == job_id and job.state == "failed" and "3 attempts" in job.error
 
 
 def test_complete_job_adds_deliveries_in_the_same_transaction(store):
@@ -122,16 +124,32 @@ def test_retry_later_release_and_retry_failed(store):
     assert (job.state, job.attempts, job.error) == ("queued", 0, None)
 
 
-def test_recover_after_restart_requeues_leases_and_fails_exhausted_jobs(store):
-    fresh = store.add_job(_job(uid="1.1"), now=T0).job_id
-    exhausted = store.add_job(_job(uid="1.2"), now=T0).job_id
-    store.lease_job("dead-process", 300, 3, now=T0)
-    store.lease_job("dead-process", 300, 3, now=T0)
-    store._query("UPDATE jobs SET attempts = 3 WHERE id = ?", (exhausted,))
-    assert store.recover_after_restart(max_attempts=3, now=T0 + 1) == 1
-    assert store.get_job(fresh).state == "queued"
-    assert store.get_job(exhausted).state == "failed"
-    assert store.lease_job("new-process", 300, 3, now=T0 + 1).id == fresh
+def test_restarts_never_use_up_attempts(store):
+    """A kill -9 during a job is not the job's fault: however often it happens, the job
+    is requeued with the attempts it had (it used to fail after max_attempts restarts)."""
+    job_id = store.add_job(_job(uid="1.1"), now=T0).job_id
+    for restart in range(1, 6):
+        assert store.lease_job("dead-process", 300, 3, now=T0 + restart).attempts == 1
+        assert store.recover_after_restart(now=T0 + restart) == 1
+        job = store.get_job(job_id)
+        assert (job.state, job.attempts, job.lease_owner) == ("queued", 0, None)
+    assert store.lease_job("new-process", 300, 3, now=T0 + 9).id == job_id
+
+
+def test_a_job_whose_worker_process_dies_fails_after_max_deaths(store):
+    job_id = store.add_job(_job(uid="1.1"), now=T0).job_id
+    assert store.record_worker_death(job_id, "nobody", 3, T0, now=T0) is None  # not leased
+    for death in (1, 2):
+        store.lease_job("w", 300, 3, now=T0 + death * 10)
+        assert store.record_worker_death(job_id, "w", 3, T0 + death * 10 + 5) == "queued"
+        job = store.get_job(job_id)
+        assert (job.worker_deaths, job.attempts, job.state) == (death, 0, "queued")
+        assert store.lease_job("w", 300, 3, now=T0 + death * 10 + 4) is None  # waits
+    store.lease_job("w", 300, 3, now=T0 + 30)
+    assert store.record_worker_death(job_id, "w", 3, T0 + 40, now=T0 + 30) == "failed"
+    job = store.get_job(job_id)
+    assert (job.state, job.worker_deaths) == ("failed", 3)
+    assert job.error == "the worker process died each of the 3 times it processed this object"
 
 
 def _delivered_job(store: Store, uid: str, deliveries: list[tuple[str, str]]) -> int:
@@ -162,6 +180,39 @@ def test_deliveries_keep_patient_order_per_destination(store):
     store.mark_delivery_sent(due[0].id, now=T0 + 3)
     due = store.lease_due_deliveries(now=T0 + 100)
     assert [(d.sop_instance_uid, d.destination, d.attempts) for d in due] == [("1.1", "ehr", 1)]
+
+
+def test_a_patients_deliveries_go_in_receipt_order_whatever_order_jobs_finish(store):
+    """A long recording received first finishes after a short one received next: the
+    short one's delivery waits for it, at every destination; another patient does not."""
+    long_a, short_a, failed_a = (
+        store.add_job(_job(uid=f"1.{i}", sha=f"{i}" * 64, patient_key="p:A"), now=T0).job_id
+        for i in (1, 2, 3)
+    )
+    other_b = store.add_job(_job(uid="1.4", sha="4" * 64, patient_key="p:B"), now=T0).job_id
+    later_a = store.add_job(_job(uid="1.5", sha="5" * 64, patient_key="p:A"), now=T0).job_id
+    for job_id in (long_a, short_a, failed_a, other_b, later_a):
+        assert store.lease_job(f"w{job_id}", 300, 3, now=T0).id == job_id
+    for job_id, key in ((short_a, "p:A"), (other_b, "p:B")):
+        store.complete_job(job_id, f"w{job_id}", "/r", [("ehr", key), ("outbox", key)], now=T0)
+    due = store.lease_due_deliveries(now=T0)
+    assert [(d.job_id, d.destination) for d in due] == [(other_b, "ehr"), (other_b, "outbox")]
+    store.complete_job(long_a, f"w{long_a}", "/r", [("ehr", "p:A"), ("outbox", "p:A")], now=T0)
+    due = store.lease_due_deliveries(now=T0)
+    assert [(d.job_id, d.destination) for d in due] == [(long_a, "ehr"), (long_a, "outbox")]
+    for delivery in due:
+        store.mark_delivery_sent(delivery.id, now=T0)
+    store.complete_job(later_a, f"w{later_a}", "/r", [("ehr", "p:A")], now=T0)
+    # short_a goes now; later_a still waits for failed_a, in processing...
+    assert [d.job_id for d in store.lease_due_deliveries(now=T0)] == [short_a, short_a]
+    store.fail_job(failed_a, f"w{failed_a}", "undecodable", now=T0)
+    # ... until that failed for good, and then for short_a's delivery to the ehr only.
+    assert store.lease_due_deliveries(now=T0 + 1) == []
+    [ehr_short] = [
+        d for d in store.list_deliveries() if (d.job_id, d.destination) == (short_a, "ehr")
+    ]
+    store.mark_delivery_sent(ehr_short.id, now=T0 + 1)
+    assert [d.job_id for d in store.lease_due_deliveries(now=T0 + 1)] == [later_a]
 
 
 def test_dead_deliveries_unblock_the_patient_and_can_be_retried(store):
@@ -253,7 +304,8 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
         new = store.add_job(_job("1.2.3.10", modality="ECG", station="CART7"), now=T0)
         job = store.get_job(new.job_id)
         assert (job.modality, job.station) == ("ECG", "CART7")
-        assert store._query("PRAGMA user_version")[0][0] == 2
+        assert (job.worker_deaths, job.patient_key) == (0, "")
+        assert store._query("PRAGMA user_version")[0][0] == 3
     finally:
         store.close()
     Store(path).close()  # opening a current store again changes nothing
@@ -265,3 +317,26 @@ def test_a_store_of_a_newer_gateway_is_refused(tmp_path):
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="schema version 99 is newer"):
         Store(path)
+
+
+def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(tmp_path):
+    path = tmp_path / "v2.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA_V1.replace("PRAGMA user_version = 1;", ""))
+        for column in ("modality", "institution", "station"):
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+        conn.execute("CREATE INDEX deliveries_order ON deliveries (destination, patient_key, id)")
+        conn.execute("UPDATE jobs SET state = 'leased', attempts = 2, lease_owner = 'old'")
+        conn.execute("PRAGMA user_version = 2")
+    store = Store(path)
+    try:
+        [old] = store.list_jobs()
+        assert (old.worker_deaths, old.patient_key, old.attempts) == (0, "", 2)
+        assert store.recover_after_restart(now=T0) == 1
+        assert store.get_job(old.id).attempts == 1
+        indexes = {row[0] for row in store._query("SELECT name FROM sqlite_master")}
+        assert "deliveries_order" not in indexes
+        assert {"deliveries_in_receipt_order", "jobs_by_patient"} <= indexes
+        assert store._query("PRAGMA user_version")[0][0] == 3
+    finally:
+        store.close()

@@ -25,6 +25,7 @@ from gateway import metrics as m
 from gateway.durable import write_durably
 from gateway.intake.spool import free_bytes, is_valid_uid, spool_name
 from gateway.metrics import Metrics
+from gateway.routing import key_for_patient
 from gateway.store import NewJob, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class Intake:
             modality=_text(ds, "Modality"),
             institution=_text(ds, "InstitutionName"),
             station=_text(ds, "StationName"),
+            patient_key=_patient_key(ds, obj.sop_instance_uid),
         )
         try:
             enqueued = self.store.add_job(new)
@@ -304,6 +306,15 @@ def _too_short(data: bytes, expected: int, what: str) -> str | None:
 
 def _text(ds: Dataset, keyword: str) -> str:
     return str(ds.get(keyword, "") or "")
+
+
+def _patient_key(ds: Dataset, sop_instance_uid: str) -> str:
+    """The routing patient key, as processing will compute it from the decoded header."""
+    return key_for_patient(
+        _text(ds, "PatientID").strip(),
+        _text(ds, "IssuerOfPatientID").strip(),
+        _text(ds, "SOPInstanceUID").strip() or sop_instance_uid,
+    )
 
 
 def _missing(ds: Dataset, keywords: tuple[str, ...]) -> str | None:

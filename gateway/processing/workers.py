@@ -6,9 +6,16 @@ file atomically, rewritten identically if the job is redone) and only the final 
 makes the job done and hands it to delivery. A worker killed at any point leaves a
 leased job whose lease expires (or is released at restart), so it is done again.
 
-Each worker is a thread that owns the job's store transitions, paired with a process
-(a shared pool of `workers` processes) that does the CPU work in gateway/processing/job.py.
-Threads alone would share one interpreter lock with DICOM intake and with each other.
+Each worker is a thread that owns the job's store transitions, paired with a helper
+process of its own that does the CPU work in gateway/processing/job.py. Threads alone
+would share one interpreter lock with DICOM intake and with each other; one process per
+thread, not a shared pool, so a process that dies is known to have died on that
+thread's job, and no other job in flight is charged with it.
+
+A job fails only for something about the job, and then loudly (an ERROR line and the
+`jobs.failed` counter): a bad object, a transient error `max_attempts` times, a worker
+process dying on it `max_worker_deaths` times, or a lease that keeps running out. A
+restart or shutdown never uses up an attempt.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class WorkerSettings:
     workers: int = 2
     lease_s: float = 300.0
     max_attempts: int = 3
+    max_worker_deaths: int = 3  # a helper process that dies on the same job this often
     retry_delay_s: float = 5.0  # times the attempt number: 5 s, 10 s, ...
     hold_retry_s: float = 60.0  # a job held for an unavailable engine tries again after
     vlm: VlmSettings | None = None  # gateway.yaml's vlm section, for rules naming a VLM
@@ -74,13 +82,13 @@ class Workers:
         self._threads: list[threading.Thread] = []
         self._current: dict[str, list[int]] = {}  # owner -> the jobs it holds
         self._lock = threading.Lock()
-        self._executor: ProcessPoolExecutor | None = None
+        self._executors: dict[str, ProcessPoolExecutor] = {}  # owner -> its helper process
 
     def start(self) -> None:
         """Start the worker processes and threads; until then run_once works in-thread."""
-        self._executor = self._new_executor()
         for index in range(self._settings.workers):
             owner = f"{os.uname().nodename}:{os.getpid()}:worker-{index}"
+            self._executors[owner] = _new_executor()
             thread = threading.Thread(
                 target=self._work, args=(owner,), name=f"pipeline-{index}", daemon=True
             )
@@ -101,14 +109,14 @@ class Workers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._lock:
             unfinished = dict(self._current)
-            executor, self._executor = self._executor, None
+            executors, self._executors = self._executors, {}
         for owner, job_ids in unfinished.items():
             for job_id in job_ids:
                 if self._store.release_job(job_id, owner):
                     log.warning(
                         "job %d was still running at shutdown: released to the queue", job_id
                     )
-        if executor is not None:
+        for executor in executors.values():
             executor.shutdown(wait=not unfinished, cancel_futures=True)
 
     def run_once(self, owner: str) -> bool:
@@ -130,23 +138,31 @@ class Workers:
         return True
 
     def _lease(self, owner: str) -> Job | None:
+        for job in self._store.fail_overdue_jobs(self._settings.max_attempts):
+            self._failed_loudly(_label(job), job.error or "lease ran out")
         return self._store.lease_job(owner, self._settings.lease_s, self._settings.max_attempts)
 
     def _batch(self, owner: str, first: Job, choice: EngineChoice) -> tuple[list[Job], list[Job]]:
         """Up to vlm.batch_size queued jobs for a VLM engine (the first one's), and the jobs
-        leased on the way that another engine must take."""
+        leased on the way that another engine must take. A job whose worker process died
+        before runs alone, so a death in a batch is soon pinned on the job that causes it."""
         jobs, later = [first], []
-        size = choice.vlm.batch_size if choice.vlm is not None else 1
+        size = choice.vlm.batch_size if choice.vlm is not None and not first.worker_deaths else 1
         while len(jobs) < size:
             job = self._lease(owner)
             if job is None:
                 break
-            (jobs if self._choice_for(job) == choice else later).append(job)
+            alike = self._choice_for(job) == choice and not job.worker_deaths
+            (jobs if alike else later).append(job)
         return jobs, later
 
     def _run_batch(self, owner: str, jobs: list[Job], choice: EngineChoice) -> None:
         started = time.perf_counter()
-        results = self._process(jobs, choice)
+        results = self._process(owner, jobs, choice)
+        if results is None:
+            for job in jobs:
+                self._worker_died(job, owner)
+            return
         if len(jobs) > 1:
             self._metrics.inc(m.VLM_BATCHES)
         seconds = time.perf_counter() - started
@@ -166,18 +182,19 @@ class Workers:
             if not busy:
                 self._wakeups.acquire(timeout=_IDLE_POLL_S)
 
-    def _process(self, jobs: list[Job], choice: EngineChoice) -> list[JobResult]:
+    def _process(self, owner: str, jobs: list[Job], choice: EngineChoice) -> list[JobResult] | None:
+        """The jobs' results from `owner`'s helper process (in this thread before start);
+        None when that process died on them (out of memory, a crash in native code)."""
         args = (jobs, self._settings.reports_dir, choice)
-        executor = self._executor
+        with self._lock:
+            executor = self._executors.get(owner)
         if executor is None:
             return process_jobs(*args)
         try:
             return executor.submit(process_jobs, *args).result()
         except BrokenProcessPool:
-            # A worker process died (out of memory, a crash in native code): the jobs are
-            # retried like any transient failure, and fail for good after max attempts.
-            self._replace_broken_executor(executor)
-            return [JobResult(transient_error="worker process died while processing") for _ in jobs]
+            self._replace_broken_executor(owner, executor)
+            return None
 
     def _choice_for(self, job: Job) -> EngineChoice:
         """gateway.yaml's engine, unless a routes.yaml rule names another for this object.
@@ -194,17 +211,14 @@ class Workers:
         settings = None if name == "measure" else vlm.model_copy(update={"mode": name})
         return dataclasses.replace(default, name=name, vlm=settings)
 
-    def _replace_broken_executor(self, broken: ProcessPoolExecutor) -> None:
+    def _replace_broken_executor(self, owner: str, broken: ProcessPoolExecutor) -> None:
         with self._lock:
-            if self._executor is broken and not self._stopping.is_set():
-                self._executor = self._new_executor()
+            if self._executors.get(owner) is broken and not self._stopping.is_set():
+                self._executors[owner] = _new_executor()
         broken.shutdown(wait=False)
 
-    def _new_executor(self) -> ProcessPoolExecutor:
-        return new_process_pool(self._settings.workers, preload="gateway.processing.job")
-
     def _finish(self, job: Job, owner: str, result: JobResult, seconds: float) -> None:
-        label = f"job {job.id} ({job.sop_instance_uid} sha256={job.content_sha256[:12]})"
+        label = _label(job)
         if result.held is not None:
             self._hold(job, owner, label, result.held)
             return
@@ -243,8 +257,36 @@ class Workers:
 
     def _fail(self, job: Job, owner: str, label: str, error: str) -> None:
         if self._store.fail_job(job.id, owner, error[:1000]):
-            self._metrics.inc(m.JOBS_FAILED)
-            log.error("%s failed permanently: %s", label, error)
+            self._failed_loudly(label, error)
+
+    def _failed_loudly(self, label: str, error: str) -> None:
+        """Every permanent failure is an ERROR line and a `jobs.failed` count (shown by
+        `jobs list`, in metrics.json): an acknowledged ECG is never dropped silently."""
+        self._metrics.inc(m.JOBS_FAILED)
+        log.error("%s failed permanently, not delivered: %s", label, error)
+
+    def _worker_died(self, job: Job, owner: str) -> None:
+        """Counted as a worker death, not an attempt: the job is retried (alone, see
+        _batch) until its own worker has died `max_worker_deaths` times on it."""
+        deaths = job.worker_deaths + 1
+        retry_at = time.time() + self._settings.retry_delay_s * deaths
+        state = self._store.record_worker_death(
+            job.id, owner, self._settings.max_worker_deaths, retry_at
+        )
+        if state is None:  # released at shutdown, or retaken after its lease ran out
+            return
+        self._metrics.inc(m.WORKER_DEATHS)
+        if state == "failed":
+            self._failed_loudly(
+                _label(job), f"the worker process died each of the {deaths} times it processed it"
+            )
+        else:
+            log.warning(
+                "%s: the worker process died while processing it (%d of %d allowed), retrying",
+                _label(job),
+                deaths,
+                self._settings.max_worker_deaths,
+            )
 
     def _retry_or_fail(self, job: Job, owner: str, label: str, error: str) -> None:
         if job.attempts >= self._settings.max_attempts:
@@ -254,6 +296,15 @@ class Workers:
         if self._store.retry_job_later(job.id, owner, error[:1000], retry_at):
             self._metrics.inc(m.JOBS_RETRIED)
             log.warning("%s attempt %d failed, retrying later: %s", label, job.attempts, error)
+
+
+def _new_executor() -> ProcessPoolExecutor:
+    return new_process_pool(1, preload="gateway.processing.job")
+
+
+def _label(job: Job) -> str:
+    """How logs name a job: ids and a content hash, no patient data."""
+    return f"job {job.id} ({job.sop_instance_uid} sha256={job.content_sha256[:12]})"
 
 
 def _intake_context(job: Job) -> MatchContext:

@@ -11,6 +11,7 @@ from gateway.routing.match import (
     decide,
     engine_for,
     explain,
+    key_for_patient,
     patient_key,
     rule_matches,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "decide",
     "engine_for",
     "explain",
+    "key_for_patient",
     "load_routes",
     "patient_key",
     "rule_matches",

@@ -108,10 +108,16 @@ def engine_for(config: RoutesConfig, ctx: MatchContext) -> EngineName | None:
 def patient_key(package: ReportPackage) -> str:
     """Ordering key per patient; a hash, so the store never holds a patient ID."""
     meta = package.metadata
-    if meta.patient_id:
-        identity = f"{meta.patient_id_issuer or ''}\x00{meta.patient_id}"
+    return key_for_patient(meta.patient_id, meta.patient_id_issuer, package.sop_instance_uid)
+
+
+def key_for_patient(patient_id: str | None, issuer: str | None, sop_instance_uid: str) -> str:
+    """The same key from the header's values, so intake can record it before decoding
+    (a patient's later deliveries wait for the ECGs received before them)."""
+    if patient_id:
+        identity = f"{issuer or ''}\x00{patient_id}"
         return "p:" + hashlib.sha256(identity.encode()).hexdigest()[:20]
-    return "u:" + hashlib.sha256(package.sop_instance_uid.encode()).hexdigest()[:20]
+    return "u:" + hashlib.sha256(sop_instance_uid.encode()).hexdigest()[:20]
 
 
 def _any_glob(patterns: list[str] | None, value: str) -> bool:

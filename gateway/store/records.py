@@ -33,6 +33,9 @@ class NewJob:
     modality: str = ""
     institution: str = ""
     station: str = ""
+    # The routing patient key from the header (gateway.routing.key_for_patient), so a
+    # patient's deliveries can wait for the ECGs received before this one.
+    patient_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,9 @@ class Job:
     institution: str
     station: str
     state: JobState
-    attempts: int
+    attempts: int  # tries that ended for a reason of the job's own (not a crash or stop)
+    worker_deaths: int  # helper processes that died while processing it
+    patient_key: str
     available_at: float
     lease_owner: str | None
     lease_expires_at: float | None

@@ -25,63 +25,8 @@ from gateway.store.records import (
     NewJob,
     StoreError,
 )
+from gateway.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
-_SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sop_instance_uid TEXT NOT NULL,
-    sop_class_uid TEXT NOT NULL,
-    content_sha256 TEXT NOT NULL,
-    spool_path TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    calling_ae TEXT NOT NULL DEFAULT '',
-    called_ae TEXT NOT NULL DEFAULT '',
-    peer TEXT NOT NULL DEFAULT '',
-    modality TEXT NOT NULL DEFAULT '',
-    institution TEXT NOT NULL DEFAULT '',
-    station TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL DEFAULT 'queued'
-        CHECK (state IN ('queued', 'leased', 'done', 'failed')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    available_at REAL NOT NULL,
-    lease_owner TEXT,
-    lease_expires_at REAL,
-    error TEXT,
-    is_correction INTEGER NOT NULL DEFAULT 0,
-    report_dir TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    UNIQUE (sop_instance_uid, content_sha256)
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, available_at);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL REFERENCES jobs (id),
-    destination TEXT NOT NULL,
-    patient_key TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'sent', 'failed', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    lease_expires_at REAL,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    sent_at REAL,
-    UNIQUE (job_id, destination)
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (destination, patient_key, id);
-"""
-# Each step takes a store of the version before it to the next one.
-_MIGRATIONS = {
-    2: (
-        "ALTER TABLE jobs ADD COLUMN modality TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE jobs ADD COLUMN institution TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE jobs ADD COLUMN station TEXT NOT NULL DEFAULT ''",
-    ),
-}
 _UNSENT = "('pending', 'failed')"
 
 
@@ -121,9 +66,9 @@ class Store:
     def _migrate(self) -> None:
         """Create a new store, or bring an older one up to this version in one transaction."""
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {version} is newer than this gateway")
-        if version == _SCHEMA_VERSION:
+        if version == SCHEMA_VERSION:
             return
         existing = self._conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
@@ -131,13 +76,13 @@ class Store:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             if existing is not None:
-                for step in range(max(version, 1) + 1, _SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[step]:
+                for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[step]:
                         self._conn.execute(statement)
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
-            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._conn.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -206,8 +151,8 @@ class Store:
             cursor = conn.execute(
                 "INSERT INTO jobs (sop_instance_uid, sop_class_uid, content_sha256, spool_path,"
                 " kind, calling_ae, called_ae, peer, modality, institution, station,"
-                " available_at, is_correction, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " patient_key, available_at, is_correction, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.sop_instance_uid,
                     new.sop_class_uid,
@@ -220,6 +165,7 @@ class Store:
                     new.modality,
                     new.institution,
                     new.station,
+                    new.patient_key,
                     now,
                     int(earlier is not None),
                     now,
@@ -235,29 +181,35 @@ class Store:
     def lease_job(
         self, owner: str, lease_s: float, max_attempts: int, now: float | None = None
     ) -> Job | None:
-        """Take the oldest runnable job (queued, or leased by a worker whose lease ran out).
-
-        A job whose lease ran out `max_attempts` times (a worker that keeps crashing on it)
-        is failed instead of being retaken forever.
-        """
+        """Take the oldest runnable job (queued, or leased by a worker whose lease ran out
+        with attempts left; fail_overdue_jobs ends the others)."""
         now = _now(now)
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
-                " error = 'processing did not finish in ' || attempts || ' attempts"
-                " (worker stopped or lease expired)', updated_at = ?"
-                " WHERE state = 'leased' AND lease_expires_at <= ? AND attempts >= ?",
-                (now, now, max_attempts),
-            )
             row = conn.execute(
                 "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?,"
                 " attempts = attempts + 1, updated_at = ?"
                 " WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND available_at <= ?)"
-                " OR (state = 'leased' AND lease_expires_at <= ?) ORDER BY id LIMIT 1)"
-                " RETURNING *",
-                (owner, now + lease_s, now, now, now),
+                " OR (state = 'leased' AND lease_expires_at <= ? AND attempts < ?)"
+                " ORDER BY id LIMIT 1) RETURNING *",
+                (owner, now + lease_s, now, now, now, max_attempts),
             ).fetchone()
             return _job(row) if row is not None else None
+
+    def fail_overdue_jobs(self, max_attempts: int, now: float | None = None) -> list[Job]:
+        """Fail the jobs whose lease ran out `max_attempts` times: in a running gateway
+        that is a job whose processing never ends, so it must not be retaken forever.
+        Returned so the caller can say so loudly."""
+        now = _now(now)
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
+                " error = 'processing did not finish within its lease in ' || attempts ||"
+                " ' attempts', updated_at = ?"
+                " WHERE state = 'leased' AND lease_expires_at <= ? AND attempts >= ?"
+                " RETURNING *",
+                (now, now, max_attempts),
+            ).fetchall()
+            return [_job(row) for row in rows]
 
     def complete_job(
         self,
@@ -336,24 +288,53 @@ class Store:
         )
         return changed == 1
 
-    def recover_after_restart(self, max_attempts: int, now: float | None = None) -> int:
+    def record_worker_death(
+        self,
+        job_id: int,
+        owner: str,
+        max_deaths: int,
+        available_at: float,
+        now: float | None = None,
+    ) -> JobState | None:
+        """The helper process died while processing this job: count the death instead of
+        an attempt, and fail the job at `max_deaths` (an object that kills its worker
+        every time). Returns the job's new state, or None if the lease is not `owner`'s."""
+        now = _now(now)
+        with self._transaction() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET worker_deaths = worker_deaths + 1,"
+                " attempts = MAX(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,"
+                " state = CASE WHEN worker_deaths + 1 >= :max THEN 'failed' ELSE 'queued' END,"
+                " error = CASE WHEN worker_deaths + 1 >= :max"
+                "  THEN 'the worker process died each of the ' || (worker_deaths + 1) ||"
+                "  ' times it processed this object' ELSE 'worker process died' END,"
+                " available_at = :available_at, updated_at = :now"
+                " WHERE id = :id AND state = 'leased' AND lease_owner = :owner"
+                " RETURNING state",
+                {
+                    "max": max_deaths,
+                    "available_at": available_at,
+                    "now": now,
+                    "id": job_id,
+                    "owner": owner,
+                },
+            ).fetchone()
+            return row["state"] if row is not None else None
+
+    def recover_after_restart(self, now: float | None = None) -> int:
         """Requeue every leased job and delivery: call only while holding the data-dir lock.
 
         With the lock held no other gateway process uses this store, so every lease is a
-        dead process's. Jobs that already used all their attempts are failed (a job that
-        crashes the gateway must not crash it forever). Returns the number requeued.
+        dead process's. The gateway stopping or crashing says nothing about the job, so
+        the interrupted try does not count as an attempt (a job that kills its worker
+        process is caught by record_worker_death). Returns the number requeued.
         """
         now = _now(now)
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
-                " error = 'processing was interrupted ' || attempts || ' times (gateway stopped"
-                " or crashed)', updated_at = ? WHERE state = 'leased' AND attempts >= ?",
-                (now, max_attempts),
-            )
             cursor = conn.execute(
                 "UPDATE jobs SET state = 'queued', available_at = ?, lease_owner = NULL,"
-                " lease_expires_at = NULL, updated_at = ? WHERE state = 'leased'",
+                " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0), updated_at = ?"
+                " WHERE state = 'leased'",
                 (now, now),
             )
             conn.execute(
@@ -405,12 +386,14 @@ class Store:
         lease_s: float = 60.0,
         destination: str | None = None,
     ) -> list[Delivery]:
-        """Due, unleased deliveries, oldest first, leased for `lease_s` seconds.
+        """Due, unleased deliveries, in the order their ECGs were received (job id),
+        leased for `lease_s` seconds.
 
-        A delivery is held back while an earlier one for the same destination and patient
-        is still unsent, so each destination receives a patient's reports in order.
-        With `destination`, only that destination's (each destination is swept on its own,
-        so a slow one never holds up the others).
+        So that each destination receives a patient's reports in receipt order, a delivery
+        is held back while an earlier-received ECG of the same patient is unsent there, or
+        still being processed (its destinations are not known yet). A job that failed for
+        good holds nothing up. With `destination`, only that destination's (each
+        destination is swept on its own, so a slow one never holds up the others).
         """
         now = _now(now)
         with self._transaction() as conn:
@@ -424,8 +407,11 @@ class Store:
                     f"  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)"
                     f"  AND NOT EXISTS (SELECT 1 FROM deliveries e"
                     f"   WHERE e.destination = d.destination AND e.patient_key = d.patient_key"
-                    f"   AND e.id < d.id AND e.state IN {_UNSENT})"
-                    f"  ORDER BY d.id LIMIT :limit) RETURNING id",
+                    f"   AND e.job_id < d.job_id AND e.state IN {_UNSENT})"
+                    f"  AND NOT EXISTS (SELECT 1 FROM jobs k"
+                    f"   WHERE k.patient_key = d.patient_key AND k.id < d.job_id"
+                    f"   AND k.state IN ('queued', 'leased'))"
+                    f"  ORDER BY d.job_id, d.id LIMIT :limit) RETURNING id",
                     {
                         "until": now + lease_s,
                         "now": now,
@@ -439,7 +425,7 @@ class Store:
             marks = ",".join("?" * len(ids))
             rows = conn.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
-                f" WHERE d.id IN ({marks}) ORDER BY d.id",
+                f" WHERE d.id IN ({marks}) ORDER BY d.job_id, d.id",
                 ids,
             ).fetchall()
             return [_delivery(r) for r in rows]

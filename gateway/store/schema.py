@@ -1,0 +1,74 @@
+"""The store's SQLite schema, and the steps that bring an older store up to it.
+
+Kept apart from the queries (sqlite.py) so a schema change reads as one diff here plus
+one migration step.
+"""
+
+SCHEMA_VERSION = 3
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sop_instance_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    spool_path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    calling_ae TEXT NOT NULL DEFAULT '',
+    called_ae TEXT NOT NULL DEFAULT '',
+    peer TEXT NOT NULL DEFAULT '',
+    modality TEXT NOT NULL DEFAULT '',
+    institution TEXT NOT NULL DEFAULT '',
+    station TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'queued'
+        CHECK (state IN ('queued', 'leased', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker_deaths INTEGER NOT NULL DEFAULT 0,
+    patient_key TEXT NOT NULL DEFAULT '',
+    available_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    error TEXT,
+    is_correction INTEGER NOT NULL DEFAULT 0,
+    report_dir TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (sop_instance_uid, content_sha256)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, available_at);
+CREATE INDEX IF NOT EXISTS jobs_by_patient ON jobs (patient_key, id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    destination TEXT NOT NULL,
+    patient_key TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sent', 'failed', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_expires_at REAL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    sent_at REAL,
+    UNIQUE (job_id, destination)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
+    ON deliveries (destination, patient_key, job_id);
+"""
+# Each step takes a store of the version before it to the next one.
+MIGRATIONS = {
+    2: (
+        "ALTER TABLE jobs ADD COLUMN modality TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE jobs ADD COLUMN institution TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE jobs ADD COLUMN station TEXT NOT NULL DEFAULT ''",
+    ),
+    # Worker-process deaths counted apart from attempts; the patient known at intake, so
+    # deliveries wait for a patient's earlier-received ECGs (jobs of older stores have
+    # no key and hold nothing up); deliveries ordered by job (receipt), not by completion.
+    3: (
+        "ALTER TABLE jobs ADD COLUMN worker_deaths INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN patient_key TEXT NOT NULL DEFAULT ''",
+        "DROP INDEX IF EXISTS deliveries_order",
+    ),
+}
