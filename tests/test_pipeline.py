@@ -303,3 +303,14 @@ def test_an_object_that_kills_its_worker_process_fails_after_max_deaths(
         and "died each of the 3" in error.getMessage()
     )
     gateway.store.close()
+
+
+def test_intake_and_processing_agree_on_the_patient_of_a_multi_valued_id(gw, vendor, tmp_path):
+    """Receipt order waits on the patient key intake records; with several IDs in
+    PatientID both sides must take the same (first) one, or the wait would miss."""
+    sent = samples.copy_with_new_uid(vendor, tmp_path / "two-ids.dcm", PatientID=["MRN1", "MRN2"])
+    job_id = gw.receive(sent)
+    gw.process_all()
+    [delivery] = gw.store.list_deliveries()
+    assert gw.store.get_job(job_id).patient_key == delivery.patient_key
+    assert any("PatientID holds 2 values" in w for w in gw.package(job_id).report.warnings)

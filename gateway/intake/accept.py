@@ -27,6 +27,7 @@ from gateway.intake.spool import free_bytes, is_valid_uid, spool_name
 from gateway.metrics import Metrics
 from gateway.routing import key_for_patient
 from gateway.store import NewJob, Store, StoreError
+from model.decode.dicom_metadata import dicom_text
 
 log = logging.getLogger(__name__)
 
@@ -305,15 +306,17 @@ def _too_short(data: bytes, expected: int, what: str) -> str | None:
 
 
 def _text(ds: Dataset, keyword: str) -> str:
-    return str(ds.get(keyword, "") or "")
+    """One value as decoding reads it (the first of several), so intake's routing facts
+    and patient key equal what processing computes from the decoded header."""
+    return dicom_text(ds, keyword) or ""
 
 
 def _patient_key(ds: Dataset, sop_instance_uid: str) -> str:
     """The routing patient key, as processing will compute it from the decoded header."""
     return key_for_patient(
-        _text(ds, "PatientID").strip(),
-        _text(ds, "IssuerOfPatientID").strip(),
-        _text(ds, "SOPInstanceUID").strip() or sop_instance_uid,
+        _text(ds, "PatientID"),
+        _text(ds, "IssuerOfPatientID"),
+        _text(ds, "SOPInstanceUID") or sop_instance_uid,
     )
 
 

@@ -46,7 +46,7 @@ def metadata_from_dataset(ds: Dataset, filters: str | None = None) -> EcgMetadat
     several values in a single-valued attribute) are normalised or left out, each with a
     report warning, so the report is still delivered."""
     warnings: list[str] = []
-    values = {field: _text(ds, keyword, warnings) for field, keyword in _TEXT_FIELDS.items()}
+    values = {field: dicom_text(ds, keyword, warnings) for field, keyword in _TEXT_FIELDS.items()}
     birth_date = dicom_date(values["patient_birth_date"])
     if values["patient_birth_date"] and birth_date is None:
         warnings.append(BIRTH_DATE_LEFT_OUT)
@@ -105,14 +105,14 @@ def _number(ds: Dataset, keyword: str) -> float | None:
         return None
 
 
-def _text(ds: Dataset, keyword: str, warnings: list[str]) -> str | None:
+def dicom_text(ds: Dataset, keyword: str, warnings: list[str] | None = None) -> str | None:
     """The attribute as one text value. Every attribute read here has VM 1, so of several
     values (`MRN1\\MRN2`) the first non-empty one is taken, never the list's repr, and the
     report says that the others were left out."""
     value = ds.get(keyword)
     if isinstance(value, MultiValue):
         texts = [str(item).strip() for item in value if str(item).strip()]
-        if len(texts) > 1:
+        if len(texts) > 1 and warnings is not None:
             warnings.append(f"the DICOM {keyword} holds {len(texts)} values; the first was used")
         return texts[0] if texts else None
     text = str(value).strip() if value is not None else ""
