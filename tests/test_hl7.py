@@ -143,6 +143,24 @@ def test_control_id_is_stable_per_report_and_destination(shared_data: Path) -> N
     assert len(control_id(pkg, "ris")) <= 20
 
 
+def test_a_correction_says_c_and_each_correction_has_its_own_control_id(
+    shared_data: Path,
+) -> None:
+    """Two corrections reading alike are two messages: a receiver that drops a repeated
+    MSH-10 must not drop the second; a resend of one of them keeps its MSH-10."""
+    corrected = afib_report().model_copy(update={"is_correction": True})
+    first = package(shared_data, job_id=2, report=corrected)
+    second = package(shared_data, job_id=3, report=corrected)
+    message = _parsed(first)
+    assert str(message.segment("OBR")[25]) == "C"
+    statuses = {str(s[11]) for s in _obx(message)}
+    assert statuses == {"C", "X"}  # X: the measurements that could not be made
+    assert control_id(first, "ris") != control_id(second, "ris")
+    assert control_id(first, "ris") == control_id(
+        package(shared_data, job_id=2, report=corrected), "ris"
+    )
+
+
 def test_no_patient_id_means_no_pid_but_still_a_valid_message(shared_data: Path) -> None:
     message = _parsed(package(shared_data, patient_id=None))
     assert [str(s[0]) for s in message][:3] == ["MSH", "ORC", "OBR"]
