@@ -172,7 +172,7 @@ def test_ehr_down_then_up_every_report_once_and_in_order_per_patient(
 def test_resends_to_hl7_carry_the_same_control_id_until_acknowledged(
     shared_data: Path, data_dir: Path, store: Store
 ) -> None:
-    peer = Hl7TestPeer(["AE", "AR", "drop"]).start()
+    peer = Hl7TestPeer(["AE", "AE", "drop"]).start()
     try:
         routes = _routes(
             data_dir,
@@ -196,12 +196,39 @@ def test_resends_to_hl7_carry_the_same_control_id_until_acknowledged(
         sweeper.close()
     finally:
         peer.stop()
-    # AE and AR are failed tries; the drop came on a reused connection, which looks
+    # Two AEs are failed tries; the drop came on a reused connection, which looks
     # like an idle connection closed by the peer, so it was sent again at once: 3 tries
     [delivery] = store.list_deliveries()
     assert (delivery.state, delivery.attempts) == ("sent", 3)
     sent_ids = {str(message.segment("MSH")[10]) for message in peer.received}
     assert sent_ids == {control_id(pkg, "ris")} and len(peer.received) == 4
+
+
+def test_an_hl7_application_reject_is_dead_at_once_with_its_reason(
+    shared_data: Path, data_dir: Path, store: Store
+) -> None:
+    """AR: the receiver refuses this message as it is; resending it unchanged for days
+    would only repeat the refusal."""
+    peer = Hl7TestPeer(["AR"]).start()
+    try:
+        routes = _routes(
+            data_dir,
+            f"ris: {{type: hl7, endpoint: 'mllp://127.0.0.1:{peer.port}', timeout_s: 2}}",
+            default="[ris]",
+        )
+        router = Router(routes, data_dir)
+        sweeper = DeliverySweeper(store, router, clock=Clock())
+        _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        _enqueue(store, router, data_dir, package(shared_data, uid_suffix="2", patient_id="P2"))
+        sweeper.sweep()
+        sweeper.close()
+    finally:
+        peer.stop()
+    rejected, next_one = store.list_deliveries()
+    assert (rejected.state, rejected.attempts) == ("dead", 1)
+    assert rejected.last_error.startswith("rejected, resending cannot succeed: ")
+    assert "rejected AR" in rejected.last_error
+    assert next_one.state == "sent"
 
 
 def test_dead_after_max_attempts_listed_and_retried_from_the_cli(

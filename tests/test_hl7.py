@@ -192,10 +192,11 @@ def test_delivery_to_an_mllp_server_of_another_implementation(
     assert str(received.segment("OBR")[3]) == pkg.metadata.sop_instance_uid
 
 
-@pytest.mark.parametrize("answer", ["AE", "AR"])
+@pytest.mark.parametrize(("answer", "permanent"), [("AE", False), ("AR", True), ("CR", True)])
 def test_negative_acks_are_failures_without_patient_data(
-    shared_data: Path, peer_factory, answer: str
+    shared_data: Path, peer_factory, answer: str, permanent: bool
 ) -> None:
+    """AE is an error a later try may not meet; AR and CR reject the message as it is."""
     peer = peer_factory([answer])
     pkg = package(shared_data, patient_id="PAT-4455")
     sender = Hl7Sender(_destination(peer.port), "ris")
@@ -204,7 +205,7 @@ def test_negative_acks_are_failures_without_patient_data(
             send_now(sender, pkg)
         assert f"rejected {answer}" in str(error.value)
         assert "PAT-4455" not in str(error.value) and "patient ***" in str(error.value)
-        assert not error.value.permanent
+        assert error.value.permanent is permanent
         assert send_now(sender, pkg).startswith("AA")  # the peer's script now answers AA
     finally:
         sender.close()

@@ -33,6 +33,9 @@ from gateway.routing import Hl7Destination, Hl7Options
 VERSION = "2.5.1"
 SUCCESS_CODES = {"AA", "CA"}
 FAILURE_CODES = {"AE", "AR", "CE", "CR"}
+# Reject (original and enhanced mode): the receiver refuses this message as it is, so
+# resending it unchanged cannot succeed; AE/CE are errors that a later try may not meet.
+REJECT_CODES = {"AR", "CR"}
 _SEX = {"M": "M", "F": "F", "O": "O"}
 _PRELIMINARY = "P"
 _CORRECTED = "C"  # OBR-25 / OBX-11: a correction replacing a result already sent
@@ -127,7 +130,10 @@ class Hl7Sender:
             return f"{ack.code} from {peer}"
         kind = "rejected" if ack.code in FAILURE_CODES else "answered with unknown code"
         detail = f": {redact(ack.text, package)}" if ack.text else ""
-        raise DeliveryError(f"{peer} {kind} {ack.code or '(empty MSA-1)'}{detail}")
+        raise DeliveryError(
+            f"{peer} {kind} {ack.code or '(empty MSA-1)'}{detail}",
+            permanent=ack.code in REJECT_CODES,
+        )
 
     def close(self) -> None:
         self._client.close()
