@@ -10,6 +10,7 @@ import signal
 import textwrap
 import time
 from datetime import timedelta
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -288,6 +289,38 @@ def test_a_rejected_report_is_dead_at_once_and_the_next_one_still_goes(
     sweeper.sweep()
     assert _states(store) == ["dead", "dead"]  # a content rejection does not stop the sweep
     assert store.list_deliveries()[0].last_error.startswith("rejected, resending cannot succeed")
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "retry", "expected_s"),
+    [
+        (503, "120", "{backoff_base: 1s}", 120),  # not the 0.5 to 1 s backoff
+        (429, "in 3 h", "{backoff_cap: 1h}", 3600),  # an HTTP-date, capped by backoff_cap
+        (503, "7200", "{max_age: 30m}", 1800),  # ... and by max_age: one last try at the end
+    ],
+)
+def test_a_fhir_servers_retry_after_sets_the_next_try(
+    shared_data: Path,
+    data_dir: Path,
+    store: Store,
+    fhir_server: FhirTestServer,
+    status: int,
+    retry_after: str,
+    retry: str,
+    expected_s: float,
+) -> None:
+    if retry_after == "in 3 h":
+        retry_after = formatdate(time.time() + 3 * 3600, usegmt=True)
+    routes = _ehr_routes(data_dir, fhir_server, f"retry: {retry}")
+    router = Router(routes, data_dir)
+    clock = Clock()
+    sweeper = DeliverySweeper(store, router, clock=clock)
+    _enqueue(store, router, data_dir, package(shared_data), now=clock())
+    fhir_server.fail_status, fhir_server.retry_after = status, retry_after
+    assert sweeper.sweep().failed == 1
+    sweeper.close()
+    [delivery] = store.list_deliveries()
+    assert delivery.next_attempt_at - clock() == pytest.approx(expected_s, abs=2)
 
 
 def test_too_old_is_dead_and_missing_package_is_dead(
