@@ -283,6 +283,24 @@ def test_cli_routes_check(tmp_path: Path, capsys) -> None:
     assert "2 error(s)" in err
 
 
+def test_routes_check_refuses_a_fhir_endpoint_without_a_host(tmp_path: Path, capsys) -> None:
+    bad = _write(
+        tmp_path / "routes.yaml",
+        """
+        destinations:
+          ehr: {type: fhir, endpoint: "http:///fhir"}
+          ris: {type: fhir, endpoint: "http:/fhir"}
+          ok: {type: fhir, endpoint: "http://ehr.example/fhir"}
+        default: [ehr, ris, ok]
+        """,
+    )
+    assert main(["routes", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: destinations.ehr.endpoint: 'http:///fhir' names no host" in err
+    assert f"{bad}:3: destinations.ris.endpoint: 'http:/fhir' names no host" in err
+    assert "2 error(s)" in err
+
+
 def test_cli_routes_test_shows_rules_and_destinations(
     shared_data: Path, tmp_path: Path, capsys
 ) -> None:

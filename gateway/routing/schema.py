@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -149,6 +150,15 @@ class FhirDestination(_Destination):
     tls: TlsOptions = TlsOptions()
     timeout_s: float = Field(30.0, gt=0)
     fhir: FhirOptions = FhirOptions()
+
+    @field_validator("endpoint", mode="before")
+    @classmethod
+    def _has_a_host(cls, value: Any) -> Any:
+        """HttpUrl reads `http:///fhir` and `http:/fhir` as the host `fhir`: refuse them
+        here, on the text as written, instead of posting reports to a made-up host."""
+        if isinstance(value, str) and not urlsplit(value.strip()).hostname:
+            raise ValueError(f"{value!r} names no host (expected http(s)://host/path)")
+        return value
 
 
 class Hl7Destination(_Destination):
