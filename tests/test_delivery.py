@@ -205,6 +205,33 @@ def test_resends_to_hl7_carry_the_same_control_id_until_acknowledged(
     assert sent_ids == {control_id(pkg, "ris")} and len(peer.received) == 4
 
 
+def test_deliveries_list_pages_newest_first_and_counts_them_all(
+    shared_data: Path, data_dir: Path, store: Store, capsys
+) -> None:
+    routes = _routes(data_dir, "out: {type: file, directory: out}", default="[out]")
+    router = Router(routes, data_dir)
+    for index in range(5):
+        _enqueue(store, router, data_dir, package(shared_data, uid_suffix=str(index)))
+    for delivery_id in (1, 2):
+        store.mark_delivery_dead(delivery_id, "test: given up")
+
+    def listed(*options: str) -> tuple[list[int], str]:
+        assert main(["deliveries", "list", *options, "--data-dir", str(data_dir)]) == 0
+        out = capsys.readouterr().out
+        ids = [int(line.split()[0]) for line in out.splitlines()[1:] if line[:6].strip().isdigit()]
+        return ids, out
+
+    ids, out = listed("--limit", "2")
+    assert ids == [5, 4] and "deliveries: dead 2, pending 3" in out
+    assert out.rstrip().endswith("showing 2; older ones: --before 4")
+    ids, out = listed("--limit", "2", "--before", "4")
+    assert ids == [3, 2] and "deliveries: dead 2, pending 3" in out
+    ids, out = listed("--limit", "2", "--before", "2")
+    assert ids == [1] and "older ones" not in out
+    ids, out = listed("--dead", "--limit", "1")
+    assert ids == [2] and "deliveries: dead 2\n" in out and "--before 2" in out
+
+
 def test_an_hl7_application_reject_is_dead_at_once_with_its_reason(
     shared_data: Path, data_dir: Path, store: Store
 ) -> None:
