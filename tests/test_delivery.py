@@ -259,6 +259,35 @@ def test_an_hl7_application_reject_is_dead_at_once_with_its_reason(
     assert next_one.state == "sent"
 
 
+def test_a_message_over_max_message_mb_is_dead_at_once_and_not_sent(
+    shared_data: Path, data_dir: Path, store: Store
+) -> None:
+    peer = Hl7TestPeer().start()
+    try:
+        endpoint = f"mllp://127.0.0.1:{peer.port}"
+        routes = _routes(
+            data_dir,
+            f"""
+            ris: {{type: hl7, endpoint: '{endpoint}', timeout_s: 2, max_message_mb: 0.05}}
+            big: {{type: hl7, endpoint: '{endpoint}', timeout_s: 2}}
+            """,
+            default="[ris, big]",
+        )
+        router = Router(routes, data_dir)
+        assert router.destination("big").max_message_mb == 20  # the default
+        sweeper = DeliverySweeper(store, router, clock=Clock())
+        _enqueue(store, router, data_dir, package(shared_data))  # with a PDF of the ECG
+        sweeper.sweep()
+        sweeper.close()
+    finally:
+        peer.stop()
+    too_big, sent = store.list_deliveries()
+    assert (too_big.destination, too_big.state, sent.state) == ("ris", "dead", "sent")
+    assert too_big.last_error.startswith("rejected, resending cannot succeed: the message is ")
+    assert too_big.last_error.endswith("MB, over the destination's max_message_mb of 0.05")
+    assert len(peer.received) == 1
+
+
 def test_dead_after_max_attempts_listed_and_retried_from_the_cli(
     shared_data: Path, data_dir: Path, store: Store, fhir_server: FhirTestServer, capsys
 ) -> None:

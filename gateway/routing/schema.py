@@ -141,6 +141,9 @@ class FhirOptions(StrictSettings):
 
 class _Destination(StrictSettings):
     retry: RetryPolicy = RetryPolicy()
+    max_message_mb: float = Field(
+        20.0, gt=0, description="largest message sent; a larger one is a dead letter"
+    )
 
 
 class FhirDestination(_Destination):
