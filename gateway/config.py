@@ -130,6 +130,11 @@ class GatewayConfig(StrictSettings):
     )
     retention_days: int = Field(30, ge=1)
     routes: Path = Path("config/routes.yaml")
+    routes_optional: bool = Field(
+        False,
+        description="start without the routes file, every report to the outbox until it "
+        "appears; otherwise a missing routes file stops the start",
+    )
 
     @field_validator("bind_address")
     @classmethod

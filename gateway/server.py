@@ -51,6 +51,7 @@ def serve(config: GatewayConfig) -> int:
 
 
 def _run(config: GatewayConfig) -> int:
+    router = make_router(config)  # first: a missing or invalid routes file stops the start
     for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
         ensure_dir(directory)
     store = Store(config.store_path)
@@ -58,7 +59,6 @@ def _run(config: GatewayConfig) -> int:
     if requeued:
         log.warning("requeued %d jobs left in progress by a previous run", requeued)
     metrics = Metrics()
-    router = make_router(config)
     delivery = start_delivery(store, router, metrics, config.retention_days, config.outbox_dir)
     workers = Workers(
         store,
@@ -142,8 +142,9 @@ def engine_choice(config: GatewayConfig) -> EngineChoice:
 
 
 def make_router(config: GatewayConfig) -> RoutesRouter:
-    """The routes file's router; without a routes file, everything goes to the outbox."""
-    return RoutesRouter(config.routes, config.data_dir)
+    """The routes file's router; without the file, everything goes to the outbox only when
+    the config says `routes_optional: true` (else RoutesError: the gateway does not start)."""
+    return RoutesRouter(config.routes, config.data_dir, optional=config.routes_optional)
 
 
 def _wait(stop: threading.Event, metrics: Metrics, metrics_path: Path) -> None:

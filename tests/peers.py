@@ -81,6 +81,7 @@ class FhirTestServer:
     required_authorization: str | None = None
     fail_status: int | None = None
     fail_message: str = "server unavailable"
+    retry_after: str | None = None  # the Retry-After header sent with fail_status
     delay_s: float = 0.0
     transactions: list[dict] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
@@ -135,7 +136,8 @@ class FhirTestServer:
         except _Rejected as exc:
             with self._lock:
                 self.rejections.append(str(exc))
-            _reply(request, exc.status, _outcome(str(exc)))
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            _reply(request, exc.status, _outcome(str(exc)), headers)
             return
         _reply(request, 200, reply)
 
@@ -260,10 +262,14 @@ def _outcome(message: str) -> dict:
     }
 
 
-def _reply(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:
+def _reply(
+    request: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None
+) -> None:
     data = json.dumps(body).encode()
     try:
         request.send_response(status)
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
         request.send_header("Content-Type", "application/fhir+json")
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()

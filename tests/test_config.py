@@ -94,6 +94,15 @@ def test_serve_with_a_wrong_file_exits_2_with_one_message(tmp_path, capsys):
     assert err.count("error:") == 1 and f"{path}: line 1: workrs" in err
 
 
+def test_serve_without_its_routes_file_exits_2_naming_the_setting(tmp_path, capsys):
+    path = _write(tmp_path, f"routes: {tmp_path / 'routes.yaml'}\ndata_dir: {tmp_path / 'data'}\n")
+    assert main(["serve", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'routes.yaml'}: not found" in err
+    assert "routes_optional: true" in err
+    assert not (tmp_path / "data" / "gateway.sqlite3").exists()  # refused before any state
+
+
 def test_bad_command_line_override_exits_2(capsys):
     assert main(["serve", "--port", "70000"]) == 2
     assert "command line: port" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import signal
 import textwrap
 import time
 from datetime import timedelta
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -173,7 +174,7 @@ def test_ehr_down_then_up_every_report_once_and_in_order_per_patient(
 def test_resends_to_hl7_carry_the_same_control_id_until_acknowledged(
     shared_data: Path, data_dir: Path, store: Store
 ) -> None:
-    peer = Hl7TestPeer(["AE", "AR", "drop"]).start()
+    peer = Hl7TestPeer(["AE", "AE", "drop"]).start()
     try:
         routes = _routes(
             data_dir,
@@ -197,12 +198,95 @@ def test_resends_to_hl7_carry_the_same_control_id_until_acknowledged(
         sweeper.close()
     finally:
         peer.stop()
-    # AE and AR are failed tries; the drop came on a reused connection, which looks
+    # Two AEs are failed tries; the drop came on a reused connection, which looks
     # like an idle connection closed by the peer, so it was sent again at once: 3 tries
     [delivery] = store.list_deliveries()
     assert (delivery.state, delivery.attempts) == ("sent", 3)
     sent_ids = {str(message.segment("MSH")[10]) for message in peer.received}
     assert sent_ids == {control_id(pkg, "ris")} and len(peer.received) == 4
+
+
+def test_deliveries_list_pages_newest_first_and_counts_them_all(
+    shared_data: Path, data_dir: Path, store: Store, capsys
+) -> None:
+    routes = _routes(data_dir, "out: {type: file, directory: out}", default="[out]")
+    router = Router(routes, data_dir)
+    for index in range(5):
+        _enqueue(store, router, data_dir, package(shared_data, uid_suffix=str(index)))
+    for delivery_id in (1, 2):
+        store.mark_delivery_dead(delivery_id, "test: given up")
+
+    def listed(*options: str) -> tuple[list[int], str]:
+        assert main(["deliveries", "list", *options, "--data-dir", str(data_dir)]) == 0
+        out = capsys.readouterr().out
+        ids = [int(line.split()[0]) for line in out.splitlines()[1:] if line[:6].strip().isdigit()]
+        return ids, out
+
+    ids, out = listed("--limit", "2")
+    assert ids == [5, 4] and "deliveries: dead 2, pending 3" in out
+    assert out.rstrip().endswith("showing 2; older ones: --before 4")
+    ids, out = listed("--limit", "2", "--before", "4")
+    assert ids == [3, 2] and "deliveries: dead 2, pending 3" in out
+    ids, out = listed("--limit", "2", "--before", "2")
+    assert ids == [1] and "older ones" not in out
+    ids, out = listed("--dead", "--limit", "1")
+    assert ids == [2] and "deliveries: dead 2\n" in out and "--before 2" in out
+
+
+def test_an_hl7_application_reject_is_dead_at_once_with_its_reason(
+    shared_data: Path, data_dir: Path, store: Store
+) -> None:
+    """AR: the receiver refuses this message as it is; resending it unchanged for days
+    would only repeat the refusal."""
+    peer = Hl7TestPeer(["AR"]).start()
+    try:
+        routes = _routes(
+            data_dir,
+            f"ris: {{type: hl7, endpoint: 'mllp://127.0.0.1:{peer.port}', timeout_s: 2}}",
+            default="[ris]",
+        )
+        router = Router(routes, data_dir)
+        sweeper = DeliverySweeper(store, router, clock=Clock())
+        _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        _enqueue(store, router, data_dir, package(shared_data, uid_suffix="2", patient_id="P2"))
+        sweeper.sweep()
+        sweeper.close()
+    finally:
+        peer.stop()
+    rejected, next_one = store.list_deliveries()
+    assert (rejected.state, rejected.attempts) == ("dead", 1)
+    assert rejected.last_error.startswith("rejected, resending cannot succeed: ")
+    assert "rejected AR" in rejected.last_error
+    assert next_one.state == "sent"
+
+
+def test_a_message_over_max_message_mb_is_dead_at_once_and_not_sent(
+    shared_data: Path, data_dir: Path, store: Store
+) -> None:
+    peer = Hl7TestPeer().start()
+    try:
+        endpoint = f"mllp://127.0.0.1:{peer.port}"
+        routes = _routes(
+            data_dir,
+            f"""
+            ris: {{type: hl7, endpoint: '{endpoint}', timeout_s: 2, max_message_mb: 0.05}}
+            big: {{type: hl7, endpoint: '{endpoint}', timeout_s: 2}}
+            """,
+            default="[ris, big]",
+        )
+        router = Router(routes, data_dir)
+        assert router.destination("big").max_message_mb == 20  # the default
+        sweeper = DeliverySweeper(store, router, clock=Clock())
+        _enqueue(store, router, data_dir, package(shared_data))  # with a PDF of the ECG
+        sweeper.sweep()
+        sweeper.close()
+    finally:
+        peer.stop()
+    too_big, sent = store.list_deliveries()
+    assert (too_big.destination, too_big.state, sent.state) == ("ris", "dead", "sent")
+    assert too_big.last_error.startswith("rejected, resending cannot succeed: the message is ")
+    assert too_big.last_error.endswith("MB, over the destination's max_message_mb of 0.05")
+    assert len(peer.received) == 1
 
 
 def test_dead_after_max_attempts_listed_and_retried_from_the_cli(
@@ -297,6 +381,38 @@ def test_what_a_destination_quotes_of_the_patient_reaches_no_store_listing_or_lo
         assert "HTTP 422" in text
         for quoted in ("4471", "quinton", "arabella", "1920"):
             assert quoted not in text.lower()
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "retry", "expected_s"),
+    [
+        (503, "120", "{backoff_base: 1s}", 120),  # not the 0.5 to 1 s backoff
+        (429, "in 3 h", "{backoff_cap: 1h}", 3600),  # an HTTP-date, capped by backoff_cap
+        (503, "7200", "{max_age: 30m}", 1800),  # ... and by max_age: one last try at the end
+    ],
+)
+def test_a_fhir_servers_retry_after_sets_the_next_try(
+    shared_data: Path,
+    data_dir: Path,
+    store: Store,
+    fhir_server: FhirTestServer,
+    status: int,
+    retry_after: str,
+    retry: str,
+    expected_s: float,
+) -> None:
+    if retry_after == "in 3 h":
+        retry_after = formatdate(time.time() + 3 * 3600, usegmt=True)
+    routes = _ehr_routes(data_dir, fhir_server, f"retry: {retry}")
+    router = Router(routes, data_dir)
+    clock = Clock()
+    sweeper = DeliverySweeper(store, router, clock=clock)
+    _enqueue(store, router, data_dir, package(shared_data), now=clock())
+    fhir_server.fail_status, fhir_server.retry_after = status, retry_after
+    assert sweeper.sweep().failed == 1
+    sweeper.close()
+    [delivery] = store.list_deliveries()
+    assert delivery.next_attempt_at - clock() == pytest.approx(expected_s, abs=2)
 
 
 def test_too_old_is_dead_and_missing_package_is_dead(

@@ -53,7 +53,7 @@ def gateway_with(data_dir: Path, choice: EngineChoice, hold_retry_s: float = 60.
     gw = Gateway(data_dir)
     gw.pipeline = Workers(
         gw.store,
-        Router(data_dir / "no-routes.yaml", data_dir),
+        Router(data_dir / "no-routes.yaml", data_dir, optional=True),
         WorkerSettings(
             reports_dir=gw.reports, engine=choice, retry_delay_s=0.0, hold_retry_s=hold_retry_s
         ),
@@ -166,7 +166,7 @@ def test_bad_engine_settings_name_the_field_and_line(tmp_path, text, expected):
 def test_running_gateway_with_hybrid_engine_reports_an_ecg_from_storescu(tmp_path, tiny, vendor):
     config = tmp_path / "gateway.yaml"
     config.write_text(
-        f"engine: hybrid\nworkers: 1\nvlm:\n  model: {tiny}\n"
+        f"engine: hybrid\nworkers: 1\nroutes_optional: true\nvlm:\n  model: {tiny}\n"
         "  longest_edge: 512\n  max_new_tokens: 8\n"
     )
     server = GatewayProcess(tmp_path / "data", config=config).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from fhir.resources.R4B.bundle import Bundle
 from peers import FhirTestServer, make_pki
 
 from gateway.delivery import DeliveryError, deliver_once
-from gateway.delivery.fhir import FhirSender, build_bundle, bundle_json
+from gateway.delivery.fhir import FhirSender, build_bundle, bundle_json, retry_after_s
 from gateway.routing import FhirDestination, FhirOptions
 
 LOINC = "http://loinc.org"
@@ -303,3 +304,12 @@ def test_the_reports_warnings_follow_the_impression_in_the_conclusion(shared_dat
         "Atrial fibrillation with rapid ventricular response. Long QT. "
         "Technical notes: lead V3 not used: flat line."
     )
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_s("120", now) == 120
+    assert retry_after_s("Sat, 01 Mar 2025 12:30:00 GMT", now) == 1800
+    assert retry_after_s("Sat, 01 Mar 2025 11:00:00 GMT", now) == 0  # already past
+    assert retry_after_s("soon", now) is None
+    assert retry_after_s(None, now) is None

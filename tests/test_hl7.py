@@ -143,6 +143,24 @@ def test_control_id_is_stable_per_report_and_destination(shared_data: Path) -> N
     assert len(control_id(pkg, "ris")) <= 20
 
 
+def test_a_correction_says_c_and_each_correction_has_its_own_control_id(
+    shared_data: Path,
+) -> None:
+    """Two corrections reading alike are two messages: a receiver that drops a repeated
+    MSH-10 must not drop the second; a resend of one of them keeps its MSH-10."""
+    corrected = afib_report().model_copy(update={"is_correction": True})
+    first = package(shared_data, job_id=2, report=corrected)
+    second = package(shared_data, job_id=3, report=corrected)
+    message = _parsed(first)
+    assert str(message.segment("OBR")[25]) == "C"
+    statuses = {str(s[11]) for s in _obx(message)}
+    assert statuses == {"C", "X"}  # X: the measurements that could not be made
+    assert control_id(first, "ris") != control_id(second, "ris")
+    assert control_id(first, "ris") == control_id(
+        package(shared_data, job_id=2, report=corrected), "ris"
+    )
+
+
 def test_no_patient_id_means_no_pid_but_still_a_valid_message(shared_data: Path) -> None:
     message = _parsed(package(shared_data, patient_id=None))
     assert [str(s[0]) for s in message][:3] == ["MSH", "ORC", "OBR"]
@@ -174,10 +192,11 @@ def test_delivery_to_an_mllp_server_of_another_implementation(
     assert str(received.segment("OBR")[3]) == pkg.metadata.sop_instance_uid
 
 
-@pytest.mark.parametrize("answer", ["AE", "AR"])
+@pytest.mark.parametrize(("answer", "permanent"), [("AE", False), ("AR", True), ("CR", True)])
 def test_negative_acks_are_failures_without_patient_data(
-    shared_data: Path, peer_factory, answer: str
+    shared_data: Path, peer_factory, answer: str, permanent: bool
 ) -> None:
+    """AE is an error a later try may not meet; AR and CR reject the message as it is."""
     peer = peer_factory([answer])
     pkg = package(shared_data, patient_id="PAT-4455")
     sender = Hl7Sender(_destination(peer.port), "ris")
@@ -186,7 +205,7 @@ def test_negative_acks_are_failures_without_patient_data(
             send_now(sender, pkg)
         assert f"rejected {answer}" in str(error.value)
         assert "PAT-4455" not in str(error.value) and "patient ***" in str(error.value)
-        assert not error.value.permanent
+        assert error.value.permanent is permanent
         assert send_now(sender, pkg).startswith("AA")  # the peer's script now answers AA
     finally:
         sender.close()

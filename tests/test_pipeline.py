@@ -45,7 +45,7 @@ class Gateway:
         self.finished: list[list[str]] = []  # what delivery is told, per finished job
         self.pipeline = Workers(
             self.store,
-            Router(data_dir / "no-routes.yaml", data_dir),  # no file: all to the outbox
+            Router(data_dir / "no-routes.yaml", data_dir, optional=True),  # all to the outbox
             WorkerSettings(reports_dir=self.reports, workers=workers, retry_delay_s=0.0),
             self.metrics,
             on_done=self.finished.append,

@@ -240,10 +240,16 @@ def test_hot_reload_takes_valid_changes_and_keeps_rules_on_invalid_ones(
     assert router.decide(pkg).destinations == ("urgent",)
 
 
-def test_without_a_routes_file_everything_goes_to_the_outbox(
+def test_a_missing_routes_file_is_refused_unless_it_is_optional(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    router = Router(tmp_path / "missing.yaml", tmp_path / "data")
+    with pytest.raises(RoutesError) as error:
+        Router(tmp_path / "missing.yaml", tmp_path / "data")
+    assert str(error.value) == (
+        f"{tmp_path / 'missing.yaml'}: not found "
+        "(to start without it, set routes_optional: true in gateway.yaml)"
+    )
+    router = Router(tmp_path / "missing.yaml", tmp_path / "data", optional=True)
     assert router.destinations_for(package(shared_data))[0][0] == "outbox"
     assert router.destination("outbox").directory == tmp_path / "data" / "outbox"
 
@@ -280,6 +286,24 @@ def test_cli_routes_check(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert f"{bad}:2: destinations.out.directory: Field required" in err
     assert f"{bad}:3: default[0]: unknown destination 'elsewhere'" in err
+    assert "2 error(s)" in err
+
+
+def test_routes_check_refuses_a_fhir_endpoint_without_a_host(tmp_path: Path, capsys) -> None:
+    bad = _write(
+        tmp_path / "routes.yaml",
+        """
+        destinations:
+          ehr: {type: fhir, endpoint: "http:///fhir"}
+          ris: {type: fhir, endpoint: "http:/fhir"}
+          ok: {type: fhir, endpoint: "http://ehr.example/fhir"}
+        default: [ehr, ris, ok]
+        """,
+    )
+    assert main(["routes", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: destinations.ehr.endpoint: 'http:///fhir' names no host" in err
+    assert f"{bad}:3: destinations.ris.endpoint: 'http:/fhir' names no host" in err
     assert "2 error(s)" in err
 
 
@@ -330,7 +354,7 @@ def test_rules_choose_the_engine_from_intake_facts_only(tmp_path: Path) -> None:
     )
     assert engine_for(config, MatchContext.at_intake("MUSE", "ECGGW", "ecg-waveform")) is None
     assert Router(routes, tmp_path).names_engines
-    assert not Router(tmp_path / "none.yaml", tmp_path).names_engines  # no file, no rules
+    assert not Router(tmp_path / "none.yaml", tmp_path, optional=True).names_engines  # no rules
 
 
 def test_an_engine_rule_matching_on_statement_codes_is_refused_with_its_line(

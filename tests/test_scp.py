@@ -9,6 +9,7 @@ tests can look at the store and counters directly; test_durability.py runs the w
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import ssl
@@ -242,6 +243,23 @@ def test_secondary_capture_without_pixels_does_not_match(gateway, shared_data, t
     result = _send_one(gateway.port, no_pixels)
     assert result.status == 0xA900
     _assert_refused(gateway, result, 0xA, "missing-pixel-data")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random"])
+def test_a_pdf_that_does_not_open_is_refused(gateway, shared_data, tmp_path, damage):
+    """Only `%PDF-` at the start was checked: such a document reached the EHR as the report."""
+    good = samples.encapsulated_pdf(shared_data, tmp_path / "pdf.dcm")
+    document = bytes(pydicom.dcmread(good).EncapsulatedDocument)
+    if damage == "truncated":
+        document = document[: len(document) * 6 // 10]
+    else:
+        document = b"%PDF-1.4\n" + random.Random(7).randbytes(20_000)
+    bad = samples.copy_with_new_uid(good, tmp_path / "bad.dcm", EncapsulatedDocument=document)
+    result = _send_one(gateway.port, bad)
+    assert (
+        result.status == 0xA900 and result.message == "EncapsulatedDocument is not a readable PDF"
+    )
+    _assert_refused(gateway, result, 0xA, "unreadable-pdf")
 
 
 def test_ct_image_is_refused_in_negotiation(gateway, tmp_path):

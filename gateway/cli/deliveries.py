@@ -14,9 +14,12 @@ from gateway.store import Delivery, Store
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deliveries", help="list deliveries, or send failed/dead ones again")
     deliveries = p.add_subparsers(dest="deliveries_command", required=True, metavar="ACTION")
-    listing = deliveries.add_parser("list", help="deliveries, oldest first (no patient data)")
+    listing = deliveries.add_parser("list", help="deliveries, newest first (no patient data)")
     listing.add_argument("--dead", action="store_true", help="only those that were given up")
-    listing.add_argument("--limit", type=int, default=1000)
+    listing.add_argument("--limit", type=_positive, default=100, help="rows per page (100)")
+    listing.add_argument(
+        "--before", type=_positive, metavar="ID", help="the page of deliveries older than ID"
+    )
     retry = deliveries.add_parser("retry", help="send a failed or dead delivery again")
     target = retry.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", type=int, help="delivery ID (from `deliveries list`)")
@@ -29,7 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 @on_existing_store
 def run(args: argparse.Namespace, _config: GatewayConfig, store: Store) -> int:
     if args.deliveries_command == "list":
-        print(format_deliveries(store.list_deliveries(dead_only=args.dead, limit=args.limit)))
+        # One row more than shown says whether there is an older page.
+        page = store.recent_deliveries(
+            dead_only=args.dead, limit=args.limit + 1, before_id=args.before
+        )
+        counts = store.count_deliveries(dead_only=args.dead)
+        print(format_deliveries(page[: args.limit], counts, more=len(page) > args.limit))
         return 0
     if args.all_dead:
         print(f"requeued {store.retry_all_dead()} dead deliveries")
@@ -41,8 +49,11 @@ def run(args: argparse.Namespace, _config: GatewayConfig, store: Store) -> int:
     return 1
 
 
-def format_deliveries(deliveries: list[Delivery], now: float | None = None) -> str:
-    """The delivery table for `ecg-gateway deliveries list` (UIDs and errors, no patient data)."""
+def format_deliveries(
+    deliveries: list[Delivery], counts: dict[str, int], *, more: bool, now: float | None = None
+) -> str:
+    """The delivery table for `ecg-gateway deliveries list` (UIDs and errors, no patient
+    data): one page of rows, then the counts of all deliveries and how to page back."""
     now = time.time() if now is None else now
     header = f"{'ID':>6}  {'STATE':<7} {'DESTINATION':<16} {'TRIES':>5}  {'NEXT TRY':<10}  "
     lines = [header + "SOP INSTANCE UID"]
@@ -53,14 +64,20 @@ def format_deliveries(deliveries: list[Delivery], now: float | None = None) -> s
         )
         if delivery.last_error and delivery.state != "sent":
             lines.append(f"{'':>8}error: {' '.join(delivery.last_error.split())}")
-    counts: dict[str, int] = {}
-    for delivery in deliveries:
-        counts[delivery.state] = counts.get(delivery.state, 0) + 1
     lines.append("")
     lines.append(
         "deliveries: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
     )
+    if more:
+        lines.append(f"showing {len(deliveries)}; older ones: --before {deliveries[-1].id}")
     return "\n".join(lines)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def _next_try(delivery: Delivery, now: float) -> str:

@@ -36,7 +36,19 @@ def open_sender(name: str, destination: AnyDestination) -> Sender:
 
 
 def prepare(name: str, destination: AnyDestination, package: ReportPackage) -> Artefacts:
-    return PREPARERS[destination.type](package, destination, name)
+    """What goes on the wire; refused (for good) when a part is over max_message_mb, as
+    receivers choke on, or silently drop, messages of tens of megabytes."""
+    artefacts = PREPARERS[destination.type](package, destination, name)
+    limit_mb = destination.max_message_mb
+    for part, data in artefacts.items():
+        size_mb = len(data) / 1e6
+        if size_mb > limit_mb:
+            raise DeliveryError(
+                f"the {part} is {size_mb:.1f} MB, over the destination's max_message_mb "
+                f"of {limit_mb:g}",
+                permanent=True,
+            )
+    return artefacts
 
 
 def load_and_prepare(

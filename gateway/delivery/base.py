@@ -16,12 +16,16 @@ class DeliveryError(Exception):
 
     `permanent` means sending the same content again cannot succeed (the
     receiver judged the content itself invalid), so the delivery goes straight
-    to the dead letters instead of being retried for days.
+    to the dead letters instead of being retried for days. `retry_after_s` is how
+    long the receiver asked us to wait (HTTP Retry-After), when it said.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False):
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after_s: float | None = None
+    ):
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after_s = retry_after_s
 
 
 Artefacts = dict[str, bytes]

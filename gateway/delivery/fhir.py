@@ -16,7 +16,8 @@ import base64
 import hashlib
 import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -61,6 +62,7 @@ _IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
 _SEX = {"M": "male", "F": "female", "O": "other"}
 # Client errors that a person can fix without changing the report: retry those.
 _RETRYABLE_4XX = {401, 403, 404, 408, 429}
+_SAYS_WHEN_TO_RETRY = {429, 503}  # statuses whose Retry-After header we honour
 
 
 def build_bundle(package: ReportPackage, options: FhirOptions) -> Bundle:
@@ -132,8 +134,13 @@ def _check_response(response: httpx.Response, package: ReportPackage) -> str:
     if not response.is_success:
         permanent = 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX
         detail = redact(_outcome_summary(response), package)
+        wait = None
+        if response.status_code in _SAYS_WHEN_TO_RETRY:
+            wait = retry_after_s(response.headers.get("Retry-After"), datetime.now(UTC))
         raise DeliveryError(
-            f"{where}: HTTP {response.status_code} {detail}".rstrip(), permanent=permanent
+            f"{where}: HTTP {response.status_code} {detail}".rstrip(),
+            permanent=permanent,
+            retry_after_s=wait,
         )
     try:
         reply = response.json()
@@ -151,6 +158,21 @@ def _check_response(response: httpx.Response, package: ReportPackage) -> str:
         if "DiagnosticReport" in entry["response"].get("location", "")
     ]
     return f"HTTP {response.status_code} {' '.join(report_locations)}".rstrip()
+
+
+def retry_after_s(value: str | None, now: datetime) -> float | None:
+    """Seconds a Retry-After header (delay-seconds or an HTTP-date) asks us to wait;
+    None when there is none or it cannot be read, so the usual backoff applies."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def _outcome_summary(response: httpx.Response) -> str:

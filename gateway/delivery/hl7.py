@@ -35,8 +35,12 @@ from model.decode.demographics import dicom_date
 VERSION = "2.5.1"
 SUCCESS_CODES = {"AA", "CA"}
 FAILURE_CODES = {"AE", "AR", "CE", "CR"}
+# Reject (original and enhanced mode): the receiver refuses this message as it is, so
+# resending it unchanged cannot succeed; AE/CE are errors that a later try may not meet.
+REJECT_CODES = {"AR", "CR"}
 _SEX = {"M": "M", "F": "F", "O": "O"}
 _PRELIMINARY = "P"
+_CORRECTED = "C"  # OBR-25 / OBX-11: a correction replacing a result already sent
 _CANNOT_BE_OBTAINED = "X"  # OBX-11 (table 0085): results cannot be obtained
 _NOTE_SOURCE = "L"  # NTE-2 (table 0105): the ancillary (filler) department, here the gateway
 
@@ -45,9 +49,12 @@ def control_id(package: ReportPackage, destination_name: str) -> str:
     """MSH-10, the same for every resend of one report to one destination.
 
     Receivers drop a message whose control ID they have already processed; a
-    corrected report has new content, hence a new ID (20 characters: the 2.5.1 limit).
+    corrected report has new content, hence a new ID, and so has each correction even
+    when two of them read alike: every received object is its own job (20 characters:
+    the 2.5.1 limit).
     """
-    seed = f"{package.sop_instance_uid}\x00{destination_name}\x00{content_version(package)}"
+    version = content_version(package)
+    seed = f"{package.sop_instance_uid}\x00{package.job_id}\x00{destination_name}\x00{version}"
     return hashlib.sha256(seed.encode()).hexdigest()[:20]
 
 
@@ -126,7 +133,7 @@ class Hl7Sender:
         kind = "rejected" if ack.code in FAILURE_CODES else "answered with unknown code"
         code = redact(ack.code, package, 20) if ack.code else "(empty MSA-1)"
         detail = f": {redact(ack.text, package)}" if ack.text else ""
-        raise DeliveryError(f"{peer} {kind} {code}{detail}")
+        raise DeliveryError(f"{peer} {kind} {code}{detail}", permanent=ack.code in REJECT_CODES)
 
     def close(self) -> None:
         self._client.close()
@@ -205,9 +212,14 @@ def _obr(package: ReportPackage) -> str:
             7: _hl7_time(acquired) if acquired is not None else "",
             22: _hl7_time(package.report.created_at),
             24: "EC",
-            25: _PRELIMINARY,
+            25: _result_status(package),
         },
     )
+
+
+def _result_status(package: ReportPackage) -> str:
+    """C for a correction, so the receiver replaces the earlier result; P otherwise."""
+    return _CORRECTED if package.report.is_correction else _PRELIMINARY
 
 
 def _notes(package: ReportPackage) -> list[str]:
@@ -223,9 +235,9 @@ class _Observation:
     value_type: str
     identifier: str
     value: str
+    status: str
     units: str = ""
     sub_id: str = ""
-    status: str = _PRELIMINARY
     note: str = ""
 
 
@@ -260,6 +272,7 @@ def _observation_contents(package: ReportPackage) -> list[_Observation]:
     """Measurements, then the impression and each statement, then the PDF."""
     contents = []
     report = package.report
+    status = _result_status(package)
     measured = package.kind == "ecg-waveform"  # an image's empty measurements are no findings
     for code in MEASUREMENT_CODES:
         value = getattr(report.measurements, code.key)
@@ -267,21 +280,23 @@ def _observation_contents(package: ReportPackage) -> list[_Observation]:
         identifier = er7.components(code.loinc, code.display, "LN")
         units = er7.components(code.ucum, code.ucum, "UCUM")
         if value is not None:
-            contents.append(_Observation("NM", identifier, format_number(value), units))
+            contents.append(_Observation("NM", identifier, format_number(value), status, units))
         elif reason and measured:
             contents.append(
-                _Observation("NM", identifier, "", units, status=_CANNOT_BE_OBTAINED, note=reason)
+                _Observation("NM", identifier, "", _CANNOT_BE_OBTAINED, units, note=reason)
             )
     impression = er7.components(*EKG_IMPRESSION, "LN")
     if report.impression:
-        contents.append(_Observation("TX", impression, er7.text(report.impression), sub_id="1"))
+        text = er7.text(report.impression)
+        contents.append(_Observation("TX", impression, text, status, sub_id="1"))
     for index, statement in enumerate(report.statements, start=2):
         line = er7.text(f"{statement.code}: {statement.text}")
-        contents.append(_Observation("TX", impression, line, sub_id=str(index)))
+        contents.append(_Observation("TX", impression, line, status, sub_id=str(index)))
     if package.pdf is not None:
         data = base64.b64encode(package.pdf).decode("ascii")
         document = er7.components("", "AP", "PDF", "Base64", data)
-        contents.append(_Observation("ED", er7.components(*EKG_STUDY, "LN"), document))
+        study = er7.components(*EKG_STUDY, "LN")
+        contents.append(_Observation("ED", study, document, status))
     return contents
 
 

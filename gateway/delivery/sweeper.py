@@ -257,7 +257,7 @@ class DeliverySweeper:
             self.metrics.inc(metric_names.DELIVERIES_DEAD)
             log.error("delivery %s is dead: %s", _label(delivery), message)
             return SweepResult(dead=1)
-        delay = retry_delay(policy, failures, self.rng)
+        delay = self._next_delay(policy, failures, age, error)
         self.store.mark_delivery_failed(delivery.id, str(error), now + delay, now=now)
         self.metrics.inc(metric_names.DELIVERIES_FAILED)
         log.warning(
@@ -268,6 +268,16 @@ class DeliverySweeper:
             error,
         )
         return SweepResult(failed=1)
+
+    def _next_delay(
+        self, policy: RetryPolicy, failures: int, age_s: float, error: DeliveryError
+    ) -> float:
+        """The receiver's Retry-After when it gave one (an EHR asking for time should get
+        it, not be hit again sooner), kept within backoff_cap and max_age; else the backoff."""
+        if error.retry_after_s is None:
+            return retry_delay(policy, failures, self.rng)
+        age_left = policy.max_age.total_seconds() - age_s
+        return max(0.0, min(error.retry_after_s, policy.backoff_cap.total_seconds(), age_left))
 
 
 def _give_up_reason(

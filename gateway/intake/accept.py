@@ -11,12 +11,14 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
 import pydicom
+import pypdfium2
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -39,6 +41,8 @@ DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+# PDFium may not be called from two threads at once, and each association has its own.
+_PDFIUM_LOCK = threading.Lock()
 
 # What each accepted storage SOP class is to the pipeline.
 WAVEFORM = "ecg-waveform"
@@ -297,7 +301,22 @@ def _check_pdf(ds: Dataset) -> tuple[str, str] | None:
         return "missing-document", "MIMETypeOfEncapsulatedDocument is not application/pdf"
     if bytes(document[:5]) != b"%PDF-":
         return "missing-document", "EncapsulatedDocument is not a PDF"
-    return None
+    problem = _unreadable_pdf(bytes(document))
+    return ("unreadable-pdf", problem) if problem else None
+
+
+def _unreadable_pdf(data: bytes) -> str | None:
+    """Why PDFium cannot open the document, if it cannot: a truncated or made-up PDF
+    passes the `%PDF-` check but would reach the EHR as a report nobody can open."""
+    with _PDFIUM_LOCK:
+        try:
+            document = pypdfium2.PdfDocument(data)
+        except pypdfium2.PdfiumError:
+            return "EncapsulatedDocument is not a readable PDF"
+        try:
+            return None if len(document) else "EncapsulatedDocument has no pages"
+        finally:
+            document.close()
 
 
 def _too_short(data: bytes, expected: int, what: str) -> str | None:

@@ -89,12 +89,17 @@ class Router:
     file is logged once and the previous rules stay.
     """
 
-    def __init__(self, path: Path, data_dir: Path):
+    def __init__(self, path: Path, data_dir: Path, *, optional: bool = False):
+        """`optional`: a missing file sends every report to the outbox until it appears;
+        otherwise it is a RoutesError, as a mistyped path must not reroute every report."""
         self.path = Path(path)
         self.data_dir = Path(data_dir)
         self._lock = threading.Lock()
         if self.path.exists():
             self._config = load_routes(self.path, self.data_dir)
+        elif not optional:
+            message = "not found (to start without it, set routes_optional: true in gateway.yaml)"
+            raise RoutesError(self.path, [RouteIssue(0, "", message)])
         else:
             log.warning(
                 "routes file %s not found: every report goes to %s/outbox until it appears",

@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -140,6 +141,9 @@ class FhirOptions(StrictSettings):
 
 class _Destination(StrictSettings):
     retry: RetryPolicy = RetryPolicy()
+    max_message_mb: float = Field(
+        20.0, gt=0, description="largest message sent; a larger one is a dead letter"
+    )
 
 
 class FhirDestination(_Destination):
@@ -149,6 +153,15 @@ class FhirDestination(_Destination):
     tls: TlsOptions = TlsOptions()
     timeout_s: float = Field(30.0, gt=0)
     fhir: FhirOptions = FhirOptions()
+
+    @field_validator("endpoint", mode="before")
+    @classmethod
+    def _has_a_host(cls, value: Any) -> Any:
+        """HttpUrl reads `http:///fhir` and `http:/fhir` as the host `fhir`: refuse them
+        here, on the text as written, instead of posting reports to a made-up host."""
+        if isinstance(value, str) and not urlsplit(value.strip()).hostname:
+            raise ValueError(f"{value!r} names no host (expected http(s)://host/path)")
+        return value
 
 
 class Hl7Destination(_Destination):

@@ -509,6 +509,28 @@ class Store:
         )
         return [_delivery(r) for r in rows]
 
+    def recent_deliveries(
+        self, *, dead_only: bool = False, limit: int = 100, before_id: int | None = None
+    ) -> list[Delivery]:
+        """One page, newest first (what an operator looks for); `before_id` pages back
+        and stays put while new deliveries arrive, unlike an offset."""
+        where = ["d.state = 'dead'"] if dead_only else []
+        if before_id is not None:
+            where.append("d.id < :before")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._query(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
+            f" {clause} ORDER BY d.id DESC LIMIT :limit",
+            {"before": before_id, "limit": limit},
+        )
+        return [_delivery(r) for r in rows]
+
+    def count_deliveries(self, dead_only: bool = False) -> dict[str, int]:
+        """Deliveries by state, all of them: a page's own rows would undercount."""
+        where = "WHERE state = 'dead'" if dead_only else ""
+        rows = self._query(f"SELECT state, COUNT(*) AS n FROM deliveries {where} GROUP BY state")
+        return {r["state"]: r["n"] for r in rows}
+
     def retry_delivery(self, delivery_id: int, now: float | None = None) -> bool:
         """Send a failed or dead delivery again from scratch (fresh attempts)."""
         now = _now(now)
