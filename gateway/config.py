@@ -129,6 +129,9 @@ class GatewayConfig(StrictSettings):
         3, ge=1, description="a job whose worker process dies this often fails (a poison object)"
     )
     retention_days: int = Field(30, ge=1)
+    alert_command: tuple[str, ...] = Field(
+        (), description="argv run for each job failed for good and each delivery given up"
+    )
     routes: Path = Path("config/routes.yaml")
     routes_optional: bool = Field(
         False,

@@ -17,6 +17,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway import retention
+from gateway.alerts import AlertHook
 from gateway.delivery.sweeper import DeliverySweeper
 from gateway.metrics import Metrics
 from gateway.routing import FileDestination, Router
@@ -134,10 +135,17 @@ class GatewayScheduler:
 
 
 def start_delivery(
-    store: Store, router: Router, metrics: Metrics, retention_days: int, outbox_dir: Path
+    store: Store,
+    router: Router,
+    metrics: Metrics,
+    retention_days: int,
+    outbox_dir: Path,
+    alerts: AlertHook,
 ) -> GatewayScheduler:
     """The server's delivery side: sweeps, routes reload and retention, running."""
-    sweeper = DeliverySweeper(store, router, metrics=metrics, formatting_process=True)
+    sweeper = DeliverySweeper(
+        store, router, metrics=metrics, formatting_process=True, alerts=alerts
+    )
     scheduler = GatewayScheduler(
         store, router, sweeper, retention_days=retention_days, extra_purge_dirs=(outbox_dir,)
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pydicom.config
 
+from gateway.alerts import AlertHook
 from gateway.config import GatewayConfig, log_security_posture
 from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
@@ -59,7 +60,10 @@ def _run(config: GatewayConfig) -> int:
     if requeued:
         log.warning("requeued %d jobs left in progress by a previous run", requeued)
     metrics = Metrics()
-    delivery = start_delivery(store, router, metrics, config.retention_days, config.outbox_dir)
+    alerts = AlertHook(config.alert_command)
+    delivery = start_delivery(
+        store, router, metrics, config.retention_days, config.outbox_dir, alerts
+    )
     workers = Workers(
         store,
         router,
@@ -75,6 +79,7 @@ def _run(config: GatewayConfig) -> int:
         ),
         metrics,
         on_done=delivery.deliver_soon,
+        alerts=alerts,
     )
     intake = Intake(
         store, config.spool_dir, metrics, config.min_free_disk_mb * 1024 * 1024, workers.wake

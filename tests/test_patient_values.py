@@ -56,6 +56,8 @@ def _job(path: Path) -> Job:
         report_dir=None,
         created_at=0.0,
         updated_at=0.0,
+        worker_deaths=0,
+        patient_key="",
     )
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import metrics as metric_names
+from gateway.alerts import DELIVERY_DEAD, Alert, AlertHook
 from gateway.delivery import (
     AnyDestination,
     Artefacts,
@@ -84,9 +85,12 @@ class DeliverySweeper:
         rng: random.Random | None = None,
         lease_s: float = 300.0,
         formatting_process: bool = False,
+        alerts: AlertHook | None = None,
     ):
         """`formatting_process`: build FHIR and HL7 in a helper process (the server does),
-        not in the sweeping thread, which shares the interpreter lock with DICOM intake."""
+        not in the sweeping thread, which shares the interpreter lock with DICOM intake;
+        `alerts` runs the site's command for each delivery given up."""
+        self.alerts = alerts or AlertHook()
         self.store = store
         self.router = router
         self.metrics = metrics or Metrics()
@@ -256,6 +260,8 @@ class DeliverySweeper:
             self.store.mark_delivery_dead(delivery.id, message, now=now)
             self.metrics.inc(metric_names.DELIVERIES_DEAD)
             log.error("delivery %s is dead: %s", _label(delivery), message)
+            detail = f"delivery {delivery.id} to {delivery.destination}"
+            self.alerts.send(Alert(DELIVERY_DEAD, delivery.sop_instance_uid, detail, message))
             return SweepResult(dead=1)
         delay = self._next_delay(policy, failures, age, error)
         self.store.mark_delivery_failed(delivery.id, str(error), now + delay, now=now)

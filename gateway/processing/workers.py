@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway import metrics as m
+from gateway.alerts import JOB_FAILED, Alert, AlertHook
 from gateway.metrics import Metrics
 from gateway.processes import new_process_pool
 from gateway.processing.job import JobResult, process_jobs
@@ -68,9 +69,12 @@ class Workers:
         settings: WorkerSettings,
         metrics: Metrics,
         on_done: Callable[[list[str]], None] = lambda destinations: None,
+        alerts: AlertHook | None = None,
     ) -> None:
-        """`on_done` hears the destinations of each finished job (delivery sweeps them)."""
+        """`on_done` hears the destinations of each finished job (delivery sweeps them);
+        `alerts` runs the site's command for each job that failed for good."""
         self._on_done = on_done
+        self._alerts = alerts or AlertHook()
         self._store = store
         self._router = router
         self._settings = settings
@@ -139,7 +143,7 @@ class Workers:
 
     def _lease(self, owner: str) -> Job | None:
         for job in self._store.fail_overdue_jobs(self._settings.max_attempts):
-            self._failed_loudly(_label(job), job.error or "lease ran out")
+            self._failed_loudly(job, job.error or "lease ran out")
         return self._store.lease_job(owner, self._settings.lease_s, self._settings.max_attempts)
 
     def _batch(self, owner: str, first: Job, choice: EngineChoice) -> tuple[list[Job], list[Job]]:
@@ -223,7 +227,7 @@ class Workers:
             self._hold(job, owner, label, result.held)
             return
         if result.permanent_error is not None:
-            self._fail(job, owner, label, result.permanent_error)
+            self._fail(job, owner, result.permanent_error)
             return
         if result.transient_error is not None:
             self._retry_or_fail(job, owner, label, result.transient_error)
@@ -255,15 +259,17 @@ class Workers:
             self._metrics.inc(m.JOBS_HELD)
             log.warning("%s held until the engine can be loaded: %s", label, reason)
 
-    def _fail(self, job: Job, owner: str, label: str, error: str) -> None:
+    def _fail(self, job: Job, owner: str, error: str) -> None:
         if self._store.fail_job(job.id, owner, error[:1000]):
-            self._failed_loudly(label, error)
+            self._failed_loudly(job, error)
 
-    def _failed_loudly(self, label: str, error: str) -> None:
-        """Every permanent failure is an ERROR line and a `jobs.failed` count (shown by
-        `jobs list`, in metrics.json): an acknowledged ECG is never dropped silently."""
+    def _failed_loudly(self, job: Job, error: str) -> None:
+        """Every permanent failure is an ERROR line, a `jobs.failed` count (shown by
+        `jobs list`, in metrics.json) and an alert: an acknowledged ECG is never dropped
+        silently."""
         self._metrics.inc(m.JOBS_FAILED)
-        log.error("%s failed permanently, not delivered: %s", label, error)
+        log.error("%s failed permanently, not delivered: %s", _label(job), error)
+        self._alerts.send(Alert(JOB_FAILED, job.sop_instance_uid, f"job {job.id}", error[:1000]))
 
     def _worker_died(self, job: Job, owner: str) -> None:
         """Counted as a worker death, not an attempt: the job is retried (alone, see
@@ -278,7 +284,7 @@ class Workers:
         self._metrics.inc(m.WORKER_DEATHS)
         if state == "failed":
             self._failed_loudly(
-                _label(job), f"the worker process died each of the {deaths} times it processed it"
+                job, f"the worker process died each of the {deaths} times it processed it"
             )
         else:
             log.warning(
@@ -290,7 +296,7 @@ class Workers:
 
     def _retry_or_fail(self, job: Job, owner: str, label: str, error: str) -> None:
         if job.attempts >= self._settings.max_attempts:
-            self._fail(job, owner, label, f"gave up after {job.attempts} attempts: {error}")
+            self._fail(job, owner, f"gave up after {job.attempts} attempts: {error}")
             return
         retry_at = time.time() + self._settings.retry_delay_s * job.attempts
         if self._store.retry_job_later(job.id, owner, error[:1000], retry_at):
