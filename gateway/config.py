@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from model.settings import StrictSettings, YamlFileError, line_at, read_yaml
+from model.settings import StrictSettings, YamlFileError, line_at, read_settings
 from model.statement_limits import StatementLimits
 from model.vlm.settings import VlmSettings
 
@@ -197,14 +197,11 @@ def load_config(path: Path | None) -> GatewayConfig:
     if path is None:
         return GatewayConfig()
     try:
-        document = read_yaml(path)
+        document = read_settings(path)
     except YamlFileError as exc:
         raise ConfigError(str(exc)) from None
-    data = {} if document.data is None else document.data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: line 1: the file must be a mapping of settings")
     try:
-        return GatewayConfig.model_validate(data)
+        return GatewayConfig.model_validate(document.data)
     except ValidationError as exc:
         raise ConfigError(_validation_message(path, exc, document.root)) from None
 

@@ -57,6 +57,17 @@ def read_yaml(path: Path | str) -> YamlDocument:
         ) from None
 
 
+def read_settings(path: Path | str) -> YamlDocument:
+    """read_yaml for a settings file: a mapping of settings (an empty file is no settings);
+    anything else raises YamlFileError."""
+    document = read_yaml(path)
+    if document.data is None:
+        return YamlDocument({}, document.root)
+    if not isinstance(document.data, dict):
+        raise YamlFileError(path, 1, "the file must be a mapping of settings")
+    return document
+
+
 def line_at(root: yaml.Node | None, loc: tuple | list) -> tuple[int, tuple]:
     """The 1-based line of the deepest YAML node along a pydantic error location, and
     the part of the location that was found (0 and () without a node tree).

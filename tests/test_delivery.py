@@ -84,6 +84,19 @@ def _ehr_routes(
     return _routes(data_dir, f"ehr: {{{entry}}}", default=default)
 
 
+def _outbox_deliveries(
+    shared_data: Path, data_dir: Path, store: Store, count: int, dead: tuple[int, ...]
+) -> None:
+    """`count` ECGs queued for a file destination, the deliveries of ids `dead` given up."""
+    router = Router(
+        _routes(data_dir, "out: {type: file, directory: out}", default="[out]"), data_dir
+    )
+    for index in range(count):
+        _enqueue(store, router, data_dir, package(shared_data, uid_suffix=str(index)))
+    for delivery_id in dead:
+        store.mark_delivery_dead(delivery_id, "test: given up")
+
+
 def _enqueue(
     store: Store, router: Router, data_dir: Path, pkg: ReportPackage, now: float = T0
 ) -> int:
@@ -209,12 +222,7 @@ def test_resends_to_hl7_carry_the_same_control_id_until_acknowledged(
 def test_deliveries_list_pages_newest_first_and_counts_them_all(
     shared_data: Path, data_dir: Path, store: Store, capsys
 ) -> None:
-    routes = _routes(data_dir, "out: {type: file, directory: out}", default="[out]")
-    router = Router(routes, data_dir)
-    for index in range(5):
-        _enqueue(store, router, data_dir, package(shared_data, uid_suffix=str(index)))
-    for delivery_id in (1, 2):
-        store.mark_delivery_dead(delivery_id, "test: given up")
+    _outbox_deliveries(shared_data, data_dir, store, count=5, dead=(1, 2))
 
     def listed(*options: str) -> tuple[list[int], str]:
         assert main(["deliveries", "list", *options, "--data-dir", str(data_dir)]) == 0
@@ -322,12 +330,7 @@ def test_dead_after_max_attempts_listed_and_retried_from_the_cli(
 def test_retry_all_dead_from_the_cli(
     shared_data: Path, data_dir: Path, store: Store, capsys
 ) -> None:
-    routes = _routes(data_dir, "gone: {type: file, directory: gone}", default="[gone]")
-    router = Router(routes, data_dir)
-    for index in range(3):
-        _enqueue(store, router, data_dir, package(shared_data, uid_suffix=str(index)))
-    for delivery in store.list_deliveries():
-        store.mark_delivery_dead(delivery.id, "test: given up")
+    _outbox_deliveries(shared_data, data_dir, store, count=3, dead=(1, 2, 3))
     assert main(["deliveries", "retry", "--all-dead", "--data-dir", str(data_dir)]) == 0
     assert "requeued 3 dead deliveries" in capsys.readouterr().out
     assert _states(store) == ["pending"] * 3

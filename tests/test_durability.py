@@ -100,10 +100,7 @@ def test_kill_9_loses_nothing_and_processes_each_object_once(shared_data, tmp_pa
     finally:
         gateway.stop_if_running()
 
-    store = Store(gateway.data_dir / "gateway.sqlite3")
-    jobs = store.list_jobs(limit=1000)
-    deliveries = store.list_deliveries()
-    store.close()
+    jobs, deliveries = gateway.store_contents()
     assert sorted(j.sop_instance_uid for j in jobs) == sorted(uids)  # one job per object
     assert Counter(d.job_id for d in deliveries) == Counter({j.id: 1 for j in jobs})
     report_dirs = sorted(int(p.name) for p in (gateway.data_dir / "reports").iterdir())

@@ -16,7 +16,7 @@ from gateway.delivery.fhir import build_bundle, bundle_json
 from gateway.delivery.hl7 import build_oru
 from gateway.processing.job import process_jobs
 from gateway.routing import FhirOptions, Hl7Options
-from gateway.store.records import Job
+from gateway.store import Job, NewJob, Store
 from model.engine import EngineChoice
 
 INVALID_BIRTH_DATE = "19991399"
@@ -32,33 +32,15 @@ def _dicom_with(shared_data: Path, tmp_path: Path, **values: str) -> Path:
     return path
 
 
-def _job(path: Path) -> Job:
-    return Job(
-        id=7,
-        sop_instance_uid="1.2.3",
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.9.1.1",
-        content_sha256="a" * 64,
-        spool_path=str(path),
-        kind="ecg-waveform",
-        calling_ae="CART",
-        called_ae="ECGGW",
-        peer="127.0.0.1",
-        modality="ECG",
-        institution="",
-        station="",
-        state="leased",
-        attempts=1,
-        available_at=0.0,
-        lease_owner="test",
-        lease_expires_at=None,
-        error=None,
-        is_correction=False,
-        report_dir=None,
-        created_at=0.0,
-        updated_at=0.0,
-        worker_deaths=0,
-        patient_key="",
-    )
+def _job(path: Path, tmp_path: Path) -> Job:
+    """A leased job for `path`, as the workers get it from the store."""
+    store = Store(tmp_path / "gateway.sqlite3")
+    try:
+        uid, ecg_class = "1.2.3", "1.2.840.10008.5.1.4.1.1.9.1.1"
+        store.add_job(NewJob(uid, ecg_class, "a" * 64, str(path), "ecg-waveform", "CART", "", ""))
+        return store.lease_job("test", lease_s=60, max_attempts=3)
+    finally:
+        store.close()
 
 
 def _patient(bundle_bytes: bytes) -> dict:
@@ -72,7 +54,7 @@ def test_an_invalid_birth_date_is_left_out_with_a_warning_and_the_report_deliver
     shared_data: Path, tmp_path: Path
 ) -> None:
     path = _dicom_with(shared_data, tmp_path, PatientBirthDate=INVALID_BIRTH_DATE)
-    [result] = process_jobs([_job(path)], tmp_path / "reports", EngineChoice())
+    [result] = process_jobs([_job(path, tmp_path)], tmp_path / "reports", EngineChoice())
     pkg = result.package
     assert pkg is not None and pkg.metadata.patient_birth_date is None
     warning = "the patient's birth date is not a valid date and was left out"

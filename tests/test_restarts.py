@@ -76,10 +76,7 @@ def test_repeated_kill_9_with_jobs_in_flight_fails_no_ecg(shared_data, tmp_path)
         assert gateway.terminate() == 0
     finally:
         gateway.stop_if_running()
-    store = Store(gateway.data_dir / "gateway.sqlite3")
-    jobs = store.list_jobs(limit=100)
-    deliveries = store.list_deliveries()
-    store.close()
+    jobs, deliveries = gateway.store_contents()
     assert [j.error for j in jobs if j.state == "failed"] == []  # none silently given up
     assert [(j.state, j.error) for j in jobs] == [("done", None)] * ECGS
     assert sorted(d.job_id for d in deliveries) == sorted(j.id for j in jobs)

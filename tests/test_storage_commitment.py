@@ -187,19 +187,27 @@ def assert_report(report: Report, transaction_uid: str, committed: list, missing
 # --- the report, on the same association and on a new one -------------------------------
 
 
-def test_report_on_the_same_association_names_committed_and_missing(tmp_path, cart, sent_ecgs):
-    gateway = RunningGateway(tmp_path)
+def _ask_for_sent_and_one_never_sent(gateway, cart, sent_ecgs, takes_reports: bool = True):
+    """Send the ECGs, ask commitment for them and one UID never sent; what the cart heard."""
     try:
         committed = send(gateway, sent_ecgs)
         never_sent = (TWELVE_LEAD, generate_uid())
         transaction = generate_uid()
-        assoc = cart.associate(gateway.port)
+        assoc = cart.associate(gateway.port, takes_reports=takes_reports)
         info = action_information(transaction, [*committed, never_sent])
         assert request_commitment(assoc, info) == (0x0000, "")
         report = cart.next_report()
         assoc.release()
     finally:
         gateway.stop()
+    return report, transaction, committed, never_sent
+
+
+def test_report_on_the_same_association_names_committed_and_missing(tmp_path, cart, sent_ecgs):
+    gateway = RunningGateway(tmp_path)
+    report, transaction, committed, never_sent = _ask_for_sent_and_one_never_sent(
+        gateway, cart, sent_ecgs
+    )
     assert (report.path, report.calling_ae) == ("same", "CART1")
     assert_report(report, transaction, committed, [never_sent])
     assert cart.reports.empty()
@@ -208,17 +216,9 @@ def test_report_on_the_same_association_names_committed_and_missing(tmp_path, ca
 def test_report_on_a_new_association_when_the_cart_refuses_it_on_its_own(tmp_path, cart, sent_ecgs):
     peers = {"CART1": f"127.0.0.1:{cart.scp_port}"}
     gateway = RunningGateway(tmp_path, storage_commitment={"peers": peers})
-    try:
-        committed = send(gateway, sent_ecgs)
-        never_sent = (TWELVE_LEAD, generate_uid())
-        transaction = generate_uid()
-        assoc = cart.associate(gateway.port, takes_reports=False)
-        info = action_information(transaction, [*committed, never_sent])
-        assert request_commitment(assoc, info) == (0x0000, "")
-        report = cart.next_report()
-        assoc.release()
-    finally:
-        gateway.stop()
+    report, transaction, committed, never_sent = _ask_for_sent_and_one_never_sent(
+        gateway, cart, sent_ecgs, takes_reports=False
+    )
     # The gateway opened the association as itself, proposing the SCP role (PS3.4 J.3.1).
     assert (report.path, report.calling_ae, report.proposed_scp_role) == ("new", "ECGGW", True)
     assert_report(report, transaction, committed, [never_sent])

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from model.settings import YamlFileError, dotted, line_at, read_yaml
+from model.settings import YamlFileError, dotted, line_at, read_settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -24,14 +24,11 @@ class TrainingConfigError(Exception):
 def load_yaml_config(path: Path, schema: type[ModelT], **overrides: object) -> ModelT:
     """Validate `path` against `schema`; non-None `overrides` (command-line flags) win."""
     try:
-        document = read_yaml(path)
+        document = read_settings(path)
     except YamlFileError as exc:
         raise TrainingConfigError(str(exc)) from None
-    data = {} if document.data is None else document.data
-    if not isinstance(data, dict):
-        raise TrainingConfigError(f"{path}: the file must be a mapping of settings")
     flags = {key: value for key, value in overrides.items() if value is not None}
-    data.update(flags)
+    data = {**document.data, **flags}
     try:
         return schema.model_validate(data)
     except ValidationError as exc:

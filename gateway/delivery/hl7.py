@@ -11,6 +11,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
@@ -228,8 +229,7 @@ def _notes(package: ReportPackage) -> list[str]:
     return [er7.segment("NTE", {1: "1", 2: _NOTE_SOURCE, 3: er7.text(notes)})] if notes else []
 
 
-@dataclass(frozen=True)
-class _Observation:
+class _Observation(NamedTuple):
     """One OBX's content (ER7-encoded), and the note that follows it, if any."""
 
     value_type: str

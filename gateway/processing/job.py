@@ -129,28 +129,31 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
         report = report.model_copy(update={"is_correction": True})
     metadata = item.ecg.metadata if item.ecg is not None else item.image.metadata
     report = _with_metadata_warnings(report, metadata)
-    if item.ecg is not None:
-        return ReportPackage(
-            job_id=job.id,
-            kind=job.kind,
-            metadata=metadata,
-            report=report,
-            association=association,
-            png=model.render_png(item.ecg, header=False),
-            pdf=model.render_pdf(item.ecg, header=True),
-        )
-    image = item.image
     return ReportPackage(
         job_id=job.id,
         kind=job.kind,
         metadata=metadata,
         report=report,
         association=association,
-        png=image.png,
-        pdf=image.pdf,
-        source_image=image.source_image,
-        source_image_type=image.source_image_type,
+        **_pictures(item),
     )
+
+
+def _pictures(item: _Decoded) -> dict[str, bytes | str | None]:
+    """The package's pages: rendered here for a waveform (the PNG without patient data, as
+    a model reads it), as received for a picture or PDF (with the original kept)."""
+    if item.ecg is not None:
+        return {
+            "png": model.render_png(item.ecg, header=False),
+            "pdf": model.render_pdf(item.ecg, header=True),
+        }
+    image = item.image
+    return {
+        "png": image.png,
+        "pdf": image.pdf,
+        "source_image": image.source_image,
+        "source_image_type": image.source_image_type,
+    }
 
 
 def _with_metadata_warnings(report: Report, metadata: EcgMetadata) -> Report:

@@ -119,6 +119,11 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: {exc}") from exc
 
+    def _update_jobs(self, sql: str, params: tuple) -> list[Job]:
+        """One UPDATE of jobs ... RETURNING * in a transaction of its own; the changed jobs."""
+        with self._transaction() as conn:
+            return [_job(row) for row in conn.execute(sql, params).fetchall()]
+
     def _update(self, sql: str, params: tuple) -> int:
         """One UPDATE in a transaction of its own; how many rows it changed."""
         with self._transaction() as conn:
@@ -184,32 +189,29 @@ class Store:
         """Take the oldest runnable job (queued, or leased by a worker whose lease ran out
         with attempts left; fail_overdue_jobs ends the others)."""
         now = _now(now)
-        with self._transaction() as conn:
-            row = conn.execute(
-                "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?,"
-                " attempts = attempts + 1, updated_at = ?"
-                " WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND available_at <= ?)"
-                " OR (state = 'leased' AND lease_expires_at <= ? AND attempts < ?)"
-                " ORDER BY id LIMIT 1) RETURNING *",
-                (owner, now + lease_s, now, now, now, max_attempts),
-            ).fetchone()
-            return _job(row) if row is not None else None
+        leased = self._update_jobs(
+            "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?,"
+            " attempts = attempts + 1, updated_at = ?"
+            " WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND available_at <= ?)"
+            " OR (state = 'leased' AND lease_expires_at <= ? AND attempts < ?)"
+            " ORDER BY id LIMIT 1) RETURNING *",
+            (owner, now + lease_s, now, now, now, max_attempts),
+        )
+        return leased[0] if leased else None
 
     def fail_overdue_jobs(self, max_attempts: int, now: float | None = None) -> list[Job]:
         """Fail the jobs whose lease ran out `max_attempts` times: in a running gateway
         that is a job whose processing never ends, so it must not be retaken forever.
         Returned so the caller can say so loudly."""
         now = _now(now)
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
-                " error = 'processing did not finish within its lease in ' || attempts ||"
-                " ' attempts', updated_at = ?"
-                " WHERE state = 'leased' AND lease_expires_at <= ? AND attempts >= ?"
-                " RETURNING *",
-                (now, now, max_attempts),
-            ).fetchall()
-            return [_job(row) for row in rows]
+        return self._update_jobs(
+            "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
+            " error = 'processing did not finish within its lease in ' || attempts ||"
+            " ' attempts', updated_at = ?"
+            " WHERE state = 'leased' AND lease_expires_at <= ? AND attempts >= ?"
+            " RETURNING *",
+            (now, now, max_attempts),
+        )
 
     def complete_job(
         self,
@@ -330,17 +332,18 @@ class Store:
         process is caught by record_worker_death). Returns the number requeued.
         """
         now = _now(now)
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE jobs SET state = 'queued', available_at = ?, lease_owner = NULL,"
-                " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0), updated_at = ?"
-                " WHERE state = 'leased'",
-                (now, now),
-            )
-            conn.execute(
-                "UPDATE deliveries SET lease_expires_at = NULL WHERE lease_expires_at IS NOT NULL"
-            )
-            return cursor.rowcount
+        requeued = self._update(
+            "UPDATE jobs SET state = 'queued', available_at = ?, lease_owner = NULL,"
+            " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0), updated_at = ?"
+            " WHERE state = 'leased'",
+            (now, now),
+        )
+        # A second transaction is safe: nothing else runs yet, and a crash between the two
+        # only leaves work that the next start does again.
+        self._update(
+            "UPDATE deliveries SET lease_expires_at = NULL WHERE lease_expires_at IS NOT NULL", ()
+        )
+        return requeued
 
     # --- jobs: inspection ---------------------------------------------------------------
 
