@@ -66,19 +66,22 @@ def table(result: Result) -> list[str]:
     """The campaign's table as Markdown lines."""
     lines = [
         (
-            "| phase | tried | refused cleanly | no answer | accepted, failed with a reason "
+            "| phase | tried | refused | of which 0xC211 internal error | no answer "
+            "| accepted, failed with a reason "
             "| reported | lost | duplicated | crashes | PHI strings in logs |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result.rows:
         lines.append(
-            f"| {row.name} | {row.tried} | {row.refused} | {row.unanswered} "
+            f"| {row.name} | {row.tried} | {row.refused} | {row.internal_errors} "
+            f"| {row.unanswered} "
             f"| {row.failed_with_reason} | {row.reported} | {row.lost} | {row.duplicated} | | |"
         )
     t = result.total
     lines.append(
-        f"| **total** | {t.tried} | {t.refused} | {t.unanswered} | {t.failed_with_reason} "
+        f"| **total** | {t.tried} | {t.refused} | {t.internal_errors} | {t.unanswered} "
+        f"| {t.failed_with_reason} "
         f"| {t.reported} | {t.lost} | {t.duplicated} | {len(result.crashes)} "
         f"| {len(result.phi)} |"
     )

@@ -34,7 +34,16 @@ from reliability.senders import Sent
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-COUNTS = ("tried", "refused", "unanswered", "failed_with_reason", "reported", "lost", "duplicated")
+COUNTS = (
+    "tried",
+    "refused",
+    "internal_errors",
+    "unanswered",
+    "failed_with_reason",
+    "reported",
+    "lost",
+    "duplicated",
+)
 
 
 @dataclass
@@ -44,6 +53,7 @@ class Row:
     name: str
     tried: int = 0
     refused: int = 0
+    internal_errors: int = 0  # refusals with 0xC211: an exception, not a named check
     unanswered: int = 0
     failed_with_reason: int = 0
     reported: int = 0
@@ -99,6 +109,9 @@ def tally(name: str, sent: list[Sent], evidence: Evidence) -> Row:
             row.note("answer", f"{label}: {item.detail}")
         if item.refused:
             row.refused += 1
+            if "C211" in item.detail or "internal" in item.detail.lower():
+                row.internal_errors += 1
+                row.note("internal error", f"{label}: {item.detail}")
         elif item.unanswered:
             row.unanswered += 1
             row.note("unanswered", f"{label}: {item.detail}")
