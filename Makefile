@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo lint test bench clean
+.PHONY: install demo lint test bench reliability clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: install
 	$(PY) bench/measure_accuracy.py
 	$(PY) bench/delivery_formats.py
 	$(PY) bench/intake.py
+
+# Malformed objects, SIGKILLs under load, destination faults, PHI in logs: under 15 min.
+reliability: install
+	$(PY) bench/reliability.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

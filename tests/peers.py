@@ -4,10 +4,11 @@
   strictly as a real server would (fhir.resources R4B parsing, transaction rules,
   conditional creates, references that resolve and point at allowed types, the
   required status codes), keeps what it created, and can be told to answer 5xx,
-  to be slow, or to demand credentials.
+  to be slow, or to demand credentials; `port` restarts it where it was (a server that
+  was down and is back).
 - Hl7TestPeer: an MLLP receiver built on the `hl7` package (another implementation
-  than ours) that answers each message as scripted: AA, AE, AR, a wrong MSA-2, or
-  dropping the connection.
+  than ours) that answers each message as scripted: AA, AE, AR, a wrong MSA-2,
+  dropping the connection, or answering late; `port` as for the FHIR server.
 - make_pki: a CA, a server and a client certificate made with the openssl tool.
 """
 
@@ -83,6 +84,7 @@ class FhirTestServer:
     fail_message: str = "server unavailable"
     retry_after: str | None = None  # the Retry-After header sent with fail_status
     delay_s: float = 0.0
+    port: int = 0  # 0: any free port; a fixed one brings a stopped server back at its URL
     transactions: list[dict] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
     created: dict[str, dict[str, dict]] = field(default_factory=dict)
@@ -100,7 +102,7 @@ class FhirTestServer:
             def log_message(self, *args) -> None:
                 return
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         if self.tls is not None:
             self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
@@ -282,17 +284,27 @@ class Hl7TestPeer:
     """An MLLP receiver from the `hl7` package, answering as `script` says.
 
     Script items: "AA", "AE", "AR", "CA" (answer with that MSA-1), "wrong-id" (AA for
-    another MSH-10), "drop" (close without answering). After the script: "AA".
+    another MSH-10), "drop" (close without answering), "delay" (AA after `delay_s`, later
+    than a sender's timeout). After the script: "AA".
     """
 
-    def __init__(self, script: list[str] | None = None, tls: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        script: list[str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        port: int = 0,
+        delay_s: float = 3.0,
+    ):
         self.script = list(script or [])
         self.tls = tls
+        self.port = port
+        self.delay_s = delay_s
         self.received: list[hl7.Message] = []
         self.connections = 0
-        self._ready = threading.Event()
 
     def start(self) -> Hl7TestPeer:
+        """Start serving (again, after `stop`, keeping what was received)."""
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -318,7 +330,12 @@ class Hl7TestPeer:
 
     async def _serve(self) -> None:
         server = await hl7.mllp.start_hl7_server(
-            self._client, "127.0.0.1", 0, encoding="utf-8", limit=16 * 1024 * 1024, ssl=self.tls
+            self._client,
+            "127.0.0.1",
+            self.port,
+            encoding="utf-8",
+            limit=16 * 1024 * 1024,
+            ssl=self.tls,
         )
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -338,7 +355,9 @@ class Hl7TestPeer:
                 if action == "drop":
                     writer.close()
                     return
-                code = "AA" if action == "wrong-id" else action
+                if action == "delay":
+                    await asyncio.sleep(self.delay_s)
+                code = "AA" if action in ("wrong-id", "delay") else action
                 ack = message.create_ack(code, message_id=f"ACK{len(self.received)}")
                 if action == "wrong-id":
                     ack.segment("MSA")[2] = "SOMETHING-ELSE"
