@@ -20,7 +20,7 @@ from pynetdicom.dsutils import split_dataset
 from gateway import metrics as m
 from gateway.cli import main
 from gateway.durable import ensure_dir
-from gateway.intake.accept import Intake, ReceivedObject
+from gateway.intake.accept import Intake, Outcome, ReceivedObject
 from gateway.metrics import Metrics
 from gateway.processing import workers as workers_module
 from gateway.processing.package import ReportPackage
@@ -53,8 +53,14 @@ class Gateway:
 
     def receive(self, path: Path) -> int:
         """Hand a file to intake as the SCP would; returns the job id."""
+        outcome = self.offer(path)
+        assert outcome.status == 0, outcome
+        return self.store.list_jobs(limit=1)[0].id
+
+    def offer(self, path: Path) -> Outcome:
+        """Hand a file to intake as the SCP would; what the sender is told."""
         meta, offset = split_dataset(path)
-        outcome = self.intake.accept(
+        return self.intake.accept(
             ReceivedObject(
                 sop_class_uid=str(meta.MediaStorageSOPClassUID),
                 sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
@@ -65,8 +71,6 @@ class Gateway:
                 peer="127.0.0.1:4000",
             )
         )
-        assert outcome.status == 0, outcome
-        return self.store.list_jobs(limit=1)[0].id
 
     def process_all(self) -> None:
         while self.pipeline.run_once("test-worker"):
@@ -314,3 +318,18 @@ def test_intake_and_processing_agree_on_the_patient_of_a_multi_valued_id(gw, ven
     [delivery] = gw.store.list_deliveries()
     assert gw.store.get_job(job_id).patient_key == delivery.patient_key
     assert any("PatientID holds 2 values" in w for w in gw.package(job_id).report.warnings)
+
+
+def test_a_header_element_that_cannot_be_read_refuses_the_object_before_the_spool(
+    gw, vendor, tmp_path
+):
+    """PatientID with an invalid VR (found by bench/reliability.py): pydicom raises when
+    it is read. Refused with a named status, not an internal error, and nothing written."""
+    sent = samples.copy_with_new_uid(vendor, tmp_path / "bad-vr.dcm")
+    raw = bytearray(sent.read_bytes())
+    at = raw.index(b"\x10\x00\x20\x00LO")  # (0010,0020) PatientID, explicit VR
+    raw[at + 4 : at + 6] = b"Z9"
+    sent.write_bytes(bytes(raw))
+    outcome = gw.offer(sent)
+    assert (outcome.status, outcome.reason) == (0xC000, "undecodable")
+    assert list(gw.spool.iterdir()) == [] and gw.store.list_jobs() == []

@@ -110,7 +110,7 @@ class Intake:
         except StoreError as exc:
             return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         checked = check_object(obj)
-        if isinstance(checked, Outcome):
+        if isinstance(checked, Outcome):  # refused before anything is written
             return self._reject(label, checked)
         stored = self._spool(obj, sha)
         if isinstance(stored, Outcome):
@@ -129,7 +129,7 @@ class Intake:
             return Outcome(OUT_OF_RESOURCES, "spool-write-failed", f"spool write failed: {exc}")
 
     def _enqueue(
-        self, obj: ReceivedObject, sha: str, path: Path, label: str, ds: Dataset
+        self, obj: ReceivedObject, sha: str, path: Path, label: str, header: HeaderFacts
     ) -> Outcome:
         new = NewJob(
             sop_instance_uid=obj.sop_instance_uid,
@@ -140,11 +140,10 @@ class Intake:
             calling_ae=obj.calling_ae,
             called_ae=obj.called_ae,
             peer=obj.peer,
-            # What routing may choose an engine by, so the workers need not read the header.
-            modality=_text(ds, "Modality"),
-            institution=_text(ds, "InstitutionName"),
-            station=_text(ds, "StationName"),
-            patient_key=_patient_key(ds, obj.sop_instance_uid),
+            modality=header.modality,
+            institution=header.institution,
+            station=header.station,
+            patient_key=header.patient_key,
         )
         try:
             enqueued = self.store.add_job(new)
@@ -184,8 +183,30 @@ class Intake:
         return outcome
 
 
-def check_object(obj: ReceivedObject) -> Outcome | Dataset:
-    """Why this object cannot be accepted, or its parsed dataset when it is fit to spool."""
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What the job row keeps of the header, read here, before anything is written: an
+    element that cannot be read refuses the object instead of failing after the spool.
+    Routing may choose an engine by modality, institution and station, so the workers need
+    not read the header again; the patient key keeps a patient's deliveries in order."""
+
+    modality: str
+    institution: str
+    station: str
+    patient_key: str
+
+    @classmethod
+    def of(cls, ds: Dataset, sop_instance_uid: str) -> HeaderFacts:
+        return cls(
+            _text(ds, "Modality"),
+            _text(ds, "InstitutionName"),
+            _text(ds, "StationName"),
+            _patient_key(ds, sop_instance_uid),
+        )
+
+
+def check_object(obj: ReceivedObject) -> Outcome | HeaderFacts:
+    """Why this object cannot be accepted, or its header facts when it is fit to spool."""
     if obj.sop_class_uid not in KIND_BY_SOP_CLASS:
         return Outcome(
             SOP_CLASS_NOT_SUPPORTED, "sop-class-not-supported", "SOP class not supported"
@@ -196,7 +217,7 @@ def check_object(obj: ReceivedObject) -> Outcome | Dataset:
         return Outcome(CANNOT_UNDERSTAND, "undecodable", f"cannot decode: {type(exc).__name__}")
 
 
-def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | Dataset:
+def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | HeaderFacts:
     # Identity first: garbage has none, while a cut-off object keeps it (it comes first).
     if not ds.get("SOPClassUID") or not ds.get("SOPInstanceUID"):
         return Outcome(CANNOT_UNDERSTAND, "undecodable", "no SOP Class UID or SOP Instance UID")
@@ -210,7 +231,7 @@ def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | Dataset:
     if problem is not None:
         slug, comment = problem
         return Outcome(DATASET_DOES_NOT_MATCH_SOP_CLASS, slug, comment)
-    return ds
+    return HeaderFacts.of(ds, obj.sop_instance_uid)
 
 
 def _truncated_element(ds: Dataset) -> str | None:
