@@ -112,6 +112,9 @@ def _enqueue(
             hashlib.sha256(uid.encode()).hexdigest(),
             str(spool),
             pkg.kind,
+            pkg.association.calling_ae,
+            pkg.association.called_ae,
+            pkg.association.peer_address,
         ),
         now=now,
     )

@@ -194,7 +194,8 @@ def test_waiting_gives_up_after_the_timeout_and_says_what_is_missing(tmp_path) -
 
     config = GatewayConfig(data_dir=tmp_path)
     store = Store(config.store_path)
-    store.add_job(NewJob("1.2.3.4", "1.2.840.10008.5.1.4.1.1.9.1.1", "ab", "x.dcm", "ecg-waveform"))
+    ecg_class = "1.2.840.10008.5.1.4.1.1.9.1.1"
+    store.add_job(NewJob("1.2.3.4", ecg_class, "ab", "x.dcm", "ecg-waveform", "CART", "ECGGW", ""))
     store.close()
     sample = DemoSample("stuck ECG", tmp_path / "x.dcm", "1.2.3.4")
     started = time.monotonic()

@@ -138,12 +138,17 @@ def _acknowledged(row: Row, item: Sent, evidence: Evidence, label: str) -> None:
         row.reported += 1
 
 
+def _given_up(error: str | None, row: Row, label: str) -> str:
+    """A job or delivery given up counts as failed only with its reason; without, lost."""
+    if error:
+        return "failed"
+    row.note("lost", f"{label}: given up without a reason")
+    return "lost"
+
+
 def _fate(job, evidence: Evidence, uid: str, row: Row, label: str) -> str:
     if job.state == "failed":
-        if job.error:
-            return "failed"
-        row.note("lost", f"{label}: failed without a reason")
-        return "lost"
+        return _given_up(job.error, row, label)
     if job.state != "done":
         row.note("lost", f"{label}: job still {job.state}")
         return "lost"
@@ -169,10 +174,7 @@ def _delivery_fate(delivery, evidence: Evidence, uid: str, row: Row, label: str)
         row.duplicated += 1
         row.note("duplicated", f"{label}: {held} copies at {delivery.destination}")
     if delivery.state == "dead":
-        if delivery.last_error:
-            return "failed"
-        row.note("lost", f"{label}: dead without a reason")
-        return "lost"
+        return _given_up(delivery.last_error, row, f"{label} to {delivery.destination}")
     if delivery.state != "sent":
         row.note("lost", f"{label}: delivery to {delivery.destination} still {delivery.state}")
         return "lost"

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom.dsutils import split_dataset
 
@@ -219,28 +221,30 @@ def _byte_flips(directory: Path, bases: list[Dataset], rng: random.Random) -> It
         yield _raw_case(directory, f"flip-{i:03d}", "bytes flipped", bytes(raw), uid)
 
 
-_TAGS = {
-    "PatientName": (0x0010, 0x0010),
-    "PatientID": (0x0010, 0x0020),
-    "PatientBirthDate": (0x0010, 0x0030),
-    "SOPClassUID": (0x0008, 0x0016),
-    "WaveformSequence": (0x5400, 0x0100),
-    "NumberOfWaveformChannels": (0x003A, 0x0005),
-    "NumberOfWaveformSamples": (0x003A, 0x0010),
-    "SamplingFrequency": (0x003A, 0x001A),
-    "ChannelDefinitionSequence": (0x003A, 0x0200),
-    "ChannelSensitivity": (0x003A, 0x0210),
-    "WaveformBitsAllocated": (0x5400, 0x1004),
-    "WaveformSampleInterpretation": (0x5400, 0x1006),
-    "WaveformData": (0x5400, 0x1010),
-}
+# Elements the corpus damages; their tags come from pydicom's data dictionary.
+_DAMAGED_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "SOPClassUID",
+    "WaveformSequence",
+    "NumberOfWaveformChannels",
+    "NumberOfWaveformSamples",
+    "SamplingFrequency",
+    "ChannelDefinitionSequence",
+    "ChannelSensitivity",
+    "WaveformBitsAllocated",
+    "WaveformSampleInterpretation",
+    "WaveformData",
+)
 _LONG_VRS = {b"OB", b"OW", b"OF", b"SQ", b"UN", b"UT", b"UC", b"UR", b"OD", b"OL", b"OV"}
 
 
 def _vr_and_length(directory: Path, bases: list[Dataset]) -> Iterator[Case]:
     """Each tag's first header given another VR (same and other length form, invalid)
     or another length (zero, odd, larger than the file, undefined)."""
-    for index, (keyword, tag) in enumerate(_TAGS.items()):
+    for index, keyword in enumerate(_DAMAGED_KEYWORDS):
+        tag = Tag(tag_for_keyword(keyword))
         for change in ("vr-same", "vr-other", "vr-invalid", "len-0", "len-odd", "len-huge"):
             data, start, uid = _base_file(directory, bases, index)
             damaged = _damage_header(data, start, tag, change)
@@ -249,8 +253,8 @@ def _vr_and_length(directory: Path, bases: list[Dataset]) -> Iterator[Case]:
                 yield _raw_case(directory, name, "wrong VR or length", damaged, uid)
 
 
-def _damage_header(data: bytes, start: int, tag: tuple[int, int], change: str) -> bytes | None:
-    at = data.find(struct.pack("<HH", *tag), start)
+def _damage_header(data: bytes, start: int, tag: BaseTag, change: str) -> bytes | None:
+    at = data.find(struct.pack("<HH", tag.group, tag.element), start)
     if at < 0:
         return None
     raw = bytearray(data)

@@ -26,9 +26,9 @@ class NewJob:
     content_sha256: str
     spool_path: str
     kind: str
-    calling_ae: str = ""
-    called_ae: str = ""
-    peer: str = ""
+    calling_ae: str  # who sent it: a job always says where its object came from
+    called_ae: str
+    peer: str
     # From the header at intake, so routing can choose an engine without reading it again.
     modality: str = ""
     institution: str = ""
