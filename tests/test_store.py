@@ -340,3 +340,25 @@ def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(t
         assert store._query("PRAGMA user_version")[0][0] == 3
     finally:
         store.close()
+
+
+def test_a_job_held_for_its_engine_does_not_hold_back_the_patients_later_ecgs(store):
+    """A VLM unavailable for a day holds its jobs; the patient's other reports still go."""
+    held = store.add_job(_job(uid="1.1", sha="1" * 64, patient_key="p:A"), now=T0).job_id
+    later = store.add_job(_job(uid="1.2", sha="2" * 64, patient_key="p:A"), now=T0).job_id
+    assert store.lease_job("w1", 300, 3, now=T0).id == held
+    assert store.lease_job("w2", 300, 3, now=T0).id == later
+    assert store.hold_job(held, "w1", "held: vlm engine unavailable", T0 + 3600, now=T0)
+    store.complete_job(later, "w2", "/r", [("ehr", "p:A")], now=T0)
+    assert [d.job_id for d in store.lease_due_deliveries(now=T0)] == [later]
+
+
+def test_retrying_a_job_failed_by_worker_deaths_starts_its_deaths_afresh(store):
+    job_id = store.add_job(_job(), now=T0).job_id
+    for death in range(3):
+        assert store.lease_job("w", 300, 3, now=T0 + death).id == job_id
+        store.record_worker_death(job_id, "w", 3, T0 + death, now=T0 + death)
+    assert store.get_job(job_id).state == "failed"
+    assert store.retry_failed_jobs("1.2.3.4", now=T0 + 10) == 1
+    job = store.get_job(job_id)
+    assert (job.state, job.attempts, job.worker_deaths) == ("queued", 0, 0)

@@ -65,16 +65,19 @@ class Store:
 
     def _migrate(self) -> None:
         """Create a new store, or bring an older one up to this version in one transaction."""
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema version {version} is newer than this gateway")
-        if version == SCHEMA_VERSION:
+        if self._schema_version() == SCHEMA_VERSION:
             return
-        existing = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
-        ).fetchone()
+        # The version is read again under the write lock: a CLI and the gateway opening an
+        # older store at the same moment must not both migrate it.
         self._conn.execute("BEGIN IMMEDIATE")
         try:
+            version = self._schema_version()
+            if version == SCHEMA_VERSION:
+                self._conn.execute("COMMIT")
+                return
+            existing = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+            ).fetchone()
             if existing is not None:
                 for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
                     for statement in MIGRATIONS[step]:
@@ -87,6 +90,12 @@ class Store:
         except BaseException:
             self._rollback()
             raise
+
+    def _schema_version(self) -> int:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {version} is newer than this gateway")
+        return version
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -372,10 +381,12 @@ class Store:
         return {r["state"]: r["n"] for r in rows}
 
     def retry_failed_jobs(self, sop_instance_uid: str, now: float | None = None) -> int:
-        """Requeue the failed jobs of a UID with fresh attempts; returns how many."""
+        """Requeue the failed jobs of a UID with fresh attempts (and worker deaths: an
+        operator retries after fixing what killed the worker); returns how many."""
         now = _now(now)
         return self._update(
-            "UPDATE jobs SET state = 'queued', attempts = 0, available_at = ?, error = NULL,"
+            "UPDATE jobs SET state = 'queued', attempts = 0, worker_deaths = 0,"
+            " available_at = ?, error = NULL,"
             " updated_at = ? WHERE sop_instance_uid = ? AND state = 'failed'",
             (now, now, sop_instance_uid),
         )
@@ -413,7 +424,10 @@ class Store:
                     f"   AND e.job_id < d.job_id AND e.state IN {_UNSENT})"
                     f"  AND NOT EXISTS (SELECT 1 FROM jobs k"
                     f"   WHERE k.patient_key = d.patient_key AND k.id < d.job_id"
-                    f"   AND k.state IN ('queued', 'leased'))"
+                    f"   AND k.state IN ('queued', 'leased')"
+                    # a job held for an unavailable engine may wait for days: it holds
+                    # nothing back, or one engine's outage would stop the patient's reports
+                    f"   AND NOT (k.state = 'queued' AND k.error LIKE 'held:%'))"
                     f"  ORDER BY d.job_id, d.id LIMIT :limit) RETURNING id",
                     {
                         "until": now + lease_s,
