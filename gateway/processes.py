@@ -36,6 +36,14 @@ def new_process_pool(processes: int, preload: str) -> ProcessPoolExecutor:
     return pool
 
 
+def kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's processes at once: a job that never returns holds its helper forever.
+    ProcessPoolExecutor has no public way to do this before Python 3.14's terminate_workers,
+    so its process table is read here, in the one place that knows about it."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()
+
+
 def _import(module: str) -> None:
     importlib.import_module(module)
 

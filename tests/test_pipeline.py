@@ -34,7 +34,7 @@ from tests import poison
 class Gateway:
     """Store + spool + intake + pipeline in a temp data dir, workers not started."""
 
-    def __init__(self, data_dir: Path, workers: int = 1) -> None:
+    def __init__(self, data_dir: Path, workers: int = 1, **settings: float) -> None:
         self.data_dir = data_dir
         self.spool = data_dir / "spool"
         self.reports = data_dir / "reports"
@@ -46,7 +46,9 @@ class Gateway:
         self.pipeline = Workers(
             self.store,
             Router(data_dir / "no-routes.yaml", data_dir, optional=True),  # all to the outbox
-            WorkerSettings(reports_dir=self.reports, workers=workers, retry_delay_s=0.0),
+            WorkerSettings(
+                reports_dir=self.reports, workers=workers, retry_delay_s=0.0, **settings
+            ),
             self.metrics,
             on_done=self.finished.append,
         )
@@ -333,3 +335,32 @@ def test_a_header_element_that_cannot_be_read_refuses_the_object_before_the_spoo
     outcome = gw.offer(sent)
     assert (outcome.status, outcome.reason) == (0xC000, "undecodable")
     assert list(gw.spool.iterdir()) == [] and gw.store.list_jobs() == []
+
+
+def test_an_object_whose_processing_never_returns_is_stopped_and_fails(
+    tmp_path, vendor, monkeypatch, caplog
+):
+    """A helper stuck on one object is killed before its lease runs out (the wait for its
+    answer has a limit), counted as a worker death, and the object fails after the
+    allowed number; the other worker goes on meanwhile."""
+    monkeypatch.setattr(workers_module, "process_jobs", poison.process_jobs_or_die)
+    gateway = Gateway(tmp_path / "data", workers=2, lease_s=4.0, max_worker_deaths=2)
+    stuck = samples.changed_copy(vendor, tmp_path / "h.dcm", SOPInstanceUID=poison.HANGING_UID)
+    jobs = [
+        gateway.receive(stuck),
+        gateway.receive(samples.copy_with_new_uid(vendor, tmp_path / "ok.dcm")),
+    ]
+    gateway.pipeline.start()
+    try:
+        deadline = time.monotonic() + 90
+        while set(gateway.store.count_jobs()) - {"done", "failed"}:
+            assert time.monotonic() < deadline, gateway.store.count_jobs()
+            gateway.pipeline.wake()
+            time.sleep(0.1)
+    finally:
+        gateway.pipeline.stop(grace_s=10)
+    hung, fine = (gateway.store.get_job(j) for j in jobs)
+    assert (hung.state, hung.worker_deaths) == ("failed", 2)
+    assert fine.state == "done"
+    assert "no answer from the helper process within 4 s" in caplog.text
+    gateway.store.close()

@@ -34,7 +34,7 @@ from pathlib import Path
 from gateway import metrics as m
 from gateway.alerts import JOB_FAILED, Alert, AlertHook
 from gateway.metrics import Metrics
-from gateway.processes import new_process_pool
+from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.job import JobResult, process_jobs
 from gateway.routing import MatchContext, Router
 from gateway.store import Job, Store, StoreError
@@ -188,17 +188,32 @@ class Workers:
 
     def _process(self, owner: str, jobs: list[Job], choice: EngineChoice) -> list[JobResult] | None:
         """The jobs' results from `owner`'s helper process (in this thread before start);
-        None when that process died on them (out of memory, a crash in native code)."""
+        None when that process died on them (out of memory, a crash in native code) or had
+        to be stopped because it never answered: both count as a worker death."""
         args = (jobs, self._settings.reports_dir, choice)
         with self._lock:
             executor = self._executors.get(owner)
         if executor is None:
             return process_jobs(*args)
         try:
-            return executor.submit(process_jobs, *args).result()
+            # Given up before the lease runs out, so no other worker retakes the job meanwhile.
+            return executor.submit(process_jobs, *args).result(timeout=self._answer_within_s)
         except BrokenProcessPool:
             self._replace_broken_executor(owner, executor)
             return None
+        except TimeoutError:
+            log.error(
+                "%s: no answer from the helper process within %.0f s: it is stopped",
+                ", ".join(_label(job) for job in jobs),
+                self._answer_within_s,
+            )
+            kill_pool(executor)
+            self._replace_broken_executor(owner, executor)
+            return None
+
+    @property
+    def _answer_within_s(self) -> float:
+        return 0.9 * self._settings.lease_s
 
     def _choice_for(self, job: Job) -> EngineChoice:
         """gateway.yaml's engine, unless a routes.yaml rule names another for this object.
