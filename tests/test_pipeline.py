@@ -59,6 +59,18 @@ class Gateway:
         assert outcome.status == 0, outcome
         return self.store.list_jobs(limit=1)[0].id
 
+    def run_until_all_finished(self, timeout_s: float) -> None:
+        """Start the workers, wait until every job is done or failed, stop them."""
+        self.pipeline.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while set(self.store.count_jobs()) - {"done", "failed"}:
+                assert time.monotonic() < deadline, self.store.count_jobs()
+                self.pipeline.wake()
+                time.sleep(0.1)
+        finally:
+            self.pipeline.stop(grace_s=10)
+
     def offer(self, path: Path) -> Outcome:
         """Hand a file to intake as the SCP would; what the sender is told."""
         meta, offset = split_dataset(path)
@@ -289,15 +301,7 @@ def test_an_object_that_kills_its_worker_process_fails_after_max_deaths(
     jobs += [
         gateway.receive(samples.copy_with_new_uid(vendor, tmp_path / f"{i}.dcm")) for i in range(3)
     ]
-    gateway.pipeline.start()
-    try:
-        deadline = time.monotonic() + 120
-        while set(gateway.store.count_jobs()) - {"done", "failed"}:
-            assert time.monotonic() < deadline, gateway.store.count_jobs()
-            gateway.pipeline.wake()
-            time.sleep(0.1)
-    finally:
-        gateway.pipeline.stop(grace_s=10)
+    gateway.run_until_all_finished(timeout_s=120)
     dead, *fine = (gateway.store.get_job(j) for j in jobs)
     assert (dead.state, dead.worker_deaths, dead.attempts) == ("failed", 3, 0)
     assert dead.error == "the worker process died each of the 3 times it processed this object"
@@ -350,15 +354,7 @@ def test_an_object_whose_processing_never_returns_is_stopped_and_fails(
         gateway.receive(stuck),
         gateway.receive(samples.copy_with_new_uid(vendor, tmp_path / "ok.dcm")),
     ]
-    gateway.pipeline.start()
-    try:
-        deadline = time.monotonic() + 90
-        while set(gateway.store.count_jobs()) - {"done", "failed"}:
-            assert time.monotonic() < deadline, gateway.store.count_jobs()
-            gateway.pipeline.wake()
-            time.sleep(0.1)
-    finally:
-        gateway.pipeline.stop(grace_s=10)
+    gateway.run_until_all_finished(timeout_s=90)
     hung, fine = (gateway.store.get_job(j) for j in jobs)
     assert (hung.state, hung.worker_deaths) == ("failed", 2)
     assert fine.state == "done"
