@@ -4,6 +4,7 @@ the config they name, and running against its store."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +15,22 @@ from gateway.store import Store, StoreError
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", type=Path, help="gateway.yaml (default: embedded defaults)")
-    p.add_argument("--data-dir", type=Path, help="override data_dir (spool, store, reports)")
+    """-c and --data-dir, defaulting to $ECG_GATEWAY_CONFIG and $ECG_GATEWAY_DATA_DIR (how
+    a container or service unit passes them)."""
+    config, data_dir = os.environ.get("ECG_GATEWAY_CONFIG"), os.environ.get("ECG_GATEWAY_DATA_DIR")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path(config) if config else None,
+        help="gateway.yaml (default: $ECG_GATEWAY_CONFIG, else embedded defaults)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(data_dir) if data_dir else None,
+        help="override data_dir (spool, store, reports; default: $ECG_GATEWAY_DATA_DIR)",
+    )
 
 
 def load_config(args: argparse.Namespace, **overrides: object) -> GatewayConfig:
