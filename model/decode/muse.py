@@ -15,20 +15,19 @@ import zlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 
 import numpy as np
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import parse
 
 from model.decode.acquisition import checked_sampling_rate, describe_filters
 from model.decode.demographics import BIRTH_DATE_LEFT_OUT, age_string, sex_code
 from model.decode.leads import add_channel, lead_from_text, stack_leads
 from model.decode.units import millivolts_per_unit
+from model.decode.xml_document import MUSE as MUSE_ROOT
+from model.decode.xml_document import parse_xml
 from model.ecg import Ecg, EcgMetadata, derive_limb_leads
 from model.errors import EcgDecodeError
 
-MUSE_ROOT = "RestingECG"
 _SAMPLE_BYTES = 2  # MUSE stores every lead as int16
 # HighPassFilter is given in hundredths of a hertz (56 = 0.56 Hz); the others in hertz.
 _HIGH_PASS_SCALE = 0.01
@@ -36,7 +35,11 @@ _HIGH_PASS_SCALE = 0.01
 
 def decode_muse(path: Path) -> Ecg:
     """The 'Rhythm' waveform as the signal, the 'Median' waveform as median beats."""
-    root = parse_muse(path)
+    return decode_muse_root(path, parse_muse(path))
+
+
+def decode_muse_root(path: Path, root: Element) -> Ecg:
+    """decode_muse for a document already parsed (model.decode.xml_document)."""
     rhythm = _waveform(root, "Rhythm")
     if rhythm is None:
         raise EcgDecodeError(path, "MUSE XML has no Rhythm waveform")
@@ -71,19 +74,10 @@ def read_muse_measurements(path: str | Path) -> dict[str, float]:
 
 def parse_muse(path: Path) -> Element:
     """The RestingECG root element; EcgDecodeError for anything else or unsafe XML."""
-    try:
-        root = parse(path).getroot()
-    except DefusedXmlException as exc:
-        raise EcgDecodeError(path, f"XML refused for safety ({type(exc).__name__})") from None
-    except ParseError as exc:
-        raise EcgDecodeError(path, f"malformed XML ({exc})") from None
-    except OSError as exc:
-        raise EcgDecodeError(path, f"cannot read file ({type(exc).__name__})") from None
+    root = parse_xml(path)
     if root.tag != MUSE_ROOT:
         raise EcgDecodeError(
-            path,
-            f"unsupported XML document (root element <{root.tag}>); only GE MUSE "
-            f"<{MUSE_ROOT}> XML is supported",
+            path, f"not GE MUSE XML (root element <{root.tag}>, expected <{MUSE_ROOT}>)"
         )
     return root
 
