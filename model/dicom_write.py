@@ -9,7 +9,6 @@ IOD that admits them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +18,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import DSfloat
 
+from model.decode.acquisition import parse_filters
 from model.decode.leads import CODE_BY_NAME
 from model.ecg import Ecg, EcgMetadata
 
@@ -36,9 +36,11 @@ _PADDING_CODE = -32768  # marks samples the source did not have (NaN)
 # Leads outside CID 3001 (e.g. MIT-BIH's MLII) get a local code; PS3.3 8.2 reserves
 # coding scheme designators starting with '99' for local schemes.
 _LOCAL_SCHEME = "99ECGGW"
-_FILTERS = re.compile(
-    r"^(?P<low>[\d.]+|\?)-(?P<high>[\d.]+|\?) Hz(?:, notch (?P<notch>[\d.]+) Hz)?$"
-)
+_FILTER_KEYWORDS = {
+    "high_pass": "FilterLowFrequency",
+    "low_pass": "FilterHighFrequency",
+    "notch": "NotchFilterFrequency",
+}
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def _multiplex_group(
     originality: str,
     filters: dict[str, str],
 ) -> Dataset:
-    steps = [_sensitivity_uv(lead) for lead in signal]
+    steps = [sensitivity_uv(lead) for lead in signal]
     codes = np.stack([_quantise(lead, step) for lead, step in zip(signal, steps, strict=True)])
     group = Dataset()
     group.WaveformOriginality = originality
@@ -152,7 +154,8 @@ def _multiplex_group(
     return group
 
 
-def _sensitivity_uv(samples_mv: np.ndarray) -> float:
+def sensitivity_uv(samples_mv: np.ndarray) -> float:
+    """The finest step of SENSITIVITY_STEPS_UV that holds the lead's peak in int16."""
     finite = samples_mv[np.isfinite(samples_mv)]
     peak_uv = float(np.abs(finite).max()) * 1000 if finite.size else 0.0
     for step in SENSITIVITY_STEPS_UV:
@@ -203,15 +206,7 @@ def _code(value: str, scheme: str, meaning: str, version: str | None = None) -> 
 
 def _filter_values(description: str | None) -> dict[str, str]:
     """The decoders' '0.56-150 Hz, notch 50 Hz' back as channel filter attributes."""
-    match = _FILTERS.match(description or "")
-    if not match:
-        return {}
-    values = {
-        "FilterLowFrequency": match["low"],
-        "FilterHighFrequency": match["high"],
-        "NotchFilterFrequency": match["notch"],
-    }
-    return {keyword: value for keyword, value in values.items() if value not in (None, "?")}
+    return {_FILTER_KEYWORDS[key]: value for key, value in parse_filters(description).items()}
 
 
 def _add_patient(ds: Dataset, meta: EcgMetadata) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model.decode.aecg import decode_aecg
 from model.decode.detect import DICOM, WFDB, detect_format
 from model.decode.dicom import decode_dicom
 from model.decode.muse import decode_muse_root, read_muse_measurements
@@ -37,4 +38,4 @@ def load(path: str | Path) -> Ecg:
         return decode_philips(path, root)
     if kind == MUSE:
         return decode_muse_root(path, root)
-    raise AssertionError(kind)
+    return decode_aecg(path, root)
