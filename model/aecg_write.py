@@ -53,9 +53,7 @@ def ecg_to_aecg(ecg: Ecg) -> bytes:
         _series_header(
             derived, "REPRESENTATIVE_BEAT", "Representative Beat Waveforms", start, 0, meta
         )
-        _sequence_set(
-            derived, ecg.median_beats, ecg.median_sampling_rate, ecg.lead_names, None
-        )
+        _sequence_set(derived, ecg.median_beats, ecg.median_sampling_rate, ecg.lead_names, None)
     _annotations(series, meta)
     indent(root, space=" ")
     return tostring(root, encoding="utf-8", xml_declaration=True)

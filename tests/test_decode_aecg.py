@@ -36,12 +36,18 @@ def test_rhythm_and_representative_beat(shared_data):
     ecg = model.load(path)
     assert ecg.lead_names == STANDARD_LEADS
     assert (ecg.sampling_rate, ecg.signal.shape) == (500, (12, 5000))
-    for lead, code in (("I", "MDC_ECG_LEAD_I"), ("aVR", "MDC_ECG_LEAD_AVR"), ("V6", "MDC_ECG_LEAD_V6")):
+    for lead, code in (
+        ("I", "MDC_ECG_LEAD_I"),
+        ("aVR", "MDC_ECG_LEAD_AVR"),
+        ("V6", "MDC_ECG_LEAD_V6"),
+    ):
         np.testing.assert_allclose(ecg.lead(lead), _digits(path, code) * SCALE_MV, atol=1e-6)
     assert ecg.median_sampling_rate == 500
     index = ecg.lead_names.index("V2")
     np.testing.assert_allclose(
-        ecg.median_beats[index], _digits(path, "MDC_ECG_LEAD_V2", derived=True) * SCALE_MV, atol=1e-6
+        ecg.median_beats[index],
+        _digits(path, "MDC_ECG_LEAD_V2", derived=True) * SCALE_MV,
+        atol=1e-6,
     )
 
 
@@ -107,13 +113,18 @@ def _second_lead_cut(text: str) -> str:
 
 BAD = {
     "cut in half": (lambda t: t[: len(t) // 2], "malformed XML"),
-    "lengths disagree": (_second_lead_cut, "rhythm series: lead II holds 3 samples where the others hold 5000"),
+    "lengths disagree": (
+        _second_lead_cut,
+        "rhythm series: lead II holds 3 samples where the others hold 5000",
+    ),
     "absurd scale": (
         lambda t: t.replace('<scale value="2.5" unit="uV"/>', '<scale value="5e9" unit="uV"/>', 1),
         "rhythm series lead I scale: 5e+09 uV per digit is not in (0, 1000]",
     ),
     "scale not a voltage": (
-        lambda t: t.replace('<scale value="2.5" unit="uV"/>', '<scale value="2.5" unit="mmHg"/>', 1),
+        lambda t: t.replace(
+            '<scale value="2.5" unit="uV"/>', '<scale value="2.5" unit="mmHg"/>', 1
+        ),
         "lead I scale: '2.5' 'mmHg' is not a voltage",
     ),
     "no scale": (
@@ -125,11 +136,15 @@ BAD = {
         "rhythm series lead I digits: holds a value that is not a number",
     ),
     "zero time increment": (
-        lambda t: t.replace('<increment value="0.002" unit="s"/>', '<increment value="0" unit="s"/>', 1),
+        lambda t: t.replace(
+            '<increment value="0.002" unit="s"/>', '<increment value="0" unit="s"/>', 1
+        ),
         "rhythm series time increment: 0.0 s is not a sampling interval",
     ),
     "absurd sampling rate": (
-        lambda t: t.replace('<increment value="0.002" unit="s"/>', '<increment value="1e-9" unit="s"/>', 1),
+        lambda t: t.replace(
+            '<increment value="0.002" unit="s"/>', '<increment value="1e-9" unit="s"/>', 1
+        ),
         "sampling frequency 1e+09 Hz",
     ),
     "no time sequence": (
@@ -153,7 +168,9 @@ BAD = {
         "42 lead sequences; at most 24 allowed",
     ),
     "no series": (
-        lambda t: re.sub(r"<component>\s*<series>.*</series>\s*</component>", "", t, flags=re.S),
+        lambda t: re.sub(
+            r"<component>\s*<series>.*</series>\s*</component>", "", t, flags=re.DOTALL
+        ),
         "series: the document has no component/series",
     ),
 }
