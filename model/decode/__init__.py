@@ -13,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from model.decode.aecg import decode_aecg
-from model.decode.detect import DICOM, WFDB, detect_format
+from model.decode.detect import DICOM, SCP, WFDB, detect_format
 from model.decode.dicom import decode_dicom
 from model.decode.muse import decode_muse_root, read_muse_measurements
 from model.decode.philips import decode_philips
+from model.decode.scp import decode_scp
 from model.decode.wfdb_record import decode_wfdb
 from model.decode.xml_document import MUSE, PHILIPS, parse_xml, xml_format
 from model.ecg import Ecg
@@ -32,6 +33,8 @@ def load(path: str | Path) -> Ecg:
         return decode_dicom(path)
     if detected.kind == WFDB:
         return decode_wfdb(path, detected.wfdb_header)
+    if detected.kind == SCP:
+        return decode_scp(path)
     root = parse_xml(path)
     kind = xml_format(path, root)
     if kind == PHILIPS:
