@@ -20,6 +20,7 @@ from pydicom.valuerep import DSfloat
 
 from model.decode.acquisition import parse_filters
 from model.decode.leads import CODE_BY_NAME
+from model.decode.waveform_annotations import annotation_sequence
 from model.ecg import Ecg, EcgMetadata
 
 TWELVE_LEAD_ECG_STORAGE = "1.2.840.10008.5.1.4.1.1.9.1.1"
@@ -107,6 +108,11 @@ def ecg_to_dicom(
     _add_waveform_identification(ds, ecg.metadata.acquisition_time or created, created)
     ds.AcquisitionContextSequence = Sequence()
     ds.WaveformSequence = Sequence(groups)
+    meta = ecg.metadata
+    if meta.device_measurements or meta.device_statements:
+        ds.WaveformAnnotationSequence = annotation_sequence(
+            meta.device_measurements, meta.device_statements
+        )
     ds.file_meta = _file_meta(ds)
     ds.preamble = b"\x00" * 128
     return ds

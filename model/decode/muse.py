@@ -195,7 +195,47 @@ def _metadata(root: Element, rhythm: Element) -> EcgMetadata:
         filters=_filters(rhythm),
         warnings=(BIRTH_DATE_LEFT_OUT,) if patient_field("DateofBirth") and not birth_date else (),
         source_format="muse-xml",
+        device_measurements=_device_measurements(root),
+        device_statements=_statements(root.find("Diagnosis")),
     )
+
+
+# GE's measurement names -> Measurements keys (QTCorrected names no formula).
+_MEASUREMENT_KEYS = {
+    "VentricularRate": "heart_rate_bpm",
+    "PRInterval": "pr_ms",
+    "QRSDuration": "qrs_ms",
+    "QTInterval": "qt_ms",
+    "QTCorrected": "qtc_ms",
+    "QTcFrederica": "qtc_fridericia_ms",
+    "PAxis": "p_axis_deg",
+    "RAxis": "qrs_axis_deg",
+    "TAxis": "t_axis_deg",
+}
+
+
+def _device_measurements(root: Element) -> tuple[tuple[str, float], ...]:
+    block = root.find("RestingECGMeasurements")
+    found = []
+    for tag, key in _MEASUREMENT_KEYS.items():
+        number = _number(block.findtext(tag)) if block is not None else None
+        if number is not None:
+            found.append((key, number))
+    return tuple(found)
+
+
+def _statements(diagnosis: Element | None) -> tuple[str, ...]:
+    """GE splits a statement over several DiagnosisStatements; ENDSLINE ends one."""
+    lines, current = [], ""
+    for statement in diagnosis.findall("DiagnosisStatement") if diagnosis is not None else []:
+        piece = (statement.findtext("StmtText") or "").strip()
+        joiner = "" if not current or piece[:1] in ",.;:)" else " "
+        current += joiner + piece
+        flags = " ".join(flag.text or "" for flag in statement.findall("StmtFlag"))
+        if "ENDSLINE" in flags and current:
+            lines.append(current)
+            current = ""
+    return tuple(lines + ([current] if current else []))
 
 
 def _field_reader(section: Element | None) -> Callable[[str], str | None]:
