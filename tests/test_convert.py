@@ -74,6 +74,9 @@ def test_to_dicom_and_back(shared_data, tmp_path, capsys, relative):
     _assert_same_ecg(original, again)
     dump = subprocess.run(["dcmdump", "-q", str(out)], check=False, capture_output=True, text=True)
     assert dump.returncode == 0 and "(5400,0100)" in dump.stdout, dump.stderr
+    # the device's measurements and statements travel as Waveform Annotations
+    assert again.metadata.device_measurements == original.metadata.device_measurements
+    assert again.metadata.device_statements == original.metadata.device_statements
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")
