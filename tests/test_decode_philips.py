@@ -14,6 +14,7 @@ import sierraecg
 
 import model
 from model import STANDARD_LEADS, EcgDecodeError
+from tests.device_measurements import assert_engine_agrees
 
 V103 = "vendor/sierra/129DYPRG.XML"  # UTF-8, HeartStart MRx
 V104 = "vendor/sierra/2020-5-18_15-48-11.xml"  # UTF-16, PageWriter TC, representative beats
@@ -100,14 +101,8 @@ def test_the_carts_measurements_and_statements_are_kept(shared_data):
 @pytest.mark.parametrize("relative", FILES)
 def test_engine_agrees_with_the_cart_on_rate_pr_qt(shared_data, relative):
     """Same tolerances as against GE's measurements (tests/test_measure_real.py)."""
-    ecg = model.load(shared_data / relative)
-    cart = dict(ecg.metadata.device_measurements)
-    ours = model.analyze(ecg).measurements
-    assert ours.heart_rate_bpm == pytest.approx(cart["heart_rate_bpm"], abs=2)
-    assert ours.pr_ms == pytest.approx(cart["pr_ms"], abs=30)
-    assert ours.qt_ms == pytest.approx(cart["qt_ms"], abs=25)
-    assert ours.p_axis_deg == pytest.approx(cart["p_axis_deg"], abs=10)
-    assert ours.t_axis_deg == pytest.approx(cart["t_axis_deg"], abs=15)
+    tolerances = {"heart_rate_bpm": 2, "pr_ms": 30, "qt_ms": 25, "p_axis_deg": 10}
+    assert_engine_agrees(model.load(shared_data / relative), {**tolerances, "t_axis_deg": 15})
 
 
 @pytest.mark.xfail(
@@ -118,9 +113,7 @@ def test_engine_agrees_with_the_cart_on_rate_pr_qt(shared_data, relative):
 )
 @pytest.mark.parametrize("relative", FILES)
 def test_engine_agrees_with_the_cart_on_qrs(shared_data, relative):
-    ecg = model.load(shared_data / relative)
-    ours = model.analyze(ecg).measurements
-    assert ours.qrs_ms == pytest.approx(dict(ecg.metadata.device_measurements)["qrs_ms"], abs=15)
+    assert_engine_agrees(model.load(shared_data / relative), {"qrs_ms": 15})
 
 
 @pytest.mark.parametrize("relative", FILES)

@@ -12,6 +12,7 @@ boundaries are not carried: the Ecg type has no place for fiducials.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -21,8 +22,9 @@ from model.decode.acquisition import checked_sampling_rate, describe_filters
 from model.decode.demographics import BIRTH_DATE_LEFT_OUT, age_string, dicom_date, sex_code
 from model.decode.leads import add_channel, lead_from_code, stack_leads
 from model.decode.units import millivolts_per_unit
+from model.decode.xml_document import find, findall, xml_number
 from model.ecg import Ecg, EcgMetadata, derive_limb_leads
-from model.errors import EcgDecodeError
+from model.errors import raise_field_error
 
 FORMAT = "HL7 aECG"
 HL7 = "{urn:hl7-org:v3}"
@@ -51,6 +53,11 @@ MEASUREMENT_CODES = {
 _SKIPPED_ANNOTATIONS = ("MDC_ECG_BEAT", "MDC_ECG_WAVC")  # per-beat containers and waves
 
 
+_fail = partial(raise_field_error, FORMAT)
+_find = partial(find, namespace=HL7)
+_findall = partial(findall, namespace=HL7)
+
+
 def decode_aecg(path: Path, root: Element) -> Ecg:
     """The RHYTHM series as the signal, its REPRESENTATIVE_BEAT derivation as median beats."""
     series = _rhythm_series(path, root)
@@ -67,20 +74,6 @@ def decode_aecg(path: Path, root: Element) -> Ecg:
     )
 
 
-def _fail(path: Path, field: str, problem: str) -> None:
-    raise EcgDecodeError(path, f"{FORMAT} {field}: {problem}")
-
-
-def _find(element: Element | None, steps: str) -> Element | None:
-    if element is None:
-        return None
-    return element.find("/".join(HL7 + step for step in steps.split("/")))
-
-
-def _findall(element: Element, steps: str) -> list[Element]:
-    return element.findall("/".join(HL7 + step for step in steps.split("/")))
-
-
 def _attribute(element: Element | None, steps: str, name: str) -> str | None:
     found = _find(element, steps) if steps else element
     value = found.get(name) if found is not None else None
@@ -89,14 +82,6 @@ def _attribute(element: Element | None, steps: str, name: str) -> str | None:
 
 def _code(element: Element) -> str:
     return _attribute(element, "code", "code") or ""
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text) if text else None
-    except ValueError:
-        return None
-    return value if value is not None and np.isfinite(value) else None
 
 
 def _rhythm_series(path: Path, root: Element) -> Element:
@@ -135,7 +120,7 @@ def _sequence_set(path: Path, series: Element, where: str) -> tuple[float, dict]
 
 def _rate(path: Path, time: Element, where: str) -> float:
     increment = _find(time, "value/increment")
-    value = _number(increment.get("value")) if increment is not None else None
+    value = xml_number(increment.get("value")) if increment is not None else None
     unit = (increment.get("unit") or "s") if increment is not None else "s"
     if value is None or unit not in _SECONDS or value <= 0:
         _fail(
@@ -182,7 +167,7 @@ def _quantity_mv(path: Path, element: Element | None, where: str, default: float
         if default is None:
             _fail(path, where, "missing")
         return default
-    value, unit = _number(element.get("value")), element.get("unit") or ""
+    value, unit = xml_number(element.get("value")), element.get("unit") or ""
     per_unit = millivolts_per_unit(unit)
     if value is None or per_unit is None:
         _fail(path, where, f"{element.get('value')!r} {unit!r} is not a voltage")
@@ -253,7 +238,7 @@ def _age(root: Element) -> str | None:
             value = _find(observation, "value")
             if value is not None and value.get("unit") in ("a", "mo", "wk", "d"):
                 unit = {"a": "Y", "mo": "M", "wk": "W", "d": "D"}[value.get("unit")]
-                number = _number(value.get("value"))
+                number = xml_number(value.get("value"))
                 return age_string(int(number), unit) if number is not None else None
     return None
 
@@ -282,7 +267,7 @@ def _filters(series: Element) -> str | None:
     values: dict[str, float] = {}
     for outer in _findall(series, "controlVariable/controlVariable"):
         for inner in _findall(outer, "component/controlVariable"):
-            number = _number(_attribute(inner, "value", "value"))
+            number = xml_number(_attribute(inner, "value", "value"))
             if number is not None:
                 values[f"{_code(outer)}/{_code(inner)}"] = number
     prefix = "MDC_ECG_CTL_VBL_ATTR_FILTER_"
@@ -315,7 +300,7 @@ def _read_annotation(annotation: Element, measurements: dict, statements: list) 
         return
     kind = value.get(XSI_TYPE, "").split(":")[-1]
     if kind == "PQ" and code in MEASUREMENT_CODES:
-        number = _number(value.get("value"))
+        number = xml_number(value.get("value"))
         unit = value.get("unit") or ""
         if number is not None and unit == "s" and MEASUREMENT_CODES[code].endswith("_ms"):
             number *= 1000

@@ -24,7 +24,7 @@ from model.decode.demographics import BIRTH_DATE_LEFT_OUT, age_string, sex_code
 from model.decode.leads import add_channel, lead_from_text, stack_leads
 from model.decode.units import millivolts_per_unit
 from model.decode.xml_document import MUSE as MUSE_ROOT
-from model.decode.xml_document import parse_xml
+from model.decode.xml_document import parse_xml, xml_number
 from model.ecg import Ecg, EcgMetadata, derive_limb_leads
 from model.errors import EcgDecodeError
 
@@ -66,7 +66,7 @@ def read_muse_measurements(path: str | Path) -> dict[str, float]:
     block = parse_muse(Path(path)).find("RestingECGMeasurements")
     measurements: dict[str, float] = {}
     for element in block if block is not None else []:
-        number = _number(element.text)
+        number = xml_number(element.text)
         if number is not None:
             measurements[element.tag] = number
     return measurements
@@ -103,8 +103,8 @@ def _median_beats(
 
 
 def _decode_waveform(path: Path, waveform: Element, where: str) -> tuple[float, dict]:
-    base = _number(waveform.findtext("SampleBase"))
-    exponent = _number(waveform.findtext("SampleExponent")) or 0
+    base = xml_number(waveform.findtext("SampleBase"))
+    exponent = xml_number(waveform.findtext("SampleExponent")) or 0
     if base is None:
         raise EcgDecodeError(path, f"{where}: SampleBase is missing")
     rate = checked_sampling_rate(path, base * 10**exponent, where)
@@ -124,7 +124,7 @@ def _decode_lead(path: Path, lead: Element, where: str) -> tuple[str, np.ndarray
     lead_id = (lead.findtext("LeadID") or "").strip()
     where = f"{where} lead {lead_id or '?'}"
     data = _lead_bytes(path, lead, where)
-    per_bit = _number(lead.findtext("LeadAmplitudeUnitsPerBit"))
+    per_bit = xml_number(lead.findtext("LeadAmplitudeUnitsPerBit"))
     units = lead.findtext("LeadAmplitudeUnits")
     per_unit = millivolts_per_unit(units)
     if per_bit is None or per_unit is None:
@@ -143,12 +143,12 @@ def _lead_bytes(path: Path, lead: Element, where: str) -> bytes:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise EcgDecodeError(path, f"{where}: WaveFormData is not valid base64") from None
-    sample_size = _number(lead.findtext("LeadSampleSize")) or _SAMPLE_BYTES
+    sample_size = xml_number(lead.findtext("LeadSampleSize")) or _SAMPLE_BYTES
     if sample_size != _SAMPLE_BYTES:
         raise EcgDecodeError(path, f"{where}: unsupported sample size {sample_size:g} bytes")
     declared = [
-        _number(lead.findtext("LeadByteCountTotal")),
-        _times(_number(lead.findtext("LeadSampleCountTotal")), _SAMPLE_BYTES),
+        xml_number(lead.findtext("LeadByteCountTotal")),
+        _times(xml_number(lead.findtext("LeadSampleCountTotal")), _SAMPLE_BYTES),
     ]
     if not data or any(count is not None and count != len(data) for count in declared):
         raise EcgDecodeError(
@@ -156,7 +156,7 @@ def _lead_bytes(path: Path, lead: Element, where: str) -> bytes:
             f"{where}: {len(data)} bytes of samples but the file declares "
             f"{' / '.join(f'{c:g}' for c in declared if c is not None)} (truncated or corrupt)",
         )
-    crc = _number(lead.findtext("LeadDataCRC32"))
+    crc = xml_number(lead.findtext("LeadDataCRC32"))
     if crc is not None and zlib.crc32(data) != crc:
         raise EcgDecodeError(path, f"{where}: samples fail the file's CRC32 check (corrupt)")
     return data
@@ -164,13 +164,6 @@ def _lead_bytes(path: Path, lead: Element, where: str) -> bytes:
 
 def _times(value: float | None, factor: int) -> float | None:
     return None if value is None else value * factor
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text.strip()) if text and text.strip() else None
-    except ValueError:
-        return None
 
 
 def _metadata(root: Element, rhythm: Element) -> EcgMetadata:
@@ -218,7 +211,7 @@ def _device_measurements(root: Element) -> tuple[tuple[str, float], ...]:
     block = root.find("RestingECGMeasurements")
     found = []
     for tag, key in _MEASUREMENT_KEYS.items():
-        number = _number(block.findtext(tag)) if block is not None else None
+        number = xml_number(block.findtext(tag)) if block is not None else None
         if number is not None:
             found.append((key, number))
     return tuple(found)
@@ -273,9 +266,9 @@ def _acquired(date: str | None, time: str | None) -> datetime | None:
 
 
 def _filters(waveform: Element) -> str | None:
-    high_pass = _number(waveform.findtext("HighPassFilter"))
+    high_pass = xml_number(waveform.findtext("HighPassFilter"))
     return describe_filters(
         high_pass * _HIGH_PASS_SCALE if high_pass is not None else None,
-        _number(waveform.findtext("LowPassFilter")),
-        _number(waveform.findtext("ACFilter")),
+        xml_number(waveform.findtext("LowPassFilter")),
+        xml_number(waveform.findtext("ACFilter")),
     )

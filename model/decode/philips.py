@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -22,8 +23,9 @@ from model.decode.acquisition import checked_sampling_rate, describe_filters
 from model.decode.demographics import BIRTH_DATE_LEFT_OUT, age_string, dicom_date, sex_code
 from model.decode.leads import add_channel, lead_from_text, stack_leads
 from model.decode.xli import XliError, xli_decode
+from model.decode.xml_document import find, findall, xml_number
 from model.ecg import STANDARD_LEADS, Ecg, EcgMetadata
-from model.errors import EcgDecodeError
+from model.errors import raise_field_error
 
 FORMAT = "Philips Sierra XML"
 NAMESPACE = "{http://www3.medical.philips.com}"
@@ -55,6 +57,11 @@ _MEASUREMENTS = (
 )
 
 
+_fail = partial(raise_field_error, FORMAT)
+_find = partial(find, namespace=NAMESPACE)
+_findall = partial(findall, namespace=NAMESPACE)
+
+
 def decode_philips(path: Path, root: Element) -> Ecg:
     """The parsed waveforms as the signal, representative beats (if any) as median beats."""
     version = _text(root, "documentinfo/documentversion") or "?"
@@ -78,34 +85,15 @@ def decode_philips(path: Path, root: Element) -> Ecg:
     )
 
 
-def _fail(path: Path, field: str, problem: str) -> None:
-    raise EcgDecodeError(path, f"{FORMAT} {field}: {problem}")
-
-
-def _find(element: Element, steps: str) -> Element | None:
-    return element.find("/".join(NAMESPACE + step for step in steps.split("/")))
-
-
-def _findall(element: Element, steps: str) -> list[Element]:
-    return element.findall("/".join(NAMESPACE + step for step in steps.split("/")))
-
-
 def _text(element: Element | None, steps: str) -> str | None:
-    found = _find(element, steps) if element is not None else None
+    found = _find(element, steps)
     text = (found.text or "").strip() if found is not None else ""
     return text or None
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text else None
-    except ValueError:
-        return None
-
-
 def _sampling_rate(path: Path, signal: Element, waveforms: Element) -> float:
-    rate = _number(waveforms.get("samplespersecond"))
-    rate = _number(_text(signal, "samplingrate")) if rate is None else rate
+    rate = xml_number(waveforms.get("samplespersecond"))
+    rate = xml_number(_text(signal, "samplingrate")) if rate is None else rate
     if rate is None:
         _fail(path, "samplingrate", "missing or not a number")
     return checked_sampling_rate(path, rate, f"{FORMAT} samplingrate")
@@ -113,7 +101,7 @@ def _sampling_rate(path: Path, signal: Element, waveforms: Element) -> float:
 
 def _rhythm(path: Path, signal: Element, waveforms: Element, rate: float) -> dict:
     """Each lead in mV, keyed by standard name."""
-    duration = _number(waveforms.get("durationperchannel"))
+    duration = xml_number(waveforms.get("durationperchannel"))
     if duration is None or not 0 < duration <= MAX_DURATION_MS:
         _fail(
             path,
@@ -142,7 +130,7 @@ def _rhythm(path: Path, signal: Element, waveforms: Element, rate: float) -> dic
 def _lead_labels(path: Path, signal: Element, waveforms: Element) -> list[str]:
     """1.04 names its leads; 1.03 implies them from the acquisition type."""
     declared = waveforms.get("numberofleads") or _text(signal, "numberchannelsallocated")
-    count = _number(declared)
+    count = xml_number(declared)
     if count is None or not 1 <= count <= MAX_LEADS or count != int(count):
         _fail(path, "numberofleads", f"{declared!r} is not a lead count of 1-{MAX_LEADS}")
     count = int(count)
@@ -188,7 +176,7 @@ def _uncompressed_leads(
     path: Path, waveforms: Element, data: bytes, n_leads: int, n_samples: int
 ) -> list:
     bits_text = waveforms.get("bitspersample") or waveforms.get("nbitspersample") or "16"
-    dtype = _SAMPLE_TYPES.get(int(_number(bits_text) or 0))
+    dtype = _SAMPLE_TYPES.get(int(xml_number(bits_text) or 0))
     if dtype is None:
         _fail(path, "bitspersample", f"{bits_text!r} is not 8 or 16")
     expected = n_leads * n_samples * np.dtype(dtype).itemsize
@@ -254,7 +242,7 @@ def _resolution(path: Path, signal: Element, waveforms: Element) -> float:
         or _text(signal, "resolution")
         or _text(signal, "signalresolution")
     )
-    value = _number(text)
+    value = xml_number(text)
     if value is None or not 0 < value <= MAX_RESOLUTION_UV:
         _fail(path, "resolution", f"{text!r} uV per bit is not in (0, {MAX_RESOLUTION_UV:g}]")
     return value
@@ -268,8 +256,8 @@ def _median_beats(
     block = _find(root, "waveforms/repbeats")
     if block is None:
         return None, None
-    rate = _number(block.get("samplespersec"))
-    resolution = _number(block.get("resolution"))
+    rate = xml_number(block.get("samplespersec"))
+    resolution = xml_number(block.get("resolution"))
     if not rate or not resolution:
         return None, None
     rate = checked_sampling_rate(path, rate, f"{FORMAT} repbeats samplespersec")
@@ -339,9 +327,9 @@ def _acquired(acquisition: Element | None) -> datetime | None:
 def _filters(root: Element, signal: Element) -> str | None:
     band = _find(root, "reportinfo/reportbandwidth")
     return describe_filters(
-        _number(_text(signal, "hipass") or _text(band, "highpassfiltersetting")),
-        _number(_text(signal, "lowpass") or _text(band, "lowpassfiltersetting")),
-        _number(_text(signal, "acsetting") or _text(band, "notchfiltersetting")),
+        xml_number(_text(signal, "hipass") or _text(band, "highpassfiltersetting")),
+        xml_number(_text(signal, "lowpass") or _text(band, "lowpassfiltersetting")),
+        xml_number(_text(signal, "acsetting") or _text(band, "notchfiltersetting")),
     )
 
 
@@ -357,7 +345,7 @@ def _device_measurements(root: Element) -> tuple[tuple[str, float], ...]:
     found: dict[str, float] = {}
     for block in (b for b in blocks if b is not None):
         for tag, key in _MEASUREMENTS:
-            value = _number(_text(block, tag))
+            value = xml_number(_text(block, tag))
             if value is not None and key not in found:
                 found[key] = value
     return tuple(found.items())

@@ -7,6 +7,7 @@ checked before anything is read into memory.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
@@ -62,3 +63,23 @@ def xml_format(path: Path, root: Element) -> str:
             + ", ".join(f"{label} <{tag}>" for tag, label in FORMAT_NAMES.items()),
         )
     return name
+
+
+def find(element: Element | None, steps: str, namespace: str) -> Element | None:
+    """element.find of 'a/b/c' with every step in `namespace` ('{urn:...}'); None-safe."""
+    if element is None:
+        return None
+    return element.find("/".join(namespace + step for step in steps.split("/")))
+
+
+def findall(element: Element, steps: str, namespace: str) -> list[Element]:
+    return element.findall("/".join(namespace + step for step in steps.split("/")))
+
+
+def xml_number(text: str | None) -> float | None:
+    """A finite number from element text or an attribute; None when absent or not one."""
+    try:
+        value = float(text.strip()) if text and text.strip() else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None

@@ -14,9 +14,10 @@ from __future__ import annotations
 import binascii
 import struct
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from model.errors import EcgDecodeError
+from model.errors import EcgDecodeError, raise_field_error
 
 FORMAT = "SCP-ECG"
 SECTION_HEADER_BYTES = 16
@@ -31,8 +32,7 @@ ZERO_BASED = "section offsets are 0-based (the standard counts from 1)"
 CRC_VARIANT = "section CRCs use a non-standard CRC-16 variant (accepted)"
 
 
-def fail(path: Path, field_name: str, problem: str) -> None:
-    raise EcgDecodeError(path, f"{FORMAT} {field_name}: {problem}")
+fail = partial(raise_field_error, FORMAT)
 
 
 @dataclass
