@@ -13,7 +13,7 @@ import pytest
 
 import model
 from model import STANDARD_LEADS, EcgDecodeError
-from tests.device_measurements import assert_engine_agrees
+from tests.device_measurements import assert_engine_agrees, measurements_text
 
 EXAMPLE = "vendor/aecg/fda_example_aecg.xml"
 MINIMUM = "vendor/aecg/minimum_aecg.xml"
@@ -60,16 +60,10 @@ def test_metadata_and_annotations(shared_data):
     assert meta.acquisition_time.isoformat() == "2002-11-22T09:10:00"
     assert (meta.device_manufacturer, meta.device_model) == ("Mortara Instrument, Inc.", "ELI250")
     assert meta.filters == "?-150 Hz, notch 60 Hz"
-    assert dict(meta.device_measurements) == {
-        "p_duration_ms": 102,
-        "pr_ms": 148,
-        "qrs_ms": 120,
-        "qt_ms": 420,
-        "qtc_ms": 443,
-        "p_axis_deg": 44,
-        "qrs_axis_deg": -61,
-        "t_axis_deg": 86,
-    }
+    assert measurements_text(meta) == (
+        "p_axis_deg=44 p_duration_ms=102 pr_ms=148 qrs_axis_deg=-61 qrs_ms=120 "
+        "qt_ms=420 qtc_ms=443 t_axis_deg=86"
+    )
     assert meta.device_statements == ("Sinus Rhythm",)
 
 

@@ -14,7 +14,7 @@ import sierraecg
 
 import model
 from model import STANDARD_LEADS, EcgDecodeError
-from tests.device_measurements import assert_engine_agrees
+from tests.device_measurements import assert_engine_agrees, measurements_text
 
 V103 = "vendor/sierra/129DYPRG.XML"  # UTF-8, HeartStart MRx
 V104 = "vendor/sierra/2020-5-18_15-48-11.xml"  # UTF-16, PageWriter TC, representative beats
@@ -68,20 +68,11 @@ def test_representative_beats_become_median_beats(shared_data):
 def test_the_carts_measurements_and_statements_are_kept(shared_data):
     meta = model.load(shared_data / V104).metadata
     assert meta.source_format == "philips-xml"
-    assert dict(meta.device_measurements) == {
-        "heart_rate_bpm": 64,
-        "rr_ms": 938,
-        "p_duration_ms": 104,
-        "pr_ms": 164,
-        "qrs_ms": 102,
-        "qt_ms": 399,
-        "qtc_bazett_ms": 412,
-        "qtc_fridericia_ms": 408,
-        "qtc_ms": 412,
-        "p_axis_deg": 27,
-        "qrs_axis_deg": 22,
-        "t_axis_deg": 80,
-    }
+    assert measurements_text(meta) == (
+        "heart_rate_bpm=64 p_axis_deg=27 p_duration_ms=104 pr_ms=164 "
+        "qrs_axis_deg=22 qrs_ms=102 qt_ms=399 qtc_bazett_ms=412 "
+        "qtc_fridericia_ms=408 qtc_ms=412 rr_ms=938 t_axis_deg=80"
+    )
     assert meta.device_statements == (
         "Sinus rhythm (normal P axis, V-rate 50-99)",
         "Abnormal R-wave progression, early transition (QRS area>0 in V2)",

@@ -15,6 +15,7 @@ from scipy.signal import find_peaks
 import model
 from model import EcgDecodeError
 from tests import scp_support as scp
+from tests.device_measurements import measurements_text
 
 HEALFORCE = ["vendor/scp/demodata/ECG_0/62.SCP", "vendor/scp/demodata/ECG_0/63.SCP"]
 PTBXL = "ptbxl/records500/00000/00001_hr"
@@ -122,17 +123,10 @@ def test_patient_acquisition_measurements_and_statements(ptbxl_codes, tmp_path):
     assert (meta.patient_birth_date, meta.patient_age) == ("19610314", "063Y")
     assert meta.acquisition_time.isoformat() == "2024-05-17T10:30:05"
     assert meta.filters == "0.05-150 Hz, notch 50 Hz"
-    assert dict(meta.device_measurements) == {
-        "rr_ms": 857,
-        "heart_rate_bpm": 70,
-        "p_duration_ms": 104,
-        "pr_ms": 160,
-        "qrs_ms": 94,
-        "qt_ms": 400,
-        "p_axis_deg": 45,
-        "qrs_axis_deg": 30,
-        "t_axis_deg": 40,
-    }
+    assert measurements_text(meta) == (
+        "heart_rate_bpm=70 p_axis_deg=45 p_duration_ms=104 pr_ms=160 "
+        "qrs_axis_deg=30 qrs_ms=94 qt_ms=400 rr_ms=857 t_axis_deg=40"
+    )
     assert meta.device_statements == ("Sinus rhythm", "Normal ECG")
 
 

@@ -64,14 +64,7 @@ def decode_aecg(path: Path, root: Element) -> Ecg:
     rate, leads = _sequence_set(path, series, "rhythm series")
     names, signal = stack_leads(derive_limb_leads(leads))
     median_rate, medians = _median_beats(path, series, names)
-    return Ecg(
-        signal=signal,
-        sampling_rate=rate,
-        lead_names=names,
-        metadata=_metadata(root, series),
-        median_beats=medians,
-        median_sampling_rate=median_rate,
-    )
+    return Ecg(signal, rate, names, _metadata(root, series), medians, median_rate)
 
 
 def _attribute(element: Element | None, steps: str, name: str) -> str | None:

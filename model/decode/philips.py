@@ -75,14 +75,7 @@ def decode_philips(path: Path, root: Element) -> Ecg:
     leads = _rhythm(path, signal, waveforms, rate)
     names, samples = stack_leads(leads)
     median_rate, medians = _median_beats(path, root, names)
-    return Ecg(
-        signal=samples,
-        sampling_rate=rate,
-        lead_names=names,
-        metadata=_metadata(root, signal),
-        median_beats=medians,
-        median_sampling_rate=median_rate,
-    )
+    return Ecg(samples, rate, names, _metadata(root, signal), medians, median_rate)
 
 
 def _text(element: Element | None, steps: str) -> str | None:
