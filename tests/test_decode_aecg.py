@@ -164,6 +164,7 @@ BAD = {
 }
 
 
+@pytest.mark.timeout(10)  # a hostile file fails fast: no decoding loop can hang
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_document_names_format_field_and_problem(shared_data, tmp_path, case):
     edit, fragment = BAD[case]
@@ -176,6 +177,21 @@ def test_bad_document_names_format_field_and_problem(shared_data, tmp_path, case
     assert "Clark" not in str(caught.value)
     if "XML" not in fragment:
         assert caught.value.reason.startswith("HL7 aECG ") or "Hz" in fragment
+
+
+@pytest.mark.parametrize(
+    "digits, fragment",
+    [
+        ("1 " * 2_100_000, "4200000 characters exceed the limit for 500000 samples"),
+        ("7 " * 600_000, "600000 samples exceed the limit"),
+    ],
+)
+def test_huge_sequences_are_refused_before_they_are_held(shared_data, tmp_path, digits, fragment):
+    text = (shared_data / MINIMUM).read_text()
+    path = tmp_path / "huge.xml"
+    path.write_text(re.sub(r"<digits>[^<]*</digits>", f"<digits>{digits}</digits>", text))
+    with pytest.raises(EcgDecodeError, match=f"HL7 aECG rhythm series lead II digits: {fragment}"):
+        model.load(path)
 
 
 @pytest.mark.parametrize(

@@ -199,6 +199,12 @@ BAD_FILES = {
         lambda t: t.replace('durationperchannel="11000"', 'durationperchannel="4000000000"'),
         "durationperchannel: '4000000000' ms is not a duration",
     ),
+    "more samples declared than allowed": (
+        lambda t: t.replace('durationperchannel="11000"', 'durationperchannel="600000"').replace(
+            'samplespersecond="500"', 'samplespersecond="1000"'
+        ),
+        "600000 ms at 1000 Hz is 600000 samples per lead, over the 500000 limit",
+    ),
     "duration longer than the data": (
         lambda t: t.replace('durationperchannel="11000"', 'durationperchannel="12000"'),
         "lead chunk 1: 5500 samples but durationperchannel declares 6000",
@@ -233,6 +239,7 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.timeout(10)  # a hostile file fails fast: no decoding loop can hang
 @pytest.mark.parametrize("case", list(BAD_FILES))
 def test_bad_file_names_format_field_and_problem(shared_data, tmp_path, case):
     edit, fragment = BAD_FILES[case]

@@ -12,6 +12,9 @@ from model.errors import EcgDecodeError
 # range is a corrupt attribute, and trusting it would make every interval wrong.
 MIN_SAMPLING_RATE_HZ = 50.0
 MAX_SAMPLING_RATE_HZ = 20_000.0
+# Samples per lead a decoder accepts, checked before anything of that size is allocated:
+# a resting ECG is 10-60 s (30 000 samples at 500 Hz); this is over 8 minutes at 1 kHz.
+MAX_SAMPLES_PER_LEAD = 500_000
 
 
 def checked_sampling_rate(path: Path, rate: float, where: str = "") -> float:

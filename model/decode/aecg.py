@@ -11,6 +11,7 @@ boundaries are not carried: the Ecg type has no place for fiducials.
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,11 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from model.decode.acquisition import checked_sampling_rate, describe_filters
+from model.decode.acquisition import (
+    MAX_SAMPLES_PER_LEAD,
+    checked_sampling_rate,
+    describe_filters,
+)
 from model.decode.demographics import BIRTH_DATE_LEFT_OUT, age_string, dicom_date, sex_code
 from model.decode.leads import add_channel, lead_from_code, stack_leads
 from model.decode.units import millivolts_per_unit
@@ -30,7 +35,9 @@ FORMAT = "HL7 aECG"
 HL7 = "{urn:hl7-org:v3}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 MAX_LEADS = 24
-MAX_SAMPLES = 2_000_000  # per lead: over half an hour at 1 kHz, far beyond a resting ECG
+# A digit and its separator take at least 2 characters and a 16-bit one at most 7: text
+# longer than this cannot hold MAX_SAMPLES_PER_LEAD digits, and is refused before parsing.
+MAX_DIGIT_CHARS = 8 * MAX_SAMPLES_PER_LEAD
 MAX_SCALE_UV = 1000.0
 _TIME_CODES = ("TIME_ABSOLUTE", "TIME_RELATIVE")
 _SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
@@ -137,22 +144,33 @@ def _lead_samples(path: Path, sequence: Element, where: str) -> np.ndarray:
     scale = _quantity_mv(path, _find(value, "scale"), f"{where} scale", default=None)
     if not 0 < scale <= MAX_SCALE_UV / 1000:
         _fail(path, f"{where} scale", f"{scale * 1000:g} uV per digit is not in (0, 1000]")
-    text = (_find(value, "digits").text or "") if _find(value, "digits") is not None else ""
-    words = text.split()
-    if not words:
-        _fail(path, f"{where} digits", "empty")
-    if len(words) > MAX_SAMPLES:
-        _fail(path, f"{where} digits", f"{len(words)} samples exceed the {MAX_SAMPLES} limit")
-    try:  # SLIST digits are integers, and int() is the fastest parse; decimals also read
-        digits = np.array(list(map(int, words)), dtype=np.float64)
-    except (ValueError, OverflowError):
+    digits_element = _find(value, "digits")
+    text = (digits_element.text or "") if digits_element is not None else ""
+    if len(text) > MAX_DIGIT_CHARS:
+        _fail(
+            path,
+            f"{where} digits",
+            f"{len(text)} characters exceed the limit for {MAX_SAMPLES_PER_LEAD} samples",
+        )
+    digits = _parse_digits(path, text, where)
+    return origin + scale * digits
+
+
+def _parse_digits(path: Path, text: str, where: str) -> np.ndarray:
+    """Whitespace-separated numbers, parsed by numpy without a Python object per digit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns, not raises, on a non-number
         try:
-            digits = np.array(words, dtype=np.float64)
-        except ValueError:
+            digits = np.fromstring(text, dtype=np.float64, sep=" ")
+        except (ValueError, DeprecationWarning):
             _fail(path, f"{where} digits", "holds a value that is not a number")
+    if not digits.size:
+        _fail(path, f"{where} digits", "empty")
+    if digits.size > MAX_SAMPLES_PER_LEAD:
+        _fail(path, f"{where} digits", f"{digits.size} samples exceed the limit")
     if not np.all(np.isfinite(digits)):
         _fail(path, f"{where} digits", "holds a value that is not finite")
-    return origin + scale * digits
+    return digits
 
 
 def _quantity_mv(path: Path, element: Element | None, where: str, default: float | None) -> float:

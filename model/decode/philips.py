@@ -19,7 +19,11 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from model.decode.acquisition import checked_sampling_rate, describe_filters
+from model.decode.acquisition import (
+    MAX_SAMPLES_PER_LEAD,
+    checked_sampling_rate,
+    describe_filters,
+)
 from model.decode.demographics import BIRTH_DATE_LEFT_OUT, age_string, dicom_date, sex_code
 from model.decode.leads import add_channel, lead_from_text, stack_leads
 from model.decode.xli import XliError, xli_decode
@@ -32,7 +36,7 @@ NAMESPACE = "{http://www3.medical.philips.com}"
 VERSIONS = ("1.03", "1.04", "1.04.01", "1.04.02")
 # XLI carries up to 16 channels (the DXL algorithm's); a resting ECG is at most 15 leads.
 MAX_LEADS = 16
-MAX_DURATION_MS = 300_000  # a resting ECG is 10-24 s; 5 minutes is already far beyond
+MAX_DURATION_MS = 600_000  # a resting ECG is 10-24 s; samples are capped besides
 MAX_RESOLUTION_UV = 1000.0  # one bit above 1 mV would make every ECG a few steps tall
 _LIMB_LEADS = STANDARD_LEADS[:6]
 _SAMPLE_TYPES = {8: np.int8, 16: np.dtype("<i2")}
@@ -102,6 +106,13 @@ def _rhythm(path: Path, signal: Element, waveforms: Element, rate: float) -> dic
             f"{waveforms.get('durationperchannel')!r} ms is not a duration of 1-{MAX_DURATION_MS} ms",
         )
     n_samples = round(duration * rate / 1000)
+    if n_samples > MAX_SAMPLES_PER_LEAD:
+        _fail(
+            path,
+            "durationperchannel",
+            f"{duration:g} ms at {rate:g} Hz is {n_samples} samples per lead, over the "
+            f"{MAX_SAMPLES_PER_LEAD} limit",
+        )
     labels = _lead_labels(path, signal, waveforms)
     raw = _raw_leads(path, waveforms, len(labels), n_samples)
     if len(raw) != len(labels):

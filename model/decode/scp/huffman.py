@@ -114,11 +114,15 @@ def lookups(tables: list[tuple[Code, ...]]) -> list[_Lookup]:
 
 
 def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndarray:
-    """`n_samples` values from one lead's bit stream (starting with table 1)."""
+    """`n_samples` values from one lead's bit stream (starting with table 1). Only the
+    bytes `n_samples` of the longest code can fill are unpacked: a stream that declares
+    more cannot make the peek table larger."""
+    longest = max(code.total_bits for table in tables for code in table.codes)
+    data = data[: (n_samples * longest + 7) // 8]
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
     n_bits = len(bits)
-    padded = np.concatenate([bits, np.zeros(32, dtype=np.uint8)]).astype(np.uint32)
-    peek = np.zeros(n_bits + 1, dtype=np.uint32)
+    padded = np.concatenate([bits, np.zeros(32, dtype=np.uint8)]).astype(np.uint16)
+    peek = np.zeros(n_bits + 1, dtype=np.uint16)
     for offset in range(MAX_PREFIX_BITS):
         peek |= padded[offset : offset + n_bits + 1] << (MAX_PREFIX_BITS - 1 - offset)
     peek_list = peek.tolist()

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from model.decode.acquisition import MAX_SAMPLES_PER_LEAD
 from model.decode.leads import lead_from_code
 from model.decode.scp.huffman import HuffmanError, decode_stream, lookups, read_tables
 from model.decode.scp.sections import ScpFile, fail
 
 MAX_LEADS = 15  # section 3: the standard's lead set plus Frank leads
-MAX_SAMPLES = 2_000_000  # per lead: over half an hour at 1 kHz
 MAX_AVM_NV = 1_000_000  # 1 mV per step would leave a few steps per beat
 HEALFORCE_STEP = "Healforce packed samples"
 _EINTHOVEN = ("I", "II", "III")
@@ -95,8 +95,12 @@ def read_leads(path: Path, data: bytes) -> Leads:
         fail(path, "section 3", "leads of different start or end samples are not supported")
     first, last = starts.pop(), ends.pop()
     n_samples = last - first + 1
-    if not 1 <= n_samples <= MAX_SAMPLES:
-        fail(path, "section 3", f"samples {first}-{last}: {n_samples} is not 1-{MAX_SAMPLES}")
+    if not 1 <= n_samples <= MAX_SAMPLES_PER_LEAD:
+        fail(
+            path,
+            "section 3",
+            f"samples {first}-{last}: {n_samples} is not 1-{MAX_SAMPLES_PER_LEAD}",
+        )
     names = [lead_from_code("SCPECG", f"5.6.3-9-{lead_id}") for _, _, lead_id in definitions]
     names = [name or f"Channel {i + 1}" for i, name in enumerate(names)]
     names += [f"Channel {i + 1}" for i in range(len(names), count)]  # defined too few
@@ -129,8 +133,8 @@ def _encoded(
         fail(path, "section 6", "bimodal compression is not supported")
     if difference not in (0, 1, 2):
         fail(path, f"{where} difference encoding", f"{difference} is not 0, 1 or 2")
-    if not 1 <= n_samples <= MAX_SAMPLES:
-        fail(path, where, f"{n_samples} samples per lead is not 1-{MAX_SAMPLES}")
+    if not 1 <= n_samples <= MAX_SAMPLES_PER_LEAD:
+        fail(path, where, f"{n_samples} samples per lead is not 1-{MAX_SAMPLES_PER_LEAD}")
     counts = struct.unpack_from(f"<{n_leads}H", data, 6)
     if header + sum(counts) > len(data):
         fail(
