@@ -74,6 +74,7 @@ class ReceivedObject:
     calling_ae: str
     called_ae: str
     peer: str
+    source: str = ""  # a watched folder's or the upload endpoint's name; none for C-STORE
 
     @property
     def content_sha256(self) -> str:
@@ -83,11 +84,14 @@ class ReceivedObject:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The status for the peer; `reason` is the counter slug, `comment` the ErrorComment."""
+    """The status for the peer; `reason` is the counter slug, `comment` the ErrorComment;
+    on success, the job that holds the object (a new one, or the earlier one for a duplicate)."""
 
     status: int
     reason: str | None = None
     comment: str | None = None
+    job_id: int | None = None
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,24 +109,25 @@ class Intake:
         sha = obj.content_sha256
         label = f"{obj.sop_instance_uid} sha256={sha[:12]}"
         try:
-            if self.store.find_job(obj.sop_instance_uid, sha) is not None:
-                return self._duplicate(label)
+            earlier = self.store.find_job(obj.sop_instance_uid, sha)
+            if earlier is not None:
+                return self.duplicate(label, earlier.id)
         except StoreError as exc:
-            return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         checked = check_object(obj)
         if isinstance(checked, Outcome):  # refused before anything is written
-            return self._reject(label, checked)
-        stored = self._spool(obj, sha)
+            return self.reject(label, checked)
+        stored = self.spool(spool_name(obj.sop_instance_uid, sha), obj.file_bytes)
         if isinstance(stored, Outcome):
-            return self._reject(label, stored)
+            return self.reject(label, stored)
         return self._enqueue(obj, sha, stored, label, checked)
 
-    def _spool(self, obj: ReceivedObject, sha: str) -> Path | Outcome:
+    def spool(self, name: str, data: bytes) -> Path | Outcome:
+        """Write `data` durably into the spool under `name`, or say why it could not be."""
         try:
-            if free_bytes(self.spool_dir) < self.min_free_bytes + len(obj.file_bytes):
+            if free_bytes(self.spool_dir) < self.min_free_bytes + len(data):
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
-            path = self.spool_dir / spool_name(obj.sop_instance_uid, sha)
-            return write_durably(path, obj.file_bytes)
+            return write_durably(self.spool_dir / name, data)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
@@ -144,13 +149,19 @@ class Intake:
             institution=header.institution,
             station=header.station,
             patient_key=header.patient_key,
+            source=obj.source,
         )
+        return self.commit(new, label)
+
+    def commit(self, new: NewJob, label: str) -> Outcome:
+        """Queue the job of an object already durable in the spool; success only once
+        the job is committed."""
         try:
             enqueued = self.store.add_job(new)
         except StoreError as exc:
-            return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         if enqueued.duplicate:
-            return self._duplicate(label)
+            return self.duplicate(label, enqueued.job_id)
         self.metrics.inc(m.OBJECTS_ACCEPTED)
         if enqueued.is_correction:
             self.metrics.inc(m.OBJECTS_CORRECTION)
@@ -160,18 +171,20 @@ class Intake:
             enqueued.job_id,
             new.kind,
             ", correction" if enqueued.is_correction else "",
-            obj.calling_ae,
-            obj.peer,
+            new.calling_ae or new.source,
+            new.peer,
         )
         self.on_job()
-        return Outcome(SUCCESS)
+        return Outcome(SUCCESS, job_id=enqueued.job_id)
 
-    def _duplicate(self, label: str) -> Outcome:
+    def duplicate(self, label: str, job_id: int) -> Outcome:
+        """Success for an object received before: acknowledged, not processed again."""
         self.metrics.inc(m.OBJECTS_DUPLICATE)
         log.info("already received %s: acknowledged, not processed again", label)
-        return Outcome(SUCCESS)
+        return Outcome(SUCCESS, job_id=job_id, duplicate=True)
 
-    def _reject(self, label: str, outcome: Outcome) -> Outcome:
+    def reject(self, label: str, outcome: Outcome) -> Outcome:
+        """Count and log a refusal (ids and a content hash only, never patient data)."""
         self.metrics.reject(outcome.reason or "unknown")
         log.warning(
             "rejected %s with status 0x%04X (%s): %s",
