@@ -18,6 +18,7 @@ from pydantic import (
     AliasChoices,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -139,38 +140,33 @@ class UploadToken(StrictSettings):
     token_file: Path
 
 
-def _is_loopback(address: str) -> bool:
-    return ipaddress.ip_address(address).is_loopback
-
-
 class UploadConfig(StrictSettings):
     """POST /upload for devices that push files (gateway/intake/upload.py)."""
 
     enabled: bool = False
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    # After tls: its validator reads tls.
     bind_address: str = Field("127.0.0.1", description="elsewhere than loopback needs tls")
     port: int = Field(8104, ge=1, le=65535)
-    tls: TlsConfig = Field(default_factory=TlsConfig)
     tokens: list[UploadToken] = Field(default_factory=list)
     format: FileFormat = "auto"
     max_mb: float = Field(50.0, gt=0, description="a larger body is refused with 413")
 
     @field_validator("bind_address")
     @classmethod
-    def _bind_address(cls, value: str) -> str:
-        ipaddress.ip_address(value)
+    def _tls_beyond_loopback(cls, value: str, info: ValidationInfo) -> str:
+        tls = info.data.get("tls")
+        if not ipaddress.ip_address(value).is_loopback and not (tls and tls.enabled):
+            raise ValueError(
+                f"{value} is not a loopback address: upload.tls.enabled must be true "
+                "(tokens and ECGs must not cross the network in clear)"
+            )
         return value
 
     @model_validator(mode="after")
-    def _safe_to_enable(self) -> UploadConfig:
-        if not self.enabled:
-            return self
-        if not self.tokens:
+    def _tokens_when_enabled(self) -> UploadConfig:
+        if self.enabled and not self.tokens:
             raise ValueError("upload.enabled needs at least one entry in 'tokens'")
-        if not _is_loopback(self.bind_address) and not self.tls.enabled:
-            raise ValueError(
-                f"upload.bind_address {self.bind_address} is not a loopback address: "
-                "tls.enabled must be true (tokens and ECGs must not cross the network in clear)"
-            )
         return self
 
 

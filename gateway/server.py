@@ -27,6 +27,7 @@ from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp
 from gateway.intake.folders import start_watching
+from gateway.intake.upload import start_upload
 from gateway.metrics import Metrics
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router as RoutesRouter
@@ -124,6 +125,9 @@ def _start_file_intakes(config: GatewayConfig, intake: Intake, scp: object) -> l
     started = [scp]
     try:
         started.append(start_watching(config.watch_folders, intake, config.data_dir))
+        upload = start_upload(config.upload, intake)
+        if upload is not None:
+            started.append(upload)
     except BaseException:
         for running in reversed(started):
             running.stop()
