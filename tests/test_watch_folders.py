@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -48,12 +49,14 @@ class Intakes:
     def jobs(self) -> list:
         return self.store.list_jobs()
 
+    def close(self) -> None:
+        self.store.close()
+
 
 @pytest.fixture
 def intakes(tmp_path):
-    made = Intakes(tmp_path / "gw")
-    yield made
-    made.store.close()
+    with closing(Intakes(tmp_path / "gw")) as made:
+        yield made
 
 
 @pytest.fixture

@@ -64,8 +64,9 @@ KIND_BY_SOP_CLASS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ReceivedObject:
-    """One C-STORE request as received: file-format bytes plus who sent it (always known
-    for a C-STORE, so never defaulted: a job must say where its object came from)."""
+    """One received object: file-format bytes plus who sent it (never defaulted: a job
+    must say where its object came from). A C-STORE request, or a file from a watched
+    folder or an upload (gateway/intake/files.py: no AE titles, a source name instead)."""
 
     sop_class_uid: str
     sop_instance_uid: str
@@ -108,19 +109,25 @@ class Intake:
     def accept(self, obj: ReceivedObject) -> Outcome:
         sha = obj.content_sha256
         label = f"{obj.sop_instance_uid} sha256={sha[:12]}"
-        try:
-            earlier = self.store.find_job(obj.sop_instance_uid, sha)
-            if earlier is not None:
-                return self.duplicate(label, earlier.id)
-        except StoreError as exc:
-            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+        earlier = self.received_before(obj.sop_instance_uid, sha, label)
+        if earlier is not None:
+            return earlier
         checked = check_object(obj)
         if isinstance(checked, Outcome):  # refused before anything is written
             return self.reject(label, checked)
         stored = self.spool(spool_name(obj.sop_instance_uid, sha), obj.file_bytes)
         if isinstance(stored, Outcome):
             return self.reject(label, stored)
-        return self._enqueue(obj, sha, stored, label, checked)
+        return self.enqueue(obj, sha, stored, label, checked, KIND_BY_SOP_CLASS[obj.sop_class_uid])
+
+    def received_before(self, uid: str, sha: str, label: str) -> Outcome | None:
+        """Success for content received before (not processed again), a refusal when the
+        store cannot say, or None for content new to the gateway."""
+        try:
+            earlier = self.store.find_job(uid, sha)
+        except StoreError as exc:
+            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+        return None if earlier is None else self.duplicate(label, earlier.id)
 
     def spool(self, name: str, data: bytes) -> Path | Outcome:
         """Write `data` durably into the spool under `name`, or say why it could not be."""
@@ -133,15 +140,23 @@ class Intake:
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
             return Outcome(OUT_OF_RESOURCES, "spool-write-failed", f"spool write failed: {exc}")
 
-    def _enqueue(
-        self, obj: ReceivedObject, sha: str, path: Path, label: str, header: HeaderFacts
+    def enqueue(
+        self,
+        obj: ReceivedObject,
+        sha: str,
+        path: Path,
+        label: str,
+        header: HeaderFacts,
+        kind: str,
     ) -> Outcome:
+        """Queue the job of an object already durable in the spool at `path`; success
+        only once the job is committed."""
         new = NewJob(
             sop_instance_uid=obj.sop_instance_uid,
             sop_class_uid=obj.sop_class_uid,
             content_sha256=sha,
             spool_path=str(path),
-            kind=KIND_BY_SOP_CLASS[obj.sop_class_uid],
+            kind=kind,
             calling_ae=obj.calling_ae,
             called_ae=obj.called_ae,
             peer=obj.peer,
@@ -151,11 +166,6 @@ class Intake:
             patient_key=header.patient_key,
             source=obj.source,
         )
-        return self.commit(new, label)
-
-    def commit(self, new: NewJob, label: str) -> Outcome:
-        """Queue the job of an object already durable in the spool; success only once
-        the job is committed."""
         try:
             enqueued = self.store.add_job(new)
         except StoreError as exc:

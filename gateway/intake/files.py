@@ -21,7 +21,6 @@ import pydicom
 import model
 from gateway.intake.accept import (
     CANNOT_UNDERSTAND,
-    OUT_OF_RESOURCES,
     WAVEFORM,
     HeaderFacts,
     Intake,
@@ -29,7 +28,6 @@ from gateway.intake.accept import (
     ReceivedObject,
 )
 from gateway.routing import key_for_patient
-from gateway.store import NewJob, StoreError
 from model.errors import EcgDecodeError
 
 # Namespace of the UUIDs (RFC 4122 version 5) behind the 2.25 UIDs of vendor files.
@@ -107,12 +105,9 @@ def _accept_vendor_file(intake: Intake, received: ReceivedFile) -> Outcome:
     sha = hashlib.sha256(received.data).hexdigest()
     uid = file_uid(sha)
     label = f"{uid} sha256={sha[:12]}"
-    try:
-        earlier = intake.store.find_job(uid, sha)
-    except StoreError as exc:
-        return intake.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+    earlier = intake.received_before(uid, sha, label)
     if earlier is not None:
-        return intake.duplicate(label, earlier.id)
+        return earlier
     stored = intake.spool(f"{uid}.{sha[:16]}.ecg", received.data)
     if isinstance(stored, Outcome):
         return intake.reject(label, stored)
@@ -120,22 +115,8 @@ def _accept_vendor_file(intake: Intake, received: ReceivedFile) -> Outcome:
     if isinstance(header, Outcome):
         stored.unlink(missing_ok=True)
         return intake.reject(label, header)
-    new = NewJob(
-        sop_instance_uid=uid,
-        sop_class_uid="",
-        content_sha256=sha,
-        spool_path=str(stored),
-        kind=WAVEFORM,
-        calling_ae="",
-        called_ae="",
-        peer=received.peer,
-        modality=header.modality,
-        institution=header.institution,
-        station=header.station,
-        patient_key=header.patient_key,
-        source=received.source,
-    )
-    return intake.commit(new, label)
+    obj = ReceivedObject("", uid, received.data, 0, "", "", received.peer, received.source)
+    return intake.enqueue(obj, sha, stored, label, header, WAVEFORM)
 
 
 def _decoded_header(path: Path, uid: str, wanted_format: str) -> HeaderFacts | Outcome:
