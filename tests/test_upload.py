@@ -105,6 +105,8 @@ def test_without_a_valid_token_401_and_nothing_is_kept(upload, shared_data, auth
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert response.json() == {"error": "a valid bearer token is required"}
     assert len(upload.jobs()) == before
+    assert "upload from 127.0.0.1 refused: unauthorized" in upload.gateway.logs()
+    assert CART_TOKEN not in upload.gateway.logs()
 
 
 def test_a_body_over_the_limit_is_413_announced_or_streamed(upload, shared_data):

@@ -158,6 +158,16 @@ def test_a_folder_for_one_format_refuses_another(intakes, folder, shared_data):
     assert "wrong-format: expected muse-xml, the file is DICOM" in reason
 
 
+def test_a_file_over_the_size_limit_goes_to_error_unread(intakes, folder, shared_data):
+    watcher = intakes.watcher(folder, max_file_mb=0.1)
+    _drop(shared_data, folder, "ecg.xml")  # 143 KB
+    watcher.poll()
+    watcher.poll()
+    assert intakes.jobs() == [] and intakes.metrics.rejections() == {"too-large": 1}
+    reason = (folder / "error" / "ecg.xml.error.txt").read_text()
+    assert "too-large: larger than max_file_mb (0.1 MB)" in reason
+
+
 def test_a_dicom_file_is_the_same_job_as_the_same_object_by_c_store(intakes, folder, shared_data):
     """Its own SOP Instance UID, kind from its SOP class, and the content hash of its
     dataset: the same object sent by C-STORE as well is a duplicate, not a correction."""

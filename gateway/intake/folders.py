@@ -162,6 +162,7 @@ class FolderWatcher:
     def _take(self, name: str, sig: Signature) -> int:
         path = self.folder.path / name
         if sig.size > self.folder.max_file_mb * _MB:
+            self.intake.metrics.reject("too-large")
             too_large = f"larger than max_file_mb ({self.folder.max_file_mb:g} MB)"
             self._to_error(name, sig, "too-large", too_large)
             return 0

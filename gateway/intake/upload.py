@@ -135,19 +135,22 @@ class UploadEndpoint:
     async def _upload(self, request: web.Request) -> web.Response:
         source = source_for(request.headers.get("Authorization", ""), self._tokens)
         if source is None:
+            self._refused("unauthorized", request)
             return _error(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
         if request.content_type not in FILE_TYPES:
+            self._refused("unsupported-media-type", request)
             return _error(
                 415,
                 f"send the ECG file itself as the body, with Content-Type one of "
                 f"{', '.join(sorted(FILE_TYPES))} (got {request.content_type})",
             )
-        if request.content_length is not None and request.content_length > self._max_bytes:
-            return _too_large(self.config.max_mb)
         try:
+            if request.content_length is not None and request.content_length > self._max_bytes:
+                raise web.HTTPRequestEntityTooLarge(self._max_bytes, request.content_length)
             data = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _too_large(self.config.max_mb)
+            self._refused("too-large", request)
+            return _error(413, f"the file is larger than the limit of {self.config.max_mb:g} MB")
         if not data:
             return _error(422, "the body is empty")
         peer = f"http {request.remote}"
@@ -155,6 +158,11 @@ class UploadEndpoint:
         loop = asyncio.get_running_loop()
         outcome = await loop.run_in_executor(self._executor, accept_file, self.intake, received)
         return _response(outcome)
+
+    def _refused(self, reason: str, request: web.Request) -> None:
+        """Count a refusal by reason, and log who it was (an address, never a token)."""
+        self.intake.metrics.reject(reason)
+        log.warning("upload from %s refused: %s", request.remote, reason)
 
 
 def _response(outcome: Outcome) -> web.Response:
@@ -168,10 +176,6 @@ def _response(outcome: Outcome) -> web.Response:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
-
-
-def _too_large(max_mb: float) -> web.Response:
-    return _error(413, f"the file is larger than the limit of {max_mb:g} MB")
 
 
 def start_upload(config: UploadConfig, intake: Intake) -> UploadEndpoint | None:
