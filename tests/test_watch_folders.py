@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -156,6 +157,20 @@ def test_a_folder_for_one_format_refuses_another(intakes, folder, shared_data):
     assert intakes.jobs() == []
     reason = (folder / "error" / "ecg.dcm.error.txt").read_text()
     assert "wrong-format: expected muse-xml, the file is DICOM" in reason
+
+
+def test_a_stop_ends_a_poll_after_the_file_in_hand(intakes, folder, shared_data):
+    watcher = intakes.watcher(folder)
+    for name in ("a.xml", "b.xml"):
+        _drop(shared_data, folder, name)
+    watcher.poll()
+    stop = threading.Event()
+    stop.set()
+    assert watcher.poll(stop) == 0
+    assert intakes.jobs() == [] and _names(folder) == ["a.xml", "b.xml"]
+    assert watcher.poll() == 2  # b.xml is the same content: a duplicate, moved as well
+    assert len(intakes.jobs()) == 1
+    assert _names(folder / "processed") == ["a.xml", "b.xml"]
 
 
 def test_a_file_over_the_size_limit_goes_to_error_unread(intakes, folder, shared_data):

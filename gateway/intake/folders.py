@@ -114,13 +114,16 @@ class FolderWatcher:
             self._kept = KeptFiles(state_dir / f"{folder.source}-{key}.kept.jsonl")
         self._missing_logged = False
 
-    def poll(self) -> int:
-        """Take the files complete since the last poll; returns how many were taken."""
+    def poll(self, stop: threading.Event | None = None) -> int:
+        """Take the files complete since the last poll; returns how many were taken.
+        A set `stop` ends the poll after the file in hand."""
         listing = self._listing()
         if listing is None:
             return 0
         taken = 0
         for name, sig in sorted(listing.items(), key=lambda item: item[1].mtime_ns):
+            if stop is not None and stop.is_set():
+                return taken
             if self._pending.get(name) != sig:
                 self._pending[name] = sig  # new or still changing: look again next poll
                 continue
@@ -276,7 +279,7 @@ class WatchedFolders:
     def _run(self, watcher: FolderWatcher) -> None:
         while not self._stop.is_set():
             try:
-                watcher.poll()
+                watcher.poll(self._stop)
             except Exception:  # a bug must not end the watching for good
                 log.exception("watched folder %s: poll failed", watcher.folder.source)
             self._stop.wait(watcher.folder.poll_interval_s)
