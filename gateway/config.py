@@ -93,6 +93,75 @@ class StorageCommitmentConfig(StrictSettings):
     )
 
 
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address).is_loopback
+
+
+class AdminConfig(StrictSettings):
+    """The admin HTTP endpoint (/healthz, /readyz, /metrics). On this machine only by
+    default; bound to any other address it needs a bearer token and TLS."""
+
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = Field(8090, ge=0, le=65535, description="0: any free port")
+    token_file: Path | None = Field(None, description="file holding the bearer token")
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+
+    @field_validator("bind")
+    @classmethod
+    def _bind_is_an_address(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _protected_beyond_localhost(self) -> AdminConfig:
+        unprotected = self.token_file is None or not self.tls.enabled
+        if self.enabled and not _is_loopback(self.bind) and unprotected:
+            raise ValueError(
+                f"admin.bind {self.bind} is reachable from other machines: "
+                "set admin.token_file and admin.tls (enabled, cert, key), "
+                "or bind to 127.0.0.1"
+            )
+        return self
+
+
+class SyslogTlsConfig(StrictSettings):
+    """TLS to the audit record repository (RFC 5425): the collector's CA, and this node's
+    certificate where the collector authenticates nodes (IHE ATNA mutual TLS)."""
+
+    enabled: bool = False
+    ca: Path | None = Field(None, description="CA bundle that signed the collector's certificate")
+    cert: Path | None = Field(None, description="this node's certificate chain (PEM)")
+    key: Path | None = Field(None, description="this node's private key (PEM)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SyslogTlsConfig:
+        if self.enabled and self.ca is None:
+            raise ValueError("audit.syslog.tls.enabled needs 'ca' to verify the collector")
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("audit.syslog.tls: give both 'cert' and 'key', or neither")
+        return self
+
+
+class SyslogConfig(StrictSettings):
+    """The ATNA audit record repository: RFC 5424 messages over TCP, or TLS (RFC 5425)."""
+
+    host: str = Field(description="the collector's host name or address")
+    port: int = Field(6514, ge=1, le=65535)
+    tls: SyslogTlsConfig = Field(default_factory=SyslogTlsConfig)
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class AuditConfig(StrictSettings):
+    """The audit trail (IHE ATNA, DICOM PS3.15 A.5 messages): always written to a
+    hash-chained file in the data directory; also sent to `syslog` when set."""
+
+    enabled: bool = True
+    syslog: SyslogConfig | None = None
+    enterprise_site_id: str = Field("", description="AuditEnterpriseSiteID, e.g. the hospital")
+    source_id: str = Field("", description="AuditSourceID; empty: the host name")
+
+
 class GatewayConfig(StrictSettings):
     ae_title: AeTitle = "ECGGW"
     port: int = Field(11112, ge=1, le=65535)
@@ -131,6 +200,12 @@ class GatewayConfig(StrictSettings):
     retention_days: int = Field(30, ge=1)
     alert_command: tuple[str, ...] = Field(
         (), description="argv run for each job failed for good and each delivery given up"
+    )
+    admin: AdminConfig = Field(default_factory=AdminConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="on SIGTERM, how long jobs in progress may take to finish"
     )
     routes: Path = Path("config/routes.yaml")
     routes_optional: bool = Field(
@@ -176,6 +251,10 @@ class GatewayConfig(StrictSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
 
     @property
     def metrics_path(self) -> Path:

@@ -2,7 +2,7 @@
 
 One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
 exit code): analyze.py (render, analyze), serve.py, send.py, jobs.py, deliveries.py,
-routes.py, demo.py, model_tools.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or
+routes.py, demo.py, model_tools.py, audit.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or
 configuration (the message names the file and the reason).
 """
 
@@ -12,7 +12,8 @@ import argparse
 import logging
 import sys
 
-from gateway.cli import analyze, deliveries, demo, jobs, model_tools, routes, send, serve
+from gateway.cli import analyze, audit, deliveries, demo, jobs, model_tools, routes, send, serve
+from gateway.logs import TEXT_FORMAT
 from model.errors import EcgDecodeError
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         routes.add_parser,
         deliveries.add_parser,
         model_tools.add_parser,
+        audit.add_parser,
     ):
         add(sub)
     return parser
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=TEXT_FORMAT,
     )
     try:
         return int(args.func(args))

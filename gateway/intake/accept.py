@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from gateway import metrics as m
+from gateway.audit import Auditor, Instance
 from gateway.durable import write_durably
 from gateway.intake.spool import free_bytes, is_valid_uid, spool_name
 from gateway.metrics import Metrics
@@ -100,13 +101,14 @@ class Intake:
     metrics: Metrics
     min_free_bytes: int = 0
     on_job: Callable[[], None] = lambda: None
+    audit: Auditor | None = None  # one ATNA record per object acknowledged
 
     def accept(self, obj: ReceivedObject) -> Outcome:
         sha = obj.content_sha256
         label = f"{obj.sop_instance_uid} sha256={sha[:12]}"
         try:
             if self.store.find_job(obj.sop_instance_uid, sha) is not None:
-                return self._duplicate(label)
+                return self._duplicate(label, obj, None)
         except StoreError as exc:
             return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         checked = check_object(obj)
@@ -150,7 +152,7 @@ class Intake:
         except StoreError as exc:
             return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         if enqueued.duplicate:
-            return self._duplicate(label)
+            return self._duplicate(label, obj, header)
         self.metrics.inc(m.OBJECTS_ACCEPTED)
         if enqueued.is_correction:
             self.metrics.inc(m.OBJECTS_CORRECTION)
@@ -164,12 +166,30 @@ class Intake:
             obj.peer,
         )
         self.on_job()
+        self._audit(obj, header)
         return Outcome(SUCCESS)
 
-    def _duplicate(self, label: str) -> Outcome:
+    def _duplicate(self, label: str, obj: ReceivedObject, header: HeaderFacts | None) -> Outcome:
         self.metrics.inc(m.OBJECTS_DUPLICATE)
         log.info("already received %s: acknowledged, not processed again", label)
+        self._audit(obj, header)
         return Outcome(SUCCESS)
+
+    def _audit(self, obj: ReceivedObject, header: HeaderFacts | None) -> None:
+        """The ATNA record of an acknowledged transfer; a duplicate found before the
+        object check has its identifiers read here (a resend is rare)."""
+        if self.audit is None:
+            return
+        if header is None:
+            header = audit_facts(obj)
+        instance = Instance(
+            obj.sop_class_uid,
+            obj.sop_instance_uid,
+            header.study_uid,
+            header.patient_id,
+            header.patient_id_issuer,
+        )
+        self.audit.instance_received(instance, obj.calling_ae, obj.peer.rpartition(":")[0])
 
     def _reject(self, label: str, outcome: Outcome) -> Outcome:
         self.metrics.reject(outcome.reason or "unknown")
@@ -194,6 +214,10 @@ class HeaderFacts:
     institution: str
     station: str
     patient_key: str
+    # for the audit record only (PS3.15 A.5.3.5 names the patient and the study)
+    patient_id: str = ""
+    patient_id_issuer: str = ""
+    study_uid: str = ""
 
     @classmethod
     def of(cls, ds: Dataset, sop_instance_uid: str) -> HeaderFacts:
@@ -202,7 +226,20 @@ class HeaderFacts:
             _text(ds, "InstitutionName"),
             _text(ds, "StationName"),
             _patient_key(ds, sop_instance_uid),
+            _text(ds, "PatientID"),
+            _text(ds, "IssuerOfPatientID"),
+            _text(ds, "StudyInstanceUID"),
         )
+
+
+def audit_facts(obj: ReceivedObject) -> HeaderFacts:
+    """The header facts of an object already accepted once (a resend), for its audit
+    record; empty where the header cannot be read again."""
+    try:
+        ds = pydicom.dcmread(BytesIO(obj.file_bytes), stop_before_pixels=True)
+        return HeaderFacts.of(ds, obj.sop_instance_uid)
+    except Exception:  # noqa: BLE001 - it was read once already; an audit must not fail intake
+        return HeaderFacts("", "", "", "")
 
 
 def check_object(obj: ReceivedObject) -> Outcome | HeaderFacts:
