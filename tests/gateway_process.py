@@ -75,10 +75,10 @@ class GatewayProcess:
     @property
     def admin_url(self) -> str:
         """http(s)://host:port of the admin endpoint, as the gateway's log says."""
-        match = re.search(r"admin endpoint on (\S+):(\d+) \((https?)\)", self.logs())
-        if match is None:
+        found = re.findall(r"admin endpoint on (\S+):(\d+) \((https?)\)", self.logs())
+        if not found:
             raise RuntimeError(f"no admin endpoint in the log:\n{self.logs()[-2000:]}")
-        host, port, scheme = match.groups()
+        host, port, scheme = found[-1]  # this run's, after a restart
         return f"{scheme}://{host}:{port}"
 
     def _wait_until_listening(self, timeout_s: float) -> None:

@@ -72,10 +72,12 @@ class SyslogConnection:
         if self._context is None:
             return sock
         try:
-            return self._context.wrap_socket(sock, server_hostname=self.config.host)
+            tls = self._context.wrap_socket(sock, server_hostname=self.config.host)
+            _refused_after_handshake(tls)
         except (OSError, ssl.SSLError):
             sock.close()
             raise
+        return tls
 
     def close(self) -> None:
         if self._sock is not None:
@@ -94,6 +96,22 @@ def _client_context(config: SyslogConfig) -> ssl.SSLContext:
     if config.tls.cert is not None and config.tls.key is not None:
         context.load_cert_chain(certfile=config.tls.cert, keyfile=config.tls.key)
     return context
+
+
+def _refused_after_handshake(tls: ssl.SSLSocket, wait_s: float = 0.3) -> None:
+    """Under TLS 1.3 a collector rejects our certificate only after the handshake: its
+    alert comes back on the first read. Waiting for it here keeps the first batch of
+    records from being written into a connection that is already refused."""
+    timeout = tls.gettimeout()
+    tls.settimeout(wait_s)
+    try:
+        data = tls.recv(1)
+    except TimeoutError:
+        return  # no alert: accepted
+    finally:
+        tls.settimeout(timeout)
+    if not data:
+        raise ConnectionError("the collector closed the TLS connection after the handshake")
 
 
 def _peer_closed(sock: socket.socket) -> bool:
