@@ -71,6 +71,7 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         ensure_dir(directory)
     signals = _Signals()
     draining = threading.Event()
+    scp: RunningScp | None = None
     with ExitStack() as running:  # each part stopped, in reverse order, however we leave
         store = Store(config.store_path)
         running.callback(store.close)
@@ -82,13 +83,26 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         if audit is not None:
             audit.start()
             running.callback(_audit_stop, audit)
+        choice = engine_choice(config)
+        admin = None
+        if config.admin.enabled:  # up first, down last: /readyz says 503 through the drain
+            engine = engine_state(choice)
+            readiness = Readiness(
+                store,
+                config.spool_dir,
+                config.min_free_disk_mb * 1024 * 1024,
+                lambda: scp is not None and scp.listening,
+                lambda: engine,
+                lambda: list(router.config.destinations),
+                draining,
+            )
+            admin = _start_admin(config, token, readiness, metrics, audit, running)
         running.callback(_record_metrics, metrics, config.metrics_path)
         alerts = AlertHook(config.alert_command)
         delivery = start_delivery(
             store, router, metrics, config.retention_days, config.outbox_dir, alerts, audit
         )
         running.callback(delivery.shutdown)
-        choice = engine_choice(config)
         workers = Workers(
             store,
             router,
@@ -109,30 +123,10 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         min_free = config.min_free_disk_mb * 1024 * 1024
         intake = Intake(store, config.spool_dir, metrics, min_free, workers.wake, audit)
         workers.start()
-        reloader = Reloader(config, read_config, delivery, alerts, audit)
+        reloader = Reloader(config, read_config, delivery, alerts, audit, admin=admin)
         running.callback(lambda: workers.stop(grace_s=reloader.config.shutdown_grace_s))
-        scp = start_scp(config, intake, metrics)
-        reloader.scp = scp
-        running.callback(_stop_accepting, scp, draining)
-        if config.admin.enabled:
-            state = engine_state(choice)
-            destinations = lambda: list(router.config.destinations)
-            readiness = Readiness(
-                store,
-                config.spool_dir,
-                min_free,
-                lambda: scp.listening,
-                lambda: state,
-                destinations,
-                draining,
-            )
-            collector = StoreCollector(store, destinations, audit.queued if audit else int)
-            metrics.registry.register(collector)
-            reloader.admin = AdminApp(readiness, metrics.registry, token)
-            admin = start_admin(config.admin, reloader.admin)
-            running.callback(admin.stop)
-            scheme = "https" if config.admin.tls.enabled else "http"
-            log.info("admin endpoint on %s:%d (%s)", config.admin.bind, admin.port, scheme)
+        scp = reloader.scp = start_scp(config, intake, metrics)
+        running.callback(_stop_accepting, scp, draining, lambda: reloader.config.shutdown_grace_s)
         if audit is not None:
             audit.application(started=True)
         log.info(
@@ -151,9 +145,33 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
     return 0
 
 
-def _stop_accepting(scp: RunningScp, draining: threading.Event) -> None:
-    draining.set()  # /readyz says 503 from now on: a balancer sends elsewhere
-    scp.stop()
+def _start_admin(
+    config: GatewayConfig,
+    token: bytes | None,
+    readiness: Readiness,
+    metrics: Metrics,
+    audit: Auditor | None,
+    running: ExitStack,
+) -> AdminApp:
+    """The admin endpoint with the store's gauges beside the counters, stopped by `running`."""
+    destinations = readiness.destinations
+    queued = audit.queued if audit is not None else int
+    metrics.registry.register(StoreCollector(readiness.store, destinations, queued))
+    app = AdminApp(readiness, metrics.registry, token)
+    server = start_admin(config.admin, app)
+    running.callback(server.stop)
+    scheme = "https" if config.admin.tls.enabled else "http"
+    log.info("admin endpoint on %s:%d (%s)", config.admin.bind, server.port, scheme)
+    return app
+
+
+def _stop_accepting(
+    scp: RunningScp, draining: threading.Event, grace_s: Callable[[], float]
+) -> None:
+    """/readyz says 503 from now on (a balancer sends elsewhere), the port closes, and
+    associations in progress have the grace period to finish."""
+    draining.set()
+    scp.stop(grace_s=grace_s())
 
 
 def _audit_stop(audit: Auditor) -> None:

@@ -36,7 +36,7 @@ ruleset(name="audit") { action(type="omfile" file="%(out)s" template="fields") }
 def rsyslog_available(tls: bool = False) -> bool:
     if not os.path.exists(RSYSLOGD):
         return False
-    return not tls or Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so").exists()
+    return not tls or any(Path("/usr/lib").glob("*/rsyslog/lmnsd_ossl.so"))
 
 
 class RsyslogCollector:
