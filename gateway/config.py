@@ -18,7 +18,6 @@ from pydantic import (
     AliasChoices,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -52,7 +51,13 @@ def _check_host_port(value: str) -> str:
     return value
 
 
+def _check_address(value: str) -> str:
+    ipaddress.ip_address(value)
+    return value
+
+
 AeTitle = Annotated[str, AfterValidator(_check_ae_title)]
+IpAddress = Annotated[str, AfterValidator(_check_address)]
 IpNetwork = Annotated[str, AfterValidator(_check_network)]
 HostPort = Annotated[str, AfterValidator(_check_host_port)]
 
@@ -102,16 +107,10 @@ class AdminConfig(StrictSettings):
     default; bound to any other address it needs a bearer token and TLS."""
 
     enabled: bool = True
-    bind: str = "127.0.0.1"
+    bind: IpAddress = "127.0.0.1"
     port: int = Field(8090, ge=0, le=65535, description="0: any free port")
     token_file: Path | None = Field(None, description="file holding the bearer token")
     tls: TlsConfig = Field(default_factory=TlsConfig)
-
-    @field_validator("bind")
-    @classmethod
-    def _bind_is_an_address(cls, value: str) -> str:
-        ipaddress.ip_address(value)
-        return value
 
     @model_validator(mode="after")
     def _protected_beyond_localhost(self) -> AdminConfig:
@@ -165,7 +164,7 @@ class AuditConfig(StrictSettings):
 class GatewayConfig(StrictSettings):
     ae_title: AeTitle = "ECGGW"
     port: int = Field(11112, ge=1, le=65535)
-    bind_address: str = "0.0.0.0"
+    bind_address: IpAddress = "0.0.0.0"
     tls: TlsConfig = Field(default_factory=TlsConfig)
     allowed_calling_aes: list[AeTitle] = Field(
         default_factory=list, description="empty: any calling AE (a warning is logged at start)"
@@ -213,12 +212,6 @@ class GatewayConfig(StrictSettings):
         description="start without the routes file, every report to the outbox until it "
         "appears; otherwise a missing routes file stops the start",
     )
-
-    @field_validator("bind_address")
-    @classmethod
-    def _bind_address(cls, value: str) -> str:
-        ipaddress.ip_address(value)
-        return value
 
     @model_validator(mode="after")
     def _engine_sets_the_mode(self) -> GatewayConfig:

@@ -10,12 +10,15 @@ EHR that is down must not stop intake (deliveries queue and are retried).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.intake.spool import free_bytes
 from gateway.store import Store, StoreError
+
+STORE_CHECK_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Readiness:
     engine: Callable[[], EngineState]
     destinations: Callable[[], list[str]]
     draining: threading.Event
+    _store_checked: tuple[float, dict] | None = field(default=None, init=False)
 
     def report(self) -> tuple[bool, dict]:
         """(ready, body): the body lists every check, passed or not."""
@@ -56,11 +60,17 @@ class Readiness:
         }
 
     def _store(self) -> dict:
-        try:
-            self.store.check_writable()
-        except StoreError as exc:
-            return {"ok": False, "error": str(exc)}
-        return {"ok": True}
+        """A real write (an fsync), at most every STORE_CHECK_EVERY_S: probes and scrapes
+        come often, and each write holds the store's lock from intake for its fsync."""
+        now = time.monotonic()
+        if self._store_checked is None or now - self._store_checked[0] >= STORE_CHECK_EVERY_S:
+            try:
+                self.store.check_writable()
+                result = {"ok": True}
+            except StoreError as exc:
+                result = {"ok": False, "error": str(exc)}
+            self._store_checked = (now, result)
+        return self._store_checked[1]
 
     def _spool(self) -> dict:
         try:

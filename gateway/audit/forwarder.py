@@ -108,6 +108,10 @@ class Forwarder:
                 return
 
     def _send_pending(self) -> None:
+        if self._cursor.offset > _size(self.trail.path):
+            # The trail was archived and a new one begun: its records are all unsent.
+            log.warning("the audit trail is shorter than what was sent: sending it from its start")
+            self._cursor = Cursor()
         while True:
             records = read_records(self.trail.path, self._cursor.offset, _BATCH)
             if not records:
@@ -142,3 +146,10 @@ class Forwarder:
             )
             self._down_since_seq = None
         self._backoff_s = 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
