@@ -19,7 +19,7 @@ import pytest
 from gateway.audit import Auditor, Instance
 from gateway.audit.auditor import CURSOR_NAME, TRAIL_NAME
 from gateway.audit.trail import AuditFile, read_records, verify
-from gateway.config import AuditConfig
+from gateway.config import AuditConfig, ConfigError, load_config
 from tests import dicom_samples as samples
 from tests.gateway_process import REPO, GatewayProcess, free_port
 from tests.peers import make_pki
@@ -282,3 +282,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         cwd=REPO,
         check=False,
     )
+
+
+def test_bad_audit_and_admin_settings_name_the_key_and_line(tmp_path):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "workers: 1\naudit:\n  syslog:\n    port: 6514\n    tls: {enabled: true}\n"
+        "admin:\n  tls: {enabled: true}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    lines = str(raised.value).splitlines()
+    assert any("line 3: audit.syslog.host: Field required" in line for line in lines)
+    assert any("line 5: audit.syslog.tls:" in line and "needs 'ca'" in line for line in lines)
+    assert any("line 7: admin.tls:" in line and "'cert' and 'key'" in line for line in lines)
