@@ -23,7 +23,7 @@ import pydicom.config
 
 from gateway.alerts import AlertHook
 from gateway.config import GatewayConfig, log_security_posture
-from gateway.durable import ensure_dir
+from gateway.durable import ensure_dir, remove_unfinished_writes
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp
 from gateway.intake.folders import start_watching
@@ -58,6 +58,8 @@ def _run(config: GatewayConfig) -> int:
     router = make_router(config)  # first: a missing or invalid routes file stops the start
     for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
         ensure_dir(directory)
+    if remove_unfinished_writes(config.spool_dir):  # a kill -9 mid-copy: never acknowledged
+        log.warning("removed unfinished spool writes of a previous run")
     store = Store(config.store_path)
     requeued = store.recover_after_restart()
     if requeued:

@@ -342,7 +342,7 @@ def test_kill_9_between_copy_and_commit_loses_and_repeats_nothing(tmp_path, shar
         blocker = sqlite3.connect(gateway.data_dir / "gateway.sqlite3", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # the job cannot be committed while this is held
         _drop(shared_data, folder, "ecg.xml")
-        _wait_for(lambda: any(spool.iterdir()), "the file never reached the spool", gateway)
+        _wait_for(lambda: any(spool.glob("*.ecg")), "the file never reached the spool", gateway)
         gateway.kill_hard()  # copied and fsync'd, its job not committed
         blocker.rollback()
         blocker.close()
@@ -359,6 +359,20 @@ def test_kill_9_between_copy_and_commit_loses_and_repeats_nothing(tmp_path, shar
     assert [d.job_id for d in deliveries] == [job.id]
     assert [p.name for p in spool.iterdir()] == [Path(job.spool_path).name]
     assert _names(folder / "processed") == ["ecg.xml"]
+
+
+def test_a_copy_cut_short_by_a_kill_is_removed_at_the_next_start(tmp_path):
+    """A kill -9 during the copy into the spool leaves write_atomic's temporary file; the
+    next start removes it (nothing was acknowledged) and keeps every finished file."""
+    from gateway.durable import remove_unfinished_writes, write_atomic
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    write_atomic(spool / "1.2.3.abc.ecg", b"finished")
+    unfinished = spool / ".1.2.4.def.ecg.4242.139.tmp"  # as write_atomic names it
+    unfinished.write_bytes(b"half a fi")
+    assert remove_unfinished_writes(spool) == 1
+    assert sorted(p.name for p in spool.iterdir()) == ["1.2.3.abc.ecg"]
 
 
 @needs_dcmtk
