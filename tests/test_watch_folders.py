@@ -149,6 +149,35 @@ def test_an_undecodable_file_goes_to_error_with_its_reason_and_no_patient_data_i
         assert not any(s in text for s in PATIENT_STRINGS), text
 
 
+@pytest.mark.parametrize(
+    ("source", "file_format"),
+    [
+        ("vendor/sierra/129DYPRG.XML", "philips-xml"),
+        ("vendor/sierra/2020-5-18_15-48-11.xml", "philips-xml"),
+        ("vendor/aecg/fda_example_aecg.xml", "hl7-aecg"),
+        ("vendor/scp/demodata/ECG_0/62.SCP", "scp-ecg"),
+        (MUSE, "muse-xml"),
+    ],
+)
+def test_every_cart_format_is_taken_by_a_folder_for_it_and_refused_by_another(
+    intakes, folder, shared_data, source, file_format
+):
+    other = "muse-xml" if file_format != "muse-xml" else "hl7-aecg"
+    refusing = intakes.watcher(folder, format=other)
+    _drop(shared_data, folder, "ecg-file", source)
+    refusing.poll()
+    assert refusing.poll() == 0 and intakes.jobs() == []
+    reason = (folder / "error" / "ecg-file.error.txt").read_text()
+    assert f"wrong-format: expected {other}, the file is {file_format}" in reason
+
+    watcher = intakes.watcher(folder, format=file_format)
+    os.rename(folder / "error" / "ecg-file", folder / "ecg-file")  # the admin moves it back
+    watcher.poll()
+    assert watcher.poll() == 1
+    [job] = intakes.jobs()
+    assert job.kind == "ecg-waveform" and job.sop_instance_uid.startswith("2.25.")
+
+
 def test_a_folder_for_one_format_refuses_another(intakes, folder, shared_data):
     watcher = intakes.watcher(folder, format="muse-xml")
     _drop(shared_data, folder, "ecg.dcm", samples.VENDOR_ECG)
