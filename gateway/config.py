@@ -151,6 +151,9 @@ class UploadConfig(StrictSettings):
     tokens: list[UploadToken] = Field(default_factory=list)
     format: FileFormat = "auto"
     max_mb: float = Field(50.0, gt=0, description="a larger body is refused with 413")
+    read_timeout_s: float = Field(
+        60.0, gt=0, description="a body not received within this is refused with 408"
+    )
 
     @field_validator("bind_address")
     @classmethod
