@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from contextlib import closing
@@ -235,6 +236,20 @@ def test_a_dicom_file_is_the_same_job_as_the_same_object_by_c_store(intakes, fol
     )
     outcome = intakes.intake.accept(by_network)
     assert (outcome.duplicate, outcome.job_id) == (True, job.id)
+
+
+def test_move_to_another_file_system_copies_durably_then_deletes(intakes, folder, shared_data):
+    other = Path("/dev/shm")
+    if not other.is_dir() or os.stat(other).st_dev == os.stat(folder).st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    with tempfile.TemporaryDirectory(dir=other) as elsewhere:
+        watcher = intakes.watcher(folder, move_to=Path(elsewhere) / "done")
+        _drop(shared_data, folder, "ecg.xml")
+        watcher.poll()
+        assert watcher.poll() == 1
+        assert _names(folder) == []
+        moved = Path(elsewhere) / "done" / "ecg.xml"
+        assert moved.read_bytes() == (shared_data / MUSE).read_bytes()
 
 
 def test_kept_files_are_remembered_across_a_restart_and_a_changed_file_is_taken(
