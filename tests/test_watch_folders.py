@@ -252,6 +252,32 @@ def test_move_to_another_file_system_copies_durably_then_deletes(intakes, folder
         assert moved.read_bytes() == (shared_data / MUSE).read_bytes()
 
 
+def test_a_refusal_keeps_the_spool_file_of_the_same_bytes_accepted_meanwhile(
+    intakes, shared_data, monkeypatch
+):
+    """The same file refused by one channel (a folder for another format) while another
+    (the upload) accepts it: both wrote the one spool file; the refusal must not remove
+    the accepted job's input."""
+    from gateway.intake import files
+
+    data = (shared_data / MUSE).read_bytes()
+    load = files.model.load
+    others = []
+
+    def load_while_the_upload_accepts_it(path):
+        monkeypatch.setattr(files.model, "load", load)  # once
+        upload = files.ReceivedFile(data, "uploads", "http 10.0.0.9", "auto")
+        others.append(files.accept_file(intakes.intake, upload))
+        return load(path)
+
+    monkeypatch.setattr(files.model, "load", load_while_the_upload_accepts_it)
+    folder = files.ReceivedFile(data, "ward", "folder ward", "hl7-aecg")
+    refused = files.accept_file(intakes.intake, folder)
+    assert refused.reason == "wrong-format" and others[0].job_id is not None
+    [job] = intakes.jobs()
+    assert Path(job.spool_path).read_bytes() == data
+
+
 def test_kept_files_are_remembered_across_a_restart_and_a_changed_file_is_taken(
     intakes, folder, shared_data
 ):
