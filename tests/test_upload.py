@@ -62,7 +62,10 @@ def upload(tmp_path_factory):
     running = Upload(tmp_path_factory.mktemp("upload"))
     yield running
     running.client.close()
-    running.gateway.stop_if_running()
+    try:  # SIGTERM stops the endpoint with the rest, cleanly
+        assert running.gateway.terminate() == 0, running.gateway.logs()[-2000:]
+    finally:
+        running.gateway.stop_if_running()
 
 
 def test_a_pushed_file_gets_201_with_its_committed_job_and_is_routed_by_its_token(
