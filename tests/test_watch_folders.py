@@ -431,18 +431,23 @@ def test_kill_9_between_copy_and_commit_loses_and_repeats_nothing(tmp_path, shar
     assert _names(folder / "processed") == ["ecg.xml"]
 
 
+@needs_dcmtk
 def test_a_copy_cut_short_by_a_kill_is_removed_at_the_next_start(tmp_path):
     """A kill -9 during the copy into the spool leaves write_atomic's temporary file; the
     next start removes it (nothing was acknowledged) and keeps every finished file."""
-    from gateway.durable import remove_unfinished_writes, write_atomic
+    from gateway.durable import write_atomic
 
-    spool = tmp_path / "spool"
-    spool.mkdir()
+    gateway = _gateway(tmp_path, "  []\n")
+    spool = gateway.data_dir / "spool"
+    spool.mkdir(parents=True)
     write_atomic(spool / "1.2.3.abc.ecg", b"finished")
-    unfinished = spool / ".1.2.4.def.ecg.4242.139.tmp"  # as write_atomic names it
-    unfinished.write_bytes(b"half a fi")
-    assert remove_unfinished_writes(spool) == 1
-    assert sorted(p.name for p in spool.iterdir()) == ["1.2.3.abc.ecg"]
+    (spool / ".1.2.4.def.ecg.4242.139.tmp").write_bytes(b"half a fi")  # as write_atomic names it
+    gateway.start()
+    try:
+        assert sorted(p.name for p in spool.iterdir()) == ["1.2.3.abc.ecg"]
+        assert "removed unfinished spool writes of a previous run" in gateway.logs()
+    finally:
+        gateway.stop_if_running()
 
 
 @needs_dcmtk
