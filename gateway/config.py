@@ -106,7 +106,7 @@ def _is_loopback(address: str) -> bool:
 
 # What a watched folder or the upload endpoint may be told to take: the decoders'
 # `source_format` names (model/decode), or auto (whatever model.load recognises).
-FileFormat = Literal["auto", "dicom", "muse-xml"]
+FileFormat = Literal["auto", "dicom", "muse-xml", "philips-xml", "hl7-aecg", "scp-ecg"]
 SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
@@ -161,6 +161,9 @@ class UploadConfig(StrictSettings):
     tokens: list[UploadToken] = Field(default_factory=list)
     format: FileFormat = "auto"
     max_mb: float = Field(50.0, gt=0, description="a larger body is refused with 413")
+    read_timeout_s: float = Field(
+        60.0, gt=0, description="a body not received within this is refused with 408"
+    )
 
     @field_validator("bind_address")
     @classmethod

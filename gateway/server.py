@@ -31,7 +31,7 @@ from gateway.admin.readiness import EngineState, Readiness
 from gateway.alerts import AlertHook
 from gateway.audit import Auditor
 from gateway.config import GatewayConfig, log_security_posture
-from gateway.durable import ensure_dir
+from gateway.durable import ensure_dir, remove_unfinished_writes
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import RunningScp, start_scp
 from gateway.intake.folders import start_watching
@@ -71,6 +71,8 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
     token = read_token(config.admin.token_file) if config.admin.token_file else None
     for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
         ensure_dir(directory)
+    if remove_unfinished_writes(config.spool_dir):  # a kill -9 mid-copy: never acknowledged
+        log.warning("removed unfinished spool writes of a previous run")
     signals = _Signals()
     draining = threading.Event()
     scp: RunningScp | None = None
