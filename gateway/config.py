@@ -96,7 +96,7 @@ class StorageCommitmentConfig(StrictSettings):
 
 # What a watched folder or the upload endpoint may be told to take: the decoders'
 # `source_format` names (model/decode), or auto (whatever model.load recognises).
-FileFormat = Literal["auto", "dicom", "muse-xml"]
+FileFormat = Literal["auto", "dicom", "muse-xml", "philips-xml", "hl7-aecg", "scp-ecg"]
 SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
