@@ -187,7 +187,21 @@ def acquisition_tags(patient_id: str = "PID-4711") -> dict[int, bytes]:
         27: struct.pack("<H", 5),  # 0.05 Hz
         28: struct.pack("<H", 150),
         29: bytes([0x02]),  # 50 Hz notch
+        14: acquiring_device("CardioX", "SN-0042", "Acme Medical"),
     }
+
+
+def acquiring_device(model: str, serial: str, manufacturer: str) -> bytes:
+    """Tag 14: institution, department, device ID, type, manufacturer code, model (6 bytes),
+    protocol, compatibility, language, capabilities, mains frequency, 16 reserved, then the
+    analysing program revision (length-prefixed) and four NUL-terminated strings."""
+    fixed = struct.pack("<HHHBB", 1, 2, 3, 0, 255) + model.encode()[:5].ljust(6, b"\x00")
+    fixed += bytes([20, 0xA0, 0, 0, 1]) + bytes(16)
+    revision = b"1.0\x00"
+    strings = [serial, "sw 2.1", "scp 2.0", manufacturer]
+    return (
+        fixed + bytes([len(revision)]) + revision + b"".join(s.encode() + b"\x00" for s in strings)
+    )
 
 
 def global_measurements(

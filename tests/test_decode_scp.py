@@ -123,6 +123,11 @@ def test_patient_acquisition_measurements_and_statements(ptbxl_codes, tmp_path):
     assert (meta.patient_birth_date, meta.patient_age) == ("19610314", "063Y")
     assert meta.acquisition_time.isoformat() == "2024-05-17T10:30:05"
     assert meta.filters == "0.05-150 Hz, notch 50 Hz"
+    assert (meta.device_manufacturer, meta.device_model, meta.device_serial) == (
+        "Acme Medical",
+        "Cardi",  # the model field holds 5 characters and a NUL
+        "SN-0042",
+    )
     assert measurements_text(meta) == (
         "heart_rate_bpm=70 p_axis_deg=45 p_duration_ms=104 pr_ms=160 "
         "qrs_axis_deg=30 qrs_ms=94 qt_ms=400 rr_ms=857 t_axis_deg=40"
@@ -230,3 +235,12 @@ def test_random_damage_never_crashes(ptbxl_codes, tmp_path, seed):
         model.load(path)
     except EcgDecodeError as exc:
         assert exc.reason
+
+
+def test_undefined_measurements_are_left_out(ptbxl_codes, tmp_path):
+    """29999 marks an interval not computed, 999 an axis not computed."""
+    section7 = scp.global_measurements(p_on=29999, axes=(999, 30, 999))
+    meta = model.load(_write(tmp_path, _record(ptbxl_codes, section7=section7))).metadata
+    assert measurements_text(meta) == (
+        "heart_rate_bpm=70 qrs_axis_deg=30 qrs_ms=94 qt_ms=400 rr_ms=857"
+    )

@@ -35,7 +35,7 @@ def decode_scp(path: Path) -> Ecg:
         beats = derive_limb_leads(dict(zip(samples.names, samples.median, strict=True)))
         medians = stack_leads({name: beats[name] for name in names})[1]
     tags = meta.read_tags(scp.data(1) or b"", scp.warnings)
-    manufacturer, model = meta.device(tags)
+    manufacturer, model, serial = meta.device(tags)
     return Ecg(
         signal=signal,
         sampling_rate=rate,
@@ -49,6 +49,7 @@ def decode_scp(path: Path) -> Ecg:
             acquisition_time=meta.acquisition(tags, scp.warnings),
             device_manufacturer=manufacturer,
             device_model=model,
+            device_serial=serial,
             institution_name=meta.text(tags.get(16)),
             modality="ECG",
             filters=meta.filters(tags),
