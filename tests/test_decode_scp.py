@@ -71,7 +71,8 @@ def _write(tmp_path: Path, record: scp.Record, name: str = "ecg.scp") -> Path:
 
 
 @pytest.mark.parametrize(
-    "huffman, difference", [("default", 2), ("default", 1), ("file", 0), ("none", 0)]
+    "huffman, difference",
+    [("default", 2), ("default", 1), ("file", 0), ("switching", 0), ("none", 0)],
 )
 def test_standard_record_reads_back_exactly(ptbxl_codes, tmp_path, huffman, difference):
     record = _record(ptbxl_codes, huffman=huffman, difference=difference)

@@ -115,10 +115,12 @@ def lookups(tables: list[tuple[Code, ...]]) -> list[_Lookup]:
 
 def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndarray:
     """`n_samples` values from one lead's bit stream (starting with table 1). Only the
-    bytes `n_samples` of the longest code can fill are unpacked: a stream that declares
-    more cannot make the peek table larger."""
-    longest = max(code.total_bits for table in tables for code in table.codes)
-    data = data[: (n_samples * longest + 7) // 8]
+    bytes that `n_samples` of the longest code (after a switch through every table) can
+    fill are unpacked: a stream that declares more cannot make the peek table larger."""
+    codes = [code for table in tables for code in table.codes]
+    longest = max((c.total_bits for c in codes if c.mode == 1), default=0)
+    switches = max((c.prefix_bits for c in codes if c.mode == 0), default=0) * len(tables)
+    data = data[: (n_samples * (longest + switches) + 7) // 8]
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
     n_bits = len(bits)
     padded = np.concatenate([bits, np.zeros(32, dtype=np.uint8)]).astype(np.uint16)
