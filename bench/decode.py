@@ -186,7 +186,8 @@ def main() -> int:
     )
     print()
     print(
-        "| format | model.load ms | other implementation | its ms | ours faster by | largest difference uV |"
+        "| format | model.load ms | other implementation | its ms | ours faster by "
+        "| largest difference uV |"
     )
     print("|---|---:|---|---:|---:|---:|")
     for label, ours, baseline, theirs, agree in rows:

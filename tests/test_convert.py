@@ -27,12 +27,13 @@ SOURCES = [
 NS = {"h": "urn:hl7-org:v3"}
 # What the HL7 aECG implementation guide requires of every document (the ballot example
 # has all of it); a path per line, '@' for a required attribute.
+SUBJECT = "h:componentOf/h:timepointEvent/h:componentOf/h:subjectAssignment"
 AECG_REQUIRED = (
     "h:id@root",
     "h:code@code",
     "h:effectiveTime/h:center@value",
-    "h:componentOf/h:timepointEvent/h:componentOf/h:subjectAssignment/h:subject/h:trialSubject/h:id",
-    "h:componentOf/h:timepointEvent/h:componentOf/h:subjectAssignment/h:componentOf/h:clinicalTrial/h:id",
+    f"{SUBJECT}/h:subject/h:trialSubject/h:id",
+    f"{SUBJECT}/h:componentOf/h:clinicalTrial/h:id",
     "h:component/h:series/h:id@root",
     "h:component/h:series/h:code@code",
     "h:component/h:series/h:effectiveTime/h:low@value",
