@@ -54,10 +54,21 @@ def decode_scp(path: Path) -> Ecg:
             modality="ECG",
             filters=meta.filters(tags),
             source_format="scp-ecg",
-            warnings=tuple(dict.fromkeys(scp.warnings)),
+            warnings=_one_warning(scp.warnings),
             device_measurements=meta.global_measurements(scp.data(7)),
             device_statements=meta.statements(scp.data(8)) + meta.statements(scp.data(11)),
         ),
         median_beats=medians,
         median_sampling_rate=samples.median_rate if medians is not None else None,
+    )
+
+
+def _one_warning(deviations: list[str]) -> tuple[str, ...]:
+    """The file's deviations from EN 1064 as one report warning (they reach a physician:
+    one line saying the file was read despite them, with the details for the engineer)."""
+    if not deviations:
+        return ()
+    details = "; ".join(dict.fromkeys(deviations))
+    return (
+        f"the SCP-ECG file deviates from EN 1064 and was read as its recorder writes it ({details})",
     )
