@@ -77,9 +77,10 @@ def encode_switching(values: np.ndarray) -> str:
     return "".join(bits)
 
 
+# A switch code's base value is the 0-based index of the table it switches to.
 SWITCHING_TABLES = [
-    [(1, 17, 1, 0, 0b1), (1, 1, 0, 2, 0b0)],
-    [(2, 10, 1, 0, 0b10), (2, 2, 0, 1, 0b11)],  # '01' and '11' stored bit-reversed
+    [(1, 17, 1, 0, 0b1), (1, 1, 0, 1, 0b0)],
+    [(2, 10, 1, 0, 0b10), (2, 2, 0, 0, 0b11)],  # '01' and '11' stored bit-reversed
 ]
 
 

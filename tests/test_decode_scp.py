@@ -245,3 +245,19 @@ def test_undefined_measurements_are_left_out(ptbxl_codes, tmp_path):
     assert measurements_text(meta) == (
         "heart_rate_bpm=70 qrs_axis_deg=30 qrs_ms=94 qt_ms=400 rr_ms=857"
     )
+
+
+def test_the_standards_worked_example(tmp_path):
+    """prEN 1064:2002's Huffman example (default table, second differences): these 15
+    bytes are 28 samples (the byte F1 and the trailing 00 as corrected by pixelmed)."""
+    stream = bytes.fromhex("FF837FE0E6F1536559B65B964B9600")
+    expected = [13, 14, 15, 14, 16, 18, 19, 20, 22, 22, 23, 23, 23, 22, 22, 20, 17, 15]
+    expected += [12, 8, 6, 3, 1, 0, -2, -2, -3, -3]
+    record = scp.Record(
+        samples=np.zeros((1, 28), dtype=np.int64),
+        lead_ids=[scp.SCP_LEAD_IDS["V1"]],
+        avm_nv=1000,
+        overrides={"streams": [stream]},
+    )
+    ecg = model.load(_write(tmp_path, record))
+    np.testing.assert_allclose(ecg.lead("V1"), np.array(expected) * 0.001, atol=1e-9)

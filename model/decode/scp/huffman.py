@@ -97,8 +97,10 @@ def _lookup(table: tuple[Code, ...], number: int, n_tables: int) -> _Lookup:
             raise HuffmanError(
                 f"{where}: {code.total_bits} total bits for a {code.prefix_bits}-bit prefix"
             )
-        if code.mode == 0 and not 1 <= code.value <= n_tables:
-            raise HuffmanError(f"{where}: switches to table {code.value} of {n_tables}")
+        if code.mode == 0 and not (0 <= code.value < n_tables or code.value == DEFAULT_TABLES):
+            raise HuffmanError(
+                f"{where}: switches to table index {code.value}; the file has {n_tables}"
+            )
         shift = MAX_PREFIX_BITS - code.prefix_bits
         span = slice(code.code << shift, (code.code + 1) << shift)
         taken = index[span]
@@ -110,7 +112,12 @@ def _lookup(table: tuple[Code, ...], number: int, n_tables: int) -> _Lookup:
 
 
 def lookups(tables: list[tuple[Code, ...]]) -> list[_Lookup]:
-    return [_lookup(table, n + 1, len(tables)) for n, table in enumerate(tables)]
+    """The file's tables, then the default table (a switch code may name it by 19999)."""
+    found = [_lookup(table, n + 1, len(tables)) for n, table in enumerate(tables)]
+    return [*found, _DEFAULT_LOOKUP]
+
+
+_DEFAULT_LOOKUP = _lookup(DEFAULT_TABLE, 0, 1)
 
 
 def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndarray:
@@ -139,8 +146,9 @@ def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndar
             raise HuffmanError(f"bits at offset {position} match no code of the Huffman table")
         code = table.codes[found]
         position += code.prefix_bits
-        if code.mode == 0:
-            table = tables[code.value - 1]
+        if code.mode == 0:  # the base value is the new table's 0-based index, as the
+            # pixelmed and biosig readers take it
+            table = tables[-1] if code.value == DEFAULT_TABLES else tables[code.value]
             continue
         extra = code.total_bits - code.prefix_bits
         if extra:

@@ -108,16 +108,17 @@ def sex(tags: dict[int, bytes]) -> str | None:
 
 def device(tags: dict[int, bytes]) -> tuple[str | None, str | None, str | None]:
     """Manufacturer, model and serial number from the acquiring device's identification
-    (tag 14): fixed fields, the model at bytes 8-13, then at byte 35 the length of the
-    analysing program's revision, that revision, and NUL-terminated strings: serial
-    number, system software, SCP implementation, manufacturer."""
+    (tag 14): fixed fields, the model at bytes 8-13, then from byte 36 NUL-terminated
+    strings: analysing program revision, serial number, system software, SCP
+    implementation, manufacturer."""
     value = tags.get(_ACQUIRING_DEVICE)
     if not value or len(value) < 36:
         return None, None, None
     model = text(value[8:14])
-    strings = value[36 + value[35] :].split(b"\x00")
-    serial = text(strings[0]) if strings else None
-    manufacturer = text(strings[3]) if len(strings) > 3 else None
+    # the revision's length byte is not trusted (writers differ on counting its NUL)
+    strings = value[36:].split(b"\x00")
+    serial = text(strings[1]) if len(strings) > 1 else None
+    manufacturer = text(strings[4]) if len(strings) > 4 else None
     return manufacturer, model, serial
 
 
