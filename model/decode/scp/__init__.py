@@ -1,9 +1,11 @@
 """SCP-ECG (EN 1064 / ISO 11073-91064) -> Ecg.
 
 No maintained Python reader exists (PyPI has none; the Healforce script in the data's
-source reads only that device's files), so it is read here: sections.py (record and
-section structure, CRCs), huffman.py (section 2), signal.py (sections 3-6), metadata.py
-(sections 1, 7, 8, 11).
+source reads only that device's files). BioSig (C, Debian biosig-tools) reads standard
+records and is the second implementation in the tests, but it does not recognise the
+Healforce files, crashes on multi-table Huffman coding and has no size limits, so the
+format is read here: sections.py (record and section structure, CRCs), huffman.py
+(section 2), signal.py (sections 3-6), metadata.py (sections 1, 7, 8, 11).
 """
 
 from __future__ import annotations
