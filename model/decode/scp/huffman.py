@@ -134,6 +134,8 @@ def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndar
     peek = np.zeros(n_bits + 1, dtype=np.uint16)
     for offset in range(MAX_PREFIX_BITS):
         peek |= padded[offset : offset + n_bits + 1] << (MAX_PREFIX_BITS - 1 - offset)
+    if all(code.mode == 1 for code in tables[0].codes):
+        return _decode_one_table(bits, peek[:n_bits], tables[0], n_samples)
     peek_list = peek.tolist()
     out = np.empty(n_samples, dtype=np.int64)
     table = tables[0]
@@ -161,3 +163,40 @@ def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndar
             out[count] = code.value
         count += 1
     return out
+
+
+def _decode_one_table(
+    bits: np.ndarray, peek: np.ndarray, table: _Lookup, n_samples: int
+) -> np.ndarray:
+    """The common case, a first table without switch codes: the code at every bit position
+    (and so its length) is known up front, Python only walks from code to code, and the
+    values are gathered with numpy afterwards."""
+    n_bits = len(bits)
+    found = table.index[peek]
+    totals = np.array([code.total_bits for code in table.codes])
+    steps = np.where(found >= 0, totals[found], 0).tolist()
+    positions = []
+    position = 0
+    for count in range(n_samples):
+        if position >= n_bits:
+            raise HuffmanError(f"stream ends after {count} of {n_samples} samples")
+        step = steps[position]
+        if step == 0:
+            raise HuffmanError(f"bits at offset {position} match no code of the Huffman table")
+        positions.append(position)
+        position += step
+    if position > n_bits:
+        raise HuffmanError(f"stream ends inside sample {n_samples}")
+    at = np.array(positions)
+    which = found[at]
+    values = np.array([code.value for code in table.codes], dtype=np.int64)[which]
+    for number, code in enumerate(table.codes):
+        extra = code.total_bits - code.prefix_bits
+        chosen = which == number
+        if extra and chosen.any():
+            start = at[chosen] + code.prefix_bits
+            raw = np.zeros(len(start), dtype=np.int64)
+            for offset in range(extra):
+                raw = (raw << 1) | bits[start + offset]
+            values[chosen] = np.where(raw >> (extra - 1), raw - (1 << extra), raw)
+    return values
