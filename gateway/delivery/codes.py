@@ -46,11 +46,3 @@ def measurement_value(value: float) -> float:
 def format_number(value: float) -> str:
     rounded = measurement_value(value)
     return str(int(rounded)) if rounded.is_integer() else f"{rounded:.1f}"
-
-
-def technical_notes(warnings: list[str]) -> str:
-    """The report's warnings (leads not used, an engine standing in for another, values
-    the VLM got wrong) as one sentence for the over-reading physician, in both formats."""
-    if not warnings:
-        return ""
-    return "Technical notes: " + "; ".join(w.rstrip(". ") for w in warnings) + "."

@@ -43,12 +43,12 @@ from gateway.delivery.codes import (
     SNOMED,
     UCUM,
     measurement_value,
-    technical_notes,
 )
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
 from gateway.routing import BasicAuth, BearerAuth, FhirDestination, FhirOptions
 from model.decode.demographics import dicom_date
+from model.report_text import technical_notes
 
 FHIR_JSON = "application/fhir+json"
 DICOM_UID_SYSTEM = "urn:dicom:uid"

@@ -25,13 +25,13 @@ from gateway.delivery.codes import (
     EKG_STUDY,
     MEASUREMENT_CODES,
     format_number,
-    technical_notes,
 )
 from gateway.delivery.mllp import MllpClient, MllpError
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
 from gateway.routing import Hl7Destination, Hl7Options
 from model.decode.demographics import dicom_date
+from model.report_text import technical_notes
 
 VERSION = "2.5.1"
 SUCCESS_CODES = {"AA", "CA"}

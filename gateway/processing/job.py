@@ -135,17 +135,18 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
         metadata=metadata,
         report=report,
         association=association,
-        **_pictures(item),
+        **_pictures(item, report),
     )
 
 
-def _pictures(item: _Decoded) -> dict[str, bytes | str | None]:
+def _pictures(item: _Decoded, report: Report) -> dict[str, bytes | str | None]:
     """The package's pages: rendered here for a waveform (the PNG without patient data, as
-    a model reads it), as received for a picture or PDF (with the original kept)."""
+    a model reads it; the PDF the report as a cart prints it), as received for a picture or
+    PDF (with the original kept)."""
     if item.ecg is not None:
         return {
             "png": model.render_png(item.ecg, header=False),
-            "pdf": model.render_pdf(item.ecg, header=True),
+            "pdf": model.render_pdf(item.ecg, header=True, report=report),
         }
     image = item.image
     return {
