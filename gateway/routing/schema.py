@@ -51,6 +51,8 @@ Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 Patterns = Annotated[list[str], BeforeValidator(_as_list)]
 ObjectKind = Literal["ecg-waveform", "secondary-capture", "pdf"]
 AckType = Literal["AL", "NE", "ER", "SU"]
+PdfCarriage = Literal["embed", "split", "reference", "omit"]
+RP_POINTER_MAX_CHARS = 199  # RP.1 is ST: 199 characters in hl7apy's strict 2.5.1 tables
 
 
 class RetryPolicy(StrictSettings):
@@ -128,6 +130,34 @@ class Hl7Options(StrictSettings):
     processing_id: Literal["P", "T", "D"] = "P"
     accept_ack_type: AckType | None = Field(None, description="MSH-15")
     application_ack_type: AckType | None = Field(None, description="MSH-16")
+    pdf: PdfCarriage = Field(
+        "split",
+        description="how the report PDF travels: in one OBX (embed), in as many OBX as it "
+        "takes (split), as a reference pointer (reference), or not at all (omit)",
+    )
+    pdf_reference_pointer: str = Field(
+        "{instance_uid}",
+        max_length=RP_POINTER_MAX_CHARS,
+        description="with pdf: reference, RP.1: the key (or URL) under which the archive "
+        "holds the Encapsulated PDF a dicom route stores; {study_uid}, {series_uid} and "
+        "{instance_uid} are its UIDs",
+    )
+    pdf_reference_application: str = Field(
+        "",
+        description="with pdf: reference, RP.2: the system that holds it (e.g. the archive's "
+        "name); empty for a URL pointer, whose host then names it",
+    )
+
+    @field_validator("pdf_reference_pointer")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            value.format(study_uid="", series_uid="", instance_uid="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"may use only {{study_uid}}, {{series_uid}} and {{instance_uid}}: {exc!r}"
+            ) from None
+        return value
 
 
 class FhirOptions(StrictSettings):
