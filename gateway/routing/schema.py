@@ -1,5 +1,5 @@
-"""routes.yaml as data: destinations (FHIR, HL7 over MLLP, file outbox), retry policy,
-and the ordered rules that send each report to them.
+"""routes.yaml as data: destinations (FHIR, HL7 over MLLP, DICOM C-STORE, file outbox),
+retry policy, and the ordered rules that send each report to them.
 
 Only the shape and the values are checked here; loading the file, naming the line of
 each error and hot reload are in router.py, matching in match.py.
@@ -213,6 +213,36 @@ class Hl7Destination(_Destination):
         return _split_mllp(self.endpoint)
 
 
+DicomObject = Literal["pdf", "sr"]
+_AE_TITLE = r"[^\\\x00-\x1f]{1,16}"
+
+
+class DicomDestination(_Destination):
+    """A DICOM archive (PACS, VNA, ECG management system) that takes C-STORE."""
+
+    type: Literal["dicom"]
+    endpoint: str = Field(description="dicom://CALLED_AE@host:port")
+    calling_ae: str = Field("ECGGW", pattern=f"^{_AE_TITLE}$")
+    timeout_s: float = Field(30.0, gt=0)
+    objects: list[DicomObject] = Field(
+        default=["pdf", "sr"],
+        min_length=1,
+        description="pdf: the report as Encapsulated PDF; sr: measurements and statements "
+        "as a Comprehensive SR (TID 3700 ECG Report)",
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _dicom_url(cls, value: str) -> str:
+        _split_dicom(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, str, int]:
+        """(called AE title, host, port)."""
+        return _split_dicom(self.endpoint)
+
+
 FileFormat = Literal["fhir", "hl7", "png", "pdf"]
 
 
@@ -225,11 +255,12 @@ class FileDestination(_Destination):
 
 
 Destination = Annotated[
-    FhirDestination | Hl7Destination | FileDestination, Field(discriminator="type")
+    FhirDestination | Hl7Destination | DicomDestination | FileDestination,
+    Field(discriminator="type"),
 ]
 
 
-AnyDestination = FhirDestination | Hl7Destination | FileDestination
+AnyDestination = FhirDestination | Hl7Destination | DicomDestination | FileDestination
 
 
 class Match(StrictSettings):
@@ -293,3 +324,13 @@ def _split_mllp(endpoint: str) -> tuple[str, int, bool]:
         raise ValueError(f"{endpoint!r} is not mllp://host:port or mllps://host:port")
     scheme, host, port = match.groups()
     return host.strip("[]"), int(port), scheme == "mllps"
+
+
+def _split_dicom(endpoint: str) -> tuple[str, str, int]:
+    match = re.fullmatch(
+        rf"dicom://({_AE_TITLE})@([^:/\s@]+|\[[0-9a-fA-F:]+\]):(\d{{1,5}})/?", endpoint.strip()
+    )
+    if match is None or not 0 < int(match.group(3)) < 65536 or not match.group(1).strip():
+        raise ValueError(f"{endpoint!r} is not dicom://CALLED_AE@host:port")
+    called, host, port = match.groups()
+    return called.strip(), host.strip("[]"), int(port)
