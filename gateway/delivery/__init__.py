@@ -14,7 +14,7 @@ from pathlib import Path
 from gateway.delivery import dicom, fhir, hl7, outbox
 from gateway.delivery.base import Artefacts, DeliveryError, Sender
 from gateway.delivery.dicom import DicomSender
-from gateway.delivery.fhir import FhirSender
+from gateway.delivery.fhir_client import FhirSender
 from gateway.delivery.hl7 import Hl7Sender
 from gateway.delivery.outbox import FileSender
 from gateway.processing.package import ReportPackage

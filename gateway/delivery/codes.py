@@ -11,6 +11,7 @@ SNOMED = "http://snomed.info/sct"
 
 EKG_STUDY = ("11524-6", "EKG study")
 EKG_IMPRESSION = ("8601-7", "EKG impression")
+TWELVE_LEAD_PANEL = ("34534-8", "12 lead EKG panel")
 CARDIOLOGY_CATEGORY = ("LP29708-2", "Cardiology")
 DIAGNOSTIC_SECTION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
 ELECTROCARDIAC_SECTION = ("EC", "Electrocardiac (e.g., EKG, EEC, Holter)")

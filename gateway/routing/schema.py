@@ -161,12 +161,21 @@ class Hl7Options(StrictSettings):
 
 
 class FhirOptions(StrictSettings):
-    """How DICOM patient identifiers become FHIR identifier systems."""
+    """How DICOM patient identifiers become FHIR identifier systems, and whether the
+    waveform itself is sent."""
 
     issuer_systems: dict[str, str] = Field(
         default_factory=dict, description="IssuerOfPatientID -> identifier system URI"
     )
     default_patient_system: str = "urn:ecg-gateway:patient-id"
+    waveform: Literal["none", "observation", "binary"] = Field(
+        "none",
+        description="the waveform itself: an Observation (MDC 131328, SampledData per lead), "
+        "or a Binary (DICOM 12-lead ECG) referenced from the DiagnosticReport",
+    )
+    waveform_max_kb: int = Field(
+        1024, gt=0, description="a waveform Observation larger than this is sent as a Binary"
+    )
 
 
 class _Destination(StrictSettings):
