@@ -21,30 +21,7 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfgen import canvas as pdf_canvas
 
 from model.ecg import Ecg
-from model.render.page import (
-    DEFAULT_LAYOUT,
-    GRID_BOTTOM_MM,
-    GRID_LEFT_MM,
-    GRID_RIGHT_MM,
-    GRID_TOP_MM,
-    INK_RGB,
-    LABEL_SIZE_MM,
-    MAJOR_LINE_MM,
-    MAJOR_RGB,
-    MINOR_LINE_MM,
-    MINOR_RGB,
-    PAGE_HEIGHT_MM,
-    PAGE_WIDTH_MM,
-    TRACE_LINE_MM,
-    Layout,
-    cal_pulse_mm,
-    footer_text,
-    grid_positions_mm,
-    layout_named,
-    patient_fields,
-    separator_mm,
-    study_fields,
-)
+from model.render import page as paper
 from model.render.pdf_paths import (
     PT_PER_MM,
     page_units_matrix,
@@ -80,10 +57,10 @@ class _Column:
     width_mm: float
 
 
-PATIENT_COLUMN = _Column(GRID_LEFT_MM, 86.0)
+PATIENT_COLUMN = _Column(paper.GRID_LEFT_MM, 86.0)
 MEASUREMENT_COLUMN = _Column(100.0, 40.0)
-INTERPRETATION_COLUMN = _Column(144.0, GRID_RIGHT_MM - 144.0)
-FULL_WIDTH = _Column(GRID_LEFT_MM, GRID_RIGHT_MM - GRID_LEFT_MM)
+INTERPRETATION_COLUMN = _Column(144.0, paper.GRID_RIGHT_MM - 144.0)
+FULL_WIDTH = _Column(paper.GRID_LEFT_MM, paper.GRID_RIGHT_MM - paper.GRID_LEFT_MM)
 
 
 class _Flate:
@@ -102,11 +79,11 @@ def pdf_colour(rgb: tuple[int, int, int]) -> Color:
 
 def pdf_xy(x_mm: float, y_mm: float) -> tuple[float, float]:
     """Page mm from the top-left to PDF points from the bottom-left."""
-    return x_mm * PT_PER_MM, (PAGE_HEIGHT_MM - y_mm) * PT_PER_MM
+    return x_mm * PT_PER_MM, (paper.PAGE_HEIGHT_MM - y_mm) * PT_PER_MM
 
 
 def render_pdf(
-    ecg: Ecg, header: bool = True, layout: str = DEFAULT_LAYOUT, report: Report | None = None
+    ecg: Ecg, header: bool = True, layout: str = paper.DEFAULT_LAYOUT, report: Report | None = None
 ) -> bytes:
     """The report as a vector PDF (paths and text, no images), page 1 with the PNG's geometry.
 
@@ -115,9 +92,9 @@ def render_pdf(
     `invariant` keeps the bytes reproducible (no creation timestamp or random document ID);
     the document info carries no patient data.
     """
-    chosen = layout_named(layout)
+    chosen = paper.layout_named(layout)
     out = io.BytesIO()
-    size_pt = (PAGE_WIDTH_MM * PT_PER_MM, PAGE_HEIGHT_MM * PT_PER_MM)
+    size_pt = (paper.PAGE_WIDTH_MM * PT_PER_MM, paper.PAGE_HEIGHT_MM * PT_PER_MM)
     page = pdf_canvas.Canvas(out, pagesize=size_pt, invariant=True, pageCompression=0)
     # With reportlab's page compression off, the document's default filters apply to every
     # stream (here only the page contents: the standard fonts embed none).
@@ -137,54 +114,57 @@ def render_pdf(
 def _grid_ops() -> str:
     """The grid in page units, one path per line weight: the same on every page."""
     ops = []
-    for step, width_mm, rgb in ((1.0, MINOR_LINE_MM, MINOR_RGB), (5.0, MAJOR_LINE_MM, MAJOR_RGB)):
+    for step, width_mm, rgb in (
+        (1.0, paper.MINOR_LINE_MM, paper.MINOR_RGB),
+        (5.0, paper.MAJOR_LINE_MM, paper.MAJOR_RGB),
+    ):
         red, green, blue = (channel / 255.0 for channel in rgb)
-        top, bottom = units(GRID_TOP_MM), units(GRID_BOTTOM_MM)
-        left, right = units(GRID_LEFT_MM), units(GRID_RIGHT_MM)
+        top, bottom = units(paper.GRID_TOP_MM), units(paper.GRID_BOTTOM_MM)
+        left, right = units(paper.GRID_LEFT_MM), units(paper.GRID_RIGHT_MM)
         lines = [
             f"{units(x)} {top} m {units(x)} {bottom} l"
-            for x in grid_positions_mm(GRID_LEFT_MM, GRID_RIGHT_MM, step)
+            for x in paper.grid_positions_mm(paper.GRID_LEFT_MM, paper.GRID_RIGHT_MM, step)
         ]
         lines += [
             f"{left} {units(y)} m {right} {units(y)} l"
-            for y in grid_positions_mm(GRID_TOP_MM, GRID_BOTTOM_MM, step)
+            for y in paper.grid_positions_mm(paper.GRID_TOP_MM, paper.GRID_BOTTOM_MM, step)
         ]
         ops.append(f"{red:.4f} {green:.4f} {blue:.4f} RG {units(width_mm)} w")
         ops.append("\n".join(lines) + " S")
     return "\n".join(ops)
 
 
-def _marks_and_traces(ecg: Ecg, layout: Layout) -> str:
+def _marks_and_traces(ecg: Ecg, layout: paper.Layout) -> str:
     """Calibration pulses, column ticks and traces in black, round caps and joins (a lone
     sample between gaps still shows as a dot)."""
-    marks = [cal_pulse_mm(baseline) for baseline in layout.baselines_mm]
-    marks += [separator_mm(cell) for cell in layout.separators]
-    red, green, blue = (channel / 255.0 for channel in INK_RGB)
-    ops = [f"{red:g} {green:g} {blue:g} RG {units(TRACE_LINE_MM)} w 1 J 1 j"]
+    marks = [paper.cal_pulse_mm(baseline) for baseline in layout.baselines_mm]
+    marks += [paper.separator_mm(cell) for cell in layout.separators]
+    red, green, blue = (channel / 255.0 for channel in paper.INK_RGB)
+    ops = [f"{red:g} {green:g} {blue:g} RG {units(paper.TRACE_LINE_MM)} w 1 J 1 j"]
     ops += [polyline_ops(to_units(mark)) for mark in marks]
     ops.append(traces_ops(ecg, layout.cells))
     return "\n".join(ops)
 
 
-def _lead_labels(page: pdf_canvas.Canvas, layout: Layout) -> None:
-    page.setFillColor(pdf_colour(INK_RGB))
-    page.setFont(BOLD, LABEL_SIZE_MM * PT_PER_MM)
+def _lead_labels(page: pdf_canvas.Canvas, layout: paper.Layout) -> None:
+    page.setFillColor(pdf_colour(paper.INK_RGB))
+    page.setFont(BOLD, paper.LABEL_SIZE_MM * PT_PER_MM)
     for cell in layout.cells:
         x_mm, y_mm = cell.label_xy_mm
-        page.drawString(*pdf_xy(x_mm, y_mm + LABEL_SIZE_MM), cell.lead)
+        page.drawString(*pdf_xy(x_mm, y_mm + paper.LABEL_SIZE_MM), cell.lead)
 
 
 def _first_page_text(
-    page: pdf_canvas.Canvas, ecg: Ecg, layout: Layout, header: bool, report: Report | None
+    page: pdf_canvas.Canvas, ecg: Ecg, layout: paper.Layout, header: bool, report: Report | None
 ) -> list[tuple[str, str]]:
     """Header band and footer of page 1; returns what did not fit, as (font, line)."""
-    _draw(page, FOOTER_BASELINES_MM[0], FULL_WIDTH, [(REGULAR, footer_text(ecg, layout))])
+    _draw(page, FOOTER_BASELINES_MM[0], FULL_WIDTH, [(REGULAR, paper.footer_text(ecg, layout))])
     if header:
         meta = ecg.metadata
-        fields = dict(patient_fields(meta))
+        fields = dict(paper.patient_fields(meta))
         identity = f"ID: {fields['ID']}    Born: {fields['Born']}    Sex: {fields['Sex']}"
         lines = [(BOLD, fields["Name"]), (REGULAR, identity)]
-        lines += [(REGULAR, f"{label}: {value}") for label, value in study_fields(meta)]
+        lines += [(REGULAR, f"{label}: {value}") for label, value in paper.study_fields(meta)]
         _draw(page, HEADER_BASELINES_MM[0], PATIENT_COLUMN, lines)
     if report is None:
         return []
@@ -223,13 +203,13 @@ def _continuation_pages(
     names the patient again when the report does."""
     title = "12-lead ECG report, continued"
     if header:
-        fields = dict(patient_fields(ecg.metadata))
+        fields = dict(paper.patient_fields(ecg.metadata))
         title += f"    {fields['Name']}    ID: {fields['ID']}    Born: {fields['Born']}"
-    per_page = int((_LAST_TEXT_BASELINE_MM - GRID_TOP_MM) / LINE_PITCH_MM)
+    per_page = int((_LAST_TEXT_BASELINE_MM - paper.GRID_TOP_MM) / LINE_PITCH_MM)
     for start in range(0, len(lines), per_page):
         page.showPage()
         _draw(page, HEADER_BASELINES_MM[0], FULL_WIDTH, [(BOLD, title)])
-        _draw(page, GRID_TOP_MM, FULL_WIDTH, lines[start : start + per_page])
+        _draw(page, paper.GRID_TOP_MM, FULL_WIDTH, lines[start : start + per_page])
 
 
 def _wrapped(font: str, texts: Iterable[str], column: _Column) -> list[tuple[str, str]]:

@@ -14,36 +14,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from model.ecg import Ecg
-from model.render.page import (
-    DEFAULT_LAYOUT,
-    FOOTER_BASELINE_MM,
-    GRID_BOTTOM_MM,
-    GRID_LEFT_MM,
-    GRID_RIGHT_MM,
-    GRID_TOP_MM,
-    HEADER_BASELINES_MM,
-    INK_RGB,
-    LABEL_SIZE_MM,
-    MAJOR_LINE_MM,
-    MAJOR_RGB,
-    MINOR_LINE_MM,
-    MINOR_RGB,
-    PAGE_HEIGHT_MM,
-    PAGE_WIDTH_MM,
-    TEXT_SIZE_MM,
-    TRACE_LINE_MM,
-    WHITE_RGB,
-    Layout,
-    cal_pulse_mm,
-    cell_segments_mm,
-    footer_text,
-    grid_positions_mm,
-    header_lines,
-    layout_named,
-    separator_mm,
-)
+from model.render import page as paper
 
-_PALETTE = (WHITE_RGB, MINOR_RGB, MAJOR_RGB, INK_RGB)
+_PALETTE = (paper.WHITE_RGB, paper.MINOR_RGB, paper.MAJOR_RGB, paper.INK_RGB)
 _WHITE_IDX, _MINOR_IDX, _MAJOR_IDX, _INK_IDX = range(len(_PALETTE))
 # Measured in bench/render.py (the page is 2-bit palette data): level 1 takes about half the
 # encode time of the default 6 for ~40 KiB instead of ~25 KiB a page; 0 saves ~3 ms but
@@ -92,15 +65,15 @@ def _paint_lines(
 
 
 def _draw_grid(pixels: np.ndarray, px_per_mm: float) -> None:
-    rows = slice(round(GRID_TOP_MM * px_per_mm), round(GRID_BOTTOM_MM * px_per_mm) + 1)
-    cols = slice(round(GRID_LEFT_MM * px_per_mm), round(GRID_RIGHT_MM * px_per_mm) + 1)
+    rows = slice(round(paper.GRID_TOP_MM * px_per_mm), round(paper.GRID_BOTTOM_MM * px_per_mm) + 1)
+    cols = slice(round(paper.GRID_LEFT_MM * px_per_mm), round(paper.GRID_RIGHT_MM * px_per_mm) + 1)
     for step, width_mm, colour in (
-        (1.0, MINOR_LINE_MM, _MINOR_IDX),
-        (5.0, MAJOR_LINE_MM, _MAJOR_IDX),
+        (1.0, paper.MINOR_LINE_MM, _MINOR_IDX),
+        (5.0, paper.MAJOR_LINE_MM, _MAJOR_IDX),
     ):
         width = _px_width(width_mm, px_per_mm)
-        xs = grid_positions_mm(GRID_LEFT_MM, GRID_RIGHT_MM, step) * px_per_mm
-        ys = grid_positions_mm(GRID_TOP_MM, GRID_BOTTOM_MM, step) * px_per_mm
+        xs = paper.grid_positions_mm(paper.GRID_LEFT_MM, paper.GRID_RIGHT_MM, step) * px_per_mm
+        ys = paper.grid_positions_mm(paper.GRID_TOP_MM, paper.GRID_BOTTOM_MM, step) * px_per_mm
         _paint_lines(pixels, xs, rows, width, colour, vertical=True)
         _paint_lines(pixels, ys, cols, width, colour, vertical=False)
 
@@ -117,58 +90,62 @@ def _background(dpi: int, layout_name: str) -> Image.Image:
     Cached per (dpi, layout); callers copy it. A four-colour palette image keeps drawing at
     one byte per pixel, and Pillow writes it as a 2-bit PNG, a quarter of the data to zlib.
     """
-    layout = layout_named(layout_name)
+    layout = paper.layout_named(layout_name)
     px_per_mm = dpi / 25.4
-    size = (round(PAGE_WIDTH_MM * px_per_mm), round(PAGE_HEIGHT_MM * px_per_mm))
+    size = (round(paper.PAGE_WIDTH_MM * px_per_mm), round(paper.PAGE_HEIGHT_MM * px_per_mm))
     pixels = np.full((size[1], size[0]), _WHITE_IDX, dtype=np.uint8)
     _draw_grid(pixels, px_per_mm)
     image = Image.fromarray(pixels, mode="P")
     image.putpalette([channel for rgb in _PALETTE for channel in rgb])
     draw = ImageDraw.Draw(image)
-    trace_width = _odd_px_width(TRACE_LINE_MM, px_per_mm)
+    trace_width = _odd_px_width(paper.TRACE_LINE_MM, px_per_mm)
     for baseline in layout.baselines_mm:
-        draw.line(_px_points(cal_pulse_mm(baseline), px_per_mm), fill=_INK_IDX, width=trace_width)
+        draw.line(
+            _px_points(paper.cal_pulse_mm(baseline), px_per_mm), fill=_INK_IDX, width=trace_width
+        )
     for cell in layout.separators:
-        draw.line(_px_points(separator_mm(cell), px_per_mm), fill=_INK_IDX, width=trace_width)
-    label_font = _font(round(LABEL_SIZE_MM * px_per_mm))
+        draw.line(_px_points(paper.separator_mm(cell), px_per_mm), fill=_INK_IDX, width=trace_width)
+    label_font = _font(round(paper.LABEL_SIZE_MM * px_per_mm))
     for cell in layout.cells:
         x_mm, y_mm = cell.label_xy_mm
         draw.text((x_mm * px_per_mm, y_mm * px_per_mm), cell.lead, fill=_INK_IDX, font=label_font)
     return image
 
 
-def _draw_traces(draw: ImageDraw.ImageDraw, ecg: Ecg, layout: Layout, px_per_mm: float) -> None:
-    width = _odd_px_width(TRACE_LINE_MM, px_per_mm)
+def _draw_traces(
+    draw: ImageDraw.ImageDraw, ecg: Ecg, layout: paper.Layout, px_per_mm: float
+) -> None:
+    width = _odd_px_width(paper.TRACE_LINE_MM, px_per_mm)
     for cell in layout.cells:
-        for segment in cell_segments_mm(ecg, cell):
+        for segment in paper.cell_segments_mm(ecg, cell):
             if len(segment) == 1:
                 segment = np.vstack((segment, segment))  # a lone sample between gaps is a dot
             draw.line(_px_points(segment, px_per_mm), fill=_INK_IDX, width=width)
 
 
 def _draw_png_text(
-    draw: ImageDraw.ImageDraw, ecg: Ecg, layout: Layout, px_per_mm: float, header: bool
+    draw: ImageDraw.ImageDraw, ecg: Ecg, layout: paper.Layout, px_per_mm: float, header: bool
 ) -> None:
-    font = _font(round(TEXT_SIZE_MM * px_per_mm))
-    left = GRID_LEFT_MM * px_per_mm
+    font = _font(round(paper.TEXT_SIZE_MM * px_per_mm))
+    left = paper.GRID_LEFT_MM * px_per_mm
     draw.text(
-        (left, FOOTER_BASELINE_MM * px_per_mm),
-        footer_text(ecg, layout),
+        (left, paper.FOOTER_BASELINE_MM * px_per_mm),
+        paper.footer_text(ecg, layout),
         fill=_INK_IDX,
         font=font,
         anchor="ls",
     )
     if header:
-        for line, y_mm in zip(header_lines(ecg.metadata), HEADER_BASELINES_MM):
+        for line, y_mm in zip(paper.header_lines(ecg.metadata), paper.HEADER_BASELINES_MM):
             draw.text((left, y_mm * px_per_mm), line, fill=_INK_IDX, font=font, anchor="ls")
 
 
 def render_png(
-    ecg: Ecg, dpi: int = 200, header: bool = False, layout: str = DEFAULT_LAYOUT
+    ecg: Ecg, dpi: int = 200, header: bool = False, layout: str = paper.DEFAULT_LAYOUT
 ) -> bytes:
     """A paper-layout page as PNG bytes (palette image). No patient data unless header=True."""
     _check_dpi(dpi)
-    chosen = layout_named(layout)
+    chosen = paper.layout_named(layout)
     page = _background(int(dpi), layout).copy()
     px_per_mm = dpi / 25.4
     draw = ImageDraw.Draw(page)
