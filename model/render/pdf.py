@@ -40,7 +40,7 @@ from model.report_text import (
 )
 
 # zlib level for the page streams, measured in bench/render.py on the compact paths:
-# level 3 is ~10% smaller than 1 for ~1 ms; 6 and 9 save ~5% more for 10-40 ms.
+# level 3 is ~10% smaller than 1 for ~1 ms; 6 and 9 save ~8% more for 4-18 ms.
 PDF_ZLIB_LEVEL = 3
 REGULAR, BOLD = "Helvetica", "Helvetica-Bold"
 HEADER_SIZE_MM = 2.6
@@ -48,6 +48,7 @@ LINE_PITCH_MM = 3.3
 HEADER_BASELINES_MM = tuple(6.5 + LINE_PITCH_MM * row for row in range(7))
 FOOTER_BASELINES_MM = (204.0, 207.6, 211.2)
 CONTINUED = "(continued on the next page)"
+_BLANK = (REGULAR, "")
 _LAST_TEXT_BASELINE_MM = 208.0
 
 
@@ -174,16 +175,16 @@ def _first_page_text(
     statements = _wrapped(REGULAR, interpretation_lines(report), INTERPRETATION_COLUMN)
     room = len(HEADER_BASELINES_MM) - len(status)
     if len(statements) > room:
-        overflow += statements
+        overflow += [*status, *statements, _BLANK]
         statements = [*statements[: room - 1], (REGULAR, CONTINUED)]
     _draw(page, HEADER_BASELINES_MM[0], INTERPRETATION_COLUMN, status + statements)
     notes = _wrapped(REGULAR, [technical_notes(report.warnings)], FULL_WIDTH)
     if len(notes) > 1:
-        overflow += notes
+        overflow += [*notes, _BLANK]
         notes = [(REGULAR, f"Technical notes {CONTINUED}")]
     footer = [(REGULAR, produced_by(report)), *notes]
     _draw(page, FOOTER_BASELINES_MM[1], FULL_WIDTH, footer)
-    return overflow
+    return [*overflow, (REGULAR, produced_by(report))] if overflow else []
 
 
 def _measurements(page: pdf_canvas.Canvas, report: Report) -> None:
@@ -205,11 +206,11 @@ def _continuation_pages(
     if header:
         fields = dict(paper.patient_fields(ecg.metadata))
         title += f"    {fields['Name']}    ID: {fields['ID']}    Born: {fields['Born']}"
-    per_page = int((_LAST_TEXT_BASELINE_MM - paper.GRID_TOP_MM) / LINE_PITCH_MM)
+    per_page = int((_LAST_TEXT_BASELINE_MM - HEADER_BASELINES_MM[2]) / LINE_PITCH_MM)
     for start in range(0, len(lines), per_page):
         page.showPage()
         _draw(page, HEADER_BASELINES_MM[0], FULL_WIDTH, [(BOLD, title)])
-        _draw(page, paper.GRID_TOP_MM, FULL_WIDTH, lines[start : start + per_page])
+        _draw(page, HEADER_BASELINES_MM[2], FULL_WIDTH, lines[start : start + per_page])
 
 
 def _wrapped(font: str, texts: Iterable[str], column: _Column) -> list[tuple[str, str]]:
