@@ -11,7 +11,9 @@ import pytest
 from delivery_support import package, send_now
 from example_reports import afib_report
 from hl7_strict import validated_strictly
+from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
+from hl7apy.parser import parse_message
 from peers import Hl7TestPeer
 from pydantic import ValidationError
 
@@ -434,3 +436,19 @@ def test_pointer_placeholders_are_checked_and_omit_sends_no_pdf(shared_data: Pat
     with pytest.raises(ValidationError, match="instance_uid"):
         Hl7Options(pdf="reference", pdf_reference_pointer="https://pacs/{sop}")
     assert _pdf_segments(package(shared_data), OPTIONS.model_copy(update={"pdf": "omit"})) == []
+
+
+def test_why_obx5_is_typed_by_obx2_for_the_strict_check() -> None:
+    """hl7apy's strict parser types every OBX-5 component as ST (199 characters), whatever
+    OBX-2 says: a 250-character TX, valid 2.5.1, fails it; typed as TX (as 2.5.1 7.4.2.2
+    says OBX-2 does) it passes. If hl7apy learns this, the plain strict parse will pass
+    and tests/hl7_strict.py can go."""
+    text = "A" * 250
+    message = (
+        "MSH|^~\\&|ECGGW||||20240101||ORU^R01^ORU_R01|x|P|2.5.1\r"
+        "PID|1||1^^^^MR||X^Y\rOBR|1||u|11524-6^EKG study^LN\r"
+        f"OBX|1|TX|8601-7^EKG impression^LN|1|{text}||||||P"
+    )
+    with pytest.raises(HL7apyException, match="max length: 199"):
+        parse_message(message, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+    validated_strictly(message)
