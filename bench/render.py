@@ -59,6 +59,7 @@ from model import render
 from model.ecg import Ecg
 from model.render import pdf as render_pdf_module
 from model.render import png as render_png_module
+from model.render.page import GRID_WEIGHTS
 from model.render.pdf_paths import decimated
 from model.report import Report
 
@@ -283,12 +284,9 @@ def before_pdf(ecg: Ecg) -> bytes:
 def _before_grid_ops() -> str:
     """The grid, built once as the renderer before cached it."""
     grid = []
-    for step, width_mm, rgb in (
-        (1.0, render.MINOR_LINE_MM, render.MINOR_RGB),
-        (5.0, render.MAJOR_LINE_MM, render.MAJOR_RGB),
-    ):
-        red, green, blue = (channel / 255.0 for channel in rgb)
-        grid.append(f"{red:.4f} {green:.4f} {blue:.4f} RG {width_mm * PT_PER_MM:.4f} w")
+    for step, width_mm, rgb in GRID_WEIGHTS:
+        colour = " ".join(f"{channel / 255.0:.4f}" for channel in rgb)
+        grid.append(f"{colour} RG {width_mm * PT_PER_MM:.4f} w")
         grid += [_fixed_point_ops(np.array(line)) for line in _grid_segments(step)]
     return "\n".join(grid)
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -226,11 +227,18 @@ DicomObject = Literal["pdf", "sr"]
 _AE_TITLE = r"[^\\\x00-\x1f]{1,16}"
 
 
+def _checked_dicom_endpoint(value: str) -> str:
+    _split_dicom(value)
+    return value
+
+
 class DicomDestination(_Destination):
     """A DICOM archive (PACS, VNA, ECG management system) that takes C-STORE."""
 
     type: Literal["dicom"]
-    endpoint: str = Field(description="dicom://CALLED_AE@host:port")
+    endpoint: Annotated[str, AfterValidator(_checked_dicom_endpoint)] = Field(
+        description="dicom://CALLED_AE@host:port"
+    )
     calling_ae: str = Field("ECGGW", pattern=f"^{_AE_TITLE}$")
     timeout_s: float = Field(30.0, gt=0)
     objects: list[DicomObject] = Field(
@@ -239,12 +247,6 @@ class DicomDestination(_Destination):
         description="pdf: the report as Encapsulated PDF; sr: measurements and statements "
         "as a Comprehensive SR (TID 3700 ECG Report)",
     )
-
-    @field_validator("endpoint")
-    @classmethod
-    def _dicom_url(cls, value: str) -> str:
-        _split_dicom(value)
-        return value
 
     @property
     def address(self) -> tuple[str, str, int]:

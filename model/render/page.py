@@ -50,6 +50,8 @@ TEXT_SIZE_MM = 3.0
 MINOR_LINE_MM, MAJOR_LINE_MM, TRACE_LINE_MM = 0.1, 0.2, 0.3
 WHITE_RGB, INK_RGB = (255, 255, 255), (0, 0, 0)
 MINOR_RGB, MAJOR_RGB = (250, 205, 205), (235, 125, 125)  # classic pink / red paper
+# (spacing mm, line width mm, colour) of the minor and the major grid lines
+GRID_WEIGHTS = ((1.0, MINOR_LINE_MM, MINOR_RGB), (5.0, MAJOR_LINE_MM, MAJOR_RGB))
 
 
 @dataclass(frozen=True)

@@ -114,25 +114,20 @@ def render_pdf(
 @lru_cache(maxsize=1)
 def _grid_ops() -> str:
     """The grid in page units, one path per line weight: the same on every page."""
+    top, bottom = units(paper.GRID_TOP_MM), units(paper.GRID_BOTTOM_MM)
+    left, right = units(paper.GRID_LEFT_MM), units(paper.GRID_RIGHT_MM)
     ops = []
-    for step, width_mm, rgb in (
-        (1.0, paper.MINOR_LINE_MM, paper.MINOR_RGB),
-        (5.0, paper.MAJOR_LINE_MM, paper.MAJOR_RGB),
-    ):
-        red, green, blue = (channel / 255.0 for channel in rgb)
-        top, bottom = units(paper.GRID_TOP_MM), units(paper.GRID_BOTTOM_MM)
-        left, right = units(paper.GRID_LEFT_MM), units(paper.GRID_RIGHT_MM)
-        lines = [
-            f"{units(x)} {top} m {units(x)} {bottom} l"
-            for x in paper.grid_positions_mm(paper.GRID_LEFT_MM, paper.GRID_RIGHT_MM, step)
-        ]
-        lines += [
-            f"{left} {units(y)} m {right} {units(y)} l"
-            for y in paper.grid_positions_mm(paper.GRID_TOP_MM, paper.GRID_BOTTOM_MM, step)
-        ]
-        ops.append(f"{red:.4f} {green:.4f} {blue:.4f} RG {units(width_mm)} w")
-        ops.append("\n".join(lines) + " S")
+    for step, width_mm, rgb in paper.GRID_WEIGHTS:
+        xs = paper.grid_positions_mm(paper.GRID_LEFT_MM, paper.GRID_RIGHT_MM, step)
+        ys = paper.grid_positions_mm(paper.GRID_TOP_MM, paper.GRID_BOTTOM_MM, step)
+        lines = [f"{units(x)} {top} m {units(x)} {bottom} l" for x in xs]
+        lines += [f"{left} {units(y)} m {right} {units(y)} l" for y in ys]
+        ops.append(f"{_stroke_colour(rgb)} {units(width_mm)} w\n" + "\n".join(lines) + " S")
     return "\n".join(ops)
+
+
+def _stroke_colour(rgb: tuple[int, int, int]) -> str:
+    return " ".join(f"{channel / 255.0:.4g}" for channel in rgb) + " RG"
 
 
 def _marks_and_traces(ecg: Ecg, layout: paper.Layout) -> str:
@@ -140,8 +135,7 @@ def _marks_and_traces(ecg: Ecg, layout: paper.Layout) -> str:
     sample between gaps still shows as a dot)."""
     marks = [paper.cal_pulse_mm(baseline) for baseline in layout.baselines_mm]
     marks += [paper.separator_mm(cell) for cell in layout.separators]
-    red, green, blue = (channel / 255.0 for channel in paper.INK_RGB)
-    ops = [f"{red:g} {green:g} {blue:g} RG {units(paper.TRACE_LINE_MM)} w 1 J 1 j"]
+    ops = [f"{_stroke_colour(paper.INK_RGB)} {units(paper.TRACE_LINE_MM)} w 1 J 1 j"]
     ops += [polyline_ops(to_units(mark)) for mark in marks]
     ops.append(traces_ops(ecg, layout.cells))
     return "\n".join(ops)
