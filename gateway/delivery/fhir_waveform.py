@@ -92,7 +92,10 @@ def binary_entry(package: ReportPackage, full_url: str) -> tuple[dict[str, Any],
     """The Binary's bundle entry (PUT to a derived id) and the DICOM object's size."""
     assert package.waveform is not None
     waveform = package.waveform
-    ecg = Ecg(waveform.signal, waveform.sampling_rate, waveform.lead_names, package.metadata)
+    # the samples and the patient; not the cart's own measurements and statements, which
+    # model/dicom_write.py would write as annotations: only validated text reaches the EHR
+    meta = package.metadata.with_updates(device_measurements=(), device_statements=())
+    ecg = Ecg(waveform.signal, waveform.sampling_rate, waveform.lead_names, meta)
     uids = object_uids(package, "waveform")
     dataset = ecg_to_dicom(ecg, sop_instance_uid=uids.instance, series_instance_uid=uids.series)
     out = io.BytesIO()
