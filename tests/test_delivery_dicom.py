@@ -216,3 +216,16 @@ def test_the_endpoint_is_checked_where_it_is_written() -> None:
     with pytest.raises(ValidationError, match="objects"):
         destination(104, objects=[])
     assert destination(104).address == ("ARCHIVE", "127.0.0.1", 104)
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")
+def test_both_objects_pass_dicom3tools_iod_check(report_package, tmp_path: Path) -> None:
+    """dciodvfy (a second, independent DICOM implementation) finds no error in either IOD:
+    Encapsulated PDF and Comprehensive SR, every required module and attribute present."""
+    for part, data in prepare("archive", destination(104), report_package).items():
+        path = tmp_path / part
+        path.write_bytes(data)
+        check = subprocess.run(["dciodvfy", str(path)], check=False, capture_output=True, text=True)
+        output = check.stdout + check.stderr
+        assert "Error" not in output, output
+        assert ("EncapsulatedPDF" if part == PDF_PART else "ComprehensiveSR") in output

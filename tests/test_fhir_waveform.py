@@ -175,3 +175,15 @@ def test_the_package_keeps_the_waveform_on_disk_without_the_patient(
     assert loaded.lead_names == waveform.lead_names and loaded.sampling_rate == 500.0
     assert np.array_equal(loaded.signal, waveform.signal)
     assert b"000001" not in (tmp_path / "waveform.npz").read_bytes()
+
+
+def test_the_binary_carries_the_samples_not_the_carts_own_statements(pkg: ReportPackage) -> None:
+    """The cart's measurements and statements are kept for audit, never passed on as an
+    interpretation: the DICOM in the Binary has the waveform and no annotation of them."""
+    pkg.metadata = pkg.metadata.with_updates(
+        device_statements=("Cart says: acute MI",), device_measurements=(("qrs_ms", 180.0),)
+    )
+    [binary] = entries(bundle(pkg, waveform="binary"), "Binary")
+    dataset = pydicom.dcmread(io.BytesIO(base64.b64decode(binary["resource"]["data"])))
+    assert "acute MI" not in str(dataset)
+    assert "WaveformAnnotationSequence" not in dataset
