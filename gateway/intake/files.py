@@ -105,7 +105,8 @@ def _accept_vendor_file(intake: Intake, received: ReceivedFile) -> Outcome:
     sha = hashlib.sha256(received.data).hexdigest()
     uid = file_uid(sha)
     label = f"{uid} sha256={sha[:12]}"
-    earlier = intake.received_before(uid, sha, label)
+    obj = ReceivedObject("", uid, received.data, 0, "", "", received.peer, received.source)
+    earlier = intake.received_before(obj, sha, label)
     if earlier is not None:
         return earlier
     stored = intake.spool(f"{uid}.{sha[:16]}.ecg", received.data)
@@ -115,7 +116,6 @@ def _accept_vendor_file(intake: Intake, received: ReceivedFile) -> Outcome:
     if isinstance(header, Outcome):
         stored.unlink(missing_ok=True)
         return intake.reject(label, header)
-    obj = ReceivedObject("", uid, received.data, 0, "", "", received.peer, received.source)
     return intake.enqueue(obj, sha, stored, label, header, WAVEFORM)
 
 
@@ -140,6 +140,8 @@ def _decoded_header(path: Path, uid: str, wanted_format: str) -> HeaderFacts | O
         institution=meta.institution_name or "",
         station=meta.station_name or "",
         patient_key=key_for_patient(meta.patient_id, meta.patient_id_issuer, uid),
+        patient_id=meta.patient_id or "",
+        patient_id_issuer=meta.patient_id_issuer or "",
     )
 
 

@@ -255,6 +255,9 @@ class Workers:
             return
         if self._store.complete_job(job.id, owner, str(result.report_dir), destinations):
             self._metrics.inc(m.JOBS_DONE)
+            self._metrics.observe_processing(seconds)
+            if "engine-fallback" in package.report.source.quality_flags:
+                self._metrics.inc(m.ENGINE_FALLBACKS)
             self._on_done(sorted({name for name, _ in destinations}))
             log.info(
                 "%s done in %.0f ms: %s, codes %s, to %s",
