@@ -137,17 +137,21 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
         metadata=metadata,
         report=report,
         association=association,
-        **_pictures(item),
+        **_pictures(item, report),
     )
 
 
-def _pictures(item: _Decoded) -> dict[str, bytes | str | None]:
+def _pictures(item: _Decoded, report: Report) -> dict[str, bytes | str | Ecg | None]:
     """The package's pages: rendered here for a waveform (the PNG without patient data, as
-    a model reads it), as received for a picture or PDF (with the original kept)."""
+    a model reads it; the PDF the report as a cart prints it; the samples without the
+    patient, for routes that send the waveform), as received for a picture or PDF (with
+    the original kept)."""
     if item.ecg is not None:
+        ecg = item.ecg
         return {
-            "png": model.render_png(item.ecg, header=False),
-            "pdf": model.render_pdf(item.ecg, header=True),
+            "png": model.render_png(ecg, header=False),
+            "pdf": model.render_pdf(ecg, header=True, report=report),
+            "waveform": Ecg(ecg.signal, ecg.sampling_rate, ecg.lead_names),
         }
     image = item.image
     return {
