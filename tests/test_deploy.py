@@ -19,6 +19,7 @@ import yaml
 from gateway.config import GatewayConfig, load_config
 from gateway.delivery.mllp import MllpClient
 from gateway.routing import check_routes
+from tests.gateway_process import GatewayProcess
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -165,6 +166,7 @@ def test_chart_with_postgresql_scales_out_and_keeps_no_volume(tmp_path: Path) ->
         "store.postgresql.passwordSecret.name=ecg-db",
         "admin.exposed=true",
         "admin.tokenSecret.name=ecg-admin",
+        "admin.tlsSecret.name=ecg-admin-tls",
         "gpu.enabled=true",
     )
     _validate_kubernetes(docs, tmp_path)
@@ -192,6 +194,10 @@ def test_chart_with_postgresql_scales_out_and_keeps_no_volume(tmp_path: Path) ->
         (["persistence.sise=1Gi"], "Additional property sise is not allowed"),
         (["replicaCount=2"], "replicaCount > 1 needs store.postgresql.url"),
         (["admin.exposed=true"], "admin.exposed: true needs admin.tokenSecret.name"),
+        (
+            ["admin.exposed=true", "admin.tokenSecret.name=t"],
+            "admin.exposed: true needs admin.tlsSecret.name",
+        ),
         (["store.postgresql.url=mysql://db/x"], "store.postgresql.url"),
     ],
 )
@@ -316,3 +322,25 @@ def test_healthcheck_script_says_unhealthy_when_nothing_listens() -> None:
     )
     assert result.returncode == 1 and "/healthz" in result.stderr
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.skipif(shutil.which("echoscu") is None, reason="dcmtk missing")
+def test_healthcheck_script_passes_against_a_running_gateway(tmp_path: Path) -> None:
+    """The probe the image and the chart use, against a real `ecg-gateway serve`."""
+    gateway = GatewayProcess(tmp_path / "data").start()
+    try:
+        port = gateway.admin_url.rsplit(":", 1)[1]
+        env = {"ECG_GATEWAY_ADMIN_PORT": port, "PATH": "/usr/bin:/bin"}
+        for path in ("/healthz", "/readyz"):
+            result = subprocess.run(
+                [sys.executable, str(DEPLOY / "container" / "healthcheck.py"), path],
+                env=env,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert result.returncode == 0, result.stderr
+        assert gateway.terminate() == 0
+    finally:
+        gateway.stop_if_running()

@@ -27,6 +27,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if and .Values.admin.exposed (not .Values.admin.tokenSecret.name) -}}
 {{- fail "admin.exposed: true needs admin.tokenSecret.name: beyond localhost the admin endpoint requires a token" -}}
 {{- end -}}
+{{- if and .Values.admin.exposed (not .Values.admin.tlsSecret.name) -}}
+{{- fail "admin.exposed: true needs admin.tlsSecret.name: beyond localhost the admin endpoint requires TLS" -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "ecg-gateway.dicomPort" -}}
@@ -39,6 +42,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $admin := dict "port" .Values.admin.port "bind" (ternary "0.0.0.0" "127.0.0.1" .Values.admin.exposed) -}}
 {{- if .Values.admin.exposed -}}
 {{- $_ := set $admin "token_file" "/run/secrets/ecg-gateway-admin/token" -}}
+{{- $tls := dict "enabled" true "cert" "/run/secrets/ecg-gateway-admin-tls/tls.crt" "key" "/run/secrets/ecg-gateway-admin-tls/tls.key" -}}
+{{- $_ := set $admin "tls" $tls -}}
 {{- end -}}
 {{- $_ := set $owned "admin" $admin -}}
 {{- if .Values.store.postgresql.url -}}
@@ -59,6 +64,7 @@ exec:
 - {name: HF_HOME, value: /var/lib/ecg-gateway/hf-cache}
 {{- if .Values.admin.exposed }}
 - {name: ECG_GATEWAY_ADMIN_TOKEN_FILE, value: /run/secrets/ecg-gateway-admin/token}
+- {name: ECG_GATEWAY_ADMIN_TLS, value: "1"}
 {{- end }}
 {{- with .Values.store.postgresql.passwordSecret }}
 {{- if .name }}
