@@ -19,6 +19,7 @@ from model.statements import NORMAL_RHYTHM_CODES, interpret
 from model.vlm.page_image import PageImage
 
 ENGINE = EngineInfo(name="measure", version="1.0.0")
+FALLBACK_FLAG = "engine-fallback"
 
 # Findings a cardiologist still calls "otherwise normal" (borderline, minor).
 MINOR_CODES = frozenset({"PAC", "PVC", "IRBBB", "LAFB", "LAD", "1AVB"})
@@ -145,10 +146,13 @@ class FallbackEngine(MeasurementEngine):
         )
 
     def interpret(self, ecg: Ecg) -> Report:
-        report = super().interpret(ecg)
-        source = report.source.model_copy(
-            update={"quality_flags": [*report.source.quality_flags, "engine-fallback"]}
-        )
-        return report.model_copy(
-            update={"source": source, "warnings": [*report.warnings, self._notice]}
-        )
+        return as_fallback(super().interpret(ecg), [self._notice])
+
+
+def as_fallback(report: Report, notices: list[str]) -> Report:
+    """A report standing in for the configured engine's: flagged `engine-fallback`, with
+    the notices that say why among its warnings, so nobody mistakes whose it is."""
+    source = report.source.model_copy(
+        update={"quality_flags": [*report.source.quality_flags, FALLBACK_FLAG]}
+    )
+    return report.model_copy(update={"source": source, "warnings": [*report.warnings, *notices]})

@@ -10,8 +10,8 @@ import pytest
 
 import model
 from model.report import Measurements, Statement
+from model.vlm.findings import find_statements
 from model.vlm.parse import (
-    find_statements,
     impression,
     omitted_rule_warnings,
     parse_generated_text,
@@ -196,8 +196,10 @@ def test_hybrid_omissions_name_the_rule_statement():
 
 def test_impression_of_free_text_and_of_measurements_only():
     assert impression("  Sinus rhythm\nNormal ECG  ") == "Sinus rhythm. Normal ECG."
-    only = "Measurements: heart rate 70 bpm."
-    assert impression(only) == only
+    assert impression("Measurements: heart rate 70 bpm.") == ""  # no interpretation in it
+    assert impression("Sinus rhythm.\nctlatera\ufffdsentst\nAxis: normal axis.") == (
+        "Sinus rhythm. Axis: normal axis."
+    )
 
 
 def test_hybrid_prompt_carries_the_measured_values_of_a_real_ecg(shared_data: Path):
