@@ -65,7 +65,7 @@ def taught_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     measured = Measurements(heart_rate_bpm=70, pr_ms=160, qrs_ms=90, qt_ms=400)
     prompts = [
         report_prompt(),
-        report_prompt(from_image=True),
+        "Read this ECG.",
         report_prompt(measured, [Statement(code="SR", text="Sinus rhythm")]),
         "Describe.",
     ]

@@ -217,7 +217,7 @@ class VlmEngine:
 
     def _request(self, item: Ecg | PageImage) -> _Request:
         if isinstance(item, PageImage):
-            return _Request(item.image, report_prompt(from_image=True), None, item)
+            return _Request(item.image, report_prompt(), None, item)
         measured = ecg_model.analyze(item, self.limits)
         if self.settings.mode == "hybrid":
             prompt = report_prompt(measured.measurements, measured.statements)

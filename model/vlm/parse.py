@@ -90,14 +90,23 @@ def read_lines(text: str) -> tuple[list[str], list[str]]:
     the stated numbers are only checked, see stated_values) and every other line, so
     words the parser does not understand never become the interpretation.
     """
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     kept, unread = [], []
-    for line in lines:
-        if _label(line) == MEASUREMENTS_LABEL:
-            continue
+    for line in statement_part(text):
         understood = find_mentions(line) or KNOWN_LINE_PHRASES.search(line)
         (kept if understood and MISDECODED not in line else unread).append(line)
     return kept, unread
+
+
+def statement_part(text: str) -> list[str]:
+    """The text's non-empty lines without its Measurements line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return [line for line in lines if _label(line) != MEASUREMENTS_LABEL]
+
+
+def split_label(line: str) -> tuple[str, str]:
+    """("Conduction: ", "first degree AV block.") for a labelled line; ("", line) else."""
+    match = LINE_LABEL.match(line)
+    return (match.group(0), line[match.end() :]) if match else ("", line)
 
 
 def _label(line: str) -> str | None:

@@ -121,8 +121,8 @@ def unread_page_report(page: PageImage, generation: Generation, engine: EngineIn
 def unreadable_reason(engine: EngineInfo, generation: Generation) -> str:
     """Why the text is not used (its words stay out: the report's generated_text has them)."""
     return (
-        f"the {engine.name} engine's text ({generation.new_tokens} tokens) names no "
-        "recognised ECG statement and was not used"
+        f"the {engine.name} engine's text ({engine.version}, {generation.new_tokens} tokens) "
+        "names no recognised ECG statement and was not used"
     )
 
 
