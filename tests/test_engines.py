@@ -34,20 +34,8 @@ from model.vlm.settings import VlmSettings
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
 from tests.test_pipeline import Gateway
-from tests.vlm_support import taught_model_dir, tiny_model_dir
 
 FAST = {"longest_edge": 512, "max_new_tokens": 24}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def taught(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model taught one report (tests/vlm_support.py): its text is read."""
-    return taught_model_dir(tmp_path_factory)
 
 
 @pytest.fixture

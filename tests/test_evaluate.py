@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from example_reports import sinus_report
-from vlm_support import make_lora_adapter, tiny_model_dir
+from vlm_support import make_lora_adapter
 
 from model.vlm.parse import parse_generated_text
 from training.cli import main
@@ -112,11 +112,6 @@ def test_split(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["dataset", "--config", str(dataset_yaml)]) == 0
     return root / "dataset"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
 
 
 def _table_rows(printed: str) -> tuple[str, list[str]]:

@@ -21,20 +21,10 @@ from model.vlm.page_image import load_page
 from model.vlm.report import NO_WAVEFORM, Generation, waveform_report
 from model.vlm.settings import VlmSettings, VlmUnavailable
 from tests import dicom_samples as samples
-from tests.vlm_support import TAUGHT_ANSWER, make_lora_adapter, taught_model_dir, tiny_model_dir
+from tests.vlm_support import TAUGHT_ANSWER, make_lora_adapter
 
 FAST = {"longest_edge": 512, "max_new_tokens": 12, "batch_size": 4}
 FOUR_BIT = {**FAST, "max_new_tokens": 4}  # bitsandbytes on the CPU is slow per token
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def taught(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return taught_model_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

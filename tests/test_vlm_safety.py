@@ -26,20 +26,9 @@ from model.vlm.report import Generation, waveform_report
 from model.vlm.settings import VlmSettings
 from tests import dicom_samples as samples
 from tests.test_engines import gateway_with
-from tests.vlm_support import taught_model_dir, tiny_model_dir
 
 FAST = {"longest_edge": 512, "max_new_tokens": 16, "batch_size": 4}
 GARBAGE = "ctlatera\ufffdsentst ECGINJLA"  # what the review saw become an impression
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def taught(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return taught_model_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

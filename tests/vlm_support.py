@@ -62,11 +62,20 @@ def taught_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tiny_model_dir(tmp_path_factory)
     processor = load_processor(str(source))
     model = AutoModelForImageTextToText.from_pretrained(source)
-    measured = Measurements(heart_rate_bpm=70, pr_ms=160, qrs_ms=90, qt_ms=400)
+    usual = Measurements(heart_rate_bpm=70, pr_ms=160, qrs_ms=90, qt_ms=400, qtc_bazett_ms=420)
+    fast = Measurements(heart_rate_bpm=97, pr_ms=150, qrs_ms=100, qt_ms=350, qrs_axis_deg=-20)
     prompts = [
         report_prompt(),
         "Read this ECG.",
-        report_prompt(measured, [Statement(code="SR", text="Sinus rhythm")]),
+        report_prompt(usual, [Statement(code="SR", text="Sinus rhythm")]),
+        report_prompt(
+            fast,
+            [
+                Statement(code="SR", text="Sinus rhythm"),
+                Statement(code="LAD", text="Left axis deviation"),
+            ],
+        ),
+        report_prompt(Measurements(), []),
         "Describe.",
     ]
     answer = processor.tokenizer(
