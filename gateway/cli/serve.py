@@ -21,12 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.config import ConfigError
+    from gateway.config import ConfigError, GatewayConfig
     from gateway.routing import RoutesError
     from gateway.server import GatewayBusy, serve
 
     try:
-        return serve(load_config(args, port=args.port, bind_address=args.bind))
+
+        def read_config() -> GatewayConfig:
+            return load_config(args, port=args.port, bind_address=args.bind)
+
+        return serve(read_config(), read_config)
     except (ConfigError, RoutesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

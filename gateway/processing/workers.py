@@ -255,6 +255,9 @@ class Workers:
             return
         if self._store.complete_job(job.id, owner, str(result.report_dir), destinations):
             self._metrics.inc(m.JOBS_DONE)
+            self._metrics.observe_processing(seconds)
+            if "engine-fallback" in package.report.source.quality_flags:
+                self._metrics.inc(m.ENGINE_FALLBACKS)
             self._on_done(sorted({name for name, _ in destinations}))
             log.info(
                 "%s done in %.0f ms: %s, codes %s, to %s",
@@ -332,5 +335,11 @@ def _label(job: Job) -> str:
 def _intake_context(job: Job) -> MatchContext:
     """The routable facts of a job before interpretation, as intake recorded them."""
     return MatchContext.at_intake(
-        job.calling_ae, job.called_ae, job.kind, job.modality, job.institution, job.station
+        job.calling_ae,
+        job.called_ae,
+        job.kind,
+        job.modality,
+        job.institution,
+        job.station,
+        job.source,
     )
