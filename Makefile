@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/render.py
 	$(PY) bench/measure_accuracy.py
 	$(PY) bench/delivery_formats.py
+	$(PY) bench/decode.py
 	$(PY) bench/intake.py
 	$(PY) bench/metrics_overhead.py
 

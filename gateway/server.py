@@ -1,14 +1,14 @@
-"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP -> admin endpoint -> wait
-for a signal.
+"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP, watched folders and the
+upload endpoint -> admin endpoint -> wait for a signal.
 
 SIGHUP reloads the routes file and gateway.yaml (gateway/reload.py) between
 associations' starts, never cutting one. SIGTERM (or SIGINT) drains, in the reverse
-order of the start: /readyz turns 503, no new associations (those in progress may
-finish), workers finish their leased jobs within `shutdown_grace_s` and give the rest
-back to the queue, deliveries in hand are recorded, the counters and the audit stop
-record written, the store closed. A `kill -9` skips all of that and loses nothing:
-accepted objects are in the spool and the store, and their leases are released at the
-next start.
+order of the start: /readyz turns 503, no new associations, folder files or uploads
+(those in progress may finish), workers finish their leased jobs within
+`shutdown_grace_s` and give the rest back to the queue, deliveries in hand are recorded,
+the counters and the audit stop record written, the store closed. A `kill -9` skips all
+of that and loses nothing: accepted objects are in the spool and the store, and their
+leases are released at the next start.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ from gateway.admin.readiness import EngineState, Readiness
 from gateway.alerts import AlertHook
 from gateway.audit import Auditor
 from gateway.config import GatewayConfig, log_security_posture
-from gateway.durable import ensure_dir
+from gateway.durable import ensure_dir, remove_unfinished_writes
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import RunningScp, start_scp
+from gateway.intake.folders import start_watching
+from gateway.intake.upload import start_upload
 from gateway.logs import use_log_format
 from gateway.metrics import Metrics
 from gateway.processing.workers import Workers, WorkerSettings
@@ -69,6 +71,8 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
     token = read_token(config.admin.token_file) if config.admin.token_file else None
     for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
         ensure_dir(directory)
+    if remove_unfinished_writes(config.spool_dir):  # a kill -9 mid-copy: never acknowledged
+        log.warning("removed unfinished spool writes of a previous run")
     signals = _Signals()
     draining = threading.Event()
     scp: RunningScp | None = None
@@ -127,6 +131,7 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         running.callback(lambda: workers.stop(grace_s=reloader.config.shutdown_grace_s))
         scp = reloader.scp = start_scp(config, intake, metrics)
         running.callback(_stop_accepting, scp, draining, lambda: reloader.config.shutdown_grace_s)
+        _start_file_intakes(config, intake, running)
         if audit is not None:
             audit.application(started=True)
         log.info(
@@ -143,6 +148,16 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         log.info("stopping: no new associations; finishing work in progress")
     log.info("stopped")
     return 0
+
+
+def _start_file_intakes(config: GatewayConfig, intake: Intake, running: ExitStack) -> None:
+    """The watched folders and the upload endpoint, each stopped by `running` (before the
+    SCP: the reverse of the start)."""
+    watching = start_watching(config.watch_folders, intake, config.data_dir)
+    running.callback(watching.stop)
+    upload = start_upload(config.upload, intake)
+    if upload is not None:
+        running.callback(upload.stop)
 
 
 def _start_admin(

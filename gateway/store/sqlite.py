@@ -165,8 +165,8 @@ class Store:
             cursor = conn.execute(
                 "INSERT INTO jobs (sop_instance_uid, sop_class_uid, content_sha256, spool_path,"
                 " kind, calling_ae, called_ae, peer, modality, institution, station,"
-                " patient_key, available_at, is_correction, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " patient_key, source, available_at, is_correction, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.sop_instance_uid,
                     new.sop_class_uid,
@@ -180,6 +180,7 @@ class Store:
                     new.institution,
                     new.station,
                     new.patient_key,
+                    new.source,
                     now,
                     int(earlier is not None),
                     now,
