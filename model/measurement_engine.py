@@ -21,7 +21,7 @@ from model.vlm.page_image import PageImage
 ENGINE = EngineInfo(name="measure", version="1.0.0")
 
 # Findings a cardiologist still calls "otherwise normal" (borderline, minor).
-MINOR_CODES = frozenset({"PAC", "PVC", "IRBBB", "LAFB", "LAD", "1AVB"})
+MINOR_CODES = frozenset({"PAC", "PVC", "PJC", "IRBBB", "LAFB", "LAD", "1AVB", "LPR"})
 
 RHYTHM_PHRASES = {
     "SR": "Sinus rhythm",
@@ -35,6 +35,7 @@ RHYTHM_PHRASES = {
 ECTOPY_PHRASES = {
     "PVC": "premature ventricular complexes",
     "PAC": "premature atrial complexes",
+    "PJC": "premature junctional complexes",
 }
 
 
@@ -62,9 +63,11 @@ def analyze(ecg: Ecg, limits: StatementLimits = DEFAULT_LIMITS) -> Report:
 
 def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
     """The statements as a cardiologist writes them, one sentence each, verdict last."""
-    if measured.values.heart_rate_bpm is None:
-        reason = next(iter(measured.null_reasons.values()), "no analysable signal")
-        return f"Technically inadequate recording ({reason}). No interpretation."
+    if measured.fiducials is None:
+        reason = measured.null_reasons.get("qrs_ms", "no analysable signal")
+        rate = measured.values.heart_rate_bpm
+        heart_rate = "" if rate is None else f" Heart rate {rate}/min."
+        return f"Technically inadequate recording ({reason}).{heart_rate} No interpretation."
     codes = [s.code for s in statements]
     sentences = [_rhythm_sentence(codes)]
     sentences += [
