@@ -75,7 +75,7 @@ def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
         for s in statements
         if s.code not in RHYTHM_PHRASES and s.code not in ECTOPY_PHRASES and s.code != "NORM"
     ]
-    sentences.append(_verdict(codes, measured.amplitudes_calibrated))
+    sentences.append(_verdict(codes, measured))
     return " ".join(sentences)
 
 
@@ -95,13 +95,15 @@ def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def _verdict(codes: list[str], amplitudes_calibrated: bool) -> str:
+def _verdict(codes: list[str], measured: EcgMeasurement) -> str:
     """Normal only when everything was judged: uncalibrated amplitudes leave the
-    voltages unjudged."""
+    voltages unjudged, a signal too noisy for intervals everything but the rhythm."""
     findings = set(codes) - NORMAL_RHYTHM_CODES - {"NORM"}
+    if measured.rhythm_only:
+        return "Intervals, axes and voltages not assessed: the signal is too noisy."
     if not any(c in NORMAL_RHYTHM_CODES for c in codes) or not findings <= MINOR_CODES:
         return "Abnormal ECG."
-    if not amplitudes_calibrated:
+    if not measured.amplitudes_calibrated:
         return "QRS voltages not assessed: the amplitudes are not calibrated."
     return "Otherwise normal ECG." if findings else "Normal ECG."
 

@@ -98,27 +98,38 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
 
 def consistent_p_waves(m: EcgMeasurement) -> bool:
     """A P wave was found in the median beat, and, where the rhythm is irregular beyond
-    what premature beats explain, it stands before at least MIN_P_WAVE_SHARE of the
-    non-premature beats one by one: fibrillatory waves can leave a median 'P wave'
-    that half the beats resemble by chance (synthetic tuning set), a sinus P wave
-    precedes them all."""
+    what premature beats explain, it is a sinus P wave that stands before at least
+    MIN_P_WAVE_SHARE of the non-premature beats one by one (where there are enough of
+    them to judge a share): fibrillatory waves can leave a median 'P wave' that half
+    the beats resemble by chance (synthetic tuning set), or one pointing up and right
+    (LUDB 38); a sinus P wave precedes them all."""
     if not has_p_waves(m):
         return False
     rhythm = m.rhythm
-    if rhythm is None or rhythm.dominant_beats < MIN_BEATS_FOR_P_SHARE:
+    if rhythm is None:
         return True
-    unexplained, _ = unexplained_irregularity(rhythm)
-    return not unexplained or rhythm.p_waves >= MIN_P_WAVE_SHARE * rhythm.dominant_beats
+    unexplained, _ = unexplained_irregularity(rhythm, p_waves=True)
+    if not unexplained:
+        return True
+    p_axis = m.values.p_axis_deg
+    if p_axis is None or not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
+        return False
+    if rhythm.dominant_beats < MIN_BEATS_FOR_P_SHARE:
+        return True
+    return rhythm.p_waves >= MIN_P_WAVE_SHARE * rhythm.dominant_beats
 
 
-def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
+def unexplained_irregularity(rhythm: RhythmAnalysis, p_waves: bool) -> tuple[bool | None, str]:
     """Whether the RR stays irregular once premature beats are set aside, and on what
     that rests; None where premature beats leave nothing to judge it by.
 
     Irregular intervals between non-premature beats are unexplained; so are premature
-    beats whose coupling intervals spread as no single ectopic focus spreads them (in
-    atrial fibrillation the early beats are many, and the intervals left between the
-    others are the longer, less variable ones)."""
+    beats whose coupling intervals or following pauses spread as no single ectopic
+    focus spreads them (in atrial fibrillation the early beats are many, and the
+    intervals left between the others are the longer, less variable ones). Without
+    any P wave, premature beats explain an irregular rhythm only as a minority, one at
+    a time (LUDB 44, atrial fibrillation: 5 'premature' beats of 11, two pairs in a
+    row, their couplings alike by chance)."""
     nn, coupling = rhythm.nn_irregularity, rhythm.coupling_spread
     if nn is not None and nn > IRREGULAR_RMSSD:
         return True, (
@@ -130,6 +141,8 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
             f"the premature beats' coupling intervals or the pauses after them vary by more "
             f"than {COUPLING_SPREAD:.0%}, as no single ectopic focus fires"
         )
+    if not p_waves and not rhythm.sparse_premature:
+        return True, "no P waves, and premature beats too many or in runs to explain it"
     if nn is None and coupling is None:
         return None, "too few non-premature or premature beats to judge those apart"
     return False, "explained by premature beats"
@@ -140,7 +153,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     irregularity = m.beats.irregularity()
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
         return []
-    unexplained, basis = unexplained_irregularity(m.rhythm)
+    unexplained, basis = unexplained_irregularity(m.rhythm, p_waves=False)
     if unexplained is False:
         return []
     return [

@@ -351,7 +351,8 @@ def interpret(
     fascicular or hypertrophy statement either. AV conduction is judged only in sinus
     rhythm, and the QT not in atrial fibrillation (its RR changes beat to beat).
     Amplitudes rescaled lead by lead (not millivolts) get no voltage statement, and
-    no NORM: the voltages were not judged.
+    no NORM: the voltages were not judged; nor does a signal too noisy for intervals
+    (model.measure.pipeline: the rhythm alone is judged).
     """
     if m.beats is None or m.fiducials is None:
         return []
@@ -373,7 +374,8 @@ def interpret(
         if "AFIB" not in rhythm:
             found += qt_statements(m, sex)
     codes = [s.code for s in found]
-    if codes and set(codes) <= NORMAL_RHYTHM_CODES and m.amplitudes_calibrated:
+    judged = m.amplitudes_calibrated and not m.rhythm_only
+    if codes and set(codes) <= NORMAL_RHYTHM_CODES and judged:
         found.append(
             make_statement("NORM", "no finding beyond a normal sinus rhythm", codes=",".join(codes))
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import welch
 
-from model.beats import FS, Beats, samples
+from model.beats import FS, Beats, beat_windows, samples
 from model.measure.leads import LEAD_INDEX, PRE
 from model.measure.result import Fiducials
 
@@ -66,3 +66,53 @@ def atrial_residual(
     if peaks.max() - peaks.min() > 0.5:
         return None, rms
     return float(np.median(peaks)), rms
+
+
+# A "P wave" is a flutter wave where the median beat repeats it one flutter cycle
+# earlier, in the TQ segment (II, III, aVF and V1 together), this alike and this
+# close in size: at fixed conduction (3:1, 4:1) every flutter wave is locked to the
+# QRS, the median beat holds them all, and the QRS-T cancellation above takes them
+# away with it. A sinus P wave has a flat TP segment before it.
+LOCKED_FLUTTER_CORRELATION = 0.9
+LOCKED_FLUTTER_SIZE = (0.7, 1.4)
+
+
+def locked_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> tuple[float | None, float]:
+    """Flutter-wave frequency (Hz) and RMS (mV, II, III, aVF) where the dominant beats'
+    'P wave' repeats one 240-340/min cycle earlier, after the previous T wave's end;
+    else None. The median is taken here over a window reaching further back than the
+    median beat's (a flutter wave 200 ms long, one cycle before one that starts 250 ms
+    before the QRS)."""
+    if fid.p_on is None or fid.p_off is None:
+        return None, 0.0
+    rows = [LEAD_INDEX[n] for n in FLUTTER_LEADS]
+    longest = round(FS * 60 / 240)
+    start = fid.p_on - PRE - longest
+    windows = beat_windows(sig[rows], beats.dominant, start, fid.p_off - PRE)
+    windows = windows[:, ~np.isnan(windows).any(axis=(0, 2))]
+    if windows.shape[1] < 3:
+        return None, 0.0
+    median = np.median(windows, axis=1)  # index 0 is `longest` before the P onset
+    t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
+    previous_t_end = t_end - int(beats.dominant_rr) + samples(20) - (fid.p_on - longest)
+    best, best_lag = 0.0, None
+    for lag in range(round(FS * 60 / 340), longest + 1):
+        # Compare the part of the P wave whose copy one cycle earlier lies after the
+        # previous T wave, if 60 ms or more of it does.
+        first = max(longest, previous_t_end + lag)
+        if median.shape[1] - first < samples(60):
+            continue
+        wave = median[:, first:] - median[:, first:].mean(axis=1, keepdims=True)
+        before = median[:, first - lag : median.shape[1] - lag]
+        before = before - before.mean(axis=1, keepdims=True)
+        size = np.sqrt((before**2).sum() / ((wave**2).sum() + 1e-12))
+        norm = np.sqrt((wave**2).sum() * (before**2).sum()) + 1e-12
+        corr = float((wave * before).sum() / norm)
+        if corr > best and LOCKED_FLUTTER_SIZE[0] <= size <= LOCKED_FLUTTER_SIZE[1]:
+            best, best_lag = corr, lag
+    if best_lag is None or best < LOCKED_FLUTTER_CORRELATION:
+        return None, 0.0
+    inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
+    wave = median[inferior, longest:] - median[inferior, longest:].mean(axis=1, keepdims=True)
+    rms = float(np.sqrt((wave**2).mean(axis=1)).mean())
+    return FS / best_lag, rms

@@ -75,6 +75,8 @@ class EcgMeasurement:
     atrial_residual_mv: float = 0.0
     paced_beats: int = 0
     rhythm: RhythmAnalysis | None = None
+    # Too noisy for intervals, axes and amplitudes, yet the rhythm was judged.
+    rhythm_only: bool = False
     median: np.ndarray | None = None
     amplitudes_calibrated: bool = True
 

@@ -32,11 +32,13 @@ PAC_PREMATURITY = 0.8
 # model.measure.waves.MIN_P_CONSISTENCY, is on the median of these).
 MIN_BEAT_P_CORRELATION = 0.5
 # Before a premature beat of the dominant shape, once the previous beat's QRS-T is
-# cancelled, an atrial wave of at least this share of the sinus P wave's size, and
-# MIN_ECTOPIC_P_SNR times the noise of the same window before the dominant beats,
-# makes it atrial; less, junctional (chosen on the synthetic tuning set: atrial
-# premature P waves 0.7-1.1 of the sinus P, junctional beats under 0.2).
-ECTOPIC_P_FRACTION = 0.4
+# cancelled, no atrial wave of this share of the sinus P wave's size makes it
+# junctional, where a P wave would show: the sinus P wave stands MIN_ECTOPIC_P_SNR
+# times above the noise of the same window (synthetic tuning set: atrial premature P
+# waves 0.6-1.2 of the sinus P, the T wave's remnant before junctional beats 0.4-0.5;
+# LUDB 60, a premature atrial beat, has a sinus P wave no larger than that noise).
+# Otherwise the beat is taken for atrial, by far the commoner.
+ECTOPIC_P_FRACTION = 0.6
 MIN_ECTOPIC_P_SNR = 2.0
 # Where an ectopic P wave is looked for: from this far before the QRS to 30 ms before.
 ECTOPIC_P_SEARCH_MS = 300
@@ -65,6 +67,8 @@ class RhythmAnalysis:
     than MIN_NN_PAIRS pairs follow each other); None with fewer than
     MIN_NN_INTERVALS such intervals. coupling_spread: how much the premature beats'
     coupling intervals and the pauses after them vary (coupling_spread()).
+    sparse_premature: premature beats (RR < 85 % of the dominant) are under a third
+    of the beats and never two in a row.
     """
 
     classes: tuple[str, ...]
@@ -80,14 +84,7 @@ class RhythmAnalysis:
     def count(self, kind: str) -> int:
         return self.classes.count(kind)
 
-    @property
-    def unexplained_irregularity(self) -> float | None:
-        """How irregular the rhythm is once the premature beats are accounted for: the
-        intervals between dominant beats, or, where too few of those are left, the
-        coupling intervals (a premature beat of one focus comes at a fixed coupling)."""
-        if self.nn_irregularity is not None:
-            return self.nn_irregularity
-        return self.coupling_spread
+    sparse_premature: bool = True
 
 
 def analyse_rhythm(
@@ -128,7 +125,14 @@ def analyse_rhythm(
         pattern=pattern,
         pattern_origin=origin,
         pattern_cycles=cycles,
+        sparse_premature=sparse_premature(beats),
     )
+
+
+def sparse_premature(beats: Beats) -> bool:
+    premature = np.isin(beats.labels, ("S", "V"))
+    in_a_row = bool((premature[1:] & premature[:-1]).any())
+    return premature.sum() < premature.size / 3 and not in_a_row
 
 
 def nn_irregularity(beats: Beats) -> float | None:
@@ -210,15 +214,11 @@ class AtrialWaves:
         self.x, self.beats = sig[leads], beats
         self.start = fid.qrs_on - PRE - samples(ECTOPIC_P_SEARCH_MS)
         self.stop = fid.qrs_on - PRE - samples(30)
-        # The previous beat's ventricular complex and the TP segment after it (where the
-        # band-pass leaves its T wave's undershoot), up to 10 ms before the next sinus P
-        # wave in the median beat, which must stay; without a P wave, to 40 ms after the
-        # T wave's end. Faded out over 20 ms.
+        # The previous beat's ventricular complex, faded out over the 40 ms after its T
+        # wave's end: beyond lies the median beat's next P wave, which must stay.
         t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
-        end = t_end + samples(40)
-        if fid.p_on is not None:
-            end = max(end, fid.p_on + int(beats.dominant_rr) - samples(10))
-        fade = np.clip((end - np.arange(median.shape[1])) / samples(20), 0, 1)
+        end = min(t_end + samples(40), median.shape[1] - 1)
+        fade = np.clip((end - np.arange(median.shape[1])) / samples(40), 0, 1)
         fade[: fid.qrs_on] = 0.0
         self.complex = median[leads] * fade
         references = [self.window(int(k)) for k in np.flatnonzero(beats.both_normal) + 1]
@@ -243,16 +243,22 @@ class AtrialWaves:
         return own - previous
 
     def before(self, i: int) -> bool:
-        """Whether an atrial wave precedes beat i (True where nothing allows judging)."""
+        """Whether an atrial wave may precede beat i: False only where none is seen
+        and a P wave would have been."""
         window = self.window(i)
         if window is None or self.sinus_p is None:
             return True
-        limit = max(ECTOPIC_P_FRACTION * self.sinus_p, MIN_ECTOPIC_P_SNR * self.noise)
-        return _wave_size(window) >= limit
+        if self.sinus_p < MIN_ECTOPIC_P_SNR * self.noise:
+            return True
+        return _wave_size(window) >= ECTOPIC_P_FRACTION * self.sinus_p
 
 
 def _wave_size(window: np.ndarray) -> float:
-    """Peak-to-peak spatial size of what is left in a window, against its own mean."""
-    centred = window - window.mean(axis=1, keepdims=True)
-    magnitude = np.sqrt((centred**2).sum(axis=0))
+    """Peak spatial size of what is left in a window, against the straight line between
+    its ends (the band-pass leaves a slow undershoot after each T wave, which the
+    cancellation does not take away at every coupling)."""
+    edge = samples(10)
+    first, last = window[:, :edge].mean(axis=1), window[:, -edge:].mean(axis=1)
+    line = first[:, None] + (last - first)[:, None] * np.linspace(0, 1, window.shape[1])[None, :]
+    magnitude = np.sqrt(((window - line) ** 2).sum(axis=0))
     return float(magnitude.max())
