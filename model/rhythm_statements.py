@@ -108,7 +108,7 @@ def consistent_p_waves(m: EcgMeasurement) -> bool:
     rhythm = m.rhythm
     if rhythm is None:
         return True
-    unexplained, _ = unexplained_irregularity(rhythm, p_waves=True)
+    unexplained, _ = unexplained_irregularity(rhythm)
     if not unexplained:
         return True
     p_axis = m.values.p_axis_deg
@@ -119,17 +119,14 @@ def consistent_p_waves(m: EcgMeasurement) -> bool:
     return rhythm.p_waves >= MIN_P_WAVE_SHARE * rhythm.dominant_beats
 
 
-def unexplained_irregularity(rhythm: RhythmAnalysis, p_waves: bool) -> tuple[bool | None, str]:
+def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
     """Whether the RR stays irregular once premature beats are set aside, and on what
     that rests; None where premature beats leave nothing to judge it by.
 
     Irregular intervals between non-premature beats are unexplained; so are premature
     beats whose coupling intervals or following pauses spread as no single ectopic
     focus spreads them (in atrial fibrillation the early beats are many, and the
-    intervals left between the others are the longer, less variable ones). Without
-    any P wave, premature beats explain an irregular rhythm only as a minority, one at
-    a time (LUDB 44, atrial fibrillation: 5 'premature' beats of 11, two pairs in a
-    row, their couplings alike by chance)."""
+    intervals left between the others are the longer, less variable ones)."""
     nn, coupling = rhythm.nn_irregularity, rhythm.coupling_spread
     if nn is not None and nn > IRREGULAR_RMSSD:
         return True, (
@@ -141,8 +138,6 @@ def unexplained_irregularity(rhythm: RhythmAnalysis, p_waves: bool) -> tuple[boo
             f"the premature beats' coupling intervals or the pauses after them vary by more "
             f"than {COUPLING_SPREAD:.0%}, as no single ectopic focus fires"
         )
-    if not p_waves and not rhythm.sparse_premature:
-        return True, "no P waves, and premature beats too many or in runs to explain it"
     if nn is None and coupling is None:
         return None, "too few non-premature or premature beats to judge those apart"
     return False, "explained by premature beats"
@@ -153,7 +148,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     irregularity = m.beats.irregularity()
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
         return []
-    unexplained, basis = unexplained_irregularity(m.rhythm, p_waves=False)
+    unexplained, basis = unexplained_irregularity(m.rhythm)
     if unexplained is False:
         return []
     return [

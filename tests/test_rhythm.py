@@ -53,7 +53,7 @@ def test_atrial_fibrillation_is_called(amplitude: float, seed: int) -> None:
 def test_atrial_bigeminy_is_not_atrial_fibrillation() -> None:
     """No two non-premature beats in a row: the premature beats' fixed coupling and
     the equal pauses after them explain the irregular RR."""
-    report, truth = _analyze(
+    report, _ = _analyze(
         RhythmSpec(rate_bpm=75, pattern="bigeminy", pattern_origin="atrial", seed=3)
     )
     assert "AFIB" not in report.codes and report.codes[0] in SINUS

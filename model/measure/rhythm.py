@@ -67,8 +67,6 @@ class RhythmAnalysis:
     than MIN_NN_PAIRS pairs follow each other); None with fewer than
     MIN_NN_INTERVALS such intervals. coupling_spread: how much the premature beats'
     coupling intervals and the pauses after them vary (coupling_spread()).
-    sparse_premature: premature beats (RR < 85 % of the dominant) are under a third
-    of the beats and never two in a row.
     """
 
     classes: tuple[str, ...]
@@ -84,7 +82,6 @@ class RhythmAnalysis:
     def count(self, kind: str) -> int:
         return self.classes.count(kind)
 
-    sparse_premature: bool = True
 
 
 def analyse_rhythm(
@@ -125,14 +122,7 @@ def analyse_rhythm(
         pattern=pattern,
         pattern_origin=origin,
         pattern_cycles=cycles,
-        sparse_premature=sparse_premature(beats),
     )
-
-
-def sparse_premature(beats: Beats) -> bool:
-    premature = np.isin(beats.labels, ("S", "V"))
-    in_a_row = bool((premature[1:] & premature[:-1]).any())
-    return premature.sum() < premature.size / 3 and not in_a_row
 
 
 def nn_irregularity(beats: Beats) -> float | None:
