@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scores import Counts
 
 import model
 from model.ecg import Ecg
@@ -161,16 +162,6 @@ def _count(report: Report, code: str) -> int:
     return int(statement.evidence.values.get("count") or 0) if statement else 0
 
 
-def _prf(pairs: list[tuple[bool, bool]]) -> str:
-    tp = sum(p and t for p, t in pairs)
-    fp = sum(p and not t for p, t in pairs)
-    fn = sum(t and not p for p, t in pairs)
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    recall = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return f"P {precision:.2f} R {recall:.2f} F1 {f1:.2f} (n+ {tp + fn})"
-
-
 def _distribution(classes: list[str]) -> str:
     return ", ".join(f"{c} {n}" for c, n in Counter(classes).most_common())
 
@@ -260,7 +251,7 @@ def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
                 "Synthetic rhythms",
                 f"{code} vs drawn truth (all groups)",
                 len(results),
-                _prf(pairs),
+                Counts.of(pairs).summary(),
             )
         )
     for code, kind in (("PAC", "A"), ("PVC", "V")):
@@ -314,7 +305,7 @@ def ptbxl_rhythm_rows(records: list[tuple[dict[str, str], set[str], Report]]) ->
                 "PTB-XL",
                 f"{code} vs report text (records whose report names a rhythm)",
                 len(pairs),
-                _prf(pairs),
+                Counts.of(pairs).summary(),
             )
         )
     return rows
@@ -336,7 +327,7 @@ def false_positive_rows(records: list[tuple[dict[str, str], set[str], Report]]) 
             if code == "LPR"
             else f"{code} vs scp_codes"
         )
-        rows.append(_row("PTB-XL", label, len(records), _prf(pairs)))
+        rows.append(_row("PTB-XL", label, len(records), Counts.of(pairs).summary()))
     classes: dict[str, Counter[str]] = {"1AVB": Counter(), "LVH": Counter(), "IRBBB": Counter()}
     for row, truth, rep in records:
         if "1AVB" in rep.codes and "1AVB" not in truth:
@@ -389,7 +380,10 @@ def cinc_rows(data: Path) -> list[list[str]]:
         _row("CinC 2021", f"rhythm by Dx {t} → engine", len(v), _distribution(v))
         for t, v in by_rhythm.items()
     ]
-    rows += [_row("CinC 2021", f"{code} vs Dx", len(p), _prf(p)) for code, p in ectopy.items()]
+    rows += [
+        _row("CinC 2021", f"{code} vs Dx", len(p), Counts.of(p).summary())
+        for code, p in ectopy.items()
+    ]
     return rows
 
 
@@ -429,7 +423,12 @@ def ludb_rows(data: Path, limit: int) -> list[list[str]]:
         for t, v in by_rhythm.items()
     ]
     rows += [
-        _row("LUDB", f"{code} (PJC counted as PAC) vs extrasystoles named", len(p), _prf(p))
+        _row(
+            "LUDB",
+            f"{code} (PJC counted as PAC) vs extrasystoles named",
+            len(p),
+            Counts.of(p).summary(),
+        )
         for code, p in ectopy.items()
     ]
     return rows

@@ -15,9 +15,6 @@ from model.measure.result import Fiducials
 FLUTTER_HZ = (4.0, 340 / 60)
 FLUTTER_LEADS = ("II", "III", "aVF", "V1")
 INFERIOR_LEADS = ("II", "III", "aVF")
-# Welch windows of 2 s zero-padded to 8.2 s: 0.12 Hz bins (at 0.5 Hz bins a
-# fibrillatory wave at 5.8 Hz fell into the bin holding 340/min).
-SPECTRUM_SAMPLES = 4096
 
 
 def atrial_residual(
@@ -55,17 +52,30 @@ def atrial_residual(
     residual = residual[:, keep]
     if residual.shape[1] < samples(4000):
         return None, 0.0
-    freq, power = welch(residual, fs=FS, nperseg=1024, nfft=SPECTRUM_SAMPLES, axis=1)
+    freq, power = welch(residual, fs=FS, nperseg=1024, detrend=False, axis=1)
     band = (freq >= 3.0) & (freq <= 10.0)
     inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
     rms = float(np.sqrt(power[inferior][:, band].sum(axis=1) * (freq[1] - freq[0])).mean())
     # Each lead's strongest peak in the 3-10 Hz band must itself lie in the flutter range.
-    peaks = freq[np.argmax(np.where(band, power, 0.0), axis=1)]
+    peaks = _peak_frequencies(freq, np.where(band, power, 0.0))
     if peaks.min() < FLUTTER_HZ[0] or peaks.max() > FLUTTER_HZ[1]:
         return None, rms
     if peaks.max() - peaks.min() > 0.5:
         return None, rms
     return float(np.median(peaks)), rms
+
+
+def _peak_frequencies(freq: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """Each row's peak frequency, between the 0.49 Hz bins by a parabola through the
+    log power of the peak bin and its neighbours (a fibrillatory wave at 5.8 Hz fell
+    into the bin that holds 340/min; zero-padding to 0.12 Hz bins cost 8 ms)."""
+    k = np.clip(np.argmax(power, axis=1), 1, power.shape[1] - 2)
+    rows = np.arange(power.shape[0])
+    left, mid, right = (np.log(power[rows, k + d] + 1e-20) for d in (-1, 0, 1))
+    shift = (
+        0.5 * (left - right) / np.where(left - 2 * mid + right == 0, -1e-12, left - 2 * mid + right)
+    )
+    return freq[k] + np.clip(shift, -0.5, 0.5) * (freq[1] - freq[0])
 
 
 # A "P wave" is a flutter wave where the median beat repeats it one flutter cycle
@@ -96,7 +106,8 @@ def locked_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> tuple[float
     t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
     previous_t_end = t_end - int(beats.dominant_rr) + samples(20) - (fid.p_on - longest)
     best, best_lag = 0.0, None
-    for lag in range(round(FS * 60 / 340), longest + 1):
+    # Every 4 ms: the flutter cycle to within 2 %, at half the cost.
+    for lag in range(round(FS * 60 / 340), longest + 1, 2):
         # Compare the part of the P wave whose copy one cycle earlier lies after the
         # previous T wave, if 60 ms or more of it does.
         first = max(longest, previous_t_end + lag)
