@@ -2,7 +2,8 @@
 (bench/measure_accuracy.py prints them in its one table).
 
 1. Synthetic rhythms (model.rhythm_synthetic), drawn with the bench seed, which no
-   threshold was tuned on (tuning used other seeds): every rhythm statement against
+   threshold was tuned on (tuning used seeds 1 and 3-7; seed 2026, the first bench
+   set, showed one false AFIB that changed a rule, so the bench draws with 2027): every rhythm statement against
    the drawn truth, the goals (no AF on any sinus rhythm with PACs up to 40 %, AF
    recall >= 0.95) and the PAC/PVC counts against the drawn ones.
 2. PTB-XL (records 1-400, the scoring set): the rhythm confusion matrix against
@@ -30,7 +31,7 @@ from model.rhythm_synthetic import RhythmSpec, RhythmTruth, rhythm_ecg
 from model.statements import interpret
 from model.synthetic import SyntheticSpec
 
-BENCH_SEED = 2026
+BENCH_SEED = 2027
 RHYTHM_CLASSES = ("PACE", "AFLT", "AFIB", "STACH", "SBRAD", "SARRH", "SR")
 SINUS = ("STACH", "SBRAD", "SARRH", "SR")
 # CinC 2021 SNOMED CT rhythm concepts (dx_mapping_scored.csv).

@@ -36,6 +36,11 @@ SINUS_ARRHYTHMIA_SPREAD = 0.25
 # focus fires at a nearly fixed coupling (synthetic tuning set, unifocal PACs drawn at
 # 55-72 % of the cycle: up to 0.08).
 COUPLING_SPREAD = 0.1
+# This many regular intervals between non-premature beats show a regular underlying
+# rhythm: the premature beats explain the rest (the bench's first synthetic set held a
+# sinus rhythm at 123/min with 25 % PACs and hidden P waves whose couplings and pauses
+# spread by 11 %, called AFIB; see docs/measurement.md).
+MIN_NN_TO_EXPLAIN = 5
 # In an irregular rhythm, the P wave must precede this share of the non-premature beats,
 # where there are enough of them to judge a share (PTB-XL 191, sinus bradycardia at
 # 31/min with a first-degree AV block: P waves before 3 of its 5 beats).
@@ -126,13 +131,22 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
     Irregular intervals between non-premature beats are unexplained; so are premature
     beats whose coupling intervals or following pauses spread as no single ectopic
     focus spreads them (in atrial fibrillation the early beats are many, and the
-    intervals left between the others are the longer, less variable ones)."""
+    intervals left between the others are the longer, less variable ones). Regular
+    intervals between non-premature beats, MIN_NN_TO_EXPLAIN or more, explain it
+    unless the premature beats' timing spreads by more than twice COUPLING_SPREAD
+    (LUDB 112, atrial fibrillation: 0.36)."""
     nn, coupling = rhythm.nn_irregularity, rhythm.coupling_spread
     if nn is not None and nn > IRREGULAR_RMSSD:
         return True, (
             f"intervals between non-premature beats irregular too "
             f"(normalised RMSSD > {IRREGULAR_RMSSD})"
         )
+    if (
+        nn is not None
+        and rhythm.nn_intervals >= MIN_NN_TO_EXPLAIN
+        and (coupling is None or coupling <= 2 * COUPLING_SPREAD)
+    ):
+        return False, "the non-premature beats' rhythm is regular"
     if coupling is not None and coupling > COUPLING_SPREAD:
         return True, (
             f"the premature beats' coupling intervals or the pauses after them vary by more "

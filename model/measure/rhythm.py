@@ -51,6 +51,7 @@ MIN_PATTERN_ECTOPICS = 3
 # and successive pairs of them MIN_NN_PAIRS to judge their beat-to-beat change.
 MIN_NN_INTERVALS = 3
 MIN_NN_PAIRS = 4
+PAUSE_RR = 1.6
 ECTOPIC = ("A", "J", "V")
 
 
@@ -65,7 +66,7 @@ class RhythmAnalysis:
     nn_irregularity: beat-to-beat change of the intervals between dominant beats
     (normalised RMSSD over successive pairs, or over their sequence where fewer
     than MIN_NN_PAIRS pairs follow each other); None with fewer than
-    MIN_NN_INTERVALS such intervals. coupling_spread: how much the premature beats'
+    MIN_NN_INTERVALS such intervals; nn_intervals how many there are. coupling_spread: how much the premature beats'
     coupling intervals and the pauses after them vary (coupling_spread()).
     """
 
@@ -73,6 +74,7 @@ class RhythmAnalysis:
     p_waves: int
     dominant_beats: int
     nn_irregularity: float | None
+    nn_intervals: int
     coupling_spread: float | None
     compensatory_pauses: int
     pattern: str | None  # "bigeminy" or "trigeminy"
@@ -81,7 +83,6 @@ class RhythmAnalysis:
 
     def count(self, kind: str) -> int:
         return self.classes.count(kind)
-
 
 
 def analyse_rhythm(
@@ -117,6 +118,9 @@ def analyse_rhythm(
         p_waves=p_waves,
         dominant_beats=int(np.count_nonzero(beats.labels == "N")),
         nn_irregularity=nn_irregularity(beats),
+        nn_intervals=int(
+            np.count_nonzero(beats.both_normal & (beats.rr < PAUSE_RR * beats.dominant_rr))
+        ),
         coupling_spread=coupling_spread(beats),
         compensatory_pauses=compensatory_pauses(beats, classes),
         pattern=pattern,
@@ -128,8 +132,11 @@ def analyse_rhythm(
 def nn_irregularity(beats: Beats) -> float | None:
     """Normalised RMSSD between dominant beats (model.beats.normalised_rmssd): over
     successive pairs where MIN_NN_PAIRS follow each other, else over the intervals'
-    sequence in time (the rhythm under frequent premature beats)."""
-    both = beats.both_normal
+    sequence in time (the rhythm under frequent premature beats). An interval of
+    PAUSE_RR dominant RRs or more is left out: a beat missed by the detection (a
+    premature beat in the T wave at 155/min, synthetic tuning set) or not conducted
+    (a dropped beat) is no change of the rhythm."""
+    both = beats.both_normal & (beats.rr < PAUSE_RR * beats.dominant_rr)
     successive = normalised_rmssd(beats.rr, both, MIN_NN_PAIRS)
     if successive is not None:
         return successive
