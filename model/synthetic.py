@@ -206,10 +206,8 @@ def vector_to_ecg(
     )
 
 
-def fibrillatory_waves(
-    t: np.ndarray, rng: np.random.Generator, amplitude_mv: float = 0.05
-) -> np.ndarray:
-    """Low, fast, ever-changing atrial activity (about 6 Hz, 0.05 mV by default)."""
+def fibrillatory_waves(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Low, fast, ever-changing atrial activity (about 6 Hz, 0.05 mV)."""
     phase = np.cumsum(2 * np.pi * rng.uniform(4.5, 7.5, t.size) * np.gradient(t) / 1000.0)
-    wave = amplitude_mv * np.sin(phase) * (0.6 + 0.4 * np.sin(2 * np.pi * t / 1700.0))
+    wave = 0.05 * np.sin(phase) * (0.6 + 0.4 * np.sin(2 * np.pi * t / 1700.0))
     return np.outer(direction(70, 0.5), wave)

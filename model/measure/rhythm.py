@@ -51,6 +51,7 @@ MIN_PATTERN_ECTOPICS = 3
 # and successive pairs of them MIN_NN_PAIRS to judge their beat-to-beat change.
 MIN_NN_INTERVALS = 3
 MIN_NN_PAIRS = 4
+# An interval between dominant beats this many dominant RRs long is a pause.
 PAUSE_RR = 1.6
 ECTOPIC = ("A", "J", "V")
 
@@ -66,8 +67,9 @@ class RhythmAnalysis:
     nn_irregularity: beat-to-beat change of the intervals between dominant beats
     (normalised RMSSD over successive pairs, or over their sequence where fewer
     than MIN_NN_PAIRS pairs follow each other); None with fewer than
-    MIN_NN_INTERVALS such intervals; nn_intervals how many there are. coupling_spread: how much the premature beats'
-    coupling intervals and the pauses after them vary (coupling_spread()).
+    MIN_NN_INTERVALS such intervals; nn_intervals: how many there are.
+    coupling_spread: how much the premature beats' coupling intervals and the pauses
+    after them vary (coupling_spread()).
     """
 
     classes: tuple[str, ...]
@@ -94,7 +96,7 @@ def analyse_rhythm(
     p_correlations: np.ndarray | None,
 ) -> RhythmAnalysis:
     """Classify every beat and measure what the rhythm does around the premature ones."""
-    classes = list(np.where(beats.labels == "S", "A", beats.labels))
+    classes = [str(label) for label in np.where(beats.labels == "S", "A", beats.labels)]
     rr = beats.rr
     atrial = None
     for i in np.flatnonzero(beats.labels == "S"):
@@ -118,15 +120,18 @@ def analyse_rhythm(
         p_waves=p_waves,
         dominant_beats=int(np.count_nonzero(beats.labels == "N")),
         nn_irregularity=nn_irregularity(beats),
-        nn_intervals=int(
-            np.count_nonzero(beats.both_normal & (beats.rr < PAUSE_RR * beats.dominant_rr))
-        ),
+        nn_intervals=int(np.count_nonzero(between_normal_beats(beats))),
         coupling_spread=coupling_spread(beats),
         compensatory_pauses=compensatory_pauses(beats, classes),
         pattern=pattern,
         pattern_origin=origin,
         pattern_cycles=cycles,
     )
+
+
+def between_normal_beats(beats: Beats) -> np.ndarray:
+    """Per RR interval: True between two dominant beats, unless it is a pause."""
+    return beats.both_normal & (beats.rr < PAUSE_RR * beats.dominant_rr)
 
 
 def nn_irregularity(beats: Beats) -> float | None:
@@ -136,7 +141,7 @@ def nn_irregularity(beats: Beats) -> float | None:
     PAUSE_RR dominant RRs or more is left out: a beat missed by the detection (a
     premature beat in the T wave at 155/min, synthetic tuning set) or not conducted
     (a dropped beat) is no change of the rhythm."""
-    both = beats.both_normal & (beats.rr < PAUSE_RR * beats.dominant_rr)
+    both = between_normal_beats(beats)
     successive = normalised_rmssd(beats.rr, both, MIN_NN_PAIRS)
     if successive is not None:
         return successive
