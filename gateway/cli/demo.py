@@ -190,6 +190,8 @@ class DemoGateway:
             str(self.port),
             "--bind",
             "127.0.0.1",
+            "--admin-port",  # any free port: 8090 may be another gateway's
+            "0",
         ]
 
     def start(self, timeout_s: float = 60.0) -> None:
