@@ -313,7 +313,9 @@ def score_system(
 ) -> SystemScores:
     """Text metrics on what the system had to write itself; code F1 on everything stated."""
     given = [set(r.codes) if system.given_statements else set() for r in rules]
-    references = [scored_text(str(s["target_report"]), g) for s, g in zip(samples, given, strict=True)]
+    references = [
+        scored_text(str(s["target_report"]), g) for s, g in zip(samples, given, strict=True)
+    ]
     hypotheses = [scored_text(p.text, g) for p, g in zip(predictions, given, strict=True)]
     scored = [i for i, reference in enumerate(references) if reference]
     hyps, refs = [hypotheses[i] for i in scored], [references[i] for i in scored]
