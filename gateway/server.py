@@ -9,9 +9,11 @@ spool and the store, and their leases are released at the next start.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +31,7 @@ from gateway.metrics import Metrics
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
-from gateway.store import Store
+from gateway.store import open_store
 from model.engine import EngineChoice
 from model.vlm.settings import VlmUnavailable
 
@@ -55,7 +57,9 @@ def _run(config: GatewayConfig) -> int:
     router = make_router(config)  # first: a missing or invalid routes file stops the start
     for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
         ensure_dir(directory)
-    store = Store(config.store_path)
+    node = node_name(config.data_dir)
+    store = open_store(config, node=node)
+    log.info("store: %s; this node: %s", store, node)
     requeued = store.recover_after_restart()
     if requeued:
         log.warning("requeued %d jobs left in progress by a previous run", requeued)
@@ -69,6 +73,7 @@ def _run(config: GatewayConfig) -> int:
         router,
         WorkerSettings(
             reports_dir=config.reports_dir,
+            node=node,
             engine=engine_choice(config),
             workers=config.workers,
             lease_s=job_lease_s(config),
@@ -117,7 +122,16 @@ def _run(config: GatewayConfig) -> int:
 def job_lease_s(config: GatewayConfig) -> float:
     """A lease outlasting a slow VLM job: model load plus one generation bounded by
     vlm.timeout_s, so a job in flight is never retaken by a second worker meanwhile."""
+    if config.engine == "measure":
+        return config.job_lease_s
     return max(config.job_lease_s, 2 * config.vlm.timeout_s + 60.0)
+
+
+def node_name(data_dir: Path) -> str:
+    """This gateway node's name in leases: the host and which data directory (one
+    gateway per data directory, see _data_dir_lock), the same across its restarts."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{digest}"
 
 
 def engine_choice(config: GatewayConfig) -> EngineChoice:

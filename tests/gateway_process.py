@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.store import Delivery, Job, Store
+from gateway.store import Delivery, Job, SqliteStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,14 +105,14 @@ class GatewayProcess:
 
     def store_contents(self) -> tuple[list[Job], list[Delivery]]:
         """Every job and delivery in this gateway's store, as the CLI would read them."""
-        store = Store(self.data_dir / "gateway.sqlite3")
+        store = SqliteStore(self.data_dir / "gateway.sqlite3")
         try:
             return store.list_jobs(limit=100_000), store.list_deliveries(limit=100_000)
         finally:
             store.close()
 
     def job_counts(self) -> dict[str, int]:
-        store = Store(self.data_dir / "gateway.sqlite3")
+        store = SqliteStore(self.data_dir / "gateway.sqlite3")
         try:
             return store.count_jobs()
         finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import REPO, GatewayProcess
 
@@ -79,7 +79,7 @@ def test_kill_9_loses_nothing_and_processes_each_object_once(shared_data, tmp_pa
         sender.wait(timeout=60)
         assert workers and _all_exit(workers, within_s=15)  # no orphaned worker processes
 
-        store = Store(gateway.data_dir / "gateway.sqlite3")
+        store = SqliteStore(gateway.data_dir / "gateway.sqlite3")
         at_crash = store.count_jobs()
         received = {job.sop_instance_uid for job in store.list_jobs(limit=1000)}
         store.close()

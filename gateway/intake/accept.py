@@ -1,7 +1,8 @@
 """Accepting one received object: check it, make it durable, queue its job, pick a status.
 
 The SCP's C-STORE handler calls `Intake.accept`; success (0x0000) is returned only after
-the object is fsync'd in the spool AND its job is committed to the store. Every other
+the object is fsync'd in the spool AND its job is committed to the store (or, with a
+store that keeps objects itself, PostgreSQL, after the one commit of both). Every other
 outcome is a named rejection, logged with the SOP Instance UID and a short content hash
 (never patient data) and counted by reason.
 """
@@ -112,6 +113,10 @@ class Intake:
         checked = check_object(obj)
         if isinstance(checked, Outcome):  # refused before anything is written
             return self._reject(label, checked)
+        if self.store.keeps_objects:  # PostgreSQL: the object commits with its job
+            return self._enqueue(
+                obj, sha, Path(spool_name(obj.sop_instance_uid, sha)), label, checked
+            )
         stored = self._spool(obj, sha)
         if isinstance(stored, Outcome):
             return self._reject(label, stored)
@@ -146,7 +151,8 @@ class Intake:
             patient_key=header.patient_key,
         )
         try:
-            enqueued = self.store.add_job(new)
+            content = obj.file_bytes if self.store.keeps_objects else None
+            enqueued = self.store.add_job(new, content=content)
         except StoreError as exc:
             return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         if enqueued.duplicate:
