@@ -2,7 +2,7 @@
 
 One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
 exit code): analyze.py (render, analyze), serve.py, send.py, jobs.py, deliveries.py,
-routes.py, demo.py, model_tools.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or
+routes.py, demo.py, model_tools.py, store.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or
 configuration (the message names the file and the reason).
 """
 
@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from gateway.cli import analyze, deliveries, demo, jobs, model_tools, routes, send, serve
+from gateway.cli import analyze, deliveries, demo, jobs, model_tools, routes, send, serve, store
 from model.errors import EcgDecodeError
 
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         routes.add_parser,
         deliveries.add_parser,
         model_tools.add_parser,
+        store.add_parser,
     ):
         add(sub)
     return parser

@@ -24,12 +24,13 @@ def run(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError
     from gateway.routing import RoutesError
     from gateway.server import GatewayBusy, serve
+    from gateway.store import StoreError
 
     try:
         return serve(load_config(args, port=args.port, bind_address=args.bind))
     except (ConfigError, RoutesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (GatewayBusy, OSError) as exc:
+    except (GatewayBusy, StoreError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,10 @@ fail with StoreError (intake answers 0xA700) and it recovers by itself when it r
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -54,6 +57,7 @@ class PostgresStore(Store):
         """`node`: this gateway node's name, the prefix of its workers' lease owners (a
         restart releases its own leases, never another node's); "" for a CLI."""
         self._where = describe(conninfo)
+        self._conninfo = conninfo
         self.node = node
         self.copies = LocalCopies(cache_dir)
         self._migrate(conninfo)
@@ -87,6 +91,31 @@ class PostgresStore(Store):
     def schema_version(self) -> int:
         with self._transaction() as conn:
             return _schema_version(conn)
+
+    def backup(self, target: Path) -> None:
+        """pg_dump's custom format (restore with pg_restore): a consistent snapshot while
+        every node keeps working. The password goes by environment, not the command line."""
+        pg_dump = shutil.which("pg_dump")
+        if pg_dump is None:
+            raise StoreError(
+                f"{self._where}: pg_dump not found: install PostgreSQL's client tools (Debian:"
+                f" postgresql-client, the server's major version or newer), or back up the"
+                f" database as your PostgreSQL service does (pg_basebackup, managed snapshots)"
+            )
+        parts = conninfo_to_dict(self._conninfo)
+        password = parts.pop("password", None)
+        env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
+        command = [
+            pg_dump,
+            "--format=custom",
+            f"--file={target}",
+            f"--dbname={make_conninfo(**parts)}",
+        ]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise StoreError(
+                f"{self._where}: pg_dump failed: {_first_line(Exception(done.stderr))}"
+            )
 
     def _migrate(self, conninfo: str) -> None:
         """Bring the database to this version in one transaction, under an advisory lock

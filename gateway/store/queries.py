@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
@@ -62,6 +63,14 @@ class Store(ABC):
 
     @abstractmethod
     def _executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None: ...
+
+    @abstractmethod
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the whole store in `target`, taken while the gateway runs."""
+
+    @property
+    @abstractmethod
+    def schema_version(self) -> int: ...
 
     @abstractmethod
     def recover_after_restart(self, now: float | None = None) -> int:
