@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/render.py
 	$(PY) bench/measure_accuracy.py
 	$(PY) bench/delivery_formats.py
+	$(PY) bench/decode.py
 	$(PY) bench/intake.py
 
 # Malformed objects, SIGKILLs under load, destination faults, PHI in logs: under 15 min.

@@ -20,6 +20,7 @@ from pydantic import (
     AliasChoices,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -138,6 +139,82 @@ class StoreConfig(StrictSettings):
         return make_conninfo(self.url, password=password)
 
 
+# What a watched folder or the upload endpoint may be told to take: the decoders'
+# `source_format` names (model/decode), or auto (whatever model.load recognises).
+FileFormat = Literal["auto", "dicom", "muse-xml"]
+SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class WatchFolder(StrictSettings):
+    """A folder that carts write ECG files into (gateway/intake/folders.py)."""
+
+    path: Path = Field(description="the folder; its error/ (and processed/) are made inside")
+    source: SourceName = Field(description="source name that routes.yaml rules match on")
+    format: FileFormat = Field("auto", description="the only format taken; others go to error/")
+    after: Literal["move", "delete", "keep"] = Field(
+        "move", description="what is done with a file once its job is committed"
+    )
+    move_to: Path | None = Field(None, description="with after: move; default <path>/processed")
+    poll_interval_s: float = Field(2.0, gt=0, le=3600)
+    ignore: list[str] = Field(
+        default_factory=lambda: ["*.tmp", "*.part", "*.partial"],
+        description="name globs of files still being written (hidden files are always ignored)",
+    )
+    max_file_mb: float = Field(50.0, gt=0, description="a larger file goes to error/")
+
+    @model_validator(mode="after")
+    def _move_to_with_move(self) -> WatchFolder:
+        if self.move_to is not None and self.after != "move":
+            raise ValueError(f"move_to is only used with after: move (after is {self.after!r})")
+        return self
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.move_to if self.move_to is not None else self.path / "processed"
+
+    @property
+    def error_dir(self) -> Path:
+        return self.path / "error"
+
+
+class UploadToken(StrictSettings):
+    """One device class's bearer token (kept in a file, never in gateway.yaml) and the
+    source name its uploads are routed by."""
+
+    source: SourceName
+    token_file: Path
+
+
+class UploadConfig(StrictSettings):
+    """POST /upload for devices that push files (gateway/intake/upload.py)."""
+
+    enabled: bool = False
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    # After tls: its validator reads tls.
+    bind_address: str = Field("127.0.0.1", description="elsewhere than loopback needs tls")
+    port: int = Field(8104, ge=1, le=65535)
+    tokens: list[UploadToken] = Field(default_factory=list)
+    format: FileFormat = "auto"
+    max_mb: float = Field(50.0, gt=0, description="a larger body is refused with 413")
+
+    @field_validator("bind_address")
+    @classmethod
+    def _tls_beyond_loopback(cls, value: str, info: ValidationInfo) -> str:
+        tls = info.data.get("tls")
+        if not ipaddress.ip_address(value).is_loopback and not (tls and tls.enabled):
+            raise ValueError(
+                f"{value} is not a loopback address: upload.tls.enabled must be true "
+                "(tokens and ECGs must not cross the network in clear)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _tokens_when_enabled(self) -> UploadConfig:
+        if self.enabled and not self.tokens:
+            raise ValueError("upload.enabled needs at least one entry in 'tokens'")
+        return self
+
+
 class GatewayConfig(StrictSettings):
     ae_title: AeTitle = "ECGGW"
     port: int = Field(11112, ge=1, le=65535)
@@ -173,6 +250,8 @@ class GatewayConfig(StrictSettings):
     job_max_worker_deaths: int = Field(
         3, ge=1, description="a job whose worker process dies this often fails (a poison object)"
     )
+    watch_folders: list[WatchFolder] = Field(default_factory=list)
+    upload: UploadConfig = Field(default_factory=UploadConfig)
     retention_days: int = Field(30, ge=1)
     alert_command: tuple[str, ...] = Field(
         (), description="argv run for each job failed for good and each delivery given up"
@@ -199,6 +278,17 @@ class GatewayConfig(StrictSettings):
     def _bind_address(cls, value: str) -> str:
         ipaddress.ip_address(value)
         return value
+
+    @field_validator("watch_folders")
+    @classmethod
+    def _one_watcher_per_folder(cls, folders: list[WatchFolder]) -> list[WatchFolder]:
+        seen: set[Path] = set()
+        for folder in folders:
+            path = folder.path.resolve()
+            if path in seen:
+                raise ValueError(f"{folder.path} is watched twice")
+            seen.add(path)
+        return folders
 
     @model_validator(mode="after")
     def _engine_sets_the_mode(self) -> GatewayConfig:

@@ -1,8 +1,9 @@
-"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP -> wait for a signal.
+"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP, watched folders and the
+upload endpoint -> wait for a signal.
 
-Shutdown order is the reverse: stop accepting associations (those in progress may
-finish), let the workers finish or release their jobs, record the counters, close the
-store. A `kill -9` skips all of that and loses nothing: accepted objects are in the
+Shutdown order is the reverse: stop taking associations, files and uploads (those in
+progress may finish), let the workers finish or release their jobs, record the counters,
+close the store. A `kill -9` skips all of that and loses nothing: accepted objects are in the
 spool and the store, and their leases are released at the next start.
 """
 
@@ -27,6 +28,8 @@ from gateway.config import GatewayConfig, log_security_posture
 from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp
+from gateway.intake.folders import start_watching
+from gateway.intake.upload import start_upload
 from gateway.metrics import Metrics
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router as RoutesRouter
@@ -93,6 +96,7 @@ def _run(config: GatewayConfig) -> int:
     stop = _stop_on_signals()
     try:
         scp = start_scp(config, intake, metrics)
+        intakes = [scp, *_start_file_intakes(config, intake, scp)]
     except BaseException:
         workers.stop(grace_s=5.0)
         delivery.shutdown()
@@ -110,13 +114,30 @@ def _run(config: GatewayConfig) -> int:
     )
     _wait(stop, metrics, config.metrics_path)
     log.info("stopping: no new associations; finishing work in progress")
-    scp.stop()
+    for started in intakes:
+        started.stop()
     workers.stop()
     delivery.shutdown()
     _record_metrics(metrics, config.metrics_path)
     store.close()
     log.info("stopped")
     return 0
+
+
+def _start_file_intakes(config: GatewayConfig, intake: Intake, scp: object) -> list:
+    """The watched folders and the upload endpoint, each with a `stop()`; if one cannot
+    start, what has started (the SCP included) is stopped again."""
+    started = [scp]
+    try:
+        started.append(start_watching(config.watch_folders, intake, config.data_dir))
+        upload = start_upload(config.upload, intake)
+        if upload is not None:
+            started.append(upload)
+    except BaseException:
+        for running in reversed(started):
+            running.stop()
+        raise
+    return started[1:]
 
 
 def job_lease_s(config: GatewayConfig) -> float:

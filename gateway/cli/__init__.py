@@ -1,7 +1,7 @@
 """The `ecg-gateway` command. It parses arguments and calls the parts; it holds no logic.
 
 One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
-exit code): analyze.py (render, analyze), serve.py, send.py, jobs.py, deliveries.py,
+exit code): analyze.py (render, analyze), convert.py, serve.py, send.py, jobs.py, deliveries.py,
 routes.py, demo.py, model_tools.py, store.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or
 configuration (the message names the file and the reason).
 """
@@ -12,7 +12,18 @@ import argparse
 import logging
 import sys
 
-from gateway.cli import analyze, deliveries, demo, jobs, model_tools, routes, send, serve, store
+from gateway.cli import (
+    analyze,
+    convert,
+    deliveries,
+    demo,
+    jobs,
+    model_tools,
+    routes,
+    send,
+    serve,
+    store,
+)
 from model.errors import EcgDecodeError
 
 
@@ -25,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         analyze.add_render_parser,
         analyze.add_analyze_parser,
+        convert.add_parser,
         demo.add_parser,
         serve.add_parser,
         send.add_parser,

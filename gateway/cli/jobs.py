@@ -93,6 +93,7 @@ def _details(job: Job) -> str:
         f"  kind              {job.kind}",
         f"  content sha256    {job.content_sha256}",
         f"  from              {job.calling_ae or '-'} -> {job.called_ae or '-'} ({job.peer or '-'})",
+        f"  source            {job.source or '-'}",
         f"  received          {_time(job.created_at)}",
         f"  updated           {_time(job.updated_at)}",
         f"  attempts          {job.attempts}",

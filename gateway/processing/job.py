@@ -124,10 +124,12 @@ def _engine_input(item: _Decoded, reads_pages: bool) -> Ecg | PageImage | None:
 
 def _package(item: _Decoded, report: Report) -> ReportPackage:
     job = item.job
-    association = Association(job.calling_ae, job.called_ae, job.peer)
+    association = Association(job.calling_ae, job.called_ae, job.peer, job.source)
     if job.is_correction:
         report = report.model_copy(update={"is_correction": True})
     metadata = item.ecg.metadata if item.ecg is not None else item.image.metadata
+    if metadata.sop_instance_uid is None:  # a vendor file: the UID intake derived from it
+        metadata = metadata.with_updates(sop_instance_uid=job.sop_instance_uid)
     report = _with_metadata_warnings(report, metadata)
     return ReportPackage(
         job_id=job.id,

@@ -33,6 +33,7 @@ class Association:
     calling_ae: str = ""
     called_ae: str = ""
     peer_address: str = ""
+    source: str = ""  # a watched folder's or the upload endpoint's source name
 
 
 @dataclass

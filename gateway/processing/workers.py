@@ -332,5 +332,11 @@ def _label(job: Job) -> str:
 def _intake_context(job: Job) -> MatchContext:
     """The routable facts of a job before interpretation, as intake recorded them."""
     return MatchContext.at_intake(
-        job.calling_ae, job.called_ae, job.kind, job.modality, job.institution, job.station
+        job.calling_ae,
+        job.called_ae,
+        job.kind,
+        job.modality,
+        job.institution,
+        job.station,
+        job.source,
     )

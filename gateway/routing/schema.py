@@ -211,6 +211,9 @@ class Match(StrictSettings):
     modality: Patterns | None = None
     institution: Patterns | None = None
     station: Patterns | None = None
+    source: Patterns | None = Field(
+        None, description="source name of a watched folder or the upload endpoint"
+    )
     statement_codes: Patterns | None = None
 
     @field_validator("kind", mode="before")

@@ -34,19 +34,21 @@ class LocalCopies:
         self.objects.mkdir(parents=True, exist_ok=True)
         self.reports.mkdir(parents=True, exist_ok=True)
 
-    def object_path(self, job_id: int) -> Path:
-        return self.objects / f"{job_id}.dcm"
+    def object_path(self, job_id: int, suffix: str = ".dcm") -> Path:
+        """Named by job, with the spool name's suffix (.dcm, or .ecg for a vendor file)."""
+        return self.objects / f"{job_id}{suffix}"
 
     def report_dir(self, job_id: int) -> Path:
         return self.reports / str(job_id)
 
-    def write_object(self, job_id: int, content: bytes) -> Path:
-        path = self.object_path(job_id)
+    def write_object(self, job_id: int, suffix: str, content: bytes) -> Path:
+        path = self.object_path(job_id, suffix)
         write_atomic(path, content)
         return path
 
     def drop_object(self, job_id: int) -> None:
-        self.object_path(job_id).unlink(missing_ok=True)
+        for path in self.objects.glob(f"{job_id}.*"):
+            path.unlink(missing_ok=True)
 
     def has_report(self, job_id: int) -> bool:
         return self.report_dir(job_id).is_dir()

@@ -176,9 +176,10 @@ class PostgresStore(Store):
 
     def _leased(self, conn: psycopg.Connection, job: Job) -> Job:
         row = conn.execute("SELECT content FROM objects WHERE job_id = %s", (job.id,)).fetchone()
+        suffix = Path(job.spool_path).suffix or ".dcm"
         if row is None:  # purged by retention: decoding then says the file is gone
-            return replace(job, spool_path=str(self.copies.object_path(job.id)))
-        path = self.copies.write_object(job.id, row["content"])
+            return replace(job, spool_path=str(self.copies.object_path(job.id, suffix)))
+        path = self.copies.write_object(job.id, suffix, row["content"])
         return replace(job, spool_path=str(path))
 
     def _keep_report(self, conn: psycopg.Connection, job_id: int, report_dir: str) -> None:
@@ -215,7 +216,7 @@ class PostgresStore(Store):
     def _purgeable(self, job: Job) -> Job:
         return replace(
             job,
-            spool_path=str(self.copies.object_path(job.id)),
+            spool_path=str(self.copies.object_path(job.id, Path(job.spool_path).suffix or ".dcm")),
             report_dir=str(self.copies.report_dir(job.id)),
         )
 

@@ -30,6 +30,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             attempts INTEGER NOT NULL DEFAULT 0,
             worker_deaths INTEGER NOT NULL DEFAULT 0,
             patient_key TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
             available_at DOUBLE PRECISION NOT NULL,
             lease_owner TEXT,
             lease_expires_at DOUBLE PRECISION,

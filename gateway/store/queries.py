@@ -30,7 +30,7 @@ _DELIVERY_COLUMNS = (
 _JOB_COLUMNS = (
     "id, sop_instance_uid, sop_class_uid, content_sha256, spool_path, kind, calling_ae,"
     " called_ae, peer, modality, institution, station, state, attempts, worker_deaths,"
-    " patient_key, available_at, lease_owner, lease_expires_at, error, is_correction,"
+    " patient_key, source, available_at, lease_owner, lease_expires_at, error, is_correction,"
     " report_dir, created_at, updated_at"
 )
 
@@ -162,8 +162,8 @@ class Store(ABC):
                 conn,
                 "INSERT INTO jobs (sop_instance_uid, sop_class_uid, content_sha256, spool_path,"
                 " kind, calling_ae, called_ae, peer, modality, institution, station,"
-                " patient_key, available_at, is_correction, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " patient_key, source, available_at, is_correction, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     new.sop_instance_uid,
                     new.sop_class_uid,
@@ -177,6 +177,7 @@ class Store(ABC):
                     new.institution,
                     new.station,
                     new.patient_key,
+                    new.source,
                     now,
                     int(earlier is not None),
                     now,

@@ -111,6 +111,15 @@ class SqliteStore(Store):
         except sqlite3.Error:
             pass
 
+    def _query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        """A read outside any write transaction: WAL readers never wait for a writer
+        (nor for a CLI holding the write lock)."""
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+
     def _execute(self, conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> Any:
         return conn.execute(sql, params)
 
