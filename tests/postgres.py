@@ -46,8 +46,10 @@ def _free_port() -> int:
 class PostgresCluster:
     """One cluster; `new_database()` gives each test a fresh, empty database."""
 
-    def __init__(self, bindir: Path, fsync: bool = False) -> None:
+    def __init__(self, bindir: Path, fsync: bool = False, options: str = "") -> None:
+        """`options`: more server settings (`-c name=value ...`)."""
         self.bindir = bindir
+        self.options = options
         self.root = Path(tempfile.mkdtemp(prefix="ecg-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -72,7 +74,7 @@ class PostgresCluster:
     def start(self) -> PostgresCluster:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-            f" -c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
+            f" -c fsync={'on' if self.fsync else 'off'} -c max_connections=200 {self.options}"
         )
         self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.root / "log"),
                   "-o", options, "start")  # fmt: skip
@@ -88,6 +90,17 @@ class PostgresCluster:
         except subprocess.CalledProcessError:
             pass  # already stopped
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def give(self, source: Path, mode: int = 0o600) -> Path:
+        """A copy of `source` in the cluster's directory that the server may read (a
+        server key must belong to the server's user, readable by it alone)."""
+        target = self.root / source.name
+        shutil.copy(source, target)
+        target.chmod(mode)
+        if self._user is not None:
+            uid = pwd.getpwnam(self._user)
+            os.chown(target, uid.pw_uid, uid.pw_gid)
+        return target
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{_ADMIN_USER}@127.0.0.1:{self.port}/{dbname}"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -189,3 +190,58 @@ def test_losing_the_database_fails_calls_and_they_work_again_when_it_returns(
         assert [j.sop_instance_uid for j in store.list_jobs()] == ["1.3", "1.1"]
     finally:
         store.close()
+
+
+def test_retention_removes_finished_objects_and_reports_from_the_database(
+    nodes, postgres_url, tmp_path
+):
+    from gateway.retention import purge
+
+    a, b = nodes
+    job_id = a.add_job(_new("1.5"), now=T0, content=b"DICM").job_id
+    job = a.lease_job("node-a:w", 60, 3, now=T0)
+    produced = tmp_path / "produced"
+    produced.mkdir()
+    (produced / "report.json").write_text("{}")
+    a.complete_job(job_id, "node-a:w", str(produced), [("ehr", "p:A")], now=T0)
+    [delivery] = b.lease_due_deliveries(now=T0)
+    assert a.holds_object(a.get_job(job_id))
+    purge(a, [], retention_days=1, now=T0 + 3 * 86400)
+    assert a.holds_object(a.get_job(job_id))  # its delivery is unsent: kept
+    b.mark_delivery_sent(delivery.id, now=T0)
+    assert purge(a, [], retention_days=1, now=T0 + 3 * 86400).jobs == 1
+    assert not a.holds_object(a.get_job(job_id))
+    with psycopg.connect(postgres_url) as conn:
+        left = conn.execute(
+            "SELECT (SELECT count(*) FROM objects) + (SELECT count(*) FROM report_files)"
+        ).fetchone()[0]
+    assert left == 0 and not Path(job.spool_path).exists()
+
+
+def test_tls_to_the_database_is_used_and_its_certificate_verified(tmp_path):
+    from peers import make_pki
+
+    from tests.postgres import PostgresCluster, server_binaries
+
+    bindir = server_binaries()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found")
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    cluster = PostgresCluster(bindir)
+    cert, key = cluster.give(pki.server_cert), cluster.give(pki.server_key)
+    cluster.options = f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
+    cluster.init()
+    try:
+        url = cluster.new_database().replace("127.0.0.1", "localhost")
+        verified = f"{url}?sslmode=verify-full&sslrootcert={pki.ca}"
+        store = PostgresStore(verified, tmp_path / "c")
+        store.close()
+        with psycopg.connect(verified) as conn:
+            row = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            assert row.fetchone()[0] is True
+        impostor = f"{url}?sslmode=verify-full&sslrootcert={pki.other_ca}"
+        with pytest.raises(StoreError, match="cannot connect.*certificate verify failed"):
+            PostgresStore(impostor, tmp_path / "c")
+    finally:
+        cluster.remove()

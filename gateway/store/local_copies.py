@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.durable import write_atomic
-
 
 class LocalCopies:
     def __init__(self, root: Path) -> None:
@@ -43,7 +41,7 @@ class LocalCopies:
 
     def write_object(self, job_id: int, suffix: str, content: bytes) -> Path:
         path = self.object_path(job_id, suffix)
-        write_atomic(path, content)
+        _replace(path, content)
         return path
 
     def drop_object(self, job_id: int) -> None:
@@ -95,3 +93,11 @@ def read_report_files(directory: Path) -> dict[str, bytes]:
     if not directory.is_dir():
         return {}
     return {path.name: path.read_bytes() for path in sorted(directory.iterdir()) if path.is_file()}
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """Written under a temporary name and renamed, so a reader never sees half of it;
+    not fsync'd (gateway.durable does that): a cache survives nothing and needs not."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+    temporary.write_bytes(content)
+    os.replace(temporary, path)

@@ -9,8 +9,8 @@ commit makes an object durable for every node, no shared file system is needed, 
 node keeps nothing another node needs (its files are a cache, local_copies.py).
 
 A connection pool (psycopg_pool) serves the server's threads; a connection the database
-dropped is found by the pool's check and replaced, so losing the database makes calls
-fail with StoreError (intake answers 0xA700) and it recovers by itself when it returns.
+dropped fails its call and is replaced, so losing the database makes calls fail with
+StoreError (intake answers 0xA700) and the store recovers by itself when it returns.
 """
 
 from __future__ import annotations
@@ -65,8 +65,13 @@ class PostgresStore(Store):
             conninfo,
             min_size=1,
             max_size=max_connections,
-            kwargs={"row_factory": dict_row, "connect_timeout": _CONNECT_TIMEOUT_S},
-            check=ConnectionPool.check_connection,
+            # autocommit: a single statement needs no BEGIN and COMMIT round trips;
+            # _transaction opens a transaction block where there are several.
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": _CONNECT_TIMEOUT_S,
+                "autocommit": True,
+            },
             timeout=_WAIT_FOR_CONNECTION_S,
             name="gateway-store",
             open=False,
@@ -86,6 +91,10 @@ class PostgresStore(Store):
     @property
     def keeps_objects(self) -> bool:
         return True
+
+    def holds_object(self, job: Job) -> bool:
+        """Retention clears spool_path in the transaction that deletes the object."""
+        return bool(job.spool_path)
 
     @property
     def schema_version(self) -> int:
@@ -150,7 +159,14 @@ class PostgresStore(Store):
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
         """A pooled connection in one transaction: committed at the end, rolled back on
-        any error; a connection found broken is replaced by the pool."""
+        any error."""
+        with self._statement() as conn, conn.transaction():
+            yield conn
+
+    @contextmanager
+    def _statement(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection in autocommit. One the database dropped fails this call
+        (StoreError) and is discarded by the pool, which connects anew."""
         try:
             with self._pool.connection() as conn:
                 yield conn

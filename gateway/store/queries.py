@@ -57,6 +57,11 @@ class Store(ABC):
     def _transaction(self) -> AbstractContextManager[Any]:
         """A connection inside one transaction: committed at the end, rolled back on error."""
 
+    def _statement(self) -> AbstractContextManager[Any]:
+        """A connection for one statement, atomic on its own (by default a transaction;
+        a client-server database saves the round trips of BEGIN and COMMIT)."""
+        return self._transaction()
+
     @abstractmethod
     def _execute(self, conn: Any, sql: str, params: tuple | dict = ()) -> Any:
         """Run one statement written with `:name` or `?` parameters; the cursor."""
@@ -100,6 +105,10 @@ class Store(ABC):
     def _forget_files(self, conn: Any, job_id: int) -> None:
         """Drop what the store itself keeps of a purged job's files (file-based: no-op)."""
 
+    def holds_object(self, job: Job) -> bool:
+        """Whether the object of `job` is still kept (retention has not removed it)."""
+        return bool(job.spool_path) and Path(job.spool_path).is_file()
+
     @property
     def keeps_objects(self) -> bool:
         """True when the store holds received objects itself (add_job needs `content`)."""
@@ -112,17 +121,17 @@ class Store(ABC):
     # --- helpers -------------------------------------------------------------------------
 
     def _query(self, sql: str, params: tuple | dict = ()) -> list[Any]:
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return self._execute(conn, sql, params).fetchall()
 
     def _update_jobs(self, sql: str, params: tuple | dict) -> list[Job]:
         """One UPDATE of jobs ... RETURNING in a transaction of its own; the changed jobs."""
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return [_job(row) for row in self._execute(conn, sql, params).fetchall()]
 
     def _update(self, sql: str, params: tuple | dict) -> int:
         """One UPDATE in a transaction of its own; how many rows it changed."""
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return self._execute(conn, sql, params).rowcount
 
     # --- jobs: intake -------------------------------------------------------------------
