@@ -164,6 +164,15 @@ class PostgresStore(Store):
             yield conn
 
     @contextmanager
+    def _lease_transaction(self) -> Iterator[psycopg.Connection]:
+        """A lease commits without waiting for the WAL flush (synchronous_commit off for
+        this transaction only): the database crashing loses at most the lease, and its
+        job or delivery is leased again. Every other commit waits for the disk."""
+        with self._transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit TO OFF")
+            yield conn
+
+    @contextmanager
     def _statement(self) -> Iterator[psycopg.Connection]:
         """A pooled connection in autocommit. One the database dropped fails this call
         (StoreError) and is discarded by the pool, which connects anew."""

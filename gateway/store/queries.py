@@ -57,6 +57,12 @@ class Store(ABC):
     def _transaction(self) -> AbstractContextManager[Any]:
         """A connection inside one transaction: committed at the end, rolled back on error."""
 
+    def _lease_transaction(self) -> AbstractContextManager[Any]:
+        """The transaction that takes a lease. A lease lost in a crash of the database
+        leaves its job or delivery as it was before, to be leased again, so a backend
+        may commit it without waiting for the disk (PostgreSQL does)."""
+        return self._transaction()
+
     def _statement(self) -> AbstractContextManager[Any]:
         """A connection for one statement, atomic on its own (by default a transaction;
         a client-server database saves the round trips of BEGIN and COMMIT)."""
@@ -208,16 +214,16 @@ class Store(ABC):
         """Take the oldest runnable job (queued, or leased by a worker whose lease ran out
         with attempts left; fail_overdue_jobs ends the others)."""
         now = _now(now)
-        with self._transaction() as conn:
-            row = self._execute(
-                conn,
-                f"UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?,"
-                f" attempts = attempts + 1, updated_at = ?"
-                f" WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND available_at <= ?)"
-                f" OR (state = 'leased' AND lease_expires_at <= ? AND attempts < ?)"
-                f" ORDER BY id LIMIT 1{self._LOCK_FOR_LEASE}) RETURNING {_JOB_COLUMNS}",
-                (owner, now + lease_s, now, now, now, max_attempts),
-            ).fetchone()
+        lease = (
+            f"UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?,"
+            f" attempts = attempts + 1, updated_at = ?"
+            f" WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND available_at <= ?)"
+            f" OR (state = 'leased' AND lease_expires_at <= ? AND attempts < ?)"
+            f" ORDER BY id LIMIT 1{self._LOCK_FOR_LEASE}) RETURNING {_JOB_COLUMNS}"
+        )
+        params = (owner, now + lease_s, now, now, now, max_attempts)
+        with self._lease_transaction() as conn:
+            row = self._execute(conn, lease, params).fetchone()
             return self._leased(conn, _job(row)) if row is not None else None
 
     def fail_overdue_jobs(self, max_attempts: int, now: float | None = None) -> list[Job]:
@@ -435,7 +441,7 @@ class Store(ABC):
         destination is swept on its own, so a slow one never holds up the others).
         """
         now = _now(now)
-        with self._transaction() as conn:
+        with self._lease_transaction() as conn:
             ids = [
                 row["id"]
                 for row in self._execute(
