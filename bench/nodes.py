@@ -43,7 +43,7 @@ from gateway.store import SqliteStore, Store
 from gateway.store.postgres import PostgresStore
 from tests.postgres import PostgresCluster, server_binaries
 
-FAILOVER_LEASE_S = 10
+FAILOVER_LEASE_S = 20
 
 
 class Node:
@@ -229,8 +229,8 @@ def delivered(store: Store, start_id: int, expected: int, timeout_s: float = 900
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         received = {j.id: j.created_at for j in store.list_jobs(limit=100_000) if j.id > start_id}
-        if any(j.state == "failed" for j in store.list_jobs(state="failed", limit=1)):
-            sys.exit("a job failed; see ecg-gateway jobs list")
+        for job in store.list_jobs(state="failed", limit=1):
+            sys.exit(f"job {job.id} failed: {job.error}")
         sent = {
             d.job_id: d.sent_at
             for d in store.list_deliveries(limit=100_000)
