@@ -39,6 +39,12 @@ def open_backend(backend: str, request: pytest.FixtureRequest, tmp_path, node: s
     return PostgresStore(url, tmp_path / f"cache-{node}", node=node)
 
 
+def _add(store: Store, number: int, patient_key: str) -> int:
+    """Job `1.<number>` of a patient, received at T0; its id."""
+    new = _job(uid=f"1.{number}", sha=f"{number}" * 64, patient_key=patient_key)
+    return store.add_job(new, now=T0, content=OBJECT).job_id
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """The same semantics are asked of both backends."""
@@ -206,18 +212,8 @@ def test_deliveries_keep_patient_order_per_destination(store):
 def test_a_patients_deliveries_go_in_receipt_order_whatever_order_jobs_finish(store):
     """A long recording received first finishes after a short one received next: the
     short one's delivery waits for it, at every destination; another patient does not."""
-    long_a, short_a, failed_a = (
-        store.add_job(
-            _job(uid=f"1.{i}", sha=f"{i}" * 64, patient_key="p:A"), now=T0, content=OBJECT
-        ).job_id
-        for i in (1, 2, 3)
-    )
-    other_b = store.add_job(
-        _job(uid="1.4", sha="4" * 64, patient_key="p:B"), now=T0, content=OBJECT
-    ).job_id
-    later_a = store.add_job(
-        _job(uid="1.5", sha="5" * 64, patient_key="p:A"), now=T0, content=OBJECT
-    ).job_id
+    long_a, short_a, failed_a = (_add(store, i, "p:A") for i in (1, 2, 3))
+    other_b, later_a = (_add(store, i, key) for i, key in ((4, "p:B"), (5, "p:A")))
     for job_id in (long_a, short_a, failed_a, other_b, later_a):
         assert store.lease_job(f"w{job_id}", 300, 3, now=T0).id == job_id
     for job_id, key in ((short_a, "p:A"), (other_b, "p:B")):
@@ -371,12 +367,7 @@ def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(t
 
 def test_a_job_held_for_its_engine_does_not_hold_back_the_patients_later_ecgs(store):
     """A VLM unavailable for a day holds its jobs; the patient's other reports still go."""
-    held = store.add_job(
-        _job(uid="1.1", sha="1" * 64, patient_key="p:A"), now=T0, content=OBJECT
-    ).job_id
-    later = store.add_job(
-        _job(uid="1.2", sha="2" * 64, patient_key="p:A"), now=T0, content=OBJECT
-    ).job_id
+    held, later = (_add(store, i, "p:A") for i in (1, 2))
     assert store.lease_job("w1", 300, 3, now=T0).id == held
     assert store.lease_job("w2", 300, 3, now=T0).id == later
     assert store.hold_job(held, "w1", "held: vlm engine unavailable", T0 + 3600, now=T0)
