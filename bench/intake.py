@@ -234,10 +234,14 @@ def run_gateway(
     paced: list[Path],
     rate: float,
     workers: int,
+    extra_config: str = "",
 ) -> dict[str, float]:
+    """`extra_config`: more gateway.yaml lines (bench/metrics_overhead.py's admin, audit)."""
     data_dir = work / "gateway"
     config = work / "gateway.yaml"
-    config.write_text(f"workers: {workers}\nroutes: {REPO / 'config' / 'routes.yaml'}\n")
+    config.write_text(
+        f"workers: {workers}\nroutes: {REPO / 'config' / 'routes.yaml'}\n{extra_config}"
+    )
     port = free_port()
     with open(work / "gateway.log", "wb") as log:
         process = subprocess.Popen(

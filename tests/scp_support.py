@@ -29,7 +29,7 @@ class Record:
     avm_nv: int = 5000
     interval_us: int = 2000
     difference: int = 2
-    huffman: str = "default"  # "default", "file" (a two-code table) or "none"
+    huffman: str = "default"  # "default", "file" (one table), "switching" (two) or "none"
     reference: np.ndarray | None = None  # reference beat, one row per lead
     fiducial: int = 0  # 1-based sample of the reference beat's fiducial
     qrs: list[tuple[int, int, int]] = field(default_factory=list)  # SB, fc, SE, 1-based
@@ -60,6 +60,30 @@ def encode_file_table(values: np.ndarray) -> str:
     )
 
 
+def encode_switching(values: np.ndarray) -> str:
+    """Two tables. Table 1: '1' + 16-bit value, '0' switches to table 2. Table 2 (2-bit
+    prefixes, so their stored bit-reversal matters): '01' + 8-bit value, '11' switches
+    back. Values that fit 8 bits go through table 2, the others through table 1."""
+    bits, table = [], 1
+    for v in values.tolist():
+        small = -128 <= v <= 127
+        if small and table == 1:
+            bits.append("0")
+            table = 2
+        elif not small and table == 2:
+            bits.append("11")
+            table = 1
+        bits.append("01" + format(v & 0xFF, "08b") if small else "1" + format(v & 0xFFFF, "016b"))
+    return "".join(bits)
+
+
+# A switch code's base value is the 0-based index of the table it switches to.
+SWITCHING_TABLES = [
+    [(1, 17, 1, 0, 0b1), (1, 1, 0, 1, 0b0)],
+    [(2, 10, 1, 0, 0b10), (2, 2, 0, 0, 0b11)],  # '01' and '11' stored bit-reversed
+]
+
+
 def to_bytes(bits: str) -> bytes:
     bits += "0" * (-len(bits) % 8)
     return int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b""
@@ -84,7 +108,11 @@ def section(number: int, body: bytes) -> bytes:
 
 
 def _streams(rec: Record, rows: np.ndarray) -> list[bytes]:
-    encode = {"default": encode_default, "file": encode_file_table}.get(rec.huffman)
+    encode = {
+        "default": encode_default,
+        "file": encode_file_table,
+        "switching": encode_switching,
+    }.get(rec.huffman)
     streams = []
     for row in rows:
         diff = differences(row.astype(np.int64), rec.difference)
@@ -110,8 +138,17 @@ def _huffman_section(rec: Record) -> bytes:
         return rec.overrides["section2"]
     if rec.huffman == "default":
         return struct.pack("<H", 19999)
-    codes = [(1, 9, 1, 0, 0b0), (1, 17, 1, 0, 0b1)]  # bit-reversal of one bit is itself
-    return struct.pack("<HH", 1, len(codes)) + b"".join(struct.pack("<BBBhI", *c) for c in codes)
+    tables = (
+        SWITCHING_TABLES
+        if rec.huffman == "switching"
+        else [
+            [(1, 9, 1, 0, 0b0), (1, 17, 1, 0, 0b1)]  # bit-reversal of one bit is itself
+        ]
+    )
+    body = struct.pack("<H", len(tables))
+    for codes in tables:
+        body += struct.pack("<H", len(codes)) + b"".join(struct.pack("<BBBhI", *c) for c in codes)
+    return body
 
 
 def build(rec: Record) -> bytes:
@@ -187,7 +224,21 @@ def acquisition_tags(patient_id: str = "PID-4711") -> dict[int, bytes]:
         27: struct.pack("<H", 5),  # 0.05 Hz
         28: struct.pack("<H", 150),
         29: bytes([0x02]),  # 50 Hz notch
+        14: acquiring_device("CardioX", "SN-0042", "Acme Medical"),
     }
+
+
+def acquiring_device(model: str, serial: str, manufacturer: str) -> bytes:
+    """Tag 14: institution, department, device ID, type, manufacturer code, model (6 bytes),
+    protocol, compatibility, language, capabilities, mains frequency, 16 reserved, then the
+    analysing program revision (length-prefixed) and four NUL-terminated strings."""
+    fixed = struct.pack("<HHHBB", 1, 2, 3, 0, 255) + model.encode()[:5].ljust(6, b"\x00")
+    fixed += bytes([20, 0xA0, 0, 0, 1]) + bytes(16)
+    revision = b"1.0\x00"
+    strings = [serial, "sw 2.1", "scp 2.0", manufacturer]
+    return (
+        fixed + bytes([len(revision)]) + revision + b"".join(s.encode() + b"\x00" for s in strings)
+    )
 
 
 def global_measurements(

@@ -119,17 +119,20 @@ def test_any_encoding_decodes_the_same(shared_data, tmp_path, relative, encoding
 
 
 def _uncompressed(shared_data, tmp_path, bits: int) -> tuple[Path, np.ndarray, float]:
-    """The 1.04 file rewritten with uncompressed samples of `bits` bits."""
+    """The 1.04 file rewritten with uncompressed samples of `bits` bits (0: Plain text)."""
     ecg = model.load(shared_data / V104)
-    resolution = MICROVOLTS_PER_BIT if bits == 16 else 40.0
+    resolution = 40.0 if bits == 8 else MICROVOLTS_PER_BIT
     codes = np.rint(ecg.signal * 1000 / resolution)
-    dtype = "<i2" if bits == 16 else "i1"
-    assert np.abs(codes).max() < (32767 if bits == 16 else 127)
+    dtype = "i1" if bits == 8 else "<i2"
+    assert np.abs(codes).max() < (127 if bits == 8 else 32767)
     payload = base64.b64encode(codes.astype(dtype).tobytes()).decode()
+    encoding = "Base64"
+    if bits == 0:
+        payload, encoding = " ".join(str(int(c)) for c in codes.reshape(-1)), "Plain"
     text = _xml_text(shared_data / V104)
     text = re.sub(
         r"<parsedwaveforms [^>]*>[^<]*</parsedwaveforms>",
-        f'<parsedwaveforms dataencoding="Base64" compression="Uncompressed" numberofleads="12" '
+        f'<parsedwaveforms dataencoding="{encoding}" compression="Uncompressed" numberofleads="12" '
         f'leadlabels="{" ".join(STANDARD_LEADS)}" durationperchannel="{ecg.n_samples * 2}" '
         f'samplespersecond="500" resolution="{resolution:g}" bitspersample="{bits}">'
         f"{payload}</parsedwaveforms>",
@@ -138,8 +141,8 @@ def _uncompressed(shared_data, tmp_path, bits: int) -> tuple[Path, np.ndarray, f
     return _write(tmp_path, text), ecg.signal, resolution
 
 
-@pytest.mark.parametrize("bits", [8, 16])
-def test_uncompressed_8_and_16_bit_samples(shared_data, tmp_path, bits):
+@pytest.mark.parametrize("bits", [8, 16, 0])
+def test_uncompressed_8_and_16_bit_and_plain_samples(shared_data, tmp_path, bits):
     path, signal, resolution = _uncompressed(shared_data, tmp_path, bits)
     decoded = model.load(path)
     assert decoded.signal.shape == signal.shape

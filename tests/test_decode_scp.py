@@ -71,7 +71,8 @@ def _write(tmp_path: Path, record: scp.Record, name: str = "ecg.scp") -> Path:
 
 
 @pytest.mark.parametrize(
-    "huffman, difference", [("default", 2), ("default", 1), ("file", 0), ("none", 0)]
+    "huffman, difference",
+    [("default", 2), ("default", 1), ("file", 0), ("switching", 0), ("none", 0)],
 )
 def test_standard_record_reads_back_exactly(ptbxl_codes, tmp_path, huffman, difference):
     record = _record(ptbxl_codes, huffman=huffman, difference=difference)
@@ -123,6 +124,11 @@ def test_patient_acquisition_measurements_and_statements(ptbxl_codes, tmp_path):
     assert (meta.patient_birth_date, meta.patient_age) == ("19610314", "063Y")
     assert meta.acquisition_time.isoformat() == "2024-05-17T10:30:05"
     assert meta.filters == "0.05-150 Hz, notch 50 Hz"
+    assert (meta.device_manufacturer, meta.device_model, meta.device_serial) == (
+        "Acme Medical",
+        "Cardi",  # the model field holds 5 characters and a NUL
+        "SN-0042",
+    )
     assert measurements_text(meta) == (
         "heart_rate_bpm=70 p_axis_deg=45 p_duration_ms=104 pr_ms=160 "
         "qrs_axis_deg=30 qrs_ms=94 qt_ms=400 rr_ms=857 t_axis_deg=40"
@@ -230,3 +236,28 @@ def test_random_damage_never_crashes(ptbxl_codes, tmp_path, seed):
         model.load(path)
     except EcgDecodeError as exc:
         assert exc.reason
+
+
+def test_undefined_measurements_are_left_out(ptbxl_codes, tmp_path):
+    """29999 marks an interval not computed, 999 an axis not computed."""
+    section7 = scp.global_measurements(p_on=29999, axes=(999, 30, 999))
+    meta = model.load(_write(tmp_path, _record(ptbxl_codes, section7=section7))).metadata
+    assert measurements_text(meta) == (
+        "heart_rate_bpm=70 qrs_axis_deg=30 qrs_ms=94 qt_ms=400 rr_ms=857"
+    )
+
+
+def test_the_standards_worked_example(tmp_path):
+    """prEN 1064:2002's Huffman example (default table, second differences): these 15
+    bytes are 28 samples (the byte F1 and the trailing 00 as corrected by pixelmed)."""
+    stream = bytes.fromhex("FF837FE0E6F1536559B65B964B9600")
+    expected = [13, 14, 15, 14, 16, 18, 19, 20, 22, 22, 23, 23, 23, 22, 22, 20, 17, 15]
+    expected += [12, 8, 6, 3, 1, 0, -2, -2, -3, -3]
+    record = scp.Record(
+        samples=np.zeros((1, 28), dtype=np.int64),
+        lead_ids=[scp.SCP_LEAD_IDS["V1"]],
+        avm_nv=1000,
+        overrides={"streams": [stream]},
+    )
+    ecg = model.load(_write(tmp_path, record))
+    np.testing.assert_allclose(ecg.lead("V1"), np.array(expected) * 0.001, atol=1e-9)

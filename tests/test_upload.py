@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
+import time
 from pathlib import Path
 
 import httpx
@@ -60,7 +62,10 @@ def upload(tmp_path_factory):
     running = Upload(tmp_path_factory.mktemp("upload"))
     yield running
     running.client.close()
-    running.gateway.stop_if_running()
+    try:  # SIGTERM stops the endpoint with the rest, cleanly
+        assert running.gateway.terminate() == 0, running.gateway.logs()[-2000:]
+    finally:
+        running.gateway.stop_if_running()
 
 
 def test_a_pushed_file_gets_201_with_its_committed_job_and_is_routed_by_its_token(
@@ -148,6 +153,37 @@ def test_a_file_that_is_no_readable_ecg_is_422_without_patient_data(upload, shar
     spooled = {Path(job.spool_path).name for job in upload.jobs()}
     assert {p.name for p in (upload.gateway.data_dir / "spool").iterdir()} == spooled
     assert not any(s in upload.gateway.logs() for s in PATIENT_STRINGS)
+
+
+def test_a_body_that_stops_coming_is_408_and_frees_the_connection(tmp_path, shared_data):
+    """A client that announces more than it sends (a stalled cart, or a slow-loris) does
+    not hold its connection past read_timeout_s."""
+    (tmp_path / "token").write_text(CART_TOKEN)
+    config = UploadConfig(
+        enabled=True,
+        port=free_port(),
+        read_timeout_s=1.0,
+        tokens=[UploadToken(source="carts", token_file=tmp_path / "token")],
+    )
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
+    endpoint = UploadEndpoint(config, Intake(store, _made(tmp_path / "spool"), Metrics()))
+    endpoint.start()
+    try:
+        with socket.create_connection(("127.0.0.1", config.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\n"
+                + f"Authorization: Bearer {CART_TOKEN}\r\n".encode()
+                + b"Content-Length: 5000\r\n\r\n<?xml"
+            )
+            started = time.monotonic()
+            reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert b"did not arrive within 1 s" in reply
+        assert 0.9 < time.monotonic() - started < 5
+        assert store.list_jobs() == []
+    finally:
+        endpoint.stop()
+        store.close()
 
 
 def test_tokens_map_to_their_sources_and_short_or_missing_token_files_are_refused(tmp_path):

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from contextlib import closing
@@ -149,6 +150,35 @@ def test_an_undecodable_file_goes_to_error_with_its_reason_and_no_patient_data_i
         assert not any(s in text for s in PATIENT_STRINGS), text
 
 
+@pytest.mark.parametrize(
+    ("source", "file_format"),
+    [
+        ("vendor/sierra/129DYPRG.XML", "philips-xml"),
+        ("vendor/sierra/2020-5-18_15-48-11.xml", "philips-xml"),
+        ("vendor/aecg/fda_example_aecg.xml", "hl7-aecg"),
+        ("vendor/scp/demodata/ECG_0/62.SCP", "scp-ecg"),
+        (MUSE, "muse-xml"),
+    ],
+)
+def test_every_cart_format_is_taken_by_a_folder_for_it_and_refused_by_another(
+    intakes, folder, shared_data, source, file_format
+):
+    other = "muse-xml" if file_format != "muse-xml" else "hl7-aecg"
+    refusing = intakes.watcher(folder, format=other)
+    _drop(shared_data, folder, "ecg-file", source)
+    refusing.poll()
+    assert refusing.poll() == 0 and intakes.jobs() == []
+    reason = (folder / "error" / "ecg-file.error.txt").read_text()
+    assert f"wrong-format: expected {other}, the file is {file_format}" in reason
+
+    watcher = intakes.watcher(folder, format=file_format)
+    os.rename(folder / "error" / "ecg-file", folder / "ecg-file")  # the admin moves it back
+    watcher.poll()
+    assert watcher.poll() == 1
+    [job] = intakes.jobs()
+    assert job.kind == "ecg-waveform" and job.sop_instance_uid.startswith("2.25.")
+
+
 def test_a_folder_for_one_format_refuses_another(intakes, folder, shared_data):
     watcher = intakes.watcher(folder, format="muse-xml")
     _drop(shared_data, folder, "ecg.dcm", samples.VENDOR_ECG)
@@ -206,6 +236,46 @@ def test_a_dicom_file_is_the_same_job_as_the_same_object_by_c_store(intakes, fol
     )
     outcome = intakes.intake.accept(by_network)
     assert (outcome.duplicate, outcome.job_id) == (True, job.id)
+
+
+def test_move_to_another_file_system_copies_durably_then_deletes(intakes, folder, shared_data):
+    other = Path("/dev/shm")
+    if not other.is_dir() or os.stat(other).st_dev == os.stat(folder).st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    with tempfile.TemporaryDirectory(dir=other) as elsewhere:
+        watcher = intakes.watcher(folder, move_to=Path(elsewhere) / "done")
+        _drop(shared_data, folder, "ecg.xml")
+        watcher.poll()
+        assert watcher.poll() == 1
+        assert _names(folder) == []
+        moved = Path(elsewhere) / "done" / "ecg.xml"
+        assert moved.read_bytes() == (shared_data / MUSE).read_bytes()
+
+
+def test_a_refusal_keeps_the_spool_file_of_the_same_bytes_accepted_meanwhile(
+    intakes, shared_data, monkeypatch
+):
+    """The same file refused by one channel (a folder for another format) while another
+    (the upload) accepts it: both wrote the one spool file; the refusal must not remove
+    the accepted job's input."""
+    from gateway.intake import files
+
+    data = (shared_data / MUSE).read_bytes()
+    load = files.model.load
+    others = []
+
+    def load_while_the_upload_accepts_it(path):
+        monkeypatch.setattr(files.model, "load", load)  # once
+        upload = files.ReceivedFile(data, "uploads", "http 10.0.0.9", "auto")
+        others.append(files.accept_file(intakes.intake, upload))
+        return load(path)
+
+    monkeypatch.setattr(files.model, "load", load_while_the_upload_accepts_it)
+    folder = files.ReceivedFile(data, "ward", "folder ward", "hl7-aecg")
+    refused = files.accept_file(intakes.intake, folder)
+    assert refused.reason == "wrong-format" and others[0].job_id is not None
+    [job] = intakes.jobs()
+    assert Path(job.spool_path).read_bytes() == data
 
 
 def test_kept_files_are_remembered_across_a_restart_and_a_changed_file_is_taken(
@@ -342,7 +412,7 @@ def test_kill_9_between_copy_and_commit_loses_and_repeats_nothing(tmp_path, shar
         blocker = sqlite3.connect(gateway.data_dir / "gateway.sqlite3", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # the job cannot be committed while this is held
         _drop(shared_data, folder, "ecg.xml")
-        _wait_for(lambda: any(spool.iterdir()), "the file never reached the spool", gateway)
+        _wait_for(lambda: any(spool.glob("*.ecg")), "the file never reached the spool", gateway)
         gateway.kill_hard()  # copied and fsync'd, its job not committed
         blocker.rollback()
         blocker.close()
@@ -359,6 +429,25 @@ def test_kill_9_between_copy_and_commit_loses_and_repeats_nothing(tmp_path, shar
     assert [d.job_id for d in deliveries] == [job.id]
     assert [p.name for p in spool.iterdir()] == [Path(job.spool_path).name]
     assert _names(folder / "processed") == ["ecg.xml"]
+
+
+@needs_dcmtk
+def test_a_copy_cut_short_by_a_kill_is_removed_at_the_next_start(tmp_path):
+    """A kill -9 during the copy into the spool leaves write_atomic's temporary file; the
+    next start removes it (nothing was acknowledged) and keeps every finished file."""
+    from gateway.durable import write_atomic
+
+    gateway = _gateway(tmp_path, "  []\n")
+    spool = gateway.data_dir / "spool"
+    spool.mkdir(parents=True)
+    write_atomic(spool / "1.2.3.abc.ecg", b"finished")
+    (spool / ".1.2.4.def.ecg.4242.139.tmp").write_bytes(b"half a fi")  # as write_atomic names it
+    gateway.start()
+    try:
+        assert sorted(p.name for p in spool.iterdir()) == ["1.2.3.abc.ecg"]
+        assert "removed unfinished spool writes of a previous run" in gateway.logs()
+    finally:
+        gateway.stop_if_running()
 
 
 @needs_dcmtk

@@ -1,9 +1,10 @@
 """The `ecg-gateway` command. It parses arguments and calls the parts; it holds no logic.
 
 One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
-exit code): analyze.py (render, analyze), convert.py, serve.py, send.py, jobs.py, deliveries.py,
-routes.py, demo.py, model_tools.py, store.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or
-configuration (the message names the file and the reason).
+exit code): analyze.py (render, analyze), convert.py, serve.py, send.py, jobs.py,
+deliveries.py, routes.py, demo.py, model_tools.py, audit.py, store.py. Exit codes: 0 ok,
+1 the work failed, 2 bad input or configuration (the message names the file and the
+reason).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from gateway.cli import (
     analyze,
+    audit,
     convert,
     deliveries,
     demo,
@@ -24,6 +26,7 @@ from gateway.cli import (
     serve,
     store,
 )
+from gateway.logs import TEXT_FORMAT
 from model.errors import EcgDecodeError
 
 
@@ -44,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         routes.add_parser,
         deliveries.add_parser,
         model_tools.add_parser,
+        audit.add_parser,
         store.add_parser,
     ):
         add(sub)
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=TEXT_FORMAT,
     )
     try:
         return int(args.func(args))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import model
+from gateway.cli.analyze import ECG_FILE
 from gateway.durable import write_atomic
 from model.aecg_write import ecg_to_aecg
 from model.dicom_write import ecg_to_dicom
@@ -24,10 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert", help="convert an ECG file to DICOM (OUT.dcm) or HL7 aECG (OUT.xml)"
     )
-    p.add_argument(
-        "input",
-        help="DICOM waveform, WFDB record, GE MUSE XML, Philips XML, HL7 aECG or SCP-ECG file",
-    )
+    p.add_argument("input", help=ECG_FILE)
     p.add_argument("-o", "--output", required=True, help="OUT.dcm or OUT.xml")
     p.set_defaults(func=run)
 

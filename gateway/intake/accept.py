@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from gateway import metrics as m
+from gateway.audit import Auditor, Instance
 from gateway.durable import write_durably
 from gateway.intake.spool import free_bytes, is_valid_uid, spool_name
 from gateway.metrics import Metrics
@@ -106,11 +107,12 @@ class Intake:
     metrics: Metrics
     min_free_bytes: int = 0
     on_job: Callable[[], None] = lambda: None
+    audit: Auditor | None = None  # one ATNA record per object acknowledged
 
     def accept(self, obj: ReceivedObject) -> Outcome:
         sha = obj.content_sha256
         label = f"{obj.sop_instance_uid} sha256={sha[:12]}"
-        earlier = self.received_before(obj.sop_instance_uid, sha, label)
+        earlier = self.received_before(obj, sha, label)
         if earlier is not None:
             return earlier
         checked = check_object(obj)
@@ -121,14 +123,14 @@ class Intake:
             return self.reject(label, stored)
         return self.enqueue(obj, sha, stored, label, checked, KIND_BY_SOP_CLASS[obj.sop_class_uid])
 
-    def received_before(self, uid: str, sha: str, label: str) -> Outcome | None:
+    def received_before(self, obj: ReceivedObject, sha: str, label: str) -> Outcome | None:
         """Success for content received before (not processed again), a refusal when the
         store cannot say, or None for content new to the gateway."""
         try:
-            earlier = self.store.find_job(uid, sha)
+            earlier = self.store.find_job(obj.sop_instance_uid, sha)
         except StoreError as exc:
             return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
-        return None if earlier is None else self.duplicate(label, earlier.id)
+        return None if earlier is None else self.duplicate(label, earlier.id, obj, None)
 
     def spool(self, name: str, data: bytes) -> Path | Outcome:
         """Write `data` durably into the spool under `name`, or say why it could not be.
@@ -177,7 +179,7 @@ class Intake:
         except StoreError as exc:
             return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         if enqueued.duplicate:
-            return self.duplicate(label, enqueued.job_id)
+            return self.duplicate(label, enqueued.job_id, obj, header)
         self.metrics.inc(m.OBJECTS_ACCEPTED)
         if enqueued.is_correction:
             self.metrics.inc(m.OBJECTS_CORRECTION)
@@ -191,13 +193,34 @@ class Intake:
             new.peer,
         )
         self.on_job()
+        self._audit(obj, header)
         return Outcome(SUCCESS, job_id=enqueued.job_id)
 
-    def duplicate(self, label: str, job_id: int) -> Outcome:
-        """Success for an object received before: acknowledged, not processed again."""
+    def duplicate(
+        self, label: str, job_id: int, obj: ReceivedObject, header: HeaderFacts | None
+    ) -> Outcome:
+        """Success for an object received before: acknowledged (and audited as a
+        transfer), not processed again."""
         self.metrics.inc(m.OBJECTS_DUPLICATE)
         log.info("already received %s: acknowledged, not processed again", label)
+        self._audit(obj, header)
         return Outcome(SUCCESS, job_id=job_id, duplicate=True)
+
+    def _audit(self, obj: ReceivedObject, header: HeaderFacts | None) -> None:
+        """The ATNA record of an acknowledged transfer; a duplicate found before the
+        object check has its identifiers read here (a resend is rare)."""
+        if self.audit is None:
+            return
+        if header is None:
+            header = audit_facts(obj)
+        instance = Instance(
+            obj.sop_class_uid,
+            obj.sop_instance_uid,
+            header.study_uid,
+            header.patient_id,
+            header.patient_id_issuer,
+        )
+        self.audit.instance_received(instance, obj.calling_ae, obj.peer.rpartition(":")[0])
 
     def reject(self, label: str, outcome: Outcome) -> Outcome:
         """Count and log a refusal (ids and a content hash only, never patient data)."""
@@ -223,6 +246,10 @@ class HeaderFacts:
     institution: str
     station: str
     patient_key: str
+    # for the audit record only (PS3.15 A.5.3.5 names the patient and the study)
+    patient_id: str = ""
+    patient_id_issuer: str = ""
+    study_uid: str = ""
 
     @classmethod
     def of(cls, ds: Dataset, sop_instance_uid: str) -> HeaderFacts:
@@ -231,7 +258,20 @@ class HeaderFacts:
             _text(ds, "InstitutionName"),
             _text(ds, "StationName"),
             _patient_key(ds, sop_instance_uid),
+            _text(ds, "PatientID"),
+            _text(ds, "IssuerOfPatientID"),
+            _text(ds, "StudyInstanceUID"),
         )
+
+
+def audit_facts(obj: ReceivedObject) -> HeaderFacts:
+    """The header facts of an object already accepted once (a resend), for its audit
+    record; empty where the header cannot be read again."""
+    try:
+        ds = pydicom.dcmread(BytesIO(obj.file_bytes), stop_before_pixels=True)
+        return HeaderFacts.of(ds, obj.sop_instance_uid)
+    except Exception:  # noqa: BLE001 - it was read once already; an audit must not fail intake
+        return HeaderFacts("", "", "", "")
 
 
 def check_object(obj: ReceivedObject) -> Outcome | HeaderFacts:

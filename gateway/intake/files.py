@@ -28,6 +28,7 @@ from gateway.intake.accept import (
     ReceivedObject,
 )
 from gateway.routing import key_for_patient
+from gateway.store import StoreError
 from model.errors import EcgDecodeError
 
 # Namespace of the UUIDs (RFC 4122 version 5) behind the 2.25 UIDs of vendor files.
@@ -105,7 +106,8 @@ def _accept_vendor_file(intake: Intake, received: ReceivedFile) -> Outcome:
     sha = hashlib.sha256(received.data).hexdigest()
     uid = file_uid(sha)
     label = f"{uid} sha256={sha[:12]}"
-    earlier = intake.received_before(uid, sha, label)
+    obj = ReceivedObject("", uid, received.data, 0, "", "", received.peer, received.source)
+    earlier = intake.received_before(obj, sha, label)
     if earlier is not None:
         return earlier
     stored = intake.spool(f"{uid}.{sha[:16]}.ecg", received.data)
@@ -113,10 +115,19 @@ def _accept_vendor_file(intake: Intake, received: ReceivedFile) -> Outcome:
         return intake.reject(label, stored)
     header = _decoded_header(stored, uid, received.format)
     if isinstance(header, Outcome):
-        stored.unlink(missing_ok=True)
+        _remove_unless_queued(intake, stored, uid, sha)
         return intake.reject(label, header)
-    obj = ReceivedObject("", uid, received.data, 0, "", "", received.peer, received.source)
     return intake.enqueue(obj, sha, stored, label, header, WAVEFORM)
+
+
+def _remove_unless_queued(intake: Intake, stored: Path, uid: str, sha: str) -> None:
+    """Remove a refused file's spool copy, unless the same bytes were meanwhile accepted by
+    another folder or the upload (one spool file for both): then it is that job's input."""
+    try:
+        if intake.store.find_job(uid, sha) is None:
+            stored.unlink(missing_ok=True)
+    except StoreError:
+        pass  # cannot tell: an unused spool file is harmless, a missing job input is not
 
 
 def _decoded_header(path: Path, uid: str, wanted_format: str) -> HeaderFacts | Outcome:
@@ -140,6 +151,8 @@ def _decoded_header(path: Path, uid: str, wanted_format: str) -> HeaderFacts | O
         institution=meta.institution_name or "",
         station=meta.station_name or "",
         patient_key=key_for_patient(meta.patient_id, meta.patient_id_issuer, uid),
+        patient_id=meta.patient_id or "",
+        patient_id_issuer=meta.patient_id_issuer or "",
     )
 
 

@@ -173,7 +173,7 @@ class FolderWatcher:
             data = path.read_bytes()
             unchanged = Signature.of(path.stat()) == sig
         except OSError as exc:
-            log.warning("watched folder %s: cannot read a file: %s", self.folder.source, exc)
+            log.warning("watched folder %s: cannot read a file: %s", self.folder.source, _why(exc))
             return 0
         if not unchanged or len(data) != sig.size:
             return 0  # written to meanwhile: complete only when it stops changing
@@ -212,7 +212,7 @@ class FolderWatcher:
                 self.folder.source,
                 self.folder.after,
                 sha[:12],
-                exc,
+                _why(exc),
             )
 
     def _to_error(self, name: str, sig: Signature, reason: str, detail: str) -> None:
@@ -231,7 +231,9 @@ class FolderWatcher:
             _rename_durably(path, target)
         except OSError as exc:
             log.error(
-                "watched folder %s: cannot move a file to error/: %s", self.folder.source, exc
+                "watched folder %s: cannot move a file to error/: %s",
+                self.folder.source,
+                _why(exc),
             )
             return
         log.warning(
@@ -318,3 +320,8 @@ def _free_name(directory: Path, name: str) -> Path:
         index += 1
         target = directory / f"{name}.{index}"
     return target
+
+
+def _why(exc: OSError) -> str:
+    """An OS error without its file names: carts often name files after the patient."""
+    return exc.strerror or type(exc).__name__

@@ -6,10 +6,10 @@
 
 The body is the file itself. 201 {"job_id": N} only once the file is fsync'd in the
 spool and its job committed (200 with "duplicate": true for a file received before);
-401 without a valid token, 413 over `max_mb`, 415 for a body that is not a file
-(multipart, form or text), 422 for a file that is not a readable ECG, 503 when the store
-or the disk cannot take it now (send again later). Messages name the problem, never
-patient data.
+401 without a valid token, 408 for a body slower than `read_timeout_s`, 413 over
+`max_mb`, 415 for a body that is not a file (multipart, form or text), 422 for a file
+that is not a readable ECG, 503 when the store or the disk cannot take it now (send
+again later). Messages name the problem, never patient data.
 
 aiohttp serves it (a dependency already, through wfdb): a production HTTP server with
 the size limit, keep-alive and header limits built in, TLS handshakes that do not hold up
@@ -147,7 +147,11 @@ class UploadEndpoint:
         try:
             if request.content_length is not None and request.content_length > self._max_bytes:
                 raise web.HTTPRequestEntityTooLarge(self._max_bytes, request.content_length)
-            data = await request.read()
+            async with asyncio.timeout(self.config.read_timeout_s):
+                data = await request.read()
+        except TimeoutError:
+            self._refused("body-timeout", request)
+            return _error(408, f"the body did not arrive within {self.config.read_timeout_s:g} s")
         except web.HTTPRequestEntityTooLarge:
             self._refused("too-large", request)
             return _error(413, f"the file is larger than the limit of {self.config.max_mb:g} MB")

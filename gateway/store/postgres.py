@@ -101,6 +101,12 @@ class PostgresStore(Store):
         with self._transaction() as conn:
             return _schema_version(conn)
 
+    def check_writable(self) -> None:
+        """Raise StoreError unless a write commits (the database is up and accepts writes:
+        not a read-only standby, not out of disk)."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE schema_version SET version = version")
+
     def backup(self, target: Path) -> None:
         """pg_dump's custom format (restore with pg_restore): a consistent snapshot while
         every node keeps working. The password goes by environment, not the command line."""

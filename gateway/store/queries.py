@@ -76,6 +76,10 @@ class Store(ABC):
     def _executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None: ...
 
     @abstractmethod
+    def check_writable(self) -> None:
+        """Raise StoreError unless a write commits (readiness)."""
+
+    @abstractmethod
     def backup(self, target: Path) -> None:
         """A consistent copy of the whole store in `target`, taken while the gateway runs."""
 
@@ -606,6 +610,35 @@ class Store(ABC):
             " lease_expires_at = NULL, updated_at = ? WHERE state = 'dead'",
             (now, now),
         )
+
+    # --- admin views (readiness, metrics) ---------------------------------------------------
+
+    def queue_stats(self, now: float | None = None) -> tuple[int, float]:
+        """Jobs waiting to be processed, and the age in seconds of the oldest (0 if none)."""
+        rows = self._query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs WHERE state = 'queued'"
+        )
+        oldest = rows[0]["oldest"]
+        return int(rows[0]["n"]), 0.0 if oldest is None else max(0.0, _now(now) - oldest)
+
+    def delivery_backlog(self, now: float | None = None) -> dict[str, dict[str, float]]:
+        """Per destination: unsent ('pending', 'failed') and 'dead' counts, and the age in
+        seconds of its oldest unsent delivery ('oldest_s')."""
+        rows = self._query(
+            "SELECT destination, state, COUNT(*) AS n, MIN(created_at) AS oldest"
+            " FROM deliveries WHERE state IN ('pending', 'failed', 'dead')"
+            " GROUP BY destination, state"
+        )
+        backlog: dict[str, dict[str, float]] = {}
+        for row in rows:
+            entry = backlog.setdefault(
+                row["destination"], {"pending": 0, "failed": 0, "dead": 0, "oldest_s": 0.0}
+            )
+            entry[row["state"]] = int(row["n"])
+            if row["state"] != "dead":
+                age = max(0.0, _now(now) - row["oldest"])
+                entry["oldest_s"] = max(entry["oldest_s"], age)
+        return backlog
 
 
 def _now(now: float | None) -> float:

@@ -126,6 +126,12 @@ class SqliteStore(Store):
     def _executemany(self, conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
         conn.executemany(sql, rows)
 
+    def check_writable(self) -> None:
+        """Raise StoreError unless a write commits: rewriting the schema version writes
+        the file's header page, a real write that changes nothing."""
+        with self._transaction() as conn:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
     def pragma(self, name: str) -> Any:
         """One PRAGMA's value (journal mode, synchronous, user_version): for checks."""
         with self._lock:

@@ -1,7 +1,9 @@
 """HL7 v3 annotated ECG (aECG, FDA submissions, Mortara/Welch Allyn exports) -> Ecg.
 
 The FDA's reader (aecg-python) needs Python 3.12 and returns pandas frames for review
-tools, not calibrated arrays with checked limits, so the format is read here: the rhythm
+tools, not calibrated arrays with checked limits; BioSig (C, Debian biosig-tools) reads it
+as a command-line converter and is the second implementation in the tests. So the format
+is read here: the rhythm
 series' sequence set (a GLIST time sequence, one SLIST_PQ per lead: value = origin +
 scale x digit), the REPRESENTATIVE_BEAT derived series as median beats, and the
 annotations: global numeric ones (PR, QRS, QT, axes...) as the device's measurements,

@@ -3,9 +3,9 @@
 The rhythm is `parsedwaveforms`: Base64, usually XLI-compressed (model.decode.xli), in
 which leads III, aVR, aVL and aVF are stored as residuals of their prediction from I and
 II and are rebuilt here (as sierra-ecg-tools does); uncompressed 8- and 16-bit and
-'Plain' text samples are read too. The trailing calibration pulse is cut off. Representative beats become the median beats. The
-cart's own global measurements and statements are kept in the metadata, never as the
-gateway's interpretation.
+'Plain' text samples are read too. The trailing calibration pulse is cut off.
+Representative beats become the median beats. The cart's own global measurements and
+statements are kept in the metadata, never as the gateway's interpretation.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def _rhythm(path: Path, signal: Element, waveforms: Element, rate: float) -> dic
         _fail(
             path,
             "durationperchannel",
-            f"{waveforms.get('durationperchannel')!r} ms is not a duration of 1-{MAX_DURATION_MS} ms",
+            f"{waveforms.get('durationperchannel')!r} ms is not a duration of "
+            f"1-{MAX_DURATION_MS} ms",
         )
     n_samples = round(duration * rate / 1000)
     if n_samples > MAX_SAMPLES_PER_LEAD:

@@ -97,8 +97,10 @@ def _lookup(table: tuple[Code, ...], number: int, n_tables: int) -> _Lookup:
             raise HuffmanError(
                 f"{where}: {code.total_bits} total bits for a {code.prefix_bits}-bit prefix"
             )
-        if code.mode == 0 and not 1 <= code.value <= n_tables:
-            raise HuffmanError(f"{where}: switches to table {code.value} of {n_tables}")
+        if code.mode == 0 and not (0 <= code.value < n_tables or code.value == DEFAULT_TABLES):
+            raise HuffmanError(
+                f"{where}: switches to table index {code.value}; the file has {n_tables}"
+            )
         shift = MAX_PREFIX_BITS - code.prefix_bits
         span = slice(code.code << shift, (code.code + 1) << shift)
         taken = index[span]
@@ -110,21 +112,30 @@ def _lookup(table: tuple[Code, ...], number: int, n_tables: int) -> _Lookup:
 
 
 def lookups(tables: list[tuple[Code, ...]]) -> list[_Lookup]:
-    return [_lookup(table, n + 1, len(tables)) for n, table in enumerate(tables)]
+    """The file's tables, then the default table (a switch code may name it by 19999)."""
+    found = [_lookup(table, n + 1, len(tables)) for n, table in enumerate(tables)]
+    return [*found, _DEFAULT_LOOKUP]
+
+
+_DEFAULT_LOOKUP = _lookup(DEFAULT_TABLE, 0, 1)
 
 
 def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndarray:
     """`n_samples` values from one lead's bit stream (starting with table 1). Only the
-    bytes `n_samples` of the longest code can fill are unpacked: a stream that declares
-    more cannot make the peek table larger."""
-    longest = max(code.total_bits for table in tables for code in table.codes)
-    data = data[: (n_samples * longest + 7) // 8]
+    bytes that `n_samples` of the longest code (after a switch through every table) can
+    fill are unpacked: a stream that declares more cannot make the peek table larger."""
+    codes = [code for table in tables for code in table.codes]
+    longest = max((c.total_bits for c in codes if c.mode == 1), default=0)
+    switches = max((c.prefix_bits for c in codes if c.mode == 0), default=0) * len(tables)
+    data = data[: (n_samples * (longest + switches) + 7) // 8]
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
     n_bits = len(bits)
     padded = np.concatenate([bits, np.zeros(32, dtype=np.uint8)]).astype(np.uint16)
     peek = np.zeros(n_bits + 1, dtype=np.uint16)
     for offset in range(MAX_PREFIX_BITS):
         peek |= padded[offset : offset + n_bits + 1] << (MAX_PREFIX_BITS - 1 - offset)
+    if all(code.mode == 1 for code in tables[0].codes):
+        return _decode_one_table(bits, peek[:n_bits], tables[0], n_samples)
     peek_list = peek.tolist()
     out = np.empty(n_samples, dtype=np.int64)
     table = tables[0]
@@ -137,8 +148,9 @@ def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndar
             raise HuffmanError(f"bits at offset {position} match no code of the Huffman table")
         code = table.codes[found]
         position += code.prefix_bits
-        if code.mode == 0:
-            table = tables[code.value - 1]
+        if code.mode == 0:  # the base value is the new table's 0-based index, as the
+            # pixelmed and biosig readers take it
+            table = tables[-1] if code.value == DEFAULT_TABLES else tables[code.value]
             continue
         extra = code.total_bits - code.prefix_bits
         if extra:
@@ -151,3 +163,40 @@ def decode_stream(data: bytes, tables: list[_Lookup], n_samples: int) -> np.ndar
             out[count] = code.value
         count += 1
     return out
+
+
+def _decode_one_table(
+    bits: np.ndarray, peek: np.ndarray, table: _Lookup, n_samples: int
+) -> np.ndarray:
+    """The common case, a first table without switch codes: the code at every bit position
+    (and so its length) is known up front, Python only walks from code to code, and the
+    values are gathered with numpy afterwards."""
+    n_bits = len(bits)
+    found = table.index[peek]
+    totals = np.array([code.total_bits for code in table.codes])
+    steps = np.where(found >= 0, totals[found], 0).tolist()
+    positions = []
+    position = 0
+    for count in range(n_samples):
+        if position >= n_bits:
+            raise HuffmanError(f"stream ends after {count} of {n_samples} samples")
+        step = steps[position]
+        if step == 0:
+            raise HuffmanError(f"bits at offset {position} match no code of the Huffman table")
+        positions.append(position)
+        position += step
+    if position > n_bits:
+        raise HuffmanError(f"stream ends inside sample {n_samples}")
+    at = np.array(positions)
+    which = found[at]
+    values = np.array([code.value for code in table.codes], dtype=np.int64)[which]
+    for number, code in enumerate(table.codes):
+        extra = code.total_bits - code.prefix_bits
+        chosen = which == number
+        if extra and chosen.any():
+            start = at[chosen] + code.prefix_bits
+            raw = np.zeros(len(start), dtype=np.int64)
+            for offset in range(extra):
+                raw = (raw << 1) | bits[start + offset]
+            values[chosen] = np.where(raw >> (extra - 1), raw - (1 << extra), raw)
+    return values

@@ -19,6 +19,7 @@ _TERMINATOR = 255
 _SEXES = {1: "M", 2: "F"}
 _AGE_UNITS = {1: "Y", 2: "M", 3: "W", 4: "D"}
 _UNDEFINED = (29999, 29998, 29997, 19999)  # 'not computed', 'rejected', ...
+_UNDEFINED_AXIS = 999
 _TEXT_ENCODING = "latin-1"  # SCP-ECG v2 text is ISO 8859-1 unless section 1 says otherwise
 
 
@@ -105,16 +106,20 @@ def sex(tags: dict[int, bytes]) -> str | None:
     return _SEXES.get(value[0]) if value else None
 
 
-def device(tags: dict[int, bytes]) -> tuple[str | None, str | None]:
-    """Manufacturer and model from the acquiring device's identification (tag 14): the
-    model is text at byte 8, then three strings; the last is the manufacturer."""
+def device(tags: dict[int, bytes]) -> tuple[str | None, str | None, str | None]:
+    """Manufacturer, model and serial number from the acquiring device's identification
+    (tag 14): fixed fields, the model at bytes 8-13, then from byte 36 NUL-terminated
+    strings: analysing program revision, serial number, system software, SCP
+    implementation, manufacturer."""
     value = tags.get(_ACQUIRING_DEVICE)
     if not value or len(value) < 36:
-        return None, None
-    strings = [text(part) for part in value[35:].split(b"\x00")]
-    strings = [s for s in strings if s]
+        return None, None, None
     model = text(value[8:14])
-    return (strings[-1] if strings else None), model
+    # the revision's length byte is not trusted (writers differ on counting its NUL)
+    strings = value[36:].split(b"\x00")
+    serial = text(strings[1]) if len(strings) > 1 else None
+    manufacturer = text(strings[4]) if len(strings) > 4 else None
+    return manufacturer, model, serial
 
 
 def filters(tags: dict[int, bytes]) -> str | None:
@@ -153,9 +158,9 @@ def global_measurements(data: bytes | None) -> tuple[tuple[str, float], ...]:
     keep("pr_ms", qrs_on - p_on, p_on, qrs_on)
     keep("qrs_ms", qrs_off - qrs_on, qrs_on, qrs_off)
     keep("qt_ms", t_off - qrs_on, t_off, qrs_on)
-    keep("p_axis_deg", p_axis, p_axis)
-    keep("qrs_axis_deg", qrs_axis, qrs_axis)
-    keep("t_axis_deg", t_axis, t_axis)
+    for key, axis in (("p_axis_deg", p_axis), ("qrs_axis_deg", qrs_axis), ("t_axis_deg", t_axis)):
+        if axis != _UNDEFINED_AXIS:
+            keep(key, axis, axis)
     return tuple(found.items())
 
 
