@@ -384,3 +384,18 @@ def test_retrying_a_job_failed_by_worker_deaths_starts_its_deaths_afresh(store):
     assert store.retry_failed_jobs("1.2.3.4", now=T0 + 10) == 1
     job = store.get_job(job_id)
     assert (job.state, job.attempts, job.worker_deaths) == ("queued", 0, 0)
+
+
+def test_the_admin_views_count_the_queue_and_the_delivery_backlog(store):
+    first, _ = (_add(store, i, f"p:{i}") for i in (1, 2))
+    assert store.queue_stats(now=T0 + 10) == (2, 10.0)
+    store.lease_job("w", 60, 3, now=T0)
+    store.complete_job(first, "w", "/r", [("ehr", "p:1"), ("outbox", "p:1")], now=T0 + 1)
+    [outbox] = store.lease_due_deliveries(now=T0 + 1, destination="outbox")
+    store.mark_delivery_dead(outbox.id, "rejected", now=T0 + 2)
+    assert store.queue_stats(now=T0 + 10) == (1, 10.0)
+    assert store.delivery_backlog(now=T0 + 5) == {
+        "ehr": {"pending": 1, "failed": 0, "dead": 0, "oldest_s": 4.0},
+        "outbox": {"pending": 0, "failed": 0, "dead": 1, "oldest_s": 0.0},
+    }
+    store.check_writable()
