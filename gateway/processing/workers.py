@@ -49,6 +49,7 @@ _IDLE_POLL_S = 1.0  # also how soon a retry that became due, or a CLI retry, is 
 @dataclass(frozen=True)
 class WorkerSettings:
     reports_dir: Path
+    node: str = field(default_factory=lambda: os.uname().nodename)  # prefix of lease owners
     engine: EngineChoice = field(default_factory=EngineChoice)
     workers: int = 2
     lease_s: float = 300.0
@@ -94,7 +95,7 @@ class Workers:
     def start(self) -> None:
         """Start the worker processes and threads; until then run_once works in-thread."""
         for index in range(self._settings.workers):
-            owner = f"{os.uname().nodename}:{os.getpid()}:worker-{index}"
+            owner = f"{self._settings.node}:{os.getpid()}:worker-{index}"
             self._start_helper(owner)
             thread = threading.Thread(
                 target=self._work, args=(owner,), name=f"pipeline-{index}", daemon=True
