@@ -31,6 +31,7 @@ bench: install
 	$(PY) bench/delivery_formats.py
 	$(PY) bench/decode.py
 	$(PY) bench/intake.py
+	$(PY) bench/metrics_overhead.py
 
 # Malformed objects, SIGKILLs under load, destination faults, PHI in logs: under 15 min.
 reliability: install

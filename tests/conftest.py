@@ -17,3 +17,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real ECG data not found at {SHARED_DATA} (set ECG_GATEWAY_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The random-weight SmolVLM-shaped model (tests/vlm_support.py); it writes nonsense."""
+    from tests.vlm_support import tiny_model_dir  # torch: only for the tests that use it
+
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def taught(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model taught one report (tests/vlm_support.py): its text is read."""
+    from tests.vlm_support import taught_model_dir
+
+    return taught_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL server for the session (tests/postgres.py); skips without one."""
+    from tests.postgres import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return postgres_cluster.new_database()

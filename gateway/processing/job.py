@@ -21,7 +21,7 @@ from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import ImageObject, read_image_object
 from gateway.store import Job
 from model.ecg import Ecg, EcgMetadata
-from model.engine import Engine, EngineChoice, engine_for
+from model.engine import Engine, EngineChoice, Held, engine_for
 from model.errors import EcgDecodeError
 from model.report import Report
 from model.vlm.page_image import PageImage
@@ -74,6 +74,9 @@ def process_jobs(jobs: Sequence[Job], reports_dir: Path, choice: EngineChoice) -
         reports = []
         results.update({item.job.id: _error_result(exc) for item in decoded})
     for item, report in zip(decoded, reports, strict=False):
+        if isinstance(report, Held):
+            results[item.job.id] = JobResult(held=f"{choice.name} engine: {report.reason}")
+            continue
         try:
             package = _package(item, report)
             report_dir = reports_dir / str(item.job.id)
@@ -98,7 +101,7 @@ def _decode(job: Job) -> _Decoded:
     return _Decoded(job, image=read_image_object(path, job.kind))
 
 
-def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report]:
+def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report | Held]:
     """One report per item. A VLM reads waveforms (rendered) and received pages in one
     batch; a received page the engine does not read (no VLM) keeps its intake report."""
     inputs = [_engine_input(item, engine.reads_pages) for item in items]
