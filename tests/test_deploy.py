@@ -179,9 +179,9 @@ def test_chart_with_postgresql_scales_out_and_keeps_no_volume(tmp_path: Path) ->
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "ecg-db"
     assert env["ECG_GATEWAY_ADMIN_TOKEN_FILE"]["value"].endswith("/token")
     assert gateway["resources"]["limits"]["nvidia.com/gpu"] == 1
-    gateway_yaml = yaml.safe_load(_by_kind(docs, "ConfigMap")["data"]["gateway.yaml"])
-    assert gateway_yaml["store"] == "postgresql://ecggw@db.hospital.example/ecggw"
-    assert gateway_yaml["admin"]["bind"] == "0.0.0.0"
+    config = _check_gateway_files(_by_kind(docs, "ConfigMap"), tmp_path)
+    assert config.store.url == "postgresql://ecggw@db.hospital.example/ecggw"
+    assert config.admin.bind == "0.0.0.0" and config.admin.tls.enabled
     ports = {port["name"] for port in _by_kind(docs, "Service")["spec"]["ports"]}
     assert ports == {"dicom", "admin"}
 
@@ -232,7 +232,16 @@ def test_compose_services_and_their_files_hold_together(tmp_path: Path) -> None:
             assert (secret if isinstance(secret, str) else secret["source"]) in compose["secrets"]
     assert services["gateway"]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert "11112:11112" in services["gateway"]["ports"]
-    config = load_config(DEPLOY / "compose" / "gateway.yaml")
+    # The gateway reads the database password from the secret the database is set up with.
+    secret = "/run/secrets/postgres-password"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == secret
+    password = tmp_path / "postgres-password"
+    password.write_text("change-me\n")
+    text = (DEPLOY / "compose" / "gateway.yaml").read_text()
+    assert secret in text
+    (tmp_path / "gateway.yaml").write_text(text.replace(secret, str(password)))
+    config = load_config(tmp_path / "gateway.yaml")
+    assert config.store.url == "postgresql://ecggw@postgres:5432/ecggw"
     assert check_routes(DEPLOY / "compose" / "routes.yaml") == []
     assert config.routes == Path("/etc/ecg-gateway/routes.yaml")
 
