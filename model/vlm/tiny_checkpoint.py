@@ -97,7 +97,12 @@ def build_tiny_model(directory: Path, dims: VlmDims = TINY, seed: int = 0) -> Pa
     return directory
 
 
-def build_processor(longest_edge: int = SMOLVLM_LONGEST_EDGE) -> Idefics3Processor:
+def build_processor(
+    longest_edge: int = SMOLVLM_LONGEST_EDGE,
+    tokenizer: PreTrainedTokenizerFast | None = None,
+    seq_len: int | None = None,
+) -> Idefics3Processor:
+    """SmolVLM's processor; the tokenizer trained here unless one is given."""
     # The PIL backend needs no torchvision; it saves itself as "Idefics3ImageProcessor",
     # like the real checkpoint, so either backend loads it.
     image_processor = Idefics3ImageProcessorPil(
@@ -110,8 +115,8 @@ def build_processor(longest_edge: int = SMOLVLM_LONGEST_EDGE) -> Idefics3Process
     )
     return Idefics3Processor(
         image_processor=image_processor,
-        tokenizer=build_tokenizer(),
-        image_seq_len=image_seq_len(TINY),
+        tokenizer=tokenizer or build_tokenizer(),
+        image_seq_len=seq_len or image_seq_len(TINY),
         chat_template=SMOLVLM_CHAT_TEMPLATE,
     )
 
