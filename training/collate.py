@@ -22,13 +22,13 @@ from model.report import Measurements, Statement
 from model.vlm.prompt import report_messages, report_prompt
 
 IGNORE_INDEX = -100
-Stage = Literal[1, 2]
+Stage = Literal[0, 1, 2]
 Mode = Literal["vlm", "hybrid"]
 
 
 def prompt_for(sample: dict[str, Any], stage: Stage, mode: Mode) -> str:
     """The user turn's text the served engine sends for this ECG."""
-    if stage == 1 or mode == "vlm":
+    if stage in (0, 1) or mode == "vlm":
         return report_prompt()
     rule = sample["rule_report"]
     return report_prompt(
@@ -38,8 +38,10 @@ def prompt_for(sample: dict[str, Any], stage: Stage, mode: Mode) -> str:
 
 
 def target_for(sample: dict[str, Any], stage: Stage) -> str:
-    """Stage 1: the short factual description; stage 2: the full structured report."""
-    return str(sample["target_alignment"] if stage == 1 else sample["target_report"])
+    """Stage 0: what the measurement engine read (training/stage0_pages.py); stage 1: the
+    short factual description; stage 2: the full structured report."""
+    field = {0: "target_reading", 1: "target_alignment", 2: "target_report"}[stage]
+    return str(sample[field])
 
 
 class Collator:

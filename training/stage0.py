@@ -1,0 +1,336 @@
+"""Stage 0, vision pretraining: the vision tower and connector learn to read ECG pages.
+
+SmolVLM's own vision tower was pretrained on photos and documents; the model that
+`ecg-gateway model assemble` builds here has a random one. Either way the two QLoRA
+stages train only the text model, so before them this stage trains the vision tower
+and the connector, in full precision, with the text model frozen: the loss is the
+text model's on the measurement engine's reading of the page (training/stage0_pages.py),
+so the image features move towards what the frozen text model needs to write rate,
+intervals, axis, rhythm and conduction. The output is a complete model directory
+(save_pretrained, processor included) that stage 1 takes as its base model
+(`ecg-train stage1 --model <output_dir>`).
+
+Resumable like the QLoRA stages (`--resume`: same batches, optimizer, schedule and RNG;
+checkpoints hold only the trained weights), and `max_minutes` ends a run cleanly at a
+checkpoint, so a CPU run can be spread over sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from model.vlm.loading import (
+    load_model,
+    load_processor,
+    model_directory,
+    resolve_device,
+    resolve_dtype,
+)
+from model.vlm.settings import TILE_PX, LoadSpec, whole_tiles
+from training.augment import AugmentConfig
+from training.collate import Collator
+from training.qlora import batch_indices, latest_checkpoint, total_steps
+from training.stage0_pages import build_pages, read_pages
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+TRAINED_FILE = "trained.safetensors"
+STATE_FILE = "training_state.pt"
+# What stage 0 trains: Idefics3's vision tower and its pixel-shuffle connector.
+TRAINED_PARTS = ("model.vision_model.", "model.connector.")
+
+
+class Stage0Config(BaseModel):
+    """config/training/stage0.yaml (CPU recipe) and stage0-gpu.yaml (GPU recipe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("HuggingFaceTB/SmolVLM-256M-Instruct", description="hub id or folder")
+    output_dir: Path = Path("out/training/stage0")
+    pages_dir: Path = Path("out/training/stage0-pages")
+    ptbxl_dir: Path = Path("../shared/data/ptbxl")
+    train_folds: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
+    limit_records: int | None = Field(None, ge=1, description="only the first N PTB-XL records")
+    generated: int = Field(600, ge=0, description="deepfake-ecg ECGs")
+    real_copies: int = Field(1, ge=0, description="augmented copies per real training record")
+    dpi: int = Field(100, ge=50, le=600)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    longest_edge: int = Field(512, ge=TILE_PX, le=4096)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    max_minutes: float | None = Field(None, gt=0, description="stop at a checkpoint after this")
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+    learning_rate: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(10, ge=0)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "cosine"
+    max_grad_norm: float = Field(1.0, gt=0)
+    save_steps: int = Field(25, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    eval_samples: int = Field(16, ge=0)
+    seed: int = 0
+
+    @field_validator("longest_edge")
+    @classmethod
+    def _whole_tiles(cls, value: int) -> int:
+        return whole_tiles(value)
+
+
+class Stage0Result(BaseModel):
+    output_dir: Path
+    steps_done: int
+    steps_planned: int
+    samples: int
+    resumed_from: int
+    seconds: float
+    losses: list[float]
+    val_loss: float | None
+
+
+def load_for_stage0(config: Stage0Config) -> tuple[Any, Any, torch.device]:
+    """Processor and the full-precision model with only vision tower and connector trainable."""
+    device = resolve_device(config.device)
+    dtype = torch.float32 if device.type == "cpu" else resolve_dtype("auto", device)
+    source = model_directory(config.model)
+    processor = load_processor(source)
+    network = load_model(source, LoadSpec(config.model, None, "none", str(device)), device, dtype)
+    network.requires_grad_(False)
+    for name, parameter in network.named_parameters():
+        parameter.requires_grad = name.startswith(TRAINED_PARTS)
+    network.config.use_cache = False
+    return processor, network, device
+
+
+def trained_state(network: Any) -> dict[str, torch.Tensor]:
+    return {
+        name: p.detach().contiguous()
+        for name, p in network.named_parameters()
+        if name.startswith(TRAINED_PARTS)
+    }
+
+
+def save_checkpoint(
+    output_dir: Path,
+    network: Any,
+    optimizer: Any,
+    scheduler: Any,
+    step: int,
+    losses: list[float],
+    keep: int,
+) -> None:
+    directory = output_dir / CHECKPOINTS / f"step-{step}"
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(trained_state(network), directory / TRAINED_FILE)
+    torch.save(
+        {
+            "step": step,
+            "losses": losses,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+        },
+        directory / STATE_FILE,
+    )
+    steps = sorted((output_dir / CHECKPOINTS).glob("step-*"), key=lambda p: int(p.name[5:]))
+    for old in steps[:-keep]:
+        shutil.rmtree(old)
+
+
+def load_checkpoint(
+    directory: Path, network: Any, optimizer: Any, scheduler: Any
+) -> tuple[int, list[float]]:
+    network.load_state_dict(load_file(directory / TRAINED_FILE), strict=False)
+    state = torch.load(directory / STATE_FILE, weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    random.setstate(state["rng"]["python"])
+    np.random.set_state(state["rng"]["numpy"])
+    torch.set_rng_state(state["rng"]["torch"])
+    return int(state["step"]), list(state["losses"])
+
+
+def train_stage0(config: Stage0Config, resume: bool = False) -> Stage0Result:
+    """Build the pages (once), train, checkpoint; write the model directory and its card."""
+    from transformers import get_scheduler
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    manifest = build_pages(
+        config.pages_dir,
+        config.ptbxl_dir,
+        config.train_folds,
+        config.generated,
+        config.real_copies,
+        config.dpi,
+        config.augment,
+        config.seed,
+        config.limit_records,
+    )
+    samples = read_pages(config.pages_dir, "train")
+    if not samples:
+        raise ValueError(f"{config.pages_dir}/train.jsonl has no pages")
+    steps = total_steps(config, len(samples))
+    processor, network, device = load_for_stage0(config)
+    collate = Collator(processor, config.pages_dir, 0, "vlm", config.longest_edge)
+    params = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_scheduler(config.lr_scheduler, optimizer, config.warmup_steps, steps)
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    start, losses = 0, []
+    checkpoint = latest_checkpoint(config.output_dir) if resume else None
+    if resume and checkpoint is None:
+        raise ValueError(f"--resume: no checkpoint under {config.output_dir / CHECKPOINTS}")
+    if checkpoint is not None:
+        start, losses = load_checkpoint(checkpoint, network, optimizer, scheduler)
+        log.info("resumed from %s", checkpoint)
+    started = time.monotonic()
+    deadline = None if config.max_minutes is None else started + 60 * config.max_minutes
+    network.train()
+    bar = tqdm(
+        range(start, steps),
+        initial=start,
+        total=steps,
+        desc="stage 0",
+        unit="step",
+        dynamic_ncols=True,
+    )
+    for step in bar:
+        loss = _optimizer_step(
+            network, optimizer, scheduler, params, collate, samples, step, config, device
+        )
+        losses.append(loss)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        out_of_time = deadline is not None and time.monotonic() > deadline
+        if (step + 1) % config.save_steps == 0 or step + 1 == steps or out_of_time:
+            save_checkpoint(
+                config.output_dir,
+                network,
+                optimizer,
+                scheduler,
+                step + 1,
+                losses,
+                config.keep_checkpoints,
+            )
+        if out_of_time:
+            break
+    bar.close()
+    result = Stage0Result(
+        output_dir=config.output_dir,
+        steps_done=len(losses),
+        steps_planned=steps,
+        samples=len(samples),
+        resumed_from=start,
+        seconds=time.monotonic() - started,
+        losses=losses,
+        val_loss=validation_loss(network, collate, config, device),
+    )
+    network.config.use_cache = True
+    network.save_pretrained(config.output_dir)
+    processor.save_pretrained(config.output_dir)
+    write_model_card(config, result, manifest)
+    return result
+
+
+def _optimizer_step(
+    network: Any,
+    optimizer: Any,
+    scheduler: Any,
+    params: list[torch.Tensor],
+    collate: Collator,
+    samples: list[dict[str, Any]],
+    step: int,
+    config: Stage0Config,
+    device: torch.device,
+) -> float:
+    total = 0.0
+    for micro in range(config.gradient_accumulation):
+        batch = collate([samples[i] for i in batch_indices(len(samples), step, micro, config)])
+        loss = _forward(network, batch, device) / config.gradient_accumulation
+        loss.backward()
+        total += float(loss.detach())
+    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+def _forward(network: Any, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+    batch = {key: value.to(device) for key, value in batch.items()}
+    batch["pixel_values"] = batch["pixel_values"].to(next(network.parameters()).dtype)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with autocast:
+        return network(**batch).loss
+
+
+def validation_loss(
+    network: Any, collate: Collator, config: Stage0Config, device: torch.device
+) -> float | None:
+    """Mean loss on the first `eval_samples` clean fold-9 pages; None when there are none."""
+    samples = read_pages(config.pages_dir, "val")[: config.eval_samples]
+    if not samples:
+        return None
+    network.eval()
+    with torch.no_grad():
+        losses = [
+            float(_forward(network, collate(samples[i : i + config.batch_size]), device))
+            for i in range(0, len(samples), config.batch_size)
+        ]
+    network.train()
+    return float(np.mean(losses))
+
+
+def write_model_card(config: Stage0Config, result: Stage0Result, manifest: dict[str, Any]) -> None:
+    metrics = json.loads(result.model_dump_json())
+    (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
+    finished = (
+        "finished"
+        if result.steps_done == result.steps_planned
+        else "stopped early (resume with --resume)"
+    )
+    first = f"{result.losses[0]:.4f}" if result.losses else "-"
+    last = f"{result.losses[-1]:.4f}" if result.losses else "-"
+    settings = json.dumps(json.loads(config.model_dump_json()), indent=2)
+    card = f"""---
+base_model: {config.model}
+tags: [ecg, smolvlm, idefics3, vision-pretraining]
+---
+# ECG Gateway SmolVLM, stage 0 (vision pretraining), not for clinical use
+
+{config.model} with its vision tower and connector trained on ECG pages (text model
+frozen): {manifest["samples"]["train"]} training pages (PTB-XL folds {config.train_folds}
+and deepfake-ecg generated ECGs), targets from the measurement engine. Continue with
+`ecg-train stage1 --model {config.output_dir}`.
+
+| metric | value |
+|---|---:|
+| optimizer steps | {result.steps_done} of {result.steps_planned} ({finished}) |
+| pages per step | {config.batch_size * config.gradient_accumulation} |
+| first / last train loss | {first} / {last} |
+| val loss (fold 9, clean pages) | {val} |
+
+```json
+{settings}
+```
+"""
+    (config.output_dir / "README.md").write_text(card, encoding="utf-8")
