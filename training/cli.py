@@ -170,10 +170,56 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate_reading(sub: argparse._SubParsersAction) -> None:
+    what = "page reading on PTB-XL's held-out fold: heart rate MAE, rhythm/conduction F1, text"
+    p = _subcommand(sub, "evaluate-reading", what, _cmd_evaluate_reading)
+    p.add_argument("--limit", type=int, help="only the first N PTB-XL records")
+    p.add_argument("--output", type=Path, help="write OUTPUT.md and OUTPUT.json too")
+    p.add_argument(
+        "--system",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL",
+        help="add the row of a model folder (repeatable)",
+    )
+
+
+def _cmd_evaluate_reading(args: argparse.Namespace) -> int:
+    from training.reading_eval import (
+        ModelRow,
+        ReadingEvalConfig,
+        evaluate_reading,
+        markdown_table,
+        write_outputs,
+    )
+
+    config = _load_config(args, ReadingEvalConfig, ("limit",))
+    for system in args.system:
+        name, sep, folder = system.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--system {system!r}: expected NAME=MODEL_FOLDER")
+        config.models.append(ModelRow(name=name, model=folder))
+    rows, cases, texts = evaluate_reading(config)
+    table = markdown_table(rows, len(cases))
+    print(f"{len(cases)} records of PTB-XL folds {config.test_folds}")
+    print(table)
+    if args.output is not None:
+        write_outputs(args.output, table, rows, cases, texts)
+        print(f"wrote {args.output.with_suffix('.md')} and {args.output.with_suffix('.json')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecg-train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_dataset, _add_stage0, _add_stage1, _add_stage2, _add_evaluate):
+    for add in (
+        _add_dataset,
+        _add_stage0,
+        _add_stage1,
+        _add_stage2,
+        _add_evaluate,
+        _add_evaluate_reading,
+    ):
         add(sub)
     return parser
 
