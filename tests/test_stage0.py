@@ -178,3 +178,16 @@ def test_stage1_continues_from_stage0(work: Path, shared_data: Path):
     assert code == 0, out
     adapter = json.loads((work / "stage1" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(work / "s0")
+
+
+@pytest.mark.parametrize(
+    ("name", "edge", "device"), [("stage0", 512, "auto"), ("stage0-gpu", 1536, "cuda")]
+)
+def test_cpu_and_gpu_recipes_parse(name: str, edge: int, device: str):
+    from training.config import load_yaml_config
+    from training.stage0 import Stage0Config
+
+    config = load_yaml_config(Path(f"config/training/{name}.yaml"), Stage0Config)
+    assert (config.longest_edge, config.device) == (edge, device)
+    assert 10 not in config.train_folds and 9 not in config.train_folds
+    assert config.augment.rotation.p > 0  # the augmentations of ecg-train dataset

@@ -31,13 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from model.vlm.loading import (
-    load_model,
-    load_processor,
-    model_directory,
-    resolve_device,
-    resolve_dtype,
-)
+from model.vlm.loading import load_model, load_processor, model_directory, resolve_device
 from model.vlm.settings import TILE_PX, LoadSpec, whole_tiles
 from training.augment import AugmentConfig
 from training.collate import Collator
@@ -103,9 +97,10 @@ class Stage0Result(BaseModel):
 
 
 def load_for_stage0(config: Stage0Config) -> tuple[Any, Any, torch.device]:
-    """Processor and the full-precision model with only vision tower and connector trainable."""
+    """Processor and the float32 model (bf16 autocast on a GPU keeps float32 master
+    weights) with only vision tower and connector trainable."""
     device = resolve_device(config.device)
-    dtype = torch.float32 if device.type == "cpu" else resolve_dtype("auto", device)
+    dtype = torch.float32
     source = model_directory(config.model)
     processor = load_processor(source)
     network = load_model(source, LoadSpec(config.model, None, "none", str(device)), device, dtype)
@@ -169,11 +164,7 @@ def load_checkpoint(
 
 
 def train_stage0(config: Stage0Config, resume: bool = False) -> Stage0Result:
-    """Build the pages (once), train, checkpoint; write the model directory and its card."""
-    from transformers import get_scheduler
-
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
+    """Build the pages (once), then train on them (train_on_pages)."""
     manifest = build_pages(
         config.pages_dir,
         config.ptbxl_dir,
@@ -185,6 +176,17 @@ def train_stage0(config: Stage0Config, resume: bool = False) -> Stage0Result:
         config.seed,
         config.limit_records,
     )
+    return train_on_pages(config, manifest, resume)
+
+
+def train_on_pages(
+    config: Stage0Config, manifest: dict[str, Any], resume: bool = False
+) -> Stage0Result:
+    """Train on config.pages_dir, checkpointing; write the model directory and its card."""
+    from transformers import get_scheduler
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
     samples = read_pages(config.pages_dir, "train")
     if not samples:
         raise ValueError(f"{config.pages_dir}/train.jsonl has no pages")
