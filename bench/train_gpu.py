@@ -42,6 +42,7 @@ from model.vlm.engine import render_page
 from model.vlm.prompt import measurement_phrases
 from model.vlm.settings import DEFAULT_LONGEST_EDGE
 from model.vlm.tiny_checkpoint import SMOLVLM_500M, TINY, VlmDims, build_model, build_processor
+from training.loop import LoopSettings
 from training.qlora import StageConfig, TrainResult, train_stage
 from training.stage0 import Stage0Config, Stage0Result, train_on_pages
 from training.stage0_pages import reading_target
@@ -76,19 +77,23 @@ def main() -> int:
         root = Path(tmp)
         write_checkpoint(root / "base", dims, device)
         write_dataset(root / "dataset", longest_edge)
+        loop = LoopSettings(
+            longest_edge=longest_edge,
+            device=device,
+            max_steps=args.steps,
+            batch_size=args.batch,
+            gradient_accumulation=1,
+            save_steps=args.steps,
+            eval_samples=0,
+            warmup_steps=min(10, args.steps // 10),
+        ).model_dump()
         reset_peak(device)
         stage0 = train_on_pages(
             Stage0Config(
                 model=str(root / "base"),
                 output_dir=root / "stage0",
-                pages_dir=root / "dataset",
-                longest_edge=longest_edge,
-                device=device,
-                max_steps=args.steps,
-                batch_size=args.batch,
-                save_steps=args.steps,
-                eval_samples=0,
-                warmup_steps=min(10, args.steps // 10),
+                dataset_dir=root / "dataset",
+                **loop,
             ),
             {"samples": {"train": PAGES}},
         )
@@ -99,14 +104,7 @@ def main() -> int:
                 dataset_dir=root / "dataset",
                 model=str(root / "stage0"),
                 output_dir=root / f"stage{stage}",
-                longest_edge=longest_edge,
-                device=device,
-                max_steps=args.steps,
-                batch_size=args.batch,
-                gradient_accumulation=1,
-                save_steps=args.steps,
-                eval_samples=0,
-                warmup_steps=min(10, args.steps // 10),
+                **loop,
                 stage1_adapter=root / "stage1" if stage == 2 else None,
             )
             reset_peak(device)

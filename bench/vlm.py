@@ -66,9 +66,9 @@ def main() -> int:
     rows = [baseline_row(ecgs)]
     with tempfile.TemporaryDirectory(prefix="bench-vlm-") as tmp:
         tiny = build_tiny_model(Path(tmp) / "tiny")
-        for longest_edge in LONGEST_EDGES:
-            rows.append(vlm_row(tiny, ecgs, longest_edge, args.new_tokens, args.batch))
         rows += assembled_rows(Path(tmp) / "assembled", ecgs[: args.assembled_records], args)
+        for longest_edge in LONGEST_EDGES:
+            rows.append(progress(vlm_row(tiny, ecgs, longest_edge, args.new_tokens, args.batch)))
     print(table(rows, args))
     return 0
 
@@ -107,16 +107,15 @@ def vlm_row(
     batched_seconds = timed(
         lambda: batched.generate(pages, [prompt] * len(pages), min_new_tokens=new_tokens)
     )
-    return {
-        "engine": f"vlm tiny, longest_edge {longest_edge}",
-        "image tokens": str(engine.image_tokens(pages[0])),
-        "prompt tokens": str(generation.prompt_tokens),
-        "preprocess s": f"{statistics.median(preprocess):.3f}",
-        "per report s": f"{statistics.median(per_report):.3f}",
-        "reports/s batch 1": f"{1 / statistics.median(per_report):.2f}",
-        "new tokens/s": f"{new_tokens / statistics.median(decode):.0f}",
-        "reports/s batched": f"{len(pages) / batched_seconds:.2f}",
-    }
+    row = speed_row(
+        f"vlm tiny, longest_edge {longest_edge}",
+        engine.image_tokens(pages[0]),
+        generation.prompt_tokens,
+        statistics.median(per_report),
+        new_tokens / statistics.median(decode),
+        len(pages) / batched_seconds,
+    )
+    return row | {"preprocess s": f"{statistics.median(preprocess):.3f}"}
 
 
 def assembled_rows(
@@ -133,7 +132,8 @@ def assembled_rows(
     rows = []
     for longest_edge in ASSEMBLED_EDGES:
         for quantization in ("none", "4bit"):
-            rows.append(assembled_row(directory, ecgs, longest_edge, quantization, args.new_tokens))
+            row = assembled_row(directory, ecgs, longest_edge, quantization, args.new_tokens)
+            rows.append(progress(row))
     return rows
 
 
@@ -162,15 +162,39 @@ def assembled_row(
         lambda: engine.generate(pages, [prompt] * len(pages), min_new_tokens=new_tokens)
     )
     precision = "NF4 4-bit" if quantization == "4bit" else "float32"
+    return speed_row(
+        f"vlm assembled (SmolVLM-256M dims), {precision}, longest_edge {longest_edge}",
+        engine.image_tokens(pages[0]),
+        single.prompt_tokens,
+        per_report,
+        new_tokens / single.batch_seconds,
+        len(pages) / batched_seconds,
+    )
+
+
+def speed_row(
+    name: str,
+    image_tokens: int,
+    prompt_tokens: int,
+    per_report: float,
+    tokens_per_s: float,
+    batched_per_s: float,
+) -> dict[str, str]:
     return {
-        "engine": f"vlm assembled (SmolVLM-256M dims), {precision}, longest_edge {longest_edge}",
-        "image tokens": str(engine.image_tokens(pages[0])),
-        "prompt tokens": str(single.prompt_tokens),
-        "per report s": f"{per_report:.2f}",
+        "engine": name,
+        "image tokens": str(image_tokens),
+        "prompt tokens": str(prompt_tokens),
+        "per report s": f"{per_report:.3f}",
         "reports/s batch 1": f"{1 / per_report:.3f}",
-        "new tokens/s": f"{new_tokens / single.batch_seconds:.1f}",
-        "reports/s batched": f"{len(pages) / batched_seconds:.3f} (batch {ASSEMBLED_BATCH})",
+        "new tokens/s": f"{tokens_per_s:.1f}",
+        "reports/s batched": f"{batched_per_s:.3f}",
     }
+
+
+def progress(row: dict[str, str]) -> dict[str, str]:
+    """Each row on stderr as soon as it is measured: the slow rows take minutes each."""
+    print(" | ".join(row.values()), file=sys.stderr, flush=True)
+    return row
 
 
 def timed(work) -> float:
@@ -192,9 +216,10 @@ def table(rows: list[dict[str, str]], args: argparse.Namespace) -> str:
     ]
     title = (
         f"VLM engine on the CPU, tiny and assembled models, {date.today().isoformat()}, {cpu_name()} "
+        f"(load average at the end {os.getloadavg()[0]:.1f}) "
         f"({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads); "
         f"{args.records} PTB-XL ECGs, {args.new_tokens} new tokens per report, "
-        f"batched run: batch {args.batch} (tiny), {ASSEMBLED_BATCH} (assembled, "
+        f"batched: batch {args.batch} (tiny), {ASSEMBLED_BATCH} (assembled, "
         f"{args.assembled_records} pages)"
     )
     lines = [

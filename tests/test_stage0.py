@@ -4,8 +4,6 @@ stage 1 then starts from the folder stage 0 wrote."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
@@ -27,18 +25,11 @@ pytest.importorskip("deepfakeecg")
 STEPS = 3
 
 
-def _quiet_main(argv: list[str]) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = main(argv)
-    return code, out.getvalue()
-
-
 def _config(root: Path, shared_data: Path, name: str, **extra: object) -> Path:
     lines = {
         "model": root / "tiny",
         "output_dir": root / name,
-        "pages_dir": root / "pages",
+        "dataset_dir": root / "pages",
         "ptbxl_dir": shared_data / "ptbxl",
         "limit_records": 24,
         "generated": 3,
@@ -47,6 +38,7 @@ def _config(root: Path, shared_data: Path, name: str, **extra: object) -> Path:
         "longest_edge": 512,
         "device": "cpu",
         "batch_size": 2,
+        "gradient_accumulation": 1,
         "learning_rate": 5.0e-3,
         "lr_scheduler": "constant",
         "warmup_steps": 0,
@@ -63,11 +55,8 @@ def _config(root: Path, shared_data: Path, name: str, **extra: object) -> Path:
 def work(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("stage0")
     build_tiny_model(root / "tiny", TINY)
-    code, out = _quiet_main(
-        ["stage0", "--config", str(_config(root, shared_data, "s0")), "--max-steps", str(STEPS)]
-    )
-    assert code == 0, out
-    assert f"stage 0: {STEPS} of {STEPS} steps" in out
+    config = _config(root, shared_data, "s0")
+    assert main(["stage0", "--config", str(config), "--max-steps", str(STEPS)]) == 0
     return root
 
 
@@ -143,13 +132,15 @@ def test_only_vision_tower_and_connector_change_and_the_model_loads(work: Path):
     assert "stage 0 (vision pretraining)" in (work / "s0" / "README.md").read_text()
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(work: Path, shared_data: Path):
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
+    work: Path, shared_data: Path, capsys: pytest.CaptureFixture
+):
     config = _config(work, shared_data, "s0-split")
-    assert _quiet_main(["stage0", "--config", str(config), "--max-steps", "2"])[0] == 0
-    code, out = _quiet_main(
-        ["stage0", "--config", str(config), "--max-steps", str(STEPS), "--resume"]
-    )
-    assert code == 0 and "(from step 2)" in out
+    assert main(["stage0", "--config", str(config), "--max-steps", "2"]) == 0
+    assert main(["stage0", "--config", str(config), "--max-steps", str(STEPS), "--resume"]) == 0
+    assert f"stage 0: {STEPS} of {STEPS} steps on " in capsys.readouterr().out
+    metrics = json.loads((work / "s0-split" / "metrics.json").read_text())
+    assert metrics["resumed_from"] == 2 and metrics["steps_done"] == STEPS
     straight = load_file(work / "s0" / "checkpoints" / f"step-{STEPS}" / "trained.safetensors")
     resumed = load_file(work / "s0-split" / "checkpoints" / f"step-{STEPS}" / "trained.safetensors")
     assert straight.keys() == resumed.keys()
@@ -158,8 +149,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(work: Path, share
 
 def test_resume_without_checkpoint_is_a_clear_error(work: Path, shared_data: Path):
     config = _config(work, shared_data, "s0-none")
-    code = _quiet_main(["stage0", "--config", str(config), "--resume"])[0]
-    assert code == 2
+    assert main(["stage0", "--config", str(config), "--resume"]) == 2
 
 
 def test_stage1_continues_from_stage0(work: Path, shared_data: Path):
@@ -168,14 +158,13 @@ def test_stage1_continues_from_stage0(work: Path, shared_data: Path):
     (work / "dataset.yaml").write_text(
         f"ptbxl_dir: {shared_data / 'ptbxl'}\noutput_dir: {dataset}\nlimit: 12\ndpi: 50\n"
     )
-    assert _quiet_main(["dataset", "--config", str(work / "dataset.yaml")])[0] == 0
+    assert main(["dataset", "--config", str(work / "dataset.yaml")]) == 0
     (work / "stage1.yaml").write_text(
         f"stage: 1\ndataset_dir: {dataset}\nmodel: {work / 's0'}\noutput_dir: {work / 'stage1'}\n"
         "longest_edge: 512\ndevice: cpu\nlimit_samples: 2\nbatch_size: 2\n"
         "gradient_accumulation: 1\neval_samples: 0\nlora: {r: 8, alpha: 16}\n"
     )
-    code, out = _quiet_main(["stage1", "--config", str(work / "stage1.yaml"), "--max-steps", "1"])
-    assert code == 0, out
+    assert main(["stage1", "--config", str(work / "stage1.yaml"), "--max-steps", "1"]) == 0
     adapter = json.loads((work / "stage1" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(work / "s0")
 

@@ -76,7 +76,7 @@ def _add_stage0(sub: argparse._SubParsersAction) -> None:
     p = _subcommand(sub, "stage0", what, _cmd_stage0)
     p.add_argument("--model", help="base model: hub id or folder (overrides model)")
     p.add_argument("--out", type=Path, help="model folder to write (overrides output_dir)")
-    p.add_argument("--pages", type=Path, help="page folder (overrides pages_dir)")
+    p.add_argument("--pages", type=Path, help="page folder (overrides dataset_dir)")
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     p.add_argument("--max-minutes", type=float, help="stop at a checkpoint after N minutes")
     p.add_argument("--device", help="auto, cpu or cuda[:N]")
@@ -87,7 +87,7 @@ def _cmd_stage0(args: argparse.Namespace) -> int:
     from training.stage0 import Stage0Config, train_stage0
 
     options = ("model", "max_steps", "max_minutes", "device")
-    config = _load_config(args, Stage0Config, options, output_dir="out", pages_dir="pages")
+    config = _load_config(args, Stage0Config, options, output_dir="out", dataset_dir="pages")
     result = train_stage0(config, resume=args.resume)
     val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
     losses = f"{result.losses[0]:.4f} -> {result.losses[-1]:.4f}" if result.losses else "none"

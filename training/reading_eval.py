@@ -35,11 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field
 import model
 from model.report import Measurements, Report
 from model.vlm.parse import parse_generated_text
-from model.vlm.prompt import measurement_phrases, report_prompt
+from model.vlm.prompt import report_prompt
 from model.vlm.settings import TILE_PX, VlmSettings
 from training.dataset import STATEMENTS_CSV, DatasetConfig, read_ptbxl_index
 from training.evaluate import BertScoreConfig, bertscore_f1, bleu, rouge_l
-from training.stage0_pages import read_pages, reading_target
+from training.stage0_pages import read_pages, reading_target, reading_text
 from training.targets import ScpStatement, load_scp_statements, statement_phrase
 
 ENGINE, COPY, CONSTANT = "measurement engine", "copy the prompt (floor)", "constant"
@@ -96,7 +96,6 @@ def reference_reading(
     scp_codes: dict[str, float], measured: Measurements, statements: dict[str, ScpStatement]
 ) -> str:
     """The reading format, with the cardiologists' rhythm and conduction statements."""
-    phrases = measurement_phrases(measured)
 
     def group(name: str) -> list[str]:
         codes = sorted(
@@ -105,15 +104,7 @@ def reference_reading(
         )
         return [statement_phrase(statements[c], scp_codes[c]) for c in codes]
 
-    rate = "; ".join(phrases[:5])
-    return " ".join(
-        (
-            f"Rhythm: {'; '.join(group('rhythm')) or 'not stated'}.",
-            f"{rate[0].upper()}{rate[1:]}.",
-            f"Axis: {phrases[6]}.",
-            f"Conduction: {'; '.join(group('conduction')) or 'normal'}.",
-        )
-    )
+    return reading_text(group("rhythm"), measured, [], group("conduction"))
 
 
 def load_cases(config: ReadingEvalConfig, statements: dict[str, ScpStatement]) -> list[Case]:
@@ -149,7 +140,8 @@ def load_cases(config: ReadingEvalConfig, statements: dict[str, ScpStatement]) -
 
 
 def constant_reading(pages_dir: Path) -> tuple[str, float]:
-    """The most common reading of the training pages, and its heart rate."""
+    """The most common reading of the training pages (median values, the most common
+    rhythm and conduction), and its heart rate."""
     rows = read_pages(pages_dir, "train")
     if not rows:
         raise ValueError(f"{pages_dir}/train.jsonl has no pages for the constant baseline")
@@ -158,14 +150,15 @@ def constant_reading(pages_dir: Path) -> tuple[str, float]:
         known = [r["rule_report"]["measurements"][key] for r in rows]
         known = [v for v in known if v is not None]
         values[key] = statistics.median(known) if known else None
-    phrases = measurement_phrases(Measurements(**values))
     parts = Counter()
     for row in rows:
         text = row["target_reading"]
-        parts[(text.split(". ")[0], text[text.index("Conduction:") :])] += 1
+        rhythm = text[len("Rhythm: ") : text.index(". ")]
+        conduction = text[text.index("Conduction: ") + len("Conduction: ") : -1]
+        parts[(rhythm, conduction)] += 1
     (rhythm, conduction), _ = parts.most_common(1)[0]
-    rate = "; ".join(phrases[:5])
-    text = f"{rhythm}. {rate[0].upper()}{rate[1:]}. Axis: {phrases[6]}. {conduction}"
+    conduction_list = [] if conduction == "normal" else [conduction]
+    text = reading_text([rhythm], Measurements(**values), [], conduction_list)
     return text, float(values["heart_rate_bpm"])
 
 
@@ -173,15 +166,8 @@ def model_texts(row: ModelRow, cases: Sequence[Case], config: ReadingEvalConfig)
     """What the model writes for each page, served exactly as the gateway serves it."""
     from model.vlm.engine import VlmEngine
 
-    settings = VlmSettings(
-        mode="vlm",
-        model=row.model,
-        adapter=row.adapter,
-        longest_edge=config.longest_edge,
-        max_new_tokens=config.max_new_tokens,
-        batch_size=config.batch_size,
-        device=config.device,
-    )
+    served = config.model_dump(include={"longest_edge", "max_new_tokens", "batch_size", "device"})
+    settings = VlmSettings(mode="vlm", model=row.model, adapter=row.adapter, **served)
     reports = VlmEngine(settings).interpret_batch([case.ecg for case in cases])
     return [report.generated_text or "" for report in reports]
 

@@ -20,41 +20,49 @@ from __future__ import annotations
 import json
 import logging
 import random
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from model.vlm.loading import load_model, load_processor, model_directory, resolve_device
-from model.vlm.settings import TILE_PX, LoadSpec, whole_tiles
+from model.vlm.settings import LoadSpec
 from training.augment import AugmentConfig
 from training.collate import Collator
-from training.qlora import batch_indices, latest_checkpoint, total_steps
+from training.loop import LoopSettings
+
+# The QLoRA stages' loop pieces: one optimizer step, the forward pass and the val loss are
+# the same whatever is trainable.
+from training.qlora import (
+    CHECKPOINTS,
+    _optimizer_step,
+    latest_checkpoint,
+    make_optimizer,
+    restore_training_state,
+    save_checkpoint,
+    total_steps,
+    validation_loss,
+)
 from training.stage0_pages import build_pages, read_pages
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
 TRAINED_FILE = "trained.safetensors"
-STATE_FILE = "training_state.pt"
 # What stage 0 trains: Idefics3's vision tower and its pixel-shuffle connector.
 TRAINED_PARTS = ("model.vision_model.", "model.connector.")
 
 
-class Stage0Config(BaseModel):
-    """config/training/stage0.yaml (CPU recipe) and stage0-gpu.yaml (GPU recipe)."""
-
-    model_config = ConfigDict(extra="forbid")
+class Stage0Config(LoopSettings):
+    """config/training/stage0.yaml (CPU recipe) and stage0-gpu.yaml (GPU recipe); the loop's
+    settings are LoopSettings, with its defaults (the yaml files set stage 0's own)."""
 
     model: str = Field("HuggingFaceTB/SmolVLM-256M-Instruct", description="hub id or folder")
     output_dir: Path = Path("out/training/stage0")
-    pages_dir: Path = Path("out/training/stage0-pages")
+    dataset_dir: Path = Field(Path("out/training/stage0-pages"), description="the pages")
     ptbxl_dir: Path = Path("../shared/data/ptbxl")
     train_folds: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
     limit_records: int | None = Field(None, ge=1, description="only the first N PTB-XL records")
@@ -62,27 +70,7 @@ class Stage0Config(BaseModel):
     real_copies: int = Field(1, ge=0, description="augmented copies per real training record")
     dpi: int = Field(100, ge=50, le=600)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    longest_edge: int = Field(512, ge=TILE_PX, le=4096)
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1)
     max_minutes: float | None = Field(None, gt=0, description="stop at a checkpoint after this")
-    batch_size: int = Field(4, ge=1)
-    gradient_accumulation: int = Field(1, ge=1)
-    learning_rate: float = Field(3e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int = Field(10, ge=0)
-    lr_scheduler: Literal["constant", "linear", "cosine"] = "cosine"
-    max_grad_norm: float = Field(1.0, gt=0)
-    save_steps: int = Field(25, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
-    eval_samples: int = Field(16, ge=0)
-    seed: int = 0
-
-    @field_validator("longest_edge")
-    @classmethod
-    def _whole_tiles(cls, value: int) -> int:
-        return whole_tiles(value)
 
 
 class Stage0Result(BaseModel):
@@ -119,54 +107,40 @@ def trained_state(network: Any) -> dict[str, torch.Tensor]:
     }
 
 
-def save_checkpoint(
-    output_dir: Path,
-    network: Any,
-    optimizer: Any,
-    scheduler: Any,
-    step: int,
-    losses: list[float],
-    keep: int,
-) -> None:
-    directory = output_dir / CHECKPOINTS / f"step-{step}"
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file(trained_state(network), directory / TRAINED_FILE)
-    torch.save(
-        {
-            "step": step,
-            "losses": losses,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-            },
-        },
-        directory / STATE_FILE,
-    )
-    steps = sorted((output_dir / CHECKPOINTS).glob("step-*"), key=lambda p: int(p.name[5:]))
-    for old in steps[:-keep]:
-        shutil.rmtree(old)
+class TrainedParts:
+    """What a stage 0 checkpoint keeps of the model: the trained weights only, written when
+    training/qlora.py's save_checkpoint calls save_pretrained (the whole model is 0.5 GB)."""
+
+    def __init__(self, network: Any) -> None:
+        self.network = network
+
+    def save_pretrained(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file(trained_state(self.network), directory / TRAINED_FILE)
 
 
 def load_checkpoint(
     directory: Path, network: Any, optimizer: Any, scheduler: Any
 ) -> tuple[int, list[float]]:
     network.load_state_dict(load_file(directory / TRAINED_FILE), strict=False)
-    state = torch.load(directory / STATE_FILE, weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    random.setstate(state["rng"]["python"])
-    np.random.set_state(state["rng"]["numpy"])
-    torch.set_rng_state(state["rng"]["torch"])
-    return int(state["step"]), list(state["losses"])
+    return restore_training_state(directory, optimizer, scheduler)
+
+
+def _resumed(
+    config: Stage0Config, network: Any, optimizer: Any, scheduler: Any
+) -> tuple[int, list[float]]:
+    """Weights, optimizer, schedule and RNG of the latest checkpoint; (step, losses)."""
+    checkpoint = latest_checkpoint(config.output_dir)
+    if checkpoint is None:
+        raise ValueError(f"--resume: no checkpoint under {config.output_dir / CHECKPOINTS}")
+    log.info("resuming from %s", checkpoint)
+    return load_checkpoint(checkpoint, network, optimizer, scheduler)
 
 
 def train_stage0(config: Stage0Config, resume: bool = False) -> Stage0Result:
     """Build the pages (once), then train on them (train_on_pages)."""
     manifest = build_pages(
-        config.pages_dir,
+        config.dataset_dir,
         config.ptbxl_dir,
         config.train_folds,
         config.generated,
@@ -182,28 +156,21 @@ def train_stage0(config: Stage0Config, resume: bool = False) -> Stage0Result:
 def train_on_pages(
     config: Stage0Config, manifest: dict[str, Any], resume: bool = False
 ) -> Stage0Result:
-    """Train on config.pages_dir, checkpointing; write the model directory and its card."""
+    """Train on config.dataset_dir, checkpointing; write the model directory and its card."""
     from transformers import get_scheduler
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    samples = read_pages(config.pages_dir, "train")
+    samples = read_pages(config.dataset_dir, "train")
     if not samples:
-        raise ValueError(f"{config.pages_dir}/train.jsonl has no pages")
+        raise ValueError(f"{config.dataset_dir}/train.jsonl has no pages")
     steps = total_steps(config, len(samples))
     processor, network, device = load_for_stage0(config)
-    collate = Collator(processor, config.pages_dir, 0, "vlm", config.longest_edge)
-    params = [p for p in network.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    collate = Collator(processor, config.dataset_dir, 0, "vlm", config.longest_edge)
+    optimizer = make_optimizer(network, config, device)
     scheduler = get_scheduler(config.lr_scheduler, optimizer, config.warmup_steps, steps)
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    start, losses = 0, []
-    checkpoint = latest_checkpoint(config.output_dir) if resume else None
-    if resume and checkpoint is None:
-        raise ValueError(f"--resume: no checkpoint under {config.output_dir / CHECKPOINTS}")
-    if checkpoint is not None:
-        start, losses = load_checkpoint(checkpoint, network, optimizer, scheduler)
-        log.info("resumed from %s", checkpoint)
+    start, losses = _resumed(config, network, optimizer, scheduler) if resume else (0, [])
     started = time.monotonic()
     deadline = None if config.max_minutes is None else started + 60 * config.max_minutes
     network.train()
@@ -217,7 +184,7 @@ def train_on_pages(
     )
     for step in bar:
         loss = _optimizer_step(
-            network, optimizer, scheduler, params, collate, samples, step, config, device
+            network, optimizer, scheduler, collate, samples, step, config, device
         )
         losses.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
@@ -225,7 +192,7 @@ def train_on_pages(
         if (step + 1) % config.save_steps == 0 or step + 1 == steps or out_of_time:
             save_checkpoint(
                 config.output_dir,
-                network,
+                TrainedParts(network),
                 optimizer,
                 scheduler,
                 step + 1,
@@ -250,55 +217,6 @@ def train_on_pages(
     processor.save_pretrained(config.output_dir)
     write_model_card(config, result, manifest)
     return result
-
-
-def _optimizer_step(
-    network: Any,
-    optimizer: Any,
-    scheduler: Any,
-    params: list[torch.Tensor],
-    collate: Collator,
-    samples: list[dict[str, Any]],
-    step: int,
-    config: Stage0Config,
-    device: torch.device,
-) -> float:
-    total = 0.0
-    for micro in range(config.gradient_accumulation):
-        batch = collate([samples[i] for i in batch_indices(len(samples), step, micro, config)])
-        loss = _forward(network, batch, device) / config.gradient_accumulation
-        loss.backward()
-        total += float(loss.detach())
-    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return total
-
-
-def _forward(network: Any, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
-    batch = {key: value.to(device) for key, value in batch.items()}
-    batch["pixel_values"] = batch["pixel_values"].to(next(network.parameters()).dtype)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    with autocast:
-        return network(**batch).loss
-
-
-def validation_loss(
-    network: Any, collate: Collator, config: Stage0Config, device: torch.device
-) -> float | None:
-    """Mean loss on the first `eval_samples` clean fold-9 pages; None when there are none."""
-    samples = read_pages(config.pages_dir, "val")[: config.eval_samples]
-    if not samples:
-        return None
-    network.eval()
-    with torch.no_grad():
-        losses = [
-            float(_forward(network, collate(samples[i : i + config.batch_size]), device))
-            for i in range(0, len(samples), config.batch_size)
-        ]
-    network.train()
-    return float(np.mean(losses))
 
 
 def write_model_card(config: Stage0Config, result: Stage0Result, manifest: dict[str, Any]) -> None:

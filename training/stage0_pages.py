@@ -32,7 +32,7 @@ import torch
 
 import model
 from model.ecg import STANDARD_LEADS, Ecg, derive_limb_leads
-from model.report import Report
+from model.report import Measurements, Report
 from model.vlm.prompt import measurement_phrases
 from model.vlm.settings import VlmUnavailable
 from training.augment import AugmentConfig, sample_params, sample_seed
@@ -81,18 +81,28 @@ def generated_ecgs(count: int, seed: int, batch: int = 8) -> Iterator[Ecg]:
 
 
 def reading_target(report: Report, groups: dict[str, str]) -> str:
-    """What the page shows, in the words of the report format: rhythm, rate and
-    intervals, axis, conduction. `groups` maps SCP codes to their report group."""
-    phrases = measurement_phrases(report.measurements)
-    rhythm = [s.text for s in report.statements if groups.get(s.code) == "rhythm"]
-    conduction = [s.text for s in report.statements if groups.get(s.code) == "conduction"]
-    axis = [phrases[6]] + [s.text for s in report.statements if s.code in AXIS_CODES]
+    """What the page shows according to the measurement engine (reading_text); `groups`
+    maps SCP codes to their report group."""
+    return reading_text(
+        [s.text for s in report.statements if groups.get(s.code) == "rhythm"],
+        report.measurements,
+        [s.text for s in report.statements if s.code in AXIS_CODES],
+        [s.text for s in report.statements if groups.get(s.code) == "conduction"],
+    )
+
+
+def reading_text(
+    rhythm: list[str], measured: Measurements, axis: list[str], conduction: list[str]
+) -> str:
+    """Stage 0's answer format, in the words of the report format: rhythm, rate and
+    intervals, axis, conduction."""
+    phrases = measurement_phrases(measured)
     rate = "; ".join(phrases[:5])
     return " ".join(
         (
             f"Rhythm: {'; '.join(rhythm) or 'not stated'}.",
             f"{rate[0].upper()}{rate[1:]}.",
-            f"Axis: {'; '.join(axis)}.",
+            f"Axis: {'; '.join([phrases[6], *axis])}.",
             f"Conduction: {'; '.join(conduction) or 'normal'}.",
         )
     )

@@ -31,7 +31,6 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    Idefics3Config,
     Idefics3ForConditionalGeneration,
 )
 
@@ -47,6 +46,7 @@ from model.vlm.tiny_checkpoint import (
     TowerDims,
     VlmDims,
     build_processor,
+    idefics3_config,
     image_seq_len,
 )
 
@@ -154,20 +154,9 @@ def _idefics3(
         "pad_token_id": token_id(PAD),
         "tie_word_embeddings": True,
     }
-    config = Idefics3Config(
-        vision_config={
-            "hidden_size": dims.vision.hidden,
-            "intermediate_size": dims.vision.intermediate,
-            "num_hidden_layers": dims.vision.layers,
-            "num_attention_heads": dims.vision.heads,
-            "image_size": dims.image_size,
-            "patch_size": dims.patch_size,
-        },
-        text_config=text_config,
-        scale_factor=dims.scale_factor,
-        image_token_id=token_id("<image>"),
-        pad_token_id=token_id(PAD),
-        tie_word_embeddings=True,  # SmolLM2-135M ties its output layer to the embeddings
+    # SmolLM2-135M ties its output layer to the embeddings; so does this model.
+    config = idefics3_config(
+        dims, text_config, token_id("<image>"), token_id(PAD), tie_word_embeddings=True
     )
     torch.manual_seed(seed)
     network = Idefics3ForConditionalGeneration(config)
