@@ -60,10 +60,17 @@ def main() -> int:
     parser.add_argument(
         "--assembled-records", type=int, default=4, help="pages per assembled-model row"
     )
+    parser.add_argument(
+        "--assembled-edges",
+        type=int,
+        nargs="+",
+        default=ASSEMBLED_EDGES,
+        help="longest_edge values of the assembled rows (default: 512 1536)",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     ecgs = [model.load(PTBXL / f"{n:05d}_hr") for n in range(1, args.records + 1)]
-    rows = [baseline_row(ecgs)]
+    rows = [progress(baseline_row(ecgs))]
     with tempfile.TemporaryDirectory(prefix="bench-vlm-") as tmp:
         tiny = build_tiny_model(Path(tmp) / "tiny")
         rows += assembled_rows(Path(tmp) / "assembled", ecgs[: args.assembled_records], args)
@@ -130,7 +137,7 @@ def assembled_rows(
     except VlmUnavailable as exc:
         return [{"engine": f"assembled model skipped: {exc}"}]
     rows = []
-    for longest_edge in ASSEMBLED_EDGES:
+    for longest_edge in args.assembled_edges:
         for quantization in ("none", "4bit"):
             row = assembled_row(directory, ecgs, longest_edge, quantization, args.new_tokens)
             rows.append(progress(row))
@@ -151,7 +158,7 @@ def assembled_row(
     engine = VlmEngine(settings)
     prompt = report_prompt()
     pages = [engine.render(ecg) for ecg in ecgs]
-    if longest_edge == ASSEMBLED_EDGES[0]:
+    if longest_edge == min(ASSEMBLED_EDGES):
         engine.generate(pages[:1], [prompt], min_new_tokens=new_tokens)  # warm-up
     started = time.perf_counter()
     model.analyze(ecgs[0])
