@@ -31,7 +31,9 @@ bench: install
 	$(PY) bench/render.py
 	$(PY) bench/measure_accuracy.py
 	$(PY) bench/delivery_formats.py
+	$(PY) bench/decode.py
 	$(PY) bench/intake.py
+	$(PY) bench/metrics_overhead.py
 
 # Malformed objects, SIGKILLs under load, destination faults, PHI in logs: under 15 min.
 reliability: install

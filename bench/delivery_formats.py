@@ -8,6 +8,12 @@ Per ECG (PTB-XL records500, decoded, analysed and rendered before timing):
   * the FHIR R4 transaction Bundle (fhir.resources, every resource validated) and its JSON.
 Pinned to one CPU; CPU time of this process (time.process_time), median and p95.
 
+Then what goes on the wire, same ECGs: the ORU's size with the report PDF (model.render_pdf)
+against the same ORU with the PDF of the renderer before (bench/render.py before_pdf), how
+many OBX carry the PDF (hl7.pdf: split) and how many messages pass hl7apy's strict 2.5.1
+validation (tests/hl7_strict.py); the FHIR Bundle without and with the waveform
+(fhir.waveform: observation, binary).
+
     .venv/bin/python bench/delivery_formats.py [--records 20] [--rounds 3]
 """
 
@@ -18,6 +24,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -33,9 +40,13 @@ from gateway.delivery.fhir import build_bundle, bundle_json
 from gateway.delivery.hl7 import build_oru, control_id, encode
 from gateway.processing.package import ReportPackage
 from gateway.routing import FhirOptions, Hl7Options
+from model.ecg import Ecg
 
 sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "tests"))
+from hl7_strict import validated_strictly
 from machine import cpu_name
+from render import before_pdf
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 PTBXL = DATA / "ptbxl" / "records500" / "00000"
@@ -56,6 +67,7 @@ def main() -> int:
     }
     timings = {name: cpu_ms(fn, packages, args.rounds) for name, fn in rows.items()}
     print_table(timings, len(packages), args.rounds)
+    print_size_table(packages)
     return 0
 
 
@@ -68,13 +80,15 @@ def records(count: int) -> list[Path]:
 
 def package_for(record: Path) -> ReportPackage:
     ecg = model.load(record)
+    report = model.analyze(ecg)
     return ReportPackage(
         job_id=1,
         kind="ecg-waveform",
         metadata=ecg.metadata,
-        report=model.analyze(ecg),
+        report=report,
         png=model.render_png(ecg),
-        pdf=model.render_pdf(ecg),
+        pdf=model.render_pdf(ecg, report=report),
+        waveform=Ecg(ecg.signal, ecg.sampling_rate, ecg.lead_names),
     )
 
 
@@ -120,6 +134,42 @@ def print_table(timings: dict[str, np.ndarray], records: int, rounds: int) -> No
             f"| {name} | {median:.2f} | {np.percentile(samples, 95):.2f} "
             f"| {baseline / median:.0f}x |"
         )
+
+
+def print_size_table(packages: list[ReportPackage]) -> None:
+    """KiB on the wire per message (median, largest) and what the receiver checks."""
+    before = [replace(pkg, pdf=before_pdf(pkg.waveform)) for pkg in packages]
+    print("\n| message | median KiB | largest KiB | OBX carrying the PDF | hl7apy strict 2.5.1 |")
+    print("|---|---:|---:|---:|---:|")
+    for name, group in (
+        ("HL7 ORU^R01, PDF of the renderer before", before),
+        ("HL7 ORU^R01, report PDF (now)", packages),
+    ):
+        messages = [hl7_ours(pkg).decode() for pkg in group]
+        pieces = [message.count("|ED|") for message in messages]
+        print(
+            f"| {name} | {_kib(messages, np.median)} | {_kib(messages, max)} "
+            f"| {min(pieces)}-{max(pieces)} | {sum(map(_strictly_valid, messages))}/{len(messages)} |"
+        )
+    for name, options in (
+        ("FHIR Bundle, no waveform", FhirOptions()),
+        ("FHIR Bundle + waveform Observation (SampledData)", FhirOptions(waveform="observation")),
+        ("FHIR Bundle + waveform Binary (DICOM 12-lead ECG)", FhirOptions(waveform="binary")),
+    ):
+        bundles = [bundle_json(build_bundle(pkg, options)) for pkg in packages]
+        print(f"| {name} | {_kib(bundles, np.median)} | {_kib(bundles, max)} | | |")
+
+
+def _kib(messages: list, reduce: Callable) -> str:
+    return f"{reduce([len(m) for m in messages]) / 1024:.0f}"
+
+
+def _strictly_valid(message: str) -> bool:
+    try:
+        validated_strictly(message)
+    except Exception:  # noqa: BLE001 - any hl7apy refusal counts as not valid
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@
 3. Latency: ECGs sent one per association at a steady rate below capacity; C-STORE
    (job committed) -> finished report, p50 and p95 (goal p95 <= 1 s); and C-STORE ->
    delivered to the outbox.
+4. Channels (bench/intake_channels.py): the same ECGs into a second gateway by C-STORE
+   from storescu, by a watched folder and by POST /upload, in bursts (objects/s to
+   commit) and paced at the same rate (submission -> job committed, p50 / p95).
 
     .venv/bin/python bench/intake.py [--objects 200] [--paced 40] [--rate 8]
 
@@ -47,6 +50,7 @@ from pynetdicom import evt
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from intake_channels import CHANNELS, run_channels
 from machine import cpu_name
 
 import model
@@ -77,14 +81,31 @@ def main() -> int:
             sys.exit(f"{tool} not found: install dcmtk")
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
         work = Path(tmp)
-        files = make_ecgs(work / "in", args.workers + args.objects + args.paced)
+        per_run = args.workers + args.objects + args.paced
+        files = make_ecgs(work / "in", per_run + args.workers + 3 * (args.objects + args.paced))
+        files, by_channel = files[:per_run], files[per_run:]
         warm_up, files = files[: args.workers], files[args.workers :]
         burst, paced = files[: args.objects], files[args.objects :]
         storescp_rate = run_storescp(work / "storescp", burst)
         ceiling_rate = run_pynetdicom_ceiling(burst)
         intake_only_rate = run_intake_only(work / "intake-only", burst)
         gateway = run_gateway(work, warm_up, burst, paced, args.rate, args.workers)
+        channels = run_channels(
+            work / "channels",
+            by_channel[args.workers :],
+            by_channel[: args.workers],
+            args.paced,
+            args.rate,
+            args.workers,
+            {
+                "free_port": free_port,
+                "wait_for_echo": wait_for_echo,
+                "send_burst": send_burst,
+                "wait_until_done": wait_until_done,
+            },
+        )
     print_table(args, storescp_rate, ceiling_rate, intake_only_rate, gateway)
+    print_channels(args, channels)
     return 0
 
 
@@ -213,10 +234,14 @@ def run_gateway(
     paced: list[Path],
     rate: float,
     workers: int,
+    extra_config: str = "",
 ) -> dict[str, float]:
+    """`extra_config`: more gateway.yaml lines (bench/metrics_overhead.py's admin, audit)."""
     data_dir = work / "gateway"
     config = work / "gateway.yaml"
-    config.write_text(f"workers: {workers}\nroutes: {REPO / 'config' / 'routes.yaml'}\n")
+    config.write_text(
+        f"workers: {workers}\nroutes: {REPO / 'config' / 'routes.yaml'}\n{extra_config}"
+    )
     port = free_port()
     with open(work / "gateway.log", "wb") as log:
         process = subprocess.Popen(
@@ -344,6 +369,19 @@ def print_table(
     print(
         f"| C-STORE -> delivered to the outbox at {args.rate:g} ECGs/s, p50 / p95 (s) "
         f"| - | {gw['delivered_p50']:.2f} / {gw['delivered_p95']:.2f} | - |"
+    )
+
+
+def print_channels(args: argparse.Namespace, channels: dict[str, dict[str, float]]) -> None:
+    rates = " / ".join(f"{channels[c]['rate']:.1f}" for c in CHANNELS)
+    latencies = " / ".join(f"{channels[c]['p50']:.2f}, {channels[c]['p95']:.2f}" for c in CHANNELS)
+    print(
+        f"| by channel, {args.objects} ECGs in a burst: {' / '.join(CHANNELS)} (objects/s "
+        f"to commit) | - | {rates} | - |"
+    )
+    print(
+        f"| by channel at {args.rate:g} ECGs/s, submitted -> job committed, p50, p95 (s): "
+        f"{' / '.join(CHANNELS)} | - | {latencies} | - |"
     )
 
 

@@ -16,9 +16,12 @@ model.load before timing.
 
 Goals: ours <= 40 ms median per PNG at 200 DPI, and >= 10x faster than matplotlib.
 
-The vector PDF (model.render_pdf) is timed against the straightforward reportlab page it
-replaced, drawn in the same run: the same grid, marks, text and traces, but every sample
-its own `lineTo` (no thinning, one formatted float per coordinate, reportlab's zlib level 6).
+The vector PDF (model.render_pdf, the report page: header, measurements, statements,
+engine, notes, traces) is timed against the renderer it replaced, kept here as it was on
+2026-12-06 ("before": the traces page, coordinates as 1/1000 pt decimals, 0.1 mm min/max
+columns, zlib level 1), on the same records in the same run: size (median and largest,
+and how many fit one HL7 OBX-5, 49,152 bytes) and CPU time. A last table shows what the
+page stream's zlib level costs and saves.
 """
 
 from __future__ import annotations
@@ -33,15 +36,17 @@ import io
 import platform
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from reportlab.lib.colors import Color
 from reportlab.pdfgen import canvas as pdf_canvas
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,11 +57,17 @@ from machine import cpu_name
 import model
 from model import render
 from model.ecg import Ecg
+from model.render import pdf as render_pdf_module
+from model.render import png as render_png_module
+from model.render.page import GRID_WEIGHTS
+from model.render.pdf_paths import decimated
+from model.report import Report
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
 LAYOUT = render.LAYOUTS[render.DEFAULT_LAYOUT]
 PT_PER_MM = 72 / 25.4
-MPL_PNG_OPTIONS = {"compress_level": render.PNG_COMPRESS_LEVEL}
+MPL_PNG_OPTIONS = {"compress_level": render_png_module.PNG_COMPRESS_LEVEL}
+HL7_ED_BYTES = 65536 * 3 // 4  # a PDF whose base64 fits one OBX-5 ED.5
 
 
 def main() -> int:
@@ -75,14 +86,17 @@ def main() -> int:
         "matplotlib, figure reused": reused.render,
     }
     timings = time_interleaved(contenders, ecgs, args.rounds)
+    reports = {id(ecg): model.analyze(ecg) for ecg in ecgs}
     pdf_contenders: dict[str, Callable[[Ecg], bytes]] = {
-        "model.render_pdf (0.1 mm min/max columns, numpy path text, zlib 1)": model.render_pdf,
-        "reportlab, one lineTo per sample (the renderer before)": per_sample_pdf,
+        "model.render_pdf, report page (0.01 mm integer paths, Douglas-Peucker 0.02 mm, "
+        "zlib 3)": lambda ecg: model.render_pdf(ecg, report=reports[id(ecg)]),
+        "the renderer before, traces page (1/1000 pt decimals, zlib 1)": before_pdf,
     }
     pdf_timings = time_interleaved(pdf_contenders, ecgs, args.rounds)
     print_header(cpu, len(ecgs), args)
     print_speed_table(timings)
     print_pdf_table(pdf_timings, pdf_contenders, ecgs)
+    print_pdf_zlib_table(ecgs, reports)
     print_compression_table(ecgs, args.dpi)
     return 0
 
@@ -230,44 +244,80 @@ class ReusedMatplotlibPage:
                 artist.remove()
 
 
-# --------------------------------------------------------------- the per-sample PDF page
+# --------------------------------------------------------------- the PDF renderer before
 
 
-def per_sample_pdf(ecg: Ecg) -> bytes:
-    """The PDF page drawn the straightforward reportlab way: one lineTo per sample."""
+def before_pdf(ecg: Ecg) -> bytes:
+    """model.render_pdf as it was before the report page (git 476fa97): the same grid,
+    pulses, ticks, traces and footer, every coordinate a seven-digit decimal in points."""
     out = io.BytesIO()
     size_pt = (render.PAGE_WIDTH_MM * PT_PER_MM, render.PAGE_HEIGHT_MM * PT_PER_MM)
-    page = pdf_canvas.Canvas(out, pagesize=size_pt, invariant=True, pageCompression=1)
-    for step, width_mm, rgb in (
-        (1.0, render.MINOR_LINE_MM, render.MINOR_RGB),
-        (5.0, render.MAJOR_LINE_MM, render.MAJOR_RGB),
-    ):
-        page.setStrokeColor(render.pdf_colour(rgb))
-        page.setLineWidth(width_mm * PT_PER_MM)
-        page.drawPath(_per_point_path(page, [seg for seg in _grid_segments(step)]), stroke=1)
-    page.setStrokeColor(render.pdf_colour(render.INK_RGB))
+    page = pdf_canvas.Canvas(out, pagesize=size_pt, invariant=True, pageCompression=0)
+    page._doc.defaultStreamFilters = [_Level1Flate()]
+    page.addLiteral(_before_grid_ops())
+    page.setStrokeColor(Color(0, 0, 0))
     page.setLineWidth(render.TRACE_LINE_MM * PT_PER_MM)
     page.setLineJoin(1)
     page.setLineCap(1)
     lines = [render.cal_pulse_mm(y) for y in LAYOUT.baselines_mm]
     lines += [render.separator_mm(cell) for cell in LAYOUT.separators]
-    lines += [segment for cell in LAYOUT.cells for segment in render.cell_segments_mm(ecg, cell)]
-    for line in lines:
-        page.drawPath(_per_point_path(page, [line]), stroke=1, fill=0)
-    render.pdf_text(page, ecg, LAYOUT, header=True)
+    per_column = int(0.1 / render.MM_PER_S * ecg.sampling_rate + 1e-9)
+    lines += [
+        decimated(segment, per_column)
+        for cell in LAYOUT.cells
+        for segment in render.cell_segments_mm(ecg, cell)
+    ]
+    page.addLiteral("\n".join(_fixed_point_ops(np.asarray(line)) for line in lines))
+    page.setFont("Helvetica-Bold", render.LABEL_SIZE_MM * PT_PER_MM)
+    for cell in LAYOUT.cells:
+        x_mm, y_mm = cell.label_xy_mm
+        page.drawString(*render.pdf_xy(x_mm, y_mm + render.LABEL_SIZE_MM), cell.lead)
+    page.setFont("Helvetica", render.TEXT_SIZE_MM * PT_PER_MM)
+    footer_xy = render.pdf_xy(render.GRID_LEFT_MM, render.FOOTER_BASELINE_MM)
+    page.drawString(*footer_xy, render.footer_text(ecg, LAYOUT))
     page.showPage()
     page.save()
     return out.getvalue()
 
 
-def _per_point_path(page: pdf_canvas.Canvas, lines: list) -> object:
-    path = page.beginPath()
-    for line in lines:
-        points = [render.pdf_xy(x, y) for x, y in np.asarray(line, dtype=np.float64).tolist()]
-        path.moveTo(*points[0])
-        for x_pt, y_pt in points[1:] or points[:1]:
-            path.lineTo(x_pt, y_pt)
-    return path
+@lru_cache(maxsize=1)
+def _before_grid_ops() -> str:
+    """The grid, built once as the renderer before cached it."""
+    grid = []
+    for step, width_mm, rgb in GRID_WEIGHTS:
+        colour = " ".join(f"{channel / 255.0:.4f}" for channel in rgb)
+        grid.append(f"{colour} RG {width_mm * PT_PER_MM:.4f} w")
+        grid += [_fixed_point_ops(np.array(line)) for line in _grid_segments(step)]
+    return "\n".join(grid)
+
+
+class _Level1Flate:
+    pdfname = "FlateDecode"
+
+    def encode(self, content: str | bytes) -> bytes:
+        return zlib.compress(content.encode() if isinstance(content, str) else content, 1)
+
+
+def _fixed_point_ops(points_mm: np.ndarray) -> str:
+    """'x y m', 'x y l'... 'S' with every coordinate as ddd.ddd points, the ASCII made by
+    numpy arithmetic as the renderer before did."""
+    if len(points_mm) == 1:
+        points_mm = np.vstack((points_mm, points_mm))
+    x = _fixed_point(points_mm[:, 0] * PT_PER_MM)
+    y = _fixed_point((render.PAGE_HEIGHT_MM - points_mm[:, 1]) * PT_PER_MM)
+    ops = np.full((len(points_mm), 1), ord("l"), dtype=np.uint8)
+    ops[0] = ord("m")
+    space = np.full((len(points_mm), 1), ord(" "), dtype=np.uint8)
+    newline = np.full((len(points_mm), 1), ord("\n"), dtype=np.uint8)
+    return np.hstack((x, space, y, space, ops, newline)).tobytes().decode("ascii") + "S"
+
+
+def _fixed_point(values_pt: np.ndarray) -> np.ndarray:
+    """(n, 7) ASCII bytes of each value as ddd.ddd; values must lie in [0, 1000) pt."""
+    scaled = np.rint(values_pt * 1000).astype(np.int64)
+    digits = (scaled[:, None] // 10 ** np.arange(5, -1, -1) % 10 + ord("0")).astype(np.uint8)
+    point = np.full((len(values_pt), 1), ord("."), dtype=np.uint8)
+    return np.hstack((digits[:, :3], point, digits[:, 3:]))
 
 
 # --------------------------------------------------------------- report
@@ -281,7 +331,7 @@ def print_header(cpu: int, n_records: int, args: argparse.Namespace) -> None:
     print(
         f"- pages: {n_records} records ({args.ptbxl} PTB-XL, {args.ludb} LUDB, vendor DICOM) "
         f"x {args.rounds} rounds, 3x4+1 layout, {args.dpi} DPI, PNG zlib level "
-        f"{render.PNG_COMPRESS_LEVEL} for all\n"
+        f"{render_png_module.PNG_COMPRESS_LEVEL} for all\n"
     )
 
 
@@ -305,19 +355,40 @@ def print_pdf_table(
     contenders: dict[str, Callable[[Ecg], bytes]],
     ecgs: list[Ecg],
 ) -> None:
-    ours = float(np.median([cpu for cpu, _ in next(iter(timings.values()))]))
     print(
         "| PDF renderer (vector, header on) | median CPU ms/page | p95 CPU ms/page "
-        "| median wall ms/page | median KiB/page | ours faster by |"
+        "| median wall ms/page | median KiB/page | largest KiB | fit one HL7 OBX-5 |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, values in timings.items():
         cpu, wall = np.array(values).T
-        kib = np.median([len(contenders[name](ecg)) / 1024 for ecg in ecgs])
+        sizes = [len(contenders[name](ecg)) for ecg in ecgs]
+        fit = sum(size <= HL7_ED_BYTES for size in sizes)
         print(
             f"| {name} | {np.median(cpu):.1f} | {np.percentile(cpu, 95):.1f} | "
-            f"{np.median(wall):.1f} | {kib:.0f} | {np.median(cpu) / ours:.1f}x |"
+            f"{np.median(wall):.1f} | {np.median(sizes) / 1024:.0f} | {max(sizes) / 1024:.0f} | "
+            f"{fit}/{len(sizes)} |"
         )
+    print()
+
+
+def print_pdf_zlib_table(ecgs: list[Ecg], reports: dict[int, Report]) -> None:
+    """Why the PDF stream's zlib level is what it is: time and size per level, same pages."""
+    print("| model.render_pdf zlib level | median CPU ms/page | median KiB/page |")
+    print("|---:|---:|---:|")
+    chosen = render_pdf_module.PDF_ZLIB_LEVEL
+    try:
+        for level in (1, 3, 6, 9):
+            render_pdf_module.PDF_ZLIB_LEVEL = level
+            ms, sizes = [], []
+            for ecg in ecgs:
+                start = time.process_time()
+                sizes.append(len(model.render_pdf(ecg, report=reports[id(ecg)])) / 1024)
+                ms.append((time.process_time() - start) * 1000)
+            mark = " (used)" if level == chosen else ""
+            print(f"| {level}{mark} | {np.median(ms):.1f} | {np.median(sizes):.0f} |")
+    finally:
+        render_pdf_module.PDF_ZLIB_LEVEL = chosen
     print()
 
 
@@ -325,10 +396,10 @@ def print_compression_table(ecgs: list[Ecg], dpi: int) -> None:
     """Why the renderer's zlib level is what it is: time and size per level, same pages."""
     print("| model.render_png zlib level | median CPU ms/page | median KiB/page |")
     print("|---:|---:|---:|")
-    chosen = render.PNG_COMPRESS_LEVEL
+    chosen = render_png_module.PNG_COMPRESS_LEVEL
     try:
         for level in (0, 1, 3, 6, 9):
-            render.PNG_COMPRESS_LEVEL = level
+            render_png_module.PNG_COMPRESS_LEVEL = level
             ms, sizes = [], []
             for ecg in ecgs:
                 start = time.process_time()
@@ -337,7 +408,7 @@ def print_compression_table(ecgs: list[Ecg], dpi: int) -> None:
             mark = " (used)" if level == chosen else ""
             print(f"| {level}{mark} | {np.median(ms):.1f} | {np.median(sizes):.0f} |")
     finally:
-        render.PNG_COMPRESS_LEVEL = chosen
+        render_png_module.PNG_COMPRESS_LEVEL = chosen
 
 
 if __name__ == "__main__":

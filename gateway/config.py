@@ -18,6 +18,7 @@ from pydantic import (
     AliasChoices,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -52,7 +53,13 @@ def _check_host_port(value: str) -> str:
     return value
 
 
+def _check_address(value: str) -> str:
+    ipaddress.ip_address(value)
+    return value
+
+
 AeTitle = Annotated[str, AfterValidator(_check_ae_title)]
+IpAddress = Annotated[str, AfterValidator(_check_address)]
 IpNetwork = Annotated[str, AfterValidator(_check_network)]
 HostPort = Annotated[str, AfterValidator(_check_host_port)]
 
@@ -93,10 +100,152 @@ class StorageCommitmentConfig(StrictSettings):
     )
 
 
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address).is_loopback
+
+
+# What a watched folder or the upload endpoint may be told to take: the decoders'
+# `source_format` names (model/decode), or auto (whatever model.load recognises).
+FileFormat = Literal["auto", "dicom", "muse-xml", "philips-xml", "hl7-aecg", "scp-ecg"]
+SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class WatchFolder(StrictSettings):
+    """A folder that carts write ECG files into (gateway/intake/folders.py)."""
+
+    path: Path = Field(description="the folder; its error/ (and processed/) are made inside")
+    source: SourceName = Field(description="source name that routes.yaml rules match on")
+    format: FileFormat = Field("auto", description="the only format taken; others go to error/")
+    after: Literal["move", "delete", "keep"] = Field(
+        "move", description="what is done with a file once its job is committed"
+    )
+    move_to: Path | None = Field(None, description="with after: move; default <path>/processed")
+    poll_interval_s: float = Field(2.0, gt=0, le=3600)
+    ignore: list[str] = Field(
+        default_factory=lambda: ["*.tmp", "*.part", "*.partial"],
+        description="name globs of files still being written (hidden files are always ignored)",
+    )
+    max_file_mb: float = Field(50.0, gt=0, description="a larger file goes to error/")
+
+    @model_validator(mode="after")
+    def _move_to_with_move(self) -> WatchFolder:
+        if self.move_to is not None and self.after != "move":
+            raise ValueError(f"move_to is only used with after: move (after is {self.after!r})")
+        return self
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.move_to if self.move_to is not None else self.path / "processed"
+
+    @property
+    def error_dir(self) -> Path:
+        return self.path / "error"
+
+
+class UploadToken(StrictSettings):
+    """One device class's bearer token (kept in a file, never in gateway.yaml) and the
+    source name its uploads are routed by."""
+
+    source: SourceName
+    token_file: Path
+
+
+class UploadConfig(StrictSettings):
+    """POST /upload for devices that push files (gateway/intake/upload.py)."""
+
+    enabled: bool = False
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    # After tls: its validator reads tls.
+    bind_address: IpAddress = Field("127.0.0.1", description="elsewhere than loopback needs tls")
+    port: int = Field(8104, ge=1, le=65535)
+    tokens: list[UploadToken] = Field(default_factory=list)
+    format: FileFormat = "auto"
+    max_mb: float = Field(50.0, gt=0, description="a larger body is refused with 413")
+    read_timeout_s: float = Field(
+        60.0, gt=0, description="a body not received within this is refused with 408"
+    )
+
+    @field_validator("bind_address")
+    @classmethod
+    def _tls_beyond_loopback(cls, value: str, info: ValidationInfo) -> str:
+        tls = info.data.get("tls")
+        if not _is_loopback(value) and not (tls and tls.enabled):
+            raise ValueError(
+                f"{value} is not a loopback address: upload.tls.enabled must be true "
+                "(tokens and ECGs must not cross the network in clear)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _tokens_when_enabled(self) -> UploadConfig:
+        if self.enabled and not self.tokens:
+            raise ValueError("upload.enabled needs at least one entry in 'tokens'")
+        return self
+
+
+class AdminConfig(StrictSettings):
+    """The admin HTTP endpoint (/healthz, /readyz, /metrics). On this machine only by
+    default; bound to any other address it needs a bearer token and TLS."""
+
+    enabled: bool = True
+    bind: IpAddress = "127.0.0.1"
+    port: int = Field(8090, ge=0, le=65535, description="0: any free port")
+    token_file: Path | None = Field(None, description="file holding the bearer token")
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+
+    @model_validator(mode="after")
+    def _protected_beyond_localhost(self) -> AdminConfig:
+        unprotected = self.token_file is None or not self.tls.enabled
+        if self.enabled and not _is_loopback(self.bind) and unprotected:
+            raise ValueError(
+                f"admin.bind {self.bind} is reachable from other machines: "
+                "set admin.token_file and admin.tls (enabled, cert, key), "
+                "or bind to 127.0.0.1"
+            )
+        return self
+
+
+class SyslogTlsConfig(StrictSettings):
+    """TLS to the audit record repository (RFC 5425): the collector's CA, and this node's
+    certificate where the collector authenticates nodes (IHE ATNA mutual TLS)."""
+
+    enabled: bool = False
+    ca: Path | None = Field(None, description="CA bundle that signed the collector's certificate")
+    cert: Path | None = Field(None, description="this node's certificate chain (PEM)")
+    key: Path | None = Field(None, description="this node's private key (PEM)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SyslogTlsConfig:
+        if self.enabled and self.ca is None:
+            raise ValueError("audit.syslog.tls.enabled needs 'ca' to verify the collector")
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("audit.syslog.tls: give both 'cert' and 'key', or neither")
+        return self
+
+
+class SyslogConfig(StrictSettings):
+    """The ATNA audit record repository: RFC 5424 messages over TCP, or TLS (RFC 5425)."""
+
+    host: str = Field(description="the collector's host name or address")
+    port: int = Field(6514, ge=1, le=65535)
+    tls: SyslogTlsConfig = Field(default_factory=SyslogTlsConfig)
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class AuditConfig(StrictSettings):
+    """The audit trail (IHE ATNA, DICOM PS3.15 A.5 messages): always written to a
+    hash-chained file in the data directory; also sent to `syslog` when set."""
+
+    enabled: bool = True
+    syslog: SyslogConfig | None = None
+    enterprise_site_id: str = Field("", description="AuditEnterpriseSiteID, e.g. the hospital")
+    source_id: str = Field("", description="AuditSourceID; empty: the host name")
+
+
 class GatewayConfig(StrictSettings):
     ae_title: AeTitle = "ECGGW"
     port: int = Field(11112, ge=1, le=65535)
-    bind_address: str = "0.0.0.0"
+    bind_address: IpAddress = "0.0.0.0"
     tls: TlsConfig = Field(default_factory=TlsConfig)
     allowed_calling_aes: list[AeTitle] = Field(
         default_factory=list, description="empty: any calling AE (a warning is logged at start)"
@@ -128,9 +277,17 @@ class GatewayConfig(StrictSettings):
     job_max_worker_deaths: int = Field(
         3, ge=1, description="a job whose worker process dies this often fails (a poison object)"
     )
+    watch_folders: list[WatchFolder] = Field(default_factory=list)
+    upload: UploadConfig = Field(default_factory=UploadConfig)
     retention_days: int = Field(30, ge=1)
     alert_command: tuple[str, ...] = Field(
         (), description="argv run for each job failed for good and each delivery given up"
+    )
+    admin: AdminConfig = Field(default_factory=AdminConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="on SIGTERM, how long jobs in progress may take to finish"
     )
     routes: Path = Path("config/routes.yaml")
     routes_optional: bool = Field(
@@ -139,11 +296,16 @@ class GatewayConfig(StrictSettings):
         "appears; otherwise a missing routes file stops the start",
     )
 
-    @field_validator("bind_address")
+    @field_validator("watch_folders")
     @classmethod
-    def _bind_address(cls, value: str) -> str:
-        ipaddress.ip_address(value)
-        return value
+    def _one_watcher_per_folder(cls, folders: list[WatchFolder]) -> list[WatchFolder]:
+        seen: set[Path] = set()
+        for folder in folders:
+            path = folder.path.resolve()
+            if path in seen:
+                raise ValueError(f"{folder.path} is watched twice")
+            seen.add(path)
+        return folders
 
     @model_validator(mode="after")
     def _engine_sets_the_mode(self) -> GatewayConfig:
@@ -176,6 +338,10 @@ class GatewayConfig(StrictSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
 
     @property
     def metrics_path(self) -> Path:

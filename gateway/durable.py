@@ -12,10 +12,14 @@ import os
 import threading
 from pathlib import Path
 
+_UNFINISHED = ".{name}.{pid}.{thread}.tmp"
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` in one rename, the data on disk before the rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = path.with_name(
+        _UNFINISHED.format(name=path.name, pid=os.getpid(), thread=threading.get_ident())
+    )
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -47,3 +51,15 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_unfinished_writes(directory: Path) -> int:
+    """Delete the temporary files of writes a killed process never renamed into place; only
+    safe while no other process writes there (the server holds the data directory's lock).
+    Returns how many there were."""
+    pattern = _UNFINISHED.format(name="*", pid="*", thread="*")
+    removed = 0
+    for path in directory.glob(pattern):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed

@@ -1,8 +1,11 @@
-"""In-process counters: what the gateway accepted, rejected (by reason) and processed.
+"""The gateway's counters, kept in a prometheus_client registry (served on the admin
+endpoint's /metrics) and summed by name for `<data-dir>/metrics.json`, which
+`ecg-gateway jobs list` shows after a run.
 
-Counters live in memory and are logged periodically by the server and written to
-`<data-dir>/metrics.json`, so `ecg-gateway jobs list` can show them; the durable truth
-about jobs is the store, these only explain what never became a job (rejections).
+Callers count by name (`inc(JOBS_DONE)`, `reject("truncated")`); the table below says
+which Prometheus series each name feeds, so writers never spell a metric twice. The
+durable truth about jobs and deliveries is the store: gauges of its state (queue depth,
+oldest job, dead letters) are read from it at scrape time by gateway/admin/prometheus.py.
 """
 
 from __future__ import annotations
@@ -12,7 +15,16 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import prometheus_client
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import Counter as PromCounter
+
 from gateway.durable import write_atomic
+
+# The `*_created` series double the exposition and no alert uses them.
+prometheus_client.disable_created_metrics()
+
+PREFIX = "ecg_gateway_"
 
 # Counter names, so that writers and readers agree on spelling.
 ASSOCIATIONS_ACCEPTED = "associations.accepted"
@@ -24,27 +36,163 @@ JOBS_FAILED = "jobs.failed"
 JOBS_RETRIED = "jobs.retried"
 JOBS_HELD = "jobs.held"
 WORKER_DEATHS = "jobs.worker_deaths"  # helper processes that died on a job
+ENGINE_FALLBACKS = "jobs.engine_fallbacks"  # reports made by the measurement engine instead
 VLM_BATCHES = "vlm.batches"  # generation batches of more than one ECG
 DELIVERIES_SENT = "deliveries.sent"
-DELIVERIES_FAILED = "deliveries.failed"
-DELIVERIES_DEAD = "deliveries.dead"
+DELIVERIES_FAILED = "deliveries.failed"  # a try failed, another is scheduled (a retry)
+DELIVERIES_DEAD = "deliveries.dead"  # given up: a dead letter
+AUDIT_RECORDS = "audit.records"
+AUDIT_SENT = "audit.sent"
+AUDIT_SEND_FAILURES = "audit.send_failures"
 REJECTED_PREFIX = "rejected."
+
+# Rejections that refuse a whole association (or connection), not one object.
+ASSOCIATION_REJECTIONS = frozenset(
+    {"calling-ae-not-allowed", "busy", "address-not-allowed", "tls-handshake-failed"}
+)
+
+# name -> (Prometheus counter, help, label names, fixed labels for this name)
+_SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
+    ASSOCIATIONS_ACCEPTED: (
+        "associations",
+        "DICOM associations by outcome",
+        ("outcome",),
+        {"outcome": "accepted"},
+    ),
+    OBJECTS_ACCEPTED: ("objects", "objects by intake outcome", ("outcome",), {"outcome": "new"}),
+    OBJECTS_DUPLICATE: (
+        "objects",
+        "objects by intake outcome",
+        ("outcome",),
+        {"outcome": "duplicate"},
+    ),
+    OBJECTS_CORRECTION: (
+        "corrections",
+        "accepted objects that correct an earlier one",
+        (),
+        {},
+    ),
+    JOBS_DONE: ("job_events", "job transitions", ("event",), {"event": "done"}),
+    JOBS_FAILED: ("job_events", "job transitions", ("event",), {"event": "failed"}),
+    JOBS_RETRIED: ("job_events", "job transitions", ("event",), {"event": "retried"}),
+    JOBS_HELD: ("job_events", "job transitions", ("event",), {"event": "held"}),
+    WORKER_DEATHS: ("worker_deaths", "helper processes that died on a job", (), {}),
+    ENGINE_FALLBACKS: (
+        "engine_fallbacks",
+        "reports made by the measurement engine because the configured VLM was unavailable",
+        (),
+        {},
+    ),
+    VLM_BATCHES: ("vlm_batches", "VLM generation batches of more than one ECG", (), {}),
+    DELIVERIES_SENT: (
+        "deliveries",
+        "delivery tries by destination and outcome",
+        ("destination", "outcome"),
+        {"outcome": "sent"},
+    ),
+    DELIVERIES_FAILED: (
+        "delivery_retries",
+        "failed delivery tries with another try scheduled",
+        ("destination",),
+        {},
+    ),
+    DELIVERIES_DEAD: (
+        "dead_letters",
+        "deliveries given up (dead letters)",
+        ("destination",),
+        {},
+    ),
+    AUDIT_RECORDS: ("audit_records", "audit records written to the local trail", (), {}),
+    AUDIT_SENT: ("audit_sent", "audit records accepted by the syslog collector", (), {}),
+    AUDIT_SEND_FAILURES: (
+        "audit_send_failures",
+        "failed attempts to reach the syslog collector",
+        (),
+        {},
+    ),
+}
+# Failed and dead deliveries also count as delivery outcomes.
+_ALSO = {
+    DELIVERIES_FAILED: ("deliveries", {"outcome": "failed"}),
+    DELIVERIES_DEAD: ("deliveries", {"outcome": "dead"}),
+}
+# Seconds from lease to report saved: one ECG by the measurement engine takes ~0.1-1 s,
+# a VLM on a CPU tens of seconds.
+_PROCESSING_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, float("inf"))
 
 
 class Metrics:
     """Thread-safe named counters (association threads and workers share one instance)."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._child_cache: dict[tuple, tuple] = {}
+        self._counters: dict[str, PromCounter] = {}
+        for prom, doc, labels, _ in _SERIES.values():
+            if prom not in self._counters:
+                self._counters[prom] = self._counter(prom, doc, labels)
+        self._rejections = self._counter("rejections", "refusals by reason", ("reason",))
+        self._received = self._counter(
+            "objects_received",
+            "C-STORE requests by SOP class and the DIMSE status answered",
+            ("sop_class", "status"),
+        )
+        self._processing = Histogram(
+            PREFIX + "processing_seconds",
+            "time to process one job (decode, interpret, render, save)",
+            buckets=_PROCESSING_BUCKETS,
+            registry=self.registry,
+        )
 
-    def inc(self, name: str, by: int = 1) -> None:
+    def _counter(self, name: str, doc: str, labels: tuple[str, ...]) -> PromCounter:
+        return PromCounter(PREFIX + name, doc, labels, registry=self.registry)
+
+    def inc(self, name: str, by: int = 1, **labels: str) -> None:
+        """Count `name`; `labels` fill the series' label names (destination=...)."""
         with self._lock:
             self._counts[name] += by
+        if name not in _SERIES:
+            return
+        for child in self._children(name, labels):
+            child.inc(by)
+
+    def _children(self, name: str, labels: dict[str, str]) -> tuple:
+        """The labelled series that `name` with `labels` feeds, looked up once and kept:
+        prometheus_client's labels() costs microseconds, a dict lookup a fraction."""
+        key = (name, *sorted(labels.items()))
+        children = self._child_cache.get(key)
+        if children is None:
+            prom, _, label_names, fixed = _SERIES[name]
+            children = (self._labelled(prom, label_names, {**labels, **fixed}),)
+            also = _ALSO.get(name)
+            if also is not None:
+                names = ("destination", "outcome")
+                children += (self._labelled(also[0], names, {**labels, **also[1]}),)
+            self._child_cache[key] = children
+        return children
+
+    def _labelled(self, prom: str, label_names: tuple[str, ...], values: dict[str, str]):
+        counter = self._counters[prom]
+        if not label_names:
+            return counter
+        return counter.labels(*(values.get(label, "") for label in label_names))
 
     def reject(self, reason: str) -> None:
         """Count one rejection; `reason` is a short slug such as 'truncated'."""
-        self.inc(REJECTED_PREFIX + reason)
+        with self._lock:
+            self._counts[REJECTED_PREFIX + reason] += 1
+        self._rejections.labels(reason).inc()
+        if reason in ASSOCIATION_REJECTIONS:
+            self._counters["associations"].labels("rejected").inc()
+
+    def received(self, sop_class: str, status: int) -> None:
+        """One C-STORE answered: its SOP class (a keyword) and the status sent back."""
+        self._received.labels(sop_class, f"0x{status:04X}").inc()
+
+    def observe_processing(self, seconds: float) -> None:
+        self._processing.observe(seconds)
 
     def get(self, name: str) -> int:
         with self._lock:

@@ -9,6 +9,7 @@ when the process stops (apscheduler's own job store would lose it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway import retention
 from gateway.alerts import AlertHook
+from gateway.audit import CONFIGURATION, Auditor
 from gateway.delivery.sweeper import DeliverySweeper
 from gateway.metrics import Metrics
 from gateway.routing import FileDestination, Router
@@ -46,6 +48,7 @@ class GatewayScheduler:
         sweep_interval_s: float = 2.0,
         reload_interval_s: float = 5.0,
         purge_interval_s: float = 3600.0,
+        on_routes_reloaded: Callable[[], None] = lambda: None,
     ):
         self.store = store
         self.router = router
@@ -55,6 +58,7 @@ class GatewayScheduler:
         self.sweep_interval_s = sweep_interval_s
         self.reload_interval_s = reload_interval_s
         self.purge_interval_s = purge_interval_s
+        self.on_routes_reloaded = on_routes_reloaded  # the audit trail's record of it
         # apscheduler logs every run at INFO: one line per destination every few seconds
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(
@@ -88,9 +92,13 @@ class GatewayScheduler:
         self._scheduler.shutdown(wait=True)
         self.sweeper.close()
 
-    def reload_routes(self) -> None:
-        if self.router.reload_if_changed():
-            self.sync_delivery_jobs()
+    def reload_routes(self) -> bool:
+        """Take a changed, valid routes file (every few seconds, and on SIGHUP)."""
+        if not self.router.reload_if_changed():
+            return False
+        self.sync_delivery_jobs()
+        self.on_routes_reloaded()
+        return True
 
     def purge(self) -> retention.PurgeResult:
         return retention.purge(self.store, self.outbox_dirs(), self.retention_days)
@@ -141,13 +149,24 @@ def start_delivery(
     retention_days: int,
     outbox_dir: Path,
     alerts: AlertHook,
+    audit: Auditor | None = None,
 ) -> GatewayScheduler:
     """The server's delivery side: sweeps, routes reload and retention, running."""
     sweeper = DeliverySweeper(
-        store, router, metrics=metrics, formatting_process=True, alerts=alerts
+        store, router, metrics=metrics, formatting_process=True, alerts=alerts, audit=audit
     )
     scheduler = GatewayScheduler(
-        store, router, sweeper, retention_days=retention_days, extra_purge_dirs=(outbox_dir,)
+        store,
+        router,
+        sweeper,
+        retention_days=retention_days,
+        extra_purge_dirs=(outbox_dir,),
+        on_routes_reloaded=lambda: audit_routes_reload(audit),
     )
     scheduler.start()
     return scheduler
+
+
+def audit_routes_reload(audit: Auditor | None) -> None:
+    if audit is not None:
+        audit.admin_action(CONFIGURATION, "routes reloaded")

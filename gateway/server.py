@@ -1,9 +1,14 @@
-"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP -> wait for a signal.
+"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP, watched folders and the
+upload endpoint -> admin endpoint -> wait for a signal.
 
-Shutdown order is the reverse: stop accepting associations (those in progress may
-finish), let the workers finish or release their jobs, record the counters, close the
-store. A `kill -9` skips all of that and loses nothing: accepted objects are in the
-spool and the store, and their leases are released at the next start.
+SIGHUP reloads the routes file and gateway.yaml (gateway/reload.py) between
+associations' starts, never cutting one. SIGTERM (or SIGINT) drains, in the reverse
+order of the start: /readyz turns 503, no new associations, folder files or uploads
+(those in progress may finish), workers finish their leased jobs within
+`shutdown_grace_s` and give the rest back to the queue, deliveries in hand are recorded,
+the counters and the audit stop record written, the store closed. A `kill -9` skips all
+of that and loses nothing: accepted objects are in the spool and the store, and their
+leases are released at the next start.
 """
 
 from __future__ import annotations
@@ -14,19 +19,27 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pydicom.config
 
+from gateway.admin.http import AdminApp, read_token, start_admin
+from gateway.admin.prometheus import StoreCollector
+from gateway.admin.readiness import EngineState, Readiness
 from gateway.alerts import AlertHook
+from gateway.audit import Auditor
 from gateway.config import GatewayConfig, log_security_posture
-from gateway.durable import ensure_dir
+from gateway.durable import ensure_dir, remove_unfinished_writes
 from gateway.intake.accept import Intake
-from gateway.intake.dicom_scp import start_scp
+from gateway.intake.dicom_scp import RunningScp, start_scp
+from gateway.intake.folders import start_watching
+from gateway.intake.upload import start_upload
+from gateway.logs import use_log_format
 from gateway.metrics import Metrics
 from gateway.processing.workers import Workers, WorkerSettings
+from gateway.reload import Reloader
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
 from gateway.store import Store
@@ -42,76 +55,143 @@ class GatewayBusy(Exception):
     """Another gateway process already serves this data directory."""
 
 
-def serve(config: GatewayConfig) -> int:
-    """Run in the foreground until SIGTERM or SIGINT; returns the exit code (0)."""
+def serve(config: GatewayConfig, read_config: Callable[[], GatewayConfig] | None = None) -> int:
+    """Run in the foreground until SIGTERM or SIGINT; returns the exit code (0).
+    `read_config` reads gateway.yaml again on SIGHUP (with the command line's overrides)."""
+    use_log_format(config.log_format)
     _keep_patient_data_out_of_logs()
     log_security_posture(config)
     ensure_dir(config.data_dir)
     with _data_dir_lock(config.data_dir):
-        return _run(config)
+        return _run(config, read_config or (lambda: config))
 
 
-def _run(config: GatewayConfig) -> int:
+def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int:
     router = make_router(config)  # first: a missing or invalid routes file stops the start
+    token = read_token(config.admin.token_file) if config.admin.token_file else None
     for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
         ensure_dir(directory)
-    store = Store(config.store_path)
-    requeued = store.recover_after_restart()
-    if requeued:
-        log.warning("requeued %d jobs left in progress by a previous run", requeued)
-    metrics = Metrics()
-    alerts = AlertHook(config.alert_command)
-    delivery = start_delivery(
-        store, router, metrics, config.retention_days, config.outbox_dir, alerts
-    )
-    workers = Workers(
-        store,
-        router,
-        WorkerSettings(
-            reports_dir=config.reports_dir,
-            engine=engine_choice(config),
-            workers=config.workers,
-            lease_s=job_lease_s(config),
-            max_attempts=config.job_max_attempts,
-            max_worker_deaths=config.job_max_worker_deaths,
-            hold_retry_s=config.hold_retry_s,
-            vlm=config.vlm,
-        ),
-        metrics,
-        on_done=delivery.deliver_soon,
-        alerts=alerts,
-    )
-    intake = Intake(
-        store, config.spool_dir, metrics, config.min_free_disk_mb * 1024 * 1024, workers.wake
-    )
-    workers.start()
-    stop = _stop_on_signals()
-    try:
-        scp = start_scp(config, intake, metrics)
-    except BaseException:
-        workers.stop(grace_s=5.0)
-        delivery.shutdown()
-        store.close()
-        raise
-    log.info(
-        "listening on %s:%d as %s (TLS %s), %d workers, engine %s, data in %s",
-        config.bind_address,
-        scp.port,
-        config.ae_title,
-        "on" if config.tls.enabled else "off",
-        config.workers,
-        config.engine,
-        config.data_dir,
-    )
-    _wait(stop, metrics, config.metrics_path)
-    log.info("stopping: no new associations; finishing work in progress")
-    scp.stop()
-    workers.stop()
-    delivery.shutdown()
-    _record_metrics(metrics, config.metrics_path)
-    store.close()
+    if remove_unfinished_writes(config.spool_dir):  # a kill -9 mid-copy: never acknowledged
+        log.warning("removed unfinished spool writes of a previous run")
+    signals = _Signals()
+    draining = threading.Event()
+    scp: RunningScp | None = None
+    with ExitStack() as running:  # each part stopped, in reverse order, however we leave
+        store = Store(config.store_path)
+        running.callback(store.close)
+        requeued = store.recover_after_restart()
+        if requeued:
+            log.warning("requeued %d jobs left in progress by a previous run", requeued)
+        metrics = Metrics()
+        audit = Auditor.for_config(config, metrics, forward=True)
+        if audit is not None:
+            audit.start()
+            running.callback(_audit_stop, audit)
+        choice = engine_choice(config)
+        admin = None
+        if config.admin.enabled:  # up first, down last: /readyz says 503 through the drain
+            engine = engine_state(choice)
+            readiness = Readiness(
+                store,
+                config.spool_dir,
+                config.min_free_disk_mb * 1024 * 1024,
+                lambda: scp is not None and scp.listening,
+                lambda: engine,
+                lambda: list(router.config.destinations),
+                draining,
+            )
+            admin = _start_admin(config, token, readiness, metrics, audit, running)
+        running.callback(_record_metrics, metrics, config.metrics_path)
+        alerts = AlertHook(config.alert_command)
+        delivery = start_delivery(
+            store, router, metrics, config.retention_days, config.outbox_dir, alerts, audit
+        )
+        running.callback(delivery.shutdown)
+        workers = Workers(
+            store,
+            router,
+            WorkerSettings(
+                reports_dir=config.reports_dir,
+                engine=choice,
+                workers=config.workers,
+                lease_s=job_lease_s(config),
+                max_attempts=config.job_max_attempts,
+                max_worker_deaths=config.job_max_worker_deaths,
+                hold_retry_s=config.hold_retry_s,
+                vlm=config.vlm,
+            ),
+            metrics,
+            on_done=delivery.deliver_soon,
+            alerts=alerts,
+        )
+        min_free = config.min_free_disk_mb * 1024 * 1024
+        intake = Intake(store, config.spool_dir, metrics, min_free, workers.wake, audit)
+        workers.start()
+        reloader = Reloader(config, read_config, delivery, alerts, audit, admin=admin)
+        running.callback(lambda: workers.stop(grace_s=reloader.config.shutdown_grace_s))
+        scp = reloader.scp = start_scp(config, intake, metrics)
+        running.callback(_stop_accepting, scp, draining, lambda: reloader.config.shutdown_grace_s)
+        _start_file_intakes(config, intake, running)
+        if audit is not None:
+            audit.application(started=True)
+        log.info(
+            "listening on %s:%d as %s (TLS %s), %d workers, engine %s, data in %s",
+            config.bind_address,
+            scp.port,
+            config.ae_title,
+            "on" if config.tls.enabled else "off",
+            config.workers,
+            config.engine,
+            config.data_dir,
+        )
+        _wait(signals, reloader, metrics, config.metrics_path)
+        log.info("stopping: no new associations; finishing work in progress")
     log.info("stopped")
     return 0
+
+
+def _start_file_intakes(config: GatewayConfig, intake: Intake, running: ExitStack) -> None:
+    """The watched folders and the upload endpoint, each stopped by `running` (before the
+    SCP: the reverse of the start)."""
+    watching = start_watching(config.watch_folders, intake, config.data_dir)
+    running.callback(watching.stop)
+    upload = start_upload(config.upload, intake)
+    if upload is not None:
+        running.callback(upload.stop)
+
+
+def _start_admin(
+    config: GatewayConfig,
+    token: bytes | None,
+    readiness: Readiness,
+    metrics: Metrics,
+    audit: Auditor | None,
+    running: ExitStack,
+) -> AdminApp:
+    """The admin endpoint with the store's gauges beside the counters, stopped by `running`."""
+    destinations = readiness.destinations
+    queued = audit.queued if audit is not None else int
+    metrics.registry.register(StoreCollector(readiness.store, destinations, queued))
+    app = AdminApp(readiness, metrics.registry, token)
+    server = start_admin(config.admin, app)
+    running.callback(server.stop)
+    scheme = "https" if config.admin.tls.enabled else "http"
+    log.info("admin endpoint on %s:%d (%s)", config.admin.bind, server.port, scheme)
+    return app
+
+
+def _stop_accepting(
+    scp: RunningScp, draining: threading.Event, grace_s: Callable[[], float]
+) -> None:
+    """/readyz says 503 from now on (a balancer sends elsewhere), the port closes, and
+    associations in progress have the grace period to finish."""
+    draining.set()
+    scp.stop(grace_s=grace_s())
+
+
+def _audit_stop(audit: Auditor) -> None:
+    audit.application(started=False)
+    audit.close()
 
 
 def job_lease_s(config: GatewayConfig) -> float:
@@ -125,25 +205,35 @@ def engine_choice(config: GatewayConfig) -> EngineChoice:
     choice = EngineChoice(
         config.engine, config.vlm_settings, config.engine_unavailable, config.statement_limits
     )
-    if choice.vlm is not None:
-        from model.vlm.loading import check_vlm_files  # torch: only when a VLM is configured
-
-        try:
-            check_vlm_files(choice.vlm.load_spec())
-        except VlmUnavailable as exc:
-            then = (
-                "jobs are held until it is provided"
-                if choice.on_unavailable == "hold"
-                else "the measurement engine runs instead and each report says so"
-            )
-            log.error(
-                "the %s engine cannot be loaded: %s. Until then %s (engine_unavailable: %s)",
-                choice.name,
-                exc,
-                then,
-                choice.on_unavailable,
-            )
+    state = engine_state(choice)
+    if state.state != "ready":
+        then = (
+            "jobs are held until it is provided"
+            if state.state == "held"
+            else "the measurement engine runs instead and each report says so"
+        )
+        log.error(
+            "the %s engine cannot be loaded: %s. Until then %s (engine_unavailable: %s)",
+            choice.name,
+            state.detail,
+            then,
+            choice.on_unavailable,
+        )
     return choice
+
+
+def engine_state(choice: EngineChoice) -> EngineState:
+    """Whether the engine's model files are there (/readyz): ready, or what stands in."""
+    if choice.vlm is None:
+        return EngineState(choice.name, "ready")
+    from model.vlm.loading import check_vlm_files  # torch: only when a VLM is configured
+
+    try:
+        check_vlm_files(choice.vlm.load_spec())
+    except VlmUnavailable as exc:
+        state = "held" if choice.on_unavailable == "hold" else "fallback"
+        return EngineState(choice.name, state, str(exc))
+    return EngineState(choice.name, "ready")
 
 
 def make_router(config: GatewayConfig) -> RoutesRouter:
@@ -152,9 +242,13 @@ def make_router(config: GatewayConfig) -> RoutesRouter:
     return RoutesRouter(config.routes, config.data_dir, optional=config.routes_optional)
 
 
-def _wait(stop: threading.Event, metrics: Metrics, metrics_path: Path) -> None:
+def _wait(signals: _Signals, reloader: Reloader, metrics: Metrics, metrics_path: Path) -> None:
+    """Until a stop is asked; reloads run here, in the main thread, not in the handler."""
     next_report = time.monotonic() + _METRICS_EVERY_S
-    while not stop.wait(timeout=1.0):
+    while not signals.stop.wait(timeout=0.5):
+        if signals.reload.is_set():
+            signals.reload.clear()
+            reloader.reload()
         if time.monotonic() >= next_report:
             _record_metrics(metrics, metrics_path)
             next_report = time.monotonic() + _METRICS_EVERY_S
@@ -170,16 +264,26 @@ def _record_metrics(metrics: Metrics, path: Path) -> None:
         log.warning("cannot write %s: %s", path, exc)
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
+class _Signals:
+    """SIGTERM and SIGINT ask for a stop, SIGHUP for a reload; the main loop acts on them."""
 
-    def request_stop(signum: int, _frame: object) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._reload)
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    return stop
+    def _stop(self, signum: int, _frame: object) -> None:
+        if self.stop.is_set():
+            log.info("received %s again: still draining", signal.Signals(signum).name)
+        else:
+            log.info("received %s: draining", signal.Signals(signum).name)
+        self.stop.set()
+
+    def _reload(self, _signum: int, _frame: object) -> None:
+        log.info("received SIGHUP: reloading routes and configuration")
+        self.reload.set()
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 Public API (other parts and outside checks call these; keep the names):
     load(path) -> Ecg
     render_png(ecg, dpi=200, header=False) -> bytes
-    render_pdf(ecg, header=True) -> bytes
+    render_pdf(ecg, header=True, report=None) -> bytes
     analyze(ecg, limits=DEFAULT_LIMITS) -> Report
 """
 

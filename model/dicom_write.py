@@ -9,7 +9,6 @@ IOD that admits them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,7 +18,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import DSfloat
 
+from model.decode.acquisition import parse_filters
 from model.decode.leads import CODE_BY_NAME
+from model.decode.waveform_annotations import annotation_sequence
 from model.ecg import Ecg, EcgMetadata
 
 TWELVE_LEAD_ECG_STORAGE = "1.2.840.10008.5.1.4.1.1.9.1.1"
@@ -36,9 +37,11 @@ _PADDING_CODE = -32768  # marks samples the source did not have (NaN)
 # Leads outside CID 3001 (e.g. MIT-BIH's MLII) get a local code; PS3.3 8.2 reserves
 # coding scheme designators starting with '99' for local schemes.
 _LOCAL_SCHEME = "99ECGGW"
-_FILTERS = re.compile(
-    r"^(?P<low>[\d.]+|\?)-(?P<high>[\d.]+|\?) Hz(?:, notch (?P<notch>[\d.]+) Hz)?$"
-)
+_FILTER_KEYWORDS = {
+    "high_pass": "FilterLowFrequency",
+    "low_pass": "FilterHighFrequency",
+    "notch": "NotchFilterFrequency",
+}
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,11 @@ def ecg_to_dicom(
     _add_waveform_identification(ds, ecg.metadata.acquisition_time or created, created)
     ds.AcquisitionContextSequence = Sequence()
     ds.WaveformSequence = Sequence(groups)
+    meta = ecg.metadata
+    if meta.device_measurements or meta.device_statements:
+        ds.WaveformAnnotationSequence = annotation_sequence(
+            meta.device_measurements, meta.device_statements
+        )
     ds.file_meta = _file_meta(ds)
     ds.preamble = b"\x00" * 128
     return ds
@@ -132,7 +140,7 @@ def _multiplex_group(
     originality: str,
     filters: dict[str, str],
 ) -> Dataset:
-    steps = [_sensitivity_uv(lead) for lead in signal]
+    steps = [sensitivity_uv(lead) for lead in signal]
     codes = np.stack([_quantise(lead, step) for lead, step in zip(signal, steps, strict=True)])
     group = Dataset()
     group.WaveformOriginality = originality
@@ -152,7 +160,8 @@ def _multiplex_group(
     return group
 
 
-def _sensitivity_uv(samples_mv: np.ndarray) -> float:
+def sensitivity_uv(samples_mv: np.ndarray) -> float:
+    """The finest step of SENSITIVITY_STEPS_UV that holds the lead's peak in int16."""
     finite = samples_mv[np.isfinite(samples_mv)]
     peak_uv = float(np.abs(finite).max()) * 1000 if finite.size else 0.0
     for step in SENSITIVITY_STEPS_UV:
@@ -203,15 +212,7 @@ def _code(value: str, scheme: str, meaning: str, version: str | None = None) -> 
 
 def _filter_values(description: str | None) -> dict[str, str]:
     """The decoders' '0.56-150 Hz, notch 50 Hz' back as channel filter attributes."""
-    match = _FILTERS.match(description or "")
-    if not match:
-        return {}
-    values = {
-        "FilterLowFrequency": match["low"],
-        "FilterHighFrequency": match["high"],
-        "NotchFilterFrequency": match["notch"],
-    }
-    return {keyword: value for keyword, value in values.items() if value not in (None, "?")}
+    return {_FILTER_KEYWORDS[key]: value for key, value in parse_filters(description).items()}
 
 
 def _add_patient(ds: Dataset, meta: EcgMetadata) -> None:

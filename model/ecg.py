@@ -86,6 +86,26 @@ class EcgMetadata:
     source_format: str = "unknown"
     # What the decoder had to normalise or leave out (never the values): report warnings.
     warnings: tuple[str, ...] = ()
+    # What the source device itself measured and stated (a Philips cart's globalmeasurements
+    # and statements, aECG annotations, SCP-ECG sections 7 and 8), for comparison and audit:
+    # never passed on as the gateway's interpretation. Measurements are (key, value) pairs,
+    # keyed like model.report.Measurements ('qrs_ms') where the meaning is the same.
+    device_measurements: tuple[tuple[str, float], ...] = ()
+    device_statements: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Tuples again after a JSON round trip (the job package stores lists)."""
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(
+            self,
+            "device_measurements",
+            tuple((str(key), float(value)) for key, value in self.device_measurements),
+        )
+        object.__setattr__(self, "device_statements", tuple(self.device_statements))
+
+    def device_measurement(self, key: str) -> float | None:
+        """The device's own value for `key` ('heart_rate_bpm'), or None."""
+        return dict(self.device_measurements).get(key)
 
     def with_updates(self, **changes: object) -> EcgMetadata:
         return replace(self, **changes)

@@ -25,10 +25,19 @@ from model.vlm.settings import VlmSettings, VlmUnavailable
 __all__ = [
     "Engine",
     "EngineChoice",
+    "Held",
     "engine_for",
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Held:
+    """In place of a report: this item's answer was not usable and the site holds such
+    jobs (engine_unavailable: hold) instead of sending the measurement engine's report."""
+
+    reason: str
 
 
 @runtime_checkable
@@ -42,10 +51,11 @@ class Engine(Protocol):
         """The report of one waveform."""
         ...
 
-    def interpret_batch(self, inputs: Sequence[Ecg | PageImage]) -> Sequence[Report | None]:
+    def interpret_batch(self, inputs: Sequence[Ecg | PageImage]) -> Sequence[Report | Held | None]:
         """One item per input, in input order: its report, or None for a received page
-        (PageImage) that this engine cannot read; the caller keeps what it already has
-        for that page. A VLM reads waveforms and pages in one generation batch."""
+        (PageImage) that this engine cannot read (the caller keeps what it already has
+        for that page), or Held where its job is to wait. A VLM reads waveforms and pages
+        in one generation batch."""
         ...
 
 
@@ -55,7 +65,8 @@ class EngineChoice:
 
     name: str = "measure"
     vlm: VlmSettings | None = None  # the vlm and hybrid engines' settings
-    on_unavailable: str = "fallback"  # "fallback" | "hold"
+    # "fallback" | "hold": when the model cannot be loaded, and when its text is unreadable
+    on_unavailable: str = "fallback"
     limits: StatementLimits = DEFAULT_LIMITS
 
 
@@ -74,7 +85,7 @@ def engine_for(choice: EngineChoice) -> Engine:
         from model.vlm.engine import VlmEngine  # torch and transformers: only where a VLM runs
 
         try:
-            _engines[choice] = VlmEngine(choice.vlm, choice.limits)
+            _engines[choice] = VlmEngine(choice.vlm, choice.limits, choice.on_unavailable)
         except VlmUnavailable as exc:
             if choice.on_unavailable == "hold":
                 log.error("%s engine unavailable, job held: %s", choice.name, exc)

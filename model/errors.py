@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 
 class EcgDecodeError(Exception):
@@ -20,3 +21,9 @@ class EcgDecodeError(Exception):
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         """Pickle with both arguments, so the error crosses process pools intact."""
         return (type(self), (self.source, self.reason))
+
+
+def raise_field_error(format_name: str, source: str | Path, field: str, problem: str) -> NoReturn:
+    """EcgDecodeError for one field of one format: 'Philips Sierra XML resolution: ...'.
+    Decoders bind their format name once (functools.partial) and name field and problem."""
+    raise EcgDecodeError(source, f"{format_name} {field}: {problem}")

@@ -19,9 +19,10 @@ from model.statements import NORMAL_RHYTHM_CODES, interpret
 from model.vlm.page_image import PageImage
 
 ENGINE = EngineInfo(name="measure", version="1.0.0")
+FALLBACK_FLAG = "engine-fallback"
 
 # Findings a cardiologist still calls "otherwise normal" (borderline, minor).
-MINOR_CODES = frozenset({"PAC", "PVC", "IRBBB", "LAFB", "LAD", "1AVB"})
+MINOR_CODES = frozenset({"PAC", "PVC", "PJC", "IRBBB", "LAFB", "LAD", "1AVB", "LPR"})
 
 RHYTHM_PHRASES = {
     "SR": "Sinus rhythm",
@@ -35,6 +36,7 @@ RHYTHM_PHRASES = {
 ECTOPY_PHRASES = {
     "PVC": "premature ventricular complexes",
     "PAC": "premature atrial complexes",
+    "PJC": "premature junctional complexes",
 }
 
 
@@ -62,9 +64,11 @@ def analyze(ecg: Ecg, limits: StatementLimits = DEFAULT_LIMITS) -> Report:
 
 def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
     """The statements as a cardiologist writes them, one sentence each, verdict last."""
-    if measured.values.heart_rate_bpm is None:
-        reason = next(iter(measured.null_reasons.values()), "no analysable signal")
-        return f"Technically inadequate recording ({reason}). No interpretation."
+    if measured.fiducials is None:
+        reason = measured.null_reasons.get("qrs_ms", "no analysable signal")
+        rate = measured.values.heart_rate_bpm
+        heart_rate = "" if rate is None else f" Heart rate {rate}/min."
+        return f"Technically inadequate recording ({reason}).{heart_rate} No interpretation."
     codes = [s.code for s in statements]
     sentences = [_rhythm_sentence(codes)]
     sentences += [
@@ -72,7 +76,7 @@ def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
         for s in statements
         if s.code not in RHYTHM_PHRASES and s.code not in ECTOPY_PHRASES and s.code != "NORM"
     ]
-    sentences.append(_verdict(codes, measured.amplitudes_calibrated))
+    sentences.append(_verdict(codes, measured))
     return " ".join(sentences)
 
 
@@ -92,13 +96,15 @@ def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def _verdict(codes: list[str], amplitudes_calibrated: bool) -> str:
+def _verdict(codes: list[str], measured: EcgMeasurement) -> str:
     """Normal only when everything was judged: uncalibrated amplitudes leave the
-    voltages unjudged."""
+    voltages unjudged, a signal too noisy for intervals everything but the rhythm."""
     findings = set(codes) - NORMAL_RHYTHM_CODES - {"NORM"}
+    if measured.rhythm_only:
+        return "Intervals, axes and voltages not assessed: the signal is too noisy."
     if not any(c in NORMAL_RHYTHM_CODES for c in codes) or not findings <= MINOR_CODES:
         return "Abnormal ECG."
-    if not amplitudes_calibrated:
+    if not measured.amplitudes_calibrated:
         return "QRS voltages not assessed: the amplitudes are not calibrated."
     return "Otherwise normal ECG." if findings else "Normal ECG."
 
@@ -145,10 +151,13 @@ class FallbackEngine(MeasurementEngine):
         )
 
     def interpret(self, ecg: Ecg) -> Report:
-        report = super().interpret(ecg)
-        source = report.source.model_copy(
-            update={"quality_flags": [*report.source.quality_flags, "engine-fallback"]}
-        )
-        return report.model_copy(
-            update={"source": source, "warnings": [*report.warnings, self._notice]}
-        )
+        return as_fallback(super().interpret(ecg), [self._notice])
+
+
+def as_fallback(report: Report, notices: list[str]) -> Report:
+    """A report standing in for the configured engine's: flagged `engine-fallback`, with
+    the notices that say why among its warnings, so nobody mistakes whose it is."""
+    source = report.source.model_copy(
+        update={"quality_flags": [*report.source.quality_flags, FALLBACK_FLAG]}
+    )
+    return report.model_copy(update={"source": source, "warnings": [*report.warnings, *notices]})

@@ -6,7 +6,7 @@ CT concept is the one the PhysioNet/CinC Challenge 2021 mapping
 (dx_mapping_scored.csv / dx_mapping_unscored.csv, evaluation-2021) gives for the
 same finding; None where that mapping has no concept that means the same thing.
 LAD and RAD are not SCP statements (PTB-XL keeps the axis in its heart_axis
-column). They carry the AHA meaning and SNOMED concept: QRS axis beyond -30
+column), nor is PJC (junctional premature complex, CinC 2021's concept). They carry the AHA meaning and SNOMED concept: QRS axis beyond -30
 degrees (PTB-XL's "ALAD"; its "LAD" means -30..+30) and beyond +90 degrees
 (PTB-XL's "RAD" and "ARAD").
 """
@@ -126,6 +126,9 @@ STATEMENTS: dict[str, ScpStatement] = {
     "TRIGU": ScpStatement(
         "TRIGU", "trigeminal pattern (unknown origin, SV or Ventricular)", "rhythm", None
     ),
+    # Not an SCP statement: SCP has no junctional premature beat (PTB-XL codes it
+    # PRC(S), premature complexes); the concept is CinC 2021's JPC.
+    "PJC": ScpStatement("PJC", "junctional premature complex", "form", "251164006"),
     # Not SCP statements: PTB-XL records the axis in its heart_axis column instead.
     "LAD": ScpStatement("LAD", "left axis deviation", "form", "39732003"),
     "RAD": ScpStatement("RAD", "right axis deviation", "form", "47665007"),

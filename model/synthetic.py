@@ -60,14 +60,14 @@ class SyntheticSpec:
     sex: str | None = None
 
 
-def _direction(frontal_deg: float, z: float = 0.0) -> np.ndarray:
+def direction(frontal_deg: float, z: float = 0.0) -> np.ndarray:
     """A unit 3-D vector with the given frontal-plane angle and front-back component."""
     a = np.radians(frontal_deg)
     v = np.array([np.cos(a), np.sin(a), z])
     return v / np.linalg.norm(v)
 
 
-def _lobe(t: np.ndarray, start: float, duration: float) -> np.ndarray:
+def lobe(t: np.ndarray, start: float, duration: float) -> np.ndarray:
     """0 outside [start, start + duration], a sine-squared arch inside.
 
     Like a real wave it leaves and rejoins the baseline smoothly (zero slope at the
@@ -88,44 +88,52 @@ def _t_wave(t: np.ndarray, start: float, duration: float, peak_at: float) -> np.
     return np.where((t >= start) & (t <= start + duration), wave, 0.0)
 
 
-def _beat_vector(t: np.ndarray, spec: SyntheticSpec, qrs_on: float, with_p: bool) -> np.ndarray:
-    """(3, n) heart vector of one sinus beat whose QRS starts at qrs_on (ms)."""
-    vector = np.zeros((3, t.size))
-    if with_p:
-        p_on = qrs_on - spec.pr_ms
-        vector += spec.p_mv * np.outer(
-            _direction(spec.p_axis_deg, 0.2), _lobe(t, p_on, spec.p_duration_ms)
-        )
+def p_wave_vector(t: np.ndarray, spec: SyntheticSpec, p_on: float, axis_deg: float) -> np.ndarray:
+    """(3, n) heart vector of one P wave starting at p_on (ms) with the given frontal axis."""
+    return spec.p_mv * np.outer(direction(axis_deg, 0.2), lobe(t, p_on, spec.p_duration_ms))
+
+
+def ventricular_vector(
+    t: np.ndarray, spec: SyntheticSpec, qrs_on: float, qt_ms: float | None = None
+) -> np.ndarray:
+    """(3, n) heart vector of one conducted QRS-T complex whose QRS starts at qrs_on (ms)."""
+    qt = spec.qt_ms if qt_ms is None else qt_ms
     q_d, s_d = 0.2 * spec.qrs_ms, 0.25 * spec.qrs_ms
     r_d = spec.qrs_ms - q_d - s_d
-    vector += 0.25 * spec.r_mv * np.outer([0, 0, -1.0], _lobe(t, qrs_on, q_d))
-    vector += spec.r_mv * np.outer(_direction(spec.qrs_axis_deg), _lobe(t, qrs_on + q_d, r_d))
-    vector += 0.5 * spec.r_mv * np.outer([0, 0, -1.0], _lobe(t, qrs_on + q_d + r_d, s_d))
-    t_start = qrs_on + spec.qrs_ms + 0.25 * (spec.qt_ms - spec.qrs_ms)
-    t_duration = qrs_on + spec.qt_ms - t_start
+    vector = 0.25 * spec.r_mv * np.outer([0, 0, -1.0], lobe(t, qrs_on, q_d))
+    vector += spec.r_mv * np.outer(direction(spec.qrs_axis_deg), lobe(t, qrs_on + q_d, r_d))
+    vector += 0.5 * spec.r_mv * np.outer([0, 0, -1.0], lobe(t, qrs_on + q_d + r_d, s_d))
+    t_start = qrs_on + spec.qrs_ms + 0.25 * (qt - spec.qrs_ms)
+    t_duration = qrs_on + qt - t_start
     vector += spec.t_mv * np.outer(
-        _direction(spec.t_axis_deg, 0.3), _t_wave(t, t_start, t_duration, 0.62)
+        direction(spec.t_axis_deg, 0.3), _t_wave(t, t_start, t_duration, 0.62)
     )
     return vector
 
 
-def _pvc_vector(t: np.ndarray, spec: SyntheticSpec, qrs_on: float) -> np.ndarray:
+def _beat_vector(t: np.ndarray, spec: SyntheticSpec, qrs_on: float, with_p: bool) -> np.ndarray:
+    """(3, n) heart vector of one sinus beat whose QRS starts at qrs_on (ms)."""
+    vector = ventricular_vector(t, spec, qrs_on)
+    if with_p:
+        vector += p_wave_vector(t, spec, qrs_on - spec.pr_ms, spec.p_axis_deg)
+    return vector
+
+
+def pvc_vector(t: np.ndarray, spec: SyntheticSpec, qrs_on: float) -> np.ndarray:
     """A wide, differently directed QRS with a discordant T: a ventricular ectopic beat."""
     width = max(150.0, spec.qrs_ms * 1.6)
     vector = (
-        1.3
-        * spec.r_mv
-        * np.outer(_direction(spec.qrs_axis_deg + 150, -0.5), _lobe(t, qrs_on, width))
+        1.3 * spec.r_mv * np.outer(direction(spec.qrs_axis_deg + 150, -0.5), lobe(t, qrs_on, width))
     )
     vector += (
         1.2
         * spec.t_mv
-        * np.outer(_direction(spec.qrs_axis_deg - 30, 0.4), _lobe(t, qrs_on + width + 60, 220))
+        * np.outer(direction(spec.qrs_axis_deg - 30, 0.4), lobe(t, qrs_on + width + 60, 220))
     )
     return vector
 
 
-def _project(vector: np.ndarray) -> dict[str, np.ndarray]:
+def project(vector: np.ndarray) -> dict[str, np.ndarray]:
     """Lead voltages from the heart vector; limb leads obey Einthoven's law exactly."""
     x, y = vector[0], vector[1]
     lead_i = x
@@ -160,18 +168,31 @@ def synthetic_ecg(
     250 Hz would alias, which no real recording does.
     """
     spec = spec or SyntheticSpec()
-    t = np.arange(round(duration_s * _DRAWING_RATE)) * 1000.0 / _DRAWING_RATE
+    t = drawing_times(duration_s)
     vector = np.zeros((3, t.size))
     rr = 60000.0 / spec.heart_rate_bpm
     for index, onset in enumerate(qrs_onsets_ms(spec, duration_s)):
         if index in spec.pvc_beats:
-            vector += _pvc_vector(t, spec, onset - 0.35 * rr)
+            vector += pvc_vector(t, spec, onset - 0.35 * rr)
         else:
             vector += _beat_vector(t, spec, onset, with_p=spec.rhythm == "sinus")
     rng = np.random.default_rng(spec.seed + 1)
     if spec.rhythm == "atrial_fibrillation":
-        vector += _fibrillatory_waves(t, rng)
-    leads = _project(vector)
+        vector += fibrillatory_waves(t, rng)
+    return vector_to_ecg(vector, spec, sampling_rate, rng)
+
+
+def drawing_times(duration_s: float) -> np.ndarray:
+    """The drawing grid (ms) at 2 kHz, on which every wave is drawn before sampling."""
+    return np.arange(round(duration_s * _DRAWING_RATE)) * 1000.0 / _DRAWING_RATE
+
+
+def vector_to_ecg(
+    vector: np.ndarray, spec: SyntheticSpec, sampling_rate: float, rng: np.random.Generator
+) -> Ecg:
+    """Project the heart vector drawn at 2 kHz onto the 12 leads, sample it at
+    `sampling_rate` behind an anti-alias filter, and add spec.noise_mv of white noise."""
+    leads = project(vector)
     signal = np.stack([leads[name] for name in STANDARD_LEADS])
     ratio = Fraction(sampling_rate / _DRAWING_RATE).limit_denominator(1000)
     signal = resample_poly(signal, ratio.numerator, ratio.denominator, axis=1)
@@ -185,8 +206,8 @@ def synthetic_ecg(
     )
 
 
-def _fibrillatory_waves(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def fibrillatory_waves(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Low, fast, ever-changing atrial activity (about 6 Hz, 0.05 mV)."""
     phase = np.cumsum(2 * np.pi * rng.uniform(4.5, 7.5, t.size) * np.gradient(t) / 1000.0)
     wave = 0.05 * np.sin(phase) * (0.6 + 0.4 * np.sin(2 * np.pi * t / 1700.0))
-    return np.outer(_direction(70, 0.5), wave)
+    return np.outer(direction(70, 0.5), wave)

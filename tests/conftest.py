@@ -17,3 +17,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real ECG data not found at {SHARED_DATA} (set ECG_GATEWAY_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The random-weight SmolVLM-shaped model (tests/vlm_support.py); it writes nonsense."""
+    from tests.vlm_support import tiny_model_dir  # torch: only for the tests that use it
+
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def taught(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model taught one report (tests/vlm_support.py): its text is read."""
+    from tests.vlm_support import taught_model_dir
+
+    return taught_model_dir(tmp_path_factory)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 from gateway.store import Delivery, Job, Store
 
@@ -40,7 +43,7 @@ class GatewayProcess:
             "--port",
             str(self.port),
         ]
-        config = self.config or self._routes_optional_config()
+        config = self._free_admin_port(self.config or self._routes_optional_config())
         command += ["-c", str(config)]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as log:
@@ -56,6 +59,27 @@ class GatewayProcess:
         path = self.data_dir.parent / f"{self.data_dir.name}-gateway.yaml"
         path.write_text("routes_optional: true\n")
         return path
+
+    def _free_admin_port(self, config: Path) -> Path:
+        """The config with the admin endpoint on a free port unless it names one: tests
+        (and sessions) run many gateways on one machine, the default 8090 is taken."""
+        data = yaml.safe_load(config.read_text()) or {}
+        admin = data.setdefault("admin", {})
+        if "port" in admin:
+            return config
+        admin["port"] = 0
+        path = self.data_dir.parent / f"{self.data_dir.name}-gateway-admin.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    @property
+    def admin_url(self) -> str:
+        """http(s)://host:port of the admin endpoint, as the gateway's log says."""
+        found = re.findall(r"admin endpoint on (\S+):(\d+) \((https?)\)", self.logs())
+        if not found:
+            raise RuntimeError(f"no admin endpoint in the log:\n{self.logs()[-2000:]}")
+        host, port, scheme = found[-1]  # this run's, after a restart
+        return f"{scheme}://{host}:{port}"
 
     def _wait_until_listening(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -176,8 +176,12 @@ class FhirTestServer:
             raise _Rejected(400, f"{kind} entry without request")
         if request.method == "POST" and not request.ifNoneExist:
             raise _Rejected(412, f"{kind} POST without ifNoneExist: a resend would duplicate it")
-        if request.method == "PUT" and "?" not in request.url:
-            raise _Rejected(400, f"{kind} PUT must be a conditional update")
+        if (
+            request.method == "PUT"
+            and "?" not in request.url
+            and request.url != f"{kind}/{resource.id}"
+        ):
+            raise _Rejected(400, f"{kind} PUT must be a conditional update or name its id")
         status = getattr(resource, "status", None)
         if kind in _STATUS_CODES and status not in _STATUS_CODES[kind]:
             raise _Rejected(422, f"{kind}.status {status!r} is not in the required value set")
@@ -198,6 +202,16 @@ class FhirTestServer:
             existing = next(
                 (rid for rid, res in store.items() if key in _identifier_keys(res)), None
             )
+            if request["method"] == "PUT" and not query:  # update as create, at a given id
+                rid = request["url"].partition("/")[2]
+                existing = rid if rid in store else None
+                store[rid] = resource
+                ids[entry["fullUrl"]] = f"{kind}/{rid}"
+                status = "200 OK" if existing else "201 Created"
+                responses.append(
+                    {"response": {"status": status, "location": f"{kind}/{rid}/_history/1"}}
+                )
+                continue
             if existing is not None and request["method"] == "POST":
                 ids[entry["fullUrl"]] = f"{kind}/{existing}"
                 responses.append(
@@ -247,9 +261,11 @@ def _reference_problems(model: BaseModel, types: dict[str, str], path: str) -> l
 
 
 def _rewrite_references(node, ids: dict[str, str]) -> None:
+    """References and (as the transaction rules require) urls naming a bundle entry."""
     if isinstance(node, dict):
-        if isinstance(node.get("reference"), str) and node["reference"] in ids:
-            node["reference"] = ids[node["reference"]]
+        for key in ("reference", "url"):
+            if isinstance(node.get(key), str) and node[key] in ids:
+                node[key] = ids[node[key]]
         for value in node.values():
             _rewrite_references(value, ids)
     elif isinstance(node, list):

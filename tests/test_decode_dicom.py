@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from model import STANDARD_LEADS, Ecg, load
+from model.decode.leads import lead_from_text
 from model.dicom_write import (
     AMBULATORY_ECG_STORAGE,
     GENERAL_ECG_STORAGE,
@@ -300,3 +301,16 @@ def test_lead_identified_from_any_coding(shared_data, tmp_path, source, label):
     ecg = load(tmp_path / "recoded.dcm")
     assert ecg.lead_names == STANDARD_LEADS
     np.testing.assert_allclose(ecg.signal, reference.signal, atol=1e-6)
+
+
+def test_samples_equal_pydicoms_own_waveform_reader(shared_data):
+    """pydicom's waveform_array (sensitivity, correction and baseline applied, in uV) as
+    the second implementation: every recorded lead of the rhythm group is the same."""
+    path = shared_data / "vendor/dicom/guangxi_teaching_sinus_rhythm.dcm"
+    ds = pydicom.dcmread(path)
+    reference = ds.waveform_array(0) / 1000.0
+    ecg = load(path)
+    channels = ds.WaveformSequence[0].ChannelDefinitionSequence
+    for index, channel in enumerate(channels):
+        name = lead_from_text(channel.ChannelSourceSequence[0].CodeMeaning)
+        np.testing.assert_allclose(ecg.lead(name), reference[:, index], atol=1e-6)

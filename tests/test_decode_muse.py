@@ -113,3 +113,26 @@ def test_ge_measurements(shared_data):
     assert all(isinstance(value, float) for value in measured.values())
     other = read_muse_measurements(shared_data / MUSE_SINUS)
     assert (other["VentricularRate"], other["QTCorrected"], other["RAxis"]) == (90, 491, 0)
+
+
+def test_ges_measurements_and_statements_are_kept(shared_data):
+    meta = load(shared_data / MUSE_SINUS).metadata
+    ge = read_muse_measurements(shared_data / MUSE_SINUS)
+    kept = dict(meta.device_measurements)
+    assert kept["qrs_ms"] == ge["QRSDuration"] == 86
+    assert (kept["heart_rate_bpm"], kept["qrs_axis_deg"]) == (ge["VentricularRate"], ge["RAxis"])
+    assert meta.device_statements[:4] == (
+        "Normal Sinus rhythm",
+        "Anterior infarct, age undetermined",
+        "T wave abnormality, consider lateral ischemia",
+        "Abnormal ECG",
+    )
+
+
+def test_the_dicom_twin_carries_the_same_measurements_as_annotations(shared_data):
+    """ecg2dcm wrote GE's measurements into the Waveform Annotation module; the DICOM
+    decoder reads them back as the same device measurements the XML gives."""
+    xml = dict(load(shared_data / GUANGXI_XML).metadata.device_measurements)
+    dcm = dict(load(shared_data / GUANGXI_DCM).metadata.device_measurements)
+    assert dcm == {key: xml[key] for key in dcm}
+    assert set(dcm) >= {"heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "qrs_axis_deg"}

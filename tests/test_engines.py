@@ -34,14 +34,8 @@ from model.vlm.settings import VlmSettings
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
 from tests.test_pipeline import Gateway
-from tests.vlm_support import tiny_model_dir
 
-FAST = {"longest_edge": 512, "max_new_tokens": 8}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
+FAST = {"longest_edge": 512, "max_new_tokens": 24}
 
 
 @pytest.fixture
@@ -62,8 +56,8 @@ def gateway_with(data_dir: Path, choice: EngineChoice, hold_retry_s: float = 60.
     return gw
 
 
-def test_hybrid_engine_writes_the_report_of_a_dicom_ecg(tmp_path, tiny, vendor):
-    settings = VlmSettings(model=str(tiny), mode="hybrid", **FAST)
+def test_hybrid_engine_writes_the_report_of_a_dicom_ecg(tmp_path, taught, vendor):
+    settings = VlmSettings(model=str(taught), mode="hybrid", **FAST)
     gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings))
     job_id = gw.receive(vendor)
     gw.process_all()
@@ -71,7 +65,8 @@ def test_hybrid_engine_writes_the_report_of_a_dicom_ecg(tmp_path, tiny, vendor):
     assert job.state == "done", job.error
     report = gw.package(job_id).report
     assert report.engine.name == "hybrid"
-    assert report.engine.version == tiny.name  # the label names the model that ran
+    assert report.engine.version == taught.name  # the label names the model that ran
+    assert report.codes == ["SR", "NORM"]  # its own text, read
     assert report.measurements.heart_rate_bpm is not None  # measured values fill the fields
     assert "engine-fallback" not in report.source.quality_flags
     gw.store.close()
@@ -104,7 +99,7 @@ def test_missing_model_falls_back_to_measuring_and_every_report_says_so(tmp_path
     gw.store.close()
 
 
-def test_held_jobs_wait_visibly_and_run_once_the_model_is_provided(tmp_path, tiny, vendor):
+def test_held_jobs_wait_visibly_and_run_once_the_model_is_provided(tmp_path, taught, vendor):
     model_dir = tmp_path / "model"
     settings = VlmSettings(model=str(model_dir), mode="hybrid", **FAST)
     gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings, "hold"), hold_retry_s=0.0)
@@ -116,7 +111,7 @@ def test_held_jobs_wait_visibly_and_run_once_the_model_is_provided(tmp_path, tin
     assert gw.metrics.get(m.JOBS_HELD) == 1
     assert gw.store.list_deliveries() == []  # nothing was reported with another engine
 
-    shutil.copytree(tiny, model_dir)
+    shutil.copytree(taught, model_dir)
     gw.process_all()
     job = gw.store.get_job(job_id)
     assert job.state == "done" and job.attempts == 1
@@ -163,11 +158,11 @@ def test_bad_engine_settings_name_the_field_and_line(tmp_path, text, expected):
 
 
 @pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
-def test_running_gateway_with_hybrid_engine_reports_an_ecg_from_storescu(tmp_path, tiny, vendor):
+def test_running_gateway_with_hybrid_engine_reports_an_ecg_from_storescu(tmp_path, taught, vendor):
     config = tmp_path / "gateway.yaml"
     config.write_text(
-        f"engine: hybrid\nworkers: 1\nroutes_optional: true\nvlm:\n  model: {tiny}\n"
-        "  longest_edge: 512\n  max_new_tokens: 8\n"
+        f"engine: hybrid\nworkers: 1\nroutes_optional: true\nvlm:\n  model: {taught}\n"
+        "  longest_edge: 512\n  max_new_tokens: 24\n"
     )
     server = GatewayProcess(tmp_path / "data", config=config).start()
     try:
@@ -189,7 +184,7 @@ def test_running_gateway_with_hybrid_engine_reports_an_ecg_from_storescu(tmp_pat
 
 
 def test_a_routes_rule_chooses_the_engine_from_the_header_before_interpretation(
-    tmp_path, tiny, vendor
+    tmp_path, taught, vendor
 ):
     routes = tmp_path / "routes.yaml"
     routes.write_text(
@@ -207,7 +202,9 @@ def test_a_routes_rule_chooses_the_engine_from_the_header_before_interpretation(
         gw.store,
         Router(routes, data_dir),
         WorkerSettings(
-            reports_dir=gw.reports, engine=EngineChoice(), vlm=VlmSettings(model=str(tiny), **FAST)
+            reports_dir=gw.reports,
+            engine=EngineChoice(),
+            vlm=VlmSettings(model=str(taught), **FAST),
         ),
         gw.metrics,
     )
@@ -224,8 +221,8 @@ def test_the_job_lease_outlasts_a_vlm_generation():
     assert job_lease_s(GatewayConfig(job_lease_s=300)) == 300
 
 
-def test_queued_ecgs_are_interpreted_in_one_vlm_batch(tmp_path, tiny, vendor, shared_data):
-    settings = VlmSettings(model=str(tiny), mode="vlm", batch_size=4, **FAST)
+def test_queued_ecgs_are_interpreted_in_one_vlm_batch(tmp_path, taught, vendor, shared_data):
+    settings = VlmSettings(model=str(taught), mode="vlm", batch_size=4, **FAST)
     gw = gateway_with(tmp_path / "data", EngineChoice("vlm", settings))
     job_ids = [
         gw.receive(vendor),
@@ -298,10 +295,10 @@ def test_the_measurement_engines_honour_the_engine_protocol(vendor):
     assert "engine-fallback" in FallbackEngine("vlm").interpret_batch([ecg])[0].source.quality_flags
 
 
-def test_the_vlm_engine_honours_the_engine_protocol(tiny, vendor):
+def test_the_vlm_engine_honours_the_engine_protocol(taught, vendor):
     from model.vlm.engine import VlmEngine
 
-    engine = engine_for(EngineChoice("vlm", VlmSettings(model=str(tiny), mode="vlm", **FAST)))
+    engine = engine_for(EngineChoice("vlm", VlmSettings(model=str(taught), mode="vlm", **FAST)))
     assert isinstance(engine, VlmEngine) and isinstance(engine, Engine)
     reports = engine.interpret_batch([model.load(vendor), _page()])
     assert [report.source.kind for report in reports] == ["ecg-waveform", "secondary-capture"]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from example_reports import sinus_report
-from vlm_support import make_lora_adapter, tiny_model_dir
+from vlm_support import make_lora_adapter
 
 from model.vlm.parse import parse_generated_text
 from training.cli import main
-from training.dataset import DatasetConfig, read_ptbxl_index
+from training.dataset import DatasetConfig, read_ptbxl_index, read_samples
 from training.evaluate import (
     BertScoreConfig,
     bertscore_encoder,
@@ -22,6 +22,7 @@ from training.evaluate import (
     bleu,
     code_f1,
     rouge_l,
+    scored_text,
 )
 from training.targets import load_scp_statements, report_target
 
@@ -75,6 +76,28 @@ def test_the_gateway_parser_reads_back_every_code_of_every_target_report(shared_
         assert codes == set(record.scp_codes), (record.ecg_id, text)
 
 
+TARGET = """Rhythm: sinus rhythm.
+Conduction: first degree AV block; probable left anterior fascicular block.
+Axis: left axis deviation.
+Measurements: heart rate 72 bpm; PR 230 ms; QRS 98 ms; QT 400 ms; QTc (Bazett) 438 ms."""
+
+
+def test_only_what_the_system_writes_itself_is_scored() -> None:
+    """The Measurements line always goes; in a hybrid row, the statements the prompt gave too."""
+    assert scored_text(TARGET, set()) == (
+        "Rhythm: sinus rhythm.\n"
+        "Conduction: first degree AV block; probable left anterior fascicular block.\n"
+        "Axis: left axis deviation."
+    )
+    given = {"SR", "1AVB", "LAD"}
+    assert scored_text(TARGET, given) == "Conduction: probable left anterior fascicular block."
+    assert scored_text(TARGET, given | {"LAFB"}) == ""
+    # Why: a copy of the measurement line alone scored high against the whole target.
+    copied = TARGET.splitlines()[-1]
+    assert bleu([copied], [TARGET]) > 20.0
+    assert scored_text(copied, given) == ""
+
+
 @pytest.fixture(scope="module")
 def test_split(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dataset of only the test-fold records among the first 60 (the others in no split)."""
@@ -89,11 +112,6 @@ def test_split(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["dataset", "--config", str(dataset_yaml)]) == 0
     return root / "dataset"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
 
 
 def _table_rows(printed: str) -> tuple[str, list[str]]:
@@ -126,15 +144,20 @@ def test_evaluate_prints_every_metric_for_the_rule_engine(
     header, rows = _table_rows(printed)
     for metric in ("BLEU", "ROUGE-L", "BERTScore F1", "macro F1", "F1 SR"):
         assert metric in header
-    assert len(rows) == 1 and rows[0].startswith("| rule engine (baseline) |")
+    assert len(rows) == 2 and rows[0].startswith("| rule engine (baseline) | - | all statements")
+    assert rows[1].startswith("| copy the prompt (hybrid) | hybrid | statements not in the prompt")
     numbers = [float(x) for x in re.findall(r"\d+\.\d", rows[0])]
     assert all(0.0 <= x <= 100.0 for x in numbers)
     saved = json.loads(output.with_suffix(".json").read_text())
-    baseline = saved["rows"][0]
+    baseline, copy = saved["rows"]
     test_lines = (test_split / "test.jsonl").read_text().splitlines()
-    assert baseline["samples"] == len(test_lines) >= 3
+    assert baseline["samples"] == baseline["text_samples"] == len(test_lines) >= 3
     assert f"| {baseline['bleu']:.1f} | {baseline['rouge_l']:.1f} |" in rows[0]
     assert 0.0 < baseline["bertscore_f1"] <= 100.0
+    # The floor: copying the prompt writes nothing of its own, and states the rule codes.
+    assert copy["bleu"] == copy["rouge_l"] == copy["bertscore_f1"] == 0.0
+    assert copy["per_code_f1"] == baseline["per_code_f1"]
+    assert copy["text_samples"] <= copy["samples"]
     # Sinus rhythm is in most test records and the rule engine finds it.
     assert baseline["per_code_f1"]["SR"] > 50.0
     assert output.with_suffix(".md").read_text().startswith("BERTScore encoder:")
@@ -166,13 +189,31 @@ def test_each_adapter_adds_a_row_from_the_gateway_vlm_engine(
         == 0
     )
     _, rows = _table_rows(capsys.readouterr().out)
-    names = [row.split("|")[1].strip() for row in rows]
-    assert names == [
-        "rule engine (baseline)",
-        f"{tiny.name} + stage 1 adapter (hybrid)",
-        f"{tiny.name} + stage 2 adapter (hybrid)",
+    cells = [[cell.strip() for cell in row.split("|")[1:5]] for row in rows]
+    assert cells == [
+        ["rule engine (baseline)", "-", "all statements", "2"],
+        ["copy the prompt (hybrid)", "hybrid", "statements not in the prompt", "2"],
+        [f"{tiny.name} + stage 1 adapter (vlm)", "vlm", "all statements", "2"],
+        [f"{tiny.name} + stage 2 adapter (hybrid)", "hybrid", "statements not in the prompt", "2"],
     ]
-    assert all(row.split("|")[2].strip() == "2" for row in rows)
+
+
+def test_a_vlm_row_scores_the_codes_its_own_text_states(test_split: Path, tiny: Path) -> None:
+    """Never the measurement engine's codes that the gateway sends for unreadable text."""
+    from model.vlm.settings import VlmSettings
+    from training.evaluate import vlm_predictions
+
+    samples = list(read_samples(test_split, "test"))[:2]
+    settings = VlmSettings(model=str(tiny), max_new_tokens=12, longest_edge=512, device="cpu")
+    predictions = vlm_predictions(
+        samples,
+        Path(json.loads((test_split / "manifest.json").read_text())["source"]["ptbxl_dir"]),
+        settings,
+    )
+    for prediction in predictions:
+        assert prediction.codes == parse_generated_text(prediction.text).codes
+        assert prediction.readable == bool(prediction.codes)
+    assert not all(p.readable for p in predictions)  # the untaught model writes nonsense
 
 
 def test_a_missing_adapter_is_a_clear_error(

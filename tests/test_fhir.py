@@ -15,7 +15,8 @@ from fhir.resources.R4B.bundle import Bundle
 from peers import FhirTestServer, make_pki
 
 from gateway.delivery import DeliveryError, deliver_once
-from gateway.delivery.fhir import FhirSender, build_bundle, bundle_json, retry_after_s
+from gateway.delivery.fhir import build_bundle, bundle_json
+from gateway.delivery.fhir_client import FhirSender, retry_after_s
 from gateway.routing import FhirDestination, FhirOptions
 
 LOINC = "http://loinc.org"
@@ -106,10 +107,23 @@ def test_observations_are_loinc_coded_with_ucum_units_and_no_zero_for_missing(
         assert "valueQuantity" not in observations[code]
         assert observations[code]["dataAbsentReason"]["text"].startswith("no consistent P waves")
     assert observations["8601-7"]["valueString"] == afib_report().impression
+    # US Core: the report's results are the 12-lead panel, which holds the intervals as
+    # members, and the impression
     [report] = _resources(bundle, "DiagnosticReport")
-    assert sorted(r["reference"] for r in report["result"]) == sorted(
-        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
+    urls = {
+        e["resource"]["code"]["coding"][0]["code"]: e["fullUrl"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+    }
+    assert [r["reference"] for r in report["result"]] == [urls["34534-8"], urls["8601-7"]]
+    members = [m["reference"] for m in observations["34534-8"]["hasMember"]]
+    assert sorted(members) == sorted(
+        url for code, url in urls.items() if code not in ("34534-8", "8601-7")
     )
+    assert observations["34534-8"]["code"]["coding"][0]["display"] == "12 lead EKG panel"
+    for observation in observations.values():
+        [category] = observation["category"]
+        assert category["coding"][0]["code"] == "procedure"
 
 
 def test_every_entry_is_a_conditional_create_on_a_stable_identifier(shared_data: Path) -> None:

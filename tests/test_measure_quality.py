@@ -60,9 +60,7 @@ def test_lead_i_off_keeps_the_axes_from_the_other_limb_leads() -> None:
 def test_very_noisy_recording() -> None:
     report = model.analyze(synthetic_ecg(SyntheticSpec(noise_mv=0.6, seed=2)))
     _all_null_with_reason(report)
-    assert any(
-        "noisy" in reason or "no repeating QRS" in reason for reason in report.null_reasons.values()
-    )
+    assert any("from noise" in reason for reason in report.null_reasons.values())
 
 
 def test_non_finite_samples_mark_the_lead_unusable() -> None:

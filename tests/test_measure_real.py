@@ -32,11 +32,10 @@ def _ptbxl(shared_data: Path, ecg_id: int) -> model.Report:
 
 
 def test_ludb_intervals_agree_with_the_cardiologists(shared_data: Path) -> None:
-    """Records 1-20 without a pacemaker. PR and QT agree on average within the IEC
-    60601-2-25 limits. The annotated QRS is systematically wider (each lead's own
-    generous onset and offset, the extreme over leads), so the engine's QRS lies
-    0-30 ms below it on average; the annotated P wave, the same way, 0-20 ms on these
-    records (-8.5 ms over all 160, within the limit: bench/measure_accuracy.py)."""
+    """Records 1-20 without a pacemaker. PR, QT and QRS (against the median lead's
+    annotated QRS, the reference decided in issue 24) agree on average within the IEC
+    60601-2-25 limits; the annotated P wave is wider, 0-20 ms on these records (-8.5 ms
+    over all 160, within the limit: bench/measure_accuracy.py)."""
     bench = _bench_module()
     differences: dict[str, list[float]] = {"p": [], "pr": [], "qrs": [], "qt": []}
     for number in range(1, 21):
@@ -54,7 +53,7 @@ def test_ludb_intervals_agree_with_the_cardiologists(shared_data: Path) -> None:
     assert -20 <= np.mean(differences["p"]) <= 0
     assert abs(np.mean(differences["pr"])) <= 10
     assert abs(np.mean(differences["qt"])) <= 25
-    assert -30 <= np.mean(differences["qrs"]) <= 0
+    assert abs(np.mean(differences["qrs"])) <= 10
 
 
 @pytest.mark.parametrize("name", ["muse-sinus.xml", "guangxi_teaching_sinus_rhythm.xml"])
@@ -203,7 +202,7 @@ def test_bench_edge_differences_add_up_to_the_qrs_difference(
     beats = bench.ludb_reference_beats(path)
     engine = measure(model.load(path))
     edges = bench.edge_differences(engine, beats)
-    qrs = engine.values.qrs_ms - bench.reference_intervals(beats)["qrs"]
+    qrs = engine.values.qrs_ms - bench.reference_intervals(beats)["qrs_extreme"]
     assert edges["qrs_off"] - edges["qrs_on"] == pytest.approx(qrs, abs=5)
 
 

@@ -101,6 +101,11 @@ def test_each_stage_lowers_the_loss_and_writes_adapter_and_model_card(
         assert '"learning_rate": 0.005' in card and str(work / "dataset") in card
         trained = json.loads((folder / "adapter_config.json").read_text())["target_modules"]
         assert "text_model" in trained
+        # The card says how to serve it: the prompt and the base precision it trained on.
+        mode = "vlm" if stage == 1 else "hybrid"
+        assert f"mode: {mode}, quantization: 4bit" in card and "base_precision: nf4" in card
+        assert "r=8 alpha=16 dropout=0.0" in card
+        assert metrics["serving_mode"] == mode and metrics["base_precision"] == "nf4"
     # Stage 2 continues from stage 1: it starts below where stage 1 started.
     assert adapters[2]["train_losses"][0] < adapters[1]["train_losses"][0]
 
@@ -137,6 +142,28 @@ def test_stage_config_rejects_bad_values(work: Path, tmp_path: Path) -> None:
         load_yaml_config(REPO / f"config/training/stage{stage}.yaml", StageConfig)
 
 
+def test_stage2_takes_the_stage1_adapters_lora_shape_or_refuses_another(
+    work: Path, adapters: dict[int, dict]
+) -> None:
+    from training.qlora import continued_lora
+
+    def stage2(**lora: object) -> StageConfig:
+        return StageConfig(
+            stage=2,
+            output_dir=work / "unused",
+            stage1_adapter=work / "stage1",
+            lora=lora or None,
+        )
+
+    inherited = continued_lora(stage2())
+    assert (inherited.r, inherited.lora_alpha) == (8, 16)
+    assert continued_lora(stage2(r=8, alpha=16, dropout=0.2)).lora_dropout == 0.2
+    with pytest.raises(ValueError, match=r"r 8 \(configured 16\), alpha 16 \(configured 32\)"):
+        continued_lora(stage2(r=16, alpha=32))
+    with pytest.raises(ValueError, match="stage 1 trains the vlm prompt only"):
+        StageConfig(stage=1, output_dir=work / "unused", mode="hybrid")
+
+
 def test_labels_keep_only_the_answer_and_prompt_matches_serving(
     work: Path, shared_data: Path
 ) -> None:
@@ -167,6 +194,13 @@ def test_labels_keep_only_the_answer_and_prompt_matches_serving(
         )
     assert prompt_for(samples[0], 1, "hybrid") == report_prompt()
     assert REPORT_INSTRUCTION in prompt_for(samples[0], 2, "hybrid")
+    # A clean page stands for a rendered waveform (hybrid facts); an augmented one for a
+    # received scan, which the engine prompts with the instruction alone.
+    train = list(read_samples(work / "dataset", "train"))
+    clean = next(s for s in train if s["augmentation"] is None)
+    scan = next(s for s in train if s["augmentation"] is not None)
+    assert prompt_for(clean, 2, "hybrid").startswith("Measured on the signal")
+    assert prompt_for(scan, 2, "hybrid") == report_prompt() == prompt_for(clean, 2, "vlm")
 
 
 def test_evaluate_prints_a_row_per_adapter(
@@ -192,9 +226,12 @@ def test_evaluate_prints_a_row_per_adapter(
     assert code == 0
     rows = [line for line in printed.splitlines() if line.startswith("| ")]
     names = [row.split("|")[1].strip() for row in rows[1:]]
-    assert len(names) == 3, printed
-    assert names[0] == "rule engine (baseline)"
-    assert any("stage 1 adapter" in n for n in names) and any("stage 2 adapter" in n for n in names)
+    assert names == [
+        "rule engine (baseline)",
+        "copy the prompt (hybrid)",
+        "tiny + stage 1 adapter (vlm)",  # read with the prompt stage 1 trains
+        "tiny + stage 2 adapter (hybrid)",
+    ], printed
     for metric in ("BLEU", "ROUGE-L", "BERTScore F1", "macro F1"):
         assert metric in rows[0]
 
@@ -202,15 +239,18 @@ def test_evaluate_prints_a_row_per_adapter(
 def test_stage2_adapter_serves_a_dicom_ecg_through_the_gateway_pipeline(
     work: Path, adapters: dict[int, dict], shared_data: Path, tmp_path: Path
 ) -> None:
+    """Six steps on two pages teach no reading: the adapter's text is read if it names a
+    statement, else the measurement engine's report goes out, flagged (never the text)."""
     settings = VlmSettings(
         mode="hybrid",
         model=str(work / "tiny"),
         adapter=str(work / "stage2"),
+        quantization="4bit",
         device="cpu",
         max_new_tokens=16,
         longest_edge=512,
     )
-    gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings, "hold"))
+    gw = gateway_with(tmp_path / "data", EngineChoice("hybrid", settings, "fallback"))
     job_id = gw.receive(shared_data / samples.VENDOR_ECG)
     gw.process_all()
     job = gw.store.get_job(job_id)
@@ -218,9 +258,32 @@ def test_stage2_adapter_serves_a_dicom_ecg_through_the_gateway_pipeline(
     report = gw.package(job_id).report
     gw.store.close()
     assert job.state == "done", job.error
-    assert report.engine.name == "hybrid" and "stage2" in report.engine.version
+    assert report.generated_text is not None  # the adapter ran
+    if "engine-fallback" in report.source.quality_flags:
+        assert report.engine.name == "measure"
+        assert any("tiny+stage2 nf4" in w for w in report.warnings)
+    else:
+        assert report.engine.name == "hybrid" and "stage2" in report.engine.version
     assert report.measurements.heart_rate_bpm is not None
     assert delivery.job_id == job_id
+
+
+def test_an_adapter_served_on_another_base_precision_is_flagged(
+    work: Path, adapters: dict[int, dict], caplog: pytest.LogCaptureFixture
+) -> None:
+    from model.vlm.engine import VlmEngine
+    from model.vlm.loading import adapter_base_precision
+
+    assert adapter_base_precision(work / "stage2") == "nf4"
+    common = {"model": str(work / "tiny"), "adapter": str(work / "stage2"), "device": "cpu"}
+    with caplog.at_level("WARNING", logger="model.vlm.loading"):
+        merged = VlmEngine(VlmSettings(**common, longest_edge=512))
+    assert merged.info.version == "tiny+stage2 (adapter trained on nf4)"
+    assert "trained on a nf4 base and is served on a full precision one" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="model.vlm.loading"):
+        as_trained = VlmEngine(VlmSettings(**common, quantization="4bit", longest_edge=512))
+    assert as_trained.info.version == "tiny+stage2 nf4" and "served on" not in caplog.text
 
 
 def test_gpu_training_bench_runs_in_its_tiny_cpu_mode() -> None:

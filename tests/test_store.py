@@ -304,8 +304,8 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
         new = store.add_job(_job("1.2.3.10", modality="ECG", station="CART7"), now=T0)
         job = store.get_job(new.job_id)
         assert (job.modality, job.station) == ("ECG", "CART7")
-        assert (job.worker_deaths, job.patient_key) == (0, "")
-        assert store._query("PRAGMA user_version")[0][0] == 3
+        assert (job.worker_deaths, job.patient_key, job.source) == (0, "", "")
+        assert store._query("PRAGMA user_version")[0][0] == 4
     finally:
         store.close()
     Store(path).close()  # opening a current store again changes nothing
@@ -337,7 +337,7 @@ def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(t
         indexes = {row[0] for row in store._query("SELECT name FROM sqlite_master")}
         assert "deliveries_order" not in indexes
         assert {"deliveries_in_receipt_order", "jobs_by_patient"} <= indexes
-        assert store._query("PRAGMA user_version")[0][0] == 3
+        assert store._query("PRAGMA user_version")[0][0] == 4
     finally:
         store.close()
 

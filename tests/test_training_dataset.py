@@ -94,18 +94,26 @@ def test_jsonl_lines_carry_every_field_and_point_at_real_images(built) -> None:
 
 
 def test_train_is_augmented_and_balanced_val_and_test_are_clean(built) -> None:
-    _, samples, printed = built
+    out, samples, printed = built
     train = samples["train"]
-    assert all(s["augmentation"] is not None for s in train)
+    originals = [s for s in train if s["copy"] == 0]
+    clean = [s for s in originals if s["augmentation"] is None]
+    # clean_share 0.5: about half of stage 1's pages are the page the gateway renders
+    assert 0.25 * len(originals) <= len(clean) <= 0.75 * len(originals)
+    for sample in clean:
+        assert sample["image"].endswith(".png")
+        with Image.open(out / sample["image"]) as page:
+            assert page.size == (792, 612)  # US letter at 72 dpi, the 3x4+1 render
+    assert all(s["augmentation"] is not None for s in train if s["copy"] > 0)
     assert all(s["augmentation"] is None for s in samples["val"] + samples["test"])
     copies = [s for s in train if s["copy"] > 0]
     assert copies, "balancing added copies of rare classes"
-    originals = {s["ecg_id"]: s for s in train if s["copy"] == 0}
+    by_id = {s["ecg_id"]: s for s in originals}
     for copy in copies:
-        original = originals[copy["ecg_id"]]
+        original = by_id[copy["ecg_id"]]
         assert copy["target_report"] == original["target_report"]
         assert copy["augmentation"] != original["augmentation"]
-    assert len({s["augmentation"]["layout"] for s in train}) > 1
+    assert len({s["augmentation"]["layout"] for s in train if s["augmentation"]}) > 1
     assert "| class | before | after | target |" in printed
     assert max(Counter(s["ecg_id"] for s in train).values()) <= 1 + 10
 
@@ -128,6 +136,15 @@ def test_manifest_counts_match_the_jsonl(built, shared_data: Path) -> None:
     for cls, n in balance["after"].items():
         assert manifest["splits"]["train"]["class_counts"][cls] == n
         assert f"| {cls} | {balance['before'][cls]} | {n} |" in printed
+
+
+def test_clean_share_zero_and_one(tmp_path: Path) -> None:
+    from training.augment import AugmentConfig, is_clean_copy
+
+    never, always = AugmentConfig(clean_share=0.0), AugmentConfig(clean_share=1.0)
+    assert not any(is_clean_copy(never, 0, ecg_id, 0) for ecg_id in range(50))
+    assert all(is_clean_copy(always, 0, ecg_id, 0) for ecg_id in range(50))
+    assert not is_clean_copy(always, 0, 1, 1)  # balancing copies are always augmented
 
 
 def test_stage_one_reads_originals_and_stage_two_all_copies(built) -> None:

@@ -21,15 +21,10 @@ from model.vlm.page_image import load_page
 from model.vlm.report import NO_WAVEFORM, Generation, waveform_report
 from model.vlm.settings import VlmSettings, VlmUnavailable
 from tests import dicom_samples as samples
-from tests.vlm_support import make_lora_adapter, tiny_model_dir
+from tests.vlm_support import TAUGHT_ANSWER, make_lora_adapter
 
 FAST = {"longest_edge": 512, "max_new_tokens": 12, "batch_size": 4}
 FOUR_BIT = {**FAST, "max_new_tokens": 4}  # bitsandbytes on the CPU is slow per token
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +43,8 @@ def four_bit(tiny: Path) -> VlmEngine:
 
 
 @pytest.fixture(scope="module")
-def hybrid(tiny: Path) -> VlmEngine:
-    return VlmEngine(VlmSettings(model=str(tiny), mode="hybrid", **FAST))
+def hybrid(taught: Path) -> VlmEngine:
+    return VlmEngine(VlmSettings(model=str(taught), mode="hybrid", **FAST))
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +58,17 @@ def scan(shared_data: Path):
     return load_page(shared_data / "images/ecg-image-kit/ecg00003.png")
 
 
-def test_waveform_report_keeps_the_measured_values(engine: VlmEngine, ecgs, tiny: Path):
+def test_waveform_report_keeps_the_measured_values(taught: Path, ecgs):
+    engine = VlmEngine(VlmSettings(model=str(taught), **{**FAST, "max_new_tokens": 24}))
     report = engine.interpret(ecgs[0])
     measured = model.analyze(ecgs[0])
     assert report.measurements == measured.measurements
     assert report.null_reasons == measured.null_reasons
-    assert report.source == measured.source
-    assert report.engine.name == "vlm" and report.engine.version == tiny.name
-    assert report.generated_text and isinstance(report.generated_text, str)
-    assert report.impression
-    assert all(s.code in STATEMENTS for s in report.statements)
+    assert report.source == measured.source  # no engine-fallback flag: the text was read
+    assert report.engine.name == "vlm" and report.engine.version == taught.name
+    assert report.generated_text == TAUGHT_ANSWER
+    assert report.impression == "Rhythm: sinus rhythm. Interpretation: normal ECG."
+    assert report.codes == ["SR", "NORM"] and all(c in STATEMENTS for c in report.codes)
     assert report.status == "preliminary"
 
 
@@ -120,9 +116,11 @@ def test_four_bit_weights_generate(four_bit: VlmEngine, tiny: Path, ecgs):
     engine = four_bit
     modules = list(engine.loaded.model.modules())
     assert sum(isinstance(m, bnb.nn.Linear4bit) for m in modules) >= 8
-    report = engine.interpret(ecgs[0])
-    assert report.engine.version == f"{tiny.name} nf4"
-    assert report.generated_text and report.measurements == model.analyze(ecgs[0]).measurements
+    kept = [engine.loaded.model.model.vision_model, engine.loaded.model.model.connector]
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for part in kept for m in part.modules())
+    assert engine.info.version == f"{tiny.name} nf4"
+    generation = engine.generate([engine.render(ecgs[0])], ["Describe."])[0]
+    assert generation.new_tokens == FOUR_BIT["max_new_tokens"] and generation.text
 
 
 @pytest.mark.parametrize("quantization", ["none", "4bit"])
@@ -206,29 +204,46 @@ def test_settings_reject_partial_tiles():
         VlmSettings(device="tpu")
 
 
-def test_cli_analyze_with_the_vlm_engine(tiny: Path, shared_data: Path, capsys):
+def assert_read_or_flagged(report: dict, engine: str) -> None:
+    """The model ran; its text is the report's if it parsed, else the report says it is
+    not (the taught model learnt 512 px pages, the CLI renders 1536 px ones)."""
+    assert report["generated_text"]
+    if "engine-fallback" not in report["source"]["quality_flags"]:
+        assert report["engine"]["name"] == engine
+
+
+def test_cli_analyze_with_the_vlm_engine(taught: Path, shared_data: Path, capsys):
     record = shared_data / "ptbxl/records500/00000/00001_hr"
-    assert main(["analyze", str(record), "--engine", "hybrid", "--model", str(tiny), "--json"]) == 0
+    assert (
+        main(["analyze", str(record), "--engine", "hybrid", "--model", str(taught), "--json"]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
-    assert report["engine"]["name"] == "hybrid" and report["generated_text"]
-    assert main(["analyze", str(record), "--engine", "vlm", "--model", str(tiny / "gone")]) == 2
+    # 1536 px pages (the CLI's default) were not taught: the text may or may not be read
+    read = report["engine"]["name"] == "hybrid"
+    assert report["generated_text"] and read != (
+        "engine-fallback" in report["source"]["quality_flags"]
+    )
+    assert main(["analyze", str(record), "--engine", "vlm", "--model", str(taught / "gone")]) == 2
     assert "ecg-gateway model tiny DIR" in capsys.readouterr().err
 
 
-def test_cli_analyze_reads_dicom_and_pdf_pages(tiny: Path, shared_data: Path, tmp_path, capsys):
+def test_cli_analyze_reads_dicom_and_pdf_pages(taught: Path, shared_data: Path, tmp_path, capsys):
     """Waveform DICOM with either engine; a Secondary Capture or an Encapsulated PDF with a
     VLM, and with the measurement engine a clear refusal that names the way to read it."""
     vendor = shared_data / samples.VENDOR_ECG
-    assert main(["analyze", str(vendor), "--engine", "hybrid", "--model", str(tiny), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["engine"]["name"] == "hybrid"
+    assert (
+        main(["analyze", str(vendor), "--engine", "hybrid", "--model", str(taught), "--json"]) == 0
+    )
+    assert_read_or_flagged(json.loads(capsys.readouterr().out), "hybrid")
     pages = [
         samples.secondary_capture_jpeg(shared_data, tmp_path / "sc.dcm"),
         samples.encapsulated_pdf(shared_data, tmp_path / "pdf.dcm"),
     ]
     for page in pages:
-        assert main(["analyze", str(page), "--engine", "vlm", "--model", str(tiny), "--json"]) == 0
-        report = json.loads(capsys.readouterr().out)
-        assert report["engine"]["name"] == "vlm" and report["generated_text"]
+        assert (
+            main(["analyze", str(page), "--engine", "vlm", "--model", str(taught), "--json"]) == 0
+        )
+        assert_read_or_flagged(json.loads(capsys.readouterr().out), "vlm")
         assert main(["analyze", str(page)]) == 2
         assert "--engine vlm" in capsys.readouterr().err
 

@@ -75,6 +75,13 @@ class AugmentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     splits: list[str] = Field(default_factory=lambda: ["train"])
+    clean_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="share of records whose copy 0 is the clean 3x4+1 page the gateway "
+        "renders (stage 1 reads copy 0 only); balancing copies are always augmented",
+    )
     layouts: dict[str, float] = Field(
         default_factory=lambda: {"3x4+1": 0.6, "6x2": 0.2, "12x1": 0.2},
         description="layout -> relative weight",
@@ -133,6 +140,14 @@ class AugmentParams:
 def sample_seed(seed: int, *keys: int) -> int:
     """A per-sample seed that depends only on the run seed and the sample, not on order."""
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+def is_clean_copy(config: AugmentConfig, seed: int, ecg_id: int, copy: int) -> bool:
+    """Copy 0 of a `clean_share` of the records, drawn from the run seed and the record:
+    the page the gateway itself renders from a waveform, which stage 1 must see."""
+    if copy != 0:
+        return False
+    return bool(np.random.default_rng([seed, ecg_id, 7]).random() < config.clean_share)
 
 
 def sample_params(config: AugmentConfig, seed: int) -> AugmentParams:

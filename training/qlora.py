@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tqdm import tqdm
 
 from model.vlm.loading import (
+    NF4,
     load_model,
     load_processor,
     model_directory,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 # The text model's projections; the vision tower (also q/k/v ...) and connector excluded.
 TEXT_PROJECTIONS = r".*text_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 CHECKPOINTS = "checkpoints"
+TRAINED_BASE = NF4  # both stages train on the 4-bit base; the card records it for serving
 STATE_FILE = "training_state.pt"
 
 
@@ -81,10 +83,18 @@ class StageConfig(LoopSettings):
     model: str = DEFAULT_MODEL
     output_dir: Path
     stage1_adapter: Path | None = Field(None, description="stage 2 starts from this adapter")
-    mode: Mode = Field("hybrid", description="the serving mode whose prompt stage 2 learns")
+    mode: Mode | None = Field(
+        None,
+        description="stage 2: the serving mode whose prompt it learns (None: hybrid); "
+        "stage 1 learns the vlm prompt, so only vlm (or nothing) may be set there",
+    )
     limit_samples: int | None = Field(None, ge=1, description="only the first N train samples")
     gradient_checkpointing: bool = True
-    lora: LoraSettings = Field(default_factory=LoraSettings)
+    lora: LoraSettings | None = Field(
+        None,
+        description="stage 1: the adapter's shape (None: the defaults); stage 2: None takes "
+        "the stage 1 adapter's, and given values must match it (dropout may differ)",
+    )
 
     @model_validator(mode="after")
     def _stage_inputs(self) -> StageConfig:
@@ -92,7 +102,14 @@ class StageConfig(LoopSettings):
             raise ValueError("stage 2 needs stage1_adapter (the folder ecg-train stage1 wrote)")
         if self.stage == 1 and self.stage1_adapter is not None:
             raise ValueError("stage1_adapter is for stage 2 only")
+        if self.stage == 1 and self.mode == "hybrid":
+            raise ValueError("mode: stage 1 trains the vlm prompt only (image and instruction)")
         return self
+
+    @property
+    def serving_mode(self) -> Mode:
+        """The engine mode whose prompt this stage trains, and so the one to serve it with."""
+        return "vlm" if self.stage == 1 else self.mode or "hybrid"
 
 
 @dataclass
@@ -124,18 +141,52 @@ def load_for_training(config: StageConfig) -> tuple[Any, Any, torch.device]:
         gradient_checkpointing_kwargs={"use_reentrant": False},
     )
     if config.stage == 2:
-        model = PeftModel.from_pretrained(base, str(config.stage1_adapter), is_trainable=True)
-    else:
-        lora = LoraConfig(
-            r=config.lora.r,
-            lora_alpha=config.lora.alpha,
-            lora_dropout=config.lora.dropout,
-            target_modules=config.lora.target_modules,
+        continued = continued_lora(config)
+        model = PeftModel.from_pretrained(
+            base, str(config.stage1_adapter), is_trainable=True, config=continued
         )
-        model = get_peft_model(base, lora)
+    else:
+        lora = config.lora or LoraSettings()
+        model = get_peft_model(
+            base,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+            ),
+        )
     model.config.use_cache = False
     _check_trainable(model)
     return processor, model, device
+
+
+def continued_lora(config: StageConfig) -> Any:
+    """Stage 2's LoraConfig: the stage 1 adapter's (its weights fix r, alpha and the target
+    modules), with stage 2's dropout. Stage 2 `lora:` values that differ from the adapter's
+    are refused: training on would silently use the adapter's, not the ones configured."""
+    from peft import LoraConfig
+
+    adapter = LoraConfig.from_pretrained(str(config.stage1_adapter))
+    if config.lora is None:
+        return adapter
+    trained = {
+        "r": adapter.r,
+        "alpha": adapter.lora_alpha,
+        "target_modules": adapter.target_modules,
+    }
+    wanted = {"r": config.lora.r, "alpha": config.lora.alpha}
+    wanted["target_modules"] = config.lora.target_modules
+    differ = [key for key, value in wanted.items() if trained[key] != value]
+    if differ:
+        found = ", ".join(f"{key} {trained[key]!r} (configured {wanted[key]!r})" for key in differ)
+        raise ValueError(
+            f"lora: stage 2 continues the stage 1 adapter {config.stage1_adapter}, whose "
+            f"weights fix {found}; remove lora from the stage 2 config to take the adapter's, "
+            "or train stage 1 with these values"
+        )
+    adapter.lora_dropout = config.lora.dropout
+    return adapter
 
 
 def _check_trainable(model: Any) -> None:
@@ -268,7 +319,7 @@ def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
     steps = total_steps(config, len(samples))
     processor, model, device = load_for_training(config)
     collate = Collator(
-        processor, config.dataset_dir, config.stage, config.mode, config.longest_edge
+        processor, config.dataset_dir, config.stage, config.serving_mode, config.longest_edge
     )
     optimizer = make_optimizer(model, config, device)
     scheduler = get_scheduler(config.lr_scheduler, optimizer, config.warmup_steps, steps)
@@ -310,7 +361,7 @@ def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
     )
     result.val_loss = validation_loss(model, collate, config, device)
     model.save_pretrained(output_dir)
-    write_model_card(config, result)
+    write_model_card(config, result, model.peft_config["default"])
     return result
 
 
@@ -371,13 +422,19 @@ def validation_loss(
 # --------------------------------------------------------------- model card ----
 
 
-def write_model_card(config: StageConfig, result: TrainResult) -> None:
-    """README.md and metrics.json next to the adapter: base, data, stage, settings, metrics."""
+def write_model_card(config: StageConfig, result: TrainResult, lora: Any) -> None:
+    """README.md and metrics.json next to the adapter: base, data, stage, settings, metrics.
+
+    `lora` is the LoraConfig the model trained with (stage 2: the stage 1 adapter's), so
+    the card prints what was trained, not what a config asked for."""
     manifest_path = config.dataset_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     train = manifest.get("splits", {}).get("train", {})
     metrics = {
         "stage": config.stage,
+        "serving_mode": config.serving_mode,
+        "base_precision": TRAINED_BASE,
+        "lora": {"r": lora.r, "alpha": lora.lora_alpha, "dropout": lora.lora_dropout},
         "steps": result.steps,
         "train_samples": result.samples,
         "first_train_loss": result.losses[0] if result.losses else None,
@@ -389,22 +446,29 @@ def write_model_card(config: StageConfig, result: TrainResult) -> None:
     purpose = (
         "alignment: page -> short description (rhythm, rate, intervals, axis)"
         if config.stage == 1
-        else f"report generation: class-balanced pages -> structured report "
-        f"({config.mode} prompt), continued from {config.stage1_adapter}"
+        else f"report generation: class-balanced pages -> structured report, "
+        f"continued from {config.stage1_adapter} (whose LoRA shape it keeps)"
     )
     settings = json.dumps(json.loads(config.model_dump_json()), indent=2)
     val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
     card = f"""---
 base_model: {config.model}
+base_precision: {TRAINED_BASE}
 library_name: peft
 tags: [ecg, smolvlm, qlora, lora]
 ---
 # ECG Gateway SmolVLM adapter, stage {config.stage}
 
-Stage {config.stage}, {purpose}. QLoRA: 4-bit NF4 base with double quantisation, LoRA
-r={config.lora.r} alpha={config.lora.alpha} on the text model's attention and MLP projections
-(vision tower and connector frozen). Serve it with the gateway's VLM engine
-(`vlm: {{model: {config.model}, adapter: <this folder>, mode: {config.mode}}}`).
+Stage {config.stage}, {purpose}. QLoRA: trained on the 4-bit NF4 base (double
+quantisation; vision tower, connector and output head kept in the compute dtype), LoRA
+r={lora.r} alpha={lora.lora_alpha} dropout={lora.lora_dropout} on the text model's attention
+and MLP projections (vision tower and connector frozen).
+
+Serve it with the prompt it was trained on and the base precision it was trained on:
+`vlm: {{model: {config.model}, adapter: <this folder>, mode: {config.serving_mode}, quantization: 4bit}}`.
+With `quantization: none` the adapter is merged into full-precision weights and its
+outputs differ from training's; the engine then logs a warning and its reports' engine
+label says so.
 
 ## Data
 - dataset: `{config.dataset_dir}` ({train.get("records", "?")} train records,

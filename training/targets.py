@@ -208,10 +208,26 @@ def report_target(
     statements: dict[str, ScpStatement],
 ) -> str:
     """Stage 2 target: one labelled line per reading step, then the measured values."""
-    groups = statement_groups(scp_codes, heart_axis, statements)
-    lines = [f"{GROUP_LABELS[group]}: {'; '.join(phrases)}." for group, phrases in groups.items()]
+    lines = statement_lines(scp_codes, heart_axis, statements)
     lines.append(f"Measurements: {'; '.join(measurement_phrases(measured))}.")
     return "\n".join(lines)
+
+
+def statement_lines(
+    scp_codes: dict[str, float], heart_axis: str | None, statements: dict[str, ScpStatement]
+) -> list[str]:
+    """The target's statement part: one "Label: phrase; phrase." line per reading step."""
+    groups = statement_groups(scp_codes, heart_axis, statements)
+    return [f"{GROUP_LABELS[group]}: {'; '.join(phrases)}." for group, phrases in groups.items()]
+
+
+def codes_as_target(codes: list[str], statements: dict[str, ScpStatement]) -> list[str]:
+    """Another system's statement codes (the measurement engine's) written as the target's
+    statement lines, so that every system is scored in the same format. Its axis codes
+    (LAD, RAD; PTB-XL keeps the axis in heart_axis) become the axis phrase."""
+    axis = next((code for code in codes if code in HEART_AXIS_TEXT), None)
+    known = {code: 100.0 for code in codes if code in statements}
+    return statement_lines(known, axis, statements)
 
 
 def alignment_target(

@@ -1,8 +1,9 @@
 """The `ecg-gateway` command. It parses arguments and calls the parts; it holds no logic.
 
 One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
-exit code): analyze.py (render, analyze), serve.py, send.py, jobs.py, deliveries.py,
-routes.py, demo.py, model_tools.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or
+exit code): analyze.py (render, analyze), convert.py, serve.py, send.py, jobs.py,
+deliveries.py, routes.py, demo.py, model_tools.py, audit.py. Exit codes: 0 ok, 1 the work
+failed, 2 bad input or
 configuration (the message names the file and the reason).
 """
 
@@ -12,7 +13,19 @@ import argparse
 import logging
 import sys
 
-from gateway.cli import analyze, deliveries, demo, jobs, model_tools, routes, send, serve
+from gateway.cli import (
+    analyze,
+    audit,
+    convert,
+    deliveries,
+    demo,
+    jobs,
+    model_tools,
+    routes,
+    send,
+    serve,
+)
+from gateway.logs import TEXT_FORMAT
 from model.errors import EcgDecodeError
 
 
@@ -25,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         analyze.add_render_parser,
         analyze.add_analyze_parser,
+        convert.add_parser,
         demo.add_parser,
         serve.add_parser,
         send.add_parser,
@@ -32,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         routes.add_parser,
         deliveries.add_parser,
         model_tools.add_parser,
+        audit.add_parser,
     ):
         add(sub)
     return parser
@@ -41,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=TEXT_FORMAT,
     )
     try:
         return int(args.func(args))

@@ -10,6 +10,8 @@ from pathlib import Path
 import model
 from model.report import Report
 
+ECG_FILE = "DICOM waveform, WFDB record, GE MUSE, Philips, HL7 aECG or SCP-ECG file"
+PAGE_FILE = "a PDF, PNG/JPEG or DICOM Secondary Capture / Encapsulated PDF page"
 # (label, measurement key, unit) in the order a cart prints them.
 _ROWS = (
     ("Heart rate", "heart_rate_bpm", "/min"),
@@ -28,7 +30,7 @@ _ROWS = (
 
 def add_render_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render an ECG as a 12-lead PNG or PDF page")
-    p.add_argument("input", help="DICOM waveform file or WFDB record (with or without .hea)")
+    p.add_argument("input", help=ECG_FILE)
     p.add_argument("-o", "--output", required=True, help="OUT.png or OUT.pdf")
     p.add_argument("--dpi", type=int, default=200, help="PNG resolution (default 200)")
     p.add_argument("--header", action="store_true", help="print patient and study details")
@@ -54,11 +56,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 def add_analyze_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="measure and interpret an ECG")
-    p.add_argument(
-        "input",
-        help="DICOM waveform file or WFDB record; with a VLM engine also "
-        "a PDF, PNG/JPEG or DICOM Secondary Capture / Encapsulated PDF page",
-    )
+    p.add_argument("input", help=f"{ECG_FILE}; with a VLM engine also {PAGE_FILE}")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--engine",

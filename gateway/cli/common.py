@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.audit import RESTRICTED, Auditor
 from gateway.config import ConfigError, GatewayConfig
 from gateway.config import load_config as load_config_file
 from gateway.store import Store, StoreError
@@ -49,3 +50,18 @@ def on_existing_store(action: StoreAction) -> Callable[[argparse.Namespace], int
             store.close()
 
     return run
+
+
+def audit_action(config: GatewayConfig, description: str) -> None:
+    """An operator's action in the gateway's audit trail (the running gateway sends it
+    on to the collector); a trail this user cannot write is a warning, not a failure."""
+    try:
+        auditor = Auditor.for_config(config)
+        if auditor is None:
+            return
+        try:
+            auditor.admin_action(RESTRICTED, description)
+        finally:
+            auditor.close()
+    except OSError as exc:
+        print(f"warning: not audited ({exc}); run as the gateway's user", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from gateway.cli.common import add_config_options, on_existing_store
+from gateway.cli.common import add_config_options, audit_action, on_existing_store
 from gateway.config import GatewayConfig
 from gateway.store import Delivery, Store
 
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 @on_existing_store
-def run(args: argparse.Namespace, _config: GatewayConfig, store: Store) -> int:
+def run(args: argparse.Namespace, config: GatewayConfig, store: Store) -> int:
     if args.deliveries_command == "list":
         # One row more than shown says whether there is an older page.
         page = store.recent_deliveries(
@@ -40,9 +40,12 @@ def run(args: argparse.Namespace, _config: GatewayConfig, store: Store) -> int:
         print(format_deliveries(page[: args.limit], counts, more=len(page) > args.limit))
         return 0
     if args.all_dead:
-        print(f"requeued {store.retry_all_dead()} dead deliveries")
+        count = store.retry_all_dead()
+        audit_action(config, f"deliveries retry --all-dead: {count} requeued")
+        print(f"requeued {count} dead deliveries")
         return 0
     if store.retry_delivery(args.id):
+        audit_action(config, f"deliveries retry {args.id}")
         print(f"requeued delivery {args.id}")
         return 0
     print(f"error: delivery {args.id} does not exist or is not failed or dead", file=sys.stderr)

@@ -27,10 +27,10 @@ from pynetdicom.sop_class import Verification
 from gateway.cli.demo_samples import DemoSample, prepare_samples, shared_data_dir
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.delivery.base import safe_file_stem
-from gateway.delivery.codes import technical_notes
 from gateway.store import Delivery, Job, Store, StoreError
 from model.errors import EcgDecodeError
 from model.report import MEASUREMENT_KEYS, Report
+from model.report_text import technical_notes
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO / "config" / "gateway.yaml"
@@ -190,6 +190,8 @@ class DemoGateway:
             str(self.port),
             "--bind",
             "127.0.0.1",
+            "--admin-port",  # any free port: 8090 may be another gateway's
+            "0",
         ]
 
     def start(self, timeout_s: float = 60.0) -> None:

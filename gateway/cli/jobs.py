@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from gateway.cli.common import add_config_options, on_existing_store
+from gateway.cli.common import add_config_options, audit_action, on_existing_store
 from gateway.config import GatewayConfig
 from gateway.metrics import REJECTED_PREFIX, read_metrics
 from gateway.store import Job, Store
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace, config: GatewayConfig, store: Store) -> int:
         print(text or f"no job for SOP Instance UID {args.uid}")
         return 0 if text else 1
     count = retry_jobs(store, args.uid)
+    audit_action(config, f"jobs retry {args.uid}: {count} requeued")
     print(f"requeued {count} failed job(s) for {args.uid}")
     return 0 if count else 1
 
@@ -93,6 +94,7 @@ def _details(job: Job) -> str:
         f"  kind              {job.kind}",
         f"  content sha256    {job.content_sha256}",
         f"  from              {job.calling_ae or '-'} -> {job.called_ae or '-'} ({job.peer or '-'})",
+        f"  source            {job.source or '-'}",
         f"  received          {_time(job.created_at)}",
         f"  updated           {_time(job.updated_at)}",
         f"  attempts          {job.attempts}",

@@ -19,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     test.add_argument("-r", "--routes", type=Path, help="default: the config's routes file")
     test.add_argument("--calling-ae", default="", help="pretend it came from this AE title")
     test.add_argument("--called-ae", default="ECGGW", help="pretend it was sent to this AE title")
+    test.add_argument("--source", default="", help="pretend it came from this folder or upload")
     for action in (check, test):
         add_config_options(action)
     p.set_defaults(func=run)
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     package = package_for_input(
-        args.input, Association(args.calling_ae, args.called_ae), config.statement_limits
+        args.input,
+        Association(args.calling_ae, args.called_ae, source=args.source),
+        config.statement_limits,
     )
     print(format_route_test(package, routes))
     return 0

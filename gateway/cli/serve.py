@@ -17,16 +17,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="ADDRESS",
         help="override bind_address (e.g. 127.0.0.1: this machine only)",
     )
+    p.add_argument(
+        "--admin-port", type=int, metavar="N", help="override admin.port (0: any free port)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.config import ConfigError
+    from gateway.config import ConfigError, GatewayConfig
     from gateway.routing import RoutesError
     from gateway.server import GatewayBusy, serve
 
     try:
-        return serve(load_config(args, port=args.port, bind_address=args.bind))
+
+        def read_config() -> GatewayConfig:
+            config = load_config(args, port=args.port, bind_address=args.bind)
+            if args.admin_port is None:
+                return config
+            admin = {**config.admin.model_dump(), "port": args.admin_port}
+            return config.with_overrides(admin=admin)
+
+        return serve(read_config(), read_config)
     except (ConfigError, RoutesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

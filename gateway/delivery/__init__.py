@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.delivery import fhir, hl7, outbox
+from gateway.delivery import dicom, fhir, hl7, outbox
 from gateway.delivery.base import Artefacts, DeliveryError, Sender
-from gateway.delivery.fhir import FhirSender
+from gateway.delivery.dicom import DicomSender
+from gateway.delivery.fhir_client import FhirSender
 from gateway.delivery.hl7 import Hl7Sender
 from gateway.delivery.outbox import FileSender
 from gateway.processing.package import ReportPackage
@@ -22,11 +23,13 @@ from gateway.routing import AnyDestination
 SENDER_TYPES: dict[str, Callable[[AnyDestination, str], Sender]] = {
     "fhir": FhirSender,
     "hl7": Hl7Sender,
+    "dicom": DicomSender,
     "file": FileSender,
 }
 PREPARERS: dict[str, Callable[[ReportPackage, AnyDestination, str], Artefacts]] = {
     "fhir": fhir.prepare,
     "hl7": hl7.prepare,
+    "dicom": dicom.prepare,
     "file": outbox.prepare,
 }
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Protocol
+import uuid
+from typing import NamedTuple, Protocol
 
 from gateway.processing.package import ReportPackage
 from model.decode.demographics import dicom_date
@@ -27,6 +28,8 @@ class DeliveryError(Exception):
         self.permanent = permanent
         self.retry_after_s = retry_after_s
 
+
+_UID_NAMESPACE = uuid.UUID("0b9c6a52-8d2e-4f4b-9c1e-2f6d7a3e5b10")
 
 Artefacts = dict[str, bytes]
 """What goes on the wire for one package, by part (".hl7", "message", ...). A destination
@@ -54,6 +57,30 @@ def content_version(package: ReportPackage) -> str:
     body = package.report.model_dump_json(exclude={"created_at"})
     identity = f"{package.sop_instance_uid}\x00{body}"
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+class ObjectUids(NamedTuple):
+    study: str
+    series: str
+    instance: str
+
+
+def object_uids(package: ReportPackage, role: str) -> ObjectUids:
+    """Study, series and instance UID of a DICOM object the gateway makes from this report
+    (role "pdf": its Encapsulated PDF, "sr": its structured report).
+
+    In the ECG's own study when the ECG names one. The same for every resend of the same
+    content, so the archive and an HL7 reference pointer name the same instance; a new
+    instance for a correction. pydicom's generate_uid ignores its entropy sources without
+    an org root; this is the same 2.25 form (ISO/IEC 9834-8) from name-based UUIDs.
+    """
+
+    def uid(*seed: str) -> str:
+        return f"2.25.{uuid.uuid5(_UID_NAMESPACE, chr(0).join(seed)).int}"
+
+    ecg = package.sop_instance_uid
+    study = package.metadata.study_instance_uid or uid(ecg, "study")
+    return ObjectUids(study, uid(ecg, role, "series"), uid(ecg, role, content_version(package)))
 
 
 def redact(text: str, package: ReportPackage, limit: int = 200) -> str:

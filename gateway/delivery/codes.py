@@ -11,6 +11,7 @@ SNOMED = "http://snomed.info/sct"
 
 EKG_STUDY = ("11524-6", "EKG study")
 EKG_IMPRESSION = ("8601-7", "EKG impression")
+TWELVE_LEAD_PANEL = ("34534-8", "12 lead EKG panel")
 CARDIOLOGY_CATEGORY = ("LP29708-2", "Cardiology")
 DIAGNOSTIC_SECTION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
 ELECTROCARDIAC_SECTION = ("EC", "Electrocardiac (e.g., EKG, EEC, Holter)")
@@ -46,11 +47,3 @@ def measurement_value(value: float) -> float:
 def format_number(value: float) -> str:
     rounded = measurement_value(value)
     return str(int(rounded)) if rounded.is_integer() else f"{rounded:.1f}"
-
-
-def technical_notes(warnings: list[str]) -> str:
-    """The report's warnings (leads not used, an engine standing in for another, values
-    the VLM got wrong) as one sentence for the over-reading physician, in both formats."""
-    if not warnings:
-        return ""
-    return "Technical notes: " + "; ".join(w.rstrip(". ") for w in warnings) + "."

@@ -1,5 +1,5 @@
-"""FHIR R4: one transaction Bundle per ECG, built and validated with fhir.resources,
-POSTed to the server's base URL with httpx.
+"""FHIR R4: one transaction Bundle per ECG, built and validated with fhir.resources
+(sent by fhir_client.py; the waveform itself in fhir_waveform.py).
 
 Every entry is a conditional create (Patient and DiagnosticReport on their
 identifiers, the rest on identifiers derived from the SOP Instance UID and the
@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import uuid
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -31,7 +28,7 @@ from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 from pydicom.valuerep import PersonName
 
-from gateway.delivery.base import Artefacts, DeliveryError, content_version, redact
+from gateway.delivery.base import Artefacts, DeliveryError, content_version
 from gateway.delivery.codes import (
     CARDIOLOGY_CATEGORY,
     DIAGNOSTIC_SECTION_SYSTEM,
@@ -41,16 +38,23 @@ from gateway.delivery.codes import (
     LOINC,
     MEASUREMENT_CODES,
     SNOMED,
+    TWELVE_LEAD_PANEL,
     UCUM,
     measurement_value,
-    technical_notes,
 )
-from gateway.delivery.tls import client_ssl_context
+from gateway.delivery.fhir_waveform import (
+    DICOM_TYPE,
+    ECG_ELEC_POTL,
+    MDC,
+    binary_entry,
+    json_size,
+    waveform_components,
+)
 from gateway.processing.package import ReportPackage
-from gateway.routing import BasicAuth, BearerAuth, FhirDestination, FhirOptions
+from gateway.routing import FhirDestination, FhirOptions
 from model.decode.demographics import dicom_date
+from model.report_text import technical_notes
 
-FHIR_JSON = "application/fhir+json"
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 URI_SYSTEM = "urn:ietf:rfc:3986"
 DEVICE_SYSTEM = "urn:ecg-gateway:device"
@@ -60,9 +64,6 @@ MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
 _IDENTITY_NAMESPACE = uuid.UUID("6f0f3b0e-2c55-4c1e-9a43-6b1d8f1e0c2a")
 _IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
 _SEX = {"M": "male", "F": "female", "O": "other"}
-# Client errors that a person can fix without changing the report: retry those.
-_RETRYABLE_4XX = {401, 403, 404, 408, 429}
-_SAYS_WHEN_TO_RETRY = {429, 503}  # statuses whose Retry-After header we honour
 
 
 def build_bundle(package: ReportPackage, options: FhirOptions) -> Bundle:
@@ -83,111 +84,6 @@ def prepare(package: ReportPackage, destination: FhirDestination, name: str) -> 
     return {"bundle": bundle_json(build_bundle(package, destination.fhir))}
 
 
-class FhirSender:
-    """POSTs transactions to one FHIR server over a reused httpx connection pool."""
-
-    def __init__(self, destination: FhirDestination, name: str):
-        self.destination = destination
-        self.name = name
-        # httpx logs every request at INFO; the sweeper already logs each delivery once
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        self.endpoint = str(destination.endpoint)
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(destination.timeout_s),
-            verify=client_ssl_context(destination.tls),
-            headers={"Accept": FHIR_JSON},
-        )
-
-    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
-        response = self._post(artefacts["bundle"])
-        return _check_response(response, package)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _post(self, body: bytes) -> httpx.Response:
-        headers = {"Content-Type": FHIR_JSON}
-        auth: httpx.Auth | None = None
-        try:
-            if isinstance(self.destination.auth, BearerAuth):
-                headers["Authorization"] = f"Bearer {self.destination.auth.token.read()}"
-            elif isinstance(self.destination.auth, BasicAuth):
-                auth = httpx.BasicAuth(
-                    self.destination.auth.username, self.destination.auth.password.read()
-                )
-        except LookupError as exc:
-            raise DeliveryError(f"reading credentials for {self.endpoint}: {exc}") from None
-        try:
-            return self._client.post(self.endpoint, content=body, headers=headers, auth=auth)
-        except httpx.TimeoutException:
-            raise DeliveryError(
-                f"POST transaction to {self.endpoint}: no answer within "
-                f"{self.destination.timeout_s:g} s"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"POST transaction to {self.endpoint}: {exc}") from None
-
-
-def _check_response(response: httpx.Response, package: ReportPackage) -> str:
-    """Success means a transaction-response whose every entry succeeded."""
-    where = f"POST transaction to {response.request.url}"
-    if not response.is_success:
-        permanent = 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX
-        detail = redact(_outcome_summary(response), package)
-        wait = None
-        if response.status_code in _SAYS_WHEN_TO_RETRY:
-            wait = retry_after_s(response.headers.get("Retry-After"), datetime.now(UTC))
-        raise DeliveryError(
-            f"{where}: HTTP {response.status_code} {detail}".rstrip(),
-            permanent=permanent,
-            retry_after_s=wait,
-        )
-    try:
-        reply = response.json()
-        statuses = [entry["response"]["status"] for entry in reply.get("entry", [])]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise DeliveryError(
-            f"{where}: HTTP {response.status_code} but no transaction-response"
-        ) from None
-    failed = [status for status in statuses if not str(status).startswith("2")]
-    if reply.get("type") != "transaction-response" or failed:
-        raise DeliveryError(f"{where}: transaction-response with failed entries {failed}")
-    report_locations = [
-        entry["response"].get("location", "")
-        for entry in reply["entry"]
-        if "DiagnosticReport" in entry["response"].get("location", "")
-    ]
-    return f"HTTP {response.status_code} {' '.join(report_locations)}".rstrip()
-
-
-def retry_after_s(value: str | None, now: datetime) -> float | None:
-    """Seconds a Retry-After header (delay-seconds or an HTTP-date) asks us to wait;
-    None when there is none or it cannot be read, so the usual backoff applies."""
-    value = (value or "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP-date is GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def _outcome_summary(response: httpx.Response) -> str:
-    """Issue codes and diagnostics of an OperationOutcome, if the server sent one."""
-    try:
-        outcome = response.json()
-        issues = outcome.get("issue", [])
-        return "; ".join(
-            f"{issue.get('severity', '?')} {issue.get('code', '?')}: {issue.get('diagnostics', '')}"
-            for issue in issues
-        )
-    except (ValueError, AttributeError):
-        return response.reason_phrase
-
-
 class _BundleBuilder:
     """Builds the entries in dependency order, each validated as its R4B type."""
 
@@ -204,9 +100,12 @@ class _BundleBuilder:
     def build(self) -> Bundle:
         patient_ref = self._add_patient()
         device_ref = self._add_device()
-        results = self._add_observations(patient_ref, device_ref)
+        measurements = self._add_observations(patient_ref, device_ref)
+        results = self._add_panel(measurements, patient_ref, device_ref)
+        results += self._add_impression(patient_ref, device_ref)
+        forms = self._add_waveform(patient_ref, device_ref, results)
         media_ref = self._add_media(patient_ref, device_ref)
-        self._add_report(patient_ref, results, media_ref)
+        self._add_report(patient_ref, results, media_ref, forms)
         return _validated(
             Bundle, {"resourceType": "Bundle", "type": "transaction", "entry": self.entries}
         )
@@ -353,13 +252,54 @@ class _BundleBuilder:
                     "text": reason,
                 }
             results.append(self._add_entry_for(observation, code.key))
-        if self.report.impression:
-            observation = self._observation_base(
-                "impression", EKG_IMPRESSION, patient_ref, device_ref
-            )
-            observation["valueString"] = self.report.impression
-            results.append(self._add_entry_for(observation, "impression"))
         return results
+
+    def _add_panel(
+        self, members: list[dict], patient_ref: dict | None, device_ref: dict | None
+    ) -> list[dict]:
+        """US Core: the 12-lead EKG panel (34534-8) groups the interval observations."""
+        if not members:
+            return []
+        panel = self._observation_base("panel", TWELVE_LEAD_PANEL, patient_ref, device_ref)
+        panel["hasMember"] = members
+        return [self._add_entry_for(panel, "panel")]
+
+    def _add_impression(self, patient_ref: dict | None, device_ref: dict | None) -> list[dict]:
+        if not self.report.impression:
+            return []
+        observation = self._observation_base("impression", EKG_IMPRESSION, patient_ref, device_ref)
+        observation["valueString"] = self.report.impression
+        return [self._add_entry_for(observation, "impression")]
+
+    def _add_waveform(
+        self, patient_ref: dict | None, device_ref: dict | None, results: list[dict]
+    ) -> list[dict]:
+        """The waveform, as the route asks: an Observation in the report's results, or
+        (asked, or too large) a Binary in its presentedForm; returns the latter's forms."""
+        waveform = self.package.waveform
+        if self.options.waveform == "none" or waveform is None:
+            return []
+        if self.options.waveform == "observation":
+            observation = self._observation_base(
+                "waveform", (str(ECG_ELEC_POTL), "MDC_ECG_ELEC_POTL"), patient_ref, device_ref
+            )
+            observation["code"]["coding"][0]["system"] = MDC  # an MDC code, not LOINC
+            observation["status"] = "final"  # the recorded signal, not an interpretation
+            observation["component"] = waveform_components(waveform)
+            if json_size(observation) <= self.options.waveform_max_kb * 1024:
+                results.append(self._add_entry_for(observation, "waveform"))
+                return []
+        entry, size = binary_entry(self.package, self._full_url("waveform-binary"))
+        self.entries.append(entry)
+        return [
+            {
+                "contentType": DICOM_TYPE,
+                "url": entry["fullUrl"],
+                "size": size,
+                "title": "ECG waveform (DICOM 12-lead ECG)",
+                "creation": self.issued,
+            }
+        ]
 
     def _add_entry_for(self, observation: dict, role: str) -> dict:
         identifier = observation["identifier"][0]
@@ -403,7 +343,11 @@ class _BundleBuilder:
         return None, ""
 
     def _add_report(
-        self, patient_ref: dict | None, results: list[dict], media_ref: dict | None
+        self,
+        patient_ref: dict | None,
+        results: list[dict],
+        media_ref: dict | None,
+        forms: list[dict],
     ) -> None:
         identifier = self._report_identifier()
         report = self._preliminary(
@@ -431,14 +375,17 @@ class _BundleBuilder:
         if codes:
             report["conclusionCode"] = codes
         if self.package.pdf is not None:
-            report["presentedForm"] = [
+            forms = [
                 {
                     "contentType": "application/pdf",
                     "data": _b64(self.package.pdf),
                     "title": "ECG report (preliminary)",
                     "creation": self.issued,
-                }
+                },
+                *forms,
             ]
+        if forms:
+            report["presentedForm"] = forms
         self._add(
             DiagnosticReport, report, self._full_url("report"), self._report_request(identifier)
         )

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
@@ -19,21 +20,32 @@ from hl7apy.parser import parse_message
 from pydicom.valuerep import PersonName
 
 from gateway.delivery import er7
-from gateway.delivery.base import Artefacts, DeliveryError, content_version, redact
+from gateway.delivery.base import (
+    Artefacts,
+    DeliveryError,
+    content_version,
+    object_uids,
+    redact,
+)
 from gateway.delivery.codes import (
     EKG_IMPRESSION,
     EKG_STUDY,
     MEASUREMENT_CODES,
     format_number,
-    technical_notes,
 )
 from gateway.delivery.mllp import MllpClient, MllpError
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
 from gateway.routing import Hl7Destination, Hl7Options
+from gateway.routing.schema import RP_POINTER_MAX_CHARS
 from model.decode.demographics import dicom_date
+from model.report_text import technical_notes
 
 VERSION = "2.5.1"
+# One ED.5 (TX) holds 65,536 characters in hl7apy's 2.5.1 tables, which its strict
+# validation enforces (RP.1, ST, 199: see gateway/routing/schema.py); 2.5.1's own OBX-5
+# length (99,999) is the looser bound.
+ED_DATA_MAX_CHARS = 65536
 SUCCESS_CODES = {"AA", "CA"}
 FAILURE_CODES = {"AE", "AR", "CE", "CR"}
 # Reject (original and enhanced mode): the receiver refuses this message as it is, so
@@ -65,7 +77,12 @@ def build_oru(package: ReportPackage, options: Hl7Options, message_control_id: s
     segments = [_msh(options, message_control_id)]
     if package.metadata.patient_id:
         segments.append(_pid(package))
-    segments += [_orc(package), _obr(package), *_notes(package), *_observations(package)]
+    segments += [
+        _orc(package),
+        _obr(package),
+        *_notes(package),
+        *_observations(package, options),
+    ]
     return er7.message(segments)
 
 
@@ -241,13 +258,13 @@ class _Observation(NamedTuple):
     note: str = ""
 
 
-def _observations(package: ReportPackage) -> list[str]:
+def _observations(package: ReportPackage, options: Hl7Options) -> list[str]:
     """The OBX segments, numbered, each with status and observation time; a measurement
     that could not be made is an OBX with status X and its reason in an NTE after it."""
     acquired = package.metadata.acquisition_time
     observed = _hl7_time(acquired) if acquired is not None else ""
     segments = []
-    for number, obx in enumerate(_observation_contents(package), start=1):
+    for number, obx in enumerate(_observation_contents(package, options), start=1):
         segments.append(
             er7.segment(
                 "OBX",
@@ -268,7 +285,7 @@ def _observations(package: ReportPackage) -> list[str]:
     return segments
 
 
-def _observation_contents(package: ReportPackage) -> list[_Observation]:
+def _observation_contents(package: ReportPackage, options: Hl7Options) -> list[_Observation]:
     """Measurements, then the impression and each statement, then the PDF."""
     contents = []
     report = package.report
@@ -293,11 +310,56 @@ def _observation_contents(package: ReportPackage) -> list[_Observation]:
         line = er7.text(f"{statement.code}: {statement.text}")
         contents.append(_Observation("TX", impression, line, status, sub_id=str(index)))
     if package.pdf is not None:
-        data = base64.b64encode(package.pdf).decode("ascii")
-        document = er7.components("", "AP", "PDF", "Base64", data)
-        study = er7.components(*EKG_STUDY, "LN")
-        contents.append(_Observation("ED", study, document, status))
+        contents += _pdf_observations(package, options, status)
     return contents
+
+
+def _pdf_observations(
+    package: ReportPackage, options: Hl7Options, status: str
+) -> list[_Observation]:
+    """The report PDF as the route asks: one ED OBX (embed), as many ED OBX as it takes
+    with the same OBX-3 and OBX-4, the receiver joining their data in order (split), or an
+    RP pointer to the Encapsulated PDF a dicom route stores (reference). See
+    docs/output-formats.md for why."""
+    study = er7.components(*EKG_STUDY, "LN")
+    if options.pdf == "omit":
+        return []
+    if options.pdf == "reference":
+        return [_Observation("RP", study, _pdf_pointer(package, options), status, sub_id="1")]
+    data = base64.b64encode(package.pdf).decode("ascii")
+    if len(data) > ED_DATA_MAX_CHARS and options.pdf == "embed":
+        raise DeliveryError(
+            f"the PDF's base64 is {len(data)} characters, over the {ED_DATA_MAX_CHARS} one "
+            "OBX-5 holds; set the route's hl7.pdf to split or reference",
+            permanent=True,
+        )
+    pieces = [data[i : i + ED_DATA_MAX_CHARS] for i in range(0, len(data), ED_DATA_MAX_CHARS)]
+    return [
+        _Observation("ED", study, er7.components("", "AP", "PDF", "Base64", piece), status, "", "1")
+        for piece in pieces
+    ]
+
+
+def _pdf_pointer(package: ReportPackage, options: Hl7Options) -> str:
+    """RP: pointer^application ID^type of data^subtype. The pointer names the Encapsulated
+    PDF by its UIDs (the key the archive holds it under, or a URL); the application is the
+    system holding it, or a URL's host."""
+    uids = object_uids(package, "pdf")
+    pointer = options.pdf_reference_pointer.format(
+        study_uid=uids.study, series_uid=uids.series, instance_uid=uids.instance
+    )
+    if len(pointer) > RP_POINTER_MAX_CHARS:
+        raise DeliveryError(
+            f"the PDF reference is {len(pointer)} characters, over the {RP_POINTER_MAX_CHARS} "
+            "RP.1 holds; shorten the route's hl7.pdf_reference_pointer",
+            permanent=True,
+        )
+    if options.pdf_reference_application:
+        application = er7.text(options.pdf_reference_application)
+    else:
+        host = urlsplit(pointer).hostname or ""
+        application = f"&{er7.text(host)}&DNS" if host else ""
+    return er7.components(er7.text(pointer), application, "AP", "PDF")
 
 
 def _hl7_time(value: datetime) -> str:

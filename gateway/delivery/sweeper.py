@@ -26,6 +26,7 @@ from pathlib import Path
 
 from gateway import metrics as metric_names
 from gateway.alerts import DELIVERY_DEAD, Alert, AlertHook
+from gateway.audit import Auditor, Instance
 from gateway.delivery import (
     AnyDestination,
     Artefacts,
@@ -86,11 +87,13 @@ class DeliverySweeper:
         lease_s: float = 300.0,
         formatting_process: bool = False,
         alerts: AlertHook | None = None,
+        audit: Auditor | None = None,
     ):
         """`formatting_process`: build FHIR and HL7 in a helper process (the server does),
         not in the sweeping thread, which shares the interpreter lock with DICOM intake;
         `alerts` runs the site's command for each delivery given up."""
         self.alerts = alerts or AlertHook()
+        self.audit = audit  # one ATNA Export record per delivery sent
         self.store = store
         self.router = router
         self.metrics = metrics or Metrics()
@@ -204,8 +207,10 @@ class DeliverySweeper:
             error = DeliveryError(f"{type(exc).__name__}: {redact(str(exc), package)}")
             return self._record_failure(delivery, destination.retry, error), False
         self.store.mark_delivery_sent(delivery.id, now=self.clock())
-        self.metrics.inc(metric_names.DELIVERIES_SENT)
+        self.metrics.inc(metric_names.DELIVERIES_SENT, destination=delivery.destination)
         log.info("delivered %s: %s", _label(delivery), receipt)
+        if self.audit is not None:
+            self.audit.exported(exported_instance(package), delivery.destination)
         return SweepResult(sent=1), True
 
     def _prepare(
@@ -258,14 +263,14 @@ class DeliverySweeper:
         if reason is not None:
             message = f"{reason}: {error}"
             self.store.mark_delivery_dead(delivery.id, message, now=now)
-            self.metrics.inc(metric_names.DELIVERIES_DEAD)
+            self.metrics.inc(metric_names.DELIVERIES_DEAD, destination=delivery.destination)
             log.error("delivery %s is dead: %s", _label(delivery), message)
             detail = f"delivery {delivery.id} to {delivery.destination}"
             self.alerts.send(Alert(DELIVERY_DEAD, delivery.sop_instance_uid, detail, message))
             return SweepResult(dead=1)
         delay = self._next_delay(policy, failures, age, error)
         self.store.mark_delivery_failed(delivery.id, str(error), now + delay, now=now)
-        self.metrics.inc(metric_names.DELIVERIES_FAILED)
+        self.metrics.inc(metric_names.DELIVERIES_FAILED, destination=delivery.destination)
         log.warning(
             "delivery %s failed (try %d), next try in %.0f s: %s",
             _label(delivery),
@@ -296,6 +301,18 @@ def _give_up_reason(
     if age_s >= policy.max_age.total_seconds():
         return f"gave up after {age_s / 3600:.1f} h (max_age)"
     return None
+
+
+def exported_instance(package: ReportPackage) -> Instance:
+    """What an Export audit record names: the received object, its study and patient."""
+    meta = package.metadata
+    return Instance(
+        meta.sop_class_uid or "",
+        package.sop_instance_uid,
+        meta.study_instance_uid or "",
+        meta.patient_id or "",
+        meta.patient_id_issuer or "",
+    )
 
 
 def _new_formatter() -> ProcessPoolExecutor:

@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from gateway import metrics as m
+from gateway.audit import Auditor, Instance
 from gateway.durable import write_durably
 from gateway.intake.spool import free_bytes, is_valid_uid, spool_name
 from gateway.metrics import Metrics
@@ -64,8 +65,9 @@ KIND_BY_SOP_CLASS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ReceivedObject:
-    """One C-STORE request as received: file-format bytes plus who sent it (always known
-    for a C-STORE, so never defaulted: a job must say where its object came from)."""
+    """One received object: file-format bytes plus who sent it (never defaulted: a job
+    must say where its object came from). A C-STORE request, or a file from a watched
+    folder or an upload (gateway/intake/files.py: no AE titles, a source name instead)."""
 
     sop_class_uid: str
     sop_instance_uid: str
@@ -74,6 +76,7 @@ class ReceivedObject:
     calling_ae: str
     called_ae: str
     peer: str
+    source: str = ""  # a watched folder's or the upload endpoint's name; none for C-STORE
 
     @property
     def content_sha256(self) -> str:
@@ -83,11 +86,14 @@ class ReceivedObject:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The status for the peer; `reason` is the counter slug, `comment` the ErrorComment."""
+    """The status for the peer; `reason` is the counter slug, `comment` the ErrorComment;
+    on success, the job that holds the object (a new one, or the earlier one for a duplicate)."""
 
     status: int
     reason: str | None = None
     comment: str | None = None
+    job_id: int | None = None
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,43 +106,59 @@ class Intake:
     metrics: Metrics
     min_free_bytes: int = 0
     on_job: Callable[[], None] = lambda: None
+    audit: Auditor | None = None  # one ATNA record per object acknowledged
 
     def accept(self, obj: ReceivedObject) -> Outcome:
         sha = obj.content_sha256
         label = f"{obj.sop_instance_uid} sha256={sha[:12]}"
-        try:
-            if self.store.find_job(obj.sop_instance_uid, sha) is not None:
-                return self._duplicate(label)
-        except StoreError as exc:
-            return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+        earlier = self.received_before(obj, sha, label)
+        if earlier is not None:
+            return earlier
         checked = check_object(obj)
         if isinstance(checked, Outcome):  # refused before anything is written
-            return self._reject(label, checked)
-        stored = self._spool(obj, sha)
+            return self.reject(label, checked)
+        stored = self.spool(spool_name(obj.sop_instance_uid, sha), obj.file_bytes)
         if isinstance(stored, Outcome):
-            return self._reject(label, stored)
-        return self._enqueue(obj, sha, stored, label, checked)
+            return self.reject(label, stored)
+        return self.enqueue(obj, sha, stored, label, checked, KIND_BY_SOP_CLASS[obj.sop_class_uid])
 
-    def _spool(self, obj: ReceivedObject, sha: str) -> Path | Outcome:
+    def received_before(self, obj: ReceivedObject, sha: str, label: str) -> Outcome | None:
+        """Success for content received before (not processed again), a refusal when the
+        store cannot say, or None for content new to the gateway."""
         try:
-            if free_bytes(self.spool_dir) < self.min_free_bytes + len(obj.file_bytes):
+            earlier = self.store.find_job(obj.sop_instance_uid, sha)
+        except StoreError as exc:
+            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+        return None if earlier is None else self.duplicate(label, earlier.id, obj, None)
+
+    def spool(self, name: str, data: bytes) -> Path | Outcome:
+        """Write `data` durably into the spool under `name`, or say why it could not be."""
+        try:
+            if free_bytes(self.spool_dir) < self.min_free_bytes + len(data):
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
-            path = self.spool_dir / spool_name(obj.sop_instance_uid, sha)
-            return write_durably(path, obj.file_bytes)
+            return write_durably(self.spool_dir / name, data)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
             return Outcome(OUT_OF_RESOURCES, "spool-write-failed", f"spool write failed: {exc}")
 
-    def _enqueue(
-        self, obj: ReceivedObject, sha: str, path: Path, label: str, header: HeaderFacts
+    def enqueue(
+        self,
+        obj: ReceivedObject,
+        sha: str,
+        path: Path,
+        label: str,
+        header: HeaderFacts,
+        kind: str,
     ) -> Outcome:
+        """Queue the job of an object already durable in the spool at `path`; success
+        only once the job is committed."""
         new = NewJob(
             sop_instance_uid=obj.sop_instance_uid,
             sop_class_uid=obj.sop_class_uid,
             content_sha256=sha,
             spool_path=str(path),
-            kind=KIND_BY_SOP_CLASS[obj.sop_class_uid],
+            kind=kind,
             calling_ae=obj.calling_ae,
             called_ae=obj.called_ae,
             peer=obj.peer,
@@ -144,13 +166,14 @@ class Intake:
             institution=header.institution,
             station=header.station,
             patient_key=header.patient_key,
+            source=obj.source,
         )
         try:
             enqueued = self.store.add_job(new)
         except StoreError as exc:
-            return self._reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         if enqueued.duplicate:
-            return self._duplicate(label)
+            return self.duplicate(label, enqueued.job_id, obj, header)
         self.metrics.inc(m.OBJECTS_ACCEPTED)
         if enqueued.is_correction:
             self.metrics.inc(m.OBJECTS_CORRECTION)
@@ -160,18 +183,41 @@ class Intake:
             enqueued.job_id,
             new.kind,
             ", correction" if enqueued.is_correction else "",
-            obj.calling_ae,
-            obj.peer,
+            new.calling_ae or new.source,
+            new.peer,
         )
         self.on_job()
-        return Outcome(SUCCESS)
+        self._audit(obj, header)
+        return Outcome(SUCCESS, job_id=enqueued.job_id)
 
-    def _duplicate(self, label: str) -> Outcome:
+    def duplicate(
+        self, label: str, job_id: int, obj: ReceivedObject, header: HeaderFacts | None
+    ) -> Outcome:
+        """Success for an object received before: acknowledged (and audited as a
+        transfer), not processed again."""
         self.metrics.inc(m.OBJECTS_DUPLICATE)
         log.info("already received %s: acknowledged, not processed again", label)
-        return Outcome(SUCCESS)
+        self._audit(obj, header)
+        return Outcome(SUCCESS, job_id=job_id, duplicate=True)
 
-    def _reject(self, label: str, outcome: Outcome) -> Outcome:
+    def _audit(self, obj: ReceivedObject, header: HeaderFacts | None) -> None:
+        """The ATNA record of an acknowledged transfer; a duplicate found before the
+        object check has its identifiers read here (a resend is rare)."""
+        if self.audit is None:
+            return
+        if header is None:
+            header = audit_facts(obj)
+        instance = Instance(
+            obj.sop_class_uid,
+            obj.sop_instance_uid,
+            header.study_uid,
+            header.patient_id,
+            header.patient_id_issuer,
+        )
+        self.audit.instance_received(instance, obj.calling_ae, obj.peer.rpartition(":")[0])
+
+    def reject(self, label: str, outcome: Outcome) -> Outcome:
+        """Count and log a refusal (ids and a content hash only, never patient data)."""
         self.metrics.reject(outcome.reason or "unknown")
         log.warning(
             "rejected %s with status 0x%04X (%s): %s",
@@ -194,6 +240,10 @@ class HeaderFacts:
     institution: str
     station: str
     patient_key: str
+    # for the audit record only (PS3.15 A.5.3.5 names the patient and the study)
+    patient_id: str = ""
+    patient_id_issuer: str = ""
+    study_uid: str = ""
 
     @classmethod
     def of(cls, ds: Dataset, sop_instance_uid: str) -> HeaderFacts:
@@ -202,7 +252,20 @@ class HeaderFacts:
             _text(ds, "InstitutionName"),
             _text(ds, "StationName"),
             _patient_key(ds, sop_instance_uid),
+            _text(ds, "PatientID"),
+            _text(ds, "IssuerOfPatientID"),
+            _text(ds, "StudyInstanceUID"),
         )
+
+
+def audit_facts(obj: ReceivedObject) -> HeaderFacts:
+    """The header facts of an object already accepted once (a resend), for its audit
+    record; empty where the header cannot be read again."""
+    try:
+        ds = pydicom.dcmread(BytesIO(obj.file_bytes), stop_before_pixels=True)
+        return HeaderFacts.of(ds, obj.sop_instance_uid)
+    except Exception:  # noqa: BLE001 - it was read once already; an audit must not fail intake
+        return HeaderFacts("", "", "", "")
 
 
 def check_object(obj: ReceivedObject) -> Outcome | HeaderFacts:

@@ -19,6 +19,7 @@ from functools import partial
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -29,6 +30,7 @@ from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from gateway import metrics as m
+from gateway.audit import Auditor
 from gateway.config import ConfigError, GatewayConfig, TlsConfig
 from gateway.intake.accept import (
     KIND_BY_SOP_CLASS,
@@ -68,15 +70,21 @@ def build_ae(config: GatewayConfig) -> AE:
     # The cart is the SCU (N-ACTION to us), the gateway the SCP, sending N-EVENT-REPORT back
     # on the same association: the SOP class's own roles, no role selection needed.
     ae.add_supported_context(StorageCommitmentPushModel, _NATIVE_SYNTAXES)
-    ae.require_calling_aet = list(config.allowed_calling_aes)
     # Any called AE title is accepted: sites give one gateway several titles and route on them.
     ae.require_called_aet = False
+    ae.maximum_pdu_size = _MAX_PDU_BYTES
+    set_policy(ae, config)
+    return ae
+
+
+def set_policy(ae: AE, config: GatewayConfig) -> None:
+    """Who may associate and for how long; changed on a reload (SIGHUP) for the
+    associations that start afterwards, never for those in progress."""
+    ae.require_calling_aet = list(config.allowed_calling_aes)
     ae.acse_timeout = config.dicom.acse_timeout_s
     ae.dimse_timeout = config.dicom.dimse_timeout_s
     ae.network_timeout = config.dicom.network_timeout_s
     ae.maximum_associations = config.dicom.max_associations
-    ae.maximum_pdu_size = _MAX_PDU_BYTES
-    return ae
 
 
 def tls_context(tls: TlsConfig) -> ssl.SSLContext | None:
@@ -115,7 +123,13 @@ def handle_store(event: evt.Event, intake: Intake, metrics: Metrics) -> Dataset:
         log.exception("unexpected error accepting a C-STORE; answered 0x%04X", _INTERNAL_ERROR)
         metrics.reject("internal-error")
         outcome = Outcome(_INTERNAL_ERROR, "internal-error", "internal error")
+    metrics.received(sop_class_name(str(event.request.AffectedSOPClassUID)), outcome.status)
     return _status(outcome)
+
+
+def sop_class_name(uid: str) -> str:
+    """The keyword of a storage SOP class the gateway accepts (a bounded label set)."""
+    return UID(uid).keyword if uid in KIND_BY_SOP_CLASS else "other"
 
 
 def handle_accepted(event: evt.Event, metrics: Metrics) -> None:
@@ -142,8 +156,9 @@ def handle_accepted(event: evt.Event, metrics: Metrics) -> None:
         )
 
 
-def handle_rejected(event: evt.Event, metrics: Metrics, allowed_aes: list[str]) -> None:
+def handle_rejected(event: evt.Event, metrics: Metrics, audit: Auditor | None) -> None:
     calling = event.assoc.requestor.ae_title
+    allowed_aes = event.assoc.ae.require_calling_aet  # the policy now, after any reload
     reason = "calling-ae-not-allowed" if allowed_aes and calling not in allowed_aes else "busy"
     metrics.reject(reason)
     log.warning(
@@ -152,6 +167,10 @@ def handle_rejected(event: evt.Event, metrics: Metrics, allowed_aes: list[str]) 
         event.assoc.requestor.address,
         reason,
     )
+    if audit is not None:
+        audit.node_refused(
+            event.assoc.requestor.address, calling, f"association rejected: {reason}"
+        )
 
 
 def _received(event: evt.Event) -> ReceivedObject:
@@ -189,9 +208,12 @@ class GatewayServer(ThreadedAssociationServer):
     (pynetdicom would drop them silently).
     """
 
-    def __init__(self, *args, allowed_networks: list, metrics: Metrics, **kwargs) -> None:
+    def __init__(
+        self, *args, allowed_networks: list, metrics: Metrics, audit: Auditor | None, **kwargs
+    ) -> None:
         self.allowed_networks = allowed_networks
         self.metrics = metrics
+        self.audit = audit
         super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
@@ -199,6 +221,7 @@ class GatewayServer(ThreadedAssociationServer):
         if not self._address_allowed(address[0]):
             self.metrics.reject("address-not-allowed")
             log.warning("refused connection from %s: address not in allowed_addresses", address[0])
+            self._audit_refusal(address[0], "address not in allowed_addresses")
             _close(client)
             raise OSError("address not allowed")
         # pynetdicom writes a response in several small sends; with Nagle on, each
@@ -212,8 +235,13 @@ class GatewayServer(ThreadedAssociationServer):
         except (ssl.SSLError, OSError) as exc:
             self.metrics.reject("tls-handshake-failed")
             log.warning("TLS handshake with %s failed: %s", address[0], exc)
+            self._audit_refusal(address[0], f"TLS handshake failed: {type(exc).__name__}")
             _close(client)
             raise
+
+    def _audit_refusal(self, host: str, reason: str) -> None:
+        if self.audit is not None:
+            self.audit.node_refused(host, "", reason)
 
     def _address_allowed(self, host: str) -> bool:
         if not self.allowed_networks:
@@ -239,6 +267,18 @@ class RunningScp:
     def port(self) -> int:
         return int(self.server.server_address[1])
 
+    def apply_policy(self, config: GatewayConfig) -> None:
+        """`config`'s allow-lists, timeouts and TLS for new associations (a reload);
+        those in progress go on as they started."""
+        context = tls_context(config.tls)  # first: a bad certificate changes nothing
+        set_policy(self.ae, config)
+        self.server.allowed_networks = _networks(config)
+        self.server.ssl_context = context
+
+    @property
+    def listening(self) -> bool:
+        return self.thread.is_alive() and self.server.socket.fileno() != -1
+
     def stop(self, grace_s: float = 10.0) -> None:
         """Stop accepting, let associations in progress finish for `grace_s`, then abort."""
         self.server.shutdown()
@@ -250,18 +290,21 @@ class RunningScp:
 
 
 def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> RunningScp:
-    """The gateway's SCP: C-ECHO, C-STORE into intake, and association events counted."""
+    """The gateway's SCP: C-ECHO, C-STORE into intake, and association events counted
+    (and audited, with intake's auditor)."""
     handlers = [
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [intake, metrics]),
         (evt.EVT_N_ACTION, handle_n_action, [StorageCommitment(config, intake.store)]),
         (evt.EVT_ACCEPTED, handle_accepted, [metrics]),
-        (evt.EVT_REJECTED, handle_rejected, [metrics, list(config.allowed_calling_aes)]),
+        (evt.EVT_REJECTED, handle_rejected, [metrics, intake.audit]),
     ]
-    return start_server(config, handlers, metrics)
+    return start_server(config, handlers, metrics, intake.audit)
 
 
-def start_server(config: GatewayConfig, handlers: list[tuple], metrics: Metrics) -> RunningScp:
+def start_server(
+    config: GatewayConfig, handlers: list[tuple], metrics: Metrics, audit: Auditor | None = None
+) -> RunningScp:
     """An association server with the gateway's policy (contexts, TLS, allow-lists) and the
     given (event, handler) pairs; start_scp's, and the intake bench's baseline."""
     ae = build_ae(config)
@@ -270,8 +313,9 @@ def start_server(config: GatewayConfig, handlers: list[tuple], metrics: Metrics)
         evt_handlers=handlers,
         ssl_context=tls_context(config.tls),
         server_class=GatewayServer,
-        allowed_networks=[ipaddress.ip_network(a, strict=False) for a in config.allowed_addresses],
+        allowed_networks=_networks(config),
         metrics=metrics,
+        audit=audit,
     )
     # As AE.start_server does for its own servers, so that AE.shutdown() stops this one too.
     ae._servers.append(server)
@@ -280,3 +324,7 @@ def start_server(config: GatewayConfig, handlers: list[tuple], metrics: Metrics)
     )
     thread.start()
     return RunningScp(ae=ae, server=server, thread=thread)
+
+
+def _networks(config: GatewayConfig) -> list:
+    return [ipaddress.ip_network(a, strict=False) for a in config.allowed_addresses]

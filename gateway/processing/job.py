@@ -21,7 +21,7 @@ from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import ImageObject, read_image_object
 from gateway.store import Job
 from model.ecg import Ecg, EcgMetadata
-from model.engine import Engine, EngineChoice, engine_for
+from model.engine import Engine, EngineChoice, Held, engine_for
 from model.errors import EcgDecodeError
 from model.report import Report
 from model.vlm.page_image import PageImage
@@ -74,6 +74,9 @@ def process_jobs(jobs: Sequence[Job], reports_dir: Path, choice: EngineChoice) -
         reports = []
         results.update({item.job.id: _error_result(exc) for item in decoded})
     for item, report in zip(decoded, reports, strict=False):
+        if isinstance(report, Held):
+            results[item.job.id] = JobResult(held=f"{choice.name} engine: {report.reason}")
+            continue
         try:
             package = _package(item, report)
             report_dir = reports_dir / str(item.job.id)
@@ -98,7 +101,7 @@ def _decode(job: Job) -> _Decoded:
     return _Decoded(job, image=read_image_object(path, job.kind))
 
 
-def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report]:
+def _interpret(engine: Engine, items: Sequence[_Decoded]) -> list[Report | Held]:
     """One report per item. A VLM reads waveforms (rendered) and received pages in one
     batch; a received page the engine does not read (no VLM) keeps its intake report."""
     inputs = [_engine_input(item, engine.reads_pages) for item in items]
@@ -124,10 +127,12 @@ def _engine_input(item: _Decoded, reads_pages: bool) -> Ecg | PageImage | None:
 
 def _package(item: _Decoded, report: Report) -> ReportPackage:
     job = item.job
-    association = Association(job.calling_ae, job.called_ae, job.peer)
+    association = Association(job.calling_ae, job.called_ae, job.peer, job.source)
     if job.is_correction:
         report = report.model_copy(update={"is_correction": True})
     metadata = item.ecg.metadata if item.ecg is not None else item.image.metadata
+    if metadata.sop_instance_uid is None:  # a vendor file: the UID intake derived from it
+        metadata = metadata.with_updates(sop_instance_uid=job.sop_instance_uid)
     report = _with_metadata_warnings(report, metadata)
     return ReportPackage(
         job_id=job.id,
@@ -135,17 +140,21 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
         metadata=metadata,
         report=report,
         association=association,
-        **_pictures(item),
+        **_pictures(item, report),
     )
 
 
-def _pictures(item: _Decoded) -> dict[str, bytes | str | None]:
+def _pictures(item: _Decoded, report: Report) -> dict[str, bytes | str | Ecg | None]:
     """The package's pages: rendered here for a waveform (the PNG without patient data, as
-    a model reads it), as received for a picture or PDF (with the original kept)."""
+    a model reads it; the PDF the report as a cart prints it; the samples without the
+    patient, for routes that send the waveform), as received for a picture or PDF (with
+    the original kept)."""
     if item.ecg is not None:
+        ecg = item.ecg
         return {
-            "png": model.render_png(item.ecg, header=False),
-            "pdf": model.render_pdf(item.ecg, header=True),
+            "png": model.render_png(ecg, header=False),
+            "pdf": model.render_pdf(ecg, header=True, report=report),
+            "waveform": Ecg(ecg.signal, ecg.sampling_rate, ecg.lead_names),
         }
     image = item.image
     return {

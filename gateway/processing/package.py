@@ -7,14 +7,17 @@ the report with the patient metadata here, at the last moment.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from gateway.durable import write_atomic
-from model.ecg import EcgMetadata
+from model.ecg import Ecg, EcgMetadata
 from model.report import Report
 
 ObjectKind = Literal["ecg-waveform", "secondary-capture", "pdf"]
@@ -24,6 +27,7 @@ _CONTEXT = "context.json"
 _PNG = "ecg.png"
 _PDF = "ecg.pdf"
 _SOURCE_IMAGE = "source-image"
+_WAVEFORM = "waveform.npz"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Association:
     calling_ae: str = ""
     called_ae: str = ""
     peer_address: str = ""
+    source: str = ""  # a watched folder's or the upload endpoint's source name
 
 
 @dataclass
@@ -48,6 +53,8 @@ class ReportPackage:
     pdf: bytes | None = None
     source_image: bytes | None = None
     source_image_type: str | None = None
+    # the samples alone (no metadata), for destinations that send the waveform itself
+    waveform: Ecg | None = None
 
     @property
     def sop_instance_uid(self) -> str:
@@ -60,6 +67,8 @@ class ReportPackage:
         for name, data in ((_PNG, self.png), (_PDF, self.pdf), (_SOURCE_IMAGE, self.source_image)):
             if data is not None:
                 write_atomic(directory / name, data)
+        if self.waveform is not None:
+            write_atomic(directory / _WAVEFORM, _waveform_to_npz(self.waveform))
         context = {
             "job_id": self.job_id,
             "kind": self.kind,
@@ -82,6 +91,7 @@ class ReportPackage:
             pdf=_read_optional(directory / _PDF),
             source_image=_read_optional(directory / _SOURCE_IMAGE),
             source_image_type=context.get("source_image_type"),
+            waveform=_waveform_from_npz(_read_optional(directory / _WAVEFORM)),
         )
 
 
@@ -100,3 +110,23 @@ def _metadata_from_json(data: dict) -> EcgMetadata:
 
 def _read_optional(path: Path) -> bytes | None:
     return path.read_bytes() if path.exists() else None
+
+
+def _waveform_to_npz(waveform: Ecg) -> bytes:
+    out = io.BytesIO()
+    np.savez(
+        out,
+        signal=waveform.signal,
+        sampling_rate=np.float64(waveform.sampling_rate),
+        lead_names=np.array(waveform.lead_names, dtype=str),
+    )
+    return out.getvalue()
+
+
+def _waveform_from_npz(data: bytes | None) -> Ecg | None:
+    if data is None:
+        return None
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return Ecg(
+            arrays["signal"], float(arrays["sampling_rate"]), tuple(arrays["lead_names"].tolist())
+        )

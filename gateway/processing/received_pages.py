@@ -18,6 +18,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from model.decode.dicom_metadata import metadata_from_dataset
+from model.decode.pdf_page import encapsulated_pdf
 from model.ecg import EcgMetadata
 from model.errors import EcgDecodeError
 from model.report import MEASUREMENT_KEYS, EngineInfo, Report, SourceInfo
@@ -64,10 +65,7 @@ def read_image_object(path: Path, kind: str) -> ImageObject:
             source_image_type="image/png",
         )
     if kind == PDF:
-        document = bytes(ds.get("EncapsulatedDocument", b"") or b"")
-        if not document.startswith(b"%PDF-"):
-            raise EcgDecodeError(path, "EncapsulatedDocument is not a PDF")
-        document = _strip_padding(document)
+        document = encapsulated_pdf(ds, str(path))
         return ImageObject(
             metadata=metadata,
             report=image_report(kind, 1),
@@ -119,8 +117,3 @@ def _pdf(images: list[Image.Image]) -> bytes:
     buffer = io.BytesIO()
     images[0].save(buffer, format="PDF", save_all=True, append_images=images[1:])
     return buffer.getvalue()
-
-
-def _strip_padding(document: bytes) -> bytes:
-    """DICOM pads values to even length with a NUL; the PDF itself ends at %%EOF."""
-    return document[:-1] if document.endswith(b"\x00") else document

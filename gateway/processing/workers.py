@@ -255,6 +255,9 @@ class Workers:
             return
         if self._store.complete_job(job.id, owner, str(result.report_dir), destinations):
             self._metrics.inc(m.JOBS_DONE)
+            self._metrics.observe_processing(seconds)
+            if "engine-fallback" in package.report.source.quality_flags:
+                self._metrics.inc(m.ENGINE_FALLBACKS)
             self._on_done(sorted({name for name, _ in destinations}))
             log.info(
                 "%s done in %.0f ms: %s, codes %s, to %s",
@@ -268,11 +271,12 @@ class Workers:
             log.warning("%s: lease lost before completion; the new holder completes it", label)
 
     def _hold(self, job: Job, owner: str, label: str, reason: str) -> None:
-        """Back to the queue without using an attempt: the job is fine, the engine is not."""
+        """Back to the queue without using an attempt: the job is fine, the engine is not
+        (it cannot be loaded, or its text for this job named no known statement)."""
         retry_at = time.time() + self._settings.hold_retry_s
         if self._store.hold_job(job.id, owner, f"held: {reason}"[:1000], retry_at):
             self._metrics.inc(m.JOBS_HELD)
-            log.warning("%s held until the engine can be loaded: %s", label, reason)
+            log.warning("%s held until its engine can be used: %s", label, reason)
 
     def _fail(self, job: Job, owner: str, error: str) -> None:
         if self._store.fail_job(job.id, owner, error[:1000]):
@@ -331,5 +335,11 @@ def _label(job: Job) -> str:
 def _intake_context(job: Job) -> MatchContext:
     """The routable facts of a job before interpretation, as intake recorded them."""
     return MatchContext.at_intake(
-        job.calling_ae, job.called_ae, job.kind, job.modality, job.institution, job.station
+        job.calling_ae,
+        job.called_ae,
+        job.kind,
+        job.modality,
+        job.institution,
+        job.station,
+        job.source,
     )

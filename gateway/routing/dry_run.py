@@ -41,7 +41,10 @@ def format_route_test(package: ReportPackage, config: RoutesConfig) -> str:
     ctx = MatchContext.of(package)
     lines = [
         f"object:      {package.kind}, SOP Instance UID {package.metadata.sop_instance_uid or '-'}",
-        f"from:        calling AE {ctx.calling_ae or '-'}, called AE {ctx.called_ae or '-'}",
+        (
+            f"from:        calling AE {ctx.calling_ae or '-'}, called AE {ctx.called_ae or '-'}, "
+            f"source {ctx.source or '-'}"
+        ),
         (
             f"modality:    {ctx.modality or '-'}, institution {ctx.institution or '-'}, "
             f"station {ctx.station or '-'}"

@@ -34,6 +34,7 @@ class MatchContext:
     institution: str
     station: str
     statement_codes: frozenset[str]
+    source: str = ""  # a watched folder's or the upload endpoint's; none for C-STORE
 
     @classmethod
     def of(cls, package: ReportPackage) -> MatchContext:
@@ -46,6 +47,7 @@ class MatchContext:
             institution=meta.institution_name or "",
             station=meta.station_name or "",
             statement_codes=frozenset(package.report.codes),
+            source=package.association.source,
         )
 
     @classmethod
@@ -57,9 +59,10 @@ class MatchContext:
         modality: str = "",
         institution: str = "",
         station: str = "",
+        source: str = "",
     ) -> MatchContext:
         """What is known of an object before it is interpreted: no statement codes yet."""
-        return cls(calling_ae, called_ae, kind, modality, institution, station, frozenset())
+        return cls(calling_ae, called_ae, kind, modality, institution, station, frozenset(), source)
 
 
 def rule_matches(rule: Rule, ctx: MatchContext) -> bool:
@@ -71,6 +74,7 @@ def rule_matches(rule: Rule, ctx: MatchContext) -> bool:
         and _any_glob(m.modality, ctx.modality)
         and _any_glob(m.institution, ctx.institution)
         and _any_glob(m.station, ctx.station)
+        and _any_glob(m.source, ctx.source)
         and (m.statement_codes is None or _any_code(m.statement_codes, ctx.statement_codes))
     )
 

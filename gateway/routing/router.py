@@ -20,6 +20,7 @@ from gateway.processing.package import ReportPackage
 from gateway.routing.match import MatchContext, RouteDecision, decide, engine_for, patient_key
 from gateway.routing.schema import (
     OUTBOX_ONLY,
+    AnyDestination,
     BasicAuth,
     BearerAuth,
     EngineName,
@@ -129,7 +130,7 @@ class Router:
         key = patient_key(package)
         return [(name, key) for name in self.decide(package).destinations]
 
-    def destination(self, name: str) -> FhirDestination | Hl7Destination | FileDestination | None:
+    def destination(self, name: str) -> AnyDestination | None:
         return self._config.destinations.get(name)
 
     def reload_if_changed(self) -> bool:

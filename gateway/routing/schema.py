@@ -1,5 +1,5 @@
-"""routes.yaml as data: destinations (FHIR, HL7 over MLLP, file outbox), retry policy,
-and the ordered rules that send each report to them.
+"""routes.yaml as data: destinations (FHIR, HL7 over MLLP, DICOM C-STORE, file outbox),
+retry policy, and the ordered rules that send each report to them.
 
 Only the shape and the values are checked here; loading the file, naming the line of
 each error and hot reload are in router.py, matching in match.py.
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -51,6 +52,8 @@ Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 Patterns = Annotated[list[str], BeforeValidator(_as_list)]
 ObjectKind = Literal["ecg-waveform", "secondary-capture", "pdf"]
 AckType = Literal["AL", "NE", "ER", "SU"]
+PdfCarriage = Literal["embed", "split", "reference", "omit"]
+RP_POINTER_MAX_CHARS = 199  # RP.1 is ST: 199 characters in hl7apy's strict 2.5.1 tables
 
 
 class RetryPolicy(StrictSettings):
@@ -128,15 +131,52 @@ class Hl7Options(StrictSettings):
     processing_id: Literal["P", "T", "D"] = "P"
     accept_ack_type: AckType | None = Field(None, description="MSH-15")
     application_ack_type: AckType | None = Field(None, description="MSH-16")
+    pdf: PdfCarriage = Field(
+        "split",
+        description="how the report PDF travels: in one OBX (embed), in as many OBX as it "
+        "takes (split), as a reference pointer (reference), or not at all (omit)",
+    )
+    pdf_reference_pointer: str = Field(
+        "{instance_uid}",
+        max_length=RP_POINTER_MAX_CHARS,
+        description="with pdf: reference, RP.1: the key (or URL) under which the archive "
+        "holds the Encapsulated PDF a dicom route stores; {study_uid}, {series_uid} and "
+        "{instance_uid} are its UIDs",
+    )
+    pdf_reference_application: str = Field(
+        "",
+        description="with pdf: reference, RP.2: the system that holds it (e.g. the archive's "
+        "name); empty for a URL pointer, whose host then names it",
+    )
+
+    @field_validator("pdf_reference_pointer")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            value.format(study_uid="", series_uid="", instance_uid="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"may use only {{study_uid}}, {{series_uid}} and {{instance_uid}}: {exc!r}"
+            ) from None
+        return value
 
 
 class FhirOptions(StrictSettings):
-    """How DICOM patient identifiers become FHIR identifier systems."""
+    """How DICOM patient identifiers become FHIR identifier systems, and whether the
+    waveform itself is sent."""
 
     issuer_systems: dict[str, str] = Field(
         default_factory=dict, description="IssuerOfPatientID -> identifier system URI"
     )
     default_patient_system: str = "urn:ecg-gateway:patient-id"
+    waveform: Literal["none", "observation", "binary"] = Field(
+        "none",
+        description="the waveform itself: an Observation (MDC 131328, SampledData per lead), "
+        "or a Binary (DICOM 12-lead ECG) referenced from the DiagnosticReport",
+    )
+    waveform_max_kb: int = Field(
+        1024, gt=0, description="a waveform Observation larger than this is sent as a Binary"
+    )
 
 
 class _Destination(StrictSettings):
@@ -183,6 +223,37 @@ class Hl7Destination(_Destination):
         return _split_mllp(self.endpoint)
 
 
+DicomObject = Literal["pdf", "sr"]
+_AE_TITLE = r"[^\\\x00-\x1f]{1,16}"
+
+
+def _checked_dicom_endpoint(value: str) -> str:
+    _split_dicom(value)
+    return value
+
+
+class DicomDestination(_Destination):
+    """A DICOM archive (PACS, VNA, ECG management system) that takes C-STORE."""
+
+    type: Literal["dicom"]
+    endpoint: Annotated[str, AfterValidator(_checked_dicom_endpoint)] = Field(
+        description="dicom://CALLED_AE@host:port"
+    )
+    calling_ae: str = Field("ECGGW", pattern=f"^{_AE_TITLE}$")
+    timeout_s: float = Field(30.0, gt=0)
+    objects: list[DicomObject] = Field(
+        default=["pdf", "sr"],
+        min_length=1,
+        description="pdf: the report as Encapsulated PDF; sr: measurements and statements "
+        "as a Comprehensive SR (TID 3700 ECG Report)",
+    )
+
+    @property
+    def address(self) -> tuple[str, str, int]:
+        """(called AE title, host, port)."""
+        return _split_dicom(self.endpoint)
+
+
 FileFormat = Literal["fhir", "hl7", "png", "pdf"]
 
 
@@ -195,11 +266,12 @@ class FileDestination(_Destination):
 
 
 Destination = Annotated[
-    FhirDestination | Hl7Destination | FileDestination, Field(discriminator="type")
+    FhirDestination | Hl7Destination | DicomDestination | FileDestination,
+    Field(discriminator="type"),
 ]
 
 
-AnyDestination = FhirDestination | Hl7Destination | FileDestination
+AnyDestination = FhirDestination | Hl7Destination | DicomDestination | FileDestination
 
 
 class Match(StrictSettings):
@@ -211,6 +283,9 @@ class Match(StrictSettings):
     modality: Patterns | None = None
     institution: Patterns | None = None
     station: Patterns | None = None
+    source: Patterns | None = Field(
+        None, description="source name of a watched folder or the upload endpoint"
+    )
     statement_codes: Patterns | None = None
 
     @field_validator("kind", mode="before")
@@ -263,3 +338,13 @@ def _split_mllp(endpoint: str) -> tuple[str, int, bool]:
         raise ValueError(f"{endpoint!r} is not mllp://host:port or mllps://host:port")
     scheme, host, port = match.groups()
     return host.strip("[]"), int(port), scheme == "mllps"
+
+
+def _split_dicom(endpoint: str) -> tuple[str, str, int]:
+    match = re.fullmatch(
+        rf"dicom://({_AE_TITLE})@([^:/\s@]+|\[[0-9a-fA-F:]+\]):(\d{{1,5}})/?", endpoint.strip()
+    )
+    if match is None or not 0 < int(match.group(3)) < 65536 or not match.group(1).strip():
+        raise ValueError(f"{endpoint!r} is not dicom://CALLED_AE@host:port")
+    called, host, port = match.groups()
+    return called.strip(), host.strip("[]"), int(port)

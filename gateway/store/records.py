@@ -36,6 +36,9 @@ class NewJob:
     # The routing patient key from the header (gateway.routing.key_for_patient), so a
     # patient's deliveries can wait for the ECGs received before this one.
     patient_key: str = ""
+    # The watched folder's or upload endpoint's source name (routes match on it); a
+    # C-STORE object has none: its calling AE says who sent it.
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Job:
     attempts: int  # tries that ended for a reason of the job's own (not a crash or stop)
     worker_deaths: int  # helper processes that died while processing it
     patient_key: str
+    source: str
     available_at: float
     lease_owner: str | None
     lease_expires_at: float | None

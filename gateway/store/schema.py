@@ -4,7 +4,7 @@ Kept apart from the queries (sqlite.py) so a schema change reads as one diff her
 one migration step.
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     worker_deaths INTEGER NOT NULL DEFAULT 0,
     patient_key TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
     available_at REAL NOT NULL,
     lease_owner TEXT,
     lease_expires_at REAL,
@@ -71,4 +72,6 @@ MIGRATIONS = {
         "ALTER TABLE jobs ADD COLUMN patient_key TEXT NOT NULL DEFAULT ''",
         "DROP INDEX IF EXISTS deliveries_order",
     ),
+    # The source name of a watched folder or upload endpoint, which routes match on.
+    4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
 }

@@ -165,8 +165,8 @@ class Store:
             cursor = conn.execute(
                 "INSERT INTO jobs (sop_instance_uid, sop_class_uid, content_sha256, spool_path,"
                 " kind, calling_ae, called_ae, peer, modality, institution, station,"
-                " patient_key, available_at, is_correction, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " patient_key, source, available_at, is_correction, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.sop_instance_uid,
                     new.sop_class_uid,
@@ -180,6 +180,7 @@ class Store:
                     new.institution,
                     new.station,
                     new.patient_key,
+                    new.source,
                     now,
                     int(earlier is not None),
                     now,
@@ -566,6 +567,41 @@ class Store:
             " lease_expires_at = NULL, updated_at = ? WHERE state = 'dead'",
             (now, now),
         )
+
+    # --- admin views (readiness, metrics) ---------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless a write commits: rewriting the schema version writes
+        the file's header page, a real write that changes nothing."""
+        with self._transaction() as conn:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def queue_stats(self, now: float | None = None) -> tuple[int, float]:
+        """Jobs waiting to be processed, and the age in seconds of the oldest (0 if none)."""
+        rows = self._query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs WHERE state = 'queued'"
+        )
+        oldest = rows[0]["oldest"]
+        return rows[0]["n"], 0.0 if oldest is None else max(0.0, _now(now) - oldest)
+
+    def delivery_backlog(self, now: float | None = None) -> dict[str, dict[str, float]]:
+        """Per destination: unsent ('pending', 'failed') and 'dead' counts, and the age in
+        seconds of its oldest unsent delivery ('oldest_s')."""
+        rows = self._query(
+            "SELECT destination, state, COUNT(*) AS n, MIN(created_at) AS oldest"
+            " FROM deliveries WHERE state IN ('pending', 'failed', 'dead')"
+            " GROUP BY destination, state"
+        )
+        backlog: dict[str, dict[str, float]] = {}
+        for row in rows:
+            entry = backlog.setdefault(
+                row["destination"], {"pending": 0, "failed": 0, "dead": 0, "oldest_s": 0.0}
+            )
+            entry[row["state"]] = row["n"]
+            if row["state"] != "dead":
+                age = max(0.0, _now(now) - row["oldest"])
+                entry["oldest_s"] = max(entry["oldest_s"], age)
+        return backlog
 
 
 def _insert_deliveries(

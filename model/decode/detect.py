@@ -10,12 +10,14 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.decode.scp.sections import looks_like_scp
 from model.decode.wfdb_record import header_path
 from model.errors import EcgDecodeError
 
 DICOM = "dicom"
 WFDB = "wfdb"
 XML = "xml"
+SCP = "scp-ecg"
 
 _PREAMBLE_BYTES = 128
 _HEAD_BYTES = 512
@@ -36,7 +38,8 @@ class Detected:
 
 
 def detect_format(path: Path) -> Detected:
-    """DICOM (with or without preamble), XML, or a WFDB record; EcgDecodeError otherwise."""
+    """DICOM (with or without preamble), XML, a WFDB record or SCP-ECG; EcgDecodeError
+    otherwise."""
     if path.is_dir():
         raise EcgDecodeError(path, "is a directory, not an ECG file")
     if not path.is_file():
@@ -57,7 +60,11 @@ def detect_format(path: Path) -> Detected:
         return Detected(XML)
     if _looks_like_bare_dicom(head):
         return Detected(DICOM)
-    raise EcgDecodeError(path, "unrecognised format: not DICOM, not a WFDB record, not GE MUSE XML")
+    if looks_like_scp(head):
+        return Detected(SCP)
+    raise EcgDecodeError(
+        path, "unrecognised format: not DICOM, a WFDB record, SCP-ECG or a supported ECG XML"
+    )
 
 
 def _read_head(path: Path) -> bytes:

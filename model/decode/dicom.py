@@ -25,6 +25,7 @@ from model.decode.leads import (
     lead_from_text,
     stack_leads,
 )
+from model.decode.pdf_page import ENCAPSULATED_PDF_SOP_CLASS
 from model.decode.units import millivolts_per_unit
 from model.ecg import Ecg, derive_limb_leads
 from model.errors import EcgDecodeError
@@ -44,6 +45,12 @@ _SAMPLE_DTYPES: dict[tuple[int, str], str] = {
     (16, "US"): "u2",
     (32, "SL"): "i4",
     (32, "UL"): "u4",
+}
+# Objects the gateway reads as pages (model.decode.pdf_page, model.vlm.page_image).
+PAGE_SOP_CLASSES: dict[str, str] = {
+    ENCAPSULATED_PDF_SOP_CLASS: "DICOM Encapsulated PDF",
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture",
 }
 # mu-law and A-law (MB, AB) are audio encodings; no ECG or hemodynamic IOD allows them.
 _AUDIO_ENCODINGS = {"MB", "AB"}
@@ -92,6 +99,12 @@ def _check_sop_class(path: Path, ds: Dataset) -> None:
     sop_class = str(ds.get("SOPClassUID", "") or "").strip()
     if not sop_class:
         raise EcgDecodeError(path, "not a DICOM object: no SOP Class UID")
+    if sop_class in PAGE_SOP_CLASSES:
+        raise EcgDecodeError(
+            path,
+            f"a {PAGE_SOP_CLASSES[sop_class]} object is an ECG page, not a waveform: it is "
+            "read as a page (received-page report, VLM engine), not decoded into samples",
+        )
     if sop_class not in WAVEFORM_SOP_CLASSES:
         raise EcgDecodeError(
             path,

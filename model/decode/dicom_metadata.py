@@ -10,6 +10,7 @@ from pydicom.valuerep import DA, DT, TM
 
 from model.decode.acquisition import describe_filters
 from model.decode.demographics import BIRTH_DATE_LEFT_OUT, dicom_date, person_name
+from model.decode.waveform_annotations import read_annotations
 from model.ecg import EcgMetadata
 
 # The EcgMetadata fields read as text, each with the DICOM attribute it comes from.
@@ -56,12 +57,15 @@ def metadata_from_dataset(ds: Dataset, filters: str | None = None) -> EcgMetadat
     acquired = acquisition_time(ds)
     if acquired is None and _has_acquisition_time(ds):
         warnings.append(ACQUISITION_TIME_LEFT_OUT)
+    measurements, statements = read_annotations(ds)
     return EcgMetadata(
         **{**values, "patient_birth_date": birth_date, "patient_name": name},
         acquisition_time=acquired,
         filters=filters,
         source_format="dicom",
         warnings=tuple(warnings),
+        device_measurements=measurements,
+        device_statements=statements,
     )
 
 

@@ -15,20 +15,19 @@ import zlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 
 import numpy as np
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import parse
 
 from model.decode.acquisition import checked_sampling_rate, describe_filters
 from model.decode.demographics import BIRTH_DATE_LEFT_OUT, age_string, sex_code
 from model.decode.leads import add_channel, lead_from_text, stack_leads
 from model.decode.units import millivolts_per_unit
+from model.decode.xml_document import MUSE as MUSE_ROOT
+from model.decode.xml_document import parse_xml, xml_number
 from model.ecg import Ecg, EcgMetadata, derive_limb_leads
 from model.errors import EcgDecodeError
 
-MUSE_ROOT = "RestingECG"
 _SAMPLE_BYTES = 2  # MUSE stores every lead as int16
 # HighPassFilter is given in hundredths of a hertz (56 = 0.56 Hz); the others in hertz.
 _HIGH_PASS_SCALE = 0.01
@@ -36,7 +35,11 @@ _HIGH_PASS_SCALE = 0.01
 
 def decode_muse(path: Path) -> Ecg:
     """The 'Rhythm' waveform as the signal, the 'Median' waveform as median beats."""
-    root = parse_muse(path)
+    return decode_muse_root(path, parse_muse(path))
+
+
+def decode_muse_root(path: Path, root: Element) -> Ecg:
+    """decode_muse for a document already parsed (model.decode.xml_document)."""
     rhythm = _waveform(root, "Rhythm")
     if rhythm is None:
         raise EcgDecodeError(path, "MUSE XML has no Rhythm waveform")
@@ -63,7 +66,7 @@ def read_muse_measurements(path: str | Path) -> dict[str, float]:
     block = parse_muse(Path(path)).find("RestingECGMeasurements")
     measurements: dict[str, float] = {}
     for element in block if block is not None else []:
-        number = _number(element.text)
+        number = xml_number(element.text)
         if number is not None:
             measurements[element.tag] = number
     return measurements
@@ -71,19 +74,10 @@ def read_muse_measurements(path: str | Path) -> dict[str, float]:
 
 def parse_muse(path: Path) -> Element:
     """The RestingECG root element; EcgDecodeError for anything else or unsafe XML."""
-    try:
-        root = parse(path).getroot()
-    except DefusedXmlException as exc:
-        raise EcgDecodeError(path, f"XML refused for safety ({type(exc).__name__})") from None
-    except ParseError as exc:
-        raise EcgDecodeError(path, f"malformed XML ({exc})") from None
-    except OSError as exc:
-        raise EcgDecodeError(path, f"cannot read file ({type(exc).__name__})") from None
+    root = parse_xml(path)
     if root.tag != MUSE_ROOT:
         raise EcgDecodeError(
-            path,
-            f"unsupported XML document (root element <{root.tag}>); only GE MUSE "
-            f"<{MUSE_ROOT}> XML is supported",
+            path, f"not GE MUSE XML (root element <{root.tag}>, expected <{MUSE_ROOT}>)"
         )
     return root
 
@@ -109,8 +103,8 @@ def _median_beats(
 
 
 def _decode_waveform(path: Path, waveform: Element, where: str) -> tuple[float, dict]:
-    base = _number(waveform.findtext("SampleBase"))
-    exponent = _number(waveform.findtext("SampleExponent")) or 0
+    base = xml_number(waveform.findtext("SampleBase"))
+    exponent = xml_number(waveform.findtext("SampleExponent")) or 0
     if base is None:
         raise EcgDecodeError(path, f"{where}: SampleBase is missing")
     rate = checked_sampling_rate(path, base * 10**exponent, where)
@@ -130,7 +124,7 @@ def _decode_lead(path: Path, lead: Element, where: str) -> tuple[str, np.ndarray
     lead_id = (lead.findtext("LeadID") or "").strip()
     where = f"{where} lead {lead_id or '?'}"
     data = _lead_bytes(path, lead, where)
-    per_bit = _number(lead.findtext("LeadAmplitudeUnitsPerBit"))
+    per_bit = xml_number(lead.findtext("LeadAmplitudeUnitsPerBit"))
     units = lead.findtext("LeadAmplitudeUnits")
     per_unit = millivolts_per_unit(units)
     if per_bit is None or per_unit is None:
@@ -149,12 +143,12 @@ def _lead_bytes(path: Path, lead: Element, where: str) -> bytes:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise EcgDecodeError(path, f"{where}: WaveFormData is not valid base64") from None
-    sample_size = _number(lead.findtext("LeadSampleSize")) or _SAMPLE_BYTES
+    sample_size = xml_number(lead.findtext("LeadSampleSize")) or _SAMPLE_BYTES
     if sample_size != _SAMPLE_BYTES:
         raise EcgDecodeError(path, f"{where}: unsupported sample size {sample_size:g} bytes")
     declared = [
-        _number(lead.findtext("LeadByteCountTotal")),
-        _times(_number(lead.findtext("LeadSampleCountTotal")), _SAMPLE_BYTES),
+        xml_number(lead.findtext("LeadByteCountTotal")),
+        _times(xml_number(lead.findtext("LeadSampleCountTotal")), _SAMPLE_BYTES),
     ]
     if not data or any(count is not None and count != len(data) for count in declared):
         raise EcgDecodeError(
@@ -162,7 +156,7 @@ def _lead_bytes(path: Path, lead: Element, where: str) -> bytes:
             f"{where}: {len(data)} bytes of samples but the file declares "
             f"{' / '.join(f'{c:g}' for c in declared if c is not None)} (truncated or corrupt)",
         )
-    crc = _number(lead.findtext("LeadDataCRC32"))
+    crc = xml_number(lead.findtext("LeadDataCRC32"))
     if crc is not None and zlib.crc32(data) != crc:
         raise EcgDecodeError(path, f"{where}: samples fail the file's CRC32 check (corrupt)")
     return data
@@ -170,13 +164,6 @@ def _lead_bytes(path: Path, lead: Element, where: str) -> bytes:
 
 def _times(value: float | None, factor: int) -> float | None:
     return None if value is None else value * factor
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text.strip()) if text and text.strip() else None
-    except ValueError:
-        return None
 
 
 def _metadata(root: Element, rhythm: Element) -> EcgMetadata:
@@ -201,7 +188,47 @@ def _metadata(root: Element, rhythm: Element) -> EcgMetadata:
         filters=_filters(rhythm),
         warnings=(BIRTH_DATE_LEFT_OUT,) if patient_field("DateofBirth") and not birth_date else (),
         source_format="muse-xml",
+        device_measurements=_device_measurements(root),
+        device_statements=_statements(root.find("Diagnosis")),
     )
+
+
+# GE's measurement names -> Measurements keys (QTCorrected names no formula).
+_MEASUREMENT_KEYS = {
+    "VentricularRate": "heart_rate_bpm",
+    "PRInterval": "pr_ms",
+    "QRSDuration": "qrs_ms",
+    "QTInterval": "qt_ms",
+    "QTCorrected": "qtc_ms",
+    "QTcFrederica": "qtc_fridericia_ms",
+    "PAxis": "p_axis_deg",
+    "RAxis": "qrs_axis_deg",
+    "TAxis": "t_axis_deg",
+}
+
+
+def _device_measurements(root: Element) -> tuple[tuple[str, float], ...]:
+    block = root.find("RestingECGMeasurements")
+    found = []
+    for tag, key in _MEASUREMENT_KEYS.items():
+        number = xml_number(block.findtext(tag)) if block is not None else None
+        if number is not None:
+            found.append((key, number))
+    return tuple(found)
+
+
+def _statements(diagnosis: Element | None) -> tuple[str, ...]:
+    """GE splits a statement over several DiagnosisStatements; ENDSLINE ends one."""
+    lines, current = [], ""
+    for statement in diagnosis.findall("DiagnosisStatement") if diagnosis is not None else []:
+        piece = (statement.findtext("StmtText") or "").strip()
+        joiner = "" if not current or piece[:1] in ",.;:)" else " "
+        current += joiner + piece
+        flags = " ".join(flag.text or "" for flag in statement.findall("StmtFlag"))
+        if "ENDSLINE" in flags and current:
+            lines.append(current)
+            current = ""
+    return tuple(lines + ([current] if current else []))
 
 
 def _field_reader(section: Element | None) -> Callable[[str], str | None]:
@@ -239,9 +266,9 @@ def _acquired(date: str | None, time: str | None) -> datetime | None:
 
 
 def _filters(waveform: Element) -> str | None:
-    high_pass = _number(waveform.findtext("HighPassFilter"))
+    high_pass = xml_number(waveform.findtext("HighPassFilter"))
     return describe_filters(
         high_pass * _HIGH_PASS_SCALE if high_pass is not None else None,
-        _number(waveform.findtext("LowPassFilter")),
-        _number(waveform.findtext("ACFilter")),
+        xml_number(waveform.findtext("LowPassFilter")),
+        xml_number(waveform.findtext("ACFilter")),
     )

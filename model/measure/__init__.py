@@ -10,7 +10,8 @@ method, its references and its calibration):
     waves       T wave end and P wave extent on their spatial magnitude
     fiducials   the global fiducials and the intervals between them, nulled with reasons
     amplitudes  each lead's Q, R, S, R' and the frontal P, QRS and T axes
-    atrial      flutter waves left once the QRS-T complexes are cancelled
+    atrial      flutter waves left once the QRS-T complexes are cancelled, or locked to them
+    rhythm      beat by beat: premature beats' origin, P waves, what premature beats explain
     result      the EcgMeasurement returned, with Fiducials and LeadAmplitudes
     pipeline    measure() itself
 """

@@ -5,25 +5,29 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import welch
 
-from model.beats import FS, Beats, samples
+from model.beats import FS, Beats, beat_windows, samples
 from model.measure.leads import LEAD_INDEX, PRE
 from model.measure.result import Fiducials
 
-# Atrial flutter: after the QRS-T complexes are cancelled, II, III and aVF keep a wave
-# at one shared frequency of 4-6 Hz (240-360/min), of at least result.FLUTTER_MIN_MV RMS.
-FLUTTER_HZ = (4.0, 6.0)
+# Atrial flutter: after the QRS-T complexes are cancelled, II, III, aVF and V1 keep a
+# wave at one shared frequency of 4-5.67 Hz (240-340/min), of at least
+# result.FLUTTER_MIN_MV RMS in II, III and aVF. Fibrillatory waves run faster (350-600/min).
+FLUTTER_HZ = (4.0, 340 / 60)
+FLUTTER_LEADS = ("II", "III", "aVF", "V1")
 INFERIOR_LEADS = ("II", "III", "aVF")
 
 
 def atrial_residual(
     sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, cancel_p: bool
 ) -> tuple[float | None, float]:
-    """Flutter-wave frequency (Hz) shared by II, III and aVF, and their mean RMS (mV).
+    """Flutter-wave frequency (Hz) shared by II, III, aVF and V1, and the mean RMS (mV)
+    of II, III and aVF.
 
     Subtracting the median beat from every beat cancels the QRS-T complexes, and
     with cancel_p the P wave too; what is left is atrial activity and noise. Flutter
-    waves are one regular wave at 4-6 Hz in the inferior leads; fibrillation is not
-    one frequency, sinus rhythm leaves almost nothing. A sinus P wave left in would
+    waves are one regular wave at 240-340/min in the inferior leads and V1, the
+    strongest atrial activity there; fibrillation is faster and not one frequency,
+    sinus rhythm leaves almost nothing. A sinus P wave left in would
     not: from 120/min its second harmonic lies in the flutter band. The caller cancels
     only a P wave with a sinus axis: in flutter with 2:1 block the median beat holds a
     flutter wave locked to the QRS, with a superior axis, and cancelling it would hide
@@ -35,7 +39,7 @@ def atrial_residual(
     start = first - samples(20)
     t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
     stop = t_end + samples(40)
-    rows = [LEAD_INDEX[n] for n in INFERIOR_LEADS]
+    rows = [LEAD_INDEX[n] for n in FLUTTER_LEADS]
     residual = sig[rows].copy()
     keep = np.ones(residual.shape[1], dtype=bool)
     next_starts = np.append(beats.positions[1:] + start - PRE, residual.shape[1])
@@ -48,11 +52,78 @@ def atrial_residual(
     residual = residual[:, keep]
     if residual.shape[1] < samples(4000):
         return None, 0.0
-    freq, power = welch(residual, fs=FS, nperseg=1024, axis=1)
+    freq, power = welch(residual, fs=FS, nperseg=1024, detrend=False, axis=1)
     band = (freq >= 3.0) & (freq <= 10.0)
-    rms = float(np.sqrt(power[:, band].sum(axis=1) * (freq[1] - freq[0])).mean())
-    in_range = (freq >= FLUTTER_HZ[0]) & (freq <= FLUTTER_HZ[1])
-    peaks = freq[np.argmax(np.where(in_range, power, 0.0), axis=1)]
+    inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
+    rms = float(np.sqrt(power[inferior][:, band].sum(axis=1) * (freq[1] - freq[0])).mean())
+    # Each lead's strongest peak in the 3-10 Hz band must itself lie in the flutter range.
+    peaks = _peak_frequencies(freq, np.where(band, power, 0.0))
+    if peaks.min() < FLUTTER_HZ[0] or peaks.max() > FLUTTER_HZ[1]:
+        return None, rms
     if peaks.max() - peaks.min() > 0.5:
         return None, rms
     return float(np.median(peaks)), rms
+
+
+def _peak_frequencies(freq: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """Each row's peak frequency, between the 0.49 Hz bins by a parabola through the
+    log power of the peak bin and its neighbours (a fibrillatory wave at 5.8 Hz fell
+    into the bin that holds 340/min; zero-padding to 0.12 Hz bins cost 8 ms)."""
+    k = np.clip(np.argmax(power, axis=1), 1, power.shape[1] - 2)
+    rows = np.arange(power.shape[0])
+    left, mid, right = (np.log(power[rows, k + d] + 1e-20) for d in (-1, 0, 1))
+    shift = (
+        0.5 * (left - right) / np.where(left - 2 * mid + right == 0, -1e-12, left - 2 * mid + right)
+    )
+    return freq[k] + np.clip(shift, -0.5, 0.5) * (freq[1] - freq[0])
+
+
+# A "P wave" is a flutter wave where the median beat repeats it one flutter cycle
+# earlier, in the TQ segment (II, III, aVF and V1 together), this alike and this
+# close in size: at fixed conduction (3:1, 4:1) every flutter wave is locked to the
+# QRS, the median beat holds them all, and the QRS-T cancellation above takes them
+# away with it. A sinus P wave has a flat TP segment before it.
+LOCKED_FLUTTER_CORRELATION = 0.9
+LOCKED_FLUTTER_SIZE = (0.7, 1.4)
+
+
+def locked_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> tuple[float | None, float]:
+    """Flutter-wave frequency (Hz) and RMS (mV, II, III, aVF) where the dominant beats'
+    'P wave' repeats one 240-340/min cycle earlier, after the previous T wave's end;
+    else None. The median is taken here over a window reaching further back than the
+    median beat's (a flutter wave 200 ms long, one cycle before one that starts 250 ms
+    before the QRS)."""
+    if fid.p_on is None or fid.p_off is None:
+        return None, 0.0
+    rows = [LEAD_INDEX[n] for n in FLUTTER_LEADS]
+    longest = round(FS * 60 / 240)
+    start = fid.p_on - PRE - longest
+    windows = beat_windows(sig[rows], beats.dominant, start, fid.p_off - PRE)
+    windows = windows[:, ~np.isnan(windows).any(axis=(0, 2))]
+    if windows.shape[1] < 3:
+        return None, 0.0
+    median = np.median(windows, axis=1)  # index 0 is `longest` before the P onset
+    t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
+    previous_t_end = t_end - int(beats.dominant_rr) + samples(20) - (fid.p_on - longest)
+    best, best_lag = 0.0, None
+    # Every 4 ms: the flutter cycle to within 2 %, at half the cost.
+    for lag in range(round(FS * 60 / 340), longest + 1, 2):
+        # Compare the part of the P wave whose copy one cycle earlier lies after the
+        # previous T wave, if 60 ms or more of it does.
+        first = max(longest, previous_t_end + lag)
+        if median.shape[1] - first < samples(60):
+            continue
+        wave = median[:, first:] - median[:, first:].mean(axis=1, keepdims=True)
+        before = median[:, first - lag : median.shape[1] - lag]
+        before = before - before.mean(axis=1, keepdims=True)
+        size = np.sqrt((before**2).sum() / ((wave**2).sum() + 1e-12))
+        norm = np.sqrt((wave**2).sum() * (before**2).sum()) + 1e-12
+        corr = float((wave * before).sum() / norm)
+        if corr > best and LOCKED_FLUTTER_SIZE[0] <= size <= LOCKED_FLUTTER_SIZE[1]:
+            best, best_lag = corr, lag
+    if best_lag is None or best < LOCKED_FLUTTER_CORRELATION:
+        return None, 0.0
+    inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
+    wave = median[inferior, longest:] - median[inferior, longest:].mean(axis=1, keepdims=True)
+    rms = float(np.sqrt((wave**2).mean(axis=1)).mean())
+    return FS / best_lag, rms

@@ -21,6 +21,7 @@ from model.measure.waves import (
     locate_p,
     locate_t,
     p_wave_consistency,
+    p_wave_correlations,
 )
 
 # Where no P wave is found before the QRS of a regular rhythm, it may sit on the T wave's
@@ -121,7 +122,7 @@ def _p_wave_and_pr(
         reason = f"{reason}; {P_ON_HIDDEN_T}"
     if p is not None:
         consistency = p_wave_consistency(
-            sig, leads, result.beats.dominant, median, p.onset, p.offset
+            p_wave_correlations(sig, leads, result.beats.dominant, median, p.onset, p.offset)
         )
         if consistency < MIN_P_CONSISTENCY:
             p = None

@@ -22,10 +22,11 @@ from model.beats import (
     median_beat,
     paced_beats,
     pacing_spikes,
+    qrs_prominence,
 )
 from model.ecg import STANDARD_LEADS, Ecg
 from model.measure.amplitudes import axes_and_amplitudes
-from model.measure.atrial import atrial_residual
+from model.measure.atrial import atrial_residual, locked_flutter
 from model.measure.fiducials import drop_p_wave, fiducials_and_intervals, reject_implausible
 from model.measure.leads import (
     BANDPASS,
@@ -40,9 +41,10 @@ from model.measure.leads import (
     standard_twelve,
     to_internal_rate,
 )
-from model.measure.qrs import MIN_QRS_SNR, qrs_to_noise
+from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
 from model.measure.result import EcgMeasurement
-from model.measure.waves import SINUS_P_AXIS
+from model.measure.rhythm import RhythmAnalysis, analyse_rhythm
+from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
 from model.report import Measurements
 from model.signal_quality import (
     NOISY_RESIDUAL_MV,
@@ -56,6 +58,12 @@ from model.signal_quality import (
 # (fewer are as likely to be QRS-locked artefacts, and too few to change a measurement).
 MIN_PACED_FRACTION = 0.4
 MIN_PACED_BEATS = 3
+# Detected beats' steepest slopes stand at least this far above the slope's median
+# (model.beats.qrs_prominence): the real records here 10.9 and more; synthetic beats
+# under 0.25 mV of white noise 5.6, under 0.33 mV 4.2-4.3 (noise peaks taken for
+# beats), under 0.4 mV 1.7; 0.9 mV QRS complexes among 0.2 mV fibrillatory waves
+# 6.3, 0.7 mV ones 4.8-5.0 (there fibrillatory waves were taken for beats too).
+MIN_QRS_PROMINENCE = 5.5
 
 
 def measure(ecg: Ecg) -> EcgMeasurement:
@@ -88,6 +96,16 @@ def measure(ecg: Ecg) -> EcgMeasurement:
     raw, sig, beats = _filtered_beats(result, raw, usable)
     if beats is None:
         return _fail(result, "fewer than 3 QRS complexes detected")
+    # Three QRS complexes that stand out of the noise give a rate, whatever else the
+    # signal allows to be measured.
+    prominence = qrs_prominence(sig, usable, beats.positions)
+    if prominence < MIN_QRS_PROMINENCE:
+        return _fail(
+            result,
+            f"no QRS complexes distinguishable from noise (prominence {prominence:.1f}, "
+            f"needs {MIN_QRS_PROMINENCE})",
+        )
+    _rate(result, beats)
     return _measure_beats(result, raw, sig, beats, usable, independent, ecg.sampling_rate)
 
 
@@ -145,7 +163,7 @@ def _measure_beats(
     if leads.size < MIN_USABLE_INDEPENDENT:
         return _fail(result, "signal too noisy to measure")
     snr = qrs_to_noise(median, noise, leads)
-    if snr < MIN_QRS_SNR:
+    if snr < MIN_RHYTHM_SNR:
         return _fail(
             result,
             f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_QRS_SNR:.0f})",
@@ -154,7 +172,6 @@ def _measure_beats(
         complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), dominant, -PRE, POST))
     )
     result.median = wide
-    _rate(result, beats)
     median_noise = float(np.sqrt((noise[leads] ** 2).sum() / dominant.size))
     fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
     if result.fiducials is not None:
@@ -164,13 +181,49 @@ def _measure_beats(
         result.flutter_hz, result.atrial_residual_mv = atrial_residual(
             sig, beats, median, result.fiducials, cancel_p=sinus_p
         )
+        if not result.has_flutter_waves:
+            locked = locked_flutter(sig, beats, result.fiducials)
+            if locked[0] is not None:
+                result.flutter_hz, result.atrial_residual_mv = locked
         if result.has_flutter_waves:
             drop_p_wave(
                 result,
                 f"atrial flutter waves ({result.flutter_hz * 60:.0f}/min) instead of P waves",
             )
     reject_implausible(result)
+    result.rhythm = _rhythm(result, sig, leads, median)
+    if snr < MIN_QRS_SNR:
+        _rhythm_only(result, snr)
     return result
+
+
+def _rhythm_only(result: EcgMeasurement, snr: float) -> None:
+    """Too noisy for intervals, axes and amplitudes, clear enough for the rhythm: keep
+    the rate, the beats and the P wave's presence and axis (the sinus criterion), and
+    null everything else with the reason."""
+    reason = (
+        f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_QRS_SNR:.0f}); "
+        "the rhythm alone is judged"
+    )
+    kept = ("heart_rate_bpm", "rr_ms", "p_axis_deg")
+    for key in Measurements.model_fields:
+        if key not in kept:
+            setattr(result.values, key, None)
+            result.null_reasons[key] = reason
+    result.amplitudes = {}
+    result.rhythm_only = True
+    result.quality_flags = [*result.quality_flags, reason]
+
+
+def _rhythm(
+    result: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, median: np.ndarray
+) -> RhythmAnalysis:
+    """The beat-by-beat analysis, with each dominant beat's P wave against the median's."""
+    fid, beats = result.fiducials, result.beats
+    correlations = None
+    if fid is not None and fid.p_on is not None and fid.p_off is not None:
+        correlations = p_wave_correlations(sig, leads, beats.dominant, median, fid.p_on, fid.p_off)
+    return analyse_rhythm(sig, leads, beats, median, fid, correlations)
 
 
 def _lead_flags(result: EcgMeasurement) -> list[str]:

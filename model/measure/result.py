@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.beats import Beats
+from model.measure.rhythm import RhythmAnalysis
 from model.report import Measurements
 
 # Atrial flutter waves (model.measure.atrial) count from this RMS in II, III and aVF.
@@ -73,6 +74,9 @@ class EcgMeasurement:
     flutter_hz: float | None = None
     atrial_residual_mv: float = 0.0
     paced_beats: int = 0
+    rhythm: RhythmAnalysis | None = None
+    # Too noisy for intervals, axes and amplitudes, yet the rhythm was judged.
+    rhythm_only: bool = False
     median: np.ndarray | None = None
     amplitudes_calibrated: bool = True
 

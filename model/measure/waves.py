@@ -244,15 +244,16 @@ def _flattest(x: np.ndarray, start: int, stop: int) -> int:
     return start + int(np.argmin(mean[start - lo : stop - lo]))
 
 
-def p_wave_consistency(
+def p_wave_correlations(
     sig: np.ndarray,
     leads: np.ndarray,
     positions: np.ndarray,
     median: np.ndarray,
     p_on: int,
     p_off: int,
-) -> float:
-    """Median correlation of each beat's P wave with the median P wave.
+) -> np.ndarray:
+    """Each beat's correlation of its P-wave window with the median P wave (beats whose
+    window leaves the record are left out).
 
     In sinus rhythm every beat carries the same P wave (typically 0.7-0.95); in
     atrial fibrillation the median beat's 'P wave' is a remnant of unrelated
@@ -263,10 +264,13 @@ def p_wave_consistency(
     reference = median[leads, p_on - samples(10) : p_off + samples(10)]
     reference = reference - reference.mean(axis=1, keepdims=True)
     valid = ~np.isnan(windows).any(axis=(0, 2))
-    if not valid.any():
-        return 0.0
     beats = windows[:, valid, :]
     beats = beats - beats.mean(axis=2, keepdims=True)
     numerator = np.einsum("lbw,lw->b", beats, reference)
     denominator = np.sqrt(np.einsum("lbw,lbw->b", beats, beats) * (reference**2).sum()) + 1e-12
-    return float(np.median(numerator / denominator))
+    return numerator / denominator
+
+
+def p_wave_consistency(correlations: np.ndarray) -> float:
+    """The median beat-to-beat P correlation (0 without any beat to judge)."""
+    return float(np.median(correlations)) if correlations.size else 0.0

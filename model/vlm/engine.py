@@ -47,13 +47,15 @@ from transformers import BatchFeature
 
 import model as ecg_model
 from model.ecg import Ecg
+from model.engine import Held
 from model.render import PAGE_WIDTH_MM
 from model.report import EngineInfo, Report
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.vlm.loading import load_vlm
 from model.vlm.page_image import PageImage, is_page_file, load_page
+from model.vlm.parse import parse_generated_text
 from model.vlm.prompt import report_messages, report_prompt
-from model.vlm.report import Generation, page_report, waveform_report
+from model.vlm.report import Generation, page_report, unreadable_reason, waveform_report
 from model.vlm.settings import VlmSettings
 
 __all__ = ["MIN_RENDER_DPI", "VlmEngine", "render_page"]
@@ -77,13 +79,22 @@ class VlmEngine:
     """Loads the model once at construction; raises VlmUnavailable if it cannot.
 
     `limits` are the site's statement limits for the measurement report that grounds the
-    model (hybrid) and whose measurements every waveform report keeps."""
+    model (hybrid) and whose measurements every waveform report keeps. `on_unreadable`:
+    what becomes of an item whose text names no known ECG statement: "fallback" (the
+    measurement engine's report, flagged; model/vlm/report.py) or "hold" (Held, so the
+    job waits as for an unavailable engine); the gateway passes `engine_unavailable`."""
 
     def __init__(
-        self, settings: VlmSettings | None = None, limits: StatementLimits = DEFAULT_LIMITS
+        self,
+        settings: VlmSettings | None = None,
+        limits: StatementLimits = DEFAULT_LIMITS,
+        on_unreadable: str = "fallback",
     ) -> None:
+        if on_unreadable not in ("fallback", "hold"):
+            raise ValueError(f"on_unreadable must be 'fallback' or 'hold', not {on_unreadable!r}")
         self.settings = settings or VlmSettings()
         self.limits = limits
+        self.on_unreadable = on_unreadable
         self.name = self.settings.mode
         self.reads_pages = True
         self.loaded = load_vlm(self.settings.load_spec())
@@ -96,12 +107,12 @@ class VlmEngine:
             str(self.loaded.dtype).removeprefix("torch."),
         )
 
-    def interpret(self, ecg: Ecg) -> Report:
+    def interpret(self, ecg: Ecg) -> Report | Held:
         return self.interpret_batch([ecg])[0]
 
     def interpret_image(
         self, image: Image.Image | PageImage, kind: str = "secondary-capture"
-    ) -> Report:
+    ) -> Report | Held:
         page = (
             image
             if isinstance(image, PageImage)
@@ -109,14 +120,15 @@ class VlmEngine:
         )
         return self.interpret_batch([page])[0]
 
-    def interpret_file(self, path: str | Path) -> Report:
+    def interpret_file(self, path: str | Path) -> Report | Held:
         """A waveform file (measured, rendered) or a page file (PDF, image, DICOM SC)."""
         if is_page_file(path):
             return self.interpret_image(load_page(path))
         return self.interpret(ecg_model.load(path))
 
-    def interpret_batch(self, items: Sequence[Ecg | PageImage]) -> list[Report]:
-        """Reports in input order; generation runs `batch_size` items at a time."""
+    def interpret_batch(self, items: Sequence[Ecg | PageImage]) -> list[Report | Held]:
+        """Reports in input order (Held for unreadable text where jobs are held);
+        generation runs `batch_size` items at a time."""
         requests = [self._request(item) for item in items]
         generations = self.generate([r.image for r in requests], [r.prompt for r in requests])
         return [self._report(r, g) for r, g in zip(requests, generations, strict=True)]
@@ -205,7 +217,7 @@ class VlmEngine:
 
     def _request(self, item: Ecg | PageImage) -> _Request:
         if isinstance(item, PageImage):
-            return _Request(item.image, report_prompt(from_image=True), None, item)
+            return _Request(item.image, report_prompt(), None, item)
         measured = ecg_model.analyze(item, self.limits)
         if self.settings.mode == "hybrid":
             prompt = report_prompt(measured.measurements, measured.statements)
@@ -213,7 +225,9 @@ class VlmEngine:
             prompt = report_prompt()
         return _Request(self.render(item), prompt, measured, None)
 
-    def _report(self, request: _Request, generation: Generation) -> Report:
+    def _report(self, request: _Request, generation: Generation) -> Report | Held:
+        if self.on_unreadable == "hold" and not parse_generated_text(generation.text).readable:
+            return Held(unreadable_reason(self.info, generation))
         if request.measured is not None:
             return waveform_report(
                 request.measured, generation, self.info, hybrid=self.settings.mode == "hybrid"

@@ -25,6 +25,7 @@ from model.vlm.settings import DEFAULT_MODEL, LoadSpec, VlmUnavailable
 
 __all__ = [
     "LoadedVlm",
+    "adapter_base_precision",
     "check_vlm_files",
     "load_model",
     "load_processor",
@@ -76,10 +77,12 @@ def load_vlm(spec: LoadSpec) -> LoadedVlm:
     source = check_vlm_files(spec)
     processor = load_processor(source)
     model = load_model(source, spec, device, dtype)
+    label = _label(spec)
     if spec.adapter is not None:
         model = _apply_adapter(model, Path(spec.adapter), merge=spec.quantization == "none")
+        label += _precision_note(Path(spec.adapter), spec)
     model.eval()
-    return LoadedVlm(processor, model, device, dtype, _label(spec))
+    return LoadedVlm(processor, model, device, dtype, label)
 
 
 def check_vlm_files(spec: LoadSpec) -> str:
@@ -209,8 +212,17 @@ def load_model(source: str, spec: LoadSpec, device: torch.device, dtype: torch.d
     return model if spec.quantization == "4bit" else model.to(device)
 
 
+# Kept in the compute dtype under 4-bit: the vision tower and connector (a page's fine
+# detail, and weights no stage trains), and the output head (transformers' own default).
+FOUR_BIT_SKIPPED = ["model.vision_model", "model.connector", "lm_head"]  # Idefics3 names
+# What an adapter's model card (training/qlora.py) says its base was trained in.
+BASE_PRECISION = re.compile(r"^base_precision:\s*(\S+)\s*$", re.MULTILINE)
+NF4 = "nf4"
+
+
 def _four_bit_config(compute_dtype: torch.dtype) -> BitsAndBytesConfig:
-    """QLoRA's NF4 with double quantisation; bitsandbytes >= 0.45 also runs it on the CPU."""
+    """QLoRA's NF4 with double quantisation for the text model; bitsandbytes >= 0.45 also
+    runs it on the CPU."""
     if importlib.util.find_spec("bitsandbytes") is None:
         raise VlmUnavailable(
             "4-bit quantisation needs the bitsandbytes package: "
@@ -221,6 +233,7 @@ def _four_bit_config(compute_dtype: torch.dtype) -> BitsAndBytesConfig:
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype,
+        llm_int8_skip_modules=FOUR_BIT_SKIPPED,
     )
 
 
@@ -243,6 +256,32 @@ def _apply_adapter(model: Any, path: Path, merge: bool) -> Any:
             f"{type(exc).__name__}: {_first_line(exc)}"
         ) from exc
     return adapted.merge_and_unload() if merge else adapted
+
+
+def adapter_base_precision(path: Path) -> str | None:
+    """The base precision the adapter's model card records ("nf4", "float32"...), if any."""
+    card = path / "README.md"
+    match = BASE_PRECISION.search(card.read_text(encoding="utf-8")) if card.is_file() else None
+    return match.group(1) if match else None
+
+
+def _precision_note(path: Path, spec: LoadSpec) -> str:
+    """A warning, and a note for the report's engine label, where the adapter is served on a
+    base of another precision than it was trained on: its outputs differ from training's
+    (an adapter trained on the NF4 base, merged into full-precision weights)."""
+    trained = adapter_base_precision(path)
+    served = NF4 if spec.quantization == "4bit" else "full precision"
+    if trained is None or (trained == NF4) == (served == NF4):
+        return ""
+    log.warning(
+        "adapter %s was trained on a %s base and is served on a %s one: its outputs differ "
+        "from training's; set quantization to %s to serve it as trained",
+        path,
+        trained,
+        served,
+        "4bit" if trained == NF4 else "none",
+    )
+    return f" (adapter trained on {trained})"
 
 
 def _load_error(source: str, part: str, exc: Exception) -> str:

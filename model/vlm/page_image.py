@@ -18,12 +18,12 @@ import pypdfium2
 from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset
 
+from model.decode.pdf_page import ENCAPSULATED_PDF_SOP_CLASS, encapsulated_pdf
 from model.errors import EcgDecodeError
 from model.report import SourceKind
 
 SECONDARY_CAPTURE: SourceKind = "secondary-capture"
 PDF: SourceKind = "pdf"
-ENCAPSULATED_PDF_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
 # PDF pages are rasterised with this longest edge: at least what the processor keeps
 # (model.vlm.settings.DEFAULT_LONGEST_EDGE), so the model loses nothing to the rasteriser.
 PDF_LONGEST_EDGE_PX = 2048
@@ -91,10 +91,7 @@ def image_from_pixels(pixels: np.ndarray, photometric: str, bits_stored: int) ->
 def page_from_dataset(ds: Dataset, source: str) -> PageImage:
     """A DICOM Encapsulated PDF or an image object (Secondary Capture) as a page."""
     if str(ds.get("SOPClassUID", "")) == ENCAPSULATED_PDF_SOP_CLASS:
-        document = bytes(ds.get("EncapsulatedDocument", b"") or b"")
-        if not document.startswith(b"%PDF-"):
-            raise EcgDecodeError(source, "EncapsulatedDocument is not a PDF")
-        page = page_from_pdf(document, PDF, source)
+        page = page_from_pdf(encapsulated_pdf(ds, source), PDF, source)
         return PageImage(page.image, PDF, "dicom-pdf", page.notes)
     if "PixelData" not in ds:
         raise EcgDecodeError(source, "DICOM object has neither pixel data nor a PDF document")

@@ -1,11 +1,9 @@
 """Reading the model's text back into the report: statements with their SCP codes, the
 impression, and the numbers it states, checked against what was measured.
 
-Statements are found by the English phrases of the SCP-ECG statements (PTB-XL's
-descriptions, which the training targets use verbatim, plus the usual synonyms and
-abbreviations of clinical reports) and by bracketed codes such as "[AFIB]". A phrase
-under a negation in its clause ("no ST elevation") is not a finding; a hedge
-("possible", "probable") is kept in the statement's text.
+Statements, negated and hedged findings: model/vlm/findings.py. The impression keeps
+only the lines that name a finding (or an axis or verdict), so words the parser does not
+understand never become a report's interpretation.
 
 Numbers the text states are never copied into the structured fields: the measured
 values always win. A stated number that differs from the measured one by more than a
@@ -21,134 +19,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from model.report import Measurements, Statement
-from model.scp_statements import STATEMENTS
+from model.vlm.findings import FoundStatement, find_mentions, find_statements
 
 CONSISTENCY = "consistency"
 
-# Usual names in reports for SCP statements, beyond PTB-XL's own descriptions.
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "SR": ("normal sinus rhythm", "sinus rhythm"),
-    "AFIB": ("atrial fibrillation",),
-    "AFLT": ("atrial flutter",),
-    "1AVB": (
-        "first degree AV block",
-        "1st degree AV block",
-        "first degree atrioventricular block",
-        "first degree heart block",
-    ),
-    "2AVB": ("second degree AV block", "2nd degree AV block", "Mobitz", "Wenckebach"),
-    "3AVB": (
-        "third degree AV block",
-        "3rd degree AV block",
-        "complete heart block",
-        "complete AV block",
-    ),
-    "CRBBB": ("right bundle branch block", "complete right bundle branch block"),
-    "CLBBB": ("left bundle branch block", "complete left bundle branch block"),
-    "LAFB": ("left anterior hemiblock",),
-    "LPFB": ("left posterior hemiblock",),
-    "IVCD": ("intraventricular conduction delay", "intraventricular conduction disturbance"),
-    "LAO/LAE": ("left atrial abnormality",),
-    "RAO/RAE": ("right atrial abnormality",),
-    "WPW": ("Wolff-Parkinson-White", "Wolff-Parkinson-White pattern", "ventricular pre-excitation"),
-    "LNGQT": (
-        "long QT",
-        "prolonged QT",
-        "prolonged QT interval",
-        "QT prolongation",
-        "prolonged QTc",
-    ),
-    "LPR": ("prolonged PR", "PR prolongation"),
-    "PVC": (
-        "premature ventricular complexes",
-        "premature ventricular contractions",
-        "premature ventricular beats",
-        "ventricular premature beats",
-        "ventricular extrasystoles",
-        "ventricular ectopic beats",
-    ),
-    "PAC": (
-        "premature atrial complexes",
-        "premature atrial contractions",
-        "premature atrial beats",
-        "atrial premature beats",
-        "supraventricular extrasystoles",
-    ),
-    "PACE": (
-        "pacemaker rhythm",
-        "paced rhythm",
-        "artificial pacemaker rhythm",
-        "ventricular pacing",
-    ),
-    "LVOLT": ("low QRS voltage", "low QRS voltages", "low voltage QRS", "low voltage"),
-    "HVOLT": ("high QRS voltages",),
-    "STD_": ("ST depression", "ST segment depression"),
-    "STE_": ("ST elevation", "ST segment elevation"),
-    "INVT": ("T wave inversion", "inverted T waves", "T wave inversions"),
-    "TAB_": ("T wave abnormality", "T wave abnormalities", "abnormal T waves"),
-    "NT_": ("non-specific T wave changes", "nonspecific T wave abnormality"),
-    "NST_": ("non-specific ST-T changes", "nonspecific ST-T wave changes"),
-    "QWAVE": ("Q waves", "pathological Q waves"),
-    "LAD": ("left axis deviation", "left axis"),
-    "RAD": ("right axis deviation", "right axis"),
-    "SVTAC": ("supraventricular tachycardia",),
-    "NORM": ("normal ECG", "normal electrocardiogram"),
-}
-# Abbreviations, matched with their exact capitals ("AF", not "af" inside a word).
-ABBREVIATIONS: dict[str, tuple[str, ...]] = {
-    "SR": ("NSR",),
-    "AFIB": ("AF", "AFib"),
-    "AFLT": ("AFL",),
-    "1AVB": ("1AVB", "1° AV block"),
-    "CRBBB": ("RBBB", "CRBBB"),
-    "CLBBB": ("LBBB", "CLBBB"),
-    "IRBBB": ("IRBBB",),
-    "ILBBB": ("ILBBB",),
-    "LAFB": ("LAFB", "LAHB"),
-    "LPFB": ("LPFB", "LPHB"),
-    "LVH": ("LVH",),
-    "RVH": ("RVH",),
-    "WPW": ("WPW",),
-    "PVC": ("PVC", "PVCs", "VPB", "VPBs"),
-    "PAC": ("PAC", "PACs", "APB", "APBs"),
-    "SVTAC": ("SVT",),
-    "LAD": ("LAD",),
-    "RAD": ("RAD",),
-    "IVCD": ("IVCD",),
-}
-NEGATIONS = re.compile(
-    r"\b(?:no|not|without|absent|absence of|negative for|free of|rule out|ruled out|resolved)\b",
-    re.IGNORECASE,
-)
-HEDGES = re.compile(
-    r"\b(possible|probable|probably|borderline|suspected|likely|consider|"
-    r"cannot (?:be )?(?:exclude|excluded|rule out|ruled out))\b",
-    re.IGNORECASE,
-)
-_HEDGE_WORD = {
-    "probably": "probable",
-    "likely": "probable",
-    "suspected": "possible",
-    "consider": "possible",
-}
-CLAUSE_END = re.compile(r"[.,;:\n!?]")
-BRACKETED_CODE = re.compile(r"[\[(]\s*([A-Za-z0-9_/()]{2,8}?)\s*[\])]")
 LINE_LABEL = re.compile(r"^\s*([A-Za-z][A-Za-z -]{0,20}):\s*")
 MEASUREMENTS_LABEL = "measurements"
-
-
-@dataclass(frozen=True)
-class FoundStatement:
-    """A statement named in the text: its code, the words that named it, any hedge."""
-
-    code: str
-    phrase: str
-    hedge: str | None = None
-
-    def statement_text(self) -> str:
-        text = STATEMENTS[self.code].description
-        text = f"{self.hedge} {text}" if self.hedge else text
-        return text[0].upper() + text[1:]
 
 
 @dataclass(frozen=True)
@@ -165,136 +41,72 @@ class ParsedText:
     statements: list[FoundStatement]
     impression: str
     values: list[StatedValue] = field(default_factory=list)
+    unread_lines: list[str] = field(default_factory=list)  # left out of the impression
 
     @property
     def codes(self) -> list[str]:
         return [s.code for s in self.statements]
 
+    @property
+    def readable(self) -> bool:
+        """The text names at least one ECG statement the parser knows: only then may it
+        be a report's interpretation (model/vlm/report.py falls back or holds otherwise)."""
+        return bool(self.statements)
+
 
 def parse_generated_text(text: str) -> ParsedText:
+    kept, unread = read_lines(text)
     return ParsedText(
-        statements=find_statements(text), impression=impression(text), values=stated_values(text)
+        statements=find_statements(text),
+        impression=" ".join(_sentence(line) for line in kept),
+        values=stated_values(text),
+        unread_lines=unread,
     )
-
-
-# --- statements ---------------------------------------------------------------------------
-
-
-def _phrase_pattern(phrase: str) -> str:
-    """Words may be joined by spaces or hyphens, or run together ('non-specific', 'T wave')."""
-    words = [re.escape(w) for w in re.split(r"[\s\-]+", phrase.strip()) if w]
-    return r"(?<![\w-])" + r"[\s\-]*".join(words) + r"(?![\w-])"
-
-
-def _description_variants(description: str) -> set[str]:
-    """PTB-XL descriptions as people write them: 'a/b' either way, no parenthesis, 'MI'."""
-    plain = re.sub(r"\s*\([^)]*\)", "", description).strip()
-    spelled = {description, plain}
-    spelled |= {option for text in spelled for option in _slash_options(text)}
-    spelled |= {
-        text.replace("myocardial infarction", other)
-        for text in spelled
-        if "myocardial infarction" in text
-        for other in ("infarction", "infarct", "MI")
-    }
-    spelled |= {
-        "ischemia in " + text.removeprefix("ischemic in ")
-        for text in spelled
-        if text.startswith("ischemic in ")
-    }
-    return {v for v in spelled if "/" not in v or v == description}
-
-
-def _slash_options(text: str) -> list[str]:
-    """'left atrial overload/enlargement' -> 'left atrial overload', '... enlargement'."""
-    words = text.split()
-    return [
-        " ".join(words[:i] + [option] + words[i + 1 :])
-        for i, word in enumerate(words)
-        if "/" in word and len(word) > 3
-        for option in word.split("/")
-    ]
-
-
-def _build_patterns() -> list[tuple[str, re.Pattern[str]]]:
-    patterns: list[tuple[str, re.Pattern[str]]] = []
-    for code, statement in STATEMENTS.items():
-        phrases = _description_variants(statement.description) | set(SYNONYMS.get(code, ()))
-        for phrase in sorted(phrases):
-            patterns.append((code, re.compile(_phrase_pattern(phrase), re.IGNORECASE)))
-            if "ischemic" in phrase:
-                british = phrase.replace("ischemic", "ischaemic").replace("ischemia", "ischaemia")
-                patterns.append((code, re.compile(_phrase_pattern(british), re.IGNORECASE)))
-    for code, abbreviations in ABBREVIATIONS.items():
-        for abbreviation in abbreviations:
-            exact = r"(?<![\w-])" + re.escape(abbreviation) + r"(?![\w-])"
-            patterns.append((code, re.compile(exact)))
-    return patterns
-
-
-_PATTERNS = _build_patterns()
-
-
-def find_statements(text: str) -> list[FoundStatement]:
-    """Statements in order of appearance, each code once; the longest phrase wins a span."""
-    candidates = [
-        (m.start(), m.end(), code) for code, pattern in _PATTERNS for m in pattern.finditer(text)
-    ]
-    candidates += [
-        (m.start(), m.end(), m.group(1).upper())
-        for m in BRACKETED_CODE.finditer(text)
-        if m.group(1).upper() in STATEMENTS
-    ]
-    taken: list[tuple[int, int, str]] = []
-    for start, end, code in sorted(candidates, key=lambda c: (c[0] - c[1], c[0])):
-        if all(end <= s or start >= e for s, e, _ in taken):
-            taken.append((start, end, code))
-    found: dict[str, FoundStatement] = {}
-    for start, end, code in sorted(taken):
-        prefix = _clause_prefix(text, start)
-        if code in found or _negated(prefix) or _is_qualified_normal(code, prefix):
-            continue
-        found[code] = FoundStatement(code, text[start:end], _hedge(prefix))
-    return list(found.values())
-
-
-def _clause_prefix(text: str, start: int) -> str:
-    """The words before a match, back to the start of its clause."""
-    boundaries = [m.end() for m in CLAUSE_END.finditer(text, 0, start)]
-    return text[(boundaries[-1] if boundaries else 0) : start]
-
-
-def _negated(prefix: str) -> bool:
-    """'no', 'without'...; a hedge such as 'cannot rule out' is not a negation."""
-    return NEGATIONS.search(HEDGES.sub(" ", prefix)) is not None
-
-
-def _hedge(prefix: str) -> str | None:
-    hedges = HEDGES.findall(prefix)
-    if not hedges:
-        return None
-    word = hedges[-1].lower()
-    return "possible" if word.startswith("cannot") else _HEDGE_WORD.get(word, word)
-
-
-def _is_qualified_normal(code: str, prefix: str) -> bool:
-    """'Otherwise normal ECG' and 'borderline normal' are not PTB-XL's NORM."""
-    qualified = re.search(r"\b(otherwise|borderline)\b", prefix, re.IGNORECASE)
-    return code == "NORM" and qualified is not None
 
 
 # --- impression ---------------------------------------------------------------------------
 
 
-def impression(text: str) -> str:
-    """The text without its Measurements line, one sentence per line, as the report's summary.
+# Lines without a statement that a report may still carry: the axis and the verdict.
+KNOWN_LINE_PHRASES = re.compile(
+    r"\b(?:(?:normal|vertical|horizontal|sagittal|indeterminate) axis|"
+    r"(?:abnormal|borderline|otherwise normal|pathological) ECG|not stated|"
+    r"pathologisches EKG|lagetyp normal)\b",
+    re.IGNORECASE,
+)
+MISDECODED = "\ufffd"  # bytes the tokenizer could not decode: never a report's words
 
-    Measurements stay out because the report's structured values are the measured ones;
-    the stated numbers are only checked (see stated_values).
+
+def impression(text: str) -> str:
+    """The lines of the text a report may carry, one sentence per line (see read_lines)."""
+    return " ".join(_sentence(line) for line in read_lines(text)[0])
+
+
+def read_lines(text: str) -> tuple[list[str], list[str]]:
+    """(lines the impression keeps, lines it leaves out).
+
+    Kept: a line that names an ECG statement (even a negated one) or an axis or verdict
+    phrase. Left out: the Measurements line (the report's values are the measured ones,
+    the stated numbers are only checked, see stated_values) and every other line, so
+    words the parser does not understand never become the interpretation.
     """
+    kept, unread = [], []
+    for line in statement_part(text):
+        understood = find_mentions(line) or KNOWN_LINE_PHRASES.search(line)
+        (kept if understood and MISDECODED not in line else unread).append(line)
+    return kept, unread
+
+
+def statement_part(text: str) -> list[str]:
+    """The text's non-empty lines without its Measurements line."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    kept = [_sentence(line) for line in lines if _label(line) != MEASUREMENTS_LABEL]
-    return " ".join(kept) if kept else " ".join(_sentence(line) for line in lines)
+    return [line for line in lines if _label(line) != MEASUREMENTS_LABEL]
+
+
+def split_label(line: str) -> tuple[str, str]:
+    """("Conduction: ", "first degree AV block.") for a labelled line; ("", line) else."""
+    match = LINE_LABEL.match(line)
+    return (match.group(0), line[match.end() :]) if match else ("", line)
 
 
 def _label(line: str) -> str | None:

@@ -6,7 +6,8 @@ model/vlm/parse.py reads. Training builds its prompts with `report_prompt` too: 
 model answers best to the very words it was trained on.
 
 Hybrid mode puts the measured values and the measurement engine's statements in front of the
-instruction, so the model writes around facts instead of inventing numbers.
+instruction, so the model writes around facts instead of inventing numbers. A received
+page, which has no measurements, gets the instruction alone (the vlm prompt) in both modes.
 """
 
 from __future__ import annotations
@@ -21,20 +22,19 @@ REPORT_INSTRUCTION = (
     "ST-T, Infarction, Interpretation. End with a Measurements line: heart rate, PR, QRS, "
     "QT, QTc (Bazett), P axis, QRS axis, T axis."
 )
-IMAGE_NOTE = "This page is a scanned, photographed or printed ECG; no measurements are available."
 FACTS_NOTE = "Measured on the signal; quote these values and do not change them:"
 RULES_NOTE = "Rule-based statements:"
 
 
 def report_prompt(
-    measurements: Measurements | None = None,
-    rule_statements: Sequence[Statement] | None = None,
-    from_image: bool = False,
+    measurements: Measurements | None = None, rule_statements: Sequence[Statement] | None = None
 ) -> str:
-    """The user turn's text: hybrid facts when given, then the instruction."""
+    """The user turn's text: hybrid facts when given, then the instruction.
+
+    A received page (Secondary Capture, PDF) gets the instruction alone in either mode:
+    nothing was measured, and the page shows what it is. Training teaches exactly these
+    prompts (training/collate.py), so serving never sends one no stage trained on."""
     parts = []
-    if from_image:
-        parts.append(IMAGE_NOTE)
     if measurements is not None:
         parts.append(f"{FACTS_NOTE} {'; '.join(measurement_phrases(measurements))}.")
     if rule_statements is not None:

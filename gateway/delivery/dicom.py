@@ -1,0 +1,91 @@
+"""The `dicom` route: the report stored to a DICOM archive by C-STORE (pynetdicom as SCU),
+as an Encapsulated PDF and as a TID 3700 ECG Report SR (dicom_objects.py, dicom_sr.py).
+
+One association per delivery, both objects on it; retried like every destination by
+the sweeper. A refusal the archive will repeat for the same object (its status says the
+data set is wrong or not understood) is permanent; a busy or out-of-resources archive,
+a rejected or aborted association, or silence is retried.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from pydicom import dcmread
+from pynetdicom import AE
+from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
+
+from gateway.delivery.base import Artefacts, DeliveryError, redact
+from gateway.delivery.dicom_objects import encapsulated_pdf
+from gateway.delivery.dicom_sr import ecg_report_sr
+from gateway.processing.package import ReportPackage
+from gateway.routing import DicomDestination
+
+PDF_PART = "report-pdf.dcm"
+SR_PART = "report-sr.dcm"
+_SUCCESS = 0x0000
+_WARNINGS = {0x0001, 0xB000, 0xB006, 0xB007}
+# PS3.4 B.2.3 / PS3.7 C: the archive cannot take this data set as it is
+_PERMANENT = {0x0122, 0x0124, 0x0211, 0xA900}
+_CANNOT_UNDERSTAND = range(0xC000, 0xD000)
+
+
+def prepare(package: ReportPackage, destination: DicomDestination, name: str) -> Artefacts:
+    """Part 10 files by part; the PDF only where the package has one (a received picture
+    has none), the SR for every report."""
+    artefacts: Artefacts = {}
+    if "pdf" in destination.objects and package.pdf is not None:
+        artefacts[PDF_PART] = encapsulated_pdf(package)
+    if "sr" in destination.objects:
+        artefacts[SR_PART] = ecg_report_sr(package)
+    return artefacts
+
+
+class DicomSender:
+    """C-STORE of the prepared objects to one archive, on an association per delivery."""
+
+    def __init__(self, destination: DicomDestination, name: str):
+        self.destination = destination
+        self.name = name
+        # pynetdicom logs every PDU at INFO; the sweeper logs each delivery once
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+        self._ae = AE(ae_title=destination.calling_ae)
+        for context in (EncapsulatedPDFStorage, ComprehensiveSRStorage):
+            self._ae.add_requested_context(context)
+        for timeout in ("acse_timeout", "dimse_timeout", "network_timeout"):
+            setattr(self._ae, timeout, destination.timeout_s)
+
+    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
+        called, host, port = self.destination.address
+        where = f"C-STORE to {called}@{host}:{port}"
+        assoc = self._ae.associate(host, port, ae_title=called)
+        if not assoc.is_established:
+            state = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
+            raise DeliveryError(f"{where}: association {state}")
+        try:
+            stored = [
+                self._store(assoc, part, data, where, package) for part, data in artefacts.items()
+            ]
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return f"{where}: stored {', '.join(stored)}"
+
+    def _store(self, assoc, part: str, data: bytes, where: str, package: ReportPackage) -> str:
+        dataset = dcmread(io.BytesIO(data))
+        status = assoc.send_c_store(dataset)
+        code = getattr(status, "Status", None)
+        if code is None:
+            raise DeliveryError(f"{where}: no answer to the {part} (timeout or abort)")
+        if code == _SUCCESS or code in _WARNINGS:
+            return part if code == _SUCCESS else f"{part} (warning 0x{code:04X})"
+        comment = str(status.get("ErrorComment", "")).strip()
+        detail = f": {redact(comment, package, 120)}" if comment else ""
+        raise DeliveryError(
+            f"{where}: the {part} was refused with status 0x{code:04X}{detail}",
+            permanent=code in _PERMANENT or code in _CANNOT_UNDERSTAND,
+        )
+
+    def close(self) -> None:
+        """Nothing held open between sends."""

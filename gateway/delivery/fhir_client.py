@@ -1,0 +1,130 @@
+"""FHIR R4 over HTTP: POSTing a transaction Bundle (built in fhir.py) to the server's
+base URL with httpx, and judging the transaction-response.
+
+Success is a transaction-response whose every entry succeeded; client errors a person
+can fix without changing the report (auth, rate limits) are retried, others are
+permanent; a server's Retry-After is honoured.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from gateway.delivery.base import Artefacts, DeliveryError, redact
+from gateway.delivery.tls import client_ssl_context
+from gateway.processing.package import ReportPackage
+from gateway.routing import BasicAuth, BearerAuth, FhirDestination
+
+FHIR_JSON = "application/fhir+json"
+# Client errors that a person can fix without changing the report: retry those.
+_RETRYABLE_4XX = {401, 403, 404, 408, 429}
+_SAYS_WHEN_TO_RETRY = {429, 503}  # statuses whose Retry-After header we honour
+
+
+class FhirSender:
+    """POSTs transactions to one FHIR server over a reused httpx connection pool."""
+
+    def __init__(self, destination: FhirDestination, name: str):
+        self.destination = destination
+        self.name = name
+        # httpx logs every request at INFO; the sweeper already logs each delivery once
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        self.endpoint = str(destination.endpoint)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(destination.timeout_s),
+            verify=client_ssl_context(destination.tls),
+            headers={"Accept": FHIR_JSON},
+        )
+
+    def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
+        response = self._post(artefacts["bundle"])
+        return _check_response(response, package)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _post(self, body: bytes) -> httpx.Response:
+        headers = {"Content-Type": FHIR_JSON}
+        auth: httpx.Auth | None = None
+        try:
+            if isinstance(self.destination.auth, BearerAuth):
+                headers["Authorization"] = f"Bearer {self.destination.auth.token.read()}"
+            elif isinstance(self.destination.auth, BasicAuth):
+                auth = httpx.BasicAuth(
+                    self.destination.auth.username, self.destination.auth.password.read()
+                )
+        except LookupError as exc:
+            raise DeliveryError(f"reading credentials for {self.endpoint}: {exc}") from None
+        try:
+            return self._client.post(self.endpoint, content=body, headers=headers, auth=auth)
+        except httpx.TimeoutException:
+            raise DeliveryError(
+                f"POST transaction to {self.endpoint}: no answer within "
+                f"{self.destination.timeout_s:g} s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"POST transaction to {self.endpoint}: {exc}") from None
+
+
+def _check_response(response: httpx.Response, package: ReportPackage) -> str:
+    """Success means a transaction-response whose every entry succeeded."""
+    where = f"POST transaction to {response.request.url}"
+    if not response.is_success:
+        permanent = 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX
+        detail = redact(_outcome_summary(response), package)
+        wait = None
+        if response.status_code in _SAYS_WHEN_TO_RETRY:
+            wait = retry_after_s(response.headers.get("Retry-After"), datetime.now(UTC))
+        raise DeliveryError(
+            f"{where}: HTTP {response.status_code} {detail}".rstrip(),
+            permanent=permanent,
+            retry_after_s=wait,
+        )
+    try:
+        reply = response.json()
+        statuses = [entry["response"]["status"] for entry in reply.get("entry", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DeliveryError(
+            f"{where}: HTTP {response.status_code} but no transaction-response"
+        ) from None
+    failed = [status for status in statuses if not str(status).startswith("2")]
+    if reply.get("type") != "transaction-response" or failed:
+        raise DeliveryError(f"{where}: transaction-response with failed entries {failed}")
+    report_locations = [
+        entry["response"].get("location", "")
+        for entry in reply["entry"]
+        if "DiagnosticReport" in entry["response"].get("location", "")
+    ]
+    return f"HTTP {response.status_code} {' '.join(report_locations)}".rstrip()
+
+
+def retry_after_s(value: str | None, now: datetime) -> float | None:
+    """Seconds a Retry-After header (delay-seconds or an HTTP-date) asks us to wait;
+    None when there is none or it cannot be read, so the usual backoff applies."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _outcome_summary(response: httpx.Response) -> str:
+    """Issue codes and diagnostics of an OperationOutcome, if the server sent one."""
+    try:
+        outcome = response.json()
+        issues = outcome.get("issue", [])
+        return "; ".join(
+            f"{issue.get('severity', '?')} {issue.get('code', '?')}: {issue.get('diagnostics', '')}"
+            for issue in issues
+        )
+    except (ValueError, AttributeError):
+        return response.reason_phrase

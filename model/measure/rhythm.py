@@ -1,0 +1,266 @@
+"""Beat by beat: which beats are premature, where they come from, and what the rhythm
+between them does.
+
+model.beats labels each QRS by its shape and timing (N dominant, S dominant shape but
+premature, V other shape and premature, X other). Here each premature beat is given
+its origin from the atrial activity before it, the P waves of the dominant beats are
+counted one by one, and the RR series is split into the intervals that premature beats
+explain (the coupling interval and the pause after it) and those they do not (between
+two dominant beats), so that the rhythm statements (model.rhythm_statements) can tell
+a sinus rhythm with premature beats from atrial fibrillation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.beats import Beats, beat_windows, normalised_rmssd, samples
+from model.measure.leads import PRE
+
+if TYPE_CHECKING:
+    from model.measure.result import Fiducials
+
+# A beat of the dominant shape is a supraventricular premature beat when its RR is
+# this much shorter than both the dominant and the preceding RR (a sinus arrhythmia
+# shortens the RR gradually, not against the preceding one).
+PAC_PREMATURITY = 0.8
+# A dominant beat has its P wave when its P-wave window correlates with the median
+# beat's P wave at least this well (the median beat's own consistency test,
+# model.measure.waves.MIN_P_CONSISTENCY, is on the median of these).
+MIN_BEAT_P_CORRELATION = 0.5
+# Before a premature beat of the dominant shape, once the previous beat's QRS-T is
+# cancelled, no atrial wave of this share of the sinus P wave's size makes it
+# junctional, where a P wave would show: the sinus P wave stands MIN_ECTOPIC_P_SNR
+# times above the noise of the same window (synthetic tuning set: atrial premature P
+# waves 0.6-1.2 of the sinus P, the T wave's remnant before junctional beats 0.4-0.5;
+# LUDB 60, a premature atrial beat, has a sinus P wave no larger than that noise).
+# Otherwise the beat is taken for atrial, by far the commoner.
+ECTOPIC_P_FRACTION = 0.6
+MIN_ECTOPIC_P_SNR = 2.0
+# Where an ectopic P wave is looked for: from this far before the QRS to 30 ms before.
+ECTOPIC_P_SEARCH_MS = 300
+# A pause is compensatory when the RR before and after the premature beat add up to
+# two dominant RR within this fraction.
+COMPENSATORY_TOLERANCE = 0.1
+# Bigeminy / trigeminy: at least this many premature beats in the repeating pattern.
+MIN_PATTERN_ECTOPICS = 3
+# Intervals between two dominant beats need at least this many to judge their spread,
+# and successive pairs of them MIN_NN_PAIRS to judge their beat-to-beat change.
+MIN_NN_INTERVALS = 3
+MIN_NN_PAIRS = 4
+# An interval between dominant beats this many dominant RRs long is a pause.
+PAUSE_RR = 1.6
+ECTOPIC = ("A", "J", "V")
+
+
+@dataclass(frozen=True)
+class RhythmAnalysis:
+    """The beat-by-beat findings the rhythm statements rest on.
+
+    classes: per beat 'N' dominant, 'A' premature atrial, 'J' premature junctional
+    (dominant shape, no atrial wave before it), 'V' premature ventricular, 'X' other.
+    p_waves / dominant_beats: dominant beats with their P wave, of all dominant beats
+    (0 where no median P wave was found to compare with).
+    nn_irregularity: beat-to-beat change of the intervals between dominant beats
+    (normalised RMSSD over successive pairs, or over their sequence where fewer
+    than MIN_NN_PAIRS pairs follow each other); None with fewer than
+    MIN_NN_INTERVALS such intervals; nn_intervals: how many there are.
+    coupling_spread: how much the premature beats' coupling intervals and the pauses
+    after them vary (coupling_spread()).
+    """
+
+    classes: tuple[str, ...]
+    p_waves: int
+    dominant_beats: int
+    nn_irregularity: float | None
+    nn_intervals: int
+    coupling_spread: float | None
+    compensatory_pauses: int
+    pattern: str | None  # "bigeminy" or "trigeminy"
+    pattern_origin: str | None  # 'A', 'J' or 'V'
+    pattern_cycles: int
+
+    def count(self, kind: str) -> int:
+        return self.classes.count(kind)
+
+
+def analyse_rhythm(
+    sig: np.ndarray,
+    leads: np.ndarray,
+    beats: Beats,
+    median: np.ndarray,
+    fid: Fiducials | None,
+    p_correlations: np.ndarray | None,
+) -> RhythmAnalysis:
+    """Classify every beat and measure what the rhythm does around the premature ones."""
+    classes = [str(label) for label in np.where(beats.labels == "S", "A", beats.labels)]
+    rr = beats.rr
+    atrial = None
+    for i in np.flatnonzero(beats.labels == "S"):
+        preceding = rr[i - 2] if i >= 2 else beats.dominant_rr
+        if rr[i - 1] >= PAC_PREMATURITY * min(beats.dominant_rr, preceding):
+            classes[i] = "N"
+            continue
+        if fid is None:
+            continue
+        atrial = atrial or AtrialWaves(sig, leads, beats, median, fid)
+        if not atrial.before(int(i)):
+            classes[i] = "J"
+    p_waves = (
+        int(np.count_nonzero(p_correlations >= MIN_BEAT_P_CORRELATION))
+        if p_correlations is not None
+        else 0
+    )
+    pattern, origin, cycles = ectopic_pattern(classes)
+    return RhythmAnalysis(
+        classes=tuple(classes),
+        p_waves=p_waves,
+        dominant_beats=int(np.count_nonzero(beats.labels == "N")),
+        nn_irregularity=nn_irregularity(beats),
+        nn_intervals=int(np.count_nonzero(between_normal_beats(beats))),
+        coupling_spread=coupling_spread(beats),
+        compensatory_pauses=compensatory_pauses(beats, classes),
+        pattern=pattern,
+        pattern_origin=origin,
+        pattern_cycles=cycles,
+    )
+
+
+def between_normal_beats(beats: Beats) -> np.ndarray:
+    """Per RR interval: True between two dominant beats, unless it is a pause."""
+    return beats.both_normal & (beats.rr < PAUSE_RR * beats.dominant_rr)
+
+
+def nn_irregularity(beats: Beats) -> float | None:
+    """Normalised RMSSD between dominant beats (model.beats.normalised_rmssd): over
+    successive pairs where MIN_NN_PAIRS follow each other, else over the intervals'
+    sequence in time (the rhythm under frequent premature beats). An interval of
+    PAUSE_RR dominant RRs or more is left out: a beat missed by the detection (a
+    premature beat in the T wave at 155/min, synthetic tuning set) or not conducted
+    (a dropped beat) is no change of the rhythm."""
+    both = between_normal_beats(beats)
+    successive = normalised_rmssd(beats.rr, both, MIN_NN_PAIRS)
+    if successive is not None:
+        return successive
+    nn = beats.rr[both]
+    if nn.size < MIN_NN_INTERVALS:
+        return None
+    return float(np.sqrt(np.mean(np.diff(nn) ** 2)) / nn.mean())
+
+
+def coupling_spread(beats: Beats) -> float | None:
+    """How much the premature beats' timing varies: the larger coefficient of variation
+    of the coupling intervals (ending in a premature beat) and of the pauses after
+    them (ending in a non-premature beat), each judged with 3 or more; None without.
+    One ectopic focus fires at a nearly fixed coupling and the pause after it follows
+    from that; in atrial fibrillation both vary."""
+    premature = np.isin(beats.labels, ("S", "V"))
+    spreads = []
+    for intervals in (beats.rr[premature[1:]], beats.rr[premature[:-1] & ~premature[1:]]):
+        if intervals.size >= 3:
+            spreads.append(float(intervals.std() / intervals.mean()))
+    return max(spreads) if spreads else None
+
+
+def compensatory_pauses(beats: Beats, classes: list[str]) -> int:
+    """Premature beats whose surrounding RRs add up to two dominant RRs: the sinus node
+    was not reset (typical of ventricular premature beats)."""
+    rr, count = beats.rr, 0
+    for i in range(1, len(classes) - 1):
+        if classes[i] in ECTOPIC:
+            pair = rr[i - 1] + rr[i]
+            count += (
+                abs(pair - 2 * beats.dominant_rr) <= COMPENSATORY_TOLERANCE * 2 * beats.dominant_rr
+            )
+    return count
+
+
+def ectopic_pattern(classes: list[str]) -> tuple[str | None, str | None, int]:
+    """The longest bigeminal (N E N E ...) or trigeminal (N N E N N E ...) run of
+    premature beats of one origin; ('bigeminy' | 'trigeminy' | None, origin, cycles)."""
+    for name, every in (("bigeminy", 2), ("trigeminy", 3)):
+        for origin in ECTOPIC:
+            best = _longest_run(classes, origin, every)
+            if best >= MIN_PATTERN_ECTOPICS:
+                return name, origin, best
+    return None, None, 0
+
+
+def _longest_run(classes: list[str], origin: str, every: int) -> int:
+    """Longest run of cycles of (every - 1) dominant beats followed by one `origin` beat."""
+    cycle = ["N"] * (every - 1) + [origin]
+    best = 0
+    for start in range(len(classes)):
+        run, i = 0, start
+        while i + every <= len(classes) and classes[i : i + every] == cycle:
+            run += 1
+            i += every
+        best = max(best, run)
+    return best
+
+
+class AtrialWaves:
+    """Atrial activity before single beats, once the previous beat's QRS-T complex,
+    which an early P wave rides on, is cancelled with the median beat.
+
+    The same window before dominant beats that follow dominant beats holds their sinus
+    P wave and noise: its typical size, and how far single windows stray from their
+    median (the noise), are what an ectopic P wave is judged against."""
+
+    def __init__(
+        self, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
+    ) -> None:
+        self.x, self.beats = sig[leads], beats
+        self.start = fid.qrs_on - PRE - samples(ECTOPIC_P_SEARCH_MS)
+        self.stop = fid.qrs_on - PRE - samples(30)
+        # The previous beat's ventricular complex, faded out over the 40 ms after its T
+        # wave's end: beyond lies the median beat's next P wave, which must stay.
+        t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
+        end = min(t_end + samples(40), median.shape[1] - 1)
+        fade = np.clip((end - np.arange(median.shape[1])) / samples(40), 0, 1)
+        fade[: fid.qrs_on] = 0.0
+        self.complex = median[leads] * fade
+        references = [self.window(int(k)) for k in np.flatnonzero(beats.both_normal) + 1]
+        references = [r for r in references if r is not None]
+        self.sinus_p = self.noise = None
+        if references:
+            typical = np.median(references, axis=0)
+            self.sinus_p = float(np.median([_wave_size(r) for r in references]))
+            self.noise = float(np.median([_wave_size(r - typical) for r in references]))
+
+    def window(self, i: int) -> np.ndarray | None:
+        """Beat i's search window minus the previous beat's complex; None outside the record."""
+        own = beat_windows(self.x, self.beats.positions[i : i + 1], self.start, self.stop)[:, 0]
+        if i == 0 or np.isnan(own).any():
+            return None
+        lag = int(self.beats.positions[i] - self.beats.positions[i - 1])
+        a, b = PRE + self.start + lag, PRE + self.stop + lag
+        previous = np.zeros_like(own)
+        lo, hi = max(a, 0), min(b, self.complex.shape[1])
+        if hi > lo:
+            previous[:, lo - a : hi - a] = self.complex[:, lo:hi]
+        return own - previous
+
+    def before(self, i: int) -> bool:
+        """Whether an atrial wave may precede beat i: False only where none is seen
+        and a P wave would have been."""
+        window = self.window(i)
+        if window is None or self.sinus_p is None:
+            return True
+        if self.sinus_p < MIN_ECTOPIC_P_SNR * self.noise:
+            return True
+        return _wave_size(window) >= ECTOPIC_P_FRACTION * self.sinus_p
+
+
+def _wave_size(window: np.ndarray) -> float:
+    """Peak spatial size of what is left in a window, against the straight line between
+    its ends (the band-pass leaves a slow undershoot after each T wave, which the
+    cancellation does not take away at every coupling)."""
+    edge = samples(10)
+    first, last = window[:, :edge].mean(axis=1), window[:, -edge:].mean(axis=1)
+    line = first[:, None] + (last - first)[:, None] * np.linspace(0, 1, window.shape[1])[None, :]
+    magnitude = np.sqrt(((window - line) ** 2).sum(axis=0))
+    return float(magnitude.max())

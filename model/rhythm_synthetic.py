@@ -1,0 +1,347 @@
+"""Synthetic 12-lead rhythms with beat-by-beat ground truth, for the rhythm statements.
+
+Built on model.synthetic's single-dipole heart: every P wave, conducted QRS-T,
+ventricular ectopic beat, fibrillatory and flutter wave is drawn where the spec's
+rhythm puts it, and the truth records what each QRS complex is ('N' conducted
+sinus or supraventricular beat, 'A' premature atrial, 'J' premature junctional,
+'V' premature ventricular, 'E' escape) and the SCP codes a cardiologist would give the strip.
+
+    rhythm_ecg(RhythmSpec(...)) -> (Ecg, RhythmTruth)
+
+What it draws (all seeded, so a spec always gives the same ECG):
+- sinus rhythm at any rate, with premature atrial complexes (an early P wave of
+  another axis, the sinus node reset: a non-compensatory pause), premature
+  ventricular complexes (wide, no P wave, the sinus P that falls into it not
+  conducted: a fully compensatory pause) and premature junctional complexes (a
+  normal QRS without a P wave, the pause compensatory), at random or as bigeminy /
+  trigeminy;
+- atrial fibrillation: irregularly irregular RR and fibrillatory waves of a given size;
+- atrial flutter: a sawtooth at 240-340/min conducted 2:1, 3:1, 4:1 or variably;
+- AV block: first degree (long PR), Mobitz I and II, third degree (P waves and a
+  slow escape rhythm independent of each other);
+- white noise and baseline wander.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+from scipy.signal import sawtooth
+
+from model.ecg import Ecg
+from model.measure.rhythm import MIN_PATTERN_ECTOPICS
+from model.statement_limits import DEFAULT_LIMITS
+from model.synthetic import (
+    SyntheticSpec,
+    direction,
+    drawing_times,
+    p_wave_vector,
+    pvc_vector,
+    vector_to_ecg,
+    ventricular_vector,
+)
+
+Rhythm = Literal["sinus", "atrial_fibrillation", "atrial_flutter"]
+AvBlock = Literal["none", "first", "mobitz1", "mobitz2", "third"]
+Pattern = Literal["random", "bigeminy", "trigeminy"]
+
+# The first P wave starts here (ms); no QRS is drawn closer than this to the end.
+FIRST_P_MS = 150.0
+END_MARGIN_MS = 600.0
+# Coupling intervals as fractions of the sinus cycle (premature atrial: P to P;
+# premature ventricular: QRS to QRS).
+PAC_COUPLING = (0.55, 0.72)
+PVC_COUPLING = (0.5, 0.68)
+# An ectopic atrial focus: P axes away from the sinus node's (low atrial, left atrial).
+ECTOPIC_P_AXES = (-60.0, -40.0, 150.0, 170.0)
+# Flutter: the QRS follows the conducted flutter wave's start by this much.
+FLUTTER_FR_MS = 240.0
+
+
+@dataclass(frozen=True)
+class RhythmSpec:
+    """A rhythm to draw. rate_bpm: the sinus rate; in atrial fibrillation the mean
+    ventricular rate; in atrial flutter the atrial (flutter wave) rate."""
+
+    rhythm: Rhythm = "sinus"
+    rate_bpm: float = 70.0
+    pac_fraction: float = 0.0
+    pvc_fraction: float = 0.0
+    pjc_fraction: float = 0.0
+    pattern: Pattern = "random"
+    pattern_origin: Literal["atrial", "ventricular"] = "ventricular"
+    av_block: AvBlock = "none"
+    flutter_conduction: int = 2  # 2, 3 or 4; 0 for variable conduction
+    f_wave_mv: float = 0.08
+    noise_mv: float = 0.0
+    wander_mv: float = 0.0
+    seed: int = 0
+    morphology: SyntheticSpec = field(default_factory=SyntheticSpec)
+    duration_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class RhythmTruth:
+    """What was drawn: the rhythm's SCP code, the other findings' codes, and per QRS
+    its onset (ms) and kind ('N', 'A', 'V', 'E')."""
+
+    rhythm: str
+    findings: frozenset[str]
+    qrs_onsets_ms: tuple[float, ...]
+    beats: tuple[str, ...]
+
+    def count(self, kind: str) -> int:
+        return self.beats.count(kind)
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return self.findings | {self.rhythm}
+
+
+@dataclass
+class _Drawing:
+    """The heart vector being drawn and the beats drawn so far."""
+
+    t: np.ndarray
+    spec: RhythmSpec
+    qt_ms: float
+    vector: np.ndarray = field(init=False)
+    onsets: list[float] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.vector = np.zeros((3, self.t.size))
+
+    @property
+    def end_ms(self) -> float:
+        return self.spec.duration_s * 1000.0 - END_MARGIN_MS
+
+    def p_wave(self, at: float, axis: float | None = None) -> None:
+        m = self.spec.morphology
+        self.vector += p_wave_vector(self.t, m, at, m.p_axis_deg if axis is None else axis)
+
+    def qrs(self, at: float, kind: str) -> None:
+        m = self.spec.morphology
+        if kind == "V":
+            self.vector += pvc_vector(self.t, m, at)
+        else:
+            self.vector += ventricular_vector(self.t, m, at, self.qt_ms)
+        self.onsets.append(at)
+        self.kinds.append(kind)
+
+
+def rate_qt_ms(rr_ms: float, qt_at_60: float) -> float:
+    """A QT that shortens with the rate as Fridericia's formula says (qt_at_60 at 60/min)."""
+    return qt_at_60 * np.cbrt(rr_ms / 1000.0)
+
+
+def ectopic_plan(spec: RhythmSpec, n: int, rng: np.random.Generator) -> list[str]:
+    """Per sinus cycle: '' (sinus beat), 'A', 'J' or 'V' (replaced by a premature beat).
+
+    Random ectopy never puts two premature beats in a row, so that each premature
+    beat has a sinus beat before it to be premature against."""
+    if spec.pattern != "random":
+        every = 2 if spec.pattern == "bigeminy" else 3
+        kind = "A" if spec.pattern_origin == "atrial" else "V"
+        return [kind if i % every == every - 1 else "" for i in range(n)]
+    plan = [""] * n
+    fractions = (("A", spec.pac_fraction), ("V", spec.pvc_fraction), ("J", spec.pjc_fraction))
+    for kind, fraction in fractions:
+        wanted = round(fraction * n)
+        free = [i for i in range(1, n) if not plan[i] and not plan[i - 1]]
+        free = [i for i in free if i + 1 >= n or not plan[i + 1]]
+        for i in rng.permutation(free):
+            if wanted == 0:
+                break
+            if not plan[i - 1] and (i + 1 >= n or not plan[i + 1]):
+                plan[i] = kind
+                wanted -= 1
+    return plan
+
+
+def draw_sinus(d: _Drawing, rng: np.random.Generator) -> None:
+    """Sinus rhythm with premature beats and AV block, beat by beat."""
+    spec, m = d.spec, d.spec.morphology
+    cycle = 60000.0 / spec.rate_bpm
+    plan = ectopic_plan(spec, int(spec.duration_s * spec.rate_bpm / 60.0) + 4, rng)
+    p_at = FIRST_P_MS
+    wenckebach = 0
+    for beat, ectopic in enumerate(plan):
+        pr = m.pr_ms
+        if ectopic == "A" and beat > 0:
+            p_at = d.onsets[-1] - pr + rng.uniform(*PAC_COUPLING) * cycle
+            if p_at + pr > d.end_ms:
+                break
+            d.p_wave(p_at, float(rng.choice(ECTOPIC_P_AXES)))
+            d.qrs(p_at + pr, "A")
+            # The ectopic beat resets the sinus node: the next sinus P follows one cycle on.
+            p_at += cycle * rng.uniform(1.0, 1.08)
+            continue
+        if ectopic in ("V", "J") and beat > 0:
+            coupling = PVC_COUPLING if ectopic == "V" else PAC_COUPLING
+            at = d.onsets[-1] + rng.uniform(*coupling) * cycle
+            if at > d.end_ms:
+                break
+            d.qrs(min(at, p_at + pr - 40.0), ectopic)
+            # The sinus P wave on schedule falls into the ventricular or junctional
+            # premature beat and is not conducted: a compensatory pause.
+            d.p_wave(p_at)
+            p_at += cycle * (1 + rng.normal(0, 0.01))
+            continue
+        if p_at + m.pr_ms > d.end_ms:
+            break
+        d.p_wave(p_at)
+        conducted = True
+        if spec.av_block == "mobitz2":
+            conducted = beat % 4 != 3
+        elif spec.av_block == "mobitz1":
+            pr = m.pr_ms + (0, 90, 130, 0)[wenckebach]
+            conducted = wenckebach != 3
+            wenckebach = (wenckebach + 1) % 4
+        if conducted and spec.av_block != "third":
+            d.qrs(p_at + pr, "N")
+        p_at += cycle * (1 + rng.normal(0, 0.01))
+
+
+def draw_escape_rhythm(d: _Drawing, rng: np.random.Generator) -> None:
+    """Third-degree AV block: a junctional escape rhythm at 35-50/min, blind to the P waves."""
+    rr = 60000.0 / rng.uniform(35, 50)
+    at = FIRST_P_MS + rng.uniform(0, rr / 2)
+    while at <= d.end_ms:
+        d.qrs(at, "E")
+        at += rr * (1 + rng.normal(0, 0.01))
+
+
+def draw_fibrillation(d: _Drawing, rng: np.random.Generator) -> None:
+    """Irregularly irregular ventricular beats (log-normal RR, CV 15-30 %) and f waves."""
+    spec = d.spec
+    mean_rr = 60000.0 / spec.rate_bpm
+    spread = rng.uniform(0.15, 0.3)
+    at = FIRST_P_MS + 100.0
+    while at <= d.end_ms:
+        early = d.onsets and rng.random() < spec.pvc_fraction
+        if early:
+            d.qrs(d.onsets[-1] + rng.uniform(*PVC_COUPLING) * mean_rr, "V")
+        else:
+            d.qrs(at, "N")
+        at = d.onsets[-1] + max(300.0, mean_rr * rng.lognormal(0.0, spread))
+    d.vector += fibrillation_vector(d.t, rng, spec.f_wave_mv)
+
+
+def fibrillation_vector(t: np.ndarray, rng: np.random.Generator, amplitude_mv: float) -> np.ndarray:
+    """Fibrillatory waves after Stridh and Sörnmo (2001): a sawtooth-like wave of three
+    harmonics at 350-480/min whose frequency swings by up to 0.6 Hz and whose size
+    swings by a third, every few seconds; its direction drifts, so each lead sees
+    another mixture. Peak size `amplitude_mv` in the leads facing it."""
+    seconds = t / 1000.0
+    base = rng.uniform(5.8, 8.0)
+    swing = rng.uniform(0.2, 0.6) * np.sin(2 * np.pi * rng.uniform(0.1, 0.3) * seconds)
+    phase = 2 * np.pi * np.cumsum(base + swing) * (seconds[1] - seconds[0])
+    size = 1 + 0.33 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * seconds + rng.uniform(0, 6))
+    wave = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3))
+    wave = amplitude_mv * size * wave / 1.5
+    drift = rng.uniform(-30, 30) * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * seconds)
+    angle = np.radians(70 + drift)
+    return np.stack([np.cos(angle) * wave, np.sin(angle) * wave, 0.6 * wave])
+
+
+def draw_flutter(d: _Drawing, rng: np.random.Generator) -> None:
+    """A sawtooth of flutter waves (negative in II, III and aVF, positive in V1), every
+    n-th of which is conducted to the ventricles. f_wave_mv is their size in aVF."""
+    spec = d.spec
+    cycle = 60000.0 / spec.rate_bpm
+    phase = rng.uniform(0, cycle)
+    # Slow descent, fast return: the inverted sawtooth of typical flutter.
+    wave = spec.f_wave_mv * sawtooth(2 * np.pi * (d.t + phase) / cycle, width=0.8)
+    d.vector += np.outer(-direction(90, -0.6), wave / direction(90, -0.6)[1])
+    wave_start = cycle - phase % cycle  # where the sawtooth restarts: a flutter wave's start
+    conducted = wave_start
+    while conducted + FLUTTER_FR_MS <= d.end_ms:
+        d.qrs(conducted + FLUTTER_FR_MS, "N")
+        ratio = spec.flutter_conduction or int(rng.choice((2, 2, 3, 4)))
+        conducted += ratio * cycle
+
+
+def ectopic_run(kinds: list[str], every: int) -> int:
+    """The most premature beats in a row with every-1 conducted beats before each: a
+    bigeminy (every=2) or trigeminy (3) is drawn where it reaches MIN_PATTERN_ECTOPICS,
+    whether planned or by chance among random premature beats."""
+    best = 0
+    for start in range(len(kinds)):
+        run, i = 0, start
+        while i + every <= len(kinds) and kinds[i : i + every - 1] == ["N"] * (every - 1):
+            if kinds[i + every - 1] not in ("A", "J", "V"):
+                break
+            run, i = run + 1, i + every
+        best = max(best, run)
+    return best
+
+
+def truth_of(spec: RhythmSpec, d: _Drawing) -> RhythmTruth:
+    kinds = tuple(d.kinds)
+    if spec.rhythm == "atrial_fibrillation":
+        rhythm = "AFIB"
+    elif spec.rhythm == "atrial_flutter":
+        rhythm = "AFLT"
+    elif spec.rate_bpm < DEFAULT_LIMITS.bradycardia_bpm:
+        rhythm = "SBRAD"
+    elif spec.rate_bpm > DEFAULT_LIMITS.tachycardia_bpm:
+        rhythm = "STACH"
+    else:
+        rhythm = "SR"
+    findings = {code for kind, code in (("A", "PAC"), ("J", "PJC"), ("V", "PVC")) if kind in kinds}
+    ordered = [kinds[i] for i in np.argsort(d.onsets)]
+    for code, every in (("BIGU", 2), ("TRIGU", 3)):
+        if spec.rhythm == "sinus" and ectopic_run(ordered, every) >= MIN_PATTERN_ECTOPICS:
+            findings.add(code)
+            break
+    block = {"first": "1AVB", "mobitz1": "2AVB", "mobitz2": "2AVB", "third": "3AVB"}
+    if spec.rhythm == "sinus" and spec.av_block in block:
+        findings.add(block[spec.av_block])
+    order = np.argsort(d.onsets)
+    return RhythmTruth(
+        rhythm=rhythm,
+        findings=frozenset(findings),
+        qrs_onsets_ms=tuple(float(d.onsets[i]) for i in order),
+        beats=tuple(kinds[i] for i in order),
+    )
+
+
+def rhythm_ecg(spec: RhythmSpec, sampling_rate: float = 500.0) -> tuple[Ecg, RhythmTruth]:
+    """Draw the rhythm; return the 12-lead ECG (mV) and its ground truth."""
+    rng = np.random.default_rng(spec.seed)
+    m = spec.morphology
+    if spec.av_block == "first":
+        m = replace(m, pr_ms=max(m.pr_ms, 240.0))
+        spec = replace(spec, morphology=m)
+    ventricular_rate = spec.rate_bpm
+    if spec.rhythm == "atrial_flutter":
+        ventricular_rate /= spec.flutter_conduction or 3
+    ventricular_rr = 60000.0 / ventricular_rate
+    d = _Drawing(drawing_times(spec.duration_s), spec, rate_qt_ms(ventricular_rr, m.qt_ms))
+    if spec.rhythm == "atrial_fibrillation":
+        draw_fibrillation(d, rng)
+    elif spec.rhythm == "atrial_flutter":
+        draw_flutter(d, rng)
+    else:
+        draw_sinus(d, rng)
+        if spec.av_block == "third":
+            draw_escape_rhythm(d, rng)
+    ecg = vector_to_ecg(d.vector, replace(m, noise_mv=spec.noise_mv), sampling_rate, rng)
+    if spec.wander_mv > 0:
+        ecg = replace(ecg, signal=ecg.signal + baseline_wander(ecg, spec.wander_mv, rng))
+    return ecg, truth_of(spec, d)
+
+
+def baseline_wander(ecg: Ecg, amplitude_mv: float, rng: np.random.Generator) -> np.ndarray:
+    """Respiratory baseline wander: per lead, two slow sinusoids (0.1-0.5 Hz)."""
+    t = np.arange(ecg.n_samples) / ecg.sampling_rate
+    leads = len(ecg.lead_names)
+    wander = np.zeros((leads, t.size))
+    for _ in range(2):
+        freq = rng.uniform(0.1, 0.5, (leads, 1))
+        phase = rng.uniform(0, 2 * np.pi, (leads, 1))
+        wander += 0.5 * amplitude_mv * np.sin(2 * np.pi * freq * t[None, :] + phase)
+    return wander.astype(np.float32)

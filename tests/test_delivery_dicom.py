@@ -1,0 +1,231 @@
+"""The `dicom` route: the report stored by C-STORE to dcmtk's storescp as an Encapsulated
+PDF and a TID 3700 ECG Report SR, read back with dsrdump and dcmdump; refusals and
+silence are failures, permanent only where the archive will refuse the same object again."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from delivery_support import package
+from example_reports import afib_report
+from gateway_process import free_port
+from pydantic import ValidationError
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
+
+import model
+from gateway.delivery import DeliveryError, deliver_once, prepare
+from gateway.delivery.base import object_uids
+from gateway.delivery.dicom import PDF_PART, SR_PART
+from gateway.delivery.hl7 import build_oru
+from gateway.routing import DicomDestination, Hl7Options
+
+pytestmark = pytest.mark.skipif(shutil.which("storescp") is None, reason="dcmtk not installed")
+
+
+def destination(port: int, **extra) -> DicomDestination:
+    return DicomDestination.model_validate(
+        {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{port}", "timeout_s": 5, **extra}
+    )
+
+
+def wait_for_port(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"storescp did not listen on {port}")
+
+
+@pytest.fixture
+def storescp(tmp_path: Path) -> Iterator[callable]:
+    processes: list[subprocess.Popen] = []
+
+    def start(*options: str) -> tuple[int, Path]:
+        port, received = free_port(), tmp_path / f"archive-{len(processes)}"
+        received.mkdir()
+        command = ["storescp", "-aet", "ARCHIVE", "-od", str(received), *options, str(port)]
+        processes.append(
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+        wait_for_port(port, processes[-1])
+        return port, received
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def report_package(shared_data: Path):
+    pkg = package(
+        shared_data, report=afib_report().model_copy(update={"warnings": ["lead V3 noisy"]})
+    )
+    ecg = model.load(shared_data / "ptbxl" / "records500" / "00000" / "00001_hr")
+    pkg.pdf = model.render_pdf(ecg, report=pkg.report)
+    return pkg
+
+
+def received_files(directory: Path) -> dict[str, Path]:
+    """Stored files by modality (storescp names them by SOP class)."""
+    return {pydicom.dcmread(path).Modality: path for path in directory.iterdir()}
+
+
+def test_the_archive_receives_the_pdf_and_an_sr_dsrdump_reads_back(
+    storescp, report_package
+) -> None:
+    port, received = storescp()
+    receipt = deliver_once(report_package, "archive", destination(port))
+    assert receipt == f"C-STORE to ARCHIVE@127.0.0.1:{port}: stored {PDF_PART}, {SR_PART}"
+    files = received_files(received)
+    assert sorted(files) == ["DOC", "SR"]
+
+    sr = subprocess.run(["dsrdump", files["SR"]], capture_output=True, text=True, check=True)
+    text = sr.stdout
+    for expected in (
+        "Comprehensive SR Document",
+        "Preliminary Flag    : PRELIMINARY",
+        "Verification Flag   : UNVERIFIED",
+        '<CONTAINER:(,,"ECG Report")=SEPARATE>',
+        '<has obs context CODE:(,,"Observer Type")=(121007,DCM,"Device")>',
+        '<has obs context TEXT:(,,"Device Observer Model Name")="engine measure test">',
+        '<contains CONTAINER:(,,"ECG Global Measurements")=SEPARATE>',
+        '<contains NUM:(,,"Heart rate")="112.4" (/min,UCUM,"/min")>',
+        '<contains NUM:(,,"QRS duration global")="96" (ms,UCUM,"millisecond")>',
+        '<contains NUM:(,,"QTc global using Bazett formula")="550.2" (ms,UCUM,"millisecond")>',
+        '<contains NUM:(,,"QRS axis")="-12" (deg,UCUM,"Degree")>',
+        '<contains CODE:(,,"Finding")=(164889003,SCT,"Atrial fibrillation")>',
+        '<contains CODE:(,,"Finding")=(111975006,SCT,"Long QT interval")>',
+        '<contains TEXT:(,,"Finding")="Non-specific ischemic chang...">',
+        '<contains TEXT:(,,"Impression")="Atrial fibrillation with ra...">',
+    ):
+        assert expected in text, expected
+    assert "PR interval" not in text  # not measured (AF): left out, never a zero
+    codes = subprocess.run(
+        ["dsrdump", "+Pc", "+Pt", files["SR"]], capture_output=True, text=True, check=True
+    ).stdout
+    assert '(28010-7,LN,"ECG Report")' in codes and "TID 3700" in codes.replace("(DCMR)", "")
+    assert '(2:16156,MDC,"QRS duration global")' in codes
+
+    dump = subprocess.run(["dcmdump", files["DOC"]], capture_output=True, text=True, check=True)
+    assert "=EncapsulatedPDFStorage" in dump.stdout
+    assert "[application/pdf]" in dump.stdout and "[YES]" in dump.stdout
+    stored = pydicom.dcmread(files["DOC"])
+    pdf = bytes(stored.EncapsulatedDocument)[: stored.EncapsulatedDocumentLength]
+    assert pdf == report_package.pdf
+    meta = report_package.metadata
+    for ds in (stored, pydicom.dcmread(files["SR"])):
+        assert (ds.PatientID, ds.StudyInstanceUID) == (meta.patient_id, meta.study_instance_uid)
+
+
+def test_a_resend_is_the_same_instance_a_correction_a_new_one_the_hl7_pointer_names_it(
+    storescp, report_package
+) -> None:
+    port, received = storescp()
+    first = prepare("archive", destination(port), report_package)
+    again = prepare("archive", destination(port), report_package)
+    assert first == again  # byte for byte: the archive sees the same instance again
+    corrected = report_package.report.model_copy(update={"is_correction": True})
+    report_package.report, original = corrected, report_package.report
+    changed = prepare("archive", destination(port), report_package)
+    report_package.report = original
+    uid = pydicom.dcmread(io.BytesIO(first[PDF_PART])).SOPInstanceUID
+    assert uid != pydicom.dcmread(io.BytesIO(changed[PDF_PART])).SOPInstanceUID
+
+    deliver_once(report_package, "archive", destination(port, objects=["pdf"]))
+    [stored] = received.iterdir()
+    assert (
+        pydicom.dcmread(stored).SOPInstanceUID == uid == object_uids(report_package, "pdf").instance
+    )
+    options = Hl7Options(pdf="reference", pdf_reference_application="ARCHIVE")
+    assert f"|RP|11524-6^EKG study^LN|1|{uid}^ARCHIVE^AP^PDF|" in build_oru(
+        report_package, options, "x"
+    )
+
+
+def test_a_received_picture_sends_only_the_sr(storescp, report_package) -> None:
+    report_package.pdf = None
+    port, received = storescp()
+    deliver_once(report_package, "archive", destination(port))
+    assert sorted(received_files(received)) == ["SR"]
+
+
+def test_a_refused_association_or_nobody_listening_is_retried(storescp, report_package) -> None:
+    port, _ = storescp("--refuse")
+    with pytest.raises(
+        DeliveryError, match=f"ARCHIVE@127.0.0.1:{port}: association rejected"
+    ) as caught:
+        deliver_once(report_package, "archive", destination(port))
+    assert not caught.value.permanent
+    with pytest.raises(DeliveryError, match="association") as caught:
+        deliver_once(report_package, "archive", destination(free_port()))
+    assert not caught.value.permanent
+
+
+@pytest.mark.parametrize("status, permanent", [(0xA900, True), (0xC123, True), (0xA700, False)])
+def test_a_refused_object_is_permanent_only_when_the_archive_will_refuse_it_again(
+    report_package, status: int, permanent: bool
+) -> None:
+    """pynetdicom as the archive, answering every C-STORE with `status` and a comment that
+    quotes the patient: the error names the status, not the patient."""
+    archive = AE(ae_title="ARCHIVE")
+    for context in (EncapsulatedPDFStorage, ComprehensiveSRStorage):
+        archive.add_supported_context(context)
+    patient_id = report_package.metadata.patient_id
+
+    def refuse(event: evt.Event) -> pydicom.Dataset:
+        assert event.dataset.PatientID == patient_id  # decoded, as an archive judges it
+        return _status(status, f"patient {patient_id} unknown")
+
+    port = free_port()
+    server = archive.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, refuse)]
+    )
+    try:
+        with pytest.raises(DeliveryError, match=f"refused with status 0x{status:04X}") as caught:
+            deliver_once(report_package, "archive", destination(port))
+    finally:
+        server.shutdown()
+    assert caught.value.permanent is permanent
+    assert patient_id not in str(caught.value)
+
+
+def _status(code: int, comment: str) -> pydicom.Dataset:
+    status = pydicom.Dataset()
+    status.Status = code
+    status.ErrorComment = comment
+    return status
+
+
+def test_the_endpoint_is_checked_where_it_is_written() -> None:
+    for bad in ("dicom://ARCHIVE@pacs", "dicom://@pacs:104", "mllp://pacs:104", "dicom://A@pacs:0"):
+        with pytest.raises(ValidationError, match="dicom://CALLED_AE@host:port"):
+            destination(0).model_validate({"type": "dicom", "endpoint": bad})
+    with pytest.raises(ValidationError, match="objects"):
+        destination(104, objects=[])
+    assert destination(104).address == ("ARCHIVE", "127.0.0.1", 104)
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")
+def test_both_objects_pass_dicom3tools_iod_check(report_package, tmp_path: Path) -> None:
+    """dciodvfy (a second, independent DICOM implementation) finds no error in either IOD:
+    Encapsulated PDF and Comprehensive SR, every required module and attribute present."""
+    for part, data in prepare("archive", destination(104), report_package).items():
+        path = tmp_path / part
+        path.write_bytes(data)
+        check = subprocess.run(["dciodvfy", str(path)], check=False, capture_output=True, text=True)
+        output = check.stdout + check.stderr
+        assert "Error" not in output, output
+        assert ("EncapsulatedPDF" if part == PDF_PART else "ComprehensiveSR") in output
