@@ -59,7 +59,7 @@ from gateway.config import GatewayConfig
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import handle_store, start_server
 from gateway.metrics import Metrics
-from gateway.store import Store
+from gateway.store import SqliteStore
 from model.dicom_write import ecg_to_dicom
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
@@ -203,7 +203,7 @@ def run_intake_only(directory: Path, files: list[Path]) -> float:
     """Objects/s into the gateway's C-STORE handler and intake, nothing processing."""
     spool = directory / "spool"
     spool.mkdir(parents=True)
-    store = Store(directory / "gateway.sqlite3")
+    store = SqliteStore(directory / "gateway.sqlite3")
     metrics = Metrics()
     intake = Intake(store, spool, metrics)
     try:
@@ -308,7 +308,7 @@ def wait_until_done(data_dir: Path, expected: int, timeout_s: float = 900.0) -> 
 
 def delivered_at(data_dir: Path) -> dict[int, float]:
     """Job id -> when its (one, outbox) delivery was sent."""
-    store = Store(data_dir / "gateway.sqlite3")
+    store = SqliteStore(data_dir / "gateway.sqlite3")
     try:
         deliveries = store.list_deliveries(limit=100_000)
     finally:
@@ -319,7 +319,7 @@ def delivered_at(data_dir: Path) -> dict[int, float]:
 
 
 def count_jobs(data_dir: Path) -> dict[str, int]:
-    store = Store(data_dir / "gateway.sqlite3")
+    store = SqliteStore(data_dir / "gateway.sqlite3")
     try:
         return store.count_jobs()
     finally:
@@ -327,7 +327,7 @@ def count_jobs(data_dir: Path) -> dict[str, int]:
 
 
 def jobs_done(data_dir: Path) -> list:
-    store = Store(data_dir / "gateway.sqlite3")
+    store = SqliteStore(data_dir / "gateway.sqlite3")
     try:
         return store.list_jobs(state="done", limit=100_000)
     finally:

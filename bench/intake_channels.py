@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 import pydicom
 
-from gateway.store import Store
+from gateway.store import SqliteStore
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-0123456789abcdef"
@@ -151,7 +151,7 @@ def _committed_at(data_dir: Path, uids, timeout_s: float = 300.0) -> dict[str, f
     wanted = set(uids)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        store = Store(data_dir / "gateway.sqlite3")
+        store = SqliteStore(data_dir / "gateway.sqlite3")
         try:
             jobs = store.list_jobs(limit=100_000)
         finally:

@@ -56,7 +56,7 @@ from gateway.audit import Auditor
 from gateway.config import AdminConfig, AuditConfig
 from gateway.intake.accept import Intake, ReceivedObject
 from gateway.metrics import JOBS_DONE, Metrics
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests.syslog_peer import RsyslogCollector, rsyslog_available
 
 MEASURES = (
@@ -136,7 +136,7 @@ def run_intake(work: Path, files: list[Path], mode: str, syslog_port: int) -> di
     objects = [received_object(path) for path in files]
     spool = work / "spool"
     spool.mkdir(parents=True)
-    store = Store(work / "gateway.sqlite3")
+    store = SqliteStore(work / "gateway.sqlite3")
     metrics = Metrics()
     with ExitStack() as running:
         running.callback(store.close)

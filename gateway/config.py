@@ -11,8 +11,10 @@ import ipaddress
 import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -98,6 +100,49 @@ class StorageCommitmentConfig(StrictSettings):
     peers: dict[AeTitle, HostPort] = Field(
         default_factory=dict, description="calling AE title -> 'host:port' of its SCP"
     )
+
+
+class StoreConfig(StrictSettings):
+    """Where jobs and deliveries live. No url: the SQLite file in the data directory (one
+    gateway process). `postgresql://user@host:port/dbname?sslmode=verify-full&sslrootcert=
+    /path/ca.pem`: a PostgreSQL database several gateway nodes share. The password is not
+    written here: `password_file`, or libpq's PGPASSWORD / PGPASSFILE in the environment."""
+
+    url: str | None = Field(None, description="postgresql://... ; empty: SQLite in data_dir")
+    password_file: Path | None = Field(None, description="file holding the database password")
+    max_connections: int = Field(20, ge=2, le=1000, description="per gateway node")
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must start with postgresql:// (or leave store out for SQLite)")
+        if parts.password:
+            raise ValueError(
+                "holds a password: put it in store.password_file or PGPASSWORD instead"
+            )
+        try:
+            conninfo_to_dict(value)
+        except Exception as exc:  # noqa: BLE001 - psycopg.ProgrammingError, any parse error
+            raise ValueError(f"is not a valid connection URL: {exc}") from None
+        return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    def conninfo(self) -> str:
+        """The libpq connection string, with the password from password_file if given."""
+        if self.password_file is None:
+            return self.url
+        password = self.password_file.read_text().strip()
+        return make_conninfo(self.url, password=password)
 
 
 def _is_loopback(address: str) -> bool:
@@ -283,6 +328,10 @@ class GatewayConfig(StrictSettings):
     alert_command: tuple[str, ...] = Field(
         (), description="argv run for each job failed for good and each delivery given up"
     )
+    store: StoreConfig = Field(
+        default_factory=StoreConfig,
+        description="postgresql://... (several nodes on one database); default SQLite",
+    )
     admin: AdminConfig = Field(default_factory=AdminConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
@@ -295,6 +344,12 @@ class GatewayConfig(StrictSettings):
         description="start without the routes file, every report to the outbox until it "
         "appears; otherwise a missing routes file stops the start",
     )
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_url(cls, value: Any) -> Any:
+        """`store: postgresql://...` is short for `store: {url: postgresql://...}`."""
+        return {"url": value} if isinstance(value, str) else value
 
     @field_validator("watch_folders")
     @classmethod

@@ -30,6 +30,7 @@ def purge(
     now = time.time() if now is None else now
     cutoff = now - retention_days * _DAY_S
     jobs = _purge_jobs(store, cutoff, now)
+    store.prune_local_copies(cutoff)  # a shared store's cached copies on this node
     files = sum(_purge_outbox(directory, cutoff) for directory in outbox_dirs)
     if jobs or files:
         log.info(

@@ -14,9 +14,11 @@ leases are released at the next start.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +44,7 @@ from gateway.processing.workers import Workers, WorkerSettings
 from gateway.reload import Reloader
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
-from gateway.store import Store
+from gateway.store import open_store
 from model.engine import EngineChoice
 from model.vlm.settings import VlmUnavailable
 
@@ -77,8 +79,10 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
     draining = threading.Event()
     scp: RunningScp | None = None
     with ExitStack() as running:  # each part stopped, in reverse order, however we leave
-        store = Store(config.store_path)
+        node = node_name(config.data_dir)
+        store = open_store(config, node=node)
         running.callback(store.close)
+        log.info("store: %s; this node: %s", store, node)
         requeued = store.recover_after_restart()
         if requeued:
             log.warning("requeued %d jobs left in progress by a previous run", requeued)
@@ -112,6 +116,7 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
             router,
             WorkerSettings(
                 reports_dir=config.reports_dir,
+                node=node,
                 engine=choice,
                 workers=config.workers,
                 lease_s=job_lease_s(config),
@@ -197,7 +202,16 @@ def _audit_stop(audit: Auditor) -> None:
 def job_lease_s(config: GatewayConfig) -> float:
     """A lease outlasting a slow VLM job: model load plus one generation bounded by
     vlm.timeout_s, so a job in flight is never retaken by a second worker meanwhile."""
+    if config.engine == "measure":
+        return config.job_lease_s
     return max(config.job_lease_s, 2 * config.vlm.timeout_s + 60.0)
+
+
+def node_name(data_dir: Path) -> str:
+    """This gateway node's name in leases: the host and which data directory (one
+    gateway per data directory, see _data_dir_lock), the same across its restarts."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{digest}"
 
 
 def engine_choice(config: GatewayConfig) -> EngineChoice:

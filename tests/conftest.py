@@ -33,3 +33,19 @@ def taught(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.vlm_support import taught_model_dir
 
     return taught_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL server for the session (tests/postgres.py); skips without one."""
+    from tests.postgres import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return postgres_cluster.new_database()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from gateway.store import Delivery, Job, Store
+from gateway.store import Delivery, Job, SqliteStore, Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,10 +25,21 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, config: Path | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        config: Path | None = None,
+        store_url: str | None = None,
+        extra_config: str = "",
+    ):
+        """`store_url`: a PostgreSQL database (else SQLite in the data directory);
+        `extra_config`: gateway.yaml lines added to the defaults (without `config`)."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.config = config
+        self.store_url = store_url
+        self.extra_config = extra_config
         self.log = data_dir.parent / f"{data_dir.name}-server.log"
         self.process: subprocess.Popen | None = None
 
@@ -57,7 +68,8 @@ class GatewayProcess:
     def _routes_optional_config(self) -> Path:
         """The defaults, but allowed to start without a routes file (see start's cwd)."""
         path = self.data_dir.parent / f"{self.data_dir.name}-gateway.yaml"
-        path.write_text("routes_optional: true\n")
+        store = f"store: {self.store_url}\n" if self.store_url else ""
+        path.write_text(f"routes_optional: true\n{store}{self.extra_config}")
         return path
 
     def _free_admin_port(self, config: Path) -> Path:
@@ -127,16 +139,24 @@ class GatewayProcess:
             time.sleep(0.2)
         raise TimeoutError(f"jobs not processed: {counts}\n{self.logs()[-3000:]}")
 
+    def open_store(self) -> Store:
+        """This gateway's store, opened as the CLI would open it."""
+        if self.store_url is None:
+            return SqliteStore(self.data_dir / "gateway.sqlite3")
+        from gateway.store.postgres import PostgresStore
+
+        return PostgresStore(self.store_url, self.data_dir.parent / f"{self.data_dir.name}-cli")
+
     def store_contents(self) -> tuple[list[Job], list[Delivery]]:
         """Every job and delivery in this gateway's store, as the CLI would read them."""
-        store = Store(self.data_dir / "gateway.sqlite3")
+        store = self.open_store()
         try:
             return store.list_jobs(limit=100_000), store.list_deliveries(limit=100_000)
         finally:
             store.close()
 
     def job_counts(self) -> dict[str, int]:
-        store = Store(self.data_dir / "gateway.sqlite3")
+        store = self.open_store()
         try:
             return store.count_jobs()
         finally:

@@ -17,7 +17,7 @@ from gateway.admin.http import AdminApp, read_token, start_admin
 from gateway.admin.readiness import EngineState, Readiness
 from gateway.config import AdminConfig, ConfigError, load_config
 from gateway.metrics import ASSOCIATIONS_ACCEPTED, JOBS_DONE, Metrics
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
 from tests.peers import make_pki
@@ -126,7 +126,7 @@ def test_an_empty_or_missing_token_file_names_the_key(tmp_path):
 
 @pytest.fixture
 def store(tmp_path):
-    store = Store(tmp_path / "gateway.sqlite3")
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
     yield store
     store.close()
 

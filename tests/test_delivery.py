@@ -25,7 +25,7 @@ from gateway.delivery.sweeper import DeliverySweeper, retry_delay
 from gateway.processing.package import ReportPackage
 from gateway.routing import RetryPolicy, Router
 from gateway.scheduler import GatewayScheduler
-from gateway.store import NewJob, Store
+from gateway.store import NewJob, SqliteStore, Store
 
 T0 = 1_800_000_000.0
 
@@ -48,7 +48,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(data_dir: Path):
-    store = Store(data_dir / "gateway.sqlite3")
+    store = SqliteStore(data_dir / "gateway.sqlite3")
     yield store
     store.close()
 

@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from peers import FhirTestServer
 
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import REPO, GatewayProcess
 
@@ -32,7 +32,7 @@ def _wait_for(condition, timeout_s: float, what: str, gateway: GatewayProcess) -
 
 
 def _deliveries(data_dir: Path) -> list:
-    store = Store(data_dir / "gateway.sqlite3")
+    store = SqliteStore(data_dir / "gateway.sqlite3")
     try:
         return store.list_deliveries()
     finally:

@@ -22,7 +22,7 @@ from gateway.cli.demo import (
     wait_for_reports,
 )
 from gateway.cli.demo_samples import DemoSample, prepare_samples
-from gateway.store import NewJob, Store
+from gateway.store import NewJob, SqliteStore
 from model.dicom_write import ecg_to_dicom
 from model.synthetic import synthetic_ecg
 
@@ -193,7 +193,7 @@ def test_waiting_gives_up_after_the_timeout_and_says_what_is_missing(tmp_path) -
     from gateway.config import GatewayConfig
 
     config = GatewayConfig(data_dir=tmp_path)
-    store = Store(config.store_path)
+    store = SqliteStore(config.store_path)
     ecg_class = "1.2.840.10008.5.1.4.1.1.9.1.1"
     store.add_job(NewJob("1.2.3.4", ecg_class, "ab", "x.dcm", "ecg-waveform", "CART", "ECGGW", ""))
     store.close()

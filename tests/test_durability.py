@@ -11,10 +11,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psycopg
 import pydicom
 import pytest
 
-from gateway.store import Store
 from tests import dicom_samples as samples
 from tests.gateway_process import REPO, GatewayProcess
 
@@ -62,10 +62,14 @@ def _all_exit(pids: list[int], within_s: float) -> bool:
     return False
 
 
-def test_kill_9_loses_nothing_and_processes_each_object_once(shared_data, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_kill_9_loses_nothing_and_processes_each_object_once(
+    shared_data, tmp_path, backend, request
+):
     files = _objects(shared_data, tmp_path)
     uids = {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
-    gateway = GatewayProcess(tmp_path / "data").start()
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    gateway = GatewayProcess(tmp_path / "data", store_url=url).start()
     try:
         sender = _send(gateway.port, files)
         acknowledged = []
@@ -79,7 +83,7 @@ def test_kill_9_loses_nothing_and_processes_each_object_once(shared_data, tmp_pa
         sender.wait(timeout=60)
         assert workers and _all_exit(workers, within_s=15)  # no orphaned worker processes
 
-        store = Store(gateway.data_dir / "gateway.sqlite3")
+        store = gateway.open_store()
         at_crash = store.count_jobs()
         received = {job.sop_instance_uid for job in store.list_jobs(limit=1000)}
         store.close()
@@ -103,5 +107,13 @@ def test_kill_9_loses_nothing_and_processes_each_object_once(shared_data, tmp_pa
     jobs, deliveries = gateway.store_contents()
     assert sorted(j.sop_instance_uid for j in jobs) == sorted(uids)  # one job per object
     assert Counter(d.job_id for d in deliveries) == Counter({j.id: 1 for j in jobs})
-    report_dirs = sorted(int(p.name) for p in (gateway.data_dir / "reports").iterdir())
-    assert report_dirs == sorted(j.id for j in jobs)
+    assert _jobs_with_reports(gateway) == sorted(j.id for j in jobs)
+
+
+def _jobs_with_reports(gateway: GatewayProcess) -> list[int]:
+    """The jobs whose report files the store can hand to delivery."""
+    if gateway.store_url is None:
+        return sorted(int(p.name) for p in (gateway.data_dir / "reports").iterdir())
+    with psycopg.connect(gateway.store_url) as conn:
+        rows = conn.execute("SELECT DISTINCT job_id FROM report_files WHERE name = 'report.json'")
+        return sorted(row[0] for row in rows)

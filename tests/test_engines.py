@@ -23,7 +23,7 @@ from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import FileDestination, Router
 from gateway.server import engine_choice, job_lease_s
-from gateway.store import Store
+from gateway.store import SqliteStore
 from model.ecg import Ecg
 from model.engine import Engine, EngineChoice, engine_for
 from model.measurement_engine import FallbackEngine, MeasurementEngine
@@ -177,7 +177,7 @@ def test_running_gateway_with_hybrid_engine_reports_an_ecg_from_storescu(tmp_pat
         assert server.terminate() == 0
     finally:
         server.stop_if_running()
-    store = Store(tmp_path / "data" / "gateway.sqlite3")
+    store = SqliteStore(tmp_path / "data" / "gateway.sqlite3")
     [job] = store.list_jobs()
     store.close()
     assert ReportPackage.load(Path(job.report_dir)).report.engine.name == "hybrid"

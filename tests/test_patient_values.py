@@ -16,7 +16,7 @@ from gateway.delivery.fhir import build_bundle, bundle_json
 from gateway.delivery.hl7 import build_oru
 from gateway.processing.job import process_jobs
 from gateway.routing import FhirOptions, Hl7Options
-from gateway.store import Job, NewJob, Store
+from gateway.store import Job, NewJob, SqliteStore
 from model.engine import EngineChoice
 
 INVALID_BIRTH_DATE = "19991399"
@@ -34,7 +34,7 @@ def _dicom_with(shared_data: Path, tmp_path: Path, **values: str) -> Path:
 
 def _job(path: Path, tmp_path: Path) -> Job:
     """A leased job for `path`, as the workers get it from the store."""
-    store = Store(tmp_path / "gateway.sqlite3")
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
     try:
         uid, ecg_class = "1.2.3", "1.2.840.10008.5.1.4.1.1.9.1.1"
         store.add_job(NewJob(uid, ecg_class, "a" * 64, str(path), "ecg-waveform", "CART", "", ""))

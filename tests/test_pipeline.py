@@ -26,7 +26,7 @@ from gateway.processing import workers as workers_module
 from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests import poison
 
@@ -39,7 +39,7 @@ class Gateway:
         self.spool = data_dir / "spool"
         self.reports = data_dir / "reports"
         ensure_dir(self.spool)
-        self.store = Store(data_dir / "gateway.sqlite3")
+        self.store = SqliteStore(data_dir / "gateway.sqlite3")
         self.metrics = Metrics()
         self.intake = Intake(self.store, self.spool, self.metrics)
         self.finished: list[list[str]] = []  # what delivery is told, per finished job

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import REPO, GatewayProcess
 
@@ -26,7 +26,7 @@ def _in_flight(gateway: GatewayProcess, timeout_s: float = 60.0) -> None:
     marker = f":{gateway.process.pid}:"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        store = Store(gateway.data_dir / "gateway.sqlite3")
+        store = SqliteStore(gateway.data_dir / "gateway.sqlite3")
         try:
             leased = store.list_jobs(state="leased")
         finally:
@@ -41,7 +41,7 @@ def _wait_all_sent(gateway: GatewayProcess, timeout_s: float = 180.0) -> None:
     deadline = time.monotonic() + timeout_s
     states: list[str] = []
     while time.monotonic() < deadline:
-        store = Store(gateway.data_dir / "gateway.sqlite3")
+        store = SqliteStore(gateway.data_dir / "gateway.sqlite3")
         try:
             states = [d.state for d in store.list_deliveries()]
             jobs = store.count_jobs()

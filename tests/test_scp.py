@@ -27,7 +27,7 @@ from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp, tls_context
 from gateway.metrics import Metrics
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.peers import Pki, make_pki
 
@@ -48,7 +48,7 @@ class RunningGateway:
             data_dir=tmp_path / "data", port=free_port(), bind_address="127.0.0.1", **settings
         )
         ensure_dir(self.config.spool_dir)
-        self.store = Store(self.config.store_path)
+        self.store = SqliteStore(self.config.store_path)
         self.metrics = Metrics()
         self.woken = 0
         intake = Intake(
@@ -124,7 +124,7 @@ def test_storescu_vendor_ecg_is_spooled_and_queued_before_success(gateway, vendo
     result = storescu(gateway.port, vendor)
     assert result.returncode == 0, result.stderr
     # What another process sees once storescu has its success: the committed job ...
-    other = Store(gateway.config.store_path)
+    other = SqliteStore(gateway.config.store_path)
     [job] = other.list_jobs()
     other.close()
     original = pydicom.dcmread(vendor)
@@ -288,7 +288,7 @@ def test_store_unavailable_gets_out_of_resources(gateway, vendor):
     result = _send_one(gateway.port, vendor)
     assert result.status == 0xA700
     assert gateway.metrics.rejections() == {"store-unavailable": 1}
-    gateway.store = Store(gateway.config.store_path)
+    gateway.store = SqliteStore(gateway.config.store_path)
     assert gateway.jobs() == []
 
 

@@ -11,7 +11,7 @@ import sys
 import pydicom
 import pytest
 
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import REPO, GatewayProcess
 
@@ -43,7 +43,7 @@ def test_real_files_from_storescu_become_reports(server, shared_data, tmp_path):
     assert result.returncode == 0, result.stderr
     assert server.wait_until_processed(len(files)) == {"done": len(files)}
 
-    store = Store(server.data_dir / "gateway.sqlite3")
+    store = SqliteStore(server.data_dir / "gateway.sqlite3")
     jobs = {job.sop_instance_uid: job for job in store.list_jobs()}
     deliveries = store.list_deliveries()
     store.close()

@@ -8,9 +8,10 @@ import threading
 
 import pytest
 
-from gateway.store import NewJob, Store, StoreError
+from gateway.store import NewJob, SqliteStore, Store, StoreError
 
 T0 = 1_000_000.0
+OBJECT = b"DICM-file-bytes"  # what a store that keeps objects (PostgreSQL) is given
 
 
 def _job(uid: str = "1.2.3.4", sha: str = "a" * 64, **changes: str) -> NewJob:
@@ -28,23 +29,42 @@ def _job(uid: str = "1.2.3.4", sha: str = "a" * 64, **changes: str) -> NewJob:
     return NewJob(**values)
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "gateway.sqlite3")
+def open_backend(backend: str, request: pytest.FixtureRequest, tmp_path, node: str = "node-a"):
+    """A store of `backend` in `tmp_path` or on the session's PostgreSQL server."""
+    if backend == "sqlite":
+        return SqliteStore(tmp_path / "gateway.sqlite3")
+    from gateway.store.postgres import PostgresStore
+
+    url = request.getfixturevalue("postgres_url")
+    return PostgresStore(url, tmp_path / f"cache-{node}", node=node)
+
+
+def _add(store: Store, number: int, patient_key: str) -> int:
+    """Job `1.<number>` of a patient, received at T0; its id."""
+    new = _job(uid=f"1.{number}", sha=f"{number}" * 64, patient_key=patient_key)
+    return store.add_job(new, now=T0, content=OBJECT).job_id
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The same semantics are asked of both backends."""
+    s = open_backend(request.param, request, tmp_path)
     yield s
     s.close()
 
 
-def test_store_uses_wal_and_full_sync(store):
-    journal = store._query("PRAGMA journal_mode")[0][0]
-    synchronous = store._query("PRAGMA synchronous")[0][0]
+def test_store_uses_wal_and_full_sync(tmp_path):
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
+    journal = store.pragma("journal_mode")
+    synchronous = store.pragma("synchronous")
     assert (journal, synchronous) == ("wal", 2)  # 2 = FULL
+    store.close()
 
 
 def test_same_uid_and_content_is_a_duplicate_new_content_a_correction(store):
-    first = store.add_job(_job(sha="a" * 64), now=T0)
-    again = store.add_job(_job(sha="a" * 64), now=T0 + 1)
-    changed = store.add_job(_job(sha="b" * 64), now=T0 + 2)
+    first = store.add_job(_job(sha="a" * 64), now=T0, content=OBJECT)
+    again = store.add_job(_job(sha="a" * 64), now=T0 + 1, content=OBJECT)
+    changed = store.add_job(_job(sha="b" * 64), now=T0 + 2, content=OBJECT)
     assert not first.duplicate and not first.is_correction
     assert again.duplicate and again.job_id == first.job_id
     assert not changed.duplicate and changed.is_correction and changed.job_id != first.job_id
@@ -53,14 +73,17 @@ def test_same_uid_and_content_is_a_duplicate_new_content_a_correction(store):
 
 
 def test_new_content_after_a_failed_job_is_not_a_correction(store):
-    failed = store.add_job(_job(sha="a" * 64), now=T0)
+    failed = store.add_job(_job(sha="a" * 64), now=T0, content=OBJECT)
     store.lease_job("w", 60, 3, now=T0)
     store.fail_job(failed.job_id, "w", "undecodable", now=T0)
-    assert not store.add_job(_job(sha="b" * 64), now=T0).is_correction
+    assert not store.add_job(_job(sha="b" * 64), now=T0, content=OBJECT).is_correction
 
 
 def test_lease_takes_oldest_and_each_job_once(store):
-    ids = [store.add_job(_job(uid=f"1.2.{i}", sha=f"{i}" * 64), now=T0).job_id for i in range(3)]
+    ids = [
+        store.add_job(_job(uid=f"1.2.{i}", sha=f"{i}" * 64), now=T0, content=OBJECT).job_id
+        for i in range(3)
+    ]
     leased = [store.lease_job(f"w{i}", 60, 3, now=T0) for i in range(4)]
     assert [j.id for j in leased[:3]] == ids
     assert leased[3] is None
@@ -68,7 +91,7 @@ def test_lease_takes_oldest_and_each_job_once(store):
 
 
 def test_expired_lease_is_retaken_and_old_owner_cannot_complete(store):
-    job_id = store.add_job(_job(), now=T0).job_id
+    job_id = store.add_job(_job(), now=T0, content=OBJECT).job_id
     assert store.lease_job("crashed", 60, 3, now=T0).id == job_id
     assert store.lease_job("other", 60, 3, now=T0 + 59) is None
     retaken = store.lease_job("other", 60, 3, now=T0 + 61)
@@ -79,7 +102,7 @@ def test_expired_lease_is_retaken_and_old_owner_cannot_complete(store):
 
 
 def test_job_whose_lease_keeps_expiring_is_failed(store):
-    job_id = store.add_job(_job(), now=T0).job_id
+    job_id = store.add_job(_job(), now=T0, content=OBJECT).job_id
     for attempt in range(3):
         assert store.lease_job("w", 10, 3, now=T0 + attempt * 20) is not None
     assert store.lease_job("w", 10, 3, now=T0 + 100) is None  # not retaken a 4th time
@@ -90,7 +113,7 @@ def test_job_whose_lease_keeps_expiring_is_failed(store):
 
 
 def test_complete_job_adds_deliveries_in_the_same_transaction(store):
-    job_id = store.add_job(_job(), now=T0).job_id
+    job_id = store.add_job(_job(), now=T0, content=OBJECT).job_id
     store.lease_job("w", 60, 3, now=T0)
     store.complete_job(job_id, "w", "/r/1", [("outbox", "k"), ("ehr", "k")], now=T0)
     store.complete_job(job_id, "w", "/r/1", [("outbox", "k")], now=T0)  # lease gone: no-op
@@ -100,7 +123,7 @@ def test_complete_job_adds_deliveries_in_the_same_transaction(store):
 
 
 def test_complete_job_rolls_back_when_deliveries_cannot_be_written(store):
-    job_id = store.add_job(_job(), now=T0).job_id
+    job_id = store.add_job(_job(), now=T0, content=OBJECT).job_id
     store.lease_job("w", 60, 3, now=T0)
     with pytest.raises(StoreError):
         store.complete_job(job_id, "w", "/r/1", [("outbox", None)], now=T0)  # NOT NULL
@@ -109,7 +132,7 @@ def test_complete_job_rolls_back_when_deliveries_cannot_be_written(store):
 
 
 def test_retry_later_release_and_retry_failed(store):
-    job_id = store.add_job(_job(), now=T0).job_id
+    job_id = store.add_job(_job(), now=T0, content=OBJECT).job_id
     store.lease_job("w", 60, 3, now=T0)
     assert store.retry_job_later(job_id, "w", "disk hiccup", available_at=T0 + 30, now=T0)
     assert store.lease_job("w", 60, 3, now=T0 + 29) is None
@@ -127,9 +150,11 @@ def test_retry_later_release_and_retry_failed(store):
 def test_restarts_never_use_up_attempts(store):
     """A kill -9 during a job is not the job's fault: however often it happens, the job
     is requeued with the attempts it had (it used to fail after max_attempts restarts)."""
-    job_id = store.add_job(_job(uid="1.1"), now=T0).job_id
+    job_id = store.add_job(_job(uid="1.1"), now=T0, content=OBJECT).job_id
     for restart in range(1, 6):
-        assert store.lease_job("dead-process", 300, 3, now=T0 + restart).attempts == 1
+        # a lease of this node's previous run (a shared store recovers only those)
+        dead = f"{store.node}:dead-process"
+        assert store.lease_job(dead, 300, 3, now=T0 + restart).attempts == 1
         assert store.recover_after_restart(now=T0 + restart) == 1
         job = store.get_job(job_id)
         assert (job.state, job.attempts, job.lease_owner) == ("queued", 0, None)
@@ -137,7 +162,7 @@ def test_restarts_never_use_up_attempts(store):
 
 
 def test_a_job_whose_worker_process_dies_fails_after_max_deaths(store):
-    job_id = store.add_job(_job(uid="1.1"), now=T0).job_id
+    job_id = store.add_job(_job(uid="1.1"), now=T0, content=OBJECT).job_id
     assert store.record_worker_death(job_id, "nobody", 3, T0, now=T0) is None  # not leased
     for death in (1, 2):
         store.lease_job("w", 300, 3, now=T0 + death * 10)
@@ -153,7 +178,9 @@ def test_a_job_whose_worker_process_dies_fails_after_max_deaths(store):
 
 
 def _delivered_job(store: Store, uid: str, deliveries: list[tuple[str, str]]) -> int:
-    job_id = store.add_job(_job(uid=uid, sha=uid.replace(".", "") * 8), now=T0).job_id
+    job_id = store.add_job(
+        _job(uid=uid, sha=uid.replace(".", "") * 8), now=T0, content=OBJECT
+    ).job_id
     store.lease_job("w", 60, 3, now=T0)
     store.complete_job(job_id, "w", f"/r/{job_id}", deliveries, now=T0)
     return job_id
@@ -185,12 +212,8 @@ def test_deliveries_keep_patient_order_per_destination(store):
 def test_a_patients_deliveries_go_in_receipt_order_whatever_order_jobs_finish(store):
     """A long recording received first finishes after a short one received next: the
     short one's delivery waits for it, at every destination; another patient does not."""
-    long_a, short_a, failed_a = (
-        store.add_job(_job(uid=f"1.{i}", sha=f"{i}" * 64, patient_key="p:A"), now=T0).job_id
-        for i in (1, 2, 3)
-    )
-    other_b = store.add_job(_job(uid="1.4", sha="4" * 64, patient_key="p:B"), now=T0).job_id
-    later_a = store.add_job(_job(uid="1.5", sha="5" * 64, patient_key="p:A"), now=T0).job_id
+    long_a, short_a, failed_a = (_add(store, i, "p:A") for i in (1, 2, 3))
+    other_b, later_a = (_add(store, i, key) for i, key in ((4, "p:B"), (5, "p:A")))
     for job_id in (long_a, short_a, failed_a, other_b, later_a):
         assert store.lease_job(f"w{job_id}", 300, 3, now=T0).id == job_id
     for job_id, key in ((short_a, "p:A"), (other_b, "p:B")):
@@ -238,10 +261,9 @@ def test_expired_delivery_lease_is_retaken(store):
     assert len(store.lease_due_deliveries(now=T0 + 31, lease_s=30)) == 1
 
 
-def test_concurrent_workers_never_share_a_job(tmp_path):
-    store = Store(tmp_path / "s.sqlite3")
+def test_concurrent_workers_never_share_a_job(store):
     for i in range(60):
-        store.add_job(_job(uid=f"1.{i}", sha=f"{i:064d}"))
+        store.add_job(_job(uid=f"1.{i}", sha=f"{i:064d}"), content=OBJECT)
     taken: list[int] = []
     lock = threading.Lock()
 
@@ -256,13 +278,12 @@ def test_concurrent_workers_never_share_a_job(tmp_path):
     for t in threads:
         t.join()
     assert sorted(taken) == list(range(1, 61))
-    store.close()
 
 
 def test_unusable_store_path_raises_store_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="cannot open"):
-        Store(tmp_path / "file" / "gateway.sqlite3")
+        SqliteStore(tmp_path / "file" / "gateway.sqlite3")
 
 
 # The first released schema, as a gateway of that version created it.
@@ -296,19 +317,21 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as conn:
         conn.executescript(_SCHEMA_V1)
-    store = Store(path)
+    store = SqliteStore(path)
     try:
         [old] = store.list_jobs()
         assert (old.sop_instance_uid, old.state) == ("1.2.3.9", "queued")
         assert (old.modality, old.institution, old.station) == ("", "", "")
-        new = store.add_job(_job("1.2.3.10", modality="ECG", station="CART7"), now=T0)
+        new = store.add_job(
+            _job("1.2.3.10", modality="ECG", station="CART7"), now=T0, content=OBJECT
+        )
         job = store.get_job(new.job_id)
         assert (job.modality, job.station) == ("ECG", "CART7")
         assert (job.worker_deaths, job.patient_key, job.source) == (0, "", "")
-        assert store._query("PRAGMA user_version")[0][0] == 4
+        assert store.pragma("user_version") == 4
     finally:
         store.close()
-    Store(path).close()  # opening a current store again changes nothing
+    SqliteStore(path).close()  # opening a current store again changes nothing
 
 
 def test_a_store_of_a_newer_gateway_is_refused(tmp_path):
@@ -316,7 +339,7 @@ def test_a_store_of_a_newer_gateway_is_refused(tmp_path):
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="schema version 99 is newer"):
-        Store(path)
+        SqliteStore(path)
 
 
 def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(tmp_path):
@@ -328,7 +351,7 @@ def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(t
         conn.execute("CREATE INDEX deliveries_order ON deliveries (destination, patient_key, id)")
         conn.execute("UPDATE jobs SET state = 'leased', attempts = 2, lease_owner = 'old'")
         conn.execute("PRAGMA user_version = 2")
-    store = Store(path)
+    store = SqliteStore(path)
     try:
         [old] = store.list_jobs()
         assert (old.worker_deaths, old.patient_key, old.attempts) == (0, "", 2)
@@ -337,15 +360,14 @@ def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(t
         indexes = {row[0] for row in store._query("SELECT name FROM sqlite_master")}
         assert "deliveries_order" not in indexes
         assert {"deliveries_in_receipt_order", "jobs_by_patient"} <= indexes
-        assert store._query("PRAGMA user_version")[0][0] == 4
+        assert store.pragma("user_version") == 4
     finally:
         store.close()
 
 
 def test_a_job_held_for_its_engine_does_not_hold_back_the_patients_later_ecgs(store):
     """A VLM unavailable for a day holds its jobs; the patient's other reports still go."""
-    held = store.add_job(_job(uid="1.1", sha="1" * 64, patient_key="p:A"), now=T0).job_id
-    later = store.add_job(_job(uid="1.2", sha="2" * 64, patient_key="p:A"), now=T0).job_id
+    held, later = (_add(store, i, "p:A") for i in (1, 2))
     assert store.lease_job("w1", 300, 3, now=T0).id == held
     assert store.lease_job("w2", 300, 3, now=T0).id == later
     assert store.hold_job(held, "w1", "held: vlm engine unavailable", T0 + 3600, now=T0)
@@ -354,7 +376,7 @@ def test_a_job_held_for_its_engine_does_not_hold_back_the_patients_later_ecgs(st
 
 
 def test_retrying_a_job_failed_by_worker_deaths_starts_its_deaths_afresh(store):
-    job_id = store.add_job(_job(), now=T0).job_id
+    job_id = store.add_job(_job(), now=T0, content=OBJECT).job_id
     for death in range(3):
         assert store.lease_job("w", 300, 3, now=T0 + death).id == job_id
         store.record_worker_death(job_id, "w", 3, T0 + death, now=T0 + death)
@@ -362,3 +384,18 @@ def test_retrying_a_job_failed_by_worker_deaths_starts_its_deaths_afresh(store):
     assert store.retry_failed_jobs("1.2.3.4", now=T0 + 10) == 1
     job = store.get_job(job_id)
     assert (job.state, job.attempts, job.worker_deaths) == ("queued", 0, 0)
+
+
+def test_the_admin_views_count_the_queue_and_the_delivery_backlog(store):
+    first, _ = (_add(store, i, f"p:{i}") for i in (1, 2))
+    assert store.queue_stats(now=T0 + 10) == (2, 10.0)
+    store.lease_job("w", 60, 3, now=T0)
+    store.complete_job(first, "w", "/r", [("ehr", "p:1"), ("outbox", "p:1")], now=T0 + 1)
+    [outbox] = store.lease_due_deliveries(now=T0 + 1, destination="outbox")
+    store.mark_delivery_dead(outbox.id, "rejected", now=T0 + 2)
+    assert store.queue_stats(now=T0 + 10) == (1, 10.0)
+    assert store.delivery_backlog(now=T0 + 5) == {
+        "ehr": {"pending": 1, "failed": 0, "dead": 0, "oldest_s": 4.0},
+        "outbox": {"pending": 0, "failed": 0, "dead": 1, "oldest_s": 0.0},
+    }
+    store.check_writable()

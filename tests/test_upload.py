@@ -17,7 +17,7 @@ from gateway.config import ConfigError, UploadConfig, UploadToken, load_config
 from gateway.intake.accept import Intake
 from gateway.intake.upload import UploadEndpoint, read_tokens, source_for
 from gateway.metrics import Metrics
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess, free_port
 from tests.peers import make_pki
@@ -165,7 +165,7 @@ def test_a_body_that_stops_coming_is_408_and_frees_the_connection(tmp_path, shar
         read_timeout_s=1.0,
         tokens=[UploadToken(source="carts", token_file=tmp_path / "token")],
     )
-    store = Store(tmp_path / "gateway.sqlite3")
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
     endpoint = UploadEndpoint(config, Intake(store, _made(tmp_path / "spool"), Metrics()))
     endpoint.start()
     try:
@@ -234,7 +234,7 @@ def test_over_tls_on_every_address_with_the_hospital_ca(tmp_path, shared_data):
             "tokens": [{"source": "carts", "token_file": tmp_path / "token"}],
         }
     )
-    store = Store(tmp_path / "gateway.sqlite3")
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
     endpoint = UploadEndpoint(config, Intake(store, _made(tmp_path / "spool"), Metrics()))
     endpoint.start()
     try:

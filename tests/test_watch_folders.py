@@ -23,7 +23,7 @@ from gateway.intake.accept import Intake
 from gateway.intake.files import file_uid
 from gateway.intake.folders import FolderWatcher
 from gateway.metrics import Metrics
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
 
@@ -41,7 +41,7 @@ class Intakes:
         self.open()
 
     def open(self) -> None:
-        self.store = Store(self.root / "gateway.sqlite3")
+        self.store = SqliteStore(self.root / "gateway.sqlite3")
         self.intake = Intake(self.store, self.root / "spool", self.metrics)
 
     def watcher(self, folder: Path, **settings: object) -> FolderWatcher:

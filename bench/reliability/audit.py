@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.store import Store
+from gateway.store import SqliteStore
 from reliability.corpus import PATIENTS
 from reliability.faults import Destinations
 from reliability.senders import Sent
@@ -79,7 +79,7 @@ class Evidence:
 
 def gather(data_dir: Path, destinations: Destinations) -> Evidence:
     evidence = Evidence()
-    store = Store(data_dir / "gateway.sqlite3")
+    store = SqliteStore(data_dir / "gateway.sqlite3")
     try:
         for job in store.list_jobs(limit=1_000_000):
             evidence.jobs[job.sop_instance_uid].append(job)

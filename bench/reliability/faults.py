@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.store import Store
+from gateway.store import SqliteStore
 from tests.gateway_process import GatewayProcess
 from tests.peers import FhirTestServer, Hl7TestPeer
 
@@ -149,7 +149,7 @@ class Supervisor:
 
 def settled(data_dir: Path) -> bool:
     """No job waiting or in progress, no delivery still to try."""
-    store = Store(data_dir / "gateway.sqlite3")
+    store = SqliteStore(data_dir / "gateway.sqlite3")
     try:
         jobs = store.count_jobs()
         pending = [d for d in store.list_deliveries(limit=1_000_000) if d.state not in _FINAL]

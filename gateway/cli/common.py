@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway.audit import RESTRICTED, Auditor
 from gateway.config import ConfigError, GatewayConfig
 from gateway.config import load_config as load_config_file
-from gateway.store import Store, StoreError
+from gateway.store import Store, StoreError, open_store
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
@@ -34,13 +34,13 @@ def on_existing_store(action: StoreAction) -> Callable[[argparse.Namespace], int
     def run(args: argparse.Namespace) -> int:
         try:
             config = load_config(args)
-            if not config.store_path.exists():
+            if config.store.url is None and not config.store_path.exists():
                 print(
                     f"error: {config.store_path}: no store here (has the gateway run?)",
                     file=sys.stderr,
                 )
                 return 2
-            store = Store(config.store_path)
+            store = open_store(config)
         except (ConfigError, StoreError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

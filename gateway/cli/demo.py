@@ -27,7 +27,7 @@ from pynetdicom.sop_class import Verification
 from gateway.cli.demo_samples import DemoSample, prepare_samples, shared_data_dir
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.delivery.base import safe_file_stem
-from gateway.store import Delivery, Job, Store, StoreError
+from gateway.store import Delivery, Job, SqliteStore, StoreError
 from model.errors import EcgDecodeError
 from model.report import MEASUREMENT_KEYS, Report
 from model.report_text import technical_notes
@@ -348,7 +348,7 @@ def read_outcomes(
 ) -> list[Outcome]:
     if not store_path.exists():
         return [Outcome(s, send_error=refused.get(s.path)) for s in samples]
-    store = Store(store_path)
+    store = SqliteStore(store_path)
     try:
         deliveries = store.list_deliveries(limit=100_000)
         outcomes = []

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError, GatewayConfig
     from gateway.routing import RoutesError
     from gateway.server import GatewayBusy, serve
+    from gateway.store import StoreError
 
     try:
 
@@ -41,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, RoutesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (GatewayBusy, OSError) as exc:
+    except (GatewayBusy, StoreError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

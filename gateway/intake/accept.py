@@ -1,7 +1,8 @@
 """Accepting one received object: check it, make it durable, queue its job, pick a status.
 
 The SCP's C-STORE handler calls `Intake.accept`; success (0x0000) is returned only after
-the object is fsync'd in the spool AND its job is committed to the store. Every other
+the object is fsync'd in the spool AND its job is committed to the store (or, with a
+store that keeps objects itself, PostgreSQL, after the one commit of both). Every other
 outcome is a named rejection, logged with the SOP Instance UID and a short content hash
 (never patient data) and counted by reason.
 """
@@ -132,7 +133,11 @@ class Intake:
         return None if earlier is None else self.duplicate(label, earlier.id, obj, None)
 
     def spool(self, name: str, data: bytes) -> Path | Outcome:
-        """Write `data` durably into the spool under `name`, or say why it could not be."""
+        """Write `data` durably into the spool under `name`, or say why it could not be.
+        A store that keeps objects itself (PostgreSQL) commits them with their job
+        instead: nothing is written here, and the name is only recorded."""
+        if self.store.keeps_objects:
+            return Path(name)
         try:
             if free_bytes(self.spool_dir) < self.min_free_bytes + len(data):
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
@@ -169,7 +174,8 @@ class Intake:
             source=obj.source,
         )
         try:
-            enqueued = self.store.add_job(new)
+            content = obj.file_bytes if self.store.keeps_objects else None
+            enqueued = self.store.add_job(new, content=content)
         except StoreError as exc:
             return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
         if enqueued.duplicate:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -154,8 +153,8 @@ def _failure_reason(store: Store, ref: Reference) -> int | None:
     except StoreError:
         log.exception("storage commitment: the store cannot be read")
         return PROCESSING_FAILURE
-    # A job whose spool file retention removed (spool_path '') is no longer kept.
-    kept = [job for job in jobs if job.spool_path and Path(job.spool_path).is_file()]
+    # A job whose object retention removed (spool_path '') is no longer kept.
+    kept = [job for job in jobs if store.holds_object(job)]
     if not kept:
         return NO_SUCH_OBJECT_INSTANCE
     if all(job.sop_class_uid != ref.sop_class_uid for job in kept):

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,7 @@ _IDLE_POLL_S = 1.0  # also how soon a retry that became due, or a CLI retry, is 
 @dataclass(frozen=True)
 class WorkerSettings:
     reports_dir: Path
+    node: str = field(default_factory=lambda: os.uname().nodename)  # prefix of lease owners
     engine: EngineChoice = field(default_factory=EngineChoice)
     workers: int = 2
     lease_s: float = 300.0
@@ -87,12 +88,15 @@ class Workers:
         self._current: dict[str, list[int]] = {}  # owner -> the jobs it holds
         self._lock = threading.Lock()
         self._executors: dict[str, ProcessPoolExecutor] = {}  # owner -> its helper process
+        # owner -> done when its helper has started and imported the pipeline; a worker
+        # leases nothing before, so a slow start never eats into a job's time limit.
+        self._starting: dict[str, Future] = {}
 
     def start(self) -> None:
         """Start the worker processes and threads; until then run_once works in-thread."""
         for index in range(self._settings.workers):
-            owner = f"{os.uname().nodename}:{os.getpid()}:worker-{index}"
-            self._executors[owner] = _new_executor()
+            owner = f"{self._settings.node}:{os.getpid()}:worker-{index}"
+            self._start_helper(owner)
             thread = threading.Thread(
                 target=self._work, args=(owner,), name=f"pipeline-{index}", daemon=True
             )
@@ -124,7 +128,10 @@ class Workers:
             executor.shutdown(wait=not unfinished, cancel_futures=True)
 
     def run_once(self, owner: str) -> bool:
-        """Lease and process one job, or a batch for a VLM; False when there was none."""
+        """Lease and process one job, or a batch for a VLM; False when there was none (or
+        this worker's helper process is still starting)."""
+        if not self._helper_started(owner):
+            return False
         job = self._lease(owner)
         if job is None:
             return False
@@ -230,10 +237,34 @@ class Workers:
         settings = None if name == "measure" else vlm.model_copy(update={"mode": name})
         return dataclasses.replace(default, name=name, vlm=settings)
 
+    def _start_helper(self, owner: str) -> None:
+        """A new helper process for `owner` (call with the lock held, or before start)."""
+        executor = self._executors[owner] = _new_executor()
+        self._starting[owner] = executor.submit(int)  # runs after the preload, in order
+
+    def _helper_started(self, owner: str) -> bool:
+        """Whether `owner`'s helper is up (waiting at most an idle poll); a helper that
+        died while starting is replaced."""
+        with self._lock:
+            starting, executor = self._starting.get(owner), self._executors.get(owner)
+        if starting is None:
+            return True
+        try:
+            starting.result(timeout=_IDLE_POLL_S)
+        except TimeoutError:
+            return False
+        except BrokenProcessPool:
+            self._replace_broken_executor(owner, executor)
+            return False
+        with self._lock:
+            if self._starting.get(owner) is starting:
+                del self._starting[owner]
+        return True
+
     def _replace_broken_executor(self, owner: str, broken: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._executors.get(owner) is broken and not self._stopping.is_set():
-                self._executors[owner] = _new_executor()
+                self._start_helper(owner)
         broken.shutdown(wait=False)
 
     def _finish(self, job: Job, owner: str, result: JobResult, seconds: float) -> None:
