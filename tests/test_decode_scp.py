@@ -346,3 +346,20 @@ def test_bad_lead_measurements_name_format_field_and_problem(ptbxl_codes, tmp_pa
     with pytest.raises(EcgDecodeError) as caught:
         model.load(path)
     assert caught.value.reason.startswith(f"SCP-ECG {fragment}"), caught.value.reason
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("seed", range(20))
+def test_random_lead_measurement_blocks_never_crash(ptbxl_codes, tmp_path, seed):
+    """Random bytes as a section 10 with a valid CRC: measurements or an EcgDecodeError
+    naming section 10, nothing else."""
+    rng = np.random.default_rng(seed)
+    body = rng.integers(0, 256, size=int(rng.integers(0, 200)), dtype=np.uint8).tobytes()
+    body = struct.pack("<H", int(rng.integers(0, 4))) + body  # a plausible lead count
+    path = _write(tmp_path, _record(ptbxl_codes[:, :2000], section10=body))
+    try:
+        meta = model.load(path).metadata
+    except EcgDecodeError as exc:
+        assert exc.reason.startswith("SCP-ECG section 10"), exc.reason
+    else:
+        assert all(key.startswith("lead_") for key, _ in meta.device_measurements)
