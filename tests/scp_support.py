@@ -1,6 +1,6 @@
 """An SCP-ECG writer for tests, written from EN 1064 independently of the decoder's
 modules: it makes standard records (Huffman default or file tables, first or second
-differences, reference-beat subtraction, sections 1, 7, 8) and, through its parameters,
+differences, reference-beat subtraction, sections 1, 7, 8, 9, 10) and, through its parameters,
 records damaged in one named way each, with valid CRCs so the damage is what is found."""
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Record:
     qrs: list[tuple[int, int, int]] = field(default_factory=list)  # SB, fc, SE, 1-based
     tags: dict[int, bytes] = field(default_factory=dict)
     section7: bytes | None = None
+    section9: bytes | None = None  # manufacturer-specific: any bytes
+    section10: bytes | None = None  # see lead_measurement_block
     statements: list[str] = field(default_factory=list)
     overrides: dict[str, object] = field(default_factory=dict)  # the damage
 
@@ -181,6 +183,9 @@ def build(rec: Record) -> bytes:
     sections[6] = _encoded_section(rec, rhythm, rec.overrides.get("bimodal", 0))
     if rec.section7 is not None:
         sections[7] = rec.section7
+    for number, body in ((9, rec.section9), (10, rec.section10)):
+        if body is not None:
+            sections[number] = body
     if rec.statements:
         body = struct.pack("<BHBBBBB", 1, 2024, 5, 17, 10, 30, 0) + bytes([len(rec.statements)])
         for i, text in enumerate(rec.statements, start=1):
@@ -247,3 +252,17 @@ def global_measurements(
     return struct.pack("<BBHH", 2, 0, rr, rr) + struct.pack(
         "<HHHHHhhh", p_on, p_off, qrs_on, qrs_off, t_off, *axes
     )
+
+
+def lead_measurement_block(
+    leads: list[tuple[int, list[int]]], count: int | None = None, lengths: list | None = None
+) -> bytes:
+    """Section 10 (EN 1064:2005 5.12): lead count, 2 reserved bytes, then per lead its ID,
+    the byte length of its values and the values (int16: P duration, PR, QRS, QT, Q, R, S,
+    R', S' durations, Q, R, S, R', S', J, P+, P-, T+, T- amplitudes, ST slope, ...).
+    `count` and `lengths` override what is declared, to damage the block."""
+    body = struct.pack("<HH", len(leads) if count is None else count, 0)
+    for i, (lead_id, values) in enumerate(leads):
+        length = 2 * len(values) if lengths is None else lengths[i]
+        body += struct.pack(f"<HH{len(values)}h", lead_id, length, *values)
+    return body

@@ -1,7 +1,7 @@
 """SCP-ECG: the non-compliant Healforce recordings in ../shared/data, and standard records
 written by tests/scp_support.py from a real PTB-XL ECG (Huffman default and file tables,
-first and second differences, reference-beat subtraction, sections 1, 7, 8), each read back
-exactly; then a corpus of damaged and hostile records, each failing with a named error."""
+first and second differences, reference-beat subtraction, sections 1, 7, 8, 9, 10), each read
+back exactly; then a corpus of damaged and hostile records, each failing with a named error."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def test_healforce_recordings(shared_data, relative):
     warnings = " ".join(ecg.metadata.warnings)
     for quirk in ("0-based", "Healforce packed samples", "big-endian", "CRC-16 variant"):
         assert quirk in warnings
+    assert ecg.metadata.warnings[1] == (
+        "SCP-ECG section 9 (manufacturer-specific, 1776 bytes) was not decoded"
+    )
     one, two, three = (ecg.lead(n).astype(float) for n in ("I", "II", "III"))
     assert np.std(three - (two - one)) < 0.03  # recorded III obeys Einthoven within 3 steps
     peaks, _ = find_peaks(ecg.lead("II"), height=0.6, distance=60)
@@ -261,3 +264,102 @@ def test_the_standards_worked_example(tmp_path):
     )
     ecg = model.load(_write(tmp_path, record))
     np.testing.assert_allclose(ecg.lead("V1"), np.array(expected) * 0.001, atol=1e-9)
+
+
+# Lead II: every value of EN 1064's list, with 'not computed' (29999), 'rejected' (29998)
+# and the morphology and quality codes (positions 21, 22, 26), then two manufacturer
+# values past the standard's list. V2: only its first four values (a shorter block).
+LEAD_II = [96, 160, 94, 400, 20, 40, 30, 29999, 29999, -150, 1250, -420, 29998, 29999]
+LEAD_II += [15, 110, -30, 310, 0, 1500, 1, 2, 12, 8, 36, 0, 40, 60, 80, 50, 70, 7, 9]
+SECTION10 = scp.lead_measurement_block([(2, LEAD_II), (4, [88, 150, 29999, 380])])
+
+
+def test_lead_measurements_and_manufacturer_section(ptbxl_codes, tmp_path):
+    """Section 10 kept per lead as the device's measurements, next to section 7's global
+    ones; section 9 named by size only (its bytes could be patient data)."""
+    record = _record(
+        ptbxl_codes,
+        section7=scp.global_measurements(),
+        section9=b"Doe^Jane ACME-PRIVATE" + bytes(11),
+        section10=SECTION10,
+    )
+    meta = model.load(_write(tmp_path, record)).metadata
+    assert measurements_text(meta) == (
+        "heart_rate_bpm=70 "
+        "lead_II_intrinsicoid_deflection_ms=36 lead_II_isoelectric_qrs_end_ms=8 "
+        "lead_II_isoelectric_qrs_onset_ms=12 lead_II_j_amplitude_uv=15 "
+        "lead_II_p_duration_ms=96 lead_II_p_minus_amplitude_uv=-30 "
+        "lead_II_p_plus_amplitude_uv=110 lead_II_pr_ms=160 lead_II_q_amplitude_uv=-150 "
+        "lead_II_q_duration_ms=20 lead_II_qrs_ms=94 lead_II_qt_ms=400 "
+        "lead_II_r_amplitude_uv=1250 lead_II_r_duration_ms=40 lead_II_s_amplitude_uv=-420 "
+        "lead_II_s_duration_ms=30 lead_II_st_j20_amplitude_uv=40 "
+        "lead_II_st_j60_amplitude_uv=60 lead_II_st_j80_amplitude_uv=80 "
+        "lead_II_st_j_rr16_amplitude_uv=50 lead_II_st_j_rr8_amplitude_uv=70 "
+        "lead_II_st_slope_uv_per_s=1500 lead_II_t_minus_amplitude_uv=0 "
+        "lead_II_t_plus_amplitude_uv=310 "
+        "lead_V2_p_duration_ms=88 lead_V2_pr_ms=150 lead_V2_qt_ms=380 "
+        "p_axis_deg=45 p_duration_ms=104 pr_ms=160 qrs_axis_deg=30 qrs_ms=94 qt_ms=400 "
+        "rr_ms=857 t_axis_deg=40"
+    )
+    assert meta.warnings == ("SCP-ECG section 9 (manufacturer-specific, 32 bytes) was not decoded",)
+    assert "Doe" not in " ".join(meta.warnings)
+
+
+def test_no_section_9_or_10_adds_nothing(ptbxl_codes, tmp_path):
+    meta = model.load(_write(tmp_path, _record(ptbxl_codes))).metadata
+    assert (meta.warnings, meta.device_measurements) == ((), ())
+
+
+BAD_SECTION10 = {
+    "no room for the lead count": (b"\x01", "section 10: 2 bytes: too short for the lead count"),
+    "absurd lead count": (
+        scp.lead_measurement_block([(2, LEAD_II)], count=40000),
+        "section 10: 40000 leads declared; at most 15 expected",
+    ),
+    "16 leads": (
+        scp.lead_measurement_block([(2, LEAD_II)], count=16),
+        "section 10: 16 leads declared; at most 15 expected",
+    ),
+    "more leads declared than blocks": (
+        scp.lead_measurement_block([(2, LEAD_II), (4, [88])], count=3),
+        "section 10 lead block 3: starts at byte 80, the section has 80 bytes (3 leads",
+    ),
+    "block longer than the section": (
+        scp.lead_measurement_block([(2, LEAD_II), (4, [88])], lengths=[66, 400]),
+        "section 10 lead block 2: length 400 is odd or runs past the section's 80 bytes",
+    ),
+    "odd block length": (
+        scp.lead_measurement_block([(2, LEAD_II)], lengths=[65]),
+        "section 10 lead block 1: length 65 is odd",
+    ),
+    "lead measured twice": (
+        scp.lead_measurement_block([(2, LEAD_II), (2, [88])]),
+        "section 10 lead block 2: lead ID 2 appears twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SECTION10))
+def test_bad_lead_measurements_name_format_field_and_problem(ptbxl_codes, tmp_path, case):
+    section10, fragment = BAD_SECTION10[case]
+    path = _write(tmp_path, _record(ptbxl_codes[:, :2000], section10=section10))
+    with pytest.raises(EcgDecodeError) as caught:
+        model.load(path)
+    assert caught.value.reason.startswith(f"SCP-ECG {fragment}"), caught.value.reason
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("seed", range(20))
+def test_random_lead_measurement_blocks_never_crash(ptbxl_codes, tmp_path, seed):
+    """Random bytes as a section 10 with a valid CRC: measurements or an EcgDecodeError
+    naming section 10, nothing else."""
+    rng = np.random.default_rng(seed)
+    body = rng.integers(0, 256, size=int(rng.integers(0, 200)), dtype=np.uint8).tobytes()
+    body = struct.pack("<H", int(rng.integers(0, 4))) + body  # a plausible lead count
+    path = _write(tmp_path, _record(ptbxl_codes[:, :2000], section10=body))
+    try:
+        meta = model.load(path).metadata
+    except EcgDecodeError as exc:
+        assert exc.reason.startswith("SCP-ECG section 10"), exc.reason
+    else:
+        assert all(key.startswith("lead_") for key, _ in meta.device_measurements)

@@ -5,7 +5,8 @@ source reads only that device's files). BioSig (C, Debian biosig-tools) reads st
 records and is the second implementation in the tests, but it does not recognise the
 Healforce files, crashes on multi-table Huffman coding and has no size limits, so the
 format is read here: sections.py (record and section structure, CRCs), huffman.py
-(section 2), signal.py (sections 3-6), metadata.py (sections 1, 7, 8, 11).
+(section 2), signal.py (sections 3-6), metadata.py (sections 1, 7, 8, 11),
+lead_measurements.py (section 10); section 9 (manufacturer-specific) only by its length.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from model.decode.acquisition import checked_sampling_rate
 from model.decode.leads import add_channel, stack_leads
 from model.decode.scp import metadata as meta
+from model.decode.scp.lead_measurements import lead_measurements
 from model.decode.scp.sections import FORMAT, looks_like_scp, read_scp
 from model.decode.scp.signal import decode_samples
 from model.ecg import Ecg, EcgMetadata, derive_limb_leads
@@ -56,8 +58,9 @@ def decode_scp(path: Path) -> Ecg:
             modality="ECG",
             filters=meta.filters(tags),
             source_format="scp-ecg",
-            warnings=_one_warning(scp.warnings),
-            device_measurements=meta.global_measurements(scp.data(7)),
+            warnings=_one_warning(scp.warnings) + _not_decoded(scp.data(9)),
+            device_measurements=meta.global_measurements(scp.data(7))
+            + lead_measurements(path, scp.data(10)),
             device_statements=meta.statements(scp.data(8)) + meta.statements(scp.data(11)),
         ),
         median_beats=medians,
@@ -74,3 +77,11 @@ def _one_warning(deviations: list[str]) -> tuple[str, ...]:
     return (
         f"the SCP-ECG file deviates from EN 1064 and was read as its recorder writes it ({details})",
     )
+
+
+def _not_decoded(section9: bytes | None) -> tuple[str, ...]:
+    """Section 9 is the recorder's own format: what the gateway left out, by size only
+    (it may hold anything, patient data included, so none of it is shown)."""
+    if section9 is None:
+        return ()
+    return (f"SCP-ECG section 9 (manufacturer-specific, {len(section9)} bytes) was not decoded",)

@@ -18,7 +18,7 @@ _HIGH_PASS, _LOW_PASS, _FILTER_BITS = 27, 28, 29
 _TERMINATOR = 255
 _SEXES = {1: "M", 2: "F"}
 _AGE_UNITS = {1: "Y", 2: "M", 3: "W", 4: "D"}
-_UNDEFINED = (29999, 29998, 29997, 19999)  # 'not computed', 'rejected', ...
+UNDEFINED = (29999, 29998, 29997, 19999)  # 'not computed', 'rejected', ...
 _UNDEFINED_AXIS = 999
 _TEXT_ENCODING = "latin-1"  # SCP-ECG v2 text is ISO 8859-1 unless section 1 says otherwise
 
@@ -148,11 +148,11 @@ def global_measurements(data: bytes | None) -> tuple[tuple[str, float], ...]:
     found: dict[str, float] = {}
 
     def keep(key: str, value: float, *parts: int) -> None:
-        if all(part not in _UNDEFINED for part in parts):
+        if all(part not in UNDEFINED for part in parts):
             found[key] = value
 
     keep("rr_ms", rr, rr)
-    if rr and rr not in _UNDEFINED:
+    if rr and rr not in UNDEFINED:
         found["heart_rate_bpm"] = round(60000 / rr)
     keep("p_duration_ms", p_off - p_on, p_on, p_off)
     keep("pr_ms", qrs_on - p_on, p_on, qrs_on)

@@ -25,9 +25,12 @@ _POINTER_BYTES = 10
 _RECORD_HEADER_BYTES = 6
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a resting SCP-ECG is 5-100 KB
 MAX_SECTIONS = 64
-# The sections the decoder reads; the others (9: manufacturer-specific, 10: per-lead
-# measurements, 12+) are neither checked nor kept.
-READ_SECTIONS = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 11})
+# The sections the decoder reads (9, manufacturer-specific, only for its length); the
+# others (12+, not in EN 1064:2005) are neither checked nor kept.
+READ_SECTIONS = frozenset(range(12))
+# Section 9 is only measured, never used, so its CRC is not checked (the Healforce files'
+# section 9 matches no CRC variant).
+_UNCHECKED_SECTIONS = frozenset({9})
 ZERO_BASED = "section offsets are 0-based (the standard counts from 1)"
 CRC_VARIANT = "section CRCs use a non-standard CRC-16 variant (accepted)"
 
@@ -149,7 +152,8 @@ def _section_at(
             f"section {number}'s pointer says {pointer_length} bytes, its header {length}; "
             "the header was used"
         )
-    _check_crc(path, data, number, start, {length, pointer_length or length}, scp)
+    if number not in _UNCHECKED_SECTIONS:
+        _check_crc(path, data, number, start, {length, pointer_length or length}, scp)
     if scp is not None:
         scp.versions[number] = data[start + 8]
     return data[start + SECTION_HEADER_BYTES : start + length]
