@@ -218,7 +218,11 @@ def _compose() -> dict:
 def test_compose_services_and_their_files_hold_together(tmp_path: Path) -> None:
     compose = _compose()
     services = compose["services"]
-    assert set(services) == {"gateway", "postgres", "fhir", "ehr-mllp"}
+    assert set(services) == {"gateway", "gateway-2", "postgres", "fhir", "ehr-mllp"}
+    nodes = [services["gateway"], services["gateway-2"]]  # two nodes on one database
+    assert len({node["hostname"] for node in nodes}) == 2
+    assert len({node["volumes"][0] for node in nodes}) == 2  # each its own data volume
+    assert len({tuple(node["volumes"][1:]) for node in nodes}) == 1  # one config
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
