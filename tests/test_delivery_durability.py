@@ -1,5 +1,6 @@
 """`kill -9` of the whole gateway while it is delivering to a FHIR server, then a
-restart: every report reaches the EHR, once, in order; nothing is lost."""
+restart: every report reaches the EHR, once, in order; nothing is lost; on either store
+backend."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pydicom
 import pytest
 from peers import FhirTestServer
 
-from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import REPO, GatewayProcess
 
@@ -31,16 +31,17 @@ def _wait_for(condition, timeout_s: float, what: str, gateway: GatewayProcess) -
         time.sleep(0.05)
 
 
-def _deliveries(data_dir: Path) -> list:
-    store = SqliteStore(data_dir / "gateway.sqlite3")
+def _deliveries(gateway: GatewayProcess) -> list:
+    store = gateway.open_store()
     try:
         return store.list_deliveries()
     finally:
         store.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_kill_9_during_delivery_loses_and_duplicates_nothing(
-    shared_data: Path, tmp_path: Path
+    shared_data: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     ehr = FhirTestServer(delay_s=0.2).start()
     routes = tmp_path / "routes.yaml"
@@ -50,14 +51,15 @@ def test_kill_9_during_delivery_loses_and_duplicates_nothing(
         "  outbox: {type: file, directory: outbox}\n"
         "default: [ehr, outbox]\n"
     )
-    config = tmp_path / "gateway.yaml"
-    config.write_text(f"routes: {routes}\n")
     files = [
         samples.secondary_capture_native(shared_data, tmp_path / f"scan-{i}.dcm")
         for i in range(OBJECTS)
     ]
     uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files]
-    gateway = GatewayProcess(tmp_path / "data", config=config).start()
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    gateway = GatewayProcess(
+        tmp_path / "data", store_url=url, extra_config=f"routes: {routes}\n"
+    ).start()
     try:
         sent = subprocess.run(
             [
@@ -82,15 +84,15 @@ def test_kill_9_during_delivery_loses_and_duplicates_nothing(
         gateway.kill_hard()  # while the EHR is working on request KILL_AT_REQUEST
         ehr.delay_s = 0.1
         sent_before_kill = [
-            d for d in _deliveries(gateway.data_dir) if d.destination == "ehr" and d.state == "sent"
+            d for d in _deliveries(gateway) if d.destination == "ehr" and d.state == "sent"
         ]
         assert len(sent_before_kill) == KILL_AT_REQUEST - 1, gateway.logs()[-3000:]
 
         gateway.start()
         _wait_for(
             lambda: (
-                all(d.state == "sent" for d in _deliveries(gateway.data_dir))
-                and len(_deliveries(gateway.data_dir)) == 2 * OBJECTS
+                all(d.state == "sent" for d in _deliveries(gateway))
+                and len(_deliveries(gateway)) == 2 * OBJECTS
             ),
             90,
             "deliveries did not finish after restart",
@@ -101,9 +103,7 @@ def test_kill_9_during_delivery_loses_and_duplicates_nothing(
         gateway.stop_if_running()
         ehr.stop()
 
-    delivered = [
-        d.sop_instance_uid for d in _deliveries(gateway.data_dir) if d.destination == "ehr"
-    ]
+    delivered = [d.sop_instance_uid for d in _deliveries(gateway) if d.destination == "ehr"]
     assert sorted(delivered) == sorted(uids)
     # one DiagnosticReport per ECG, created in the order the ECGs were received (sent),
     # whatever order the two workers finished them in
