@@ -27,6 +27,9 @@ MEASUREMENT_KEYS: tuple[str, ...] = (
 )
 
 SourceKind = Literal["ecg-waveform", "secondary-capture", "pdf"]
+# preliminary: the machine's report; final: a physician confirmed it; corrected: changed
+# after it was final (HL7 C); amended: information added after final (FHIR "amended").
+ReportStatus = Literal["preliminary", "final", "corrected", "amended"]
 
 
 class Measurements(BaseModel):
@@ -75,8 +78,42 @@ class SourceInfo(BaseModel):
     quality_flags: list[str] = Field(default_factory=list)
 
 
+class Confirmation(BaseModel):
+    """Who confirmed (over-read) the report and when: the results interpreter."""
+
+    physician_id: str = Field(description="the physician's user name or staff number")
+    physician_name: str = Field("", description="DICOM PN form: Family^Given^Middle")
+    confirmed_at: datetime
+
+
+class ComparisonStatement(BaseModel):
+    """One difference from the patient's prior ECG, with both values."""
+
+    code: str = Field(description="e.g. NEW_RHYTHM, RESOLVED_RHYTHM, NEW_BBB, AXIS_SHIFT")
+    text: str
+    current: float | str | None = None
+    prior: float | str | None = None
+
+
+class Comparison(BaseModel):
+    """Serial comparison with the patient's previous ECG (identified by UID, no PHI)."""
+
+    prior_sop_instance_uid: str
+    prior_acquired_at: datetime | None = None
+    statements: list[ComparisonStatement] = Field(default_factory=list)
+
+
+class CriticalFinding(BaseModel):
+    """A critical-result rule (routes.yaml) that fired, with the values it used."""
+
+    rule: str
+    text: str
+    values: dict[str, float | int | str | None] = Field(default_factory=dict)
+
+
 class Report(BaseModel):
-    """A preliminary machine report: a physician must confirm it."""
+    """A machine report, preliminary until a physician confirms it (then final, and
+    corrected or amended if changed after that; `version` counts the versions sent)."""
 
     measurements: Measurements = Field(default_factory=Measurements)
     null_reasons: dict[str, str] = Field(
@@ -84,7 +121,11 @@ class Report(BaseModel):
     )
     statements: list[Statement] = Field(default_factory=list)
     impression: str = ""
-    status: Literal["preliminary"] = "preliminary"
+    status: ReportStatus = "preliminary"
+    version: int = Field(1, ge=1)
+    confirmation: Confirmation | None = None
+    comparison: Comparison | None = None
+    critical: list[CriticalFinding] = Field(default_factory=list)
     engine: EngineInfo
     source: SourceInfo = Field(default_factory=SourceInfo)
     warnings: list[str] = Field(default_factory=list)

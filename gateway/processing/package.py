@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from gateway.durable import write_atomic
+from gateway.store.order_records import OrderReference
 from model.ecg import Ecg, EcgMetadata
 from model.report import Report
 
@@ -55,6 +56,8 @@ class ReportPackage:
     source_image_type: str | None = None
     # the samples alone (no metadata), for destinations that send the waveform itself
     waveform: Ecg | None = None
+    # the order this ECG was matched to (IHE REWF); None for an unordered ECG
+    order: OrderReference | None = None
 
     @property
     def sop_instance_uid(self) -> str:
@@ -75,6 +78,7 @@ class ReportPackage:
             "metadata": _metadata_to_json(self.metadata),
             "association": asdict(self.association),
             "source_image_type": self.source_image_type,
+            "order": asdict(self.order) if self.order is not None else None,
         }
         write_atomic(directory / _CONTEXT, json.dumps(context, indent=2).encode())
 
@@ -92,6 +96,7 @@ class ReportPackage:
             source_image=_read_optional(directory / _SOURCE_IMAGE),
             source_image_type=context.get("source_image_type"),
             waveform=_waveform_from_npz(_read_optional(directory / _WAVEFORM)),
+            order=OrderReference(**context["order"]) if context.get("order") else None,
         )
 
 
