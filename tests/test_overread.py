@@ -6,11 +6,13 @@ sent twice; a reader, a stale version and bad edits are refused and recorded."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
 import pytest
 from overread_support import JONES, READER, SMITH, Site
+from pypdf import PdfReader
 
 from gateway.overread import (
     Conflict,
@@ -47,6 +49,10 @@ def _afib_edit() -> ReportEdit:
         impression="Atrial fibrillation, LVH. Confirmed.",
         measurements={"qrs_ms": 102.0},
     )
+
+
+def _pdf_text(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
 
 
 def _versions(site: Site, job_id: int) -> list[tuple[str, int, str]]:
@@ -99,7 +105,10 @@ def test_confirming_makes_version_2_final_and_routes_it(site, shared_data):
     again = site.service.view(job_id, JONES)
     assert again.report == report and [v.version for v in again.versions] == [1, 2]
     original = ReportPackage.load(site.store.report_directory(site.store.get_job(job_id)))
-    assert again.pdf and again.pdf != original.pdf  # drawn again for the final version
+    assert "UNCONFIRMED" in " ".join(_pdf_text(original.pdf))
+    printed = " ".join(_pdf_text(again.pdf))  # drawn again for the final version
+    assert "FINAL report, confirmed by Anna Smith (smith)" in printed
+    assert "UNCONFIRMED" not in printed and "Atrial fibrillation" in printed
     assert "report confirmed: version 2" in site.audit_text()
 
 

@@ -30,6 +30,7 @@ from gateway.routing import Router
 from gateway.store import Job, Store
 from gateway.store.report_records import Change, NewVersion, ReportVersion, WorklistEntry
 from model.report import Confirmation, Report
+from model.report_text import physician_display
 
 _FINAL_STATES = ("final", "corrected", "amended")
 
@@ -247,5 +248,5 @@ class OverreadService:
 
 def _conflict(latest: ReportVersion) -> Conflict:
     report = Report.model_validate_json(latest.report_json)
-    name = report.confirmation.physician_name if report.confirmation else ""
-    return Conflict(latest.job_id, latest.version, latest.created_by, name, latest.created_at)
+    who = physician_display(report.confirmation) if report.confirmation else "the gateway"
+    return Conflict(latest.job_id, latest.version, latest.created_by, who, latest.created_at)
