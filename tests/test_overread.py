@@ -6,14 +6,16 @@ sent twice; a reader, a stale version and bad edits are refused and recorded."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
 
 import pytest
-from overread_support import JONES, READER, SMITH, Site
+from overread_support import JONES, PATIENT_ID, READER, SMITH, Site
 from pypdf import PdfReader
 
+from gateway.cli import main
 from gateway.overread import (
     Conflict,
     InvalidEdit,
@@ -231,3 +233,23 @@ def test_statement_catalogue_searches_codes_and_words():
     assert "AFIB" in codes
     assert statement_catalogue("LVH")[0] == ("LVH", "Left ventricular hypertrophy", "164873001")
     assert len(statement_catalogue("")) >= 70
+
+
+def test_reports_history_cli_shows_versions_changes_and_refusals(sqlite_site, shared_data):
+    job_id = sqlite_site.receive(shared_data)
+    sqlite_site.service.confirm(job_id, SMITH, _afib_edit(), base_version=1)
+    with pytest.raises(PermissionDenied):
+        sqlite_site.service.confirm(job_id, READER, None, base_version=2)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["reports", "history", str(job_id), "--data-dir", str(sqlite_site.data_dir)])
+    text = printed.getvalue()
+    assert code == 0, text
+    assert "      2  final" in text and "smith" in text and "(machine)" in text
+    assert "smith  confirmed: version 2" in text
+    assert "-> AFIB, LVH" in text and "qrs_ms:" in text and "-> 102.0" in text
+    assert "rita  refused-role (had seen version 2): role reader may not confirm" in text
+    assert PATIENT_ID not in text
+    with contextlib.redirect_stdout(io.StringIO()):
+        missing = main(["reports", "history", "999", "--data-dir", str(sqlite_site.data_dir)])
+    assert missing == 1
