@@ -26,6 +26,7 @@ from gateway.overread import (
 )
 from gateway.processing.package import ReportPackage
 from gateway.store import SqliteStore
+from model.report import CriticalFinding
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -253,3 +254,25 @@ def test_reports_history_cli_shows_versions_changes_and_refusals(sqlite_site, sh
     with contextlib.redirect_stdout(io.StringIO()):
         missing = main(["reports", "history", "999", "--data-dir", str(sqlite_site.data_dir)])
     assert missing == 1
+
+
+def test_critical_findings_are_marked_again_from_what_the_physician_confirmed(
+    tmp_path, shared_data
+):
+    def rules(report):
+        afib = "AFIB" in report.codes
+        return [CriticalFinding(rule="af", text="Atrial fibrillation")] if afib else []
+
+    site = Site(tmp_path / "data", None)
+    site.service.critical = rules
+    try:
+        job_id = site.receive(shared_data)
+        assert not site.service.worklist()[0].critical
+        report = site.service.confirm(job_id, SMITH, _afib_edit(), base_version=1)
+        assert [f.rule for f in report.critical] == ["af"]
+        [entry] = site.service.worklist(include_final=True)
+        assert entry.critical and entry.critical_texts == ["Atrial fibrillation"]
+        edit = ReportEdit([StatementEdit("SR")], "Sinus rhythm.")
+        assert site.service.confirm(job_id, JONES, edit, base_version=2).critical == []
+    finally:
+        site.close()

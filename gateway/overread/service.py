@@ -29,7 +29,7 @@ from gateway.processing.revision import revised_package
 from gateway.routing import Router
 from gateway.store import Job, Store
 from gateway.store.report_records import Change, NewVersion, ReportVersion, WorklistEntry
-from model.report import Confirmation, Report
+from model.report import Confirmation, CriticalFinding, Report
 from model.report_text import physician_display
 
 _FINAL_STATES = ("final", "corrected", "amended")
@@ -37,7 +37,9 @@ _FINAL_STATES = ("final", "corrected", "amended")
 
 class OverreadService:
     """Over-read on one store; `on_routed` hears the destinations of each new version
-    (the server wakes their delivery sweeps), `audit` records every action."""
+    (the server wakes their delivery sweeps), `audit` records every action, `critical`
+    (the routes' critical-result rules) marks each new version's critical findings
+    again from what the physician confirmed; without it a version keeps the machine's."""
 
     def __init__(
         self,
@@ -46,8 +48,10 @@ class OverreadService:
         *,
         audit: Auditor | None = None,
         on_routed: Callable[[list[str]], None] = lambda destinations: None,
+        critical: Callable[[Report], list[CriticalFinding]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.critical = critical
         self.store = store
         self.router = router
         self.audit = audit
@@ -139,6 +143,9 @@ class OverreadService:
             raise _conflict(latest)
         base = Report.model_validate_json(latest.report_json)
         edited_report = apply_edit(base, edited)
+        if self.critical is not None:
+            findings = self.critical(edited_report)
+            edited_report = edited_report.model_copy(update={"critical": findings})
         final_before = base.status in _FINAL_STATES
         if final_before and same_content(base, edited_report):
             return base
