@@ -19,9 +19,11 @@ from gateway.cli import main
 from gateway.overread import (
     Conflict,
     InvalidEdit,
+    NotFound,
     PermissionDenied,
     ReportEdit,
     StatementEdit,
+    Unavailable,
     statement_catalogue,
 )
 from gateway.processing.package import ReportPackage
@@ -276,3 +278,16 @@ def test_critical_findings_are_marked_again_from_what_the_physician_confirmed(
         assert site.service.confirm(job_id, JONES, edit, base_version=2).critical == []
     finally:
         site.close()
+
+
+def test_a_report_whose_files_were_purged_cannot_be_confirmed(sqlite_site, shared_data):
+    job_id = sqlite_site.receive(shared_data)
+    sqlite_site.store.mark_job_files_purged(job_id)
+    with pytest.raises(Unavailable, match=f"the files of report {job_id} were removed"):
+        sqlite_site.service.confirm(job_id, SMITH, None, base_version=1)
+    with pytest.raises(PermissionDenied):  # refused and audited without the files too
+        sqlite_site.service.confirm(job_id, READER, None, base_version=1)
+    assert "refused-role" in sqlite_site.audit_text()
+    assert [v.version for v in sqlite_site.store.report_versions(job_id)] == [1]
+    with pytest.raises(NotFound):
+        sqlite_site.service.view(999, SMITH)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from gateway.audit import Auditor
+from gateway.audit import Auditor, Instance
 from gateway.delivery import DeliveryError, load_package
 from gateway.delivery.sweeper import exported_instance
 from gateway.overread.edits import ReportEdit, apply_edit, content, same_content
@@ -110,7 +110,11 @@ class OverreadService:
                 VersionInfo(v.version, v.status, v.created_by, v.created_at) for v in versions
             ],
             history=self.store.report_changes(job_id),
-            entry=dataclasses.replace(entry, opened_at=entry.opened_at or now),
+            entry=dataclasses.replace(
+                entry,
+                opened_at=entry.opened_at or now,
+                opened_by=entry.opened_by or user.user_id,
+            ),
         )
 
     def history(self, job_id: int) -> list[Change]:
@@ -243,10 +247,16 @@ class OverreadService:
         change = Change(at=now, user_id=user.user_id, action=action, version=latest.version)
         self.store.add_report_change(job.id, dataclasses.replace(change, after={"why": why}))
         if self.audit is not None:
-            package = self._load(job)
             self.audit.report_event(
-                user.user_id, exported_instance(package), "U", f"{action}: {why}", success=False
+                user.user_id, self._instance(job), "U", f"{action}: {why}", success=False
             )
+
+    def _instance(self, job: Job) -> Instance:
+        """What an audit record names: from the package, or from the job once purged."""
+        try:
+            return exported_instance(self._load(job))
+        except Unavailable:
+            return Instance(job.sop_class_uid, job.sop_instance_uid)
 
     def _audit(self, user: Physician, package: ReportPackage, action: str, what: str) -> None:
         if self.audit is not None:
