@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from overread_support import JONES, PATIENT_ID, READER, SMITH, Site
@@ -29,6 +32,8 @@ from gateway.overread import (
 from gateway.processing.package import ReportPackage
 from gateway.store import SqliteStore
 from model.report import CriticalFinding
+
+REPO = Path(__file__).resolve().parent.parent
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -291,3 +296,42 @@ def test_a_report_whose_files_were_purged_cannot_be_confirmed(sqlite_site, share
     assert [v.version for v in sqlite_site.store.report_versions(job_id)] == [1]
     with pytest.raises(NotFound):
         sqlite_site.service.view(999, SMITH)
+
+
+_CONFIRM_AND_DIE = """
+import os, sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+from overread_support import SMITH, open_store
+from pathlib import Path
+from gateway.overread import OverreadService
+from gateway.routing import Router
+data = Path({data!r})
+store = open_store(data, {url!r})
+OverreadService(store, Router(data / "routes.yaml", data)).confirm({job}, SMITH, None, 1)
+os.kill(os.getpid(), 9)  # after the commit, before any delivery
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_9_right_after_a_confirmation_loses_nothing(backend, request, tmp_path, shared_data):
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    site = Site(tmp_path / "data", url)
+    try:
+        job_id = site.receive(shared_data)
+    finally:
+        site.close()
+    script = _CONFIRM_AND_DIE.format(
+        repo=str(REPO), tests=str(REPO / "tests"), data=str(tmp_path / "data"), url=url, job=job_id
+    )
+    died = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert died.returncode == -9, died.stderr
+    site = Site(tmp_path / "data", url)  # the gateway comes back
+    try:
+        assert site.sweeper.sweep().sent == 1
+        assert _versions(site, job_id) == [("outbox", 1, "superseded"), ("outbox", 2, "sent")]
+        [bundle] = (site.data_dir / "outbox").glob("*.fhir.json")
+        assert '"status":"final"' in bundle.read_text()
+    finally:
+        site.close()
