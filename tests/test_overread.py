@@ -335,3 +335,21 @@ def test_kill_9_right_after_a_confirmation_loses_nothing(backend, request, tmp_p
         assert '"status":"final"' in bundle.read_text()
     finally:
         site.close()
+
+
+@pytest.mark.parametrize("outcome", ["sent", "failed"])
+def test_a_newer_version_waits_for_an_older_one_on_the_wire(sqlite_site, shared_data, outcome):
+    store = sqlite_site.store
+    job_id = sqlite_site.receive(shared_data)
+    [in_flight] = store.lease_due_deliveries(limit=5, lease_s=300)  # version 1 being sent
+    sqlite_site.service.confirm(job_id, SMITH, None, base_version=1)
+    assert store.lease_due_deliveries(limit=5) == []  # version 2 waits for it
+    if outcome == "sent":
+        store.mark_delivery_sent(in_flight.id)
+        expected = "sent"
+    else:
+        store.mark_delivery_failed(in_flight.id, "EHR down", next_attempt_at=0)
+        expected = "superseded"  # never retried after the newer version
+    [due] = store.lease_due_deliveries(limit=5)
+    assert due.report_version == 2
+    assert store.get_delivery(in_flight.id).state == expected
