@@ -138,7 +138,7 @@ def test_a_failing_callback_does_not_stop_the_others_or_the_ack(listener, store,
     assert "on_order callback" in caplog.text and PATIENT_NAME not in caplog.text
 
 
-def test_patient_update_and_merge_change_open_orders(listener, store):
+def test_patient_update_and_merge_change_open_orders(listener, store, tmp_path):
     send(listener.port, orm(placer="A"))
     assert ack_code(send(listener.port, adt_a08(name="Doe^Janet"))) == "AA"
     order = store.find_order("A", "HIS")
@@ -147,6 +147,9 @@ def test_patient_update_and_merge_change_open_orders(listener, store):
     assert store.find_order("A", "HIS").patient_id == "MRN9"
     [merge] = store._query("SELECT prior_id, new_id, orders_moved FROM patient_merges")
     assert tuple(merge.values() if isinstance(merge, dict) else merge) == (PATIENT_ID, "MRN9", 1)
+    trail = (tmp_path / "audit" / "audit-trail.jsonl").read_text()
+    assert trail.count('originalText=\\"Patient Record\\"') == 2
+    assert "merged, 1 moved" in trail and "MRN9^^^HOSP" in trail
 
 
 def _replace_segment(message: str, name: str, new: str) -> str:
@@ -277,6 +280,11 @@ def test_no_aa_unless_committed_when_the_store_refuses_writes(listener, store):
             conn.execute(statement)
     assert ack_code(send(listener.port, orm(placer="B"))) == "AA"
     assert store.find_order("B", "HIS").state == "scheduled"
+
+
+def test_a_port_in_use_is_named_at_start(listener, store, tmp_path):
+    with pytest.raises(OSError, match=f"orders: cannot listen on 127.0.0.1:{listener.port}"):
+        start_listener(store, tmp_path / "audit", port=listener.port)
 
 
 def test_mllp_over_tls(store, tmp_path):

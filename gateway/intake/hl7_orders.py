@@ -54,6 +54,10 @@ class OrderListener:
         self._thread.start()
         try:
             self._server = self._call(self._serve())
+        except OSError as exc:
+            self.stop()
+            where = f"{self.config.bind}:{self.config.port}"
+            raise OSError(f"orders: cannot listen on {where}: {exc.strerror or exc}") from None
         except BaseException:
             self.stop()
             raise
