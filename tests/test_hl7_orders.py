@@ -282,6 +282,24 @@ def test_no_aa_unless_committed_when_the_store_refuses_writes(listener, store):
     assert store.find_order("B", "HIS").state == "scheduled"
 
 
+def test_a_fault_of_the_gateways_is_answered_ae_and_the_listener_stays_up(
+    listener, store, caplog, monkeypatch
+):
+    """A bug (here find_order raising what no store raises) must not cost the sender its
+    answer, the log a patient's name, or the listener its life."""
+    real = store.find_order
+
+    def broken(*args):
+        raise KeyError(PATIENT_NAME)
+
+    monkeypatch.setattr(store, "find_order", broken)
+    reply = send(listener.port, orm())
+    assert ack_code(reply) == "AE" and str(reply.segment("MSA")[2]) == "MSG1"
+    assert "failed on it: KeyError" in caplog.text and "Doe" not in caplog.text
+    monkeypatch.setattr(store, "find_order", real)
+    assert ack_code(send(listener.port, orm())) == "AA"
+
+
 def test_a_port_in_use_is_named_at_start(listener, store, tmp_path):
     with pytest.raises(OSError, match=f"orders: cannot listen on 127.0.0.1:{listener.port}"):
         start_listener(store, tmp_path / "audit", port=listener.port)

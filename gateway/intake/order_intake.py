@@ -90,6 +90,16 @@ class OrderIntake:
         except MessageProblem as problem:
             self._refused(header, problem, peer)
             return Handled(self._ack(header, problem.ack, problem))
+        except Exception as exc:  # noqa: BLE001 - a fault of the gateway's: answer, stay up
+            log.error(
+                "HL7 %s from %s: the gateway failed on it: %s",
+                header.control_id if header else "message",
+                peer,
+                type(exc).__name__,  # the type only: a message could quote a value
+            )
+            self.metrics.reject("hl7-failed")
+            failed = MessageProblem("AE", "", APPLICATION_ERROR, "the gateway failed on it")
+            return Handled(self._ack(header, "AE", failed))
         self.metrics.inc(m.ORDER_MESSAGES)
         log.info(
             "HL7 %s %s from %s (%s): committed, %d order(s) changed",
