@@ -153,7 +153,9 @@ class OrderIntake:
             problem.text,
         )
 
-    def _ack(self, header: Header | None, code: AckCode, problem=None) -> bytes:
+    def _ack(
+        self, header: Header | None, code: AckCode, problem: MessageProblem | None = None
+    ) -> bytes:
         return ack(
             header,
             code,
@@ -241,7 +243,12 @@ class OrderIntake:
         return [(order, event)]
 
     def _patients_orders(
-        self, patient_id: str, issuer: str, event: OrderEvent, sender: Participant, detail=""
+        self,
+        patient_id: str,
+        issuer: str,
+        event: OrderEvent,
+        sender: Participant,
+        detail: str = "",
     ) -> list[tuple[Order, OrderEvent]]:
         """The open orders of the patient an ADT message changed (the surviving patient
         of a merge), the change audited as a patient record."""

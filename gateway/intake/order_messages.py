@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 import hl7
 
@@ -237,7 +237,7 @@ def _order(
         sending_application=header.sending_application,
         sending_facility=header.sending_facility,
     )
-    return OrderControl(control, order)  # type: ignore[arg-type]
+    return OrderControl(cast(OrderControlCode, control), order)
 
 
 def _priority(tq1: hl7.Segment | None, orc: hl7.Segment, obr: hl7.Segment | None) -> OrderPriority:
