@@ -16,8 +16,10 @@ from example_reports import CONFIRMATION, afib_report, confirmed, critical_afib_
 from hl7_strict import validated_strictly
 from peers import Hl7TestPeer
 
+from gateway.delivery.base import redact
 from gateway.delivery.hl7 import Hl7Sender, build_oru, control_id, encode
 from gateway.routing import Hl7Destination, Hl7Options
+from model.report import ComparisonStatement
 
 OPTIONS = Hl7Options(sending_application="ECGGW", receiving_application="RIS")
 
@@ -210,6 +212,26 @@ def test_hostile_order_numbers_and_names_stay_in_their_fields(shared_data: Path)
     ]
 
 
+def test_a_long_hostile_comparison_line_is_cut_in_cwe2_and_follows_whole_in_an_nte(
+    shared_data: Path,
+) -> None:
+    """CWE.2 is ST (199 characters as written, escapes included): a longer line is cut
+    there, the message stays valid, and the whole line reaches the receiver in an NTE."""
+    report = critical_afib_report()
+    long_text = "QTc | ^ & ~ \\ longer " * 20
+    statement = ComparisonStatement(code=HOSTILE, text=long_text, current="a|b", prior=None)
+    report.comparison.statements.append(statement)
+    er7_text = _er7(package(shared_data, report=report))
+    validated_strictly(er7_text)
+    message = hl7.parse(er7_text)
+    segments = list(message)
+    cut = next(s for s in segments if str(s[0]) == "OBX" and str(s[4]) == "9")
+    assert len(str(cut[5][0][1])) <= 199 and str(cut[5][0][1]).endswith("...")
+    note = segments[segments.index(cut) + 1]
+    assert str(note[0]) == "NTE"
+    assert message.unescape(str(note[3])) == f"{long_text} (now a|b, prior n/a)"
+
+
 def test_a_final_critical_ordered_report_reaches_an_mllp_peer(shared_data: Path) -> None:
     """End to end: the other implementation's MLLP server receives and acknowledges it, and
     reads the order, status, interpreter, flags and comparison from what arrived."""
@@ -237,3 +259,9 @@ def test_a_final_critical_ordered_report_reaches_an_mllp_peer(shared_data: Path)
     assert "AA" in {str(obx[8]) for obx in received.segments("OBX")}
     assert "CWE" in {str(obx[2]) for obx in received.segments("OBX")}
     assert str(received.segment("TQ1")[9][0][0]) == "S"
+
+
+def test_a_receivers_text_quoting_the_order_numbers_is_redacted(shared_data: Path) -> None:
+    pkg = package(shared_data, order=ORDER)
+    text = redact("no order PO-1001 (filler FO-77, accession ACC-77) for this patient", pkg)
+    assert text == "no order *** (filler ***, accession ***) for this patient"
