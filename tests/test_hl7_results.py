@@ -113,13 +113,15 @@ def test_an_unordered_ecg_keeps_accession_uid_and_the_ekg_study(shared_data: Pat
     assert "TQ1" not in [str(s[0]) for s in message]
 
 
-def test_an_order_without_filler_number_or_procedure_falls_back(shared_data: Path) -> None:
+def test_an_order_without_filler_accession_or_procedure_code_falls_back(shared_data: Path) -> None:
     order = replace(
         ORDER, filler_order_number="", filler_authority="ECGGW", procedure_code="", priority="stat"
     )
-    pkg = package(shared_data, order=order)
+    order = replace(order, accession_number="")
+    pkg = package(shared_data, order=order, accession_number="ACC-FROM-CART")
     message = _parsed(pkg)
     assert str(message.segment("OBR")[3]) == pkg.metadata.sop_instance_uid
+    assert str(message.segment("OBR")[18]) == "ACC-FROM-CART"  # the cart's, then
     assert str(message.segment("OBR")[4]) == "^Electrocardiogram, 12 lead^C4"
     assert str(message.segment("TQ1")[9]) == "S^Stat^HL70485"
 

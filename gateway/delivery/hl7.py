@@ -255,7 +255,6 @@ def _orc(package: ReportPackage) -> str:
 def _obr(package: ReportPackage) -> str:
     acquired = package.metadata.acquisition_time
     placer, filler = _order_numbers(package)
-    order = package.order
     return er7.segment(
         "OBR",
         {
@@ -264,16 +263,22 @@ def _obr(package: ReportPackage) -> str:
             3: filler,
             4: _universal_service(package),
             7: _hl7_time(acquired) if acquired is not None else "",
-            # Placer field 1: the accession number, as IHE's workflow profiles carry it
-            18: er7.text(order.accession_number or package.metadata.accession_number or "")
-            if order is not None
-            else "",
+            18: _placer_field_1(package),
             22: _hl7_time(issued_at(package.report)),
             24: "EC",
             25: hl7_result_status(package.report),
             32: _interpreter(package),
         },
     )
+
+
+def _placer_field_1(package: ReportPackage) -> str:
+    """OBR-18: an ordered ECG's accession number, where IHE's workflow profiles carry it
+    (an unordered ECG has it in OBR-2 instead)."""
+    order = package.order
+    if order is None:
+        return ""
+    return er7.text(order.accession_number or package.metadata.accession_number or "")
 
 
 def _universal_service(package: ReportPackage) -> str:
