@@ -152,8 +152,12 @@ def test_comparison_statements_are_coded_rows_with_both_values(shared_data: Path
     assert [str(obx[4]) for obx in rows] == ["7", "8"]  # after statements and findings
     values = [[str(obx[5][0][i]) for i in range(3)] for obx in rows]
     assert values == [
-        ["NEW_RHYTHM", "Atrial fibrillation is new (now AFIB, prior SR)", "99ECGCMP"],
-        ["QTC_CHANGE", "QTc longer by 119 ms (now 550.2, prior 431)", "99ECGCMP"],
+        [
+            "NEW_RHYTHM",
+            "Atrial fibrillation is new (previously sinus rhythm) (now AFIB, prior SR)",
+            "99ECGCMP",
+        ],
+        ["QTC_INCREASED", "QTc (Bazett) increased by 119 ms (431 -> 550 ms)", "99ECGCMP"],
     ]
 
 
@@ -231,7 +235,7 @@ def test_a_long_hostile_comparison_line_is_cut_in_cwe2_and_follows_whole_in_an_n
     assert len(str(cut[5][0][1])) <= 199 and str(cut[5][0][1]).endswith("...")
     note = segments[segments.index(cut) + 1]
     assert str(note[0]) == "NTE"
-    assert message.unescape(str(note[3])) == f"{long_text} (now a|b, prior n/a)"
+    assert message.unescape(str(note[3])) == f"{long_text} (now a|b)"
 
 
 def test_a_final_critical_ordered_report_reaches_an_mllp_peer(shared_data: Path) -> None:
