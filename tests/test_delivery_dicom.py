@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pydicom
@@ -315,3 +316,10 @@ def test_every_sr_variant_passes_dicom3tools_iod_check(
     output = check.stdout + check.stderr
     assert "Error" not in output, output
     assert "ComprehensiveSR" in output
+
+
+def test_an_order_number_too_long_for_its_vr_is_left_out_not_cut(report_package) -> None:
+    report_package.order = replace(ORDER, accession_number="A" * 17, placer_order_number="P" * 65)
+    [request] = _sr(report_package).ReferencedRequestSequence
+    assert request.AccessionNumber == "" and request.PlacerOrderNumberImagingServiceRequest == ""
+    assert request.FillerOrderNumberImagingServiceRequest == "FO-77"

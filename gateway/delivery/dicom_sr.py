@@ -45,6 +45,8 @@ COMPREHENSIVE_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33"
 ECG_REPORT = Code("28010-7", "LN", "ECG Report")
 SNOMED = "SCT"
 _CODE_MEANING_MAX = 64  # LO
+_LO_MAX = 64
+_SH_MAX = 16  # Accession Number
 _CODE_VALUE_MAX = 16  # SH; a longer code goes in LongCodeValue (UC)
 # The over-read application's user names as a local coding scheme (PS3.3 8.2: 99...)
 USER_CODING_SCHEME = "99ECGGW"
@@ -140,13 +142,13 @@ def _request(order: OrderReference, study_uid: str) -> Dataset:
     request = Dataset()
     request.StudyInstanceUID = study_uid
     request.ReferencedStudySequence = []
-    request.AccessionNumber = order.accession_number
-    request.PlacerOrderNumberImagingServiceRequest = order.placer_order_number
+    request.AccessionNumber = _fitting(order.accession_number, _SH_MAX)
+    request.PlacerOrderNumberImagingServiceRequest = _fitting(order.placer_order_number, _LO_MAX)
     request.OrderPlacerIdentifierSequence = _issuer(order.placer_authority)
-    request.FillerOrderNumberImagingServiceRequest = order.filler_order_number
+    request.FillerOrderNumberImagingServiceRequest = _fitting(order.filler_order_number, _LO_MAX)
     request.OrderFillerIdentifierSequence = _issuer(order.filler_authority)
     request.RequestedProcedureID = ""
-    request.RequestedProcedureDescription = order.procedure_text[:_CODE_MEANING_MAX]
+    request.RequestedProcedureDescription = order.procedure_text[:_LO_MAX]
     scheme = _PROCEDURE_SCHEMES.get(order.procedure_coding_system.strip().upper())
     meaning = order.procedure_text or order.procedure_code
     request.RequestedProcedureCodeSequence = (
@@ -155,6 +157,12 @@ def _request(order: OrderReference, study_uid: str) -> Dataset:
         else []
     )
     return request
+
+
+def _fitting(identifier: str, limit: int) -> str:
+    """An identifier as it is, or empty (these are type 2) when it is longer than its VR
+    allows: a cut identifier would name another order; HL7 and FHIR carry it whole."""
+    return identifier if len(identifier) <= limit else ""
 
 
 def _issuer(namespace: str) -> list[Dataset]:
