@@ -56,9 +56,22 @@ def shown_value(value: float | str | None) -> str:
 
 
 def comparison_line(statement: ComparisonStatement) -> str:
-    """One serial-comparison statement with both values, the same in every format."""
-    now, prior = shown_value(statement.current), shown_value(statement.prior)
-    return f"{statement.text} (now {now}, prior {prior})"
+    """One serial-comparison statement with both values, the same in every format: its
+    words, then the values they do not already say ("(now AFIB, prior SR)")."""
+    unsaid = [
+        f"{label} {shown_value(value)}"
+        for label, value in (("now", statement.current), ("prior", statement.prior))
+        if value is not None and not _says(statement.text, value)
+    ]
+    return f"{statement.text} ({', '.join(unsaid)})" if unsaid else statement.text
+
+
+def _says(text: str, value: float | str) -> bool:
+    """Whether the words already give the value: each code of a comma-joined list, or the
+    number whole or as printed."""
+    if isinstance(value, str):
+        return all(part.strip() in text for part in value.split(","))
+    return f"{float(value):.0f}" in text or shown_value(value) in text
 
 
 def critical_line(finding: CriticalFinding) -> str:

@@ -102,7 +102,7 @@ def critical_afib_report() -> Report:
                 CriticalFinding(
                     rule="afib_rvr",
                     text="Atrial fibrillation with ventricular rate over 110/min",
-                    values={"statement": "AFIB", "heart_rate_bpm": 112.4},
+                    values={"heart_rate_bpm": 112.4, "codes": "AFIB,AFLT"},
                 ),
                 CriticalFinding(
                     rule="qtc_500",
@@ -116,12 +116,15 @@ def critical_afib_report() -> Report:
                 statements=[
                     ComparisonStatement(
                         code="NEW_RHYTHM",
-                        text="Atrial fibrillation is new",
+                        text="Atrial fibrillation is new (previously sinus rhythm)",
                         current="AFIB",
                         prior="SR",
                     ),
                     ComparisonStatement(
-                        code="QTC_CHANGE", text="QTc longer by 119 ms", current=550.2, prior=431.0
+                        code="QTC_INCREASED",
+                        text="QTc (Bazett) increased by 119 ms (431 -> 550 ms)",
+                        current=550.2,
+                        prior=431.0,
                     ),
                 ],
             ),

@@ -182,8 +182,8 @@ def test_comparison_statements_are_coded_observations_and_in_the_conclusion(
         if e["resource"]["code"]["coding"][0]["system"] == "urn:ecg-gateway:comparison"
     ]
     assert [(_code(e["resource"]), e["resource"]["valueString"]) for e in comparisons] == [
-        ("NEW_RHYTHM", "Atrial fibrillation is new (now AFIB, prior SR)"),
-        ("QTC_CHANGE", "QTc longer by 119 ms (now 550.2, prior 431)"),
+        ("NEW_RHYTHM", "Atrial fibrillation is new (previously sinus rhythm) (now AFIB, prior SR)"),
+        ("QTC_INCREASED", "QTc (Bazett) increased by 119 ms (431 -> 550 ms)"),
     ]
     assert comparisons[0]["resource"]["note"] == [
         {"text": "Prior ECG acquired 2025-03-01T09:00:00+00:00"}
@@ -191,7 +191,7 @@ def test_comparison_statements_are_coded_observations_and_in_the_conclusion(
     results = {r["reference"] for r in report["result"]}
     assert {e["fullUrl"] for e in comparisons} <= results
     assert (
-        "Compared with the prior ECG: Atrial fibrillation is new (now AFIB, prior SR); "
+        "Compared with the prior ECG: Atrial fibrillation is new (previously sinus rhythm) (now AFIB, prior SR); "
         in (report["conclusion"])
     )
 

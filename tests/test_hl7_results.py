@@ -16,8 +16,10 @@ from example_reports import CONFIRMATION, afib_report, confirmed, critical_afib_
 from hl7_strict import validated_strictly
 from peers import Hl7TestPeer
 
+from gateway.delivery.base import redact
 from gateway.delivery.hl7 import Hl7Sender, build_oru, control_id, encode
 from gateway.routing import Hl7Destination, Hl7Options
+from model.report import ComparisonStatement
 
 OPTIONS = Hl7Options(sending_application="ECGGW", receiving_application="RIS")
 
@@ -111,13 +113,15 @@ def test_an_unordered_ecg_keeps_accession_uid_and_the_ekg_study(shared_data: Pat
     assert "TQ1" not in [str(s[0]) for s in message]
 
 
-def test_an_order_without_filler_number_or_procedure_falls_back(shared_data: Path) -> None:
+def test_an_order_without_filler_accession_or_procedure_code_falls_back(shared_data: Path) -> None:
     order = replace(
         ORDER, filler_order_number="", filler_authority="ECGGW", procedure_code="", priority="stat"
     )
-    pkg = package(shared_data, order=order)
+    order = replace(order, accession_number="")
+    pkg = package(shared_data, order=order, accession_number="ACC-FROM-CART")
     message = _parsed(pkg)
     assert str(message.segment("OBR")[3]) == pkg.metadata.sop_instance_uid
+    assert str(message.segment("OBR")[18]) == "ACC-FROM-CART"  # the cart's, then
     assert str(message.segment("OBR")[4]) == "^Electrocardiogram, 12 lead^C4"
     assert str(message.segment("TQ1")[9]) == "S^Stat^HL70485"
 
@@ -148,8 +152,12 @@ def test_comparison_statements_are_coded_rows_with_both_values(shared_data: Path
     assert [str(obx[4]) for obx in rows] == ["7", "8"]  # after statements and findings
     values = [[str(obx[5][0][i]) for i in range(3)] for obx in rows]
     assert values == [
-        ["NEW_RHYTHM", "Atrial fibrillation is new (now AFIB, prior SR)", "99ECGCMP"],
-        ["QTC_CHANGE", "QTc longer by 119 ms (now 550.2, prior 431)", "99ECGCMP"],
+        [
+            "NEW_RHYTHM",
+            "Atrial fibrillation is new (previously sinus rhythm) (now AFIB, prior SR)",
+            "99ECGCMP",
+        ],
+        ["QTC_INCREASED", "QTc (Bazett) increased by 119 ms (431 -> 550 ms)", "99ECGCMP"],
     ]
 
 
@@ -210,6 +218,26 @@ def test_hostile_order_numbers_and_names_stay_in_their_fields(shared_data: Path)
     ]
 
 
+def test_a_long_hostile_comparison_line_is_cut_in_cwe2_and_follows_whole_in_an_nte(
+    shared_data: Path,
+) -> None:
+    """CWE.2 is ST (199 characters as written, escapes included): a longer line is cut
+    there, the message stays valid, and the whole line reaches the receiver in an NTE."""
+    report = critical_afib_report()
+    long_text = "QTc | ^ & ~ \\ longer " * 20
+    statement = ComparisonStatement(code=HOSTILE, text=long_text, current="a|b", prior=None)
+    report.comparison.statements.append(statement)
+    er7_text = _er7(package(shared_data, report=report))
+    validated_strictly(er7_text)
+    message = hl7.parse(er7_text)
+    segments = list(message)
+    cut = next(s for s in segments if str(s[0]) == "OBX" and str(s[4]) == "9")
+    assert len(str(cut[5][0][1])) <= 199 and str(cut[5][0][1]).endswith("...")
+    note = segments[segments.index(cut) + 1]
+    assert str(note[0]) == "NTE"
+    assert message.unescape(str(note[3])) == f"{long_text} (now a|b)"
+
+
 def test_a_final_critical_ordered_report_reaches_an_mllp_peer(shared_data: Path) -> None:
     """End to end: the other implementation's MLLP server receives and acknowledges it, and
     reads the order, status, interpreter, flags and comparison from what arrived."""
@@ -237,3 +265,9 @@ def test_a_final_critical_ordered_report_reaches_an_mllp_peer(shared_data: Path)
     assert "AA" in {str(obx[8]) for obx in received.segments("OBX")}
     assert "CWE" in {str(obx[2]) for obx in received.segments("OBX")}
     assert str(received.segment("TQ1")[9][0][0]) == "S"
+
+
+def test_a_receivers_text_quoting_the_order_numbers_is_redacted(shared_data: Path) -> None:
+    pkg = package(shared_data, order=ORDER)
+    text = redact("no order PO-1001 (filler FO-77, accession ACC-77) for this patient", pkg)
+    assert text == "no order *** (filler ***, accession ***) for this patient"

@@ -22,7 +22,8 @@ import model
 from model.ecg import Ecg
 from model.render.page import GRID_TOP_MM
 from model.render.pdf_paths import SIMPLIFY_TOLERANCE_MM, UNIT_MM
-from model.report import Statement
+from model.report import ComparisonStatement, Statement
+from model.report_text import comparison_line
 from model.vlm.engine import render_page
 
 HL7_ED_LIMIT_BYTES = 65536 * 3 // 4  # one OBX-5 ED.5 (TX, 65536 characters) of base64
@@ -100,7 +101,7 @@ def test_critical_findings_come_first_and_the_comparison_last(ptbxl_ecg: Ecg) ->
     assert "CRITICAL: QTc 550 ms (500 ms or more)" in joined
     comparison = joined.index("Compared with the prior ECG:")
     assert comparison > joined.index("Non-specific ischemic changes (ISC_)")
-    assert "QTc longer by 119 ms (now 550.2, prior 431)" in joined
+    assert "QTc (Bazett) increased by 119 ms (431 -> 550 ms)" in joined
 
 
 def test_text_that_does_not_fit_continues_on_the_next_page_nothing_cut(ptbxl_ecg: Ecg) -> None:
@@ -214,3 +215,19 @@ def test_the_pages_a_model_reads_carry_no_patient_data(ptbxl_ecg: Ecg) -> None:
         np.asarray(render_page(ptbxl_ecg, 1024)), np.asarray(render_page(other, 1024))
     )
     assert model.render_pdf(ptbxl_ecg) != model.render_pdf(other)  # the header differs
+
+
+def test_a_comparison_line_adds_only_the_values_its_words_do_not_say() -> None:
+    said = ComparisonStatement(
+        code="RATE_INCREASED",
+        text="Heart rate increased by 40/min (72 -> 112/min)",
+        current=112.4,
+        prior=72.0,
+    )
+    assert comparison_line(said) == said.text
+    unsaid = ComparisonStatement(
+        code="NEW_BBB", text="Left bundle branch block is new", current="CLBBB", prior=None
+    )
+    assert comparison_line(unsaid) == "Left bundle branch block is new (now CLBBB)"
+    nothing = ComparisonStatement(code="NO_CHANGE", text="No change")
+    assert comparison_line(nothing) == "No change"

@@ -4,6 +4,8 @@
 |---|---|---|
 | instance_received | DICOM Instances Transferred (110104), C | an object acknowledged to its sender |
 | exported | Export (110106), R | a report delivered to a destination |
+| order_record | Order Record (110109), C U | an order received, updated, cancelled (HL7 or CLI) |
+| patient_record | Patient Record (110110), U | a patient's orders updated or merged (ADT) |
 | node_refused | Security Alert (110113) / Node Authentication | association rejected, TLS failure |
 | admin_action | Security Alert / Software Configuration or Use of Restricted Function | routes or config reloaded, jobs or deliveries retried |
 | report_event | Patient Record (110110), R/U | a report opened, confirmed or corrected, or refused (over-read) |
@@ -117,6 +119,43 @@ class Auditor:
             )
         )
 
+    def order_record(
+        self, action: str, description: str, patient: msg.Instance, sender: msg.Participant
+    ) -> None:
+        """An order created (C) or changed (U) by `sender` (an EHR, or an operator);
+        `description` names the order and what happened, `patient` its patient only."""
+        self._record_change(msg.ORDER_RECORD, action, description, patient, sender)
+
+    def patient_record(
+        self, description: str, patient: msg.Instance, sender: msg.Participant
+    ) -> None:
+        """A patient's orders updated or re-keyed (ADT^A08, ADT^A40) by `sender`."""
+        self._record_change(msg.PATIENT_RECORD, "U", description, patient, sender)
+
+    def _record_change(
+        self,
+        event_id: msg.Code,
+        action: str,
+        description: str,
+        patient: msg.Instance,
+        sender: msg.Participant,
+        outcome: str = msg.SUCCESS,
+    ) -> None:
+        self._record(
+            msg.AuditEvent(
+                event_id,
+                action,
+                outcome,
+                description=description,
+                participants=(sender, self._gateway(msg.DESTINATION)),
+                instance=patient,
+            )
+        )
+
+    def operator(self) -> msg.Participant:
+        """The user running this process, as the requestor of an action."""
+        return _os_user(requestor=True)
+
     def node_refused(self, peer_host: str, calling_ae: str, reason: str) -> None:
         """An association rejected or a TLS handshake that failed: a security alert."""
         self._record(
@@ -155,16 +194,9 @@ class Auditor:
     ) -> None:
         """A user read ("R") or changed ("U": confirmed, corrected) a report in the
         over-read application, or was refused it (`success` False, `description` why)."""
-        self._record(
-            msg.AuditEvent(
-                msg.PATIENT_RECORD,
-                action,
-                msg.SUCCESS if success else msg.MINOR_FAILURE,
-                description=description,
-                participants=(msg.Participant(user_id, None, True), self._gateway(None)),
-                instance=instance,
-            )
-        )
+        user = msg.Participant(user_id, None, True)
+        outcome = msg.SUCCESS if success else msg.MINOR_FAILURE
+        self._record_change(msg.PATIENT_RECORD, action, description, instance, user, outcome)
 
     def application(self, started: bool) -> None:
         self._record(

@@ -104,10 +104,16 @@ def redact(text: str, package: ReportPackage, limit: int = 200) -> str:
 
 
 def _secrets(package: ReportPackage) -> set[str]:
-    """The identifying values as the package holds them, the birth date also in FHIR form."""
+    """The identifying values as the package holds them (the order's numbers too), the
+    birth date also in FHIR form."""
     meta = package.metadata
     secrets = {meta.patient_id, meta.patient_birth_date, meta.patient_id_issuer}
     secrets.add(meta.accession_number)
+    order = package.order
+    if order is not None:  # an order's numbers identify the patient's visit as well
+        secrets.update(
+            (order.placer_order_number, order.filler_order_number, order.accession_number)
+        )
     birth_date = dicom_date(meta.patient_birth_date)
     if birth_date:
         secrets.add(

@@ -49,6 +49,7 @@ from gateway.delivery.fhir_context import (
     identifier_query,
     identifier_system,
     interpreter,
+    is_code,
     order_identifiers,
     service_request,
 )
@@ -328,12 +329,10 @@ class _BundleBuilder:
         for number, statement in enumerate(comparison.statements, start=1):
             role = f"comparison-{number}"
             observation = self._observation_base(role, EKG_IMPRESSION, patient_ref, device_ref)
-            observation["code"] = {
-                "coding": [
-                    {"system": COMPARISON_SYSTEM, "code": statement.code, "display": statement.text}
-                ],
-                "text": "Comparison with the prior ECG",
-            }
+            observation["code"] = {"text": "Comparison with the prior ECG"}
+            if is_code(statement.code):
+                coding = {"system": COMPARISON_SYSTEM, "code": statement.code}
+                observation["code"]["coding"] = [{**coding, "display": statement.text}]
             observation["valueString"] = comparison_line(statement)
             if comparison.prior_acquired_at is not None:
                 prior = _fhir_datetime(comparison.prior_acquired_at)

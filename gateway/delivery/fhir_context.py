@@ -16,6 +16,7 @@ as given and searches it with `based-on:identifier`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ from gateway.store.order_records import OrderReference
 from model.report import Confirmation
 
 IDENTIFIER_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_CODE = re.compile(r"[^\s]+(\s[^\s]+)*")  # FHIR R4 `code`
 # v2-0203 code, display, and the system used when the order names no namespace
 PLACER = ("PLAC", "Placer Identifier", "urn:ecg-gateway:placer-order")
 FILLER = ("FILL", "Filler Identifier", "urn:ecg-gateway:filler-order")
@@ -51,6 +53,12 @@ def identifier_system(namespace: str | None, options: FhirOptions, default: str)
     if ":" in namespace and all(char.isprintable() and not char.isspace() for char in namespace):
         return namespace  # a uri has no whitespace or control characters
     return f"urn:ecg-gateway:issuer:{quote(namespace, safe='')}"
+
+
+def is_code(value: str) -> bool:
+    """Whether `value` is a valid FHIR code (no leading, trailing or repeated whitespace);
+    one that is not is sent as text only, never making the whole report undeliverable."""
+    return bool(_CODE.fullmatch(value))
 
 
 def identifier_query(system: str, value: str) -> str:
@@ -104,7 +112,7 @@ def procedure_concept(order: OrderReference) -> dict[str, Any]:
         return {"coding": [{"system": LOINC, "code": EKG_STUDY[0], "display": EKG_STUDY[1]}]}
     concept: dict[str, Any] = {"text": text or code}
     system = PROCEDURE_SYSTEMS.get(order.procedure_coding_system.strip().upper())
-    if code and system:
+    if is_code(code) and system:
         coding = {"system": system, "code": code}
         concept["coding"] = [{**coding, "display": text} if text else coding]
     return concept

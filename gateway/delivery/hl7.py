@@ -73,7 +73,7 @@ _PRIORITIES: dict[OrderPriority, tuple[str, str]] = {
 # Comparison statements' codes (NEW_RHYTHM, QTC_CHANGE, ...) are the gateway's own: a local
 # coding system, as HL7 names them (99zzz)
 COMPARISON_CODING_SYSTEM = "99ECGCMP"
-_CWE_TEXT_MAX = 199  # CWE.2 is ST
+_ST_MAX = 199  # an ST component (CWE.1, CWE.2, CE.2) as hl7apy's 2.5.1 tables bound it
 
 
 def control_id(package: ReportPackage, destination_name: str) -> str:
@@ -255,7 +255,6 @@ def _orc(package: ReportPackage) -> str:
 def _obr(package: ReportPackage) -> str:
     acquired = package.metadata.acquisition_time
     placer, filler = _order_numbers(package)
-    order = package.order
     return er7.segment(
         "OBR",
         {
@@ -264,16 +263,22 @@ def _obr(package: ReportPackage) -> str:
             3: filler,
             4: _universal_service(package),
             7: _hl7_time(acquired) if acquired is not None else "",
-            # Placer field 1: the accession number, as IHE's workflow profiles carry it
-            18: er7.text(order.accession_number or package.metadata.accession_number or "")
-            if order is not None
-            else "",
+            18: _placer_field_1(package),
             22: _hl7_time(issued_at(package.report)),
             24: "EC",
             25: hl7_result_status(package.report),
             32: _interpreter(package),
         },
     )
+
+
+def _placer_field_1(package: ReportPackage) -> str:
+    """OBR-18: an ordered ECG's accession number, where IHE's workflow profiles carry it
+    (an unordered ECG has it in OBR-2 instead)."""
+    order = package.order
+    if order is None:
+        return ""
+    return er7.text(order.accession_number or package.metadata.accession_number or "")
 
 
 def _universal_service(package: ReportPackage) -> str:
@@ -283,7 +288,7 @@ def _universal_service(package: ReportPackage) -> str:
     if order is not None and (order.procedure_code or order.procedure_text):
         return er7.components(
             er7.text(order.procedure_code),
-            er7.text(order.procedure_text),
+            er7.fitted(order.procedure_text, _ST_MAX),
             er7.text(order.procedure_coding_system),
         )
     return er7.components(*EKG_STUDY, "LN")
@@ -418,16 +423,21 @@ def _comparison_observations(
     package: ReportPackage, status: str, sub_ids: Iterator[int]
 ) -> list[_Observation]:
     """One CWE OBX per difference from the prior ECG: the comparison's code (local coding
-    system) and its text with both values."""
+    system) and its text with both values; a line too long for CWE.2 is cut there and
+    follows whole in an NTE."""
     comparison = package.report.comparison
     if comparison is None:
         return []
     impression = er7.components(*EKG_IMPRESSION, "LN")
     rows = []
     for statement in comparison.statements:
-        text = comparison_line(statement)[:_CWE_TEXT_MAX]
-        value = er7.components(er7.text(statement.code), er7.text(text), COMPARISON_CODING_SYSTEM)
-        rows.append(_Observation("CWE", impression, value, status, sub_id=str(next(sub_ids))))
+        line = comparison_line(statement)
+        text = er7.fitted(line, _ST_MAX)
+        value = er7.components(er7.fitted(statement.code, _ST_MAX), text, COMPARISON_CODING_SYSTEM)
+        note = line if text != er7.text(line) else ""  # cut: the whole line follows in an NTE
+        rows.append(
+            _Observation("CWE", impression, value, status, sub_id=str(next(sub_ids)), note=note)
+        )
     return rows
 
 

@@ -47,10 +47,12 @@ def issued_at(report: Report) -> datetime:
 
 def critical_subjects(report: Report) -> frozenset[str]:
     """The measurement keys and statement codes the report's critical findings are about:
-    the names and text values in each finding's `values` (e.g. {"qtc_bazett_ms": 512} or
-    {"statement": "AFIB", "heart_rate_bpm": 132})."""
+    the names in each finding's `values` and the codes in its text values, as the rules
+    write them (gateway/routing/critical.py: {"heart_rate_bpm": 132, "codes": "AFIB,AFLT"})."""
     subjects: set[str] = set()
     for finding in report.critical:
         subjects.update(finding.values)
-        subjects.update(value for value in finding.values.values() if isinstance(value, str))
+        for value in finding.values.values():
+            if isinstance(value, str):
+                subjects.update(code.strip() for code in value.split(","))
     return frozenset(subjects)

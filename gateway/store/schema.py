@@ -4,9 +4,10 @@ Kept apart from the queries (sqlite.py) so a schema change reads as one diff her
 one migration step.
 """
 
+from gateway.store.orders_schema import orders_tables
 from gateway.store.report_schema import report_tables
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Each delivery sends one version of a job's report (version 1: the preliminary one;
 # later ones: a physician's confirmation or correction, gateway/overread); a newer
 # version supersedes the unsent older ones of the same job and destination.
@@ -66,6 +67,15 @@ CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
     ON deliveries (destination, patient_key, job_id);
 """.format(deliveries=_DELIVERIES.format(name="deliveries"))
     + ";\n".join(
+        orders_tables(
+            identity="INTEGER PRIMARY KEY AUTOINCREMENT",
+            time="REAL",
+            reference="INTEGER",
+            if_new=True,
+        )
+    )
+    + ";\n"
+    + ";\n".join(
         report_tables(
             identity="INTEGER PRIMARY KEY AUTOINCREMENT",
             time="REAL",
@@ -91,18 +101,20 @@ MIGRATIONS = {
     ),
     # The source name of a watched folder or upload endpoint, which routes match on.
     4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
+    # Orders from the EHR and patient merges: new tables, created by SCHEMA above.
+    5: (),
     # Report versions: a delivery names the version it sends (existing ones: 1), so the
     # table is rebuilt (SQLite changes no UNIQUE or CHECK in place); the report tables
     # and the deliveries' indexes are then created by SCHEMA.
-    5: (
-        _DELIVERIES.format(name="deliveries_v5"),
+    6: (
+        _DELIVERIES.format(name="deliveries_rebuilt"),
         (
-            "INSERT INTO deliveries_v5 (id, job_id, destination, patient_key, state, attempts,"
+            "INSERT INTO deliveries_rebuilt (id, job_id, destination, patient_key, state, attempts,"
             " next_attempt_at, lease_expires_at, last_error, created_at, updated_at, sent_at)"
             " SELECT id, job_id, destination, patient_key, state, attempts, next_attempt_at,"
             " lease_expires_at, last_error, created_at, updated_at, sent_at FROM deliveries"
         ),
         "DROP TABLE deliveries",
-        "ALTER TABLE deliveries_v5 RENAME TO deliveries",
+        "ALTER TABLE deliveries_rebuilt RENAME TO deliveries",
     ),
 }
