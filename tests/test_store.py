@@ -10,6 +10,7 @@ import pytest
 
 from gateway.store import NewJob, SqliteStore, Store, StoreError
 from gateway.store.schema import SCHEMA_VERSION
+from tests.old_stores import SQLITE_SCHEMA_V1
 
 T0 = 1_000_000.0
 OBJECT = b"DICM-file-bytes"  # what a store that keeps objects (PostgreSQL) is given
@@ -287,37 +288,10 @@ def test_unusable_store_path_raises_store_error(tmp_path):
         SqliteStore(tmp_path / "file" / "gateway.sqlite3")
 
 
-# The first released schema, as a gateway of that version created it.
-_SCHEMA_V1 = """
-CREATE TABLE jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, sop_instance_uid TEXT NOT NULL,
-    sop_class_uid TEXT NOT NULL, content_sha256 TEXT NOT NULL, spool_path TEXT NOT NULL,
-    kind TEXT NOT NULL, calling_ae TEXT NOT NULL DEFAULT '', called_ae TEXT NOT NULL DEFAULT '',
-    peer TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'queued',
-    attempts INTEGER NOT NULL DEFAULT 0, available_at REAL NOT NULL, lease_owner TEXT,
-    lease_expires_at REAL, error TEXT, is_correction INTEGER NOT NULL DEFAULT 0,
-    report_dir TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-    UNIQUE (sop_instance_uid, content_sha256)
-);
-CREATE TABLE deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs (id),
-    destination TEXT NOT NULL, patient_key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, lease_expires_at REAL,
-    last_error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, sent_at REAL,
-    UNIQUE (job_id, destination)
-);
-INSERT INTO jobs (sop_instance_uid, sop_class_uid, content_sha256, spool_path, kind,
-    available_at, created_at, updated_at)
-    VALUES ('1.2.3.9', '1.2.840.10008.5.1.4.1.1.9.1.1', 'b', '/spool/x.dcm', 'ecg-waveform',
-    1, 1, 1);
-PRAGMA user_version = 1;
-"""
-
-
 def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as conn:
-        conn.executescript(_SCHEMA_V1)
+        conn.executescript(SQLITE_SCHEMA_V1)
     store = SqliteStore(path)
     try:
         [old] = store.list_jobs()
@@ -346,7 +320,7 @@ def test_a_store_of_a_newer_gateway_is_refused(tmp_path):
 def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(tmp_path):
     path = tmp_path / "v2.sqlite3"
     with sqlite3.connect(path) as conn:
-        conn.executescript(_SCHEMA_V1.replace("PRAGMA user_version = 1;", ""))
+        conn.executescript(SQLITE_SCHEMA_V1.replace("PRAGMA user_version = 1;", ""))
         for column in ("modality", "institution", "station"):
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
         conn.execute("CREATE INDEX deliveries_order ON deliveries (destination, patient_key, id)")

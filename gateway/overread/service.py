@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 
 from gateway.audit import Auditor, Instance
@@ -35,28 +36,20 @@ from model.report_text import physician_display
 _FINAL_STATES = ("final", "corrected", "amended")
 
 
+@dataclass
 class OverreadService:
     """Over-read on one store; `on_routed` hears the destinations of each new version
     (the server wakes their delivery sweeps), `audit` records every action, `critical`
     (the routes' critical-result rules) marks each new version's critical findings
     again from what the physician confirmed; without it a version keeps the machine's."""
 
-    def __init__(
-        self,
-        store: Store,
-        router: Router,
-        *,
-        audit: Auditor | None = None,
-        on_routed: Callable[[list[str]], None] = lambda destinations: None,
-        critical: Callable[[Report], list[CriticalFinding]] | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.critical = critical
-        self.store = store
-        self.router = router
-        self.audit = audit
-        self.on_routed = on_routed
-        self.clock = clock
+    store: Store
+    router: Router
+    _: KW_ONLY
+    audit: Auditor | None = None
+    on_routed: Callable[[list[str]], None] = lambda destinations: None
+    critical: Callable[[Report], list[CriticalFinding]] | None = None
+    clock: Callable[[], float] = time.time
 
     # --- the worklist -------------------------------------------------------------------
 
@@ -100,12 +93,12 @@ class OverreadService:
         self._audit(user, package, "R", "report opened")
         versions = self.store.report_versions(job_id)
         return ReportView(
-            job_id=job_id,
-            report=package.report,
-            metadata=package.metadata,
-            kind=package.kind,
-            pdf=package.pdf,
-            png=package.png,
+            job_id,
+            package.report,
+            package.metadata,
+            package.kind,
+            package.pdf,
+            package.png,
             versions=[
                 VersionInfo(v.version, v.status, v.created_by, v.created_at) for v in versions
             ],
