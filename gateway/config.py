@@ -102,6 +102,16 @@ class StorageCommitmentConfig(StrictSettings):
     )
 
 
+class WorklistConfig(StrictSettings):
+    """The Modality Worklist SCP (C-FIND) on the DICOM port: carts download their open
+    orders. Off by default: it hands patient demographics to any AE allowed to associate."""
+
+    enabled: bool = False
+    max_results: int = Field(
+        1000, ge=1, le=100_000, description="a query matching more is refused (0xA700)"
+    )
+
+
 class StoreConfig(StrictSettings):
     """Where jobs and deliveries live. No url: the SQLite file in the data directory (one
     gateway process). `postgresql://user@host:port/dbname?sslmode=verify-full&sslrootcert=
@@ -300,6 +310,7 @@ class GatewayConfig(StrictSettings):
     )
     dicom: DicomLimits = Field(default_factory=DicomLimits)
     storage_commitment: StorageCommitmentConfig = Field(default_factory=StorageCommitmentConfig)
+    worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     data_dir: Path = Path("ecg-gateway-data")
     min_free_disk_mb: int = Field(100, ge=0, description="refuse objects (0xA700) below this")
     workers: int = Field(2, ge=1, le=64)
@@ -446,3 +457,8 @@ def log_security_posture(config: GatewayConfig) -> None:
         )
     if not config.tls.enabled:
         log.warning("TLS is off: DICOM traffic (with patient data) is not encrypted")
+    if config.worklist.enabled and not config.allowed_calling_aes:
+        log.warning(
+            "the worklist is on and allowed_calling_aes is empty: ANY calling AE can "
+            "download orders with patient demographics"
+        )

@@ -44,6 +44,7 @@ DELIVERIES_DEAD = "deliveries.dead"  # given up: a dead letter
 AUDIT_RECORDS = "audit.records"
 AUDIT_SENT = "audit.sent"
 AUDIT_SEND_FAILURES = "audit.send_failures"
+WORKLIST_QUERIES = "worklist.queries"
 REJECTED_PREFIX = "rejected."
 
 # Rejections that refuse a whole association (or connection), not one object.
@@ -100,6 +101,12 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "dead_letters",
         "deliveries given up (dead letters)",
         ("destination",),
+        {},
+    ),
+    WORKLIST_QUERIES: (
+        "worklist_queries",
+        "worklist C-FIND queries by final status",
+        ("status",),
         {},
     ),
     AUDIT_RECORDS: ("audit_records", "audit records written to the local trail", (), {}),

@@ -26,7 +26,11 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
 )
 from pynetdicom import AE, _config, evt
-from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
+from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
+    StorageCommitmentPushModel,
+    Verification,
+)
 from pynetdicom.transport import ThreadedAssociationServer
 
 from gateway import metrics as m
@@ -40,6 +44,7 @@ from gateway.intake.accept import (
     ReceivedObject,
 )
 from gateway.intake.storage_commitment import StorageCommitment, handle_n_action
+from gateway.intake.worklist import Worklist, handle_find
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,8 @@ def build_ae(config: GatewayConfig) -> AE:
     # The cart is the SCU (N-ACTION to us), the gateway the SCP, sending N-EVENT-REPORT back
     # on the same association: the SOP class's own roles, no role selection needed.
     ae.add_supported_context(StorageCommitmentPushModel, _NATIVE_SYNTAXES)
+    if config.worklist.enabled:
+        ae.add_supported_context(ModalityWorklistInformationFind, _NATIVE_SYNTAXES)
     # Any called AE title is accepted: sites give one gateway several titles and route on them.
     ae.require_called_aet = False
     ae.maximum_pdu_size = _MAX_PDU_BYTES
@@ -290,8 +297,8 @@ class RunningScp:
 
 
 def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> RunningScp:
-    """The gateway's SCP: C-ECHO, C-STORE into intake, and association events counted
-    (and audited, with intake's auditor)."""
+    """The gateway's SCP: C-ECHO, C-STORE into intake, the worklist's C-FIND when it is
+    on, and association events counted (and audited, with intake's auditor)."""
     handlers = [
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [intake, metrics]),
@@ -299,6 +306,9 @@ def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> Runnin
         (evt.EVT_ACCEPTED, handle_accepted, [metrics]),
         (evt.EVT_REJECTED, handle_rejected, [metrics, intake.audit]),
     ]
+    if config.worklist.enabled:
+        worklist = Worklist(intake.store, config.worklist, metrics)
+        handlers.append((evt.EVT_C_FIND, handle_find, [worklist]))
     return start_server(config, handlers, metrics, intake.audit)
 
 
