@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from gateway.store.orders import OrdersMixin
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
 
 _UNSENT = "('pending', 'failed')"
@@ -35,7 +36,7 @@ _JOB_COLUMNS = (
 )
 
 
-class Store(ABC):
+class Store(OrdersMixin, ABC):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
     Thread-safe; callers never see a driver exception (errors surface as StoreError).

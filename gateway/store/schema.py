@@ -4,7 +4,9 @@ Kept apart from the queries (sqlite.py) so a schema change reads as one diff her
 one migration step.
 """
 
-SCHEMA_VERSION = 4
+from gateway.store.orders_schema import orders_tables
+
+SCHEMA_VERSION = 5
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,7 +58,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
     ON deliveries (destination, patient_key, job_id);
-"""
+""" + ";\n".join(
+    orders_tables(
+        identity="INTEGER PRIMARY KEY AUTOINCREMENT", time="REAL", reference="INTEGER", if_new=True
+    )
+)
 # Each step takes a store of the version before it to the next one.
 MIGRATIONS = {
     2: (
@@ -74,4 +80,6 @@ MIGRATIONS = {
     ),
     # The source name of a watched folder or upload endpoint, which routes match on.
     4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
+    # Orders from the EHR and patient merges: new tables, created by SCHEMA above.
+    5: (),
 }
