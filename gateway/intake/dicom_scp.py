@@ -58,6 +58,9 @@ _INTERNAL_ERROR = 0xC211  # pynetdicom's "unhandled exception in the handler"
 # pynetdicom's standard handlers log every PDU and DIMSE message; the gateway logs its
 # own one line per object (UIDs and hashes only) instead.
 _config.LOG_HANDLER_LEVEL = "none"
+# Nor the C-FIND identifiers: a worklist query and its answers hold patient data.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
 
 
 def transfer_syntaxes(sop_class_uid: str) -> list[str]:

@@ -129,7 +129,7 @@ def _parse_sequence(
     attribute of the sequence's items; more than one item is not a query."""
     items = list(element.value or [])
     if len(items) > 1:
-        raise QueryError(f"{element.keyword}: {len(items)} items, a query has one", element.tag)
+        raise QueryError(f"{element.keyword}: {len(items)} items, not 1", element.tag)
     if not items or len(items[0]) == 0:
         return {}, keys
     conditions, requested = _parse_level(items[0], keys, unsupported)
@@ -141,7 +141,7 @@ def _parse_value(element: DataElement) -> Test | None:
     value = element.value
     if isinstance(value, MultiValue):
         if value_kind(element.keyword) != "uid":
-            raise QueryError(f"{element.keyword}: several values (only UIDs may have)", element.tag)
+            raise QueryError(f"{element.keyword}: several values (UIDs only)", element.tag)
         text = "\\".join(str(v) for v in value)
     elif isinstance(value, bytes):
         text = value.decode("latin-1")
@@ -202,7 +202,7 @@ def _uid_test(query: str) -> Test:
     if any("*" in uid or "?" in uid for uid in uids):
         raise ValueError("no wildcards in a UID")
     if not all(re.fullmatch(r"[0-9.]{1,64}", uid) for uid in uids):
-        raise ValueError("not a UID or list of UIDs")
+        raise ValueError("not a UID list")
     return lambda value: value in uids
 
 
@@ -210,7 +210,7 @@ def _date_test(query: str) -> Test:
     low, high = _range(query, _date_bound, "YYYYMMDD")
     low, high = low or "00000000", high or "99999999"
     if low > high:
-        raise ValueError("range starts after it ends")
+        raise ValueError("range starts after its end")
     return lambda value: bool(value) and low <= value <= high
 
 
@@ -219,7 +219,7 @@ def _time_test(query: str) -> Test:
     low_s = _seconds(low, upper=False) if low else 0.0
     high_s = _seconds(high, upper=True) if high else 86400.0
     if low_s > high_s:
-        raise ValueError("range starts after it ends")
+        raise ValueError("range starts after its end")
     return lambda value: bool(value) and low_s <= _seconds(value, upper=False) <= high_s
 
 
@@ -227,9 +227,9 @@ def _range(query: str, bound: Callable[[str], str], form: str) -> tuple[str, str
     """(low, high) of a single value or range, "" for an open end; a single value is the
     range from itself to itself."""
     if "*" in query or "?" in query:
-        raise ValueError(f"no wildcards in a date or time; use a range {form}-{form}")
+        raise ValueError("no wildcards; use a range")
     if query.count("-") > 1 or query == "-":
-        raise ValueError(f"not a value or range {form}-{form}")
+        raise ValueError(f"not {form} or a range")
     low, sep, high = query.partition("-")
     low, high = (bound(low) if low else ""), (bound(high) if high else "")
     return (low, high) if sep else (low, low)
