@@ -110,6 +110,9 @@ class WorklistConfig(StrictSettings):
     max_results: int = Field(
         1000, ge=1, le=100_000, description="a query matching more is refused (0xA700)"
     )
+    names_ignore_case: bool = Field(
+        False, description="Patient's Name matching ignores case (dcmtk's wlmscpfs: it does not)"
+    )
 
 
 class StoreConfig(StrictSettings):

@@ -167,7 +167,8 @@ def test_queries_by_patient_id_name_wildcards_time_and_modality(gateway):
 
     assert accessions("PatientID=P2") == ["ACC2"]
     assert accessions("PatientID=P3*") == ["ACC3"]
-    assert accessions("PatientName=doe*") == ["ACC1", "ACC2"]  # PN: case-insensitive
+    assert accessions("PatientName=Doe*") == ["ACC1", "ACC2"]
+    assert accessions("PatientName=doe*") == []  # case-sensitive, as dcmtk's wlmscpfs
     assert accessions("PatientName=D?e^Ja*") == ["ACC2"]
     assert accessions("PatientName=*ich*") == ["ACC3"]
     assert accessions(f"{SPS}.ScheduledProcedureStepStartTime=1200-") == ["ACC2"]

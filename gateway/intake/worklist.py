@@ -58,7 +58,7 @@ class Worklist:
         AE title); `cancelled()` says whether a C-CANCEL came."""
         started = time.monotonic()
         try:
-            query = parse_query(identifier())
+            query = parse_query(identifier(), self.config.names_ignore_case)
         except QueryError as exc:
             yield self._refuse(peer, IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc), exc.tag)
             return

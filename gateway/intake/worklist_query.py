@@ -8,9 +8,11 @@ the SCP cannot use is a QueryError naming the element; keys outside the worklist
 are dropped and noted (status 0xFF01, as dcmtk's wlmscpfs does).
 
 Decisions, as the standard leaves them to the SCP:
-- Patient's Name matches case-insensitively (PS3.4 C.2.2.2.1 allows it for PN), and a
-  query without "=" is matched against the alphabetic group only; other VRs are
-  case-sensitive, with the spaces that their VR says are not significant ignored.
+- Patient's Name matches case-sensitively, as dcmtk's wlmscpfs does (`doe*` does not
+  find `Doe^John`); `worklist.names_ignore_case` makes it case-insensitive, which PS3.4
+  C.2.2.2.1 allows for PN. A query without "=" is matched against the alphabetic group
+  only. Other VRs are case-sensitive, with the spaces their VR says are not significant
+  ignored.
 - Scheduled Procedure Step Start Date and Time are matched each on its own (no combined
   date-time matching: that needs extended negotiation).
 - An order for no particular station ("" Scheduled Station AE Title) is offered to every
@@ -76,13 +78,21 @@ class WorklistQuery:
         return _matches(self.conditions, item)
 
 
-def parse_query(identifier: Dataset) -> WorklistQuery:
+@dataclass
+class _Reading:
+    """How the identifier is being read, and what was dropped from it so far."""
+
+    names_ignore_case: bool
+    unsupported: list[str] = field(default_factory=list)
+
+
+def parse_query(identifier: Dataset, names_ignore_case: bool = False) -> WorklistQuery:
     """The query in `identifier`, or QueryError for the first key that cannot be used."""
-    unsupported: list[str] = []
-    conditions, requested = _parse_level(identifier, ITEM_KEYS, unsupported)
+    reading = _Reading(names_ignore_case)
+    conditions, requested = _parse_level(identifier, ITEM_KEYS, reading)
     if not requested:
         raise QueryError("the identifier holds no worklist key")
-    query = WorklistQuery(conditions, requested, unsupported)
+    query = WorklistQuery(conditions, requested, reading.unsupported)
     _add_prefilter(query, identifier)
     sps_tests = conditions.get(SPS, {})
     modality = sps_tests.get("Modality") if isinstance(sps_tests, Mapping) else None
@@ -101,7 +111,7 @@ def _matches(conditions: Conditions, item: Item) -> bool:
     return True
 
 
-def _parse_level(dataset: Dataset, schema: Schema, unsupported: list[str]) -> tuple[dict, dict]:
+def _parse_level(dataset: Dataset, schema: Schema, reading: _Reading) -> tuple[dict, dict]:
     """(conditions, requested keys) of one level of the identifier."""
     conditions: dict = {}
     requested: dict = {}
@@ -109,22 +119,20 @@ def _parse_level(dataset: Dataset, schema: Schema, unsupported: list[str]) -> tu
         if element.tag.element == 0 or element.keyword in _NOT_KEYS:
             continue  # group lengths and the character set are no keys
         if element.keyword not in schema:
-            unsupported.append(str(element.tag))
+            reading.unsupported.append(str(element.tag))
             continue
         keys = schema[element.keyword]
         if keys is not None:
-            test, asked = _parse_sequence(element, keys, unsupported)
+            test, asked = _parse_sequence(element, keys, reading)
         else:
-            test, asked = _parse_value(element), None
+            test, asked = _parse_value(element, reading), None
         if test:
             conditions[element.keyword] = test
         requested[element.keyword] = asked
     return conditions, requested
 
 
-def _parse_sequence(
-    element: DataElement, keys: Schema, unsupported: list[str]
-) -> tuple[dict, Schema]:
+def _parse_sequence(element: DataElement, keys: Schema, reading: _Reading) -> tuple[dict, Schema]:
     """Sequence matching (PS3.4 C.2.2.2.6): zero items or an empty item asks for every
     attribute of the sequence's items; more than one item is not a query."""
     items = list(element.value or [])
@@ -132,11 +140,11 @@ def _parse_sequence(
         raise QueryError(f"{element.keyword}: {len(items)} items, not 1", element.tag)
     if not items or len(items[0]) == 0:
         return {}, keys
-    conditions, requested = _parse_level(items[0], keys, unsupported)
+    conditions, requested = _parse_level(items[0], keys, reading)
     return conditions, requested or keys
 
 
-def _parse_value(element: DataElement) -> Test | None:
+def _parse_value(element: DataElement, reading: _Reading) -> Test | None:
     """The test for one key, None for universal matching."""
     value = element.value
     if isinstance(value, MultiValue):
@@ -151,7 +159,11 @@ def _parse_value(element: DataElement) -> Test | None:
     if text in ("", "*"):
         return None
     try:
-        test = _TESTS[value_kind(element.keyword)](text)
+        kind = value_kind(element.keyword)
+        if kind == "pn":
+            test = _name_test(text, reading.names_ignore_case)
+        else:
+            test = _TESTS[kind](text)
     except ValueError as exc:
         raise QueryError(f"{element.keyword}: {exc}", element.tag) from None
     if element.keyword == _STATION:
@@ -173,12 +185,12 @@ def _text_test(query: str) -> Test:
     return lambda value: bool(value) and pattern.fullmatch(value.strip()) is not None
 
 
-def _name_test(query: str) -> Test:
+def _name_test(query: str, ignore_case: bool) -> Test:
     """Person name matching, group by group (alphabetic=ideographic=phonetic): each
-    case-insensitive, empty trailing components ignored, an empty group or a lone "*"
+    empty trailing components ignored, an empty group or a lone "*"
     universal; a query of one group matches the alphabetic group only."""
     groups = [
-        None if group.strip() in ("", "*") else _wildcard(_normal(group), ignore_case=True)
+        None if group.strip() in ("", "*") else _wildcard(_normal(group), ignore_case)
         for group in query.split("=")
     ]
 
@@ -273,7 +285,6 @@ def _seconds(value: str, upper: bool) -> float:
 
 _TESTS: dict[str, Callable[[str], Test]] = {
     "text": _text_test,
-    "pn": _name_test,
     "uid": _uid_test,
     "date": _date_test,
     "time": _time_test,
