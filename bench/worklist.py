@@ -46,30 +46,11 @@ from machine import cpu_name
 from gateway.intake.worklist_record import ITEM_KEYS, response, worklist_item
 from gateway.store import SqliteStore
 from gateway.store.order_records import NewOrder, Order, OrderReference
+from tests.worklist_support import CART_KEYS, CART_SPS_KEYS
 
 CALLED_AE = "ECGGW"
 FAMILIES = [f"FAM{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(50)]
 GIVEN = ["ANNA", "BEN", "CARLA", "DAVID", "EVA", "FELIX", "GRETA", "HANS", "IDA", "JONAS"]
-CART_KEYS = (
-    "PatientName",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "AccessionNumber",
-    "RequestedProcedureID",
-    "RequestedProcedureDescription",
-    "StudyInstanceUID",
-    "ReferringPhysicianName",
-)
-SPS_KEYS = (
-    "Modality",
-    "ScheduledStationAETitle",
-    "ScheduledProcedureStepStartDate",
-    "ScheduledProcedureStepStartTime",
-    "ScheduledProcedureStepID",
-    "ScheduledProcedureStepDescription",
-)
 
 
 def make_orders(count: int, today: date, seed: int = 7) -> list[NewOrder]:
@@ -146,7 +127,7 @@ def query(today: str, sps: dict[str, str], **keys: str) -> Dataset:
     for keyword in CART_KEYS:
         setattr(identifier, keyword, keys.get(keyword, ""))
     step = Dataset()
-    for keyword in SPS_KEYS:
+    for keyword in CART_SPS_KEYS:
         setattr(step, keyword, sps.get(keyword, ""))
     identifier.ScheduledProcedureStepSequence = Sequence([step])
     return identifier

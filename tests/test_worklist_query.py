@@ -4,7 +4,7 @@ dcmtk's findscu as the cart is in test_worklist_scp.py."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import fields
 
 import pytest
 from pydicom.dataset import Dataset
@@ -13,45 +13,20 @@ from pydicom.tag import Tag
 
 from gateway.intake.worklist_query import QueryError, parse_query
 from gateway.intake.worklist_record import ITEM_KEYS, SPS, response, worklist_item
-from gateway.store.order_records import Order, OrderReference
-
-
-def local(date_time: str) -> float:
-    """Epoch seconds of a local 'YYYYMMDDHHMMSS'."""
-    return time.mktime(time.strptime(date_time, "%Y%m%d%H%M%S"))
-
+from gateway.store.order_records import Order
+from tests.worklist_support import CART_KEYS, local, new_order
 
 NOW = local("20261206120000")
 
 
 def order(number: int = 1, **changes) -> Order:
-    reference = OrderReference(
-        placer_order_number=f"PL{number}",
-        placer_authority="EHR",
-        filler_order_number=f"FI{number}",
-        accession_number=f"ACC{number}",
-        procedure_code="ECG12",
-        procedure_text="12-lead resting ECG",
-        priority=changes.pop("priority", "routine"),
-    )
-    values = {
-        "reference": reference,
-        "patient_id": f"P{number}",
-        "patient_id_issuer": "HOSP",
-        "patient_name": "Doe^John",
-        "birth_date": "19600102",
-        "sex": "M",
-        "referring_physician": "Who^Doctor",
-        "scheduled_at": local("20261206093000"),
-        "station_ae": "CART1",
-        "study_instance_uid": f"1.2.826.0.1.3680043.8.498.{number}",
-        "id": number,
-        "state": "scheduled",
-        "created_at": NOW - 3600,
-        "updated_at": NOW - 3600,
-    }
-    values.update(changes)
-    return Order(**values)
+    """Order `number` as the store holds it (numbered, its filler number and UID set)."""
+    changes.setdefault("filler_order_number", f"FI{number}")
+    changes.setdefault("study_instance_uid", f"1.2.826.0.1.3680043.8.498.{number}")
+    new = new_order(number, **changes)
+    values = {field.name: getattr(new, field.name) for field in fields(new)}
+    times = {"created_at": NOW - 3600, "updated_at": NOW - 3600}
+    return Order(**values, id=number, state="scheduled", **times)
 
 
 def query(sps: dict | None = None, **keys) -> Dataset:
@@ -115,24 +90,12 @@ def test_sps_item_with_keys_returns_those_keys_only():
 
 
 def test_a_cart_gets_everything_it_needs():
-    keys = {
-        k: ""
-        for k in (
-            "PatientName",
-            "PatientID",
-            "IssuerOfPatientID",
-            "PatientBirthDate",
-            "PatientSex",
-            "AccessionNumber",
-            "RequestedProcedureID",
-            "RequestedProcedureDescription",
-            "StudyInstanceUID",
-            "ReferringPhysicianName",
-            "PlacerOrderNumberImagingServiceRequest",
-            "FillerOrderNumberImagingServiceRequest",
-            "RequestedProcedurePriority",
-        )
-    }
+    extra = (
+        "PlacerOrderNumberImagingServiceRequest",
+        "FillerOrderNumberImagingServiceRequest",
+        "RequestedProcedurePriority",
+    )
+    keys = dict.fromkeys((*CART_KEYS, *extra), "")
     answer = response(
         worklist_item(order(7, priority="stat"), NOW), parse_query(query(**keys)).requested
     )
@@ -285,9 +248,7 @@ def test_sequence_matching_inside_the_code_sequence():
     codes = Dataset()
     codes.CodeValue = "ECG12"
     identifier = query(RequestedProcedureCodeSequence=Sequence([codes]))
-    assert found(
-        identifier, order(1), order(2, reference=OrderReference(placer_order_number="X"))
-    ) == [1]
+    assert found(identifier, order(1), order(2, procedure_code="")) == [1]
 
 
 def test_unsupported_keys_are_dropped_and_noted():

@@ -24,33 +24,19 @@ from gateway.metrics import Metrics
 from gateway.store import StoreError
 from tests.gateway_process import free_port
 from tests.test_store import open_backend
-from tests.worklist_support import findscu, local, new_order
+from tests.worklist_support import CART_KEYS, CART_SPS_KEYS, findscu, local, new_order
 
 pytestmark = pytest.mark.skipif(shutil.which("findscu") is None, reason="dcmtk not installed")
 
 SPS = "ScheduledProcedureStepSequence[0]"
-# What a cart asks for (as dcmtk's wlistqry examples and the carts' conformance statements).
-CART_KEYS = (
-    "PatientName",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "AccessionNumber",
-    "RequestedProcedureID",
-    "RequestedProcedureDescription",
+# What a cart asks for, and more: codes, order numbers, a key the gateway has no value for.
+CART_QUERY = (
+    *CART_KEYS,
     "RequestedProcedureCodeSequence",
-    "StudyInstanceUID",
-    "ReferringPhysicianName",
     "PlacerOrderNumberImagingServiceRequest",
     "FillerOrderNumberImagingServiceRequest",
     "MedicalAlerts",
-    f"{SPS}.Modality=ECG",
-    f"{SPS}.ScheduledStationAETitle",
-    f"{SPS}.ScheduledProcedureStepStartDate",
-    f"{SPS}.ScheduledProcedureStepStartTime",
-    f"{SPS}.ScheduledProcedureStepID",
-    f"{SPS}.ScheduledProcedureStepDescription",
+    *(f"{SPS}.{keyword}" for keyword in CART_SPS_KEYS),
     f"{SPS}.ScheduledPerformingPhysicianName",
 )
 # Patient data that must never reach the log.
@@ -109,7 +95,7 @@ def test_cart_downloads_its_scheduled_ecgs_with_what_it_needs(gateway, caplog):
     for number, state in ((5, "cancelled"), (6, "completed"), (7, "discontinued")):
         store.set_order_state(store.add_order(new_order(number)).id, state)
 
-    keys = [k for k in CART_KEYS if "Station" not in k and "StartDate" not in k]
+    keys = [k for k in CART_QUERY if "Station" not in k and "StartDate" not in k]
     result = gateway.find(
         *keys,
         f"{SPS}.ScheduledStationAETitle=CART1",

@@ -14,6 +14,29 @@ from pydicom.dataset import Dataset
 
 from gateway.store.order_records import NewOrder, OrderReference
 
+# What a cart asks for (dcmtk's wlistqry examples, carts' conformance statements): the
+# top-level return keys and those of the Scheduled Procedure Step item.
+CART_KEYS = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "RequestedProcedureID",
+    "RequestedProcedureDescription",
+    "StudyInstanceUID",
+    "ReferringPhysicianName",
+)
+CART_SPS_KEYS = (
+    "Modality",
+    "ScheduledStationAETitle",
+    "ScheduledProcedureStepStartDate",
+    "ScheduledProcedureStepStartTime",
+    "ScheduledProcedureStepID",
+    "ScheduledProcedureStepDescription",
+)
+
 
 def local(date_time: str) -> float:
     """Epoch seconds of a local 'YYYYMMDDHHMMSS' (DICOM dates and times are local)."""
