@@ -5,21 +5,27 @@ keeps answering. The SCP runs in-process with the real store (as in test_scp.py)
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import shutil
+import xml.etree.ElementTree as ET
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from gateway import metrics as m
-from gateway.config import GatewayConfig
+from gateway.audit import Auditor
+from gateway.config import AuditConfig, GatewayConfig
 from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp
-from gateway.intake.worklist import Worklist
+from gateway.intake.worklist import FindRequest, Worklist
 from gateway.metrics import Metrics
 from gateway.store import StoreError
 from tests.gateway_process import free_port
@@ -44,7 +50,7 @@ NAME, PATIENT_ID = "Zyxwvu^Qrstuv", "MRN88421"
 
 
 class WorklistGateway:
-    """An in-process SCP with the worklist on, on a store of one backend."""
+    """An in-process SCP with the worklist on, on a store of one backend, auditing."""
 
     def __init__(self, store, tmp_path: Path, **settings) -> None:
         settings.setdefault("worklist", {"enabled": True})
@@ -58,12 +64,25 @@ class WorklistGateway:
         ensure_dir(self.config.spool_dir)
         self.store = store
         self.metrics = Metrics()
-        intake = Intake(store, self.config.spool_dir, self.metrics, 0, lambda: None)
+        self.audit = Auditor(tmp_path / "audit", AuditConfig(), "ECGGW")
+        intake = Intake(store, self.config.spool_dir, self.metrics, 0, lambda: None, self.audit)
         self.scp = start_scp(self.config, intake, self.metrics)
         self.out = tmp_path / "findscu"
 
     def find(self, *keys: str, **options):
         return findscu(self.config.port, *keys, out=self.out, **options)
+
+    def audited_queries(self) -> list[ET.Element]:
+        """The Query (110112) audit messages written so far."""
+        records = [json.loads(line)["msg"] for line in self.audit.trail.path.open()]
+        messages = [ET.fromstring(text[text.index("<AuditMessage") :]) for text in records]
+        return [
+            m for m in messages if m.find("EventIdentification/EventID").get("csd-code") == "110112"
+        ]
+
+    def stop(self) -> None:
+        self.scp.stop(grace_s=2)
+        self.audit.close()
 
 
 @pytest.fixture(params=["sqlite"])
@@ -76,7 +95,7 @@ def gateway(backend, request, tmp_path):
     store = open_backend(backend, request, tmp_path)
     running = WorklistGateway(store, tmp_path)
     yield running
-    running.scp.stop(grace_s=2)
+    running.stop()
     store.close()
 
 
@@ -238,7 +257,7 @@ def test_too_many_matches_are_refused_not_cut(backend, request, tmp_path):
         assert "more than 3 matches" in result.comment
         assert len(running.find("PatientID=P1*").responses) == 1
     finally:
-        running.scp.stop(grace_s=2)
+        running.stop()
         store.close()
 
 
@@ -262,7 +281,7 @@ def test_worklist_off_refuses_the_association(tmp_path, caplog):
         assert result.returncode != 0 and result.responses == []
         assert "offers no supported SOP class" in gateway_logs(caplog)
     finally:
-        running.scp.stop(grace_s=2)
+        running.stop()
         store.close()
 
 
@@ -274,16 +293,41 @@ class _BrokenStore:
 
 
 def test_store_failure_and_undecodable_identifier_are_failures_not_crashes(caplog):
-    worklist = Worklist(_BrokenStore(), GatewayConfig().worklist, Metrics())
+    worklist = Worklist(_BrokenStore(), GatewayConfig().worklist, Metrics(), None)
     identifier = Dataset()
     identifier.PatientName = ""
-    answers = list(worklist.find(lambda: identifier, "CART1"))
+    answers = list(worklist.find(FindRequest("CART1", "127.0.0.1", lambda: identifier)))
     assert [a[0].Status for a in answers] == [0xC000]
     assert answers[0][0].ErrorComment == "worklist store unavailable"
 
     def undecodable() -> Dataset:
         raise ValueError("bad element length")
 
-    answers = list(worklist.find(undecodable, "CART1"))
+    answers = list(worklist.find(FindRequest("CART1", "127.0.0.1", undecodable)))
     assert [a[0].Status for a in answers] == [0xA900]
     assert "cannot decode the identifier" in answers[0][0].ErrorComment
+
+
+def test_each_query_is_audited_with_its_identifier(gateway):
+    """PS3.15 A.5.3.12: who asked (source, requestor), the gateway (destination), the SOP
+    class and the identifier as sent; a refused query as a minor failure saying why."""
+    gateway.store.add_order(new_order(1))
+    assert gateway.find("PatientName=Doe*", "PatientID").status == 0x0000
+    assert gateway.find(f"{SPS}.ScheduledProcedureStepStartDate=2026*").status == 0xA900
+    answered, refused = gateway.audited_queries()
+    assert answered.find("EventIdentification").get("EventOutcomeIndicator") == "0"
+    source = answered.find("ActiveParticipant")
+    assert (source.get("UserID"), source.get("UserIsRequestor")) == ("CART1", "true")
+    assert source.get("NetworkAccessPointID") == "127.0.0.1"
+    query = answered.find("ParticipantObjectIdentification")
+    assert query.get("ParticipantObjectID") == ModalityWorklistInformationFind
+    detail = query.find("ParticipantObjectDetail")
+    syntax = base64.b64decode(detail.get("value")).decode()
+    identifier = read_dataset(
+        BytesIO(base64.b64decode(query.find("ParticipantObjectQuery").text)),
+        is_implicit_VR=syntax == "1.2.840.10008.1.2",
+        is_little_endian=True,
+    )
+    assert str(identifier.PatientName) == "Doe*"
+    assert refused.find("EventIdentification").get("EventOutcomeIndicator") == "4"
+    assert "refused 0xA900" in refused.find("EventIdentification/EventOutcomeDescription").text

@@ -4,6 +4,7 @@
 |---|---|---|
 | instance_received | DICOM Instances Transferred (110104), C | an object acknowledged to its sender |
 | exported | Export (110106), R | a report delivered to a destination |
+| queried | Query (110112), E | a worklist C-FIND answered or refused |
 | node_refused | Security Alert (110113) / Node Authentication | association rejected, TLS failure |
 | admin_action | Security Alert / Software Configuration or Use of Restricted Function | routes or config reloaded, jobs or deliveries retried |
 | application | Application Activity (110100) / Start or Stop | `serve` starts and stops |
@@ -113,6 +114,22 @@ class Auditor:
                     msg.Participant(destination, msg.DESTINATION),
                 ),
                 instance=instance,
+            )
+        )
+
+    def queried(self, query: msg.Query, calling_ae: str, peer_host: str, refused: str = "") -> None:
+        """A C-FIND: the worklist hands out patient data. `refused`: why it was not answered."""
+        self._record(
+            msg.AuditEvent(
+                msg.QUERY,
+                "E",
+                msg.MINOR_FAILURE if refused else msg.SUCCESS,
+                description=refused,
+                participants=(
+                    msg.Participant(calling_ae, msg.SOURCE, True, calling_ae, peer_host),
+                    self._gateway(msg.DESTINATION),
+                ),
+                query=query,
             )
         )
 

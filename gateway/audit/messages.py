@@ -11,6 +11,7 @@ the message types that concern an instance require it; nothing here is ever logg
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ Code = tuple[str, str, str]
 APPLICATION_ACTIVITY: Code = ("110100", "DCM", "Application Activity")
 INSTANCES_TRANSFERRED: Code = ("110104", "DCM", "DICOM Instances Transferred")
 EXPORT: Code = ("110106", "DCM", "Export")
+QUERY: Code = ("110112", "DCM", "Query")
 SECURITY_ALERT: Code = ("110113", "DCM", "Security Alert")
 # Event type codes
 APPLICATION_START: Code = ("110120", "DCM", "Application Start")
@@ -38,6 +40,7 @@ SOURCE: Code = ("110153", "DCM", "Source Role ID")
 # Participant object ID types
 PATIENT_NUMBER: Code = ("2", "RFC-3881", "Patient Number")
 STUDY_INSTANCE_UID: Code = ("110180", "DCM", "Study Instance UID")
+SOP_CLASS_UID: Code = ("110181", "DCM", "SOP Class UID")
 APPLICATION_SERVER: Code = ("4", "DCM", "Application Server Process")
 
 # EventOutcomeIndicator
@@ -71,6 +74,15 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A C-FIND as A.5.3.12 records it: the SOP class asked, and the identifier as sent."""
+
+    sop_class_uid: str
+    identifier: bytes  # the encoded C-FIND identifier (it may hold patient data)
+    transfer_syntax: str
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     event_id: Code
     action: str  # C R U D E
@@ -79,6 +91,7 @@ class AuditEvent:
     description: str = ""  # EventOutcomeDescription: why, never patient data
     participants: tuple[Participant, ...] = ()
     instance: Instance | None = None
+    query: Query | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -113,6 +126,8 @@ def to_xml(event: AuditEvent, source: AuditSource) -> str:
     _code(audit_source, "AuditSourceTypeCode", APPLICATION_SERVER)
     if event.instance is not None:
         _instance_objects(root, event.instance)
+    if event.query is not None:
+        _query_object(root, event.query)
     return ET.tostring(root, encoding="unicode")
 
 
@@ -160,6 +175,24 @@ def _instance_objects(root: ET.Element, instance: Instance) -> None:
         ParticipantObjectTypeCodeRole="1",
     )
     _code(patient, "ParticipantObjectIDTypeCode", PATIENT_NUMBER)
+
+
+def _query_object(root: ET.Element, query: Query) -> None:
+    """The SOP class queried (type 2 system object, role 3 report), with the identifier
+    and its transfer syntax in base64 (PS3.15 A.5.3.12)."""
+    element = ET.SubElement(
+        root,
+        "ParticipantObjectIdentification",
+        ParticipantObjectID=query.sop_class_uid,
+        ParticipantObjectTypeCode="2",
+        ParticipantObjectTypeCodeRole="3",
+    )
+    _code(element, "ParticipantObjectIDTypeCode", SOP_CLASS_UID)
+    ET.SubElement(element, "ParticipantObjectQuery").text = base64.b64encode(
+        query.identifier
+    ).decode("ascii")
+    syntax = base64.b64encode(query.transfer_syntax.encode("ascii")).decode("ascii")
+    ET.SubElement(element, "ParticipantObjectDetail", type="TransferSyntax", value=syntax)
 
 
 def _patient_cx(instance: Instance) -> str:

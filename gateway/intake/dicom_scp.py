@@ -310,7 +310,7 @@ def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> Runnin
         (evt.EVT_REJECTED, handle_rejected, [metrics, intake.audit]),
     ]
     if config.worklist.enabled:
-        worklist = Worklist(intake.store, config.worklist, metrics)
+        worklist = Worklist(intake.store, config.worklist, metrics, intake.audit)
         handlers.append((evt.EVT_C_FIND, handle_find, [worklist]))
     return start_server(config, handlers, metrics, intake.audit)
 
