@@ -51,7 +51,6 @@ Conditions = Mapping[str, Union[Test, "Conditions"]]
 _NOT_KEYS = {"SpecificCharacterSet"}  # says how the identifier is encoded; not matched
 _STATION = "ScheduledStationAETitle"
 _START_DATE = "ScheduledProcedureStepStartDate"
-_START_TIME = "ScheduledProcedureStepStartTime"
 _DATE = re.compile(r"\d{8}")
 _TIME = re.compile(r"(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?")
 

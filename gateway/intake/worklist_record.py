@@ -13,13 +13,17 @@ when asked for (type 2 return keys), and an empty value matches only universal m
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Union
 
+from pydicom import config
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag, Tag
 
 from gateway.store.order_records import Order
 
@@ -166,30 +170,33 @@ def _procedure_codes(order: Order) -> list[Item]:
 def response(item: Item, requested: Schema) -> Dataset:
     """The identifier returned for one match: the requested keys only (a sub-schema of
     ITEM_KEYS), with the item's values (PS3.4 K.2.2.1.2: matching keys are return keys)."""
-    dataset = _filled(item, requested)
-    if _has_non_ascii(dataset):
+    non_ascii: list[str] = []
+    dataset = _filled(item, requested, non_ascii)
+    if non_ascii:
         # PS3.5 6.1.2.3: say the character set when it is not the default repertoire.
         dataset.SpecificCharacterSet = "ISO_IR 192"
     return dataset
 
 
-def _filled(item: Item, requested: Schema) -> Dataset:
+def _filled(item: Item, requested: Schema, non_ascii: list[str]) -> Dataset:
+    """The elements built directly, without pydicom's value validation: it costs more
+    than the rest of a response, and its warnings quote the value (patient data)."""
     dataset = Dataset()
     for keyword, keys in requested.items():
+        tag, vr = _tag_and_vr(keyword)
         value = item[keyword]
         if isinstance(value, list):
-            setattr(dataset, keyword, Sequence([_filled(child, keys or {}) for child in value]))
-        else:
-            setattr(dataset, keyword, value)
+            value = Sequence([_filled(child, keys or {}, non_ascii) for child in value])
+        elif not value.isascii():
+            non_ascii.append(keyword)
+        dataset.add(DataElement(tag, vr, value, validation_mode=config.IGNORE))
     return dataset
 
 
-def _has_non_ascii(dataset: Dataset) -> bool:
-    for element in dataset.iterall():
-        text = element.VR in ("PN", "LO", "SH", "LT", "ST", "UT", "UC")
-        if text and element.value and not str(element.value).isascii():
-            return True
-    return False
+@functools.cache
+def _tag_and_vr(keyword: str) -> tuple[BaseTag, str]:
+    tag = Tag(keyword)
+    return tag, dictionary_VR(tag)
 
 
 def value_kind(keyword: str) -> str:
