@@ -27,8 +27,8 @@ from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp
 from gateway.intake.worklist import FindRequest, Worklist
 from gateway.metrics import Metrics
-from gateway.store import StoreError
-from tests.gateway_process import free_port
+from gateway.store import SqliteStore, StoreError
+from tests.gateway_process import GatewayProcess, free_port
 from tests.test_store import open_backend
 from tests.worklist_support import CART_KEYS, CART_SPS_KEYS, findscu, local, new_order
 
@@ -331,3 +331,23 @@ def test_each_query_is_audited_with_its_identifier(gateway):
     assert str(identifier.PatientName) == "Doe*"
     assert refused.find("EventIdentification").get("EventOutcomeIndicator") == "4"
     assert "refused 0xA900" in refused.find("EventIdentification/EventOutcomeDescription").text
+
+
+def test_ecg_gateway_serve_with_the_worklist_on(tmp_path):
+    """The whole `ecg-gateway serve` process, the worklist turned on in gateway.yaml, an
+    order committed to its store by another writer (as the HL7 listener does)."""
+    server = GatewayProcess(tmp_path / "data", extra_config="worklist:\n  enabled: true\n")
+    server.start()
+    try:
+        store = SqliteStore(tmp_path / "data" / "gateway.sqlite3")
+        store.add_order(new_order(1, patient_name=NAME, patient_id=PATIENT_ID))
+        store.close()
+        result = findscu(server.port, "PatientName", "PatientID", out=tmp_path / "out")
+        assert result.status == 0x0000
+        assert [str(r.PatientName) for r in result.responses] == [NAME]
+    finally:
+        assert server.terminate(timeout_s=120) == 0  # workers may still be starting
+    logs = server.logs()
+    assert "ANY calling AE can download orders" in logs  # the start warning
+    assert "worklist query from CART1 matching on nothing (all open orders): 1 matches" in logs
+    assert NAME.split("^")[0] not in logs and PATIENT_ID not in logs
