@@ -185,9 +185,9 @@ def _text_test(query: str) -> Test:
 
 
 def _name_test(query: str, ignore_case: bool) -> Test:
-    """Person name matching, group by group (alphabetic=ideographic=phonetic): each
-    empty trailing components ignored, an empty group or a lone "*"
-    universal; a query of one group matches the alphabetic group only."""
+    """Person name matching, group by group (alphabetic=ideographic=phonetic): empty
+    trailing components are not significant, an empty group or a lone "*" is universal,
+    and a query of one group matches the alphabetic group only."""
     groups = [
         None if group.strip() in ("", "*") else _wildcard(_normal(group), ignore_case)
         for group in query.split("=")
