@@ -27,8 +27,11 @@ from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import start_scp
 from gateway.intake.worklist import FindRequest, Worklist
 from gateway.metrics import Metrics
-from gateway.store import SqliteStore, StoreError
+from gateway.store import StoreError
 from tests.gateway_process import GatewayProcess, free_port
+from tests.hl7_orders_support import PATIENT_ID as HL7_PATIENT_ID
+from tests.hl7_orders_support import PATIENT_NAME as HL7_NAME
+from tests.hl7_orders_support import ack_code, orm, send
 from tests.test_store import open_backend
 from tests.worklist_support import CART_KEYS, CART_SPS_KEYS, findscu, local, new_order
 
@@ -333,21 +336,48 @@ def test_each_query_is_audited_with_its_identifier(gateway):
     assert "refused 0xA900" in refused.find("EventIdentification/EventOutcomeDescription").text
 
 
-def test_ecg_gateway_serve_with_the_worklist_on(tmp_path):
-    """The whole `ecg-gateway serve` process, the worklist turned on in gateway.yaml, an
-    order committed to its store by another writer (as the HL7 listener does)."""
-    server = GatewayProcess(tmp_path / "data", extra_config="worklist:\n  enabled: true\n")
+def test_an_hl7_order_reaches_the_carts_worklist_and_its_cancel_removes_it(tmp_path):
+    """IHE REWF end to end in `ecg-gateway serve`: the EHR's ORM^O01 (python-hl7's MLLP
+    client) is on the worklist dcmtk's findscu downloads, with what the cart needs; the
+    EHR's cancel takes it off."""
+    orders_port = free_port()
+    server = GatewayProcess(
+        tmp_path / "data",
+        extra_config=(
+            "worklist:\n  enabled: true\n"
+            f"orders:\n  enabled: true\n  port: {orders_port}\n  default_station_ae: CART1\n"
+        ),
+    )
     server.start()
+    keys = (
+        *(key for key in CART_QUERY if not key.endswith("StartDate")),
+        "RequestedProcedurePriority",
+        f"{SPS}.ScheduledProcedureStepStartDate=20260102",
+    )
     try:
-        store = SqliteStore(tmp_path / "data" / "gateway.sqlite3")
-        store.add_order(new_order(1, patient_name=NAME, patient_id=PATIENT_ID))
-        store.close()
-        result = findscu(server.port, "PatientName", "PatientID", out=tmp_path / "out")
-        assert result.status == 0x0000
-        assert [str(r.PatientName) for r in result.responses] == [NAME]
+        assert ack_code(send(orders_port, orm(placer="P1"))) == "AA"
+        result = findscu(server.port, *keys, out=tmp_path / "out")
+        assert result.status == 0x0000, result.log[-2000:]
+        [answer] = result.responses
+        assert (str(answer.PatientName), answer.PatientID) == (HL7_NAME, HL7_PATIENT_ID)
+        assert (answer.AccessionNumber, answer.RequestedProcedureID) == ("ACCP1", "RPP1")
+        assert answer.RequestedProcedureDescription == "ECG 12 lead"
+        code = answer.RequestedProcedureCodeSequence[0]
+        assert (code.CodeValue, code.CodingSchemeDesignator) == ("93000", "C4")
+        assert answer.RequestedProcedurePriority == "STAT"
+        assert answer.PlacerOrderNumberImagingServiceRequest == "P1"
+        step = answer.ScheduledProcedureStepSequence[0]
+        assert (step.ScheduledStationAETitle, step.ScheduledProcedureStepStartTime) == (
+            "CART1",
+            "083000",
+        )
+        assert answer.StudyInstanceUID  # the one the result will be matched by
+
+        assert ack_code(send(orders_port, orm("CA", "P1", control_id="MSG9"))) == "AA"
+        again = findscu(server.port, *keys, out=tmp_path / "out")
+        assert again.status == 0x0000 and again.responses == []
     finally:
         assert server.terminate(timeout_s=120) == 0  # workers may still be starting
     logs = server.logs()
-    assert "ANY calling AE can download orders" in logs  # the start warning
-    assert "worklist query from CART1 matching on nothing (all open orders): 1 matches" in logs
-    assert NAME.split("^")[0] not in logs and PATIENT_ID not in logs
+    assert "worklist query from CART1 matching on" in logs
+    assert HL7_NAME.split("^")[0] not in logs and HL7_PATIENT_ID not in logs
