@@ -162,44 +162,38 @@ def _instance_objects(root: ET.Element, instance: Instance) -> None:
     """The study with its SOP class and instance (type 2 system object, role 3 report),
     then the patient (type 1 person, role 1 patient), as A.5.3.5 and A.5.3.7 list them."""
     if instance.study_uid:
-        study = ET.SubElement(
-            root,
-            "ParticipantObjectIdentification",
-            ParticipantObjectID=instance.study_uid,
-            ParticipantObjectTypeCode="2",
-            ParticipantObjectTypeCodeRole="3",
-        )
-        _code(study, "ParticipantObjectIDTypeCode", STUDY_INSTANCE_UID)
+        study = _object(root, instance.study_uid, "2", "3", STUDY_INSTANCE_UID)
         sop_class = ET.SubElement(
             study, "SOPClass", UID=instance.sop_class_uid, NumberOfInstances="1"
         )
         ET.SubElement(sop_class, "Instance", UID=instance.sop_instance_uid)
-    patient = ET.SubElement(
-        root,
-        "ParticipantObjectIdentification",
-        ParticipantObjectID=_patient_cx(instance),
-        ParticipantObjectTypeCode="1",
-        ParticipantObjectTypeCodeRole="1",
-    )
-    _code(patient, "ParticipantObjectIDTypeCode", PATIENT_NUMBER)
+    _object(root, _patient_cx(instance), "1", "1", PATIENT_NUMBER)
 
 
 def _query_object(root: ET.Element, query: Query) -> None:
     """The SOP class queried (type 2 system object, role 3 report), with the identifier
     and its transfer syntax in base64 (PS3.15 A.5.3.12)."""
-    element = ET.SubElement(
-        root,
-        "ParticipantObjectIdentification",
-        ParticipantObjectID=query.sop_class_uid,
-        ParticipantObjectTypeCode="2",
-        ParticipantObjectTypeCodeRole="3",
-    )
-    _code(element, "ParticipantObjectIDTypeCode", SOP_CLASS_UID)
+    element = _object(root, query.sop_class_uid, "2", "3", SOP_CLASS_UID)
     ET.SubElement(element, "ParticipantObjectQuery").text = base64.b64encode(
         query.identifier
     ).decode("ascii")
     syntax = base64.b64encode(query.transfer_syntax.encode("ascii")).decode("ascii")
     ET.SubElement(element, "ParticipantObjectDetail", type="TransferSyntax", value=syntax)
+
+
+def _object(
+    root: ET.Element, object_id: str, type_code: str, role: str, id_type: Code
+) -> ET.Element:
+    """A ParticipantObjectIdentification with its ID type code."""
+    element = ET.SubElement(
+        root,
+        "ParticipantObjectIdentification",
+        ParticipantObjectID=object_id,
+        ParticipantObjectTypeCode=type_code,
+        ParticipantObjectTypeCodeRole=role,
+    )
+    _code(element, "ParticipantObjectIDTypeCode", id_type)
+    return element
 
 
 def _patient_cx(instance: Instance) -> str:
