@@ -69,6 +69,13 @@ _UNKNOWN_SPS = (
 )
 
 
+# Their values in every item (never changed: items are only read).
+_EMPTY_SPS: dict[str, str] = dict.fromkeys(_UNKNOWN_SPS, "")
+_EMPTY_TOP: Item = {
+    **dict.fromkeys(_UNKNOWN_TOP, ""),
+    **{keyword: [] for keyword in _UNKNOWN_TOP_SEQUENCES},
+}
+
 # The worklist model the gateway serves: keyword -> None, or for a sequence its item's keys.
 Schema = Mapping[str, Union[None, "Schema"]]
 CODE_KEYS: Schema = {"CodeValue": None, "CodingSchemeDesignator": None, "CodeMeaning": None}
@@ -120,7 +127,7 @@ def worklist_item(order: Order, now: float) -> Item:
         "ScheduledProcedureStepDescription": reference.procedure_text,
         "ScheduledProcedureStepStatus": _SPS_STATUS.get(order.state, ""),
         "ScheduledProtocolCodeSequence": codes,
-        **{keyword: "" for keyword in _UNKNOWN_SPS},
+        **_EMPTY_SPS,
     }
     return {
         "PatientName": order.patient_name,
@@ -140,8 +147,7 @@ def worklist_item(order: Order, now: float) -> Item:
         "PlacerOrderNumberImagingServiceRequest": reference.placer_order_number,
         "FillerOrderNumberImagingServiceRequest": reference.filler_order_number,
         SPS: [sps],
-        **{keyword: "" for keyword in _UNKNOWN_TOP},
-        **{keyword: [] for keyword in _UNKNOWN_TOP_SEQUENCES},
+        **_EMPTY_TOP,
     }
 
 
