@@ -224,19 +224,26 @@ def test_an_identifier_with_no_worklist_key_is_refused(gateway):
     assert result.status == 0xA900 and "no worklist key" in result.comment
 
 
-def test_a_query_with_no_identifier_gets_no_answer_and_the_scp_stays_up(gateway):
+def test_a_query_with_no_identifier_is_refused_after_the_wait(backend, request, tmp_path):
     """dcmtk will not send a C-FIND without an identifier; pynetdicom's client sends the
-    command alone. The SCP's DIMSE layer (pynetdicom) waits for the identifier that never
-    comes (until network_timeout_s), no handler runs, and the peer gets no answer before
-    its own timeout; other carts are served meanwhile."""
-    ae = AE(ae_title="CART1")
-    ae.dimse_timeout = 2
-    ae.add_requested_context(ModalityWorklistInformationFind)
-    assoc = ae.associate("127.0.0.1", gateway.config.port, ae_title="ECGGW")
-    assert assoc.is_established
-    answers = list(assoc.send_c_find(Dataset(), ModalityWorklistInformationFind))
-    assert [status.get("Status") for status, _ in answers] == [None]  # no answer: aborted
-    assert gateway.find("PatientName").status == 0x0000
+    command alone. pynetdicom's SCP would wait for the identifier until the network
+    timeout with no handler run; the gateway answers 0xA900 after dataset_wait_s."""
+    store = open_backend(backend, request, tmp_path)
+    running = WorklistGateway(store, tmp_path, dicom={"dataset_wait_s": 0.5})
+    try:
+        ae = AE(ae_title="CART1")
+        ae.dimse_timeout = 10
+        ae.add_requested_context(ModalityWorklistInformationFind)
+        assoc = ae.associate("127.0.0.1", running.config.port, ae_title="ECGGW")
+        assert assoc.is_established
+        answers = list(assoc.send_c_find(Dataset(), ModalityWorklistInformationFind))
+        assert [status.get("Status") for status, _ in answers] == [0xA900]
+        assert "no dataset" in answers[0][0].ErrorComment
+        assert running.metrics.rejections() == {"no-dataset": 1}
+        assert running.find("PatientName").status == 0x0000  # other carts still served
+    finally:
+        running.stop()
+        store.close()
 
 
 def test_a_peer_not_allowed_gets_no_worklist(gateway, caplog):
