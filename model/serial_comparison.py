@@ -1,0 +1,193 @@
+"""Serial comparison: what changed since the patient's previous ECG, each with both values.
+
+A pure function of two reports, so it runs the same on a prior from the gateway's own
+store or from a DICOM archive. Compared: the rhythm (new or resolved, by the SCP rhythm
+codes; the sinus variants SR/SBRAD/STACH/SARRH count as one sinus rhythm, as their
+difference is the heart rate, compared on its own), bundle branch blocks (new or
+resolved), and three measurements whose change reaches a threshold: QRS axis, QTc and
+heart rate. The defaults and where they come from: docs/serial-comparison.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from model.report import Comparison, ComparisonStatement, Report
+from model.rhythm_statements import NORMAL_RHYTHM_CODES
+from model.scp_statements import STATEMENTS
+from model.settings import StrictSettings
+
+RHYTHM_CODES = frozenset(code for code, s in STATEMENTS.items() if s.kind == "rhythm")
+BUNDLE_BRANCH_BLOCK_CODES = frozenset({"CLBBB", "CRBBB", "ILBBB", "IRBBB"})
+SINUS = "SR"
+NO_CHANGE = "NO_CHANGE"
+
+
+class ComparisonThresholds(StrictSettings):
+    """A measurement change is stated when it is at least this large."""
+
+    qrs_axis_deg: float = Field(45.0, gt=0, description="QRS axis shift, degrees")
+    qtc_ms: float = Field(60.0, gt=0, description="QTc change, ms (ICH E14's 60 ms)")
+    heart_rate_bpm: float = Field(20.0, gt=0, description="heart rate change, /min")
+    qtc: Literal["fridericia", "bazett"] = Field(
+        "fridericia", description="which QTc is compared (the engine's LNGQT uses Fridericia)"
+    )
+
+
+def compare(
+    current: Report,
+    prior: Report,
+    prior_sop_instance_uid: str,
+    prior_acquired_at: datetime | None = None,
+    thresholds: ComparisonThresholds | None = None,
+) -> Comparison:
+    """The comparison statements of `current` against `prior`; a NO_CHANGE statement
+    when nothing reached a threshold, so a reader knows the comparison was made."""
+    limits = thresholds or ComparisonThresholds()
+    statements: list[ComparisonStatement] = []
+    if current.statements and prior.statements:  # a page without statements says nothing
+        statements += _rhythm_changes(current, prior)
+        statements += _block_changes(current, prior)
+    statements += _measurement_changes(current, prior, limits)
+    if not statements:
+        statements = [
+            ComparisonStatement(
+                code=NO_CHANGE,
+                text="No change in rhythm, bundle branch block, QRS axis, QTc or heart rate "
+                "beyond the comparison thresholds",
+            )
+        ]
+    return Comparison(
+        prior_sop_instance_uid=prior_sop_instance_uid,
+        prior_acquired_at=prior_acquired_at,
+        statements=statements,
+    )
+
+
+def _rhythms(report: Report) -> list[str]:
+    """The report's rhythm codes in its order, sinus variants as one sinus rhythm."""
+    codes = [SINUS if code in NORMAL_RHYTHM_CODES else code for code in report.codes]
+    return list(dict.fromkeys(code for code in codes if code in RHYTHM_CODES))
+
+
+def _describe(codes: list[str]) -> str:
+    return ", ".join(_name(code) for code in codes) or "none stated"
+
+
+def _name(code: str) -> str:
+    return "sinus rhythm" if code == SINUS else STATEMENTS[code].description
+
+
+def _rhythm_changes(current: Report, prior: Report) -> list[ComparisonStatement]:
+    now, before = _rhythms(current), _rhythms(prior)
+    if not now or not before:
+        return []
+    changes = []
+    for code in now:
+        if code not in before:
+            changes.append(
+                ComparisonStatement(
+                    code="NEW_RHYTHM",
+                    text=f"{_name(code).capitalize()} is new (previously {_describe(before)})",
+                    current=code,
+                    prior=",".join(before),
+                )
+            )
+    for code in before:
+        if code not in now:
+            changes.append(
+                ComparisonStatement(
+                    code="RESOLVED_RHYTHM",
+                    text=f"{_name(code).capitalize()} is no longer present (now {_describe(now)})",
+                    current=",".join(now),
+                    prior=code,
+                )
+            )
+    return changes
+
+
+def _blocks(report: Report) -> list[str]:
+    return [code for code in report.codes if code in BUNDLE_BRANCH_BLOCK_CODES]
+
+
+def _block_changes(current: Report, prior: Report) -> list[ComparisonStatement]:
+    now, before = _blocks(current), _blocks(prior)
+    changes = [
+        ComparisonStatement(
+            code="NEW_BBB",
+            text=f"{_name(code).capitalize()} is new",
+            current=code,
+            prior=",".join(before) or None,
+        )
+        for code in now
+        if code not in before
+    ]
+    changes += [
+        ComparisonStatement(
+            code="RESOLVED_BBB",
+            text=f"{_name(code).capitalize()} is no longer present",
+            current=",".join(now) or None,
+            prior=code,
+        )
+        for code in before
+        if code not in now
+    ]
+    return changes
+
+
+def _measurement_changes(
+    current: Report, prior: Report, limits: ComparisonThresholds
+) -> list[ComparisonStatement]:
+    now, before = current.measurements, prior.measurements
+    qtc_key = f"qtc_{limits.qtc}_ms"
+    changes = []
+    axis = _both(now.qrs_axis_deg, before.qrs_axis_deg)
+    if axis is not None and abs(_angle_between(*axis)) >= limits.qrs_axis_deg:
+        shift = _angle_between(*axis)
+        changes.append(
+            ComparisonStatement(
+                code="AXIS_SHIFT",
+                text=f"QRS axis shifted by {shift:+.0f} degrees "
+                f"({axis[1]:.0f} -> {axis[0]:.0f} degrees)",
+                current=axis[0],
+                prior=axis[1],
+            )
+        )
+    qtc = _both(getattr(now, qtc_key), getattr(before, qtc_key))
+    if qtc is not None and abs(qtc[0] - qtc[1]) >= limits.qtc_ms:
+        word = "increased" if qtc[0] > qtc[1] else "decreased"
+        changes.append(
+            ComparisonStatement(
+                code=f"QTC_{word.upper()}",
+                text=f"QTc ({limits.qtc.capitalize()}) {word} by {abs(qtc[0] - qtc[1]):.0f} ms "
+                f"({qtc[1]:.0f} -> {qtc[0]:.0f} ms)",
+                current=qtc[0],
+                prior=qtc[1],
+            )
+        )
+    rate = _both(now.heart_rate_bpm, before.heart_rate_bpm)
+    if rate is not None and abs(rate[0] - rate[1]) >= limits.heart_rate_bpm:
+        word = "increased" if rate[0] > rate[1] else "decreased"
+        changes.append(
+            ComparisonStatement(
+                code=f"RATE_{word.upper()}",
+                text=f"Heart rate {word} by {abs(rate[0] - rate[1]):.0f}/min "
+                f"({rate[1]:.0f} -> {rate[0]:.0f}/min)",
+                current=rate[0],
+                prior=rate[1],
+            )
+        )
+    return changes
+
+
+def _both(current: float | None, prior: float | None) -> tuple[float, float] | None:
+    return None if current is None or prior is None else (float(current), float(prior))
+
+
+def _angle_between(current: float, prior: float) -> float:
+    """The signed shortest turn from `prior` to `current`, in -180..180 degrees (an axis
+    of 170 and one of -170 are 20 degrees apart, not 340)."""
+    return (current - prior + 180.0) % 360.0 - 180.0
