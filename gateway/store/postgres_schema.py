@@ -8,7 +8,7 @@ Times are epoch seconds in DOUBLE PRECISION (REAL is 4 bytes in PostgreSQL: whol
 minutes lost).
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Every step takes a database of the version before it to this one; version 0 is empty.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -75,5 +75,35 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX deliveries_unsent ON deliveries (next_attempt_at) WHERE state != 'sent'",
         "CREATE INDEX deliveries_in_receipt_order ON deliveries (destination, patient_key, job_id)",
+    ),
+    # Serial comparison's index of finished ECGs by patient (prior_ecgs.py) and the
+    # critical alerts with their notification and escalation state (critical_alerts.py).
+    2: (
+        """CREATE TABLE prior_ecgs (
+    job_id BIGINT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    patient_key TEXT NOT NULL,
+    sop_instance_uid TEXT NOT NULL,
+    acquired_at DOUBLE PRECISION,
+    report TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+)""",
+        """CREATE INDEX prior_ecgs_by_patient ON prior_ecgs (patient_key, acquired_at)""",
+        """CREATE TABLE critical_alerts (
+    job_id BIGINT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    rules TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'notified', 'escalating', 'closed', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
+    lease_expires_at DOUBLE PRECISION,
+    last_error TEXT,
+    notified_at DOUBLE PRECISION,
+    escalated_at DOUBLE PRECISION,
+    acknowledged_by TEXT,
+    acknowledged_at DOUBLE PRECISION,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+)""",
+        """CREATE INDEX critical_alerts_due ON critical_alerts (state, next_attempt_at)""",
     ),
 }

@@ -19,6 +19,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from gateway.store.critical_alerts import CriticalAlertQueries
+from gateway.store.prior_ecgs import PriorEcgQueries
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
 
 _UNSENT = "('pending', 'failed')"
@@ -35,7 +37,7 @@ _JOB_COLUMNS = (
 )
 
 
-class Store(ABC):
+class Store(PriorEcgQueries, CriticalAlertQueries, ABC):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
     Thread-safe; callers never see a driver exception (errors surface as StoreError).
