@@ -104,6 +104,7 @@ class SmtpTarget(StrictSettings):
     password: SecretRef | None = None
     sender: str = Field(min_length=3, pattern=r"^[^@\s]+@[^@\s]+$")
     to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    tls: TlsOptions = Field(TlsOptions(), description="ca_file: the CA that signed the server's")
     timeout_s: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")

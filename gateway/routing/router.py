@@ -306,7 +306,10 @@ def _resolve_targets(targets: dict[str, Target], config_dir: Path) -> dict[str, 
                 updates["secret"] = _resolve_secret(target.secret, config_dir)
         else:
             password = target.password
-            updates = {"password": password and _resolve_secret(password, config_dir)}
+            updates = {
+                "password": password and _resolve_secret(password, config_dir),
+                "tls": _resolve_tls(target.tls, config_dir),
+            }
         resolved[name] = target.model_copy(update=updates)
     return resolved
 
