@@ -51,7 +51,7 @@ def ecg_file(
 
 
 class Pipeline:
-    def __init__(self, store, data_dir: Path) -> None:
+    def __init__(self, store, data_dir: Path, comparison: ComparisonConfig | None = None) -> None:
         ensure_dir(data_dir / "spool")
         (data_dir / "routes.yaml").write_text(ROUTES)
         self.store = store
@@ -59,7 +59,9 @@ class Pipeline:
         self.workers = Workers(
             store,
             Router(data_dir / "routes.yaml", data_dir),
-            WorkerSettings(reports_dir=data_dir / "reports", comparison=ComparisonConfig()),
+            WorkerSettings(
+                reports_dir=data_dir / "reports", comparison=comparison or ComparisonConfig()
+            ),
             Metrics(),
         )
 
