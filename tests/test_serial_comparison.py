@@ -113,3 +113,17 @@ def test_text_carries_both_values():
 def test_thresholds_refuse_nonsense():
     with pytest.raises(ValueError, match="qtc_ms"):
         ComparisonThresholds(qtc_ms=0)
+
+
+def test_gateway_yaml_comparison_errors_name_key_and_line(tmp_path):
+    from gateway.config import ConfigError, load_config
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "workers: 1\ncomparison:\n  thresholds:\n    qtc_ms: -5\n  archive: {host: pacs}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "line 4: comparison.thresholds.qtc_ms" in message
+    assert "line 5: comparison.archive.port" in message
