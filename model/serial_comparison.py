@@ -11,7 +11,7 @@ heart rate. The defaults and where they come from: docs/serial-comparison.md.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field
 
@@ -37,21 +37,26 @@ class ComparisonThresholds(StrictSettings):
     )
 
 
+class Prior(NamedTuple):
+    """The previous ECG's report, and which ECG it was (by UID and time: no patient data)."""
+
+    report: Report
+    sop_instance_uid: str
+    acquired_at: datetime | None = None
+
+
 def compare(
-    current: Report,
-    prior: Report,
-    prior_sop_instance_uid: str,
-    prior_acquired_at: datetime | None = None,
-    thresholds: ComparisonThresholds | None = None,
+    current: Report, prior: Prior, limits: ComparisonThresholds | None = None
 ) -> Comparison:
     """The comparison statements of `current` against `prior`; a NO_CHANGE statement
     when nothing reached a threshold, so a reader knows the comparison was made."""
-    limits = thresholds or ComparisonThresholds()
+    limits = limits or ComparisonThresholds()
+    before = prior.report
     statements: list[ComparisonStatement] = []
-    if current.statements and prior.statements:  # a page without statements says nothing
-        statements += _rhythm_changes(current, prior)
-        statements += _block_changes(current, prior)
-    statements += _measurement_changes(current, prior, limits)
+    if current.statements and before.statements:  # a page without statements says nothing
+        statements += _rhythm_changes(current, before)
+        statements += _block_changes(current, before)
+    statements += _measurement_changes(current, before, limits)
     if not statements:
         statements = [
             ComparisonStatement(
@@ -61,8 +66,8 @@ def compare(
             )
         ]
     return Comparison(
-        prior_sop_instance_uid=prior_sop_instance_uid,
-        prior_acquired_at=prior_acquired_at,
+        prior_sop_instance_uid=prior.sop_instance_uid,
+        prior_acquired_at=prior.acquired_at,
         statements=statements,
     )
 
@@ -74,7 +79,7 @@ def _rhythms(report: Report) -> list[str]:
 
 
 def _describe(codes: list[str]) -> str:
-    return ", ".join(_name(code) for code in codes) or "none stated"
+    return ", ".join(_name(code) for code in codes) or "none"
 
 
 def _name(code: str) -> str:
@@ -83,59 +88,37 @@ def _name(code: str) -> str:
 
 def _rhythm_changes(current: Report, prior: Report) -> list[ComparisonStatement]:
     now, before = _rhythms(current), _rhythms(prior)
-    if not now or not before:
-        return []
-    changes = []
-    for code in now:
-        if code not in before:
-            changes.append(
-                ComparisonStatement(
-                    code="NEW_RHYTHM",
-                    text=f"{_name(code).capitalize()} is new (previously {_describe(before)})",
-                    current=code,
-                    prior=",".join(before),
-                )
-            )
-    for code in before:
-        if code not in now:
-            changes.append(
-                ComparisonStatement(
-                    code="RESOLVED_RHYTHM",
-                    text=f"{_name(code).capitalize()} is no longer present (now {_describe(now)})",
-                    current=",".join(now),
-                    prior=code,
-                )
-            )
-    return changes
-
-
-def _blocks(report: Report) -> list[str]:
-    return [code for code in report.codes if code in BUNDLE_BRANCH_BLOCK_CODES]
+    return _code_changes("RHYTHM", now, before) if now and before else []
 
 
 def _block_changes(current: Report, prior: Report) -> list[ComparisonStatement]:
-    now, before = _blocks(current), _blocks(prior)
-    changes = [
+    blocks = [[c for c in r.codes if c in BUNDLE_BRANCH_BLOCK_CODES] for r in (current, prior)]
+    return _code_changes("BBB", *blocks)
+
+
+def _code_changes(kind: str, now: list[str], before: list[str]) -> list[ComparisonStatement]:
+    """NEW_<kind> for each code only `now` states, RESOLVED_<kind> for each only `before`."""
+    new = [
         ComparisonStatement(
-            code="NEW_BBB",
-            text=f"{_name(code).capitalize()} is new",
+            code=f"NEW_{kind}",
+            text=f"{_name(code).capitalize()} is new (previously {_describe(before)})",
             current=code,
             prior=",".join(before) or None,
         )
         for code in now
         if code not in before
     ]
-    changes += [
+    resolved = [
         ComparisonStatement(
-            code="RESOLVED_BBB",
-            text=f"{_name(code).capitalize()} is no longer present",
+            code=f"RESOLVED_{kind}",
+            text=f"{_name(code).capitalize()} is no longer present (now {_describe(now)})",
             current=",".join(now) or None,
             prior=code,
         )
         for code in before
         if code not in now
     ]
-    return changes
+    return new + resolved
 
 
 def _measurement_changes(
@@ -157,30 +140,29 @@ def _measurement_changes(
             )
         )
     qtc = _both(getattr(now, qtc_key), getattr(before, qtc_key))
-    if qtc is not None and abs(qtc[0] - qtc[1]) >= limits.qtc_ms:
-        word = "increased" if qtc[0] > qtc[1] else "decreased"
-        changes.append(
-            ComparisonStatement(
-                code=f"QTC_{word.upper()}",
-                text=f"QTc ({limits.qtc.capitalize()}) {word} by {abs(qtc[0] - qtc[1]):.0f} ms "
-                f"({qtc[1]:.0f} -> {qtc[0]:.0f} ms)",
-                current=qtc[0],
-                prior=qtc[1],
-            )
-        )
+    changes += _level_change("QTC", f"QTc ({limits.qtc.capitalize()})", qtc, limits.qtc_ms, " ms")
     rate = _both(now.heart_rate_bpm, before.heart_rate_bpm)
-    if rate is not None and abs(rate[0] - rate[1]) >= limits.heart_rate_bpm:
-        word = "increased" if rate[0] > rate[1] else "decreased"
-        changes.append(
-            ComparisonStatement(
-                code=f"RATE_{word.upper()}",
-                text=f"Heart rate {word} by {abs(rate[0] - rate[1]):.0f}/min "
-                f"({rate[1]:.0f} -> {rate[0]:.0f}/min)",
-                current=rate[0],
-                prior=rate[1],
-            )
-        )
+    changes += _level_change("RATE", "Heart rate", rate, limits.heart_rate_bpm, "/min")
     return changes
+
+
+def _level_change(
+    stem: str, label: str, values: tuple[float, float] | None, limit: float, unit: str
+) -> list[ComparisonStatement]:
+    """<stem>_INCREASED or _DECREASED when the value moved by at least `limit`."""
+    if values is None or abs(values[0] - values[1]) < limit:
+        return []
+    current, prior = values
+    word = "increased" if current > prior else "decreased"
+    return [
+        ComparisonStatement(
+            code=f"{stem}_{word.upper()}",
+            text=f"{label} {word} by {abs(current - prior):.0f}{unit} "
+            f"({prior:.0f} -> {current:.0f}{unit})",
+            current=current,
+            prior=prior,
+        )
+    ]
 
 
 def _both(current: float | None, prior: float | None) -> tuple[float, float] | None:

@@ -118,17 +118,24 @@ class MailPeer:
 
 
 @pytest.fixture
-def webhook():
+def webhook(request):
     peer = WebhookPeer()
-    yield peer
-    peer.close()
+    request.addfinalizer(peer.close)
+    return peer
 
 
 @pytest.fixture
-def mail():
+def mail(request):
     peer = MailPeer()
-    yield peer
-    peer.close()
+    request.addfinalizer(peer.close)
+    return peer
+
+
+def _smtp(port: int, to: str) -> str:
+    return (
+        f"{{type: smtp, host: 127.0.0.1, port: {port}, starttls: false,"
+        f" sender: ecg-gateway@example.org, to: [{to}]}}"
+    )
 
 
 def routes(webhook: WebhookPeer, mail: MailPeer, **extra: str) -> str:
@@ -143,20 +150,8 @@ critical:
       type: webhook
       url: {webhook.url}
       secret: {{env: CRITICAL_HMAC}}
-    ward:
-      type: smtp
-      host: 127.0.0.1
-      port: {mail.port}
-      starttls: false
-      sender: ecg-gateway@example.org
-      to: [cardiology@example.org]
-    chief:
-      type: smtp
-      host: 127.0.0.1
-      port: {mail.port}
-      starttls: false
-      sender: ecg-gateway@example.org
-      to: [chief@example.org]
+    ward: {_smtp(mail.port, "cardiology@example.org")}
+    chief: {_smtp(mail.port, "chief@example.org")}
   notify: [pager, ward]
   escalate_to: [pager, chief]
   report_link: https://ecg.example.org/reports/{{job_id}}

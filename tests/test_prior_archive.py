@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from test_prior_comparison import Pipeline, ecg_file
+from test_prior_comparison import FAST_AF, Pipeline, ecg_file
 from test_store import open_backend
 
 from gateway.config import ComparisonConfig, PriorArchiveConfig
@@ -96,14 +96,7 @@ def test_the_newest_earlier_ecg_of_the_same_patient_and_issuer(archive, tmp_path
     other_issuer = ecg_file(
         tmp_path, "other", RhythmSpec(rate_bpm=90), "P7", "ELSEWHERE", DAY.replace(day=8)
     )
-    current = ecg_file(
-        tmp_path,
-        "current",
-        RhythmSpec(rhythm="atrial_fibrillation", rate_bpm=120),
-        "P7",
-        "HOSP",
-        DAY.replace(day=9),
-    )
+    current = ecg_file(tmp_path, "current", FAST_AF, "P7", "HOSP", DAY.replace(day=9))
     store_in(archive, older, prior, other_issuer, current)
     found = archive_prior(archive, _meta(current), DAY.replace(day=9).timestamp())
     assert found.sop_instance_uid == _meta(prior).sop_instance_uid
@@ -137,14 +130,7 @@ def test_pipeline_compares_with_the_archived_prior_when_the_store_has_none(
     store = open_backend("sqlite", request, tmp_path)
     try:
         pipeline = Pipeline(store, tmp_path / "data", ComparisonConfig(archive=archive))
-        current = ecg_file(
-            tmp_path,
-            "current",
-            RhythmSpec(rhythm="atrial_fibrillation", rate_bpm=125),
-            "P9",
-            "HOSP",
-            DAY.replace(day=3),
-        )
+        current = ecg_file(tmp_path, "current", FAST_AF, "P9", "HOSP", DAY.replace(day=3))
         report = pipeline.process(current).report
         assert report.comparison.prior_sop_instance_uid == _meta(prior).sop_instance_uid
         assert {s.code for s in report.comparison.statements} >= {"NEW_RHYTHM", "RATE_INCREASED"}

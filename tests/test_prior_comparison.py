@@ -10,12 +10,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from pynetdicom.dsutils import split_dataset
+from test_pipeline import Gateway
 from test_store import open_backend
 
 from gateway.config import ComparisonConfig
 from gateway.durable import ensure_dir
-from gateway.intake.accept import Intake, ReceivedObject
+from gateway.intake.accept import Intake
 from gateway.metrics import Metrics
 from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Workers, WorkerSettings
@@ -23,6 +23,7 @@ from gateway.routing import Router
 from model.dicom_write import ecg_to_dicom
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 
+FAST_AF = RhythmSpec(rhythm="atrial_fibrillation", rate_bpm=130)
 ROUTES = """
 destinations:
   outbox: {type: file, directory: outbox}
@@ -66,18 +67,7 @@ class Pipeline:
         )
 
     def process(self, path: Path) -> ReportPackage:
-        meta, offset = split_dataset(path)
-        outcome = self.intake.accept(
-            ReceivedObject(
-                sop_class_uid=str(meta.MediaStorageSOPClassUID),
-                sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
-                file_bytes=path.read_bytes(),
-                dataset_offset=offset,
-                calling_ae="CART1",
-                called_ae="ECGGW",
-                peer="127.0.0.1:4000",
-            )
-        )
+        outcome = Gateway.offer(self, path)  # as the SCP hands an object to intake
         assert outcome.status == 0, outcome
         assert self.workers.run_once("test-worker")
         job = self.store.list_jobs(limit=1)[0]
@@ -104,14 +94,7 @@ def test_comparison_with_the_patients_previous_ecg(pipeline, tmp_path):
     # the same Patient ID from another issuer is another patient: not a prior
     other = ecg_file(tmp_path, "b", RhythmSpec(rate_bpm=100), "P1", "OTHER", day.replace(hour=10))
     assert pipeline.process(other).report.comparison is None
-    fast_af = ecg_file(
-        tmp_path,
-        "c",
-        RhythmSpec(rhythm="atrial_fibrillation", rate_bpm=130),
-        "P1",
-        "HOSP",
-        day.replace(day=2),
-    )
+    fast_af = ecg_file(tmp_path, "c", FAST_AF, "P1", "HOSP", day.replace(day=2))
     package = pipeline.process(fast_af)
     comparison = package.report.comparison
     assert comparison.prior_sop_instance_uid == first.sop_instance_uid

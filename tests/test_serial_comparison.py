@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from model.report import EngineInfo, Measurements, Report, Statement
-from model.serial_comparison import ComparisonThresholds, compare
+from model.serial_comparison import ComparisonThresholds, Prior, compare
 
 UID = "1.2.3.4"
 
@@ -20,7 +20,7 @@ def _report(codes: list[str], **values: float | None) -> Report:
 
 
 def _codes(current: Report, prior: Report, **limits: float) -> list[tuple]:
-    comparison = compare(current, prior, UID, thresholds=ComparisonThresholds(**limits))
+    comparison = compare(current, Prior(prior, UID), ComparisonThresholds(**limits))
     assert comparison.prior_sop_instance_uid == UID
     return [(s.code, s.current, s.prior) for s in comparison.statements]
 
@@ -92,7 +92,7 @@ def test_measurement_thresholds(key, limit_key, limit, current, prior, expected)
 
 def test_bazett_when_configured():
     current, prior = _report(["SR"], qtc_bazett_ms=520.0), _report(["SR"], qtc_bazett_ms=450.0)
-    comparison = compare(current, prior, UID, thresholds=ComparisonThresholds(qtc="bazett"))
+    comparison = compare(current, Prior(prior, UID), ComparisonThresholds(qtc="bazett"))
     (statement,) = comparison.statements
     assert statement.code == "QTC_INCREASED"
     assert "Bazett" in statement.text and "450 -> 520 ms" in statement.text
@@ -100,7 +100,7 @@ def test_bazett_when_configured():
 
 def test_text_carries_both_values():
     comparison = compare(
-        _report(["AFIB"], heart_rate_bpm=130.0), _report(["SR"], heart_rate_bpm=70.0), UID
+        _report(["AFIB"], heart_rate_bpm=130.0), Prior(_report(["SR"], heart_rate_bpm=70.0), UID)
     )
     texts = [s.text for s in comparison.statements]
     assert texts == [

@@ -20,7 +20,7 @@ from gateway.store.prior_ecgs import PriorEcg
 from gateway.store.records import Job
 from model.ecg import EcgMetadata
 from model.report import Comparison, Report
-from model.serial_comparison import compare
+from model.serial_comparison import Prior, compare
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ def _comparison(
         if prior.acquired_at is None
         else datetime.fromtimestamp(prior.acquired_at).astimezone()
     )
-    comparison = compare(report, prior.report, prior.sop_instance_uid, when, settings.thresholds)
+    comparison = compare(
+        report, Prior(prior.report, prior.sop_instance_uid, when), settings.thresholds
+    )
     return comparison, warnings
 
 

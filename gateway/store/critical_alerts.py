@@ -16,8 +16,14 @@ from typing import Literal
 
 AlertState = Literal["pending", "notified", "escalating", "closed", "dead"]
 _COLUMNS = (
-    "a.job_id, a.rules, a.state, a.attempts, a.next_attempt_at, a.last_error, a.created_at,"
-    " a.notified_at, a.escalated_at, a.acknowledged_by, a.acknowledged_at"
+    "job_id, rules, state, attempts, next_attempt_at, last_error, created_at,"
+    " notified_at, escalated_at, acknowledged_by, acknowledged_at"
+)
+
+# Notified, unacknowledged alerts whose notice went out before :before: escalation due.
+_START_ESCALATIONS = (
+    "UPDATE critical_alerts SET state = 'escalating', attempts = 0, next_attempt_at = :now,"
+    " updated_at = :now WHERE state = 'notified' AND notified_at <= :before"
 )
 
 
@@ -48,14 +54,12 @@ class CriticalAlertQueries:
     ) -> None:
         """A job's report is critical: its first notice is due once the job is done. A
         job redone keeps the alert it has (and what was already sent)."""
-        now = time.time() if now is None else now
-        with self._statement() as conn:
-            self._execute(
-                conn,
-                "INSERT INTO critical_alerts (job_id, rules, next_attempt_at, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
-                (job_id, ",".join(rules), now, now, now),
-            )
+        at = time.time() if now is None else now
+        self._update(
+            "INSERT INTO critical_alerts (job_id, rules, next_attempt_at, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+            (job_id, ",".join(rules), at, at, at),
+        )
 
     def lease_due_critical_alerts(
         self, escalate_before: float, now: float | None = None, lease_s: float = 60.0
@@ -65,34 +69,18 @@ class CriticalAlertQueries:
         for escalation here."""
         now = time.time() if now is None else now
         with self._transaction() as conn:
-            self._execute(
+            self._execute(conn, _START_ESCALATIONS, {"now": now, "before": escalate_before})
+            leased = self._execute(
                 conn,
-                "UPDATE critical_alerts SET state = 'escalating', attempts = 0,"
-                " next_attempt_at = :now, updated_at = :now"
-                " WHERE state = 'notified' AND notified_at <= :before",
-                {"now": now, "before": escalate_before},
-            )
-            rows = self._execute(
-                conn,
-                "UPDATE critical_alerts SET lease_expires_at = :until, updated_at = :now"
-                " WHERE job_id IN (SELECT a.job_id FROM critical_alerts a"
-                "  JOIN jobs j ON j.id = a.job_id WHERE j.state = 'done'"
-                "  AND a.state IN ('pending', 'escalating') AND a.next_attempt_at <= :now"
-                "  AND (a.lease_expires_at IS NULL OR a.lease_expires_at <= :now))"
-                " RETURNING job_id",
+                f"UPDATE critical_alerts SET lease_expires_at = :until, updated_at = :now"
+                f" WHERE job_id IN (SELECT a.job_id FROM critical_alerts a"
+                f"  JOIN jobs j ON j.id = a.job_id WHERE j.state = 'done'"
+                f"  AND a.state IN ('pending', 'escalating') AND a.next_attempt_at <= :now"
+                f"  AND (a.lease_expires_at IS NULL OR a.lease_expires_at <= :now))"
+                f" RETURNING {_COLUMNS}",
                 {"until": now + lease_s, "now": now},
             ).fetchall()
-            ids = [int(row["job_id"]) for row in rows]
-            if not ids:
-                return []
-            marks = ",".join("?" * len(ids))
-            found = self._execute(
-                conn,
-                f"SELECT {_COLUMNS} FROM critical_alerts a WHERE a.job_id IN ({marks})"
-                f" ORDER BY a.job_id",
-                tuple(ids),
-            ).fetchall()
-            return [_alert(row) for row in found]
+            return sorted((_alert(row) for row in leased), key=lambda alert: alert.job_id)
 
     def mark_critical_sent(self, job_id: int, escalation: bool, now: float | None = None) -> None:
         """The notice went out: wait for someone to open the report, or (escalation) done."""
@@ -136,9 +124,7 @@ class CriticalAlertQueries:
         return changed == 1
 
     def get_critical_alert(self, job_id: int) -> CriticalAlert | None:
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM critical_alerts a WHERE a.job_id = ?", (job_id,)
-        )
+        rows = self._query(f"SELECT {_COLUMNS} FROM critical_alerts WHERE job_id = ?", (job_id,))
         return _alert(rows[0]) if rows else None
 
 

@@ -5,6 +5,36 @@ one migration step.
 """
 
 SCHEMA_VERSION = 5
+# Serial comparison's index of finished ECGs by patient (prior_ecgs.py) and the critical
+# alerts with their notification and escalation state (critical_alerts.py).
+PRIOR_AND_CRITICAL_TABLES = (
+    """CREATE TABLE IF NOT EXISTS prior_ecgs (
+    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
+    patient_key TEXT NOT NULL,
+    sop_instance_uid TEXT NOT NULL,
+    acquired_at REAL,
+    report TEXT NOT NULL,
+    created_at REAL NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS prior_ecgs_by_patient ON prior_ecgs (patient_key, acquired_at)",
+    """CREATE TABLE IF NOT EXISTS critical_alerts (
+    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
+    rules TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'notified', 'escalating', 'closed', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_expires_at REAL,
+    last_error TEXT,
+    notified_at REAL,
+    escalated_at REAL,
+    acknowledged_by TEXT,
+    acknowledged_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS critical_alerts_due ON critical_alerts (state, next_attempt_at)",
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,33 +86,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
     ON deliveries (destination, patient_key, job_id);
-CREATE TABLE IF NOT EXISTS prior_ecgs (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
-    patient_key TEXT NOT NULL,
-    sop_instance_uid TEXT NOT NULL,
-    acquired_at REAL,
-    report TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS prior_ecgs_by_patient ON prior_ecgs (patient_key, acquired_at);
-CREATE TABLE IF NOT EXISTS critical_alerts (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
-    rules TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'notified', 'escalating', 'closed', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    lease_expires_at REAL,
-    last_error TEXT,
-    notified_at REAL,
-    escalated_at REAL,
-    acknowledged_by TEXT,
-    acknowledged_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS critical_alerts_due ON critical_alerts (state, next_attempt_at);
-"""
+""" + ";\n".join(PRIOR_AND_CRITICAL_TABLES)
 # Each step takes a store of the version before it to the next one.
 MIGRATIONS = {
     2: (
@@ -100,34 +104,5 @@ MIGRATIONS = {
     ),
     # The source name of a watched folder or upload endpoint, which routes match on.
     4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
-    # Serial comparison's index of finished ECGs by patient (prior_ecgs.py) and the
-    # critical alerts with their notification and escalation state (critical_alerts.py).
-    5: (
-        """CREATE TABLE IF NOT EXISTS prior_ecgs (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
-    patient_key TEXT NOT NULL,
-    sop_instance_uid TEXT NOT NULL,
-    acquired_at REAL,
-    report TEXT NOT NULL,
-    created_at REAL NOT NULL
-)""",
-        """CREATE INDEX IF NOT EXISTS prior_ecgs_by_patient ON prior_ecgs (patient_key, acquired_at)""",
-        """CREATE TABLE IF NOT EXISTS critical_alerts (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
-    rules TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'notified', 'escalating', 'closed', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    lease_expires_at REAL,
-    last_error TEXT,
-    notified_at REAL,
-    escalated_at REAL,
-    acknowledged_by TEXT,
-    acknowledged_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-)""",
-        """CREATE INDEX IF NOT EXISTS critical_alerts_due ON critical_alerts (state, next_attempt_at)""",
-    ),
+    5: PRIOR_AND_CRITICAL_TABLES,
 }
