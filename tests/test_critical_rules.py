@@ -200,3 +200,15 @@ critical:
     _write(path, BASE + "critical: {rules: [{name: broken, text: x}]}\n")
     assert not router.reload_if_changed()
     assert [r.name for r in router.config.critical.active_rules] == ["slow"]
+
+
+def test_routes_test_shows_the_critical_rules_met(shared_data: Path, capsys) -> None:
+    from gateway.cli import main
+
+    example = Path(__file__).resolve().parent.parent / "config" / "routes.example.yaml"
+    af = str(shared_data / "wfdb-samples" / "muse-af.hea")
+    assert main(["routes", "test", af, "-r", str(example)]) == 0
+    assert "critical:    afib-flutter-rapid -> pager" in capsys.readouterr().out
+    sinus = str(shared_data / "wfdb-samples" / "muse-sinus.hea")
+    assert main(["routes", "test", sinus, "-r", str(example)]) == 0
+    assert "critical:    -\n" in capsys.readouterr().out
