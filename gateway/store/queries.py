@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.store.critical_alerts import CriticalAlertQueries
+from gateway.store.orders import OrdersMixin
 from gateway.store.prior_ecgs import PriorEcgQueries
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
 
@@ -37,7 +38,7 @@ _JOB_COLUMNS = (
 )
 
 
-class Store(PriorEcgQueries, CriticalAlertQueries, ABC):
+class Store(OrdersMixin, PriorEcgQueries, CriticalAlertQueries, ABC):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
     Thread-safe; callers never see a driver exception (errors surface as StoreError).

@@ -4,37 +4,10 @@ Kept apart from the queries (sqlite.py) so a schema change reads as one diff her
 one migration step.
 """
 
-SCHEMA_VERSION = 5
-# Serial comparison's index of finished ECGs by patient (prior_ecgs.py) and the critical
-# alerts with their notification and escalation state (critical_alerts.py).
-PRIOR_AND_CRITICAL_TABLES = (
-    """CREATE TABLE IF NOT EXISTS prior_ecgs (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
-    patient_key TEXT NOT NULL,
-    sop_instance_uid TEXT NOT NULL,
-    acquired_at REAL,
-    report TEXT NOT NULL,
-    created_at REAL NOT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS prior_ecgs_by_patient ON prior_ecgs (patient_key, acquired_at)",
-    """CREATE TABLE IF NOT EXISTS critical_alerts (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
-    rules TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'notified', 'escalating', 'closed', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    lease_expires_at REAL,
-    last_error TEXT,
-    notified_at REAL,
-    escalated_at REAL,
-    acknowledged_by TEXT,
-    acknowledged_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS critical_alerts_due ON critical_alerts (state, next_attempt_at)",
-)
+from gateway.store.orders_schema import orders_tables
+from gateway.store.prior_critical_schema import prior_and_critical_tables
+
+SCHEMA_VERSION = 6
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -86,7 +59,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
     ON deliveries (destination, patient_key, job_id);
-""" + ";\n".join(PRIOR_AND_CRITICAL_TABLES)
+""" + ";\n".join(
+    orders_tables(
+        identity="INTEGER PRIMARY KEY AUTOINCREMENT", time="REAL", reference="INTEGER", if_new=True
+    )
+    + prior_and_critical_tables(time="REAL", reference="INTEGER", if_new=True)
+)
 # Each step takes a store of the version before it to the next one.
 MIGRATIONS = {
     2: (
@@ -104,5 +82,8 @@ MIGRATIONS = {
     ),
     # The source name of a watched folder or upload endpoint, which routes match on.
     4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
-    5: PRIOR_AND_CRITICAL_TABLES,
+    # Orders from the EHR and patient merges: new tables, created by SCHEMA above.
+    5: (),
+    # Serial comparison's prior index and the critical alerts: created by SCHEMA above.
+    6: (),
 }
