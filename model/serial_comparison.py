@@ -47,11 +47,16 @@ class Prior(NamedTuple):
 
 def compare(
     current: Report, prior: Prior, limits: ComparisonThresholds | None = None
-) -> Comparison:
+) -> Comparison | None:
     """The comparison statements of `current` against `prior`; a NO_CHANGE statement
-    when nothing reached a threshold, so a reader knows the comparison was made."""
+    naming what was compared when nothing reached a threshold, so a reader knows the
+    comparison was made. None when the two have nothing in common to compare (a prior
+    read from a page without statements or measurements): no claim is made then."""
     limits = limits or ComparisonThresholds()
     before = prior.report
+    compared = _comparable(current, before, limits)
+    if not compared:
+        return None
     statements: list[ComparisonStatement] = []
     if current.statements and before.statements:  # a page without statements says nothing
         statements += _rhythm_changes(current, before)
@@ -61,8 +66,7 @@ def compare(
         statements = [
             ComparisonStatement(
                 code=NO_CHANGE,
-                text="No change in rhythm, bundle branch block, QRS axis, QTc or heart rate "
-                "beyond the comparison thresholds",
+                text=f"No change beyond the comparison thresholds in {', '.join(compared)}",
             )
         ]
     return Comparison(
@@ -70,6 +74,24 @@ def compare(
         prior_acquired_at=prior.acquired_at,
         statements=statements,
     )
+
+
+def _comparable(current: Report, before: Report, limits: ComparisonThresholds) -> list[str]:
+    """What both reports state or measure, in words."""
+    aspects = []
+    if current.statements and before.statements:
+        if _rhythms(current) and _rhythms(before):
+            aspects.append("rhythm")
+        aspects.append("bundle branch block")
+    qtc_key = f"qtc_{limits.qtc}_ms"
+    for key, words in (
+        ("qrs_axis_deg", "QRS axis"),
+        (qtc_key, "QTc"),
+        ("heart_rate_bpm", "heart rate"),
+    ):
+        if _both(getattr(current.measurements, key), getattr(before.measurements, key)):
+            aspects.append(words)
+    return aspects
 
 
 def _rhythms(report: Report) -> list[str]:

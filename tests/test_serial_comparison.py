@@ -19,8 +19,10 @@ def _report(codes: list[str], **values: float | None) -> Report:
     )
 
 
-def _codes(current: Report, prior: Report, **limits: float) -> list[tuple]:
+def _codes(current: Report, prior: Report, **limits: float) -> list[tuple] | None:
     comparison = compare(current, Prior(prior, UID), ComparisonThresholds(**limits))
+    if comparison is None:
+        return None
     assert comparison.prior_sop_instance_uid == UID
     return [(s.code, s.current, s.prior) for s in comparison.statements]
 
@@ -53,8 +55,8 @@ def _codes(current: Report, prior: Report, **limits: float) -> list[tuple]:
             [("NEW_BBB", "CRBBB", "IRBBB"), ("RESOLVED_BBB", "CRBBB", "IRBBB")],
         ),
         (["SR", "IRBBB"], ["SR", "IRBBB"], [("NO_CHANGE", None, None)]),
-        # a prior without statements (a received page): nothing to say about codes
-        (["AFIB", "CLBBB"], [], [("NO_CHANGE", None, None)]),
+        # a prior without statements or measurements (a received page): no comparison
+        (["AFIB", "CLBBB"], [], None),
         # no rhythm stated in one of them: no rhythm change claimed
         (["CLBBB"], ["SR"], [("NEW_BBB", "CLBBB", None)]),
     ],
@@ -127,3 +129,15 @@ def test_gateway_yaml_comparison_errors_name_key_and_line(tmp_path):
     message = str(error.value)
     assert "line 4: comparison.thresholds.qtc_ms" in message
     assert "line 5: comparison.archive.port" in message
+
+
+def test_no_change_names_what_was_compared():
+    current = _report(["SR"], heart_rate_bpm=72.0, qtc_fridericia_ms=420.0)
+    prior = _report(["SR"], heart_rate_bpm=70.0, qtc_fridericia_ms=415.0)
+    (statement,) = compare(current, Prior(prior, UID)).statements
+    assert statement.text == (
+        "No change beyond the comparison thresholds in rhythm, bundle branch block, QTc, heart rate"
+    )
+    page = _report([], heart_rate_bpm=71.0)  # a page read without a model: a rate, no codes
+    (statement,) = compare(current, Prior(page, UID)).statements
+    assert statement.text == "No change beyond the comparison thresholds in heart rate"
