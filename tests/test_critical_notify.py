@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from datetime import datetime
 from email import message_from_bytes
 from email.policy import default
@@ -295,3 +296,28 @@ def test_mail_with_starttls_refused_without_tls_support(site, webhook, mail):
     alert = store.get_critical_alert(job_id)
     assert "STARTTLS" in alert.last_error and alert.state == "pending"
     assert mail.messages == []
+
+
+def test_the_gateway_scheduler_sends_due_notices(site, webhook, mail):
+    """start_delivery's scheduler runs the notifier: the notice goes out by itself."""
+    from gateway.delivery.sweeper import DeliverySweeper
+    from gateway.scheduler import GatewayScheduler
+
+    store, router, job_id, _ = site
+    scheduler = GatewayScheduler(
+        store,
+        router,
+        DeliverySweeper(store, router),
+        retention_days=30,
+        notifier=CriticalNotifier(store, router),
+        notify_interval_s=0.2,
+    )
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not webhook.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown()
+    assert [p["job_id"] for p in webhook.received] == [job_id]
+    assert store.get_critical_alert(job_id).state == "notified"
