@@ -172,7 +172,7 @@ def start_delivery(
         retention_days=retention_days,
         extra_purge_dirs=(outbox_dir,),
         on_routes_reloaded=lambda: audit_routes_reload(audit),
-        notifier=CriticalNotifier(store, router, alerts),
+        notifier=CriticalNotifier(store, router, alerts, metrics),
     )
     scheduler.start()
     return scheduler

@@ -21,7 +21,9 @@ from aiosmtpd.controller import Controller
 from test_prior_comparison import Pipeline, ecg_file
 from test_store import open_backend
 
+from gateway import metrics as m
 from gateway.alerts import CRITICAL_NOTICE_DEAD, Alert, AlertHook
+from gateway.metrics import Metrics
 from gateway.notify import CriticalNotifier
 from gateway.routing import Router
 from model.rhythm_synthetic import RhythmSpec
@@ -253,7 +255,8 @@ def test_failed_notice_is_retried_with_backoff(site, webhook, mail):
     store, router, job_id, data = site
     t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
     _with_retry(router, data, webhook, mail, max_attempts=3)
-    notifier = CriticalNotifier(store, router)
+    metrics = Metrics()
+    notifier = CriticalNotifier(store, router, metrics=metrics)
     webhook.fail_next = 1
     assert notifier.sweep(now=t0) == 0
     alert = store.get_critical_alert(job_id)
@@ -263,6 +266,7 @@ def test_failed_notice_is_retried_with_backoff(site, webhook, mail):
     assert notifier.sweep(now=t0 + 10) == 1
     assert [p["event"] for p in webhook.received] == ["critical-ecg"]
     assert store.get_critical_alert(job_id).state == "notified"
+    assert (metrics.get(m.CRITICAL_NOTICES_FAILED), metrics.get(m.CRITICAL_NOTICES_SENT)) == (1, 1)
 
 
 def test_notice_given_up_loudly_after_the_last_try(site, webhook, mail, caplog):
@@ -270,7 +274,8 @@ def test_notice_given_up_loudly_after_the_last_try(site, webhook, mail, caplog):
     t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
     _with_retry(router, data, webhook, mail, max_attempts=2)
     hook = Recorder()
-    notifier = CriticalNotifier(store, router, hook)
+    metrics = Metrics()
+    notifier = CriticalNotifier(store, router, hook, metrics)
     webhook.fail_next = 2
     assert notifier.sweep(now=t0) == 0
     assert notifier.sweep(now=t0 + 10) == 0
@@ -279,6 +284,7 @@ def test_notice_given_up_loudly_after_the_last_try(site, webhook, mail, caplog):
     (dead,) = hook.sent
     assert dead.event == CRITICAL_NOTICE_DEAD and dead.detail == f"critical notice of job {job_id}"
     assert "given up after 2 tries" in caplog.text
+    assert metrics.get(m.CRITICAL_NOTICES_DEAD) == 1
     assert notifier.sweep(now=t0 + 86400) == 0
 
 

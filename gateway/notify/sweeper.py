@@ -15,8 +15,10 @@ import logging
 import random
 import time
 
+from gateway import metrics as m
 from gateway.alerts import CRITICAL_NOTICE_DEAD, Alert, AlertHook
 from gateway.delivery.sweeper import retry_delay
+from gateway.metrics import Metrics
 from gateway.notify.messages import notice
 from gateway.notify.senders import NoticeError, send
 from gateway.routing import Router
@@ -28,10 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class CriticalNotifier:
-    def __init__(self, store: Store, router: Router, alerts: AlertHook | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        alerts: AlertHook | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
         self._router = router
         self._alerts = alerts or AlertHook()
+        self._metrics = metrics or Metrics()
         self._rng = random.Random()
 
     def sweep(self, now: float | None = None) -> int:
@@ -56,6 +65,7 @@ class CriticalNotifier:
         kind = "escalation" if alert.escalation else "notice"
         if not errors:
             self._store.mark_critical_sent(alert.job_id, alert.escalation, now=now)
+            self._metrics.inc(m.CRITICAL_NOTICES_SENT)
             log.info("job %d: critical %s sent to %s", alert.job_id, kind, ", ".join(names))
             return True
         error = "; ".join(errors)
@@ -64,6 +74,7 @@ class CriticalNotifier:
         too_old = now - alert.created_at >= policy.max_age.total_seconds()
         if failures >= policy.max_attempts or too_old:
             self._store.mark_critical_failed(alert.job_id, error, None, now=now)
+            self._metrics.inc(m.CRITICAL_NOTICES_DEAD)
             log.error(
                 "job %d: critical %s given up after %d tries: %s",
                 alert.job_id,
@@ -78,6 +89,7 @@ class CriticalNotifier:
         else:
             retry_at = now + retry_delay(policy, failures, self._rng)
             self._store.mark_critical_failed(alert.job_id, error, retry_at, now=now)
+            self._metrics.inc(m.CRITICAL_NOTICES_FAILED)
             log.warning(
                 "job %d: critical %s failed (try %d), retrying: %s",
                 alert.job_id,

@@ -320,6 +320,8 @@ class Workers:
             self._metrics.observe_processing(seconds)
             if "engine-fallback" in package.report.source.quality_flags:
                 self._metrics.inc(m.ENGINE_FALLBACKS)
+            if package.report.critical:
+                self._metrics.inc(m.JOBS_CRITICAL)
             self._on_done(sorted({name for name, _ in destinations}))
             log.info(
                 "%s done in %.0f ms: %s, codes %s, critical %s, to %s",
