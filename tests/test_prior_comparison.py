@@ -13,6 +13,7 @@ import pytest
 from test_pipeline import Gateway
 from test_store import open_backend
 
+from gateway import metrics as m
 from gateway.config import ComparisonConfig
 from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
@@ -56,6 +57,7 @@ class Pipeline:
         ensure_dir(data_dir / "spool")
         (data_dir / "routes.yaml").write_text(ROUTES)
         self.store = store
+        self.metrics = Metrics()
         self.intake = Intake(store, data_dir / "spool", Metrics())
         self.workers = Workers(
             store,
@@ -63,7 +65,7 @@ class Pipeline:
             WorkerSettings(
                 reports_dir=data_dir / "reports", comparison=comparison or ComparisonConfig()
             ),
-            Metrics(),
+            self.metrics,
         )
 
     def process(self, path: Path) -> ReportPackage:
@@ -104,6 +106,7 @@ def test_comparison_with_the_patients_previous_ecg(pipeline, tmp_path):
     assert codes["RESOLVED_RHYTHM"] == ("AFIB", "SR")
     assert codes["RATE_INCREASED"][1] == first.report.measurements.heart_rate_bpm
     assert [f.rule for f in package.report.critical] == ["afib-flutter-rapid"]
+    assert pipeline.metrics.get(m.JOBS_CRITICAL) == 1
     alert = pipeline.store.get_critical_alert(package.job_id)
     assert alert.rules == ("afib-flutter-rapid",) and alert.state == "pending"
     # an ECG acquired before the AF one (sent late) is compared with the sinus one
