@@ -68,27 +68,20 @@ class CriticalNotifier:
             self._metrics.inc(m.CRITICAL_NOTICES_SENT)
             log.info("job %d: critical %s sent to %s", alert.job_id, kind, ", ".join(names))
             return True
-        error = "; ".join(errors)
+        self._failed(alert, kind, "; ".join(errors), config, now)
+        return False
+
+    def _failed(
+        self, alert: CriticalAlert, kind: str, error: str, config: CriticalConfig, now: float
+    ) -> None:
+        """Retry later with backoff, or give up loudly past the retry policy's limits."""
         failures = alert.attempts + 1
         policy = config.retry
         too_old = now - alert.created_at >= policy.max_age.total_seconds()
-        if failures >= policy.max_attempts or too_old:
-            self._store.mark_critical_failed(alert.job_id, error, None, now=now)
-            self._metrics.inc(m.CRITICAL_NOTICES_DEAD)
-            log.error(
-                "job %d: critical %s given up after %d tries: %s",
-                alert.job_id,
-                kind,
-                failures,
-                error,
-            )
-            job = self._store.get_job(alert.job_id)
-            subject = job.sop_instance_uid if job is not None else ""
-            detail = f"critical {kind} of job {alert.job_id}"
-            self._alerts.send(Alert(CRITICAL_NOTICE_DEAD, subject, detail, error[:1000]))
-        else:
-            retry_at = now + retry_delay(policy, failures, self._rng)
-            self._store.mark_critical_failed(alert.job_id, error, retry_at, now=now)
+        give_up = failures >= policy.max_attempts or too_old
+        retry_at = None if give_up else now + retry_delay(policy, failures, self._rng)
+        self._store.mark_critical_failed(alert.job_id, error, retry_at, now=now)
+        if not give_up:
             self._metrics.inc(m.CRITICAL_NOTICES_FAILED)
             log.warning(
                 "job %d: critical %s failed (try %d), retrying: %s",
@@ -97,4 +90,12 @@ class CriticalNotifier:
                 failures,
                 error,
             )
-        return False
+            return
+        self._metrics.inc(m.CRITICAL_NOTICES_DEAD)
+        log.error(
+            "job %d: critical %s given up after %d tries: %s", alert.job_id, kind, failures, error
+        )
+        job = self._store.get_job(alert.job_id)
+        subject = job.sop_instance_uid if job is not None else ""
+        detail = f"critical {kind} of job {alert.job_id}"
+        self._alerts.send(Alert(CRITICAL_NOTICE_DEAD, subject, detail, error[:1000]))
