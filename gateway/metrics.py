@@ -49,6 +49,7 @@ CRITICAL_NOTICES_DEAD = "critical.dead"  # given up: nobody could be told
 ORDER_MESSAGES = "orders.messages"  # HL7 order and patient messages committed (AA)
 AUDIT_SENT = "audit.sent"
 AUDIT_SEND_FAILURES = "audit.send_failures"
+WORKLIST_QUERIES = "worklist.queries"
 REJECTED_PREFIX = "rejected."
 
 # Rejections that refuse a whole association (or connection), not one object.
@@ -131,6 +132,12 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "critical-result notice tries by outcome",
         ("outcome",),
         {"outcome": "dead"},
+    ),
+    WORKLIST_QUERIES: (
+        "worklist_queries",
+        "worklist C-FIND queries by final status",
+        ("status",),
+        {},
     ),
     AUDIT_RECORDS: ("audit_records", "audit records written to the local trail", (), {}),
     AUDIT_SENT: ("audit_sent", "audit records accepted by the syslog collector", (), {}),
