@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from model.serial_comparison import ComparisonThresholds
 from model.settings import StrictSettings, YamlFileError, line_at, read_settings
 from model.statement_limits import StatementLimits
 from model.vlm.settings import VlmSettings
@@ -320,6 +321,25 @@ class SyslogConfig(StrictSettings):
     timeout_s: float = Field(10.0, gt=0)
 
 
+class PriorArchiveConfig(StrictSettings):
+    """A DICOM archive asked for the patient's previous ECG when the gateway's own store
+    has none as recent: C-FIND (study, series, instance), then C-GET of the instance."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    called_ae: AeTitle
+    calling_ae: AeTitle = "ECGGW"
+    timeout_s: float = Field(20.0, gt=0, description="per association; a slow archive is skipped")
+
+
+class ComparisonConfig(StrictSettings):
+    """Serial comparison with the patient's previous ECG (docs/serial-comparison.md)."""
+
+    enabled: bool = True
+    thresholds: ComparisonThresholds = Field(default_factory=ComparisonThresholds)
+    archive: PriorArchiveConfig | None = Field(None, description="none: the own store only")
+
+
 class AuditConfig(StrictSettings):
     """The audit trail (IHE ATNA, DICOM PS3.15 A.5 messages): always written to a
     hash-chained file in the data directory; also sent to `syslog` when set."""
@@ -378,6 +398,7 @@ class GatewayConfig(StrictSettings):
         description="postgresql://... (several nodes on one database); default SQLite",
     )
     admin: AdminConfig = Field(default_factory=AdminConfig)
+    comparison: ComparisonConfig = Field(default_factory=ComparisonConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
     shutdown_grace_s: float = Field(

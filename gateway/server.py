@@ -126,6 +126,7 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
                 max_worker_deaths=config.job_max_worker_deaths,
                 hold_retry_s=config.hold_retry_s,
                 vlm=config.vlm,
+                comparison=config.comparison,
             ),
             metrics,
             on_done=delivery.deliver_soon,

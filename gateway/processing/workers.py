@@ -33,9 +33,12 @@ from pathlib import Path
 
 from gateway import metrics as m
 from gateway.alerts import JOB_FAILED, Alert, AlertHook
+from gateway.config import ComparisonConfig
 from gateway.metrics import Metrics
 from gateway.processes import kill_pool, new_process_pool
+from gateway.processing.findings import Additions, acquired_epoch
 from gateway.processing.job import JobResult, process_jobs
+from gateway.processing.package import ReportPackage
 from gateway.routing import MatchContext, Router
 from gateway.store import Job, Store, StoreError
 from model.engine import EngineChoice
@@ -58,6 +61,7 @@ class WorkerSettings:
     retry_delay_s: float = 5.0  # times the attempt number: 5 s, 10 s, ...
     hold_retry_s: float = 60.0  # a job held for an unavailable engine tries again after
     vlm: VlmSettings | None = None  # gateway.yaml's vlm section, for rules naming a VLM
+    comparison: ComparisonConfig | None = None  # gateway.yaml's; None: no serial comparison
 
 
 class Workers:
@@ -197,7 +201,7 @@ class Workers:
         """The jobs' results from `owner`'s helper process (in this thread before start);
         None when that process died on them (out of memory, a crash in native code) or had
         to be stopped because it never answered: both count as a worker death."""
-        args = (jobs, self._settings.reports_dir, choice)
+        args = (jobs, self._settings.reports_dir, choice, self._additions(jobs))
         with self._lock:
             executor = self._executors.get(owner)
         if executor is None:
@@ -217,6 +221,32 @@ class Workers:
             kill_pool(executor)
             self._replace_broken_executor(owner, executor)
             return None
+
+    def _additions(self, jobs: list[Job]) -> Additions:
+        """The critical rules in force, and each job's patient's recent finished ECGs."""
+        comparison = self._settings.comparison
+        priors = {}
+        if comparison is not None and comparison.enabled:
+            priors = {
+                job.id: tuple(
+                    self._store.prior_ecg_candidates(job.patient_key, job.sop_instance_uid)
+                )
+                for job in jobs
+            }
+        rules = tuple(self._router.config.critical.active_rules)
+        return Additions(rules=rules, comparison=comparison, priors=priors)
+
+    def _record_findings(self, job: Job, package: ReportPackage) -> None:
+        """Before the job's completion commits: its report in the patient's history, and
+        its critical alert (if the report is critical and someone is to be told), so
+        neither is lost to a crash between the two."""
+        report = package.report
+        acquired = acquired_epoch(package.metadata)
+        self._store.record_prior_ecg(
+            job.id, job.patient_key, package.sop_instance_uid, acquired, report
+        )
+        if report.critical and self._router.config.critical.notify:
+            self._store.record_critical_alert(job.id, [f.rule for f in report.critical])
 
     @property
     def _answer_within_s(self) -> float:
@@ -284,18 +314,22 @@ class Workers:
         except Exception as exc:  # noqa: BLE001 - a routing bug must not lose the job
             self._retry_or_fail(job, owner, label, f"routing: {type(exc).__name__}: {exc}")
             return
+        self._record_findings(job, package)
         if self._store.complete_job(job.id, owner, str(result.report_dir), destinations):
             self._metrics.inc(m.JOBS_DONE)
             self._metrics.observe_processing(seconds)
             if "engine-fallback" in package.report.source.quality_flags:
                 self._metrics.inc(m.ENGINE_FALLBACKS)
+            if package.report.critical:
+                self._metrics.inc(m.JOBS_CRITICAL)
             self._on_done(sorted({name for name, _ in destinations}))
             log.info(
-                "%s done in %.0f ms: %s, codes %s, to %s",
+                "%s done in %.0f ms: %s, codes %s, critical %s, to %s",
                 label,
                 seconds * 1000,
                 job.kind,
                 ",".join(package.report.codes) or "-",
+                ",".join(f.rule for f in package.report.critical) or "-",
                 ",".join(name for name, _ in destinations) or "nowhere",
             )
         else:

@@ -9,8 +9,9 @@ minutes lost).
 """
 
 from gateway.store.orders_schema import orders_tables
+from gateway.store.prior_critical_schema import prior_and_critical_tables
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Every step takes a database of the version before it to this one; version 0 is empty.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -85,4 +86,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         reference="BIGINT",
         if_new=False,
     ),
+    # Serial comparison's index of finished ECGs by patient (prior_ecgs.py) and the
+    # critical alerts with their notification and escalation state (critical_alerts.py).
+    3: prior_and_critical_tables(time="DOUBLE PRECISION", reference="BIGINT", if_new=False),
 }

@@ -19,7 +19,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from gateway.store.critical_alerts import CriticalAlertQueries
 from gateway.store.orders import OrdersMixin
+from gateway.store.prior_ecgs import PriorEcgQueries
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
 
 _UNSENT = "('pending', 'failed')"
@@ -36,7 +38,7 @@ _JOB_COLUMNS = (
 )
 
 
-class Store(OrdersMixin, ABC):
+class Store(OrdersMixin, PriorEcgQueries, CriticalAlertQueries, ABC):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
     Thread-safe; callers never see a driver exception (errors surface as StoreError).

@@ -5,8 +5,9 @@ one migration step.
 """
 
 from gateway.store.orders_schema import orders_tables
+from gateway.store.prior_critical_schema import prior_and_critical_tables
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,6 +63,7 @@ CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
     orders_tables(
         identity="INTEGER PRIMARY KEY AUTOINCREMENT", time="REAL", reference="INTEGER", if_new=True
     )
+    + prior_and_critical_tables(time="REAL", reference="INTEGER", if_new=True)
 )
 # Each step takes a store of the version before it to the next one.
 MIGRATIONS = {
@@ -82,4 +84,6 @@ MIGRATIONS = {
     4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
     # Orders from the EHR and patient merges: new tables, created by SCHEMA above.
     5: (),
+    # Serial comparison's prior index and the critical alerts: created by SCHEMA above.
+    6: (),
 }
