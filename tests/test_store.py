@@ -322,13 +322,14 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
         [old] = store.list_jobs()
         assert (old.sop_instance_uid, old.state) == ("1.2.3.9", "queued")
         assert (old.modality, old.institution, old.station) == ("", "", "")
+        assert (old.priority, old.lease_rank) == ("routine", 1.0)  # leased by receipt
         new = store.add_job(
             _job("1.2.3.10", modality="ECG", station="CART7"), now=T0, content=OBJECT
         )
         job = store.get_job(new.job_id)
         assert (job.modality, job.station) == ("ECG", "CART7")
         assert (job.worker_deaths, job.patient_key, job.source) == (0, "", "")
-        assert store.pragma("user_version") == 4
+        assert store.pragma("user_version") == 5
     finally:
         store.close()
     SqliteStore(path).close()  # opening a current store again changes nothing
@@ -360,7 +361,7 @@ def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(t
         indexes = {row[0] for row in store._query("SELECT name FROM sqlite_master")}
         assert "deliveries_order" not in indexes
         assert {"deliveries_in_receipt_order", "jobs_by_patient"} <= indexes
-        assert store.pragma("user_version") == 4
+        assert store.pragma("user_version") == 5
     finally:
         store.close()
 

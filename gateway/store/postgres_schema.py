@@ -8,7 +8,7 @@ Times are epoch seconds in DOUBLE PRECISION (REAL is 4 bytes in PostgreSQL: whol
 minutes lost).
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Every step takes a database of the version before it to this one; version 0 is empty.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -75,5 +75,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX deliveries_unsent ON deliveries (next_attempt_at) WHERE state != 'sent'",
         "CREATE INDEX deliveries_in_receipt_order ON deliveries (destination, patient_key, job_id)",
+    ),
+    # The priority of the ECG's order, and the time it is leased by: its receipt, less the
+    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order).
+    2: (
+        "ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'",
+        "ALTER TABLE jobs ADD COLUMN lease_rank DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "UPDATE jobs SET lease_rank = created_at",
+        "CREATE INDEX jobs_by_rank ON jobs (lease_rank, id) WHERE state IN ('queued', 'leased')",
     ),
 }

@@ -4,7 +4,7 @@ Kept apart from the queries (sqlite.py) so a schema change reads as one diff her
 one migration step.
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -33,10 +33,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     report_dir TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    priority TEXT NOT NULL DEFAULT 'routine',
+    lease_rank REAL NOT NULL DEFAULT 0,
     UNIQUE (sop_instance_uid, content_sha256)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, available_at);
 CREATE INDEX IF NOT EXISTS jobs_by_patient ON jobs (patient_key, id);
+CREATE INDEX IF NOT EXISTS jobs_by_rank ON jobs (lease_rank, id);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id INTEGER NOT NULL REFERENCES jobs (id),
@@ -74,4 +77,11 @@ MIGRATIONS = {
     ),
     # The source name of a watched folder or upload endpoint, which routes match on.
     4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
+    # The priority of the ECG's order, and the time it is leased by: its receipt, less the
+    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order).
+    5: (
+        "ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'",
+        "ALTER TABLE jobs ADD COLUMN lease_rank REAL NOT NULL DEFAULT 0",
+        "UPDATE jobs SET lease_rank = created_at",
+    ),
 }

@@ -1,0 +1,73 @@
+"""Sending a finished job's report again with a new package: what reconciling a late
+order needs (IHE REWF), written once for both backends like queries.py.
+
+Deliveries are keyed by (job, destination), so a re-send does not add rows: each
+destination's row goes back to pending, with fresh attempts, in the same transaction
+that points the job at its new report directory (and, in a store that keeps report
+files itself, stores them). The new package lives under a new directory name, so no
+node's cached copy of the old one is taken for it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from gateway.store.records import Job
+
+
+class ReportResends:
+    """Mixin of Store (queries.py), using its `_transaction`, `_execute`, `_query`,
+    `_keep_report` and `_completed`: a patient's jobs, their report files, re-sending."""
+
+    def done_jobs_for_patient(self, patient_key: str, limit: int = 100) -> list[Job]:
+        """A patient's done jobs with their reports still kept, newest first (the routing
+        patient key: the store holds no patient ID in its jobs)."""
+        rows = self._query(
+            "SELECT id FROM jobs WHERE patient_key = ? AND state = 'done'"
+            " AND report_dir IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (patient_key, limit),
+        )
+        jobs = [self.get_job(int(row["id"])) for row in rows]
+        return [job for job in jobs if job is not None]
+
+    def report_files_of(self, job: Job) -> Path | None:
+        """A directory on this node holding the done job's report package; None when
+        retention has removed it."""
+        if not job.report_dir or not Path(job.report_dir).is_dir():
+            return None
+        return Path(job.report_dir)
+
+    def replace_report(
+        self,
+        job_id: int,
+        report_dir: str,
+        deliveries: list[tuple[str, str]],
+        now: float | None = None,
+    ) -> bool:
+        """Make `report_dir` the done job's report and queue it to `deliveries`
+        ((destination, patient key) pairs) again, in one transaction: a row already sent
+        there goes back to pending with fresh attempts. False (nothing changed) when the
+        job is not done."""
+        now = time.time() if now is None else now
+        with self._transaction() as conn:
+            cursor = self._execute(
+                conn,
+                "UPDATE jobs SET report_dir = ?, updated_at = ? WHERE id = ? AND state = 'done'",
+                (report_dir, now, job_id),
+            )
+            if cursor.rowcount == 0:
+                return False
+            self._executemany(
+                conn,
+                "INSERT INTO deliveries (job_id, destination, patient_key, next_attempt_at,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (job_id, destination) DO UPDATE SET state = 'pending',"
+                " attempts = 0, next_attempt_at = excluded.next_attempt_at,"
+                " lease_expires_at = NULL, last_error = NULL, sent_at = NULL,"
+                " created_at = excluded.created_at, updated_at = excluded.updated_at",
+                [(job_id, destination, key, now, now, now) for destination, key in deliveries],
+            )
+            self._keep_report(conn, job_id, report_dir)
+        self._completed(job_id, report_dir)
+        return True
