@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from gateway.store.orders import OrdersMixin
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
 from gateway.store.report_resends import ReportResends
 
@@ -36,7 +37,7 @@ _JOB_COLUMNS = (
 )
 
 
-class Store(ReportResends, ABC):
+class Store(OrdersMixin, ReportResends, ABC):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
     Thread-safe; callers never see a driver exception (errors surface as StoreError).
