@@ -86,11 +86,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         if_new=False,
     ),
     # The priority of the ECG's order, and the time it is leased by: its receipt, less the
-    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order).
+    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order);
+    # which order a job fulfilled (order matching).
     3: (
         "ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'",
         "ALTER TABLE jobs ADD COLUMN lease_rank DOUBLE PRECISION NOT NULL DEFAULT 0",
         "UPDATE jobs SET lease_rank = created_at",
         "CREATE INDEX jobs_by_rank ON jobs (lease_rank, id) WHERE state IN ('queued', 'leased')",
+        "CREATE INDEX orders_by_job ON orders (job_id)",
     ),
 }

@@ -19,9 +19,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from gateway.store.order_jobs import OrderJobs
 from gateway.store.orders import OrdersMixin
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
-from gateway.store.report_resends import ReportResends
 
 _UNSENT = "('pending', 'failed')"
 _ONE_LESS_ATTEMPT = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
@@ -37,7 +37,7 @@ _JOB_COLUMNS = (
 )
 
 
-class Store(OrdersMixin, ReportResends, ABC):
+class Store(OrdersMixin, OrderJobs, ABC):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
     Thread-safe; callers never see a driver exception (errors surface as StoreError).

@@ -66,6 +66,8 @@ CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
         identity="INTEGER PRIMARY KEY AUTOINCREMENT", time="REAL", reference="INTEGER", if_new=True
     )
 )
+# Which order a job fulfilled (order matching); after the orders table, hence not above.
+SCHEMA += ";\nCREATE INDEX IF NOT EXISTS orders_by_job ON orders (job_id)"
 # Each step takes a store of the version before it to the next one.
 MIGRATIONS = {
     2: (
@@ -86,7 +88,8 @@ MIGRATIONS = {
     # Orders from the EHR and patient merges: new tables, created by SCHEMA above.
     5: (),
     # The priority of the ECG's order, and the time it is leased by: its receipt, less the
-    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order).
+    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order);
+    # and orders_by_job, which SCHEMA creates.
     6: (
         "ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'",
         "ALTER TABLE jobs ADD COLUMN lease_rank REAL NOT NULL DEFAULT 0",

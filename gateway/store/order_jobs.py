@@ -1,5 +1,7 @@
-"""Sending a finished job's report again with a new package: what reconciling a late
-order needs (IHE REWF), written once for both backends like queries.py.
+"""What matching ECGs to orders needs of the store beyond the orders themselves: the
+order a job fulfilled, a patient's finished jobs, and sending a finished job's report
+again with a new package (reconciling a late order, IHE REWF). Written once for both
+backends like queries.py.
 
 Deliveries are keyed by (job, destination), so a re-send does not add rows: each
 destination's row goes back to pending, with fresh attempts, in the same transaction
@@ -13,12 +15,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from gateway.store.order_records import Order
+from gateway.store.orders import _COLUMNS as _ORDER_COLUMNS
+from gateway.store.orders import _order
 from gateway.store.records import Job
 
 
-class ReportResends:
+class OrderJobs:
     """Mixin of Store (queries.py), using its `_transaction`, `_execute`, `_query`,
-    `_keep_report` and `_completed`: a patient's jobs, their report files, re-sending."""
+    `_keep_report` and `_completed`."""
+
+    def order_for_job(self, job_id: int) -> Order | None:
+        """The order the ECG of `job_id` was attached to, if any."""
+        rows = self._query(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE job_id = ? ORDER BY id LIMIT 1", (job_id,)
+        )
+        return _order(rows[0]) if rows else None
 
     def done_jobs_for_patient(self, patient_key: str, limit: int = 100) -> list[Job]:
         """A patient's done jobs with their reports still kept, newest first (the routing
