@@ -40,6 +40,7 @@ from gateway.intake.folders import start_watching
 from gateway.intake.upload import start_upload
 from gateway.logs import use_log_format
 from gateway.metrics import Metrics
+from gateway.processing.order_match import intake_priority
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.reload import Reloader
 from gateway.routing import Router as RoutesRouter
@@ -124,13 +125,15 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
                 max_worker_deaths=config.job_max_worker_deaths,
                 hold_retry_s=config.hold_retry_s,
                 vlm=config.vlm,
+                order_matching=config.order_matching,
             ),
             metrics,
             on_done=delivery.deliver_soon,
             alerts=alerts,
         )
         min_free = config.min_free_disk_mb * 1024 * 1024
-        intake = Intake(store, config.spool_dir, metrics, min_free, workers.wake, audit)
+        prioritise = intake_priority(store, config.order_matching)
+        intake = Intake(store, config.spool_dir, metrics, min_free, workers.wake, audit, prioritise)
         workers.start()
         reloader = Reloader(config, read_config, delivery, alerts, audit, admin=admin)
         running.callback(lambda: workers.stop(grace_s=reloader.config.shutdown_grace_s))

@@ -4,8 +4,10 @@ identities for resends, and keeping patient data out of error messages."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
+from dataclasses import asdict
 from typing import NamedTuple, Protocol
 
 from gateway.processing.package import ReportPackage
@@ -52,10 +54,14 @@ class Sender(Protocol):
 def content_version(package: ReportPackage) -> str:
     """Same report content -> same version, so a resend carries the same identity.
 
-    `created_at` is left out: it is when the report was built, not what it says.
+    `created_at` is left out: it is when the report was built, not what it says. The
+    order is in: a report re-sent because its late order arrived (reconciliation) is new
+    content to the receiver, which would drop it under the first one's identity.
     """
     body = package.report.model_dump_json(exclude={"created_at"})
     identity = f"{package.sop_instance_uid}\x00{body}"
+    if package.order is not None:
+        identity += f"\x00{json.dumps(asdict(package.order), sort_keys=True)}"
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

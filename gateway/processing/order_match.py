@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -28,6 +30,7 @@ from pydantic import Field
 from pydicom.valuerep import PersonName
 
 from gateway.store.order_records import OPEN_ORDER_STATES, Order, OrderPriority
+from gateway.store.records import StoreError
 from model.decode.demographics import dicom_date
 from model.ecg import EcgMetadata
 from model.settings import StrictSettings
@@ -81,6 +84,15 @@ class OrderLookup(Protocol):
     def open_orders(self, *, patient_id: str | None = None) -> list[Order]: ...
 
     def order_for_job(self, job_id: int) -> Order | None: ...
+
+
+class HeaderIdentifiers(Protocol):
+    """What intake read from a received object's header (gateway.intake.accept.HeaderFacts)."""
+
+    study_uid: str
+    accession_number: str
+    patient_id: str
+    patient_id_issuer: str
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,32 @@ def match_order(
             f"{', '.join(mismatches)}: check the patient's identity"
         )
     return OrderMatch(order, matched_by, mismatches, warning)
+
+
+def intake_priority(
+    orders: OrderLookup, settings: OrderMatching
+) -> Callable[[HeaderIdentifiers], tuple[OrderPriority, float]]:
+    """For intake: the priority of the order a received object is for, as the header
+    shows it, and its head start in the work queue (a STAT order's ECG goes first). The
+    match is made again, on the decoded ECG, when the job is processed; a store that
+    cannot answer now leaves the job routine rather than refusing the object."""
+
+    def prioritise(header: HeaderIdentifiers) -> tuple[OrderPriority, float]:
+        ecg = EcgIdentity(
+            study_instance_uid=header.study_uid,
+            accession_number=header.accession_number,
+            patient_id=header.patient_id,
+            patient_id_issuer=header.patient_id_issuer,
+            acquired_at=time.time(),  # just received: the header's time may be a cart's guess
+        )
+        try:
+            order = match_order(orders, ecg, settings).order
+        except StoreError:
+            return "routine", 0.0
+        priority = order.reference.priority if order is not None else "routine"
+        return priority, settings.head_start_s(priority)
+
+    return prioritise
 
 
 def is_candidate_for(order: Order, ecg: EcgIdentity, settings: OrderMatching) -> bool:

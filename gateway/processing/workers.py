@@ -36,6 +36,8 @@ from gateway.alerts import JOB_FAILED, Alert, AlertHook
 from gateway.metrics import Metrics
 from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.job import JobResult, process_jobs
+from gateway.processing.order_link import link_order
+from gateway.processing.order_match import OrderMatching
 from gateway.routing import MatchContext, Router
 from gateway.store import Job, Store, StoreError
 from model.engine import EngineChoice
@@ -58,6 +60,7 @@ class WorkerSettings:
     retry_delay_s: float = 5.0  # times the attempt number: 5 s, 10 s, ...
     hold_retry_s: float = 60.0  # a job held for an unavailable engine tries again after
     vlm: VlmSettings | None = None  # gateway.yaml's vlm section, for rules naming a VLM
+    order_matching: OrderMatching = field(default_factory=OrderMatching)
 
 
 class Workers:
@@ -278,7 +281,13 @@ class Workers:
         if result.transient_error is not None:
             self._retry_or_fail(job, owner, label, result.transient_error)
             return
-        package = result.package
+        try:
+            package = link_order(
+                self._store, job, result.package, result.report_dir, self._settings.order_matching
+            )
+        except Exception as exc:  # noqa: BLE001 - the store or disk: retried, then failed
+            self._retry_or_fail(job, owner, label, f"order matching: {type(exc).__name__}: {exc}")
+            return
         try:
             destinations = self._router.destinations_for(package)
         except Exception as exc:  # noqa: BLE001 - a routing bug must not lose the job

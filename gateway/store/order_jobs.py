@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from gateway.store.order_records import Order
 from gateway.store.orders import _COLUMNS as _ORDER_COLUMNS
@@ -56,30 +57,59 @@ class OrderJobs:
         report_dir: str,
         deliveries: list[tuple[str, str]],
         now: float | None = None,
+        order_id: int | None = None,
     ) -> bool:
         """Make `report_dir` the done job's report and queue it to `deliveries`
         ((destination, patient key) pairs) again, in one transaction: a row already sent
-        there goes back to pending with fresh attempts. False (nothing changed) when the
-        job is not done."""
+        there goes back to pending with fresh attempts. With `order_id`, that order is
+        attached to the job (completed) in the same transaction: a late order and its
+        re-sent report, or neither. False (nothing changed) when the job is not done or
+        the order is no longer open."""
         now = time.time() if now is None else now
-        with self._transaction() as conn:
-            cursor = self._execute(
-                conn,
-                "UPDATE jobs SET report_dir = ?, updated_at = ? WHERE id = ? AND state = 'done'",
-                (report_dir, now, job_id),
-            )
-            if cursor.rowcount == 0:
-                return False
-            self._executemany(
-                conn,
-                "INSERT INTO deliveries (job_id, destination, patient_key, next_attempt_at,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (job_id, destination) DO UPDATE SET state = 'pending',"
-                " attempts = 0, next_attempt_at = excluded.next_attempt_at,"
-                " lease_expires_at = NULL, last_error = NULL, sent_at = NULL,"
-                " created_at = excluded.created_at, updated_at = excluded.updated_at",
-                [(job_id, destination, key, now, now, now) for destination, key in deliveries],
-            )
-            self._keep_report(conn, job_id, report_dir)
+        try:
+            with self._transaction() as conn:
+                if order_id is not None and not self._attach_open_order(
+                    conn, order_id, job_id, now
+                ):
+                    return False  # nothing written yet
+                cursor = self._execute(
+                    conn,
+                    "UPDATE jobs SET report_dir = ?, updated_at = ? WHERE id = ?"
+                    " AND state = 'done'",
+                    (report_dir, now, job_id),
+                )
+                if cursor.rowcount == 0:
+                    raise _Unchanged  # undoes the order's attachment
+                self._requeue_deliveries(conn, job_id, deliveries, now)
+                self._keep_report(conn, job_id, report_dir)
+        except _Unchanged:
+            return False
         self._completed(job_id, report_dir)
         return True
+
+    def _attach_open_order(self, conn: Any, order_id: int, job_id: int, now: float) -> bool:
+        cursor = self._execute(
+            conn,
+            "UPDATE orders SET job_id = ?, state = 'completed', updated_at = ?"
+            " WHERE id = ? AND state IN ('scheduled', 'in_progress')",
+            (job_id, now, order_id),
+        )
+        return cursor.rowcount == 1
+
+    def _requeue_deliveries(
+        self, conn: Any, job_id: int, deliveries: list[tuple[str, str]], now: float
+    ) -> None:
+        self._executemany(
+            conn,
+            "INSERT INTO deliveries (job_id, destination, patient_key, next_attempt_at,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (job_id, destination) DO UPDATE SET state = 'pending',"
+            " attempts = 0, next_attempt_at = excluded.next_attempt_at,"
+            " lease_expires_at = NULL, last_error = NULL, sent_at = NULL,"
+            " created_at = excluded.created_at, updated_at = excluded.updated_at",
+            [(job_id, destination, key, now, now, now) for destination, key in deliveries],
+        )
+
+
+class _Unchanged(Exception):
+    """Leaves a transaction rolled back: the job was not done."""

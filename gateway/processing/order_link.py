@@ -1,0 +1,129 @@
+"""Putting the order into a finished ECG's report package, and reconciling a late order.
+
+`link_order` runs in the worker thread after the helper process built the package and
+before routing (routes may match on the order): the decoded metadata is there, for every
+input format, and so is the store. The matched order's reference goes into the package
+(the HL7 and FHIR builders carry it to the EHR), the report gets the match's warning, the
+package is saved again, and the order is attached to the job (completed).
+
+`reconcile_late_order` is IHE REWF's reconciliation: an order that arrives after its
+ECG was reported unordered is attached to it, and the report is sent again, referring
+to the order, through the job's delivery rows (Store.replace_report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.processing.order_match import (
+    EcgIdentity,
+    OrderMatch,
+    OrderMatching,
+    is_candidate_for,
+    log_match,
+    match_order,
+)
+from gateway.processing.package import ReportPackage
+from gateway.routing import key_for_patient
+from gateway.store import Job, Store
+from gateway.store.order_records import OPEN_ORDER_STATES, Order
+
+log = logging.getLogger(__name__)
+
+
+def link_order(
+    store: Store, job: Job, package: ReportPackage, report_dir: Path, settings: OrderMatching
+) -> ReportPackage:
+    """The package with its order (or the reason it has none) on it, saved in
+    `report_dir`; the order attached to the job. Raises StoreError (the job retries)."""
+    match = match_order(store, _identity(job, package), settings, job_id=job.id)
+    log_match(job.id, match)
+    if match.order is None and match.warning is None:
+        return package  # unordered, as most ECGs of a site without orders
+    linked = _with_match(package, match, reconciled=False)
+    linked.save(report_dir)
+    order = match.order
+    if order is not None and order.state in OPEN_ORDER_STATES:
+        store.attach_job(order.id, job.id)
+    return linked
+
+
+def reconcile_late_order(
+    store: Store,
+    order: Order,
+    settings: OrderMatching,
+    reports_dir: Path,
+    route: Callable[[ReportPackage], list[tuple[str, str]]],
+) -> list[str]:
+    """Attach a newly arrived open `order` to the one finished, unordered ECG it fits
+    (the matching rules, from the ECG's side: an ECG that two orders fit, or an order
+    that fits two ECGs, is left for a person) and queue its report again to where
+    `route` sends it now. The destinations queued; none when nothing was reconciled."""
+    if not settings.enabled or not settings.reconcile_late_orders:
+        return []
+    if order.state not in OPEN_ORDER_STATES or not order.patient_id:
+        return []
+    fits = _unordered_ecgs_fitting(store, order, settings)
+    if len(fits) > 1:
+        log.warning(
+            "order %d fits %d unordered ECGs (jobs %s): none reconciled, decide by hand",
+            order.id,
+            len(fits),
+            ", ".join(str(job.id) for job, _, _ in fits),
+        )
+        return []
+    if not fits:
+        return []
+    job, package, match = fits[0]
+    linked = _with_match(package, match, reconciled=True)
+    directory = reports_dir / f"{job.id}-order{order.id}"  # never a cached copy's name
+    linked.save(directory)
+    deliveries = route(linked)
+    if not store.replace_report(job.id, str(directory), deliveries, order_id=order.id):
+        log.warning("job %d changed while order %d was reconciled: not re-sent", job.id, order.id)
+        return []
+    log.info(
+        "order %d reconciled with job %d, reported unordered before: report sent again to %s",
+        order.id,
+        job.id,
+        ",".join(name for name, _ in deliveries) or "nowhere",
+    )
+    return sorted({name for name, _ in deliveries})
+
+
+def _unordered_ecgs_fitting(
+    store: Store, order: Order, settings: OrderMatching
+) -> list[tuple[Job, ReportPackage, OrderMatch]]:
+    """The patient's finished ECGs without an order that the matching rules would give
+    this order to (and to no other)."""
+    key = key_for_patient(order.patient_id, order.patient_id_issuer, "")
+    fits = []
+    for job in store.done_jobs_for_patient(key):
+        directory = store.report_files_of(job)
+        if directory is None:
+            continue  # purged by retention: nothing left to send again
+        package = ReportPackage.load(directory)
+        ecg = _identity(job, package)
+        if package.order is not None or not is_candidate_for(order, ecg, settings):
+            continue
+        match = match_order(store, ecg, settings, job_id=job.id)
+        if match.order is not None and match.order.id == order.id:
+            fits.append((job, package, match))
+    return fits
+
+
+def _identity(job: Job, package: ReportPackage) -> EcgIdentity:
+    return EcgIdentity.of(package.metadata, received_at=job.created_at)
+
+
+def _with_match(package: ReportPackage, match: OrderMatch, *, reconciled: bool) -> ReportPackage:
+    report = package.report
+    if match.warning is not None and match.warning not in report.warnings:
+        report = report.model_copy(update={"warnings": [*report.warnings, match.warning]})
+    reference = None
+    if match.order is not None:
+        reference = dataclasses.replace(match.order.reference, reconciled=reconciled)
+    return dataclasses.replace(package, report=report, order=reference)
