@@ -251,6 +251,32 @@ class AdminConfig(StrictSettings):
         return self
 
 
+HdNamespace = Annotated[str, Field(pattern=r"^[^|^~\\&]{1,64}$")]
+
+
+class OrdersConfig(StrictSettings):
+    """The HL7 v2 order listener (gateway/intake/hl7_orders.py): ORM^O01, OMG^O19 and
+    ADT^A08/A40 from the EHR over MLLP, acknowledged once committed (docs/orders.md)."""
+
+    enabled: bool = False
+    bind: IpAddress = "127.0.0.1"
+    port: int = Field(2575, ge=0, le=65535, description="0: any free port")
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    allowed_facilities: list[HdNamespace] = Field(
+        default_factory=list,
+        description="sending facilities (MSH-4.1) taken; empty: any (a warning is logged)",
+    )
+    default_station_ae: AeTitle | None = Field(
+        None, description="the cart AE title an order is scheduled for; empty: any cart"
+    )
+    application: HdNamespace = Field("ECGGW", description="MSH-3 of the acknowledgements")
+    facility: HdNamespace | None = Field(None, description="MSH-4 of the acknowledgements")
+    max_message_kb: int = Field(1024, ge=1, le=65536, description="a larger frame is refused")
+    idle_timeout_s: float = Field(
+        600.0, gt=0, description="a connection silent this long is closed"
+    )
+
+
 class SyslogTlsConfig(StrictSettings):
     """TLS to the audit record repository (RFC 5425): the collector's CA, and this node's
     certificate where the collector authenticates nodes (IHE ATNA mutual TLS)."""
@@ -325,6 +351,7 @@ class GatewayConfig(StrictSettings):
     )
     watch_folders: list[WatchFolder] = Field(default_factory=list)
     upload: UploadConfig = Field(default_factory=UploadConfig)
+    orders: OrdersConfig = Field(default_factory=OrdersConfig)
     retention_days: int = Field(30, ge=1)
     alert_command: tuple[str, ...] = Field(
         (), description="argv run for each job failed for good and each delivery given up"
@@ -451,3 +478,8 @@ def log_security_posture(config: GatewayConfig) -> None:
         )
     if not config.tls.enabled:
         log.warning("TLS is off: DICOM traffic (with patient data) is not encrypted")
+    orders = config.orders
+    if orders.enabled and not orders.allowed_facilities:
+        log.warning("orders.allowed_facilities is empty: orders from ANY sending facility")
+    if orders.enabled and not orders.tls.enabled and not _is_loopback(orders.bind):
+        log.warning("orders.tls is off: HL7 orders (with patient data) are not encrypted")

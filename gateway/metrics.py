@@ -42,6 +42,7 @@ DELIVERIES_SENT = "deliveries.sent"
 DELIVERIES_FAILED = "deliveries.failed"  # a try failed, another is scheduled (a retry)
 DELIVERIES_DEAD = "deliveries.dead"  # given up: a dead letter
 AUDIT_RECORDS = "audit.records"
+ORDER_MESSAGES = "orders.messages"  # HL7 order and patient messages committed (AA)
 AUDIT_SENT = "audit.sent"
 AUDIT_SEND_FAILURES = "audit.send_failures"
 REJECTED_PREFIX = "rejected."
@@ -100,6 +101,12 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "dead_letters",
         "deliveries given up (dead letters)",
         ("destination",),
+        {},
+    ),
+    ORDER_MESSAGES: (
+        "hl7_messages",
+        "HL7 order and patient messages committed and acknowledged AA",
+        (),
         {},
     ),
     AUDIT_RECORDS: ("audit_records", "audit records written to the local trail", (), {}),

@@ -1,5 +1,5 @@
-"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP, watched folders and the
-upload endpoint -> admin endpoint -> wait for a signal.
+"""`ecg-gateway serve`: config -> store -> workers -> DICOM SCP, watched folders, the
+upload endpoint and the HL7 order listener -> admin endpoint -> wait for a signal.
 
 SIGHUP reloads the routes file and gateway.yaml (gateway/reload.py) between
 associations' starts, never cutting one. SIGTERM (or SIGINT) drains, in the reverse
@@ -37,6 +37,8 @@ from gateway.durable import ensure_dir, remove_unfinished_writes
 from gateway.intake.accept import Intake
 from gateway.intake.dicom_scp import RunningScp, start_scp
 from gateway.intake.folders import start_watching
+from gateway.intake.hl7_orders import OrderListener, start_orders
+from gateway.intake.order_intake import OrderIntake
 from gateway.intake.upload import start_upload
 from gateway.logs import use_log_format
 from gateway.metrics import Metrics
@@ -45,7 +47,7 @@ from gateway.processing.workers import Workers, WorkerSettings
 from gateway.reload import Reloader
 from gateway.routing import Router as RoutesRouter
 from gateway.scheduler import start_delivery
-from gateway.store import open_store
+from gateway.store import Store, open_store
 from model.engine import EngineChoice
 from model.vlm.settings import VlmUnavailable
 
@@ -140,6 +142,7 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         scp = reloader.scp = start_scp(config, intake, metrics)
         running.callback(_stop_accepting, scp, draining, lambda: reloader.config.shutdown_grace_s)
         _start_file_intakes(config, intake, running)
+        _start_order_listener(config, store, metrics, audit, running)
         if audit is not None:
             audit.application(started=True)
         log.info(
@@ -166,6 +169,22 @@ def _start_file_intakes(config: GatewayConfig, intake: Intake, running: ExitStac
     upload = start_upload(config.upload, intake)
     if upload is not None:
         running.callback(upload.stop)
+
+
+def _start_order_listener(
+    config: GatewayConfig,
+    store: Store,
+    metrics: Metrics,
+    audit: Auditor | None,
+    running: ExitStack,
+) -> OrderListener | None:
+    """The HL7 order listener when `orders.enabled`, stopped by `running`; hooks that act
+    on committed orders go into its `on_order` list."""
+    intake = OrderIntake(store, config.orders, metrics, audit)
+    listener = start_orders(config.orders, intake)
+    if listener is not None:
+        running.callback(listener.stop, config.shutdown_grace_s)
+    return listener
 
 
 def _start_admin(

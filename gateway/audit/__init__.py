@@ -2,6 +2,14 @@
 RFC 5424/5425 syslog forwarder. The gateway's parts call `Auditor`'s event methods."""
 
 from gateway.audit.auditor import CONFIGURATION, RESTRICTED, Auditor
-from gateway.audit.messages import Instance
+from gateway.audit.messages import SOURCE, Instance, Participant, patient_object
 
-__all__ = ["CONFIGURATION", "RESTRICTED", "Auditor", "Instance"]
+__all__ = [
+    "CONFIGURATION",
+    "RESTRICTED",
+    "SOURCE",
+    "Auditor",
+    "Instance",
+    "Participant",
+    "patient_object",
+]

@@ -4,6 +4,8 @@
 |---|---|---|
 | instance_received | DICOM Instances Transferred (110104), C | an object acknowledged to its sender |
 | exported | Export (110106), R | a report delivered to a destination |
+| order_record | Order Record (110109), C U | an order received, updated, cancelled (HL7 or CLI) |
+| patient_record | Patient Record (110110), U | a patient's orders updated or merged (ADT) |
 | node_refused | Security Alert (110113) / Node Authentication | association rejected, TLS failure |
 | admin_action | Security Alert / Software Configuration or Use of Restricted Function | routes or config reloaded, jobs or deliveries retried |
 | application | Application Activity (110100) / Start or Stop | `serve` starts and stops |
@@ -115,6 +117,41 @@ class Auditor:
                 instance=instance,
             )
         )
+
+    def order_record(
+        self, action: str, description: str, patient: msg.Instance, sender: msg.Participant
+    ) -> None:
+        """An order created (C) or changed (U) by `sender` (an EHR, or an operator);
+        `description` names the order and what happened, `patient` its patient only."""
+        self._record_change(msg.ORDER_RECORD, action, description, patient, sender)
+
+    def patient_record(
+        self, description: str, patient: msg.Instance, sender: msg.Participant
+    ) -> None:
+        """A patient's orders updated or re-keyed (ADT^A08, ADT^A40) by `sender`."""
+        self._record_change(msg.PATIENT_RECORD, "U", description, patient, sender)
+
+    def _record_change(
+        self,
+        event_id: msg.Code,
+        action: str,
+        description: str,
+        patient: msg.Instance,
+        sender: msg.Participant,
+    ) -> None:
+        self._record(
+            msg.AuditEvent(
+                event_id,
+                action,
+                description=description,
+                participants=(sender, self._gateway(msg.DESTINATION)),
+                instance=patient,
+            )
+        )
+
+    def operator(self) -> msg.Participant:
+        """The user running this process, as the requestor of an action."""
+        return _os_user(requestor=True)
 
     def node_refused(self, peer_host: str, calling_ae: str, reason: str) -> None:
         """An association rejected or a TLS handshake that failed: a security alert."""

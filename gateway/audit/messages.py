@@ -23,6 +23,8 @@ Code = tuple[str, str, str]
 APPLICATION_ACTIVITY: Code = ("110100", "DCM", "Application Activity")
 INSTANCES_TRANSFERRED: Code = ("110104", "DCM", "DICOM Instances Transferred")
 EXPORT: Code = ("110106", "DCM", "Export")
+ORDER_RECORD: Code = ("110109", "DCM", "Order Record")
+PATIENT_RECORD: Code = ("110110", "DCM", "Patient Record")
 SECURITY_ALERT: Code = ("110113", "DCM", "Security Alert")
 # Event type codes
 APPLICATION_START: Code = ("110120", "DCM", "Application Start")
@@ -68,6 +70,11 @@ class Instance:
     study_uid: str = ""
     patient_id: str = ""
     patient_id_issuer: str = ""
+
+
+def patient_object(patient_id: str, patient_id_issuer: str = "") -> Instance:
+    """The patient alone as the object of an event (an order or patient record)."""
+    return Instance("", "", patient_id=patient_id, patient_id_issuer=patient_id_issuer)
 
 
 @dataclass(frozen=True)
