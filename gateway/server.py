@@ -42,6 +42,7 @@ from gateway.intake.order_intake import OrderIntake
 from gateway.intake.upload import start_upload
 from gateway.logs import use_log_format
 from gateway.metrics import Metrics
+from gateway.processing.order_link import reconciliation_hook
 from gateway.processing.order_match import intake_priority
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.reload import Reloader
@@ -142,7 +143,17 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         scp = reloader.scp = start_scp(config, intake, metrics)
         running.callback(_stop_accepting, scp, draining, lambda: reloader.config.shutdown_grace_s)
         _start_file_intakes(config, intake, running)
-        _start_order_listener(config, store, metrics, audit, running)
+        listener = _start_order_listener(config, store, metrics, audit, running)
+        if listener is not None:  # IHE REWF: a late order reconciled with its ECG
+            listener.on_order.append(
+                reconciliation_hook(
+                    store,
+                    config.order_matching,
+                    config.reports_dir,
+                    router.destinations_for,
+                    delivery.deliver_soon,
+                )
+            )
         if audit is not None:
             audit.application(started=True)
         log.info(

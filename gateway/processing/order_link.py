@@ -51,6 +51,27 @@ def link_order(
     return linked
 
 
+def reconciliation_hook(
+    store: Store,
+    settings: OrderMatching,
+    reports_dir: Path,
+    route: Callable[[ReportPackage], list[tuple[str, str]]],
+    on_queued: Callable[[list[str]], None],
+) -> Callable[[Order, str], None]:
+    """An `on_order` callback of the HL7 order listener (gateway/intake/order_intake.py):
+    each new or updated order is reconciled; `on_queued` hears the destinations queued
+    again (delivery sweeps them now)."""
+
+    def on_order(order: Order, event: str) -> None:
+        if event not in ("new", "updated", "patient-updated"):
+            return
+        destinations = reconcile_late_order(store, order, settings, reports_dir, route)
+        if destinations:
+            on_queued(destinations)
+
+    return on_order
+
+
 def reconcile_late_order(
     store: Store,
     order: Order,
@@ -99,9 +120,15 @@ def _unordered_ecgs_fitting(
 ) -> list[tuple[Job, ReportPackage, OrderMatch]]:
     """The patient's finished ECGs without an order that the matching rules would give
     this order to (and to no other)."""
-    key = key_for_patient(order.patient_id, order.patient_id_issuer, "")
+    due = order.scheduled_at if order.scheduled_at is not None else order.created_at
+    # an ECG the window could give this order was received after due - window
+    since = due - settings.patient_window_h * 3600
+    # the ECG may name the order's issuer of patient ID, or none (then it is no conflict)
+    issuers = dict.fromkeys((order.patient_id_issuer, ""))
+    keys = [key_for_patient(order.patient_id, issuer, "") for issuer in issuers]
+    jobs = [job for key in keys for job in store.done_jobs_for_patient(key, received_since=since)]
     fits = []
-    for job in store.done_jobs_for_patient(key):
+    for job in jobs:
         directory = store.report_files_of(job)
         if directory is None:
             continue  # purged by retention: nothing left to send again

@@ -33,13 +33,16 @@ class OrderJobs:
         )
         return _order(rows[0]) if rows else None
 
-    def done_jobs_for_patient(self, patient_key: str, limit: int = 100) -> list[Job]:
-        """A patient's done jobs with their reports still kept, newest first (the routing
-        patient key: the store holds no patient ID in its jobs)."""
+    def done_jobs_for_patient(
+        self, patient_key: str, received_since: float = 0.0, limit: int = 100
+    ) -> list[Job]:
+        """A patient's done jobs received since `received_since`, with their reports still
+        kept, newest first (by the routing patient key: the store holds no patient ID in
+        its jobs)."""
         rows = self._query(
             "SELECT id FROM jobs WHERE patient_key = ? AND state = 'done'"
-            " AND report_dir IS NOT NULL ORDER BY id DESC LIMIT ?",
-            (patient_key, limit),
+            " AND report_dir IS NOT NULL AND created_at >= ? ORDER BY id DESC LIMIT ?",
+            (patient_key, received_since, limit),
         )
         jobs = [self.get_job(int(row["id"])) for row in rows]
         return [job for job in jobs if job is not None]
