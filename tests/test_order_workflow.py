@@ -5,7 +5,8 @@ MLLP listeners from the `hl7` package as the EHR. On both store backends.
 One run covers the three cases a site meets: an ECG taken from the worklist (its Study
 Instance UID names a STAT order: routed by the order, the order completed, its status
 update sent), one whose order names another spelling of the patient (flagged, never
-merged) and an unordered one (reported as before, no status update).
+merged) and an unordered one (reported as before, no status update). Another has the EHR
+send an order late, through the real HL7 listener: the walk-in ECG's report goes again.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+import hl7
 import pytest
+from hl7.client import MLLPClient
 
 from gateway.store.order_records import NewOrder, OrderReference
 from tests import dicom_samples as samples
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, free_port
+from tests.hl7_orders_support import orm, pid
 from tests.hl7_strict import validated_strictly
 from tests.peers import Hl7TestPeer
 
@@ -144,3 +148,45 @@ def _wait_for(condition, server: GatewayProcess, timeout_s: float = 60.0) -> Non
     while not condition():
         assert time.monotonic() < deadline, server.logs()[-3000:]
         time.sleep(0.2)
+
+
+def test_a_late_order_from_the_ehr_reconciles_a_walk_in_ecg(shared_data, tmp_path):
+    """REWF reconciliation through the real listener: the EHR (python-hl7's MLLP client)
+    sends the order after the ECG was reported unordered; the report goes again,
+    referring to it, and the order's status update follows."""
+    results, status = Hl7TestPeer().start(), Hl7TestPeer().start()
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES.format(results=results.port, status=status.port))
+    routes.write_text(routes.read_text().replace("default: [outbox]", "default: [cardiology]"))
+    orders_port = free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"routes: {routes}\norders: {{enabled: true, port: {orders_port}}}\n")
+    server = GatewayProcess(tmp_path / "data", config=config).start()
+    try:
+        walk_in = _ecg(shared_data, tmp_path / "walk-in.dcm", AcquisitionDateTime="20260102080000")
+        sent = subprocess.run(
+            ["storescu", "-aet", "CART7", "127.0.0.1", str(server.port), str(walk_in)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        _wait_for(lambda: len(results.received) == 1, server)
+        assert status.received == []
+
+        message = orm(placer="LATE7", patient=pid("000001", ""), start="20260102083000")
+        with MLLPClient("127.0.0.1", orders_port) as ehr:
+            ack = hl7.parse(ehr.send_message(message).decode())
+        assert str(ack.segment("MSA")[1]) == "AA"
+        _wait_for(lambda: len(results.received) == 2 and len(status.received) == 1, server)
+
+        first, again = (str(m.segment("MSH")[10]) for m in results.received)
+        assert first != again
+        assert str(status.received[0].segment("ORC")[2]) == "LATE7^HIS"
+        store = server.open_store()
+        [job] = store.list_jobs()
+        assert store.order_for_job(job.id).reference.placer_order_number == "LATE7"
+        store.close()
+        assert f"reconciled with job {job.id}" in server.logs()
+    finally:
+        server.stop_if_running()
+        results.stop()
+        status.stop()
