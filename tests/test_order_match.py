@@ -11,17 +11,15 @@ import pytest
 
 from gateway.processing.order_match import EcgIdentity, OrderMatching, match_order
 from gateway.store.order_records import NewOrder, OrderReference
-from tests.test_store import OBJECT, _job, open_backend
+from tests.test_store import OBJECT, _job
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC).timestamp()
 SETTINGS = OrderMatching()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    s = open_backend(request.param, request, tmp_path)
-    yield s
-    s.close()
+@pytest.fixture
+def store(store_each_backend):
+    return store_each_backend
 
 
 def _order(store, placer: str = "P1", **changes):

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_store import OBJECT, T0, _job, open_backend
+from tests.test_store import OBJECT, T0, _job
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    s = open_backend(request.param, request, tmp_path)
-    yield s
-    s.close()
+@pytest.fixture
+def store(store_each_backend):
+    return store_each_backend
 
 
 def _lease_order(store, count: int) -> list[str]:

@@ -24,18 +24,15 @@ from gateway.routing import Router
 from gateway.store.order_records import NewOrder, OrderReference
 from tests import dicom_samples as samples
 from tests.peers import Hl7TestPeer
-from tests.test_store import open_backend
 
 ACQUIRED = "20260102080000"
 DUE = datetime(2026, 1, 2, 8, 30).astimezone().timestamp()
 SETTINGS = OrderMatching()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    s = open_backend(request.param, request, tmp_path)
-    yield s
-    s.close()
+@pytest.fixture
+def store(store_each_backend):
+    return store_each_backend
 
 
 @pytest.fixture
