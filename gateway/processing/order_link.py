@@ -44,7 +44,7 @@ def link_order(
     if match.order is None and match.warning is None:
         return package  # unordered, as most ECGs of a site without orders
     linked = _with_match(package, match, reconciled=False)
-    linked.save(report_dir)
+    linked.save_report_and_context(report_dir)
     order = match.order
     if order is not None and order.state in OPEN_ORDER_STATES:
         store.attach_job(order.id, job.id)
