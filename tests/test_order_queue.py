@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store.order_records import NewOrder, OrderReference
 from tests.test_store import OBJECT, T0, _job
 
 
@@ -91,3 +92,32 @@ def test_a_patients_done_jobs_and_their_report_files(store, tmp_path):
     assert job.id == mine
     files = store.report_files_of(job)
     assert (files / "context.json").read_text() == '{"order": null}'
+
+
+def _open_order(store, placer: str):
+    reference = OrderReference(placer_order_number=placer, placer_authority="HIS")
+    return store.add_order(NewOrder(reference=reference, patient_id="MRN1"), now=T0)
+
+
+def test_a_late_order_is_attached_with_the_resend_or_not_at_all(store, tmp_path):
+    job_id, _ = _done_job(store, tmp_path, "1.7", "p:one")
+    cancelled = _open_order(store, "C1")
+    store.set_order_state(cancelled.id, "cancelled")
+    replaced = str(tmp_path / "reports" / f"{job_id}-order{cancelled.id}")
+    deliveries = [("ehr", "p:one")]
+    assert not store.replace_report(job_id, replaced, deliveries, now=T0 + 1, order_id=cancelled.id)
+    assert store.get_job(job_id).report_dir != replaced  # nothing changed
+
+    queued = store.add_job(_job("1.8", "8" * 64), now=T0, content=OBJECT).job_id
+    late = _open_order(store, "L1")
+    assert not store.replace_report(queued, replaced, deliveries, now=T0 + 1, order_id=late.id)
+    assert store.get_order(late.id).state == "scheduled"  # rolled back with the job's refusal
+
+    Path(replaced).mkdir()
+    (Path(replaced) / "context.json").write_text("{}")
+    assert store.replace_report(job_id, replaced, deliveries, now=T0 + 2, order_id=late.id)
+    assert (store.get_order(late.id).state, store.get_order(late.id).job_id) == (
+        "completed",
+        job_id,
+    )
+    assert store.order_for_job(job_id).id == late.id
