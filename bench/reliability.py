@@ -96,7 +96,7 @@ def print_table(result: Result, sizes: Sizes) -> None:
     )
     print("\n".join(table(result)))
     print(f"\nall finished before the end: {result.settled}")
-    print(f"empty datasets took {result.empty_seconds:.1f} s (sender timeout 5 s each)")
+    print(f"empty datasets took {result.empty_seconds:.1f} s (dataset wait 2 s)")
     print(f"tracebacks in the gateway log: {result.log_tracebacks}")
     for crash in result.crashes:
         print(f"CRASH: {crash}")

@@ -91,6 +91,10 @@ class DicomLimits(StrictSettings):
     acse_timeout_s: float = Field(30.0, gt=0)
     dimse_timeout_s: float = Field(60.0, gt=0)
     network_timeout_s: float = Field(60.0, gt=0)
+    # How long a C-STORE command that announces a dataset may wait for its first data
+    # fragment before it is answered 0xC000 and the association aborted
+    # (gateway/intake/dataset_wait.py); a sender sends it right after the command.
+    dataset_wait_s: float = Field(10.0, gt=0)
     max_associations: int = Field(10, ge=1, le=1000)
 
 

@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
@@ -30,6 +31,9 @@ import hl7.mllp
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.reference import Reference
 from pydantic import BaseModel, ValidationError
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.dimse_primitives import C_STORE
 
 # Required bindings a server enforces (R4 value sets).
 _STATUS_CODES = {
@@ -474,3 +478,36 @@ def make_pki(directory: Path) -> Pki:
         directory / "client.key",
         directory / "other-ca.pem",
     )
+
+
+def announce_a_dataset_and_send_none(
+    port: int,
+    sop_class_uid: str,
+    timeout_s: float,
+    calling_ae: str = "CART1",
+    sop_instance_uid: str | None = None,
+) -> C_STORE | None:
+    """A broken sender (pynetdicom's SCU with an empty in-memory dataset): the C-STORE
+    command announces a dataset (Command Data Set Type 0x0001) and no data fragment
+    follows. The response primitive, or None if none came within `timeout_s`."""
+    ae = AE(ae_title=calling_ae)
+    ae.add_requested_context(sop_class_uid)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    assoc = ae.associate("127.0.0.1", port)
+    if not assoc.is_established:
+        return None
+    request = C_STORE()
+    request.MessageID = 7
+    request.AffectedSOPClassUID = sop_class_uid
+    request.AffectedSOPInstanceUID = sop_instance_uid or generate_uid()
+    request.Priority = 2
+    request.DataSet = BytesIO(b"")
+    # Paused as send_c_echo pauses it, so the reactor leaves the response to get_msg.
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
+        time.sleep(0.001)
+    assoc.dimse.send_msg(request, assoc.accepted_contexts[0].context_id)
+    _, response = assoc.dimse.get_msg(block=True)
+    assoc._reactor_checkpoint.set()
+    assoc.abort()
+    return response

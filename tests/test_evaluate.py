@@ -54,6 +54,16 @@ def test_bertscore_uses_the_offline_minilm_and_ranks_paraphrase_above_unrelated(
     assert both == pytest.approx(same / 2, abs=0.01)
 
 
+def test_code_f1_with_one_code_scores_that_code_not_its_absence() -> None:
+    """sklearn scored the negative class for a one-code set: 4 of 5 right-absent records
+    gave AFIB a high F1 although the one AFIB was missed."""
+    reference = [["AFIB"], [], [], [], []]
+    predicted = [[], [], [], [], []]
+    assert code_f1(predicted, reference, ["AFIB"]) == ({"AFIB": 0.0}, 0.0)
+    per_code, _ = code_f1([["AFIB"], ["AFIB"], [], [], []], reference, ["AFIB"])
+    assert per_code == {"AFIB": pytest.approx(100.0 * 2 / 3)}
+
+
 def test_code_f1_per_code_and_macro_by_hand() -> None:
     predicted = [["SR"], ["SR", "AFIB"], ["LAD", "NORM"]]
     reference = [["SR"], ["AFIB"], ["SR"]]

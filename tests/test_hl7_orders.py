@@ -138,7 +138,7 @@ def test_a_failing_callback_does_not_stop_the_others_or_the_ack(listener, store,
     assert "on_order callback" in caplog.text and PATIENT_NAME not in caplog.text
 
 
-def test_patient_update_and_merge_change_open_orders(listener, store):
+def test_patient_update_and_merge_change_open_orders(listener, store, tmp_path):
     send(listener.port, orm(placer="A"))
     assert ack_code(send(listener.port, adt_a08(name="Doe^Janet"))) == "AA"
     order = store.find_order("A", "HIS")
@@ -147,6 +147,9 @@ def test_patient_update_and_merge_change_open_orders(listener, store):
     assert store.find_order("A", "HIS").patient_id == "MRN9"
     [merge] = store._query("SELECT prior_id, new_id, orders_moved FROM patient_merges")
     assert tuple(merge.values() if isinstance(merge, dict) else merge) == (PATIENT_ID, "MRN9", 1)
+    trail = (tmp_path / "audit" / "audit-trail.jsonl").read_text()
+    assert trail.count('originalText=\\"Patient Record\\"') == 2
+    assert "merged, 1 moved" in trail and "MRN9^^^HOSP" in trail
 
 
 def _replace_segment(message: str, name: str, new: str) -> str:
@@ -279,6 +282,29 @@ def test_no_aa_unless_committed_when_the_store_refuses_writes(listener, store):
     assert store.find_order("B", "HIS").state == "scheduled"
 
 
+def test_a_fault_of_the_gateways_is_answered_ae_and_the_listener_stays_up(
+    listener, store, caplog, monkeypatch
+):
+    """A bug (here find_order raising what no store raises) must not cost the sender its
+    answer, the log a patient's name, or the listener its life."""
+    real = store.find_order
+
+    def broken(*args):
+        raise KeyError(PATIENT_NAME)
+
+    monkeypatch.setattr(store, "find_order", broken)
+    reply = send(listener.port, orm())
+    assert ack_code(reply) == "AE" and str(reply.segment("MSA")[2]) == "MSG1"
+    assert "failed on it: KeyError" in caplog.text and "Doe" not in caplog.text
+    monkeypatch.setattr(store, "find_order", real)
+    assert ack_code(send(listener.port, orm())) == "AA"
+
+
+def test_a_port_in_use_is_named_at_start(listener, store, tmp_path):
+    with pytest.raises(OSError, match=f"orders: cannot listen on 127.0.0.1:{listener.port}"):
+        start_listener(store, tmp_path / "audit", port=listener.port)
+
+
 def test_mllp_over_tls(store, tmp_path):
     pki = make_pki(tmp_path)
     tls = {"enabled": True, "cert": str(pki.server_cert), "key": str(pki.server_key)}
@@ -315,8 +341,6 @@ def _until(condition, timeout_s: float = 10.0) -> None:
 def test_bad_orders_config_names_the_key_and_line(tmp_path):
     path = tmp_path / "gateway.yaml"
     path.write_text("orders:\n  enabled: true\n  allowed_facilities: ['A|B']\n  prot: 1\n")
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(ConfigError, match=r"line 3: orders\.allowed_facilities\.0") as raised:
         load_config(path)
-    message = str(raised.value)
-    assert "line 3: orders.allowed_facilities.0" in message
-    assert "line 4: orders.prot: Extra inputs are not permitted" in message
+    assert "line 4: orders.prot: Extra inputs are not permitted" in str(raised.value)

@@ -6,6 +6,7 @@ open orders, and the worklist's query runs on an index."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from dataclasses import replace
 
 import pytest
@@ -87,6 +88,26 @@ def test_a_new_order_for_a_closed_placer_is_refused_and_changes_nothing(store):
     with pytest.raises(StoreError, match=r"order P1\^HIS is cancelled"):
         store.add_order(_order(station_ae="CART9"), now=T0 + 2)
     assert store.get_order(first.id) == replace(first, state="cancelled", updated_at=T0 + 1)
+
+
+def test_one_order_when_two_nodes_take_the_same_new_order_at_once(store, request, tmp_path):
+    """Two stores on one database (PostgreSQL: two nodes; SQLite: two processes' files)."""
+    other = open_backend(request.node.callspec.params["store"], request, tmp_path, "node-b")
+    if isinstance(store, SqliteStore):
+        other.close()
+        other = SqliteStore(store.path)
+    results = []
+    threads = [
+        threading.Thread(target=lambda s=s: results.append(s.add_order(_order(), now=T0)))
+        for s in (store, other) * 5
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    other.close()
+    assert len(results) == 10 and len({order.id for order in results}) == 1
+    assert len(store.list_orders()) == 1
 
 
 def test_the_same_number_from_another_placer_is_another_order(store):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pynetdicom.sop_class import TwelveLeadECGWaveformStorage as ECG_12_LEAD
 
 from gateway import metrics as m
 from gateway.cli.send import client_tls_context, send_files
@@ -29,7 +30,7 @@ from gateway.intake.dicom_scp import start_scp, tls_context
 from gateway.metrics import Metrics
 from gateway.store import SqliteStore
 from tests import dicom_samples as samples
-from tests.peers import Pki, make_pki
+from tests.peers import Pki, announce_a_dataset_and_send_none, make_pki
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
 
@@ -290,6 +291,35 @@ def test_store_unavailable_gets_out_of_resources(gateway, vendor):
     assert gateway.metrics.rejections() == {"store-unavailable": 1}
     gateway.store = SqliteStore(gateway.config.store_path)
     assert gateway.jobs() == []
+
+
+def test_a_dataset_announced_and_never_sent_is_answered_within_the_wait(tmp_path):
+    """It waited for the network timeout (a minute) with no answer before."""
+    running = RunningGateway(tmp_path, dicom={"dataset_wait_s": 0.5, "network_timeout_s": 60})
+    try:
+        started = time.monotonic()
+        response = announce_a_dataset_and_send_none(running.port, ECG_12_LEAD, timeout_s=10)
+        assert time.monotonic() - started < 5
+        assert response is not None and response.Status == 0xC000
+        assert response.MessageIDBeingRespondedTo == 7
+        assert "no dataset" in response.ErrorComment
+        assert running.metrics.rejections() == {"no-dataset": 1}
+        assert running.jobs() == []
+        assert dcmtk("echoscu", port=running.port).returncode == 0  # still serving
+    finally:
+        running.stop()
+
+
+def test_a_short_dataset_wait_does_not_disturb_senders_that_send(tmp_path, vendor):
+    running = RunningGateway(tmp_path, dicom={"dataset_wait_s": 0.05})
+    try:
+        copies = [samples.copy_with_new_uid(vendor, tmp_path / f"{i}.dcm") for i in range(5)]
+        assert storescu(running.port, *copies).returncode == 0
+        time.sleep(0.2)  # past the wait: no late failure answer or abort
+        assert len(running.jobs()) == 5
+        assert "no-dataset" not in running.metrics.rejections()
+    finally:
+        running.stop()
 
 
 # --- who may connect ----------------------------------------------------------------------

@@ -199,15 +199,20 @@ def bertscore_f1(
 def code_f1(
     predicted: Sequence[Iterable[str]], reference: Sequence[Iterable[str]], codes: Sequence[str]
 ) -> tuple[dict[str, float], float]:
-    """F1 per code (x100) and their macro mean over the codes present in the reference."""
-    from sklearn.metrics import f1_score
+    """F1 per code (x100) and their macro mean over the codes present in the reference.
+
+    Counted per column here: sklearn's f1_score takes a one-code (n, 1) indicator for a
+    binary target and scores the negative class too, so one code would get the wrong F1.
+    """
     from sklearn.preprocessing import MultiLabelBinarizer
 
     binarizer = MultiLabelBinarizer(classes=list(codes))
     known = set(codes)
-    y_pred = binarizer.fit_transform([[c for c in p if c in known] for p in predicted])
-    y_true = binarizer.transform([[c for c in r if c in known] for r in reference])
-    scores = f1_score(y_true, y_pred, average=None, zero_division=0.0)
+    y_pred = binarizer.fit_transform([[c for c in p if c in known] for p in predicted]) > 0
+    y_true = binarizer.transform([[c for c in r if c in known] for r in reference]) > 0
+    true_pos = (y_true & y_pred).sum(axis=0)
+    wrong = (y_true ^ y_pred).sum(axis=0)  # false positives + false negatives
+    scores = 2 * true_pos / np.maximum(2 * true_pos + wrong, 1)
     supported = y_true.sum(axis=0) > 0
     per_code = {code: 100.0 * float(s) for code, s, ok in zip(codes, scores, supported) if ok}
     macro = float(np.mean(list(per_code.values()))) if per_code else 0.0

@@ -161,8 +161,8 @@ def malformed(directory: Path, bases: list[Dataset], size: int, seed: int) -> li
 
 
 def empty_datasets(directory: Path, count: int) -> list[Case]:
-    """File meta announcing an ECG, then no dataset at all (kept out of the main corpus:
-    such a C-STORE currently waits for the SCP's network timeout)."""
+    """File meta announcing an ECG, then no dataset at all (a phase of their own: each is
+    also sent as a C-STORE that announces the dataset and never sends it)."""
     directory.mkdir(parents=True, exist_ok=True)
     cases = []
     for i in range(count):

@@ -10,8 +10,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import pydicom
+
 from gateway.cli.send import send_files
 from reliability.corpus import Case
+from tests.peers import announce_a_dataset_and_send_none
 
 # Debian's dcmtk waits ~40 ms per small PDU for a delayed ACK unless told otherwise.
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -85,15 +88,30 @@ def send_pynetdicom(case: Case, port: int, timeout_s: float) -> Sent:
     return Sent(case, False, refused_class, detail, "pynetdicom")
 
 
-def send_until_answered(case: Case, port: int, tries: int = 20, pause_s: float = 1.0) -> Sent:
-    """Send again while the gateway does not answer (it is being killed and restarted),
-    as a cart keeps an ECG until it is acknowledged. A resend of stored bytes is a
-    duplicate that the gateway acknowledges without a second job."""
+def send_announced_without_data(case: Case, port: int, timeout_s: float) -> Sent:
+    """A C-STORE whose command announces the case's dataset and which then sends none."""
+    sop_class = str(pydicom.dcmread(case.path).file_meta.MediaStorageSOPClassUID)
+    response = announce_a_dataset_and_send_none(port, sop_class, timeout_s, "RELSEND", case.uid)
+    if response is None or response.Status is None:
+        return Sent(case, False, False, "no response", "announce-only")
+    status = int(response.Status)
+    detail = f"0x{status:04X} {response.ErrorComment or ''}"[:200]
+    return Sent(case, status == 0, status != 0, detail, "announce-only")
+
+
+def send_until_answered(
+    case: Case, port: int, patience_s: float = 90.0, pause_s: float = 1.0
+) -> Sent:
+    """Send again while the gateway does not answer (it is being killed and restarted,
+    which takes 20 s on a loaded machine), as a cart keeps an ECG until it is
+    acknowledged. A resend of stored bytes is a duplicate that the gateway acknowledges
+    without a second job."""
+    deadline = time.monotonic() + patience_s
     sent = send(case, port)
-    for attempt in range(2, tries + 1):
-        if not sent.unanswered:
-            break
+    attempt = 1
+    while sent.unanswered and time.monotonic() < deadline:
         time.sleep(pause_s)
+        attempt += 1
         sent = send(case, port)
         sent = Sent(sent.case, sent.acked, sent.refused, sent.detail, sent.sender, attempt)
     return sent

@@ -39,6 +39,7 @@ from gateway.intake.accept import (
     Outcome,
     ReceivedObject,
 )
+from gateway.intake.dataset_wait import DatasetWait
 from gateway.intake.storage_commitment import StorageCommitment, handle_n_action
 from gateway.metrics import Metrics
 
@@ -262,6 +263,7 @@ class RunningScp:
     ae: AE
     server: GatewayServer
     thread: threading.Thread
+    dataset_wait: DatasetWait | None = None
 
     @property
     def port(self) -> int:
@@ -272,6 +274,8 @@ class RunningScp:
         those in progress go on as they started."""
         context = tls_context(config.tls)  # first: a bad certificate changes nothing
         set_policy(self.ae, config)
+        if self.dataset_wait is not None:
+            self.dataset_wait.wait_s = config.dicom.dataset_wait_s
         self.server.allowed_networks = _networks(config)
         self.server.ssl_context = context
 
@@ -292,14 +296,18 @@ class RunningScp:
 def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> RunningScp:
     """The gateway's SCP: C-ECHO, C-STORE into intake, and association events counted
     (and audited, with intake's auditor)."""
+    dataset_wait = DatasetWait(config.dicom.dataset_wait_s, metrics)
     handlers = [
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [intake, metrics]),
         (evt.EVT_N_ACTION, handle_n_action, [StorageCommitment(config, intake.store)]),
         (evt.EVT_ACCEPTED, handle_accepted, [metrics]),
         (evt.EVT_REJECTED, handle_rejected, [metrics, intake.audit]),
+        dataset_wait.handler(),
     ]
-    return start_server(config, handlers, metrics, intake.audit)
+    running = start_server(config, handlers, metrics, intake.audit)
+    running.dataset_wait = dataset_wait
+    return running
 
 
 def start_server(

@@ -54,6 +54,10 @@ class OrderListener:
         self._thread.start()
         try:
             self._server = self._call(self._serve())
+        except OSError as exc:
+            self.stop()
+            where = f"{self.config.bind}:{self.config.port}"
+            raise OSError(f"orders: cannot listen on {where}: {exc.strerror or exc}") from None
         except BaseException:
             self.stop()
             raise
@@ -168,15 +172,8 @@ class OrderListener:
         self.intake.metrics.reject("hl7-unframed")
         log.warning("HL7 from %s: %s: answered AE", peer, what)
         problem = MessageProblem("AE", "MSH", SEGMENT_SEQUENCE_ERROR, f"{what} was received")
-        writer.writeblock(
-            ack(
-                None,
-                "AE",
-                problem,
-                application=self.config.application,
-                facility=self.config.facility or "",
-            )
-        )
+        application, facility = self.config.application, self.config.facility or ""
+        writer.writeblock(ack(None, "AE", problem, application=application, facility=facility))
         await writer.drain()
 
 

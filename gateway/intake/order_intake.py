@@ -90,6 +90,16 @@ class OrderIntake:
         except MessageProblem as problem:
             self._refused(header, problem, peer)
             return Handled(self._ack(header, problem.ack, problem))
+        except Exception as exc:  # noqa: BLE001 - a fault of the gateway's: answer, stay up
+            log.error(
+                "HL7 %s from %s: the gateway failed on it: %s",
+                header.control_id if header else "message",
+                peer,
+                type(exc).__name__,  # the type only: a message could quote a value
+            )
+            self.metrics.reject("hl7-failed")
+            failed = MessageProblem("AE", "", APPLICATION_ERROR, "the gateway failed on it")
+            return Handled(self._ack(header, "AE", failed))
         self.metrics.inc(m.ORDER_MESSAGES)
         log.info(
             "HL7 %s %s from %s (%s): committed, %d order(s) changed",
@@ -143,7 +153,9 @@ class OrderIntake:
             problem.text,
         )
 
-    def _ack(self, header: Header | None, code: AckCode, problem=None) -> bytes:
+    def _ack(
+        self, header: Header | None, code: AckCode, problem: MessageProblem | None = None
+    ) -> bytes:
         return ack(
             header,
             code,
@@ -231,7 +243,12 @@ class OrderIntake:
         return [(order, event)]
 
     def _patients_orders(
-        self, patient_id: str, issuer: str, event: OrderEvent, sender: Participant, detail=""
+        self,
+        patient_id: str,
+        issuer: str,
+        event: OrderEvent,
+        sender: Participant,
+        detail: str = "",
     ) -> list[tuple[Order, OrderEvent]]:
         """The open orders of the patient an ADT message changed (the surviving patient
         of a merge), the change audited as a patient record."""
