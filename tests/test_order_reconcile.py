@@ -17,8 +17,13 @@ from gateway.delivery.sweeper import DeliverySweeper
 from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake, ReceivedObject
 from gateway.metrics import Metrics
-from gateway.processing.order_link import reconcile_late_order, reconciliation_hook
+from gateway.processing.order_link import (
+    reconcile_finished,
+    reconcile_late_order,
+    reconciliation_hook,
+)
 from gateway.processing.order_match import OrderMatching, intake_priority
+from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router
 from gateway.store.order_records import NewOrder, OrderReference
@@ -166,3 +171,23 @@ def test_a_stat_orders_ecg_is_processed_first(store, tmp_path, shared_data, peer
     assert store.get_job(stat).priority == "stat"
     leased = [store.lease_job("w", 60, 3).id for _ in range(3)]
     assert leased == [stat, *routine]
+
+
+def test_an_order_arriving_while_its_ecg_was_processed_is_reconciled_after(
+    store, tmp_path, shared_data, peers
+):
+    """The listener's hook ran while the job was unfinished (it found nothing done); the
+    worker, once the job is complete, finds the order and reconciles it."""
+    site = Site(store, tmp_path, *peers)
+    job_id = site.receive(shared_data)
+    site.process_and_deliver()
+    order = site.late_order()  # committed; its hook found no finished ECG in time
+    job = store.get_job(job_id)
+    package = ReportPackage.load(store.report_files_of(job))
+    route = site.router.destinations_for
+    queued = reconcile_finished(store, job, package, SETTINGS, site.reports, route)
+    assert queued == ["ehr", "ehr-orders"]
+    assert store.order_for_job(job_id).id == order.id
+    # an ECG already reported with its order has nothing to reconcile
+    again = ReportPackage.load(store.report_files_of(store.get_job(job_id)))
+    assert reconcile_finished(store, job, again, SETTINGS, site.reports, route) == []

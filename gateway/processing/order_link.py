@@ -115,6 +115,25 @@ def reconcile_late_order(
     return sorted({name for name, _ in deliveries})
 
 
+def reconcile_finished(
+    store: Store,
+    job: Job,
+    package: ReportPackage,
+    settings: OrderMatching,
+    reports_dir: Path,
+    route: Callable[[ReportPackage], list[tuple[str, str]]],
+) -> list[str]:
+    """After an unordered ECG's job completed: an order that arrived while it was being
+    processed (after its match, before its completion, when the listener's hook could not
+    see it done yet) is reconciled now. The destinations queued again, if any."""
+    if package.order is not None or not settings.reconcile_late_orders:
+        return []
+    late = match_order(store, _identity(job, package), settings, job_id=job.id).order
+    if late is None or late.state not in OPEN_ORDER_STATES:
+        return []
+    return reconcile_late_order(store, late, settings, reports_dir, route)
+
+
 def _unordered_ecgs_fitting(
     store: Store, order: Order, settings: OrderMatching
 ) -> list[tuple[Job, ReportPackage, OrderMatch]]:

@@ -36,8 +36,9 @@ from gateway.alerts import JOB_FAILED, Alert, AlertHook
 from gateway.metrics import Metrics
 from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.job import JobResult, process_jobs
-from gateway.processing.order_link import link_order
+from gateway.processing.order_link import link_order, reconcile_finished
 from gateway.processing.order_match import OrderMatching
+from gateway.processing.package import ReportPackage
 from gateway.routing import MatchContext, Router
 from gateway.store import Job, Store, StoreError
 from model.engine import EngineChoice
@@ -299,6 +300,7 @@ class Workers:
             if "engine-fallback" in package.report.source.quality_flags:
                 self._metrics.inc(m.ENGINE_FALLBACKS)
             self._on_done(sorted({name for name, _ in destinations}))
+            self._reconcile(job, package, label)
             log.info(
                 "%s done in %.0f ms: %s, codes %s, to %s",
                 label,
@@ -309,6 +311,24 @@ class Workers:
             )
         else:
             log.warning("%s: lease lost before completion; the new holder completes it", label)
+
+    def _reconcile(self, job: Job, package: ReportPackage, label: str) -> None:
+        """An order that came in while this unordered ECG was processed (the listener's
+        hook found the job unfinished then): reconciled now, or by nobody."""
+        try:
+            again = reconcile_finished(
+                self._store,
+                self._store.get_job(job.id) or job,
+                package,
+                self._settings.order_matching,
+                self._settings.reports_dir,
+                self._router.destinations_for,
+            )
+        except Exception as exc:  # noqa: BLE001 - the job is done; the order stays open
+            log.error("%s: reconciling an order that arrived meanwhile failed: %s", label, exc)
+            return
+        if again:
+            self._on_done(again)
 
     def _hold(self, job: Job, owner: str, label: str, reason: str) -> None:
         """Back to the queue without using an attempt: the job is fine, the engine is not
