@@ -42,7 +42,7 @@ from gateway.intake.order_intake import OrderIntake
 from gateway.intake.upload import start_upload
 from gateway.logs import use_log_format
 from gateway.metrics import Metrics
-from gateway.processing.order_link import reconciliation_hook
+from gateway.processing.order_link import Reconciler
 from gateway.processing.order_match import intake_priority
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.reload import Reloader
@@ -145,15 +145,10 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         _start_file_intakes(config, intake, running)
         listener = _start_order_listener(config, store, metrics, audit, running)
         if listener is not None:  # IHE REWF: a late order reconciled with its ECG
-            listener.on_order.append(
-                reconciliation_hook(
-                    store,
-                    config.order_matching,
-                    config.reports_dir,
-                    router.destinations_for,
-                    delivery.deliver_soon,
-                )
+            reconciler = Reconciler(
+                store, config.order_matching, config.reports_dir, router.destinations_for
             )
+            listener.on_order.append(reconciler.hook(delivery.deliver_soon))
         if audit is not None:
             audit.application(started=True)
         log.info(

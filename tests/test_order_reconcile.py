@@ -6,6 +6,7 @@ an order that fits two unordered ECGs reconciles neither."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +18,7 @@ from gateway.delivery.sweeper import DeliverySweeper
 from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake, ReceivedObject
 from gateway.metrics import Metrics
-from gateway.processing.order_link import (
-    reconcile_finished,
-    reconcile_late_order,
-    reconciliation_hook,
-)
+from gateway.processing.order_link import Reconciler
 from gateway.processing.order_match import OrderMatching, intake_priority
 from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Workers, WorkerSettings
@@ -71,6 +68,7 @@ class Site:
             store, self.router, WorkerSettings(reports_dir=self.reports), Metrics()
         )
         self.sweeper = DeliverySweeper(store, self.router)
+        self.reconciler = Reconciler(store, SETTINGS, self.reports, self.router.destinations_for)
         self.files = 0
 
     def receive(self, shared_data: Path, **changes: object) -> int:
@@ -115,8 +113,7 @@ def test_a_late_order_is_attached_and_the_report_sent_again(store, tmp_path, sha
 
     order = site.late_order()
     queued: list[list[str]] = []
-    route = site.router.destinations_for
-    reconciliation_hook(store, SETTINGS, site.reports, route, queued.append)(order, "new")
+    site.reconciler.hook(queued.append)(order, "new")
     assert queued == [["ehr", "ehr-orders"]]
     site.sweeper.sweep()
 
@@ -131,9 +128,7 @@ def test_a_late_order_is_attached_and_the_report_sent_again(store, tmp_path, sha
     assert store.get_order(order.id).state == "completed"
     assert store.get_order(order.id).job_id == job_id
     # the same order arriving again (a repeated NW) changes nothing more
-    assert (
-        reconcile_late_order(store, store.get_order(order.id), SETTINGS, site.reports, route) == []
-    )
+    assert site.reconciler.late_order(store.get_order(order.id)) == []
 
 
 def test_an_order_fitting_two_unordered_ecgs_reconciles_neither(
@@ -144,8 +139,7 @@ def test_an_order_fitting_two_unordered_ecgs_reconciles_neither(
     site.receive(shared_data, AcquisitionDateTime="20260102090000")
     site.process_and_deliver()
     order = site.late_order()
-    route = site.router.destinations_for
-    assert reconcile_late_order(store, order, SETTINGS, site.reports, route) == []
+    assert site.reconciler.late_order(order) == []
     assert store.get_order(order.id).state == "scheduled"
 
 
@@ -153,11 +147,10 @@ def test_reconciliation_switched_off_or_outside_the_window(store, tmp_path, shar
     site = Site(store, tmp_path, *peers)
     site.receive(shared_data)
     site.process_and_deliver()
-    route = site.router.destinations_for
-    off = OrderMatching(reconcile_late_orders=False)
-    assert reconcile_late_order(store, site.late_order("A"), off, site.reports, route) == []
+    off = dataclasses.replace(site.reconciler, settings=OrderMatching(reconcile_late_orders=False))
+    assert off.late_order(site.late_order("A")) == []
     later = site.late_order("B", scheduled_at=DUE + 2 * 86400)
-    assert reconcile_late_order(store, later, SETTINGS, site.reports, route) == []
+    assert site.reconciler.late_order(later) == []
     assert len(peers[0].received) == 1
 
 
@@ -184,10 +177,9 @@ def test_an_order_arriving_while_its_ecg_was_processed_is_reconciled_after(
     order = site.late_order()  # committed; its hook found no finished ECG in time
     job = store.get_job(job_id)
     package = ReportPackage.load(store.report_files_of(job))
-    route = site.router.destinations_for
-    queued = reconcile_finished(store, job, package, SETTINGS, site.reports, route)
+    queued = site.reconciler.finished(job, package)
     assert queued == ["ehr", "ehr-orders"]
     assert store.order_for_job(job_id).id == order.id
     # an ECG already reported with its order has nothing to reconcile
     again = ReportPackage.load(store.report_files_of(store.get_job(job_id)))
-    assert reconcile_finished(store, job, again, SETTINGS, site.reports, route) == []
+    assert site.reconciler.finished(job, again) == []

@@ -6,7 +6,7 @@ input format, and so is the store. The matched order's reference goes into the p
 (the HL7 and FHIR builders carry it to the EHR), the report gets the match's warning, the
 package is saved again, and the order is attached to the job (completed).
 
-`reconcile_late_order` is IHE REWF's reconciliation: an order that arrives after its
+`Reconciler` is IHE REWF's reconciliation: an order that arrives after its
 ECG was reported unordered is attached to it, and the report is sent again, referring
 to the order, through the job's delivery rows (Store.replace_report).
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.processing.order_match import (
@@ -51,87 +52,82 @@ def link_order(
     return linked
 
 
-def reconciliation_hook(
-    store: Store,
-    settings: OrderMatching,
-    reports_dir: Path,
-    route: Callable[[ReportPackage], list[tuple[str, str]]],
-    on_queued: Callable[[list[str]], None],
-) -> Callable[[Order, str], None]:
-    """An `on_order` callback of the HL7 order listener (gateway/intake/order_intake.py):
-    each new or updated order is reconciled; `on_queued` hears the destinations queued
-    again (delivery sweeps them now)."""
+@dataclass(frozen=True)
+class Reconciler:
+    """IHE REWF reconciliation: the store, the settings, where re-sent packages are
+    written, and `route`, where a package goes now (Router.destinations_for)."""
 
-    def on_order(order: Order, event: str) -> None:
-        if event not in ("new", "updated", "patient-updated"):
-            return
-        destinations = reconcile_late_order(store, order, settings, reports_dir, route)
-        if destinations:
-            on_queued(destinations)
+    store: Store
+    settings: OrderMatching
+    reports_dir: Path
+    route: Callable[[ReportPackage], list[tuple[str, str]]]
 
-    return on_order
+    def hook(self, on_queued: Callable[[list[str]], None]) -> Callable[[Order, str], None]:
+        """An `on_order` callback of the HL7 order listener (gateway/intake/order_intake.py):
+        each new or updated order is reconciled; `on_queued` hears the destinations queued
+        again (delivery sweeps them now)."""
 
+        def on_order(order: Order, event: str) -> None:
+            if event not in ("new", "updated", "patient-updated"):
+                return
+            destinations = self.late_order(order)
+            if destinations:
+                on_queued(destinations)
 
-def reconcile_late_order(
-    store: Store,
-    order: Order,
-    settings: OrderMatching,
-    reports_dir: Path,
-    route: Callable[[ReportPackage], list[tuple[str, str]]],
-) -> list[str]:
-    """Attach a newly arrived open `order` to the one finished, unordered ECG it fits
-    (the matching rules, from the ECG's side: an ECG that two orders fit, or an order
-    that fits two ECGs, is left for a person) and queue its report again to where
-    `route` sends it now. The destinations queued; none when nothing was reconciled."""
-    if not settings.enabled or not settings.reconcile_late_orders:
-        return []
-    if order.state not in OPEN_ORDER_STATES or not order.patient_id:
-        return []
-    fits = _unordered_ecgs_fitting(store, order, settings)
-    if len(fits) > 1:
-        log.warning(
-            "order %d fits %d unordered ECGs (jobs %s): none reconciled, decide by hand",
+        return on_order
+
+    def late_order(self, order: Order) -> list[str]:
+        """Attach a newly arrived open `order` to the one finished, unordered ECG it fits
+        (the matching rules, from the ECG's side: an ECG that two orders fit, or an order
+        that fits two ECGs, is left for a person) and queue its report again to where it
+        is routed now. The destinations queued; none when nothing was reconciled."""
+        settings = self.settings
+        if not settings.enabled or not settings.reconcile_late_orders:
+            return []
+        if order.state not in OPEN_ORDER_STATES or not order.patient_id:
+            return []
+        fits = _unordered_ecgs_fitting(self.store, order, settings)
+        if len(fits) > 1:
+            log.warning(
+                "order %d fits %d unordered ECGs (jobs %s): none reconciled, decide by hand",
+                order.id,
+                len(fits),
+                ", ".join(str(job.id) for job, _, _ in fits),
+            )
+            return []
+        if not fits:
+            return []
+        job, package, match = fits[0]
+        return self._send_again(job, _with_match(package, match, reconciled=True), order)
+
+    def finished(self, job: Job, package: ReportPackage) -> list[str]:
+        """After an unordered ECG's job completed: an order that arrived while it was being
+        processed (after its match, before its completion, when the listener's hook could
+        not see it done yet) is reconciled now. The destinations queued again, if any."""
+        if package.order is not None or not self.settings.reconcile_late_orders:
+            return []
+        ecg = _identity(job, package)
+        late = match_order(self.store, ecg, self.settings, job_id=job.id).order
+        if late is None or late.state not in OPEN_ORDER_STATES:
+            return []
+        return self.late_order(late)
+
+    def _send_again(self, job: Job, linked: ReportPackage, order: Order) -> list[str]:
+        directory = self.reports_dir / f"{job.id}-order{order.id}"  # never a cached name
+        linked.save(directory)
+        deliveries = self.route(linked)
+        if not self.store.replace_report(job.id, str(directory), deliveries, order_id=order.id):
+            log.warning(
+                "job %d changed while order %d was reconciled: not re-sent", job.id, order.id
+            )
+            return []
+        log.info(
+            "order %d reconciled with job %d, reported unordered before: report sent again to %s",
             order.id,
-            len(fits),
-            ", ".join(str(job.id) for job, _, _ in fits),
+            job.id,
+            ",".join(name for name, _ in deliveries) or "nowhere",
         )
-        return []
-    if not fits:
-        return []
-    job, package, match = fits[0]
-    linked = _with_match(package, match, reconciled=True)
-    directory = reports_dir / f"{job.id}-order{order.id}"  # never a cached copy's name
-    linked.save(directory)
-    deliveries = route(linked)
-    if not store.replace_report(job.id, str(directory), deliveries, order_id=order.id):
-        log.warning("job %d changed while order %d was reconciled: not re-sent", job.id, order.id)
-        return []
-    log.info(
-        "order %d reconciled with job %d, reported unordered before: report sent again to %s",
-        order.id,
-        job.id,
-        ",".join(name for name, _ in deliveries) or "nowhere",
-    )
-    return sorted({name for name, _ in deliveries})
-
-
-def reconcile_finished(
-    store: Store,
-    job: Job,
-    package: ReportPackage,
-    settings: OrderMatching,
-    reports_dir: Path,
-    route: Callable[[ReportPackage], list[tuple[str, str]]],
-) -> list[str]:
-    """After an unordered ECG's job completed: an order that arrived while it was being
-    processed (after its match, before its completion, when the listener's hook could not
-    see it done yet) is reconciled now. The destinations queued again, if any."""
-    if package.order is not None or not settings.reconcile_late_orders:
-        return []
-    late = match_order(store, _identity(job, package), settings, job_id=job.id).order
-    if late is None or late.state not in OPEN_ORDER_STATES:
-        return []
-    return reconcile_late_order(store, late, settings, reports_dir, route)
+        return sorted({name for name, _ in deliveries})
 
 
 def _unordered_ecgs_fitting(

@@ -36,7 +36,7 @@ from gateway.alerts import JOB_FAILED, Alert, AlertHook
 from gateway.metrics import Metrics
 from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.job import JobResult, process_jobs
-from gateway.processing.order_link import link_order, reconcile_finished
+from gateway.processing.order_link import Reconciler, link_order
 from gateway.processing.order_match import OrderMatching
 from gateway.processing.package import ReportPackage
 from gateway.routing import MatchContext, Router
@@ -315,15 +315,15 @@ class Workers:
     def _reconcile(self, job: Job, package: ReportPackage, label: str) -> None:
         """An order that came in while this unordered ECG was processed (the listener's
         hook found the job unfinished then): reconciled now, or by nobody."""
+        settings = self._settings
+        reconciler = Reconciler(
+            self._store,
+            settings.order_matching,
+            settings.reports_dir,
+            self._router.destinations_for,
+        )
         try:
-            again = reconcile_finished(
-                self._store,
-                self._store.get_job(job.id) or job,
-                package,
-                self._settings.order_matching,
-                self._settings.reports_dir,
-                self._router.destinations_for,
-            )
+            again = reconciler.finished(self._store.get_job(job.id) or job, package)
         except Exception as exc:  # noqa: BLE001 - the job is done; the order stays open
             log.error("%s: reconciling an order that arrived meanwhile failed: %s", label, exc)
             return
