@@ -107,6 +107,19 @@ class StorageCommitmentConfig(StrictSettings):
     )
 
 
+class WorklistConfig(StrictSettings):
+    """The Modality Worklist SCP (C-FIND) on the DICOM port: carts download their open
+    orders. Off by default: it hands patient demographics to any AE allowed to associate."""
+
+    enabled: bool = False
+    max_results: int = Field(
+        1000, ge=1, le=100_000, description="a query matching more is refused (0xA700)"
+    )
+    names_ignore_case: bool = Field(
+        False, description="Patient's Name matching ignores case (dcmtk's wlmscpfs: it does not)"
+    )
+
+
 class StoreConfig(StrictSettings):
     """Where jobs and deliveries live. No url: the SQLite file in the data directory (one
     gateway process). `postgresql://user@host:port/dbname?sslmode=verify-full&sslrootcert=
@@ -331,6 +344,7 @@ class GatewayConfig(StrictSettings):
     )
     dicom: DicomLimits = Field(default_factory=DicomLimits)
     storage_commitment: StorageCommitmentConfig = Field(default_factory=StorageCommitmentConfig)
+    worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     data_dir: Path = Path("ecg-gateway-data")
     min_free_disk_mb: int = Field(100, ge=0, description="refuse objects (0xA700) below this")
     workers: int = Field(2, ge=1, le=64)
@@ -487,3 +501,8 @@ def log_security_posture(config: GatewayConfig) -> None:
         log.warning("orders.allowed_facilities is empty: orders from ANY sending facility")
     if orders.enabled and not orders.tls.enabled and not _is_loopback(orders.bind):
         log.warning("orders.tls is off: HL7 orders (with patient data) are not encrypted")
+    if config.worklist.enabled and not config.allowed_calling_aes:
+        log.warning(
+            "the worklist is on and allowed_calling_aes is empty: ANY calling AE can "
+            "download orders with patient demographics"
+        )

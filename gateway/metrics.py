@@ -45,6 +45,7 @@ AUDIT_RECORDS = "audit.records"
 ORDER_MESSAGES = "orders.messages"  # HL7 order and patient messages committed (AA)
 AUDIT_SENT = "audit.sent"
 AUDIT_SEND_FAILURES = "audit.send_failures"
+WORKLIST_QUERIES = "worklist.queries"
 REJECTED_PREFIX = "rejected."
 
 # Rejections that refuse a whole association (or connection), not one object.
@@ -107,6 +108,12 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "hl7_messages",
         "HL7 order and patient messages committed and acknowledged AA",
         (),
+        {},
+    ),
+    WORKLIST_QUERIES: (
+        "worklist_queries",
+        "worklist C-FIND queries by final status",
+        ("status",),
         {},
     ),
     AUDIT_RECORDS: ("audit_records", "audit records written to the local trail", (), {}),

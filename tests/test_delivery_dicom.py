@@ -10,12 +10,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pydicom
 import pytest
-from delivery_support import package
-from example_reports import afib_report
+from delivery_support import ORDER, package
+from example_reports import afib_report, confirmed, critical_afib_report
 from gateway_process import free_port
 from pydantic import ValidationError
 from pynetdicom import AE, evt
@@ -229,3 +230,96 @@ def test_both_objects_pass_dicom3tools_iod_check(report_package, tmp_path: Path)
         output = check.stdout + check.stderr
         assert "Error" not in output, output
         assert ("EncapsulatedPDF" if part == PDF_PART else "ComprehensiveSR") in output
+
+
+# ------------------------------------------------ confirmed, ordered and critical reports
+
+
+def _sr(pkg) -> pydicom.Dataset:
+    return pydicom.dcmread(io.BytesIO(prepare("archive", destination(104), pkg)[SR_PART]))
+
+
+@pytest.mark.parametrize("status", ["final", "corrected", "amended"])
+def test_a_confirmed_report_is_a_verified_final_sr_naming_the_physician(
+    report_package, status: str
+) -> None:
+    report_package.report = confirmed(report_package.report, status)
+    sr = _sr(report_package)
+    assert (sr.VerificationFlag, sr.PreliminaryFlag, sr.CompletionFlag) == (
+        "VERIFIED",
+        "FINAL",
+        "COMPLETE",
+    )
+    [verifier] = sr.VerifyingObserverSequence
+    assert str(verifier.VerifyingObserverName) == "Jones^Alice^M^Dr"
+    assert verifier.VerificationDateTime == "20261206213005+0000"
+    assert verifier.VerifyingOrganization == (
+        report_package.metadata.institution_name or "ECG Gateway"
+    )
+    [user] = verifier.VerifyingObserverIdentificationCodeSequence
+    assert (user.CodeValue, user.CodingSchemeDesignator) == ("dr.jones", "99ECGGW")
+
+
+def test_a_preliminary_sr_names_no_verifier_and_no_request(report_package) -> None:
+    sr = _sr(report_package)
+    assert (sr.VerificationFlag, sr.PreliminaryFlag) == ("UNVERIFIED", "PRELIMINARY")
+    assert "VerifyingObserverSequence" not in sr and "ReferencedRequestSequence" not in sr
+
+
+def test_an_ordered_ecgs_sr_references_the_request(report_package) -> None:
+    report_package.order = ORDER
+    [request] = _sr(report_package).ReferencedRequestSequence
+    assert request.StudyInstanceUID == report_package.metadata.study_instance_uid
+    assert (request.AccessionNumber, request.PlacerOrderNumberImagingServiceRequest) == (
+        "ACC-77",
+        "PO-1001",
+    )
+    assert request.FillerOrderNumberImagingServiceRequest == "FO-77"
+    assert request.OrderPlacerIdentifierSequence[0].LocalNamespaceEntityID == "EPIC"
+    assert request.OrderFillerIdentifierSequence[0].LocalNamespaceEntityID == "ECGGW"
+    [procedure] = request.RequestedProcedureCodeSequence
+    assert (procedure.CodeValue, procedure.CodingSchemeDesignator) == ("93000", "C4")
+    assert request.RequestedProcedureDescription == "Electrocardiogram, 12 lead"
+
+
+def test_a_confirmed_ordered_critical_sr_reaches_the_archive_and_dsrdump_reads_it(
+    storescp, report_package
+) -> None:
+    report_package.report = confirmed(critical_afib_report())
+    report_package.order = ORDER
+    port, received = storescp()
+    deliver_once(report_package, "archive", destination(port, objects=["sr"]))
+    [stored] = received.iterdir()
+    text = subprocess.run(["dsrdump", stored], capture_output=True, text=True, check=True).stdout
+    for expected in (
+        "Preliminary Flag    : FINAL",
+        "Verification Flag   : VERIFIED",
+        "Jones^Alice^M^Dr",
+        '<contains TEXT:(,,"Finding")="CRITICAL: Atrial fibrillati...">',
+        '<contains TEXT:(,,"Comment")="Compared with the prior ECG...">',
+    ):
+        assert expected in text, expected
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")
+@pytest.mark.parametrize("ordered", [False, True])
+@pytest.mark.parametrize("status", ["preliminary", "final", "corrected"])
+def test_every_sr_variant_passes_dicom3tools_iod_check(
+    report_package, tmp_path: Path, ordered: bool, status: str
+) -> None:
+    report = critical_afib_report()
+    report_package.report = report if status == "preliminary" else confirmed(report, status)
+    report_package.order = ORDER if ordered else None
+    path = tmp_path / "sr.dcm"
+    path.write_bytes(prepare("archive", destination(104), report_package)[SR_PART])
+    check = subprocess.run(["dciodvfy", str(path)], check=False, capture_output=True, text=True)
+    output = check.stdout + check.stderr
+    assert "Error" not in output, output
+    assert "ComprehensiveSR" in output
+
+
+def test_an_order_number_too_long_for_its_vr_is_left_out_not_cut(report_package) -> None:
+    report_package.order = replace(ORDER, accession_number="A" * 17, placer_order_number="P" * 65)
+    [request] = _sr(report_package).ReferencedRequestSequence
+    assert request.AccessionNumber == "" and request.PlacerOrderNumberImagingServiceRequest == ""
+    assert request.FillerOrderNumberImagingServiceRequest == "FO-77"

@@ -1,16 +1,20 @@
 """The file outbox: four files per ECG, each readable by its format's library,
-written so that a reader never sees half a file."""
+written so that a reader never sees half a file; a confirmed report's replace them."""
 
 from __future__ import annotations
 
+import io
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import hl7
-from delivery_support import package, send_now
-from example_reports import afib_report
+from delivery_support import ORDER, package, send_now
+from example_reports import afib_report, confirmed, critical_afib_report
 from fhir.resources.R4B.bundle import Bundle
+from pypdf import PdfReader
 
+import model
 from gateway.delivery import deliver_once, open_sender
 from gateway.delivery.hl7 import control_id
 from gateway.routing import FileDestination
@@ -78,3 +82,36 @@ def test_scanned_ecg_without_rendering_writes_the_received_image(
     bundle = Bundle.model_validate_json((tmp_path / f"{uid}.fhir.json").read_bytes())
     kinds = [e.resource.get_resource_type() for e in bundle.entry]
     assert "Media" in kinds
+
+
+def test_the_final_report_replaces_the_preliminary_in_every_file(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Status, interpreter, order and critical findings in the FHIR JSON, the HL7 and the
+    printout; the final's files replace the preliminary's (same names)."""
+    ecg = model.load(shared_data / "ptbxl" / "records500" / "00000" / "00001_hr")
+    preliminary = package(shared_data, report=critical_afib_report(), order=ORDER)
+    deliver_once(preliminary, "outbox", _outbox(tmp_path))
+    final = replace(preliminary, report=confirmed(critical_afib_report()))
+    final.pdf = model.render_pdf(ecg, report=final.report)
+    deliver_once(final, "outbox", _outbox(tmp_path))
+    uid = final.metadata.sop_instance_uid
+    assert len(os.listdir(tmp_path)) == 4
+    bundle = Bundle.model_validate_json((tmp_path / f"{uid}.fhir.json").read_bytes())
+    [report] = [
+        e.resource for e in bundle.entry if e.resource.get_resource_type() == "DiagnosticReport"
+    ]
+    assert report.status == "final"
+    assert report.basedOn[0].identifier.value == "PO-1001"
+    assert report.resultsInterpreter[0].reference.startswith("urn:uuid:")
+    assert report.conclusion.startswith("CRITICAL: ")
+    message = hl7.parse((tmp_path / f"{uid}.hl7").read_bytes().decode())  # CRs kept
+    obr = message.segment("OBR")
+    assert (str(obr[2]), str(obr[25]), str(obr[32][0][0][0])) == ("PO-1001^EPIC", "F", "dr.jones")
+    assert "AA" in {str(obx[8]) for obx in message.segments("OBX")}
+    printout = " ".join(
+        " ".join(page.extract_text().split())
+        for page in PdfReader(io.BytesIO((tmp_path / f"{uid}.pdf").read_bytes())).pages
+    )
+    assert "FINAL report, confirmed by Dr Alice M Jones (dr.jones)" in printout
+    assert "CRITICAL: QTc 550 ms" in printout

@@ -1,16 +1,19 @@
 """Hostile patient and order values (delimiters, segment injection, control characters,
-unicode, very long, empty components, multi-valued) reach HL7 escaped and FHIR verbatim:
+unicode, very long, empty components, multi-valued), and the same in an order, the
+confirming physician and a report's findings, reach HL7 escaped and FHIR verbatim:
 the ORU read back by hl7apy and python-hl7 has exactly the intended segments and values."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import hl7
 import pydicom
 import pytest
-from delivery_support import DICOM_ECG, package
+from delivery_support import DICOM_ECG, ORDER, package
+from example_reports import CONFIRMATION, confirmed, critical_afib_report
 from fhir.resources.R4B.bundle import Bundle
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
@@ -19,6 +22,7 @@ import model
 from gateway.delivery.fhir import build_bundle, bundle_json
 from gateway.delivery.hl7 import build_oru
 from gateway.routing import FhirOptions, Hl7Options
+from model.report import ComparisonStatement
 
 HOSTILE = [
     "MRN|X",
@@ -154,3 +158,56 @@ def test_multi_valued_dicom_values_map_to_their_first_value_never_a_python_repr(
     assert message.extract_field("PID", 1, 3, 1, 1, 1) == "ID|X\rMSH|^~"
     assert message.extract_field("PID", 1, 5, 1, 1, 1) == "EVIL|NAME"
     assert _segment_names(er7)[:4] == ["MSH", "PID", "ORC", "OBR"]
+
+
+def _hostile_result(shared_data: Path, value: str):
+    """An ordered, confirmed, critical, compared report with `value` in every new field."""
+    order = replace(
+        ORDER,
+        placer_order_number=value,
+        placer_authority=value,
+        filler_order_number=value,
+        procedure_text=value,
+    )
+    confirmation = CONFIRMATION.model_copy(
+        update={"physician_id": value, "physician_name": f"{_pn(value)}^Given"}
+    )
+    report = confirmed(critical_afib_report()).model_copy(update={"confirmation": confirmation})
+    report.critical[0].text = value
+    report.comparison.statements[0] = ComparisonStatement(
+        code=value, text=value, current=value, prior=None
+    )
+    return package(shared_data, report=report, order=order)
+
+
+def _pn(value: str) -> str:
+    return value.replace("^", " ").replace("=", " ")  # ^ and = are PN's own delimiters
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_order_physician_and_finding_values_stay_in_their_fields(
+    shared_data: Path, value: str
+) -> None:
+    benign = build_oru(_hostile_result(shared_data, "benign"), OPTIONS, "1")
+    er7 = build_oru(_hostile_result(shared_data, value), OPTIONS, "1")
+    names = _segment_names(er7)
+    assert [n for n in names if n != "NTE"] == [n for n in _segment_names(benign) if n != "NTE"]
+    parse_message(er7, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=True).validate()
+    message = hl7.parse(er7)
+    for name in ("ORC", "OBR"):
+        placer = message.segment(name)[2][0]
+        assert [message.unescape(str(part)) for part in placer] == [value, value]
+    interpreter = message.segment("OBR")[32][0][0]
+    assert message.unescape(str(interpreter[0])) == value
+    assert message.unescape(str(interpreter[1])) == _pn(value)
+    texts = [
+        message.unescape(str(obx[5])) for obx in message.segments("OBX") if str(obx[2]) == "TX"
+    ]
+    assert f"CRITICAL: {value}" in texts
+    data = json.loads(bundle_json(build_bundle(_hostile_result(shared_data, value), FhirOptions())))
+    Bundle.model_validate(data)
+    resources = {entry["resource"]["resourceType"]: entry["resource"] for entry in data["entry"]}
+    placer = resources["ServiceRequest"]["identifier"][0]
+    assert placer["value"] == value
+    assert all(char.isprintable() and not char.isspace() for char in placer["system"])
+    assert resources["Practitioner"]["identifier"][0]["value"] == value

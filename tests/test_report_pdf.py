@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from example_reports import afib_report
+from example_reports import afib_report, confirmed, critical_afib_report
 from PIL import Image
 from pypdf import PdfReader
 from test_render import RHYTHM, ink, patient, pdf_path_points
@@ -22,7 +22,8 @@ import model
 from model.ecg import Ecg
 from model.render.page import GRID_TOP_MM
 from model.render.pdf_paths import SIMPLIFY_TOLERANCE_MM, UNIT_MM
-from model.report import Statement
+from model.report import ComparisonStatement, Statement
+from model.report_text import comparison_line
 from model.vlm.engine import render_page
 
 HL7_ED_LIMIT_BYTES = 65536 * 3 // 4  # one OBX-5 ED.5 (TX, 65536 characters) of base64
@@ -77,6 +78,30 @@ def test_a_correction_says_so(ptbxl_ecg: Ecg) -> None:
     report = afib_report().model_copy(update={"is_correction": True})
     [text] = pdf_text(model.render_pdf(ptbxl_ecg, report=report))
     assert "CORRECTED UNCONFIRMED" in text
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [("final", "FINAL report"), ("corrected", "CORRECTED final report"), ("amended", "AMENDED")],
+)
+def test_a_confirmed_report_says_its_status_and_who_confirmed_it(
+    ptbxl_ecg: Ecg, status: str, says: str
+) -> None:
+    [text] = pdf_text(model.render_pdf(ptbxl_ecg, report=confirmed(afib_report(), status)))
+    joined = " ".join(text.split())
+    assert f"{says}" in joined and "UNCONFIRMED" not in joined
+    assert "confirmed by Dr Alice M Jones (dr.jones) on 2026-12-06 21:30 UTC" in joined
+
+
+def test_critical_findings_come_first_and_the_comparison_last(ptbxl_ecg: Ecg) -> None:
+    pages = pdf_text(model.render_pdf(ptbxl_ecg, report=critical_afib_report()))
+    joined = " ".join(" ".join(pages).split())  # the comparison may continue on page 2
+    critical = joined.index("CRITICAL: Atrial fibrillation with ventricular rate over 110/min")
+    assert critical < joined.index("Atrial fibrillation with rapid ventricular response")
+    assert "CRITICAL: QTc 550 ms (500 ms or more)" in joined
+    comparison = joined.index("Compared with the prior ECG:")
+    assert comparison > joined.index("Non-specific ischemic changes (ISC_)")
+    assert "QTc (Bazett) increased by 119 ms (431 -> 550 ms)" in joined
 
 
 def test_text_that_does_not_fit_continues_on_the_next_page_nothing_cut(ptbxl_ecg: Ecg) -> None:
@@ -190,3 +215,19 @@ def test_the_pages_a_model_reads_carry_no_patient_data(ptbxl_ecg: Ecg) -> None:
         np.asarray(render_page(ptbxl_ecg, 1024)), np.asarray(render_page(other, 1024))
     )
     assert model.render_pdf(ptbxl_ecg) != model.render_pdf(other)  # the header differs
+
+
+def test_a_comparison_line_adds_only_the_values_its_words_do_not_say() -> None:
+    said = ComparisonStatement(
+        code="RATE_INCREASED",
+        text="Heart rate increased by 40/min (72 -> 112/min)",
+        current=112.4,
+        prior=72.0,
+    )
+    assert comparison_line(said) == said.text
+    unsaid = ComparisonStatement(
+        code="NEW_BBB", text="Left bundle branch block is new", current="CLBBB", prior=None
+    )
+    assert comparison_line(unsaid) == "Left bundle branch block is new (now CLBBB)"
+    nothing = ComparisonStatement(code="NO_CHANGE", text="No change")
+    assert comparison_line(nothing) == "No change"

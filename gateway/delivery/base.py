@@ -52,16 +52,16 @@ class Sender(Protocol):
 
 
 def content_version(package: ReportPackage) -> str:
-    """Same report content -> same version, so a resend carries the same identity.
+    """Same report content -> same version, so a resend carries the same identity; a new
+    status, version, confirmation or order reference (a late order reconciled) is new
+    content.
 
-    `created_at` is left out: it is when the report was built, not what it says. The
-    order is in: a report re-sent because its late order arrived (reconciliation) is new
-    content to the receiver, which would drop it under the first one's identity.
+    `created_at` is left out: it is when the report was built, not what it says.
     """
     body = package.report.model_dump_json(exclude={"created_at"})
     identity = f"{package.sop_instance_uid}\x00{body}"
-    if package.order is not None:
-        identity += f"\x00{json.dumps(asdict(package.order), sort_keys=True)}"
+    if package.order is not None:  # appended only then: an unordered ECG keeps its identity
+        identity += "\x00" + json.dumps(asdict(package.order), sort_keys=True)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
@@ -104,10 +104,16 @@ def redact(text: str, package: ReportPackage, limit: int = 200) -> str:
 
 
 def _secrets(package: ReportPackage) -> set[str]:
-    """The identifying values as the package holds them, the birth date also in FHIR form."""
+    """The identifying values as the package holds them (the order's numbers too), the
+    birth date also in FHIR form."""
     meta = package.metadata
     secrets = {meta.patient_id, meta.patient_birth_date, meta.patient_id_issuer}
     secrets.add(meta.accession_number)
+    order = package.order
+    if order is not None:  # an order's numbers identify the patient's visit as well
+        secrets.update(
+            (order.placer_order_number, order.filler_order_number, order.accession_number)
+        )
     birth_date = dicom_date(meta.patient_birth_date)
     if birth_date:
         secrets.add(

@@ -9,15 +9,18 @@ IHE's Resting ECG Workflow expects an ECG management system to store it.
           QTc global using Bazett formula (MDC, ms); P, QRS, T axes (MDC, deg)
       CONTAINS CONTAINER (122145, DCM, "Qualitative Analysis")        TID 3717
         CONTAINS CODE (121071, DCM, "Finding") per statement with a SNOMED CT code,
-                 TEXT (121071, DCM, "Finding") for one without
+                 TEXT (121071, DCM, "Finding") for one without; TEXT (121071, DCM,
+                 "Finding") "CRITICAL: ..." per critical finding
       CONTAINS CONTAINER (121111, DCM, "Summary")                     TID 3719
         CONTAINS TEXT (121073, DCM, "Impression"); TEXT (121106, DCM, "Comment"): the
-                 technical notes
+                 comparison with the prior ECG, then the technical notes
 
 Codes come from pydicom's copy of the PS3.16 code tables (pydicom.sr.codedict), so none
 is typed by hand but the root's. A measurement that could not be made is left out (the
 template has no null value for NUM without a qualifier; the PDF and HL7 say why). A
-preliminary report is VerificationFlag UNVERIFIED and PreliminaryFlag PRELIMINARY.
+preliminary report is VerificationFlag UNVERIFIED and PreliminaryFlag PRELIMINARY; a
+confirmed one VERIFIED, with the physician in VerifyingObserverSequence, and FINAL. An
+ordered ECG's SR names the order in ReferencedRequestSequence.
 pydicom has no SR builder and highdicom none for TID 3700, so the few content item
 shapes are built here.
 """
@@ -32,14 +35,23 @@ from pydicom.sr.coding import Code
 
 from gateway.delivery.base import object_uids
 from gateway.delivery.dicom_objects import MANUFACTURER, part10_bytes, report_dataset
+from gateway.delivery.result_status import is_confirmed
 from gateway.processing.package import ReportPackage
-from model.report import Report
-from model.report_text import technical_notes
+from gateway.store.order_records import OrderReference
+from model.report import Confirmation, Report
+from model.report_text import comparison_line, critical_line, technical_notes
 
 COMPREHENSIVE_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33"
 ECG_REPORT = Code("28010-7", "LN", "ECG Report")
 SNOMED = "SCT"
 _CODE_MEANING_MAX = 64  # LO
+_LO_MAX = 64
+_SH_MAX = 16  # Accession Number
+_CODE_VALUE_MAX = 16  # SH; a longer code goes in LongCodeValue (UC)
+# The over-read application's user names as a local coding scheme (PS3.3 8.2: 99...)
+USER_CODING_SCHEME = "99ECGGW"
+# HL7 v2 coding system names (table 0396) of an ordered procedure -> DICOM designators
+_PROCEDURE_SCHEMES = {"LN": "LN", "C4": "C4", "CPT": "C4", "SCT": "SCT", "SNM": "SCT"}
 _OBSERVER_NAMESPACE = uuid.UUID("5d8a4c7e-3f1b-4e2a-9b6c-0a1d2e3f4a5b")
 
 # Report.measurements key -> (concept, unit), in TID 3713's order
@@ -63,8 +75,15 @@ def ecg_report_sr(package: ReportPackage) -> bytes:
         package, COMPREHENSIVE_SR_STORAGE, "SR", object_uids(package, "sr"), series_number=902
     )
     ds.CompletionFlag = "COMPLETE"
-    ds.VerificationFlag = "UNVERIFIED"  # a machine report no physician has confirmed
-    ds.PreliminaryFlag = "PRELIMINARY"
+    if is_confirmed(report):
+        ds.VerificationFlag = "VERIFIED"
+        ds.VerifyingObserverSequence = [_verifier(report.confirmation, package)]
+        ds.PreliminaryFlag = "FINAL"
+    else:
+        ds.VerificationFlag = "UNVERIFIED"  # a machine report no physician has confirmed
+        ds.PreliminaryFlag = "PRELIMINARY"
+    if package.order is not None:
+        ds.ReferencedRequestSequence = [_request(package.order, ds.StudyInstanceUID)]
     ds.PerformedProcedureCodeSequence = []
     ds.ReferencedPerformedProcedureStepSequence = []
     evidence = _evidence(package)
@@ -104,6 +123,69 @@ def _observer(report: Report) -> list[Dataset]:
     ]
 
 
+def _verifier(confirmation: Confirmation, package: ReportPackage) -> Dataset:
+    """The physician who confirmed the report: name, id (a local code), organisation (the
+    ECG's institution, else the gateway whose over-read it was) and time."""
+    verifier = Dataset()
+    verifier.VerifyingObserverName = confirmation.physician_name or confirmation.physician_id
+    verifier.VerifyingObserverIdentificationCodeSequence = [
+        _code_value(confirmation.physician_id, USER_CODING_SCHEME, confirmation.physician_id)
+    ]
+    verifier.VerifyingOrganization = package.metadata.institution_name or MANUFACTURER
+    verifier.VerificationDateTime = confirmation.confirmed_at.strftime("%Y%m%d%H%M%S%z")
+    return verifier
+
+
+def _request(order: OrderReference, study_uid: str) -> Dataset:
+    """The order the ECG was made for (SR Document General module), type 2 attributes
+    present even when empty."""
+    request = Dataset()
+    request.StudyInstanceUID = study_uid
+    request.ReferencedStudySequence = []
+    request.AccessionNumber = _fitting(order.accession_number, _SH_MAX)
+    request.PlacerOrderNumberImagingServiceRequest = _fitting(order.placer_order_number, _LO_MAX)
+    request.OrderPlacerIdentifierSequence = _issuer(order.placer_authority)
+    request.FillerOrderNumberImagingServiceRequest = _fitting(order.filler_order_number, _LO_MAX)
+    request.OrderFillerIdentifierSequence = _issuer(order.filler_authority)
+    request.RequestedProcedureID = ""
+    request.RequestedProcedureDescription = order.procedure_text[:_LO_MAX]
+    scheme = _PROCEDURE_SCHEMES.get(order.procedure_coding_system.strip().upper())
+    meaning = order.procedure_text or order.procedure_code
+    request.RequestedProcedureCodeSequence = (
+        [_code_value(order.procedure_code, scheme, meaning)]
+        if order.procedure_code and scheme
+        else []
+    )
+    return request
+
+
+def _fitting(identifier: str, limit: int) -> str:
+    """An identifier as it is, or empty (these are type 2) when it is longer than its VR
+    allows: a cut identifier would name another order; HL7 and FHIR carry it whole."""
+    return identifier if len(identifier) <= limit else ""
+
+
+def _issuer(namespace: str) -> list[Dataset]:
+    """An HL7 namespace as an HL7v2 Hierarchic Designator macro (local namespace only)."""
+    if not namespace:
+        return []
+    issuer = Dataset()
+    issuer.LocalNamespaceEntityID = namespace
+    return [issuer]
+
+
+def _code_value(value: str, scheme: str, meaning: str) -> Dataset:
+    """A code item whose value may be longer than CodeValue's 16 characters."""
+    item = Dataset()
+    if len(value) > _CODE_VALUE_MAX:
+        item.LongCodeValue = value
+    else:
+        item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning[:_CODE_MEANING_MAX]
+    return item
+
+
 def _global_measurements(report: Report) -> Dataset:
     values = report.measurements
     items = [
@@ -125,6 +207,8 @@ def _findings(report: Report) -> list[Dataset]:
         else:
             text = f"{statement.text} ({statement.code})"
             items.append(_item("TEXT", codes.DCM.Finding, "CONTAINS", text=text))
+    for finding in report.critical:
+        items.append(_item("TEXT", codes.DCM.Finding, "CONTAINS", text=critical_line(finding)))
     return items
 
 
@@ -132,6 +216,10 @@ def _summary(report: Report) -> list[Dataset]:
     items = []
     if report.impression:
         items.append(_item("TEXT", codes.DCM.Impression, "CONTAINS", text=report.impression))
+    if report.comparison is not None and report.comparison.statements:
+        lines = "; ".join(comparison_line(s) for s in report.comparison.statements)
+        text = f"Compared with the prior ECG: {lines}."
+        items.append(_item("TEXT", codes.DCM.Comment, "CONTAINS", text=text))
     notes = technical_notes(report.warnings)
     if notes:
         items.append(_item("TEXT", codes.DCM.Comment, "CONTAINS", text=notes))

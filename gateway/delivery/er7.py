@@ -35,6 +35,22 @@ def text(value: str) -> str:
     return value.translate(_ESCAPES)
 
 
+def fitted(value: str, limit: int) -> str:
+    """`text(value)` cut (ending in "...") so that, escaped, it is at most `limit` characters:
+    validators count a field's length as written, escapes included."""
+    encoded = text(value)
+    if len(encoded) <= limit:
+        return encoded
+    kept, length = [], 3
+    for char in value:
+        piece = text(char)
+        if length + len(piece) > limit:
+            break
+        kept.append(piece)
+        length += len(piece)
+    return "".join(kept) + "..."
+
+
 def components(*parts: str) -> str:
     """`^`-joined components (already encoded), trailing empty ones left out."""
     return "^".join(parts).rstrip("^")
