@@ -113,6 +113,10 @@ def test_ordered_mismatched_and_unordered_ecgs_from_storescu(backend, shared_dat
         # routed by the order: the STAT one alone reached cardiology
         [oru] = results.received
         assert str(oru.segment("MSH")[9]).startswith("ORU^R01")
+        # ... and refers to its order (ORC-2 / OBR-2 placer, OBR-4 the ordered procedure)
+        assert str(oru.segment("ORC")[2]) == "P-STAT^HIS"
+        assert str(oru.segment("OBR")[2]) == "P-STAT^HIS"
+        assert str(oru.segment("OBR")[4]).startswith("93000")
         # the EHR hears each matched order was done, with its numbers; never the walk-in
         placers = sorted(str(message.segment("ORC")[2]) for message in status.received)
         assert placers == ["P-MIS^HIS", "P-STAT^HIS"]
@@ -180,6 +184,7 @@ def test_a_late_order_from_the_ehr_reconciles_a_walk_in_ecg(shared_data, tmp_pat
 
         first, again = (str(m.segment("MSH")[10]) for m in results.received)
         assert first != again
+        assert str(results.received[1].segment("ORC")[2]) == "LATE7^HIS"  # now with its order
         assert str(status.received[0].segment("ORC")[2]) == "LATE7^HIS"
         store = server.open_store()
         [job] = store.list_jobs()
