@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.processing.order_match import OrderMatching
 from model.serial_comparison import ComparisonThresholds
 from model.settings import StrictSettings, YamlFileError, line_at, read_settings
 from model.statement_limits import StatementLimits
@@ -403,6 +404,10 @@ class GatewayConfig(StrictSettings):
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="on SIGTERM, how long jobs in progress may take to finish"
+    )
+    order_matching: OrderMatching = Field(
+        default_factory=OrderMatching,
+        description="matching received ECGs to the EHR's orders (docs/order-matching.md)",
     )
     routes: Path = Path("config/routes.yaml")
     routes_optional: bool = Field(

@@ -38,6 +38,8 @@ from gateway.metrics import Metrics
 from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.findings import Additions, acquired_epoch
 from gateway.processing.job import JobResult, process_jobs
+from gateway.processing.order_link import Reconciler, link_order
+from gateway.processing.order_match import OrderMatching
 from gateway.processing.package import ReportPackage
 from gateway.routing import MatchContext, Router
 from gateway.store import Job, Store, StoreError
@@ -62,6 +64,7 @@ class WorkerSettings:
     hold_retry_s: float = 60.0  # a job held for an unavailable engine tries again after
     vlm: VlmSettings | None = None  # gateway.yaml's vlm section, for rules naming a VLM
     comparison: ComparisonConfig | None = None  # gateway.yaml's; None: no serial comparison
+    order_matching: OrderMatching = field(default_factory=OrderMatching)
 
 
 class Workers:
@@ -308,7 +311,13 @@ class Workers:
         if result.transient_error is not None:
             self._retry_or_fail(job, owner, label, result.transient_error)
             return
-        package = result.package
+        try:
+            package = link_order(
+                self._store, job, result.package, result.report_dir, self._settings.order_matching
+            )
+        except Exception as exc:  # noqa: BLE001 - the store or disk: retried, then failed
+            self._retry_or_fail(job, owner, label, f"order matching: {type(exc).__name__}: {exc}")
+            return
         try:
             destinations = self._router.destinations_for(package)
         except Exception as exc:  # noqa: BLE001 - a routing bug must not lose the job
@@ -323,6 +332,7 @@ class Workers:
             if package.report.critical:
                 self._metrics.inc(m.JOBS_CRITICAL)
             self._on_done(sorted({name for name, _ in destinations}))
+            self._reconcile(job, package, label)
             log.info(
                 "%s done in %.0f ms: %s, codes %s, critical %s, to %s",
                 label,
@@ -334,6 +344,24 @@ class Workers:
             )
         else:
             log.warning("%s: lease lost before completion; the new holder completes it", label)
+
+    def _reconcile(self, job: Job, package: ReportPackage, label: str) -> None:
+        """An order that came in while this unordered ECG was processed (the listener's
+        hook found the job unfinished then): reconciled now, or by nobody."""
+        settings = self._settings
+        reconciler = Reconciler(
+            self._store,
+            settings.order_matching,
+            settings.reports_dir,
+            self._router.destinations_for,
+        )
+        try:
+            again = reconciler.finished(self._store.get_job(job.id) or job, package)
+        except Exception as exc:  # noqa: BLE001 - the job is done; the order stays open
+            log.error("%s: reconciling an order that arrived meanwhile failed: %s", label, exc)
+            return
+        if again:
+            self._on_done(again)
 
     def _hold(self, job: Job, owner: str, label: str, reason: str) -> None:
         """Back to the queue without using an attempt: the job is fine, the engine is not

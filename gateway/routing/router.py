@@ -128,8 +128,13 @@ class Router:
         return any(rule.engine is not None for rule in self._config.rules)
 
     def destinations_for(self, package: ReportPackage) -> list[tuple[str, str]]:
+        """Where the rules send the report, and for an ECG matched to an order, each
+        order-status destination (the EHR hears the order was done)."""
         key = patient_key(package)
-        return [(name, key) for name in self.decide(package).destinations]
+        names = list(self.decide(package).destinations)
+        if package.order is not None:
+            names += order_status_destinations(self._config)
+        return [(name, key) for name in names]
 
     def destination(self, name: str) -> AnyDestination | None:
         return self._config.destinations.get(name)
@@ -156,6 +161,15 @@ class Router:
                 len(config.destinations),
             )
             return True
+
+
+def order_status_destinations(config: RoutesConfig) -> list[str]:
+    """The hl7 destinations that take order status updates instead of results."""
+    return [
+        name
+        for name, destination in config.destinations.items()
+        if isinstance(destination, Hl7Destination) and destination.sends == "order-status"
+    ]
 
 
 def _digest(path: Path) -> str:
@@ -205,10 +219,15 @@ def _pydantic_issues(exc: ValidationError, root: yaml.Node) -> list[RouteIssue]:
 
 
 def _reference_issues(data: dict, root: yaml.Node) -> list[RouteIssue]:
-    """Names used by rules and the default route must be defined destinations."""
-    defined = (
-        set(data.get("destinations") or {}) if isinstance(data.get("destinations"), dict) else set()
-    )
+    """Names used by rules and the default route must be defined destinations, and not
+    ones that take order status updates (they are sent those without a rule)."""
+    destinations = data.get("destinations")
+    defined = set(destinations) if isinstance(destinations, dict) else set()
+    status_only = {
+        name
+        for name, value in (destinations if isinstance(destinations, dict) else {}).items()
+        if isinstance(value, dict) and value.get("sends") == "order-status"
+    }
     issues: list[RouteIssue] = []
 
     def check_names(names: Any, loc: tuple) -> None:
@@ -218,6 +237,16 @@ def _reference_issues(data: dict, root: yaml.Node) -> list[RouteIssue]:
             if isinstance(name, str) and name not in defined:
                 line, path = line_at(root, (*loc, index))
                 issues.append(RouteIssue(line, dotted(path), f"unknown destination {name!r}"))
+            elif name in status_only:
+                line, path = line_at(root, (*loc, index))
+                issues.append(
+                    RouteIssue(
+                        line,
+                        dotted(path),
+                        f"destination {name!r} takes order status updates (sends: "
+                        f"order-status), not reports",
+                    )
+                )
 
     rules = data.get("rules")
     seen_names: set[str] = set()

@@ -138,6 +138,12 @@ class FhirDestination(_Destination):
 class Hl7Destination(_Destination):
     type: Literal["hl7"]
     endpoint: str = Field(description="mllp://host:port, or mllps://host:port for TLS")
+    sends: Literal["results", "order-status"] = Field(
+        "results",
+        description="order-status: the ORM^O01 status update (ORC-1 SC, ORC-5 CM) of each "
+        "ECG matched to an order, sent to it without a rule (IHE REWF); rules cannot "
+        "send reports there",
+    )
     tls: TlsOptions = TlsOptions()
     timeout_s: float = Field(30.0, gt=0)
     hl7: Hl7Options = Hl7Options()
@@ -218,11 +224,25 @@ class Match(StrictSettings):
         None, description="source name of a watched folder or the upload endpoint"
     )
     statement_codes: Patterns | None = None
+    # The order the ECG was matched to (docs/order-matching.md); an unordered ECG has
+    # none, so a rule with any of these never matches it.
+    ordering_facility: Patterns | None = Field(None, description="the order's facility")
+    priority: list[Literal["stat", "asap", "routine"]] | None = Field(
+        None, description="the order's priority"
+    )
+    procedure_code: Patterns | None = Field(None, description="the ordered procedure (OBR-4.1)")
 
-    @field_validator("kind", mode="before")
+    @field_validator("kind", "priority", mode="before")
     @classmethod
-    def _kind_list(cls, value: Any) -> Any:
+    def _one_or_a_list(cls, value: Any) -> Any:
         return _as_list(value)
+
+    @property
+    def names_the_order(self) -> bool:
+        return any(
+            value is not None
+            for value in (self.ordering_facility, self.priority, self.procedure_code)
+        )
 
 
 EngineName = Literal["measure", "vlm", "hybrid"]
@@ -245,6 +265,12 @@ class Rule(StrictSettings):
             raise ValueError(
                 "a rule with 'engine' cannot match on statement_codes: the engine is chosen "
                 "before the report (and its codes) exist; split it into two rules"
+            )
+        if self.engine is not None and self.match.names_the_order:
+            raise ValueError(
+                "a rule with 'engine' cannot match on ordering_facility, priority or "
+                "procedure_code: the engine is chosen before the ECG is matched to its "
+                "order; split it into two rules"
             )
         return self
 

@@ -7,7 +7,7 @@ one migration step.
 from gateway.store.orders_schema import orders_tables
 from gateway.store.prior_critical_schema import prior_and_critical_tables
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -36,10 +36,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     report_dir TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    priority TEXT NOT NULL DEFAULT 'routine',
+    lease_rank REAL NOT NULL DEFAULT 0,
     UNIQUE (sop_instance_uid, content_sha256)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, available_at);
 CREATE INDEX IF NOT EXISTS jobs_by_patient ON jobs (patient_key, id);
+CREATE INDEX IF NOT EXISTS jobs_by_rank ON jobs (lease_rank, id);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id INTEGER NOT NULL REFERENCES jobs (id),
@@ -65,6 +68,8 @@ CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
     )
     + prior_and_critical_tables(time="REAL", reference="INTEGER", if_new=True)
 )
+# Which order a job fulfilled (order matching); after the orders table, hence not above.
+SCHEMA += ";\nCREATE INDEX IF NOT EXISTS orders_by_job ON orders (job_id)"
 # Each step takes a store of the version before it to the next one.
 MIGRATIONS = {
     2: (
@@ -84,6 +89,14 @@ MIGRATIONS = {
     4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
     # Orders from the EHR and patient merges: new tables, created by SCHEMA above.
     5: (),
+    # The priority of the ECG's order, and the time it is leased by: its receipt, less the
+    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order);
+    # and orders_by_job, which SCHEMA creates.
+    6: (
+        "ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'",
+        "ALTER TABLE jobs ADD COLUMN lease_rank REAL NOT NULL DEFAULT 0",
+        "UPDATE jobs SET lease_rank = created_at",
+    ),
     # Serial comparison's prior index and the critical alerts: created by SCHEMA above.
-    6: (),
+    7: (),
 }
