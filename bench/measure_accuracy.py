@@ -686,7 +686,8 @@ class SinusRate:
     stach: bool
 
 
-PtbxlRecord = tuple[dict[str, str], set[str], model.Report]
+# (ptbxl_database row, truth codes, the engine's report, the baseline's rhythm codes)
+PtbxlRecord = measure_rhythm.PtbxlRecord
 
 
 def run_ptbxl(
@@ -697,7 +698,8 @@ def run_ptbxl(
     and each record's row, truth codes and report (for bench/measure_rhythm.py).
 
     Keys "<code> (rhythm-coded)" count the rhythm goal codes on the records that
-    carry a rhythm statement only.
+    carry a rhythm statement only; "<code> (baseline)" and "<code> (rhythm-coded,
+    baseline)" the same for measure_rhythm.baseline_rhythm (not timed here).
     """
     rhythm_codes = ptbxl_rhythm_codes()
     counts: dict[str, Counts] = {}
@@ -716,7 +718,8 @@ def run_ptbxl(
         if axis in PTBXL_RIGHT_AXIS:
             truth.add("RAD")
         predicted = set(report.codes)
-        records.append((row, truth, report))
+        simple = measure_rhythm.baseline_rhythm(ecg)
+        records.append((row, truth, report, simple))
         rates.append(
             SinusRate(
                 report.measurements.heart_rate_bpm,
@@ -729,10 +732,12 @@ def run_ptbxl(
             if code in ("LAD", "RAD") and not axis:
                 continue  # heart_axis is empty for most records: no truth to score against
             counts.setdefault(code, Counts()).add(code in predicted, code in truth)
-        if truth & rhythm_codes:
-            for code in RHYTHM_GOAL_CODES:
-                key = f"{code} (rhythm-coded)"
-                counts.setdefault(key, Counts()).add(code in predicted, code in truth)
+        coded = bool(truth & rhythm_codes)
+        for code in RHYTHM_GOAL_CODES:
+            counts.setdefault(f"{code} (baseline)", Counts()).add(code in simple, code in truth)
+            if coded:
+                for key, found in (("rhythm-coded", predicted), ("rhythm-coded, baseline", simple)):
+                    counts.setdefault(f"{code} ({key})", Counts()).add(code in found, code in truth)
     return counts, seconds, rates, records
 
 
@@ -929,10 +934,10 @@ def ptbxl_rows(counts: dict[str, Counts], n: int) -> list[list[str]]:
         goal = "F1 ≥ 0.9" if code in RHYTHM_GOAL_CODES else ""
         met = ("yes" if c.f1 >= 0.9 else "no") if goal else ""
         truth = "heart_axis (where given)" if code in ("LAD", "RAD") else "scp_codes"
-        rows.append(["PTB-XL", f"{code} vs {truth}", str(n), c.summary(), "", goal, met])
+        simple = counts[f"{code} (baseline)"].summary() if code in RHYTHM_GOAL_CODES else ""
+        rows.append(["PTB-XL", f"{code} vs {truth}", str(n), c.summary(), simple, goal, met])
     for code in RHYTHM_GOAL_CODES:
-        key = f"{code} (rhythm-coded)"
-        c = counts.get(key, Counts())
+        c = counts.get(f"{code} (rhythm-coded)", Counts())
         n_coded = c.tp + c.fp + c.fn + c.tn
         rows.append(
             [
@@ -940,7 +945,7 @@ def ptbxl_rows(counts: dict[str, Counts], n: int) -> list[list[str]]:
                 f"{code} vs scp_codes, records with a rhythm statement",
                 str(n_coded),
                 c.summary(),
-                "",
+                counts.get(f"{code} (rhythm-coded, baseline)", Counts()).summary(),
                 "F1 ≥ 0.9",
                 "yes" if c.f1 >= 0.9 else "no",
             ]

@@ -21,11 +21,12 @@ log = logging.getLogger(__name__)
 
 JOB_FAILED = "job-failed"
 DELIVERY_DEAD = "delivery-dead"
+CRITICAL_NOTICE_DEAD = "critical-notice-dead"  # nobody could be told of a critical ECG
 
 
 @dataclass(frozen=True)
 class Alert:
-    event: str  # JOB_FAILED | DELIVERY_DEAD
+    event: str  # JOB_FAILED | DELIVERY_DEAD | CRITICAL_NOTICE_DEAD
     subject: str  # the SOP Instance UID
     detail: str  # "job 12" or "delivery 34 to ehr-fhir"
     reason: str

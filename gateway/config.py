@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.processing.order_match import OrderMatching
+from model.serial_comparison import ComparisonThresholds
 from model.settings import StrictSettings, YamlFileError, line_at, read_settings
 from model.statement_limits import StatementLimits
 from model.vlm.settings import VlmSettings
@@ -103,6 +105,19 @@ class StorageCommitmentConfig(StrictSettings):
 
     peers: dict[AeTitle, HostPort] = Field(
         default_factory=dict, description="calling AE title -> 'host:port' of its SCP"
+    )
+
+
+class WorklistConfig(StrictSettings):
+    """The Modality Worklist SCP (C-FIND) on the DICOM port: carts download their open
+    orders. Off by default: it hands patient demographics to any AE allowed to associate."""
+
+    enabled: bool = False
+    max_results: int = Field(
+        1000, ge=1, le=100_000, description="a query matching more is refused (0xA700)"
+    )
+    names_ignore_case: bool = Field(
+        False, description="Patient's Name matching ignores case (dcmtk's wlmscpfs: it does not)"
     )
 
 
@@ -307,6 +322,25 @@ class SyslogConfig(StrictSettings):
     timeout_s: float = Field(10.0, gt=0)
 
 
+class PriorArchiveConfig(StrictSettings):
+    """A DICOM archive asked for the patient's previous ECG when the gateway's own store
+    has none as recent: C-FIND (study, series, instance), then C-GET of the instance."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    called_ae: AeTitle
+    calling_ae: AeTitle = "ECGGW"
+    timeout_s: float = Field(20.0, gt=0, description="per association; a slow archive is skipped")
+
+
+class ComparisonConfig(StrictSettings):
+    """Serial comparison with the patient's previous ECG (docs/serial-comparison.md)."""
+
+    enabled: bool = True
+    thresholds: ComparisonThresholds = Field(default_factory=ComparisonThresholds)
+    archive: PriorArchiveConfig | None = Field(None, description="none: the own store only")
+
+
 class AuditConfig(StrictSettings):
     """The audit trail (IHE ATNA, DICOM PS3.15 A.5 messages): always written to a
     hash-chained file in the data directory; also sent to `syslog` when set."""
@@ -330,6 +364,7 @@ class GatewayConfig(StrictSettings):
     )
     dicom: DicomLimits = Field(default_factory=DicomLimits)
     storage_commitment: StorageCommitmentConfig = Field(default_factory=StorageCommitmentConfig)
+    worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     data_dir: Path = Path("ecg-gateway-data")
     min_free_disk_mb: int = Field(100, ge=0, description="refuse objects (0xA700) below this")
     workers: int = Field(2, ge=1, le=64)
@@ -364,10 +399,15 @@ class GatewayConfig(StrictSettings):
         description="postgresql://... (several nodes on one database); default SQLite",
     )
     admin: AdminConfig = Field(default_factory=AdminConfig)
+    comparison: ComparisonConfig = Field(default_factory=ComparisonConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="on SIGTERM, how long jobs in progress may take to finish"
+    )
+    order_matching: OrderMatching = Field(
+        default_factory=OrderMatching,
+        description="matching received ECGs to the EHR's orders (docs/order-matching.md)",
     )
     routes: Path = Path("config/routes.yaml")
     routes_optional: bool = Field(
@@ -482,3 +522,8 @@ def log_security_posture(config: GatewayConfig) -> None:
         log.warning("orders.allowed_facilities is empty: orders from ANY sending facility")
     if orders.enabled and not orders.tls.enabled and not _is_loopback(orders.bind):
         log.warning("orders.tls is off: HL7 orders (with patient data) are not encrypted")
+    if config.worklist.enabled and not config.allowed_calling_aes:
+        log.warning(
+            "the worklist is on and allowed_calling_aes is empty: ANY calling AE can "
+            "download orders with patient demographics"
+        )

@@ -42,9 +42,14 @@ DELIVERIES_SENT = "deliveries.sent"
 DELIVERIES_FAILED = "deliveries.failed"  # a try failed, another is scheduled (a retry)
 DELIVERIES_DEAD = "deliveries.dead"  # given up: a dead letter
 AUDIT_RECORDS = "audit.records"
+JOBS_CRITICAL = "jobs.critical"  # reports that met a critical-result rule
+CRITICAL_NOTICES_SENT = "critical.sent"  # first notices and escalations that went out
+CRITICAL_NOTICES_FAILED = "critical.failed"  # a try failed, another is scheduled
+CRITICAL_NOTICES_DEAD = "critical.dead"  # given up: nobody could be told
 ORDER_MESSAGES = "orders.messages"  # HL7 order and patient messages committed (AA)
 AUDIT_SENT = "audit.sent"
 AUDIT_SEND_FAILURES = "audit.send_failures"
+WORKLIST_QUERIES = "worklist.queries"
 REJECTED_PREFIX = "rejected."
 
 # Rejections that refuse a whole association (or connection), not one object.
@@ -107,6 +112,31 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "hl7_messages",
         "HL7 order and patient messages committed and acknowledged AA",
         (),
+        {},
+    ),
+    JOBS_CRITICAL: ("critical_reports", "reports that met a critical-result rule", (), {}),
+    CRITICAL_NOTICES_SENT: (
+        "critical_notices",
+        "critical-result notice tries by outcome",
+        ("outcome",),
+        {"outcome": "sent"},
+    ),
+    CRITICAL_NOTICES_FAILED: (
+        "critical_notices",
+        "critical-result notice tries by outcome",
+        ("outcome",),
+        {"outcome": "failed"},
+    ),
+    CRITICAL_NOTICES_DEAD: (
+        "critical_notices",
+        "critical-result notice tries by outcome",
+        ("outcome",),
+        {"outcome": "dead"},
+    ),
+    WORKLIST_QUERIES: (
+        "worklist_queries",
+        "worklist C-FIND queries by final status",
+        ("status",),
         {},
     ),
     AUDIT_RECORDS: ("audit_records", "audit records written to the local trail", (), {}),

@@ -1,6 +1,6 @@
 """The gateway's timed work, run by apscheduler (3.x) in background threads:
-one delivery sweep per destination, the routes-file reload check, and the
-retention purge.
+one delivery sweep per destination, the routes-file reload check, the
+retention purge, and the critical-result notices and their escalation.
 
 apscheduler only triggers; what is due lives in the store, so nothing is lost
 when the process stops (apscheduler's own job store would lose it).
@@ -22,6 +22,7 @@ from gateway.alerts import AlertHook
 from gateway.audit import CONFIGURATION, Auditor
 from gateway.delivery.sweeper import DeliverySweeper
 from gateway.metrics import Metrics
+from gateway.notify import CriticalNotifier
 from gateway.routing import FileDestination, Router
 from gateway.store import Store
 
@@ -31,6 +32,7 @@ _DELIVERY_JOB_PREFIX = "deliver:"
 _UNROUTED_JOB = "deliver-unrouted"
 _RELOAD_JOB = "routes-reload"
 _PURGE_JOB = "retention-purge"
+_CRITICAL_JOB = "critical-notices"
 _MAX_THREADS = 16
 
 
@@ -49,6 +51,8 @@ class GatewayScheduler:
         reload_interval_s: float = 5.0,
         purge_interval_s: float = 3600.0,
         on_routes_reloaded: Callable[[], None] = lambda: None,
+        notifier: CriticalNotifier | None = None,
+        notify_interval_s: float = 5.0,
     ):
         self.store = store
         self.router = router
@@ -59,6 +63,8 @@ class GatewayScheduler:
         self.reload_interval_s = reload_interval_s
         self.purge_interval_s = purge_interval_s
         self.on_routes_reloaded = on_routes_reloaded  # the audit trail's record of it
+        self.notifier = notifier
+        self.notify_interval_s = notify_interval_s
         # apscheduler logs every run at INFO: one line per destination every few seconds
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(
@@ -83,6 +89,10 @@ class GatewayScheduler:
             seconds=self.sweep_interval_s * 5,
             id=_UNROUTED_JOB,
         )
+        if self.notifier is not None:
+            self._scheduler.add_job(
+                self.notifier.sweep, "interval", seconds=self.notify_interval_s, id=_CRITICAL_JOB
+            )
         self.sync_delivery_jobs()
         self._scheduler.start()
 
@@ -162,6 +172,7 @@ def start_delivery(
         retention_days=retention_days,
         extra_purge_dirs=(outbox_dir,),
         on_routes_reloaded=lambda: audit_routes_reload(audit),
+        notifier=CriticalNotifier(store, router, alerts, metrics),
     )
     scheduler.start()
     return scheduler

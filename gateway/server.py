@@ -42,6 +42,8 @@ from gateway.intake.order_intake import OrderIntake
 from gateway.intake.upload import start_upload
 from gateway.logs import use_log_format
 from gateway.metrics import Metrics
+from gateway.processing.order_link import Reconciler
+from gateway.processing.order_match import intake_priority
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.reload import Reloader
 from gateway.routing import Router as RoutesRouter
@@ -126,20 +128,28 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
                 max_worker_deaths=config.job_max_worker_deaths,
                 hold_retry_s=config.hold_retry_s,
                 vlm=config.vlm,
+                comparison=config.comparison,
+                order_matching=config.order_matching,
             ),
             metrics,
             on_done=delivery.deliver_soon,
             alerts=alerts,
         )
         min_free = config.min_free_disk_mb * 1024 * 1024
-        intake = Intake(store, config.spool_dir, metrics, min_free, workers.wake, audit)
+        prioritise = intake_priority(store, config.order_matching)
+        intake = Intake(store, config.spool_dir, metrics, min_free, workers.wake, audit, prioritise)
         workers.start()
         reloader = Reloader(config, read_config, delivery, alerts, audit, admin=admin)
         running.callback(lambda: workers.stop(grace_s=reloader.config.shutdown_grace_s))
         scp = reloader.scp = start_scp(config, intake, metrics)
         running.callback(_stop_accepting, scp, draining, lambda: reloader.config.shutdown_grace_s)
         _start_file_intakes(config, intake, running)
-        _start_order_listener(config, store, metrics, audit, running)
+        listener = _start_order_listener(config, store, metrics, audit, running)
+        if listener is not None:  # IHE REWF: a late order reconciled with its ECG
+            reconciler = Reconciler(
+                store, config.order_matching, config.reports_dir, router.destinations_for
+            )
+            listener.on_order.append(reconciler.hook(delivery.deliver_soon))
         if audit is not None:
             audit.application(started=True)
         log.info(

@@ -21,7 +21,12 @@ from model.measure import (
     EcgMeasurement,
     pacemaker_drives,
 )
-from model.measure.rhythm import MIN_PATTERN_ECTOPICS, PAC_PREMATURITY, RhythmAnalysis
+from model.measure.rhythm import (
+    MAX_RR_LEVELS,
+    MIN_PATTERN_ECTOPICS,
+    PAC_PREMATURITY,
+    RhythmAnalysis,
+)
 from model.report import Statement
 from model.statement_limits import StatementLimits
 from model.statement_text import make_statement
@@ -158,9 +163,13 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
 
 
 def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
-    """AFIB where no P wave repeats and the RR is irregular beyond what premature beats explain."""
+    """AFIB where no P wave repeats and the RR is irregular beyond what premature beats
+    explain, and irregularly so: RRs that take only a few distinct values are grouped
+    beating (Mobitz I, flutter with variable conduction), which is no fibrillation."""
     irregularity = m.beats.irregularity()
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
+        return []
+    if regularly_irregular(m.rhythm):
         return []
     unexplained, basis = unexplained_irregularity(m.rhythm)
     if unexplained is False:
@@ -177,6 +186,11 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
             p_wave=m.null_reasons.get("pr_ms"),
         )
     ]
+
+
+def regularly_irregular(rhythm: RhythmAnalysis) -> bool:
+    """The RRs fall into MAX_RR_LEVELS distinct values or fewer (model.measure.rhythm)."""
+    return rhythm.rr_levels is not None and rhythm.rr_levels <= MAX_RR_LEVELS
 
 
 def sinus_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:

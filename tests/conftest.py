@@ -49,3 +49,14 @@ def postgres_cluster():
 def postgres_url(postgres_cluster) -> str:
     """A fresh, empty database on the session's PostgreSQL server."""
     return postgres_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_each_backend(request, tmp_path):
+    """A fresh store on each backend in turn: SQLite in `tmp_path`, then a database on the
+    session's PostgreSQL server (skipped without one)."""
+    from tests.test_store import open_backend
+
+    store = open_backend(request.param, request, tmp_path)
+    yield store
+    store.close()

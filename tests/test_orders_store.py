@@ -232,6 +232,9 @@ def test_a_store_of_schema_4_gets_the_orders_tables(tmp_path):
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE orders")
         conn.execute("DROP TABLE patient_merges")
+        conn.execute("DROP INDEX jobs_by_rank")  # and what schema 6 adds (job priority)
+        conn.execute("ALTER TABLE jobs DROP COLUMN lease_rank")
+        conn.execute("ALTER TABLE jobs DROP COLUMN priority")
         conn.execute("PRAGMA user_version = 4")
     store = SqliteStore(path)
     try:

@@ -114,7 +114,7 @@ def test_confirming_makes_version_2_final_and_routes_it(site, shared_data):
     ]
     again = site.service.view(job_id, JONES)
     assert again.report == report and [v.version for v in again.versions] == [1, 2]
-    original = ReportPackage.load(site.store.report_directory(site.store.get_job(job_id)))
+    original = ReportPackage.load(site.store.report_files_of(site.store.get_job(job_id)))
     assert "UNCONFIRMED" in " ".join(_pdf_text(original.pdf))
     printed = " ".join(_pdf_text(again.pdf))  # drawn again for the final version
     assert "FINAL report, confirmed by Anna Smith (smith)" in printed

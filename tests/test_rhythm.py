@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 import model
+from model.beats import IRREGULAR_RMSSD
+from model.measure import measure
+from model.measure.rhythm import MAX_RR_LEVELS
 from model.report import Report
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 from model.synthetic import SyntheticSpec, synthetic_ecg
@@ -105,6 +108,27 @@ def test_flutter_with_2_to_1_conduction_is_never_called_fibrillation(seed: int) 
     spec = RhythmSpec(rhythm="atrial_flutter", rate_bpm=280 + 10 * seed, f_wave_mv=0.2, seed=seed)
     report, _ = _analyze(spec)
     assert "AFIB" not in report.codes
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        RhythmSpec(av_block="mobitz1", rate_bpm=95, seed=1),
+        RhythmSpec(av_block="mobitz1", rate_bpm=95, seed=2),
+        RhythmSpec(rhythm="atrial_flutter", rate_bpm=260, flutter_conduction=0, f_wave_mv=0.15),
+        RhythmSpec(rhythm="atrial_flutter", rate_bpm=300, flutter_conduction=0, f_wave_mv=0.15),
+    ],
+    ids=["mobitz1-1", "mobitz1-2", "flutter-variable-260", "flutter-variable-300"],
+)
+def test_grouped_beating_is_not_atrial_fibrillation(spec: RhythmSpec) -> None:
+    """Wenckebach's 4:3 groups and flutter conducted 2:1 to 4:1 at random are irregular
+    without a consistent P wave, but their RRs take only a few values (each one a
+    multiple of the flutter cycle): regularly irregular, no fibrillation."""
+    ecg, _ = rhythm_ecg(spec)
+    measured = measure(ecg)
+    assert measured.beats.irregularity() > IRREGULAR_RMSSD
+    assert measured.rhythm.rr_levels <= MAX_RR_LEVELS
+    assert "AFIB" not in model.analyze(ecg).codes
 
 
 def test_heart_rate_with_three_beats() -> None:

@@ -273,7 +273,7 @@ def test_patient_key_orders_by_patient_without_holding_the_id(shared_data: Path)
 
 def test_cli_routes_check(tmp_path: Path, capsys) -> None:
     assert main(["routes", "check", str(EXAMPLE)]) == 0
-    assert "OK, 5 destinations, 3 rules" in capsys.readouterr().out
+    assert "OK, 6 destinations, 4 rules" in capsys.readouterr().out
     bad = _write(
         tmp_path / "routes.yaml",
         """

@@ -297,6 +297,7 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
         [old] = store.list_jobs()
         assert (old.sop_instance_uid, old.state) == ("1.2.3.9", "queued")
         assert (old.modality, old.institution, old.station) == ("", "", "")
+        assert (old.priority, old.lease_rank) == ("routine", 1.0)  # leased by receipt
         new = store.add_job(
             _job("1.2.3.10", modality="ECG", station="CART7"), now=T0, content=OBJECT
         )

@@ -101,7 +101,7 @@ def _sample(
 ) -> dict[str, object] | str:
     """One sample of a confirmed report, or why there is none."""
     job = store.get_job(job_id)
-    directory = store.report_directory(job) if job is not None else None
+    directory = store.report_files_of(job) if job is not None else None
     if directory is None:
         return "report files removed by retention"
     try:

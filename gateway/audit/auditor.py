@@ -6,6 +6,7 @@
 | exported | Export (110106), R | a report delivered to a destination |
 | order_record | Order Record (110109), C U | an order received, updated, cancelled (HL7 or CLI) |
 | patient_record | Patient Record (110110), U | a patient's orders updated or merged (ADT) |
+| queried | Query (110112), E | a worklist C-FIND answered or refused |
 | node_refused | Security Alert (110113) / Node Authentication | association rejected, TLS failure |
 | admin_action | Security Alert / Software Configuration or Use of Restricted Function | routes or config reloaded, jobs or deliveries retried |
 | report_event | Patient Record (110110), R/U | a report opened, confirmed or corrected, or refused (over-read) |
@@ -155,6 +156,22 @@ class Auditor:
     def operator(self) -> msg.Participant:
         """The user running this process, as the requestor of an action."""
         return _os_user(requestor=True)
+
+    def queried(self, query: msg.Query, calling_ae: str, peer_host: str, refused: str = "") -> None:
+        """A C-FIND: the worklist hands out patient data. `refused`: why it was not answered."""
+        self._record(
+            msg.AuditEvent(
+                msg.QUERY,
+                "E",
+                msg.MINOR_FAILURE if refused else msg.SUCCESS,
+                description=refused,
+                participants=(
+                    msg.Participant(calling_ae, msg.SOURCE, True, calling_ae, peer_host),
+                    self._gateway(msg.DESTINATION),
+                ),
+                query=query,
+            )
+        )
 
     def node_refused(self, peer_host: str, calling_ae: str, reason: str) -> None:
         """An association rejected or a TLS handshake that failed: a security alert."""

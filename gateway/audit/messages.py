@@ -11,6 +11,7 @@ the message types that concern an instance require it; nothing here is ever logg
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ INSTANCES_TRANSFERRED: Code = ("110104", "DCM", "DICOM Instances Transferred")
 EXPORT: Code = ("110106", "DCM", "Export")
 ORDER_RECORD: Code = ("110109", "DCM", "Order Record")
 PATIENT_RECORD: Code = ("110110", "DCM", "Patient Record")
+QUERY: Code = ("110112", "DCM", "Query")
 SECURITY_ALERT: Code = ("110113", "DCM", "Security Alert")
 # Event type codes
 APPLICATION_START: Code = ("110120", "DCM", "Application Start")
@@ -40,6 +42,7 @@ SOURCE: Code = ("110153", "DCM", "Source Role ID")
 # Participant object ID types
 PATIENT_NUMBER: Code = ("2", "RFC-3881", "Patient Number")
 STUDY_INSTANCE_UID: Code = ("110180", "DCM", "Study Instance UID")
+SOP_CLASS_UID: Code = ("110181", "DCM", "SOP Class UID")
 APPLICATION_SERVER: Code = ("4", "DCM", "Application Server Process")
 
 # EventOutcomeIndicator
@@ -78,6 +81,15 @@ def patient_object(patient_id: str, patient_id_issuer: str = "") -> Instance:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A C-FIND as A.5.3.12 records it: the SOP class asked, and the identifier as sent."""
+
+    sop_class_uid: str
+    identifier: bytes  # the encoded C-FIND identifier (it may hold patient data)
+    transfer_syntax: str
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     event_id: Code
     action: str  # C R U D E
@@ -86,6 +98,7 @@ class AuditEvent:
     description: str = ""  # EventOutcomeDescription: why, never patient data
     participants: tuple[Participant, ...] = ()
     instance: Instance | None = None
+    query: Query | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -120,6 +133,8 @@ def to_xml(event: AuditEvent, source: AuditSource) -> str:
     _code(audit_source, "AuditSourceTypeCode", APPLICATION_SERVER)
     if event.instance is not None:
         _instance_objects(root, event.instance)
+    if event.query is not None:
+        _query_object(root, event.query)
     return ET.tostring(root, encoding="unicode")
 
 
@@ -147,26 +162,38 @@ def _instance_objects(root: ET.Element, instance: Instance) -> None:
     """The study with its SOP class and instance (type 2 system object, role 3 report),
     then the patient (type 1 person, role 1 patient), as A.5.3.5 and A.5.3.7 list them."""
     if instance.study_uid:
-        study = ET.SubElement(
-            root,
-            "ParticipantObjectIdentification",
-            ParticipantObjectID=instance.study_uid,
-            ParticipantObjectTypeCode="2",
-            ParticipantObjectTypeCodeRole="3",
-        )
-        _code(study, "ParticipantObjectIDTypeCode", STUDY_INSTANCE_UID)
+        study = _object(root, instance.study_uid, "2", "3", STUDY_INSTANCE_UID)
         sop_class = ET.SubElement(
             study, "SOPClass", UID=instance.sop_class_uid, NumberOfInstances="1"
         )
         ET.SubElement(sop_class, "Instance", UID=instance.sop_instance_uid)
-    patient = ET.SubElement(
+    _object(root, _patient_cx(instance), "1", "1", PATIENT_NUMBER)
+
+
+def _query_object(root: ET.Element, query: Query) -> None:
+    """The SOP class queried (type 2 system object, role 3 report), with the identifier
+    and its transfer syntax in base64 (PS3.15 A.5.3.12)."""
+    element = _object(root, query.sop_class_uid, "2", "3", SOP_CLASS_UID)
+    ET.SubElement(element, "ParticipantObjectQuery").text = base64.b64encode(
+        query.identifier
+    ).decode("ascii")
+    syntax = base64.b64encode(query.transfer_syntax.encode("ascii")).decode("ascii")
+    ET.SubElement(element, "ParticipantObjectDetail", type="TransferSyntax", value=syntax)
+
+
+def _object(
+    root: ET.Element, object_id: str, type_code: str, role: str, id_type: Code
+) -> ET.Element:
+    """A ParticipantObjectIdentification with its ID type code."""
+    element = ET.SubElement(
         root,
         "ParticipantObjectIdentification",
-        ParticipantObjectID=_patient_cx(instance),
-        ParticipantObjectTypeCode="1",
-        ParticipantObjectTypeCodeRole="1",
+        ParticipantObjectID=object_id,
+        ParticipantObjectTypeCode=type_code,
+        ParticipantObjectTypeCodeRole=role,
     )
-    _code(patient, "ParticipantObjectIDTypeCode", PATIENT_NUMBER)
+    _code(element, "ParticipantObjectIDTypeCode", id_type)
+    return element
 
 
 def _patient_cx(instance: Instance) -> str:

@@ -92,6 +92,7 @@ def _details(job: Job) -> str:
         f"  SOP Instance UID  {job.sop_instance_uid}",
         f"  SOP Class UID     {job.sop_class_uid}",
         f"  kind              {job.kind}",
+        f"  priority          {job.priority} (its order's; leased by receipt less its head start)",
         f"  content sha256    {job.content_sha256}",
         f"  from              {job.calling_ae or '-'} -> {job.called_ae or '-'} ({job.peer or '-'})",
         f"  source            {job.source or '-'}",

@@ -36,6 +36,7 @@ from gateway.delivery.codes import (
     format_number,
 )
 from gateway.delivery.mllp import MllpClient, MllpError
+from gateway.delivery.order_status import build_status
 from gateway.delivery.result_status import (
     HL7_CRITICAL_FLAG,
     critical_subjects,
@@ -111,7 +112,9 @@ def encode(message: str) -> bytes:
 
 
 def prepare(package: ReportPackage, destination: Hl7Destination, name: str) -> Artefacts:
-    return {"message": encode(build_oru(package, destination.hl7, control_id(package, name)))}
+    """The result (ORU^R01), or for an order-status destination the order's status update."""
+    build = build_status if destination.sends == "order-status" else build_oru
+    return {"message": encode(build(package, destination.hl7, control_id(package, name)))}
 
 
 @dataclass(frozen=True)

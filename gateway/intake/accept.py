@@ -108,6 +108,9 @@ class Intake:
     min_free_bytes: int = 0
     on_job: Callable[[], None] = lambda: None
     audit: Auditor | None = None  # one ATNA record per object acknowledged
+    # The priority of the order an object is for, and its head start in the work queue
+    # (gateway.processing.order_match.intake_priority); None: every job is routine.
+    prioritise: Callable[[HeaderFacts], tuple[str, float]] | None = None
 
     def accept(self, obj: ReceivedObject) -> Outcome:
         sha = obj.content_sha256
@@ -158,6 +161,7 @@ class Intake:
     ) -> Outcome:
         """Queue the job of an object already durable in the spool at `path`; success
         only once the job is committed."""
+        priority, head_start_s = self.prioritise(header) if self.prioritise else ("routine", 0.0)
         new = NewJob(
             sop_instance_uid=obj.sop_instance_uid,
             sop_class_uid=obj.sop_class_uid,
@@ -172,6 +176,8 @@ class Intake:
             station=header.station,
             patient_key=header.patient_key,
             source=obj.source,
+            priority=priority,
+            head_start_s=head_start_s,
         )
         try:
             content = obj.file_bytes if self.store.keeps_objects else None
@@ -184,11 +190,12 @@ class Intake:
         if enqueued.is_correction:
             self.metrics.inc(m.OBJECTS_CORRECTION)
         log.info(
-            "accepted %s as job %d (%s%s) from %s@%s",
+            "accepted %s as job %d (%s%s%s) from %s@%s",
             label,
             enqueued.job_id,
             new.kind,
             ", correction" if enqueued.is_correction else "",
+            f", {priority} order" if priority != "routine" else "",
             new.calling_ae or new.source,
             new.peer,
         )
@@ -250,6 +257,7 @@ class HeaderFacts:
     patient_id: str = ""
     patient_id_issuer: str = ""
     study_uid: str = ""
+    accession_number: str = ""  # with the Study Instance UID: which order (its priority)
 
     @classmethod
     def of(cls, ds: Dataset, sop_instance_uid: str) -> HeaderFacts:
@@ -261,6 +269,7 @@ class HeaderFacts:
             _text(ds, "PatientID"),
             _text(ds, "IssuerOfPatientID"),
             _text(ds, "StudyInstanceUID"),
+            _text(ds, "AccessionNumber"),
         )
 
 

@@ -1,14 +1,14 @@
-"""A C-STORE whose command announces a dataset that never follows, answered promptly.
+"""A C-STORE or C-FIND whose command announces a dataset that never follows, answered.
 
-pynetdicom hands a DIMSE message to the C-STORE handler only once it is complete, so a
-sender that announces a dataset (Command Data Set Type not 0x0101) and sends none
-(pynetdicom's own SCU does so for an empty Dataset) would hold the association until the
-network timeout, a minute by default, with no answer. A sender that has the object in
+pynetdicom hands a DIMSE message to its handler only once it is complete, so a sender
+that announces a dataset (Command Data Set Type not 0x0101) and sends none (pynetdicom's
+own SCU does so for an empty Dataset) would hold the association until the network
+timeout, a minute by default, with no answer. A sender that has the object or query in
 hand sends its first data fragment right after the command, so the gateway watches the
-PDUs of each association: when a C-STORE request's command ends with a dataset
+PDUs of each association: when a C-STORE or C-FIND request's command ends with a dataset
 announced and no P-DATA follows within `dicom.dataset_wait_s`, it answers that request
-with 0xC000 ("no dataset received"), logs it and aborts the association, so that a
-dataset arriving later can never be stored after a failure was answered. Nothing was
+with a failure ("no dataset received"), logs it and aborts the association, so that a
+dataset arriving later can never be handled after a failure was answered. Nothing was
 acknowledged, so nothing is lost.
 
 pynetdicom has no hook for "command received, dataset pending"; this is the smallest
@@ -27,15 +27,17 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pynetdicom import evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_primitives import C_FIND, C_STORE
 from pynetdicom.pdu import P_DATA_TF
 
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-NO_DATASET = 0xC000  # Error: cannot understand (PS3.4 B.2.3)
-_C_STORE_RQ = 0x0001
+NO_DATASET = 0xC000  # C-STORE: error, cannot understand (PS3.4 B.2.3)
+NO_IDENTIFIER = 0xA900  # C-FIND: identifier does not match SOP class (PS3.4 C.4.1.1.4)
+# The requests that carry a dataset, their response primitives and failure statuses.
+_FAILURES = {0x0001: (C_STORE, NO_DATASET), 0x0020: (C_FIND, NO_IDENTIFIER)}
 _NO_DATASET_PRESENT = 0x0101
 _COMMAND = 0x01  # message control header bits (PS3.8 E.2)
 _LAST = 0x02
@@ -50,8 +52,8 @@ class _Pending:
 
 
 class DatasetWait:
-    """The EVT_PDU_RECV handler: starts a timer after each C-STORE command that announces
-    a dataset, stops it when the next P-DATA arrives."""
+    """The EVT_PDU_RECV handler: starts a timer after each C-STORE or C-FIND command that
+    announces a dataset, stops it when the next P-DATA arrives."""
 
     def __init__(self, wait_s: float, metrics: Metrics) -> None:
         self.wait_s = wait_s
@@ -90,7 +92,7 @@ class DatasetWait:
     def _command_complete(self, assoc: Association, context_id: int, pending: _Pending) -> None:
         command = _decode_command(bytes(pending.command))
         pending.command.clear()
-        if command is None or command.get("CommandField") != _C_STORE_RQ:
+        if command is None or command.get("CommandField") not in _FAILURES:
             return
         if command.get("CommandDataSetType", _NO_DATASET_PRESENT) == _NO_DATASET_PRESENT:
             return
@@ -102,17 +104,19 @@ class DatasetWait:
 
     def _no_dataset(self, assoc: Association, context_id: int, command: Dataset) -> None:
         """No data after the command within the wait: answer the failure, then abort."""
+        response = _failure(command)
         log.warning(
-            "C-STORE from %s at %s announced a dataset and sent none within %.1f s:"
+            "%s from %s at %s announced a dataset and sent none within %.1f s:"
             " answered 0x%04X and aborted the association",
+            type(response).__name__.replace("_", "-"),
             assoc.requestor.ae_title,
             assoc.requestor.address,
             self.wait_s,
-            NO_DATASET,
+            response.Status,
         )
         self.metrics.reject("no-dataset")
         try:
-            assoc.dimse.send_msg(_failure(command), context_id)
+            assoc.dimse.send_msg(response, context_id)
         finally:
             # Queued behind the response (a blocking abort could stop the connection
             # before the response is written).
@@ -128,11 +132,13 @@ def _decode_command(encoded: bytes) -> Dataset | None:
         return None
 
 
-def _failure(command: Dataset) -> C_STORE:
-    response = C_STORE()
+def _failure(command: Dataset) -> C_STORE | C_FIND:
+    primitive, status = _FAILURES[int(command.CommandField)]
+    response = primitive()
     response.MessageIDBeingRespondedTo = int(command.get("MessageID", 0))
     response.AffectedSOPClassUID = str(command.get("AffectedSOPClassUID", ""))
-    response.AffectedSOPInstanceUID = str(command.get("AffectedSOPInstanceUID", ""))
-    response.Status = NO_DATASET
-    response.ErrorComment = "no dataset received after the C-STORE command"
+    if isinstance(response, C_STORE):
+        response.AffectedSOPInstanceUID = str(command.get("AffectedSOPInstanceUID", ""))
+    response.Status = status
+    response.ErrorComment = "no dataset received after the command"
     return response

@@ -26,7 +26,11 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
 )
 from pynetdicom import AE, _config, evt
-from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
+from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
+    StorageCommitmentPushModel,
+    Verification,
+)
 from pynetdicom.transport import ThreadedAssociationServer
 
 from gateway import metrics as m
@@ -41,6 +45,7 @@ from gateway.intake.accept import (
 )
 from gateway.intake.dataset_wait import DatasetWait
 from gateway.intake.storage_commitment import StorageCommitment, handle_n_action
+from gateway.intake.worklist import Worklist, handle_find
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,9 @@ _INTERNAL_ERROR = 0xC211  # pynetdicom's "unhandled exception in the handler"
 # pynetdicom's standard handlers log every PDU and DIMSE message; the gateway logs its
 # own one line per object (UIDs and hashes only) instead.
 _config.LOG_HANDLER_LEVEL = "none"
+# Nor the C-FIND identifiers: a worklist query and its answers hold patient data.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
 
 
 def transfer_syntaxes(sop_class_uid: str) -> list[str]:
@@ -71,6 +79,8 @@ def build_ae(config: GatewayConfig) -> AE:
     # The cart is the SCU (N-ACTION to us), the gateway the SCP, sending N-EVENT-REPORT back
     # on the same association: the SOP class's own roles, no role selection needed.
     ae.add_supported_context(StorageCommitmentPushModel, _NATIVE_SYNTAXES)
+    if config.worklist.enabled:
+        ae.add_supported_context(ModalityWorklistInformationFind, _NATIVE_SYNTAXES)
     # Any called AE title is accepted: sites give one gateway several titles and route on them.
     ae.require_called_aet = False
     ae.maximum_pdu_size = _MAX_PDU_BYTES
@@ -294,8 +304,8 @@ class RunningScp:
 
 
 def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> RunningScp:
-    """The gateway's SCP: C-ECHO, C-STORE into intake, and association events counted
-    (and audited, with intake's auditor)."""
+    """The gateway's SCP: C-ECHO, C-STORE into intake, the worklist's C-FIND when it is
+    on, and association events counted (and audited, with intake's auditor)."""
     dataset_wait = DatasetWait(config.dicom.dataset_wait_s, metrics)
     handlers = [
         (evt.EVT_C_ECHO, handle_echo),
@@ -305,6 +315,9 @@ def start_scp(config: GatewayConfig, intake: Intake, metrics: Metrics) -> Runnin
         (evt.EVT_REJECTED, handle_rejected, [metrics, intake.audit]),
         dataset_wait.handler(),
     ]
+    if config.worklist.enabled:
+        worklist = Worklist(intake.store, config.worklist, metrics, intake.audit)
+        handlers.append((evt.EVT_C_FIND, handle_find, [worklist]))
     running = start_server(config, handlers, metrics, intake.audit)
     running.dataset_wait = dataset_wait
     return running

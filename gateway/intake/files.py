@@ -153,6 +153,8 @@ def _decoded_header(path: Path, uid: str, wanted_format: str) -> HeaderFacts | O
         patient_key=key_for_patient(meta.patient_id, meta.patient_id_issuer, uid),
         patient_id=meta.patient_id or "",
         patient_id_issuer=meta.patient_id_issuer or "",
+        study_uid=meta.study_instance_uid or "",
+        accession_number=meta.accession_number or "",
     )
 
 

@@ -27,7 +27,7 @@ from gateway.overread.records import Physician, ReportView, VersionInfo
 from gateway.processing.package import ReportPackage
 from gateway.processing.report_head import report_head
 from gateway.processing.revision import revised_package
-from gateway.routing import Router
+from gateway.routing import Router, critical_findings
 from gateway.store import Job, Store
 from gateway.store.report_records import Change, NewVersion, ReportVersion, WorklistEntry
 from model.report import Confirmation, CriticalFinding, Report
@@ -41,7 +41,8 @@ class OverreadService:
     """Over-read on one store; `on_routed` hears the destinations of each new version
     (the server wakes their delivery sweeps), `audit` records every action, `critical`
     (the routes' critical-result rules) marks each new version's critical findings
-    again from what the physician confirmed; without it a version keeps the machine's."""
+    again from what the physician confirmed (default: the rules of routes.yaml's
+    `critical:` section in force)."""
 
     store: Store
     router: Router
@@ -90,6 +91,7 @@ class OverreadService:
         job, entry, latest = self._current(job_id)
         package = self._package(job, latest)
         self.store.mark_report_opened(job_id, user.user_id, now)
+        self.store.acknowledge_critical(job_id, user.user_id, now)  # no escalation now
         self._audit(user, package, "R", "report opened")
         versions = self.store.report_versions(job_id)
         return ReportView(
@@ -140,9 +142,8 @@ class OverreadService:
             raise _conflict(latest)
         base = Report.model_validate_json(latest.report_json)
         edited_report = apply_edit(base, edited)
-        if self.critical is not None:
-            findings = self.critical(edited_report)
-            edited_report = edited_report.model_copy(update={"critical": findings})
+        findings = self._critical_findings(edited_report)
+        edited_report = edited_report.model_copy(update={"critical": findings})
         final_before = base.status in _FINAL_STATES
         if final_before and same_content(base, edited_report):
             return base
@@ -211,7 +212,7 @@ class OverreadService:
         self.store.index_report(job.id, report_head(job, package), self.clock())
 
     def _load(self, job: Job) -> ReportPackage:
-        directory = self.store.report_directory(job)
+        directory = self.store.report_files_of(job)
         if directory is None:
             raise Unavailable(f"the files of report {job.id} were removed by retention")
         try:
@@ -225,6 +226,12 @@ class OverreadService:
         if version.version == 1:
             return package
         return revised_package(package, Report.model_validate_json(version.report_json))
+
+    def _critical_findings(self, report: Report) -> list[CriticalFinding]:
+        """The critical findings of what the physician confirmed, by the routes' rules."""
+        if self.critical is not None:
+            return self.critical(report)
+        return critical_findings(self.router.config.critical.active_rules, report)
 
     def _route(self, package: ReportPackage) -> list[tuple[str, str]]:
         try:

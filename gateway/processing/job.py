@@ -3,7 +3,8 @@
 This runs in worker processes (see gateway/processing/workers.py), so decoding, measuring and
 rendering use every core and never hold the interpreter lock of the process that
 receives DICOM. It touches no store: it reads the spool file, writes the report
-package, and returns what the pipeline needs to finish the job.
+package, and returns what the pipeline needs to finish the job; what it needs from the
+store (the patient's recent ECGs, for the serial comparison) the worker hands it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PIL import Image
 
 import model
 from gateway.intake.accept import WAVEFORM
+from gateway.processing.findings import Additions, add_findings
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import ImageObject, read_image_object
 from gateway.store import Job
@@ -52,11 +54,17 @@ class _Decoded:
     image: ImageObject | None = None
 
 
-def process_jobs(jobs: Sequence[Job], reports_dir: Path, choice: EngineChoice) -> list[JobResult]:
+def process_jobs(
+    jobs: Sequence[Job],
+    reports_dir: Path,
+    choice: EngineChoice,
+    additions: Additions | None = None,
+) -> list[JobResult]:
     """Build and save the report packages of jobs that share an engine, one result per job.
 
     A VLM interprets them all in one generation batch (that is what keeps a GPU busy);
-    bad input fails only its own job."""
+    bad input fails only its own job. `additions`: the rules and priors for the critical
+    findings and the serial comparison (gateway/processing/findings.py)."""
     try:
         engine = engine_for(choice)
     except VlmUnavailable as exc:
@@ -78,7 +86,7 @@ def process_jobs(jobs: Sequence[Job], reports_dir: Path, choice: EngineChoice) -
             results[item.job.id] = JobResult(held=f"{choice.name} engine: {report.reason}")
             continue
         try:
-            package = _package(item, report)
+            package = _package(item, report, additions or Additions())
             report_dir = reports_dir / str(item.job.id)
             package.save(report_dir)
             results[item.job.id] = JobResult(package=package, report_dir=report_dir)
@@ -125,7 +133,7 @@ def _engine_input(item: _Decoded, reads_pages: bool) -> Ecg | PageImage | None:
         return PageImage(page.convert("RGB"), item.job.kind, "image")
 
 
-def _package(item: _Decoded, report: Report) -> ReportPackage:
+def _package(item: _Decoded, report: Report, additions: Additions) -> ReportPackage:
     job = item.job
     association = Association(job.calling_ae, job.called_ae, job.peer, job.source)
     if job.is_correction:
@@ -133,7 +141,7 @@ def _package(item: _Decoded, report: Report) -> ReportPackage:
     metadata = item.ecg.metadata if item.ecg is not None else item.image.metadata
     if metadata.sop_instance_uid is None:  # a vendor file: the UID intake derived from it
         metadata = metadata.with_updates(sop_instance_uid=job.sop_instance_uid)
-    report = _with_metadata_warnings(report, metadata)
+    report = add_findings(_with_metadata_warnings(report, metadata), job, metadata, additions)
     return ReportPackage(
         job_id=job.id,
         kind=job.kind,

@@ -66,12 +66,18 @@ class ReportPackage:
     def save(self, directory: Path) -> None:
         """Write atomically-enough for a retry: each file via temp + rename, context last."""
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(directory / _REPORT, self.report.model_dump_json(indent=2).encode())
         for name, data in ((_PNG, self.png), (_PDF, self.pdf), (_SOURCE_IMAGE, self.source_image)):
             if data is not None:
                 write_atomic(directory / name, data)
         if self.waveform is not None:
             write_atomic(directory / _WAVEFORM, _waveform_to_npz(self.waveform))
+        self.save_report_and_context(directory)
+
+    def save_report_and_context(self, directory: Path) -> None:
+        """Write the report, then the context (last: a package is whole once it is there);
+        alone, it rewrites what matching to an order changes (the report's warnings, the
+        order) in a package saved before, leaving its pictures and samples."""
+        write_atomic(directory / _REPORT, self.report.model_dump_json(indent=2).encode())
         context = {
             "job_id": self.job_id,
             "kind": self.kind,

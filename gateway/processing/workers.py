@@ -33,9 +33,14 @@ from pathlib import Path
 
 from gateway import metrics as m
 from gateway.alerts import JOB_FAILED, Alert, AlertHook
+from gateway.config import ComparisonConfig
 from gateway.metrics import Metrics
 from gateway.processes import kill_pool, new_process_pool
+from gateway.processing.findings import Additions, acquired_epoch
 from gateway.processing.job import JobResult, process_jobs
+from gateway.processing.order_link import Reconciler, link_order
+from gateway.processing.order_match import OrderMatching
+from gateway.processing.package import ReportPackage
 from gateway.processing.report_head import report_head
 from gateway.routing import MatchContext, Router
 from gateway.store import Job, Store, StoreError
@@ -59,6 +64,8 @@ class WorkerSettings:
     retry_delay_s: float = 5.0  # times the attempt number: 5 s, 10 s, ...
     hold_retry_s: float = 60.0  # a job held for an unavailable engine tries again after
     vlm: VlmSettings | None = None  # gateway.yaml's vlm section, for rules naming a VLM
+    comparison: ComparisonConfig | None = None  # gateway.yaml's; None: no serial comparison
+    order_matching: OrderMatching = field(default_factory=OrderMatching)
 
 
 class Workers:
@@ -198,7 +205,7 @@ class Workers:
         """The jobs' results from `owner`'s helper process (in this thread before start);
         None when that process died on them (out of memory, a crash in native code) or had
         to be stopped because it never answered: both count as a worker death."""
-        args = (jobs, self._settings.reports_dir, choice)
+        args = (jobs, self._settings.reports_dir, choice, self._additions(jobs))
         with self._lock:
             executor = self._executors.get(owner)
         if executor is None:
@@ -218,6 +225,32 @@ class Workers:
             kill_pool(executor)
             self._replace_broken_executor(owner, executor)
             return None
+
+    def _additions(self, jobs: list[Job]) -> Additions:
+        """The critical rules in force, and each job's patient's recent finished ECGs."""
+        comparison = self._settings.comparison
+        priors = {}
+        if comparison is not None and comparison.enabled:
+            priors = {
+                job.id: tuple(
+                    self._store.prior_ecg_candidates(job.patient_key, job.sop_instance_uid)
+                )
+                for job in jobs
+            }
+        rules = tuple(self._router.config.critical.active_rules)
+        return Additions(rules=rules, comparison=comparison, priors=priors)
+
+    def _record_findings(self, job: Job, package: ReportPackage) -> None:
+        """Before the job's completion commits: its report in the patient's history, and
+        its critical alert (if the report is critical and someone is to be told), so
+        neither is lost to a crash between the two."""
+        report = package.report
+        acquired = acquired_epoch(package.metadata)
+        self._store.record_prior_ecg(
+            job.id, job.patient_key, package.sop_instance_uid, acquired, report
+        )
+        if report.critical and self._router.config.critical.notify:
+            self._store.record_critical_alert(job.id, [f.rule for f in report.critical])
 
     @property
     def _answer_within_s(self) -> float:
@@ -279,12 +312,19 @@ class Workers:
         if result.transient_error is not None:
             self._retry_or_fail(job, owner, label, result.transient_error)
             return
-        package = result.package
+        try:
+            package = link_order(
+                self._store, job, result.package, result.report_dir, self._settings.order_matching
+            )
+        except Exception as exc:  # noqa: BLE001 - the store or disk: retried, then failed
+            self._retry_or_fail(job, owner, label, f"order matching: {type(exc).__name__}: {exc}")
+            return
         try:
             destinations = self._router.destinations_for(package)
         except Exception as exc:  # noqa: BLE001 - a routing bug must not lose the job
             self._retry_or_fail(job, owner, label, f"routing: {type(exc).__name__}: {exc}")
             return
+        self._record_findings(job, package)
         first_version = report_head(job, package)
         if self._store.complete_job(
             job.id, owner, str(result.report_dir), destinations, first_version=first_version
@@ -293,17 +333,39 @@ class Workers:
             self._metrics.observe_processing(seconds)
             if "engine-fallback" in package.report.source.quality_flags:
                 self._metrics.inc(m.ENGINE_FALLBACKS)
+            if package.report.critical:
+                self._metrics.inc(m.JOBS_CRITICAL)
             self._on_done(sorted({name for name, _ in destinations}))
+            self._reconcile(job, package, label)
             log.info(
-                "%s done in %.0f ms: %s, codes %s, to %s",
+                "%s done in %.0f ms: %s, codes %s, critical %s, to %s",
                 label,
                 seconds * 1000,
                 job.kind,
                 ",".join(package.report.codes) or "-",
+                ",".join(f.rule for f in package.report.critical) or "-",
                 ",".join(name for name, _ in destinations) or "nowhere",
             )
         else:
             log.warning("%s: lease lost before completion; the new holder completes it", label)
+
+    def _reconcile(self, job: Job, package: ReportPackage, label: str) -> None:
+        """An order that came in while this unordered ECG was processed (the listener's
+        hook found the job unfinished then): reconciled now, or by nobody."""
+        settings = self._settings
+        reconciler = Reconciler(
+            self._store,
+            settings.order_matching,
+            settings.reports_dir,
+            self._router.destinations_for,
+        )
+        try:
+            again = reconciler.finished(self._store.get_job(job.id) or job, package)
+        except Exception as exc:  # noqa: BLE001 - the job is done; the order stays open
+            log.error("%s: reconciling an order that arrived meanwhile failed: %s", label, exc)
+            return
+        if again:
+            self._on_done(again)
 
     def _hold(self, job: Job, owner: str, label: str, reason: str) -> None:
         """Back to the queue without using an attempt: the job is fine, the engine is not

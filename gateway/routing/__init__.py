@@ -5,6 +5,14 @@ which rules match a report, router.py loads the file (every error with its line)
 reloads it when it changes, dry_run.py shows a decision for `ecg-gateway routes test`.
 """
 
+from gateway.routing.critical import critical_findings
+from gateway.routing.critical_schema import (
+    DEFAULT_RULES,
+    CriticalConfig,
+    CriticalRule,
+    SmtpTarget,
+    WebhookTarget,
+)
 from gateway.routing.match import (
     MatchContext,
     RouteDecision,
@@ -37,10 +45,13 @@ from gateway.routing.schema import (
 )
 
 __all__ = [
+    "DEFAULT_RULES",
     "OUTBOX_ONLY",
     "AnyDestination",
     "BasicAuth",
     "BearerAuth",
+    "CriticalConfig",
+    "CriticalRule",
     "DicomDestination",
     "EngineName",
     "FhirDestination",
@@ -58,8 +69,11 @@ __all__ = [
     "RoutesError",
     "Rule",
     "SecretRef",
+    "SmtpTarget",
     "TlsOptions",
+    "WebhookTarget",
     "check_routes",
+    "critical_findings",
     "decide",
     "engine_for",
     "explain",

@@ -12,7 +12,7 @@ import model
 from gateway.intake.accept import KIND_BY_SOP_CLASS, WAVEFORM
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import read_image_object
-from gateway.routing import MatchContext, RoutesConfig, decide, explain
+from gateway.routing import MatchContext, RoutesConfig, critical_findings, decide, explain
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 
 
@@ -50,6 +50,7 @@ def format_route_test(package: ReportPackage, config: RoutesConfig) -> str:
             f"station {ctx.station or '-'}"
         ),
         f"statements:  {', '.join(sorted(ctx.statement_codes)) or '-'}",
+        f"critical:    {_critical(package, config)}",
         "rules:",
     ]
     decision = decide(config, ctx)
@@ -69,6 +70,15 @@ def format_route_test(package: ReportPackage, config: RoutesConfig) -> str:
     for name in decision.destinations:
         lines.append(f"  {name:<20} {_describe(config, name)}")
     return "\n".join(lines)
+
+
+def _critical(package: ReportPackage, config: RoutesConfig) -> str:
+    """The critical rules the report meets, and who would be told."""
+    findings = critical_findings(config.critical.active_rules, package.report)
+    if not findings:
+        return "-"
+    told = ", ".join(config.critical.notify) or "nobody (no notify targets)"
+    return f"{', '.join(f.rule for f in findings)} -> {told}"
 
 
 def _describe(config: RoutesConfig, name: str) -> str:

@@ -35,10 +35,15 @@ class MatchContext:
     station: str
     statement_codes: frozenset[str]
     source: str = ""  # a watched folder's or the upload endpoint's; none for C-STORE
+    # the matched order's (gateway/processing/order_match.py); "" for an unordered ECG
+    ordering_facility: str = ""
+    priority: str = ""
+    procedure_code: str = ""
 
     @classmethod
     def of(cls, package: ReportPackage) -> MatchContext:
         meta = package.metadata
+        order = package.order
         return cls(
             calling_ae=package.association.calling_ae,
             called_ae=package.association.called_ae,
@@ -48,6 +53,9 @@ class MatchContext:
             station=meta.station_name or "",
             statement_codes=frozenset(package.report.codes),
             source=package.association.source,
+            ordering_facility=order.ordering_facility if order is not None else "",
+            priority=order.priority if order is not None else "",
+            procedure_code=order.procedure_code if order is not None else "",
         )
 
     @classmethod
@@ -76,6 +84,9 @@ def rule_matches(rule: Rule, ctx: MatchContext) -> bool:
         and _any_glob(m.station, ctx.station)
         and _any_glob(m.source, ctx.source)
         and (m.statement_codes is None or _any_code(m.statement_codes, ctx.statement_codes))
+        and _any_glob(m.ordering_facility, ctx.ordering_facility)
+        and (m.priority is None or ctx.priority in m.priority)
+        and _any_glob(m.procedure_code, ctx.procedure_code)
     )
 
 

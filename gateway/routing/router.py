@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.processing.package import ReportPackage
+from gateway.routing.critical_schema import Target, WebhookTarget
 from gateway.routing.match import MatchContext, RouteDecision, decide, engine_for, patient_key
 from gateway.routing.schema import (
     OUTBOX_ONLY,
@@ -127,8 +128,13 @@ class Router:
         return any(rule.engine is not None for rule in self._config.rules)
 
     def destinations_for(self, package: ReportPackage) -> list[tuple[str, str]]:
+        """Where the rules send the report, and for an ECG matched to an order, each
+        order-status destination (the EHR hears the order was done)."""
         key = patient_key(package)
-        return [(name, key) for name in self.decide(package).destinations]
+        names = list(self.decide(package).destinations)
+        if package.order is not None:
+            names += order_status_destinations(self._config)
+        return [(name, key) for name in names]
 
     def destination(self, name: str) -> AnyDestination | None:
         return self._config.destinations.get(name)
@@ -155,6 +161,15 @@ class Router:
                 len(config.destinations),
             )
             return True
+
+
+def order_status_destinations(config: RoutesConfig) -> list[str]:
+    """The hl7 destinations that take order status updates instead of results."""
+    return [
+        name
+        for name, destination in config.destinations.items()
+        if isinstance(destination, Hl7Destination) and destination.sends == "order-status"
+    ]
 
 
 def _digest(path: Path) -> str:
@@ -204,10 +219,15 @@ def _pydantic_issues(exc: ValidationError, root: yaml.Node) -> list[RouteIssue]:
 
 
 def _reference_issues(data: dict, root: yaml.Node) -> list[RouteIssue]:
-    """Names used by rules and the default route must be defined destinations."""
-    defined = (
-        set(data.get("destinations") or {}) if isinstance(data.get("destinations"), dict) else set()
-    )
+    """Names used by rules and the default route must be defined destinations, and not
+    ones that take order status updates (they are sent those without a rule)."""
+    destinations = data.get("destinations")
+    defined = set(destinations) if isinstance(destinations, dict) else set()
+    status_only = {
+        name
+        for name, value in (destinations if isinstance(destinations, dict) else {}).items()
+        if isinstance(value, dict) and value.get("sends") == "order-status"
+    }
     issues: list[RouteIssue] = []
 
     def check_names(names: Any, loc: tuple) -> None:
@@ -217,6 +237,16 @@ def _reference_issues(data: dict, root: yaml.Node) -> list[RouteIssue]:
             if isinstance(name, str) and name not in defined:
                 line, path = line_at(root, (*loc, index))
                 issues.append(RouteIssue(line, dotted(path), f"unknown destination {name!r}"))
+            elif name in status_only:
+                line, path = line_at(root, (*loc, index))
+                issues.append(
+                    RouteIssue(
+                        line,
+                        dotted(path),
+                        f"destination {name!r} takes order status updates (sends: "
+                        f"order-status), not reports",
+                    )
+                )
 
     rules = data.get("rules")
     seen_names: set[str] = set()
@@ -230,6 +260,31 @@ def _reference_issues(data: dict, root: yaml.Node) -> list[RouteIssue]:
             issues.append(RouteIssue(line, dotted(path), f"rule name {name!r} is used twice"))
         seen_names.add(name)
     check_names(data.get("default"), ("default",))
+    return issues + _critical_reference_issues(data.get("critical"), root)
+
+
+def _critical_reference_issues(section: Any, root: yaml.Node) -> list[RouteIssue]:
+    """The critical section's notify and escalate_to must name its targets; its rule
+    names must be unique (a notification names the rule)."""
+    if not isinstance(section, dict):
+        return []
+    targets = section.get("targets")
+    defined = set(targets) if isinstance(targets, dict) else set()
+    issues: list[RouteIssue] = []
+    for key in ("notify", "escalate_to"):
+        names = section.get(key)
+        for index, name in enumerate(names if isinstance(names, list) else []):
+            if isinstance(name, str) and name not in defined:
+                line, path = line_at(root, ("critical", key, index))
+                issues.append(RouteIssue(line, dotted(path), f"unknown target {name!r}"))
+    rules = section.get("rules")
+    seen: set[str] = set()
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        name = rule.get("name") if isinstance(rule, dict) else None
+        if isinstance(name, str) and name in seen:
+            line, path = line_at(root, ("critical", "rules", index, "name"))
+            issues.append(RouteIssue(line, dotted(path), f"rule name {name!r} is used twice"))
+        seen.add(name)
     return issues
 
 
@@ -260,15 +315,40 @@ def _resolve_paths(config: RoutesConfig, data_dir: Path, config_dir: Path) -> Ro
         if isinstance(dest, FileDestination):
             updates["directory"] = _absolute(dest.directory, data_dir)
         if isinstance(dest, (FhirDestination, Hl7Destination)):
-            updates["tls"] = TlsOptions(
-                ca_file=_absolute_or_none(dest.tls.ca_file, config_dir),
-                client_cert=_absolute_or_none(dest.tls.client_cert, config_dir),
-                client_key=_absolute_or_none(dest.tls.client_key, config_dir),
-            )
+            updates["tls"] = _resolve_tls(dest.tls, config_dir)
         if isinstance(dest, FhirDestination) and dest.auth is not None:
             updates["auth"] = _resolve_auth(dest.auth, config_dir)
         destinations[name] = dest.model_copy(update=updates)
-    return config.model_copy(update={"destinations": destinations})
+    critical = config.critical.model_copy(
+        update={"targets": _resolve_targets(config.critical.targets, config_dir)}
+    )
+    return config.model_copy(update={"destinations": destinations, "critical": critical})
+
+
+def _resolve_targets(targets: dict[str, Target], config_dir: Path) -> dict[str, Target]:
+    """Secret and certificate files of notification targets, relative to routes.yaml."""
+    resolved: dict[str, Target] = {}
+    for name, target in targets.items():
+        if isinstance(target, WebhookTarget):
+            updates: dict[str, Any] = {"tls": _resolve_tls(target.tls, config_dir)}
+            if target.secret is not None:
+                updates["secret"] = _resolve_secret(target.secret, config_dir)
+        else:
+            password = target.password
+            updates = {
+                "password": password and _resolve_secret(password, config_dir),
+                "tls": _resolve_tls(target.tls, config_dir),
+            }
+        resolved[name] = target.model_copy(update=updates)
+    return resolved
+
+
+def _resolve_tls(tls: TlsOptions, config_dir: Path) -> TlsOptions:
+    return TlsOptions(
+        ca_file=_absolute_or_none(tls.ca_file, config_dir),
+        client_cert=_absolute_or_none(tls.client_cert, config_dir),
+        client_key=_absolute_or_none(tls.client_key, config_dir),
+    )
 
 
 def _resolve_auth(auth: BearerAuth | BasicAuth, config_dir: Path) -> BearerAuth | BasicAuth:

@@ -7,9 +7,7 @@ each error and hot reload are in router.py, matching in match.py.
 
 from __future__ import annotations
 
-import os
 import re
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -24,75 +22,20 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.routing.critical_schema import CriticalConfig
+from gateway.routing.schema_parts import NAME_PATTERN, RetryPolicy, SecretRef, TlsOptions
 from model.settings import StrictSettings
-
-_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _parse_duration(value: Any) -> Any:
-    """Admins write `30s`, `15m`, `2h`, `7d` or plain seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"{value!r} is not a duration like 30s, 15m, 2h or 7d")
-        number, unit = match.groups()
-        return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
-    return value
 
 
 def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 Patterns = Annotated[list[str], BeforeValidator(_as_list)]
 ObjectKind = Literal["ecg-waveform", "secondary-capture", "pdf"]
 AckType = Literal["AL", "NE", "ER", "SU"]
 PdfCarriage = Literal["embed", "split", "reference", "omit"]
 RP_POINTER_MAX_CHARS = 199  # RP.1 is ST: 199 characters in hl7apy's strict 2.5.1 tables
-
-
-class RetryPolicy(StrictSettings):
-    max_attempts: int = Field(20, ge=1)
-    max_age: Duration = timedelta(days=3)
-    backoff_base: Duration = timedelta(seconds=30)
-    backoff_cap: Duration = timedelta(hours=1)
-
-    @model_validator(mode="after")
-    def _cap_not_below_base(self) -> RetryPolicy:
-        if self.backoff_cap < self.backoff_base:
-            raise ValueError("backoff_cap must not be smaller than backoff_base")
-        return self
-
-
-class SecretRef(StrictSettings):
-    """Where a secret lives; the secret itself never appears in routes.yaml."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of env: (variable name) or file: (path)")
-        return self
-
-    def read(self) -> str:
-        """Read at send time so a rotated secret takes effect without a reload."""
-        if self.env is not None:
-            value = os.environ.get(self.env)
-            if not value:
-                raise LookupError(f"environment variable {self.env} is not set")
-            return value.strip()
-        assert self.file is not None
-        try:
-            return self.file.read_text().strip()
-        except OSError as exc:
-            raise LookupError(f"cannot read secret file {self.file}: {exc.strerror}") from None
 
 
 class BearerAuth(StrictSettings):
@@ -107,18 +50,6 @@ class BasicAuth(StrictSettings):
 
 
 Auth = Annotated[BearerAuth | BasicAuth, Field(discriminator="type")]
-
-
-class TlsOptions(StrictSettings):
-    ca_file: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-
-    @model_validator(mode="after")
-    def _cert_with_key(self) -> TlsOptions:
-        if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError("client_cert and client_key go together")
-        return self
 
 
 class Hl7Options(StrictSettings):
@@ -207,6 +138,12 @@ class FhirDestination(_Destination):
 class Hl7Destination(_Destination):
     type: Literal["hl7"]
     endpoint: str = Field(description="mllp://host:port, or mllps://host:port for TLS")
+    sends: Literal["results", "order-status"] = Field(
+        "results",
+        description="order-status: the ORM^O01 status update (ORC-1 SC, ORC-5 CM) of each "
+        "ECG matched to an order, sent to it without a rule (IHE REWF); rules cannot "
+        "send reports there",
+    )
     tls: TlsOptions = TlsOptions()
     timeout_s: float = Field(30.0, gt=0)
     hl7: Hl7Options = Hl7Options()
@@ -287,11 +224,25 @@ class Match(StrictSettings):
         None, description="source name of a watched folder or the upload endpoint"
     )
     statement_codes: Patterns | None = None
+    # The order the ECG was matched to (docs/order-matching.md); an unordered ECG has
+    # none, so a rule with any of these never matches it.
+    ordering_facility: Patterns | None = Field(None, description="the order's facility")
+    priority: list[Literal["stat", "asap", "routine"]] | None = Field(
+        None, description="the order's priority"
+    )
+    procedure_code: Patterns | None = Field(None, description="the ordered procedure (OBR-4.1)")
 
-    @field_validator("kind", mode="before")
+    @field_validator("kind", "priority", mode="before")
     @classmethod
-    def _kind_list(cls, value: Any) -> Any:
+    def _one_or_a_list(cls, value: Any) -> Any:
         return _as_list(value)
+
+    @property
+    def names_the_order(self) -> bool:
+        return any(
+            value is not None
+            for value in (self.ordering_facility, self.priority, self.procedure_code)
+        )
 
 
 EngineName = Literal["measure", "vlm", "hybrid"]
@@ -300,7 +251,7 @@ EngineName = Literal["measure", "vlm", "hybrid"]
 class Rule(StrictSettings):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str = Field(pattern=_NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)
     match: Match = Match()
     destinations: list[str] = Field(min_length=1)
     continue_: bool = Field(False, alias="continue")
@@ -315,15 +266,24 @@ class Rule(StrictSettings):
                 "a rule with 'engine' cannot match on statement_codes: the engine is chosen "
                 "before the report (and its codes) exist; split it into two rules"
             )
+        if self.engine is not None and self.match.names_the_order:
+            raise ValueError(
+                "a rule with 'engine' cannot match on ordering_facility, priority or "
+                "procedure_code: the engine is chosen before the ECG is matched to its "
+                "order; split it into two rules"
+            )
         return self
 
 
 class RoutesConfig(StrictSettings):
-    destinations: dict[Annotated[str, Field(pattern=_NAME_PATTERN)], Destination] = Field(
+    destinations: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Destination] = Field(
         min_length=1
     )
     rules: list[Rule] = Field(default_factory=list)
     default: list[str] = Field(min_length=1)
+    critical: CriticalConfig = Field(
+        default_factory=CriticalConfig, description="critical-result rules and notifications"
+    )
 
 
 # What the gateway does without a routes file: the shipped config's behaviour.

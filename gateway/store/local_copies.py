@@ -36,8 +36,10 @@ class LocalCopies:
         """Named by job, with the spool name's suffix (.dcm, or .ecg for a vendor file)."""
         return self.objects / f"{job_id}{suffix}"
 
-    def report_dir(self, job_id: int) -> Path:
-        return self.reports / str(job_id)
+    def report_dir(self, name: str) -> Path:
+        """A report's copy, by its directory's name (the job id, or the job id and a
+        suffix for a package that replaced it: a changed report is never a cache hit)."""
+        return self.reports / name
 
     def write_object(self, job_id: int, suffix: str, content: bytes) -> Path:
         path = self.object_path(job_id, suffix)
@@ -48,26 +50,26 @@ class LocalCopies:
         for path in self.objects.glob(f"{job_id}.*"):
             path.unlink(missing_ok=True)
 
-    def has_report(self, job_id: int) -> bool:
-        return self.report_dir(job_id).is_dir()
+    def has_report(self, name: str) -> bool:
+        return self.report_dir(name).is_dir()
 
-    def write_report(self, job_id: int, files: Callable[[], dict[str, bytes]]) -> Path:
+    def write_report(self, name: str, files: Callable[[], dict[str, bytes]]) -> Path:
         """The job's report directory, filled from `files()` unless it is here already;
         filled under a temporary name and renamed, so a reader never sees half of it."""
-        target = self.report_dir(job_id)
+        target = self.report_dir(name)
         if target.is_dir():
             return target
-        building = self.reports / f".{job_id}.{os.getpid()}.{time.monotonic_ns()}"
+        building = self.reports / f".{name}.{os.getpid()}.{time.monotonic_ns()}"
         building.mkdir(parents=True)
-        for name, content in files().items():
-            (building / name).write_bytes(content)
+        for file_name, content in files().items():
+            (building / file_name).write_bytes(content)
         self._move_in(building, target)
         return target
 
-    def adopt_report(self, job_id: int, produced: Path) -> None:
+    def adopt_report(self, name: str, produced: Path) -> None:
         """Take the worker's output of a completion that committed as this node's copy."""
         if produced.is_dir():
-            self._move_in(produced, self.report_dir(job_id))
+            self._move_in(produced, self.report_dir(name))
 
     def _move_in(self, source: Path, target: Path) -> None:
         try:

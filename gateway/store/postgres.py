@@ -224,7 +224,7 @@ class PostgresStore(Store):
 
     def _completed(self, job_id: int, report_dir: str) -> None:
         self.copies.drop_object(job_id)
-        self.copies.adopt_report(job_id, Path(report_dir))
+        self.copies.adopt_report(Path(report_dir).name, Path(report_dir))
 
     def _deliverable(self, conn: psycopg.Connection, deliveries: list[Delivery]) -> list[Delivery]:
         ready = []
@@ -233,17 +233,19 @@ class PostgresStore(Store):
                 ready.append(delivery)
                 continue
             directory = self.copies.write_report(
-                delivery.job_id, lambda job_id=delivery.job_id: self._report_files(conn, job_id)
+                Path(delivery.report_dir).name,
+                lambda job_id=delivery.job_id: self._report_files(conn, job_id),
             )
             ready.append(replace(delivery, report_dir=str(directory)))
         return ready
 
-    def report_directory(self, job: Job) -> Path | None:
-        """This node's copy of the job's report files, copied in from the database."""
-        if job.report_dir is None:
+    def report_files_of(self, job: Job) -> Path | None:
+        if not job.report_dir:
             return None
         with self._statement() as conn:
-            return self.copies.write_report(job.id, lambda: self._report_files(conn, job.id))
+            return self.copies.write_report(
+                Path(job.report_dir).name, lambda: self._report_files(conn, job.id)
+            )
 
     def _report_files(self, conn: psycopg.Connection, job_id: int) -> dict[str, bytes]:
         rows = conn.execute(
@@ -255,7 +257,7 @@ class PostgresStore(Store):
         return replace(
             job,
             spool_path=str(self.copies.object_path(job.id, Path(job.spool_path).suffix or ".dcm")),
-            report_dir=str(self.copies.report_dir(job.id)),
+            report_dir=str(self.copies.report_dir(Path(job.report_dir or str(job.id)).name)),
         )
 
     def _forget_files(self, conn: psycopg.Connection, job_id: int) -> None:

@@ -9,9 +9,10 @@ minutes lost).
 """
 
 from gateway.store.orders_schema import orders_tables
+from gateway.store.prior_critical_schema import prior_and_critical_tables
 from gateway.store.report_schema import report_tables
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 # Every step takes a database of the version before it to this one; version 0 is empty.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -86,9 +87,22 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         reference="BIGINT",
         if_new=False,
     ),
+    # The priority of the ECG's order, and the time it is leased by: its receipt, less the
+    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order);
+    # which order a job fulfilled (order matching).
+    3: (
+        "ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'",
+        "ALTER TABLE jobs ADD COLUMN lease_rank DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "UPDATE jobs SET lease_rank = created_at",
+        "CREATE INDEX jobs_by_rank ON jobs (lease_rank, id) WHERE state IN ('queued', 'leased')",
+        "CREATE INDEX orders_by_job ON orders (job_id)",
+    ),
+    # Serial comparison's index of finished ECGs by patient (prior_ecgs.py) and the
+    # critical alerts with their notification and escalation state (critical_alerts.py).
+    4: prior_and_critical_tables(time="DOUBLE PRECISION", reference="BIGINT", if_new=False),
     # Report versions (gateway/overread; see schema.py): a delivery names the version it
     # sends, a newer one supersedes the older unsent ones; versions, changes, worklist.
-    3: (
+    5: (
         "ALTER TABLE deliveries ADD COLUMN report_version INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE deliveries DROP CONSTRAINT deliveries_job_id_destination_key",
         (

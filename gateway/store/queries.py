@@ -19,7 +19,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from gateway.store.critical_alerts import CriticalAlertQueries
+from gateway.store.order_jobs import OrderJobs
 from gateway.store.orders import OrdersMixin
+from gateway.store.prior_ecgs import PriorEcgQueries
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
 from gateway.store.report_records import ReportHead
 from gateway.store.report_versions import ReportVersionQueries
@@ -43,11 +46,13 @@ _JOB_COLUMNS = (
     "id, sop_instance_uid, sop_class_uid, content_sha256, spool_path, kind, calling_ae,"
     " called_ae, peer, modality, institution, station, state, attempts, worker_deaths,"
     " patient_key, source, available_at, lease_owner, lease_expires_at, error, is_correction,"
-    " report_dir, created_at, updated_at"
+    " report_dir, created_at, updated_at, priority, lease_rank"
 )
 
 
-class Store(OrdersMixin, ReportVersionQueries, ABC):
+class Store(
+    OrdersMixin, OrderJobs, PriorEcgQueries, CriticalAlertQueries, ReportVersionQueries, ABC
+):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
     Thread-safe; callers never see a driver exception (errors surface as StoreError).
@@ -119,10 +124,6 @@ class Store(OrdersMixin, ReportVersionQueries, ABC):
     def _deliverable(self, conn: Any, deliveries: list[Delivery]) -> list[Delivery]:
         """Leased deliveries, their report files readable at `report_dir` on this node."""
         return deliveries
-
-    def report_directory(self, job: Job) -> Path | None:
-        """The job's report package, readable on this node (None once purged)."""
-        return Path(job.report_dir) if job.report_dir else None
 
     def _purgeable(self, job: Job) -> Job:
         """A job as retention sees it: the paths of this node's copies of its files."""
@@ -197,8 +198,9 @@ class Store(OrdersMixin, ReportVersionQueries, ABC):
                 conn,
                 "INSERT INTO jobs (sop_instance_uid, sop_class_uid, content_sha256, spool_path,"
                 " kind, calling_ae, called_ae, peer, modality, institution, station,"
-                " patient_key, source, available_at, is_correction, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " patient_key, source, available_at, is_correction, created_at, updated_at,"
+                " priority, lease_rank)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     new.sop_instance_uid,
                     new.sop_class_uid,
@@ -217,6 +219,8 @@ class Store(OrdersMixin, ReportVersionQueries, ABC):
                     int(earlier is not None),
                     now,
                     now,
+                    new.priority,
+                    now - new.head_start_s,
                 ),
             ).fetchone()
             job_id = int(row["id"])
@@ -231,15 +235,16 @@ class Store(OrdersMixin, ReportVersionQueries, ABC):
     def lease_job(
         self, owner: str, lease_s: float, max_attempts: int, now: float | None = None
     ) -> Job | None:
-        """Take the oldest runnable job (queued, or leased by a worker whose lease ran out
-        with attempts left; fail_overdue_jobs ends the others)."""
+        """Take the runnable job (queued, or leased by a worker whose lease ran out with
+        attempts left; fail_overdue_jobs ends the others) first in line: the oldest,
+        counting a STAT or ASAP order's head start (`NewJob.head_start_s`)."""
         now = _now(now)
         lease = (
             f"UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?,"
             f" attempts = attempts + 1, updated_at = ?"
             f" WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND available_at <= ?)"
             f" OR (state = 'leased' AND lease_expires_at <= ? AND attempts < ?)"
-            f" ORDER BY id LIMIT 1{self._LOCK_FOR_LEASE}) RETURNING {_JOB_COLUMNS}"
+            f" ORDER BY lease_rank, id LIMIT 1{self._LOCK_FOR_LEASE}) RETURNING {_JOB_COLUMNS}"
         )
         params = (owner, now + lease_s, now, now, now, max_attempts)
         with self._lease_transaction() as conn:

@@ -39,6 +39,10 @@ class NewJob:
     # The watched folder's or upload endpoint's source name (routes match on it); a
     # C-STORE object has none: its calling AE says who sent it.
     source: str = ""
+    # The priority of the order the ECG was matched to at intake, and how many seconds
+    # ahead of its receipt that lets it be leased (a STAT order's ECG goes first).
+    priority: str = "routine"
+    head_start_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class Job:
     report_dir: str | None
     created_at: float
     updated_at: float
+    priority: str = "routine"
+    lease_rank: float = 0.0  # leased in this order: receipt time less the head start
 
 
 @dataclass(frozen=True)

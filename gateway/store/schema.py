@@ -5,9 +5,10 @@ one migration step.
 """
 
 from gateway.store.orders_schema import orders_tables
+from gateway.store.prior_critical_schema import prior_and_critical_tables
 from gateway.store.report_schema import report_tables
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 # Each delivery sends one version of a job's report (version 1: the preliminary one;
 # later ones: a physician's confirmation or correction, gateway/overread); a newer
 # version supersedes the unsent older ones of the same job and destination.
@@ -57,10 +58,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     report_dir TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    priority TEXT NOT NULL DEFAULT 'routine',
+    lease_rank REAL NOT NULL DEFAULT 0,
     UNIQUE (sop_instance_uid, content_sha256)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, available_at);
 CREATE INDEX IF NOT EXISTS jobs_by_patient ON jobs (patient_key, id);
+CREATE INDEX IF NOT EXISTS jobs_by_rank ON jobs (lease_rank, id);
 {deliveries};
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
@@ -73,10 +77,8 @@ CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
             reference="INTEGER",
             if_new=True,
         )
-    )
-    + ";\n"
-    + ";\n".join(
-        report_tables(
+        + prior_and_critical_tables(time="REAL", reference="INTEGER", if_new=True)
+        + report_tables(
             identity="INTEGER PRIMARY KEY AUTOINCREMENT",
             time="REAL",
             reference="INTEGER",
@@ -84,6 +86,8 @@ CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
         )
     )
 )
+# Which order a job fulfilled (order matching); after the orders table, hence not above.
+SCHEMA += ";\nCREATE INDEX IF NOT EXISTS orders_by_job ON orders (job_id)"
 # Each step takes a store of the version before it to the next one.
 MIGRATIONS = {
     2: (
@@ -103,10 +107,20 @@ MIGRATIONS = {
     4: ("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
     # Orders from the EHR and patient merges: new tables, created by SCHEMA above.
     5: (),
+    # The priority of the ECG's order, and the time it is leased by: its receipt, less the
+    # head start of a STAT or ASAP order (jobs of older stores keep their receipt order);
+    # and orders_by_job, which SCHEMA creates.
+    6: (
+        "ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'routine'",
+        "ALTER TABLE jobs ADD COLUMN lease_rank REAL NOT NULL DEFAULT 0",
+        "UPDATE jobs SET lease_rank = created_at",
+    ),
+    # Serial comparison's prior index and the critical alerts: created by SCHEMA above.
+    7: (),
     # Report versions: a delivery names the version it sends (existing ones: 1), so the
     # table is rebuilt (SQLite changes no UNIQUE or CHECK in place); the report tables
     # and the deliveries' indexes are then created by SCHEMA.
-    6: (
+    8: (
         _DELIVERIES.format(name="deliveries_rebuilt"),
         (
             "INSERT INTO deliveries_rebuilt (id, job_id, destination, patient_key, state, attempts,"

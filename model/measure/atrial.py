@@ -36,9 +36,11 @@ def atrial_residual(
     does not cancel, are cut out. Returns (None, rms) without a shared peak.
     """
     first = fid.p_on if cancel_p and fid.p_on is not None else fid.qrs_on
-    start = first - samples(20)
+    # Within the median beat: a P onset can lie less than 20 ms from its start (a
+    # synthetic fibrillation drawn with tuning seed 4 had one at 14 ms, and crashed).
+    start = max(first - samples(20), 0)
     t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
-    stop = t_end + samples(40)
+    stop = min(t_end + samples(40), median.shape[1])
     rows = [LEAD_INDEX[n] for n in FLUTTER_LEADS]
     residual = sig[rows].copy()
     keep = np.ones(residual.shape[1], dtype=bool)

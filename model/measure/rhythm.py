@@ -54,6 +54,15 @@ MIN_NN_PAIRS = 4
 # An interval between dominant beats this many dominant RRs long is a pause.
 PAUSE_RR = 1.6
 ECTOPIC = ("A", "J", "V")
+# Regularly irregular: sorted, the RRs fall into at most MAX_RR_LEVELS groups, a new
+# group wherever neighbours differ by more than RR_LEVEL_GAP of the median RR, with
+# MIN_RR_FOR_LEVELS or more RRs. Grouped beating (Wenckebach, flutter with variable
+# conduction: every RR a multiple of the flutter cycle) does this; fibrillation's RRs
+# spread continuously (synthetic tuning seeds 1 and 3: fixed-ratio Mobitz I 2-3
+# groups, flutter with variable conduction 3, atrial fibrillation 5-13).
+RR_LEVEL_GAP = 0.03
+MAX_RR_LEVELS = 3
+MIN_RR_FOR_LEVELS = 8
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class RhythmAnalysis:
     MIN_NN_INTERVALS such intervals; nn_intervals: how many there are.
     coupling_spread: how much the premature beats' coupling intervals and the pauses
     after them vary (coupling_spread()).
+    rr_levels: how many distinct values the RRs take (rr_levels()); None with too few.
     """
 
     classes: tuple[str, ...]
@@ -82,6 +92,7 @@ class RhythmAnalysis:
     pattern: str | None  # "bigeminy" or "trigeminy"
     pattern_origin: str | None  # 'A', 'J' or 'V'
     pattern_cycles: int
+    rr_levels: int | None = None
 
     def count(self, kind: str) -> int:
         return self.classes.count(kind)
@@ -126,7 +137,17 @@ def analyse_rhythm(
         pattern=pattern,
         pattern_origin=origin,
         pattern_cycles=cycles,
+        rr_levels=rr_levels(rr),
     )
+
+
+def rr_levels(rr: np.ndarray) -> int | None:
+    """How many distinct values the RRs take: sorted, a new one wherever neighbours
+    differ by more than RR_LEVEL_GAP of the median RR; None under MIN_RR_FOR_LEVELS."""
+    if rr.size < MIN_RR_FOR_LEVELS:
+        return None
+    ordered = np.sort(rr)
+    return 1 + int(np.count_nonzero(np.diff(ordered) > RR_LEVEL_GAP * np.median(ordered)))
 
 
 def between_normal_beats(beats: Beats) -> np.ndarray:

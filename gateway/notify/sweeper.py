@@ -1,0 +1,101 @@
+"""Works through the store's critical alerts on the gateway's scheduler (every few
+seconds): each due notice goes to its targets, is retried with backoff when a target
+fails (at least once: a retry may repeat it to a target that had it), and is given up
+loudly (ERROR line and the site's alert command) after the retry policy's limit.
+
+A notice that went out starts the escalation clock: if nobody has opened (acknowledged)
+the report `escalate_after` later, the escalation goes to `escalate_to` (or the same
+targets again). The web report view acknowledges the alert when a physician opens it
+(Store.acknowledge_critical).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from gateway import metrics as m
+from gateway.alerts import CRITICAL_NOTICE_DEAD, Alert, AlertHook
+from gateway.delivery.sweeper import retry_delay
+from gateway.metrics import Metrics
+from gateway.notify.messages import notice
+from gateway.notify.senders import NoticeError, send
+from gateway.routing import Router
+from gateway.routing.critical_schema import CriticalConfig
+from gateway.store import Store
+from gateway.store.critical_alerts import CriticalAlert
+
+log = logging.getLogger(__name__)
+
+
+class CriticalNotifier:
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        alerts: AlertHook | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._store = store
+        self._router = router
+        self._alerts = alerts or AlertHook()
+        self._metrics = metrics or Metrics()
+        self._rng = random.Random()
+
+    def sweep(self, now: float | None = None) -> int:
+        """Send every notice due now; how many went out."""
+        now = time.time() if now is None else now
+        config = self._router.config.critical
+        if not config.notify:
+            return 0
+        escalate_before = now - config.escalate_after.total_seconds()
+        due = self._store.lease_due_critical_alerts(escalate_before, now=now)
+        return sum(self._send(alert, config, now) for alert in due)
+
+    def _send(self, alert: CriticalAlert, config: CriticalConfig, now: float) -> bool:
+        names = config.escalation_targets if alert.escalation else config.notify
+        payload = notice(alert, config, now)
+        errors = []
+        for name in names:
+            try:
+                send(config.targets[name], payload)
+            except NoticeError as exc:
+                errors.append(f"{name}: {exc}")
+        kind = "escalation" if alert.escalation else "notice"
+        if not errors:
+            self._store.mark_critical_sent(alert.job_id, alert.escalation, now=now)
+            self._metrics.inc(m.CRITICAL_NOTICES_SENT)
+            log.info("job %d: critical %s sent to %s", alert.job_id, kind, ", ".join(names))
+            return True
+        self._failed(alert, kind, "; ".join(errors), config, now)
+        return False
+
+    def _failed(
+        self, alert: CriticalAlert, kind: str, error: str, config: CriticalConfig, now: float
+    ) -> None:
+        """Retry later with backoff, or give up loudly past the retry policy's limits."""
+        failures = alert.attempts + 1
+        policy = config.retry
+        too_old = now - alert.created_at >= policy.max_age.total_seconds()
+        give_up = failures >= policy.max_attempts or too_old
+        retry_at = None if give_up else now + retry_delay(policy, failures, self._rng)
+        self._store.mark_critical_failed(alert.job_id, error, retry_at, now=now)
+        if not give_up:
+            self._metrics.inc(m.CRITICAL_NOTICES_FAILED)
+            log.warning(
+                "job %d: critical %s failed (try %d), retrying: %s",
+                alert.job_id,
+                kind,
+                failures,
+                error,
+            )
+            return
+        self._metrics.inc(m.CRITICAL_NOTICES_DEAD)
+        log.error(
+            "job %d: critical %s given up after %d tries: %s", alert.job_id, kind, failures, error
+        )
+        job = self._store.get_job(alert.job_id)
+        subject = job.sop_instance_uid if job is not None else ""
+        detail = f"critical {kind} of job {alert.job_id}"
+        self._alerts.send(Alert(CRITICAL_NOTICE_DEAD, subject, detail, error[:1000]))

@@ -1,0 +1,114 @@
+"""What the pipeline adds to an engine's report before it is packaged: the comparison
+with the patient's previous ECG and the critical findings of routes.yaml's rules.
+
+Runs in the job's helper process (job.py), after the engine; the worker thread, which has
+the store, hands it the patient's recent finished ECGs (PriorEcg) and the rules in force,
+so both are part of the preliminary report that is routed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gateway.config import ComparisonConfig
+from gateway.processing.prior_archive import ArchiveError, archive_prior
+from gateway.routing.critical import critical_findings
+from gateway.routing.critical_schema import CriticalRule
+from gateway.store.prior_ecgs import PriorEcg
+from gateway.store.records import Job
+from model.ecg import EcgMetadata
+from model.report import Comparison, Report
+from model.serial_comparison import Prior, compare
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Additions:
+    """What the worker knows that a job's helper process needs (picklable)."""
+
+    rules: tuple[CriticalRule, ...] = ()
+    comparison: ComparisonConfig | None = None  # None: no serial comparison
+    priors: dict[int, tuple[PriorEcg, ...]] = field(default_factory=dict)  # job id -> recent
+
+
+def add_findings(report: Report, job: Job, metadata: EcgMetadata, additions: Additions) -> Report:
+    """The report with its comparison (if a prior exists) and critical findings."""
+    updates: dict = {}
+    if additions.comparison is not None and additions.comparison.enabled:
+        comparison, warnings = _comparison(report, job, metadata, additions)
+        if comparison is not None:
+            updates["comparison"] = comparison
+        if warnings:
+            updates["warnings"] = [*report.warnings, *warnings]
+    if updates:
+        report = report.model_copy(update=updates)
+    findings = critical_findings(list(additions.rules), report)
+    return report.model_copy(update={"critical": findings}) if findings else report
+
+
+def acquired_epoch(metadata: EcgMetadata) -> float | None:
+    """When the ECG was acquired, as epoch seconds. A time without a UTC offset (most
+    DICOM objects) is taken as the gateway's local time: carts and gateway share a site."""
+    moment = metadata.acquisition_time
+    return None if moment is None else moment.timestamp()
+
+
+def choose_prior(
+    candidates: tuple[PriorEcg, ...], acquired_at: float | None, job_id: int
+) -> PriorEcg | None:
+    """The ECG acquired last before this one; without an acquisition time on this one,
+    the last one received before it. Of two versions of one ECG (a correction), the later."""
+    latest: dict[str, PriorEcg] = {}
+    for prior in candidates:
+        if (
+            prior.sop_instance_uid not in latest
+            or prior.job_id > latest[prior.sop_instance_uid].job_id
+        ):
+            latest[prior.sop_instance_uid] = prior
+    if acquired_at is None:
+        earlier = [p for p in latest.values() if p.job_id < job_id]
+        return max(earlier, key=lambda p: p.job_id, default=None)
+    earlier = [
+        p for p in latest.values() if p.acquired_at is not None and p.acquired_at < acquired_at
+    ]
+    return max(earlier, key=lambda p: (p.acquired_at, p.job_id), default=None)
+
+
+def _comparison(
+    report: Report, job: Job, metadata: EcgMetadata, additions: Additions
+) -> tuple[Comparison | None, list[str]]:
+    settings = additions.comparison
+    acquired_at = acquired_epoch(metadata)
+    prior = choose_prior(additions.priors.get(job.id, ()), acquired_at, job.id)
+    warnings: list[str] = []
+    if settings.archive is not None and metadata.patient_id:
+        try:
+            found = archive_prior(settings.archive, metadata, acquired_at)
+        except (ArchiveError, OSError) as exc:  # the report goes out without it
+            log.warning("job %d: prior ECG archive not used: %s", job.id, exc)
+            warnings.append(f"the prior ECG archive could not be searched: {exc}")
+            found = None
+        if found is not None and _newer(found, prior):
+            prior = found
+    if prior is None:
+        return None, warnings
+    when = (
+        None
+        if prior.acquired_at is None
+        else datetime.fromtimestamp(prior.acquired_at).astimezone()
+    )
+    comparison = compare(
+        report, Prior(prior.report, prior.sop_instance_uid, when), settings.thresholds
+    )
+    return comparison, warnings
+
+
+def _newer(found: PriorEcg, own: PriorEcg | None) -> bool:
+    if own is None:
+        return True
+    if found.sop_instance_uid == own.sop_instance_uid or found.acquired_at is None:
+        return False
+    return own.acquired_at is None or found.acquired_at > own.acquired_at

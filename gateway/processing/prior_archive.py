@@ -1,0 +1,194 @@
+"""The patient's previous ECG from a DICOM archive: C-FIND down the study root (study ->
+series of modality ECG -> instance), then C-GET of the newest instance acquired before
+this one, decoded with model.load and analysed by the measurement engine.
+
+C-GET, not C-MOVE: the object comes back on the same association, so the gateway needs
+no second listening port (and its own C-STORE intake never mistakes a retrieved prior for
+a new ECG to report). The retrieved object is accepted only if its Patient ID and Issuer
+of Patient ID equal this ECG's: the archive's matching is not trusted with identity, and a
+name is never used.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import Dataset
+from pynetdicom import AE, build_role, evt
+from pynetdicom.sop_class import (
+    AmbulatoryECGWaveformStorage,
+    GeneralECGWaveformStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    TwelveLeadECGWaveformStorage,
+)
+
+import model
+from gateway.config import PriorArchiveConfig
+from gateway.store.prior_ecgs import PriorEcg
+from model.ecg import EcgMetadata
+from model.errors import EcgDecodeError
+
+ECG_STORAGE = (
+    TwelveLeadECGWaveformStorage,
+    GeneralECGWaveformStorage,
+    AmbulatoryECGWaveformStorage,
+)
+_PENDING = (0xFF00, 0xFF01)
+MAX_STUDIES = 20  # the patient's most recent studies searched for ECG series
+
+
+class ArchiveError(Exception):
+    """The archive could not be asked (refused, unreachable, timed out)."""
+
+
+@dataclass(frozen=True)
+class _Instance:
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sort_key: str  # StudyDate + StudyTime as the archive returned them
+
+
+def archive_prior(
+    settings: PriorArchiveConfig, metadata: EcgMetadata, before: float | None
+) -> PriorEcg | None:
+    """The patient's newest archived ECG acquired before `before` (epoch seconds; None:
+    the newest), analysed; None when the archive holds none."""
+    ae = _application_entity(settings)
+    roles = [build_role(storage, scp_role=True) for storage in ECG_STORAGE]
+    received: list[bytes] = []
+
+    def keep(event: evt.Event) -> int:
+        received.append(event.encoded_dataset())
+        return 0x0000
+
+    assoc = ae.associate(
+        settings.host,
+        settings.port,
+        ae_title=settings.called_ae,
+        ext_neg=roles,
+        evt_handlers=[(evt.EVT_C_STORE, keep)],
+    )
+    if not assoc.is_established:
+        raise ArchiveError(f"association with {settings.called_ae} refused or not answered")
+    try:
+        for instance in _instances(assoc, metadata):
+            if instance.sop_instance_uid == metadata.sop_instance_uid:
+                continue
+            received.clear()
+            _get(assoc, instance)
+            prior = _analysed(received, metadata)
+            if prior is not None and (before is None or _before(prior, before)):
+                return prior
+        return None
+    finally:
+        assoc.release()
+
+
+def _application_entity(settings: PriorArchiveConfig) -> AE:
+    ae = AE(ae_title=settings.calling_ae)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.timeout_s
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    for storage in ECG_STORAGE:
+        ae.add_requested_context(storage)
+    return ae
+
+
+def _find(assoc, query: Dataset) -> list[Dataset]:
+    answers = []
+    for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+        if not status:
+            raise ArchiveError("C-FIND: no answer (timed out or aborted)")
+        if status.Status in _PENDING and identifier is not None:
+            answers.append(identifier)
+        elif status.Status not in _PENDING and status.Status != 0x0000:
+            raise ArchiveError(f"C-FIND failed with status 0x{status.Status:04X}")
+    return answers
+
+
+def _query(level: str, **keys: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _instances(assoc, metadata: EcgMetadata) -> list[_Instance]:
+    """The patient's ECG instances, newest study first."""
+    studies = _find(
+        assoc,
+        _query(
+            "STUDY", PatientID=metadata.patient_id, StudyInstanceUID="", StudyDate="", StudyTime=""
+        ),
+    )
+    studies.sort(key=lambda s: f"{s.get('StudyDate', '')}{s.get('StudyTime', '')}", reverse=True)
+    found = []
+    for study in studies[:MAX_STUDIES]:
+        study_uid = study.StudyInstanceUID
+        sort_key = f"{study.get('StudyDate', '')}{study.get('StudyTime', '')}"
+        for series in _find(
+            assoc,
+            _query("SERIES", StudyInstanceUID=study_uid, Modality="ECG", SeriesInstanceUID=""),
+        ):
+            for image in _find(
+                assoc,
+                _query(
+                    "IMAGE",
+                    StudyInstanceUID=study_uid,
+                    SeriesInstanceUID=series.SeriesInstanceUID,
+                    SOPInstanceUID="",
+                ),
+            ):
+                found.append(
+                    _Instance(study_uid, series.SeriesInstanceUID, image.SOPInstanceUID, sort_key)
+                )
+    return found
+
+
+def _get(assoc, instance: _Instance) -> None:
+    query = _query(
+        "IMAGE",
+        StudyInstanceUID=instance.study_uid,
+        SeriesInstanceUID=instance.series_uid,
+        SOPInstanceUID=instance.sop_instance_uid,
+    )
+    for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+        if not status:
+            raise ArchiveError("C-GET: no answer (timed out or aborted)")
+
+
+def _analysed(received: list[bytes], metadata: EcgMetadata) -> PriorEcg | None:
+    """The retrieved ECG analysed, if it is this patient's (same Patient ID and issuer)."""
+    for content in received:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "prior.dcm"
+            path.write_bytes(content)
+            try:
+                ecg = model.load(path)
+            except EcgDecodeError:
+                continue  # an archived object the decoders refuse is no prior
+        if not _same_patient(ecg.metadata, metadata):
+            continue
+        acquired = ecg.metadata.acquisition_time
+        return PriorEcg(
+            job_id=0,
+            sop_instance_uid=ecg.metadata.sop_instance_uid or "",
+            acquired_at=None if acquired is None else acquired.timestamp(),
+            report=model.analyze(ecg),
+        )
+    return None
+
+
+def _same_patient(found: EcgMetadata, wanted: EcgMetadata) -> bool:
+    return (found.patient_id or "") == (wanted.patient_id or "") and (
+        found.patient_id_issuer or ""
+    ) == (wanted.patient_id_issuer or "")
+
+
+def _before(prior: PriorEcg, before: float) -> bool:
+    return prior.acquired_at is not None and prior.acquired_at < before

@@ -1,0 +1,329 @@
+"""Critical-result notices end to end: a critical ECG through the pipeline, its notice to
+a local webhook server that validates the payload strictly (exact keys, HMAC signature,
+no patient data) and to a local SMTP server (aiosmtpd) that checks the mail; retries,
+giving up loudly, and the escalation after the time limit that an opened report stops."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from datetime import datetime
+from email import message_from_bytes
+from email.policy import default
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from test_prior_comparison import Pipeline, ecg_file
+from test_store import open_backend
+
+from gateway import metrics as m
+from gateway.alerts import CRITICAL_NOTICE_DEAD, Alert, AlertHook
+from gateway.metrics import Metrics
+from gateway.notify import CriticalNotifier
+from gateway.routing import Router
+from model.rhythm_synthetic import RhythmSpec
+from tests.gateway_process import free_port
+
+SECRET = "s3cret-hmac-key"
+PATIENT_ID, ISSUER, NAME = "PAT-4711", "HOSP", "Doe^Jane"
+PAYLOAD_KEYS = {
+    "event",
+    "job_id",
+    "report_url",
+    "rules",
+    "flagged_at",
+    "first_notice_at",
+    "sent_at",
+}
+
+
+class WebhookPeer:
+    """A local HTTP endpoint that accepts only what a paging system would: a signed JSON
+    POST with exactly the agreed keys, and nothing that identifies the patient."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.problems: list[str] = []
+        self.fail_next = 0  # answer this many requests with 503
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = peer.check(self.path, self.headers, body)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/critical"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def check(self, path: str, headers, body: bytes) -> int:
+        if self.fail_next:
+            self.fail_next -= 1
+            return 503
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        problems = []
+        if path != "/critical":
+            problems.append(f"path {path}")
+        if headers["Content-Type"] != "application/json":
+            problems.append("content type")
+        if not hmac.compare_digest(headers.get("X-ECG-Gateway-Signature", ""), expected):
+            problems.append("signature")
+        for secret in (PATIENT_ID, "Doe", "Jane", ISSUER):
+            if secret.encode() in body:
+                problems.append(f"patient data {secret!r} in the payload")
+        payload = json.loads(body)
+        if set(payload) != PAYLOAD_KEYS:
+            problems.append(f"keys {sorted(payload)}")
+        if not all(set(rule) == {"name", "text"} for rule in payload["rules"]):
+            problems.append("rule keys")
+        datetime.fromisoformat(payload["sent_at"])
+        if problems:
+            self.problems += problems
+            return 400
+        self.received.append(payload)
+        return 204
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MailPeer:
+    """aiosmtpd as the hospital's mail server: keeps each message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages = []
+        peer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                peer.messages.append(
+                    (envelope, message_from_bytes(envelope.content, policy=default))
+                )
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def close(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def webhook(request):
+    peer = WebhookPeer()
+    request.addfinalizer(peer.close)
+    return peer
+
+
+@pytest.fixture
+def mail(request):
+    peer = MailPeer()
+    request.addfinalizer(peer.close)
+    return peer
+
+
+def _smtp(port: int, to: str) -> str:
+    return (
+        f"{{type: smtp, host: 127.0.0.1, port: {port}, starttls: false,"
+        f" sender: ecg-gateway@example.org, to: [{to}]}}"
+    )
+
+
+def routes(webhook: WebhookPeer, mail: MailPeer, **extra: str) -> str:
+    lines = "".join(f"  {key}: {value}\n" for key, value in extra.items())
+    return f"""
+destinations:
+  outbox: {{type: file, directory: outbox}}
+default: [outbox]
+critical:
+  targets:
+    pager:
+      type: webhook
+      url: {webhook.url}
+      secret: {{env: CRITICAL_HMAC}}
+    ward: {_smtp(mail.port, "cardiology@example.org")}
+    chief: {_smtp(mail.port, "chief@example.org")}
+  notify: [pager, ward]
+  escalate_to: [pager, chief]
+  report_link: https://ecg.example.org/reports/{{job_id}}
+{lines}"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request, tmp_path, webhook, mail, monkeypatch):
+    """A critical AF ECG processed by the pipeline, with its alert pending."""
+    monkeypatch.setenv("CRITICAL_HMAC", SECRET)
+    store = open_backend(request.param, request, tmp_path)
+    data = tmp_path / "data"
+    pipeline = Pipeline(store, data)
+    (data / "routes.yaml").write_text(routes(webhook, mail))
+    pipeline.workers._router.reload_if_changed()
+    af = RhythmSpec(rhythm="atrial_fibrillation", rate_bpm=130)
+    path = ecg_file(tmp_path, "af", af, PATIENT_ID, ISSUER, datetime(2026, 3, 1, 9, 0))
+    package = pipeline.process(path)
+    assert [f.rule for f in package.report.critical] == ["afib-flutter-rapid"]
+    yield store, Router(data / "routes.yaml", data), package.job_id, data
+    store.close()
+
+
+def test_notice_to_webhook_and_mail_without_patient_data(site, webhook, mail):
+    store, router, job_id, _ = site
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
+    notifier = CriticalNotifier(store, router)
+    assert notifier.sweep(now=t0) == 1
+    assert webhook.problems == []
+    (payload,) = webhook.received
+    assert payload["event"] == "critical-ecg" and payload["job_id"] == job_id
+    assert payload["report_url"] == f"https://ecg.example.org/reports/{job_id}"
+    assert payload["rules"] == [
+        {
+            "name": "afib-flutter-rapid",
+            "text": "Atrial fibrillation or flutter with a ventricular rate over 110/min",
+        }
+    ]
+    assert payload["first_notice_at"] is None
+    ((envelope, message),) = mail.messages
+    assert envelope.rcpt_tos == ["cardiology@example.org"]
+    text = envelope.content.decode()
+    for secret in (PATIENT_ID, "Doe", "Jane"):
+        assert secret not in text
+    assert message["Subject"] == f"Critical ECG result, job {job_id} (afib-flutter-rapid)"
+    assert f"https://ecg.example.org/reports/{job_id}" in message.get_content()
+    assert notifier.sweep(now=t0 + 5) == 0  # sent once
+    assert store.get_critical_alert(job_id).state == "notified"
+
+
+def test_escalation_after_the_limit_unless_opened(site, webhook, mail):
+    store, router, job_id, _ = site
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
+    notifier = CriticalNotifier(store, router)
+    notifier.sweep(now=t0)
+    assert notifier.sweep(now=t0 + 15 * 60 - 1) == 0  # the default limit: 15 minutes
+    assert notifier.sweep(now=t0 + 15 * 60) == 1
+    escalation = webhook.received[-1]
+    assert escalation["event"] == "critical-ecg-escalation"
+    assert datetime.fromisoformat(escalation["first_notice_at"]).timestamp() == t0
+    envelope, message = mail.messages[-1]
+    assert envelope.rcpt_tos == ["chief@example.org"]
+    assert message["Subject"].strip().startswith("ESCALATION: not opened")
+    assert notifier.sweep(now=t0 + 3600) == 0  # escalated once
+    assert store.get_critical_alert(job_id).escalated_at == t0 + 15 * 60
+
+
+def test_no_escalation_when_a_physician_opened_the_report(site, webhook, mail):
+    store, router, job_id, _ = site
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
+    notifier = CriticalNotifier(store, router)
+    notifier.sweep(now=t0)
+    assert store.acknowledge_critical(job_id, "dr.cardio", now=t0 + 60)
+    assert notifier.sweep(now=t0 + 7200) == 0
+    assert [p["event"] for p in webhook.received] == ["critical-ecg"]
+    alert = store.get_critical_alert(job_id)
+    assert (alert.acknowledged_by, alert.escalated_at) == ("dr.cardio", None)
+
+
+class Recorder(AlertHook):
+    """The site's alert command, as the notifier calls it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        self.sent.append(alert)
+
+
+def _with_retry(router: Router, data: Path, webhook, mail, max_attempts: int) -> None:
+    retry = f"{{max_attempts: {max_attempts}, backoff_base: 10s, backoff_cap: 10s}}"
+    (data / "routes.yaml").write_text(routes(webhook, mail, retry=retry))
+    assert router.reload_if_changed()
+
+
+def test_failed_notice_is_retried_with_backoff(site, webhook, mail):
+    store, router, job_id, data = site
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
+    _with_retry(router, data, webhook, mail, max_attempts=3)
+    metrics = Metrics()
+    notifier = CriticalNotifier(store, router, metrics=metrics)
+    webhook.fail_next = 1
+    assert notifier.sweep(now=t0) == 0
+    alert = store.get_critical_alert(job_id)
+    assert alert.attempts == 1 and "HTTP 503" in alert.last_error
+    assert notifier.sweep(now=t0 + 4) == 0  # not due yet (backoff 5-10 s)
+    assert len(mail.messages) == 1  # the retry repeats the notice to every target
+    assert notifier.sweep(now=t0 + 10) == 1
+    assert [p["event"] for p in webhook.received] == ["critical-ecg"]
+    assert store.get_critical_alert(job_id).state == "notified"
+    assert (metrics.get(m.CRITICAL_NOTICES_FAILED), metrics.get(m.CRITICAL_NOTICES_SENT)) == (1, 1)
+
+
+def test_notice_given_up_loudly_after_the_last_try(site, webhook, mail, caplog):
+    store, router, job_id, data = site
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
+    _with_retry(router, data, webhook, mail, max_attempts=2)
+    hook = Recorder()
+    metrics = Metrics()
+    notifier = CriticalNotifier(store, router, hook, metrics)
+    webhook.fail_next = 2
+    assert notifier.sweep(now=t0) == 0
+    assert notifier.sweep(now=t0 + 10) == 0
+    alert = store.get_critical_alert(job_id)
+    assert alert.state == "dead" and alert.attempts == 2
+    (dead,) = hook.sent
+    assert dead.event == CRITICAL_NOTICE_DEAD and dead.detail == f"critical notice of job {job_id}"
+    assert "given up after 2 tries" in caplog.text
+    assert metrics.get(m.CRITICAL_NOTICES_DEAD) == 1
+    assert notifier.sweep(now=t0 + 86400) == 0
+
+
+def test_mail_with_starttls_refused_without_tls_support(site, webhook, mail):
+    """STARTTLS on (the default) against a server that offers none: the notice fails and
+    is retried; mail is never sent in clear text to a target configured for TLS."""
+    store, router, job_id, data = site
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
+    (data / "routes.yaml").write_text(
+        routes(webhook, mail).replace("starttls: false", "starttls: true")
+    )
+    assert router.reload_if_changed()
+    notifier = CriticalNotifier(store, router)
+    assert notifier.sweep(now=t0) == 0
+    alert = store.get_critical_alert(job_id)
+    assert "STARTTLS" in alert.last_error and alert.state == "pending"
+    assert mail.messages == []
+
+
+def test_the_gateway_scheduler_sends_due_notices(site, webhook, mail):
+    """start_delivery's scheduler runs the notifier: the notice goes out by itself."""
+    from gateway.delivery.sweeper import DeliverySweeper
+    from gateway.scheduler import GatewayScheduler
+
+    store, router, job_id, _ = site
+    scheduler = GatewayScheduler(
+        store,
+        router,
+        DeliverySweeper(store, router),
+        retention_days=30,
+        notifier=CriticalNotifier(store, router),
+        notify_interval_s=0.2,
+    )
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not webhook.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown()
+    assert [p["job_id"] for p in webhook.received] == [job_id]
+    assert store.get_critical_alert(job_id).state == "notified"

@@ -1,0 +1,151 @@
+"""The prior ECG from a DICOM archive: dcmtk's dcmqrscp as the real archive, filled by
+storescu; the gateway finds the patient's ECG by C-FIND (study, series, instance) and
+retrieves it by C-GET, accepting only the same Patient ID and issuer, acquired before."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pydicom
+import pytest
+from test_prior_comparison import FAST_AF, Pipeline, ecg_file
+from test_store import open_backend
+
+from gateway.config import ComparisonConfig, PriorArchiveConfig
+from gateway.processing.prior_archive import ArchiveError, archive_prior
+from model.ecg import EcgMetadata
+from model.rhythm_synthetic import RhythmSpec
+from tests.gateway_process import free_port
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("dcmqrscp") is None or shutil.which("storescu") is None,
+    reason="dcmtk's dcmqrscp and storescu are needed (installed by .ci/run)",
+)
+DAY = datetime(2026, 3, 1, 9, 0)
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """A running dcmqrscp with an empty storage area, called ARCHIVE."""
+    storage = tmp_path / "archive"
+    storage.mkdir()
+    port = free_port()
+    config = tmp_path / "dcmqrscp.cfg"
+    config.write_text(
+        f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 8\n"
+        "HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+        f"AETable BEGIN\nARCHIVE {storage} RW (100, 512mb) ANY\nAETable END\n"
+    )
+    server = subprocess.Popen(
+        ["dcmqrscp", "-c", str(config), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    settings = PriorArchiveConfig(host="127.0.0.1", port=port, called_ae="ARCHIVE", timeout_s=10)
+    _wait_for(settings)
+    yield settings
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _wait_for(settings: PriorArchiveConfig) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            ["echoscu", "-aec", settings.called_ae, settings.host, str(settings.port)],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("dcmqrscp did not start")
+
+
+def store_in(settings: PriorArchiveConfig, *paths: Path) -> None:
+    subprocess.run(
+        [
+            "storescu",
+            "-aec",
+            settings.called_ae,
+            settings.host,
+            str(settings.port),
+            *map(str, paths),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _meta(path: Path) -> EcgMetadata:
+    ds = pydicom.dcmread(path)
+    return EcgMetadata(
+        patient_id=str(ds.PatientID),
+        patient_id_issuer=str(ds.get("IssuerOfPatientID", "")) or None,
+        sop_instance_uid=str(ds.SOPInstanceUID),
+    )
+
+
+def test_the_newest_earlier_ecg_of_the_same_patient_and_issuer(archive, tmp_path):
+    older = ecg_file(tmp_path, "older", RhythmSpec(rate_bpm=60), "P7", "HOSP", DAY)
+    prior = ecg_file(tmp_path, "prior", RhythmSpec(rate_bpm=65), "P7", "HOSP", DAY.replace(day=5))
+    other_issuer = ecg_file(
+        tmp_path, "other", RhythmSpec(rate_bpm=90), "P7", "ELSEWHERE", DAY.replace(day=8)
+    )
+    current = ecg_file(tmp_path, "current", FAST_AF, "P7", "HOSP", DAY.replace(day=9))
+    store_in(archive, older, prior, other_issuer, current)
+    found = archive_prior(archive, _meta(current), DAY.replace(day=9).timestamp())
+    assert found.sop_instance_uid == _meta(prior).sop_instance_uid
+    assert found.acquired_at == DAY.replace(day=5).timestamp()
+    assert found.report.codes[0] == "SR"
+    # before the older one: nothing
+    assert archive_prior(archive, _meta(current), DAY.replace(hour=8).timestamp()) is None
+
+
+def test_no_ecg_of_the_patient(archive, tmp_path):
+    store_in(archive, ecg_file(tmp_path, "a", RhythmSpec(), "SOMEONE", "HOSP", DAY))
+    assert (
+        archive_prior(
+            archive, _meta(ecg_file(tmp_path, "b", RhythmSpec(), "P8", "HOSP", DAY)), None
+        )
+        is None
+    )
+
+
+def test_an_unreachable_archive_is_an_archive_error(tmp_path):
+    settings = PriorArchiveConfig(host="127.0.0.1", port=free_port(), called_ae="NONE", timeout_s=2)
+    with pytest.raises(ArchiveError, match="refused or not answered"):
+        archive_prior(settings, EcgMetadata(patient_id="P1"), None)
+
+
+def test_pipeline_compares_with_the_archived_prior_when_the_store_has_none(
+    archive, tmp_path, request
+):
+    prior = ecg_file(tmp_path, "prior", RhythmSpec(rate_bpm=65), "P9", "HOSP", DAY)
+    store_in(archive, prior)
+    store = open_backend("sqlite", request, tmp_path)
+    try:
+        pipeline = Pipeline(store, tmp_path / "data", ComparisonConfig(archive=archive))
+        current = ecg_file(tmp_path, "current", FAST_AF, "P9", "HOSP", DAY.replace(day=3))
+        report = pipeline.process(current).report
+        assert report.comparison.prior_sop_instance_uid == _meta(prior).sop_instance_uid
+        assert {s.code for s in report.comparison.statements} >= {"NEW_RHYTHM", "RATE_INCREASED"}
+    finally:
+        store.close()
+
+
+def test_an_unreachable_archive_leaves_a_warning_not_a_failed_job(tmp_path, request):
+    store = open_backend("sqlite", request, tmp_path)
+    try:
+        gone = PriorArchiveConfig(host="127.0.0.1", port=free_port(), called_ae="GONE", timeout_s=2)
+        pipeline = Pipeline(store, tmp_path / "data", ComparisonConfig(archive=gone))
+        path = ecg_file(tmp_path, "a", RhythmSpec(), "P10", "HOSP", DAY)
+        report = pipeline.process(path).report
+        assert report.comparison is None
+        assert any("prior ECG archive could not be searched" in w for w in report.warnings)
+    finally:
+        store.close()
