@@ -74,9 +74,8 @@ class Pipeline:
         assert self.workers.run_once("test-worker")
         job = self.store.list_jobs(limit=1)[0]
         assert job.state == "done", job.error
-        folder = Path(job.report_dir)
-        if not folder.exists():  # PostgreSQL: moved into the node's copies at completion
-            folder = self.store.copies.report_dir(job.id)
+        folder = self.store.report_files_of(job)  # PostgreSQL: this node's copy
+        assert folder is not None
         return ReportPackage.load(folder)
 
 
