@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -353,3 +354,19 @@ def test_a_newer_version_waits_for_an_older_one_on_the_wire(sqlite_site, shared_
     [due] = store.lease_due_deliveries(limit=5)
     assert due.report_version == 2
     assert store.get_delivery(in_flight.id).state == expected
+
+
+def test_a_reconciled_resend_sends_the_latest_version(site, shared_data, tmp_path):
+    """A late order re-sends a finished report with a new package (order matching):
+    after a confirmation that is the final version, never the preliminary again."""
+    job_id = site.receive(shared_data)
+    site.service.confirm(job_id, SMITH, _afib_edit(), base_version=1)
+    assert site.sweeper.sweep().sent == 1
+    job = site.store.get_job(job_id)
+    replaced = tmp_path / f"{job_id}-reconciled"
+    shutil.copytree(site.store.report_files_of(job), replaced)
+    assert site.store.replace_report(job_id, str(replaced), [("outbox", job.patient_key)])
+    assert _versions(site, job_id) == [("outbox", 1, "superseded"), ("outbox", 2, "pending")]
+    assert site.sweeper.sweep().sent == 1
+    [bundle] = (site.data_dir / "outbox").glob("*.fhir.json")
+    assert '"status":"final"' in bundle.read_text()
