@@ -14,24 +14,13 @@ from peers import FhirTestServer, Hl7TestPeer
 from gateway.overread import ReportEdit, StatementEdit
 
 
-@pytest.fixture
-def peers():
-    ehr, ris = FhirTestServer().start(), Hl7TestPeer().start()
-    yield ehr, ris
-    ris.stop()
-    ehr.stop()
-
-
 def _results(message: hl7.Message) -> set[str]:
     """OBX-11 of the rows carrying a result (not the X of a value not measured)."""
     return {str(s[11]) for s in message.segments("OBX") if str(s[11]) != "X"}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_final_and_corrected_versions_update_the_report_at_the_ehr(
-    backend, request, tmp_path, shared_data, peers
-):
-    ehr, ris = peers
+def _confirm_and_correct(backend, request, tmp_path, shared_data, ehr, ris) -> None:
+    """A real ECG sent preliminary, then confirmed by Smith, then corrected by Jones."""
     routes = (
         "destinations:\n"
         f"  ehr: {{type: fhir, endpoint: '{ehr.base_url}', timeout_s: 5}}\n"
@@ -53,6 +42,18 @@ def test_final_and_corrected_versions_update_the_report_at_the_ehr(
         assert site.sweeper.sweep().sent == 2
     finally:
         site.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_final_and_corrected_versions_update_the_report_at_the_ehr(
+    backend, request, tmp_path, shared_data
+):
+    ehr, ris = FhirTestServer().start(), Hl7TestPeer().start()
+    try:
+        _confirm_and_correct(backend, request, tmp_path, shared_data, ehr, ris)
+    finally:
+        ris.stop()
+        ehr.stop()
 
     assert [str(m.segment("OBR")[25]) for m in ris.received] == ["P", "F", "C"]
     assert [_results(m) for m in ris.received] == [{"P"}, {"F"}, {"C"}]
