@@ -1,0 +1,154 @@
+"""Local users of the over-read application: a YAML file of user IDs, names, roles and
+argon2id password hashes, written by `ecg-gateway web user add` and read at start.
+
+    users:
+      - user_id: jdoe
+        name: Doe^Jane          # DICOM PN: Family^Given^Middle, as it goes to the EHR
+        role: physician         # reader | physician | admin
+        password_hash: $argon2id$v=19$m=65536,t=3,p=4$...
+
+argon2-cffi's PasswordHasher does the hashing with its RFC 9106 defaults; a hash made
+with older parameters is still accepted and reported as needing a rehash.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import Field, ValidationError, field_validator
+
+from gateway.durable import write_atomic
+from model.settings import StrictSettings, YamlFileError, line_at, read_settings
+
+Role = Literal["reader", "physician", "admin"]
+ROLES: tuple[Role, ...] = ("reader", "physician", "admin")
+# Who may confirm or correct a report; a reader only looks.
+CONFIRMING_ROLES: frozenset[Role] = frozenset({"physician", "admin"})
+MIN_PASSWORD_CHARS = 10
+_USER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+
+_hasher = PasswordHasher()
+
+
+class UsersFileError(Exception):
+    """A users file that cannot be used; the message names the file, line and field."""
+
+
+class UserEntry(StrictSettings):
+    user_id: str = Field(pattern=_USER_ID)
+    name: str = Field(min_length=1, max_length=200, description="DICOM PN: Family^Given")
+    role: Role
+    password_hash: str
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2(cls, value: str) -> str:
+        if not value.startswith("$argon2"):
+            raise ValueError("must be an argon2 hash (`ecg-gateway web user add` writes one)")
+        return value
+
+
+class UsersFile(StrictSettings):
+    users: list[UserEntry] = Field(default_factory=list)
+
+    @field_validator("users")
+    @classmethod
+    def _unique(cls, users: list[UserEntry]) -> list[UserEntry]:
+        seen: set[str] = set()
+        for user in users:
+            if user.user_id.lower() in seen:
+                raise ValueError(f"user {user.user_id!r} is listed twice")
+            seen.add(user.user_id.lower())
+        return users
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in user as the pages see them (no hash)."""
+
+    user_id: str
+    name: str
+    role: Role
+
+    @property
+    def may_confirm(self) -> bool:
+        return self.role in CONFIRMING_ROLES
+
+    @property
+    def display_name(self) -> str:
+        """'Jane Doe' from 'Doe^Jane'."""
+        family, _, rest = self.name.partition("^")
+        given = " ".join(part for part in rest.split("^") if part)
+        return f"{given} {family}".strip() or self.user_id
+
+
+def load_users(path: Path) -> UsersFile:
+    """The users file; UsersFileError naming the line and field of what is wrong."""
+    try:
+        document = read_settings(path)
+    except YamlFileError as exc:
+        raise UsersFileError(str(exc)) from None
+    try:
+        return UsersFile.model_validate(document.data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            line, _ = line_at(document.root, error["loc"])
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{path}: line {line}: {field}: {error['msg']}")
+        raise UsersFileError("\n".join(problems)) from None
+
+
+class Directory:
+    """The users, looked up by ID (case-insensitive), passwords checked in constant time."""
+
+    def __init__(self, users: UsersFile) -> None:
+        self._entries = {entry.user_id.lower(): entry for entry in users.users}
+        # Unknown user IDs are checked against this, so they take as long as known ones.
+        self._decoy = _hasher.hash(os.urandom(16).hex())
+
+    @classmethod
+    def from_file(cls, path: Path) -> Directory:
+        return cls(load_users(path))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def authenticate(self, user_id: str, password: str) -> User | None:
+        """The user when the password is theirs; None otherwise (unknown or wrong alike)."""
+        entry = self._entries.get(user_id.strip().lower())
+        try:
+            _hasher.verify(entry.password_hash if entry else self._decoy, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if entry is None:
+            return None
+        return User(entry.user_id, entry.name, entry.role)
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
+    return _hasher.hash(password)
+
+
+def add_user(path: Path, user_id: str, name: str, role: Role, password: str) -> bool:
+    """Add the user to the file, or replace their entry (a new password, name or role);
+    True when they were new. The file is created, readable by its owner only."""
+    if not re.match(_USER_ID, user_id):
+        raise ValueError(f"user ID {user_id!r}: letters, digits and _.@- only, 1-64 characters")
+    existing = load_users(path).users if path.exists() else []
+    entry = UserEntry(user_id=user_id, name=name, role=role, password_hash=hash_password(password))
+    kept = [user for user in existing if user.user_id.lower() != user_id.lower()]
+    document = {"users": [user.model_dump() for user in [*kept, entry]]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, yaml.safe_dump(document, sort_keys=False).encode())
+    path.chmod(0o600)
+    return len(kept) == len(existing)
