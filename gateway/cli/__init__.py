@@ -2,7 +2,7 @@
 
 One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
 exit code): analyze.py (render, analyze), convert.py, serve.py, send.py, jobs.py,
-deliveries.py, routes.py, demo.py, model_tools.py, audit.py, store.py. Exit codes: 0 ok,
+deliveries.py, routes.py, demo.py, model_tools.py, audit.py, store.py, web.py. Exit codes: 0 ok,
 1 the work failed, 2 bad input or configuration (the message names the file and the
 reason).
 """
@@ -25,6 +25,7 @@ from gateway.cli import (
     send,
     serve,
     store,
+    web,
 )
 from gateway.logs import TEXT_FORMAT
 from model.errors import EcgDecodeError
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         model_tools.add_parser,
         audit.add_parser,
         store.add_parser,
+        web.add_parser,
     ):
         add(sub)
     return parser

@@ -13,6 +13,7 @@ with older parameters is still accepted and reported as needing a rehash.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from pydantic import Field, ValidationError, field_validator
 
 from gateway.durable import write_atomic
 from model.settings import StrictSettings, YamlFileError, line_at, read_settings
+
+log = logging.getLogger(__name__)
 
 Role = Literal["reader", "physician", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "physician", "admin")
@@ -107,22 +110,28 @@ def load_users(path: Path) -> UsersFile:
 
 
 class Directory:
-    """The users, looked up by ID (case-insensitive), passwords checked in constant time."""
+    """The users, looked up by ID (case-insensitive), passwords checked in constant time.
+    Made `from_file`, it reads the file again when it changes (a user added or a password
+    set by `ecg-gateway web user add` counts at the next sign-in, no restart); a changed
+    file that cannot be read keeps the users before it, with an error in the log."""
 
-    def __init__(self, users: UsersFile) -> None:
+    def __init__(self, users: UsersFile, path: Path | None = None) -> None:
         self._entries = {entry.user_id.lower(): entry for entry in users.users}
+        self._path = path
+        self._stamp = _stamp(path) if path is not None else None
         # Unknown user IDs are checked against this, so they take as long as known ones.
         self._decoy = _hasher.hash(os.urandom(16).hex())
 
     @classmethod
     def from_file(cls, path: Path) -> Directory:
-        return cls(load_users(path))
+        return cls(load_users(path), path)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def authenticate(self, user_id: str, password: str) -> User | None:
         """The user when the password is theirs; None otherwise (unknown or wrong alike)."""
+        self._reload_if_changed()
         entry = self._entries.get(user_id.strip().lower())
         try:
             _hasher.verify(entry.password_hash if entry else self._decoy, password)
@@ -131,6 +140,26 @@ class Directory:
         if entry is None:
             return None
         return User(entry.user_id, entry.name, entry.role)
+
+    def _reload_if_changed(self) -> None:
+        if self._path is None or _stamp(self._path) == self._stamp:
+            return
+        self._stamp = _stamp(self._path)
+        try:
+            users = load_users(self._path)
+        except UsersFileError as exc:
+            log.error("web users file not reloaded, the previous users stay: %s", exc)
+            return
+        self._entries = {entry.user_id.lower(): entry for entry in users.users}
+        log.info("web users file reloaded: %d users", len(self._entries))
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def hash_password(password: str) -> str:

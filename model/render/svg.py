@@ -26,12 +26,17 @@ def render_svg(ecg: Ecg, layout: str = paper.DEFAULT_LAYOUT, title: str = "12-le
     width = units(paper.GRID_RIGHT_MM - paper.GRID_LEFT_MM + 2 * _MARGIN_MM)
     height = units(paper.GRID_BOTTOM_MM - paper.GRID_TOP_MM + 2 * _MARGIN_MM)
     parts = [
-        '<svg xmlns="http://www.w3.org/2000/svg" role="img" '
-        f'viewBox="{left} {top} {width} {height}" preserveAspectRatio="xMidYMid meet">',
+        (
+            '<svg xmlns="http://www.w3.org/2000/svg" role="img" '
+            f'viewBox="{left} {top} {width} {height}" preserveAspectRatio="xMidYMid meet">'
+        ),
         f"<title>{_escape(title)}</title>",
         _grid(),
-        f'<g fill="none" stroke="{_rgb(paper.INK_RGB)}" stroke-width="{units(paper.TRACE_LINE_MM)}"'
-        ' stroke-linecap="round" stroke-linejoin="round">',
+        (
+            f'<g fill="none" stroke="{_rgb(paper.INK_RGB)}" '
+            f'stroke-width="{units(paper.TRACE_LINE_MM)}" '
+            'stroke-linecap="round" stroke-linejoin="round">'
+        ),
         _path(_marks(chosen)),
         *(_path(polylines) for polylines in cell_polylines(ecg, chosen.cells) if polylines),
         "</g>",
