@@ -35,8 +35,10 @@ def test_right_password_signs_in_with_a_strict_http_only_cookie(context):
     cookie = response.headers["set-cookie"]
     assert f"{COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Secure" not in cookie  # plain HTTP on loopback; Secure under TLS (below)
-    assert any("110114" in m and "drsmith" in m and 'EventOutcomeIndicator="0"' in m
-               for m in audit_messages(context))
+    assert any(
+        "110114" in m and "drsmith" in m and 'EventOutcomeIndicator="0"' in m
+        for m in audit_messages(context)
+    )
 
 
 def test_cookie_is_secure_under_tls(context):
@@ -129,8 +131,12 @@ def test_next_page_stays_on_this_site(context):
     token = csrf_token(client.get("/login?next=//evil.example/x").text)
     response = client.post(
         "/login",
-        data={"csrf_token": token, "user_id": "drsmith", "password": PASSWORDS["drsmith"],
-              "next": "https://evil.example/"},
+        data={
+            "csrf_token": token,
+            "user_id": "drsmith",
+            "password": PASSWORDS["drsmith"],
+            "next": "https://evil.example/",
+        },
     )
     assert response.headers["location"] == "/worklist"
 
@@ -144,12 +150,28 @@ def test_pages_carry_security_headers(context):
 
 def test_cli_adds_a_user_with_an_argon2_hash_read_from_stdin(tmp_path):
     users = tmp_path / "users.yaml"
-    command = [sys.executable, "-m", "gateway.cli", "web", "user", "add", "drnew",
-               "--role", "physician", "--name", "New^Doctor", "--users-file", str(users),
-               "--data-dir", str(tmp_path / "data")]
-    short = subprocess.run(command, input="short\n", capture_output=True, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "web",
+        "user",
+        "add",
+        "drnew",
+        "--role",
+        "physician",
+        "--name",
+        "New^Doctor",
+        "--users-file",
+        str(users),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
+    short = subprocess.run(command, check=False, input="short\n", capture_output=True, text=True)
     assert short.returncode == 2 and "at least 10 characters" in short.stderr
-    done = subprocess.run(command, input="a-long-enough-pw\n", capture_output=True, text=True)
+    done = subprocess.run(
+        command, check=False, input="a-long-enough-pw\n", capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     entry = yaml.safe_load(users.read_text())["users"][0]
     assert entry["user_id"] == "drnew" and entry["password_hash"].startswith("$argon2id$")

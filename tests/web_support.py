@@ -45,8 +45,10 @@ def write_users(path: Path) -> Path:
     return path
 
 
-def web_context(tmp_path: Path, service: object = None, **limits: float) -> WebContext:
-    audit = Auditor(tmp_path / "audit", AuditConfig(), "ECGGW")
+def web_context(
+    tmp_path: Path, service: object = None, audit: Auditor | None = None, **limits: float
+) -> WebContext:
+    audit = audit or Auditor(tmp_path / "audit", AuditConfig(), "ECGGW")
     return WebContext(
         directory=Directory.from_file(write_users(tmp_path / "web-users.yaml")),
         sessions=Sessions(idle_s=limits.get("idle_s", 1800.0)),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.requests import Request
@@ -14,8 +14,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from gateway.audit import Auditor
+from gateway.overread import OverreadService, Physician, statement_catalogue
 from gateway.web import csrf
 from gateway.web.auth import Directory, User
+from gateway.web.ecg_pages import EcgPages
 from gateway.web.login_limits import LoginLimits
 from gateway.web.sessions import COOKIE, Session, Sessions
 
@@ -32,9 +34,13 @@ def person_name(value: str | None) -> str:
     return f"{family}, {given}" if given else family
 
 
-def when(value: datetime | None) -> str:
-    """A time as the ward reads it: local to the server, to the minute."""
-    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+def when(value: datetime | float | None) -> str:
+    """A time (datetime or epoch seconds) as the ward reads it: server-local, to the minute."""
+    if value is None:
+        return "-"
+    if not isinstance(value, datetime):
+        value = datetime.fromtimestamp(value, UTC)
+    return value.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 TEMPLATES.env.filters["pn"] = person_name
@@ -48,9 +54,20 @@ class WebContext:
     directory: Directory
     sessions: Sessions
     limits: LoginLimits
-    service: object  # gateway.overread.service.OverreadService
+    service: OverreadService
     audit: Auditor | None = None
     secure_cookies: bool = False
+
+    def __post_init__(self) -> None:
+        self.ecgs = EcgPages(self.service.store) if self.service is not None else None
+        # the datalist of the edit form: every statement a physician may add
+        self.catalogue = [tuple(entry) for entry in statement_catalogue(limit=10_000)]
+
+    def physician(self, session: Session) -> Physician:
+        """The signed-in user as the over-read service knows them."""
+        user = session.user
+        assert user is not None
+        return Physician(user.user_id, user.name, user.role)
 
     def refused(self, request: Request, user: User | None, reason: str) -> None:
         """A refused request in the audit trail (who, from where, why; no patient data)."""

@@ -2,7 +2,7 @@
 (with their text as edited), removed and added, the impression, corrected measurements.
 
 Form fields (templates/report.html): code_<i>, text_<i>, remove_<i> per statement shown,
-`add` (repeated, "CODE — text" from the catalogue's datalist, or a bare code), impression,
+`add` (repeated: "CODE — text" from the catalogue's datalist, a bare code, or words), impression,
 m_<key> per measurement, base_version. Every problem names the field it is in.
 """
 
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from starlette.datastructures import FormData
 
+from gateway.overread import statement_catalogue
+from gateway.overread.catalogue import catalogue_entry
 from model.report import MEASUREMENT_KEYS, Report
 
 MAX_TEXT = 500
@@ -40,17 +42,17 @@ class SubmittedReading:
         )
 
 
-def read_reading(form: FormData, report: Report, catalogue: dict[str, str]) -> SubmittedReading:
+def read_reading(form: FormData, report: Report) -> SubmittedReading:
     """The submitted reading; FormProblem naming the field when one cannot be taken."""
     return SubmittedReading(
-        statements=_statements(form, report, catalogue),
+        statements=_statements(form, report),
         impression=_text(form, "impression", "the impression"),
         measurements=_measurements(form, report),
         base_version=_int(form, "base_version"),
     )
 
 
-def _statements(form: FormData, report: Report, catalogue: dict[str, str]) -> list[tuple[str, str]]:
+def _statements(form: FormData, report: Report) -> list[tuple[str, str]]:
     count = _int(form, "statement_count")
     if count != len(report.statements):
         raise FormProblem("the statements changed since the form was loaded: reload the page")
@@ -66,15 +68,24 @@ def _statements(form: FormData, report: Report, catalogue: dict[str, str]) -> li
         entry = str(raw).strip()
         if not entry:
             continue
-        code = entry.split(_SEPARATOR, 1)[0].strip().upper()
-        if code not in catalogue:
-            raise FormProblem(
-                f"added statement {entry!r}: {code!r} is not in the statement list; "
-                "pick one of the suggestions"
-            )
+        code = _code_of(entry)
         if code not in {c for c, _ in kept}:
-            kept.append((code, catalogue[code]))
+            kept.append((code, ""))  # "": the catalogue's wording
     return kept
+
+
+def _code_of(entry: str) -> str:
+    """The statement code of an 'add' field: 'AFIB — Atrial fibrillation' as the list
+    offers it, a bare code, a statement's exact text, or words only one statement has."""
+    code = entry.split(_SEPARATOR, 1)[0].strip()
+    if catalogue_entry(code.upper()) is not None:
+        return code.upper()
+    matches = statement_catalogue(entry)
+    exact = [match for match in matches if match.text.lower() == entry.lower()]
+    if len(exact) == 1 or len(matches) == 1:
+        return (exact or matches)[0].code
+    found = f"{len(matches)} statements match" if matches else "no statement matches"
+    raise FormProblem(f"added statement {entry[:60]!r}: {found}; pick one from the list")
 
 
 def _measurements(form: FormData, report: Report) -> dict[str, float | None]:

@@ -1,24 +1,37 @@
 """The over-read pages: the worklist, a report with its edit form, its ECG as SVG and PDF,
-and confirming. The over-read service (gateway/overread/service.py) does the work and
-the checks; these handlers turn requests into its calls and its answers (and refusals)
-into pages. Its calls touch the store, so they run in the thread pool.
+and confirming. The over-read service (gateway/overread) does the work and the checks
+(roles, stale versions, valid edits) and records refusals in the history and the audit
+trail; these handlers turn requests into its calls, and its answers and refusals into
+pages. Its calls touch the store and the disk, so they run in the thread pool.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.overread import (
+    Conflict,
+    InvalidEdit,
+    NotFound,
+    OverreadError,
+    PermissionDenied,
+    ReportEdit,
+    ReportView,
+    StatementEdit,
+    Unavailable,
+)
 from gateway.web.context import WebContext, error_page, render
-from gateway.web.edit_form import FormProblem, read_reading, shown_value
+from gateway.web.edit_form import FormProblem, SubmittedReading, read_reading, shown_value
+from gateway.web.history import change_summary
 from gateway.web.sessions import Session
 from model.render.page import patient_fields, study_fields
 
 WORKLIST_ROWS = 1000  # rows shown; the counts cover every match
+WORKLIST_MAX = 100_000  # matches counted
 AGES = (
     ("", "any time"),
     ("1h", "1 hour"),
@@ -39,6 +52,14 @@ MEASUREMENT_FIELDS = (
     ("qrs_axis_deg", "QRS axis", "°"),
     ("t_axis_deg", "T axis", "°"),
 )
+# Refusals by the service, with the page's status code.
+_REFUSALS: tuple[tuple[type[OverreadError], int], ...] = (
+    (PermissionDenied, 403),
+    (Conflict, 409),
+    (InvalidEdit, 422),
+    (NotFound, 404),
+    (Unavailable, 503),
+)
 
 
 async def home(request: Request) -> Response:
@@ -54,32 +75,30 @@ async def worklist(request: Request, session: Session) -> Response:
         "age": query.get("age", "") if query.get("age") in _AGE_S else "",
         "final": query.get("final") == "1",
     }
-    now = datetime.now(UTC)
+    now = time.time()
     entries = await run_in_threadpool(
         context.service.worklist,
         site=filters["site"] or None,
         priority=filters["priority"] or None,
         max_age_s=_AGE_S.get(filters["age"]),
         include_final=filters["final"],
-        limit=None,
+        limit=WORKLIST_MAX,
         now=now,
     )
     shown = entries[:WORKLIST_ROWS]
-    counts = {p: 0 for p in PRIORITIES}
+    counts = dict.fromkeys(PRIORITIES, 0)
+    critical = 0
     for entry in entries:
-        counts[entry.priority] = counts.get(entry.priority, 0) + 1
-    counts |= {
-        "total": len(entries),
-        "critical": sum(1 for entry in entries if entry.critical),
-        "shown": len(shown),
-    }
+        counts[entry.priority] += 1
+        critical += entry.critical
+    counts |= {"total": len(entries), "critical": critical, "shown": len(shown)}
     sites = sorted({entry.site for entry in entries if entry.site} | {filters["site"]} - {""})
     return render(
         request,
         "worklist.html",
         session=session,
         entries=shown,
-        ages_of=[age_text(now, entry.received_at) for entry in shown],
+        ages_of=[age_text(now - entry.received_at) for entry in shown],
         counts=counts,
         filters=filters,
         sites=sites,
@@ -87,15 +106,25 @@ async def worklist(request: Request, session: Session) -> Response:
     )
 
 
-async def report(
-    request: Request, session: Session, error: str = "", status: int = 200
+async def report(request: Request, session: Session) -> Response:
+    return await _report_page(request, session, request.path_params["job_id"])
+
+
+async def _report_page(
+    request: Request, session: Session, job_id: int, error: str = "", status: int = 200
 ) -> Response:
     context: WebContext = request.app.state.web
-    job_id = request.path_params["job_id"]
-    view = await run_in_threadpool(_view, context, job_id, session)
-    shown = view.report
-    meta = view.metadata
+    try:
+        view: ReportView = await run_in_threadpool(
+            context.service.view, job_id, context.physician(session)
+        )
+    except (NotFound, Unavailable) as exc:
+        return _refusal_page(request, exc)
+    shown, meta = view.report, view.metadata
     fields = dict(patient_fields(meta))
+    name = fields.pop("Name")
+    site = [("Site", view.entry.site or "-"), ("Station", view.entry.station or "-")]
+    acquired = meta.acquisition_time.strftime("%Y-%m-%d %H:%M") if meta.acquisition_time else ""
     return render(
         request,
         "report.html",
@@ -104,12 +133,10 @@ async def report(
         job_id=job_id,
         report=shown,
         error=error,
-        patient={
-            "name": fields.pop("Name"),
-            "fields": [*fields.items(), *study_fields(meta), *_site_fields(view)],
-        },
-        acquired=meta.acquisition_time and meta.acquisition_time.strftime("%Y-%m-%d %H:%M"),
-        prior=view.prior_available,
+        patient={"name": name, "fields": [*fields.items(), *study_fields(meta), *site]},
+        acquired=acquired,
+        priority=view.entry.priority,
+        prior=await run_in_threadpool(context.ecgs.prior_job, shown),
         measurements=[
             {
                 "key": key,
@@ -121,27 +148,105 @@ async def report(
             for key, label, unit in MEASUREMENT_FIELDS
         ],
         catalogue=context.catalogue,
-        may_edit=session.user.may_confirm and shown.status != "amended",
-        order=_order_fields(view),
-        history=view.history,
+        may_edit=context.physician(session).may_confirm,
+        has_pdf=view.pdf is not None,
+        history=[(change, change_summary(change)) for change in reversed(view.history)],
     )
 
 
-async def confirm(request: Request, session: Session) -> Response: ...
+async def confirm(request: Request, session: Session) -> Response:
+    """Confirm (or correct) the version the physician saw, with their edits; the service
+    refuses a reader, a stale version or an invalid edit, and each refusal is a page."""
+    context: WebContext = request.app.state.web
+    job_id: int = request.path_params["job_id"]
+    user = context.physician(session)
+    form = await request.form()
+    try:
+        current = await run_in_threadpool(context.ecgs.latest_report, job_id)
+        reading = read_reading(form, current)
+        edit = None if reading.base_version != current.version else _edit_of(reading, current)
+        confirmed = await run_in_threadpool(
+            context.service.confirm, job_id, user, edit, reading.base_version
+        )
+    except FormProblem as exc:
+        return await _report_page(request, session, job_id, f"Not saved: {exc}.", 422)
+    except OverreadError as exc:
+        if isinstance(exc, NotFound | Unavailable):
+            return _refusal_page(request, exc)
+        status = next(code for kind, code in _REFUSALS if isinstance(exc, kind))
+        return await _report_page(request, session, job_id, _refusal_text(exc), status)
+    verb = "corrected" if confirmed.status == "corrected" else "confirmed"
+    if confirmed.confirmation is None or confirmed.confirmation.physician_id != user.user_id:
+        session.flash.append(f"Report {job_id} is already {confirmed.status}; nothing changed.")
+    else:
+        session.flash.append(
+            f"Report {job_id} {verb} as {confirmed.status} (version {confirmed.version}); "
+            "it is on its way to the EHR."
+        )
+    return RedirectResponse("/worklist", status_code=303)
 
 
-async def ecg_svg(request: Request, session: Session) -> Response: ...
+async def ecg_svg(request: Request, session: Session) -> Response:
+    context: WebContext = request.app.state.web
+    svg = await run_in_threadpool(context.ecgs.svg, request.path_params["job_id"])
+    return _svg_response(request, svg)
 
 
-async def prior_svg(request: Request, session: Session) -> Response: ...
+async def prior_svg(request: Request, session: Session) -> Response:
+    context: WebContext = request.app.state.web
+    current = await run_in_threadpool(context.ecgs.latest_report, request.path_params["job_id"])
+    prior = await run_in_threadpool(context.ecgs.prior_job, current)
+    if prior is None:
+        return error_page(request, 404, "The prior ECG is not in this gateway's store.")
+    return _svg_response(request, await run_in_threadpool(context.ecgs.svg, prior))
 
 
-async def ecg_pdf(request: Request, session: Session) -> Response: ...
+async def ecg_pdf(request: Request, session: Session) -> Response:
+    context: WebContext = request.app.state.web
+    job_id = request.path_params["job_id"]
+    try:
+        view = await run_in_threadpool(context.service.view, job_id, context.physician(session))
+    except (NotFound, Unavailable) as exc:
+        return _refusal_page(request, exc)
+    if view.pdf is None:
+        return error_page(request, 404, f"Report {job_id} has no PDF page.")
+    headers = {"Content-Disposition": f'inline; filename="ecg-report-{job_id}.pdf"'}
+    return Response(view.pdf, media_type="application/pdf", headers=headers)
 
 
-def age_text(now: datetime, then: datetime) -> str:
+def _svg_response(request: Request, svg: str | None) -> Response:
+    if svg is None:
+        return error_page(request, 404, "This report has no waveform to draw.")
+    return Response(svg, media_type="image/svg+xml")
+
+
+def _edit_of(reading: SubmittedReading, current: object) -> ReportEdit | None:
+    """The service's edit for what the physician submitted; None when nothing changed."""
+    if not reading.changes(current):
+        return None
+    return ReportEdit(
+        statements=[StatementEdit(code, text) for code, text in reading.statements],
+        impression=reading.impression,
+        measurements=reading.measurements,
+    )
+
+
+def _refusal_text(exc: OverreadError) -> str:
+    if isinstance(exc, Conflict):
+        return f"Not saved: {exc}. Your changes were not applied; this is the current version."
+    if isinstance(exc, PermissionDenied):
+        return f"Refused: {exc}."
+    return f"Not saved: {exc}."
+
+
+def _refusal_page(request: Request, exc: OverreadError) -> Response:
+    status = next(code for kind, code in _REFUSALS if isinstance(exc, kind))
+    return error_page(request, status, f"{exc}.")
+
+
+def age_text(seconds: float) -> str:
     """'12 min', '3 h 5 min', '2 d': how long a report has waited, at a glance."""
-    minutes = max(0, int((now - then).total_seconds() // 60))
+    minutes = max(0, int(seconds // 60))
     if minutes < 60:
         return f"{minutes} min"
     if minutes < 24 * 60:
