@@ -4,10 +4,13 @@ technical notes differently. No patient data here: the Report carries none."""
 
 from __future__ import annotations
 
-from model.report import Report
+from pydicom.valuerep import PersonName
+
+from model.report import ComparisonStatement, Confirmation, CriticalFinding, Report
 
 UNCONFIRMED = "UNCONFIRMED"
 NOT_MEASURED = "n/a"
+CRITICAL = "CRITICAL"
 
 
 def technical_notes(warnings: list[str]) -> str:
@@ -19,10 +22,48 @@ def technical_notes(warnings: list[str]) -> str:
 
 
 def status_text(report: Report) -> str:
-    """What the printout says the report is; a preliminary report is unconfirmed until a
-    physician over-reads it."""
-    status = f"{UNCONFIRMED} preliminary machine report: a physician must over-read it"
-    return f"CORRECTED {status}" if report.is_correction else status
+    """What the printout says the report is: a preliminary report is unconfirmed until a
+    physician over-reads it; a confirmed one names who confirmed it and when."""
+    if report.status == "preliminary" or report.confirmation is None:
+        status = f"{UNCONFIRMED} preliminary machine report: a physician must over-read it"
+        return f"CORRECTED {status}" if report.is_correction else status
+    prefix = {"final": "FINAL", "corrected": "CORRECTED final", "amended": "AMENDED final"}
+    return f"{prefix[report.status]} report, {confirmed_by(report.confirmation)}"
+
+
+def confirmed_by(confirmation: Confirmation) -> str:
+    """ "confirmed by Dr Given Family (id) on 2026-12-06 21:00 UTC"."""
+    when = confirmation.confirmed_at.strftime("%Y-%m-%d %H:%M %Z").strip()
+    return f"confirmed by {physician_display(confirmation)} on {when}"
+
+
+def physician_display(confirmation: Confirmation) -> str:
+    """The physician's name as people write it, with the id; the id alone without a name."""
+    name = PersonName(confirmation.physician_name)  # the first (alphabetic) group
+    parts = (name.name_prefix, name.given_name, name.middle_name, name.family_name)
+    words = " ".join(part.strip() for part in (*parts, name.name_suffix) if part.strip())
+    return f"{words} ({confirmation.physician_id})" if words else confirmation.physician_id
+
+
+def shown_value(value: float | str | None) -> str:
+    """A value as the reports print it: whole numbers whole, one decimal otherwise."""
+    if value is None:
+        return NOT_MEASURED
+    if isinstance(value, str):
+        return value
+    rounded = round(float(value), 1)
+    return str(int(rounded)) if rounded.is_integer() else f"{rounded:.1f}"
+
+
+def comparison_line(statement: ComparisonStatement) -> str:
+    """One serial-comparison statement with both values, the same in every format."""
+    now, prior = shown_value(statement.current), shown_value(statement.prior)
+    return f"{statement.text} (now {now}, prior {prior})"
+
+
+def critical_line(finding: CriticalFinding) -> str:
+    """One critical finding as the printout and the messages say it."""
+    return f"{CRITICAL}: {finding.text}"
 
 
 def produced_by(report: Report) -> str:
@@ -53,7 +94,14 @@ def measurement_rows(report: Report) -> list[tuple[str, str]]:
 
 
 def interpretation_lines(report: Report) -> list[str]:
-    """The impression, then each coded statement, as the physician reads them."""
-    lines = [report.impression] if report.impression else []
+    """Critical findings first, then the impression, each coded statement and the
+    comparison with the prior ECG, as the physician reads them."""
+    lines = [critical_line(finding) for finding in report.critical]
+    lines += [report.impression] if report.impression else []
     lines += [f"{statement.text} ({statement.code})" for statement in report.statements]
-    return lines or ["No interpretation statements."]
+    if not lines:
+        lines = ["No interpretation statements."]
+    if report.comparison is not None and report.comparison.statements:
+        lines.append("Compared with the prior ECG:")
+        lines += [comparison_line(statement) for statement in report.comparison.statements]
+    return lines

@@ -14,11 +14,25 @@ from PIL import Image
 from gateway.delivery import Sender, prepare
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import metadata_from_dataset
+from gateway.store.order_records import OrderReference
 from model.ecg import EcgMetadata
 from model.report import Report
 
 DICOM_ECG = "vendor/dicom/guangxi_teaching_sinus_rhythm.dcm"
 ECG_IMAGE = "images/ecg-image-kit/ecg00015.png"
+
+# The order an ECG was matched to, as the order matching hands it to the deliverers.
+ORDER = OrderReference(
+    placer_order_number="PO-1001",
+    placer_authority="EPIC",
+    filler_order_number="FO-77",
+    filler_authority="ECGGW",
+    reconciled=False,  # matched when the ECG arrived, not by a late order
+    accession_number="ACC-77",
+    procedure_code="93000",
+    procedure_text="Electrocardiogram, 12 lead",
+    procedure_coding_system="C4",
+)
 
 
 def real_metadata(data: Path) -> EcgMetadata:
@@ -42,6 +56,7 @@ def package(
     report: Report | None = None,
     uid_suffix: str = "",
     calling_ae: str = "CART1",
+    order: OrderReference | None = None,
     **metadata_changes,
 ) -> ReportPackage:
     meta = real_metadata(data)
@@ -56,6 +71,7 @@ def package(
         association=Association(calling_ae, "ECGGW", "127.0.0.1"),
         png=png,
         pdf=pdf,
+        order=order,
     )
 
 

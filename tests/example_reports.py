@@ -1,9 +1,23 @@
 """Named example reports for any test: what the rule engine reports for a normal sinus
-ECG and for atrial fibrillation with a long QT."""
+ECG and for atrial fibrillation with a long QT; the latter critical and compared with a
+prior ECG; and any of them as a physician confirmed it."""
 
 from __future__ import annotations
 
-from model.report import EngineInfo, Evidence, Measurements, Report, Statement
+from datetime import UTC, datetime
+
+from model.report import (
+    Comparison,
+    ComparisonStatement,
+    Confirmation,
+    CriticalFinding,
+    EngineInfo,
+    Evidence,
+    Measurements,
+    Report,
+    ReportStatus,
+    Statement,
+)
 
 
 def afib_report() -> Report:
@@ -61,4 +75,55 @@ def sinus_report() -> Report:
         ],
         impression="Sinus rhythm. Normal ECG.",
         engine=EngineInfo(name="measure", version="test"),
+    )
+
+
+# A physician's confirmation (the over-read), for reports in their final states.
+CONFIRMATION = Confirmation(
+    physician_id="dr.jones",
+    physician_name="Jones^Alice^M^Dr",
+    confirmed_at=datetime(2026, 12, 6, 21, 30, 5, tzinfo=UTC),
+)
+
+
+def confirmed(report: Report, status: ReportStatus = "final", version: int = 2) -> Report:
+    """The report as a physician confirmed it (final), or changed it after final."""
+    return report.model_copy(
+        update={"status": status, "version": version, "confirmation": CONFIRMATION}
+    )
+
+
+def critical_afib_report() -> Report:
+    """Atrial fibrillation at 112/min with a QTc of 550 ms: two critical-result rules fire,
+    and the serial comparison finds the rhythm new and the QTc longer than on the prior ECG."""
+    return afib_report().model_copy(
+        update={
+            "critical": [
+                CriticalFinding(
+                    rule="afib_rvr",
+                    text="Atrial fibrillation with ventricular rate over 110/min",
+                    values={"statement": "AFIB", "heart_rate_bpm": 112.4},
+                ),
+                CriticalFinding(
+                    rule="qtc_500",
+                    text="QTc 550 ms (500 ms or more)",
+                    values={"qtc_bazett_ms": 550.2},
+                ),
+            ],
+            "comparison": Comparison(
+                prior_sop_instance_uid="1.2.826.0.1.3680043.8.498.1",
+                prior_acquired_at=datetime(2025, 3, 1, 9, 0, tzinfo=UTC),
+                statements=[
+                    ComparisonStatement(
+                        code="NEW_RHYTHM",
+                        text="Atrial fibrillation is new",
+                        current="AFIB",
+                        prior="SR",
+                    ),
+                    ComparisonStatement(
+                        code="QTC_CHANGE", text="QTc longer by 119 ms", current=550.2, prior=431.0
+                    ),
+                ],
+            ),
+        }
     )

@@ -55,6 +55,15 @@ _STATUS_CODES = {
         "entered-in-error",
         "unknown",
     },
+    "ServiceRequest": {
+        "draft",
+        "active",
+        "on-hold",
+        "revoked",
+        "completed",
+        "entered-in-error",
+        "unknown",
+    },
     "Media": {
         "preparation",
         "in-progress",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from example_reports import afib_report
+from example_reports import afib_report, confirmed, critical_afib_report
 from PIL import Image
 from pypdf import PdfReader
 from test_render import RHYTHM, ink, patient, pdf_path_points
@@ -77,6 +77,30 @@ def test_a_correction_says_so(ptbxl_ecg: Ecg) -> None:
     report = afib_report().model_copy(update={"is_correction": True})
     [text] = pdf_text(model.render_pdf(ptbxl_ecg, report=report))
     assert "CORRECTED UNCONFIRMED" in text
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [("final", "FINAL report"), ("corrected", "CORRECTED final report"), ("amended", "AMENDED")],
+)
+def test_a_confirmed_report_says_its_status_and_who_confirmed_it(
+    ptbxl_ecg: Ecg, status: str, says: str
+) -> None:
+    [text] = pdf_text(model.render_pdf(ptbxl_ecg, report=confirmed(afib_report(), status)))
+    joined = " ".join(text.split())
+    assert f"{says}" in joined and "UNCONFIRMED" not in joined
+    assert "confirmed by Dr Alice M Jones (dr.jones) on 2026-12-06 21:30 UTC" in joined
+
+
+def test_critical_findings_come_first_and_the_comparison_last(ptbxl_ecg: Ecg) -> None:
+    pages = pdf_text(model.render_pdf(ptbxl_ecg, report=critical_afib_report()))
+    joined = " ".join(" ".join(pages).split())  # the comparison may continue on page 2
+    critical = joined.index("CRITICAL: Atrial fibrillation with ventricular rate over 110/min")
+    assert critical < joined.index("Atrial fibrillation with rapid ventricular response")
+    assert "CRITICAL: QTc 550 ms (500 ms or more)" in joined
+    comparison = joined.index("Compared with the prior ECG:")
+    assert comparison > joined.index("Non-specific ischemic changes (ISC_)")
+    assert "QTc longer by 119 ms (now 550.2, prior 431)" in joined
 
 
 def test_text_that_does_not_fit_continues_on_the_next_page_nothing_cut(ptbxl_ecg: Ecg) -> None:

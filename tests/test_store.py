@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from gateway.store import NewJob, SqliteStore, Store, StoreError
+from gateway.store.schema import SCHEMA_VERSION
 
 T0 = 1_000_000.0
 OBJECT = b"DICM-file-bytes"  # what a store that keeps objects (PostgreSQL) is given
@@ -328,7 +329,7 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
         job = store.get_job(new.job_id)
         assert (job.modality, job.station) == ("ECG", "CART7")
         assert (job.worker_deaths, job.patient_key, job.source) == (0, "", "")
-        assert store.pragma("user_version") == 4
+        assert store.pragma("user_version") == SCHEMA_VERSION
     finally:
         store.close()
     SqliteStore(path).close()  # opening a current store again changes nothing
@@ -360,7 +361,7 @@ def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(t
         indexes = {row[0] for row in store._query("SELECT name FROM sqlite_master")}
         assert "deliveries_order" not in indexes
         assert {"deliveries_in_receipt_order", "jobs_by_patient"} <= indexes
-        assert store.pragma("user_version") == 4
+        assert store.pragma("user_version") == SCHEMA_VERSION
     finally:
         store.close()
 

@@ -17,6 +17,7 @@ import pytest
 
 from gateway.store import NewJob, StoreError
 from gateway.store.postgres import PostgresStore, describe
+from gateway.store.postgres_schema import SCHEMA_VERSION
 from tests.gateway_process import REPO, free_port
 
 T0 = 1_000_000.0
@@ -149,7 +150,7 @@ def test_store_migrate_from_the_cli_creates_the_schema_once(postgres_url, tmp_pa
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        assert "schema version 1" in done.stdout
+        assert f"schema version {SCHEMA_VERSION}" in done.stdout
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
 

@@ -6,6 +6,7 @@
 | exported | Export (110106), R | a report delivered to a destination |
 | node_refused | Security Alert (110113) / Node Authentication | association rejected, TLS failure |
 | admin_action | Security Alert / Software Configuration or Use of Restricted Function | routes or config reloaded, jobs or deliveries retried |
+| report_event | Patient Record (110110), R/U | a report opened, confirmed or corrected, or refused (over-read) |
 | application | Application Activity (110100) / Start or Stop | `serve` starts and stops |
 | user_authentication | User Authentication (110114) / Login or Logout | a web sign-in (or a refused one), a sign-out |
 | user_refused | Security Alert / Use of Restricted Function | a web request refused: CSRF, role, stale version |
@@ -143,6 +144,27 @@ class Auditor:
                 event_type=kind,
                 description=description,
                 participants=(_os_user(requestor=True), self._gateway(None)),
+            )
+        )
+
+    def report_event(
+        self,
+        user_id: str,
+        instance: msg.Instance,
+        action: str,
+        description: str,
+        success: bool = True,
+    ) -> None:
+        """A user read ("R") or changed ("U": confirmed, corrected) a report in the
+        over-read application, or was refused it (`success` False, `description` why)."""
+        self._record(
+            msg.AuditEvent(
+                msg.PATIENT_RECORD,
+                action,
+                msg.SUCCESS if success else msg.MINOR_FAILURE,
+                description=description,
+                participants=(msg.Participant(user_id, None, True), self._gateway(None)),
+                instance=instance,
             )
         )
 

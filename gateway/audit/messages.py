@@ -24,6 +24,7 @@ APPLICATION_ACTIVITY: Code = ("110100", "DCM", "Application Activity")
 INSTANCES_TRANSFERRED: Code = ("110104", "DCM", "DICOM Instances Transferred")
 EXPORT: Code = ("110106", "DCM", "Export")
 SECURITY_ALERT: Code = ("110113", "DCM", "Security Alert")
+PATIENT_RECORD: Code = ("110110", "DCM", "Patient Record")
 USER_AUTHENTICATION: Code = ("110114", "DCM", "User Authentication")
 # Event type codes
 APPLICATION_START: Code = ("110120", "DCM", "Application Start")

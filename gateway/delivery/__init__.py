@@ -18,7 +18,9 @@ from gateway.delivery.fhir_client import FhirSender
 from gateway.delivery.hl7 import Hl7Sender
 from gateway.delivery.outbox import FileSender
 from gateway.processing.package import ReportPackage
+from gateway.processing.revision import revised_package
 from gateway.routing import AnyDestination
+from model.report import Report
 
 SENDER_TYPES: dict[str, Callable[[AnyDestination, str], Sender]] = {
     "fhir": FhirSender,
@@ -55,11 +57,14 @@ def prepare(name: str, destination: AnyDestination, package: ReportPackage) -> A
 
 
 def load_and_prepare(
-    name: str, destination: AnyDestination, report_dir: Path
+    name: str, destination: AnyDestination, report_dir: Path, report_json: str | None = None
 ) -> tuple[ReportPackage, Artefacts]:
     """A saved package and its artefacts for one destination: what the delivery sweeper
-    has a formatting process do, so the server process only sends."""
+    has a formatting process do, so the server process only sends. `report_json`: a
+    later version of the report (a physician's), sent in place of the saved one."""
     package = load_package(report_dir)
+    if report_json is not None:
+        package = revised_package(package, Report.model_validate_json(report_json))
     return package, prepare(name, destination, package)
 
 

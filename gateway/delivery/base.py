@@ -4,8 +4,10 @@ identities for resends, and keeping patient data out of error messages."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
+from dataclasses import asdict
 from typing import NamedTuple, Protocol
 
 from gateway.processing.package import ReportPackage
@@ -50,12 +52,16 @@ class Sender(Protocol):
 
 
 def content_version(package: ReportPackage) -> str:
-    """Same report content -> same version, so a resend carries the same identity.
+    """Same report content -> same version, so a resend carries the same identity; a new
+    status, version, confirmation or order reference (a late order reconciled) is new
+    content.
 
     `created_at` is left out: it is when the report was built, not what it says.
     """
     body = package.report.model_dump_json(exclude={"created_at"})
     identity = f"{package.sop_instance_uid}\x00{body}"
+    if package.order is not None:  # appended only then: an unordered ECG keeps its identity
+        identity += "\x00" + json.dumps(asdict(package.order), sort_keys=True)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

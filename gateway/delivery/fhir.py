@@ -1,10 +1,12 @@
 """FHIR R4: one transaction Bundle per ECG, built and validated with fhir.resources
 (sent by fhir_client.py; the waveform itself in fhir_waveform.py).
 
-Every entry is a conditional create (Patient and DiagnosticReport on their
-identifiers, the rest on identifiers derived from the SOP Instance UID and the
-report content), so a resend after a timeout never creates a second copy. A
-correction replaces the earlier report with a conditional update instead.
+Every entry is a conditional create (Patient, Device, Practitioner, ServiceRequest and
+DiagnosticReport on their identifiers, Observations and Media on identifiers derived from
+the SOP Instance UID and their role), so a resend after a timeout never creates a second
+copy. A report that replaces one already sent (confirmed final, corrected, amended, or a
+correction of the object) is a conditional update of the same DiagnosticReport and of the
+same Observations and Media instead: the EHR replaces them, never duplicates them.
 
 fhir.resources defaults to R5; its R4B models are used because they match R4 for
 every resource here (Media, for one, no longer exists in R5).
@@ -17,7 +19,6 @@ import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.device import Device
@@ -25,8 +26,9 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.practitioner import Practitioner
+from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
-from pydicom.valuerep import PersonName
 
 from gateway.delivery.base import Artefacts, DeliveryError, content_version
 from gateway.delivery.codes import (
@@ -42,6 +44,14 @@ from gateway.delivery.codes import (
     UCUM,
     measurement_value,
 )
+from gateway.delivery.fhir_context import (
+    human_name,
+    identifier_query,
+    identifier_system,
+    interpreter,
+    order_identifiers,
+    service_request,
+)
 from gateway.delivery.fhir_waveform import (
     DICOM_TYPE,
     ECG_ELEC_POTL,
@@ -50,14 +60,23 @@ from gateway.delivery.fhir_waveform import (
     json_size,
     waveform_components,
 )
+from gateway.delivery.result_status import (
+    FHIR_CRITICAL,
+    FHIR_INTERPRETATION_SYSTEM,
+    critical_subjects,
+    is_confirmed,
+    is_update,
+    issued_at,
+)
 from gateway.processing.package import ReportPackage
 from gateway.routing import FhirDestination, FhirOptions
 from model.decode.demographics import dicom_date
-from model.report_text import technical_notes
+from model.report_text import comparison_line, critical_line, technical_notes
 
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 URI_SYSTEM = "urn:ietf:rfc:3986"
 DEVICE_SYSTEM = "urn:ecg-gateway:device"
+COMPARISON_SYSTEM = "urn:ecg-gateway:comparison"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
@@ -94,7 +113,8 @@ class _BundleBuilder:
         self.report = package.report
         self.version = content_version(package)
         self.effective = _fhir_datetime(self.meta.acquisition_time)
-        self.issued = _fhir_datetime(self.report.created_at)
+        self.issued = _fhir_datetime(issued_at(self.report))
+        self.critical = critical_subjects(self.report)
         self.entries: list[dict[str, Any]] = []
 
     def build(self) -> Bundle:
@@ -103,9 +123,15 @@ class _BundleBuilder:
         measurements = self._add_observations(patient_ref, device_ref)
         results = self._add_panel(measurements, patient_ref, device_ref)
         results += self._add_impression(patient_ref, device_ref)
+        results += self._add_critical(patient_ref, device_ref)
+        results += self._add_comparison(patient_ref, device_ref)
         forms = self._add_waveform(patient_ref, device_ref, results)
         media_ref = self._add_media(patient_ref, device_ref)
-        self._add_report(patient_ref, results, media_ref, forms)
+        context = {
+            "basedOn": self._add_order(patient_ref),
+            "resultsInterpreter": self._add_interpreter(),
+        }
+        self._add_report(patient_ref, results, media_ref, forms, context)
         return _validated(
             Bundle, {"resourceType": "Bundle", "type": "transaction", "entry": self.entries}
         )
@@ -123,19 +149,29 @@ class _BundleBuilder:
         return {
             "method": "POST",
             "url": resource_type,
-            "ifNoneExist": _identifier_query(system, value),
+            "ifNoneExist": identifier_query(system, value),
         }
 
     def _derived_identifier(self, role: str) -> dict:
-        """Observations and Media have no natural identifier; this one is stable per content."""
-        return {"system": URI_SYSTEM, "value": self._full_url(role)}
+        """Observations and Media have no natural identifier; this one is the same for every
+        version of the report on this ECG, so a confirmed or corrected version replaces it."""
+        seed = f"{self.package.sop_instance_uid}/{role}"
+        return {"system": URI_SYSTEM, "value": f"urn:uuid:{uuid.uuid5(_IDENTITY_NAMESPACE, seed)}"}
+
+    def _result_request(self, resource_type: str, identifier: dict) -> dict:
+        """A report that replaces one already sent updates its resources where they are
+        (conditional update on the identifier); anything else is created once."""
+        if is_update(self.report):
+            query = identifier_query(identifier["system"], identifier["value"])
+            return {"method": "PUT", "url": f"{resource_type}?{query}"}
+        return self._create_if_none(resource_type, identifier["system"], identifier["value"])
 
     def _add_patient(self) -> dict | None:
         if not self.meta.patient_id:
             return None
         identifier = {"system": self._patient_system(), "value": self.meta.patient_id}
         patient: dict[str, Any] = {"resourceType": "Patient", "identifier": [identifier]}
-        name = _human_name(self.meta.patient_name)
+        name = human_name(self.meta.patient_name)
         if name:
             patient["name"] = [name]
         if _SEX.get((self.meta.patient_sex or "").upper()):
@@ -147,16 +183,9 @@ class _BundleBuilder:
         return self._add(Patient, patient, self._full_url("patient"), request)
 
     def _patient_system(self) -> str:
-        issuer = (self.meta.patient_id_issuer or "").strip()
-        if not issuer:
-            return self.options.default_patient_system
-        if issuer in self.options.issuer_systems:
-            return self.options.issuer_systems[issuer]
-        if all(part.isdigit() for part in issuer.split(".")):
-            return f"urn:oid:{issuer}"
-        if ":" in issuer and all(char.isprintable() and not char.isspace() for char in issuer):
-            return issuer  # a uri has no whitespace or control characters
-        return f"urn:ecg-gateway:issuer:{quote(issuer, safe='')}"
+        return identifier_system(
+            self.meta.patient_id_issuer, self.options, self.options.default_patient_system
+        )
 
     def _add_device(self) -> dict | None:
         """The cart: Observations and Media point at it (R4 DiagnosticReport cannot)."""
@@ -186,7 +215,7 @@ class _BundleBuilder:
     def _observation_base(
         self, role: str, code: tuple[str, str], patient_ref: dict | None, device_ref: dict | None
     ) -> dict[str, Any]:
-        observation = self._preliminary(
+        observation = self._result(
             "Observation",
             self._derived_identifier(role),
             [_concept(OBSERVATION_CATEGORY, ("procedure", "Procedure"))],
@@ -197,7 +226,7 @@ class _BundleBuilder:
             observation["device"] = device_ref
         return observation
 
-    def _preliminary(
+    def _result(
         self,
         resource_type: str,
         identifier: dict,
@@ -205,12 +234,13 @@ class _BundleBuilder:
         code: tuple[str, str],
         patient_ref: dict | None,
     ) -> dict[str, Any]:
-        """What the report and each observation share: a preliminary result, LOINC-coded,
-        issued now, about the patient (when known) at the time of acquisition."""
+        """What the report and each observation share: the report's status (preliminary,
+        final, corrected, amended: the R4 codes are the same words), LOINC-coded, issued when
+        made or confirmed, about the patient (when known) at the time of acquisition."""
         resource: dict[str, Any] = {
             "resourceType": resource_type,
             "identifier": [identifier],
-            "status": "preliminary",
+            "status": self.report.status,
             "category": categories,
             "code": {**_concept(LOINC, code), "text": code[1]},
             "issued": self.issued,
@@ -246,6 +276,8 @@ class _BundleBuilder:
                     "system": UCUM,
                     "code": code.ucum,
                 }
+                if code.key in self.critical:
+                    observation["interpretation"] = [_CRITICAL_INTERPRETATION]
             else:
                 observation["dataAbsentReason"] = {
                     "coding": [{"system": DATA_ABSENT, "code": "unknown"}],
@@ -269,7 +301,45 @@ class _BundleBuilder:
             return []
         observation = self._observation_base("impression", EKG_IMPRESSION, patient_ref, device_ref)
         observation["valueString"] = self.report.impression
+        if self.critical.intersection(self.report.codes):  # the statements it sums up
+            observation["interpretation"] = [_CRITICAL_INTERPRETATION]
         return [self._add_entry_for(observation, "impression")]
+
+    def _add_critical(self, patient_ref: dict | None, device_ref: dict | None) -> list[dict]:
+        """One Observation per critical finding (EKG impression, interpretation AA), as the
+        HL7 message has one OBX: what an EHR raises its critical-result alert on."""
+        results = []
+        for number, finding in enumerate(self.report.critical, start=1):
+            role = f"critical-{number}"
+            observation = self._observation_base(role, EKG_IMPRESSION, patient_ref, device_ref)
+            observation["valueString"] = critical_line(finding)
+            observation["interpretation"] = [_CRITICAL_INTERPRETATION]
+            results.append(self._add_entry_for(observation, role))
+        return results
+
+    def _add_comparison(self, patient_ref: dict | None, device_ref: dict | None) -> list[dict]:
+        """One Observation per difference from the prior ECG, coded (the gateway's own
+        codes) with both values in its text, so an EHR can list and search them; the
+        conclusion repeats them in words."""
+        comparison = self.report.comparison
+        if comparison is None:
+            return []
+        results = []
+        for number, statement in enumerate(comparison.statements, start=1):
+            role = f"comparison-{number}"
+            observation = self._observation_base(role, EKG_IMPRESSION, patient_ref, device_ref)
+            observation["code"] = {
+                "coding": [
+                    {"system": COMPARISON_SYSTEM, "code": statement.code, "display": statement.text}
+                ],
+                "text": "Comparison with the prior ECG",
+            }
+            observation["valueString"] = comparison_line(statement)
+            if comparison.prior_acquired_at is not None:
+                prior = _fhir_datetime(comparison.prior_acquired_at)
+                observation["note"] = [{"text": f"Prior ECG acquired {prior}"}]
+            results.append(self._add_entry_for(observation, role))
+        return results
 
     def _add_waveform(
         self, patient_ref: dict | None, device_ref: dict | None, results: list[dict]
@@ -302,8 +372,7 @@ class _BundleBuilder:
         ]
 
     def _add_entry_for(self, observation: dict, role: str) -> dict:
-        identifier = observation["identifier"][0]
-        request = self._create_if_none("Observation", identifier["system"], identifier["value"])
+        request = self._result_request("Observation", observation["identifier"][0])
         return self._add(Observation, observation, self._full_url(role), request)
 
     def _add_media(self, patient_ref: dict | None, device_ref: dict | None) -> dict | None:
@@ -327,8 +396,7 @@ class _BundleBuilder:
             media["createdDateTime"] = self.effective
         if device_ref:
             media["device"] = device_ref
-        identifier = media["identifier"][0]
-        request = self._create_if_none("Media", identifier["system"], identifier["value"])
+        request = self._result_request("Media", media["identifier"][0])
         return self._add(Media, media, self._full_url("media"), request)
 
     def _image(self) -> tuple[bytes | None, str]:
@@ -348,9 +416,10 @@ class _BundleBuilder:
         results: list[dict],
         media_ref: dict | None,
         forms: list[dict],
+        context: dict[str, list[dict]],
     ) -> None:
         identifier = self._report_identifier()
-        report = self._preliminary(
+        report = self._result(
             "DiagnosticReport",
             identifier,
             [
@@ -360,15 +429,14 @@ class _BundleBuilder:
             EKG_STUDY,
             patient_ref,
         )
+        report.update({key: refs for key, refs in context.items() if refs})
         if self.meta.institution_name:
             report["performer"] = [{"type": "Organization", "display": self.meta.institution_name}]
         if results:
             report["result"] = results
         if media_ref:
             report["media"] = [{"comment": "12-lead ECG", "link": media_ref}]
-        conclusion = " ".join(
-            part for part in (self.report.impression, technical_notes(self.report.warnings)) if part
-        )
+        conclusion = self._conclusion()
         if conclusion:
             report["conclusion"] = conclusion  # R4 DiagnosticReport has no note element
         codes = self._conclusion_codes()
@@ -379,29 +447,57 @@ class _BundleBuilder:
                 {
                     "contentType": "application/pdf",
                     "data": _b64(self.package.pdf),
-                    "title": "ECG report (preliminary)",
+                    "title": f"ECG report ({self.report.status})",
                     "creation": self.issued,
                 },
                 *forms,
             ]
         if forms:
             report["presentedForm"] = forms
-        self._add(
-            DiagnosticReport, report, self._full_url("report"), self._report_request(identifier)
-        )
+        request = self._result_request("DiagnosticReport", identifier)
+        self._add(DiagnosticReport, report, self._full_url("report"), request)
+
+    def _conclusion(self) -> str:
+        """Critical findings, the impression, the comparison and the technical notes, in
+        words (R4 DiagnosticReport has no note element)."""
+        parts = [f"{critical_line(finding)}." for finding in self.report.critical]
+        parts.append(self.report.impression)
+        comparison = self.report.comparison
+        if comparison is not None and comparison.statements:
+            lines = "; ".join(comparison_line(s) for s in comparison.statements)
+            parts.append(f"Compared with the prior ECG: {lines}.")
+        parts.append(technical_notes(self.report.warnings))
+        return " ".join(part for part in parts if part)
+
+    def _add_order(self, patient_ref: dict | None) -> list[dict]:
+        """basedOn: the order's ServiceRequest (see fhir_context.py for why an entry, and why
+        a logical reference when there is no patient)."""
+        order = self.package.order
+        if order is None:
+            return []
+        identifiers = order_identifiers(order, self.options)
+        placer = identifiers[0]
+        logical = {"type": "ServiceRequest", "identifier": placer}
+        if patient_ref is None:
+            return [logical]
+        request = self._create_if_none("ServiceRequest", placer["system"], placer["value"])
+        resource = service_request(order, identifiers, patient_ref)
+        reference = self._add(ServiceRequest, resource, self._full_url("order"), request)
+        return [{**reference, **logical}]
+
+    def _add_interpreter(self) -> list[dict]:
+        """resultsInterpreter: the physician who confirmed the report."""
+        if not is_confirmed(self.report):
+            return []
+        practitioner, identifier = interpreter(self.report.confirmation)
+        request = self._create_if_none("Practitioner", identifier["system"], identifier["value"])
+        return [self._add(Practitioner, practitioner, self._full_url("interpreter"), request)]
 
     def _report_identifier(self) -> dict:
         uid = self.meta.sop_instance_uid
         if uid:
             return {"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{uid}"}
         return {"system": "urn:ecg-gateway:job", "value": str(self.package.job_id)}
-
-    def _report_request(self, identifier: dict) -> dict:
-        """A correction replaces the earlier report; anything else is created once."""
-        if self.report.is_correction:
-            query = _identifier_query(identifier["system"], identifier["value"])
-            return {"method": "PUT", "url": f"DiagnosticReport?{query}"}
-        return self._create_if_none("DiagnosticReport", identifier["system"], identifier["value"])
 
     def _conclusion_codes(self) -> list[dict]:
         """SNOMED-coded where the statement has a code; text alone otherwise, never dropped."""
@@ -414,11 +510,6 @@ class _BundleBuilder:
                 ]
             codes.append(concept)
         return codes
-
-
-def _identifier_query(system: str, value: str) -> str:
-    """`identifier=system|value`, readable as in the FHIR examples, the rest escaped."""
-    return "identifier=" + quote(f"{system}|{value}", safe=":/|")
 
 
 def _validated(model: type, data: dict) -> Any:
@@ -450,28 +541,15 @@ def _fhir_date(value: str | None) -> str | None:
     return "-".join(part for part in (digits[:4], digits[4:6], digits[6:]) if part)
 
 
-def _human_name(dicom_name: str | None) -> dict | None:
-    """DICOM PN: family^given^middle^prefix^suffix (first, alphabetic, group only)."""
-    if not dicom_name:
-        return None
-    person = PersonName(dicom_name)  # its parts are those of the first (alphabetic) group
-    parts = (person.family_name, person.given_name, person.middle_name)
-    family, given, middle = (part.strip() for part in parts)
-    prefix, suffix = person.name_prefix.strip(), person.name_suffix.strip()
-    name: dict[str, Any] = {
-        "text": " ".join(p for p in (prefix, given, middle, family, suffix) if p)
-    }
-    if not name["text"]:
-        return None
-    if family:
-        name["family"] = family
-    if given or middle:
-        name["given"] = [p for p in (given, middle) if p]
-    if prefix:
-        name["prefix"] = [prefix]
-    if suffix:
-        name["suffix"] = [suffix]
-    return name
+_CRITICAL_INTERPRETATION = {
+    "coding": [
+        {
+            "system": FHIR_INTERPRETATION_SYSTEM,
+            "code": FHIR_CRITICAL[0],
+            "display": FHIR_CRITICAL[1],
+        }
+    ]
+}
 
 
 def _b64(data: bytes) -> str:

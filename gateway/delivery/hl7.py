@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -34,12 +36,20 @@ from gateway.delivery.codes import (
     format_number,
 )
 from gateway.delivery.mllp import MllpClient, MllpError
+from gateway.delivery.result_status import (
+    HL7_CRITICAL_FLAG,
+    critical_subjects,
+    hl7_result_status,
+    is_confirmed,
+    issued_at,
+)
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
 from gateway.routing import Hl7Destination, Hl7Options
 from gateway.routing.schema import RP_POINTER_MAX_CHARS
+from gateway.store.order_records import OrderPriority
 from model.decode.demographics import dicom_date
-from model.report_text import technical_notes
+from model.report_text import comparison_line, critical_line, technical_notes
 
 VERSION = "2.5.1"
 # One ED.5 (TX) holds 65,536 characters in hl7apy's 2.5.1 tables, which its strict
@@ -52,10 +62,18 @@ FAILURE_CODES = {"AE", "AR", "CE", "CR"}
 # resending it unchanged cannot succeed; AE/CE are errors that a later try may not meet.
 REJECT_CODES = {"AR", "CR"}
 _SEX = {"M": "M", "F": "F", "O": "O"}
-_PRELIMINARY = "P"
-_CORRECTED = "C"  # OBR-25 / OBX-11: a correction replacing a result already sent
 _CANNOT_BE_OBTAINED = "X"  # OBX-11 (table 0085): results cannot be obtained
 _NOTE_SOURCE = "L"  # NTE-2 (table 0105): the ancillary (filler) department, here the gateway
+# TQ1-9 (table 0485): the order's priority; S (stat) for a critical result whatever was ordered
+_PRIORITIES: dict[OrderPriority, tuple[str, str]] = {
+    "stat": ("S", "Stat"),
+    "asap": ("A", "ASAP"),
+    "routine": ("R", "Routine"),
+}
+# Comparison statements' codes (NEW_RHYTHM, QTC_CHANGE, ...) are the gateway's own: a local
+# coding system, as HL7 names them (99zzz)
+COMPARISON_CODING_SYSTEM = "99ECGCMP"
+_CWE_TEXT_MAX = 199  # CWE.2 is ST
 
 
 def control_id(package: ReportPackage, destination_name: str) -> str:
@@ -81,6 +99,7 @@ def build_oru(package: ReportPackage, options: Hl7Options, message_control_id: s
         _orc(package),
         _obr(package),
         *_notes(package),
+        *_timing(package),
         *_observations(package, options),
     ]
     return er7.message(segments)
@@ -213,31 +232,92 @@ def _name(dicom_name: str) -> str:
     return er7.components(*parts)
 
 
+def _order_numbers(package: ReportPackage) -> tuple[str, str]:
+    """ORC-2/OBR-2 placer and ORC-3/OBR-3 filler order numbers (EI: number^namespace): the
+    order's when the ECG was matched to one; otherwise the accession number and the SOP
+    Instance UID, which is all an unordered ECG has."""
+    order = package.order
+    if order is None:
+        return er7.text(package.metadata.accession_number or ""), er7.text(package.sop_instance_uid)
+    placer = er7.components(er7.text(order.placer_order_number), er7.text(order.placer_authority))
+    filler = er7.components(
+        er7.text(order.filler_order_number or package.sop_instance_uid),
+        er7.text(order.filler_authority if order.filler_order_number else ""),
+    )
+    return placer, filler
+
+
 def _orc(package: ReportPackage) -> str:
-    accession = er7.text(package.metadata.accession_number or "")
-    return er7.segment("ORC", {1: "RE", 2: accession, 3: er7.text(package.sop_instance_uid)})
+    placer, filler = _order_numbers(package)
+    return er7.segment("ORC", {1: "RE", 2: placer, 3: filler})
 
 
 def _obr(package: ReportPackage) -> str:
     acquired = package.metadata.acquisition_time
+    placer, filler = _order_numbers(package)
+    order = package.order
     return er7.segment(
         "OBR",
         {
             1: "1",
-            2: er7.text(package.metadata.accession_number or ""),
-            3: er7.text(package.sop_instance_uid),
-            4: er7.components(*EKG_STUDY, "LN"),
+            2: placer,
+            3: filler,
+            4: _universal_service(package),
             7: _hl7_time(acquired) if acquired is not None else "",
-            22: _hl7_time(package.report.created_at),
+            # Placer field 1: the accession number, as IHE's workflow profiles carry it
+            18: er7.text(order.accession_number or package.metadata.accession_number or "")
+            if order is not None
+            else "",
+            22: _hl7_time(issued_at(package.report)),
             24: "EC",
-            25: _result_status(package),
+            25: hl7_result_status(package.report),
+            32: _interpreter(package),
         },
     )
 
 
-def _result_status(package: ReportPackage) -> str:
-    """C for a correction, so the receiver replaces the earlier result; P otherwise."""
-    return _CORRECTED if package.report.is_correction else _PRELIMINARY
+def _universal_service(package: ReportPackage) -> str:
+    """OBR-4: the ordered procedure (code^text^system) when there is an order naming one,
+    the EKG study (LOINC 11524-6) otherwise."""
+    order = package.order
+    if order is not None and (order.procedure_code or order.procedure_text):
+        return er7.components(
+            er7.text(order.procedure_code),
+            er7.text(order.procedure_text),
+            er7.text(order.procedure_coding_system),
+        )
+    return er7.components(*EKG_STUDY, "LN")
+
+
+def _interpreter(package: ReportPackage) -> str:
+    """OBR-32 principal result interpreter (NDL.1 CNN: id&family&given&middle&suffix&
+    prefix), the physician who confirmed the report; empty while it is preliminary."""
+    report = package.report
+    if not is_confirmed(report):
+        return ""
+    confirmation = report.confirmation
+    name = PersonName(confirmation.physician_name)  # the first (alphabetic) group
+    parts = (
+        confirmation.physician_id,
+        name.family_name,
+        name.given_name,
+        name.middle_name,
+        name.name_suffix,
+        name.name_prefix,
+    )
+    return "&".join(er7.text(part) for part in parts).rstrip("&")
+
+
+def _timing(package: ReportPackage) -> list[str]:
+    """TQ1 with TQ1-9 the result's priority: the order's, S (stat) when the report is
+    critical; none for an unordered, non-critical report (nothing to say)."""
+    if package.report.critical:
+        code, text = _PRIORITIES["stat"]
+    elif package.order is not None:
+        code, text = _PRIORITIES[package.order.priority]
+    else:
+        return []
+    return [er7.segment("TQ1", {1: "1", 9: er7.components(code, text, "HL70485")})]
 
 
 def _notes(package: ReportPackage) -> list[str]:
@@ -256,6 +336,7 @@ class _Observation(NamedTuple):
     units: str = ""
     sub_id: str = ""
     note: str = ""
+    flag: str = ""  # OBX-8 abnormal flag
 
 
 def _observations(package: ReportPackage, options: Hl7Options) -> list[str]:
@@ -275,6 +356,7 @@ def _observations(package: ReportPackage, options: Hl7Options) -> list[str]:
                     4: obx.sub_id,
                     5: obx.value,
                     6: obx.units,
+                    8: obx.flag,
                     11: obx.status,
                     14: observed,
                 },
@@ -286,18 +368,24 @@ def _observations(package: ReportPackage, options: Hl7Options) -> list[str]:
 
 
 def _observation_contents(package: ReportPackage, options: Hl7Options) -> list[_Observation]:
-    """Measurements, then the impression and each statement, then the PDF."""
+    """Measurements, then the impression, each statement, each critical finding and each
+    comparison with the prior ECG, then the PDF; AA in OBX-8 on what a critical finding
+    is about."""
     contents = []
     report = package.report
-    status = _result_status(package)
+    status = hl7_result_status(report)
+    critical = critical_subjects(report)
     measured = package.kind == "ecg-waveform"  # an image's empty measurements are no findings
     for code in MEASUREMENT_CODES:
         value = getattr(report.measurements, code.key)
         reason = report.null_reasons.get(code.key)
         identifier = er7.components(code.loinc, code.display, "LN")
         units = er7.components(code.ucum, code.ucum, "UCUM")
+        flag = HL7_CRITICAL_FLAG if code.key in critical else ""
         if value is not None:
-            contents.append(_Observation("NM", identifier, format_number(value), status, units))
+            contents.append(
+                _Observation("NM", identifier, format_number(value), status, units, flag=flag)
+            )
         elif reason and measured:
             contents.append(
                 _Observation("NM", identifier, "", _CANNOT_BE_OBTAINED, units, note=reason)
@@ -306,12 +394,41 @@ def _observation_contents(package: ReportPackage, options: Hl7Options) -> list[_
     if report.impression:
         text = er7.text(report.impression)
         contents.append(_Observation("TX", impression, text, status, sub_id="1"))
-    for index, statement in enumerate(report.statements, start=2):
+    sub_ids = itertools.count(2)  # OBX-4 under the impression's OBX-3, after its 1
+    for statement in report.statements:
         line = er7.text(f"{statement.code}: {statement.text}")
-        contents.append(_Observation("TX", impression, line, status, sub_id=str(index)))
+        flag = HL7_CRITICAL_FLAG if statement.code in critical else ""
+        contents.append(
+            _Observation("TX", impression, line, status, "", str(next(sub_ids)), "", flag)
+        )
+    for finding in report.critical:
+        line = er7.text(critical_line(finding))
+        contents.append(
+            _Observation(
+                "TX", impression, line, status, "", str(next(sub_ids)), "", HL7_CRITICAL_FLAG
+            )
+        )
+    contents += _comparison_observations(package, status, sub_ids)
     if package.pdf is not None:
         contents += _pdf_observations(package, options, status)
     return contents
+
+
+def _comparison_observations(
+    package: ReportPackage, status: str, sub_ids: Iterator[int]
+) -> list[_Observation]:
+    """One CWE OBX per difference from the prior ECG: the comparison's code (local coding
+    system) and its text with both values."""
+    comparison = package.report.comparison
+    if comparison is None:
+        return []
+    impression = er7.components(*EKG_IMPRESSION, "LN")
+    rows = []
+    for statement in comparison.statements:
+        text = comparison_line(statement)[:_CWE_TEXT_MAX]
+        value = er7.components(er7.text(statement.code), er7.text(text), COMPARISON_CODING_SYSTEM)
+        rows.append(_Observation("CWE", impression, value, status, sub_id=str(next(sub_ids))))
+    return rows
 
 
 def _pdf_observations(

@@ -36,6 +36,7 @@ from gateway.alerts import JOB_FAILED, Alert, AlertHook
 from gateway.metrics import Metrics
 from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.job import JobResult, process_jobs
+from gateway.processing.report_head import report_head
 from gateway.routing import MatchContext, Router
 from gateway.store import Job, Store, StoreError
 from model.engine import EngineChoice
@@ -284,7 +285,10 @@ class Workers:
         except Exception as exc:  # noqa: BLE001 - a routing bug must not lose the job
             self._retry_or_fail(job, owner, label, f"routing: {type(exc).__name__}: {exc}")
             return
-        if self._store.complete_job(job.id, owner, str(result.report_dir), destinations):
+        first_version = report_head(job, package)
+        if self._store.complete_job(
+            job.id, owner, str(result.report_dir), destinations, first_version=first_version
+        ):
             self._metrics.inc(m.JOBS_DONE)
             self._metrics.observe_processing(seconds)
             if "engine-fallback" in package.report.source.quality_flags:

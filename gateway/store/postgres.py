@@ -238,6 +238,13 @@ class PostgresStore(Store):
             ready.append(replace(delivery, report_dir=str(directory)))
         return ready
 
+    def report_directory(self, job: Job) -> Path | None:
+        """This node's copy of the job's report files, copied in from the database."""
+        if job.report_dir is None:
+            return None
+        with self._statement() as conn:
+            return self.copies.write_report(job.id, lambda: self._report_files(conn, job.id))
+
     def _report_files(self, conn: psycopg.Connection, job_id: int) -> dict[str, bytes]:
         rows = conn.execute(
             "SELECT name, content FROM report_files WHERE job_id = %s", (job_id,)

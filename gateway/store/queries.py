@@ -20,12 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
+from gateway.store.report_records import ReportHead
+from gateway.store.report_versions import ReportVersionQueries
 
 _UNSENT = "('pending', 'failed')"
+# A delivery superseded while in flight stays superseded when its try fails.
+_UNLESS_SUPERSEDED = "CASE WHEN state = 'superseded' THEN state ELSE '{}' END"
 _ONE_LESS_ATTEMPT = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
 _DELIVERY_COLUMNS = (
     "d.id, d.job_id, d.destination, d.patient_key, d.state, d.attempts, d.next_attempt_at,"
-    " d.last_error, d.created_at, d.updated_at, d.sent_at, j.sop_instance_uid, j.report_dir"
+    " d.last_error, d.created_at, d.updated_at, d.sent_at, j.sop_instance_uid, j.report_dir,"
+    " d.report_version, v.report_json"
+)
+# A delivery of a later report version carries that version's report (version 1 is the
+# package's report.json).
+_DELIVERY_FROM = (
+    "deliveries d JOIN jobs j ON j.id = d.job_id LEFT JOIN report_versions v"
+    " ON v.job_id = d.job_id AND v.version = d.report_version AND d.report_version > 1"
 )
 _JOB_COLUMNS = (
     "id, sop_instance_uid, sop_class_uid, content_sha256, spool_path, kind, calling_ae,"
@@ -35,7 +46,7 @@ _JOB_COLUMNS = (
 )
 
 
-class Store(ABC):
+class Store(ReportVersionQueries, ABC):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
     Thread-safe; callers never see a driver exception (errors surface as StoreError).
@@ -107,6 +118,10 @@ class Store(ABC):
     def _deliverable(self, conn: Any, deliveries: list[Delivery]) -> list[Delivery]:
         """Leased deliveries, their report files readable at `report_dir` on this node."""
         return deliveries
+
+    def report_directory(self, job: Job) -> Path | None:
+        """The job's report package, readable on this node (None once purged)."""
+        return Path(job.report_dir) if job.report_dir else None
 
     def _purgeable(self, job: Job) -> Job:
         """A job as retention sees it: the paths of this node's copies of its files."""
@@ -251,8 +266,10 @@ class Store(ABC):
         report_dir: str,
         deliveries: list[tuple[str, str]],
         now: float | None = None,
+        first_version: ReportHead | None = None,
     ) -> bool:
-        """Mark the job done and queue its deliveries in ONE transaction (exactly-once hand-off).
+        """Mark the job done and queue its deliveries in ONE transaction (exactly-once hand-off),
+        with `first_version`, the preliminary report as version 1 of the over-read worklist.
 
         Returns False (and changes nothing) when the lease is no longer `owner`'s: another
         worker retook the job after this one's lease expired and will complete it instead.
@@ -272,9 +289,11 @@ class Store(ABC):
                 conn,
                 "INSERT INTO deliveries (job_id, destination, patient_key, next_attempt_at,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (job_id, destination) DO NOTHING",
+                " ON CONFLICT (job_id, destination, report_version) DO NOTHING",
                 [(job_id, destination, key, now, now, now) for destination, key in deliveries],
             )
+            if first_version is not None:
+                self._first_version(conn, job_id, first_version, now)
             self._keep_report(conn, job_id, report_dir)
         self._completed(job_id, report_dir)
         return True
@@ -465,6 +484,10 @@ class Store(ABC):
                     # a job held for an unavailable engine may wait for days: it holds
                     # nothing back, or one engine's outage would stop the patient's reports
                     f"   AND NOT (k.state = 'queued' AND k.error LIKE 'held:%'))"
+                    # an older version of the report still on its way there goes first
+                    f"  AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.job_id = d.job_id"
+                    f"   AND o.destination = d.destination AND o.report_version < d.report_version"
+                    f"   AND o.lease_expires_at > :now)"
                     f"  ORDER BY d.job_id, d.id LIMIT :limit{self._LOCK_FOR_LEASE})"
                     f" RETURNING id",
                     {
@@ -481,7 +504,7 @@ class Store(ABC):
             marks = ",".join("?" * len(ids))
             rows = self._execute(
                 conn,
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
+                f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM}"
                 f" WHERE d.id IN ({marks}) ORDER BY d.job_id, d.id",
                 tuple(ids),
             ).fetchall()
@@ -529,7 +552,8 @@ class Store(ABC):
         self, delivery_id: int, error: str, next_attempt_at: float, now: float | None = None
     ) -> None:
         self._update_delivery(
-            "state = 'failed', attempts = attempts + 1, last_error = :error,"
+            f"state = {_UNLESS_SUPERSEDED.format('failed')}, attempts = attempts + 1,"
+            " last_error = :error,"
             " next_attempt_at = :next",
             {"error": error, "next": next_attempt_at},
             delivery_id,
@@ -538,7 +562,8 @@ class Store(ABC):
 
     def mark_delivery_dead(self, delivery_id: int, error: str, now: float | None = None) -> None:
         self._update_delivery(
-            "state = 'dead', attempts = attempts + 1, last_error = :error",
+            f"state = {_UNLESS_SUPERSEDED.format('dead')}, attempts = attempts + 1,"
+            " last_error = :error",
             {"error": error},
             delivery_id,
             _now(now),
@@ -555,8 +580,7 @@ class Store(ABC):
 
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         rows = self._query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
-            f" WHERE d.id = ?",
+            f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} WHERE d.id = ?",
             (delivery_id,),
         )
         return _delivery(rows[0]) if rows else None
@@ -564,8 +588,7 @@ class Store(ABC):
     def list_deliveries(self, dead_only: bool = False, limit: int = 1000) -> list[Delivery]:
         where = "WHERE d.state = 'dead'" if dead_only else ""
         rows = self._query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
-            f" {where} ORDER BY d.id LIMIT ?",
+            f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} {where} ORDER BY d.id LIMIT ?",
             (limit,),
         )
         return [_delivery(r) for r in rows]
@@ -580,7 +603,7 @@ class Store(ABC):
             where.append("d.id < :before")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN jobs j ON j.id = d.job_id"
+            f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM}"
             f" {clause} ORDER BY d.id DESC LIMIT :limit",
             {"before": before_id, "limit": limit},
         )

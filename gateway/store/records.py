@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 JobState = Literal["queued", "leased", "done", "failed"]
-DeliveryState = Literal["pending", "sent", "failed", "dead"]
+DeliveryState = Literal["pending", "sent", "failed", "dead", "superseded"]
 
 
 class StoreError(Exception):
@@ -92,3 +92,5 @@ class Delivery:
     sent_at: float | None
     sop_instance_uid: str
     report_dir: str | None
+    report_version: int = 1  # the version of the job's report this delivery sends
+    report_json: str | None = None  # that version's report; None: the package's own (1)

@@ -1,0 +1,251 @@
+"""The over-read service: the worklist, the report view, confirming and correcting a
+report, and its history. The web application (gateway/web) calls it; it holds no HTTP.
+
+Confirming writes version N+1 of the report (final; corrected when it changes a report
+that was final) and routes it by the same routes as the preliminary one; the version,
+its deliveries and its change commit in one transaction (gateway/store/
+report_versions.py), which also decides which of two physicians confirming the same
+version at once wins: the other is told who and when (Conflict), and nothing is sent
+twice. Every confirmation, correction and refused attempt goes to the change history
+and the audit trail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from gateway.audit import Auditor
+from gateway.delivery import DeliveryError, load_package
+from gateway.delivery.sweeper import exported_instance
+from gateway.overread.edits import ReportEdit, apply_edit, content, same_content
+from gateway.overread.errors import Conflict, NotFound, PermissionDenied, Unavailable
+from gateway.overread.records import Physician, ReportView, VersionInfo
+from gateway.processing.package import ReportPackage
+from gateway.processing.report_head import report_head
+from gateway.processing.revision import revised_package
+from gateway.routing import Router
+from gateway.store import Job, Store
+from gateway.store.report_records import Change, NewVersion, ReportVersion, WorklistEntry
+from model.report import Confirmation, Report
+
+_FINAL_STATES = ("final", "corrected", "amended")
+
+
+class OverreadService:
+    """Over-read on one store; `on_routed` hears the destinations of each new version
+    (the server wakes their delivery sweeps), `audit` records every action."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        *,
+        audit: Auditor | None = None,
+        on_routed: Callable[[list[str]], None] = lambda destinations: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.audit = audit
+        self.on_routed = on_routed
+        self.clock = clock
+
+    # --- the worklist -------------------------------------------------------------------
+
+    def worklist(
+        self,
+        *,
+        site: str | None = None,
+        priority: str | None = None,
+        max_age_s: float | None = None,
+        include_final: bool = False,
+        limit: int = 200,
+        now: float | None = None,
+    ) -> list[WorklistEntry]:
+        """Reports awaiting over-read (with `include_final`, all): critical first, then
+        stat, asap, routine, then oldest first; `max_age_s` keeps those received since."""
+        since = None if max_age_s is None else (now or self.clock()) - max_age_s
+        return self.store.worklist(
+            include_final=include_final,
+            site=site,
+            priority=priority,
+            received_since=since,
+            limit=limit,
+        )
+
+    def index_existing_reports(self, limit: int = 1000) -> int:
+        """Put the reports of jobs completed before the store kept versions into the
+        worklist (after an upgrade; the web application calls it at start). How many."""
+        jobs = self.store.unindexed_reports(limit)
+        for job in jobs:
+            self._index(job)
+        return len(jobs)
+
+    # --- one report ---------------------------------------------------------------------
+
+    def view(self, job_id: int, user: Physician, now: float | None = None) -> ReportView:
+        """The report as the report view shows it; records that `user` opened it."""
+        now = now or self.clock()
+        job, entry, latest = self._current(job_id)
+        package = self._package(job, latest)
+        self.store.mark_report_opened(job_id, user.user_id, now)
+        self._audit(user, package, "R", "report opened")
+        versions = self.store.report_versions(job_id)
+        return ReportView(
+            job_id=job_id,
+            report=package.report,
+            metadata=package.metadata,
+            kind=package.kind,
+            pdf=package.pdf,
+            png=package.png,
+            versions=[
+                VersionInfo(v.version, v.status, v.created_by, v.created_at) for v in versions
+            ],
+            history=self.store.report_changes(job_id),
+            entry=dataclasses.replace(entry, opened_at=entry.opened_at or now),
+        )
+
+    def history(self, job_id: int) -> list[Change]:
+        """Every change and refused attempt, oldest first."""
+        self._current(job_id)
+        return self.store.report_changes(job_id)
+
+    def confirm(
+        self,
+        job_id: int,
+        user: Physician,
+        edited: ReportEdit | None,
+        base_version: int,
+        now: float | None = None,
+    ) -> Report:
+        """Confirm version `base_version` as `user` saw it, with `edited` applied (None:
+        as it is), and route the new version; returns it. A report that is final already
+        and is not changed stays as it is (nothing is sent again).
+
+        Raises PermissionDenied (not a physician), Conflict (`base_version` is not the
+        latest: someone else confirmed or corrected it), InvalidEdit, NotFound, Unavailable.
+        """
+        now = now or self.clock()
+        job, _, latest = self._current(job_id)
+        if not user.may_confirm:
+            self._refuse(job, latest, user, "refused-role", f"role {user.role} may not confirm")
+            raise PermissionDenied(f"a {user.role} may not confirm reports; a physician must")
+        if latest.version != base_version:
+            self._refuse(job, latest, user, "refused-stale", f"confirmed version {base_version}")
+            raise _conflict(latest)
+        base = Report.model_validate_json(latest.report_json)
+        edited_report = apply_edit(base, edited)
+        final_before = base.status in _FINAL_STATES
+        if final_before and same_content(base, edited_report):
+            return base
+        report = edited_report.model_copy(
+            update={
+                "status": "corrected" if final_before else "final",
+                "version": base.version + 1,
+                "confirmation": Confirmation(
+                    physician_id=user.user_id,
+                    physician_name=user.name,
+                    confirmed_at=datetime.fromtimestamp(now, UTC),
+                ),
+                "created_at": datetime.fromtimestamp(now, UTC),
+            }
+        )
+        package = dataclasses.replace(self._package(job, latest), report=report)
+        destinations = self._route(package)
+        action = "corrected" if final_before else "confirmed"
+        new = NewVersion(
+            version=report.version,
+            status=report.status,
+            report_json=report.model_dump_json(),
+            created_by=user.user_id,
+            summary=report.impression,
+            critical_texts=tuple(finding.text for finding in report.critical),
+            change=Change(
+                at=now,
+                user_id=user.user_id,
+                action=action,
+                version=report.version,
+                before=content(base),
+                after=content(report),
+            ),
+        )
+        if not self.store.add_report_version(job_id, base_version, new, destinations, now):
+            latest = self.store.latest_report_version(job_id)
+            self._refuse(job, latest, user, "refused-stale", f"confirmed version {base_version}")
+            raise _conflict(latest)
+        self._audit(user, package, "U", f"report {action}: version {report.version}")
+        self.on_routed(sorted({name for name, _ in destinations}))
+        return report
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _current(self, job_id: int) -> tuple[Job, WorklistEntry, ReportVersion]:
+        """The job, its worklist row and latest version (indexing an older job's report)."""
+        job = self.store.get_job(job_id)
+        if job is None or job.state != "done":
+            raise NotFound(f"no finished report {job_id}")
+        entry = self.store.worklist_entry(job_id)
+        if entry is None:
+            self._index(job)
+            entry = self.store.worklist_entry(job_id)
+        latest = self.store.latest_report_version(job_id)
+        if entry is None or latest is None:
+            raise NotFound(f"report {job_id} has no report files to show")
+        return job, entry, latest
+
+    def _index(self, job: Job) -> None:
+        """Index a report completed before the store kept versions (its package is
+        read once); one whose files are gone stays out of the worklist."""
+        try:
+            package = self._load(job)
+        except Unavailable:
+            return
+        self.store.index_report(job.id, report_head(job, package), self.clock())
+
+    def _load(self, job: Job) -> ReportPackage:
+        directory = self.store.report_directory(job)
+        if directory is None:
+            raise Unavailable(f"the files of report {job.id} were removed by retention")
+        try:
+            return load_package(directory)
+        except DeliveryError as exc:
+            raise Unavailable(f"report {job.id}: {exc}") from None
+
+    def _package(self, job: Job, version: ReportVersion) -> ReportPackage:
+        """The job's package with `version` of its report (its PDF drawn for it)."""
+        package = self._load(job)
+        if version.version == 1:
+            return package
+        return revised_package(package, Report.model_validate_json(version.report_json))
+
+    def _route(self, package: ReportPackage) -> list[tuple[str, str]]:
+        try:
+            return self.router.destinations_for(package)
+        except Exception as exc:  # noqa: BLE001 - a routing bug must not half-confirm
+            raise Unavailable(f"the new version cannot be routed: {type(exc).__name__}") from None
+
+    def _refuse(
+        self, job: Job, latest: ReportVersion, user: Physician, action: str, why: str
+    ) -> None:
+        """A refused attempt: in the history and the audit trail."""
+        now = self.clock()
+        change = Change(at=now, user_id=user.user_id, action=action, version=latest.version)
+        self.store.add_report_change(job.id, dataclasses.replace(change, after={"why": why}))
+        if self.audit is not None:
+            package = self._load(job)
+            self.audit.report_event(
+                user.user_id, exported_instance(package), "U", f"{action}: {why}", success=False
+            )
+
+    def _audit(self, user: Physician, package: ReportPackage, action: str, what: str) -> None:
+        if self.audit is not None:
+            self.audit.report_event(user.user_id, exported_instance(package), action, what)
+
+
+def _conflict(latest: ReportVersion) -> Conflict:
+    report = Report.model_validate_json(latest.report_json)
+    name = report.confirmation.physician_name if report.confirmation else ""
+    return Conflict(latest.job_id, latest.version, latest.created_by, name, latest.created_at)

@@ -1,0 +1,224 @@
+"""Physician over-read on a real store (SQLite and a throwaway PostgreSQL) with real ECGs
+through the real pipeline: confirming makes version 2 final and routes it like the
+preliminary one; a correction after final is "corrected" and supersedes what is unsent;
+two physicians confirming at once: one wins, the other is told who and when, nothing is
+sent twice; a reader, a stale version and bad edits are refused and recorded."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from overread_support import JONES, READER, SMITH, Site
+
+from gateway.overread import (
+    Conflict,
+    InvalidEdit,
+    PermissionDenied,
+    ReportEdit,
+    StatementEdit,
+    statement_catalogue,
+)
+from gateway.processing.package import ReportPackage
+from gateway.store import SqliteStore
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def site(request, tmp_path):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    gateway = Site(tmp_path / "data", url)
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture
+def sqlite_site(tmp_path):
+    gateway = Site(tmp_path / "data", None)
+    yield gateway
+    gateway.close()
+
+
+def _afib_edit() -> ReportEdit:
+    return ReportEdit(
+        statements=[StatementEdit("AFIB"), StatementEdit("LVH", "Left ventricular hypertrophy")],
+        impression="Atrial fibrillation, LVH. Confirmed.",
+        measurements={"qrs_ms": 102.0},
+    )
+
+
+def _versions(site: Site, job_id: int) -> list[tuple[str, int, str]]:
+    return sorted(
+        (d.destination, d.report_version, d.state)
+        for d in site.store.list_deliveries()
+        if d.job_id == job_id
+    )
+
+
+def test_a_finished_job_is_in_the_worklist_as_version_1(site, shared_data):
+    job_id = site.receive(shared_data)
+    [entry] = site.service.worklist()
+    assert (entry.job_id, entry.version, entry.status) == (job_id, 1, "preliminary")
+    assert entry.patient_id and entry.priority == "routine" and not entry.critical
+    [version] = site.store.report_versions(job_id)
+    assert version.created_by == "" and version.status == "preliminary"
+
+
+def test_confirming_makes_version_2_final_and_routes_it(site, shared_data):
+    job_id = site.receive(shared_data)
+    view = site.service.view(job_id, SMITH)
+    assert view.version == 1 and site.store.report_opened_at(job_id) is not None
+    report = site.service.confirm(job_id, SMITH, _afib_edit(), base_version=view.version)
+
+    assert (report.status, report.version) == ("final", 2)
+    assert report.confirmation.physician_id == "smith"
+    assert report.confirmation.physician_name == "Smith^Anna"
+    assert report.codes == ["AFIB", "LVH"]
+    assert report.statements[0].snomed == "164889003"  # from the SCP/SNOMED table
+    assert report.measurements.qrs_ms == 102.0
+    assert site.routed == [["outbox"]]
+    assert _versions(site, job_id) == [("outbox", 1, "superseded"), ("outbox", 2, "pending")]
+    assert site.service.worklist() == []  # confirmed: no longer awaiting over-read
+    [entry] = site.service.worklist(include_final=True)
+    assert (entry.version, entry.status) == (2, "final")
+
+    result = site.sweeper.sweep()
+    assert result.sent == 1
+    [bundle] = (site.data_dir / "outbox").glob("*.fhir.json")
+    text = bundle.read_text()
+    assert "Atrial fibrillation, LVH. Confirmed." in text
+    [change] = site.service.history(job_id)
+    assert (change.action, change.user_id, change.version) == ("confirmed", "smith", 2)
+    assert change.before["status"] == "preliminary" and change.after["status"] == "final"
+    assert change.after["statements"] == [
+        ["AFIB", "Atrial fibrillation"],
+        ["LVH", "Left ventricular hypertrophy"],
+    ]
+    again = site.service.view(job_id, JONES)
+    assert again.report == report and [v.version for v in again.versions] == [1, 2]
+    original = ReportPackage.load(site.store.report_directory(site.store.get_job(job_id)))
+    assert again.pdf and again.pdf != original.pdf  # drawn again for the final version
+    assert "report confirmed: version 2" in site.audit_text()
+
+
+def test_correction_after_final_is_corrected_and_supersedes_the_unsent(site, shared_data):
+    job_id = site.receive(shared_data)
+    site.service.confirm(job_id, SMITH, None, base_version=1)
+    edit = ReportEdit(statements=[StatementEdit("SR")], impression="Sinus rhythm.")
+    corrected = site.service.confirm(job_id, JONES, edit, base_version=2)
+
+    assert (corrected.status, corrected.version) == ("corrected", 3)
+    assert corrected.confirmation.physician_id == "jones"
+    assert _versions(site, job_id) == [
+        ("outbox", 1, "superseded"),
+        ("outbox", 2, "superseded"),
+        ("outbox", 3, "pending"),
+    ]
+    assert site.sweeper.sweep().sent == 1  # only the newest version goes out
+    assert [c.action for c in site.service.history(job_id)] == ["confirmed", "corrected"]
+    # confirming the corrected report unchanged sends nothing again
+    same = site.service.confirm(job_id, SMITH, edit, base_version=3)
+    assert same.version == 3 and len(_versions(site, job_id)) == 3
+
+
+def test_two_physicians_confirming_at_once_one_wins_nothing_sent_twice(site, shared_data):
+    job_id = site.receive(shared_data)
+    start = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def confirm(user) -> None:
+        start.wait()
+        try:
+            outcomes[user.user_id] = site.service.confirm(job_id, user, None, base_version=1)
+        except Conflict as exc:
+            outcomes[user.user_id] = exc
+
+    threads = [threading.Thread(target=confirm, args=(u,)) for u in (SMITH, JONES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    conflicts = [o for o in outcomes.values() if isinstance(o, Conflict)]
+    reports = [o for o in outcomes.values() if not isinstance(o, Conflict)]
+    assert len(conflicts) == 1 and len(reports) == 1
+    winner = reports[0].confirmation.physician_id
+    assert conflicts[0].by == winner and conflicts[0].version == 2
+    assert winner.capitalize() in str(conflicts[0])  # "... by Anna Smith at ..."
+    assert _versions(site, job_id) == [("outbox", 1, "superseded"), ("outbox", 2, "pending")]
+    assert [v.version for v in site.store.report_versions(job_id)] == [1, 2]
+    actions = sorted(c.action for c in site.service.history(job_id))
+    assert actions == ["confirmed", "refused-stale"]
+    assert site.sweeper.sweep().sent == 1
+
+
+def test_a_reader_may_not_confirm(sqlite_site, shared_data):
+    job_id = sqlite_site.receive(shared_data)
+    with pytest.raises(PermissionDenied, match="reader may not confirm"):
+        sqlite_site.service.confirm(job_id, READER, None, base_version=1)
+    assert [v.version for v in sqlite_site.store.report_versions(job_id)] == [1]
+    [change] = sqlite_site.service.history(job_id)
+    assert (change.action, change.user_id) == ("refused-role", "rita")
+    audit = sqlite_site.audit_text()
+    assert "refused-role" in audit and "rita" in audit
+
+
+def test_a_stale_version_is_refused_naming_who_and_when(sqlite_site, shared_data):
+    job_id = sqlite_site.receive(shared_data)
+    sqlite_site.service.confirm(job_id, SMITH, None, base_version=1, now=1_800_000_000.0)
+    with pytest.raises(Conflict) as refused:
+        sqlite_site.service.confirm(job_id, JONES, _afib_edit(), base_version=1)
+    assert "version 2 by Anna Smith (smith) at 2027-01-15 08:00:00 UTC" in str(refused.value)
+    assert [c.action for c in sqlite_site.service.history(job_id)] == [
+        "confirmed",
+        "refused-stale",
+    ]
+    assert "refused-stale" in sqlite_site.audit_text()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (ReportEdit([StatementEdit("XYZ")], ""), "statement 1: 'XYZ' is not an SCP-ECG"),
+        (ReportEdit([StatementEdit("SR"), StatementEdit("SR")], ""), "SR is listed twice"),
+        (ReportEdit([], "x" * 2001), "impression: 2001 characters"),
+        (ReportEdit([StatementEdit("SR", "a\nb")], ""), "statement 1: contains control"),
+        (ReportEdit([], "", {"qrs_ms": 1100.0}), "measurement qrs_ms: 1100 is outside"),
+        (ReportEdit([], "", {"qrs_ms": float("nan")}), "measurement qrs_ms: not a number"),
+        (ReportEdit([], "", {"weight": 1.0}), "measurement 'weight': not a measurement"),
+    ],
+)
+def test_bad_edits_are_refused_naming_the_field(sqlite_site, shared_data, edit, message):
+    job_id = sqlite_site.receive(shared_data)
+    with pytest.raises(InvalidEdit, match=message):
+        sqlite_site.service.confirm(job_id, SMITH, edit, base_version=1)
+    assert [v.version for v in sqlite_site.store.report_versions(job_id)] == [1]
+
+
+def test_a_measurement_removed_says_why(sqlite_site, shared_data):
+    job_id = sqlite_site.receive(shared_data)
+    edit = ReportEdit([StatementEdit("SR")], "", {"qt_ms": None})
+    report = sqlite_site.service.confirm(job_id, SMITH, edit, base_version=1)
+    assert report.measurements.qt_ms is None
+    assert "physician" in report.null_reasons["qt_ms"]
+
+
+def test_the_version_survives_a_restart_and_is_delivered(sqlite_site, shared_data):
+    """The version and its deliveries commit together: a gateway killed right after the
+    commit delivers the new version from the store when it comes back."""
+    job_id = sqlite_site.receive(shared_data)
+    sqlite_site.service.confirm(job_id, SMITH, _afib_edit(), base_version=1)
+    reopened = SqliteStore(sqlite_site.data_dir / "gateway.sqlite3")
+    try:
+        [due] = reopened.lease_due_deliveries(limit=5)
+        assert due.report_version == 2 and json.loads(due.report_json)["status"] == "final"
+    finally:
+        reopened.close()
+
+
+def test_statement_catalogue_searches_codes_and_words():
+    codes = [entry.code for entry in statement_catalogue("atrial fib")]
+    assert "AFIB" in codes
+    assert statement_catalogue("LVH")[0] == ("LVH", "Left ventricular hypertrophy", "164873001")
+    assert len(statement_catalogue("")) >= 70
