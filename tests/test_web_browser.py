@@ -53,6 +53,8 @@ def _keep(path: Path) -> None:
 
 def _sign_in(driver, base: str, user_id: str) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base}/worklist")
     assert "/login" in driver.current_url  # not signed in: the login page first
@@ -60,6 +62,7 @@ def _sign_in(driver, base: str, user_id: str) -> None:
     password = driver.find_element(By.ID, "password")
     password.send_keys(PASSWORDS[user_id])
     password.submit()
+    WebDriverWait(driver, 20).until(EC.staleness_of(password))
 
 
 def test_physician_confirms_with_edits_and_the_final_report_reaches_the_ehr(
@@ -67,6 +70,8 @@ def test_physician_confirms_with_edits_and_the_final_report_reaches_the_ehr(
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
 
     fhir, mllp = peers
     job_id = site.receive(shared_data)
@@ -102,8 +107,10 @@ def test_physician_confirms_with_edits_and_the_final_report_reaches_the_ehr(
         qrs.send_keys("98")
         confirm = driver.find_element(By.ID, "confirm")
         confirm.send_keys(Keys.ENTER)  # the keyboard is enough
+        WebDriverWait(driver, 20).until(EC.staleness_of(confirm))  # the next page loaded
 
-        assert driver.current_url.endswith("/worklist")
+        refusals = [alert.text for alert in driver.find_elements(By.CSS_SELECTOR, "[role=alert]")]
+        assert driver.current_url.endswith("/worklist"), refusals
         notice = driver.find_element(By.CSS_SELECTOR, ".notice.ok").text
         assert f"Report {job_id} confirmed as final (version 2)" in notice
         assert not driver.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")

@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 Role = Literal["reader", "physician", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "physician", "admin")
-# Who may confirm or correct a report; a reader only looks.
-CONFIRMING_ROLES: frozenset[Role] = frozenset({"physician", "admin"})
 MIN_PASSWORD_CHARS = 10
 _USER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 
@@ -74,15 +72,12 @@ class UsersFile(StrictSettings):
 
 @dataclass(frozen=True)
 class User:
-    """A signed-in user as the pages see them (no hash)."""
+    """A signed-in user as the pages see them (no hash). Whether their role may confirm
+    is the over-read service's decision (gateway.overread.CONFIRM_ROLES)."""
 
     user_id: str
     name: str
     role: Role
-
-    @property
-    def may_confirm(self) -> bool:
-        return self.role in CONFIRMING_ROLES
 
     @property
     def display_name(self) -> str:
