@@ -1,0 +1,88 @@
+"""`ecg-gateway serve` with the web application on: served on its own port beside the
+DICOM port, over TLS when configured (cookies then Secure), stopped with the gateway;
+a bind beyond loopback without TLS, or an unreadable users file, stops the start with
+the key named."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.gateway_process import REPO, GatewayProcess, free_port
+from tests.peers import make_pki
+from tests.web_support import PASSWORDS, write_users
+
+needs_dcmtk = pytest.mark.skipif(not shutil.which("echoscu"), reason="dcmtk is not installed")
+
+
+def _sign_in(client: httpx.Client) -> httpx.Response:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    return client.post(
+        "/login",
+        data={"csrf_token": token, "user_id": "drsmith", "password": PASSWORDS["drsmith"]},
+    )
+
+
+@needs_dcmtk
+@pytest.mark.parametrize("tls", [False, True])
+def test_serve_runs_the_web_application_on_its_own_port(tmp_path, tls):
+    users, port = write_users(tmp_path / "users.yaml"), free_port()
+    extra = f"web:\n  enabled: true\n  port: {port}\n  users_file: {users}\n"
+    verify: object = False
+    if tls:
+        pki = make_pki(tmp_path)
+        extra += f"  tls: {{enabled: true, cert: {pki.server_cert}, key: {pki.server_key}}}\n"
+        verify = httpx.create_ssl_context(verify=str(pki.ca))
+    gateway = GatewayProcess(tmp_path / "data", extra_config=extra).start()
+    scheme, host = ("https", "localhost") if tls else ("http", "127.0.0.1")
+    try:
+        with httpx.Client(base_url=f"{scheme}://{host}:{port}", verify=verify) as client:
+            signed = _sign_in(client)
+            assert signed.status_code == 303, signed.text
+            assert ("Secure" in signed.headers["set-cookie"]) is tls
+            page = client.get("/worklist")
+            assert page.status_code == 200 and "Nothing awaits over-read" in page.text
+    finally:
+        assert gateway.terminate(timeout_s=120) == 0  # workers may still be importing
+    assert f"over-read web application on {scheme}://127.0.0.1:{port}/" in gateway.logs()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)  # stopped with the gateway
+
+
+@pytest.mark.parametrize(
+    ("web", "message"),
+    [
+        ("bind: 0.0.0.0\n", "web.bind 0.0.0.0 is reachable from other machines"),
+        ("users_file: /nonexistent/users.yaml\n", "web.users_file: /nonexistent/users.yaml"),
+    ],
+)
+def test_serve_refuses_a_web_section_it_cannot_use(tmp_path, web, message):
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"routes_optional: true\nadmin: {{port: 0}}\nweb:\n  enabled: true\n  {web}")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "-c",
+            str(config),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            str(free_port()),
+        ],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
