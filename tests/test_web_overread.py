@@ -237,3 +237,54 @@ def test_an_unknown_report_is_a_plain_404(web):
     client = signed_in(web, "drsmith")
     response = client.get("/reports/999")
     assert response.status_code == 404 and "no finished report 999" in response.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_worklist_counts_every_match_and_puts_critical_first(request, tmp_path, backend):
+    """Rows indexed as the pipeline indexes them (synthetic heads, no ECG needed): the
+    page counts all matches though it shows a page of them, critical rows first with
+    their texts."""
+    from gateway.store import NewJob
+    from gateway.store.report_records import ReportHead
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    site = Site(tmp_path / "data", url)
+    try:
+        for index in range(12):
+            job = site.store.add_job(
+                NewJob(
+                    f"2.25.{index + 1}",
+                    "1.2.840.10008.5.1.4.1.1.9.1.1",
+                    f"{index:064x}",
+                    f"x/{index}",
+                    "ecg-waveform",
+                    "CART1",
+                    "ECGGW",
+                    "127.0.0.1",
+                ),
+                content=b"ecg",
+            ).job_id
+            head = ReportHead(
+                report_json="{}",
+                status="preliminary",
+                received_at=1000.0 + index,
+                priority=("stat", "asap", "routine")[index % 3],
+                site=("A", "B")[index % 2],
+                critical_texts=("QTc 512 ms",) if index == 7 else (),
+                patient_name=f"Test^Row{index}",
+                patient_id=f"R{index}",
+                summary="Sinus rhythm.",
+            )
+            site.store.index_report(job, head, 2000.0)
+        web = web_context(tmp_path, site.service, audit=site.audit)
+        client = signed_in(web, "drjones")
+        page = client.get("/worklist").text
+        assert re.search(r"<strong>12</strong> reports\s", page)
+        assert "1 critical" in page and "4 stat · 4 asap · 4 routine" in page
+        first_row = page.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+        assert 'class="critical p-asap"' in first_row and "QTc 512 ms" in first_row
+        assert "Row7" in first_row
+        site_b = client.get("/worklist?site=B&priority=asap").text
+        assert re.search(r"<strong>2</strong> reports\s", site_b)  # rows 1 and 7
+    finally:
+        site.close()

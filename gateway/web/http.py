@@ -75,7 +75,9 @@ def start_web(config: WebConfig, app: object) -> WebServer:
 
 def _bind(config: WebConfig) -> socket.socket:
     family = socket.AF_INET6 if ":" in config.bind else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it a keep-alive response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((config.bind, config.port))

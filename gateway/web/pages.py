@@ -23,6 +23,7 @@ from gateway.overread import (
     ReportView,
     StatementEdit,
     Unavailable,
+    WorklistEntry,
 )
 from gateway.web.context import WebContext, error_page, render
 from gateway.web.edit_form import FormProblem, SubmittedReading, read_reading, shown_value
@@ -31,7 +32,6 @@ from gateway.web.sessions import Session
 from model.render.page import patient_fields, study_fields
 
 WORKLIST_ROWS = 1000  # rows shown; the counts cover every match
-WORKLIST_MAX = 100_000  # matches counted
 AGES = (
     ("", "any time"),
     ("1h", "1 hour"),
@@ -76,34 +76,36 @@ async def worklist(request: Request, session: Session) -> Response:
         "final": query.get("final") == "1",
     }
     now = time.time()
-    entries = await run_in_threadpool(
-        context.service.worklist,
-        site=filters["site"] or None,
-        priority=filters["priority"] or None,
-        max_age_s=_AGE_S.get(filters["age"]),
-        include_final=filters["final"],
-        limit=WORKLIST_MAX,
-        now=now,
-    )
-    shown = entries[:WORKLIST_ROWS]
-    counts = dict.fromkeys(PRIORITIES, 0)
-    critical = 0
-    for entry in entries:
-        counts[entry.priority] += 1
-        critical += entry.critical
-    counts |= {"total": len(entries), "critical": critical, "shown": len(shown)}
+    entries, counts = await run_in_threadpool(_worklist, context, filters, now)
+    counts["shown"] = len(entries)
     sites = sorted({entry.site for entry in entries if entry.site} | {filters["site"]} - {""})
     return render(
         request,
         "worklist.html",
         session=session,
-        entries=shown,
-        ages_of=[age_text(now - entry.received_at) for entry in shown],
+        entries=entries,
+        ages_of=[age_text(now - entry.received_at) for entry in entries],
         counts=counts,
         filters=filters,
         sites=sites,
         ages=AGES,
     )
+
+
+def _worklist(
+    context: WebContext, filters: dict, now: float
+) -> tuple[list[WorklistEntry], dict[str, int]]:
+    """The rows shown and the counts of every match (counted by the store, not read)."""
+    chosen = {
+        "include_final": filters["final"],
+        "site": filters["site"] or None,
+        "priority": filters["priority"] or None,
+    }
+    max_age_s = _AGE_S.get(filters["age"])
+    entries = context.service.worklist(**chosen, max_age_s=max_age_s, limit=WORKLIST_ROWS, now=now)
+    since = now - max_age_s if max_age_s is not None else None
+    counts = context.service.store.worklist_counts(**chosen, received_since=since)
+    return entries, counts
 
 
 async def report(request: Request, session: Session) -> Response:
