@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from tests.overread_support import Site
+from tests.overread_support import RECORDS, Site
 from tests.web_support import audit_messages, client_for, sign_in, web_context
 
 
@@ -288,3 +288,49 @@ def test_worklist_counts_every_match_and_puts_critical_first(request, tmp_path, 
         assert re.search(r"<strong>2</strong> reports\s", site_b)  # rows 1 and 7
     finally:
         site.close()
+
+
+def test_report_view_shows_the_prior_ecg_and_the_comparison(site, web, shared_data):
+    """A report whose serial comparison names a prior ECG this store holds: both pages
+    side by side, and each change with its two values. (The comparison is written into
+    the report's version here as the pipeline writes it once serial comparison runs.)"""
+    from gateway.store.report_records import Change, NewVersion
+    from model.report import Comparison, ComparisonStatement, Report
+
+    prior_job = site.receive(shared_data, RECORDS[0])
+    job_id = site.receive(shared_data, RECORDS[1])
+    prior_uid = site.store.get_job(prior_job).sop_instance_uid
+    base = Report.model_validate_json(site.store.latest_report_version(job_id).report_json)
+    compared = base.model_copy(
+        update={
+            "version": 2,
+            "comparison": Comparison(
+                prior_sop_instance_uid=prior_uid,
+                statements=[
+                    ComparisonStatement(
+                        code="HR_CHANGE", text="Heart rate increased", current=81, prior=64
+                    )
+                ],
+            ),
+        }
+    )
+    new = NewVersion(
+        version=2,
+        status="preliminary",
+        report_json=compared.model_dump_json(),
+        created_by="",
+        summary=compared.impression,
+        critical_texts=(),
+        change=Change(at=1.0, user_id="", action="compared", version=2),
+    )
+    assert site.store.add_report_version(job_id, 1, new, [], 1.0)
+    client = signed_in(web, "drsmith")
+    page = client.get(f"/reports/{job_id}").text
+    assert 'id="prior-page"' in page and "Compared with the prior ECG" in page
+    assert re.search(r"Heart rate increased.*?<td>81</td><td>64</td>", page, re.DOTALL)
+    prior = client.get(f"/reports/{job_id}/prior.svg")
+    assert prior.status_code == 200 and prior.text.startswith("<svg")
+    assert prior.text != client.get(f"/reports/{job_id}/ecg.svg").text  # the other ECG
+    alone = client.get(f"/reports/{prior_job}").text
+    assert 'id="prior-page"' not in alone  # no comparison: one page, full width
+    assert client.get(f"/reports/{prior_job}/prior.svg").status_code == 404

@@ -43,7 +43,15 @@ def when(value: datetime | float | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
+def number(value: object) -> str:
+    """81 for 81.0, 12.5 for 12.5, the text for text, '–' for nothing."""
+    if value is None:
+        return "–"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 TEMPLATES.env.filters["pn"] = person_name
+TEMPLATES.env.filters["num"] = number
 TEMPLATES.env.filters["when"] = when
 
 
