@@ -31,7 +31,7 @@ from gateway.web.history import change_summary
 from gateway.web.sessions import Session
 from model.render.page import patient_fields, study_fields
 
-WORKLIST_ROWS = 1000  # rows shown; the counts cover every match
+WORKLIST_ROWS = 200  # rows shown (the most urgent); the counts cover every match
 AGES = (
     ("", "any time"),
     ("1h", "1 hour"),
