@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from PIL import Image
 
 from gateway.config import WebConfig
 from gateway.web.app import build_app
@@ -65,3 +66,6 @@ def full_page_screenshot(driver, path) -> None:
     width = driver.get_window_size()["width"]
     driver.set_window_size(width, min(int(height) + 20, 4000))
     driver.save_screenshot(str(path))
+    # 256 colours: a page of flat colours and lines loses nothing a reader sees, and the
+    # file shrinks several times (these go into docs/images).
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)

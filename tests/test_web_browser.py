@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import browser, full_page_screenshot, needs_chromium, served
-from tests.overread_support import Site
+from tests.overread_support import RECORDS, Site
 from tests.peers import FhirTestServer, Hl7TestPeer
 from tests.web_support import PASSWORDS, web_context
 
@@ -74,19 +74,21 @@ def test_physician_confirms_with_edits_and_the_final_report_reaches_the_ehr(
     from selenium.webdriver.support.ui import WebDriverWait
 
     fhir, mllp = peers
-    job_id = site.receive(shared_data)
-    assert site.sweeper.sweep().sent == 2  # the preliminary report, to both
+    other = site.receive(shared_data, RECORDS[1])
+    job_id = site.receive(shared_data, RECORDS[0])
+    assert site.sweeper.sweep().sent == 4  # the preliminary reports, to both peers
     web = web_context(tmp_path, site.service, audit=site.audit)
     with served(web) as base, browser() as driver:
         _sign_in(driver, base, "drsmith")
         assert driver.current_url.endswith("/worklist")
-        row = driver.find_element(By.CSS_SELECTOR, "#worklist tbody tr")
+        rows = driver.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
+        assert len(rows) == 2 and "2 reports" in driver.find_element(By.ID, "counts").text
+        row = next(r for r in rows if f'href="/reports/{job_id}"' in r.get_attribute("innerHTML"))
         assert "Doe, Jane" in row.text and "PAT-0042" in row.text
-        assert "1 report" in driver.find_element(By.ID, "counts").text
         full_page_screenshot(driver, tmp_path / "overread-worklist.png")
         _keep(tmp_path / "overread-worklist.png")
 
-        row.find_element(By.LINK_TEXT, "Doe, Jane").click()
+        row.find_element(By.CSS_SELECTOR, f'a[href="/reports/{job_id}"]').click()
         assert driver.current_url.endswith(f"/reports/{job_id}")
         page = driver.find_element(By.ID, "ecg-page")
         drawn = driver.execute_script(
@@ -113,10 +115,13 @@ def test_physician_confirms_with_edits_and_the_final_report_reaches_the_ehr(
         assert driver.current_url.endswith("/worklist"), refusals
         notice = driver.find_element(By.CSS_SELECTOR, ".notice.ok").text
         assert f"Report {job_id} confirmed as final (version 2)" in notice
-        assert not driver.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
+        [left] = driver.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
+        assert f'href="/reports/{other}"' in left.get_attribute("innerHTML")
 
     assert site.sweeper.sweep().sent == 2  # the final version, to both peers
-    [report] = fhir.resources("DiagnosticReport")  # updated in place, not a second one
+    reports = fhir.resources("DiagnosticReport")
+    assert len(reports) == 2  # one per ECG: the final version updated its own in place
+    [report] = [r for r in reports if r["status"] != "preliminary"]
     assert report["status"] == "final"
     assert "Atrial fibrillation. Over-read by Dr Smith." in report["conclusion"]
     codes = str(report.get("conclusionCode", ""))
