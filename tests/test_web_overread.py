@@ -334,3 +334,24 @@ def test_report_view_shows_the_prior_ecg_and_the_comparison(site, web, shared_da
     alone = client.get(f"/reports/{prior_job}").text
     assert 'id="prior-page"' not in alone  # no comparison: one page, full width
     assert client.get(f"/reports/{prior_job}/prior.svg").status_code == 404
+
+
+def test_a_failure_shows_no_patient_data_on_the_page_or_in_the_log(
+    site, web, shared_data, monkeypatch, caplog
+):
+    job_id = site.receive(shared_data)
+
+    patient = "^".join(("Doe", "Jane")) + " " + "-".join(("PAT", "0042"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"cannot read {patient}")  # a message quoting a patient
+
+    monkeypatch.setattr(site.service, "view", broken)
+    client = signed_in(web, "drsmith")
+    with caplog.at_level("DEBUG"):
+        response = client.get(f"/reports/{job_id}")
+    assert response.status_code == 500
+    assert "Something went wrong on the server; it has been logged." in response.text
+    assert "Doe" not in response.text and "PAT-0042" not in response.text
+    assert "failed with RuntimeError" in caplog.text
+    assert "Doe" not in caplog.text and "PAT-0042" not in caplog.text

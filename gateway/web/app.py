@@ -46,18 +46,49 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_page(request, exc.status_code, exc.detail)
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    """The page says nothing of what failed; the log names the exception type and where,
-    not its message (which might quote patient data)."""
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    log.error(
-        "web: %s %s failed with %s\n%s",
-        request.method,
-        request.url.path,
-        type(exc).__name__,
-        frames,
-    )
-    return error_page(request, 500, "Something went wrong on the server; it has been logged.")
+_SERVER_ERROR_PAGE = (
+    b"<!doctype html><title>Error</title><link rel=stylesheet href=/static/style.css>"
+    b"<main><h1>Error 500</h1><p class='notice refused' role=alert>Something went wrong on "
+    b"the server; it has been logged.</p><p><a href=/worklist>Back to the worklist</a></main>"
+)
+
+
+class ServerErrors:
+    """A failure in a page becomes a plain 500 page. The log names the exception's type
+    and where it happened, not its message (which might quote patient data); it is not
+    re-raised, so the server's own handler never logs the message either (Starlette's
+    error middleware re-raises what its handler has answered)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 - every failure ends as this page
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error(
+                "web: %s %s failed with %s\n%s",
+                scope["method"],
+                scope["path"],
+                type(exc).__name__,
+                frames,
+            )
+            if started:
+                return
+            await Response(_SERVER_ERROR_PAGE, status_code=500, media_type="text/html")(
+                scope, receive, send
+            )
 
 
 class SecurityHeaders:
@@ -100,9 +131,10 @@ def build_app(context: WebContext) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: _http_error},
     )
     app.state.web = context
+    app.add_middleware(ServerErrors)
     app.add_middleware(SecurityHeaders)
     # The SVG page and a long worklist shrink 3-10x; level 5: most of level 9's saving
     # for a fraction of its time (bench/web.py).
