@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -30,6 +30,7 @@ from model.statement_limits import StatementLimits
 from model.vlm.settings import VlmSettings
 
 log = logging.getLogger(__name__)
+SettingsFile = TypeVar("SettingsFile", bound=StrictSettings)
 
 
 class ConfigError(Exception):
@@ -448,12 +449,18 @@ def load_config(path: Path | None) -> GatewayConfig:
     """The validated config from `path`, or the embedded defaults when `path` is None."""
     if path is None:
         return GatewayConfig()
+    return load_settings(path, GatewayConfig)
+
+
+def load_settings(path: Path, model: type[SettingsFile]) -> SettingsFile:
+    """A settings file (gateway.yaml, the web users file) validated as `model`;
+    ConfigError naming the file, and the line and field of each problem."""
     try:
         document = read_settings(path)
     except YamlFileError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        return GatewayConfig.model_validate(document.data)
+        return model.model_validate(document.data)
     except ValidationError as exc:
         raise ConfigError(_validation_message(path, exc, document.root)) from None
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 
 import httpx
 import pytest
 
-from tests.gateway_process import REPO, GatewayProcess, free_port
+from tests.gateway_process import GatewayProcess, free_port
 from tests.peers import make_pki
 from tests.web_support import PASSWORDS, write_users
 
@@ -62,27 +60,7 @@ def test_serve_runs_the_web_application_on_its_own_port(tmp_path, tls):
     ],
 )
 def test_serve_refuses_a_web_section_it_cannot_use(tmp_path, web, message):
-    config = tmp_path / "gateway.yaml"
-    config.write_text(f"routes_optional: true\nadmin: {{port: 0}}\nweb:\n  enabled: true\n  {web}")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "serve",
-            "-c",
-            str(config),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--port",
-            str(free_port()),
-        ],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr
+    gateway = GatewayProcess(tmp_path / "data", extra_config=f"web:\n  enabled: true\n  {web}")
+    with pytest.raises(RuntimeError, match="gateway exited with 2") as refused:
+        gateway.start()
+    assert message in str(refused.value)

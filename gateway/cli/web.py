@@ -34,25 +34,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gateway.cli.common import audit_action
-    from gateway.web.auth import UsersFileError, add_user
+    from gateway.web.auth import add_user
 
-    try:
-        config = load_config(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    path = args.users_file or config.web.users_file
     password = _read_password()
     if password is None:
         print("error: no password given (type it, or pipe it on standard input)", file=sys.stderr)
         return 2
     try:
+        config = load_config(args)
+        path = args.users_file or config.web.users_file
         new = add_user(path, args.user_id, args.name, args.role, password)
-    except (ValueError, UsersFileError) as exc:
+    except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"error: cannot write {path}: {exc}", file=sys.stderr)
+        print(f"error: cannot write the users file: {exc}", file=sys.stderr)
         return 1
     verb = "added" if new else "updated"
     audit_action(config, f"web user {args.user_id} {verb} (role {args.role})")

@@ -53,11 +53,13 @@ _SERVER_ERROR_PAGE = (
 )
 
 
-class ServerErrors:
-    """A failure in a page becomes a plain 500 page. The log names the exception's type
-    and where it happened, not its message (which might quote patient data); it is not
-    re-raised, so the server's own handler never logs the message either (Starlette's
-    error middleware re-raises what its handler has answered)."""
+class PageGuard:
+    """Every response gets the security headers (and no-store, but for static files), and
+    a failure in a page becomes a plain 500 page. The log names the exception's type and
+    where it happened, not its message (it might quote patient data), and the exception
+    is not re-raised, so the server never logs the message either (Starlette's error
+    middleware re-raises what its handler has answered). Plain ASGI: Starlette's
+    BaseHTTPMiddleware costs a task per request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -68,13 +70,18 @@ class ServerErrors:
             return
         started = False
 
-        async def tracked(message: Message) -> None:
+        async def with_headers(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [*message.get("headers", []), *_SECURITY_HEADERS]
+                if not scope["path"].startswith("/static/"):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, tracked)
+            await self.app(scope, receive, with_headers)
         except Exception as exc:  # noqa: BLE001 - every failure ends as this page
             frames = "".join(traceback.format_tb(exc.__traceback__))
             log.error(
@@ -84,35 +91,9 @@ class ServerErrors:
                 type(exc).__name__,
                 frames,
             )
-            if started:
-                return
-            await Response(_SERVER_ERROR_PAGE, status_code=500, media_type="text/html")(
-                scope, receive, send
-            )
-
-
-class SecurityHeaders:
-    """Adds the security headers, and no-store for pages with patient data, to every
-    response (a plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a task)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += _SECURITY_HEADERS
-                if not scope["path"].startswith("/static/"):
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+            if not started:
+                page = Response(_SERVER_ERROR_PAGE, status_code=500, media_type="text/html")
+                await page(scope, receive, with_headers)
 
 
 def build_app(context: WebContext) -> Starlette:
@@ -134,8 +115,7 @@ def build_app(context: WebContext) -> Starlette:
         exception_handlers={HTTPException: _http_error},
     )
     app.state.web = context
-    app.add_middleware(ServerErrors)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(PageGuard)
     # The SVG page and a long worklist shrink 3-10x; level 5: most of level 9's saving
     # for a fraction of its time (bench/web.py).
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)

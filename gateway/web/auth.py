@@ -23,10 +23,11 @@ from typing import Literal
 import yaml
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
+from gateway.config import ConfigError, load_settings
 from gateway.durable import write_atomic
-from model.settings import StrictSettings, YamlFileError, line_at, read_settings
+from model.settings import StrictSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,6 @@ MIN_PASSWORD_CHARS = 10
 _USER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 
 _hasher = PasswordHasher()
-
-
-class UsersFileError(Exception):
-    """A users file that cannot be used; the message names the file, line and field."""
 
 
 class UserEntry(StrictSettings):
@@ -88,20 +85,8 @@ class User:
 
 
 def load_users(path: Path) -> UsersFile:
-    """The users file; UsersFileError naming the line and field of what is wrong."""
-    try:
-        document = read_settings(path)
-    except YamlFileError as exc:
-        raise UsersFileError(str(exc)) from None
-    try:
-        return UsersFile.model_validate(document.data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            line, _ = line_at(document.root, error["loc"])
-            field = ".".join(str(part) for part in error["loc"])
-            problems.append(f"{path}: line {line}: {field}: {error['msg']}")
-        raise UsersFileError("\n".join(problems)) from None
+    """The users file; ConfigError naming the line and field of what is wrong."""
+    return load_settings(path, UsersFile)
 
 
 class Directory:
@@ -142,7 +127,7 @@ class Directory:
         self._stamp = _stamp(self._path)
         try:
             users = load_users(self._path)
-        except UsersFileError as exc:
+        except ConfigError as exc:
             log.error("web users file not reloaded, the previous users stay: %s", exc)
             return
         self._entries = {entry.user_id.lower(): entry for entry in users.users}

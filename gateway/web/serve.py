@@ -13,7 +13,7 @@ from gateway.overread import OverreadService
 from gateway.routing import Router
 from gateway.store import Store
 from gateway.web.app import build_app
-from gateway.web.auth import Directory, UsersFileError
+from gateway.web.auth import Directory
 from gateway.web.context import WebContext
 from gateway.web.http import WebServer, start_web
 from gateway.web.login_limits import LoginLimits
@@ -33,7 +33,7 @@ def start_overread_web(
     cannot be used, OSError for a port that cannot be had."""
     try:
         directory = Directory.from_file(config.users_file)
-    except UsersFileError as exc:
+    except ConfigError as exc:
         raise ConfigError(f"web.users_file: {exc}") from None
     if not len(directory):
         log.warning("web: %s lists no users: nobody can sign in yet", config.users_file)
