@@ -17,13 +17,29 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom.dsutils import split_dataset
 
+from gateway.intake.accept import ReceivedObject
 from model.dicom_write import new_dataset, page_to_secondary_capture
 
 VENDOR_ECG = "vendor/dicom/guangxi_teaching_sinus_rhythm.dcm"
 PHOTO_JPEG = "images/ecg-image-kit/ecg00008.jpg"
 PHOTO_PNG = "images/ecg-image-kit/ecg00017.png"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def received(path: Path) -> ReceivedObject:
+    """A DICOM file as the SCP hands it to intake (from CART1 to ECGGW)."""
+    meta, offset = split_dataset(path)
+    return ReceivedObject(
+        sop_class_uid=str(meta.MediaStorageSOPClassUID),
+        sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
+        file_bytes=path.read_bytes(),
+        dataset_offset=offset,
+        calling_ae="CART1",
+        called_ae="ECGGW",
+        peer="127.0.0.1:4000",
+    )
 
 
 def copy_with_new_uid(src: Path, dst: Path, **changes: object) -> Path:

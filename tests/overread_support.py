@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pynetdicom.dsutils import split_dataset
-
 from gateway.audit import Auditor
 from gateway.config import AuditConfig
 from gateway.delivery.sweeper import DeliverySweeper
 from gateway.durable import ensure_dir
-from gateway.intake.accept import Intake, ReceivedObject
+from gateway.intake.accept import Intake
 from gateway.metrics import Metrics
 from gateway.overread import OverreadService, Physician
 from gateway.processing.workers import Workers, WorkerSettings
@@ -70,18 +68,7 @@ class Site:
         path = samples.changed_copy(
             plain, self.data_dir / f"{name}.dcm", PatientID=PATIENT_ID, PatientName="Doe^Jane"
         )
-        meta, offset = split_dataset(path)
-        outcome = self.intake.accept(
-            ReceivedObject(
-                sop_class_uid=str(meta.MediaStorageSOPClassUID),
-                sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
-                file_bytes=path.read_bytes(),
-                dataset_offset=offset,
-                calling_ae="CART1",
-                called_ae="ECGGW",
-                peer="127.0.0.1:4000",
-            )
-        )
+        outcome = self.intake.accept(samples.received(path))
         assert outcome.status == 0, outcome
         while self.workers.run_once("test-node:worker"):
             pass

@@ -6,22 +6,34 @@ sent twice; a reader, a stale version and bad edits are refused and recorded."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
-from overread_support import JONES, READER, SMITH, Site
+from overread_support import JONES, PATIENT_ID, READER, SMITH, Site
+from pypdf import PdfReader
 
+from gateway.cli import main
 from gateway.overread import (
     Conflict,
     InvalidEdit,
+    NotFound,
     PermissionDenied,
     ReportEdit,
     StatementEdit,
+    Unavailable,
     statement_catalogue,
 )
 from gateway.processing.package import ReportPackage
 from gateway.store import SqliteStore
+from model.report import CriticalFinding
+
+REPO = Path(__file__).resolve().parent.parent
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -47,6 +59,10 @@ def _afib_edit() -> ReportEdit:
         impression="Atrial fibrillation, LVH. Confirmed.",
         measurements={"qrs_ms": 102.0},
     )
+
+
+def _pdf_text(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
 
 
 def _versions(site: Site, job_id: int) -> list[tuple[str, int, str]]:
@@ -99,7 +115,10 @@ def test_confirming_makes_version_2_final_and_routes_it(site, shared_data):
     again = site.service.view(job_id, JONES)
     assert again.report == report and [v.version for v in again.versions] == [1, 2]
     original = ReportPackage.load(site.store.report_directory(site.store.get_job(job_id)))
-    assert again.pdf and again.pdf != original.pdf  # drawn again for the final version
+    assert "UNCONFIRMED" in " ".join(_pdf_text(original.pdf))
+    printed = " ".join(_pdf_text(again.pdf))  # drawn again for the final version
+    assert "FINAL report, confirmed by Anna Smith (smith)" in printed
+    assert "UNCONFIRMED" not in printed and "Atrial fibrillation" in printed
     assert "report confirmed: version 2" in site.audit_text()
 
 
@@ -222,3 +241,115 @@ def test_statement_catalogue_searches_codes_and_words():
     assert "AFIB" in codes
     assert statement_catalogue("LVH")[0] == ("LVH", "Left ventricular hypertrophy", "164873001")
     assert len(statement_catalogue("")) >= 70
+
+
+def test_reports_history_cli_shows_versions_changes_and_refusals(sqlite_site, shared_data):
+    job_id = sqlite_site.receive(shared_data)
+    sqlite_site.service.confirm(job_id, SMITH, _afib_edit(), base_version=1)
+    with pytest.raises(PermissionDenied):
+        sqlite_site.service.confirm(job_id, READER, None, base_version=2)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["reports", "history", str(job_id), "--data-dir", str(sqlite_site.data_dir)])
+    text = printed.getvalue()
+    assert code == 0, text
+    assert "      2  final" in text and "smith" in text and "(machine)" in text
+    assert "smith  confirmed: version 2" in text
+    assert "-> AFIB, LVH" in text and "qrs_ms:" in text and "-> 102.0" in text
+    assert "rita  refused-role (had seen version 2): role reader may not confirm" in text
+    assert PATIENT_ID not in text
+    with contextlib.redirect_stdout(io.StringIO()):
+        missing = main(["reports", "history", "999", "--data-dir", str(sqlite_site.data_dir)])
+    assert missing == 1
+
+
+def test_critical_findings_are_marked_again_from_what_the_physician_confirmed(
+    tmp_path, shared_data
+):
+    def rules(report):
+        afib = "AFIB" in report.codes
+        return [CriticalFinding(rule="af", text="Atrial fibrillation")] if afib else []
+
+    site = Site(tmp_path / "data", None)
+    site.service.critical = rules
+    try:
+        job_id = site.receive(shared_data)
+        assert not site.service.worklist()[0].critical
+        report = site.service.confirm(job_id, SMITH, _afib_edit(), base_version=1)
+        assert [f.rule for f in report.critical] == ["af"]
+        [entry] = site.service.worklist(include_final=True)
+        assert entry.critical and entry.critical_texts == ["Atrial fibrillation"]
+        edit = ReportEdit([StatementEdit("SR")], "Sinus rhythm.")
+        assert site.service.confirm(job_id, JONES, edit, base_version=2).critical == []
+    finally:
+        site.close()
+
+
+def test_a_report_whose_files_were_purged_cannot_be_confirmed(sqlite_site, shared_data):
+    job_id = sqlite_site.receive(shared_data)
+    sqlite_site.store.mark_job_files_purged(job_id)
+    with pytest.raises(Unavailable, match=f"the files of report {job_id} were removed"):
+        sqlite_site.service.confirm(job_id, SMITH, None, base_version=1)
+    with pytest.raises(PermissionDenied):  # refused and audited without the files too
+        sqlite_site.service.confirm(job_id, READER, None, base_version=1)
+    assert "refused-role" in sqlite_site.audit_text()
+    assert [v.version for v in sqlite_site.store.report_versions(job_id)] == [1]
+    with pytest.raises(NotFound):
+        sqlite_site.service.view(999, SMITH)
+
+
+_CONFIRM_AND_DIE = """
+import os, sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+from overread_support import SMITH, open_store
+from pathlib import Path
+from gateway.overread import OverreadService
+from gateway.routing import Router
+data = Path({data!r})
+store = open_store(data, {url!r})
+OverreadService(store, Router(data / "routes.yaml", data)).confirm({job}, SMITH, None, 1)
+os.kill(os.getpid(), 9)  # after the commit, before any delivery
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_9_right_after_a_confirmation_loses_nothing(backend, request, tmp_path, shared_data):
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    site = Site(tmp_path / "data", url)
+    try:
+        job_id = site.receive(shared_data)
+    finally:
+        site.close()
+    script = _CONFIRM_AND_DIE.format(
+        repo=str(REPO), tests=str(REPO / "tests"), data=str(tmp_path / "data"), url=url, job=job_id
+    )
+    died = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert died.returncode == -9, died.stderr
+    site = Site(tmp_path / "data", url)  # the gateway comes back
+    try:
+        assert site.sweeper.sweep().sent == 1
+        assert _versions(site, job_id) == [("outbox", 1, "superseded"), ("outbox", 2, "sent")]
+        [bundle] = (site.data_dir / "outbox").glob("*.fhir.json")
+        assert '"status":"final"' in bundle.read_text()
+    finally:
+        site.close()
+
+
+@pytest.mark.parametrize("outcome", ["sent", "failed"])
+def test_a_newer_version_waits_for_an_older_one_on_the_wire(sqlite_site, shared_data, outcome):
+    store = sqlite_site.store
+    job_id = sqlite_site.receive(shared_data)
+    [in_flight] = store.lease_due_deliveries(limit=5, lease_s=300)  # version 1 being sent
+    sqlite_site.service.confirm(job_id, SMITH, None, base_version=1)
+    assert store.lease_due_deliveries(limit=5) == []  # version 2 waits for it
+    if outcome == "sent":
+        store.mark_delivery_sent(in_flight.id)
+        expected = "sent"
+    else:
+        store.mark_delivery_failed(in_flight.id, "EHR down", next_attempt_at=0)
+        expected = "superseded"  # never retried after the newer version
+    [due] = store.lease_due_deliveries(limit=5)
+    assert due.report_version == 2
+    assert store.get_delivery(in_flight.id).state == expected

@@ -15,12 +15,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from PIL import Image
-from pynetdicom.dsutils import split_dataset
 
 from gateway import metrics as m
 from gateway.cli import main
 from gateway.durable import ensure_dir
-from gateway.intake.accept import Intake, Outcome, ReceivedObject
+from gateway.intake.accept import Intake, Outcome
 from gateway.metrics import Metrics
 from gateway.processing import workers as workers_module
 from gateway.processing.package import ReportPackage
@@ -73,18 +72,7 @@ class Gateway:
 
     def offer(self, path: Path) -> Outcome:
         """Hand a file to intake as the SCP would; what the sender is told."""
-        meta, offset = split_dataset(path)
-        return self.intake.accept(
-            ReceivedObject(
-                sop_class_uid=str(meta.MediaStorageSOPClassUID),
-                sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
-                file_bytes=path.read_bytes(),
-                dataset_offset=offset,
-                calling_ae="CART1",
-                called_ae="ECGGW",
-                peer="127.0.0.1:4000",
-            )
-        )
+        return self.intake.accept(samples.received(path))
 
     def process_all(self) -> None:
         while self.pipeline.run_once("test-worker"):

@@ -4,7 +4,7 @@ as SVG), removes and adds statements, edits the impression, corrects a measureme
 confirms with the keyboard; the confirmed version reaches the FHIR server and the MLLP
 peer (tests/peers.py) as the EHR sees it. A reader sees the report but no confirm
 button. Screenshots are kept in the test's directory, and in $ECG_GATEWAY_SCREENSHOTS
-when set (how docs/images/ is made: see docs/overread.md)."""
+when set (how docs/images/ is made: see docs/overread-web.md)."""
 
 from __future__ import annotations
 

@@ -11,10 +11,14 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model.errors import EcgDecodeError
 from model.vlm.settings import VlmUnavailable
 from training.config import ModelT, TrainingConfigError, load_yaml_config
+
+if TYPE_CHECKING:
+    from training.dataset import DatasetConfig
 
 CONFIG_DIR = Path("config/training")
 
@@ -50,6 +54,12 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dpi", type=int, help="page resolution (overrides dpi)")
     p.add_argument("--workers", type=int, help="rendering processes")
     p.add_argument("--seed", type=int, help="augmentation and balancing seed")
+    p.add_argument(
+        "--from-overreads",
+        metavar="SOURCE",
+        help="export the gateway's confirmed over-reads instead: its gateway.yaml, store"
+        " file or postgresql:// URL (default --out: OUTPUT_DIR-overreads)",
+    )
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
@@ -58,6 +68,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
     options = ("limit", "dpi", "workers", "seed")
     config = _load_config(args, DatasetConfig, options, ptbxl_dir="ptbxl", output_dir="out")
+    if args.from_overreads:
+        return _export_overreads(args, config)
     plan = plan_dataset(config)
     print(
         f"class counts of the train split, before and after oversampling "
@@ -68,6 +80,27 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     for split, counts in manifest["splits"].items():
         print(f"{split}: {counts['records']} records, {counts['samples']} samples")
     print(f"wrote {config.output_dir}/{{train,val,test}}.jsonl and manifest.json")
+    return 0
+
+
+def _export_overreads(args: argparse.Namespace, config: DatasetConfig) -> int:
+    from gateway.config import ConfigError
+    from gateway.store import StoreError
+    from training.overreads import export_overreads, open_source
+
+    out = args.out or config.output_dir.with_name(f"{config.output_dir.name}-overreads")
+    try:
+        store = open_source(args.from_overreads)
+    except (ValueError, ConfigError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        manifest = export_overreads(store, config, out)
+    finally:
+        store.close()
+    for what, count in manifest["counts"].items():
+        print(f"{what}: {count}")
+    print(f"wrote {out}/{{train,val,test}}.jsonl and manifest.json")
     return 0
 
 

@@ -2,9 +2,9 @@
 
 One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
 exit code): analyze.py (render, analyze), convert.py, serve.py, send.py, jobs.py,
-deliveries.py, routes.py, demo.py, model_tools.py, audit.py, store.py, web.py. Exit codes: 0 ok,
-1 the work failed, 2 bad input or configuration (the message names the file and the
-reason).
+deliveries.py, reports.py, routes.py, demo.py, model_tools.py, audit.py, store.py, web.py.
+Exit codes: 0 ok, 1 the work failed, 2 bad input or configuration (the message names the
+file and the reason).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from gateway.cli import (
     demo,
     jobs,
     model_tools,
+    reports,
     routes,
     send,
     serve,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         jobs.add_parser,
         routes.add_parser,
         deliveries.add_parser,
+        reports.add_parser,
         model_tools.add_parser,
         audit.add_parser,
         store.add_parser,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydicom.valuerep import PersonName
-
 
 class OverreadError(Exception):
     """A request the over-read service cannot carry out."""
@@ -30,18 +28,20 @@ class InvalidEdit(OverreadError):
 
 class Conflict(OverreadError):
     """The report changed since the user opened it: someone else confirmed or corrected
-    it. Names the version now current, who made it and when; nothing was changed."""
+    it. Names the version now current, who made it (`by`: user id; `by_display`: as
+    people write the name) and when; nothing was changed."""
 
-    def __init__(self, job_id: int, version: int, by: str, by_name: str, at: float) -> None:
+    def __init__(self, job_id: int, version: int, by: str, by_display: str, at: float) -> None:
         when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        name = PersonName(by_name)
-        who = " ".join(part for part in (name.given_name, name.family_name) if part)
-        who = f"{who} ({by})" if who else by or "the gateway"
         super().__init__(
-            f"report {job_id} was changed meanwhile: version {version} by {who} at {when};"
-            f" open it again to see that version"
+            f"report {job_id} was changed meanwhile: version {version} by {by_display} at"
+            f" {when}; open it again to see that version"
         )
-        self.job_id, self.version, self.by, self.by_name, self.at = job_id, version, by, by_name, at
+        self.job_id = job_id
+        self.version = version
+        self.by = by
+        self.by_display = by_display
+        self.at = at
 
 
 class Unavailable(OverreadError):

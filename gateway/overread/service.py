@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from gateway.audit import Auditor
+from gateway.audit import Auditor, Instance
 from gateway.delivery import DeliveryError, load_package
 from gateway.delivery.sweeper import exported_instance
 from gateway.overread.edits import ReportEdit, apply_edit, content, same_content
@@ -29,14 +29,17 @@ from gateway.processing.revision import revised_package
 from gateway.routing import Router
 from gateway.store import Job, Store
 from gateway.store.report_records import Change, NewVersion, ReportVersion, WorklistEntry
-from model.report import Confirmation, Report
+from model.report import Confirmation, CriticalFinding, Report
+from model.report_text import physician_display
 
 _FINAL_STATES = ("final", "corrected", "amended")
 
 
 class OverreadService:
     """Over-read on one store; `on_routed` hears the destinations of each new version
-    (the server wakes their delivery sweeps), `audit` records every action."""
+    (the server wakes their delivery sweeps), `audit` records every action, `critical`
+    (the routes' critical-result rules) marks each new version's critical findings
+    again from what the physician confirmed; without it a version keeps the machine's."""
 
     def __init__(
         self,
@@ -45,8 +48,10 @@ class OverreadService:
         *,
         audit: Auditor | None = None,
         on_routed: Callable[[list[str]], None] = lambda destinations: None,
+        critical: Callable[[Report], list[CriticalFinding]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.critical = critical
         self.store = store
         self.router = router
         self.audit = audit
@@ -105,7 +110,11 @@ class OverreadService:
                 VersionInfo(v.version, v.status, v.created_by, v.created_at) for v in versions
             ],
             history=self.store.report_changes(job_id),
-            entry=dataclasses.replace(entry, opened_at=entry.opened_at or now),
+            entry=dataclasses.replace(
+                entry,
+                opened_at=entry.opened_at or now,
+                opened_by=entry.opened_by or user.user_id,
+            ),
         )
 
     def history(self, job_id: int) -> list[Change]:
@@ -138,6 +147,9 @@ class OverreadService:
             raise _conflict(latest)
         base = Report.model_validate_json(latest.report_json)
         edited_report = apply_edit(base, edited)
+        if self.critical is not None:
+            findings = self.critical(edited_report)
+            edited_report = edited_report.model_copy(update={"critical": findings})
         final_before = base.status in _FINAL_STATES
         if final_before and same_content(base, edited_report):
             return base
@@ -235,10 +247,16 @@ class OverreadService:
         change = Change(at=now, user_id=user.user_id, action=action, version=latest.version)
         self.store.add_report_change(job.id, dataclasses.replace(change, after={"why": why}))
         if self.audit is not None:
-            package = self._load(job)
             self.audit.report_event(
-                user.user_id, exported_instance(package), "U", f"{action}: {why}", success=False
+                user.user_id, self._instance(job), "U", f"{action}: {why}", success=False
             )
+
+    def _instance(self, job: Job) -> Instance:
+        """What an audit record names: from the package, or from the job once purged."""
+        try:
+            return exported_instance(self._load(job))
+        except Unavailable:
+            return Instance(job.sop_class_uid, job.sop_instance_uid)
 
     def _audit(self, user: Physician, package: ReportPackage, action: str, what: str) -> None:
         if self.audit is not None:
@@ -247,5 +265,5 @@ class OverreadService:
 
 def _conflict(latest: ReportVersion) -> Conflict:
     report = Report.model_validate_json(latest.report_json)
-    name = report.confirmation.physician_name if report.confirmation else ""
-    return Conflict(latest.job_id, latest.version, latest.created_by, name, latest.created_at)
+    who = physician_display(report.confirmation) if report.confirmation else "the gateway"
+    return Conflict(latest.job_id, latest.version, latest.created_by, who, latest.created_at)

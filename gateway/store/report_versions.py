@@ -191,6 +191,18 @@ class ReportVersionQueries:
         )
         return ReportVersion(**dict(rows[0])) if rows else None
 
+    def confirmed_reports(self, after_job_id: int = 0, limit: int = 500) -> list[ReportVersion]:
+        """The latest version of each report a physician confirmed (final, corrected,
+        amended), by job, from the job after `after_job_id` (paging for exports)."""
+        columns = ", ".join(f"v.{name.strip()}" for name in _VERSION_COLUMNS.split(","))
+        rows = self._query(
+            f"SELECT {columns} FROM report_versions v JOIN report_worklist w"
+            f" ON w.job_id = v.job_id AND w.version = v.version"
+            f" WHERE w.status != 'preliminary' AND v.job_id > ? ORDER BY v.job_id LIMIT ?",
+            (after_job_id, limit),
+        )
+        return [ReportVersion(**dict(row)) for row in rows]
+
     def report_changes(self, job_id: int) -> list[Change]:
         rows = self._query(
             f"SELECT {_CHANGE_COLUMNS} FROM report_changes WHERE job_id = ? ORDER BY id",
