@@ -213,6 +213,7 @@ def test_an_edit_to_a_report_corrected_elsewhere_is_refused(site, web, shared_da
         "corrected",
         "refused-stale",
     ]
+    assert site.audit_text().count("refused-stale") == 1  # drjones's attempt, audited
 
 
 @pytest.mark.parametrize(
