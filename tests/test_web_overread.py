@@ -228,9 +228,14 @@ def test_a_bad_edit_is_refused_naming_the_field(site, web, shared_data, change, 
     job_id = site.receive(shared_data)
     client = signed_in(web, "drsmith")
     form = reading_form(client.get(f"/reports/{job_id}").text) | change
+    form["impression"] = "Typed before the mistake."
     response = client.post(f"/reports/{job_id}/confirm", data=form)
     assert response.status_code == 422
     assert message in response.text
+    # what was typed is still in the form, to be corrected rather than typed again
+    assert ">Typed before the mistake.</textarea>" in response.text
+    typed = change.get("m_qrs_ms") or change["add"]
+    assert f'value="{typed}"' in response.text
     assert _versions(site, job_id) == [("outbox", 1, "pending")]
 
 

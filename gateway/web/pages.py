@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -30,6 +31,7 @@ from gateway.web.edit_form import FormProblem, SubmittedReading, read_reading, s
 from gateway.web.history import change_summary
 from gateway.web.sessions import Session
 from model.render.page import patient_fields, study_fields
+from model.report import Report
 
 WORKLIST_ROWS = 200  # rows shown (the most urgent); the counts cover every match
 AGES = (
@@ -113,8 +115,15 @@ async def report(request: Request, session: Session) -> Response:
 
 
 async def _report_page(
-    request: Request, session: Session, job_id: int, error: str = "", status: int = 200
+    request: Request,
+    session: Session,
+    job_id: int,
+    error: str = "",
+    status: int = 200,
+    submitted: FormData | None = None,
 ) -> Response:
+    """The report view; with `submitted`, the form shows what the physician typed (a
+    refused edit is corrected, not typed again)."""
     context: WebContext = request.app.state.web
     try:
         view: ReportView = await run_in_threadpool(
@@ -144,11 +153,11 @@ async def _report_page(
                 "key": key,
                 "label": label,
                 "unit": unit,
-                "value": shown_value(getattr(shown.measurements, key)),
                 "null_reason": shown.null_reasons.get(key, ""),
             }
             for key, label, unit in MEASUREMENT_FIELDS
         ],
+        typed=typed_values(submitted, shown),
         catalogue=context.catalogue,
         may_edit=context.physician(session).may_confirm,
         has_pdf=view.pdf is not None,
@@ -171,12 +180,13 @@ async def confirm(request: Request, session: Session) -> Response:
             context.service.confirm, job_id, user, edit, reading.base_version
         )
     except FormProblem as exc:
-        return await _report_page(request, session, job_id, f"Not saved: {exc}.", 422)
+        return await _report_page(request, session, job_id, f"Not saved: {exc}.", 422, form)
     except OverreadError as exc:
         if isinstance(exc, NotFound | Unavailable):
             return _refusal_page(request, exc)
         status = next(code for kind, code in _REFUSALS if isinstance(exc, kind))
-        return await _report_page(request, session, job_id, _refusal_text(exc), status)
+        typed = form if isinstance(exc, InvalidEdit) else None
+        return await _report_page(request, session, job_id, _refusal_text(exc), status, typed)
     verb = "corrected" if confirmed.status == "corrected" else "confirmed"
     if confirmed.confirmation is None or confirmed.confirmation.physician_id != user.user_id:
         session.flash.append(f"Report {job_id} is already {confirmed.status}; nothing changed.")
@@ -214,6 +224,29 @@ async def ecg_pdf(request: Request, session: Session) -> Response:
         return error_page(request, 404, f"Report {job_id} has no PDF page.")
     headers = {"Content-Disposition": f'inline; filename="ecg-report-{job_id}.pdf"'}
     return Response(view.pdf, media_type="application/pdf", headers=headers)
+
+
+def typed_values(submitted: FormData | None, report: Report) -> dict:
+    """What the form's fields hold: the report's values, or those the physician submitted
+    (when the statements are still the ones the form was made for)."""
+    statements = report.statements
+    if submitted is None or submitted.get("statement_count") != str(len(statements)):
+        submitted = None
+
+    def field(name: str, default: str) -> str:
+        return str(submitted.get(name, default)) if submitted is not None else default
+
+    adds = [str(v) for v in submitted.getlist("add")] if submitted is not None else []
+    return {
+        "impression": field("impression", report.impression),
+        "texts": [field(f"text_{i}", s.text) for i, s in enumerate(statements)],
+        "removed": [bool(field(f"remove_{i}", "")) for i in range(len(statements))],
+        "measurements": {
+            key: field(f"m_{key}", shown_value(getattr(report.measurements, key)))
+            for key, _, _ in MEASUREMENT_FIELDS
+        },
+        "adds": (adds + ["", "", ""])[:3],
+    }
 
 
 def _svg_response(request: Request, svg: str | None) -> Response:
