@@ -27,29 +27,29 @@ def _sign_in(client: httpx.Client) -> httpx.Response:
 
 
 @needs_dcmtk
-@pytest.mark.parametrize("tls", [False, True])
-def test_serve_runs_the_web_application_on_its_own_port(tmp_path, tls):
-    users, port = write_users(tmp_path / "users.yaml"), free_port()
-    extra = f"web:\n  enabled: true\n  port: {port}\n  users_file: {users}\n"
-    verify: object = False
-    if tls:
-        pki = make_pki(tmp_path)
-        extra += f"  tls: {{enabled: true, cert: {pki.server_cert}, key: {pki.server_key}}}\n"
-        verify = httpx.create_ssl_context(verify=str(pki.ca))
+def test_serve_runs_the_web_application_over_tls_on_its_own_port(tmp_path):
+    """Over TLS (plain HTTP on loopback is what the browser and login tests use)."""
+    users, port, pki = write_users(tmp_path / "users.yaml"), free_port(), make_pki(tmp_path)
+    extra = (
+        f"web:\n  enabled: true\n  port: {port}\n  users_file: {users}\n"
+        f"  tls: {{enabled: true, cert: {pki.server_cert}, key: {pki.server_key}}}\n"
+    )
     gateway = GatewayProcess(tmp_path / "data", extra_config=extra).start()
-    scheme, host = ("https", "localhost") if tls else ("http", "127.0.0.1")
+    verify = httpx.create_ssl_context(verify=str(pki.ca))
     try:
-        with httpx.Client(base_url=f"{scheme}://{host}:{port}", verify=verify) as client:
+        with httpx.Client(base_url=f"https://localhost:{port}", verify=verify) as client:
             signed = _sign_in(client)
             assert signed.status_code == 303, signed.text
-            assert ("Secure" in signed.headers["set-cookie"]) is tls
+            assert "Secure" in signed.headers["set-cookie"]
             page = client.get("/worklist")
             assert page.status_code == 200 and "Nothing awaits over-read" in page.text
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)  # no plain HTTP
     finally:
         assert gateway.terminate(timeout_s=120) == 0  # workers may still be importing
-    assert f"over-read web application on {scheme}://127.0.0.1:{port}/" in gateway.logs()
+    assert f"over-read web application on https://127.0.0.1:{port}/" in gateway.logs()
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)  # stopped with the gateway
+        httpx.get(f"https://localhost:{port}/login", verify=verify, timeout=2)  # stopped
 
 
 @pytest.mark.parametrize(
