@@ -361,3 +361,21 @@ def test_a_failure_shows_no_patient_data_on_the_page_or_in_the_log(
     assert "Doe" not in response.text and "PAT-0042" not in response.text
     assert "failed with RuntimeError" in caplog.text
     assert "Doe" not in caplog.text and "PAT-0042" not in caplog.text
+
+
+def test_a_received_picture_is_shown_as_the_page_it_is(site, web, shared_data, tmp_path):
+    """A Secondary Capture (a photographed ECG: no samples to draw) shows its page as
+    received, not an empty 12-lead drawing."""
+    from tests import dicom_samples as samples
+
+    path = samples.secondary_capture_jpeg(shared_data, tmp_path / "sc.dcm")
+    assert site.intake.accept(samples.received(path)).status == 0
+    while site.workers.run_once("test-node:worker"):
+        pass
+    job_id = site.store.list_jobs(limit=1)[0].id
+    client = signed_in(web, "drsmith")
+    page = client.get(f"/reports/{job_id}").text
+    assert f'src="/reports/{job_id}/page.png"' in page and "ecg.svg" not in page
+    png = client.get(f"/reports/{job_id}/page.png")
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
+    assert client.get(f"/reports/{job_id}/ecg.svg").status_code == 404

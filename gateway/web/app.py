@@ -106,6 +106,7 @@ def build_app(context: WebContext) -> Starlette:
         Route("/reports/{job_id:int}", signed_in(pages.report)),
         Route("/reports/{job_id:int}/ecg.svg", signed_in(pages.ecg_svg)),
         Route("/reports/{job_id:int}/prior.svg", signed_in(pages.prior_svg)),
+        Route("/reports/{job_id:int}/page.png", signed_in(pages.page_png)),
         Route("/reports/{job_id:int}/ecg.pdf", signed_in(pages.ecg_pdf)),
         Route("/reports/{job_id:int}/confirm", signed_in(pages.confirm), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

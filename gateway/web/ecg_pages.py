@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 from gateway.delivery import DeliveryError, load_package
 from gateway.overread import NotFound
+from gateway.processing.package import ReportPackage
 from gateway.store import Store
 from model.ecg import Ecg
 from model.render.svg import render_svg
@@ -58,14 +59,22 @@ class EcgPages:
         done = [job for job in jobs if job.state == "done" and job.report_dir]
         return done[-1].id if done else None
 
+    def page_png(self, job_id: int) -> bytes | None:
+        """The page as a PNG, for a report made from a picture or PDF (no samples to
+        draw): the received page (its first frame or page)."""
+        package = self._package(job_id)
+        return package.png if package is not None else None
+
     def _waveform(self, job_id: int) -> Ecg | None:
+        package = self._package(job_id)
+        return package.waveform if package is not None else None
+
+    def _package(self, job_id: int) -> ReportPackage | None:
         job = self.store.get_job(job_id)
-        if job is None:
-            return None
-        directory = self.store.report_directory(job)
+        directory = self.store.report_directory(job) if job is not None else None
         if directory is None:
             return None
         try:
-            return load_package(directory).waveform
+            return load_package(directory)
         except DeliveryError:
             return None

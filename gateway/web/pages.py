@@ -161,6 +161,7 @@ async def _report_page(
         catalogue=context.catalogue,
         may_edit=context.physician(session).may_confirm,
         has_pdf=view.pdf is not None,
+        drawn=view.kind == "ecg-waveform",  # samples to draw; else the page as received
         history=[(change, change_summary(change)) for change in reversed(view.history)],
     )
 
@@ -202,6 +203,14 @@ async def ecg_svg(request: Request, session: Session) -> Response:
     context: WebContext = request.app.state.web
     svg = await run_in_threadpool(context.ecgs.svg, request.path_params["job_id"])
     return _svg_response(request, svg)
+
+
+async def page_png(request: Request, session: Session) -> Response:
+    context: WebContext = request.app.state.web
+    png = await run_in_threadpool(context.ecgs.page_png, request.path_params["job_id"])
+    if png is None:
+        return error_page(request, 404, "This report has no page image.")
+    return Response(png, media_type="image/png")
 
 
 async def prior_svg(request: Request, session: Session) -> Response:
