@@ -9,7 +9,7 @@
 | report_event | Patient Record (110110), R/U | a report opened, confirmed or corrected, or refused (over-read) |
 | application | Application Activity (110100) / Start or Stop | `serve` starts and stops |
 | user_authentication | User Authentication (110114) / Login or Logout | a web sign-in (or a refused one), a sign-out |
-| user_refused | Security Alert / Use of Restricted Function | a web request refused: CSRF, role, stale version |
+| user_refused | Security Alert / Use of Restricted Function | a web form refused before it reached the report: a missing or forged CSRF token |
 
 Each record is formatted as an RFC 5424 message, appended to the hash-chained trail and
 handed to the forwarder. Recording never raises into the caller's work: a trail that
