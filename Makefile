@@ -34,6 +34,7 @@ bench: install
 	$(PY) bench/decode.py
 	$(PY) bench/intake.py
 	$(PY) bench/metrics_overhead.py
+	$(PY) bench/web.py
 
 # Malformed objects, SIGKILLs under load, destination faults, PHI in logs: under 15 min.
 reliability: install

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -32,6 +32,7 @@ from model.statement_limits import StatementLimits
 from model.vlm.settings import VlmSettings
 
 log = logging.getLogger(__name__)
+SettingsFile = TypeVar("SettingsFile", bound=StrictSettings)
 
 
 class ConfigError(Exception):
@@ -295,6 +296,36 @@ class OrdersConfig(StrictSettings):
     )
 
 
+class WebConfig(StrictSettings):
+    """The physicians' over-read web application (gateway/web). On this machine only by
+    default; bound to any other address it needs TLS (passwords and patient data)."""
+
+    enabled: bool = False
+    bind: IpAddress = "127.0.0.1"
+    port: int = Field(8443, ge=0, le=65535, description="0: any free port")
+    users_file: Path = Field(
+        Path("config/web-users.yaml"),
+        description="local users with argon2 hashes (`ecg-gateway web user add`)",
+    )
+    session_minutes: float = Field(
+        30.0, gt=0, le=24 * 60, description="a session unused this long ends"
+    )
+    max_failed_logins: int = Field(
+        5, ge=1, description="wrong passwords per user (and 4x per address) before a pause"
+    )
+    lockout_minutes: float = Field(15.0, gt=0, description="the window and the pause")
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+
+    @model_validator(mode="after")
+    def _tls_beyond_localhost(self) -> WebConfig:
+        if self.enabled and not _is_loopback(self.bind) and not self.tls.enabled:
+            raise ValueError(
+                f"web.bind {self.bind} is reachable from other machines: "
+                "set web.tls (enabled, cert, key), or bind to 127.0.0.1"
+            )
+        return self
+
+
 class SyslogTlsConfig(StrictSettings):
     """TLS to the audit record repository (RFC 5425): the collector's CA, and this node's
     certificate where the collector authenticates nodes (IHE ATNA mutual TLS)."""
@@ -400,6 +431,7 @@ class GatewayConfig(StrictSettings):
     )
     admin: AdminConfig = Field(default_factory=AdminConfig)
     comparison: ComparisonConfig = Field(default_factory=ComparisonConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
     shutdown_grace_s: float = Field(
@@ -488,12 +520,18 @@ def load_config(path: Path | None) -> GatewayConfig:
     """The validated config from `path`, or the embedded defaults when `path` is None."""
     if path is None:
         return GatewayConfig()
+    return load_settings(path, GatewayConfig)
+
+
+def load_settings(path: Path, model: type[SettingsFile]) -> SettingsFile:
+    """A settings file (gateway.yaml, the web users file) validated as `model`;
+    ConfigError naming the file, and the line and field of each problem."""
     try:
         document = read_settings(path)
     except YamlFileError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        return GatewayConfig.model_validate(document.data)
+        return model.model_validate(document.data)
     except ValidationError as exc:
         raise ConfigError(_validation_message(path, exc, document.root)) from None
 

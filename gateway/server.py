@@ -1,5 +1,6 @@
 """`ecg-gateway serve`: config -> store -> workers -> DICOM SCP, watched folders, the
-upload endpoint and the HL7 order listener -> admin endpoint -> wait for a signal.
+upload endpoint and the HL7 order listener -> admin endpoint -> over-read web application
+-> wait for a signal.
 
 SIGHUP reloads the routes file and gateway.yaml (gateway/reload.py) between
 associations' starts, never cutting one. SIGTERM (or SIGINT) drains, in the reverse
@@ -115,6 +116,11 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
             store, router, metrics, config.retention_days, config.outbox_dir, alerts, audit
         )
         running.callback(delivery.shutdown)
+        if config.web.enabled:  # after delivery: a confirmed report is sent at once
+            from gateway.web.serve import start_overread_web  # starlette only when enabled
+
+            web = start_overread_web(config.web, store, router, audit, delivery.deliver_soon)
+            running.callback(web.stop)
         workers = Workers(
             store,
             router,

@@ -11,6 +11,8 @@
 | admin_action | Security Alert / Software Configuration or Use of Restricted Function | routes or config reloaded, jobs or deliveries retried |
 | report_event | Patient Record (110110), R/U | a report opened, confirmed or corrected, or refused (over-read) |
 | application | Application Activity (110100) / Start or Stop | `serve` starts and stops |
+| user_authentication | User Authentication (110114) / Login or Logout | a web sign-in (or a refused one), a sign-out |
+| user_refused | Security Alert / Use of Restricted Function | a web form refused before it reached the report: a missing or forged CSRF token |
 
 Each record is formatted as an RFC 5424 message, appended to the hash-chained trail and
 handed to the forwarder. Recording never raises into the caller's work: a trail that
@@ -222,6 +224,32 @@ class Auditor:
                 "E",
                 event_type=msg.APPLICATION_START if started else msg.APPLICATION_STOP,
                 participants=(self._gateway(msg.APPLICATION), _os_user(msg.APPLICATION_LAUNCHER)),
+            )
+        )
+
+    def user_authentication(self, user_id: str, address: str, login: bool, problem: str) -> None:
+        """A web user signing in (`problem` empty) or refused, or signing out."""
+        self._record(
+            msg.AuditEvent(
+                msg.USER_AUTHENTICATION,
+                "E",
+                msg.MINOR_FAILURE if problem else msg.SUCCESS,
+                msg.LOGIN if login else msg.LOGOUT,
+                problem,
+                (msg.Participant(user_id, None, True, "", address), self._gateway(None)),
+            )
+        )
+
+    def user_refused(self, user_id: str, address: str, reason: str) -> None:
+        """A signed-in (or anonymous) web user's request refused, and why (no patient data)."""
+        self._record(
+            msg.AuditEvent(
+                msg.SECURITY_ALERT,
+                "E",
+                msg.MINOR_FAILURE,
+                msg.USE_OF_RESTRICTED_FUNCTION,
+                reason,
+                (msg.Participant(user_id, None, True, "", address), self._gateway(None)),
             )
         )
 

@@ -3,8 +3,8 @@
 One module per command group, each with `add_parser(subparsers)` and `run(args)` (the
 exit code): analyze.py (render, analyze), convert.py, serve.py, send.py, jobs.py,
 deliveries.py, reports.py, routes.py, demo.py, model_tools.py, audit.py, store.py,
-orders.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or configuration (the message
-names the file and the reason).
+orders.py, web.py. Exit codes: 0 ok, 1 the work failed, 2 bad input or configuration (the
+message names the file and the reason).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from gateway.cli import (
     send,
     serve,
     store,
+    web,
 )
 from gateway.logs import TEXT_FORMAT
 from model.errors import EcgDecodeError
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         audit.add_parser,
         store.add_parser,
         orders.add_parser,
+        web.add_parser,
     ):
         add(sub)
     return parser

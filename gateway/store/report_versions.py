@@ -227,25 +227,36 @@ class ReportVersionQueries:
     ) -> list[WorklistEntry]:
         """Reports by worklist order (critical, priority, oldest), from the index: the
         filters are columns of report_worklist, so 10,000 open reports cost one index scan."""
-        where, params = [], {"limit": limit}
-        if not include_final:
-            where.append("status = 'preliminary'")
-        if site is not None:
-            where.append("site = :site")
-            params["site"] = site
-        if priority is not None:
-            where.append("priority_rank = :rank")
-            params["rank"] = PRIORITY_RANK[priority]
-        if received_since is not None:
-            where.append("received_at >= :since")
-            params["since"] = received_since
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, params = _worklist_filter(include_final, site, priority, received_since)
         rows = self._query(
             f"SELECT {_WORKLIST_COLUMNS} FROM report_worklist {clause}"
             f" ORDER BY critical DESC, priority_rank, received_at, job_id LIMIT :limit",
-            params,
+            {**params, "limit": limit},
         )
         return [_entry(row) for row in rows]
+
+    def worklist_counts(
+        self,
+        *,
+        include_final: bool = False,
+        site: str | None = None,
+        priority: str | None = None,
+        received_since: float | None = None,
+    ) -> dict[str, int]:
+        """How many reports the same filters match: in all, critical, and per priority
+        (the worklist page's counts, without reading 10,000 rows)."""
+        clause, params = _worklist_filter(include_final, site, priority, received_since)
+        rows = self._query(
+            "SELECT priority_rank, critical, COUNT(*) AS n FROM report_worklist"
+            f" {clause} GROUP BY priority_rank, critical",
+            params,
+        )
+        counts = dict.fromkeys(("total", "critical", *PRIORITY_RANK), 0)
+        for row in rows:
+            counts["total"] += row["n"]
+            counts["critical"] += row["n"] if row["critical"] else 0
+            counts[PRIORITY_OF_RANK[row["priority_rank"]]] += row["n"]
+        return counts
 
     def unindexed_reports(self, limit: int = 1000) -> list[Job]:
         """Done jobs with report files but no worklist row: completed before the store
@@ -259,6 +270,25 @@ class ReportVersionQueries:
             (limit,),
         )
         return [_job(row) for row in rows]
+
+
+def _worklist_filter(
+    include_final: bool, site: str | None, priority: str | None, since: float | None
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause and parameters of the worklist's filters."""
+    where, params = [], {}
+    if not include_final:
+        where.append("status = 'preliminary'")
+    if site is not None:
+        where.append("site = :site")
+        params["site"] = site
+    if priority is not None:
+        where.append("priority_rank = :rank")
+        params["rank"] = PRIORITY_RANK[priority]
+    if since is not None:
+        where.append("received_at >= :since")
+        params["since"] = since
+    return (f"WHERE {' AND '.join(where)}" if where else ""), params
 
 
 def _entry(row: Any) -> WorklistEntry:

@@ -60,23 +60,27 @@ def polyline_ops(points_units: np.ndarray) -> str:
 
 def traces_ops(ecg: Ecg, cells: tuple[Cell, ...]) -> str:
     """Every cell's trace: per cell a translation to its origin, then its polylines."""
+    ops = []
+    for cell, polylines in zip(cells, cell_polylines(ecg, cells), strict=True):
+        if not polylines:
+            continue
+        origin = np.array([units(cell.x_mm), units(cell.y_mm)])
+        paths = [polyline_ops(to_units(points) - origin) for points in polylines]
+        ops.append(f"q 1 0 0 1 {origin[0]} {origin[1]} cm\n" + "\n".join(paths) + "\nQ")
+    return "\n".join(ops)
+
+
+def cell_polylines(ecg: Ecg, cells: tuple[Cell, ...]) -> list[list[np.ndarray]]:
+    """Per cell, its trace's polylines in page mm, decimated to COLUMN_MM and simplified
+    to SIMPLIFY_TOLERANCE_MM (the PDF's and the web page's SVG's traces)."""
     samples_per_column = int(COLUMN_MM / MM_PER_S * ecg.sampling_rate + 1e-9)
     per_cell = [
         [decimated(segment, samples_per_column) for segment in cell_segments_mm(ecg, cell)]
         for cell in cells
     ]
     segments = [segment for cell_segments in per_cell for segment in cell_segments]
-    if not segments:
-        return ""
-    kept = simplified(segments, SIMPLIFY_TOLERANCE_MM)
-    ops = []
-    for cell, cell_segments in zip(cells, per_cell, strict=True):
-        if not cell_segments:
-            continue
-        origin = np.array([units(cell.x_mm), units(cell.y_mm)])
-        paths = [polyline_ops(to_units(next(kept)) - origin) for _ in cell_segments]
-        ops.append(f"q 1 0 0 1 {origin[0]} {origin[1]} cm\n" + "\n".join(paths) + "\nQ")
-    return "\n".join(ops)
+    kept = simplified(segments, SIMPLIFY_TOLERANCE_MM) if segments else iter(())
+    return [[next(kept) for _ in cell_segments] for cell_segments in per_cell]
 
 
 def decimated(points_mm: np.ndarray, samples_per_column: int) -> np.ndarray:
