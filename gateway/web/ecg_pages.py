@@ -71,7 +71,7 @@ class EcgPages:
 
     def _package(self, job_id: int) -> ReportPackage | None:
         job = self.store.get_job(job_id)
-        directory = self.store.report_directory(job) if job is not None else None
+        directory = self.store.report_files_of(job) if job is not None else None
         if directory is None:
             return None
         try:
