@@ -1,0 +1,159 @@
+"""A finding a physician removes is retracted at the EHR, not left behind: a real ECG is
+sent preliminary, confirmed with atrial fibrillation (a critical-result rule in
+routes.yaml fires), then corrected without it and with the QRS duration set to null.
+The FHIR test server then holds the critical finding's and the QRS duration's
+Observations as entered-in-error, referenced by nothing, and one DiagnosticReport; a real
+MLLP peer (python-hl7's server) receives the corrected ORU with an OBX-11 D row for every
+row an earlier version had and this one has not, valid under hl7apy's strict 2.5.1."""
+
+from __future__ import annotations
+
+import hl7
+from hl7_strict import validated_strictly
+from overread_support import JONES, SMITH, Site
+from peers import FhirTestServer, Hl7TestPeer
+
+from gateway.delivery.codes import EKG_IMPRESSION, MEASUREMENT_CODES
+from gateway.overread import ReportEdit, StatementEdit
+from gateway.processing.revision import withdrawn_findings
+from model.report import CriticalFinding, EngineInfo, Measurements, Report, Statement
+
+QRS_LOINC = next(code.loinc for code in MEASUREMENT_CODES if code.key == "qrs_ms")
+
+
+def _report(codes: list[str], qrs: float | None = 100.0, critical: bool = False) -> Report:
+    return Report(
+        statements=[Statement(code=code, text=code.lower()) for code in codes],
+        measurements=Measurements(qrs_ms=qrs),
+        impression="x" if codes else "",
+        critical=[CriticalFinding(rule="af", text="Atrial fibrillation")] if critical else [],
+        engine=EngineInfo(name="test", version="0"),
+    )
+
+
+def test_withdrawn_findings_are_those_of_any_earlier_version_absent_now() -> None:
+    first = _report(["AFIB", "LVH"], critical=True)
+    second = _report(["LVH"])  # AFIB removed; superseded before it was sent, say
+    third = _report(["LVH", "RBBB"], qrs=None)
+    withdrawn = withdrawn_findings([first, second], third)
+    assert {(f.kind, f.key) for f in withdrawn} == {
+        ("statement", "AFIB"),
+        ("critical", "af"),
+        ("measurement", "qrs_ms"),
+    }
+    assert next(f.text for f in withdrawn if f.key == "AFIB") == "afib"
+    assert withdrawn_findings([first], _report([], qrs=100.0)) == withdrawn_findings(
+        [first], _report([], qrs=100.0)
+    )
+    emptied = {(f.kind, f.key) for f in withdrawn_findings([first], _report([]))}
+    assert ("impression", "") in emptied and ("statement", "LVH") in emptied
+    assert withdrawn_findings([first], first) == []
+    assert Report.model_validate_json(_report(["SR"]).model_dump_json()).withdrawn == []
+
+
+def _routes(ehr: FhirTestServer, ris: Hl7TestPeer) -> str:
+    return (
+        "destinations:\n"
+        f"  ehr: {{type: fhir, endpoint: '{ehr.base_url}', timeout_s: 5}}\n"
+        f"  ris: {{type: hl7, endpoint: 'mllp://127.0.0.1:{ris.port}', timeout_s: 5}}\n"
+        "default: [ehr, ris]\n"
+        "critical:\n"
+        "  rules:\n"
+        "    - {name: af, text: Atrial fibrillation, codes: [AFIB]}\n"
+    )
+
+
+def _rows(message: hl7.Message) -> dict[tuple[str, str], tuple[str, str]]:
+    """OBX rows by what a merging receiver keys them on (OBX-3.1, OBX-4): (OBX-11, OBX-5)."""
+    return {(str(s[3][0][0]), str(s[4])): (str(s[11]), str(s[5])) for s in message.segments("OBX")}
+
+
+def _merged(messages: list[hl7.Message]) -> dict[tuple[str, str], str]:
+    """What a receiver that merges OBX rows by identifier holds after `messages`: each
+    row replaces the one with its key, a D row deletes it (HL7 table 0085)."""
+    held: dict[tuple[str, str], str] = {}
+    for message in messages:
+        for key, (status, value) in _rows(message).items():
+            if status == "D":
+                held.pop(key, None)
+            else:
+                held[key] = value
+    return held
+
+
+def test_a_removed_finding_is_retracted_at_the_fhir_server_and_the_mllp_peer(
+    tmp_path, shared_data
+) -> None:
+    ehr, ris = FhirTestServer().start(), Hl7TestPeer().start()
+    site = Site(tmp_path / "data", None, _routes(ehr, ris))
+    try:
+        job_id = site.receive(shared_data)
+        assert site.sweeper.sweep().sent == 2
+        afib = ReportEdit([StatementEdit("AFIB"), StatementEdit("LVH")], "AF. LVH.")
+        confirmed = site.service.confirm(job_id, SMITH, afib, base_version=1)
+        assert [f.rule for f in confirmed.critical] == ["af"]
+        assert site.sweeper.sweep().sent == 2
+        [critical] = [
+            o
+            for o in ehr.resources("Observation")
+            if "interpretation" in o
+            and "valueString" in o
+            and "Atrial fibrillation" in o["valueString"]
+        ]
+        qrs_before = _observations(ehr, QRS_LOINC)
+        assert [o["status"] for o in qrs_before] == ["final"]
+
+        correction = ReportEdit([StatementEdit("LVH")], "LVH.", {"qrs_ms": None})
+        corrected = site.service.confirm(job_id, JONES, correction, base_version=2)
+        assert site.sweeper.sweep().sent == 2
+    finally:
+        site.close()
+        ris.stop()
+        ehr.stop()
+
+    withdrawn = {(f.kind, f.key) for f in corrected.withdrawn}
+    assert {("statement", "AFIB"), ("critical", "af"), ("measurement", "qrs_ms")} <= withdrawn
+    assert ("statement", "LVH") not in withdrawn
+
+    # FHIR: the same Observations, updated in place to entered-in-error, referenced by nothing
+    assert ehr.rejections == []
+    [report] = ehr.resources("DiagnosticReport")
+    assert report["status"] == "corrected"
+    retracted = [
+        o for o in ehr.resources("Observation") if o["identifier"] == critical["identifier"]
+    ]
+    assert [o["status"] for o in retracted] == ["entered-in-error"]
+    assert "valueString" not in retracted[0] and "interpretation" not in retracted[0]
+    assert [o["status"] for o in _observations(ehr, QRS_LOINC)] == ["entered-in-error"]
+    current = [o for o in ehr.resources("Observation") if o["status"] != "entered-in-error"]
+    assert current and all(o["status"] == "corrected" for o in current)
+    assert not any("Atrial fibrillation" in o.get("valueString", "") for o in current)
+    observations = ehr.created["Observation"]
+    retracted_ids = {
+        f"Observation/{rid}" for rid, o in observations.items() if o["status"] == "entered-in-error"
+    }
+    references = str([report, *current])
+    assert len(retracted_ids) == 2 and not any(f"'{rid}'" in references for rid in retracted_ids)
+    assert all(f"'{ref['reference']}'" in references for ref in report["result"])
+
+    # HL7: the corrected ORU deletes every row the earlier versions had and it has not
+    assert [str(m.segment("OBR")[25]) for m in ris.received] == ["P", "F", "C"]
+    final, corrected_oru = ris.received[1], ris.received[2]
+    validated_strictly(str(corrected_oru))
+    deleted = {key for key, (status, _) in _rows(corrected_oru).items() if status == "D"}
+    assert (QRS_LOINC, "") in deleted
+    assert all(value == "" for status, value in _rows(corrected_oru).values() if status == "D")
+    impression = EKG_IMPRESSION[0]
+    assert any(code == impression for code, _ in deleted)
+    kept = {key: value for key, (status, value) in _rows(corrected_oru).items() if status != "D"}
+    assert _merged(list(ris.received)) == kept
+    assert not any("AFIB" in value or "fibrillation" in value for value in kept.values())
+    assert any("AFIB" in value for _, value in _rows(final).values())
+
+
+def _observations(ehr: FhirTestServer, loinc: str) -> list[dict]:
+    return [
+        o
+        for o in ehr.resources("Observation")
+        if any(c.get("code") == loinc for c in o["code"].get("coding", []))
+    ]
