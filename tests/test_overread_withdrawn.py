@@ -9,15 +9,23 @@ On both store backends (the earlier versions are read from the store)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import hl7
 import pytest
+from delivery_support import package
+from example_reports import confirmed, critical_afib_report
 from hl7_strict import validated_strictly
 from overread_support import JONES, SMITH, Site
 from peers import FhirTestServer, Hl7TestPeer
 
 from gateway.delivery.codes import EKG_IMPRESSION, MEASUREMENT_CODES
+from gateway.delivery.fhir import build_bundle, bundle_json
+from gateway.delivery.hl7 import build_oru, control_id, encode
 from gateway.overread import ReportEdit, StatementEdit
 from gateway.processing.revision import withdrawn_findings
+from gateway.routing import FhirOptions, Hl7Options
 from model.report import CriticalFinding, EngineInfo, Measurements, Report, Statement
 
 QRS_LOINC = next(code.loinc for code in MEASUREMENT_CODES if code.key == "qrs_ms")
@@ -51,6 +59,80 @@ def test_withdrawn_findings_are_those_of_any_earlier_version_absent_now() -> Non
     assert restored == []  # put back by a later version: nothing to retract
     older = _report(["SR"]).model_dump_json(exclude={"withdrawn"})  # a report.json before it
     assert "withdrawn" not in older and Report.model_validate_json(older).withdrawn == []
+
+
+def _corrected_without_afib() -> tuple[Report, Report]:
+    """A final critical AFIB report, and its correction: the AFIB statement, both
+    critical findings and the impression removed, the QRS duration set to null."""
+    final = confirmed(critical_afib_report())
+    edited = final.model_copy(
+        update={
+            "statements": [s for s in final.statements if s.code != "AFIB"],
+            "critical": [],
+            "impression": "",
+            "measurements": final.measurements.model_copy(update={"qrs_ms": None}),
+            "null_reasons": {**final.null_reasons, "qrs_ms": "removed by the physician"},
+        }
+    )
+    withdrawn = withdrawn_findings([critical_afib_report(), final], edited)
+    return final, confirmed(edited, "corrected", 3).model_copy(update={"withdrawn": withdrawn})
+
+
+def _observation_keys(bundle: dict) -> dict[str, dict]:
+    """The bundle's Observations by the identifier their request creates or updates."""
+    keys = {}
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Observation":
+            request = entry["request"]
+            keys[request.get("ifNoneExist") or request["url"].partition("?")[2]] = entry
+    return keys
+
+
+def test_every_observation_an_earlier_version_sent_is_updated_or_retracted(
+    shared_data: Path,
+) -> None:
+    final, corrected = _corrected_without_afib()
+    sent = _observation_keys(_fhir(shared_data, final))
+    bundle = _fhir(shared_data, corrected)
+    now = _observation_keys(bundle)
+    assert set(sent) <= set(now)  # nothing an earlier version sent is left as it was
+    retracted = {key: e for key, e in now.items() if e["resource"]["status"] == "entered-in-error"}
+    assert len(retracted) == 4  # two critical findings, the impression, the QRS duration
+    assert {e["request"]["method"] for e in retracted.values()} == {"PUT"}
+    assert all("valueString" not in e["resource"] for e in retracted.values())
+    others = json.dumps([e for key, e in now.items() if key not in retracted])
+    others += json.dumps(
+        [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Observation"]
+    )
+    assert not any(e["fullUrl"] in others for e in retracted.values())  # referenced by nothing
+    assert {e["resource"]["status"] for key, e in now.items() if key not in retracted} <= {
+        "corrected",
+        "final",  # the recorded waveform
+    }
+
+
+def _fhir(shared_data: Path, report: Report) -> dict:
+    return json.loads(bundle_json(build_bundle(package(shared_data, report=report), FhirOptions())))
+
+
+def test_every_obx_row_an_earlier_version_sent_is_replaced_or_deleted(shared_data: Path) -> None:
+    final, corrected = _corrected_without_afib()
+    options = Hl7Options(sending_application="ECGGW", receiving_application="RIS")
+    messages = []
+    for report in (final, corrected):
+        pkg = package(shared_data, report=report)
+        er7 = encode(build_oru(pkg, options, control_id(pkg, "ris"))).decode("utf-8")
+        validated_strictly(er7)
+        messages.append(hl7.parse(er7))
+    earlier, later = (_rows(message) for message in messages)
+    assert set(earlier) <= set(later)
+    deleted = {key for key, (status, _) in later.items() if status == "D"}
+    impression = EKG_IMPRESSION[0]
+    assert (impression, "1") in deleted and (QRS_LOINC, "") in deleted
+    kept = {key: value for key, (status, value) in later.items() if status != "D"}
+    assert _merged(messages) == kept
+    findings = [value for value in kept.values() if "99ECGCMP" not in value]  # not comparison
+    assert not any("fibrillation" in value.lower() for value in findings)
 
 
 def _routes(ehr: FhirTestServer, ris: Hl7TestPeer) -> str:
