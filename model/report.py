@@ -111,6 +111,25 @@ class CriticalFinding(BaseModel):
     values: dict[str, float | int | str | None] = Field(default_factory=dict)
 
 
+# what a physician removed: a coded statement, a measurement set to null, a critical
+# finding that no longer holds, or the impression emptied
+WithdrawnKind = Literal["statement", "measurement", "critical", "impression"]
+
+
+class WithdrawnFinding(BaseModel):
+    """A finding an earlier version of this report sent and this version no longer holds:
+    the outputs retract it where the EHR keeps it apart from the report (FHIR Observation
+    entered-in-error, HL7 OBX-11 D), so no query finds it as a current finding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: WithdrawnKind
+    key: str = Field(
+        "", description="statement code, measurement key or critical rule; '' for impression"
+    )
+    text: str = Field("", description="the statement's or critical finding's text as sent")
+
+
 class Report(BaseModel):
     """A machine report, preliminary until a physician confirms it (then final, and
     corrected or amended if changed after that; `version` counts the versions sent)."""
@@ -126,6 +145,9 @@ class Report(BaseModel):
     confirmation: Confirmation | None = None
     comparison: Comparison | None = None
     critical: list[CriticalFinding] = Field(default_factory=list)
+    withdrawn: list[WithdrawnFinding] = Field(
+        default_factory=list, description="sent by an earlier version, absent from this one"
+    )
     engine: EngineInfo
     source: SourceInfo = Field(default_factory=SourceInfo)
     warnings: list[str] = Field(default_factory=list)

@@ -107,13 +107,19 @@ def measurement_rows(report: Report) -> list[tuple[str, str]]:
 
 
 def interpretation_lines(report: Report) -> list[str]:
-    """Critical findings first, then the impression, each coded statement and the
-    comparison with the prior ECG, as the physician reads them."""
+    """Critical findings first, then the impression, each coded statement, the statements
+    a physician withdrew from an earlier version, and the comparison with the prior ECG,
+    as the physician reads them."""
     lines = [critical_line(finding) for finding in report.critical]
     lines += [report.impression] if report.impression else []
     lines += [f"{statement.text} ({statement.code})" for statement in report.statements]
     if not lines:
         lines = ["No interpretation statements."]
+    lines += [
+        f"Withdrawn: {finding.text} ({finding.key})"
+        for finding in report.withdrawn
+        if finding.kind == "statement"
+    ]
     if report.comparison is not None and report.comparison.statements:
         lines.append("Compared with the prior ECG:")
         lines += [comparison_line(statement) for statement in report.comparison.statements]

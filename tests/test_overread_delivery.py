@@ -15,8 +15,9 @@ from gateway.overread import ReportEdit, StatementEdit
 
 
 def _results(message: hl7.Message) -> set[str]:
-    """OBX-11 of the rows carrying a result (not the X of a value not measured)."""
-    return {str(s[11]) for s in message.segments("OBX") if str(s[11]) != "X"}
+    """OBX-11 of the rows carrying a result (not the X of a value not measured, nor the D
+    deleting a row an earlier version sent)."""
+    return {str(s[11]) for s in message.segments("OBX") if str(s[11]) not in ("X", "D")}
 
 
 def _confirm_and_correct(backend, request, tmp_path, shared_data, ehr, ris) -> None:

@@ -22,7 +22,7 @@ import model
 from model.ecg import Ecg
 from model.render.page import GRID_TOP_MM
 from model.render.pdf_paths import SIMPLIFY_TOLERANCE_MM, UNIT_MM
-from model.report import ComparisonStatement, Statement
+from model.report import ComparisonStatement, Statement, WithdrawnFinding
 from model.report_text import comparison_line
 from model.vlm.engine import render_page
 
@@ -91,6 +91,20 @@ def test_a_confirmed_report_says_its_status_and_who_confirmed_it(
     joined = " ".join(text.split())
     assert f"{says}" in joined and "UNCONFIRMED" not in joined
     assert "confirmed by Dr Alice M Jones (dr.jones) on 2026-12-06 21:30 UTC" in joined
+
+
+def test_a_corrected_printout_lists_the_statements_withdrawn(ptbxl_ecg: Ecg) -> None:
+    withdrawn = [
+        WithdrawnFinding(kind="statement", key="LVH", text="Left ventricular hypertrophy"),
+        WithdrawnFinding(kind="measurement", key="qrs_ms"),
+    ]
+    report = confirmed(afib_report(), "corrected").model_copy(update={"withdrawn": withdrawn})
+    [text] = pdf_text(model.render_pdf(ptbxl_ecg, report=report))
+    joined = " ".join(text.split())
+    assert "Withdrawn: Left ventricular hypertrophy (LVH)" in joined
+    assert "qrs_ms" not in joined  # a null measurement shows as such in the measurements
+    [plain] = pdf_text(model.render_pdf(ptbxl_ecg, report=confirmed(afib_report(), "corrected")))
+    assert "Withdrawn" not in plain
 
 
 def test_critical_findings_come_first_and_the_comparison_last(ptbxl_ecg: Ecg) -> None:

@@ -64,10 +64,12 @@ from gateway.delivery.fhir_waveform import (
 from gateway.delivery.result_status import (
     FHIR_CRITICAL,
     FHIR_INTERPRETATION_SYSTEM,
+    FHIR_WITHDRAWN,
     critical_subjects,
     is_confirmed,
     is_update,
     issued_at,
+    withdrawn,
 )
 from gateway.processing.package import ReportPackage
 from gateway.routing import FhirDestination, FhirOptions
@@ -84,6 +86,7 @@ MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
 _IDENTITY_NAMESPACE = uuid.UUID("6f0f3b0e-2c55-4c1e-9a43-6b1d8f1e0c2a")
 _IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
 _SEX = {"M": "male", "F": "female", "O": "other"}
+_MEASUREMENT_CONCEPT = {code.key: (code.loinc, code.display) for code in MEASUREMENT_CODES}
 
 
 def build_bundle(package: ReportPackage, options: FhirOptions) -> Bundle:
@@ -126,6 +129,7 @@ class _BundleBuilder:
         results += self._add_impression(patient_ref, device_ref)
         results += self._add_critical(patient_ref, device_ref)
         results += self._add_comparison(patient_ref, device_ref)
+        self._add_retractions(patient_ref, device_ref)
         forms = self._add_waveform(patient_ref, device_ref, results)
         media_ref = self._add_media(patient_ref, device_ref)
         context = {
@@ -262,10 +266,11 @@ class _BundleBuilder:
         dataAbsentReason (never a zero)."""
         results = []
         measurements = self.report.measurements
+        retracted = {finding.key for finding in withdrawn(self.report, "measurement")}
         for code in MEASUREMENT_CODES:
             value = getattr(measurements, code.key)
             reason = self.report.null_reasons.get(code.key)
-            if value is None and not (reason and self._measured):
+            if value is None and (code.key in retracted or not (reason and self._measured)):
                 continue
             observation = self._observation_base(
                 code.key, (code.loinc, code.display), patient_ref, device_ref
@@ -310,8 +315,8 @@ class _BundleBuilder:
         """One Observation per critical finding (EKG impression, interpretation AA), as the
         HL7 message has one OBX: what an EHR raises its critical-result alert on."""
         results = []
-        for number, finding in enumerate(self.report.critical, start=1):
-            role = f"critical-{number}"
+        for finding in self.report.critical:
+            role = f"critical-{finding.rule}"  # by rule: a withdrawn one is retracted by it
             observation = self._observation_base(role, EKG_IMPRESSION, patient_ref, device_ref)
             observation["valueString"] = critical_line(finding)
             observation["interpretation"] = [_CRITICAL_INTERPRETATION]
@@ -339,6 +344,21 @@ class _BundleBuilder:
                 observation["note"] = [{"text": f"Prior ECG acquired {prior}"}]
             results.append(self._add_entry_for(observation, role))
         return results
+
+    def _add_retractions(self, patient_ref: dict | None, device_ref: dict | None) -> None:
+        """An Observation an earlier version sent for a finding this one withdrew is
+        updated in place (same identifier) to entered-in-error, referenced by nothing: the
+        EHR's copy is retracted, so no Observation query finds it as current."""
+        roles = [
+            (f.key, _MEASUREMENT_CONCEPT[f.key]) for f in withdrawn(self.report, "measurement")
+        ]
+        roles += [(f"critical-{f.key}", EKG_IMPRESSION) for f in withdrawn(self.report, "critical")]
+        roles += [("impression", EKG_IMPRESSION) for _ in withdrawn(self.report, "impression")]
+        for role, code in roles:
+            observation = self._observation_base(role, code, patient_ref, device_ref)
+            observation["status"] = FHIR_WITHDRAWN
+            observation["note"] = [{"text": f"Withdrawn in report version {self.report.version}"}]
+            self._add_entry_for(observation, role)
 
     def _add_waveform(
         self, patient_ref: dict | None, device_ref: dict | None, results: list[dict]

@@ -39,10 +39,12 @@ from gateway.delivery.mllp import MllpClient, MllpError
 from gateway.delivery.order_status import build_status
 from gateway.delivery.result_status import (
     HL7_CRITICAL_FLAG,
+    HL7_DELETED,
     critical_subjects,
     hl7_result_status,
     is_confirmed,
     issued_at,
+    withdrawn,
 )
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
@@ -384,6 +386,7 @@ def _observation_contents(package: ReportPackage, options: Hl7Options) -> list[_
     status = hl7_result_status(report)
     critical = critical_subjects(report)
     measured = package.kind == "ecg-waveform"  # an image's empty measurements are no findings
+    retracted = {finding.key for finding in withdrawn(report, "measurement")}
     for code in MEASUREMENT_CODES:
         value = getattr(report.measurements, code.key)
         reason = report.null_reasons.get(code.key)
@@ -394,6 +397,8 @@ def _observation_contents(package: ReportPackage, options: Hl7Options) -> list[_
             contents.append(
                 _Observation("NM", identifier, format_number(value), status, units, flag=flag)
             )
+        elif code.key in retracted:  # sent before, withdrawn: the receiver deletes its row
+            contents.append(_Observation("NM", identifier, "", HL7_DELETED, units, note=reason))
         elif reason and measured:
             contents.append(
                 _Observation("NM", identifier, "", _CANNOT_BE_OBTAINED, units, note=reason)
@@ -402,6 +407,8 @@ def _observation_contents(package: ReportPackage, options: Hl7Options) -> list[_
     if report.impression:
         text = er7.text(report.impression)
         contents.append(_Observation("TX", impression, text, status, sub_id="1"))
+    elif withdrawn(report, "impression"):
+        contents.append(_Observation("TX", impression, "", HL7_DELETED, sub_id="1"))
     sub_ids = itertools.count(2)  # OBX-4 under the impression's OBX-3, after its 1
     for statement in report.statements:
         line = er7.text(f"{statement.code}: {statement.text}")
@@ -417,6 +424,10 @@ def _observation_contents(package: ReportPackage, options: Hl7Options) -> list[_
             )
         )
     contents += _comparison_observations(package, status, sub_ids)
+    # Rows under the impression's OBX-3 are numbered in order, so an earlier version's
+    # rows beyond this one's last are the withdrawn ones: one D row each deletes them all.
+    for _ in withdrawn(report, "statement") + withdrawn(report, "critical"):
+        contents.append(_Observation("TX", impression, "", HL7_DELETED, sub_id=str(next(sub_ids))))
     if package.pdf is not None:
         contents += _pdf_observations(package, options, status)
     return contents

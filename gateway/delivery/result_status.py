@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from model.report import Report
+from model.report import Report, WithdrawnFinding, WithdrawnKind
 
 # HL7 v2.5.1 table 0085 (OBR-25, OBX-11)
 HL7_PRELIMINARY = "P"
 HL7_FINAL = "F"
 HL7_CORRECTED = "C"  # replaces a result already sent (a correction, or a change after final)
+HL7_DELETED = "D"  # deletes the OBX record: a finding an earlier version sent, withdrawn
+# FHIR R4 Observation.status of a finding an earlier version sent and this one withdrew
+FHIR_WITHDRAWN = "entered-in-error"
 # HL7 v2.5.1 table 0078 (OBX-8): AA "very abnormal", the flag receivers raise alerts on; a
 # rule says a finding is critical, not in which direction, so HH/LL are not claimed.
 HL7_CRITICAL_FLAG = "AA"
@@ -56,3 +59,9 @@ def critical_subjects(report: Report) -> frozenset[str]:
             if isinstance(value, str):
                 subjects.update(code.strip() for code in value.split(","))
     return frozenset(subjects)
+
+
+def withdrawn(report: Report, kind: WithdrawnKind) -> list[WithdrawnFinding]:
+    """The findings of one kind an earlier version sent and this one withdrew (a
+    physician's edit): each output retracts them where the EHR keeps them apart."""
+    return [finding for finding in report.withdrawn if finding.kind == kind]

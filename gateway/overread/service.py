@@ -26,7 +26,7 @@ from gateway.overread.errors import Conflict, NotFound, PermissionDenied, Unavai
 from gateway.overread.records import Physician, ReportView, VersionInfo
 from gateway.processing.package import ReportPackage
 from gateway.processing.report_head import report_head
-from gateway.processing.revision import revised_package
+from gateway.processing.revision import revised_package, withdrawn_findings
 from gateway.routing import Router, critical_findings
 from gateway.store import Job, Store
 from gateway.store.report_records import Change, NewVersion, ReportVersion, WorklistEntry
@@ -147,8 +147,12 @@ class OverreadService:
         final_before = base.status in _FINAL_STATES
         if final_before and same_content(base, edited_report):
             return base
+        earlier = [
+            Report.model_validate_json(v.report_json) for v in self.store.report_versions(job_id)
+        ]
         report = edited_report.model_copy(
             update={
+                "withdrawn": withdrawn_findings(earlier, edited_report),
                 "status": "corrected" if final_before else "final",
                 "version": base.version + 1,
                 "confirmation": Confirmation(
