@@ -119,7 +119,14 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         if config.web.enabled:  # after delivery: a confirmed report is sent at once
             from gateway.web.serve import start_overread_web  # starlette only when enabled
 
-            web = start_overread_web(config.web, store, router, audit, delivery.deliver_soon)
+            web = start_overread_web(
+                config.web,
+                store,
+                router,
+                audit,
+                delivery.deliver_soon,
+                comparison_limits=config.comparison.thresholds,
+            )
             running.callback(web.stop)
         workers = Workers(
             store,

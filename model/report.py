@@ -112,8 +112,9 @@ class CriticalFinding(BaseModel):
 
 
 # what a physician removed: a coded statement, a measurement set to null, a critical
-# finding that no longer holds, or the impression emptied
-WithdrawnKind = Literal["statement", "measurement", "critical", "impression"]
+# finding that no longer holds, the impression emptied, or a comparison statement (by
+# its position) that the confirmed reading no longer supports
+WithdrawnKind = Literal["statement", "measurement", "critical", "impression", "comparison"]
 
 
 class WithdrawnFinding(BaseModel):
@@ -125,7 +126,9 @@ class WithdrawnFinding(BaseModel):
 
     kind: WithdrawnKind
     key: str = Field(
-        "", description="statement code, measurement key or critical rule; '' for impression"
+        "",
+        description="statement code, measurement key, critical rule or comparison position;"
+        " '' for impression",
     )
     text: str = Field("", description="the statement's or critical finding's text as sent")
 

@@ -10,8 +10,10 @@ On both store backends (the earlier versions are read from the store)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import dicom_samples as samples
 import hl7
 import pytest
 from delivery_support import package
@@ -19,14 +21,19 @@ from example_reports import confirmed, critical_afib_report
 from hl7_strict import validated_strictly
 from overread_support import JONES, SMITH, Site
 from peers import FhirTestServer, Hl7TestPeer
+from test_prior_comparison import ecg_file
 
+from gateway.config import ComparisonConfig
 from gateway.delivery.codes import EKG_IMPRESSION, MEASUREMENT_CODES
 from gateway.delivery.fhir import build_bundle, bundle_json
 from gateway.delivery.hl7 import build_oru, control_id, encode
+from gateway.metrics import Metrics
 from gateway.overread import ReportEdit, StatementEdit
 from gateway.processing.revision import withdrawn_findings
+from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import FhirOptions, Hl7Options
 from model.report import CriticalFinding, EngineInfo, Measurements, Report, Statement
+from model.rhythm_synthetic import RhythmSpec
 
 QRS_LOINC = next(code.loinc for code in MEASUREMENT_CODES if code.key == "qrs_ms")
 
@@ -243,3 +250,35 @@ def _observations(ehr: FhirTestServer, loinc: str) -> list[dict]:
         for o in ehr.resources("Observation")
         if any(c.get("code") == loinc for c in o["code"].get("coding", []))
     ]
+
+
+def test_a_confirmation_compares_the_physicians_reading_with_the_prior_again(tmp_path):
+    """The machine's comparison said what the machine read; a physician who changes the
+    rhythm gets a comparison of the confirmed reading, and the rows it no longer has are
+    withdrawn (a "no change" left standing would contradict the physician's AF)."""
+    site = Site(tmp_path / "data", None)
+    settings = WorkerSettings(
+        reports_dir=site.data_dir / "reports", workers=1, comparison=ComparisonConfig()
+    )
+    site.workers = Workers(site.store, site.router, settings, Metrics())
+    day = datetime(2026, 3, 1, 9, 0)
+    try:
+        for name, when in (("before", day), ("now", day + timedelta(days=1))):
+            path = ecg_file(tmp_path, name, RhythmSpec(rate_bpm=70), "P1", "HOSP", when)
+            assert site.intake.accept(samples.received(path)).status == 0
+            while site.workers.run_once("test-node:worker"):
+                pass
+        job_id = max(job.id for job in site.store.list_jobs())
+        machine = site.service.view(job_id, SMITH).report
+        assert machine.comparison is not None and "AFIB" not in machine.codes
+        assert [s.code for s in machine.comparison.statements] == ["NO_CHANGE"]
+        afib = ReportEdit(statements=[StatementEdit("AFIB")], impression="Atrial fibrillation.")
+        confirmed_report = site.service.confirm(job_id, SMITH, afib, base_version=1)
+        again = confirmed_report.comparison
+        assert again is not None
+        assert any(s.code == "NEW_RHYTHM" and s.current for s in again.statements), again
+        assert "NO_CHANGE" not in [s.code for s in again.statements]
+        withdrawn = {(f.kind, f.key) for f in confirmed_report.withdrawn}
+        assert ("comparison", "1") not in withdrawn  # row 1 is replaced, not deleted
+    finally:
+        site.close()

@@ -354,6 +354,9 @@ class _BundleBuilder:
         ]
         roles += [(f"critical-{f.key}", EKG_IMPRESSION) for f in withdrawn(self.report, "critical")]
         roles += [("impression", EKG_IMPRESSION) for _ in withdrawn(self.report, "impression")]
+        roles += [
+            (f"comparison-{f.key}", EKG_IMPRESSION) for f in withdrawn(self.report, "comparison")
+        ]
         for role, code in roles:
             observation = self._observation_base(role, code, patient_ref, device_ref)
             observation["status"] = FHIR_WITHDRAWN

@@ -426,7 +426,8 @@ def _observation_contents(package: ReportPackage, options: Hl7Options) -> list[_
     contents += _comparison_observations(package, status, sub_ids)
     # Rows under the impression's OBX-3 are numbered in order, so an earlier version's
     # rows beyond this one's last are the withdrawn ones: one D row each deletes them all.
-    for _ in withdrawn(report, "statement") + withdrawn(report, "critical"):
+    gone = ("statement", "critical", "comparison")
+    for _ in [finding for kind in gone for finding in withdrawn(report, kind)]:
         contents.append(_Observation("TX", impression, "", HL7_DELETED, sub_id=str(next(sub_ids))))
     if package.pdf is not None:
         contents += _pdf_observations(package, options, status)

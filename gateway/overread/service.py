@@ -32,6 +32,7 @@ from gateway.store import Job, Store
 from gateway.store.report_records import Change, NewVersion, ReportVersion, WorklistEntry
 from model.report import Confirmation, CriticalFinding, Report
 from model.report_text import physician_display
+from model.serial_comparison import ComparisonThresholds, Prior, compare
 
 _FINAL_STATES = ("final", "corrected", "amended")
 
@@ -50,6 +51,7 @@ class OverreadService:
     audit: Auditor | None = None
     on_routed: Callable[[list[str]], None] = lambda destinations: None
     critical: Callable[[Report], list[CriticalFinding]] | None = None
+    comparison_limits: ComparisonThresholds | None = None  # gateway.yaml's comparison
     clock: Callable[[], float] = time.time
 
     # --- the worklist -------------------------------------------------------------------
@@ -142,6 +144,8 @@ class OverreadService:
             raise _conflict(latest)
         base = Report.model_validate_json(latest.report_json)
         edited_report = apply_edit(base, edited)
+        if edited is not None:
+            edited_report = self._compared_again(edited_report)
         findings = self._critical_findings(edited_report)
         edited_report = edited_report.model_copy(update={"critical": findings})
         final_before = base.status in _FINAL_STATES
@@ -230,6 +234,33 @@ class OverreadService:
         if version.version == 1:
             return package
         return revised_package(package, Report.model_validate_json(version.report_json))
+
+    def _compared_again(self, report: Report) -> Report:
+        """The comparison with the prior ECG made again from the physician's reading (a
+        rhythm the physician removed must not stay "new"), against the prior's latest
+        version; a prior not held here (read from an archive) cannot be compared again,
+        so its comparison is dropped with a warning rather than sent unchecked."""
+        comparison = report.comparison
+        if comparison is None:
+            return report
+        prior = self._latest_report(comparison.prior_sop_instance_uid)
+        if prior is None:
+            warning = "comparison with the prior ECG withdrawn: the prior is not held here"
+            return report.model_copy(
+                update={"comparison": None, "warnings": [*report.warnings, warning]}
+            )
+        again = Prior(prior, comparison.prior_sop_instance_uid, comparison.prior_acquired_at)
+        return report.model_copy(
+            update={"comparison": compare(report, again, self.comparison_limits)}
+        )
+
+    def _latest_report(self, sop_instance_uid: str) -> Report | None:
+        """The latest version of the newest done job for that UID, if this store holds it."""
+        for job in reversed(self.store.jobs_for_uid(sop_instance_uid)):
+            version = self.store.latest_report_version(job.id) if job.state == "done" else None
+            if version is not None:
+                return Report.model_validate_json(version.report_json)
+        return None
 
     def _critical_findings(self, report: Report) -> list[CriticalFinding]:
         """The critical findings of what the physician confirmed, by the routes' rules."""

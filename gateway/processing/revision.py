@@ -37,7 +37,7 @@ def revised_package(package: ReportPackage, report: Report) -> ReportPackage:
 def withdrawn_findings(earlier: list[Report], report: Report) -> list[WithdrawnFinding]:
     """What ANY of the `earlier` versions held and `report` does not: statements by code,
     measurements with a value (now null), critical findings by rule, a non-empty
-    impression. Against every earlier version, not just the last: a version superseded
+    impression, comparison statements by position. Against every earlier version, not just the last: a version superseded
     before it was sent withdrew nothing from the EHR."""
     held = _findings(report)
     withdrawn: dict[tuple[str, str], WithdrawnFinding] = {}
@@ -63,4 +63,9 @@ def _findings(report: Report) -> dict[tuple[str, str], WithdrawnFinding]:
     ]
     if report.impression:
         findings.append(WithdrawnFinding(kind="impression"))
+    if report.comparison is not None:  # the outputs number comparison rows by position
+        findings += [
+            WithdrawnFinding(kind="comparison", key=str(number), text=statement.text)
+            for number, statement in enumerate(report.comparison.statements, start=1)
+        ]
     return {(finding.kind, finding.key): finding for finding in findings}

@@ -18,6 +18,7 @@ from gateway.web.context import WebContext
 from gateway.web.http import WebServer, start_web
 from gateway.web.login_limits import LoginLimits
 from gateway.web.sessions import Sessions
+from model.serial_comparison import ComparisonThresholds
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def start_overread_web(
     router: Router,
     audit: Auditor | None,
     on_routed: Callable[[list[str]], None],
+    comparison_limits: ComparisonThresholds | None = None,
 ) -> WebServer:
     """Serve the over-read pages; ConfigError for a users file or certificate that
     cannot be used, OSError for a port that cannot be had."""
@@ -37,7 +39,9 @@ def start_overread_web(
         raise ConfigError(f"web.users_file: {exc}") from None
     if not len(directory):
         log.warning("web: %s lists no users: nobody can sign in yet", config.users_file)
-    service = OverreadService(store, router, audit=audit, on_routed=on_routed)
+    service = OverreadService(
+        store, router, audit=audit, on_routed=on_routed, comparison_limits=comparison_limits
+    )
     indexed = service.index_existing_reports()
     if indexed:
         log.info("web: %d earlier reports put into the over-read worklist", indexed)
