@@ -121,3 +121,20 @@ def test_a_late_order_is_attached_with_the_resend_or_not_at_all(store, tmp_path)
         job_id,
     )
     assert store.order_for_job(job_id).id == late.id
+
+
+def test_a_report_replaced_while_its_delivery_is_on_the_wire_is_sent_again(store, tmp_path):
+    """The sweeper's mark of the old package must not swallow the re-send queued while it
+    was sending (the late order's package would never have gone out)."""
+    job_id, _ = _done_job(store, tmp_path, "1.8", "p:two")
+    [in_flight] = store.lease_due_deliveries(now=T0 + 1)
+    replaced = tmp_path / "reports" / f"{job_id}-order6"
+    replaced.mkdir()
+    (replaced / "context.json").write_text('{"order": {"placer_order_number": "P2"}}')
+    assert store.replace_report(job_id, str(replaced), [("ehr", "p:two")], now=T0 + 2)
+    store.mark_delivery_sent(in_flight.id, now=T0 + 3, leased_at=in_flight.updated_at)
+    [again] = store.lease_due_deliveries(now=T0 + 4)
+    assert (again.id, again.state) == (in_flight.id, "pending")
+    assert Path(again.report_dir).name == replaced.name  # the new package
+    store.mark_delivery_sent(again.id, now=T0 + 5, leased_at=again.updated_at)
+    assert store.get_delivery(again.id).state == "sent"

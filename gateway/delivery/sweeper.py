@@ -206,7 +206,7 @@ class DeliverySweeper:
             log.error("unexpected %s delivering %s", type(exc).__name__, _label(delivery))
             error = DeliveryError(f"{type(exc).__name__}: {redact(str(exc), package)}")
             return self._record_failure(delivery, destination.retry, error), False
-        self.store.mark_delivery_sent(delivery.id, now=self.clock())
+        self.store.mark_delivery_sent(delivery.id, now=self.clock(), leased_at=delivery.updated_at)
         self.metrics.inc(metric_names.DELIVERIES_SENT, destination=delivery.destination)
         log.info("delivered %s: %s", _label(delivery), receipt)
         if self.audit is not None:
@@ -262,14 +262,18 @@ class DeliverySweeper:
         reason = _give_up_reason(policy, failures, age, error)
         if reason is not None:
             message = f"{reason}: {error}"
-            self.store.mark_delivery_dead(delivery.id, message, now=now)
+            self.store.mark_delivery_dead(
+                delivery.id, message, now=now, leased_at=delivery.updated_at
+            )
             self.metrics.inc(metric_names.DELIVERIES_DEAD, destination=delivery.destination)
             log.error("delivery %s is dead: %s", _label(delivery), message)
             detail = f"delivery {delivery.id} to {delivery.destination}"
             self.alerts.send(Alert(DELIVERY_DEAD, delivery.sop_instance_uid, detail, message))
             return SweepResult(dead=1)
         delay = self._next_delay(policy, failures, age, error)
-        self.store.mark_delivery_failed(delivery.id, str(error), now + delay, now=now)
+        self.store.mark_delivery_failed(
+            delivery.id, str(error), now + delay, now=now, leased_at=delivery.updated_at
+        )
         self.metrics.inc(metric_names.DELIVERIES_FAILED, destination=delivery.destination)
         log.warning(
             "delivery %s failed (try %d), next try in %.0f s: %s",

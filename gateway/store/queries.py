@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.store.critical_alerts import CriticalAlertQueries
+from gateway.store.delivery_outcomes import DeliveryOutcomes
 from gateway.store.order_jobs import OrderJobs
 from gateway.store.orders import OrdersMixin
 from gateway.store.prior_ecgs import PriorEcgQueries
@@ -28,8 +29,6 @@ from gateway.store.report_records import ReportHead
 from gateway.store.report_versions import ReportVersionQueries
 
 _UNSENT = "('pending', 'failed')"
-# A delivery superseded while in flight stays superseded when its try fails.
-_UNLESS_SUPERSEDED = "CASE WHEN state = 'superseded' THEN state ELSE '{}' END"
 _ONE_LESS_ATTEMPT = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
 _DELIVERY_COLUMNS = (
     "d.id, d.job_id, d.destination, d.patient_key, d.state, d.attempts, d.next_attempt_at,"
@@ -51,7 +50,13 @@ _JOB_COLUMNS = (
 
 
 class Store(
-    OrdersMixin, OrderJobs, PriorEcgQueries, CriticalAlertQueries, ReportVersionQueries, ABC
+    DeliveryOutcomes,
+    OrdersMixin,
+    OrderJobs,
+    PriorEcgQueries,
+    CriticalAlertQueries,
+    ReportVersionQueries,
+    ABC,
 ):
     """The durable store as the gateway sees it: jobs, their leases, and deliveries.
 
@@ -544,45 +549,6 @@ class Store(
                 (now, job_id),
             )
             self._forget_files(conn, job_id)
-
-    def mark_delivery_sent(self, delivery_id: int, now: float | None = None) -> None:
-        now = _now(now)
-        self._update_delivery(
-            "state = 'sent', sent_at = :at, attempts = attempts + 1, last_error = NULL",
-            {"at": now},
-            delivery_id,
-            now,
-        )
-
-    def mark_delivery_failed(
-        self, delivery_id: int, error: str, next_attempt_at: float, now: float | None = None
-    ) -> None:
-        self._update_delivery(
-            f"state = {_UNLESS_SUPERSEDED.format('failed')}, attempts = attempts + 1,"
-            " last_error = :error,"
-            " next_attempt_at = :next",
-            {"error": error, "next": next_attempt_at},
-            delivery_id,
-            _now(now),
-        )
-
-    def mark_delivery_dead(self, delivery_id: int, error: str, now: float | None = None) -> None:
-        self._update_delivery(
-            f"state = {_UNLESS_SUPERSEDED.format('dead')}, attempts = attempts + 1,"
-            " last_error = :error",
-            {"error": error},
-            delivery_id,
-            _now(now),
-        )
-
-    def _update_delivery(
-        self, assignments: str, params: dict, delivery_id: int, now: float
-    ) -> None:
-        self._update(
-            f"UPDATE deliveries SET {assignments}, lease_expires_at = NULL, updated_at = :now"
-            f" WHERE id = :id",
-            {**params, "now": now, "id": delivery_id},
-        )
 
     def get_delivery(self, delivery_id: int) -> Delivery | None:
         rows = self._query(
