@@ -355,13 +355,26 @@ class SyslogConfig(StrictSettings):
 
 class PriorArchiveConfig(StrictSettings):
     """A DICOM archive asked for the patient's previous ECG when the gateway's own store
-    has none as recent: C-FIND (study, series, instance), then C-GET of the instance."""
+    has none as recent: C-FIND (study, series, instance), then C-GET of the instance, or
+    C-MOVE to `move_destination_ae` for an archive without C-GET: the archive must know
+    that AE title at this host and `move_port`, where the gateway listens only while it
+    retrieves (never its intake port: a prior is not a new ECG to report)."""
 
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     called_ae: AeTitle
     calling_ae: AeTitle = "ECGGW"
     timeout_s: float = Field(20.0, gt=0, description="per association; a slow archive is skipped")
+    retrieve: Literal["get", "move"] = "get"
+    move_destination_ae: AeTitle | None = None
+    move_bind: IpAddress = "0.0.0.0"
+    move_port: int | None = Field(None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _move_needs_a_destination(self) -> PriorArchiveConfig:
+        if self.retrieve == "move" and (self.move_destination_ae is None or self.move_port is None):
+            raise ValueError("retrieve: move needs move_destination_ae and move_port")
+        return self
 
 
 class ComparisonConfig(StrictSettings):

@@ -30,14 +30,16 @@ DAY = datetime(2026, 3, 1, 9, 0)
 
 @pytest.fixture
 def archive(tmp_path):
-    """A running dcmqrscp with an empty storage area, called ARCHIVE."""
+    """A running dcmqrscp with an empty storage area, called ARCHIVE, that knows the
+    gateway's move destination GWMOVE (the settings retrieve by C-GET unless changed)."""
     storage = tmp_path / "archive"
     storage.mkdir()
-    port = free_port()
+    port, move_port = free_port(), free_port()
     config = tmp_path / "dcmqrscp.cfg"
     config.write_text(
         f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 8\n"
-        "HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+        f"HostTable BEGIN\ngateway = (GWMOVE, 127.0.0.1, {move_port})\nHostTable END\n"
+        "VendorTable BEGIN\nVendorTable END\n"
         f"AETable BEGIN\nARCHIVE {storage} RW (100, 512mb) ANY\nAETable END\n"
     )
     server = subprocess.Popen(
@@ -45,7 +47,15 @@ def archive(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    settings = PriorArchiveConfig(host="127.0.0.1", port=port, called_ae="ARCHIVE", timeout_s=10)
+    settings = PriorArchiveConfig(
+        host="127.0.0.1",
+        port=port,
+        called_ae="ARCHIVE",
+        timeout_s=10,
+        move_destination_ae="GWMOVE",
+        move_bind="127.0.0.1",
+        move_port=move_port,
+    )
     _wait_for(settings)
     yield settings
     server.terminate()
@@ -104,6 +114,24 @@ def test_the_newest_earlier_ecg_of_the_same_patient_and_issuer(archive, tmp_path
     assert found.report.codes[0] == "SR"
     # before the older one: nothing
     assert archive_prior(archive, _meta(current), DAY.replace(hour=8).timestamp()) is None
+
+
+def test_an_archive_without_c_get_sends_the_prior_by_c_move(archive, tmp_path):
+    prior = ecg_file(tmp_path, "prior", RhythmSpec(rate_bpm=65), "P11", "HOSP", DAY)
+    current = ecg_file(tmp_path, "current", FAST_AF, "P11", "HOSP", DAY.replace(day=2))
+    store_in(archive, prior, current)
+    moving = archive.model_copy(update={"retrieve": "move"})
+    found = archive_prior(moving, _meta(current), DAY.replace(day=2).timestamp())
+    assert found.sop_instance_uid == _meta(prior).sop_instance_uid
+    assert found.report.codes[0] == "SR"
+    unknown = moving.model_copy(update={"move_destination_ae": "NOBODY"})
+    with pytest.raises(ArchiveError, match="C-MOVE failed"):  # the archive refuses it
+        archive_prior(unknown, _meta(current), DAY.replace(day=2).timestamp())
+
+
+def test_move_needs_its_destination():
+    with pytest.raises(ValueError, match="move_destination_ae and move_port"):
+        PriorArchiveConfig(host="h", port=104, called_ae="A", retrieve="move")
 
 
 def test_no_ecg_of_the_patient(archive, tmp_path):

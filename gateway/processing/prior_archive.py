@@ -1,17 +1,22 @@
 """The patient's previous ECG from a DICOM archive: C-FIND down the study root (study ->
-series of modality ECG -> instance), then C-GET of the newest instance acquired before
-this one, decoded with model.load and analysed by the measurement engine.
+series of modality ECG -> instance), then C-GET (or C-MOVE) of the newest instance
+acquired before this one, decoded with model.load and analysed by the measurement engine.
 
-C-GET, not C-MOVE: the object comes back on the same association, so the gateway needs
-no second listening port (and its own C-STORE intake never mistakes a retrieved prior for
-a new ECG to report). The retrieved object is accepted only if its Patient ID and Issuer
-of Patient ID equal this ECG's: the archive's matching is not trusted with identity, and a
-name is never used.
+C-GET by default: the object comes back on the same association, so the gateway needs no
+second listening port. For an archive without C-GET, C-MOVE sends it to
+`move_destination_ae`, a storage SCP the gateway runs on `move_port` only while it
+retrieves, never its intake port, so a retrieved prior is never mistaken for a new ECG
+to report; helper processes take turns on that port (a file lock). The retrieved object
+is accepted only if its Patient ID and Issuer of Patient ID equal this ECG's: the
+archive's matching is not trusted with identity, and a name is never used.
 """
 
 from __future__ import annotations
 
+import fcntl
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from pynetdicom.sop_class import (
     GeneralECGWaveformStorage,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     TwelveLeadECGWaveformStorage,
 )
 
@@ -79,7 +85,10 @@ def archive_prior(
             if instance.sop_instance_uid == metadata.sop_instance_uid:
                 continue
             received.clear()
-            _get(assoc, instance)
+            if settings.retrieve == "move":
+                _move(assoc, instance, settings, keep)
+            else:
+                _get(assoc, instance)
             prior = _analysed(received, metadata)
             if prior is not None and (before is None or _before(prior, before)):
                 return prior
@@ -93,6 +102,7 @@ def _application_entity(settings: PriorArchiveConfig) -> AE:
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.timeout_s
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     for storage in ECG_STORAGE:
         ae.add_requested_context(storage)
     return ae
@@ -150,16 +160,59 @@ def _instances(assoc, metadata: EcgMetadata) -> list[_Instance]:
     return found
 
 
-def _get(assoc, instance: _Instance) -> None:
-    query = _query(
+def _instance_query(instance: _Instance) -> Dataset:
+    return _query(
         "IMAGE",
         StudyInstanceUID=instance.study_uid,
         SeriesInstanceUID=instance.series_uid,
         SOPInstanceUID=instance.sop_instance_uid,
     )
-    for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+
+
+def _get(assoc, instance: _Instance) -> None:
+    for status, _ in assoc.send_c_get(
+        _instance_query(instance), StudyRootQueryRetrieveInformationModelGet
+    ):
         if not status:
             raise ArchiveError("C-GET: no answer (timed out or aborted)")
+
+
+def _move(assoc, instance: _Instance, settings: PriorArchiveConfig, keep) -> None:
+    """C-MOVE to the gateway's own move destination, listening only meanwhile."""
+    destination = AE(ae_title=settings.move_destination_ae)
+    destination.network_timeout = settings.timeout_s
+    for storage in ECG_STORAGE:
+        destination.add_supported_context(storage)
+    with _move_port_taken(settings.move_port):
+        server = destination.start_server(
+            (settings.move_bind, settings.move_port),
+            block=False,
+            evt_handlers=[(evt.EVT_C_STORE, keep)],
+        )
+        try:
+            for status, _ in assoc.send_c_move(
+                _instance_query(instance),
+                settings.move_destination_ae,
+                StudyRootQueryRetrieveInformationModelMove,
+            ):
+                if not status:
+                    raise ArchiveError("C-MOVE: no answer (timed out or aborted)")
+                if status.Status not in _PENDING and status.Status != 0x0000:
+                    raise ArchiveError(f"C-MOVE failed with status 0x{status.Status:04X}")
+        finally:
+            server.shutdown()
+
+
+@contextmanager
+def _move_port_taken(port: int) -> Iterator[None]:
+    """One retrieve at a time on the move port, across the gateway's helper processes."""
+    lock_path = Path(tempfile.gettempdir()) / f"ecg-gateway-move-{port}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _analysed(received: list[bytes], metadata: EcgMetadata) -> PriorEcg | None:
