@@ -8,9 +8,10 @@ leads (Einthoven/Goldberger for the limb leads, a simple torso-free geometry for
 V1-V6). So the P, QRS and T onsets and offsets, and the frontal P, QRS and T
 axes (the directions of the waves' net areas) are known by construction.
 
-The QRS is a small septal q lobe, the main R lobe and a terminal s lobe; the q
-and s lobes point straight front and back, so they leave the frontal QRS axis
-exactly that of the R lobe.
+The QRS is a small septal q lobe, the main R lobe and a terminal s lobe (or a
+slow terminal S wave, SyntheticSpec.slow_terminal_s); the q and s lobes point
+straight front and back, so they leave the frontal QRS axis exactly that of the
+R lobe.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ class SyntheticSpec:
     noise_mv: float = 0.0
     seed: int = 0
     sex: str | None = None
+    # A slow terminal S wave: the s lobe (a quarter of the R's amplitude) takes half the
+    # QRS, falls to its nadir in a fifth of that, stays there for a tenth and returns
+    # slowly to the baseline (a Philips
+    # PageWriter ECG here: every lead turns at once at the nadir, the spatial velocity
+    # stays near zero for 6 ms, while the signal is still far from the baseline).
+    slow_terminal_s: bool = False
 
 
 def direction(frontal_deg: float, z: float = 0.0) -> np.ndarray:
@@ -88,6 +95,17 @@ def _t_wave(t: np.ndarray, start: float, duration: float, peak_at: float) -> np.
     return np.where((t >= start) & (t <= start + duration), wave, 0.0)
 
 
+def _slow_s_wave(t: np.ndarray, start: float, duration: float) -> np.ndarray:
+    """A sine-squared fall over the first fifth, a flat nadir for a tenth, a sine-squared
+    return over the rest: zero outside [start, start + duration], exactly."""
+    fall, hold = 0.2 * duration, 0.1 * duration
+    ret = duration - fall - hold
+    down = np.sin(0.5 * np.pi * (t - start) / fall) ** 2
+    back = np.cos(0.5 * np.pi * (t - start - fall - hold) / ret) ** 2
+    wave = np.where(t <= start + fall, down, np.where(t <= start + fall + hold, 1.0, back))
+    return np.where((t >= start) & (t <= start + duration), wave, 0.0)
+
+
 def p_wave_vector(t: np.ndarray, spec: SyntheticSpec, p_on: float, axis_deg: float) -> np.ndarray:
     """(3, n) heart vector of one P wave starting at p_on (ms) with the given frontal axis."""
     return spec.p_mv * np.outer(direction(axis_deg, 0.2), lobe(t, p_on, spec.p_duration_ms))
@@ -98,11 +116,14 @@ def ventricular_vector(
 ) -> np.ndarray:
     """(3, n) heart vector of one conducted QRS-T complex whose QRS starts at qrs_on (ms)."""
     qt = spec.qt_ms if qt_ms is None else qt_ms
-    q_d, s_d = 0.2 * spec.qrs_ms, 0.25 * spec.qrs_ms
+    q_d, s_d = 0.2 * spec.qrs_ms, (0.5 if spec.slow_terminal_s else 0.25) * spec.qrs_ms
     r_d = spec.qrs_ms - q_d - s_d
     vector = 0.25 * spec.r_mv * np.outer([0, 0, -1.0], lobe(t, qrs_on, q_d))
     vector += spec.r_mv * np.outer(direction(spec.qrs_axis_deg), lobe(t, qrs_on + q_d, r_d))
-    vector += 0.5 * spec.r_mv * np.outer([0, 0, -1.0], lobe(t, qrs_on + q_d + r_d, s_d))
+    s_on = qrs_on + q_d + r_d
+    s_wave = _slow_s_wave(t, s_on, s_d) if spec.slow_terminal_s else lobe(t, s_on, s_d)
+    s_mv = (0.25 if spec.slow_terminal_s else 0.5) * spec.r_mv
+    vector += s_mv * np.outer([0, 0, -1.0], s_wave)
     t_start = qrs_on + spec.qrs_ms + 0.25 * (qt - spec.qrs_ms)
     t_duration = qrs_on + qt - t_start
     vector += spec.t_mv * np.outer(

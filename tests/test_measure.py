@@ -59,6 +59,18 @@ def test_intervals_and_axes_match_the_truth(spec: SyntheticSpec, fs: float) -> N
     assert values.heart_rate_bpm == pytest.approx(spec.heart_rate_bpm, abs=1)
 
 
+@pytest.mark.parametrize("fs", [250.0, 500.0, 1000.0])
+@pytest.mark.parametrize("qrs_ms", [110, 120])
+@pytest.mark.parametrize("qrs_axis", [0, 15, 30])
+def test_qrs_ends_after_a_slow_terminal_s_wave(qrs_axis: int, qrs_ms: int, fs: float) -> None:
+    """At the nadir of a slow terminal S wave every lead turns at once: the spatial
+    velocity stays near zero while the signal is still far from the baseline. The QRS
+    ends where the S wave has returned (it ended at the nadir, 38-48 ms short)."""
+    spec = SyntheticSpec(qrs_ms=qrs_ms, qrs_axis_deg=qrs_axis, slow_terminal_s=True)
+    measured = measure(synthetic_ecg(spec, sampling_rate=fs)).values.qrs_ms
+    assert measured == pytest.approx(qrs_ms, abs=4)
+
+
 def test_p_wave_starting_on_the_t_wave_gives_no_pr_but_keeps_the_rhythm() -> None:
     """At 120/min a PR of 184 ms puts the P onset 7 ms before the T wave ends: no
     isoelectric segment shows where the P wave starts, so no PR or P duration is

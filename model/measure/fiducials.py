@@ -61,9 +61,10 @@ def fiducials_and_intervals(
 ) -> None:
     v_core = spatial_velocity(median, leads, smooth=3)
     v_wide = spatial_velocity(wide, leads)
+    edge_signals = wide[leads]
     if too_noisy_for_wideband(v_core, v_wide):
-        v_wide = v_core
-    qrs_on, qrs_off = locate_qrs(v_core, v_wide, source_fs)
+        v_wide, edge_signals = v_core, median[leads]
+    qrs_on, qrs_off = locate_qrs(v_core, v_wide, source_fs, edge_signals)
     result.values.qrs_ms = round(ms(qrs_off - qrs_on))
     t = _t_wave_and_qt(result, median, leads, qrs_on, qrs_off)
     t_peak = t.peak if t is not None else None

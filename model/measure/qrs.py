@@ -43,6 +43,22 @@ INITIAL_HUMP_FACTOR = 1.5
 INITIAL_DIP_QUIET_FACTOR = 2.0
 QRS_HEAD_MS = 60
 QRS_TAIL_MS = 50
+# A slow terminal S wave: at its nadir every lead turns at once, so the spatial velocity
+# falls to zero while the signal is still far from its isoelectric level, and the offset
+# walk stops there (a Philips PageWriter ECG here: QRS 52 ms against the cart's 102).
+# Where, within TERMINAL_NADIR_MS of the offset, the velocity rises again above
+# TERMINAL_FLAT_FRACTION of its peak and, within TERMINAL_RETURN_MS, flattens below it,
+# after moving the leads by at least TERMINAL_RETURN_FRACTION of the QRS's peak spatial
+# magnitude and bringing them at least TERMINAL_RETURN_RATIO closer to their PR-segment
+# level, that return is QRS. ST elevation (the leads stay away from the PR level) or a
+# T wave (it moves them further away) fails the last test. Set on the PageWriter and on
+# synthetic ECGs with such an S wave; no LUDB, CinC 2021 or WFDB sample QRS changes
+# (docs/measurement.md 3.1).
+TERMINAL_FLAT_FRACTION = 0.025
+TERMINAL_NADIR_MS = 10
+TERMINAL_RETURN_MS = 60
+TERMINAL_RETURN_FRACTION = 0.1
+TERMINAL_RETURN_RATIO = 0.5
 # Bridges the notch between S and R' of a right bundle branch block (30 ms in LUDB 108).
 QRS_GAP_MS = 40
 # Below this spatial QRS-to-noise ratio no interval, axis or amplitude is given (clean
@@ -86,7 +102,9 @@ def _qrs_core(v: np.ndarray) -> tuple[int, int, int]:
     return peak, start, end
 
 
-def locate_qrs(v_core: np.ndarray, v: np.ndarray, source_fs: float = FS) -> tuple[int, int]:
+def locate_qrs(
+    v_core: np.ndarray, v: np.ndarray, source_fs: float = FS, signals: np.ndarray | None = None
+) -> tuple[int, int]:
     """Global QRS onset and offset on the spatial velocity of the median beats.
 
     The QRS core is found on v_core (0.5-40 Hz, smoothed: robust against noise);
@@ -94,9 +112,10 @@ def locate_qrs(v_core: np.ndarray, v: np.ndarray, source_fs: float = FS) -> tupl
     accurate) until the velocity falls to QRS_EDGE_FRACTION of its peak (the
     LOW_RATE_ fractions for recordings under 500 Hz), but never below
     QRS_NOISE_FACTOR times the quiet level next to the complex. The onset is then
-    carried back over slow initial forces (_initial_forces_start) before both edges
-    are followed to their foot. source_fs is the rate the ECG was recorded at,
-    before resampling to FS.
+    carried back over slow initial forces (_initial_forces_start), the offset on
+    over a slow terminal S wave's return (_terminal_return, given the leads' signals
+    that v was taken from), before both edges are followed to their foot. source_fs
+    is the rate the ECG was recorded at, before resampling to FS.
     """
     edge_fraction, foot_fraction = (
         (QRS_EDGE_FRACTION, QRS_FOOT_FRACTION)
@@ -120,8 +139,41 @@ def locate_qrs(v_core: np.ndarray, v: np.ndarray, source_fs: float = FS) -> tupl
     offset = _walk(
         v, end, +1, edge_off, samples(QRS_TAIL_MS), valley_below=QRS_VALLEY_FRACTION * v[peak]
     )
+    if signals is not None:
+        flat = level(base_off, TERMINAL_FLAT_FRACTION)
+        offset = _terminal_return(v, signals, onset, offset, flat)
     offset = _foot(v, offset, +1, level(base_off, foot_fraction))
     return onset, offset
+
+
+def _terminal_return(
+    v: np.ndarray, signals: np.ndarray, onset: int, offset: int, flat: float
+) -> int:
+    """The QRS offset, carried on over a slow terminal S wave that the walk stopped at.
+
+    signals are the leads v was taken from; the distance of their vector from its
+    PR-segment level (the samples up to the onset) says how far from isoelectric the
+    signal still is. Returns the offset unchanged unless the velocity leaves the nadir
+    (the lowest velocity within TERMINAL_NADIR_MS, and whatever stays at or below flat
+    for TERMINAL_NADIR_MS more) and stays at or below flat for QUIET_RUN samples again
+    within TERMINAL_RETURN_MS, having returned toward the PR level (TERMINAL_ constants).
+    """
+    stop = min(offset + samples(TERMINAL_RETURN_MS), v.size - QUIET_RUN)
+    nadir = offset + int(np.argmin(v[offset : offset + samples(TERMINAL_NADIR_MS)]))
+    end = nadir
+    while end < min(nadir + samples(TERMINAL_NADIR_MS), stop) and v[end] <= flat:
+        end += 1
+    while end < stop and not (v[end : end + QUIET_RUN] <= flat).all():
+        end += 1
+    if end >= stop:
+        return offset
+    pr_level = signals[:, max(onset - 4, 0) : onset + 1].mean(axis=1, keepdims=True)
+    distance = np.sqrt(((signals - pr_level) ** 2).sum(axis=0))
+    moved = float(np.sqrt(((signals[:, end] - signals[:, offset]) ** 2).sum()))
+    returned = distance[end] <= TERMINAL_RETURN_RATIO * distance[offset]
+    if returned and moved >= TERMINAL_RETURN_FRACTION * distance[onset : offset + 1].max():
+        return end
+    return offset
 
 
 def _initial_forces_start(v: np.ndarray, onset: int, edge: float, quiet: float) -> int:
