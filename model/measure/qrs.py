@@ -46,8 +46,9 @@ QRS_TAIL_MS = 50
 # A slow terminal S wave: at its nadir every lead turns at once, so the spatial velocity
 # falls to zero while the signal is still far from its isoelectric level, and the offset
 # walk stops there (a Philips PageWriter ECG here: QRS 52 ms against the cart's 102).
-# Where, within TERMINAL_NADIR_MS of the offset, the velocity rises again above
-# TERMINAL_FLAT_FRACTION of its peak and, within TERMINAL_RETURN_MS, flattens below it,
+# Where, after its lowest point within TERMINAL_NADIR_MS of the offset, the velocity
+# rises again above the edge level (a dip, not a slur under it) and, within
+# TERMINAL_RETURN_MS, flattens below TERMINAL_FLAT_FRACTION of its peak,
 # after moving the leads by at least TERMINAL_RETURN_FRACTION of the QRS's peak spatial
 # magnitude and bringing them at least TERMINAL_RETURN_RATIO closer to their PR-segment
 # level, that return is QRS. ST elevation (the leads stay away from the PR level) or a
@@ -141,13 +142,13 @@ def locate_qrs(
     )
     if signals is not None:
         flat = level(base_off, TERMINAL_FLAT_FRACTION)
-        offset = _terminal_return(v, signals, onset, offset, flat)
+        offset = _terminal_return(v, signals, onset, offset, flat, edge_off)
     offset = _foot(v, offset, +1, level(base_off, foot_fraction))
     return onset, offset
 
 
 def _terminal_return(
-    v: np.ndarray, signals: np.ndarray, onset: int, offset: int, flat: float
+    v: np.ndarray, signals: np.ndarray, onset: int, offset: int, flat: float, edge: float
 ) -> int:
     """The QRS offset, carried on over a slow terminal S wave that the walk stopped at.
 
@@ -155,8 +156,10 @@ def _terminal_return(
     PR-segment level (the samples up to the onset) says how far from isoelectric the
     signal still is. Returns the offset unchanged unless the velocity leaves the nadir
     (the lowest velocity within TERMINAL_NADIR_MS, and whatever stays at or below flat
-    for TERMINAL_NADIR_MS more) and stays at or below flat for QUIET_RUN samples again
-    within TERMINAL_RETURN_MS, having returned toward the PR level (TERMINAL_ constants).
+    for TERMINAL_NADIR_MS more), rises above the edge level again (the walk stopped in
+    a dip; a slur that stays under the edge level is left out, as everywhere else) and
+    stays at or below flat for QUIET_RUN samples again within TERMINAL_RETURN_MS,
+    having returned toward the PR level (TERMINAL_ constants).
     """
     stop = min(offset + samples(TERMINAL_RETURN_MS), v.size - QUIET_RUN)
     nadir = offset + int(np.argmin(v[offset : offset + samples(TERMINAL_NADIR_MS)]))
@@ -165,7 +168,7 @@ def _terminal_return(
         end += 1
     while end < stop and not (v[end : end + QUIET_RUN] <= flat).all():
         end += 1
-    if end >= stop:
+    if end >= stop or v[nadir:end].max(initial=0.0) <= edge:
         return offset
     pr_level = signals[:, max(onset - 4, 0) : onset + 1].mean(axis=1, keepdims=True)
     distance = np.sqrt(((signals - pr_level) ** 2).sum(axis=0))
