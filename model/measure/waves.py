@@ -60,7 +60,7 @@ P_WITHOUT_BASELINE = "no isoelectric baseline before the P wave: it starts on th
 # P_STALL_GAIN of it, within P_RETURN_LEVEL of the P wave's height from the line).
 # Synthetic U waves ending as the P wave starts: PRs 30-38 ms long before (docs 3.2).
 P_RETURN_DROP = 0.1
-P_RETURN_LEVEL = 0.15
+P_RETURN_LEVEL = 0.25
 P_STALL_SLOPE = 0.25
 P_STALL_GAIN = 0.2
 MIN_P_CONSISTENCY = 0.5
