@@ -67,9 +67,9 @@ class SyntheticSpec:
     sex: str | None = None
     # A slow terminal S wave: the s lobe (a quarter of the R's amplitude) takes half the
     # QRS, falls to its nadir in a fifth of that, stays there for a tenth and returns
-    # slowly to the baseline (a Philips
-    # PageWriter ECG here: every lead turns at once at the nadir, the spatial velocity
-    # stays near zero for 6 ms, while the signal is still far from the baseline).
+    # slowly to the baseline (a Philips PageWriter ECG here: every lead turns at once
+    # at the nadir, the spatial velocity stays near zero for 6 ms, while the signal is
+    # still far from the baseline).
     slow_terminal_s: bool = False
 
 
