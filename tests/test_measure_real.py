@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import model
 from model.decode import read_muse_measurements
 from model.measure import SINUS_P_AXIS, measure
+from model.measure import qrs as qrs_edges
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "measure_accuracy.py"
 
@@ -152,6 +154,32 @@ def test_ludb_right_bundle_branch_block_keeps_its_terminal_r(shared_data: Path) 
     report = model.analyze(model.load(shared_data / "ludb" / "data" / "108"))
     assert 130 <= report.measurements.qrs_ms <= 160
     assert "CRBBB" in report.codes
+
+
+def test_ludb_st_elevation_and_slurred_terminal_forces_keep_their_qrs_end(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offset is carried over a slow terminal S wave's return only where the walk
+    stopped in a dip and the leads come back toward their PR level. LUDB's records with
+    ST elevation myocardial infarction (the leads stay off the PR level after the QRS)
+    or a right bundle branch block (slurred terminal forces under the edge level) must
+    measure the same QRS with that rule switched off."""
+    with (shared_data / "ludb" / "ludb.csv").open(newline="") as f:
+        records = [
+            row["ID"]
+            for row in csv.DictReader(f)
+            if "Stemi" in row["Ischemia"]
+            or "right bundle" in row["Conduction abnormalities"].lower()
+        ]
+    assert len(records) >= 30
+
+    def qrs() -> list[float | None]:
+        paths = (shared_data / "ludb" / "data" / record for record in records)
+        return [measure(model.load(path)).values.qrs_ms for path in paths]
+
+    with_rule = qrs()
+    monkeypatch.setattr(qrs_edges, "TERMINAL_RETURN_FRACTION", np.inf)
+    assert qrs() == with_rule
 
 
 def test_ludb_biphasic_biventricular_stimuli_are_found(shared_data: Path) -> None:

@@ -50,8 +50,8 @@ QRS_TAIL_MS = 50
 # rises again above the edge level (a dip, not a slur under it) and, within
 # TERMINAL_RETURN_MS, flattens below TERMINAL_FLAT_FRACTION of its peak,
 # after moving the leads by at least TERMINAL_RETURN_FRACTION of the QRS's peak spatial
-# magnitude and bringing them at least TERMINAL_RETURN_RATIO closer to their PR-segment
-# level, that return is QRS. ST elevation (the leads stay away from the PR level) or a
+# magnitude and bringing their distance from the PR-segment level down to
+# TERMINAL_RETURN_RATIO of what it was at the offset or less, that return is QRS. ST elevation (the leads stay away from the PR level) or a
 # T wave (it moves them further away) fails the last test. Set on the PageWriter and on
 # synthetic ECGs with such an S wave; no LUDB, CinC 2021 or WFDB sample QRS changes
 # (docs/measurement.md 3.1).
