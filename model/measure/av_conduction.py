@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 from scipy.fft import irfft, next_fast_len, rfft
+from scipy.ndimage import uniform_filter1d
 from scipy.signal import find_peaks
 
 from model.beats import FS, Beats, samples
 from model.measure.amplitudes import frontal_axis
 from model.measure.leads import LEAD_INDEX, PRE
+from model.measure.rhythm import ventricular_complex
 
 if TYPE_CHECKING:
     from model.measure.result import Fiducials
@@ -108,23 +109,12 @@ def atrial_activity(
     return relate_to_qrs(onsets, beats, fid, p_axis(refined, leads))
 
 
-def ventricular_complex(median: np.ndarray, fid: Fiducials) -> np.ndarray:
-    """The median beat's QRS-T complex alone, against its level at the QRS onset: nothing
-    before the onset (the P wave stays), faded out over the 40 ms after the T wave's end
-    (the band-pass's undershoot). Without the level a beat's baseline would step."""
-    t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
-    end = min(t_end + samples(40), median.shape[1] - 1)
-    fade = np.clip((end - np.arange(median.shape[1])) / samples(40), 0, 1)
-    fade[: fid.qrs_on] = 0.0
-    return (median - median[:, fid.qrs_on : fid.qrs_on + 1]) * fade
-
-
 def cancelled_residual(
     sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
 ) -> tuple[np.ndarray, np.ndarray]:
     """The signal with every dominant-shape beat's QRS-T complex subtracted, and which
     samples may be searched (not a QRS, not near a beat of another shape)."""
-    complex_ = ventricular_complex(median, fid)
+    complex_ = ventricular_complex(median, fid, from_level=True)
     residual = sig.copy()
     n = sig.shape[1]
     valid = np.ones(n, dtype=bool)
