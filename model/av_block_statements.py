@@ -193,7 +193,9 @@ def lengthening_before_drop(atrial: AtrialActivity) -> bool:
 def complete_block(m: EcgMeasurement, atrial: AtrialActivity) -> AvBlock | None:
     """Third-degree AV block (COMPLETE_* and ESCAPE_* limits), or None."""
     beats = m.beats
-    if beats is None or np.any(~np.isin(beats.labels, ("N", "S"))):
+    # A premature ventricular beat is conducted or ectopic; an escape beat whose shape
+    # the P waves riding on it change ('X', synthetic ventricular escapes) is neither.
+    if beats is None or np.any(beats.labels == "V"):
         return None
     rr_ms = beats.rr * 1000.0 / FS
     escape_rate = 60000.0 / float(rr_ms.mean())
