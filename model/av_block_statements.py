@@ -57,6 +57,15 @@ MIN_ESCAPE_BEATS = 4
 # No complete block where this share of the PRs lies within CONSTANT_PR_MS / 2 of
 # their median: most beats are conducted at one PR.
 LOCKED_PR_SHARE = 0.5
+# Second-degree block: at least this share of the QRS complexes follow a P wave at a
+# PR of 80-420 ms, and between dropped beats a Wenckebach's PR never shortens by more
+# than PR_JITTER_MS (the P onset is found to 4 ms).
+MIN_CONDUCTED_SHARE = 0.8
+PR_JITTER_MS = 10
+# No block is judged above this atrial rate: a sinus rhythm's here (the synthetic
+# blocks are drawn at 50-110/min); every second or third fibrillatory wave, which the
+# P-wave search may take for P waves, comes faster.
+MAX_ATRIAL_RATE = 150
 # SNOMED CT concepts of the Mobitz types (CinC 2021's mapping); SCP's 2AVB carries the
 # second-degree block of unknown type.
 MOBITZ_SNOMED = {"I": "54016002", "II": "426183003"}
@@ -81,6 +90,8 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
         return []
     axis, atrial_rate = atrial.p_axis_deg, atrial.atrial_rate_per_min
     if axis is None or not SINUS_P_AXIS[0] <= axis <= SINUS_P_AXIS[1] or atrial_rate is None:
+        return []
+    if atrial_rate > MAX_ATRIAL_RATE:
         return []
     if atrial.blocked < 1:
         return []
@@ -119,10 +130,11 @@ def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
     counts = np.array([c for c in atrial.p_per_interval if c >= 0])
     if counts.size < MIN_INTERVALS or counts.max() > 2:
         return None
+    # Every QRS of a second-degree block follows its P wave (the first may not show it).
+    if np.mean(atrial.conducted[1:]) < MIN_CONDUCTED_SHARE:
+        return None
     pr = atrial.pr_ms
     conducted = [p for p, c in zip(pr, atrial.conducted) if c and p is not None]
-    if not conducted:
-        return None
     constant = max(conducted) - min(conducted) <= CONSTANT_PR_MS
     if np.mean(counts == 2) >= TWO_TO_ONE_SHARE:
         if not constant:
@@ -148,7 +160,7 @@ def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
             MOBITZ_SNOMED["II"],
             conducted,
         )
-    if min(steps) >= MOBITZ_I_STEP_MS:
+    if min(steps) >= MOBITZ_I_STEP_MS and lengthening_within_groups(atrial):
         return AvBlock(
             "2AVB",
             "Second degree AV block, Mobitz I (Wenckebach)",
@@ -158,6 +170,22 @@ def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
             conducted,
         )
     return None
+
+
+def lengthening_within_groups(atrial: AtrialActivity) -> bool:
+    """Between dropped beats the PR never shortens (by more than PR_JITTER_MS): a
+    Wenckebach's PR lengthens beat by beat; P waves taken from fibrillatory waves
+    would give PRs at random."""
+    for i, count in enumerate(atrial.p_per_interval):
+        before, after = atrial.pr_ms[i], atrial.pr_ms[i + 1]
+        if (
+            count == 1
+            and before is not None
+            and after is not None
+            and after < before - PR_JITTER_MS
+        ):
+            return False
+    return True
 
 
 def mobitz_steps(atrial: AtrialActivity) -> list[float]:
