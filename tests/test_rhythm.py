@@ -187,3 +187,19 @@ def test_ludb_sinus_rhythm_with_premature_atrial_beats(
 def test_ludb_sinus_rhythm_with_premature_ventricular_beats(shared_data: Path, record: str) -> None:
     report = model.analyze(model.load(shared_data / "ludb" / "data" / record))
     assert report.codes[0] in SINUS and "PVC" in report.codes
+
+
+# LUDB sinus rhythms whose cardiologists name no extrasystole; each had a detection in
+# the last 20 ms of the strip (no QRS window to compare) read as a premature ventricular beat.
+@pytest.mark.parametrize("record", ["119", "124", "128", "130"])
+def test_ludb_no_ventricular_beat_at_the_end_of_the_strip(shared_data: Path, record: str) -> None:
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / record))
+    assert "PVC" not in report.codes
+
+
+def test_a_spike_at_the_last_samples_is_no_beat() -> None:
+    ecg = synthetic_ecg(SyntheticSpec(heart_rate_bpm=60))
+    ecg.signal[:, -6:] += 1.5
+    report = model.analyze(ecg)
+    assert "PVC" not in report.codes
+    assert measure(ecg).values.heart_rate_bpm == 60

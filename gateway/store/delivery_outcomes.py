@@ -9,14 +9,10 @@ the new package goes out as well instead of being recorded as sent.
 
 from __future__ import annotations
 
-import time
+from gateway.store.records import clock
 
 # A delivery superseded while in flight stays superseded when its try fails.
 _UNLESS_SUPERSEDED = "CASE WHEN state = 'superseded' THEN state ELSE '{}' END"
-
-
-def _clock(now: float | None) -> float:
-    return time.time() if now is None else now
 
 
 class DeliveryOutcomes:
@@ -28,7 +24,7 @@ class DeliveryOutcomes:
         """Sent. With `leased_at` (the leased delivery's `updated_at`), only if that lease
         still holds: a row queued again meanwhile (its report re-sent with a late order)
         stays pending, and the new package goes out too. The same for failed and dead."""
-        now = _clock(now)
+        now = clock(now)
         self._update_delivery(
             "state = 'sent', sent_at = :at, attempts = attempts + 1, last_error = NULL",
             {"at": now},
@@ -51,7 +47,7 @@ class DeliveryOutcomes:
             " next_attempt_at = :next",
             {"error": error, "next": next_attempt_at},
             delivery_id,
-            _clock(now),
+            clock(now),
             leased_at,
         )
 
@@ -67,7 +63,7 @@ class DeliveryOutcomes:
             " last_error = :error",
             {"error": error},
             delivery_id,
-            _clock(now),
+            clock(now),
             leased_at,
         )
 

@@ -34,8 +34,8 @@ from psycopg_pool import ConnectionPool
 
 from gateway.store.local_copies import LocalCopies, read_report_files
 from gateway.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
-from gateway.store.queries import Store, _now
-from gateway.store.records import Delivery, Job, StoreError
+from gateway.store.queries import Store
+from gateway.store.records import Delivery, Job, StoreError, clock
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class PostgresStore(Store):
         process the only one of its node."""
         if not self.node:
             raise StoreError(f"{self._where}: a node name is needed to recover its leases")
-        now = _now(now)
+        now = clock(now)
         self.copies.clear()
         requeued = self._requeue_leased_jobs(f"{self.node}:", now)
         self._update(

@@ -13,7 +13,6 @@ Times are Unix epoch seconds (float); every function that depends on the clock t
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -21,26 +20,21 @@ from typing import Any
 
 from gateway.store.critical_alerts import CriticalAlertQueries
 from gateway.store.delivery_outcomes import DeliveryOutcomes
+from gateway.store.delivery_views import (
+    DELIVERY_COLUMNS,
+    DELIVERY_FROM,
+    UNSENT,
+    DeliveryViews,
+    delivery_row,
+)
 from gateway.store.order_jobs import OrderJobs
 from gateway.store.orders import OrdersMixin
 from gateway.store.prior_ecgs import PriorEcgQueries
-from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob
+from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob, clock
 from gateway.store.report_records import ReportHead
 from gateway.store.report_versions import ReportVersionQueries
 
-_UNSENT = "('pending', 'failed')"
 _ONE_LESS_ATTEMPT = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
-_DELIVERY_COLUMNS = (
-    "d.id, d.job_id, d.destination, d.patient_key, d.state, d.attempts, d.next_attempt_at,"
-    " d.last_error, d.created_at, d.updated_at, d.sent_at, j.sop_instance_uid, j.report_dir,"
-    " d.report_version, v.report_json"
-)
-# A delivery of a later report version carries that version's report (version 1 is the
-# package's report.json).
-_DELIVERY_FROM = (
-    "deliveries d JOIN jobs j ON j.id = d.job_id LEFT JOIN report_versions v"
-    " ON v.job_id = d.job_id AND v.version = d.report_version AND d.report_version > 1"
-)
 _JOB_COLUMNS = (
     "id, sop_instance_uid, sop_class_uid, content_sha256, spool_path, kind, calling_ae,"
     " called_ae, peer, modality, institution, station, state, attempts, worker_deaths,"
@@ -51,6 +45,7 @@ _JOB_COLUMNS = (
 
 class Store(
     DeliveryOutcomes,
+    DeliveryViews,
     OrdersMixin,
     OrderJobs,
     PriorEcgQueries,
@@ -183,7 +178,7 @@ class Store(
 
         `content`: the object itself, for a store that keeps objects (`keeps_objects`),
         committed in the same transaction as its job."""
-        now = _now(now)
+        now = clock(now)
         with self._transaction() as conn:
             self._serialise_uid(conn, new.sop_instance_uid)
             same = self._execute(
@@ -243,7 +238,7 @@ class Store(
         """Take the runnable job (queued, or leased by a worker whose lease ran out with
         attempts left; fail_overdue_jobs ends the others) first in line: the oldest,
         counting a STAT or ASAP order's head start (`NewJob.head_start_s`)."""
-        now = _now(now)
+        now = clock(now)
         lease = (
             f"UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?,"
             f" attempts = attempts + 1, updated_at = ?"
@@ -260,7 +255,7 @@ class Store(
         """Fail the jobs whose lease ran out `max_attempts` times: in a running gateway
         that is a job whose processing never ends, so it must not be retaken forever.
         Returned so the caller can say so loudly."""
-        now = _now(now)
+        now = clock(now)
         return self._update_jobs(
             f"UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,"
             f" error = 'processing did not finish within its lease in ' || attempts ||"
@@ -285,7 +280,7 @@ class Store(
         Returns False (and changes nothing) when the lease is no longer `owner`'s: another
         worker retook the job after this one's lease expired and will complete it instead.
         """
-        now = _now(now)
+        now = clock(now)
         with self._transaction() as conn:
             cursor = self._execute(
                 conn,
@@ -311,17 +306,17 @@ class Store(
 
     def fail_job(self, job_id: int, owner: str, error: str, now: float | None = None) -> bool:
         """Permanent failure: kept with its reason for inspection and `jobs retry`."""
-        return self._end_lease(job_id, owner, "failed", error, None, _now(now))
+        return self._end_lease(job_id, owner, "failed", error, None, clock(now))
 
     def retry_job_later(
         self, job_id: int, owner: str, error: str, available_at: float, now: float | None = None
     ) -> bool:
         """Transient failure: back to the queue, not before `available_at`."""
-        return self._end_lease(job_id, owner, "queued", error, available_at, _now(now))
+        return self._end_lease(job_id, owner, "queued", error, available_at, clock(now))
 
     def release_job(self, job_id: int, owner: str, now: float | None = None) -> bool:
         """Give an unfinished job back at shutdown; the interrupted try does not count."""
-        now = _now(now)
+        now = clock(now)
         return self._requeue_uncounted(job_id, owner, None, now, now)
 
     def hold_job(
@@ -329,7 +324,7 @@ class Store(
     ) -> bool:
         """Keep a job queued, with the reason shown in `jobs list`, until its engine can
         run; holding does not use up its attempts."""
-        return self._requeue_uncounted(job_id, owner, reason, available_at, _now(now))
+        return self._requeue_uncounted(job_id, owner, reason, available_at, clock(now))
 
     def _requeue_uncounted(
         self, job_id: int, owner: str, error: str | None, available_at: float, now: float
@@ -385,7 +380,7 @@ class Store(
         """The helper process died while processing this job: count the death instead of
         an attempt, and fail the job at `max_deaths` (an object that kills its worker
         every time). Returns the job's new state, or None if the lease is not `owner`'s."""
-        now = _now(now)
+        now = clock(now)
         with self._transaction() as conn:
             row = self._execute(
                 conn,
@@ -448,7 +443,7 @@ class Store(
     def retry_failed_jobs(self, sop_instance_uid: str, now: float | None = None) -> int:
         """Requeue the failed jobs of a UID with fresh attempts (and worker deaths: an
         operator retries after fixing what killed the worker); returns how many."""
-        now = _now(now)
+        now = clock(now)
         return self._update(
             "UPDATE jobs SET state = 'queued', attempts = 0, worker_deaths = 0,"
             " available_at = ?, error = NULL,"
@@ -474,7 +469,7 @@ class Store(
         good holds nothing up. With `destination`, only that destination's (each
         destination is swept on its own, so a slow one never holds up the others).
         """
-        now = _now(now)
+        now = clock(now)
         with self._lease_transaction() as conn:
             ids = [
                 row["id"]
@@ -483,12 +478,12 @@ class Store(
                     f"UPDATE deliveries SET lease_expires_at = :until, updated_at = :now"
                     f"{self._DELIVERY_LEASE_SET}"
                     f" WHERE id IN (SELECT d.id FROM deliveries d"
-                    f"  WHERE d.state IN {_UNSENT} AND d.next_attempt_at <= :now"
+                    f"  WHERE d.state IN {UNSENT} AND d.next_attempt_at <= :now"
                     f"  AND (CAST(:destination AS TEXT) IS NULL OR d.destination = :destination)"
                     f"  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)"
                     f"  AND NOT EXISTS (SELECT 1 FROM deliveries e"
                     f"   WHERE e.destination = d.destination AND e.patient_key = d.patient_key"
-                    f"   AND e.job_id < d.job_id AND e.state IN {_UNSENT})"
+                    f"   AND e.job_id < d.job_id AND e.state IN {UNSENT})"
                     f"  AND NOT EXISTS (SELECT 1 FROM jobs k"
                     f"   WHERE k.patient_key = d.patient_key AND k.id < d.job_id"
                     f"   AND k.state IN ('queued', 'leased')"
@@ -515,18 +510,11 @@ class Store(
             marks = ",".join("?" * len(ids))
             rows = self._execute(
                 conn,
-                f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM}"
+                f"SELECT {DELIVERY_COLUMNS} FROM {DELIVERY_FROM}"
                 f" WHERE d.id IN ({marks}) ORDER BY d.job_id, d.id",
                 tuple(ids),
             ).fetchall()
-            return self._deliverable(conn, [_delivery(r) for r in rows])
-
-    def unsent_destinations(self) -> list[str]:
-        """Destination names with deliveries still to send (some may be gone from routes)."""
-        rows = self._query(
-            f"SELECT DISTINCT destination FROM deliveries WHERE state IN {_UNSENT} ORDER BY 1"
-        )
-        return [r["destination"] for r in rows]
+            return self._deliverable(conn, [delivery_row(r) for r in rows])
 
     def purgeable_jobs(self, cutoff: float, limit: int = 1000) -> list[Job]:
         """Done jobs last changed before `cutoff` with nothing left to deliver: their
@@ -534,14 +522,14 @@ class Store(
         rows = self._query(
             f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.state = 'done' AND j.updated_at < ?"
             f" AND j.report_dir IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d"
-            f"  WHERE d.job_id = j.id AND d.state IN {_UNSENT}) ORDER BY j.id LIMIT ?",
+            f"  WHERE d.job_id = j.id AND d.state IN {UNSENT}) ORDER BY j.id LIMIT ?",
             (cutoff, limit),
         )
         return [self._purgeable(_job(r)) for r in rows]
 
     def mark_job_files_purged(self, job_id: int, now: float | None = None) -> None:
         """The job's spool file and report directory were deleted by retention."""
-        now = _now(now)
+        now = clock(now)
         with self._transaction() as conn:
             self._execute(
                 conn,
@@ -549,62 +537,6 @@ class Store(
                 (now, job_id),
             )
             self._forget_files(conn, job_id)
-
-    def get_delivery(self, delivery_id: int) -> Delivery | None:
-        rows = self._query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} WHERE d.id = ?",
-            (delivery_id,),
-        )
-        return _delivery(rows[0]) if rows else None
-
-    def list_deliveries(self, dead_only: bool = False, limit: int = 1000) -> list[Delivery]:
-        where = "WHERE d.state = 'dead'" if dead_only else ""
-        rows = self._query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} {where} ORDER BY d.id LIMIT ?",
-            (limit,),
-        )
-        return [_delivery(r) for r in rows]
-
-    def recent_deliveries(
-        self, *, dead_only: bool = False, limit: int = 100, before_id: int | None = None
-    ) -> list[Delivery]:
-        """One page, newest first (what an operator looks for); `before_id` pages back
-        and stays put while new deliveries arrive, unlike an offset."""
-        where = ["d.state = 'dead'"] if dead_only else []
-        if before_id is not None:
-            where.append("d.id < :before")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM}"
-            f" {clause} ORDER BY d.id DESC LIMIT :limit",
-            {"before": before_id, "limit": limit},
-        )
-        return [_delivery(r) for r in rows]
-
-    def count_deliveries(self, dead_only: bool = False) -> dict[str, int]:
-        """Deliveries by state, all of them: a page's own rows would undercount."""
-        where = "WHERE state = 'dead'" if dead_only else ""
-        rows = self._query(f"SELECT state, COUNT(*) AS n FROM deliveries {where} GROUP BY state")
-        return {r["state"]: int(r["n"]) for r in rows}
-
-    def retry_delivery(self, delivery_id: int, now: float | None = None) -> bool:
-        """Send a failed or dead delivery again from scratch (fresh attempts)."""
-        now = _now(now)
-        changed = self._update(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
-            " lease_expires_at = NULL, updated_at = ?"
-            " WHERE id = ? AND state IN ('failed', 'dead')",
-            (now, now, delivery_id),
-        )
-        return changed == 1
-
-    def retry_all_dead(self, now: float | None = None) -> int:
-        now = _now(now)
-        return self._update(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?,"
-            " lease_expires_at = NULL, updated_at = ? WHERE state = 'dead'",
-            (now, now),
-        )
 
     # --- admin views (readiness, metrics) ---------------------------------------------------
 
@@ -614,37 +546,10 @@ class Store(
             "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs WHERE state = 'queued'"
         )
         oldest = rows[0]["oldest"]
-        return int(rows[0]["n"]), 0.0 if oldest is None else max(0.0, _now(now) - oldest)
-
-    def delivery_backlog(self, now: float | None = None) -> dict[str, dict[str, float]]:
-        """Per destination: unsent ('pending', 'failed') and 'dead' counts, and the age in
-        seconds of its oldest unsent delivery ('oldest_s')."""
-        rows = self._query(
-            "SELECT destination, state, COUNT(*) AS n, MIN(created_at) AS oldest"
-            " FROM deliveries WHERE state IN ('pending', 'failed', 'dead')"
-            " GROUP BY destination, state"
-        )
-        backlog: dict[str, dict[str, float]] = {}
-        for row in rows:
-            entry = backlog.setdefault(
-                row["destination"], {"pending": 0, "failed": 0, "dead": 0, "oldest_s": 0.0}
-            )
-            entry[row["state"]] = int(row["n"])
-            if row["state"] != "dead":
-                age = max(0.0, _now(now) - row["oldest"])
-                entry["oldest_s"] = max(entry["oldest_s"], age)
-        return backlog
-
-
-def _now(now: float | None) -> float:
-    return time.time() if now is None else now
+        return int(rows[0]["n"]), 0.0 if oldest is None else max(0.0, clock(now) - oldest)
 
 
 def _job(row: Any) -> Job:
     values = dict(row)
     values["is_correction"] = bool(values["is_correction"])
     return Job(**values)
-
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(**dict(row))

@@ -6,6 +6,7 @@ other backend, so callers never see a database row or driver exception.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -100,3 +101,12 @@ class Delivery:
     report_dir: str | None
     report_version: int = 1  # the version of the job's report this delivery sends
     report_json: str | None = None  # that version's report; None: the package's own (1)
+    # The latest version sent to the same destination before this one (a corrected DICOM
+    # SR names it as its predecessor), and its report where that is not the package's own.
+    replaces_version: int | None = None
+    replaces_json: str | None = None
+
+
+def clock(now: float | None) -> float:
+    """`now` where a caller (a test) drives the time, else the wall clock."""
+    return time.time() if now is None else now

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gateway.store.queries import Store, _now
-from gateway.store.records import StoreError
+from gateway.store.queries import Store
+from gateway.store.records import StoreError, clock
 from gateway.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
@@ -157,7 +157,7 @@ class SqliteStore(Store):
         the interrupted try does not count as an attempt (a job that kills its worker
         process is caught by record_worker_death). Returns the number requeued.
         """
-        now = _now(now)
+        now = clock(now)
         requeued = self._requeue_leased_jobs(None, now)
         # A second transaction is safe: nothing else runs yet, and a crash between the two
         # only leaves work that the next start does again.
