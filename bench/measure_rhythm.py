@@ -179,6 +179,15 @@ def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec
         rate_bpm=lambda r: float(r.uniform(55, 95)),
         av_block=lambda r: str(r.choice(["first", "mobitz1", "mobitz2", "third"])),
     )
+    # Added after the groups above so that their draws stay as they were.
+    add(
+        "AV block (2:1, Mobitz 3:2-5:4, junctional or ventricular escape)",
+        24,
+        rate_bpm=lambda r: float(r.uniform(50, 110)),
+        av_block=lambda r: str(r.choice(["two_to_one", "mobitz1", "mobitz2", "third"])),
+        av_ratio=lambda r: int(r.choice([3, 4, 5])),
+        escape=lambda r: str(r.choice(["junctional", "ventricular"])),
+    )
     return specs
 
 

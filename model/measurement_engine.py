@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from model.av_block_statements import AV_BLOCK_CODES
 from model.ecg import Ecg
 from model.measure import EcgMeasurement, measure
 from model.report import EngineInfo, Report, SourceInfo, Statement
@@ -70,18 +71,18 @@ def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
         heart_rate = "" if rate is None else f" Heart rate {rate}/min."
         return f"Technically inadequate recording ({reason}).{heart_rate} No interpretation."
     codes = [s.code for s in statements]
-    sentences = [_rhythm_sentence(codes)]
-    sentences += [
-        _sentence(s.text)
-        for s in statements
-        if s.code not in RHYTHM_PHRASES and s.code not in ECTOPY_PHRASES and s.code != "NORM"
-    ]
+    blocks = [s.text for s in statements if s.code in AV_BLOCK_CODES]
+    sentences = [_rhythm_sentence(codes, blocks)]
+    in_rhythm = {*RHYTHM_PHRASES, *ECTOPY_PHRASES, *AV_BLOCK_CODES, "NORM"}
+    sentences += [_sentence(s.text) for s in statements if s.code not in in_rhythm]
     sentences.append(_verdict(codes, measured))
     return " ".join(sentences)
 
 
-def _rhythm_sentence(codes: list[str]) -> str:
-    rhythms = [RHYTHM_PHRASES[c] for c in codes if c in RHYTHM_PHRASES]
+def _rhythm_sentence(codes: list[str], blocks: list[str]) -> str:
+    """ "Sinus rhythm with second degree AV block, Mobitz I (Wenckebach) and premature
+    ventricular complexes.": the rhythm, an AV block, then the ectopy."""
+    rhythms = [RHYTHM_PHRASES[c] for c in codes if c in RHYTHM_PHRASES] + blocks
     if not rhythms:
         text = "Rhythm undetermined"
     else:

@@ -17,8 +17,8 @@ What it draws (all seeded, so a spec always gives the same ECG):
   trigeminy;
 - atrial fibrillation: irregularly irregular RR and fibrillatory waves of a given size;
 - atrial flutter: a sawtooth at 240-340/min conducted 2:1, 3:1, 4:1 or variably;
-- AV block: first degree (long PR), Mobitz I and II, third degree (P waves and a
-  slow escape rhythm independent of each other);
+- AV block: first degree (long PR), Mobitz I and II at 3:2 to 5:4, 2:1, third degree
+  (P waves and a slow junctional or ventricular escape rhythm independent of each other);
 - white noise and baseline wander.
 """
 
@@ -44,7 +44,7 @@ from model.synthetic import (
 )
 
 Rhythm = Literal["sinus", "atrial_fibrillation", "atrial_flutter"]
-AvBlock = Literal["none", "first", "mobitz1", "mobitz2", "third"]
+AvBlock = Literal["none", "first", "mobitz1", "mobitz2", "two_to_one", "third"]
 Pattern = Literal["random", "bigeminy", "trigeminy"]
 
 # The first P wave starts here (ms); no QRS is drawn closer than this to the end.
@@ -58,6 +58,11 @@ PVC_COUPLING = (0.5, 0.68)
 ECTOPIC_P_AXES = (-60.0, -40.0, 150.0, 170.0)
 # Flutter: the QRS follows the conducted flutter wave's start by this much.
 FLUTTER_FR_MS = 240.0
+# Wenckebach: the PR's first lengthening (ms); each next one this fraction of the last.
+WENCKEBACH_STEP_MS = 90.0
+WENCKEBACH_DECAY = 0.45
+# Escape rhythms in complete heart block (per min): junctional, ventricular.
+ESCAPE_RATES = {"junctional": (35.0, 50.0), "ventricular": (20.0, 40.0)}
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ class RhythmSpec:
     pattern: Pattern = "random"
     pattern_origin: Literal["atrial", "ventricular"] = "ventricular"
     av_block: AvBlock = "none"
+    # Mobitz I and II: P waves per group, one of them not conducted (4: 4:3 block).
+    av_ratio: int = 4
+    escape: Literal["junctional", "ventricular"] = "junctional"
     flutter_conduction: int = 2  # 2, 3 or 4; 0 for variable conduction
     f_wave_mv: float = 0.08
     noise_mv: float = 0.0
@@ -124,7 +132,7 @@ class _Drawing:
 
     def qrs(self, at: float, kind: str) -> None:
         m = self.spec.morphology
-        if kind == "V":
+        if kind == "V" or (kind == "E" and self.spec.escape == "ventricular"):
             self.vector += pvc_vector(self.t, m, at)
         else:
             self.vector += ventricular_vector(self.t, m, at, self.qt_ms)
@@ -195,19 +203,28 @@ def draw_sinus(d: _Drawing, rng: np.random.Generator) -> None:
         d.p_wave(p_at)
         conducted = True
         if spec.av_block == "mobitz2":
-            conducted = beat % 4 != 3
+            conducted = beat % spec.av_ratio != spec.av_ratio - 1
+        elif spec.av_block == "two_to_one":
+            conducted = beat % 2 == 0
         elif spec.av_block == "mobitz1":
-            pr = m.pr_ms + (0, 90, 130, 0)[wenckebach]
-            conducted = wenckebach != 3
-            wenckebach = (wenckebach + 1) % 4
+            pr = m.pr_ms + wenckebach_lengthening(wenckebach)
+            conducted = wenckebach != spec.av_ratio - 1
+            wenckebach = (wenckebach + 1) % spec.av_ratio
         if conducted and spec.av_block != "third":
             d.qrs(p_at + pr, "N")
         p_at += cycle * (1 + rng.normal(0, 0.01))
 
 
+def wenckebach_lengthening(beat: int) -> float:
+    """How much longer than the first the PR of a Wenckebach group's beat-th P wave is:
+    the lengthening shrinks beat by beat (0, 90, 130, 148 ms...)."""
+    return round(WENCKEBACH_STEP_MS * (1 - WENCKEBACH_DECAY**beat) / (1 - WENCKEBACH_DECAY))
+
+
 def draw_escape_rhythm(d: _Drawing, rng: np.random.Generator) -> None:
-    """Third-degree AV block: a junctional escape rhythm at 35-50/min, blind to the P waves."""
-    rr = 60000.0 / rng.uniform(35, 50)
+    """Third-degree AV block: a junctional (35-50/min, narrow) or ventricular (20-40/min,
+    wide) escape rhythm, blind to the P waves."""
+    rr = 60000.0 / rng.uniform(*ESCAPE_RATES[d.spec.escape])
     at = FIRST_P_MS + rng.uniform(0, rr / 2)
     while at <= d.end_ms:
         d.qrs(at, "E")
@@ -297,7 +314,13 @@ def truth_of(spec: RhythmSpec, d: _Drawing) -> RhythmTruth:
         if spec.rhythm == "sinus" and ectopic_run(ordered, every) >= MIN_PATTERN_ECTOPICS:
             findings.add(code)
             break
-    block = {"first": "1AVB", "mobitz1": "2AVB", "mobitz2": "2AVB", "third": "3AVB"}
+    block = {
+        "first": "1AVB",
+        "mobitz1": "2AVB",
+        "mobitz2": "2AVB",
+        "two_to_one": "2AVB",
+        "third": "3AVB",
+    }
     if spec.rhythm == "sinus" and spec.av_block in block:
         findings.add(block[spec.av_block])
     order = np.argsort(d.onsets)

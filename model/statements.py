@@ -10,6 +10,7 @@ says otherwise.
 
 from __future__ import annotations
 
+from model.av_block_statements import AV_BLOCK_CODES, av_block_statements
 from model.measure import EcgMeasurement, LeadAmplitudes
 from model.report import Statement
 from model.rhythm_statements import NORMAL_RHYTHM_CODES, ectopy_statements, rhythm_statements
@@ -54,6 +55,8 @@ EMITTED_CODES = (
     "TRIGU",
     "1AVB",
     "LPR",
+    "2AVB",
+    "3AVB",
     "WPW",
     "CLBBB",
     "CRBBB",
@@ -348,19 +351,24 @@ def interpret(
     A paced rhythm gets no QRS, axis, voltage or QT statements: the pacemaker, not
     the conduction system, shapes the QRS. Pre-excitation (WPW) widens the QRS and
     changes its voltages through the accessory pathway, so it gets no bundle branch,
-    fascicular or hypertrophy statement either. AV conduction is judged only in sinus
-    rhythm, and the QT not in atrial fibrillation (its RR changes beat to beat).
+    fascicular or hypertrophy statement either. A second- or third-degree AV block
+    (model.av_block_statements) names the sinus rhythm beside it; the PR (first-degree
+    block, pre-excitation) is judged only in sinus rhythm conducted 1:1, and the QT not
+    in atrial fibrillation (its RR changes beat to beat).
     Amplitudes rescaled lead by lead (not millivolts) get no voltage statement, and
     no NORM: the voltages were not judged; nor does a signal too noisy for intervals
     (model.measure.pipeline: the rhythm alone is judged).
     """
     if m.beats is None or m.fiducials is None:
         return []
-    found = rhythm_statements(m, limits)
+    found = av_block_statements(m, limits) or rhythm_statements(m, limits)
     rhythm = {s.code for s in found}
-    found += ectopy_statements(m, sinus=bool(rhythm & NORMAL_RHYTHM_CODES))
+    # Beside an AV block, early beats of the dominant shape are the block's grouped
+    # beating (a 3:2 Wenckebach reads as bigeminy), not premature atrial beats.
+    conducted = bool(rhythm & NORMAL_RHYTHM_CODES) and not rhythm & AV_BLOCK_CODES
+    found += ectopy_statements(m, sinus=conducted)
     if "PACE" not in rhythm and m.fiducials is not None:
-        av = av_conduction_statements(m) if rhythm & NORMAL_RHYTHM_CODES else []
+        av = av_conduction_statements(m) if conducted else []
         found += av
         pre_excited = any(s.code == "WPW" for s in av)
         if not pre_excited:

@@ -103,3 +103,28 @@ def test_av_blocks() -> None:
     _, third = rhythm_ecg(RhythmSpec(rate_bpm=80, av_block="third", seed=2))
     escape = 60000.0 / np.mean(_rr(third.qrs_onsets_ms))
     assert set(third.beats) == {"E"} and 34 <= escape <= 51 and "3AVB" in third.findings
+
+
+@pytest.mark.parametrize("ratio", [3, 4, 5])
+def test_mobitz_ratios_drop_one_p_wave_per_group(ratio: int) -> None:
+    """Mobitz II at n:n-1 conducts n-1 of every n P waves: each pause is two sinus
+    cycles; a Wenckebach's groups are as long, its RRs shortening within the group."""
+    cycle = 60000.0 / 75
+    _, mobitz2 = rhythm_ecg(RhythmSpec(rate_bpm=75, av_block="mobitz2", av_ratio=ratio))
+    rr = _rr(mobitz2.qrs_onsets_ms)
+    pauses = np.flatnonzero(rr > 1.5 * cycle)
+    assert np.allclose(rr[pauses], 2 * cycle, rtol=0.05)
+    assert set(np.diff(pauses)) == {ratio - 1}
+    _, mobitz1 = rhythm_ecg(RhythmSpec(rate_bpm=75, av_block="mobitz1", av_ratio=ratio))
+    rr = _rr(mobitz1.qrs_onsets_ms)
+    assert set(np.diff(np.flatnonzero(rr > 1.5 * cycle))) == {ratio - 1}
+    assert "2AVB" in mobitz1.findings and "2AVB" in mobitz2.findings
+
+
+def test_two_to_one_block_and_ventricular_escape() -> None:
+    _, block = rhythm_ecg(RhythmSpec(rate_bpm=90, av_block="two_to_one"))
+    assert np.allclose(_rr(block.qrs_onsets_ms), 2 * 60000.0 / 90, rtol=0.05)
+    assert "2AVB" in block.findings and block.rhythm == "SR"
+    _, third = rhythm_ecg(RhythmSpec(rate_bpm=80, av_block="third", escape="ventricular", seed=2))
+    escape = 60000.0 / np.mean(_rr(third.qrs_onsets_ms))
+    assert set(third.beats) == {"E"} and 19 <= escape <= 41 and "3AVB" in third.findings

@@ -152,8 +152,8 @@ class CriticalConfig(StrictSettings):
 
 
 # The shipped defaults (docs/critical-findings.md says where each comes from). The rule
-# engine (model/statements.py) emits AFIB, AFLT and the measurements; 3AVB and STE_ only
-# a VLM engine states; no engine has a ventricular tachycardia code (SCP-ECG as PTB-XL
+# engine (model/statements.py) emits AFIB, AFLT, 3AVB (model/av_block_statements.py) and
+# the measurements; STE_ only a VLM engine states; no engine has a ventricular tachycardia code (SCP-ECG as PTB-XL
 # codes it has none), so that rule is the measured pattern: a wide-QRS tachycardia
 # without a sinus or paced rhythm.
 DEFAULT_RULES: list[CriticalRule] = [

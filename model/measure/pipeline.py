@@ -27,6 +27,7 @@ from model.beats import (
 from model.ecg import STANDARD_LEADS, Ecg
 from model.measure.amplitudes import axes_and_amplitudes
 from model.measure.atrial import atrial_residual, locked_flutter
+from model.measure.av_conduction import atrial_activity
 from model.measure.fiducials import drop_p_wave, fiducials_and_intervals, reject_implausible
 from model.measure.leads import (
     BANDPASS,
@@ -192,6 +193,8 @@ def _measure_beats(
             )
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
+    if result.fiducials is not None and not result.has_flutter_waves:
+        result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials)
     if snr < MIN_QRS_SNR:
         _rhythm_only(result, snr)
     return result

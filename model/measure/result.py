@@ -4,12 +4,16 @@ EcgMeasurement that the statements (model.statements) and the report are built f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from model.beats import Beats
 from model.measure.rhythm import RhythmAnalysis
 from model.report import Measurements
+
+if TYPE_CHECKING:
+    from model.measure.av_conduction import AtrialActivity
 
 # Atrial flutter waves (model.measure.atrial) count from this RMS in II, III and aVF.
 FLUTTER_MIN_MV = 0.045
@@ -75,6 +79,8 @@ class EcgMeasurement:
     atrial_residual_mv: float = 0.0
     paced_beats: int = 0
     rhythm: RhythmAnalysis | None = None
+    # Every P wave of the recording and its relation to the QRS (AV conduction).
+    atrial: AtrialActivity | None = None
     # Too noisy for intervals, axes and amplitudes, yet the rhythm was judged.
     rhythm_only: bool = False
     median: np.ndarray | None = None

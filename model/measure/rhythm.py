@@ -226,6 +226,20 @@ def _longest_run(classes: list[str], origin: str, every: int) -> int:
     return best
 
 
+def ventricular_complex(median: np.ndarray, fid: Fiducials, from_level: bool) -> np.ndarray:
+    """The median beat's QRS-T complex alone: nothing before the QRS onset (the P wave
+    stays), faded out over the 40 ms after the T wave's end (the band-pass's undershoot).
+    from_level: against the median beat's level at the QRS onset, for cancelling every
+    beat of a recording (without it each beat's baseline would step at its QRS onset);
+    AtrialWaves measures its short windows against a line instead."""
+    t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
+    end = min(t_end + samples(40), median.shape[1] - 1)
+    fade = np.clip((end - np.arange(median.shape[1])) / samples(40), 0, 1)
+    fade[: fid.qrs_on] = 0.0
+    level = median[:, fid.qrs_on : fid.qrs_on + 1] if from_level else 0.0
+    return (median - level) * fade
+
+
 class AtrialWaves:
     """Atrial activity before single beats, once the previous beat's QRS-T complex,
     which an early P wave rides on, is cancelled with the median beat.
@@ -242,11 +256,7 @@ class AtrialWaves:
         self.stop = fid.qrs_on - PRE - samples(30)
         # The previous beat's ventricular complex, faded out over the 40 ms after its T
         # wave's end: beyond lies the median beat's next P wave, which must stay.
-        t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
-        end = min(t_end + samples(40), median.shape[1] - 1)
-        fade = np.clip((end - np.arange(median.shape[1])) / samples(40), 0, 1)
-        fade[: fid.qrs_on] = 0.0
-        self.complex = median[leads] * fade
+        self.complex = ventricular_complex(median, fid, from_level=False)[leads]
         references = [self.window(int(k)) for k in np.flatnonzero(beats.both_normal) + 1]
         references = [r for r in references if r is not None]
         self.sinus_p = self.noise = None

@@ -1,0 +1,251 @@
+"""Second- and third-degree AV block, from the P waves found along the whole recording
+(model.measure.av_conduction), with the underlying sinus rhythm named by its atrial rate.
+
+A false complete heart block raises a critical alert, so every call needs clear
+evidence and anything unclear states nothing: a regular atrial rhythm of sinus P waves
+(axis -30..105 degrees), at least MIN_BLOCKED P waves not conducted (one where the PR
+lengthens before it), and one of the patterns below; never on a paced rhythm,
+flutter, or a signal too noisy for intervals.
+
+- 2:1 AV block: every interval between QRS complexes holds two P waves, the conducted
+  one at a constant PR (the Mobitz type cannot be told).
+- Mobitz I (Wenckebach): the PR after each dropped beat is shorter than the PR before it.
+- Mobitz II: dropped beats with a constant PR.
+- Third degree: P waves and QRS complexes independent: a regular escape rhythm of at
+  most MAX_ESCAPE_BPM, slower than the atrial rhythm, and the PRs spread widely
+  without the Wenckebach pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from model.beats import FS
+from model.measure import SINUS_P_AXIS, EcgMeasurement
+from model.measure.av_conduction import ATRIAL_FIT, AtrialActivity
+from model.report import Statement
+from model.rhythm_statements import is_paced, sinus_rate_code
+from model.statement_limits import StatementLimits
+from model.statement_text import make_statement
+
+AV_BLOCK_CODES = frozenset({"2AVB", "3AVB"})
+# At least this many P waves not conducted (one may be a blocked premature atrial
+# beat); a single one only with the Wenckebach sequence before it: the PR lengthening
+# over at least MIN_WENCKEBACH_PRS conducted beats and shorter after the dropped beat.
+MIN_BLOCKED = 2
+MIN_WENCKEBACH_PRS = 3
+# A PR is constant where the conducted PRs span at most this (ms); a Wenckebach's PR
+# after the dropped beat is at least MOBITZ_I_STEP_MS shorter than the PR before it.
+CONSTANT_PR_MS = 40
+MOBITZ_I_STEP_MS = 40
+# 2:1 block: this share of the judged intervals between QRS complexes holds 2 P waves,
+# with at least MIN_INTERVALS judged.
+TWO_TO_ONE_SHARE = 0.8
+MIN_INTERVALS = 3
+# Complete heart block: an escape rhythm of at most this rate whose RR varies by at
+# most ESCAPE_RR_SPREAD (coefficient of variation), at most ESCAPE_TO_ATRIAL of the
+# atrial rate, and PRs (QRS onset minus the last P onset) spreading over at least
+# COMPLETE_PR_SPREAD_MS, from MIN_ESCAPE_BEATS beats.
+MAX_ESCAPE_BPM = 60
+ESCAPE_RR_SPREAD = 0.1
+ESCAPE_TO_ATRIAL = 0.8
+COMPLETE_PR_SPREAD_MS = 120
+MIN_ESCAPE_BEATS = 4
+# No complete block where this share of the PRs lies within CONSTANT_PR_MS / 2 of
+# their median: most beats are conducted at one PR.
+LOCKED_PR_SHARE = 0.5
+# Second-degree block: at least this share of the QRS complexes follow a P wave at a
+# PR of 80-420 ms, and between dropped beats a Wenckebach's PR never shortens by more
+# than PR_JITTER_MS (the P onset is found to 4 ms).
+MIN_CONDUCTED_SHARE = 0.8
+PR_JITTER_MS = 10
+# No block is judged above this atrial rate: a sinus rhythm's here (the synthetic
+# blocks are drawn at 50-110/min); every second or third fibrillatory wave, which the
+# P-wave search may take for P waves, comes faster.
+MAX_ATRIAL_RATE = 150
+# SNOMED CT concepts of the Mobitz types (CinC 2021's mapping); SCP's 2AVB carries the
+# second-degree block of unknown type.
+MOBITZ_SNOMED = {"I": "54016002", "II": "426183003"}
+
+
+@dataclass(frozen=True)
+class AvBlock:
+    """A block found: its code, words, criterion and the PRs it rests on (ms)."""
+
+    code: str
+    text: str
+    criterion: str
+    snomed: str | None
+    prs_ms: list[float]
+
+
+def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
+    """The sinus rhythm (by its atrial rate) and the AV block, or nothing where the
+    P waves do not show one clearly."""
+    atrial = m.atrial
+    if atrial is None or m.rhythm_only or m.beats is None or is_paced(m) or m.has_flutter_waves:
+        return []
+    axis, atrial_rate = atrial.p_axis_deg, atrial.atrial_rate_per_min
+    if axis is None or not SINUS_P_AXIS[0] <= axis <= SINUS_P_AXIS[1] or atrial_rate is None:
+        return []
+    if atrial_rate > MAX_ATRIAL_RATE:
+        return []
+    if atrial.blocked < 1:
+        return []
+    block = complete_block(m, atrial) or second_degree_block(atrial)
+    if block is None or (atrial.blocked < MIN_BLOCKED and not lengthening_before_drop(atrial)):
+        return []
+    evidence = {
+        "atrial_rate_per_min": round(atrial_rate),
+        "ventricular_rate_bpm": m.values.heart_rate_bpm,
+        "p_axis_deg": axis,
+    }
+    rate = sinus_rate_code(atrial_rate, limits)
+    code, limit = rate or ("SR", f"{limits.bradycardia_bpm}-{limits.tachycardia_bpm}")
+    sinus = make_statement(
+        code,
+        f"P waves at a regular atrial rate of {limit}/min with P axis "
+        f"{SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees, found along the whole recording",
+        p_waves=len(atrial.p_onsets),
+        **evidence,
+    )
+    statement = make_statement(
+        block.code,
+        block.criterion,
+        text=block.text,
+        snomed=block.snomed,
+        pr_ms=", ".join(f"{pr:.0f}" for pr in block.prs_ms),
+        non_conducted_p_waves=atrial.blocked,
+        **evidence,
+    )
+    return [sinus, statement]
+
+
+def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
+    """2:1, Mobitz I or Mobitz II from the P waves per interval and the PRs around the
+    dropped beats; None where the pattern is none of them."""
+    counts = np.array([c for c in atrial.p_per_interval if c >= 0])
+    if counts.size < MIN_INTERVALS or counts.max() > 2:
+        return None
+    # Every QRS of a second-degree block follows its P wave (the first may not show it).
+    if np.mean(atrial.conducted[1:]) < MIN_CONDUCTED_SHARE:
+        return None
+    pr = atrial.pr_ms
+    conducted = [p for p, c in zip(pr, atrial.conducted) if c and p is not None]
+    constant = max(conducted) - min(conducted) <= CONSTANT_PR_MS
+    if np.mean(counts == 2) >= TWO_TO_ONE_SHARE:
+        if not constant:
+            return None
+        return AvBlock(
+            "2AVB",
+            "Second degree AV block, 2:1 conduction",
+            f"two P waves in at least {TWO_TO_ONE_SHARE:.0%} of the RR intervals, the "
+            f"conducted one at a constant PR (range <= {CONSTANT_PR_MS} ms); the Mobitz "
+            "type cannot be told at 2:1",
+            None,
+            conducted,
+        )
+    steps = mobitz_steps(atrial)
+    if not steps or not np.any(counts == 1):
+        return None
+    if constant:
+        return AvBlock(
+            "2AVB",
+            "Second degree AV block, Mobitz II",
+            f"P waves not conducted between conducted beats whose PR is constant "
+            f"(range <= {CONSTANT_PR_MS} ms)",
+            MOBITZ_SNOMED["II"],
+            conducted,
+        )
+    if min(steps) >= MOBITZ_I_STEP_MS and lengthening_within_groups(atrial):
+        return AvBlock(
+            "2AVB",
+            "Second degree AV block, Mobitz I (Wenckebach)",
+            f"the PR lengthens until a P wave is not conducted; after each dropped beat "
+            f"the PR is at least {MOBITZ_I_STEP_MS} ms shorter than before it",
+            MOBITZ_SNOMED["I"],
+            conducted,
+        )
+    return None
+
+
+def lengthening_within_groups(atrial: AtrialActivity) -> bool:
+    """Between dropped beats the PR never shortens (by more than PR_JITTER_MS): a
+    Wenckebach's PR lengthens beat by beat; P waves taken from fibrillatory waves
+    would give PRs at random."""
+    for i, count in enumerate(atrial.p_per_interval):
+        before, after = atrial.pr_ms[i], atrial.pr_ms[i + 1]
+        if (
+            count == 1
+            and before is not None
+            and after is not None
+            and after < before - PR_JITTER_MS
+        ):
+            return False
+    return True
+
+
+def mobitz_steps(atrial: AtrialActivity) -> list[float]:
+    """Per dropped beat (an interval with two P waves between conducted beats): the PR
+    before it minus the PR after it, in ms."""
+    steps = []
+    for i, count in enumerate(atrial.p_per_interval):
+        before, after = atrial.pr_ms[i], atrial.pr_ms[i + 1]
+        if count != 2 or before is None or after is None:
+            continue
+        if atrial.conducted[i] and atrial.conducted[i + 1]:
+            steps.append(before - after)
+    return steps
+
+
+def lengthening_before_drop(atrial: AtrialActivity) -> bool:
+    """A Wenckebach sequence: before a dropped beat, MIN_WENCKEBACH_PRS conducted PRs
+    in a row that lengthen, and after it a PR MOBITZ_I_STEP_MS shorter."""
+    pr, conducted = atrial.pr_ms, atrial.conducted
+    for i, count in enumerate(atrial.p_per_interval):
+        first = i + 1 - MIN_WENCKEBACH_PRS
+        if count != 2 or first < 0 or not all(conducted[first : i + 2]):
+            continue
+        run = [p for p in pr[first : i + 1] if p is not None]
+        after = pr[i + 1]
+        if len(run) < MIN_WENCKEBACH_PRS or after is None:
+            continue
+        if all(b > a for a, b in pairwise(run)) and run[-1] - after >= MOBITZ_I_STEP_MS:
+            return True
+    return False
+
+
+def complete_block(m: EcgMeasurement, atrial: AtrialActivity) -> AvBlock | None:
+    """Third-degree AV block (COMPLETE_* and ESCAPE_* limits), or None."""
+    beats = m.beats
+    # A premature ventricular beat is conducted or ectopic; an escape beat whose shape
+    # the P waves riding on it change ('X', synthetic ventricular escapes) is neither.
+    if beats is None or np.any(beats.labels == "V"):
+        return None
+    rr_ms = beats.rr * 1000.0 / FS
+    escape_rate = 60000.0 / float(rr_ms.mean())
+    cycle = atrial.atrial_cycle_ms or 0.0
+    # A "PR" longer than an atrial cycle means the P wave just before was not found.
+    prs = [p for p in atrial.pr_ms if p is not None and p <= (1 + ATRIAL_FIT) * cycle]
+    if len(prs) < MIN_ESCAPE_BEATS or rr_ms.std() > ESCAPE_RR_SPREAD * rr_ms.mean():
+        return None
+    if escape_rate > MAX_ESCAPE_BPM or escape_rate > ESCAPE_TO_ATRIAL * 60000.0 / cycle:
+        return None
+    if max(prs) - min(prs) < COMPLETE_PR_SPREAD_MS:
+        return None
+    # A PR that most beats share is conduction (2:1 block with a P wave missed).
+    locked = np.abs(np.array(prs) - np.median(prs)) <= CONSTANT_PR_MS / 2
+    if locked.mean() >= LOCKED_PR_SHARE:
+        return None
+    return AvBlock(
+        "3AVB",
+        "Third degree AV block (complete heart block)",
+        f"P waves and QRS complexes independent: a regular escape rhythm (RR varying by "
+        f"<= {ESCAPE_RR_SPREAD:.0%}) at <= {MAX_ESCAPE_BPM}/min, slower than the atrial "
+        f"rhythm, and PRs spreading over >= {COMPLETE_PR_SPREAD_MS} ms",
+        None,
+        prs,
+    )
