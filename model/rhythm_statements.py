@@ -90,20 +90,34 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
             )
         ]
     if m.has_flutter_waves:
-        return [
-            make_statement(
-                "AFLT",
-                f"regular atrial waves at {FLUTTER_HZ[0] * 60:.0f}-{FLUTTER_HZ[1] * 60:.0f}/min "
-                "in II, III, aVF and V1 once the QRS-T complexes are cancelled "
-                f"(>= {FLUTTER_MIN_MV} mV RMS)",
-                atrial_rate_per_min=round(m.flutter_hz * 60),
-                atrial_wave_rms_mv=m.atrial_residual_mv,
-                ventricular_rate_bpm=m.values.heart_rate_bpm,
-            )
-        ]
+        return [flutter_statement(m)]
     if not consistent_p_waves(m):
         return atrial_fibrillation_statements(m)
     return sinus_statements(m, limits)
+
+
+def flutter_statement(m: EcgMeasurement) -> Statement:
+    """AFLT with the criterion met: waves left once the QRS-T complexes are cancelled,
+    or, at fixed conduction, one atrial wave repeating k times per RR."""
+    band = f"{FLUTTER_HZ[0] * 60:.0f}-{FLUTTER_HZ[1] * 60:.0f}/min"
+    criterion = (
+        f"regular atrial waves at {band} in II, III, aVF and V1 once the QRS-T complexes "
+        f"are cancelled (>= {FLUTTER_MIN_MV} mV RMS)"
+    )
+    if m.flutter_ratio is not None:
+        criterion = (
+            f"the atrial wave before each QRS repeats {m.flutter_ratio} times per RR at "
+            f"{band}, inside the ST-T complex once the T wave's direction is removed "
+            f"({m.flutter_ratio}:1 conduction)"
+        )
+    return make_statement(
+        "AFLT",
+        criterion,
+        atrial_rate_per_min=round(m.flutter_hz * 60),
+        atrial_wave_rms_mv=m.atrial_residual_mv,
+        ventricular_rate_bpm=m.values.heart_rate_bpm,
+        conduction_ratio=m.flutter_ratio,
+    )
 
 
 def consistent_p_waves(m: EcgMeasurement) -> bool:

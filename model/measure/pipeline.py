@@ -4,7 +4,8 @@ The standard 12 leads (model.measure.leads) -> which leads can be trusted
 (model.signal_quality) -> 500 Hz, 0.5-40 Hz band-pass -> beats, ectopic ones set aside,
 pacemaker stimuli blanked (model.beats) -> a median beat per lead from the dominant
 beats -> global fiducials and intervals (model.measure.fiducials) -> axes and
-amplitudes (model.measure.amplitudes) -> flutter waves (model.measure.atrial).
+amplitudes (model.measure.amplitudes) -> flutter waves (model.measure.atrial, and at
+fixed conduction model.measure.conducted_flutter).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from model.beats import (
 from model.ecg import STANDARD_LEADS, Ecg
 from model.measure.amplitudes import axes_and_amplitudes
 from model.measure.atrial import atrial_residual, locked_flutter
+from model.measure.conducted_flutter import conducted_flutter
 from model.measure.fiducials import drop_p_wave, fiducials_and_intervals, reject_implausible
 from model.measure.leads import (
     BANDPASS,
@@ -185,6 +187,8 @@ def _measure_beats(
             locked = locked_flutter(sig, beats, result.fiducials)
             if locked[0] is not None:
                 result.flutter_hz, result.atrial_residual_mv = locked
+        if not result.has_flutter_waves:
+            _conducted_flutter(result, sig, beats)
         if result.has_flutter_waves:
             drop_p_wave(
                 result,
@@ -195,6 +199,14 @@ def _measure_beats(
     if snr < MIN_QRS_SNR:
         _rhythm_only(result, snr)
     return result
+
+
+def _conducted_flutter(result: EcgMeasurement, sig: np.ndarray, beats: Beats) -> None:
+    """Flutter waves locked at 2:1-4:1 conduction, where no wave was left to find."""
+    found = conducted_flutter(sig, beats, result.fiducials)
+    if found is not None:
+        result.flutter_hz, result.atrial_residual_mv = found.hz, found.rms_mv
+        result.flutter_ratio = found.ratio
 
 
 def _rhythm_only(result: EcgMeasurement, snr: float) -> None:

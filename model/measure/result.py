@@ -73,6 +73,9 @@ class EcgMeasurement:
     amplitudes: dict[str, LeadAmplitudes] = field(default_factory=dict)
     flutter_hz: float | None = None
     atrial_residual_mv: float = 0.0
+    # Flutter waves locked at a fixed 2:1-4:1 conduction (model.measure.conducted_flutter):
+    # atrial waves per QRS; their size is not held to FLUTTER_MIN_MV.
+    flutter_ratio: int | None = None
     paced_beats: int = 0
     rhythm: RhythmAnalysis | None = None
     # Too noisy for intervals, axes and amplitudes, yet the rhythm was judged.
@@ -82,7 +85,9 @@ class EcgMeasurement:
 
     @property
     def has_flutter_waves(self) -> bool:
-        return self.flutter_hz is not None and self.atrial_residual_mv >= FLUTTER_MIN_MV
+        if self.flutter_hz is None:
+            return False
+        return self.flutter_ratio is not None or self.atrial_residual_mv >= FLUTTER_MIN_MV
 
     def set_null(self, keys: tuple[str, ...] | list[str], reason: str) -> None:
         for key in keys:
