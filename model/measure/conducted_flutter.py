@@ -69,12 +69,10 @@ def conducted_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> Conducte
     if locked.sum() < max(3, LOCKED_SHARE * beats.rr.size):
         return None
     rows = [LEAD_INDEX[n] for n in INDEPENDENT_LEADS]
-    after = beats.positions[1:][locked]
-    windows = beat_windows(sig[rows], after, fid.qrs_on - PRE - rr, fid.qrs_on - PRE)
-    windows = windows[:, ~np.isnan(windows).any(axis=(0, 2))]
-    if windows.shape[1] < 3:
+    windows = median_cycle(sig[rows], beats.positions[1:][locked], fid.qrs_on, rr)
+    if windows is None:
         return None
-    cycle = np.median(windows, axis=1)  # index 0: the previous QRS onset; rr: this one's
+    cycle = np.median(windows, axis=1)
     qrs = fid.qrs_off - fid.qrs_on
     t_peak = fid.t_peak - fid.qrs_on if fid.t_peak is not None else qrs + samples(100)
     st_t = (qrs + samples(20), min(t_peak + samples(60), rr))
@@ -89,6 +87,14 @@ def conducted_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> Conducte
         if found is not None:
             return ConductedFlutter(FS / lag, ratio, *found)
     return None
+
+
+def median_cycle(sig: np.ndarray, positions: np.ndarray, qrs_on: int, rr: int) -> np.ndarray | None:
+    """(leads, beats, rr) windows from the previous QRS onset (index 0) to each beat's
+    own (index rr), qrs_on being the median beat's; None with fewer than 3 inside."""
+    windows = beat_windows(sig, positions, qrs_on - PRE - rr, qrs_on - PRE)
+    windows = windows[:, ~np.isnan(windows).any(axis=(0, 2))]
+    return windows if windows.shape[1] >= 3 else None
 
 
 def _off_t_wave(cycle: np.ndarray, st_t: tuple[int, int]) -> np.ndarray:

@@ -43,6 +43,7 @@ from model.measure.leads import (
     standard_twelve,
     to_internal_rate,
 )
+from model.measure.p_on_t import p_wave_on_t_wave
 from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
 from model.measure.result import EcgMeasurement
 from model.measure.rhythm import RhythmAnalysis, analyse_rhythm
@@ -194,6 +195,8 @@ def _measure_beats(
                 result,
                 f"atrial flutter waves ({result.flutter_hz * 60:.0f}/min) instead of P waves",
             )
+        elif result.fiducials.p_on is None:
+            result.p_wave_on_t = p_wave_on_t_wave(sig, beats, result.fiducials)
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
     if snr < MIN_QRS_SNR:

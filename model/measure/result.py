@@ -37,6 +37,18 @@ class Fiducials:
 
 
 @dataclass(frozen=True)
+class PWaveOnT:
+    """A P wave on the previous T wave (model.measure.p_on_t), seen where locate_p saw
+    none: its frontal axis (degrees), its rise in lead II above the T wave's trough
+    (mV), its peak's distance before the QRS (ms) and its beat-to-beat correlation."""
+
+    axis_deg: float
+    rise_mv: float
+    peak_to_qrs_ms: float
+    consistency: float
+
+
+@dataclass(frozen=True)
 class LeadAmplitudes:
     """One lead's median-beat amplitudes in mV, against the level at QRS onset.
 
@@ -76,6 +88,7 @@ class EcgMeasurement:
     # Flutter waves locked at a fixed 2:1-4:1 conduction (model.measure.conducted_flutter):
     # atrial waves per QRS; their size is not held to FLUTTER_MIN_MV.
     flutter_ratio: int | None = None
+    p_wave_on_t: PWaveOnT | None = None
     paced_beats: int = 0
     rhythm: RhythmAnalysis | None = None
     # Too noisy for intervals, axes and amplitudes, yet the rhythm was judged.
