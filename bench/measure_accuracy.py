@@ -26,7 +26,9 @@
 2. GE MUSE XML (vendor/muse): the engine on the waveform of each file against GE's
    own measurements in the same file (GE's P duration: its POffset - POnset), and
    the engine's fiducials laid onto GE's median beat against GE's own fiducial
-   points (which edge a difference comes from).
+   points (which edge a difference comes from). Then the other vendor files that carry
+   their cart's own measurements (bench/cart_agreement.py: two Philips, one Mortara),
+   and the 75th percentile of |engine - cart| over all five carts.
 3. PTB-XL (records 1-400, 500 Hz): precision, recall and F1 of each statement
    against scp_codes (a code present in scp_codes counts as positive, whatever
    its likelihood: PTB-XL's likelihood 0 means "unknown", not "absent"); LAD/RAD
@@ -74,6 +76,7 @@ from model.statements import COMPLETE_BBB_QRS_MS, NORMAL_RHYTHM_CODES
 
 # tests/test_measure_real.py loads this file by path, so bench/ is not always sys.path[0].
 sys.path.insert(0, str(REPO / "bench"))
+import cart_agreement
 import measure_rhythm
 from machine import cpu_name
 from scores import Counts
@@ -894,33 +897,6 @@ def muse_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[l
     return out
 
 
-# The spread between commercial carts (issue 24): 75th percentile of the absolute
-# differences, upper end of the range, ms.
-CART_SPREAD_MS = {"PR": (4, 6), "QRS": (4, 8), "QT": (6, 10)}
-
-
-def cart_spread_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[list[str]]:
-    """75th percentile of |engine - GE| per interval against the spread between carts."""
-    out = []
-    for label, (low, high) in CART_SPREAD_MS.items():
-        diffs = [abs(e - g) for _, lab, g, e in rows if lab == label and None not in (g, e)]
-        if not diffs:
-            continue
-        p75 = float(np.percentile(diffs, 75))
-        out.append(
-            [
-                "GE MUSE XML",
-                f"{label}: 75th percentile of |engine − GE| ms",
-                str(len(diffs)),
-                f"{p75:.1f}",
-                "",
-                f"≤ {high} (carts' spread {low}–{high})",
-                "yes" if p75 <= high else "no",
-            ]
-        )
-    return out
-
-
 def _fmt(value: float | None) -> str:
     return "null" if value is None else f"{value:.0f}"
 
@@ -1012,8 +988,11 @@ def main(argv: list[str] | None = None) -> int:
     rows += ludb_rows(ludb) + edge_rows(edges) + width_rows(widths)
     rows += sinus_rate_rows(ludb_sinus_rates(args.ludb))
     muse = run_muse()
-    rows += muse_rows(muse) + cart_spread_rows(muse)
+    rows += muse_rows(muse) + cart_agreement.spread_rows(muse, "GE MUSE XML", "GE")
     rows += ge_edge_rows()
+    carts = cart_agreement.run_carts(DATA)
+    rows += cart_agreement.cart_rows(carts)
+    rows += cart_agreement.spread_rows(muse + carts, "All carts", "cart (GE, Philips, Mortara)")
     rows += measure_rhythm.synthetic_rows(measure_rhythm.run_synthetic_rhythms())
     rows += measure_rhythm.ludb_rows(DATA, args.ludb) + measure_rhythm.cinc_rows(DATA)
     counts, seconds, rates, records = run_ptbxl(args.ptbxl)

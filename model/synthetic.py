@@ -52,6 +52,12 @@ class SyntheticSpec:
     p_mv: float = 0.15
     r_mv: float = 1.4
     t_mv: float = 0.35
+    # A U wave: a lobe from the T wave's end lasting u_ms (none at 0 mV), pointing at
+    # u_axis_deg in the frontal plane; one pointing away from the P wave that returns to
+    # the line as the P wave starts is a trap for the P onset (model/measure/waves.py).
+    u_mv: float = 0.0
+    u_ms: float = 200.0
+    u_axis_deg: float = 40.0
     rhythm: Literal["sinus", "atrial_fibrillation"] = "sinus"
     # Indexes of beats replaced by premature ventricular complexes.
     pvc_beats: tuple[int, ...] = ()
@@ -108,6 +114,10 @@ def ventricular_vector(
     vector += spec.t_mv * np.outer(
         direction(spec.t_axis_deg, 0.3), _t_wave(t, t_start, t_duration, 0.62)
     )
+    if spec.u_mv:
+        vector += spec.u_mv * np.outer(
+            direction(spec.u_axis_deg, 0.3), lobe(t, qrs_on + qt, spec.u_ms)
+        )
     return vector
 
 

@@ -9,6 +9,8 @@
 - Hl7TestPeer: an MLLP receiver built on the `hl7` package (another implementation
   than ours) that answers each message as scripted: AA, AE, AR, a wrong MSA-2,
   dropping the connection, or answering late; `port` as for the FHIR server.
+- DcmtkArchive: dcmtk's storescp as the archive a `dicom` route stores to, keeping
+  each received object as a file.
 - make_pki: a CA, a server and a client certificate made with the openssl tool.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 import subprocess
 import threading
@@ -307,6 +310,33 @@ def _reply(
         request.wfile.write(data)
     except (BrokenPipeError, ConnectionResetError):
         pass
+
+
+class DcmtkArchive:
+    """dcmtk's storescp (AE title ARCHIVE) storing what it receives in `received`."""
+
+    def __init__(self, received: Path, port: int, *options: str) -> None:
+        self.received, self.port = received, port
+        received.mkdir(parents=True, exist_ok=True)
+        command = ["storescp", "-aet", "ARCHIVE", "-od", str(received), *options, str(port)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._wait_until_listening()
+
+    def _wait_until_listening(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.stdout.read()
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"storescp did not listen on {self.port}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
 class Hl7TestPeer:

@@ -112,6 +112,22 @@ def test_orm_v251_and_a_repeated_new_order_updates_it(listener, store):
     assert events == [(order.id, "new"), (order.id, "updated")]
 
 
+def test_a_change_order_updates_an_open_order_and_not_a_closed_one(listener, store):
+    events = []
+    listener.on_order.append(lambda order, event: events.append((order.id, event)))
+    assert ack_code(send(listener.port, orm(priority="R"))) == "AA"
+    assert ack_code(send(listener.port, orm("XO", priority="S", start="20260102100000"))) == "AA"
+    [order] = store.list_orders()
+    assert (order.reference.priority, order.state) == ("stat", "scheduled")
+    assert order.scheduled_at == datetime(2026, 1, 2, 10, 0).astimezone().timestamp()
+    _until(lambda: len(events) == 2)
+    assert events == [(order.id, "new"), (order.id, "updated")]
+    send(listener.port, orm("CA"))
+    reply = send(listener.port, orm("XO", priority="R"))
+    assert (ack_code(reply), *_err(reply)) == ("AE", "ORC-1", "207")
+    assert store.get_order(order.id).reference.priority == "stat"
+
+
 def test_cancel_and_discontinue_close_orders_and_tell_the_callbacks(listener, store):
     events = []
     listener.on_order.append(lambda order, event: events.append((order.id, event)))
@@ -162,8 +178,10 @@ BAD_INPUT = {
         _replace_segment(orm(), "OBR", "OBR|1").replace("ORC|NW|P1^HIS|", "ORC|NW||"),
         "AE", "ORC-2", "101",
     ),
-    "order control not taken": (orm("XO"), "AE", "ORC-1", "103"),
+    "order control not taken": (orm("SC"), "AE", "ORC-1", "103"),
     "cancel of an unknown order": (orm("CA", placer="NOPE"), "AE", "ORC-2", "204"),
+    "change of an unknown order": (orm("XO", placer="NOPE"), "AE", "ORC-2", "204"),
+    "change without PID-3": (orm("XO", patient="PID|1||"), "AE", "PID-3", "101"),
     "no ORC at all": (msh("ORM^O01", "M9", "2.3.1") + "\r" + pid(), "AE", "ORC", "100"),
     "bad start time": (omg(start="2026-01-02"), "AE", "TQ1-7", "102"),
     "merge without MRG": (adt_a40().rsplit("\r", 1)[0], "AE", "MRG", "100"),

@@ -183,3 +183,20 @@ def test_an_order_arriving_while_its_ecg_was_processed_is_reconciled_after(
     # an ECG already reported with its order has nothing to reconcile
     again = ReportPackage.load(store.report_files_of(store.get_job(job_id)))
     assert site.reconciler.finished(job, again) == []
+
+
+def test_a_late_stat_order_moves_its_report_up_the_worklist(store, tmp_path, shared_data, peers):
+    results, status = peers
+    site = Site(store, tmp_path, results, status)
+    job_id = site.receive(shared_data)
+    site.process_and_deliver()
+    [entry] = store.worklist()
+    assert (entry.job_id, entry.priority) == (job_id, "routine")
+
+    reference = OrderReference(placer_order_number="STAT1", placer_authority="HIS", priority="stat")
+    order = store.add_order(NewOrder(reference=reference, patient_id="000001", scheduled_at=DUE))
+    site.reconciler.hook(lambda destinations: None)(order, "new")
+
+    [entry] = store.worklist()
+    assert (entry.job_id, entry.priority) == (job_id, "stat")
+    assert [e.job_id for e in store.worklist(priority="stat")] == [job_id]

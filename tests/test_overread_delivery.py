@@ -6,10 +6,16 @@ backends, through the real store, routing and delivery sweeper."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import hl7
+import pydicom
 import pytest
+from gateway_process import free_port
 from overread_support import JONES, SMITH, Site
-from peers import FhirTestServer, Hl7TestPeer
+from peers import DcmtkArchive, FhirTestServer, Hl7TestPeer
 
 from gateway.overread import ReportEdit, StatementEdit
 
@@ -72,3 +78,78 @@ def test_final_and_corrected_versions_update_the_report_at_the_ehr(
     assert report["resultsInterpreter"][0]["reference"].startswith("Practitioner/")
     assert len(ehr.resources("Practitioner")) == 2  # Smith confirmed, Jones corrected
     assert len(ehr.transactions) == 3
+
+
+def _stored_srs(received: Path) -> dict[str, pydicom.Dataset]:
+    """The SRs the archive holds, by the impression each states."""
+    srs = [pydicom.dcmread(p) for p in received.iterdir()]
+    return {_impression(ds): ds for ds in srs if ds.Modality == "SR"}
+
+
+def _impression(sr: pydicom.Dataset) -> str:
+    [summary] = [
+        c for c in sr.ContentSequence if c.ConceptNameCodeSequence[0].CodeMeaning == "Summary"
+    ]
+    return next(
+        c.TextValue
+        for c in summary.ContentSequence
+        if c.ConceptNameCodeSequence[0].CodeMeaning == "Impression"
+    )
+
+
+def _predecessor_uid(sr: pydicom.Dataset) -> str | None:
+    if "PredecessorDocumentsSequence" not in sr:
+        return None
+    [study] = sr.PredecessorDocumentsSequence
+    [series] = study.ReferencedSeriesSequence
+    [instance] = series.ReferencedSOPSequence
+    assert instance.ReferencedSOPClassUID == sr.SOPClassUID
+    assert (study.StudyInstanceUID, series.SeriesInstanceUID) == (
+        sr.StudyInstanceUID,
+        sr.SeriesInstanceUID,
+    )
+    return instance.ReferencedSOPInstanceUID
+
+
+@pytest.mark.skipif(shutil.which("storescp") is None, reason="dcmtk not installed")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_corrected_sr_names_the_sr_it_supersedes_at_the_archive(
+    backend, request, tmp_path, shared_data
+):
+    """dcmtk's storescp receives the preliminary, the final and the corrected SR; each
+    later one references the one sent before it (Predecessor Documents Sequence), which
+    dciodvfy accepts. A version superseded before it was sent is never referenced."""
+    archive = DcmtkArchive(tmp_path / "archive", free_port())
+    routes = (
+        "destinations:\n"
+        f"  pacs: {{type: dicom, endpoint: 'dicom://ARCHIVE@127.0.0.1:{archive.port}',"
+        " timeout_s: 5}\n"
+        "default: [pacs]\n"
+    )
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    site = Site(tmp_path / "data", url, routes)
+    try:
+        job_id = site.receive(shared_data)
+        machine_impression = site.service.view(job_id, SMITH).report.impression
+        assert site.sweeper.sweep().sent == 1
+        site.service.confirm(job_id, SMITH, ReportEdit([StatementEdit("AFIB")], "AF."), 1)
+        assert site.sweeper.sweep().sent == 1
+        site.service.confirm(job_id, JONES, ReportEdit([StatementEdit("AFLT")], "Flutter."), 2)
+        site.service.confirm(job_id, SMITH, ReportEdit([StatementEdit("SR")], "Sinus."), 3)
+        assert site.sweeper.sweep().sent == 1  # version 3 superseded before it went out
+    finally:
+        site.close()
+        archive.stop()
+
+    srs = _stored_srs(archive.received)
+    assert sorted(srs) == sorted([machine_impression, "AF.", "Sinus."])  # not "Flutter."
+    preliminary, final, last = srs[machine_impression], srs["AF."], srs["Sinus."]
+    assert preliminary.VerificationFlag == "UNVERIFIED"
+    assert _predecessor_uid(preliminary) is None
+    assert _predecessor_uid(final) == preliminary.SOPInstanceUID
+    assert _predecessor_uid(last) == final.SOPInstanceUID  # not version 3's: never stored
+    if shutil.which("dciodvfy"):
+        path = tmp_path / "last-sr.dcm"
+        last.save_as(path)
+        check = subprocess.run(["dciodvfy", str(path)], check=False, capture_output=True, text=True)
+        assert "Error" not in check.stdout + check.stderr

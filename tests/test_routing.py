@@ -323,6 +323,14 @@ def test_cli_routes_test_shows_rules_and_destinations(
     assert "default:     not used" in out
     assert out.rstrip().endswith("ehr-fhir             fhir   https://fhir.hospital.example/r4")
     assert "TEST" not in out  # the patient ID stays out
+    assert "order:       priority -, facility -, procedure -" in out
+    assert "  -                    stat-emergency -> urgent-hl7, continue" in out
+
+    assert main([*argv, "--priority", "stat", "--ordering-facility", "ED-NORTH"]) == 0
+    out = capsys.readouterr().out
+    assert "order:       priority stat, facility ED-NORTH, procedure -" in out
+    assert "  match                stat-emergency -> urgent-hl7, continue" in out
+    assert "  urgent-hl7 " in out.split("destinations:")[-1]
 
 
 def test_rules_choose_the_engine_from_intake_facts_only(tmp_path: Path) -> None:

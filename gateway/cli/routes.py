@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli.common import add_config_options, load_config
+from gateway.store.order_records import OrderReference
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     test.add_argument("--calling-ae", default="", help="pretend it came from this AE title")
     test.add_argument("--called-ae", default="ECGGW", help="pretend it was sent to this AE title")
     test.add_argument("--source", default="", help="pretend it came from this folder or upload")
+    test.add_argument(
+        "--priority",
+        choices=["stat", "asap", "routine"],
+        help="pretend it was matched to an order of this priority",
+    )
+    test.add_argument("--ordering-facility", help="... an order from this facility")
+    test.add_argument("--procedure-code", help="... an order for this procedure (OBR-4.1)")
     for action in (check, test):
         add_config_options(action)
     p.set_defaults(func=run)
@@ -57,6 +65,19 @@ def run(args: argparse.Namespace) -> int:
         args.input,
         Association(args.calling_ae, args.called_ae, source=args.source),
         config.statement_limits,
+        _pretended_order(args),
     )
     print(format_route_test(package, routes))
     return 0
+
+
+def _pretended_order(args: argparse.Namespace) -> OrderReference | None:
+    """The order `routes test` pretends the ECG was matched to, when any order key is given."""
+    if args.priority is None and args.ordering_facility is None and args.procedure_code is None:
+        return None
+    return OrderReference(
+        placer_order_number="ROUTES-TEST",
+        priority=args.priority or "routine",
+        ordering_facility=args.ordering_facility or "",
+        procedure_code=args.procedure_code or "",
+    )

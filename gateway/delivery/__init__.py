@@ -8,11 +8,12 @@ CPU work, so it can run in another process) and a sender class with the same sha
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 from gateway.delivery import dicom, fhir, hl7, outbox
-from gateway.delivery.base import Artefacts, DeliveryError, Sender
+from gateway.delivery.base import Artefacts, DeliveryError, Sender, content_version
 from gateway.delivery.dicom import DicomSender
 from gateway.delivery.fhir_client import FhirSender
 from gateway.delivery.hl7 import Hl7Sender
@@ -57,14 +58,27 @@ def prepare(name: str, destination: AnyDestination, package: ReportPackage) -> A
 
 
 def load_and_prepare(
-    name: str, destination: AnyDestination, report_dir: Path, report_json: str | None = None
+    name: str,
+    destination: AnyDestination,
+    report_dir: Path,
+    report_json: str | None = None,
+    replaces: tuple[int, str | None] | None = None,
 ) -> tuple[ReportPackage, Artefacts]:
     """A saved package and its artefacts for one destination: what the delivery sweeper
     has a formatting process do, so the server process only sends. `report_json`: a
-    later version of the report (a physician's), sent in place of the saved one."""
-    package = load_package(report_dir)
+    later version of the report (a physician's), sent in place of the saved one;
+    `replaces`: the version sent there before it and that version's report (None for
+    version 1, the package's own)."""
+    saved = load_package(report_dir)
+    package = saved
     if report_json is not None:
-        package = revised_package(package, Report.model_validate_json(report_json))
+        package = revised_package(saved, Report.model_validate_json(report_json))
+    if replaces is not None:
+        version, earlier_json = replaces
+        earlier = saved
+        if version > 1 and earlier_json is not None:
+            earlier = dataclasses.replace(saved, report=Report.model_validate_json(earlier_json))
+        package = dataclasses.replace(package, replaces=content_version(earlier))
     return package, prepare(name, destination, package)
 
 

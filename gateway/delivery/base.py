@@ -71,13 +71,14 @@ class ObjectUids(NamedTuple):
     instance: str
 
 
-def object_uids(package: ReportPackage, role: str) -> ObjectUids:
+def object_uids(package: ReportPackage, role: str, version: str | None = None) -> ObjectUids:
     """Study, series and instance UID of a DICOM object the gateway makes from this report
     (role "pdf": its Encapsulated PDF, "sr": its structured report).
 
     In the ECG's own study when the ECG names one. The same for every resend of the same
     content, so the archive and an HL7 reference pointer name the same instance; a new
-    instance for a correction. pydicom's generate_uid ignores its entropy sources without
+    instance for a correction (`version`: another content version of the same report,
+    e.g. the one it replaces). pydicom's generate_uid ignores its entropy sources without
     an org root; this is the same 2.25 form (ISO/IEC 9834-8) from name-based UUIDs.
     """
 
@@ -86,7 +87,8 @@ def object_uids(package: ReportPackage, role: str) -> ObjectUids:
 
     ecg = package.sop_instance_uid
     study = package.metadata.study_instance_uid or uid(ecg, "study")
-    return ObjectUids(study, uid(ecg, role, "series"), uid(ecg, role, content_version(package)))
+    instance = uid(ecg, role, version or content_version(package))
+    return ObjectUids(study, uid(ecg, role, "series"), instance)
 
 
 def redact(text: str, package: ReportPackage, limit: int = 200) -> str:

@@ -86,6 +86,8 @@ def ecg_report_sr(package: ReportPackage) -> bytes:
         ds.ReferencedRequestSequence = [_request(package.order, ds.StudyInstanceUID)]
     ds.PerformedProcedureCodeSequence = []
     ds.ReferencedPerformedProcedureStepSequence = []
+    if package.replaces is not None:
+        ds.PredecessorDocumentsSequence = [_predecessor(package)]
     evidence = _evidence(package)
     if evidence is not None:
         ds.CurrentRequestedProcedureEvidenceSequence = [evidence]
@@ -227,18 +229,35 @@ def _summary(report: Report) -> list[Dataset]:
 
 
 def _evidence(package: ReportPackage) -> Dataset | None:
-    """The ECG the report is of, when its UIDs are known (hierarchical SOP reference)."""
+    """The ECG the report is of, when its UIDs are known."""
     meta = package.metadata
     if not (meta.study_instance_uid and meta.series_instance_uid and meta.sop_class_uid):
         return None
+    return _reference(
+        meta.study_instance_uid,
+        meta.series_instance_uid,
+        meta.sop_class_uid,
+        package.sop_instance_uid,
+    )
+
+
+def _predecessor(package: ReportPackage) -> Dataset:
+    """The SR this version supersedes (the one last sent to this destination): an
+    archive or viewer can mark it replaced (PS3.3 C.17.2.3)."""
+    uids = object_uids(package, "sr", package.replaces)
+    return _reference(uids.study, uids.series, COMPREHENSIVE_SR_STORAGE, uids.instance)
+
+
+def _reference(study_uid: str, series_uid: str, sop_class: str, sop_instance: str) -> Dataset:
+    """A hierarchical SOP instance reference (study > series > instance)."""
     instance = Dataset()
-    instance.ReferencedSOPClassUID = meta.sop_class_uid
-    instance.ReferencedSOPInstanceUID = package.sop_instance_uid
+    instance.ReferencedSOPClassUID = sop_class
+    instance.ReferencedSOPInstanceUID = sop_instance
     series = Dataset()
-    series.SeriesInstanceUID = meta.series_instance_uid
+    series.SeriesInstanceUID = series_uid
     series.ReferencedSOPSequence = [instance]
     study = Dataset()
-    study.StudyInstanceUID = meta.study_instance_uid
+    study.StudyInstanceUID = study_uid
     study.ReferencedSeriesSequence = [series]
     return study
 

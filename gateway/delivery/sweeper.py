@@ -219,7 +219,16 @@ class DeliverySweeper:
         """The package and what to send, built by the formatting process when there is one."""
         if not delivery.report_dir:
             raise DeliveryError("the report files are gone (purged by retention?)", permanent=True)
-        args = (delivery.destination, destination, Path(delivery.report_dir), delivery.report_json)
+        replaces = None
+        if delivery.replaces_version is not None:
+            replaces = (delivery.replaces_version, delivery.replaces_json)
+        args = (
+            delivery.destination,
+            destination,
+            Path(delivery.report_dir),
+            delivery.report_json,
+            replaces,
+        )
         formatter = self._formatter
         try:
             if formatter is None:

@@ -220,6 +220,10 @@ class OrderIntake:
             return existing
         if existing is None:
             raise MessageProblem("AE", "ORC-2", UNKNOWN_KEY, "no order with that placer number")
+        if control.control == "XO" and existing.state not in OPEN_ORDER_STATES:
+            raise MessageProblem(
+                "AE", "ORC-1", APPLICATION_ERROR, f"that order is {existing.state}: not changed"
+            )
         if existing.state == "completed":
             raise MessageProblem(
                 "AE", "ORC-1", APPLICATION_ERROR, "that order is completed: its ECG is taken"
@@ -229,7 +233,7 @@ class OrderIntake:
     def _apply(
         self, control: OrderControl, existing: Order | None, sender: Participant
     ) -> list[tuple[Order, OrderEvent]]:
-        if control.control == "NW":
+        if control.control in ("NW", "XO"):  # a change carries the whole order, as NW does
             order = self.store.add_order(control.order)
             event: OrderEvent = "new" if existing is None else "updated"
         else:

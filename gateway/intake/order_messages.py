@@ -32,7 +32,7 @@ import hl7
 from gateway.store.order_records import NewOrder, OrderPriority, OrderReference
 
 AckCode = Literal["AA", "AE", "AR"]
-OrderControlCode = Literal["NW", "CA", "DC"]
+OrderControlCode = Literal["NW", "XO", "CA", "DC"]
 # HL7 table 0357 (message error condition codes), as ERR names them.
 SEGMENT_SEQUENCE_ERROR, REQUIRED_FIELD_MISSING, DATA_TYPE_ERROR = "100", "101", "102"
 TABLE_VALUE_NOT_FOUND = "103"
@@ -80,7 +80,7 @@ class Header:
 
 @dataclass(frozen=True)
 class OrderControl:
-    """One ORC group: new (NW), cancel (CA) or discontinue (DC) of `order`."""
+    """One ORC group: new (NW), change (XO), cancel (CA) or discontinue (DC) of `order`."""
 
     control: OrderControlCode  # ORC-1
     # For CA and DC only the placer number (ORC-2) counts: the store has the rest.
@@ -199,15 +199,15 @@ def _order(
 ) -> OrderControl:
     orc, obr, tq1 = group["ORC"], group.get("OBR"), group.get("TQ1")
     control = _get(orc, 1)
-    if control not in ("NW", "CA", "DC"):
+    if control not in ("NW", "XO", "CA", "DC"):
         raise MessageProblem(
-            "AE", "ORC-1", TABLE_VALUE_NOT_FOUND, "order control must be NW, CA or DC"
+            "AE", "ORC-1", TABLE_VALUE_NOT_FOUND, "order control must be NW, XO, CA or DC"
         )
     placer = _get(orc, 2) or _get(obr, 2)
     if not placer:
         raise MessageProblem("AE", "ORC-2", REQUIRED_FIELD_MISSING, "no placer order number")
     patient_id = _get(pid, 3)
-    if control == "NW" and not patient_id:
+    if control in ("NW", "XO") and not patient_id:
         raise MessageProblem("AE", "PID-3", REQUIRED_FIELD_MISSING, "no patient ID")
     reference = OrderReference(
         placer_order_number=placer,

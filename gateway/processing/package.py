@@ -58,6 +58,10 @@ class ReportPackage:
     waveform: Ecg | None = None
     # the order this ECG was matched to (IHE REWF); None for an unordered ECG
     order: OrderReference | None = None
+    # set when delivered: the content version (gateway.delivery.base.content_version) of
+    # the report this one replaces at its destination, so a corrected DICOM SR names the
+    # SR it supersedes; not saved with the package
+    replaces: str | None = None
 
     @property
     def sop_instance_uid(self) -> str:

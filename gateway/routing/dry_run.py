@@ -13,13 +13,18 @@ from gateway.intake.accept import KIND_BY_SOP_CLASS, WAVEFORM
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import read_image_object
 from gateway.routing import MatchContext, RoutesConfig, critical_findings, decide, explain
+from gateway.store.order_records import OrderReference
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 
 
 def package_for_input(
-    path: Path, association: Association, limits: StatementLimits = DEFAULT_LIMITS
+    path: Path,
+    association: Association,
+    limits: StatementLimits = DEFAULT_LIMITS,
+    order: OrderReference | None = None,
 ) -> ReportPackage:
-    """The report package the pipeline would build (without rendering: routing needs none)."""
+    """The report package the pipeline would build (without rendering: routing needs
+    none), matched to `order` where one is given."""
     kind = _dicom_kind(path) or WAVEFORM
     if kind == WAVEFORM:
         ecg = model.load(path)
@@ -29,10 +34,16 @@ def package_for_input(
             metadata=ecg.metadata,
             report=model.analyze(ecg, limits),
             association=association,
+            order=order,
         )
     image = read_image_object(path, kind)
     return ReportPackage(
-        job_id=0, kind=kind, metadata=image.metadata, report=image.report, association=association
+        job_id=0,
+        kind=kind,
+        metadata=image.metadata,
+        report=image.report,
+        association=association,
+        order=order,
     )
 
 
@@ -48,6 +59,10 @@ def format_route_test(package: ReportPackage, config: RoutesConfig) -> str:
         (
             f"modality:    {ctx.modality or '-'}, institution {ctx.institution or '-'}, "
             f"station {ctx.station or '-'}"
+        ),
+        (
+            f"order:       priority {ctx.priority or '-'}, facility {ctx.ordering_facility or '-'}, "
+            f"procedure {ctx.procedure_code or '-'}"
         ),
         f"statements:  {', '.join(sorted(ctx.statement_codes)) or '-'}",
         f"critical:    {_critical(package, config)}",

@@ -11,10 +11,18 @@ from typing import Any
 from gateway.store.records import Delivery, clock
 
 UNSENT = "('pending', 'failed')"
+# The latest version of the same report sent to the same destination before this one.
+_SENT_BEFORE = (
+    "SELECT MAX(p.report_version) FROM deliveries p WHERE p.job_id = d.job_id"
+    " AND p.destination = d.destination AND p.state = 'sent'"
+    " AND p.report_version < d.report_version"
+)
 DELIVERY_COLUMNS = (
     "d.id, d.job_id, d.destination, d.patient_key, d.state, d.attempts, d.next_attempt_at,"
     " d.last_error, d.created_at, d.updated_at, d.sent_at, j.sop_instance_uid, j.report_dir,"
-    " d.report_version, v.report_json"
+    f" d.report_version, v.report_json, ({_SENT_BEFORE}) AS replaces_version,"
+    " (SELECT r.report_json FROM report_versions r WHERE r.job_id = d.job_id"
+    f"  AND r.version > 1 AND r.version = ({_SENT_BEFORE})) AS replaces_json"
 )
 # A delivery of a later report version carries that version's report (version 1 is the
 # package's report.json).

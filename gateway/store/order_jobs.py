@@ -21,6 +21,7 @@ from gateway.store.order_records import Order
 from gateway.store.orders import _COLUMNS as _ORDER_COLUMNS
 from gateway.store.orders import _order
 from gateway.store.records import Job
+from gateway.store.report_records import PRIORITY_RANK
 
 
 class OrderJobs:
@@ -86,10 +87,28 @@ class OrderJobs:
                     raise _Unchanged  # undoes the order's attachment
                 self._requeue_deliveries(conn, job_id, deliveries, now)
                 self._keep_report(conn, job_id, report_dir)
+                if order_id is not None:
+                    self._rank_by_order(conn, job_id, order_id)
         except _Unchanged:
             return False
         self._completed(job_id, report_dir)
         return True
+
+    def _rank_by_order(self, conn: Any, job_id: int, order_id: int) -> None:
+        """The over-read worklist ranks the report by its order's priority: a STAT order
+        that arrived after its ECG moves the report up, as if it had come first."""
+        self._execute(
+            conn,
+            "UPDATE report_worklist SET priority_rank = CASE (SELECT priority FROM orders"
+            " WHERE id = ?) WHEN 'stat' THEN ? WHEN 'asap' THEN ? ELSE ? END WHERE job_id = ?",
+            (
+                order_id,
+                PRIORITY_RANK["stat"],
+                PRIORITY_RANK["asap"],
+                PRIORITY_RANK["routine"],
+                job_id,
+            ),
+        )
 
     def _attach_open_order(self, conn: Any, order_id: int, job_id: int, now: float) -> bool:
         cursor = self._execute(

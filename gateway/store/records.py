@@ -101,6 +101,10 @@ class Delivery:
     report_dir: str | None
     report_version: int = 1  # the version of the job's report this delivery sends
     report_json: str | None = None  # that version's report; None: the package's own (1)
+    # The latest version sent to the same destination before this one (a corrected DICOM
+    # SR names it as its predecessor), and its report where that is not the package's own.
+    replaces_version: int | None = None
+    replaces_json: str | None = None
 
 
 def clock(now: float | None) -> float:

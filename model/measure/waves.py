@@ -53,6 +53,16 @@ MIN_P_MV = 0.02
 # (synthetic ECGs: -0.8 to -2.3; the bench's real records: -0.5 or above).
 P_ANCHOR_DISPLACEMENT = 0.75
 P_WITHOUT_BASELINE = "no isoelectric baseline before the P wave: it starts on the preceding T wave"
+# Where the anchor lies on a wave before the P wave (a U wave or the T wave's tail, off
+# the isoelectric line by more than P_RETURN_DROP of the P wave's height) whose return
+# to the line the trapezium takes for the P wave's foot, the onset is where the rise
+# stalls at the line (slope at most P_STALL_SLOPE of the steepest rise, after at least
+# P_STALL_GAIN of it, within P_RETURN_LEVEL of the P wave's height from the line).
+# Synthetic U waves ending as the P wave starts: PRs 30-38 ms long before (docs 3.2).
+P_RETURN_DROP = 0.1
+P_RETURN_LEVEL = 0.25
+P_STALL_SLOPE = 0.25
+P_STALL_GAIN = 0.2
 MIN_P_CONSISTENCY = 0.5
 # A sinus P wave points down and left in the frontal plane (degrees).
 SINUS_P_AXIS = (-30, 105)
@@ -155,8 +165,11 @@ def locate_p(
     the line is pinned to the signal there, so where the PR segment sits away from
     the line (atrial repolarisation) the magnitude drops into the pin faster than
     the P wave itself falls.
-    A wave under MIN_P_MV is filter ripple, not a P wave; and where the anchor itself
-    lies on the P wave (_anchor_on_the_wave), no isoelectric baseline precedes it.
+    Where the anchor lies on a U wave or the T wave's tail that returns to the line just
+    before the P wave, the onset is where the rise stalls at the line
+    (_past_return_to_line). A wave under MIN_P_MV is filter ripple, not a P wave; and
+    where the anchor itself lies on the P wave (_anchor_on_the_wave), no isoelectric
+    baseline precedes it.
     """
     lo = qrs_on - samples(P_SEARCH_MS)
     after_t = previous_t_end + samples(P_AFTER_T_MS) > lo
@@ -169,9 +182,9 @@ def locate_p(
     if hi - lo < samples(60):
         return None, "no room for a P wave between the previous T wave and the QRS"
     x = _smooth_rows(median[leads], samples(P_SMOOTH_MS))
-    magnitude = _magnitude_above_line(x, lo, pr_end)
-    peak = lo + int(np.argmax(magnitude[lo:hi]))
-    if noise > 0 and magnitude[peak] < MIN_P_SNR * noise:
+    above_tp = _magnitude_above_line(x, lo, pr_end)
+    peak = lo + int(np.argmax(above_tp[lo:hi]))
+    if noise > 0 and above_tp[peak] < MIN_P_SNR * noise:
         return None, "no P wave distinguishable from noise"
     if peak - lo < samples(10) or hi - peak < samples(4):
         return None, "no P wave before the QRS"
@@ -184,6 +197,7 @@ def locate_p(
     fall_stop = max(peak + 1, pr_end - samples(P_PIN_MARGIN_MS))
     fall = peak + int(np.argmin(np.diff(magnitude)[peak:fall_stop]))
     onset = _trapezium_start(magnitude, anchor, rise)
+    onset = _past_return_to_line(magnitude, above_tp, anchor, onset, rise, pr_end)
     offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
     top = onset + int(np.argmax(magnitude[onset : offset + 1]))
     if magnitude[top] < MIN_P_MV:
@@ -192,6 +206,32 @@ def locate_p(
         return None, P_WITHOUT_BASELINE
     onset_clear = not (after_t and (not t_end_located or onset - lo < samples(P_MIN_TP_MS)))
     return PWave(onset, offset, onset_clear), ""
+
+
+def _past_return_to_line(
+    magnitude: np.ndarray, above_tp: np.ndarray, anchor: int, onset: int, rise: int, pr_end: int
+) -> int:
+    """The P onset past a preceding wave's return to the isoelectric line, or onset.
+
+    magnitude is measured from the anchor, above_tp from the whole TP segment's line
+    (the previous T wave's end to the PR segment). Where the anchor lies on a U wave or
+    the T wave's tail, the magnitude from the anchor rises twice: as that wave returns
+    to the line, then as the P wave leaves it; the trapezium, seeing one slow foot,
+    puts the onset near the anchor. Between the two the rise stalls at the line: the
+    P wave starts there. A bifid P wave stalls too, but away from the line.
+    """
+    height = float(magnitude[onset:pr_end].max())
+    slope = np.diff(magnitude)
+    span = np.arange(onset, rise)
+    stalled = (slope[span] <= P_STALL_SLOPE * slope[rise]) & (
+        magnitude[span] - magnitude[onset] >= P_STALL_GAIN * (magnitude[rise] - magnitude[onset])
+    )
+    if not stalled.any():
+        return onset
+    stall = int(span[stalled][np.argmin(slope[span][stalled])])
+    at_line = above_tp[stall] < P_RETURN_LEVEL * height
+    anchor_off_line = above_tp[anchor] > above_tp[stall] + P_RETURN_DROP * height
+    return stall if at_line and anchor_off_line else onset
 
 
 def _steepest_rise(magnitude: np.ndarray, anchor: int, peak: int) -> int:
