@@ -21,7 +21,9 @@ from model.measure.result import Fiducials, PWaveOnT
 from model.measure.waves import MIN_P_CONSISTENCY, SINUS_P_AXIS
 
 # The hump rises above the T wave's trough and falls toward the QRS by at least this
-# much (mV), seen from the sinus direction where it stands highest.
+# much (mV), seen from the sinus direction where it stands highest (the P waves the
+# tuning seeds had missed rose 0.03-0.17 mV above the trough in lead II; the T wave's
+# descent alone, drawn without P waves, makes none).
 MIN_HUMP_MV = 0.03
 # Its peak lies this far before the QRS onset (ms): a P wave's peak, half a P wave
 # after its onset, PR 120-260 ms (tuning set: 64-156 ms). A flutter wave's return
