@@ -90,20 +90,47 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
             )
         ]
     if m.has_flutter_waves:
-        return [
-            make_statement(
-                "AFLT",
-                f"regular atrial waves at {FLUTTER_HZ[0] * 60:.0f}-{FLUTTER_HZ[1] * 60:.0f}/min "
-                "in II, III, aVF and V1 once the QRS-T complexes are cancelled "
-                f"(>= {FLUTTER_MIN_MV} mV RMS)",
-                atrial_rate_per_min=round(m.flutter_hz * 60),
-                atrial_wave_rms_mv=m.atrial_residual_mv,
-                ventricular_rate_bpm=m.values.heart_rate_bpm,
-            )
-        ]
+        return [flutter_statement(m)]
     if not consistent_p_waves(m):
+        if p_wave_on_the_t_wave(m):
+            return sinus_statements(m, limits)
         return atrial_fibrillation_statements(m)
     return sinus_statements(m, limits)
+
+
+def p_wave_on_the_t_wave(m: EcgMeasurement) -> bool:
+    """No P wave was delimited, but a sinus P wave stands on the previous T wave before
+    each QRS (model.measure.p_on_t) of a rhythm that is regular, or whose irregularity
+    premature beats explain: sinus tachycardia at 130-160/min with a long enough PR."""
+    if m.p_wave_on_t is None or m.rhythm is None:
+        return False
+    irregularity = m.beats.irregularity()
+    regular = irregularity is not None and irregularity <= IRREGULAR_RMSSD
+    return regular or unexplained_irregularity(m.rhythm)[0] is False
+
+
+def flutter_statement(m: EcgMeasurement) -> Statement:
+    """AFLT with the criterion met: waves left once the QRS-T complexes are cancelled,
+    or, at fixed conduction, one atrial wave repeating k times per RR."""
+    band = f"{FLUTTER_HZ[0] * 60:.0f}-{FLUTTER_HZ[1] * 60:.0f}/min"
+    criterion = (
+        f"regular atrial waves at {band} in II, III, aVF and V1 once the QRS-T complexes "
+        f"are cancelled (>= {FLUTTER_MIN_MV} mV RMS)"
+    )
+    if m.flutter_ratio is not None:
+        criterion = (
+            f"the atrial wave before each QRS repeats {m.flutter_ratio} times per RR at "
+            f"{band}, inside the ST-T complex once the T wave's direction is removed "
+            f"({m.flutter_ratio}:1 conduction)"
+        )
+    return make_statement(
+        "AFLT",
+        criterion,
+        atrial_rate_per_min=round(m.flutter_hz * 60),
+        atrial_wave_rms_mv=m.atrial_residual_mv,
+        ventricular_rate_bpm=m.values.heart_rate_bpm,
+        conduction_ratio=m.flutter_ratio,
+    )
 
 
 def consistent_p_waves(m: EcgMeasurement) -> bool:
@@ -195,10 +222,13 @@ def regularly_irregular(rhythm: RhythmAnalysis) -> bool:
 
 def sinus_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
     p_axis, hr = m.values.p_axis_deg, m.values.heart_rate_bpm
+    where = "before each QRS"
+    if p_axis is None and m.p_wave_on_t is not None:
+        p_axis, where = m.p_wave_on_t.axis_deg, "on the preceding T wave before each QRS"
     if p_axis is None or not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
         return []
     found = []
-    sinus = f"P wave before each QRS with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
+    sinus = f"P wave {where} with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
     p_waves = _p_wave_counts(m.rhythm)
     rate = sinus_rate_code(hr, limits)
     if rate is not None:

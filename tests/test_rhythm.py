@@ -101,13 +101,11 @@ def test_flutter_with_4_to_1_conduction() -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_flutter_with_2_to_1_conduction_is_never_called_fibrillation(seed: int) -> None:
-    """Not detected (every flutter wave is locked to the QRS, and the QRS-T
-    cancellation takes them away with it: docs/measurement.md), but not taken for
-    atrial fibrillation either."""
+def test_flutter_with_2_to_1_conduction_is_flutter(seed: int) -> None:
+    """Every flutter wave is locked to the QRS (tests/test_flutter.py has more)."""
     spec = RhythmSpec(rhythm="atrial_flutter", rate_bpm=280 + 10 * seed, f_wave_mv=0.2, seed=seed)
     report, _ = _analyze(spec)
-    assert "AFIB" not in report.codes
+    assert report.codes[0] == "AFLT"
 
 
 @pytest.mark.parametrize(

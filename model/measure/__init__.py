@@ -11,6 +11,8 @@ method, its references and its calibration):
     fiducials   the global fiducials and the intervals between them, nulled with reasons
     amplitudes  each lead's Q, R, S, R' and the frontal P, QRS and T axes
     atrial      flutter waves left once the QRS-T complexes are cancelled, or locked to them
+    conducted_flutter  flutter waves at fixed 2:1-4:1 conduction, repeating inside the ST-T
+    p_on_t      a sinus P wave on the previous T wave, where no P wave could be delimited
     rhythm      beat by beat: premature beats' origin, P waves, what premature beats explain
     result      the EcgMeasurement returned, with Fiducials and LeadAmplitudes
     pipeline    measure() itself

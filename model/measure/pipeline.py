@@ -4,7 +4,8 @@ The standard 12 leads (model.measure.leads) -> which leads can be trusted
 (model.signal_quality) -> 500 Hz, 0.5-40 Hz band-pass -> beats, ectopic ones set aside,
 pacemaker stimuli blanked (model.beats) -> a median beat per lead from the dominant
 beats -> global fiducials and intervals (model.measure.fiducials) -> axes and
-amplitudes (model.measure.amplitudes) -> flutter waves (model.measure.atrial).
+amplitudes (model.measure.amplitudes) -> flutter waves (model.measure.atrial, and at
+fixed conduction model.measure.conducted_flutter).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from model.ecg import STANDARD_LEADS, Ecg
 from model.measure.amplitudes import axes_and_amplitudes
 from model.measure.atrial import atrial_residual, locked_flutter
 from model.measure.av_conduction import atrial_activity
+from model.measure.conducted_flutter import conducted_flutter
 from model.measure.fiducials import drop_p_wave, fiducials_and_intervals, reject_implausible
 from model.measure.leads import (
     BANDPASS,
@@ -42,6 +44,7 @@ from model.measure.leads import (
     standard_twelve,
     to_internal_rate,
 )
+from model.measure.p_on_t import p_wave_on_t_wave
 from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
 from model.measure.result import EcgMeasurement
 from model.measure.rhythm import RhythmAnalysis, analyse_rhythm
@@ -186,11 +189,15 @@ def _measure_beats(
             locked = locked_flutter(sig, beats, result.fiducials)
             if locked[0] is not None:
                 result.flutter_hz, result.atrial_residual_mv = locked
+        if not result.has_flutter_waves:
+            _conducted_flutter(result, sig, beats)
         if result.has_flutter_waves:
             drop_p_wave(
                 result,
                 f"atrial flutter waves ({result.flutter_hz * 60:.0f}/min) instead of P waves",
             )
+        elif result.fiducials.p_on is None:
+            result.p_wave_on_t = p_wave_on_t_wave(sig, beats, result.fiducials)
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
     if result.fiducials is not None and not result.has_flutter_waves:
@@ -198,6 +205,14 @@ def _measure_beats(
     if snr < MIN_QRS_SNR:
         _rhythm_only(result, snr)
     return result
+
+
+def _conducted_flutter(result: EcgMeasurement, sig: np.ndarray, beats: Beats) -> None:
+    """Flutter waves locked at 2:1-4:1 conduction, where no wave was left to find."""
+    found = conducted_flutter(sig, beats, result.fiducials)
+    if found is not None:
+        result.flutter_hz, result.atrial_residual_mv = found.hz, found.rms_mv
+        result.flutter_ratio = found.ratio
 
 
 def _rhythm_only(result: EcgMeasurement, snr: float) -> None:

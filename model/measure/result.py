@@ -41,6 +41,18 @@ class Fiducials:
 
 
 @dataclass(frozen=True)
+class PWaveOnT:
+    """A P wave on the previous T wave (model.measure.p_on_t), seen where locate_p saw
+    none: its frontal axis (degrees), its rise in lead II above the T wave's trough
+    (mV), its peak's distance before the QRS (ms) and its beat-to-beat correlation."""
+
+    axis_deg: float
+    rise_mv: float
+    peak_to_qrs_ms: float
+    consistency: float
+
+
+@dataclass(frozen=True)
 class LeadAmplitudes:
     """One lead's median-beat amplitudes in mV, against the level at QRS onset.
 
@@ -77,6 +89,10 @@ class EcgMeasurement:
     amplitudes: dict[str, LeadAmplitudes] = field(default_factory=dict)
     flutter_hz: float | None = None
     atrial_residual_mv: float = 0.0
+    # Flutter waves locked at a fixed 2:1-4:1 conduction (model.measure.conducted_flutter):
+    # atrial waves per QRS; their size is not held to FLUTTER_MIN_MV.
+    flutter_ratio: int | None = None
+    p_wave_on_t: PWaveOnT | None = None
     paced_beats: int = 0
     rhythm: RhythmAnalysis | None = None
     # Every P wave of the recording and its relation to the QRS (AV conduction).
@@ -88,7 +104,9 @@ class EcgMeasurement:
 
     @property
     def has_flutter_waves(self) -> bool:
-        return self.flutter_hz is not None and self.atrial_residual_mv >= FLUTTER_MIN_MV
+        if self.flutter_hz is None:
+            return False
+        return self.flutter_ratio is not None or self.atrial_residual_mv >= FLUTTER_MIN_MV
 
     def set_null(self, keys: tuple[str, ...] | list[str], reason: str) -> None:
         for key in keys:

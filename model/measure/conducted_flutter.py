@@ -1,0 +1,135 @@
+"""Flutter conducted at a fixed ratio (2:1, 3:1, 4:1): the atrial wave before the QRS
+repeats one flutter cycle earlier, inside the previous beat's ST-T.
+
+At fixed conduction every flutter wave is locked to the QRS: the QRS-T cancellation of
+model.measure.atrial takes them all away, and at 2:1 (and 3:1 at fast flutter rates)
+no TQ segment is left to see one repeat in. What stays is the median cycle, from one
+QRS onset to the next: there an atrial wave repeating at RR/k shows k copies, one
+before the QRS and the others inside the ST-T complex. The T wave is removed by
+projecting the eight independent leads off its direction (the first principal
+direction of the ST-T up to 60 ms after the T peak); a sinus P wave, once per cycle, then
+leaves nothing alike one flutter cycle earlier, while flutter waves repeat with the
+same shape and size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.beats import FS, Beats, beat_windows, samples
+from model.measure.leads import INDEPENDENT_LEADS, LEAD_INDEX, PRE
+from model.measure.result import Fiducials
+
+# The flutter cycle (ms): 240-340/min, as model.measure.atrial.FLUTTER_HZ.
+FLUTTER_CYCLE_MS = (60000 / 340, 60000 / 240)
+CONDUCTION_RATIOS = (2, 3, 4)
+# Every earlier copy correlates this well with the wave before the QRS and is this
+# close in size (synthetic tuning seeds 1 and 3: flutter 0.8-1.0 and 0.5-1.5; sinus
+# rhythms at 110-160/min and fibrillation at the same rates -0.3 to 0.35; LUDB 35, typical
+# flutter at 2:1, 0.69).
+MIN_COPY_CORRELATION = 0.6
+COPY_SIZE = (0.4, 2.5)
+# The window compared: up to this long, ending 10 ms before the QRS, and starting no
+# nearer than 30 ms after the previous QRS's end once shifted back k-1 cycles.
+WINDOW_MS = 120
+MIN_WINDOW_MS = 30
+# Fixed conduction: at least this share of the RRs lie within LOCKED_RR of the dominant
+# RR, and only the beats after such an RR make the median cycle (LUDB 35, flutter at 2:1
+# with a few 3:1 and 4:1 cycles: 14 of 21; LUDB 101, atrial fibrillation: 4 of 12).
+LOCKED_RR = 0.02
+LOCKED_SHARE = 0.5
+# The T wave's direction is read over at least this much of the ST-T (ms). Read from
+# its change over one flutter cycle instead, which flutter waves leave alone, it took
+# sinus P waves into it: 22 of 430 synthetic sinus tachycardias were called flutter.
+MIN_ST_T_MS = 40
+# Below this (mV RMS over the eight leads, T direction removed) there is no wave to
+# compare, only filter ripple of a noise-free recording.
+MIN_WAVE_MV = 0.015
+
+
+@dataclass(frozen=True)
+class ConductedFlutter:
+    """Flutter waves at fixed conduction: the atrial rate (Hz), the ratio of atrial
+    waves to QRS complexes, the copies' lowest correlation and the wave's RMS (mV)."""
+
+    hz: float
+    ratio: int
+    correlation: float
+    rms_mv: float
+
+
+def conducted_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> ConductedFlutter | None:
+    """Flutter at a fixed 2:1, 3:1 or 4:1 conduction, where most RRs are one and the
+    same and the median cycle of the beats after them holds k alike atrial waves RR/k
+    apart (RR/k a flutter cycle); else None."""
+    rr = round(beats.dominant_rr)
+    locked = beats.both_normal & (np.abs(beats.rr - beats.dominant_rr) <= LOCKED_RR * rr)
+    if locked.sum() < max(3, LOCKED_SHARE * beats.rr.size):
+        return None
+    rows = [LEAD_INDEX[n] for n in INDEPENDENT_LEADS]
+    windows = median_cycle(sig[rows], beats.positions[1:][locked], fid.qrs_on, rr)
+    if windows is None:
+        return None
+    cycle = np.median(windows, axis=1)
+    qrs = fid.qrs_off - fid.qrs_on
+    t_peak = fid.t_peak - fid.qrs_on if fid.t_peak is not None else qrs + samples(100)
+    st_t = (qrs + samples(20), min(t_peak + samples(60), rr))
+    if st_t[1] - st_t[0] < samples(MIN_ST_T_MS):
+        return None
+    off_t = _off_t_wave(cycle, st_t)
+    for ratio in CONDUCTION_RATIOS:
+        lag = rr / ratio
+        if not samples(FLUTTER_CYCLE_MS[0]) - 2 <= lag <= samples(FLUTTER_CYCLE_MS[1]) + 2:
+            continue
+        found = _alike_copies(off_t, rr, round(lag), ratio, qrs)
+        if found is not None:
+            return ConductedFlutter(FS / lag, ratio, *found)
+    return None
+
+
+def median_cycle(sig: np.ndarray, positions: np.ndarray, qrs_on: int, rr: int) -> np.ndarray | None:
+    """(leads, beats, rr) windows from the previous QRS onset (index 0) to each beat's
+    own (index rr), qrs_on being the median beat's; None with fewer than 3 inside."""
+    windows = beat_windows(sig, positions, qrs_on - PRE - rr, qrs_on - PRE)
+    windows = windows[:, ~np.isnan(windows).any(axis=(0, 2))]
+    return windows if windows.shape[1] >= 3 else None
+
+
+def _off_t_wave(cycle: np.ndarray, st_t: tuple[int, int]) -> np.ndarray:
+    """The cycle projected off the T wave's direction: the first principal direction
+    of the eight leads over st_t, from 20 ms after the QRS to 60 ms after the T peak."""
+    window = cycle[:, st_t[0] : st_t[1]]
+    window = window - window.mean(axis=1, keepdims=True)
+    direction = np.linalg.svd(window, full_matrices=False)[0][:, 0]
+    return cycle - np.outer(direction, direction @ cycle)
+
+
+def _alike_copies(
+    x: np.ndarray, rr: int, lag: int, ratio: int, qrs: int
+) -> tuple[float, float] | None:
+    """(lowest correlation, RMS) where the window before the QRS and each copy 1..k-1
+    flutter cycles earlier are alike in shape and size; else None."""
+    length = min(lag - qrs - samples(MIN_WINDOW_MS), samples(WINDOW_MS))
+    if length < samples(MIN_WINDOW_MS):
+        return None
+    start = rr - samples(10) - length
+    wave = _centred(x[:, start : start + length])
+    energy = float((wave**2).sum())
+    rms = float(np.sqrt((wave**2).mean(axis=1).sum()))
+    if rms < MIN_WAVE_MV:
+        return None
+    lowest = 1.0
+    for copy in range(1, ratio):
+        earlier = _centred(x[:, start - copy * lag : start - copy * lag + length])
+        size = np.sqrt(float((earlier**2).sum()) / energy)
+        corr = float((wave * earlier).sum()) / (np.sqrt(energy * (earlier**2).sum()) + 1e-12)
+        if corr < MIN_COPY_CORRELATION or not COPY_SIZE[0] <= size <= COPY_SIZE[1]:
+            return None
+        lowest = min(lowest, corr)
+    return lowest, rms
+
+
+def _centred(x: np.ndarray) -> np.ndarray:
+    return x - x.mean(axis=1, keepdims=True)
