@@ -99,7 +99,8 @@ def _sentence(text: str) -> str:
 
 def _verdict(codes: list[str], measured: EcgMeasurement) -> str:
     """Normal only when everything was judged: uncalibrated amplitudes leave the
-    voltages unjudged, a signal too noisy for intervals everything but the rhythm."""
+    voltages unjudged, a signal too noisy for intervals everything but the rhythm, a
+    PR not measured a first-degree block or pre-excitation unseen."""
     findings = set(codes) - NORMAL_RHYTHM_CODES - {"NORM"}
     if measured.rhythm_only:
         return "Intervals, axes and voltages not assessed: the signal is too noisy."
@@ -107,6 +108,8 @@ def _verdict(codes: list[str], measured: EcgMeasurement) -> str:
         return "Abnormal ECG."
     if not measured.amplitudes_calibrated:
         return "QRS voltages not assessed: the amplitudes are not calibrated."
+    if measured.values.pr_ms is None:
+        return "PR interval not assessed: the P wave's onset could not be measured."
     return "Otherwise normal ECG." if findings else "Normal ECG."
 
 

@@ -382,7 +382,9 @@ def interpret(
         if "AFIB" not in rhythm:
             found += qt_statements(m, sex)
     codes = [s.code for s in found]
-    judged = m.amplitudes_calibrated and not m.rhythm_only
+    # Normal only when everything was judged: a sinus rhythm whose PR was not measured
+    # (its P wave on the T wave) may hide a first-degree block or pre-excitation.
+    judged = m.amplitudes_calibrated and not m.rhythm_only and m.values.pr_ms is not None
     if codes and set(codes) <= NORMAL_RHYTHM_CODES and judged:
         found.append(
             make_statement("NORM", "no finding beyond a normal sinus rhythm", codes=",".join(codes))

@@ -160,6 +160,11 @@ def test_sinus_tachycardia_with_the_p_wave_on_the_t_wave() -> None:
             stach += 1
             criterion = next(s for s in report.statements if s.code == "STACH").evidence.criterion
             assert "on the preceding T wave" in criterion
+            # no PR measured: never called normal (a long PR or pre-excitation unseen)
+            assert "NORM" not in report.codes
+            assert report.impression.endswith(
+                "PR interval not assessed: the P wave's onset could not be measured."
+            )
         assert not {"AFLT", "AFIB"} & set(report.codes)
     assert hidden >= 6 and stach >= hidden / 2
 
