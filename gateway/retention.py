@@ -53,9 +53,18 @@ def _purge_jobs(store: Store, cutoff: float, now: float) -> int:
             if job.spool_path:
                 Path(job.spool_path).unlink(missing_ok=True)
             if job.report_dir:
-                shutil.rmtree(job.report_dir, ignore_errors=True)
+                for directory in _report_dirs(Path(job.report_dir), job.id):
+                    shutil.rmtree(directory, ignore_errors=True)
             store.mark_job_files_purged(job.id, now=now)
             count += 1
+
+
+def _report_dirs(current: Path, job_id: int) -> list[Path]:
+    """The job's report package and any earlier one a late order replaced (reports/<job>
+    before reports/<job>-order<order>, kept then for deliveries in flight): each holds
+    patient data that retention must remove."""
+    parent = current.parent
+    return [current, parent / str(job_id), *parent.glob(f"{job_id}-order*")]
 
 
 def _purge_outbox(directory: Path, cutoff: float) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from gateway.processing.order_link import Reconciler
 from gateway.processing.order_match import OrderMatching, intake_priority
 from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Workers, WorkerSettings
+from gateway.retention import purge
 from gateway.routing import Router
+from gateway.store import SqliteStore
 from gateway.store.order_records import NewOrder, OrderReference
 from tests import dicom_samples as samples
 from tests.peers import Hl7TestPeer
@@ -200,3 +203,20 @@ def test_a_late_stat_order_moves_its_report_up_the_worklist(store, tmp_path, sha
     [entry] = store.worklist()
     assert (entry.job_id, entry.priority) == (job_id, "stat")
     assert [e.job_id for e in store.worklist(priority="stat")] == [job_id]
+
+
+def test_retention_removes_the_report_a_late_order_replaced(store, tmp_path, shared_data, peers):
+    results, status = peers
+    site = Site(store, tmp_path, results, status)
+    job_id = site.receive(shared_data)
+    other = site.receive(shared_data, PatientID="OTHER")
+    site.process_and_deliver()
+    site.reconciler.hook(lambda destinations: None)(site.late_order(), "new")
+    site.sweeper.sweep()
+    replaced = site.reports / str(job_id)
+    if isinstance(store, SqliteStore):  # PostgreSQL keeps packages in the database
+        assert replaced.is_dir() and store.get_job(job_id).report_dir != str(replaced)
+        assert (site.reports / str(other)).is_dir()
+
+    assert purge(store, [], retention_days=1, now=time.time() + 2 * 86400).jobs == 2
+    assert not site.reports.exists() or list(site.reports.iterdir()) == []
