@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scores import fmt_value
 
 import model
 
@@ -67,7 +68,7 @@ def cart_rows(values: list[CartValue]) -> list[list[str]]:
         for name in files:
             cart, engine = next((c, e) for n, lab, c, e in values if n == name and lab == label)
             diff = "" if cart is None or engine is None else f" (Δ {engine - cart:+.0f})"
-            cells.append(f"{_fmt(engine)} vs {_fmt(cart)}{diff}")
+            cells.append(f"{fmt_value(engine)} vs {fmt_value(cart)}{diff}")
         quantity = f"{label}, engine vs cart ({devices})"
         rows.append(["Other carts", quantity, str(len(files)), "; ".join(cells), "", "", ""])
     return rows
@@ -97,7 +98,3 @@ def spread_rows(values: list[CartValue], part: str, against: str) -> list[list[s
 
 def _relative(name: str) -> str:
     return next(relative for relative in CART_FILES if relative.endswith("/" + name))
-
-
-def _fmt(value: float | None) -> str:
-    return "null" if value is None else f"{value:.0f}"

@@ -1,5 +1,9 @@
 """Accuracy and speed of the measurement engine (model.analyze) on real ECGs, one table.
 
+Its parts live beside it: synthetic_intervals.py (0), ludb_reference.py (1's
+reference), ge_muse.py and cart_agreement.py (2), measure_rhythm.py (the rhythm rows),
+neurokit_baseline.py (the baseline), scores.py (what they share).
+
 0. Synthetic ECGs (model.synthetic) with exactly known intervals and axes, at 250,
    500 and 1000 Hz: the error of each measurement (goal: within 4 ms / 5 degrees).
    A grid, 24 drawn at random, and 40 at 100-160/min where the P wave starts near,
@@ -56,21 +60,17 @@ import csv
 import platform
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-import wfdb
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import model
 from model.beats import FS
-from model.decode import read_muse_measurements
-from model.ecg import Ecg
 from model.measure import PRE, EcgMeasurement, measure
 from model.statements import COMPLETE_BBB_QRS_MS, NORMAL_RHYTHM_CODES
 
@@ -78,15 +78,16 @@ from model.statements import COMPLETE_BBB_QRS_MS, NORMAL_RHYTHM_CODES
 sys.path.insert(0, str(REPO / "bench"))
 import cart_agreement
 import measure_rhythm
+from ge_muse import ge_edge_rows, run_muse
+from ludb_reference import ReferenceBeat, ludb_is_paced, ludb_reference_beats, reference_intervals
 from machine import cpu_name
-from scores import Counts
+from neurokit_baseline import neurokit_lead_ii
+from scores import INTERVAL_KEYS, INTERVAL_LABELS, Counts, fmt_value, mean_sd
+from synthetic_intervals import run_synthetic, synthetic_rows
 
 DATA = Path(os.environ.get("ECG_GATEWAY_DATA", REPO.parent / "shared" / "data"))
-LUDB_LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
 # (|mean| <=, SD <=) in ms, IEC 60601-2-25:2011 for global durations and intervals.
 IEC_LIMITS = {"p": (10, 15), "pr": (10, 10), "qrs": (10, 10), "qt": (25, 30)}
-INTERVAL_KEYS = {"p": "p_duration_ms", "pr": "pr_ms", "qrs": "qrs_ms", "qt": "qt_ms"}
-INTERVAL_LABELS = {"p": "P duration", "pr": "PR", "qrs": "QRS", "qt": "QT"}
 RHYTHM_GOAL_CODES = ("SR", "AFIB", "SBRAD", "STACH")
 SPEED_GOAL_MS = 25
 # PTB-XL heart_axis values beyond -30 and +90 degrees (ALAD: "abnormal left axis
@@ -96,145 +97,6 @@ PTBXL_RIGHT_AXIS = {"RAD", "ARAD"}
 
 
 # ------------------------------------------------------------------ LUDB ----
-
-
-@dataclass
-class Wave:
-    kind: str  # 'p', 'N' (QRS) or 't'
-    onset: int | None
-    peak: int
-    offset: int | None
-
-
-def ludb_waves(record: Path, lead: str) -> list[Wave]:
-    """One lead's annotated waves: '(' onset, the peak symbol, ')' offset."""
-    ann = wfdb.rdann(str(record), lead)
-    symbols, at = ann.symbol, ann.sample
-    waves = []
-    for k, symbol in enumerate(symbols):
-        if symbol in ("p", "N", "t"):
-            onset = int(at[k - 1]) if k > 0 and symbols[k - 1] == "(" else None
-            offset = int(at[k + 1]) if k + 1 < len(symbols) and symbols[k + 1] == ")" else None
-            waves.append(Wave(symbol, onset, int(at[k]), offset))
-    return waves
-
-
-def _second_earliest(values: list[int]) -> int | None:
-    """Earliest over the leads after dropping the single most extreme lead."""
-    return sorted(values)[1] if len(values) >= 2 else None
-
-
-def _second_latest(values: list[int]) -> int | None:
-    return sorted(values)[-2] if len(values) >= 2 else None
-
-
-@dataclass(frozen=True)
-class ReferenceBeat:
-    """One annotated beat's global edges (samples): second-earliest onset and
-    second-latest offset over the leads; None where too few leads annotated it.
-    qrs_median_lead: the median over the annotated leads of each lead's QRS duration,
-    the decided LUDB QRS reference (issue 24): no single lead's extreme moves it."""
-
-    centre: int
-    qrs_on: int | None
-    qrs_off: int | None
-    p_on: int | None
-    p_off: int | None
-    t_off: int | None
-    qrs_median_lead: float | None
-
-
-def ludb_reference_beats(record: Path) -> list[ReferenceBeat]:
-    """The global edges of each beat of one LUDB record.
-
-    Beats are QRS annotations grouped across leads by their peak (within 150 ms);
-    a beat counts when at least half the leads annotated it. A P wave belongs to
-    the beat whose QRS follows it, a T wave to the beat whose QRS precedes it.
-    """
-    per_lead = {lead: ludb_waves(record, lead) for lead in LUDB_LEADS}
-    qrs = sorted(
-        ((w.peak, w) for waves in per_lead.values() for w in waves if w.kind == "N"),
-        key=lambda item: item[0],
-    )
-    groups: list[list[Wave]] = []
-    for peak, wave in qrs:
-        if groups and peak - groups[-1][-1].peak <= 75:
-            groups[-1].append(wave)
-        else:
-            groups.append([wave])
-    beats = [g for g in groups if len(g) >= len(LUDB_LEADS) // 2]
-    centres = [int(np.median([w.peak for w in g])) for g in beats]
-    found = []
-    for i, group in enumerate(beats):
-        previous = centres[i - 1] if i > 0 else -(10**9)
-        following = centres[i + 1] if i + 1 < len(centres) else 10**9
-
-        def edges(kind: str, lo: int, hi: int) -> list[Wave]:
-            waves = (w for lead_waves in per_lead.values() for w in lead_waves)
-            return [w for w in waves if w.kind == kind and lo < w.peak < hi]
-
-        p_waves = edges("p", previous, centres[i])
-        found.append(
-            ReferenceBeat(
-                centre=centres[i],
-                qrs_on=_second_earliest([w.onset for w in group if w.onset is not None]),
-                qrs_median_lead=_median_lead_duration(group),
-                qrs_off=_second_latest([w.offset for w in group if w.offset is not None]),
-                p_on=_second_earliest([w.onset for w in p_waves if w.onset is not None]),
-                p_off=_second_latest([w.offset for w in p_waves if w.offset is not None]),
-                t_off=_second_latest(
-                    [w.offset for w in edges("t", centres[i], following) if w.offset is not None]
-                ),
-            )
-        )
-    return found
-
-
-def _median_lead_duration(group: list[Wave]) -> float | None:
-    """The median over the annotated leads of each lead's QRS duration (samples)."""
-    durations = [w.offset - w.onset for w in group if w.onset is not None and w.offset is not None]
-    return float(np.median(durations)) if durations else None
-
-
-def ludb_reference(record: Path, fs: float = 500.0) -> dict[str, float | None]:
-    """Global P duration, PR, QRS, QT (ms) of one LUDB record: the median over its
-    annotated beats."""
-    return reference_intervals(ludb_reference_beats(record), fs)
-
-
-def reference_intervals(beats: list[ReferenceBeat], fs: float = 500.0) -> dict[str, float | None]:
-    """Median over the beats of P duration, PR and QT (global: earliest onset, latest
-    offset) and of the QRS (per beat the median lead's; qrs_extreme: the global one,
-    which the edge rows split into onset and offset)."""
-    p_d, pr, qrs_d, qrs_extreme, qt = [], [], [], [], []
-    for beat in beats:
-        if beat.p_on is not None and beat.p_off is not None:
-            p_d.append(beat.p_off - beat.p_on)
-        if beat.qrs_median_lead is not None:
-            qrs_d.append(beat.qrs_median_lead)
-        if beat.qrs_on is None or beat.qrs_off is None:
-            continue
-        qrs_extreme.append(beat.qrs_off - beat.qrs_on)
-        if beat.p_on is not None:
-            pr.append(beat.qrs_on - beat.p_on)
-        if beat.t_off is not None:
-            qt.append(beat.t_off - beat.qrs_on)
-
-    def median_ms(values: list[int]) -> float | None:
-        return float(np.median(values)) * 1000.0 / fs if values else None
-
-    return {
-        "p": median_ms(p_d),
-        "pr": median_ms(pr),
-        "qrs": median_ms(qrs_d),
-        "qt": median_ms(qt),
-        "qrs_extreme": median_ms(qrs_extreme),
-    }
-
-
-def ludb_is_paced(record: Path) -> bool:
-    header = record.with_suffix(".hea").read_text().lower()
-    return "pacing" in header or "p-synchrony" in header
 
 
 @dataclass
@@ -374,296 +236,6 @@ def edge_differences(engine: EcgMeasurement, beats: list[ReferenceBeat]) -> dict
     return {k: float(np.median(v)) * 1000.0 / FS for k, v in differences.items() if v}
 
 
-def neurokit_lead_ii(ecg: Ecg) -> dict[str, float | None]:
-    """Baseline: neurokit2 R peaks and DWT delineation on lead II alone, median over beats."""
-    import neurokit2 as nk
-
-    fs = ecg.sampling_rate
-    x = ecg.lead("II").astype(float)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _, peaks = nk.ecg_peaks(x, sampling_rate=fs)
-            _, waves = nk.ecg_delineate(x, peaks, sampling_rate=fs, method="dwt")
-    except (ValueError, IndexError, ZeroDivisionError):
-        return dict.fromkeys(IEC_LIMITS)
-
-    def median_ms(start: str, stop: str) -> float | None:
-        d = np.asarray(waves[stop], float) - np.asarray(waves[start], float)
-        d = d[np.isfinite(d)]
-        return float(np.median(d)) * 1000.0 / fs if d.size else None
-
-    return {
-        "p": median_ms("ECG_P_Onsets", "ECG_P_Offsets"),
-        "pr": median_ms("ECG_P_Onsets", "ECG_R_Onsets"),
-        "qrs": median_ms("ECG_R_Onsets", "ECG_R_Offsets"),
-        "qt": median_ms("ECG_R_Onsets", "ECG_T_Offsets"),
-    }
-
-
-# ------------------------------------------------------------- synthetic ----
-
-# Quantity -> the field named alike in SyntheticSpec (the truth) and Measurements.
-SYNTHETIC_KEYS = {
-    **INTERVAL_KEYS,
-    "p_axis": "p_axis_deg",
-    "qrs_axis": "qrs_axis_deg",
-    "t_axis": "t_axis_deg",
-}
-SYNTHETIC_LABELS = {
-    **INTERVAL_LABELS,
-    "p_axis": "P axis",
-    "qrs_axis": "QRS axis",
-    "t_axis": "T axis",
-}
-
-
-def synthetic_specs() -> list:
-    """A grid of rates, intervals and axes, at the three sampling rates the engine accepts."""
-    from model.synthetic import SyntheticSpec
-
-    specs = []
-    shapes = [(50, 200, 100, 440), (70, 160, 90, 400), (95, 140, 110, 360), (120, 140, 80, 310)]
-    axes = [(60, 45, 40), (30, -60, 10), (75, 110, 70)]
-    for hr, pr, qrs, qt in shapes:
-        for p_axis, qrs_axis, t_axis in axes:
-            specs.append(
-                SyntheticSpec(
-                    heart_rate_bpm=hr,
-                    pr_ms=pr,
-                    qrs_ms=qrs,
-                    qt_ms=qt,
-                    p_axis_deg=p_axis,
-                    qrs_axis_deg=qrs_axis,
-                    t_axis_deg=t_axis,
-                )
-            )
-    return specs
-
-
-def random_synthetic_specs(n: int = 24, seed: int = 7) -> list:
-    """ECGs drawn at random over resting ranges (rate 45-130/min, PR 120-220, QRS
-    70-130 ms, a rate-appropriate QT, any sinus P and T axis, QRS axis -60..+110):
-    a check that the engine was not fitted to the grid above. At high rates with a
-    long PR the P wave starts at or on the end of the previous T wave."""
-    from model.synthetic import SyntheticSpec
-
-    rng = np.random.default_rng(seed)
-    specs = []
-    for _ in range(n):
-        hr = rng.uniform(45, 130)
-        specs.append(
-            SyntheticSpec(
-                heart_rate_bpm=round(hr),
-                pr_ms=round(rng.uniform(120, 220)),
-                qrs_ms=round(rng.uniform(70, 130)),
-                qt_ms=round(440 - (hr - 50) * 1.6 + rng.uniform(-20, 20)),
-                p_axis_deg=round(rng.uniform(0, 80)),
-                qrs_axis_deg=round(rng.uniform(-60, 110)),
-                t_axis_deg=round(rng.uniform(0, 80)),
-            )
-        )
-    return specs
-
-
-def fast_synthetic_specs() -> list:
-    """Fast rates (100-160/min) with PRs of 140-260 ms: the P wave starts from 120 ms
-    after to 170 ms before the end of the T wave, where an engine that cannot tell
-    them apart reads one for the other. Three axis sets take turns."""
-    from model.synthetic import SyntheticSpec
-
-    axes = [(60, 45, 40), (20, -30, 60), (75, 90, 10)]
-    specs = []
-    for hr in (100, 115, 130, 145, 160):
-        for pr in (140, 180, 220, 260):
-            for qt_offset in (-20, 20):
-                p_axis, qrs_axis, t_axis = axes[len(specs) % len(axes)]
-                specs.append(
-                    SyntheticSpec(
-                        heart_rate_bpm=hr,
-                        pr_ms=pr,
-                        qt_ms=round(440 - (hr - 50) * 1.6 + qt_offset),
-                        p_axis_deg=p_axis,
-                        qrs_axis_deg=qrs_axis,
-                        t_axis_deg=t_axis,
-                    )
-                )
-    return specs
-
-
-# Spec set, its name, the sampling rates it is measured at, and whether a null is
-# a right answer there (a P onset or T end hidden by the neighbouring wave).
-SYNTHETIC_GROUPS = {
-    "grid, 500 and 1000 Hz": (synthetic_specs, (500.0, 1000.0), False),
-    "grid, 250 Hz": (synthetic_specs, (250.0,), False),
-    "24 random, 500 Hz": (random_synthetic_specs, (500.0,), True),
-    "24 random, 250 Hz": (random_synthetic_specs, (250.0,), True),
-    "40 fast, P wave near the T wave, 500 Hz": (fast_synthetic_specs, (500.0,), True),
-}
-
-
-def run_synthetic() -> dict[str, dict[str, dict[str, list[float]]]]:
-    """Engine and baseline errors against the exactly known truth of synthetic ECGs,
-    per group of sampling rates: {group: {"engine" | "baseline": {quantity: errors}}}."""
-    from model.synthetic import synthetic_ecg
-
-    errors: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for group, (specs, rates, _) in SYNTHETIC_GROUPS.items():
-        found = errors.setdefault(group, {"engine": {}, "baseline": {}})
-        for spec in specs():
-            truth = {key: getattr(spec, name) for key, name in SYNTHETIC_KEYS.items()}
-            for fs in rates:
-                ecg = synthetic_ecg(spec, sampling_rate=fs)
-                measured = model.analyze(ecg).measurements
-                for key, field_name in SYNTHETIC_KEYS.items():
-                    value = getattr(measured, field_name)
-                    if value is not None:
-                        found["engine"].setdefault(key, []).append(value - truth[key])
-                for key, value in neurokit_lead_ii(ecg).items():
-                    if value is not None:
-                        found["baseline"].setdefault(key, []).append(value - truth[key])
-    return errors
-
-
-def synthetic_rows(errors: dict[str, dict[str, dict[str, list[float]]]]) -> list[list[str]]:
-    rows = []
-    for group, found in errors.items():
-        specs, rates, nulls_allowed = SYNTHETIC_GROUPS[group]
-        n = len(specs()) * len(rates)
-        goal = "each measured within ±{}" + (", or null" if nulls_allowed else "")
-        for key in SYNTHETIC_KEYS:
-            engine = found["engine"].get(key, [])
-            baseline = found["baseline"].get(key, [])
-            limit = 5 if key.endswith("axis") else 4
-            unit = "°" if key.endswith("axis") else "ms"
-            worst = _largest(engine)
-            rows.append(
-                [
-                    "Synthetic",
-                    f"{SYNTHETIC_LABELS[key]} Δ mean ± SD {unit}, largest ({group})",
-                    f"{len(engine)} of {n}",
-                    f"{_mean_sd(engine)}, largest {worst:.0f}",
-                    f"{_mean_sd(baseline)}, largest {_largest(baseline):.0f}" if baseline else "",
-                    goal.format(limit),
-                    "yes" if (nulls_allowed or len(engine) == n) and worst <= limit else "no",
-                ]
-            )
-    return rows
-
-
-def _largest(errors: list[float]) -> float:
-    return max((abs(e) for e in errors), default=float("nan"))
-
-
-# ------------------------------------------------------------------- GE -----
-
-# GE's RestingECGMeasurements element -> (label, engine measurement), in table order.
-# GE's QTCorrected is Bazett's; GE gives no P duration, only POnset and POffset.
-GE_KEYS = {
-    "VentricularRate": ("Heart rate", "heart_rate_bpm"),
-    "PRInterval": ("PR", "pr_ms"),
-    "QRSDuration": ("QRS", "qrs_ms"),
-    "QTInterval": ("QT", "qt_ms"),
-    "QTCorrected": ("QTc", "qtc_bazett_ms"),
-    "PAxis": ("P axis", "p_axis_deg"),
-    "RAxis": ("QRS axis", "qrs_axis_deg"),
-    "TAxis": ("T axis", "t_axis_deg"),
-}
-
-
-def ge_p_duration_ms(ge: dict[str, float], median_fs: float) -> float | None:
-    """GE's P duration: its POffset - POnset, samples of its median beat at median_fs."""
-    if "POnset" not in ge or "POffset" not in ge:
-        return None
-    return (ge["POffset"] - ge["POnset"]) * 1000 / median_fs
-
-
-def run_muse() -> list[tuple[str, str, float | None, float | None]]:
-    """(file, quantity, GE, engine) for each GE MUSE XML file and measurement."""
-    rows = []
-    for path in sorted((DATA / "vendor" / "muse").glob("*.xml")):
-        ecg = model.load(path)
-        ge = read_muse_measurements(path)
-        values = model.analyze(ecg).measurements
-        for tag, (label, key) in GE_KEYS.items():
-            rows.append((path.name, label, ge.get(tag), getattr(values, key)))
-            if tag == "VentricularRate":
-                ge_p = ge_p_duration_ms(ge, ecg.median_sampling_rate)
-                rows.append((path.name, "P duration", ge_p, values.p_duration_ms))
-    return rows
-
-
-# GE's fiducial points on its own median beat (RestingECGMeasurements, samples at
-# 500 Hz) -> the engine's global fiducial.
-GE_EDGES = {
-    "POnset": "p_on",
-    "POffset": "p_off",
-    "QOnset": "qrs_on",
-    "QOffset": "qrs_off",
-    "TOffset": "t_off",
-}
-GE_ALIGN_SEARCH = 60  # samples either side of the QRS fiducial's expected place
-
-
-def ge_edge_differences(path: Path) -> dict[str, float | None]:
-    """Engine minus GE per global edge (ms), on the same beat: the engine's median beat
-    is laid onto GE's where their QRS complexes correlate best, and its fiducials
-    compared with GE's own fiducial points (GE_EDGES). Shows which edge an
-    interval difference comes from."""
-    ge = read_muse_measurements(path)
-    ecg = model.load(path)
-    engine = measure(ecg)
-    if ecg.median_beats is None or engine.fiducials is None or ecg.median_sampling_rate != FS:
-        return {}
-    offset = _median_offset(engine.median, ecg.median_beats, ge["QOnset"], engine.fiducials.qrs_on)
-    differences: dict[str, float | None] = {}
-    for tag, key in GE_EDGES.items():
-        at = getattr(engine.fiducials, key)
-        known = at is not None and tag in ge
-        differences[tag] = (at - offset - ge[tag]) * 1000 / FS if known else None
-    return differences
-
-
-def _median_offset(engine: np.ndarray, ge: np.ndarray, ge_qrs_on: float, qrs_on: int) -> int:
-    """Engine median sample minus GE median sample for the same moment: the lag that best
-    correlates the two QRS complexes (120 ms from each one's QRS onset) over the leads."""
-    width = round(0.12 * FS)
-    start = int(ge_qrs_on)
-    reference = ge[:, start : start + width]
-    reference = reference - reference.mean(axis=1, keepdims=True)
-    best, best_lag = -np.inf, qrs_on - start
-    for lag in range(qrs_on - start - GE_ALIGN_SEARCH, qrs_on - start + GE_ALIGN_SEARCH + 1):
-        window = engine[:, start + lag : start + lag + width]
-        if start + lag < 0 or window.shape[1] < width:
-            continue
-        window = window - window.mean(axis=1, keepdims=True)
-        norm = np.sqrt((window**2).sum() * (reference**2).sum())
-        score = float((window * reference).sum() / norm)
-        if score > best:
-            best, best_lag = score, lag
-    return best_lag
-
-
-def ge_edge_rows() -> list[list[str]]:
-    paths = sorted((DATA / "vendor" / "muse").glob("*.xml"))
-    found = {path.name: ge_edge_differences(path) for path in paths}
-    rows = []
-    for tag in GE_EDGES:
-        cells = [_fmt(diffs.get(tag)) for diffs in found.values()]
-        rows.append(
-            [
-                "GE MUSE XML",
-                f"{tag} on GE's median beat, engine − GE ms ({', '.join(found)})",
-                str(len(found)),
-                "; ".join(cells),
-                "",
-                "",
-                "",
-            ]
-        )
-    return rows
-
-
 # ---------------------------------------------------------------- PTB-XL ----
 
 
@@ -794,12 +366,6 @@ def time_baseline(limit: int) -> list[float]:
 # ----------------------------------------------------------------- table ----
 
 
-def _mean_sd(values: list[float]) -> str:
-    if len(values) < 2:
-        return "n/a"
-    return f"{np.mean(values):+.1f} ± {np.std(values, ddof=1):.1f}"
-
-
 def _iec_met(values: list[float], key: str) -> str:
     mean_limit, sd_limit = IEC_LIMITS[key]
     ok = (
@@ -822,8 +388,8 @@ def ludb_rows(results: dict[str, Agreement]) -> list[list[str]]:
                     "LUDB",
                     f"{INTERVAL_LABELS[key]} Δ mean ± SD ms ({label})",
                     f"{len(values)} ({agreement.engine_null[key]} null)",
-                    _mean_sd(values),
-                    _mean_sd(baseline) if baseline else "",
+                    mean_sd(values),
+                    mean_sd(baseline) if baseline else "",
                     f"±{limit[0]}, SD ≤ {limit[1]}",
                     _iec_met(values, key),
                 ]
@@ -839,7 +405,7 @@ def edge_rows(edges: dict[str, list[float]]) -> list[list[str]]:
             "LUDB",
             f"{label} Δ mean ± SD ms (without pacemaker; engine − reference)",
             str(len(edges[key])),
-            _mean_sd(edges[key]),
+            mean_sd(edges[key]),
             "",
             "",
             "",
@@ -879,7 +445,8 @@ def muse_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[l
             ge, engine = next((g, e) for n, lab, g, e in rows if n == name and lab == label)
             diff = engine - ge if ge is not None and engine is not None else None
             cells.append(
-                f"{_fmt(engine)} vs GE {_fmt(ge)}" + ("" if diff is None else f" (Δ {diff:+.0f})")
+                f"{fmt_value(engine)} vs GE {fmt_value(ge)}"
+                + ("" if diff is None else f" (Δ {diff:+.0f})")
             )
             if label in limits and diff is not None:
                 met.append(abs(diff) <= limits[label])
@@ -895,10 +462,6 @@ def muse_rows(rows: list[tuple[str, str, float | None, float | None]]) -> list[l
             ]
         )
     return out
-
-
-def _fmt(value: float | None) -> str:
-    return "null" if value is None else f"{value:.0f}"
 
 
 def ptbxl_rows(counts: dict[str, Counts], n: int) -> list[list[str]]:
@@ -987,9 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     ludb, edges, widths = run_ludb(args.ludb)
     rows += ludb_rows(ludb) + edge_rows(edges) + width_rows(widths)
     rows += sinus_rate_rows(ludb_sinus_rates(args.ludb))
-    muse = run_muse()
+    muse = run_muse(DATA)
     rows += muse_rows(muse) + cart_agreement.spread_rows(muse, "GE MUSE XML", "GE")
-    rows += ge_edge_rows()
+    rows += ge_edge_rows(DATA)
     carts = cart_agreement.run_carts(DATA)
     rows += cart_agreement.cart_rows(carts)
     rows += cart_agreement.spread_rows(muse + carts, "All carts", "cart (GE, Philips, Mortara)")

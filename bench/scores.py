@@ -1,9 +1,16 @@
-"""Precision, recall and F1 of a statement against labels: the count every accuracy
-row of bench/measure_accuracy.py and bench/measure_rhythm.py prints."""
+"""What the accuracy benches (bench/measure_accuracy.py, measure_rhythm.py and their
+parts) share: precision, recall and F1 of a statement against labels, the interval
+names, and how a value or a list of differences is printed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+
+# Global intervals: the bench's short key -> the Measurements field, and its label.
+INTERVAL_KEYS = {"p": "p_duration_ms", "pr": "pr_ms", "qrs": "qrs_ms", "qt": "qt_ms"}
+INTERVAL_LABELS = {"p": "P duration", "pr": "PR", "qrs": "QRS", "qt": "QT"}
 
 
 @dataclass
@@ -35,3 +42,15 @@ class Counts:
         for predicted, actual in pairs:
             counts.add(predicted, actual)
         return counts
+
+
+def fmt_value(value: float | None) -> str:
+    """A measurement as the tables print it: whole units, or null."""
+    return "null" if value is None else f"{value:.0f}"
+
+
+def mean_sd(values: list[float]) -> str:
+    """Mean ± SD of the differences, or n/a with fewer than two."""
+    if len(values) < 2:
+        return "n/a"
+    return f"{np.mean(values):+.1f} ± {np.std(values, ddof=1):.1f}"

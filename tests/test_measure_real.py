@@ -15,12 +15,14 @@ from model.decode import read_muse_measurements
 from model.measure import SINUS_P_AXIS, measure
 from model.measure import qrs as qrs_edges
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "measure_accuracy.py"
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-def _bench_module():
-    """bench/measure_accuracy.py holds the one LUDB reference definition; reuse it."""
-    spec = importlib.util.spec_from_file_location("measure_accuracy", BENCH)
+def _bench_module(name: str):
+    """A bench module (bench/ludb_reference.py holds the one LUDB reference definition,
+    bench/ge_muse.py the GE alignment): reuse it rather than define it twice."""
+    sys.path.insert(0, str(BENCH))  # bench modules import their siblings
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -38,7 +40,7 @@ def test_ludb_intervals_agree_with_the_cardiologists(shared_data: Path) -> None:
     annotated QRS, the reference decided in issue 24) agree on average within the IEC
     60601-2-25 limits; the annotated P wave is wider, 0-20 ms on these records (-8.5 ms
     over all 160, within the limit: bench/measure_accuracy.py)."""
-    bench = _bench_module()
+    bench = _bench_module("ludb_reference")
     differences: dict[str, list[float]] = {"p": [], "pr": [], "qrs": [], "qt": []}
     for number in range(1, 21):
         record = shared_data / "ludb" / "data" / str(number)
@@ -46,7 +48,7 @@ def test_ludb_intervals_agree_with_the_cardiologists(shared_data: Path) -> None:
             continue
         reference = bench.ludb_reference(record)
         values = model.analyze(model.load(record)).measurements
-        for key, field in bench.INTERVAL_KEYS.items():
+        for key, field in _bench_module("scores").INTERVAL_KEYS.items():
             measured = getattr(values, field)
             if reference[key] is not None and measured is not None:
                 differences[key].append(measured - reference[key])
@@ -80,7 +82,7 @@ def test_bench_ge_edges_agree_with_ges_intervals(shared_data: Path, name: str) -
     """The bench lays the engine's fiducials onto GE's median beat; the edge differences
     must add up to the interval differences, else the alignment is wrong."""
     path = shared_data / "vendor" / "muse" / name
-    bench = _bench_module()
+    bench = _bench_module("ge_muse")
     edges = bench.ge_edge_differences(path)
     ge = read_muse_measurements(path)
     values = model.analyze(model.load(path)).measurements
@@ -225,7 +227,7 @@ def test_bench_edge_differences_add_up_to_the_qrs_difference(
 ) -> None:
     """The bench's per-edge rows explain the QRS row: offset minus onset difference
     (medians over beats) is the QRS difference up to the medians' rounding."""
-    bench = _bench_module()
+    bench = _bench_module("measure_accuracy")
     path = shared_data / "ludb" / "data" / record
     beats = bench.ludb_reference_beats(path)
     engine = measure(model.load(path))
@@ -358,6 +360,6 @@ def test_tp_segment_drift_is_not_read_as_an_early_p_onset(shared_data: Path) -> 
     """LUDB 138: the leads drift over its long TP segment; an isoelectric line anchored at
     the TP segment's flattest moment put the P onset 28 ms early (PR +50 ms)."""
     record = shared_data / "ludb" / "data" / "138"
-    reference = _bench_module().ludb_reference(record)
+    reference = _bench_module("ludb_reference").ludb_reference(record)
     measured = measure(model.load(record)).values.pr_ms
     assert abs(measured - reference["pr"]) <= 20
