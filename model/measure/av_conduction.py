@@ -89,11 +89,20 @@ class AtrialActivity:
 
 
 def atrial_activity(
-    sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
+    sig: np.ndarray,
+    leads: np.ndarray,
+    beats: Beats,
+    median: np.ndarray,
+    fid: Fiducials,
+    locked_p: bool = True,
 ) -> AtrialActivity | None:
-    """The P waves of the whole recording, or None where no repeating one is found."""
+    """The P waves of the whole recording, or None where no repeating one is found.
+
+    The median beat's P wave is the template where it is locked to the QRS (locked_p);
+    where it precedes only some beats it is a blur of P waves at many PRs (Mobitz I,
+    complete block), and the P waves are found without it (bootstrap_template)."""
     residual, valid = cancelled_residual(sig, beats, median, fid)
-    if fid.p_on is not None and fid.p_off is not None and fid.p_off > fid.p_on:
+    if locked_p and fid.p_on is not None and fid.p_off is not None and fid.p_off > fid.p_on:
         template = median[:, fid.p_on : fid.p_off + 1]
     else:
         template = bootstrap_template(residual, leads, valid)

@@ -15,6 +15,7 @@ from scipy.signal import sosfiltfilt
 
 from model.beats import (
     FS,
+    IRREGULAR_RMSSD,
     Beats,
     beat_windows,
     blank_spikes,
@@ -24,6 +25,7 @@ from model.beats import (
     paced_beats,
     pacing_spikes,
     qrs_prominence,
+    samples,
 )
 from model.ecg import STANDARD_LEADS, Ecg
 from model.measure.amplitudes import axes_and_amplitudes
@@ -47,13 +49,14 @@ from model.measure.leads import (
 from model.measure.p_on_t import p_wave_on_t_wave
 from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
 from model.measure.result import EcgMeasurement
-from model.measure.rhythm import RhythmAnalysis, analyse_rhythm
+from model.measure.rhythm import RhythmAnalysis, analyse_rhythm, nn_irregularity
 from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
 from model.report import Measurements
 from model.signal_quality import (
     NOISY_RESIDUAL_MV,
     RESCALED_FLAG,
     beat_residual_noise,
+    fast_residual_noise,
     leads_rescaled,
     raw_lead_problem,
 )
@@ -68,6 +71,17 @@ MIN_PACED_BEATS = 3
 # beats), under 0.4 mV 1.7; 0.9 mV QRS complexes among 0.2 mV fibrillatory waves
 # 6.3, 0.7 mV ones 4.8-5.0 (there fibrillatory waves were taken for beats too).
 MIN_QRS_PROMINENCE = 5.5
+# The median beat's P wave is locked to the QRS where it precedes this share of the
+# dominant beats one by one (model.measure.rhythm.MIN_BEAT_P_CORRELATION): synthetic
+# tuning seeds 1, 3, 4 and 6, sinus rhythms 0.62 and more (the lowest with the P wave
+# on the T wave), Mobitz I and complete blocks whose median beat holds a P wave
+# 0.44-0.67, and their P waves are then better found without it (av_conduction).
+LOCKED_P_SHARE = 0.7
+# Slower than this the beat-to-beat residual is wander to a P wave (80-120 ms long):
+# synthetic tuning seeds 1 and 3-7, 0.1-0.3 mV of wander raised the residual 4-8 fold
+# and P waves of 0.11-0.19 mV at 75-110/min were lost as 'not distinguishable from
+# noise'; with 200 ms it is the drawn noise again (0.006 mV read as 0.009, not 0.044).
+P_NOISE_SLOW_MS = 200
 
 
 def measure(ecg: Ecg) -> EcgMeasurement:
@@ -176,7 +190,9 @@ def _measure_beats(
         complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), dominant, -PRE, POST))
     )
     result.median = wide
-    median_noise = float(np.sqrt((noise[leads] ** 2).sum() / dominant.size))
+    median_noise = float(
+        np.sqrt((p_wave_noise(windows, median, beats)[leads] ** 2).sum() / dominant.size)
+    )
     fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
     if result.fiducials is not None:
         axes_and_amplitudes(result, wide, usable)
@@ -201,10 +217,26 @@ def _measure_beats(
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
     if result.fiducials is not None and not result.has_flutter_waves:
-        result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials)
+        rhythm = result.rhythm
+        locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
+        result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
     if snr < MIN_QRS_SNR:
         _rhythm_only(result, snr)
     return result
+
+
+def p_wave_noise(windows: np.ndarray, median: np.ndarray, beats: Beats) -> np.ndarray:
+    """Per lead, the beat-to-beat noise a P wave of the median beat must stand above.
+
+    Baseline wander is no noise to the P wave, which is measured against a line between
+    its ends: the residual's slower part (over P_NOISE_SLOW_MS) is left out, unless the
+    intervals between dominant beats are irregular. Then that slower part holds the
+    previous beats' T waves, misaligned by the changing RR, and a T wave's tail would
+    pass for a P wave (LUDB 44, atrial fibrillation: 'PR 394 ms', called sinus)."""
+    irregular = nn_irregularity(beats)
+    if irregular is not None and irregular > IRREGULAR_RMSSD:
+        return beat_residual_noise(windows, median)
+    return fast_residual_noise(windows, median, samples(P_NOISE_SLOW_MS))
 
 
 def _conducted_flutter(result: EcgMeasurement, sig: np.ndarray, beats: Beats) -> None:
