@@ -4,9 +4,14 @@ synthetic rhythms (model.rhythm_synthetic) with seeds 11-101."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 import model
+from model.ecg import Ecg
 from model.report import Report
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 from model.synthetic import SyntheticSpec
@@ -115,3 +120,35 @@ def test_p_wave_pointing_up_says_why_no_rhythm() -> None:
     assert not RHYTHM_CODES & set(report.codes)
     assert "Rhythm undetermined: regular narrow-complex rhythm at 70/min" in report.impression
     assert "outside the sinus range -30..105 degrees" in report.impression
+
+
+def _with_wander(ecg: Ecg, mv: float) -> Ecg:
+    """The recording with baseline wander added: 0.25 and 0.4 Hz, each lead its share."""
+    rng = np.random.default_rng(101)
+    t = np.arange(ecg.signal.shape[1]) / ecg.sampling_rate
+    wander = mv * np.sin(2 * np.pi * 0.25 * t + 1.0) + 0.5 * mv * np.sin(2 * np.pi * 0.4 * t + 1)
+    share = rng.uniform(0.5, 1.0, (ecg.signal.shape[0], 1))
+    return dataclasses.replace(ecg, signal=ecg.signal + share * wander[None, :])
+
+
+@pytest.mark.parametrize(("record", "rhythm"), [("12", "SR"), ("14", "SR"), ("158", "SARRH")])
+def test_ludb_sinus_rhythm_under_baseline_wander_is_still_named(
+    shared_data: Path, record: str, rhythm: str
+) -> None:
+    """LUDB sinus rhythms with 0.3 mV of wander added named no rhythm (12, 14), or
+    atrial fibrillation (158, a sinus arrhythmia): the wander hid their P waves."""
+    ecg = model.load(shared_data / "ludb" / "data" / record)
+    report = model.analyze(_with_wander(ecg, 0.3))
+    assert report.codes[0] == rhythm
+    assert "AFIB" not in report.codes
+
+
+@pytest.mark.parametrize("wander_mv", [0.0, 0.3])
+def test_ludb_atrial_fibrillation_keeps_no_p_wave(shared_data: Path, wander_mv: float) -> None:
+    """LUDB 44, atrial fibrillation: with less noise in the P wave's way, the tail of the
+    T waves of the beats that came early passed for a P wave (PR 394 ms) and the strip
+    read sinus arrhythmia; the P wave is looked for after the T wave of the shortest RR."""
+    ecg = model.load(shared_data / "ludb" / "data" / "44")
+    report = model.analyze(_with_wander(ecg, wander_mv))
+    assert report.codes[0] == "AFIB"
+    assert report.measurements.pr_ms is None

@@ -14,6 +14,7 @@ from model.beats import IRREGULAR_RMSSD, Beats, samples
 from model.measure.leads import ms
 from model.measure.qrs import locate_qrs, spatial_velocity, too_noisy_for_wideband
 from model.measure.result import EcgMeasurement, Fiducials
+from model.measure.rhythm import nn_irregularity
 from model.measure.waves import (
     MIN_P_CONSISTENCY,
     PWave,
@@ -110,7 +111,7 @@ def _p_wave_and_pr(
 ) -> PWave | None:
     """Locate a P wave that repeats beat to beat and set PR and P duration; returns it,
     or None with the P measurements nulled and why."""
-    rr = result.beats.dominant_rr
+    rr = previous_rr(result.beats)
     # Without a located T wave the previous beat's still lasts the shortest plausible
     # QT: at fast rates a P search reaching further back finds the previous QRS. A T
     # end hidden by the next beat is only the earliest the T wave can end: a P wave
@@ -137,6 +138,20 @@ def _p_wave_and_pr(
     else:
         result.set_null(tuple(P_WAVE_INTERVALS), P_ONSET_HIDDEN)
     return p
+
+
+def previous_rr(beats: Beats) -> float:
+    """How far back the previous beat's T wave lies (samples): the dominant RR, or in an
+    irregular rhythm (intervals between dominant beats varying beyond IRREGULAR_RMSSD)
+    the shortest RR before a dominant beat. There the median beat's stretch after the
+    T end at the dominant RR still holds the T waves of the beats that came early, and
+    their tail passed for a P wave (LUDB 44, atrial fibrillation: 'PR 394 ms', called
+    sinus arrhythmia once baseline wander no longer hid it)."""
+    irregular = nn_irregularity(beats)
+    if irregular is None or irregular <= IRREGULAR_RMSSD:
+        return beats.dominant_rr
+    before_dominant = beats.rr[beats.labels[1:] == "N"]
+    return float(min(beats.dominant_rr, before_dominant.min()))
 
 
 def _t_end_may_be_a_p_wave_end(beats: Beats, qrs_on: int, t_end: int) -> bool:

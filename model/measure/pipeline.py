@@ -15,7 +15,6 @@ from scipy.signal import sosfiltfilt
 
 from model.beats import (
     FS,
-    IRREGULAR_RMSSD,
     Beats,
     beat_windows,
     blank_spikes,
@@ -49,7 +48,7 @@ from model.measure.leads import (
 from model.measure.p_on_t import p_wave_on_t_wave
 from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
 from model.measure.result import EcgMeasurement
-from model.measure.rhythm import RhythmAnalysis, analyse_rhythm, nn_irregularity
+from model.measure.rhythm import RhythmAnalysis, analyse_rhythm
 from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
 from model.report import Measurements
 from model.signal_quality import (
@@ -190,9 +189,9 @@ def _measure_beats(
         complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), dominant, -PRE, POST))
     )
     result.median = wide
-    median_noise = float(
-        np.sqrt((p_wave_noise(windows, median, beats)[leads] ** 2).sum() / dominant.size)
-    )
+    # Baseline wander is no noise to the P wave, measured against a line between its ends.
+    p_noise = fast_residual_noise(windows, median, samples(P_NOISE_SLOW_MS))
+    median_noise = float(np.sqrt((p_noise[leads] ** 2).sum() / dominant.size))
     fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
     if result.fiducials is not None:
         axes_and_amplitudes(result, wide, usable)
@@ -223,20 +222,6 @@ def _measure_beats(
     if snr < MIN_QRS_SNR:
         _rhythm_only(result, snr)
     return result
-
-
-def p_wave_noise(windows: np.ndarray, median: np.ndarray, beats: Beats) -> np.ndarray:
-    """Per lead, the beat-to-beat noise a P wave of the median beat must stand above.
-
-    Baseline wander is no noise to the P wave, which is measured against a line between
-    its ends: the residual's slower part (over P_NOISE_SLOW_MS) is left out, unless the
-    intervals between dominant beats are irregular. Then that slower part holds the
-    previous beats' T waves, misaligned by the changing RR, and a T wave's tail would
-    pass for a P wave (LUDB 44, atrial fibrillation: 'PR 394 ms', called sinus)."""
-    irregular = nn_irregularity(beats)
-    if irregular is not None and irregular > IRREGULAR_RMSSD:
-        return beat_residual_noise(windows, median)
-    return fast_residual_noise(windows, median, samples(P_NOISE_SLOW_MS))
 
 
 def _conducted_flutter(result: EcgMeasurement, sig: np.ndarray, beats: Beats) -> None:
