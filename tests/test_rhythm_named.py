@@ -152,3 +152,26 @@ def test_ludb_atrial_fibrillation_keeps_no_p_wave(shared_data: Path, wander_mv: 
     report = model.analyze(_with_wander(ecg, wander_mv))
     assert report.codes[0] == "AFIB"
     assert report.measurements.pr_ms is None
+
+
+def test_every_strip_without_a_rhythm_says_why() -> None:
+    """Strips of the kinds that most often name no rhythm (fast sinus rhythms whose P
+    wave merges with the T wave, flutter not found, PVC-rich sinus rhythms under wander):
+    wherever no rhythm is named the impression says what is seen and why."""
+    specs = [
+        RhythmSpec(rate_bpm=rate, noise_mv=0.02, wander_mv=0.2, seed=seed)
+        for seed, rate in zip(range(11, 21), range(150, 160))
+    ] + [
+        RhythmSpec(rhythm="atrial_flutter", rate_bpm=250 + 8 * k, flutter_conduction=c, seed=30 + k)
+        for k, c in enumerate([2, 3, 4, 0, 2, 0])
+    ]
+    unnamed = 0
+    for spec in specs:
+        report = _analyze(spec)
+        if RHYTHM_CODES & set(report.codes) or {"2AVB", "3AVB"} & set(report.codes):
+            continue
+        unnamed += 1
+        sentence = report.impression.split(". ")[0]
+        assert sentence.startswith("Rhythm undetermined: ")
+        assert " rhythm at " in sentence and ("P wave" in sentence)
+    assert unnamed >= 2

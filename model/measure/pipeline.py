@@ -190,8 +190,8 @@ def _measure_beats(
     )
     result.median = wide
     # Baseline wander is no noise to the P wave, measured against a line between its ends.
-    p_noise = fast_residual_noise(windows, median, samples(P_NOISE_SLOW_MS))
-    median_noise = float(np.sqrt((p_noise[leads] ** 2).sum() / dominant.size))
+    p_noise = fast_residual_noise(windows[leads], median[leads], samples(P_NOISE_SLOW_MS))
+    median_noise = float(np.sqrt((p_noise**2).sum() / dominant.size))
     fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
     if result.fiducials is not None:
         axes_and_amplitudes(result, wide, usable)
