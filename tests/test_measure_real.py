@@ -184,6 +184,23 @@ def test_ludb_st_elevation_and_slurred_terminal_forces_keep_their_qrs_end(
     assert qrs() == with_rule
 
 
+def test_ludb_ripple_in_one_lead_does_not_widen_the_qrs(shared_data: Path) -> None:
+    """LUDB 4, 6, 24, 33, 56 and 130: high-frequency ripple in one lead (LUDB rescales
+    each lead, enlarging a small lead's noise) kept the 150 Hz spatial velocity over the
+    edge level 10-30 ms beyond the QRS, and the engine's QRS came out wider than even the
+    widest annotated lead's (124 vs 114, 104 vs 110, 206 vs 188, 122 vs 128, 138 vs 108,
+    114 vs 110 ms) and 23-45 ms wider than the median lead's. The edges now stay within
+    those of the 40 Hz velocity: no wider than the widest lead, and the four records
+    without a conduction abnormality within 10 ms of the median lead (the reference)."""
+    bench = _bench_module("ludb_reference")
+    for record in ("4", "6", "24", "33", "56", "130"):
+        reference = bench.ludb_reference(shared_data / "ludb" / "data" / record)
+        qrs = measure(model.load(shared_data / "ludb" / "data" / record)).values.qrs_ms
+        assert qrs <= reference["qrs_extreme"], record
+        if record in ("6", "33", "56", "130"):
+            assert abs(qrs - reference["qrs"]) <= 10, record
+
+
 def test_ludb_biphasic_biventricular_stimuli_are_found(shared_data: Path) -> None:
     """LUDB 93 (biventricular pacing): each stimulus is a small negative phase and then
     a large positive jump; the first phase must not hide the stimulus."""
