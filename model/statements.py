@@ -29,6 +29,12 @@ SHORT_PR_MS = 120
 COMPLETE_BBB_QRS_MS = 120
 RBBB_V1_R_PEAK_MS = 50
 LBBB_R_PEAK_MS = 60
+# The AHA's "broad notched or slurred R in I": lead I stands above its smallest wave
+# for at least this share of the QRS. On LUDB the complete LBBBs measure 0.52-0.81,
+# the right blocks and normal QRS complexes 0.21-0.43, and LUDB 33 (no conduction
+# label, QRS 99 ms by the annotated median lead, 122 ms by the engine's global edges,
+# a narrow R followed by an S in I) 0.24: it was called CLBBB.
+LBBB_BROAD_R_FRACTION = 0.45
 # Incomplete RBBB from 100 ms (Chou's; the AHA uses 110 ms for adults, PTB-XL's
 # cardiologists label the rsR' pattern from about 100 ms). Kept on LUDB: of the 4
 # IRBBB calls there, all labelled incomplete RBBB, one (107) has an engine QRS of
@@ -144,16 +150,19 @@ def left_bundle_pattern(m: EcgMeasurement) -> dict[str, float] | None:
     # QS or rS: mostly negative and no r' after the S (an rSr' is the right bundle's).
     negative_v1 = -v1.qrs_min > 2 * v1.qrs_max and v1.r_prime == 0
     upright_left = all(x.qrs_max > -x.qrs_min for x in (lead_i, v6))
+    broad_r = lead_i.upright_fraction >= LBBB_BROAD_R_FRACTION
     no_q = lead_i.q > -0.05 and v6.q > -0.05
     # R peak time >= 60 ms in V6, or in lead I where V6 shows an RS (the AHA's
     # "displaced transition": V6 then does not face the left ventricle's lateral wall).
     # LUDB 51 (complete LBBB, RS in V5 and V6, R peak time 58 ms there, 66 ms in I).
     late_peak = v6.r_peak_ms >= LBBB_R_PEAK_MS or (v6.s < 0 and lead_i.r_peak_ms >= LBBB_R_PEAK_MS)
-    if negative_v1 and upright_left and no_q and late_peak:
+    if negative_v1 and upright_left and broad_r and no_q and late_peak:
         return {
             "v1_min_mv": v1.qrs_min,
             "v1_max_mv": v1.qrs_max,
             "v6_r_peak_time_ms": v6.r_peak_ms,
+            "i_r_peak_time_ms": lead_i.r_peak_ms,
+            "i_upright_fraction": lead_i.upright_fraction,
             "i_q_mv": lead_i.q,
             "v6_q_mv": v6.q,
         }

@@ -138,3 +138,19 @@ def test_terminal_r_in_v2_alone_is_the_right_bundle_pattern(qrs_ms: float, code:
     found = ventricular_conduction_statements(m)
     assert [s.code for s in found] == [code]
     assert found[0].evidence.values["v2_r_prime_mv"] > 0.3
+
+
+def test_a_narrow_r_in_lead_i_is_not_a_left_bundle_branch_block() -> None:
+    """QS in V1 and a wide QRS, but lead I's R is narrow and followed by an S (LUDB 33,
+    a hypertrophied left ventricle): the AHA's broad R in I is missing, so IVCD."""
+    m = _measured(
+        122,
+        {
+            "V1": _median_lead(122, [(-0.8, 30, 80)]),
+            "I": _median_lead(122, [(0.7, 40, 34), (-0.2, 74, 30)]),
+            "V6": _median_lead(122, [(0.8, 30, 50), (-0.1, 80, 20)]),
+        },
+    )
+    assert m.amplitudes["I"].upright_fraction < 0.3
+    assert left_bundle_pattern(m) is None
+    assert [s.code for s in ventricular_conduction_statements(m)] == ["IVCD"]

@@ -170,11 +170,15 @@ def test_ludb_complete_left_bundle_branch_blocks(shared_data: Path, record: str)
     assert right_bundle_pattern(m) is None
 
 
-def test_ludb_rsr_prime_in_v1_is_not_a_left_bundle_branch_block(shared_data: Path) -> None:
-    """LUDB 125 (incomplete RBBB by the cardiologists; rSr' in V1 and V2, QRS 122 ms, no
-    S in I or V6): the QS test alone called CLBBB, the wrong side."""
-    codes = model.analyze(model.load(shared_data / "ludb" / "data" / "125")).codes
-    assert "CLBBB" not in codes
+@pytest.mark.parametrize("record", ["125", "33"])
+def test_ludb_wide_qrs_without_the_left_pattern_is_no_left_block(
+    shared_data: Path, record: str
+) -> None:
+    """LUDB 125 (incomplete RBBB by the cardiologists; rSr' in V1 and V2, QRS 122 ms,
+    no S in I or V6) and 33 (no conduction label; QS in V1 but a narrow R followed by an
+    S in I): both were called CLBBB, 125 on the wrong side. Neither pattern holds: IVCD."""
+    codes = model.analyze(model.load(shared_data / "ludb" / "data" / record)).codes
+    assert "CLBBB" not in codes and "CRBBB" not in codes
     assert "IVCD" in codes
 
 

@@ -44,6 +44,11 @@ class _Lobe:
     start: int
 
 
+def wave_limit(qrs: np.ndarray) -> float:
+    """The smallest deflection that counts as a wave in this QRS (mV)."""
+    return max(MIN_WAVE_MV, MIN_WAVE_FRACTION * float(qrs.max() - qrs.min()))
+
+
 def qrs_lobes(qrs: np.ndarray) -> list[_Lobe]:
     """The significant deflections of a QRS (baseline-corrected), in time order.
 
@@ -51,7 +56,7 @@ def qrs_lobes(qrs: np.ndarray) -> list[_Lobe]:
     small to be a wave merges into its neighbours, so that a notch does not cut
     an R wave in two.
     """
-    limit = max(MIN_WAVE_MV, MIN_WAVE_FRACTION * float(qrs.max() - qrs.min()))
+    limit = wave_limit(qrs)
     sign = np.where(qrs >= 0, 1, -1)
     edges = np.flatnonzero(np.diff(sign)) + 1
     lobes: list[_Lobe] = []
@@ -108,6 +113,7 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
         qrs_min=float(qrs.min()),
         r_peak_ms=ms(r_peak),
         terminal_40ms=float(qrs[-samples(40) :].mean()),
+        upright_fraction=float(np.mean(qrs > wave_limit(qrs))),
     )
 
 
