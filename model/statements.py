@@ -27,6 +27,8 @@ FIRST_DEGREE_AV_BLOCK_MS = 200
 BORDERLINE_AV_BLOCK_MS = 220
 SHORT_PR_MS = 120
 COMPLETE_BBB_QRS_MS = 120
+# R peak times (AHA/ACCF/HRS 2009 part III): > 50 ms in V1 for a right block's dominant
+# R, > 60 ms in V5-V6 for a left block (the limit itself counts, at 2 ms sampling).
 RBBB_V1_R_PEAK_MS = 50
 LBBB_R_PEAK_MS = 60
 # The AHA's "broad notched or slurred R in I": lead I stands above its smallest wave
@@ -143,7 +145,8 @@ def right_bundle_pattern(m: EcgMeasurement) -> dict[str, float] | None:
 
 
 def left_bundle_pattern(m: EcgMeasurement) -> dict[str, float] | None:
-    """Forces to the left and back: QS or rS in V1, broad upright R without q in I and V6."""
+    """Forces to the left and back: QS or rS in V1 (no r' after the S), a broad upright
+    R without q in I and V6, a late R peak in V6 (in I where V6 shows an RS)."""
     v1, lead_i, v6 = _lead(m, "V1"), _lead(m, "I"), _lead(m, "V6")
     if v1 is None or lead_i is None or v6 is None:
         return None
@@ -184,7 +187,8 @@ def ventricular_conduction_statements(m: EcgMeasurement) -> list[Statement]:
             make_statement(
                 "CLBBB",
                 f"QRS >= {COMPLETE_BBB_QRS_MS} ms, QS or rS in V1, broad R without q in "
-                "I and V6, R peak time >= 60 ms in V6 (in I where V6 shows RS)",
+                f"I and V6 (I upright >= {LBBB_BROAD_R_FRACTION:.0%} of the QRS), R peak time "
+                f">= {LBBB_R_PEAK_MS} ms in V6 (in I where V6 shows RS)",
                 qrs_ms=qrs,
                 **left,
             )
