@@ -14,6 +14,7 @@ import model
 from model.decode import read_muse_measurements
 from model.measure import SINUS_P_AXIS, measure
 from model.measure import qrs as qrs_edges
+from model.statements import interpret, right_bundle_pattern
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -156,6 +157,29 @@ def test_ludb_right_bundle_branch_block_keeps_its_terminal_r(shared_data: Path) 
     report = model.analyze(model.load(shared_data / "ludb" / "data" / "108"))
     assert 130 <= report.measurements.qrs_ms <= 160
     assert "CRBBB" in report.codes
+
+
+@pytest.mark.parametrize("record", ["24", "44", "51"])
+def test_ludb_complete_left_bundle_branch_blocks(shared_data: Path, record: str) -> None:
+    """LUDB's complete LBBBs in sinus rhythm and AF: 44's notched R in I and V6 (R peak
+    time to the second summit), 51's RS in V6 (R peak time read in I), and 24, whose
+    ST elevation in V1 also made the right bundle pattern match: CLBBB, never CRBBB."""
+    m = measure(model.load(shared_data / "ludb" / "data" / record))
+    codes = [s.code for s in interpret(m)]
+    assert "CLBBB" in codes and "CRBBB" not in codes
+    assert right_bundle_pattern(m) is None
+
+
+@pytest.mark.parametrize("record", ["125", "33"])
+def test_ludb_wide_qrs_without_the_left_pattern_is_no_left_block(
+    shared_data: Path, record: str
+) -> None:
+    """LUDB 125 (incomplete RBBB by the cardiologists; rSr' in V1 and V2, QRS 122 ms,
+    no S in I or V6) and 33 (no conduction label; QS in V1 but a narrow R followed by an
+    S in I): both were called CLBBB, 125 on the wrong side. Neither pattern holds: IVCD."""
+    codes = model.analyze(model.load(shared_data / "ludb" / "data" / record)).codes
+    assert "CLBBB" not in codes and "CRBBB" not in codes
+    assert "IVCD" in codes
 
 
 def test_ludb_st_elevation_and_slurred_terminal_forces_keep_their_qrs_end(
