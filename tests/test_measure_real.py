@@ -176,10 +176,12 @@ def test_ludb_wide_qrs_without_the_left_pattern_is_no_left_block(
 ) -> None:
     """LUDB 125 (incomplete RBBB by the cardiologists; rSr' in V1 and V2, QRS 122 ms,
     no S in I or V6) and 33 (no conduction label; QS in V1 but a narrow R followed by an
-    S in I): both were called CLBBB, 125 on the wrong side. Neither pattern holds: IVCD."""
+    S in I): both were called CLBBB, 125 on the wrong side. Neither pattern holds: 125
+    is an IVCD; 33's QRS, 122 ms while ripple in one lead widened it, is 104 ms since
+    (the median lead's 99): no conduction statement."""
     codes = model.analyze(model.load(shared_data / "ludb" / "data" / record)).codes
     assert "CLBBB" not in codes and "CRBBB" not in codes
-    assert "IVCD" in codes
+    assert ("IVCD" in codes) == (record == "125")
 
 
 def test_ludb_st_elevation_and_slurred_terminal_forces_keep_their_qrs_end(
