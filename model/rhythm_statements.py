@@ -388,12 +388,15 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         return m.null_reasons.get("heart_rate_bpm", "no beats detected")
     irregularity = m.beats.irregularity()
     regular = irregularity is not None and irregularity <= IRREGULAR_RMSSD
+    # Too few intervals without a ventricular beat (bigeminy) leave regularity unjudged.
+    pace = "" if irregularity is None else ("regular " if regular else "irregular ")
     width = "" if qrs is None else ("wide-complex " if qrs >= WIDE_QRS_MS else "narrow-complex ")
-    seen = f"{'regular' if regular else 'irregular'} {width}rhythm at {hr}/min"
+    seen = f"{pace}{width}rhythm at {hr}/min"
     p_axis = m.values.p_axis_deg
     if p_axis is not None and not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
+        approximate = "" if m.amplitudes_calibrated else " (approximate: leads rescaled)"
         return (
-            f"{seen}, P wave axis {p_axis} degrees, outside the sinus range "
+            f"{seen}, P wave axis {p_axis} degrees{approximate}, outside the sinus range "
             f"{SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
         )
     if not has_p_waves(m):
