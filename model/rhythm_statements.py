@@ -16,7 +16,7 @@ from model.beats import FS, IRREGULAR_RMSSD, PREMATURE_FRACTION
 from model.measure import (
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
-    MIN_PACED_FRACTION,
+    MIN_INTERMITTENT_PACED_FRACTION,
     SINUS_P_AXIS,
     EcgMeasurement,
     pacemaker_drives,
@@ -84,7 +84,8 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
         return [
             make_statement(
                 "PACE",
-                f"pacemaker stimuli before at least {MIN_PACED_FRACTION:.0%} of QRS complexes",
+                "pacemaker stimuli at a fixed delay before at least "
+                f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes",
                 paced_beats=m.paced_beats,
                 beats=int(m.beats.positions.size),
             )
