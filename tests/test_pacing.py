@@ -119,3 +119,33 @@ def test_non_paced_records_stay_non_paced(shared_data: Path) -> None:
     assert len(records) >= 80
     paced = [r.name for r in records if "PACE" in model.analyze(model.load(r)).codes]
     assert paced == []
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_ventricular_pacing_in_atrial_fibrillation_states_both(width: int) -> None:
+    """VVI pacing filling the pauses of atrial fibrillation: PACE and AFIB (SCP and
+    PTB-XL code both rhythms), and the fibrillation's conducted beats, early against
+    the paced ones, are no premature ventricular beats."""
+    spec = PacedSpec(
+        mode="VVI_AF",
+        lower_rate_bpm=70,
+        af_rate_bpm=62,
+        f_wave_mv=0.15,
+        spike_mv=2.0,
+        spike_width=width,
+        noise_mv=0.01,
+        seed=47,
+    )
+    ecg, truth = paced_ecg(spec)
+    assert truth.codes == {"PACE", "AFIB"}
+    assert sorted(model.analyze(ecg).codes) == ["AFIB", "PACE"]
+
+
+def test_paced_rhythm_with_regular_sinus_p_waves_is_no_fibrillation() -> None:
+    """DDD pacing tracking a sinus rhythm and VVI pacing with the sinus P waves
+    marching through (complete AV block): PACE alone, never AFIB."""
+    for mode in ("DDD", "VVI"):
+        for seed in (61, 62, 63):
+            spec = PacedSpec(mode=mode, sinus_rate_bpm=85, spike_width=3, noise_mv=0.01, seed=seed)
+            codes = model.analyze(paced_ecg(spec)[0]).codes
+            assert codes == ["PACE"], (mode, seed, codes)

@@ -157,7 +157,9 @@ def _filtered_beats(
         # ms, synthetic VVI in atrial fibrillation).
         if beats is not None:
             following = np.searchsorted(beats.positions, stimuli, side="right")
-            result.paced_beats = int(np.unique(following[following < beats.positions.size]).size)
+            mask = np.zeros(beats.positions.size, dtype=bool)
+            mask[following[following < beats.positions.size]] = True
+            result.paced_mask, result.paced_beats = mask, int(mask.sum())
         return raw, sig, beats
     sig = sosfiltfilt(BANDPASS, raw, axis=1)
     beats = find_beats(sig, usable)
@@ -171,7 +173,8 @@ def _filtered_beats(
     sig = sosfiltfilt(BANDPASS, raw, axis=1)
     beats = find_beats(sig, usable, beats.positions)
     if beats is not None:
-        result.paced_beats = int(paced_beats(spikes, beats.positions).sum())
+        result.paced_mask = paced_beats(spikes, beats.positions)
+        result.paced_beats = int(result.paced_mask.sum())
     return raw, sig, beats
 
 
