@@ -10,7 +10,7 @@ import numpy as np
 from model.rhythm_paced import PacedSpec
 from model.synthetic import SyntheticSpec
 
-PACED_GROUP = "paced: VVI, AAI, DDD, VVI in AF; spikes 1-5 samples, 0.2-5 mV, 3-12 leads"
+PACED_GROUP = "paced: VVI, AAI, DDD, VVI in AF or sinus; spikes 1-5 samples, 0.2-5 mV, 3-12 leads"
 
 
 def paced_spec(rng: np.random.Generator, morphology: SyntheticSpec) -> PacedSpec:
@@ -18,7 +18,7 @@ def paced_spec(rng: np.random.Generator, morphology: SyntheticSpec) -> PacedSpec
     low-passed to 2-5 samples, 0.2-5 mV (log-uniform), in all leads or 3-6 of them,
     at 500 Hz or resampled to 250 or 100 Hz."""
     return PacedSpec(
-        mode=str(rng.choice(["VVI", "AAI", "DDD", "VVI_AF"])),
+        mode=str(rng.choice(["VVI", "AAI", "DDD", "VVI_AF", "VVI_SINUS"])),
         lower_rate_bpm=float(rng.uniform(60, 80)),
         sinus_rate_bpm=float(rng.uniform(50, 110)),
         av_delay_ms=float(rng.uniform(120, 200)),

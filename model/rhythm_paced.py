@@ -11,7 +11,9 @@ What it draws (seeded like the other rhythms):
   wave where the sinus rate is above the lower rate (tracking), else an atrial
   stimulus and its P wave (AV sequential pacing);
 - VVI in atrial fibrillation: irregular conducted beats among fibrillatory waves, a
-  paced beat wherever the next conducted beat would come later than the lower rate.
+  paced beat wherever the next conducted beat would come later than the lower rate;
+- VVI in sinus rhythm near the lower rate: conducted sinus beats and paced beats
+  mixed as the sinus rate swings (irregular, yet no fibrillation).
 
 The stimuli are drawn as the carts record them, after sampling at 500 Hz: a spike one
 sample wide, or low-passed (a cart's 150 Hz filter) to 2-5 samples, of 0.2-5 mV, in
@@ -48,7 +50,7 @@ from model.synthetic import (
     ventricular_vector,
 )
 
-PacingMode = Literal["VVI", "AAI", "DDD", "VVI_AF"]
+PacingMode = Literal["VVI", "AAI", "DDD", "VVI_AF", "VVI_SINUS"]
 DRAWN_RATE = 500.0
 END_MS = 600.0  # no QRS drawn closer than this to the end
 # From a ventricular stimulus to the paced QRS's onset (the latency of capture).
@@ -184,7 +186,33 @@ def draw_vvi_af(d: _Paced, rng: np.random.Generator) -> None:
     d.vector += fibrillation_vector(d.t, rng, spec.f_wave_mv)
 
 
-DRAWERS = {"VVI": draw_vvi, "AAI": draw_aai, "DDD": draw_ddd, "VVI_AF": draw_vvi_af}
+def draw_vvi_sinus(d: _Paced, rng: np.random.Generator) -> None:
+    """A sinus rhythm at or just above the lower rate (sinus_rate_bpm is not used),
+    slowing and speeding by 5-10 %: each P
+    wave conducted unless the pacemaker, at its lower rate since the last beat, fired
+    first (the P wave then falls into the paced beat's refractory period)."""
+    spec, m = d.spec, d.spec.morphology
+    escape = 60000.0 / spec.lower_rate_bpm
+    cycle = escape * rng.uniform(0.95, 1.0)
+    swing, phase = rng.uniform(0.05, 0.1), rng.uniform(0, 2 * np.pi)
+    p_at = FIRST_P_MS + rng.uniform(0, cycle / 2)
+    while p_at + m.pr_ms <= d.end_ms:
+        d.p_wave(p_at)
+        due = p_at + m.pr_ms
+        if d.onsets and due - d.onsets[-1] > escape:
+            d.paced_qrs(d.onsets[-1] + escape - CAPTURE_LATENCY_MS)
+        elif not d.onsets or due - d.onsets[-1] > 300.0:
+            d.conducted_qrs(due, cycle)
+        p_at += cycle * (1 + swing * np.sin(2 * np.pi * p_at / 4000.0 + phase))
+
+
+DRAWERS = {
+    "VVI": draw_vvi,
+    "AAI": draw_aai,
+    "DDD": draw_ddd,
+    "VVI_AF": draw_vvi_af,
+    "VVI_SINUS": draw_vvi_sinus,
+}
 
 
 def spike_shape(width: int) -> np.ndarray:

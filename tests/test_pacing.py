@@ -149,3 +149,17 @@ def test_paced_rhythm_with_regular_sinus_p_waves_is_no_fibrillation() -> None:
             spec = PacedSpec(mode=mode, sinus_rate_bpm=85, spike_width=3, noise_mv=0.01, seed=seed)
             codes = model.analyze(paced_ecg(spec)[0]).codes
             assert codes == ["PACE"], (mode, seed, codes)
+
+
+@pytest.mark.parametrize("seed", [64, 65, 66, 67])
+def test_intermittent_pacing_in_sinus_rhythm_is_no_fibrillation(seed: int) -> None:
+    """A sinus rhythm swinging about the pacemaker's lower rate: conducted and paced
+    beats mixed, the RR irregular, the P waves there: never AFIB; PACE where four or
+    more beats are paced."""
+    spec = PacedSpec(mode="VVI_SINUS", lower_rate_bpm=65, spike_width=3, noise_mv=0.01, seed=seed)
+    ecg, truth = paced_ecg(spec)
+    assert {"N", "P"} <= set(truth.beats)
+    codes = model.analyze(ecg).codes
+    assert "AFIB" not in codes
+    if truth.count("P") >= 4:
+        assert "PACE" in codes
