@@ -10,7 +10,8 @@
    scp_codes and against the report text (German or English keywords), and 1AVB,
    LVH and IRBBB precision and recall with each false-positive class's evidence.
 3. CinC 2021 (30 records) and LUDB (160): the rhythm confusion matrix against their
-   labels, and PAC/PVC against the extrasystoles their cardiologists name.
+   labels, and PAC/PVC against the extrasystoles their cardiologists name; LUDB's
+   conduction labels per code with each false positive's evidence (ludb_conduction.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ludb_conduction import conduction_rows, labelled_record
 from paced_rhythms import PACED_GROUP, STIMULUS_SHAPES, paced_spec
 from scores import Counts
 
@@ -532,15 +534,21 @@ LUDB_RHYTHMS = {
 
 
 def ludb_rows(data: Path, limit: int) -> list[list[str]]:
-    """LUDB's rhythm (first line) and extrasystoles; paced records by their pacing column."""
+    """LUDB's rhythm (first line) and extrasystoles; paced records by their pacing column;
+    the conduction labels of the unpaced records (bench/ludb_conduction.py)."""
     with (data / "ludb" / "ludb.csv").open(newline="") as f:
         labels = {int(r["ID"]): r for r in csv.DictReader(f)}
     by_rhythm: dict[str, list[str]] = {}
     ectopy: dict[str, list[tuple[bool, bool]]] = {"PAC": [], "PVC": []}
+    conduction = []
     for number in range(1, limit + 1):
         label = labels[number]
         ecg: Ecg = model.load(data / "ludb" / "data" / str(number))
-        codes = [s.code for s in interpret(measure(ecg))]
+        measured = measure(ecg)
+        codes = [s.code for s in interpret(measured)]
+        if not label["Cardiac pacing"].strip():
+            pr, qrs = measured.values.pr_ms, measured.values.qrs_ms
+            conduction.append(labelled_record(number, label, codes, pr, qrs))
         rhythm = (
             "PACE"
             if label["Cardiac pacing"].strip()
@@ -564,4 +572,5 @@ def ludb_rows(data: Path, limit: int) -> list[list[str]]:
         )
         for code, p in ectopy.items()
     ]
+    rows += [_row("LUDB", *row) for row in conduction_rows(conduction, data)]
     return rows

@@ -53,7 +53,7 @@ NOISE_FLOOR_MV = 0.005
 # MIN_PULSE_SCORE, and a train of them only where two reach STRONG_PULSE_SCORE: LUDB
 # 90's bipolar spikes score 12-154 (two over 75), while the notches and septal q
 # waves that the non-paced LUDB, CinC 2021 and WFDB records show at a fixed place
-# score at most 27 (synthetic tuning seeds: see docs/measurement.md 3.7).
+# score at most 27 (synthetic tuning seeds: see docs/measurement.md 3.8).
 MIN_PULSE_SCORE = 10.0
 STRONG_PULSE_SCORE = 40.0
 # Of the largest pulses before a QRS, this many are tried, largest first (the QRS's
@@ -71,7 +71,7 @@ QUIET_NOISE = 8
 # of the baseline than over the spacing (a spike low-passed to 5 samples: 1.0); a
 # rounded wave stands up to four times higher. At 1.6 the drawn q lobes and flutter
 # corners of noise-free synthetic AF and flutter (tuning seeds: 22 PACE calls) and a
-# notch 14 ms into a wide QRS (an existing PTB-XL test, docs/measurement.md 3.7)
+# notch 14 ms into a wide QRS (an existing PTB-XL test, docs/measurement.md 3.8)
 # passed; 1.15 keeps LUDB 90 (its spikes are one to two samples).
 NARROW_RATIO = 1.15
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from model.measure import (
     net_area,
     standard_twelve,
 )
-from model.synthetic import SyntheticSpec, synthetic_ecg
+from model.synthetic import SyntheticSpec, qrs_onsets_ms, synthetic_ecg
 
 # The synthetic ECGs whose intervals and axes the engine must give back: the defaults, and
 # one row of these fields each.
@@ -69,6 +71,33 @@ def test_qrs_ends_after_a_slow_terminal_s_wave(qrs_axis: int, qrs_ms: int, fs: f
     spec = SyntheticSpec(qrs_ms=qrs_ms, qrs_axis_deg=qrs_axis, slow_terminal_s=True)
     measured = measure(synthetic_ecg(spec, sampling_rate=fs)).values.qrs_ms
     assert measured == pytest.approx(qrs_ms, abs=4)
+
+
+def _with_qrs_locked_ripple(ecg: Ecg, spec: SyntheticSpec, lead: str) -> Ecg:
+    """ecg with a 110 Hz ripple of 0.04 mV in one lead, from 35 ms before each QRS to
+    35 ms after it (10 ms tapers): noise above 40 Hz that every beat repeats, so the
+    median beat keeps it, as in LUDB 56 and 4."""
+    t = np.arange(ecg.n_samples) * 1000.0 / ecg.sampling_rate
+    ripple = np.zeros_like(t)
+    for onset in qrs_onsets_ms(spec, ecg.duration_s):
+        start, length = onset - 35.0, spec.qrs_ms + 70.0
+        inside = np.clip(np.minimum(t - start, start + length - t) / 10.0, 0.0, 1.0)
+        ripple += 0.04 * np.sin(np.pi / 2 * inside) ** 2 * np.sin(2 * np.pi * 0.11 * (t - start))
+    signal = ecg.signal.copy()
+    signal[ecg.lead_names.index(lead)] += ripple.astype(np.float32)
+    return replace(ecg, signal=signal)
+
+
+@pytest.mark.parametrize("fs", [500.0, 1000.0])
+@pytest.mark.parametrize("spec", SPECS[:3], ids=lambda s: f"hr{s.heart_rate_bpm:.0f}")
+def test_ripple_above_40_hz_does_not_carry_the_qrs_edges_out(
+    spec: SyntheticSpec, fs: float
+) -> None:
+    """Ripple above 40 Hz in one lead is not a QRS slope: the edges walked on the 150 Hz
+    velocity stay within those the 40 Hz velocity gives, which a synthetic QRS's sharp
+    edges put 8-12 ms outside the truth (the ripple carried them 42-48 ms out; now 22-28)."""
+    ecg = _with_qrs_locked_ripple(synthetic_ecg(spec, sampling_rate=fs), spec, "V1")
+    assert 0 <= measure(ecg).values.qrs_ms - spec.qrs_ms <= 30
 
 
 def test_p_wave_starting_on_the_t_wave_gives_no_pr_but_keeps_the_rhythm() -> None:

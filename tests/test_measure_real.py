@@ -14,6 +14,7 @@ import model
 from model.decode import read_muse_measurements
 from model.measure import SINUS_P_AXIS, measure
 from model.measure import qrs as qrs_edges
+from model.statements import interpret, right_bundle_pattern
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -158,6 +159,31 @@ def test_ludb_right_bundle_branch_block_keeps_its_terminal_r(shared_data: Path) 
     assert "CRBBB" in report.codes
 
 
+@pytest.mark.parametrize("record", ["24", "44", "51"])
+def test_ludb_complete_left_bundle_branch_blocks(shared_data: Path, record: str) -> None:
+    """LUDB's complete LBBBs in sinus rhythm and AF: 44's notched R in I and V6 (R peak
+    time to the second summit), 51's RS in V6 (R peak time read in I), and 24, whose
+    ST elevation in V1 also made the right bundle pattern match: CLBBB, never CRBBB."""
+    m = measure(model.load(shared_data / "ludb" / "data" / record))
+    codes = [s.code for s in interpret(m)]
+    assert "CLBBB" in codes and "CRBBB" not in codes
+    assert right_bundle_pattern(m) is None
+
+
+@pytest.mark.parametrize("record", ["125", "33"])
+def test_ludb_wide_qrs_without_the_left_pattern_is_no_left_block(
+    shared_data: Path, record: str
+) -> None:
+    """LUDB 125 (incomplete RBBB by the cardiologists; rSr' in V1 and V2, QRS 122 ms,
+    no S in I or V6) and 33 (no conduction label; QS in V1 but a narrow R followed by an
+    S in I): both were called CLBBB, 125 on the wrong side. Neither pattern holds: 125
+    is an IVCD; 33's QRS, 122 ms while ripple in one lead widened it, is 104 ms since
+    (the median lead's 99): no conduction statement."""
+    codes = model.analyze(model.load(shared_data / "ludb" / "data" / record)).codes
+    assert "CLBBB" not in codes and "CRBBB" not in codes
+    assert ("IVCD" in codes) == (record == "125")
+
+
 def test_ludb_st_elevation_and_slurred_terminal_forces_keep_their_qrs_end(
     shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,6 +208,24 @@ def test_ludb_st_elevation_and_slurred_terminal_forces_keep_their_qrs_end(
     with_rule = qrs()
     monkeypatch.setattr(qrs_edges, "TERMINAL_RETURN_FRACTION", np.inf)
     assert qrs() == with_rule
+
+
+def test_ludb_ripple_in_one_lead_does_not_widen_the_qrs(shared_data: Path) -> None:
+    """LUDB 4, 6, 24, 33, 56 and 130: high-frequency ripple in one lead (LUDB rescales
+    each lead, enlarging a small lead's noise) kept the 150 Hz spatial velocity over the
+    edge level 10-30 ms beyond the QRS: the engine's QRS came out 23-45 ms wider than the
+    median lead's, and on 4, 24, 56 and 130 wider than the global annotated one
+    (second-earliest onset to second-latest offset: 124 vs 114, 206 vs 188, 138 vs 108,
+    114 vs 110 ms). The edges now stay within those of the 40 Hz velocity: no wider than
+    the global annotated QRS, and the four records without a conduction abnormality
+    within 10 ms of the median lead (the reference)."""
+    bench = _bench_module("ludb_reference")
+    for record in ("4", "6", "24", "33", "56", "130"):
+        reference = bench.ludb_reference(shared_data / "ludb" / "data" / record)
+        qrs = measure(model.load(shared_data / "ludb" / "data" / record)).values.qrs_ms
+        assert qrs <= reference["qrs_extreme"], record
+        if record in ("6", "33", "56", "130"):
+            assert abs(qrs - reference["qrs"]) <= 10, record
 
 
 def test_ludb_biphasic_biventricular_stimuli_are_found(shared_data: Path) -> None:

@@ -14,6 +14,13 @@ from model.measure.result import EcgMeasurement, Fiducials, LeadAmplitudes
 # A deflection counts as a wave (Q, R, S, R') from 0.03 mV and 5 % of the QRS span.
 MIN_WAVE_MV = 0.03
 MIN_WAVE_FRACTION = 0.05
+# A last deflection still holding this share of its extreme at the QRS end has not
+# turned back: it is the ST segment leaving the baseline (the ST elevation in V1 and
+# depression in I and V6 of a left bundle branch block), not an r' or S wave. Set on
+# LUDB: every complete LBBB (24, 44, 51, 83, 116) showed such a terminal "r" in V1
+# peaking within 4 ms of the QRS end; the R' of the right bundle branch blocks (10, 22,
+# 60, 97, 108, 141) peak 18-34 ms before it and return.
+UNRETURNED_FRACTION = 0.5
 
 # Frontal lead directions (degrees) and gains on the hexaxial reference system;
 # the augmented leads see the heart vector scaled by sqrt(3)/2.
@@ -37,6 +44,11 @@ class _Lobe:
     start: int
 
 
+def wave_limit(qrs: np.ndarray) -> float:
+    """The smallest deflection that counts as a wave in this QRS (mV)."""
+    return max(MIN_WAVE_MV, MIN_WAVE_FRACTION * float(qrs.max() - qrs.min()))
+
+
 def qrs_lobes(qrs: np.ndarray) -> list[_Lobe]:
     """The significant deflections of a QRS (baseline-corrected), in time order.
 
@@ -44,7 +56,7 @@ def qrs_lobes(qrs: np.ndarray) -> list[_Lobe]:
     small to be a wave merges into its neighbours, so that a notch does not cut
     an R wave in two.
     """
-    limit = max(MIN_WAVE_MV, MIN_WAVE_FRACTION * float(qrs.max() - qrs.min()))
+    limit = wave_limit(qrs)
     sign = np.where(qrs >= 0, 1, -1)
     edges = np.flatnonzero(np.diff(sign)) + 1
     lobes: list[_Lobe] = []
@@ -60,6 +72,8 @@ def qrs_lobes(qrs: np.ndarray) -> list[_Lobe]:
             lobes[-1] = lobe
         else:
             lobes.append(lobe)
+    if lobes and qrs[-1] * lobes[-1].sign >= UNRETURNED_FRACTION * abs(lobes[-1].extreme):
+        lobes.pop()
     return lobes
 
 
@@ -68,7 +82,9 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
 
     R is the first positive wave, Q a negative wave before it, S the negative wave
     after it and R' a positive wave after S. A complex without a positive wave (QS)
-    reports its depth as both Q and S.
+    reports its depth as both Q and S. The R peak time runs to the peak of the last
+    positive wave (R' where there is one), as the AHA/ACCF/HRS 2009 statement defines
+    it: a notched R of a left bundle branch block peaks at its second summit.
     """
     on, off = fid.qrs_on, fid.qrs_off
     level = float(x[on - 3 : on].mean())
@@ -79,7 +95,7 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
     r_peak = 0
     if positive:
         first = positive[0]
-        r, r_peak = lobes[first].extreme, lobes[first].index
+        r, r_peak = lobes[first].extreme, lobes[positive[-1]].index
         if first > 0:
             q = lobes[first - 1].extreme
         if first + 1 < len(lobes):
@@ -97,6 +113,7 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
         qrs_min=float(qrs.min()),
         r_peak_ms=ms(r_peak),
         terminal_40ms=float(qrs[-samples(40) :].mean()),
+        upright_fraction=float(np.mean(qrs > wave_limit(qrs))),
     )
 
 

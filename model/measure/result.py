@@ -57,9 +57,12 @@ class LeadAmplitudes:
     """One lead's median-beat amplitudes in mV, against the level at QRS onset.
 
     q, s are <= 0; r, r_prime >= 0. r_prime is a second positive wave after an S
-    (rsR'); r_peak_ms is the time from QRS onset to the R peak; terminal_40ms is
+    (rsR'); r_peak_ms is the time from QRS onset to the peak of the last positive
+    wave (R' where there is one: the AHA's R peak time); terminal_40ms is
     the mean level of the last 40 ms of the QRS (its sign says where the late
-    forces point, which is what bundle branch blocks change).
+    forces point, which is what bundle branch blocks change). upright_fraction is
+    the share of the QRS during which the lead stands above the smallest wave
+    (model.measure.amplitudes.wave_limit): how broad its R is, whatever the scale.
     """
 
     q: float
@@ -70,6 +73,7 @@ class LeadAmplitudes:
     qrs_min: float
     r_peak_ms: float
     terminal_40ms: float
+    upright_fraction: float
 
     @property
     def qrs_peak_to_peak(self) -> float:
