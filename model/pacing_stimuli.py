@@ -36,6 +36,9 @@ DELAY_TOLERANCE = 3
 # is wide (a narrow QRS's septal q wave sits there too: LUDB 78).
 VENTRICULAR_SPIKE_TO_ONSET = samples(10)
 PACED_QRS_MS = 120
+# The second, atrial search ends this long before the QRS onset: the QRS's own
+# peaks, smeared over 20-30 ms at 100 Hz, stay out of it.
+ATRIAL_SEARCH_BEFORE_ONSET = samples(40)
 # An atrial stimulus precedes the QRS onset by at least this (the P wave and the
 # shortest PR; a notch in the PR segment does not: LUDB 80, 60 ms).
 MIN_ATRIAL_SPIKE_TO_QRS = samples(100)
@@ -208,12 +211,13 @@ def weak_stimuli(
     qrs_ms: their QRS duration (None where its end was not found).
 
     First before every beat; then, where that found nothing a pacemaker explains,
-    before the dominant beats' QRS onset only: at 100 Hz a narrow QRS's own peak is
-    the sharpest pulse near it and outscores an atrial stimulus (synthetic AAI)."""
+    for atrial stimuli only, up to ATRIAL_SEARCH_BEFORE_ONSET before the dominant
+    beats' QRS onset: at 100 Hz a narrow QRS's own peak is the sharpest pulse near it
+    and outscores an atrial stimulus (synthetic AAI)."""
     pulses = Pulses.of(raw, leads, source_fs)
     spikes = pulses.locked(beats.positions)
     if not explained(spikes, beats, qrs_on, qrs_ms, source_fs):
-        before_onset = qrs_on - onset_tolerance(source_fs)
+        before_onset = qrs_on + ATRIAL_SEARCH_BEFORE_ONSET
         spikes = pulses.locked(beats.dominant, search_after=-before_onset)
         if not explained(spikes, beats, qrs_on, qrs_ms, source_fs):
             return spikes[:0]
