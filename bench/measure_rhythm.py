@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from ludb_conduction import conduction_rows, labelled_record
+from paced_rhythms import PACED_GROUP, STIMULUS_SHAPES, paced_spec
 from scores import Counts
 
 import model
@@ -31,6 +32,7 @@ from model.beats import IRREGULAR_RMSSD
 from model.ecg import Ecg
 from model.measure import measure
 from model.report import Report
+from model.rhythm_paced import PacedSpec, paced_ecg
 from model.rhythm_synthetic import RhythmSpec, RhythmTruth, rhythm_ecg
 from model.statement_limits import DEFAULT_LIMITS
 from model.statements import interpret
@@ -130,10 +132,10 @@ def _morphology(rng: np.random.Generator, rate: float) -> SyntheticSpec:
     )
 
 
-def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec]]:
+def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec | PacedSpec]]:
     """The synthetic set: (group, spec), every parameter drawn from the stated ranges."""
     rng = np.random.default_rng(seed)
-    specs: list[tuple[str, RhythmSpec]] = []
+    specs: list[tuple[str, RhythmSpec | PacedSpec]] = []
 
     def add(group: str, n: int, **fixed: object) -> None:
         for _ in range(n):
@@ -190,13 +192,14 @@ def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec
         av_ratio=lambda r: int(r.choice([3, 4, 5])),
         escape=lambda r: str(r.choice(["junctional", "ventricular"])),
     )
+    specs += [(PACED_GROUP, paced_spec(rng, _morphology(rng, 70.0))) for _ in range(60)]
     return specs
 
 
 @dataclass(frozen=True)
 class SyntheticResult:
     group: str
-    spec: RhythmSpec
+    spec: RhythmSpec | PacedSpec
     truth: RhythmTruth
     report: Report
     baseline: frozenset[str]
@@ -205,7 +208,7 @@ class SyntheticResult:
 def run_synthetic_rhythms(seed: int = BENCH_SEED) -> list[SyntheticResult]:
     results = []
     for group, spec in synthetic_rhythm_specs(seed):
-        ecg, truth = rhythm_ecg(spec)
+        ecg, truth = paced_ecg(spec) if isinstance(spec, PacedSpec) else rhythm_ecg(spec)
         results.append(
             SyntheticResult(group, spec, truth, model.analyze(ecg), baseline_rhythm(ecg))
         )
@@ -275,6 +278,7 @@ def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
             baseline=f"{sum('AFIB' in r.baseline for r in af) / len(af):.2f}",
         )
     )
+    rows += paced_rows([r for r in results if isinstance(r.spec, PacedSpec)])
     sinus_truth = [r for r in results if r.truth.rhythm in SINUS]
     rate_right = sum(rhythm_class(r.report.codes) in (r.truth.rhythm, "SARRH") for r in sinus_truth)
     rows.append(
@@ -297,6 +301,7 @@ def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
         )
     )
     for code in (
+        "PACE",
         "AFIB",
         "AFLT",
         "STACH",
@@ -333,6 +338,39 @@ def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
                 f"exact {exact}, median |Δ| {np.median(np.abs(errors)):.0f}, mean Δ {np.mean(errors):+.1f}",
             )
         )
+    return rows
+
+
+def paced_rows(paced: list[SyntheticResult]) -> list[list[str]]:
+    """PACE recall on the paced group, by stimulus shape, and AFIB called on paced
+    rhythms whose conducted beats are not atrial fibrillation."""
+    if not paced:
+        return []
+    rows = []
+    for name, chosen in STIMULUS_SHAPES.items():
+        members = [r for r in paced if chosen(r.spec)]
+        if members:
+            found = sum("PACE" in r.report.codes for r in members)
+            rows.append(
+                _row(
+                    "Synthetic rhythms",
+                    f"PACE recall, paced rhythms, {name}",
+                    len(members),
+                    f"{found / len(members):.2f}",
+                )
+            )
+    calm = [r for r in paced if "AFIB" not in r.truth.codes]
+    false_af = sum("AFIB" in r.report.codes for r in calm)
+    rows.append(
+        _row(
+            "Synthetic rhythms",
+            "AFIB called on paced rhythms without fibrillating conducted beats",
+            len(calm),
+            str(false_af),
+            "0",
+            "yes" if false_af == 0 else "no",
+        )
+    )
     return rows
 
 

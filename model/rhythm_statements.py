@@ -12,11 +12,11 @@ are then named by origin, counted, and a bigeminal or trigeminal pattern stated.
 
 from __future__ import annotations
 
-from model.beats import FS, IRREGULAR_RMSSD, PREMATURE_FRACTION
+from model.beats import FS, IRREGULAR_RMSSD, PREMATURE_FRACTION, normalised_rmssd
 from model.measure import (
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
-    MIN_PACED_FRACTION,
+    MIN_INTERMITTENT_PACED_FRACTION,
     SINUS_P_AXIS,
     EcgMeasurement,
     pacemaker_drives,
@@ -51,6 +51,8 @@ MIN_NN_TO_EXPLAIN = 5
 # 31/min with a first-degree AV block: P waves before 3 of its 5 beats).
 MIN_P_WAVE_SHARE = 0.75
 MIN_BEATS_FOR_P_SHARE = 8
+# Beats no stimulus drove, at least this many, to judge their rhythm beside a pacemaker.
+MIN_CONDUCTED_BETWEEN_PACED = 4
 # Codes that leave an ECG normal: normal sinus rhythm and its physiological variants.
 NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
 ORIGIN_WORDS = {"A": "atrial", "J": "junctional", "V": "ventricular"}
@@ -84,10 +86,12 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
         return [
             make_statement(
                 "PACE",
-                f"pacemaker stimuli before at least {MIN_PACED_FRACTION:.0%} of QRS complexes",
+                "pacemaker stimuli at a fixed delay before at least "
+                f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes",
                 paced_beats=m.paced_beats,
                 beats=int(m.beats.positions.size),
-            )
+            ),
+            *fibrillation_between_paced_beats(m),
         ]
     if m.has_flutter_waves:
         return [flutter_statement(m)]
@@ -96,6 +100,35 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
             return sinus_statements(m, limits)
         return atrial_fibrillation_statements(m)
     return sinus_statements(m, limits)
+
+
+def fibrillation_between_paced_beats(m: EcgMeasurement) -> list[Statement]:
+    """AFIB beside PACE where the beats the pacemaker did not drive are atrial
+    fibrillation themselves (VVI pacing filling the long pauses of atrial
+    fibrillation; SCP and PTB-XL code both rhythms): MIN_CONDUCTED_BETWEEN_PACED of
+    them or more, no repeating P wave and no flutter waves, and the intervals
+    between two consecutive conducted beats irregular. A sinus rhythm the pacemaker
+    takes over now and then keeps its P waves and its regular intervals."""
+    mask = m.paced_mask
+    if mask is None or m.has_flutter_waves or has_p_waves(m):
+        return []
+    conducted = ~mask
+    if conducted.sum() < MIN_CONDUCTED_BETWEEN_PACED:
+        return []
+    kept = conducted[1:] & conducted[:-1]
+    irregularity = normalised_rmssd(m.beats.rr, kept)
+    if irregularity is None or irregularity <= IRREGULAR_RMSSD:
+        return []
+    return [
+        make_statement(
+            "AFIB",
+            f"irregularly irregular RR between the beats no stimulus drove (normalised "
+            f"RMSSD > {IRREGULAR_RMSSD}) without consistent P waves",
+            rr_rmssd_normalised=irregularity,
+            conducted_beats=int(conducted.sum()),
+            paced_beats=m.paced_beats,
+        )
+    ]
 
 
 def p_wave_on_the_t_wave(m: EcgMeasurement) -> bool:

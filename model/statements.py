@@ -400,7 +400,10 @@ def interpret(
     # Beside an AV block, early beats of the dominant shape are the block's grouped
     # beating (a 3:2 Wenckebach reads as bigeminy), not premature atrial beats.
     conducted = bool(rhythm & NORMAL_RHYTHM_CODES) and not rhythm & AV_BLOCK_CODES
-    found += ectopy_statements(m, sinus=conducted)
+    # Beside a pacemaker in atrial fibrillation, the beats no stimulus drove are the
+    # fibrillation's conducted beats, early against the paced ones: no premature beats.
+    if not {"PACE", "AFIB"} <= rhythm:
+        found += ectopy_statements(m, sinus=conducted)
     if "PACE" not in rhythm and m.fiducials is not None:
         av = av_conduction_statements(m) if conducted else []
         found += av

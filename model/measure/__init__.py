@@ -21,14 +21,14 @@ method, its references and its calibration):
 from model.measure.amplitudes import frontal_axis, net_area
 from model.measure.atrial import FLUTTER_HZ
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
-from model.measure.pipeline import MIN_PACED_FRACTION, measure, pacemaker_drives
+from model.measure.pipeline import MIN_INTERMITTENT_PACED_FRACTION, measure, pacemaker_drives
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement, Fiducials, LeadAmplitudes
 from model.measure.waves import SINUS_P_AXIS
 
 __all__ = [
     "FLUTTER_HZ",
     "FLUTTER_MIN_MV",
-    "MIN_PACED_FRACTION",
+    "MIN_INTERMITTENT_PACED_FRACTION",
     "PRE",
     "SINUS_P_AXIS",
     "EcgMeasurement",

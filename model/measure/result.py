@@ -98,6 +98,8 @@ class EcgMeasurement:
     flutter_ratio: int | None = None
     p_wave_on_t: PWaveOnT | None = None
     paced_beats: int = 0
+    # Per beat (model.beats.Beats.positions), whether a stimulus drove it.
+    paced_mask: np.ndarray | None = None
     rhythm: RhythmAnalysis | None = None
     # Every P wave of the recording and its relation to the QRS (AV conduction).
     atrial: AtrialActivity | None = None
