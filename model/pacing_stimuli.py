@@ -132,12 +132,18 @@ class Pulses:
         SEARCH_BEFORE before each to `search_after` after it (negative: before it):
         one sample index per beat that has one, where at least three beats agree on
         the delay and two of them score STRONG_PULSE_SCORE; else empty."""
-        found, delays = [], []
         quiet = samples(QUIET_MS)
-        for p in positions:
-            a, b = p - SEARCH_BEFORE, p + search_after
-            if a - quiet - self.spacing < 0 or b + 2 * self.spacing >= self.x.shape[1] or b <= a:
-                continue
+        windows = [
+            (p, p - SEARCH_BEFORE, p + search_after)
+            for p in positions
+            if p - SEARCH_BEFORE - quiet - self.spacing >= 0
+            and p + search_after + 2 * self.spacing < self.x.shape[1]
+            and search_after > -SEARCH_BEFORE
+        ]
+        if not self._may_hold_train([(a, b) for _, a, b in windows]):
+            return np.zeros(0, dtype=int)
+        found, delays = [], []
+        for p, a, b in windows:
             j = self._best(a, b, quiet)
             if j is not None:
                 found.append(j)
@@ -152,6 +158,15 @@ class Pulses:
         if spikes.size < 3 or np.sort(self.score[spikes])[-2] < STRONG_PULSE_SCORE:
             return np.zeros(0, dtype=int)
         return spikes
+
+    def _may_hold_train(self, windows: list[tuple[int, int]]) -> bool:
+        """Whether a train could be found at all: three windows with a pulse and two
+        with a strong one (a cheap test first; most ECGs are not paced, and the full
+        search costs about 3 ms per ECG)."""
+        tops = np.array([self.score[a:b].max() for a, b in windows]) if windows else np.zeros(0)
+        return bool(
+            (tops >= MIN_PULSE_SCORE).sum() >= 3 and (tops >= STRONG_PULSE_SCORE).sum() >= 2
+        )
 
     def _best(self, a: int, b: int, quiet: int) -> int | None:
         """The highest-scoring of the CANDIDATES_PER_BEAT largest pulses (local maxima
