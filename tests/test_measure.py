@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import model
+from model.beats import samples
 from model.ecg import STANDARD_LEADS, Ecg, derive_limb_leads
 from model.measure import (
     canonical_lead_name,
@@ -16,6 +17,7 @@ from model.measure import (
     net_area,
     standard_twelve,
 )
+from model.measure.waves import P_ONSET_STALLS, locate_p
 from model.synthetic import SyntheticSpec, qrs_onsets_ms, synthetic_ecg
 
 # The synthetic ECGs whose intervals and axes the engine must give back: the defaults, and
@@ -256,6 +258,37 @@ def test_p_onset_is_not_put_on_a_u_wave_returning_to_the_line(
     assert abs(values.pr_ms - pr) <= 4
     assert abs(values.p_duration_ms - p_ms) <= 6
     assert values.qt_ms == pytest.approx(400, abs=4)
+
+
+@pytest.mark.parametrize("lead_ms, lobe_ms", [(50, 120), (60, 140)])
+def test_p_onset_is_not_put_on_a_deflection_leading_the_p_wave(lead_ms: int, lobe_ms: int) -> None:
+    """A median beat drawn as LUDB 127's: a 0.045 mV P wave of 150 ms and, starting
+    lead_ms before it, a 0.02 mV lobe in a nearby direction; the noise as low as the
+    wander-free P noise makes it (0.0045 mV). The trapezium read the lobe as the P
+    wave's slow foot: onsets 44-50 ms early, P waves of 190-200 ms. Either the onset is
+    the P wave's, or no P wave is reported, saying why."""
+    n, qrs_on = 500, 400
+    p_on = qrs_on - samples(180)
+    t = np.arange(n)
+
+    def lobe(start: int, duration: int, mv: float) -> np.ndarray:
+        inside = (t >= start) & (t < start + duration)
+        return np.where(inside, mv * np.sin(np.pi * (t - start) / duration), 0.0)
+
+    p_direction = np.array([0.6, 0, 0.5, 0.5, -0.2, 0.2, 0, -0.1])
+    lobe_direction = np.array([1, 0.2, 0.3, 0.3, -0.3, 0, -0.1, -0.3])
+    median = np.zeros((12, n))
+    median[:8] += np.outer(
+        p_direction / np.linalg.norm(p_direction), lobe(p_on, samples(150), 0.045)
+    )
+    lead_in = lobe(p_on - samples(lead_ms), samples(lobe_ms), 0.02)
+    median[:8] += np.outer(lobe_direction / np.linalg.norm(lobe_direction), lead_in)
+    median[:8, qrs_on : qrs_on + samples(80)] += 1.0
+    p, reason = locate_p(median, np.arange(8), qrs_on, previous_t_end=-n, noise=0.0045)
+    if p is None:
+        assert reason == P_ONSET_STALLS
+    else:
+        assert abs(p.onset - p_on) <= samples(10)
 
 
 def test_no_p_wave_is_read_from_filter_ripple() -> None:

@@ -106,6 +106,26 @@ def test_ptbxl_normal_sinus_rhythm(shared_data: Path) -> None:
     assert 120 <= values.pr_ms <= 200 and 70 <= values.qrs_ms <= 110 and 350 <= values.qt_ms <= 450
 
 
+def test_ludb_p_onset_on_a_deflection_before_the_p_wave_is_not_reported(
+    shared_data: Path,
+) -> None:
+    """LUDB 127 (sinus bradycardia at 40/min, complete LBBB): a small deflection leads
+    the P wave, the upstroke flat between them. With baseline wander left out of the P
+    wave's noise the trapezium read that deflection as the P wave's slow foot: P 198 ms
+    and PR 218 ms against the annotated 154 and 178. The P wave is either measured
+    within 20 ms of the annotation or not reported, saying why."""
+    record = shared_data / "ludb" / "data" / "127"
+    reference = _bench_module("ludb_reference").ludb_reference(record)
+    report = model.analyze(model.load(record))
+    values = report.measurements
+    if values.pr_ms is None or values.p_duration_ms is None:
+        assert values.pr_ms is None and values.p_duration_ms is None
+        assert "upstroke stalls" in report.null_reasons["pr_ms"]
+    else:
+        assert abs(values.pr_ms - reference["pr"]) <= 20
+        assert abs(values.p_duration_ms - reference["p"]) <= 20
+
+
 @pytest.mark.parametrize("ecg_id", [152, 307])
 def test_atrial_fibrillation_gives_no_pr_and_the_afib_statement(
     shared_data: Path, ecg_id: int

@@ -63,6 +63,20 @@ P_RETURN_DROP = 0.1
 P_RETURN_LEVEL = 0.25
 P_STALL_SLOPE = 0.25
 P_STALL_GAIN = 0.2
+# A P wave longer than P_STALLED_LONGEST_MS whose upstroke slows, before its steepest
+# rise, to P_LONG_STALL_SLOPE of it (after P_STALL_GAIN of the rise) has no trustworthy
+# onset: the slowing may end a separate deflection that the trapezium reads as the P wave's
+# slow foot, or be the notch of a very wide P wave. LUDB 127 (sinus bradycardia at
+# 40/min): 198 ms found, 154 annotated, the upstroke flat 44 ms after the onset found,
+# where the annotation puts it; synthetic lobes of 0.02 mV leading a 0.045 mV P wave by
+# 50-60 ms: onsets 44-50 ms early, slowing to 0.19-0.30. Set on LUDB 1-160: no other
+# record's P wave lasts this long (bifid P waves that stall: LUDB 70, 84, 135, 110-132 ms).
+P_STALLED_LONGEST_MS = 180
+P_LONG_STALL_SLOPE = 0.4
+P_ONSET_STALLS = (
+    f"P wave over {P_STALLED_LONGEST_MS} ms whose upstroke stalls: its onset may lie on a "
+    "separate deflection before it and cannot be trusted"
+)
 MIN_P_CONSISTENCY = 0.5
 # A sinus P wave points down and left in the frontal plane (degrees).
 SINUS_P_AXIS = (-30, 105)
@@ -196,9 +210,12 @@ def locate_p(
     rise = _steepest_rise(magnitude, anchor, peak)
     fall_stop = max(peak + 1, pr_end - samples(P_PIN_MARGIN_MS))
     fall = peak + int(np.argmin(np.diff(magnitude)[peak:fall_stop]))
-    onset = _trapezium_start(magnitude, anchor, rise)
-    onset = _past_return_to_line(magnitude, above_tp, anchor, onset, rise, pr_end)
+    foot = _trapezium_start(magnitude, anchor, rise)
+    onset = _past_return_to_line(magnitude, above_tp, anchor, foot, rise, pr_end)
     offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
+    stalls = onset == foot and _stall(magnitude, onset, rise, P_LONG_STALL_SLOPE) is not None
+    if stalls and offset - onset > samples(P_STALLED_LONGEST_MS):
+        return None, P_ONSET_STALLS
     top = onset + int(np.argmax(magnitude[onset : offset + 1]))
     if magnitude[top] < MIN_P_MV:
         return None, f"no P wave of {MIN_P_MV} mV or more before the QRS"
@@ -221,17 +238,27 @@ def _past_return_to_line(
     P wave starts there. A bifid P wave stalls too, but away from the line.
     """
     height = float(magnitude[onset:pr_end].max())
-    slope = np.diff(magnitude)
-    span = np.arange(onset, rise)
-    stalled = (slope[span] <= P_STALL_SLOPE * slope[rise]) & (
-        magnitude[span] - magnitude[onset] >= P_STALL_GAIN * (magnitude[rise] - magnitude[onset])
-    )
-    if not stalled.any():
+    stall = _stall(magnitude, onset, rise)
+    if stall is None:
         return onset
-    stall = int(span[stalled][np.argmin(slope[span][stalled])])
     at_line = above_tp[stall] < P_RETURN_LEVEL * height
     anchor_off_line = above_tp[anchor] > above_tp[stall] + P_RETURN_DROP * height
     return stall if at_line and anchor_off_line else onset
+
+
+def _stall(
+    magnitude: np.ndarray, onset: int, rise: int, slowest: float = P_STALL_SLOPE
+) -> int | None:
+    """Where the rise from onset to the steepest rise pauses (slope at most `slowest`
+    of the steepest, after at least P_STALL_GAIN of its rise), or None."""
+    slope = np.diff(magnitude)
+    span = np.arange(onset, rise)
+    stalled = (slope[span] <= slowest * slope[rise]) & (
+        magnitude[span] - magnitude[onset] >= P_STALL_GAIN * (magnitude[rise] - magnitude[onset])
+    )
+    if not stalled.any():
+        return None
+    return int(span[stalled][np.argmin(slope[span][stalled])])
 
 
 def _steepest_rise(magnitude: np.ndarray, anchor: int, peak: int) -> int:
