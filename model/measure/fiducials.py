@@ -17,6 +17,7 @@ from model.measure.result import EcgMeasurement, Fiducials
 from model.measure.rhythm import nn_irregularity
 from model.measure.waves import (
     MIN_P_CONSISTENCY,
+    P_ONSET_STALLS,
     PWave,
     TWave,
     locate_p,
@@ -129,6 +130,8 @@ def _p_wave_and_pr(
         if consistency < MIN_P_CONSISTENCY:
             p = None
             reason = f"no consistent P wave (beat-to-beat P correlation {consistency:.2f})"
+        elif p.onset_stalls:
+            p, reason = None, P_ONSET_STALLS
     if p is None:
         result.set_null(P_WAVE_KEYS, reason)
         return None

@@ -144,11 +144,14 @@ def locate_t(
 class PWave:
     """A P wave's extent in the median beat. onset_clear is False where no isoelectric
     TP segment separates it from the previous T wave: the extent found lies within the
-    P wave but its onset is not the P wave's, so no PR or P duration is measured."""
+    P wave but its onset is not the P wave's, so no PR or P duration is measured.
+    onset_stalls is True where the onset may lie on a deflection before the P wave
+    (P_ONSET_STALLS): no P measurement at all."""
 
     onset: int
     offset: int
     onset_clear: bool = True
+    onset_stalls: bool = False
 
 
 def locate_p(
@@ -183,7 +186,9 @@ def locate_p(
     before the P wave, the onset is where the rise stalls at the line
     (_past_return_to_line). A wave under MIN_P_MV is filter ripple, not a P wave; and
     where the anchor itself lies on the P wave (_anchor_on_the_wave), no isoelectric
-    baseline precedes it.
+    baseline precedes it. A P wave over P_STALLED_LONGEST_MS whose rise slows before its
+    steepest (_stall) is returned with onset_stalls: its onset may lie on a deflection
+    before it.
     """
     lo = qrs_on - samples(P_SEARCH_MS)
     after_t = previous_t_end + samples(P_AFTER_T_MS) > lo
@@ -213,16 +218,15 @@ def locate_p(
     foot = _trapezium_start(magnitude, anchor, rise)
     onset = _past_return_to_line(magnitude, above_tp, anchor, foot, rise, pr_end)
     offset = _trapezium_end(magnitude, fall, min(fall + samples(P_TRAPEZIUM_MS), pr_end))
-    stalls = onset == foot and _stall(magnitude, onset, rise, P_LONG_STALL_SLOPE) is not None
-    if stalls and offset - onset > samples(P_STALLED_LONGEST_MS):
-        return None, P_ONSET_STALLS
     top = onset + int(np.argmax(magnitude[onset : offset + 1]))
     if magnitude[top] < MIN_P_MV:
         return None, f"no P wave of {MIN_P_MV} mV or more before the QRS"
     if _anchor_on_the_wave(x, anchor, pr_end, top):
         return None, P_WITHOUT_BASELINE
     onset_clear = not (after_t and (not t_end_located or onset - lo < samples(P_MIN_TP_MS)))
-    return PWave(onset, offset, onset_clear), ""
+    stalls = onset == foot and _stall(magnitude, onset, rise, P_LONG_STALL_SLOPE) is not None
+    onset_stalls = stalls and offset - onset > samples(P_STALLED_LONGEST_MS)
+    return PWave(onset, offset, onset_clear, onset_stalls), ""
 
 
 def _past_return_to_line(
