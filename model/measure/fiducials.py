@@ -130,7 +130,7 @@ def _p_wave_and_pr(
         if consistency < MIN_P_CONSISTENCY:
             p = None
             reason = f"no consistent P wave (beat-to-beat P correlation {consistency:.2f})"
-        elif p.onset_stalls:
+        elif p.onset_stalls and p.onset_clear:
             p, reason = None, P_ONSET_STALLS
     if p is None:
         result.set_null(P_WAVE_KEYS, reason)

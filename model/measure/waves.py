@@ -146,7 +146,7 @@ class PWave:
     TP segment separates it from the previous T wave: the extent found lies within the
     P wave but its onset is not the P wave's, so no PR or P duration is measured.
     onset_stalls is True where the onset may lie on a deflection before the P wave
-    (P_ONSET_STALLS): no P measurement at all."""
+    (P_ONSET_STALLS): where the onset is otherwise clear, no P measurement at all."""
 
     onset: int
     offset: int
