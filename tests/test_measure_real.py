@@ -280,6 +280,17 @@ def test_bench_edge_differences_add_up_to_the_qrs_difference(
     assert edges["qrs_off"] - edges["qrs_on"] == pytest.approx(qrs, abs=5)
 
 
+def test_atrial_flutter_read_as_fibrillation_reports_no_p_wave(shared_data: Path) -> None:
+    """LUDB 52 (typical flutter): its median beat holds an F wave that measures as a
+    162 ms 'P wave' with 'PR 260 ms'; a report stating atrial fibrillation or flutter
+    gives neither, and says why."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / "52"))
+    assert {"AFIB", "AFLT"} & set(report.codes)
+    for key in ("p_duration_ms", "pr_ms", "p_axis_deg"):
+        assert getattr(report.measurements, key) is None
+        assert report.null_reasons[key].startswith("no P wave in atrial f")
+
+
 @pytest.mark.parametrize(("ecg_id", "before_ms"), [(30, 186), (385, 302)])
 def test_p_offset_is_not_pulled_to_the_end_of_the_pr_segment(
     shared_data: Path, ecg_id: int, before_ms: int
