@@ -166,7 +166,7 @@ def align_beats(sig: np.ndarray, usable: np.ndarray, positions: np.ndarray) -> n
         return positions
     x = sig[usable]
     offsets = np.arange(-half, half + 1)
-    template = np.median(x[:, positions[ok, None] + offsets], axis=1)
+    template = median_over_beats(x[:, positions[ok, None] + offsets])
     lags = np.arange(-max_lag, max_lag + 1)
     idx = positions[ok, None, None] + lags[None, :, None] + offsets[None, None, :]
     score = np.einsum("lbkw,lw->bk", x[:, idx], template)
@@ -290,7 +290,19 @@ def median_beat(windows: np.ndarray) -> np.ndarray:
     """Sample-wise median over beats (leads, beats, samples): the representative beat."""
     if np.isnan(windows).any():
         return np.nanmedian(windows, axis=1)
-    return np.median(windows, axis=1)
+    return median_over_beats(windows)
+
+
+def median_over_beats(windows: np.ndarray) -> np.ndarray:
+    """np.median(windows, axis=1), to the bit: the same middle value(s), averaged by
+    the same np.mean. Over the few dozen beats of an ECG a sort is 2-5 times faster
+    than the partition np.median runs once per (lead, sample); with a NaN (sorted
+    last, where np.median returns NaN) np.median itself runs."""
+    if np.isnan(windows).any():
+        return np.median(windows, axis=1)
+    ordered = np.sort(windows, axis=1)
+    n = ordered.shape[1]
+    return np.mean(ordered[:, (n - 1) // 2 : n // 2 + 1], axis=1)
 
 
 # A stimulus that the cart records as a step and then holds (LUDB 111, bipolar
