@@ -89,28 +89,28 @@ def normalised_rmssd(rr: np.ndarray, kept: np.ndarray, min_pairs: int = 2) -> fl
     return float(np.sqrt(np.mean(differences**2)) / np.mean(rr[kept]))
 
 
-def _slope(sig: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """Absolute slope summed over all usable leads, below about 25 Hz."""
+def qrs_slope(sig: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Absolute slope summed over all usable leads, below about 25 Hz: what QRS
+    complexes are detected on (detect_qrs) and told from noise by (qrs_prominence)."""
     # The QRS carries most of its energy below 25 Hz; a moving average before the
     # derivative keeps that band and drops the fast part of muscle noise.
     smooth = uniform_filter1d(sig[usable], size=samples(DETECTION_SMOOTH_MS), axis=1)
     return np.abs(np.diff(smooth, axis=1)).sum(axis=0)
 
 
-def qrs_prominence(sig: np.ndarray, usable: np.ndarray, positions: np.ndarray) -> float:
+def qrs_prominence(slope: np.ndarray, positions: np.ndarray) -> float:
     """How far the detected QRS complexes stand above the rest of the recording: the
     median over beats of the steepest slope within 50 ms of each, over the slope's
     median everywhere. Noise taken for beats stands barely above itself, QRS complexes
-    far above; slow waves (fibrillatory, T) are not steep."""
-    slope = _slope(sig, usable)
+    far above; slow waves (fibrillatory, T) are not steep. slope: qrs_slope()."""
     half = samples(50)
     peaks = [slope[max(p - half, 0) : p + half].max() for p in positions if p < slope.size]
     return float(np.median(peaks) / (np.median(slope) + 1e-12))
 
 
-def detect_qrs(sig: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """QRS positions from the slope envelope summed over all usable leads."""
-    envelope = uniform_filter1d(_slope(sig, usable), size=samples(80))
+def detect_qrs(slope: np.ndarray) -> np.ndarray:
+    """QRS positions from the envelope of the slope summed over all usable leads (qrs_slope)."""
+    envelope = uniform_filter1d(slope, size=samples(80))
     peaks, _ = find_peaks(envelope, distance=samples(200))
     if peaks.size == 0:
         return peaks
@@ -238,12 +238,8 @@ def label_beats(positions: np.ndarray, dominant: np.ndarray) -> Beats:
     return Beats(positions=positions, labels=labels, dominant_rr=dominant_rr)
 
 
-def find_beats(
-    sig: np.ndarray, usable: np.ndarray, positions: np.ndarray | None = None
-) -> Beats | None:
-    """Detect (unless given), align and label the beats; None when there are too few."""
-    if positions is None:
-        positions = detect_qrs(sig, usable)
+def find_beats(sig: np.ndarray, usable: np.ndarray, positions: np.ndarray) -> Beats | None:
+    """Align and label the beats detected at `positions`; None when there are too few."""
     positions = positions[whole_qrs_window(positions, sig.shape[1])]
     if positions.size < 3:
         return None
