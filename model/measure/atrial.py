@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import welch
 
-from model.beats import FS, Beats, beat_windows, samples
+from model.beats import FS, Beats, beat_windows, median_over_beats, samples
 from model.measure.leads import LEAD_INDEX, PRE
 from model.measure.result import Fiducials
 
@@ -104,7 +104,7 @@ def locked_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> tuple[float
     windows = windows[:, ~np.isnan(windows).any(axis=(0, 2))]
     if windows.shape[1] < 3:
         return None, 0.0
-    median = np.median(windows, axis=1)  # index 0 is `longest` before the P onset
+    median = median_over_beats(windows)  # index 0 is `longest` before the P onset
     t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
     previous_t_end = t_end - int(beats.dominant_rr) + samples(20) - (fid.p_on - longest)
     best, best_lag = 0.0, None
