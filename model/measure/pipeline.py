@@ -246,9 +246,8 @@ def _measure_beats(
         axes_and_amplitudes(result, wide, usable)
         p_axis = result.values.p_axis_deg
         sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
-        result.flutter_hz, result.atrial_residual_mv = atrial_residual(
-            sig, beats, median, result.fiducials, cancel_p=sinus_p
-        )
+        found = atrial_residual(sig, beats, median, result.fiducials, cancel_p=sinus_p)
+        result.flutter_hz, result.atrial_residual_mv, result.flutter_organised = found
         if not result.has_flutter_waves:
             locked = locked_flutter(sig, beats, result.fiducials)
             if locked[0] is not None:
