@@ -89,28 +89,28 @@ def normalised_rmssd(rr: np.ndarray, kept: np.ndarray, min_pairs: int = 2) -> fl
     return float(np.sqrt(np.mean(differences**2)) / np.mean(rr[kept]))
 
 
-def _slope(sig: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """Absolute slope summed over all usable leads, below about 25 Hz."""
+def qrs_slope(sig: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Absolute slope summed over all usable leads, below about 25 Hz: what QRS
+    complexes are detected on (detect_qrs) and told from noise by (qrs_prominence)."""
     # The QRS carries most of its energy below 25 Hz; a moving average before the
     # derivative keeps that band and drops the fast part of muscle noise.
     smooth = uniform_filter1d(sig[usable], size=samples(DETECTION_SMOOTH_MS), axis=1)
     return np.abs(np.diff(smooth, axis=1)).sum(axis=0)
 
 
-def qrs_prominence(sig: np.ndarray, usable: np.ndarray, positions: np.ndarray) -> float:
+def qrs_prominence(slope: np.ndarray, positions: np.ndarray) -> float:
     """How far the detected QRS complexes stand above the rest of the recording: the
     median over beats of the steepest slope within 50 ms of each, over the slope's
     median everywhere. Noise taken for beats stands barely above itself, QRS complexes
-    far above; slow waves (fibrillatory, T) are not steep."""
-    slope = _slope(sig, usable)
+    far above; slow waves (fibrillatory, T) are not steep. slope: qrs_slope()."""
     half = samples(50)
     peaks = [slope[max(p - half, 0) : p + half].max() for p in positions if p < slope.size]
     return float(np.median(peaks) / (np.median(slope) + 1e-12))
 
 
-def detect_qrs(sig: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """QRS positions from the slope envelope summed over all usable leads."""
-    envelope = uniform_filter1d(_slope(sig, usable), size=samples(80))
+def detect_qrs(slope: np.ndarray) -> np.ndarray:
+    """QRS positions from the envelope of the slope summed over all usable leads (qrs_slope)."""
+    envelope = uniform_filter1d(slope, size=samples(80))
     peaks, _ = find_peaks(envelope, distance=samples(200))
     if peaks.size == 0:
         return peaks
@@ -166,7 +166,7 @@ def align_beats(sig: np.ndarray, usable: np.ndarray, positions: np.ndarray) -> n
         return positions
     x = sig[usable]
     offsets = np.arange(-half, half + 1)
-    template = np.median(x[:, positions[ok, None] + offsets], axis=1)
+    template = median_over_beats(x[:, positions[ok, None] + offsets])
     lags = np.arange(-max_lag, max_lag + 1)
     idx = positions[ok, None, None] + lags[None, :, None] + offsets[None, None, :]
     score = np.einsum("lbkw,lw->bk", x[:, idx], template)
@@ -238,12 +238,8 @@ def label_beats(positions: np.ndarray, dominant: np.ndarray) -> Beats:
     return Beats(positions=positions, labels=labels, dominant_rr=dominant_rr)
 
 
-def find_beats(
-    sig: np.ndarray, usable: np.ndarray, positions: np.ndarray | None = None
-) -> Beats | None:
-    """Detect (unless given), align and label the beats; None when there are too few."""
-    if positions is None:
-        positions = detect_qrs(sig, usable)
+def find_beats(sig: np.ndarray, usable: np.ndarray, positions: np.ndarray) -> Beats | None:
+    """Align and label the beats detected at `positions`; None when there are too few."""
     positions = positions[whole_qrs_window(positions, sig.shape[1])]
     if positions.size < 3:
         return None
@@ -290,7 +286,19 @@ def median_beat(windows: np.ndarray) -> np.ndarray:
     """Sample-wise median over beats (leads, beats, samples): the representative beat."""
     if np.isnan(windows).any():
         return np.nanmedian(windows, axis=1)
-    return np.median(windows, axis=1)
+    return median_over_beats(windows)
+
+
+def median_over_beats(windows: np.ndarray) -> np.ndarray:
+    """np.median(windows, axis=1), to the bit: the same middle value(s), averaged by
+    the same np.mean. Over the few dozen beats of an ECG a sort is 2-5 times faster
+    than the partition np.median runs once per (lead, sample); with a NaN (sorted
+    last, where np.median returns NaN) np.median itself runs."""
+    if np.isnan(windows).any():
+        return np.median(windows, axis=1)
+    ordered = np.sort(windows, axis=1)
+    n = ordered.shape[1]
+    return np.mean(ordered[:, (n - 1) // 2 : n // 2 + 1], axis=1)
 
 
 # A stimulus that the cart records as a step and then holds (LUDB 111, bipolar

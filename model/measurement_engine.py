@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from model.av_block_statements import AV_BLOCK_CODES
 from model.ecg import Ecg
 from model.measure import EcgMeasurement, measure
-from model.report import EngineInfo, Report, SourceInfo, Statement
+from model.report import EngineInfo, Measurements, Report, SourceInfo, Statement
 from model.rhythm_statements import undetermined_rhythm
 from model.signal_quality import RESCALED_FLAG
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
@@ -35,6 +35,11 @@ RHYTHM_PHRASES = {
     "AFLT": "Atrial flutter",
     "PACE": "Pacemaker rhythm",
 }
+# Rhythms without P waves: what the median beat holds before the QRS there is f or F
+# waves, and a P duration, PR or P axis measured on it would contradict the rhythm
+# stated (LUDB 52, flutter stated as fibrillation: "PR 260 ms").
+NO_P_WAVE_RHYTHMS = {"AFIB": "atrial fibrillation", "AFLT": "atrial flutter"}
+P_WAVE_KEYS = ("p_duration_ms", "pr_ms", "p_axis_deg")
 ECTOPY_PHRASES = {
     "PVC": "premature ventricular complexes",
     "PAC": "premature atrial complexes",
@@ -46,9 +51,10 @@ def analyze(ecg: Ecg, limits: StatementLimits = DEFAULT_LIMITS) -> Report:
     """Measure and interpret one ECG. Poor signals give nulls with reasons, never an exception."""
     measured = measure(ecg)
     statements = interpret(measured, sex=ecg.metadata.patient_sex, limits=limits)
+    values, null_reasons = without_p_wave_in_atrial_arrhythmia(measured, statements)
     return Report(
-        measurements=measured.values,
-        null_reasons=measured.null_reasons,
+        measurements=values,
+        null_reasons=null_reasons,
         statements=statements,
         impression=impression(statements, measured),
         engine=ENGINE,
@@ -62,6 +68,22 @@ def analyze(ecg: Ecg, limits: StatementLimits = DEFAULT_LIMITS) -> Report:
         ),
         warnings=_warnings(measured),
     )
+
+
+def without_p_wave_in_atrial_arrhythmia(
+    measured: EcgMeasurement, statements: list[Statement]
+) -> tuple[Measurements, dict[str, str]]:
+    """The measurements to report: with atrial fibrillation or flutter stated, no P
+    duration, PR or P axis, each nulled with the rhythm as its reason."""
+    rhythm = next(
+        (NO_P_WAVE_RHYTHMS[s.code] for s in statements if s.code in NO_P_WAVE_RHYTHMS), None
+    )
+    if rhythm is None:
+        return measured.values, measured.null_reasons
+    reason = f"no P wave in {rhythm}"
+    nulled = {key: reason for key in P_WAVE_KEYS if getattr(measured.values, key) is not None}
+    values = measured.values.model_copy(update=dict.fromkeys(nulled))
+    return values, {**measured.null_reasons, **nulled}
 
 
 def impression(statements: list[Statement], measured: EcgMeasurement) -> str:

@@ -17,6 +17,7 @@ from model.measure import (
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
     MIN_INTERMITTENT_PACED_FRACTION,
+    ORGANISED_SHARE,
     SINUS_P_AXIS,
     EcgMeasurement,
     pacemaker_drives,
@@ -144,12 +145,25 @@ def p_wave_on_the_t_wave(m: EcgMeasurement) -> bool:
 
 def flutter_statement(m: EcgMeasurement) -> Statement:
     """AFLT with the criterion met: waves left once the QRS-T complexes are cancelled,
-    or, at fixed conduction, one atrial wave repeating k times per RR."""
+    or, at fixed conduction, one atrial wave repeating k times per RR. Where the RR is
+    irregular the conduction is variable, and the statement says so: an irregular
+    rhythm is not fibrillation where regular flutter waves drive it."""
     band = f"{FLUTTER_HZ[0] * 60:.0f}-{FLUTTER_HZ[1] * 60:.0f}/min"
+    regular = (
+        f"in each lead >= {ORGANISED_SHARE:.0%} of the 2-15 Hz power at one frequency and its "
+        "second harmonic, or every RR a whole number of its cycles"
+        if m.flutter_organised and m.atrial_residual_mv < FLUTTER_MIN_MV
+        else f">= {FLUTTER_MIN_MV} mV RMS"
+    )
     criterion = (
         f"regular atrial waves at {band} in II, III, aVF and V1 once the QRS-T complexes "
-        f"are cancelled (>= {FLUTTER_MIN_MV} mV RMS)"
+        f"are cancelled ({regular})"
     )
+    irregularity = m.beats.irregularity()
+    text = conduction = None
+    if m.flutter_ratio is None and irregularity is not None and irregularity > IRREGULAR_RMSSD:
+        text, conduction = "Atrial flutter with variable conduction", "variable"
+        criterion += f"; irregular RR (normalised RMSSD > {IRREGULAR_RMSSD}): variable conduction"
     if m.flutter_ratio is not None:
         criterion = (
             f"the atrial wave before each QRS repeats {m.flutter_ratio} times per RR at "
@@ -159,10 +173,12 @@ def flutter_statement(m: EcgMeasurement) -> Statement:
     return make_statement(
         "AFLT",
         criterion,
+        text=text,
         atrial_rate_per_min=round(m.flutter_hz * 60),
         atrial_wave_rms_mv=m.atrial_residual_mv,
         ventricular_rate_bpm=m.values.heart_rate_bpm,
         conduction_ratio=m.flutter_ratio,
+        conduction=conduction,
     )
 
 

@@ -61,6 +61,25 @@ def test_flutter_at_variable_conduction_is_never_fibrillation() -> None:
     assert sum(found[0] == "AFLT" for found in codes) >= 4
 
 
+@pytest.mark.parametrize("seed", [11, 32, 44, 68, 74, 101])
+def test_flutter_with_variable_conduction_below_the_size_limit(seed: int) -> None:
+    """Flutter at 240-340/min conducted 2:1 to 4:1 at random, its waves 0.1-0.2 mV:
+    the cancelled residual's wave is under FLUTTER_MIN_MV in these strips (no rhythm,
+    or no flutter, was named before), but regular: every RR is a whole number of
+    flutter cycles, or the spectrum is concentrated at one frequency. Named flutter
+    with variable conduction, never fibrillation."""
+    rng = np.random.default_rng(seed)
+    rate, size = float(rng.uniform(240, 340)), float(rng.uniform(0.1, 0.2))
+    ecg, truth = rhythm_ecg(_flutter(rate, 0, seed, size))
+    report = model.analyze(ecg)
+    assert truth.rhythm == "AFLT" and report.codes[0] == "AFLT"
+    assert "AFIB" not in report.codes
+    statement = _aflt(report)
+    assert statement.text == "Atrial flutter with variable conduction"
+    assert statement.evidence.values["atrial_rate_per_min"] == pytest.approx(rate, abs=10)
+    assert statement.evidence.values["conduction"] == "variable"
+
+
 @pytest.mark.parametrize(("rate", "pr"), [(125, 200), (140, 180), (150, 170), (158, 150)])
 def test_sinus_tachycardia_with_the_p_wave_on_the_t_wave_is_not_flutter(
     rate: float, pr: float
@@ -111,6 +130,28 @@ def test_ludb_typical_flutter_at_two_to_one(shared_data: Path) -> None:
     report = model.analyze(model.load(shared_data / "ludb" / "data" / "35"))
     assert report.codes[0] == "AFLT"
     assert _aflt(report).evidence.values["conduction_ratio"] == 2
+
+
+def test_ludb_typical_flutter_with_variable_conduction(shared_data: Path) -> None:
+    """LUDB 52: typical flutter at 269/min, about 4:1 with an RR varying by 10 %; its
+    waves were found in all four leads but under the mV limit (LUDB's leads are
+    rescaled), and the irregular RR without a P wave was called atrial fibrillation.
+    Its residual's power lies at one frequency and its harmonic (0.79-0.83 per lead;
+    LUDB's fibrillations up to 0.40)."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / "52"))
+    assert report.codes[0] == "AFLT" and "AFIB" not in report.codes
+    values = _aflt(report).evidence.values
+    assert values["atrial_rate_per_min"] == pytest.approx(269, abs=5)
+    assert values["conduction"] == "variable"
+
+
+@pytest.mark.parametrize("record", [44, 88, 101, 112])
+def test_ludb_atrial_fibrillation_is_not_flutter(shared_data: Path, record: int) -> None:
+    """LUDB's atrial fibrillations stay fibrillation: LUDB 101's and 44's residuals
+    peak at one frequency in the flutter band in all four leads, but spread their power
+    (at most 0.40 at the peak and its harmonic) and their RRs are no multiples of it."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / str(record)))
+    assert "AFLT" not in report.codes and "AFIB" in report.codes
 
 
 def test_ludb_atrial_fibrillation_with_a_repeating_cycle_is_not_flutter(

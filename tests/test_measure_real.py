@@ -14,6 +14,8 @@ import model
 from model.decode import read_muse_measurements
 from model.measure import SINUS_P_AXIS, measure
 from model.measure import qrs as qrs_edges
+from model.measurement_engine import without_p_wave_in_atrial_arrhythmia
+from model.statement_text import make_statement
 from model.statements import interpret, right_bundle_pattern
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -298,6 +300,31 @@ def test_bench_edge_differences_add_up_to_the_qrs_difference(
     edges = bench.edge_differences(engine, beats)
     qrs = engine.values.qrs_ms - bench.reference_intervals(beats)["qrs_extreme"]
     assert edges["qrs_off"] - edges["qrs_on"] == pytest.approx(qrs, abs=5)
+
+
+def test_atrial_flutter_reports_no_p_wave(shared_data: Path) -> None:
+    """LUDB 52 (typical flutter): its median beat holds an F wave that measures as a
+    162 ms 'P wave' with 'PR 260 ms'; the report states flutter (it was read as
+    fibrillation), gives neither, and says why: the flutter waves found instead."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / "52"))
+    assert report.codes[0] == "AFLT" and "AFIB" not in report.codes
+    for key in ("p_duration_ms", "pr_ms", "p_axis_deg"):
+        assert getattr(report.measurements, key) is None
+        assert report.null_reasons[key].startswith("atrial flutter waves (269/min)")
+
+
+def test_fibrillation_stated_over_a_median_p_wave_reports_no_p_wave(shared_data: Path) -> None:
+    """Where atrial fibrillation is stated over a median-beat 'P wave' (LUDB 52's F
+    wave measured as a 162 ms P wave with PR 260 ms), the report gives no
+    P duration, PR or P axis, and names the rhythm as the reason."""
+    measured = measure(model.load(shared_data / "ludb" / "data" / "52"))
+    measured.values = measured.values.model_copy(update={"pr_ms": 260, "p_duration_ms": 162})
+    values, reasons = without_p_wave_in_atrial_arrhythmia(
+        measured, [make_statement("AFIB", "irregularly irregular RR")]
+    )
+    for key in ("p_duration_ms", "pr_ms"):
+        assert getattr(values, key) is None
+        assert reasons[key] == "no P wave in atrial fibrillation"
 
 
 @pytest.mark.parametrize(("ecg_id", "before_ms"), [(30, 186), (385, 302)])

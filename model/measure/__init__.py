@@ -19,7 +19,7 @@ method, its references and its calibration):
 """
 
 from model.measure.amplitudes import frontal_axis, net_area
-from model.measure.atrial import FLUTTER_HZ
+from model.measure.atrial import FLUTTER_HZ, ORGANISED_SHARE
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
 from model.measure.pipeline import MIN_INTERMITTENT_PACED_FRACTION, measure, pacemaker_drives
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement, Fiducials, LeadAmplitudes
@@ -29,6 +29,7 @@ __all__ = [
     "FLUTTER_HZ",
     "FLUTTER_MIN_MV",
     "MIN_INTERMITTENT_PACED_FRACTION",
+    "ORGANISED_SHARE",
     "PRE",
     "SINUS_P_AXIS",
     "EcgMeasurement",

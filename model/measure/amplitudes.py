@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -49,18 +50,19 @@ def wave_limit(qrs: np.ndarray) -> float:
     return max(MIN_WAVE_MV, MIN_WAVE_FRACTION * float(qrs.max() - qrs.min()))
 
 
-def qrs_lobes(qrs: np.ndarray) -> list[_Lobe]:
+def qrs_lobes(qrs: np.ndarray, limit: float) -> list[_Lobe]:
     """The significant deflections of a QRS (baseline-corrected), in time order.
 
     Runs of one sign are split where the signal crosses the baseline; a run too
-    small to be a wave merges into its neighbours, so that a notch does not cut
-    an R wave in two.
+    small to be a wave (under `limit`, wave_limit()) merges into its neighbours,
+    so that a notch does not cut an R wave in two.
     """
-    limit = wave_limit(qrs)
     sign = np.where(qrs >= 0, 1, -1)
     edges = np.flatnonzero(np.diff(sign)) + 1
     lobes: list[_Lobe] = []
-    for a, b in zip(np.r_[0, edges], np.r_[edges, qrs.size]):
+    # np.concatenate rather than np.r_, whose index parsing cost more than the loop.
+    starts, stops = np.concatenate(([0], edges)), np.concatenate((edges, [qrs.size]))
+    for a, b in zip(starts, stops):
         run = qrs[a:b]
         i = int(np.argmax(np.abs(run)))
         if abs(run[i]) < limit:
@@ -89,7 +91,8 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
     on, off = fid.qrs_on, fid.qrs_off
     level = float(x[on - 3 : on].mean())
     qrs = x[on : off + 1] - level
-    lobes = qrs_lobes(qrs)
+    limit = wave_limit(qrs)
+    lobes = qrs_lobes(qrs, limit)
     positive = [i for i, lobe in enumerate(lobes) if lobe.sign > 0]
     q = r = s = r_prime = 0.0
     r_peak = 0
@@ -113,7 +116,7 @@ def lead_amplitudes(x: np.ndarray, fid: Fiducials) -> LeadAmplitudes:
         qrs_min=float(qrs.min()),
         r_peak_ms=ms(r_peak),
         terminal_40ms=float(qrs[-samples(40) :].mean()),
-        upright_fraction=float(np.mean(qrs > wave_limit(qrs))),
+        upright_fraction=float(np.mean(qrs > limit)),
     )
 
 
@@ -141,7 +144,21 @@ def frontal_axis(areas: dict[str, float]) -> float | None:
     Using every usable limb lead instead of only I and aVF keeps the axis defined
     when one of those two is off, and averages out their noise.
     """
-    names = [n for n in LIMB_LEADS if n in areas]
+    names = tuple(n for n in LIMB_LEADS if n in areas)
+    rows = _lead_directions(names)
+    if rows is None:
+        return None
+    vector, *_ = np.linalg.lstsq(rows, np.array([areas[n] for n in names]), rcond=None)
+    if np.hypot(*vector) < 1e-9:
+        return None
+    return float(np.degrees(np.arctan2(vector[1], vector[0])))
+
+
+@cache
+def _lead_directions(names: tuple[str, ...]) -> np.ndarray | None:
+    """The least-squares rows of these limb leads' directions, or None where they
+    cannot fix an axis. Cached: only a few sets of leads occur, and the rank test
+    (an SVD) cost as much as the fit."""
     if len(names) < 2 or ({"I", "II", "III"}.isdisjoint(names) and len(names) < 3):
         return None
     rows = np.array(
@@ -150,12 +167,8 @@ def frontal_axis(areas: dict[str, float]) -> float | None:
             for a, g in (LIMB_LEAD_VECTORS[n] for n in names)
         ]
     )
-    if np.linalg.matrix_rank(rows) < 2:
-        return None
-    vector, *_ = np.linalg.lstsq(rows, np.array([areas[n] for n in names]), rcond=None)
-    if np.hypot(*vector) < 1e-9:
-        return None
-    return float(np.degrees(np.arctan2(vector[1], vector[0])))
+    rows.flags.writeable = False  # shared by every caller
+    return rows if np.linalg.matrix_rank(rows) >= 2 else None
 
 
 def axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.ndarray) -> None:

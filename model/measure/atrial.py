@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import welch
 
-from model.beats import FS, Beats, beat_windows, samples
+from model.beats import FS, Beats, beat_windows, median_over_beats, samples
 from model.measure.leads import LEAD_INDEX, PRE
 from model.measure.result import Fiducials
 
@@ -15,13 +15,28 @@ from model.measure.result import Fiducials
 FLUTTER_HZ = (4.0, 340 / 60)
 FLUTTER_LEADS = ("II", "III", "aVF", "V1")
 INFERIOR_LEADS = ("II", "III", "aVF")
+# Below FLUTTER_MIN_MV, one shared peak still names flutter where the wave is regular,
+# which needs no mV scale (LUDB's leads are rescaled one by one):
+# - its spectrum concentrated: in every one of the four leads at least this share of
+#   the 2-15 Hz power lies within PEAK_HALF_WIDTH_HZ of the peak or of its second
+#   harmonic (an organisation index, Everett et al., IEEE TBME 2001). Tuning seeds 1
+#   and 3-7, LUDB, CinC 2021 and the WFDB samples, records whose four peaks agree in
+#   the band: non-flutters up to 0.44 (sinus tachycardias, their P wave's second
+#   harmonic), LUDB 101 (atrial fibrillation) 0.40; LUDB 52 (typical flutter) 0.79;
+# - or every RR a whole number of flutter cycles (within RR_CYCLE_TOLERANCE), at least
+#   two different numbers: flutter with variable conduction, each QRS at one fixed
+#   interval after a flutter wave. Premature atrial beats couple at 0.55-0.72 of a sinus
+#   cycle, 1.1-1.44 cycles of a peak at twice the sinus rate (its P wave's harmonic).
+ORGANISED_SHARE = 0.6
+PEAK_HALF_WIDTH_HZ = 0.6
+RR_CYCLE_TOLERANCE = 0.06
 
 
 def atrial_residual(
     sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, cancel_p: bool
-) -> tuple[float | None, float]:
-    """Flutter-wave frequency (Hz) shared by II, III, aVF and V1, and the mean RMS (mV)
-    of II, III and aVF.
+) -> tuple[float | None, float, bool]:
+    """Flutter-wave frequency (Hz) shared by II, III, aVF and V1, the mean RMS (mV)
+    of II, III and aVF, and whether the wave is regular whatever its size (ORGANISED_SHARE).
 
     Subtracting the median beat from every beat cancels the QRS-T complexes, and
     with cancel_p the P wave too; what is left is atrial activity and noise. Flutter
@@ -33,7 +48,7 @@ def atrial_residual(
     flutter wave locked to the QRS, with a superior axis, and cancelling it would hide
     the flutter. Each beat's window ends where the next
     one's starts, so no stretch is cancelled twice. Ectopic beats, which the median
-    does not cancel, are cut out. Returns (None, rms) without a shared peak.
+    does not cancel, are cut out. Returns (None, rms, False) without a shared peak.
     """
     first = fid.p_on if cancel_p and fid.p_on is not None else fid.qrs_on
     # Within the median beat: a P onset can lie less than 20 ms from its start (a
@@ -53,7 +68,7 @@ def atrial_residual(
         residual[:, a:b] -= median[rows, start : start + b - a]
     residual = residual[:, keep]
     if residual.shape[1] < samples(4000):
-        return None, 0.0
+        return None, 0.0, False
     freq, power = welch(residual, fs=FS, nperseg=1024, detrend=False, axis=1)
     band = (freq >= 3.0) & (freq <= 10.0)
     inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
@@ -61,10 +76,33 @@ def atrial_residual(
     # Each lead's strongest peak in the 3-10 Hz band must itself lie in the flutter range.
     peaks = _peak_frequencies(freq, np.where(band, power, 0.0))
     if peaks.min() < FLUTTER_HZ[0] or peaks.max() > FLUTTER_HZ[1]:
-        return None, rms
+        return None, rms, False
     if peaks.max() - peaks.min() > 0.5:
-        return None, rms
-    return float(np.median(peaks)), rms
+        return None, rms, False
+    hz = float(np.median(peaks))
+    organised = _peak_share(freq, power, peaks).min() >= ORGANISED_SHARE
+    return hz, rms, bool(organised or _rr_in_flutter_cycles(beats, hz))
+
+
+def _peak_share(freq: np.ndarray, power: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Each lead's share of its 2-15 Hz power at its peak and the peak's second harmonic."""
+    near = (np.abs(freq[None, :] - peaks[:, None]) <= PEAK_HALF_WIDTH_HZ) | (
+        np.abs(freq[None, :] - 2 * peaks[:, None]) <= PEAK_HALF_WIDTH_HZ
+    )
+    total = power[:, (freq >= 2.0) & (freq <= 15.0)].sum(axis=1) + 1e-20
+    return (power * near).sum(axis=1) / total
+
+
+def _rr_in_flutter_cycles(beats: Beats, hz: float) -> bool:
+    """Every RR a whole number of flutter cycles, not all the same number, and no
+    common divisor: RRs of 3 and 6 cycles are whole P-P cycles of a slower atrial rhythm
+    whose P wave's third harmonic made the peak (Mobitz II at 85-90/min, tuning seeds 1
+    and 6)."""
+    cycles = beats.rr * hz / FS
+    whole = np.round(cycles).astype(int)
+    if cycles.size < 3 or (np.abs(cycles - whole) > RR_CYCLE_TOLERANCE).any():
+        return False
+    return bool(np.unique(whole).size >= 2 and np.gcd.reduce(whole) == 1)
 
 
 def _peak_frequencies(freq: np.ndarray, power: np.ndarray) -> np.ndarray:
@@ -104,7 +142,7 @@ def locked_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> tuple[float
     windows = windows[:, ~np.isnan(windows).any(axis=(0, 2))]
     if windows.shape[1] < 3:
         return None, 0.0
-    median = np.median(windows, axis=1)  # index 0 is `longest` before the P onset
+    median = median_over_beats(windows)  # index 0 is `longest` before the P onset
     t_end = fid.t_end_found if fid.t_end_found is not None else fid.qrs_off + samples(300)
     previous_t_end = t_end - int(beats.dominant_rr) + samples(20) - (fid.p_on - longest)
     best, best_lag = 0.0, None

@@ -23,7 +23,7 @@ from scipy.fft import irfft, next_fast_len, rfft
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import find_peaks
 
-from model.beats import FS, Beats, samples
+from model.beats import FS, Beats, median_over_beats, samples
 from model.measure.amplitudes import frontal_axis
 from model.measure.leads import LEAD_INDEX, PRE
 from model.measure.rhythm import ventricular_complex
@@ -182,7 +182,7 @@ def p_template(residual: np.ndarray, starts: np.ndarray, width: int) -> np.ndarr
     starts = starts[(starts >= 0) & (starts + width <= residual.shape[1])]
     if starts.size < MIN_P_WAVES:
         return None
-    return np.median(_windows(residual, starts, width), axis=1)
+    return median_over_beats(_windows(residual, starts, width))
 
 
 class PWaveSearch:

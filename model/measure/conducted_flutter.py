@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.beats import FS, Beats, beat_windows, samples
+from model.beats import FS, Beats, beat_windows, median_over_beats, samples
 from model.measure.leads import INDEPENDENT_LEADS, LEAD_INDEX, PRE
 from model.measure.result import Fiducials
 
@@ -72,7 +72,7 @@ def conducted_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> Conducte
     windows = median_cycle(sig[rows], beats.positions[1:][locked], fid.qrs_on, rr)
     if windows is None:
         return None
-    cycle = np.median(windows, axis=1)
+    cycle = median_over_beats(windows)
     qrs = fid.qrs_off - fid.qrs_on
     t_peak = fid.t_peak - fid.qrs_on if fid.t_peak is not None else qrs + samples(100)
     st_t = (qrs + samples(20), min(t_peak + samples(60), rr))

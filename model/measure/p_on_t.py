@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.beats import FS, Beats, samples
+from model.beats import FS, Beats, median_over_beats, samples
 from model.measure.amplitudes import frontal_axis
 from model.measure.conducted_flutter import median_cycle
 from model.measure.leads import LEAD_INDEX, LIMB_LEADS
@@ -53,7 +53,7 @@ def p_wave_on_t_wave(sig: np.ndarray, beats: Beats, fid: Fiducials) -> PWaveOnT 
     windows = median_cycle(sig[rows], beats.dominant, fid.qrs_on, rr)
     if windows is None:
         return None
-    median = np.median(windows, axis=1)
+    median = median_over_beats(windows)
     kernel = np.ones(samples(SMOOTH_MS)) / samples(SMOOTH_MS)
     cycle = np.stack([np.convolve(row, kernel, "same") for row in median])
     end = rr - samples(10)

@@ -19,11 +19,13 @@ from model.beats import (
     beat_windows,
     blank_spikes,
     complete_windows,
+    detect_qrs,
     find_beats,
     median_beat,
     paced_beats,
     pacing_spikes,
     qrs_prominence,
+    qrs_slope,
     samples,
 )
 from model.ecg import STANDARD_LEADS, Ecg
@@ -126,12 +128,12 @@ def _measure(ecg: Ecg, stimuli: np.ndarray | None) -> EcgMeasurement:
     independent = np.array([LEAD_INDEX[n] for n in INDEPENDENT_LEADS])
     if usable[independent].sum() < MIN_USABLE_INDEPENDENT:
         return _fail(result, "too few usable leads")
-    raw, sig, beats = _filtered_beats(result, raw, usable, stimuli, ecg.sampling_rate)
+    raw, sig, slope, beats = _filtered_beats(result, raw, usable, stimuli, ecg.sampling_rate)
     if beats is None:
         return _fail(result, "fewer than 3 QRS complexes detected")
     # Three QRS complexes that stand out of the noise give a rate, whatever else the
     # signal allows to be measured.
-    prominence = qrs_prominence(sig, usable, beats.positions)
+    prominence = qrs_prominence(slope, beats.positions)
     if prominence < MIN_QRS_PROMINENCE:
         return _fail(
             result,
@@ -153,8 +155,10 @@ def _filtered_beats(
     usable: np.ndarray,
     stimuli: np.ndarray | None,
     source_fs: float,
-) -> tuple[np.ndarray, np.ndarray, Beats | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Beats | None]:
     """Band-pass and find beats; with a pacemaker, blank its stimuli first and search again.
+    Returns the raw signal (stimuli blanked), the band-passed one, its QRS slope
+    (model.beats.qrs_slope, computed once for detection and prominence) and the beats.
 
     A stimulus left in the signal would be smeared by the filter into a deflection
     that the QRS onset search takes for the start of the QRS. `stimuli`: those the
@@ -163,7 +167,8 @@ def _filtered_beats(
     if stimuli is not None:
         raw = blank_spikes(raw, stimuli, pulse_spacing(source_fs) + 1)
         sig = sosfiltfilt(BANDPASS, raw, axis=1)
-        beats = find_beats(sig, usable)
+        slope = qrs_slope(sig, usable)
+        beats = find_beats(sig, usable, detect_qrs(slope))
         # Each was found at its fixed delay before a beat on the first pass: the beats
         # with one after them are paced (paced_beats()' 40 ms is too tight once they
         # are blanked: a wide paced QRS's detected position then wanders by up to 70
@@ -173,22 +178,23 @@ def _filtered_beats(
             mask = np.zeros(beats.positions.size, dtype=bool)
             mask[following[following < beats.positions.size]] = True
             result.paced_mask, result.paced_beats = mask, int(mask.sum())
-        return raw, sig, beats
+        return raw, sig, slope, beats
     sig = sosfiltfilt(BANDPASS, raw, axis=1)
-    beats = find_beats(sig, usable)
+    slope = qrs_slope(sig, usable)
+    beats = find_beats(sig, usable, detect_qrs(slope))
     spikes = pacing_spikes(raw, usable)
     if beats is None or spikes.size == 0:
-        return raw, sig, beats
+        return raw, sig, slope, beats
     paced = paced_beats(spikes, beats.positions)
     if not pacemaker_drives(int(paced.sum()), paced.size):
-        return raw, sig, beats
+        return raw, sig, slope, beats
     raw = blank_spikes(raw, spikes)
     sig = sosfiltfilt(BANDPASS, raw, axis=1)
     beats = find_beats(sig, usable, beats.positions)
     if beats is not None:
         result.paced_mask = paced_beats(spikes, beats.positions)
         result.paced_beats = int(result.paced_mask.sum())
-    return raw, sig, beats
+    return raw, sig, qrs_slope(sig, usable), beats
 
 
 def pacemaker_drives(paced: int, beats: int) -> bool:
@@ -240,9 +246,8 @@ def _measure_beats(
         axes_and_amplitudes(result, wide, usable)
         p_axis = result.values.p_axis_deg
         sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
-        result.flutter_hz, result.atrial_residual_mv = atrial_residual(
-            sig, beats, median, result.fiducials, cancel_p=sinus_p
-        )
+        found = atrial_residual(sig, beats, median, result.fiducials, cancel_p=sinus_p)
+        result.flutter_hz, result.atrial_residual_mv, result.flutter_organised = found
         if not result.has_flutter_waves:
             locked = locked_flutter(sig, beats, result.fiducials)
             if locked[0] is not None:

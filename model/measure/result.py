@@ -96,6 +96,9 @@ class EcgMeasurement:
     # Flutter waves locked at a fixed 2:1-4:1 conduction (model.measure.conducted_flutter):
     # atrial waves per QRS; their size is not held to FLUTTER_MIN_MV.
     flutter_ratio: int | None = None
+    # The cancelled residual's wave regular whatever its size (model.measure.atrial
+    # ORGANISED_SHARE, or the RRs whole numbers of its cycle).
+    flutter_organised: bool = False
     p_wave_on_t: PWaveOnT | None = None
     paced_beats: int = 0
     # Per beat (model.beats.Beats.positions), whether a stimulus drove it.
@@ -112,7 +115,9 @@ class EcgMeasurement:
     def has_flutter_waves(self) -> bool:
         if self.flutter_hz is None:
             return False
-        return self.flutter_ratio is not None or self.atrial_residual_mv >= FLUTTER_MIN_MV
+        if self.flutter_ratio is not None or self.flutter_organised:
+            return True
+        return self.atrial_residual_mv >= FLUTTER_MIN_MV
 
     def set_null(self, keys: tuple[str, ...] | list[str], reason: str) -> None:
         for key in keys:
