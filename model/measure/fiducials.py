@@ -101,6 +101,10 @@ def _t_wave_and_qt(
     return t
 
 
+def _plausible_p_duration(p: PWave) -> bool:
+    return ms(p.offset - p.onset) <= PLAUSIBLE_MS["p_duration_ms"][1]
+
+
 def _p_wave_and_pr(
     result: EcgMeasurement,
     sig: np.ndarray,
@@ -130,7 +134,8 @@ def _p_wave_and_pr(
         if consistency < MIN_P_CONSISTENCY:
             p = None
             reason = f"no consistent P wave (beat-to-beat P correlation {consistency:.2f})"
-        elif p.onset_stalls and p.onset_clear:
+        elif p.onset_stalls and p.onset_clear and _plausible_p_duration(p):
+            # Past the plausible range the range check below names what is wrong.
             p, reason = None, P_ONSET_STALLS
     if p is None:
         result.set_null(P_WAVE_KEYS, reason)
