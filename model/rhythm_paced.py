@@ -34,6 +34,7 @@ from scipy.signal.windows import hann
 
 from model.ecg import STANDARD_LEADS, Ecg
 from model.rhythm_synthetic import (
+    END_MARGIN_MS,
     FIRST_P_MS,
     RhythmTruth,
     baseline_wander,
@@ -52,7 +53,6 @@ from model.synthetic import (
 
 PacingMode = Literal["VVI", "AAI", "DDD", "VVI_AF", "VVI_SINUS"]
 DRAWN_RATE = 500.0
-END_MS = 600.0  # no QRS drawn closer than this to the end
 # From a ventricular stimulus to the paced QRS's onset (the latency of capture).
 CAPTURE_LATENCY_MS = 6.0
 # From an atrial stimulus to its P wave's onset.
@@ -100,7 +100,7 @@ class _Paced:
 
     @property
     def end_ms(self) -> float:
-        return self.spec.duration_s * 1000.0 - END_MS
+        return self.spec.duration_s * 1000.0 - END_MARGIN_MS
 
     def p_wave(self, at: float, axis: float | None = None) -> None:
         m = self.spec.morphology
