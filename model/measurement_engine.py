@@ -17,7 +17,7 @@ from model.report import EngineInfo, Measurements, Report, SourceInfo, Statement
 from model.rhythm_statements import undetermined_rhythm
 from model.signal_quality import RESCALED_FLAG
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
-from model.statements import NORMAL_RHYTHM_CODES, interpret
+from model.statements import NORMAL_RHYTHM_CODES, interpret, unexplained_beats
 from model.vlm.page_image import PageImage
 
 ENGINE = EngineInfo(name="measure", version="1.0.0")
@@ -135,6 +135,9 @@ def _verdict(codes: list[str], measured: EcgMeasurement) -> str:
         return "QRS voltages not assessed: the amplitudes are not calibrated."
     if measured.values.pr_ms is None:
         return "PR interval not assessed: the P wave's onset could not be measured."
+    if unexplained := unexplained_beats(measured):
+        total = measured.beats.positions.size
+        return f"{unexplained} of {total} QRS complexes of another shape, not classified."
     return "Otherwise normal ECG." if findings else "Normal ECG."
 
 

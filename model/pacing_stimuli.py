@@ -137,7 +137,8 @@ class Pulses:
         windows = [
             (p, p - SEARCH_BEFORE, p + search_after)
             for p in positions
-            if p - SEARCH_BEFORE - quiet - self.spacing >= 0
+            # room before the window for the quiet baseline and the narrowness test
+            if p - SEARCH_BEFORE - max(quiet + self.spacing, 2 * self.spacing) >= 0
             and p + search_after + 2 * self.spacing < self.x.shape[1]
             and search_after > -SEARCH_BEFORE
         ]

@@ -163,3 +163,26 @@ def test_intermittent_pacing_in_sinus_rhythm_is_no_fibrillation(seed: int) -> No
     assert "AFIB" not in codes
     if truth.count("P") >= 4:
         assert "PACE" in codes
+
+
+@pytest.mark.parametrize("seed", [42, 46, 55, 63])
+def test_conducted_beats_beside_a_pacemaker_are_no_pvcs(seed: int) -> None:
+    """VVI in atrial fibrillation: the beats no stimulus drove are conducted, of another
+    shape than the paced ones and early against them; they were stated as PVCs."""
+    ecg, truth = paced_ecg(PacedSpec(mode="VVI_AF", seed=seed))
+    assert "V" not in truth.beats
+    report = model.analyze(ecg)
+    assert "PACE" in report.codes
+    assert not {"PVC", "PAC", "PJC", "BIGU", "TRIGU"} & set(report.codes)
+
+
+@pytest.mark.parametrize("seed", [42, 53, 60, 65])
+def test_beats_of_another_shape_unexplained_are_not_a_normal_ecg(seed: int) -> None:
+    """VVI pacing over a sinus rhythm, the stimuli not found: the paced complexes are
+    beats of another shape that no statement explains. It read "Sinus rhythm. Normal
+    ECG."; now it is not called normal and the impression counts them."""
+    report = model.analyze(paced_ecg(PacedSpec(mode="VVI_SINUS", seed=seed))[0])
+    assert "NORM" not in report.codes
+    assert not report.impression.endswith(("Normal ECG.", "Otherwise normal ECG."))
+    if "PACE" not in report.codes:
+        assert "QRS complexes of another shape, not classified." in report.impression

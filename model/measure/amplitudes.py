@@ -74,7 +74,8 @@ def qrs_lobes(qrs: np.ndarray, limit: float) -> list[_Lobe]:
             lobes[-1] = lobe
         else:
             lobes.append(lobe)
-    if lobes and qrs[-1] * lobes[-1].sign >= UNRETURNED_FRACTION * abs(lobes[-1].extreme):
+    # A lead's only wave stays, whatever its end: a QS or an R is still measured.
+    if len(lobes) >= 2 and qrs[-1] * lobes[-1].sign >= UNRETURNED_FRACTION * abs(lobes[-1].extreme):
         lobes.pop()
     return lobes
 
