@@ -8,6 +8,9 @@ Every value, null reason, statement (code, text, evidence), the impression and t
 measurement's internals (fiducials, amplitudes, beats, rhythm, median beats) must be
 bit-for-bit the same; any difference is listed and the exit status is 1.
 
+The base must have model.measurement_engine.without_p_wave_in_atrial_arrhythmia
+(9fd3895 or later), and both trees draw the synthetic rhythms from this tree's list.
+
     git worktree add /tmp/base <commit>
     .venv/bin/python bench/engine_speed.py /tmp/base [--ludb N] [--repeat N]
 """
