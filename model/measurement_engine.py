@@ -106,7 +106,7 @@ def _rhythm_sentence(codes: list[str], blocks: list[str], measured: EcgMeasureme
     """ "Sinus rhythm with second degree AV block, Mobitz I (Wenckebach) and premature
     ventricular complexes.": the rhythm, an AV block, then the ectopy; where no rhythm
     was named, why not ("Rhythm undetermined: regular narrow-complex rhythm at
-    150/min, P waves not seen (...)")."""
+    150/min, no P wave measured (...)")."""
     rhythms = [RHYTHM_PHRASES[c] for c in codes if c in RHYTHM_PHRASES] + blocks
     ectopy = [ECTOPY_PHRASES[c] for c in codes if c in ECTOPY_PHRASES]
     if not rhythms:

@@ -450,7 +450,8 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         )
     if not has_p_waves(m):
         why = m.null_reasons.get("p_axis_deg") or m.null_reasons.get("pr_ms")
-        return f"{seen}, P waves not seen" + (f" ({why})" if why else "")
+        # A wave found and then rejected was seen but not measured as a P wave.
+        return f"{seen}, no P wave measured" + (f" ({why})" if why else "")
     if p_axis is None:
         why = m.null_reasons.get("p_axis_deg", "not measured")
         return f"{seen}, P wave axis not measured ({why})"

@@ -107,7 +107,7 @@ def test_regular_tachycardia_without_p_waves_says_why_no_rhythm(seed: int) -> No
     )
     assert not RHYTHM_CODES & set(report.codes)
     assert report.impression.startswith(
-        "Rhythm undetermined: regular narrow-complex rhythm at 150/min, P waves not seen ("
+        "Rhythm undetermined: regular narrow-complex rhythm at 150/min, no P wave measured ("
     )
 
 
