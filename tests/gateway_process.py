@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -18,10 +19,23 @@ from gateway.store import Delivery, Job, SqliteStore, Store
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out as free is
+# also what it hands the next outgoing connection, which took one such port before the
+# gateway under test bound it (CI: "address already in use" on the orders port).
+TEST_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on now, drawn outside the ephemeral range."""
+    for _ in range(200):
+        port = random.choice(TEST_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {TEST_PORTS}")
 
 
 class GatewayProcess:

@@ -13,12 +13,13 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.gateway_process import free_port
 
 _ADMIN_USER = "ecg"
 
@@ -37,12 +38,6 @@ def _major(path: str) -> int:
     return int(version) if version.isdigit() else 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresCluster:
     """One cluster; `new_database()` gives each test a fresh, empty database."""
 
@@ -52,7 +47,7 @@ class PostgresCluster:
         self.options = options
         self.root = Path(tempfile.mkdtemp(prefix="ecg-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.fsync = fsync
         self._user = _unprivileged_user()
         self._names = itertools.count(1)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import yaml
 from gateway.config import GatewayConfig, load_config
 from gateway.delivery.mllp import MllpClient
 from gateway.routing import check_routes
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -256,15 +255,9 @@ def test_container_image_config_is_valid() -> None:
     assert check_routes(DEPLOY / "container" / "routes.yaml") == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_compose_ehr_listener_keeps_and_acknowledges_an_oru(tmp_path: Path) -> None:
     """The compose setup's EHR side, run for real and spoken to by the gateway's sender."""
-    port = _free_port()
+    port = free_port()
     listener = subprocess.Popen(
         [
             sys.executable,
@@ -323,7 +316,7 @@ def test_dockerfile_is_multi_stage_non_root_and_pins_the_makefile_torch() -> Non
 
 
 def test_healthcheck_script_says_unhealthy_when_nothing_listens() -> None:
-    port = _free_port()
+    port = free_port()
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, str(DEPLOY / "container" / "healthcheck.py"), "/healthz"],

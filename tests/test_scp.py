@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -30,15 +29,10 @@ from gateway.intake.dicom_scp import start_scp, tls_context
 from gateway.metrics import Metrics
 from gateway.store import SqliteStore
 from tests import dicom_samples as samples
+from tests.gateway_process import free_port
 from tests.peers import Pki, announce_a_dataset_and_send_none, make_pki
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RunningGateway:

@@ -32,7 +32,8 @@ from gateway.intake.storage_commitment import (
     SOME_FAILED,
 )
 from tests import dicom_samples as samples
-from tests.test_scp import RunningGateway, free_port, storescu
+from tests.gateway_process import free_port
+from tests.test_scp import RunningGateway, storescu
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
 
