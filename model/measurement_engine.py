@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from model.av_block_statements import AV_BLOCK_CODES
 from model.ecg import Ecg
-from model.measure import EcgMeasurement, measure
+from model.measure import P_WAVE_KEYS, EcgMeasurement, measure
 from model.report import EngineInfo, Measurements, Report, SourceInfo, Statement
 from model.rhythm_statements import undetermined_rhythm
 from model.signal_quality import RESCALED_FLAG
@@ -39,7 +39,6 @@ RHYTHM_PHRASES = {
 # waves, and a P duration, PR or P axis measured on it would contradict the rhythm
 # stated (LUDB 52, flutter stated as fibrillation: "PR 260 ms").
 NO_P_WAVE_RHYTHMS = {"AFIB": "atrial fibrillation", "AFLT": "atrial flutter"}
-P_WAVE_KEYS = ("p_duration_ms", "pr_ms", "p_axis_deg")
 ECTOPY_PHRASES = {
     "PVC": "premature ventricular complexes",
     "PAC": "premature atrial complexes",

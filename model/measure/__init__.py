@@ -20,6 +20,7 @@ method, its references and its calibration):
 
 from model.measure.amplitudes import frontal_axis, net_area
 from model.measure.atrial import FLUTTER_HZ, ORGANISED_SHARE
+from model.measure.fiducials import P_WAVE_KEYS
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
 from model.measure.pipeline import MIN_INTERMITTENT_PACED_FRACTION, measure, pacemaker_drives
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement, Fiducials, LeadAmplitudes
@@ -31,6 +32,7 @@ __all__ = [
     "MIN_INTERMITTENT_PACED_FRACTION",
     "ORGANISED_SHARE",
     "PRE",
+    "P_WAVE_KEYS",
     "SINUS_P_AXIS",
     "EcgMeasurement",
     "Fiducials",
