@@ -34,8 +34,8 @@ from scipy.signal.windows import hann
 
 from model.ecg import STANDARD_LEADS, Ecg
 from model.rhythm_synthetic import (
-    END_MARGIN_MS,
     FIRST_P_MS,
+    HeartVectorDrawing,
     RhythmTruth,
     baseline_wander,
     fibrillation_vector,
@@ -44,7 +44,6 @@ from model.rhythm_synthetic import (
 from model.synthetic import (
     SyntheticSpec,
     drawing_times,
-    p_wave_vector,
     project,
     pvc_vector,
     vector_to_ecg,
@@ -84,7 +83,7 @@ class PacedSpec:
 
 
 @dataclass
-class _Paced:
+class _Paced(HeartVectorDrawing):
     """The heart vector, the stimuli and the beats drawn so far."""
 
     spec: PacedSpec
@@ -97,14 +96,6 @@ class _Paced:
     def __post_init__(self) -> None:
         self.t = drawing_times(self.spec.duration_s)
         self.vector = np.zeros((3, self.t.size))
-
-    @property
-    def end_ms(self) -> float:
-        return self.spec.duration_s * 1000.0 - END_MARGIN_MS
-
-    def p_wave(self, at: float, axis: float | None = None) -> None:
-        m = self.spec.morphology
-        self.vector += p_wave_vector(self.t, m, at, m.p_axis_deg if axis is None else axis)
 
     def paced_qrs(self, stimulus: float) -> None:
         """A ventricular stimulus and the wide QRS it captures (the same every time)."""

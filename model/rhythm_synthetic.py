@@ -108,8 +108,23 @@ class RhythmTruth:
         return self.findings | {self.rhythm}
 
 
+class HeartVectorDrawing:
+    """What every rhythm drawing shares (this module's and model.rhythm_paced's): it
+    holds `spec` (with duration_s and morphology), the drawing times `t` and the heart
+    `vector` being drawn."""
+
+    @property
+    def end_ms(self) -> float:
+        """No beat is drawn later than this: its T wave must fit in the strip."""
+        return self.spec.duration_s * 1000.0 - END_MARGIN_MS
+
+    def p_wave(self, at: float, axis: float | None = None) -> None:
+        m = self.spec.morphology
+        self.vector += p_wave_vector(self.t, m, at, m.p_axis_deg if axis is None else axis)
+
+
 @dataclass
-class _Drawing:
+class _Drawing(HeartVectorDrawing):
     """The heart vector being drawn and the beats drawn so far."""
 
     t: np.ndarray
@@ -121,14 +136,6 @@ class _Drawing:
 
     def __post_init__(self) -> None:
         self.vector = np.zeros((3, self.t.size))
-
-    @property
-    def end_ms(self) -> float:
-        return self.spec.duration_s * 1000.0 - END_MARGIN_MS
-
-    def p_wave(self, at: float, axis: float | None = None) -> None:
-        m = self.spec.morphology
-        self.vector += p_wave_vector(self.t, m, at, m.p_axis_deg if axis is None else axis)
 
     def qrs(self, at: float, kind: str) -> None:
         m = self.spec.morphology
