@@ -68,8 +68,11 @@ def ecg_to_dicom(
     include_median: bool = True,
     sop_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
+    created: datetime | None = None,
 ) -> Dataset:
     """A complete ECG waveform object with file meta, ready for `save_as` or C-STORE.
+    `created`: the instance's creation time (now unless given: an object sent again
+    under the same SOP Instance UID must be the same object).
 
     Samples are int16 (SS) at the finest sensitivity in SENSITIVITY_STEPS_UV that holds
     each lead's peak. The study UID and patient/device data come from `ecg.metadata`;
@@ -79,7 +82,7 @@ def ecg_to_dicom(
     iod = _choose_iod(ecg)
     # Ambulatory ECG allows one multiplex group, so there the median beats are left out.
     medians = ecg.median_beats is not None and include_median and iod.max_groups >= 2
-    created = datetime.now()
+    created = created or datetime.now()
     filters = _filter_values(ecg.metadata.filters)
     groups = [
         _multiplex_group(

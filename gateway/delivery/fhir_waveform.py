@@ -97,7 +97,12 @@ def binary_entry(package: ReportPackage, full_url: str) -> tuple[dict[str, Any],
     meta = package.metadata.with_updates(device_measurements=(), device_statements=())
     ecg = Ecg(waveform.signal, waveform.sampling_rate, waveform.lead_names, meta)
     uids = object_uids(package, "waveform")
-    dataset = ecg_to_dicom(ecg, sop_instance_uid=uids.instance, series_instance_uid=uids.series)
+    dataset = ecg_to_dicom(
+        ecg,
+        sop_instance_uid=uids.instance,
+        series_instance_uid=uids.series,
+        created=package.report.created_at,
+    )
     out = io.BytesIO()
     dcmwrite(out, dataset, enforce_file_format=True)
     data = out.getvalue()
