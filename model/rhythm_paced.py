@@ -35,6 +35,7 @@ from scipy.signal.windows import hann
 from model.ecg import STANDARD_LEADS, Ecg
 from model.rhythm_synthetic import (
     FIRST_P_MS,
+    DrawingSpec,
     HeartVectorDrawing,
     RhythmTruth,
     baseline_wander,
@@ -42,7 +43,6 @@ from model.rhythm_synthetic import (
     rate_qt_ms,
 )
 from model.synthetic import (
-    SyntheticSpec,
     drawing_times,
     project,
     pvc_vector,
@@ -59,7 +59,7 @@ ATRIAL_LATENCY_MS = 20.0
 
 
 @dataclass(frozen=True)
-class PacedSpec:
+class PacedSpec(DrawingSpec):
     """A paced rhythm to draw. lower_rate_bpm: the pacemaker's lower rate;
     sinus_rate_bpm: the sinus node's rate (tracked in DDD, dissociated in VVI);
     af_rate_bpm: VVI_AF's mean conducted rate. spike_width: samples at 500 Hz (1: a
@@ -75,11 +75,6 @@ class PacedSpec:
     spike_width: int = 1
     spike_leads: int = 12
     sampling_rate: float = 500.0
-    noise_mv: float = 0.0
-    wander_mv: float = 0.0
-    seed: int = 0
-    morphology: SyntheticSpec = field(default_factory=SyntheticSpec)
-    duration_s: float = 10.0
 
 
 @dataclass

@@ -66,7 +66,19 @@ ESCAPE_RATES = {"junctional": (35.0, 50.0), "ventricular": (20.0, 40.0)}
 
 
 @dataclass(frozen=True)
-class RhythmSpec:
+class DrawingSpec:
+    """What every synthetic rhythm drawing takes (here and in model.rhythm_paced): the
+    white noise and baseline wander added, the seed, the beats' morphology, the length."""
+
+    noise_mv: float = 0.0
+    wander_mv: float = 0.0
+    seed: int = 0
+    morphology: SyntheticSpec = field(default_factory=SyntheticSpec)
+    duration_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class RhythmSpec(DrawingSpec):
     """A rhythm to draw. rate_bpm: the sinus rate; in atrial fibrillation the mean
     ventricular rate; in atrial flutter the atrial (flutter wave) rate."""
 
@@ -83,11 +95,6 @@ class RhythmSpec:
     escape: Literal["junctional", "ventricular"] = "junctional"
     flutter_conduction: int = 2  # 2, 3 or 4; 0 for variable conduction
     f_wave_mv: float = 0.08
-    noise_mv: float = 0.0
-    wander_mv: float = 0.0
-    seed: int = 0
-    morphology: SyntheticSpec = field(default_factory=SyntheticSpec)
-    duration_s: float = 10.0
 
 
 @dataclass(frozen=True)
