@@ -18,6 +18,7 @@ from model.beats import (
     Beats,
     beat_windows,
     blank_spikes,
+    blanked_after,
     complete_windows,
     detect_qrs,
     find_beats,
@@ -52,7 +53,12 @@ from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
 from model.measure.result import EcgMeasurement
 from model.measure.rhythm import RhythmAnalysis, analyse_rhythm
 from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
-from model.pacing_stimuli import pulse_spacing, weak_stimuli
+from model.pacing_stimuli import (
+    pulse_spacing,
+    stimulated,
+    stimuli_taken_for_beats,
+    weak_stimuli,
+)
 from model.report import Measurements
 from model.signal_quality import (
     NOISY_RESIDUAL_MV,
@@ -97,12 +103,14 @@ def measure(ecg: Ecg) -> EcgMeasurement:
 
     Where pacemaker stimuli too small or smoothed for the first search show up locked
     to the beats once the QRS is delimited (model.pacing_stimuli), the ECG is measured
-    again with them blanked: left in, they were taken for QRS complexes (AAI pacing)
-    or for the QRS onset."""
+    again with them blanked, on the beats found first (_blanked_or_first): left in,
+    they were taken for QRS complexes (AAI pacing) or for the QRS onset."""
     return _measure(ecg, None)
 
 
-def _measure(ecg: Ecg, stimuli: np.ndarray | None) -> EcgMeasurement:
+def _measure(
+    ecg: Ecg, stimuli: np.ndarray | None, positions: np.ndarray | None = None
+) -> EcgMeasurement:
     result = EcgMeasurement()
     raw, present = standard_twelve(ecg)
     if int(present.sum()) < MIN_LEADS:
@@ -128,7 +136,9 @@ def _measure(ecg: Ecg, stimuli: np.ndarray | None) -> EcgMeasurement:
     independent = np.array([LEAD_INDEX[n] for n in INDEPENDENT_LEADS])
     if usable[independent].sum() < MIN_USABLE_INDEPENDENT:
         return _fail(result, "too few usable leads")
-    raw, sig, slope, beats = _filtered_beats(result, raw, usable, stimuli, ecg.sampling_rate)
+    raw, sig, slope, beats = _filtered_beats(
+        result, raw, usable, ecg.sampling_rate, stimuli, positions
+    )
     if beats is None:
         return _fail(result, "fewer than 3 QRS complexes detected")
     # Three QRS complexes that stand out of the noise give a rate, whatever else the
@@ -142,19 +152,92 @@ def _measure(ecg: Ecg, stimuli: np.ndarray | None) -> EcgMeasurement:
         )
     _rate(result, beats)
     _measure_beats(result, raw, sig, beats, usable, independent, ecg.sampling_rate)
+    if stimuli is not None and result.fiducials is not None:
+        _null_onsets_at_stimuli(result, stimuli, ecg.sampling_rate)
     if stimuli is None and result.fiducials is not None and not result.paced_beats:
         found = _weak_stimuli(result, raw, beats, np.flatnonzero(usable), ecg.sampling_rate)
         if found.size:
-            return _measure(ecg, found)
+            return _blanked_or_first(result, ecg, found)
     return result
+
+
+def _null_onsets_at_stimuli(result: EcgMeasurement, stimuli: np.ndarray, source_fs: float) -> None:
+    """Null the intervals of a wave that its stimulus overlaps (blanked, or left in
+    where the blanked measurement failed), in a record whose stimuli are smeared
+    wider than a 500 Hz record's (blanked_after over its 24 ms: under about 230 Hz).
+    There the smear reaches past the blanked span on both sides
+    (a 100 Hz record's anti-alias filter rings for about 50 ms) and the onset found
+    is the smear's, before the stimulus (synthetic DDD at 100 Hz: QRS 194-204 ms, 148
+    without the stimuli; AAI PR 200 against 142): a clinician would rather see no
+    value than that. The fiducials stay, so the rhythm analysis keeps its P wave."""
+    before = blank_reach(source_fs)
+    after = blanked_after(before)
+    if after <= blanked_after(blank_reach(FS)):
+        return
+    fid = result.fiducials
+    starts = result.beats.dominant - PRE
+    reason = (
+        f"{{}} onset not measurable in this {source_fs:.0f} Hz record: a pacemaker stimulus, "
+        f"smeared over {(before + after) * 1000 / FS:.0f} ms or more at this rate, overlaps it"
+    )
+    qrs_keys = ("qrs_ms", "qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "pr_ms")
+    for onset, offset, keys, name in (
+        (fid.qrs_on, fid.qrs_off, qrs_keys, "QRS"),
+        (fid.p_on, fid.p_off, ("p_duration_ms", "pr_ms"), "P wave"),
+    ):
+        if onset is None or offset is None:
+            continue
+        gap = stimuli[None, :] - starts[:, None]
+        overlaps = ((gap >= onset - after) & (gap <= offset)).any(axis=1)
+        # Half the beats: where the search found the stimuli before only some beats
+        # of a wholly paced rhythm (synthetic VVI at 100 Hz: 5 of 10), the others
+        # hold theirs too, unblanked.
+        if overlaps.mean() < 0.5:
+            continue
+        for key in keys:
+            if getattr(result.values, key) is not None:
+                setattr(result.values, key, None)
+                result.null_reasons[key] = reason.format(name)
+
+
+def _blanked_or_first(first: EcgMeasurement, ecg: Ecg, stimuli: np.ndarray) -> EcgMeasurement:
+    """Measured again with the stimuli blanked, on the QRS complexes the first pass
+    found less those that were stimuli taken for one (model.pacing_stimuli.
+    stimuli_taken_for_beats; synthetic AAI at 100 Hz: 20 beats for 10, read as
+    bigeminy). Where that measurement fails (at 100 Hz a spike's smear past the
+    blanked span differs from beat to beat, as the spike falls between samples, and
+    can leave the beats too unlike to measure: synthetic AAI and VVI in sinus rhythm,
+    QRS-to-noise 2.9-4.9), the first is kept, its beats after a stimulus marked paced
+    (the stimuli are there whatever blanking did), unless it counted stimuli as
+    beats: then neither gives a true rate, and the ECG is not measured, with why."""
+    positions = first.beats.positions
+    taken = stimuli_taken_for_beats(stimuli, positions, pulse_spacing(ecg.sampling_rate))
+    blanked = _measure(ecg, stimuli, positions[~taken])
+    if blanked.fiducials is not None:
+        return blanked
+    left_in = (
+        "pacemaker stimuli found; with them blanked the ECG was not measurable "
+        f"({blanked.null_reasons.get('qrs_ms', 'QRS not delimited')})"
+    )
+    if taken.any():
+        kept = EcgMeasurement(
+            lead_problems=first.lead_problems, amplitudes_calibrated=first.amplitudes_calibrated
+        )
+        return _fail(kept, f"{left_in}; {int(taken.sum())} stimuli were taken for QRS complexes")
+    first.paced_mask = stimulated(stimuli, positions)
+    first.paced_beats = int(first.paced_mask.sum())
+    first.quality_flags = [*first.quality_flags, left_in]
+    _null_onsets_at_stimuli(first, stimuli, ecg.sampling_rate)
+    return first
 
 
 def _filtered_beats(
     result: EcgMeasurement,
     raw: np.ndarray,
     usable: np.ndarray,
-    stimuli: np.ndarray | None,
     source_fs: float,
+    stimuli: np.ndarray | None,
+    positions: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Beats | None]:
     """Band-pass and find beats; with a pacemaker, blank its stimuli first and search again.
     Returns the raw signal (stimuli blanked), the band-passed one, its QRS slope
@@ -162,22 +245,24 @@ def _filtered_beats(
 
     A stimulus left in the signal would be smeared by the filter into a deflection
     that the QRS onset search takes for the start of the QRS. `stimuli`: those the
-    beat-locked search found on a first pass, blanked before anything else.
+    beat-locked search found on a first pass, blanked before anything else, and
+    `positions` the QRS complexes that pass found, less the stimuli it took for
+    beats: detected again on the blanked signal, a paced QRS whose start was blanked
+    could be missed (synthetic VVI in sinus rhythm at 100 Hz: 11 beats found, 5
+    once blanked), and a large spike's smear past the blanked span taken for beats.
     """
     if stimuli is not None:
-        raw = blank_spikes(raw, stimuli, pulse_spacing(source_fs) + 1)
+        raw = blank_spikes(raw, stimuli, blank_reach(source_fs), hold=True)
         sig = sosfiltfilt(BANDPASS, raw, axis=1)
         slope = qrs_slope(sig, usable)
-        beats = find_beats(sig, usable, detect_qrs(slope))
+        beats = find_beats(sig, usable, positions)
         # Each was found at its fixed delay before a beat on the first pass: the beats
         # with one after them are paced (paced_beats()' 40 ms is too tight once they
         # are blanked: a wide paced QRS's detected position then wanders by up to 70
         # ms, synthetic VVI in atrial fibrillation).
         if beats is not None:
-            following = np.searchsorted(beats.positions, stimuli, side="right")
-            mask = np.zeros(beats.positions.size, dtype=bool)
-            mask[following[following < beats.positions.size]] = True
-            result.paced_mask, result.paced_beats = mask, int(mask.sum())
+            result.paced_mask = stimulated(stimuli, beats.positions)
+            result.paced_beats = int(result.paced_mask.sum())
         return raw, sig, slope, beats
     sig = sosfiltfilt(BANDPASS, raw, axis=1)
     slope = qrs_slope(sig, usable)
@@ -195,6 +280,11 @@ def _filtered_beats(
         result.paced_mask = paced_beats(spikes, beats.positions)
         result.paced_beats = int(result.paced_mask.sum())
     return raw, sig, qrs_slope(sig, usable), beats
+
+
+def blank_reach(source_fs: float) -> int:
+    """How far before a weak stimulus's peak it is blanked: its pulse spacing."""
+    return pulse_spacing(source_fs) + 1
 
 
 def pacemaker_drives(paced: int, beats: int) -> bool:
@@ -279,7 +369,8 @@ def _weak_stimuli(
     leads: model.pacing_stimuli), where they drive the rhythm; else empty."""
     qrs_on = PRE - result.fiducials.qrs_on
     spikes = weak_stimuli(raw, leads, beats, qrs_on, result.values.qrs_ms, source_fs)
-    return spikes if pacemaker_drives(spikes.size, beats.positions.size) else spikes[:0]
+    paced = int(stimulated(spikes, beats.positions).sum())
+    return spikes if pacemaker_drives(paced, beats.positions.size) else spikes[:0]
 
 
 def _conducted_flutter(result: EcgMeasurement, sig: np.ndarray, beats: Beats) -> None:
