@@ -86,3 +86,17 @@ def test_stimuli_beside_septal_q_waves_are_found(seed: int) -> None:
     ecg, truth = paced_ecg(_paced("VVI_SINUS", 250.0, 2, 3.0, seed, leads=6))
     assert truth.count("P") >= 4
     assert "PACE" in model.analyze(ecg).codes
+
+
+def test_first_pass_kept_where_the_blanked_one_is_not_measurable() -> None:
+    """VVI over a sinus rhythm at 100 Hz, 3 mV spikes in 6 leads: with the stimuli
+    blanked the beats differ too much to measure (the smear past the blanked span
+    changes as each spike falls between samples). The first pass is kept, its beats
+    after a stimulus paced, and the report says why."""
+    ecg, truth = paced_ecg(_paced("VVI_SINUS", 100.0, 3, 3.0, 13, leads=6))
+    report = model.analyze(ecg)
+    assert "PACE" in report.codes
+    rate = 60000.0 / np.mean(np.diff(truth.qrs_onsets_ms))
+    assert abs(report.measurements.heart_rate_bpm - rate) <= 2
+    flags = report.source.quality_flags
+    assert any("with them blanked the ECG was not measurable" in f for f in flags)
