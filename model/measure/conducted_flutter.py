@@ -109,7 +109,7 @@ def _off_t_wave(cycle: np.ndarray, st_t: tuple[int, int], atrial: np.ndarray) ->
     of the eight leads over st_t (20 ms after the QRS to 60 ms after the T peak) square
     to the atrial wave's own (`atrial`, the window before the QRS). Taken over the
     ST-T alone, it leaned toward flutter waves of 0.2-0.3 mV inside the ST-T and took
-    three quarters of them away (synthetic tuning seeds: copies 0.23 the size)."""
+    most of them away (synthetic tuning seeds: copies 0.23-0.63 the size)."""
     atrial_direction = _principal_direction(atrial)
     window = _centred(cycle[:, st_t[0] : st_t[1]])
     window = window - np.outer(atrial_direction, atrial_direction @ window)
@@ -118,6 +118,7 @@ def _off_t_wave(cycle: np.ndarray, st_t: tuple[int, int], atrial: np.ndarray) ->
 
 
 def _principal_direction(x: np.ndarray) -> np.ndarray:
+    """The unit direction (over the leads) along which x, centred, varies most."""
     return np.linalg.svd(_centred(x), full_matrices=False)[0][:, 0]
 
 
