@@ -470,51 +470,58 @@ class Store(
         destination is swept on its own, so a slow one never holds up the others).
         """
         now = clock(now)
+        params = {
+            "until": now + lease_s,
+            "now": now,
+            "limit": limit,
+            "destination": destination,
+            "node": self.node,
+        }
         with self._lease_transaction() as conn:
-            ids = [
-                row["id"]
-                for row in self._execute(
-                    conn,
-                    f"UPDATE deliveries SET lease_expires_at = :until, updated_at = :now"
-                    f"{self._DELIVERY_LEASE_SET}"
-                    f" WHERE id IN (SELECT d.id FROM deliveries d"
-                    f"  WHERE d.state IN {UNSENT} AND d.next_attempt_at <= :now"
-                    f"  AND (CAST(:destination AS TEXT) IS NULL OR d.destination = :destination)"
-                    f"  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)"
-                    f"  AND NOT EXISTS (SELECT 1 FROM deliveries e"
-                    f"   WHERE e.destination = d.destination AND e.patient_key = d.patient_key"
-                    f"   AND e.job_id < d.job_id AND e.state IN {UNSENT})"
-                    f"  AND NOT EXISTS (SELECT 1 FROM jobs k"
-                    f"   WHERE k.patient_key = d.patient_key AND k.id < d.job_id"
-                    f"   AND k.state IN ('queued', 'leased')"
-                    # a job held for an unavailable engine may wait for days: it holds
-                    # nothing back, or one engine's outage would stop the patient's reports
-                    f"   AND NOT (k.state = 'queued' AND k.error LIKE 'held:%'))"
-                    # an older version of the report still on its way there goes first
-                    f"  AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.job_id = d.job_id"
-                    f"   AND o.destination = d.destination AND o.report_version < d.report_version"
-                    f"   AND o.lease_expires_at > :now)"
-                    f"  ORDER BY d.job_id, d.id LIMIT :limit{self._LOCK_FOR_LEASE})"
-                    f" RETURNING id",
-                    {
-                        "until": now + lease_s,
-                        "now": now,
-                        "limit": limit,
-                        "destination": destination,
-                        "node": self.node,
-                    },
-                ).fetchall()
-            ]
+            leased = self._execute(conn, self._lease_due_deliveries_sql(), params).fetchall()
+            ids = [row["id"] for row in leased]
             if not ids:
                 return []
-            marks = ",".join("?" * len(ids))
-            rows = self._execute(
-                conn,
-                f"SELECT {DELIVERY_COLUMNS} FROM {DELIVERY_FROM}"
-                f" WHERE d.id IN ({marks}) ORDER BY d.job_id, d.id",
-                tuple(ids),
-            ).fetchall()
-            return self._deliverable(conn, [delivery_row(r) for r in rows])
+            return self._deliverable(conn, self._deliveries_by_id(conn, ids))
+
+    def _lease_due_deliveries_sql(self) -> str:
+        """lease_due_deliveries' rules as one UPDATE ... RETURNING id, with this backend's
+        lease assignment and row lock (one statement: no other node leases between the
+        choice and the lease)."""
+        return (
+            f"UPDATE deliveries SET lease_expires_at = :until, updated_at = :now"
+            f"{self._DELIVERY_LEASE_SET}"
+            f" WHERE id IN (SELECT d.id FROM deliveries d"
+            f"  WHERE d.state IN {UNSENT} AND d.next_attempt_at <= :now"
+            f"  AND (CAST(:destination AS TEXT) IS NULL OR d.destination = :destination)"
+            f"  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)"
+            f"  AND NOT EXISTS (SELECT 1 FROM deliveries e"
+            f"   WHERE e.destination = d.destination AND e.patient_key = d.patient_key"
+            f"   AND e.job_id < d.job_id AND e.state IN {UNSENT})"
+            f"  AND NOT EXISTS (SELECT 1 FROM jobs k"
+            f"   WHERE k.patient_key = d.patient_key AND k.id < d.job_id"
+            f"   AND k.state IN ('queued', 'leased')"
+            # a job held for an unavailable engine may wait for days: it holds
+            # nothing back, or one engine's outage would stop the patient's reports
+            f"   AND NOT (k.state = 'queued' AND k.error LIKE 'held:%'))"
+            # an older version of the report still on its way there goes first
+            f"  AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.job_id = d.job_id"
+            f"   AND o.destination = d.destination AND o.report_version < d.report_version"
+            f"   AND o.lease_expires_at > :now)"
+            f"  ORDER BY d.job_id, d.id LIMIT :limit{self._LOCK_FOR_LEASE})"
+            f" RETURNING id"
+        )
+
+    def _deliveries_by_id(self, conn: Any, ids: list[int]) -> list[Delivery]:
+        """The deliveries `ids` as the caller sees them, in lease order (job id, then id)."""
+        marks = ",".join("?" * len(ids))
+        rows = self._execute(
+            conn,
+            f"SELECT {DELIVERY_COLUMNS} FROM {DELIVERY_FROM}"
+            f" WHERE d.id IN ({marks}) ORDER BY d.job_id, d.id",
+            tuple(ids),
+        ).fetchall()
+        return [delivery_row(r) for r in rows]
 
     def purgeable_jobs(self, cutoff: float, limit: int = 1000) -> list[Job]:
         """Done jobs last changed before `cutoff` with nothing left to deliver: their
