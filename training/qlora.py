@@ -333,24 +333,8 @@ def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
         start, losses = load_checkpoint(checkpoint, model, optimizer, scheduler)
         log.info("resumed from %s", checkpoint)
     started = time.monotonic()
-    model.train()
-    bar = tqdm(
-        range(start, steps),
-        initial=start,
-        total=steps,
-        desc=f"stage {config.stage}",
-        unit="step",
-        dynamic_ncols=True,
-    )
-    for step in bar:
-        loss = _optimizer_step(model, optimizer, scheduler, collate, samples, step, config, device)
-        losses.append(loss)
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        if (step + 1) % config.save_steps == 0 or step + 1 == steps:
-            save_checkpoint(
-                output_dir, model, optimizer, scheduler, step + 1, losses, config.keep_checkpoints
-            )
-    bar.close()
+    loop = TrainingLoop(model, optimizer, scheduler, collate, samples, config, device, output_dir)
+    loop.run(start, steps, losses, model, f"stage {config.stage}")
     result = TrainResult(
         output_dir,
         steps,
@@ -365,30 +349,79 @@ def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
     return result
 
 
-def _optimizer_step(
-    model: Any,
-    optimizer: Any,
-    scheduler: Any,
-    collate: Collator,
-    samples: list[dict[str, Any]],
-    step: int,
-    config: StageConfig,
-    device: torch.device,
-) -> float:
-    """One optimizer step over `gradient_accumulation` micro-batches; the mean loss."""
-    total = 0.0
-    for micro in range(config.gradient_accumulation):
-        batch = collate([samples[i] for i in batch_indices(len(samples), step, micro, config)])
-        loss = _forward(model, batch, device) / config.gradient_accumulation
-        loss.backward()
-        total += float(loss.detach())
-    torch.nn.utils.clip_grad_norm_(
-        [p for p in model.parameters() if p.requires_grad], config.max_grad_norm
-    )
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return total
+@dataclass
+class TrainingLoop:
+    """The optimizer steps of a run, whatever trains (stage 0: the vision tower and
+    connector; stages 1 and 2: the LoRA adapters), so every stage checkpoints, resumes
+    and reports its losses the same way."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    collate: Collator
+    samples: list[dict[str, Any]]
+    config: LoopSettings
+    device: torch.device
+    output_dir: Path  # its checkpoints/
+
+    def run(
+        self,
+        start: int,
+        steps: int,
+        losses: list[float],
+        saved: Any,
+        desc: str,
+        deadline: float | None = None,
+    ) -> None:
+        """Steps `start` to `steps`, each loss appended to `losses`; a checkpoint of `saved`
+        (what save_pretrained writes) every save_steps, after the last step, and after the
+        step that passes `deadline` (time.monotonic()), where the run stops early."""
+        config = self.config
+        self.model.train()
+        bar = tqdm(
+            range(start, steps),
+            initial=start,
+            total=steps,
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        for step in bar:
+            loss = self.step(step)
+            losses.append(loss)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            if (step + 1) % config.save_steps == 0 or step + 1 == steps or out_of_time:
+                save_checkpoint(
+                    self.output_dir,
+                    saved,
+                    self.optimizer,
+                    self.scheduler,
+                    step + 1,
+                    losses,
+                    config.keep_checkpoints,
+                )
+            if out_of_time:
+                break
+        bar.close()
+
+    def step(self, step: int) -> float:
+        """One optimizer step over `gradient_accumulation` micro-batches; the mean loss."""
+        config, samples = self.config, self.samples
+        total = 0.0
+        for micro in range(config.gradient_accumulation):
+            indices = batch_indices(len(samples), step, micro, config)
+            batch = self.collate([samples[i] for i in indices])
+            loss = _forward(self.model, batch, self.device) / config.gradient_accumulation
+            loss.backward()
+            total += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_(
+            [p for p in self.model.parameters() if p.requires_grad], config.max_grad_norm
+        )
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
 
 
 def _forward(model: Any, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
