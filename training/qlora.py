@@ -460,10 +460,16 @@ def write_model_card(config: StageConfig, result: TrainResult, lora: Any) -> Non
 
     `lora` is the LoraConfig the model trained with (stage 2: the stage 1 adapter's), so
     the card prints what was trained, not what a config asked for."""
-    manifest_path = config.dataset_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    train = manifest.get("splits", {}).get("train", {})
-    metrics = {
+    train = _dataset_train_split(config.dataset_dir)
+    metrics = _training_metrics(config, result, lora)
+    (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    card = _model_card(config, result, lora, metrics, train)
+    (config.output_dir / "README.md").write_text(card, encoding="utf-8")
+
+
+def _training_metrics(config: StageConfig, result: TrainResult, lora: Any) -> dict[str, Any]:
+    """metrics.json: what trained, on how much, and its losses (for comparing runs)."""
+    return {
         "stage": config.stage,
         "serving_mode": config.serving_mode,
         "base_precision": TRAINED_BASE,
@@ -475,16 +481,38 @@ def write_model_card(config: StageConfig, result: TrainResult, lora: Any) -> Non
         "val_loss": result.val_loss,
         "train_losses": result.losses,
     }
-    (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    purpose = (
-        "alignment: page -> short description (rhythm, rate, intervals, axis)"
-        if config.stage == 1
-        else f"report generation: class-balanced pages -> structured report, "
+
+
+def _dataset_train_split(dataset_dir: Path) -> dict[str, Any]:
+    """The dataset manifest's train split (records, samples); empty without a manifest."""
+    manifest_path = dataset_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    return manifest.get("splits", {}).get("train", {})
+
+
+def _stage_purpose(config: StageConfig) -> str:
+    """What the stage teaches, in the card's first sentence."""
+    if config.stage == 1:
+        return "alignment: page -> short description (rhythm, rate, intervals, axis)"
+    return (
+        f"report generation: class-balanced pages -> structured report, "
         f"continued from {config.stage1_adapter} (whose LoRA shape it keeps)"
     )
+
+
+def _model_card(
+    config: StageConfig,
+    result: TrainResult,
+    lora: Any,
+    metrics: dict[str, Any],
+    train: dict[str, Any],
+) -> str:
+    """README.md: how to serve the adapter (its prompt and base precision), its data and
+    metrics; `train` is the dataset manifest's train split."""
+    purpose = _stage_purpose(config)
     settings = json.dumps(json.loads(config.model_dump_json()), indent=2)
     val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
-    card = f"""---
+    return f"""---
 base_model: {config.model}
 base_precision: {TRAINED_BASE}
 library_name: peft
@@ -522,4 +550,3 @@ label says so.
 {settings}
 ```
 """
-    (config.output_dir / "README.md").write_text(card, encoding="utf-8")
