@@ -6,11 +6,14 @@ irregularity)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import model
 from model.measure import measure
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
+from model.synthetic import SyntheticSpec
 
 
 def _af(rate: float, f_wave_mv: float, seed: int) -> RhythmSpec:
@@ -54,3 +57,52 @@ def test_fast_sinus_rhythm_with_premature_atrial_beats_shows_no_fibrillatory_wav
     assert measured.fibrillatory is not None
     assert not measured.fibrillatory.clear
     assert "AFIB" not in model.analyze(ecg).codes
+
+
+def test_ludb_flutter_with_variable_conduction_stays_flutter(shared_data: Path) -> None:
+    """LUDB 103 (typical flutter, variable conduction): its rescaled leads give the
+    flutter wave a sinus axis and it precedes most beats; the irregular RR keeps its
+    residual's size naming flutter (a first version of the P-wave check, without the
+    regularity condition, called it sinus arrhythmia)."""
+    report = model.analyze(model.load(shared_data / "ludb" / "data" / "103"))
+    assert report.codes[0] == "AFLT"
+
+
+@pytest.mark.parametrize("record", ["96", "112"])
+def test_ludb_atrial_fibrillation_shows_fibrillatory_waves(shared_data: Path, record: str) -> None:
+    """Real fibrillatory waves meet the same test (LUDB 96 and 112, named AF already)."""
+    measured = measure(model.load(shared_data / "ludb" / "data" / record))
+    assert measured.fibrillatory is not None and measured.fibrillatory.clear
+
+
+@pytest.mark.parametrize("record", ["7", "60", "78", "108", "158"])
+def test_ludb_sinus_rhythms_show_no_fibrillatory_waves(shared_data: Path, record: str) -> None:
+    """Sinus rhythms with premature atrial beats or sinus arrhythmia (irregular RR)."""
+    measured = measure(model.load(shared_data / "ludb" / "data" / record))
+    assert measured.fibrillatory is None or not measured.fibrillatory.clear
+
+
+def test_sinus_p_wave_harmonics_with_frequent_pvcs_are_no_flutter() -> None:
+    """Sinus tachycardia at 149/min with 38 % PVCs (ventricular bigeminy): the residual
+    left once the beats are cancelled peaks at twice the sinus rate, above the flutter
+    size limit; the sinus-axis P wave before the dominant beats of a regular rhythm
+    says it is the P wave's harmonic (was atrial flutter)."""
+    spec = RhythmSpec(
+        rate_bpm=148.82792097579613,
+        pvc_fraction=0.37862422426443954,
+        noise_mv=0.023351504912212856,
+        wander_mv=0.05839161235559027,
+        seed=422,
+        morphology=SyntheticSpec(
+            pr_ms=153,
+            qrs_ms=81,
+            qt_ms=386,
+            p_axis_deg=58,
+            qrs_axis_deg=62,
+            t_axis_deg=68,
+            p_mv=0.1325825358138152,
+        ),
+    )
+    codes = model.analyze(rhythm_ecg(spec)[0]).codes
+    assert "AFLT" not in codes
+    assert codes[0] == "STACH"
