@@ -56,7 +56,8 @@ MIN_BEATS_FOR_P_SHARE = 8
 # With fibrillatory waves and no P wave, the intervals between non-premature beats
 # need vary only by more than this (normalised RMSSD; IRREGULAR_RMSSD otherwise):
 # synthetic tuning seeds 1 and 3-7, atrial fibrillation with premature-looking beats
-# 0.047-0.079, sinus rhythms with premature beats 0.00-0.03 (docs/measurement.md 3.4.3).
+# 0.047-0.079, sinus rhythms with premature beats 0.00-0.03; AV blocks whose P waves
+# are not found reach 0.07, kept out by the waves' test (docs/measurement.md 3.4.3).
 FIBRILLATORY_NN_RMSSD = 0.04
 # Beats no stimulus drove, at least this many, to judge their rhythm beside a pacemaker.
 MIN_CONDUCTED_BETWEEN_PACED = 4
