@@ -82,27 +82,19 @@ def test_ludb_sinus_rhythms_show_no_fibrillatory_waves(shared_data: Path, record
     assert measured.fibrillatory is None or not measured.fibrillatory.clear
 
 
+# Drawn from the bench's ranges for a sinus rhythm with PVCs (test seed 42), in full.
+PVC_DRAW = (148.82792097579613, 0.37862422426443954, 0.023351504912212856, 0.05839161235559027)
+PVC_MORPHOLOGY = (153, 81, 386, 58, 62, 68, 0.1325825358138152)
+
+
 def test_sinus_p_wave_harmonics_with_frequent_pvcs_are_no_flutter() -> None:
     """Sinus tachycardia at 149/min with 38 % PVCs (ventricular bigeminy): the residual
     left once the beats are cancelled peaks at twice the sinus rate, above the flutter
     size limit; the sinus-axis P wave before the dominant beats of a regular rhythm
     says it is the P wave's harmonic (was atrial flutter)."""
-    spec = RhythmSpec(
-        rate_bpm=148.82792097579613,
-        pvc_fraction=0.37862422426443954,
-        noise_mv=0.023351504912212856,
-        wander_mv=0.05839161235559027,
-        seed=422,
-        morphology=SyntheticSpec(
-            pr_ms=153,
-            qrs_ms=81,
-            qt_ms=386,
-            p_axis_deg=58,
-            qrs_axis_deg=62,
-            t_axis_deg=68,
-            p_mv=0.1325825358138152,
-        ),
-    )
-    codes = model.analyze(rhythm_ecg(spec)[0]).codes
+    shape = ("pr_ms", "qrs_ms", "qt_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "p_mv")
+    drawn = dict(zip(("rate_bpm", "pvc_fraction", "noise_mv", "wander_mv"), PVC_DRAW))
+    morphology = SyntheticSpec(**dict(zip(shape, PVC_MORPHOLOGY)))
+    codes = model.analyze(rhythm_ecg(RhythmSpec(**drawn, seed=422, morphology=morphology))[0]).codes
     assert "AFLT" not in codes
     assert codes[0] == "STACH"

@@ -228,10 +228,9 @@ class FibrillatoryWaves:
 def fibrillatory_waves(
     sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
 ) -> FibrillatoryWaves | None:
-    """The fibrillatory-wave evidence (FibrillatoryWaves) of an ECG; None where less
-    than 4 s is left once the QRS-T complexes are cut out. A P wave found is
-    cancelled with them, so that only what does not repeat is left."""
-    spectrum = _residual_spectrum(sig, beats, median, fid, cancel_p=fid.p_on is not None)
+    """The fibrillatory-wave evidence (FibrillatoryWaves) of an ECG in which no P wave
+    was found; None where less than 4 s is left once the QRS-T complexes are cut out."""
+    spectrum = _residual_spectrum(sig, beats, median, fid, cancel_p=False)
     if spectrum is None:
         return None
     freq, power = spectrum

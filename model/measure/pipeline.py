@@ -267,8 +267,11 @@ def _measure_beats(
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
     irregularity = beats.irregularity()
+    # Only where no P wave was found: the only rule the evidence serves
+    # (rhythm_statements.irregular_among_fibrillatory_waves) asks for none.
     if (
         result.fiducials is not None
+        and result.fiducials.p_on is None
         and not result.has_flutter_waves
         and irregularity is not None
         and irregularity > IRREGULAR_RMSSD

@@ -101,7 +101,8 @@ class EcgMeasurement:
     # ORGANISED_SHARE, or the RRs whole numbers of its cycle).
     flutter_organised: bool = False
     p_wave_on_t: PWaveOnT | None = None
-    # Fibrillatory-wave evidence, where the RR is irregular and no flutter was found.
+    # Fibrillatory-wave evidence, where the RR is irregular and neither a P wave nor
+    # flutter waves were found.
     fibrillatory: FibrillatoryWaves | None = None
     paced_beats: int = 0
     # Per beat (model.beats.Beats.positions), whether a stimulus drove it.
