@@ -189,8 +189,8 @@ def locked_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> tuple[float
 # at 4-9 Hz (240-540/min). What the QRS-T cancellation leaves in II, III, aVF and V1
 # has most of its power there, and the atrial activity before the dominant beats does
 # not repeat beat to beat. Set on the synthetic tuning seeds 1 and 3-7
-# (docs/measurement.md 3.4.3): atrial fibrillation share median 0.50, 0.45-0.66 in
-# those whose RR is only mildly irregular; the 110 non-AF strips without a P wave found
+# (docs/measurement.md 3.4.3): atrial fibrillation share median 0.50, 0.44-0.66 in
+# those whose RR is only mildly irregular (0.23 with f waves of 0.03 mV); the 110 non-AF strips without a P wave found
 # (sinus rhythms with PACs at 120-180/min, whose P wave's harmonics lie in the band; AV
 # blocks) at most 0.40, and at most 0.36 among those whose atrial activity repeats as
 # little as fibrillation's does (repeat: atrial fibrillation 0.86-1.32, 5th-95th
