@@ -229,9 +229,11 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
             f"intervals between non-premature beats irregular too "
             f"(normalised RMSSD > {IRREGULAR_RMSSD})"
         )
+    # A fully compensatory pause spans two sinus cycles: the sinus node kept its time
+    # through that premature beat, as it does between two dominant beats.
     if (
         nn is not None
-        and rhythm.nn_intervals >= MIN_NN_TO_EXPLAIN
+        and rhythm.nn_intervals + rhythm.compensatory_pauses >= MIN_NN_TO_EXPLAIN
         and (coupling is None or coupling <= 2 * COUPLING_SPREAD)
     ):
         return False, "the non-premature beats' rhythm is regular"
