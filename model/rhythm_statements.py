@@ -220,7 +220,8 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
     beats whose coupling intervals or following pauses spread as no single ectopic
     focus spreads them (in atrial fibrillation the early beats are many, and the
     intervals left between the others are the longer, less variable ones). Regular
-    intervals between non-premature beats, MIN_NN_TO_EXPLAIN or more, explain it
+    intervals between non-premature beats, MIN_NN_TO_EXPLAIN or more counting fully
+    compensatory pauses (docs/measurement.md 3.4.5), explain it
     unless the premature beats' timing spreads by more than twice COUPLING_SPREAD
     (LUDB 112, atrial fibrillation: 0.36)."""
     nn, coupling = rhythm.nn_irregularity, rhythm.coupling_spread
