@@ -48,7 +48,7 @@ from gateway.processing.order_match import intake_priority
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.reload import Reloader
 from gateway.routing import Router as RoutesRouter
-from gateway.scheduler import start_delivery
+from gateway.scheduler import GatewayScheduler, start_delivery
 from gateway.store import Store, open_store
 from model.engine import EngineChoice
 from model.vlm.settings import VlmUnavailable
@@ -76,39 +76,19 @@ def serve(config: GatewayConfig, read_config: Callable[[], GatewayConfig] | None
 def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int:
     router = make_router(config)  # first: a missing or invalid routes file stops the start
     token = read_token(config.admin.token_file) if config.admin.token_file else None
-    for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
-        ensure_dir(directory)
-    if remove_unfinished_writes(config.spool_dir):  # a kill -9 mid-copy: never acknowledged
-        log.warning("removed unfinished spool writes of a previous run")
+    _prepare_directories(config)
     signals = _Signals()
     draining = threading.Event()
-    scp: RunningScp | None = None
+    scp_up = _ScpListening()
     with ExitStack() as running:  # each part stopped, in reverse order, however we leave
         node = node_name(config.data_dir)
-        store = open_store(config, node=node)
-        running.callback(store.close)
-        log.info("store: %s; this node: %s", store, node)
-        requeued = store.recover_after_restart()
-        if requeued:
-            log.warning("requeued %d jobs left in progress by a previous run", requeued)
+        store = _open_recovered_store(config, node, running)
         metrics = Metrics()
-        audit = Auditor.for_config(config, metrics, forward=True)
-        if audit is not None:
-            audit.start()
-            running.callback(_audit_stop, audit)
+        audit = _start_audit(config, metrics, running)
         choice = engine_choice(config)
         admin = None
         if config.admin.enabled:  # up first, down last: /readyz says 503 through the drain
-            engine = engine_state(choice)
-            readiness = Readiness(
-                store,
-                config.spool_dir,
-                config.min_free_disk_mb * 1024 * 1024,
-                lambda: scp is not None and scp.listening,
-                lambda: engine,
-                lambda: list(router.config.destinations),
-                draining,
-            )
+            readiness = _readiness(config, store, choice, router, scp_up, draining)
             admin = _start_admin(config, token, readiness, metrics, audit, running)
         running.callback(_record_metrics, metrics, config.metrics_path)
         alerts = AlertHook(config.alert_command)
@@ -117,36 +97,10 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         )
         running.callback(delivery.shutdown)
         if config.web.enabled:  # after delivery: a confirmed report is sent at once
-            from gateway.web.serve import start_overread_web  # starlette only when enabled
-
-            web = start_overread_web(
-                config.web,
-                store,
-                router,
-                audit,
-                delivery.deliver_soon,
-                comparison_limits=config.comparison.thresholds,
-            )
-            running.callback(web.stop)
+            _start_overread_web(config, store, router, audit, delivery, running)
+        worker_settings = _worker_settings(config, node, choice)
         workers = Workers(
-            store,
-            router,
-            WorkerSettings(
-                reports_dir=config.reports_dir,
-                node=node,
-                engine=choice,
-                workers=config.workers,
-                lease_s=job_lease_s(config),
-                max_attempts=config.job_max_attempts,
-                max_worker_deaths=config.job_max_worker_deaths,
-                hold_retry_s=config.hold_retry_s,
-                vlm=config.vlm,
-                comparison=config.comparison,
-                order_matching=config.order_matching,
-            ),
-            metrics,
-            on_done=delivery.deliver_soon,
-            alerts=alerts,
+            store, router, worker_settings, metrics, on_done=delivery.deliver_soon, alerts=alerts
         )
         min_free = config.min_free_disk_mb * 1024 * 1024
         prioritise = intake_priority(store, config.order_matching)
@@ -154,7 +108,7 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         workers.start()
         reloader = Reloader(config, read_config, delivery, alerts, audit, admin=admin)
         running.callback(lambda: workers.stop(grace_s=reloader.config.shutdown_grace_s))
-        scp = reloader.scp = start_scp(config, intake, metrics)
+        scp = scp_up.scp = reloader.scp = start_scp(config, intake, metrics)
         running.callback(_stop_accepting, scp, draining, lambda: reloader.config.shutdown_grace_s)
         _start_file_intakes(config, intake, running)
         listener = _start_order_listener(config, store, metrics, audit, running)
@@ -163,22 +117,129 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
                 store, config.order_matching, config.reports_dir, router.destinations_for
             )
             listener.on_order.append(reconciler.hook(delivery.deliver_soon))
-        if audit is not None:
-            audit.application(started=True)
-        log.info(
-            "listening on %s:%d as %s (TLS %s), %d workers, engine %s, data in %s",
-            config.bind_address,
-            scp.port,
-            config.ae_title,
-            "on" if config.tls.enabled else "off",
-            config.workers,
-            config.engine,
-            config.data_dir,
-        )
+        _announce_started(config, audit, scp)
         _wait(signals, reloader, metrics, config.metrics_path)
         log.info("stopping: no new associations; finishing work in progress")
     log.info("stopped")
     return 0
+
+
+def _prepare_directories(config: GatewayConfig) -> None:
+    """The spool, reports and outbox directories exist, and the spool holds no file a
+    kill -9 left half-copied (never acknowledged, so nothing is lost by removing it)."""
+    for directory in (config.spool_dir, config.reports_dir, config.outbox_dir):
+        ensure_dir(directory)
+    if remove_unfinished_writes(config.spool_dir):
+        log.warning("removed unfinished spool writes of a previous run")
+
+
+def _open_recovered_store(config: GatewayConfig, node: str, running: ExitStack) -> Store:
+    """The store, closed last by `running`, with the jobs a previous run left in progress
+    back in the queue (one gateway per data directory, so every lease is stale)."""
+    store = open_store(config, node=node)
+    running.callback(store.close)
+    log.info("store: %s; this node: %s", store, node)
+    requeued = store.recover_after_restart()
+    if requeued:
+        log.warning("requeued %d jobs left in progress by a previous run", requeued)
+    return store
+
+
+def _start_audit(config: GatewayConfig, metrics: Metrics, running: ExitStack) -> Auditor | None:
+    """The audit trail when configured; `running` writes its stop record and closes it."""
+    audit = Auditor.for_config(config, metrics, forward=True)
+    if audit is not None:
+        audit.start()
+        running.callback(_audit_stop, audit)
+    return audit
+
+
+class _ScpListening:
+    """Whether the DICOM SCP listens, for /readyz: the admin endpoint starts before the
+    SCP exists, so the answer is looked up at each request."""
+
+    def __init__(self) -> None:
+        self.scp: RunningScp | None = None
+
+    def __call__(self) -> bool:
+        return self.scp is not None and self.scp.listening
+
+
+def _readiness(
+    config: GatewayConfig,
+    store: Store,
+    choice: EngineChoice,
+    router: RoutesRouter,
+    scp_up: _ScpListening,
+    draining: threading.Event,
+) -> Readiness:
+    """What /readyz checks; the engine's state is taken once, at the start."""
+    engine = engine_state(choice)
+    return Readiness(
+        store,
+        config.spool_dir,
+        config.min_free_disk_mb * 1024 * 1024,
+        scp_up,
+        lambda: engine,
+        lambda: list(router.config.destinations),
+        draining,
+    )
+
+
+def _start_overread_web(
+    config: GatewayConfig,
+    store: Store,
+    router: RoutesRouter,
+    audit: Auditor | None,
+    delivery: GatewayScheduler,
+    running: ExitStack,
+) -> None:
+    """The over-read web application, stopped by `running`; a report confirmed there is
+    handed to delivery at once."""
+    from gateway.web.serve import start_overread_web  # starlette only when enabled
+
+    web = start_overread_web(
+        config.web,
+        store,
+        router,
+        audit,
+        delivery.deliver_soon,
+        comparison_limits=config.comparison.thresholds,
+    )
+    running.callback(web.stop)
+
+
+def _worker_settings(config: GatewayConfig, node: str, choice: EngineChoice) -> WorkerSettings:
+    """The workers' share of the configuration, with a lease long enough for the engine."""
+    return WorkerSettings(
+        reports_dir=config.reports_dir,
+        node=node,
+        engine=choice,
+        workers=config.workers,
+        lease_s=job_lease_s(config),
+        max_attempts=config.job_max_attempts,
+        max_worker_deaths=config.job_max_worker_deaths,
+        hold_retry_s=config.hold_retry_s,
+        vlm=config.vlm,
+        comparison=config.comparison,
+        order_matching=config.order_matching,
+    )
+
+
+def _announce_started(config: GatewayConfig, audit: Auditor | None, scp: RunningScp) -> None:
+    """The audit start record and the log line that says where the gateway listens."""
+    if audit is not None:
+        audit.application(started=True)
+    log.info(
+        "listening on %s:%d as %s (TLS %s), %d workers, engine %s, data in %s",
+        config.bind_address,
+        scp.port,
+        config.ae_title,
+        "on" if config.tls.enabled else "off",
+        config.workers,
+        config.engine,
+        config.data_dir,
+    )
 
 
 def _start_file_intakes(config: GatewayConfig, intake: Intake, running: ExitStack) -> None:

@@ -17,6 +17,8 @@ IMPLAUSIBLE_SPAN_MV = 20.0
 CLIPPED_FRACTION = 0.004
 CLIPPED_MIN_SAMPLES = 10
 PLATEAU_SAMPLES = 3
+# For normally distributed noise the SD is 1.4826 times the median absolute deviation.
+MAD_TO_SD = 1.4826
 # Beat-to-beat residual (robust SD, mV) above which a lead is too noisy to
 # measure; clean resting ECGs stay below 0.03 mV.
 NOISY_RESIDUAL_MV = 0.15
@@ -89,8 +91,8 @@ def beat_residual_noise(windows: np.ndarray, median: np.ndarray) -> np.ndarray:
     """
     residual = np.abs(windows - median[:, None, :]).reshape(windows.shape[0], -1)
     if np.isnan(residual).any():
-        return 1.4826 * np.nanmedian(residual, axis=1)
-    return 1.4826 * np.median(residual, axis=1)
+        return MAD_TO_SD * np.nanmedian(residual, axis=1)
+    return MAD_TO_SD * np.median(residual, axis=1)
 
 
 def fast_residual_noise(windows: np.ndarray, median: np.ndarray, slow: int) -> np.ndarray:
@@ -105,4 +107,4 @@ def fast_residual_noise(windows: np.ndarray, median: np.ndarray, slow: int) -> n
     """
     residual = windows - median[:, None, :]
     fast = residual - uniform_filter1d(residual, slow, axis=2, mode="nearest")
-    return 1.4826 * np.median(np.abs(fast).reshape(fast.shape[0], -1), axis=1)
+    return MAD_TO_SD * np.median(np.abs(fast).reshape(fast.shape[0], -1), axis=1)

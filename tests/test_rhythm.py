@@ -201,3 +201,52 @@ def test_a_spike_at_the_last_samples_is_no_beat() -> None:
     report = model.analyze(ecg)
     assert "PVC" not in report.codes
     assert measure(ecg).values.heart_rate_bpm == 60
+
+
+@pytest.mark.parametrize(
+    "rate, noise, pr, qrs, qt, p_axis, qrs_axis, t_axis, p_mv, seed",
+    [
+        (151, 0.026, 144, 81, 403, 28, 59, 31, 0.15, 15),
+        (155, 0.013, 159, 91, 389, 41, 27, 47, 0.17, 17),
+        (151, 0.023, 129, 83, 406, 67, 2, 23, 0.17, 23),
+        (132, 0.02, 156, 88, 385, 21, 23, 33, 0.1, 29),
+    ],
+)
+def test_sinus_tachycardia_with_mixed_ectopy_is_not_atrial_fibrillation(
+    rate: int,
+    noise: float,
+    pr: int,
+    qrs: int,
+    qt: int,
+    p_axis: int,
+    qrs_axis: int,
+    t_axis: int,
+    p_mv: float,
+    seed: int,
+) -> None:
+    """20 % PACs and 20 % PVCs at 130-155/min, the P waves lost in the T waves and the
+    noise: the atrial and the ventricular focus each fire at their own coupling, and the
+    PVCs' compensatory pauses keep the sinus timing. Pooled, the two couplings read as
+    'no single focus' and the rhythm was called atrial fibrillation."""
+    morphology = SyntheticSpec(
+        pr_ms=pr,
+        qrs_ms=qrs,
+        qt_ms=qt,
+        p_axis_deg=p_axis,
+        qrs_axis_deg=qrs_axis,
+        t_axis_deg=t_axis,
+        p_mv=p_mv,
+    )
+    spec = RhythmSpec(
+        rate_bpm=rate,
+        pac_fraction=0.2,
+        pvc_fraction=0.2,
+        noise_mv=noise,
+        wander_mv=0.2,
+        seed=seed,
+        morphology=morphology,
+    )
+    report, truth = _analyze(spec)
+    assert {"PAC", "PVC"} <= truth.findings
+    assert "AFIB" not in report.codes
+    assert "PVC" in report.codes

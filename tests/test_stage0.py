@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,13 @@ import torch
 from safetensors.torch import load_file
 
 import model
-from model.ecg import STANDARD_LEADS
+from model.ecg import STANDARD_LEADS, Ecg
 from model.vlm.tiny_checkpoint import TINY, build_tiny_model
+from training import stage0_pages
+from training.augment import AugmentConfig
 from training.cli import main
 from training.stage0 import TRAINED_PARTS
-from training.stage0_pages import generated_ecgs, read_pages, reading_target
+from training.stage0_pages import build_pages, generated_ecgs, read_pages, reading_target
 from training.targets import load_scp_statements
 
 pytest.importorskip("deepfakeecg")
@@ -114,6 +117,38 @@ def test_pages_hold_real_and_generated_ecgs_never_fold_10(work: Path, shared_dat
         assert (work / "pages" / row["image"]).is_file()
         rate = round(row["rule_report"]["measurements"]["heart_rate_bpm"])
         assert f"Heart rate {rate} bpm" in row["target_reading"]
+
+
+def _empty_ptbxl(directory: Path) -> Path:
+    """A PTB-XL folder with no records: the pages come from the generator only."""
+    directory.mkdir()
+    (directory / "ptbxl_database.csv").write_text(
+        "ecg_id,scp_codes,report,heart_axis,strat_fold,filename_lr,filename_hr\n"
+    )
+    (directory / "scp_statements.csv").write_text(
+        ",description,diagnostic_class,rhythm,Statement Category\n"
+    )
+    return directory
+
+
+def test_a_rebuild_cut_short_is_not_taken_for_the_pages_built_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    ptbxl, pages = _empty_ptbxl(tmp_path / "ptbxl"), tmp_path / "pages"
+    first = build_pages(pages, ptbxl, [1], 2, 0, 50, AugmentConfig(), seed=0)
+    assert first["samples"]["train"] == len(read_pages(pages, "train")) == 2
+    generate = stage0_pages.generated_ecgs
+
+    def one_then_interrupted(count: int, seed: int) -> Iterator[Ecg]:
+        yield next(iter(generate(count, seed)))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage0_pages, "generated_ecgs", one_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):  # other settings: train.jsonl is being rewritten
+        build_pages(pages, ptbxl, [1], 2, 0, 60, AugmentConfig(), seed=0)
+    monkeypatch.undo()
+    again = build_pages(pages, ptbxl, [1], 2, 0, 50, AugmentConfig(), seed=0)
+    assert again["samples"]["train"] == len(read_pages(pages, "train")) == 2
 
 
 def test_only_vision_tower_and_connector_change_and_the_model_loads(work: Path):

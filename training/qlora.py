@@ -333,24 +333,8 @@ def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
         start, losses = load_checkpoint(checkpoint, model, optimizer, scheduler)
         log.info("resumed from %s", checkpoint)
     started = time.monotonic()
-    model.train()
-    bar = tqdm(
-        range(start, steps),
-        initial=start,
-        total=steps,
-        desc=f"stage {config.stage}",
-        unit="step",
-        dynamic_ncols=True,
-    )
-    for step in bar:
-        loss = _optimizer_step(model, optimizer, scheduler, collate, samples, step, config, device)
-        losses.append(loss)
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        if (step + 1) % config.save_steps == 0 or step + 1 == steps:
-            save_checkpoint(
-                output_dir, model, optimizer, scheduler, step + 1, losses, config.keep_checkpoints
-            )
-    bar.close()
+    loop = TrainingLoop(model, optimizer, scheduler, collate, samples, config, device, output_dir)
+    loop.run(start, steps, losses, model, f"stage {config.stage}")
     result = TrainResult(
         output_dir,
         steps,
@@ -365,30 +349,79 @@ def train_stage(config: StageConfig, resume: bool = False) -> TrainResult:
     return result
 
 
-def _optimizer_step(
-    model: Any,
-    optimizer: Any,
-    scheduler: Any,
-    collate: Collator,
-    samples: list[dict[str, Any]],
-    step: int,
-    config: StageConfig,
-    device: torch.device,
-) -> float:
-    """One optimizer step over `gradient_accumulation` micro-batches; the mean loss."""
-    total = 0.0
-    for micro in range(config.gradient_accumulation):
-        batch = collate([samples[i] for i in batch_indices(len(samples), step, micro, config)])
-        loss = _forward(model, batch, device) / config.gradient_accumulation
-        loss.backward()
-        total += float(loss.detach())
-    torch.nn.utils.clip_grad_norm_(
-        [p for p in model.parameters() if p.requires_grad], config.max_grad_norm
-    )
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return total
+@dataclass
+class TrainingLoop:
+    """The optimizer steps of a run, whatever trains (stage 0: the vision tower and
+    connector; stages 1 and 2: the LoRA adapters), so every stage checkpoints, resumes
+    and reports its losses the same way."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    collate: Collator
+    samples: list[dict[str, Any]]
+    config: LoopSettings
+    device: torch.device
+    output_dir: Path  # its checkpoints/
+
+    def run(
+        self,
+        start: int,
+        steps: int,
+        losses: list[float],
+        saved: Any,
+        desc: str,
+        deadline: float | None = None,
+    ) -> None:
+        """Steps `start` to `steps`, each loss appended to `losses`; a checkpoint of `saved`
+        (what save_pretrained writes) every save_steps, after the last step, and after the
+        step that passes `deadline` (time.monotonic()), where the run stops early."""
+        config = self.config
+        self.model.train()
+        bar = tqdm(
+            range(start, steps),
+            initial=start,
+            total=steps,
+            desc=desc,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        for step in bar:
+            loss = self.step(step)
+            losses.append(loss)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            if (step + 1) % config.save_steps == 0 or step + 1 == steps or out_of_time:
+                save_checkpoint(
+                    self.output_dir,
+                    saved,
+                    self.optimizer,
+                    self.scheduler,
+                    step + 1,
+                    losses,
+                    config.keep_checkpoints,
+                )
+            if out_of_time:
+                break
+        bar.close()
+
+    def step(self, step: int) -> float:
+        """One optimizer step over `gradient_accumulation` micro-batches; the mean loss."""
+        config, samples = self.config, self.samples
+        total = 0.0
+        for micro in range(config.gradient_accumulation):
+            indices = batch_indices(len(samples), step, micro, config)
+            batch = self.collate([samples[i] for i in indices])
+            loss = _forward(self.model, batch, self.device) / config.gradient_accumulation
+            loss.backward()
+            total += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_(
+            [p for p in self.model.parameters() if p.requires_grad], config.max_grad_norm
+        )
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
 
 
 def _forward(model: Any, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -427,10 +460,16 @@ def write_model_card(config: StageConfig, result: TrainResult, lora: Any) -> Non
 
     `lora` is the LoraConfig the model trained with (stage 2: the stage 1 adapter's), so
     the card prints what was trained, not what a config asked for."""
-    manifest_path = config.dataset_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    train = manifest.get("splits", {}).get("train", {})
-    metrics = {
+    train = _dataset_train_split(config.dataset_dir)
+    metrics = _training_metrics(config, result, lora)
+    (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    card = _model_card(config, result, lora, metrics, train)
+    (config.output_dir / "README.md").write_text(card, encoding="utf-8")
+
+
+def _training_metrics(config: StageConfig, result: TrainResult, lora: Any) -> dict[str, Any]:
+    """metrics.json: what trained, on how much, and its losses (for comparing runs)."""
+    return {
         "stage": config.stage,
         "serving_mode": config.serving_mode,
         "base_precision": TRAINED_BASE,
@@ -442,16 +481,38 @@ def write_model_card(config: StageConfig, result: TrainResult, lora: Any) -> Non
         "val_loss": result.val_loss,
         "train_losses": result.losses,
     }
-    (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    purpose = (
-        "alignment: page -> short description (rhythm, rate, intervals, axis)"
-        if config.stage == 1
-        else f"report generation: class-balanced pages -> structured report, "
+
+
+def _dataset_train_split(dataset_dir: Path) -> dict[str, Any]:
+    """The dataset manifest's train split (records, samples); empty without a manifest."""
+    manifest_path = dataset_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    return manifest.get("splits", {}).get("train", {})
+
+
+def _stage_purpose(config: StageConfig) -> str:
+    """What the stage teaches, in the card's first sentence."""
+    if config.stage == 1:
+        return "alignment: page -> short description (rhythm, rate, intervals, axis)"
+    return (
+        f"report generation: class-balanced pages -> structured report, "
         f"continued from {config.stage1_adapter} (whose LoRA shape it keeps)"
     )
+
+
+def _model_card(
+    config: StageConfig,
+    result: TrainResult,
+    lora: Any,
+    metrics: dict[str, Any],
+    train: dict[str, Any],
+) -> str:
+    """README.md: how to serve the adapter (its prompt and base precision), its data and
+    metrics; `train` is the dataset manifest's train split."""
+    purpose = _stage_purpose(config)
     settings = json.dumps(json.loads(config.model_dump_json()), indent=2)
     val = "not computed" if result.val_loss is None else f"{result.val_loss:.4f}"
-    card = f"""---
+    return f"""---
 base_model: {config.model}
 base_precision: {TRAINED_BASE}
 library_name: peft
@@ -489,4 +550,3 @@ label says so.
 {settings}
 ```
 """
-    (config.output_dir / "README.md").write_text(card, encoding="utf-8")

@@ -27,7 +27,6 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from model.vlm.loading import load_model, load_processor, model_directory, resolve_device
 from model.vlm.settings import LoadSpec
@@ -35,15 +34,14 @@ from training.augment import AugmentConfig
 from training.collate import Collator
 from training.loop import LoopSettings
 
-# The QLoRA stages' loop pieces: one optimizer step, the forward pass and the val loss are
+# The QLoRA stages' loop pieces: the optimizer steps, the forward pass and the val loss are
 # the same whatever is trainable.
 from training.qlora import (
     CHECKPOINTS,
-    _optimizer_step,
+    TrainingLoop,
     latest_checkpoint,
     make_optimizer,
     restore_training_state,
-    save_checkpoint,
     total_steps,
     validation_loss,
 )
@@ -161,9 +159,7 @@ def train_on_pages(
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    samples = read_pages(config.dataset_dir, "train")
-    if not samples:
-        raise ValueError(f"{config.dataset_dir}/train.jsonl has no pages")
+    samples = _training_pages(config)
     steps = total_steps(config, len(samples))
     processor, network, device = load_for_stage0(config)
     collate = Collator(processor, config.dataset_dir, 0, "vlm", config.longest_edge)
@@ -173,35 +169,10 @@ def train_on_pages(
     start, losses = _resumed(config, network, optimizer, scheduler) if resume else (0, [])
     started = time.monotonic()
     deadline = None if config.max_minutes is None else started + 60 * config.max_minutes
-    network.train()
-    bar = tqdm(
-        range(start, steps),
-        initial=start,
-        total=steps,
-        desc="stage 0",
-        unit="step",
-        dynamic_ncols=True,
+    loop = TrainingLoop(
+        network, optimizer, scheduler, collate, samples, config, device, config.output_dir
     )
-    for step in bar:
-        loss = _optimizer_step(
-            network, optimizer, scheduler, collate, samples, step, config, device
-        )
-        losses.append(loss)
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        out_of_time = deadline is not None and time.monotonic() > deadline
-        if (step + 1) % config.save_steps == 0 or step + 1 == steps or out_of_time:
-            save_checkpoint(
-                config.output_dir,
-                TrainedParts(network),
-                optimizer,
-                scheduler,
-                step + 1,
-                losses,
-                config.keep_checkpoints,
-            )
-        if out_of_time:
-            break
-    bar.close()
+    loop.run(start, steps, losses, TrainedParts(network), "stage 0", deadline)
     result = Stage0Result(
         output_dir=config.output_dir,
         steps_done=len(losses),
@@ -212,11 +183,24 @@ def train_on_pages(
         losses=losses,
         val_loss=validation_loss(network, collate, config, device),
     )
+    _save_model(config, network, processor)
+    write_model_card(config, result, manifest)
+    return result
+
+
+def _training_pages(config: Stage0Config) -> list[dict[str, Any]]:
+    """The train split's pages; an empty split is an error that names the file."""
+    samples = read_pages(config.dataset_dir, "train")
+    if not samples:
+        raise ValueError(f"{config.dataset_dir}/train.jsonl has no pages")
+    return samples
+
+
+def _save_model(config: Stage0Config, network: Any, processor: Any) -> None:
+    """The complete model directory (processor included) that stage 1 takes as its base."""
     network.config.use_cache = True
     network.save_pretrained(config.output_dir)
     processor.save_pretrained(config.output_dir)
-    write_model_card(config, result, manifest)
-    return result
 
 
 def write_model_card(config: Stage0Config, result: Stage0Result, manifest: dict[str, Any]) -> None:

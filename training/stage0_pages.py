@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,13 @@ from model.report import Measurements, Report
 from model.vlm.prompt import measurement_phrases
 from model.vlm.settings import VlmUnavailable
 from training.augment import AugmentConfig, sample_params, sample_seed
-from training.dataset import STATEMENTS_CSV, DatasetConfig, read_ptbxl_index, render_page
+from training.dataset import (
+    STATEMENTS_CSV,
+    DatasetConfig,
+    PtbxlRecord,
+    read_ptbxl_index,
+    render_page,
+)
 from training.targets import load_scp_statements
 
 DEEPFAKE_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -131,20 +138,14 @@ def build_pages(
         "limit": limit,
     }
     manifest_path = pages_dir / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("settings") == settings:
-            return manifest
-    groups = {
-        code: statement.group
-        for code, statement in load_scp_statements(ptbxl_dir / STATEMENTS_CSV).items()
-    }
-    index = DatasetConfig(
-        ptbxl_dir=ptbxl_dir,
-        limit=limit,
-        splits={"train": train_folds, "val": [9], "test": [10]},
-    )
-    records, _ = read_ptbxl_index(index)
+    earlier = _manifest_with(manifest_path, settings)
+    if earlier is not None:
+        return earlier
+    # The files below are rewritten now: a run cut short must not leave them under the
+    # manifest of the pages they replace (a later run with its settings would reuse them).
+    manifest_path.unlink(missing_ok=True)
+    pages = _PageWriter(pages_dir, dpi, augment, _report_groups(ptbxl_dir))
+    records = _ptbxl_records(ptbxl_dir, train_folds, limit)
     counts = {"train": 0, "val": 0}
     pages_dir.mkdir(parents=True, exist_ok=True)
     with (
@@ -152,66 +153,99 @@ def build_pages(
         (pages_dir / "val.jsonl").open("w", encoding="utf-8") as val,
     ):
         files = {"train": train, "val": val}
-        for record in records:
-            if record.split == "test":
-                continue
-            ecg = model.load(ptbxl_dir / record.record)
-            copies = 1 + real_copies if record.split == "train" else 1
-            for copy in range(copies):
-                row = _page(
-                    pages_dir,
-                    ecg,
-                    f"ptbxl-{record.ecg_id:05d}-{copy}",
-                    copy > 0,
-                    dpi,
-                    augment,
-                    sample_seed(seed, record.ecg_id, copy),
-                    groups,
-                )
-                files[record.split].write(json.dumps(row | {"source": "ptbxl"}) + "\n")
-                counts[record.split] += 1
-        for number, ecg in enumerate(generated_ecgs(generated, seed)):
-            augmented = number % 2 == 1
-            row = _page(
-                pages_dir,
-                ecg,
-                f"deepfake-{number:06d}",
-                augmented,
-                dpi,
-                augment,
-                sample_seed(seed, 1_000_000 + number),
-                groups,
-            )
-            train.write(json.dumps(row | {"source": "deepfake-ecg"}) + "\n")
+        for split, row in _real_pages(pages, ptbxl_dir, records, real_copies, seed):
+            files[split].write(json.dumps(row) + "\n")
+            counts[split] += 1
+        for row in _generated_pages(pages, generated, seed):
+            train.write(json.dumps(row) + "\n")
             counts["train"] += 1
     manifest = {"settings": settings, "samples": counts}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _page(
-    pages_dir: Path,
-    ecg: Ecg,
-    sample_id: str,
-    augmented: bool,
-    dpi: int,
-    augment: AugmentConfig,
-    seed: int,
-    groups: dict[str, str],
-) -> dict[str, Any]:
-    report = model.analyze(ecg)
-    params = sample_params(augment, seed) if augmented else None
-    data, suffix = render_page(ecg, params, dpi)
-    relative = f"images/{sample_id}{suffix}"
-    (pages_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-    (pages_dir / relative).write_bytes(data)
+def _manifest_with(manifest_path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of pages already built with these settings (a resumed run does not
+    render again); None when there is none or it was built otherwise."""
+    if not manifest_path.exists():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    return manifest if manifest.get("settings") == settings else None
+
+
+def _report_groups(ptbxl_dir: Path) -> dict[str, str]:
+    """Each SCP code's report group (rhythm, conduction, ...): what reading_target sorts by."""
     return {
-        "id": sample_id,
-        "image": relative,
-        "augmentation": params.as_dict() if params else None,
-        "target_reading": reading_target(report, groups),
-        "rule_report": report.model_dump(mode="json", exclude={"created_at"}),
+        code: statement.group
+        for code, statement in load_scp_statements(ptbxl_dir / STATEMENTS_CSV).items()
     }
+
+
+def _ptbxl_records(ptbxl_dir: Path, train_folds: list[int], limit: int | None) -> list[PtbxlRecord]:
+    """The PTB-XL index with fold 9 as val and fold 10 as test (never paged)."""
+    index = DatasetConfig(
+        ptbxl_dir=ptbxl_dir,
+        limit=limit,
+        splits={"train": train_folds, "val": [9], "test": [10]},
+    )
+    records, _ = read_ptbxl_index(index)
+    return records
+
+
+@dataclass(frozen=True)
+class _PageWriter:
+    """Renders an ECG into `pages_dir`/images and returns its row, the engine's reading
+    of it as the target."""
+
+    pages_dir: Path
+    dpi: int
+    augment: AugmentConfig
+    groups: dict[str, str]
+
+    def page(self, ecg: Ecg, sample_id: str, augmented: bool, seed: int) -> dict[str, Any]:
+        report = model.analyze(ecg)
+        params = sample_params(self.augment, seed) if augmented else None
+        data, suffix = render_page(ecg, params, self.dpi)
+        relative = f"images/{sample_id}{suffix}"
+        (self.pages_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (self.pages_dir / relative).write_bytes(data)
+        return {
+            "id": sample_id,
+            "image": relative,
+            "augmentation": params.as_dict() if params else None,
+            "target_reading": reading_target(report, self.groups),
+            "rule_report": report.model_dump(mode="json", exclude={"created_at"}),
+        }
+
+
+def _real_pages(
+    pages: _PageWriter, ptbxl_dir: Path, records: list[PtbxlRecord], real_copies: int, seed: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(split, row) for each train and val record: copy 0 the clean page the gateway
+    serves, and for train records `real_copies` distorted copies more."""
+    for record in records:
+        if record.split == "test":
+            continue
+        ecg = model.load(ptbxl_dir / record.record)
+        copies = 1 + real_copies if record.split == "train" else 1
+        for copy in range(copies):
+            row = pages.page(
+                ecg,
+                f"ptbxl-{record.ecg_id:05d}-{copy}",
+                copy > 0,
+                sample_seed(seed, record.ecg_id, copy),
+            )
+            yield record.split, row | {"source": "ptbxl"}
+
+
+def _generated_pages(pages: _PageWriter, generated: int, seed: int) -> Iterator[dict[str, Any]]:
+    """The rows of `generated` deepfake-ecg ECGs (train only), every second one distorted."""
+    for number, ecg in enumerate(generated_ecgs(generated, seed)):
+        augmented = number % 2 == 1
+        row = pages.page(
+            ecg, f"deepfake-{number:06d}", augmented, sample_seed(seed, 1_000_000 + number)
+        )
+        yield row | {"source": "deepfake-ecg"}
 
 
 def read_pages(pages_dir: Path, split: str) -> list[dict[str, Any]]:

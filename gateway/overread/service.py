@@ -136,27 +136,65 @@ class OverreadService:
         """
         now = now or self.clock()
         job, _, latest = self._current(job_id)
+        self._check_may_confirm(job, latest, user, base_version)
+        base = Report.model_validate_json(latest.report_json)
+        reviewed = self._reviewed(base, edited)
+        final_before = base.status in _FINAL_STATES
+        if final_before and same_content(base, reviewed):
+            return base
+        report = self._confirmed_version(job_id, base, reviewed, user, now)
+        package = dataclasses.replace(self._package(job, latest), report=report)
+        destinations = self._route(package)
+        action = "corrected" if final_before else "confirmed"
+        new = _new_version(base, report, user, action, now)
+        if not self.store.add_report_version(job_id, base_version, new, destinations, now):
+            latest = self.store.latest_report_version(job_id)
+            raise self._refused_stale(job, latest, user, base_version)
+        self._audit(user, package, "U", f"report {action}: version {report.version}")
+        self.on_routed(sorted({name for name, _ in destinations}))
+        return report
+
+    # --- confirming, step by step -------------------------------------------------------
+
+    def _check_may_confirm(
+        self, job: Job, latest: ReportVersion, user: Physician, base_version: int
+    ) -> None:
+        """Only a physician confirms, and only the latest version: what they saw must be
+        what they confirm. A refusal is recorded before it is raised."""
         if not user.may_confirm:
             self._refuse(job, latest, user, "refused-role", f"role {user.role} may not confirm")
             raise PermissionDenied(f"a {user.role} may not confirm reports; a physician must")
         if latest.version != base_version:
-            self._refuse(job, latest, user, "refused-stale", f"confirmed version {base_version}")
-            raise _conflict(latest)
-        base = Report.model_validate_json(latest.report_json)
-        edited_report = apply_edit(base, edited)
+            raise self._refused_stale(job, latest, user, base_version)
+
+    def _refused_stale(
+        self, job: Job, latest: ReportVersion, user: Physician, base_version: int
+    ) -> Conflict:
+        """Records that `base_version` was no longer the latest; the Conflict to raise."""
+        self._refuse(job, latest, user, "refused-stale", f"confirmed version {base_version}")
+        return _conflict(latest)
+
+    def _reviewed(self, base: Report, edited: ReportEdit | None) -> Report:
+        """`base` with the physician's edit applied, its comparison made again from the
+        edit, and its critical findings marked again from what is confirmed."""
+        reviewed = apply_edit(base, edited)
         if edited is not None:
-            edited_report = self._compared_again(edited_report)
-        findings = self._critical_findings(edited_report)
-        edited_report = edited_report.model_copy(update={"critical": findings})
-        final_before = base.status in _FINAL_STATES
-        if final_before and same_content(base, edited_report):
-            return base
+            reviewed = self._compared_again(reviewed)
+        findings = self._critical_findings(reviewed)
+        return reviewed.model_copy(update={"critical": findings})
+
+    def _confirmed_version(
+        self, job_id: int, base: Report, reviewed: Report, user: Physician, now: float
+    ) -> Report:
+        """The next version: `reviewed` as `user` confirmed it at `now` (corrected when
+        `base` was final already), naming what earlier versions said that it withdraws."""
         earlier = [
             Report.model_validate_json(v.report_json) for v in self.store.report_versions(job_id)
         ]
-        report = edited_report.model_copy(
+        final_before = base.status in _FINAL_STATES
+        return reviewed.model_copy(
             update={
-                "withdrawn": withdrawn_findings(earlier, edited_report),
+                "withdrawn": withdrawn_findings(earlier, reviewed),
                 "status": "corrected" if final_before else "final",
                 "version": base.version + 1,
                 "confirmation": Confirmation(
@@ -167,32 +205,6 @@ class OverreadService:
                 "created_at": datetime.fromtimestamp(now, UTC),
             }
         )
-        package = dataclasses.replace(self._package(job, latest), report=report)
-        destinations = self._route(package)
-        action = "corrected" if final_before else "confirmed"
-        new = NewVersion(
-            version=report.version,
-            status=report.status,
-            report_json=report.model_dump_json(),
-            created_by=user.user_id,
-            summary=report.impression,
-            critical_texts=tuple(finding.text for finding in report.critical),
-            change=Change(
-                at=now,
-                user_id=user.user_id,
-                action=action,
-                version=report.version,
-                before=content(base),
-                after=content(report),
-            ),
-        )
-        if not self.store.add_report_version(job_id, base_version, new, destinations, now):
-            latest = self.store.latest_report_version(job_id)
-            self._refuse(job, latest, user, "refused-stale", f"confirmed version {base_version}")
-            raise _conflict(latest)
-        self._audit(user, package, "U", f"report {action}: version {report.version}")
-        self.on_routed(sorted({name for name, _ in destinations}))
-        return report
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -296,6 +308,28 @@ class OverreadService:
     def _audit(self, user: Physician, package: ReportPackage, action: str, what: str) -> None:
         if self.audit is not None:
             self.audit.report_event(user.user_id, exported_instance(package), action, what)
+
+
+def _new_version(
+    base: Report, report: Report, user: Physician, action: str, now: float
+) -> NewVersion:
+    """What the store writes for `report`: the version row and its change from `base`."""
+    return NewVersion(
+        version=report.version,
+        status=report.status,
+        report_json=report.model_dump_json(),
+        created_by=user.user_id,
+        summary=report.impression,
+        critical_texts=tuple(finding.text for finding in report.critical),
+        change=Change(
+            at=now,
+            user_id=user.user_id,
+            action=action,
+            version=report.version,
+            before=content(base),
+            after=content(report),
+        ),
+    )
 
 
 def _conflict(latest: ReportVersion) -> Conflict:

@@ -1,7 +1,7 @@
-"""What matching ECGs to orders needs of the store beyond the orders themselves: the
-order a job fulfilled, a patient's finished jobs, and sending a finished job's report
-again with a new package (reconciling a late order, IHE REWF). Written once for both
-backends like queries.py.
+"""What matching ECGs to orders needs of the store beyond the orders themselves (the
+order a job fulfilled is in gateway/store/orders.py with every other order query): a
+patient's finished jobs, and sending a finished job's report again with a new package
+(reconciling a late order, IHE REWF). Written once for both backends like queries.py.
 
 Deliveries are keyed by (job, destination, report version), so a re-send does not add
 rows: each destination's row of the report's latest version (a physician's once one
@@ -17,9 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.store.order_records import Order
-from gateway.store.orders import _COLUMNS as _ORDER_COLUMNS
-from gateway.store.orders import _order
 from gateway.store.records import Job
 from gateway.store.report_records import PRIORITY_RANK
 
@@ -27,13 +24,6 @@ from gateway.store.report_records import PRIORITY_RANK
 class OrderJobs:
     """Mixin of Store (queries.py), using its `_transaction`, `_execute`, `_query`,
     `_keep_report` and `_completed`."""
-
-    def order_for_job(self, job_id: int) -> Order | None:
-        """The order the ECG of `job_id` was attached to, if any."""
-        rows = self._query(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE job_id = ? ORDER BY id LIMIT 1", (job_id,)
-        )
-        return _order(rows[0]) if rows else None
 
     def done_jobs_for_patient(
         self, patient_key: str, received_since: float = 0.0, limit: int = 100

@@ -150,6 +150,13 @@ class OrdersMixin:
         rows = self._query(f"SELECT {_COLUMNS} FROM orders WHERE id = ?", (order_id,))
         return _order(rows[0]) if rows else None
 
+    def order_for_job(self, job_id: int) -> Order | None:
+        """The order the ECG of `job_id` was attached to, if any."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM orders WHERE job_id = ? ORDER BY id LIMIT 1", (job_id,)
+        )
+        return _order(rows[0]) if rows else None
+
     def find_order(self, placer_order_number: str, placer_authority: str = "") -> Order | None:
         """The order of this placer (ORC-2.1 and its namespace ORC-2.2)."""
         rows = self._query(

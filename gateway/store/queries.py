@@ -30,17 +30,20 @@ from gateway.store.delivery_views import (
 from gateway.store.order_jobs import OrderJobs
 from gateway.store.orders import OrdersMixin
 from gateway.store.prior_ecgs import PriorEcgQueries
-from gateway.store.records import Delivery, Enqueued, Job, JobState, NewJob, clock
+from gateway.store.records import (
+    JOB_COLUMNS,
+    Delivery,
+    Enqueued,
+    Job,
+    JobState,
+    NewJob,
+    clock,
+    job_row,
+)
 from gateway.store.report_records import ReportHead
 from gateway.store.report_versions import ReportVersionQueries
 
 _ONE_LESS_ATTEMPT = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
-_JOB_COLUMNS = (
-    "id, sop_instance_uid, sop_class_uid, content_sha256, spool_path, kind, calling_ae,"
-    " called_ae, peer, modality, institution, station, state, attempts, worker_deaths,"
-    " patient_key, source, available_at, lease_owner, lease_expires_at, error, is_correction,"
-    " report_dir, created_at, updated_at, priority, lease_rank"
-)
 
 
 class Store(
@@ -154,7 +157,7 @@ class Store(
     def _update_jobs(self, sql: str, params: tuple | dict) -> list[Job]:
         """One UPDATE of jobs ... RETURNING in a transaction of its own; the changed jobs."""
         with self._statement() as conn:
-            return [_job(row) for row in self._execute(conn, sql, params).fetchall()]
+            return [job_row(row) for row in self._execute(conn, sql, params).fetchall()]
 
     def _update(self, sql: str, params: tuple | dict) -> int:
         """One UPDATE in a transaction of its own; how many rows it changed."""
@@ -166,10 +169,10 @@ class Store(
     def find_job(self, sop_instance_uid: str, content_sha256: str) -> Job | None:
         """The job for exactly this content, if it was received before."""
         rows = self._query(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE sop_instance_uid = ? AND content_sha256 = ?",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE sop_instance_uid = ? AND content_sha256 = ?",
             (sop_instance_uid, content_sha256),
         )
-        return _job(rows[0]) if rows else None
+        return job_row(rows[0]) if rows else None
 
     def add_job(
         self, new: NewJob, now: float | None = None, content: bytes | None = None
@@ -244,12 +247,12 @@ class Store(
             f" attempts = attempts + 1, updated_at = ?"
             f" WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND available_at <= ?)"
             f" OR (state = 'leased' AND lease_expires_at <= ? AND attempts < ?)"
-            f" ORDER BY lease_rank, id LIMIT 1{self._LOCK_FOR_LEASE}) RETURNING {_JOB_COLUMNS}"
+            f" ORDER BY lease_rank, id LIMIT 1{self._LOCK_FOR_LEASE}) RETURNING {JOB_COLUMNS}"
         )
         params = (owner, now + lease_s, now, now, now, max_attempts)
         with self._lease_transaction() as conn:
             row = self._execute(conn, lease, params).fetchone()
-            return self._leased(conn, _job(row)) if row is not None else None
+            return self._leased(conn, job_row(row)) if row is not None else None
 
     def fail_overdue_jobs(self, max_attempts: int, now: float | None = None) -> list[Job]:
         """Fail the jobs whose lease ran out `max_attempts` times: in a running gateway
@@ -261,7 +264,7 @@ class Store(
             f" error = 'processing did not finish within its lease in ' || attempts ||"
             f" ' attempts', updated_at = ?"
             f" WHERE state = 'leased' AND lease_expires_at <= ? AND attempts >= ?"
-            f" RETURNING {_JOB_COLUMNS}",
+            f" RETURNING {JOB_COLUMNS}",
             (now, now, max_attempts),
         )
 
@@ -417,24 +420,24 @@ class Store(
     # --- jobs: inspection ---------------------------------------------------------------
 
     def get_job(self, job_id: int) -> Job | None:
-        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return _job(rows[0]) if rows else None
+        rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return job_row(rows[0]) if rows else None
 
     def jobs_for_uid(self, sop_instance_uid: str) -> list[Job]:
         rows = self._query(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE sop_instance_uid = ? ORDER BY id",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE sop_instance_uid = ? ORDER BY id",
             (sop_instance_uid,),
         )
-        return [_job(r) for r in rows]
+        return [job_row(r) for r in rows]
 
     def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
         """Newest first."""
         rows = self._query(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE (CAST(:state AS TEXT) IS NULL"
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE (CAST(:state AS TEXT) IS NULL"
             f" OR state = :state) ORDER BY id DESC LIMIT :limit",
             {"state": state, "limit": limit},
         )
-        return [_job(r) for r in rows]
+        return [job_row(r) for r in rows]
 
     def count_jobs(self) -> dict[str, int]:
         rows = self._query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
@@ -470,62 +473,69 @@ class Store(
         destination is swept on its own, so a slow one never holds up the others).
         """
         now = clock(now)
+        params = {
+            "until": now + lease_s,
+            "now": now,
+            "limit": limit,
+            "destination": destination,
+            "node": self.node,
+        }
         with self._lease_transaction() as conn:
-            ids = [
-                row["id"]
-                for row in self._execute(
-                    conn,
-                    f"UPDATE deliveries SET lease_expires_at = :until, updated_at = :now"
-                    f"{self._DELIVERY_LEASE_SET}"
-                    f" WHERE id IN (SELECT d.id FROM deliveries d"
-                    f"  WHERE d.state IN {UNSENT} AND d.next_attempt_at <= :now"
-                    f"  AND (CAST(:destination AS TEXT) IS NULL OR d.destination = :destination)"
-                    f"  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)"
-                    f"  AND NOT EXISTS (SELECT 1 FROM deliveries e"
-                    f"   WHERE e.destination = d.destination AND e.patient_key = d.patient_key"
-                    f"   AND e.job_id < d.job_id AND e.state IN {UNSENT})"
-                    f"  AND NOT EXISTS (SELECT 1 FROM jobs k"
-                    f"   WHERE k.patient_key = d.patient_key AND k.id < d.job_id"
-                    f"   AND k.state IN ('queued', 'leased')"
-                    # a job held for an unavailable engine may wait for days: it holds
-                    # nothing back, or one engine's outage would stop the patient's reports
-                    f"   AND NOT (k.state = 'queued' AND k.error LIKE 'held:%'))"
-                    # an older version of the report still on its way there goes first
-                    f"  AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.job_id = d.job_id"
-                    f"   AND o.destination = d.destination AND o.report_version < d.report_version"
-                    f"   AND o.lease_expires_at > :now)"
-                    f"  ORDER BY d.job_id, d.id LIMIT :limit{self._LOCK_FOR_LEASE})"
-                    f" RETURNING id",
-                    {
-                        "until": now + lease_s,
-                        "now": now,
-                        "limit": limit,
-                        "destination": destination,
-                        "node": self.node,
-                    },
-                ).fetchall()
-            ]
+            leased = self._execute(conn, self._lease_due_deliveries_sql(), params).fetchall()
+            ids = [row["id"] for row in leased]
             if not ids:
                 return []
-            marks = ",".join("?" * len(ids))
-            rows = self._execute(
-                conn,
-                f"SELECT {DELIVERY_COLUMNS} FROM {DELIVERY_FROM}"
-                f" WHERE d.id IN ({marks}) ORDER BY d.job_id, d.id",
-                tuple(ids),
-            ).fetchall()
-            return self._deliverable(conn, [delivery_row(r) for r in rows])
+            return self._deliverable(conn, self._deliveries_by_id(conn, ids))
+
+    def _lease_due_deliveries_sql(self) -> str:
+        """lease_due_deliveries' rules as one UPDATE ... RETURNING id, with this backend's
+        lease assignment and row lock (one statement: no other node leases between the
+        choice and the lease)."""
+        return (
+            f"UPDATE deliveries SET lease_expires_at = :until, updated_at = :now"
+            f"{self._DELIVERY_LEASE_SET}"
+            f" WHERE id IN (SELECT d.id FROM deliveries d"
+            f"  WHERE d.state IN {UNSENT} AND d.next_attempt_at <= :now"
+            f"  AND (CAST(:destination AS TEXT) IS NULL OR d.destination = :destination)"
+            f"  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)"
+            f"  AND NOT EXISTS (SELECT 1 FROM deliveries e"
+            f"   WHERE e.destination = d.destination AND e.patient_key = d.patient_key"
+            f"   AND e.job_id < d.job_id AND e.state IN {UNSENT})"
+            f"  AND NOT EXISTS (SELECT 1 FROM jobs k"
+            f"   WHERE k.patient_key = d.patient_key AND k.id < d.job_id"
+            f"   AND k.state IN ('queued', 'leased')"
+            # a job held for an unavailable engine may wait for days: it holds
+            # nothing back, or one engine's outage would stop the patient's reports
+            f"   AND NOT (k.state = 'queued' AND k.error LIKE 'held:%'))"
+            # an older version of the report still on its way there goes first
+            f"  AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.job_id = d.job_id"
+            f"   AND o.destination = d.destination AND o.report_version < d.report_version"
+            f"   AND o.lease_expires_at > :now)"
+            f"  ORDER BY d.job_id, d.id LIMIT :limit{self._LOCK_FOR_LEASE})"
+            f" RETURNING id"
+        )
+
+    def _deliveries_by_id(self, conn: Any, ids: list[int]) -> list[Delivery]:
+        """The deliveries `ids` as the caller sees them, in lease order (job id, then id)."""
+        marks = ",".join("?" * len(ids))
+        rows = self._execute(
+            conn,
+            f"SELECT {DELIVERY_COLUMNS} FROM {DELIVERY_FROM}"
+            f" WHERE d.id IN ({marks}) ORDER BY d.job_id, d.id",
+            tuple(ids),
+        ).fetchall()
+        return [delivery_row(r) for r in rows]
 
     def purgeable_jobs(self, cutoff: float, limit: int = 1000) -> list[Job]:
         """Done jobs last changed before `cutoff` with nothing left to deliver: their
         spool file and report directory may go (retention)."""
         rows = self._query(
-            f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.state = 'done' AND j.updated_at < ?"
+            f"SELECT {JOB_COLUMNS} FROM jobs j WHERE j.state = 'done' AND j.updated_at < ?"
             f" AND j.report_dir IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d"
             f"  WHERE d.job_id = j.id AND d.state IN {UNSENT}) ORDER BY j.id LIMIT ?",
             (cutoff, limit),
         )
-        return [self._purgeable(_job(r)) for r in rows]
+        return [self._purgeable(job_row(r)) for r in rows]
 
     def mark_job_files_purged(self, job_id: int, now: float | None = None) -> None:
         """The job's spool file and report directory were deleted by retention."""
@@ -547,9 +557,3 @@ class Store(
         )
         oldest = rows[0]["oldest"]
         return int(rows[0]["n"]), 0.0 if oldest is None else max(0.0, clock(now) - oldest)
-
-
-def _job(row: Any) -> Job:
-    values = dict(row)
-    values["is_correction"] = bool(values["is_correction"])
-    return Job(**values)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 JobState = Literal["queued", "leased", "done", "failed"]
 DeliveryState = Literal["pending", "sent", "failed", "dead", "superseded"]
@@ -110,3 +110,19 @@ class Delivery:
 def clock(now: float | None) -> float:
     """`now` where a caller (a test) drives the time, else the wall clock."""
     return time.time() if now is None else now
+
+
+# The columns a Job is read from (job_row): what every query that returns jobs selects.
+JOB_COLUMNS = (
+    "id, sop_instance_uid, sop_class_uid, content_sha256, spool_path, kind, calling_ae,"
+    " called_ae, peer, modality, institution, station, state, attempts, worker_deaths,"
+    " patient_key, source, available_at, lease_owner, lease_expires_at, error, is_correction,"
+    " report_dir, created_at, updated_at, priority, lease_rank"
+)
+
+
+def job_row(row: Any) -> Job:
+    """A Job from a row of JOB_COLUMNS (the database keeps is_correction as 0 or 1)."""
+    values = dict(row)
+    values["is_correction"] = bool(values["is_correction"])
+    return Job(**values)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.store.records import Job
+from gateway.store.records import JOB_COLUMNS, Job, job_row
 from gateway.store.report_records import (
     PRIORITY_OF_RANK,
     PRIORITY_RANK,
@@ -261,15 +261,13 @@ class ReportVersionQueries:
     def unindexed_reports(self, limit: int = 1000) -> list[Job]:
         """Done jobs with report files but no worklist row: completed before the store
         kept report versions (gateway/overread indexes them)."""
-        from gateway.store.queries import _JOB_COLUMNS, _job  # the Store's own row shape
-
         rows = self._query(
-            f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.state = 'done'"
+            f"SELECT {JOB_COLUMNS} FROM jobs j WHERE j.state = 'done'"
             f" AND j.report_dir IS NOT NULL AND NOT EXISTS"
             f" (SELECT 1 FROM report_worklist w WHERE w.job_id = j.id) ORDER BY j.id LIMIT ?",
             (limit,),
         )
-        return [_job(row) for row in rows]
+        return [job_row(row) for row in rows]
 
 
 def _worklist_filter(

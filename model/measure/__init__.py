@@ -10,7 +10,8 @@ method, its references and its calibration):
     waves       T wave end and P wave extent on their spatial magnitude
     fiducials   the global fiducials and the intervals between them, nulled with reasons
     amplitudes  each lead's Q, R, S, R' and the frontal P, QRS and T axes
-    atrial      flutter waves left once the QRS-T complexes are cancelled, or locked to them
+    atrial      flutter waves left once the QRS-T complexes are cancelled, or locked to them;
+                fibrillatory waves
     conducted_flutter  flutter waves at fixed 2:1-4:1 conduction, repeating inside the ST-T
     p_on_t      a sinus P wave on the previous T wave, where no P wave could be delimited
     rhythm      beat by beat: premature beats' origin, P waves, what premature beats explain
@@ -19,7 +20,7 @@ method, its references and its calibration):
 """
 
 from model.measure.amplitudes import frontal_axis, net_area
-from model.measure.atrial import FLUTTER_HZ, ORGANISED_SHARE
+from model.measure.atrial import FIBRILLATORY_HZ, FLUTTER_HZ, ORGANISED_SHARE
 from model.measure.fiducials import P_WAVE_KEYS
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
 from model.measure.pipeline import MIN_INTERMITTENT_PACED_FRACTION, measure, pacemaker_drives
@@ -27,6 +28,7 @@ from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement, Fiducials, Lead
 from model.measure.waves import SINUS_P_AXIS
 
 __all__ = [
+    "FIBRILLATORY_HZ",
     "FLUTTER_HZ",
     "FLUTTER_MIN_MV",
     "MIN_INTERMITTENT_PACED_FRACTION",

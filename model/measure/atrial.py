@@ -1,6 +1,9 @@
-"""Atrial activity left once the QRS-T complexes are cancelled: flutter waves."""
+"""Atrial activity left once the QRS-T complexes are cancelled: flutter waves, and
+fibrillatory waves."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import welch
@@ -8,6 +11,7 @@ from scipy.signal import welch
 from model.beats import FS, Beats, beat_windows, median_over_beats, samples
 from model.measure.leads import LEAD_INDEX, PRE
 from model.measure.result import Fiducials
+from model.measure.rhythm import AtrialWaves
 
 # Atrial flutter: after the QRS-T complexes are cancelled, II, III, aVF and V1 keep a
 # wave at one shared frequency of 4-5.67 Hz (240-340/min), of at least
@@ -50,6 +54,30 @@ def atrial_residual(
     one's starts, so no stretch is cancelled twice. Ectopic beats, which the median
     does not cancel, are cut out. Returns (None, rms, False) without a shared peak.
     """
+    spectrum = _residual_spectrum(sig, beats, median, fid, cancel_p)
+    if spectrum is None:
+        return None, 0.0, False
+    freq, power = spectrum
+    band = (freq >= 3.0) & (freq <= 10.0)
+    inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
+    rms = float(np.sqrt(power[inferior][:, band].sum(axis=1) * (freq[1] - freq[0])).mean())
+    # Each lead's strongest peak in the 3-10 Hz band must itself lie in the flutter range.
+    peaks = _peak_frequencies(freq, np.where(band, power, 0.0))
+    if peaks.min() < FLUTTER_HZ[0] or peaks.max() > FLUTTER_HZ[1]:
+        return None, rms, False
+    if peaks.max() - peaks.min() > 0.5:
+        return None, rms, False
+    hz = float(np.median(peaks))
+    organised = _peak_share(freq, power, peaks).min() >= ORGANISED_SHARE
+    return hz, rms, bool(organised or _rr_in_flutter_cycles(beats, hz))
+
+
+def _residual_spectrum(
+    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, cancel_p: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Welch spectrum (frequencies, power per FLUTTER_LEADS row) of what is left once
+    every dominant beat's median beat is subtracted (atrial_residual); None where less
+    than 4 s is left."""
     first = fid.p_on if cancel_p and fid.p_on is not None else fid.qrs_on
     # Within the median beat: a P onset can lie less than 20 ms from its start (a
     # synthetic fibrillation drawn with tuning seed 4 had one at 14 ms, and crashed).
@@ -68,20 +96,8 @@ def atrial_residual(
         residual[:, a:b] -= median[rows, start : start + b - a]
     residual = residual[:, keep]
     if residual.shape[1] < samples(4000):
-        return None, 0.0, False
-    freq, power = welch(residual, fs=FS, nperseg=1024, detrend=False, axis=1)
-    band = (freq >= 3.0) & (freq <= 10.0)
-    inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
-    rms = float(np.sqrt(power[inferior][:, band].sum(axis=1) * (freq[1] - freq[0])).mean())
-    # Each lead's strongest peak in the 3-10 Hz band must itself lie in the flutter range.
-    peaks = _peak_frequencies(freq, np.where(band, power, 0.0))
-    if peaks.min() < FLUTTER_HZ[0] or peaks.max() > FLUTTER_HZ[1]:
-        return None, rms, False
-    if peaks.max() - peaks.min() > 0.5:
-        return None, rms, False
-    hz = float(np.median(peaks))
-    organised = _peak_share(freq, power, peaks).min() >= ORGANISED_SHARE
-    return hz, rms, bool(organised or _rr_in_flutter_cycles(beats, hz))
+        return None
+    return welch(residual, fs=FS, nperseg=1024, detrend=False, axis=1)
 
 
 def _peak_share(freq: np.ndarray, power: np.ndarray, peaks: np.ndarray) -> np.ndarray:
@@ -167,3 +183,63 @@ def locked_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> tuple[float
     wave = median[inferior, longest:] - median[inferior, longest:].mean(axis=1, keepdims=True)
     rms = float(np.sqrt((wave**2).mean(axis=1)).mean())
     return FS / best_lag, rms
+
+
+# Fibrillatory waves: atrial fibrillation's dominant frequency on the surface ECG lies
+# at 4-9 Hz (240-540/min). What the QRS-T cancellation leaves in II, III, aVF and V1
+# has most of its power there, and the atrial activity before the dominant beats does
+# not repeat beat to beat. Set on the synthetic tuning seeds 1 and 3-7
+# (docs/measurement.md 3.4.4): atrial fibrillation share median 0.50, 0.44-0.66 in
+# those whose RR is only mildly irregular (0.23 with f waves of 0.03 mV); the 110 non-AF strips without a P wave found
+# (sinus rhythms with PACs at 120-180/min, whose P wave's harmonics lie in the band; AV
+# blocks) at most 0.40, and at most 0.36 among those whose atrial activity repeats as
+# little as fibrillation's does (repeat: atrial fibrillation 0.86-1.32, 5th-95th
+# percentile; a sinus P wave found up to 30).
+FIBRILLATORY_HZ = (4.0, 9.0)
+MIN_FIBRILLATORY_SHARE = 0.45
+MAX_FIBRILLATORY_REPEAT = 1.5
+
+
+@dataclass(frozen=True)
+class FibrillatoryWaves:
+    """share: the smallest, over II, III, aVF and V1, share of the cancelled residual's
+    1-40 Hz power at 4-9 Hz; peak_hz: the lowest and highest of those leads' strongest
+    3-12 Hz frequency; repeat: the atrial activity before the dominant beats, its
+    median's size over how far single beats stray from it (model.measure.rhythm
+    AtrialWaves; a P wave repeats, fibrillatory waves do not); None with no two
+    dominant beats in a row."""
+
+    share: float
+    peak_hz: tuple[float, float]
+    repeat: float | None
+
+    @property
+    def clear(self) -> bool:
+        """Fibrillatory waves in all four leads, not repeating before the beats."""
+        return (
+            self.share >= MIN_FIBRILLATORY_SHARE
+            and FIBRILLATORY_HZ[0] <= self.peak_hz[0]
+            and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
+            and self.repeat is not None
+            and self.repeat <= MAX_FIBRILLATORY_REPEAT
+        )
+
+
+def fibrillatory_waves(
+    sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
+) -> FibrillatoryWaves | None:
+    """The fibrillatory-wave evidence (FibrillatoryWaves) of an ECG in which no P wave
+    was found; None where less than 4 s is left once the QRS-T complexes are cut out."""
+    spectrum = _residual_spectrum(sig, beats, median, fid, cancel_p=False)
+    if spectrum is None:
+        return None
+    freq, power = spectrum
+    total = power[:, (freq >= 1.0) & (freq <= 40.0)].sum(axis=1) + 1e-20
+    band = (freq >= FIBRILLATORY_HZ[0]) & (freq <= FIBRILLATORY_HZ[1])
+    share = float((power[:, band].sum(axis=1) / total).min())
+    peaks = _peak_frequencies(freq, np.where((freq >= 3.0) & (freq <= 12.0), power, 0.0))
+    atrial = AtrialWaves(sig, leads, beats, median, fid)
+    repeat = None
+    if atrial.sinus_p is not None and atrial.noise:
+        repeat = atrial.sinus_p / atrial.noise
+    return FibrillatoryWaves(share, (float(peaks.min()), float(peaks.max())), repeat)

@@ -13,6 +13,7 @@ from model.measure.rhythm import RhythmAnalysis
 from model.report import Measurements
 
 if TYPE_CHECKING:
+    from model.measure.atrial import FibrillatoryWaves
     from model.measure.av_conduction import AtrialActivity
 
 # Atrial flutter waves (model.measure.atrial) count from this RMS in II, III and aVF.
@@ -100,6 +101,9 @@ class EcgMeasurement:
     # ORGANISED_SHARE, or the RRs whole numbers of its cycle).
     flutter_organised: bool = False
     p_wave_on_t: PWaveOnT | None = None
+    # Fibrillatory-wave evidence, where the RR is irregular and neither a P wave nor
+    # flutter waves were found.
+    fibrillatory: FibrillatoryWaves | None = None
     paced_beats: int = 0
     # Per beat (model.beats.Beats.positions), whether a stimulus drove it.
     paced_mask: np.ndarray | None = None

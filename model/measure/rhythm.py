@@ -204,16 +204,21 @@ def nn_irregularity(beats: Beats) -> float | None:
 
 
 def coupling_spread(beats: Beats) -> float | None:
-    """How much the premature beats' timing varies: the larger coefficient of variation
+    """How much the premature beats' timing varies: the largest coefficient of variation
     of the coupling intervals (ending in a premature beat) and of the pauses after
     them (ending in a non-premature beat), each judged with 3 or more; None without.
     One ectopic focus fires at a nearly fixed coupling and the pause after it follows
-    from that; in atrial fibrillation both vary."""
-    premature = np.isin(beats.labels, ("S", "V"))
+    from that; in atrial fibrillation both vary. Supraventricular (S) and ventricular
+    (V) premature beats are judged apart: two foci fire at two couplings (a sinus
+    tachycardia with 20 % PACs and 20 % PVCs, synthetic tuning seed 4, spread 0.17
+    pooled and was called AFIB)."""
     spreads = []
-    for intervals in (beats.rr[premature[1:]], beats.rr[premature[:-1] & ~premature[1:]]):
-        if intervals.size >= 3:
-            spreads.append(float(intervals.std() / intervals.mean()))
+    for label in ("S", "V"):
+        premature = beats.labels == label
+        after = premature[:-1] & ~np.isin(beats.labels[1:], ("S", "V"))
+        for intervals in (beats.rr[premature[1:]], beats.rr[after]):
+            if intervals.size >= 3:
+                spreads.append(float(intervals.std() / intervals.mean()))
     return max(spreads) if spreads else None
 
 
