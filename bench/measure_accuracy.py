@@ -70,9 +70,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import model
-from model.beats import FS
+from model.beats import FS, WIDE_QRS_MS
 from model.measure import PRE, EcgMeasurement, measure
-from model.statements import COMPLETE_BBB_QRS_MS, NORMAL_RHYTHM_CODES
+from model.statements import NORMAL_RHYTHM_CODES
 
 # tests/test_measure_real.py loads this file by path, so bench/ is not always sys.path[0].
 sys.path.insert(0, str(REPO / "bench"))
@@ -416,11 +416,11 @@ def edge_rows(edges: dict[str, list[float]]) -> list[list[str]]:
 
 def width_rows(widths: QrsWidths) -> list[list[str]]:
     def wide(values: list[float]) -> str:
-        count = sum(v >= COMPLETE_BBB_QRS_MS for v in values)
+        count = sum(v >= WIDE_QRS_MS for v in values)
         return f"{count} (median QRS {np.median(values):.0f} ms)" if values else "n/a"
 
     quantity = (
-        f"QRS ≥ {COMPLETE_BBB_QRS_MS} ms in records diagnosed without a conduction "
+        f"QRS ≥ {WIDE_QRS_MS} ms in records diagnosed without a conduction "
         "abnormality (without pacemaker), by the {}"
     )
     lists = {

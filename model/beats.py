@@ -30,6 +30,9 @@ FREQUENT_PREMATURE = 1 / 3
 # RR intervals are irregular beyond this normalised RMSSD (sinus rhythm in PTB-XL and
 # LUDB: 95th percentile 0.05 without ectopic beats; atrial fibrillation 0.12-0.52).
 IRREGULAR_RMSSD = 0.08
+# A QRS this wide or wider is wide (AHA/ACCF/HRS 2009): a complete bundle branch block,
+# a wide-complex rhythm, a ventricular or paced activation.
+WIDE_QRS_MS = 120
 
 
 def samples(milliseconds: float) -> int:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from model.beats import FS, Beats, samples
+from model.beats import FS, WIDE_QRS_MS, Beats, samples
 
 # The search window before each QRS position (the envelope peak): an atrial stimulus
 # precedes its QRS by the PR (AAI) or the AV delay (DDD), at most about 350 ms.
@@ -36,7 +36,6 @@ DELAY_TOLERANCE = 3
 # 90: 6 samples after it; synthetic VVI at 100 Hz: up to 20), and the QRS it captures
 # is wide (a narrow QRS's septal q wave sits there too: LUDB 78).
 VENTRICULAR_SPIKE_TO_ONSET = samples(10)
-PACED_QRS_MS = 120
 # The second, atrial search ends this long before the QRS onset: the QRS's own
 # peaks, smeared over 20-30 ms at 100 Hz, stay out of it.
 ATRIAL_SEARCH_BEFORE_ONSET = samples(40)
@@ -357,7 +356,7 @@ def explained(
     # A QRS whose end was not found counts as wide: a stimulus left in the signal can
     # keep the QRS from being delimited (synthetic VVI with spikes low-passed to 4-5
     # samples).
-    wide = qrs_ms is None or qrs_ms >= PACED_QRS_MS
+    wide = qrs_ms is None or qrs_ms >= WIDE_QRS_MS
     if wide and abs(to_onset) <= onset_tolerance(source_fs):
         return True
     other_shape = (beats.labels[following] != "N").all()

@@ -12,7 +12,13 @@ are then named by origin, counted, and a bigeminal or trigeminal pattern stated.
 
 from __future__ import annotations
 
-from model.beats import FS, IRREGULAR_RMSSD, PREMATURE_FRACTION, normalised_rmssd
+from model.beats import (
+    FS,
+    IRREGULAR_RMSSD,
+    PREMATURE_FRACTION,
+    WIDE_QRS_MS,
+    normalised_rmssd,
+)
 from model.measure import (
     FIBRILLATORY_HZ,
     FLUTTER_HZ,
@@ -453,10 +459,6 @@ def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
             cycles=rhythm.pattern_cycles,
         )
     ]
-
-
-# A QRS this wide or wider is a wide complex (the complete bundle-branch-block limit).
-WIDE_QRS_MS = 120
 
 
 def undetermined_rhythm(m: EcgMeasurement) -> str:

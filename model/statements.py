@@ -11,6 +11,7 @@ says otherwise.
 from __future__ import annotations
 
 from model.av_block_statements import AV_BLOCK_CODES, av_block_statements
+from model.beats import WIDE_QRS_MS
 from model.measure import EcgMeasurement, LeadAmplitudes
 from model.report import Statement
 from model.rhythm_statements import NORMAL_RHYTHM_CODES, ectopy_statements, rhythm_statements
@@ -27,7 +28,6 @@ FIRST_DEGREE_AV_BLOCK_MS = 200
 BORDERLINE_AV_BLOCK_MS = 220
 SHORT_PR_MS = 120
 MIN_UNEXPLAINED_BEATS = 2
-COMPLETE_BBB_QRS_MS = 120
 # R peak times (AHA/ACCF/HRS 2009 part III): > 50 ms in V1 for a right block's dominant
 # R, > 60 ms in V5-V6 for a left block (the limit itself counts, at 2 ms sampling).
 RBBB_V1_R_PEAK_MS = 50
@@ -193,32 +193,31 @@ def ventricular_conduction_statements(m: EcgMeasurement) -> list[Statement]:
     left, right = left_bundle_pattern(m), right_bundle_pattern(m)
     if left and right:
         left = right = None
-    if qrs >= COMPLETE_BBB_QRS_MS and left:
+    if qrs >= WIDE_QRS_MS and left:
         return [
             make_statement(
                 "CLBBB",
-                f"QRS >= {COMPLETE_BBB_QRS_MS} ms, QS or rS in V1, broad R without q in "
+                f"QRS >= {WIDE_QRS_MS} ms, QS or rS in V1, broad R without q in "
                 f"I and V6 (I upright >= {LBBB_BROAD_R_FRACTION:.0%} of the QRS), R peak time "
                 f">= {LBBB_R_PEAK_MS} ms in V6 (in I where V6 shows RS)",
                 qrs_ms=qrs,
                 **left,
             )
         ]
-    if qrs >= COMPLETE_BBB_QRS_MS and right:
+    if qrs >= WIDE_QRS_MS and right:
         return [
             make_statement(
                 "CRBBB",
-                f"QRS >= {COMPLETE_BBB_QRS_MS} ms, terminal R (rsR') in V1 or V2, terminal S "
-                "in I and V6",
+                f"QRS >= {WIDE_QRS_MS} ms, terminal R (rsR') in V1 or V2, terminal S in I and V6",
                 qrs_ms=qrs,
                 **right,
             )
         ]
-    if INCOMPLETE_RBBB_QRS_MS <= qrs < COMPLETE_BBB_QRS_MS and right:
+    if INCOMPLETE_RBBB_QRS_MS <= qrs < WIDE_QRS_MS and right:
         return [
             make_statement(
                 "IRBBB",
-                f"QRS {INCOMPLETE_RBBB_QRS_MS}-{COMPLETE_BBB_QRS_MS - 1} ms, terminal R "
+                f"QRS {INCOMPLETE_RBBB_QRS_MS}-{WIDE_QRS_MS - 1} ms, terminal R "
                 "(rsR') in V1 or V2, terminal S in I and V6",
                 qrs_ms=qrs,
                 **right,
@@ -237,7 +236,7 @@ def ventricular_conduction_statements(m: EcgMeasurement) -> list[Statement]:
 
 def fascicular_statements(m: EcgMeasurement) -> list[Statement]:
     axis, qrs = m.values.qrs_axis_deg, m.values.qrs_ms
-    if axis is None or qrs is None or qrs >= COMPLETE_BBB_QRS_MS:
+    if axis is None or qrs is None or qrs >= WIDE_QRS_MS:
         return []
     avl, ii, iii, avf, lead_i = (_lead(m, n) for n in ("aVL", "II", "III", "aVF", "I"))
 
@@ -365,7 +364,7 @@ def qt_statements(m: EcgMeasurement, sex: str | None) -> list[Statement]:
     lengthens the QT by itself, so the rule is not applied then.
     """
     qtc, qrs = m.values.qtc_fridericia_ms, m.values.qrs_ms
-    if qtc is None or qrs is None or qrs >= COMPLETE_BBB_QRS_MS:
+    if qtc is None or qrs is None or qrs >= WIDE_QRS_MS:
         return []
     key = _sex(sex)
     # Unknown sex: the women's (higher) limit, so that an unknown never makes LNGQT more likely.
@@ -374,8 +373,7 @@ def qt_statements(m: EcgMeasurement, sex: str | None) -> list[Statement]:
         return [
             make_statement(
                 "LNGQT",
-                f"QTc (Fridericia) >= {limit} ms ({_sex_label(key)}), "
-                f"QRS < {COMPLETE_BBB_QRS_MS} ms",
+                f"QTc (Fridericia) >= {limit} ms ({_sex_label(key)}), QRS < {WIDE_QRS_MS} ms",
                 qtc_fridericia_ms=qtc,
                 qt_ms=m.values.qt_ms,
                 rr_ms=m.values.rr_ms,
