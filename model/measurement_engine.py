@@ -127,7 +127,7 @@ def _verdict(codes: list[str], measured: EcgMeasurement) -> str:
     PR not measured a first-degree block or pre-excitation unseen."""
     findings = set(codes) - NORMAL_RHYTHM_CODES - {"NORM"}
     if measured.rhythm_only:
-        return "Intervals, axes and voltages not assessed: the signal is too noisy."
+        return f"Intervals, axes and voltages not assessed: {measured.rhythm_only}."
     if not any(c in NORMAL_RHYTHM_CODES for c in codes) or not findings <= MINOR_CODES:
         return "Abnormal ECG."
     if not measured.amplitudes_calibrated:

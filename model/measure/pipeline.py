@@ -207,10 +207,11 @@ def _blanked_or_first(first: EcgMeasurement, ecg: Ecg, stimuli: np.ndarray) -> E
     bigeminy). Where that measurement fails (at 100 Hz a spike's smear past the
     blanked span differs from beat to beat, as the spike falls between samples, and
     can leave the beats too unlike to measure: synthetic AAI and VVI in sinus rhythm,
-    QRS-to-noise 2.9-4.9), the first is kept as measured, pacing not stated: marked
-    paced, 10 non-paced synthetic rhythms at 100 or 250 Hz (tuning seeds 1 and 3)
-    read PACE, the "stimuli" a part of each QRS. Where the first counted stimuli as
-    beats, neither gives a true rate, and the ECG is not measured, with why."""
+    QRS-to-noise 2.9-4.9), the first pass's rate and rhythm are kept, its intervals
+    and amplitudes nulled, and pacing is not stated (stating it there read PACE on 10
+    non-paced synthetic rhythms at 100 or 250 Hz, tuning seeds 1 and 3, the
+    "stimuli" a part of each QRS). Where the first counted stimuli as beats, neither
+    gives a true rate, and the ECG is not measured, with why."""
     positions = first.beats.positions
     before = blank_reach(ecg.sampling_rate)
     taken = stimuli_taken_for_beats(stimuli, positions, before, blanked_after(before))
@@ -226,7 +227,13 @@ def _blanked_or_first(first: EcgMeasurement, ecg: Ecg, stimuli: np.ndarray) -> E
             lead_problems=first.lead_problems, amplitudes_calibrated=first.amplitudes_calibrated
         )
         return _fail(kept, f"{left_in}; {int(taken.sum())} stimuli were taken for QRS complexes")
-    first.quality_flags = [*first.quality_flags, f"{left_in}: no pacing stated"]
+    # The first pass's intervals hold the stimuli's smear (a QRS of 186 ms and a PR of
+    # 98 ms read as pre-excitation on a synthetic VVI at 100 Hz): only the rhythm is kept.
+    _rhythm_only(
+        first,
+        f"{left_in}: no pacing stated; the rhythm alone is judged",
+        "pacemaker stimuli could not be set apart from the QRS complexes",
+    )
     return first
 
 
@@ -321,7 +328,7 @@ def _measure_beats(
     if snr < MIN_RHYTHM_SNR:
         return _fail(
             result,
-            f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_QRS_SNR:.0f})",
+            f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_RHYTHM_SNR:.0f})",
         )
     wide = median_beat(
         complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), dominant, -PRE, POST))
@@ -370,7 +377,12 @@ def _measure_beats(
         locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
         result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
     if snr < MIN_QRS_SNR:
-        _rhythm_only(result, snr)
+        _rhythm_only(
+            result,
+            f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs "
+            f"{MIN_QRS_SNR:.0f}); the rhythm alone is judged",
+            "the signal is too noisy",
+        )
     return result
 
 
@@ -417,21 +429,17 @@ def _conducted_flutter(result: EcgMeasurement, sig: np.ndarray, beats: Beats) ->
         result.flutter_ratio = found.ratio
 
 
-def _rhythm_only(result: EcgMeasurement, snr: float) -> None:
-    """Too noisy for intervals, axes and amplitudes, clear enough for the rhythm: keep
+def _rhythm_only(result: EcgMeasurement, reason: str, summary: str) -> None:
+    """Not fit for intervals, axes and amplitudes, clear enough for the rhythm: keep
     the rate, the beats and the P wave's presence and axis (the sinus criterion), and
-    null everything else with the reason."""
-    reason = (
-        f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_QRS_SNR:.0f}); "
-        "the rhythm alone is judged"
-    )
+    null everything else with the reason; the summary is the report's few words."""
     kept = ("heart_rate_bpm", "rr_ms", "p_axis_deg")
     for key in Measurements.model_fields:
         if key not in kept:
             setattr(result.values, key, None)
             result.null_reasons[key] = reason
     result.amplitudes = {}
-    result.rhythm_only = True
+    result.rhythm_only = summary
     result.quality_flags = [*result.quality_flags, reason]
 
 

@@ -110,8 +110,9 @@ class EcgMeasurement:
     rhythm: RhythmAnalysis | None = None
     # Every P wave of the recording and its relation to the QRS (AV conduction).
     atrial: AtrialActivity | None = None
-    # Too noisy for intervals, axes and amplitudes, yet the rhythm was judged.
-    rhythm_only: bool = False
+    # Why, in a few words for the report, intervals, axes and amplitudes were not
+    # measured where the rhythm still was; None where they were measured.
+    rhythm_only: str | None = None
     median: np.ndarray | None = None
     amplitudes_calibrated: bool = True
 
