@@ -267,10 +267,15 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     if unexplained is False:
         if not irregular_among_fibrillatory_waves(m):
             return []
+        intervals = (
+            "too few intervals between non-premature beats to judge apart, the whole RR decides"
+            if m.rhythm.nn_irregularity is None
+            else f"the intervals between non-premature beats vary by more than "
+            f"{FIBRILLATORY_NN_RMSSD}"
+        )
         basis = (
             f"fibrillatory waves ({FIBRILLATORY_HZ[0]:.0f}-{FIBRILLATORY_HZ[1]:.0f} Hz in II, "
-            "III, aVF and V1, not repeating before the beats) and no P wave: the intervals "
-            f"between non-premature beats vary by more than {FIBRILLATORY_NN_RMSSD}"
+            f"III, aVF and V1, not repeating before the beats) and no P wave: {intervals}"
         )
     fibrillatory = m.fibrillatory
     return [

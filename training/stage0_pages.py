@@ -141,12 +141,12 @@ def build_pages(
     earlier = _manifest_with(manifest_path, settings)
     if earlier is not None:
         return earlier
-    # The files below are rewritten now: a run cut short must not leave them under the
-    # manifest of the pages they replace (a later run with its settings would reuse them).
-    manifest_path.unlink(missing_ok=True)
     pages = _PageWriter(pages_dir, dpi, augment, _report_groups(ptbxl_dir))
     records = _ptbxl_records(ptbxl_dir, train_folds, limit)
     counts = {"train": 0, "val": 0}
+    # The files below are rewritten now: a run cut short must not leave them under the
+    # manifest of the pages they replace (a later run with its settings would reuse them).
+    manifest_path.unlink(missing_ok=True)
     pages_dir.mkdir(parents=True, exist_ok=True)
     with (
         (pages_dir / "train.jsonl").open("w", encoding="utf-8") as train,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.beats import FS, Beats, beat_windows, median_over_beats, samples
+from model.beats import FS, WIDE_QRS_MS, Beats, beat_windows, median_over_beats, samples
 from model.measure.leads import INDEPENDENT_LEADS, LEAD_INDEX, PRE
 from model.measure.result import Fiducials
 
@@ -49,11 +49,10 @@ MIN_ST_T_MS = 40
 # Below this (mV RMS over the eight leads, T direction removed) there is no wave to
 # compare, only filter ripple of a noise-free recording.
 MIN_WAVE_MV = 0.015
-# Where the measured QRS leaves no window, it is tried again as at most this wide (ms):
-# at 2:1 the flutter wave after the QRS fuses with it, and synthetic flutters at 130-170/min
+# Where the measured QRS leaves no window, it is tried again as no wider than a narrow
+# QRS can be (WIDE_QRS_MS): at 2:1 the flutter wave after the QRS fuses with it, and synthetic flutters at 130-170/min
 # (tuning seeds 1 and 3-7) measured 150-260 ms with a QRS drawn 80-110 ms wide; they were
 # named no rhythm, or sinus tachycardia from the flutter wave before the QRS.
-NARROW_QRS_MS = 120
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def conducted_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> Conducte
         lag = rr / ratio
         if not samples(FLUTTER_CYCLE_MS[0]) - 2 <= lag <= samples(FLUTTER_CYCLE_MS[1]) + 2:
             continue
-        for qrs_end in dict.fromkeys((qrs, min(qrs, samples(NARROW_QRS_MS)))):
+        for qrs_end in dict.fromkeys((qrs, min(qrs, samples(WIDE_QRS_MS)))):
             found = _alike_copies(cycle, st_t, rr, round(lag), ratio, qrs_end)
             if found is not None:
                 return ConductedFlutter(FS / lag, ratio, *found)
