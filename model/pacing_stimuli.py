@@ -36,6 +36,13 @@ DELAY_TOLERANCE = 3
 # 90: 6 samples after it; synthetic VVI at 100 Hz: up to 20), and the QRS it captures
 # is wide (a narrow QRS's septal q wave sits there too: LUDB 78).
 VENTRICULAR_SPIKE_TO_ONSET = samples(10)
+# Below this source rate (Hz) a pulse's size alone (UNMISTAKABLE_SCORE) names no
+# pacemaker: the recorder's anti-alias filter spreads a stimulus and a narrow QRS's apex
+# alike over 20 ms or more, and within one sample every lead peaks at once, so a QRS
+# apex scores as a large stimulus does (LUDB and CinC 2021 resampled to 100 Hz: 9 of
+# 180 unpaced records read PACE from it; the position rules still judge, and no
+# synthetic paced rhythm of the tuning seeds needed it at 100 Hz).
+MIN_RATE_FOR_SIZE_ALONE = 250.0
 # The second, atrial search ends this long before the QRS onset: the QRS's own
 # peaks, smeared over 20-30 ms at 100 Hz, stay out of it.
 ATRIAL_SEARCH_BEFORE_ONSET = samples(40)
@@ -276,7 +283,8 @@ def weak_stimuli(
     and outscores an atrial stimulus (synthetic AAI)."""
     pulses = Pulses.of(raw, leads, source_fs)
     spikes = pulses.locked(beats.positions)
-    unmistakable = _unmistakable(pulses, spikes, beats.positions)
+    resolved = source_fs >= MIN_RATE_FOR_SIZE_ALONE
+    unmistakable = resolved and _unmistakable(pulses, spikes, beats.positions)
     if not (unmistakable or explained(spikes, beats, qrs_on, qrs_ms, source_fs)):
         before_onset = qrs_on + ATRIAL_SEARCH_BEFORE_ONSET
         spikes = pulses.locked(beats.dominant, search_after=-before_onset)
@@ -289,11 +297,21 @@ def weak_stimuli(
     return spikes
 
 
+def beat_of(stimuli: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Per stimulus, the index of the beat it belongs to: the first whose QRS position
+    lies at most SEARCH_AFTER before it, as the locked search looks (positions.size
+    where none follows). A pulse found at a QRS position is that beat's, not the next
+    one's: at 100 Hz a narrow R apex is as sharp as a stimulus, and, taken for the
+    next beat's, read as an atrial stimulus a whole RR before it (LUDB resampled to
+    100 Hz: LUDB 9, 99 and 122 read PACE)."""
+    return np.searchsorted(positions, stimuli - SEARCH_AFTER, side="left")
+
+
 def stimulated(stimuli: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Per beat, whether a stimulus precedes it (after the beat before): a beat after
     two stimuli (AV sequential pacing: atrial, then ventricular) counts once."""
     mask = np.zeros(positions.size, dtype=bool)
-    following = np.searchsorted(positions, stimuli, side="right")
+    following = beat_of(stimuli, positions)
     mask[following[following < positions.size]] = True
     return mask
 
@@ -345,11 +363,12 @@ def explained(
     VVI in atrial fibrillation); or well before the QRS (atrial pacing; a notch in
     the PR segment is not, LUDB 80)."""
     positions = beats.positions
-    following = [int(np.searchsorted(positions, j, side="right")) for j in spikes]
-    following = [k for k in following if k < positions.size]
-    if len(following) < 3:
+    belongs = beat_of(spikes, positions)
+    kept = belongs < positions.size
+    following = belongs[kept]
+    if following.size < 3:
         return False
-    delays = positions[following] - spikes[: len(following)]
+    delays = positions[following] - spikes[kept]
     to_onset = float(np.median(delays)) - qrs_on
     if to_onset >= MIN_ATRIAL_SPIKE_TO_QRS:
         return True

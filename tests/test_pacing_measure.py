@@ -5,6 +5,7 @@ measures, what blanking does to the intervals, and stimuli the search used to mi
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,6 +120,17 @@ def test_narrow_qrs_peaks_at_100_hz_are_no_stimuli(seed: int) -> None:
     them is no pacemaker however high it scores."""
     spec = RhythmSpec(rate_bpm=60 + seed % 4 * 15, noise_mv=0.01, seed=seed)
     ecg = rhythm_ecg(spec)[0]
+    signal = resample_poly(ecg.signal, 1, 5, axis=1).astype(np.float32)
+    low = replace(ecg, signal=signal, sampling_rate=100.0)
+    assert "PACE" not in model.analyze(low).codes
+
+
+@pytest.mark.parametrize("record", ["9", "67", "70", "145"])
+def test_unpaced_ludb_resampled_to_100_hz_is_not_paced(shared_data: Path, record: str) -> None:
+    """At 100 Hz a narrow QRS's apex is as sharp as a stimulus: found at the QRS
+    position it was taken for the next beat's atrial stimulus, a whole RR early
+    (LUDB 9), or named a pacemaker by its size alone (LUDB 67, 70, 145)."""
+    ecg = model.load(shared_data / "ludb" / "data" / record)
     signal = resample_poly(ecg.signal, 1, 5, axis=1).astype(np.float32)
     low = replace(ecg, signal=signal, sampling_rate=100.0)
     assert "PACE" not in model.analyze(low).codes
