@@ -78,6 +78,7 @@ from model.statements import NORMAL_RHYTHM_CODES
 sys.path.insert(0, str(REPO / "bench"))
 import cart_agreement
 import measure_rhythm
+import paced_rhythms
 from ge_muse import ge_edge_rows, run_muse
 from ludb_reference import ReferenceBeat, ludb_is_paced, ludb_reference_beats, reference_intervals
 from machine import cpu_name
@@ -558,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += cart_agreement.spread_rows(muse + carts, "All carts", "cart (GE, Philips, Mortara)")
     rows += measure_rhythm.synthetic_rows(measure_rhythm.run_synthetic_rhythms())
     rows += measure_rhythm.ludb_rows(DATA, args.ludb) + measure_rhythm.cinc_rows(DATA)
+    rows += paced_rhythms.resampled_unpaced_rows(DATA, args.ludb)
     counts, seconds, rates, records = run_ptbxl(args.ptbxl)
     rows += ptbxl_rows(counts, args.ptbxl)
     rows += rate_limit_rows(rates)
