@@ -316,11 +316,7 @@ def _measure_beats(
     windows = complete_windows(beat_windows(sig, dominant, -PRE, POST))
     median = median_beat(windows)
     noise = beat_residual_noise(windows, median)
-    for i, name in enumerate(STANDARD_LEADS):
-        if usable[i] and noise[i] > NOISY_RESIDUAL_MV:
-            usable[i] = False
-            result.lead_problems[name] = f"too noisy (beat-to-beat residual {noise[i]:.2f} mV)"
-    result.quality_flags = _lead_flags(result)
+    _drop_noisy_leads(result, usable, noise)
     leads = independent[usable[independent]]
     if leads.size < MIN_USABLE_INDEPENDENT:
         return _fail(result, "signal too noisy to measure")
@@ -340,42 +336,11 @@ def _measure_beats(
     fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
     if result.fiducials is not None:
         axes_and_amplitudes(result, wide, usable)
-        p_axis = result.values.p_axis_deg
-        sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
-        found = atrial_residual(sig, beats, median, result.fiducials, cancel_p=sinus_p)
-        result.flutter_hz, result.atrial_residual_mv, result.flutter_organised = found
-        if sinus_p and _sinus_p_wave_explains(result, sig, leads, beats, median):
-            result.flutter_hz = None
-        if not result.has_flutter_waves:
-            locked = locked_flutter(sig, beats, result.fiducials)
-            if locked[0] is not None:
-                result.flutter_hz, result.atrial_residual_mv = locked
-        if not result.has_flutter_waves:
-            _conducted_flutter(result, sig, beats)
-        if result.has_flutter_waves:
-            drop_p_wave(
-                result,
-                f"atrial flutter waves ({result.flutter_hz * 60:.0f}/min) instead of P waves",
-            )
-        elif result.fiducials.p_on is None:
-            result.p_wave_on_t = p_wave_on_t_wave(sig, beats, result.fiducials)
+        _flutter_or_p_wave(result, sig, leads, beats, median)
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
-    irregularity = beats.irregularity()
-    # Only where no P wave was found: the only rule the evidence serves
-    # (rhythm_statements.irregular_among_fibrillatory_waves) asks for none.
-    if (
-        result.fiducials is not None
-        and result.fiducials.p_on is None
-        and not result.has_flutter_waves
-        and irregularity is not None
-        and irregularity > IRREGULAR_RMSSD
-    ):
-        result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, result.fiducials)
     if result.fiducials is not None and not result.has_flutter_waves:
-        rhythm = result.rhythm
-        locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
-        result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
+        _atrial_evidence(result, sig, leads, beats, median)
     if snr < MIN_QRS_SNR:
         _rhythm_only(
             result,
@@ -384,6 +349,61 @@ def _measure_beats(
             "the signal is too noisy",
         )
     return result
+
+
+def _drop_noisy_leads(result: EcgMeasurement, usable: np.ndarray, noise: np.ndarray) -> None:
+    """Leads whose beats differ from their median beat by more than NOISY_RESIDUAL_MV
+    measure nothing, and the report names them."""
+    for i, name in enumerate(STANDARD_LEADS):
+        if usable[i] and noise[i] > NOISY_RESIDUAL_MV:
+            usable[i] = False
+            result.lead_problems[name] = f"too noisy (beat-to-beat residual {noise[i]:.2f} mV)"
+    result.quality_flags = _lead_flags(result)
+
+
+def _flutter_or_p_wave(
+    result: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray
+) -> None:
+    """Flutter waves by each test in turn (the residual once the QRS-T complexes are
+    cancelled, a wave locked to the beats, one conducted at a fixed ratio); where
+    found they replace the P wave, else a P wave hidden on the T wave is looked for."""
+    p_axis = result.values.p_axis_deg
+    sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
+    found = atrial_residual(sig, beats, median, result.fiducials, cancel_p=sinus_p)
+    result.flutter_hz, result.atrial_residual_mv, result.flutter_organised = found
+    if sinus_p and _sinus_p_wave_explains(result, sig, leads, beats, median):
+        result.flutter_hz = None
+    if not result.has_flutter_waves:
+        locked = locked_flutter(sig, beats, result.fiducials)
+        if locked[0] is not None:
+            result.flutter_hz, result.atrial_residual_mv = locked
+    if not result.has_flutter_waves:
+        _conducted_flutter(result, sig, beats)
+    if result.has_flutter_waves:
+        drop_p_wave(
+            result,
+            f"atrial flutter waves ({result.flutter_hz * 60:.0f}/min) instead of P waves",
+        )
+    elif result.fiducials.p_on is None:
+        result.p_wave_on_t = p_wave_on_t_wave(sig, beats, result.fiducials)
+
+
+def _atrial_evidence(
+    result: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray
+) -> None:
+    """What the atria do beat by beat (AV conduction), and, only where no P wave was
+    found and the RR is irregular, the fibrillatory waves: the only rule that evidence
+    serves (rhythm_statements.irregular_among_fibrillatory_waves) asks for no P wave."""
+    irregularity = beats.irregularity()
+    if (
+        result.fiducials.p_on is None
+        and irregularity is not None
+        and irregularity > IRREGULAR_RMSSD
+    ):
+        result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, result.fiducials)
+    rhythm = result.rhythm
+    locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
+    result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
 
 
 def _sinus_p_wave_explains(
