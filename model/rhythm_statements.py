@@ -31,6 +31,7 @@ from model.measure import (
 )
 from model.measure.rhythm import (
     MAX_RR_LEVELS,
+    MIN_NN_INTERVALS,
     MIN_PATTERN_ECTOPICS,
     PAC_PREMATURITY,
     RhythmAnalysis,
@@ -237,9 +238,11 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
             f"(normalised RMSSD > {IRREGULAR_RMSSD})"
         )
     # A fully compensatory pause spans two sinus cycles: the sinus node kept its time
-    # through that premature beat, as it does between two dominant beats.
+    # through that premature beat, as it does between two dominant beats. So many of
+    # them can stand in for the intervals between dominant beats where premature beats
+    # leave too few (MIN_NN_INTERVALS) to judge: mixed bigeminy, docs 3.4.5.
     if (
-        nn is not None
+        (nn is not None or rhythm.compensatory_pauses >= MIN_NN_INTERVALS)
         and rhythm.nn_intervals + rhythm.compensatory_pauses >= MIN_NN_TO_EXPLAIN
         and (coupling is None or coupling <= 2 * COUPLING_SPREAD)
     ):

@@ -210,6 +210,9 @@ def test_a_spike_at_the_last_samples_is_no_beat() -> None:
         (155, 0.013, 159, 91, 389, 41, 27, 47, 0.17, 17),
         (151, 0.023, 129, 83, 406, 67, 2, 23, 0.17, 23),
         (132, 0.02, 156, 88, 385, 21, 23, 33, 0.1, 29),
+        # Nearly every other beat premature: two intervals between sinus beats, too few
+        # to judge, but four compensatory pauses keep the sinus timing.
+        (122, 0.014, 163, 91, 395, 64, 86, 18, 0.14, 86),
     ],
 )
 def test_sinus_tachycardia_with_mixed_ectopy_is_not_atrial_fibrillation(
