@@ -227,7 +227,7 @@ def test_sinus_tachycardia_with_mixed_ectopy_is_not_atrial_fibrillation(
     p_mv: float,
     seed: int,
 ) -> None:
-    """20 % PACs and 20 % PVCs at 130-155/min, the P waves lost in the T waves and the
+    """20 % PACs and 20 % PVCs at 122-155/min, the P waves lost in the T waves and the
     noise: the atrial and the ventricular focus each fire at their own coupling, and the
     PVCs' compensatory pauses keep the sinus timing. Pooled, the two couplings read as
     'no single focus' and the rhythm was called atrial fibrillation."""
