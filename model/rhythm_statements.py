@@ -27,7 +27,7 @@ from model.measure import (
     ORGANISED_SHARE,
     SINUS_P_AXIS,
     EcgMeasurement,
-    pacemaker_drives,
+    pacemaker_paces,
 )
 from model.measure.rhythm import (
     MAX_RR_LEVELS,
@@ -93,7 +93,7 @@ def has_p_waves(m: EcgMeasurement) -> bool:
 
 
 def is_paced(m: EcgMeasurement) -> bool:
-    return pacemaker_drives(m.paced_beats, m.beats.positions.size)
+    return pacemaker_paces(m.paced_mask, m.beats.labels)
 
 
 def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:

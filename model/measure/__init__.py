@@ -23,7 +23,12 @@ from model.measure.amplitudes import frontal_axis, net_area
 from model.measure.atrial import FIBRILLATORY_HZ, FLUTTER_HZ, ORGANISED_SHARE
 from model.measure.fiducials import P_WAVE_KEYS
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
-from model.measure.pipeline import MIN_INTERMITTENT_PACED_FRACTION, measure, pacemaker_drives
+from model.measure.pipeline import (
+    MIN_INTERMITTENT_PACED_FRACTION,
+    measure,
+    pacemaker_drives,
+    pacemaker_paces,
+)
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement, Fiducials, LeadAmplitudes
 from model.measure.waves import SINUS_P_AXIS
 
@@ -44,5 +49,6 @@ __all__ = [
     "measure",
     "net_area",
     "pacemaker_drives",
+    "pacemaker_paces",
     "standard_twelve",
 ]
