@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from model.beats import FS, WIDE_QRS_MS, Beats, samples
+from model.beats import FS, WIDE_QRS_MS, Beats, blank_spikes, blanked_after, samples
 
 # The search window before each QRS position (the envelope peak): an atrial stimulus
 # precedes its QRS by the PR (AAI) or the AV delay (DDD), at most about 350 ms.
@@ -81,6 +81,8 @@ UNMISTAKABLE_SCORE = 300.0
 # the tuning seeds 1 and 3-7 (the bench's 360, and AAI, DDD at 150/min and VVI at
 # 150/min at 100 and 250 Hz, 2 and 4 mV): 134 spikes taken for beats at most 0.23 of
 # the others, 139 captured QRS complexes beside their stimulus 0.86 and more.
+# At least this many stimuli each detected as a beat of its own (a train's three).
+MIN_TAKEN_PULSES = 3
 RESIDUAL_BEFORE = samples(60)
 RESIDUAL_AFTER = samples(100)
 NO_QRS_SHARE = 0.4
@@ -291,16 +293,18 @@ def weak_stimuli(
     First before every beat; then, where that found nothing a pacemaker explains,
     for atrial stimuli only, up to ATRIAL_SEARCH_BEFORE_ONSET before the dominant
     beats' QRS onset: at 100 Hz a narrow QRS's own peak is the sharpest pulse near it
-    and outscores an atrial stimulus (synthetic AAI)."""
+    and outscores an atrial stimulus (synthetic AAI); last, stimuli each detected as a
+    beat of its own (pulses_taken_for_beats)."""
     pulses = Pulses.of(raw, leads, source_fs)
     spikes = pulses.locked(beats.positions)
     resolved = source_fs >= MIN_RATE_FOR_SIZE_ALONE
     unmistakable = resolved and _unmistakable(pulses, spikes, beats.positions)
     if not (unmistakable or explained(spikes, beats, qrs_on, qrs_ms, source_fs)):
         before_onset = qrs_on + ATRIAL_SEARCH_BEFORE_ONSET
-        spikes = pulses.locked(beats.dominant, search_after=-before_onset)
-        if not explained(spikes, beats, qrs_on, qrs_ms, source_fs):
-            return spikes[:0]
+        atrial = pulses.locked(beats.dominant, search_after=-before_onset)
+        if not explained(atrial, beats, qrs_on, qrs_ms, source_fs):
+            return pulses_taken_for_beats(pulses, spikes, beats.positions, source_fs)
+        spikes = atrial
     # AV sequential pacing: the other chamber's stimuli, at their own fixed delay.
     second = pulses.without(spikes).locked(beats.positions)
     if explained(second, beats, qrs_on, qrs_ms, source_fs):
@@ -340,18 +344,72 @@ def stimuli_taken_for_beats(
     that span too (its position 20-56 ms after the stimulus at 100 Hz), and at 150/min
     or with a premature beat after it the next beat follows within 400 ms: by timing
     alone those real beats were dropped (synthetic DDD at 150/min, 100 Hz: 62/min)."""
-    if stimuli.size == 0 or positions.size < 2:
-        return np.zeros(positions.size, dtype=bool)
-    gap = positions[:, None] - stimuli[None, :]
-    near = ((gap >= -before) & (gap <= after)).any(axis=1)
-    soon = np.append(np.diff(positions) < SEARCH_BEFORE, False)
-    candidates = near & soon
+    candidates = _beside_and_followed(stimuli, positions, before, after)
     if not candidates.any():
         return candidates
     residual = beat_residuals(blanked, positions)
     others = residual[~candidates]
     typical = float(np.median(others if others.size >= 2 else residual))
     return candidates & (residual < NO_QRS_SHARE * typical)
+
+
+def _beside_and_followed(
+    stimuli: np.ndarray, positions: np.ndarray, before: int, after: int
+) -> np.ndarray:
+    """Per beat: inside the span blanked around a stimulus, and another beat follows
+    within SEARCH_BEFORE."""
+    if stimuli.size == 0 or positions.size < 2:
+        return np.zeros(positions.size, dtype=bool)
+    gap = positions[:, None] - stimuli[None, :]
+    near = ((gap >= -before) & (gap <= after)).any(axis=1)
+    return near & np.append(np.diff(positions) < SEARCH_BEFORE, False)
+
+
+def pulses_taken_for_beats(
+    pulses: Pulses, found: np.ndarray, positions: np.ndarray, source_fs: float
+) -> np.ndarray:
+    """Of the pulses a locked search `found`, those each detected as a beat of its own,
+    where at least MIN_TAKEN_PULSES are and a pacemaker explains them: each such beat
+    has no QRS once its pulse is blanked (stimuli_taken_for_beats), is followed by a
+    beat that is not one, and always after the same delay (a stimulus and the QRS it
+    leads to); else empty. AAI at 100 Hz with spikes of 4 mV: every atrial stimulus
+    was detected as a beat, the locked search found it and the following QRS's own
+    peak alike, no position rule explained that, and the strip read "PVC, BIGU" at
+    twice the rate (docs/measurement.md 3.11, 3.13)."""
+    before = blank_reach(source_fs)
+    after = blanked_after(before)
+    candidates = _beside_and_followed(found, positions, before, after)
+    if candidates.sum() < MIN_TAKEN_PULSES:
+        return found[:0]
+    gap = positions[candidates][:, None] - found[None, :]
+    own = ((gap >= -before) & (gap <= after)).any(axis=0)
+    blanked = blank_spikes(pulses.x, found[own], before, hold=True)
+    taken = stimuli_taken_for_beats(found[own], positions, before, after, blanked)
+    index = np.flatnonzero(taken)
+    if index.size < MIN_TAKEN_PULSES or taken[index + 1].any():
+        return found[:0]
+    delays = positions[index + 1] - positions[index]
+    tolerance = 2 * max(DELAY_TOLERANCE, pulses.spacing)
+    if np.ptp(delays) > tolerance:
+        return found[:0]
+    gap = positions[index][:, None] - found[None, :]
+    stimuli = found[((gap >= -before) & (gap <= after)).any(axis=0)]
+    # Beats too near the record's start for a search window (the locked search needs
+    # SEARCH_BEFORE before each): followed at the same delay, each is one too, its
+    # stimulus the largest pulse beside it (synthetic AAI at 100 Hz: 11 beats for 10).
+    rest = np.setdiff1d(np.arange(positions.size - 1), index)
+    rest = rest[np.abs(positions[rest + 1] - positions[rest] - np.median(delays)) <= tolerance]
+    extra = [
+        p - after + int(np.argmax(pulses.score[max(p - after, 0) : p + before + 1]))
+        for p in positions[rest]
+        if p - after >= 0
+    ]
+    return np.union1d(stimuli, np.asarray(extra, dtype=int))
+
+
+def blank_reach(source_fs: float) -> int:
+    """How far before a weak stimulus's peak it is blanked: its pulse spacing."""
+    return pulse_spacing(source_fs) + 1
 
 
 def beat_residuals(x: np.ndarray, positions: np.ndarray) -> np.ndarray:

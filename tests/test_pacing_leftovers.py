@@ -103,3 +103,18 @@ def test_stimulus_like_artefacts_before_dominant_beats_are_no_pacing(
     """LUDB 43 and 109 (not paced) show 3 QRS-locked one-sample artefacts before beats
     of the dominant shape: three paced beats count only where each is of another shape."""
     assert "PACE" not in model.analyze(model.load(shared_data / "ludb" / "data" / record)).codes
+
+
+@pytest.mark.parametrize("seed", [45, 52, 67, 88])
+def test_aai_at_100_hz_with_large_spikes_is_paced_at_its_own_rate(seed: int) -> None:
+    """AAI pacing at 65/min, 4 mV atrial stimuli low-passed to 3 samples and recorded
+    at 100 Hz: each stimulus is detected as a beat of its own; the strip read "PVC,
+    BIGU" at 134/min. The stimuli that are beats of their own, each followed at the
+    same delay by a QRS, are now taken for what they are."""
+    spec = PacedSpec(
+        mode="AAI", seed=seed, lower_rate_bpm=65.0, spike_mv=4.0, spike_width=3, sampling_rate=100.0
+    )
+    report = model.analyze(paced_ecg(spec)[0])
+    assert "PACE" in report.codes
+    assert not {"PVC", "BIGU"} & set(report.codes)
+    assert abs(report.measurements.heart_rate_bpm - 65) <= 2

@@ -55,7 +55,7 @@ from model.measure.result import EcgMeasurement
 from model.measure.rhythm import MIN_BEAT_P_CORRELATION, RhythmAnalysis, analyse_rhythm
 from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
 from model.pacing_stimuli import (
-    pulse_spacing,
+    blank_reach,
     stimulated,
     stimuli_taken_for_beats,
     weak_stimuli,
@@ -290,11 +290,6 @@ def _filtered_beats(
         result.paced_mask = paced_beats(spikes, beats.positions)
         result.paced_beats = int(result.paced_mask.sum())
     return raw, sig, qrs_slope(sig, usable), beats
-
-
-def blank_reach(source_fs: float) -> int:
-    """How far before a weak stimulus's peak it is blanked: its pulse spacing."""
-    return pulse_spacing(source_fs) + 1
 
 
 def pacemaker_drives(paced: int, beats: int) -> bool:
