@@ -14,7 +14,7 @@ from model.av_block_statements import AV_BLOCK_CODES
 from model.ecg import Ecg
 from model.measure import P_WAVE_KEYS, EcgMeasurement, measure
 from model.report import EngineInfo, Measurements, Report, SourceInfo, Statement
-from model.rhythm_statements import undetermined_rhythm
+from model.rhythm_statements import INTERMITTENT_PACING, undetermined_rhythm
 from model.signal_quality import RESCALED_FLAG
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.statements import NORMAL_RHYTHM_CODES, interpret, unexplained_beats
@@ -94,19 +94,23 @@ def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
         return f"Technically inadequate recording ({reason}).{heart_rate} No interpretation."
     codes = [s.code for s in statements]
     blocks = [s.text for s in statements if s.code in AV_BLOCK_CODES]
-    sentences = [_rhythm_sentence(codes, blocks, measured)]
+    paced = [s.text for s in statements if s.text.startswith(INTERMITTENT_PACING)]
+    sentences = [_rhythm_sentence(codes, blocks, measured, paced[0] if paced else None)]
     in_rhythm = {*RHYTHM_PHRASES, *ECTOPY_PHRASES, *AV_BLOCK_CODES, "NORM"}
     sentences += [_sentence(s.text) for s in statements if s.code not in in_rhythm]
     sentences.append(_verdict(codes, measured))
     return " ".join(sentences)
 
 
-def _rhythm_sentence(codes: list[str], blocks: list[str], measured: EcgMeasurement) -> str:
+def _rhythm_sentence(
+    codes: list[str], blocks: list[str], measured: EcgMeasurement, paced: str | None = None
+) -> str:
     """ "Sinus rhythm with second degree AV block, Mobitz I (Wenckebach) and premature
     ventricular complexes.": the rhythm, an AV block, then the ectopy; where no rhythm
     was named, why not ("Rhythm undetermined: regular narrow-complex rhythm at
     150/min, no P wave measured (...)")."""
-    rhythms = [RHYTHM_PHRASES[c] for c in codes if c in RHYTHM_PHRASES] + blocks
+    phrases = RHYTHM_PHRASES if paced is None else {**RHYTHM_PHRASES, "PACE": paced}
+    rhythms = [phrases[c] for c in codes if c in RHYTHM_PHRASES] + blocks
     ectopy = [ECTOPY_PHRASES[c] for c in codes if c in ECTOPY_PHRASES]
     if not rhythms:
         text = f"Rhythm undetermined: {undetermined_rhythm(measured)}"

@@ -24,6 +24,8 @@ from model.measure import (
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
     MIN_INTERMITTENT_PACED_FRACTION,
+    MIN_PACED_BEATS,
+    MIN_PACED_FRACTION,
     ORGANISED_SHARE,
     SINUS_P_AXIS,
     EcgMeasurement,
@@ -81,6 +83,11 @@ PATTERN_SNOMED = {
 }
 
 
+# The PACE statement's text where the pacemaker drove under MIN_PACED_FRACTION of the
+# beats (the impression names the rhythm so too).
+INTERMITTENT_PACING = "Intermittent pacing"
+
+
 def normal_to_normal_rr_ms(m: EcgMeasurement) -> list[float]:
     """RR intervals between two consecutive dominant beats, in ms."""
     return [float(x) * 1000.0 / FS for x in m.beats.rr[m.beats.both_normal]]
@@ -98,13 +105,23 @@ def is_paced(m: EcgMeasurement) -> bool:
 
 def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
     if is_paced(m):
+        beats = int(m.beats.positions.size)
+        # Where the pacemaker drove under MIN_PACED_FRACTION of the beats the strip is
+        # no pacemaker rhythm: the text says how many it paced.
+        intermittent = m.paced_beats < MIN_PACED_FRACTION * beats
         return [
             make_statement(
                 "PACE",
                 "pacemaker stimuli at a fixed delay before at least "
-                f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes",
+                f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes, or before "
+                f"{MIN_PACED_BEATS} or more each of another shape than the dominant beats",
+                text=(
+                    f"{INTERMITTENT_PACING} ({m.paced_beats} of {beats} beats paced)"
+                    if intermittent
+                    else None
+                ),
                 paced_beats=m.paced_beats,
-                beats=int(m.beats.positions.size),
+                beats=beats,
             ),
             *fibrillation_between_paced_beats(m),
         ]

@@ -91,9 +91,11 @@ def test_three_paced_beats_of_their_own_shape_are_no_sinus_rhythm(seed: int) -> 
     spec = PacedSpec(mode="VVI_SINUS", seed=seed, lower_rate_bpm=60.0, spike_mv=3.0, spike_width=4)
     ecg, truth = paced_ecg(spec)
     assert truth.beats.count("P") == 3
-    codes = model.analyze(ecg).codes
-    assert "PACE" in codes
-    assert not {"SR", "STACH", "SBRAD", "SARRH"} & set(codes)
+    report = model.analyze(ecg)
+    assert "PACE" in report.codes
+    assert not {"SR", "STACH", "SBRAD", "SARRH"} & set(report.codes)
+    # 3 of 10 paced is no pacemaker rhythm either: the report says how many.
+    assert report.impression.startswith("Intermittent pacing (3 of 10 beats paced).")
 
 
 @pytest.mark.parametrize("record", ["43", "109"])

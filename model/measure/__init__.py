@@ -25,6 +25,8 @@ from model.measure.fiducials import P_WAVE_KEYS
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
 from model.measure.pipeline import (
     MIN_INTERMITTENT_PACED_FRACTION,
+    MIN_PACED_BEATS,
+    MIN_PACED_FRACTION,
     measure,
     pacemaker_drives,
     pacemaker_paces,
@@ -37,6 +39,8 @@ __all__ = [
     "FLUTTER_HZ",
     "FLUTTER_MIN_MV",
     "MIN_INTERMITTENT_PACED_FRACTION",
+    "MIN_PACED_BEATS",
+    "MIN_PACED_FRACTION",
     "ORGANISED_SHARE",
     "PRE",
     "P_WAVE_KEYS",
