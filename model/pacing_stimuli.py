@@ -94,10 +94,11 @@ NARROW_RATIO = 1.15
 # A stimulus lasts under 1 ms: the record shows it rising as fast as the recorder's
 # filters let it, from half its height to its peak in about one sample at 250 Hz
 # (synthetic stimuli low-passed to up to 5 samples at 500 Hz, tuning seeds: median per
-# ECG at most 3.6 ms at 500 Hz, 4.3 ms at 250 Hz; a few noisy single pulses up to 5.7). A wave of the heart rises over a third of its
-# duration: the 23-26 ms septal q lobe of a wide single-dipole QRS (115-130 ms) takes
-# 5.7-6.5 ms, and at 250 Hz the narrowness test, over 10 and 20 ms, passed it (44 of
-# 200 such synthetic ECGs read PACE, tuning seeds; docs/measurement.md 3.12).
+# ECG at most 3.6 ms at 500 Hz, 4.3 ms at 250 Hz; a few noisy single pulses up to 5.7).
+# A wave of the heart rises over a third of its duration: the 23-26 ms septal q lobe
+# of a wide single-dipole QRS (116-128 ms) takes 5.7-6.5 ms, and at 250 Hz the
+# narrowness test, over 10 and 20 ms, passed it (44 of 200 such synthetic ECGs read
+# PACE, tuning seeds; docs/measurement.md 3.12).
 MAX_RISE_MS = 5.0
 # Below this source rate a stimulus rises as slowly as the anti-alias filter lets a
 # QRS apex (synthetic stimuli at 100 Hz: up to 14.5 ms), and the rise tells nothing.
