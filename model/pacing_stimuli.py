@@ -112,6 +112,18 @@ QUIET_NOISE = 8
 # notch 14 ms into a wide QRS (an existing PTB-XL test, docs/measurement.md 3.8)
 # passed; 1.15 keeps LUDB 90 (its spikes are one to two samples).
 NARROW_RATIO = 1.15
+# A stimulus lasts under 1 ms: the record shows it rising as fast as the recorder's
+# filters let it, from half its height to its peak in about one sample at 250 Hz
+# (synthetic stimuli low-passed to up to 5 samples at 500 Hz, tuning seeds: median per
+# ECG at most 3.6 ms at 500 Hz, 4.3 ms at 250 Hz; a few noisy single pulses up to 5.7).
+# A wave of the heart rises over a third of its duration: the 23-26 ms septal q lobe
+# of a wide single-dipole QRS (116-128 ms) takes 5.7-6.5 ms, and at 250 Hz the
+# narrowness test, over 10 and 20 ms, passed it (44 of 200 such synthetic ECGs read
+# PACE, tuning seeds; docs/measurement.md 3.12).
+MAX_RISE_MS = 5.0
+# Below this source rate a stimulus rises as slowly as the anti-alias filter lets a
+# QRS apex (synthetic stimuli at 100 Hz: up to 14.5 ms), and the rise tells nothing.
+MIN_RATE_FOR_RISE = 250.0
 
 
 def pulse_spacing(source_fs: float) -> int:
@@ -143,6 +155,7 @@ class Pulses:
     score: np.ndarray
     spacing: int
     noise: np.ndarray
+    source_fs: float
 
     @classmethod
     def of(cls, raw: np.ndarray, leads: np.ndarray, source_fs: float) -> Pulses:
@@ -153,7 +166,7 @@ class Pulses:
         response = pulse_response(x, spacing)
         noise = np.maximum(np.median(np.abs(response), axis=1, keepdims=True), NOISE_FLOOR_MV)
         score = np.sqrt(((response / noise) ** 2).sum(axis=0))
-        return cls(x, response, score, spacing, noise[:, 0])
+        return cls(x, response, score, spacing, noise[:, 0], source_fs)
 
     def without(self, spikes: np.ndarray) -> Pulses:
         """The same, with the pulses at `spikes` (and their shoulders) scored zero."""
@@ -273,7 +286,26 @@ def _narrow(pulses: Pulses, j: int) -> bool:
     twice = np.where(np.sign(rise) == np.sign(fall), np.minimum(abs(rise), abs(fall)), 0)
     if np.median(twice / size[shown]) > NARROW_RATIO:
         return False
+    if pulses.source_fs >= MIN_RATE_FOR_RISE and _rise_ms(x[shown], j, wider) > MAX_RISE_MS:
+        return False
     return _simultaneous(response, j, spacing, size)
+
+
+def _rise_ms(x: np.ndarray, j: int, before: int) -> float:
+    """The median over the leads `x` of the time the pulse at j takes to rise from half
+    its height to its peak, its height measured from the signal `before` samples
+    earlier (the quiet baseline it stands on): a stimulus's is the recorder's filter's,
+    a heart wave's a third of its duration."""
+    rel = np.abs(x[:, j - before : j + 1] - x[:, j - before, None])
+    half = 0.5 * rel[:, -1]
+    # The last sample at or under half the height before the peak, and where the
+    # signal crosses it between that sample and the next.
+    last = np.minimum(before - np.argmax(rel[:, ::-1] <= half[:, None], axis=1), before - 1)
+    rows = np.arange(x.shape[0])
+    low, high = rel[rows, last], rel[rows, last + 1]
+    step = np.where(high > low, high - low, 1.0)
+    crossing = last + np.clip((half - low) / step, 0.0, 1.0)
+    return float(np.median(before - crossing)) * 1000.0 / FS
 
 
 def _simultaneous(response: np.ndarray, j: int, spacing: int, size: np.ndarray) -> bool:

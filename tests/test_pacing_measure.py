@@ -15,7 +15,7 @@ import model
 from model.pacing_stimuli import stimulated
 from model.rhythm_paced import PacedSpec, paced_ecg
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
-from model.synthetic import SyntheticSpec
+from model.synthetic import SyntheticSpec, synthetic_ecg
 
 # The pacemaker and heart every test here draws; each test picks the mode and what
 # the cart did to the stimuli.
@@ -134,3 +134,26 @@ def test_unpaced_ludb_resampled_to_100_hz_is_not_paced(shared_data: Path, record
     signal = resample_poly(ecg.signal, 1, 5, axis=1).astype(np.float32)
     low = replace(ecg, signal=signal, sampling_rate=100.0)
     assert "PACE" not in model.analyze(low).codes
+
+
+@pytest.mark.parametrize("seed", [11, 14, 20, 32])
+def test_wide_single_dipole_qrs_at_250_hz_is_not_paced(seed: int) -> None:
+    """A synthetic QRS of 116-128 ms at 250 Hz: its 23-26 ms septal q lobe peaks in
+    every lead at once (one heart vector) and, at the 10 ms pulse spacing of 250 Hz,
+    passed the narrowness test as a stimulus at the QRS onset. It rises from half
+    its height to its peak in about 6 ms, a stimulus in at most 4.3: read as PACE,
+    the blanked second pass shortened the QRS by 10-12 ms."""
+    rng = np.random.default_rng(seed)
+    rate = rng.uniform(45, 130)
+    spec = SyntheticSpec(
+        heart_rate_bpm=round(rate),
+        pr_ms=round(rng.uniform(120, 220)),
+        qrs_ms=round(rng.uniform(116, 128)),
+        qt_ms=round(440 - (rate - 50) * 1.6),
+        p_axis_deg=round(rng.uniform(0, 80)),
+        qrs_axis_deg=round(rng.uniform(-60, 110)),
+        t_axis_deg=round(rng.uniform(0, 80)),
+    )
+    report = model.analyze(synthetic_ecg(spec, sampling_rate=250.0))
+    assert "PACE" not in report.codes
+    assert abs(report.measurements.qrs_ms - spec.qrs_ms) <= 5
