@@ -68,7 +68,7 @@ def test_a_beat_with_a_qrs_of_its_own_is_no_stimulus_taken_for_one() -> None:
 def test_paced_beats_at_150_per_min_at_100_hz_are_all_counted(mode: str, seed: int) -> None:
     """Paced at 150/min and recorded at 100 Hz, every captured QRS lies inside its
     stimulus's blanked span and the next beat follows within 400 ms: by timing alone
-    they were taken for stimuli and dropped (DDD read 68-122/min, VVI 82-117/min)."""
+    they were taken for stimuli and dropped (DDD read 68-122/min, VVI 82-130/min)."""
     rate = (
         {"sinus_rate_bpm": 150.0, "lower_rate_bpm": 60.0}
         if mode == "DDD"
