@@ -232,6 +232,18 @@ def test_ecg_without_waveform_does_not_match_its_sop_class(gateway, vendor, tmp_
     assert gateway.jobs() == []
 
 
+@pytest.mark.parametrize("keyword", ["InstitutionName", "AccessionNumber"])
+def test_a_nul_inside_a_header_value_is_refused_naming_the_element(
+    gateway, vendor, tmp_path, keyword
+):
+    """PostgreSQL text cannot hold a NUL: refused for what it is (0xC000, the element
+    named), not answered "out of resources" on every retry of the cart."""
+    nul = samples.copy_with_new_uid(vendor, tmp_path / "nul.dcm", **{keyword: "CARDIO\x00LOGY"})
+    result = _send_one(gateway.port, nul)
+    _assert_refused(gateway, result, 0xC, "nul-in-text")
+    assert result.status == 0xC000 and f"{keyword} holds a NUL" in result.message
+
+
 def test_secondary_capture_without_pixels_does_not_match(gateway, shared_data, tmp_path):
     native = samples.secondary_capture_native(shared_data, tmp_path / "sc.dcm")
     no_pixels = samples.copy_with_new_uid(native, tmp_path / "np.dcm", PixelData=None)

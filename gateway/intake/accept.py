@@ -259,6 +259,13 @@ class HeaderFacts:
     study_uid: str = ""
     accession_number: str = ""  # with the Study Instance UID: which order (its priority)
 
+    def with_nul(self) -> str | None:
+        """The DICOM keyword of a fact holding a NUL character, or None. No DICOM text VR
+        allows one inside a value (PS3.5 6.2; pydicom strips it as trailing padding), and
+        PostgreSQL text cannot hold one: such an object would be refused as "store
+        unavailable" (0xA700) on every retry, so it is refused for what it is instead."""
+        return next((k for k, f in _FACT_KEYWORDS.items() if "\x00" in getattr(self, f)), None)
+
     @classmethod
     def of(cls, ds: Dataset, sop_instance_uid: str) -> HeaderFacts:
         return cls(
@@ -271,6 +278,18 @@ class HeaderFacts:
             _text(ds, "StudyInstanceUID"),
             _text(ds, "AccessionNumber"),
         )
+
+
+# HeaderFacts' text fields by the DICOM keyword they are read from (patient_key is a hash).
+_FACT_KEYWORDS = {
+    "Modality": "modality",
+    "InstitutionName": "institution",
+    "StationName": "station",
+    "PatientID": "patient_id",
+    "IssuerOfPatientID": "patient_id_issuer",
+    "StudyInstanceUID": "study_uid",
+    "AccessionNumber": "accession_number",
+}
 
 
 def audit_facts(obj: ReceivedObject) -> HeaderFacts:
@@ -309,7 +328,15 @@ def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | HeaderFacts:
     if problem is not None:
         slug, comment = problem
         return Outcome(DATASET_DOES_NOT_MATCH_SOP_CLASS, slug, comment)
-    return HeaderFacts.of(ds, obj.sop_instance_uid)
+    return checked_facts(HeaderFacts.of(ds, obj.sop_instance_uid))
+
+
+def checked_facts(facts: HeaderFacts) -> HeaderFacts | Outcome:
+    """The facts, or the refusal of an object whose header facts hold a NUL character."""
+    keyword = facts.with_nul()
+    if keyword is None:
+        return facts
+    return Outcome(CANNOT_UNDERSTAND, "nul-in-text", f"{keyword} holds a NUL character")
 
 
 def _truncated_element(ds: Dataset) -> str | None:
