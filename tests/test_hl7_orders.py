@@ -193,6 +193,7 @@ BAD_INPUT = {
     "truncated MSH": ("MSH|", "AE", "MSH", "100"),
     "no control ID": (orm(control_id=""), "AE", "MSH-10", "101"),
     "not UTF-8": (orm().encode("utf-8").replace(b"Jane", b"J\xe4ne"), "AE", "MSH-18", "102"),
+    "NUL in a value": (orm().replace("Jane", "Ja\x00ne"), "AE", "PID-5", "102"),
 }  # fmt: skip
 
 
