@@ -290,10 +290,13 @@ def test_no_disk_space_gets_out_of_resources(tmp_path, vendor):
         full.stop()
 
 
-def test_store_unavailable_gets_out_of_resources(gateway, vendor):
+def test_store_unavailable_gets_out_of_resources(gateway, vendor, caplog):
     gateway.store.close()
     result = _send_one(gateway.port, vendor)
     assert result.status == 0xA700
+    # where the store lives is the log's to say, not the network's
+    assert result.message == "store unavailable"
+    assert str(gateway.config.store_path) in caplog.text
     assert gateway.metrics.rejections() == {"store-unavailable": 1}
     gateway.store = SqliteStore(gateway.config.store_path)
     assert gateway.jobs() == []

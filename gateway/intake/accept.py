@@ -88,13 +88,15 @@ class ReceivedObject:
 @dataclass(frozen=True)
 class Outcome:
     """The status for the peer; `reason` is the counter slug, `comment` the ErrorComment;
-    on success, the job that holds the object (a new one, or the earlier one for a duplicate)."""
+    `detail` for the log only (a store's address, a spool path: not for the network); on
+    success, the job that holds the object (a new one, or the earlier one for a duplicate)."""
 
     status: int
     reason: str | None = None
     comment: str | None = None
     job_id: int | None = None
     duplicate: bool = False
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class Intake:
         try:
             earlier = self.store.find_job(obj.sop_instance_uid, sha)
         except StoreError as exc:
-            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+            return self.reject(label, store_unavailable(exc))
         return None if earlier is None else self.duplicate(label, earlier.id, obj, None)
 
     def spool(self, name: str, data: bytes) -> Path | Outcome:
@@ -148,7 +150,8 @@ class Intake:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
-            return Outcome(OUT_OF_RESOURCES, "spool-write-failed", f"spool write failed: {exc}")
+            failed = "spool write failed"
+            return Outcome(OUT_OF_RESOURCES, "spool-write-failed", failed, detail=str(exc))
 
     def enqueue(
         self,
@@ -183,7 +186,7 @@ class Intake:
             content = obj.file_bytes if self.store.keeps_objects else None
             enqueued = self.store.add_job(new, content=content)
         except StoreError as exc:
-            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+            return self.reject(label, store_unavailable(exc))
         if enqueued.duplicate:
             return self.duplicate(label, enqueued.job_id, obj, header)
         self.metrics.inc(m.OBJECTS_ACCEPTED)
@@ -233,13 +236,20 @@ class Intake:
         """Count and log a refusal (ids and a content hash only, never patient data)."""
         self.metrics.reject(outcome.reason or "unknown")
         log.warning(
-            "rejected %s with status 0x%04X (%s): %s",
+            "rejected %s with status 0x%04X (%s): %s%s",
             label,
             outcome.status,
             outcome.reason,
             outcome.comment,
+            f" ({outcome.detail})" if outcome.detail else "",
         )
         return outcome
+
+
+def store_unavailable(exc: StoreError) -> Outcome:
+    """0xA700 for a store that cannot answer now; its message (the database's address or
+    file) only in the log."""
+    return Outcome(OUT_OF_RESOURCES, "store-unavailable", "store unavailable", detail=str(exc))
 
 
 @dataclass(frozen=True)
