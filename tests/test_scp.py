@@ -302,6 +302,25 @@ def test_store_unavailable_gets_out_of_resources(gateway, vendor, caplog):
     assert gateway.jobs() == []
 
 
+def test_a_fault_of_the_gateways_is_answered_0xc211_logged_by_type_and_line(
+    gateway, vendor, monkeypatch, caplog
+):
+    """A bug (here find_job raising what no store raises, quoting the patient) costs the
+    cart a failure status, never the log a patient's value, nor the SCP its life."""
+    patient = "DOE^JOHN " + pydicom.dcmread(vendor, stop_before_pixels=True).PatientID
+
+    def broken(*args):
+        raise KeyError(patient)
+
+    monkeypatch.setattr(gateway.store, "find_job", broken)
+    result = _send_one(gateway.port, vendor)
+    assert result.status == 0xC211
+    assert "KeyError at test_scp.py:" in caplog.text and patient not in caplog.text
+    assert gateway.metrics.rejections() == {"internal-error": 1}
+    monkeypatch.undo()
+    assert _send_one(gateway.port, vendor).status == 0x0000
+
+
 def test_a_dataset_announced_and_never_sent_is_answered_within_the_wait(tmp_path):
     """It waited for the network timeout (a minute) with no answer before."""
     running = RunningGateway(tmp_path, dicom={"dataset_wait_s": 0.5, "network_timeout_s": 60})

@@ -35,6 +35,7 @@ from gateway.config import WatchFolder
 from gateway.durable import ensure_dir, fsync_directory, write_durably
 from gateway.intake.accept import OUT_OF_RESOURCES, SUCCESS, Intake
 from gateway.intake.files import ReceivedFile, accept_file
+from gateway.logs import fault
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +283,9 @@ class WatchedFolders:
         while not self._stop.is_set():
             try:
                 watcher.poll(self._stop)
-            except Exception:  # a bug must not end the watching for good
-                log.exception("watched folder %s: poll failed", watcher.folder.source)
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the watching for good
+                source = watcher.folder.source
+                log.error("watched folder %s: poll failed: %s", source, fault(exc, stack=True))
             self._stop.wait(watcher.folder.poll_interval_s)
 
 

@@ -34,6 +34,7 @@ from gateway.config import ConfigError, UploadConfig
 from gateway.intake.accept import OUT_OF_RESOURCES, SUCCESS, Intake, Outcome
 from gateway.intake.dicom_scp import tls_context
 from gateway.intake.files import ReceivedFile, accept_file
+from gateway.logs import fault
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,8 @@ class UploadEndpoint:
         try:
             outcome = await loop.run_in_executor(self._executor, accept_file, self.intake, received)
         except Exception as exc:  # noqa: BLE001 - a fault of the gateway's: answer, stay up
-            # The type only: a message could quote a value, and aiohttp's own handler would
-            # log the whole traceback.
-            log.error("upload from %s: the gateway failed on it: %s", peer, type(exc).__name__)
+            # Not aiohttp's own handler: it would log the message, which may quote a value.
+            log.error("upload from %s: the gateway failed on it: %s", peer, fault(exc, stack=True))
             self.intake.metrics.reject("internal-error")
             return _error(500, "the gateway failed on this file: send it again later")
         return _response(outcome)
