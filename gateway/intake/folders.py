@@ -130,7 +130,14 @@ class FolderWatcher:
                 continue
             if self._kept is not None and self._kept.is_taken(name, sig):
                 continue
-            taken += self._take(name, sig)
+            try:
+                taken += self._take(name, sig)
+            except Exception as exc:  # noqa: BLE001 - one file's fault must not hold up the rest
+                log.error(
+                    "watched folder %s: taking a file failed, left for the next poll: %s",
+                    self.folder.source,
+                    fault(exc, stack=True),
+                )
         self._pending = {n: s for n, s in self._pending.items() if n in listing}
         if self._kept is not None:
             self._kept.forget_missing(set(listing))
