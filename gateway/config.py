@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from gateway.processing.order_match import OrderMatching
+from gateway.yaml_keys import duplicate_keys
 from model.serial_comparison import ComparisonThresholds
 from model.settings import StrictSettings, YamlFileError, line_at, read_settings
 from model.statement_limits import StatementLimits
@@ -543,6 +544,10 @@ def load_settings(path: Path, model: type[SettingsFile]) -> SettingsFile:
         document = read_settings(path)
     except YamlFileError as exc:
         raise ConfigError(str(exc)) from None
+    twice = duplicate_keys(document.root)
+    if twice:
+        lines = (f"{path}: line {line}: {key}: key appears twice" for line, key in twice)
+        raise ConfigError("\n".join(lines))
     try:
         return model.model_validate(document.data)
     except ValidationError as exc:

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from gateway.yaml_keys import duplicate_keys
 from model.settings import YamlFileError, dotted, line_at, read_settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -27,6 +28,10 @@ def load_yaml_config(path: Path, schema: type[ModelT], **overrides: object) -> M
         document = read_settings(path)
     except YamlFileError as exc:
         raise TrainingConfigError(str(exc)) from None
+    twice = duplicate_keys(document.root)
+    if twice:
+        problems = "; ".join(f"line {line}: {key}: key appears twice" for line, key in twice)
+        raise TrainingConfigError(f"{path}: {problems}")
     flags = {key: value for key, value in overrides.items() if value is not None}
     data = {**document.data, **flags}
     try:
