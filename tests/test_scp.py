@@ -232,7 +232,7 @@ def test_ecg_without_waveform_does_not_match_its_sop_class(gateway, vendor, tmp_
     assert gateway.jobs() == []
 
 
-@pytest.mark.parametrize("keyword", ["InstitutionName", "AccessionNumber"])
+@pytest.mark.parametrize("keyword", ["InstitutionName", "AccessionNumber", "PatientName"])
 def test_a_nul_inside_a_header_value_is_refused_naming_the_element(
     gateway, vendor, tmp_path, keyword
 ):

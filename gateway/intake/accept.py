@@ -268,6 +268,7 @@ class HeaderFacts:
     patient_id_issuer: str = ""
     study_uid: str = ""
     accession_number: str = ""  # with the Study Instance UID: which order (its priority)
+    patient_name: str = ""  # read for with_nul only: the over-read worklist stores it
 
     def with_nul(self) -> str | None:
         """The DICOM keyword of a fact holding a NUL character, or None. No DICOM text VR
@@ -287,6 +288,7 @@ class HeaderFacts:
             _text(ds, "IssuerOfPatientID"),
             _text(ds, "StudyInstanceUID"),
             _text(ds, "AccessionNumber"),
+            _text(ds, "PatientName"),
         )
 
 
@@ -299,6 +301,7 @@ _FACT_KEYWORDS = {
     "IssuerOfPatientID": "patient_id_issuer",
     "StudyInstanceUID": "study_uid",
     "AccessionNumber": "accession_number",
+    "PatientName": "patient_name",
 }
 
 

@@ -157,6 +157,7 @@ def _decoded_header(path: Path, uid: str, wanted_format: str) -> HeaderFacts | O
             patient_id_issuer=meta.patient_id_issuer or "",
             study_uid=meta.study_instance_uid or "",
             accession_number=meta.accession_number or "",
+            patient_name=meta.patient_name or "",
         )
     )
 
