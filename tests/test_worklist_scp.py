@@ -335,6 +335,29 @@ def test_store_failure_and_undecodable_identifier_are_failures_not_crashes(caplo
     assert "cannot decode the identifier" in answers[0][0].ErrorComment
 
 
+def test_a_fault_while_answering_is_a_failure_logged_without_values(monkeypatch, caplog):
+    """A bug while building the answers (here the item mapping raising, quoting the
+    patient) ends the query with 0xC000, logged by type and line: never pynetdicom's
+    own log line, which holds the exception's message."""
+    from gateway.intake import worklist as worklist_module
+
+    class OneOrder:
+        def open_orders(self, **_):
+            return [object()]
+
+    def broken(order, now):
+        raise ValueError(f"bad date for {NAME}")
+
+    monkeypatch.setattr(worklist_module, "worklist_item", broken)
+    worklist = Worklist(OneOrder(), GatewayConfig().worklist, Metrics(), None)
+    identifier = Dataset()
+    identifier.PatientName = ""
+    answers = list(worklist.find(FindRequest("CART1", "127.0.0.1", lambda: identifier)))
+    assert [a[0].Status for a in answers] == [0xC000]
+    assert answers[0][0].ErrorComment == "the gateway failed on this query"
+    assert "ValueError at test_worklist_scp.py:" in caplog.text and "Zyxwvu" not in caplog.text
+
+
 def test_each_query_is_audited_with_its_identifier(gateway):
     """PS3.15 A.5.3.12: who asked (source, requestor), the gateway (destination), the SOP
     class and the identifier as sent; a refused query as a minor failure saying why."""
