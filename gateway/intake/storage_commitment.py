@@ -179,7 +179,17 @@ class StorageCommitment:
     def report(self, assoc: Association, calling_ae: str, request: Request) -> None:
         """Check the objects and tell the cart: same association first, else a new one."""
         result = check_commitment(self.store, request)
-        delivered = _report_on(assoc, result) or self._report_on_new_association(calling_ae, result)
+        try:
+            delivered = _report_on(assoc, result) or self._report_on_new_association(
+                calling_ae, result
+            )
+        except Exception as exc:  # noqa: BLE001 - this thread's last word: a log line
+            log.error(
+                "storage commitment %s: sending the report failed: %s",
+                result.transaction_uid,
+                fault(exc, stack=True),
+            )
+            delivered = False
         log.log(
             logging.INFO if delivered else logging.WARNING,
             "storage commitment %s from %s: %d committed, %d failed; report %s",
