@@ -126,6 +126,26 @@ def test_a_file_the_gateway_fails_on_stays_and_does_not_hold_up_the_others(
     assert watcher.poll() == 1 and _names(folder / "processed") == ["a-muse.xml", "b-ecg.dcm"]
 
 
+def test_a_file_that_cannot_be_moved_is_tried_again_without_being_taken_again(
+    intakes, folder, shared_data, tmp_path, caplog
+):
+    """Committed, but processed/ cannot be made: later polls try only the move (no
+    duplicate, no new audit record, one log line), and it succeeds once it can."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the processed folder should be")
+    watcher = intakes.watcher(folder, move_to=blocked)
+    _drop(shared_data, folder, "ecg.xml")
+    for _ in range(5):
+        watcher.poll()
+    assert len(intakes.jobs()) == 1 and _names(folder) == ["ecg.xml"]
+    assert intakes.metrics.get(m.OBJECTS_DUPLICATE) == 0
+    assert caplog.text.count("cannot move a processed file") == 1
+    blocked.unlink()  # the admin makes room
+    watcher.poll()
+    assert _names(folder) == [] and _names(blocked) == ["ecg.xml"]
+    assert len(intakes.jobs()) == 1 and intakes.metrics.get(m.OBJECTS_DUPLICATE) == 0
+
+
 def test_the_same_file_dropped_again_is_a_duplicate_and_still_leaves(intakes, folder, shared_data):
     watcher = intakes.watcher(folder)
     for _ in range(2):
