@@ -221,6 +221,21 @@ def test_an_unexpected_error_is_kept_by_type_and_line_never_its_message(
     assert patient not in job.error and patient not in caplog.text
 
 
+def test_a_store_failure_while_matching_orders_keeps_its_message(gw, vendor, monkeypatch):
+    """A StoreError names the store, never a value: the job's error keeps what it says."""
+    from gateway.store import StoreError
+
+    def unavailable(*args, **kwargs):
+        raise StoreError("postgresql://gw@db/ecg: connection refused")
+
+    monkeypatch.setattr(workers_module, "link_order", unavailable)
+    job_id = gw.receive(vendor)
+    assert gw.pipeline.run_once("w")
+    job = gw.store.get_job(job_id)
+    assert job.state == "queued"
+    assert job.error == "order matching: postgresql://gw@db/ecg: connection refused"
+
+
 def test_transient_failure_gives_up_after_max_attempts(gw, shared_data, tmp_path):
     job_id = gw.receive(samples.encapsulated_pdf(shared_data, tmp_path / "doc.dcm"))
     gw.reports.parent.mkdir(parents=True, exist_ok=True)

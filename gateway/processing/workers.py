@@ -317,7 +317,10 @@ class Workers:
             package = link_order(
                 self._store, job, result.package, result.report_dir, self._settings.order_matching
             )
-        except Exception as exc:  # noqa: BLE001 - the store or disk: retried, then failed
+        except StoreError as exc:  # its message names the store, never a value
+            self._retry_or_fail(job, owner, label, f"order matching: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - the disk, or a bug: retried, then failed
             self._retry_or_fail(job, owner, label, f"order matching: {fault(exc)}")
             return
         try:
