@@ -2,14 +2,17 @@
 configs). PyYAML silently keeps the last of two equal keys, so a second `tls:` section
 would quietly undo the first; an admin wants the line instead.
 
-It sits beside the readers in model/settings.py, which load the file; each reader turns
-what this finds into its own error (file, line and key, like its other problems)."""
+gateway.yaml and the training configs are read with `read_settings_once` (the first
+repeat, as a YamlFileError like a syntax error); routes.yaml lists every repeat among its
+other issues. (Its place would be model/settings.py's read_settings.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
-from model.settings import dotted
+from model.settings import YamlDocument, YamlFileError, dotted, read_settings
 
 
 def duplicate_keys(node: yaml.Node | None, path: tuple = ()) -> list[tuple[int, str]]:
@@ -26,3 +29,13 @@ def duplicate_keys(node: yaml.Node | None, path: tuple = ()) -> list[tuple[int, 
         for index, item in enumerate(node.value):
             found.extend(duplicate_keys(item, (*path, index)))
     return found
+
+
+def read_settings_once(path: Path | str) -> YamlDocument:
+    """read_settings, with YamlFileError for the first key written twice."""
+    document = read_settings(path)
+    twice = duplicate_keys(document.root)
+    if twice:
+        line, key = twice[0]
+        raise YamlFileError(path, line, f"{key}: key appears twice")
+    return document
