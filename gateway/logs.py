@@ -39,4 +39,6 @@ def fault(exc: BaseException, stack: bool = False) -> str:
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
     reason = f" ({exc.strerror})" if isinstance(exc, OSError) and exc.strerror else ""
     named = f"{type(exc).__name__}{reason}{where}"
-    return named + "\n" + "".join(traceback.format_list(frames)).rstrip() if stack else named
+    if not stack or not frames:
+        return named
+    return named + "\n" + "".join(traceback.format_list(frames)).rstrip()
