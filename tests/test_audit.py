@@ -214,10 +214,8 @@ def test_the_forwarder_outlives_a_fault_and_sends_what_comes_after(tmp_path, mon
     monkeypatch.setattr(forwarder, "write_atomic", full_once)
     port = free_port()
     collector = RsyslogCollector(tmp_path / "rsyslog", port).start()
-    auditor = Auditor(
-        tmp_path / "audit", AuditConfig(syslog={"host": "127.0.0.1", "port": port}), "ECGGW",
-        forward=True,
-    )  # fmt: skip
+    config = AuditConfig(syslog={"host": "127.0.0.1", "port": port})
+    auditor = Auditor(tmp_path / "audit", config, "ECGGW", forward=True)
     try:
         auditor.start()
         auditor.application(started=True)
