@@ -26,9 +26,8 @@ from pydantic import (
 )
 
 from gateway.processing.order_match import OrderMatching
-from gateway.yaml_keys import read_settings_once
 from model.serial_comparison import ComparisonThresholds
-from model.settings import StrictSettings, YamlFileError, line_at
+from model.settings import StrictSettings, YamlFileError, line_at, read_settings
 from model.statement_limits import StatementLimits
 from model.vlm.settings import VlmSettings
 
@@ -541,7 +540,7 @@ def load_settings(path: Path, model: type[SettingsFile]) -> SettingsFile:
     """A settings file (gateway.yaml, the web users file) validated as `model`;
     ConfigError naming the file, and the line and field of each problem."""
     try:
-        document = read_settings_once(path)
+        document = read_settings(path)
     except YamlFileError as exc:
         raise ConfigError(str(exc)) from None
     try:

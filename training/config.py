@@ -12,8 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from gateway.yaml_keys import read_settings_once
-from model.settings import YamlFileError, dotted, line_at
+from model.settings import YamlFileError, dotted, line_at, read_settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -25,7 +24,7 @@ class TrainingConfigError(Exception):
 def load_yaml_config(path: Path, schema: type[ModelT], **overrides: object) -> ModelT:
     """Validate `path` against `schema`; non-None `overrides` (command-line flags) win."""
     try:
-        document = read_settings_once(path)
+        document = read_settings(path)
     except YamlFileError as exc:
         raise TrainingConfigError(str(exc)) from None
     flags = {key: value for key, value in overrides.items() if value is not None}

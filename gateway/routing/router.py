@@ -32,8 +32,7 @@ from gateway.routing.schema import (
     SecretRef,
     TlsOptions,
 )
-from gateway.yaml_keys import duplicate_keys
-from model.settings import YamlFileError, dotted, line_at, read_yaml
+from model.settings import YamlFileError, dotted, duplicate_keys, line_at, read_yaml
 
 log = logging.getLogger(__name__)
 
