@@ -146,11 +146,27 @@ def _peak_share(freq: np.ndarray, power: np.ndarray, peaks: np.ndarray) -> np.nd
 
 
 def _rr_in_flutter_cycles(beats: Beats, hz: float) -> bool:
-    """Every RR a whole number of flutter cycles, not all the same number, and no
-    common divisor: RRs of 3 and 6 cycles are whole P-P cycles of a slower atrial rhythm
-    whose P wave's third harmonic made the peak (Mobitz II at 85-90/min, tuning seeds 1
-    and 6)."""
-    cycles = beats.rr * hz / FS
+    """Every RR between two beats of the dominant shape (early ones too: at variable
+    conduction a 2:1 cycle after a 4:1 one reads as premature) a whole number of
+    flutter cycles (_whole_cycles). Only conducted beats follow a flutter wave at a
+    fixed interval: a PVC coupled at half the sinus RR, with its compensatory pause,
+    made 1, 2 and 3 'cycles' of a sinus P wave's second harmonic (sinus rhythms at
+    136-146/min with PVCs, test seeds 17 and 21: flutter was named)."""
+    return _whole_cycles(beats.rr[_conducted_rr(beats)], hz)
+
+
+def _conducted_rr(beats: Beats) -> np.ndarray:
+    """Per RR: True where both its beats have the dominant shape (N or S)."""
+    conducted = np.isin(beats.labels, ("N", "S"))
+    return conducted[1:] & conducted[:-1]
+
+
+def _whole_cycles(rr: np.ndarray, hz: float) -> bool:
+    """Every RR (samples) a whole number of flutter cycles, not all the same number, and
+    no common divisor: RRs of 3 and 6 cycles are whole P-P cycles of a slower atrial
+    rhythm whose P wave's third harmonic made the peak (Mobitz II at 85-90/min, tuning
+    seeds 1 and 6)."""
+    cycles = rr * hz / FS
     whole = np.round(cycles).astype(int)
     if cycles.size < 3 or (np.abs(cycles - whole) > RR_CYCLE_TOLERANCE).any():
         return False
@@ -177,15 +193,16 @@ def flutter_in_rr_cycles(
 
 
 def _conducted_cycles_hz(beats: Beats) -> float | None:
-    """The atrial rate (Hz, 240-340/min) of which every RR is a whole number of
-    cycles (_rr_in_flutter_cycles), read from the RRs themselves; else None."""
-    shortest = float(beats.rr.min()) if beats.rr.size else 0.0
+    """The atrial rate (Hz, 240-340/min) of which every RR between two beats of the
+    dominant shape is a whole number of cycles (_rr_in_flutter_cycles), read from
+    those RRs; else None."""
+    rr = beats.rr[_conducted_rr(beats)]
+    shortest = float(rr.min()) if rr.size else 0.0
     for k in range(1, 5):
         cycle = shortest / k
         if not FS * 60 / 340 <= cycle <= FS * 60 / 240:
             continue
-        whole = np.maximum(np.round(beats.rr / cycle), 1)
-        hz = FS * whole.sum() / beats.rr.sum()
+        hz = FS * np.round(rr / cycle).sum() / rr.sum()
         if _rr_in_flutter_cycles(beats, hz):
             return float(hz)
     return None
