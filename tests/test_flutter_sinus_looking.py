@@ -20,6 +20,27 @@ from model.synthetic import SyntheticSpec
 SHAPE = ("pr_ms", "qrs_ms", "qt_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "p_mv")
 
 
+def _flutter(
+    rate: float,
+    conduction: int,
+    size: float,
+    noise: float,
+    seed: int,
+    shape: tuple[float, ...],
+    **drawn: float,
+) -> RhythmSpec:
+    return RhythmSpec(
+        rhythm="atrial_flutter",
+        rate_bpm=rate,
+        flutter_conduction=conduction,
+        f_wave_mv=size,
+        noise_mv=noise,
+        seed=seed,
+        morphology=SyntheticSpec(**dict(zip(SHAPE, shape))),
+        **drawn,
+    )
+
+
 def _aflt(report: Report):
     return next(s for s in report.statements if s.code == "AFLT")
 
@@ -57,18 +78,8 @@ def test_upright_flutter_waves_with_a_drifting_cycle_are_flutter(seed: int) -> N
     rhythm or sinus tachycardia was named); the residual keeps flutter size in the
     beats whose 'P wave' the median beat cancels, where a sinus P wave's leaves none."""
     (rate, conduction, size, axis, variation, noise), shape = UPRIGHT_DRIFTING[seed]
-    spec = RhythmSpec(
-        rhythm="atrial_flutter",
-        rate_bpm=rate,
-        flutter_conduction=conduction,
-        f_wave_mv=size,
-        f_wave_axis_deg=axis,
-        f_cycle_variation=variation,
-        noise_mv=noise,
-        seed=seed,
-        morphology=SyntheticSpec(**dict(zip(SHAPE, shape))),
-    )
-    ecg, truth = rhythm_ecg(spec)
+    drift = {"f_wave_axis_deg": axis, "f_cycle_variation": variation}
+    ecg, truth = rhythm_ecg(_flutter(rate, conduction, size, noise, seed, shape, **drift))
     report = model.analyze(ecg)
     assert truth.rhythm == "AFLT" and report.codes[0] == "AFLT"
     assert "AFIB" not in report.codes
@@ -93,16 +104,7 @@ def test_variable_conduction_read_from_the_rrs(seed: int) -> None:
     the residual peaks at that rate in two leads or more: flutter with variable
     conduction, at the drawn rate, never fibrillation."""
     (rate, size, noise), shape = VARIABLE[seed]
-    spec = RhythmSpec(
-        rhythm="atrial_flutter",
-        rate_bpm=rate,
-        flutter_conduction=0,
-        f_wave_mv=size,
-        noise_mv=noise,
-        seed=seed,
-        morphology=SyntheticSpec(**dict(zip(SHAPE, shape))),
-    )
-    report = model.analyze(rhythm_ecg(spec)[0])
+    report = model.analyze(rhythm_ecg(_flutter(rate, 0, size, noise, seed, shape))[0])
     assert report.codes[0] == "AFLT" and "AFIB" not in report.codes
     statement = _aflt(report)
     assert statement.text == "Atrial flutter with variable conduction"
