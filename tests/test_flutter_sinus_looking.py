@@ -153,15 +153,8 @@ def test_premature_atrial_beats_p_waves_are_no_flutter() -> None:
     dominant beat it is a fraction of that. Named flutter before; an irregular rhythm
     was left to the residual's size alone."""
     shape = SyntheticSpec(**dict(zip(SHAPE, (167, 97, 401, 20, 62, 68, 0.178))))
-    spec = RhythmSpec(
-        rate_bpm=155.8,
-        noise_mv=0.0156,
-        wander_mv=0.203,
-        seed=74,
-        morphology=shape,
-        pac_fraction=0.2,
-    )
-    codes = model.analyze(rhythm_ecg(spec)[0]).codes
+    drawn = {"rate_bpm": 155.8, "noise_mv": 0.0156, "wander_mv": 0.203, "pac_fraction": 0.2}
+    codes = model.analyze(rhythm_ecg(RhythmSpec(**drawn, seed=74, morphology=shape))[0]).codes
     assert codes[0] == "STACH" and "AFLT" not in codes and "AFIB" not in codes
 
 
