@@ -10,6 +10,8 @@ fixed conduction model.measure.conducted_flutter).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.signal import sosfiltfilt
 
@@ -41,7 +43,12 @@ from model.measure.atrial import (
 )
 from model.measure.av_conduction import atrial_activity
 from model.measure.conducted_flutter import conducted_flutter
-from model.measure.fiducials import drop_p_wave, fiducials_and_intervals, reject_implausible
+from model.measure.fiducials import (
+    P_WAVE_KEYS,
+    drop_p_wave,
+    fiducials_and_intervals,
+    reject_implausible,
+)
 from model.measure.leads import (
     BANDPASS,
     INDEPENDENT_LEADS,
@@ -58,7 +65,13 @@ from model.measure.leads import (
 from model.measure.p_on_t import p_wave_on_t_wave
 from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement
-from model.measure.rhythm import MIN_BEAT_P_CORRELATION, RhythmAnalysis, analyse_rhythm
+from model.measure.rhythm import (
+    MIN_BEAT_P_CORRELATION,
+    STEADY_P_SHARE,
+    RhythmAnalysis,
+    analyse_rhythm,
+    steady_beats,
+)
 from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
 from model.pacing_stimuli import (
     pulse_spacing,
@@ -339,17 +352,13 @@ def _measure_beats(
             result,
             f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_RHYTHM_SNR:.0f})",
         )
-    wide = median_beat(
-        complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), dominant, -PRE, POST))
-    )
-    result.median = wide
-    # Baseline wander is no noise to the P wave, measured against a line between its ends.
-    p_noise = fast_residual_noise(windows[leads], median[leads], samples(P_NOISE_SLOW_MS))
-    median_noise = float(np.sqrt((p_noise**2).sum() / dominant.size))
-    fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
+    before = (result.values.model_copy(), dict(result.null_reasons))
+    _fiducials_and_axes(result, raw, sig, dominant, windows, median, leads, usable, source_fs)
     if result.fiducials is not None:
-        axes_and_amplitudes(result, wide, usable)
         _flutter_or_p_wave(result, sig, leads, beats, median)
+    if result.fiducials is not None and not result.has_flutter_waves:
+        steady = _p_wave_from_steady_beats(result, before, raw, sig, leads, usable, source_fs)
+        median = median if steady is None else steady
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
     if result.fiducials is not None and not result.has_flutter_waves:
@@ -362,6 +371,104 @@ def _measure_beats(
             "the signal is too noisy",
         )
     return result
+
+
+def _fiducials_and_axes(
+    result: EcgMeasurement,
+    raw: np.ndarray,
+    sig: np.ndarray,
+    positions: np.ndarray,
+    windows: np.ndarray,
+    median: np.ndarray,
+    leads: np.ndarray,
+    usable: np.ndarray,
+    source_fs: float,
+) -> None:
+    """Fiducials, intervals, axes and amplitudes from the median of the beats at
+    `positions` (`windows` their band-passed windows, `median` its median)."""
+    wide = median_beat(
+        complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), positions, -PRE, POST))
+    )
+    result.median = wide
+    # Baseline wander is no noise to the P wave, measured against a line between its ends.
+    p_noise = fast_residual_noise(windows[leads], median[leads], samples(P_NOISE_SLOW_MS))
+    median_noise = float(np.sqrt((p_noise**2).sum() / positions.size))
+    fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
+    if result.fiducials is not None:
+        axes_and_amplitudes(result, wide, usable)
+
+
+def _p_wave_from_steady_beats(
+    result: EcgMeasurement,
+    before: tuple[Measurements, dict[str, str]],
+    raw: np.ndarray,
+    sig: np.ndarray,
+    leads: np.ndarray,
+    usable: np.ndarray,
+    source_fs: float,
+) -> np.ndarray | None:
+    """Where premature beats are present and the median of all dominant beats shows no
+    sinus P wave, the P wave measured on the median of one group of steady beats
+    (model.measure.rhythm.steady_beats): a dominant beat after a premature one has a
+    ventricular beat's T wave or a long pause where the others have the previous
+    dominant beat's T wave, and their median smears the P wave or makes one up. The
+    previous T wave is taken one dominant RR back, then one RR before the group's
+    beats (after a PVC, its pause). Only the P wave (its fiducials, PR, P duration, P
+    axis) is taken, and only where it has a sinus axis; the QRS and T wave stay the
+    median of all dominant beats'. Returns that group's median (band-passed), else None."""
+    if result.fiducials is None or _sinus_p_wave(result):
+        return None
+    beats = result.beats
+    for steady in steady_beats(beats):
+        windows = complete_windows(beat_windows(sig, steady, -PRE, POST))
+        median = median_beat(windows)
+        preceding = float(np.median(beats.rr[np.searchsorted(beats.positions, steady) - 1]))
+        for rr in dict.fromkeys((beats.dominant_rr, preceding)):
+            retry = replace(
+                result,
+                values=before[0].model_copy(),
+                null_reasons=dict(before[1]),
+                beats=replace(beats, dominant_rr=rr),
+            )
+            _fiducials_and_axes(retry, raw, sig, steady, windows, median, leads, usable, source_fs)
+            if _sinus_p_wave_before(retry, sig, leads, steady, median):
+                _take_p_wave(result, retry)
+                return median
+    return None
+
+
+def _sinus_p_wave_before(
+    retry: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, group: np.ndarray, median: np.ndarray
+) -> bool:
+    """A sinus P wave found in the group's median that stands before STEADY_P_SHARE of
+    the group's beats one by one."""
+    fid = retry.fiducials
+    if fid is None or not _sinus_p_wave(retry) or fid.p_off is None:
+        return False
+    correlations = p_wave_correlations(sig, leads, group, median, fid.p_on, fid.p_off)
+    return bool(np.mean(correlations >= MIN_BEAT_P_CORRELATION) >= STEADY_P_SHARE)
+
+
+def _take_p_wave(result: EcgMeasurement, retry: EcgMeasurement) -> None:
+    """The P wave's fiducials, measurements and null reasons from `retry`."""
+    found = retry.fiducials
+    result.fiducials = replace(
+        result.fiducials, p_on=found.p_on, p_off=found.p_off, p_on_clear=found.p_on_clear
+    )
+    for key in P_WAVE_KEYS:
+        setattr(result.values, key, getattr(retry.values, key))
+        result.null_reasons.pop(key, None)
+        if key in retry.null_reasons:
+            result.null_reasons[key] = retry.null_reasons[key]
+
+
+def _sinus_p_wave(result: EcgMeasurement) -> bool:
+    p_axis = result.values.p_axis_deg
+    return (
+        result.fiducials.p_on is not None
+        and p_axis is not None
+        and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
+    )
 
 
 def _drop_noisy_leads(result: EcgMeasurement, usable: np.ndarray, noise: np.ndarray) -> None:
