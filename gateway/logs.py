@@ -5,6 +5,8 @@ holds UIDs, hashes and states, never patient data (that is the audit trail's, PS
 from __future__ import annotations
 
 import logging
+import traceback
+from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -26,3 +28,17 @@ def use_log_format(log_format: str) -> None:
     formatter = formatter_for(log_format)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter)
+
+
+def fault(exc: BaseException, stack: bool = False) -> str:
+    """How a log line, a job's error or an alert names an unexpected exception: its type,
+    an OS error's reason, and the line that raised it (with `stack`, every frame on lines
+    of their own); never its message, which may quote a value (pydantic's quote the
+    input: a patient's name or birth date)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    reason = f" ({exc.strerror})" if isinstance(exc, OSError) and exc.strerror else ""
+    named = f"{type(exc).__name__}{reason}{where}"
+    if not stack or not frames:
+        return named
+    return named + "\n" + "".join(traceback.format_list(frames)).rstrip()

@@ -27,6 +27,7 @@ from model.measure import (
     MIN_PACED_BEATS,
     MIN_PACED_FRACTION,
     ORGANISED_SHARE,
+    RR_PEAK_LEADS,
     SINUS_P_AXIS,
     EcgMeasurement,
     pacemaker_paces,
@@ -190,6 +191,12 @@ def flutter_statement(m: EcgMeasurement) -> Statement:
         f"regular atrial waves at {band} in II, III, aVF and V1 once the QRS-T complexes "
         f"are cancelled ({regular})"
     )
+    if m.flutter_by_rr:
+        criterion = (
+            f"every RR a whole number of cycles of one atrial rate at {band}, the residual "
+            f"left once the QRS-T complexes are cancelled peaking at that rate in at least "
+            f"{RR_PEAK_LEADS} of II, III, aVF and V1"
+        )
     irregularity = m.beats.irregularity()
     text = conduction = None
     if m.flutter_ratio is None and irregularity is not None and irregularity > IRREGULAR_RMSSD:

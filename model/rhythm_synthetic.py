@@ -95,6 +95,13 @@ class RhythmSpec(DrawingSpec):
     escape: Literal["junctional", "ventricular"] = "junctional"
     flutter_conduction: int = 2  # 2, 3 or 4; 0 for variable conduction
     f_wave_mv: float = 0.08
+    # The frontal axis the flutter wave's slow phase points to; None: typical flutter
+    # (-90: negative in II, III and aVF, positive in V1). 90 draws reverse typical
+    # flutter, upright in the inferior leads like a sinus P wave, negative in V1.
+    f_wave_axis_deg: float | None = None
+    # Real flutter cycles vary by a few per cent, slowly; the RR follows at fixed
+    # conduction. This draws the cycle length swinging by up to this fraction.
+    f_cycle_variation: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -279,20 +286,51 @@ def fibrillation_vector(t: np.ndarray, rng: np.random.Generator, amplitude_mv: f
 
 
 def draw_flutter(d: _Drawing, rng: np.random.Generator) -> None:
-    """A sawtooth of flutter waves (negative in II, III and aVF, positive in V1), every
-    n-th of which is conducted to the ventricles. f_wave_mv is their size in aVF."""
+    """A sawtooth of flutter waves (typical: negative in II, III and aVF, positive in
+    V1; else along spec.f_wave_axis_deg), every n-th of which is conducted to the
+    ventricles. f_wave_mv is their size in aVF (typical) or along their axis."""
     spec = d.spec
     cycle = 60000.0 / spec.rate_bpm
     phase = rng.uniform(0, cycle)
     # Slow descent, fast return: the inverted sawtooth of typical flutter.
-    wave = spec.f_wave_mv * sawtooth(2 * np.pi * (d.t + phase) / cycle, width=0.8)
-    d.vector += np.outer(-direction(90, -0.6), wave / direction(90, -0.6)[1])
+    angle = 2 * np.pi * (d.t + phase) / cycle
+    if spec.f_cycle_variation:
+        cycles = _varying_cycles(d.t, cycle, phase, spec.f_cycle_variation, rng)
+        angle = 2 * np.pi * cycles
+    wave = spec.f_wave_mv * sawtooth(angle, width=0.8)
+    if spec.f_wave_axis_deg is None:
+        d.vector += np.outer(-direction(90, -0.6), wave / direction(90, -0.6)[1])
+    else:
+        axis = np.radians(spec.f_wave_axis_deg)
+        d.vector += np.outer([np.cos(axis), np.sin(axis), -0.6 * np.sin(axis)], wave)
+    if spec.f_cycle_variation:
+        # Where the sawtooth restarts: each flutter wave's start.
+        _conduct(d, d.t[1:][np.diff(np.floor(cycles)) > 0], rng)
+        return
     wave_start = cycle - phase % cycle  # where the sawtooth restarts: a flutter wave's start
     conducted = wave_start
     while conducted + FLUTTER_FR_MS <= d.end_ms:
         d.qrs(conducted + FLUTTER_FR_MS, "N")
         ratio = spec.flutter_conduction or int(rng.choice((2, 2, 3, 4)))
         conducted += ratio * cycle
+
+
+def _conduct(d: _Drawing, starts: np.ndarray, rng: np.random.Generator) -> None:
+    """A QRS after every n-th of the flutter waves starting at `starts` (ms)."""
+    wave = 0
+    while wave < starts.size and starts[wave] + FLUTTER_FR_MS <= d.end_ms:
+        d.qrs(starts[wave] + FLUTTER_FR_MS, "N")
+        wave += d.spec.flutter_conduction or int(rng.choice((2, 2, 3, 4)))
+
+
+def _varying_cycles(
+    t: np.ndarray, cycle: float, phase: float, variation: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Flutter cycles elapsed at each time t (ms) where the cycle length swings slowly
+    (one swing every 3-8 s) by up to `variation` of `cycle`."""
+    swing = rng.uniform(3000, 8000)
+    length = cycle * (1 + variation * np.sin(2 * np.pi * t / swing + rng.uniform(0, 2 * np.pi)))
+    return phase / cycle + np.concatenate(([0.0], np.cumsum(np.diff(t) / length[1:])))
 
 
 def ectopic_run(kinds: list[str], every: int) -> int:

@@ -58,14 +58,36 @@ def read_yaml(path: Path | str) -> YamlDocument:
 
 
 def read_settings(path: Path | str) -> YamlDocument:
-    """read_yaml for a settings file: a mapping of settings (an empty file is no settings);
-    anything else raises YamlFileError."""
+    """read_yaml for a settings file: a mapping of settings (an empty file is no settings)
+    with no key written twice; anything else raises YamlFileError. PyYAML silently keeps
+    the last of two equal keys, so a second `tls:` section would quietly undo the first;
+    an admin wants the line instead."""
     document = read_yaml(path)
     if document.data is None:
         return YamlDocument({}, document.root)
     if not isinstance(document.data, dict):
         raise YamlFileError(path, 1, "the file must be a mapping of settings")
+    twice = duplicate_keys(document.root)
+    if twice:
+        line, key = twice[0]
+        raise YamlFileError(path, line, f"{key}: key appears twice")
     return document
+
+
+def duplicate_keys(node: yaml.Node | None, path: tuple = ()) -> list[tuple[int, str]]:
+    """(line, dotted key) of each key that repeats one before it in the same mapping."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                found.append((key.start_mark.line + 1, dotted((*path, key.value))))
+            seen.add(key.value)
+            found.extend(duplicate_keys(value, (*path, key.value)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(duplicate_keys(item, (*path, index)))
+    return found
 
 
 def line_at(root: yaml.Node | None, loc: tuple | list) -> tuple[int, tuple]:

@@ -197,6 +197,47 @@ def _metrics_when(gateway: GatewayProcess, condition, timeout_s: float = 60.0) -
 
 
 @needs_rsyslog
+def test_the_forwarder_outlives_a_fault_and_sends_what_comes_after(tmp_path, monkeypatch, caplog):
+    """The cursor cannot be saved once (here: the disk is full): logged, and the records
+    recorded afterwards still reach the collector (the thread used to die on it)."""
+    from gateway.audit import forwarder
+
+    real = forwarder.write_atomic
+    failures = []
+
+    def full_once(path, data):
+        if not failures:
+            failures.append(path)
+            raise OSError(28, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(forwarder, "write_atomic", full_once)
+    port = free_port()
+    collector = RsyslogCollector(tmp_path / "rsyslog", port).start()
+    config = AuditConfig(syslog={"host": "127.0.0.1", "port": port})
+    auditor = Auditor(tmp_path / "audit", config, "ECGGW", forward=True)
+    try:
+        auditor.start()
+        auditor.application(started=True)
+        collector.wait_for(1)
+        _until_logged(caplog, "audit forwarding failed")
+        auditor.exported(Instance("1.2.840.10008.5.1.4.1.1.9.1.1", "1.2.3.4", "1.2.3"), "ehr")
+        received = collector.wait_for(2)
+        assert [event_ids(audit_xml(r))[0] for r in received] == ["110100", "110106"]
+    finally:
+        auditor.close()
+        collector.stop()
+    assert "OSError (No space left on device) at" in caplog.text and failures
+
+
+def _until_logged(caplog, text: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(0.05)
+
+
+@needs_rsyslog
 def test_tls_with_node_certificates_and_an_untrusted_collector(tmp_path):
     if not rsyslog_available(tls=True) or shutil.which("openssl") is None:
         pytest.skip("rsyslog's openssl driver (rsyslog-openssl) or openssl not installed")

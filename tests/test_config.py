@@ -53,6 +53,13 @@ def test_unknown_nested_key_is_an_error_with_its_line(tmp_path):
         load_config(path)
 
 
+def test_a_key_written_twice_is_an_error_with_its_line(tmp_path):
+    """PyYAML would keep the second silently: here TLS would be off without a word."""
+    path = _write(tmp_path, "port: 104\ntls:\n  enabled: true\nworkers: 2\ntls: {}\n")
+    with pytest.raises(ConfigError, match=r"gateway\.yaml: line 5: tls: key appears twice"):
+        load_config(path)
+
+
 def test_tls_enabled_without_key_is_an_error(tmp_path):
     path = _write(tmp_path, "tls:\n  enabled: true\n  cert: /x.pem\n")
     with pytest.raises(ConfigError, match=r"line 1: tls: .*needs both 'cert' and 'key'"):
@@ -135,6 +142,9 @@ def test_training_config_errors_name_the_line_or_the_flag(tmp_path):
         load_yaml_config(path, DatasetConfig)
     with pytest.raises(TrainingConfigError, match=r"\(command line\) workers: "):
         load_yaml_config(path, DatasetConfig, dpi=140, workers=0)
+    path.write_text("output_dir: out\ndpi: 140\ndpi: 300\n")
+    with pytest.raises(TrainingConfigError, match=r"dataset\.yaml: line 3: dpi: key appears twice"):
+        load_yaml_config(path, DatasetConfig)
 
 
 def test_storage_commitment_peer_must_be_host_and_port(tmp_path):

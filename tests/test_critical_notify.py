@@ -269,6 +269,27 @@ def test_failed_notice_is_retried_with_backoff(site, webhook, mail):
     assert (metrics.get(m.CRITICAL_NOTICES_FAILED), metrics.get(m.CRITICAL_NOTICES_SENT)) == (1, 1)
 
 
+def test_a_fault_while_sending_is_retried_like_a_refusal(site, webhook, mail, monkeypatch):
+    """A bug in sending one notice (here the sender raising what it never raises) does
+    not end the sweep: that notice is retried, and given up loudly in the end."""
+    from gateway.notify import sweeper
+
+    store, router, job_id, data = site
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
+    _with_retry(router, data, webhook, mail, max_attempts=3)
+    real = sweeper.send
+
+    def broken(target, payload):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sweeper, "send", broken)
+    assert CriticalNotifier(store, router).sweep(now=t0) == 0
+    alert = store.get_critical_alert(job_id)
+    assert alert.attempts == 1 and "RuntimeError at test_critical_notify.py:" in alert.last_error
+    monkeypatch.setattr(sweeper, "send", real)
+    assert CriticalNotifier(store, router).sweep(now=t0 + 10) == 1
+
+
 def test_notice_given_up_loudly_after_the_last_try(site, webhook, mail, caplog):
     store, router, job_id, data = site
     t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due

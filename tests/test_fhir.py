@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from delivery_support import package, send_now
 from example_reports import afib_report
@@ -16,7 +17,7 @@ from peers import FhirTestServer, make_pki
 
 from gateway.delivery import DeliveryError, deliver_once
 from gateway.delivery.fhir import build_bundle, bundle_json
-from gateway.delivery.fhir_client import FhirSender, retry_after_s
+from gateway.delivery.fhir_client import FhirSender, check_response, retry_after_s
 from gateway.routing import FhirDestination, FhirOptions
 
 LOINC = "http://loinc.org"
@@ -327,3 +328,22 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     assert retry_after_s("Sat, 01 Mar 2025 11:00:00 GMT", now) == 0  # already past
     assert retry_after_s("soon", now) is None
     assert retry_after_s(None, now) is None
+
+
+def test_failed_entries_of_a_transaction_response_are_named_without_the_patient(shared_data):
+    """An entry's status is the server's text: it may quote the patient, as an
+    OperationOutcome may (test_delivery.py), so it is redacted the same way."""
+    pkg = package(shared_data, patient_id="MRN-4471")
+    request = httpx.Request("POST", "https://fhir.example.org/r4")
+    body = {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [
+            {"response": {"status": "201 Created"}},
+            {"response": {"status": "409 Patient MRN-4471 exists"}},
+        ],
+    }
+    with pytest.raises(DeliveryError) as refused:
+        check_response(httpx.Response(200, json=body, request=request), pkg)
+    assert "failed entries: 409 Patient *** exists" in str(refused.value)
+    assert "4471" not in str(refused.value)

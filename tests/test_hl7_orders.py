@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import struct
 import time
 from datetime import UTC, datetime
 
@@ -142,6 +143,29 @@ def test_cancel_and_discontinue_close_orders_and_tell_the_callbacks(listener, st
     assert [event for _, event in events] == ["new", "new", "cancelled", "discontinued"]
 
 
+def test_a_sender_gone_before_its_ack_still_has_its_order_told_to_the_callbacks(
+    listener, store, monkeypatch
+):
+    """The order is committed before the ACK: an EHR that resets the connection while
+    the commit runs loses its ACK (it sends again: a repeat), but the callbacks
+    (late-order reconciliation) still hear of the order."""
+    events = []
+    listener.on_order.append(lambda order, event: events.append(event))
+    committing = listener.intake.handle
+
+    def slow_commit(raw, peer):
+        time.sleep(0.3)  # the reset arrives meanwhile
+        return committing(raw, peer)
+
+    monkeypatch.setattr(listener.intake, "handle", slow_commit)
+    with socket.create_connection(("127.0.0.1", listener.port)) as sock:
+        sock.sendall(b"\x0b" + orm().encode() + b"\x1c\r")
+        time.sleep(0.1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    _until(lambda: store.find_order("P1", "HIS") is not None)
+    _until(lambda: events == ["new"])
+
+
 def test_a_failing_callback_does_not_stop_the_others_or_the_ack(listener, store, caplog):
     seen = []
 
@@ -193,6 +217,7 @@ BAD_INPUT = {
     "truncated MSH": ("MSH|", "AE", "MSH", "100"),
     "no control ID": (orm(control_id=""), "AE", "MSH-10", "101"),
     "not UTF-8": (orm().encode("utf-8").replace(b"Jane", b"J\xe4ne"), "AE", "MSH-18", "102"),
+    "NUL in a value": (orm().replace("Jane", "Ja\x00ne"), "AE", "PID-5", "102"),
 }  # fmt: skip
 
 

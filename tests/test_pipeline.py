@@ -201,6 +201,41 @@ def test_transient_failure_is_retried_then_succeeds(gw, shared_data, tmp_path):
     assert gw.metrics.get(m.JOBS_RETRIED) == 1 and len(gw.store.list_deliveries()) == 1
 
 
+def test_an_unexpected_error_is_kept_by_type_and_line_never_its_message(
+    gw, vendor, monkeypatch, caplog
+):
+    """pydantic and many other errors quote their input: the job's error, the log and an
+    alert name the type and the line, never a patient's values."""
+    from gateway.processing import job as job_module
+
+    patient = pydicom.dcmread(vendor, stop_before_pixels=True).PatientID
+
+    def broken(*args, **kwargs):
+        raise ValueError(f"input_value={patient!r} is not valid")
+
+    monkeypatch.setattr(job_module, "_package", broken)
+    job_id = gw.receive(vendor)
+    assert gw.pipeline.run_once("w")
+    job = gw.store.get_job(job_id)
+    assert job.state == "queued" and job.error.startswith("ValueError at test_pipeline.py:")
+    assert patient not in job.error and patient not in caplog.text
+
+
+def test_a_store_failure_while_matching_orders_keeps_its_message(gw, vendor, monkeypatch):
+    """A StoreError names the store, never a value: the job's error keeps what it says."""
+    from gateway.store import StoreError
+
+    def unavailable(*args, **kwargs):
+        raise StoreError("postgresql://gw@db/ecg: connection refused")
+
+    monkeypatch.setattr(workers_module, "link_order", unavailable)
+    job_id = gw.receive(vendor)
+    assert gw.pipeline.run_once("w")
+    job = gw.store.get_job(job_id)
+    assert job.state == "queued"
+    assert job.error == "order matching: postgresql://gw@db/ecg: connection refused"
+
+
 def test_transient_failure_gives_up_after_max_attempts(gw, shared_data, tmp_path):
     job_id = gw.receive(samples.encapsulated_pdf(shared_data, tmp_path / "doc.dcm"))
     gw.reports.parent.mkdir(parents=True, exist_ok=True)

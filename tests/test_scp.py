@@ -232,6 +232,18 @@ def test_ecg_without_waveform_does_not_match_its_sop_class(gateway, vendor, tmp_
     assert gateway.jobs() == []
 
 
+@pytest.mark.parametrize("keyword", ["InstitutionName", "AccessionNumber", "PatientName"])
+def test_a_nul_inside_a_header_value_is_refused_naming_the_element(
+    gateway, vendor, tmp_path, keyword
+):
+    """PostgreSQL text cannot hold a NUL: refused for what it is (0xC000, the element
+    named), not answered "out of resources" on every retry of the cart."""
+    nul = samples.copy_with_new_uid(vendor, tmp_path / "nul.dcm", **{keyword: "CARDIO\x00LOGY"})
+    result = _send_one(gateway.port, nul)
+    _assert_refused(gateway, result, 0xC, "nul-in-text")
+    assert result.status == 0xC000 and f"{keyword} holds a NUL" in result.message
+
+
 def test_secondary_capture_without_pixels_does_not_match(gateway, shared_data, tmp_path):
     native = samples.secondary_capture_native(shared_data, tmp_path / "sc.dcm")
     no_pixels = samples.copy_with_new_uid(native, tmp_path / "np.dcm", PixelData=None)
@@ -278,13 +290,35 @@ def test_no_disk_space_gets_out_of_resources(tmp_path, vendor):
         full.stop()
 
 
-def test_store_unavailable_gets_out_of_resources(gateway, vendor):
+def test_store_unavailable_gets_out_of_resources(gateway, vendor, caplog):
     gateway.store.close()
     result = _send_one(gateway.port, vendor)
     assert result.status == 0xA700
+    # where the store lives is the log's to say, not the network's
+    assert result.message == "store unavailable"
+    assert str(gateway.config.store_path) in caplog.text
     assert gateway.metrics.rejections() == {"store-unavailable": 1}
     gateway.store = SqliteStore(gateway.config.store_path)
     assert gateway.jobs() == []
+
+
+def test_a_fault_of_the_gateways_is_answered_0xc211_logged_by_type_and_line(
+    gateway, vendor, monkeypatch, caplog
+):
+    """A bug (here find_job raising what no store raises, quoting the patient) costs the
+    cart a failure status, never the log a patient's value, nor the SCP its life."""
+    patient = "DOE^JOHN " + pydicom.dcmread(vendor, stop_before_pixels=True).PatientID
+
+    def broken(*args):
+        raise KeyError(patient)
+
+    monkeypatch.setattr(gateway.store, "find_job", broken)
+    result = _send_one(gateway.port, vendor)
+    assert result.status == 0xC211
+    assert "KeyError at test_scp.py:" in caplog.text and patient not in caplog.text
+    assert gateway.metrics.rejections() == {"internal-error": 1}
+    monkeypatch.undo()
+    assert _send_one(gateway.port, vendor).status == 0x0000
 
 
 def test_a_dataset_announced_and_never_sent_is_answered_within_the_wait(tmp_path):

@@ -24,11 +24,13 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_messages import N_EVENT_REPORT_RSP
 from pynetdicom.sop_class import StorageCommitmentPushModel, StorageCommitmentPushModelInstance
 
+from gateway.config import GatewayConfig
 from gateway.intake.storage_commitment import (
     ALL_COMMITTED,
     CLASS_INSTANCE_CONFLICT,
     NO_SUCH_ACTION,
     NO_SUCH_OBJECT_INSTANCE,
+    PROCESSING_FAILURE,
     SOME_FAILED,
 )
 from tests import dicom_samples as samples
@@ -248,6 +250,60 @@ def test_all_committed_is_event_type_1_and_a_wrong_sop_class_is_a_conflict(
     assert pairs(second.info.FailedSOPSequence, "FailureReason") == {
         (*wrong_class, CLASS_INSTANCE_CONFLICT)
     }
+
+
+def test_a_fault_while_checking_is_reported_as_a_processing_failure(
+    tmp_path, cart, sent_ecgs, monkeypatch, caplog
+):
+    """A bug while checking (here a lookup raising what no store raises) still sends the
+    cart its report, each object failed (it keeps its copies), and logs no value."""
+    gateway = RunningGateway(tmp_path)
+    try:
+        committed = send(gateway, sent_ecgs)
+
+        patient = "DOE^JOHN"  # (a source line the stack does not show)
+
+        def broken(uid):
+            raise KeyError(f"{patient} {uid}")
+
+        monkeypatch.setattr(gateway.store, "jobs_for_uid", broken)
+        assoc = cart.associate(gateway.port)
+        transaction = generate_uid()
+        assert request_commitment(assoc, action_information(transaction, committed))[0] == 0
+        report = cart.next_report()
+        assoc.release()
+    finally:
+        gateway.stop()
+    assert report.event_type == SOME_FAILED and "ReferencedSOPSequence" not in report.info
+    assert pairs(report.info.FailedSOPSequence, "FailureReason") == {
+        (*ref, PROCESSING_FAILURE) for ref in committed
+    }
+    assert "KeyError at test_storage_commitment.py:" in caplog.text
+    assert "DOE" not in caplog.text
+
+
+def test_a_fault_while_sending_the_report_is_logged_not_lost_with_the_thread(
+    tmp_path, caplog, monkeypatch
+):
+    """The report goes out from a thread of its own: a fault there is a log line saying
+    the cart must ask again, not a traceback on stderr and silence."""
+    from gateway.intake import storage_commitment as sc
+    from gateway.store import SqliteStore
+
+    def broken(assoc, result):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sc, "_report_on", broken)
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
+    commitment = sc.StorageCommitment(GatewayConfig(data_dir=tmp_path), store)
+    transaction = generate_uid()
+    request = sc.Request(transaction, (sc.Reference(TWELVE_LEAD, generate_uid()),))
+    with caplog.at_level(logging.INFO, logger="gateway.intake.storage_commitment"):
+        commitment.report(None, "CART1", request)
+    store.close()
+    assert "RuntimeError at test_storage_commitment.py:" in caplog.text
+    assert f"storage commitment {transaction} from CART1: 0 committed, 1 failed" in caplog.text
+    assert "NOT delivered, the cart must ask again" in caplog.text
 
 
 def test_undeliverable_report_is_logged_with_the_transaction(tmp_path, cart, sent_ecgs, caplog):

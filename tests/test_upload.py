@@ -186,6 +186,50 @@ def test_a_body_that_stops_coming_is_408_and_frees_the_connection(tmp_path, shar
         store.close()
 
 
+def test_a_fault_of_the_gateways_is_500_logged_by_type_and_the_endpoint_stays_up(
+    tmp_path, shared_data, caplog, monkeypatch
+):
+    """A bug (here find_job raising what no store raises) must not reach the client or
+    the log with its message (it may quote a patient), nor take the endpoint down."""
+    (tmp_path / "token").write_text(CART_TOKEN)
+    config = UploadConfig(
+        enabled=True,
+        port=free_port(),
+        tokens=[UploadToken(source="carts", token_file=tmp_path / "token")],
+    )
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
+    metrics = Metrics()
+    endpoint = UploadEndpoint(config, Intake(store, _made(tmp_path / "spool"), metrics))
+    endpoint.start()
+    real = store.find_job
+
+    def broken(*args):
+        raise KeyError(PATIENT_STRINGS[2])
+
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{config.port}", timeout=30) as client:
+            headers = {**XML, "Authorization": f"Bearer {CART_TOKEN}"}
+            monkeypatch.setattr(store, "find_job", broken)
+            failed = client.post(
+                "/upload", content=(shared_data / MUSE).read_bytes(), headers=headers
+            )
+            assert failed.status_code == 500
+            assert failed.json() == {
+                "error": "the gateway failed on this file: send it again later"
+            }
+            assert "failed on it: KeyError" in caplog.text
+            assert not any(value in caplog.text for value in PATIENT_STRINGS)
+            assert metrics.rejections() == {"internal-error": 1}
+            monkeypatch.setattr(store, "find_job", real)
+            again = client.post(
+                "/upload", content=(shared_data / MUSE).read_bytes(), headers=headers
+            )
+            assert again.status_code == 201, again.text
+    finally:
+        endpoint.stop()
+        store.close()
+
+
 def test_tokens_map_to_their_sources_and_short_or_missing_token_files_are_refused(tmp_path):
     (tmp_path / "a").write_text(CART_TOKEN)
     (tmp_path / "b").write_text(HOLTER_TOKEN)

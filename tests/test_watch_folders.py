@@ -95,6 +95,57 @@ def test_a_muse_file_becomes_a_job_once_stable_and_only_then_leaves(intakes, fol
     assert _names(folder / "processed") == ["DOE_JOHN.xml"]
 
 
+def test_a_file_the_gateway_fails_on_stays_and_does_not_hold_up_the_others(
+    intakes, folder, shared_data, monkeypatch, caplog
+):
+    """A fault on one file (here intake raising what it never raises, for the older
+    file) leaves that file in place, logged without its content, and the younger file
+    is still taken in the same poll."""
+    from gateway.intake import folders as folders_module
+
+    real = folders_module.accept_file
+    muse = (shared_data / MUSE).read_bytes()
+
+    def broken_for_muse(intake, received):
+        if received.data == muse:
+            raise KeyError(PATIENT_STRINGS[2])
+        return real(intake, received)
+
+    monkeypatch.setattr(folders_module, "accept_file", broken_for_muse)
+    watcher = intakes.watcher(folder)
+    older = _drop(shared_data, folder, "a-muse.xml")
+    _drop(shared_data, folder, "b-ecg.dcm", samples.VENDOR_ECG)
+    os.utime(older, ns=(older.stat().st_mtime_ns - 10**9,) * 2)
+    watcher.poll()
+    assert watcher.poll() == 1
+    assert _names(folder) == ["a-muse.xml", "processed"]
+    assert _names(folder / "processed") == ["b-ecg.dcm"]
+    assert "KeyError at test_watch_folders.py:" in caplog.text
+    assert not any(value in caplog.text for value in PATIENT_STRINGS)
+    monkeypatch.setattr(folders_module, "accept_file", real)
+    assert watcher.poll() == 1 and _names(folder / "processed") == ["a-muse.xml", "b-ecg.dcm"]
+
+
+def test_a_file_that_cannot_be_moved_is_tried_again_without_being_taken_again(
+    intakes, folder, shared_data, tmp_path, caplog
+):
+    """Committed, but processed/ cannot be made: later polls try only the move (no
+    duplicate, no new audit record, one log line), and it succeeds once it can."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the processed folder should be")
+    watcher = intakes.watcher(folder, move_to=blocked)
+    _drop(shared_data, folder, "ecg.xml")
+    for _ in range(5):
+        watcher.poll()
+    assert len(intakes.jobs()) == 1 and _names(folder) == ["ecg.xml"]
+    assert intakes.metrics.get(m.OBJECTS_DUPLICATE) == 0
+    assert caplog.text.count("cannot move a processed file") == 1
+    blocked.unlink()  # the admin makes room
+    watcher.poll()
+    assert _names(folder) == [] and _names(blocked) == ["ecg.xml"]
+    assert len(intakes.jobs()) == 1 and intakes.metrics.get(m.OBJECTS_DUPLICATE) == 0
+
+
 def test_the_same_file_dropped_again_is_a_duplicate_and_still_leaves(intakes, folder, shared_data):
     watcher = intakes.watcher(folder)
     for _ in range(2):

@@ -286,6 +286,8 @@ def test_character_set_and_group_lengths_are_no_keys():
         (query(StudyInstanceUID="1.2.*"), 0x0020000D, "wildcards"),
         (query(StudyInstanceUID="not-a-uid"), 0x0020000D, "not a UID list"),
         (query(PatientName=["Doe*", "Roe*"]), 0x00100010, "several values"),
+        (query(PatientID="MRN\x0047"), 0x00100020, "NUL character"),
+        (query(AccessionNumber="A\x001"), 0x00080050, "NUL character"),
         (Dataset(), None, "no worklist key"),
         (query(QueryRetrieveLevel="STUDY"), None, "no worklist key"),
     ],

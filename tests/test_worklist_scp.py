@@ -312,6 +312,14 @@ def test_worklist_off_refuses_the_association(tmp_path, caplog):
         store.close()
 
 
+def _answers_to_any_name(store) -> list:
+    """What a Worklist over `store` answers a query for any patient name."""
+    worklist = Worklist(store, GatewayConfig().worklist, Metrics(), None)
+    identifier = Dataset()
+    identifier.PatientName = ""
+    return list(worklist.find(FindRequest("CART1", "127.0.0.1", lambda: identifier)))
+
+
 class _BrokenStore:
     """A store whose database is gone: every call fails as the real one then does."""
 
@@ -320,19 +328,37 @@ class _BrokenStore:
 
 
 def test_store_failure_and_undecodable_identifier_are_failures_not_crashes(caplog):
-    worklist = Worklist(_BrokenStore(), GatewayConfig().worklist, Metrics(), None)
-    identifier = Dataset()
-    identifier.PatientName = ""
-    answers = list(worklist.find(FindRequest("CART1", "127.0.0.1", lambda: identifier)))
+    answers = _answers_to_any_name(_BrokenStore())
     assert [a[0].Status for a in answers] == [0xC000]
     assert answers[0][0].ErrorComment == "worklist store unavailable"
 
     def undecodable() -> Dataset:
         raise ValueError("bad element length")
 
+    worklist = Worklist(_BrokenStore(), GatewayConfig().worklist, Metrics(), None)
     answers = list(worklist.find(FindRequest("CART1", "127.0.0.1", undecodable)))
     assert [a[0].Status for a in answers] == [0xA900]
     assert "cannot decode the identifier" in answers[0][0].ErrorComment
+
+
+def test_a_fault_while_answering_is_a_failure_logged_without_values(monkeypatch, caplog):
+    """A bug while building the answers (here the item mapping raising, quoting the
+    patient) ends the query with 0xC000, logged by type and line: never pynetdicom's
+    own log line, which holds the exception's message."""
+    from gateway.intake import worklist as worklist_module
+
+    class OneOrder:
+        def open_orders(self, **_):
+            return [object()]
+
+    def broken(order, now):
+        raise ValueError(f"bad date for {NAME}")
+
+    monkeypatch.setattr(worklist_module, "worklist_item", broken)
+    answers = _answers_to_any_name(OneOrder())
+    assert [a[0].Status for a in answers] == [0xC000]
+    assert answers[0][0].ErrorComment == "the gateway failed on this query"
+    assert "ValueError at test_worklist_scp.py:" in caplog.text and "Zyxwvu" not in caplog.text
 
 
 def test_each_query_is_audited_with_its_identifier(gateway):

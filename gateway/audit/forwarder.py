@@ -21,6 +21,7 @@ from gateway.audit.syslog import SyslogConnection, frame
 from gateway.audit.trail import AuditFile, read_records
 from gateway.config import SyslogConfig
 from gateway.durable import write_atomic
+from gateway.logs import fault
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,10 @@ class Forwarder:
             except OSError as exc:
                 log.error("cannot fsync the audit trail %s: %s", self.trail.path, exc)
             if self._connection is not None and (stopping or time.monotonic() >= self._next_try):
-                self._send_pending()
+                try:
+                    self._send_pending()
+                except Exception as exc:  # noqa: BLE001 - the thread must outlive a bad pass
+                    log.error("audit forwarding failed, tried again: %s", fault(exc, stack=True))
             if stopping:
                 return
 

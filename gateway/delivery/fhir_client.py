@@ -42,7 +42,7 @@ class FhirSender:
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         response = self._post(artefacts["bundle"])
-        return _check_response(response, package)
+        return check_response(response, package)
 
     def close(self) -> None:
         self._client.close()
@@ -70,7 +70,7 @@ class FhirSender:
             raise DeliveryError(f"POST transaction to {self.endpoint}: {exc}") from None
 
 
-def _check_response(response: httpx.Response, package: ReportPackage) -> str:
+def check_response(response: httpx.Response, package: ReportPackage) -> str:
     """Success means a transaction-response whose every entry succeeded."""
     where = f"POST transaction to {response.request.url}"
     if not response.is_success:
@@ -93,7 +93,8 @@ def _check_response(response: httpx.Response, package: ReportPackage) -> str:
         ) from None
     failed = [status for status in statuses if not str(status).startswith("2")]
     if reply.get("type") != "transaction-response" or failed:
-        raise DeliveryError(f"{where}: transaction-response with failed entries {failed}")
+        failures = redact(", ".join(str(status) for status in failed), package)
+        raise DeliveryError(f"{where}: transaction-response with failed entries: {failures}")
     report_locations = [
         entry["response"].get("location", "")
         for entry in reply["entry"]

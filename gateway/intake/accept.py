@@ -88,13 +88,15 @@ class ReceivedObject:
 @dataclass(frozen=True)
 class Outcome:
     """The status for the peer; `reason` is the counter slug, `comment` the ErrorComment;
-    on success, the job that holds the object (a new one, or the earlier one for a duplicate)."""
+    `detail` for the log only (a store's address, a spool path: not for the network); on
+    success, the job that holds the object (a new one, or the earlier one for a duplicate)."""
 
     status: int
     reason: str | None = None
     comment: str | None = None
     job_id: int | None = None
     duplicate: bool = False
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class Intake:
         try:
             earlier = self.store.find_job(obj.sop_instance_uid, sha)
         except StoreError as exc:
-            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+            return self.reject(label, store_unavailable(exc))
         return None if earlier is None else self.duplicate(label, earlier.id, obj, None)
 
     def spool(self, name: str, data: bytes) -> Path | Outcome:
@@ -148,7 +150,8 @@ class Intake:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 return Outcome(OUT_OF_RESOURCES, "no-disk-space", "spool disk is full")
-            return Outcome(OUT_OF_RESOURCES, "spool-write-failed", f"spool write failed: {exc}")
+            failed = "spool write failed"
+            return Outcome(OUT_OF_RESOURCES, "spool-write-failed", failed, detail=str(exc))
 
     def enqueue(
         self,
@@ -183,7 +186,7 @@ class Intake:
             content = obj.file_bytes if self.store.keeps_objects else None
             enqueued = self.store.add_job(new, content=content)
         except StoreError as exc:
-            return self.reject(label, Outcome(OUT_OF_RESOURCES, "store-unavailable", str(exc)))
+            return self.reject(label, store_unavailable(exc))
         if enqueued.duplicate:
             return self.duplicate(label, enqueued.job_id, obj, header)
         self.metrics.inc(m.OBJECTS_ACCEPTED)
@@ -233,13 +236,20 @@ class Intake:
         """Count and log a refusal (ids and a content hash only, never patient data)."""
         self.metrics.reject(outcome.reason or "unknown")
         log.warning(
-            "rejected %s with status 0x%04X (%s): %s",
+            "rejected %s with status 0x%04X (%s): %s%s",
             label,
             outcome.status,
             outcome.reason,
             outcome.comment,
+            f" ({outcome.detail})" if outcome.detail else "",
         )
         return outcome
+
+
+def store_unavailable(exc: StoreError) -> Outcome:
+    """0xA700 for a store that cannot answer now; its message (the database's address or
+    file) only in the log."""
+    return Outcome(OUT_OF_RESOURCES, "store-unavailable", "store unavailable", detail=str(exc))
 
 
 @dataclass(frozen=True)
@@ -258,6 +268,14 @@ class HeaderFacts:
     patient_id_issuer: str = ""
     study_uid: str = ""
     accession_number: str = ""  # with the Study Instance UID: which order (its priority)
+    patient_name: str = ""  # read for with_nul only: the over-read worklist stores it
+
+    def with_nul(self) -> str | None:
+        """The DICOM keyword of a fact holding a NUL character, or None. No DICOM text VR
+        allows one inside a value (PS3.5 6.2; pydicom strips it as trailing padding), and
+        PostgreSQL text cannot hold one: such an object would be refused as "store
+        unavailable" (0xA700) on every retry, so it is refused for what it is instead."""
+        return next((k for k, f in _FACT_KEYWORDS.items() if "\x00" in getattr(self, f)), None)
 
     @classmethod
     def of(cls, ds: Dataset, sop_instance_uid: str) -> HeaderFacts:
@@ -270,7 +288,21 @@ class HeaderFacts:
             _text(ds, "IssuerOfPatientID"),
             _text(ds, "StudyInstanceUID"),
             _text(ds, "AccessionNumber"),
+            _text(ds, "PatientName"),
         )
+
+
+# HeaderFacts' text fields by the DICOM keyword they are read from (patient_key is a hash).
+_FACT_KEYWORDS = {
+    "Modality": "modality",
+    "InstitutionName": "institution",
+    "StationName": "station",
+    "PatientID": "patient_id",
+    "IssuerOfPatientID": "patient_id_issuer",
+    "StudyInstanceUID": "study_uid",
+    "AccessionNumber": "accession_number",
+    "PatientName": "patient_name",
+}
 
 
 def audit_facts(obj: ReceivedObject) -> HeaderFacts:
@@ -309,7 +341,15 @@ def _inspect(ds: Dataset, obj: ReceivedObject) -> Outcome | HeaderFacts:
     if problem is not None:
         slug, comment = problem
         return Outcome(DATASET_DOES_NOT_MATCH_SOP_CLASS, slug, comment)
-    return HeaderFacts.of(ds, obj.sop_instance_uid)
+    return checked_facts(HeaderFacts.of(ds, obj.sop_instance_uid))
+
+
+def checked_facts(facts: HeaderFacts) -> HeaderFacts | Outcome:
+    """The facts, or the refusal of an object whose header facts hold a NUL character."""
+    keyword = facts.with_nul()
+    if keyword is None:
+        return facts
+    return Outcome(CANNOT_UNDERSTAND, "nul-in-text", f"{keyword} holds a NUL character")
 
 
 def _truncated_element(ds: Dataset) -> str | None:

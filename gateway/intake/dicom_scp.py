@@ -46,6 +46,7 @@ from gateway.intake.accept import (
 from gateway.intake.dataset_wait import DatasetWait
 from gateway.intake.storage_commitment import StorageCommitment, handle_n_action
 from gateway.intake.worklist import Worklist, handle_find
+from gateway.logs import fault
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,13 @@ def handle_echo(event: evt.Event) -> int:
 def handle_store(event: evt.Event, intake: Intake, metrics: Metrics) -> Dataset:
     try:
         outcome = intake.accept(_received(event))
-    except Exception:
-        # The SCP must never stop on bad input; say so, count it and answer a failure.
-        log.exception("unexpected error accepting a C-STORE; answered 0x%04X", _INTERNAL_ERROR)
+    except Exception as exc:  # noqa: BLE001 - the SCP must never stop on bad input
+        # Say so (never the message: it may quote a value), count it, answer a failure.
+        log.error(
+            "unexpected error accepting a C-STORE; answered 0x%04X: %s",
+            _INTERNAL_ERROR,
+            fault(exc, stack=True),
+        )
         metrics.reject("internal-error")
         outcome = Outcome(_INTERNAL_ERROR, "internal-error", "internal error")
     metrics.received(sop_class_name(str(event.request.AffectedSOPClassUID)), outcome.status)

@@ -26,6 +26,7 @@ from gateway.intake.accept import (
     Intake,
     Outcome,
     ReceivedObject,
+    checked_facts,
 )
 from gateway.routing import key_for_patient
 from gateway.store import StoreError
@@ -146,15 +147,18 @@ def _decoded_header(path: Path, uid: str, wanted_format: str) -> HeaderFacts | O
             "wrong-format",
             f"expected {wanted_format}, the file is {meta.source_format}",
         )
-    return HeaderFacts(
-        modality=meta.modality or "",
-        institution=meta.institution_name or "",
-        station=meta.station_name or "",
-        patient_key=key_for_patient(meta.patient_id, meta.patient_id_issuer, uid),
-        patient_id=meta.patient_id or "",
-        patient_id_issuer=meta.patient_id_issuer or "",
-        study_uid=meta.study_instance_uid or "",
-        accession_number=meta.accession_number or "",
+    return checked_facts(
+        HeaderFacts(
+            modality=meta.modality or "",
+            institution=meta.institution_name or "",
+            station=meta.station_name or "",
+            patient_key=key_for_patient(meta.patient_id, meta.patient_id_issuer, uid),
+            patient_id=meta.patient_id or "",
+            patient_id_issuer=meta.patient_id_issuer or "",
+            study_uid=meta.study_instance_uid or "",
+            accession_number=meta.accession_number or "",
+            patient_name=meta.patient_name or "",
+        )
     )
 
 

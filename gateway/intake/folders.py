@@ -35,6 +35,7 @@ from gateway.config import WatchFolder
 from gateway.durable import ensure_dir, fsync_directory, write_durably
 from gateway.intake.accept import OUT_OF_RESOURCES, SUCCESS, Intake
 from gateway.intake.files import ReceivedFile, accept_file
+from gateway.logs import fault
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ class FolderWatcher:
         self.folder = folder
         self.intake = intake
         self._pending: dict[str, Signature] = {}
+        # Committed files that could not be moved or deleted: only that is tried again (a
+        # re-read would be a duplicate, audited again, on every poll).
+        self._undisposed: dict[str, tuple[Signature, str]] = {}
         self._kept: KeptFiles | None = None
         if folder.after == "keep":
             key = hashlib.sha256(str(folder.path.resolve()).encode()).hexdigest()[:16]
@@ -129,8 +133,20 @@ class FolderWatcher:
                 continue
             if self._kept is not None and self._kept.is_taken(name, sig):
                 continue
-            taken += self._take(name, sig)
+            undisposed = self._undisposed.get(name)
+            if undisposed is not None and undisposed[0] == sig:
+                self._dispose(name, sig, undisposed[1])
+                continue
+            try:
+                taken += self._take(name, sig)
+            except Exception as exc:  # noqa: BLE001 - one file's fault must not hold up the rest
+                log.error(
+                    "watched folder %s: taking a file failed, left for the next poll: %s",
+                    self.folder.source,
+                    fault(exc, stack=True),
+                )
         self._pending = {n: s for n, s in self._pending.items() if n in listing}
+        self._undisposed = {n: u for n, u in self._undisposed.items() if n in listing}
         if self._kept is not None:
             self._kept.forget_missing(set(listing))
         return taken
@@ -206,13 +222,23 @@ class FolderWatcher:
                 assert self._kept is not None
                 self._kept.remember(name, sig, sha)
         except OSError as exc:
-            # Committed already: the next poll finds it again as a duplicate and retries.
-            log.error(
-                "watched folder %s: cannot %s a processed file (sha256=%s): %s",
+            # Committed already: the next poll tries again (after a restart, the file is
+            # found again as a duplicate). Said once, not on every poll.
+            if name not in self._undisposed:
+                log.error(
+                    "watched folder %s: cannot %s a processed file (sha256=%s): %s",
+                    self.folder.source,
+                    self.folder.after,
+                    sha[:12],
+                    _why(exc),
+                )
+            self._undisposed[name] = (sig, sha)
+            return
+        if self._undisposed.pop(name, None) is not None:
+            log.info(
+                "watched folder %s: a processed file could be %s now",
                 self.folder.source,
-                self.folder.after,
-                sha[:12],
-                _why(exc),
+                "moved" if self.folder.after == "move" else "disposed of",
             )
 
     def _to_error(self, name: str, sig: Signature, reason: str, detail: str) -> None:
@@ -282,8 +308,9 @@ class WatchedFolders:
         while not self._stop.is_set():
             try:
                 watcher.poll(self._stop)
-            except Exception:  # a bug must not end the watching for good
-                log.exception("watched folder %s: poll failed", watcher.folder.source)
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the watching for good
+                source = watcher.folder.source
+                log.error("watched folder %s: poll failed: %s", source, fault(exc, stack=True))
             self._stop.wait(watcher.folder.poll_interval_s)
 
 

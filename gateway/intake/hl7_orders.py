@@ -161,10 +161,12 @@ class OrderListener:
             self._reading.discard(task)
         loop = asyncio.get_running_loop()
         handled = await loop.run_in_executor(self._executor, self.intake.handle, block, peer)
-        writer.writeblock(handled.ack)
-        await writer.drain()
-        if handled.notices:
-            await loop.run_in_executor(self._executor, self.intake.notify, handled.notices)
+        try:
+            writer.writeblock(handled.ack)
+            await writer.drain()
+        finally:  # committed: the callbacks hear of it even when the sender is gone
+            if handled.notices:
+                await loop.run_in_executor(self._executor, self.intake.notify, handled.notices)
         return True
 
     async def _answer_unframed(self, writer: HL7StreamWriter, peer: str, what: str) -> None:

@@ -38,6 +38,7 @@ from gateway.intake.order_messages import (
     read_header,
     read_message,
 )
+from gateway.logs import fault
 from gateway.metrics import Metrics
 from gateway.store import Store, StoreError
 from gateway.store.order_records import OPEN_ORDER_STATES, Order
@@ -95,7 +96,7 @@ class OrderIntake:
                 "HL7 %s from %s: the gateway failed on it: %s",
                 header.control_id if header else "message",
                 peer,
-                type(exc).__name__,  # the type only: a message could quote a value
+                fault(exc, stack=True),
             )
             self.metrics.reject("hl7-failed")
             failed = MessageProblem("AE", "", APPLICATION_ERROR, "the gateway failed on it")
@@ -124,7 +125,7 @@ class OrderIntake:
                         getattr(callback, "__qualname__", callback),
                         order.id,
                         event,
-                        type(exc).__name__,
+                        fault(exc, stack=True),
                     )
 
     # --- checks ------------------------------------------------------------------------

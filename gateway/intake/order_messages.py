@@ -160,6 +160,7 @@ def read_message(
     message: hl7.Message, header: Header, default_station_ae: str = ""
 ) -> OrderMessage:
     """The orders, updates or merges of an accepted message type (check_type first)."""
+    _refuse_nul(message)
     if header.message_type == "ADT" and header.trigger == "A08":
         return OrderMessage(header, updates=(_patient_update(message),))
     if header.message_type == "ADT":
@@ -327,6 +328,18 @@ def _decode(raw: bytes) -> str:
         raise MessageProblem(
             "AE", "MSH-18", DATA_TYPE_ERROR, f"the message is not valid {encoding}"
         ) from None
+
+
+def _refuse_nul(message: hl7.Message) -> None:
+    """MessageProblem (AE) naming the field of a NUL character: no HL7 data type allows
+    one, and PostgreSQL text cannot hold one, so the store would refuse the message (AR,
+    "send it again") on every resend, holding up the EHR's queue behind it."""
+    for segment in message:
+        for number, field in enumerate(segment):  # python-hl7: index = field number
+            if "\x00" in str(field):
+                raise MessageProblem(
+                    "AE", f"{segment[0]}-{number}", DATA_TYPE_ERROR, "a NUL character in a value"
+                )
 
 
 def _first(message: hl7.Message, name: str) -> hl7.Segment | None:

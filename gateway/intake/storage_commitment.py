@@ -22,6 +22,7 @@ from pynetdicom.sop_class import StorageCommitmentPushModel, StorageCommitmentPu
 
 from gateway.config import GatewayConfig
 from gateway.intake.spool import is_valid_uid
+from gateway.logs import fault
 from gateway.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,14 @@ def check_commitment(store: Store, request: Request) -> Result:
 def _failure_reason(store: Store, ref: Reference) -> int | None:
     try:
         jobs = store.jobs_for_uid(ref.sop_instance_uid)
-    except StoreError:
-        log.exception("storage commitment: the store cannot be read")
+        # A job whose object retention removed (spool_path '') is no longer kept.
+        kept = [job for job in jobs if store.holds_object(job)]
+    except StoreError as exc:
+        log.error("storage commitment: the store cannot be read: %s", exc)
         return PROCESSING_FAILURE
-    # A job whose object retention removed (spool_path '') is no longer kept.
-    kept = [job for job in jobs if store.holds_object(job)]
+    except Exception as exc:  # noqa: BLE001 - in the report's thread: the cart must hear
+        log.error("storage commitment: checking an object failed: %s", fault(exc, stack=True))
+        return PROCESSING_FAILURE
     if not kept:
         return NO_SUCH_OBJECT_INSTANCE
     if all(job.sop_class_uid != ref.sop_class_uid for job in kept):
@@ -175,7 +179,17 @@ class StorageCommitment:
     def report(self, assoc: Association, calling_ae: str, request: Request) -> None:
         """Check the objects and tell the cart: same association first, else a new one."""
         result = check_commitment(self.store, request)
-        delivered = _report_on(assoc, result) or self._report_on_new_association(calling_ae, result)
+        try:
+            delivered = _report_on(assoc, result) or self._report_on_new_association(
+                calling_ae, result
+            )
+        except Exception as exc:  # noqa: BLE001 - this thread's last word: a log line
+            log.error(
+                "storage commitment %s: sending the report failed: %s",
+                result.transaction_uid,
+                fault(exc, stack=True),
+            )
+            delivered = False
         log.log(
             logging.INFO if delivered else logging.WARNING,
             "storage commitment %s from %s: %d committed, %d failed; report %s",

@@ -9,7 +9,8 @@ spool and its job committed (200 with "duplicate": true for a file received befo
 401 without a valid token, 408 for a body slower than `read_timeout_s`, 413 over
 `max_mb`, 415 for a body that is not a file (multipart, form or text), 422 for a file
 that is not a readable ECG, 503 when the store or the disk cannot take it now (send
-again later). Messages name the problem, never patient data.
+again later), 500 for a fault of the gateway's (logged by type). Messages name the
+problem, never patient data.
 
 aiohttp serves it (a dependency already, through wfdb): a production HTTP server with
 the size limit, keep-alive and header limits built in, TLS handshakes that do not hold up
@@ -33,6 +34,7 @@ from gateway.config import ConfigError, UploadConfig
 from gateway.intake.accept import OUT_OF_RESOURCES, SUCCESS, Intake, Outcome
 from gateway.intake.dicom_scp import tls_context
 from gateway.intake.files import ReceivedFile, accept_file
+from gateway.logs import fault
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +162,13 @@ class UploadEndpoint:
         peer = f"http {request.remote}"
         received = ReceivedFile(data, source, peer, self.config.format)
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self._executor, accept_file, self.intake, received)
+        try:
+            outcome = await loop.run_in_executor(self._executor, accept_file, self.intake, received)
+        except Exception as exc:  # noqa: BLE001 - a fault of the gateway's: answer, stay up
+            # Not aiohttp's own handler: it would log the message, which may quote a value.
+            log.error("upload from %s: the gateway failed on it: %s", peer, fault(exc, stack=True))
+            self.intake.metrics.reject("internal-error")
+            return _error(500, "the gateway failed on this file: send it again later")
         return _response(outcome)
 
     def _refused(self, reason: str, request: web.Request) -> None:

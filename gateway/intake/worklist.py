@@ -29,6 +29,7 @@ from gateway.audit.messages import Query
 from gateway.config import WorklistConfig
 from gateway.intake.worklist_query import QueryError, WorklistQuery, parse_query
 from gateway.intake.worklist_record import SPS, Item, response, worklist_item
+from gateway.logs import fault
 from gateway.metrics import Metrics
 from gateway.store import Store, StoreError
 
@@ -69,7 +70,20 @@ class Worklist:
         self.audit = audit
 
     def find(self, request: FindRequest) -> Iterator[Response]:
-        """The responses to `request`: one pending per match, or one failure."""
+        """The responses to `request`: one pending per match, or one failure. A fault of
+        the gateway's ends them with a failure, logged by type and line (pynetdicom would
+        log its message, which may quote an order's patient values)."""
+        try:
+            yield from self._answers(request)
+        except Exception as exc:  # noqa: BLE001 - answered, never pynetdicom's to log
+            log.error(
+                "worklist query from %s: the gateway failed on it: %s",
+                request.calling_ae,
+                fault(exc, stack=True),
+            )
+            yield self._refuse(request, UNABLE_TO_PROCESS, "the gateway failed on this query")
+
+    def _answers(self, request: FindRequest) -> Iterator[Response]:
         started = time.monotonic()
         try:
             query = parse_query(request.identifier(), self.config.names_ignore_case)

@@ -157,6 +157,8 @@ def _parse_value(element: DataElement, reading: _Reading) -> Test | None:
     text = text.strip()
     if text in ("", "*"):
         return None
+    if "\x00" in text:  # no text VR allows one, and the store (PostgreSQL) cannot match it
+        raise QueryError(f"{element.keyword}: a NUL character in the value", element.tag)
     try:
         kind = value_kind(element.keyword)
         if kind == "pn":

@@ -18,6 +18,7 @@ import time
 from gateway import metrics as m
 from gateway.alerts import CRITICAL_NOTICE_DEAD, Alert, AlertHook
 from gateway.delivery.sweeper import retry_delay
+from gateway.logs import fault
 from gateway.metrics import Metrics
 from gateway.notify.messages import notice
 from gateway.notify.senders import NoticeError, send
@@ -62,6 +63,8 @@ class CriticalNotifier:
                 send(config.targets[name], payload)
             except NoticeError as exc:
                 errors.append(f"{name}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a bug: retried and given up loudly too
+                errors.append(f"{name}: {fault(exc)}")
         kind = "escalation" if alert.escalation else "notice"
         if not errors:
             self._store.mark_critical_sent(alert.job_id, alert.escalation, now=now)

@@ -18,6 +18,7 @@ from PIL import Image
 
 import model
 from gateway.intake.accept import WAVEFORM
+from gateway.logs import fault
 from gateway.processing.findings import Additions, add_findings
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import ImageObject, read_image_object
@@ -99,7 +100,7 @@ def _error_result(exc: Exception) -> JobResult:
     """Bad input is a permanent error; anything else may pass: retried, then failed."""
     if isinstance(exc, EcgDecodeError):
         return JobResult(permanent_error=f"undecodable: {exc.reason}")
-    return JobResult(transient_error=f"{type(exc).__name__}: {exc}")
+    return JobResult(transient_error=fault(exc))
 
 
 def _decode(job: Job) -> _Decoded:

@@ -34,6 +34,7 @@ from pathlib import Path
 from gateway import metrics as m
 from gateway.alerts import JOB_FAILED, Alert, AlertHook
 from gateway.config import ComparisonConfig
+from gateway.logs import fault
 from gateway.metrics import Metrics
 from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.findings import Additions, acquired_epoch
@@ -195,8 +196,8 @@ class Workers:
             except StoreError as exc:
                 log.error("store unavailable, worker %s waits: %s", owner, exc)
                 busy = False
-            except Exception:
-                log.exception("unexpected error in worker %s", owner)
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the worker for good
+                log.error("unexpected error in worker %s: %s", owner, fault(exc, stack=True))
                 busy = False
             if not busy:
                 self._wakeups.acquire(timeout=_IDLE_POLL_S)
@@ -316,13 +317,16 @@ class Workers:
             package = link_order(
                 self._store, job, result.package, result.report_dir, self._settings.order_matching
             )
-        except Exception as exc:  # noqa: BLE001 - the store or disk: retried, then failed
-            self._retry_or_fail(job, owner, label, f"order matching: {type(exc).__name__}: {exc}")
+        except StoreError as exc:  # its message names the store, never a value
+            self._retry_or_fail(job, owner, label, f"order matching: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - the disk, or a bug: retried, then failed
+            self._retry_or_fail(job, owner, label, f"order matching: {fault(exc)}")
             return
         try:
             destinations = self._router.destinations_for(package)
         except Exception as exc:  # noqa: BLE001 - a routing bug must not lose the job
-            self._retry_or_fail(job, owner, label, f"routing: {type(exc).__name__}: {exc}")
+            self._retry_or_fail(job, owner, label, f"routing: {fault(exc)}")
             return
         self._record_findings(job, package)
         first_version = report_head(job, package)

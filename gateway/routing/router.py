@@ -32,7 +32,7 @@ from gateway.routing.schema import (
     SecretRef,
     TlsOptions,
 )
-from model.settings import YamlFileError, dotted, line_at, read_yaml
+from model.settings import YamlFileError, dotted, duplicate_keys, line_at, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def _parse(path: Path) -> RoutesConfig:
         raise RoutesError(
             path, [RouteIssue(1, "", "expected a mapping with destinations, rules and default")]
         )
-    issues = _duplicate_key_issues(root)
+    issues = [RouteIssue(line, key, "key appears twice") for line, key in duplicate_keys(root)]
     config: RoutesConfig | None = None
     try:
         config = RoutesConfig.model_validate(data)
@@ -285,26 +285,6 @@ def _critical_reference_issues(section: Any, root: yaml.Node) -> list[RouteIssue
             line, path = line_at(root, ("critical", "rules", index, "name"))
             issues.append(RouteIssue(line, dotted(path), f"rule name {name!r} is used twice"))
         seen.add(name)
-    return issues
-
-
-def _duplicate_key_issues(node: yaml.Node, path: tuple = ()) -> list[RouteIssue]:
-    """PyYAML silently keeps the last of two equal keys; an admin wants to know."""
-    issues: list[RouteIssue] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                issues.append(
-                    RouteIssue(
-                        key.start_mark.line + 1, dotted((*path, key.value)), "key appears twice"
-                    )
-                )
-            seen.add(key.value)
-            issues.extend(_duplicate_key_issues(value, (*path, key.value)))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            issues.extend(_duplicate_key_issues(item, (*path, index)))
     return issues
 
 

@@ -50,9 +50,6 @@ class LocalCopies:
         for path in self.objects.glob(f"{job_id}.*"):
             path.unlink(missing_ok=True)
 
-    def has_report(self, name: str) -> bool:
-        return self.report_dir(name).is_dir()
-
     def write_report(self, name: str, files: Callable[[], dict[str, bytes]]) -> Path:
         """The job's report directory, filled from `files()` unless it is here already;
         filled under a temporary name and renamed, so a reader never sees half of it."""

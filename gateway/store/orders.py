@@ -95,8 +95,8 @@ class OrdersMixin:
                 return self._insert_order(conn, new, now)
             existing = _order(found)
             if existing.state not in OPEN_ORDER_STATES:
-                raise StoreError(
-                    f"order {_placer(ref)} is {existing.state}: a new order needs a new"
+                raise StoreError(  # by its id: the placer number reaches logs from here
+                    f"order {existing.id} is {existing.state}: a new order needs a new"
                     f" placer order number"
                 )
             return self._rewrite_order(conn, existing, new, now)
@@ -297,15 +297,6 @@ class OrdersMixin:
 
 def _clock(now: float | None) -> float:
     return time.time() if now is None else now
-
-
-def _placer(ref: OrderReference) -> str:
-    """How messages name an order: its placer number and namespace (no patient data)."""
-    return (
-        f"{ref.placer_order_number}^{ref.placer_authority}"
-        if ref.placer_authority
-        else (ref.placer_order_number)
-    )
 
 
 def _values(new: NewOrder) -> dict[str, Any]:

@@ -10,7 +10,6 @@ was refused and why, and are recorded in the audit trail.
 from __future__ import annotations
 
 import logging
-import traceback
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.logs import fault
 from gateway.web import login, pages
 from gateway.web.context import HERE, WebContext, error_page, signed_in
 
@@ -83,13 +83,8 @@ class PageGuard:
         try:
             await self.app(scope, receive, with_headers)
         except Exception as exc:  # noqa: BLE001 - every failure ends as this page
-            frames = "".join(traceback.format_tb(exc.__traceback__))
             log.error(
-                "web: %s %s failed with %s\n%s",
-                scope["method"],
-                scope["path"],
-                type(exc).__name__,
-                frames,
+                "web: %s %s failed with %s", scope["method"], scope["path"], fault(exc, stack=True)
             )
             if not started:
                 page = Response(_SERVER_ERROR_PAGE, status_code=500, media_type="text/html")

@@ -20,7 +20,7 @@ method, its references and its calibration):
 """
 
 from model.measure.amplitudes import frontal_axis, net_area
-from model.measure.atrial import FIBRILLATORY_HZ, FLUTTER_HZ, ORGANISED_SHARE
+from model.measure.atrial import FIBRILLATORY_HZ, FLUTTER_HZ, ORGANISED_SHARE, RR_PEAK_LEADS
 from model.measure.fiducials import P_WAVE_KEYS
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
 from model.measure.pipeline import (
@@ -44,6 +44,7 @@ __all__ = [
     "ORGANISED_SHARE",
     "PRE",
     "P_WAVE_KEYS",
+    "RR_PEAK_LEADS",
     "SINUS_P_AXIS",
     "EcgMeasurement",
     "Fiducials",

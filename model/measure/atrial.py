@@ -31,6 +31,14 @@ INFERIOR_LEADS = ("II", "III", "aVF")
 #   two different numbers: flutter with variable conduction, each QRS at one fixed
 #   interval after a flutter wave. Premature atrial beats couple at 0.55-0.72 of a sinus
 #   cycle, 1.1-1.44 cycles of a peak at twice the sinus rate (its P wave's harmonic).
+# Where the four leads' peaks do not agree in the band, the RRs still name the atrial
+# rate at variable conduction (every RR a whole number of its cycles, as above) where
+# at least RR_PEAK_LEADS of the four leads peak within RR_PEAK_HZ of it. Synthetic tuning
+# seeds 1 and 3-7, flutter at variable conduction named nothing: one or two leads
+# peak at 3.66-3.84 Hz (a sub-harmonic the cancellation of the conducted waves leaves),
+# or all four at the band's edge (241/min read at 3.86-3.93 Hz, 339/min at 5.67-5.70).
+RR_PEAK_HZ = 0.3
+RR_PEAK_LEADS = 2
 ORGANISED_SHARE = 0.6
 PEAK_HALF_WIDTH_HZ = 0.6
 RR_CYCLE_TOLERANCE = 0.06
@@ -59,8 +67,7 @@ def atrial_residual(
         return None, 0.0, False
     freq, power = spectrum
     band = (freq >= 3.0) & (freq <= 10.0)
-    inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
-    rms = float(np.sqrt(power[inferior][:, band].sum(axis=1) * (freq[1] - freq[0])).mean())
+    rms = _inferior_rms(freq, power)
     # Each lead's strongest peak in the 3-10 Hz band must itself lie in the flutter range.
     peaks = _peak_frequencies(freq, np.where(band, power, 0.0))
     if peaks.min() < FLUTTER_HZ[0] or peaks.max() > FLUTTER_HZ[1]:
@@ -72,12 +79,39 @@ def atrial_residual(
     return hz, rms, bool(organised or _rr_in_flutter_cycles(beats, hz))
 
 
+def residual_after_dominant_mv(
+    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
+) -> float | None:
+    """The residual's 3-10 Hz RMS (mV, II, III and aVF; atrial_residual with the P wave
+    cancelled) over the dominant beats that follow a dominant beat alone: the beats
+    whose sinus P wave, if that is what the median beat holds, it cancels. Flutter waves
+    run on through them; a sinus P wave's leftovers lie in the premature beats (whose
+    P wave comes early or sits on the T wave) and next to ectopic beats. None where
+    less than 4 s is left."""
+    after_dominant = np.concatenate(([False], beats.both_normal))
+    spectrum = _residual_spectrum(sig, beats, median, fid, True, after_dominant)
+    return None if spectrum is None else _inferior_rms(*spectrum)
+
+
+def _inferior_rms(freq: np.ndarray, power: np.ndarray) -> float:
+    """The mean over II, III and aVF of the 3-10 Hz RMS (mV) of a residual spectrum."""
+    band = (freq >= 3.0) & (freq <= 10.0)
+    inferior = [FLUTTER_LEADS.index(n) for n in INFERIOR_LEADS]
+    return float(np.sqrt(power[inferior][:, band].sum(axis=1) * (freq[1] - freq[0])).mean())
+
+
 def _residual_spectrum(
-    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, cancel_p: bool
+    sig: np.ndarray,
+    beats: Beats,
+    median: np.ndarray,
+    fid: Fiducials,
+    cancel_p: bool,
+    kept: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Welch spectrum (frequencies, power per FLUTTER_LEADS row) of what is left once
-    every dominant beat's median beat is subtracted (atrial_residual); None where less
-    than 4 s is left."""
+    every dominant beat's median beat is subtracted (atrial_residual), the windows of
+    beats not `kept` (per beat; all dominant beats by default) cut out too; None where
+    less than 4 s is left."""
     first = fid.p_on if cancel_p and fid.p_on is not None else fid.qrs_on
     # Within the median beat: a P onset can lie less than 20 ms from its start (a
     # synthetic fibrillation drawn with tuning seed 4 had one at 14 ms, and crashed).
@@ -88,9 +122,11 @@ def _residual_spectrum(
     residual = sig[rows].copy()
     keep = np.ones(residual.shape[1], dtype=bool)
     next_starts = np.append(beats.positions[1:] + start - PRE, residual.shape[1])
-    for p, label, next_start in zip(beats.positions, beats.labels, next_starts):
+    if kept is None:
+        kept = np.isin(beats.labels, ("N", "S"))
+    for p, keep_beat, next_start in zip(beats.positions, kept, next_starts):
         a, b = p + start - PRE, min(p + stop - PRE, next_start)
-        if a < 0 or b > residual.shape[1] or label not in ("N", "S"):
+        if a < 0 or b > residual.shape[1] or not keep_beat:
             keep[max(a, 0) : min(b, residual.shape[1])] = False
             continue
         residual[:, a:b] -= median[rows, start : start + b - a]
@@ -110,15 +146,66 @@ def _peak_share(freq: np.ndarray, power: np.ndarray, peaks: np.ndarray) -> np.nd
 
 
 def _rr_in_flutter_cycles(beats: Beats, hz: float) -> bool:
-    """Every RR a whole number of flutter cycles, not all the same number, and no
-    common divisor: RRs of 3 and 6 cycles are whole P-P cycles of a slower atrial rhythm
-    whose P wave's third harmonic made the peak (Mobitz II at 85-90/min, tuning seeds 1
-    and 6)."""
-    cycles = beats.rr * hz / FS
+    """Every RR between two beats of the dominant shape (early ones too: at variable
+    conduction a 2:1 cycle after a 4:1 one reads as premature) a whole number of
+    flutter cycles (_whole_cycles). Only conducted beats follow a flutter wave at a
+    fixed interval: a PVC coupled at half the sinus RR, with its compensatory pause,
+    made 1, 2 and 3 'cycles' of a sinus P wave's second harmonic (sinus rhythms at
+    136-146/min with PVCs, test seeds 17 and 21: flutter was named)."""
+    return _whole_cycles(beats.rr[_conducted_rr(beats)], hz)
+
+
+def _conducted_rr(beats: Beats) -> np.ndarray:
+    """Per RR: True where both its beats have the dominant shape (N or S)."""
+    conducted = np.isin(beats.labels, ("N", "S"))
+    return conducted[1:] & conducted[:-1]
+
+
+def _whole_cycles(rr: np.ndarray, hz: float) -> bool:
+    """Every RR (samples) a whole number of flutter cycles, not all the same number, and
+    no common divisor: RRs of 3 and 6 cycles are whole P-P cycles of a slower atrial
+    rhythm whose P wave's third harmonic made the peak (Mobitz II at 85-90/min, tuning
+    seeds 1 and 6)."""
+    cycles = rr * hz / FS
     whole = np.round(cycles).astype(int)
     if cycles.size < 3 or (np.abs(cycles - whole) > RR_CYCLE_TOLERANCE).any():
         return False
     return bool(np.unique(whole).size >= 2 and np.gcd.reduce(whole) == 1)
+
+
+def flutter_in_rr_cycles(
+    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, cancel_p: bool
+) -> float | None:
+    """The atrial rate (Hz) of flutter at variable conduction where the four leads'
+    peaks do not agree (atrial_residual found none): every RR a whole number of cycles
+    of one rate in the flutter band, and the residual peaking within RR_PEAK_HZ of it
+    in at least RR_PEAK_LEADS of II, III, aVF and V1; else None. The RRs are read
+    first: a sinus rhythm's rarely pass, and the spectrum is then not computed again."""
+    hz = _conducted_cycles_hz(beats)
+    if hz is None:
+        return None
+    spectrum = _residual_spectrum(sig, beats, median, fid, cancel_p)
+    if spectrum is None:
+        return None
+    freq, power = spectrum
+    peaks = _peak_frequencies(freq, np.where((freq >= 3.0) & (freq <= 10.0), power, 0.0))
+    return hz if np.count_nonzero(np.abs(peaks - hz) <= RR_PEAK_HZ) >= RR_PEAK_LEADS else None
+
+
+def _conducted_cycles_hz(beats: Beats) -> float | None:
+    """The atrial rate (Hz, 240-340/min) of which every RR between two beats of the
+    dominant shape is a whole number of cycles (_rr_in_flutter_cycles), read from
+    those RRs; else None."""
+    rr = beats.rr[_conducted_rr(beats)]
+    shortest = float(rr.min()) if rr.size else 0.0
+    for k in range(1, 5):
+        cycle = shortest / k
+        if not FS * 60 / 340 <= cycle <= FS * 60 / 240:
+            continue
+        hz = FS * np.round(rr / cycle).sum() / rr.sum()
+        if _rr_in_flutter_cycles(beats, hz):
+            return float(hz)
+    return None
 
 
 def _peak_frequencies(freq: np.ndarray, power: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ fixed conduction model.measure.conducted_flutter).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.signal import sosfiltfilt
 
@@ -32,10 +34,21 @@ from model.beats import (
 )
 from model.ecg import STANDARD_LEADS, Ecg
 from model.measure.amplitudes import axes_and_amplitudes
-from model.measure.atrial import atrial_residual, fibrillatory_waves, locked_flutter
+from model.measure.atrial import (
+    atrial_residual,
+    fibrillatory_waves,
+    flutter_in_rr_cycles,
+    locked_flutter,
+    residual_after_dominant_mv,
+)
 from model.measure.av_conduction import atrial_activity
 from model.measure.conducted_flutter import conducted_flutter
-from model.measure.fiducials import drop_p_wave, fiducials_and_intervals, reject_implausible
+from model.measure.fiducials import (
+    P_WAVE_KEYS,
+    drop_p_wave,
+    fiducials_and_intervals,
+    reject_implausible,
+)
 from model.measure.leads import (
     BANDPASS,
     INDEPENDENT_LEADS,
@@ -51,8 +64,14 @@ from model.measure.leads import (
 )
 from model.measure.p_on_t import p_wave_on_t_wave
 from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
-from model.measure.result import EcgMeasurement
-from model.measure.rhythm import MIN_BEAT_P_CORRELATION, RhythmAnalysis, analyse_rhythm
+from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement
+from model.measure.rhythm import (
+    MIN_BEAT_P_CORRELATION,
+    STEADY_P_SHARE,
+    RhythmAnalysis,
+    analyse_rhythm,
+    steady_beats,
+)
 from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
 from model.pacing_stimuli import (
     blank_reach,
@@ -97,6 +116,13 @@ MIN_QRS_PROMINENCE = 5.5
 # on the T wave), Mobitz I and complete blocks whose median beat holds a P wave
 # 0.44-0.67, and their P waves are then better found without it (av_conduction).
 LOCKED_P_SHARE = 0.7
+# In an irregular rhythm with a sinus-axis P wave before most dominant beats, flutter
+# waves found by the residual's size alone are the premature beats' P waves where the
+# dominant beats that follow a dominant beat hold under this share of the residual
+# (docs/measurement.md 3.15): synthetic tuning seed 5, sinus tachycardia at 149/min
+# with 20 % PACs, 0.08 (was flutter); LUDB 35 and 103 (typical flutter, rescaled
+# leads, with and without 0.3 mV of wander) 0.93-1.19.
+PAC_RESIDUAL_SHARE = 0.5
 # Slower than this the beat-to-beat residual is wander to a P wave (80-120 ms long):
 # synthetic tuning seeds 1 and 3-7, 0.1-0.3 mV of wander raised the residual 4-8 fold
 # and P waves of 0.11-0.19 mV at 75-110/min were lost as 'not distinguishable from
@@ -346,17 +372,13 @@ def _measure_beats(
             result,
             f"signal too noisy to measure (QRS-to-noise ratio {snr:.1f}, needs {MIN_RHYTHM_SNR:.0f})",
         )
-    wide = median_beat(
-        complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), dominant, -PRE, POST))
-    )
-    result.median = wide
-    # Baseline wander is no noise to the P wave, measured against a line between its ends.
-    p_noise = fast_residual_noise(windows[leads], median[leads], samples(P_NOISE_SLOW_MS))
-    median_noise = float(np.sqrt((p_noise**2).sum() / dominant.size))
-    fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
+    before = (result.values.model_copy(), dict(result.null_reasons))
+    _fiducials_and_axes(result, raw, sig, dominant, windows, median, leads, usable, source_fs)
     if result.fiducials is not None:
-        axes_and_amplitudes(result, wide, usable)
         _flutter_or_p_wave(result, sig, leads, beats, median)
+    if result.fiducials is not None and not result.has_flutter_waves:
+        steady = _p_wave_from_steady_beats(result, before, raw, sig, leads, usable, source_fs)
+        median = median if steady is None else steady
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
     if result.fiducials is not None and not result.has_flutter_waves:
@@ -369,6 +391,104 @@ def _measure_beats(
             "the signal is too noisy",
         )
     return result
+
+
+def _fiducials_and_axes(
+    result: EcgMeasurement,
+    raw: np.ndarray,
+    sig: np.ndarray,
+    positions: np.ndarray,
+    windows: np.ndarray,
+    median: np.ndarray,
+    leads: np.ndarray,
+    usable: np.ndarray,
+    source_fs: float,
+) -> None:
+    """Fiducials, intervals, axes and amplitudes from the median of the beats at
+    `positions` (`windows` their band-passed windows, `median` its median)."""
+    wide = median_beat(
+        complete_windows(beat_windows(sosfiltfilt(WIDEBAND, raw, axis=1), positions, -PRE, POST))
+    )
+    result.median = wide
+    # Baseline wander is no noise to the P wave, measured against a line between its ends.
+    p_noise = fast_residual_noise(windows[leads], median[leads], samples(P_NOISE_SLOW_MS))
+    median_noise = float(np.sqrt((p_noise**2).sum() / positions.size))
+    fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
+    if result.fiducials is not None:
+        axes_and_amplitudes(result, wide, usable)
+
+
+def _p_wave_from_steady_beats(
+    result: EcgMeasurement,
+    before: tuple[Measurements, dict[str, str]],
+    raw: np.ndarray,
+    sig: np.ndarray,
+    leads: np.ndarray,
+    usable: np.ndarray,
+    source_fs: float,
+) -> np.ndarray | None:
+    """Where premature beats are present and the median of all dominant beats shows no
+    sinus P wave, the P wave measured on the median of one group of steady beats
+    (model.measure.rhythm.steady_beats): a dominant beat after a premature one has a
+    ventricular beat's T wave or a long pause where the others have the previous
+    dominant beat's T wave, and their median smears the P wave or makes one up. The
+    previous T wave is taken one dominant RR back, then one RR before the group's
+    beats (after a PVC, its pause). Only the P wave (its fiducials, PR, P duration, P
+    axis) is taken, and only where it has a sinus axis; the QRS and T wave stay the
+    median of all dominant beats'. Returns that group's median (band-passed), else None."""
+    if result.fiducials is None or _sinus_p_wave(result):
+        return None
+    beats = result.beats
+    for steady in steady_beats(beats):
+        windows = complete_windows(beat_windows(sig, steady, -PRE, POST))
+        median = median_beat(windows)
+        preceding = float(np.median(beats.rr[np.searchsorted(beats.positions, steady) - 1]))
+        for rr in dict.fromkeys((beats.dominant_rr, preceding)):
+            retry = replace(
+                result,
+                values=before[0].model_copy(),
+                null_reasons=dict(before[1]),
+                beats=replace(beats, dominant_rr=rr),
+            )
+            _fiducials_and_axes(retry, raw, sig, steady, windows, median, leads, usable, source_fs)
+            if _sinus_p_wave_before(retry, sig, leads, steady, median):
+                _take_p_wave(result, retry)
+                return median
+    return None
+
+
+def _sinus_p_wave_before(
+    retry: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, group: np.ndarray, median: np.ndarray
+) -> bool:
+    """A sinus P wave found in the group's median that stands before STEADY_P_SHARE of
+    the group's beats one by one."""
+    fid = retry.fiducials
+    if fid is None or not _sinus_p_wave(retry) or fid.p_off is None:
+        return False
+    correlations = p_wave_correlations(sig, leads, group, median, fid.p_on, fid.p_off)
+    return bool(np.mean(correlations >= MIN_BEAT_P_CORRELATION) >= STEADY_P_SHARE)
+
+
+def _take_p_wave(result: EcgMeasurement, retry: EcgMeasurement) -> None:
+    """The P wave's fiducials, measurements and null reasons from `retry`."""
+    found = retry.fiducials
+    result.fiducials = replace(
+        result.fiducials, p_on=found.p_on, p_off=found.p_off, p_on_clear=found.p_on_clear
+    )
+    for key in P_WAVE_KEYS:
+        setattr(result.values, key, getattr(retry.values, key))
+        result.null_reasons.pop(key, None)
+        if key in retry.null_reasons:
+            result.null_reasons[key] = retry.null_reasons[key]
+
+
+def _sinus_p_wave(result: EcgMeasurement) -> bool:
+    p_axis = result.values.p_axis_deg
+    return (
+        result.fiducials.p_on is not None
+        and p_axis is not None
+        and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
+    )
 
 
 def _drop_noisy_leads(result: EcgMeasurement, usable: np.ndarray, noise: np.ndarray) -> None:
@@ -391,6 +511,9 @@ def _flutter_or_p_wave(
     sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
     found = atrial_residual(sig, beats, median, result.fiducials, cancel_p=sinus_p)
     result.flutter_hz, result.atrial_residual_mv, result.flutter_organised = found
+    if result.flutter_hz is None:
+        result.flutter_hz = flutter_in_rr_cycles(sig, beats, median, result.fiducials, sinus_p)
+        result.flutter_organised = result.flutter_by_rr = result.flutter_hz is not None
     if sinus_p and _sinus_p_wave_explains(result, sig, leads, beats, median):
         result.flutter_hz = None
     if not result.has_flutter_waves:
@@ -430,24 +553,38 @@ def _sinus_p_wave_explains(
     result: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray
 ) -> bool:
     """Whether flutter waves found by the residual's size alone are a sinus P wave's
-    harmonics: the rhythm is regular and the median beat's sinus-axis P wave precedes
+    harmonics: the rhythm is regular, the median beat's sinus-axis P wave precedes
     at least LOCKED_P_SHARE of the dominant beats one by one
-    (model.measure.rhythm.MIN_BEAT_P_CORRELATION). Synthetic tuning seed 6, sinus
-    rhythm at 127/min with PVCs: its P wave's second harmonic, 0.066 mV at 254/min, was
-    called flutter. Flutter at fixed conduction, whose wave before each QRS can pass
-    for such a P wave, is then judged by the tests that look for the wave's repeats
-    (locked_flutter, conducted_flutter); flutter with variable conduction is irregular
-    (LUDB 103, whose rescaled leads give its flutter wave a sinus axis, stays flutter).
-    No flutter of the tuning seeds was found by its size alone with a sinus-axis P wave."""
+    (model.measure.rhythm.MIN_BEAT_P_CORRELATION), and the residual left in the
+    dominant beats after a dominant beat, whose P wave the median beat cancels, stays
+    under FLUTTER_MIN_MV (or too little of it is left to judge). Synthetic tuning seed 6,
+    sinus rhythm at 127/min with PVCs: its P wave's second harmonic, 0.066 mV at
+    254/min, was called flutter; the residual lies in the beats read as premature.
+    Flutter waves run on through every beat: flutter whose waves before the QRS pass
+    for a P wave (upright in the inferior leads) and whose cycle drifts a little, as
+    real flutter's does, kept a residual of flutter size there and was named sinus
+    rhythm (docs/measurement.md 3.15). Fixed conduction is judged by the tests that
+    look for the wave's repeats (locked_flutter, conducted_flutter)."""
     fid = result.fiducials
-    irregularity = beats.irregularity()
     if result.flutter_hz is None or result.flutter_organised or fid.p_on is None:
         return False
-    if irregularity is None or irregularity > IRREGULAR_RMSSD or fid.p_off is None:
+    if fid.p_off is None:
         return False
     correlations = p_wave_correlations(sig, leads, beats.dominant, median, fid.p_on, fid.p_off)
     locked = np.count_nonzero(correlations >= MIN_BEAT_P_CORRELATION)
-    return bool(correlations.size) and locked >= LOCKED_P_SHARE * correlations.size
+    if not correlations.size or locked < LOCKED_P_SHARE * correlations.size:
+        return False
+    # Flutter waves run on through the beats whose "P wave" the median beat cancels.
+    after_dominant = residual_after_dominant_mv(sig, beats, median, fid)
+    irregularity = beats.irregularity()
+    if irregularity is not None and irregularity <= IRREGULAR_RMSSD:
+        return after_dominant is None or after_dominant < FLUTTER_MIN_MV
+    # Irregular: only where those beats are enough to judge, and hold under
+    # PAC_RESIDUAL_SHARE of the whole residual (the premature beats' P waves left it).
+    return (
+        after_dominant is not None
+        and after_dominant < PAC_RESIDUAL_SHARE * result.atrial_residual_mv
+    )
 
 
 def _weak_stimuli(

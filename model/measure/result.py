@@ -100,6 +100,10 @@ class EcgMeasurement:
     # The cancelled residual's wave regular whatever its size (model.measure.atrial
     # ORGANISED_SHARE, or the RRs whole numbers of its cycle).
     flutter_organised: bool = False
+    # Organised by its RRs alone: every RR a whole number of cycles of the atrial rate,
+    # where the four leads' residual peaks did not agree (model.measure.atrial
+    # flutter_in_rr_cycles).
+    flutter_by_rr: bool = False
     p_wave_on_t: PWaveOnT | None = None
     # Fibrillatory-wave evidence, where the RR is irregular and neither a P wave nor
     # flutter waves were found.

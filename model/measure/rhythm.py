@@ -57,6 +57,20 @@ MIN_NN_PAIRS = 4
 # An interval between dominant beats this many dominant RRs long is a pause.
 PAUSE_RR = 1.6
 ECTOPIC = ("A", "J", "V")
+# Where the median of all dominant beats shows no sinus P wave, it is looked for again
+# on the median of the steady beats (steady_beats), where at least this many are left
+# (the fewest a median beat is made of that still names the tuning seeds' ventricular
+# trigeminy at 80/min: 4 sinus beats after a sinus beat in 10 s).
+MIN_STEADY_BEATS = 4
+# ... only where the intervals between dominant beats vary by no more than this
+# (normalised RMSSD), and where the P wave found stands before STEADY_P_SHARE of the
+# group's beats one by one (MIN_BEAT_P_CORRELATION). Synthetic tuning seeds 1 and 3-7:
+# sinus rhythms with premature beats 0.00-0.03, atrial fibrillation with
+# premature-looking beats 0.047-0.079 (model.rhythm_statements.FIBRILLATORY_NN_RMSSD,
+# the same evidence); an AF at 102/min (test seed 781, 0.057) had a "P wave" made up
+# from 7 beats' fibrillatory waves, before 5 of its 11 dominant beats.
+STEADY_NN_RMSSD = 0.04
+STEADY_P_SHARE = 0.75
 # Regularly irregular: sorted, the RRs fall into at most MAX_RR_LEVELS groups, a new
 # group wherever neighbours differ by more than RR_LEVEL_GAP of the median RR, with
 # MIN_RR_FOR_LEVELS or more RRs. Grouped beating (Wenckebach, flutter with variable
@@ -170,6 +184,29 @@ def underlying_cycle(beats: Beats, classes: list[str]) -> float | None:
             before, after = float(beats.rr[i - 1]), float(beats.rr[i])
             cycles.append((before + after) / 2 if classes[i] == "V" else after)
     return float(np.median(cycles)) if cycles else None
+
+
+def steady_beats(beats: Beats) -> list[np.ndarray]:
+    """Groups of dominant beats that share what precedes their P wave, where premature
+    beats (S, V) are present: those that follow a dominant beat at PAC_PREMATURITY to
+    PAUSE_RR dominant RRs (the previous beat's T wave where a sinus rhythm has it), and
+    those that follow a ventricular premature beat (its compensatory pause leaves a
+    long TP segment). Each group's positions, where at least MIN_STEADY_BEATS, but not
+    every dominant beat, are in it."""
+    if not np.isin(beats.labels, ("S", "V")).any():
+        return []
+    # A regular rhythm between the premature beats, where it can be judged: in atrial
+    # fibrillation a few beats' median makes up a "P wave" from fibrillatory waves
+    # (synthetic tuning seed 4, 49/min: 4 beats, read as sinus bradycardia).
+    irregularity = nn_irregularity(beats)
+    if irregularity is not None and irregularity > STEADY_NN_RMSSD:
+        return []
+    rr = beats.rr
+    steady = beats.both_normal & (rr >= PAC_PREMATURITY * beats.dominant_rr)
+    steady &= rr < PAUSE_RR * beats.dominant_rr
+    after_pvc = (beats.labels[1:] == "N") & (beats.labels[:-1] == "V")
+    groups = (beats.positions[1:][steady], beats.positions[1:][after_pvc])
+    return [g for g in groups if MIN_STEADY_BEATS <= g.size < beats.dominant.size]
 
 
 def rr_levels(rr: np.ndarray) -> int | None:

@@ -1,0 +1,145 @@
+"""Sinus rhythms with frequent ventricular premature beats get their rhythm named
+(issue 24, docs/measurement.md 3.14). Each case failed before the fix: the pauses
+after the PVCs were taken for the sinus cycle, the sinus beats between them judged
+premature (false PACs) and the P wave looked for on the PVCs' T waves. Synthetic
+rhythms (model.rhythm_synthetic) with seeds 11-101."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import model
+from model.beats import label_beats
+from model.measure.rhythm import steady_beats
+from model.measure.waves import SINUS_P_AXIS
+from model.report import Report
+from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
+from model.synthetic import SyntheticSpec
+
+RHYTHM_CODES = {"SR", "SBRAD", "STACH", "SARRH", "AFIB", "AFLT", "PACE"}
+
+
+def _analyze(spec: RhythmSpec) -> Report:
+    ecg, _ = rhythm_ecg(spec)
+    return model.analyze(ecg)
+
+
+def _sinus_with_pvcs(cycle: int, coupling: int, pattern: str) -> tuple[np.ndarray, np.ndarray]:
+    """Beat positions (samples) of a sinus rhythm at `cycle` with a PVC wherever
+    `pattern` has a 'V', at `coupling` after the beat before and a fully compensatory
+    pause after it; and the dominant-shape mask."""
+    positions, dominant, t = [], [], 0
+    for kind in pattern:
+        if kind == "V":
+            positions.append(t + coupling)
+            dominant.append(False)
+        t += cycle
+        if kind == "N":
+            positions.append(t)
+            dominant.append(True)
+    return np.array(positions), np.array(dominant)
+
+
+def test_pauses_after_pvcs_are_not_the_sinus_cycle() -> None:
+    """Sinus at 444 ms (135/min) with PVCs coupled at 220 ms: the pauses after them
+    (668 ms) outnumber the intervals between two sinus beats. They were taken for the
+    dominant RR, and the sinus beats that follow a sinus beat read as premature (S)."""
+    positions, dominant = _sinus_with_pvcs(222, 110, "NVNNVNVNNVNVNNVNVN")
+    beats = label_beats(positions, dominant)
+    assert abs(beats.dominant_rr - 222) <= 2
+    assert "S" not in set(beats.labels)
+    assert beats.count("V") == int((~dominant).sum())
+
+
+def test_steady_beats_not_in_an_irregular_rhythm() -> None:
+    """Steady beats (the P wave's second look) are the dominant beats after a dominant
+    beat, or after a PVC's pause, where the rhythm between premature beats is regular;
+    in an irregular one (atrial fibrillation) none: a few beats' median of fibrillatory
+    waves can make up a P wave."""
+    positions, dominant = _sinus_with_pvcs(300, 160, "NNNVNNNVNNNNVNN")
+    beats = label_beats(positions, dominant)
+    groups = steady_beats(beats)
+    assert groups and all(g.size >= 4 for g in groups)
+    jitter = np.random.default_rng(11).integers(-60, 60, positions.size)
+    irregular = label_beats(positions + jitter, dominant)
+    assert "V" in set(irregular.labels)
+    assert steady_beats(irregular) == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "pvc", "seed", "code"),
+    [(80, 0.35, 41, "SR"), (80, 0.35, 61, "SR"), (125, 0.35, 71, "STACH"), (125, 0.4, 51, "STACH")],
+)
+def test_sinus_rhythm_with_frequent_pvcs_is_named(
+    rate: int, pvc: float, seed: int, code: str
+) -> None:
+    """35-40 % PVCs: the conducted beats have their sinus P wave; was no rhythm."""
+    report = _analyze(RhythmSpec(rate_bpm=rate, pvc_fraction=pvc, noise_mv=0.01, seed=seed))
+    assert report.codes[0] == code
+    assert "PVC" in report.codes
+    assert not {"AFIB", "AFLT", "PAC"} & set(report.codes)
+
+
+@pytest.mark.parametrize(("rate", "seed"), [(85, 71), (85, 101), (100, 71)])
+def test_ventricular_trigeminy_is_sinus(rate: int, seed: int) -> None:
+    """Every third beat a PVC: the sinus beats' median mixed those after a sinus beat
+    and those after a PVC's pause, and no P wave was delimited; was no rhythm."""
+    report = _analyze(
+        RhythmSpec(
+            rate_bpm=rate,
+            pattern="trigeminy",
+            pattern_origin="ventricular",
+            noise_mv=0.01,
+            seed=seed,
+        )
+    )
+    assert report.codes[0] in {"SR", "STACH"}
+    assert "TRIGU" in report.codes
+
+
+@pytest.mark.parametrize("seed", [11, 31, 51, 81])
+def test_frequent_pvcs_make_no_premature_atrial_beats(seed: int) -> None:
+    """40 % PVCs at 95/min: the sinus beats that follow a sinus beat were judged
+    premature against the PVCs' pauses and stated as PACs."""
+    report = _analyze(
+        RhythmSpec(rate_bpm=95, pvc_fraction=0.4, noise_mv=0.01, wander_mv=0.1, seed=seed)
+    )
+    assert report.codes[0] == "SR"
+    assert "PVC" in report.codes
+    assert "PAC" not in report.codes
+
+
+# Sinus tachycardias whose P wave the median of all dominant beats smears (those after
+# a premature beat hold its T wave there); found on the median of the steady beats.
+WAVE_FIELDS = ("pr_ms", "qrs_ms", "qt_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "p_mv")
+PACS, PVCS = {"pac_fraction": 0.25}, {"pvc_fraction": 0.25}
+MIXED = {"pac_fraction": 0.15, "pvc_fraction": 0.15}
+FAST_WITH_ECTOPY = [
+    (48, PACS, 148, (162, 95, 408, 56, 75, 45, 0.153)),
+    (55, PVCS, 157, (181, 87, 389, 47, 63, 52, 0.195)),
+    (93, PACS, 160, (158, 94, 397, 56, -14, 68, 0.144)),
+    (101, MIXED, 159, (145, 104, 404, 36, 81, 62, 0.136)),
+]
+
+
+@pytest.mark.parametrize(("seed", "fractions", "rate", "wave"), FAST_WITH_ECTOPY)
+def test_fast_sinus_with_ectopy_p_wave_from_the_steady_beats(
+    seed: int, fractions: dict[str, float], rate: int, wave: tuple[float, ...]
+) -> None:
+    """148-160/min with 25 % premature beats: no P wave on the median of all dominant
+    beats, no rhythm named; the steady beats' median shows the sinus P wave."""
+    morphology = SyntheticSpec(**dict(zip(WAVE_FIELDS, wave, strict=True)))
+    report = _analyze(
+        RhythmSpec(
+            rate_bpm=rate,
+            noise_mv=0.01,
+            wander_mv=0.15,
+            seed=seed,
+            morphology=morphology,
+            **fractions,
+        )
+    )
+    assert report.codes[0] == "STACH"
+    assert not {"AFIB", "AFLT"} & set(report.codes)
+    assert SINUS_P_AXIS[0] <= report.measurements.p_axis_deg <= SINUS_P_AXIS[1]
