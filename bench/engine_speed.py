@@ -48,7 +48,7 @@ def record_keys(ludb: int, synthetic: int | None = None) -> list[str]:
 @functools.cache
 def _specs(seed: int) -> list:
     sys.path.insert(0, str(Path(__file__).parent))
-    from measure_rhythm import synthetic_rhythm_specs
+    from synthetic_rhythm_set import synthetic_rhythm_specs
 
     return synthetic_rhythm_specs(seed)
 

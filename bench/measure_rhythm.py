@@ -1,9 +1,8 @@
 """Rhythm, ectopy and conduction rows of the measurement accuracy bench
 (bench/measure_accuracy.py prints them in its one table).
 
-1. Synthetic rhythms (model.rhythm_synthetic), drawn with the bench seed, which no
-   threshold was tuned on (tuning used seeds 1 and 3-7; seed 2026, the first bench
-   set, showed one false AFIB that changed a rule, so the bench draws with 2027): every rhythm statement against
+1. Synthetic rhythms (bench/synthetic_rhythm_set.py), drawn with the bench seed, which no
+   threshold was tuned on: every rhythm statement against
    the drawn truth, the goals (no AF on any sinus rhythm with PACs up to 40 %, AF
    recall >= 0.95) and the PAC/PVC counts against the drawn ones.
 2. PTB-XL (records 1-400, the scoring set): the rhythm confusion matrix against
@@ -24,8 +23,14 @@ from pathlib import Path
 
 import numpy as np
 from ludb_conduction import conduction_rows, labelled_record
-from paced_rhythms import PACED_GROUP, STIMULUS_SHAPES, paced_spec
+from paced_rhythms import STIMULUS_SHAPES
 from scores import Counts
+from synthetic_rhythm_set import (
+    BENCH_SEED,
+    FREQUENT_PVC_GROUP,
+    MIXED_ECTOPY_GROUP,
+    synthetic_rhythm_specs,
+)
 
 import model
 from model.beats import IRREGULAR_RMSSD
@@ -36,9 +41,7 @@ from model.rhythm_paced import PacedSpec, paced_ecg
 from model.rhythm_synthetic import RhythmSpec, RhythmTruth, rhythm_ecg
 from model.statement_limits import DEFAULT_LIMITS
 from model.statements import interpret
-from model.synthetic import SyntheticSpec
 
-BENCH_SEED = 2027
 RHYTHM_CLASSES = ("PACE", "AFLT", "AFIB", "STACH", "SBRAD", "SARRH", "SR")
 SINUS = ("STACH", "SBRAD", "SARRH", "SR")
 # The codes the baseline (baseline_rhythm) can state.
@@ -120,102 +123,6 @@ def baseline_rhythm(ecg: Ecg) -> frozenset[str]:
 # ------------------------------------------------------------ synthetic ----
 
 
-def _morphology(rng: np.random.Generator, rate: float) -> SyntheticSpec:
-    return SyntheticSpec(
-        pr_ms=round(rng.uniform(120, 190)),
-        qrs_ms=round(rng.uniform(80, 110)),
-        qt_ms=round(rng.uniform(380, 420)),
-        p_axis_deg=round(rng.uniform(20, 75)),
-        qrs_axis_deg=round(rng.uniform(-20, 90)),
-        t_axis_deg=round(rng.uniform(10, 70)),
-        p_mv=rng.uniform(0.1, 0.2),
-    )
-
-
-# Appended after the paced group, so that every group before it draws as it did.
-MIXED_ECTOPY_GROUP = "sinus with PACs and PVCs 10-20 % each"
-FREQUENT_PVC_GROUP = "sinus tachycardia 110-150/min with PVCs 20-40 %"
-
-
-def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec | PacedSpec]]:
-    """The synthetic set: (group, spec), every parameter drawn from the stated ranges."""
-    rng = np.random.default_rng(seed)
-    specs: list[tuple[str, RhythmSpec | PacedSpec]] = []
-
-    def add(group: str, n: int, **fixed: object) -> None:
-        for _ in range(n):
-            rate = float(rng.uniform(40, 160))
-            drawn = {
-                "rate_bpm": rate,
-                "noise_mv": float(rng.uniform(0, 0.03)),
-                "wander_mv": float(rng.uniform(0, 0.3)),
-                "seed": int(rng.integers(1 << 30)),
-                "morphology": _morphology(rng, rate),
-            }
-            drawn.update({k: v(rng) if callable(v) else v for k, v in fixed.items()})
-            specs.append((group, RhythmSpec(**drawn)))
-
-    add("sinus 40-160/min", 30)
-    add("sinus with PACs 5-40 %", 60, pac_fraction=lambda r: float(r.uniform(0.05, 0.4)))
-    add("sinus with PVCs 5-40 %", 40, pvc_fraction=lambda r: float(r.uniform(0.05, 0.4)))
-    add("sinus with PJCs 5-20 %", 10, pjc_fraction=lambda r: float(r.uniform(0.05, 0.2)))
-    add(
-        "bigeminy / trigeminy",
-        24,
-        rate_bpm=lambda r: float(r.uniform(50, 100)),
-        pattern=lambda r: str(r.choice(["bigeminy", "trigeminy"])),
-        pattern_origin=lambda r: str(r.choice(["atrial", "ventricular"])),
-    )
-    add(
-        "AF, f waves 0.02-0.2 mV",
-        60,
-        rhythm="atrial_fibrillation",
-        rate_bpm=lambda r: float(r.uniform(50, 150)),
-        f_wave_mv=lambda r: float(r.uniform(0.02, 0.2)),
-        pvc_fraction=lambda r: float(r.choice([0.0, 0.0, 0.1])),
-    )
-    add(
-        "flutter 2:1, 3:1, 4:1, variable",
-        40,
-        rhythm="atrial_flutter",
-        rate_bpm=lambda r: float(r.uniform(240, 340)),
-        flutter_conduction=lambda r: int(r.choice([2, 3, 4, 0])),
-        f_wave_mv=lambda r: float(r.uniform(0.1, 0.3)),
-    )
-    add(
-        "AV block (1st, Mobitz I and II, 3rd)",
-        24,
-        rate_bpm=lambda r: float(r.uniform(55, 95)),
-        av_block=lambda r: str(r.choice(["first", "mobitz1", "mobitz2", "third"])),
-    )
-    # Added after the groups above so that their draws stay as they were.
-    add(
-        "AV block (2:1, Mobitz 3:2-5:4, junctional or ventricular escape)",
-        24,
-        rate_bpm=lambda r: float(r.uniform(50, 110)),
-        av_block=lambda r: str(r.choice(["two_to_one", "mobitz1", "mobitz2", "third"])),
-        av_ratio=lambda r: int(r.choice([3, 4, 5])),
-        escape=lambda r: str(r.choice(["junctional", "ventricular"])),
-    )
-    specs += [(PACED_GROUP, paced_spec(rng, _morphology(rng, 70.0))) for _ in range(60)]
-    add(
-        MIXED_ECTOPY_GROUP,
-        30,
-        pac_fraction=lambda r: float(r.uniform(0.1, 0.2)),
-        pvc_fraction=lambda r: float(r.uniform(0.1, 0.2)),
-    )
-    # Frequent PVCs at fast rates: their pauses once set the "dominant RR" and a third of
-    # the sinus beats read premature (AF on 12 of 240 such draws of the tuning seeds).
-    add(
-        FREQUENT_PVC_GROUP,
-        30,
-        rate_bpm=lambda r: float(r.uniform(110, 150)),
-        pvc_fraction=lambda r: float(r.uniform(0.2, 0.4)),
-        pac_fraction=lambda r: float(r.choice([0.0, 0.0, 0.1])),
-    )
-    return specs
-
-
 @dataclass(frozen=True)
 class SyntheticResult:
     group: str
@@ -257,6 +164,17 @@ def _row(
 
 
 def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
+    return (
+        group_rows(results)
+        + atrial_fibrillation_rows(results)
+        + paced_rows([r for r in results if isinstance(r.spec, PacedSpec)])
+        + rate_rows(results)
+        + statement_rows(results)
+    )
+
+
+def group_rows(results: list[SyntheticResult]) -> list[list[str]]:
+    """Per group, the rhythms drawn against the engine's and the baseline's."""
     rows = []
     for group in dict.fromkeys(r.group for r in results):
         members = [r for r in results if r.group == group]
@@ -272,6 +190,12 @@ def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
                 baseline=f"→ {simple}",
             )
         )
+    return rows
+
+
+def atrial_fibrillation_rows(results: list[SyntheticResult]) -> list[list[str]]:
+    """False AF on the sinus groups with ectopy (the goal: none), and AF recall."""
+    rows = []
     for group in ("sinus with PACs 5-40 %", MIXED_ECTOPY_GROUP, FREQUENT_PVC_GROUP):
         named = group if group == FREQUENT_PVC_GROUP else group.replace("sinus", "sinus rhythms", 1)
         ectopic = [r for r in results if r.group == group]
@@ -300,7 +224,12 @@ def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
             baseline=f"{sum('AFIB' in r.baseline for r in af) / len(af):.2f}",
         )
     )
-    rows += paced_rows([r for r in results if isinstance(r.spec, PacedSpec)])
+    return rows
+
+
+def rate_rows(results: list[SyntheticResult]) -> list[list[str]]:
+    """The sinus rate code named, and the heart rate present on every strip."""
+    rows = []
     sinus_truth = [r for r in results if r.truth.rhythm in SINUS]
     rate_right = sum(rhythm_class(r.report.codes) in (r.truth.rhythm, "SARRH") for r in sinus_truth)
     rows.append(
@@ -322,6 +251,12 @@ def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
             "yes" if no_rate == 0 else "no",
         )
     )
+    return rows
+
+
+def statement_rows(results: list[SyntheticResult]) -> list[list[str]]:
+    """Each rhythm statement against the drawn truth, and the PAC/PVC counts."""
+    rows = []
     for code in (
         "PACE",
         "AFIB",

@@ -76,8 +76,9 @@ def test_p_onset_near_the_median_beats_start_is_measured_without_a_crash() -> No
     into the median beat: the flutter check's cancellation window stays inside it. (Since
     the P wave's noise leaves baseline wander out, that 'P wave' is no longer taken; the
     flutter check is given such an onset directly.)"""
-    bench = _bench_module()
-    spec = next(s for _, s in bench.synthetic_rhythm_specs(4) if s.seed == 773284569)
+    _bench_module()
+    rhythm_set = importlib.import_module("synthetic_rhythm_set")
+    spec = next(s for _, s in rhythm_set.synthetic_rhythm_specs(4) if s.seed == 773284569)
     ecg, _ = rhythm_ecg(spec)
     assert model.analyze(ecg).codes[0] == "AFIB"
     measured = measure(ecg)
