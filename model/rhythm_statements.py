@@ -32,6 +32,7 @@ from model.measure import (
     EcgMeasurement,
     pacemaker_paces,
 )
+from model.measure.amplitudes import polarity_fits_axis
 from model.measure.rhythm import (
     MAX_RR_LEVELS,
     MIN_NN_INTERVALS,
@@ -235,8 +236,7 @@ def consistent_p_waves(m: EcgMeasurement) -> bool:
     unexplained, _ = unexplained_irregularity(rhythm)
     if not unexplained:
         return True
-    p_axis = m.values.p_axis_deg
-    if p_axis is None or not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
+    if sinus_p_axis(m) is None:
         return False
     if rhythm.dominant_beats < MIN_BEATS_FOR_P_SHARE:
         return True
@@ -291,6 +291,12 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     if regularly_irregular(m.rhythm):
         return []
     unexplained, basis = unexplained_irregularity(m.rhythm)
+    if unexplained is False and on_time_beats_irregular(m):
+        unexplained = True
+        basis = (
+            "no premature beat explains it: the beats of another shape come on time "
+            "(aberrant conduction), and the RR between all beats is irregular"
+        )
     if unexplained is False:
         if not irregular_among_fibrillatory_waves(m):
             return []
@@ -320,6 +326,19 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     ]
 
 
+def on_time_beats_irregular(m: EcgMeasurement) -> bool:
+    """No P wave, no premature beat, and beats of another shape ('X': not premature)
+    among the dominant ones: the intervals between dominant beats alone leave out
+    those beats' intervals, which premature beats do not explain; the whole RR (already
+    found irregular) is the rhythm's. Atrial fibrillation with aberrantly conducted
+    beats (LUDB 109: 7 of 16 beats of another shape, the dominant beats' 5 intervals
+    read regular by chance)."""
+    rhythm = m.rhythm
+    if has_p_waves(m) or rhythm is None or not rhythm.count("X"):
+        return False
+    return not any(rhythm.count(origin) for origin in ORIGIN_WORDS)
+
+
 def irregular_among_fibrillatory_waves(m: EcgMeasurement) -> bool:
     """An irregular RR that premature beats would explain is atrial fibrillation where
     no P wave was found and fibrillatory waves are (model.measure.atrial
@@ -338,15 +357,43 @@ def regularly_irregular(rhythm: RhythmAnalysis) -> bool:
     return rhythm.rr_levels is not None and rhythm.rr_levels <= MAX_RR_LEVELS
 
 
+def sinus_p_axis(m: EcgMeasurement) -> str | None:
+    """How the P wave's axis was found sinus (the words for the criterion), or None.
+
+    Within SINUS_P_AXIS; or, on leads rescaled one by one where the fitted axis means
+    little, by each limb lead's P polarity (a positive rescale keeps it; LUDB 19 and
+    24, sinus rhythms whose rescaled P axes read -45 and -34), for a P wave that stands
+    before MIN_P_WAVE_SHARE of the non-premature beats one by one."""
+    p_axis = m.values.p_axis_deg
+    if p_axis is None:
+        return None
+    sinus = f"with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
+    if SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
+        return sinus
+    rhythm = m.rhythm
+    if m.amplitudes_calibrated or rhythm is None or not rhythm.dominant_beats:
+        return None
+    if rhythm.p_waves < MIN_P_WAVE_SHARE * rhythm.dominant_beats:
+        return None
+    if not polarity_fits_axis(m.p_areas, SINUS_P_AXIS):
+        return None
+    return (
+        f"whose polarity in each limb lead fits a P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} "
+        f"degrees (leads rescaled: the fitted axis, {p_axis} degrees, is approximate)"
+    )
+
+
 def sinus_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
     p_axis, hr = m.values.p_axis_deg, m.values.heart_rate_bpm
-    where = "before each QRS"
+    where, axis_words = "before each QRS", sinus_p_axis(m)
     if p_axis is None and m.p_wave_on_t is not None:
         p_axis, where = m.p_wave_on_t.axis_deg, "on the preceding T wave before each QRS"
-    if p_axis is None or not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
+        if SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
+            axis_words = f"with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
+    if axis_words is None:
         return []
     found = []
-    sinus = f"P wave {where} with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees"
+    sinus = f"P wave {where} {axis_words}"
     p_waves = _p_wave_counts(m.rhythm)
     sinus_rate = sinus_rate_bpm(m)
     if sinus_rate != hr:
@@ -507,7 +554,7 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
     width = "" if qrs is None else ("wide-complex " if qrs >= WIDE_QRS_MS else "narrow-complex ")
     seen = f"{pace}{width}rhythm at {hr}/min"
     p_axis = m.values.p_axis_deg
-    if p_axis is not None and not SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]:
+    if p_axis is not None and sinus_p_axis(m) is None:
         approximate = "" if m.amplitudes_calibrated else " (approximate: leads rescaled)"
         return (
             f"{seen}, P wave axis {p_axis} degrees{approximate}, outside the sinus range "

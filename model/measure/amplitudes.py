@@ -155,6 +155,28 @@ def frontal_axis(areas: dict[str, float]) -> float | None:
     return float(np.degrees(np.arctan2(vector[1], vector[0])))
 
 
+# A limb lead whose P area is under this share of the largest limb lead's is
+# isoelectric for polarity_fits_axis (either sign fits): a lead within about 6 degrees
+# of perpendicular to the wave's vector (sin 6 = 0.1). LUDB 19 and 24, sinus rhythms
+# whose rescaled P axes read -45 and -34: lead II's P at 1.7 and 2.6 % of lead I's,
+# every other limb lead's polarity that of a -30 degree axis.
+ISOELECTRIC_SHARE = 0.1
+
+
+def polarity_fits_axis(areas: dict[str, float], bounds: tuple[int, int]) -> bool:
+    """Some axis within `bounds` (degrees) gives every limb lead the polarity its
+    wave has there. For leads rescaled one by one, where the areas cannot be compared
+    and a fitted axis is skewed, but a positive rescale keeps each lead's sign."""
+    largest = max((abs(a) for a in areas.values()), default=0.0)
+    if len(areas) < 2 or largest <= 0.0:
+        return False
+    signed = {n: a for n, a in areas.items() if abs(a) >= ISOELECTRIC_SHARE * largest}
+    return any(
+        all(np.cos(np.radians(axis - LIMB_LEAD_VECTORS[n][0])) * a > 0 for n, a in signed.items())
+        for axis in range(bounds[0], bounds[1] + 1)
+    )
+
+
 @cache
 def _lead_directions(names: tuple[str, ...]) -> np.ndarray | None:
     """The least-squares rows of these limb leads' directions, or None where they
@@ -189,6 +211,8 @@ def axes_and_amplitudes(result: EcgMeasurement, median: np.ndarray, usable: np.n
         if start is None or stop is None:
             continue
         areas = {n: net_area(x, start, stop, level_at, end_level_at) for n, x in limb.items()}
+        if key == "p_axis_deg":
+            result.p_areas = areas
         axis = frontal_axis(areas)
         if axis is None:
             result.set_null((key,), "too few usable limb leads")

@@ -475,6 +475,7 @@ def _take_p_wave(result: EcgMeasurement, retry: EcgMeasurement) -> None:
     result.fiducials = replace(
         result.fiducials, p_on=found.p_on, p_off=found.p_off, p_on_clear=found.p_on_clear
     )
+    result.p_areas = retry.p_areas
     for key in P_WAVE_KEYS:
         setattr(result.values, key, getattr(retry.values, key))
         result.null_reasons.pop(key, None)

@@ -119,6 +119,9 @@ class EcgMeasurement:
     rhythm_only: str | None = None
     median: np.ndarray | None = None
     amplitudes_calibrated: bool = True
+    # The P wave's net area in each usable limb lead (the P axis was fitted to them):
+    # where the leads were rescaled one by one only their signs still mean something.
+    p_areas: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_flutter_waves(self) -> bool:
