@@ -78,14 +78,16 @@ def fiducials_and_intervals(
     edge_signals = wide[leads]
     if too_noisy_for_wideband(v_core, v_wide):
         v_wide, edge_signals = v_core, median[leads]
-    qrs_on, qrs_off = locate_qrs(v_core, v_wide, source_fs, edge_signals)
-    qrs_on = evoked_qrs_onset(qrs_on, stimulus_at)
+    found_on, qrs_off = locate_qrs(v_core, v_wide, source_fs, edge_signals)
+    qrs_on = evoked_qrs_onset(found_on, stimulus_at)
     result.values.qrs_ms = round(ms(qrs_off - qrs_on))
     t = _t_wave_and_qt(result, median, leads, qrs_on, qrs_off)
     t_peak = t.peak if t is not None else None
     t_end_found = t.end if t is not None and not t.end_hidden else None
     t_off = t_end_found
-    p = _p_wave_and_pr(result, sig, leads, median, qrs_on, t, median_noise)
+    # The P wave is searched before the onset found, the PR taken to the evoked QRS's:
+    # searched up to it, the stimulus's blanked line joined the P wave (LUDB 34).
+    p = _p_wave_and_pr(result, sig, leads, median, found_on, t, median_noise, qrs_on)
     if p is None and t_off is not None and _t_end_may_be_a_p_wave_end(result.beats, qrs_on, t_off):
         _drop_qt(result, T_END_MAY_BE_P_END)
         for key in P_WAVE_KEYS:
@@ -140,9 +142,11 @@ def _p_wave_and_pr(
     qrs_on: int,
     t: TWave | None,
     noise: float,
+    pr_end: int,
 ) -> PWave | None:
-    """Locate a P wave that repeats beat to beat and set PR and P duration; returns it,
-    or None with the P measurements nulled and why."""
+    """Locate a P wave before `qrs_on` that repeats beat to beat and set P duration and
+    the PR to `pr_end` (the QRS onset); returns it, or None with the P measurements
+    nulled and why."""
     rr = previous_rr(result.beats)
     # Without a located T wave the previous beat's still lasts the shortest plausible
     # QT: at fast rates a P search reaching further back finds the previous QRS. A T
@@ -168,7 +172,7 @@ def _p_wave_and_pr(
         result.set_null(P_WAVE_KEYS, reason)
         return None
     if p.onset_clear:
-        result.values.pr_ms = round(ms(qrs_on - p.onset))
+        result.values.pr_ms = round(ms(pr_end - p.onset))
         result.values.p_duration_ms = round(ms(p.offset - p.onset))
     else:
         result.set_null(tuple(P_WAVE_INTERVALS), P_ONSET_HIDDEN)
