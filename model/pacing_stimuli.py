@@ -55,9 +55,6 @@ SIMULTANEOUS_SHARE = 0.25
 # A ventricular stimulus before a beat of another shape than the dominant one lies
 # within this of its QRS position (the envelope peak of a paced QRS of 150-200 ms).
 MAX_SPIKE_TO_PACED_QRS = samples(120)
-# A ventricular stimulus lies within this of the position of the QRS it captured, in the
-# median beat's window: LUDB 93 (biventricular pacing, QRS about 210 ms) 144 ms.
-MAX_STIMULUS_TO_QRS_POSITION = samples(200)
 # Below this a lead's pulse noise is the quantisation of a clean record (LUDB), not
 # noise a pulse must stand out of.
 NOISE_FLOOR_MV = 0.005
@@ -355,16 +352,18 @@ def weak_stimuli(
     return spikes
 
 
-def stimulus_in_window(stimuli: np.ndarray, positions: np.ndarray, pre: int) -> int | None:
+def stimulus_in_window(
+    stimuli: np.ndarray, positions: np.ndarray, pre: int, beyond: int = samples(200)
+) -> int | None:
     """Where the ventricular stimulus lies in the median beat's window (`pre` samples
     before the QRS position): the median delay of the last stimulus before each beat,
-    where at least half of the beats at `positions` follow one within
-    MAX_STIMULUS_TO_QRS_POSITION; else None. An atrial stimulus lies before the P wave,
-    too far from the QRS onset for model.measure.fiducials.evoked_qrs_onset to use it."""
+    where at least half of the beats at `positions` follow one within `beyond` (LUDB
+    93, biventricular pacing, QRS about 210 ms: 144 ms); else None. An atrial stimulus
+    lies before the P wave, too far from the QRS onset for
+    model.measure.fiducials.evoked_qrs_onset to use it."""
     if stimuli.size == 0 or positions.size == 0:
         return None
     delay = positions[:, None] - stimuli[None, :]
-    beyond = MAX_STIMULUS_TO_QRS_POSITION
     delay = np.where((delay >= 0) & (delay < beyond), delay, beyond).min(axis=1)
     found = delay[delay < beyond]
     if 2 * found.size < positions.size:

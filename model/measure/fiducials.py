@@ -39,15 +39,13 @@ T_END_MAY_BE_P_END = (
 P_ON_T_DESCENT = "a P wave on the T wave's descent cannot be separated from it"
 P_ONSET_HIDDEN = "P onset not separable from the end of the preceding T wave"
 P_ON_HIDDEN_T = "a P wave on the preceding T wave, whose end the next beat hides, is not separable"
-# From a ventricular stimulus's peak to the onset of the QRS it captures: LUDB's
-# annotated onsets lie a median 4.75 samples (9.5 ms) after the stimulus over its 10
-# paced records (per record -5 to +7 samples); synthetic paced ECGs draw 6 ms
-# (model.rhythm_paced CAPTURE_LATENCY_MS).
-CAPTURE_LATENCY_MS = 8
-# An onset found at most this far before the stimulus is the stimulus's (its blanked
-# line, or the first of two biventricular stimuli: LUDB 93, 38 ms before the second);
-# one found earlier is the QRS's own (a beat that the stimulus fused with).
-STIMULUS_REACH_MS = 50
+# A paced QRS starts CAPTURE_LATENCY_MS after its ventricular stimulus's peak: LUDB's
+# annotated onsets lie a median 4.75 samples (9.5 ms) after it over its 10 paced
+# records (per record -5 to +7 samples); synthetic paced ECGs draw 6 ms
+# (model.rhythm_paced). An onset found up to STIMULUS_REACH_MS before the stimulus is
+# the stimulus's (its blanked line, or the first of two biventricular stimuli: LUDB
+# 93, 38 ms before the second); one found earlier is the QRS's own (a fused beat).
+CAPTURE_LATENCY_MS, STIMULUS_REACH_MS = 8, 50
 # Values outside these ranges (ms) are measurement failures, not findings.
 PLAUSIBLE_MS = {
     "pr_ms": (50, 450),
