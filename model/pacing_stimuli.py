@@ -352,6 +352,25 @@ def weak_stimuli(
     return spikes
 
 
+def stimulus_in_window(
+    stimuli: np.ndarray, positions: np.ndarray, pre: int, beyond: int = samples(200)
+) -> int | None:
+    """Where the ventricular stimulus lies in the median beat's window (`pre` samples
+    before the QRS position): the median delay of the last stimulus before each beat,
+    where at least half of the beats at `positions` follow one within `beyond` (LUDB
+    93, biventricular pacing, QRS about 210 ms: 144 ms); else None. An atrial stimulus
+    lies before the P wave, too far from the QRS onset for
+    model.measure.fiducials.evoked_qrs_onset to use it."""
+    if stimuli.size == 0 or positions.size == 0:
+        return None
+    delay = positions[:, None] - stimuli[None, :]
+    delay = np.where((delay >= 0) & (delay < beyond), delay, beyond).min(axis=1)
+    found = delay[delay < beyond]
+    if 2 * found.size < positions.size:
+        return None
+    return pre - int(np.median(found))
+
+
 def beat_of(stimuli: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Per stimulus, the index of the beat it belongs to: the first whose QRS position
     lies at most SEARCH_AFTER before it, as the locked search looks (positions.size

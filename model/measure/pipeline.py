@@ -77,6 +77,7 @@ from model.pacing_stimuli import (
     blank_reach,
     stimulated,
     stimuli_taken_for_beats,
+    stimulus_in_window,
     weak_stimuli,
 )
 from model.report import Measurements
@@ -294,6 +295,7 @@ def _filtered_beats(
     """
     if stimuli is not None:
         raw = blank_spikes(raw, stimuli, blank_reach(source_fs), hold=True)
+        result.stimuli = stimuli
         sig = sosfiltfilt(BANDPASS, raw, axis=1)
         slope = qrs_slope(sig, usable)
         beats = find_beats(sig, usable, positions)
@@ -315,6 +317,7 @@ def _filtered_beats(
     if not pacemaker_paces(paced, beats.labels):
         return raw, sig, slope, beats
     raw = blank_spikes(raw, spikes)
+    result.stimuli = spikes
     sig = sosfiltfilt(BANDPASS, raw, axis=1)
     beats = find_beats(sig, usable, beats.positions)
     if beats is not None:
@@ -413,7 +416,10 @@ def _fiducials_and_axes(
     # Baseline wander is no noise to the P wave, measured against a line between its ends.
     p_noise = fast_residual_noise(windows[leads], median[leads], samples(P_NOISE_SLOW_MS))
     median_noise = float(np.sqrt((p_noise**2).sum() / positions.size))
-    fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs)
+    stimulus_at = None
+    if result.stimuli is not None:
+        stimulus_at = stimulus_in_window(result.stimuli, positions, PRE)
+    fiducials_and_intervals(result, sig, leads, median, wide, median_noise, source_fs, stimulus_at)
     if result.fiducials is not None:
         axes_and_amplitudes(result, wide, usable)
 

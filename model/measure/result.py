@@ -111,6 +111,8 @@ class EcgMeasurement:
     paced_beats: int = 0
     # Per beat (model.beats.Beats.positions), whether a stimulus drove it.
     paced_mask: np.ndarray | None = None
+    # The pacemaker stimuli blanked before the beats were measured (samples at FS).
+    stimuli: np.ndarray | None = None
     rhythm: RhythmAnalysis | None = None
     # Every P wave of the recording and its relation to the QRS (AV conduction).
     atrial: AtrialActivity | None = None
