@@ -271,6 +271,11 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
         and (coupling is None or coupling <= 2 * COUPLING_SPREAD)
     ):
         return False, "the non-premature beats' rhythm is regular"
+    if sinus_kept_time(rhythm):
+        return False, (
+            f"every ventricular premature beat ({rhythm.compensatory_pauses} or more) "
+            "followed by a fully compensatory pause: the sinus node kept its time"
+        )
     if coupling is not None and coupling > COUPLING_SPREAD:
         return True, (
             f"the premature beats' coupling intervals or the pauses after them vary by more "
@@ -279,6 +284,16 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
     if nn is None and coupling is None:
         return None, "too few non-premature or premature beats to judge those apart"
     return False, "explained by premature beats"
+
+
+def sinus_kept_time(rhythm: RhythmAnalysis) -> bool:
+    """MIN_NN_TO_EXPLAIN or more compensatory pauses and not one ventricular premature
+    beat without: the sinus node fired on time through each, whatever their coupling
+    intervals (a sinus tachycardia at 124/min with 38 % PVCs coupled at 45-85 % of the
+    cycle, synthetic tuning seed 3, was called AFIB: no P wave found at that rate, the
+    couplings spread 0.25). In atrial fibrillation the two RRs around a beat are random
+    and rarely add up to two cycles every time."""
+    return rhythm.compensatory_pauses >= MIN_NN_TO_EXPLAIN and rhythm.uncompensated_ventricular == 0
 
 
 def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:

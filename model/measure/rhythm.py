@@ -100,6 +100,7 @@ class RhythmAnalysis:
     sinus_cycle: the underlying (dominant) cycle in samples where premature beats are
     present (underlying_cycle()); None without premature beats or without intervals to
     judge it by.
+    uncompensated_ventricular: ventricular premature beats without a compensatory pause.
     """
 
     classes: tuple[str, ...]
@@ -114,6 +115,7 @@ class RhythmAnalysis:
     pattern_cycles: int
     rr_levels: int | None = None
     sinus_cycle: float | None = None
+    uncompensated_ventricular: int = 0
 
     def count(self, kind: str) -> int:
         return self.classes.count(kind)
@@ -155,6 +157,7 @@ def analyse_rhythm(
         nn_intervals=int(np.count_nonzero(between_normal_beats(beats))),
         coupling_spread=coupling_spread(beats),
         compensatory_pauses=compensatory_pauses(beats, classes),
+        uncompensated_ventricular=uncompensated_ventricular(beats, classes),
         pattern=pattern,
         pattern_origin=origin,
         pattern_cycles=cycles,
@@ -262,14 +265,19 @@ def coupling_spread(beats: Beats) -> float | None:
 def compensatory_pauses(beats: Beats, classes: list[str]) -> int:
     """Premature beats whose surrounding RRs add up to two dominant RRs: the sinus node
     was not reset (typical of ventricular premature beats)."""
-    rr, count = beats.rr, 0
-    for i in range(1, len(classes) - 1):
-        if classes[i] in ECTOPIC:
-            pair = rr[i - 1] + rr[i]
-            count += (
-                abs(pair - 2 * beats.dominant_rr) <= COMPENSATORY_TOLERANCE * 2 * beats.dominant_rr
-            )
-    return count
+    return sum(_compensatory(beats, i) for i in range(1, len(classes) - 1) if classes[i] in ECTOPIC)
+
+
+def uncompensated_ventricular(beats: Beats, classes: list[str]) -> int:
+    """Ventricular premature beats whose surrounding RRs do not add up to two dominant
+    RRs. None such, with many compensatory pauses, shows the sinus node keeping its time
+    through every one; in atrial fibrillation the two RRs around a beat are random."""
+    return sum(not _compensatory(beats, i) for i in range(1, len(classes) - 1) if classes[i] == "V")
+
+
+def _compensatory(beats: Beats, i: int) -> bool:
+    pair = beats.rr[i - 1] + beats.rr[i]
+    return bool(abs(pair - 2 * beats.dominant_rr) <= COMPENSATORY_TOLERANCE * 2 * beats.dominant_rr)
 
 
 def ectopic_pattern(classes: list[str]) -> tuple[str | None, str | None, int]:
