@@ -15,6 +15,7 @@ method, its references and its calibration):
     conducted_flutter  flutter waves at fixed 2:1-4:1 conduction, repeating inside the ST-T
     p_on_t      a sinus P wave on the previous T wave, where no P wave could be delimited
     rhythm      beat by beat: premature beats' origin, P waves, what premature beats explain
+    paced       whether a pacemaker drives the rhythm; intervals its stimuli overlap
     result      the EcgMeasurement returned, with Fiducials and LeadAmplitudes
     pipeline    measure() itself
 """
@@ -23,14 +24,14 @@ from model.measure.amplitudes import frontal_axis, net_area
 from model.measure.atrial import FIBRILLATORY_HZ, FLUTTER_HZ, ORGANISED_SHARE, RR_PEAK_LEADS
 from model.measure.fiducials import P_WAVE_KEYS
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
-from model.measure.pipeline import (
+from model.measure.paced import (
     MIN_INTERMITTENT_PACED_FRACTION,
     MIN_PACED_BEATS,
     MIN_PACED_FRACTION,
-    measure,
     pacemaker_drives,
     pacemaker_paces,
 )
+from model.measure.pipeline import measure
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement, Fiducials, LeadAmplitudes
 from model.measure.waves import SINUS_P_AXIS
 
