@@ -209,3 +209,29 @@ def test_compensatory_pauses_show_the_sinus_node_kept_its_time() -> None:
         assert rhythm.coupling_spread > 2 * COUPLING_SPREAD
         assert sinus_kept_time(rhythm) is kept
         assert unexplained_irregularity(rhythm)[0] is (not kept)
+
+
+def test_sinus_tachycardia_with_variably_coupled_pvcs_is_not_atrial_fibrillation() -> None:
+    """Test seed 51 of a sweep like the bench's frequent-PVC group: 116/min, 35 % PVCs,
+    10 % PACs, 0.03 mV of noise and no P wave found; the PVCs' couplings spread more
+    than one focus's, and it read AFIB until the compensatory pauses counted."""
+    spec = RhythmSpec(
+        rate_bpm=116.15,
+        pvc_fraction=0.35,
+        pac_fraction=0.1,
+        noise_mv=0.0297,
+        wander_mv=0.0635,
+        seed=432727213,
+        morphology=SyntheticSpec(
+            pr_ms=149,
+            qrs_ms=108,
+            qt_ms=403,
+            p_axis_deg=60,
+            qrs_axis_deg=47,
+            t_axis_deg=24,
+            p_mv=0.1055,
+        ),
+    )
+    codes = _analyze(spec).codes
+    assert "AFIB" not in codes
+    assert "STACH" in codes
