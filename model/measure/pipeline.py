@@ -304,8 +304,14 @@ def _measure_beats(
     _fiducials_and_axes(result, raw, sig, dominant, windows, median, leads, usable, source_fs)
     if result.fiducials is not None:
         _flutter_or_p_wave(result, sig, leads, beats, median)
-    if result.fiducials is not None and not result.has_flutter_waves:
+    if result.fiducials is not None and (
+        not result.has_flutter_waves or _flutter_by_size_alone(result)
+    ):
         steady = _p_wave_from_steady_beats(result, before, raw, sig, leads, usable, source_fs)
+        if steady is not None and result.has_flutter_waves:
+            # Judged again with the steady beats' sinus P wave cancelled (3.18).
+            _flutter_or_p_wave(result, sig, leads, beats, steady)
+            steady = None if result.has_flutter_waves else steady
         median = median if steady is None else steady
     reject_implausible(result)
     result.rhythm = _rhythm(result, sig, leads, median)
@@ -516,6 +522,19 @@ def _sinus_p_wave_explains(
     return (
         after_dominant is not None
         and after_dominant < PAC_RESIDUAL_SHARE * result.atrial_residual_mv
+    )
+
+
+def _flutter_by_size_alone(result: EcgMeasurement) -> bool:
+    """Flutter by the residual's size alone (not regular, not by the RRs or a fixed ratio)
+    amid premature beats: the median of all dominant beats can smear a sinus P wave,
+    which is then neither found nor cancelled, and its harmonics fill the residual
+    (sinus tachycardia with 30-36 % PVCs, tuning seeds 3001, 3003; measurement.md 3.18)."""
+    return (
+        result.has_flutter_waves
+        and not result.flutter_organised
+        and result.flutter_ratio is None
+        and bool(np.isin(result.beats.labels, ("V", "S")).any())
     )
 
 
