@@ -419,9 +419,17 @@ def _beside_and_followed(
     within SEARCH_BEFORE."""
     if stimuli.size == 0 or positions.size < 2:
         return np.zeros(positions.size, dtype=bool)
-    gap = positions[:, None] - stimuli[None, :]
-    near = ((gap >= -before) & (gap <= after)).any(axis=1)
+    near = in_blanked_span(positions, stimuli, before, after).any(axis=1)
     return near & np.append(np.diff(positions) < SEARCH_BEFORE, False)
+
+
+def in_blanked_span(
+    positions: np.ndarray, stimuli: np.ndarray, before: int, after: int
+) -> np.ndarray:
+    """(positions, stimuli): whether each position lies in the span blanked around each
+    stimulus, from `before` samples before it to `after` after."""
+    gap = positions[:, None] - stimuli[None, :]
+    return (gap >= -before) & (gap <= after)
 
 
 def pulses_taken_for_beats(
@@ -440,8 +448,7 @@ def pulses_taken_for_beats(
     candidates = _beside_and_followed(found, positions, before, after)
     if candidates.sum() < MIN_TAKEN_PULSES:
         return found[:0]
-    gap = positions[candidates][:, None] - found[None, :]
-    own = ((gap >= -before) & (gap <= after)).any(axis=0)
+    own = in_blanked_span(positions[candidates], found, before, after).any(axis=0)
     blanked = blank_spikes(pulses.x, found[own], before, hold=True)
     taken = stimuli_taken_for_beats(found[own], positions, before, after, blanked)
     index = np.flatnonzero(taken)
@@ -451,8 +458,7 @@ def pulses_taken_for_beats(
     tolerance = 2 * max(DELAY_TOLERANCE, pulses.spacing)
     if np.ptp(delays) > tolerance:
         return found[:0]
-    gap = positions[index][:, None] - found[None, :]
-    stimuli = found[((gap >= -before) & (gap <= after)).any(axis=0)]
+    stimuli = found[in_blanked_span(positions[index], found, before, after).any(axis=0)]
     if np.median(_left_beside(pulses.x, stimuli, source_fs)) >= NARROW_LEFT_SHARE:
         return found[:0]
     # Beats too near the record's start for a search window (the locked search needs
