@@ -20,7 +20,6 @@ from model.measure.rhythm import (
     steady_beats,
     uncompensated_ventricular,
 )
-from model.measure.waves import SINUS_P_AXIS
 from model.report import Report
 from model.rhythm_statements import COUPLING_SPREAD, sinus_kept_time, unexplained_irregularity
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
@@ -119,25 +118,20 @@ def test_frequent_pvcs_make_no_premature_atrial_beats(seed: int) -> None:
     assert "PAC" not in report.codes
 
 
-# Sinus tachycardias whose P wave the median of all dominant beats smears (those after
-# a premature beat hold its T wave there); found on the median of the steady beats.
+# A sinus tachycardia whose P wave the median of all dominant beats smears (those after
+# a premature beat hold its T wave there): read as atrial fibrillation from that median,
+# found on the median of the steady beats. (The four cases at 148-160/min this test held
+# before named their P wave on the T wave, found as a P wave where the T peak lay past
+# 60 % of the RR; docs/measurement.md 3.21.)
 WAVE_FIELDS = ("pr_ms", "qrs_ms", "qt_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "p_mv")
-PACS, PVCS = {"pac_fraction": 0.25}, {"pvc_fraction": 0.25}
 MIXED = {"pac_fraction": 0.15, "pvc_fraction": 0.15}
-FAST_WITH_ECTOPY = [
-    (48, PACS, 148, (162, 95, 408, 56, 75, 45, 0.153)),
-    (55, PVCS, 157, (181, 87, 389, 47, 63, 52, 0.195)),
-    (93, PACS, 160, (158, 94, 397, 56, -14, 68, 0.144)),
-    (101, MIXED, 159, (145, 104, 404, 36, 81, 62, 0.136)),
-]
+STEADY_P_WAVE = (62, MIXED, 129, (150, 105, 406, 67, 15, 47, 0.103))
 
 
-@pytest.mark.parametrize(("seed", "fractions", "rate", "wave"), FAST_WITH_ECTOPY)
-def test_fast_sinus_with_ectopy_p_wave_from_the_steady_beats(
-    seed: int, fractions: dict[str, float], rate: int, wave: tuple[float, ...]
-) -> None:
-    """148-160/min with 25 % premature beats: no P wave on the median of all dominant
-    beats, no rhythm named; the steady beats' median shows the sinus P wave."""
+def test_fast_sinus_with_ectopy_p_wave_from_the_steady_beats() -> None:
+    """129/min with 15 % PACs and 15 % PVCs: the steady beats' median shows the sinus P
+    wave, pointing as drawn."""
+    seed, fractions, rate, wave = STEADY_P_WAVE
     morphology = SyntheticSpec(**dict(zip(WAVE_FIELDS, wave, strict=True)))
     report = _analyze(
         RhythmSpec(
@@ -151,7 +145,7 @@ def test_fast_sinus_with_ectopy_p_wave_from_the_steady_beats(
     )
     assert report.codes[0] == "STACH"
     assert not {"AFIB", "AFLT"} & set(report.codes)
-    assert SINUS_P_AXIS[0] <= report.measurements.p_axis_deg <= SINUS_P_AXIS[1]
+    assert report.measurements.p_axis_deg == pytest.approx(morphology.p_axis_deg, abs=15)
 
 
 @pytest.mark.parametrize(
