@@ -120,6 +120,13 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext | None:
     return context
 
 
+def tls_failure(exc: BaseException) -> str:
+    """A failed TLS handshake for the log: the exception's type and OpenSSL's reason
+    (WRONG_VERSION_NUMBER, CERTIFICATE_VERIFY_FAILED), nothing the peer sent."""
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None)
+    return f"{type(exc).__name__} ({reason})" if reason else type(exc).__name__
+
+
 # --- handlers: each takes the event and returns a status (or only records it) ---------
 
 
@@ -250,7 +257,7 @@ class GatewayServer(ThreadedAssociationServer):
             return self.ssl_context.wrap_socket(client, server_side=True), address
         except (ssl.SSLError, OSError) as exc:
             self.metrics.reject("tls-handshake-failed")
-            log.warning("TLS handshake with %s failed: %s", address[0], exc)
+            log.warning("TLS handshake with %s failed: %s", address[0], tls_failure(exc))
             self._audit_refusal(address[0], f"TLS handshake failed: {type(exc).__name__}")
             _close(client)
             raise
