@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from hl7.mllp import HL7StreamReader, HL7StreamWriter, InvalidBlockError, start_hl7_server
 
 from gateway.config import OrdersConfig
-from gateway.intake.dicom_scp import tls_context, tls_failure
+from gateway.intake.dicom_scp import tls_context
 from gateway.intake.hl7_ack import ack
 from gateway.intake.order_intake import OrderCallback, OrderIntake
 from gateway.intake.order_messages import SEGMENT_SEQUENCE_ERROR, MessageProblem
+from gateway.logs import failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,8 @@ class OrderListener:
         try:
             await writer.start_tls(self._ssl, ssl_handshake_timeout=_TLS_HANDSHAKE_TIMEOUT_S)
         except OSError as exc:  # ssl.SSLError, a reset, the handshake timing out
+            log.warning("HL7 TLS handshake with %s failed: %s", peer, failure_reason(exc))
             self.intake.metrics.reject("hl7-tls-handshake-failed")
-            log.warning("HL7 TLS handshake with %s failed: %s", peer, tls_failure(exc))
             return False
         finally:
             self._reading.discard(task)
