@@ -1,4 +1,4 @@
-"""The operator commands that read an ECG file (analyze, render, convert) on a real DICOM
+"""The operator commands that read an ECG file (analyze, render, convert, routes test) on a real DICOM
 ECG whose patient values fail pydicom's checks: pydicom warns quoting each value (the
 birth date, the over-long ID and name) to stderr; the commands report each problem by
 its tag and kind instead, and no value reaches stderr."""
@@ -53,11 +53,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         ["analyze", "{input}"],
         ["convert", "{input}", "-o", "{out}/converted.dcm"],
         ["render", "{input}", "-o", "{out}/page.png"],
+        ["routes", "test", "{input}", "-r", "{routes}"],
     ],
-    ids=["analyze", "convert", "render"],
+    ids=["analyze", "convert", "render", "routes-test"],
 )
 def test_a_value_pydicom_warns_about_is_named_by_tag_never_quoted(bad_values, tmp_path, command):
-    args = [part.format(input=bad_values, out=tmp_path) for part in command]
+    routes = Path(__file__).parents[1] / "config" / "routes.yaml"
+    args = [part.format(input=bad_values, out=tmp_path, routes=routes) for part in command]
     done = _cli(*args)
     assert done.returncode == 0, done.stderr[-2000:]
     for value in (PATIENT_ID, "'o'", "47yr"):

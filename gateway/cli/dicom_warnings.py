@@ -3,7 +3,7 @@
 pydicom checks a value as it reads or writes it and warns quoting a bad one ("Invalid
 value for VR AS: '47yr'": a patient's age, sex or name) to stderr and to its logger. The
 gateway reads with the checks off (gateway/server.py); the operator commands that read
-or write an ECG file (analyze, render, convert) keep them, since a bad value is worth
+or write an ECG file (analyze, render, convert, routes test) keep them, since a bad value is worth
 knowing before a cart sends it, but tell each by the element's tag (known where pydicom
 converts a read value: its `raw_element_value` hook) and the kind of problem, cut before
 the first quote or colon, so no value is ever printed.
