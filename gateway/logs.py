@@ -5,6 +5,7 @@ holds UIDs, hashes and states, never patient data (that is the audit trail's, PS
 from __future__ import annotations
 
 import logging
+import ssl
 import traceback
 from pathlib import Path
 
@@ -30,15 +31,23 @@ def use_log_format(log_format: str) -> None:
         handler.setFormatter(formatter)
 
 
+def failure_reason(exc: BaseException) -> str:
+    """An exception as a peer, a probe or a log may be told it: its type and, for an OS
+    or TLS error, the reason ("No such file or directory", OpenSSL's CERTIFICATE_VERIFY_
+    FAILED); never its message, which may name a path, a database or quote a value."""
+    why = exc.reason if isinstance(exc, ssl.SSLError) else None
+    why = why or (exc.strerror if isinstance(exc, OSError) else None)
+    return f"{type(exc).__name__} ({why})" if why else type(exc).__name__
+
+
 def fault(exc: BaseException, stack: bool = False) -> str:
-    """How a log line, a job's error or an alert names an unexpected exception: its type,
-    an OS error's reason, and the line that raised it (with `stack`, every frame on lines
+    """How a log line, a job's error or an alert names an unexpected exception: its
+    failure_reason and the line that raised it (with `stack`, every frame on lines
     of their own); never its message, which may quote a value (pydantic's quote the
     input: a patient's name or birth date)."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    reason = f" ({exc.strerror})" if isinstance(exc, OSError) and exc.strerror else ""
-    named = f"{type(exc).__name__}{reason}{where}"
+    named = f"{failure_reason(exc)}{where}"
     if not stack or not frames:
         return named
     return named + "\n" + "".join(traceback.format_list(frames)).rstrip()

@@ -3,6 +3,7 @@ storescu; the token and TLS asked beyond localhost; readiness failing for each r
 
 from __future__ import annotations
 
+import json
 import shutil
 import ssl
 import subprocess
@@ -209,6 +210,20 @@ def test_readyz_while_draining_and_with_a_store_that_cannot_write(tmp_path, stor
     store.close()  # a store that cannot be written to (closed) fails its check
     ready, body = _readiness(store, tmp_path).report()
     assert not ready and not body["checks"]["store"]["ok"]
+
+
+def test_readyz_names_what_failed_not_the_stores_address_or_the_spools_path(tmp_path, store):
+    """/readyz answers the network: a failing store or spool is named by what failed,
+    never by the store's text (its file, or a database's user@host) or the spool's path."""
+    store.close()
+    ready, body = _readiness(store, tmp_path, spool_dir=tmp_path / "gone").report()
+    assert not ready and body["checks"]["store"] == {"ok": False, "error": "store unavailable"}
+    assert body["checks"]["spool"] == {
+        "ok": False,
+        "error": "FileNotFoundError (No such file or directory)",
+    }
+    assert body["destinations"] == {"error": "store unavailable"}
+    assert str(tmp_path) not in json.dumps(body)
 
 
 def test_a_fallen_back_engine_is_ready_and_each_destination_is_listed(tmp_path, store):

@@ -10,7 +10,7 @@ import hmac
 import json
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -232,6 +232,26 @@ def test_no_escalation_when_a_physician_opened_the_report(site, webhook, mail):
     assert [p["event"] for p in webhook.received] == ["critical-ecg"]
     alert = store.get_critical_alert(job_id)
     assert (alert.acknowledged_by, alert.escalated_at) == ("dr.cardio", None)
+
+
+def test_reports_history_tells_the_operator_who_was_told_and_when(site, webhook, mail):
+    """`ecg-gateway reports history JOB`: the critical notice's state, first notice,
+    escalation and who opened it, after the report's versions."""
+    from gateway.cli.reports import format_history
+
+    store, router, job_id, _ = site
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notices are due
+    notifier = CriticalNotifier(store, router)
+    notifier.sweep(now=t0)
+    notifier.sweep(now=t0 + 15 * 60)
+    store.acknowledge_critical(job_id, "dr.cardio", now=t0 + 20 * 60)
+    lines = format_history(store, job_id).splitlines()
+    at = lines.index("critical notice: closed (afib-flutter-rapid)")
+    stamp = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert lines[at + 1] == f"  first notice {stamp}"
+    assert lines[at + 2].startswith("  escalated ") and lines[at + 3].startswith(
+        "  opened by dr.cardio "
+    )
 
 
 class Recorder(AlertHook):

@@ -7,9 +7,11 @@ committed; the listener up after each."""
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import struct
+import subprocess
 import time
 from datetime import UTC, datetime
 
@@ -361,6 +363,49 @@ def test_mllp_over_tls(store, tmp_path):
         assert store.find_order("P1", "HIS") is not None
     finally:
         secure.stop()
+
+
+def test_a_failed_tls_handshake_is_logged_and_counted(tmp_path, caplog):
+    """asyncio drops a failed server-side handshake unlogged; the listener logs each with
+    the peer and the reason (nothing the peer sent) and counts it, and stays up."""
+    pki = make_pki(tmp_path)
+    store = SqliteStore(tmp_path / "gateway.sqlite3")
+    tls = {
+        "enabled": True,
+        "cert": str(pki.server_cert),
+        "key": str(pki.server_key),
+        "ca": str(pki.other_ca),  # the client's certificate is not from this CA
+        "require_client_cert": True,
+    }
+    secure, metrics = start_listener(store, tmp_path / "audit", tls=tls)
+    try:
+        with caplog.at_level(logging.INFO, logger="gateway.intake.hl7_orders"):
+            with socket.create_connection(("127.0.0.1", secure.port), timeout=10) as plain:
+                plain.sendall(b"\x0b" + orm().encode() + b"\x1c\r")  # MLLP in clear
+                try:
+                    answer = plain.recv(65536)
+                except ConnectionResetError:
+                    answer = b""
+                assert b"MSA" not in answer  # closed: no ACK
+            untrusted = subprocess.run(
+                ["openssl", "s_client", "-connect", f"127.0.0.1:{secure.port}",
+                 "-CAfile", str(pki.ca), "-cert", str(pki.client_cert),
+                 "-key", str(pki.client_key)],
+                input=b"\x0b" + orm().encode() + b"\x1c\r", capture_output=True, timeout=30,
+                check=False,
+            )  # fmt: skip
+            assert b"MSA|AA" not in untrusted.stdout
+            _until(lambda: metrics.rejections().get("hl7-tls-handshake-failed") == 2)
+        failed = [r for r in caplog.records if "TLS handshake" in r.getMessage()]  # logged first
+        assert [r.levelname for r in failed] == ["WARNING", "WARNING"], caplog.text
+        assert all(re.search(r"with 127\.0\.0\.1:\d+ failed: SSL\w*Error \(", r.getMessage())
+                   for r in failed)  # fmt: skip
+        assert "CERTIFICATE_VERIFY_FAILED" in failed[1].getMessage()
+        assert PATIENT_NAME.split("^")[0] not in caplog.text and "MSH" not in caplog.text
+        assert store.find_order("P1", "HIS") is None
+    finally:
+        secure.stop()
+        store.close()
 
 
 def _read_frame(sock: socket.socket) -> bytes:

@@ -86,7 +86,7 @@ def test_a_finished_job_is_in_the_worklist_as_version_1(site, shared_data):
 def test_confirming_makes_version_2_final_and_routes_it(site, shared_data):
     job_id = site.receive(shared_data)
     view = site.service.view(job_id, SMITH)
-    assert view.version == 1 and site.store.report_opened_at(job_id) is not None
+    assert view.version == 1 and site.store.worklist_entry(job_id).opened_at is not None
     report = site.service.confirm(job_id, SMITH, _afib_edit(), base_version=view.version)
 
     assert (report.status, report.version) == ("final", 2)
@@ -353,7 +353,7 @@ def test_a_newer_version_waits_for_an_older_one_on_the_wire(sqlite_site, shared_
         expected = "superseded"  # never retried after the newer version
     [due] = store.lease_due_deliveries(limit=5)
     assert due.report_version == 2
-    assert store.get_delivery(in_flight.id).state == expected
+    assert [d.state for d in store.recent_deliveries() if d.id == in_flight.id] == [expected]
 
 
 def test_a_reconciled_resend_sends_the_latest_version(site, shared_data, tmp_path):

@@ -57,8 +57,8 @@ def store(request, tmp_path):
 
 def test_store_uses_wal_and_full_sync(tmp_path):
     store = SqliteStore(tmp_path / "gateway.sqlite3")
-    journal = store.pragma("journal_mode")
-    synchronous = store.pragma("synchronous")
+    [(journal,)] = store._query("PRAGMA journal_mode")  # the store's own connection's
+    [(synchronous,)] = store._query("PRAGMA synchronous")
     assert (journal, synchronous) == ("wal", 2)  # 2 = FULL
     store.close()
 
@@ -250,7 +250,7 @@ def test_dead_deliveries_unblock_the_patient_and_can_be_retried(store):
     assert [(d.id, d.state, d.last_error) for d in dead] == [(first.id, "dead", "400 invalid")]
     assert store.retry_delivery(first.id, now=T0 + 5)
     assert not store.retry_delivery(first.id, now=T0 + 5)  # already pending
-    again = store.get_delivery(first.id)
+    [again] = [d for d in store.recent_deliveries() if d.id == first.id]  # `deliveries list`
     assert (again.state, again.attempts) == ("pending", 0)
     store.mark_delivery_dead(first.id, "400 invalid", now=T0 + 6)
     assert store.retry_all_dead(now=T0 + 7) == 1
@@ -304,7 +304,7 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_jobs(tmp_path):
         job = store.get_job(new.job_id)
         assert (job.modality, job.station) == ("ECG", "CART7")
         assert (job.worker_deaths, job.patient_key, job.source) == (0, "", "")
-        assert store.pragma("user_version") == SCHEMA_VERSION
+        assert store.schema_version == SCHEMA_VERSION
     finally:
         store.close()
     SqliteStore(path).close()  # opening a current store again changes nothing
@@ -336,7 +336,7 @@ def test_a_store_of_schema_2_gets_worker_deaths_patient_keys_and_receipt_order(t
         indexes = {row[0] for row in store._query("SELECT name FROM sqlite_master")}
         assert "deliveries_order" not in indexes
         assert {"deliveries_in_receipt_order", "jobs_by_patient"} <= indexes
-        assert store.pragma("user_version") == SCHEMA_VERSION
+        assert store.schema_version == SCHEMA_VERSION
     finally:
         store.close()
 

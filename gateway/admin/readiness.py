@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.intake.spool import free_bytes
+from gateway.logs import failure_reason
 from gateway.store import Store, StoreError
 
 STORE_CHECK_EVERY_S = 10.0
+STORE_UNAVAILABLE = "store unavailable"  # why: the gateway's log (workers, intake)
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,16 @@ class Readiness:
             try:
                 self.store.check_writable()
                 result = {"ok": True}
-            except StoreError as exc:
-                result = {"ok": False, "error": str(exc)}
+            except StoreError:  # its text names the file or database: the log has it
+                result = {"ok": False, "error": STORE_UNAVAILABLE}
             self._store_checked = (now, result)
         return self._store_checked[1]
 
     def _spool(self) -> dict:
         try:
             free = free_bytes(self.spool_dir)
-        except OSError as exc:
-            return {"ok": False, "error": str(exc)}
+        except OSError as exc:  # not str(exc): it names the spool's path
+            return {"ok": False, "error": failure_reason(exc)}
         return {"ok": free > self.min_free_bytes, "free_mb": free // (1024 * 1024)}
 
     def _engine(self) -> dict:
@@ -90,8 +92,8 @@ class Readiness:
         """Per destination: 'ok', 'retrying' (tries failing) or 'dead-letters', with counts."""
         try:
             backlog = self.store.delivery_backlog()
-        except StoreError as exc:
-            return {"error": str(exc)}
+        except StoreError:
+            return {"error": STORE_UNAVAILABLE}
         states = {}
         for name in sorted(set(self.destinations()) | set(backlog)):
             entry = backlog.get(name, {"pending": 0, "failed": 0, "dead": 0, "oldest_s": 0.0})

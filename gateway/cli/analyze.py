@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import model
+from gateway.cli.dicom_warnings import values_unquoted
 from model.report import Report
 
 ECG_FILE = "DICOM waveform, WFDB record, GE MUSE, Philips, HL7 aECG or SCP-ECG file"
@@ -34,7 +35,7 @@ def add_render_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="OUT.png or OUT.pdf")
     p.add_argument("--dpi", type=int, default=200, help="PNG resolution (default 200)")
     p.add_argument("--header", action="store_true", help="print patient and study details")
-    p.set_defaults(func=run_render)
+    p.set_defaults(func=values_unquoted(run_render))
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -78,7 +79,7 @@ def add_analyze_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="gateway.yaml whose statement limits (statement_limits:) apply, as in the gateway",
     )
-    p.set_defaults(func=run_analyze)
+    p.set_defaults(func=values_unquoted(run_analyze))
 
 
 def run_analyze(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import model
 from gateway.cli.analyze import ECG_FILE
+from gateway.cli.dicom_warnings import values_unquoted
 from gateway.durable import write_atomic
 from model.aecg_write import ecg_to_aecg
 from model.dicom_write import ecg_to_dicom
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help=ECG_FILE)
     p.add_argument("-o", "--output", required=True, help="OUT.dcm or OUT.xml")
-    p.set_defaults(func=run)
+    p.set_defaults(func=values_unquoted(run))
 
 
 def run(args: argparse.Namespace) -> int:

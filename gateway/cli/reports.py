@@ -1,5 +1,6 @@
 """`ecg-gateway reports history JOB`: every version of a report and every change to it
-(who, when, what before and after), and every refused attempt, as text for people.
+(who, when, what before and after), every refused attempt, and the notice of its
+critical findings (who was told when, escalated, opened, or given up), as text for people.
 
 Shows codes, statement texts, the impression and measurements: what a report carries,
 no patient data.
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from gateway.cli.common import add_config_options, on_existing_store
 from gateway.config import GatewayConfig
 from gateway.store import Store
+from gateway.store.critical_alerts import CriticalAlert
 from gateway.store.report_records import Change
 
 
@@ -44,7 +46,25 @@ def format_history(store: Store, job_id: int) -> str:
     lines.append("changes:" if changes else "changes: none")
     for change in changes:
         lines.extend(_change_lines(change))
+    alert = store.get_critical_alert(job_id)
+    if alert is not None:
+        lines.extend(_alert_lines(alert))
     return "\n".join(lines)
+
+
+def _alert_lines(alert: CriticalAlert) -> list[str]:
+    """The critical notice: its state, then each step that happened, then the last
+    failed try's error (the sender's reason: no patient data, see gateway/notify)."""
+    lines = [f"critical notice: {alert.state} ({', '.join(alert.rules)})"]
+    steps = (
+        ("first notice", alert.notified_at),
+        ("escalated", alert.escalated_at),
+        (f"opened by {alert.acknowledged_by}", alert.acknowledged_at),
+    )
+    lines.extend(f"  {what} {_time(at)}" for what, at in steps if at is not None)
+    if alert.last_error:
+        lines.append(f"  last error ({alert.attempts} tries): {alert.last_error}")
+    return lines
 
 
 def _change_lines(change: Change) -> list[str]:

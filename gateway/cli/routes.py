@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli.common import add_config_options, load_config
+from gateway.cli.dicom_warnings import values_unquoted
 from gateway.store.order_records import OrderReference
 
 
@@ -30,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     test.add_argument("--procedure-code", help="... an order for this procedure (OBR-4.1)")
     for action in (check, test):
         add_config_options(action)
-    p.set_defaults(func=run)
+    p.set_defaults(func=values_unquoted(run))
 
 
 def run(args: argparse.Namespace) -> int:

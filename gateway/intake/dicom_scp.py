@@ -46,7 +46,7 @@ from gateway.intake.accept import (
 from gateway.intake.dataset_wait import DatasetWait
 from gateway.intake.storage_commitment import StorageCommitment, handle_n_action
 from gateway.intake.worklist import Worklist, handle_find
-from gateway.logs import fault
+from gateway.logs import failure_reason, fault
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class GatewayServer(ThreadedAssociationServer):
             return self.ssl_context.wrap_socket(client, server_side=True), address
         except (ssl.SSLError, OSError) as exc:
             self.metrics.reject("tls-handshake-failed")
-            log.warning("TLS handshake with %s failed: %s", address[0], exc)
+            log.warning("TLS handshake with %s failed: %s", address[0], failure_reason(exc))
             self._audit_refusal(address[0], f"TLS handshake failed: {type(exc).__name__}")
             _close(client)
             raise

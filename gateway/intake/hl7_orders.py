@@ -22,6 +22,7 @@ from gateway.intake.dicom_scp import tls_context
 from gateway.intake.hl7_ack import ack
 from gateway.intake.order_intake import OrderCallback, OrderIntake
 from gateway.intake.order_messages import SEGMENT_SEQUENCE_ERROR, MessageProblem
+from gateway.logs import failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,6 @@ class OrderListener:
             self.config.bind,
             self.config.port,
             limit=self.config.max_message_kb * 1024,
-            ssl=self._ssl,
-            ssl_handshake_timeout=_TLS_HANDSHAKE_TIMEOUT_S if self._ssl else None,
         )
 
     def stop(self, grace_s: float = 10.0) -> None:
@@ -116,6 +115,8 @@ class OrderListener:
         address = writer.get_extra_info("peername") or ("?", 0)
         peer = f"{address[0]}:{address[1]}"
         try:
+            if self._ssl is not None and not await self._handshake(writer, peer, task):
+                return
             while not self._closing and await self._one_message(reader, writer, peer, task):
                 pass
         except (ConnectionError, OSError) as exc:
@@ -125,6 +126,22 @@ class OrderListener:
         finally:
             self._connections.discard(task)
             writer.close()
+
+    async def _handshake(self, writer: HL7StreamWriter, peer: str, task: asyncio.Task) -> bool:
+        """TLS on the accepted connection, here rather than in the server: asyncio's own
+        handshake drops a failure unlogged (it reports an OSError only in debug mode).
+        A failure is logged with the peer and the reason and counted; False then."""
+        assert self._ssl is not None
+        self._reading.add(task)  # nothing received yet: safe to cancel on stop
+        try:
+            await writer.start_tls(self._ssl, ssl_handshake_timeout=_TLS_HANDSHAKE_TIMEOUT_S)
+        except OSError as exc:  # ssl.SSLError, a reset, the handshake timing out
+            log.warning("HL7 TLS handshake with %s failed: %s", peer, failure_reason(exc))
+            self.intake.metrics.reject("hl7-tls-handshake-failed")
+            return False
+        finally:
+            self._reading.discard(task)
+        return True
 
     async def _one_message(
         self, reader: HL7StreamReader, writer: HL7StreamWriter, peer: str, task: asyncio.Task

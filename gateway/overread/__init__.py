@@ -3,7 +3,7 @@ correcting a report (a new version, routed and delivered like the preliminary on
 and the history of every change. The web application (gateway/web) is its user."""
 
 from gateway.overread.catalogue import CatalogueEntry, statement_catalogue
-from gateway.overread.edits import ReportEdit, StatementEdit
+from gateway.overread.edits import ReportEdit, StatementEdit, control_character
 from gateway.overread.errors import (
     Conflict,
     InvalidEdit,
@@ -39,5 +39,6 @@ __all__ = [
     "Unavailable",
     "VersionInfo",
     "WorklistEntry",
+    "control_character",
     "statement_catalogue",
 ]

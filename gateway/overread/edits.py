@@ -125,9 +125,16 @@ def _statements(report: Report, edits: list[StatementEdit]) -> list[Statement]:
     return statements
 
 
+def control_character(text: str) -> str | None:
+    """The first control character in `text` (tab and line feed allowed), or None: the
+    EHR's formats cannot carry them and PostgreSQL cannot store a NUL."""
+    found = _CONTROL.search(text)
+    return found.group(0) if found else None
+
+
 def _text(where: str, text: str, limit: int, *, newlines: bool) -> str:
     text = text.replace("\r\n", "\n").strip()
-    if _CONTROL.search(text) or (not newlines and "\n" in text):
+    if control_character(text) or (not newlines and "\n" in text):
         raise InvalidEdit(where, "contains control characters or line breaks")
     if len(text) > limit:
         raise InvalidEdit(where, f"{len(text)} characters, at most {limit}")

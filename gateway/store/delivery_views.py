@@ -46,13 +46,6 @@ class DeliveryViews:
         )
         return [r["destination"] for r in rows]
 
-    def get_delivery(self, delivery_id: int) -> Delivery | None:
-        rows = self._query(
-            f"SELECT {DELIVERY_COLUMNS} FROM {DELIVERY_FROM} WHERE d.id = ?",
-            (delivery_id,),
-        )
-        return delivery_row(rows[0]) if rows else None
-
     def list_deliveries(self, dead_only: bool = False, limit: int = 1000) -> list[Delivery]:
         where = "WHERE d.state = 'dead'" if dead_only else ""
         rows = self._query(

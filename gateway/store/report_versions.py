@@ -172,10 +172,6 @@ class ReportVersionQueries:
 
     # --- reading ------------------------------------------------------------------------
 
-    def report_opened_at(self, job_id: int) -> float | None:
-        rows = self._query("SELECT opened_at FROM report_worklist WHERE job_id = ?", (job_id,))
-        return rows[0]["opened_at"] if rows else None
-
     def report_versions(self, job_id: int) -> list[ReportVersion]:
         rows = self._query(
             f"SELECT {_VERSION_COLUMNS} FROM report_versions WHERE job_id = ? ORDER BY version",

@@ -132,11 +132,6 @@ class SqliteStore(Store):
         with self._transaction() as conn:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def pragma(self, name: str) -> Any:
-        """One PRAGMA's value (journal mode, synchronous, user_version): for checks."""
-        with self._lock:
-            return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
-
     def backup(self, target: Path) -> None:
         """A consistent copy of the store while the gateway runs (SQLite's online backup)."""
         try:

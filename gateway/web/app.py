@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.logs import fault
+from gateway.store import StoreError
 from gateway.web import login, pages
 from gateway.web.context import HERE, WebContext, error_page, signed_in
 
@@ -44,6 +45,14 @@ _SECURITY_HEADERS = [
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return error_page(request, exc.status_code, exc.detail)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """A store that fails (down, full, a value it cannot hold) is told as such; its text
+    names the database and may quote a value, so the page and the log get neither."""
+    log.error("web: %s %s: store unavailable: %s", request.method, request.url.path, fault(exc))
+    message = "The store is unavailable; try again in a moment. The fault has been logged."
+    return error_page(request, 503, message)
 
 
 _SERVER_ERROR_PAGE = (
@@ -108,7 +117,7 @@ def build_app(context: WebContext) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, StoreError: _store_unavailable},
     )
     app.state.web = context
     app.add_middleware(PageGuard)

@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from gateway.audit import Auditor
-from gateway.overread import OverreadService, Physician, statement_catalogue
+from gateway.overread import OverreadService, Physician, control_character, statement_catalogue
 from gateway.web import csrf
 from gateway.web.auth import Directory, User
 from gateway.web.ecg_pages import EcgPages
@@ -161,6 +161,16 @@ async def check_csrf(request: Request, session: Session | None) -> Response | No
     user = session.user if session is not None else None
     context.refused(request, user, f"CSRF check failed on POST {request.url.path}: {problem}")
     return error_page(request, 403, f"Refused: {problem}.")
+
+
+def control_problem(what: str, value: str) -> str | None:
+    """Why `value`, typed into the field a user knows as `what`, cannot be taken: it
+    holds a control character (a NUL cannot even be stored by PostgreSQL); None when it
+    may. The message names the field and the character's code, never the value."""
+    found = control_character(value.replace("\r\n", "\n"))
+    if found is None:
+        return None
+    return f"{what}: a control character (U+{ord(found):04X}) cannot be saved; remove it"
 
 
 def error_page(request: Request, status: int, message: str) -> Response:

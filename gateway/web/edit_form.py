@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 
 from gateway.overread import statement_catalogue
 from gateway.overread.catalogue import catalogue_entry
+from gateway.web.context import control_problem
 from model.report import MEASUREMENT_KEYS, Report
 
 MAX_TEXT = 500
@@ -44,12 +45,28 @@ class SubmittedReading:
 
 def read_reading(form: FormData, report: Report) -> SubmittedReading:
     """The submitted reading; FormProblem naming the field when one cannot be taken."""
+    for name, value in form.multi_items():
+        problem = control_problem(_field_label(name), str(value))
+        if problem is not None:
+            raise FormProblem(problem)
     return SubmittedReading(
         statements=_statements(form, report),
         impression=_text(form, "impression", "the impression"),
         measurements=_measurements(form, report),
         base_version=_int(form, "base_version"),
     )
+
+
+def _field_label(name: str) -> str:
+    """A form field as the physician knows it (the fields of templates/report.html)."""
+    kind, _, rest = name.partition("_")
+    if name in ("impression", "add"):
+        return "the impression" if name == "impression" else "an added statement"
+    if kind == "text" and rest.isdigit():
+        return f"the text of statement {int(rest) + 1}"
+    if kind == "m" and rest in MEASUREMENT_KEYS:
+        return f"measurement {rest}"
+    return f"the form's {name}" if name.isprintable() else "a field's name"
 
 
 def _statements(form: FormData, report: Report) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from gateway.web.context import (
     WebContext,
     check_csrf,
     client_address,
+    control_problem,
     render,
     session_of,
     set_session_cookie,
@@ -39,6 +40,10 @@ async def login_submit(request: Request) -> Response:
     user_id, password = str(form.get("user_id", "")).strip(), str(form.get("password", ""))
     address = client_address(request)
     session = session_of(request) or context.sessions.start()
+    problem = control_problem("the user ID", user_id)
+    if problem is not None:  # no user ID holds one (auth.py): audited without it
+        _audit_login(context, "(a control character)", address, problem)
+        return _form_again(request, session, "", f"{problem}.", 400)
     blocked = context.limits.blocked_for(user_id, address)
     if blocked is not None:
         kind, seconds = blocked

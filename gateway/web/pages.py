@@ -26,7 +26,7 @@ from gateway.overread import (
     Unavailable,
     WorklistEntry,
 )
-from gateway.web.context import WebContext, error_page, render
+from gateway.web.context import WebContext, control_problem, error_page, render
 from gateway.web.edit_form import FormProblem, SubmittedReading, read_reading, shown_value
 from gateway.web.history import change_summary
 from gateway.web.sessions import Session
@@ -77,6 +77,9 @@ async def worklist(request: Request, session: Session) -> Response:
         "age": query.get("age", "") if query.get("age") in _AGE_S else "",
         "final": query.get("final") == "1",
     }
+    problem = control_problem("the site filter", filters["site"])
+    if problem is not None:
+        return error_page(request, 400, f"{problem}.")
     now = time.time()
     entries, counts = await run_in_threadpool(_worklist, context, filters, now)
     counts["shown"] = len(entries)
