@@ -12,6 +12,8 @@ are then named by origin, counted, and a bigeminal or trigeminal pattern stated.
 
 from __future__ import annotations
 
+import numpy as np
+
 from model.beats import (
     FS,
     IRREGULAR_RMSSD,
@@ -30,7 +32,6 @@ from model.measure import (
     RR_PEAK_LEADS,
     SINUS_P_AXIS,
     EcgMeasurement,
-    pacemaker_paces,
 )
 from model.measure.amplitudes import polarity_fits_axis
 from model.measure.rhythm import (
@@ -40,6 +41,7 @@ from model.measure.rhythm import (
     PAC_PREMATURITY,
     RhythmAnalysis,
 )
+from model.pacing_stimuli import OTHER_SHAPE
 from model.report import Statement
 from model.statement_limits import StatementLimits
 from model.statement_text import make_statement
@@ -86,8 +88,11 @@ PATTERN_SNOMED = {
 
 
 # The PACE statement's text where the pacemaker drove under MIN_PACED_FRACTION of the
-# beats (the impression names the rhythm so too).
-INTERMITTENT_PACING = "Intermittent pacing"
+# beats (the impression names the rhythm so too): "Intermittent ventricular pacing"
+# where every paced beat is of another shape than the dominant (conducted) ones, the
+# QRS the stimulus captured, else "Intermittent pacing". GE's 12SL names such beats
+# "ventricular-paced complexes" beside the rhythm it names from the others.
+INTERMITTENT = "Intermittent"
 
 
 def normal_to_normal_rr_ms(m: EcgMeasurement) -> list[float]:
@@ -102,31 +107,34 @@ def has_p_waves(m: EcgMeasurement) -> bool:
 
 
 def is_paced(m: EcgMeasurement) -> bool:
-    return pacemaker_paces(m.paced_mask, m.beats.labels)
+    """Stimuli were found and blanked where they showed a pacemaker (the verdict of
+    model.measure.paced.pacemaker_paces before blanking)."""
+    return m.pacemaker and m.paced_beats > 0
 
 
 def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
     if is_paced(m):
         beats = int(m.beats.positions.size)
         # Where the pacemaker drove under MIN_PACED_FRACTION of the beats the strip is
-        # no pacemaker rhythm: the text says how many it paced.
+        # no pacemaker rhythm: the text says how many it paced, after the rhythm of the
+        # beats it did not drive where that is a sinus rhythm.
         intermittent = m.paced_beats < MIN_PACED_FRACTION * beats
-        return [
-            make_statement(
-                "PACE",
-                "pacemaker stimuli at a fixed delay before at least "
-                f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes, or before "
-                f"{MIN_PACED_BEATS} or more each of another shape than the dominant beats",
-                text=(
-                    f"{INTERMITTENT_PACING} ({m.paced_beats} of {beats} beats paced)"
-                    if intermittent
-                    else None
-                ),
-                paced_beats=m.paced_beats,
-                beats=beats,
+        chamber = " ventricular" if np.isin(m.beats.labels[m.paced_mask], OTHER_SHAPE).all() else ""
+        pacing = make_statement(
+            "PACE",
+            "pacemaker stimuli at a fixed delay before at least "
+            f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes, or before "
+            f"{MIN_PACED_BEATS} or more each of another shape than the dominant beats",
+            text=(
+                f"{INTERMITTENT}{chamber} pacing ({m.paced_beats} of {beats} beats paced)"
+                if intermittent
+                else None
             ),
-            *fibrillation_between_paced_beats(m),
-        ]
+            paced_beats=m.paced_beats,
+            beats=beats,
+        )
+        underlying = sinus_between_paced_beats(m, limits) if intermittent else []
+        return [*underlying, pacing, *fibrillation_between_paced_beats(m)]
     if m.has_flutter_waves:
         return [flutter_statement(m)]
     if not consistent_p_waves(m):
@@ -134,6 +142,34 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
             return sinus_statements(m, limits)
         return atrial_fibrillation_statements(m)
     return sinus_statements(m, limits)
+
+
+def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
+    """The sinus rhythm a pacemaker takes over from now and then (VVI pacing over a
+    sinus rhythm that slows below its lower rate), named from the beats it did not
+    drive alone: MIN_CONDUCTED_BETWEEN_PACED of them or more, they and only they the
+    dominant beats (the median beat, its P wave and the beat-by-beat P waves are
+    theirs), a sinus P wave before MIN_P_WAVE_SHARE of them one by one, and no flutter
+    waves. Synthetic VVI over sinus rhythm, tuning seeds 1 and 3-7, read "Intermittent
+    pacing (3 of 10 beats paced)" alone (docs/measurement.md 3.19)."""
+    mask, rhythm = m.paced_mask, m.rhythm
+    if mask is None or rhythm is None or m.has_flutter_waves or not has_p_waves(m):
+        return []
+    dominant = m.beats.labels == "N"
+    if (~mask).sum() < MIN_CONDUCTED_BETWEEN_PACED or (mask & dominant).any():
+        return []
+    if rhythm.p_waves < MIN_P_WAVE_SHARE * rhythm.dominant_beats or sinus_p_axis(m) is None:
+        return []
+    return [
+        s.model_copy(
+            update={
+                "evidence": s.evidence.model_copy(
+                    update={"criterion": f"in the beats no stimulus drove: {s.evidence.criterion}"}
+                )
+            }
+        )
+        for s in sinus_statements(m, limits)
+    ]
 
 
 def fibrillation_between_paced_beats(m: EcgMeasurement) -> list[Statement]:

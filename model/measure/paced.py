@@ -10,7 +10,7 @@ import numpy as np
 from model.beats import FS, blanked_after
 from model.measure.leads import PRE
 from model.measure.result import EcgMeasurement
-from model.pacing_stimuli import blank_reach
+from model.pacing_stimuli import OTHER_SHAPE, blank_reach
 
 # A pacemaker drives the rhythm when at least this share of beats follows a stimulus
 # (fewer are as likely to be QRS-locked artefacts, and too few to change a measurement).
@@ -22,11 +22,6 @@ MIN_PACED_BEATS = 3
 # QRS-locked one-sample artefacts (3 of 10, 3 of 16).
 MIN_INTERMITTENT_PACED_BEATS = 4
 MIN_INTERMITTENT_PACED_FRACTION = 0.25
-# The labels (model.beats.find_beats) of beats of another shape than the dominant
-# ones, premature or not: a premature beat of the dominant shape ("S") is no paced
-# one (synthetic sinus tachycardia with PACs, tuning seed 3: 3 of 26 PACs with a
-# QRS-locked pulse read PACE).
-OTHER_SHAPE = ("V", "X")
 
 
 def pacemaker_drives(paced: int, beats: int) -> bool:

@@ -76,6 +76,7 @@ from model.measure.rhythm import (
 from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
 from model.pacing_stimuli import (
     blank_reach,
+    other_beat_stimuli,
     stimulated,
     stimuli_taken_for_beats,
     stimulus_in_window,
@@ -194,12 +195,17 @@ def _blanked_or_first(
     non-paced synthetic rhythms at 100 or 250 Hz, tuning seeds 1 and 3, the
     "stimuli" a part of each QRS). Where the first counted stimuli as beats, neither
     gives a true rate, and the ECG is not measured, with why."""
-    positions = first.beats.positions
-    before = blank_reach(ecg.sampling_rate)
-    after = blanked_after(before)
-    left = blank_spikes(raw, stimuli, before, hold=True)
-    taken = stimuli_taken_for_beats(stimuli, positions, before, after, left)
-    blanked = _measure(ecg, stimuli, positions[~taken])
+    blanked, taken = _blanked(first, ecg, stimuli, raw)
+    if blanked.fiducials is None and not taken.any():
+        # Blanked, the "stimuli" took their beats' QRS with them: at 100 Hz they were
+        # the conducted beats' own R apexes (docs/measurement.md 3.19); the stimuli
+        # are then looked for before the beats of another shape alone.
+        beside = other_beat_stimuli(raw, np.arange(raw.shape[0]), first.beats, ecg.sampling_rate)
+        mask = stimulated(beside, first.beats.positions)
+        if beside.size and pacemaker_paces(mask, first.beats.labels):
+            retry = _blanked(first, ecg, beside, raw)[0]
+            if retry.fiducials is not None:
+                return retry
     if blanked.fiducials is not None:
         return blanked
     left_in = (
@@ -219,6 +225,19 @@ def _blanked_or_first(
         "pacemaker stimuli could not be set apart from the QRS complexes",
     )
     return first
+
+
+def _blanked(
+    first: EcgMeasurement, ecg: Ecg, stimuli: np.ndarray, raw: np.ndarray
+) -> tuple[EcgMeasurement, np.ndarray]:
+    """The ECG measured again with `stimuli` blanked, on the first pass's beats less
+    the stimuli taken for beats (returned as a mask over those beats)."""
+    positions = first.beats.positions
+    before = blank_reach(ecg.sampling_rate)
+    after = blanked_after(before)
+    left = blank_spikes(raw, stimuli, before, hold=True)
+    taken = stimuli_taken_for_beats(stimuli, positions, before, after, left)
+    return _measure(ecg, stimuli, positions[~taken]), taken
 
 
 def _filtered_beats(
@@ -244,6 +263,7 @@ def _filtered_beats(
     if stimuli is not None:
         raw = blank_spikes(raw, stimuli, blank_reach(source_fs), hold=True)
         result.stimuli = stimuli
+        result.pacemaker = True
         sig = sosfiltfilt(BANDPASS, raw, axis=1)
         slope = qrs_slope(sig, usable)
         beats = find_beats(sig, usable, positions)
@@ -266,6 +286,7 @@ def _filtered_beats(
         return raw, sig, slope, beats
     raw = blank_spikes(raw, spikes)
     result.stimuli = spikes
+    result.pacemaker = True
     sig = sosfiltfilt(BANDPASS, raw, axis=1)
     beats = find_beats(sig, usable, beats.positions)
     if beats is not None:
