@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from model.av_block_statements import AV_BLOCK_CODES
 from model.ecg import Ecg
 from model.measure import P_WAVE_KEYS, EcgMeasurement, measure
+from model.paced_statements import INTERMITTENT
 from model.report import EngineInfo, Measurements, Report, SourceInfo, Statement
-from model.rhythm_statements import INTERMITTENT, undetermined_rhythm
+from model.rhythm_statements import undetermined_rhythm
 from model.signal_quality import RESCALED_FLAG
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.statements import NORMAL_RHYTHM_CODES, interpret, unexplained_beats

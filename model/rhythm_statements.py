@@ -1,6 +1,7 @@
 """Rhythm and ectopy statements, from the beat-by-beat analysis (model.measure.rhythm).
 
-The order of the reasoning is a cardiologist's: a pacemaker; flutter waves; then
+The order of the reasoning is a cardiologist's: a pacemaker (model.paced_statements,
+judged first); flutter waves; then
 the P waves of the dominant (non-premature) beats. Where they are found and point
 down and left, the rhythm is sinus, whatever the premature beats do. Atrial
 fibrillation needs both: no consistent P wave before the dominant beats, and an
@@ -12,22 +13,16 @@ are then named by origin, counted, and a bigeminal or trigeminal pattern stated.
 
 from __future__ import annotations
 
-import numpy as np
-
 from model.beats import (
     FS,
     IRREGULAR_RMSSD,
     PREMATURE_FRACTION,
     WIDE_QRS_MS,
-    normalised_rmssd,
 )
 from model.measure import (
     FIBRILLATORY_HZ,
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
-    MIN_INTERMITTENT_PACED_FRACTION,
-    MIN_PACED_BEATS,
-    MIN_PACED_FRACTION,
     ORGANISED_SHARE,
     RR_PEAK_LEADS,
     SINUS_P_AXIS,
@@ -41,7 +36,6 @@ from model.measure.rhythm import (
     PAC_PREMATURITY,
     RhythmAnalysis,
 )
-from model.pacing_stimuli import OTHER_SHAPE
 from model.report import Statement
 from model.statement_limits import StatementLimits
 from model.statement_text import make_statement
@@ -72,8 +66,6 @@ MIN_BEATS_FOR_P_SHARE = 8
 # 0.047-0.079, sinus rhythms with premature beats 0.00-0.03; AV blocks whose P waves
 # are not found reach 0.07, kept out by the waves' test (docs/measurement.md 3.4.4).
 FIBRILLATORY_NN_RMSSD = 0.04
-# Beats no stimulus drove, at least this many, to judge their rhythm beside a pacemaker.
-MIN_CONDUCTED_BETWEEN_PACED = 4
 # Codes that leave an ECG normal: normal sinus rhythm and its physiological variants.
 NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
 ORIGIN_WORDS = {"A": "atrial", "J": "junctional", "V": "ventricular"}
@@ -87,14 +79,6 @@ PATTERN_SNOMED = {
 }
 
 
-# The PACE statement's text where the pacemaker drove under MIN_PACED_FRACTION of the
-# beats (the impression names the rhythm so too): "Intermittent ventricular pacing"
-# where every paced beat is of another shape than the dominant (conducted) ones, the
-# QRS the stimulus captured, else "Intermittent pacing". GE's 12SL names such beats
-# "ventricular-paced complexes" beside the rhythm it names from the others.
-INTERMITTENT = "Intermittent"
-
-
 def normal_to_normal_rr_ms(m: EcgMeasurement) -> list[float]:
     """RR intervals between two consecutive dominant beats, in ms."""
     return [float(x) * 1000.0 / FS for x in m.beats.rr[m.beats.both_normal]]
@@ -106,35 +90,7 @@ def has_p_waves(m: EcgMeasurement) -> bool:
     return m.fiducials is not None and m.fiducials.p_on is not None
 
 
-def is_paced(m: EcgMeasurement) -> bool:
-    """Stimuli were found and blanked where they showed a pacemaker (the verdict of
-    model.measure.paced.pacemaker_paces before blanking)."""
-    return m.pacemaker and m.paced_beats > 0
-
-
 def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
-    if is_paced(m):
-        beats = int(m.beats.positions.size)
-        # Where the pacemaker drove under MIN_PACED_FRACTION of the beats the strip is
-        # no pacemaker rhythm: the text says how many it paced, after the rhythm of the
-        # beats it did not drive where that is a sinus rhythm.
-        intermittent = m.paced_beats < MIN_PACED_FRACTION * beats
-        chamber = " ventricular" if np.isin(m.beats.labels[m.paced_mask], OTHER_SHAPE).all() else ""
-        pacing = make_statement(
-            "PACE",
-            "pacemaker stimuli at a fixed delay before at least "
-            f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes, or before "
-            f"{MIN_PACED_BEATS} or more each of another shape than the dominant beats",
-            text=(
-                f"{INTERMITTENT}{chamber} pacing ({m.paced_beats} of {beats} beats paced)"
-                if intermittent
-                else None
-            ),
-            paced_beats=m.paced_beats,
-            beats=beats,
-        )
-        underlying = sinus_between_paced_beats(m, limits) if intermittent else []
-        return [*underlying, pacing, *fibrillation_between_paced_beats(m)]
     if m.has_flutter_waves:
         return [flutter_statement(m)]
     if not consistent_p_waves(m):
@@ -142,63 +98,6 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
             return sinus_statements(m, limits)
         return atrial_fibrillation_statements(m)
     return sinus_statements(m, limits)
-
-
-def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
-    """The sinus rhythm a pacemaker takes over from now and then (VVI pacing over a
-    sinus rhythm that slows below its lower rate), named from the beats it did not
-    drive alone: MIN_CONDUCTED_BETWEEN_PACED of them or more, they and only they the
-    dominant beats (the median beat, its P wave and the beat-by-beat P waves are
-    theirs), a sinus P wave before MIN_P_WAVE_SHARE of them one by one, and no flutter
-    waves. Synthetic VVI over sinus rhythm, tuning seeds 1 and 3-7, read "Intermittent
-    pacing (3 of 10 beats paced)" alone (docs/measurement.md 3.19)."""
-    mask, rhythm = m.paced_mask, m.rhythm
-    if mask is None or rhythm is None or m.has_flutter_waves or not has_p_waves(m):
-        return []
-    dominant = m.beats.labels == "N"
-    if (~mask).sum() < MIN_CONDUCTED_BETWEEN_PACED or (mask & dominant).any():
-        return []
-    if rhythm.p_waves < MIN_P_WAVE_SHARE * rhythm.dominant_beats or sinus_p_axis(m) is None:
-        return []
-    return [
-        s.model_copy(
-            update={
-                "evidence": s.evidence.model_copy(
-                    update={"criterion": f"in the beats no stimulus drove: {s.evidence.criterion}"}
-                )
-            }
-        )
-        for s in sinus_statements(m, limits)
-    ]
-
-
-def fibrillation_between_paced_beats(m: EcgMeasurement) -> list[Statement]:
-    """AFIB beside PACE where the beats the pacemaker did not drive are atrial
-    fibrillation themselves (VVI pacing filling the long pauses of atrial
-    fibrillation; SCP and PTB-XL code both rhythms): MIN_CONDUCTED_BETWEEN_PACED of
-    them or more, no repeating P wave and no flutter waves, and the intervals
-    between two consecutive conducted beats irregular. A sinus rhythm the pacemaker
-    takes over now and then keeps its P waves and its regular intervals."""
-    mask = m.paced_mask
-    if mask is None or m.has_flutter_waves or has_p_waves(m):
-        return []
-    conducted = ~mask
-    if conducted.sum() < MIN_CONDUCTED_BETWEEN_PACED:
-        return []
-    kept = conducted[1:] & conducted[:-1]
-    irregularity = normalised_rmssd(m.beats.rr, kept)
-    if irregularity is None or irregularity <= IRREGULAR_RMSSD:
-        return []
-    return [
-        make_statement(
-            "AFIB",
-            f"irregularly irregular RR between the beats no stimulus drove (normalised "
-            f"RMSSD > {IRREGULAR_RMSSD}) without consistent P waves",
-            rr_rmssd_normalised=irregularity,
-            conducted_beats=int(conducted.sum()),
-            paced_beats=m.paced_beats,
-        )
-    ]
 
 
 def p_wave_on_the_t_wave(m: EcgMeasurement) -> bool:

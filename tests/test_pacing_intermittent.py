@@ -54,3 +54,36 @@ def test_sinus_rhythm_named_beside_intermittent_ventricular_pacing(seed: int) ->
     )
     sinus = report.statements[0]
     assert sinus.evidence.criterion.startswith("in the beats no stimulus drove")
+
+
+def test_pacing_not_excluded_where_the_blanked_pass_fails() -> None:
+    """AAI at 100 Hz, 1.2 mV stimuli in 3 leads (drawn from test seed 34): the pulses
+    found before every beat cannot be blanked without the beats becoming unmeasurable,
+    and none stand before beats of another shape. The rhythm is named, pacing not
+    stated on so little, but the report says it is not excluded, and nothing else is
+    judged (before: "Sinus rhythm" with stimuli that "could not be set apart")."""
+    spec = PacedSpec(
+        mode="AAI",
+        lower_rate_bpm=72.82676679767053,
+        spike_mv=1.2434855778594829,
+        spike_width=4,
+        spike_leads=3,
+        sampling_rate=100.0,
+        noise_mv=0.0024397941139551547,
+        wander_mv=0.28439713895354984,
+        seed=1032014403,
+        morphology=SyntheticSpec(
+            pr_ms=157,
+            qt_ms=406,
+            p_axis_deg=73,
+            qrs_axis_deg=53,
+            t_axis_deg=47,
+            p_mv=0.15744388303076212,
+        ),
+    )
+    report = model.analyze(paced_ecg(spec)[0])
+    flags = report.source.quality_flags
+    assert any("with them blanked the ECG was not measurable" in f for f in flags)
+    assert "NORM" not in report.codes
+    assert "pacing not excluded" in report.impression
+    assert report.measurements.qrs_ms is None
