@@ -42,9 +42,10 @@ def is_paced(m: EcgMeasurement) -> bool:
 
 
 def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
-    """PACE where the stimuli show a pacemaker, after the sinus rhythm of the beats it
-    did not drive (intermittent pacing) and before their atrial fibrillation; else
-    nothing (the other rhythm statements judge)."""
+    """PACE where the stimuli show a pacemaker, with the atrial fibrillation of the
+    beats it did not drive; where it drove under MIN_PACED_FRACTION of them, after
+    their rhythm (sinus or fibrillation), as a cardiologist words it. Else nothing
+    (the other rhythm statements judge)."""
     if not is_paced(m):
         return []
     beats = int(m.beats.positions.size)
@@ -66,8 +67,11 @@ def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
         paced_beats=m.paced_beats,
         beats=beats,
     )
-    underlying = sinus_between_paced_beats(m, limits) if intermittent else []
-    return [*underlying, pacing, *fibrillation_between_paced_beats(m)]
+    fibrillation = fibrillation_between_paced_beats(m)
+    if not intermittent:
+        return [pacing, *fibrillation]
+    # "Sinus rhythm (or atrial fibrillation) with intermittent ventricular pacing".
+    return [*sinus_between_paced_beats(m, limits), *fibrillation, pacing]
 
 
 def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:

@@ -87,3 +87,21 @@ def test_pacing_not_excluded_where_the_blanked_pass_fails() -> None:
     assert "NORM" not in report.codes
     assert "pacing not excluded" in report.impression
     assert report.measurements.qrs_ms is None
+
+
+@pytest.mark.parametrize("seed", [21, 27])
+def test_atrial_fibrillation_named_before_intermittent_ventricular_pacing(seed: int) -> None:
+    """VVI pacing filling 3-4 of the pauses of atrial fibrillation (500 Hz, one-sample
+    stimuli): the rhythm of the beats no stimulus drove comes first, as with a sinus
+    rhythm (before: "Intermittent pacing (4 of 12 beats paced) with atrial
+    fibrillation")."""
+    spec = replace(VVI_OVER_SINUS, mode="VVI_AF", seed=seed, sampling_rate=500.0, spike_width=1)
+    ecg, truth = paced_ecg(spec)
+    report = model.analyze(ecg)
+    assert report.codes[:2] == ["AFIB", "PACE"]
+    assert report.impression.startswith(
+        "Atrial fibrillation with intermittent ventricular pacing ("
+    )
+    # A paced beat too near the record's start for a search window may go uncounted.
+    paced = report.statements[1].evidence.values["paced_beats"]
+    assert 3 <= paced <= truth.beats.count("P")
