@@ -62,25 +62,12 @@ def test_pacing_not_excluded_where_the_blanked_pass_fails() -> None:
     and none stand before beats of another shape. The rhythm is named, pacing not
     stated on so little, but the report says it is not excluded, and nothing else is
     judged (before: "Sinus rhythm" with stimuli that "could not be set apart")."""
-    spec = PacedSpec(
-        mode="AAI",
-        lower_rate_bpm=72.82676679767053,
-        spike_mv=1.2434855778594829,
-        spike_width=4,
-        spike_leads=3,
-        sampling_rate=100.0,
-        noise_mv=0.0024397941139551547,
-        wander_mv=0.28439713895354984,
-        seed=1032014403,
-        morphology=SyntheticSpec(
-            pr_ms=157,
-            qt_ms=406,
-            p_axis_deg=73,
-            qrs_axis_deg=53,
-            t_axis_deg=47,
-            p_mv=0.15744388303076212,
-        ),
-    )
+    heart = ("pr_ms", "qt_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "p_mv")
+    morphology = SyntheticSpec(**dict(zip(heart, (157, 406, 73, 53, 47, 0.15744388303076212))))
+    rate, spike, noise, wander = 72.82676679767053, 1.2434855778594829, 0.00243979, 0.28439714
+    spec = replace(VVI_OVER_SINUS, mode="AAI", lower_rate_bpm=rate, spike_mv=spike)
+    spec = replace(spec, spike_width=4, spike_leads=3, noise_mv=noise, wander_mv=wander)
+    spec = replace(spec, seed=1032014403, morphology=morphology)
     report = model.analyze(paced_ecg(spec)[0])
     flags = report.source.quality_flags
     assert any("with them blanked the ECG was not measurable" in f for f in flags)
