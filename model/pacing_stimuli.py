@@ -369,7 +369,7 @@ def before_other_beats(pulses: Pulses, beats: Beats) -> np.ndarray:
     apex is as sharp as a stimulus and outscores it, and the stimuli before the paced
     beats are left out or merged with the apexes (synthetic VVI over sinus rhythm at
     100 Hz, tuning seeds 1 and 3-7: apexes scoring 440-680 at 5-9 samples before the
-    conducted beats, stimuli 150-450 at 10-20 before the paced ones; 47 of 60 read
+    conducted beats, stimuli 50-560 at 10-20 before the paced ones; 49 of 60 read
     a sinus rhythm without pacing; docs/measurement.md 3.19)."""
     other = beats.positions[np.isin(beats.labels, OTHER_SHAPE)]
     spikes = pulses.locked(other) if other.size >= MIN_TRAIN else other[:0]
