@@ -26,8 +26,9 @@ import numpy as np
 from model.beats import FS
 from model.measure import SINUS_P_AXIS, EcgMeasurement
 from model.measure.av_conduction import ATRIAL_FIT, AtrialActivity
+from model.paced_statements import is_paced
 from model.report import Statement
-from model.rhythm_statements import is_paced, sinus_rate_code
+from model.rhythm_statements import sinus_rate_code
 from model.statement_limits import StatementLimits
 from model.statement_text import make_statement
 

@@ -94,6 +94,13 @@ NARROW_LEFT_SHARE = 0.38
 RESIDUAL_BEFORE = samples(60)
 RESIDUAL_AFTER = samples(100)
 NO_QRS_SHARE = 0.4
+# The labels (model.beats.find_beats) of beats of another shape than the dominant
+# ones, premature or not: a premature beat of the dominant shape ("S") is no paced
+# one (synthetic sinus tachycardia with PACs, tuning seed 3: 3 of 26 PACs with a
+# QRS-locked pulse read PACE).
+OTHER_SHAPE = ("V", "X")
+# A train of stimuli holds at least this many pulses (Pulses.locked).
+MIN_TRAIN = 3
 # Of the largest pulses before a QRS, this many are tried, largest first (the QRS's
 # own sharp peaks, which fail the tests below, may come first).
 CANDIDATES_PER_BEAT = 12
@@ -343,13 +350,42 @@ def weak_stimuli(
         before_onset = qrs_on + ATRIAL_SEARCH_BEFORE_ONSET
         atrial = pulses.locked(beats.dominant, search_after=-before_onset)
         if not explained(atrial, beats, qrs_on, qrs_ms, source_fs):
-            return pulses_taken_for_beats(pulses, spikes, beats.positions, source_fs)
+            taken = pulses_taken_for_beats(pulses, spikes, beats.positions, source_fs)
+            return taken if taken.size else before_other_beats(pulses, beats)
         spikes = atrial
     # AV sequential pacing: the other chamber's stimuli, at their own fixed delay.
     second = pulses.without(spikes).locked(beats.positions)
     if explained(second, beats, qrs_on, qrs_ms, source_fs):
         spikes = np.union1d(spikes, second)
     return spikes
+
+
+def before_other_beats(pulses: Pulses, beats: Beats) -> np.ndarray:
+    """Stimuli locked to the beats of another shape than the dominant ones (labels
+    OTHER_SHAPE), searched before those beats alone, where they lie within
+    MAX_SPIKE_TO_PACED_QRS of them (a ventricular pacemaker taking over from a
+    conducted rhythm now and then); else empty. Searched before every beat, the
+    conducted beats' own R apex can form the train instead: at 100 Hz a narrow QRS's
+    apex is as sharp as a stimulus and outscores it, and the stimuli before the paced
+    beats are left out or merged with the apexes (synthetic VVI over sinus rhythm at
+    100 Hz, tuning seeds 1 and 3-7: apexes scoring 440-680 at 5-9 samples before the
+    conducted beats, stimuli 50-560 at 10-20 before the paced ones; 49 of 60 read
+    a sinus rhythm without pacing; docs/measurement.md 3.19)."""
+    other = beats.positions[np.isin(beats.labels, OTHER_SHAPE)]
+    spikes = pulses.locked(other) if other.size >= MIN_TRAIN else other[:0]
+    belongs = beat_of(spikes, beats.positions)
+    if spikes.size < MIN_TRAIN or (belongs >= beats.positions.size).any():
+        return spikes[:0]
+    delays = beats.positions[belongs] - spikes
+    shaped = np.isin(beats.labels[belongs], OTHER_SHAPE).all()
+    return spikes if shaped and np.median(delays) <= MAX_SPIKE_TO_PACED_QRS else spikes[:0]
+
+
+def other_beat_stimuli(
+    raw: np.ndarray, leads: np.ndarray, beats: Beats, source_fs: float
+) -> np.ndarray:
+    """before_other_beats on the leads `leads` of `raw` (at FS)."""
+    return before_other_beats(Pulses.of(raw, leads, source_fs), beats)
 
 
 def stimulus_in_window(

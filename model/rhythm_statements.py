@@ -1,6 +1,7 @@
 """Rhythm and ectopy statements, from the beat-by-beat analysis (model.measure.rhythm).
 
-The order of the reasoning is a cardiologist's: a pacemaker; flutter waves; then
+The order of the reasoning is a cardiologist's: a pacemaker (model.paced_statements,
+judged first); flutter waves; then
 the P waves of the dominant (non-premature) beats. Where they are found and point
 down and left, the rhythm is sinus, whatever the premature beats do. Atrial
 fibrillation needs both: no consistent P wave before the dominant beats, and an
@@ -17,20 +18,15 @@ from model.beats import (
     IRREGULAR_RMSSD,
     PREMATURE_FRACTION,
     WIDE_QRS_MS,
-    normalised_rmssd,
 )
 from model.measure import (
     FIBRILLATORY_HZ,
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
-    MIN_INTERMITTENT_PACED_FRACTION,
-    MIN_PACED_BEATS,
-    MIN_PACED_FRACTION,
     ORGANISED_SHARE,
     RR_PEAK_LEADS,
     SINUS_P_AXIS,
     EcgMeasurement,
-    pacemaker_paces,
 )
 from model.measure.amplitudes import polarity_fits_axis
 from model.measure.rhythm import (
@@ -70,8 +66,6 @@ MIN_BEATS_FOR_P_SHARE = 8
 # 0.047-0.079, sinus rhythms with premature beats 0.00-0.03; AV blocks whose P waves
 # are not found reach 0.07, kept out by the waves' test (docs/measurement.md 3.4.4).
 FIBRILLATORY_NN_RMSSD = 0.04
-# Beats no stimulus drove, at least this many, to judge their rhythm beside a pacemaker.
-MIN_CONDUCTED_BETWEEN_PACED = 4
 # Codes that leave an ECG normal: normal sinus rhythm and its physiological variants.
 NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
 ORIGIN_WORDS = {"A": "atrial", "J": "junctional", "V": "ventricular"}
@@ -85,11 +79,6 @@ PATTERN_SNOMED = {
 }
 
 
-# The PACE statement's text where the pacemaker drove under MIN_PACED_FRACTION of the
-# beats (the impression names the rhythm so too).
-INTERMITTENT_PACING = "Intermittent pacing"
-
-
 def normal_to_normal_rr_ms(m: EcgMeasurement) -> list[float]:
     """RR intervals between two consecutive dominant beats, in ms."""
     return [float(x) * 1000.0 / FS for x in m.beats.rr[m.beats.both_normal]]
@@ -101,32 +90,7 @@ def has_p_waves(m: EcgMeasurement) -> bool:
     return m.fiducials is not None and m.fiducials.p_on is not None
 
 
-def is_paced(m: EcgMeasurement) -> bool:
-    return pacemaker_paces(m.paced_mask, m.beats.labels)
-
-
 def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
-    if is_paced(m):
-        beats = int(m.beats.positions.size)
-        # Where the pacemaker drove under MIN_PACED_FRACTION of the beats the strip is
-        # no pacemaker rhythm: the text says how many it paced.
-        intermittent = m.paced_beats < MIN_PACED_FRACTION * beats
-        return [
-            make_statement(
-                "PACE",
-                "pacemaker stimuli at a fixed delay before at least "
-                f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes, or before "
-                f"{MIN_PACED_BEATS} or more each of another shape than the dominant beats",
-                text=(
-                    f"{INTERMITTENT_PACING} ({m.paced_beats} of {beats} beats paced)"
-                    if intermittent
-                    else None
-                ),
-                paced_beats=m.paced_beats,
-                beats=beats,
-            ),
-            *fibrillation_between_paced_beats(m),
-        ]
     if m.has_flutter_waves:
         return [flutter_statement(m)]
     if not consistent_p_waves(m):
@@ -134,35 +98,6 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
             return sinus_statements(m, limits)
         return atrial_fibrillation_statements(m)
     return sinus_statements(m, limits)
-
-
-def fibrillation_between_paced_beats(m: EcgMeasurement) -> list[Statement]:
-    """AFIB beside PACE where the beats the pacemaker did not drive are atrial
-    fibrillation themselves (VVI pacing filling the long pauses of atrial
-    fibrillation; SCP and PTB-XL code both rhythms): MIN_CONDUCTED_BETWEEN_PACED of
-    them or more, no repeating P wave and no flutter waves, and the intervals
-    between two consecutive conducted beats irregular. A sinus rhythm the pacemaker
-    takes over now and then keeps its P waves and its regular intervals."""
-    mask = m.paced_mask
-    if mask is None or m.has_flutter_waves or has_p_waves(m):
-        return []
-    conducted = ~mask
-    if conducted.sum() < MIN_CONDUCTED_BETWEEN_PACED:
-        return []
-    kept = conducted[1:] & conducted[:-1]
-    irregularity = normalised_rmssd(m.beats.rr, kept)
-    if irregularity is None or irregularity <= IRREGULAR_RMSSD:
-        return []
-    return [
-        make_statement(
-            "AFIB",
-            f"irregularly irregular RR between the beats no stimulus drove (normalised "
-            f"RMSSD > {IRREGULAR_RMSSD}) without consistent P waves",
-            rr_rmssd_normalised=irregularity,
-            conducted_beats=int(conducted.sum()),
-            paced_beats=m.paced_beats,
-        )
-    ]
 
 
 def p_wave_on_the_t_wave(m: EcgMeasurement) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from model.av_block_statements import AV_BLOCK_CODES, av_block_statements
 from model.beats import WIDE_QRS_MS
 from model.measure import EcgMeasurement, LeadAmplitudes
+from model.paced_statements import paced_statements
 from model.report import Statement
 from model.rhythm_statements import NORMAL_RHYTHM_CODES, ectopy_statements, rhythm_statements
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
@@ -404,7 +405,11 @@ def interpret(
     """
     if m.beats is None or m.fiducials is None:
         return []
-    found = av_block_statements(m, limits) or rhythm_statements(m, limits)
+    found = (
+        av_block_statements(m, limits)
+        or paced_statements(m, limits)
+        or rhythm_statements(m, limits)
+    )
     rhythm = {s.code for s in found}
     # Beside an AV block, early beats of the dominant shape are the block's grouped
     # beating (a 3:2 Wenckebach reads as bigeminy), not premature atrial beats.

@@ -84,18 +84,20 @@ def test_paced_beats_at_150_per_min_at_100_hz_are_all_counted(mode: str, seed: i
 
 
 @pytest.mark.parametrize("seed", [18, 25])
-def test_three_paced_beats_of_their_own_shape_are_no_sinus_rhythm(seed: int) -> None:
+def test_three_paced_beats_of_their_own_shape_are_no_plain_sinus_rhythm(seed: int) -> None:
     """VVI pacing taking over from a sinus rhythm for 3 of 10 beats, 3 mV stimuli at
     500 Hz: each beat of the paced shape follows a stimulus, yet 3 paced beats were
-    under the 4 intermittent pacing needed, and the strip read plain "SR"."""
+    under the 4 intermittent pacing needed, and the strip read plain "SR". The sinus
+    rhythm of the other 7 is named beside the pacing (docs/measurement.md 3.19)."""
     spec = PacedSpec(mode="VVI_SINUS", seed=seed, lower_rate_bpm=60.0, spike_mv=3.0, spike_width=4)
     ecg, truth = paced_ecg(spec)
     assert truth.beats.count("P") == 3
     report = model.analyze(ecg)
-    assert "PACE" in report.codes
-    assert not {"SR", "STACH", "SBRAD", "SARRH"} & set(report.codes)
+    assert report.codes[:2] == ["SR", "PACE"]
     # 3 of 10 paced is no pacemaker rhythm either: the report says how many.
-    assert report.impression.startswith("Intermittent pacing (3 of 10 beats paced).")
+    assert report.impression.startswith(
+        "Sinus rhythm with intermittent ventricular pacing (3 of 10 beats paced)."
+    )
 
 
 @pytest.mark.parametrize("record", ["43", "109"])

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.beats import FS, blanked_after
+from model.beats import FS, Beats, blanked_after
 from model.measure.leads import PRE
 from model.measure.result import EcgMeasurement
-from model.pacing_stimuli import blank_reach
+from model.pacing_stimuli import (
+    OTHER_SHAPE,
+    blank_reach,
+    other_beat_stimuli,
+    stimulated,
+    weak_stimuli,
+)
 
 # A pacemaker drives the rhythm when at least this share of beats follows a stimulus
 # (fewer are as likely to be QRS-locked artefacts, and too few to change a measurement).
@@ -22,11 +28,6 @@ MIN_PACED_BEATS = 3
 # QRS-locked one-sample artefacts (3 of 10, 3 of 16).
 MIN_INTERMITTENT_PACED_BEATS = 4
 MIN_INTERMITTENT_PACED_FRACTION = 0.25
-# The labels (model.beats.find_beats) of beats of another shape than the dominant
-# ones, premature or not: a premature beat of the dominant shape ("S") is no paced
-# one (synthetic sinus tachycardia with PACs, tuning seed 3: 3 of 26 PACs with a
-# QRS-locked pulse read PACE).
-OTHER_SHAPE = ("V", "X")
 
 
 def pacemaker_drives(paced: int, beats: int) -> bool:
@@ -88,3 +89,26 @@ def null_onsets_at_stimuli(result: EcgMeasurement, stimuli: np.ndarray, source_f
             if getattr(result.values, key) is not None:
                 setattr(result.values, key, None)
                 result.null_reasons[key] = reason.format(name)
+
+
+def weak_pacemaker_stimuli(
+    result: EcgMeasurement, raw: np.ndarray, beats: Beats, leads: np.ndarray, source_fs: float
+) -> np.ndarray:
+    """Pacemaker stimuli the one-sample search missed (low-passed, small, in a few
+    leads: model.pacing_stimuli), where they show a pacemaker; else empty."""
+    qrs_on = PRE - result.fiducials.qrs_on
+    spikes = weak_stimuli(raw, leads, beats, qrs_on, result.values.qrs_ms, source_fs)
+    paced = stimulated(spikes, beats.positions)
+    return spikes if pacemaker_paces(paced, beats.labels) else spikes[:0]
+
+
+def pacemaker_before_other_beats(
+    first: EcgMeasurement, raw: np.ndarray, source_fs: float
+) -> np.ndarray:
+    """Stimuli before the first pass's beats of another shape alone
+    (model.pacing_stimuli.other_beat_stimuli; `raw`: the leads searched, at FS), where
+    they show a pacemaker; else empty."""
+    beats = first.beats
+    found = other_beat_stimuli(raw, np.arange(raw.shape[0]), beats, source_fs)
+    paced = stimulated(found, beats.positions)
+    return found if found.size and pacemaker_paces(paced, beats.labels) else found[:0]

@@ -63,7 +63,12 @@ from model.measure.leads import (
     to_internal_rate,
 )
 from model.measure.p_on_t import p_wave_on_t_wave
-from model.measure.paced import null_onsets_at_stimuli, pacemaker_paces
+from model.measure.paced import (
+    null_onsets_at_stimuli,
+    pacemaker_before_other_beats,
+    pacemaker_paces,
+    weak_pacemaker_stimuli,
+)
 from model.measure.qrs import MIN_QRS_SNR, MIN_RHYTHM_SNR, qrs_to_noise
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement
 from model.measure.rhythm import (
@@ -79,7 +84,6 @@ from model.pacing_stimuli import (
     stimulated,
     stimuli_taken_for_beats,
     stimulus_in_window,
-    weak_stimuli,
 )
 from model.report import Measurements
 from model.signal_quality import (
@@ -174,7 +178,9 @@ def _measure(
     if stimuli is not None and result.fiducials is not None:
         null_onsets_at_stimuli(result, stimuli, ecg.sampling_rate)
     if stimuli is None and result.fiducials is not None and not result.paced_beats:
-        found = _weak_stimuli(result, raw, beats, np.flatnonzero(usable), ecg.sampling_rate)
+        found = weak_pacemaker_stimuli(
+            result, raw, beats, np.flatnonzero(usable), ecg.sampling_rate
+        )
         if found.size:
             return _blanked_or_first(result, ecg, found, raw[np.flatnonzero(usable)])
     return result
@@ -189,17 +195,18 @@ def _blanked_or_first(
     bigeminy). Where that measurement fails (at 100 Hz a spike's smear past the
     blanked span differs from beat to beat, as the spike falls between samples, and
     can leave the beats too unlike to measure: synthetic AAI and VVI in sinus rhythm,
-    QRS-to-noise 2.9-4.9), the first pass's rate and rhythm are kept, its intervals
-    and amplitudes nulled, and pacing is not stated (stating it there read PACE on 10
-    non-paced synthetic rhythms at 100 or 250 Hz, tuning seeds 1 and 3, the
-    "stimuli" a part of each QRS). Where the first counted stimuli as beats, neither
-    gives a true rate, and the ECG is not measured, with why."""
-    positions = first.beats.positions
-    before = blank_reach(ecg.sampling_rate)
-    after = blanked_after(before)
-    left = blank_spikes(raw, stimuli, before, hold=True)
-    taken = stimuli_taken_for_beats(stimuli, positions, before, after, left)
-    blanked = _measure(ecg, stimuli, positions[~taken])
+    QRS-to-noise 2.9-4.9; or the "stimuli" were the conducted beats' R apexes, 3.19),
+    the stimuli before the beats of another shape alone are tried. Where that fails
+    too, the first pass's rate and rhythm are kept, its intervals and amplitudes
+    nulled, and pacing is not stated (stating it there read PACE on 10 non-paced
+    synthetic rhythms at 100 or 250 Hz, tuning seeds 1 and 3, the "stimuli" a part of
+    each QRS), nor excluded. Where the first counted stimuli as beats, neither gives a
+    true rate, and the ECG is not measured, with why."""
+    blanked, taken = _blanked(first, ecg, stimuli, raw)
+    beside = pacemaker_before_other_beats(first, raw, ecg.sampling_rate)
+    if blanked.fiducials is None and not taken.any() and beside.size:
+        retry = _blanked(first, ecg, beside, raw)[0]
+        blanked = retry if retry.fiducials is not None else blanked
     if blanked.fiducials is not None:
         return blanked
     left_in = (
@@ -212,13 +219,28 @@ def _blanked_or_first(
         )
         return _fail(kept, f"{left_in}; {int(taken.sum())} stimuli were taken for QRS complexes")
     # The first pass's intervals hold the stimuli's smear (a QRS of 186 ms and a PR of
-    # 98 ms read as pre-excitation on a synthetic VVI at 100 Hz): only the rhythm is kept.
+    # 98 ms read as pre-excitation on a synthetic VVI at 100 Hz): only the rhythm is
+    # kept, and the report says pacing is not excluded beside it.
     _rhythm_only(
         first,
         f"{left_in}: no pacing stated; the rhythm alone is judged",
-        "pacemaker stimuli could not be set apart from the QRS complexes",
+        "pacing not excluded (pulses locked to the QRS complexes, possibly pacemaker "
+        "stimuli, could not be set apart from them)",
     )
     return first
+
+
+def _blanked(
+    first: EcgMeasurement, ecg: Ecg, stimuli: np.ndarray, raw: np.ndarray
+) -> tuple[EcgMeasurement, np.ndarray]:
+    """The ECG measured again with `stimuli` blanked, on the first pass's beats less
+    the stimuli taken for beats (returned as a mask over those beats)."""
+    positions = first.beats.positions
+    before = blank_reach(ecg.sampling_rate)
+    after = blanked_after(before)
+    left = blank_spikes(raw, stimuli, before, hold=True)
+    taken = stimuli_taken_for_beats(stimuli, positions, before, after, left)
+    return _measure(ecg, stimuli, positions[~taken]), taken
 
 
 def _filtered_beats(
@@ -244,6 +266,7 @@ def _filtered_beats(
     if stimuli is not None:
         raw = blank_spikes(raw, stimuli, blank_reach(source_fs), hold=True)
         result.stimuli = stimuli
+        result.pacemaker = True
         sig = sosfiltfilt(BANDPASS, raw, axis=1)
         slope = qrs_slope(sig, usable)
         beats = find_beats(sig, usable, positions)
@@ -266,6 +289,7 @@ def _filtered_beats(
         return raw, sig, slope, beats
     raw = blank_spikes(raw, spikes)
     result.stimuli = spikes
+    result.pacemaker = True
     sig = sosfiltfilt(BANDPASS, raw, axis=1)
     beats = find_beats(sig, usable, beats.positions)
     if beats is not None:
@@ -536,17 +560,6 @@ def _flutter_by_size_alone(result: EcgMeasurement) -> bool:
         and result.flutter_ratio is None
         and bool(np.isin(result.beats.labels, ("V", "S")).any())
     )
-
-
-def _weak_stimuli(
-    result: EcgMeasurement, raw: np.ndarray, beats: Beats, leads: np.ndarray, source_fs: float
-) -> np.ndarray:
-    """Pacemaker stimuli the one-sample search missed (low-passed, small, in a few
-    leads: model.pacing_stimuli), where they drive the rhythm; else empty."""
-    qrs_on = PRE - result.fiducials.qrs_on
-    spikes = weak_stimuli(raw, leads, beats, qrs_on, result.values.qrs_ms, source_fs)
-    paced = stimulated(spikes, beats.positions)
-    return spikes if pacemaker_paces(paced, beats.labels) else spikes[:0]
 
 
 def _conducted_flutter(result: EcgMeasurement, sig: np.ndarray, beats: Beats) -> None:

@@ -111,6 +111,11 @@ class EcgMeasurement:
     paced_beats: int = 0
     # Per beat (model.beats.Beats.positions), whether a stimulus drove it.
     paced_mask: np.ndarray | None = None
+    # Whether the stimuli show a pacemaker (model.measure.paced.pacemaker_paces),
+    # judged on the beats among which they were found, before they were blanked:
+    # blanked, the paced beats can become the dominant ones and the shape rule no
+    # longer holds (synthetic VVI over sinus rhythm at 100 Hz, 5 of 10 beats paced).
+    pacemaker: bool = False
     # The pacemaker stimuli blanked before the beats were measured (samples at FS).
     stimuli: np.ndarray | None = None
     rhythm: RhythmAnalysis | None = None

@@ -1,0 +1,131 @@
+"""Pacemaker statements (PACE), and the rhythm of the beats the pacemaker did not drive
+beside it: a cardiologist names a pacemaker first, then what the heart does between
+its beats (model.measure.paced judges whether the stimuli found show a pacemaker).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.beats import IRREGULAR_RMSSD, normalised_rmssd
+from model.measure import (
+    MIN_INTERMITTENT_PACED_FRACTION,
+    MIN_PACED_BEATS,
+    MIN_PACED_FRACTION,
+    EcgMeasurement,
+)
+from model.pacing_stimuli import OTHER_SHAPE
+from model.report import Statement
+from model.rhythm_statements import (
+    MIN_P_WAVE_SHARE,
+    has_p_waves,
+    sinus_p_axis,
+    sinus_statements,
+)
+from model.statement_limits import StatementLimits
+from model.statement_text import make_statement
+
+# Beats no stimulus drove, at least this many, to judge their rhythm beside a pacemaker.
+MIN_CONDUCTED_BETWEEN_PACED = 4
+# The PACE statement's text where the pacemaker drove under MIN_PACED_FRACTION of the
+# beats (the impression names the rhythm so too): "Intermittent ventricular pacing"
+# where every paced beat is of another shape than the dominant (conducted) ones, the
+# QRS the stimulus captured, else "Intermittent pacing". GE's 12SL names such beats
+# "ventricular-paced complexes" beside the rhythm it names from the others.
+INTERMITTENT = "Intermittent"
+
+
+def is_paced(m: EcgMeasurement) -> bool:
+    """Stimuli were found and blanked where they showed a pacemaker (the verdict of
+    model.measure.paced.pacemaker_paces before blanking)."""
+    return m.pacemaker and m.paced_beats > 0
+
+
+def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
+    """PACE where the stimuli show a pacemaker, with the atrial fibrillation of the
+    beats it did not drive; where it drove under MIN_PACED_FRACTION of them, after
+    their rhythm (sinus or fibrillation), as a cardiologist words it. Else nothing
+    (the other rhythm statements judge)."""
+    if not is_paced(m):
+        return []
+    beats = int(m.beats.positions.size)
+    # Where the pacemaker drove under MIN_PACED_FRACTION of the beats the strip is
+    # no pacemaker rhythm: the text says how many it paced, after the rhythm of the
+    # beats it did not drive where that is a sinus rhythm.
+    intermittent = m.paced_beats < MIN_PACED_FRACTION * beats
+    chamber = " ventricular" if np.isin(m.beats.labels[m.paced_mask], OTHER_SHAPE).all() else ""
+    pacing = make_statement(
+        "PACE",
+        "pacemaker stimuli at a fixed delay before at least "
+        f"{MIN_INTERMITTENT_PACED_FRACTION:.0%} of QRS complexes, or before "
+        f"{MIN_PACED_BEATS} or more each of another shape than the dominant beats",
+        text=(
+            f"{INTERMITTENT}{chamber} pacing ({m.paced_beats} of {beats} beats paced)"
+            if intermittent
+            else None
+        ),
+        paced_beats=m.paced_beats,
+        beats=beats,
+    )
+    fibrillation = fibrillation_between_paced_beats(m)
+    if not intermittent:
+        return [pacing, *fibrillation]
+    # "Sinus rhythm (or atrial fibrillation) with intermittent ventricular pacing".
+    return [*sinus_between_paced_beats(m, limits), *fibrillation, pacing]
+
+
+def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
+    """The sinus rhythm a pacemaker takes over from now and then (VVI pacing over a
+    sinus rhythm that slows below its lower rate), named from the beats it did not
+    drive alone: MIN_CONDUCTED_BETWEEN_PACED of them or more, they and only they the
+    dominant beats (the median beat, its P wave and the beat-by-beat P waves are
+    theirs), a sinus P wave before MIN_P_WAVE_SHARE of them one by one, and no flutter
+    waves. Synthetic VVI over sinus rhythm, tuning seeds 1 and 3-7, read "Intermittent
+    pacing (3 of 10 beats paced)" alone (docs/measurement.md 3.19)."""
+    mask, rhythm = m.paced_mask, m.rhythm
+    if mask is None or rhythm is None or m.has_flutter_waves or not has_p_waves(m):
+        return []
+    dominant = m.beats.labels == "N"
+    if (~mask).sum() < MIN_CONDUCTED_BETWEEN_PACED or (mask & dominant).any():
+        return []
+    if rhythm.p_waves < MIN_P_WAVE_SHARE * rhythm.dominant_beats or sinus_p_axis(m) is None:
+        return []
+    return [
+        s.model_copy(
+            update={
+                "evidence": s.evidence.model_copy(
+                    update={"criterion": f"in the beats no stimulus drove: {s.evidence.criterion}"}
+                )
+            }
+        )
+        for s in sinus_statements(m, limits)
+    ]
+
+
+def fibrillation_between_paced_beats(m: EcgMeasurement) -> list[Statement]:
+    """AFIB beside PACE where the beats the pacemaker did not drive are atrial
+    fibrillation themselves (VVI pacing filling the long pauses of atrial
+    fibrillation; SCP and PTB-XL code both rhythms): MIN_CONDUCTED_BETWEEN_PACED of
+    them or more, no repeating P wave and no flutter waves, and the intervals
+    between two consecutive conducted beats irregular. A sinus rhythm the pacemaker
+    takes over now and then keeps its P waves and its regular intervals."""
+    mask = m.paced_mask
+    if mask is None or m.has_flutter_waves or has_p_waves(m):
+        return []
+    conducted = ~mask
+    if conducted.sum() < MIN_CONDUCTED_BETWEEN_PACED:
+        return []
+    kept = conducted[1:] & conducted[:-1]
+    irregularity = normalised_rmssd(m.beats.rr, kept)
+    if irregularity is None or irregularity <= IRREGULAR_RMSSD:
+        return []
+    return [
+        make_statement(
+            "AFIB",
+            f"irregularly irregular RR between the beats no stimulus drove (normalised "
+            f"RMSSD > {IRREGULAR_RMSSD}) without consistent P waves",
+            rr_rmssd_normalised=irregularity,
+            conducted_beats=int(conducted.sum()),
+            paced_beats=m.paced_beats,
+        )
+    ]
