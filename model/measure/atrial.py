@@ -208,6 +208,63 @@ def _conducted_cycles_hz(beats: Beats) -> float | None:
     return None
 
 
+# Flutter at variable conduction whose cycle drifts, as real flutter's does by a few
+# per cent: no fixed cycle then divides every RR within RR_CYCLE_TOLERANCE, the residual
+# often stays under FLUTTER_MIN_MV and short of ORGANISED_SHARE, and the irregular RR was
+# named atrial fibrillation (docs/measurement.md 3.20). Each RR divided by its whole
+# number of cycles is the cycle it held; from one RR to the next that changes by little
+# where flutter waves drive the beats, and jumps where fibrillation does. Synthetic
+# drifting flutter (tuning seeds 1 and 3-7, cycle drifting 1-5 %, variable conduction):
+# at most 0.05 of the median cycle; LUDB 103 (flutter) 0.072; the fibrillations whose
+# residual peaks in the flutter band, LUDB 44 0.13, LUDB 101 0.13 and 0.20 (whichever
+# cycle), synthetic tuning seed 7 0.56. At least DRIFT_PEAK_LEADS of II, III, aVF and V1
+# must peak within RR_PEAK_HZ of that rate, and DRIFT_MIN_RRS intervals be there to judge:
+# fibrillation at 350-600/min leaves no such peak (2 of 360 synthetic fibrillations and
+# 2 of 11 LUDB/CinC ones peak in the band at all).
+DRIFT_BETWEEN_RRS = 0.08
+DRIFT_MIN_RRS = 8
+DRIFT_PEAK_LEADS = 3
+
+
+def drifting_flutter_hz(
+    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, cancel_p: bool
+) -> float | None:
+    """The atrial rate (Hz) of flutter at variable conduction whose cycle drifts: every
+    RR between two beats of the dominant shape a whole number of cycles, at least two
+    different numbers without a common divisor, the cycle each RR holds changing by at
+    most DRIFT_BETWEEN_RRS from one RR to the next, and the residual peaking at that
+    rate in DRIFT_PEAK_LEADS of the four leads; else None. The RRs are read first."""
+    hz = _drifting_cycles_hz(beats.rr[_conducted_rr(beats)])
+    if hz is None:
+        return None
+    spectrum = _residual_spectrum(sig, beats, median, fid, cancel_p)
+    if spectrum is None:
+        return None
+    freq, power = spectrum
+    peaks = _peak_frequencies(freq, np.where((freq >= 3.0) & (freq <= 10.0), power, 0.0))
+    return hz if np.count_nonzero(np.abs(peaks - hz) <= RR_PEAK_HZ) >= DRIFT_PEAK_LEADS else None
+
+
+def _drifting_cycles_hz(rr: np.ndarray) -> float | None:
+    """The mean atrial rate (Hz, 240-340/min) of RRs (samples) that hold 1-4 times as many
+    cycles as the shortest one, read as drifting_flutter_hz asks; else None."""
+    if rr.size < DRIFT_MIN_RRS:
+        return None
+    for k in range(1, 5):
+        cycles = np.round(rr * k / rr.min())
+        held = rr / cycles
+        drift = np.abs(np.diff(held)).max() / np.median(held)
+        hz = FS * cycles.sum() / rr.sum()
+        if (
+            drift <= DRIFT_BETWEEN_RRS
+            and np.unique(cycles).size >= 2
+            and np.gcd.reduce(cycles.astype(int)) == 1
+            and FLUTTER_HZ[0] <= hz <= FLUTTER_HZ[1]
+        ):
+            return float(hz)
+    return None
+
+
 def _peak_frequencies(freq: np.ndarray, power: np.ndarray) -> np.ndarray:
     """Each row's peak frequency, between the 0.49 Hz bins by a parabola through the
     log power of the peak bin and its neighbours (a fibrillatory wave at 5.8 Hz fell

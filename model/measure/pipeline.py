@@ -36,6 +36,7 @@ from model.ecg import STANDARD_LEADS, Ecg
 from model.measure.amplitudes import axes_and_amplitudes
 from model.measure.atrial import (
     atrial_residual,
+    drifting_flutter_hz,
     fibrillatory_waves,
     flutter_in_rr_cycles,
     locked_flutter,
@@ -445,8 +446,7 @@ def _flutter_or_p_wave(
     """Flutter waves by each test in turn (the residual once the QRS-T complexes are
     cancelled, a wave locked to the beats, one conducted at a fixed ratio); where
     found they replace the P wave, else a P wave hidden on the T wave is looked for."""
-    p_axis = result.values.p_axis_deg
-    sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
+    sinus_p = _sinus_p_axis(result)
     found = atrial_residual(sig, beats, median, result.fiducials, cancel_p=sinus_p)
     result.flutter_hz, result.atrial_residual_mv, result.flutter_organised = found
     if result.flutter_hz is None:
@@ -472,19 +472,26 @@ def _flutter_or_p_wave(
 def _atrial_evidence(
     result: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray
 ) -> None:
-    """What the atria do beat by beat (AV conduction), and, only where no P wave was
-    found and the RR is irregular, the fibrillatory waves: the only rule that evidence
-    serves (rhythm_statements.irregular_among_fibrillatory_waves) asks for no P wave."""
+    """What the atria do beat by beat (AV conduction), and, only where the RR is
+    irregular, flutter with a drifting cycle (which withholds atrial fibrillation) and,
+    where no P wave was found, the fibrillatory waves: the only rule that evidence serves
+    (rhythm_statements.irregular_among_fibrillatory_waves) asks for no P wave."""
     irregularity = beats.irregularity()
-    if (
-        result.fiducials.p_on is None
-        and irregularity is not None
-        and irregularity > IRREGULAR_RMSSD
-    ):
-        result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, result.fiducials)
+    if irregularity is not None and irregularity > IRREGULAR_RMSSD:
+        fid = result.fiducials
+        result.drifting_flutter_hz = drifting_flutter_hz(
+            sig, beats, median, fid, _sinus_p_axis(result)
+        )
+        if fid.p_on is None:
+            result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, result.fiducials)
     rhythm = result.rhythm
     locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
     result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
+
+
+def _sinus_p_axis(result: EcgMeasurement) -> bool:
+    p_axis = result.values.p_axis_deg
+    return p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
 
 
 def _sinus_p_wave_explains(
