@@ -41,19 +41,16 @@ DRIFTING = {
 }
 
 
+DRAWN = ("rate_bpm", "f_wave_mv", "f_wave_axis_deg", "f_cycle_variation", "noise_mv")
+
+
 def _drifting_flutter(seed: int) -> RhythmSpec:
-    (rate, size, axis, variation, noise, wander, draw), shape = DRIFTING[seed]
+    drawn, shape = DRIFTING[seed]
+    kind = {"rhythm": "atrial_flutter", "flutter_conduction": 0}
+    wander, draw = drawn[-2:]
+    morphology = SyntheticSpec(**dict(zip(SHAPE, shape)))
     return RhythmSpec(
-        rhythm="atrial_flutter",
-        rate_bpm=rate,
-        flutter_conduction=0,
-        f_wave_mv=size,
-        f_wave_axis_deg=axis,
-        f_cycle_variation=variation,
-        noise_mv=noise,
-        wander_mv=wander,
-        seed=draw,
-        morphology=SyntheticSpec(**dict(zip(SHAPE, shape))),
+        **kind, **dict(zip(DRAWN, drawn)), wander_mv=wander, seed=draw, morphology=morphology
     )
 
 
@@ -88,13 +85,26 @@ def test_synthetic_fibrillation_stays_fibrillation() -> None:
     0.02-0.2 mV at 350-480/min: none is taken for drifting flutter."""
     for seed in range(11, 41):
         rng = np.random.default_rng(seed)
-        rate = float(rng.uniform(50, 150))
-        spec = RhythmSpec(
-            rhythm="atrial_fibrillation",
-            rate_bpm=rate,
-            f_wave_mv=float(rng.uniform(0.02, 0.2)),
-            noise_mv=float(rng.uniform(0, 0.03)),
-            seed=int(rng.integers(1 << 30)),
-        )
+        drawn = [rng.uniform(50, 150), rng.uniform(0.02, 0.2), rng.uniform(0, 0.03)]
+        rate, size, noise = (float(x) for x in drawn)
+        draw = int(rng.integers(1 << 30))
+        kind = {"rhythm": "atrial_fibrillation", "rate_bpm": rate}
+        spec = RhythmSpec(**kind, f_wave_mv=size, noise_mv=noise, seed=draw)
         ecg, _ = rhythm_ecg(spec)
         assert measure(ecg).drifting_flutter_hz is None, seed
+
+
+def test_one_premature_atrial_beat_at_two_cycles_of_a_harmonic_is_no_flutter() -> None:
+    """Sinus tachycardia at 107/min with one premature atrial beat (test seed 30): its
+    coupling is two cycles of the P wave's third harmonic where the sinus RRs are
+    three, and the RRs read as flutter at variable conduction; a single RR shorter
+    than the commonest number is one premature beat, not a conducted flutter wave."""
+    # The draw's own values, to the last digit: rounded, it draws other PAC timing.
+    drawn = (107.33668447548804, 0.05, 0.002301343544835479, 0.1305209051083835, 214751008)
+    shape = SyntheticSpec(**dict(zip(SHAPE, (158, 86, 410, 39, 3, 45, 0.18388305650623116))))
+    names = ("rate_bpm", "pac_fraction", "noise_mv", "wander_mv", "seed")
+    spec = RhythmSpec(**dict(zip(names, drawn)), morphology=shape)
+    ecg, truth = rhythm_ecg(spec)
+    assert truth.rhythm == "STACH" and truth.count("A") == 1
+    codes = model.analyze(ecg).codes
+    assert "STACH" in codes and not {"AFLT", "AFIB"} & set(codes)

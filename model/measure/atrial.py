@@ -163,14 +163,22 @@ def _conducted_rr(beats: Beats) -> np.ndarray:
 
 def _whole_cycles(rr: np.ndarray, hz: float) -> bool:
     """Every RR (samples) a whole number of flutter cycles, not all the same number, and
-    no common divisor: RRs of 3 and 6 cycles are whole P-P cycles of a slower atrial
-    rhythm whose P wave's third harmonic made the peak (Mobitz II at 85-90/min, tuning
-    seeds 1 and 6)."""
+    no common divisor: RRs of 3 and 6 cycles are whole
+    P-P cycles of a slower atrial rhythm whose P wave's third harmonic made the peak
+    (Mobitz II at 85-90/min, tuning seeds 1 and 6). A single RR shorter than the
+    commonest number is one premature beat: a premature atrial beat coupled at 2.04
+    cycles of a sinus P wave's third harmonic among RRs of 3 made sinus tachycardia at
+    114/min with PVCs flutter (tuning seed 3003, docs/measurement.md 3.20); a single
+    longer one is a conducted wave dropped, as in flutter at 2:1 with one 3:1 RR."""
     cycles = rr * hz / FS
     whole = np.round(cycles).astype(int)
     if cycles.size < 3 or (np.abs(cycles - whole) > RR_CYCLE_TOLERANCE).any():
         return False
-    return bool(np.unique(whole).size >= 2 and np.gcd.reduce(whole) == 1)
+    numbers, counts = np.unique(whole, return_counts=True)
+    off = whole[whole != numbers[np.argmax(counts)]]
+    if off.size == 1 and off[0] < numbers[np.argmax(counts)]:
+        return False
+    return bool(numbers.size >= 2 and np.gcd.reduce(whole) == 1)
 
 
 def flutter_in_rr_cycles(
@@ -227,22 +235,29 @@ DRIFT_PEAK_LEADS = 3
 
 
 def drifting_flutter_hz(
-    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, cancel_p: bool
+    sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
 ) -> float | None:
     """The atrial rate (Hz) of flutter at variable conduction whose cycle drifts: every
     RR between two beats of the dominant shape a whole number of cycles, at least two
     different numbers without a common divisor, the cycle each RR holds changing by at
     most DRIFT_BETWEEN_RRS from one RR to the next, and the residual peaking at that
-    rate in DRIFT_PEAK_LEADS of the four leads; else None. The RRs are read first."""
+    rate in DRIFT_PEAK_LEADS of the four leads; else None. The RRs are read first.
+    The median beat's "P wave", where one was found, is judged both left in and
+    cancelled: this is asked only where no P wave stands before the beats consistently,
+    and flutter waves along 30-90 degrees pass for one, whose cancellation can take the
+    flutter peak with it (docs/measurement.md 3.20)."""
     hz = _drifting_cycles_hz(beats.rr[_conducted_rr(beats)])
     if hz is None:
         return None
-    spectrum = _residual_spectrum(sig, beats, median, fid, cancel_p)
-    if spectrum is None:
-        return None
-    freq, power = spectrum
-    peaks = _peak_frequencies(freq, np.where((freq >= 3.0) & (freq <= 10.0), power, 0.0))
-    return hz if np.count_nonzero(np.abs(peaks - hz) <= RR_PEAK_HZ) >= DRIFT_PEAK_LEADS else None
+    for cancel_p in (False, True) if fid.p_on is not None else (False,):
+        spectrum = _residual_spectrum(sig, beats, median, fid, cancel_p)
+        if spectrum is None:
+            return None
+        freq, power = spectrum
+        peaks = _peak_frequencies(freq, np.where((freq >= 3.0) & (freq <= 10.0), power, 0.0))
+        if np.count_nonzero(np.abs(peaks - hz) <= RR_PEAK_HZ) >= DRIFT_PEAK_LEADS:
+            return hz
+    return None
 
 
 def _drifting_cycles_hz(rr: np.ndarray) -> float | None:

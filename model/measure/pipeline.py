@@ -446,7 +446,8 @@ def _flutter_or_p_wave(
     """Flutter waves by each test in turn (the residual once the QRS-T complexes are
     cancelled, a wave locked to the beats, one conducted at a fixed ratio); where
     found they replace the P wave, else a P wave hidden on the T wave is looked for."""
-    sinus_p = _sinus_p_axis(result)
+    p_axis = result.values.p_axis_deg
+    sinus_p = p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
     found = atrial_residual(sig, beats, median, result.fiducials, cancel_p=sinus_p)
     result.flutter_hz, result.atrial_residual_mv, result.flutter_organised = found
     if result.flutter_hz is None:
@@ -479,19 +480,12 @@ def _atrial_evidence(
     irregularity = beats.irregularity()
     if irregularity is not None and irregularity > IRREGULAR_RMSSD:
         fid = result.fiducials
-        result.drifting_flutter_hz = drifting_flutter_hz(
-            sig, beats, median, fid, _sinus_p_axis(result)
-        )
+        result.drifting_flutter_hz = drifting_flutter_hz(sig, beats, median, fid)
         if fid.p_on is None:
-            result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, result.fiducials)
+            result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, fid)
     rhythm = result.rhythm
     locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
     result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
-
-
-def _sinus_p_axis(result: EcgMeasurement) -> bool:
-    p_axis = result.values.p_axis_deg
-    return p_axis is not None and SINUS_P_AXIS[0] <= p_axis <= SINUS_P_AXIS[1]
 
 
 def _sinus_p_wave_explains(
