@@ -20,6 +20,8 @@ from model.beats import (
     WIDE_QRS_MS,
 )
 from model.measure import (
+    DRIFT_BETWEEN_RRS,
+    DRIFT_PEAK_LEADS,
     FIBRILLATORY_HZ,
     FLUTTER_HZ,
     FLUTTER_MIN_MV,
@@ -96,7 +98,10 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
     if not consistent_p_waves(m):
         if p_wave_on_the_t_wave(m):
             return sinus_statements(m, limits)
-        return atrial_fibrillation_statements(m)
+        fibrillation = atrial_fibrillation_statements(m)
+        if fibrillation and m.drifting_flutter_hz is not None:
+            return [drifting_flutter_statement(m)]
+        return fibrillation
     return sinus_statements(m, limits)
 
 
@@ -153,6 +158,23 @@ def flutter_statement(m: EcgMeasurement) -> Statement:
         ventricular_rate_bpm=m.values.heart_rate_bpm,
         conduction_ratio=m.flutter_ratio,
         conduction=conduction,
+    )
+
+
+def drifting_flutter_statement(m: EcgMeasurement) -> Statement:
+    """AFLT instead of AFIB where the irregular RR is flutter's at variable conduction
+    with a drifting cycle (model.measure.atrial.drifting_flutter_hz)."""
+    return make_statement(
+        "AFLT",
+        f"every RR a whole number of cycles of one atrial rate at {FLUTTER_HZ[0] * 60:.0f}-"
+        f"{FLUTTER_HZ[1] * 60:.0f}/min, the cycle each RR holds changing by at most "
+        f"{DRIFT_BETWEEN_RRS:.0%} from one RR to the next, the residual left once the QRS-T "
+        f"complexes are cancelled peaking at that rate in at least {DRIFT_PEAK_LEADS} of II, "
+        "III, aVF and V1; irregular RR: variable conduction, not fibrillation",
+        text="Atrial flutter with variable conduction",
+        atrial_rate_per_min=round(m.drifting_flutter_hz * 60),
+        ventricular_rate_bpm=m.values.heart_rate_bpm,
+        conduction="variable",
     )
 
 

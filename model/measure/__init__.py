@@ -21,7 +21,14 @@ method, its references and its calibration):
 """
 
 from model.measure.amplitudes import frontal_axis, net_area
-from model.measure.atrial import FIBRILLATORY_HZ, FLUTTER_HZ, ORGANISED_SHARE, RR_PEAK_LEADS
+from model.measure.atrial import (
+    DRIFT_BETWEEN_RRS,
+    DRIFT_PEAK_LEADS,
+    FIBRILLATORY_HZ,
+    FLUTTER_HZ,
+    ORGANISED_SHARE,
+    RR_PEAK_LEADS,
+)
 from model.measure.fiducials import P_WAVE_KEYS
 from model.measure.leads import PRE, canonical_lead_name, standard_twelve
 from model.measure.paced import (
@@ -36,6 +43,8 @@ from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement, Fiducials, Lead
 from model.measure.waves import SINUS_P_AXIS
 
 __all__ = [
+    "DRIFT_BETWEEN_RRS",
+    "DRIFT_PEAK_LEADS",
     "FIBRILLATORY_HZ",
     "FLUTTER_HZ",
     "FLUTTER_MIN_MV",

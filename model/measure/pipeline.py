@@ -36,6 +36,7 @@ from model.ecg import STANDARD_LEADS, Ecg
 from model.measure.amplitudes import axes_and_amplitudes
 from model.measure.atrial import (
     atrial_residual,
+    drifting_flutter_hz,
     fibrillatory_waves,
     flutter_in_rr_cycles,
     locked_flutter,
@@ -496,16 +497,16 @@ def _flutter_or_p_wave(
 def _atrial_evidence(
     result: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray
 ) -> None:
-    """What the atria do beat by beat (AV conduction), and, only where no P wave was
-    found and the RR is irregular, the fibrillatory waves: the only rule that evidence
-    serves (rhythm_statements.irregular_among_fibrillatory_waves) asks for no P wave."""
+    """What the atria do beat by beat (AV conduction), and, only where the RR is
+    irregular, flutter with a drifting cycle (which withholds atrial fibrillation) and,
+    where no P wave was found, the fibrillatory waves: the only rule that evidence serves
+    (rhythm_statements.irregular_among_fibrillatory_waves) asks for no P wave."""
     irregularity = beats.irregularity()
-    if (
-        result.fiducials.p_on is None
-        and irregularity is not None
-        and irregularity > IRREGULAR_RMSSD
-    ):
-        result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, result.fiducials)
+    if irregularity is not None and irregularity > IRREGULAR_RMSSD:
+        fid = result.fiducials
+        result.drifting_flutter_hz = drifting_flutter_hz(sig, beats, median, fid)
+        if fid.p_on is None:
+            result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, fid)
     rhythm = result.rhythm
     locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
     result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)

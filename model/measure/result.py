@@ -104,6 +104,10 @@ class EcgMeasurement:
     # where the four leads' residual peaks did not agree (model.measure.atrial
     # flutter_in_rr_cycles).
     flutter_by_rr: bool = False
+    # Where the RR is irregular and no flutter was found above: the atrial rate (Hz) of
+    # flutter at variable conduction whose cycle drifts (model.measure.atrial
+    # drifting_flutter_hz), which withholds atrial fibrillation.
+    drifting_flutter_hz: float | None = None
     p_wave_on_t: PWaveOnT | None = None
     # Fibrillatory-wave evidence, where the RR is irregular and neither a P wave nor
     # flutter waves were found.
