@@ -10,6 +10,7 @@ method, its references and its calibration):
     waves       T wave end and P wave extent on their spatial magnitude
     fiducials   the global fiducials and the intervals between them, nulled with reasons
     amplitudes  each lead's Q, R, S, R' and the frontal P, QRS and T axes
+    atrial_waves  flutter waves or the P wave, by each test below in turn; the atria beat by beat
     atrial      flutter waves left once the QRS-T complexes are cancelled, or locked to them;
                 fibrillatory waves
     conducted_flutter  flutter waves at fixed 2:1-4:1 conduction, repeating inside the ST-T
