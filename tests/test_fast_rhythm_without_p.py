@@ -52,3 +52,5 @@ def test_t_peak_past_sixty_percent_of_the_rr_is_found(
     fid, rr = result.fiducials, result.beats.dominant_rr
     assert fid.t_peak is not None
     assert fid.t_peak - fid.qrs_on >= int(0.6 * rr) - 2
+    assert result.values.qt_ms is None
+    assert "next" in result.null_reasons["qt_ms"]

@@ -27,6 +27,12 @@ T_END_HIDDEN = (
     f"T wave still falling {T_BEFORE_NEXT_QRS_MS} ms before the next QRS: "
     "the next beat hides its end"
 )
+# A T wave peaking past 60 % of the RR ends where the next P wave may already stand
+# (docs/measurement.md 3.21): the end found there is only where the P search starts,
+# and no QT is measured from it (the bench's fast grid read a QT 18 ms long there).
+T_PEAK_LATE = (
+    "T wave peaking past 60 % of the RR: its end meets the next P wave and is not measured"
+)
 # P wave: searched up to P_SEARCH_MS before the QRS onset (room for a marked first-degree
 # AV block, PTB-XL 191: PR 374 ms) and no earlier than P_AFTER_T_MS after the previous
 # T wave's end; it must stand MIN_P_SNR times above the median beat's noise and repeat
@@ -124,7 +130,8 @@ def locate_t(
         return None, flat
     peak = lo + int(np.argmax(magnitude[lo:hi]))
     limit = min(qrs_on + int(rr) - samples(T_BEFORE_NEXT_QRS_MS), magnitude.size - 1)
-    if peak >= hi - 2 and hi < limit:
+    late = peak >= hi - 2 and hi < limit
+    if late:
         # Still rising at 60 % of the RR: at 130-165/min the T peak lies at 55-65 % of it
         # (tuning seeds 1, 3-7). Its peak is where that rise stops, short of the latest the
         # T wave may end; further on the next P wave may stand higher than the T wave.
@@ -142,6 +149,8 @@ def locate_t(
     # with a long PR, the next P wave starts on it): an end there would be a guess.
     if stop == limit and end >= limit - 1:
         return TWave(peak, end, end_hidden=True), T_END_HIDDEN
+    if late:
+        return TWave(peak, end, end_hidden=True), T_PEAK_LATE
     return TWave(peak, end), ""
 
 
