@@ -36,6 +36,14 @@ DAY = datetime(2026, 3, 1, 9, 0)
 def archive(tmp_path):
     """A running dcmqrscp with an empty storage area, called ARCHIVE, that knows the
     gateway's move destination GWMOVE (the settings retrieve by C-GET unless changed)."""
+    settings, server = start_archive(tmp_path)
+    yield settings
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def start_archive(tmp_path: Path, *options: str) -> tuple[PriorArchiveConfig, subprocess.Popen]:
+    """dcmqrscp (with these command-line options) and the settings that call it."""
     storage = tmp_path / "archive"
     storage.mkdir()
     port, move_port = free_port(), free_port()
@@ -47,7 +55,7 @@ def archive(tmp_path):
         f"AETable BEGIN\nARCHIVE {storage} RW (100, 512mb) ANY\nAETable END\n"
     )
     server = subprocess.Popen(
-        ["dcmqrscp", "-c", str(config), str(port)],
+        ["dcmqrscp", *options, "-c", str(config), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -61,9 +69,7 @@ def archive(tmp_path):
         move_port=move_port,
     )
     _wait_for(settings)
-    yield settings
-    server.terminate()
-    server.wait(timeout=10)
+    return settings, server
 
 
 def _wait_for(settings: PriorArchiveConfig) -> None:
@@ -215,3 +221,22 @@ def test_an_archive_os_error_is_told_in_words_and_its_text_kept_out_of_the_repor
     log = caplog.text
     assert "prior ECG archive not used: IsADirectoryError (Is a directory)" in log
     assert "tmp-P12" not in log
+
+
+def test_an_archive_that_refuses_c_get_leaves_a_warning_not_a_failed_job(tmp_path, request, caplog):
+    """dcmqrscp --disable-get: the C-GET presentation context is refused, which pynetdicom
+    raises as a ValueError; the report still goes out, told in words, the log says why."""
+    settings, server = start_archive(tmp_path, "--disable-get")
+    store = open_backend("sqlite", request, tmp_path)
+    try:
+        store_in(settings, ecg_file(tmp_path, "prior", RhythmSpec(rate_bpm=65), "P13", "HOSP", DAY))
+        pipeline = Pipeline(store, tmp_path / "data", ComparisonConfig(archive=settings))
+        current = ecg_file(tmp_path, "current", FAST_AF, "P13", "HOSP", DAY.replace(day=2))
+        report = pipeline.process(current).report  # asserts the job is done
+        assert report.comparison is None
+        assert NO_ARCHIVE_NO_COMPARISON in report.warnings
+        assert "prior ECG archive not used: ARCHIVE does not accept C-GET" in caplog.text
+    finally:
+        store.close()
+        server.terminate()
+        server.wait(timeout=10)
