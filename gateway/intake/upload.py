@@ -14,12 +14,14 @@ problem, never patient data.
 
 aiohttp serves it (a dependency already, through wfdb): a production HTTP server with
 the size limit, keep-alive and header limits built in, and its own event loop in a
-thread of its own, which leaves the server's signal handling alone. Its request handler
-is served on a listener of the endpoint's own (AppRunner.server as the protocol factory,
-not a TCPSite), so that over TLS each handshake goes through tls_handshake.TlsFirst: a
-failed one is logged and counted, where aiohttp's site would let asyncio drop it. The stdlib's http.server is documented as not for production;
-Starlette would need uvicorn as well. The blocking intake (fsync, store, decoding) runs
-in a small thread pool.
+thread of its own, which leaves the server's signal handling alone. The stdlib's
+http.server is documented as not for production; Starlette would need uvicorn as well.
+The blocking intake (fsync, store, decoding) runs in a small thread pool.
+
+aiohttp's request handler is served on a listener of the endpoint's own (AppRunner.server
+as the protocol factory, not a TCPSite), so that over TLS each handshake goes through
+tls_handshake.TlsFirst: a failed one is logged and counted (`upload-tls-handshake-failed`),
+where a TCPSite given the context would let asyncio drop it unlogged.
 """
 
 from __future__ import annotations
