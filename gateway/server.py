@@ -97,7 +97,7 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         )
         running.callback(delivery.shutdown)
         if config.web.enabled:  # after delivery: a confirmed report is sent at once
-            _start_overread_web(config, store, router, audit, delivery, running)
+            _start_overread_web(config, store, router, audit, delivery, metrics, running)
         worker_settings = _worker_settings(config, node, choice)
         workers = Workers(
             store, router, worker_settings, metrics, on_done=delivery.deliver_soon, alerts=alerts
@@ -192,6 +192,7 @@ def _start_overread_web(
     router: RoutesRouter,
     audit: Auditor | None,
     delivery: GatewayScheduler,
+    metrics: Metrics,
     running: ExitStack,
 ) -> None:
     """The over-read web application, stopped by `running`; a report confirmed there is
@@ -204,6 +205,7 @@ def _start_overread_web(
         router,
         audit,
         delivery.deliver_soon,
+        metrics,
         comparison_limits=config.comparison.thresholds,
     )
     running.callback(web.stop)

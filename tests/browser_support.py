@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from gateway.config import WebConfig
+from gateway.metrics import Metrics
 from gateway.web.app import build_app
 from gateway.web.context import WebContext
 from gateway.web.http import start_web
@@ -28,7 +29,7 @@ needs_chromium = pytest.mark.skipif(
 @contextmanager
 def served(context: WebContext) -> Iterator[str]:
     """The application on a free loopback port; its base URL."""
-    server = start_web(WebConfig(port=0), build_app(context))
+    server = start_web(WebConfig(port=0), build_app(context), Metrics())
     try:
         yield f"http://127.0.0.1:{server.port}"
     finally:

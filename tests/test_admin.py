@@ -15,9 +15,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.admin.http import AdminApp, read_token, start_admin
-from gateway.admin.readiness import EngineState, Readiness
+from gateway.admin.readiness import ENGINE_UNAVAILABLE, EngineState, Readiness
 from gateway.config import AdminConfig, ConfigError, load_config
 from gateway.metrics import ASSOCIATIONS_ACCEPTED, JOBS_DONE, Metrics
+from gateway.server import engine_choice, engine_state
 from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
@@ -249,3 +250,34 @@ def test_counters_keep_their_names_for_metrics_json(tmp_path):
     values = samples_of(generate_latest(metrics.registry).decode())  # /metrics' text
     assert values[("ecg_gateway_associations_total", (("outcome", "rejected"),))] == 1
     assert values[("ecg_gateway_rejections_total", (("reason", "truncated"),))] == 1
+
+
+@pytest.mark.parametrize("on_unavailable", ["fallback", "hold"])
+def test_readyz_tells_the_engines_state_without_the_model_path(
+    tmp_path, store, caplog, on_unavailable
+):
+    """A VLM whose model is missing: /readyz (asked over HTTP) says fallback or held and
+    that the model cannot be loaded, never where it was looked for (a path may name a
+    site's folders); the gateway's log names the path, for the operator."""
+    model = tmp_path / "models" / "smolvlm-ward7"
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"routes_optional: true\nengine: vlm\nvlm: {{model: {model}}}\n"
+        f"engine_unavailable: {on_unavailable}\n"
+    )
+    choice = engine_choice(load_config(config))
+    assert str(model) in caplog.text  # the log has where
+    readiness = _readiness(store, tmp_path, engine=lambda: engine_state(choice))
+    server = start_admin(AdminConfig(port=0), AdminApp(readiness, Metrics().registry, None))
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{server.port}/readyz")
+    finally:
+        server.stop()
+    assert answer.status_code == (200 if on_unavailable == "fallback" else 503)
+    assert answer.json()["checks"]["engine"] == {
+        "ok": on_unavailable == "fallback",
+        "name": "vlm",
+        "state": "fallback" if on_unavailable == "fallback" else "held",
+        "detail": ENGINE_UNAVAILABLE,
+    }
+    assert "smolvlm-ward7" not in answer.text and str(tmp_path) not in answer.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,10 @@ from test_prior_comparison import FAST_AF, Pipeline, ecg_file
 from test_store import open_backend
 
 from gateway.config import ComparisonConfig, PriorArchiveConfig
+from gateway.delivery.hl7 import build_oru
+from gateway.processing.findings import NO_ARCHIVE_NO_COMPARISON, NO_ARCHIVE_OWN_PRIOR
 from gateway.processing.prior_archive import ArchiveError, archive_prior
+from gateway.routing import Hl7Options
 from model.ecg import EcgMetadata
 from model.rhythm_synthetic import RhythmSpec
 from tests.gateway_process import free_port
@@ -32,6 +36,14 @@ DAY = datetime(2026, 3, 1, 9, 0)
 def archive(tmp_path):
     """A running dcmqrscp with an empty storage area, called ARCHIVE, that knows the
     gateway's move destination GWMOVE (the settings retrieve by C-GET unless changed)."""
+    settings, server = start_archive(tmp_path)
+    yield settings
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def start_archive(tmp_path: Path, *options: str) -> tuple[PriorArchiveConfig, subprocess.Popen]:
+    """dcmqrscp (with these command-line options) and the settings that call it."""
     storage = tmp_path / "archive"
     storage.mkdir()
     port, move_port = free_port(), free_port()
@@ -43,7 +55,7 @@ def archive(tmp_path):
         f"AETable BEGIN\nARCHIVE {storage} RW (100, 512mb) ANY\nAETable END\n"
     )
     server = subprocess.Popen(
-        ["dcmqrscp", "-c", str(config), str(port)],
+        ["dcmqrscp", *options, "-c", str(config), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -57,9 +69,7 @@ def archive(tmp_path):
         move_port=move_port,
     )
     _wait_for(settings)
-    yield settings
-    server.terminate()
-    server.wait(timeout=10)
+    return settings, server
 
 
 def _wait_for(settings: PriorArchiveConfig) -> None:
@@ -174,6 +184,59 @@ def test_an_unreachable_archive_leaves_a_warning_not_a_failed_job(tmp_path, requ
         path = ecg_file(tmp_path, "a", RhythmSpec(), "P10", "HOSP", DAY)
         report = pipeline.process(path).report
         assert report.comparison is None
-        assert any("prior ECG archive could not be searched" in w for w in report.warnings)
+        assert NO_ARCHIVE_NO_COMPARISON in report.warnings
+        later = ecg_file(tmp_path, "b", FAST_AF, "P10", "HOSP", DAY.replace(day=2))
+        report = pipeline.process(later).report  # compared with the store's own prior
+        assert report.comparison is not None
+        assert NO_ARCHIVE_OWN_PRIOR in report.warnings
     finally:
         store.close()
+
+
+def test_an_archive_os_error_is_told_in_words_and_its_text_kept_out_of_the_report(
+    archive, tmp_path, request, monkeypatch, caplog
+):
+    """The C-MOVE lock file cannot be made (a folder stands at its path): the OS error's
+    text names the path, which may carry an ID. The report (and the HL7 result built
+    from it) says in words what failed; the log names the error's type and reason."""
+    prior = ecg_file(tmp_path, "prior", RhythmSpec(rate_bpm=65), "P12", "HOSP", DAY)
+    store_in(archive, prior)
+    temp = tmp_path / "tmp-P12-ACC0042"  # a temporary folder named after the patient
+    (temp / f"ecg-gateway-move-{archive.move_port}.lock").mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # run_once before start: in-process
+    moving = archive.model_copy(update={"retrieve": "move"})
+    store = open_backend("sqlite", request, tmp_path)
+    try:
+        pipeline = Pipeline(store, tmp_path / "data", ComparisonConfig(archive=moving))
+        current = ecg_file(tmp_path, "current", FAST_AF, "P12", "HOSP", DAY.replace(day=2))
+        package = pipeline.process(current)
+    finally:
+        store.close()
+    assert package.report.comparison is None
+    assert NO_ARCHIVE_NO_COMPARISON in package.report.warnings
+    notes = [s for s in build_oru(package, Hl7Options(), "1").split("\r") if s[:4] == "NTE|"]
+    assert any(NO_ARCHIVE_NO_COMPARISON in note for note in notes)  # the EHR is told
+    for text in (*package.report.warnings, *notes):
+        assert "P12" not in text and "Errno" not in text and "lock" not in text
+    log = caplog.text
+    assert "prior ECG archive not used: IsADirectoryError (Is a directory)" in log
+    assert "tmp-P12" not in log
+
+
+def test_an_archive_that_refuses_c_get_leaves_a_warning_not_a_failed_job(tmp_path, request, caplog):
+    """dcmqrscp --disable-get: the C-GET presentation context is refused, which pynetdicom
+    raises as a ValueError; the report still goes out, told in words, the log says why."""
+    settings, server = start_archive(tmp_path, "--disable-get")
+    store = open_backend("sqlite", request, tmp_path)
+    try:
+        store_in(settings, ecg_file(tmp_path, "prior", RhythmSpec(rate_bpm=65), "P13", "HOSP", DAY))
+        pipeline = Pipeline(store, tmp_path / "data", ComparisonConfig(archive=settings))
+        current = ecg_file(tmp_path, "current", FAST_AF, "P13", "HOSP", DAY.replace(day=2))
+        report = pipeline.process(current).report  # asserts the job is done
+        assert report.comparison is None
+        assert NO_ARCHIVE_NO_COMPARISON in report.warnings
+        assert "prior ECG archive not used: ARCHIVE does not accept C-GET" in caplog.text
+    finally:
+        store.close()
+        server.terminate()
+        server.wait(timeout=10)

@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess, free_port
 from tests.peers import make_pki
+from tests.test_scp import settled_rejections
 
 MUSE = "vendor/muse/muse-sinus.xml"  # patient DOE^JOHN, ID 081486213
 PATIENT_STRINGS = ("DOE", "JOHN", "081486213")
@@ -297,6 +300,52 @@ def test_over_tls_on_every_address_with_the_hospital_ca(tmp_path, shared_data):
     finally:
         endpoint.stop()
         store.close()
+
+
+def test_a_failed_tls_handshake_is_logged_with_the_peer_and_counted(tmp_path, shared_data, caplog):
+    """asyncio (under aiohttp) drops a failed handshake unlogged; the endpoint logs each
+    with the peer and OpenSSL's reason and counts it, and still takes a trusted client's
+    upload. Client certificates are required here, from the hospital CA."""
+    pki = make_pki(_made(tmp_path / "pki"))
+    (tmp_path / "token").write_text(CART_TOKEN)
+    tls = {"enabled": True, "cert": pki.server_cert, "key": pki.server_key, "ca": pki.ca,
+           "require_client_cert": True}  # fmt: skip
+    config = UploadConfig.model_validate(
+        {
+            "enabled": True,
+            "port": free_port(),
+            "tls": tls,
+            "tokens": [{"source": "carts", "token_file": tmp_path / "token"}],
+        }
+    )
+    store, metrics = SqliteStore(tmp_path / "gateway.sqlite3"), Metrics()
+    endpoint = UploadEndpoint(config, Intake(store, _made(tmp_path / "spool"), metrics)).start()
+    url = f"https://localhost:{config.port}/upload"
+    headers = {**XML, "Authorization": f"Bearer {CART_TOKEN}"}
+    data = (shared_data / MUSE).read_bytes()
+    try:
+        with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port
+            httpx.post(url.replace("https", "http"), content=data, headers=headers)
+        no_certificate = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{config.port}", "-CAfile", pki.ca],
+            input=b"POST /upload HTTP/1.1\r\n\r\n", capture_output=True, timeout=30,
+            check=False,
+        )  # fmt: skip
+        assert b"HTTP/1.1 2" not in no_certificate.stdout
+        assert settled_rejections(metrics, {"upload-tls-handshake-failed": 2})
+        with_certificate = ssl.create_default_context(cafile=str(pki.ca))
+        with_certificate.load_cert_chain(pki.client_cert, pki.client_key)
+        response = httpx.post(url, content=data, headers=headers, verify=with_certificate)
+        assert response.status_code == 201  # the endpoint stayed up
+    finally:
+        endpoint.stop()
+        store.close()
+    failed = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert [r.levelname for r in failed] == ["WARNING", "WARNING"], caplog.text
+    assert all(re.search(r"^upload TLS handshake with 127\.0\.0\.1:\d+ failed: SSL\w*Error \(",
+                         r.getMessage()) for r in failed)  # fmt: skip
+    assert "HTTP_REQUEST" in failed[0].getMessage()
+    assert "CERTIFICATE" in failed[1].getMessage()  # PEER_DID_NOT_RETURN_A_CERTIFICATE
 
 
 def _made(directory: Path) -> Path:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import ssl
+import subprocess
+import time
 
 import httpx
 import pytest
@@ -50,6 +53,45 @@ def test_serve_runs_the_web_application_over_tls_on_its_own_port(tmp_path):
     assert f"over-read web application on https://127.0.0.1:{port}/" in gateway.logs()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"https://localhost:{port}/login", verify=verify, timeout=2)  # stopped
+
+
+@needs_dcmtk
+def test_a_failed_tls_handshake_is_logged_with_the_peer_and_counted(tmp_path):
+    """asyncio (under uvicorn) drops a failed handshake unlogged; the gateway logs each
+    with the peer and OpenSSL's reason, counts it on /metrics, and serves a trusted
+    client. Client certificates are required here, from the hospital CA."""
+    users, port, pki = write_users(tmp_path / "users.yaml"), free_port(), make_pki(tmp_path)
+    extra = (
+        f"web:\n  enabled: true\n  port: {port}\n  users_file: {users}\n"
+        f"  tls: {{enabled: true, cert: {pki.server_cert}, key: {pki.server_key}, "
+        f"ca: {pki.ca}, require_client_cert: true}}\n"
+    )
+    gateway = GatewayProcess(tmp_path / "data", extra_config=extra).start()
+    try:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)  # plain HTTP
+        no_certificate = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", str(pki.ca)],
+            input=b"GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n", capture_output=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert b"HTTP/1.1 200" not in no_certificate.stdout
+        verify = ssl.create_default_context(cafile=str(pki.ca))
+        verify.load_cert_chain(pki.client_cert, pki.client_key)
+        page = httpx.get(f"https://localhost:{port}/login", verify=verify, timeout=10)
+        assert page.status_code == 200  # still serving
+        rejected = 'ecg_gateway_rejections_total{reason="web-tls-handshake-failed"} 2.0'
+        deadline = time.monotonic() + 10
+        while rejected not in httpx.get(f"{gateway.admin_url}/metrics").text:
+            assert time.monotonic() < deadline, "the failed handshakes were not counted"
+            time.sleep(0.1)
+    finally:
+        assert gateway.terminate(timeout_s=120) == 0
+    failed = re.findall(r"WARNING \S+: web TLS handshake with 127\.0\.0\.1:\d+ failed: (.*)",
+                        gateway.logs())  # fmt: skip
+    assert len(failed) == 2, gateway.logs()[-3000:]
+    assert failed[0].startswith("SSLError (HTTP_REQUEST)")
+    assert re.match(r"SSL\w*Error \(\w*CERTIFICATE", failed[1]), failed[1]
 
 
 @pytest.mark.parametrize(

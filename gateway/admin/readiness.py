@@ -21,13 +21,14 @@ from gateway.store import Store, StoreError
 
 STORE_CHECK_EVERY_S = 10.0
 STORE_UNAVAILABLE = "store unavailable"  # why: the gateway's log (workers, intake)
+ENGINE_UNAVAILABLE = "the model cannot be loaded; the gateway's log says why"
 
 
 @dataclass(frozen=True)
 class EngineState:
     name: str
     state: str  # "ready" | "fallback" (measurement engine instead) | "held" (jobs wait)
-    detail: str = ""
+    detail: str = ""  # why, for the log only: it names the model's or adapter's path
 
     @property
     def ok(self) -> bool:
@@ -84,8 +85,8 @@ class Readiness:
     def _engine(self) -> dict:
         engine = self.engine()
         body = {"ok": engine.ok, "name": engine.name, "state": engine.state}
-        if engine.detail:
-            body["detail"] = engine.detail
+        if engine.state != "ready":  # not engine.detail: a path is not for the network
+            body["detail"] = ENGINE_UNAVAILABLE
         return body
 
     def _destinations(self) -> dict:

@@ -22,12 +22,12 @@ from gateway.intake.dicom_scp import tls_context
 from gateway.intake.hl7_ack import ack
 from gateway.intake.order_intake import OrderCallback, OrderIntake
 from gateway.intake.order_messages import SEGMENT_SEQUENCE_ERROR, MessageProblem
-from gateway.logs import failure_reason
+from gateway.tls_handshake import HANDSHAKE_TIMEOUT_S, HandshakeFailures, peer_of
 
 log = logging.getLogger(__name__)
 
 _THREADS = 4
-_TLS_HANDSHAKE_TIMEOUT_S = 30.0
+HL7_TLS_FAILED = "hl7-tls-handshake-failed"  # rejections_total's reason
 
 
 class OrderListener:
@@ -37,6 +37,7 @@ class OrderListener:
         self.config = config
         self.intake = intake
         self._ssl = tls_context(config.tls)
+        self._failures = HandshakeFailures("HL7", HL7_TLS_FAILED, intake.metrics)
         self._executor = ThreadPoolExecutor(_THREADS, thread_name_prefix="hl7-orders")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="hl7-orders")
@@ -112,8 +113,7 @@ class OrderListener:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        address = writer.get_extra_info("peername") or ("?", 0)
-        peer = f"{address[0]}:{address[1]}"
+        peer = peer_of(writer.transport)
         try:
             if self._ssl is not None and not await self._handshake(writer, peer, task):
                 return
@@ -129,15 +129,14 @@ class OrderListener:
 
     async def _handshake(self, writer: HL7StreamWriter, peer: str, task: asyncio.Task) -> bool:
         """TLS on the accepted connection, here rather than in the server: asyncio's own
-        handshake drops a failure unlogged (it reports an OSError only in debug mode).
-        A failure is logged with the peer and the reason and counted; False then."""
+        handshake drops a failure unlogged (gateway/tls_handshake.py). A failure is
+        logged with the peer and the reason and counted; False then."""
         assert self._ssl is not None
         self._reading.add(task)  # nothing received yet: safe to cancel on stop
         try:
-            await writer.start_tls(self._ssl, ssl_handshake_timeout=_TLS_HANDSHAKE_TIMEOUT_S)
+            await writer.start_tls(self._ssl, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
         except OSError as exc:  # ssl.SSLError, a reset, the handshake timing out
-            log.warning("HL7 TLS handshake with %s failed: %s", peer, failure_reason(exc))
-            self.intake.metrics.reject("hl7-tls-handshake-failed")
+            self._failures.failed(peer, exc)
             return False
         finally:
             self._reading.discard(task)

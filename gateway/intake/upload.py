@@ -13,11 +13,15 @@ again later), 500 for a fault of the gateway's (logged by type). Messages name t
 problem, never patient data.
 
 aiohttp serves it (a dependency already, through wfdb): a production HTTP server with
-the size limit, keep-alive and header limits built in, TLS handshakes that do not hold up
-other clients, and its own event loop in a thread of its own, which leaves the server's
-signal handling alone. The stdlib's http.server is documented as not for production;
-Starlette would need uvicorn as well. The blocking intake (fsync, store, decoding) runs
-in a small thread pool.
+the size limit, keep-alive and header limits built in, and its own event loop in a
+thread of its own, which leaves the server's signal handling alone. The stdlib's
+http.server is documented as not for production; Starlette would need uvicorn as well.
+The blocking intake (fsync, store, decoding) runs in a small thread pool.
+
+aiohttp's request handler is served on a listener of the endpoint's own (AppRunner.server
+as the protocol factory, not a TCPSite), so that over TLS each handshake goes through
+tls_handshake.TlsFirst: a failed one is logged and counted (`upload-tls-handshake-failed`),
+where a TCPSite given the context would let asyncio drop it unlogged.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from gateway.intake.accept import OUT_OF_RESOURCES, SUCCESS, Intake, Outcome
 from gateway.intake.dicom_scp import tls_context
 from gateway.intake.files import ReceivedFile, accept_file
 from gateway.logs import fault
+from gateway.tls_handshake import HandshakeFailures, TlsFirst
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ FILE_TYPES = frozenset(
     {"application/octet-stream", "application/dicom", "application/xml", "text/xml"}
 )
 _INTAKE_THREADS = 4
+UPLOAD_TLS_FAILED = "upload-tls-handshake-failed"  # rejections_total's reason
 
 
 def read_tokens(config: UploadConfig) -> list[tuple[str, bytes]]:
@@ -90,6 +96,8 @@ class UploadEndpoint:
         self._executor = ThreadPoolExecutor(_INTAKE_THREADS, thread_name_prefix="upload")
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._handshakes: TlsFirst | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="upload")
 
     def start(self) -> UploadEndpoint:
@@ -116,15 +124,28 @@ class UploadEndpoint:
     async def _serve(self) -> None:
         assert self._runner is not None
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.config.bind_address, self.config.port, ssl_context=self._ssl
+        handler = self._runner.server
+        assert handler is not None
+        factory = handler
+        if self._ssl is not None:
+            failures = HandshakeFailures("upload", UPLOAD_TLS_FAILED, self.intake.metrics)
+            factory = self._handshakes = TlsFirst(handler, self._ssl, failures)
+        self._listener = await asyncio.get_running_loop().create_server(
+            factory, self.config.bind_address, self.config.port
         )
-        await site.start()
+
+    async def _shutdown(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._handshakes is not None:
+            self._handshakes.cancel()
+        assert self._runner is not None
+        await self._runner.cleanup()
 
     def stop(self) -> None:
         """Stop listening; uploads in progress finish (their jobs committed) first."""
         if self._runner is not None and self._thread.is_alive():
-            self._call(self._runner.cleanup())
+            self._call(self._shutdown())
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.config import ComparisonConfig
+from gateway.logs import fault
 from gateway.processing.prior_archive import ArchiveError, archive_prior
 from gateway.routing.critical import critical_findings
 from gateway.routing.critical_schema import CriticalRule
@@ -23,6 +24,11 @@ from model.report import Comparison, Report
 from model.serial_comparison import Prior, compare
 
 log = logging.getLogger(__name__)
+
+# What a report (and so the EHR) is told when the archive could not be asked: words, never
+# the exception's text (an OS error names a file, whose name may carry an ID); the log has it.
+NO_ARCHIVE_NO_COMPARISON = "prior ECG archive unavailable; no comparison made"
+NO_ARCHIVE_OWN_PRIOR = "prior ECG archive unavailable; compared with this gateway's prior ECG only"
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,10 @@ def _comparison(
         try:
             found = archive_prior(settings.archive, metadata, acquired_at)
         except (ArchiveError, OSError) as exc:  # the report goes out without it
-            log.warning("job %d: prior ECG archive not used: %s", job.id, exc)
-            warnings.append(f"the prior ECG archive could not be searched: {exc}")
+            # ArchiveError's text is the gateway's own (the AE title, a DIMSE status)
+            why = str(exc) if isinstance(exc, ArchiveError) else fault(exc)
+            log.warning("job %d: prior ECG archive not used: %s", job.id, why)
+            warnings.append(NO_ARCHIVE_NO_COMPARISON if prior is None else NO_ARCHIVE_OWN_PRIOR)
             found = None
         if found is not None and _newer(found, prior):
             prior = found

@@ -81,6 +81,7 @@ def archive_prior(
     if not assoc.is_established:
         raise ArchiveError(f"association with {settings.called_ae} refused or not answered")
     try:
+        _check_services(assoc, settings)
         for instance in _instances(assoc, metadata):
             if instance.sop_instance_uid == metadata.sop_instance_uid:
                 continue
@@ -95,6 +96,24 @@ def archive_prior(
         return None
     finally:
         assoc.release()
+
+
+def _check_services(assoc, settings: PriorArchiveConfig) -> None:
+    """ArchiveError unless the archive accepted C-FIND and the configured retrieve (an
+    archive without C-GET refuses its context; pynetdicom would raise a ValueError)."""
+    retrieve = (
+        StudyRootQueryRetrieveInformationModelMove
+        if settings.retrieve == "move"
+        else StudyRootQueryRetrieveInformationModelGet
+    )
+    wanted = {
+        "C-FIND": StudyRootQueryRetrieveInformationModelFind,
+        f"C-{settings.retrieve.upper()}": retrieve,
+    }
+    accepted = {context.abstract_syntax for context in assoc.accepted_contexts}
+    refused = [name for name, service in wanted.items() if service not in accepted]
+    if refused:
+        raise ArchiveError(f"{settings.called_ae} does not accept {' or '.join(refused)}")
 
 
 def _application_entity(settings: PriorArchiveConfig) -> AE:

@@ -2,24 +2,34 @@
 server runs beside the gateway (gateway/admin/http.py), stopped in the reverse order of
 the start. The socket is bound here, before the thread starts, so a port in use or a
 bad certificate stops `serve` at start with the reason, and port 0 picks a free port.
+
+Over TLS, uvicorn is given no certificate: its HTTP protocol is wrapped in
+tls_handshake.TlsFirst (uvicorn's `http` setting takes a protocol class, called with
+uvicorn's arguments), so each handshake is the gateway's and a failed one is logged and
+counted (`web-tls-handshake-failed`); given `ssl=`, asyncio would drop it unlogged.
+The context is the other listeners' (TLS 1.2+, the `ca` verifying client certificates).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from gateway.config import ConfigError, WebConfig
+from gateway.intake.dicom_scp import tls_context
+from gateway.metrics import Metrics
+from gateway.tls_handshake import HandshakeFailures, TlsFirst
 
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 10.0
+WEB_TLS_FAILED = "web-tls-handshake-failed"  # rejections_total's reason
 
 
 @dataclass
@@ -38,25 +48,25 @@ class WebServer:
         self.sock.close()
 
 
-def start_web(config: WebConfig, app: object) -> WebServer:
-    """Serve `app` on web.bind:web.port (TLS when web.tls.enabled) in a background thread."""
+def start_web(config: WebConfig, app: object, metrics: Metrics) -> WebServer:
+    """Serve `app` on web.bind:web.port (TLS when web.tls.enabled) in a background thread;
+    failed TLS handshakes are counted in `metrics`."""
+    try:
+        context = tls_context(config.tls)  # first: a bad certificate binds nothing
+    except ConfigError as exc:
+        raise ConfigError(f"web.{exc}") from None
+    http = AutoHTTPProtocol
+    if context is not None:
+        failures = HandshakeFailures("web", WEB_TLS_FAILED, metrics)
+        http = TlsFirst(AutoHTTPProtocol, context, failures)
     settings = uvicorn.Config(
         app,
-        ssl_certfile=str(config.tls.cert) if config.tls.enabled else None,
-        ssl_keyfile=str(config.tls.key) if config.tls.enabled else None,
-        ssl_ca_certs=str(config.tls.ca) if config.tls.ca is not None else None,
-        ssl_cert_reqs=ssl.CERT_REQUIRED if config.tls.require_client_cert else ssl.CERT_NONE,
+        http=http,
         log_config=None,
         access_log=False,  # request lines name report IDs and query filters: not needed
         server_header=False,
         timeout_keep_alive=5,
     )
-    try:
-        settings.load()  # the certificate and key: a bad one binds nothing
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"web.tls: cannot load cert {config.tls.cert} or key {config.tls.key}: {exc}"
-        ) from None
     sock = _bind(config)
     server = uvicorn.Server(settings)
     thread = threading.Thread(

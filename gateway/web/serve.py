@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from gateway.audit import Auditor
 from gateway.config import ConfigError, WebConfig
+from gateway.metrics import Metrics
 from gateway.overread import OverreadService
 from gateway.routing import Router
 from gateway.store import Store
@@ -29,6 +30,7 @@ def start_overread_web(
     router: Router,
     audit: Auditor | None,
     on_routed: Callable[[list[str]], None],
+    metrics: Metrics,
     comparison_limits: ComparisonThresholds | None = None,
 ) -> WebServer:
     """Serve the over-read pages; ConfigError for a users file or certificate that
@@ -53,7 +55,7 @@ def start_overread_web(
         audit=audit,
         secure_cookies=config.tls.enabled,
     )
-    server = start_web(config, build_app(context))
+    server = start_web(config, build_app(context), metrics)
     scheme = "https" if config.tls.enabled else "http"
     log.info("over-read web application on %s://%s:%d/", scheme, config.bind, server.port)
     return server
