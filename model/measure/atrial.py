@@ -163,9 +163,9 @@ def _conducted_rr(beats: Beats) -> np.ndarray:
 
 def _whole_cycles(rr: np.ndarray, hz: float) -> bool:
     """Every RR (samples) a whole number of flutter cycles, not all the same number, and
-    no common divisor: RRs of 3 and 6 cycles are whole
-    P-P cycles of a slower atrial rhythm whose P wave's third harmonic made the peak
-    (Mobitz II at 85-90/min, tuning seeds 1 and 6). A single RR shorter than the
+    no common divisor: RRs of 3 and 6 cycles are whole P-P cycles of a slower atrial
+    rhythm whose P wave's third harmonic made the peak (Mobitz II at 85-90/min, tuning
+    seeds 1 and 6). A single RR shorter than the
     commonest number is one premature beat: a premature atrial beat coupled at 2.04
     cycles of a sinus P wave's third harmonic among RRs of 3 made sinus tachycardia at
     114/min with PVCs flutter (tuning seed 3003, docs/measurement.md 3.20); a single
@@ -175,8 +175,9 @@ def _whole_cycles(rr: np.ndarray, hz: float) -> bool:
     if cycles.size < 3 or (np.abs(cycles - whole) > RR_CYCLE_TOLERANCE).any():
         return False
     numbers, counts = np.unique(whole, return_counts=True)
-    off = whole[whole != numbers[np.argmax(counts)]]
-    if off.size == 1 and off[0] < numbers[np.argmax(counts)]:
+    commonest = numbers[np.argmax(counts)]
+    off = whole[whole != commonest]
+    if off.size == 1 and off[0] < commonest:
         return False
     return bool(numbers.size >= 2 and np.gcd.reduce(whole) == 1)
 
