@@ -283,7 +283,7 @@ def _start_admin(
     queued = audit.queued if audit is not None else int
     metrics.registry.register(StoreCollector(readiness.store, destinations, queued))
     app = AdminApp(readiness, metrics.registry, token)
-    server = start_admin(config.admin, app)
+    server = start_admin(config.admin, app, metrics)
     running.callback(server.stop)
     scheme = "https" if config.admin.tls.enabled else "http"
     log.info("admin endpoint on %s:%d (%s)", config.admin.bind, server.port, scheme)

@@ -4,6 +4,7 @@ storescu; the token and TLS asked beyond localhost; readiness failing for each r
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import ssl
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.admin.http import AdminApp, read_token, start_admin
+from gateway.admin.http import ADMIN_TLS_FAILED, AdminApp, read_token, start_admin
 from gateway.admin.readiness import ENGINE_UNAVAILABLE, EngineState, Readiness
 from gateway.config import AdminConfig, ConfigError, load_config
 from gateway.metrics import ASSOCIATIONS_ACCEPTED, JOBS_DONE, Metrics
@@ -23,6 +24,7 @@ from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess
 from tests.peers import make_pki
+from tests.test_scp import settled_rejections
 
 needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
 
@@ -162,7 +164,7 @@ def test_token_and_tls_beyond_localhost(tmp_path, store):
     metrics = Metrics()
     metrics.inc(JOBS_DONE)
     app = AdminApp(_readiness(store, tmp_path), metrics.registry, read_token(token_file))
-    server = start_admin(config, app)
+    server = start_admin(config, app, metrics)
     url = f"https://localhost:{server.port}"
     try:
         with httpx.Client(verify=ssl.create_default_context(cafile=pki.ca)) as client:
@@ -186,6 +188,45 @@ def test_token_and_tls_beyond_localhost(tmp_path, store):
             )
     finally:
         server.stop()
+
+
+def test_a_failed_tls_handshake_is_logged_with_the_peer_and_counted(tmp_path, store, caplog):
+    """The admin endpoint's failed handshakes (plain HTTP on the TLS port; openssl
+    s_client without the client certificate required) are logged at WARNING with the peer
+    and OpenSSL's reason and counted, as the other listeners' are; a trusted client with
+    its certificate is still answered."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    pki = make_pki(tmp_path)
+    tls = {"enabled": True, "cert": pki.server_cert, "key": pki.server_key, "ca": pki.ca,
+           "require_client_cert": True}  # fmt: skip
+    config = AdminConfig(port=0, tls=tls)
+    metrics = Metrics()
+    server = start_admin(config, AdminApp(_readiness(store, tmp_path), metrics.registry), metrics)
+    try:
+        with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port
+            httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
+        no_certificate = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-CAfile", pki.ca],
+            input=b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", capture_output=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert b"HTTP/1.0 200" not in no_certificate.stdout
+        assert settled_rejections(metrics, {ADMIN_TLS_FAILED: 2})
+        with_certificate = ssl.create_default_context(cafile=str(pki.ca))
+        with_certificate.load_cert_chain(pki.client_cert, pki.client_key)
+        answer = httpx.get(f"https://localhost:{server.port}/metrics", verify=with_certificate)
+        assert answer.status_code == 200  # the endpoint stayed up, and shows the count
+        rejected = ("ecg_gateway_rejections_total", (("reason", ADMIN_TLS_FAILED),))
+        assert samples_of(answer.text)[rejected] == 2
+    finally:
+        server.stop()
+    failed = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert [r.levelname for r in failed] == ["WARNING", "WARNING"], caplog.text
+    assert all(re.search(r"^admin TLS handshake with 127\.0\.0\.1:\d+ failed: SSL\w*Error \(",
+                         r.getMessage()) for r in failed)  # fmt: skip
+    assert "HTTP_REQUEST" in failed[0].getMessage()
+    assert "CERTIFICATE" in failed[1].getMessage()  # PEER_DID_NOT_RETURN_A_CERTIFICATE
 
 
 @pytest.mark.parametrize(
@@ -268,7 +309,8 @@ def test_readyz_tells_the_engines_state_without_the_model_path(
     choice = engine_choice(load_config(config))
     assert str(model) in caplog.text  # the log has where
     readiness = _readiness(store, tmp_path, engine=lambda: engine_state(choice))
-    server = start_admin(AdminConfig(port=0), AdminApp(readiness, Metrics().registry, None))
+    metrics = Metrics()
+    server = start_admin(AdminConfig(port=0), AdminApp(readiness, metrics.registry, None), metrics)
     try:
         answer = httpx.get(f"http://127.0.0.1:{server.port}/readyz")
     finally:

@@ -4,7 +4,9 @@
 the standard library's WSGI server with a thread per request, as prometheus_client's
 start_http_server uses, plus what that lacks: a bearer token, compared in constant time,
 and TLS with the handshake in the request's thread (a client that stalls holds only its
-own thread, and only for `_REQUEST_TIMEOUT_S`).
+own thread, and only for `_REQUEST_TIMEOUT_S`). A failed handshake is logged at WARNING
+with the peer and the reason and counted (`admin-tls-handshake-failed`), as the other
+listeners' are (gateway.tls_handshake.HandshakeFailures).
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from gateway.admin.readiness import Readiness
 from gateway.config import AdminConfig, ConfigError
+from gateway.logs import failure_reason
+from gateway.metrics import Metrics
+from gateway.tls_handshake import HandshakeFailures
 
 log = logging.getLogger(__name__)
 
 _REQUEST_TIMEOUT_S = 10.0
+ADMIN_TLS_FAILED = "admin-tls-handshake-failed"  # rejections_total's reason
 StartResponse = Callable[..., object]
 
 
@@ -121,6 +127,7 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
     ssl_context: ssl.SSLContext | None = None
+    handshake_failures: HandshakeFailures  # set by start_admin
 
     def get_request(self):
         sock, address = super().get_request()
@@ -138,10 +145,25 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("admin %s: " + format, self.address_string(), *args)
 
     def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket) and not self._handshake_done():
+            return
         try:
             super().handle()
-        except (OSError, ssl.SSLError) as exc:  # a bad handshake, a client gone: its problem
-            log.debug("admin request from %s failed: %s", self.client_address[0], exc)
+        except OSError as exc:  # a client gone or stalled mid-request: its problem
+            log.debug(
+                "admin request from %s failed: %s", self.client_address[0], failure_reason(exc)
+            )
+
+    def _handshake_done(self) -> bool:
+        """The TLS handshake, before the request is read; a failed one (plain HTTP on the
+        TLS port, an untrusted or missing client certificate, a timeout) is told."""
+        try:
+            self.connection.do_handshake()
+        except OSError as exc:  # ssl.SSLError, a reset, TimeoutError
+            peer = f"{self.client_address[0]}:{self.client_address[1]}"
+            self.server.handshake_failures.failed(peer, exc)
+            return False
+        return True
 
 
 @dataclass
@@ -159,13 +181,15 @@ class AdminServer:
         self.thread.join(timeout=5)
 
 
-def start_admin(config: AdminConfig, app: AdminApp) -> AdminServer:
-    """Serve `app` on admin.bind:admin.port in a background thread."""
+def start_admin(config: AdminConfig, app: AdminApp, metrics: Metrics) -> AdminServer:
+    """Serve `app` on admin.bind:admin.port in a background thread; failed TLS
+    handshakes are counted in `metrics`."""
     context = server_tls_context(config)  # first: a bad certificate binds nothing
     server = make_server(
         config.bind, config.port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
     )
     server.ssl_context = context
+    server.handshake_failures = HandshakeFailures("admin", ADMIN_TLS_FAILED, metrics)
     thread = threading.Thread(target=server.serve_forever, name="admin-http", daemon=True)
     thread.start()
     return AdminServer(server, thread)
