@@ -17,12 +17,20 @@ from test_prior_comparison import FAST_AF, Pipeline, ecg_file
 from test_store import open_backend
 
 from gateway.config import ComparisonConfig, PriorArchiveConfig
+from gateway.delivery.base import safe_file_stem
 from gateway.delivery.hl7 import build_oru
-from gateway.processing.findings import NO_ARCHIVE_NO_COMPARISON, NO_ARCHIVE_OWN_PRIOR
+from gateway.delivery.sweeper import DeliverySweeper
+from gateway.processing.findings import (
+    ARCHIVED_PRIOR_NOT_COMPARED,
+    NO_ARCHIVE_NO_COMPARISON,
+    NO_ARCHIVE_OWN_PRIOR,
+    PRIOR_NOT_COMPARED,
+)
 from gateway.processing.prior_archive import ArchiveError, archive_prior
-from gateway.routing import Hl7Options
+from gateway.routing import Hl7Options, Router
 from model.ecg import EcgMetadata
 from model.rhythm_synthetic import RhythmSpec
+from tests import dicom_samples as samples
 from tests.gateway_process import free_port
 
 pytestmark = pytest.mark.skipif(
@@ -240,3 +248,56 @@ def test_an_archive_that_refuses_c_get_leaves_a_warning_not_a_failed_job(tmp_pat
         store.close()
         server.terminate()
         server.wait(timeout=10)
+
+
+def _malformed_prior(tmp_path: Path, shared_data: Path, patient: str) -> Path:
+    """The real DICOM ECG, made this patient's ECG of DAY, its waveform cut short (an
+    archive's copy that the decoder refuses)."""
+    ds = pydicom.dcmread(shared_data / samples.VENDOR_ECG)
+    ds.PatientID, ds.IssuerOfPatientID = patient, "HOSP"
+    ds.AcquisitionDateTime = DAY.strftime("%Y%m%d%H%M%S")
+    ds.StudyDate, ds.StudyTime = DAY.strftime("%Y%m%d"), DAY.strftime("%H%M%S")
+    group = ds.WaveformSequence[0]
+    group.WaveformData = group.WaveformData[: len(group.WaveformData) // 3]
+    path = tmp_path / "malformed-prior.dcm"
+    ds.save_as(path)
+    return path
+
+
+def test_a_prior_the_decoder_refuses_leaves_a_warning_and_the_report_is_delivered(
+    archive, tmp_path, request, shared_data, caplog
+):
+    """The archive's prior of this patient cannot be decoded (its waveform is truncated):
+    the current report still goes out, to the outbox as FHIR and HL7, told in words that
+    the prior could not be compared, never the decoder's text (it names a file); the log
+    names the fault. The next ECG is compared with the gateway's own prior instead, told so;
+    the malformed one is not passed over for an older archived ECG."""
+    older = ecg_file(
+        tmp_path, "older", RhythmSpec(rate_bpm=65), "P14", "HOSP", DAY.replace(day=1, hour=8)
+    )
+    store_in(archive, older, _malformed_prior(tmp_path, shared_data, "P14"))
+    store = open_backend("sqlite", request, tmp_path)
+    data = tmp_path / "data"
+    try:
+        pipeline = Pipeline(store, data, ComparisonConfig(archive=archive))
+        current = ecg_file(tmp_path, "current", FAST_AF, "P14", "HOSP", DAY.replace(day=2))
+        package = pipeline.process(current)  # asserts the job is done
+        assert package.report.comparison is None
+        assert PRIOR_NOT_COMPARED in package.report.warnings
+        later = ecg_file(
+            tmp_path, "later", RhythmSpec(rate_bpm=70), "P14", "HOSP", DAY.replace(day=3)
+        )
+        report = pipeline.process(later).report
+        assert report.comparison.prior_sop_instance_uid == package.sop_instance_uid
+        assert ARCHIVED_PRIOR_NOT_COMPARED in report.warnings
+        assert DeliverySweeper(store, Router(data / "routes.yaml", data)).sweep().sent == 2
+    finally:
+        store.close()
+    stem = safe_file_stem(package.sop_instance_uid)
+    hl7 = (data / "outbox" / f"{stem}.hl7").read_text()
+    fhir = (data / "outbox" / f"{stem}.fhir.json").read_text()
+    assert PRIOR_NOT_COMPARED in hl7 and PRIOR_NOT_COMPARED in fhir  # the EHR is told
+    for text in (*package.report.warnings, hl7, fhir):
+        assert "EcgDecodeError" not in text and "prior.dcm" not in text and "bytes" not in text
+    assert "archived prior ECG not compared: EcgDecodeError at" in caplog.text
+    assert "prior.dcm" not in caplog.text and "P14" not in caplog.text

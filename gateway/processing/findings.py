@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gateway.config import ComparisonConfig
+from gateway.config import ComparisonConfig, PriorArchiveConfig
 from gateway.logs import fault
 from gateway.processing.prior_archive import ArchiveError, archive_prior
 from gateway.routing.critical import critical_findings
@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 # the exception's text (an OS error names a file, whose name may carry an ID); the log has it.
 NO_ARCHIVE_NO_COMPARISON = "prior ECG archive unavailable; no comparison made"
 NO_ARCHIVE_OWN_PRIOR = "prior ECG archive unavailable; compared with this gateway's prior ECG only"
+# A prior that was found but could not be compared (the decoder or the engine failed on an
+# archived ECG, the comparison itself failed): an optional step, so the report goes out.
+PRIOR_NOT_COMPARED = "prior ECG could not be compared; no comparison made"
+ARCHIVED_PRIOR_NOT_COMPARED = (
+    "archived prior ECG could not be compared; compared with this gateway's prior ECG only"
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,11 @@ def add_findings(report: Report, job: Job, metadata: EcgMetadata, additions: Add
     """The report with its comparison (if a prior exists) and critical findings."""
     updates: dict = {}
     if additions.comparison is not None and additions.comparison.enabled:
-        comparison, warnings = _comparison(report, job, metadata, additions)
+        try:
+            comparison, warnings = _comparison(report, job, metadata, additions)
+        except Exception as exc:  # noqa: BLE001 - never holds the current report back
+            log.warning("job %d: prior ECG not compared: %s", job.id, fault(exc))
+            comparison, warnings = None, [PRIOR_NOT_COMPARED]
         if comparison is not None:
             updates["comparison"] = comparison
         if warnings:
@@ -91,16 +101,7 @@ def _comparison(
     prior = choose_prior(additions.priors.get(job.id, ()), acquired_at, job.id)
     warnings: list[str] = []
     if settings.archive is not None and metadata.patient_id:
-        try:
-            found = archive_prior(settings.archive, metadata, acquired_at)
-        except (ArchiveError, OSError) as exc:  # the report goes out without it
-            # ArchiveError's text is the gateway's own (the AE title, a DIMSE status)
-            why = str(exc) if isinstance(exc, ArchiveError) else fault(exc)
-            log.warning("job %d: prior ECG archive not used: %s", job.id, why)
-            warnings.append(NO_ARCHIVE_NO_COMPARISON if prior is None else NO_ARCHIVE_OWN_PRIOR)
-            found = None
-        if found is not None and _newer(found, prior):
-            prior = found
+        prior, warnings = _with_archived(settings.archive, metadata, acquired_at, prior, job.id)
     if prior is None:
         return None, warnings
     when = (
@@ -112,6 +113,28 @@ def _comparison(
         report, Prior(prior.report, prior.sop_instance_uid, when), settings.thresholds
     )
     return comparison, warnings
+
+
+def _with_archived(
+    archive: PriorArchiveConfig,
+    metadata: EcgMetadata,
+    acquired_at: float | None,
+    own: PriorEcg | None,
+    job_id: int,
+) -> tuple[PriorEcg | None, list[str]]:
+    """The prior to compare with (the archive's if newer than the gateway's own) and what
+    the report is told when the archive could not be asked or its prior not analysed."""
+    try:
+        found = archive_prior(archive, metadata, acquired_at)
+    except (ArchiveError, OSError) as exc:  # the report goes out without it
+        # ArchiveError's text is the gateway's own (the AE title, a DIMSE status)
+        why = str(exc) if isinstance(exc, ArchiveError) else fault(exc)
+        log.warning("job %d: prior ECG archive not used: %s", job_id, why)
+        return own, [NO_ARCHIVE_NO_COMPARISON if own is None else NO_ARCHIVE_OWN_PRIOR]
+    except Exception as exc:  # noqa: BLE001 - the decoder or the engine failed on the prior
+        log.warning("job %d: archived prior ECG not compared: %s", job_id, fault(exc))
+        return own, [PRIOR_NOT_COMPARED if own is None else ARCHIVED_PRIOR_NOT_COMPARED]
+    return (found if found is not None and _newer(found, own) else own), []
 
 
 def _newer(found: PriorEcg, own: PriorEcg | None) -> bool:

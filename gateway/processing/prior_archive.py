@@ -8,19 +8,24 @@ second listening port. For an archive without C-GET, C-MOVE sends it to
 retrieves, never its intake port, so a retrieved prior is never mistaken for a new ECG
 to report; helper processes take turns on that port (a file lock). The retrieved object
 is accepted only if its Patient ID and Issuer of Patient ID equal this ECG's: the
-archive's matching is not trusted with identity, and a name is never used.
+archive's matching is not trusted with identity, and a name is never used. This patient's
+retrieved ECG that the decoder refuses is an error for the caller to tell on the report
+(gateway/processing/findings.py), not passed over for an older one: a comparison with an
+ECG that is not the previous one would say what changed since the wrong one.
 """
 
 from __future__ import annotations
 
 import fcntl
+import io
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from pydicom import Dataset
+from pydicom import Dataset, dcmread
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
     AmbulatoryECGWaveformStorage,
@@ -34,6 +39,7 @@ from pynetdicom.sop_class import (
 import model
 from gateway.config import PriorArchiveConfig
 from gateway.store.prior_ecgs import PriorEcg
+from model.decode.dicom_metadata import metadata_from_dataset
 from model.ecg import EcgMetadata
 from model.errors import EcgDecodeError
 
@@ -90,8 +96,8 @@ def archive_prior(
                 _move(assoc, instance, settings, keep)
             else:
                 _get(assoc, instance)
-            prior = _analysed(received, metadata)
-            if prior is not None and (before is None or _before(prior, before)):
+            prior = _analysed(received, metadata, before)
+            if prior is not None:
                 return prior
         return None
     finally:
@@ -234,8 +240,11 @@ def _move_port_taken(port: int) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _analysed(received: list[bytes], metadata: EcgMetadata) -> PriorEcg | None:
-    """The retrieved ECG analysed, if it is this patient's (same Patient ID and issuer)."""
+def _analysed(
+    received: list[bytes], metadata: EcgMetadata, before: float | None
+) -> PriorEcg | None:
+    """The retrieved ECG analysed, if it is this patient's (same Patient ID and issuer)
+    acquired before `before` (None: whenever)."""
     for content in received:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "prior.dcm"
@@ -243,10 +252,12 @@ def _analysed(received: list[bytes], metadata: EcgMetadata) -> PriorEcg | None:
             try:
                 ecg = model.load(path)
             except EcgDecodeError:
-                continue  # an archived object the decoders refuse is no prior
-        if not _same_patient(ecg.metadata, metadata):
-            continue
+                if _is_prior(content, metadata, before):
+                    raise
+                continue  # another patient's object, or a later one: no prior
         acquired = ecg.metadata.acquisition_time
+        if not _same_patient(ecg.metadata, metadata) or not _acquired_before(acquired, before):
+            continue
         return PriorEcg(
             job_id=0,
             sop_instance_uid=ecg.metadata.sop_instance_uid or "",
@@ -256,11 +267,19 @@ def _analysed(received: list[bytes], metadata: EcgMetadata) -> PriorEcg | None:
     return None
 
 
+def _is_prior(content: bytes, wanted: EcgMetadata, before: float | None) -> bool:
+    """Whether an object the decoder refused is this patient's, acquired before `before`:
+    read from its attributes alone."""
+    found = metadata_from_dataset(dcmread(io.BytesIO(content), force=True))
+    return _same_patient(found, wanted) and _acquired_before(found.acquisition_time, before)
+
+
 def _same_patient(found: EcgMetadata, wanted: EcgMetadata) -> bool:
     return (found.patient_id or "") == (wanted.patient_id or "") and (
         found.patient_id_issuer or ""
     ) == (wanted.patient_id_issuer or "")
 
 
-def _before(prior: PriorEcg, before: float) -> bool:
-    return prior.acquired_at is not None and prior.acquired_at < before
+def _acquired_before(acquired: datetime | None, before: float | None) -> bool:
+    """None `before`: any time will do; otherwise a time must be known, and earlier."""
+    return before is None or (acquired is not None and acquired.timestamp() < before)
