@@ -5,6 +5,7 @@ packaged and routed, and a critical report gets its alert row when someone is to
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -15,12 +16,14 @@ from test_store import open_backend
 
 from gateway import metrics as m
 from gateway.config import ComparisonConfig
+from gateway.delivery.hl7 import build_oru
 from gateway.durable import ensure_dir
 from gateway.intake.accept import Intake
 from gateway.metrics import Metrics
+from gateway.processing.findings import PRIOR_NOT_COMPARED
 from gateway.processing.package import ReportPackage
 from gateway.processing.workers import Workers, WorkerSettings
-from gateway.routing import Router
+from gateway.routing import Hl7Options, Router
 from model.dicom_write import ecg_to_dicom
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 
@@ -115,3 +118,37 @@ def test_comparison_with_the_patients_previous_ecg(pipeline, tmp_path):
     assert pipeline.process(late).report.comparison.prior_sop_instance_uid == (
         first.sop_instance_uid
     )
+
+
+def test_a_stored_prior_this_version_cannot_read_leaves_a_warning_not_a_failed_job(
+    tmp_path, request, caplog
+):
+    """The patient's earlier report was stored by another version of the gateway (a
+    measurement this one does not know: a rolling upgrade of a cluster). The new ECG's report
+    still goes out, told in words that the prior could not be compared; the log names
+    the fault, never the stored text."""
+    store = open_backend("sqlite", request, tmp_path)
+    try:
+        pipeline = Pipeline(store, tmp_path / "data", ComparisonConfig())
+        day = datetime(2026, 3, 1, 9, 0)
+        pipeline.process(ecg_file(tmp_path, "a", RhythmSpec(rate_bpm=70), "P21", "HOSP", day))
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as conn:  # as a newer version wrote it
+        changed = conn.execute(
+            "UPDATE prior_ecgs SET report = json_set(report, '$.measurements.st_j_v9_uv', 150)"
+        ).rowcount
+    assert changed == 1
+    store = open_backend("sqlite", request, tmp_path)
+    try:
+        pipeline = Pipeline(store, tmp_path / "data", ComparisonConfig())
+        later = ecg_file(tmp_path, "b", FAST_AF, "P21", "HOSP", day.replace(day=2))
+        package = pipeline.process(later)  # asserts the job is done
+    finally:
+        store.close()
+    assert package.report.comparison is None
+    assert PRIOR_NOT_COMPARED in package.report.warnings
+    notes = [s for s in build_oru(package, Hl7Options(), "1").split("\r") if s[:4] == "NTE|"]
+    assert any(PRIOR_NOT_COMPARED in note for note in notes)  # the EHR is told
+    assert "earlier reports not readable: ValidationError at" in caplog.text
+    assert "P21" not in caplog.text and "st_j_v9_uv" not in caplog.text

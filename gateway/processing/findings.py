@@ -44,17 +44,14 @@ class Additions:
     rules: tuple[CriticalRule, ...] = ()
     comparison: ComparisonConfig | None = None  # None: no serial comparison
     priors: dict[int, tuple[PriorEcg, ...]] = field(default_factory=dict)  # job id -> recent
+    unreadable: frozenset[int] = frozenset()  # jobs whose patient's history could not be read
 
 
 def add_findings(report: Report, job: Job, metadata: EcgMetadata, additions: Additions) -> Report:
     """The report with its comparison (if a prior exists) and critical findings."""
     updates: dict = {}
     if additions.comparison is not None and additions.comparison.enabled:
-        try:
-            comparison, warnings = _comparison(report, job, metadata, additions)
-        except Exception as exc:  # noqa: BLE001 - never holds the current report back
-            log.warning("job %d: prior ECG not compared: %s", job.id, fault(exc))
-            comparison, warnings = None, [PRIOR_NOT_COMPARED]
+        comparison, warnings = _safe_comparison(report, job, metadata, additions)
         if comparison is not None:
             updates["comparison"] = comparison
         if warnings:
@@ -91,6 +88,20 @@ def choose_prior(
         p for p in latest.values() if p.acquired_at is not None and p.acquired_at < acquired_at
     ]
     return max(earlier, key=lambda p: (p.acquired_at, p.job_id), default=None)
+
+
+def _safe_comparison(
+    report: Report, job: Job, metadata: EcgMetadata, additions: Additions
+) -> tuple[Comparison | None, list[str]]:
+    """The comparison and the report's warnings about it; a failure never holds the current
+    report back: it is told in words (the exception's text may quote a file or a value)."""
+    if job.id in additions.unreadable:  # the worker logged why
+        return None, [PRIOR_NOT_COMPARED]
+    try:
+        return _comparison(report, job, metadata, additions)
+    except Exception as exc:  # noqa: BLE001 - an optional step
+        log.warning("job %d: prior ECG not compared: %s", job.id, fault(exc))
+        return None, [PRIOR_NOT_COMPARED]
 
 
 def _comparison(

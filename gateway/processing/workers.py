@@ -228,18 +228,26 @@ class Workers:
             return None
 
     def _additions(self, jobs: list[Job]) -> Additions:
-        """The critical rules in force, and each job's patient's recent finished ECGs."""
+        """The critical rules in force, and each job's patient's recent finished ECGs; a
+        history that cannot be read (a report stored by another version of the gateway,
+        in a rolling upgrade) leaves that job without a comparison, told on its report."""
         comparison = self._settings.comparison
-        priors = {}
+        priors, unreadable = {}, set()
         if comparison is not None and comparison.enabled:
-            priors = {
-                job.id: tuple(
-                    self._store.prior_ecg_candidates(job.patient_key, job.sop_instance_uid)
-                )
-                for job in jobs
-            }
+            for job in jobs:
+                try:
+                    priors[job.id] = tuple(
+                        self._store.prior_ecg_candidates(job.patient_key, job.sop_instance_uid)
+                    )
+                except StoreError:
+                    raise  # the store is down: the worker waits, the job is leased again
+                except Exception as exc:  # noqa: BLE001 - a stored report this version cannot read
+                    log.warning("%s: earlier reports not readable: %s", _label(job), fault(exc))
+                    unreadable.add(job.id)
         rules = tuple(self._router.config.critical.active_rules)
-        return Additions(rules=rules, comparison=comparison, priors=priors)
+        return Additions(
+            rules=rules, comparison=comparison, priors=priors, unreadable=frozenset(unreadable)
+        )
 
     def _record_findings(self, job: Job, package: ReportPackage) -> None:
         """Before the job's completion commits: its report in the patient's history, and
@@ -366,7 +374,9 @@ class Workers:
         try:
             again = reconciler.finished(self._store.get_job(job.id) or job, package)
         except Exception as exc:  # noqa: BLE001 - the job is done; the order stays open
-            log.error("%s: reconciling an order that arrived meanwhile failed: %s", label, exc)
+            log.error(
+                "%s: reconciling an order that arrived meanwhile failed: %s", label, fault(exc)
+            )
             return
         if again:
             self._on_done(again)
