@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from test_prior_comparison import FAST_AF, Pipeline, ecg_file
+from test_prior_comparison import FAST_AF, Pipeline, assert_told_without_comparison, ecg_file
 from test_store import open_backend
 
 from gateway.config import ComparisonConfig, PriorArchiveConfig
 from gateway.delivery.base import safe_file_stem
-from gateway.delivery.hl7 import build_oru
 from gateway.delivery.sweeper import DeliverySweeper
 from gateway.processing.findings import (
     ARCHIVED_PRIOR_NOT_COMPARED,
@@ -27,7 +26,7 @@ from gateway.processing.findings import (
     PRIOR_NOT_COMPARED,
 )
 from gateway.processing.prior_archive import ArchiveError, archive_prior
-from gateway.routing import Hl7Options, Router
+from gateway.routing import Router
 from model.ecg import EcgMetadata
 from model.rhythm_synthetic import RhythmSpec
 from tests import dicom_samples as samples
@@ -220,10 +219,7 @@ def test_an_archive_os_error_is_told_in_words_and_its_text_kept_out_of_the_repor
         package = pipeline.process(current)
     finally:
         store.close()
-    assert package.report.comparison is None
-    assert NO_ARCHIVE_NO_COMPARISON in package.report.warnings
-    notes = [s for s in build_oru(package, Hl7Options(), "1").split("\r") if s[:4] == "NTE|"]
-    assert any(NO_ARCHIVE_NO_COMPARISON in note for note in notes)  # the EHR is told
+    notes = assert_told_without_comparison(package, NO_ARCHIVE_NO_COMPARISON)
     for text in (*package.report.warnings, *notes):
         assert "P12" not in text and "Errno" not in text and "lock" not in text
     log = caplog.text
@@ -282,8 +278,7 @@ def test_a_prior_the_decoder_refuses_leaves_a_warning_and_the_report_is_delivere
         pipeline = Pipeline(store, data, ComparisonConfig(archive=archive))
         current = ecg_file(tmp_path, "current", FAST_AF, "P14", "HOSP", DAY.replace(day=2))
         package = pipeline.process(current)  # asserts the job is done
-        assert package.report.comparison is None
-        assert PRIOR_NOT_COMPARED in package.report.warnings
+        assert_told_without_comparison(package, PRIOR_NOT_COMPARED)
         later = ecg_file(
             tmp_path, "later", RhythmSpec(rate_bpm=70), "P14", "HOSP", DAY.replace(day=3)
         )

@@ -82,6 +82,16 @@ class Pipeline:
         return ReportPackage.load(folder)
 
 
+def assert_told_without_comparison(package: ReportPackage, warning: str) -> list[str]:
+    """No comparison on the report, `warning` on it and in the HL7 result's notes (the
+    EHR is told); the notes, for a caller's further checks."""
+    assert package.report.comparison is None
+    assert warning in package.report.warnings
+    notes = [s for s in build_oru(package, Hl7Options(), "1").split("\r") if s[:4] == "NTE|"]
+    assert any(warning in note for note in notes)
+    return notes
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def pipeline(request, tmp_path):
     store = open_backend(request.param, request, tmp_path)
@@ -146,9 +156,6 @@ def test_a_stored_prior_this_version_cannot_read_leaves_a_warning_not_a_failed_j
         package = pipeline.process(later)  # asserts the job is done
     finally:
         store.close()
-    assert package.report.comparison is None
-    assert PRIOR_NOT_COMPARED in package.report.warnings
-    notes = [s for s in build_oru(package, Hl7Options(), "1").split("\r") if s[:4] == "NTE|"]
-    assert any(PRIOR_NOT_COMPARED in note for note in notes)  # the EHR is told
+    assert_told_without_comparison(package, PRIOR_NOT_COMPARED)
     assert "earlier reports not readable: ValidationError at" in caplog.text
     assert "P21" not in caplog.text and "st_j_v9_uv" not in caplog.text

@@ -10,6 +10,7 @@ tests can look at the store and counters directly; test_durability.py runs the w
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import ssl
 import subprocess
@@ -101,6 +102,18 @@ def settled_rejections(metrics: Metrics, expected: dict[str, int], wait_s: float
     while metrics.rejections() != expected and time.monotonic() < deadline:
         time.sleep(0.02)
     return metrics.rejections() == expected
+
+
+def assert_plain_then_no_certificate_logged(caplog, listener: str) -> None:
+    """An HTTPS listener's two failed handshakes, plain HTTP on its port, then a client
+    without the certificate it requires: each a WARNING with the peer and OpenSSL's reason."""
+    records = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert [r.levelname for r in records] == ["WARNING", "WARNING"], caplog.text
+    failed = [r.getMessage() for r in records]
+    pattern = rf"^{listener} TLS handshake with 127\.0\.0\.1:\d+ failed: SSL\w*Error \("
+    assert all(re.search(pattern, message) for message in failed), failed
+    assert "HTTP_REQUEST" in failed[0]
+    assert "CERTIFICATE" in failed[1]  # PEER_DID_NOT_RETURN_A_CERTIFICATE
 
 
 def storescu(port: int, *files: Path, options: tuple[str, ...] = (), aet: str = "CART1"):

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import socket
 import ssl
@@ -23,7 +22,7 @@ from gateway.store import SqliteStore
 from tests import dicom_samples as samples
 from tests.gateway_process import GatewayProcess, free_port
 from tests.peers import make_pki
-from tests.test_scp import settled_rejections
+from tests.test_scp import assert_plain_then_no_certificate_logged, settled_rejections
 
 MUSE = "vendor/muse/muse-sinus.xml"  # patient DOE^JOHN, ID 081486213
 PATIENT_STRINGS = ("DOE", "JOHN", "081486213")
@@ -340,12 +339,7 @@ def test_a_failed_tls_handshake_is_logged_with_the_peer_and_counted(tmp_path, sh
     finally:
         endpoint.stop()
         store.close()
-    failed = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
-    assert [r.levelname for r in failed] == ["WARNING", "WARNING"], caplog.text
-    assert all(re.search(r"^upload TLS handshake with 127\.0\.0\.1:\d+ failed: SSL\w*Error \(",
-                         r.getMessage()) for r in failed)  # fmt: skip
-    assert "HTTP_REQUEST" in failed[0].getMessage()
-    assert "CERTIFICATE" in failed[1].getMessage()  # PEER_DID_NOT_RETURN_A_CERTIFICATE
+    assert_plain_then_no_certificate_logged(caplog, "upload")
 
 
 def _made(directory: Path) -> Path:
