@@ -128,9 +128,13 @@ NARROW_RATIO = 1.15
 # narrowness test, over 10 and 20 ms, passed it (44 of 200 such synthetic ECGs read
 # PACE, tuning seeds; docs/measurement.md 3.12).
 MAX_RISE_MS = 5.0
-# Below this source rate a stimulus rises as slowly as the anti-alias filter lets a
-# QRS apex (synthetic stimuli at 100 Hz: up to 14.5 ms), and the rise tells nothing.
+# Below this source rate the filter spreads a stimulus and a QRS apex alike, and one
+# pulse's rise tells nothing; a train's median still does: a stimulus is the filter's
+# impulse response, an R apex rises over more (at 100 Hz, tuning seeds 1 and 3-7:
+# stimuli 3.7-7.4 ms per ECG, conducted R apexes taken for them 9.7-14.5; LUDB 10, 13
+# and 108's R apexes, read PACE, 9.2-15.4; docs/measurement.md 3.23).
 MIN_RATE_FOR_RISE = 250.0
+MAX_TRAIN_RISE_MS_LOW_RATE = 8.5
 
 
 def pulse_spacing(source_fs: float) -> int:
@@ -346,7 +350,10 @@ def weak_stimuli(
     spikes = pulses.locked(beats.positions)
     resolved = source_fs >= MIN_RATE_FOR_SIZE_ALONE
     unmistakable = resolved and _unmistakable(pulses, spikes, beats.positions)
-    if not (unmistakable or explained(spikes, beats, qrs_on, qrs_ms, source_fs)):
+    stimulus_like = source_fs >= MIN_RATE_FOR_RISE or _rise_like_stimuli(pulses, spikes)
+    if not (
+        unmistakable or (stimulus_like and explained(spikes, beats, qrs_on, qrs_ms, source_fs))
+    ):
         before_onset = qrs_on + ATRIAL_SEARCH_BEFORE_ONSET
         atrial = pulses.locked(beats.dominant, search_after=-before_onset)
         if not explained(atrial, beats, qrs_on, qrs_ms, source_fs):
@@ -358,6 +365,15 @@ def weak_stimuli(
     if explained(second, beats, qrs_on, qrs_ms, source_fs):
         spikes = np.union1d(spikes, second)
     return spikes
+
+
+def _rise_like_stimuli(pulses: Pulses, spikes: np.ndarray) -> bool:
+    """Whether a train's pulses rise (median) within MAX_TRAIN_RISE_MS_LOW_RATE, as a
+    stimulus the anti-alias filter smeared does and a narrow R apex does not."""
+    sizes = np.abs(pulses.response[:, spikes]).T
+    wider = 2 * pulses.spacing
+    rises = [_rise_ms(pulses.x[s >= 0.5 * s.max()], int(j), wider) for j, s in zip(spikes, sizes)]
+    return bool(rises) and float(np.median(rises)) <= MAX_TRAIN_RISE_MS_LOW_RATE
 
 
 def before_other_beats(pulses: Pulses, beats: Beats) -> np.ndarray:
