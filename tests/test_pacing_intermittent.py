@@ -60,8 +60,8 @@ def test_aai_at_100_hz_behind_the_r_apexes_is_paced() -> None:
     """AAI at 100 Hz, 1.2 mV stimuli in 3 leads (drawn from test seed 34): the R apexes
     found before every beat were taken for ventricular stimuli, could not be blanked
     without the beats becoming unmeasurable, and the report read "Sinus rhythm ...
-    pacing not excluded". They rise over 9 ms from half their height, a stimulus at
-    100 Hz in under 7.5: turned down, the atrial search finds the stimuli."""
+    pacing not excluded". They rise from half their height in 11-13 ms, its stimuli
+    in 5-7.5: turned down, the atrial search finds the stimuli."""
     heart = ("pr_ms", "qt_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "p_mv")
     morphology = SyntheticSpec(**dict(zip(heart, (157, 406, 73, 53, 47, 0.15744388303076212))))
     rate, spike, noise, wander = 72.82676679767053, 1.2434855778594829, 0.00243979, 0.28439714
