@@ -131,8 +131,8 @@ MAX_RISE_MS = 5.0
 # Below this source rate the filter spreads a stimulus and a QRS apex alike, and one
 # pulse's rise tells nothing; a train's median still does: a stimulus is the filter's
 # impulse response, an R apex rises over more (at 100 Hz, tuning seeds 1 and 3-7:
-# stimuli 3.7-7.4 ms per ECG, conducted R apexes taken for them 9.7-14.5; LUDB 10, 13
-# and 108's R apexes, read PACE, 9.2-15.4; docs/measurement.md 3.23).
+# stimuli 3.7-7.4 ms per ECG, the other trains found, mostly R apexes, 9.3-14.5;
+# LUDB 10, 13 and 108's R apexes, read PACE, 9.2-15.4; docs/measurement.md 3.23).
 MIN_RATE_FOR_RISE = 250.0
 MAX_TRAIN_RISE_MS_LOW_RATE = 8.5
 
