@@ -392,7 +392,7 @@ def blank_spikes(
 ) -> np.ndarray:
     """Replace each stimulus and its filter tail (from `before` samples before it to
     24 ms after) by a straight line; a low-passed stimulus spreads further before its
-    peak (model.pacing_stimuli.pulse_spacing).
+    peak (model.stimulus_pulses.pulse_spacing).
 
     Left in, the band-pass would smear it into a deflection that the QRS onset
     search takes for the start of the QRS. `hold`: the baseline before it is held up
