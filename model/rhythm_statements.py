@@ -68,6 +68,20 @@ MIN_BEATS_FOR_P_SHARE = 8
 # 0.047-0.079, sinus rhythms with premature beats 0.00-0.03; AV blocks whose P waves
 # are not found reach 0.07, kept out by the waves' test (docs/measurement.md 3.4.4).
 FIBRILLATORY_NN_RMSSD = 0.04
+# At 2:1 conduction a flutter at FLUTTER_HZ (240-340/min) drives the QRS at 120-170/min,
+# regularly: one flutter wave stands before the QRS where a sinus P wave would, and the
+# next fuses with the QRS's end. There a sinus rhythm is not named on a P wave whose
+# onset was not delimited (no PR) where the QRS was not delimited either or measured
+# FUSED_QRS_MS or wider, past a bundle branch block's usual width. Synthetic tuning seeds
+# 1 and 3-7, 540 flutters at 270-300/min, f waves 0.2-0.3 mV, conducted 2:1: 26 read sinus
+# tachycardia, all without a PR, with a QRS of 140-250 ms (drawn 80-110) or none; 11 of
+# them at 180 ms or more, or none. 150 sinus tachycardias at 120-170/min drawn with a QRS
+# of 120-160 ms: 112 named sinus, none measured so wide; of the 651 sinus rhythms named at
+# 115/min or faster (tune sets), 13 had neither PR nor QRS, all with premature beats
+# (their complexes, not fusion, leave the QRS undelimited); no LUDB, CinC 2021 or WFDB
+# sample record is touched.
+TWO_TO_ONE_BPM = (30.0 * FLUTTER_HZ[0], 30.0 * FLUTTER_HZ[1])
+FUSED_QRS_MS = 180
 # Codes that leave an ECG normal: normal sinus rhythm and its physiological variants.
 NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
 ORIGIN_WORDS = {"A": "atrial", "J": "junctional", "V": "ventricular"}
@@ -355,7 +369,29 @@ def sinus_p_axis(m: EcgMeasurement) -> str | None:
     )
 
 
+def flutter_at_two_to_one_not_excluded(m: EcgMeasurement) -> str | None:
+    """Why the sinus-looking P wave may be a flutter wave conducted 2:1 (TWO_TO_ONE_BPM),
+    in the impression's words; None where the measurements exclude it."""
+    hr, qrs = m.values.heart_rate_bpm, m.values.qrs_ms
+    if hr is None or not TWO_TO_ONE_BPM[0] <= hr <= TWO_TO_ONE_BPM[1]:
+        return None
+    if m.values.pr_ms is not None or (qrs is not None and qrs < FUSED_QRS_MS):
+        return None
+    irregularity = m.beats.irregularity() if m.beats is not None else None
+    if irregularity is None or irregularity > IRREGULAR_RMSSD or m.rhythm is None:
+        return None
+    if any(m.rhythm.count(origin) for origin in ORIGIN_WORDS):
+        return None  # premature beats' QRS complexes, not fusion, may leave it undelimited
+    qrs_words = "not delimited" if qrs is None else f"measured {qrs} ms"
+    return (
+        f"sinus tachycardia not told from atrial flutter with 2:1 conduction (P wave onset "
+        f"not delimited, QRS {qrs_words}: a flutter wave may fuse with it)"
+    )
+
+
 def sinus_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
+    if flutter_at_two_to_one_not_excluded(m) is not None:
+        return []
     p_axis, hr = m.values.p_axis_deg, m.values.heart_rate_bpm
     where, axis_words = "before each QRS", sinus_p_axis(m)
     if p_axis is None and m.p_wave_on_t is not None:
@@ -525,6 +561,9 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
     pace = "" if irregularity is None else ("regular " if regular else "irregular ")
     width = "" if qrs is None else ("wide-complex " if qrs >= WIDE_QRS_MS else "narrow-complex ")
     seen = f"{pace}{width}rhythm at {hr}/min"
+    two_to_one = flutter_at_two_to_one_not_excluded(m)
+    if two_to_one is not None:
+        return f"{seen}, {two_to_one}"
     p_axis = m.values.p_axis_deg
     if p_axis is not None and sinus_p_axis(m) is None:
         approximate = "" if m.amplitudes_calibrated else " (approximate: leads rescaled)"
