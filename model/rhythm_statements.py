@@ -375,6 +375,8 @@ def flutter_at_two_to_one_not_excluded(m: EcgMeasurement) -> str | None:
     hr, qrs = m.values.heart_rate_bpm, m.values.qrs_ms
     if hr is None or not TWO_TO_ONE_BPM[0] <= hr <= TWO_TO_ONE_BPM[1]:
         return None
+    if sinus_p_axis(m) is None and m.p_wave_on_t is None:
+        return None  # no sinus-looking atrial wave: said as such by undetermined_rhythm
     if m.values.pr_ms is not None or (qrs is not None and qrs < FUSED_QRS_MS):
         return None
     irregularity = m.beats.irregularity() if m.beats is not None else None
