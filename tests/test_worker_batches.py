@@ -10,13 +10,11 @@ job's completion (a trigger), as a full disk or a constraint would.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import time
-from pathlib import Path
 
-import psycopg
 import pytest
+from test_store import open_backend
 
 from gateway import metrics as m
 from gateway.alerts import JOB_FAILED, AlertHook
@@ -25,42 +23,10 @@ from gateway.intake.accept import Intake
 from gateway.metrics import Metrics
 from gateway.processing.workers import Workers, WorkerSettings
 from gateway.routing import Router
-from gateway.store import SqliteStore, Store
 from model.engine import EngineChoice
 from model.vlm.settings import VlmSettings
 from tests import dicom_samples as samples
-
-_REFUSAL = "no space left for this row"
-
-
-def _open_store(backend: str, request: pytest.FixtureRequest, data_dir: Path) -> Store:
-    if backend == "sqlite":
-        return SqliteStore(data_dir / "gateway.sqlite3")
-    from gateway.store.postgres import PostgresStore
-
-    return PostgresStore(request.getfixturevalue("postgres_url"), data_dir / "cache", node="n")
-
-
-def _refuse_completion(backend: str, request: pytest.FixtureRequest, store: Store, job_id: int):
-    """The database refuses to mark this one job done (as a full disk or a broken
-    constraint would), through a trigger: the store raises StoreError for it alone."""
-    if backend == "sqlite":
-        with sqlite3.connect(store.path) as conn:
-            conn.execute(
-                f"CREATE TRIGGER refuse BEFORE UPDATE OF state ON jobs"
-                f" WHEN NEW.state = 'done' AND OLD.id = {job_id}"
-                f" BEGIN SELECT RAISE(ABORT, '{_REFUSAL}'); END"
-            )
-        return
-    with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
-        conn.execute(
-            f"CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
-            f" AS $$ BEGIN RAISE EXCEPTION '{_REFUSAL}'; END $$"
-        )
-        conn.execute(
-            f"CREATE TRIGGER refuse BEFORE UPDATE ON jobs FOR EACH ROW"
-            f" WHEN (NEW.state = 'done' AND OLD.id = {job_id}) EXECUTE FUNCTION refuse()"
-        )
+from tests.store_faults import REFUSAL, refuse_updates
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -70,7 +36,7 @@ def test_one_jobs_fault_in_a_batch_leaves_the_others_done_at_once(
     vendor = shared_data / samples.VENDOR_ECG
     data_dir = tmp_path / "data"
     ensure_dir(data_dir / "spool")
-    store = _open_store(backend, request, data_dir)
+    store = open_backend(backend, request, tmp_path)
     metrics = Metrics()
     alerted = tmp_path / "alerts"
     record = (
@@ -100,7 +66,7 @@ def test_one_jobs_fault_in_a_batch_leaves_the_others_done_at_once(
         assert intake.accept(samples.received(sent)).status == 0
         jobs.append(store.list_jobs(limit=1)[0].id)
     refused, *others = sorted(jobs)  # the first leased, so the first finished in the batch
-    _refuse_completion(backend, request, store, refused)
+    refuse_updates(store, request, "jobs", f"NEW.state = 'done' AND OLD.id = {refused}")
     workers.start()
     try:
         deadline = time.monotonic() + 60
@@ -113,7 +79,7 @@ def test_one_jobs_fault_in_a_batch_leaves_the_others_done_at_once(
     assert [store.get_job(j).state for j in others] == ["done"] * 3
     failed = store.get_job(refused)
     assert (failed.state, failed.attempts) == ("failed", 3)
-    assert failed.error.startswith("gave up after 3 attempts: ") and _REFUSAL in failed.error
+    assert failed.error.startswith("gave up after 3 attempts: ") and REFUSAL in failed.error
     assert metrics.get(m.VLM_BATCHES) >= 1  # the four were leased and processed together
     assert metrics.get(m.JOBS_DONE) == 3 and metrics.get(m.JOBS_FAILED) == 1
     deadline = time.monotonic() + 10
