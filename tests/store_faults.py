@@ -34,3 +34,14 @@ def refuse_updates(store: Store, request: pytest.FixtureRequest, table: str, whe
             f"CREATE TRIGGER refuse BEFORE UPDATE ON {table} FOR EACH ROW"
             f" WHEN ({when}) EXECUTE FUNCTION refuse()"
         )
+
+
+def allow_updates(store: Store, request: pytest.FixtureRequest, table: str) -> None:
+    """Undo refuse_updates: the store is well again."""
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("DROP TRIGGER refuse")
+        return
+    with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
+        conn.execute(f"DROP TRIGGER refuse ON {table}")
+        conn.execute("DROP FUNCTION refuse()")

@@ -170,7 +170,11 @@ class Workers:
         jobs, later = [first], []
         size = choice.vlm.batch_size if choice.vlm is not None and not first.worker_deaths else 1
         while len(jobs) < size:
-            job = self._lease(owner)
+            try:
+                job = self._lease(owner)
+            except StoreError as exc:  # the jobs in hand go on; the next lease tries again
+                log.warning("store unavailable, a batch of %d goes on: %s", len(jobs), exc)
+                break
             if job is None:
                 break
             alike = self._choice_for(job) == choice and not job.worker_deaths
