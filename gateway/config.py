@@ -434,6 +434,13 @@ class GatewayConfig(StrictSettings):
     watch_folders: list[WatchFolder] = Field(default_factory=list)
     upload: UploadConfig = Field(default_factory=UploadConfig)
     orders: OrdersConfig = Field(default_factory=OrdersConfig)
+    delivery_format_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=240,  # under the 300 s lease of a delivery in hand, so no other sweep retakes it
+        description="building one delivery's message (FHIR, HL7, DICOM, file) may take this "
+        "long; then its process is replaced and the delivery retried",
+    )
     retention_days: int = Field(30, ge=1)
     alert_command: tuple[str, ...] = Field(
         (), description="argv run for each job failed for good and each delivery given up"

@@ -160,11 +160,13 @@ def start_delivery(
     outbox_dir: Path,
     alerts: AlertHook,
     audit: Auditor | None = None,
+    format_timeout_s: float = 60.0,
 ) -> GatewayScheduler:
     """The server's delivery side: sweeps, routes reload and retention, running."""
     sweeper = DeliverySweeper(
         store, router, metrics=metrics, formatting_process=True, alerts=alerts, audit=audit
     )
+    sweeper.format_timeout_s = format_timeout_s  # gateway.yaml's delivery_format_timeout_s
     scheduler = GatewayScheduler(
         store,
         router,

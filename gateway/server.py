@@ -93,7 +93,14 @@ def _run(config: GatewayConfig, read_config: Callable[[], GatewayConfig]) -> int
         running.callback(_record_metrics, metrics, config.metrics_path)
         alerts = AlertHook(config.alert_command)
         delivery = start_delivery(
-            store, router, metrics, config.retention_days, config.outbox_dir, alerts, audit
+            store,
+            router,
+            metrics,
+            config.retention_days,
+            config.outbox_dir,
+            alerts,
+            audit,
+            format_timeout_s=config.delivery_format_timeout_s,
         )
         running.callback(delivery.shutdown)
         if config.web.enabled:  # after delivery: a confirmed report is sent at once

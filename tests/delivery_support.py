@@ -3,6 +3,7 @@ the acquisition context of a real DICOM ECG, a real ECG image and a PDF of it.""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import replace
 from pathlib import Path
@@ -14,10 +15,13 @@ from PIL import Image
 from gateway.delivery import Sender, prepare
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import metadata_from_dataset
+from gateway.routing import Router
+from gateway.store import NewJob, Store
 from gateway.store.order_records import OrderReference
 from model.ecg import EcgMetadata
 from model.report import Report
 
+T0 = 1_800_000_000.0  # the tests' clock starts here
 DICOM_ECG = "vendor/dicom/guangxi_teaching_sinus_rhythm.dcm"
 ECG_IMAGE = "images/ecg-image-kit/ecg00015.png"
 
@@ -78,3 +82,34 @@ def package(
 def send_now(sender: Sender, pkg: ReportPackage) -> str:
     """Prepare and send in this thread, as the sweeper does without a formatting process."""
     return sender.send(pkg, prepare(sender.name, sender.destination, pkg))
+
+
+def enqueue(
+    store: Store, router: Router, data_dir: Path, pkg: ReportPackage, now: float = T0
+) -> int:
+    """What the pipeline does: a job, its saved package, its deliveries in one commit."""
+    uid = pkg.metadata.sop_instance_uid
+    spool = data_dir / "spool" / f"{uid}.dcm"
+    spool.parent.mkdir(exist_ok=True)
+    spool.write_bytes(b"received object")
+    store.add_job(
+        NewJob(
+            uid,
+            pkg.metadata.sop_class_uid or "",
+            hashlib.sha256(uid.encode()).hexdigest(),
+            str(spool),
+            pkg.kind,
+            pkg.association.calling_ae,
+            pkg.association.called_ae,
+            pkg.association.peer_address,
+        ),
+        now=now,
+    )
+    job = store.lease_job("test-worker", 60, 3, now=now)
+    pkg.job_id = job.id
+    report_dir = data_dir / "reports" / str(job.id)
+    pkg.save(report_dir)
+    assert store.complete_job(
+        job.id, "test-worker", str(report_dir), router.destinations_for(pkg), now=now
+    )
+    return job.id

@@ -28,6 +28,7 @@ from gateway.notify import CriticalNotifier
 from gateway.routing import Router
 from model.rhythm_synthetic import RhythmSpec
 from tests.gateway_process import free_port
+from tests.store_faults import REFUSAL, refuse_updates
 
 SECRET = "s3cret-hmac-key"
 PATIENT_ID, ISSUER, NAME = "PAT-4711", "HOSP", "Doe^Jane"
@@ -368,3 +369,24 @@ def test_the_gateway_scheduler_sends_due_notices(site, webhook, mail):
         scheduler.shutdown()
     assert [p["job_id"] for p in webhook.received] == [job_id]
     assert store.get_critical_alert(job_id).state == "notified"
+
+
+def test_a_notice_the_store_cannot_record_holds_up_no_other(site, webhook, mail, request):
+    """The database refuses to record one alert's notice as sent: that alert alone is
+    retried (and given up loudly in the end); the alert leased with it goes out now."""
+    store, router, first, data = site
+    second_site = Pipeline(store, data)  # a second critical ECG, another patient
+    (data / "routes.yaml").write_text(routes(webhook, mail))
+    second_site.workers._router.reload_if_changed()
+    af = RhythmSpec(rhythm="atrial_fibrillation", rate_bpm=130)
+    path = ecg_file(data.parent, "af2", af, "PAT-0815", ISSUER, datetime(2026, 3, 1, 9, 5))
+    second = second_site.process(path).job_id
+    refuse_updates(
+        store, request, "critical_alerts", f"NEW.state = 'notified' AND OLD.job_id = {first}"
+    )
+    t0 = round(store.get_critical_alert(second).created_at) + 1  # both notices are due
+    assert CriticalNotifier(store, router).sweep(now=t0) == 1
+    assert [p["job_id"] for p in webhook.received] == [first, second]
+    assert store.get_critical_alert(second).state == "notified"
+    refused = store.get_critical_alert(first)
+    assert (refused.state, refused.attempts) == ("pending", 1) and REFUSAL in refused.last_error

@@ -3,7 +3,6 @@ backoff, dead letters, order per patient, isolation between destinations."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -15,19 +14,16 @@ from email.utils import formatdate
 from pathlib import Path
 
 import pytest
-from delivery_support import package
+from delivery_support import T0, enqueue, package
 from example_reports import afib_report
 from peers import FhirTestServer, Hl7TestPeer
 
 from gateway.cli import main
 from gateway.delivery.hl7 import control_id
 from gateway.delivery.sweeper import DeliverySweeper, retry_delay
-from gateway.processing.package import ReportPackage
 from gateway.routing import RetryPolicy, Router
 from gateway.scheduler import GatewayScheduler
-from gateway.store import NewJob, SqliteStore, Store
-
-T0 = 1_800_000_000.0
+from gateway.store import SqliteStore, Store
 
 
 class Clock:
@@ -92,40 +88,9 @@ def _outbox_deliveries(
         _routes(data_dir, "out: {type: file, directory: out}", default="[out]"), data_dir
     )
     for index in range(count):
-        _enqueue(store, router, data_dir, package(shared_data, uid_suffix=str(index)))
+        enqueue(store, router, data_dir, package(shared_data, uid_suffix=str(index)))
     for delivery_id in dead:
         store.mark_delivery_dead(delivery_id, "test: given up")
-
-
-def _enqueue(
-    store: Store, router: Router, data_dir: Path, pkg: ReportPackage, now: float = T0
-) -> int:
-    """What the pipeline does: a job, its saved package, its deliveries in one commit."""
-    uid = pkg.metadata.sop_instance_uid
-    spool = data_dir / "spool" / f"{uid}.dcm"
-    spool.parent.mkdir(exist_ok=True)
-    spool.write_bytes(b"received object")
-    store.add_job(
-        NewJob(
-            uid,
-            pkg.metadata.sop_class_uid or "",
-            hashlib.sha256(uid.encode()).hexdigest(),
-            str(spool),
-            pkg.kind,
-            pkg.association.calling_ae,
-            pkg.association.called_ae,
-            pkg.association.peer_address,
-        ),
-        now=now,
-    )
-    job = store.lease_job("test-worker", 60, 3, now=now)
-    pkg.job_id = job.id
-    report_dir = data_dir / "reports" / str(job.id)
-    pkg.save(report_dir)
-    assert store.complete_job(
-        job.id, "test-worker", str(report_dir), router.destinations_for(pkg), now=now
-    )
-    return job.id
 
 
 def _states(store: Store, destination: str | None = None) -> list[str]:
@@ -163,7 +128,7 @@ def test_ehr_down_then_up_every_report_once_and_in_order_per_patient(
             patient_id=patient,
             report=afib_report() if index % 2 else None,
         )
-        _enqueue(store, router, data_dir, pkg, now=clock())
+        enqueue(store, router, data_dir, pkg, now=clock())
         expected.setdefault(patient, []).append(f"urn:oid:{pkg.metadata.sop_instance_uid}")
     fhir_server.fail_status = 503
     try:
@@ -207,7 +172,7 @@ def test_resends_to_hl7_carry_the_same_control_id_until_acknowledged(
         clock = Clock()
         sweeper = DeliverySweeper(store, router, clock=clock)
         pkg = package(shared_data, report=afib_report())
-        _enqueue(store, router, data_dir, pkg, now=clock())
+        enqueue(store, router, data_dir, pkg, now=clock())
         for _ in range(4):
             sweeper.sweep()
             clock.now += 10
@@ -258,8 +223,8 @@ def test_an_hl7_application_reject_is_dead_at_once_with_its_reason(
         )
         router = Router(routes, data_dir)
         sweeper = DeliverySweeper(store, router, clock=Clock())
-        _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
-        _enqueue(store, router, data_dir, package(shared_data, uid_suffix="2", patient_id="P2"))
+        enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        enqueue(store, router, data_dir, package(shared_data, uid_suffix="2", patient_id="P2"))
         sweeper.sweep()
         sweeper.close()
     finally:
@@ -288,7 +253,7 @@ def test_a_message_over_max_message_mb_is_dead_at_once_and_not_sent(
         router = Router(routes, data_dir)
         assert router.destination("big").max_message_mb == 20  # the default
         sweeper = DeliverySweeper(store, router, clock=Clock())
-        _enqueue(store, router, data_dir, package(shared_data))  # with a PDF of the ECG
+        enqueue(store, router, data_dir, package(shared_data))  # with a PDF of the ECG
         sweeper.sweep()
         sweeper.close()
     finally:
@@ -309,7 +274,7 @@ def test_dead_after_max_attempts_listed_and_retried_from_the_cli(
     router = Router(routes, data_dir)
     clock = Clock()
     sweeper = DeliverySweeper(store, router, clock=clock)
-    _enqueue(store, router, data_dir, package(shared_data), now=clock())
+    enqueue(store, router, data_dir, package(shared_data), now=clock())
     fhir_server.fail_status = 503
     sweeper.sweep()
     assert _states(store) == ["failed"]
@@ -345,8 +310,8 @@ def test_a_rejected_report_is_dead_at_once_and_the_next_one_still_goes(
     routes = _ehr_routes(data_dir, fhir_server)
     router = Router(routes, data_dir)
     sweeper = DeliverySweeper(store, router, clock=Clock())
-    _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
-    _enqueue(store, router, data_dir, package(shared_data, uid_suffix="2", patient_id="OTHER"))
+    enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+    enqueue(store, router, data_dir, package(shared_data, uid_suffix="2", patient_id="OTHER"))
     fhir_server.fail_status = 422
     fhir_server.fail_message = "DiagnosticReport rejected by profile"
     sweeper.sweep()
@@ -373,7 +338,7 @@ def test_what_a_destination_quotes_of_the_patient_reaches_no_store_listing_or_lo
         patient_name="Quinton^Arabella",
         patient_birth_date="19200101",
     )
-    _enqueue(store, router, data_dir, pkg)
+    enqueue(store, router, data_dir, pkg)
     fhir_server.fail_status = 422
     fhir_server.fail_message = QUOTED_PATIENT
     with caplog.at_level(logging.DEBUG):
@@ -413,7 +378,7 @@ def test_a_fhir_servers_retry_after_sets_the_next_try(
     router = Router(routes, data_dir)
     clock = Clock()
     sweeper = DeliverySweeper(store, router, clock=clock)
-    _enqueue(store, router, data_dir, package(shared_data), now=clock())
+    enqueue(store, router, data_dir, package(shared_data), now=clock())
     fhir_server.fail_status, fhir_server.retry_after = status, retry_after
     assert sweeper.sweep().failed == 1
     sweeper.close()
@@ -428,12 +393,12 @@ def test_too_old_is_dead_and_missing_package_is_dead(
     router = Router(routes, data_dir)
     clock = Clock()
     sweeper = DeliverySweeper(store, router, clock=clock)
-    _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"), now=clock())
+    enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"), now=clock())
     fhir_server.fail_status = 503
     clock.now += 2 * 3600
     sweeper.sweep()
     assert store.list_deliveries()[0].last_error.startswith("gave up after 2.0 h (max_age)")
-    job = _enqueue(
+    job = enqueue(
         store, router, data_dir, package(shared_data, uid_suffix="2", patient_id="P2"), now=clock()
     )
     for path in (data_dir / "reports" / str(job)).iterdir():
@@ -448,7 +413,7 @@ def test_deliveries_for_a_removed_destination_fail_visibly(
 ) -> None:
     routes = _routes(data_dir, "old: {type: file, directory: old}", default="[old]")
     router = Router(routes, data_dir)
-    _enqueue(store, router, data_dir, package(shared_data))
+    enqueue(store, router, data_dir, package(shared_data))
     _routes(data_dir, "new: {type: file, directory: new}", default="[new]")
     assert router.reload_if_changed()
     sweeper = DeliverySweeper(store, router, clock=Clock())
@@ -474,7 +439,7 @@ def test_scheduler_sweeps_destinations_independently_and_follows_reloads(
     routes = _ehr_routes(data_dir, fhir_server, "timeout_s: 4", default="[ehr, outbox]")
     router = Router(routes, data_dir)
     for index in range(5):
-        _enqueue(
+        enqueue(
             store,
             router,
             data_dir,
@@ -506,7 +471,7 @@ def test_scheduler_sweeps_destinations_independently_and_follows_reloads(
             )
         )
         _wait_for(lambda: router.destination("urgent") is not None, 3)
-        _enqueue(
+        enqueue(
             store,
             router,
             data_dir,
@@ -529,8 +494,8 @@ def test_retention_removes_old_finished_work_only(
     )
     router = Router(routes, data_dir)
     old = time.time() - 40 * 86400
-    finished = _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"), now=old)
-    waiting = _enqueue(
+    finished = enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"), now=old)
+    waiting = enqueue(
         store,
         router,
         data_dir,
@@ -566,7 +531,7 @@ def test_a_finished_report_is_delivered_at_once_not_at_the_next_interval(
     scheduler.start()
     try:
         time.sleep(0.2)  # the first interval sweep is 600 s away
-        _enqueue(store, router, data_dir, package(shared_data), now=time.time())
+        enqueue(store, router, data_dir, package(shared_data), now=time.time())
         assert _states(store) == ["pending"]
         scheduler.deliver_soon(["outbox"])
         assert _wait_for(lambda: _states(store) == ["sent"], 3) < 2
@@ -588,12 +553,12 @@ def test_a_wake_up_after_a_sweeps_last_lease_gets_one_more_pass(
     def lease_then_finish_another(**kwargs):
         leased = real_lease(**kwargs)
         if not leased and not woken:
-            _enqueue(store, router, data_dir, late, now=time.time())
+            enqueue(store, router, data_dir, late, now=time.time())
             woken.append(sweeper.wake("outbox"))
         return leased
 
     monkeypatch.setattr(store, "lease_due_deliveries", lease_then_finish_another)
-    _enqueue(store, router, data_dir, package(shared_data), now=time.time())
+    enqueue(store, router, data_dir, package(shared_data), now=time.time())
     assert sweeper.wake("outbox") is True  # no sweep running: the caller starts one
     assert sweeper.sweep_destination("outbox").sent == 2
     assert woken == [False]  # the running sweep took it, no second sweep was needed
@@ -610,14 +575,14 @@ def test_a_formatting_process_builds_the_messages_and_its_death_is_a_retry(
     try:
         formatter_pid = sweeper._formatter.submit(os.getpid).result()
         assert formatter_pid != os.getpid()
-        _enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
         assert sweeper.sweep().sent == 2
         [bundle] = fhir_server.transactions
         assert bundle["resourceType"] == "Bundle" and not fhir_server.rejections
         uid = package(shared_data, uid_suffix="1").sop_instance_uid
         assert (data_dir / "outbox" / f"{uid}.hl7").read_bytes().startswith(b"MSH|^~\\&|")
 
-        broken = _enqueue(store, router, data_dir, package(shared_data, uid_suffix="2"))
+        broken = enqueue(store, router, data_dir, package(shared_data, uid_suffix="2"))
         (data_dir / "reports" / str(broken) / "report.json").write_text("{not json")
         os.kill(formatter_pid, signal.SIGKILL)
         sweeper.sweep()

@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from weakref import WeakSet
 
 from gateway import metrics as metric_names
 from gateway.alerts import DELIVERY_DEAD, Alert, AlertHook
@@ -37,7 +38,7 @@ from gateway.delivery import (
 )
 from gateway.delivery.base import redact
 from gateway.metrics import Metrics
-from gateway.processes import new_process_pool
+from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.package import ReportPackage
 from gateway.routing import RetryPolicy, Router
 from gateway.store import Delivery, Store
@@ -86,12 +87,15 @@ class DeliverySweeper:
         rng: random.Random | None = None,
         lease_s: float = 300.0,
         formatting_process: bool = False,
+        format_timeout_s: float = 60.0,
         alerts: AlertHook | None = None,
         audit: Auditor | None = None,
     ):
         """`formatting_process`: build FHIR and HL7 in a helper process (the server does),
         not in the sweeping thread, which shares the interpreter lock with DICOM intake;
-        `alerts` runs the site's command for each delivery given up."""
+        `format_timeout_s`: how long it may take for one delivery (gateway.yaml's
+        delivery_format_timeout_s); `alerts` runs the site's command for each delivery
+        given up."""
         self.alerts = alerts or AlertHook()
         self.audit = audit  # one ATNA Export record per delivery sent
         self.store = store
@@ -104,6 +108,8 @@ class DeliverySweeper:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._formatter = _new_formatter() if formatting_process else None
+        self.format_timeout_s = format_timeout_s
+        self._overran: WeakSet[ProcessPoolExecutor] = WeakSet()  # formatters stopped for it
         self._sweeping: set[str] = set()  # destinations with a sweep running now
         self._woken: set[str] = set()  # ... and woken meanwhile
 
@@ -229,19 +235,48 @@ class DeliverySweeper:
             delivery.report_json,
             replaces,
         )
-        formatter = self._formatter
         try:
-            if formatter is None:
+            if self._formatter is None:
                 return load_and_prepare(*args)
-            return formatter.submit(load_and_prepare, *args).result()
-        except BrokenProcessPool:
-            self._replace_formatter(formatter)
-            raise DeliveryError("the formatting process died; trying again") from None
+            return self._formatted(args)
         except DeliveryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug in a format must not stop the others
             log.error("unexpected %s preparing %s", type(exc).__name__, _label(delivery))
             raise DeliveryError(f"{type(exc).__name__} preparing the report") from None
+
+    def _formatted(self, args: tuple) -> tuple[ReportPackage, Artefacts]:
+        """`load_and_prepare(*args)` in the formatting process, within format_timeout_s.
+
+        Past it the process is stopped and replaced, so a package that never finishes
+        formatting (a hung file system, a runaway build) holds up no other delivery; the
+        delivery is retried by its destination's policy, then given up loudly. A delivery
+        whose formatting was cut short by another's overrun is formatted again at once."""
+        for _ in range(2):
+            formatter = self._formatter
+            try:
+                future = formatter.submit(load_and_prepare, *args)
+            except RuntimeError:  # broken by another delivery, or shut down: a new one
+                self._replace_formatter(formatter)
+                continue
+            try:
+                return future.result(timeout=self.format_timeout_s)
+            except TimeoutError:
+                with self._lock:
+                    self._overran.add(formatter)
+                kill_pool(formatter)
+                self._replace_formatter(formatter)
+                raise DeliveryError(
+                    f"formatting took longer than {self.format_timeout_s:g} s: "
+                    "the formatting process was stopped; trying again"
+                ) from None
+            except BrokenProcessPool:
+                with self._lock:
+                    stopped_for_another = formatter in self._overran
+                if not stopped_for_another:
+                    self._replace_formatter(formatter)
+                    raise DeliveryError("the formatting process died; trying again") from None
+        raise DeliveryError("the formatting process was stopped for other deliveries; trying again")
 
     def _replace_formatter(self, broken: ProcessPoolExecutor | None) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from gateway.notify.messages import notice
 from gateway.notify.senders import NoticeError, send
 from gateway.routing import Router
 from gateway.routing.critical_schema import CriticalConfig
-from gateway.store import Store
+from gateway.store import Store, StoreError
 from gateway.store.critical_alerts import CriticalAlert
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,23 @@ class CriticalNotifier:
             return 0
         escalate_before = now - config.escalate_after.total_seconds()
         due = self._store.lease_due_critical_alerts(escalate_before, now=now)
-        return sum(self._send(alert, config, now) for alert in due)
+        return sum(self._send_apart(alert, config, now) for alert in due)
+
+    def _send_apart(self, alert: CriticalAlert, config: CriticalConfig, now: float) -> bool:
+        """`_send`, an unexpected error in it (the store refusing this alert's update, a
+        bug) charged to this alert alone: retried, then given up loudly; the alerts
+        leased with it still go out now, not after their lease runs out."""
+        try:
+            return self._send(alert, config, now)
+        except Exception as exc:  # noqa: BLE001 - this alert's fault, not the others'
+            error = str(exc) if isinstance(exc, StoreError) else fault(exc)  # no values
+            log.error("job %d: critical notice: %s", alert.job_id, fault(exc, stack=True))
+            kind = "escalation" if alert.escalation else "notice"
+            try:
+                self._failed(alert, kind, error, config, now)
+            except Exception as again:  # noqa: BLE001 - the store is down: the lease runs out
+                log.error("job %d: retried when its lease runs out: %s", alert.job_id, fault(again))
+            return False
 
     def _send(self, alert: CriticalAlert, config: CriticalConfig, now: float) -> bool:
         names = config.escalation_targets if alert.escalation else config.notify

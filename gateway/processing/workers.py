@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from gateway import metrics as m
@@ -169,7 +170,11 @@ class Workers:
         jobs, later = [first], []
         size = choice.vlm.batch_size if choice.vlm is not None and not first.worker_deaths else 1
         while len(jobs) < size:
-            job = self._lease(owner)
+            try:
+                job = self._lease(owner)
+            except StoreError as exc:  # the jobs in hand go on; the next lease tries again
+                log.warning("store unavailable, a batch of %d goes on: %s", len(jobs), exc)
+                break
             if job is None:
                 break
             alike = self._choice_for(job) == choice and not job.worker_deaths
@@ -177,17 +182,43 @@ class Workers:
         return jobs, later
 
     def _run_batch(self, owner: str, jobs: list[Job], choice: EngineChoice) -> None:
+        """Process the jobs together, then finish each on its own: whatever goes wrong is
+        charged to the jobs it concerns, so no job of the batch (nor one leased after it)
+        waits for its lease to run out because of another job's fault."""
         started = time.perf_counter()
-        results = self._process(owner, jobs, choice)
+        try:
+            results = self._process(owner, jobs, choice)
+        except Exception as exc:  # noqa: BLE001 - the store, or a bug: each job's, retried
+            for job in jobs:
+                self._charge(job, owner, exc)
+            return
         if results is None:
             for job in jobs:
-                self._worker_died(job, owner)
+                self._apart(job, owner, partial(self._worker_died, job, owner))
             return
         if len(jobs) > 1:
             self._metrics.inc(m.VLM_BATCHES)
         seconds = time.perf_counter() - started
         for job, result in zip(jobs, results, strict=True):
-            self._finish(job, owner, result, seconds)
+            self._apart(job, owner, partial(self._finish, job, owner, result, seconds))
+
+    def _apart(self, job: Job, owner: str, step: Callable[[], None]) -> None:
+        """`step` (of `job`), an unexpected error in it charged to this job alone."""
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - a bug or the store: this job's only
+            self._charge(job, owner, exc)
+
+    def _charge(self, job: Job, owner: str, exc: Exception) -> None:
+        """An unexpected error is the job's: retried, then failed loudly (_retry_or_fail).
+        When the store cannot record even that, the job is retaken once its lease runs out."""
+        label = _label(job)
+        log.error("%s: unexpected error: %s", label, fault(exc, stack=True))
+        error = str(exc) if isinstance(exc, StoreError) else fault(exc)  # StoreError: no values
+        try:
+            self._retry_or_fail(job, owner, label, error)
+        except Exception as again:  # noqa: BLE001 - the store is down
+            log.error("%s: retaken when its lease runs out: %s", label, fault(again))
 
     def _work(self, owner: str) -> None:
         while not self._stopping.is_set():

@@ -1,0 +1,130 @@
+"""The formatting process has a deadline: a delivery whose message never finishes
+building is stopped at `delivery_format_timeout_s`, its process replaced, the delivery
+retried by its destination's policy and then given up loudly; meanwhile no other
+delivery, of any destination, waits behind it.
+
+Real parts: the real store, the real formatting process, the real file destinations. The
+hang is real too: the package's page is a FIFO nobody writes, so reading it blocks
+forever, as a report folder on a hung network file system does.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+
+from delivery_support import T0, enqueue, package
+
+from gateway.alerts import DELIVERY_DEAD, AlertHook
+from gateway.delivery.sweeper import DeliverySweeper
+from gateway.routing import Router
+from gateway.store import SqliteStore
+
+_TIMEOUT_S = 10.0  # generous for a formatting process started on a busy test machine
+
+_ROUTES = """\
+destinations:
+  a: {type: file, directory: out-a, retry: {max_attempts: 2, backoff_base: 1s, backoff_cap: 1s}}
+  b: {type: file, directory: out-b}
+rules: [{name: second-cart, match: {calling_ae: CART2}, destinations: [b]}]
+default: [a]
+"""
+
+
+def _leased(store: SqliteStore, job_id: int) -> bool:
+    """Whether the job's delivery is in a sweep's hands (the lease is not on Delivery)."""
+    with sqlite3.connect(store.path) as conn:
+        [(until,)] = conn.execute(
+            "SELECT lease_expires_at FROM deliveries WHERE job_id = ?", (job_id,)
+        )
+    return until is not None
+
+
+def _release_a_reader(fifo: Path) -> None:
+    """Where the formatting process still reads the FIFO (the fault came back), let it
+    finish, so the test fails instead of hanging."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # no reader: the process reading it was stopped, as it should be
+        pass
+
+
+def _sweep_in_thread(sweeper: DeliverySweeper, destination: str) -> threading.Thread:
+    thread = threading.Thread(target=sweeper.sweep_destination, args=(destination,), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_formatting_that_never_ends_is_stopped_retried_given_up_and_blocks_no_other(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (tmp_path / "routes.yaml").write_text(_ROUTES)
+    router = Router(tmp_path / "routes.yaml", data_dir)
+    store = SqliteStore(data_dir / "gateway.sqlite3")
+    alerted = tmp_path / "alerts"
+    record = (
+        "import os, sys; e = os.environ;"
+        " open(sys.argv[1], 'a').write(e['ECG_GATEWAY_EVENT'] + ' ' + e['ECG_GATEWAY_DETAIL'])"
+    )
+    now = [T0]
+    sweeper = DeliverySweeper(
+        store,
+        router,
+        clock=lambda: now[0],
+        formatting_process=True,
+        format_timeout_s=_TIMEOUT_S,
+        alerts=AlertHook((sys.executable, "-c", record, str(alerted))),
+    )
+    page = data_dir / "reports" / "2" / "ecg.png"  # of the second job, `stuck`
+    try:
+        warm = package(shared_data, uid_suffix="0", patient_id="P0")
+        enqueue(store, router, data_dir, warm)
+        assert sweeper.sweep_destination("a").sent == 1  # the formatting process is up
+        stuck = enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        assert page.parent.name == str(stuck)
+        page.unlink()
+        os.mkfifo(page)  # reading it never ends: no writer ever opens it
+        other = package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
+        fine = enqueue(store, router, data_dir, other)
+
+        first = _sweep_in_thread(sweeper, "a")
+        deadline = time.monotonic() + 30
+        while not _leased(store, stuck):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # the formatting process is reading the FIFO now
+        second = _sweep_in_thread(sweeper, "b")  # queued behind it in the same process
+        for thread in (first, second):
+            thread.join(timeout=4 * _TIMEOUT_S)
+            assert not thread.is_alive(), "a sweep still waits for the formatting process"
+
+        deliveries = {d.job_id: d for d in store.list_deliveries()}
+        assert (deliveries[fine].state, deliveries[fine].last_error) == ("sent", None)
+        assert (data_dir / "out-b" / f"{other.sop_instance_uid}.hl7").is_file()
+        assert deliveries[stuck].state == "failed"
+        assert deliveries[stuck].last_error == (
+            "formatting took longer than 10 s: the formatting process was stopped; trying again"
+        )
+
+        now[0] += 3600  # the retry is due: it overruns again, the policy's last try
+        sweeper.sweep_destination("a")
+        [dead] = [d for d in store.list_deliveries() if d.job_id == stuck]
+        assert dead.state == "dead" and "gave up after 2 tries: formatting took" in dead.last_error
+        deadline = time.monotonic() + 10
+        while not alerted.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert alerted.read_text() == f"{DELIVERY_DEAD} delivery {dead.id} to a"
+
+        later = package(shared_data, uid_suffix="3", patient_id="P3")
+        enqueue(store, router, data_dir, later, now=now[0])
+        assert sweeper.sweep_destination("a").sent == 1  # the new formatting process works
+    finally:
+        _release_a_reader(page)
+        sweeper.close()
+        store.close()
