@@ -33,6 +33,7 @@ def bench_morphology(rng: np.random.Generator, rate: float) -> SyntheticSpec:
 # Appended after the paced group, so that every group before it draws as it did.
 MIXED_ECTOPY_GROUP = "sinus with PACs and PVCs 10-20 % each"
 FREQUENT_PVC_GROUP = "sinus tachycardia 110-150/min with PVCs 20-40 %"
+FUSED_FLUTTER_GROUP = "flutter 2:1 at 135-170/min, waves 0.2-0.3 mV"
 
 
 def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec | PacedSpec]]:
@@ -110,5 +111,15 @@ def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec
         rate_bpm=lambda r: float(r.uniform(110, 150)),
         pvc_fraction=lambda r: float(r.uniform(0.2, 0.4)),
         pac_fraction=lambda r: float(r.choice([0.0, 0.0, 0.1])),
+    )
+    # Large flutter waves at 2:1: the wave before the QRS looks like a sinus P wave and
+    # the next fuses with the QRS (sinus tachycardia on 26 of 540 tuning draws, 3.25).
+    add(
+        FUSED_FLUTTER_GROUP,
+        30,
+        rhythm="atrial_flutter",
+        rate_bpm=lambda r: float(r.uniform(270, 340)),
+        flutter_conduction=2,
+        f_wave_mv=lambda r: float(r.uniform(0.2, 0.3)),
     )
     return specs
