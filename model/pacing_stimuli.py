@@ -120,7 +120,7 @@ AV_DELAY = (samples(100), samples(300))
 # tuning seeds 4-6: stimuli of 0.7-1.3 mV found before each paced beat, no three at
 # one delay). The window is the QRS's core, 60 ms either side of its position
 # (OWN_SHAPE_HALF; at 100 ms the T and fibrillatory waves that differ from beat to beat
-# left 4 of them 9 samples apart, tuning seed 4 draw 344), the lag up to the
+# left its 4 spread over 10 samples, tuning seed 4 draw 344), the lag up to the
 # hump-to-hump spread (OWN_SHAPE_LAG); the signal is smoothed over OWN_SHAPE_SMOOTH so
 # that the stimulus itself does not steer the alignment, and its baseline
 # (OWN_SHAPE_BASELINE) removed.
@@ -146,8 +146,10 @@ def weak_stimuli(
     First before every beat; then, where that found nothing a pacemaker explains,
     for atrial stimuli only, up to ATRIAL_SEARCH_BEFORE_ONSET before the dominant
     beats' QRS onset: at 100 Hz a narrow QRS's own peak is the sharpest pulse near it
-    and outscores an atrial stimulus (synthetic AAI); last, stimuli each detected as a
-    beat of its own (pulses_taken_for_beats)."""
+    and outscores an atrial stimulus (synthetic AAI), the two trains together where
+    they are AV sequential pacing's (av_sequential); last, stimuli each detected as a
+    beat of its own (pulses_taken_for_beats), or those before the beats of another
+    shape alone (before_other_beats)."""
     pulses = Pulses.of(raw, leads, source_fs)
     spikes = pulses.locked(beats.positions)
     resolved = source_fs >= MIN_RATE_FOR_SIZE_ALONE
