@@ -19,8 +19,19 @@ The pulse search itself is model.stimulus_pulses; this module judges the trains 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import uniform_filter1d
 
-from model.beats import FS, WIDE_QRS_MS, Beats, blank_spikes, blanked_after, samples
+from model.beats import (
+    FS,
+    WIDE_QRS_MS,
+    Beats,
+    beat_windows,
+    blank_spikes,
+    blanked_after,
+    median_beat,
+    samples,
+)
 from model.stimulus_pulses import (
     DELAY_TOLERANCE,
     MAX_TRAIN_RISE_MS_LOW_RATE,
@@ -88,6 +99,35 @@ NO_QRS_SHARE = 0.4
 OTHER_SHAPE = ("V", "X")
 # A train of stimuli holds at least this many pulses (Pulses.locked).
 MIN_TRAIN = 3
+# At MIN_RATE_FOR_SIZE_ALONE and over, two beats of another shape than the dominant
+# ones, each after a stimulus at one delay (both STRONG_PULSE_SCORE, narrow, rising as
+# a stimulus does at these rates), show a ventricular pacemaker: a VVI pacemaker over
+# sinus rhythm or in atrial fibrillation that fired twice in 10 s (synthetic paced set,
+# tuning seeds 1 and 3-7: 6 strips at 250 and 500 Hz read "SR" or "AFIB" without
+# pacing). At 100 Hz a PVC pair's own sharp peaks at one delay pass as two stimuli
+# (docs/measurement.md 3.19, item 3), and three stay needed.
+MIN_OTHER_SHAPE_TRAIN_RESOLVED = 2
+# An atrial stimulus precedes the ventricular one of AV sequential pacing by the
+# programmed AV delay: 100-300 ms (pacemakers' paced AV delays are programmed about
+# 120-250 ms, shortened at higher rates; 100 ms also keeps a notch in the PR segment,
+# 60 ms before a QRS onset in LUDB 80, out of it).
+AV_DELAY = (samples(100), samples(300))
+# The beats of another shape are placed again on their own median QRS before the
+# search before them (aligned_on_own_shape): model.beats.align_beats places every beat
+# on the dominant beats' median QRS, which a paced QRS does not resemble, and a wide
+# paced QRS's envelope peak falls on one hump or the other, so its position wandered
+# 9-82 samples after the stimulus from beat to beat (synthetic VVI in AF at 500 Hz,
+# tuning seeds 4-6: stimuli of 0.7-1.3 mV found before each paced beat, no three at
+# one delay). The window is the QRS's core, 60 ms either side of its position
+# (OWN_SHAPE_HALF; at 100 ms the T and fibrillatory waves that differ from beat to beat
+# left its 4 spread over 10 samples, tuning seed 4 draw 344), the lag up to the
+# hump-to-hump spread (OWN_SHAPE_LAG); the signal is smoothed over OWN_SHAPE_SMOOTH so
+# that the stimulus itself does not steer the alignment, and its baseline
+# (OWN_SHAPE_BASELINE) removed.
+OWN_SHAPE_HALF = samples(60)
+OWN_SHAPE_LAG = samples(100)
+OWN_SHAPE_SMOOTH = samples(20)
+OWN_SHAPE_BASELINE = samples(300)
 
 
 def weak_stimuli(
@@ -106,8 +146,10 @@ def weak_stimuli(
     First before every beat; then, where that found nothing a pacemaker explains,
     for atrial stimuli only, up to ATRIAL_SEARCH_BEFORE_ONSET before the dominant
     beats' QRS onset: at 100 Hz a narrow QRS's own peak is the sharpest pulse near it
-    and outscores an atrial stimulus (synthetic AAI); last, stimuli each detected as a
-    beat of its own (pulses_taken_for_beats)."""
+    and outscores an atrial stimulus (synthetic AAI), the two trains together where
+    they are AV sequential pacing's (av_sequential); last, stimuli each detected as a
+    beat of its own (pulses_taken_for_beats), or those before the beats of another
+    shape alone (before_other_beats)."""
     pulses = Pulses.of(raw, leads, source_fs)
     spikes = pulses.locked(beats.positions)
     resolved = source_fs >= MIN_RATE_FOR_SIZE_ALONE
@@ -115,6 +157,8 @@ def weak_stimuli(
     if not (unmistakable or _pacemaker_train(pulses, spikes, beats, qrs_on, qrs_ms)):
         before_onset = qrs_on + ATRIAL_SEARCH_BEFORE_ONSET
         atrial = pulses.locked(beats.dominant, search_after=-before_onset)
+        if av_sequential(pulses, atrial, spikes, beats, qrs_on, qrs_ms):
+            return np.union1d(atrial, spikes)
         if not _pacemaker_train(pulses, atrial, beats, qrs_on, qrs_ms):
             taken = pulses_taken_for_beats(pulses, spikes, beats.positions, source_fs)
             # The R apexes the rise turned down pass as beats' own pulses too
@@ -126,6 +170,41 @@ def weak_stimuli(
     if _pacemaker_train(pulses, second, beats, qrs_on, qrs_ms):
         spikes = np.union1d(spikes, second)
     return spikes
+
+
+def av_sequential(
+    pulses: Pulses,
+    atrial: np.ndarray,
+    ventricular: np.ndarray,
+    beats: Beats,
+    qrs_on: int,
+    qrs_ms: float | None,
+) -> bool:
+    """Whether two trains are AV sequential pacing's: at a resolved rate
+    (MIN_RATE_FOR_SIZE_ALONE), an atrial train AV_DELAY before a ventricular one at the
+    onset of a wide QRS. Each alone fails its position rule where the atrial
+    stimulus's P wave runs into the ventricular stimulus and both, with the smeared
+    stimulus, pull the measured QRS onset early (the ventricular train is allowed
+    twice onset_tolerance after it): synthetic DDD at 250 Hz, AV delay 120 ms, tuning
+    seed 4: onset measured 114 ms before the QRS position, the ventricular stimuli 82
+    ms (32 ms after it, the tolerance 30) and the atrial ones 202 ms (88 ms before it,
+    the atrial rule 100). A heart wave before a QRS notch is no such pair: a P wave
+    rises over 20 ms or more and fails the pulse search's rise test at these rates."""
+    if pulses.source_fs < MIN_RATE_FOR_SIZE_ALONE or atrial.size < MIN_TRAIN:
+        return False
+    if ventricular.size < MIN_TRAIN or (qrs_ms is not None and qrs_ms < WIDE_QRS_MS):
+        return False
+    positions = beats.positions
+    delays = []
+    for train in (atrial, ventricular):
+        belongs = beat_of(train, positions)
+        kept = belongs < positions.size
+        delays.append(float(np.median(positions[belongs[kept]] - train[kept])))
+    av_delay = delays[0] - delays[1]
+    tolerance = onset_tolerance(pulses.source_fs)
+    # After the measured onset by up to twice the tolerance: the P wave adds its pull.
+    within = -2 * tolerance <= delays[1] - qrs_on <= tolerance
+    return bool(within and AV_DELAY[0] <= av_delay <= AV_DELAY[1])
 
 
 def _pacemaker_train(
@@ -161,13 +240,46 @@ def before_other_beats(pulses: Pulses, beats: Beats) -> np.ndarray:
     conducted beats, stimuli 50-560 at 10-20 before the paced ones; 49 of 60 read
     a sinus rhythm without pacing; docs/measurement.md 3.19)."""
     other = beats.positions[np.isin(beats.labels, OTHER_SHAPE)]
-    spikes = pulses.locked(other) if other.size >= MIN_TRAIN else other[:0]
+    shortest = shortest_other_shape_train(pulses.source_fs)
+    if other.size < shortest or not pulses.may_lock(other, shortest):
+        return other[:0]
+    spikes = pulses.locked(aligned_on_own_shape(pulses.x, other), shortest=shortest)
     belongs = beat_of(spikes, beats.positions)
-    if spikes.size < MIN_TRAIN or (belongs >= beats.positions.size).any():
+    if spikes.size < shortest or (belongs >= beats.positions.size).any():
         return spikes[:0]
     delays = beats.positions[belongs] - spikes
     shaped = np.isin(beats.labels[belongs], OTHER_SHAPE).all()
     return spikes if shaped and np.median(delays) <= MAX_SPIKE_TO_PACED_QRS else spikes[:0]
+
+
+def shortest_other_shape_train(source_fs: float) -> int:
+    """The fewest paced beats of another shape than the dominant ones that show a
+    pacemaker (MIN_OTHER_SHAPE_TRAIN_RESOLVED at MIN_RATE_FOR_SIZE_ALONE and over,
+    else MIN_TRAIN)."""
+    return MIN_OTHER_SHAPE_TRAIN_RESOLVED if source_fs >= MIN_RATE_FOR_SIZE_ALONE else MIN_TRAIN
+
+
+def aligned_on_own_shape(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """`positions` moved each to where its beat best matches the others (OWN_SHAPE_*
+    above): a pacemaker captures the ventricles the same way every time, so aligned
+    on one another its QRS complexes follow their stimuli at one delay. The beats are
+    first aligned on the one that matches the others best (a median over beats whose
+    positions fall on two humps blurs both), then on their median beat."""
+    smooth = uniform_filter1d(x, OWN_SHAPE_SMOOTH, axis=1)
+    smooth = smooth - uniform_filter1d(smooth, OWN_SHAPE_BASELINE, axis=1)
+    reach = OWN_SHAPE_HALF + OWN_SHAPE_LAG
+    padded = np.nan_to_num(beat_windows(smooth, positions, -reach, reach + 1))
+    width = 2 * OWN_SHAPE_HALF + 1
+    shifted = sliding_window_view(padded, width, axis=2)  # (leads, beats, lags, width)
+    n, k = positions.size, 2 * OWN_SHAPE_LAG + 1
+    flat = shifted.transpose(1, 2, 0, 3).reshape(n * k, -1)  # (beat and lag, leads x width)
+    own = flat.reshape(n, k, -1)[:, OWN_SHAPE_LAG]
+    score = (flat @ own.T).reshape(n, k, n) / (np.linalg.norm(own, axis=1) + 1e-9)
+    reference = int(np.argmax(score.max(axis=1).sum(axis=0)))
+    lags = np.argmax(score[:, :, reference], axis=1)
+    template = median_beat(shifted[:, np.arange(n), lags]).reshape(-1)
+    lags = np.argmax((flat @ template).reshape(n, k), axis=1)
+    return positions + lags - OWN_SHAPE_LAG
 
 
 def other_beat_stimuli(

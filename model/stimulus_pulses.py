@@ -119,21 +119,16 @@ class Pulses:
             score[max(j - 2 * self.spacing, 0) : j + 2 * self.spacing + 1] = 0.0
         return replace(self, score=score)
 
-    def locked(self, positions: np.ndarray, search_after: int = SEARCH_AFTER) -> np.ndarray:
+    def locked(
+        self, positions: np.ndarray, search_after: int = SEARCH_AFTER, shortest: int = 3
+    ) -> np.ndarray:
         """Stimuli time-locked to the QRS complexes at `positions`, searched from
         SEARCH_BEFORE before each to `search_after` after it (negative: before it):
-        one sample index per beat that has one, where at least three beats agree on
-        the delay and two of them score STRONG_PULSE_SCORE; else empty."""
+        one sample index per beat that has one, where at least `shortest` (2 or more)
+        beats agree on the delay and two of them score STRONG_PULSE_SCORE; else empty."""
         quiet = samples(QUIET_MS)
-        windows = [
-            (p, p - SEARCH_BEFORE, p + search_after)
-            for p in positions
-            # room before the window for the quiet baseline and the narrowness test
-            if p - SEARCH_BEFORE - max(quiet + self.spacing, 2 * self.spacing) >= 0
-            and p + search_after + 2 * self.spacing < self.x.shape[1]
-            and search_after > -SEARCH_BEFORE
-        ]
-        if not self._may_hold_train([(a, b) for _, a, b in windows], quiet):
+        windows = self._windows(positions, search_after)
+        if not self._may_hold_train([(a, b) for _, a, b in windows], quiet, shortest):
             return np.zeros(0, dtype=int)
         found, delays = [], []
         for p, a, b in windows:
@@ -141,7 +136,7 @@ class Pulses:
             if j is not None:
                 found.append(j)
                 delays.append(p - j)
-        if len(found) < 3:
+        if len(found) < shortest:
             return np.zeros(0, dtype=int)
         delays_arr = np.asarray(delays)
         tolerance = max(DELAY_TOLERANCE, self.spacing)
@@ -156,18 +151,38 @@ class Pulses:
         centre = np.average(delays_arr[heaviest], weights=scores[heaviest])
         kept = np.abs(delays_arr - centre) <= tolerance
         spikes = np.asarray(found)[kept]
-        if spikes.size < 3 or np.sort(self.score[spikes])[-2] < STRONG_PULSE_SCORE:
+        if spikes.size < shortest or np.sort(self.score[spikes])[-2] < STRONG_PULSE_SCORE:
             return np.zeros(0, dtype=int)
         return spikes
 
-    def _may_hold_train(self, windows: list[tuple[int, int]], quiet: int) -> bool:
-        """Whether a train could be found at all: three windows with a pulse and two
+    def may_lock(self, positions: np.ndarray, shortest: int = 3) -> bool:
+        """Whether `locked` could find a train before the beats at `positions` at all
+        (its cheap necessary conditions)."""
+        windows = self._windows(positions, SEARCH_AFTER)
+        return self._may_hold_train([(a, b) for _, a, b in windows], samples(QUIET_MS), shortest)
+
+    def _windows(self, positions: np.ndarray, search_after: int) -> list[tuple[int, int, int]]:
+        """Per beat (position, window start, window end), where the window fits."""
+        quiet = samples(QUIET_MS)
+        return [
+            (p, p - SEARCH_BEFORE, p + search_after)
+            for p in positions
+            # room before the window for the quiet baseline and the narrowness test
+            if p - SEARCH_BEFORE - max(quiet + self.spacing, 2 * self.spacing) >= 0
+            and p + search_after + 2 * self.spacing < self.x.shape[1]
+            and search_after > -SEARCH_BEFORE
+        ]
+
+    def _may_hold_train(
+        self, windows: list[tuple[int, int]], quiet: int, shortest: int = 3
+    ) -> bool:
+        """Whether a train could be found at all: `shortest` windows with a pulse and two
         with a strong one on a quiet baseline (necessary conditions, cheap to test
         first; most ECGs are not paced, and the full search costs about 2 ms per ECG).
         A QRS's own peaks score strong in nearly every window, so the baseline test
         is needed to tell most ECGs apart."""
         tops = np.array([self.score[a:b].max() for a, b in windows]) if windows else np.zeros(0)
-        if (tops >= MIN_PULSE_SCORE).sum() < 3 or (tops >= STRONG_PULSE_SCORE).sum() < 2:
+        if (tops >= MIN_PULSE_SCORE).sum() < shortest or (tops >= STRONG_PULSE_SCORE).sum() < 2:
             return False
         return self._windows_with_strong_quiet_pulse(windows, quiet) >= 2
 

@@ -14,6 +14,7 @@ from model.pacing_stimuli import (
     OTHER_SHAPE,
     blank_reach,
     other_beat_stimuli,
+    shortest_other_shape_train,
     stimulated,
     weak_stimuli,
 )
@@ -37,20 +38,25 @@ def pacemaker_drives(paced: int, beats: int) -> bool:
     return paced >= max(MIN_INTERMITTENT_PACED_BEATS, MIN_INTERMITTENT_PACED_FRACTION * beats)
 
 
-def pacemaker_paces(mask: np.ndarray | None, labels: np.ndarray) -> bool:
+def pacemaker_paces(
+    mask: np.ndarray | None, labels: np.ndarray, source_fs: float | None = None
+) -> bool:
     """Whether the beats after a stimulus (`mask`) show a pacemaker: enough of them
     (pacemaker_drives), or MIN_PACED_BEATS or more every one of which is of another
     shape than the dominant beats, the QRS the stimulus captured (ventricular pacing
     taking over from a sinus rhythm now and then). A strip with three such beats among
     ten is not plain sinus rhythm: synthetic VVI over sinus rhythm, tuning seeds 1 and
     3-7, read "SR" with 3 of 10-12 beats paced. LUDB 43 and 109 (not paced), with 3
-    QRS-locked artefacts among 10 and 16 beats, stay unpaced."""
+    QRS-locked artefacts among 10 and 16 beats, stay unpaced. With `source_fs` (the
+    beat-locked search's stimuli) at 250 Hz and more, 2 such beats
+    (model.pacing_stimuli.shortest_other_shape_train)."""
     if mask is None:
         return False
     paced = int(mask.sum())
     if pacemaker_drives(paced, mask.size):
         return True
-    return paced >= MIN_PACED_BEATS and bool(np.isin(labels[mask], OTHER_SHAPE).all())
+    fewest = MIN_PACED_BEATS if source_fs is None else shortest_other_shape_train(source_fs)
+    return paced >= fewest and bool(np.isin(labels[mask], OTHER_SHAPE).all())
 
 
 def null_onsets_at_stimuli(result: EcgMeasurement, stimuli: np.ndarray, source_fs: float) -> None:
@@ -99,7 +105,7 @@ def weak_pacemaker_stimuli(
     qrs_on = PRE - result.fiducials.qrs_on
     spikes = weak_stimuli(raw, leads, beats, qrs_on, result.values.qrs_ms, source_fs)
     paced = stimulated(spikes, beats.positions)
-    return spikes if pacemaker_paces(paced, beats.labels) else spikes[:0]
+    return spikes if pacemaker_paces(paced, beats.labels, source_fs) else spikes[:0]
 
 
 def pacemaker_before_other_beats(
@@ -111,4 +117,4 @@ def pacemaker_before_other_beats(
     beats = first.beats
     found = other_beat_stimuli(raw, np.arange(raw.shape[0]), beats, source_fs)
     paced = stimulated(found, beats.positions)
-    return found if found.size and pacemaker_paces(paced, beats.labels) else found[:0]
+    return found if found.size and pacemaker_paces(paced, beats.labels, source_fs) else found[:0]
