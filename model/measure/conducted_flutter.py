@@ -54,12 +54,12 @@ MIN_WAVE_MV = 0.015
 # (tuning seeds 1 and 3-7) measured 150-260 ms with a QRS drawn 80-110 ms wide; they were
 # named no rhythm, or sinus tachycardia from the flutter wave before the QRS.
 # Ended at WIDE_QRS_MS, the copy starts 20 ms later, in the early ST that the one T
-# direction removed leaves (copies 1.0-5.0 the wave's size): a measured QRS wider than
-# these is also tried as ending here (ms), the copy then lying on the fused flutter wave
-# itself, and accepted only at FUSED_MIN_CORRELATION, as the window left is short
-# (30-80 ms). Tuning seeds 1 and 3-7, 2:1 flutters with 0.2-0.3 mV waves whose QRS
-# measured 154-234 ms: 0.86-0.98 at the first end the QRS leaves a window for; sinus
-# tachycardias drawn with a QRS of 120-160 ms: at most 0.64 (docs/measurement.md 3.26).
+# direction removed leaves (copies 1.0-7.4 the wave's size): a measured QRS wider than
+# these is also tried as ending here (ms), the copy then lying on the flutter wave fused
+# with its end, and accepted only at FUSED_MIN_CORRELATION, as the window left is short
+# (30-80 ms). Tuning seeds 1 and 3-7, 2:1 flutters with 0.2-0.3 mV waves, QRS drawn
+# 80-110 ms measured 154-234 ms: 0.86-0.98 where found; sinus tachycardias drawn with a
+# QRS of 120-160 ms: at most 0.64 (docs/measurement.md 3.26).
 FUSED_QRS_ENDS_MS = (150, 140)
 FUSED_MIN_CORRELATION = 0.8
 
