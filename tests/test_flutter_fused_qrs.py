@@ -1,6 +1,6 @@
 """Atrial flutter conducted 2:1 whose next flutter wave fuses with the QRS: the wave
 before the QRS looks like a sinus P wave, and it was named sinus tachycardia.
-docs/measurement.md 3.25."""
+docs/measurement.md 3.25, 3.26."""
 
 from __future__ import annotations
 
