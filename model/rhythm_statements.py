@@ -163,6 +163,12 @@ def flutter_statement(m: EcgMeasurement) -> Statement:
             f"{band}, inside the ST-T complex once the T wave's direction is removed "
             f"({m.flutter_ratio}:1 conduction)"
         )
+        if m.flutter_fused_qrs:
+            qrs = "" if m.values.qrs_ms is None else f" ({m.values.qrs_ms} ms)"
+            criterion += (
+                f"; found taking the QRS as narrower than measured{qrs}: a flutter wave "
+                f"fuses with its end, and the width measured includes it"
+            )
     return make_statement(
         "AFLT",
         criterion,

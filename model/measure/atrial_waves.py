@@ -143,4 +143,4 @@ def _conducted_flutter(result: EcgMeasurement, sig: np.ndarray, beats: Beats) ->
     found = conducted_flutter(sig, beats, result.fiducials)
     if found is not None:
         result.flutter_hz, result.atrial_residual_mv = found.hz, found.rms_mv
-        result.flutter_ratio = found.ratio
+        result.flutter_ratio, result.flutter_fused_qrs = found.ratio, found.fused

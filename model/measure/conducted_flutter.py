@@ -53,17 +53,29 @@ MIN_WAVE_MV = 0.015
 # QRS can be (WIDE_QRS_MS): at 2:1 the flutter wave after the QRS fuses with it, and synthetic flutters at 130-170/min
 # (tuning seeds 1 and 3-7) measured 150-260 ms with a QRS drawn 80-110 ms wide; they were
 # named no rhythm, or sinus tachycardia from the flutter wave before the QRS.
+# Ended at WIDE_QRS_MS, the copy starts 20 ms later, in the early ST that the one T
+# direction removed leaves (copies 1.0-7.4 the wave's size): a measured QRS wider than
+# these is also tried as ending here (ms), the copy then lying on the flutter wave fused
+# with its end, and accepted only at FUSED_MIN_CORRELATION, as the window left is short
+# (30-80 ms). Tuning seeds 1 and 3-7, 2:1 flutters with 0.2-0.3 mV waves, QRS drawn
+# 80-110 ms measured 154-234 ms: 0.86-0.98 where found; sinus tachycardias drawn with a
+# QRS of 120-160 ms: at most 0.64 (docs/measurement.md 3.26).
+FUSED_QRS_ENDS_MS = (150, 140)
+FUSED_MIN_CORRELATION = 0.8
 
 
 @dataclass(frozen=True)
 class ConductedFlutter:
     """Flutter waves at fixed conduction: the atrial rate (Hz), the ratio of atrial
-    waves to QRS complexes, the copies' lowest correlation and the wave's RMS (mV)."""
+    waves to QRS complexes, the copies' lowest correlation and the wave's RMS (mV);
+    fused where the copies were found taking the QRS as narrower than measured, a
+    flutter wave then fusing with its end."""
 
     hz: float
     ratio: int
     correlation: float
     rms_mv: float
+    fused: bool = False
 
 
 def conducted_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> ConductedFlutter | None:
@@ -88,11 +100,21 @@ def conducted_flutter(sig: np.ndarray, beats: Beats, fid: Fiducials) -> Conducte
         lag = rr / ratio
         if not samples(FLUTTER_CYCLE_MS[0]) - 2 <= lag <= samples(FLUTTER_CYCLE_MS[1]) + 2:
             continue
-        for qrs_end in dict.fromkeys((qrs, min(qrs, samples(WIDE_QRS_MS)))):
+        for qrs_end, least in _qrs_ends(qrs):
             found = _alike_copies(cycle, st_t, rr, round(lag), ratio, qrs_end)
-            if found is not None:
-                return ConductedFlutter(FS / lag, ratio, *found)
+            if found is not None and found[0] >= least:
+                return ConductedFlutter(FS / lag, ratio, *found, fused=qrs_end < qrs)
     return None
+
+
+def _qrs_ends(qrs: int) -> list[tuple[int, float]]:
+    """(QRS end, least copy correlation) to try, in order: the measured end, no wider
+    than a narrow QRS, then the ends a fused flutter wave may hide inside it."""
+    ends = dict.fromkeys((qrs, min(qrs, samples(WIDE_QRS_MS))), MIN_COPY_CORRELATION)
+    for end in map(samples, FUSED_QRS_ENDS_MS):
+        if end < qrs:
+            ends.setdefault(end, FUSED_MIN_CORRELATION)
+    return list(ends.items())
 
 
 def median_cycle(sig: np.ndarray, positions: np.ndarray, qrs_on: int, rr: int) -> np.ndarray | None:

@@ -97,6 +97,9 @@ class EcgMeasurement:
     # Flutter waves locked at a fixed 2:1-4:1 conduction (model.measure.conducted_flutter):
     # atrial waves per QRS; their size is not held to FLUTTER_MIN_MV.
     flutter_ratio: int | None = None
+    # Those copies found only taking the QRS as narrower than measured: a flutter wave
+    # fuses with its end, and the QRS width measured includes it.
+    flutter_fused_qrs: bool = False
     # The cancelled residual's wave regular whatever its size (model.measure.atrial
     # ORGANISED_SHARE, or the RRs whole numbers of its cycle).
     flutter_organised: bool = False
