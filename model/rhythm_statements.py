@@ -62,6 +62,15 @@ MIN_NN_TO_EXPLAIN = 5
 # 31/min with a first-degree AV block: P waves before 3 of its 5 beats).
 MIN_P_WAVE_SHARE = 0.75
 MIN_BEATS_FOR_P_SHARE = 8
+# With fewer beats than that, the intervals between the non-premature beats decide:
+# a sinus arrhythmia changes the cycle gradually with breathing, and on the tuning sets
+# no rhythm named sinus on a consistent P wave changes it beat to beat by more than
+# 0.14 (normalised RMSSD; LUDB's sinus arrhythmias 0.09-0.14). Above SINUS_NN_RMSSD,
+# a P wave missing before any one non-premature beat leaves them atrial fibrillation's
+# (synthetic tuning seed 4, AF at 63 and 66/min with "P waves" from fibrillatory waves
+# before 4 and 5 of 7 beats: 0.25 and 0.19; LUDB 83, AF with a PVC couplet, 6 of 7
+# beats: 0.27), all three read as sinus arrhythmia with PACs.
+SINUS_NN_RMSSD = 0.16
 # With fibrillatory waves and no P wave, the intervals between non-premature beats
 # need vary only by more than this (normalised RMSSD; IRREGULAR_RMSSD otherwise):
 # synthetic tuning seeds 1 and 3-7, atrial fibrillation with premature-looking beats
@@ -116,6 +125,8 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
         if fibrillation and m.drifting_flutter_hz is not None:
             return [drifting_flutter_statement(m)]
         return fibrillation
+    if sinus_not_judged(m) is not None:
+        return []
     return sinus_statements(m, limits)
 
 
@@ -216,8 +227,41 @@ def consistent_p_waves(m: EcgMeasurement) -> bool:
     if sinus_p_axis(m) is None:
         return False
     if rhythm.dominant_beats < MIN_BEATS_FOR_P_SHARE:
-        return True
+        return not irregular_beyond_sinus_arrhythmia(rhythm)
     return rhythm.p_waves >= MIN_P_WAVE_SHARE * rhythm.dominant_beats
+
+
+def irregular_beyond_sinus_arrhythmia(rhythm: RhythmAnalysis) -> bool:
+    """Too few non-premature beats to judge the P wave's share, but the intervals
+    between them change beat to beat by more than SINUS_NN_RMSSD and the P wave is
+    missing before at least one: a sinus P wave precedes every sinus beat, and no sinus
+    arrhythmia changes the cycle so abruptly; fibrillatory waves resemble a median
+    "P wave" before some beats by chance."""
+    nn = rhythm.nn_irregularity
+    return nn is not None and nn > SINUS_NN_RMSSD and rhythm.p_waves < rhythm.dominant_beats
+
+
+def sinus_not_judged(m: EcgMeasurement) -> str | None:
+    """Why a sinus rhythm is not named on a consistent P wave, in the impression's
+    words; None where it may be. Premature beats said to explain an irregular RR, but
+    so many that fewer than MIN_NN_INTERVALS intervals between non-premature beats are
+    left to show a regular rhythm under them, and the P wave missing before one of
+    those few beats: nothing shows the sinus node firing (synthetic tuning seed 6, AF
+    at 42/min, 3 of 7 beats read as PACs, a "P wave" with a PR of 292 ms before 3 of
+    the other 4, read as sinus bradycardia). Neither sinus nor AF can be named."""
+    rhythm = m.rhythm
+    if rhythm is None or rhythm.nn_irregularity is not None or not rhythm.p_waves:
+        return None
+    if rhythm.dominant_beats >= MIN_BEATS_FOR_P_SHARE or rhythm.p_waves >= rhythm.dominant_beats:
+        return None
+    irregularity = m.beats.irregularity()
+    if irregularity is None or irregularity <= IRREGULAR_RMSSD:
+        return None
+    return (
+        f"P wave before only {rhythm.p_waves} of {rhythm.dominant_beats} non-premature "
+        f"beats, with {rhythm.nn_intervals} interval(s) between them, too few to show a "
+        "regular rhythm under the premature beats"
+    )
 
 
 def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
@@ -586,6 +630,9 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
     if p_axis is None:
         why = m.null_reasons.get("p_axis_deg", "not measured")
         return f"{seen}, P wave axis not measured ({why})"
+    not_judged = sinus_not_judged(m)
+    if not_judged is not None and consistent_p_waves(m):
+        return f"{seen}, {not_judged}"
     if regular or m.rhythm is None:
         return f"{seen}, P waves not consistent before the QRS complexes"
     if regularly_irregular(m.rhythm):
