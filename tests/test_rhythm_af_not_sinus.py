@@ -16,13 +16,13 @@ import pytest
 
 import model
 from model.measure import measure
-from model.rhythm_statements import (
+from model.rhythm_few_beats import (
     MIN_BEATS_FOR_P_SHARE,
     SINUS_NN_RMSSD,
-    consistent_p_waves,
     sinus_not_judged,
     sinus_reset_regular,
 )
+from model.rhythm_statements import consistent_p_waves
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
