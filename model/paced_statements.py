@@ -14,6 +14,14 @@ from model.measure import (
     MIN_PACED_FRACTION,
     EcgMeasurement,
 )
+from model.paced_atrial_rhythm import (
+    ATRIAL_PACING,
+    ATRIAL_SENSED,
+    AV_SEQUENTIAL,
+    atrial_pacing,
+    stimulus_timing,
+    tracked_sinus,
+)
 from model.pacing_stimuli import OTHER_SHAPE
 from model.report import Statement
 from model.rhythm_statements import (
@@ -34,6 +42,8 @@ MIN_CONDUCTED_BETWEEN_PACED = 4
 # QRS the stimulus captured, else "Intermittent pacing". GE's 12SL names such beats
 # "ventricular-paced complexes" beside the rhythm it names from the others.
 INTERMITTENT = "Intermittent"
+# The PACE texts the impression names the rhythm by, in place of "Pacemaker rhythm".
+NAMED_PACING = (INTERMITTENT, ATRIAL_PACING, AV_SEQUENTIAL, ATRIAL_SENSED)
 
 
 def is_paced(m: EcgMeasurement) -> bool:
@@ -70,9 +80,23 @@ def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
     )
     fibrillation = fibrillation_between_paced_beats(m)
     if not intermittent:
-        return [pacing, *fibrillation]
+        return [pacing, *fibrillation] if fibrillation else atrial_rhythm(m, pacing, limits)
     # "Sinus rhythm (or atrial fibrillation) with intermittent ventricular pacing".
     return [*sinus_between_paced_beats(m, limits), *fibrillation, pacing]
+
+
+def atrial_rhythm(m: EcgMeasurement, pacing: Statement, limits: StatementLimits) -> list[Statement]:
+    """Beside a pacemaker that drives MIN_PACED_FRACTION of the beats or more, what
+    the atria do where the evidence is clear (model.paced_atrial_rhythm): atrial or AV
+    sequential pacing by the atrial stimuli, or the sinus rhythm the pacemaker
+    tracks; else the PACE statement alone (docs/measurement.md 3.28)."""
+    timing = stimulus_timing(m)
+    if timing is None:
+        return [pacing]
+    atrial = atrial_pacing(m, pacing, timing)
+    if atrial is not None:
+        return [atrial]
+    return tracked_sinus(m, pacing, timing, limits) or [pacing]
 
 
 def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
