@@ -133,8 +133,8 @@ def tracked_sinus(
     """The PACE statement worded "Atrial-sensed ventricular pacing" where the
     pacemaker tracks the P waves: a ventricular and no atrial stimulus before
     MIN_EVIDENCE_SHARE of the paced beats, a P wave before as many at the same delay
-    (TRACKED_PR_MS, MAX_TRACKED_PR_DEVIATION_MS) and a regular atrial rhythm; with a
-    sinus P axis, the sinus rhythm (SR, SBRAD or STACH by the rate) before it. Else
+    (TRACKED_PR_MS, MAX_TRACKED_PR_DEVIATION_MS), a regular atrial rhythm and a sinus
+    P axis; the sinus rhythm (SR, SBRAD or STACH by the rate) before it. Else
     nothing."""
     a, mask = m.atrial, m.paced_mask
     hr = m.values.heart_rate_bpm
@@ -164,10 +164,12 @@ def tracked_sinus(
     }
     sensed = worded(pacing, ATRIAL_SENSED, f"the ventricular stimuli track {tracked}", **evidence)
     if axis_words is None:
-        # P waves tracked whose axis is not shown sinus: the tracking is stated, no
-        # sinus rhythm (LUDB 45 and 72, sinus rhythms with P-synchronous pacing, their
-        # leads each rescaled: P axes 178 and 142 degrees).
-        return [sensed]
+        # P waves at one delay before the paced beats whose axis is not shown sinus
+        # may be paced ones whose stimuli were not found: LUDB 45, labelled atrial and
+        # ventricular pacing, no atrial stimulus found, P waves 218-228 ms before all
+        # 8 paced beats, P axis 178 degrees (LUDB 72, P-synchronous pacing, P axis 142
+        # degrees, its leads rescaled, is left unnamed with it).
+        return []
     rate = sinus_rate_code(hr, limits)
     code, limit = rate if rate is not None else ("SR", "")
     rate_words = f", rate {limit}/min" if limit else ""
