@@ -50,6 +50,7 @@ MIN_VENTRICULAR_SHARE = 0.5
 ATRIAL_PACING = "Atrial-paced rhythm"
 AV_SEQUENTIAL = "AV sequential pacing"
 ATRIAL_SENSED = "Atrial-sensed ventricular pacing"
+VENTRICULAR_PACING = "Ventricular pacing"
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,25 @@ def atrial_pacing(m: EcgMeasurement, pacing: Statement, timing: StimulusTiming) 
         atrial_paced_beats=atrial,
         ventricular_stimuli=ventricular,
         stimulus_to_qrs_ms=round(timing.atrial_delay_ms),
+    )
+
+
+def ventricular_pacing(m: EcgMeasurement, pacing: Statement) -> Statement | None:
+    """`pacing` worded "Ventricular pacing" where a ventricular and no atrial stimulus
+    precedes MIN_EVIDENCE_SHARE of the paced beats (beside atrial fibrillation: the
+    atria are not paced); else None."""
+    timing = stimulus_timing(m)
+    if timing is None or timing.atrial.any():
+        return None
+    ventricular = int(timing.ventricular.sum())
+    if ventricular < MIN_EVIDENCE_SHARE * timing.ventricular.size:
+        return None
+    return worded(
+        pacing,
+        VENTRICULAR_PACING,
+        f"a ventricular stimulus at most {VENTRICULAR_MAX_MS:.0f} ms before the QRS onset "
+        f"of at least {MIN_EVIDENCE_SHARE:.0%} of the paced beats, no atrial stimulus",
+        ventricular_stimuli=ventricular,
     )
 
 

@@ -18,9 +18,11 @@ from model.paced_atrial_rhythm import (
     ATRIAL_PACING,
     ATRIAL_SENSED,
     AV_SEQUENTIAL,
+    VENTRICULAR_PACING,
     atrial_pacing,
     stimulus_timing,
     tracked_sinus,
+    ventricular_pacing,
 )
 from model.pacing_stimuli import OTHER_SHAPE
 from model.report import Statement
@@ -43,7 +45,7 @@ MIN_CONDUCTED_BETWEEN_PACED = 4
 # "ventricular-paced complexes" beside the rhythm it names from the others.
 INTERMITTENT = "Intermittent"
 # The PACE texts the impression names the rhythm by, in place of "Pacemaker rhythm".
-NAMED_PACING = (INTERMITTENT, ATRIAL_PACING, AV_SEQUENTIAL, ATRIAL_SENSED)
+NAMED_PACING = (INTERMITTENT, ATRIAL_PACING, AV_SEQUENTIAL, ATRIAL_SENSED, VENTRICULAR_PACING)
 
 
 def is_paced(m: EcgMeasurement) -> bool:
@@ -79,8 +81,13 @@ def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
         beats=beats,
     )
     fibrillation = fibrillation_between_paced_beats(m)
+    if not intermittent and fibrillation:
+        # "Atrial fibrillation with ventricular pacing", as a cardiologist words it,
+        # where the stimuli show ventricular pacing alone (docs/measurement.md 3.28).
+        ventricular = ventricular_pacing(m, pacing)
+        return [*fibrillation, ventricular] if ventricular else [pacing, *fibrillation]
     if not intermittent:
-        return [pacing, *fibrillation] if fibrillation else atrial_rhythm(m, pacing, limits)
+        return atrial_rhythm(m, pacing, limits)
     # "Sinus rhythm (or atrial fibrillation) with intermittent ventricular pacing".
     return [*sinus_between_paced_beats(m, limits), *fibrillation, pacing]
 

@@ -90,3 +90,15 @@ def test_ludb_104_sinus_rhythm_tracked(shared_data: Path) -> None:
     report = model.analyze(model.load(shared_data / "ludb" / "data" / "104"))
     assert report.codes == ["SR", "PACE"]
     assert report.impression.startswith("Sinus rhythm with atrial-sensed ventricular pacing.")
+
+
+@pytest.mark.parametrize(("seed", "rate"), [(14, 500.0), (17, 500.0), (23, 250.0)])
+def test_atrial_fibrillation_under_ventricular_pacing_named_first(seed: int, rate: float) -> None:
+    """VVI in AF paced 40 % or more, AF found by its existing tests: "Atrial
+    fibrillation with ventricular pacing" (was "Pacemaker rhythm with atrial
+    fibrillation" on 5d78c14)."""
+    spec = replace(PACED, mode="VVI_AF", lower_rate_bpm=70, af_rate_bpm=60)
+    report = analyze(spec, seed, rate)
+    assert report.codes == ["AFIB", "PACE"]
+    assert report.impression.startswith("Atrial fibrillation with ventricular pacing.")
+    assert "no atrial stimulus" in report.statements[1].evidence.criterion
