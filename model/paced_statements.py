@@ -56,9 +56,10 @@ def is_paced(m: EcgMeasurement) -> bool:
 
 def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
     """PACE where the stimuli show a pacemaker, with the atrial fibrillation of the
-    beats it did not drive; where it drove under MIN_PACED_FRACTION of them, after
-    their rhythm (sinus or fibrillation), as a cardiologist words it. Else nothing
-    (the other rhythm statements judge)."""
+    beats it did not drive (named first under ventricular pacing) or, without it, the
+    atrial rhythm where clear (atrial_rhythm); where it drove under
+    MIN_PACED_FRACTION of them, after their rhythm (sinus or fibrillation), as a
+    cardiologist words it. Else nothing (the other rhythm statements judge)."""
     if not is_paced(m):
         return []
     beats = int(m.beats.positions.size)
