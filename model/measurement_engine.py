@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from model.av_block_statements import AV_BLOCK_CODES
 from model.ecg import Ecg
 from model.measure import P_WAVE_KEYS, EcgMeasurement, measure
-from model.paced_statements import INTERMITTENT
+from model.paced_statements import NAMED_PACING
 from model.report import EngineInfo, Measurements, Report, SourceInfo, Statement
 from model.rhythm_statements import undetermined_rhythm
 from model.signal_quality import RESCALED_FLAG
@@ -95,7 +95,7 @@ def impression(statements: list[Statement], measured: EcgMeasurement) -> str:
         return f"Technically inadequate recording ({reason}).{heart_rate} No interpretation."
     codes = [s.code for s in statements]
     blocks = [s.text for s in statements if s.code in AV_BLOCK_CODES]
-    paced = [s.text for s in statements if s.code == "PACE" and s.text.startswith(INTERMITTENT)]
+    paced = [s.text for s in statements if s.code == "PACE" and s.text.startswith(NAMED_PACING)]
     sentences = [_rhythm_sentence(codes, blocks, measured, paced[0] if paced else None)]
     in_rhythm = {*RHYTHM_PHRASES, *ECTOPY_PHRASES, *AV_BLOCK_CODES, "NORM"}
     sentences += [_sentence(s.text) for s in statements if s.code not in in_rhythm]

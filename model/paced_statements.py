@@ -14,6 +14,16 @@ from model.measure import (
     MIN_PACED_FRACTION,
     EcgMeasurement,
 )
+from model.paced_atrial_rhythm import (
+    ATRIAL_PACING,
+    ATRIAL_SENSED,
+    AV_SEQUENTIAL,
+    VENTRICULAR_PACING,
+    atrial_pacing,
+    stimulus_timing,
+    tracked_sinus,
+    ventricular_pacing,
+)
 from model.pacing_stimuli import OTHER_SHAPE
 from model.report import Statement
 from model.rhythm_statements import (
@@ -34,6 +44,8 @@ MIN_CONDUCTED_BETWEEN_PACED = 4
 # QRS the stimulus captured, else "Intermittent pacing". GE's 12SL names such beats
 # "ventricular-paced complexes" beside the rhythm it names from the others.
 INTERMITTENT = "Intermittent"
+# The PACE texts the impression names the rhythm by, in place of "Pacemaker rhythm".
+NAMED_PACING = (INTERMITTENT, ATRIAL_PACING, AV_SEQUENTIAL, ATRIAL_SENSED, VENTRICULAR_PACING)
 
 
 def is_paced(m: EcgMeasurement) -> bool:
@@ -44,9 +56,10 @@ def is_paced(m: EcgMeasurement) -> bool:
 
 def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
     """PACE where the stimuli show a pacemaker, with the atrial fibrillation of the
-    beats it did not drive; where it drove under MIN_PACED_FRACTION of them, after
-    their rhythm (sinus or fibrillation), as a cardiologist words it. Else nothing
-    (the other rhythm statements judge)."""
+    beats it did not drive (named first under ventricular pacing) or, without it, the
+    atrial rhythm where clear (atrial_rhythm); where it drove under
+    MIN_PACED_FRACTION of them, after their rhythm (sinus or fibrillation), as a
+    cardiologist words it. Else nothing (the other rhythm statements judge)."""
     if not is_paced(m):
         return []
     beats = int(m.beats.positions.size)
@@ -69,10 +82,29 @@ def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
         beats=beats,
     )
     fibrillation = fibrillation_between_paced_beats(m)
+    if not intermittent and fibrillation:
+        # "Atrial fibrillation with ventricular pacing", as a cardiologist words it,
+        # where the stimuli show ventricular pacing alone (docs/measurement.md 3.28).
+        ventricular = ventricular_pacing(m, pacing)
+        return [*fibrillation, ventricular] if ventricular else [pacing, *fibrillation]
     if not intermittent:
-        return [pacing, *fibrillation]
+        return atrial_rhythm(m, pacing, limits)
     # "Sinus rhythm (or atrial fibrillation) with intermittent ventricular pacing".
     return [*sinus_between_paced_beats(m, limits), *fibrillation, pacing]
+
+
+def atrial_rhythm(m: EcgMeasurement, pacing: Statement, limits: StatementLimits) -> list[Statement]:
+    """Beside a pacemaker that drives MIN_PACED_FRACTION of the beats or more, what
+    the atria do where the evidence is clear (model.paced_atrial_rhythm): atrial or AV
+    sequential pacing by the atrial stimuli, or the sinus rhythm the pacemaker
+    tracks; else the PACE statement alone (docs/measurement.md 3.28)."""
+    timing = stimulus_timing(m)
+    if timing is None:
+        return [pacing]
+    atrial = atrial_pacing(m, pacing, timing)
+    if atrial is not None:
+        return [atrial]
+    return tracked_sinus(m, pacing, timing, limits) or [pacing]
 
 
 def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
