@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from ludb_conduction import conduction_rows, labelled_record
-from paced_rhythms import STIMULUS_SHAPES
+from paced_rhythms import ALLOWED_ATRIAL_RHYTHMS, STIMULUS_SHAPES, atrial_rhythm_named
 from scores import Counts
 from synthetic_rhythm_set import (
     BENCH_SEED,
@@ -316,6 +316,7 @@ def paced_rows(paced: list[SyntheticResult]) -> list[list[str]]:
                     f"{found / len(members):.2f}",
                 )
             )
+    rows += atrial_rhythm_rows(paced)
     calm = [r for r in paced if "AFIB" not in r.truth.codes]
     false_af = sum("AFIB" in r.report.codes for r in calm)
     rows.append(
@@ -326,6 +327,37 @@ def paced_rows(paced: list[SyntheticResult]) -> list[list[str]]:
             str(false_af),
             "0",
             "yes" if false_af == 0 else "no",
+        )
+    )
+    return rows
+
+
+def atrial_rhythm_rows(paced: list[SyntheticResult]) -> list[list[str]]:
+    """The atrial rhythm named beside PACE, by the mode drawn, and how many of those
+    named the drawing contradicts (docs/measurement.md 3.28)."""
+    rows = []
+    wrong = 0
+    for mode, allowed in ALLOWED_ATRIAL_RHYTHMS.items():
+        members = [r for r in paced if r.spec.mode == mode]
+        named = [atrial_rhythm_named(r.report) for r in members]
+        wrong += sum(n not in allowed | {"none", "no PACE"} for n in named)
+        if members:
+            rows.append(
+                _row(
+                    "Synthetic rhythms",
+                    f"paced, {mode} drawn: atrial rhythm named beside pacing",
+                    len(members),
+                    _distribution(named),
+                )
+            )
+    rows.append(
+        _row(
+            "Synthetic rhythms",
+            "paced: atrial rhythm named that the drawn mode contradicts",
+            len(paced),
+            str(wrong),
+            "0",
+            "yes" if wrong == 0 else "no",
         )
     )
     return rows

@@ -13,6 +13,8 @@ from ludb_reference import ludb_is_paced
 from scipy.signal import resample_poly
 
 import model
+from model.paced_atrial_rhythm import ATRIAL_PACING, ATRIAL_SENSED, AV_SEQUENTIAL
+from model.report import Report
 from model.rhythm_paced import PacedSpec
 from model.synthetic import SyntheticSpec
 
@@ -52,6 +54,37 @@ STIMULUS_SHAPES: dict[str, Callable[[PacedSpec], bool]] = {
     "resampled to 100 Hz": lambda s: s.sampling_rate == 100,
     "all": lambda s: True,
 }
+
+
+# The atrial rhythm each drawn mode allows beside PACE (docs/measurement.md 3.28): the
+# pacemaker's own atrial stimuli (AAI; DDD below the sinus rate's tracking), a sinus rhythm
+# it tracks (DDD), fibrillation (VVI in AF), or the sinus rhythm VVI pacing runs beside.
+# Naming none is never wrong; naming another is.
+ALLOWED_ATRIAL_RHYTHMS = {
+    "AAI": {"atrial-paced"},
+    "DDD": {"AV sequential", "sinus tracked"},
+    "VVI_AF": {"AF"},
+    "VVI_SINUS": {"sinus"},
+    "VVI": {"sinus"},
+}
+
+
+def atrial_rhythm_named(report: Report) -> str:
+    """The atrial rhythm a paced report names, in ALLOWED_ATRIAL_RHYTHMS' words."""
+    codes = set(report.codes)
+    if "PACE" not in codes:
+        return "no PACE"
+    if "AFIB" in codes:
+        return "AF"
+    text = " ".join(statement.text for statement in report.statements)
+    for words, named in (
+        (ATRIAL_PACING, "atrial-paced"),
+        (AV_SEQUENTIAL, "AV sequential"),
+        (ATRIAL_SENSED, "sinus tracked"),
+    ):
+        if words in text:
+            return named
+    return "sinus" if codes & {"SR", "SBRAD", "STACH", "SARRH"} else "none"
 
 
 def resampled_unpaced_rows(data: Path, ludb_records: int) -> list[list[str]]:

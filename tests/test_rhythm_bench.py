@@ -122,3 +122,22 @@ def test_ludb_conduction_rows_score_the_labels_and_explain_false_positives(
         1,
         "QRS ≥ 120, LUDB QRS < 110, labelled IRBBB 1",
     )
+
+
+def test_atrial_rhythm_rows_count_a_name_the_drawn_mode_contradicts() -> None:
+    """An AAI strip named atrial-paced counts as allowed; the same report scored as if
+    VVI had been drawn counts as contradicted (the row's goal: none)."""
+    bench = _bench_module()
+    from model.rhythm_paced import PacedSpec, paced_ecg
+
+    spec = PacedSpec(mode="AAI", lower_rate_bpm=75.0, sinus_rate_bpm=55.0, seed=14)
+    ecg, truth = paced_ecg(spec)
+    report = model.analyze(ecg)
+    assert bench.atrial_rhythm_named(report) == "atrial-paced", report.impression
+
+    def rows_for(mode: str) -> list[list[str]]:
+        drawn = bench.SyntheticResult("paced", replace(spec, mode=mode), truth, report, frozenset())
+        return bench.atrial_rhythm_rows([drawn])
+
+    assert rows_for("AAI")[-1][3] == "0"
+    assert rows_for("VVI")[-1][3] == "1"
