@@ -163,6 +163,12 @@ def _row(
     return [part, quantity, str(n), engine, baseline, goal, met]
 
 
+def _none_wanted(quantity: str, n: int, count: int, baseline: str = "") -> list[str]:
+    """A synthetic row whose goal is a count of none."""
+    met = "yes" if count == 0 else "no"
+    return _row("Synthetic rhythms", quantity, n, str(count), "0", met, baseline=baseline)
+
+
 def synthetic_rows(results: list[SyntheticResult]) -> list[list[str]]:
     return (
         group_rows(results)
@@ -200,17 +206,8 @@ def atrial_fibrillation_rows(results: list[SyntheticResult]) -> list[list[str]]:
         named = group if group == FREQUENT_PVC_GROUP else group.replace("sinus", "sinus rhythms", 1)
         ectopic = [r for r in results if r.group == group]
         false_af = sum("AFIB" in r.report.codes for r in ectopic)
-        rows.append(
-            _row(
-                "Synthetic rhythms",
-                f"AFIB called on {named}",
-                len(ectopic),
-                str(false_af),
-                "0",
-                "yes" if false_af == 0 else "no",
-                baseline=str(sum("AFIB" in r.baseline for r in ectopic)),
-            )
-        )
+        baseline = str(sum("AFIB" in r.baseline for r in ectopic))
+        rows.append(_none_wanted(f"AFIB called on {named}", len(ectopic), false_af, baseline))
     af = [r for r in results if r.truth.rhythm == "AFIB"]
     recall = sum("AFIB" in r.report.codes for r in af) / len(af)
     rows.append(
@@ -241,16 +238,7 @@ def rate_rows(results: list[SyntheticResult]) -> list[list[str]]:
         )
     )
     no_rate = sum(r.report.measurements.heart_rate_bpm is None for r in results)
-    rows.append(
-        _row(
-            "Synthetic rhythms",
-            "heart rate missing (every one has ≥ 3 beats)",
-            len(results),
-            str(no_rate),
-            "0",
-            "yes" if no_rate == 0 else "no",
-        )
-    )
+    rows.append(_none_wanted("heart rate missing (every one has ≥ 3 beats)", len(results), no_rate))
     return rows
 
 
@@ -319,16 +307,8 @@ def paced_rows(paced: list[SyntheticResult]) -> list[list[str]]:
     rows += atrial_rhythm_rows(paced)
     calm = [r for r in paced if "AFIB" not in r.truth.codes]
     false_af = sum("AFIB" in r.report.codes for r in calm)
-    rows.append(
-        _row(
-            "Synthetic rhythms",
-            "AFIB called on paced rhythms without fibrillating conducted beats",
-            len(calm),
-            str(false_af),
-            "0",
-            "yes" if false_af == 0 else "no",
-        )
-    )
+    quantity = "AFIB called on paced rhythms without fibrillating conducted beats"
+    rows.append(_none_wanted(quantity, len(calm), false_af))
     return rows
 
 
@@ -350,16 +330,8 @@ def atrial_rhythm_rows(paced: list[SyntheticResult]) -> list[list[str]]:
                     _distribution(named),
                 )
             )
-    rows.append(
-        _row(
-            "Synthetic rhythms",
-            "paced: atrial rhythm named that the drawn mode contradicts",
-            len(paced),
-            str(wrong),
-            "0",
-            "yes" if wrong == 0 else "no",
-        )
-    )
+    quantity = "paced: atrial rhythm named that the drawn mode contradicts"
+    rows.append(_none_wanted(quantity, len(paced), wrong))
     return rows
 
 

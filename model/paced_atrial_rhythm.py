@@ -173,8 +173,15 @@ def tracked_sinus(
     if prs.size < share:
         return []
     axis_words = sinus_p_axis(m)
+    if axis_words is None:
+        # P waves at one delay before the paced beats whose axis is not shown sinus
+        # may be paced ones whose stimuli were not found: LUDB 45, labelled atrial and
+        # ventricular pacing, no atrial stimulus found, P waves 218-228 ms before all
+        # 8 paced beats, P axis 178 degrees (LUDB 72, P-synchronous pacing, P axis 142
+        # degrees, its leads rescaled, is left unnamed with it).
+        return []
     tracked = (
-        f"a P wave{' ' + axis_words if axis_words else ''} before at least "
+        f"a P wave {axis_words} before at least "
         f"{MIN_EVIDENCE_SHARE:.0%} of the ventricular-paced beats at one delay "
         f"({TRACKED_PR_MS[0]:.0f}-{TRACKED_PR_MS[1]:.0f} ms, within "
         f"{MAX_TRACKED_PR_DEVIATION_MS:.0f} ms of the median), no atrial stimulus"
@@ -185,13 +192,6 @@ def tracked_sinus(
         "p_to_qrs_spread_ms": round(float(np.ptp(prs))),
     }
     sensed = worded(pacing, ATRIAL_SENSED, f"the ventricular stimuli track {tracked}", **evidence)
-    if axis_words is None:
-        # P waves at one delay before the paced beats whose axis is not shown sinus
-        # may be paced ones whose stimuli were not found: LUDB 45, labelled atrial and
-        # ventricular pacing, no atrial stimulus found, P waves 218-228 ms before all
-        # 8 paced beats, P axis 178 degrees (LUDB 72, P-synchronous pacing, P axis 142
-        # degrees, its leads rescaled, is left unnamed with it).
-        return []
     rate = sinus_rate_code(hr, limits)
     code, limit = rate if rate is not None else ("SR", "")
     rate_words = f", rate {limit}/min" if limit else ""

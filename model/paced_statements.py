@@ -26,10 +26,9 @@ from model.paced_atrial_rhythm import (
 )
 from model.pacing_stimuli import OTHER_SHAPE
 from model.report import Statement
+from model.rhythm_few_beats import MIN_P_WAVE_SHARE
 from model.rhythm_statements import (
-    MIN_P_WAVE_SHARE,
     consistent_p_waves,
-    has_p_waves,
     sinus_p_axis,
     sinus_statements,
 )
@@ -116,7 +115,9 @@ def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> lis
     waves. Synthetic VVI over sinus rhythm, tuning seeds 1 and 3-7, read "Intermittent
     pacing (3 of 10 beats paced)" alone (docs/measurement.md 3.19)."""
     mask, rhythm = m.paced_mask, m.rhythm
-    if mask is None or rhythm is None or m.has_flutter_waves or not has_p_waves(m):
+    # consistent_p_waves, not a P wave alone: with few conducted beats whose intervals
+    # change beyond sinus arrhythmia it is fibrillation_between_paced_beats' (3.27).
+    if mask is None or rhythm is None or m.has_flutter_waves or not consistent_p_waves(m):
         return []
     dominant = m.beats.labels == "N"
     if (~mask).sum() < MIN_CONDUCTED_BETWEEN_PACED or (mask & dominant).any():

@@ -15,12 +15,7 @@ from model.beats import WIDE_QRS_MS
 from model.measure import EcgMeasurement, LeadAmplitudes
 from model.paced_statements import paced_statements
 from model.report import Statement
-from model.rhythm_statements import (
-    NORMAL_RHYTHM_CODES,
-    ectopy_statements,
-    flutter_at_two_to_one_not_excluded,
-    rhythm_statements,
-)
+from model.rhythm_statements import NORMAL_RHYTHM_CODES, ectopy_statements, rhythm_statements
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.statement_text import make_statement
 
@@ -429,12 +424,8 @@ def interpret(
         av = av_conduction_statements(m) if conducted else []
         found += av
         pre_excited = any(s.code == "WPW" for s in av)
-        # A QRS that a 2:1 flutter wave may widen by fusing with it is no conduction
-        # delay to state (docs/measurement.md 3.25).
-        fused = flutter_at_two_to_one_not_excluded(m) is not None
-        if not pre_excited and not fused:
-            found += ventricular_conduction_statements(m)
         if not pre_excited:
+            found += ventricular_conduction_statements(m)
             found += fascicular_statements(m)
         found += axis_statements(m, {s.code for s in found})
         if m.amplitudes_calibrated:
