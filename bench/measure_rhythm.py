@@ -23,7 +23,12 @@ from pathlib import Path
 
 import numpy as np
 from ludb_conduction import conduction_rows, labelled_record
-from paced_rhythms import ALLOWED_ATRIAL_RHYTHMS, STIMULUS_SHAPES, atrial_rhythm_named
+from paced_rhythms import (
+    ALLOWED_ATRIAL_RHYTHMS,
+    STIMULUS_SHAPES,
+    atrial_rhythm_named,
+    drawn_atrial_rhythm,
+)
 from scores import Counts
 from synthetic_rhythm_set import (
     BENCH_SEED,
@@ -317,15 +322,15 @@ def atrial_rhythm_rows(paced: list[SyntheticResult]) -> list[list[str]]:
     named the drawing contradicts (docs/measurement.md 3.28)."""
     rows = []
     wrong = 0
-    for mode, allowed in ALLOWED_ATRIAL_RHYTHMS.items():
-        members = [r for r in paced if r.spec.mode == mode]
+    for drawn, allowed in ALLOWED_ATRIAL_RHYTHMS.items():
+        members = [r for r in paced if drawn_atrial_rhythm(r.spec) == drawn]
         named = [atrial_rhythm_named(r.report) for r in members]
         wrong += sum(n not in allowed | {"none", "no PACE"} for n in named)
         if members:
             rows.append(
                 _row(
                     "Synthetic rhythms",
-                    f"paced, {mode} drawn: atrial rhythm named beside pacing",
+                    f"paced, {drawn} drawn: atrial rhythm named beside pacing",
                     len(members),
                     _distribution(named),
                 )

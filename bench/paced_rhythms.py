@@ -62,11 +62,24 @@ STIMULUS_SHAPES: dict[str, Callable[[PacedSpec], bool]] = {
 # Naming none is never wrong; naming another is.
 ALLOWED_ATRIAL_RHYTHMS = {
     "AAI": {"atrial-paced"},
-    "DDD": {"AV sequential", "sinus tracked"},
+    "DDD tracking the sinus node": {"sinus tracked"},
+    "DDD at its lower rate": {"AV sequential"},
     "VVI_AF": {"AF"},
     "VVI_SINUS": {"sinus"},
     "VVI": {"sinus"},
 }
+
+
+def drawn_atrial_rhythm(spec: PacedSpec) -> str:
+    """The key of ALLOWED_ATRIAL_RHYTHMS a drawing falls under. DDD is split as
+    rhythm_paced.draw_ddd draws it: it tracks the sinus node while the sinus rate is
+    above the lower rate, and paces both chambers below it, so on one strip only one
+    of the two names is right."""
+    if spec.mode != "DDD":
+        return spec.mode
+    if spec.sinus_rate_bpm > spec.lower_rate_bpm:
+        return "DDD tracking the sinus node"
+    return "DDD at its lower rate"
 
 
 def atrial_rhythm_named(report: Report) -> str:

@@ -141,3 +141,29 @@ def test_atrial_rhythm_rows_count_a_name_the_drawn_mode_contradicts() -> None:
 
     assert rows_for("AAI")[-1][3] == "0"
     assert rows_for("VVI")[-1][3] == "1"
+
+
+def test_a_ddd_strip_is_scored_by_whether_its_drawing_tracked_the_sinus_node() -> None:
+    """DDD tracks the sinus node above its lower rate and paces both chambers below
+    it: "sinus tracked" on a strip drawn below the lower rate is contradicted."""
+    bench = _bench_module()
+    from model.rhythm_paced import PacedSpec, paced_ecg
+
+    spec = PacedSpec(mode="DDD", lower_rate_bpm=60.0, sinus_rate_bpm=85.0, seed=13)
+    ecg, truth = paced_ecg(spec)
+    report = model.analyze(ecg)
+    assert bench.atrial_rhythm_named(report) == "sinus tracked", report.impression
+
+    def rows_for(sinus_rate_bpm: float) -> list[list[str]]:
+        drawn = replace(spec, sinus_rate_bpm=sinus_rate_bpm)
+        return bench.atrial_rhythm_rows(
+            [bench.SyntheticResult("paced", drawn, truth, report, frozenset())]
+        )
+
+    tracked = rows_for(85.0)
+    assert (
+        tracked[0][1]
+        == "paced, DDD tracking the sinus node drawn: atrial rhythm named beside pacing"
+    )
+    assert tracked[-1][3] == "0"
+    assert rows_for(50.0)[-1][3] == "1"
