@@ -14,7 +14,9 @@ import numpy as np
 
 from model.beats import FS
 from model.measure import EcgMeasurement
+from model.measure.av_conduction import PR_RANGE_MS
 from model.measure.leads import PRE
+from model.measure.waves import SINUS_P_AXIS
 from model.report import Statement
 from model.rhythm_statements import sinus_p_axis, sinus_rate_code
 from model.statement_limits import StatementLimits
@@ -48,11 +50,33 @@ NARROW_QRS_MS = 120
 # paced beats (the search misses some low-passed ones after the atrial spike's own
 # blanking: synthetic DDD at 250 Hz, tuning seeds, 5-8 of 9-12).
 MIN_VENTRICULAR_SHARE = 0.5
+# A sinus rhythm beside VVI pacing: its P waves found along the recording
+# (EcgMeasurement.paced_atrial, every beat class cancelled) keep one atrial cycle at a
+# sinus rate (the sinus node's range a pacemaker strip shows: the synthetic draws
+# 50-110/min) and a sinus P axis (SINUS_P_AXIS).
+SINUS_ATRIAL_RATE = (40.0, 150.0)
+# Not tracked (VVI), by either of two signs, on the synthetic strips of tuning seeds 1
+# and 3-7 (the P waves found within one atrial cycle before each paced beat):
+# - their delays before the paced beats span this much or more: VVI with dissociated
+#   P waves 150-1000 ms (but two near the lower rate, 50 and 54 ms); tracking DDD 0-46
+#   ms (a P wave misplaced now and then);
+# - or at least MIN_CONDUCTED_BEATS beats no stimulus drove conducted at one PR (all
+#   within MAX_CONDUCTED_PR_DEVIATION_MS of their median, in PR_RANGE_MS), and every
+#   paced beat's P wave at least PACED_BEFORE_CONDUCTION_MS closer to its QRS than
+#   that PR (the pacemaker fired before the sinus beat was conducted: VVI over sinus
+#   rhythm, 26-80 ms closer; tracking DDD with stimuli missed: the same delay, or 2
+#   beats at 34 ms longer).
+DISSOCIATED_SPREAD_MS = 120.0
+MIN_DISSOCIATED_P_WAVES = 3
+MIN_CONDUCTED_BEATS = 3
+MAX_CONDUCTED_PR_DEVIATION_MS = 20.0
+PACED_BEFORE_CONDUCTION_MS = 20.0
 
 ATRIAL_PACING = "Atrial-paced rhythm"
 AV_SEQUENTIAL = "AV sequential pacing"
 ATRIAL_SENSED = "Atrial-sensed ventricular pacing"
 VENTRICULAR_PACING = "Ventricular pacing"
+NOT_TRACKED = f"{VENTRICULAR_PACING} (P waves not tracked)"
 
 
 @dataclass(frozen=True)
@@ -203,3 +227,93 @@ def tracked_sinus(
         **evidence,
     )
     return [sinus, sensed]
+
+
+def dissociated_sinus(
+    m: EcgMeasurement, pacing: Statement, timing: StimulusTiming, limits: StatementLimits
+) -> list[Statement]:
+    """A sinus rhythm beside ventricular pacing that does not track it (VVI): a
+    ventricular and no atrial stimulus before MIN_EVIDENCE_SHARE of the paced beats,
+    the P waves found along the recording (m.paced_atrial) regular at a sinus rate
+    (SINUS_ATRIAL_RATE) with a sinus P axis, and not tracked (not_tracked): SR, SBRAD or STACH by the atrial rate, and
+    the PACE statement worded NOT_TRACKED. Else nothing."""
+    a, mask = m.paced_atrial, m.paced_mask
+    if a is None or a.atrial_rate_per_min is None or a.p_axis_deg is None:
+        return []
+    rate = a.atrial_rate_per_min
+    if not SINUS_ATRIAL_RATE[0] <= rate <= SINUS_ATRIAL_RATE[1]:
+        return []
+    if not SINUS_P_AXIS[0] <= a.p_axis_deg <= SINUS_P_AXIS[1]:
+        return []
+    share = MIN_EVIDENCE_SHARE * timing.atrial.size
+    if timing.atrial.any() or timing.ventricular.sum() < share or len(a.pr_ms) != mask.size:
+        return []
+    untracked = not_tracked(a.pr_ms, mask, a.atrial_cycle_ms)
+    if untracked is None:
+        return []
+    words, evidence = untracked
+    found = (
+        f"P waves regular at {rate:.0f}/min (atrial cycle {a.atrial_cycle_ms:.0f} ms, "
+        f"{len(a.p_onsets)} found) with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} "
+        f"degrees, {words}"
+    )
+    evidence = {
+        "atrial_rate_per_min": round(rate),
+        "p_waves_found": len(a.p_onsets),
+        "p_axis_deg": round(a.p_axis_deg),
+        **evidence,
+    }
+    code, limit = sinus_rate_code(round(rate), limits) or ("SR", "")
+    rate_words = f", atrial rate {limit}/min" if limit else ""
+    sinus = make_statement(code, f"{found[0].upper()}{found[1:]}{rate_words}", **evidence)
+    paced = worded(
+        pacing,
+        NOT_TRACKED,
+        f"a ventricular stimulus before at least {MIN_EVIDENCE_SHARE:.0%} of the paced "
+        f"beats, no atrial stimulus; {found}",
+        **evidence,
+    )
+    return [sinus, paced]
+
+
+def not_tracked(
+    pr_ms: tuple[float | None, ...], mask: np.ndarray, cycle_ms: float
+) -> tuple[str, dict[str, float]] | None:
+    """How the P waves show the pacemaker does not track them (DISSOCIATED_SPREAD_MS,
+    or conducted beats at one PR and the paced ones sooner after their P wave), in
+    words and values; None where neither shows."""
+
+    def within_cycle(paced: bool) -> np.ndarray:
+        return np.array(
+            [p for p, m in zip(pr_ms, mask) if m == paced and p is not None and p < cycle_ms]
+        )
+
+    paced = within_cycle(True)
+    if paced.size >= MIN_DISSOCIATED_P_WAVES and np.ptp(paced) >= DISSOCIATED_SPREAD_MS:
+        return (
+            (
+                f"found {paced.min():.0f}-{paced.max():.0f} ms before the "
+                "ventricular-paced beats (not at one delay)"
+            ),
+            {
+                "p_to_paced_qrs_min_ms": round(paced.min()),
+                "p_to_paced_qrs_max_ms": round(paced.max()),
+            },
+        )
+    conducted = within_cycle(False)
+    if conducted.size < MIN_CONDUCTED_BEATS:
+        return None
+    pr = float(np.median(conducted))
+    if not PR_RANGE_MS[0] <= conducted.min() <= conducted.max() <= PR_RANGE_MS[1]:
+        return None
+    if (np.abs(conducted - pr) > MAX_CONDUCTED_PR_DEVIATION_MS).any():
+        return None
+    if paced.size and paced.max() > pr - PACED_BEFORE_CONDUCTION_MS:
+        return None
+    return (
+        (
+            f"the beats not paced conducted at PR {pr:.0f} ms, the paced ones "
+            f"{PACED_BEFORE_CONDUCTION_MS:.0f} ms or more sooner after their P wave"
+        ),
+        {"conducted_pr_ms": round(pr), "conducted_beats": int(conducted.size)},
+    )

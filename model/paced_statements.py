@@ -20,6 +20,7 @@ from model.paced_atrial_rhythm import (
     AV_SEQUENTIAL,
     VENTRICULAR_PACING,
     atrial_pacing,
+    dissociated_sinus,
     stimulus_timing,
     tracked_sinus,
     ventricular_pacing,
@@ -103,7 +104,11 @@ def atrial_rhythm(m: EcgMeasurement, pacing: Statement, limits: StatementLimits)
     atrial = atrial_pacing(m, pacing, timing)
     if atrial is not None:
         return [atrial]
-    return tracked_sinus(m, pacing, timing, limits) or [pacing]
+    return (
+        tracked_sinus(m, pacing, timing, limits)
+        or dissociated_sinus(m, pacing, timing, limits)
+        or [pacing]
+    )
 
 
 def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:

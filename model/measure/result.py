@@ -128,6 +128,9 @@ class EcgMeasurement:
     rhythm: RhythmAnalysis | None = None
     # Every P wave of the recording and its relation to the QRS (AV conduction).
     atrial: AtrialActivity | None = None
+    # On a strip paced MIN_PACED_FRACTION or more, the P waves found with each beat
+    # class cancelled with its own median beat (model.measure.paced_atrial).
+    paced_atrial: AtrialActivity | None = None
     # Why, in a few words for the report, intervals, axes and amplitudes were not
     # measured where the rhythm still was; None where they were measured.
     rhythm_only: str | None = None
