@@ -14,6 +14,7 @@ import numpy as np
 
 from model.beats import FS
 from model.measure import EcgMeasurement
+from model.measure.atrial import FIBRILLATORY_HZ
 from model.measure.av_conduction import PR_RANGE_MS
 from model.measure.leads import PRE
 from model.measure.waves import SINUS_P_AXIS
@@ -61,17 +62,29 @@ SINUS_ATRIAL_RATE = (40.0, 150.0)
 #   P waves 150-1000 ms (but two near the lower rate, 50 and 54 ms); tracking DDD 0-46
 #   ms (a P wave misplaced now and then);
 # - or at least MIN_CONDUCTED_BEATS beats no stimulus drove conducted at one PR (all
-#   within MAX_CONDUCTED_PR_DEVIATION_MS of their median, in PR_RANGE_MS), and every
+#   within MAX_CONDUCTED_PR_DEVIATION_MS of their median, in PR_RANGE_MS), every
 #   paced beat's P wave at least PACED_BEFORE_CONDUCTION_MS closer to its QRS than
 #   that PR (the pacemaker fired before the sinus beat was conducted: VVI over sinus
 #   rhythm, 26-80 ms closer; tracking DDD with stimuli missed: the same delay, or 2
-#   beats at 34 ms longer).
+#   beats at 34 ms longer), and those P waves not at one delay (fewer than
+#   MIN_EVIDENCE_SHARE within MAX_TRACKED_PR_DEVIATION_MS of their median: the
+#   sinus rate swings against the fixed escape interval).
 DISSOCIATED_SPREAD_MS = 120.0
 MIN_DISSOCIATED_P_WAVES = 3
 MIN_CONDUCTED_BEATS = 3
 MAX_CONDUCTED_PR_DEVIATION_MS = 20.0
 PACED_BEFORE_CONDUCTION_MS = 20.0
+# Atrial fibrillation under ventricular pacing where the P waves found keep no atrial
+# cycle and fibrillatory waves fill the residual between the paced beats: the share of
+# its 1-40 Hz power at 4-9 Hz (EcgMeasurement.paced_fibrillatory_share) at least this.
+# Synthetic paced strips of tuning seeds 1 and 3-7 (paced 40 % or more): VVI in AF
+# 0.24-0.71 (median 0.55; 23 of 31 at 0.5 or more), every other mode 0.06-0.43 (AAI,
+# whose P waves keep a cycle), those whose P waves keep no cycle 0.09-0.37. The
+# unpaced rule asks 0.45 (model.measure.atrial.MIN_FIBRILLATORY_SHARE) beside an
+# irregular RR, which a paced rhythm does not give.
+MIN_PACED_FIBRILLATORY_SHARE = 0.5
 
+FIBRILLATORY_BAND = f"the share at {FIBRILLATORY_HZ[0]:.0f}-{FIBRILLATORY_HZ[1]:.0f} Hz"
 ATRIAL_PACING = "Atrial-paced rhythm"
 AV_SEQUENTIAL = "AV sequential pacing"
 ATRIAL_SENSED = "Atrial-sensed ventricular pacing"
@@ -160,6 +173,28 @@ def ventricular_pacing(m: EcgMeasurement, pacing: Statement) -> Statement | None
         f"of at least {MIN_EVIDENCE_SHARE:.0%} of the paced beats, no atrial stimulus",
         ventricular_stimuli=ventricular,
     )
+
+
+def fibrillatory_waves_under_pacing(m: EcgMeasurement) -> list[Statement]:
+    """AFIB where the residual between the paced beats, every beat class cancelled,
+    holds fibrillatory waves (MIN_PACED_FIBRILLATORY_SHARE) and no P waves that keep a
+    cycle, without flutter waves; else nothing. The caller asks for ventricular
+    pacing alone (ventricular_pacing): atrial stimuli would show atria that capture."""
+    share = m.paced_fibrillatory_share
+    if share is None or share < MIN_PACED_FIBRILLATORY_SHARE or m.has_flutter_waves:
+        return []
+    if m.paced_atrial is not None and m.paced_atrial.atrial_cycle_ms is not None:
+        return []
+    return [
+        make_statement(
+            "AFIB",
+            f"fibrillatory waves between the paced beats: {FIBRILLATORY_BAND} of the "
+            f"residual's 1-40 Hz power at least {MIN_PACED_FIBRILLATORY_SHARE:.0%} once every "
+            "beat's QRS-T complex is cancelled, no P waves at a regular rate",
+            fibrillatory_wave_share=round(share, 2),
+            paced_beats=m.paced_beats,
+        )
+    ]
 
 
 def worded(pacing: Statement, text: str, criterion: str, **values: float) -> Statement:
@@ -280,8 +315,8 @@ def not_tracked(
     pr_ms: tuple[float | None, ...], mask: np.ndarray, cycle_ms: float
 ) -> tuple[str, dict[str, float]] | None:
     """How the P waves show the pacemaker does not track them (DISSOCIATED_SPREAD_MS,
-    or conducted beats at one PR and the paced ones sooner after their P wave), in
-    words and values; None where neither shows."""
+    or conducted beats at one PR and the paced ones sooner after their P wave, not at
+    one delay), in words and values; None where neither shows."""
 
     def within_cycle(paced: bool) -> np.ndarray:
         return np.array(
@@ -310,10 +345,18 @@ def not_tracked(
         return None
     if paced.size and paced.max() > pr - PACED_BEFORE_CONDUCTION_MS:
         return None
+    locked = np.abs(paced - np.median(paced)) <= MAX_TRACKED_PR_DEVIATION_MS if paced.size else []
+    if paced.size and np.count_nonzero(locked) >= MIN_EVIDENCE_SHARE * paced.size:
+        # At one delay before the paced beats: tracked P waves whose beats without a
+        # stimulus found are measured from another QRS onset (synthetic DDD tracking
+        # at 93/min, test seed 12: P waves 126-128 ms before all 8 paced beats, 162-164
+        # ms before the 4 others, of another shape).
+        return None
     return (
         (
             f"the beats not paced conducted at PR {pr:.0f} ms, the paced ones "
-            f"{PACED_BEFORE_CONDUCTION_MS:.0f} ms or more sooner after their P wave"
+            f"{PACED_BEFORE_CONDUCTION_MS:.0f} ms or more sooner after their P wave, "
+            "not at one delay"
         ),
         {"conducted_pr_ms": round(pr), "conducted_beats": int(conducted.size)},
     )

@@ -2,8 +2,10 @@
 docs/measurement.md 3.30): the P waves found along the recording with each beat class
 cancelled with its own median beat, regular at a sinus rate with a sinus axis and not
 at one delay before the paced beats, name SR, SBRAD or STACH beside PACE ("Ventricular
-pacing (P waves not tracked)"). Synthetic paced rhythms (model.rhythm_paced), test
-seeds 11-40; each named-rhythm test fails on 23c57a0 ("Pacemaker rhythm" alone)."""
+pacing (P waves not tracked)"); where they keep no cycle and fibrillatory waves fill
+that residual, atrial fibrillation beside ventricular pacing. Synthetic paced rhythms
+(model.rhythm_paced), test seeds 11-40; each named-rhythm test fails on 23c57a0
+("Pacemaker rhythm" alone)."""
 
 from __future__ import annotations
 
@@ -83,6 +85,40 @@ def test_atrial_fibrillation_under_pacing_never_named_sinus(rate: float) -> None
         report = analyze(spec, seed, rate)
         assert not SINUS_CODES & set(report.codes), seed
         assert "not tracked" not in report.impression, seed
+
+
+@pytest.mark.parametrize(
+    ("seed", "rate"),
+    [(12, 500.0), (13, 500.0), (18, 500.0), (21, 500.0), (15, 250.0), (19, 250.0), (20, 250.0)],
+)
+def test_fibrillatory_waves_between_paced_beats_named(seed: int, rate: float) -> None:
+    """VVI in AF paced 40 % or more whose conducted beats are too few to judge by
+    their RR: fibrillatory waves fill the residual between the paced beats."""
+    spec = replace(PACED, mode="VVI_AF", lower_rate_bpm=70, af_rate_bpm=60)
+    report = analyze(spec, seed, rate)
+    assert report.codes == ["AFIB", "PACE"]
+    assert report.impression.startswith("Atrial fibrillation with ventricular pacing.")
+    fibrillation, pace = report.statements[:2]
+    assert fibrillation.evidence.values["fibrillatory_wave_share"] >= 0.5
+    assert "no atrial stimulus" in pace.evidence.criterion
+
+
+@pytest.mark.parametrize("rate", [500.0, 250.0])
+def test_no_atrial_fibrillation_on_paced_strips_drawn_without_it(rate: float) -> None:
+    """A false AF leads to anticoagulation: none on VVI over dissociated or
+    intermittently conducted sinus rhythms, tracking or AV sequential DDD, or AAI
+    (test seeds 11-30)."""
+    specs = [
+        replace(PACED, mode="VVI", lower_rate_bpm=70, sinus_rate_bpm=90),
+        replace(PACED, mode="VVI", lower_rate_bpm=70, sinus_rate_bpm=55),
+        replace(PACED, mode="VVI_SINUS", lower_rate_bpm=70),
+        replace(PACED, mode="DDD", lower_rate_bpm=60, sinus_rate_bpm=80),
+        replace(PACED, mode="DDD", lower_rate_bpm=70, sinus_rate_bpm=55),
+        replace(PACED, mode="AAI", lower_rate_bpm=70),
+    ]
+    for spec in specs:
+        for seed in range(11, 31):
+            assert "AFIB" not in analyze(spec, seed, rate).codes, (spec.mode, seed)
 
 
 @pytest.mark.parametrize("rate", [500.0, 250.0])

@@ -6,7 +6,8 @@ beats' QRS-T complexes are cancelled, but leaves a window around every beat of a
 shape unsearched (an ectopic beat is not cancelled there): with paced and conducted
 beats mixed (VVI over a sinus rhythm near the lower rate), one class of the two loses
 most of its P waves. Here each class of beats is cancelled with its own median beat,
-and the P waves are searched for between them all (docs/measurement.md 3.30).
+and the P waves are searched for between them all (docs/measurement.md 3.30). Where
+none keeps a cycle, the same residual shows whether fibrillatory waves fill it.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.signal import welch
 
-from model.beats import Beats, beat_windows, complete_windows, median_beat, samples
+from model.beats import FS, Beats, beat_windows, complete_windows, median_beat, samples
+from model.measure.atrial import FIBRILLATORY_HZ, FLUTTER_LEADS
 from model.measure.av_conduction import (
     ECTOPIC_GUARD_MS,
     AtrialActivity,
     atrial_activity,
     cancelled_residual,
 )
-from model.measure.leads import POST, PRE
+from model.measure.leads import LEAD_INDEX, POST, PRE
 from model.measure.paced import MIN_PACED_FRACTION
 
 if TYPE_CHECKING:
@@ -46,23 +49,56 @@ FADE_MS = 20
 # Not searched around each QRS of such a class (ms before its window's start, after the
 # detector's point): a paced QRS lasts up to 180 ms.
 CLASS_QRS_GUARD_MS = (10, 180)
+# The residual's spectrum (FIBRILLATORY_HZ's share of its 1-40 Hz power, the least
+# over FLUTTER_LEADS) from at least this much of it searchable, in Welch segments of
+# this many samples (1 Hz resolution at FS).
+MIN_SPECTRUM_MS = 4000
+SPECTRUM_SEGMENT = 512
+
+
+def paced_atrial_evidence(
+    result: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray
+) -> None:
+    """On a strip paced MIN_PACED_FRACTION or more: the P waves found with every beat
+    class cancelled (result.paced_atrial) and, where they keep no atrial cycle, the
+    residual's fibrillatory-wave share (result.paced_fibrillatory_share)."""
+    mask = result.paced_mask
+    if mask is None or result.fiducials is None or result.rhythm is None:
+        return
+    if not result.pacemaker or mask.sum() < MIN_PACED_FRACTION * mask.size:
+        return
+    cancelled = class_residual(sig, beats, median, result.fiducials, result.stimuli)
+    result.paced_atrial = dissociated_p_waves(result, sig, leads, beats, median, cancelled)
+    if result.paced_atrial is None or result.paced_atrial.atrial_cycle_ms is None:
+        result.paced_fibrillatory_share = fibrillatory_share(*cancelled)
+
+
+def fibrillatory_share(residual: np.ndarray, valid: np.ndarray) -> float | None:
+    """FIBRILLATORY_HZ's share of the searchable residual's 1-40 Hz power, the least
+    over FLUTTER_LEADS; None with under MIN_SPECTRUM_MS searchable."""
+    if valid.sum() < samples(MIN_SPECTRUM_MS):
+        return None
+    rows = [LEAD_INDEX[name] for name in FLUTTER_LEADS]
+    freq, power = welch(residual[rows][:, valid], fs=FS, nperseg=SPECTRUM_SEGMENT, axis=1)
+    total = power[:, (freq >= 1.0) & (freq <= 40.0)].sum(axis=1) + 1e-20
+    band = power[:, (freq >= FIBRILLATORY_HZ[0]) & (freq <= FIBRILLATORY_HZ[1])].sum(axis=1)
+    return float((band / total).min())
 
 
 def dissociated_p_waves(
-    result: EcgMeasurement, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray
+    result: EcgMeasurement,
+    sig: np.ndarray,
+    leads: np.ndarray,
+    beats: Beats,
+    median: np.ndarray,
+    cancelled: tuple[np.ndarray, np.ndarray],
 ) -> AtrialActivity | None:
-    """The P waves of a strip paced MIN_PACED_FRACTION or more, each beat class's
-    QRS-T complex cancelled with its own median beat (class_residual); None on other
-    strips, or where none repeats. The median beat's P wave is the template only where
-    the dominant beats are not the paced ones (their P waves are conducted ones)."""
+    """The P waves along the `cancelled` residual (class_residual), or None where none
+    repeats. The median beat's P wave is the template only where the dominant beats
+    are not the paced ones (their P waves are then conducted ones)."""
     mask = result.paced_mask
-    if mask is None or result.fiducials is None or result.rhythm is None:
-        return None
-    if not result.pacemaker or mask.sum() < MIN_PACED_FRACTION * mask.size:
-        return None
     dominant = beats.labels == "N"
     locked = bool((dominant & ~mask).sum() > (dominant & mask).sum())
-    cancelled = class_residual(sig, beats, median, result.fiducials, result.stimuli)
     return atrial_activity(sig, leads, beats, median, result.fiducials, locked, cancelled)
 
 
