@@ -1,9 +1,10 @@
 """The atrial rhythm under a pacemaker that drives most beats: atrial pacing (atrial
 stimuli before the QRS complexes, with or without ventricular ones: AAI, or AV
 sequential DDD pacing), or a sinus rhythm the pacemaker tracks (VDD/DDD: a sinus P
-wave before each ventricular-paced QRS at the same delay). model.paced_statements
-names the pacing and the atrial fibrillation beside it; this module the evidence of the
-atria (docs/measurement.md 3.28).
+wave before each ventricular-paced QRS at the same delay), or one it does not track
+(VVI: sinus P waves regular through the paced beats), or fibrillatory waves between
+the paced beats. model.paced_statements names the pacing and the atrial fibrillation
+beside it; this module the evidence of the atria (docs/measurement.md 3.28, 3.30).
 """
 
 from __future__ import annotations

@@ -101,8 +101,9 @@ def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
 def atrial_rhythm(m: EcgMeasurement, pacing: Statement, limits: StatementLimits) -> list[Statement]:
     """Beside a pacemaker that drives MIN_PACED_FRACTION of the beats or more, what
     the atria do where the evidence is clear (model.paced_atrial_rhythm): atrial or AV
-    sequential pacing by the atrial stimuli, or the sinus rhythm the pacemaker
-    tracks; else the PACE statement alone (docs/measurement.md 3.28)."""
+    sequential pacing by the atrial stimuli, the sinus rhythm the pacemaker tracks,
+    or one it does not track (VVI); else the PACE statement alone
+    (docs/measurement.md 3.28, 3.30)."""
     timing = stimulus_timing(m)
     if timing is None:
         return [pacing]
