@@ -293,7 +293,7 @@ def statement_rows(results: list[SyntheticResult]) -> list[list[str]]:
 
 def paced_rows(paced: list[SyntheticResult]) -> list[list[str]]:
     """PACE recall on the paced group, by stimulus shape, and AFIB called on paced
-    rhythms whose conducted beats are not atrial fibrillation."""
+    rhythms drawn without atrial fibrillation."""
     if not paced:
         return []
     rows = []
@@ -312,7 +312,7 @@ def paced_rows(paced: list[SyntheticResult]) -> list[list[str]]:
     rows += atrial_rhythm_rows(paced)
     calm = [r for r in paced if "AFIB" not in r.truth.codes]
     false_af = sum("AFIB" in r.report.codes for r in calm)
-    quantity = "AFIB called on paced rhythms without fibrillating conducted beats"
+    quantity = "AFIB called on paced rhythms drawn without atrial fibrillation"
     rows.append(_none_wanted(quantity, len(calm), false_af))
     return rows
 

@@ -1,9 +1,10 @@
 """The atrial rhythm under a pacemaker that drives most beats: atrial pacing (atrial
 stimuli before the QRS complexes, with or without ventricular ones: AAI, or AV
 sequential DDD pacing), or a sinus rhythm the pacemaker tracks (VDD/DDD: a sinus P
-wave before each ventricular-paced QRS at the same delay). model.paced_statements
-names the pacing and the atrial fibrillation beside it; this module the evidence of the
-atria (docs/measurement.md 3.28).
+wave before each ventricular-paced QRS at the same delay), or one it does not track
+(VVI: sinus P waves regular through the paced beats), or fibrillatory waves between
+the paced beats. model.paced_statements names the pacing and the atrial fibrillation
+beside it; this module the evidence of the atria (docs/measurement.md 3.28, 3.30).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import numpy as np
 
 from model.beats import FS
 from model.measure import EcgMeasurement
+from model.measure.atrial import FIBRILLATORY_HZ
+from model.measure.av_conduction import PR_RANGE_MS
 from model.measure.leads import PRE
+from model.measure.waves import SINUS_P_AXIS
 from model.report import Statement
 from model.rhythm_statements import sinus_p_axis, sinus_rate_code
 from model.statement_limits import StatementLimits
@@ -48,11 +52,45 @@ NARROW_QRS_MS = 120
 # paced beats (the search misses some low-passed ones after the atrial spike's own
 # blanking: synthetic DDD at 250 Hz, tuning seeds, 5-8 of 9-12).
 MIN_VENTRICULAR_SHARE = 0.5
+# A sinus rhythm beside VVI pacing: its P waves found along the recording
+# (EcgMeasurement.paced_atrial, every beat class cancelled) keep one atrial cycle at a
+# sinus rate (the sinus node's range a pacemaker strip shows: the synthetic draws
+# 50-110/min) and a sinus P axis (SINUS_P_AXIS).
+SINUS_ATRIAL_RATE = (40.0, 150.0)
+# Not tracked (VVI), by either of two signs, on the synthetic strips of tuning seeds 1
+# and 3-7 (the P waves found within one atrial cycle before each paced beat):
+# - their delays before the paced beats span this much or more: VVI with dissociated
+#   P waves 150-1000 ms (but two near the lower rate, 50 and 54 ms); tracking DDD 0-46
+#   ms (a P wave misplaced now and then);
+# - or at least MIN_CONDUCTED_BEATS beats no stimulus drove conducted at one PR (all
+#   within MAX_CONDUCTED_PR_DEVIATION_MS of their median, in PR_RANGE_MS), every
+#   paced beat's P wave at least PACED_BEFORE_CONDUCTION_MS closer to its QRS than
+#   that PR (the pacemaker fired before the sinus beat was conducted: VVI over sinus
+#   rhythm, 26-80 ms closer; tracking DDD with stimuli missed: the same delay, or 2
+#   beats at 34 ms longer), and those P waves not at one delay (fewer than
+#   MIN_EVIDENCE_SHARE within MAX_TRACKED_PR_DEVIATION_MS of their median: the
+#   sinus rate swings against the fixed escape interval).
+DISSOCIATED_SPREAD_MS = 120.0
+MIN_DISSOCIATED_P_WAVES = 3
+MIN_CONDUCTED_BEATS = 3
+MAX_CONDUCTED_PR_DEVIATION_MS = 20.0
+PACED_BEFORE_CONDUCTION_MS = 20.0
+# Atrial fibrillation under ventricular pacing where the P waves found keep no atrial
+# cycle and fibrillatory waves fill the residual between the paced beats: the share of
+# its 1-40 Hz power at 4-9 Hz (EcgMeasurement.paced_fibrillatory_share) at least this.
+# Synthetic paced strips of tuning seeds 1 and 3-7 (paced 40 % or more): VVI in AF
+# 0.24-0.71 (median 0.55; 23 of 31 at 0.5 or more), every other mode 0.06-0.43 (AAI,
+# whose P waves keep a cycle), those whose P waves keep no cycle 0.09-0.37. The
+# unpaced rule asks 0.45 (model.measure.atrial.MIN_FIBRILLATORY_SHARE) beside an
+# irregular RR, which a paced rhythm does not give.
+MIN_PACED_FIBRILLATORY_SHARE = 0.5
 
+FIBRILLATORY_BAND = f"the share at {FIBRILLATORY_HZ[0]:.0f}-{FIBRILLATORY_HZ[1]:.0f} Hz"
 ATRIAL_PACING = "Atrial-paced rhythm"
 AV_SEQUENTIAL = "AV sequential pacing"
 ATRIAL_SENSED = "Atrial-sensed ventricular pacing"
 VENTRICULAR_PACING = "Ventricular pacing"
+NOT_TRACKED = f"{VENTRICULAR_PACING} (P waves not tracked)"
 
 
 @dataclass(frozen=True)
@@ -138,6 +176,28 @@ def ventricular_pacing(m: EcgMeasurement, pacing: Statement) -> Statement | None
     )
 
 
+def fibrillatory_waves_under_pacing(m: EcgMeasurement) -> list[Statement]:
+    """AFIB where the residual between the paced beats, every beat class cancelled,
+    holds fibrillatory waves (MIN_PACED_FIBRILLATORY_SHARE) and no P waves that keep a
+    cycle, without flutter waves; else nothing. The caller asks for ventricular
+    pacing alone (ventricular_pacing): atrial stimuli would show atria that capture."""
+    share = m.paced_fibrillatory_share
+    if share is None or share < MIN_PACED_FIBRILLATORY_SHARE or m.has_flutter_waves:
+        return []
+    if m.paced_atrial is not None and m.paced_atrial.atrial_cycle_ms is not None:
+        return []
+    return [
+        make_statement(
+            "AFIB",
+            f"fibrillatory waves between the paced beats: {FIBRILLATORY_BAND} of the "
+            f"residual's 1-40 Hz power at least {MIN_PACED_FIBRILLATORY_SHARE:.0%} once every "
+            "beat's QRS-T complex is cancelled, no P waves at a regular rate",
+            fibrillatory_wave_share=round(share, 2),
+            paced_beats=m.paced_beats,
+        )
+    ]
+
+
 def worded(pacing: Statement, text: str, criterion: str, **values: float) -> Statement:
     """The PACE statement with the pacing mode's text, its criterion and values added."""
     evidence = pacing.evidence.model_copy(
@@ -203,3 +263,101 @@ def tracked_sinus(
         **evidence,
     )
     return [sinus, sensed]
+
+
+def dissociated_sinus(
+    m: EcgMeasurement, pacing: Statement, timing: StimulusTiming, limits: StatementLimits
+) -> list[Statement]:
+    """A sinus rhythm beside ventricular pacing that does not track it (VVI): a
+    ventricular and no atrial stimulus before MIN_EVIDENCE_SHARE of the paced beats,
+    the P waves found along the recording (m.paced_atrial) regular at a sinus rate
+    (SINUS_ATRIAL_RATE) with a sinus P axis, and not tracked (not_tracked): SR, SBRAD or STACH by the atrial rate, and
+    the PACE statement worded NOT_TRACKED. Else nothing."""
+    a, mask = m.paced_atrial, m.paced_mask
+    if a is None or a.atrial_rate_per_min is None or a.p_axis_deg is None:
+        return []
+    rate = a.atrial_rate_per_min
+    if not SINUS_ATRIAL_RATE[0] <= rate <= SINUS_ATRIAL_RATE[1]:
+        return []
+    if not SINUS_P_AXIS[0] <= a.p_axis_deg <= SINUS_P_AXIS[1]:
+        return []
+    share = MIN_EVIDENCE_SHARE * timing.atrial.size
+    if timing.atrial.any() or timing.ventricular.sum() < share or len(a.pr_ms) != mask.size:
+        return []
+    untracked = not_tracked(a.pr_ms, mask, a.atrial_cycle_ms)
+    if untracked is None:
+        return []
+    words, evidence = untracked
+    found = (
+        f"P waves regular at {rate:.0f}/min (atrial cycle {a.atrial_cycle_ms:.0f} ms, "
+        f"{len(a.p_onsets)} found) with P axis {SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} "
+        f"degrees, {words}"
+    )
+    evidence = {
+        "atrial_rate_per_min": round(rate),
+        "p_waves_found": len(a.p_onsets),
+        "p_axis_deg": round(a.p_axis_deg),
+        **evidence,
+    }
+    code, limit = sinus_rate_code(round(rate), limits) or ("SR", "")
+    rate_words = f", atrial rate {limit}/min" if limit else ""
+    sinus = make_statement(code, f"{found[0].upper()}{found[1:]}{rate_words}", **evidence)
+    paced = worded(
+        pacing,
+        NOT_TRACKED,
+        f"a ventricular stimulus before at least {MIN_EVIDENCE_SHARE:.0%} of the paced "
+        f"beats, no atrial stimulus; {found}",
+        **evidence,
+    )
+    return [sinus, paced]
+
+
+def not_tracked(
+    pr_ms: tuple[float | None, ...], mask: np.ndarray, cycle_ms: float
+) -> tuple[str, dict[str, float]] | None:
+    """How the P waves show the pacemaker does not track them (DISSOCIATED_SPREAD_MS,
+    or conducted beats at one PR and the paced ones sooner after their P wave, not at
+    one delay), in words and values; None where neither shows."""
+
+    def within_cycle(paced: bool) -> np.ndarray:
+        return np.array(
+            [p for p, m in zip(pr_ms, mask) if m == paced and p is not None and p < cycle_ms]
+        )
+
+    paced = within_cycle(True)
+    if paced.size >= MIN_DISSOCIATED_P_WAVES and np.ptp(paced) >= DISSOCIATED_SPREAD_MS:
+        return (
+            (
+                f"found {paced.min():.0f}-{paced.max():.0f} ms before the "
+                "ventricular-paced beats (not at one delay)"
+            ),
+            {
+                "p_to_paced_qrs_min_ms": round(paced.min()),
+                "p_to_paced_qrs_max_ms": round(paced.max()),
+            },
+        )
+    conducted = within_cycle(False)
+    if conducted.size < MIN_CONDUCTED_BEATS:
+        return None
+    pr = float(np.median(conducted))
+    if not PR_RANGE_MS[0] <= conducted.min() <= conducted.max() <= PR_RANGE_MS[1]:
+        return None
+    if (np.abs(conducted - pr) > MAX_CONDUCTED_PR_DEVIATION_MS).any():
+        return None
+    if paced.size and paced.max() > pr - PACED_BEFORE_CONDUCTION_MS:
+        return None
+    locked = np.abs(paced - np.median(paced)) <= MAX_TRACKED_PR_DEVIATION_MS if paced.size else []
+    if paced.size and np.count_nonzero(locked) >= MIN_EVIDENCE_SHARE * paced.size:
+        # At one delay before the paced beats: tracked P waves whose beats without a
+        # stimulus found are measured from another QRS onset (synthetic DDD tracking
+        # at 93/min, test seed 12: P waves 126-128 ms before all 8 paced beats, 162-164
+        # ms before the 4 others, of another shape).
+        return None
+    return (
+        (
+            f"the beats not paced conducted at PR {pr:.0f} ms, the paced ones "
+            f"{PACED_BEFORE_CONDUCTION_MS:.0f} ms or more sooner after their P wave, "
+            "not at one delay"
+        ),
+        {"conducted_pr_ms": round(pr), "conducted_beats": int(conducted.size)},
+    )

@@ -20,6 +20,8 @@ from model.paced_atrial_rhythm import (
     AV_SEQUENTIAL,
     VENTRICULAR_PACING,
     atrial_pacing,
+    dissociated_sinus,
+    fibrillatory_waves_under_pacing,
     stimulus_timing,
     tracked_sinus,
     ventricular_pacing,
@@ -87,7 +89,11 @@ def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
         ventricular = ventricular_pacing(m, pacing)
         return [*fibrillation, ventricular] if ventricular else [pacing, *fibrillation]
     if not intermittent:
-        return atrial_rhythm(m, pacing, limits)
+        # Too few beats no stimulus drove to judge by their RR: fibrillatory waves
+        # between the paced beats (docs/measurement.md 3.30).
+        ventricular = ventricular_pacing(m, pacing)
+        waves = fibrillatory_waves_under_pacing(m) if ventricular else []
+        return [*waves, ventricular] if waves else atrial_rhythm(m, pacing, limits)
     # "Sinus rhythm (or atrial fibrillation) with intermittent ventricular pacing".
     return [*sinus_between_paced_beats(m, limits), *fibrillation, pacing]
 
@@ -95,15 +101,20 @@ def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
 def atrial_rhythm(m: EcgMeasurement, pacing: Statement, limits: StatementLimits) -> list[Statement]:
     """Beside a pacemaker that drives MIN_PACED_FRACTION of the beats or more, what
     the atria do where the evidence is clear (model.paced_atrial_rhythm): atrial or AV
-    sequential pacing by the atrial stimuli, or the sinus rhythm the pacemaker
-    tracks; else the PACE statement alone (docs/measurement.md 3.28)."""
+    sequential pacing by the atrial stimuli, the sinus rhythm the pacemaker tracks,
+    or one it does not track (VVI); else the PACE statement alone
+    (docs/measurement.md 3.28, 3.30)."""
     timing = stimulus_timing(m)
     if timing is None:
         return [pacing]
     atrial = atrial_pacing(m, pacing, timing)
     if atrial is not None:
         return [atrial]
-    return tracked_sinus(m, pacing, timing, limits) or [pacing]
+    return (
+        tracked_sinus(m, pacing, timing, limits)
+        or dissociated_sinus(m, pacing, timing, limits)
+        or [pacing]
+    )
 
 
 def sinus_between_paced_beats(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
@@ -150,6 +161,13 @@ def fibrillation_between_paced_beats(m: EcgMeasurement) -> list[Statement]:
     ventricular pacing" without the AF)."""
     mask = m.paced_mask
     if mask is None or m.has_flutter_waves or consistent_p_waves(m):
+        return []
+    if m.paced_atrial is not None and m.paced_atrial.atrial_cycle_ms is not None:
+        # P waves at a regular rate through the paced and conducted beats alike (each
+        # class cancelled with its own median beat, docs/measurement.md 3.30): a sinus
+        # rhythm whose conducted beats' intervals follow the pacemaker's escapes
+        # (synthetic VVI over sinus rhythm, test seed 16: "Atrial fibrillation with
+        # ventricular pacing"; no VVI in AF of tuning seeds 1 and 3-7 keeps a cycle).
         return []
     conducted = ~mask
     if conducted.sum() < MIN_CONDUCTED_BETWEEN_PACED:

@@ -20,6 +20,7 @@ from model.measure.av_conduction import atrial_activity
 from model.measure.conducted_flutter import conducted_flutter
 from model.measure.fiducials import drop_p_wave
 from model.measure.p_on_t import p_wave_on_t_wave
+from model.measure.paced_atrial import paced_atrial_evidence
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement
 from model.measure.rhythm import MIN_BEAT_P_CORRELATION
 from model.measure.waves import SINUS_P_AXIS, p_wave_correlations
@@ -85,6 +86,7 @@ def atrial_evidence(
     rhythm = result.rhythm
     locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
     result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
+    paced_atrial_evidence(result, sig, leads, beats, median)
 
 
 def _sinus_p_wave_explains(

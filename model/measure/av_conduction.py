@@ -95,13 +95,17 @@ def atrial_activity(
     median: np.ndarray,
     fid: Fiducials,
     locked_p: bool = True,
+    cancelled: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> AtrialActivity | None:
     """The P waves of the whole recording, or None where no repeating one is found.
 
     The median beat's P wave is the template where it is locked to the QRS (locked_p);
     where it precedes only some beats it is a blur of P waves at many PRs (Mobitz I,
-    complete block), and the P waves are found without it (bootstrap_template)."""
-    residual, valid = cancelled_residual(sig, beats, median, fid)
+    complete block), and the P waves are found without it (bootstrap_template).
+    cancelled: the residual and its searchable samples where the caller cancelled
+    the QRS-T complexes otherwise (model.measure.paced_atrial: each beat class with
+    its own); by default cancelled_residual's."""
+    residual, valid = cancelled or cancelled_residual(sig, beats, median, fid)
     if locked_p and fid.p_on is not None and fid.p_off is not None and fid.p_off > fid.p_on:
         template = median[:, fid.p_on : fid.p_off + 1]
     else:

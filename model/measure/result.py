@@ -128,6 +128,12 @@ class EcgMeasurement:
     rhythm: RhythmAnalysis | None = None
     # Every P wave of the recording and its relation to the QRS (AV conduction).
     atrial: AtrialActivity | None = None
+    # On a strip paced MIN_PACED_FRACTION or more, the P waves found with each beat
+    # class cancelled with its own median beat (model.measure.paced_atrial).
+    paced_atrial: AtrialActivity | None = None
+    # There, where those P waves keep no atrial cycle: the share of that residual's
+    # 1-40 Hz power at 4-9 Hz (model.measure.paced_atrial.fibrillatory_share).
+    paced_fibrillatory_share: float | None = None
     # Why, in a few words for the report, intervals, axes and amplitudes were not
     # measured where the rhythm still was; None where they were measured.
     rhythm_only: str | None = None
