@@ -62,9 +62,8 @@ class FileSender:
         timeout_s = self.destination.timeout_s
         writer = self._started_writer()
         files = {f"{stem}{suffix}": data for suffix, data in artefacts.items()}
-        future = writer.submit(write_files, directory, files)
         try:
-            future.result(timeout=timeout_s)
+            writer.submit(write_files, directory, files).result(timeout=timeout_s)
         except TimeoutError:
             self._stop_writer()
             raise DeliveryError(

@@ -269,8 +269,8 @@ class DeliverySweeper:
             raise _NoTurn
         try:
             formatter = self._ready_formatter()
-            future = formatter.submit(load_and_prepare, *args)
             try:
+                future = formatter.submit(load_and_prepare, *args)
                 return future.result(timeout=self.format_timeout_s)
             except TimeoutError:
                 kill_pool(formatter)
@@ -292,24 +292,23 @@ class DeliverySweeper:
 
     def _ready_formatter(self) -> ProcessPoolExecutor:
         """The formatting process once it has started (a new one spawns and imports for
-        seconds: not this delivery's formatting time). One that died idle is replaced;
-        one that does not start within the deadline is this try's failure."""
-        for _ in range(2):
-            formatter, ready = self._formatter, self._formatter_ready
-            if formatter is None or ready is None:  # closed: the gateway is stopping
-                raise _NoTurn
-            try:
-                ready.result(timeout=self.format_timeout_s)
-                return formatter
-            except TimeoutError:
-                kill_pool(formatter)
-                self._replace_formatter(formatter)
-                raise DeliveryError(
-                    f"the formatting process did not start within {self.format_timeout_s:g} s"
-                ) from None
-            except BrokenProcessPool:
-                self._replace_formatter(formatter)
-        raise DeliveryError("the formatting process died; trying again")
+        seconds: not this delivery's formatting time); one that does not start within
+        the deadline is this try's failure."""
+        formatter, ready = self._formatter, self._formatter_ready
+        if formatter is None or ready is None:  # closed: the gateway is stopping
+            raise _NoTurn
+        try:
+            ready.result(timeout=self.format_timeout_s)
+        except TimeoutError:
+            kill_pool(formatter)
+            self._replace_formatter(formatter)
+            raise DeliveryError(
+                f"the formatting process did not start within {self.format_timeout_s:g} s"
+            ) from None
+        except BrokenProcessPool:
+            self._replace_formatter(formatter)
+            raise DeliveryError("the formatting process died; trying again") from None
+        return formatter
 
     def _replace_formatter(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:

@@ -200,7 +200,8 @@ class FileDestination(_Destination):
     timeout_s: float = Field(
         60.0,
         gt=0,
-        le=240,  # with the formatting deadline, within the 300 s lease of a delivery in hand
+        le=240,  # under the 300 s lease of a delivery in hand (the sweeper keeps 60 s of it
+        # for the send: a longer write may see its delivery retaken, a harmless rewrite)
         description="writing one delivery's files may take this long (a network file "
         "system that hangs); then the writing process is stopped and the delivery retried",
     )
