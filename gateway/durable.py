@@ -38,6 +38,25 @@ def write_durably(path: Path, data: bytes) -> Path:
     return path
 
 
+def write_files(directory: Path, files: dict[str, bytes]) -> None:
+    """Write `files` (name -> content) into `directory`, each atomically, then make their
+    entries durable: the file outbox's writes, done in a process of its own (so that a
+    hung network file system can be given up on). The directory is opened first, so a
+    mount that hangs holds the writer there, before any file is begun; a missing one is
+    created."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except FileNotFoundError:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory, os.O_RDONLY)
+    try:
+        for name, data in files.items():
+            write_atomic(directory / name, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def ensure_dir(directory: Path) -> None:
     """Create `directory` (and parents) and make its entry durable."""
     directory.mkdir(parents=True, exist_ok=True)

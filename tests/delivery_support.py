@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,11 +16,13 @@ import pydicom
 from example_reports import sinus_report
 from PIL import Image
 
+from gateway.alerts import AlertHook
 from gateway.delivery import Sender, prepare
+from gateway.delivery.sweeper import DeliverySweeper
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import metadata_from_dataset
 from gateway.routing import Router
-from gateway.store import NewJob, Store
+from gateway.store import NewJob, SqliteStore, Store
 from gateway.store.order_records import OrderReference
 from model.ecg import EcgMetadata
 from model.report import Report
@@ -113,3 +119,61 @@ def enqueue(
         job.id, "test-worker", str(report_dir), router.destinations_for(pkg), now=now
     )
     return job.id
+
+
+def sweep_in_thread(sweeper: DeliverySweeper, destination: str) -> threading.Thread:
+    thread = threading.Thread(target=sweeper.sweep_destination, args=(destination,), daemon=True)
+    thread.start()
+    return thread
+
+
+def release_fifo(fifo: Path) -> None:
+    """Where a helper process still waits on the FIFO of a hang test (the fault came back),
+    let it go, so the test fails instead of leaving a process behind."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # no reader: the process waiting on it was stopped, as it should be
+        pass
+
+
+def recording_alerts(path: Path) -> AlertHook:
+    """The site's alert command: a real command appending its event and detail to `path`."""
+    record = (
+        "import os, sys; e = os.environ;"
+        " open(sys.argv[1], 'a').write(e['ECG_GATEWAY_EVENT'] + ' ' + e['ECG_GATEWAY_DETAIL'])"
+    )
+    return AlertHook((sys.executable, "-c", record, str(path)))
+
+
+def recorded_alert(path: Path, wait_s: float = 10.0) -> str:
+    """What the alert command recorded, once it has run."""
+    deadline = time.monotonic() + wait_s
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return path.read_text()
+
+
+def delivery_site(tmp_path: Path, routes: str) -> tuple[Path, Router, SqliteStore]:
+    """A data directory with `routes` as its routes file, its router and a SQLite store."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (tmp_path / "routes.yaml").write_text(routes)
+    router = Router(tmp_path / "routes.yaml", data_dir)
+    return data_dir, router, SqliteStore(data_dir / "gateway.sqlite3")
+
+
+def clocked_sweeper(
+    store: Store, router: Router, tmp_path: Path, **options
+) -> tuple[DeliverySweeper, list[float], Path]:
+    """A sweeper with a formatting process, as the server's; the test's clock (`now[0]`,
+    from T0) it runs on; the file its alert command records to."""
+    now, alerted = [T0], tmp_path / "alerts"
+    sweeper = DeliverySweeper(
+        store,
+        router,
+        clock=lambda: now[0],
+        formatting_process=True,
+        alerts=recording_alerts(alerted),
+        **options,
+    )
+    return sweeper, now, alerted

@@ -10,6 +10,7 @@ import hmac
 import json
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
@@ -28,12 +29,13 @@ from gateway.notify import CriticalNotifier
 from gateway.routing import Router
 from model.rhythm_synthetic import RhythmSpec
 from tests.gateway_process import free_port
-from tests.store_faults import REFUSAL, refuse_updates
+from tests.store_faults import REFUSAL, allow_updates, refuse_updates
 
 SECRET = "s3cret-hmac-key"
 PATIENT_ID, ISSUER, NAME = "PAT-4711", "HOSP", "Doe^Jane"
 PAYLOAD_KEYS = {
     "event",
+    "notice_id",
     "job_id",
     "report_url",
     "rules",
@@ -49,6 +51,7 @@ class WebhookPeer:
 
     def __init__(self) -> None:
         self.received: list[dict] = []
+        self.idempotency_keys: list[str] = []  # each accepted request's Idempotency-Key
         self.problems: list[str] = []
         self.fail_next = 0  # answer this many requests with 503
         peer = self
@@ -85,6 +88,9 @@ class WebhookPeer:
         payload = json.loads(body)
         if set(payload) != PAYLOAD_KEYS:
             problems.append(f"keys {sorted(payload)}")
+        key = headers.get("Idempotency-Key", "")  # a structured-field string, as the draft
+        if key != f'"{uuid.UUID(payload.get("notice_id", ""))}"':
+            problems.append(f"Idempotency-Key {key!r}")
         if not all(set(rule) == {"name", "text"} for rule in payload["rules"]):
             problems.append("rule keys")
         datetime.fromisoformat(payload["sent_at"])
@@ -92,6 +98,7 @@ class WebhookPeer:
             self.problems += problems
             return 400
         self.received.append(payload)
+        self.idempotency_keys.append(key)
         return 204
 
     def close(self) -> None:
@@ -372,8 +379,8 @@ def test_the_gateway_scheduler_sends_due_notices(site, webhook, mail):
 
 
 def test_a_notice_the_store_cannot_record_holds_up_no_other(site, webhook, mail, request):
-    """The database refuses to record one alert's notice as sent: that alert alone is
-    retried (and given up loudly in the end); the alert leased with it goes out now."""
+    """The database refuses to record one alert's notice as sent: that record alone is
+    retried (the notice went out: no try charged); the alert leased with it goes out now."""
     store, router, first, data = site
     second_site = Pipeline(store, data)  # a second critical ECG, another patient
     (data / "routes.yaml").write_text(routes(webhook, mail))
@@ -385,8 +392,51 @@ def test_a_notice_the_store_cannot_record_holds_up_no_other(site, webhook, mail,
         store, request, "critical_alerts", f"NEW.state = 'notified' AND OLD.job_id = {first}"
     )
     t0 = round(store.get_critical_alert(second).created_at) + 1  # both notices are due
-    assert CriticalNotifier(store, router).sweep(now=t0) == 1
+    assert CriticalNotifier(store, router).sweep(now=t0) == 2  # both went out
     assert [p["job_id"] for p in webhook.received] == [first, second]
     assert store.get_critical_alert(second).state == "notified"
     refused = store.get_critical_alert(first)
-    assert (refused.state, refused.attempts) == ("pending", 1) and REFUSAL in refused.last_error
+    assert (refused.state, refused.attempts) == ("pending", 0)  # sent: no try charged
+
+
+def test_a_notice_sent_but_not_recorded_is_not_sent_again_and_a_repeat_says_so(
+    site, webhook, mail, request, caplog
+):
+    """The database refuses to record the notice as sent, after it went out. The running
+    notifier retries the record, not the notice: no second page. A restart forgets and
+    sends it again, with the same identity (webhook Idempotency-Key and notice_id, mail
+    Message-ID) so that the pager and the mailbox can drop the repeat. When the store
+    takes the record, the escalation clock starts from the real send."""
+    store, router, job_id, _ = site
+    refuse_updates(store, request, "critical_alerts", "NEW.state = 'notified'")
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notice is due
+    notifier = CriticalNotifier(store, router)
+    assert notifier.sweep(now=t0) == 1
+    [line] = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
+    assert (
+        line.startswith(f"job {job_id}: critical notice sent but not recorded") and REFUSAL in line
+    )
+    for later in (t0 + 5, t0 + 61, t0 + 3600):  # due again, and leased again past 60 s
+        assert notifier.sweep(now=later) == 0
+    assert (len(webhook.received), len(mail.messages)) == (1, 1)
+    assert store.get_critical_alert(job_id).state == "pending"
+
+    restarted = CriticalNotifier(store, router)
+    assert restarted.sweep(now=t0 + 3700) == 1
+    assert webhook.problems == []
+    first, again = webhook.received
+    assert first["notice_id"] == again["notice_id"] and first["sent_at"] != again["sent_at"]
+    assert webhook.idempotency_keys == [f'"{first["notice_id"]}"'] * 2
+    ids = [message["Message-ID"] for _, message in mail.messages]
+    assert ids[0] == ids[1] and ids[0].startswith(f"<{first['notice_id']}.")
+    assert ids[0].endswith("@example.org>")  # the sender's domain, as RFC 5322 asks
+
+    allow_updates(store, request, "critical_alerts")
+    assert restarted.sweep(now=t0 + 3705) == 0
+    alert = store.get_critical_alert(job_id)
+    assert (alert.state, alert.notified_at, alert.attempts) == ("notified", t0 + 3700, 0)
+    assert (len(webhook.received), len(mail.messages)) == (2, 2)
+    assert restarted.sweep(now=t0 + 3700 + 15 * 60) == 1  # escalated 15 min after the send
+    escalation = webhook.received[-1]
+    assert escalation["event"] == "critical-ecg-escalation"
+    assert escalation["notice_id"] != first["notice_id"]

@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 import threading
 import time
 from pathlib import Path
 
-from delivery_support import T0, enqueue, package
+from delivery_support import (
+    T0,
+    clocked_sweeper,
+    delivery_site,
+    enqueue,
+    package,
+    recorded_alert,
+    release_fifo,
+    sweep_in_thread,
+)
 
-from gateway.alerts import DELIVERY_DEAD, AlertHook
-from gateway.delivery.sweeper import DeliverySweeper
-from gateway.routing import Router
+from gateway.alerts import DELIVERY_DEAD
+from gateway.delivery.sweeper import DeliverySweeper, SweepResult
 from gateway.store import SqliteStore
 
 _TIMEOUT_S = 10.0  # generous for a formatting process started on a busy test machine
@@ -44,43 +51,11 @@ def _leased(store: SqliteStore, job_id: int) -> bool:
     return until is not None
 
 
-def _release_a_reader(fifo: Path) -> None:
-    """Where the formatting process still reads the FIFO (the fault came back), let it
-    finish, so the test fails instead of hanging."""
-    try:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    except OSError:  # no reader: the process reading it was stopped, as it should be
-        pass
-
-
-def _sweep_in_thread(sweeper: DeliverySweeper, destination: str) -> threading.Thread:
-    thread = threading.Thread(target=sweeper.sweep_destination, args=(destination,), daemon=True)
-    thread.start()
-    return thread
-
-
 def test_a_formatting_that_never_ends_is_stopped_retried_given_up_and_blocks_no_other(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (tmp_path / "routes.yaml").write_text(_ROUTES)
-    router = Router(tmp_path / "routes.yaml", data_dir)
-    store = SqliteStore(data_dir / "gateway.sqlite3")
-    alerted = tmp_path / "alerts"
-    record = (
-        "import os, sys; e = os.environ;"
-        " open(sys.argv[1], 'a').write(e['ECG_GATEWAY_EVENT'] + ' ' + e['ECG_GATEWAY_DETAIL'])"
-    )
-    now = [T0]
-    sweeper = DeliverySweeper(
-        store,
-        router,
-        clock=lambda: now[0],
-        formatting_process=True,
-        format_timeout_s=_TIMEOUT_S,
-        alerts=AlertHook((sys.executable, "-c", record, str(alerted))),
-    )
+    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
+    sweeper, now, alerted = clocked_sweeper(store, router, tmp_path, format_timeout_s=_TIMEOUT_S)
     page = data_dir / "reports" / "2" / "ecg.png"  # of the second job, `stuck`
     try:
         warm = package(shared_data, uid_suffix="0", patient_id="P0")
@@ -93,13 +68,13 @@ def test_a_formatting_that_never_ends_is_stopped_retried_given_up_and_blocks_no_
         other = package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
         fine = enqueue(store, router, data_dir, other)
 
-        first = _sweep_in_thread(sweeper, "a")
+        first = sweep_in_thread(sweeper, "a")
         deadline = time.monotonic() + 30
         while not _leased(store, stuck):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(1.0)  # the formatting process is reading the FIFO now
-        second = _sweep_in_thread(sweeper, "b")  # queued behind it in the same process
+        second = sweep_in_thread(sweeper, "b")  # queued behind it in the same process
         for thread in (first, second):
             thread.join(timeout=4 * _TIMEOUT_S)
             assert not thread.is_alive(), "a sweep still waits for the formatting process"
@@ -116,15 +91,127 @@ def test_a_formatting_that_never_ends_is_stopped_retried_given_up_and_blocks_no_
         sweeper.sweep_destination("a")
         [dead] = [d for d in store.list_deliveries() if d.job_id == stuck]
         assert dead.state == "dead" and "gave up after 2 tries: formatting took" in dead.last_error
-        deadline = time.monotonic() + 10
-        while not alerted.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert alerted.read_text() == f"{DELIVERY_DEAD} delivery {dead.id} to a"
+        assert recorded_alert(alerted) == f"{DELIVERY_DEAD} delivery {dead.id} to a"
 
         later = package(shared_data, uid_suffix="3", patient_id="P3")
         enqueue(store, router, data_dir, later, now=now[0])
         assert sweeper.sweep_destination("a").sent == 1  # the new formatting process works
     finally:
-        _release_a_reader(page)
+        release_fifo(page)
+        sweeper.close()
+        store.close()
+
+
+class _SlowPage:
+    """A package page that is a FIFO: its formatting reads it and waits until this writes
+    the page's bytes, `after_s` after `since` began to be read (None: this page), like a
+    report folder on a slow file system. Gives up when `stop` is set, so a test that
+    fails leaves no thread behind."""
+
+    def __init__(
+        self, page: Path, after_s: float, stop: threading.Event, since: _SlowPage | None = None
+    ):
+        self.data = page.read_bytes()
+        page.unlink()
+        os.mkfifo(page)
+        self.page, self.after_s, self.stop, self.since = page, after_s, stop, since or self
+        self.read_from = threading.Event()  # a formatting process opened the page
+        self.began = 0.0  # ... then (time.monotonic())
+        threading.Thread(target=self._write, daemon=True).start()
+
+    def _write(self) -> None:
+        fd = None
+        while fd is None and not self.stop.is_set():
+            try:
+                fd = os.open(self.page, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: nobody reads it yet
+                time.sleep(0.02)
+        if fd is None:
+            return
+        self.began = time.monotonic()
+        self.read_from.set()
+        try:
+            self.since.read_from.wait()
+            delay = self.since.began + self.after_s - time.monotonic()
+            if not self.stop.wait(max(0.0, delay)):
+                os.set_blocking(fd, True)
+                os.write(fd, self.data)
+        except BrokenPipeError:  # its reader was stopped
+            pass
+        finally:
+            os.close(fd)
+
+
+def test_a_delivery_queued_behind_a_slow_formatting_is_not_charged_its_wait(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Destination a's report takes 0.6 of the deadline to format (slow, not hung); b's,
+    queued behind it, takes until 1.2 deadlines after a's began. b's own formatting is
+    well within its deadline: it is sent at its first try, and a's too."""
+    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
+    sweeper = DeliverySweeper(
+        store, router, clock=lambda: T0, formatting_process=True, format_timeout_s=_TIMEOUT_S
+    )
+    stop = threading.Event()
+    try:
+        warm = package(shared_data, uid_suffix="0", patient_id="P0")
+        enqueue(store, router, data_dir, warm)
+        assert sweeper.sweep_destination("a").sent == 1  # the formatting process is up
+        slow = enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        other = package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
+        queued = enqueue(store, router, data_dir, other)
+        reports = data_dir / "reports"
+        a_page = _SlowPage(reports / str(slow) / "ecg.png", 0.6 * _TIMEOUT_S, stop)
+        b_page = _SlowPage(reports / str(queued) / "ecg.png", 1.2 * _TIMEOUT_S, stop, a_page)
+
+        first = sweep_in_thread(sweeper, "a")
+        assert a_page.read_from.wait(30), "a's formatting never began"
+        second = sweep_in_thread(sweeper, "b")  # queued behind a's formatting
+        for thread in (first, second):
+            thread.join(timeout=4 * _TIMEOUT_S)
+            assert not thread.is_alive(), "a sweep still waits for the formatting process"
+
+        deliveries = {d.job_id: d for d in store.list_deliveries()}
+        for job in (slow, queued):
+            delivery = deliveries[job]
+            assert (delivery.state, delivery.attempts, delivery.last_error) == ("sent", 1, None)
+        assert (data_dir / "out-b" / f"{other.sop_instance_uid}.png").read_bytes() == b_page.data
+    finally:
+        stop.set()
+        sweeper.close()
+        store.close()
+
+
+def test_a_delivery_that_cannot_get_its_turn_within_its_lease_is_handed_back_untried(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A lease that leaves no time to wait (lease_s = deadline + the minute to send): b's
+    delivery, due while a's formats, is handed back with no attempt charged, and the next
+    sweep sends it (release_delivery on both backends: tests/test_store.py)."""
+    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
+    sweeper = DeliverySweeper(
+        store,
+        router,
+        clock=lambda: T0,
+        lease_s=_TIMEOUT_S + 60,
+        formatting_process=True,
+        format_timeout_s=_TIMEOUT_S,
+    )
+    stop = threading.Event()
+    try:
+        slow = enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        other = package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
+        queued = enqueue(store, router, data_dir, other)
+        page = _SlowPage(data_dir / "reports" / str(slow) / "ecg.png", 0.5 * _TIMEOUT_S, stop)
+        first = sweep_in_thread(sweeper, "a")
+        assert page.read_from.wait(60), "a's formatting never began"
+        assert sweeper.sweep_destination("b") == SweepResult()  # no turn: handed back
+        [waiting] = [d for d in store.list_deliveries() if d.job_id == queued]
+        assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, None)
+        first.join(timeout=4 * _TIMEOUT_S)
+        assert not first.is_alive()
+        assert sweeper.sweep_destination("b") == SweepResult(sent=1)
+    finally:
+        stop.set()
         sweeper.close()
         store.close()

@@ -263,6 +263,24 @@ def test_expired_delivery_lease_is_retaken(store):
     assert len(store.lease_due_deliveries(now=T0 + 31, lease_s=30)) == 1
 
 
+def test_a_delivery_handed_back_is_leased_again_with_no_attempt_charged(store):
+    """release_delivery: a delivery that waited its lease out for the formatting process
+    is due again at once, untried; a stale lease's release (the row leased again since)
+    changes nothing."""
+    _delivered_job(store, "1.1", [("ehr", "p:A")])
+    [leased] = store.lease_due_deliveries(now=T0, lease_s=300)
+    store.release_delivery(leased.id, now=T0 + 1, leased_at=leased.updated_at)
+    [again] = store.lease_due_deliveries(now=T0 + 2, lease_s=300)
+    assert (again.id, again.state, again.attempts, again.last_error) == (
+        leased.id,
+        "pending",
+        0,
+        None,
+    )
+    store.release_delivery(leased.id, now=T0 + 3, leased_at=leased.updated_at)  # stale
+    assert store.lease_due_deliveries(now=T0 + 4) == []
+
+
 def test_concurrent_workers_never_share_a_job(store):
     for i in range(60):
         store.add_job(_job(uid=f"1.{i}", sha=f"{i:064d}"), content=OBJECT)

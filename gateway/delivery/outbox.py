@@ -4,12 +4,16 @@ no EHR at all, and a drop folder for systems that collect files."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from gateway.delivery.base import Artefacts, safe_file_stem
+from gateway.delivery.base import Artefacts, DeliveryError, safe_file_stem
 from gateway.delivery.fhir import build_bundle, bundle_json
 from gateway.delivery.hl7 import build_oru, control_id, encode
-from gateway.durable import fsync_directory, write_atomic
+from gateway.durable import write_files
+from gateway.processes import kill_pool, new_process_pool
 from gateway.processing.package import ReportPackage
 from gateway.routing import FileDestination
 
@@ -39,23 +43,63 @@ def prepare(package: ReportPackage, destination: FileDestination, name: str) -> 
 
 
 class FileSender:
-    """Writes each artefact atomically; a rewrite (resend, correction) replaces it whole."""
+    """Writes each artefact atomically; a rewrite (resend, correction) replaces it whole.
+
+    The writes run in a helper process of this destination's own, within the
+    destination's `timeout_s`: a write stuck in the kernel (a network file system that
+    hangs) cannot be interrupted from a thread, so past the deadline that process is
+    killed and replaced, and the delivery is retried by its policy. The sweeping thread
+    and every other destination go on meanwhile."""
 
     def __init__(self, destination: FileDestination, name: str):
         self.destination = destination
         self.name = name
+        self._writer: ProcessPoolExecutor | None = None
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         directory = Path(self.destination.directory)
-        directory.mkdir(parents=True, exist_ok=True)
         stem = safe_file_stem(package.sop_instance_uid)
-        for suffix, data in artefacts.items():
-            write_atomic(directory / f"{stem}{suffix}", data)
-        fsync_directory(directory)
+        timeout_s = self.destination.timeout_s
+        writer = self._started_writer()
+        files = {f"{stem}{suffix}": data for suffix, data in artefacts.items()}
+        try:
+            writer.submit(write_files, directory, files).result(timeout=timeout_s)
+        except TimeoutError:
+            self._stop_writer()
+            raise DeliveryError(
+                f"writing the files took longer than {timeout_s:g} s (timeout_s): "
+                "the writing process was stopped; trying again"
+            ) from None
+        except BrokenProcessPool:
+            self._stop_writer()
+            raise DeliveryError("the outbox's writing process died; trying again") from None
         return f"wrote {', '.join(stem + suffix for suffix in artefacts)} to {directory}"
 
     def close(self) -> None:
-        """Nothing held open between sends."""
+        """Nothing held open between sends but the writing process, stopped here."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+
+    def _started_writer(self) -> ProcessPoolExecutor:
+        """The writing process, started (spawned and imported, which is not the write's
+        time) within timeout_s."""
+        if self._writer is None:
+            writer = new_process_pool(1, preload="gateway.durable")  # light: no formats
+            try:
+                writer.submit(os.getpid).result(timeout=self.destination.timeout_s)
+            except (TimeoutError, BrokenProcessPool):
+                kill_pool(writer)
+                writer.shutdown(wait=False)
+                raise DeliveryError("the outbox's writing process did not start") from None
+            self._writer = writer
+        return self._writer
+
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            kill_pool(writer)
+            writer.shutdown(wait=False)
 
 
 def _image(package: ReportPackage) -> dict[str, bytes]:

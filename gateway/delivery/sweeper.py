@@ -15,15 +15,15 @@ harmless: FHIR conditional creates, a stable HL7 MSH-10, files replaced whole.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from weakref import WeakSet
 
 from gateway import metrics as metric_names
 from gateway.alerts import DELIVERY_DEAD, Alert, AlertHook
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = RetryPolicy()
 MAX_PER_SWEEP = 200
+_SEND_ALLOWANCE_S = 60.0  # of a delivery's lease, kept for sending after formatting
 
 
 def retry_delay(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
@@ -107,9 +108,11 @@ class DeliverySweeper:
         self._senders: dict[str, tuple[object, Sender]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._formatter = _new_formatter() if formatting_process else None
+        self._formatter, self._formatter_ready = (
+            _new_formatter() if formatting_process else (None, None)
+        )
+        self._formatting = threading.Lock()  # one delivery at a time in the formatting process
         self.format_timeout_s = format_timeout_s
-        self._overran: WeakSet[ProcessPoolExecutor] = WeakSet()  # formatters stopped for it
         self._sweeping: set[str] = set()  # destinations with a sweep running now
         self._woken: set[str] = set()  # ... and woken meanwhile
 
@@ -188,6 +191,7 @@ class DeliverySweeper:
         with self._lock:
             senders, self._senders = self._senders, {}
             formatter, self._formatter = self._formatter, None
+            self._formatter_ready = None
         for _, sender in senders.values():
             sender.close()
         if formatter is not None:
@@ -204,6 +208,12 @@ class DeliverySweeper:
             package, artefacts = self._prepare(delivery, destination)
         except DeliveryError as exc:
             return self._record_failure(delivery, destination.retry, exc), True
+        except _NoTurn:
+            self.store.release_delivery(
+                delivery.id, now=self.clock(), leased_at=delivery.updated_at
+            )
+            log.info("delivery %s waits for the formatting process", _label(delivery))
+            return SweepResult(), False
         try:
             receipt = self._sender(delivery.destination, destination).send(package, artefacts)
         except DeliveryError as exc:
@@ -239,7 +249,7 @@ class DeliverySweeper:
             if self._formatter is None:
                 return load_and_prepare(*args)
             return self._formatted(args)
-        except DeliveryError:
+        except (DeliveryError, _NoTurn):
             raise
         except Exception as exc:  # noqa: BLE001 - a bug in a format must not stop the others
             log.error("unexpected %s preparing %s", type(exc).__name__, _label(delivery))
@@ -248,22 +258,21 @@ class DeliverySweeper:
     def _formatted(self, args: tuple) -> tuple[ReportPackage, Artefacts]:
         """`load_and_prepare(*args)` in the formatting process, within format_timeout_s.
 
-        Past it the process is stopped and replaced, so a package that never finishes
-        formatting (a hung file system, a runaway build) holds up no other delivery; the
-        delivery is retried by its destination's policy, then given up loudly. A delivery
-        whose formatting was cut short by another's overrun is formatted again at once."""
-        for _ in range(2):
-            formatter = self._formatter
+        One delivery at a time (`_formatting`), so the deadline counts this delivery's own
+        formatting, never the time it waited behind another destination's: a slow but
+        legitimate formatting costs the others a wait, not an attempt. Past the deadline
+        the process is stopped and replaced, so a package that never finishes formatting
+        (a hung file system, a runaway build) holds up the others for one deadline at
+        most; the delivery is retried by its destination's policy, then given up loudly.
+        A delivery that cannot get its turn within its lease is handed back untried."""
+        if not self._formatting.acquire(timeout=self._turn_wait_s()):
+            raise _NoTurn
+        try:
+            formatter = self._ready_formatter()
             try:
                 future = formatter.submit(load_and_prepare, *args)
-            except RuntimeError:  # broken by another delivery, or shut down: a new one
-                self._replace_formatter(formatter)
-                continue
-            try:
                 return future.result(timeout=self.format_timeout_s)
             except TimeoutError:
-                with self._lock:
-                    self._overran.add(formatter)
                 kill_pool(formatter)
                 self._replace_formatter(formatter)
                 raise DeliveryError(
@@ -271,19 +280,41 @@ class DeliverySweeper:
                     "the formatting process was stopped; trying again"
                 ) from None
             except BrokenProcessPool:
-                with self._lock:
-                    stopped_for_another = formatter in self._overran
-                if not stopped_for_another:
-                    self._replace_formatter(formatter)
-                    raise DeliveryError("the formatting process died; trying again") from None
-        raise DeliveryError("the formatting process was stopped for other deliveries; trying again")
+                self._replace_formatter(formatter)
+                raise DeliveryError("the formatting process died; trying again") from None
+        finally:
+            self._formatting.release()
 
-    def _replace_formatter(self, broken: ProcessPoolExecutor | None) -> None:
+    def _turn_wait_s(self) -> float:
+        """How long a delivery may wait for the formatting process: what its lease leaves
+        after a whole formatting deadline and a minute to send."""
+        return max(0.0, self.lease_s - self.format_timeout_s - _SEND_ALLOWANCE_S)
+
+    def _ready_formatter(self) -> ProcessPoolExecutor:
+        """The formatting process once it has started (a new one spawns and imports for
+        seconds: not this delivery's formatting time); one that does not start within
+        the deadline is this try's failure."""
+        formatter, ready = self._formatter, self._formatter_ready
+        if formatter is None or ready is None:  # closed: the gateway is stopping
+            raise _NoTurn
+        try:
+            ready.result(timeout=self.format_timeout_s)
+        except TimeoutError:
+            kill_pool(formatter)
+            self._replace_formatter(formatter)
+            raise DeliveryError(
+                f"the formatting process did not start within {self.format_timeout_s:g} s"
+            ) from None
+        except BrokenProcessPool:
+            self._replace_formatter(formatter)
+            raise DeliveryError("the formatting process died; trying again") from None
+        return formatter
+
+    def _replace_formatter(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
-            if self._formatter is broken and not self._stopping.is_set():
-                self._formatter = _new_formatter()
-        if broken is not None:
-            broken.shutdown(wait=False)
+            if self._formatter is broken:
+                self._formatter, self._formatter_ready = _new_formatter()
+        broken.shutdown(wait=False)
 
     def _sender(self, name: str, destination: object) -> Sender:
         """The destination's open sender; a changed destination gets a new one."""
@@ -363,8 +394,15 @@ def exported_instance(package: ReportPackage) -> Instance:
     )
 
 
-def _new_formatter() -> ProcessPoolExecutor:
-    return new_process_pool(1, preload="gateway.delivery")
+def _new_formatter() -> tuple[ProcessPoolExecutor, Future]:
+    """A formatting process, and a future done once it has started and imported."""
+    pool = new_process_pool(1, preload="gateway.delivery")
+    return pool, pool.submit(os.getpid)
+
+
+class _NoTurn(Exception):
+    """The formatting process stayed busy with other deliveries for as long as this
+    delivery's lease allows it to wait."""
 
 
 def _label(delivery: Delivery) -> str:

@@ -5,6 +5,8 @@ leads to the web report view, behind its login."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -14,6 +16,15 @@ from gateway.store.critical_alerts import CriticalAlert
 
 FIRST = "critical-ecg"
 ESCALATION = "critical-ecg-escalation"
+_NOTICE_NAMESPACE = uuid.UUID("5d0f3c1e-7a44-4b8e-9f57-1c2b6e8d4a90")
+
+
+def notice_id(alert: CriticalAlert) -> str:
+    """One notice's identity (a name-based UUID of the alert and which notice): the same on
+    every resend of it, from any node or after a restart, so a pager or mailbox that has
+    it drops the repeat. Delivery is at least once; this makes the second time harmless."""
+    kind = ESCALATION if alert.escalation else FIRST
+    return str(uuid.uuid5(_NOTICE_NAMESPACE, f"{alert.job_id}\x00{kind}\x00{alert.created_at!r}"))
 
 
 def notice(alert: CriticalAlert, config: CriticalConfig, now: float) -> dict[str, Any]:
@@ -21,6 +32,7 @@ def notice(alert: CriticalAlert, config: CriticalConfig, now: float) -> dict[str
     texts = {rule.name: rule.text for rule in config.active_rules}
     return {
         "event": ESCALATION if alert.escalation else FIRST,
+        "notice_id": notice_id(alert),
         "job_id": alert.job_id,
         "report_url": config.report_link.format(job_id=alert.job_id),
         "rules": [{"name": name, "text": texts.get(name, name)} for name in alert.rules],
@@ -39,6 +51,7 @@ def email(payload: dict[str, Any], target: SmtpTarget) -> EmailMessage:
     message["Subject"] = f"{prefix}Critical ECG result, job {payload['job_id']} ({names})"
     message["From"] = target.sender
     message["To"] = ", ".join(target.to)
+    message["Message-ID"] = message_id(payload["notice_id"], target)
     lines = [
         "An ECG report met critical-result rules and awaits a physician:",
         "",
@@ -51,6 +64,15 @@ def email(payload: dict[str, Any], target: SmtpTarget) -> EmailMessage:
         lines.append(f"First notice at: {payload['first_notice_at']}; nobody has opened it since.")
     message.set_content("\n".join(lines) + "\n")
     return message
+
+
+def message_id(notice: str, target: SmtpTarget) -> str:
+    """RFC 5322 Message-ID of this notice to these recipients: the same on every resend
+    (mail systems and clients drop a second message with a Message-ID they have), another
+    for another target's recipients; in the sender's domain, as the RFC asks."""
+    recipients = hashlib.sha256(",".join(sorted(target.to)).encode()).hexdigest()[:12]
+    domain = target.sender.rsplit("@", 1)[1]
+    return f"<{notice}.{recipients}@{domain}>"
 
 
 def _iso(moment: float | None) -> str | None:

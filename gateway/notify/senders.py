@@ -19,6 +19,7 @@ from gateway.notify.messages import email
 from gateway.routing.critical_schema import SmtpTarget, Target, WebhookTarget
 
 SIGNATURE_HEADER = "X-ECG-Gateway-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # IETF draft-ietf-httpapi-idempotency-key-header
 
 
 class NoticeError(Exception):
@@ -39,7 +40,8 @@ def signature(secret: str, body: bytes) -> str:
 
 def post_webhook(target: WebhookTarget, payload: dict[str, Any]) -> None:
     body = json.dumps(payload, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json"}
+    # The notice's identity, the same on every resend, as a structured-field string.
+    headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: f'"{payload["notice_id"]}"'}
     try:
         if target.secret is not None:
             headers[SIGNATURE_HEADER] = signature(target.secret.read(), body)

@@ -43,6 +43,9 @@ class CriticalNotifier:
         self._alerts = alerts or AlertHook()
         self._metrics = metrics or Metrics()
         self._rng = random.Random()
+        # Notices that went out but the store refused to record as sent, (job, escalation)
+        # -> when sent: their record is retried each sweep, the notice is not sent again.
+        self._unrecorded: dict[tuple[int, bool], float] = {}
 
     def sweep(self, now: float | None = None) -> int:
         """Send every notice due now; how many went out."""
@@ -50,6 +53,8 @@ class CriticalNotifier:
         config = self._router.config.critical
         if not config.notify:
             return 0
+        for (job_id, escalation), sent_at in list(self._unrecorded.items()):
+            self._record_sent(job_id, escalation, sent_at)
         escalate_before = now - config.escalate_after.total_seconds()
         due = self._store.lease_due_critical_alerts(escalate_before, now=now)
         return sum(self._send_apart(alert, config, now) for alert in due)
@@ -57,7 +62,10 @@ class CriticalNotifier:
     def _send_apart(self, alert: CriticalAlert, config: CriticalConfig, now: float) -> bool:
         """`_send`, an unexpected error in it (the store refusing this alert's update, a
         bug) charged to this alert alone: retried, then given up loudly; the alerts
-        leased with it still go out now, not after their lease runs out."""
+        leased with it still go out now, not after their lease runs out. A notice sent
+        whose record failed is not sent again: its record is retried (`_record_sent`)."""
+        if (alert.job_id, alert.escalation) in self._unrecorded:
+            return False
         try:
             return self._send(alert, config, now)
         except Exception as exc:  # noqa: BLE001 - this alert's fault, not the others'
@@ -83,12 +91,35 @@ class CriticalNotifier:
                 errors.append(f"{name}: {fault(exc)}")
         kind = "escalation" if alert.escalation else "notice"
         if not errors:
-            self._store.mark_critical_sent(alert.job_id, alert.escalation, now=now)
             self._metrics.inc(m.CRITICAL_NOTICES_SENT)
             log.info("job %d: critical %s sent to %s", alert.job_id, kind, ", ".join(names))
+            self._record_sent(alert.job_id, alert.escalation, now)
             return True
         self._failed(alert, kind, "; ".join(errors), config, now)
         return False
+
+    def _record_sent(self, job_id: int, escalation: bool, sent_at: float) -> None:
+        """Mark the notice sent (at `sent_at`: the escalation clock starts at the real
+        send); when the store refuses, remember it and try again at the next sweep rather
+        than page the physician again. A restart forgets: the notice then goes out again,
+        under the same identity (messages.notice_id), which the receiver can drop."""
+        key = (job_id, escalation)
+        try:
+            self._store.mark_critical_sent(job_id, escalation, now=sent_at)
+        except Exception as exc:  # noqa: BLE001 - the store's fault: recorded later
+            if key not in self._unrecorded:
+                kind = "escalation" if escalation else "notice"
+                log.error(
+                    "job %d: critical %s sent but not recorded (%s); recording it again at "
+                    "each sweep, not resending it",
+                    job_id,
+                    kind,
+                    str(exc) if isinstance(exc, StoreError) else fault(exc),
+                )
+            self._unrecorded[key] = sent_at
+            return
+        if self._unrecorded.pop(key, None) is not None:
+            log.info("job %d: critical notice recorded as sent", job_id)
 
     def _failed(
         self, alert: CriticalAlert, kind: str, error: str, config: CriticalConfig, now: float

@@ -197,6 +197,14 @@ FileFormat = Literal["fhir", "hl7", "png", "pdf"]
 class FileDestination(_Destination):
     type: Literal["file"]
     directory: Path = Field(description="absolute, or relative to the data directory")
+    timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=240,  # under the 300 s lease of a delivery in hand (the sweeper keeps 60 s of it
+        # for the send: a longer write may see its delivery retaken, a harmless rewrite)
+        description="writing one delivery's files may take this long (a network file "
+        "system that hangs); then the writing process is stopped and the delivery retried",
+    )
     formats: list[FileFormat] = Field(default=["fhir", "hl7", "png", "pdf"])
     hl7: Hl7Options = Hl7Options()
     fhir: FhirOptions = FhirOptions()

@@ -67,6 +67,13 @@ class DeliveryOutcomes:
             leased_at,
         )
 
+    def release_delivery(
+        self, delivery_id: int, now: float | None = None, leased_at: float | None = None
+    ) -> None:
+        """Hand a leased delivery back untried, no attempt charged: it waited its turn for
+        the formatting process longer than its lease allows (the next sweep takes it)."""
+        self._update_delivery("", {}, delivery_id, clock(now), leased_at)
+
     def _update_delivery(
         self,
         assignments: str,
@@ -79,7 +86,8 @@ class DeliveryOutcomes:
         if leased_at is not None:
             still_leased = " AND lease_expires_at IS NOT NULL AND updated_at = :leased_at"
         self._update(
-            f"UPDATE deliveries SET {assignments}, lease_expires_at = NULL, updated_at = :now"
+            f"UPDATE deliveries SET {assignments}{', ' if assignments else ''}"
+            "lease_expires_at = NULL, updated_at = :now"
             f" WHERE id = :id{still_leased}",
             {**params, "now": now, "id": delivery_id, "leased_at": leased_at},
         )

@@ -1,0 +1,99 @@
+"""The file outbox has a deadline of its own: a write that hangs (a network file system
+that stalls) is abandoned at the destination's `timeout_s`, its writing process killed,
+the delivery retried by its policy and then given up with an alert; meanwhile the other
+destinations' deliveries go out.
+
+Real parts: the real store, the real formatting and writing processes, the real files.
+The hang is real too: the outbox directory is a FIFO nobody writes, so opening it blocks
+in the kernel, as a stalled NFS mount does, until the test's guard releases it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import delivery_support as support
+import pytest
+
+from gateway.alerts import DELIVERY_DEAD
+from gateway.routing.router import check_routes
+
+_TIMEOUT_S = 3.0
+
+_ROUTES = f"""\
+destinations:
+  nfs:
+    type: file
+    directory: out-nfs
+    timeout_s: {_TIMEOUT_S}
+    retry: {{max_attempts: 2, backoff_base: 1s, backoff_cap: 1s}}
+  local: {{type: file, directory: out-local}}
+rules: [{{name: second-cart, match: {{calling_ae: CART2}}, destinations: [local]}}]
+default: [nfs]
+"""
+
+
+def test_a_hung_outbox_write_is_abandoned_retried_given_up_and_blocks_no_other(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    data_dir, router, store = support.delivery_site(tmp_path, _ROUTES)
+    sweeper, now, alerted = support.clocked_sweeper(store, router, tmp_path)
+    outbox = data_dir / "out-nfs"
+    os.mkfifo(outbox)  # opening it never returns: nobody writes to it
+    try:
+        stuck = support.enqueue(
+            store, router, data_dir, support.package(shared_data, uid_suffix="1")
+        )
+        other = support.package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
+        fine = support.enqueue(store, router, data_dir, other)
+        started = time.monotonic()
+        hung = support.sweep_in_thread(sweeper, "nfs")
+        beside = support.sweep_in_thread(sweeper, "local")
+        beside.join(timeout=60)
+        assert not beside.is_alive(), "the other destination waits for the hung write"
+        hung.join(timeout=60)
+        assert not hung.is_alive(), "the sweep still waits for the hung write"
+        assert time.monotonic() - started >= _TIMEOUT_S  # it was cut at its deadline
+
+        deliveries = {d.job_id: d for d in store.list_deliveries()}
+        assert (deliveries[fine].state, deliveries[fine].last_error) == ("sent", None)
+        assert (data_dir / "out-local" / f"{other.sop_instance_uid}.hl7").is_file()
+        assert deliveries[stuck].state == "failed"
+        assert deliveries[stuck].last_error == (
+            "writing the files took longer than 3 s (timeout_s): "
+            "the writing process was stopped; trying again"
+        )
+
+        now[0] += 3600  # the retry is due: it hangs again, the policy's last try
+        sweeper.sweep_destination("nfs")
+        [dead] = [d for d in store.list_deliveries() if d.job_id == stuck]
+        assert (
+            dead.state == "dead" and "gave up after 2 tries: writing the files" in dead.last_error
+        )
+        assert support.recorded_alert(alerted) == f"{DELIVERY_DEAD} delivery {dead.id} to nfs"
+
+        outbox.unlink()  # the file system is back
+        later = support.package(shared_data, uid_suffix="3", patient_id="P3")
+        support.enqueue(store, router, data_dir, later, now=now[0])
+        assert sweeper.sweep_destination("nfs").sent == 1  # a new writing process
+        assert (outbox / f"{later.sop_instance_uid}.pdf").read_bytes() == later.pdf
+    finally:
+        support.release_fifo(outbox)
+        sweeper.close()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("0", "greater than 0"), ("241", "less than or equal to 240"), ("soon", "a valid number")],
+)
+def test_an_outbox_timeout_out_of_range_is_refused_naming_the_key_and_line(
+    tmp_path: Path, value: str, says: str
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(_ROUTES.replace(f"timeout_s: {_TIMEOUT_S}", f"timeout_s: {value}"))
+    [issue] = check_routes(routes)
+    assert (issue.line, issue.where) == (5, "destinations.nfs.timeout_s")
+    assert says in issue.message
