@@ -20,8 +20,8 @@ from model.paced_atrial_rhythm import (
     AV_SEQUENTIAL,
     VENTRICULAR_PACING,
     atrial_pacing,
+    atrial_rhythm_unclear_under_pacing,
     dissociated_sinus,
-    fibrillatory_waves_under_pacing,
     stimulus_timing,
     tracked_sinus,
     ventricular_pacing,
@@ -89,11 +89,11 @@ def paced_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stateme
         ventricular = ventricular_pacing(m, pacing)
         return [*fibrillation, ventricular] if ventricular else [pacing, *fibrillation]
     if not intermittent:
-        # Too few beats no stimulus drove to judge by their RR: fibrillatory waves
-        # between the paced beats (docs/measurement.md 3.30).
+        # Too few beats no stimulus drove to judge by their RR: fibrillatory-looking
+        # waves between the paced beats are reported, not coded (docs/measurement.md 3.30).
         ventricular = ventricular_pacing(m, pacing)
-        waves = fibrillatory_waves_under_pacing(m) if ventricular else []
-        return [*waves, ventricular] if waves else atrial_rhythm(m, pacing, limits)
+        unclear = ventricular and atrial_rhythm_unclear_under_pacing(m, ventricular)
+        return [unclear] if unclear else atrial_rhythm(m, pacing, limits)
     # "Sinus rhythm (or atrial fibrillation) with intermittent ventricular pacing".
     return [*sinus_between_paced_beats(m, limits), *fibrillation, pacing]
 
