@@ -21,6 +21,7 @@ from model.beats import FS, Beats, beat_windows, complete_windows, median_beat, 
 from model.measure.atrial import FIBRILLATORY_HZ, FLUTTER_LEADS
 from model.measure.av_conduction import (
     ECTOPIC_GUARD_MS,
+    QRS_GUARD_MS,
     AtrialActivity,
     atrial_activity,
     cancelled_residual,
@@ -105,8 +106,9 @@ def dissociated_p_waves(
 def class_residual(
     sig: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials, stimuli: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """av_conduction.cancelled_residual, and each class of MIN_CLASS_BEATS or more
-    beats of another shape cancelled with its own median beat, only its QRS left out
+    """av_conduction.cancelled_residual, and each other beat label (paced, ventricular:
+    the beat classifier's classes, not strict shapes) with MIN_CLASS_BEATS or more
+    beats cancelled with its own median beat, only its QRS left out
     of the search (CLASS_QRS_GUARD_MS) rather than the ectopic beat's wide window."""
     residual, valid = cancelled_residual(sig, beats, median, fid)
     others = [label for label in np.unique(beats.labels) if label not in ("N", "S")]
@@ -115,8 +117,8 @@ def class_residual(
     valid = np.ones_like(valid)
     for position, label in zip(beats.positions, beats.labels):
         if label in ("N", "S"):
-            lo = int(position) - PRE + fid.qrs_on - samples(10)
-            hi = int(position) - PRE + fid.qrs_off + samples(20)
+            lo = int(position) - PRE + fid.qrs_on - samples(QRS_GUARD_MS[0])
+            hi = int(position) - PRE + fid.qrs_off + samples(QRS_GUARD_MS[1])
             valid[max(lo, 0) : max(hi, 0)] = False
     n = sig.shape[1]
     after = samples(CLASS_AFTER_MS)
