@@ -122,8 +122,11 @@ def rhythm_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statem
 def p_wave_on_the_t_wave(m: EcgMeasurement) -> bool:
     """No P wave was delimited, but a sinus P wave stands on the previous T wave before
     each QRS (model.measure.p_on_t) of a rhythm that is regular, or whose irregularity
-    premature beats explain: sinus tachycardia at 130-160/min with a long enough PR."""
-    if m.p_wave_on_t is None or m.rhythm is None:
+    premature beats explain: sinus tachycardia at 130-160/min with a long enough PR.
+    Not where the P waves found along the recording stand at a wandering PR before the
+    beats that follow a non-premature beat (model.measure.p_timing): fibrillatory waves
+    on the T wave (test seeds 24 and 74, AF at 128-140/min, read as sinus tachycardia)."""
+    if m.p_wave_on_t is None or m.rhythm is None or p_timing_wanders(m, steady_only=True):
         return False
     irregularity = m.beats.irregularity()
     regular = irregularity is not None and irregularity <= IRREGULAR_RMSSD

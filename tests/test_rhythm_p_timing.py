@@ -107,3 +107,27 @@ def test_conducted_p_wave_keeps_its_pr_amid_premature_atrial_beats(
     assert pr_spread_ms(m) < PR_SPREAD_MS / 4 and not p_timing_wanders(m)
     codes = set(model.analyze(ecg).codes)
     assert expected <= codes and "AFIB" not in codes
+
+
+def test_fibrillatory_waves_on_the_t_wave_are_not_a_sinus_p_wave() -> None:
+    """Test seed 24, AF at 128/min (read as sinus tachycardia on 23c57a0): no P wave
+    delimited, a "P wave on the T wave" found, but the waves found along the recording
+    stand before the beats that follow a non-premature beat at a PR that wanders."""
+    ecg, _ = rhythm_ecg(_bench_af_strip(24, 216))
+    m = measure(ecg)
+    assert m.p_wave_on_t is not None and p_timing_wanders(m, steady_only=True)
+    report = model.analyze(ecg)
+    assert "AFIB" in report.codes and not SINUS_CODES & set(report.codes)
+
+
+@pytest.mark.parametrize("seed", [41, 42, 43])
+def test_fast_sinus_rhythm_in_atrial_bigeminy_stays_sinus(seed: int) -> None:
+    """Sinus tachycardia at 140/min in atrial bigeminy: the P wave near the T wave, the
+    P waves found keep no atrial cycle (the premature ones break it); the sinus rhythm
+    stays named, as on 23c57a0."""
+    spec = RhythmSpec(
+        rate_bpm=140, pattern="bigeminy", pattern_origin="atrial", noise_mv=0.01, seed=seed
+    )
+    ecg, _ = rhythm_ecg(spec)
+    codes = set(model.analyze(ecg).codes)
+    assert "STACH" in codes and "AFIB" not in codes

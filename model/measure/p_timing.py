@@ -45,31 +45,38 @@ MIN_TIMED_BEATS = 4
 MIN_TIMED_SHARE = 0.75
 
 
-def pr_spread_ms(m: EcgMeasurement) -> float | None:
+def pr_spread_ms(m: EcgMeasurement, steady_only: bool = False) -> float | None:
     """The PR's standard deviation (ms) among the non-premature beats whose P wave
     conducts; None where those are fewer than MIN_TIMED_BEATS or MIN_TIMED_SHARE of
-    the non-premature beats, or without the P waves found."""
+    the non-premature beats, or without the P waves found. steady_only: only the beats
+    after a non-premature beat, where the P wave stands on the previous beat's T wave
+    (model.rhythm_statements.p_wave_on_the_t_wave): a premature beat's T wave is not
+    the one the median beat cancels, and what is left of it was matched as the next
+    beat's P wave (sinus tachycardia at 159/min in junctional bigeminy, synthetic
+    tuning seed 7: PR 142-150 after sinus beats, 246-286 after premature ones)."""
     atrial, rhythm = m.atrial, m.rhythm
     if atrial is None or rhythm is None:
         return None
-    prs = [
-        pr
-        for label, pr, conducted in zip(rhythm.classes, atrial.pr_ms, atrial.conducted)
-        if label == "N" and conducted and pr is not None
+    classes = rhythm.classes
+    timed = [
+        i
+        for i in range(len(classes))
+        if classes[i] == "N" and (not steady_only or (i > 0 and classes[i - 1] == "N"))
     ]
-    if len(prs) < max(MIN_TIMED_BEATS, MIN_TIMED_SHARE * rhythm.classes.count("N")):
+    prs = [atrial.pr_ms[i] for i in timed if atrial.conducted[i] and atrial.pr_ms[i] is not None]
+    if len(prs) < max(MIN_TIMED_BEATS, MIN_TIMED_SHARE * len(timed)):
         return None
     return float(np.std(prs))
 
 
-def p_timing_wanders(m: EcgMeasurement) -> bool:
+def p_timing_wanders(m: EcgMeasurement, steady_only: bool = False) -> bool:
     """An RR not found regular (irregular, or too few intervals between beats of the
     dominant shape to judge: ventricular premature beats), P waves found along the
     recording that keep no regular atrial cycle, and a PR that varies by more than
-    PR_SPREAD_MS among the non-premature beats: a sinus P wave is conducted at a fixed
-    PR, and the sinus node's cycle changes gradually; fibrillatory waves match the
-    P-wave template at any lag (own AF sweep, tuning seed 7 draw 49: AF at 41/min with
-    a PVC, PRs 174-402 ms, read as sinus bradycardia)."""
+    PR_SPREAD_MS among the non-premature beats (pr_spread_ms): a sinus P wave is
+    conducted at a fixed PR, and the sinus node's cycle changes gradually; fibrillatory
+    waves match the P-wave template at any lag (own AF sweep, tuning seed 7 draw 49: AF
+    at 41/min with a PVC, PRs 174-402 ms, read as sinus bradycardia)."""
     if m.beats is None:
         return False
     irregularity = m.beats.irregularity()
@@ -77,5 +84,5 @@ def p_timing_wanders(m: EcgMeasurement) -> bool:
         return False
     if m.atrial is None or m.atrial.atrial_cycle_ms is not None:
         return False
-    spread = pr_spread_ms(m)
+    spread = pr_spread_ms(m, steady_only)
     return spread is not None and spread > PR_SPREAD_MS
