@@ -2,7 +2,7 @@
 "P wave" made up from fibrillatory waves before some of few non-premature beats.
 Where the intervals between those beats change beat to beat beyond any sinus
 arrhythmia, AF is named; where premature beats leave too few of them to show any
-rhythm under them, no rhythm is named, with the reason. The bench's synthetic AF
+rhythm under them, the P wave's timing beat by beat decides (3.29). The bench's synthetic AF
 strips with test seeds 11-101 (each read as a sinus rhythm before) and LUDB 83; sinus
 rhythms with premature atrial beats at slow rates stay sinus."""
 
@@ -16,6 +16,7 @@ import pytest
 
 import model
 from model.measure import measure
+from model.measure.p_timing import p_timing_wanders
 from model.rhythm_few_beats import (
     MIN_BEATS_FOR_P_SHARE,
     SINUS_NN_RMSSD,
@@ -57,18 +58,18 @@ def test_fibrillatory_p_wave_before_some_of_few_beats_is_atrial_fibrillation() -
 
 
 @pytest.mark.parametrize(("seed", "index"), [(11, 178), (15, 166)])
-def test_too_few_beats_between_premature_ones_name_no_rhythm(seed: int, index: int) -> None:
+def test_too_few_beats_between_premature_ones_wandering_p_wave(seed: int, index: int) -> None:
     """AF at 51-61/min with 2-3 beats read as PACs: fewer than three intervals
-    between the other beats, and the "P wave" missing before some of them. Neither
-    sinus (read as sinus bradycardia before) nor AF from so little: undetermined,
-    saying why."""
+    between the other beats, and the "P wave" missing before some of them (read as
+    sinus bradycardia before 3.27, undetermined since). The P waves found along the
+    recording stand before the non-premature beats at a PR that wanders by 40-70 ms
+    (SD; docs/measurement.md 3.29): AF, its couplings spread as no single focus."""
     ecg, _ = rhythm_ecg(_bench_strip(seed, index))
     m = measure(ecg)
-    assert consistent_p_waves(m) and sinus_not_judged(m) is not None
+    assert sinus_not_judged(m) is not None and p_timing_wanders(m)
+    assert not consistent_p_waves(m)
     report = model.analyze(ecg)
-    assert not SINUS_CODES & set(report.codes) and "AFIB" not in report.codes
-    assert report.impression.startswith("Rhythm undetermined: irregular")
-    assert "too few to show a regular rhythm under the premature beats" in report.impression
+    assert "AFIB" in report.codes and not SINUS_CODES & set(report.codes)
 
 
 def test_ludb_83_atrial_fibrillation_with_a_pvc_couplet(shared_data: Path) -> None:

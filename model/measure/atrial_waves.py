@@ -20,6 +20,7 @@ from model.measure.av_conduction import atrial_activity
 from model.measure.conducted_flutter import conducted_flutter
 from model.measure.fiducials import drop_p_wave
 from model.measure.p_on_t import p_wave_on_t_wave
+from model.measure.p_timing import p_timing_wanders
 from model.measure.paced_atrial import paced_atrial_evidence
 from model.measure.result import FLUTTER_MIN_MV, EcgMeasurement
 from model.measure.rhythm import MIN_BEAT_P_CORRELATION
@@ -75,17 +76,18 @@ def atrial_evidence(
 ) -> None:
     """What the atria do beat by beat (AV conduction), and, only where the RR is
     irregular, flutter with a drifting cycle (which withholds atrial fibrillation) and,
-    where no P wave was found, the fibrillatory waves: the only rule that evidence serves
-    (rhythm_statements.irregular_among_fibrillatory_waves) asks for no P wave."""
+    where no P wave was found or the P waves found stand at a wandering PR
+    (model.measure.p_timing), the fibrillatory waves: the only rule that evidence serves
+    (rhythm_statements.irregular_among_fibrillatory_waves) asks for no conducted P wave."""
+    rhythm = result.rhythm
+    locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
+    result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
     irregularity = beats.irregularity()
     if irregularity is not None and irregularity > IRREGULAR_RMSSD:
         fid = result.fiducials
         result.drifting_flutter_hz = drifting_flutter_hz(sig, beats, median, fid)
-        if fid.p_on is None:
+        if fid.p_on is None or p_timing_wanders(result):
             result.fibrillatory = fibrillatory_waves(sig, leads, beats, median, fid)
-    rhythm = result.rhythm
-    locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
-    result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
     paced_atrial_evidence(result, sig, leads, beats, median)
 
 
