@@ -41,6 +41,7 @@ from model.rhythm_synthetic import (
     baseline_wander,
     fibrillation_vector,
     rate_qt_ms,
+    sinus_rate_code,
 )
 from model.synthetic import (
     drawing_times,
@@ -233,9 +234,25 @@ def add_stimuli(signal: np.ndarray, spec: PacedSpec, stimuli_ms: list[float], ga
     return out
 
 
+def atrial_rhythm_drawn(spec: PacedSpec) -> frozenset[str]:
+    """The code of what the drawn atria do beside PACE, as PTB-XL codes it: AFIB where
+    they fibrillate (VVI_AF, whatever the number of beats conducted: the fibrillatory
+    waves run between the paced beats, docs/measurement.md 3.30); the sinus rate's code
+    where the sinus node drives them (VVI's dissociated P waves, VVI over a sinus rhythm
+    at about the lower rate, DDD tracking above its lower rate); none where the
+    pacemaker drives them (AAI, DDD at its lower rate)."""
+    if spec.mode == "VVI_AF":
+        return frozenset({"AFIB"})
+    if spec.mode == "VVI_SINUS":
+        return frozenset({sinus_rate_code(spec.lower_rate_bpm)})
+    if spec.mode == "VVI" or (spec.mode == "DDD" and spec.sinus_rate_bpm > spec.lower_rate_bpm):
+        return frozenset({sinus_rate_code(spec.sinus_rate_bpm)})
+    return frozenset()
+
+
 def paced_ecg(spec: PacedSpec) -> tuple[Ecg, RhythmTruth]:
     """Draw the paced rhythm at 500 Hz with its stimuli, resample where asked; return
-    the ECG (mV) and its truth: PACE, with AFIB where the atria fibrillate (VVI_AF)."""
+    the ECG (mV) and its truth: PACE, with what the atria do (atrial_rhythm_drawn)."""
     rng = np.random.default_rng(spec.seed)
     d = _Paced(spec)
     DRAWERS[spec.mode](d, rng)
@@ -251,12 +268,9 @@ def paced_ecg(spec: PacedSpec) -> tuple[Ecg, RhythmTruth]:
         ecg = replace(ecg, signal=ecg.signal + baseline_wander(ecg, spec.wander_mv, rng))
     order = np.argsort(d.onsets)
     kinds = tuple(d.kinds[i] for i in order)
-    # The atria fibrillate throughout a VVI_AF drawing, whatever the number of beats
-    # conducted: its fibrillatory waves run between the paced beats (docs/measurement.md
-    # 3.30; was AFIB only with 3 or more conducted beats).
     return ecg, RhythmTruth(
         rhythm="PACE",
-        findings=frozenset({"AFIB"} if spec.mode == "VVI_AF" else set()),
+        findings=atrial_rhythm_drawn(spec),
         qrs_onsets_ms=tuple(float(d.onsets[i]) for i in order),
         beats=kinds,
     )

@@ -348,18 +348,23 @@ def ectopic_run(kinds: list[str], every: int) -> int:
     return best
 
 
+def sinus_rate_code(rate_bpm: float) -> str:
+    """The code of a sinus rhythm drawn at rate_bpm, by the default limits."""
+    if rate_bpm < DEFAULT_LIMITS.bradycardia_bpm:
+        return "SBRAD"
+    if rate_bpm > DEFAULT_LIMITS.tachycardia_bpm:
+        return "STACH"
+    return "SR"
+
+
 def truth_of(spec: RhythmSpec, d: _Drawing) -> RhythmTruth:
     kinds = tuple(d.kinds)
     if spec.rhythm == "atrial_fibrillation":
         rhythm = "AFIB"
     elif spec.rhythm == "atrial_flutter":
         rhythm = "AFLT"
-    elif spec.rate_bpm < DEFAULT_LIMITS.bradycardia_bpm:
-        rhythm = "SBRAD"
-    elif spec.rate_bpm > DEFAULT_LIMITS.tachycardia_bpm:
-        rhythm = "STACH"
     else:
-        rhythm = "SR"
+        rhythm = sinus_rate_code(spec.rate_bpm)
     findings = {code for kind, code in (("A", "PAC"), ("J", "PJC"), ("V", "PVC")) if kind in kinds}
     ordered = [kinds[i] for i in np.argsort(d.onsets)]
     for code, every in (("BIGU", 2), ("TRIGU", 3)):

@@ -128,3 +128,21 @@ def test_two_to_one_block_and_ventricular_escape() -> None:
     _, third = rhythm_ecg(RhythmSpec(rate_bpm=80, av_block="third", escape="ventricular", seed=2))
     escape = 60000.0 / np.mean(_rr(third.qrs_onsets_ms))
     assert set(third.beats) == {"E"} and 19 <= escape <= 41 and "3AVB" in third.findings
+
+
+def test_a_paced_drawings_truth_codes_what_its_atria_do() -> None:
+    """Beside PACE, the atrial rhythm drawn, as PTB-XL codes it: the sinus rate's code
+    where the sinus node drives the atria, AFIB where they fibrillate, none where the
+    pacemaker drives them (so a sinus rhythm named beside VVI pacing is scored right)."""
+    from model.rhythm_paced import PacedSpec, atrial_rhythm_drawn
+
+    def drawn(mode: str, sinus: float) -> frozenset[str]:
+        return atrial_rhythm_drawn(PacedSpec(mode=mode, lower_rate_bpm=70.0, sinus_rate_bpm=sinus))
+
+    assert drawn("VVI", 105.0) == {"STACH"}
+    assert drawn("VVI", 45.0) == {"SBRAD"}
+    assert drawn("DDD", 90.0) == {"SR"}
+    assert drawn("DDD", 55.0) == frozenset()
+    assert drawn("AAI", 90.0) == frozenset()
+    assert drawn("VVI_AF", 90.0) == {"AFIB"}
+    assert drawn("VVI_SINUS", 40.0) == {"SR"}
