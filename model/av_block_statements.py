@@ -25,7 +25,7 @@ import numpy as np
 
 from model.beats import FS
 from model.measure import SINUS_P_AXIS, EcgMeasurement
-from model.measure.av_conduction import ATRIAL_FIT, AtrialActivity
+from model.measure.av_conduction import ATRIAL_FIT, MAX_ATRIAL_RATE, AtrialActivity
 from model.paced_statements import is_paced
 from model.report import Statement
 from model.rhythm_statements import sinus_rate_code
@@ -63,10 +63,6 @@ LOCKED_PR_SHARE = 0.5
 # than PR_JITTER_MS (the P onset is found to 4 ms).
 MIN_CONDUCTED_SHARE = 0.8
 PR_JITTER_MS = 10
-# No block is judged above this atrial rate: a sinus rhythm's here (the synthetic
-# blocks are drawn at 50-110/min); every second or third fibrillatory wave, which the
-# P-wave search may take for P waves, comes faster.
-MAX_ATRIAL_RATE = 150
 # SNOMED CT concepts of the Mobitz types (CinC 2021's mapping); SCP's 2AVB carries the
 # second-degree block of unknown type.
 MOBITZ_SNOMED = {"I": "54016002", "II": "426183003"}

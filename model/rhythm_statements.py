@@ -27,7 +27,7 @@ from model.measure import (
     EcgMeasurement,
 )
 from model.measure.amplitudes import polarity_fits_axis
-from model.measure.p_timing import p_timing_wanders, pr_spread_ms
+from model.measure.p_timing import p_timing_wanders, pr_spread_ms, regular_atrial_rhythm
 from model.measure.rhythm import (
     MAX_RR_LEVELS,
     MIN_NN_INTERVALS,
@@ -217,7 +217,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     irregularity = m.beats.irregularity()
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
         return []
-    if regularly_irregular(m.rhythm):
+    if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
         return []
     unexplained, basis = unexplained_irregularity(m.rhythm)
     if unexplained is None and has_p_waves(m):
@@ -527,7 +527,8 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
     if not has_p_waves(m):
         why = m.null_reasons.get("p_axis_deg") or m.null_reasons.get("pr_ms")
         # A wave found and then rejected was seen but not measured as a P wave.
-        return f"{seen}, no P wave measured" + (f" ({why})" if why else "")
+        measured = f"{seen}, no P wave measured" + (f" ({why})" if why else "")
+        return measured + regular_atrial_words(m)
     if p_axis is None:
         why = m.null_reasons.get("p_axis_deg", "not measured")
         return f"{seen}, P wave axis not measured ({why})"
@@ -544,6 +545,18 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         basis = unexplained_irregularity(m.rhythm)[1]
     p_waves = wandering_p_words(m) or "P waves not consistent before the non-premature beats"
     return f"{seen}, {p_waves}; not atrial fibrillation: {basis}"
+
+
+def regular_atrial_words(m: EcgMeasurement) -> str:
+    """Where the P waves along the recording keep a regular atrial cycle that the
+    median beat did not show (regular_atrial_rhythm): why AF was not named."""
+    if not regular_atrial_rhythm(m):
+        return ""
+    atrial = m.atrial
+    return (
+        f"; P waves along the recording at a regular {atrial.atrial_rate_per_min:.0f}/min, "
+        f"{atrial.blocked} not conducted: not atrial fibrillation"
+    )
 
 
 def wandering_p_words(m: EcgMeasurement) -> str | None:

@@ -58,6 +58,12 @@ ATRIAL_FIT = 0.12
 MIN_ATRIAL_FIT_SHARE = 0.85
 MIN_P_FOUND_SHARE = 0.7
 MIN_P_WAVES = 5
+# No block is judged, and no regular atrial rhythm taken to exclude fibrillation
+# (model.measure.p_timing), above this atrial rate: a sinus rhythm's here (the
+# synthetic blocks are drawn at 50-110/min); every second or third fibrillatory wave,
+# which the P-wave search may take for P waves, comes faster (AF sweep, tuning seeds:
+# "cycles" of 268-346 ms, 173-224/min).
+MAX_ATRIAL_RATE = 150
 
 
 @dataclass(frozen=True)
