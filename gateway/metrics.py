@@ -46,6 +46,7 @@ JOBS_CRITICAL = "jobs.critical"  # reports that met a critical-result rule
 CRITICAL_NOTICES_SENT = "critical.sent"  # first notices and escalations that went out
 CRITICAL_NOTICES_FAILED = "critical.failed"  # a try failed, another is scheduled
 CRITICAL_NOTICES_DEAD = "critical.dead"  # given up: nobody could be told
+CRITICAL_NOTICES_UNRECORDED = "critical.unrecorded"  # sent, its record refused too long
 ORDER_MESSAGES = "orders.messages"  # HL7 order and patient messages committed (AA)
 AUDIT_SENT = "audit.sent"
 AUDIT_SEND_FAILURES = "audit.send_failures"
@@ -132,6 +133,12 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "critical-result notice tries by outcome",
         ("outcome",),
         {"outcome": "dead"},
+    ),
+    CRITICAL_NOTICES_UNRECORDED: (
+        "critical_notices_unrecorded",
+        "critical-result notices sent whose record the store refused past the escalation wait",
+        (),
+        {},
     ),
     WORKLIST_QUERIES: (
         "worklist_queries",
