@@ -41,6 +41,7 @@ VLM_BATCHES = "vlm.batches"  # generation batches of more than one ECG
 DELIVERIES_SENT = "deliveries.sent"
 DELIVERIES_FAILED = "deliveries.failed"  # a try failed, another is scheduled (a retry)
 DELIVERIES_DEAD = "deliveries.dead"  # given up: a dead letter
+DELIVERIES_HANDED_BACK = "deliveries.handed_back"  # untried: no turn in the formatting process
 AUDIT_RECORDS = "audit.records"
 JOBS_CRITICAL = "jobs.critical"  # reports that met a critical-result rule
 CRITICAL_NOTICES_SENT = "critical.sent"  # first notices and escalations that went out
@@ -106,6 +107,12 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
     DELIVERIES_DEAD: (
         "dead_letters",
         "deliveries given up (dead letters)",
+        ("destination",),
+        {},
+    ),
+    DELIVERIES_HANDED_BACK: (
+        "delivery_handbacks",
+        "deliveries handed back untried: the formatting process stayed busy for their lease",
         ("destination",),
         {},
     ),

@@ -209,11 +209,7 @@ class DeliverySweeper:
         except DeliveryError as exc:
             return self._record_failure(delivery, destination.retry, exc), True
         except _NoTurn:
-            self.store.release_delivery(
-                delivery.id, now=self.clock(), leased_at=delivery.updated_at
-            )
-            log.info("delivery %s waits for the formatting process", _label(delivery))
-            return SweepResult(), False
+            return self._hand_back(delivery, destination.retry), False
         try:
             receipt = self._sender(delivery.destination, destination).send(package, artefacts)
         except DeliveryError as exc:
@@ -328,6 +324,32 @@ class DeliverySweeper:
             current[1].close()
         return sender
 
+    def _hand_back(self, delivery: Delivery, policy: RetryPolicy) -> SweepResult:
+        """A delivery that got no turn in the formatting process goes back untried, no
+        attempt charged; past its policy's max_age it is given up as a dead one is, so a
+        formatting process kept busy for days cannot hold a report back unseen."""
+        now = self.clock()
+        age = now - delivery.created_at
+        if age >= policy.max_age.total_seconds():
+            reason = f"gave up after {age / 3600:.1f} h (max_age)"
+            self._give_up(delivery, f"{reason}: the formatting process stayed busy", now)
+            return SweepResult(dead=1)
+        self.store.release_delivery(delivery.id, now=now, leased_at=delivery.updated_at)
+        self.metrics.inc(metric_names.DELIVERIES_HANDED_BACK, destination=delivery.destination)
+        log.warning(
+            "delivery %s handed back untried: no turn in the formatting process within its lease",
+            _label(delivery),
+        )
+        return SweepResult()
+
+    def _give_up(self, delivery: Delivery, message: str, now: float) -> None:
+        """Dead: recorded, counted, an ERROR line and the site's alert command."""
+        self.store.mark_delivery_dead(delivery.id, message, now=now, leased_at=delivery.updated_at)
+        self.metrics.inc(metric_names.DELIVERIES_DEAD, destination=delivery.destination)
+        log.error("delivery %s is dead: %s", _label(delivery), message)
+        detail = f"delivery {delivery.id} to {delivery.destination}"
+        self.alerts.send(Alert(DELIVERY_DEAD, delivery.sop_instance_uid, detail, message))
+
     def _record_failure(
         self, delivery: Delivery, policy: RetryPolicy, error: DeliveryError
     ) -> SweepResult:
@@ -336,14 +358,7 @@ class DeliverySweeper:
         age = now - delivery.created_at
         reason = _give_up_reason(policy, failures, age, error)
         if reason is not None:
-            message = f"{reason}: {error}"
-            self.store.mark_delivery_dead(
-                delivery.id, message, now=now, leased_at=delivery.updated_at
-            )
-            self.metrics.inc(metric_names.DELIVERIES_DEAD, destination=delivery.destination)
-            log.error("delivery %s is dead: %s", _label(delivery), message)
-            detail = f"delivery {delivery.id} to {delivery.destination}"
-            self.alerts.send(Alert(DELIVERY_DEAD, delivery.sop_instance_uid, detail, message))
+            self._give_up(delivery, f"{reason}: {error}", now)
             return SweepResult(dead=1)
         delay = self._next_delay(policy, failures, age, error)
         self.store.mark_delivery_failed(
