@@ -199,7 +199,7 @@ class FileDestination(_Destination):
     directory: Path = Field(description="absolute, or relative to the data directory")
     timeout_s: float = Field(
         60.0,
-        gt=0,
+        ge=1,  # a write and its fsyncs, on a loaded disk: under a second is no deadline
         le=240,  # under the 300 s lease of a delivery in hand (the sweeper keeps 60 s of it
         # for the send: a longer write may see its delivery retaken, a harmless rewrite)
         description="writing one delivery's files may take this long (a network file "
