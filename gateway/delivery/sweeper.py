@@ -187,6 +187,18 @@ class DeliverySweeper:
         """Finish the delivery in hand, start no new one (shutdown)."""
         self._stopping.set()
 
+    def close_removed_senders(self) -> list[str]:
+        """Close the senders of destinations no longer in the routes (a reload dropped
+        them), so that no connection or file writing process outlives its destination;
+        their names."""
+        configured = set(self.router.config.destinations)
+        with self._lock:
+            gone = sorted(name for name in self._senders if name not in configured)
+            senders = [self._senders.pop(name)[1] for name in gone]
+        for sender in senders:
+            sender.close()
+        return gone
+
     def close(self) -> None:
         with self._lock:
             senders, self._senders = self._senders, {}
