@@ -31,6 +31,7 @@ from gateway import metrics as m
 from gateway.alerts import DELIVERY_DEAD
 from gateway.delivery.sweeper import DeliverySweeper, SweepResult
 from gateway.metrics import Metrics
+from gateway.processes import START_ALLOWANCE_S
 from gateway.store import SqliteStore
 
 _TIMEOUT_S = 10.0  # generous for a formatting process started on a busy test machine
@@ -184,8 +185,10 @@ def test_a_delivery_queued_behind_a_slow_formatting_is_not_charged_its_wait(
         store.close()
 
 
-# A lease that leaves no time to wait for the formatting process.
-_NO_WAIT = {"lease_s": _TIMEOUT_S + 60, "format_timeout_s": _TIMEOUT_S}
+# A lease that leaves no time to wait for the formatting process: it covers the process's
+# start, the formatting deadline and a minute, but b's writing process start and write
+# (START_ALLOWANCE_S + its timeout_s, 60 s) need more, and count too.
+_NO_WAIT = {"lease_s": START_ALLOWANCE_S + _TIMEOUT_S + 60, "format_timeout_s": _TIMEOUT_S}
 
 
 def _queued_behind_a_slow_formatting(
@@ -206,9 +209,9 @@ def _queued_behind_a_slow_formatting(
 def test_a_delivery_that_cannot_get_its_turn_within_its_lease_is_handed_back_untried(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    """A lease that leaves no time to wait (lease_s = deadline + the minute to send): b's
-    delivery, due while a's formats, is handed back with no attempt charged, and the next
-    sweep sends it (release_delivery on both backends: tests/test_store.py)."""
+    """A lease that leaves no time to wait (_NO_WAIT): b's delivery, due while a's
+    formats, is handed back with no attempt charged, and the next sweep sends it
+    (release_delivery on both backends: tests/test_store.py)."""
     data_dir, router, store = delivery_site(tmp_path, _ROUTES)
     sweeper, _, _ = clocked_sweeper(store, router, tmp_path, **_NO_WAIT)
     stop = threading.Event()

@@ -91,7 +91,7 @@ def test_a_hung_outbox_write_is_abandoned_retried_given_up_and_blocks_no_other(
     ("value", "says"),
     [
         ("0.5", "greater than or equal to 1"),
-        ("241", "less than or equal to 240"),
+        ("121", "less than or equal to 120"),  # with the formatting, within the lease
         ("soon", "a valid number"),
     ],
 )

@@ -38,16 +38,23 @@ from gateway.delivery import (
 )
 from gateway.delivery.base import redact
 from gateway.metrics import Metrics
-from gateway.processes import kill_pool, new_process_pool
+from gateway.processes import START_ALLOWANCE_S, kill_pool, new_process_pool
 from gateway.processing.package import ReportPackage
-from gateway.routing import RetryPolicy, Router
+from gateway.routing import FileDestination, RetryPolicy, Router
 from gateway.store import Delivery, Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = RetryPolicy()
 MAX_PER_SWEEP = 200
-_SEND_ALLOWANCE_S = 60.0  # of a delivery's lease, kept for sending after formatting
+# A delivery in hand is leased for `lease_s` (300 s). What it may spend of it, in turn: a
+# wait for the formatting process, that process's start when it was just (re)started
+# (START_ALLOWANCE_S), its formatting (format_timeout_s, at most 120) and its send: for a
+# file destination its writing process's start (START_ALLOWANCE_S) and write (timeout_s,
+# at most 120), for the others _SEND_ALLOWANCE_S. The bounds keep all but the wait within
+# the lease (30 + 120 + 30 + 120 = 300); the wait gets what is left (`_turn_wait_s`). A
+# network send slower than its allowance may see its delivery retaken: a harmless resend.
+_SEND_ALLOWANCE_S = 60.0
 
 
 def retry_delay(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
@@ -273,7 +280,7 @@ class DeliverySweeper:
         (a hung file system, a runaway build) holds up the others for one deadline at
         most; the delivery is retried by its destination's policy, then given up loudly.
         A delivery that cannot get its turn within its lease is handed back untried."""
-        if not self._formatting.acquire(timeout=self._turn_wait_s()):
+        if not self._formatting.acquire(timeout=self._turn_wait_s(args[1])):
             raise _NoTurn
         try:
             formatter = self._ready_formatter()
@@ -293,25 +300,29 @@ class DeliverySweeper:
         finally:
             self._formatting.release()
 
-    def _turn_wait_s(self) -> float:
+    def _turn_wait_s(self, destination: AnyDestination) -> float:
         """How long a delivery may wait for the formatting process: what its lease leaves
-        after a whole formatting deadline and a minute to send."""
-        return max(0.0, self.lease_s - self.format_timeout_s - _SEND_ALLOWANCE_S)
+        after everything else it may spend (the budget above `_SEND_ALLOWANCE_S`)."""
+        send_s = _SEND_ALLOWANCE_S
+        if isinstance(destination, FileDestination):
+            send_s = START_ALLOWANCE_S + destination.timeout_s
+        spent_s = START_ALLOWANCE_S + self.format_timeout_s + send_s
+        return max(0.0, self.lease_s - spent_s)
 
     def _ready_formatter(self) -> ProcessPoolExecutor:
         """The formatting process once it has started (a new one spawns and imports for
         seconds: not this delivery's formatting time); one that does not start within
-        the deadline is this try's failure."""
+        START_ALLOWANCE_S is this try's failure."""
         formatter, ready = self._formatter, self._formatter_ready
         if formatter is None or ready is None:  # closed: the gateway is stopping
             raise _NoTurn
         try:
-            ready.result(timeout=self.format_timeout_s)
+            ready.result(timeout=START_ALLOWANCE_S)
         except TimeoutError:
             kill_pool(formatter)
             self._replace_formatter(formatter)
             raise DeliveryError(
-                f"the formatting process did not start within {self.format_timeout_s:g} s"
+                f"the formatting process did not start within {START_ALLOWANCE_S:g} s"
             ) from None
         except BrokenProcessPool:
             self._replace_formatter(formatter)
