@@ -350,10 +350,11 @@ class DeliverySweeper:
     def _hand_back(self, delivery: Delivery, policy: RetryPolicy) -> SweepResult:
         """A delivery that got no turn in the formatting process goes back untried, no
         attempt charged; past its policy's max_age it is given up as a dead one is, so a
-        formatting process kept busy for days cannot hold a report back unseen."""
+        formatting process kept busy for days cannot hold a report back unseen (not one
+        handed back because the gateway is stopping: the next start may send it)."""
         now = self.clock()
         age = now - delivery.created_at
-        if age >= policy.max_age.total_seconds():
+        if age >= policy.max_age.total_seconds() and not self._stopping.is_set():
             reason = f"gave up after {age / 3600:.1f} h (max_age)"
             self._give_up(delivery, f"{reason}: the formatting process stayed busy", now)
             return SweepResult(dead=1)
