@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 JOB_FAILED = "job-failed"
 DELIVERY_DEAD = "delivery-dead"
 CRITICAL_NOTICE_DEAD = "critical-notice-dead"  # nobody could be told of a critical ECG
+# A critical notice went out but the store keeps refusing to record it: no escalation.
+CRITICAL_NOTICE_UNRECORDED = "critical-notice-unrecorded"
 
 
 @dataclass(frozen=True)
 class Alert:
-    event: str  # JOB_FAILED | DELIVERY_DEAD | CRITICAL_NOTICE_DEAD
+    event: str  # JOB_FAILED | DELIVERY_DEAD | CRITICAL_NOTICE_DEAD | ..._UNRECORDED
     subject: str  # the SOP Instance UID
     detail: str  # "job 12" or "delivery 34 to ehr-fhir"
     reason: str

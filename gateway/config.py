@@ -437,7 +437,8 @@ class GatewayConfig(StrictSettings):
     delivery_format_timeout_s: float = Field(
         60.0,
         gt=0,
-        le=240,  # under the 300 s lease of a delivery in hand, so no other sweep retakes it
+        le=120,  # with the process starts and a file write (timeout_s <= 120) within the
+        # 300 s lease of a delivery in hand, so no other sweep retakes it (delivery/sweeper.py)
         description="building one delivery's message (FHIR, HL7, DICOM, file) may take this "
         "long; then its process is replaced and the delivery retried",
     )

@@ -41,11 +41,13 @@ VLM_BATCHES = "vlm.batches"  # generation batches of more than one ECG
 DELIVERIES_SENT = "deliveries.sent"
 DELIVERIES_FAILED = "deliveries.failed"  # a try failed, another is scheduled (a retry)
 DELIVERIES_DEAD = "deliveries.dead"  # given up: a dead letter
+DELIVERIES_HANDED_BACK = "deliveries.handed_back"  # untried: no turn in the formatting process
 AUDIT_RECORDS = "audit.records"
 JOBS_CRITICAL = "jobs.critical"  # reports that met a critical-result rule
 CRITICAL_NOTICES_SENT = "critical.sent"  # first notices and escalations that went out
 CRITICAL_NOTICES_FAILED = "critical.failed"  # a try failed, another is scheduled
 CRITICAL_NOTICES_DEAD = "critical.dead"  # given up: nobody could be told
+CRITICAL_NOTICES_UNRECORDED = "critical.unrecorded"  # sent, its record refused too long
 ORDER_MESSAGES = "orders.messages"  # HL7 order and patient messages committed (AA)
 AUDIT_SENT = "audit.sent"
 AUDIT_SEND_FAILURES = "audit.send_failures"
@@ -108,6 +110,12 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         ("destination",),
         {},
     ),
+    DELIVERIES_HANDED_BACK: (
+        "delivery_handbacks",
+        "deliveries handed back untried: the formatting process stayed busy for their lease",
+        ("destination",),
+        {},
+    ),
     ORDER_MESSAGES: (
         "hl7_messages",
         "HL7 order and patient messages committed and acknowledged AA",
@@ -132,6 +140,12 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "critical-result notice tries by outcome",
         ("outcome",),
         {"outcome": "dead"},
+    ),
+    CRITICAL_NOTICES_UNRECORDED: (
+        "critical_notices_unrecorded",
+        "critical-result notices sent whose record the store refused past the escalation wait",
+        (),
+        {},
     ),
     WORKLIST_QUERIES: (
         "worklist_queries",

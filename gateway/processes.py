@@ -19,6 +19,10 @@ from concurrent.futures import ProcessPoolExecutor
 import pydicom.config
 
 _NICENESS = 10
+# How long a new helper process may take to spawn and import its module before its first
+# task, apart from that task's own deadline (a start is not the work): a few seconds
+# normally, 30 s leaves room for a machine under load.
+START_ALLOWANCE_S = 30.0
 
 
 def new_process_pool(processes: int, preload: str) -> ProcessPoolExecutor:

@@ -134,13 +134,17 @@ class GatewayScheduler:
                 pass  # not routed any more: the unrouted sweep fails it visibly
 
     def sync_delivery_jobs(self) -> None:
-        """One interval job per destination in the routes now in force."""
+        """One interval job per destination in the routes now in force; the senders
+        (connections, writing processes) of those removed are closed."""
         wanted = {_DELIVERY_JOB_PREFIX + name: name for name in self.router.config.destinations}
         existing = {
             job.id for job in self._scheduler.get_jobs() if job.id.startswith(_DELIVERY_JOB_PREFIX)
         }
         for job_id in existing - wanted.keys():
             self._scheduler.remove_job(job_id)
+        closed = self.sweeper.close_removed_senders()
+        if closed:
+            log.info("closed the senders of removed destinations: %s", ", ".join(closed))
         for job_id in wanted.keys() - existing:
             self._scheduler.add_job(
                 self.sweeper.sweep_destination,

@@ -83,7 +83,7 @@ def test_tls_enabled_without_key_is_an_error(tmp_path):
         ("statement_limits:\n  brady: 60\n", r"statement_limits\.brady: Extra inputs"),
         (  # a formatting deadline past the delivery's lease: another sweep would retake it
             "delivery_format_timeout_s: 300\n",
-            r"delivery_format_timeout_s: Input should be less than or equal to 240",
+            r"delivery_format_timeout_s: Input should be less than or equal to 120",
         ),
     ],
 )

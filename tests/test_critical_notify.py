@@ -23,7 +23,7 @@ from test_prior_comparison import Pipeline, ecg_file
 from test_store import open_backend
 
 from gateway import metrics as m
-from gateway.alerts import CRITICAL_NOTICE_DEAD, Alert, AlertHook
+from gateway.alerts import CRITICAL_NOTICE_DEAD, CRITICAL_NOTICE_UNRECORDED, Alert, AlertHook
 from gateway.metrics import Metrics
 from gateway.notify import CriticalNotifier
 from gateway.routing import Router
@@ -440,3 +440,37 @@ def test_a_notice_sent_but_not_recorded_is_not_sent_again_and_a_repeat_says_so(
     escalation = webhook.received[-1]
     assert escalation["event"] == "critical-ecg-escalation"
     assert escalation["notice_id"] != first["notice_id"]
+
+
+def test_a_notice_left_unrecorded_past_the_escalation_wait_raises_the_site_alert(
+    site, webhook, mail, request, caplog
+):
+    """The store keeps refusing to record a notice that went out: the escalation cannot
+    run. When it would have been due (escalate_after, 15 min, before the retry policy's
+    max_age of a day) the site's alert command hears of it once, without patient data,
+    and a counter says so; the record is still retried, and taken once the store heals."""
+    store, router, job_id, _ = site
+    refuse_updates(store, request, "critical_alerts", "NEW.state = 'notified'")
+    hook, metrics = Recorder(), Metrics()
+    notifier = CriticalNotifier(store, router, hook, metrics)
+    t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notice is due
+    assert notifier.sweep(now=t0) == 1
+    assert notifier.sweep(now=t0 + 15 * 60 - 1) == 0
+    assert hook.sent == [] and metrics.get(m.CRITICAL_NOTICES_UNRECORDED) == 0
+    assert notifier.sweep(now=t0 + 15 * 60) == 0
+    (alert,) = hook.sent
+    assert alert.event == CRITICAL_NOTICE_UNRECORDED
+    assert alert.detail == f"critical notice of job {job_id}"
+    assert alert.reason == "critical notice sent but not recorded for 900 s: escalation cannot run"
+    assert alert.subject == store.get_job(job_id).sop_instance_uid
+    for secret in (PATIENT_ID, "Doe", "Jane"):
+        assert secret not in f"{alert}{caplog.text}"
+    assert metrics.get(m.CRITICAL_NOTICES_UNRECORDED) == 1
+    assert notifier.sweep(now=t0 + 3600) == 0
+    assert len(hook.sent) == 1 and (len(webhook.received), len(mail.messages)) == (1, 1)
+
+    allow_updates(store, request, "critical_alerts")
+    assert notifier.sweep(now=t0 + 3605) == 1  # recorded at t0, so the escalation is due
+    assert store.get_critical_alert(job_id).notified_at == t0
+    assert webhook.received[-1]["event"] == "critical-ecg-escalation"
+    assert len(hook.sent) == 1

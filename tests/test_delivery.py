@@ -4,6 +4,7 @@ backoff, dead letters, order per patient, isolation between destinations."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import random
 import signal
@@ -596,5 +597,30 @@ def test_a_formatting_process_builds_the_messages_and_its_death_is_a_retry(
         dead = [d for d in store.list_deliveries() if d.job_id == broken]
         assert [d.state for d in dead] == ["dead", "dead"]
         assert all("cannot read the report package" in d.last_error for d in dead)
+    finally:
+        sweeper.close()
+
+
+def test_a_destination_removed_by_a_routes_reload_has_its_writing_process_stopped(
+    shared_data: Path, data_dir: Path, store: Store
+) -> None:
+    """A file destination's writing process belongs to it: when a reload removes the
+    destination, that process exits (no process left per removed destination)."""
+    routes = _routes(data_dir, "drop: {type: file, directory: drop}", default="[outbox, drop]")
+    router = Router(routes, data_dir)
+    sweeper = DeliverySweeper(store, router)
+    scheduler = GatewayScheduler(store, router, sweeper, retention_days=30)
+    before = set(multiprocessing.active_children())
+    try:
+        enqueue(store, router, data_dir, package(shared_data), now=time.time())
+        assert sweeper.sweep_destination("drop").sent == 1
+        [writer] = set(multiprocessing.active_children()) - before  # drop's writing process
+        assert sweeper.sweep_destination("outbox").sent == 1
+        outbox_writer = set(multiprocessing.active_children()) - before - {writer}
+        _routes(data_dir, "")  # the routes file rewritten without drop
+        assert scheduler.reload_routes()
+        writer.join(timeout=10)
+        assert writer.exitcode is not None, "the removed destination's writer still runs"
+        assert all(p.is_alive() for p in outbox_writer)  # the one still routed stays
     finally:
         sweeper.close()

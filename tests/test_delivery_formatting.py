@@ -27,8 +27,11 @@ from delivery_support import (
     sweep_in_thread,
 )
 
+from gateway import metrics as m
 from gateway.alerts import DELIVERY_DEAD
 from gateway.delivery.sweeper import DeliverySweeper, SweepResult
+from gateway.metrics import Metrics
+from gateway.processes import START_ALLOWANCE_S
 from gateway.store import SqliteStore
 
 _TIMEOUT_S = 10.0  # generous for a formatting process started on a busy test machine
@@ -182,35 +185,75 @@ def test_a_delivery_queued_behind_a_slow_formatting_is_not_charged_its_wait(
         store.close()
 
 
+# A lease that leaves no time to wait for the formatting process: it covers the process's
+# start, the formatting deadline and a minute, but b's writing process start and write
+# (START_ALLOWANCE_S + its timeout_s, 60 s) need more, and count too.
+_NO_WAIT = {"lease_s": START_ALLOWANCE_S + _TIMEOUT_S + 60, "format_timeout_s": _TIMEOUT_S}
+
+
+def _queued_behind_a_slow_formatting(
+    shared_data: Path, data_dir: Path, sweeper: DeliverySweeper, stop: threading.Event
+) -> tuple[int, threading.Thread]:
+    """A delivery to b queued while a's formats slowly (0.8 deadline) in a sweep running
+    in a thread: (b's job, that thread)."""
+    store, router = sweeper.store, sweeper.router
+    slow = enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+    other = package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
+    queued = enqueue(store, router, data_dir, other)
+    page = _SlowPage(data_dir / "reports" / str(slow) / "ecg.png", 0.8 * _TIMEOUT_S, stop)
+    first = sweep_in_thread(sweeper, "a")
+    assert page.read_from.wait(60), "a's formatting never began"
+    return queued, first
+
+
 def test_a_delivery_that_cannot_get_its_turn_within_its_lease_is_handed_back_untried(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    """A lease that leaves no time to wait (lease_s = deadline + the minute to send): b's
-    delivery, due while a's formats, is handed back with no attempt charged, and the next
-    sweep sends it (release_delivery on both backends: tests/test_store.py)."""
+    """A lease that leaves no time to wait (_NO_WAIT): b's delivery, due while a's
+    formats, is handed back with no attempt charged, and the next sweep sends it
+    (release_delivery on both backends: tests/test_store.py)."""
     data_dir, router, store = delivery_site(tmp_path, _ROUTES)
-    sweeper = DeliverySweeper(
-        store,
-        router,
-        clock=lambda: T0,
-        lease_s=_TIMEOUT_S + 60,
-        formatting_process=True,
-        format_timeout_s=_TIMEOUT_S,
-    )
+    sweeper, _, _ = clocked_sweeper(store, router, tmp_path, **_NO_WAIT)
     stop = threading.Event()
     try:
-        slow = enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
-        other = package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
-        queued = enqueue(store, router, data_dir, other)
-        page = _SlowPage(data_dir / "reports" / str(slow) / "ecg.png", 0.5 * _TIMEOUT_S, stop)
-        first = sweep_in_thread(sweeper, "a")
-        assert page.read_from.wait(60), "a's formatting never began"
+        queued, first = _queued_behind_a_slow_formatting(shared_data, data_dir, sweeper, stop)
         assert sweeper.sweep_destination("b") == SweepResult()  # no turn: handed back
         [waiting] = [d for d in store.list_deliveries() if d.job_id == queued]
         assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, None)
         first.join(timeout=4 * _TIMEOUT_S)
         assert not first.is_alive()
         assert sweeper.sweep_destination("b") == SweepResult(sent=1)
+    finally:
+        stop.set()
+        sweeper.close()
+        store.close()
+
+
+def test_a_delivery_handed_back_until_its_max_age_is_given_up_loudly(
+    shared_data: Path, tmp_path: Path, caplog
+) -> None:
+    """Each handback is a WARNING and a counted metric, no attempt charged; one handed
+    back past its destination's max_age is dead, with the site's alert, as one given up
+    after failed tries: a formatting process kept busy cannot hold a report back unseen."""
+    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
+    metrics = Metrics()
+    sweeper, now, alerted = clocked_sweeper(store, router, tmp_path, **_NO_WAIT, metrics=metrics)
+    stop = threading.Event()
+    try:
+        queued, first = _queued_behind_a_slow_formatting(shared_data, data_dir, sweeper, stop)
+        assert sweeper.sweep_destination("b") == SweepResult()  # handed back
+        warnings = [r for r in caplog.records if "handed back untried" in r.getMessage()]
+        assert [r.levelname for r in warnings] == ["WARNING"]
+        assert metrics.get(m.DELIVERIES_HANDED_BACK) == 1
+        now[0] = T0 + 3 * 86400  # the default retry policy's max_age
+        assert sweeper.sweep_destination("b") == SweepResult(dead=1)
+        [dead] = [d for d in store.list_deliveries() if d.job_id == queued]
+        assert dead.state == "dead"
+        assert dead.last_error.startswith("gave up after 72.0 h (max_age)")
+        assert recorded_alert(alerted) == f"{DELIVERY_DEAD} delivery {dead.id} to b"
+        assert metrics.get(m.DELIVERIES_DEAD) == 1
+        first.join(timeout=4 * _TIMEOUT_S)
+        assert not first.is_alive()
     finally:
         stop.set()
         sweeper.close()

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import hl7
+import pytest
 from delivery_support import ORDER, package, send_now
 from example_reports import afib_report, confirmed, critical_afib_report
 from fhir.resources.R4B.bundle import Bundle
@@ -17,6 +22,7 @@ from pypdf import PdfReader
 import model
 from gateway.delivery import deliver_once, open_sender
 from gateway.delivery.hl7 import control_id
+from gateway.durable import unfinished_folder
 from gateway.routing import FileDestination
 
 
@@ -115,3 +121,60 @@ def test_the_final_report_replaces_the_preliminary_in_every_file(
     )
     assert "FINAL report, confirmed by Dr Alice M Jones (dr.jones)" in printout
     assert "CRITICAL: QTc 550 ms" in printout
+
+
+def _write_until_killed(directory: Path, size: int) -> int:
+    """Run the outbox's write_files in a process that the kernel kills mid-write (SIGXFSZ:
+    its file size limit, 1000 bytes, is hit inside a `size`-byte file); its exit code."""
+    script = (
+        "import resource, signal, sys; from pathlib import Path;"
+        " from gateway.durable import write_files;"
+        " signal.signal(signal.SIGXFSZ, signal.SIG_DFL);"  # Python ignores it: a kill again
+        " resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000));"
+        " write_files(Path(sys.argv[1]), {'report.pdf': b'%' * int(sys.argv[2])})"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(directory), str(size)], check=False)
+    return done.returncode
+
+
+def test_a_writer_killed_mid_write_leaves_no_partial_file_in_the_drop_folder(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A collector that takes every file of the drop folder must never find half of one:
+    the temporary files are written in a sibling folder on the same file system and
+    renamed in. A killed writer's leftover there is removed by a later write once older
+    than any live write."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    assert _write_until_killed(drop, 100_000) == -signal.SIGXFSZ
+    assert list(drop.iterdir()) == []
+    [partial] = list((tmp_path / ".drop.partial").iterdir())
+    assert partial.stat().st_size == 1000  # the killed writer's half-written file
+
+    pkg = package(shared_data)
+    deliver_once(pkg, "outbox", _outbox(drop))
+    assert len(os.listdir(drop)) == 4 and partial.exists()  # it might still be written
+    os.utime(partial, (time.time() - 3600, time.time() - 3600))
+    deliver_once(pkg, "outbox", _outbox(drop))
+    assert list((tmp_path / ".drop.partial").iterdir()) == []
+    assert sorted(os.listdir(drop)) == sorted(
+        f"{pkg.metadata.sop_instance_uid}{s}" for s in (".fhir.json", ".hl7", ".png", ".pdf")
+    )
+
+
+def test_a_drop_folder_on_a_file_system_of_its_own_gets_its_temporary_files_inside(
+    tmp_path: Path,
+) -> None:
+    """A rename cannot cross file systems: where the drop folder is a mount point (here
+    /dev/shm, a tmpfs of its own), the temporary files go to a hidden `.partial` folder
+    inside it."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(shm.parent).st_dev:
+        pytest.skip("no /dev/shm mount point here")
+    if (shm / ".partial").exists():
+        pytest.skip("/dev/shm/.partial is in use")
+    folder = unfinished_folder(shm)
+    try:
+        assert folder == shm / ".partial"
+    finally:
+        folder.rmdir()

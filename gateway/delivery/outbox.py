@@ -13,7 +13,7 @@ from gateway.delivery.base import Artefacts, DeliveryError, safe_file_stem
 from gateway.delivery.fhir import build_bundle, bundle_json
 from gateway.delivery.hl7 import build_oru, control_id, encode
 from gateway.durable import write_files
-from gateway.processes import kill_pool, new_process_pool
+from gateway.processes import START_ALLOWANCE_S, kill_pool, new_process_pool
 from gateway.processing.package import ReportPackage
 from gateway.routing import FileDestination
 
@@ -82,16 +82,18 @@ class FileSender:
             self._writer = None
 
     def _started_writer(self) -> ProcessPoolExecutor:
-        """The writing process, started (spawned and imported, which is not the write's
-        time) within timeout_s."""
+        """The writing process, started (spawned and imported) within an allowance of its
+        own, START_ALLOWANCE_S: the start is not the write that timeout_s limits."""
         if self._writer is None:
             writer = new_process_pool(1, preload="gateway.durable")  # light: no formats
             try:
-                writer.submit(os.getpid).result(timeout=self.destination.timeout_s)
+                writer.submit(os.getpid).result(timeout=START_ALLOWANCE_S)
             except (TimeoutError, BrokenProcessPool):
                 kill_pool(writer)
                 writer.shutdown(wait=False)
-                raise DeliveryError("the outbox's writing process did not start") from None
+                raise DeliveryError(
+                    f"the outbox's writing process did not start within {START_ALLOWANCE_S:g} s"
+                ) from None
             self._writer = writer
         return self._writer
 

@@ -38,16 +38,23 @@ from gateway.delivery import (
 )
 from gateway.delivery.base import redact
 from gateway.metrics import Metrics
-from gateway.processes import kill_pool, new_process_pool
+from gateway.processes import START_ALLOWANCE_S, kill_pool, new_process_pool
 from gateway.processing.package import ReportPackage
-from gateway.routing import RetryPolicy, Router
+from gateway.routing import FileDestination, RetryPolicy, Router
 from gateway.store import Delivery, Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = RetryPolicy()
 MAX_PER_SWEEP = 200
-_SEND_ALLOWANCE_S = 60.0  # of a delivery's lease, kept for sending after formatting
+# A delivery in hand is leased for `lease_s` (300 s). What it may spend of it, in turn: a
+# wait for the formatting process, that process's start when it was just (re)started
+# (START_ALLOWANCE_S), its formatting (format_timeout_s, at most 120) and its send: for a
+# file destination its writing process's start (START_ALLOWANCE_S) and write (timeout_s,
+# at most 120), for the others _SEND_ALLOWANCE_S. The bounds keep all but the wait within
+# the lease (30 + 120 + 30 + 120 = 300); the wait gets what is left (`_turn_wait_s`). A
+# network send slower than its allowance may see its delivery retaken: a harmless resend.
+_SEND_ALLOWANCE_S = 60.0
 
 
 def retry_delay(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
@@ -187,6 +194,18 @@ class DeliverySweeper:
         """Finish the delivery in hand, start no new one (shutdown)."""
         self._stopping.set()
 
+    def close_removed_senders(self) -> list[str]:
+        """Close the senders of destinations no longer in the routes (a reload dropped
+        them), so that no connection or file writing process outlives its destination;
+        their names."""
+        configured = set(self.router.config.destinations)
+        with self._lock:
+            gone = sorted(name for name in self._senders if name not in configured)
+            senders = [self._senders.pop(name)[1] for name in gone]
+        for sender in senders:
+            sender.close()
+        return gone
+
     def close(self) -> None:
         with self._lock:
             senders, self._senders = self._senders, {}
@@ -209,11 +228,7 @@ class DeliverySweeper:
         except DeliveryError as exc:
             return self._record_failure(delivery, destination.retry, exc), True
         except _NoTurn:
-            self.store.release_delivery(
-                delivery.id, now=self.clock(), leased_at=delivery.updated_at
-            )
-            log.info("delivery %s waits for the formatting process", _label(delivery))
-            return SweepResult(), False
+            return self._hand_back(delivery, destination.retry), False
         try:
             receipt = self._sender(delivery.destination, destination).send(package, artefacts)
         except DeliveryError as exc:
@@ -265,7 +280,7 @@ class DeliverySweeper:
         (a hung file system, a runaway build) holds up the others for one deadline at
         most; the delivery is retried by its destination's policy, then given up loudly.
         A delivery that cannot get its turn within its lease is handed back untried."""
-        if not self._formatting.acquire(timeout=self._turn_wait_s()):
+        if not self._formatting.acquire(timeout=self._turn_wait_s(args[1])):
             raise _NoTurn
         try:
             formatter = self._ready_formatter()
@@ -285,25 +300,29 @@ class DeliverySweeper:
         finally:
             self._formatting.release()
 
-    def _turn_wait_s(self) -> float:
+    def _turn_wait_s(self, destination: AnyDestination) -> float:
         """How long a delivery may wait for the formatting process: what its lease leaves
-        after a whole formatting deadline and a minute to send."""
-        return max(0.0, self.lease_s - self.format_timeout_s - _SEND_ALLOWANCE_S)
+        after everything else it may spend (the budget above `_SEND_ALLOWANCE_S`)."""
+        send_s = _SEND_ALLOWANCE_S
+        if isinstance(destination, FileDestination):
+            send_s = START_ALLOWANCE_S + destination.timeout_s
+        spent_s = START_ALLOWANCE_S + self.format_timeout_s + send_s
+        return max(0.0, self.lease_s - spent_s)
 
     def _ready_formatter(self) -> ProcessPoolExecutor:
         """The formatting process once it has started (a new one spawns and imports for
         seconds: not this delivery's formatting time); one that does not start within
-        the deadline is this try's failure."""
+        START_ALLOWANCE_S is this try's failure."""
         formatter, ready = self._formatter, self._formatter_ready
         if formatter is None or ready is None:  # closed: the gateway is stopping
             raise _NoTurn
         try:
-            ready.result(timeout=self.format_timeout_s)
+            ready.result(timeout=START_ALLOWANCE_S)
         except TimeoutError:
             kill_pool(formatter)
             self._replace_formatter(formatter)
             raise DeliveryError(
-                f"the formatting process did not start within {self.format_timeout_s:g} s"
+                f"the formatting process did not start within {START_ALLOWANCE_S:g} s"
             ) from None
         except BrokenProcessPool:
             self._replace_formatter(formatter)
@@ -328,6 +347,33 @@ class DeliverySweeper:
             current[1].close()
         return sender
 
+    def _hand_back(self, delivery: Delivery, policy: RetryPolicy) -> SweepResult:
+        """A delivery that got no turn in the formatting process goes back untried, no
+        attempt charged; past its policy's max_age it is given up as a dead one is, so a
+        formatting process kept busy for days cannot hold a report back unseen (not one
+        handed back because the gateway is stopping: the next start may send it)."""
+        now = self.clock()
+        age = now - delivery.created_at
+        if age >= policy.max_age.total_seconds() and not self._stopping.is_set():
+            reason = f"gave up after {age / 3600:.1f} h (max_age)"
+            self._give_up(delivery, f"{reason}: the formatting process stayed busy", now)
+            return SweepResult(dead=1)
+        self.store.release_delivery(delivery.id, now=now, leased_at=delivery.updated_at)
+        self.metrics.inc(metric_names.DELIVERIES_HANDED_BACK, destination=delivery.destination)
+        log.warning(
+            "delivery %s handed back untried: no turn in the formatting process within its lease",
+            _label(delivery),
+        )
+        return SweepResult()
+
+    def _give_up(self, delivery: Delivery, message: str, now: float) -> None:
+        """Dead: recorded, counted, an ERROR line and the site's alert command."""
+        self.store.mark_delivery_dead(delivery.id, message, now=now, leased_at=delivery.updated_at)
+        self.metrics.inc(metric_names.DELIVERIES_DEAD, destination=delivery.destination)
+        log.error("delivery %s is dead: %s", _label(delivery), message)
+        detail = f"delivery {delivery.id} to {delivery.destination}"
+        self.alerts.send(Alert(DELIVERY_DEAD, delivery.sop_instance_uid, detail, message))
+
     def _record_failure(
         self, delivery: Delivery, policy: RetryPolicy, error: DeliveryError
     ) -> SweepResult:
@@ -336,14 +382,7 @@ class DeliverySweeper:
         age = now - delivery.created_at
         reason = _give_up_reason(policy, failures, age, error)
         if reason is not None:
-            message = f"{reason}: {error}"
-            self.store.mark_delivery_dead(
-                delivery.id, message, now=now, leased_at=delivery.updated_at
-            )
-            self.metrics.inc(metric_names.DELIVERIES_DEAD, destination=delivery.destination)
-            log.error("delivery %s is dead: %s", _label(delivery), message)
-            detail = f"delivery {delivery.id} to {delivery.destination}"
-            self.alerts.send(Alert(DELIVERY_DEAD, delivery.sop_instance_uid, detail, message))
+            self._give_up(delivery, f"{reason}: {error}", now)
             return SweepResult(dead=1)
         delay = self._next_delay(policy, failures, age, error)
         self.store.mark_delivery_failed(

@@ -16,7 +16,7 @@ import random
 import time
 
 from gateway import metrics as m
-from gateway.alerts import CRITICAL_NOTICE_DEAD, Alert, AlertHook
+from gateway.alerts import CRITICAL_NOTICE_DEAD, CRITICAL_NOTICE_UNRECORDED, Alert, AlertHook
 from gateway.delivery.sweeper import retry_delay
 from gateway.logs import fault
 from gateway.metrics import Metrics
@@ -46,6 +46,7 @@ class CriticalNotifier:
         # Notices that went out but the store refused to record as sent, (job, escalation)
         # -> when sent: their record is retried each sweep, the notice is not sent again.
         self._unrecorded: dict[tuple[int, bool], float] = {}
+        self._unrecorded_alerted: set[tuple[int, bool]] = set()  # ... and already alerted
 
     def sweep(self, now: float | None = None) -> int:
         """Send every notice due now; how many went out."""
@@ -55,6 +56,7 @@ class CriticalNotifier:
             return 0
         for (job_id, escalation), sent_at in list(self._unrecorded.items()):
             self._record_sent(job_id, escalation, sent_at)
+            self._alert_if_unrecorded_too_long((job_id, escalation), sent_at, config, now)
         escalate_before = now - config.escalate_after.total_seconds()
         due = self._store.lease_due_critical_alerts(escalate_before, now=now)
         return sum(self._send_apart(alert, config, now) for alert in due)
@@ -118,8 +120,39 @@ class CriticalNotifier:
                 )
             self._unrecorded[key] = sent_at
             return
+        self._unrecorded_alerted.discard(key)
         if self._unrecorded.pop(key, None) is not None:
             log.info("job %d: critical notice recorded as sent", job_id)
+
+    def _alert_if_unrecorded_too_long(
+        self, key: tuple[int, bool], sent_at: float, config: CriticalConfig, now: float
+    ) -> None:
+        """A notice still unrecorded `escalate_after` after its send (or the retry
+        policy's max_age, if shorter) is raised once to the site's alert command: while
+        the store does not record it the escalation cannot run (and a restart would page
+        again). Its record is still retried at each sweep."""
+        waited = now - sent_at
+        limit = min(config.escalate_after, config.retry.max_age).total_seconds()
+        if key not in self._unrecorded or key in self._unrecorded_alerted or waited < limit:
+            return
+        self._unrecorded_alerted.add(key)
+        self._metrics.inc(m.CRITICAL_NOTICES_UNRECORDED)
+        job_id, escalation = key
+        kind = "escalation" if escalation else "notice"
+        consequence = "a restart sends it again" if escalation else "escalation cannot run"
+        reason = f"critical {kind} sent but not recorded for {waited:.0f} s: {consequence}"
+        log.error("job %d: %s; still recording it at each sweep", job_id, reason)
+        detail = f"critical {kind} of job {job_id}"
+        self._alerts.send(Alert(CRITICAL_NOTICE_UNRECORDED, self._subject(job_id), detail, reason))
+
+    def _subject(self, job_id: int) -> str:
+        """The job's SOP Instance UID for an alert; empty when the store cannot say."""
+        try:
+            job = self._store.get_job(job_id)
+        except Exception as exc:  # noqa: BLE001 - the alert goes out without it
+            log.warning("job %d: no SOP Instance UID for the alert: %s", job_id, fault(exc))
+            return ""
+        return job.sop_instance_uid if job is not None else ""
 
     def _failed(
         self, alert: CriticalAlert, kind: str, error: str, config: CriticalConfig, now: float
@@ -145,7 +178,7 @@ class CriticalNotifier:
         log.error(
             "job %d: critical %s given up after %d tries: %s", alert.job_id, kind, failures, error
         )
-        job = self._store.get_job(alert.job_id)
-        subject = job.sop_instance_uid if job is not None else ""
         detail = f"critical {kind} of job {alert.job_id}"
-        self._alerts.send(Alert(CRITICAL_NOTICE_DEAD, subject, detail, error[:1000]))
+        self._alerts.send(
+            Alert(CRITICAL_NOTICE_DEAD, self._subject(alert.job_id), detail, error[:1000])
+        )

@@ -199,9 +199,9 @@ class FileDestination(_Destination):
     directory: Path = Field(description="absolute, or relative to the data directory")
     timeout_s: float = Field(
         60.0,
-        gt=0,
-        le=240,  # under the 300 s lease of a delivery in hand (the sweeper keeps 60 s of it
-        # for the send: a longer write may see its delivery retaken, a harmless rewrite)
+        ge=1,  # a write and its fsyncs, on a loaded disk: under a second is no deadline
+        le=120,  # with the process starts and the formatting (<= 120 s) within the 300 s
+        # lease of a delivery in hand, so no other sweep retakes it (delivery/sweeper.py)
         description="writing one delivery's files may take this long (a network file "
         "system that hangs); then the writing process is stopped and the delivery retried",
     )
