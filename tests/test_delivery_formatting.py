@@ -258,3 +258,29 @@ def test_a_delivery_handed_back_until_its_max_age_is_given_up_loudly(
         stop.set()
         sweeper.close()
         store.close()
+
+
+def test_a_delivery_waiting_for_its_turn_is_handed_back_when_the_gateway_stops(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """b's delivery waits for a's slow formatting (a lease with minutes to wait); the
+    gateway stops: b's sweep hands it back untried at once instead of waiting out its
+    turn, so a stop is not held past the service manager's timeout."""
+    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
+    sweeper, _, _ = clocked_sweeper(store, router, tmp_path, format_timeout_s=_TIMEOUT_S)
+    stop = threading.Event()
+    try:
+        queued, first = _queued_behind_a_slow_formatting(shared_data, data_dir, sweeper, stop)
+        second = sweep_in_thread(sweeper, "b")
+        time.sleep(0.5)  # b waits for its turn
+        sweeper.stop()
+        second.join(timeout=3)
+        assert not second.is_alive(), "b still waits for the formatting process after stop"
+        [waiting] = [d for d in store.list_deliveries() if d.job_id == queued]
+        assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, None)
+        first.join(timeout=4 * _TIMEOUT_S)
+        assert not first.is_alive()
+    finally:
+        stop.set()
+        sweeper.close()
+        store.close()

@@ -55,6 +55,7 @@ MAX_PER_SWEEP = 200
 # the lease (30 + 120 + 30 + 120 = 300); the wait gets what is left (`_turn_wait_s`). A
 # network send slower than its allowance may see its delivery retaken: a harmless resend.
 _SEND_ALLOWANCE_S = 60.0
+_TURN_SLICE_S = 0.5  # how often a delivery waiting for its turn checks for a stop
 
 
 def retry_delay(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
@@ -280,7 +281,7 @@ class DeliverySweeper:
         (a hung file system, a runaway build) holds up the others for one deadline at
         most; the delivery is retried by its destination's policy, then given up loudly.
         A delivery that cannot get its turn within its lease is handed back untried."""
-        if not self._formatting.acquire(timeout=self._turn_wait_s(args[1])):
+        if not self._take_turn(args[1]):
             raise _NoTurn
         try:
             formatter = self._ready_formatter()
@@ -299,6 +300,20 @@ class DeliverySweeper:
                 raise DeliveryError("the formatting process died; trying again") from None
         finally:
             self._formatting.release()
+
+    def _take_turn(self, destination: AnyDestination) -> bool:
+        """The formatting process's turn, waited for in slices of _TURN_SLICE_S: a
+        stopping gateway hands a waiting delivery back at once, where waiting out its
+        turn (up to minutes) could outlast the service manager's stop timeout (systemd's
+        TimeoutStopSec, 120 s in deploy/) and end in a kill."""
+        deadline = time.monotonic() + self._turn_wait_s(destination)
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if self._formatting.acquire(timeout=max(0.0, min(_TURN_SLICE_S, left))):
+                return True
+            if left <= _TURN_SLICE_S:
+                return False
+        return False
 
     def _turn_wait_s(self, destination: AnyDestination) -> float:
         """How long a delivery may wait for the formatting process: what its lease leaves
