@@ -33,6 +33,7 @@ _UNROUTED_JOB = "deliver-unrouted"
 _RELOAD_JOB = "routes-reload"
 _PURGE_JOB = "retention-purge"
 _CRITICAL_JOB = "critical-notices"
+_NOTIFY_EXECUTOR = "notify"
 _MAX_THREADS = 16
 
 
@@ -68,7 +69,12 @@ class GatewayScheduler:
         # apscheduler logs every run at INFO: one line per destination every few seconds
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(_MAX_THREADS)},
+            # Critical-result notices run on a thread of their own: delivery sweeps may
+            # each wait minutes (a formatting turn, a hung share) and must not hold a page.
+            executors={
+                "default": ThreadPoolExecutor(_MAX_THREADS),
+                _NOTIFY_EXECUTOR: ThreadPoolExecutor(1),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -91,7 +97,11 @@ class GatewayScheduler:
         )
         if self.notifier is not None:
             self._scheduler.add_job(
-                self.notifier.sweep, "interval", seconds=self.notify_interval_s, id=_CRITICAL_JOB
+                self.notifier.sweep,
+                "interval",
+                seconds=self.notify_interval_s,
+                id=_CRITICAL_JOB,
+                executor=_NOTIFY_EXECUTOR,
             )
         self.sync_delivery_jobs()
         self._scheduler.start()

@@ -378,6 +378,45 @@ def test_the_gateway_scheduler_sends_due_notices(site, webhook, mail):
     assert store.get_critical_alert(job_id).state == "notified"
 
 
+def test_the_notice_goes_out_while_every_delivery_sweep_is_held_up(site, webhook, monkeypatch):
+    """Sixteen destinations whose sweeps all hang (a stalled share, a formatting turn):
+    the notifier has a thread of its own, so the page still goes out (it shared the
+    sweeps' sixteen threads before and waited for them)."""
+    import yaml
+
+    from gateway.delivery.sweeper import DeliverySweeper
+    from gateway.scheduler import GatewayScheduler
+
+    store, _, job_id, data = site
+    routes = yaml.safe_load((data / "routes.yaml").read_text())
+    for n in range(16):
+        routes["destinations"][f"share{n}"] = {"type": "file", "directory": f"share{n}"}
+    (data / "routes.yaml").write_text(yaml.safe_dump(routes))
+    router = Router(data / "routes.yaml", data)
+    sweeper = DeliverySweeper(store, router)
+    hung = threading.Event()
+    monkeypatch.setattr(sweeper, "sweep_destination", lambda name: hung.wait(30))
+    scheduler = GatewayScheduler(
+        store,
+        router,
+        sweeper,
+        retention_days=30,
+        notifier=CriticalNotifier(store, router),
+        notify_interval_s=0.2,
+        sweep_interval_s=0.1,
+    )
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not webhook.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sent_while_held_up = [p["job_id"] for p in webhook.received]
+    finally:
+        hung.set()
+        scheduler.shutdown()
+    assert sent_while_held_up == [job_id]
+
+
 def test_a_notice_the_store_cannot_record_holds_up_no_other(site, webhook, mail, request):
     """The database refuses to record one alert's notice as sent: that record alone is
     retried (the notice went out: no try charged); the alert leased with it goes out now."""
