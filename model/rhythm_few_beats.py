@@ -47,6 +47,20 @@ def irregular_beyond_sinus_arrhythmia(rhythm: RhythmAnalysis) -> bool:
     return nn is not None and nn > SINUS_NN_RMSSD and rhythm.p_waves < rhythm.dominant_beats
 
 
+def irregular_beyond_sinus_arrhythmia_words(rhythm: RhythmAnalysis) -> str | None:
+    """Why irregular_beyond_sinus_arrhythmia holds, in the words of an AF statement's
+    criterion; None where it does not."""
+    if rhythm.dominant_beats >= MIN_BEATS_FOR_P_SHARE or not irregular_beyond_sinus_arrhythmia(
+        rhythm
+    ):
+        return None
+    return (
+        f"a P wave before only {rhythm.p_waves} of {rhythm.dominant_beats} non-premature "
+        f"beats, whose intervals change beat to beat by {rhythm.nn_irregularity:.2f} "
+        f"(normalised RMSSD; no sinus arrhythmia above {SINUS_NN_RMSSD})"
+    )
+
+
 def sinus_not_judged(m: EcgMeasurement) -> str | None:
     """Why a sinus rhythm is not named on a consistent P wave, in the impression's
     words; None where it may be. Premature beats said to explain an irregular RR, but

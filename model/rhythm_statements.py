@@ -40,6 +40,7 @@ from model.rhythm_few_beats import (
     MIN_BEATS_FOR_P_SHARE,
     MIN_P_WAVE_SHARE,
     irregular_beyond_sinus_arrhythmia,
+    irregular_beyond_sinus_arrhythmia_words,
     sinus_not_judged,
 )
 from model.statement_limits import StatementLimits
@@ -246,11 +247,13 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
             f"III, aVF and V1, not repeating before the beats) and no P wave: {intervals}"
         )
     fibrillatory = m.fibrillatory
+    why_not_p = wandering_p_words(m) or irregular_beyond_sinus_arrhythmia_words(m.rhythm)
     return [
         make_statement(
             "AFIB",
             f"irregularly irregular RR (normalised RMSSD > {IRREGULAR_RMSSD}; {basis}) "
-            "without consistent P waves before the non-premature beats",
+            "without consistent P waves before the non-premature beats"
+            + (f" ({why_not_p})" if why_not_p else ""),
             rr_rmssd_normalised=irregularity,
             normal_to_normal_rmssd_normalised=m.rhythm.nn_irregularity,
             coupling_spread=m.rhythm.coupling_spread,

@@ -82,6 +82,9 @@ def test_ludb_83_atrial_fibrillation_with_a_pvc_couplet(shared_data: Path) -> No
     report = model.analyze(ecg)
     assert "AFIB" in report.codes and "PVC" in report.codes
     assert not SINUS_CODES & set(report.codes) and "PAC" not in report.codes
+    # The criterion says why the "P wave" is not a sinus one, not only that it is not.
+    (afib,) = [s for s in report.statements if s.code == "AFIB"]
+    assert "a P wave before only 6 of 7 non-premature beats" in afib.evidence.criterion
 
 
 @pytest.mark.parametrize("seed", [21, 22, 23])
