@@ -70,3 +70,25 @@ def full_page_screenshot(driver, path) -> None:
     # 256 colours: a page of flat colours and lines loses nothing a reader sees, and the
     # file shrinks several times (these go into docs/images).
     Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+
+
+def wait_for_next_page(driver, element, seconds: float = 20) -> None:
+    """Until `element`, of the page a form was sent from, no longer belongs to the page
+    shown: the next page loaded. chromedriver reports an element of the old document
+    either as stale or as "Node with given id does not belong to the document" (an
+    unknown error); both mean the page was replaced."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def replaced(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, seconds).until(replaced)

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import browser, full_page_screenshot, needs_chromium, served
+from tests.browser_support import (
+    browser,
+    full_page_screenshot,
+    needs_chromium,
+    served,
+    wait_for_next_page,
+)
 from tests.overread_support import RECORDS, Site
 from tests.peers import FhirTestServer, Hl7TestPeer
 from tests.web_support import PASSWORDS, web_context
@@ -53,8 +59,6 @@ def _keep(path: Path) -> None:
 
 def _sign_in(driver, base: str, user_id: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base}/worklist")
     assert "/login" in driver.current_url  # not signed in: the login page first
@@ -62,7 +66,7 @@ def _sign_in(driver, base: str, user_id: str) -> None:
     password = driver.find_element(By.ID, "password")
     password.send_keys(PASSWORDS[user_id])
     password.submit()
-    WebDriverWait(driver, 20).until(EC.staleness_of(password))
+    wait_for_next_page(driver, password)
 
 
 def test_physician_confirms_with_edits_and_the_final_report_reaches_the_ehr(
@@ -70,8 +74,6 @@ def test_physician_confirms_with_edits_and_the_final_report_reaches_the_ehr(
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     fhir, mllp = peers
     other = site.receive(shared_data, RECORDS[1])
@@ -109,7 +111,7 @@ def test_physician_confirms_with_edits_and_the_final_report_reaches_the_ehr(
         qrs.send_keys("98")
         confirm = driver.find_element(By.ID, "confirm")
         confirm.send_keys(Keys.ENTER)  # the keyboard is enough
-        WebDriverWait(driver, 20).until(EC.staleness_of(confirm))  # the next page loaded
+        wait_for_next_page(driver, confirm)
 
         refusals = [alert.text for alert in driver.find_elements(By.CSS_SELECTOR, "[role=alert]")]
         assert driver.current_url.endswith("/worklist"), refusals
