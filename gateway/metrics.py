@@ -112,7 +112,10 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
     ),
     DELIVERIES_HANDED_BACK: (
         "delivery_handbacks",
-        "deliveries handed back untried: the formatting process stayed busy for their lease",
+        (
+            "deliveries handed back untried: no formatting turn within their lease, or a file "
+            "write stopped by a gateway stop or a routes reload"
+        ),
         ("destination",),
         {},
     ),

@@ -14,6 +14,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from delivery_support import (
@@ -32,7 +35,7 @@ from gateway.alerts import DELIVERY_DEAD
 from gateway.delivery.sweeper import DeliverySweeper, SweepResult
 from gateway.metrics import Metrics
 from gateway.processes import START_ALLOWANCE_S
-from gateway.store import SqliteStore
+from gateway.store import Delivery, SqliteStore
 
 _TIMEOUT_S = 10.0  # generous for a formatting process started on a busy test machine
 
@@ -191,19 +194,50 @@ def test_a_delivery_queued_behind_a_slow_formatting_is_not_charged_its_wait(
 _NO_WAIT = {"lease_s": START_ALLOWANCE_S + _TIMEOUT_S + 60, "format_timeout_s": _TIMEOUT_S}
 
 
+@dataclass
+class _Queue:
+    """b's delivery (`queued`) waiting while a's formats slowly in a sweep in a thread."""
+
+    store: SqliteStore
+    sweeper: DeliverySweeper
+    queued: int
+    first: threading.Thread
+    now: list[float]
+    alerted: Path
+
+    def a_done(self) -> None:
+        self.first.join(timeout=4 * _TIMEOUT_S)
+        assert not self.first.is_alive(), "a's slow formatting never ended"
+
+    def b_delivery(self) -> Delivery:
+        [delivery] = [d for d in self.store.list_deliveries() if d.job_id == self.queued]
+        return delivery
+
+
+@contextmanager
 def _queued_behind_a_slow_formatting(
-    shared_data: Path, data_dir: Path, sweeper: DeliverySweeper, stop: threading.Event
-) -> tuple[int, threading.Thread]:
+    shared_data: Path, tmp_path: Path, **options
+) -> Iterator[_Queue]:
     """A delivery to b queued while a's formats slowly (0.8 deadline) in a sweep running
-    in a thread: (b's job, that thread)."""
-    store, router = sweeper.store, sweeper.router
-    slow = enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
-    other = package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
-    queued = enqueue(store, router, data_dir, other)
-    page = _SlowPage(data_dir / "reports" / str(slow) / "ecg.png", 0.8 * _TIMEOUT_S, stop)
-    first = sweep_in_thread(sweeper, "a")
-    assert page.read_from.wait(60), "a's formatting never began"
-    return queued, first
+    in a thread, on a sweeper made with `options`; afterwards a's sweep has ended and the
+    site is closed."""
+    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
+    sweeper, now, alerted = clocked_sweeper(store, router, tmp_path, **options)
+    stop = threading.Event()
+    try:
+        slow = enqueue(store, router, data_dir, package(shared_data, uid_suffix="1"))
+        other = package(shared_data, uid_suffix="2", calling_ae="CART2", patient_id="P2")
+        queued = enqueue(store, router, data_dir, other)
+        page = _SlowPage(data_dir / "reports" / str(slow) / "ecg.png", 0.8 * _TIMEOUT_S, stop)
+        first = sweep_in_thread(sweeper, "a")
+        assert page.read_from.wait(60), "a's formatting never began"
+        queue = _Queue(store, sweeper, queued, first, now, alerted)
+        yield queue
+        queue.a_done()
+    finally:
+        stop.set()
+        sweeper.close()
+        store.close()
 
 
 def test_a_delivery_that_cannot_get_its_turn_within_its_lease_is_handed_back_untried(
@@ -212,21 +246,12 @@ def test_a_delivery_that_cannot_get_its_turn_within_its_lease_is_handed_back_unt
     """A lease that leaves no time to wait (_NO_WAIT): b's delivery, due while a's
     formats, is handed back with no attempt charged, and the next sweep sends it
     (release_delivery on both backends: tests/test_store.py)."""
-    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
-    sweeper, _, _ = clocked_sweeper(store, router, tmp_path, **_NO_WAIT)
-    stop = threading.Event()
-    try:
-        queued, first = _queued_behind_a_slow_formatting(shared_data, data_dir, sweeper, stop)
-        assert sweeper.sweep_destination("b") == SweepResult()  # no turn: handed back
-        [waiting] = [d for d in store.list_deliveries() if d.job_id == queued]
+    with _queued_behind_a_slow_formatting(shared_data, tmp_path, **_NO_WAIT) as q:
+        assert q.sweeper.sweep_destination("b") == SweepResult()  # no turn: handed back
+        waiting = q.b_delivery()
         assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, None)
-        first.join(timeout=4 * _TIMEOUT_S)
-        assert not first.is_alive()
-        assert sweeper.sweep_destination("b") == SweepResult(sent=1)
-    finally:
-        stop.set()
-        sweeper.close()
-        store.close()
+        q.a_done()
+        assert q.sweeper.sweep_destination("b") == SweepResult(sent=1)
 
 
 def test_a_delivery_handed_back_until_its_max_age_is_given_up_loudly(
@@ -235,29 +260,19 @@ def test_a_delivery_handed_back_until_its_max_age_is_given_up_loudly(
     """Each handback is a WARNING and a counted metric, no attempt charged; one handed
     back past its destination's max_age is dead, with the site's alert, as one given up
     after failed tries: a formatting process kept busy cannot hold a report back unseen."""
-    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
     metrics = Metrics()
-    sweeper, now, alerted = clocked_sweeper(store, router, tmp_path, **_NO_WAIT, metrics=metrics)
-    stop = threading.Event()
-    try:
-        queued, first = _queued_behind_a_slow_formatting(shared_data, data_dir, sweeper, stop)
-        assert sweeper.sweep_destination("b") == SweepResult()  # handed back
+    with _queued_behind_a_slow_formatting(shared_data, tmp_path, **_NO_WAIT, metrics=metrics) as q:
+        assert q.sweeper.sweep_destination("b") == SweepResult()  # handed back
         warnings = [r for r in caplog.records if "handed back untried" in r.getMessage()]
         assert [r.levelname for r in warnings] == ["WARNING"]
         assert metrics.get(m.DELIVERIES_HANDED_BACK) == 1
-        now[0] = T0 + 3 * 86400  # the default retry policy's max_age
-        assert sweeper.sweep_destination("b") == SweepResult(dead=1)
-        [dead] = [d for d in store.list_deliveries() if d.job_id == queued]
+        q.now[0] = T0 + 3 * 86400  # the default retry policy's max_age
+        assert q.sweeper.sweep_destination("b") == SweepResult(dead=1)
+        dead = q.b_delivery()
         assert dead.state == "dead"
         assert dead.last_error.startswith("gave up after 72.0 h (max_age)")
-        assert recorded_alert(alerted) == f"{DELIVERY_DEAD} delivery {dead.id} to b"
+        assert recorded_alert(q.alerted) == f"{DELIVERY_DEAD} delivery {dead.id} to b"
         assert metrics.get(m.DELIVERIES_DEAD) == 1
-        first.join(timeout=4 * _TIMEOUT_S)
-        assert not first.is_alive()
-    finally:
-        stop.set()
-        sweeper.close()
-        store.close()
 
 
 def test_a_delivery_waiting_for_its_turn_is_handed_back_when_the_gateway_stops(
@@ -266,21 +281,11 @@ def test_a_delivery_waiting_for_its_turn_is_handed_back_when_the_gateway_stops(
     """b's delivery waits for a's slow formatting (a lease with minutes to wait); the
     gateway stops: b's sweep hands it back untried at once instead of waiting out its
     turn, so a stop is not held past the service manager's timeout."""
-    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
-    sweeper, _, _ = clocked_sweeper(store, router, tmp_path, format_timeout_s=_TIMEOUT_S)
-    stop = threading.Event()
-    try:
-        queued, first = _queued_behind_a_slow_formatting(shared_data, data_dir, sweeper, stop)
-        second = sweep_in_thread(sweeper, "b")
+    with _queued_behind_a_slow_formatting(shared_data, tmp_path, format_timeout_s=_TIMEOUT_S) as q:
+        second = sweep_in_thread(q.sweeper, "b")
         time.sleep(0.5)  # b waits for its turn
-        sweeper.stop()
+        q.sweeper.stop()
         second.join(timeout=3)
         assert not second.is_alive(), "b still waits for the formatting process after stop"
-        [waiting] = [d for d in store.list_deliveries() if d.job_id == queued]
+        waiting = q.b_delivery()
         assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, None)
-        first.join(timeout=4 * _TIMEOUT_S)
-        assert not first.is_alive()
-    finally:
-        stop.set()
-        sweeper.close()
-        store.close()

@@ -10,7 +10,9 @@ in the kernel, as a stalled NFS mount does, until the test's guard releases it.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 
 from gateway.alerts import DELIVERY_DEAD
 from gateway.delivery import open_sender
+from gateway.delivery.base import SendInterrupted
 from gateway.routing import FileDestination
 from gateway.routing.router import check_routes
 
@@ -127,3 +130,105 @@ def test_the_writing_process_start_is_not_charged_to_the_write_deadline(
     finally:
         sender.close()
     assert (tmp_path / "out" / f"{pkg.sop_instance_uid}.pdf").read_bytes() == pkg.pdf
+
+
+_SLOW_ROUTES = _ROUTES.replace(f"timeout_s: {_TIMEOUT_S}", "timeout_s: 120")  # the most allowed
+_ONLY_LOCAL = """\
+destinations:
+  local: {type: file, directory: out-local}
+rules: []
+default: [local]
+"""
+
+
+def _wait_for_a_writer_hung_on(fifo: Path, wait_s: float = 60.0) -> None:
+    """Until a process of this test's blocks opening `fifo` (the kernel's wait for a FIFO's
+    other end), so the stop or reload below comes during the write, not before it."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                waits = (stat.parent / "wchan").read_text()
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended meanwhile
+            if parent == os.getpid() and waits == "wait_for_partner":
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"no writer came to wait on {fifo} within {wait_s:g} s")
+
+
+def test_a_stop_hands_a_hung_outbox_write_back_instead_of_waiting_for_its_timeout(
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write hung on a stalled share, 120 s allowed: the gateway's stop (systemd gives
+    it 120 s) ends the sweep within seconds and hands the delivery back untried, for the
+    next start to write."""
+    data_dir, router, store = support.delivery_site(tmp_path, _SLOW_ROUTES)
+    sweeper, _now, _alerted = support.clocked_sweeper(store, router, tmp_path)
+    outbox = data_dir / "out-nfs"
+    os.mkfifo(outbox)
+    caplog.set_level(logging.WARNING, logger="gateway.delivery.sweeper")
+    try:
+        job = support.enqueue(store, router, data_dir, support.package(shared_data))
+        sweep = support.sweep_in_thread(sweeper, "nfs")
+        _wait_for_a_writer_hung_on(outbox)
+        stopped = time.monotonic()
+        sweeper.stop()
+        sweep.join(timeout=10)
+        assert not sweep.is_alive(), "the stop waits for the hung write"
+        assert time.monotonic() - stopped < 10
+        [delivery] = [d for d in store.list_deliveries() if d.job_id == job]
+        assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 0, None)
+        assert any(
+            "handed back untried: the outbox was closed during the write" in r.getMessage()
+            for r in caplog.records
+        )
+    finally:
+        support.release_fifo(outbox)
+        sweeper.close()
+        store.close()
+
+
+def test_a_reload_removing_a_file_destination_does_not_wait_for_its_hung_write(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The routes reload (a thread of the scheduler) closes the removed destination's
+    writer at once; the sweep in the hung write hands its delivery back, which then fails
+    visibly as unrouted."""
+    data_dir, router, store = support.delivery_site(tmp_path, _SLOW_ROUTES)
+    sweeper, _now, _alerted = support.clocked_sweeper(store, router, tmp_path)
+    outbox = data_dir / "out-nfs"
+    os.mkfifo(outbox)
+    try:
+        job = support.enqueue(store, router, data_dir, support.package(shared_data))
+        sweep = support.sweep_in_thread(sweeper, "nfs")
+        _wait_for_a_writer_hung_on(outbox)
+        (tmp_path / "routes.yaml").write_text(_ONLY_LOCAL)
+        assert router.reload_if_changed()
+        closing = threading.Thread(target=sweeper.close_removed_senders, daemon=True)
+        closing.start()
+        closing.join(timeout=10)
+        assert not closing.is_alive(), "the reload waits for the removed destination's write"
+        sweep.join(timeout=10)
+        assert not sweep.is_alive(), "the sweep still waits for the hung write"
+        [delivery] = [d for d in store.list_deliveries() if d.job_id == job]
+        assert (delivery.state, delivery.attempts) == ("pending", 0)
+        assert sweeper.sweep_unrouted().failed == 1
+        [delivery] = [d for d in store.list_deliveries() if d.job_id == job]
+        assert "is not in the routes file" in (delivery.last_error or "")
+    finally:
+        support.release_fifo(outbox)
+        sweeper.close()
+        store.close()
+
+
+def test_a_closed_outbox_sends_nothing_and_says_so(shared_data: Path, tmp_path: Path) -> None:
+    destination = FileDestination.model_validate(
+        {"type": "file", "directory": str(tmp_path / "out")}
+    )
+    sender = open_sender("drop", destination)
+    sender.close()
+    with pytest.raises(SendInterrupted, match="the outbox was closed"):
+        support.send_now(sender, support.package(shared_data))
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import importlib
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from model.beats import beat_windows, complete_windows, median_beat, samples
 from model.measure import measure
 from model.measure.atrial import atrial_residual
 from model.measure.leads import BANDPASS, POST, PRE, standard_twelve, to_internal_rate
+from model.rhythm_paced import PacedSpec, paced_ecg
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 from model.statements import interpret
 
@@ -124,46 +126,39 @@ def test_ludb_conduction_rows_score_the_labels_and_explain_false_positives(
     )
 
 
+def _rows_as_if_drawn(spec: PacedSpec, named: str) -> Callable[..., list[list[str]]]:
+    """The bench's atrial-rhythm rows for `spec`'s strip, analysed once (its name beside
+    pacing must be `named`), scored as if drawn with the given spec fields changed."""
+    bench = _bench_module()
+    ecg, truth = paced_ecg(spec)
+    report = model.analyze(ecg)
+    assert bench.atrial_rhythm_named(report) == named, report.impression
+
+    def rows(**drawn: object) -> list[list[str]]:
+        result = bench.SyntheticResult("paced", replace(spec, **drawn), truth, report, frozenset())
+        return bench.atrial_rhythm_rows([result])
+
+    return rows
+
+
 def test_atrial_rhythm_rows_count_a_name_the_drawn_mode_contradicts() -> None:
     """An AAI strip named atrial-paced counts as allowed; the same report scored as if
     VVI had been drawn counts as contradicted (the row's goal: none)."""
-    bench = _bench_module()
-    from model.rhythm_paced import PacedSpec, paced_ecg
-
     spec = PacedSpec(mode="AAI", lower_rate_bpm=75.0, sinus_rate_bpm=55.0, seed=14)
-    ecg, truth = paced_ecg(spec)
-    report = model.analyze(ecg)
-    assert bench.atrial_rhythm_named(report) == "atrial-paced", report.impression
-
-    def rows_for(mode: str) -> list[list[str]]:
-        drawn = bench.SyntheticResult("paced", replace(spec, mode=mode), truth, report, frozenset())
-        return bench.atrial_rhythm_rows([drawn])
-
-    assert rows_for("AAI")[-1][3] == "0"
-    assert rows_for("VVI")[-1][3] == "1"
+    rows = _rows_as_if_drawn(spec, "atrial-paced")
+    assert rows(mode="AAI")[-1][3] == "0"
+    assert rows(mode="VVI")[-1][3] == "1"
 
 
 def test_a_ddd_strip_is_scored_by_whether_its_drawing_tracked_the_sinus_node() -> None:
     """DDD tracks the sinus node above its lower rate and paces both chambers below
     it: "sinus tracked" on a strip drawn below the lower rate is contradicted."""
-    bench = _bench_module()
-    from model.rhythm_paced import PacedSpec, paced_ecg
-
     spec = PacedSpec(mode="DDD", lower_rate_bpm=60.0, sinus_rate_bpm=85.0, seed=13)
-    ecg, truth = paced_ecg(spec)
-    report = model.analyze(ecg)
-    assert bench.atrial_rhythm_named(report) == "sinus tracked", report.impression
-
-    def rows_for(sinus_rate_bpm: float) -> list[list[str]]:
-        drawn = replace(spec, sinus_rate_bpm=sinus_rate_bpm)
-        return bench.atrial_rhythm_rows(
-            [bench.SyntheticResult("paced", drawn, truth, report, frozenset())]
-        )
-
-    tracked = rows_for(85.0)
+    rows = _rows_as_if_drawn(spec, "sinus tracked")
+    tracked = rows(sinus_rate_bpm=85.0)
     assert (
         tracked[0][1]
         == "paced, DDD tracking the sinus node drawn: atrial rhythm named beside pacing"
     )
     assert tracked[-1][3] == "0"
-    assert rows_for(50.0)[-1][3] == "1"
+    assert rows(sinus_rate_bpm=50.0)[-1][3] == "1"

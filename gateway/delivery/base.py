@@ -31,6 +31,12 @@ class DeliveryError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class SendInterrupted(Exception):
+    """A send stopped by the gateway itself (a stop, or a reload that removed its
+    destination), not by the destination: the delivery goes back untouched, with no try
+    charged to it."""
+
+
 _UID_NAMESPACE = uuid.UUID("0b9c6a52-8d2e-4f4b-9c1e-2f6d7a3e5b10")
 
 Artefacts = dict[str, bytes]

@@ -5,11 +5,13 @@ no EHR at all, and a drop folder for systems that collect files."""
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from gateway.delivery.base import Artefacts, DeliveryError, safe_file_stem
+from gateway.delivery.base import Artefacts, DeliveryError, SendInterrupted, safe_file_stem
 from gateway.delivery.fhir import build_bundle, bundle_json
 from gateway.delivery.hl7 import build_oru, control_id, encode
 from gateway.durable import write_files
@@ -24,6 +26,7 @@ _IMAGE_SUFFIXES = {
     "jpeg": ".jpg",
     "jpg": ".jpg",
 }
+_CLOSE_SLICE_S = 0.5  # how often a write in progress checks whether its sender was closed
 
 
 def prepare(package: ReportPackage, destination: FileDestination, name: str) -> Artefacts:
@@ -55,6 +58,7 @@ class FileSender:
         self.destination = destination
         self.name = name
         self._writer: ProcessPoolExecutor | None = None
+        self._closed = threading.Event()
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         directory = Path(self.destination.directory)
@@ -63,7 +67,10 @@ class FileSender:
         writer = self._started_writer()
         files = {f"{stem}{suffix}": data for suffix, data in artefacts.items()}
         try:
-            writer.submit(write_files, directory, files).result(timeout=timeout_s)
+            self._wait_unless_closed(writer.submit(write_files, directory, files), timeout_s)
+        except SendInterrupted:
+            self._stop_writer()  # a writer started as the close came in
+            raise
         except TimeoutError:
             self._stop_writer()
             raise DeliveryError(
@@ -72,18 +79,41 @@ class FileSender:
             ) from None
         except BrokenProcessPool:
             self._stop_writer()
+            if self._closed.is_set():
+                raise SendInterrupted("the outbox was closed during the write") from None
             raise DeliveryError("the outbox's writing process died; trying again") from None
         return f"wrote {', '.join(stem + suffix for suffix in artefacts)} to {directory}"
 
     def close(self) -> None:
-        """Nothing held open between sends but the writing process, stopped here."""
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
+        """Stop the writing process, the one thing held between sends, without waiting for
+        a write in progress: a gateway stopping, or a reload removing this destination,
+        must not wait on a write hung in the kernel (a stalled network share). That write's
+        delivery is handed back (SendInterrupted); the rename never happened, so no
+        partial file is left where a collector looks."""
+        self._closed.set()
+        self._stop_writer()
+
+    def _wait_unless_closed(self, write: Future, timeout_s: float) -> None:
+        """The write's result within `timeout_s`, waited for in slices so that a close from
+        another thread ends the wait at once, even where the killed writer cannot exit
+        until the kernel gives its write up."""
+        deadline = time.monotonic() + timeout_s
+        while not self._closed.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                write.result(timeout=min(_CLOSE_SLICE_S, left))
+                return
+            except TimeoutError:
+                continue
+        raise SendInterrupted("the outbox was closed during the write")
 
     def _started_writer(self) -> ProcessPoolExecutor:
         """The writing process, started (spawned and imported) within an allowance of its
         own, START_ALLOWANCE_S: the start is not the write that timeout_s limits."""
+        if self._closed.is_set():
+            raise SendInterrupted("the outbox was closed")
         if self._writer is None:
             writer = new_process_pool(1, preload="gateway.durable")  # light: no formats
             try:

@@ -36,7 +36,8 @@ from gateway.delivery import (
     load_and_prepare,
     open_sender,
 )
-from gateway.delivery.base import redact
+from gateway.delivery.base import SendInterrupted, redact
+from gateway.delivery.outbox import FileSender
 from gateway.metrics import Metrics
 from gateway.processes import START_ALLOWANCE_S, kill_pool, new_process_pool
 from gateway.processing.package import ReportPackage
@@ -192,8 +193,15 @@ class DeliverySweeper:
         return result
 
     def stop(self) -> None:
-        """Finish the delivery in hand, start no new one (shutdown)."""
+        """Finish the delivery in hand, start no new one (shutdown). A file write in
+        progress is stopped and its delivery handed back: a write hung in the kernel (a
+        stalled network share) could otherwise hold the stop for its whole timeout_s, past
+        the service manager's stop timeout. A network send ends within its timeout_s."""
         self._stopping.set()
+        with self._lock:
+            writers = [s for _, s in self._senders.values() if isinstance(s, FileSender)]
+        for sender in writers:
+            sender.close()
 
     def close_removed_senders(self) -> list[str]:
         """Close the senders of destinations no longer in the routes (a reload dropped
@@ -229,9 +237,12 @@ class DeliverySweeper:
         except DeliveryError as exc:
             return self._record_failure(delivery, destination.retry, exc), True
         except _NoTurn:
-            return self._hand_back(delivery, destination.retry), False
+            why = "no turn in the formatting process within its lease"
+            return self._hand_back(delivery, destination.retry, why), False
         try:
             receipt = self._sender(delivery.destination, destination).send(package, artefacts)
+        except SendInterrupted as exc:
+            return self._hand_back(delivery, destination.retry, str(exc)), False
         except DeliveryError as exc:
             return self._record_failure(delivery, destination.retry, exc), exc.permanent
         except Exception as exc:  # noqa: BLE001 - a bug in a sender must not stop the others
@@ -362,23 +373,21 @@ class DeliverySweeper:
             current[1].close()
         return sender
 
-    def _hand_back(self, delivery: Delivery, policy: RetryPolicy) -> SweepResult:
-        """A delivery that got no turn in the formatting process goes back untried, no
-        attempt charged; past its policy's max_age it is given up as a dead one is, so a
-        formatting process kept busy for days cannot hold a report back unseen (not one
-        handed back because the gateway is stopping: the next start may send it)."""
+    def _hand_back(self, delivery: Delivery, policy: RetryPolicy, why: str) -> SweepResult:
+        """A delivery that got no turn in the formatting process, or whose file write the
+        gateway itself stopped, goes back untried, no attempt charged; past its policy's
+        max_age it is given up as a dead one is, so a formatting process kept busy for days
+        cannot hold a report back unseen (not one handed back because the gateway is
+        stopping: the next start may send it)."""
         now = self.clock()
         age = now - delivery.created_at
         if age >= policy.max_age.total_seconds() and not self._stopping.is_set():
             reason = f"gave up after {age / 3600:.1f} h (max_age)"
-            self._give_up(delivery, f"{reason}: the formatting process stayed busy", now)
+            self._give_up(delivery, f"{reason}: handed back, {why}", now)
             return SweepResult(dead=1)
         self.store.release_delivery(delivery.id, now=now, leased_at=delivery.updated_at)
         self.metrics.inc(metric_names.DELIVERIES_HANDED_BACK, destination=delivery.destination)
-        log.warning(
-            "delivery %s handed back untried: no turn in the formatting process within its lease",
-            _label(delivery),
-        )
+        log.warning("delivery %s handed back untried: %s", _label(delivery), why)
         return SweepResult()
 
     def _give_up(self, delivery: Delivery, message: str, now: float) -> None:
