@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -19,6 +19,7 @@ from test_store import open_backend
 from test_store_critical import PATIENT, _done
 
 from gateway import metrics as m
+from gateway.cli.reports import format_history
 from gateway.metrics import Metrics
 from gateway.notify import CriticalNotifier
 from gateway.routing import Router
@@ -97,6 +98,10 @@ def test_a_retry_goes_only_to_the_targets_that_have_not_taken_it(site, peers, ca
     alert = store.get_critical_alert(job_id)
     assert (alert.state, alert.attempts) == ("pending", 1)
     assert alert.last_error.startswith("backup: webhook 127.0.0.1: HTTP 503")
+    history = format_history(store, job_id).splitlines()  # ecg-gateway reports history
+    stamp = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    at = history.index("critical notice: pending (afib-flutter-rapid)")
+    assert history[at + 1] == f"  notice taken by pager {stamp}"
     assert CriticalNotifier(store, router, metrics=metrics).sweep(now=t0 + 10) == 0
     assert (len(pager.received), len(backup.received)) == (1, 0)
     assert CriticalNotifier(store, router, metrics=metrics).sweep(now=t0 + 20) == 1
