@@ -48,6 +48,8 @@ CRITICAL_NOTICES_SENT = "critical.sent"  # first notices and escalations that we
 CRITICAL_NOTICES_FAILED = "critical.failed"  # a try failed, another is scheduled
 CRITICAL_NOTICES_DEAD = "critical.dead"  # given up: nobody could be told
 CRITICAL_NOTICES_UNRECORDED = "critical.unrecorded"  # sent, its record refused too long
+CRITICAL_TARGET_TOOK = "critical.target_took"  # one target took a notice (label: target)
+CRITICAL_TARGET_FAILED = "critical.target_failed"  # one target did not (label: target)
 ORDER_MESSAGES = "orders.messages"  # HL7 order and patient messages committed (AA)
 AUDIT_SENT = "audit.sent"
 AUDIT_SEND_FAILURES = "audit.send_failures"
@@ -149,6 +151,18 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "critical-result notices sent whose record the store refused past the escalation wait",
         (),
         {},
+    ),
+    CRITICAL_TARGET_TOOK: (
+        "critical_notice_targets",
+        "critical-result notice sends to one target by target and outcome",
+        ("target", "outcome"),
+        {"outcome": "took"},
+    ),
+    CRITICAL_TARGET_FAILED: (
+        "critical_notice_targets",
+        "critical-result notice sends to one target by target and outcome",
+        ("target", "outcome"),
+        {"outcome": "failed"},
     ),
     WORKLIST_QUERIES: (
         "worklist_queries",

@@ -48,13 +48,15 @@ def format_history(store: Store, job_id: int) -> str:
         lines.extend(_change_lines(change))
     alert = store.get_critical_alert(job_id)
     if alert is not None:
-        lines.extend(_alert_lines(alert))
+        taken = {kind: store.critical_targets_taken(job_id, kind) for kind in (False, True)}
+        lines.extend(_alert_lines(alert, taken))
     return "\n".join(lines)
 
 
-def _alert_lines(alert: CriticalAlert) -> list[str]:
-    """The critical notice: its state, then each step that happened, then the last
-    failed try's error (the sender's reason: no patient data, see gateway/notify)."""
+def _alert_lines(alert: CriticalAlert, taken: dict[bool, dict[str, float]]) -> list[str]:
+    """The critical notice: its state, then each step that happened, which targets took
+    each notice (of one under way or given up: who was told), then the last failed try's
+    error (the sender's reason: no patient data, see gateway/notify)."""
     lines = [f"critical notice: {alert.state} ({', '.join(alert.rules)})"]
     steps = (
         ("first notice", alert.notified_at),
@@ -62,9 +64,17 @@ def _alert_lines(alert: CriticalAlert) -> list[str]:
         (f"opened by {alert.acknowledged_by}", alert.acknowledged_at),
     )
     lines.extend(f"  {what} {_time(at)}" for what, at in steps if at is not None)
+    for escalation, targets in taken.items():
+        by = ", ".join(f"{name} {_time(at)}" for name, at in sorted(targets.items(), key=_by_time))
+        if by:
+            lines.append(f"  {'escalation' if escalation else 'notice'} taken by {by}")
     if alert.last_error:
         lines.append(f"  last error ({alert.attempts} tries): {alert.last_error}")
     return lines
+
+
+def _by_time(target: tuple[str, float]) -> tuple[float, str]:
+    return target[1], target[0]
 
 
 def _change_lines(change: Change) -> list[str]:

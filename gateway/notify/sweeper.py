@@ -1,7 +1,10 @@
 """Works through the store's critical alerts on the gateway's scheduler (every few
 seconds): each due notice goes to its targets, is retried with backoff when a target
-fails (at least once: a retry may repeat it to a target that had it), and is given up
-loudly (ERROR line and the site's alert command) after the retry policy's limit.
+fails, and is given up loudly (ERROR line and the site's alert command) after the retry
+policy's limit. The store records each target that took it, so a retry goes only to the
+others: a pager that took it is not paged again because a mailbox was down. Delivery to
+each target is still at least once: a target whose record the store refused is resent
+after a restart, under the same identity (messages.notice_id).
 
 A notice that went out starts the escalation clock: if nobody has opened (acknowledged)
 the report `escalate_after` later, the escalation goes to `escalate_to` (or the same
@@ -47,6 +50,9 @@ class CriticalNotifier:
         # -> when sent: their record is retried each sweep, the notice is not sent again.
         self._unrecorded: dict[tuple[int, bool], float] = {}
         self._unrecorded_alerted: set[tuple[int, bool]] = set()  # ... and already alerted
+        # Targets that took a notice whose record the store refused, (job, escalation) ->
+        # target -> when: not sent there again by this process; recorded at its next try.
+        self._unrecorded_targets: dict[tuple[int, bool], dict[str, float]] = {}
 
     def sweep(self, now: float | None = None) -> int:
         """Send every notice due now; how many went out."""
@@ -81,24 +87,77 @@ class CriticalNotifier:
             return False
 
     def _send(self, alert: CriticalAlert, config: CriticalConfig, now: float) -> bool:
+        """Send the notice to each of its targets (today's config) that has not taken it
+        yet; marked sent once all of them have. A target removed from the config since is
+        not waited for; one added since gets it now (it was named when this try began)."""
+        key = (alert.job_id, alert.escalation)
         names = config.escalation_targets if alert.escalation else config.notify
+        taken = self._taken(key)
         payload = notice(alert, config, now)
-        errors = []
+        errors, took = [], []
         for name in names:
+            if name in taken:
+                continue
             try:
                 send(config.targets[name], payload)
             except NoticeError as exc:
                 errors.append(f"{name}: {exc}")
             except Exception as exc:  # noqa: BLE001 - a bug: retried and given up loudly too
                 errors.append(f"{name}: {fault(exc)}")
+            else:
+                self._metrics.inc(m.CRITICAL_TARGET_TOOK, target=name)
+                took.append(name)
+                taken[name] = now
+                self._record_target(key, name, now)
+                continue
+            self._metrics.inc(m.CRITICAL_TARGET_FAILED, target=name)
         kind = "escalation" if alert.escalation else "notice"
         if not errors:
             self._metrics.inc(m.CRITICAL_NOTICES_SENT)
-            log.info("job %d: critical %s sent to %s", alert.job_id, kind, ", ".join(names))
-            self._record_sent(alert.job_id, alert.escalation, now)
+            earlier = ", ".join(name for name in names if name not in took)
+            before = f" (taken before by {earlier})" if earlier else ""
+            now_by = ", ".join(took) or "none now"
+            log.info("job %d: critical %s sent to %s%s", alert.job_id, kind, now_by, before)
+            # The escalation clock starts when the last target took it.
+            self._record_sent(alert.job_id, alert.escalation, max(taken[n] for n in names))
             return True
+        if took:
+            log.info("job %d: critical %s taken by %s", alert.job_id, kind, ", ".join(took))
         self._failed(alert, kind, "; ".join(errors), config, now)
         return False
+
+    def _taken(self, key: tuple[int, bool]) -> dict[str, float]:
+        """The targets that took the notice, and when: the store's record, and those whose
+        record it refused (recorded again here first)."""
+        for name, at in list(self._unrecorded_targets.get(key, {}).items()):
+            self._record_target(key, name, at)
+        taken = self._store.critical_targets_taken(*key)
+        return {**taken, **self._unrecorded_targets.get(key, {})}
+
+    def _record_target(self, key: tuple[int, bool], name: str, sent_at: float) -> None:
+        """Record that `name` took the notice; when the store refuses, remember it so this
+        process does not send it there again (a restart forgets, and resends it there
+        under the same identity)."""
+        job_id, escalation = key
+        pending = self._unrecorded_targets.setdefault(key, {})
+        try:
+            self._store.record_critical_target(job_id, escalation, name, now=sent_at)
+        except Exception as exc:  # noqa: BLE001 - the store's fault: recorded later
+            if name not in pending:
+                log.error(
+                    "job %d: critical %s taken by %s but not recorded (%s); not resending it"
+                    " there from this process",
+                    job_id,
+                    "escalation" if escalation else "notice",
+                    name,
+                    str(exc) if isinstance(exc, StoreError) else fault(exc),
+                )
+            pending[name] = sent_at
+            return
+        if pending.pop(name, None) is not None:
+            log.info("job %d: critical notice's target %s recorded", job_id, name)
+        if not pending:
+            del self._unrecorded_targets[key]
 
     def _record_sent(self, job_id: int, escalation: bool, sent_at: float) -> None:
         """Mark the notice sent (at `sent_at`: the escalation clock starts at the real
@@ -121,6 +180,7 @@ class CriticalNotifier:
             self._unrecorded[key] = sent_at
             return
         self._unrecorded_alerted.discard(key)
+        self._unrecorded_targets.pop(key, None)  # sent: no target's record matters now
         if self._unrecorded.pop(key, None) is not None:
             log.info("job %d: critical notice recorded as sent", job_id)
 
@@ -174,6 +234,7 @@ class CriticalNotifier:
                 error,
             )
             return
+        self._unrecorded_targets.pop((alert.job_id, alert.escalation), None)  # no more tries
         self._metrics.inc(m.CRITICAL_NOTICES_DEAD)
         log.error(
             "job %d: critical %s given up after %d tries: %s", alert.job_id, kind, failures, error

@@ -5,7 +5,9 @@ never lost to a crash after it), and is sent only once its job is done. Its life
 pending (first notice due) -> notified (waiting for someone to open the report) ->
 escalating (second notice due, nobody opened it in time) -> closed; or closed at once
 when a physician opens or acknowledges it; dead when sending gave up (logged loudly).
-Every send is leased first, so two gateway nodes never send the same notice.
+Every send is leased first, so two gateway nodes never send the same notice. Each target
+that took a notice is recorded (critical_notice_targets), so a retry after another target
+failed, from this node, another one or after a restart, does not page through it again.
 """
 
 from __future__ import annotations
@@ -110,6 +112,27 @@ class CriticalAlertQueries:
             " WHERE job_id = :id AND state IN ('pending', 'escalating')",
             {"error": error[:1000], "next": next_attempt_at, "now": now, "id": job_id},
         )
+
+    def record_critical_target(
+        self, job_id: int, escalation: bool, target: str, now: float | None = None
+    ) -> None:
+        """`target` took the notice (or the escalation) at `now`: no retry sends it there
+        again. A second record of the same keeps the first time."""
+        now = time.time() if now is None else now
+        self._update(
+            "INSERT INTO critical_notice_targets (job_id, escalation, target, sent_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (job_id, escalation, target) DO NOTHING",
+            (job_id, int(escalation), target, now),
+        )
+
+    def critical_targets_taken(self, job_id: int, escalation: bool) -> dict[str, float]:
+        """The targets that took the notice (or the escalation), and when."""
+        rows = self._query(
+            "SELECT target, sent_at FROM critical_notice_targets"
+            " WHERE job_id = ? AND escalation = ?",
+            (job_id, int(escalation)),
+        )
+        return {row["target"]: row["sent_at"] for row in rows}
 
     def acknowledge_critical(self, job_id: int, user_id: str, now: float | None = None) -> bool:
         """A physician opened (or acknowledged) the critical report: no escalation. True

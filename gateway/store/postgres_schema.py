@@ -9,10 +9,10 @@ minutes lost).
 """
 
 from gateway.store.orders_schema import orders_tables
-from gateway.store.prior_critical_schema import prior_and_critical_tables
+from gateway.store.prior_critical_schema import critical_target_table, prior_and_critical_tables
 from gateway.store.report_schema import report_tables
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Every step takes a database of the version before it to this one; version 0 is empty.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -121,4 +121,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             if_new=False,
         ),
     ),
+    # Which targets took each critical notice, so that a retry goes to the others only
+    # (critical_alerts.py); see schema.py's step 9.
+    6: critical_target_table(time="DOUBLE PRECISION", reference="BIGINT", if_new=False),
 }

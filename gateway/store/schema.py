@@ -5,10 +5,10 @@ one migration step.
 """
 
 from gateway.store.orders_schema import orders_tables
-from gateway.store.prior_critical_schema import prior_and_critical_tables
+from gateway.store.prior_critical_schema import critical_target_table, prior_and_critical_tables
 from gateway.store.report_schema import report_tables
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # Each delivery sends one version of a job's report (version 1: the preliminary one;
 # later ones: a physician's confirmation or correction, gateway/overread); a newer
 # version supersedes the unsent older ones of the same job and destination.
@@ -78,6 +78,7 @@ CREATE INDEX IF NOT EXISTS deliveries_in_receipt_order
             if_new=True,
         )
         + prior_and_critical_tables(time="REAL", reference="INTEGER", if_new=True)
+        + critical_target_table(time="REAL", reference="INTEGER", if_new=True)
         + report_tables(
             identity="INTEGER PRIMARY KEY AUTOINCREMENT",
             time="REAL",
@@ -131,4 +132,8 @@ MIGRATIONS = {
         "DROP TABLE deliveries",
         "ALTER TABLE deliveries_rebuilt RENAME TO deliveries",
     ),
+    # Which targets took each critical notice (a retry goes to the others only): a new
+    # table, created by SCHEMA above; a notice under way when the store is upgraded has
+    # no rows, so its next try goes to every target, as before.
+    9: (),
 }
