@@ -155,8 +155,8 @@ class FhirTestServer:
                 for byte in b"HTTP/1.1 200 OK\r\n"[: self.trickle_for_s]:
                     request.wfile.write(bytes([byte]))
                     time.sleep(1)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up: as it should
+            except OSError:  # the client gave up (over TLS: an SSLEOFError), as it should
+                pass
             request.close_connection = True
             return
         try:

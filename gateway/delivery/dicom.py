@@ -61,8 +61,9 @@ class DicomSender:
         self._ae = AE(ae_title=destination.calling_ae)
         for context in (EncapsulatedPDFStorage, ComprehensiveSRStorage):
             self._ae.add_requested_context(context)
-        for timeout in ("connection_timeout", "acse_timeout", "dimse_timeout", "network_timeout"):
-            setattr(self._ae, timeout, destination.timeout_s)
+        # connecting starts with the whole deadline; the later steps' timeouts are set from
+        # what is left when each begins (send)
+        self._ae.connection_timeout = self._ae.network_timeout = destination.timeout_s
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         called, host, port = self.destination.address
