@@ -4,11 +4,12 @@
   strictly as a real server would (fhir.resources R4B parsing, transaction rules,
   conditional creates, references that resolve and point at allowed types, the
   required status codes), keeps what it created, and can be told to answer 5xx,
-  to be slow, or to demand credentials; `port` restarts it where it was (a server that
-  was down and is back).
+  to be slow, to trickle its answer, or to demand credentials; `port` restarts it where
+  it was (a server that was down and is back).
 - Hl7TestPeer: an MLLP receiver built on the `hl7` package (another implementation
   than ours) that answers each message as scripted: AA, AE, AR, a wrong MSA-2,
-  dropping the connection, or answering late; `port` as for the FHIR server.
+  dropping the connection, answering late or trickling the answer; `port` as for the
+  FHIR server.
 - DcmtkArchive: dcmtk's storescp as the archive a `dicom` route stores to, keeping
   each received object as a file.
 - make_pki: a CA, a server and a client certificate made with the openssl tool.
@@ -100,6 +101,9 @@ class FhirTestServer:
     fail_message: str = "server unavailable"
     retry_after: str | None = None  # the Retry-After header sent with fail_status
     delay_s: float = 0.0
+    # > 0: its answer's first bytes one a second (each within a client's read timeout) for
+    # this many seconds, then the connection dropped: a server that never finishes answering
+    trickle_for_s: int = 0
     port: int = 0  # 0: any free port; a fixed one brings a stopped server back at its URL
     transactions: list[dict] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
@@ -146,6 +150,15 @@ class FhirTestServer:
         body = request.rfile.read(int(request.headers.get("Content-Length", 0)))
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.trickle_for_s:
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\n"[: self.trickle_for_s]:
+                    request.wfile.write(bytes([byte]))
+                    time.sleep(1)
+            except OSError:  # the client gave up (over TLS: an SSLEOFError), as it should
+                pass
+            request.close_connection = True
+            return
         try:
             if self.fail_status is not None:
                 raise _Rejected(self.fail_status, self.fail_message)
@@ -344,7 +357,8 @@ class Hl7TestPeer:
 
     Script items: "AA", "AE", "AR", "CA" (answer with that MSA-1), "wrong-id" (AA for
     another MSH-10), "drop" (close without answering), "delay" (AA after `delay_s`, later
-    than a sender's timeout). After the script: "AA".
+    than a sender's timeout), "trickle" (the AA's first bytes one a second for `delay_s`,
+    then the connection dropped). After the script: "AA".
     """
 
     def __init__(
@@ -416,7 +430,7 @@ class Hl7TestPeer:
                     return
                 if action == "delay":
                     await asyncio.sleep(self.delay_s)
-                code = "AA" if action in ("wrong-id", "delay") else action
+                code = "AA" if action in ("wrong-id", "delay", "trickle") else action
                 ack = message.create_ack(code, message_id=f"ACK{len(self.received)}")
                 if action == "wrong-id":
                     ack.segment("MSA")[2] = "SOMETHING-ELSE"
@@ -425,6 +439,13 @@ class Hl7TestPeer:
                         f"could not file the result for patient "
                         f"{message.extract_field('PID', 1, 3, 1, 1)}"
                     )
+                if action == "trickle":
+                    for byte in (b"\x0b" + str(ack).encode())[: int(self.delay_s)]:
+                        writer.write(bytes([byte]))
+                        await writer.drain()
+                        await asyncio.sleep(1)
+                    writer.close()
+                    return
                 writer.writemessage(ack)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

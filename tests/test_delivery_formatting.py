@@ -29,6 +29,7 @@ from delivery_support import (
     release_fifo,
     sweep_in_thread,
 )
+from peers import Hl7TestPeer
 
 from gateway import metrics as m
 from gateway.alerts import DELIVERY_DEAD
@@ -252,6 +253,34 @@ def test_a_delivery_that_cannot_get_its_turn_within_its_lease_is_handed_back_unt
         assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, None)
         q.a_done()
         assert q.sweeper.sweep_destination("b") == SweepResult(sent=1)
+
+
+def test_a_network_send_is_budgeted_at_its_timeout_s_within_the_lease(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """b is an HL7 receiver with timeout_s 120: a lease covering the formatting process's
+    start, the formatting deadline and those 120 s leaves b's delivery no time to wait for
+    its turn behind a's slow formatting, so it is handed back untried, not sent so late in
+    its lease that another sweep could retake it mid-send."""
+    peer = Hl7TestPeer().start()
+    hl7 = f"{{type: hl7, endpoint: 'mllp://127.0.0.1:{peer.port}', timeout_s: 120}}"
+    routes = _ROUTES.replace("{type: file, directory: out-b}", hl7)
+    data_dir, router, store = delivery_site(tmp_path, routes)
+    lease = {"lease_s": START_ALLOWANCE_S + _TIMEOUT_S + 120, "format_timeout_s": _TIMEOUT_S}
+    sweeper, _, _ = clocked_sweeper(store, router, tmp_path, **lease)
+    stop = threading.Event()
+    try:
+        _, first = _queued_behind_a_slow_formatting(shared_data, data_dir, sweeper, stop)
+        assert sweeper.sweep_destination("b") == SweepResult()  # no turn: handed back
+        first.join(timeout=4 * _TIMEOUT_S)
+        assert not first.is_alive()
+        assert sweeper.sweep_destination("b") == SweepResult(sent=1)
+    finally:
+        stop.set()
+        sweeper.close()
+        store.close()
+        peer.stop()
+    assert len(peer.received) == 1
 
 
 def test_a_delivery_handed_back_until_its_max_age_is_given_up_loudly(

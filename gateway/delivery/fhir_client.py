@@ -4,11 +4,18 @@ base URL with httpx, and judging the transaction-response.
 Success is a transaction-response whose every entry succeeded; client errors a person
 can fix without changing the report (auth, rate limits) are retried, others are
 permanent; a server's Retry-After is honoured.
+
+A POST has `timeout_s` as a whole (connect, TLS, request, the whole response): httpx's own
+timeouts are per network operation, so a server trickling its answer a byte at a time
+would hold a sync client for ever. Its async client is cancelled at a deadline instead,
+as httpx's maintainers advise (encode/httpx#1450), on an event loop of the sender's own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -26,7 +33,8 @@ _SAYS_WHEN_TO_RETRY = {429, 503}  # statuses whose Retry-After header we honour
 
 
 class FhirSender:
-    """POSTs transactions to one FHIR server over a reused httpx connection pool."""
+    """POSTs transactions to one FHIR server over a reused httpx connection pool, one at a
+    time (`_in_use`: a reload may close the sender while a sweep still sends)."""
 
     def __init__(self, destination: FhirDestination, name: str):
         self.destination = destination
@@ -34,18 +42,23 @@ class FhirSender:
         # httpx logs every request at INFO; the sweeper already logs each delivery once
         logging.getLogger("httpx").setLevel(logging.WARNING)
         self.endpoint = str(destination.endpoint)
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(destination.timeout_s),
+        self._client = httpx.AsyncClient(
+            timeout=None,  # the deadline in _post bounds the whole POST
             verify=client_ssl_context(destination.tls),
             headers={"Accept": FHIR_JSON},
         )
+        self._loop = asyncio.new_event_loop()
+        self._in_use = threading.Lock()
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         response = self._post(artefacts["bundle"])
         return check_response(response, package)
 
     def close(self) -> None:
-        self._client.close()
+        with self._in_use:
+            if not self._loop.is_closed():
+                self._loop.run_until_complete(self._client.aclose())
+                self._loop.close()
 
     def _post(self, body: bytes) -> httpx.Response:
         headers = {"Content-Type": FHIR_JSON}
@@ -60,13 +73,17 @@ class FhirSender:
         except LookupError as exc:
             raise DeliveryError(f"reading credentials for {self.endpoint}: {exc}") from None
         try:
-            return self._client.post(self.endpoint, content=body, headers=headers, auth=auth)
-        except httpx.TimeoutException:
+            with self._in_use:
+                post = self._client.post(self.endpoint, content=body, headers=headers, auth=auth)
+                return self._loop.run_until_complete(
+                    asyncio.wait_for(post, self.destination.timeout_s)
+                )
+        except TimeoutError:
             raise DeliveryError(
-                f"POST transaction to {self.endpoint}: no answer within "
-                f"{self.destination.timeout_s:g} s"
+                f"POST transaction to {self.endpoint}: no complete answer within "
+                f"{self.destination.timeout_s:g} s (timeout_s); the connection was closed"
             ) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError) as exc:  # the async client lets a TLS alert through
             raise DeliveryError(f"POST transaction to {self.endpoint}: {exc}") from None
 
 

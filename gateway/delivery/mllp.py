@@ -3,7 +3,9 @@ message and reads its reply. It knows nothing about HL7 content.
 
 Frame: 0x0B, the message, 0x1C 0x0D (HL7 v2 Implementation Guide, appendix C).
 The client keeps its connection open between messages, as interface engines
-expect, and redials when the peer has closed an idle one.
+expect, and redials when the peer has closed an idle one. Its timeout is one deadline for
+a whole exchange (dialing, TLS, writing, the reply), not one per socket operation: a peer
+that trickles its reply a byte at a time cannot keep it past the deadline.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,11 @@ def frame(message: bytes) -> bytes:
     return START_BLOCK + message + FRAME_END
 
 
-def read_frame(sock: socket.socket, limit: int = MAX_REPLY_BYTES) -> bytes:
-    """One framed message from the socket, without its framing bytes."""
+def read_frame(
+    sock: socket.socket, limit: int = MAX_REPLY_BYTES, deadline: float | None = None
+) -> bytes:
+    """One framed message from the socket, without its framing bytes; past `deadline`
+    (time.monotonic()) a TimeoutError, however steadily its bytes come."""
     buffer = bytearray()
     while True:
         end = buffer.find(FRAME_END)
@@ -43,6 +49,8 @@ def read_frame(sock: socket.socket, limit: int = MAX_REPLY_BYTES) -> bytes:
             break
         if len(buffer) > limit:
             raise MllpError(f"reply larger than {limit} bytes without an end block")
+        if deadline is not None:
+            sock.settimeout(_time_left(deadline))
         chunk = sock.recv(_READ_CHUNK)
         if not chunk:
             if buffer:
@@ -78,11 +86,13 @@ class MllpClient:
         A connection reused from an earlier message may have been closed by the
         peer while idle; that shows as a close before any reply byte, and only
         then is the message sent again on a fresh connection. (Should the peer
-        have processed it after all, the repeat carries the same MSH-10.)
+        have processed it after all, the repeat carries the same MSH-10.) Both tries
+        together have `timeout` seconds.
         """
+        deadline = time.monotonic() + self.timeout
         reused = self._sock is not None
         try:
-            return self._exchange_once(message)
+            return self._exchange_once(message, deadline)
         except _PeerClosed:
             if not reused:
                 raise MllpError(
@@ -90,7 +100,7 @@ class MllpClient:
                 ) from None
             log.debug("MLLP peer %s closed an idle connection; redialing", self.peer)
         try:
-            return self._exchange_once(message)
+            return self._exchange_once(message, deadline)
         except _PeerClosed:
             raise MllpError(
                 f"reading reply from {self.peer}: connection closed before a reply"
@@ -103,17 +113,18 @@ class MllpClient:
             finally:
                 self._sock = None
 
-    def _exchange_once(self, message: bytes) -> bytes:
-        sock = self._connection()
+    def _exchange_once(self, message: bytes, deadline: float) -> bytes:
+        sock = self._connection(deadline)
         try:
+            sock.settimeout(_time_left(deadline))  # sendall's timeout is for all of it
             sock.sendall(frame(message))
         except OSError as exc:
             self.close()
             if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
                 raise _PeerClosed(str(exc)) from None
-            raise MllpError(f"writing message to {self.peer}: {_reason(exc)}") from None
+            raise MllpError(f"writing message to {self.peer}: {self._reason(exc)}") from None
         try:
-            return read_frame(sock)
+            return read_frame(sock, deadline=deadline)
         except _PeerClosed:
             self.close()
             raise
@@ -122,27 +133,34 @@ class MllpClient:
             raise _PeerClosed("connection reset before a reply") from None
         except (OSError, MllpError) as exc:
             self.close()
-            raise MllpError(f"reading reply from {self.peer}: {_reason(exc)}") from None
+            raise MllpError(f"reading reply from {self.peer}: {self._reason(exc)}") from None
 
-    def _connection(self) -> socket.socket:
+    def _connection(self, deadline: float) -> socket.socket:
         if self._sock is not None:
             return self._sock
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock = socket.create_connection((self.host, self.port), timeout=_time_left(deadline))
         except OSError as exc:
-            raise MllpError(f"dialing {self.peer}: {_reason(exc)}") from None
+            raise MllpError(f"dialing {self.peer}: {self._reason(exc)}") from None
         if self.ssl_context is not None:
-            try:
+            try:  # the socket's timeout bounds the whole handshake (CPython's _ssl)
+                sock.settimeout(_time_left(deadline))
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
             except (OSError, ssl.SSLError) as exc:
                 sock.close()
-                raise MllpError(f"TLS handshake with {self.peer}: {_reason(exc)}") from None
-        sock.settimeout(self.timeout)
+                raise MllpError(f"TLS handshake with {self.peer}: {self._reason(exc)}") from None
         self._sock = sock
         return sock
 
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return f"timed out ({self.timeout:g} s for the whole exchange)"
+        return str(exc) or type(exc).__name__
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return "timed out"
-    return str(exc) or type(exc).__name__
+
+def _time_left(deadline: float) -> float:
+    """Seconds until `deadline`; once it has passed, a TimeoutError as a socket's own."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left

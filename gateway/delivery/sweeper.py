@@ -51,11 +51,10 @@ MAX_PER_SWEEP = 200
 # A delivery in hand is leased for `lease_s` (300 s). What it may spend of it, in turn: a
 # wait for the formatting process, that process's start when it was just (re)started
 # (START_ALLOWANCE_S), its formatting (format_timeout_s, at most 120) and its send: for a
-# file destination its writing process's start (START_ALLOWANCE_S) and write (timeout_s,
-# at most 120), for the others _SEND_ALLOWANCE_S. The bounds keep all but the wait within
-# the lease (30 + 120 + 30 + 120 = 300); the wait gets what is left (`_turn_wait_s`). A
-# network send slower than its allowance may see its delivery retaken: a harmless resend.
-_SEND_ALLOWANCE_S = 60.0
+# file destination its writing process's start (START_ALLOWANCE_S) and write, for the
+# others the send itself, each within the destination's timeout_s (at most 120). The
+# bounds keep all but the wait within the lease (30 + 120 + 30 + 120 = 300); the wait gets
+# what is left (`_turn_wait_s`).
 _TURN_SLICE_S = 0.5  # how often a delivery waiting for its turn checks for a stop
 
 
@@ -328,10 +327,10 @@ class DeliverySweeper:
 
     def _turn_wait_s(self, destination: AnyDestination) -> float:
         """How long a delivery may wait for the formatting process: what its lease leaves
-        after everything else it may spend (the budget above `_SEND_ALLOWANCE_S`)."""
-        send_s = _SEND_ALLOWANCE_S
+        after everything else it may spend (the budget above the module's constants)."""
+        send_s = destination.timeout_s
         if isinstance(destination, FileDestination):
-            send_s = START_ALLOWANCE_S + destination.timeout_s
+            send_s += START_ALLOWANCE_S
         spent_s = START_ALLOWANCE_S + self.format_timeout_s + send_s
         return max(0.0, self.lease_s - spent_s)
 

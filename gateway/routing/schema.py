@@ -110,6 +110,20 @@ class FhirOptions(StrictSettings):
     )
 
 
+# A network destination's timeout_s: one deadline for a whole send.
+_SendTimeout = Annotated[
+    float,
+    Field(
+        ge=1,  # a connection, TLS and an answer: under a second is no deadline
+        le=120,  # with the formatting (<= 120 s) within the 300 s lease of a delivery in
+        # hand, so no other sweep retakes it (delivery/sweeper.py)
+        description="one send (connecting, TLS, the message, the whole answer: every "
+        "C-STORE of a dicom destination) may take this long in all; then the connection "
+        "is closed and the delivery retried",
+    ),
+]
+
+
 class _Destination(StrictSettings):
     retry: RetryPolicy = RetryPolicy()
     max_message_mb: float = Field(
@@ -122,7 +136,7 @@ class FhirDestination(_Destination):
     endpoint: HttpUrl = Field(description="FHIR R4 base URL; the transaction is POSTed there")
     auth: Auth | None = None
     tls: TlsOptions = TlsOptions()
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: _SendTimeout = 30.0
     fhir: FhirOptions = FhirOptions()
 
     @field_validator("endpoint", mode="before")
@@ -145,7 +159,7 @@ class Hl7Destination(_Destination):
         "send reports there",
     )
     tls: TlsOptions = TlsOptions()
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: _SendTimeout = 30.0
     hl7: Hl7Options = Hl7Options()
 
     @field_validator("endpoint")
@@ -177,7 +191,7 @@ class DicomDestination(_Destination):
         description="dicom://CALLED_AE@host:port"
     )
     calling_ae: str = Field("ECGGW", pattern=f"^{_AE_TITLE}$")
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: _SendTimeout = 30.0
     objects: list[DicomObject] = Field(
         default=["pdf", "sr"],
         min_length=1,
