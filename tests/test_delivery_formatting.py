@@ -217,12 +217,12 @@ class _Queue:
 
 @contextmanager
 def _queued_behind_a_slow_formatting(
-    shared_data: Path, tmp_path: Path, **options
+    shared_data: Path, tmp_path: Path, routes: str = _ROUTES, **options
 ) -> Iterator[_Queue]:
     """A delivery to b queued while a's formats slowly (0.8 deadline) in a sweep running
     in a thread, on a sweeper made with `options`; afterwards a's sweep has ended and the
     site is closed."""
-    data_dir, router, store = delivery_site(tmp_path, _ROUTES)
+    data_dir, router, store = delivery_site(tmp_path, routes)
     sweeper, now, alerted = clocked_sweeper(store, router, tmp_path, **options)
     stop = threading.Event()
     try:
@@ -265,20 +265,13 @@ def test_a_network_send_is_budgeted_at_its_timeout_s_within_the_lease(
     peer = Hl7TestPeer().start()
     hl7 = f"{{type: hl7, endpoint: 'mllp://127.0.0.1:{peer.port}', timeout_s: 120}}"
     routes = _ROUTES.replace("{type: file, directory: out-b}", hl7)
-    data_dir, router, store = delivery_site(tmp_path, routes)
     lease = {"lease_s": START_ALLOWANCE_S + _TIMEOUT_S + 120, "format_timeout_s": _TIMEOUT_S}
-    sweeper, _, _ = clocked_sweeper(store, router, tmp_path, **lease)
-    stop = threading.Event()
     try:
-        _, first = _queued_behind_a_slow_formatting(shared_data, data_dir, sweeper, stop)
-        assert sweeper.sweep_destination("b") == SweepResult()  # no turn: handed back
-        first.join(timeout=4 * _TIMEOUT_S)
-        assert not first.is_alive()
-        assert sweeper.sweep_destination("b") == SweepResult(sent=1)
+        with _queued_behind_a_slow_formatting(shared_data, tmp_path, routes, **lease) as q:
+            assert q.sweeper.sweep_destination("b") == SweepResult()  # no turn: handed back
+            q.a_done()
+            assert q.sweeper.sweep_destination("b") == SweepResult(sent=1)
     finally:
-        stop.set()
-        sweeper.close()
-        store.close()
         peer.stop()
     assert len(peer.received) == 1
 
