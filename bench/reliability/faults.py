@@ -68,10 +68,15 @@ def _fhir_failing(status: int, retry_after: str | None = None) -> Callable[[Dest
     return apply
 
 
+def _fhir_trickling(d: Destinations) -> None:
+    d.fhir.trickle_for_s = 10  # its status line a byte a second: past the 2 s timeout_s
+
+
 def _clear(d: Destinations) -> None:
     d.hl7.script = []
     d.fhir.fail_status = None
     d.fhir.retry_after = None
+    d.fhir.trickle_for_s = 0
 
 
 def _hl7_back(d: Destinations) -> None:
@@ -90,10 +95,12 @@ FAULTS: dict[str, tuple[Callable[[Destinations], None], Callable[[Destinations],
     "mllp-AR": (_script("AR", 2), _clear),
     "mllp-close": (_script("drop", 3), _clear),
     "mllp-delay": (_script("delay", 2), _clear),
+    "mllp-trickle": (_script("trickle", 2), _clear),
     "mllp-down": (lambda d: d.hl7.stop(), _hl7_back),
     "fhir-400": (_fhir_failing(400), _clear),
     "fhir-503": (_fhir_failing(503), _clear),
     "fhir-429-retry-after": (_fhir_failing(429, "1"), _clear),
+    "fhir-trickle": (_fhir_trickling, _clear),
     "fhir-down": (lambda d: d.fhir.stop(), _fhir_back),
 }
 
