@@ -4,8 +4,9 @@ so the sinus P waves around it are no whole number of cycles apart; that interva
 not judged against the atrial cycle (model.measure.av_conduction.atrial_cycle_ms).
 Under 0.05-0.1 mV of white noise the single P waves match their template under
 MIN_P_MATCH; the P-wave search runs again on the smoothed residual. Every strip below
-(test seeds) read "Atrial fibrillation", or missed the block, on 0b8376f. Guards: AF
-under the same noise is still named, and sinus rhythms with PACs keep their statements.
+(test seeds) read "Atrial fibrillation", or missed the block (Mobitz I, complete
+block), on 0b8376f. Guards: AF under the same noise is still named, and sinus rhythms
+with PACs keep their statements.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ MIN_P_WAVES = 5
 # A premature atrial beat resets the sinus node: the sinus P waves around it lie its
 # coupling (0.4-0.9 of a cycle) plus one return cycle (1.0-1.3: the sinus node fires
 # a cycle after the premature P wave, a little later where it was slowed) apart, this
-# many cycles. The synthetic drawings: 1.55-1.8.
+# many cycles. The Mobitz I sweep of the tuning seeds: 1.6-1.9 (docs 3.32).
 RESET_CYCLES = (1.4, 2.3)
 # No block is judged, and no regular atrial rhythm taken to exclude fibrillation
 # (model.measure.p_timing), above this atrial rate: a sinus rhythm's here (the
