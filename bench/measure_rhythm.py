@@ -34,6 +34,7 @@ from synthetic_rhythm_set import (
     BENCH_SEED,
     FREQUENT_PVC_GROUP,
     MIXED_ECTOPY_GROUP,
+    MOBITZ_PAC_GROUP,
     synthetic_rhythm_specs,
 )
 
@@ -205,10 +206,18 @@ def group_rows(results: list[SyntheticResult]) -> list[list[str]]:
 
 
 def atrial_fibrillation_rows(results: list[SyntheticResult]) -> list[list[str]]:
-    """False AF on the sinus groups with ectopy (the goal: none), and AF recall."""
+    """False AF on the sinus groups with ectopy and on Mobitz I with PACs (the goal:
+    none), and AF recall."""
     rows = []
-    for group in ("sinus with PACs 5-40 %", MIXED_ECTOPY_GROUP, FREQUENT_PVC_GROUP):
-        named = group if group == FREQUENT_PVC_GROUP else group.replace("sinus", "sinus rhythms", 1)
+    for group in (
+        "sinus with PACs 5-40 %",
+        MIXED_ECTOPY_GROUP,
+        FREQUENT_PVC_GROUP,
+        MOBITZ_PAC_GROUP,
+    ):
+        named = (
+            group.replace("sinus", "sinus rhythms", 1) if group.startswith("sinus with") else group
+        )
         ectopic = [r for r in results if r.group == group]
         false_af = sum("AFIB" in r.report.codes for r in ectopic)
         baseline = str(sum("AFIB" in r.baseline for r in ectopic))

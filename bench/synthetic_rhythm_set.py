@@ -34,6 +34,7 @@ def bench_morphology(rng: np.random.Generator, rate: float) -> SyntheticSpec:
 MIXED_ECTOPY_GROUP = "sinus with PACs and PVCs 10-20 % each"
 FREQUENT_PVC_GROUP = "sinus tachycardia 110-150/min with PVCs 20-40 %"
 FUSED_FLUTTER_GROUP = "flutter 2:1 at 135-170/min, waves 0.2-0.3 mV"
+MOBITZ_PAC_GROUP = "AV block Mobitz I with PACs 5-20 %"
 
 
 def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec | PacedSpec]]:
@@ -121,5 +122,15 @@ def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec
         rate_bpm=lambda r: float(r.uniform(270, 340)),
         flutter_conduction=2,
         f_wave_mv=lambda r: float(r.uniform(0.2, 0.3)),
+    )
+    # Mobitz I with premature atrial beats, which break the grouped beating and reset
+    # the sinus node: AF on 25 of 200 such draws of the tuning seeds (docs 3.31, 3.32).
+    add(
+        MOBITZ_PAC_GROUP,
+        20,
+        rate_bpm=lambda r: float(r.uniform(50, 110)),
+        av_block="mobitz1",
+        av_ratio=lambda r: int(r.choice([3, 4, 5])),
+        pac_fraction=lambda r: float(r.uniform(0.05, 0.2)),
     )
     return specs

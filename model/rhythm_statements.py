@@ -540,6 +540,9 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         return f"{seen}, {not_judged}"
     if regular or m.rhythm is None:
         return f"{seen}, P waves not consistent before the QRS complexes"
+    if regular_atrial_rhythm(m):
+        words = regular_atrial_words(m)
+        return f"{seen}, P waves not consistent before the non-premature beats{words}"
     if irregularity is None:
         basis = "too few intervals without a ventricular premature beat to judge the RR"
     elif regularly_irregular(m.rhythm):

@@ -132,8 +132,10 @@ def test_no_av_block_without_one(spec: RhythmSpec) -> None:
 
 
 def test_p_waves_lost_in_noise_state_nothing() -> None:
-    """Where the P waves cannot be told from the noise, no block is guessed."""
-    spec = RhythmSpec(av_block="third", rate_bpm=80, seed=21, noise_mv=0.08)
+    """Where the P waves cannot be told from the noise, no block is guessed. (Under
+    0.08 mV they are found on the smoothed residual since docs/measurement.md 3.32, and
+    the block is named: tests/test_rhythm_mobitz_pacs.py.)"""
+    spec = RhythmSpec(av_block="third", rate_bpm=80, seed=21, noise_mv=0.15)
     report = model.analyze(rhythm_ecg(spec)[0])
     assert not BLOCKS & set(report.codes)
 

@@ -81,7 +81,9 @@ def atrial_evidence(
     (rhythm_statements.irregular_among_fibrillatory_waves) asks for no conducted P wave."""
     rhythm = result.rhythm
     locked = rhythm.p_waves >= LOCKED_P_SHARE * rhythm.dominant_beats
-    result.atrial = atrial_activity(sig, leads, beats, median, result.fiducials, locked)
+    result.atrial = atrial_activity(
+        sig, leads, beats, median, result.fiducials, locked, noise_retry=not result.pacemaker
+    )
     irregularity = beats.irregularity()
     if irregularity is not None and irregularity > IRREGULAR_RMSSD:
         fid = result.fiducials

@@ -58,12 +58,31 @@ ATRIAL_FIT = 0.12
 MIN_ATRIAL_FIT_SHARE = 0.85
 MIN_P_FOUND_SHARE = 0.7
 MIN_P_WAVES = 5
+# A premature atrial beat resets the sinus node: the sinus P waves around it lie its
+# coupling (0.4-0.9 of a cycle) plus one return cycle (1.0-1.3: the sinus node fires
+# a cycle after the premature P wave, a little later where it was slowed) apart, this
+# many cycles. The Mobitz I sweep of the tuning seeds: 1.6-1.9 (docs 3.32).
+RESET_CYCLES = (1.4, 2.3)
 # No block is judged, and no regular atrial rhythm taken to exclude fibrillation
 # (model.measure.p_timing), above this atrial rate: a sinus rhythm's here (the
 # synthetic blocks are drawn at 50-110/min); every second or third fibrillatory wave,
 # which the P-wave search may take for P waves, comes faster (AF sweep, tuning seeds:
 # "cycles" of 268-346 ms, 173-224/min).
 MAX_ATRIAL_RATE = 150
+# Where the P waves found keep no regular cycle, or none is found, the search runs
+# again on the residual smoothed over this much (a moving mean: white noise's power in
+# the 0.5-40 Hz band-passed signal falls to 0.29, a P wave's content under 10 Hz keeps
+# 0.8 of its size or more). Its P waves are taken where the first search found none,
+# or where they keep a cycle at MAX_ATRIAL_RATE or slower: the search is for sinus P
+# waves under noise; smoothed fibrillatory waves can keep a faster "cycle" (every
+# second wave), which would hide a wandering P timing (model.measure.p_timing). Tuning
+# seeds, Mobitz I at 45-110/min under 0.05-0.1 mV of noise (P waves 0.1-0.2 mV): the
+# single P waves correlated 0.5-0.8 with their median, under MIN_P_MATCH, and the
+# atrial rhythm was not found (docs/measurement.md 3.32). Not on paced strips: a
+# stimulus, smoothed, leaves a wave locked to each paced beat that matches as a
+# "P wave" (tuning seed 7 draw 364, VVI at 80/min over a sinus rhythm at 64/min:
+# "P waves" at the pacing rate, 178 ms before each paced QRS).
+NOISE_SMOOTHING_MS = 40
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,7 @@ def atrial_activity(
     fid: Fiducials,
     locked_p: bool = True,
     cancelled: tuple[np.ndarray, np.ndarray] | None = None,
+    noise_retry: bool = True,
 ) -> AtrialActivity | None:
     """The P waves of the whole recording, or None where no repeating one is found.
 
@@ -110,12 +130,48 @@ def atrial_activity(
     complete block), and the P waves are found without it (bootstrap_template).
     cancelled: the residual and its searchable samples where the caller cancelled
     the QRS-T complexes otherwise (model.measure.paced_atrial: each beat class with
-    its own); by default cancelled_residual's."""
+    its own); by default cancelled_residual's. noise_retry: search again on the smoothed
+    residual (NOISE_SMOOTHING_MS) where the P waves found keep no cycle."""
     residual, valid = cancelled or cancelled_residual(sig, beats, median, fid)
-    if locked_p and fid.p_on is not None and fid.p_off is not None and fid.p_off > fid.p_on:
-        template = median[:, fid.p_on : fid.p_off + 1]
-    else:
-        template = bootstrap_template(residual, leads, valid)
+    locked = locked_p and fid.p_on is not None and fid.p_off is not None and fid.p_off > fid.p_on
+    window = slice(fid.p_on, fid.p_off + 1) if locked else None
+    activity = _p_waves_related(residual, leads, valid, median, window, beats, fid)
+    if not noise_retry or (activity is not None and activity.atrial_cycle_ms is not None):
+        return activity
+    # White noise keeps a small P wave under MIN_P_MATCH; smoothed, its single
+    # windows match again (docs/measurement.md 3.32).
+    width = samples(NOISE_SMOOTHING_MS)
+    smoothed = _p_waves_related(
+        uniform_filter1d(residual, width, axis=1),
+        leads,
+        valid,
+        uniform_filter1d(median, width, axis=1),
+        window,
+        beats,
+        fid,
+    )
+    if smoothed is None:
+        return activity
+    rate = smoothed.atrial_rate_per_min
+    return (
+        smoothed if activity is None or (rate is not None and rate <= MAX_ATRIAL_RATE) else activity
+    )
+
+
+def _p_waves_related(
+    residual: np.ndarray,
+    leads: np.ndarray,
+    valid: np.ndarray,
+    median: np.ndarray,
+    window: slice | None,
+    beats: Beats,
+    fid: Fiducials,
+) -> AtrialActivity | None:
+    """The P waves matched along the residual, the median beat's P wave (its `window`)
+    the first template, else bootstrap_template's, and related to the QRS complexes."""
+    template = (
+        median[:, window] if window is not None else bootstrap_template(residual, leads, valid)
+    )
     if template is None:
         return None
     search = PWaveSearch(residual, leads, valid)
@@ -259,7 +315,7 @@ def relate_to_qrs(
         blocked += max(inside - 1, 0) + (inside > 0 and not conducted[i + 1])
     return AtrialActivity(
         p_onsets=tuple(int(o) for o in onsets),
-        atrial_cycle_ms=atrial_cycle_ms(onsets),
+        atrial_cycle_ms=atrial_cycle_ms(onsets, qrs[beats.labels == "S"]),
         p_axis_deg=axis,
         pr_ms=tuple(pr),
         conducted=tuple(conducted),
@@ -268,10 +324,17 @@ def relate_to_qrs(
     )
 
 
-def atrial_cycle_ms(onsets: np.ndarray) -> float | None:
+def atrial_cycle_ms(onsets: np.ndarray, resets: np.ndarray | None = None) -> float | None:
     """The atrial cycle where the P waves found keep one: every interval between them
     (ATRIAL_FIT, MIN_ATRIAL_FIT_SHARE) a whole number of cycles, and enough of them
-    found (MIN_P_FOUND_SHARE); None otherwise."""
+    found (MIN_P_FOUND_SHARE); None otherwise.
+
+    resets: the QRS onsets of premature supraventricular beats. A premature atrial
+    beat's P wave resets the sinus node, which fires again a cycle after it, not on
+    its old schedule; the premature P wave, of another axis, is rarely matched. The
+    interval between the sinus P waves around such a beat (the coupling plus a return
+    cycle, RESET_CYCLES) is then no whole number of cycles and is not judged
+    (docs/measurement.md 3.32)."""
     pp = np.diff(onsets).astype(float)
     if pp.size < MIN_P_WAVES - 1:
         return None
@@ -279,9 +342,20 @@ def atrial_cycle_ms(onsets: np.ndarray) -> float | None:
     cycle = float(np.median(shortest))
     multiple = np.maximum(np.round(pp / cycle), 1)
     fits = np.abs(pp - multiple * cycle) <= ATRIAL_FIT * cycle
-    if fits.mean() < MIN_ATRIAL_FIT_SHARE:
+    reset = np.zeros(pp.size, dtype=bool)
+    if resets is not None:
+        holding = np.searchsorted(onsets, resets) - 1
+        reset[holding[(holding >= 0) & (holding < pp.size)]] = True
+    lasts = (pp >= RESET_CYCLES[0] * cycle) & (pp <= RESET_CYCLES[1] * cycle)
+    excused = reset & ~fits & lasts
+    judged = ~excused
+    if judged.sum() < MIN_P_WAVES - 1 or fits[judged].mean() < MIN_ATRIAL_FIT_SHARE:
         return None
-    expected = (onsets[-1] - onsets[0]) / cycle + 1
+    # The P waves expected: a whole number of cycles in each interval; where a premature
+    # beat reset the sinus node, its coupling is none (the whole cycles it spans).
+    cycles = np.where(reset & fits, multiple, pp / cycle)
+    cycles = np.where(reset & ~fits, np.maximum(np.floor(pp / cycle), 1), cycles)
+    expected = cycles.sum() + 1
     if onsets.size < MIN_P_FOUND_SHARE * expected:
         return None
     return float(np.median(pp[multiple == 1])) * 1000.0 / FS

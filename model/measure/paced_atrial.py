@@ -100,7 +100,9 @@ def dissociated_p_waves(
     mask = result.paced_mask
     dominant = beats.labels == "N"
     locked = bool((dominant & ~mask).sum() > (dominant & mask).sum())
-    return atrial_activity(sig, leads, beats, median, result.fiducials, locked, cancelled)
+    return atrial_activity(
+        sig, leads, beats, median, result.fiducials, locked, cancelled, noise_retry=False
+    )
 
 
 def class_residual(
