@@ -416,6 +416,11 @@ class Hl7TestPeer:
             await self._stop.wait()
             for writer in list(self._writers):
                 writer.close()
+        # Connection handlers still waiting (a trickle's sleep) end here, not with the loop.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _client(self, reader, writer) -> None:
         self.connections += 1

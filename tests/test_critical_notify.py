@@ -334,7 +334,11 @@ def test_notice_given_up_loudly_after_the_last_try(site, webhook, mail, caplog):
     assert dead.event == CRITICAL_NOTICE_DEAD and dead.detail == f"critical notice of job {job_id}"
     assert "given up after 2 tries" in caplog.text
     assert metrics.get(m.CRITICAL_NOTICES_DEAD) == 1
-    assert notifier.sweep(now=t0 + 86400) == 0
+    # Given up, the notice is not tried again; but the ward's mailbox took it and nobody
+    # opened the report, so the escalation goes out escalate_after later (to pager, chief).
+    assert notifier.sweep(now=t0 + 15 * 60 - 1) == 0
+    assert notifier.sweep(now=t0 + 15 * 60) == 1
+    assert [p["event"] for p in webhook.received] == ["critical-ecg-escalation"]
 
 
 def test_mail_with_starttls_refused_without_tls_support(site, webhook, mail):
@@ -485,6 +489,7 @@ def test_a_notice_left_unrecorded_past_the_escalation_wait_raises_the_site_alert
     and a counter says so; the record is still retried, and taken once the store heals."""
     store, router, job_id, _ = site
     refuse_updates(store, request, "critical_alerts", "NEW.state = 'notified'")
+    refuse_updates(store, request, "critical_notice_targets", "NEW.escalation = 0", event="INSERT")
     hook, metrics = Recorder(), Metrics()
     notifier = CriticalNotifier(store, router, hook, metrics)
     t0 = round(store.get_critical_alert(job_id).created_at) + 1  # the notice is due

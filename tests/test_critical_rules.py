@@ -144,6 +144,7 @@ critical:
     mail: {type: smtp, host: mx, sender: gw, to: [ward@example.org]}
   notify: [pager, phone]
   escalate_after: soon
+  escalate_to: []
   report_link: https://ecg/{patient}
 """,
     )
@@ -157,12 +158,14 @@ critical:
         (19, "critical.targets.mail.sender"),
         (20, "critical.notify[1]"),
         (21, "critical.escalate_after"),
-        (22, "critical.report_link"),
+        (22, "critical.escalate_to"),
+        (23, "critical.report_link"),
     }
     assert "unknown measurement qtc_ms" in issues[(9, "critical.rules[0].measurements")]
     assert "needs codes or measurements" in issues[(11, "critical.rules[1]")]
     assert issues[(11, "critical.rules[1].name")] == "rule name 'qt' is used twice"
     assert issues[(20, "critical.notify[1]")] == "unknown target 'phone'"
+    assert "at least 1 item" in issues[(22, "critical.escalate_to")]  # no escalation is unsafe
 
 
 def test_defaults_apply_without_a_section_and_an_empty_list_turns_them_off(

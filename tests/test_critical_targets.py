@@ -170,6 +170,38 @@ def test_a_target_whose_record_is_refused_is_not_paged_again_by_this_process(
     assert store.get_critical_alert(job_id).state == "notified"
 
 
+def test_a_notice_one_target_took_is_escalated_while_another_keeps_failing(site, peers):
+    """The pager took the notice; the backup never answers but 503. Nobody opens the
+    report: escalate_after (15 min) after the page, the escalation goes out, though the
+    first notice was given up on the backup after its 5 tries meanwhile (on the base, the
+    notice stayed pending or dead and nobody was told again)."""
+    store, router, job_id, _ = site
+    pager, backup = peers["pager"], peers["backup"]
+    backup.fail_next = 1000
+    t0 = _due(store, job_id)
+    for k in range(5):
+        CriticalNotifier(store, router).sweep(now=t0 + 10 * k)
+    assert store.get_critical_alert(job_id).state == "dead"
+    assert CriticalNotifier(store, router).sweep(now=t0 + 15 * 60 - 1) == 0  # not yet
+    CriticalNotifier(store, router).sweep(now=t0 + 15 * 60)
+    assert [p["event"] for p in pager.received] == ["critical-ecg", "critical-ecg-escalation"]
+    assert store.get_critical_alert(job_id).state == "escalating"  # the backup fails it
+
+
+def test_a_report_opened_is_not_escalated_though_a_target_failed(site, peers):
+    """The same, but a physician opens the report before escalate_after: no escalation,
+    whether the first notice was still retried or given up on the backup."""
+    store, router, job_id, _ = site
+    peers["backup"].fail_next = 1000
+    t0 = _due(store, job_id)
+    for k in range(5):
+        CriticalNotifier(store, router).sweep(now=t0 + 10 * k)
+    assert store.acknowledge_critical(job_id, "dr-who", now=t0 + 60)
+    CriticalNotifier(store, router).sweep(now=t0 + 15 * 60)
+    assert [p["event"] for p in peers["pager"].received] == ["critical-ecg"]
+    assert store.get_critical_alert(job_id).state == "dead"
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_store_of_the_previous_schema_gains_the_record_of_targets(backend, request, tmp_path):
     """A store as the previous release left it (no critical_notice_targets), with a

@@ -311,3 +311,18 @@ def test_a_delivery_waiting_for_its_turn_is_handed_back_when_the_gateway_stops(
         assert not second.is_alive(), "b still waits for the formatting process after stop"
         waiting = q.b_delivery()
         assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, None)
+
+
+def test_a_delivery_formatted_after_the_stop_is_handed_back_not_sent(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The gateway stops while a's delivery formats (its first since the start, so a's
+    file writer is not open yet): no sender is opened after the stop, whose writes could
+    hang on a stalled share past the service manager's timeout; the delivery goes back
+    untried for the next start (on the base it was written)."""
+    with _queued_behind_a_slow_formatting(shared_data, tmp_path, format_timeout_s=_TIMEOUT_S) as q:
+        q.sweeper.stop()
+        q.a_done()
+        [a] = [d for d in q.store.list_deliveries() if d.destination == "a"]
+        assert (a.state, a.attempts, a.last_error) == ("pending", 0, None)
+        assert not list((tmp_path / "data" / "out-a").glob("*"))

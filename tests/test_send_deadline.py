@@ -16,6 +16,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
 
 from gateway.delivery import DeliveryError, open_sender, prepare
+from gateway.delivery.base import SendInterrupted
 from gateway.delivery.dicom import SR_PART
 from gateway.routing import DicomDestination, FhirDestination, Hl7Destination
 from gateway.routing.router import check_routes
@@ -52,6 +53,25 @@ def test_a_fhir_server_trickling_its_answer_is_cut_off_at_the_deadline(
     assert f"POST transaction to {server.base_url}: no complete answer within 2 s" in str(error)
     assert not error.permanent  # retried by the destination's policy
     assert TIMEOUT_S <= took < TIMEOUT_S + SLACK_S
+
+
+def test_a_fhir_sender_closed_by_a_reload_hands_its_delivery_back(shared_data: Path) -> None:
+    """A reload closed the sender between the sweep taking it and sending: the send is
+    interrupted (the delivery handed back, no try charged), not a crash on a closed loop."""
+    server = FhirTestServer().start()
+    try:
+        destination = FhirDestination.model_validate(
+            {"type": "fhir", "endpoint": server.base_url, "timeout_s": TIMEOUT_S}
+        )
+        pkg = package(shared_data)
+        sender = open_sender("ehr", destination)
+        artefacts = prepare("ehr", destination, pkg)
+        sender.close()
+        with pytest.raises(SendInterrupted, match="was closed"):
+            sender.send(pkg, artefacts)
+    finally:
+        server.stop()
+    assert server.requests == 0
 
 
 def test_an_mllp_receiver_trickling_its_ack_is_cut_off_at_the_deadline(

@@ -21,7 +21,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from gateway.delivery.base import Artefacts, DeliveryError, redact
+from gateway.delivery.base import Artefacts, DeliveryError, SendInterrupted, redact
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
 from gateway.routing import BasicAuth, BearerAuth, FhirDestination
@@ -74,6 +74,8 @@ class FhirSender:
             raise DeliveryError(f"reading credentials for {self.endpoint}: {exc}") from None
         try:
             with self._in_use:
+                if self._loop.is_closed():  # a reload closed this sender after the sweep took it
+                    raise SendInterrupted(f"the sender of {self.endpoint} was closed")
                 post = self._client.post(self.endpoint, content=body, headers=headers, auth=auth)
                 return self._loop.run_until_complete(
                     asyncio.wait_for(post, self.destination.timeout_s)

@@ -67,7 +67,14 @@ class FileSender:
         writer = self._started_writer()
         files = {f"{stem}{suffix}": data for suffix, data in artefacts.items()}
         try:
-            self._wait_unless_closed(writer.submit(write_files, directory, files), timeout_s)
+            write = writer.submit(write_files, directory, files)
+        except RuntimeError:  # shut down by a close a moment before, or broken (a subclass)
+            self._stop_writer()
+            if self._closed.is_set():
+                raise SendInterrupted("the outbox was closed before the write") from None
+            raise DeliveryError("the outbox's writing process died; trying again") from None
+        try:
+            self._wait_unless_closed(write, timeout_s)
         except SendInterrupted:
             self._stop_writer()  # a writer started as the close came in
             raise
@@ -88,8 +95,8 @@ class FileSender:
         """Stop the writing process, the one thing held between sends, without waiting for
         a write in progress: a gateway stopping, or a reload removing this destination,
         must not wait on a write hung in the kernel (a stalled network share). That write's
-        delivery is handed back (SendInterrupted); the rename never happened, so no
-        partial file is left where a collector looks."""
+        delivery is handed back (SendInterrupted); the file being written is never
+        renamed in, so no partial file is left where a collector looks."""
         self._closed.set()
         self._stop_writer()
 

@@ -192,10 +192,11 @@ class DeliverySweeper:
         return result
 
     def stop(self) -> None:
-        """Finish the delivery in hand, start no new one (shutdown). A file write in
-        progress is stopped and its delivery handed back: a write hung in the kernel (a
-        stalled network share) could otherwise hold the stop for its whole timeout_s, past
-        the service manager's stop timeout. A network send ends within its timeout_s."""
+        """Start no new send (shutdown): a delivery formatted after this is handed back
+        (`_sender`). A file write in progress is stopped and its delivery handed back: a
+        write hung in the kernel (a stalled network share) could otherwise hold the stop
+        for its whole timeout_s, past the service manager's stop timeout. A network send
+        in progress ends within its timeout_s."""
         self._stopping.set()
         with self._lock:
             writers = [s for _, s in self._senders.values() if isinstance(s, FileSender)]
@@ -361,7 +362,11 @@ class DeliverySweeper:
         broken.shutdown(wait=False)
 
     def _sender(self, name: str, destination: object) -> Sender:
-        """The destination's open sender; a changed destination gets a new one."""
+        """The destination's open sender; a changed destination gets a new one. Refused
+        once the gateway is stopping: a sender opened after stop() closed the others would
+        not be closed, and its write could hold the stop."""
+        if self._stopping.is_set():
+            raise SendInterrupted("the gateway is stopping")
         with self._lock:
             current = self._senders.get(name)
             if current is not None and current[0] == destination:

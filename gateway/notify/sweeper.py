@@ -195,6 +195,8 @@ class CriticalNotifier:
         limit = min(config.escalate_after, config.retry.max_age).total_seconds()
         if key not in self._unrecorded or key in self._unrecorded_alerted or waited < limit:
             return
+        if not key[1] and self._targets_recorded(key[0]):
+            return  # the escalation runs from the targets' record (store: _START_ESCALATIONS)
         self._unrecorded_alerted.add(key)
         self._metrics.inc(m.CRITICAL_NOTICES_UNRECORDED)
         job_id, escalation = key
@@ -204,6 +206,14 @@ class CriticalNotifier:
         log.error("job %d: %s; still recording it at each sweep", job_id, reason)
         detail = f"critical {kind} of job {job_id}"
         self._alerts.send(Alert(CRITICAL_NOTICE_UNRECORDED, self._subject(job_id), detail, reason))
+
+    def _targets_recorded(self, job_id: int) -> bool:
+        """Whether the store holds a target that took the job's first notice; a store that
+        cannot say counts as no."""
+        try:
+            return bool(self._store.critical_targets_taken(job_id, False))
+        except Exception:  # noqa: BLE001 - the store is down: the alert goes out
+            return False
 
     def _subject(self, job_id: int) -> str:
         """The job's SOP Instance UID for an alert; empty when the store cannot say."""

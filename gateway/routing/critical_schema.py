@@ -125,7 +125,9 @@ class CriticalConfig(StrictSettings):
     notify: list[str] = Field(default_factory=list, description="targets of the first notice")
     escalate_after: Duration = timedelta(minutes=15)
     escalate_to: list[str] | None = Field(
-        None, description="targets of the escalation; omitted: the notify targets again"
+        None,
+        min_length=1,  # no escalation at all is no safe default: name a target
+        description="targets of the escalation; omitted: the notify targets again",
     )
     report_link: str = Field(
         "http://localhost:8443/reports/{job_id}",

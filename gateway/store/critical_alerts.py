@@ -22,10 +22,16 @@ _COLUMNS = (
     " notified_at, escalated_at, acknowledged_by, acknowledged_at"
 )
 
-# Notified, unacknowledged alerts whose notice went out before :before: escalation due.
+# Unacknowledged alerts whose notice went out before :before: escalation due. Also one
+# still retried, or given up, for a target that keeps failing where another target took
+# it before :before: a physician paged once must not go unescalated because a mailbox
+# is broken (a dead alert keeps its state when acknowledged, hence acknowledged_at).
 _START_ESCALATIONS = (
     "UPDATE critical_alerts SET state = 'escalating', attempts = 0, next_attempt_at = :now,"
-    " updated_at = :now WHERE state = 'notified' AND notified_at <= :before"
+    " updated_at = :now WHERE (state = 'notified' AND notified_at <= :before)"
+    " OR (state IN ('pending', 'dead') AND acknowledged_at IS NULL AND EXISTS (SELECT 1"
+    " FROM critical_notice_targets t WHERE t.job_id = critical_alerts.job_id"
+    " AND t.escalation = 0 AND t.sent_at <= :before))"
 )
 
 
@@ -92,10 +98,13 @@ class CriticalAlertQueries:
             if escalation
             else "state = 'notified', notified_at = :now"
         )
+        # Each notice from its own state only: a first notice's record retried late (the
+        # store had refused it) must not turn an escalation under way back to 'notified'.
+        before = "'escalating'" if escalation else "'pending'"
         self._update(
             f"UPDATE critical_alerts SET {sent}, attempts = 0, last_error = NULL,"
             f" lease_expires_at = NULL, updated_at = :now"
-            f" WHERE job_id = :id AND state IN ('pending', 'escalating')",
+            f" WHERE job_id = :id AND state = {before}",
             {"now": now, "id": job_id},
         )
 
