@@ -215,7 +215,8 @@ def label_beats(positions: np.ndarray, dominant: np.ndarray) -> Beats:
     rr = np.diff(positions).astype(float)
     pairs = dominant[1:] & dominant[:-1]
     # Without two dominant beats in a row (bigeminy), the intervals that end in a
-    # dominant beat: after a ventricular premature beat, the pause.
+    # dominant beat: after a ventricular premature beat, the pause (where the cycles
+    # around the PVCs agree, they replace it below).
     if pairs.any():
         dominant_rr = float(np.median(rr[pairs]))
     elif dominant[1:].any() and not dominant.all():
@@ -235,8 +236,8 @@ def label_beats(positions: np.ndarray, dominant: np.ndarray) -> Beats:
 
 
 def _cycle_under_frequent_premature_beats(rr: np.ndarray, dominant: np.ndarray) -> float | None:
-    """The dominant cycle (samples) where premature beats of the dominant shape are
-    frequent enough to pull the median RR down to their coupling; None elsewhere.
+    """The dominant cycle (samples) where premature beats are frequent enough (a third
+    of the intervals) to misstate the median RR; None elsewhere.
 
     Premature beats of the dominant shape as frequent as in atrial bigeminy (a third of
     the intervals or more, against the longer intervals' level: the 75th percentile of
@@ -261,7 +262,8 @@ def _cycle_under_frequent_premature_beats(rr: np.ndarray, dominant: np.ndarray) 
     with 25-40 % premature atrial beats and PVCs has few other long intervals (its
     couplings held the median, the sinus beats read as pauses, then AF). Those are let
     in only where the cycles they give agree (_steady): in atrial fibrillation with
-    PVCs they do not, and let in there they lost AF (3.33).
+    PVCs they do not, and let in there they lost AF (3.33). In ventricular bigeminy
+    they replace the pause, which had read a long QT (3.33).
     """
     pairs = dominant[1:] & dominant[:-1]
     early = rr < PREMATURE_FRACTION * np.percentile(rr[pairs] if pairs.any() else rr, 75)

@@ -17,6 +17,7 @@ import pytest
 
 import model
 from model.beats import FS, label_beats
+from model.measure import measure
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 
 
@@ -68,3 +69,18 @@ def test_slow_atrial_fibrillation_with_pvcs_is_still_named(seed: int) -> None:
     )
     report = model.analyze(rhythm_ecg(spec)[0])
     assert "AFIB" in report.codes, report.impression
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 16, 17, 19, 20])
+def test_ventricular_bigeminy_keeps_the_sinus_cycle(seed: int) -> None:
+    """Ventricular bigeminy at 95/min (test seeds), whose dominant RR was the pause
+    after each PVC (860-904 ms) and whose QT (486-534 ms) read long on c469558: half
+    the two RRs around each PVC give the 632 ms cycle, and no long QT is stated."""
+    spec = RhythmSpec(
+        rate_bpm=95.0, pattern="bigeminy", pattern_origin="ventricular", noise_mv=0.01, seed=seed
+    )
+    ecg = rhythm_ecg(spec)[0]
+    assert measure(ecg).beats.dominant_rr * 1000 / FS == pytest.approx(632, abs=8)
+    report = model.analyze(ecg)
+    assert {"SR", "BIGU", "PVC"} <= set(report.codes), report.impression
+    assert "LNGQT" not in report.codes, report.impression
