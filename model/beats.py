@@ -33,6 +33,10 @@ IRREGULAR_RMSSD = 0.08
 # A QRS this wide or wider is wide (AHA/ACCF/HRS 2009): a complete bundle branch block,
 # a wide-complex rhythm, a ventricular or paced activation.
 WIDE_QRS_MS = 120
+# Intervals this close (range over median) keep one cycle: the sinus cycles between
+# premature atrial beats spread 1-2 %, atrial fibrillation's longer intervals 15-33 %
+# (synthetic tuning seeds, 3.33).
+STEADY_SPREAD = 0.1
 
 
 def samples(milliseconds: float) -> int:
@@ -211,7 +215,8 @@ def label_beats(positions: np.ndarray, dominant: np.ndarray) -> Beats:
     rr = np.diff(positions).astype(float)
     pairs = dominant[1:] & dominant[:-1]
     # Without two dominant beats in a row (bigeminy), the intervals that end in a
-    # dominant beat: after a ventricular premature beat, the pause.
+    # dominant beat: after a ventricular premature beat, the pause (where the cycles
+    # around the PVCs agree, they replace it below).
     if pairs.any():
         dominant_rr = float(np.median(rr[pairs]))
     elif dominant[1:].any() and not dominant.all():
@@ -220,31 +225,67 @@ def label_beats(positions: np.ndarray, dominant: np.ndarray) -> Beats:
         dominant_rr = float(np.median(rr))
     premature = np.zeros(len(positions), dtype=bool)
     premature[1:] = rr < PREMATURE_FRACTION * dominant_rr
-    # Premature beats of the dominant shape as frequent as in atrial bigeminy (a third of
-    # the intervals or more, against the longer intervals' level: the 75th percentile of
-    # those between dominant beats), each alone between longer intervals (in atrial
-    # fibrillation short intervals come in runs, and judging them all premature left
-    # too few beats for the median beat: PTB-XL 307 then showed a "P wave")
-    # pull that median down until late-coupled ones pass for non-premature: judge again
-    # against the intervals that end in a non-premature dominant beat. (Rarer early
-    # beats leave the median be: a sinus arrhythmia's shorter cycles would be taken for
-    # premature, PTB-XL 149: 2 of 11.)
-    # The pause after a beat of another shape (a ventricular premature beat) is no
-    # measure of the cycle: compensatory, it spans two cycles less the coupling
-    # interval. Counted in, it became the "dominant RR" wherever such pauses outnumber
-    # the intervals between two dominant beats (synthetic tuning seeds 5-7, sinus at
-    # 82-140/min with 30-40 % PVCs: 654 ms for a 444 ms cycle, the sinus beats then
-    # judged premature and the P wave searched for on the PVC's T wave).
-    early = rr < PREMATURE_FRACTION * np.percentile(rr[pairs] if pairs.any() else rr, 75)
-    ending_normal = pairs & ~early
-    alternating = not (early[1:] & early[:-1]).any()
-    if early.mean() >= FREQUENT_PREMATURE and alternating and ending_normal.sum() >= 2:
-        dominant_rr = float(np.median(rr[ending_normal]))
+    cycle = _cycle_under_frequent_premature_beats(rr, dominant)
+    if cycle is not None:
+        dominant_rr = cycle
         premature[1:] = rr < PREMATURE_FRACTION * dominant_rr
     labels = np.where(dominant, "N", "X").astype("<U1")
     labels[~dominant & premature] = "V"
     labels[dominant & premature] = "S"
     return Beats(positions=positions, labels=labels, dominant_rr=dominant_rr)
+
+
+def _cycle_under_frequent_premature_beats(rr: np.ndarray, dominant: np.ndarray) -> float | None:
+    """The dominant cycle (samples) where premature beats are frequent enough (a third
+    of the intervals) to misstate the median RR; None elsewhere.
+
+    Premature beats of the dominant shape as frequent as in atrial bigeminy (a third of
+    the intervals or more, against the longer intervals' level: the 75th percentile of
+    those between dominant beats), each alone between longer intervals (in atrial
+    fibrillation short intervals come in runs, and judging them all premature left
+    too few beats for the median beat: PTB-XL 307 then showed a "P wave")
+    pull that median down until late-coupled ones pass for non-premature: judge again
+    against the intervals that end in a non-premature dominant beat. (Rarer early
+    beats leave the median be: a sinus arrhythmia's shorter cycles would be taken for
+    premature, PTB-XL 149: 2 of 11.)
+    The pause after a beat of another shape (a ventricular premature beat) is no
+    measure of the cycle: compensatory, it spans two cycles less the coupling
+    interval. Counted in, it became the "dominant RR" wherever such pauses outnumber
+    the intervals between two dominant beats (synthetic tuning seeds 5-7, sinus at
+    82-140/min with 30-40 % PVCs: 654 ms for a 444 ms cycle, the sinus beats then
+    judged premature and the P wave searched for on the PVC's T wave).
+    A run through a beat of another shape is weaker evidence: a ventricular premature
+    beat (or its T wave taken for a beat) is coupled to the beat before it whatever
+    drives the atria, so its short interval beside a premature atrial beat's is no run
+    of atrial fibrillation's; and half the two RRs around one between dominant beats
+    (coupled early) is a cycle, as the compensatory pause keeps it. Slow sinus rhythm
+    with 25-40 % premature atrial beats and PVCs has few other long intervals (its
+    couplings held the median, the sinus beats read as pauses, then AF). Those are let
+    in only where the cycles they give agree (_steady): in atrial fibrillation with
+    PVCs they do not, and let in there they lost AF (3.33). In ventricular bigeminy
+    they replace the pause, which had read a long QT (3.33).
+    """
+    pairs = dominant[1:] & dominant[:-1]
+    early = rr < PREMATURE_FRACTION * np.percentile(rr[pairs] if pairs.any() else rr, 75)
+    if early.mean() < FREQUENT_PREMATURE:
+        return None
+    ending_normal = pairs & ~early
+    if not (early[1:] & early[:-1]).any() and ending_normal.sum() >= 2:
+        return float(np.median(rr[ending_normal]))
+    early_between_dominant = early & pairs
+    if (early_between_dominant[1:] & early_between_dominant[:-1]).any():
+        return None
+    flanked = ~dominant[1:-1] & dominant[:-2] & dominant[2:] & early[:-1]
+    cycles = np.r_[rr[ending_normal], (rr[:-1] + rr[1:])[flanked] / 2]
+    return float(np.median(cycles)) if _steady(cycles) else None
+
+
+def _steady(intervals: np.ndarray) -> bool:
+    """Whether the intervals keep one cycle (within STEADY_SPREAD of their median), as
+    the sinus cycles between premature atrial beats do and atrial fibrillation does not."""
+    if intervals.size < 2:
+        return False
+    return bool(np.ptp(intervals) <= STEADY_SPREAD * np.median(intervals))
 
 
 def find_beats(sig: np.ndarray, usable: np.ndarray, positions: np.ndarray) -> Beats | None:
