@@ -149,15 +149,19 @@ def _smtp(port: int, to: str) -> str:
     )
 
 
-def routes(webhook: WebhookPeer, mail: MailPeer, **extra: str) -> str:
-    lines = "".join(f"  {key}: {value}\n" for key, value in extra.items())
-    return f"""
+# A routes file's head with an outbox and the critical section's targets to come.
+ROUTES_HEAD = """
 destinations:
-  outbox: {{type: file, directory: outbox}}
+  outbox: {type: file, directory: outbox}
 default: [outbox]
 critical:
   targets:
-    pager:
+"""
+
+
+def routes(webhook: WebhookPeer, mail: MailPeer, **extra: str) -> str:
+    lines = "".join(f"  {key}: {value}\n" for key, value in extra.items())
+    return f"""{ROUTES_HEAD}    pager:
       type: webhook
       url: {webhook.url}
       secret: {{env: CRITICAL_HMAC}}

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from test_critical_notify import ISSUER, NAME, PATIENT_ID, SECRET, WebhookPeer
+from test_critical_notify import ISSUER, NAME, PATIENT_ID, ROUTES_HEAD, SECRET, WebhookPeer
 from test_prior_comparison import Pipeline, ecg_file
 from test_store import open_backend
 from test_store_critical import PATIENT, _done
@@ -36,13 +36,7 @@ def _webhook(peer: WebhookPeer) -> str:
 
 def routes(peers: dict[str, WebhookPeer], notify: list[str]) -> str:
     targets = "".join(f"    {name}: {_webhook(peer)}\n" for name, peer in peers.items())
-    return f"""
-destinations:
-  outbox: {{type: file, directory: outbox}}
-default: [outbox]
-critical:
-  targets:
-{targets}  notify: [{", ".join(notify)}]
+    return f"""{ROUTES_HEAD}{targets}  notify: [{", ".join(notify)}]
   retry: {{max_attempts: 5, backoff_base: 10s, backoff_cap: 10s}}
   report_link: https://ecg.example.org/reports/{{job_id}}
 """
