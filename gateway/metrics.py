@@ -116,7 +116,7 @@ _SERIES: dict[str, tuple[str, str, tuple[str, ...], dict[str, str]]] = {
         "delivery_handbacks",
         (
             "deliveries handed back untried: no formatting turn within their lease, or a file "
-            "write stopped by a gateway stop or a routes reload"
+            "write or FHIR POST stopped by a gateway stop or a routes reload"
         ),
         ("destination",),
         {},

@@ -196,6 +196,44 @@ def test_a_report_opened_is_not_escalated_though_a_target_failed(site, peers):
     assert store.get_critical_alert(job_id).state == "dead"
 
 
+@pytest.mark.parametrize("store_recovers", [False, True])
+def test_a_report_opened_forgets_the_unrecorded_targets_and_pages_no_one_again(
+    site, peers, request, caplog, store_recovers
+):
+    """The pager took the notice but the store refused its record; the backup keeps
+    failing. A physician opens the report before the next try: the running notifier
+    records the pager's take if the store takes it now, forgets it either way (on the
+    base it kept it for as long as it ran, never recorded), and nobody is paged again,
+    not at the retry, not at escalate_after."""
+    caplog.set_level(logging.INFO, logger="gateway.notify.sweeper")
+    store, router, job_id, _ = site
+    pager, backup = peers["pager"], peers["backup"]
+    backup.fail_next = 1000
+    table = "critical_notice_targets"
+    refuse_updates(store, request, table, "NEW.target = 'pager'", event="INSERT")
+    notifier = CriticalNotifier(store, router)
+    t0 = _due(store, job_id)
+    assert notifier.sweep(now=t0) == 0
+    assert backup.fail_next == 999
+    assert store.acknowledge_critical(job_id, "dr-who", now=t0 + 5)
+    if store_recovers:
+        allow_updates(store, request, table, event="INSERT")
+    for later in (10, 20, 15 * 60, 16 * 60):
+        assert notifier.sweep(now=t0 + later) == 0
+    assert (len(pager.received), backup.fail_next) == (1, 999)  # nobody paged again
+    messages = [r.getMessage() for r in caplog.records]
+    if store_recovers:
+        assert store.critical_targets_taken(job_id, False) == {"pager": t0}
+        assert f"job {job_id}: critical notice's target pager recorded" in messages
+    else:
+        assert store.critical_targets_taken(job_id, False) == {}
+        forgotten = [line for line in messages if "forgotten" in line]
+        assert forgotten == [
+            f"job {job_id}: unrecorded targets pager forgotten: the report was opened"
+        ]
+    assert store.get_critical_alert(job_id).state == "closed"
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_store_of_the_previous_schema_gains_the_record_of_targets(backend, request, tmp_path):
     """A store as the previous release left it (no critical_notice_targets), with a

@@ -6,8 +6,9 @@ the sweeper. A refusal the archive will repeat for the same object (its status s
 data set is wrong or not understood) is permanent; a busy or out-of-resources archive,
 a rejected or aborted association, or silence is retried.
 
-The send has `timeout_s` as a whole, not per step: pynetdicom's timeouts are each one
-step's (connecting, the association's answer, each C-STORE's answer, the release's), so
+The send has `timeout_s` as a whole, not per step: the archive's host name is looked up
+within it (resolve.py; the association then dials the address found), and pynetdicom's
+timeouts are each one step's (connecting, the association's answer, each C-STORE's answer, the release's), so
 each is set to what is left of the deadline when its step begins. Past the deadline the
 association is aborted (by pynetdicom when a C-STORE goes unanswered); objects stored by
 then stay stored, and a send whose objects were all stored has succeeded.
@@ -26,6 +27,7 @@ from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
 from gateway.delivery.base import Artefacts, DeliveryError, redact
 from gateway.delivery.dicom_objects import encapsulated_pdf
 from gateway.delivery.dicom_sr import ecg_report_sr
+from gateway.delivery.resolve import lookup
 from gateway.processing.package import ReportPackage
 from gateway.routing import DicomDestination
 
@@ -61,9 +63,8 @@ class DicomSender:
         self._ae = AE(ae_title=destination.calling_ae)
         for context in (EncapsulatedPDFStorage, ComprehensiveSRStorage):
             self._ae.add_requested_context(context)
-        # connecting starts with the whole deadline; the later steps' timeouts are set from
-        # what is left when each begins (send)
-        self._ae.connection_timeout = self._ae.network_timeout = destination.timeout_s
+        # each step's timeout is set from what is left of the deadline when it begins (send)
+        self._ae.network_timeout = destination.timeout_s
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         called, host, port = self.destination.address
@@ -74,8 +75,17 @@ class DicomSender:
             """The association's answer gets what the connecting left."""
             event.assoc.acse_timeout = max(deadline - time.monotonic(), _LEAST_S)
 
+        try:
+            address = lookup(host, port, deadline - time.monotonic())[0][4][0]
+        except TimeoutError:
+            raise DeliveryError(
+                f"{where}: no answer from DNS for {host}{self._late(deadline)}"
+            ) from None
+        except OSError as exc:
+            raise DeliveryError(f"{where}: looking up {host}: {exc}") from None
+        self._ae.connection_timeout = max(deadline - time.monotonic(), _LEAST_S)
         assoc = self._ae.associate(
-            host, port, ae_title=called, evt_handlers=[(evt.EVT_CONN_OPEN, connected)]
+            address, port, ae_title=called, evt_handlers=[(evt.EVT_CONN_OPEN, connected)]
         )
         if not assoc.is_established:
             state = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"

@@ -8,7 +8,8 @@ permanent; a server's Retry-After is honoured.
 A POST has `timeout_s` as a whole (connect, TLS, request, the whole response): httpx's own
 timeouts are per network operation, so a server trickling its answer a byte at a time
 would hold a sync client for ever. Its async client is cancelled at a deadline instead,
-as httpx's maintainers advise (encode/httpx#1450), on an event loop of the sender's own.
+as httpx's maintainers advise (encode/httpx#1450), on an event loop of the sender's own,
+whose host name lookups are bounded as well (resolve.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from gateway.delivery.base import Artefacts, DeliveryError, SendInterrupted, redact
+from gateway.delivery.resolve import LookupLoop
 from gateway.delivery.tls import client_ssl_context
 from gateway.processing.package import ReportPackage
 from gateway.routing import BasicAuth, BearerAuth, FhirDestination
@@ -34,7 +36,8 @@ _SAYS_WHEN_TO_RETRY = {429, 503}  # statuses whose Retry-After header we honour
 
 class FhirSender:
     """POSTs transactions to one FHIR server over a reused httpx connection pool, one at a
-    time (`_in_use`: a reload may close the sender while a sweep still sends)."""
+    time (`_in_use`). A reload or stop may close the sender while a sweep sends: close
+    cancels that send (`_sending`), which hands its delivery back untried."""
 
     def __init__(self, destination: FhirDestination, name: str):
         self.destination = destination
@@ -47,14 +50,21 @@ class FhirSender:
             verify=client_ssl_context(destination.tls),
             headers={"Accept": FHIR_JSON},
         )
-        self._loop = asyncio.new_event_loop()
+        self._loop = LookupLoop()  # the host's lookup bounded too
         self._in_use = threading.Lock()
+        self._state = threading.Lock()  # guards _closing and _sending, across threads
+        self._closing = False
+        self._sending: asyncio.Task | None = None
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         response = self._post(artefacts["bundle"])
         return check_response(response, package)
 
     def close(self) -> None:
+        with self._state:
+            self._closing = True
+            if self._sending is not None:
+                self._loop.call_soon_threadsafe(self._sending.cancel)
         with self._in_use:
             if not self._loop.is_closed():
                 self._loop.run_until_complete(self._client.aclose())
@@ -72,21 +82,34 @@ class FhirSender:
                 )
         except LookupError as exc:
             raise DeliveryError(f"reading credentials for {self.endpoint}: {exc}") from None
-        try:
-            with self._in_use:
-                if self._loop.is_closed():  # a reload closed this sender after the sweep took it
+        timeout = self.destination.timeout_s
+        with self._in_use:
+            with self._state:
+                if self._closing:  # a reload closed this sender after the sweep took it
                     raise SendInterrupted(f"the sender of {self.endpoint} was closed")
                 post = self._client.post(self.endpoint, content=body, headers=headers, auth=auth)
-                return self._loop.run_until_complete(
-                    asyncio.wait_for(post, self.destination.timeout_s)
-                )
-        except TimeoutError:
-            raise DeliveryError(
-                f"POST transaction to {self.endpoint}: no complete answer within "
-                f"{self.destination.timeout_s:g} s (timeout_s); the connection was closed"
-            ) from None
-        except (httpx.HTTPError, OSError) as exc:  # the async client lets a TLS alert through
-            raise DeliveryError(f"POST transaction to {self.endpoint}: {exc}") from None
+                self._sending = self._loop.create_task(asyncio.wait_for(post, timeout))
+            try:
+                return self._loop.run_until_complete(self._sending)
+            except asyncio.CancelledError:
+                raise SendInterrupted(
+                    f"the sender of {self.endpoint} was closed during the send"
+                ) from None
+            except TimeoutError:
+                if self._loop.unanswered():
+                    raise DeliveryError(
+                        f"POST transaction to {self.endpoint}: no answer from DNS for "
+                        f"{httpx.URL(self.endpoint).host} within {timeout:g} s (timeout_s)"
+                    ) from None
+                raise DeliveryError(
+                    f"POST transaction to {self.endpoint}: no complete answer within "
+                    f"{timeout:g} s (timeout_s); the connection was closed"
+                ) from None
+            except (httpx.HTTPError, OSError) as exc:  # the async client lets a TLS alert through
+                raise DeliveryError(f"POST transaction to {self.endpoint}: {exc}") from None
+            finally:
+                with self._state:
+                    self._sending = None
 
 
 def check_response(response: httpx.Response, package: ReportPackage) -> str:

@@ -4,7 +4,7 @@ message and reads its reply. It knows nothing about HL7 content.
 Frame: 0x0B, the message, 0x1C 0x0D (HL7 v2 Implementation Guide, appendix C).
 The client keeps its connection open between messages, as interface engines
 expect, and redials when the peer has closed an idle one. Its timeout is one deadline for
-a whole exchange (dialing, TLS, writing, the reply), not one per socket operation: a peer
+a whole exchange (the host's lookup, dialing, TLS, writing, the reply), not one per socket operation: a peer
 that trickles its reply a byte at a time cannot keep it past the deadline.
 """
 
@@ -14,6 +14,8 @@ import logging
 import socket
 import ssl
 import time
+
+from gateway.delivery.resolve import AddrInfo, lookup
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +141,13 @@ class MllpClient:
         if self._sock is not None:
             return self._sock
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=_time_left(deadline))
+            addresses = lookup(self.host, self.port, _time_left(deadline))
+        except OSError as exc:
+            raise MllpError(
+                f"looking up {self.host} for {self.peer}: {self._reason(exc)}"
+            ) from None
+        try:
+            sock = _dial(addresses, deadline)
         except OSError as exc:
             raise MllpError(f"dialing {self.peer}: {self._reason(exc)}") from None
         if self.ssl_context is not None:
@@ -156,6 +164,22 @@ class MllpClient:
         if isinstance(exc, TimeoutError):
             return f"timed out ({self.timeout:g} s for the whole exchange)"
         return str(exc) or type(exc).__name__
+
+
+def _dial(addresses: list[AddrInfo], deadline: float) -> socket.socket:
+    """A connection to the first of the looked-up addresses that answers, as
+    socket.create_connection makes one, without looking the host up again."""
+    error: OSError = OSError("no address to dial")
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_time_left(deadline))
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
 
 
 def _time_left(deadline: float) -> float:

@@ -37,6 +37,7 @@ from gateway.delivery import (
     open_sender,
 )
 from gateway.delivery.base import SendInterrupted, redact
+from gateway.delivery.fhir_client import FhirSender
 from gateway.delivery.outbox import FileSender
 from gateway.metrics import Metrics
 from gateway.processes import START_ALLOWANCE_S, kill_pool, new_process_pool
@@ -195,12 +196,13 @@ class DeliverySweeper:
         """Start no new send (shutdown): a delivery formatted after this is handed back
         (`_sender`). A file write in progress is stopped and its delivery handed back: a
         write hung in the kernel (a stalled network share) could otherwise hold the stop
-        for its whole timeout_s, past the service manager's stop timeout. A network send
-        in progress ends within its timeout_s."""
+        for its whole timeout_s, past the service manager's stop timeout; so is a FHIR
+        POST in progress. An HL7 or DICOM send in progress ends within its timeout_s."""
         self._stopping.set()
         with self._lock:
-            writers = [s for _, s in self._senders.values() if isinstance(s, FileSender)]
-        for sender in writers:
+            interruptible = (FileSender, FhirSender)
+            cut = [s for _, s in self._senders.values() if isinstance(s, interruptible)]
+        for sender in cut:
             sender.close()
 
     def close_removed_senders(self) -> list[str]:

@@ -63,6 +63,8 @@ class CriticalNotifier:
         for (job_id, escalation), sent_at in list(self._unrecorded.items()):
             self._record_sent(job_id, escalation, sent_at)
             self._alert_if_unrecorded_too_long((job_id, escalation), sent_at, config, now)
+        for key in list(self._unrecorded_targets):
+            self._settle_targets(key)
         escalate_before = now - config.escalate_after.total_seconds()
         due = self._store.lease_due_critical_alerts(escalate_before, now=now)
         return sum(self._send_apart(alert, config, now) for alert in due)
@@ -128,11 +130,30 @@ class CriticalNotifier:
 
     def _taken(self, key: tuple[int, bool]) -> dict[str, float]:
         """The targets that took the notice, and when: the store's record, and those whose
-        record it refused (recorded again here first)."""
-        for name, at in list(self._unrecorded_targets.get(key, {}).items()):
-            self._record_target(key, name, at)
+        record it refused (tried again at the start of the sweep, `_settle_targets`)."""
         taken = self._store.critical_targets_taken(*key)
         return {**taken, **self._unrecorded_targets.get(key, {})}
+
+    def _settle_targets(self, key: tuple[int, bool]) -> None:
+        """Record again the targets whose record the store refused; those it still
+        refuses are forgotten once the notice will not be tried again (a physician opened
+        the report, it was sent, given up): they only kept a retry from paging there, and
+        without this they would stay in memory for as long as the process runs."""
+        for name, at in list(self._unrecorded_targets[key].items()):
+            self._record_target(key, name, at)
+        if key not in self._unrecorded_targets:
+            return
+        job_id, escalation = key
+        try:
+            alert = self._store.get_critical_alert(job_id)
+        except Exception as exc:  # noqa: BLE001 - the store is down: asked again next sweep
+            log.warning("job %d: critical alert unreadable: %s", job_id, fault(exc))
+            return
+        if alert is not None and alert.state == ("escalating" if escalation else "pending"):
+            return  # tried again: the record in memory keeps it from these targets
+        names = ", ".join(self._unrecorded_targets.pop(key))
+        why = "the report was opened" if alert and alert.acknowledged_at else "no more tries"
+        log.info("job %d: unrecorded targets %s forgotten: %s", job_id, names, why)
 
     def _record_target(self, key: tuple[int, bool], name: str, sent_at: float) -> None:
         """Record that `name` took the notice; when the store refuses, remember it so this

@@ -1,0 +1,102 @@
+"""Host name lookups within a send's deadline, for every network sender.
+
+getaddrinfo cannot be interrupted: a DNS server that does not answer holds the calling
+thread until the resolver itself gives up (resolv.conf's timeout × attempts × servers).
+So each lookup runs in a thread of its own and the sender waits for it only as long as
+its deadline allows. What keeps those threads from piling up while DNS hangs: one lookup
+in flight per (host, port), shared by every sender waiting on it, and at most
+`MAX_PENDING` in flight at all. They are daemon threads, so one still waiting on DNS
+does not hold the gateway's exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+AddrInfo = tuple[Any, ...]  # what socket.getaddrinfo gives per address
+MAX_PENDING = 8
+
+_lock = threading.Lock()
+_pending: dict[tuple[Any, ...], Future] = {}
+
+
+class LookupTimeout(TimeoutError):
+    """The lookup did not answer within the time the send had left."""
+
+
+def lookup(host: str, port: int, timeout: float) -> list[AddrInfo]:
+    """socket.getaddrinfo(host, port) for a TCP connection, within `timeout` seconds:
+    LookupTimeout past it, the resolver's own OSError when it fails in time."""
+    started = _shared(socket.getaddrinfo, (host, port, 0, socket.SOCK_STREAM))
+    try:
+        return started.result(timeout=max(timeout, 0.0))
+    except TimeoutError:
+        raise LookupTimeout(f"no answer from DNS for {host} within the time left") from None
+
+
+class LookupLoop(asyncio.SelectorEventLoop):
+    """An event loop whose getaddrinfo (what asyncio and httpx's anyio connect with) goes
+    through the same shared, bounded lookups rather than the loop's own thread pool,
+    which would add a thread per send while DNS hangs. `unanswered` says whether one of
+    its lookups is still waiting, so a deadline can be put down to DNS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lookups: list[Future] = []
+
+    async def getaddrinfo(
+        self,
+        host: Any,
+        port: Any,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[AddrInfo]:
+        started = _shared(socket.getaddrinfo, (host, port, family, type, proto, flags))
+        self._lookups = [f for f in self._lookups if not f.done()] + [started]
+        return await asyncio.wrap_future(started, loop=self)
+
+    def unanswered(self) -> bool:
+        return any(not f.done() for f in self._lookups)
+
+
+def _shared(fn: Callable[..., Any], args: tuple[Any, ...]) -> Future:
+    """The lookup in flight for the same call, or a new one in a daemon thread; a failed
+    Future when `MAX_PENDING` are in flight already (DNS is not answering at all)."""
+    key = (fn, *args)
+    with _lock:
+        running = _pending.get(key)
+        if running is not None:
+            return running
+        started: Future = Future()
+        if len(_pending) >= MAX_PENDING:
+            started.set_exception(
+                OSError(f"{len(_pending)} host name lookups are still unanswered")
+            )
+            return started
+        started.set_running_or_notify_cancel()  # a waiter giving up cannot cancel it
+        _pending[key] = started
+    threading.Thread(
+        target=_run, args=(key, started, fn, args), name="dns-lookup", daemon=True
+    ).start()
+    return started
+
+
+def _run(key: tuple[Any, ...], started: Future, fn: Callable[..., Any], args: tuple) -> None:
+    """Any other exception leaves `started` unanswered: its waiters run out of time."""
+    try:
+        result = fn(*args)
+    except (OSError, ValueError) as exc:  # gaierror; a name IDNA cannot encode
+        started.set_exception(exc)
+        return
+    finally:
+        with _lock:  # a later send looks the host up afresh: DNS answers are not kept
+            del _pending[key]
+    started.set_result(result)

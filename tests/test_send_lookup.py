@@ -1,0 +1,195 @@
+"""A destination's host name lookup is part of its send's deadline (timeout_s), and a DNS
+server that does not answer cannot pile up lookup threads or hold the gateway's stop.
+
+A hanging DNS server cannot be set up for one process here, so socket.getaddrinfo is
+replaced by one that, for names under `.slow-dns.test`, waits (as a resolver waiting on a
+silent server does) and then answers as the real call does for 127.0.0.1: same signature,
+same result. Everything after it is real: an MLLP receiver, dcmtk's storescp, an HTTP
+FHIR server, reached at the address the lookup gave.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from delivery_support import package
+from gateway_process import free_port
+from peers import DcmtkArchive, FhirTestServer, Hl7TestPeer
+
+from gateway.delivery import DeliveryError, open_sender, prepare
+from gateway.delivery.resolve import MAX_PENDING, lookup
+from gateway.routing import DicomDestination, FhirDestination, Hl7Destination
+
+TIMEOUT_S = 1  # the least a destination allows
+SLACK_S = 0.8
+_real_getaddrinfo = socket.getaddrinfo
+
+
+class SlowDns:
+    """socket.getaddrinfo answering names under `.slow-dns.test` after `delay_s` (or when
+    released), as 127.0.0.1; every other name as the real one does."""
+
+    def __init__(self) -> None:
+        self.delay_s = 60.0
+        self.released = threading.Event()
+        self.lock = threading.Lock()
+        self.waiting: list[threading.Thread] = []  # threads in a lookup now
+
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        name = host.decode("ascii") if isinstance(host, bytes) else host  # anyio's, IDNA
+        if name is None or not name.endswith(".slow-dns.test"):
+            return _real_getaddrinfo(host, port, family, type, proto, flags)
+        with self.lock:
+            self.waiting.append(threading.current_thread())
+        try:
+            self.released.wait(self.delay_s)
+        finally:
+            with self.lock:
+                self.waiting.remove(threading.current_thread())
+        return _real_getaddrinfo("127.0.0.1", port, family, type, proto, flags)
+
+    def answer(self, from_now_after_s: float = 60.0) -> None:
+        """The lookups waiting now are answered; later ones after `from_now_after_s`."""
+        released = self.released
+        self.released, self.delay_s = threading.Event(), from_now_after_s
+        released.set()
+        deadline = time.monotonic() + 10
+        while self.waiting and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # and their threads have handed their answer on
+
+
+@pytest.fixture
+def slow_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowDns]:
+    dns = SlowDns()
+    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
+    yield dns
+    dns.answer(0)  # the lookups left waiting end, so the next test starts afresh
+
+
+def _send(name: str, destination, pkg) -> tuple[str | DeliveryError, float]:
+    sender = open_sender(name, destination)
+    artefacts = prepare(name, destination, pkg)
+    started = time.monotonic()
+    try:
+        return sender.send(pkg, artefacts), time.monotonic() - started
+    except DeliveryError as exc:
+        return exc, time.monotonic() - started
+    finally:
+        sender.close()
+
+
+def test_an_mllp_lookup_past_the_deadline_fails_the_send_naming_the_host(
+    shared_data: Path, slow_dns: SlowDns
+) -> None:
+    peer = Hl7TestPeer().start()
+    try:
+        endpoint = f"mllp://ris.slow-dns.test:{peer.port}"
+        destination = Hl7Destination.model_validate(
+            {"type": "hl7", "endpoint": endpoint, "timeout_s": TIMEOUT_S}
+        )
+        error, took = _send("ris", destination, package(shared_data))
+        assert isinstance(error, DeliveryError)
+        assert str(error) == (
+            f"looking up ris.slow-dns.test for ris.slow-dns.test:{peer.port}: "
+            "timed out (1 s for the whole exchange)"
+        )
+        assert not error.permanent
+        assert TIMEOUT_S <= took < TIMEOUT_S + SLACK_S
+        assert peer.received == []
+
+        slow_dns.answer(0.3)  # slow, but in time: the send goes to the address found
+        receipt, _ = _send("ris", destination, package(shared_data))
+        assert receipt == f"AA from ris.slow-dns.test:{peer.port}"
+        assert len(peer.received) == 1
+    finally:
+        peer.stop()
+
+
+def test_a_dicom_lookup_past_the_deadline_fails_the_send_naming_the_host(
+    shared_data: Path, tmp_path: Path, slow_dns: SlowDns
+) -> None:
+    archive = DcmtkArchive(tmp_path / "received", free_port())
+    try:
+        endpoint = f"dicom://ARCHIVE@pacs.slow-dns.test:{archive.port}"
+        destination = DicomDestination.model_validate(
+            {"type": "dicom", "endpoint": endpoint, "timeout_s": TIMEOUT_S, "objects": ["sr"]}
+        )
+        error, took = _send("pacs", destination, package(shared_data))
+        assert isinstance(error, DeliveryError)
+        assert str(error) == (
+            f"C-STORE to ARCHIVE@pacs.slow-dns.test:{archive.port}: no answer from DNS for "
+            "pacs.slow-dns.test within 1 s (timeout_s, for the whole send)"
+        )
+        assert not error.permanent
+        assert TIMEOUT_S <= took < TIMEOUT_S + SLACK_S
+
+        slow_dns.answer(0.3)
+        receipt, _ = _send("pacs", destination, package(shared_data))
+        assert receipt == (
+            f"C-STORE to ARCHIVE@pacs.slow-dns.test:{archive.port}: stored report-sr.dcm"
+        )
+        assert len(list((tmp_path / "received").iterdir())) == 1
+    finally:
+        archive.stop()
+
+
+def test_fhir_lookups_past_the_deadline_share_one_thread_that_holds_no_stop(
+    shared_data: Path, slow_dns: SlowDns
+) -> None:
+    """Two senders (a routes reload opened the second), two sends each, all while DNS is
+    silent: each fails at its deadline naming the host, all four wait on one lookup, a
+    daemon thread, and closing a sender does not wait for it."""
+    server = FhirTestServer().start()
+    try:
+        port = server.base_url.rsplit(":", 1)[1].split("/")[0]
+        endpoint = f"http://ehr.slow-dns.test:{port}/fhir"
+        destination = FhirDestination.model_validate(
+            {"type": "fhir", "endpoint": endpoint, "timeout_s": TIMEOUT_S}
+        )
+        pkg = package(shared_data)
+        artefacts = prepare("ehr", destination, pkg)
+        for _reload in range(2):
+            sender = open_sender("ehr", destination)
+            for _send_again in range(2):
+                started = time.monotonic()
+                with pytest.raises(DeliveryError) as caught:
+                    sender.send(pkg, artefacts)
+                assert TIMEOUT_S <= time.monotonic() - started < TIMEOUT_S + SLACK_S
+                assert str(caught.value) == (
+                    f"POST transaction to {endpoint}: no answer from DNS for "
+                    "ehr.slow-dns.test within 1 s (timeout_s)"
+                )
+                assert not caught.value.permanent
+            closing = time.monotonic()
+            sender.close()
+            assert time.monotonic() - closing < 0.5
+        with slow_dns.lock:
+            waiting = list(slow_dns.waiting)
+        assert len(waiting) == 1, "a thread per send while DNS is silent"
+        assert waiting[0].daemon, "a lookup waiting on DNS would hold the gateway's exit"
+
+        slow_dns.answer(0)  # DNS answers again: the POST goes to the address found
+        receipt, _ = _send("ehr", destination, pkg)
+        assert isinstance(receipt, str) and receipt.startswith("HTTP 200")
+        assert server.requests == 1
+    finally:
+        server.stop()
+
+
+def test_lookups_of_silent_hosts_are_bounded(slow_dns: SlowDns) -> None:
+    """Past MAX_PENDING unanswered lookups the next fails at once, saying why, rather
+    than starting one more thread."""
+    for index in range(MAX_PENDING):
+        with pytest.raises(TimeoutError):
+            lookup(f"host{index}.slow-dns.test", 2575, 0.05)
+    started = time.monotonic()
+    with pytest.raises(OSError, match=f"{MAX_PENDING} host name lookups are still unanswered"):
+        lookup("one-more.slow-dns.test", 2575, 5)
+    assert time.monotonic() - started < 0.5
+    assert len(slow_dns.waiting) == MAX_PENDING
