@@ -90,10 +90,11 @@ def _shared(fn: Callable[..., Any], args: tuple[Any, ...]) -> Future:
 
 
 def _run(key: tuple[Any, ...], started: Future, fn: Callable[..., Any], args: tuple) -> None:
-    """Any other exception leaves `started` unanswered: its waiters run out of time."""
+    """Whatever the lookup raises (gaierror, a name IDNA cannot encode, a bug) goes to
+    its waiters, as a thread pool would hand it over: none is left to run out of time."""
     try:
         result = fn(*args)
-    except (OSError, ValueError) as exc:  # gaierror; a name IDNA cannot encode
+    except Exception as exc:  # noqa: BLE001 - handed to the waiters, not swallowed
         started.set_exception(exc)
         return
     finally:
