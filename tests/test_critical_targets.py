@@ -234,6 +234,30 @@ def test_a_report_opened_forgets_the_unrecorded_targets_and_pages_no_one_again(
     assert store.get_critical_alert(job_id).state == "closed"
 
 
+def test_a_notice_given_up_whose_take_was_unrecorded_still_escalates(site, peers, request):
+    """The pager took the notice but the store refused its record; the backup fails until
+    the notice is given up. The store takes writes again a minute later: the pager's take
+    is recorded then (with its real time) and the escalation goes out at escalate_after,
+    nobody having opened the report. Before, giving up forgot the pager's take, and with
+    no record nothing ever escalated."""
+    store, router, job_id, _ = site
+    pager, backup = peers["pager"], peers["backup"]
+    backup.fail_next = 1000
+    table = "critical_notice_targets"
+    refuse_updates(store, request, table, "NEW.target = 'pager'", event="INSERT")
+    notifier = CriticalNotifier(store, router)
+    t0 = _due(store, job_id)
+    for k in range(5):
+        notifier.sweep(now=t0 + 10 * k)
+    assert store.get_critical_alert(job_id).state == "dead"
+    allow_updates(store, request, table, event="INSERT")
+    notifier.sweep(now=t0 + 60)
+    assert store.critical_targets_taken(job_id, False) == {"pager": t0}
+    notifier.sweep(now=t0 + 15 * 60)
+    assert [p["event"] for p in pager.received] == ["critical-ecg", "critical-ecg-escalation"]
+    assert store.get_critical_alert(job_id).state == "escalating"
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_store_of_the_previous_schema_gains_the_record_of_targets(backend, request, tmp_path):
     """A store as the previous release left it (no critical_notice_targets), with a

@@ -27,7 +27,7 @@ from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
 from gateway.delivery.base import Artefacts, DeliveryError, redact
 from gateway.delivery.dicom_objects import encapsulated_pdf
 from gateway.delivery.dicom_sr import ecg_report_sr
-from gateway.delivery.resolve import lookup
+from gateway.delivery.resolve import first_ipv4, lookup
 from gateway.processing.package import ReportPackage
 from gateway.routing import DicomDestination
 
@@ -76,7 +76,7 @@ class DicomSender:
             event.assoc.acse_timeout = max(deadline - time.monotonic(), _LEAST_S)
 
         try:
-            address = lookup(host, port, deadline - time.monotonic())[0][4][0]
+            address = first_ipv4(lookup(host, port, deadline - time.monotonic()))
         except TimeoutError:
             raise DeliveryError(
                 f"{where}: no answer from DNS for {host}{self._late(deadline)}"

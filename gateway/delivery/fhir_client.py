@@ -92,6 +92,8 @@ class FhirSender:
             try:
                 return self._loop.run_until_complete(self._sending)
             except asyncio.CancelledError:
+                if not self._closing:  # cancelled by something else: a failed try, not a hand-back
+                    raise DeliveryError(f"POST transaction to {self.endpoint}: cancelled") from None
                 raise SendInterrupted(
                     f"the sender of {self.endpoint} was closed during the send"
                 ) from None

@@ -171,13 +171,15 @@ def _dial(addresses: list[AddrInfo], deadline: float) -> socket.socket:
     socket.create_connection makes one, without looking the host up again."""
     error: OSError = OSError("no address to dial")
     for family, kind, proto, _, address in addresses:
-        sock = socket.socket(family, kind, proto)
-        try:
+        sock = None
+        try:  # a family the host cannot open (IPv6 disabled) moves on to the next address
+            sock = socket.socket(family, kind, proto)
             sock.settimeout(_time_left(deadline))
             sock.connect(address)
             return sock
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             error = exc
     raise error
 

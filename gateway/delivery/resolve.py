@@ -12,9 +12,9 @@ does not hold the gateway's exit.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -29,10 +29,19 @@ class LookupTimeout(TimeoutError):
     """The lookup did not answer within the time the send had left."""
 
 
+def first_ipv4(addresses: list[AddrInfo]) -> str:
+    """The address to dial where only one is tried: the first IPv4 one, as pynetdicom
+    itself chose, else the first (a dual-stack peer is often firewalled on IPv6)."""
+    chosen = next((a for a in addresses if a[0] == socket.AF_INET), addresses[0])
+    return chosen[4][0]
+
+
 def lookup(host: str, port: int, timeout: float) -> list[AddrInfo]:
     """socket.getaddrinfo(host, port) for a TCP connection, within `timeout` seconds:
     LookupTimeout past it, the resolver's own OSError when it fails in time."""
-    started = _shared(socket.getaddrinfo, (host, port, 0, socket.SOCK_STREAM))
+    if _is_address(host):  # no DNS involved: never held up by other hosts' lookups
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    started = _shared((host, port, 0, socket.SOCK_STREAM))
     try:
         return started.result(timeout=max(timeout, 0.0))
     except TimeoutError:
@@ -59,7 +68,9 @@ class LookupLoop(asyncio.SelectorEventLoop):
         proto: int = 0,
         flags: int = 0,
     ) -> list[AddrInfo]:
-        started = _shared(socket.getaddrinfo, (host, port, family, type, proto, flags))
+        if _is_address(host):
+            return socket.getaddrinfo(host, port, family, type, proto, flags)
+        started = _shared((host, port, family, type, proto, flags))
         self._lookups = [f for f in self._lookups if not f.done()] + [started]
         return await asyncio.wrap_future(started, loop=self)
 
@@ -67,10 +78,21 @@ class LookupLoop(asyncio.SelectorEventLoop):
         return any(not f.done() for f in self._lookups)
 
 
-def _shared(fn: Callable[..., Any], args: tuple[Any, ...]) -> Future:
+def _is_address(host: Any) -> bool:
+    """A numeric IPv4 or IPv6 address (str or bytes, as anyio passes it), which
+    getaddrinfo answers at once without asking DNS."""
+    text = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 scope (fe80::1%eth0)
+    except ValueError:
+        return False
+    return True
+
+
+def _shared(key: tuple[Any, ...]) -> Future:
     """The lookup in flight for the same call, or a new one in a daemon thread; a failed
-    Future when `MAX_PENDING` are in flight already (DNS is not answering at all)."""
-    key = (fn, *args)
+    Future when `MAX_PENDING` are in flight already (DNS is not answering at all) or no
+    thread can be started. `key` is getaddrinfo's arguments."""
     with _lock:
         running = _pending.get(key)
         if running is not None:
@@ -83,17 +105,20 @@ def _shared(fn: Callable[..., Any], args: tuple[Any, ...]) -> Future:
             return started
         started.set_running_or_notify_cancel()  # a waiter giving up cannot cancel it
         _pending[key] = started
-    threading.Thread(
-        target=_run, args=(key, started, fn, args), name="dns-lookup", daemon=True
-    ).start()
+    try:
+        threading.Thread(target=_run, args=(key, started), name="dns-lookup", daemon=True).start()
+    except RuntimeError as exc:  # "can't start new thread": the host is not left blocked
+        with _lock:
+            del _pending[key]
+        started.set_exception(OSError(f"no thread for the host name lookup: {exc}"))
     return started
 
 
-def _run(key: tuple[Any, ...], started: Future, fn: Callable[..., Any], args: tuple) -> None:
+def _run(key: tuple[Any, ...], started: Future) -> None:
     """Whatever the lookup raises (gaierror, a name IDNA cannot encode, a bug) goes to
     its waiters, as a thread pool would hand it over: none is left to run out of time."""
     try:
-        result = fn(*args)
+        result = socket.getaddrinfo(*key)
     except Exception as exc:  # noqa: BLE001 - handed to the waiters, not swallowed
         started.set_exception(exc)
         return

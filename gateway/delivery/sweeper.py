@@ -367,9 +367,9 @@ class DeliverySweeper:
         """The destination's open sender; a changed destination gets a new one. Refused
         once the gateway is stopping: a sender opened after stop() closed the others would
         not be closed, and its write could hold the stop."""
-        if self._stopping.is_set():
-            raise SendInterrupted("the gateway is stopping")
-        with self._lock:
+        with self._lock:  # stop() sets the flag, then lists the senders under this lock
+            if self._stopping.is_set():
+                raise SendInterrupted("the gateway is stopping")
             current = self._senders.get(name)
             if current is not None and current[0] == destination:
                 return current[1]

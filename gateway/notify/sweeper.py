@@ -137,8 +137,10 @@ class CriticalNotifier:
     def _settle_targets(self, key: tuple[int, bool]) -> None:
         """Record again the targets whose record the store refused; those it still
         refuses are forgotten once the notice will not be tried again (a physician opened
-        the report, it was sent, given up): they only kept a retry from paging there, and
-        without this they would stay in memory for as long as the process runs."""
+        the report, it was sent, an escalation given up): they only kept a retry from
+        paging there, and without this they would stay in memory for as long as the
+        process runs. A first notice given up keeps them while nobody has opened the
+        report: their record, once the store takes it, is what starts the escalation."""
         for name, at in list(self._unrecorded_targets[key].items()):
             self._record_target(key, name, at)
         if key not in self._unrecorded_targets:
@@ -151,6 +153,8 @@ class CriticalNotifier:
             return
         if alert is not None and alert.state == ("escalating" if escalation else "pending"):
             return  # tried again: the record in memory keeps it from these targets
+        if alert is not None and not escalation and _escalates_later(alert):
+            return  # given up, nobody opened it: the targets' record starts the escalation
         names = ", ".join(self._unrecorded_targets.pop(key))
         why = "the report was opened" if alert and alert.acknowledged_at else "no more tries"
         log.info("job %d: unrecorded targets %s forgotten: %s", job_id, names, why)
@@ -265,7 +269,8 @@ class CriticalNotifier:
                 error,
             )
             return
-        self._unrecorded_targets.pop((alert.job_id, alert.escalation), None)  # no more tries
+        if alert.escalation:  # no more tries; a first notice's targets start the escalation
+            self._unrecorded_targets.pop((alert.job_id, alert.escalation), None)
         self._metrics.inc(m.CRITICAL_NOTICES_DEAD)
         log.error(
             "job %d: critical %s given up after %d tries: %s", alert.job_id, kind, failures, error
@@ -274,3 +279,9 @@ class CriticalNotifier:
         self._alerts.send(
             Alert(CRITICAL_NOTICE_DEAD, self._subject(alert.job_id), detail, error[:1000])
         )
+
+
+def _escalates_later(alert: CriticalAlert) -> bool:
+    """A first notice given up that nobody has opened: a target that took it, once
+    recorded, still starts the escalation (the store's escalation query)."""
+    return alert.state == "dead" and alert.acknowledged_at is None
