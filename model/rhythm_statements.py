@@ -43,6 +43,7 @@ from model.rhythm_few_beats import (
     irregular_beyond_sinus_arrhythmia_words,
     sinus_not_judged,
 )
+from model.scp_statements import STATEMENTS
 from model.statement_limits import StatementLimits
 from model.statement_text import make_statement
 
@@ -85,10 +86,13 @@ FUSED_QRS_MS = 180
 NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
 ORIGIN_WORDS = {"A": "atrial", "J": "junctional", "V": "ventricular"}
 # SNOMED CT concepts of a bigeminy / trigeminy of known origin (CinC 2021's mapping);
-# SCP's BIGU and TRIGU leave the origin unknown and carry none.
+# SCP's BIGU and TRIGU leave the origin unknown and carry none. Atrial and junctional
+# premature beats in turn are a supraventricular bigeminy still; atrial and ventricular
+# ones have no concept.
 PATTERN_SNOMED = {
     ("bigeminy", "A"): "251173003",
     ("bigeminy", "J"): "251168009",
+    ("bigeminy", "AJ"): "251168009",
     ("bigeminy", "V"): "11157007",
     ("trigeminy", "V"): "251180001",
 }
@@ -487,19 +491,35 @@ def ectopy_statements(m: EcgMeasurement, sinus: bool) -> list[Statement]:
 
 
 def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
+    """BIGU / TRIGU, the origin in the text ("Ventricular bigeminy") with its SNOMED CT
+    concept. Where premature beats of several origins take turns with the sinus beats,
+    SCP's own words ("unknown origin, SV or Ventricular") fit: "Bigeminal pattern of
+    premature atrial and ventricular complexes", each origin's count in the evidence;
+    no SNOMED CT concept names it. Outside sinus rhythm only a ventricular pattern: an
+    early beat in atrial fibrillation is no premature atrial beat."""
     origin = rhythm.pattern_origin
     if rhythm.pattern is None or origin is None or (origin != "V" and not sinus):
         return []
     code = "BIGU" if rhythm.pattern == "bigeminy" else "TRIGU"
     every = "every second" if code == "BIGU" else "every third"
+    words = [ORIGIN_WORDS[o] for o in origin]
+    text = f"{words[0].capitalize()} {rhythm.pattern}"
+    counts = {}
+    if len(words) > 1:
+        pattern = STATEMENTS[code].description.split(" (")[0]
+        text = (
+            f"{pattern.capitalize()} of premature {', '.join(words[:-1])} and {words[-1]} complexes"
+        )
+        counts = {f"{ORIGIN_WORDS[o]}_premature": rhythm.pattern_beats.count(o) for o in origin}
     return [
         make_statement(
             code,
-            f"{every} beat a premature {ORIGIN_WORDS[origin]} beat, at least "
+            f"{every} beat a premature {' or '.join(words)} beat, at least "
             f"{MIN_PATTERN_ECTOPICS} times in a row",
-            text=f"{ORIGIN_WORDS[origin].capitalize()} {rhythm.pattern}",
+            text=text,
             snomed=PATTERN_SNOMED.get((rhythm.pattern, origin)),
             cycles=rhythm.pattern_cycles,
+            **counts,
         )
     ]
 
