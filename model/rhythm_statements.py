@@ -504,7 +504,7 @@ def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
     every = "every second" if code == "BIGU" else "every third"
     words = [ORIGIN_WORDS[o] for o in origin]
     text = f"{words[0].capitalize()} {rhythm.pattern}"
-    counts = {}
+    counts: dict[str, int] = {}
     if len(words) > 1:
         pattern = STATEMENTS[code].description.split(" (")[0]
         text = (
