@@ -34,6 +34,7 @@ from model.measure.rhythm import (
     MIN_PATTERN_ECTOPICS,
     PAC_PREMATURITY,
     RhythmAnalysis,
+    ventricular_pattern,
 )
 from model.report import Statement
 from model.rhythm_few_beats import (
@@ -495,30 +496,30 @@ def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
     concept. Where premature beats of several origins take turns with the sinus beats,
     SCP's own words ("unknown origin, SV or Ventricular") fit: "Bigeminal pattern of
     premature atrial and ventricular complexes", each origin's count in the evidence;
-    no SNOMED CT concept names it. Outside sinus rhythm only a ventricular pattern: an
-    early beat in atrial fibrillation is no premature atrial beat."""
-    origin = rhythm.pattern_origin
-    if rhythm.pattern is None or origin is None or (origin != "V" and not sinus):
+    no SNOMED CT concept names it. Outside sinus rhythm the PVCs' pattern alone."""
+    pattern, beats = (
+        (rhythm.pattern, rhythm.pattern_beats) if sinus else ventricular_pattern(rhythm.classes)
+    )
+    origin = "".join(o for o in ORIGIN_WORDS if o in beats)
+    if pattern is None or not origin:
         return []
-    code = "BIGU" if rhythm.pattern == "bigeminy" else "TRIGU"
+    code = "BIGU" if pattern == "bigeminy" else "TRIGU"
     every = "every second" if code == "BIGU" else "every third"
     words = [ORIGIN_WORDS[o] for o in origin]
-    text = f"{words[0].capitalize()} {rhythm.pattern}"
+    text = f"{words[0].capitalize()} {pattern}"
     counts: dict[str, int] = {}
     if len(words) > 1:
-        pattern = STATEMENTS[code].description.split(" (")[0]
-        text = (
-            f"{pattern.capitalize()} of premature {', '.join(words[:-1])} and {words[-1]} complexes"
-        )
-        counts = {f"{ORIGIN_WORDS[o]}_premature": rhythm.pattern_beats.count(o) for o in origin}
+        scp_words = STATEMENTS[code].description.split(" (")[0].capitalize()
+        text = f"{scp_words} of premature {', '.join(words[:-1])} and {words[-1]} complexes"
+        counts = {f"{ORIGIN_WORDS[o]}_premature": beats.count(o) for o in origin}
     return [
         make_statement(
             code,
             f"{every} beat a premature {' or '.join(words)} beat, at least "
             f"{MIN_PATTERN_ECTOPICS} times in a row",
             text=text,
-            snomed=PATTERN_SNOMED.get((rhythm.pattern, origin)),
-            cycles=rhythm.pattern_cycles,
+            snomed=PATTERN_SNOMED.get((pattern, origin)),
+            cycles=len(beats),
             **counts,
         )
     ]

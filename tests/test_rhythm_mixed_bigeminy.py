@@ -148,24 +148,36 @@ def test_premature_beats_that_do_not_alternate_name_no_pattern(seed: int) -> Non
     assert not set(report.codes) & {"BIGU", "TRIGU"}, report.impression
 
 
-def test_outside_sinus_rhythm_a_mixed_pattern_is_not_named() -> None:
-    """In atrial fibrillation an early beat of the dominant shape is no premature atrial
-    beat: 'A' and 'V' in turn there are no pattern."""
-    rhythm = RhythmAnalysis(
-        classes=tuple("NANVNANV"),
+def _analysis(classes: str) -> RhythmAnalysis:
+    pattern, beats = ectopic_pattern(list(classes))
+    return RhythmAnalysis(
+        classes=tuple(classes),
         p_waves=0,
-        dominant_beats=4,
+        dominant_beats=classes.count("N"),
         nn_irregularity=None,
         nn_intervals=0,
         coupling_spread=None,
         compensatory_pauses=0,
-        pattern="bigeminy",
-        pattern_origin="AV",
-        pattern_cycles=4,
-        pattern_beats="AVAV",
+        pattern=pattern,
+        pattern_origin="".join(sorted(set(beats))) or None,
+        pattern_cycles=len(beats),
+        pattern_beats=beats,
     )
-    assert pattern_statements(rhythm, sinus=False) == []
-    assert [s.text for s in pattern_statements(rhythm, sinus=True)] == [MIXED_BIGEMINY]
+
+
+def test_outside_sinus_rhythm_the_pvcs_pattern_alone_is_named() -> None:
+    """Where no sinus rhythm is named (atrial fibrillation, a rhythm undetermined) an
+    early beat of the dominant shape is no premature atrial beat: 'A' and 'V' in turn
+    make no pattern there, and PVCs every other beat still make a ventricular one."""
+    assert [s.text for s in pattern_statements(_analysis("NANVNANV"), sinus=True)] == [
+        MIXED_BIGEMINY
+    ]
+    assert pattern_statements(_analysis("NANVNANV"), sinus=False) == []
+    [ventricular] = pattern_statements(_analysis("NANVNVNVNA"), sinus=False)
+    assert (ventricular.text, ventricular.evidence.values) == (
+        "Ventricular bigeminy",
+        {"cycles": 3},
+    )
 
 
 @pytest.mark.parametrize("pattern", ["bigeminy", "trigeminy"])

@@ -297,6 +297,13 @@ def ectopic_pattern(classes: list[str]) -> tuple[str | None, str]:
     return None, ""
 
 
+def ventricular_pattern(classes: tuple[str, ...]) -> tuple[str | None, str]:
+    """ectopic_pattern() of the PVCs alone, every early beat of the dominant shape taken
+    for a conducted one: where no sinus rhythm is named (atrial fibrillation, a rhythm
+    undetermined) such a beat is no premature atrial beat to make a pattern with."""
+    return ectopic_pattern(["N" if c in ("A", "J") else c for c in classes])
+
+
 def _longest_run(classes: list[str], every: int) -> tuple[int, int]:
     """Longest run of cycles of (every - 1) dominant beats followed by one premature
     beat of any origin; (cycles, where the run starts)."""
