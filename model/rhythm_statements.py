@@ -88,8 +88,8 @@ NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
 ORIGIN_WORDS = {"A": "atrial", "J": "junctional", "V": "ventricular"}
 # SNOMED CT concepts of a bigeminy / trigeminy of known origin (CinC 2021's mapping);
 # SCP's BIGU and TRIGU leave the origin unknown and carry none. Atrial and junctional
-# premature beats in turn are a supraventricular bigeminy still; atrial and ventricular
-# ones have no concept.
+# premature beats in turn are a supraventricular bigeminy; atrial and ventricular ones
+# have no concept.
 PATTERN_SNOMED = {
     ("bigeminy", "A"): "251173003",
     ("bigeminy", "J"): "251168009",
@@ -492,11 +492,9 @@ def ectopy_statements(m: EcgMeasurement, sinus: bool) -> list[Statement]:
 
 
 def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
-    """BIGU / TRIGU, the origin in the text ("Ventricular bigeminy") with its SNOMED CT
-    concept. Where premature beats of several origins take turns with the sinus beats,
-    SCP's own words ("unknown origin, SV or Ventricular") fit: "Bigeminal pattern of
-    premature atrial and ventricular complexes", each origin's count in the evidence;
-    no SNOMED CT concept names it. Outside sinus rhythm the PVCs' pattern alone."""
+    """BIGU / TRIGU named by origin ("Ventricular bigeminy") with its SNOMED CT concept;
+    PACs and PVCs in turn in SCP's words (its "unknown origin, SV or Ventricular"), each
+    origin's count in the evidence, no concept. Outside sinus rhythm the PVCs' alone."""
     pattern, beats = (
         (rhythm.pattern, rhythm.pattern_beats) if sinus else ventricular_pattern(rhythm.classes)
     )
@@ -506,12 +504,15 @@ def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
     code = "BIGU" if pattern == "bigeminy" else "TRIGU"
     every = "every second" if code == "BIGU" else "every third"
     words = [ORIGIN_WORDS[o] for o in origin]
-    text = f"{words[0].capitalize()} {pattern}"
+    # Atrial and junctional beats in turn: all of the dominant shape, those "junctional"
+    # mostly atrial ones whose P wave was not found; one supraventricular focus or two.
+    text = f"{'supraventricular' if origin == 'AJ' else words[0]} {pattern}".capitalize()
     counts: dict[str, int] = {}
     if len(words) > 1:
+        counts = {f"{word}_premature": beats.count(o) for o, word in zip(origin, words)}
+    if "V" in origin and len(words) > 1:
         scp_words = STATEMENTS[code].description.split(" (")[0].capitalize()
         text = f"{scp_words} of premature {', '.join(words[:-1])} and {words[-1]} complexes"
-        counts = {f"{ORIGIN_WORDS[o]}_premature": beats.count(o) for o in origin}
     return [
         make_statement(
             code,

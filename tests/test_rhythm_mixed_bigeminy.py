@@ -165,14 +165,21 @@ def _analysis(classes: str) -> RhythmAnalysis:
     )
 
 
-def test_outside_sinus_rhythm_the_pvcs_pattern_alone_is_named() -> None:
-    """Where no sinus rhythm is named (atrial fibrillation, a rhythm undetermined) an
-    early beat of the dominant shape is no premature atrial beat: 'A' and 'V' in turn
-    make no pattern there, and PVCs every other beat still make a ventricular one."""
+def test_supraventricular_pattern_and_outside_sinus_rhythm_the_pvcs_alone() -> None:
+    """Atrial and junctional premature beats in turn: a supraventricular bigeminy (the
+    "junctional" ones mostly PACs whose P wave was not found). Where no sinus rhythm is
+    named (atrial fibrillation, a rhythm undetermined) an early beat of the dominant
+    shape is no premature atrial beat: 'A' and 'V' in turn make no pattern there, and
+    PVCs every other beat still make a ventricular one."""
     assert [s.text for s in pattern_statements(_analysis("NANVNANV"), sinus=True)] == [
         MIXED_BIGEMINY
     ]
     assert pattern_statements(_analysis("NANVNANV"), sinus=False) == []
+    [supraventricular] = pattern_statements(_analysis("NANJNANJ"), sinus=True)
+    assert (supraventricular.text, supraventricular.snomed) == (
+        "Supraventricular bigeminy",
+        "251168009",
+    )
     [ventricular] = pattern_statements(_analysis("NANVNVNVNA"), sinus=False)
     assert (ventricular.text, ventricular.evidence.values) == (
         "Ventricular bigeminy",
