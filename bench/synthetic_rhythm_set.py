@@ -35,6 +35,7 @@ MIXED_ECTOPY_GROUP = "sinus with PACs and PVCs 10-20 % each"
 FREQUENT_PVC_GROUP = "sinus tachycardia 110-150/min with PVCs 20-40 %"
 FUSED_FLUTTER_GROUP = "flutter 2:1 at 135-170/min, waves 0.2-0.3 mV"
 MOBITZ_PAC_GROUP = "AV block Mobitz I with PACs 5-20 %"
+MIXED_PATTERN_GROUP = "bigeminy / trigeminy, PACs and PVCs in turn"
 
 
 def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec | PacedSpec]]:
@@ -132,5 +133,14 @@ def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec
         av_block="mobitz1",
         av_ratio=lambda r: int(r.choice([3, 4, 5])),
         pac_fraction=lambda r: float(r.uniform(0.05, 0.2)),
+    )
+    # Premature atrial and ventricular beats taking turns after the sinus beats: no
+    # pattern was named where one origin did not hold it throughout (docs 3.36).
+    add(
+        MIXED_PATTERN_GROUP,
+        20,
+        rate_bpm=lambda r: float(r.uniform(50, 100)),
+        pattern=lambda r: str(r.choice(["bigeminy", "trigeminy"])),
+        pattern_origin="mixed",
     )
     return specs

@@ -34,6 +34,7 @@ from model.measure.rhythm import (
     MIN_PATTERN_ECTOPICS,
     PAC_PREMATURITY,
     RhythmAnalysis,
+    ventricular_pattern,
 )
 from model.report import Statement
 from model.rhythm_few_beats import (
@@ -43,6 +44,7 @@ from model.rhythm_few_beats import (
     irregular_beyond_sinus_arrhythmia_words,
     sinus_not_judged,
 )
+from model.scp_statements import STATEMENTS
 from model.statement_limits import StatementLimits
 from model.statement_text import make_statement
 
@@ -85,10 +87,13 @@ FUSED_QRS_MS = 180
 NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
 ORIGIN_WORDS = {"A": "atrial", "J": "junctional", "V": "ventricular"}
 # SNOMED CT concepts of a bigeminy / trigeminy of known origin (CinC 2021's mapping);
-# SCP's BIGU and TRIGU leave the origin unknown and carry none.
+# SCP's BIGU and TRIGU leave the origin unknown and carry none. Atrial and junctional
+# premature beats in turn are a supraventricular bigeminy; atrial and ventricular ones
+# have no concept.
 PATTERN_SNOMED = {
     ("bigeminy", "A"): "251173003",
     ("bigeminy", "J"): "251168009",
+    ("bigeminy", "AJ"): "251168009",
     ("bigeminy", "V"): "11157007",
     ("trigeminy", "V"): "251180001",
 }
@@ -487,19 +492,36 @@ def ectopy_statements(m: EcgMeasurement, sinus: bool) -> list[Statement]:
 
 
 def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
-    origin = rhythm.pattern_origin
-    if rhythm.pattern is None or origin is None or (origin != "V" and not sinus):
+    """BIGU / TRIGU named by origin ("Ventricular bigeminy") with its SNOMED CT concept;
+    PACs and PVCs in turn in SCP's words (its "unknown origin, SV or Ventricular"), each
+    origin's count in the evidence, no concept. Outside sinus rhythm the PVCs' alone."""
+    pattern, beats = (
+        (rhythm.pattern, rhythm.pattern_beats) if sinus else ventricular_pattern(rhythm.classes)
+    )
+    origin = "".join(o for o in ORIGIN_WORDS if o in beats)
+    if pattern is None or not origin:
         return []
-    code = "BIGU" if rhythm.pattern == "bigeminy" else "TRIGU"
+    code = "BIGU" if pattern == "bigeminy" else "TRIGU"
     every = "every second" if code == "BIGU" else "every third"
+    words = [ORIGIN_WORDS[o] for o in origin]
+    # Atrial and junctional beats in turn: all of the dominant shape, those "junctional"
+    # mostly atrial ones whose P wave was not found; one supraventricular focus or two.
+    text = f"{'supraventricular' if origin == 'AJ' else words[0]} {pattern}".capitalize()
+    counts: dict[str, int] = {}
+    if len(words) > 1:
+        counts = {f"{word}_premature": beats.count(o) for o, word in zip(origin, words)}
+    if "V" in origin and len(words) > 1:
+        scp_words = STATEMENTS[code].description.split(" (")[0].capitalize()
+        text = f"{scp_words} of premature {', '.join(words[:-1])} and {words[-1]} complexes"
     return [
         make_statement(
             code,
-            f"{every} beat a premature {ORIGIN_WORDS[origin]} beat, at least "
+            f"{every} beat a premature {' or '.join(words)} beat, at least "
             f"{MIN_PATTERN_ECTOPICS} times in a row",
-            text=f"{ORIGIN_WORDS[origin].capitalize()} {rhythm.pattern}",
-            snomed=PATTERN_SNOMED.get((rhythm.pattern, origin)),
-            cycles=rhythm.pattern_cycles,
+            text=text,
+            snomed=PATTERN_SNOMED.get((pattern, origin)),
+            cycles=len(beats),
+            **counts,
         )
     ]
 

@@ -14,7 +14,8 @@ What it draws (all seeded, so a spec always gives the same ECG):
   ventricular complexes (wide, no P wave, the sinus P that falls into it not
   conducted: a fully compensatory pause) and premature junctional complexes (a
   normal QRS without a P wave, the pause compensatory), at random or as bigeminy /
-  trigeminy;
+  trigeminy, of one origin or with atrial and ventricular premature beats in turn at
+  random ("mixed");
 - atrial fibrillation: irregularly irregular RR and fibrillatory waves of a given size;
 - atrial flutter: a sawtooth at 240-340/min conducted 2:1, 3:1, 4:1 or variably;
 - AV block: first degree (long PR), Mobitz I and II at 3:2 to 5:4, 2:1, third degree
@@ -88,7 +89,8 @@ class RhythmSpec(DrawingSpec):
     pvc_fraction: float = 0.0
     pjc_fraction: float = 0.0
     pattern: Pattern = "random"
-    pattern_origin: Literal["atrial", "ventricular"] = "ventricular"
+    # "mixed": each premature beat of the pattern atrial or ventricular at random.
+    pattern_origin: Literal["atrial", "ventricular", "mixed"] = "ventricular"
     av_block: AvBlock = "none"
     # Mobitz I and II: P waves per group, one of them not conducted (4: 4:3 block).
     av_ratio: int = 4
@@ -173,8 +175,8 @@ def ectopic_plan(spec: RhythmSpec, n: int, rng: np.random.Generator) -> list[str
     beat has a sinus beat before it to be premature against."""
     if spec.pattern != "random":
         every = 2 if spec.pattern == "bigeminy" else 3
-        kind = "A" if spec.pattern_origin == "atrial" else "V"
-        return [kind if i % every == every - 1 else "" for i in range(n)]
+        kinds = pattern_kinds(spec, n // every, rng)
+        return [kinds[i // every] if i % every == every - 1 else "" for i in range(n)]
     plan = [""] * n
     fractions = (("A", spec.pac_fraction), ("V", spec.pvc_fraction), ("J", spec.pjc_fraction))
     for kind, fraction in fractions:
@@ -188,6 +190,15 @@ def ectopic_plan(spec: RhythmSpec, n: int, rng: np.random.Generator) -> list[str
                 plan[i] = kind
                 wanted -= 1
     return plan
+
+
+def pattern_kinds(spec: RhythmSpec, n: int, rng: np.random.Generator) -> list[str]:
+    """The origin of each of a pattern's n premature beats. Mixed: the first two one
+    atrial, one ventricular (so that both are drawn in any strip), the rest at random."""
+    if spec.pattern_origin != "mixed":
+        return ["A" if spec.pattern_origin == "atrial" else "V"] * n
+    first = [str(k) for k in rng.permutation(["A", "V"])]
+    return (first + [str(k) for k in rng.choice(["A", "V"], max(n - 2, 0))])[:n]
 
 
 def draw_sinus(d: _Drawing, rng: np.random.Generator) -> None:

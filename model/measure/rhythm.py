@@ -101,6 +101,9 @@ class RhythmAnalysis:
     present (underlying_cycle()); None without premature beats or without intervals to
     judge it by.
     uncompensated_ventricular: ventricular premature beats without a compensatory pause.
+    pattern: a bigeminy or trigeminy (ectopic_pattern()); pattern_beats its premature
+    beats in order, pattern_origin their origins ('V'; 'AV' where PACs and PVCs take
+    turns), pattern_cycles how many.
     """
 
     classes: tuple[str, ...]
@@ -111,11 +114,12 @@ class RhythmAnalysis:
     coupling_spread: float | None
     compensatory_pauses: int
     pattern: str | None  # "bigeminy" or "trigeminy"
-    pattern_origin: str | None  # 'A', 'J' or 'V'
+    pattern_origin: str | None
     pattern_cycles: int
     rr_levels: int | None = None
     sinus_cycle: float | None = None
     uncompensated_ventricular: int = 0
+    pattern_beats: str = ""
 
     def count(self, kind: str) -> int:
         return self.classes.count(kind)
@@ -148,7 +152,7 @@ def analyse_rhythm(
         if p_correlations is not None
         else 0
     )
-    pattern, origin, cycles = ectopic_pattern(classes)
+    pattern, pattern_beats = ectopic_pattern(classes)
     return RhythmAnalysis(
         classes=tuple(classes),
         p_waves=p_waves,
@@ -159,8 +163,9 @@ def analyse_rhythm(
         compensatory_pauses=compensatory_pauses(beats, classes),
         uncompensated_ventricular=uncompensated_ventricular(beats, classes),
         pattern=pattern,
-        pattern_origin=origin,
-        pattern_cycles=cycles,
+        pattern_origin="".join(o for o in ECTOPIC if o in pattern_beats) or None,
+        pattern_cycles=len(pattern_beats),
+        pattern_beats=pattern_beats,
         rr_levels=rr_levels(rr),
         sinus_cycle=underlying_cycle(beats, classes),
     )
@@ -280,28 +285,41 @@ def _compensatory(beats: Beats, i: int) -> bool:
     return bool(abs(pair - 2 * beats.dominant_rr) <= COMPENSATORY_TOLERANCE * 2 * beats.dominant_rr)
 
 
-def ectopic_pattern(classes: list[str]) -> tuple[str | None, str | None, int]:
-    """The longest bigeminal (N E N E ...) or trigeminal (N N E N N E ...) run of
-    premature beats of one origin; ('bigeminy' | 'trigeminy' | None, origin, cycles)."""
+def ectopic_pattern(classes: list[str]) -> tuple[str | None, str]:
+    """The longest bigeminal (N E N E ...) or trigeminal (N N E N N E ...) run of at
+    least MIN_PATTERN_ECTOPICS premature beats, of one origin or several taking turns
+    (PACs and PVCs after the sinus beats); ('bigeminy' | 'trigeminy' | None, the run's
+    premature beats in order: 'VVVV', 'AVAAV')."""
     for name, every in (("bigeminy", 2), ("trigeminy", 3)):
-        for origin in ECTOPIC:
-            best = _longest_run(classes, origin, every)
-            if best >= MIN_PATTERN_ECTOPICS:
-                return name, origin, best
-    return None, None, 0
+        cycles, start = _longest_run(classes, every)
+        if cycles >= MIN_PATTERN_ECTOPICS:
+            return name, "".join(classes[start + every - 1 : start + cycles * every : every])
+    return None, ""
 
 
-def _longest_run(classes: list[str], origin: str, every: int) -> int:
-    """Longest run of cycles of (every - 1) dominant beats followed by one `origin` beat."""
-    cycle = ["N"] * (every - 1) + [origin]
-    best = 0
+def ventricular_pattern(classes: tuple[str, ...]) -> tuple[str | None, str]:
+    """ectopic_pattern() of the PVCs alone, every early beat of the dominant shape taken
+    for a conducted one: where no sinus rhythm is named (atrial fibrillation, a rhythm
+    undetermined) such a beat is no premature atrial beat to make a pattern with."""
+    return ectopic_pattern(["N" if c in ("A", "J") else c for c in classes])
+
+
+def _longest_run(classes: list[str], every: int) -> tuple[int, int]:
+    """Longest run of cycles of (every - 1) dominant beats followed by one premature
+    beat of any origin; (cycles, where the run starts)."""
+    best, best_start = 0, 0
     for start in range(len(classes)):
         run, i = 0, start
-        while i + every <= len(classes) and classes[i : i + every] == cycle:
+        while (
+            i + every <= len(classes)
+            and classes[i : i + every - 1] == ["N"] * (every - 1)
+            and classes[i + every - 1] in ECTOPIC
+        ):
             run += 1
             i += every
-        best = max(best, run)
-    return best
+        if run > best:
+            best, best_start = run, start
+    return best, best_start
 
 
 def ventricular_complex(median: np.ndarray, fid: Fiducials, from_level: bool) -> np.ndarray:
