@@ -407,5 +407,9 @@ def fibrillatory_waves(
     atrial = AtrialWaves(sig, leads, beats, median, fid)
     repeat = None
     if atrial.sinus_p is not None and atrial.noise:
-        repeat = atrial.sinus_p / atrial.noise
+        # Windows stray less from the median of a few of them, which each one pulls
+        # toward itself: by sqrt((n - 1) / n) for n windows (half the difference for two).
+        # Slow AF with PVCs keeps 2-4 (docs/measurement.md 3.37).
+        n = atrial.references
+        repeat = float(atrial.sinus_p / (atrial.noise * np.sqrt(n / (n - 1))))
     return FibrillatoryWaves(share, (float(peaks.min()), float(peaks.max())), repeat)

@@ -337,6 +337,7 @@ class AtrialWaves:
         self.complex = ventricular_complex(median, fid, from_level=False)[leads]
         references = [self.window(int(k)) for k in np.flatnonzero(beats.both_normal) + 1]
         references = [r for r in references if r is not None]
+        self.references = len(references)
         self.sinus_p = self.noise = None
         if references:
             typical = np.median(references, axis=0)
