@@ -404,7 +404,7 @@ def fibrillatory_waves(
     band = (freq >= FIBRILLATORY_HZ[0]) & (freq <= FIBRILLATORY_HZ[1])
     share = float((power[:, band].sum(axis=1) / total).min())
     peaks = _peak_frequencies(freq, np.where((freq >= 3.0) & (freq <= 12.0), power, 0.0))
-    atrial = AtrialWaves(sig, leads, beats, median, fid)
+    atrial = AtrialWaves(sig, leads, beats, median, fid, after_premature=True)
     repeat = None
     if atrial.sinus_p is not None and atrial.noise:
         # Windows stray less from the median of a few of them, which each one pulls
