@@ -104,6 +104,7 @@ class Beats:
         cycles[:-1] = np.where(single[:-1], pair_halves, cycles[:-1])
         return cycles[kept | single]
 
+
 def normalised_rmssd(rr: np.ndarray, kept: np.ndarray, min_pairs: int = 2) -> float | None:
     """Root mean square of successive RR differences over the mean RR: beat-to-beat
     irregularity, unlike the spread, which a slow sinus arrhythmia also has.

@@ -33,7 +33,9 @@ def test_the_rr_around_pvcs_is_judged_in_sequence() -> None:
     PVC's coupling plus pause, it is irregular."""
     beats = _beats([1052, 638, 1228, 556, 1340, 648, 1230, 1398], "NNVNVNVNN")
     assert beats.irregularity() is None
-    assert beats.cycles_around_pvcs() * 1000 / FS == pytest.approx([1052, 933, 948, 939, 1398], abs=2)
+    assert beats.cycles_around_pvcs() * 1000 / FS == pytest.approx(
+        [1052, 933, 948, 939, 1398], abs=2
+    )
     assert beats.irregularity(in_sequence=True) > 0.08
 
 
@@ -82,7 +84,9 @@ def test_slow_af_with_pvcs_is_named(seed: int, rate: float, pvc: float, f_wave: 
     ("seed", "rate", "pac", "pvc"),
     [(s, 42.0 + (s % 7), 0.25 + (s % 3) * 0.05, 0.1 + (s % 2) * 0.1) for s in range(40, 52)],
 )
-def test_slow_sinus_with_pacs_and_pvcs_is_no_af(seed: int, rate: float, pac: float, pvc: float) -> None:
+def test_slow_sinus_with_pacs_and_pvcs_is_no_af(
+    seed: int, rate: float, pac: float, pvc: float
+) -> None:
     """3.33's design: 42-48/min, 25-35 % PACs, 10-20 % PVCs (test seeds)."""
     spec = RhythmSpec(rate_bpm=rate, pac_fraction=pac, pvc_fraction=pvc, noise_mv=0.01, seed=seed)
     report = model.analyze(rhythm_ecg(spec)[0])
