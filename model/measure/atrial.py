@@ -371,7 +371,7 @@ class FibrillatoryWaves:
     """share: the smallest, over II, III, aVF and V1, share of the cancelled residual's
     1-40 Hz power at 4-9 Hz; peak_hz: the lowest and highest of those leads' strongest
     3-12 Hz frequency; repeat: the atrial activity before the dominant beats, its
-    median's size over how far single beats stray from it (model.measure.rhythm
+    median's size over how far single beats stray from it, corrected for their number (model.measure.rhythm
     AtrialWaves; a P wave repeats, fibrillatory waves do not); None with no two
     dominant beats in a row."""
 
