@@ -37,6 +37,10 @@ WIDE_QRS_MS = 120
 # premature atrial beats spread 1-2 %, atrial fibrillation's longer intervals 15-33 %
 # (synthetic tuning seeds, 3.33).
 STEADY_SPREAD = 0.1
+# The fewest intervals without a PVC whose sequence judges the RR where PVCs leave no
+# two successive pairs (Beats.irregularity): as many as the intervals between dominant
+# beats need (model.measure.rhythm.MIN_NN_INTERVALS).
+MIN_SEQUENCE_INTERVALS = 3
 
 
 def samples(milliseconds: float) -> int:
@@ -72,11 +76,33 @@ class Beats:
     def count(self, label: str) -> int:
         return int(np.count_nonzero(self.labels == label))
 
-    def irregularity(self) -> float | None:
+    def irregularity(self, in_sequence: bool = False) -> float | None:
         """Normalised RMSSD of the RR intervals, ventricular ectopic beats left out;
-        None where too few are left to judge (ventricular bigeminy)."""
+        None where too few are left to judge (ventricular bigeminy). in_sequence: where
+        PVCs leave fewer than two successive pairs, over the cycles left in their
+        sequence in time (cycles_around_pvcs), from MIN_SEQUENCE_INTERVALS (slow atrial
+        fibrillation with PVCs, docs/measurement.md 3.37)."""
         kept = (self.labels[1:] != "V") & (self.labels[:-1] != "V")
-        return normalised_rmssd(self.rr, kept)
+        successive = normalised_rmssd(self.rr, kept)
+        if successive is not None or not in_sequence:
+            return successive
+        cycles = self.cycles_around_pvcs()
+        if cycles.size < MIN_SEQUENCE_INTERVALS:
+            return None
+        return float(np.sqrt(np.mean(np.diff(cycles) ** 2)) / cycles.mean())
+
+    def cycles_around_pvcs(self) -> np.ndarray:
+        """In time order, the RRs without a ventricular premature beat and, for each
+        one between two other beats, half its coupling interval and the pause after it:
+        a compensatory pause keeps the sinus cycle (3.33), atrial fibrillation's do not."""
+        rr, ventricular = self.rr, self.labels == "V"
+        kept = ~ventricular[1:] & ~ventricular[:-1]
+        single = np.zeros(rr.size, dtype=bool)
+        single[:-1] = ventricular[1:-1] & ~ventricular[:-2] & ~ventricular[2:]
+        pair_halves = (rr[:-1] + rr[1:]) / 2
+        cycles = np.where(kept, rr, 0.0)
+        cycles[:-1] = np.where(single[:-1], pair_halves, cycles[:-1])
+        return cycles[kept | single]
 
 
 def normalised_rmssd(rr: np.ndarray, kept: np.ndarray, min_pairs: int = 2) -> float | None:

@@ -219,8 +219,10 @@ def sinus_kept_time(rhythm: RhythmAnalysis) -> bool:
 def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     """AFIB where no P wave repeats and the RR is irregular beyond what premature beats
     explain, and irregularly so: RRs that take only a few distinct values are grouped
-    beating (Mobitz I, flutter with variable conduction), which is no fibrillation."""
-    irregularity = m.beats.irregularity()
+    beating (Mobitz I, flutter with variable conduction), which is no fibrillation.
+    Where PVCs leave no two successive pairs of intervals, the intervals without one
+    judge the RR in their sequence (slow AF with PVCs, docs/measurement.md 3.37)."""
+    irregularity = m.beats.irregularity(in_sequence=True)
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
         return []
     if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):

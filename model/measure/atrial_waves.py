@@ -84,7 +84,7 @@ def atrial_evidence(
     result.atrial = atrial_activity(
         sig, leads, beats, median, result.fiducials, locked, noise_retry=not result.pacemaker
     )
-    irregularity = beats.irregularity()
+    irregularity = beats.irregularity(in_sequence=True)
     if irregularity is not None and irregularity > IRREGULAR_RMSSD:
         fid = result.fiducials
         result.drifting_flutter_hz = drifting_flutter_hz(sig, beats, median, fid)

@@ -342,10 +342,19 @@ class AtrialWaves:
 
     The same window before dominant beats that follow dominant beats holds their sinus
     P wave and noise: its typical size, and how far single windows stray from their
-    median (the noise), are what an ectopic P wave is judged against."""
+    median (the noise), are what an ectopic P wave is judged against. after_premature:
+    the dominant beats that follow a premature beat of the dominant shape count too (its
+    QRS-T is the median beat's): fibrillatory waves are judged on as many windows as
+    slow AF with PVCs leaves (docs/measurement.md 3.37)."""
 
     def __init__(
-        self, sig: np.ndarray, leads: np.ndarray, beats: Beats, median: np.ndarray, fid: Fiducials
+        self,
+        sig: np.ndarray,
+        leads: np.ndarray,
+        beats: Beats,
+        median: np.ndarray,
+        fid: Fiducials,
+        after_premature: bool = False,
     ) -> None:
         self.x, self.beats = sig[leads], beats
         self.start = fid.qrs_on - PRE - ectopic_p_search(fid)
@@ -353,8 +362,11 @@ class AtrialWaves:
         # The previous beat's ventricular complex, faded out over the 40 ms after its T
         # wave's end: beyond lies the median beat's next P wave, which must stay.
         self.complex = ventricular_complex(median, fid, from_level=False)[leads]
-        references = [self.window(int(k)) for k in np.flatnonzero(beats.both_normal) + 1]
+        previous = ("N", "S") if after_premature else ("N",)
+        follows = (beats.labels[1:] == "N") & np.isin(beats.labels[:-1], previous)
+        references = [self.window(int(k)) for k in np.flatnonzero(follows) + 1]
         references = [r for r in references if r is not None]
+        self.references = len(references)
         self.sinus_p = self.noise = None
         if references:
             typical = np.median(references, axis=0)
