@@ -18,7 +18,7 @@ flutter, or a signal too noisy for intervals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from model.beats import FS
 from model.measure import SINUS_P_AXIS, EcgMeasurement
 from model.measure.av_conduction import ATRIAL_FIT, MAX_ATRIAL_RATE, AtrialActivity
+from model.measure.leads import PRE
 from model.paced_statements import is_paced
 from model.report import Statement
 from model.rhythm_statements import sinus_rate_code
@@ -92,7 +93,10 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
         return []
     if atrial.blocked < 1:
         return []
-    block = complete_block(m, atrial) or second_degree_block(atrial)
+    ectopic = premature_atrial_beats(m, atrial)
+    block = complete_block(m, atrial) or second_degree_block(
+        without_premature_atrial(atrial, ectopic), ectopic
+    )
     if block is None or (atrial.blocked < MIN_BLOCKED and not lengthening_before_drop(atrial)):
         return []
     evidence = {
@@ -121,14 +125,65 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
     return [sinus, statement]
 
 
-def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
+def without_premature_atrial(atrial: AtrialActivity, ectopic: list[bool]) -> AtrialActivity:
+    """The P waves against the QRS complexes with premature atrial beats set aside: a
+    premature beat of the dominant shape (labelled 'S') that no P wave on the atrial
+    cycle conducts (its own P wave, of another axis, not found, or found early against
+    the cycle). Its "PR" is none of the block's, and the intervals around it are not
+    judged, as those around a beat of another shape: it ends a Wenckebach run, which
+    the groups either side show (docs/measurement.md 3.34). ectopic: per beat, whether
+    it is such a beat (premature_atrial_beats)."""
+    if not any(ectopic):
+        return atrial
+    counts = [
+        -1 if ectopic[i] or ectopic[i + 1] else c for i, c in enumerate(atrial.p_per_interval)
+    ]
+    return replace(
+        atrial,
+        pr_ms=tuple(None if e else p for p, e in zip(atrial.pr_ms, ectopic)),
+        conducted=tuple(c and not e for c, e in zip(atrial.conducted, ectopic)),
+        p_per_interval=tuple(counts),
+    )
+
+
+def premature_atrial_beats(m: EcgMeasurement, atrial: AtrialActivity) -> list[bool]:
+    """Per beat: a premature beat of the dominant shape whose P wave, if found, came
+    earlier than the atrial cycle allows (ATRIAL_FIT), or that no P wave conducts.
+    The early beats of a 3:2 Wenckebach follow a sinus P wave on the cycle at a
+    conducted PR and are kept."""
+    labels = m.beats.labels if m.beats is not None else ()
+    cycle = atrial.atrial_cycle_ms
+    if cycle is None or len(labels) != len(atrial.pr_ms):
+        return [False] * len(atrial.pr_ms)
+    onsets = np.array(atrial.p_onsets)
+    qrs = m.beats.positions - PRE + m.fiducials.qrs_on
+    found = []
+    for label, pr, conducted, q in zip(labels, atrial.pr_ms, atrial.conducted, qrs):
+        if label != "S":
+            found.append(False)
+            continue
+        if not conducted or pr is None:
+            found.append(True)
+            continue
+        k = int(np.searchsorted(onsets, q)) - 1
+        early = k >= 1 and (onsets[k] - onsets[k - 1]) * 1000.0 / FS < (1 - ATRIAL_FIT) * cycle
+        found.append(bool(early))
+    return found
+
+
+def second_degree_block(
+    atrial: AtrialActivity, ectopic: list[bool] | None = None
+) -> AvBlock | None:
     """2:1, Mobitz I or Mobitz II from the P waves per interval and the PRs around the
-    dropped beats; None where the pattern is none of them."""
+    dropped beats; None where the pattern is none of them. ectopic: per beat, the
+    premature atrial beats set aside (without_premature_atrial), which need no P wave."""
     counts = np.array([c for c in atrial.p_per_interval if c >= 0])
     if counts.size < MIN_INTERVALS or counts.max() > 2:
         return None
     # Every QRS of a second-degree block follows its P wave (the first may not show it).
-    if np.mean(atrial.conducted[1:]) < MIN_CONDUCTED_SHARE:
+    set_aside = ectopic or [False] * len(atrial.conducted)
+    judged = [c for c, e in zip(atrial.conducted[1:], set_aside[1:]) if not e]
+    if not judged or np.mean(judged) < MIN_CONDUCTED_SHARE:
         return None
     pr = atrial.pr_ms
     conducted = [p for p, c in zip(pr, atrial.conducted) if c and p is not None]
