@@ -93,11 +93,11 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
         return []
     if atrial.blocked < 1:
         return []
-    ectopic = premature_atrial_beats(m, atrial)
-    block = complete_block(m, atrial) or second_degree_block(
-        without_premature_atrial(atrial, ectopic), ectopic
-    )
-    if block is None or (atrial.blocked < MIN_BLOCKED and not lengthening_before_drop(atrial)):
+    sinus_beats, interrupted = without_premature_atrial(m, atrial)
+    block = complete_block(m, atrial) or second_degree_block(sinus_beats, interrupted)
+    if block is None or (
+        atrial.blocked < MIN_BLOCKED and not wenckebach_sequence(sinus_beats, interrupted)
+    ):
         return []
     evidence = {
         "atrial_rate_per_min": round(atrial_rate),
@@ -125,65 +125,82 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
     return [sinus, statement]
 
 
-def without_premature_atrial(atrial: AtrialActivity, ectopic: list[bool]) -> AtrialActivity:
-    """The P waves against the QRS complexes with premature atrial beats set aside: a
-    premature beat of the dominant shape (labelled 'S') that no P wave on the atrial
-    cycle conducts (its own P wave, of another axis, not found, or found early against
-    the cycle). Its "PR" is none of the block's, and the intervals around it are not
-    judged, as those around a beat of another shape: it ends a Wenckebach run, which
-    the groups either side show (docs/measurement.md 3.34). ectopic: per beat, whether
-    it is such a beat (premature_atrial_beats)."""
-    if not any(ectopic):
-        return atrial
-    counts = [
-        -1 if ectopic[i] or ectopic[i + 1] else c for i, c in enumerate(atrial.p_per_interval)
-    ]
-    return replace(
+def without_premature_atrial(
+    m: EcgMeasurement, atrial: AtrialActivity
+) -> tuple[AtrialActivity, tuple[bool, ...]]:
+    """The P waves against the QRS complexes with the premature atrial beats
+    (premature_atrial_beats) and their own P waves taken out, and per interval between
+    the beats left whether one stood in it. Its "PR" is none of the block's, and a P
+    wave of the sinus rhythm in such an interval that is not conducted is a dropped
+    beat like any other; the premature beat ends a Wenckebach run, so the PRs either
+    side are not compared (docs/measurement.md 3.34)."""
+    ectopic, own_p = premature_atrial_beats(m, atrial)
+    if not ectopic.any():
+        return atrial, (False,) * len(atrial.p_per_interval)
+    kept = np.flatnonzero(~ectopic)
+    onsets = np.delete(np.array(atrial.p_onsets), own_p)
+    qrs = _qrs_onsets(m)
+    counts, interrupted = [], []
+    for j, k in pairwise(kept):
+        if min(atrial.p_per_interval[j:k]) < 0:
+            counts.append(-1)
+        else:
+            counts.append(int(np.count_nonzero((onsets >= qrs[j]) & (onsets < qrs[k]))))
+        interrupted.append(bool(k > j + 1))
+    judged = replace(
         atrial,
-        pr_ms=tuple(None if e else p for p, e in zip(atrial.pr_ms, ectopic)),
-        conducted=tuple(c and not e for c, e in zip(atrial.conducted, ectopic)),
+        pr_ms=tuple(atrial.pr_ms[i] for i in kept),
+        conducted=tuple(atrial.conducted[i] for i in kept),
         p_per_interval=tuple(counts),
     )
+    return judged, tuple(interrupted)
 
 
-def premature_atrial_beats(m: EcgMeasurement, atrial: AtrialActivity) -> list[bool]:
-    """Per beat: a premature beat of the dominant shape whose P wave, if found, came
-    earlier than the atrial cycle allows (ATRIAL_FIT), or that no P wave conducts.
-    The early beats of a 3:2 Wenckebach follow a sinus P wave on the cycle at a
-    conducted PR and are kept."""
-    labels = m.beats.labels if m.beats is not None else ()
-    cycle = atrial.atrial_cycle_ms
-    if cycle is None or len(labels) != len(atrial.pr_ms):
-        return [False] * len(atrial.pr_ms)
+def premature_atrial_beats(
+    m: EcgMeasurement, atrial: AtrialActivity
+) -> tuple[np.ndarray, list[int]]:
+    """Per beat, whether it is a premature beat of the dominant shape (labelled 'S')
+    that no P wave on the atrial cycle conducts: no P wave at a conducted PR (its own,
+    of another axis, not found), or one earlier than the cycle allows (ATRIAL_FIT);
+    and the indices of those early P waves. The early beats of a 3:2 Wenckebach
+    follow a sinus P wave on the cycle at a conducted PR and are kept."""
+    n = len(atrial.pr_ms)
+    labels, cycle = m.beats.labels, atrial.atrial_cycle_ms
+    ectopic = np.zeros(n, dtype=bool)
+    if cycle is None or len(labels) != n:
+        return ectopic, []
     onsets = np.array(atrial.p_onsets)
-    qrs = m.beats.positions - PRE + m.fiducials.qrs_on
-    found = []
-    for label, pr, conducted, q in zip(labels, atrial.pr_ms, atrial.conducted, qrs):
-        if label != "S":
-            found.append(False)
-            continue
-        if not conducted or pr is None:
-            found.append(True)
-            continue
-        k = int(np.searchsorted(onsets, q)) - 1
-        early = k >= 1 and (onsets[k] - onsets[k - 1]) * 1000.0 / FS < (1 - ATRIAL_FIT) * cycle
-        found.append(bool(early))
-    return found
+    last = np.searchsorted(onsets, _qrs_onsets(m)) - 1
+    own_p = []
+    for i in np.flatnonzero(labels == "S"):
+        k = int(last[i])
+        if not atrial.conducted[i] or k < 0:
+            ectopic[i] = True
+        elif k >= 1 and (onsets[k] - onsets[k - 1]) * 1000.0 / FS < (1 - ATRIAL_FIT) * cycle:
+            ectopic[i] = True
+            own_p.append(k)
+    return ectopic, own_p
 
 
-def second_degree_block(
-    atrial: AtrialActivity, ectopic: list[bool] | None = None
-) -> AvBlock | None:
+def _qrs_onsets(m: EcgMeasurement) -> np.ndarray:
+    """Each beat's QRS onset (samples), as model.measure.av_conduction relates them."""
+    return m.beats.positions - PRE + m.fiducials.qrs_on
+
+
+def second_degree_block(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> AvBlock | None:
     """2:1, Mobitz I or Mobitz II from the P waves per interval and the PRs around the
-    dropped beats; None where the pattern is none of them. ectopic: per beat, the
-    premature atrial beats set aside (without_premature_atrial), which need no P wave."""
-    counts = np.array([c for c in atrial.p_per_interval if c >= 0])
+    dropped beats; None where the pattern is none of them. interrupted: per interval,
+    whether a premature atrial beat taken out stood in it (without_premature_atrial):
+    its P waves count for the drops, not for the conduction ratio."""
+    # The conduction ratio from the intervals without a premature beat: one taken out
+    # leaves its interval one P wave more or fewer than the ratio's.
+    counts = np.array(
+        [c for c, cut in zip(atrial.p_per_interval, interrupted) if c >= 0 and not cut]
+    )
     if counts.size < MIN_INTERVALS or counts.max() > 2:
         return None
     # Every QRS of a second-degree block follows its P wave (the first may not show it).
-    set_aside = ectopic or [False] * len(atrial.conducted)
-    judged = [c for c, e in zip(atrial.conducted[1:], set_aside[1:]) if not e]
-    if not judged or np.mean(judged) < MIN_CONDUCTED_SHARE:
+    if np.mean(atrial.conducted[1:]) < MIN_CONDUCTED_SHARE:
         return None
     pr = atrial.pr_ms
     conducted = [p for p, c in zip(pr, atrial.conducted) if c and p is not None]
@@ -212,7 +229,7 @@ def second_degree_block(
             MOBITZ_SNOMED["II"],
             conducted,
         )
-    if min(steps) >= MOBITZ_I_STEP_MS and lengthening_within_groups(atrial):
+    if min(steps) >= MOBITZ_I_STEP_MS and lengthening_within_groups(atrial, interrupted):
         return AvBlock(
             "2AVB",
             "Second degree AV block, Mobitz I (Wenckebach)",
@@ -224,14 +241,16 @@ def second_degree_block(
     return None
 
 
-def lengthening_within_groups(atrial: AtrialActivity) -> bool:
+def lengthening_within_groups(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> bool:
     """Between dropped beats the PR never shortens (by more than PR_JITTER_MS): a
     Wenckebach's PR lengthens beat by beat; P waves taken from fibrillatory waves
-    would give PRs at random."""
+    would give PRs at random. Not across a premature atrial beat taken out
+    (interrupted): it ends the run."""
     for i, count in enumerate(atrial.p_per_interval):
         before, after = atrial.pr_ms[i], atrial.pr_ms[i + 1]
         if (
             count == 1
+            and not interrupted[i]
             and before is not None
             and after is not None
             and after < before - PR_JITTER_MS
@@ -253,20 +272,28 @@ def mobitz_steps(atrial: AtrialActivity) -> list[float]:
     return steps
 
 
-def lengthening_before_drop(atrial: AtrialActivity) -> bool:
-    """A Wenckebach sequence: before a dropped beat, MIN_WENCKEBACH_PRS conducted PRs
-    in a row that lengthen, and after it a PR MOBITZ_I_STEP_MS shorter."""
+def wenckebach_sequence(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> bool:
+    """A Wenckebach sequence around a dropped beat: the PR after it MOBITZ_I_STEP_MS
+    shorter than before it, and MIN_WENCKEBACH_PRS conducted PRs in a row that lengthen
+    before it, or from it on (the group after the drop repeats the lengthening: a
+    premature atrial beat may have cut the one before). No run passes a premature
+    atrial beat taken out (interrupted)."""
     pr, conducted = atrial.pr_ms, atrial.conducted
     for i, count in enumerate(atrial.p_per_interval):
-        first = i + 1 - MIN_WENCKEBACH_PRS
-        if count != 2 or first < 0 or not all(conducted[first : i + 2]):
-            continue
-        run = [p for p in pr[first : i + 1] if p is not None]
         after = pr[i + 1]
-        if len(run) < MIN_WENCKEBACH_PRS or after is None:
+        if count != 2 or pr[i] is None or after is None or pr[i] - after < MOBITZ_I_STEP_MS:
             continue
-        if all(b > a for a, b in pairwise(run)) and run[-1] - after >= MOBITZ_I_STEP_MS:
-            return True
+        for first in (i + 1 - MIN_WENCKEBACH_PRS, i + 1):
+            last = first + MIN_WENCKEBACH_PRS - 1
+            if first < 0 or last >= len(pr) or any(interrupted[first:last]):
+                continue
+            if first > i and any(c != 1 for c in atrial.p_per_interval[first:last]):
+                continue
+            run = pr[first : last + 1]
+            if not all(conducted[first : last + 1]) or not conducted[i + 1]:
+                continue
+            if all(a is not None and b is not None and b > a for a, b in pairwise(run)):
+                return True
     return False
 
 
