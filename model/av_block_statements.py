@@ -25,7 +25,7 @@ import numpy as np
 
 from model.beats import FS
 from model.measure import SINUS_P_AXIS, EcgMeasurement
-from model.measure.av_conduction import ATRIAL_FIT, MAX_ATRIAL_RATE, AtrialActivity
+from model.measure.av_conduction import ATRIAL_FIT, MAX_ATRIAL_RATE, PR_RANGE_MS, AtrialActivity
 from model.measure.leads import PRE
 from model.paced_statements import is_paced
 from model.report import Statement
@@ -129,17 +129,21 @@ def without_premature_atrial(
     m: EcgMeasurement, atrial: AtrialActivity
 ) -> tuple[AtrialActivity, tuple[bool, ...]]:
     """The P waves against the QRS complexes with the premature atrial beats
-    (premature_atrial_beats) and their own P waves taken out, and per interval between
-    the beats left whether one stood in it. Its "PR" is none of the block's, and a P
+    (premature_atrial_beats) and their own P waves taken out, the sinus P waves the
+    search missed put back (missed_p_waves), and per interval between the beats left
+    whether a premature beat stood in it. Its "PR" is none of the block's, and a P
     wave of the sinus rhythm in such an interval that is not conducted is a dropped
     beat like any other; the premature beat ends a Wenckebach run, so the PRs either
     side are not compared (docs/measurement.md 3.34)."""
     ectopic, own_p = premature_atrial_beats(m, atrial)
-    if not ectopic.any():
+    qrs = _qrs_onsets(m)
+    found = np.delete(np.array(atrial.p_onsets), own_p)
+    onsets = missed_p_waves(found, atrial.atrial_cycle_ms, qrs[ectopic])
+    if not ectopic.any() and onsets.size == found.size:
         return atrial, (False,) * len(atrial.p_per_interval)
     kept = np.flatnonzero(~ectopic)
-    onsets = np.delete(np.array(atrial.p_onsets), own_p)
-    qrs = _qrs_onsets(m)
+    last = np.searchsorted(onsets, qrs[kept]) - 1
+    pr = [(q - onsets[k]) * 1000.0 / FS if k >= 0 else None for q, k in zip(qrs[kept], last)]
     counts, interrupted = [], []
     for j, k in pairwise(kept):
         if min(atrial.p_per_interval[j:k]) < 0:
@@ -149,11 +153,30 @@ def without_premature_atrial(
         interrupted.append(bool(k > j + 1))
     judged = replace(
         atrial,
-        pr_ms=tuple(atrial.pr_ms[i] for i in kept),
-        conducted=tuple(atrial.conducted[i] for i in kept),
+        pr_ms=tuple(pr),
+        conducted=tuple(p is not None and PR_RANGE_MS[0] <= p <= PR_RANGE_MS[1] for p in pr),
         p_per_interval=tuple(counts),
     )
     return judged, tuple(interrupted)
+
+
+def missed_p_waves(onsets: np.ndarray, cycle_ms: float | None, resets: np.ndarray) -> np.ndarray:
+    """The P waves found with those the search missed (hidden in a QRS or T wave, or
+    under noise) put back: where two found lie a whole number of atrial cycles apart
+    (ATRIAL_FIT), evenly between them; not across a premature atrial beat (resets),
+    which resets the sinus node."""
+    if cycle_ms is None or onsets.size < 2:
+        return onsets
+    cycle = cycle_ms * FS / 1000.0
+    added = []
+    for a, b in pairwise(onsets):
+        k = round((b - a) / cycle)
+        if k < 2 or abs(b - a - k * cycle) > ATRIAL_FIT * cycle:
+            continue
+        if np.any((resets > a) & (resets < b)):
+            continue
+        added += [a + j * (b - a) // k for j in range(1, k)]
+    return np.sort(np.concatenate([onsets, np.array(added, dtype=onsets.dtype)]))
 
 
 def premature_atrial_beats(
