@@ -25,7 +25,12 @@ import numpy as np
 
 from model.beats import FS
 from model.measure import SINUS_P_AXIS, EcgMeasurement
-from model.measure.av_conduction import ATRIAL_FIT, MAX_ATRIAL_RATE, PR_RANGE_MS, AtrialActivity
+from model.measure.av_conduction import (
+    ATRIAL_FIT,
+    MAX_ATRIAL_RATE,
+    PR_RANGE_MS,
+    AtrialActivity,
+)
 from model.measure.leads import PRE
 from model.paced_statements import is_paced
 from model.report import Statement
@@ -182,25 +187,36 @@ def missed_p_waves(onsets: np.ndarray, cycle_ms: float | None, resets: np.ndarra
 def premature_atrial_beats(
     m: EcgMeasurement, atrial: AtrialActivity
 ) -> tuple[np.ndarray, list[int]]:
-    """Per beat, whether it is a premature beat of the dominant shape (labelled 'S')
-    that no P wave on the atrial cycle conducts: no P wave at a conducted PR (its own,
-    of another axis, not found), or one earlier than the cycle allows (ATRIAL_FIT);
-    and the indices of those early P waves. The early beats of a 3:2 Wenckebach
-    follow a sinus P wave on the cycle at a conducted PR and are kept."""
+    """Per beat, whether it is a premature atrial beat: of the dominant shape, early
+    (labelled 'S'), no P wave on the atrial cycle conducting it (none at a conducted
+    PR: its own, of another axis, not found; or one earlier than the cycle allows,
+    ATRIAL_FIT), and the sinus node reset: no sinus P wave within half a cycle after
+    its QRS onset. And the indices of those early P waves.
+
+    A junctional premature beat leaves the sinus node on time: the P wave due falls
+    into it (not conducted for refractoriness, not block). The early beats of a 3:2
+    Wenckebach follow a sinus P wave on the cycle at a conducted PR and are kept."""
     n = len(atrial.pr_ms)
-    labels, cycle = m.beats.labels, atrial.atrial_cycle_ms
+    labels, cycle_ms = m.beats.labels, atrial.atrial_cycle_ms
     ectopic = np.zeros(n, dtype=bool)
-    if cycle is None or len(labels) != n:
+    if cycle_ms is None or len(labels) != n:
         return ectopic, []
+    cycle = cycle_ms * FS / 1000.0
     onsets = np.array(atrial.p_onsets)
-    last = np.searchsorted(onsets, _qrs_onsets(m)) - 1
+    qrs = _qrs_onsets(m)
+    last = np.searchsorted(onsets, qrs) - 1
     own_p = []
     for i in np.flatnonzero(labels == "S"):
         k = int(last[i])
-        if not atrial.conducted[i] or k < 0:
-            ectopic[i] = True
-        elif k >= 1 and (onsets[k] - onsets[k - 1]) * 1000.0 / FS < (1 - ATRIAL_FIT) * cycle:
-            ectopic[i] = True
+        early = (
+            atrial.conducted[i] and k >= 1 and onsets[k] - onsets[k - 1] < (1 - ATRIAL_FIT) * cycle
+        )
+        if atrial.conducted[i] and not early:
+            continue
+        if k + 1 < onsets.size and onsets[k + 1] - qrs[i] < cycle / 2:
+            continue
+        ectopic[i] = True
+        if early:
             own_p.append(k)
     return ectopic, own_p
 
@@ -240,7 +256,7 @@ def second_degree_block(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -
             None,
             conducted,
         )
-    steps = mobitz_steps(atrial)
+    steps = mobitz_steps(atrial, interrupted)
     if not steps or not np.any(counts == 1):
         return None
     if constant:
@@ -282,15 +298,18 @@ def lengthening_within_groups(atrial: AtrialActivity, interrupted: tuple[bool, .
     return True
 
 
-def mobitz_steps(atrial: AtrialActivity) -> list[float]:
+def mobitz_steps(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> list[float]:
     """Per dropped beat (an interval with two P waves between conducted beats): the PR
-    before it minus the PR after it, in ms."""
+    before it minus the PR after it, in ms. Across a premature atrial beat taken out
+    (interrupted) the PR before may be any of its group's (the beat taken out may have
+    been the group's next): there a step only where it shows the Wenckebach shortening."""
     steps = []
     for i, count in enumerate(atrial.p_per_interval):
         before, after = atrial.pr_ms[i], atrial.pr_ms[i + 1]
         if count != 2 or before is None or after is None:
             continue
-        if atrial.conducted[i] and atrial.conducted[i + 1]:
+        shows = not interrupted[i] or before - after >= MOBITZ_I_STEP_MS
+        if atrial.conducted[i] and atrial.conducted[i + 1] and shows:
             steps.append(before - after)
     return steps
 
