@@ -3,8 +3,8 @@
 
 A false complete heart block raises a critical alert, so every call needs clear
 evidence and anything unclear states nothing: a regular atrial rhythm of sinus P waves
-(axis -30..105 degrees), at least MIN_BLOCKED P waves not conducted (one where the PR
-lengthens before it), and one of the patterns below; never on a paced rhythm,
+(axis -30..105 degrees), at least MIN_BLOCKED P waves not conducted (one where the PRs
+lengthen before or after it), and one of the patterns below; never on a paced rhythm,
 flutter, or a signal too noisy for intervals.
 
 - 2:1 AV block: every interval between QRS complexes holds two P waves, the conducted
@@ -14,6 +14,10 @@ flutter, or a signal too noisy for intervals.
 - Third degree: P waves and QRS complexes independent: a regular escape rhythm of at
   most MAX_ESCAPE_BPM, slower than the atrial rhythm, and the PRs spread widely
   without the Wenckebach pattern.
+
+For the second-degree patterns premature atrial beats (their own P waves, of another
+axis, not found) are taken out of the beat sequence and sinus P waves the search missed
+put back from the atrial cycle (without_premature_atrial; docs/measurement.md 3.34).
 """
 
 from __future__ import annotations
