@@ -3,8 +3,8 @@
 
 A false complete heart block raises a critical alert, so every call needs clear
 evidence and anything unclear states nothing: a regular atrial rhythm of sinus P waves
-(axis -30..105 degrees), at least MIN_BLOCKED P waves not conducted (one where the PR
-lengthens before it), and one of the patterns below; never on a paced rhythm,
+(axis -30..105 degrees), at least MIN_BLOCKED P waves not conducted (one where the PRs
+lengthen before or after it), and one of the patterns below; never on a paced rhythm,
 flutter, or a signal too noisy for intervals.
 
 - 2:1 AV block: every interval between QRS complexes holds two P waves, the conducted
@@ -14,18 +14,28 @@ flutter, or a signal too noisy for intervals.
 - Third degree: P waves and QRS complexes independent: a regular escape rhythm of at
   most MAX_ESCAPE_BPM, slower than the atrial rhythm, and the PRs spread widely
   without the Wenckebach pattern.
+
+For the second-degree patterns premature atrial beats (their own P waves, of another
+axis, not found) are taken out of the beat sequence and sinus P waves the search missed
+put back from the atrial cycle (without_premature_atrial; docs/measurement.md 3.34).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import numpy as np
 
 from model.beats import FS
 from model.measure import SINUS_P_AXIS, EcgMeasurement
-from model.measure.av_conduction import ATRIAL_FIT, MAX_ATRIAL_RATE, AtrialActivity
+from model.measure.av_conduction import (
+    ATRIAL_FIT,
+    MAX_ATRIAL_RATE,
+    PR_RANGE_MS,
+    AtrialActivity,
+)
+from model.measure.leads import PRE
 from model.paced_statements import is_paced
 from model.report import Statement
 from model.rhythm_statements import sinus_rate_code
@@ -92,8 +102,11 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
         return []
     if atrial.blocked < 1:
         return []
-    block = complete_block(m, atrial) or second_degree_block(atrial)
-    if block is None or (atrial.blocked < MIN_BLOCKED and not lengthening_before_drop(atrial)):
+    sinus_beats, interrupted = without_premature_atrial(m, atrial)
+    block = complete_block(m, atrial) or second_degree_block(sinus_beats, interrupted)
+    if block is None or (
+        atrial.blocked < MIN_BLOCKED and not wenckebach_sequence(sinus_beats, interrupted)
+    ):
         return []
     evidence = {
         "atrial_rate_per_min": round(atrial_rate),
@@ -121,10 +134,112 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
     return [sinus, statement]
 
 
-def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
+def without_premature_atrial(
+    m: EcgMeasurement, atrial: AtrialActivity
+) -> tuple[AtrialActivity, tuple[bool, ...]]:
+    """The P waves against the QRS complexes with the premature atrial beats
+    (premature_atrial_beats) and their own P waves taken out, the sinus P waves the
+    search missed put back (missed_p_waves), and per interval between the beats left
+    whether a premature beat stood in it. Its "PR" is none of the block's, and a P
+    wave of the sinus rhythm in such an interval that is not conducted is a dropped
+    beat like any other; the premature beat ends a Wenckebach run, so the PRs either
+    side are not compared (docs/measurement.md 3.34)."""
+    ectopic, own_p = premature_atrial_beats(m, atrial)
+    qrs = _qrs_onsets(m)
+    found = np.delete(np.array(atrial.p_onsets), own_p)
+    onsets = missed_p_waves(found, atrial.atrial_cycle_ms, qrs[ectopic])
+    if not ectopic.any() and onsets.size == found.size:
+        return atrial, (False,) * len(atrial.p_per_interval)
+    kept = np.flatnonzero(~ectopic)
+    last = np.searchsorted(onsets, qrs[kept]) - 1
+    pr = [(q - onsets[k]) * 1000.0 / FS if k >= 0 else None for q, k in zip(qrs[kept], last)]
+    counts, interrupted = [], []
+    for j, k in pairwise(kept):
+        if min(atrial.p_per_interval[j:k]) < 0:
+            counts.append(-1)
+        else:
+            counts.append(int(np.count_nonzero((onsets >= qrs[j]) & (onsets < qrs[k]))))
+        interrupted.append(bool(k > j + 1))
+    judged = replace(
+        atrial,
+        pr_ms=tuple(pr),
+        conducted=tuple(p is not None and PR_RANGE_MS[0] <= p <= PR_RANGE_MS[1] for p in pr),
+        p_per_interval=tuple(counts),
+    )
+    return judged, tuple(interrupted)
+
+
+def missed_p_waves(onsets: np.ndarray, cycle_ms: float | None, resets: np.ndarray) -> np.ndarray:
+    """The P waves found with those the search missed (hidden in a QRS or T wave, or
+    under noise) put back: where two found lie a whole number of atrial cycles apart
+    (ATRIAL_FIT), evenly between them; not across a premature atrial beat (resets),
+    which resets the sinus node."""
+    if cycle_ms is None or onsets.size < 2:
+        return onsets
+    cycle = cycle_ms * FS / 1000.0
+    added = []
+    for a, b in pairwise(onsets):
+        k = round((b - a) / cycle)
+        if k < 2 or abs(b - a - k * cycle) > ATRIAL_FIT * cycle:
+            continue
+        if np.any((resets > a) & (resets < b)):
+            continue
+        added += [a + j * (b - a) // k for j in range(1, k)]
+    return np.sort(np.concatenate([onsets, np.array(added, dtype=onsets.dtype)]))
+
+
+def premature_atrial_beats(
+    m: EcgMeasurement, atrial: AtrialActivity
+) -> tuple[np.ndarray, list[int]]:
+    """Per beat, whether it is a premature atrial beat: of the dominant shape, early
+    (labelled 'S'), no P wave on the atrial cycle conducting it (none at a conducted
+    PR: its own, of another axis, not found; or one earlier than the cycle allows,
+    ATRIAL_FIT), and the sinus node reset: no sinus P wave within half a cycle after
+    its QRS onset. And the indices of those early P waves.
+
+    A junctional premature beat leaves the sinus node on time: the P wave due falls
+    into it (not conducted for refractoriness, not block). The early beats of a 3:2
+    Wenckebach follow a sinus P wave on the cycle at a conducted PR and are kept."""
+    n = len(atrial.pr_ms)
+    labels, cycle_ms = m.beats.labels, atrial.atrial_cycle_ms
+    ectopic = np.zeros(n, dtype=bool)
+    if cycle_ms is None or len(labels) != n:
+        return ectopic, []
+    cycle = cycle_ms * FS / 1000.0
+    onsets = np.array(atrial.p_onsets)
+    qrs = _qrs_onsets(m)
+    last = np.searchsorted(onsets, qrs) - 1
+    own_p = []
+    for i in np.flatnonzero(labels == "S"):
+        k = int(last[i])
+        early = (
+            atrial.conducted[i] and k >= 1 and onsets[k] - onsets[k - 1] < (1 - ATRIAL_FIT) * cycle
+        )
+        if atrial.conducted[i] and not early:
+            continue
+        if k + 1 < onsets.size and onsets[k + 1] - qrs[i] < cycle / 2:
+            continue
+        ectopic[i] = True
+        if early:
+            own_p.append(k)
+    return ectopic, own_p
+
+
+def _qrs_onsets(m: EcgMeasurement) -> np.ndarray:
+    """Each beat's QRS onset (samples), as model.measure.av_conduction relates them."""
+    return m.beats.positions - PRE + m.fiducials.qrs_on
+
+
+def second_degree_block(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> AvBlock | None:
     """2:1, Mobitz I or Mobitz II from the P waves per interval and the PRs around the
-    dropped beats; None where the pattern is none of them."""
-    counts = np.array([c for c in atrial.p_per_interval if c >= 0])
+    dropped beats; None where the pattern is none of them. interrupted: per interval,
+    whether a premature atrial beat taken out stood in it (without_premature_atrial):
+    its P waves count for the drops, not for the conduction ratio."""
+    # The conduction ratio from the intervals without a premature beat: one taken out
+    # leaves its interval one P wave more or fewer than the ratio's.
+    counts = np.array(
+        [c for c, cut in zip(atrial.p_per_interval, interrupted) if c >= 0 and not cut]
+    )
     if counts.size < MIN_INTERVALS or counts.max() > 2:
         return None
     # Every QRS of a second-degree block follows its P wave (the first may not show it).
@@ -145,7 +260,7 @@ def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
             None,
             conducted,
         )
-    steps = mobitz_steps(atrial)
+    steps = mobitz_steps(atrial, interrupted)
     if not steps or not np.any(counts == 1):
         return None
     if constant:
@@ -157,7 +272,7 @@ def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
             MOBITZ_SNOMED["II"],
             conducted,
         )
-    if min(steps) >= MOBITZ_I_STEP_MS and lengthening_within_groups(atrial):
+    if min(steps) >= MOBITZ_I_STEP_MS and lengthening_within_groups(atrial, interrupted):
         return AvBlock(
             "2AVB",
             "Second degree AV block, Mobitz I (Wenckebach)",
@@ -169,14 +284,16 @@ def second_degree_block(atrial: AtrialActivity) -> AvBlock | None:
     return None
 
 
-def lengthening_within_groups(atrial: AtrialActivity) -> bool:
+def lengthening_within_groups(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> bool:
     """Between dropped beats the PR never shortens (by more than PR_JITTER_MS): a
     Wenckebach's PR lengthens beat by beat; P waves taken from fibrillatory waves
-    would give PRs at random."""
+    would give PRs at random. Not across a premature atrial beat taken out
+    (interrupted): it ends the run."""
     for i, count in enumerate(atrial.p_per_interval):
         before, after = atrial.pr_ms[i], atrial.pr_ms[i + 1]
         if (
             count == 1
+            and not interrupted[i]
             and before is not None
             and after is not None
             and after < before - PR_JITTER_MS
@@ -185,33 +302,44 @@ def lengthening_within_groups(atrial: AtrialActivity) -> bool:
     return True
 
 
-def mobitz_steps(atrial: AtrialActivity) -> list[float]:
+def mobitz_steps(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> list[float]:
     """Per dropped beat (an interval with two P waves between conducted beats): the PR
-    before it minus the PR after it, in ms."""
+    before it minus the PR after it, in ms. Across a premature atrial beat taken out
+    (interrupted) the PR before may be any of its group's (the beat taken out may have
+    been the group's next): there a step only where it shows the Wenckebach shortening."""
     steps = []
     for i, count in enumerate(atrial.p_per_interval):
         before, after = atrial.pr_ms[i], atrial.pr_ms[i + 1]
         if count != 2 or before is None or after is None:
             continue
-        if atrial.conducted[i] and atrial.conducted[i + 1]:
+        shows = not interrupted[i] or before - after >= MOBITZ_I_STEP_MS
+        if atrial.conducted[i] and atrial.conducted[i + 1] and shows:
             steps.append(before - after)
     return steps
 
 
-def lengthening_before_drop(atrial: AtrialActivity) -> bool:
-    """A Wenckebach sequence: before a dropped beat, MIN_WENCKEBACH_PRS conducted PRs
-    in a row that lengthen, and after it a PR MOBITZ_I_STEP_MS shorter."""
+def wenckebach_sequence(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> bool:
+    """A Wenckebach sequence around a dropped beat: the PR after it MOBITZ_I_STEP_MS
+    shorter than before it, and MIN_WENCKEBACH_PRS conducted PRs in a row that lengthen
+    before it, or from it on (the group after the drop repeats the lengthening: a
+    premature atrial beat may have cut the one before). No run passes a premature
+    atrial beat taken out (interrupted)."""
     pr, conducted = atrial.pr_ms, atrial.conducted
     for i, count in enumerate(atrial.p_per_interval):
-        first = i + 1 - MIN_WENCKEBACH_PRS
-        if count != 2 or first < 0 or not all(conducted[first : i + 2]):
-            continue
-        run = [p for p in pr[first : i + 1] if p is not None]
         after = pr[i + 1]
-        if len(run) < MIN_WENCKEBACH_PRS or after is None:
+        if count != 2 or pr[i] is None or after is None or pr[i] - after < MOBITZ_I_STEP_MS:
             continue
-        if all(b > a for a, b in pairwise(run)) and run[-1] - after >= MOBITZ_I_STEP_MS:
-            return True
+        for first in (i + 1 - MIN_WENCKEBACH_PRS, i + 1):
+            last = first + MIN_WENCKEBACH_PRS - 1
+            if first < 0 or last >= len(pr) or any(interrupted[first:last]):
+                continue
+            if first > i and any(c != 1 for c in atrial.p_per_interval[first:last]):
+                continue
+            run = pr[first : last + 1]
+            if not all(conducted[first : last + 1]) or not conducted[i + 1]:
+                continue
+            if all(a is not None and b is not None and b > a for a, b in pairwise(run)):
+                return True
     return False
 
 
