@@ -22,7 +22,7 @@ put back from the atrial cycle (without_premature_atrial; docs/measurement.md 3.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import numpy as np
@@ -44,7 +44,8 @@ from model.statement_text import make_statement
 
 AV_BLOCK_CODES = frozenset({"2AVB", "3AVB"})
 # At least this many P waves not conducted (one may be a blocked premature atrial
-# beat); a single one only with the Wenckebach sequence before it: the PR lengthening
+# beat; none that fell into a junctional beat, refractory: _refractory_p_waves); a
+# single one only with the Wenckebach sequence before it: the PR lengthening
 # over at least MIN_WENCKEBACH_PRS conducted beats and shorter after the dropped beat.
 MIN_BLOCKED = 2
 MIN_WENCKEBACH_PRS = 3
@@ -87,6 +88,23 @@ class AvBlock:
     criterion: str
     snomed: str | None
     prs_ms: list[float]
+    inferred_prs_ms: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SinusSequence:
+    """The P waves against the beats left once premature atrial beats are taken out
+    (without_premature_atrial). interrupted: per interval, whether a premature beat
+    stood in it; inferred_pr: per beat, whether its PR rests on a P wave put back, not
+    found; inferred_p_waves: how many were put back; refractory_p_waves: P waves found
+    within half a cycle after a premature beat kept (a junctional one: the P wave fell
+    into it, not conducted for refractoriness, not block)."""
+
+    atrial: AtrialActivity
+    interrupted: tuple[bool, ...]
+    inferred_pr: tuple[bool, ...]
+    inferred_p_waves: int = 0
+    refractory_p_waves: int = 0
 
 
 def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Statement]:
@@ -102,10 +120,15 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
         return []
     if atrial.blocked < 1:
         return []
-    sinus_beats, interrupted = without_premature_atrial(m, atrial)
-    block = complete_block(m, atrial) or second_degree_block(sinus_beats, interrupted)
+    sinus = without_premature_atrial(m, atrial)
+    blocked = atrial.blocked - sinus.refractory_p_waves
+    if blocked < 1:
+        return []
+    block = complete_block(m, atrial) or second_degree_block(
+        sinus.atrial, sinus.interrupted, sinus.inferred_pr
+    )
     if block is None or (
-        atrial.blocked < MIN_BLOCKED and not wenckebach_sequence(sinus_beats, interrupted)
+        blocked < MIN_BLOCKED and not wenckebach_sequence(sinus.atrial, sinus.interrupted)
     ):
         return []
     evidence = {
@@ -115,7 +138,7 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
     }
     rate = sinus_rate_code(atrial_rate, limits)
     code, limit = rate or ("SR", f"{limits.bradycardia_bpm}-{limits.tachycardia_bpm}")
-    sinus = make_statement(
+    rhythm = make_statement(
         code,
         f"P waves at a regular atrial rate of {limit}/min with P axis "
         f"{SINUS_P_AXIS[0]}..{SINUS_P_AXIS[1]} degrees, found along the whole recording",
@@ -128,52 +151,73 @@ def av_block_statements(m: EcgMeasurement, limits: StatementLimits) -> list[Stat
         text=block.text,
         snomed=block.snomed,
         pr_ms=", ".join(f"{pr:.0f}" for pr in block.prs_ms),
-        non_conducted_p_waves=atrial.blocked,
+        **_inferred_evidence(block, sinus),
+        non_conducted_p_waves=blocked,
         **evidence,
     )
-    return [sinus, statement]
+    return [rhythm, statement]
 
 
-def without_premature_atrial(
-    m: EcgMeasurement, atrial: AtrialActivity
-) -> tuple[AtrialActivity, tuple[bool, ...]]:
+def _inferred_evidence(block: AvBlock, sinus: SinusSequence) -> dict[str, object]:
+    """For a second-degree block, the P waves put back and the PRs measured from them,
+    apart from pr_ms (from P waves found), so that the report says what was seen and
+    what was inferred. The complete block rests on the P waves found alone."""
+    if block.code != "2AVB":
+        return {}
+    evidence: dict[str, object] = {"inferred_p_waves": sinus.inferred_p_waves}
+    if block.inferred_prs_ms:
+        prs = ", ".join(f"{pr:.0f}" for pr in block.inferred_prs_ms)
+        evidence["pr_ms_from_inferred_p_waves"] = prs
+    return evidence
+
+
+def without_premature_atrial(m: EcgMeasurement, atrial: AtrialActivity) -> SinusSequence:
     """The P waves against the QRS complexes with the premature atrial beats
     (premature_atrial_beats) and their own P waves taken out, the sinus P waves the
     search missed put back (missed_p_waves), and per interval between the beats left
     whether a premature beat stood in it. Its "PR" is none of the block's, and a P
     wave of the sinus rhythm in such an interval that is not conducted is a dropped
     beat like any other; the premature beat ends a Wenckebach run, so the PRs either
-    side are not compared (docs/measurement.md 3.34)."""
+    side are not compared. A drop needs a P wave found, not conducted: an interval
+    whose P wave not conducted was put back is not judged (a sinus pause with no P wave
+    in it is no AV block; docs/measurement.md 3.34)."""
     ectopic, own_p = premature_atrial_beats(m, atrial)
     qrs = _qrs_onsets(m)
+    refractory = _refractory_p_waves(m, atrial, ectopic, qrs)
     found = np.delete(np.array(atrial.p_onsets), own_p)
     onsets = missed_p_waves(found, atrial.atrial_cycle_ms, qrs[ectopic])
     if not ectopic.any() and onsets.size == found.size:
-        return atrial, (False,) * len(atrial.p_per_interval)
+        n = len(atrial.pr_ms)
+        return SinusSequence(
+            atrial, (False,) * len(atrial.p_per_interval), (False,) * n, 0, refractory
+        )
+    inferred = ~np.isin(onsets, found)
     kept = np.flatnonzero(~ectopic)
     last = np.searchsorted(onsets, qrs[kept]) - 1
     pr = [(q - onsets[k]) * 1000.0 / FS if k >= 0 else None for q, k in zip(qrs[kept], last)]
+    conducted = [p is not None and PR_RANGE_MS[0] <= p <= PR_RANGE_MS[1] for p in pr]
     counts, interrupted = [], []
-    for j, k in pairwise(kept):
-        if min(atrial.p_per_interval[j:k]) < 0:
+    for n, (j, k) in enumerate(pairwise(kept)):
+        inside = np.flatnonzero((onsets >= qrs[j]) & (onsets < qrs[k]))
+        not_conducted = inside[:-1] if conducted[n + 1] else inside
+        if min(atrial.p_per_interval[j:k]) < 0 or inferred[not_conducted].any():
             counts.append(-1)
         else:
-            counts.append(int(np.count_nonzero((onsets >= qrs[j]) & (onsets < qrs[k]))))
+            counts.append(int(inside.size))
         interrupted.append(bool(k > j + 1))
     judged = replace(
-        atrial,
-        pr_ms=tuple(pr),
-        conducted=tuple(p is not None and PR_RANGE_MS[0] <= p <= PR_RANGE_MS[1] for p in pr),
-        p_per_interval=tuple(counts),
+        atrial, pr_ms=tuple(pr), conducted=tuple(conducted), p_per_interval=tuple(counts)
     )
-    return judged, tuple(interrupted)
+    inferred_pr = tuple(bool(k >= 0 and inferred[k]) for k in last)
+    return SinusSequence(judged, tuple(interrupted), inferred_pr, int(inferred.sum()), refractory)
 
 
 def missed_p_waves(onsets: np.ndarray, cycle_ms: float | None, resets: np.ndarray) -> np.ndarray:
     """The P waves found with those the search missed (hidden in a QRS or T wave, or
     under noise) put back: where two found lie a whole number of atrial cycles apart
     (ATRIAL_FIT), evenly between them; not across a premature atrial beat (resets),
-    which resets the sinus node."""
+    which resets the sinus node. Such a P wave may give its beat a PR; it is never a
+    P wave not conducted (without_premature_atrial)."""
     if cycle_ms is None or onsets.size < 2:
         return onsets
     cycle = cycle_ms * FS / 1000.0
@@ -186,6 +230,31 @@ def missed_p_waves(onsets: np.ndarray, cycle_ms: float | None, resets: np.ndarra
             continue
         added += [a + j * (b - a) // k for j in range(1, k)]
     return np.sort(np.concatenate([onsets, np.array(added, dtype=onsets.dtype)]))
+
+
+def _refractory_p_waves(
+    m: EcgMeasurement, atrial: AtrialActivity, ectopic: np.ndarray, qrs: np.ndarray
+) -> int:
+    """Of the P waves counted not conducted (AtrialActivity.blocked), those within half
+    an atrial cycle after the QRS onset of a premature beat kept (labelled 'S', not
+    conducted, not a premature atrial beat): the sinus P wave due fell into a
+    junctional beat; refractory, not blocked."""
+    cycle_ms, conducted = atrial.atrial_cycle_ms, atrial.conducted
+    if cycle_ms is None or len(m.beats.labels) != len(conducted):
+        return 0
+    half = cycle_ms * FS / 2000.0
+    onsets = np.array(atrial.p_onsets)
+    junctional = (m.beats.labels == "S") & ~ectopic & ~np.array(conducted)
+    count = 0
+    for i in np.flatnonzero(junctional[:-1]):
+        if atrial.p_per_interval[i] < 0:
+            continue
+        inside = np.flatnonzero((onsets > qrs[i]) & (onsets < min(qrs[i] + half, qrs[i + 1])))
+        # The last P wave before the next QRS conducts it where its PR is conducted.
+        conducting = inside.size and conducted[i + 1] and onsets[inside[-1]] < qrs[i + 1]
+        last_before_next = np.searchsorted(onsets, qrs[i + 1]) - 1
+        count += int(inside.size) - int(bool(conducting) and inside[-1] == last_before_next)
+    return count
 
 
 def premature_atrial_beats(
@@ -230,11 +299,16 @@ def _qrs_onsets(m: EcgMeasurement) -> np.ndarray:
     return m.beats.positions - PRE + m.fiducials.qrs_on
 
 
-def second_degree_block(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -> AvBlock | None:
+def second_degree_block(
+    atrial: AtrialActivity,
+    interrupted: tuple[bool, ...],
+    inferred_pr: tuple[bool, ...] | None = None,
+) -> AvBlock | None:
     """2:1, Mobitz I or Mobitz II from the P waves per interval and the PRs around the
     dropped beats; None where the pattern is none of them. interrupted: per interval,
     whether a premature atrial beat taken out stood in it (without_premature_atrial):
-    its P waves count for the drops, not for the conduction ratio."""
+    its P waves count for the drops, not for the conduction ratio. inferred_pr: per
+    beat, whether its PR rests on a P wave put back: the block's PRs keep those apart."""
     # The conduction ratio from the intervals without a premature beat: one taken out
     # leaves its interval one P wave more or fewer than the ratio's.
     counts = np.array(
@@ -248,6 +322,9 @@ def second_degree_block(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -
     pr = atrial.pr_ms
     conducted = [p for p, c in zip(pr, atrial.conducted) if c and p is not None]
     constant = max(conducted) - min(conducted) <= CONSTANT_PR_MS
+    put_back = inferred_pr or (False,) * len(pr)
+    seen = [p for p, c, x in zip(pr, atrial.conducted, put_back) if c and p is not None and not x]
+    inferred = [p for p, c, x in zip(pr, atrial.conducted, put_back) if c and p is not None and x]
     if np.mean(counts == 2) >= TWO_TO_ONE_SHARE:
         if not constant:
             return None
@@ -258,7 +335,8 @@ def second_degree_block(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -
             f"conducted one at a constant PR (range <= {CONSTANT_PR_MS} ms); the Mobitz "
             "type cannot be told at 2:1",
             None,
-            conducted,
+            seen,
+            inferred,
         )
     steps = mobitz_steps(atrial, interrupted)
     if not steps or not np.any(counts == 1):
@@ -270,7 +348,8 @@ def second_degree_block(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -
             f"P waves not conducted between conducted beats whose PR is constant "
             f"(range <= {CONSTANT_PR_MS} ms)",
             MOBITZ_SNOMED["II"],
-            conducted,
+            seen,
+            inferred,
         )
     if min(steps) >= MOBITZ_I_STEP_MS and lengthening_within_groups(atrial, interrupted):
         return AvBlock(
@@ -279,7 +358,8 @@ def second_degree_block(atrial: AtrialActivity, interrupted: tuple[bool, ...]) -
             f"the PR lengthens until a P wave is not conducted; after each dropped beat "
             f"the PR is at least {MOBITZ_I_STEP_MS} ms shorter than before it",
             MOBITZ_SNOMED["I"],
-            conducted,
+            seen,
+            inferred,
         )
     return None
 

@@ -104,6 +104,9 @@ class RhythmSpec(DrawingSpec):
     # Real flutter cycles vary by a few per cent, slowly; the RR follows at fixed
     # conduction. This draws the cycle length swinging by up to this fraction.
     f_cycle_variation: float = 0.0
+    # Sinus rhythm: the beats (places in the beat plan) at which the sinus node does
+    # not fire (sinoatrial exit block): no P wave and no QRS, a pause of two cycles.
+    sinus_exit_blocks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,9 @@ def draw_sinus(d: _Drawing, rng: np.random.Generator) -> None:
             continue
         if p_at + m.pr_ms > d.end_ms:
             break
+        if beat in spec.sinus_exit_blocks:
+            p_at += cycle
+            continue
         d.p_wave(p_at)
         conducted = True
         if spec.av_block == "mobitz2":

@@ -69,6 +69,7 @@ def test_mobitz_one_with_premature_atrial_beats_keeps_its_atrial_cycle(
     # The block itself is named since 3.34; where it is not, the reason says why not AF.
     named = "2AVB" in report.codes
     assert named or "not conducted: not atrial fibrillation" in report.impression
+    assert not named or "Mobitz I (Wenckebach)" in report.impression, report.impression
 
 
 @pytest.mark.parametrize(
@@ -93,6 +94,7 @@ def test_mobitz_one_with_premature_beats_under_noise_is_no_atrial_fibrillation(
     assert "AFIB" not in report.codes, report.impression
     named = "2AVB" in report.codes  # since 3.34
     assert named or "not atrial fibrillation" in report.impression, report.impression
+    assert not named or "Mobitz I (Wenckebach)" in report.impression, report.impression
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ def test_mobitz_one_with_premature_atrial_beats_is_no_atrial_fibrillation(
     # The block itself is named since 3.34; where it is not, the reason says why not AF.
     named = "2AVB" in report.codes
     assert named or "not conducted: not atrial fibrillation" in report.impression
+    assert not named or "Mobitz I (Wenckebach)" in report.impression, report.impression
 
 
 def test_atrial_fibrillation_keeps_no_atrial_cycle() -> None:
