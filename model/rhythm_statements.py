@@ -221,9 +221,13 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     explain, and irregularly so: RRs that take only a few distinct values are grouped
     beating (Mobitz I, flutter with variable conduction), which is no fibrillation.
     Where PVCs leave no two successive pairs of intervals, the intervals without one
-    judge the RR in their sequence (slow AF with PVCs, docs/measurement.md 3.37)."""
+    judge the RR in their sequence (slow AF with PVCs, docs/measurement.md 3.37), and
+    only where the fibrillatory waves are clear too (fibrillatory_waves_clear)."""
+    in_sequence = m.beats.irregularity() is None
     irregularity = m.beats.irregularity(in_sequence=True)
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
+        return []
+    if in_sequence and not fibrillatory_waves_clear(m):
         return []
     if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
         return []
@@ -253,12 +257,19 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
             f"fibrillatory waves ({FIBRILLATORY_HZ[0]:.0f}-{FIBRILLATORY_HZ[1]:.0f} Hz in II, "
             f"III, aVF and V1, not repeating before the beats) and no P wave: {intervals}"
         )
+    rr_words = (
+        "too few successive intervals without a ventricular premature beat: over the "
+        "cycles in their sequence, each one around a PVC as half its coupling interval "
+        "and the pause after it, with fibrillatory waves clear, "
+        if in_sequence
+        else ""
+    )
     fibrillatory = m.fibrillatory
     why_not_p = wandering_p_words(m) or irregular_beyond_sinus_arrhythmia_words(m.rhythm)
     return [
         make_statement(
             "AFIB",
-            f"irregularly irregular RR (normalised RMSSD > {IRREGULAR_RMSSD}; {basis}) "
+            f"irregularly irregular RR ({rr_words}normalised RMSSD > {IRREGULAR_RMSSD}; {basis}) "
             "without consistent P waves before the non-premature beats"
             + (f" ({why_not_p})" if why_not_p else ""),
             rr_rmssd_normalised=irregularity,
@@ -269,6 +280,16 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
             p_wave=m.null_reasons.get("pr_ms"),
         )
     ]
+
+
+def fibrillatory_waves_clear(m: EcgMeasurement) -> bool:
+    """Where PVCs leave the RR to be judged only in its sequence (Beats.irregularity
+    in_sequence), a premature atrial beat taken for a dominant one makes the cycles
+    alternate as atrial fibrillation's do: the atrial activity must not repeat either
+    (model.measure.atrial FibrillatoryWaves.clear). Sinus at 45/min, each cycle
+    N-PAC-PVC, was called AFIB on three intervals between dominant beats, its repeat
+    2.56 (docs/measurement.md 3.38)."""
+    return m.fibrillatory is not None and m.fibrillatory.clear
 
 
 def on_time_beats_irregular(m: EcgMeasurement) -> bool:
