@@ -91,7 +91,7 @@ class RhythmSpec(DrawingSpec):
     pac_fraction: float = 0.0
     pvc_fraction: float = 0.0
     pjc_fraction: float = 0.0
-    # "pac_pvc": each sinus beat followed by a PAC and a PVC (docs/measurement.md 3.38).
+    # "pac_pvc": each sinus beat followed by a PAC and a PVC (docs/measurement.md 3.37).
     pattern: Pattern = "random"
     # "mixed": each premature beat of the pattern atrial or ventricular at random.
     pattern_origin: Literal["atrial", "ventricular", "mixed"] = "ventricular"

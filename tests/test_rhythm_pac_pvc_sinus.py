@@ -1,5 +1,5 @@
 """Slow sinus rhythm, each cycle a sinus beat, a PAC and a PVC, read as atrial
-fibrillation (docs/measurement.md 3.38). At 45/min with a sinus arrhythmia and a small
+fibrillation (docs/measurement.md 3.37). At 45/min with a sinus arrhythmia and a small
 P wave the PAC is taken for a dominant beat; the PVCs leave no two successive pairs of
 intervals, so the RR is judged only in its sequence around them (3.37), where the
 PAC's short cycle and the PVC's long one alternate as atrial fibrillation's would.
