@@ -3,8 +3,8 @@ fibrillation (docs/measurement.md 3.37). At 45/min with a sinus arrhythmia and a
 P wave the PAC is taken for a dominant beat; the PVCs leave no two successive pairs of
 intervals, so the RR is judged only in its sequence around them (3.37), where the
 PAC's short cycle and the PVC's long one alternate as atrial fibrillation's would.
-Where the RR is judged only so, the fibrillatory waves must be clear too: the atrial
-activity that repeats before the dominant beats is organised, no fibrillation.
+Where the RR is judged only so, the atrial activity must be fibrillatory too (its
+strongest frequency at 4-9 Hz, not repeating before the dominant beats).
 """
 
 from __future__ import annotations
