@@ -27,7 +27,6 @@ from model.measure import (
     EcgMeasurement,
 )
 from model.measure.amplitudes import polarity_fits_axis
-from model.measure.atrial import MAX_FIBRILLATORY_REPEAT
 from model.measure.p_timing import p_timing_wanders, pr_spread_ms, regular_atrial_rhythm
 from model.measure.rhythm import (
     MAX_RR_LEVELS,
@@ -223,12 +222,13 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     beating (Mobitz I, flutter with variable conduction), which is no fibrillation.
     Where PVCs leave no two successive pairs of intervals, the intervals without one
     judge the RR in their sequence (slow AF with PVCs, docs/measurement.md 3.37), and
-    there only where the atrial activity is fibrillatory (atrial_activity_fibrillatory)."""
+    then only where the atrial activity is unorganised (FibrillatoryWaves.unorganised):
+    a PAC taken for a dominant beat alternates the cycles too."""
     in_sequence = m.beats.irregularity() is None
     irregularity = m.beats.irregularity(in_sequence=True)
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
         return []
-    if in_sequence and not atrial_activity_fibrillatory(m):
+    if in_sequence and (m.fibrillatory is None or not m.fibrillatory.unorganised):
         return []
     if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
         return []
@@ -281,21 +281,6 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
             p_wave=m.null_reasons.get("pr_ms"),
         )
     ]
-
-
-def atrial_activity_fibrillatory(m: EcgMeasurement) -> bool:
-    """Where PVCs leave the RR to be judged only in its sequence (Beats.irregularity
-    in_sequence), a premature atrial beat taken for a dominant one makes the cycles
-    alternate as atrial fibrillation's do; so the atrial activity must be fibrillatory
-    too: its strongest frequency in FIBRILLATORY_HZ in each lead, and not repeating
-    before the beats where that is judged (model.measure.atrial FibrillatoryWaves). A
-    slow sinus rhythm, each cycle N-PAC-PVC, was called AFIB on three intervals between
-    dominant beats, its repeat 2.56 (docs/measurement.md 3.37)."""
-    waves = m.fibrillatory
-    if waves is None:
-        return False
-    in_band = FIBRILLATORY_HZ[0] <= waves.peak_hz[0] and waves.peak_hz[1] <= FIBRILLATORY_HZ[1]
-    return in_band and (waves.repeat is None or waves.repeat <= MAX_FIBRILLATORY_REPEAT)
 
 
 def on_time_beats_irregular(m: EcgMeasurement) -> bool:

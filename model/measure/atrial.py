@@ -382,13 +382,15 @@ class FibrillatoryWaves:
     @property
     def clear(self) -> bool:
         """Fibrillatory waves in all four leads, not repeating before the beats."""
-        return (
-            self.share >= MIN_FIBRILLATORY_SHARE
-            and FIBRILLATORY_HZ[0] <= self.peak_hz[0]
-            and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
-            and self.repeat is not None
-            and self.repeat <= MAX_FIBRILLATORY_REPEAT
-        )
+        return self.share >= MIN_FIBRILLATORY_SHARE and self.repeat is not None and self.unorganised
+
+    @property
+    def unorganised(self) -> bool:
+        """Each lead's strongest frequency fibrillatory, and no repeat found (where judged):
+        no sinus P wave or PAC at a slow rate, whose harmonic peaks under 4 Hz and which
+        repeats (docs/measurement.md 3.37, review fix)."""
+        in_band = FIBRILLATORY_HZ[0] <= self.peak_hz[0] and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
+        return in_band and (self.repeat is None or self.repeat <= MAX_FIBRILLATORY_REPEAT)
 
 
 def fibrillatory_waves(
