@@ -221,9 +221,14 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     explain, and irregularly so: RRs that take only a few distinct values are grouped
     beating (Mobitz I, flutter with variable conduction), which is no fibrillation.
     Where PVCs leave no two successive pairs of intervals, the intervals without one
-    judge the RR in their sequence (slow AF with PVCs, docs/measurement.md 3.37)."""
+    judge the RR in their sequence (slow AF with PVCs, docs/measurement.md 3.37), and
+    then only where the atrial activity is unorganised (FibrillatoryWaves.unorganised):
+    a PAC taken for a dominant beat alternates the cycles too."""
+    in_sequence = m.beats.irregularity() is None
     irregularity = m.beats.irregularity(in_sequence=True)
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
+        return []
+    if in_sequence and (m.fibrillatory is None or not m.fibrillatory.unorganised):
         return []
     if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
         return []
@@ -253,12 +258,19 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
             f"fibrillatory waves ({FIBRILLATORY_HZ[0]:.0f}-{FIBRILLATORY_HZ[1]:.0f} Hz in II, "
             f"III, aVF and V1, not repeating before the beats) and no P wave: {intervals}"
         )
+    rr_words = (
+        "too few successive intervals without a ventricular premature beat: over the "
+        "cycles in their sequence, each one around a PVC as half its coupling interval "
+        "and the pause after it, with fibrillatory atrial activity, "
+        if in_sequence
+        else ""
+    )
     fibrillatory = m.fibrillatory
     why_not_p = wandering_p_words(m) or irregular_beyond_sinus_arrhythmia_words(m.rhythm)
     return [
         make_statement(
             "AFIB",
-            f"irregularly irregular RR (normalised RMSSD > {IRREGULAR_RMSSD}; {basis}) "
+            f"irregularly irregular RR ({rr_words}normalised RMSSD > {IRREGULAR_RMSSD}; {basis}) "
             "without consistent P waves before the non-premature beats"
             + (f" ({why_not_p})" if why_not_p else ""),
             rr_rmssd_normalised=irregularity,

@@ -15,7 +15,8 @@ What it draws (all seeded, so a spec always gives the same ECG):
   conducted: a fully compensatory pause) and premature junctional complexes (a
   normal QRS without a P wave, the pause compensatory), at random or as bigeminy /
   trigeminy, of one origin or with atrial and ventricular premature beats in turn at
-  random ("mixed");
+  random ("mixed"), or each sinus beat followed by a PAC and a PVC ("pac_pvc"); with
+  a respiratory sinus arrhythmia where asked;
 - atrial fibrillation: irregularly irregular RR and fibrillatory waves of a given size;
 - atrial flutter: a sawtooth at 240-340/min conducted 2:1, 3:1, 4:1 or variably;
 - AV block: first degree (long PR), Mobitz I and II at 3:2 to 5:4, 2:1, third degree
@@ -46,7 +47,7 @@ from model.synthetic import (
 
 Rhythm = Literal["sinus", "atrial_fibrillation", "atrial_flutter"]
 AvBlock = Literal["none", "first", "mobitz1", "mobitz2", "two_to_one", "third"]
-Pattern = Literal["random", "bigeminy", "trigeminy"]
+Pattern = Literal["random", "bigeminy", "trigeminy", "pac_pvc"]
 
 # The first P wave starts here (ms); no QRS is drawn closer than this to the end.
 FIRST_P_MS = 150.0
@@ -64,6 +65,8 @@ WENCKEBACH_STEP_MS = 90.0
 WENCKEBACH_DECAY = 0.45
 # Escape rhythms in complete heart block (per min): junctional, ventricular.
 ESCAPE_RATES = {"junctional": (35.0, 50.0), "ventricular": (20.0, 40.0)}
+# Sinus arrhythmia: the sinus cycle swings with breathing, one breath in this long (ms).
+RESPIRATION_MS = 3000.0
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,12 @@ class RhythmSpec(DrawingSpec):
     pac_fraction: float = 0.0
     pvc_fraction: float = 0.0
     pjc_fraction: float = 0.0
+    # "pac_pvc": each sinus beat followed by a PAC and a PVC (docs/measurement.md 3.37).
     pattern: Pattern = "random"
     # "mixed": each premature beat of the pattern atrial or ventricular at random.
     pattern_origin: Literal["atrial", "ventricular", "mixed"] = "ventricular"
+    # Sinus rhythm: the cycle swings with breathing (RESPIRATION_MS) by up to this fraction.
+    sinus_arrhythmia: float = 0.0
     av_block: AvBlock = "none"
     # Mobitz I and II: P waves per group, one of them not conducted (4: 4:3 block).
     av_ratio: int = 4
@@ -176,6 +182,8 @@ def ectopic_plan(spec: RhythmSpec, n: int, rng: np.random.Generator) -> list[str
 
     Random ectopy never puts two premature beats in a row, so that each premature
     beat has a sinus beat before it to be premature against."""
+    if spec.pattern == "pac_pvc":
+        return [("", "A", "V")[i % 3] for i in range(n)]
     if spec.pattern != "random":
         every = 2 if spec.pattern == "bigeminy" else 3
         kinds = pattern_kinds(spec, n // every, rng)
@@ -207,12 +215,14 @@ def pattern_kinds(spec: RhythmSpec, n: int, rng: np.random.Generator) -> list[st
 def draw_sinus(d: _Drawing, rng: np.random.Generator) -> None:
     """Sinus rhythm with premature beats and AV block, beat by beat."""
     spec, m = d.spec, d.spec.morphology
-    cycle = 60000.0 / spec.rate_bpm
+    mean_cycle = 60000.0 / spec.rate_bpm
     plan = ectopic_plan(spec, int(spec.duration_s * spec.rate_bpm / 60.0) + 4, rng)
     p_at = FIRST_P_MS
     wenckebach = 0
     for beat, ectopic in enumerate(plan):
         pr = m.pr_ms
+        breath = np.sin(2 * np.pi * p_at / RESPIRATION_MS)
+        cycle = mean_cycle * (1 + spec.sinus_arrhythmia * breath)
         if ectopic == "A" and beat > 0:
             p_at = d.onsets[-1] - pr + rng.uniform(*PAC_COUPLING) * cycle
             if p_at + pr > d.end_ms:

@@ -196,8 +196,6 @@ def test_compensatory_pauses_show_the_sinus_node_kept_its_time() -> None:
             coupling_spread=coupling_spread(beats),
             compensatory_pauses=compensatory_pauses(beats, classes),
             pattern=None,
-            pattern_origin=None,
-            pattern_cycles=0,
             uncompensated_ventricular=uncompensated_ventricular(beats, classes),
         )
         assert rhythm.coupling_spread > 2 * COUPLING_SPREAD

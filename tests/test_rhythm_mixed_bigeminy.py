@@ -159,8 +159,6 @@ def _analysis(classes: str) -> RhythmAnalysis:
         coupling_spread=None,
         compensatory_pauses=0,
         pattern=pattern,
-        pattern_origin="".join(sorted(set(beats))) or None,
-        pattern_cycles=len(beats),
         pattern_beats=beats,
     )
 

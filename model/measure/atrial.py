@@ -371,9 +371,9 @@ class FibrillatoryWaves:
     """share: the smallest, over II, III, aVF and V1, share of the cancelled residual's
     1-40 Hz power at 4-9 Hz; peak_hz: the lowest and highest of those leads' strongest
     3-12 Hz frequency; repeat: the atrial activity before the dominant beats, its
-    median's size over how far single beats stray from it, corrected for their number (model.measure.rhythm
-    AtrialWaves; a P wave repeats, fibrillatory waves do not); None with no two
-    dominant beats in a row."""
+    median's size over how far single beats stray from it, corrected for their number
+    (model.measure.rhythm AtrialWaves; a P wave repeats, fibrillatory waves do not);
+    None with fewer than two such beats."""
 
     share: float
     peak_hz: tuple[float, float]
@@ -382,13 +382,15 @@ class FibrillatoryWaves:
     @property
     def clear(self) -> bool:
         """Fibrillatory waves in all four leads, not repeating before the beats."""
-        return (
-            self.share >= MIN_FIBRILLATORY_SHARE
-            and FIBRILLATORY_HZ[0] <= self.peak_hz[0]
-            and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
-            and self.repeat is not None
-            and self.repeat <= MAX_FIBRILLATORY_REPEAT
-        )
+        return self.share >= MIN_FIBRILLATORY_SHARE and self.repeat is not None and self.unorganised
+
+    @property
+    def unorganised(self) -> bool:
+        """Each lead's strongest frequency fibrillatory, and no repeat found (where judged):
+        no sinus P wave or PAC at a slow rate, whose harmonic peaks under 4 Hz and which
+        repeats (docs/measurement.md 3.37, review fix)."""
+        in_band = FIBRILLATORY_HZ[0] <= self.peak_hz[0] and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
+        return in_band and (self.repeat is None or self.repeat <= MAX_FIBRILLATORY_REPEAT)
 
 
 def fibrillatory_waves(
@@ -406,10 +408,10 @@ def fibrillatory_waves(
     peaks = _peak_frequencies(freq, np.where((freq >= 3.0) & (freq <= 12.0), power, 0.0))
     atrial = AtrialWaves(sig, leads, beats, median, fid, after_premature=True)
     repeat = None
-    if atrial.sinus_p is not None and atrial.noise:
+    n = atrial.references
+    if atrial.sinus_p is not None and atrial.noise and n >= 2:
         # Windows stray less from the median of a few of them, which each one pulls
         # toward itself: by sqrt((n - 1) / n) for n windows (half the difference for two).
         # Slow AF with PVCs keeps 2-4 (docs/measurement.md 3.37).
-        n = atrial.references
         repeat = float(atrial.sinus_p / (atrial.noise * np.sqrt(n / (n - 1))))
     return FibrillatoryWaves(share, (float(peaks.min()), float(peaks.max())), repeat)

@@ -102,8 +102,7 @@ class RhythmAnalysis:
     judge it by.
     uncompensated_ventricular: ventricular premature beats without a compensatory pause.
     pattern: a bigeminy or trigeminy (ectopic_pattern()); pattern_beats its premature
-    beats in order, pattern_origin their origins ('V'; 'AV' where PACs and PVCs take
-    turns), pattern_cycles how many.
+    beats in order.
     """
 
     classes: tuple[str, ...]
@@ -114,8 +113,6 @@ class RhythmAnalysis:
     coupling_spread: float | None
     compensatory_pauses: int
     pattern: str | None  # "bigeminy" or "trigeminy"
-    pattern_origin: str | None
-    pattern_cycles: int
     rr_levels: int | None = None
     sinus_cycle: float | None = None
     uncompensated_ventricular: int = 0
@@ -163,8 +160,6 @@ def analyse_rhythm(
         compensatory_pauses=compensatory_pauses(beats, classes),
         uncompensated_ventricular=uncompensated_ventricular(beats, classes),
         pattern=pattern,
-        pattern_origin="".join(o for o in ECTOPIC if o in pattern_beats) or None,
-        pattern_cycles=len(pattern_beats),
         pattern_beats=pattern_beats,
         rr_levels=rr_levels(rr),
         sinus_cycle=underlying_cycle(beats, classes),
