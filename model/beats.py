@@ -128,9 +128,10 @@ def detect_qrs(slope: np.ndarray) -> np.ndarray:
     if peaks.size == 0:
         return peaks
     reference = np.percentile(envelope[peaks], 90)
-    strong = _drop_t_waves(peaks[envelope[peaks] > 0.45 * reference], envelope)
+    strong_level = 0.45 * reference
+    strong = _drop_t_waves(peaks[envelope[peaks] > strong_level], envelope)
     weak = peaks[envelope[peaks] > 0.2 * reference]
-    return _search_back(strong, weak, envelope, slope)
+    return _search_back(strong, weak, envelope, slope, strong_level)
 
 
 def _drop_t_waves(peaks: np.ndarray, envelope: np.ndarray) -> np.ndarray:
@@ -144,10 +145,16 @@ def _drop_t_waves(peaks: np.ndarray, envelope: np.ndarray) -> np.ndarray:
 
 
 def _search_back(
-    accepted: np.ndarray, weak: np.ndarray, envelope: np.ndarray, slope: np.ndarray
+    accepted: np.ndarray,
+    weak: np.ndarray,
+    envelope: np.ndarray,
+    slope: np.ndarray,
+    strong_level: float,
 ) -> np.ndarray:
     """A gap of more than 1.6 RR probably hides a smaller beat: take the biggest candidate
-    in it, unless it is the T wave of the beat before it (_is_t_wave)."""
+    in it, unless it is the T wave of the beat before it (_is_t_wave). A candidate above
+    strong_level was dropped only by _drop_t_waves' envelope rule and is taken back as
+    before: an R-on-T PVC after a narrow beat can be under half as steep (3.35)."""
     if accepted.size < 3:
         return accepted
     rr = np.median(np.diff(accepted))
@@ -157,7 +164,7 @@ def _search_back(
             inside = weak[(weak > a + samples(250)) & (weak < b - samples(250))]
             if inside.size:
                 candidate = inside[np.argmax(envelope[inside])]
-                if not _is_t_wave(candidate, a, slope):
+                if envelope[candidate] > strong_level or not _is_t_wave(candidate, a, slope):
                     added.append(candidate)
     return np.sort(np.concatenate([accepted, np.asarray(added, dtype=accepted.dtype)]))
 
