@@ -201,7 +201,10 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
             f"the premature beats' coupling intervals or the pauses after them vary by more "
             f"than {COUPLING_SPREAD:.0%}, as no single ectopic focus fires"
         )
-    if nn is None and coupling is None:
+    if nn is None and (coupling is None or rhythm.atrial_timing_spread is None):
+        # Without the intervals between non-premature beats, PVCs at one coupling
+        # explain nothing: they keep it in atrial fibrillation too (slow AF with
+        # PVCs, docs/measurement.md 3.35).
         return None, "too few non-premature or premature beats to judge those apart"
     return False, "explained by premature beats"
 
