@@ -294,9 +294,15 @@ def irregular_among_fibrillatory_waves(m: EcgMeasurement) -> bool:
     atrial beats, and the intervals between the others need vary by no more than
     FIBRILLATORY_NN_RMSSD (where there are none to judge, the whole RR decides)."""
     fibrillatory = m.fibrillatory
-    if has_p_waves(m) and not p_timing_wanders(m):
+    wandering = has_p_waves(m) and p_timing_wanders(m)
+    if has_p_waves(m) and not wandering:
         return False
-    if fibrillatory is None or not fibrillatory.clear or m.rhythm is None:
+    if fibrillatory is None or m.rhythm is None:
+        return False
+    # A "P wave" at a wandering PR already shows that nothing repeats before the
+    # beats; the repeat, judged on the 2-3 windows of slow AF with PVCs, is not
+    # asked again (docs/measurement.md 3.35).
+    if not (fibrillatory.in_band if wandering else fibrillatory.clear):
         return False
     nn = m.rhythm.nn_irregularity
     return nn is None or nn > FIBRILLATORY_NN_RMSSD

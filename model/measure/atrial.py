@@ -380,15 +380,18 @@ class FibrillatoryWaves:
     repeat: float | None
 
     @property
-    def clear(self) -> bool:
-        """Fibrillatory waves in all four leads, not repeating before the beats."""
+    def in_band(self) -> bool:
+        """Fibrillatory waves in all four leads, whether or not they repeat."""
         return (
             self.share >= MIN_FIBRILLATORY_SHARE
             and FIBRILLATORY_HZ[0] <= self.peak_hz[0]
             and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
-            and self.repeat is not None
-            and self.repeat <= MAX_FIBRILLATORY_REPEAT
         )
+
+    @property
+    def clear(self) -> bool:
+        """Fibrillatory waves in all four leads, not repeating before the beats."""
+        return self.in_band and self.repeat is not None and self.repeat <= MAX_FIBRILLATORY_REPEAT
 
 
 def fibrillatory_waves(
