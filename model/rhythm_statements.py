@@ -231,6 +231,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
         return []
     unexplained, basis = unexplained_irregularity(m.rhythm)
+    too_few = unexplained is None
     if unexplained is None and has_p_waves(m):
         # Too few beats to tell premature beats from the rhythm, and a P wave found, if
         # at a wandering PR (model.measure.p_timing): the fibrillatory waves decide, not
@@ -244,7 +245,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
             "(aberrant conduction), and the RR between all beats is irregular"
         )
     if unexplained is False:
-        if not irregular_among_fibrillatory_waves(m):
+        if not irregular_among_fibrillatory_waves(m, too_few):
             return []
         intervals = (
             "too few intervals between non-premature beats to judge apart, the whole RR decides"
@@ -287,22 +288,22 @@ def on_time_beats_irregular(m: EcgMeasurement) -> bool:
     return not any(rhythm.count(origin) for origin in ORIGIN_WORDS)
 
 
-def irregular_among_fibrillatory_waves(m: EcgMeasurement) -> bool:
+def irregular_among_fibrillatory_waves(m: EcgMeasurement, too_few: bool = False) -> bool:
     """An irregular RR that premature beats would explain is atrial fibrillation where
     no P wave was found and fibrillatory waves are (model.measure.atrial
     FibrillatoryWaves.clear): early beats without a P wave before them are no premature
     atrial beats, and the intervals between the others need vary by no more than
-    FIBRILLATORY_NN_RMSSD (where there are none to judge, the whole RR decides)."""
+    FIBRILLATORY_NN_RMSSD (where there are none to judge, the whole RR decides).
+    too_few (beats to judge premature ones apart) with a "P wave" at a wandering PR:
+    that already shows nothing repeats before the beats, and the repeat, judged on the
+    2-3 windows of slow AF with PVCs, is not asked again (docs/measurement.md 3.35)."""
     fibrillatory = m.fibrillatory
     wandering = has_p_waves(m) and p_timing_wanders(m)
     if has_p_waves(m) and not wandering:
         return False
     if fibrillatory is None or m.rhythm is None:
         return False
-    # A "P wave" at a wandering PR already shows that nothing repeats before the
-    # beats; the repeat, judged on the 2-3 windows of slow AF with PVCs, is not
-    # asked again (docs/measurement.md 3.35).
-    if not (fibrillatory.in_band if wandering else fibrillatory.clear):
+    if not (fibrillatory.in_band if wandering and too_few else fibrillatory.clear):
         return False
     nn = m.rhythm.nn_irregularity
     return nn is None or nn > FIBRILLATORY_NN_RMSSD

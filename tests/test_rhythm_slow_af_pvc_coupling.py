@@ -75,7 +75,7 @@ def _drawn_slow_af(seed: int, draw: int) -> RhythmSpec:
     return spec
 
 
-@pytest.mark.parametrize(("seed", "draw"), [(12, 7), (20, 5), (28, 0), (30, 3), (36, 0)])
+@pytest.mark.parametrize(("seed", "draw"), [(12, 7), (20, 5), (28, 0), (36, 0)])
 def test_slow_af_with_pvcs_is_named_with_the_correct_beats(seed: int, draw: int) -> None:
     report = model.analyze(rhythm_ecg(_drawn_slow_af(seed, draw))[0])
     assert "AFIB" in report.codes, report.impression
