@@ -8,7 +8,8 @@ fibrillation needs both: no consistent P wave before the dominant beats, and an
 irregularity that premature beats do not explain (the intervals between dominant
 beats irregular too, or, where premature beats leave too few of those, their
 coupling intervals spread as no single ectopic focus spreads them). Premature beats
-are then named by origin, counted, and a bigeminal or trigeminal pattern stated.
+are then named by origin, counted, and a bigeminal or trigeminal pattern stated
+(model.ectopy_statements).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from __future__ import annotations
 from model.beats import (
     FS,
     IRREGULAR_RMSSD,
-    PREMATURE_FRACTION,
     WIDE_QRS_MS,
 )
+from model.ectopy_statements import ORIGIN_WORDS
 from model.flutter_statements import drifting_flutter_statement, flutter_statement
 from model.measure import (
     FIBRILLATORY_HZ,
@@ -31,10 +32,7 @@ from model.measure.p_timing import p_timing_wanders, pr_spread_ms, regular_atria
 from model.measure.rhythm import (
     MAX_RR_LEVELS,
     MIN_NN_INTERVALS,
-    MIN_PATTERN_ECTOPICS,
-    PAC_PREMATURITY,
     RhythmAnalysis,
-    ventricular_pattern,
 )
 from model.report import Statement
 from model.rhythm_few_beats import (
@@ -44,7 +42,6 @@ from model.rhythm_few_beats import (
     irregular_beyond_sinus_arrhythmia_words,
     sinus_not_judged,
 )
-from model.scp_statements import STATEMENTS
 from model.statement_limits import StatementLimits
 from model.statement_text import make_statement
 
@@ -85,18 +82,6 @@ TWO_TO_ONE_BPM = (30.0 * FLUTTER_HZ[0], 30.0 * FLUTTER_HZ[1])
 FUSED_QRS_MS = 180
 # Codes that leave an ECG normal: normal sinus rhythm and its physiological variants.
 NORMAL_RHYTHM_CODES = frozenset({"SR", "SBRAD", "STACH", "SARRH"})
-ORIGIN_WORDS = {"A": "atrial", "J": "junctional", "V": "ventricular"}
-# SNOMED CT concepts of a bigeminy / trigeminy of known origin (CinC 2021's mapping);
-# SCP's BIGU and TRIGU leave the origin unknown and carry none. Atrial and junctional
-# premature beats in turn are a supraventricular bigeminy; atrial and ventricular ones
-# have no concept.
-PATTERN_SNOMED = {
-    ("bigeminy", "A"): "251173003",
-    ("bigeminy", "J"): "251168009",
-    ("bigeminy", "AJ"): "251168009",
-    ("bigeminy", "V"): "11157007",
-    ("trigeminy", "V"): "251180001",
-}
 
 
 def normal_to_normal_rr_ms(m: EcgMeasurement) -> list[float]:
@@ -201,7 +186,10 @@ def unexplained_irregularity(rhythm: RhythmAnalysis) -> tuple[bool | None, str]:
             f"the premature beats' coupling intervals or the pauses after them vary by more "
             f"than {COUPLING_SPREAD:.0%}, as no single ectopic focus fires"
         )
-    if nn is None and coupling is None:
+    if nn is None and (coupling is None or rhythm.atrial_timing_spread is None):
+        # Without the intervals between non-premature beats, PVCs at one coupling
+        # explain nothing: they keep it in atrial fibrillation too (slow AF with
+        # PVCs, docs/measurement.md 3.35).
         return None, "too few non-premature or premature beats to judge those apart"
     return False, "explained by premature beats"
 
@@ -228,11 +216,12 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     irregularity = m.beats.irregularity(in_sequence=True)
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
         return []
-    if in_sequence and (m.fibrillatory is None or not m.fibrillatory.unorganised):
+    if in_sequence and not atrial_activity_unorganised(m):
         return []
     if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
         return []
     unexplained, basis = unexplained_irregularity(m.rhythm)
+    too_few = unexplained is None
     if unexplained is None and has_p_waves(m):
         # Too few beats to tell premature beats from the rhythm, and a P wave found, if
         # at a wandering PR (model.measure.p_timing): the fibrillatory waves decide, not
@@ -246,7 +235,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
             "(aberrant conduction), and the RR between all beats is irregular"
         )
     if unexplained is False:
-        if not irregular_among_fibrillatory_waves(m):
+        if not irregular_among_fibrillatory_waves(m, too_few):
             return []
         intervals = (
             "too few intervals between non-premature beats to judge apart, the whole RR decides"
@@ -283,6 +272,21 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     ]
 
 
+def atrial_activity_unorganised(m: EcgMeasurement) -> bool:
+    """FibrillatoryWaves.unorganised; where too few beats are left to judge premature
+    ones apart and a "P wave" stands at a wandering PR, the repeat (judged on the 2-3
+    windows of slow AF with PVCs) is not asked, as in irregular_among_fibrillatory_waves:
+    the fibrillatory band alone, which a sinus P wave's harmonics (under 4 Hz at these
+    rates) do not reach (docs/measurement.md 3.37)."""
+    fibrillatory = m.fibrillatory
+    if fibrillatory is None or m.rhythm is None:
+        return False
+    too_few = unexplained_irregularity(m.rhythm)[0] is None
+    if too_few and has_p_waves(m) and p_timing_wanders(m):
+        return fibrillatory.in_band
+    return fibrillatory.unorganised
+
+
 def on_time_beats_irregular(m: EcgMeasurement) -> bool:
     """No P wave, no premature beat, and beats of another shape ('X': not premature)
     among the dominant ones: the intervals between dominant beats alone leave out
@@ -296,16 +300,22 @@ def on_time_beats_irregular(m: EcgMeasurement) -> bool:
     return not any(rhythm.count(origin) for origin in ORIGIN_WORDS)
 
 
-def irregular_among_fibrillatory_waves(m: EcgMeasurement) -> bool:
+def irregular_among_fibrillatory_waves(m: EcgMeasurement, too_few: bool = False) -> bool:
     """An irregular RR that premature beats would explain is atrial fibrillation where
     no P wave was found and fibrillatory waves are (model.measure.atrial
     FibrillatoryWaves.clear): early beats without a P wave before them are no premature
     atrial beats, and the intervals between the others need vary by no more than
-    FIBRILLATORY_NN_RMSSD (where there are none to judge, the whole RR decides)."""
+    FIBRILLATORY_NN_RMSSD (where there are none to judge, the whole RR decides).
+    too_few (beats to judge premature ones apart) with a "P wave" at a wandering PR:
+    that already shows nothing repeats before the beats, and the repeat, judged on the
+    2-3 windows of slow AF with PVCs, is not asked again (docs/measurement.md 3.35)."""
     fibrillatory = m.fibrillatory
-    if has_p_waves(m) and not p_timing_wanders(m):
+    wandering = has_p_waves(m) and p_timing_wanders(m)
+    if has_p_waves(m) and not wandering:
         return False
-    if fibrillatory is None or not fibrillatory.clear or m.rhythm is None:
+    if fibrillatory is None or m.rhythm is None:
+        return False
+    if not (fibrillatory.in_band if wandering and too_few else fibrillatory.clear):
         return False
     nn = m.rhythm.nn_irregularity
     return nn is None or nn > FIBRILLATORY_NN_RMSSD
@@ -459,85 +469,6 @@ def sinus_rate_code(hr: float, limits: StatementLimits) -> tuple[str, str] | Non
     if hr > limits.tachycardia_bpm:
         return "STACH", f"> {limits.tachycardia_bpm}"
     return None
-
-
-def ectopy_statements(m: EcgMeasurement, sinus: bool) -> list[Statement]:
-    """Premature beats by origin with their counts, then a bigeminal or trigeminal
-    pattern. Supraventricular premature beats are named only in sinus rhythm: in
-    atrial fibrillation an early beat is no premature atrial complex."""
-    rhythm = m.rhythm
-    if rhythm is None:
-        return []
-    beats = len(rhythm.classes)
-    premature = f"RR < {PREMATURE_FRACTION:.0%} of the dominant RR"
-    supraventricular = f"RR < {PAC_PREMATURITY:.0%} of both the dominant and the preceding RR"
-    found = []
-    if rhythm.count("V"):
-        found.append(
-            make_statement(
-                "PVC",
-                f"premature beat ({premature}) with a QRS shape outside the dominant beats' family",
-                count=rhythm.count("V"),
-                beats=beats,
-                compensatory_pauses=rhythm.compensatory_pauses,
-            )
-        )
-    if sinus and rhythm.count("A"):
-        found.append(
-            make_statement(
-                "PAC",
-                f"premature beat ({supraventricular}) of the dominant QRS shape with an atrial wave "
-                "before it, once the preceding T wave is cancelled",
-                count=rhythm.count("A"),
-                beats=beats,
-            )
-        )
-    if sinus and rhythm.count("J"):
-        found.append(
-            make_statement(
-                "PJC",
-                f"premature beat ({supraventricular}) of the dominant QRS shape without an atrial "
-                "wave before it",
-                count=rhythm.count("J"),
-                beats=beats,
-            )
-        )
-    return found + pattern_statements(rhythm, sinus)
-
-
-def pattern_statements(rhythm: RhythmAnalysis, sinus: bool) -> list[Statement]:
-    """BIGU / TRIGU named by origin ("Ventricular bigeminy") with its SNOMED CT concept;
-    PACs and PVCs in turn in SCP's words (its "unknown origin, SV or Ventricular"), each
-    origin's count in the evidence, no concept. Outside sinus rhythm the PVCs' alone."""
-    pattern, beats = (
-        (rhythm.pattern, rhythm.pattern_beats) if sinus else ventricular_pattern(rhythm.classes)
-    )
-    origin = "".join(o for o in ORIGIN_WORDS if o in beats)
-    if pattern is None or not origin:
-        return []
-    code = "BIGU" if pattern == "bigeminy" else "TRIGU"
-    every = "every second" if code == "BIGU" else "every third"
-    words = [ORIGIN_WORDS[o] for o in origin]
-    # Atrial and junctional beats in turn: all of the dominant shape, those "junctional"
-    # mostly atrial ones whose P wave was not found; one supraventricular focus or two.
-    text = f"{'supraventricular' if origin == 'AJ' else words[0]} {pattern}".capitalize()
-    counts: dict[str, int] = {}
-    if len(words) > 1:
-        counts = {f"{word}_premature": beats.count(o) for o, word in zip(origin, words)}
-    if "V" in origin and len(words) > 1:
-        scp_words = STATEMENTS[code].description.split(" (")[0].capitalize()
-        text = f"{scp_words} of premature {', '.join(words[:-1])} and {words[-1]} complexes"
-    return [
-        make_statement(
-            code,
-            f"{every} beat a premature {' or '.join(words)} beat, at least "
-            f"{MIN_PATTERN_ECTOPICS} times in a row",
-            text=text,
-            snomed=PATTERN_SNOMED.get((pattern, origin)),
-            cycles=len(beats),
-            **counts,
-        )
-    ]
 
 
 def undetermined_rhythm(m: EcgMeasurement) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from model.av_block_statements import AV_BLOCK_CODES, av_block_statements
 from model.beats import WIDE_QRS_MS
+from model.ectopy_statements import ectopy_statements
 from model.measure import EcgMeasurement, LeadAmplitudes
 from model.paced_statements import paced_statements
 from model.report import Statement
-from model.rhythm_statements import NORMAL_RHYTHM_CODES, ectopy_statements, rhythm_statements
+from model.rhythm_statements import NORMAL_RHYTHM_CODES, rhythm_statements
 from model.statement_limits import DEFAULT_LIMITS, StatementLimits
 from model.statement_text import make_statement
 

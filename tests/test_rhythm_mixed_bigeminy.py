@@ -13,10 +13,10 @@ import json
 import pytest
 
 import model
+from model.ectopy_statements import pattern_statements
 from model.measure.rhythm import RhythmAnalysis, ectopic_pattern
 from model.report import Report, Statement
 from model.report_text import interpretation_lines
-from model.rhythm_statements import pattern_statements
 from model.rhythm_synthetic import RhythmSpec, RhythmTruth, rhythm_ecg
 
 MIXED_BIGEMINY = "Bigeminal pattern of premature atrial and ventricular complexes"

@@ -380,17 +380,28 @@ class FibrillatoryWaves:
     repeat: float | None
 
     @property
+    def in_band(self) -> bool:
+        """Fibrillatory waves in all four leads, whether or not they repeat."""
+        return self.share >= MIN_FIBRILLATORY_SHARE and self.peaks_fibrillatory
+
+    @property
     def clear(self) -> bool:
         """Fibrillatory waves in all four leads, not repeating before the beats."""
-        return self.share >= MIN_FIBRILLATORY_SHARE and self.repeat is not None and self.unorganised
+        return self.in_band and self.repeat is not None and self.repeat <= MAX_FIBRILLATORY_REPEAT
 
     @property
     def unorganised(self) -> bool:
         """Each lead's strongest frequency fibrillatory, and no repeat found (where judged):
         no sinus P wave or PAC at a slow rate, whose harmonic peaks under 4 Hz and which
         repeats (docs/measurement.md 3.37, review fix)."""
-        in_band = FIBRILLATORY_HZ[0] <= self.peak_hz[0] and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
-        return in_band and (self.repeat is None or self.repeat <= MAX_FIBRILLATORY_REPEAT)
+        return self.peaks_fibrillatory and (
+            self.repeat is None or self.repeat <= MAX_FIBRILLATORY_REPEAT
+        )
+
+    @property
+    def peaks_fibrillatory(self) -> bool:
+        """Every lead's strongest 3-12 Hz peak within the fibrillatory band."""
+        return FIBRILLATORY_HZ[0] <= self.peak_hz[0] and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
 
 
 def fibrillatory_waves(

@@ -95,7 +95,9 @@ class RhythmAnalysis:
     than MIN_NN_PAIRS pairs follow each other); None with fewer than
     MIN_NN_INTERVALS such intervals; nn_intervals: how many there are.
     coupling_spread: how much the premature beats' coupling intervals and the pauses
-    after them vary (coupling_spread()).
+    after them vary (coupling_spread()); atrial_timing_spread: the same without the
+    PVCs' coupling intervals, None where nothing else was judged (a PVC is coupled to
+    the beat before it whatever drives the atria, docs/measurement.md 3.35).
     rr_levels: how many distinct values the RRs take (rr_levels()); None with too few.
     sinus_cycle: the underlying (dominant) cycle in samples where premature beats are
     present (underlying_cycle()); None without premature beats or without intervals to
@@ -113,6 +115,7 @@ class RhythmAnalysis:
     coupling_spread: float | None
     compensatory_pauses: int
     pattern: str | None  # "bigeminy" or "trigeminy"
+    atrial_timing_spread: float | None = None
     rr_levels: int | None = None
     sinus_cycle: float | None = None
     uncompensated_ventricular: int = 0
@@ -157,6 +160,7 @@ def analyse_rhythm(
         nn_irregularity=nn_irregularity(beats),
         nn_intervals=int(np.count_nonzero(between_normal_beats(beats))),
         coupling_spread=coupling_spread(beats),
+        atrial_timing_spread=coupling_spread(beats, pvc_coupling=False),
         compensatory_pauses=compensatory_pauses(beats, classes),
         uncompensated_ventricular=uncompensated_ventricular(beats, classes),
         pattern=pattern,
@@ -243,7 +247,7 @@ def nn_irregularity(beats: Beats) -> float | None:
     return float(np.sqrt(np.mean(np.diff(nn) ** 2)) / nn.mean())
 
 
-def coupling_spread(beats: Beats) -> float | None:
+def coupling_spread(beats: Beats, pvc_coupling: bool = True) -> float | None:
     """How much the premature beats' timing varies: the largest coefficient of variation
     of the coupling intervals (ending in a premature beat) and of the pauses after
     them (ending in a non-premature beat), each judged with 3 or more; None without.
@@ -251,12 +255,14 @@ def coupling_spread(beats: Beats) -> float | None:
     from that; in atrial fibrillation both vary. Supraventricular (S) and ventricular
     (V) premature beats are judged apart: two foci fire at two couplings (a sinus
     tachycardia with 20 % PACs and 20 % PVCs, synthetic tuning seed 4, spread 0.17
-    pooled and was called AFIB)."""
+    pooled and was called AFIB). pvc_coupling=False leaves the PVCs' coupling
+    intervals out: they tell one focus, not what drives the atria."""
     spreads = []
     for label in ("S", "V"):
         premature = beats.labels == label
         after = premature[:-1] & ~np.isin(beats.labels[1:], ("S", "V"))
-        for intervals in (beats.rr[premature[1:]], beats.rr[after]):
+        coupling = beats.rr[premature[1:]] if pvc_coupling or label == "S" else beats.rr[:0]
+        for intervals in (coupling, beats.rr[after]):
             if intervals.size >= 3:
                 spreads.append(float(intervals.std() / intervals.mean()))
     return max(spreads) if spreads else None
