@@ -29,6 +29,8 @@ from gateway.store.schema import SCHEMA_VERSION as SQLITE_VERSION
 from model.rhythm_synthetic import RhythmSpec
 from tests.store_faults import REFUSAL, allow_updates, refuse_updates
 
+TARGETS_TABLE = "critical_notice_targets"
+
 
 def _webhook(peer: WebhookPeer) -> str:
     return f"{{type: webhook, url: '{peer.url}', secret: {{env: CRITICAL_HMAC}}}}"
@@ -70,6 +72,17 @@ def site(request, tmp_path, peers, monkeypatch):
 
 def _due(store, job_id: int) -> float:
     return round(store.get_critical_alert(job_id).created_at) + 1
+
+
+def _pager_take_unrecorded(site, peers, request, backup_failures: int):
+    """The store refuses to record the pager's take; the backup answers 503
+    `backup_failures` times. The site's store and job, both peers, a notifier and the
+    time the notice is due."""
+    store, router, job_id, _ = site
+    pager, backup = peers["pager"], peers["backup"]
+    backup.fail_next = backup_failures
+    refuse_updates(store, request, TARGETS_TABLE, "NEW.target = 'pager'", event="INSERT")
+    return store, job_id, pager, backup, CriticalNotifier(store, router), _due(store, job_id)
 
 
 def _targets_sample(metrics: Metrics, target: str, outcome: str) -> float | None:
@@ -142,13 +155,7 @@ def test_a_target_whose_record_is_refused_is_not_paged_again_by_this_process(
     """The store refuses to record that the pager took the notice: the running notifier
     keeps it in memory (one ERROR line), does not page through it again while the backup
     recovers, and records it once the store takes it."""
-    store, router, job_id, _ = site
-    pager, backup = peers["pager"], peers["backup"]
-    backup.fail_next = 2
-    table = "critical_notice_targets"
-    refuse_updates(store, request, table, "NEW.target = 'pager'", event="INSERT")
-    notifier = CriticalNotifier(store, router)
-    t0 = _due(store, job_id)
+    store, job_id, pager, backup, notifier, t0 = _pager_take_unrecorded(site, peers, request, 2)
     assert notifier.sweep(now=t0) == 0
     assert notifier.sweep(now=t0 + 10) == 0
     assert (len(pager.received), len(backup.received)) == (1, 0)
@@ -157,7 +164,7 @@ def test_a_target_whose_record_is_refused_is_not_paged_again_by_this_process(
     assert REFUSAL in line
     assert store.critical_targets_taken(job_id, False) == {}
 
-    allow_updates(store, request, table, event="INSERT")
+    allow_updates(store, request, TARGETS_TABLE, event="INSERT")
     assert notifier.sweep(now=t0 + 20) == 1
     assert (len(pager.received), len(backup.received)) == (1, 1)
     assert store.critical_targets_taken(job_id, False) == {"pager": t0, "backup": t0 + 20}
@@ -206,18 +213,12 @@ def test_a_report_opened_forgets_the_unrecorded_targets_and_pages_no_one_again(
     base it kept it for as long as it ran, never recorded), and nobody is paged again,
     not at the retry, not at escalate_after."""
     caplog.set_level(logging.INFO, logger="gateway.notify.sweeper")
-    store, router, job_id, _ = site
-    pager, backup = peers["pager"], peers["backup"]
-    backup.fail_next = 1000
-    table = "critical_notice_targets"
-    refuse_updates(store, request, table, "NEW.target = 'pager'", event="INSERT")
-    notifier = CriticalNotifier(store, router)
-    t0 = _due(store, job_id)
+    store, job_id, pager, backup, notifier, t0 = _pager_take_unrecorded(site, peers, request, 1000)
     assert notifier.sweep(now=t0) == 0
     assert backup.fail_next == 999
     assert store.acknowledge_critical(job_id, "dr-who", now=t0 + 5)
     if store_recovers:
-        allow_updates(store, request, table, event="INSERT")
+        allow_updates(store, request, TARGETS_TABLE, event="INSERT")
     for later in (10, 20, 15 * 60, 16 * 60):
         assert notifier.sweep(now=t0 + later) == 0
     assert (len(pager.received), backup.fail_next) == (1, 999)  # nobody paged again
@@ -240,17 +241,11 @@ def test_a_notice_given_up_whose_take_was_unrecorded_still_escalates(site, peers
     is recorded then (with its real time) and the escalation goes out at escalate_after,
     nobody having opened the report. Before, giving up forgot the pager's take, and with
     no record nothing ever escalated."""
-    store, router, job_id, _ = site
-    pager, backup = peers["pager"], peers["backup"]
-    backup.fail_next = 1000
-    table = "critical_notice_targets"
-    refuse_updates(store, request, table, "NEW.target = 'pager'", event="INSERT")
-    notifier = CriticalNotifier(store, router)
-    t0 = _due(store, job_id)
+    store, job_id, pager, _, notifier, t0 = _pager_take_unrecorded(site, peers, request, 1000)
     for k in range(5):
         notifier.sweep(now=t0 + 10 * k)
     assert store.get_critical_alert(job_id).state == "dead"
-    allow_updates(store, request, table, event="INSERT")
+    allow_updates(store, request, TARGETS_TABLE, event="INSERT")
     notifier.sweep(now=t0 + 60)
     assert store.critical_targets_taken(job_id, False) == {"pager": t0}
     notifier.sweep(now=t0 + 15 * 60)
