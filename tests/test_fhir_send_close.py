@@ -14,18 +14,13 @@ from pathlib import Path
 import delivery_support as support
 import pytest
 from peers import FhirTestServer
+from test_file_outbox_timeout import ONLY_LOCAL_ROUTES
 
 from gateway import metrics as m
 from gateway.metrics import Metrics
 
 _ANSWER_AFTER_S = 20.0  # the server's; well within the destination's 120 s timeout_s
 _PROMPT_S = 3.0  # a reload or stop that waited for the POST would take _ANSWER_AFTER_S
-_ONLY_FILE = """\
-destinations:
-  local: {type: file, directory: out-local}
-rules: []
-default: [local]
-"""
 
 
 def _wait_for_the_post(server: FhirTestServer, wait_s: float = 60.0) -> None:
@@ -56,7 +51,7 @@ def test_a_fhir_post_in_progress_is_handed_back_when_its_sender_is_closed(
         _wait_for_the_post(server)
         started = time.monotonic()
         if closed_by == "reload":
-            (tmp_path / "routes.yaml").write_text(_ONLY_FILE)
+            (tmp_path / "routes.yaml").write_text(ONLY_LOCAL_ROUTES)
             assert router.reload_if_changed()
             closing = threading.Thread(target=sweeper.close_removed_senders, daemon=True)
         else:

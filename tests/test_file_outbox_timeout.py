@@ -133,7 +133,7 @@ def test_the_writing_process_start_is_not_charged_to_the_write_deadline(
 
 
 _SLOW_ROUTES = _ROUTES.replace(f"timeout_s: {_TIMEOUT_S}", "timeout_s: 120")  # the most allowed
-_ONLY_LOCAL = """\
+ONLY_LOCAL_ROUTES = """\
 destinations:
   local: {type: file, directory: out-local}
 rules: []
@@ -204,7 +204,7 @@ def test_a_reload_removing_a_file_destination_does_not_wait_for_its_hung_write(
         job = support.enqueue(store, router, data_dir, support.package(shared_data))
         sweep = support.sweep_in_thread(sweeper, "nfs")
         _wait_for_a_writer_hung_on(outbox)
-        (tmp_path / "routes.yaml").write_text(_ONLY_LOCAL)
+        (tmp_path / "routes.yaml").write_text(ONLY_LOCAL_ROUTES)
         assert router.reload_if_changed()
         closing = threading.Thread(target=sweeper.close_removed_senders, daemon=True)
         closing.start()

@@ -11,18 +11,14 @@ blocks (with PACs where drawn) keep their statements.
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
+from test_rhythm_mobitz_pacs import bench_strip
 
 import model
 from model.av_block_statements import wenckebach_sequence
 from model.measure.av_conduction import AtrialActivity
 from model.rhythm_synthetic import RhythmSpec, rhythm_ecg
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
 SINUS_CODES = {"SR", "SBRAD", "STACH", "SARRH"}
 
 
@@ -54,21 +50,11 @@ def test_a_wenckebach_run_after_the_drop_shows_the_block() -> None:
     )
 
 
-def _bench_strip(seed: int, index: int) -> RhythmSpec:
-    """One strip of the bench's "Mobitz I with PACs" group (bench/synthetic_rhythm_set.py)."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    rhythm_set = importlib.import_module("synthetic_rhythm_set")
-    group, spec = rhythm_set.synthetic_rhythm_specs(seed)[index]
-    assert group == rhythm_set.MOBITZ_PAC_GROUP
-    return spec
-
-
 @pytest.mark.parametrize(("seed", "index"), [(11, 463), (12, 465), (13, 465), (13, 470), (14, 469)])
 def test_mobitz_one_with_premature_atrial_beats_is_named(seed: int, index: int) -> None:
     """Mobitz I 3:2-5:4 at 71-106/min with 9-18 % PACs (test seeds 11-14): "rhythm
     undetermined" on 76977e2, now the sinus rate's rhythm with the Mobitz I block."""
-    ecg, truth = rhythm_ecg(_bench_strip(seed, index))
+    ecg, truth = rhythm_ecg(bench_strip(seed, index))
     report = model.analyze(ecg)
     assert truth.rhythm in report.codes, report.impression
     assert "2AVB" in report.codes, report.impression

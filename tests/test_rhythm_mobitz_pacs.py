@@ -46,7 +46,7 @@ def test_the_interval_a_premature_atrial_beat_resets_is_not_judged() -> None:
     assert atrial_cycle_ms(_samples(short), _samples([2300, 4900])) is None
 
 
-def _bench_strip(seed: int, index: int) -> RhythmSpec:
+def bench_strip(seed: int, index: int) -> RhythmSpec:
     """One strip of the bench's "Mobitz I with PACs" group (bench/synthetic_rhythm_set.py)."""
     if str(BENCH) not in sys.path:
         sys.path.insert(0, str(BENCH))
@@ -62,7 +62,7 @@ def test_mobitz_one_with_premature_atrial_beats_keeps_its_atrial_cycle(
 ) -> None:
     """Mobitz I at 65-100/min with 5-20 % PACs (test seeds), each read AFIB on 0b8376f:
     the sinus P waves keep their cycle between the resets, and AF is not named."""
-    ecg, _ = rhythm_ecg(_bench_strip(seed, index))
+    ecg, _ = rhythm_ecg(bench_strip(seed, index))
     assert regular_atrial_rhythm(measure(ecg))
     report = model.analyze(ecg)
     assert "AFIB" not in report.codes, report.impression
