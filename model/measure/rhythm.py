@@ -179,6 +179,9 @@ def underlying_cycle(beats: Beats, classes: list[str]) -> float | None:
     else, around single premature beats between dominant ones, half the two RRs around
     a ventricular one (the sinus node is not reset: a compensatory pause) and the RR
     after an atrial or junctional one (the node is reset and fires a cycle later).
+    A ventricular one after an atrial one counts as after a dominant one: the atrial
+    beat reset the node, the PVC does not (a sinus beat, a PAC and a PVC in turn,
+    docs/measurement.md 3.38, where no dominant beat is flanked by dominant ones).
     None without premature beats (the mean RR is the rate) or without such intervals."""
     if not any(c in ECTOPIC for c in classes):
         return None
@@ -187,7 +190,9 @@ def underlying_cycle(beats: Beats, classes: list[str]) -> float | None:
         return float(nn.mean())
     cycles = []
     for i in range(1, len(classes) - 1):
-        if classes[i - 1] == "N" and classes[i + 1] == "N" and classes[i] in ECTOPIC:
+        after_reset = classes[i] == "V" and classes[i - 1] in ("A", "J")
+        measurable = classes[i - 1] == "N" or after_reset
+        if measurable and classes[i + 1] == "N" and classes[i] in ECTOPIC:
             before, after = float(beats.rr[i - 1]), float(beats.rr[i])
             cycles.append((before + after) / 2 if classes[i] == "V" else after)
     return float(np.median(cycles)) if cycles else None
