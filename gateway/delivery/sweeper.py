@@ -377,9 +377,9 @@ class DeliverySweeper:
         return sender
 
     def _hand_back(self, delivery: Delivery, policy: RetryPolicy, why: str) -> SweepResult:
-        """A delivery that got no turn in the formatting process, or whose file write the
-        gateway itself stopped, goes back untried, no attempt charged; past its policy's
-        max_age it is given up as a dead one is, so a formatting process kept busy for days
+        """A delivery that got no turn in the formatting process, or whose send (a file write,
+        a network send) the gateway itself cut, goes back untried, no attempt charged; past its
+        policy's max_age it is given up as a dead one is, so a formatting process kept busy for days
         cannot hold a report back unseen (not one handed back because the gateway is
         stopping: the next start may send it)."""
         now = self.clock()
