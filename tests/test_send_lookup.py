@@ -22,6 +22,7 @@ from gateway_process import free_port
 from peers import DcmtkArchive, FhirTestServer, Hl7TestPeer
 
 from gateway.delivery import DeliveryError, open_sender, prepare
+from gateway.delivery.base import SendInterrupted
 from gateway.delivery.resolve import MAX_PENDING, first_ipv4, lookup
 from gateway.routing import DicomDestination, FhirDestination, Hl7Destination
 
@@ -238,3 +239,44 @@ def test_dicom_dials_the_first_ipv4_address_as_pynetdicom_chose() -> None:
     v4 = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.4", 104))
     assert first_ipv4([v6, v4]) == "192.0.2.4"
     assert first_ipv4([v6]) == "2001:db8::4"
+
+
+@pytest.mark.parametrize("kind", ["hl7", "dicom"])
+def test_a_send_waiting_on_dns_is_handed_back_at_its_senders_close(
+    shared_data: Path, slow_dns: SlowDns, kind: str
+) -> None:
+    """A reload that removed the destination, or the gateway's stop, while its send waits
+    on a silent DNS server: the send ends at once (SendInterrupted: handed back untried),
+    not at its timeout_s; the lookup itself goes on in its daemon thread."""
+    endpoint = {
+        "hl7": "mllp://ris.slow-dns.test:2575",
+        "dicom": "dicom://ARCHIVE@pacs.slow-dns.test:104",
+    }[kind]
+    destination = (Hl7Destination if kind == "hl7" else DicomDestination).model_validate(
+        {"type": kind, "endpoint": endpoint, "timeout_s": 120}
+    )
+    sender = open_sender("far", destination)
+    pkg = package(shared_data)
+    artefacts = prepare("far", destination, pkg)
+    outcome: list[BaseException | str] = []
+
+    def send() -> None:
+        try:
+            outcome.append(sender.send(pkg, artefacts))
+        except Exception as exc:  # noqa: BLE001 - what the send ended with is the result
+            outcome.append(exc)
+
+    sending = threading.Thread(target=send, daemon=True)
+    sending.start()
+    deadline = time.monotonic() + 10
+    while not slow_dns.waiting:
+        assert time.monotonic() < deadline, "the send did not look its host up"
+        time.sleep(0.01)
+    started = time.monotonic()
+    sender.close()
+    sending.join(timeout=SLACK_S)
+    assert not sending.is_alive(), "the send still waits on DNS after its sender's close"
+    assert time.monotonic() - started < SLACK_S
+    [ended] = outcome
+    assert isinstance(ended, SendInterrupted), ended
+    assert len(slow_dns.waiting) == 1

@@ -54,7 +54,9 @@ class Sender(Protocol):
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         """Deliver, or raise DeliveryError; returns a short receipt for the log."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """For good. May come from another thread during a send (a reload that removed the
+        destination, the gateway's stop): it cuts the send, which raises SendInterrupted."""
 
 
 def content_version(package: ReportPackage) -> str:

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
+import threading
 import time
+from concurrent.futures import Future
 
 from pydicom import dcmread
-from pynetdicom import AE, evt
+from pynetdicom import AE, Association, evt
 from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
 
-from gateway.delivery.base import Artefacts, DeliveryError, redact
+from gateway.delivery.base import Artefacts, DeliveryError, SendInterrupted, redact
 from gateway.delivery.dicom_objects import encapsulated_pdf
 from gateway.delivery.dicom_sr import ecg_report_sr
 from gateway.delivery.resolve import first_ipv4, lookup
@@ -53,7 +56,11 @@ def prepare(package: ReportPackage, destination: DicomDestination, name: str) ->
 
 
 class DicomSender:
-    """C-STORE of the prepared objects to one archive, on an association per delivery."""
+    """C-STORE of the prepared objects to one archive, on an association per delivery.
+
+    A reload or stop may close the sender while a sweep sends: close cuts the association
+    in progress (`_assoc`, held from its request on, under `_state`), and one requested
+    after the close is cut as it begins; the delivery is then handed back untried."""
 
     def __init__(self, destination: DicomDestination, name: str):
         self.destination = destination
@@ -65,8 +72,33 @@ class DicomSender:
             self._ae.add_requested_context(context)
         # each step's timeout is set from what is left of the deadline when it begins (send)
         self._ae.network_timeout = destination.timeout_s
+        self._state = threading.Lock()
+        self._assoc: Association | None = None
+        self._closed: Future[None] = Future()  # done once closed; ends a wait for DNS too
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
+        called, host, port = self.destination.address
+        try:
+            return self._send(package, artefacts)
+        except DeliveryError:
+            if not self._closed.done():
+                raise
+            raise SendInterrupted(
+                f"the sender of {called}@{host}:{port} was closed during the send"
+            ) from None
+        finally:
+            with self._state:
+                self._assoc = None
+
+    def close(self) -> None:
+        """For good; from another thread it cuts the association in progress."""
+        with self._state:
+            if not self._closed.done():
+                self._closed.set_result(None)
+            if self._assoc is not None:
+                _cut(self._assoc)
+
+    def _send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         called, host, port = self.destination.address
         where = f"C-STORE to {called}@{host}:{port}"
         deadline = time.monotonic() + self.destination.timeout_s
@@ -74,19 +106,21 @@ class DicomSender:
         def connected(event: evt.Event) -> None:
             """The association's answer gets what the connecting left."""
             event.assoc.acse_timeout = max(deadline - time.monotonic(), _LEAST_S)
+            self._hold(event)
 
         try:
-            address = first_ipv4(lookup(host, port, deadline - time.monotonic()))
+            address = first_ipv4(lookup(host, port, deadline - time.monotonic(), self._closed))
         except TimeoutError:
             raise DeliveryError(
                 f"{where}: no answer from DNS for {host}{self._late(deadline)}"
             ) from None
         except OSError as exc:
             raise DeliveryError(f"{where}: looking up {host}: {exc}") from None
+        if self._closed.done():
+            raise DeliveryError(f"{where}: the sender was closed")
         self._ae.connection_timeout = max(deadline - time.monotonic(), _LEAST_S)
-        assoc = self._ae.associate(
-            address, port, ae_title=called, evt_handlers=[(evt.EVT_CONN_OPEN, connected)]
-        )
+        handlers = [(evt.EVT_REQUESTED, self._hold), (evt.EVT_CONN_OPEN, connected)]
+        assoc = self._ae.associate(address, port, ae_title=called, evt_handlers=handlers)
         if not assoc.is_established:
             state = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
             raise DeliveryError(f"{where}: association {state}{self._late(deadline)}")
@@ -123,11 +157,33 @@ class DicomSender:
             permanent=code in _PERMANENT or code in _CANNOT_UNDERSTAND,
         )
 
-    def close(self) -> None:
-        """Nothing held open between sends."""
+    def _hold(self, event: evt.Event) -> None:
+        """The association in progress, where close can cut it: from its request (the
+        requesting thread, before the connecting) and again once connected (pynetdicom's
+        own thread), where a close that came in between cuts it."""
+        with self._state:
+            self._assoc = event.assoc
+            if self._closed.done():
+                _cut(event.assoc)
 
     def _late(self, deadline: float) -> str:
         """What to add to an error once the deadline has passed (near enough)."""
         if deadline - time.monotonic() > _LEAST_S:
             return ""
         return f" within {self.destination.timeout_s:g} s (timeout_s, for the whole send)"
+
+
+def _cut(assoc: Association) -> None:
+    """Shut the association's connection down, as an archive dropping it would: pynetdicom
+    then ends the association (A-P-ABORT) and wakes the step waiting on it, the
+    connecting, the association's answer or a C-STORE's answer. Its abort() would not wake
+    a C-STORE waiting for its answer (that waits out dimse_timeout), and it waits for the
+    archive to close the connection (pynetdicom#194)."""
+    transport = assoc.dul.socket
+    sock = transport.socket if transport is not None else None
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # not connecting yet (then cut again once connected), or closed already
+        pass

@@ -25,6 +25,7 @@ from gateway.delivery import er7
 from gateway.delivery.base import (
     Artefacts,
     DeliveryError,
+    SendInterrupted,
     content_version,
     object_uids,
     redact,
@@ -35,7 +36,7 @@ from gateway.delivery.codes import (
     MEASUREMENT_CODES,
     format_number,
 )
-from gateway.delivery.mllp import MllpClient, MllpError
+from gateway.delivery.mllp import MllpClient, MllpClosed, MllpError
 from gateway.delivery.order_status import build_status
 from gateway.delivery.result_status import (
     HL7_CRITICAL_FLAG,
@@ -139,7 +140,8 @@ def parse_ack(raw: bytes) -> Ack:
 
 
 class Hl7Sender:
-    """ORU^R01 over MLLP to one receiver, on a connection kept between messages."""
+    """ORU^R01 over MLLP to one receiver, on a connection kept between messages. A reload
+    or stop may close the sender while a sweep sends: the exchange is cut at once."""
 
     def __init__(self, destination: Hl7Destination, name: str):
         self.destination = destination
@@ -154,18 +156,20 @@ class Hl7Sender:
 
     def send(self, package: ReportPackage, artefacts: Artefacts) -> str:
         sent_id = control_id(package, self.name)
+        peer = self._client.peer
         try:
             reply = self._client.exchange(artefacts["message"])
+        except MllpClosed:  # by a reload that removed the destination, or the gateway's stop
+            raise SendInterrupted(f"the sender of {peer} was closed during the send") from None
         except MllpError as exc:
             raise DeliveryError(str(exc)) from None
         try:
             ack = parse_ack(reply)
         except DeliveryError:
-            self._client.close()  # whatever answered, the connection is not in step
+            self._client.disconnect()  # whatever answered, the connection is not in step
             raise
-        peer = self._client.peer
         if ack.control_id != sent_id:
-            self._client.close()
+            self._client.disconnect()
             raise DeliveryError(
                 f"ACK from {peer} acknowledges MSH-10 {redact(ack.control_id, package, 40)!r}, "
                 f"not the {sent_id!r} that was sent"
@@ -178,6 +182,8 @@ class Hl7Sender:
         raise DeliveryError(f"{peer} {kind} {code}{detail}", permanent=ack.code in REJECT_CODES)
 
     def close(self) -> None:
+        """For good; from another thread it cuts a send in progress, whose delivery is then
+        handed back untried (SendInterrupted)."""
         self._client.close()
 
 

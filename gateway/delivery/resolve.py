@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import socket
 import threading
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 AddrInfo = tuple[Any, ...]  # what socket.getaddrinfo gives per address
@@ -29,6 +29,10 @@ class LookupTimeout(TimeoutError):
     """The lookup did not answer within the time the send had left."""
 
 
+class LookupCancelled(OSError):
+    """The send gave the wait up before DNS answered: its sender was closed."""
+
+
 def first_ipv4(addresses: list[AddrInfo]) -> str:
     """The address to dial where only one is tried: the first IPv4 one, as pynetdicom
     itself chose, else the first (a dual-stack peer is often firewalled on IPv6)."""
@@ -36,16 +40,21 @@ def first_ipv4(addresses: list[AddrInfo]) -> str:
     return chosen[4][0]
 
 
-def lookup(host: str, port: int, timeout: float) -> list[AddrInfo]:
+def lookup(host: str, port: int, timeout: float, cancel: Future | None = None) -> list[AddrInfo]:
     """socket.getaddrinfo(host, port) for a TCP connection, within `timeout` seconds:
-    LookupTimeout past it, the resolver's own OSError when it fails in time."""
+    LookupTimeout past it, the resolver's own OSError when it fails in time.
+    `cancel`: a Future that another thread completes (a sender's close) to end the wait
+    at once, with LookupCancelled; the lookup itself goes on for its other waiters."""
     if _is_address(host):  # no DNS involved: never held up by other hosts' lookups
         return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     started = _shared((host, port, 0, socket.SOCK_STREAM))
-    try:
-        return started.result(timeout=max(timeout, 0.0))
-    except TimeoutError:
-        raise LookupTimeout(f"no answer from DNS for {host} within the time left") from None
+    waited = [started] if cancel is None else [started, cancel]
+    wait(waited, timeout=max(timeout, 0.0), return_when=FIRST_COMPLETED)
+    if started.done():
+        return started.result()
+    if cancel is not None and cancel.done():
+        raise LookupCancelled(f"the wait for DNS for {host} was given up: the sender was closed")
+    raise LookupTimeout(f"no answer from DNS for {host} within the time left")
 
 
 class LookupLoop(asyncio.SelectorEventLoop):

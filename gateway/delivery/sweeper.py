@@ -37,8 +37,6 @@ from gateway.delivery import (
     open_sender,
 )
 from gateway.delivery.base import SendInterrupted, redact
-from gateway.delivery.fhir_client import FhirSender
-from gateway.delivery.outbox import FileSender
 from gateway.metrics import Metrics
 from gateway.processes import START_ALLOWANCE_S, kill_pool, new_process_pool
 from gateway.processing.package import ReportPackage
@@ -194,14 +192,13 @@ class DeliverySweeper:
 
     def stop(self) -> None:
         """Start no new send (shutdown): a delivery formatted after this is handed back
-        (`_sender`). A file write in progress is stopped and its delivery handed back: a
-        write hung in the kernel (a stalled network share) could otherwise hold the stop
-        for its whole timeout_s, past the service manager's stop timeout; so is a FHIR
-        POST in progress. An HL7 or DICOM send in progress ends within its timeout_s."""
+        (`_sender`). A send in progress is cut and its delivery handed back: a file write
+        hung in the kernel (a stalled network share), or a FHIR, HL7 or DICOM peer that does
+        not answer, could otherwise hold the stop for its whole timeout_s, past the service
+        manager's stop timeout. Every sender's close may come during its send."""
         self._stopping.set()
         with self._lock:
-            interruptible = (FileSender, FhirSender)
-            cut = [s for _, s in self._senders.values() if isinstance(s, interruptible)]
+            cut = [sender for _, sender in self._senders.values()]
         for sender in cut:
             sender.close()
 
@@ -380,9 +377,9 @@ class DeliverySweeper:
         return sender
 
     def _hand_back(self, delivery: Delivery, policy: RetryPolicy, why: str) -> SweepResult:
-        """A delivery that got no turn in the formatting process, or whose file write the
-        gateway itself stopped, goes back untried, no attempt charged; past its policy's
-        max_age it is given up as a dead one is, so a formatting process kept busy for days
+        """A delivery that got no turn in the formatting process, or whose send (a file write,
+        a network send) the gateway itself cut, goes back untried, no attempt charged; past its
+        policy's max_age it is given up as a dead one is, so a formatting process kept busy for days
         cannot hold a report back unseen (not one handed back because the gateway is
         stopping: the next start may send it)."""
         now = self.clock()

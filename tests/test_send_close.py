@@ -1,0 +1,183 @@
+"""An HL7 (MLLP) or DICOM send in progress when its sender is closed (a routes reload that
+removed the destination, or the gateway's stop) is cut at once and its delivery handed
+back untried, counted in delivery_handbacks_total, as a FHIR POST is
+(test_fhir_send_close.py), instead of holding the reload or the stop for up to the
+destination's timeout_s. Real parts: the sweeper with its formatting process, the SQLite
+store, an MLLP receiver that answers late, a pynetdicom archive that takes the C-STORE
+request and does not answer it; and for the dialing, a listener whose queue is full."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import delivery_support as support
+import pytest
+from peers import Hl7TestPeer
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
+from test_file_outbox_timeout import ONLY_LOCAL_ROUTES
+
+from gateway import metrics as m
+from gateway.delivery import open_sender, prepare
+from gateway.delivery.base import SendInterrupted
+from gateway.metrics import Metrics
+from gateway.routing import Hl7Destination
+
+_ANSWER_AFTER_S = 60.0  # the peers'; well within the destination's 120 s timeout_s
+_PROMPT_S = 3.0  # a reload or stop that waited for the send would take _ANSWER_AFTER_S
+
+
+class SilentArchive:
+    """A pynetdicom storage SCP, AE title ARCHIVE, that accepts the association and takes
+    the C-STORE request, then answers it only when stopped (or after _ANSWER_AFTER_S)."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()  # a C-STORE request has arrived
+        self._answer = threading.Event()
+        ae = AE(ae_title="ARCHIVE")
+        for context in (EncapsulatedPDFStorage, ComprehensiveSRStorage):
+            ae.add_supported_context(context)
+        self._server = ae.start_server(
+            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)]
+        )
+        self.port = self._server.server_address[1]
+
+    def _store(self, event: evt.Event) -> int:
+        self.requested.set()
+        self._answer.wait(_ANSWER_AFTER_S)
+        return 0x0000
+
+    def stop(self) -> None:
+        self._answer.set()
+        self._server.shutdown()
+
+
+class SilentHl7:
+    """An MLLP receiver (tests/peers.py) that takes the message and answers it late."""
+
+    def __init__(self) -> None:
+        self._peer = Hl7TestPeer(script=["delay"], delay_s=_ANSWER_AFTER_S).start()
+        self.port = self._peer.port
+
+    @property
+    def requested(self) -> bool:
+        return bool(self._peer.received)
+
+    def stop(self) -> None:
+        self._peer.stop()
+
+
+def _hl7_site(peer: SilentHl7) -> tuple[str, str]:
+    endpoint = f"127.0.0.1:{peer.port}"
+    return f"{{type: hl7, endpoint: 'mllp://{endpoint}', timeout_s: 120}}", endpoint
+
+
+def _dicom_site(archive: SilentArchive) -> tuple[str, str]:
+    endpoint = f"ARCHIVE@127.0.0.1:{archive.port}"
+    return f"{{type: dicom, endpoint: 'dicom://{endpoint}', timeout_s: 120}}", endpoint
+
+
+_KINDS: dict[str, tuple[Callable, Callable]] = {
+    "hl7": (SilentHl7, _hl7_site),
+    "dicom": (SilentArchive, _dicom_site),
+}
+
+
+def _wait_for_the_request(peer: SilentHl7 | SilentArchive, wait_s: float = 60.0) -> None:
+    """Until the message (the C-STORE request) has reached the peer, so that the close
+    comes while the send waits for its answer."""
+    deadline = time.monotonic() + wait_s
+    while not (peer.requested.is_set() if isinstance(peer, SilentArchive) else peer.requested):
+        assert time.monotonic() < deadline, f"nothing reached the peer within {wait_s:g} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("closed_by", ["reload", "stop"])
+@pytest.mark.parametrize("kind", ["hl7", "dicom"])
+def test_a_send_waiting_for_its_answer_is_handed_back_when_its_sender_is_closed(
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str, closed_by: str
+) -> None:
+    start_peer, site = _KINDS[kind]
+    peer = start_peer()
+    entry, endpoint = site(peer)
+    routes = f"destinations:\n  far: {entry}\nrules: []\ndefault: [far]\n"
+    data_dir, router, store = support.delivery_site(tmp_path, routes)
+    metrics = Metrics()
+    sweeper, _now, _alerted = support.clocked_sweeper(store, router, tmp_path, metrics=metrics)
+    caplog.set_level(logging.WARNING, logger="gateway.delivery.sweeper")
+    try:
+        job = support.enqueue(store, router, data_dir, support.package(shared_data))
+        sweep = support.sweep_in_thread(sweeper, "far")
+        _wait_for_the_request(peer)
+        started = time.monotonic()
+        if closed_by == "reload":
+            (tmp_path / "routes.yaml").write_text(ONLY_LOCAL_ROUTES)
+            assert router.reload_if_changed()
+            closing = threading.Thread(target=sweeper.close_removed_senders, daemon=True)
+        else:
+            closing = threading.Thread(target=sweeper.stop, daemon=True)
+        closing.start()
+        closing.join(timeout=_PROMPT_S)
+        assert not closing.is_alive(), f"the {closed_by} waits for the {kind} send in progress"
+        sweep.join(timeout=_PROMPT_S)
+        assert not sweep.is_alive(), f"the sweep still waits for the {kind} answer"
+        assert time.monotonic() - started < _PROMPT_S
+        [delivery] = [d for d in store.list_deliveries() if d.job_id == job]
+        assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 0, None)
+        assert metrics.get(m.DELIVERIES_HANDED_BACK) == 1
+        assert metrics.get(m.DELIVERIES_FAILED) == 0
+        expected = f"handed back untried: the sender of {endpoint} was closed during the send"
+        assert any(expected in r.getMessage() for r in caplog.records), caplog.text
+    finally:
+        sweeper.close()
+        store.close()
+        peer.stop()
+
+
+def test_an_hl7_send_still_dialing_is_cut_by_its_close(shared_data: Path) -> None:
+    """A receiver that does not take the connection (its listen queue is full, as a
+    host that drops the SYN): the dialing waits, and a close ends it at once."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = [socket.socket() for _ in range(3)]
+    for filler in queued:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    destination = Hl7Destination.model_validate(
+        {"type": "hl7", "endpoint": f"mllp://127.0.0.1:{port}", "timeout_s": 120}
+    )
+    sender = open_sender("ris", destination)
+    pkg = support.package(shared_data)
+    artefacts = prepare("ris", destination, pkg)
+    outcome: list[BaseException | str] = []
+
+    def send() -> None:
+        try:
+            outcome.append(sender.send(pkg, artefacts))
+        except Exception as exc:  # noqa: BLE001 - what the send ended with is the result
+            outcome.append(exc)
+
+    sending = threading.Thread(target=send, daemon=True)
+    try:
+        sending.start()
+        sending.join(timeout=1.0)
+        assert sending.is_alive(), f"the dialing did not wait: {outcome}"
+        started = time.monotonic()
+        sender.close()
+        sending.join(timeout=_PROMPT_S)
+        assert not sending.is_alive(), "the dialing goes on after the close"
+        assert time.monotonic() - started < _PROMPT_S
+        [ended] = outcome
+        assert isinstance(ended, SendInterrupted), ended
+    finally:
+        sender.close()
+        for filler in queued:
+            filler.close()
+        listener.close()
