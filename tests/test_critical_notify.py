@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -107,9 +108,10 @@ class WebhookPeer:
 
 
 class MailPeer:
-    """aiosmtpd as the hospital's mail server: keeps each message it accepts."""
+    """aiosmtpd as the hospital's mail server: keeps each message it accepts; with `tls`,
+    it offers STARTTLS and takes mail only after it."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.messages = []
         peer = self
 
@@ -121,7 +123,13 @@ class MailPeer:
                 return "250 OK"
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=tls,
+            require_starttls=tls is not None,
+        )
         self.controller.start()
 
     def close(self) -> None:
