@@ -12,6 +12,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
@@ -55,6 +56,7 @@ class WebhookPeer:
         self.idempotency_keys: list[str] = []  # each accepted request's Idempotency-Key
         self.problems: list[str] = []
         self.fail_next = 0  # answer this many requests with 503
+        self.while_receiving: Callable[[], object] | None = None  # run before answering
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,6 +74,8 @@ class WebhookPeer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def check(self, path: str, headers, body: bytes) -> int:
+        if self.while_receiving is not None:
+            self.while_receiving()
         if self.fail_next:
             self.fail_next -= 1
             return 503
