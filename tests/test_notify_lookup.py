@@ -3,10 +3,13 @@ server that does not answer (the `slow_dns` stand-in, dns_support.py) fails the 
 within about timeout_s, naming the host, instead of holding the notifier's thread (and
 every other notice) for as long as the system resolver waits. Everything after the
 lookup is real: a local webhook server and aiosmtpd (with STARTTLS and a private CA),
-reached at the address the lookup gave."""
+reached at the address the lookup gave. And a webhook's timeout_s bounds its whole
+POST, as FHIR's does, a server trickling its answer included."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -216,3 +219,29 @@ def test_a_sweep_is_held_only_timeout_s_by_a_target_whose_dns_is_silent(
     assert CriticalNotifier(store, router).sweep(now=alert.next_attempt_at) == 1
     assert [p["event"] for p in peer.received] == ["critical-ecg"]
     assert len(mail.messages) == 1  # the ward's took it at the first try: not again
+
+
+def test_a_webhook_trickling_its_answer_fails_the_try_at_timeout_s() -> None:
+    """timeout_s bounds the whole POST, not each read: a server sending its status line a
+    byte every 0.2 s (which httpx's per-read timeout never catches) fails the try at it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            for byte in b"HTTP/1.1 204 No Content\r\n" * 4:
+                if stop.wait(0.2):
+                    return
+                conn.sendall(bytes([byte]))
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/critical"
+        target = WebhookTarget.model_validate({"type": "webhook", "url": url, "timeout_s": 1})
+        error, took = _try(post_webhook, target)
+        assert error == "webhook 127.0.0.1: no complete answer within 1 s (timeout_s)"
+        assert TIMEOUT_S <= took < TIMEOUT_S + SLACK_S
+    finally:
+        stop.set()
+        server.close()
