@@ -107,11 +107,13 @@ class CriticalNotifier:
                 continue
             if (errors or took) and self._opened(alert.job_id):
                 rest = ", ".join(n for n in names[at:] if n not in taken)
+                failed = f" (failed before: {'; '.join(errors)})" if errors else ""
                 log.info(
-                    "job %d: critical %s not sent to %s: the report was opened",
+                    "job %d: critical %s not sent to %s: the report was opened%s",
                     alert.job_id,
                     kind,
                     rest,
+                    failed,
                 )
                 return bool(took)
             try:
