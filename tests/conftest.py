@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,14 @@ def store_each_backend(request, tmp_path):
     store = open_backend(request.param, request, tmp_path)
     yield store
     store.close()
+
+
+@pytest.fixture
+def slow_dns(monkeypatch: pytest.MonkeyPatch):
+    """Names under `.slow-dns.test` answered only when the test says so (dns_support)."""
+    from dns_support import SlowDns
+
+    dns = SlowDns()
+    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
+    yield dns
+    dns.answer(0)  # the lookups left waiting end, so the next test starts afresh

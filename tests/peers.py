@@ -480,9 +480,9 @@ class Pki:
 _EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
 
 
-def make_pki(directory: Path) -> Pki:
-    """A private CA that signs a server (localhost) and a client certificate, plus an
-    unrelated CA to show that verification is really on."""
+def make_pki(directory: Path, server_names: str = "DNS:localhost,IP:127.0.0.1") -> Pki:
+    """A private CA that signs a server (`server_names`, a subjectAltName) and a client
+    certificate, plus an unrelated CA to show that verification is really on."""
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
@@ -503,7 +503,7 @@ def make_pki(directory: Path) -> Pki:
             f"/CN=test {name}",
         )
     for name, extension in (
-        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ("server", f"subjectAltName={server_names}"),
         ("client", "extendedKeyUsage=clientAuth"),
     ):
         openssl(

@@ -1,6 +1,7 @@
 """A fault in the real store: the database refusing to update (or insert) some rows,
 through a trigger, as a full disk or a broken constraint would; the store then raises
-StoreError for those rows alone. On SQLite and on the tests' PostgreSQL (tests/postgres.py)."""
+StoreError for those rows alone. Or a table gone for a while, so that reading it fails.
+On SQLite and on the tests' PostgreSQL (tests/postgres.py)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,18 @@ def allow_updates(
         return
     with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
         conn.execute(f"DROP TRIGGER {trigger} ON {table}")
+
+
+def rename_table(store: Store, request: pytest.FixtureRequest, table: str, to: str) -> None:
+    """Rename `table` (the same statement in both dialects): renamed away, every query of
+    it fails (StoreError); renamed back, the store is well again."""
+    statement = f"ALTER TABLE {table} RENAME TO {to}"
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as conn:
+            conn.execute(statement)
+        return
+    with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
+        conn.execute(statement)
 
 
 def _trigger(table: str, event: str) -> str:

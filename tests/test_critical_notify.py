@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
@@ -54,6 +56,7 @@ class WebhookPeer:
         self.idempotency_keys: list[str] = []  # each accepted request's Idempotency-Key
         self.problems: list[str] = []
         self.fail_next = 0  # answer this many requests with 503
+        self.while_receiving: Callable[[], object] | None = None  # run before answering
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +74,8 @@ class WebhookPeer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def check(self, path: str, headers, body: bytes) -> int:
+        if self.while_receiving is not None:
+            self.while_receiving()
         if self.fail_next:
             self.fail_next -= 1
             return 503
@@ -107,9 +112,10 @@ class WebhookPeer:
 
 
 class MailPeer:
-    """aiosmtpd as the hospital's mail server: keeps each message it accepts."""
+    """aiosmtpd as the hospital's mail server: keeps each message it accepts; with `tls`,
+    it offers STARTTLS and takes mail only after it."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.messages = []
         peer = self
 
@@ -121,7 +127,13 @@ class MailPeer:
                 return "250 OK"
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=tls,
+            require_starttls=tls is not None,
+        )
         self.controller.start()
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from gateway.store import SqliteStore
 from gateway.store.postgres_schema import SCHEMA_VERSION as POSTGRES_VERSION
 from gateway.store.schema import SCHEMA_VERSION as SQLITE_VERSION
 from model.rhythm_synthetic import RhythmSpec
-from tests.store_faults import REFUSAL, allow_updates, refuse_updates
+from tests.store_faults import REFUSAL, allow_updates, refuse_updates, rename_table
 
 TARGETS_TABLE = "critical_notice_targets"
 
@@ -282,3 +282,52 @@ def test_a_store_of_the_previous_schema_gains_the_record_of_targets(backend, req
         assert store.critical_targets_taken(job_id, True) == {}
     finally:
         store.close()
+
+
+def test_the_rest_of_the_targets_are_spared_once_the_report_is_opened(site, peers, caplog):
+    """A physician opens the report while the pager receives the notice (the web view
+    acknowledges it in the store): the backup, next in line, gets nothing, now or later,
+    and no escalation follows."""
+    caplog.set_level(logging.INFO, logger="gateway.notify.sweeper")
+    store, router, job_id, _ = site
+    pager, backup = peers["pager"], peers["backup"]
+    pager.while_receiving = lambda: store.acknowledge_critical(job_id, "dr.cardio")
+    t0 = _due(store, job_id)
+    assert CriticalNotifier(store, router).sweep(now=t0) == 1
+    assert (len(pager.received), len(backup.received)) == (1, 0)
+    alert = store.get_critical_alert(job_id)
+    assert (alert.state, alert.acknowledged_by) == ("closed", "dr.cardio")
+    assert store.critical_targets_taken(job_id, False) == {"pager": t0}
+    lines = [record.getMessage() for record in caplog.records]
+    assert f"job {job_id}: critical notice not sent to backup: the report was opened" in lines
+    for later in (t0 + 10, t0 + 3600):
+        assert CriticalNotifier(store, router).sweep(now=later) == 0
+    assert (len(pager.received), len(backup.received)) == (1, 0)
+
+
+def test_a_store_that_cannot_say_whether_the_report_was_opened_does_not_stop_the_notice(
+    site, peers, request, caplog
+):
+    """The report is opened while the pager receives, and the store then fails to read
+    the alert (its table gone until the backup is reached): the backup is paged all the
+    same, as a failed read must never hold back a critical notice."""
+    store, router, job_id, _ = site
+    pager, backup = peers["pager"], peers["backup"]
+
+    def opened_and_unreadable() -> None:
+        store.acknowledge_critical(job_id, "dr.cardio")
+        rename_table(store, request, "critical_alerts", "critical_alerts_away")
+
+    pager.while_receiving = opened_and_unreadable
+    backup.while_receiving = lambda: rename_table(
+        store, request, "critical_alerts_away", "critical_alerts"
+    )
+    assert CriticalNotifier(store, router).sweep(now=_due(store, job_id)) == 1
+    assert (len(pager.received), len(backup.received)) == (1, 1)
+    assert pager.problems == backup.problems == []
+    [line] = [r.getMessage() for r in caplog.records if "whether the report was opened" in r.msg]
+    assert line.startswith(f"job {job_id}: whether the report was opened is unknown (")
+    assert "critical_alerts" in line and line.endswith("); sending on")  # the store's error
+    for secret in (PATIENT_ID, NAME, "Doe", ISSUER):
+        assert secret not in caplog.text
+    assert store.get_critical_alert(job_id).state == "closed"

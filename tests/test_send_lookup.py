@@ -4,7 +4,7 @@ server that does not answer cannot pile up lookup threads or hold the gateway's 
 A hanging DNS server cannot be set up for one process here, so socket.getaddrinfo is
 replaced by one that, for names under `.slow-dns.test`, waits (as a resolver waiting on a
 silent server does) and then answers as the real call does for 127.0.0.1: same signature,
-same result. Everything after it is real: an MLLP receiver, dcmtk's storescp, an HTTP
+same result (dns_support.SlowDns, the `slow_dns` fixture). Everything after it is real: an MLLP receiver, dcmtk's storescp, an HTTP
 FHIR server, reached at the address the lookup gave.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from delivery_support import package
+from dns_support import SlowDns
 from gateway_process import free_port
 from peers import DcmtkArchive, FhirTestServer, Hl7TestPeer
 
@@ -28,49 +28,6 @@ from gateway.routing import DicomDestination, FhirDestination, Hl7Destination
 
 TIMEOUT_S = 1  # the least a destination allows
 SLACK_S = 1.5  # a busy two-core CI machine; the base waited the resolver out (60 s)
-_real_getaddrinfo = socket.getaddrinfo
-
-
-class SlowDns:
-    """socket.getaddrinfo answering names under `.slow-dns.test` after `delay_s` (or when
-    released), as 127.0.0.1; every other name as the real one does."""
-
-    def __init__(self) -> None:
-        self.delay_s = 60.0
-        self.released = threading.Event()
-        self.lock = threading.Lock()
-        self.waiting: list[threading.Thread] = []  # threads in a lookup now
-
-    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
-        name = host.decode("ascii") if isinstance(host, bytes) else host  # anyio's, IDNA
-        if name is None or not name.endswith(".slow-dns.test"):
-            return _real_getaddrinfo(host, port, family, type, proto, flags)
-        with self.lock:
-            self.waiting.append(threading.current_thread())
-        try:
-            self.released.wait(self.delay_s)
-        finally:
-            with self.lock:
-                self.waiting.remove(threading.current_thread())
-        return _real_getaddrinfo("127.0.0.1", port, family, type, proto, flags)
-
-    def answer(self, from_now_after_s: float = 60.0) -> None:
-        """The lookups waiting now are answered; later ones after `from_now_after_s`."""
-        released = self.released
-        self.released, self.delay_s = threading.Event(), from_now_after_s
-        released.set()
-        deadline = time.monotonic() + 10
-        while self.waiting and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)  # and their threads have handed their answer on
-
-
-@pytest.fixture
-def slow_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowDns]:
-    dns = SlowDns()
-    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
-    yield dns
-    dns.answer(0)  # the lookups left waiting end, so the next test starts afresh
 
 
 def _send(name: str, destination, pkg) -> tuple[str | DeliveryError, float]:

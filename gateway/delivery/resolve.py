@@ -1,4 +1,5 @@
-"""Host name lookups within a send's deadline, for every network sender.
+"""Host name lookups within a send's deadline, for every network sender (deliveries
+and critical-notice targets).
 
 getaddrinfo cannot be interrupted: a DNS server that does not answer holds the calling
 thread until the resolver itself gives up (resolv.conf's timeout × attempts × servers).

@@ -9,7 +9,9 @@ after a restart, under the same identity (messages.notice_id).
 A notice that went out starts the escalation clock: if nobody has opened (acknowledged)
 the report `escalate_after` later, the escalation goes to `escalate_to` (or the same
 targets again). The web report view acknowledges the alert when a physician opens it
-(Store.acknowledge_critical).
+(Store.acknowledge_critical). A notice (or escalation) with several targets stops at the
+first target after which the store says the report was opened: a physician has it in
+hand, and further pages are noise.
 """
 
 from __future__ import annotations
@@ -91,15 +93,29 @@ class CriticalNotifier:
     def _send(self, alert: CriticalAlert, config: CriticalConfig, now: float) -> bool:
         """Send the notice to each of its targets (today's config) that has not taken it
         yet; marked sent once all of them have. A target removed from the config since is
-        not waited for; one added since gets it now (it was named when this try began)."""
+        not waited for; one added since gets it now (it was named when this try began).
+        Before each target after the first, the store is asked whether the report was
+        opened meanwhile: the rest are then spared (the alert is closed, nothing to retry)."""
         key = (alert.job_id, alert.escalation)
         names = config.escalation_targets if alert.escalation else config.notify
+        kind = "escalation" if alert.escalation else "notice"
         taken = self._taken(key)
         payload = notice(alert, config, now)
         errors, took = [], []
-        for name in names:
+        for at, name in enumerate(names):
             if name in taken:
                 continue
+            if (errors or took) and self._opened(alert.job_id):
+                rest = ", ".join(n for n in names[at:] if n not in taken)
+                failed = f" (failed before: {'; '.join(errors)})" if errors else ""
+                log.info(
+                    "job %d: critical %s not sent to %s: the report was opened%s",
+                    alert.job_id,
+                    kind,
+                    rest,
+                    failed,
+                )
+                return bool(took)
             try:
                 send(config.targets[name], payload)
             except NoticeError as exc:
@@ -113,7 +129,6 @@ class CriticalNotifier:
                 self._record_target(key, name, now)
                 continue
             self._metrics.inc(m.CRITICAL_TARGET_FAILED, target=name)
-        kind = "escalation" if alert.escalation else "notice"
         if not errors:
             self._metrics.inc(m.CRITICAL_NOTICES_SENT)
             earlier = ", ".join(name for name in names if name not in took)
@@ -127,6 +142,20 @@ class CriticalNotifier:
             log.info("job %d: critical %s taken by %s", alert.job_id, kind, ", ".join(took))
         self._failed(alert, kind, "; ".join(errors), config, now)
         return False
+
+    def _opened(self, job_id: int) -> bool:
+        """Whether a physician has opened (acknowledged) the report since the notice was
+        leased. A store that cannot say counts as no: a failed read must never hold back
+        a critical notice."""
+        try:
+            alert = self._store.get_critical_alert(job_id)
+        except Exception as exc:  # noqa: BLE001 - the store is down: the notice goes on
+            error = str(exc) if isinstance(exc, StoreError) else fault(exc)
+            log.warning(
+                "job %d: whether the report was opened is unknown (%s); sending on", job_id, error
+            )
+            return False
+        return alert is not None and alert.acknowledged_at is not None
 
     def _taken(self, key: tuple[int, bool]) -> dict[str, float]:
         """The targets that took the notice, and when: the store's record, and those whose
