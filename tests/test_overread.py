@@ -25,6 +25,7 @@ from gateway.overread import (
     InvalidEdit,
     NotFound,
     PermissionDenied,
+    Physician,
     ReportEdit,
     StatementEdit,
     Unavailable,
@@ -284,6 +285,21 @@ def test_critical_findings_are_marked_again_from_what_the_physician_confirmed(
         assert site.service.confirm(job_id, JONES, edit, base_version=2).critical == []
     finally:
         site.close()
+
+
+def test_only_a_physician_opening_a_critical_report_acknowledges_it(site, shared_data):
+    """An administrator or a reader opening the report is nobody who can act on a
+    critical finding: the escalation and the targets still to be told stay due."""
+    job_id = site.receive(shared_data)
+    site.store.record_critical_alert(job_id, ["af"])
+    admin = Physician("adam", "Admin^Adam", "admin")
+    for user in (READER, admin):
+        site.service.view(job_id, user)
+        alert = site.store.get_critical_alert(job_id)
+        assert alert.acknowledged_at is None, f"a {user.role}'s opening acknowledged it"
+    assert site.store.worklist_entry(job_id).opened_by == "rita"  # the opening is recorded
+    site.service.view(job_id, SMITH)
+    assert site.store.get_critical_alert(job_id).acknowledged_by == "smith"
 
 
 def test_a_report_whose_files_were_purged_cannot_be_confirmed(sqlite_site, shared_data):

@@ -88,12 +88,15 @@ class OverreadService:
     # --- one report ---------------------------------------------------------------------
 
     def view(self, job_id: int, user: Physician, now: float | None = None) -> ReportView:
-        """The report as the report view shows it; records that `user` opened it."""
+        """The report as the report view shows it; records that `user` opened it. Only a
+        user who may confirm it acknowledges a critical finding (no escalation, no further
+        targets told): an administrator or a reader opening it is nobody who can act on it."""
         now = now or self.clock()
         job, entry, latest = self._current(job_id)
         package = self._package(job, latest)
         self.store.mark_report_opened(job_id, user.user_id, now)
-        self.store.acknowledge_critical(job_id, user.user_id, now)  # no escalation now
+        if user.may_confirm:
+            self.store.acknowledge_critical(job_id, user.user_id, now)
         self._audit(user, package, "R", "report opened")
         versions = self.store.report_versions(job_id)
         return ReportView(
