@@ -20,6 +20,7 @@ import pytest
 from peers import Hl7TestPeer
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
+from pynetdicom.transport import AssociationSocket
 from test_file_outbox_timeout import ONLY_LOCAL_ROUTES
 
 from gateway import metrics as m
@@ -248,3 +249,47 @@ def test_a_dicom_send_cut_between_its_c_stores_is_handed_back(
     finally:
         sender.close()
         archive.stop()
+
+
+def test_a_dicom_send_closed_just_before_its_dialing_is_cut_once_it_dials(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close between the association's request (where the sender first holds it) and
+    pynetdicom's connect finds a socket not yet connecting: its shutdown fails (ENOTCONN)
+    but Linux marks the socket shut down all the same, so the connect that follows ends
+    at once (a host that drops the attempt, a listener whose queue is full, does not hold
+    it) and the sender cuts the association as it opens. This pins that behaviour, which
+    operations.md relies on. The close is put in that window by pynetdicom's connect,
+    through a hook, starting it and going on after 0.1 s."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = [socket.socket() for _ in range(3)]
+    for filler in queued:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    destination = DicomDestination.model_validate(
+        {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{port}", "timeout_s": 20}
+    )
+    sender = open_sender("pacs", destination)
+    pkg = support.package(shared_data)
+    artefacts = prepare("pacs", destination, pkg)
+    connect = AssociationSocket.connect
+
+    def close_then_connect(self, primitive) -> None:
+        threading.Thread(target=sender.close, daemon=True).start()
+        time.sleep(0.1)
+        connect(self, primitive)
+
+    monkeypatch.setattr(AssociationSocket, "connect", close_then_connect)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SendInterrupted, match="was closed during the send"):
+            sender.send(pkg, artefacts)
+        assert time.monotonic() - started < _PROMPT_S
+    finally:
+        sender.close()
+        for filler in queued:
+            filler.close()
+        listener.close()
