@@ -70,5 +70,6 @@ def slow_dns(monkeypatch: pytest.MonkeyPatch):
 
     dns = SlowDns()
     monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
+    monkeypatch.setattr(socket, "gethostbyaddr", dns.gethostbyaddr)
     yield dns
     dns.answer(0)  # the lookups left waiting end, so the next test starts afresh

@@ -1,7 +1,8 @@
 """A DNS server that does not answer, for one process: socket.getaddrinfo replaced by
 one that, for names under `.slow-dns.test`, waits (as a resolver waiting on a silent
 server does) and then answers as the real call does for 127.0.0.1: same signature, same
-result. Every other name is looked up for real. The `slow_dns` fixture (conftest.py)
+result; and socket.gethostbyaddr (getfqdn's reverse lookup) waiting the same way for
+those names and for this host's own name. Every other name is looked up for real. The `slow_dns` fixture (conftest.py)
 puts it in place for a test."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 import time
 
 _real_getaddrinfo = socket.getaddrinfo
+_real_gethostbyaddr = socket.gethostbyaddr
 
 
 class SlowDns:
@@ -35,6 +37,20 @@ class SlowDns:
             with self.lock:
                 self.waiting.remove(threading.current_thread())
         return _real_getaddrinfo("127.0.0.1", port, family, type, proto, flags)
+
+    def gethostbyaddr(self, host):
+        """socket.gethostbyaddr (what socket.getfqdn calls): for this host's own name and
+        names under `.slow-dns.test`, the same wait, then the real answer."""
+        if host not in (socket.gethostname(), "") and not str(host).endswith(".slow-dns.test"):
+            return _real_gethostbyaddr(host)
+        with self.lock:
+            self.waiting.append(threading.current_thread())
+        try:
+            self.released.wait(self.delay_s)
+        finally:
+            with self.lock:
+                self.waiting.remove(threading.current_thread())
+        return _real_gethostbyaddr("127.0.0.1")
 
     def answer(self, from_now_after_s: float = 60.0) -> None:
         """The lookups waiting now are answered; later ones after `from_now_after_s`."""

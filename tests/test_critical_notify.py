@@ -117,10 +117,12 @@ class MailPeer:
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.messages = []
+        self.ehlo_names: list[str] = []  # what each client's EHLO said it was
         peer = self
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
+                peer.ehlo_names.append(session.host_name)
                 peer.messages.append(
                     (envelope, message_from_bytes(envelope.content, policy=default))
                 )
@@ -131,6 +133,7 @@ class MailPeer:
             Handler(),
             hostname="127.0.0.1",
             port=self.port,
+            server_hostname="mail.example.org",  # aiosmtpd's default looks this host up
             tls_context=tls,
             require_starttls=tls is not None,
         )

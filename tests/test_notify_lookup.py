@@ -8,10 +8,12 @@ POST, as FHIR's does, a server trickling its answer included."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -245,3 +247,34 @@ def test_a_webhook_trickling_its_answer_fails_the_try_at_timeout_s() -> None:
     finally:
         stop.set()
         server.close()
+
+
+def test_a_mail_names_itself_without_looking_this_host_up(slow_dns: SlowDns) -> None:
+    """smtplib names the client in its EHLO by socket.getfqdn(), a reverse lookup of this
+    host's name, unless told the name: while DNS is silent that held every mail, even to
+    a server given by address, for as long as the resolver waited. The name is now found
+    without DNS (the host's own if it is a full one, else the address literal)."""
+    mail = MailPeer()
+    try:
+        error, took = _try(send_mail, _mail("127.0.0.1", mail.port))
+        assert error is None and took < 0.5, (error, took)
+        own = socket.gethostname()
+        assert mail.ehlo_names == [own if "." in own else "[127.0.0.1]"]
+    finally:
+        mail.close()
+
+
+def test_a_webhook_whose_tls_settings_fail_leaves_no_event_loop_open(tmp_path) -> None:
+    """A CA file that is not one fails the try, naming it, and the POST's event loop (a
+    selector, a socket pair) is closed all the same, not left to the garbage collector."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    target = WebhookTarget.model_validate(
+        {"type": "webhook", "url": "https://127.0.0.1:9/critical", "tls": {"ca_file": str(ca)}}
+    )
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        error, _ = _try(post_webhook, target)
+        gc.collect()
+    assert error is not None and error.startswith("webhook 127.0.0.1: SSLError")
+    assert [str(w.message) for w in seen if w.category is ResourceWarning] == []

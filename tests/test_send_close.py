@@ -20,13 +20,14 @@ import pytest
 from peers import Hl7TestPeer
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
+from pynetdicom.transport import AssociationSocket
 from test_file_outbox_timeout import ONLY_LOCAL_ROUTES
 
 from gateway import metrics as m
-from gateway.delivery import open_sender, prepare
+from gateway.delivery import dicom, open_sender, prepare
 from gateway.delivery.base import SendInterrupted
 from gateway.metrics import Metrics
-from gateway.routing import Hl7Destination
+from gateway.routing import DicomDestination, Hl7Destination
 
 _ANSWER_AFTER_S = 60.0  # the peers'; well within the destination's 120 s timeout_s
 _PROMPT_S = 3.0  # a reload or stop that waited for the send would take _ANSWER_AFTER_S
@@ -176,6 +177,117 @@ def test_an_hl7_send_still_dialing_is_cut_by_its_close(shared_data: Path) -> Non
         assert time.monotonic() - started < _PROMPT_S
         [ended] = outcome
         assert isinstance(ended, SendInterrupted), ended
+    finally:
+        sender.close()
+        for filler in queued:
+            filler.close()
+        listener.close()
+
+
+class PromptArchive:
+    """A pynetdicom storage SCP, AE title ARCHIVE, answering each C-STORE with success at
+    once; `dropped` is set when a connection to it closes."""
+
+    def __init__(self) -> None:
+        self.stored = 0
+        self.dropped = threading.Event()
+        ae = AE(ae_title="ARCHIVE")
+        for context in (EncapsulatedPDFStorage, ComprehensiveSRStorage):
+            ae.add_supported_context(context)
+        handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_CONN_CLOSE, self._closed)]
+        self._server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+        self.port = self._server.server_address[1]
+
+    def _store(self, event: evt.Event) -> int:
+        self.stored += 1
+        return 0x0000
+
+    def _closed(self, event: evt.Event) -> None:
+        self.dropped.set()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+@pytest.mark.parametrize("stored_before", [0, 1])
+def test_a_dicom_send_cut_between_its_c_stores_is_handed_back(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, stored_before: int
+) -> None:
+    """A close that lands once the association is established but before a C-STORE
+    begins (before the PDF's, or between the PDF's and the SR's): pynetdicom refuses
+    the C-STORE on the ended association with a RuntimeError, which the sweeper took for
+    a failure (an attempt charged, on the last one the delivery dead). It is handed back
+    untried as every other cut send is. The close is put at that point by reading each
+    object to store (dicom.py's dcmread, before its C-STORE) through a hook."""
+    archive = PromptArchive()
+    destination = DicomDestination.model_validate(
+        {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{archive.port}", "timeout_s": 30}
+    )
+    sender = open_sender("pacs", destination)
+    pkg = support.package(shared_data)
+    artefacts = prepare("pacs", destination, pkg)
+    assert len(artefacts) == 2
+    read = dicom.dcmread
+    reads = 0
+
+    def read_then_close(data):
+        nonlocal reads
+        reads += 1
+        if reads == stored_before + 1:  # the close, from another thread, as a reload's
+            closing = threading.Thread(target=sender.close)
+            closing.start()
+            closing.join()
+            assert archive.dropped.wait(5), "the close did not cut the association"
+            time.sleep(0.2)  # and pynetdicom, on the gateway's side, has ended it
+        return read(data)
+
+    monkeypatch.setattr(dicom, "dcmread", read_then_close)
+    try:
+        with pytest.raises(SendInterrupted, match="was closed during the send"):
+            sender.send(pkg, artefacts)
+        assert archive.stored == stored_before
+    finally:
+        sender.close()
+        archive.stop()
+
+
+def test_a_dicom_send_closed_just_before_its_dialing_is_cut_once_it_dials(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close between the association's request (where the sender first holds it) and
+    pynetdicom's connect finds a socket not yet connecting: its shutdown fails (ENOTCONN)
+    but Linux marks the socket shut down all the same, so the connect that follows ends
+    at once (a host that drops the attempt, a listener whose queue is full, does not hold
+    it) and the sender cuts the association as it opens. This pins that behaviour, which
+    operations.md relies on. The close is put in that window by pynetdicom's connect,
+    through a hook, starting it and going on after 0.1 s."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = [socket.socket() for _ in range(3)]
+    for filler in queued:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    destination = DicomDestination.model_validate(
+        {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{port}", "timeout_s": 20}
+    )
+    sender = open_sender("pacs", destination)
+    pkg = support.package(shared_data)
+    artefacts = prepare("pacs", destination, pkg)
+    connect = AssociationSocket.connect
+
+    def close_then_connect(self, primitive) -> None:
+        threading.Thread(target=sender.close, daemon=True).start()
+        time.sleep(0.1)
+        connect(self, primitive)
+
+    monkeypatch.setattr(AssociationSocket, "connect", close_then_connect)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SendInterrupted, match="was closed during the send"):
+            sender.send(pkg, artefacts)
+        assert time.monotonic() - started < _PROMPT_S
     finally:
         sender.close()
         for filler in queued:

@@ -60,7 +60,8 @@ class DicomSender:
 
     A reload or stop may close the sender while a sweep sends: close cuts the association
     in progress (`_assoc`, held from its request on, under `_state`), and one requested
-    after the close is cut as it begins; the delivery is then handed back untried."""
+    after the close is cut as it begins; the delivery is then handed back untried, however
+    the cut send failed."""
 
     def __init__(self, destination: DicomDestination, name: str):
         self.destination = destination
@@ -80,7 +81,7 @@ class DicomSender:
         called, host, port = self.destination.address
         try:
             return self._send(package, artefacts)
-        except DeliveryError:
+        except Exception:  # a cut association fails in pynetdicom's ways (RuntimeError)
             if not self._closed.done():
                 raise
             raise SendInterrupted(
@@ -142,6 +143,8 @@ class DicomSender:
         self, assoc, part: str, data: bytes, where: str, package: ReportPackage, deadline: float
     ) -> str:
         dataset = dcmread(io.BytesIO(data))
+        if not assoc.is_established:  # send_c_store would raise RuntimeError
+            raise DeliveryError(f"{where}: the association ended before the {part}")
         assoc.dimse_timeout = max(deadline - time.monotonic(), _LEAST_S)
         status = assoc.send_c_store(dataset)
         code = getattr(status, "Status", None)

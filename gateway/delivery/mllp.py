@@ -117,7 +117,7 @@ class MllpClient:
             self._exchanging = True
         try:
             return self._exchange(message, deadline)
-        except MllpError:
+        except Exception:  # whatever a cut socket raised (ssl's, the OS's): the close's doing
             if self._closed.done():
                 raise MllpClosed(
                     f"{self.peer}: the client was closed during the exchange"
@@ -265,9 +265,11 @@ class MllpClient:
 
 
 def _shut_down(sock: socket.socket) -> None:
-    """Both directions: a connect, handshake or recv blocked on it in another thread ends."""
+    """Both directions: a connect, handshake or recv blocked on it in another thread ends.
+    The OS socket's shutdown, not SSLSocket's: that one drops the TLS state first, and a
+    sendall starting in between would write the frame in clear text (operations.md)."""
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:  # closed already
         pass
 

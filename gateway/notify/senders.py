@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import smtplib
+import socket
 import ssl
 import time
 from typing import Any
@@ -65,10 +66,13 @@ def _post(target: WebhookTarget, body: bytes, headers: dict[str, str]) -> httpx.
     is cancelled at the deadline."""
     host, timeout = target.url.host, target.timeout_s
     loop = LookupLoop()
-    client = httpx.AsyncClient(timeout=None, verify=_tls_context(target))
     try:
-        post = client.post(str(target.url), content=body, headers=headers)
-        return loop.run_until_complete(asyncio.wait_for(post, timeout))
+        client = httpx.AsyncClient(timeout=None, verify=_tls_context(target))
+        try:
+            post = client.post(str(target.url), content=body, headers=headers)
+            return loop.run_until_complete(asyncio.wait_for(post, timeout))
+        finally:
+            loop.run_until_complete(client.aclose())
     except TimeoutError:
         if loop.unanswered():
             raise NoticeError(
@@ -77,8 +81,7 @@ def _post(target: WebhookTarget, body: bytes, headers: dict[str, str]) -> httpx.
         raise NoticeError(
             f"webhook {host}: no complete answer within {timeout:g} s (timeout_s)"
         ) from None
-    finally:
-        loop.run_until_complete(client.aclose())
+    finally:  # also when the TLS settings or the client's closing failed
         loop.close()
 
 
@@ -119,7 +122,8 @@ def _connect(target: SmtpTarget, deadline: float) -> smtplib.SMTP:
     at each address it has in turn with the time left; its certificate is still checked
     against the host name at STARTTLS."""
     addresses = lookup(target.host, target.port, deadline - time.monotonic())
-    smtp = smtplib.SMTP()
+    # without local_hostname smtplib looks this host's name up (getfqdn), unbounded
+    smtp = smtplib.SMTP(local_hostname=socket.gethostname())
     # starttls() checks the certificate against `_host`, which only SMTP(host) sets, and
     # that call would look the host up again, unbounded: smtplib has no public way to
     # dial an address and check the certificate against a name.
@@ -135,9 +139,21 @@ def _connect(target: SmtpTarget, deadline: float) -> smtplib.SMTP:
         if code != 220:  # what SMTP(host) checks; connect() alone does not
             smtp.close()
             raise smtplib.SMTPConnectError(code, greeting)
+        smtp.local_hostname = _helo_name(smtp.sock)
         return smtp
     assert failed is not None  # getaddrinfo gives at least one address or raises
     raise failed
+
+
+def _helo_name(sock: socket.socket) -> str:
+    """The name EHLO gives, found without DNS: the host's name where it is a full one
+    (dotted), else the address literal of this end of the connection (RFC 5321 4.1.3);
+    getfqdn() would give the bare host name after waiting on DNS (operations.md)."""
+    name = socket.gethostname()
+    if "." in name:
+        return name
+    address = sock.getsockname()[0]
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
 
 
 def _quit(smtp: smtplib.SMTP, deadline: float) -> None:
