@@ -63,6 +63,32 @@ def test_atrial_fibrillation_with_pvcs_keeps_the_dominant_pairs() -> None:
     assert _ms(beats.dominant_rr) == pytest.approx(705, abs=4)
 
 
+@pytest.mark.parametrize("dropped", [1, 2])
+def test_atrial_flutter_with_pvcs_before_long_pauses_keeps_its_conducted_rr(dropped: int) -> None:
+    """Atrial flutter 2:1 at 140/min (428 ms), two PVCs at 0.72 of it, each followed by
+    a pause of `dropped` more conducted beats (test seeds 11 and 12 of the review of
+    3.38): the halves around the PVCs agree (643 and 857 ms) and every conducted
+    interval is short against them, but runs of conducted beats are no PAC's coupling:
+    the dominant RR stays 428 ms and no conducted beat is premature."""
+    pause = 428 * (2 + dropped) - 308
+    rr = [428] * 4 + [308, pause] + [428] * 5 + [308, pause] + [428] * 4
+    dominant = np.ones(len(rr) + 1, dtype=bool)
+    dominant[[5, 12]] = False
+    beats = label_beats(_positions(rr), dominant)
+    assert _ms(beats.dominant_rr) == pytest.approx(428, abs=4)
+    assert "S" not in "".join(beats.labels)
+
+
+def test_atrial_fibrillation_with_pvcs_before_long_pauses_keeps_its_dominant_pairs() -> None:
+    """Atrial fibrillation at about 113/min with two PVCs followed by pauses of 1,170 and
+    1,107 ms (the review of 3.38, read "AFIB, PVC" before it): the halves around them
+    agree (796 and 732 ms), yet the runs of dominant beats are the rhythm itself."""
+    rr = [568, 578, 596, 602, 423, 1170, 472, 522, 521, 357, 1107, 450, 460, 572, 612, 548, 566]
+    dominant = np.array([c != "V" for c in "NNNNNVNNNNVNNNNNNN"])
+    beats = label_beats(_positions(rr), dominant)
+    assert _ms(beats.dominant_rr) == pytest.approx(566, abs=4)
+
+
 def test_beats_of_another_shape_on_time_are_no_pvcs() -> None:
     """VVI pacing in atrial fibrillation, its stimuli not found (tuning seed 3, bench
     record 316): the paced beats come at the pacing interval, not early; the halves
