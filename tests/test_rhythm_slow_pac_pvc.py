@@ -54,6 +54,33 @@ def test_a_pvc_after_a_pac_gives_the_sinus_cycle() -> None:
     assert _ms(cycle) == pytest.approx((700 + 1830 + 720 + 1850) / 4, abs=12)
 
 
+def test_a_pvc_after_a_pac_within_one_cycle_gives_no_halved_sinus_cycle() -> None:
+    """Sinus at 55/min (1,091 ms), a PAC at 436 ms and a PVC 400 ms after it, the sinus
+    P wave due after the PAC's reset conducted after the PVC (the review of 3.38): the
+    RRs around the PVC span one cycle, not two; halved they made the sinus rate 110/min.
+    A span under 2 s may be either, and gives no cycle."""
+    rr = [436, 400, 691] * 3 + [436, 400]
+    beats = label_beats(_positions(rr), np.array([True, True, False] * 4))
+    assert "".join(beats.labels) == "NSV" * 4
+    assert underlying_cycle(beats, ["N", "A", "V"] * 4) is None
+
+
+@pytest.mark.parametrize("seed", [14, 18, 20, 22])
+def test_sinus_with_a_conducted_p_after_each_pac_and_pvc_states_no_doubled_sinus_rate(
+    seed: int,
+) -> None:
+    """The same drawn (reset_p_conducts, 45/min, test seeds): the sinus rate read about
+    86/min from the halved spans after c9d6269; no sinus cycle is taken from them now."""
+    spec = replace(_sinus_pac_pvc(seed, 45.0, 0.0, 0.1), reset_p_conducts=True)
+    ecg, truth = rhythm_ecg(spec)
+    assert "".join(truth.beats).startswith("NAVNAVNAV")
+    result = measure(ecg)
+    assert result.rhythm is not None
+    assert "".join(result.rhythm.classes).startswith("NAVNAVNAV")
+    cycle = result.rhythm.sinus_cycle
+    assert cycle is None or 60.0 * FS / cycle < 1.3 * 45.0
+
+
 def test_atrial_fibrillation_with_pvcs_keeps_the_dominant_pairs() -> None:
     """Atrial fibrillation's RRs around two PVCs do not agree (1,140 and 1,400 ms), though
     every dominant pair is short against them: the dominant RR stays the median of the
