@@ -6,8 +6,10 @@ the PAC at about that interval) as not premature ('X'), and the whole RR as atri
 fibrillation's. Half the two RRs around each PVC keep the sinus cycle (a compensatory
 pause); where they agree and every dominant pair and every such beat is premature
 against them, they are the cycle (model.beats.label_beats). A PVC after a PAC then
-gives the sinus rate (model.measure.rhythm.underlying_cycle). Guards: atrial
-fibrillation's and VVI pacing's RRs keep the median of the dominant pairs.
+gives the sinus rate (model.measure.rhythm.underlying_cycle) where the RRs around it
+span two cycles, not one (a conducted reset P wave). Guards: atrial fibrillation's,
+flutter's (runs of three dominant beats, review of 3.38) and VVI pacing's RRs keep the
+median of the dominant pairs.
 """
 
 from __future__ import annotations
