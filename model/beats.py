@@ -337,8 +337,7 @@ def _cycle_under_frequent_premature_beats(rr: np.ndarray, dominant: np.ndarray) 
     early_between_dominant = early & pairs
     if (early_between_dominant[1:] & early_between_dominant[:-1]).any():
         return None
-    flanked = ~dominant[1:-1] & dominant[:-2] & dominant[2:] & early[:-1]
-    cycles = np.r_[rr[ending_normal], (rr[:-1] + rr[1:])[flanked] / 2]
+    cycles = np.r_[rr[ending_normal], _halves_around(rr, _flanked(dominant) & early[:-1])]
     return float(np.median(cycles)) if _steady(cycles) else None
 
 
@@ -346,30 +345,48 @@ def _cycle_behind_coupled_pairs(rr: np.ndarray, dominant: np.ndarray) -> float |
     """The cycle (samples) where every interval between two dominant beats is a
     premature atrial beat's coupling: half the two RRs around each beat of another
     shape between dominant beats (a PVC's compensatory pause keeps the sinus cycle,
-    3.33), where these agree (_steady) and against them every such interval and every
-    such beat is premature; None elsewhere.
+    3.33), where no three dominant beats come in a row, these halves agree (_steady)
+    and against them every such interval and every such beat is premature; None
+    elsewhere.
 
     A sinus beat, a premature atrial beat and a PVC in turn at 42-55/min: the only
     dominant pairs are the sinus beat and its PAC, so their median, the "dominant RR",
     was the PAC's coupling; the PAC read as a dominant beat, the PVC (coupled to it
     at about the same interval) as not premature, and the whole RR as atrial
-    fibrillation (docs/measurement.md 3.38). In atrial fibrillation the RRs around
-    the beats of another shape do not agree, nor are all its dominant intervals short
-    against them; in sinus rhythm with late PVCs the dominant intervals are the cycle.
+    fibrillation (docs/measurement.md 3.38). A single premature atrial beat is followed
+    by a pause or a beat of another shape, never by a third dominant beat early again:
+    three in a row are a run of the dominant rhythm itself. Atrial fibrillation and
+    flutter with 2:1 conduction have such runs, and where two PVCs there are followed
+    by long pauses (2.3 RRs) the halves around them agree and every conducted
+    interval is short against them (review of 3.38: flutter 2:1 at 140/min read
+    "Rhythm undetermined", AF at 113/min lost AFIB). In sinus rhythm with late PVCs
+    the dominant intervals are the cycle.
     Beats of another shape on time are no PVCs: VVI pacing in atrial fibrillation, its
     stimuli not found, paces at one interval after the last beat, and the RRs around
     its beats agreed (tuning seed 3, bench record 316).
     """
     pairs = dominant[1:] & dominant[:-1]
-    flanked = ~dominant[1:-1] & dominant[:-2] & dominant[2:]
-    if not pairs.any() or flanked.sum() < 2:
+    flanked = _flanked(dominant)
+    run_of_three = (dominant[:-2] & dominant[1:-1] & dominant[2:]).any()
+    if not pairs.any() or run_of_three or flanked.sum() < 2:
         return None
-    cycles = (rr[:-1] + rr[1:])[flanked] / 2
+    cycles = _halves_around(rr, flanked)
     if not _steady(cycles):
         return None
     cycle = float(np.median(cycles))
     early = rr < PREMATURE_FRACTION * cycle
     return cycle if bool(early[pairs].all() and early[:-1][flanked].all()) else None
+
+
+def _flanked(dominant: np.ndarray) -> np.ndarray:
+    """Per beat but the first and last: a beat of another shape between dominant ones."""
+    return ~dominant[1:-1] & dominant[:-2] & dominant[2:]
+
+
+def _halves_around(rr: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Half the two RRs around each of `beats` (a _flanked mask): around a PVC with a
+    compensatory pause, the cycle."""
+    return (rr[:-1] + rr[1:])[beats] / 2
 
 
 def _steady(intervals: np.ndarray) -> bool:

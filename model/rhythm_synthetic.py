@@ -56,6 +56,10 @@ END_MARGIN_MS = 600.0
 # premature ventricular: QRS to QRS).
 PAC_COUPLING = (0.55, 0.72)
 PVC_COUPLING = (0.5, 0.68)
+# "pac_pvc" with reset_p_conducts: an early PAC (P to P) and a PVC soon after it (QRS to
+# QRS), so that the sinus P wave due a cycle after the PAC conducts after the PVC.
+EARLY_PAC_COUPLING = (0.38, 0.42)
+EARLY_PVC_COUPLING = (0.34, 0.38)
 # An ectopic atrial focus: P axes away from the sinus node's (low atrial, left atrial).
 ECTOPIC_P_AXES = (-60.0, -40.0, 150.0, 170.0)
 # Flutter: the QRS follows the conducted flutter wave's start by this much.
@@ -93,6 +97,10 @@ class RhythmSpec(DrawingSpec):
     pjc_fraction: float = 0.0
     # "pac_pvc": each sinus beat followed by a PAC and a PVC (docs/measurement.md 3.37).
     pattern: Pattern = "random"
+    # "pac_pvc": the PAC and PVC early (EARLY_PAC_COUPLING, EARLY_PVC_COUPLING) and the
+    # sinus P wave due a cycle after the PAC conducted after the PVC, not blocked by it:
+    # the RRs around the PVC then span one sinus cycle, not two (docs/measurement.md 3.38).
+    reset_p_conducts: bool = False
     # "mixed": each premature beat of the pattern atrial or ventricular at random.
     pattern_origin: Literal["atrial", "ventricular", "mixed"] = "ventricular"
     # Sinus rhythm: the cycle swings with breathing (RESPIRATION_MS) by up to this fraction.
@@ -219,18 +227,28 @@ def draw_sinus(d: _Drawing, rng: np.random.Generator) -> None:
     plan = ectopic_plan(spec, int(spec.duration_s * spec.rate_bpm / 60.0) + 4, rng)
     p_at = FIRST_P_MS
     wenckebach = 0
+    conducts = spec.pattern == "pac_pvc" and spec.reset_p_conducts
     for beat, ectopic in enumerate(plan):
         pr = m.pr_ms
         breath = np.sin(2 * np.pi * p_at / RESPIRATION_MS)
         cycle = mean_cycle * (1 + spec.sinus_arrhythmia * breath)
         if ectopic == "A" and beat > 0:
-            p_at = d.onsets[-1] - pr + rng.uniform(*PAC_COUPLING) * cycle
+            coupling = EARLY_PAC_COUPLING if conducts else PAC_COUPLING
+            p_at = d.onsets[-1] - pr + rng.uniform(*coupling) * cycle
             if p_at + pr > d.end_ms:
                 break
             d.p_wave(p_at, float(rng.choice(ECTOPIC_P_AXES)))
             d.qrs(p_at + pr, "A")
             # The ectopic beat resets the sinus node: the next sinus P follows one cycle on.
             p_at += cycle * rng.uniform(1.0, 1.08)
+            continue
+        if ectopic == "V" and conducts:
+            at = d.onsets[-1] + rng.uniform(*EARLY_PVC_COUPLING) * cycle
+            if at > d.end_ms:
+                break
+            # The sinus P wave due after the PAC's reset is drawn, and conducts, as the
+            # next beat of the plan.
+            d.qrs(at, "V")
             continue
         if ectopic in ("V", "J") and beat > 0:
             coupling = PVC_COUPLING if ectopic == "V" else PAC_COUPLING

@@ -57,6 +57,11 @@ MIN_NN_PAIRS = 4
 # An interval between dominant beats this many dominant RRs long is a pause.
 PAUSE_RR = 1.6
 ECTOPIC = ("A", "J", "V")
+# Around a PVC after a PAC, the two RRs span two sinus cycles where the PVC blocked the
+# P wave due after the PAC's reset, one where it conducted; at this span (ms) or more
+# one cycle would be a sinus rate under 30/min, so the span is taken for two
+# (underlying_cycle; the pac_pvc design at 42-55/min spans 2,170 ms or more).
+RESET_BLOCKED_SPAN_MS = 2000
 # Where the median of all dominant beats shows no sinus P wave, it is looked for again
 # on the median of the steady beats (steady_beats), where at least this many are left
 # (the fewest a median beat is made of that still names the tuning seeds' ventricular
@@ -179,9 +184,13 @@ def underlying_cycle(beats: Beats, classes: list[str]) -> float | None:
     else, around single premature beats between dominant ones, half the two RRs around
     a ventricular one (the sinus node is not reset: a compensatory pause) and the RR
     after an atrial or junctional one (the node is reset and fires a cycle later).
-    A ventricular one after an atrial one counts as after a dominant one: the atrial
-    beat reset the node, the PVC does not (a sinus beat, a PAC and a PVC in turn,
-    docs/measurement.md 3.38, where no dominant beat is flanked by dominant ones).
+    A ventricular one after an atrial one counts as after a dominant one where the two
+    RRs around it span RESET_BLOCKED_SPAN_MS or more: the atrial beat reset the node and
+    the PVC blocked the P wave due a cycle later, so the span is two cycles (a sinus
+    beat, a PAC and a PVC in turn, docs/measurement.md 3.38). Where that P wave
+    conducted after the PVC the span is one cycle, and halved it doubled the sinus
+    rate; one cycle of 2 s or more would be a sinus rate under 30/min, shorter spans
+    may be either, and are left out.
     None without premature beats (the mean RR is the rate) or without such intervals."""
     if not any(c in ECTOPIC for c in classes):
         return None
@@ -190,10 +199,11 @@ def underlying_cycle(beats: Beats, classes: list[str]) -> float | None:
         return float(nn.mean())
     cycles = []
     for i in range(1, len(classes) - 1):
-        after_reset = classes[i] == "V" and classes[i - 1] in ("A", "J")
+        before, after = float(beats.rr[i - 1]), float(beats.rr[i])
+        two_cycles = before + after >= samples(RESET_BLOCKED_SPAN_MS)
+        after_reset = classes[i] == "V" and classes[i - 1] in ("A", "J") and two_cycles
         measurable = classes[i - 1] == "N" or after_reset
         if measurable and classes[i + 1] == "N" and classes[i] in ECTOPIC:
-            before, after = float(beats.rr[i - 1]), float(beats.rr[i])
             cycles.append((before + after) / 2 if classes[i] == "V" else after)
     return float(np.median(cycles)) if cycles else None
 
