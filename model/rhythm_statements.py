@@ -28,6 +28,7 @@ from model.measure import (
     EcgMeasurement,
 )
 from model.measure.amplitudes import polarity_fits_axis
+from model.measure.atrial import MAX_FIBRILLATORY_REPEAT
 from model.measure.p_timing import p_timing_wanders, pr_spread_ms, regular_atrial_rhythm
 from model.measure.rhythm import (
     MAX_RR_LEVELS,
@@ -218,7 +219,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
         return []
     if in_sequence and not atrial_activity_unorganised(m):
         return []
-    if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
+    if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m) or organised_atria(m) is not None:
         return []
     unexplained, basis = unexplained_irregularity(m.rhythm)
     too_few = unexplained is None
@@ -319,6 +320,30 @@ def irregular_among_fibrillatory_waves(m: EcgMeasurement, too_few: bool = False)
         return False
     nn = m.rhythm.nn_irregularity
     return nn is None or nn > FIBRILLATORY_NN_RMSSD
+
+
+def organised_atria(m: EcgMeasurement) -> str | None:
+    """Why the atrial activity is organised, or None: some lead's strongest 3-12 Hz
+    peak under the fibrillatory band (FibrillatoryWaves.peaks_below_band), and either
+    the activity before the beats repeating (above MAX_FIBRILLATORY_REPEAT) or the RR
+    between dominant beats grouped as Mobitz I's (RhythmAnalysis.grouped_beating).
+    Mobitz I and 2:1 block with PACs read AFIB where their P waves were hidden by noise
+    or kept no cycle (docs/measurement.md 3.39); atrial fibrillation's fine waves under
+    noise also peak under 4 Hz, but neither repeat nor group the RR."""
+    fibrillatory = m.fibrillatory
+    if fibrillatory is None or m.rhythm is None or not fibrillatory.peaks_below_band:
+        return None
+    if fibrillatory.repeat is not None and fibrillatory.repeat > MAX_FIBRILLATORY_REPEAT:
+        return (
+            f"the atrial activity before the beats repeats ({fibrillatory.repeat:.1f}) and "
+            f"peaks under {FIBRILLATORY_HZ[0]:.0f} Hz"
+        )
+    if m.rhythm.grouped_beating:
+        return (
+            "the RRs between dominant beats grouped (a short and a long value, the long "
+            f"ones single: Mobitz I), the atrial activity peaking under {FIBRILLATORY_HZ[0]:.0f} Hz"
+        )
+    return None
 
 
 def regularly_irregular(rhythm: RhythmAnalysis) -> bool:
@@ -514,6 +539,8 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         basis = "too few intervals without a ventricular premature beat to judge the RR"
     elif regularly_irregular(m.rhythm):
         basis = f"the RRs take only {m.rhythm.rr_levels} distinct values (grouped beating)"
+    elif organised_atria(m) is not None:
+        basis = f"organised atrial activity: {organised_atria(m)}"
     else:
         basis = unexplained_irregularity(m.rhythm)[1]
     p_waves = wandering_p_words(m) or "P waves not consistent before the non-premature beats"
