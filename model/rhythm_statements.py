@@ -341,7 +341,8 @@ def organised_atria(m: EcgMeasurement) -> str | None:
     if m.rhythm.grouped_beating:
         return (
             "the RRs between dominant beats grouped (a short and a long value, the long "
-            f"ones single: Mobitz I), the atrial activity peaking under {FIBRILLATORY_HZ[0]:.0f} Hz"
+            "ones single, as in Mobitz I), the atrial activity peaking under "
+            f"{FIBRILLATORY_HZ[0]:.0f} Hz"
         )
     return None
 
@@ -523,7 +524,9 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         why = m.null_reasons.get("p_axis_deg") or m.null_reasons.get("pr_ms")
         # A wave found and then rejected was seen but not measured as a P wave.
         measured = f"{seen}, no P wave measured" + (f" ({why})" if why else "")
-        return measured + regular_atrial_words(m)
+        organised = None if regular else organised_atria(m)
+        not_af = f"; not atrial fibrillation: {organised}" if organised else ""
+        return measured + (regular_atrial_words(m) or not_af)
     if p_axis is None:
         why = m.null_reasons.get("p_axis_deg", "not measured")
         return f"{seen}, P wave axis not measured ({why})"
