@@ -84,11 +84,12 @@ MIN_RR_FOR_LEVELS = 8
 # level and a long one, each within GROUP_SPREAD of its median, the long ones at least
 # GROUP_SPLIT times the short ones and at most two of them (a Wenckebach pause is
 # shorter than two cycles), never two long ones in a row, with at least
-# MIN_GROUP_PAUSES long and MIN_GROUP_CYCLES short ones. Mobitz I at 106-109/min whose
-# P waves the noise hides (tuning seeds 1 and 5): short levels spread 1-9 %, long 1-3 %,
-# split 1.47-1.58; of 908 AF strips read AFIB, 4 slow ones with 8-10 RRs pass
-# (docs/measurement.md 3.39), so it is asked only beside atrial activity that peaks
-# under the fibrillatory band (model.rhythm_statements).
+# MIN_GROUP_PAUSES long and MIN_GROUP_CYCLES short ones, and MIN_RR_FOR_LEVELS such RRs
+# in all. Mobitz I at 106-109/min whose P waves the noise hides (tuning seeds 1 and 5):
+# short levels spread 1-9 %, long 1-3 %, split 1.47-1.58. Of the 908 AF strips of the
+# tuning sweeps read AFIB none passes (with 5-7 RRs, 4 slow ones and LUDB 88 did), and
+# it is asked only beside atrial activity that peaks under the fibrillatory band
+# (model.rhythm_statements; docs/measurement.md 3.39).
 GROUP_SPREAD = 0.12
 GROUP_SPLIT = 1.25
 MIN_GROUP_PAUSES = 2
@@ -254,7 +255,7 @@ def grouped_beating(beats: Beats) -> bool:
     (their intervals are left out). Atrial fibrillation's RRs spread continuously."""
     at = np.flatnonzero(beats.both_normal)
     nn = beats.rr[at].astype(float)
-    if nn.size < MIN_GROUP_PAUSES + MIN_GROUP_CYCLES:
+    if nn.size < MIN_RR_FOR_LEVELS:
         return False
     ordered = np.sort(nn)
     split = int(np.argmax(ordered[1:] / ordered[:-1]))
