@@ -82,7 +82,7 @@ MAX_RR_LEVELS = 3
 MIN_RR_FOR_LEVELS = 8
 # Grouped beating between dominant beats (grouped_beating): their RRs fall into a short
 # level and a long one, each within GROUP_SPREAD of its median, the long ones at least
-# GROUP_SPLIT times the short ones and at most two of them (a Wenckebach pause is
+# GROUP_SPLIT times the short ones and at most twice them (a Wenckebach pause is
 # shorter than two cycles), never two long ones in a row, with at least
 # MIN_GROUP_PAUSES long and MIN_GROUP_CYCLES short ones, and MIN_RR_FOR_LEVELS such RRs
 # in all. Mobitz I at 106-109/min whose P waves the noise hides (tuning seeds 1 and 5):
@@ -250,7 +250,7 @@ def rr_levels(rr: np.ndarray) -> int | None:
 
 def grouped_beating(beats: Beats) -> bool:
     """The RRs between two dominant beats take a short value and a long one
-    (GROUP_SPREAD, GROUP_SPLIT), the long ones single and under two short ones: the
+    (GROUP_SPREAD, GROUP_SPLIT), the long ones single and at most twice the short: the
     groups of Mobitz I, each ended by a pause, which premature beats may interrupt
     (their intervals are left out). Atrial fibrillation's RRs spread continuously."""
     at = np.flatnonzero(beats.both_normal)
