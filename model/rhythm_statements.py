@@ -223,6 +223,8 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
         return []
     unexplained, basis = unexplained_irregularity(m.rhythm)
     too_few = unexplained is None
+    if too_few and not has_p_waves(m) and no_atrial_evidence(m):
+        return []
     if unexplained is None and has_p_waves(m):
         # Too few beats to tell premature beats from the rhythm, and a P wave found, if
         # at a wandering PR (model.measure.p_timing): the fibrillatory waves decide, not
@@ -345,6 +347,17 @@ def organised_atria(m: EcgMeasurement) -> str | None:
             f"{FIBRILLATORY_HZ[0]:.0f} Hz"
         )
     return None
+
+
+def no_atrial_evidence(m: EcgMeasurement) -> bool:
+    """Where too few beats leave only the whole RR to judge, no P wave found and nothing
+    that shows fibrillation either: some lead's strongest 3-12 Hz peak under the
+    fibrillatory band, and no "P wave" matched at a wandering PR (fibrillatory waves
+    match the template at random lags, model.measure.p_timing). Slow Mobitz I with
+    PACs under 0.1 mV of noise (7 beats in 10 s) read AFIB on the whole RR alone
+    (docs/measurement.md 3.39)."""
+    fibrillatory = m.fibrillatory
+    return fibrillatory is not None and fibrillatory.peaks_below_band and not p_timing_wanders(m)
 
 
 def regularly_irregular(rhythm: RhythmAnalysis) -> bool:
@@ -525,6 +538,12 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         # A wave found and then rejected was seen but not measured as a P wave.
         measured = f"{seen}, no P wave measured" + (f" ({why})" if why else "")
         organised = None if regular else organised_atria(m)
+        too_few = m.rhythm is not None and unexplained_irregularity(m.rhythm)[0] is None
+        if not regular and too_few and no_atrial_evidence(m):
+            organised = organised or (
+                "too few beats to judge premature beats apart, and no fibrillatory "
+                f"waves (a lead's strongest peak under {FIBRILLATORY_HZ[0]:.0f} Hz)"
+            )
         not_af = f"; not atrial fibrillation: {organised}" if organised else ""
         return measured + (regular_atrial_words(m) or not_af)
     if p_axis is None:
