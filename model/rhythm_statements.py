@@ -28,6 +28,7 @@ from model.measure import (
     EcgMeasurement,
 )
 from model.measure.amplitudes import polarity_fits_axis
+from model.measure.atrial import MAX_FIBRILLATORY_REPEAT
 from model.measure.p_timing import p_timing_wanders, pr_spread_ms, regular_atrial_rhythm
 from model.measure.rhythm import (
     MAX_RR_LEVELS,
@@ -218,10 +219,12 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
         return []
     if in_sequence and not atrial_activity_unorganised(m):
         return []
-    if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
+    if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m) or organised_atria(m) is not None:
         return []
     unexplained, basis = unexplained_irregularity(m.rhythm)
     too_few = unexplained is None
+    if too_few and not has_p_waves(m) and no_atrial_evidence(m):
+        return []
     if unexplained is None and has_p_waves(m):
         # Too few beats to tell premature beats from the rhythm, and a P wave found, if
         # at a wandering PR (model.measure.p_timing): the fibrillatory waves decide, not
@@ -319,6 +322,42 @@ def irregular_among_fibrillatory_waves(m: EcgMeasurement, too_few: bool = False)
         return False
     nn = m.rhythm.nn_irregularity
     return nn is None or nn > FIBRILLATORY_NN_RMSSD
+
+
+def organised_atria(m: EcgMeasurement) -> str | None:
+    """Why the atrial activity is organised, or None: some lead's strongest 3-12 Hz
+    peak under the fibrillatory band (FibrillatoryWaves.peaks_below_band), and either
+    the activity before the beats repeating (above MAX_FIBRILLATORY_REPEAT) or the RR
+    between dominant beats grouped as Mobitz I's (RhythmAnalysis.grouped_beating).
+    Mobitz I and 2:1 block with PACs read AFIB where their P waves were hidden by noise
+    or kept no cycle (docs/measurement.md 3.39); atrial fibrillation's fine waves under
+    noise also peak under 4 Hz, but neither repeat nor group the RR."""
+    fibrillatory = m.fibrillatory
+    if fibrillatory is None or m.rhythm is None or not fibrillatory.peaks_below_band:
+        return None
+    if fibrillatory.repeat is not None and fibrillatory.repeat > MAX_FIBRILLATORY_REPEAT:
+        return (
+            f"the atrial activity before the beats repeats ({fibrillatory.repeat:.1f}) and "
+            f"peaks under {FIBRILLATORY_HZ[0]:.0f} Hz"
+        )
+    if m.rhythm.grouped_beating:
+        return (
+            "the RRs between dominant beats grouped (a short and a long value, the long "
+            "ones single, as in Mobitz I), the atrial activity peaking under "
+            f"{FIBRILLATORY_HZ[0]:.0f} Hz"
+        )
+    return None
+
+
+def no_atrial_evidence(m: EcgMeasurement) -> bool:
+    """Where too few beats leave only the whole RR to judge, no P wave found and nothing
+    that shows fibrillation either: some lead's strongest 3-12 Hz peak under the
+    fibrillatory band, and no "P wave" matched at a wandering PR (fibrillatory waves
+    match the template at random lags, model.measure.p_timing). Slow Mobitz I with
+    PACs under 0.1 mV of noise (7 beats in 10 s) read AFIB on the whole RR alone
+    (docs/measurement.md 3.39)."""
+    fibrillatory = m.fibrillatory
+    return fibrillatory is not None and fibrillatory.peaks_below_band and not p_timing_wanders(m)
 
 
 def regularly_irregular(rhythm: RhythmAnalysis) -> bool:
@@ -498,7 +537,15 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         why = m.null_reasons.get("p_axis_deg") or m.null_reasons.get("pr_ms")
         # A wave found and then rejected was seen but not measured as a P wave.
         measured = f"{seen}, no P wave measured" + (f" ({why})" if why else "")
-        return measured + regular_atrial_words(m)
+        organised = None if regular else organised_atria(m)
+        too_few = m.rhythm is not None and unexplained_irregularity(m.rhythm)[0] is None
+        if not regular and too_few and no_atrial_evidence(m):
+            organised = organised or (
+                "too few beats to judge premature beats apart, and no fibrillatory "
+                f"waves (a lead's strongest peak under {FIBRILLATORY_HZ[0]:.0f} Hz)"
+            )
+        not_af = f"; not atrial fibrillation: {organised}" if organised else ""
+        return measured + (regular_atrial_words(m) or not_af)
     if p_axis is None:
         why = m.null_reasons.get("p_axis_deg", "not measured")
         return f"{seen}, P wave axis not measured ({why})"
@@ -514,6 +561,8 @@ def undetermined_rhythm(m: EcgMeasurement) -> str:
         basis = "too few intervals without a ventricular premature beat to judge the RR"
     elif regularly_irregular(m.rhythm):
         basis = f"the RRs take only {m.rhythm.rr_levels} distinct values (grouped beating)"
+    elif organised_atria(m) is not None:
+        basis = f"organised atrial activity: {organised_atria(m)}"
     else:
         basis = unexplained_irregularity(m.rhythm)[1]
     p_waves = wandering_p_words(m) or "P waves not consistent before the non-premature beats"

@@ -399,6 +399,12 @@ class FibrillatoryWaves:
         )
 
     @property
+    def peaks_below_band(self) -> bool:
+        """Some lead's strongest 3-12 Hz peak under the fibrillatory band: a sinus P
+        wave's harmonics, or noise, rather than fibrillatory waves."""
+        return self.peak_hz[0] < FIBRILLATORY_HZ[0]
+
+    @property
     def peaks_fibrillatory(self) -> bool:
         """Every lead's strongest 3-12 Hz peak within the fibrillatory band."""
         return FIBRILLATORY_HZ[0] <= self.peak_hz[0] and self.peak_hz[1] <= FIBRILLATORY_HZ[1]
