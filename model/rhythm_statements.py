@@ -216,7 +216,7 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     irregularity = m.beats.irregularity(in_sequence=True)
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
         return []
-    if in_sequence and not atrial_activity_unorganised(m):
+    if (in_sequence or m.beats.dominant_in_pairs()) and not atrial_activity_unorganised(m):
         return []
     if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m):
         return []
