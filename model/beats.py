@@ -97,6 +97,17 @@ class Beats:
             return None
         return float(np.sqrt(np.mean(np.diff(cycles) ** 2)) / cycles.mean())
 
+    def dominant_in_pairs(self) -> bool:
+        """Whether the beats of the dominant shape (N, S) come in pairs, never three in a
+        row, with two or more beats of another shape between them: every interval
+        between two of them may then be a premature atrial beat's coupling (a sinus
+        beat, a PAC and a PVC in turn, the PAC read 'N'), and their irregularity no
+        rhythm's (docs/measurement.md 3.40)."""
+        shape = np.isin(self.labels, ("N", "S"))
+        pairs = shape[1:] & shape[:-1]
+        run_of_three = (shape[:-2] & shape[1:-1] & shape[2:]).any()
+        return bool(pairs.any() and not run_of_three and _flanked(shape).sum() >= 2)
+
     def cycles_around_pvcs(self) -> np.ndarray:
         """In time order, the RRs without a ventricular premature beat and, for each
         one between two other beats, half its coupling interval and the pause after it:

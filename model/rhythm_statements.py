@@ -212,12 +212,15 @@ def atrial_fibrillation_statements(m: EcgMeasurement) -> list[Statement]:
     Where PVCs leave no two successive pairs of intervals, the intervals without one
     judge the RR in their sequence (slow AF with PVCs, docs/measurement.md 3.37), and
     then only where the atrial activity is unorganised (FibrillatoryWaves.unorganised):
-    a PAC taken for a dominant beat alternates the cycles too."""
+    a PAC taken for a dominant beat alternates the cycles too. So where the dominant
+    beats come only in pairs between beats of another shape (Beats.dominant_in_pairs):
+    the intervals between them may all be PACs' couplings (a sinus beat, an early PAC
+    and a PVC in turn, docs/measurement.md 3.40)."""
     in_sequence = m.beats.irregularity() is None
     irregularity = m.beats.irregularity(in_sequence=True)
     if irregularity is None or irregularity <= IRREGULAR_RMSSD or m.rhythm is None:
         return []
-    if in_sequence and not atrial_activity_unorganised(m):
+    if (in_sequence or m.beats.dominant_in_pairs()) and not atrial_activity_unorganised(m):
         return []
     if regularly_irregular(m.rhythm) or regular_atrial_rhythm(m) or organised_atria(m) is not None:
         return []
