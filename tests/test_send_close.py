@@ -25,7 +25,7 @@ from test_file_outbox_timeout import ONLY_LOCAL_ROUTES
 
 from gateway import metrics as m
 from gateway.delivery import dicom, open_sender, prepare
-from gateway.delivery.base import SendInterrupted
+from gateway.delivery.base import DeliveryError, SendInterrupted
 from gateway.metrics import Metrics
 from gateway.routing import DicomDestination, Hl7Destination
 
@@ -205,6 +205,12 @@ class PromptArchive:
     def _closed(self, event: evt.Event) -> None:
         self.dropped.set()
 
+    def abort(self) -> None:
+        """End every association from the archive's side (A-ABORT), as an archive that
+        restarts does."""
+        for assoc in self._server.active_associations:
+            assoc.abort()
+
     def stop(self) -> None:
         self._server.shutdown()
 
@@ -246,6 +252,43 @@ def test_a_dicom_send_cut_between_its_c_stores_is_handed_back(
         with pytest.raises(SendInterrupted, match="was closed during the send"):
             sender.send(pkg, artefacts)
         assert archive.stored == stored_before
+    finally:
+        sender.close()
+        archive.stop()
+
+
+def test_an_association_the_archive_ends_between_c_stores_is_a_clear_retried_failure(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive ending the association after the PDF is stored, the gateway not
+    closing anything: a failed try naming the object not stored, retried by the policy,
+    not pynetdicom's RuntimeError (an "unexpected" error in the log) nor a handback."""
+    archive = PromptArchive()
+    destination = DicomDestination.model_validate(
+        {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{archive.port}", "timeout_s": 30}
+    )
+    sender = open_sender("pacs", destination)
+    pkg = support.package(shared_data)
+    artefacts = prepare("pacs", destination, pkg)
+    read = dicom.dcmread
+    reads = 0
+
+    def read_after_the_archive_aborted(data):
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # the PDF is stored; the SR is next
+            archive.abort()
+            assert archive.dropped.wait(5), "the archive did not end the association"
+            time.sleep(0.2)  # and pynetdicom, on the gateway's side, has seen it end
+        return read(data)
+
+    monkeypatch.setattr(dicom, "dcmread", read_after_the_archive_aborted)
+    try:
+        with pytest.raises(
+            DeliveryError, match=f"the association ended before the {dicom.SR_PART}"
+        ):
+            sender.send(pkg, artefacts)
+        assert archive.stored == 1
     finally:
         sender.close()
         archive.stop()

@@ -43,6 +43,8 @@ _PERMANENT = {0x0122, 0x0124, 0x0211, 0xA900}
 _CANNOT_UNDERSTAND = range(0xC000, 0xD000)
 _LEAST_S = 0.05  # less left than this is no time for another step
 
+log = logging.getLogger(__name__)
+
 
 def prepare(package: ReportPackage, destination: DicomDestination, name: str) -> Artefacts:
     """Part 10 files by part; the PDF only where the package has one (a received picture
@@ -81,9 +83,12 @@ class DicomSender:
         called, host, port = self.destination.address
         try:
             return self._send(package, artefacts)
-        except Exception:  # a cut association fails in pynetdicom's ways (RuntimeError)
+        except Exception as exc:  # a cut association fails in pynetdicom's ways (RuntimeError)
             if not self._closed.done():
                 raise
+            log.debug(
+                "send to %s@%s:%s cut by the close: %s", called, host, port, type(exc).__name__
+            )
             raise SendInterrupted(
                 f"the sender of {called}@{host}:{port} was closed during the send"
             ) from None

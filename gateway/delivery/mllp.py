@@ -117,8 +117,9 @@ class MllpClient:
             self._exchanging = True
         try:
             return self._exchange(message, deadline)
-        except Exception:  # whatever a cut socket raised (ssl's, the OS's): the close's doing
+        except Exception as exc:  # whatever a cut socket raised (ssl's, the OS's): the close's
             if self._closed.done():
+                log.debug("exchange with %s cut by the close: %s", self.peer, type(exc).__name__)
                 raise MllpClosed(
                     f"{self.peer}: the client was closed during the exchange"
                 ) from None
