@@ -32,9 +32,12 @@ from paced_rhythms import (
 from scores import Counts
 from synthetic_rhythm_set import (
     BENCH_SEED,
+    CONDUCTED_RESET_GROUP,
     FREQUENT_PVC_GROUP,
     MIXED_ECTOPY_GROUP,
     MOBITZ_PAC_GROUP,
+    NOISY_MOBITZ_GROUP,
+    SLOW_PAC_PVC_GROUP,
     synthetic_rhythm_specs,
 )
 
@@ -214,6 +217,9 @@ def atrial_fibrillation_rows(results: list[SyntheticResult]) -> list[list[str]]:
         MIXED_ECTOPY_GROUP,
         FREQUENT_PVC_GROUP,
         MOBITZ_PAC_GROUP,
+        SLOW_PAC_PVC_GROUP,
+        CONDUCTED_RESET_GROUP,
+        NOISY_MOBITZ_GROUP,
     ):
         named = (
             group.replace("sinus", "sinus rhythms", 1) if group.startswith("sinus with") else group

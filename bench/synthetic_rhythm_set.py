@@ -6,6 +6,8 @@ draws as it did.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from paced_rhythms import PACED_GROUP, paced_spec
 
@@ -36,6 +38,9 @@ FREQUENT_PVC_GROUP = "sinus tachycardia 110-150/min with PVCs 20-40 %"
 FUSED_FLUTTER_GROUP = "flutter 2:1 at 135-170/min, waves 0.2-0.3 mV"
 MOBITZ_PAC_GROUP = "AV block Mobitz I with PACs 5-20 %"
 MIXED_PATTERN_GROUP = "bigeminy / trigeminy, PACs and PVCs in turn"
+SLOW_PAC_PVC_GROUP = "sinus 42-55/min, a PAC and a PVC after each sinus beat"
+CONDUCTED_RESET_GROUP = "sinus 42-55/min, an early PAC and a PVC, the reset P conducted"
+NOISY_MOBITZ_GROUP = "AV block Mobitz I 45-110/min, noise 0.02-0.1 mV"
 
 
 def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec | PacedSpec]]:
@@ -142,5 +147,31 @@ def synthetic_rhythm_specs(seed: int = BENCH_SEED) -> list[tuple[str, RhythmSpec
         rate_bpm=lambda r: float(r.uniform(50, 100)),
         pattern=lambda r: str(r.choice(["bigeminy", "trigeminy"])),
         pattern_origin="mixed",
+    )
+    # Slow sinus rhythm with a PAC and a PVC after each sinus beat and a small P wave:
+    # AF on 30 of 60 tuning draws (docs 3.38); with the sinus P wave due after the PAC's
+    # reset conducted, AF on 12 of 84 (3.40). Mobitz I under noise: AF on 5 of 300 (3.39).
+    small_p = {
+        "sinus_arrhythmia": lambda r: float(r.uniform(0, 0.15)),
+        "morphology": lambda r: replace(
+            bench_morphology(r, 50.0), p_mv=float(r.uniform(0.05, 0.1))
+        ),
+    }
+    for group, conducted in ((SLOW_PAC_PVC_GROUP, False), (CONDUCTED_RESET_GROUP, True)):
+        add(
+            group,
+            20,
+            rate_bpm=lambda r: float(r.uniform(42, 55)),
+            pattern="pac_pvc",
+            reset_p_conducts=conducted,
+            **small_p,
+        )
+    add(
+        NOISY_MOBITZ_GROUP,
+        20,
+        rate_bpm=lambda r: float(r.uniform(45, 110)),
+        av_block="mobitz1",
+        av_ratio=lambda r: int(r.choice([3, 4, 5])),
+        noise_mv=lambda r: float(r.uniform(0.02, 0.1)),
     )
     return specs
