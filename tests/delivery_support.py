@@ -3,12 +3,15 @@ the acquisition context of a real DICOM ECG, a real ECG image and a PDF of it.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from example_reports import sinus_report
 from PIL import Image
 
 from gateway.alerts import AlertHook
-from gateway.delivery import Sender, prepare
+from gateway.delivery import Artefacts, Sender, prepare
 from gateway.delivery.sweeper import DeliverySweeper
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import metadata_from_dataset
@@ -125,6 +128,83 @@ def sweep_in_thread(sweeper: DeliverySweeper, destination: str) -> threading.Thr
     thread = threading.Thread(target=sweeper.sweep_destination, args=(destination,), daemon=True)
     thread.start()
     return thread
+
+
+# A routes file without the destination under test: what a reload that removed it reads.
+ONLY_LOCAL_ROUTES = """\
+destinations:
+  local: {type: file, directory: out-local}
+rules: []
+default: [local]
+"""
+
+
+def close_during_send(
+    sweeper: DeliverySweeper,
+    router: Router,
+    closed_by: str,
+    sweep: threading.Thread,
+    wait_s: float,
+) -> None:
+    """While `sweep` sends: a routes reload that removed its destination ("reload": the
+    routes file rewritten as ONLY_LOCAL_ROUTES) or the gateway's stop ("stop"), from a
+    thread of its own as the scheduler's and the signal handler's are; both it and the
+    sweep must end within `wait_s`."""
+    started = time.monotonic()
+    if closed_by == "reload":
+        router.path.write_text(ONLY_LOCAL_ROUTES)
+        assert router.reload_if_changed()
+        closing = threading.Thread(target=sweeper.close_removed_senders, daemon=True)
+    else:
+        closing = threading.Thread(target=sweeper.stop, daemon=True)
+    closing.start()
+    closing.join(timeout=wait_s)
+    assert not closing.is_alive(), f"the {closed_by} waits for the send in progress"
+    sweep.join(timeout=wait_s)
+    assert not sweep.is_alive(), "the sweep still waits for the send"
+    assert time.monotonic() - started < wait_s
+
+
+def assert_handed_back_untried(store: Store, job: int) -> None:
+    [delivery] = [d for d in store.list_deliveries() if d.job_id == job]
+    assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 0, None)
+
+
+def send_in_thread(
+    sender: Sender, pkg: ReportPackage, artefacts: Artefacts
+) -> tuple[threading.Thread, list[BaseException | str]]:
+    """The send running in a thread of its own, and what it ended with (once it has)."""
+    outcome: list[BaseException | str] = []
+
+    def send() -> None:
+        try:
+            outcome.append(sender.send(pkg, artefacts))
+        except Exception as exc:  # noqa: BLE001 - what the send ended with is the result
+            outcome.append(exc)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A local port whose listen queue is full: a connection to it waits, as to a host
+    that drops the SYN."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = [socket.socket() for _ in range(3)]
+    for filler in queued:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    try:
+        yield port
+    finally:
+        for filler in queued:
+            filler.close()
+        listener.close()
 
 
 def release_fifo(fifo: Path) -> None:

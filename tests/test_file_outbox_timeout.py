@@ -133,12 +133,6 @@ def test_the_writing_process_start_is_not_charged_to_the_write_deadline(
 
 
 _SLOW_ROUTES = _ROUTES.replace(f"timeout_s: {_TIMEOUT_S}", "timeout_s: 120")  # the most allowed
-ONLY_LOCAL_ROUTES = """\
-destinations:
-  local: {type: file, directory: out-local}
-rules: []
-default: [local]
-"""
 
 
 def _wait_for_a_writer_hung_on(fifo: Path, wait_s: float = 60.0) -> None:
@@ -178,8 +172,7 @@ def test_a_stop_hands_a_hung_outbox_write_back_instead_of_waiting_for_its_timeou
         sweep.join(timeout=30)
         assert not sweep.is_alive(), "the stop waits for the hung write"
         assert time.monotonic() - stopped < 30
-        [delivery] = [d for d in store.list_deliveries() if d.job_id == job]
-        assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 0, None)
+        support.assert_handed_back_untried(store, job)
         assert any(
             "handed back untried: the outbox was closed during the write" in r.getMessage()
             for r in caplog.records
@@ -204,7 +197,7 @@ def test_a_reload_removing_a_file_destination_does_not_wait_for_its_hung_write(
         job = support.enqueue(store, router, data_dir, support.package(shared_data))
         sweep = support.sweep_in_thread(sweeper, "nfs")
         _wait_for_a_writer_hung_on(outbox)
-        (tmp_path / "routes.yaml").write_text(ONLY_LOCAL_ROUTES)
+        (tmp_path / "routes.yaml").write_text(support.ONLY_LOCAL_ROUTES)
         assert router.reload_if_changed()
         closing = threading.Thread(target=sweeper.close_removed_senders, daemon=True)
         closing.start()

@@ -1,15 +1,14 @@
-"""An HL7 (MLLP) or DICOM send in progress when its sender is closed (a routes reload that
-removed the destination, or the gateway's stop) is cut at once and its delivery handed
-back untried, counted in delivery_handbacks_total, as a FHIR POST is
-(test_fhir_send_close.py), instead of holding the reload or the stop for up to the
-destination's timeout_s. Real parts: the sweeper with its formatting process, the SQLite
-store, an MLLP receiver that answers late, a pynetdicom archive that takes the C-STORE
-request and does not answer it; and for the dialing, a listener whose queue is full."""
+"""A FHIR POST, an HL7 (MLLP) or a DICOM send in progress when its sender is closed (a
+routes reload that removed the destination, or the gateway's stop) is cut at once and
+its delivery handed back untried, counted in delivery_handbacks_total, instead of holding
+the reload or the stop for up to the destination's timeout_s. Real parts: the sweeper
+with its formatting process, the SQLite store, an HTTP FHIR server and an MLLP receiver
+that answer late, a pynetdicom archive that takes the C-STORE request and does not answer
+it; and for the dialing, a listener whose queue is full."""
 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,11 +16,10 @@ from pathlib import Path
 
 import delivery_support as support
 import pytest
-from peers import Hl7TestPeer
+from peers import FhirTestServer, Hl7TestPeer
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
 from pynetdicom.transport import AssociationSocket
-from test_file_outbox_timeout import ONLY_LOCAL_ROUTES
 
 from gateway import metrics as m
 from gateway.delivery import dicom, open_sender, prepare
@@ -38,7 +36,7 @@ class SilentArchive:
     the C-STORE request, then answers it only when stopped (or after _ANSWER_AFTER_S)."""
 
     def __init__(self) -> None:
-        self.requested = threading.Event()  # a C-STORE request has arrived
+        self._requested = threading.Event()  # a C-STORE request has arrived
         self._answer = threading.Event()
         ae = AE(ae_title="ARCHIVE")
         for context in (EncapsulatedPDFStorage, ComprehensiveSRStorage):
@@ -48,8 +46,12 @@ class SilentArchive:
         )
         self.port = self._server.server_address[1]
 
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
+
     def _store(self, event: evt.Event) -> int:
-        self.requested.set()
+        self._requested.set()
         self._answer.wait(_ANSWER_AFTER_S)
         return 0x0000
 
@@ -73,6 +75,25 @@ class SilentHl7:
         self._peer.stop()
 
 
+class SilentFhir:
+    """A FHIR server (tests/peers.py) that takes the transaction and answers it late."""
+
+    def __init__(self) -> None:
+        self._server = FhirTestServer(delay_s=_ANSWER_AFTER_S).start()
+        self.base_url = self._server.base_url
+
+    @property
+    def requested(self) -> bool:
+        return self._server.requests > 0
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def _fhir_site(server: SilentFhir) -> tuple[str, str]:
+    return f"{{type: fhir, endpoint: '{server.base_url}', timeout_s: 120}}", server.base_url
+
+
 def _hl7_site(peer: SilentHl7) -> tuple[str, str]:
     endpoint = f"127.0.0.1:{peer.port}"
     return f"{{type: hl7, endpoint: 'mllp://{endpoint}', timeout_s: 120}}", endpoint
@@ -84,22 +105,25 @@ def _dicom_site(archive: SilentArchive) -> tuple[str, str]:
 
 
 _KINDS: dict[str, tuple[Callable, Callable]] = {
+    "fhir": (SilentFhir, _fhir_site),
     "hl7": (SilentHl7, _hl7_site),
     "dicom": (SilentArchive, _dicom_site),
 }
 
 
-def _wait_for_the_request(peer: SilentHl7 | SilentArchive, wait_s: float = 60.0) -> None:
-    """Until the message (the C-STORE request) has reached the peer, so that the close
-    comes while the send waits for its answer."""
+def _wait_for_the_request(
+    peer: SilentFhir | SilentHl7 | SilentArchive, wait_s: float = 60.0
+) -> None:
+    """Until the transaction, the message or the C-STORE request has reached the peer, so
+    that the close comes while the send waits for its answer."""
     deadline = time.monotonic() + wait_s
-    while not (peer.requested.is_set() if isinstance(peer, SilentArchive) else peer.requested):
+    while not peer.requested:
         assert time.monotonic() < deadline, f"nothing reached the peer within {wait_s:g} s"
         time.sleep(0.05)
 
 
 @pytest.mark.parametrize("closed_by", ["reload", "stop"])
-@pytest.mark.parametrize("kind", ["hl7", "dicom"])
+@pytest.mark.parametrize("kind", ["fhir", "hl7", "dicom"])
 def test_a_send_waiting_for_its_answer_is_handed_back_when_its_sender_is_closed(
     shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str, closed_by: str
 ) -> None:
@@ -115,21 +139,8 @@ def test_a_send_waiting_for_its_answer_is_handed_back_when_its_sender_is_closed(
         job = support.enqueue(store, router, data_dir, support.package(shared_data))
         sweep = support.sweep_in_thread(sweeper, "far")
         _wait_for_the_request(peer)
-        started = time.monotonic()
-        if closed_by == "reload":
-            (tmp_path / "routes.yaml").write_text(ONLY_LOCAL_ROUTES)
-            assert router.reload_if_changed()
-            closing = threading.Thread(target=sweeper.close_removed_senders, daemon=True)
-        else:
-            closing = threading.Thread(target=sweeper.stop, daemon=True)
-        closing.start()
-        closing.join(timeout=_PROMPT_S)
-        assert not closing.is_alive(), f"the {closed_by} waits for the {kind} send in progress"
-        sweep.join(timeout=_PROMPT_S)
-        assert not sweep.is_alive(), f"the sweep still waits for the {kind} answer"
-        assert time.monotonic() - started < _PROMPT_S
-        [delivery] = [d for d in store.list_deliveries() if d.job_id == job]
-        assert (delivery.state, delivery.attempts, delivery.last_error) == ("pending", 0, None)
+        support.close_during_send(sweeper, router, closed_by, sweep, _PROMPT_S)
+        support.assert_handed_back_untried(store, job)
         assert metrics.get(m.DELIVERIES_HANDED_BACK) == 1
         assert metrics.get(m.DELIVERIES_FAILED) == 0
         expected = f"handed back untried: the sender of {endpoint} was closed during the send"
@@ -143,45 +154,25 @@ def test_a_send_waiting_for_its_answer_is_handed_back_when_its_sender_is_closed(
 def test_an_hl7_send_still_dialing_is_cut_by_its_close(shared_data: Path) -> None:
     """A receiver that does not take the connection (its listen queue is full, as a
     host that drops the SYN): the dialing waits, and a close ends it at once."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    queued = [socket.socket() for _ in range(3)]
-    for filler in queued:
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-    destination = Hl7Destination.model_validate(
-        {"type": "hl7", "endpoint": f"mllp://127.0.0.1:{port}", "timeout_s": 120}
-    )
-    sender = open_sender("ris", destination)
-    pkg = support.package(shared_data)
-    artefacts = prepare("ris", destination, pkg)
-    outcome: list[BaseException | str] = []
-
-    def send() -> None:
+    with support.unanswered_port() as port:
+        destination = Hl7Destination.model_validate(
+            {"type": "hl7", "endpoint": f"mllp://127.0.0.1:{port}", "timeout_s": 120}
+        )
+        sender = open_sender("ris", destination)
+        pkg = support.package(shared_data)
+        sending, outcome = support.send_in_thread(sender, pkg, prepare("ris", destination, pkg))
         try:
-            outcome.append(sender.send(pkg, artefacts))
-        except Exception as exc:  # noqa: BLE001 - what the send ended with is the result
-            outcome.append(exc)
-
-    sending = threading.Thread(target=send, daemon=True)
-    try:
-        sending.start()
-        sending.join(timeout=1.0)
-        assert sending.is_alive(), f"the dialing did not wait: {outcome}"
-        started = time.monotonic()
-        sender.close()
-        sending.join(timeout=_PROMPT_S)
-        assert not sending.is_alive(), "the dialing goes on after the close"
-        assert time.monotonic() - started < _PROMPT_S
-        [ended] = outcome
-        assert isinstance(ended, SendInterrupted), ended
-    finally:
-        sender.close()
-        for filler in queued:
-            filler.close()
-        listener.close()
+            sending.join(timeout=1.0)
+            assert sending.is_alive(), f"the dialing did not wait: {outcome}"
+            started = time.monotonic()
+            sender.close()
+            sending.join(timeout=_PROMPT_S)
+            assert not sending.is_alive(), "the dialing goes on after the close"
+            assert time.monotonic() - started < _PROMPT_S
+            [ended] = outcome
+            assert isinstance(ended, SendInterrupted), ended
+        finally:
+            sender.close()
 
 
 class PromptArchive:
@@ -304,35 +295,25 @@ def test_a_dicom_send_closed_just_before_its_dialing_is_cut_once_it_dials(
     it) and the sender cuts the association as it opens. This pins that behaviour, which
     operations.md relies on. The close is put in that window by pynetdicom's connect,
     through a hook, starting it and going on after 0.1 s."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    queued = [socket.socket() for _ in range(3)]
-    for filler in queued:
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-    destination = DicomDestination.model_validate(
-        {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{port}", "timeout_s": 20}
-    )
-    sender = open_sender("pacs", destination)
-    pkg = support.package(shared_data)
-    artefacts = prepare("pacs", destination, pkg)
-    connect = AssociationSocket.connect
+    with support.unanswered_port() as port:
+        destination = DicomDestination.model_validate(
+            {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{port}", "timeout_s": 20}
+        )
+        sender = open_sender("pacs", destination)
+        pkg = support.package(shared_data)
+        artefacts = prepare("pacs", destination, pkg)
+        connect = AssociationSocket.connect
 
-    def close_then_connect(self, primitive) -> None:
-        threading.Thread(target=sender.close, daemon=True).start()
-        time.sleep(0.1)
-        connect(self, primitive)
+        def close_then_connect(self, primitive) -> None:
+            threading.Thread(target=sender.close, daemon=True).start()
+            time.sleep(0.1)
+            connect(self, primitive)
 
-    monkeypatch.setattr(AssociationSocket, "connect", close_then_connect)
-    started = time.monotonic()
-    try:
-        with pytest.raises(SendInterrupted, match="was closed during the send"):
-            sender.send(pkg, artefacts)
-        assert time.monotonic() - started < _PROMPT_S
-    finally:
-        sender.close()
-        for filler in queued:
-            filler.close()
-        listener.close()
+        monkeypatch.setattr(AssociationSocket, "connect", close_then_connect)
+        started = time.monotonic()
+        try:
+            with pytest.raises(SendInterrupted, match="was closed during the send"):
+                sender.send(pkg, artefacts)
+            assert time.monotonic() - started < _PROMPT_S
+        finally:
+            sender.close()

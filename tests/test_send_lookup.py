@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from delivery_support import package
+from delivery_support import package, send_in_thread
 from dns_support import SlowDns
 from gateway_process import free_port
 from peers import DcmtkArchive, FhirTestServer, Hl7TestPeer
@@ -214,17 +214,7 @@ def test_a_send_waiting_on_dns_is_handed_back_at_its_senders_close(
     )
     sender = open_sender("far", destination)
     pkg = package(shared_data)
-    artefacts = prepare("far", destination, pkg)
-    outcome: list[BaseException | str] = []
-
-    def send() -> None:
-        try:
-            outcome.append(sender.send(pkg, artefacts))
-        except Exception as exc:  # noqa: BLE001 - what the send ended with is the result
-            outcome.append(exc)
-
-    sending = threading.Thread(target=send, daemon=True)
-    sending.start()
+    sending, outcome = send_in_thread(sender, pkg, prepare("far", destination, pkg))
     deadline = time.monotonic() + 10
     while not slow_dns.waiting:
         assert time.monotonic() < deadline, "the send did not look its host up"
