@@ -29,13 +29,7 @@ class SlowDns:
         name = host.decode("ascii") if isinstance(host, bytes) else host  # anyio's, IDNA
         if name is None or not name.endswith(".slow-dns.test"):
             return _real_getaddrinfo(host, port, family, type, proto, flags)
-        with self.lock:
-            self.waiting.append(threading.current_thread())
-        try:
-            self.released.wait(self.delay_s)
-        finally:
-            with self.lock:
-                self.waiting.remove(threading.current_thread())
+        self._wait_silently()
         return _real_getaddrinfo("127.0.0.1", port, family, type, proto, flags)
 
     def gethostbyaddr(self, host):
@@ -43,6 +37,11 @@ class SlowDns:
         names under `.slow-dns.test`, the same wait, then the real answer."""
         if host not in (socket.gethostname(), "") and not str(host).endswith(".slow-dns.test"):
             return _real_gethostbyaddr(host)
+        self._wait_silently()
+        return _real_gethostbyaddr("127.0.0.1")
+
+    def _wait_silently(self) -> None:
+        """As a DNS server that does not answer, until released or delay_s has passed."""
         with self.lock:
             self.waiting.append(threading.current_thread())
         try:
@@ -50,7 +49,6 @@ class SlowDns:
         finally:
             with self.lock:
                 self.waiting.remove(threading.current_thread())
-        return _real_gethostbyaddr("127.0.0.1")
 
     def answer(self, from_now_after_s: float = 60.0) -> None:
         """The lookups waiting now are answered; later ones after `from_now_after_s`."""
