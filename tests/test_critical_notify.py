@@ -404,14 +404,17 @@ def test_the_notice_goes_out_while_every_delivery_sweep_is_held_up(site, webhook
     hung = threading.Event()
     monkeypatch.setattr(sweeper, "sweep_destination", lambda name: hung.wait(30))
     try:
-        assert _sent_by_the_scheduler(store, router, sweeper, webhook, 10) == [job_id]
+        assert _sent_by_the_scheduler(store, router, sweeper, webhook, 10, hung.set) == [job_id]
     finally:
         hung.set()
 
 
-def _sent_by_the_scheduler(store, router, sweeper, webhook, seconds: float) -> list[int]:
+def _sent_by_the_scheduler(
+    store, router, sweeper, webhook, seconds: float, before_stop=lambda: None
+) -> list[int]:
     """The jobs whose notice the gateway's scheduler sent within `seconds` of starting
-    (counted before it stops: a shutdown runs the jobs still queued)."""
+    (counted before it stops: a shutdown runs the jobs still queued, and waits for those
+    running, after `before_stop`)."""
     from gateway.scheduler import GatewayScheduler
 
     scheduler = GatewayScheduler(
@@ -430,6 +433,7 @@ def _sent_by_the_scheduler(store, router, sweeper, webhook, seconds: float) -> l
             time.sleep(0.1)
         return [p["job_id"] for p in webhook.received]
     finally:
+        before_stop()
         scheduler.shutdown()
 
 
