@@ -21,6 +21,7 @@ from PIL import Image
 
 from gateway.alerts import AlertHook
 from gateway.delivery import Artefacts, Sender, prepare
+from gateway.delivery.base import SendInterrupted
 from gateway.delivery.sweeper import DeliverySweeper
 from gateway.processing.package import Association, ReportPackage
 from gateway.processing.received_pages import metadata_from_dataset
@@ -185,6 +186,20 @@ def send_in_thread(
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     return thread, outcome
+
+
+def assert_the_close_ends_the_send(
+    sender: Sender, sending: threading.Thread, outcome: list[BaseException | str], wait_s: float
+) -> None:
+    """The sender closed (as a reload or a stop does) while `sending` waits: the send ends
+    within `wait_s`, handed back (SendInterrupted)."""
+    started = time.monotonic()
+    sender.close()
+    sending.join(timeout=wait_s)
+    assert not sending.is_alive(), "the send goes on after its sender's close"
+    assert time.monotonic() - started < wait_s
+    [ended] = outcome
+    assert isinstance(ended, SendInterrupted), ended
 
 
 @contextlib.contextmanager

@@ -22,9 +22,10 @@ from pynetdicom.sop_class import ComprehensiveSRStorage, EncapsulatedPDFStorage
 from pynetdicom.transport import AssociationSocket
 
 from gateway import metrics as m
-from gateway.delivery import dicom, open_sender, prepare
+from gateway.delivery import Artefacts, Sender, dicom, open_sender, prepare
 from gateway.delivery.base import DeliveryError, SendInterrupted
 from gateway.metrics import Metrics
+from gateway.processing.package import ReportPackage
 from gateway.routing import DicomDestination, Hl7Destination
 
 _ANSWER_AFTER_S = 60.0  # the peers'; well within the destination's 120 s timeout_s
@@ -164,13 +165,7 @@ def test_an_hl7_send_still_dialing_is_cut_by_its_close(shared_data: Path) -> Non
         try:
             sending.join(timeout=1.0)
             assert sending.is_alive(), f"the dialing did not wait: {outcome}"
-            started = time.monotonic()
-            sender.close()
-            sending.join(timeout=_PROMPT_S)
-            assert not sending.is_alive(), "the dialing goes on after the close"
-            assert time.monotonic() - started < _PROMPT_S
-            [ended] = outcome
-            assert isinstance(ended, SendInterrupted), ended
+            support.assert_the_close_ends_the_send(sender, sending, outcome, _PROMPT_S)
         finally:
             sender.close()
 
@@ -196,6 +191,14 @@ class PromptArchive:
     def _closed(self, event: evt.Event) -> None:
         self.dropped.set()
 
+    def sender(self, shared_data: Path) -> tuple[Sender, ReportPackage, Artefacts]:
+        """A DICOM sender to this archive, and a real ECG's report package to send."""
+        destination = DicomDestination.model_validate(
+            {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{self.port}", "timeout_s": 30}
+        )
+        pkg = support.package(shared_data)
+        return open_sender("pacs", destination), pkg, prepare("pacs", destination, pkg)
+
     def abort(self) -> None:
         """End every association from the archive's side (A-ABORT), as an archive that
         restarts does."""
@@ -217,12 +220,7 @@ def test_a_dicom_send_cut_between_its_c_stores_is_handed_back(
     untried as every other cut send is. The close is put at that point by reading each
     object to store (dicom.py's dcmread, before its C-STORE) through a hook."""
     archive = PromptArchive()
-    destination = DicomDestination.model_validate(
-        {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{archive.port}", "timeout_s": 30}
-    )
-    sender = open_sender("pacs", destination)
-    pkg = support.package(shared_data)
-    artefacts = prepare("pacs", destination, pkg)
+    sender, pkg, artefacts = archive.sender(shared_data)
     assert len(artefacts) == 2
     read = dicom.dcmread
     reads = 0
@@ -255,12 +253,7 @@ def test_an_association_the_archive_ends_between_c_stores_is_a_clear_retried_fai
     closing anything: a failed try naming the object not stored, retried by the policy,
     not pynetdicom's RuntimeError (an "unexpected" error in the log) nor a handback."""
     archive = PromptArchive()
-    destination = DicomDestination.model_validate(
-        {"type": "dicom", "endpoint": f"dicom://ARCHIVE@127.0.0.1:{archive.port}", "timeout_s": 30}
-    )
-    sender = open_sender("pacs", destination)
-    pkg = support.package(shared_data)
-    artefacts = prepare("pacs", destination, pkg)
+    sender, pkg, artefacts = archive.sender(shared_data)
     read = dicom.dcmread
     reads = 0
 

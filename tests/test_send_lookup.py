@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from delivery_support import package, send_in_thread
+from delivery_support import assert_the_close_ends_the_send, package, send_in_thread
 from dns_support import SlowDns
 from gateway_process import free_port
 from peers import DcmtkArchive, FhirTestServer, Hl7TestPeer
 
 from gateway.delivery import DeliveryError, open_sender, prepare
-from gateway.delivery.base import SendInterrupted
 from gateway.delivery.resolve import MAX_PENDING, first_ipv4, lookup
 from gateway.routing import DicomDestination, FhirDestination, Hl7Destination
 
@@ -219,11 +218,5 @@ def test_a_send_waiting_on_dns_is_handed_back_at_its_senders_close(
     while not slow_dns.waiting:
         assert time.monotonic() < deadline, "the send did not look its host up"
         time.sleep(0.01)
-    started = time.monotonic()
-    sender.close()
-    sending.join(timeout=SLACK_S)
-    assert not sending.is_alive(), "the send still waits on DNS after its sender's close"
-    assert time.monotonic() - started < SLACK_S
-    [ended] = outcome
-    assert isinstance(ended, SendInterrupted), ended
+    assert_the_close_ends_the_send(sender, sending, outcome, SLACK_S)
     assert len(slow_dns.waiting) == 1
